@@ -1,0 +1,111 @@
+"""Synthetic letter data sets, kept as drawing parameters so a test letter can be redrawn at any shift.
+
+The training set is rendered once (it is small); the test set stays a LetterBatch of parameters, so the sweep can
+draw each test letter again at a shifted, possibly sub-pixel, position: the only change is the translation.
+
+Both sets are drawn from `data.seed` alone, so every model and every model seed sees the same images.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import torch
+
+from .config import DataConfig
+from .letters import GlyphTable, load_glyphs, render
+
+# Separate streams so that changing train_images does not change the test letters.
+_TRAIN_STREAM, _TEST_STREAM = 0, 1_000_003
+
+
+@dataclass
+class LetterBatch:
+    """Parameters of N letter images (1-D tensors of length N)."""
+
+    labels: torch.Tensor  # class index
+    glyph: torch.Tensor  # row of the GlyphTable (letter x font)
+    cx: torch.Tensor  # bbox centre, px (canvas centre = canvas / 2)
+    cy: torch.Tensor
+    height: torch.Tensor  # letter height, px
+    thickness: torch.Tensor  # stroke width, px
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def select(self, idx) -> "LetterBatch":
+        return LetterBatch(**{f.name: getattr(self, f.name)[idx] for f in fields(self)})
+
+    def to(self, device) -> "LetterBatch":
+        return LetterBatch(**{f.name: getattr(self, f.name).to(device) for f in fields(self)})
+
+
+def class_names(data: DataConfig) -> list[str]:
+    return ["top", "bottom"] if data.task == "position" else list(data.letters)
+
+
+def glyph_table(data: DataConfig) -> GlyphTable:
+    return load_glyphs(data.letters, data.fonts)
+
+
+def sample_letters(data: DataConfig, n: int, gen: torch.Generator) -> LetterBatch:
+    """n centred letters, classes balanced, random font, height and stroke width."""
+    n_letters, n_fonts = len(data.letters), len(data.fonts)
+    letter = torch.arange(n) % n_letters
+    letter = letter[torch.randperm(n, generator=gen)]
+    font = torch.randint(n_fonts, (n,), generator=gen)
+    jitter = (torch.rand(n, generator=gen) * 2 - 1) * data.size_jitter
+    lo, hi = data.thickness
+    thickness = lo + (hi - lo) * torch.rand(n, generator=gen)
+    centre = torch.full((n,), data.canvas / 2)
+    return LetterBatch(labels=letter, glyph=letter * n_fonts + font, cx=centre.clone(), cy=centre.clone(),
+                       height=data.size * (1 + jitter), thickness=thickness)
+
+
+def draw(table: GlyphTable, batch: LetterBatch, canvas: int, dx: float = 0.0, dy: float = 0.0,
+         part_offset: torch.Tensor | None = None) -> torch.Tensor:
+    """Render the batch with every letter moved by (dx, dy) px on the blank canvas."""
+    return render(table, batch.glyph, batch.cx + dx, batch.cy + dy, batch.height, batch.thickness, canvas,
+                  part_offset=part_offset)
+
+
+def uniform_offsets(n: int, max_shift: float, gen: torch.Generator, integer: bool) -> torch.Tensor:
+    """(n, 2) offsets uniform in [-max_shift, max_shift]; whole pixels when `integer`."""
+    if max_shift == 0:
+        return torch.zeros(n, 2)
+    if integer:
+        m = int(max_shift)
+        return torch.randint(-m, m + 1, (n, 2), generator=gen).float()
+    return (torch.rand(n, 2, generator=gen) * 2 - 1) * max_shift
+
+
+def roll_each(images: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
+    """Circularly shift image i by offsets[i] = (dx, dy) whole pixels."""
+    out = torch.empty_like(images)
+    for i, (dx, dy) in enumerate(offsets.long().tolist()):
+        out[i] = torch.roll(images[i], shifts=(dy, dx), dims=(-2, -1))
+    return out
+
+
+def training_set(data: DataConfig, table: GlyphTable) -> tuple[torch.Tensor, torch.Tensor]:
+    """(images (N, 1, canvas, canvas), labels (N,)), placed within +-train_shift px of the centre."""
+    gen = torch.Generator().manual_seed(data.seed + _TRAIN_STREAM)
+    batch = sample_letters(data, data.train_images, gen)
+    labels = batch.labels
+    if data.task == "position":
+        # label = which half the letter sits in; letters centred at 1/4 or 3/4 of the canvas height
+        labels = torch.randint(2, (len(batch),), generator=gen)
+        batch.cy = data.canvas / 4 + labels.float() * data.canvas / 2
+    offsets = uniform_offsets(len(batch), data.train_shift, gen, integer=data.train_mode == "circular")
+    if data.train_mode == "circular":
+        images = roll_each(draw(table, batch, data.canvas), offsets)
+    else:
+        batch.cx, batch.cy = batch.cx + offsets[:, 0], batch.cy + offsets[:, 1]
+        images = draw(table, batch, data.canvas)
+    return images, labels
+
+
+def test_letters(data: DataConfig) -> LetterBatch:
+    """The test letters at the reference position (the canvas centre): the same for every model and seed."""
+    gen = torch.Generator().manual_seed(data.seed + _TEST_STREAM)
+    return sample_letters(data, data.test_images, gen)

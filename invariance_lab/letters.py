@@ -1,0 +1,208 @@
+"""Stroke-font capital letters and a vectorised, anti-aliased torch renderer.
+
+Glyphs come from the Hershey stroke fonts (the `HersheyFonts` package): every
+letter is a handful of polylines, so it can be drawn at any sub-pixel position,
+size and stroke thickness exactly, with no resampling of a bitmap. That is what
+a translation-invariance experiment needs: a shift of 0.25 px is a real 0.25 px.
+
+Glyph coordinates are normalised per glyph: the bounding box of all its segments
+is centred at (0, 0) and its height (the cap height) is 1.0; x points right and
+y points down, as in images.
+
+Each glyph also has a "part", used by part-deformation experiments (move one
+piece of a letter relative to the rest). The rule, derived from the strokes and
+not typed in per font: the part is the stroke (a polyline as the font gives it)
+whose points have the largest mean x, i.e. the right-most stroke (the right
+diagonal of A, a bowl of B). A glyph drawn as a single stroke has no separate
+piece, so its part is that stroke's segments whose midpoint lies right of the
+glyph centre (x > 0); if there are none (a straight vertical bar, the sans-serif
+I), it is the bar's lower half (y > 0), the bar being cut in two at the centre.
+
+Rendering: a pixel (row i, col j) has its centre at (x = j + 0.5, y = i + 0.5);
+its intensity is clamp(thickness / 2 + 0.5 - d, 0, 1), d the distance from the
+pixel centre to the nearest segment. That is a pen of width `thickness` with a
+one-pixel linear ramp at its edge, which keeps ink mass nearly independent of
+sub-pixel position.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Sequence
+
+import torch
+
+from .errors import InvlabError
+
+LETTERS = tuple("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+
+# Hershey fonts whose character set is the Latin alphabet (the font names say so:
+# Futura, Roman, Times, Script, Cursive, Gothic English/German/Italian), each
+# checked by _has_capitals() to draw all of A-Z (a test runs the check; it is not
+# run at import because parsing 18 fonts takes ~0.8 s). The other Hershey fonts map
+# A-Z to Greek, Cyrillic, Japanese or symbols, or (astrology, mathupp, meteorology)
+# copy another font's capitals beside symbols. Beware: some names here are the same
+# A-Z strokes twice: futural = rowmans, futuram = rowmand, rowmant = timesrb,
+# scripts = cursive, gothiceng = gothgbt, gothicger = gothgrt, gothicita = gothitt.
+LATIN_FONTS: tuple[str, ...] = (
+    "futural", "futuram", "rowmans", "rowmand", "rowmant",
+    "timesr", "timesrb", "timesi", "timesib",
+    "scripts", "scriptc", "cursive",
+    "gothiceng", "gothicger", "gothicita", "gothgbt", "gothgrt", "gothitt",
+)
+# Note futural and rowmans are identical, so the defaults hold two distinct designs.
+DEFAULT_FONTS: tuple[str, ...] = ("futural", "rowmans", "timesr")
+
+
+@dataclass(frozen=True, eq=False)  # eq=False: tensors have no single truth value
+class GlyphTable:
+    letters: tuple[str, ...]  # class order
+    fonts: tuple[str, ...]
+    segments: torch.Tensor  # (G, S, 4) float32: x0, y0, x1, y1; zero padding, see mask
+    mask: torch.Tensor  # (G, S) bool, True for real segments
+    groups: torch.Tensor  # (G, S) long: stroke index in font order, -1 for padding
+    part: torch.Tensor  # (G, S) bool: segments of the glyph's part (module docstring)
+
+    def index(self, letter_idx: torch.Tensor, font_idx: torch.Tensor) -> torch.Tensor:
+        """Glyph index g = letter_index * len(fonts) + font_index."""
+        return letter_idx.long() * len(self.fonts) + font_idx.long()
+
+
+@lru_cache(maxsize=None)
+def _font_strokes(font: str) -> dict[str, tuple]:
+    """Raw strokes of A-Z in one font: letter -> tuple of polylines of (x, y) in font units."""
+    from HersheyFonts import HersheyFonts  # imported lazily: only needed when glyphs are built
+
+    h = HersheyFonts()
+    h.load_default_font(font)
+    return {c: tuple(tuple((float(x), float(y)) for x, y in s) for s in h.strokes_for_text(c)) for c in LETTERS}
+
+
+def _glyph_segments(strokes: tuple) -> tuple[list, list, list]:
+    """Normalised segments, stroke indices and part flags of one glyph."""
+    segs, groups = [], []
+    for k, stroke in enumerate(strokes):
+        pts = stroke if len(stroke) > 1 else stroke * 2  # a lone point is a dot: a zero-length segment
+        for p, q in zip(pts[:-1], pts[1:]):
+            segs.append((*p, *q))
+            groups.append(k)
+    t = torch.tensor(segs, dtype=torch.float64)  # float64 so normalisation adds no rounding of its own
+    xs, ys = t[:, 0::2], t[:, 1::2]
+    x0, x1, y0, y1 = xs.min(), xs.max(), ys.min(), ys.max()
+    scale = 1.0 / (y1 - y0)
+    t[:, 0::2] = (xs - (x0 + x1) / 2) * scale
+    t[:, 1::2] = (ys - (y0 + y1) / 2) * scale
+    if len(strokes) > 1:
+        right = max(range(len(strokes)), key=lambda k: sum(x for x, _ in strokes[k]) / len(strokes[k]))
+        part = [g == right for g in groups]
+    else:
+        part = ((t[:, 0] + t[:, 2]) / 2 > 0).tolist()
+        if not any(part):  # a straight vertical bar (sans-serif I): take its lower half instead
+            t = _split_at_y0(t)
+            groups = [0] * len(t)
+            part = ((t[:, 1] + t[:, 3]) / 2 > 0).tolist()
+    return t.float().tolist(), groups, part
+
+
+def _split_at_y0(t: torch.Tensor) -> torch.Tensor:
+    """Cut segments that cross y = 0 in two there; collinear halves draw exactly the same ink."""
+    out = []
+    for x0, y0, x1, y1 in t.tolist():
+        if y0 * y1 < 0:
+            xm = x0 + (x1 - x0) * y0 / (y0 - y1)
+            out += [(x0, y0, xm, 0.0), (xm, 0.0, x1, y1)]
+        else:
+            out.append((x0, y0, x1, y1))
+    return torch.tensor(out, dtype=t.dtype)
+
+
+def _has_capitals(font: str) -> bool:
+    """True if the installed font draws every capital A-Z with at least one stroke."""
+    from HersheyFonts import HersheyFonts
+
+    return font in HersheyFonts().default_font_names and all(_font_strokes(font)[c] for c in LETTERS)
+
+
+@lru_cache(maxsize=32)
+def _build_table(letters: tuple[str, ...], fonts: tuple[str, ...]) -> GlyphTable:
+    glyphs = [_glyph_segments(_font_strokes(f)[c]) for c in letters for f in fonts]
+    G, S = len(glyphs), max(len(s) for s, _, _ in glyphs)
+    segments = torch.zeros(G, S, 4)
+    mask = torch.zeros(G, S, dtype=torch.bool)
+    groups = torch.full((G, S), -1, dtype=torch.long)
+    part = torch.zeros(G, S, dtype=torch.bool)
+    for g, (s, k, p) in enumerate(glyphs):
+        n = len(s)
+        segments[g, :n] = torch.tensor(s)
+        mask[g, :n] = True
+        groups[g, :n] = torch.tensor(k)
+        part[g, :n] = torch.tensor(p)
+    empty = [f"{letters[g // len(fonts)]}/{fonts[g % len(fonts)]}" for g in range(G) if not part[g].any()]
+    if empty:
+        raise InvlabError(f"glyphs with an empty part (rule in invariance_lab.letters): {', '.join(empty)}")
+    return GlyphTable(letters, fonts, segments, mask, groups, part)
+
+
+def load_glyphs(letters: Sequence[str], fonts: Sequence[str]) -> GlyphTable:
+    """Glyph table for letters x fonts (cached: the returned tensors are shared, do not modify them)."""
+    letters, fonts = tuple(letters), tuple(fonts)
+    if not letters or not fonts:
+        raise InvlabError("need at least one letter and one font")
+    bad = [c for c in letters if c not in LETTERS]
+    if bad:
+        raise InvlabError(f"unknown letter(s) {bad}: letters must be capitals A-Z, one of {''.join(LETTERS)}")
+    bad = [f for f in fonts if f not in LATIN_FONTS]
+    if bad:
+        raise InvlabError(f"unknown or non-Latin font(s) {bad}: choose from {', '.join(LATIN_FONTS)}")
+    for name, items in (("letter", letters), ("font", fonts)):
+        if len(set(items)) != len(items):
+            raise InvlabError(f"duplicate {name} in {list(items)}: each may appear once")
+    return _build_table(letters, fonts)
+
+
+def render(
+    table: GlyphTable,
+    glyph: torch.Tensor,
+    cx: torch.Tensor,
+    cy: torch.Tensor,
+    height: torch.Tensor,
+    thickness: torch.Tensor,
+    canvas: int,
+    part_offset: torch.Tensor | None = None,
+    chunk: int = 256,
+) -> torch.Tensor:
+    """Draw N glyphs onto an (N, 1, canvas, canvas) float32 tensor in [0, 1], ink 1 on background 0.
+
+    glyph (N,) long indexes the table; cx, cy (N,) place the glyph's bbox centre in
+    pixel coordinates (canvas centre = canvas / 2); height (N,) is its height in
+    pixels, thickness (N,) the pen width in pixels. part_offset (N, 2) optionally
+    moves the glyph's part by (dx, dy) pixels. Work is done `chunk` images at a
+    time, so memory is about chunk * canvas**2 * S floats per intermediate.
+    """
+    device = cx.device
+    segments, mask, part = (t.to(device) for t in (table.segments, table.mask, table.part))
+    ys, xs = torch.meshgrid(torch.arange(canvas, device=device), torch.arange(canvas, device=device), indexing="ij")
+    pix = torch.stack([xs, ys], dim=-1).reshape(1, -1, 1, 2).float() + 0.5  # (1, P, 1, 2) pixel centres
+    out = []
+    for i in range(0, glyph.shape[0], chunk):
+        sl = slice(i, i + chunk)
+        g = glyph[sl].to(device)
+        h, r = height[sl].float()[:, None, None], thickness[sl].float()[:, None]
+        centre = torch.stack([cx[sl], cy[sl]], dim=-1).float()[:, None, :]  # (n, 1, 2)
+        a = segments[g, :, :2] * h + centre  # (n, S, 2) segment starts in pixels
+        b = segments[g, :, 2:] * h + centre
+        if part_offset is not None:
+            shift = part_offset[sl].float()[:, None, :] * part[g][:, :, None]  # zero off the part
+            a, b = a + shift, b + shift
+        a, ab = a[:, None], (b - a)[:, None]  # (n, 1, S, 2)
+        ap = pix - a  # (n, P, S, 2)
+        # clamp_min keeps zero-length segments finite: then t = 0 and d is the distance to the point.
+        t = ((ap * ab).sum(-1) / (ab * ab).sum(-1).clamp_min(1e-12)).clamp(0, 1)
+        d2 = (ap - t[..., None] * ab).square().sum(-1)  # (n, P, S)
+        d2 = d2.masked_fill(~mask[g][:, None, :], float("inf"))
+        d = d2.min(dim=-1).values.sqrt()  # sqrt once, after the min: same result, S times cheaper
+        out.append((r / 2 + 0.5 - d).clamp(0, 1))
+    if not out:
+        return torch.zeros(0, 1, canvas, canvas, device=device)
+    return torch.cat(out).reshape(-1, 1, canvas, canvas)

@@ -1,0 +1,162 @@
+"""Figures for finished runs: metric against shift (mean over seeds, 95% CI band) and (dx, dy) heatmaps.
+
+Every function writes PNGs into out_dir and returns their paths. Figures are built with
+matplotlib.figure.Figure, not pyplot: no global backend or figure state is touched, so this works headless
+(Agg renders the PNG) and cannot interfere with whatever backend the caller uses. Example:
+
+    plot_all([load_result("results/seed_question/20261125-101500")], "results/seed_question/plots")
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+from .errors import InvlabError
+from .report import METRICS, Result, _check_metric, axis_slice, shift_table
+
+DPI = 120
+# Axis labels: the metric's name and, in words, what it measures (definitions as in metrics.py).
+METRIC_LABELS = {
+    "accuracy": "accuracy\n(fraction of shifted images classified correctly)",
+    "flip_rate": "flip rate\n(prediction ≠ prediction at (0,0))",
+    "prob_change": "probability change\n(total variation ½Σ|Δp| vs softmax at (0,0))",
+    "neighbor_flip_rate": "neighbour flip rate\n(prediction ≠ prediction one grid step back)",
+}
+AXIS_LABELS = {"dx": "horizontal shift dx (px)", "dy": "vertical shift dy (px)"}
+LINESTYLES = ("-", "--", ":", "-.")
+
+
+def _modes(results: list[Result]) -> str:
+    modes = dict.fromkeys(r.meta.get("protocol", {}).get("mode", "?") for r in results)
+    return " / ".join(f"{m} shift" for m in modes)
+
+
+def _title_name(metric: str) -> str:
+    return METRIC_LABELS[metric].split("\n")[0]
+
+
+def _safe(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_")
+
+
+def _out(out_dir: str | Path) -> Path:
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise InvlabError(f"plot output {out} exists and is not a folder; pass a folder path for the PNGs.")
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def plot_metric_vs_shift(results: list[Result], metric: str, axis: str, out_dir: str | Path) -> Path:
+    """One line per (run, model): mean over seeds of `metric` along `axis` (other shift 0), 95% CI band."""
+    means, cis = shift_table(results, metric, axis)
+    several_runs = len(results) > 1
+    fig = Figure(figsize=(8, 4.8), dpi=DPI)
+    ax = fig.add_subplot()
+    colors = [f"C{i}" for i in range(10)]
+    x = means.columns.to_numpy(dtype=float)
+    for i, ((run, model), row) in enumerate(means.iterrows()):
+        y, ci = row.to_numpy(dtype=float), cis.loc[(run, model)].to_numpy(dtype=float)
+        keep = ~np.isnan(y)  # runs compared on different shift grids: join each line's own points
+        xs, y, ci = x[keep], y[keep], np.nan_to_num(ci[keep])
+        style = dict(color=colors[i % 10], linestyle=LINESTYLES[(i // 10) % len(LINESTYLES)])
+        ax.plot(xs, y, marker="o" if len(xs) <= 25 else None, markersize=3.5, linewidth=1.6,
+                label=f"{run}: {model}" if several_runs else model, **style)
+        ax.fill_between(xs, y - ci, y + ci, color=style["color"], alpha=0.18, linewidth=0)
+    ax.axvline(0, color="0.6", linewidth=0.8, zorder=0)
+    ax.set_xlabel(AXIS_LABELS[axis])
+    ax.set_ylabel(METRIC_LABELS[metric])
+    other = "dy" if axis == "dx" else "dx"
+    ax.set_title(f"{_title_name(metric)} vs {axis} ({other} = 0), {_modes(results)}\n"
+                 f"mean over seeds, band = 95% CI", fontsize=11)
+    ax.set_ylim(bottom=min(0.0, float(np.nanmin(means.to_numpy(dtype=float), initial=0.0))))
+    ax.grid(True, alpha=0.35)
+    if len(means) > 8:
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    else:
+        ax.legend(fontsize=9)
+    fig.tight_layout()
+    path = _out(out_dir) / f"{metric}_vs_{axis}.png"
+    fig.savefig(path)
+    return path
+
+
+def is_2d(result: Result) -> bool:
+    """True when the result holds a full (dx, dy) product grid with more than one value on each axis."""
+    inv = result.invariance
+    return (result.meta.get("protocol", {}).get("grid") == "product"
+            and inv["dx"].nunique() > 1 and inv["dy"].nunique() > 1)
+
+
+def plot_heatmaps(results: list[Result], metric: str, out_dir: str | Path) -> list[Path]:
+    """Per 2-D result, one figure: a heatmap per model of the mean over seeds on (dx, dy), shared colours."""
+    _check_metric(metric)
+    grids = [r for r in results if is_2d(r)]
+    paths = []
+    for r in grids:
+        mean = r.invariance.groupby(["model", "dx", "dy"], sort=False)[metric].mean().reset_index()
+        models = list(dict.fromkeys(mean["model"]))
+        values = mean[metric].to_numpy(dtype=float)
+        vmin, vmax = (float(np.nanmin(values)), float(np.nanmax(values))) if np.isfinite(values).any() else (0, 1)
+        if metric != "accuracy":  # rates and changes: 0 is the invariant ideal, keep it on the scale
+            vmin = min(vmin, 0.0)
+        ncols = min(len(models), 4)
+        nrows = math.ceil(len(models) / ncols)
+        xs, ys = np.unique(mean["dx"].to_numpy(float)), np.unique(mean["dy"].to_numpy(float))
+        aspect = (np.ptp(ys) + np.min(np.diff(ys))) / (np.ptp(xs) + np.min(np.diff(xs)))  # panels keep px square
+        panel_h = float(np.clip(3.2 * aspect, 1.4, 4.5))
+        fig = Figure(figsize=(3.3 * ncols + 1.3, (panel_h + 0.55) * nrows + 0.8), dpi=DPI, layout="constrained")
+        axes = fig.subplots(nrows, ncols, squeeze=False, sharex=True, sharey=True)
+        whole_px = all(float(v).is_integer() for v in np.concatenate([xs, ys]))
+        mesh = None
+        for ax, model in zip(axes.ravel(), models):
+            grid = mean[mean["model"] == model].pivot(index="dy", columns="dx", values=metric).sort_index()
+            grid = grid.reindex(columns=sorted(grid.columns))
+            mesh = ax.pcolormesh(grid.columns.to_numpy(float), grid.index.to_numpy(float), grid.to_numpy(float),
+                                 shading="nearest", cmap="viridis", vmin=vmin, vmax=vmax)
+            ax.set_title(model, fontsize=10)
+            ax.set_aspect("equal")
+        for ax in axes.ravel()[len(models):]:
+            ax.set_visible(False)
+        for col in range(ncols):  # label the lowest visible panel of each column
+            ax = axes[(len(models) - 1 - col) // ncols, col]
+            ax.set_xlabel("dx (px)")
+            ax.tick_params(labelbottom=True)
+        if whole_px:
+            axes[0, 0].xaxis.set_major_locator(MaxNLocator(integer=True))
+            axes[0, 0].yaxis.set_major_locator(MaxNLocator(integer=True))
+        for ax in axes[:, 0]:
+            ax.set_ylabel("dy (px)")
+        fig.colorbar(mesh, ax=axes.ravel().tolist(), label=METRIC_LABELS[metric], shrink=0.9)
+        mode = r.meta.get("protocol", {}).get("mode", "?")
+        fig.suptitle(f"{_title_name(metric)} over (dx, dy), {mode} shift, mean over seeds\n{r.label}",
+                     fontsize=11)
+        name = f"{metric}_heatmap.png" if len(grids) == 1 else f"{metric}_heatmap_{_safe(r.label)}.png"
+        path = _out(out_dir) / name
+        fig.savefig(path)
+        paths.append(path)
+    return paths
+
+
+def plot_all(results: list[Result], out_dir: str | Path,
+             metrics: tuple[str, ...] = ("flip_rate", "prob_change")) -> list[Path]:
+    """Line plots along every axis that varies (in any result), heatmaps for 2-D grids; returns all paths."""
+    for m in metrics:
+        _check_metric(m)
+    paths = []
+    for metric in metrics:
+        for axis in ("dx", "dy"):
+            if any(axis_slice(r.invariance, axis)[axis].nunique() > 1 for r in results):
+                varying = [r for r in results if not axis_slice(r.invariance, axis).empty]
+                paths.append(plot_metric_vs_shift(varying, metric, axis, out_dir))
+        paths.extend(plot_heatmaps(results, metric, out_dir))
+    return paths
+
+
+__all__ = ["METRICS", "plot_metric_vs_shift", "plot_heatmaps", "plot_all", "is_2d"]

@@ -1,0 +1,170 @@
+import time
+
+import pytest
+import torch
+
+from invariance_lab.errors import InvlabError
+from invariance_lab.letters import DEFAULT_FONTS, LATIN_FONTS, LETTERS, _has_capitals, load_glyphs, render
+
+
+@pytest.fixture(scope="module")
+def table():
+    return load_glyphs(LETTERS, DEFAULT_FONTS)
+
+
+def draw(table, glyph, cx=16.0, cy=16.0, height=16.0, thickness=1.5, canvas=32, **kw):
+    glyph = torch.as_tensor(glyph).long().reshape(-1)
+    full = lambda v: torch.as_tensor(v, dtype=torch.float32).expand(len(glyph)).clone()
+    return render(table, glyph, full(cx), full(cy), full(height), full(thickness), canvas, **kw)
+
+
+def centre_of_mass(img):
+    img = img[:, 0].double()
+    n = img.shape[-1]
+    coords = torch.arange(n, dtype=torch.float64) + 0.5
+    mass = img.sum((1, 2))
+    return (img.sum(1) * coords).sum(1) / mass, (img.sum(2) * coords).sum(1) / mass  # x, y
+
+
+def test_table_shapes_and_normalisation(table):
+    G = len(LETTERS) * len(DEFAULT_FONTS)
+    assert table.segments.shape[0] == G and table.segments.dtype == torch.float32
+    assert table.mask.shape == table.groups.shape == table.part.shape == table.segments.shape[:2]
+    for g in range(G):
+        s = table.segments[g][table.mask[g]]
+        xs, ys = s[:, 0::2], s[:, 1::2]
+        assert ys.max() - ys.min() == pytest.approx(1.0, abs=1e-6)
+        assert (xs.max() + xs.min()) / 2 == pytest.approx(0.0, abs=1e-6)
+        assert (ys.max() + ys.min()) / 2 == pytest.approx(0.0, abs=1e-6)
+    assert (table.groups[~table.mask] == -1).all() and (table.groups[table.mask] >= 0).all()
+    g = table.index(torch.tensor([2, 25]), torch.tensor([1, 2]))
+    assert g.tolist() == [2 * len(DEFAULT_FONTS) + 1, 25 * len(DEFAULT_FONTS) + 2]
+
+
+def test_render_is_deterministic_and_chunking_does_not_matter(table):
+    g = torch.arange(table.segments.shape[0])
+    a = draw(table, g, cx=15.3, cy=16.7)
+    b = draw(table, g, cx=15.3, cy=16.7)
+    c = draw(table, g, cx=15.3, cy=16.7, chunk=7)
+    assert torch.equal(a, b) and torch.equal(a, c)
+
+
+def test_centred_glyph_fits_inside_canvas_with_ink(table):
+    img = draw(table, torch.arange(table.segments.shape[0]))
+    assert img.shape == (table.segments.shape[0], 1, 32, 32) and img.dtype == torch.float32
+    border = torch.cat([img[:, 0, 0], img[:, 0, -1], img[:, 0, :, 0], img[:, 0, :, -1]], dim=1)
+    assert (border == 0).all()
+    assert (img.amax((1, 2, 3)) == 1).all() and (img.sum((1, 2, 3)) > 20).all()
+    assert img.min() >= 0 and img.max() <= 1
+
+
+def test_glyph_height_is_as_asked(table):
+    # 'I' in futural is a vertical bar of height 16: ink rows span 16 px plus the pen.
+    img = draw(table, table.index(torch.tensor([8]), torch.tensor([0])), thickness=1.0)
+    rows = img[0, 0].amax(1).nonzero().flatten()
+    assert rows.max() - rows.min() + 1 == 17
+
+
+@pytest.mark.parametrize("shift", [0.25, 0.5, 1.75])
+def test_subpixel_shift_moves_centre_of_mass(table, shift):
+    g = torch.arange(table.segments.shape[0])
+    x0, y0 = centre_of_mass(draw(table, g, cx=16.0, cy=16.0))
+    x1, y1 = centre_of_mass(draw(table, g, cx=16.0 + shift, cy=16.0 - shift))
+    assert torch.allclose(x1 - x0, torch.full_like(x0, shift), atol=0.03)
+    assert torch.allclose(y1 - y0, torch.full_like(y0, -shift), atol=0.03)
+
+
+def test_thicker_pen_gives_more_ink(table):
+    g = torch.arange(table.segments.shape[0])
+    ink = [draw(table, g, thickness=t).sum((1, 2, 3)) for t in (1.0, 1.5, 2.5)]
+    assert (ink[1] > ink[0]).all() and (ink[2] > ink[1]).all()
+
+
+def test_values_in_unit_interval_for_random_inputs(table):
+    torch.manual_seed(0)
+    n = 300
+    img = render(
+        table, torch.randint(0, table.segments.shape[0], (n,)), torch.rand(n) * 40 - 4, torch.rand(n) * 40 - 4,
+        torch.rand(n) * 30 + 2, torch.rand(n) * 4, canvas=32, chunk=64,
+    )
+    assert img.shape == (n, 1, 32, 32) and img.min() >= 0 and img.max() <= 1 and not img.isnan().any()
+
+
+def test_zero_part_offset_is_bit_identical(table):
+    g = torch.arange(table.segments.shape[0])
+    a = draw(table, g, cx=15.6, cy=16.2)
+    b = draw(table, g, cx=15.6, cy=16.2, part_offset=torch.zeros(len(g), 2))
+    assert torch.equal(a, b)
+
+
+def test_part_offset_changes_only_pixels_near_the_part(table):
+    g = torch.arange(table.segments.shape[0])
+    offset = torch.tensor([2.0, -1.0]).expand(len(g), 2)
+    a = draw(table, g, part_offset=None)
+    b = draw(table, g, part_offset=offset)
+    changed = (a != b)[:, 0]
+    assert changed.flatten(1).any(1).all()  # every glyph's part moved
+    # Pixels that changed are within reach of the part, before or after the move.
+    pix = torch.stack(torch.meshgrid(torch.arange(32.0), torch.arange(32.0), indexing="xy"), -1) + 0.5
+    reach = 0.75 + 0.5 + 1e-4  # half pen + anti-aliasing ramp
+    for i in range(len(g)):
+        seg = table.segments[i][table.part[i]] * 16 + 16
+        near = torch.zeros(32, 32, dtype=torch.bool)
+        for d in (torch.zeros(2), offset[0]):
+            p0, p1 = seg[:, :2] + d, seg[:, 2:] + d
+            ab, ap = p1 - p0, pix[:, :, None] - p0
+            t = ((ap * ab).sum(-1) / (ab * ab).sum(-1).clamp_min(1e-12)).clamp(0, 1)
+            dist = (ap - t[..., None] * ab).norm(dim=-1).amin(-1)
+            near |= dist < reach
+        assert not (changed[i] & ~near).any(), f"glyph {i}: pixels far from the part changed"
+
+
+def test_every_letter_has_a_part_in_all_latin_fonts():
+    table = load_glyphs(LETTERS, LATIN_FONTS)
+    assert table.part.any(1).all()
+    assert not (table.part & ~table.mask).any()
+    # In a multi-stroke glyph the part is exactly one whole stroke.
+    for g in range(table.segments.shape[0]):
+        groups = table.groups[g][table.part[g]].unique()
+        assert len(groups) == 1
+
+
+def test_latin_fonts_all_have_capitals():
+    assert set(DEFAULT_FONTS) <= set(LATIN_FONTS)
+    assert all(_has_capitals(f) for f in LATIN_FONTS)
+    assert not _has_capitals("markers")  # a symbol font with no glyphs past P
+    assert not _has_capitals("no_such_font")
+
+
+def test_unknown_letter_lists_choices():
+    with pytest.raises(InvlabError, match="ABCDEFGHIJKLMNOPQRSTUVWXYZ"):
+        load_glyphs(["A", "a"], DEFAULT_FONTS)
+
+
+def test_unknown_font_lists_choices():
+    with pytest.raises(InvlabError, match="futural.*timesr.*gothitt"):
+        load_glyphs(["A"], ["comic_sans"])
+    with pytest.raises(InvlabError, match="choose from"):
+        load_glyphs(["A"], ["greek"])  # exists, but its A-Z are Greek letters
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_matches_cpu(table):
+    g = torch.arange(table.segments.shape[0])
+    cpu = draw(table, g, cx=15.3, cy=16.7)
+    full = lambda v: torch.full((len(g),), v, device="cuda")
+    gpu = render(table, g.cuda(), full(15.3), full(16.7), full(16.0), full(1.5), 32)
+    assert gpu.device.type == "cuda"
+    assert torch.allclose(gpu.cpu(), cpu, atol=1e-4)
+
+
+def test_print_render_time(table):
+    # Not a timing assertion: printed (pytest -s) so the speed can be reported.
+    n = 2048
+    g = torch.randint(0, table.segments.shape[0], (n,), generator=torch.Generator().manual_seed(0))
+    draw(table, g[:256])  # warm-up
+    t0 = time.perf_counter()
+    img = draw(table, g, cx=16.3, cy=15.8)
+    dt = time.perf_counter() - t0
+    print(f"\nrender: {n} images at canvas 32 in {dt:.3f} s ({n / dt:.0f} images/s, {torch.get_num_threads()} threads)")
+    assert img.shape == (n, 1, 32, 32)
