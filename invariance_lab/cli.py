@@ -65,6 +65,57 @@ def run(config: Path = typer.Argument(..., help="YAML config, e.g. configs/seed_
 
 @app.command()
 @polite
+def sweep(target: Path = typer.Argument(..., help="A run folder (results/<name>/<run id>) or a YAML config."),
+          dx: Optional[str] = typer.Option(None, "--dx", help="Horizontal shifts START:STOP[:STEP], px, inclusive."),
+          dy: Optional[str] = typer.Option(None, "--dy", help="Vertical shifts START:STOP[:STEP], px, inclusive."),
+          mode: Optional[str] = typer.Option(None, "--mode", help="canvas (redrawn; sub-pixel allowed) or circular (rolled)."),
+          grid: Optional[str] = typer.Option(None, "--grid", help="product (every dx, dy pair) or axes (each axis alone)."),
+          models_: Optional[str] = typer.Option(None, "--models", help="Comma-separated model names (default: all)."),
+          set_: List[str] = typer.Option([], "--set", help="Config override when TARGET is a config file."),
+          results_dir: Path = RESULTS_DIR, quiet: bool = QUIET):
+    """Evaluate trained models over new shifts without retraining; writes <run>/sweeps/<id>/."""
+    from .experiment import sweep_experiment
+    from .report import load_result, model_table, protocol_lines, to_rich_table
+
+    chosen = [m.strip() for m in models_.split(",") if m.strip()] if models_ else None
+    folder = sweep_experiment(target, results_dir=results_dir, dx=dx, dy=dy, mode=mode, grid=grid, models=chosen,
+                              overrides=set_, progress=not quiet,
+                              on_event=None if quiet else lambda m: err.print(m, highlight=False))
+    result = load_result(folder)
+    out.print(to_rich_table(model_table([result]), title="sweep: mean ± 95% CI over seeds",
+                            caption="\n".join(protocol_lines([result]))))
+    out.print(f"sweep folder: {folder}", highlight=False, soft_wrap=True)
+
+
+@app.command()
+@polite
+def report(paths: List[Path] = typer.Argument(None, help="Run or sweep folders (default: the newest run)."),
+           by: str = typer.Option("model", "--by", help="model: one row per model; shift: model x shift table."),
+           metric: str = typer.Option("flip_rate", "--metric", help="Metric for --by shift and --plot."),
+           axis: Optional[str] = typer.Option(None, "--axis", help="dx or dy for --by shift (default: each swept axis)."),
+           fmt: str = typer.Option("table", "--format", help="table, markdown or csv."),
+           plot: Optional[Path] = typer.Option(None, "--plot", help="Also write PNG plots into this folder."),
+           results_dir: Path = RESULTS_DIR):
+    """Compare models (mean ± 95% CI over seeds) across one or more runs and sweeps; optionally plot."""
+    from .report import build_report, newest_run
+
+    results_paths = list(paths) if paths else [newest_run(results_dir)]
+    rep = build_report(results_paths, by=by, metric=metric, axis=axis, fmt=fmt, plot_dir=plot)
+    if fmt == "csv":
+        out.print(rep.text, markup=False, highlight=False, soft_wrap=True, end="")
+        for line in rep.protocol:  # keep stdout parseable; the protocol still reaches the reader
+            err.print(line, highlight=False, soft_wrap=True)
+    elif fmt == "markdown":
+        out.print(rep.text, markup=False, highlight=False, soft_wrap=True)
+    else:
+        for table in rep.tables:
+            out.print(table)
+    for path in rep.plots:
+        err.print(f"plot: {path}", highlight=False, soft_wrap=True)
+
+
+@app.command()
+@polite
 def models():
     """List the model presets and the factors each one sets."""
     from rich.table import Table

@@ -48,7 +48,7 @@ def _check_range(v: list[float], key: str) -> list[float]:
 
 class DataConfig(_Schema):
     letters: list[str] = ["A", "B"]  # the classes, any of A-Z; order = class index
-    fonts: list[str] = ["futural", "rowmans", "timesr"]  # Hershey stroke fonts drawn at random per image
+    fonts: list[str] = ["futural", "futuram", "timesr"]  # Hershey stroke fonts drawn at random per image
     canvas: int = Field(32, ge=8, le=256)  # image side in px; 32 keeps CPU training to seconds
     size: float = Field(16.0, gt=0)  # letter (cap) height in px before jitter; half the canvas leaves room to move
     size_jitter: float = Field(0.1, ge=0, lt=1)  # height drawn uniformly in size * [1 - j, 1 + j]

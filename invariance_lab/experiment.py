@@ -7,12 +7,16 @@ The way data travels: Config -> (letters, models) -> trained checkpoints -> swee
 
 from __future__ import annotations
 
+import json
+import math
 import time
 from pathlib import Path
 from typing import Callable
 
 import pandas as pd
 import torch
+import yaml
+from pydantic import ValidationError
 
 from .config import Config, DataConfig, SweepConfig, to_yaml
 from .data import LetterBatch, class_names, draw, glyph_table, test_letters, training_set
@@ -20,9 +24,9 @@ from .errors import InvlabError
 from .letters import GlyphTable
 from .models import count_parameters
 from .runs import Meta, environment, new_folder, write_csv, write_text
-from .shifts import axis_values, circular_shift, shift_lines
+from .shifts import CanvasShifts, circular_shift, shift_lines
 from .sweep import ModelKey, run_sweep, summarize
-from .train import fingerprint, save_checkpoint, train_model
+from .train import fingerprint, load_checkpoint, save_checkpoint, train_model
 
 FACTOR_COLUMNS = ["downsample", "head", "padding"]
 
@@ -41,12 +45,13 @@ def protocol(sweep: SweepConfig, data: DataConfig, seeds: list[int], models: lis
                 n_shifts=len({p for line in shift_lines(sweep.dx, sweep.dy, sweep.grid) for p in line}))
 
 
-def shifted_inputs(table: GlyphTable, test: LetterBatch, canvas: int, mode: str) -> Callable:
+def shifted_inputs(table: GlyphTable, test: LetterBatch, canvas: int, mode: str, max_shift: float) -> Callable:
     """inputs(chunk, dx, dy) for the sweep: redrawn on the canvas, or the reference image rolled."""
     if mode == "circular":
         reference = draw(table, test, canvas)
         return lambda c, dx, dy: circular_shift(reference[c], dx, dy)
-    return lambda c, dx, dy: draw(table, test.select(c), canvas, dx, dy)
+    margin = math.ceil(max_shift)
+    return CanvasShifts(lambda fx, fy: draw(table, test, canvas + 2 * margin, margin + fx, margin + fy), canvas, margin)
 
 
 def evaluate_shifts(models: dict[ModelKey, torch.nn.Module], factors: dict[str, dict], data: DataConfig,
@@ -54,7 +59,8 @@ def evaluate_shifts(models: dict[ModelKey, torch.nn.Module], factors: dict[str, 
     """(invariance table, summary table) of trained models over the sweep's shift grid."""
     table = glyph_table(data)
     test = test_letters(data)
-    inputs = shifted_inputs(table, test, data.canvas, sweep.mode)
+    max_shift = max(abs(v) for v in sweep.dx[:2] + sweep.dy[:2])
+    inputs = shifted_inputs(table, test, data.canvas, sweep.mode, max_shift)
     lines = shift_lines(sweep.dx, sweep.dy, sweep.grid)
     result = run_sweep(models, inputs, test.labels, lines, sweep.batch_size, device, progress=progress)
     inv = result.table
@@ -64,9 +70,30 @@ def evaluate_shifts(models: dict[ModelKey, torch.nn.Module], factors: dict[str, 
     return inv, summarize(inv, result.clean_accuracy)
 
 
-def run_experiment(cfg: Config, *, results_dir: Path, progress: bool = False,
+def find_checkpoints(results_dir: Path, name: str) -> dict[str, Path]:
+    """Checkpoints of earlier finished runs of this experiment name, by fingerprint (the newest wins)."""
+    found = {}
+    for meta_path in sorted(Path(results_dir).glob(f"{name}/*/meta.json")):
+        try:
+            meta = json.loads(meta_path.read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        if meta.get("kind") != "run" or meta.get("status") != "complete":
+            continue
+        for key, fp in meta.get("fingerprints", {}).items():
+            path = meta_path.parent / "checkpoints" / f"{key}.pt"
+            if path.exists():
+                found[fp] = path
+    return found
+
+
+def run_experiment(cfg: Config, *, results_dir: Path, progress: bool = False, reuse: bool = False,
                    on_event: Callable[[str], None] | None = None) -> Path:
-    """Train, sweep and write a new run folder; returns its path. meta.json says 'complete' only at the end."""
+    """Train, sweep and write a new run folder; returns its path. meta.json says 'complete' only at the end.
+
+    With reuse, a model whose fingerprint (factors, data, training settings, seed) matches a checkpoint of an
+    earlier finished run of the same name is loaded from there instead of being trained again.
+    """
     say = on_event or (lambda msg: None)
     device = resolve_device(cfg.device)
     factors = cfg.resolved_models()
@@ -77,7 +104,7 @@ def run_experiment(cfg: Config, *, results_dir: Path, progress: bool = False,
                 protocol=protocol(cfg.sweep, cfg.data, cfg.seeds, list(factors)), environment=environment(),
                 models={}, timings={"train_s": {}})
     say(f"run folder: {run_dir}")
-    try:
+    with meta.recording():
         t0 = time.perf_counter()
         table = glyph_table(cfg.data)
         train_x, train_y = training_set(cfg.data, table)
@@ -87,13 +114,21 @@ def run_experiment(cfg: Config, *, results_dir: Path, progress: bool = False,
         classes = class_names(cfg.data)
         data_d, train_d = cfg.data.model_dump(mode="json"), cfg.train.model_dump(mode="json")
 
+        earlier = find_checkpoints(results_dir, cfg.name) if reuse else {}
         trained, histories = {}, []
         for name, f in factors.items():
             for seed in cfg.seeds:
                 t0 = time.perf_counter()
-                model, hist = train_model(f, train_x, train_y, test_x, test.labels, cfg.train, noise=cfg.data.noise,
-                                          seed=seed, num_classes=len(classes), canvas=cfg.data.canvas, device=device,
-                                          progress=progress, label=f"{name} seed {seed}")
+                old = earlier.get(fingerprint(f, data_d, train_d, seed))
+                if old is not None:
+                    model, blob = load_checkpoint(old, device)
+                    hist = pd.DataFrame(blob["history"])
+                    meta.data.setdefault("reused", {})[f"{name}-seed{seed}"] = str(old)
+                    say(f"reused {name} seed {seed} from {old}")
+                else:
+                    model, hist = train_model(f, train_x, train_y, test_x, test.labels, cfg.train, noise=cfg.data.noise,
+                                              seed=seed, num_classes=len(classes), canvas=cfg.data.canvas, device=device,
+                                              progress=progress, label=f"{name} seed {seed}")
                 save_checkpoint(run_dir / "checkpoints" / f"{name}-seed{seed}.pt", model, name=name, seed=seed,
                                 data=data_d, train=train_d, classes=classes, history=hist)
                 trained[(name, seed)] = model
@@ -104,7 +139,8 @@ def run_experiment(cfg: Config, *, results_dir: Path, progress: bool = False,
                 meta.data.setdefault("fingerprints", {})[f"{name}-seed{seed}"] = fingerprint(f, data_d, train_d, seed)
                 meta.save()
                 last = hist.iloc[-1]
-                say(f"trained {name} seed {seed}: test accuracy {last.test_accuracy:.3f} ({seconds:.1f}s)")
+                if old is None:
+                    say(f"trained {name} seed {seed}: test accuracy {last.test_accuracy:.3f} ({seconds:.1f}s)")
         train_csv = pd.concat(histories, ignore_index=True)
         write_csv(run_dir / "train.csv", train_csv[["model", "seed"] + [c for c in train_csv if c not in ("model", "seed")]])
 
@@ -113,11 +149,105 @@ def run_experiment(cfg: Config, *, results_dir: Path, progress: bool = False,
         meta.data["timings"]["sweep_s"] = round(time.perf_counter() - t0, 2)
         write_csv(run_dir / "invariance.csv", inv)
         write_csv(run_dir / "summary.csv", summary)
-    except KeyboardInterrupt:
-        meta.finish("interrupted")
-        raise
-    except BaseException as e:
-        meta.finish("failed", error=f"{type(e).__name__}: {e}")
-        raise
-    meta.finish("complete")
     return run_dir
+
+
+def parse_range(text: str, option: str) -> list[float]:
+    """'START:STOP[:STEP]' (inclusive) or a single value 'V' -> [start, stop, step], checked like the config."""
+    from .config import _check_range
+
+    try:
+        values = [float(v) for v in text.split(":")]
+    except ValueError:
+        raise InvlabError(f"{option} {text!r}: expected START:STOP[:STEP] with numbers, e.g. {option} -4:4:0.5") from None
+    if len(values) == 1:
+        values = values * 2
+    try:
+        return _check_range(values, option)
+    except ValueError as e:
+        raise InvlabError(f"{option} {text!r}: {e}") from None
+
+
+def latest_matching_run(cfg: Config, results_dir: Path) -> Path | None:
+    """The newest finished run of cfg.name whose checkpoints match every model x seed of cfg exactly."""
+    data_d, train_d = cfg.data.model_dump(mode="json"), cfg.train.model_dump(mode="json")
+    want = {f"{n}-seed{s}": fingerprint(f, data_d, train_d, s) for n, f in cfg.resolved_models().items() for s in cfg.seeds}
+    for meta_path in sorted(Path(results_dir).glob(f"{cfg.name}/*/meta.json"), reverse=True):
+        try:
+            meta = json.loads(meta_path.read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        if meta.get("kind") == "run" and meta.get("status") == "complete" and meta.get("fingerprints") == want:
+            return meta_path.parent
+    return None
+
+
+def sweep_experiment(target: Path, *, results_dir: Path = Path("results"), dx: str | None = None,
+                     dy: str | None = None, mode: str | None = None, grid: str | None = None,
+                     models: list[str] | None = None, overrides: list[str] | None = None, progress: bool = False,
+                     on_event: Callable[[str], None] | None = None) -> Path:
+    """Evaluate a run's checkpoints over new shifts; results go to <run>/sweeps/<id>/. Returns that folder.
+
+    `target` is a run folder, or a config file: then the newest finished run with the same models, data,
+    training settings and seeds is used, or a new run is made that reuses every matching checkpoint.
+    Ranges not given: with neither, the config's; with one, the other axis is fixed at 0.
+    """
+    from .config import load_config
+    from .runs import require_finished_run
+
+    say = on_event or (lambda msg: None)
+    target = Path(target)
+    if target.is_file() or target.suffix in (".yaml", ".yml"):
+        cfg = load_config(target, overrides)
+        run_dir = latest_matching_run(cfg, results_dir)
+        if run_dir is None:
+            say("no finished run with these exact settings: running it first (matching checkpoints are reused)")
+            run_dir = run_experiment(cfg, results_dir=results_dir, progress=progress, reuse=True, on_event=on_event)
+        else:
+            say(f"using run {run_dir}")
+    else:
+        if overrides:
+            raise InvlabError("--set applies to a config file; a run folder's settings are fixed")
+        run_dir = target
+    meta_run = require_finished_run(run_dir)
+    cfg = load_config(run_dir / "config.yaml")
+
+    settings = cfg.sweep.model_dump()
+    if dx is not None or dy is not None:
+        settings["dx"] = parse_range(dx, "--dx") if dx is not None else [0.0, 0.0, 1.0]
+        settings["dy"] = parse_range(dy, "--dy") if dy is not None else [0.0, 0.0, 1.0]
+        settings["grid"] = "product"
+    settings.update({k: v for k, v in dict(mode=mode, grid=grid).items() if v is not None})
+    try:
+        sweep = SweepConfig.model_validate(settings)
+    except ValidationError as e:
+        raise InvlabError("invalid sweep options: " + "; ".join(
+            f"{'.'.join(map(str, x['loc'])) or 'sweep'}: {x['msg'].removeprefix('Value error, ')}" for x in e.errors())) from None
+
+    factors = cfg.resolved_models()
+    chosen = list(factors) if not models else models
+    unknown = [m for m in chosen if m not in factors]
+    if unknown:
+        raise InvlabError(f"unknown model(s) {', '.join(unknown)} in {run_dir}; choose from: {', '.join(factors)}")
+    device = resolve_device(cfg.device)
+    loaded = {}
+    for name in chosen:
+        for seed in cfg.seeds:
+            path = run_dir / "checkpoints" / f"{name}-seed{seed}.pt"
+            if not path.exists():
+                raise InvlabError(f"{run_dir} has no checkpoint {path.name}; the run folder is incomplete")
+            loaded[(name, seed)], _ = load_checkpoint(path, device)
+
+    folder = new_folder(run_dir / "sweeps")
+    write_text(folder / "sweep.yaml", yaml.safe_dump(dict(sweep=sweep.model_dump(mode="json"), models=chosen), sort_keys=False))
+    meta = Meta(folder, kind="sweep", name=cfg.name, run_id=run_dir.name, sweep_id=folder.name, run=str(run_dir),
+                device=str(device), seeds=cfg.seeds, protocol=protocol(sweep, cfg.data, cfg.seeds, chosen),
+                environment=environment(), timings={}, run_environment=meta_run.get("environment"))
+    say(f"sweep folder: {folder}")
+    with meta.recording():
+        t0 = time.perf_counter()
+        inv, summary = evaluate_shifts(loaded, factors, cfg.data, sweep, device, progress=progress)
+        meta.data["timings"]["sweep_s"] = round(time.perf_counter() - t0, 2)
+        write_csv(folder / "invariance.csv", inv)
+        write_csv(folder / "summary.csv", summary)
+    return folder

@@ -150,8 +150,8 @@ class APSDown(nn.Module):
     Starting from all four components, for each key entry in turn keep those within a tolerance of the best
     one still kept. The tolerance is ``rtol`` times that entry's natural scale among the four (largest total
     energy, channel energy, channel l1 mass, or channel energy**1.5 for the skew correlations), so float noise
-    (well below rtol) never decides but real differences do. If several components survive every entry, keep the first in the fixed order
-    (0,0), (0,1), (1,0), (1,1).
+    (well below rtol) never decides but real differences do. If several components survive every entry, keep
+    the first in the fixed order (0,0), (0,1), (1,0), (1,1).
 
     Limits: (1) the fixed-order fallback is harmless only when the survivors are circular shifts of one
     another (e.g. a stripe that wraps around the image); two different components that agree on every key
@@ -181,21 +181,26 @@ class APSDown(nn.Module):
         """Index (N,) of the kept component of each sample, by the rule in the class docstring."""
         c = comps.double()  # a shift changes the summation order; in float64 that rounding is far below rtol
         energy = c.pow(2).sum(dim=(-2, -1))  # (N, 4, C)
-        alive = self._keep_best(torch.ones(energy.shape[:2], dtype=torch.bool, device=c.device),
-                                energy.sum(-1), energy.sum(-1))
-        if bool((alive.sum(1) == 1).all()):
-            return alive.to(torch.uint8).argmax(dim=1)  # the usual case: the norm alone decides
+        total = energy.sum(-1)
+        alive = self._keep_best(torch.ones_like(total, dtype=torch.bool), total, total)
+        tied = (alive.sum(1) > 1).nonzero().squeeze(1)
+        if len(tied):  # rare (blank backgrounds): break the ties on the secondary key, for those samples only
+            alive[tied] = self._break_ties(c[tied], energy[tied], alive[tied])
+        return alive.to(torch.uint8).argmax(dim=1)  # the first survivor in the fixed order
+
+    def _break_ties(self, c: torch.Tensor, energy: torch.Tensor, alive: torch.Tensor) -> torch.Tensor:
         mass = c.abs().sum(dim=(-2, -1))
-        shifted = (c.roll(1, dims=-2), c.roll(1, dims=-1))  # circular within a component: shift-invariant sums
-        for ch in range(c.shape[2]):
-            xc, e, m = c[:, :, ch], energy[:, :, ch], mass[:, :, ch]
-            alive = self._keep_best(alive, e, e)
-            alive = self._keep_best(alive, m, m)
-            for s in shifted:
-                alive = self._keep_best(alive, (xc * s[:, :, ch]).sum(dim=(-2, -1)), e)
-                # |sum x^2 y| <= E * max|y| <= E**1.5, hence that scale.
-                alive = self._keep_best(alive, (xc.pow(2) * s[:, :, ch]).sum(dim=(-2, -1)), e.pow(1.5))
-        return alive.to(torch.uint8).argmax(dim=1)  # first survivor in the fixed order
+        values, scales = [energy, mass], [energy, mass]
+        for dim in (-2, -1):  # lag-1 along rows, then columns; circular within a component, so shift-invariant
+            neighbour = c.roll(1, dims=dim)
+            values += [(c * neighbour).sum(dim=(-2, -1)), (c.pow(2) * neighbour).sum(dim=(-2, -1))]
+            scales += [energy, energy.pow(1.5)]  # |sum x*y| <= E and |sum x^2*y| <= E * max|y| <= E**1.5
+        # (n, 4, C, 6) -> (n, 4, 6C): all entries of channel 0 first, then channel 1, ...
+        values = torch.stack(values, dim=-1).flatten(2)
+        scales = torch.stack(scales, dim=-1).flatten(2)
+        for k in range(values.shape[-1]):
+            alive = self._keep_best(alive, values[..., k], scales[..., k])
+        return alive
 
     def _keep_best(self, alive: torch.Tensor, value: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
         """Among the `alive` components (N, 4), keep those whose `value` is within rtol * scale of the best."""

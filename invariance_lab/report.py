@@ -322,3 +322,82 @@ def format_table(df: pd.DataFrame, fmt: str, ci_df: pd.DataFrame | None = None,
         for line in caption.splitlines():  # one paragraph per protocol line (markdown merges adjacent lines)
             lines += ["", line]
     return "\n".join(lines) + "\n"
+
+
+# --- the `invlab report` command as a function ------------------------------------------------------------
+
+BY = ("model", "shift")
+
+
+@dataclass
+class Report:
+    tables: list[Table]  # rich tables, for fmt "table"
+    text: str  # the markdown or csv text (empty for fmt "table")
+    protocol: list[str]
+    plots: list[Path]
+
+
+def newest_run(results_dir: str | Path) -> Path:
+    """The most recently finished run under results_dir (for `invlab report` with no folder)."""
+    found = []
+    for meta_path in Path(results_dir).glob("*/*/meta.json"):
+        try:
+            meta = json.loads(meta_path.read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        if meta.get("kind") == "run" and meta.get("status") == "complete":
+            found.append((meta.get("finished", ""), str(meta_path.parent)))
+    if not found:
+        raise InvlabError(f"no finished run under {results_dir}; run `invlab run CONFIG` first or name a run folder")
+    return Path(max(found)[1])
+
+
+def build_report(paths: list[str | Path], *, by: str = "model", metric: str = "flip_rate", axis: str | None = None,
+                 fmt: str = "table", plot_dir: str | Path | None = None) -> Report:
+    """Load results and build the comparison tables (and plots) that `invlab report` shows."""
+    if by not in BY:
+        raise InvlabError(f"unknown --by '{by}'; choose one of: {', '.join(BY)}.")
+    if fmt not in FORMATS:
+        raise InvlabError(f"unknown table format '{fmt}'; choose one of: {', '.join(FORMATS)}.")
+    _check_metric(metric)
+    if axis is not None:
+        _check_axis(axis)
+    results = [load_result(p) for p in paths]
+    protocol = protocol_lines(results)
+    caption = "\n".join(protocol)
+    several = len(results) > 1
+    views = []  # (title, frame, ci_frame)
+    if by == "model":
+        df = model_table(results)
+        views.append(("per model: mean ± 95% CI over seeds (mean/worst over non-zero shifts)",
+                      df if several else df.drop(columns="run"), None))
+    else:
+        axes = [axis] if axis else [a for a in AXES
+                                    if any(axis_slice(r.invariance, a)[a].nunique() > 1 for r in results)]
+        if not axes:
+            raise InvlabError("these results sweep no axis with more than one shift; use --by model")
+        for a in axes:
+            mean, ci = shift_table(results, metric, a)
+            if not several:
+                mean, ci = mean.droplevel("run"), ci.droplevel("run")
+            views.append((f"{metric} along {a} (the other shift 0): mean ± 95% CI over seeds", mean, ci))
+    tables = [to_rich_table(df, title, caption, ci) for title, df, ci in views] if fmt == "table" else []
+    if fmt == "csv":
+        parts = []
+        for (title, df, ci), a in zip(views, axes if by == "shift" else [None]):
+            text = format_table(df, "csv", ci_df=ci)
+            frame = pd.read_csv(io.StringIO(text))
+            if a is not None:
+                frame.insert(0, "axis", a)
+            parts.append(frame)
+        text = pd.concat(parts, ignore_index=True).to_csv(index=False)
+    elif fmt == "markdown":
+        text = "\n".join(format_table(df, "markdown", ci_df=ci, caption=caption, title=title) for title, df, ci in views)
+    else:
+        text = ""
+    plots = []
+    if plot_dir is not None:
+        from .plots import plot_all
+
+        plots = plot_all(results, plot_dir, metrics=tuple(dict.fromkeys([metric, "flip_rate", "prob_change"])))
+    return Report(tables=tables, text=text, protocol=protocol, plots=plots)

@@ -19,6 +19,7 @@ import os
 import platform
 import subprocess
 import time
+from contextlib import contextmanager
 from datetime import datetime
 from importlib import metadata
 from pathlib import Path
@@ -98,6 +99,19 @@ class Meta:
 
     def save(self) -> None:
         write_json(self.path, self.data)
+
+    @contextmanager
+    def recording(self):
+        """Mark the folder complete when the block ends normally, failed or interrupted when it does not."""
+        try:
+            yield self
+        except KeyboardInterrupt:
+            self.finish("interrupted")
+            raise
+        except BaseException as e:
+            self.finish("failed", error=f"{type(e).__name__}: {e}")
+            raise
+        self.finish("complete")
 
     def finish(self, status: str, **fields) -> None:
         self.data.update(fields)

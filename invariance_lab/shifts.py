@@ -10,6 +10,8 @@ shift with the previous one on its line (one step back along x; along y on the v
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 
@@ -45,3 +47,39 @@ def circular_shift(images: torch.Tensor, dx: float, dy: float) -> torch.Tensor:
     if dx != int(dx) or dy != int(dy):
         raise ValueError(f"circular shifts are whole pixels; got ({dx}, {dy})")
     return torch.roll(images, shifts=(int(dy), int(dx)), dims=(-2, -1))
+
+
+class CanvasShifts:
+    """Canvas-mode inputs without redrawing every letter at every shift.
+
+    A letter drawn at (dx, dy) = (ix + fx, iy + fy), with ix, iy whole and 0 <= fx, fy < 1, is the letter drawn
+    at (fx, fy) on a canvas enlarged by `margin` px on every side, cut back to the original frame at an offset
+    of (ix, iy). So each distinct sub-pixel phase (fx, fy) is drawn once, and every whole-pixel shift is a crop:
+    the same pixels as drawing at the shifted position (up to float round-off), at a fraction of the cost.
+    Drawn phases are kept up to `cache_bytes`; older ones are dropped (and drawn again if needed).
+
+    draw_phase(fx, fy) must return the whole test set (N, 1, canvas + 2 * margin, ...) with every letter moved
+    by (margin + fx, margin + fy) from its reference position.
+    """
+
+    def __init__(self, draw_phase, canvas: int, margin: int, cache_bytes: int = 256 * 2**20):
+        self.draw_phase, self.canvas, self.margin = draw_phase, canvas, margin
+        self.cache: dict[tuple[float, float], torch.Tensor] = {}
+        self.cache_bytes = cache_bytes
+
+    def phase(self, fx: float, fy: float) -> torch.Tensor:
+        key = (round(fx, 6), round(fy, 6))
+        if key not in self.cache:
+            big = self.draw_phase(*key)
+            while self.cache and (len(self.cache) + 1) * big.numel() * big.element_size() > self.cache_bytes:
+                self.cache.pop(next(iter(self.cache)))
+            self.cache[key] = big
+        return self.cache[key]
+
+    def __call__(self, chunk: slice, dx: float, dy: float) -> torch.Tensor:
+        ix, iy = math.floor(dx), math.floor(dy)
+        if max(abs(ix), abs(iy), math.ceil(abs(dx)), math.ceil(abs(dy))) > self.margin:
+            raise ValueError(f"shift ({dx}, {dy}) exceeds the margin {self.margin}")
+        big = self.phase(dx - ix, dy - iy)
+        top, left = self.margin - iy, self.margin - ix
+        return big[chunk, :, top:top + self.canvas, left:left + self.canvas]
