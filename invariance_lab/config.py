@@ -92,6 +92,9 @@ class DataConfig(_Schema):
     def _fits(self) -> "DataConfig":
         if self.task == "position" and len(self.letters) < 1:
             raise ValueError("task: position needs at least one letter")
+        if self.task == "position" and self.canvas % 2:
+            # the paired test set rolls the top image by canvas/2 rows; 1/4 maps onto 3/4 only for an even side
+            raise ValueError(f"task: position needs an even canvas (the bottom test image is the top one rolled by canvas/2); got {self.canvas}")
         if self.train_mode == "circular" and self.train_shift != int(self.train_shift):
             raise ValueError(f"train_mode: circular rolls by whole pixels; train_shift must be an integer, got {self.train_shift:g}")
         return self
@@ -177,6 +180,14 @@ class Config(_Schema):
         if bad:
             raise ValueError(f"model names must use letters, digits, '_', '-', '.'; got {bad}")
         return v
+
+    @model_validator(mode="after")
+    def _position_sweeps_roll(self) -> "Config":
+        if self.data.task == "position" and self.sweep.mode != "circular":
+            # Canvas shifts would redraw the bottom letters instead of rolling them, breaking the exact pairing.
+            raise ValueError("task: position is swept with sweep.mode: circular (its test images are rolled pairs); "
+                             f"got mode: {self.sweep.mode}")
+        return self
 
     def resolved_models(self) -> dict[str, dict]:
         """Each model's full factor set (preset, then the factors given beside it)."""

@@ -4,6 +4,13 @@ The training set is rendered once (it is small); the test set stays a LetterBatc
 draw each test letter again at a shifted, possibly sub-pixel, position: the only change is the translation.
 
 Both sets are drawn from `data.seed` alone, so every model and every model seed sees the same images.
+
+task: position (Kayhan & van Gemert, CVPR 2020: can a CNN read absolute position?). The label is the half of the
+canvas the letter sits in: 0 = top (letter centred at 1/4 of the canvas height), 1 = bottom (at 3/4). The test
+set is PAIRED: each test letter is drawn once in the top half, and its bottom image is exactly that image rolled
+down by canvas/2 rows (torch.roll, bitwise the same pixels). A model whose output is exactly invariant to that
+roll (circular padding, stride 1 or a total stride dividing canvas/2, global pooling) gives both images of a pair
+the same prediction, so exactly one of the two is right: its accuracy is exactly 0.5, whatever it learned.
 """
 
 from __future__ import annotations
@@ -94,7 +101,7 @@ def training_set(data: DataConfig, table: GlyphTable) -> tuple[torch.Tensor, tor
     labels = batch.labels
     if data.task == "position":
         # label = which half the letter sits in; letters centred at 1/4 or 3/4 of the canvas height
-        labels = torch.randint(2, (len(batch),), generator=gen)
+        labels = (torch.arange(len(batch)) % 2)[torch.randperm(len(batch), generator=gen)]  # balanced halves
         batch.cy = data.canvas / 4 + labels.float() * data.canvas / 2
     offsets = uniform_offsets(len(batch), data.train_shift, gen, integer=data.train_mode == "circular")
     if data.train_mode == "circular":
@@ -109,3 +116,26 @@ def test_letters(data: DataConfig) -> LetterBatch:
     """The test letters at the reference position (the canvas centre): the same for every model and seed."""
     gen = torch.Generator().manual_seed(data.seed + _TEST_STREAM)
     return sample_letters(data, data.test_images, gen)
+
+
+def position_test_set(data: DataConfig, table: GlyphTable) -> tuple[torch.Tensor, torch.Tensor]:
+    """Paired position test set: (images (2N, 1, canvas, canvas), labels (2N,)), N = data.test_images.
+
+    Interleaved pairs: image 2i is test letter i centred at 1/4 of the canvas height (label 0, top), image 2i+1
+    is image 2i rolled down by canvas/2 rows (label 1, bottom), so the first 2k images are k complete pairs.
+    """
+    test = test_letters(data)
+    test.cy = torch.full_like(test.cy, data.canvas / 4)
+    top = draw(table, test, data.canvas)
+    bottom = torch.roll(top, shifts=data.canvas // 2, dims=-2)
+    images = torch.stack([top, bottom], dim=1).flatten(0, 1)
+    labels = torch.arange(2).repeat(len(test))
+    return images, labels
+
+
+def test_set(data: DataConfig, table: GlyphTable) -> tuple[torch.Tensor, torch.Tensor]:
+    """The reference test images and labels every model is scored on (the run's test accuracy, shift (0, 0))."""
+    if data.task == "position":
+        return position_test_set(data, table)
+    test = test_letters(data)
+    return draw(table, test, data.canvas), test.labels

@@ -246,9 +246,11 @@ class ConvBlock(nn.Module):
         return self.down(self.act(self.conv(self.pad(x))))
 
     def out_size(self, size: int) -> int:
-        """Side of the output for a square input of side `size`; LayerConfigError (a ValueError) if this
-        block cannot run on it. Refused: a map that becomes empty, APS on an odd map, reflect padding of
-        p pixels on a map of side <= p and circular padding of p pixels on a map of side < p (PyTorch limits)."""
+        """Side of the output for a square input of side `size` (PyTorch floor semantics).
+
+        Raises LayerConfigError (a ValueError) if the block cannot run on it: a map that becomes empty, APS on
+        an odd map, reflect padding of p pixels on a side <= p, circular padding of p pixels on a side < p.
+        """
         where = (f"padding={self.padding!r}, downsample={self.downsample!r}, kernel={self.kernel}, "
                  f"blur_size={self.blur_size}, input {size}x{size}")
 
@@ -282,6 +284,6 @@ class ConvBlock(nn.Module):
             s = window(s, b, 1, "blur")
             if s % 2:
                 raise LayerConfigError(f"{kind} needs an even feature map; got {s}x{s} at this block ({where}); "
-                                       f"choose a canvas divisible by the total stride (8 for 3 APS blocks)")
+                                       f"choose a canvas divisible by the total stride (2 per downsampling block)")
             s //= 2
         return s

@@ -177,23 +177,33 @@ def render(
     glyph (N,) long indexes the table; cx, cy (N,) place the glyph's bbox centre in
     pixel coordinates (canvas centre = canvas / 2); height (N,) is its height in
     pixels, thickness (N,) the pen width in pixels. part_offset (N, 2) optionally
-    moves the glyph's part by (dx, dy) pixels. Work is done `chunk` images at a
-    time, so memory is about chunk * canvas**2 * S floats per intermediate.
+    moves the glyph's part by (dx, dy) pixels. Ink that falls outside the canvas is cut.
+
+    A pixel farther than thickness / 2 + 0.5 from every segment is exactly 0, so each
+    image is computed only on the window of pixels around its segments' bounding box
+    (part moved, pen and anti-aliasing ramp included, clipped to the canvas) and pasted
+    onto a zero canvas. Work is done `chunk` images at a time on a common P x P patch,
+    P the largest window side in the chunk (about height * 1.2 + thickness + 3, at most
+    canvas), so memory is about chunk * P**2 * S floats per intermediate, S the chunk's
+    largest segment count. Every pixel depends only on its own image, never on the
+    chunking or on the other images: the result is bit-identical for any `chunk`.
     """
     device = cx.device
+    N = glyph.shape[0]
     segments, mask, part = (t.to(device) for t in (table.segments, table.mask, table.part))
-    pos = torch.arange(canvas, device=device, dtype=torch.float32) + 0.5  # pixel centres
-    px, py = pos.repeat(canvas)[None, :, None], pos.repeat_interleave(canvas)[None, :, None]  # (1, P, 1), row-major
     glyph = glyph.to(device)
     n_seg = mask.sum(1)[glyph]
     # Glyphs have 1-100+ segments but are padded to the longest: rendering them in order
     # of segment count lets each chunk drop the padding it does not need (several times
-    # faster). Each image is computed on its own, so the order does not change any pixel.
-    order = torch.argsort(n_seg, stable=True)
-    out = torch.empty(glyph.shape[0], canvas * canvas, device=device)
-    for i in range(0, glyph.shape[0], chunk):
+    # faster), and within a segment count in order of height, so that a chunk's patch
+    # is not set by one tall letter. The order does not change any pixel.
+    order = torch.argsort(height.to(device), stable=True)
+    order = order[torch.argsort(n_seg[order], stable=True)]
+    out = torch.zeros(N * canvas * canvas + 1, device=device)  # + 1: a slot for pixels outside the window
+    ramp = torch.arange(canvas, device=device)
+    for i in range(0, N, chunk):
         idx = order[i : i + chunk]
-        g, S = glyph[idx], int(n_seg[idx].max())
+        n, g, S = idx.shape[0], glyph[idx], int(n_seg[idx].max())
         h, r = height[idx].float()[:, None], thickness[idx].float()[:, None]
         seg = segments[g, :S] * h[:, :, None]  # (n, S, 4) in pixels, still centred on 0
         seg[..., 0::2] += cx[idx].float()[:, None, None]
@@ -201,16 +211,39 @@ def render(
         if part_offset is not None:
             shift = part_offset[idx].float().repeat(1, 2)[:, None, :] * part[g, :S, None]  # zero off the part
             seg = seg + shift
-        ax, ay, bx, by = (seg[:, None, :, k] for k in range(4))  # each (n, 1, S)
+        # Padding becomes a copy of the glyph's first real segment: the minimum distance is
+        # unchanged, no masking pass is needed and the bounding box below is the real one.
+        real = mask[g, :S]
+        first = seg[torch.arange(n, device=device), real.int().argmax(1)]  # (n, 4)
+        seg = torch.where(real[:, :, None], seg, first[:, None, :])
+        # Window: pixels whose centre is within reach = thickness / 2 + 0.5 of the bbox can
+        # have ink; the window goes 0.5 px further on each side so that the pixels left out
+        # are exactly 0 despite float round-off. lo, hi: first and last row/column, clipped.
+        reach = r / 2 + 0.5  # (n, 1)
+        lo = (seg[..., 0::2].flatten(1).amin(1, keepdim=True), seg[..., 1::2].flatten(1).amin(1, keepdim=True))
+        hi = (seg[..., 0::2].flatten(1).amax(1, keepdim=True), seg[..., 1::2].flatten(1).amax(1, keepdim=True))
+        lo = torch.cat(lo, 1).sub_(reach).floor_().clamp_(0, canvas)  # (n, 2): x, y
+        hi = torch.cat(hi, 1).add_(reach).floor_().clamp_(-1, canvas - 1)
+        size = (hi - lo + 1).clamp_(min=0).long()  # (n, 2) window width, height
+        P = max(int(size.max()), 1)
+        lo = lo.long()
+        k = ramp[:P]
+        px = (lo[:, 0:1] + k).float().add_(0.5)[:, None, :, None]  # (n, 1, P, 1) pixel centres
+        py = (lo[:, 1:2] + k).float().add_(0.5)[:, :, None, None]  # (n, P, 1, 1)
+        ax, ay, bx, by = (seg[:, None, None, :, j] for j in range(4))  # each (n, 1, 1, S)
         abx, aby = bx - ax, by - ay
         # clamp_min keeps zero-length segments finite: then t = 0 and d is the distance to the point.
         inv_len2 = 1.0 / (abx * abx + aby * aby).clamp_min(1e-12)
-        # Separate x and y planes with in-place updates: the (n, P, S) tensors dominate time and memory.
-        apx, apy = px - ax, py - ay  # (n, P, S)
-        t = (apx * abx).add_(apy * aby).mul_(inv_len2).clamp_(0, 1)
-        apx.sub_(t * abx).square_()
-        apy.sub_(t.mul_(aby)).square_()
-        d2 = apx.add_(apy).masked_fill_(~mask[g, None, :S], float("inf"))
+        # x terms vary along columns only, y terms along rows only: compute them on (n, 1, P, S)
+        # and (n, P, 1, S), and only the few passes that need both on the full (n, P, P, S).
+        apx, apy = px - ax, py - ay
+        t = torch.add(apx * abx * inv_len2, apy * aby * inv_len2).clamp_(0, 1)  # (n, P, P, S)
+        ex = (t * abx).neg_().add_(apx).square_()  # (apx - t * abx) ** 2
+        d2 = t.mul_(aby).neg_().add_(apy).square_().add_(ex)
+        del ex
         d = d2.amin(dim=-1).sqrt_()  # sqrt once, after the min: same result, S times cheaper
-        out[idx] = (r / 2 + 0.5 - d).clamp_(0, 1)
-    return out.reshape(glyph.shape[0], 1, canvas, canvas)
+        val = (r[:, :, None] / 2 + 0.5 - d).clamp_(0, 1)  # (n, P, P)
+        inside = (k < size[:, 1:2])[:, :, None] & (k < size[:, 0:1])[:, None, :]
+        pos = (idx[:, None, None] * canvas + (lo[:, 1:2] + k)[:, :, None]) * canvas + (lo[:, 0:1] + k)[:, None, :]
+        out[torch.where(inside, pos, N * canvas * canvas).flatten()] = val.flatten()
+    return out[:-1].reshape(N, 1, canvas, canvas)

@@ -27,7 +27,7 @@ def all_rolls(x: torch.Tensor) -> torch.Tensor:
     return torch.cat([torch.roll(x, (dy, dx), dims=(-2, -1)) for dy in range(h) for dx in range(w)])
 
 
-def stack(downsample: str, blur_size: int, seed: int, channels: int = 6) -> nn.Module:
+def stack(downsample: str, blur_size: int, seed: int, channels: int = 4) -> nn.Module:
     """Three circular ConvBlocks (total stride 8 when downsampling) and global average pooling."""
     torch.manual_seed(seed)
     blocks = [ConvBlock(1 if i == 0 else channels, channels, 3, "circular", downsample, blur_size) for i in range(3)]
@@ -231,7 +231,7 @@ def test_aps_picks_largest_norm_and_passes_gradients():
 
 @pytest.mark.parametrize("blur_size", [1, 3])
 @pytest.mark.parametrize("downsample", ["aps_max", "aps_stride"])
-@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("seed", [0, 1])
 def test_circular_aps_stack_is_exactly_invariant_to_every_shift(downsample, blur_size, seed):
     net = stack(downsample, blur_size, seed)
     x = probe_images(seed)
