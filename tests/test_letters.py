@@ -12,6 +12,39 @@ def table():
     return load_glyphs(LETTERS, DEFAULT_FONTS)
 
 
+def _render_reference(table, glyph, cx, cy, height, thickness, canvas, part_offset=None, chunk=256):
+    """The former render(), kept as the reference: distance from every canvas pixel to every segment."""
+    device = cx.device
+    segments, mask, part = (t.to(device) for t in (table.segments, table.mask, table.part))
+    pos = torch.arange(canvas, device=device, dtype=torch.float32) + 0.5  # pixel centres
+    px, py = pos.repeat(canvas)[None, :, None], pos.repeat_interleave(canvas)[None, :, None]  # (1, P, 1), row-major
+    glyph = glyph.to(device)
+    n_seg = mask.sum(1)[glyph]
+    order = torch.argsort(n_seg, stable=True)
+    out = torch.empty(glyph.shape[0], canvas * canvas, device=device)
+    for i in range(0, glyph.shape[0], chunk):
+        idx = order[i : i + chunk]
+        g, S = glyph[idx], int(n_seg[idx].max())
+        h, r = height[idx].float()[:, None], thickness[idx].float()[:, None]
+        seg = segments[g, :S] * h[:, :, None]
+        seg[..., 0::2] += cx[idx].float()[:, None, None]
+        seg[..., 1::2] += cy[idx].float()[:, None, None]
+        if part_offset is not None:
+            shift = part_offset[idx].float().repeat(1, 2)[:, None, :] * part[g, :S, None]
+            seg = seg + shift
+        ax, ay, bx, by = (seg[:, None, :, k] for k in range(4))
+        abx, aby = bx - ax, by - ay
+        inv_len2 = 1.0 / (abx * abx + aby * aby).clamp_min(1e-12)
+        apx, apy = px - ax, py - ay
+        t = (apx * abx).add_(apy * aby).mul_(inv_len2).clamp_(0, 1)
+        apx.sub_(t * abx).square_()
+        apy.sub_(t.mul_(aby)).square_()
+        d2 = apx.add_(apy).masked_fill_(~mask[g, None, :S], float("inf"))
+        d = d2.amin(dim=-1).sqrt_()
+        out[idx] = (r / 2 + 0.5 - d).clamp_(0, 1)
+    return out.reshape(glyph.shape[0], 1, canvas, canvas)
+
+
 def draw(table, glyph, cx=16.0, cy=16.0, height=16.0, thickness=1.5, canvas=32, **kw):
     glyph = torch.as_tensor(glyph).long().reshape(-1)
     full = lambda v: torch.as_tensor(v, dtype=torch.float32).expand(len(glyph)).clone()
@@ -47,6 +80,35 @@ def test_render_is_deterministic_and_chunking_does_not_matter(table):
     b = draw(table, g, cx=15.3, cy=16.7)
     c = draw(table, g, cx=15.3, cy=16.7, chunk=7)
     assert torch.equal(a, b) and torch.equal(a, c)
+
+
+@pytest.mark.parametrize("canvas", [24, 33, 64])
+def test_render_matches_reference(table, canvas):
+    # render() only computes a window around each glyph; everything else must be 0 in the
+    # reference too. Letters partly (or wholly) outside the frame, per-image heights and
+    # pens, moved parts, and chunks that mix glyph sizes.
+    gen = torch.Generator().manual_seed(canvas)
+    n = 160
+    glyph = torch.randint(0, table.segments.shape[0], (n,), generator=gen)
+    cx = torch.rand(n, generator=gen) * (canvas + 12) - 6
+    cy = torch.rand(n, generator=gen) * (canvas + 12) - 6
+    cx[:20] = torch.rand(20, generator=gen) * 2 - 1  # near the left edge
+    cy[20:40] = canvas + torch.rand(20, generator=gen) * 2 - 1  # near the bottom edge
+    cx[40:50] = canvas / 2 + 0.37  # fully inside on bigger canvases
+    cy[40:50] = canvas / 2 - 0.21
+    height = torch.rand(n, generator=gen) * 22 + 4
+    height[:5] = 40.0  # taller than the smaller canvases
+    thickness = torch.rand(n, generator=gen) * 3.5
+    offset = torch.randn(n, 2, generator=gen) * 3
+    for part_offset in (None, offset):
+        args = (table, glyph, cx, cy, height, thickness, canvas)
+        ref = _render_reference(*args, part_offset=part_offset, chunk=64)
+        fast = render(*args, part_offset=part_offset, chunk=64)
+        assert fast.shape == ref.shape == (n, 1, canvas, canvas) and fast.dtype == torch.float32
+        assert (fast - ref).abs().max() < 1e-5
+        assert ((fast == 0) == (ref == 0)).float().mean() > 0.999  # same footprint, up to round-off at its edge
+        assert ref.sum() > 0
+        assert torch.equal(fast, render(*args, part_offset=part_offset, chunk=11))
 
 
 def test_centred_glyph_fits_inside_canvas_with_ink(table):
