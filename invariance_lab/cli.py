@@ -71,26 +71,33 @@ def sweep(target: Path = typer.Argument(..., help="A run folder (results/<name>/
           mode: Optional[str] = typer.Option(None, "--mode", help="canvas (redrawn; sub-pixel allowed) or circular (rolled)."),
           grid: Optional[str] = typer.Option(None, "--grid", help="product (every dx, dy pair) or axes (each axis alone)."),
           models_: Optional[str] = typer.Option(None, "--models", help="Comma-separated model names (default: all)."),
+          kind: str = typer.Option("translation", "--kind", help="translation (move the letter) or parts (move only its right-most stroke by dx, dy)."),
+          layers: bool = typer.Option(False, "--layers", help="Also write the per-layer profile: layers.csv, layers_summary.csv."),
+          layer_images: int = typer.Option(200, "--layer-images", help="Test images for --layers (it runs every layer at every shift)."),
           set_: List[str] = typer.Option([], "--set", help="Config override when TARGET is a config file."),
           results_dir: Path = RESULTS_DIR, quiet: bool = QUIET):
     """Evaluate trained models over new shifts without retraining; writes <run>/sweeps/<id>/."""
     from .experiment import sweep_experiment
-    from .report import load_result, model_table, protocol_lines, to_rich_table
+    from .report import layer_table, load_result, model_table, protocol_lines, to_rich_table
 
     chosen = [m.strip() for m in models_.split(",") if m.strip()] if models_ else None
     folder = sweep_experiment(target, results_dir=results_dir, dx=dx, dy=dy, mode=mode, grid=grid, models=chosen,
-                              overrides=set_, progress=not quiet,
+                              overrides=set_, progress=not quiet, kind=kind, layers=layers, layer_images=layer_images,
                               on_event=None if quiet else lambda m: err.print(m, highlight=False))
     result = load_result(folder)
-    out.print(to_rich_table(model_table([result]), title="sweep: mean ± 95% CI over seeds",
-                            caption="\n".join(protocol_lines([result]))))
+    caption = "\n".join(protocol_lines([result]))
+    out.print(to_rich_table(model_table([result]), title="sweep: mean ± 95% CI over seeds", caption=caption))
+    if result.layers is not None:
+        mean, ci = layer_table([result])
+        out.print(to_rich_table(mean.droplevel("run"), title="equivariance error per layer (mean over shifts, ± 95% CI over seeds)",
+                                caption=caption, ci_df=ci.droplevel("run")))
     out.print(f"sweep folder: {folder}", highlight=False, soft_wrap=True)
 
 
 @app.command()
 @polite
 def report(paths: List[Path] = typer.Argument(None, help="Run or sweep folders (default: the newest run)."),
-           by: str = typer.Option("model", "--by", help="model: one row per model; shift: model x shift table."),
+           by: str = typer.Option("model", "--by", help="model: one row per model; shift: model x shift table; layer: model x layer (sweeps made with --layers)."),
            metric: str = typer.Option("flip_rate", "--metric", help="Metric for --by shift and --plot."),
            axis: Optional[str] = typer.Option(None, "--axis", help="dx or dy for --by shift (default: each swept axis)."),
            fmt: str = typer.Option("table", "--format", help="table, markdown or csv."),

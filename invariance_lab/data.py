@@ -133,7 +133,7 @@ def position_test_set(data: DataConfig, table: GlyphTable) -> tuple[torch.Tensor
     return images, labels
 
 
-def test_set(data: DataConfig, table: GlyphTable) -> tuple[torch.Tensor, torch.Tensor]:
+def evaluation_set(data: DataConfig, table: GlyphTable) -> tuple[torch.Tensor, torch.Tensor]:
     """The reference test images and labels every model is scored on (the run's test accuracy, shift (0, 0))."""
     if data.task == "position":
         return position_test_set(data, table)

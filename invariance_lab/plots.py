@@ -1,4 +1,5 @@
-"""Figures for finished runs: metric against shift (mean over seeds, 95% CI band) and (dx, dy) heatmaps.
+"""Figures for finished runs: metric against shift (mean over seeds, 95% CI band), (dx, dy) heatmaps, and the
+layer profile (error against depth) of sweeps made with --layers.
 
 Every function writes PNGs into out_dir and returns their paths. Figures are built with
 matplotlib.figure.Figure, not pyplot: no global backend or figure state is touched, so this works headless
@@ -18,7 +19,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from .errors import InvlabError
-from .report import METRICS, Result, _check_metric, axis_slice, shift_table
+from .report import LAYER_QUANTITIES, METRICS, Result, _check_metric, axis_slice, layer_table, shift_table
 
 DPI = 120
 # Axis labels: the metric's name and, in words, what it measures (definitions as in metrics.py).
@@ -34,7 +35,7 @@ LINESTYLES = ("-", "--", ":", "-.")
 
 def _modes(results: list[Result]) -> str:
     modes = dict.fromkeys(r.meta.get("protocol", {}).get("mode", "?") for r in results)
-    return " / ".join(f"{m} shift" for m in modes)
+    return " / ".join("part displacement" if m == "parts" else f"{m} shift" for m in modes)
 
 
 def _title_name(metric: str) -> str:
@@ -144,6 +145,34 @@ def plot_heatmaps(results: list[Result], metric: str, out_dir: str | Path) -> li
     return paths
 
 
+def plot_layer_profile(results: list[Result], out_dir: str | Path) -> Path:
+    """layers_vs_depth.png: one panel per layer quantity, x = tap in depth order, one line per (run, model)."""
+    tables = {q: layer_table(results, q) for q in LAYER_QUANTITIES}
+    several_runs = len(results) > 1
+    fig = Figure(figsize=(5.2 * len(tables) + 1.5, 4.6), dpi=DPI, layout="constrained")
+    axes = fig.subplots(1, len(tables), squeeze=False)[0]
+    for ax, (q, (means, cis)) in zip(axes, tables.items()):
+        x = np.arange(means.shape[1])
+        for i, ((run, model), row) in enumerate(means.iterrows()):
+            y, ci = row.to_numpy(dtype=float), np.nan_to_num(cis.loc[(run, model)].to_numpy(dtype=float))
+            keep = ~np.isnan(y)  # shallower models have no value at deeper taps
+            style = dict(color=f"C{i % 10}", linestyle=LINESTYLES[(i // 10) % len(LINESTYLES)])
+            ax.plot(x[keep], y[keep], marker="o", markersize=3.5, linewidth=1.6,
+                    label=f"{run}: {model}" if several_runs else model, **style)
+            ax.fill_between(x[keep], (y - ci)[keep], (y + ci)[keep], color=style["color"], alpha=0.18, linewidth=0)
+        ax.set_xticks(x, list(means.columns), rotation=45, ha="right", fontsize=8)
+        ax.set_xlabel("tap (depth order)")
+        ax.set_title(LAYER_QUANTITIES[q].replace(" ||", "\n||", 1), fontsize=9)
+        ax.set_ylim(bottom=0.0)
+        ax.grid(True, alpha=0.35)
+    axes[-1].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    fig.suptitle(f"where invariance comes from: {_modes(results)}, mean over seeds (and non-zero shifts), "
+                 f"band = 95% CI", fontsize=11)
+    path = _out(out_dir) / "layers_vs_depth.png"
+    fig.savefig(path)
+    return path
+
+
 def plot_all(results: list[Result], out_dir: str | Path,
              metrics: tuple[str, ...] = ("flip_rate", "prob_change")) -> list[Path]:
     """Line plots along every axis that varies (in any result), heatmaps for 2-D grids; returns all paths."""
@@ -156,7 +185,10 @@ def plot_all(results: list[Result], out_dir: str | Path,
                 varying = [r for r in results if not axis_slice(r.invariance, axis).empty]
                 paths.append(plot_metric_vs_shift(varying, metric, axis, out_dir))
         paths.extend(plot_heatmaps(results, metric, out_dir))
+    with_layers = [r for r in results if r.layers is not None]
+    if with_layers:
+        paths.append(plot_layer_profile(with_layers, out_dir))
     return paths
 
 
-__all__ = ["METRICS", "plot_metric_vs_shift", "plot_heatmaps", "plot_all", "is_2d"]
+__all__ = ["METRICS", "plot_metric_vs_shift", "plot_heatmaps", "plot_layer_profile", "plot_all", "is_2d"]

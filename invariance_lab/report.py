@@ -34,10 +34,18 @@ SUMMARY_METRICS = ("clean_accuracy", "mean_flip_rate", "worst_flip_rate", "mean_
 MODE_WORDS = {
     "canvas": "canvas shift (letter re-rendered at the shifted position on a blank canvas)",
     "circular": "circular shift (image rolled with wrap-around, torch.roll)",
+    "parts": "part displacement (right-most stroke moved by (dx, dy) px, rest of the letter fixed, on the canvas)",
 }
 GRID_WORDS = {"product": "every (dx, dy) combination", "axes": "along each axis"}
 INVARIANCE_COLUMNS = ("model", "seed", "dx", "dy", *METRICS)
 SUMMARY_COLUMNS = ("model", "seed", *FACTORS, *SUMMARY_METRICS)
+# The layer profile (layerwise.py), written by `invlab sweep --layers` beside the sweep's CSVs.
+LAYER_QUANTITIES = {
+    "mean_equivariance_error": "equivariance error ||F(Tx) - T'F(x)|| / ||F(x)||",
+    "mean_pooled_invariance_error": "pooled invariance error ||mean F(Tx) - mean F(x)|| / ||mean F(x)||",
+    "normalized_variance": "normalised variance of the pooled activations (0 = invariant)",
+}
+LAYERS_SUMMARY_COLUMNS = ("model", "seed", "layer", "layer_name", "stride", *LAYER_QUANTITIES)
 
 
 @dataclass
@@ -49,6 +57,7 @@ class Result:
     meta: dict  # meta.json as written by the run (holds the protocol)
     invariance: pd.DataFrame  # tidy: one row per model × seed × shift
     summary: pd.DataFrame  # one row per model × seed
+    layers: pd.DataFrame | None = None  # layers_summary.csv when the sweep ran --layers: model × seed × tap
 
 
 def _read_csv(path: Path, required: tuple[str, ...]) -> pd.DataFrame:
@@ -88,13 +97,15 @@ def load_result(path: str | Path) -> Result:
                           "says status: complete can be reported. Wait for it to finish or re-run it.")
     invariance = _read_csv(path / "invariance.csv", INVARIANCE_COLUMNS)
     summary = _read_csv(path / "summary.csv", SUMMARY_COLUMNS)
+    layers = (_read_csv(path / "layers_summary.csv", LAYERS_SUMMARY_COLUMNS)
+              if (path / "layers_summary.csv").is_file() else None)
     resolved = path.resolve()
     if kind == "sweep" and resolved.parent.name == "sweeps":  # the folder layout names run and sweep
         run_dir = resolved.parent.parent
         label = f"{meta.get('name', run_dir.parent.name)}/{run_dir.name}/{resolved.name}"
     else:
         label = f"{meta.get('name', resolved.parent.name)}/{meta.get('run_id', resolved.name)}"
-    return Result(path=path, label=label, meta=meta, invariance=invariance, summary=summary)
+    return Result(path=path, label=label, meta=meta, invariance=invariance, summary=summary, layers=layers)
 
 
 # --- Student-t quantile (scipy-free: one quantile does not justify a 40 MB dependency) -------------------
@@ -237,8 +248,13 @@ def protocol_lines(results: list[Result]) -> list[str]:
         if "dx" in p and "dy" in p:
             parts.append(f"{span('dx', p['dx'])}, {span('dy', p['dy'])} "
                          f"({GRID_WORDS.get(p.get('grid'), str(p.get('grid')))})")
+        if p.get("task") == "position":
+            parts.append("task position (label = top/bottom half; paired test images, bottom = top rolled by half "
+                         "the canvas, so an invariant model scores exactly 0.5)")
         if "test_images" in p:
             parts.append(f"{p['test_images']} test images")
+        if "layers" in p:
+            parts.append(f"layer profile on the first {p['layers'].get('n_images')} of them")
         if "seeds" in p:
             parts.append("seeds " + ",".join(str(s) for s in p["seeds"]))
         lines.append(f"{r.meta.get('kind', 'run')} {r.label}: " + ", ".join(parts))
@@ -326,7 +342,43 @@ def format_table(df: pd.DataFrame, fmt: str, ci_df: pd.DataFrame | None = None,
 
 # --- the `invlab report` command as a function ------------------------------------------------------------
 
-BY = ("model", "shift")
+BY = ("model", "shift", "layer")
+
+
+def _layer_order(name: str) -> tuple:
+    """block1.conv < block1.down < block2.conv < ... < head, whatever the models' depths."""
+    if name == "head":
+        return (math.inf, 0)
+    block, _, tap = name.partition(".")
+    return (int(block.removeprefix("block") or 0), 0 if tap == "conv" else 1)
+
+
+def layer_table(results: list[Result], quantity: str = "mean_equivariance_error",
+                confidence: float = 0.95) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(means, ci): rows (run, model), one column per tap (block1.conv ... head), cell = mean over seeds of the
+    per-seed `quantity` (already a mean over the non-zero shifts where it is defined), ci = its half-width."""
+    if quantity not in LAYER_QUANTITIES:
+        raise InvlabError(f"unknown layer quantity '{quantity}'; choose one of: {', '.join(LAYER_QUANTITIES)}.")
+    with_layers = [r for r in results if r.layers is not None]
+    if not with_layers:
+        raise InvlabError("no layer profile in these results: make one with `invlab sweep RUN_DIR --layers` and "
+                          "report that sweep folder (it holds layers_summary.csv).")
+    parts = []
+    for r in with_layers:
+        agg = (r.layers.groupby(["model", "layer_name"], sort=False)[quantity]
+               .agg(mean="mean", ci=lambda v: ci_halfwidth(v, confidence)).reset_index())
+        agg.insert(0, "run", r.label)
+        parts.append(agg)
+    tidy = pd.concat(parts, ignore_index=True)
+    rows = pd.MultiIndex.from_tuples(list(dict.fromkeys(zip(tidy["run"], tidy["model"]))), names=["run", "model"])
+    cols = sorted(tidy["layer_name"].unique(), key=_layer_order)
+    out = []
+    for value in ("mean", "ci"):
+        wide = tidy.pivot_table(index=["run", "model"], columns="layer_name", values=value, dropna=False, sort=False)
+        wide = wide.reindex(index=rows, columns=cols)
+        wide.columns.name = "layer"
+        out.append(wide)
+    return out[0], out[1]
 
 
 @dataclass
@@ -371,6 +423,14 @@ def build_report(paths: list[str | Path], *, by: str = "model", metric: str = "f
         df = model_table(results)
         views.append(("per model: mean ± 95% CI over seeds (mean/worst over non-zero shifts)",
                       df if several else df.drop(columns="run"), None))
+    elif by == "layer":
+        axes = []
+        for q, words in LAYER_QUANTITIES.items():
+            mean, ci = layer_table(results, q)
+            if not several:
+                mean, ci = mean.droplevel("run"), ci.droplevel("run")
+            over = "over the shift grid" if q == "normalized_variance" else "mean over non-zero shifts"
+            views.append((f"per layer: {words}; {over}, mean ± 95% CI over seeds", mean, ci))
     else:
         axes = [axis] if axis else [a for a in AXES
                                     if any(axis_slice(r.invariance, a)[a].nunique() > 1 for r in results)]
@@ -384,11 +444,12 @@ def build_report(paths: list[str | Path], *, by: str = "model", metric: str = "f
     tables = [to_rich_table(df, title, caption, ci) for title, df, ci in views] if fmt == "table" else []
     if fmt == "csv":
         parts = []
-        for (title, df, ci), a in zip(views, axes if by == "shift" else [None]):
+        labels = axes if by == "shift" else list(LAYER_QUANTITIES) if by == "layer" else [None]
+        for (title, df, ci), a in zip(views, labels):
             text = format_table(df, "csv", ci_df=ci)
             frame = pd.read_csv(io.StringIO(text))
             if a is not None:
-                frame.insert(0, "axis", a)
+                frame.insert(0, "quantity" if by == "layer" else "axis", a)
             parts.append(frame)
         text = pd.concat(parts, ignore_index=True).to_csv(index=False)
     elif fmt == "markdown":
