@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from invariance_lab.config import load_config
-from invariance_lab.data import draw, glyph_table, test_letters
+from invariance_lab.data import draw, glyph_table, reference_letters
 from invariance_lab.experiment import shifted_inputs
 from invariance_lab.models import build_model
 from invariance_lab.shifts import grid_points, shift_lines
@@ -49,7 +49,7 @@ def main():
     ap.add_argument("--repeats", type=int, default=5)
     args = ap.parse_args()
     cfg = load_config(ROOT / "configs" / "seed_question.yaml", overrides=[f"data.test_images={args.images}"])
-    table, test = glyph_table(cfg.data), test_letters(cfg.data)
+    table, test = glyph_table(cfg.data), reference_letters(cfg.data)
     images = draw(table, test, cfg.data.canvas)
     grids = {
         "canvas, dx -8..8 step 1": ("canvas", shift_lines([-8, 8, 1], [0, 0, 1], "product")),

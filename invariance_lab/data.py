@@ -112,7 +112,7 @@ def training_set(data: DataConfig, table: GlyphTable) -> tuple[torch.Tensor, tor
     return images, labels
 
 
-def test_letters(data: DataConfig) -> LetterBatch:
+def reference_letters(data: DataConfig) -> LetterBatch:
     """The test letters at the reference position (the canvas centre): the same for every model and seed."""
     gen = torch.Generator().manual_seed(data.seed + _TEST_STREAM)
     return sample_letters(data, data.test_images, gen)
@@ -124,7 +124,7 @@ def position_test_set(data: DataConfig, table: GlyphTable) -> tuple[torch.Tensor
     Interleaved pairs: image 2i is test letter i centred at 1/4 of the canvas height (label 0, top), image 2i+1
     is image 2i rolled down by canvas/2 rows (label 1, bottom), so the first 2k images are k complete pairs.
     """
-    test = test_letters(data)
+    test = reference_letters(data)
     test.cy = torch.full_like(test.cy, data.canvas / 4)
     top = draw(table, test, data.canvas)
     bottom = torch.roll(top, shifts=data.canvas // 2, dims=-2)
@@ -137,5 +137,5 @@ def evaluation_set(data: DataConfig, table: GlyphTable) -> tuple[torch.Tensor, t
     """The reference test images and labels every model is scored on (the run's test accuracy, shift (0, 0))."""
     if data.task == "position":
         return position_test_set(data, table)
-    test = test_letters(data)
+    test = reference_letters(data)
     return draw(table, test, data.canvas), test.labels

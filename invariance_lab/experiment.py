@@ -24,7 +24,7 @@ import yaml
 from pydantic import ValidationError
 
 from .config import Config, DataConfig, SweepConfig, to_yaml
-from .data import (LetterBatch, class_names, draw, evaluation_set, glyph_table, position_test_set, test_letters,
+from .data import (LetterBatch, class_names, draw, evaluation_set, glyph_table, position_test_set, reference_letters,
                    training_set)
 from .errors import InvlabError
 from .letters import GlyphTable
@@ -93,7 +93,7 @@ def sweep_inputs(data: DataConfig, sweep: SweepConfig, kind: str = "translation"
         reference, labels = position_test_set(data, table)
         reference, labels = reference[:n_images], labels[:n_images]
         return (lambda c, dx, dy: circular_shift(reference[c], dx, dy)), labels
-    test = test_letters(data)
+    test = reference_letters(data)
     if n_images is not None:
         test = test.select(slice(0, n_images))
     if kind == "parts":

@@ -11,7 +11,7 @@ import torch
 from invariance_lab.config import DataConfig
 from invariance_lab.data import glyph_table, training_set
 from invariance_lab.data import draw as draw_letters
-from invariance_lab.data import test_letters as make_test_letters  # aliased: pytest would collect test_*
+from invariance_lab.data import reference_letters as make_test_letters
 
 C = 32
 BASE = dict(canvas=C, size=14, letters=["A", "B", "C"], train_images=200, test_images=60)

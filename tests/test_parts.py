@@ -18,7 +18,7 @@ DATA = DataConfig(canvas=20, size=9, test_images=24, fonts=["futural", "timesr"]
 
 
 def test_zero_displacement_is_the_reference_bitwise():
-    table, test = D.glyph_table(DATA), D.test_letters(DATA)
+    table, test = D.glyph_table(DATA), D.reference_letters(DATA)
     reference = D.draw(table, test, DATA.canvas)
     parts = part_inputs(table, test, DATA.canvas)
     rolled = shifted_inputs(table, test, DATA.canvas, "circular", max_shift=0)

@@ -91,11 +91,11 @@ def test_summarize_uses_nonzero_shifts_only():
 @pytest.mark.parametrize("dx, dy", [(0, 0), (3, -2), (-4, 4), (0.5, 0), (-2.25, 1.75), (3.9, -3.1)])
 def test_canvas_crops_equal_drawing_at_the_shifted_position(dx, dy):
     from invariance_lab.config import DataConfig
-    from invariance_lab.data import draw, glyph_table, test_letters
+    from invariance_lab.data import draw, glyph_table, reference_letters
     from invariance_lab.experiment import shifted_inputs
 
     data = DataConfig(canvas=24, size=10, test_images=12)
-    table, test = glyph_table(data), test_letters(data)
+    table, test = glyph_table(data), reference_letters(data)
     inputs = shifted_inputs(table, test, data.canvas, "canvas", max_shift=4)
     direct = draw(table, test.select(slice(2, 9)), data.canvas, dx, dy)
     got = inputs(slice(2, 9), dx, dy)

@@ -26,7 +26,7 @@ import torch
 
 from invariance_lab.config import DataConfig, TrainConfig
 from invariance_lab.data import draw, glyph_table, training_set
-from invariance_lab.data import test_letters as make_test_letters  # aliased: pytest would collect test_*
+from invariance_lab.data import reference_letters as make_test_letters
 from invariance_lab.models import build_model, resolve_spec
 from invariance_lab.train import train_model
 
