@@ -9,6 +9,7 @@ Bad input (an InvlabError from the library) is printed as one paragraph and exit
 from __future__ import annotations
 
 import functools
+import sys
 from pathlib import Path
 from typing import List, Optional
 
@@ -19,7 +20,8 @@ from .errors import InvlabError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Measure how CNN architectures become invariant to translation, on synthetic letters.")
-out = Console()
+# Piped output (files, tests) is not squeezed to 80 columns: tables stay whole.
+out = Console(width=None if sys.stdout.isatty() else 200)
 err = Console(stderr=True)
 
 RESULTS_DIR = typer.Option(Path("results"), "--results-dir", help="Where run folders are created.")
@@ -52,13 +54,13 @@ def run(config: Path = typer.Argument(..., help="YAML config, e.g. configs/seed_
     """Train each model for each seed, sweep input translations, write invariance tables to a new run folder."""
     from .config import load_config
     from .experiment import run_experiment
-    from .report import load_result, model_table, protocol_lines, to_rich_table
+    from .report import brief_model_table, load_result, protocol_lines, to_rich_table
 
     cfg = load_config(config, overrides=set_)
     run_dir = run_experiment(cfg, results_dir=results_dir, progress=not quiet,
                              on_event=None if quiet else lambda m: err.print(m, highlight=False))
     result = load_result(run_dir)
-    out.print(to_rich_table(model_table([result]), title=f"{cfg.name}: mean ± 95% CI over seeds",
+    out.print(to_rich_table(brief_model_table([result]), title=f"{cfg.name}: mean ± 95% CI over seeds",
                             caption="\n".join(protocol_lines([result]))))
     out.print(f"run folder: {run_dir}", highlight=False, soft_wrap=True)
 
@@ -78,7 +80,7 @@ def sweep(target: Path = typer.Argument(..., help="A run folder (results/<name>/
           results_dir: Path = RESULTS_DIR, quiet: bool = QUIET):
     """Evaluate trained models over new shifts without retraining; writes <run>/sweeps/<id>/."""
     from .experiment import sweep_experiment
-    from .report import layer_table, load_result, model_table, protocol_lines, to_rich_table
+    from .report import brief_model_table, layer_table, load_result, protocol_lines, to_rich_table
 
     chosen = [m.strip() for m in models_.split(",") if m.strip()] if models_ else None
     folder = sweep_experiment(target, results_dir=results_dir, dx=dx, dy=dy, mode=mode, grid=grid, models=chosen,
@@ -86,7 +88,7 @@ def sweep(target: Path = typer.Argument(..., help="A run folder (results/<name>/
                               on_event=None if quiet else lambda m: err.print(m, highlight=False))
     result = load_result(folder)
     caption = "\n".join(protocol_lines([result]))
-    out.print(to_rich_table(model_table([result]), title="sweep: mean ± 95% CI over seeds", caption=caption))
+    out.print(to_rich_table(brief_model_table([result]), title="sweep: mean ± 95% CI over seeds", caption=caption))
     if result.layers is not None:
         mean, ci = layer_table([result])
         out.print(to_rich_table(mean.droplevel("run"), title="equivariance error per layer (mean over shifts, ± 95% CI over seeds)",

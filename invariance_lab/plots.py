@@ -69,14 +69,16 @@ def plot_metric_vs_shift(results: list[Result], metric: str, axis: str, out_dir:
         style = dict(color=colors[i % 10], linestyle=LINESTYLES[(i // 10) % len(LINESTYLES)])
         ax.plot(xs, y, marker="o" if len(xs) <= 25 else None, markersize=3.5, linewidth=1.6,
                 label=f"{run}: {model}" if several_runs else model, **style)
-        ax.fill_between(xs, y - ci, y + ci, color=style["color"], alpha=0.18, linewidth=0)
+        # every metric is a fraction in [0, 1]: a t-interval over 3 seeds can overshoot it, so the band is cut there
+        ax.fill_between(xs, np.clip(y - ci, 0, 1), np.clip(y + ci, 0, 1), color=style["color"], alpha=0.18,
+                        linewidth=0)
     ax.axvline(0, color="0.6", linewidth=0.8, zorder=0)
     ax.set_xlabel(AXIS_LABELS[axis])
     ax.set_ylabel(METRIC_LABELS[metric])
     other = "dy" if axis == "dx" else "dx"
     ax.set_title(f"{_title_name(metric)} vs {axis} ({other} = 0), {_modes(results)}\n"
-                 f"mean over seeds, band = 95% CI", fontsize=11)
-    ax.set_ylim(bottom=min(0.0, float(np.nanmin(means.to_numpy(dtype=float), initial=0.0))))
+                 f"mean over seeds, band = 95% CI (cut to [0, 1])", fontsize=11)
+    ax.set_ylim(-0.02, 1.02)
     ax.grid(True, alpha=0.35)
     if len(means) > 8:
         ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)

@@ -294,13 +294,34 @@ def _text_rows(frame: pd.DataFrame, cis: dict) -> list[list[str]]:
             for i in range(len(frame))]
 
 
+# Short headers for the terminal, where width is scarce (markdown and csv keep the column names).
+SHORT_HEADERS = {"clean_accuracy": "clean acc", "mean_flip_rate": "flip mean", "worst_flip_rate": "flip worst",
+                 "mean_prob_change": "Δp mean", "worst_prob_change": "Δp worst",
+                 "mean_neighbor_flip_rate": "step flip", "n_seeds": "seeds"}
+
+
+def brief_model_table(results: list[Result]) -> pd.DataFrame:
+    """The few columns `invlab run` and `invlab sweep` print at the end (`invlab report` shows them all)."""
+    df = model_table(results)
+    keep = ["model", *FACTORS, "clean_accuracy", "mean_flip_rate", "worst_flip_rate", "mean_prob_change"]
+    return df[keep + [f"{c}_ci" for c in keep[4:]]]
+
+
 def to_rich_table(df: pd.DataFrame, title: str, caption: str, ci_df: pd.DataFrame | None = None) -> Table:
-    """A rich Table: numbers as "mean ± ci" (CI from `<col>_ci` columns or from `ci_df`), caption below."""
+    """A rich Table: numbers as "mean ± ci" (CI from `<col>_ci` columns or from `ci_df`), caption below.
+    The three factor columns are shown as one (downsample/head/padding) to fit a terminal."""
     frame, cis = _display_frame(df, ci_df)
+    if all(f in frame.columns for f in FACTORS):
+        at = list(frame.columns).index(FACTORS[0])
+        joined = frame[list(FACTORS)].astype(str).agg(" / ".join, axis=1)  # spaces let it wrap
+        frame = frame.drop(columns=list(FACTORS))
+        frame.insert(at, "/".join(FACTORS), joined)
     table = Table(title=title, caption=caption, caption_justify="left")
     for c in frame.columns:
         numeric = pd.api.types.is_numeric_dtype(frame[c])
-        table.add_column(c, justify="right" if numeric else "left", no_wrap=not numeric)
+        # numbers wrap as "0.381 / ± 0.089" in narrow terminals rather than being cut
+        table.add_column(SHORT_HEADERS.get(c, c), justify="right" if numeric else "left",
+                         no_wrap=c in ("model", "run"), min_width=5 if numeric else None)
     for row in _text_rows(frame, cis):
         table.add_row(*row)
     return table
