@@ -5,7 +5,8 @@ canvas   : the letter is drawn again at the shifted (possibly sub-pixel) positio
 circular : the reference image is rolled (torch.roll), wrapping around: the setting of the exactness proofs.
 
 A sweep is a list of lines; each line is a list of (dx, dy) shifts in order. The neighbour metric compares a
-shift with the previous one on its line (one step back along x; along y on the vertical line of an `axes` grid).
+shift with the previous one on its line (one step back along x; along y on the vertical line of an `axes` grid
+or when only dy varies).
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ def axis_values(r: list[float]) -> list[float]:
 
 def shift_lines(dx: list[float], dy: list[float], grid: str) -> list[list[tuple[float, float]]]:
     xs, ys = axis_values(dx), axis_values(dy)
+    if grid == "product" and len(xs) == 1:  # only dy varies: one vertical line, so neighbours are along y
+        return [[(xs[0], y) for y in ys]]
     if grid == "product":
         return [[(x, y) for x in xs] for y in ys]
     if grid == "axes":

@@ -101,3 +101,8 @@ def test_canvas_crops_equal_drawing_at_the_shifted_position(dx, dy):
     got = inputs(slice(2, 9), dx, dy)
     assert got.shape == direct.shape
     assert float((got - direct).abs().max()) < 1e-5
+
+
+def test_a_grid_along_dy_alone_is_one_vertical_line():
+    lines = shift_lines([0, 0], [-2, 2, 1], "product")
+    assert lines == [[(0, -2), (0, -1), (0, 0), (0, 1), (0, 2)]]  # neighbours along y, not single-point rows
