@@ -39,6 +39,10 @@ def polite(fn):
             # markup off: messages contain [key.path] brackets that rich would read as tags
             err.print(f"error: {e}", style="red", highlight=False, markup=False, soft_wrap=True)
             raise typer.Exit(2)
+        except OSError as e:  # an unreadable or unwritable path (--results-dir, a run folder): no traceback
+            err.print(f"error: {e.strerror or e}: {e.filename or ''}", style="red", highlight=False, markup=False,
+                      soft_wrap=True)
+            raise typer.Exit(2)
         except KeyboardInterrupt:
             err.print("interrupted")
             raise typer.Exit(130)

@@ -260,6 +260,8 @@ def parse_config(raw: Any, source: str = "<config>", overrides: list[str] | None
         raise ConfigError(f"{source}: the top level must be a mapping of keys (name, seeds, data, models, ...); got {type(raw).__name__}")
     for o in overrides or []:
         _set_dotted(raw, o, source)
+    if overrides:  # a bad value may come from the command line rather than the file: say so
+        source = f"{source} (with --set {' --set '.join(overrides)})"
     try:
         cfg = Config.model_validate(raw)
     except ValidationError as err:

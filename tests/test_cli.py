@@ -65,3 +65,15 @@ def test_missing_config_exits_2(tmp_path):
 def test_models_lists_presets():
     res = runner.invoke(app, ["models"])
     assert res.exit_code == 0 and "conv_maxpool" in res.output and "strided_conv" in res.output
+
+
+def test_unwritable_results_dir_exits_2(tmp_path, quick_config_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    res = runner.invoke(app, ["run", str(quick_config_path), "--results-dir", str(blocker / "x"), "--quiet"])
+    assert res.exit_code == 2 and "Not a directory" in res.output and "Traceback" not in res.output
+
+
+def test_override_errors_say_they_came_from_set(quick_config_path):
+    res = runner.invoke(app, ["run", str(quick_config_path), "--set", "train.epochs=-1"])
+    assert res.exit_code == 2 and "with --set train.epochs=-1" in res.output and "[train.epochs]" in res.output

@@ -17,13 +17,7 @@ C = 32
 BASE = dict(canvas=C, size=14, letters=["A", "B", "C"], train_images=200, test_images=60)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Rendering small batches on a busy 2-core machine: one thread is several times faster than two."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def cfg(**kw) -> DataConfig:

@@ -104,14 +104,9 @@ def test_canvas_mode_zero_fills_the_target():
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
-    from conftest import ROOT
+    from conftest import untrained_quick_run
 
-    results = tmp_path_factory.mktemp("results")
-    res = runner.invoke(app, ["run", str(ROOT / "configs" / "quick.yaml"), "--results-dir", str(results), "--quiet",
-                              "--set", "train.epochs=0", "--set", "seeds=[0,1]", "--set", "data.test_images=12"])
-    assert res.exit_code == 0, res.output
-    (run_dir,) = (results / "quick").iterdir()
-    return run_dir
+    return untrained_quick_run(tmp_path_factory, seeds="[0,1]")
 
 
 def test_cli_sweep_layers_writes_the_profile(tiny_run, tmp_path):

@@ -49,14 +49,9 @@ def test_parts_sweep_at_zero_matches_the_translation_clean_accuracy():
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
-    from conftest import ROOT
+    from conftest import untrained_quick_run
 
-    results = tmp_path_factory.mktemp("results")
-    res = runner.invoke(app, ["run", str(ROOT / "configs" / "quick.yaml"), "--results-dir", str(results), "--quiet",
-                              "--set", "train.epochs=0", "--set", "seeds=[0]", "--set", "data.test_images=12"])
-    assert res.exit_code == 0, res.output
-    (run_dir,) = (results / "quick").iterdir()
-    return run_dir
+    return untrained_quick_run(tmp_path_factory, seeds="[0]")
 
 
 def test_cli_parts_sweep_writes_its_folder(tiny_run):

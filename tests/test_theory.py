@@ -58,13 +58,7 @@ def factors(downsample: str, head: str = "global_avg", padding: str = "circular"
 
 # ----------------------------------------------------------------------------------------------- data and models
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Small convs on a busy 2-core machine: one thread is several times faster than two fighting for cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 DATA = DataConfig(canvas=C, size=14, train_images=200, test_images=16, fonts=["futural", "futuram", "timesr"])
