@@ -16,9 +16,11 @@ def test_defaults_are_valid():
 
 
 def test_shipped_configs_load(quick_config_path):
-    for name in ("quick", "seed_question"):
-        cfg = load_config(quick_config_path.parent / f"{name}.yaml")
-        assert cfg.models
+    paths = sorted(quick_config_path.parent.glob("*.yaml"))
+    assert len(paths) >= 5
+    for path in paths:
+        cfg = load_config(path)
+        assert cfg.models and cfg.name == path.stem
 
 
 def test_preset_with_overrides_resolves():
