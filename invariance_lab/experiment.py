@@ -12,7 +12,6 @@ mode only: its test images are exact rolled pairs, which redrawing would break.
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from pathlib import Path
@@ -29,7 +28,7 @@ from .data import (LetterBatch, class_names, draw, evaluation_set, glyph_table, 
 from .errors import InvlabError
 from .letters import GlyphTable
 from .models import count_parameters
-from .runs import Meta, environment, new_folder, write_csv, write_text
+from .runs import Meta, environment, finished_runs, new_folder, write_csv, write_text
 from .shifts import CanvasShifts, circular_shift, grid_points, shift_lines
 from .sweep import ModelKey, run_sweep, summarize
 from .train import fingerprint, load_checkpoint, save_checkpoint, train_model
@@ -146,15 +145,9 @@ def evaluate_layers(models: dict[ModelKey, torch.nn.Module], factors: dict[str, 
 def find_checkpoints(results_dir: Path, name: str) -> dict[str, Path]:
     """Checkpoints of earlier finished runs of this experiment name, by fingerprint (the newest wins)."""
     found = {}
-    for meta_path in sorted(Path(results_dir).glob(f"{name}/*/meta.json")):
-        try:
-            meta = json.loads(meta_path.read_text())
-        except (OSError, json.JSONDecodeError):
-            continue
-        if meta.get("kind") != "run" or meta.get("status") != "complete":
-            continue
+    for folder, meta in finished_runs(results_dir, name):
         for key, fp in meta.get("fingerprints", {}).items():
-            path = meta_path.parent / "checkpoints" / f"{key}.pt"
+            path = folder / "checkpoints" / f"{key}.pt"
             if path.exists():
                 found[fp] = path
     return found
@@ -244,14 +237,8 @@ def latest_matching_run(cfg: Config, results_dir: Path) -> Path | None:
     """The newest finished run of cfg.name whose checkpoints match every model x seed of cfg exactly."""
     data_d, train_d = cfg.data.model_dump(mode="json"), cfg.train.model_dump(mode="json")
     want = {f"{n}-seed{s}": fingerprint(f, data_d, train_d, s) for n, f in cfg.resolved_models().items() for s in cfg.seeds}
-    for meta_path in sorted(Path(results_dir).glob(f"{cfg.name}/*/meta.json"), reverse=True):
-        try:
-            meta = json.loads(meta_path.read_text())
-        except (OSError, json.JSONDecodeError):
-            continue
-        if meta.get("kind") == "run" and meta.get("status") == "complete" and meta.get("fingerprints") == want:
-            return meta_path.parent
-    return None
+    matching = [folder for folder, meta in finished_runs(results_dir, cfg.name) if meta.get("fingerprints") == want]
+    return matching[-1] if matching else None
 
 
 def sweep_experiment(target: Path, *, results_dir: Path = Path("results"), dx: str | None = None,

@@ -412,17 +412,12 @@ class Report:
 
 def newest_run(results_dir: str | Path) -> Path:
     """The most recently finished run under results_dir (for `invlab report` with no folder)."""
-    found = []
-    for meta_path in Path(results_dir).glob("*/*/meta.json"):
-        try:
-            meta = json.loads(meta_path.read_text())
-        except (OSError, json.JSONDecodeError):
-            continue
-        if meta.get("kind") == "run" and meta.get("status") == "complete":
-            found.append((meta.get("finished", ""), str(meta_path.parent)))
-    if not found:
+    from .runs import finished_runs
+
+    runs = finished_runs(Path(results_dir))
+    if not runs:
         raise InvlabError(f"no finished run under {results_dir}; run `invlab run CONFIG` first or name a run folder")
-    return Path(max(found)[1])
+    return runs[-1][0]
 
 
 def build_report(paths: list[str | Path], *, by: str = "model", metric: str = "flip_rate", axis: str | None = None,

@@ -121,6 +121,19 @@ class Meta:
         self.save()
 
 
+def finished_runs(results_dir: Path, name: str = "*") -> list[tuple[Path, dict]]:
+    """(folder, meta) of every finished run under results_dir/<name>/, oldest first (by finishing time)."""
+    found = []
+    for meta_path in Path(results_dir).glob(f"{name}/*/meta.json"):
+        try:
+            meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            continue  # a folder being written, or not ours: not a finished run
+        if meta.get("kind") == "run" and meta.get("status") == "complete":
+            found.append((meta_path.parent, meta))
+    return sorted(found, key=lambda fm: (fm[1].get("finished", ""), fm[0].name))
+
+
 def require_finished_run(path: Path) -> dict:
     """The meta of a finished run folder, or a clear error."""
     path = Path(path)
