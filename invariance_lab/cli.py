@@ -133,14 +133,15 @@ def models():
     """List the model presets and the factors each one sets."""
     from rich.table import Table
 
-    from .models import list_presets
+    from .models import DEFAULTS, list_presets
 
-    t = Table(title="model presets (any factor can be overridden in the config)")
+    t = Table(title=f"model presets: channels {DEFAULTS['channels']}, kernel {DEFAULTS['kernel']} unless set; "
+                    "any factor can be overridden in the config")
     t.add_column("arch", no_wrap=True)
-    for col in ("downsample", "head", "padding", "channels", "kernel", "description"):
-        t.add_column(col)
+    t.add_column("downsample / head / padding")
+    t.add_column("description")
     for name, p in list_presets().items():
-        t.add_row(name, p["downsample"], p["head"], p["padding"], str(p["channels"]), str(p["kernel"]), p["description"])
+        t.add_row(name, f"{p['downsample']} / {p['head']} / {p['padding']}", p["description"])
     out.print(t)
 
 
