@@ -184,7 +184,8 @@ def run_experiment(cfg: Config, *, results_dir: Path, progress: bool = False, re
         for name, f in factors.items():
             for seed in cfg.seeds:
                 t0 = time.perf_counter()
-                old = earlier.get(fingerprint(f, data_d, train_d, seed))
+                fp = fingerprint(f, data_d, train_d, seed)
+                old = earlier.get(fp)
                 if old is not None:
                     model, blob = load_checkpoint(old, device)
                     hist = pd.DataFrame(blob["history"])
@@ -201,7 +202,7 @@ def run_experiment(cfg: Config, *, results_dir: Path, progress: bool = False, re
                 seconds = round(time.perf_counter() - t0, 2)
                 meta.data["timings"]["train_s"][f"{name}-seed{seed}"] = seconds
                 meta.data["models"][name] = dict(f, n_params=count_parameters(model))
-                meta.data.setdefault("fingerprints", {})[f"{name}-seed{seed}"] = fingerprint(f, data_d, train_d, seed)
+                meta.data.setdefault("fingerprints", {})[f"{name}-seed{seed}"] = fp
                 meta.save()
                 last = hist.iloc[-1]
                 if old is None:
