@@ -90,8 +90,6 @@ class DataConfig(_Schema):
 
     @model_validator(mode="after")
     def _fits(self) -> "DataConfig":
-        if self.task == "position" and len(self.letters) < 1:
-            raise ValueError("task: position needs at least one letter")
         if self.task == "position" and self.canvas % 2:
             # the paired test set rolls the top image by canvas/2 rows; 1/4 maps onto 3/4 only for an even side
             raise ValueError(f"task: position needs an even canvas (the bottom test image is the top one rolled by canvas/2); got {self.canvas}")

@@ -50,7 +50,7 @@ def protocol(sweep: SweepConfig, data: DataConfig, seeds: list[int], models: lis
              kind: str = "translation") -> dict:
     p = dict(kind=kind, mode=_mode_label(sweep, kind), grid=sweep.grid, dx=sweep.dx, dy=sweep.dy,
              test_images=data.test_images * (2 if data.task == "position" else 1), seeds=list(seeds),
-             models=list(models), n_shifts=len({p for line in shift_lines(sweep.dx, sweep.dy, sweep.grid) for p in line}))
+             models=list(models), n_shifts=len(grid_points(shift_lines(sweep.dx, sweep.dy, sweep.grid))))
     if data.task == "position":
         p["task"] = "position"  # paired top/bottom test images; the label is the half, not the letter
     return p
