@@ -19,7 +19,7 @@ import torch
 
 from invariance_lab.config import load_config
 from invariance_lab.data import draw, glyph_table, reference_letters
-from invariance_lab.experiment import shifted_inputs
+from invariance_lab.shifts import shifted_inputs
 from invariance_lab.models import build_model
 from invariance_lab.shifts import grid_points, shift_lines
 from invariance_lab.sweep import run_sweep

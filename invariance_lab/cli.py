@@ -9,6 +9,7 @@ Bad input (an InvlabError from the library) is printed as one paragraph and exit
 from __future__ import annotations
 
 import functools
+import os
 import sys
 from pathlib import Path
 from typing import List, Optional
@@ -26,6 +27,49 @@ err = Console(stderr=True)
 
 RESULTS_DIR = typer.Option(Path("results"), "--results-dir", help="Where run folders are created.")
 QUIET = typer.Option(False, "--quiet", "-q", help="No progress bars or progress messages.")
+THREADS = typer.Option(None, "--threads", min=1, help="torch threads (default: torch's own); recorded in meta.json. "
+                       "On a busy machine 1 can be faster than 2.")
+
+
+def _say(quiet: bool):
+    return None if quiet else lambda m: err.print(m, highlight=False, markup=False, soft_wrap=True)
+
+
+def writable(path: Path, option: str) -> Path:
+    """The folder `path`, created if needed, or an error naming the option it came from."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise InvlabError(f"{option} {path}: cannot create this folder ({e.strerror or e}); give a writable folder") from None
+    if not path.is_dir() or not os.access(path, os.W_OK):
+        raise InvlabError(f"{option} {path}: not a writable folder; give a writable folder")
+    return path
+
+
+def sweep_settings(run_dir: Path, *, dx: str | None, dy: str | None, mode: str | None, grid: str | None,
+                   kind: str):
+    """The run's own sweep settings with the command line's --dx/--dy/--mode/--grid laid over them.
+
+    Ranges not given: with neither, the run's; with one, the other axis is fixed at 0."""
+    from pydantic import ValidationError
+
+    from .config import SweepConfig, load_config, parse_range
+    from .runs import CONFIG_FILE, require_finished_run
+
+    require_finished_run(run_dir)
+    settings = load_config(Path(run_dir) / CONFIG_FILE).sweep.model_dump()
+    if dx is not None or dy is not None:
+        settings["dx"] = parse_range(dx, "--dx") if dx is not None else [0.0, 0.0, 1.0]
+        settings["dy"] = parse_range(dy, "--dy") if dy is not None else [0.0, 0.0, 1.0]
+        settings["grid"] = "product"
+    settings.update({k: v for k, v in dict(mode=mode, grid=grid).items() if v is not None})
+    if kind == "parts" and mode in (None, "canvas"):
+        settings["mode"] = "canvas"  # displacements are drawn (sub-pixel allowed), whatever the run's sweep mode
+    try:
+        return SweepConfig.model_validate(settings)
+    except ValidationError as e:
+        raise InvlabError("invalid sweep options: " + "; ".join(
+            f"{'.'.join(map(str, x['loc'])) or 'sweep'}: {x['msg'].removeprefix('Value error, ')}" for x in e.errors())) from None
 
 
 def polite(fn):
@@ -54,18 +98,22 @@ def polite(fn):
 @polite
 def run(config: Path = typer.Argument(..., help="YAML config, e.g. configs/seed_question.yaml."),
         set_: List[str] = typer.Option([], "--set", help="Override a config key: --set train.epochs=2 (repeatable)."),
-        results_dir: Path = RESULTS_DIR, quiet: bool = QUIET):
-    """Train each model for each seed, sweep input translations, write invariance tables to a new run folder."""
+        fresh: bool = typer.Option(False, "--fresh", help="Train every model again in a new folder (default: resume an interrupted run and reuse matching checkpoints)."),
+        threads: Optional[int] = THREADS, results_dir: Path = RESULTS_DIR, quiet: bool = QUIET):
+    """Train each model for each seed, sweep input translations, write invariance tables to a run folder.
+
+    Re-running the same config resumes an interrupted run (Ctrl-C, SIGTERM, SIGKILL) and reuses every finished
+    checkpoint with the same settings; --fresh trains everything again."""
     from .config import load_config
     from .experiment import run_experiment
-    from .report import brief_model_table, load_result, protocol_lines, to_rich_table
+    from .display import brief_tables
+    from .results import load_result
 
     cfg = load_config(config, overrides=set_)
-    run_dir = run_experiment(cfg, results_dir=results_dir, progress=not quiet,
-                             on_event=None if quiet else lambda m: err.print(m, highlight=False))
-    result = load_result(run_dir)
-    out.print(to_rich_table(brief_model_table([result]), title=f"{cfg.name}: mean ± 95% CI over seeds",
-                            caption="\n".join(protocol_lines([result]))))
+    run_dir = run_experiment(cfg, results_dir=writable(results_dir, "--results-dir"), progress=not quiet,
+                             fresh=fresh, threads=threads, on_event=_say(quiet))
+    for table in brief_tables(load_result(run_dir), title=f"{cfg.name}: mean ± 95% CI over seeds"):
+        out.print(table)
     out.print(f"run folder: {run_dir}", highlight=False, soft_wrap=True)
 
 
@@ -81,22 +129,26 @@ def sweep(target: Path = typer.Argument(..., help="A run folder (results/<name>/
           layers: bool = typer.Option(False, "--layers", help="Also write the per-layer profile: layers.csv, layers_summary.csv."),
           layer_images: int = typer.Option(200, "--layer-images", help="Test images for --layers (it runs every layer at every shift)."),
           set_: List[str] = typer.Option([], "--set", help="Config override when TARGET is a config file."),
-          results_dir: Path = RESULTS_DIR, quiet: bool = QUIET):
+          threads: Optional[int] = THREADS, results_dir: Path = RESULTS_DIR, quiet: bool = QUIET):
     """Evaluate trained models over new shifts without retraining; writes <run>/sweeps/<id>/."""
-    from .experiment import sweep_experiment
-    from .report import brief_model_table, layer_table, load_result, protocol_lines, to_rich_table
+    from .config import load_config
+    from .experiment import run_for_config, sweep_experiment
+    from .display import brief_tables
+    from .results import load_result
 
     chosen = [m.strip() for m in models_.split(",") if m.strip()] if models_ else None
-    folder = sweep_experiment(target, results_dir=results_dir, dx=dx, dy=dy, mode=mode, grid=grid, models=chosen,
-                              overrides=set_, progress=not quiet, kind=kind, layers=layers, layer_images=layer_images,
-                              on_event=None if quiet else lambda m: err.print(m, highlight=False))
-    result = load_result(folder)
-    caption = "\n".join(protocol_lines([result]))
-    out.print(to_rich_table(brief_model_table([result]), title="sweep: mean ± 95% CI over seeds", caption=caption))
-    if result.layers is not None:
-        mean, ci = layer_table([result])
-        out.print(to_rich_table(mean.droplevel("run"), title="equivariance error per layer (mean over shifts, ± 95% CI over seeds)",
-                                caption=caption, ci_df=ci.droplevel("run")))
+    if target.is_file() or target.suffix in (".yaml", ".yml"):
+        run_dir = run_for_config(load_config(target, set_), results_dir=writable(results_dir, "--results-dir"),
+                                 progress=not quiet, threads=threads, on_event=_say(quiet))
+    elif set_:
+        raise InvlabError("--set applies to a config file; a run folder's settings are fixed")
+    else:
+        run_dir = target
+    settings = sweep_settings(run_dir, dx=dx, dy=dy, mode=mode, grid=grid, kind=kind)
+    folder = sweep_experiment(run_dir, settings, models=chosen, progress=not quiet, kind=kind, layers=layers,
+                              layer_images=layer_images, threads=threads, on_event=_say(quiet))
+    for table in brief_tables(load_result(folder), title="sweep: mean ± 95% CI over seeds"):
+        out.print(table)
     out.print(f"sweep folder: {folder}", highlight=False, soft_wrap=True)
 
 
@@ -108,22 +160,31 @@ def report(paths: List[Path] = typer.Argument(None, help="Run or sweep folders (
            axis: Optional[str] = typer.Option(None, "--axis", help="dx or dy for --by shift (default: each swept axis)."),
            fmt: str = typer.Option("table", "--format", help="table, markdown or csv."),
            plot: Optional[Path] = typer.Option(None, "--plot", help="Also write PNG plots into this folder."),
+           drop_chance: bool = typer.Option(False, "--drop-chance", help="Leave out seeds at chance (clean accuracy within 5 points of 1/classes): their consistency says nothing."),
            results_dir: Path = RESULTS_DIR):
     """Compare models (mean ± 95% CI over seeds) across one or more runs and sweeps; optionally plot."""
-    from .report import build_report, newest_run
+    from .display import FORMATS, render
+    from .errors import choose
+    from .report import build_report
+    from .runs import newest_run
 
+    choose("table format", fmt, FORMATS)  # before any loading or plotting
     results_paths = list(paths) if paths else [newest_run(results_dir)]
-    rep = build_report(results_paths, by=by, metric=metric, axis=axis, fmt=fmt, plot_dir=plot)
-    if fmt == "csv":
-        out.print(rep.text, markup=False, highlight=False, soft_wrap=True, end="")
-        for line in rep.protocol:  # keep stdout parseable; the protocol still reaches the reader
-            err.print(line, highlight=False, soft_wrap=True)
-    elif fmt == "markdown":
-        out.print(rep.text, markup=False, highlight=False, soft_wrap=True)
-    else:
-        for table in rep.tables:
+    rep = build_report(results_paths, by=by, metric=metric, axis=axis, drop_chance=drop_chance)
+    shown = render(rep, fmt)
+    plots = []
+    if plot is not None:
+        from .plots import plot_all
+
+        plots = plot_all(rep.results, writable(plot, "--plot"), metrics=tuple(dict.fromkeys([metric, "flip_rate", "prob_change"])))
+    if fmt == "table":
+        for table in shown.tables:
             out.print(table)
-    for path in rep.plots:
+    else:
+        out.print(shown.text, markup=False, highlight=False, soft_wrap=True, end="" if fmt == "csv" else "\n")
+    for line in shown.side:  # csv: keep stdout parseable; the protocol and footnotes still reach the reader
+        err.print(line, highlight=False, soft_wrap=True, markup=False)
+    for path in plots:
         err.print(f"plot: {path}", highlight=False, soft_wrap=True)
 
 

@@ -1,27 +1,54 @@
-"""The experiment config: a typed schema (pydantic v2) with commented defaults, and a loader with polite errors.
+"""The experiment config: a typed schema (pydantic v2) with commented defaults, and its entry points.
 
     cfg = load_config("configs/seed_question.yaml", overrides=["train.epochs=2", "seeds=[0,1]"])
 
-Unknown keys are rejected at every level; every error names the file, the dotted key path, the bad value and
-what is allowed, and is raised as ConfigError (an InvlabError: the CLI prints it and exits with code 2).
+Every bad input is refused before any work starts, as one ConfigError (an InvlabError: the CLI prints it, exit
+code 2) naming the file, the dotted key path, the value (quoted, cut to 200 characters) and what is allowed.
+Built on this schema: limits.py (what fits the canvas and the machine: letter sizes, shifts out of the frame,
+memory), safeyaml.py (YAML without alias bombs) and configfile.py (reading a config file, --set, the messages).
+The names that moved there stay importable from here.
 """
 
 from __future__ import annotations
 
-import difflib
 import math
 import re
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Annotated, Any, Literal, Optional
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from .errors import InvlabError
+from .errors import InvlabError, choose, quote
 
 
 class ConfigError(InvlabError):
     pass
+
+
+# ----------------------------------------------------------------------------------- limits of the schema
+SEED_MAX = 2**32 - 1  # seeds are 32-bit unsigned: every RNG (torch, numpy, random) takes them as they are
+MAX_BLOCKS = 32  # conv blocks (channels entries) per model
+BIG = 2**63 - 1  # the largest count any setting may have: torch's int64 (a config refers to far smaller ones)
+
+# Strict scalar types: no booleans or strings for numbers, no numbers for strings, finite floats only.
+Int = Annotated[int, Field(strict=True)]  # every Int field also states an upper bound, at most BIG
+Float = Annotated[float, Field(strict=True, allow_inf_nan=False)]  # an int is accepted (and becomes a float)
+Str = Annotated[str, Field(strict=True)]
+Seed = Annotated[int, Field(strict=True, ge=0, le=SEED_MAX)]
+KindName = Annotated[str, Field(strict=True, max_length=64)]  # a registry name (arch, downsample, ...)
+Width = Annotated[int, Field(strict=True, le=BIG)]  # a conv block's channel count
+FolderName = Annotated[str, Field(strict=True, max_length=100)]  # a run folder's name
+
+
+class _Problem(ValueError):
+    """A validator's complaint about one key: `key` is its path below the model validated, `value` the value to
+    quote; configfile puts both into the message (pydantic reports model-level errors at the model)."""
+
+    def __init__(self, key: str | tuple, message: str, value: Any):
+        super().__init__(message)
+        self.key = (key,) if isinstance(key, str) else tuple(key)
+        self.value = value
 
 
 class _Schema(BaseModel):
@@ -29,162 +56,211 @@ class _Schema(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_default=True)
 
 
-def _check_range(v: list[float], key: str) -> list[float]:
-    """[start, stop] or [start, stop, step], inclusive; returned as [start, stop, step]."""
+def _distinct(v: list) -> bool:
+    """Not empty, and no value twice."""
+    return bool(v) and len(set(v)) == len(v)
+
+
+def check_range(v: list[float], key: str) -> list[float]:
+    """[start, stop] or [start, stop, step], inclusive; returned as [start, stop, step]. Raises ValueError."""
     if len(v) not in (2, 3):
-        raise ValueError(f"{key} must be [start, stop] or [start, stop, step]; got {v}")
+        raise ValueError(f"{key} must be [start, stop] or [start, stop, step]; got {quote(v)}")
     start, stop = float(v[0]), float(v[1])
     step = float(v[2]) if len(v) == 3 else 1.0
     if not all(math.isfinite(x) for x in (start, stop, step)):
-        raise ValueError(f"{key} values must be finite numbers; got {v}")
+        raise ValueError(f"{key} values must be finite numbers; got {quote(v)}")
     if step <= 0:
         raise ValueError(f"{key} step must be > 0; got {step:g}")
     if stop < start:
         raise ValueError(f"{key} stop ({stop:g}) must be >= start ({start:g})")
     if (stop - start) / step > 10_000:
-        raise ValueError(f"{key} {v} has more than 10000 steps; use a larger step")
+        raise ValueError(f"{key} {quote(v)} has more than 10000 steps; use a larger step")
     return [start, stop, step]
 
 
+
+
+def parse_range(text: str, option: str) -> list[float]:
+    """'START:STOP[:STEP]' (inclusive) or a single value 'V' -> [start, stop, step], checked like the config."""
+    try:
+        values = [float(v) for v in text.split(":")]
+    except ValueError:
+        raise ConfigError(f"{option} {quote(text)}: expected START:STOP[:STEP] with numbers, "
+                          f"e.g. {option} -4:4:0.5") from None
+    if len(values) == 1:
+        values = values * 2
+    try:
+        return check_range(values, option)
+    except ValueError as e:
+        raise ConfigError(f"{option} {quote(text)}: {e}") from None
+
+
+# ------------------------------------------------------------------------------------------------- schema
+
+
 class DataConfig(_Schema):
-    letters: list[str] = ["A", "B"]  # the classes, any of A-Z; order = class index
-    fonts: list[str] = ["futural", "futuram", "timesr"]  # Hershey stroke fonts drawn at random per image
-    canvas: int = Field(32, ge=8, le=256)  # image side in px; 32 keeps CPU training to seconds
-    size: float = Field(16.0, gt=0)  # letter (cap) height in px before jitter; half the canvas leaves room to move
-    size_jitter: float = Field(0.1, ge=0, lt=1)  # height drawn uniformly in size * [1 - j, 1 + j]
-    thickness: list[float] = [1.0, 2.0]  # stroke width in px, drawn uniformly in [min, max]
-    noise: float = Field(0.0, ge=0)  # std of Gaussian pixel noise added to TRAINING images only (tests stay clean)
-    train_images: int = Field(2000, ge=2)
-    test_images: int = Field(500, ge=1)
-    train_shift: float = Field(0.0, ge=0)  # letters placed uniformly within +-train_shift px of the centre; 0 = centred
-    train_mode: Literal["canvas", "circular"] = "canvas"  # how training placements are made (see docs/protocols)
-    task: Literal["letter", "position"] = "letter"  # position = label is top/bottom half (a padding probe)
-    seed: int = 0  # data seed: every model and model seed sees the same train and test images
+    letters: list[Str] = ["A", "B"]  # the classes, A-Z, in class order; A vs B: the simplest task that needs shape
+    fonts: list[Str] = ["futural", "futuram", "timesr"]  # Hershey fonts, one per image at random: 3 distinct designs
+    canvas: Int = Field(32, ge=8, le=256)  # image side, px; 32 keeps CPU training to seconds
+    size: Float = Field(16.0, gt=0)  # letter height, px, before jitter; half the canvas leaves room to move
+    size_jitter: Float = Field(0.1, ge=0, lt=1)  # height drawn uniformly in size * [1 - j, 1 + j]: some variety
+    thickness: list[Float] = [1.0, 2.0]  # stroke width range [min, max], px, drawn uniformly per image
+    noise: Float = Field(0.0, ge=0, le=10)  # std of Gaussian pixel noise (ink = 1) on TRAINING images; 0 = none
+    train_images: Int = Field(2000, ge=2, le=BIG)  # rendered once, held in memory; 2000 is seconds per epoch on a CPU
+    test_images: Int = Field(500, ge=1, le=BIG)  # the same test letters for every model, seed and shift
+    train_shift: Float = Field(0.0, ge=0)  # training letters placed uniformly within +-train_shift px; 0 = centred
+    train_mode: Literal["canvas", "circular"] = "canvas"  # canvas: drawn at the offset; circular: rolled, whole px
+    task: Literal["letter", "position"] = "letter"  # letter | position (label = top or bottom half: padding probe)
+    seed: Seed = 0  # data seed, 0 .. 2**32-1: every model and model seed sees the same train and test images
 
     @field_validator("letters")
     @classmethod
     def _letters(cls, v: list[str]) -> list[str]:
-        bad = [x for x in v if not (isinstance(x, str) and len(x) == 1 and "A" <= x <= "Z")]
+        bad = [x for x in v if not (len(x) == 1 and "A" <= x <= "Z")]
         if bad:
-            raise ValueError(f"letters must be capitals A-Z; got {bad}")
-        if len(set(v)) != len(v) or len(v) < 1:
-            raise ValueError(f"letters must be distinct and not empty; got {v}")
+            raise ValueError(f"letters must be single capitals A-Z; got {quote(bad)}")
+        if not _distinct(v):
+            raise ValueError(f"letters must be distinct and not empty; got {quote(v)}")
         return v
 
     @field_validator("fonts")
     @classmethod
     def _fonts(cls, v: list[str]) -> list[str]:
-        from .letters import LATIN_FONTS
+        from .letters import LATIN_FONTS  # letters imports torch: only when fonts are checked
 
-        bad = [f for f in v if f not in LATIN_FONTS]
-        if bad or not v:
-            raise ValueError(f"unknown font(s) {bad or v}; choose from: {', '.join(LATIN_FONTS)}")
+        if not _distinct(v):
+            raise ValueError(f"fonts must be distinct and not empty; choose from: {', '.join(LATIN_FONTS)}")
+        for font in v:
+            choose("font", font, LATIN_FONTS, error=ValueError)
         return v
 
     @field_validator("thickness")
     @classmethod
     def _thickness(cls, v: list[float]) -> list[float]:
         if len(v) != 2 or not 0 < v[0] <= v[1]:
-            raise ValueError(f"thickness must be [min, max] with 0 < min <= max; got {v}")
+            raise ValueError(f"thickness must be [min, max] with 0 < min <= max; got {quote(v)}")
         return v
 
     @model_validator(mode="after")
     def _fits(self) -> "DataConfig":
-        if self.task == "position" and self.canvas % 2:
-            # the paired test set rolls the top image by canvas/2 rows; 1/4 maps onto 3/4 only for an even side
-            raise ValueError(f"task: position needs an even canvas (the bottom test image is the top one rolled by canvas/2); got {self.canvas}")
-        if self.train_mode == "circular" and self.train_shift != int(self.train_shift):
-            raise ValueError(f"train_mode: circular rolls by whole pixels; train_shift must be an integer, got {self.train_shift:g}")
+        if self.task == "letter" and len(self.letters) < 2:
+            raise _Problem("letters", "task: letter needs at least two letters: they are the classes, and one class "
+                           "leaves nothing to tell apart; add one (e.g. [A, B]), or use task: position, whose classes "
+                           "are the top and bottom halves", self.letters)
+        from .limits import canvas_problem  # limits builds on this schema: imported when first used
+
+        problem = canvas_problem(self)  # the letters fit the canvas and stay in the frame
+        if problem:
+            raise problem
         return self
 
 
 class ModelSpec(_Schema):
     """A model: a preset `arch` and/or factors; factors given beside a preset override it."""
 
-    arch: Optional[str] = None  # conv_only | conv_maxpool | strided_conv | conv_gap | ... (invlab models)
-    downsample: Optional[str] = None  # after each conv block: none | max | avg | stride | blur_* | aps_*
-    head: Optional[str] = None  # flatten | global_avg | global_max
-    padding: Optional[str] = None  # zeros | circular | reflect | valid
-    channels: Optional[list[int]] = None  # one entry per conv block
-    kernel: Optional[int] = Field(None, ge=1, le=15)  # conv kernel side (odd keeps padding symmetric)
-    blur_size: Optional[int] = Field(None, ge=1, le=7)  # binomial blur side for blur_*/aps_* (1 = no blur)
+    arch: Optional[KindName] = None  # preset: conv_only | conv_maxpool | strided_conv | conv_gap | ... (invlab models)
+    downsample: Optional[KindName] = None  # after each block: none | max | avg | stride | blur_* | aps_* (none)
+    head: Optional[KindName] = None  # flatten | global_avg | global_max (flatten)
+    padding: Optional[KindName] = None  # zeros | circular | reflect | valid (zeros)
+    channels: Optional[list[Width]] = Field(None, max_length=MAX_BLOCKS)  # one conv block per entry ([16, 32, 32])
+    kernel: Optional[Int] = Field(None, ge=1, le=15)  # conv kernel side (3; odd keeps padding symmetric)
+    blur_size: Optional[Int] = Field(None, ge=1, le=7)  # binomial blur side for blur_*/aps_* (3: Zhang's; 1 = none)
 
     @field_validator("channels")
     @classmethod
     def _channels(cls, v):
         if v is not None and (not v or any(c < 1 for c in v)):
-            raise ValueError(f"channels must be a non-empty list of positive ints; got {v}")
+            raise ValueError(f"channels must be a non-empty list of positive ints; got {quote(v)}")
         return v
 
 
 class TrainConfig(_Schema):
-    epochs: int = Field(5, ge=0)  # 0 = evaluate untrained (randomly initialised) networks
-    batch_size: int = Field(64, ge=1)
-    lr: float = Field(1e-3, gt=0)
-    weight_decay: float = Field(0.0, ge=0)
-    optimizer: Literal["adam", "adamw", "sgd"] = "adam"  # sgd uses momentum 0.9
+    epochs: Int = Field(5, ge=0, le=BIG)  # passes over the training set (5 learns A vs B); 0 = untrained networks
+    batch_size: Int = Field(64, ge=1, le=BIG)  # mini-batch size: 64 gives ~30 steps per epoch of 2000 images
+    lr: Float = Field(1e-3, gt=0, le=10)  # learning rate: Adam's usual 1e-3; above 10 only overflows
+    weight_decay: Float = Field(0.0, ge=0, le=10)  # L2 penalty (decoupled for adamw); 0 = none
+    optimizer: Literal["adam", "adamw", "sgd"] = "adam"  # adam | adamw | sgd (momentum 0.9); adam needs no tuning
 
 
 class SweepConfig(_Schema):
-    mode: Literal["canvas", "circular"] = "canvas"  # canvas: re-rendered at the shift; circular: torch.roll
-    dx: list[float] = [-8, 8]  # inclusive [start, stop] or [start, stop, step], px
-    dy: list[float] = [0, 0]
-    grid: Literal["product", "axes"] = "product"  # product: every (dx, dy); axes: dx with dy=0, then dy with dx=0
-    batch_size: int = Field(500, ge=1)  # images per forward pass during the sweep
+    mode: Literal["canvas", "circular"] = "canvas"  # canvas: letter redrawn at the shift; circular: torch.roll
+    dx: list[Float] = [-8, 8]  # inclusive [start, stop] or [start, stop, step], px; +-8: a whole stride-8 period
+    dy: list[Float] = [0, 0]  # vertical shifts, the same way; [0, 0] = none
+    grid: Literal["product", "axes"] = "product"  # product: every (dx, dy); axes: dx with dy = 0, then dy with dx = 0
+    batch_size: Int = Field(500, ge=1, le=BIG)  # images per forward pass in the sweep: the default test set at once
 
     @field_validator("dx", "dy")
     @classmethod
     def _range(cls, v, info):
-        return _check_range(v, info.field_name)
+        return check_range(v, info.field_name)
 
     @model_validator(mode="after")
-    def _integers_for_roll(self) -> "SweepConfig":
-        if self.mode == "circular":
-            for key in ("dx", "dy"):
-                if any(float(x) != int(x) for x in getattr(self, key)):
-                    raise ValueError(f"mode: circular rolls by whole pixels; {key} must be integers, got {getattr(self, key)}")
+    def _grid(self) -> "SweepConfig":
+        from .limits import grid_problem  # limits builds on this schema: imported when first used
+
+        problem = grid_problem(self)  # whole pixels for circular rolls, at most MAX_SHIFTS shifts in the grid
+        if problem:
+            raise problem
         return self
 
 
 class Config(_Schema):
-    name: str = "experiment"  # the run folder is results/<name>/<run id>/
-    seeds: list[int] = [0]  # one trained model per architecture per seed
-    device: Literal["auto", "cpu", "cuda"] = "auto"  # auto = cuda when available
-    data: DataConfig = DataConfig()
-    models: dict[str, ModelSpec] = Field(default_factory=lambda: {"conv_gap": ModelSpec(arch="conv_gap")})
-    train: TrainConfig = TrainConfig()
-    sweep: SweepConfig = SweepConfig()
+    name: FolderName = "experiment"  # run folders go to results/<name>/<run id>/
+    seeds: list[Seed] = [0]  # one trained network per model per seed, each 0 .. 2**32-1; more seeds, narrower CIs
+    device: Literal["auto", "cpu", "cuda"] = "auto"  # auto = cuda when available, else cpu
+    data: DataConfig = Field(default_factory=DataConfig)  # the letters: classes, fonts, sizes, placements
+    models: dict[Str, ModelSpec] = Field(default_factory=lambda: {"conv_gap": ModelSpec(arch="conv_gap")})  # name: spec
+    train: TrainConfig = Field(default_factory=TrainConfig)  # optimiser and schedule, the same for every model
+    sweep: SweepConfig = Field(default_factory=SweepConfig)  # the shifts the trained networks are tested on
 
     @field_validator("name")
     @classmethod
     def _name(cls, v: str) -> str:
         if not re.fullmatch(r"[A-Za-z0-9_.-]+", v) or v.startswith("."):
-            raise ValueError(f"name must use letters, digits, '_', '-', '.' (it names a folder); got {v!r}")
+            raise ValueError("name must use letters, digits, '_', '-', '.' and not start with '.' (it names a folder)")
         return v
 
     @field_validator("seeds")
     @classmethod
     def _seeds(cls, v: list[int]) -> list[int]:
-        if not v or len(set(v)) != len(v):
-            raise ValueError(f"seeds must be a non-empty list of distinct ints; got {v}")
+        if not _distinct(v):
+            raise ValueError("seeds must be a non-empty list of distinct ints")
         return v
 
     @field_validator("models")
     @classmethod
     def _models(cls, v: dict) -> dict:
         if not v:
-            raise ValueError("models must name at least one model")
-        bad = [k for k in v if not re.fullmatch(r"[A-Za-z0-9_.-]+", str(k))]
+            raise ValueError("models must name at least one model, e.g. models: {conv_gap: {arch: conv_gap}}")
+        bad = [k for k in v if not re.fullmatch(r"[A-Za-z0-9_.-]{1,100}", k)]
         if bad:
-            raise ValueError(f"model names must use letters, digits, '_', '-', '.'; got {bad}")
+            raise ValueError(f"model names must use letters, digits, '_', '-', '.' (at most 100); got {quote(bad)}")
         return v
 
-    @model_validator(mode="after")
-    def _position_sweeps_roll(self) -> "Config":
-        if self.data.task == "position" and self.sweep.mode != "circular":
+    @model_validator(mode="before")
+    @classmethod
+    def _position_sweeps_roll(cls, raw: Any) -> Any:
+        # Checked on the raw input, before the sections, so that it is said even when data has problems too
+        # (the position task's letters must be smaller than the default size, for instance).
+        data, sweep = (raw.get("data"), raw.get("sweep")) if isinstance(raw, dict) else (None, None)
+        task = data.get("task") if isinstance(data, dict) else getattr(data, "task", None)
+        if isinstance(sweep, (dict, type(None))):
+            mode = (sweep or {}).get("mode", "canvas")
+        else:
+            mode = getattr(sweep, "mode", None)
+        if task == "position" and mode is not None and mode != "circular":
             # Canvas shifts would redraw the bottom letters instead of rolling them, breaking the exact pairing.
-            raise ValueError("task: position is swept with sweep.mode: circular (its test images are rolled pairs); "
-                             f"got mode: {self.sweep.mode}")
+            raise _Problem(("sweep", "mode"), "task: position is swept with sweep.mode: circular (its test images "
+                           "are rolled pairs)", mode)
+        return raw
+
+    @model_validator(mode="after")
+    def _sweep_fits(self) -> "Config":
+        from .limits import shift_problem  # limits builds on this schema: imported when first used
+
+        problem = shift_problem(self.data, self.sweep)
+        if problem:
+            raise _Problem(("sweep",) + problem.key, str(problem), problem.value)
         return self
 
     def resolved_models(self) -> dict[str, dict]:
@@ -194,104 +270,22 @@ class Config(_Schema):
         return {name: resolve_spec(spec.model_dump(exclude_none=True)) for name, spec in self.models.items()}
 
 
-# ----------------------------------------------------------------------------------------------- loading
-
-
-def _schema_at(loc: tuple) -> type[BaseModel] | None:
-    """The schema class that holds the key at `loc` (for suggesting the closest valid key)."""
-    cls: Any = Config
-    for i, part in enumerate(loc[:-1]):
-        if cls is Config and part == "models":
-            cls = ModelSpec
-            # skip the model name that follows
-            return ModelSpec if len(loc) == i + 3 else None
-        field = cls.model_fields.get(part) if isinstance(cls, type) and issubclass(cls, BaseModel) else None
-        if field is None:
-            return None
-        cls = field.annotation
-    return cls if isinstance(cls, type) and issubclass(cls, BaseModel) else None
-
-
-def _format_errors(err: ValidationError, source: str) -> str:
-    lines = []
-    for e in err.errors():
-        loc = tuple(p for p in e["loc"] if not (isinstance(p, str) and p.startswith("function-")))
-        path = ".".join(str(p) for p in loc) or "(top level)"
-        if e["type"] == "extra_forbidden":
-            cls = _schema_at(loc)
-            valid = list(cls.model_fields) if cls else []
-            close = difflib.get_close_matches(str(loc[-1]), valid, n=1)
-            hint = f"; did you mean '{close[0]}'?" if close else ""
-            lines.append(f"[{path}] unknown key{hint} Valid keys here: {', '.join(valid)}.")
-        else:
-            msg = e["msg"].removeprefix("Value error, ")
-            lines.append(f"[{path}] {msg} (got {e.get('input')!r}).")
-    return f"{source}: invalid config.\n" + "\n".join("  " + line for line in lines)
-
-
-def _set_dotted(raw: dict, override: str, source: str) -> None:
-    if "=" not in override:
-        raise ConfigError(f"--set {override!r}: expected KEY.PATH=VALUE, e.g. --set train.epochs=2")
-    key, value = override.split("=", 1)
-    parts = key.strip().split(".")
-    if not all(parts):
-        raise ConfigError(f"--set {override!r}: empty part in key path {key!r}")
-    try:
-        parsed = yaml.safe_load(value) if value.strip() else None
-    except yaml.YAMLError:
-        parsed = value  # a plain string such as a name
-    node = raw
-    for i, part in enumerate(parts[:-1]):
-        child = node.get(part)
-        if child is None:
-            child = node[part] = {}
-        if not isinstance(child, dict):
-            raise ConfigError(f"--set {override!r}: {'.'.join(parts[: i + 1])} is a value, not a section")
-        node = child
-    node[parts[-1]] = parsed
+# ------------------------------------------------------------------------------------------------- entry points
+# configfile and limits build on the schema above, so they are imported when first used, not at the top.
 
 
 def parse_config(raw: Any, source: str = "<config>", overrides: list[str] | None = None) -> Config:
-    if raw is None:
-        raw = {}
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{source}: the top level must be a mapping of keys (name, seeds, data, models, ...); got {type(raw).__name__}")
-    for o in overrides or []:
-        _set_dotted(raw, o, source)
-    if overrides:  # a bad value may come from the command line rather than the file: say so
-        source = f"{source} (with --set {' --set '.join(overrides)})"
-    try:
-        cfg = Config.model_validate(raw)
-    except ValidationError as err:
-        raise ConfigError(_format_errors(err, source)) from None
-    from .models import check_model, resolve_spec
+    """Validate a parsed config (a dict) with --set overrides laid over it; raises ConfigError."""
+    from .configfile import validate
 
-    problems = []
-    for name, spec in cfg.models.items():
-        try:
-            check_model(resolve_spec(spec.model_dump(exclude_none=True)), cfg.data.canvas)
-        except (ValueError, InvlabError) as e:
-            problems.append(f"  [models.{name}] {e}")
-    if problems:
-        raise ConfigError(f"{source}: invalid config.\n" + "\n".join(problems))
-    return cfg
+    return validate(raw, source, overrides)
 
 
 def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
-    path = Path(path)
-    if not path.exists():
-        raise ConfigError(f"config file not found: {path}")
-    if not path.is_file():
-        raise ConfigError(f"{path} is not a file; give a YAML config such as configs/quick.yaml")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.MarkedYAMLError as e:
-        mark = e.problem_mark or e.context_mark
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown position"
-        raise ConfigError(f"{path}: YAML syntax error at {where}: {e.problem or e.context}") from None
-    except (yaml.YAMLError, UnicodeDecodeError) as e:
-        raise ConfigError(f"{path}: not readable as YAML: {e}") from None
-    return parse_config(raw, str(path), overrides)
+    """Read a YAML config file and validate it (parse_config); raises ConfigError."""
+    from .configfile import read_yaml
+
+    return parse_config(read_yaml(path), str(Path(path)), overrides)
 
 
 def to_yaml(cfg: Config) -> str:

@@ -22,7 +22,16 @@ def quote(value, limit: int = MAX_QUOTE) -> str:
         text = repr(value)
     except Exception:  # a repr that fails must not hide the real message
         text = f"<{type(value).__name__}>"
-    return text if len(text) <= limit else text[: limit - 15] + f"... ({len(text)} chars)"
+    if len(text) <= limit:
+        return text
+    tail = f"... ({len(text)} chars)"
+    return text[: max(limit - len(tail), 0)] + tail
+
+
+def clip(text: str, limit: int = MAX_QUOTE) -> str:
+    """Plain text (an exception's message) cut to `limit` characters, first line only."""
+    text = str(text).strip().splitlines()[0] if str(text).strip() else ""
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def choose(what: str, value, choices: Iterable, error: type[Exception] = InvlabError):

@@ -5,8 +5,8 @@
 Taps (ConvBlock = down(act(conv(pad(x))))): for block i, `block<i>.conv` is the activation after the ReLU and
 `block<i>.down` the block's output after downsampling (the same tensor when downsample is none or stride);
 `head` is the vector the dense classifier sees (global mean / max, or the flattened last map). Each tap has a
-cumulative stride s: the product of the strides before it (2 per downsampling block; a stride-2 conv counts
-at its own `.conv` tap).
+cumulative stride s: the product of the strides before it (each block's `stride`, from its downsampling kind's
+registry entry; a stride-2 conv counts at its own `.conv` tap).
 
 Definitions, per model x seed x tap x shift T = (dx, dy), averaged over the test images x:
 
@@ -56,7 +56,7 @@ def layer_taps(model: InvNet, x: torch.Tensor) -> list[tuple[str, int, torch.Ten
         a = block.act(block.conv(block.pad(x)))
         taps.append((f"block{i}.conv", stride * block.conv.stride[0], a))
         x = block.down(a)
-        stride *= 1 if block.downsample == "none" else 2
+        stride *= block.stride  # the block's own (its downsampling kind's registry entry)
         taps.append((f"block{i}.down", stride, x))
     taps.append(("head", stride, model.pool(x)))
     return taps

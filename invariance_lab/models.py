@@ -1,20 +1,73 @@
 """Models from factors: N conv blocks (conv, ReLU, downsampling), a head, a linear classifier.
 
-A preset names a factor set (`conv_maxpool` = max pooling + flatten head); a config may override any factor.
-Names become objects through the PRESETS registry, whose errors list the valid names (see `invlab models`).
+Names become objects through registries, whose errors list the valid names (see `invlab models`):
+PRESETS (a model name -> a factor set: `conv_maxpool` = max pooling + flatten head), HEADS (a head name ->
+its pooling and feature count) here, and DOWNSAMPLES in layers.py. A config may override any factor.
 
-    net = build_model(resolve_spec({"arch": "conv_gap", "padding": "circular"}), num_classes=2, canvas=32)
+    net = create_model("conv_gap", num_classes=2, canvas=32)
+    net = create_model({"arch": "conv_gap", "padding": "circular"}, num_classes=2, canvas=32)
+    list_models()  # ['conv_only', 'conv_maxpool', ...]
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 
-from .errors import InvlabError
-from .layers import DOWNSAMPLE_KINDS, PADDING_KINDS, ConvBlock
+from .errors import InvlabError, choose
+from .layers import DOWNSAMPLES, PADDING_KINDS, ConvBlock
 
-HEADS = ("flatten", "global_avg", "global_max")
+# ----------------------------------------------------------------------------------------------- heads
+
+
+@dataclass(frozen=True)
+class Head:
+    """What turns the last feature map (N, C, side, side) into the vector the dense classifier reads."""
+
+    name: str
+    description: str
+    pool: Callable[[torch.Tensor], torch.Tensor]  # (N, C, side, side) -> (N, features)
+    features: Callable[[int, int], int]  # (channels, side) -> features
+
+
+HEADS: dict[str, Head] = {}
+
+
+def register_head(name: str, description: str, pool: Callable, features: Callable) -> Head:
+    HEADS[name] = head = Head(name, description, pool, features)
+    return head
+
+
+def _flatten(h: torch.Tensor) -> torch.Tensor:
+    return h.flatten(1)
+
+
+def _global_avg(h: torch.Tensor) -> torch.Tensor:
+    return h.mean(dim=(2, 3))
+
+
+def _global_max(h: torch.Tensor) -> torch.Tensor:
+    return h.amax(dim=(2, 3))
+
+
+def _per_position(channels: int, side: int) -> int:
+    return channels * side * side
+
+
+def _per_channel(channels: int, side: int) -> int:
+    return channels
+
+
+register_head("flatten", "every position its own weights: remembers where things were", _flatten, _per_position)
+register_head("global_avg", "mean over positions: invariant to any permutation of positions", _global_avg,
+              _per_channel)
+register_head("global_max", "max over positions: invariant to any permutation of positions", _global_max,
+              _per_channel)
+
+# ----------------------------------------------------------------------------------------------- presets
 
 # Factors every model has; a preset or the config fills in the rest.
 DEFAULTS = dict(downsample="none", head="flatten", padding="zeros", channels=[16, 32, 32], kernel=3, blur_size=3)
@@ -23,58 +76,80 @@ PRESETS: dict[str, dict] = {}
 
 
 def register_preset(name: str, description: str, **factors) -> None:
+    """Add a named factor set; its names are checked now, so a typo fails at import, not in a run."""
     PRESETS[name] = dict(description=description, **factors)
-
-
-register_preset("conv_only", "3 stride-1 conv blocks, flatten + dense head", downsample="none", head="flatten")
-register_preset("conv_maxpool", "conv blocks each followed by 2x2 max pooling (stride 2), flatten head", downsample="max", head="flatten")
-register_preset("strided_conv", "conv blocks with stride 2, flatten head", downsample="stride", head="flatten")
-register_preset("conv_gap", "3 stride-1 conv blocks, global average pooling head", downsample="none", head="global_avg")
-register_preset("conv_maxpool_gap", "max pooling blocks, global average pooling head", downsample="max", head="global_avg")
-register_preset("blurpool", "MaxPool(k2,s1) + BlurPool(s2) (Zhang 2019), global average head", downsample="blur_max", head="global_avg")
-register_preset("aps", "MaxPool(k2,s1) + adaptive polyphase sampling (Chaman & Dokmanic 2021), global average head, circular padding", downsample="aps_max", head="global_avg", padding="circular")
-
-
-def list_presets() -> dict[str, dict]:
-    return {name: {**DEFAULTS, **p} for name, p in PRESETS.items()}
-
-
-def _choose(kind: str, value, valid) -> None:
-    if value not in valid:
-        raise InvlabError(f"unknown {kind} {value!r}; choose one of: {', '.join(map(str, valid))}")
+    try:
+        resolve_spec({"arch": name})
+    except InvlabError:
+        del PRESETS[name]
+        raise
 
 
 def resolve_spec(spec: dict) -> dict:
-    """Fill a model spec from its preset and the defaults; validate every name."""
+    """Fill a model spec from its preset and the defaults; validate every name.
+
+    The returned dict (arch and the DEFAULTS keys) is what checkpoint fingerprints hash: keep its keys."""
     arch = spec.get("arch")
     base = dict(DEFAULTS)
     if arch is not None:
-        _choose("arch", arch, list(PRESETS))
+        choose("arch", arch, PRESETS)
         base.update({k: v for k, v in PRESETS[arch].items() if k != "description"})
     base.update({k: v for k, v in spec.items() if v is not None and k != "arch"})
-    _choose("downsample", base["downsample"], DOWNSAMPLE_KINDS)
-    _choose("head", base["head"], HEADS)
-    _choose("padding", base["padding"], PADDING_KINDS)
+    choose("downsample", base["downsample"], DOWNSAMPLES)
+    choose("head", base["head"], HEADS)
+    choose("padding", base["padding"], PADDING_KINDS)
     return {"arch": arch, **{k: base[k] for k in DEFAULTS}}
+
+
+register_preset("conv_only", "3 stride-1 conv blocks, flatten + dense head", downsample="none", head="flatten")
+register_preset("conv_maxpool", "conv blocks each followed by 2x2 max pooling (stride 2), flatten head",
+                downsample="max", head="flatten")
+register_preset("strided_conv", "conv blocks with stride 2, flatten head", downsample="stride", head="flatten")
+register_preset("conv_gap", "3 stride-1 conv blocks, global average pooling head", downsample="none",
+                head="global_avg")
+register_preset("conv_maxpool_gap", "max pooling blocks, global average pooling head", downsample="max",
+                head="global_avg")
+register_preset("blurpool", "MaxPool(k2,s1) + BlurPool(s2) (Zhang 2019), global average head",
+                downsample="blur_max", head="global_avg")
+register_preset("aps", "MaxPool(k2,s1) + adaptive polyphase sampling (Chaman & Dokmanic 2021), global average head, "
+                "circular padding", downsample="aps_max", head="global_avg", padding="circular")
+
+
+def list_presets() -> dict[str, dict]:
+    """Every preset with all its factors (defaults filled in) and its description."""
+    return {name: {**DEFAULTS, **p} for name, p in PRESETS.items()}
+
+
+def list_models() -> list[str]:
+    """The preset names create_model accepts, in registration order."""
+    return list(PRESETS)
+
+
+# ----------------------------------------------------------------------------------------------- the network
 
 
 def check_model(factors: dict, canvas: int) -> int:
     """The side of the last feature map for this canvas; raises ValueError naming the combination if none."""
-    size = canvas
-    for i in range(len(factors["channels"])):
+    size, n = canvas, len(factors["channels"])
+    for i in range(n):
+        # One throw-away block per block, as ever: each draws its conv's initial weights from torch's RNG, so
+        # building fewer would change every seeded model's weights (and no longer match trained checkpoints).
         block = ConvBlock(1, 1, factors["kernel"], factors["padding"], factors["downsample"], factors["blur_size"])
         try:
             size = block.out_size(size)
         except ValueError as e:
-            raise ValueError(f"block {i + 1} of {len(factors['channels'])} on a {canvas}px canvas: {e}") from None
+            raise ValueError(f"block {i + 1} of {n} on a {canvas}px canvas: {e}") from None
         if size < 1:
             raise ValueError(
                 f"padding {factors['padding']!r}, downsample {factors['downsample']!r}, kernel {factors['kernel']} "
-                f"leave no feature map after block {i + 1} on a {canvas}px canvas; use fewer channels entries or a larger canvas")
+                f"leave no feature map after block {i + 1} on a {canvas}px canvas; use fewer channels entries or a "
+                f"larger canvas")
     return size
 
 
 class InvNet(nn.Module):
+    """Conv blocks, a head (HEADS), a linear classifier. `factors` is a resolved spec (resolve_spec)."""
+
     def __init__(self, factors: dict, num_classes: int, canvas: int, in_channels: int = 1):
         super().__init__()
         self.factors = dict(factors)
@@ -83,16 +158,11 @@ class InvNet(nn.Module):
         self.blocks = nn.ModuleList(
             ConvBlock(cin, cout, factors["kernel"], factors["padding"], factors["downsample"], factors["blur_size"])
             for cin, cout in zip(chans[:-1], chans[1:]))
-        self.head = factors["head"]
-        features = chans[-1] * side * side if self.head == "flatten" else chans[-1]
-        self.fc = nn.Linear(features, num_classes)
+        self.head = choose("head", factors["head"], HEADS)
+        self.fc = nn.Linear(HEADS[self.head].features(chans[-1], side), num_classes)
 
     def pool(self, h: torch.Tensor) -> torch.Tensor:
-        if self.head == "global_avg":
-            return h.mean(dim=(2, 3))
-        if self.head == "global_max":
-            return h.amax(dim=(2, 3))
-        return h.flatten(1)
+        return HEADS[self.head].pool(h)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         for block in self.blocks:
@@ -103,7 +173,14 @@ class InvNet(nn.Module):
         return self.fc(self.pool(self.features(x)))
 
 
+def create_model(name_or_spec: str | dict, *, num_classes: int, canvas: int) -> InvNet:
+    """A network from a preset name (`list_models()`) or a spec dict (a preset and / or factors)."""
+    spec = {"arch": name_or_spec} if isinstance(name_or_spec, str) else name_or_spec
+    return InvNet(resolve_spec(spec), num_classes, canvas)
+
+
 def build_model(factors: dict, num_classes: int, canvas: int) -> InvNet:
+    """A network from a resolved factor dict, as checkpoints store them (create_model resolves for you)."""
     return InvNet(factors, num_classes, canvas)
 
 

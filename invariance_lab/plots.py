@@ -16,10 +16,12 @@ from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
 
-from .errors import InvlabError
-from .report import LAYER_QUANTITIES, METRICS, Result, _check_metric, axis_slice, layer_table, shift_table
+from .errors import InvlabError, choose
+from .report import (AXES, LAYER_QUANTITIES, LAYER_RANGE, RATE_RANGE, Result, axis_slice, layer_table, seed_counts,
+                     seed_flags, shift_table)
+from .stats import clip_interval
+from .sweep import METRIC_COLUMNS
 
 DPI = 120
 # Axis labels: the metric's name and, in words, what it measures (definitions as in metrics.py).
@@ -31,6 +33,31 @@ METRIC_LABELS = {
 }
 AXIS_LABELS = {"dx": "horizontal shift dx (px)", "dy": "vertical shift dy (px)"}
 LINESTYLES = ("-", "--", ":", "-.")
+MAX_TICKS = 9  # heatmap ticks per axis: every grid value when they fit, else every k-th one, through 0
+
+
+def _legend(results: list[Result]):
+    """label(run, model) for legends: the model, its run when several are compared, and a warning when some of
+    its seeds answer at chance (their flat curves say nothing about invariance)."""
+    counts = seed_counts(seed_flags(results))
+    several = len(results) > 1
+
+    def label(run: str, model: str) -> str:
+        text = f"{run}: {model}" if several else model
+        if (run, model) in counts.index and counts.loc[(run, model), "n_chance"] > 0:
+            n, k = counts.loc[(run, model), "n_seeds"], counts.loc[(run, model), "n_chance"]
+            text += f" († {k}/{n} seeds at chance)"
+        return text
+
+    return label
+
+
+def centre_ticks(values: np.ndarray, max_ticks: int = MAX_TICKS) -> np.ndarray:
+    """Tick positions on grid values (the heatmap's cell centres): all of them, or every k-th counted from 0."""
+    values = np.sort(np.asarray(values, dtype=float))
+    k = max(1, math.ceil(len(values) / max_ticks))
+    zero = int(np.argmin(np.abs(values)))  # the reference shift, or the value nearest it
+    return values[(np.arange(len(values)) - zero) % k == 0]
 
 
 def _modes(results: list[Result]) -> str:
@@ -57,7 +84,7 @@ def _out(out_dir: str | Path) -> Path:
 def plot_metric_vs_shift(results: list[Result], metric: str, axis: str, out_dir: str | Path) -> Path:
     """One line per (run, model): mean over seeds of `metric` along `axis` (other shift 0), 95% CI band."""
     means, cis = shift_table(results, metric, axis)
-    several_runs = len(results) > 1
+    label = _legend(results)
     fig = Figure(figsize=(8, 4.8), dpi=DPI)
     ax = fig.add_subplot()
     colors = [f"C{i}" for i in range(10)]
@@ -68,10 +95,10 @@ def plot_metric_vs_shift(results: list[Result], metric: str, axis: str, out_dir:
         xs, y, ci = x[keep], y[keep], np.nan_to_num(ci[keep])
         style = dict(color=colors[i % 10], linestyle=LINESTYLES[(i // 10) % len(LINESTYLES)])
         ax.plot(xs, y, marker="o" if len(xs) <= 25 else None, markersize=3.5, linewidth=1.6,
-                label=f"{run}: {model}" if several_runs else model, **style)
+                label=label(run, model), **style)
         # every metric is a fraction in [0, 1]: a t-interval over 3 seeds can overshoot it, so the band is cut there
-        ax.fill_between(xs, np.clip(y - ci, 0, 1), np.clip(y + ci, 0, 1), color=style["color"], alpha=0.18,
-                        linewidth=0)
+        lo, hi, _ = clip_interval(y, ci, *RATE_RANGE)
+        ax.fill_between(xs, lo, hi, color=style["color"], alpha=0.18, linewidth=0)
     ax.axvline(0, color="0.6", linewidth=0.8, zorder=0)
     ax.set_xlabel(AXIS_LABELS[axis])
     ax.set_ylabel(METRIC_LABELS[metric])
@@ -99,7 +126,7 @@ def is_2d(result: Result) -> bool:
 
 def plot_heatmaps(results: list[Result], metric: str, out_dir: str | Path) -> list[Path]:
     """Per 2-D result, one figure: a heatmap per model of the mean over seeds on (dx, dy), shared colours."""
-    _check_metric(metric)
+    choose("metric", metric, METRIC_COLUMNS)
     grids = [r for r in results if is_2d(r)]
     paths = []
     for r in grids:
@@ -116,14 +143,13 @@ def plot_heatmaps(results: list[Result], metric: str, out_dir: str | Path) -> li
         panel_h = float(np.clip(3.2 * aspect, 1.4, 4.5))
         fig = Figure(figsize=(3.3 * ncols + 1.3, (panel_h + 0.55) * nrows + 0.8), dpi=DPI, layout="constrained")
         axes = fig.subplots(nrows, ncols, squeeze=False, sharex=True, sharey=True)
-        whole_px = all(float(v).is_integer() for v in np.concatenate([xs, ys]))
-        mesh = None
+        mesh, label = None, _legend([r])
         for ax, model in zip(axes.ravel(), models):
             grid = mean[mean["model"] == model].pivot(index="dy", columns="dx", values=metric).sort_index()
             grid = grid.reindex(columns=sorted(grid.columns))
             mesh = ax.pcolormesh(grid.columns.to_numpy(float), grid.index.to_numpy(float), grid.to_numpy(float),
                                  shading="nearest", cmap="viridis", vmin=vmin, vmax=vmax)
-            ax.set_title(model, fontsize=10)
+            ax.set_title(label(r.label, model), fontsize=10 if label(r.label, model) == model else 8)
             ax.set_aspect("equal")
         for ax in axes.ravel()[len(models):]:
             ax.set_visible(False)
@@ -131,9 +157,9 @@ def plot_heatmaps(results: list[Result], metric: str, out_dir: str | Path) -> li
             ax = axes[(len(models) - 1 - col) // ncols, col]
             ax.set_xlabel("dx (px)")
             ax.tick_params(labelbottom=True)
-        if whole_px:
-            axes[0, 0].xaxis.set_major_locator(MaxNLocator(integer=True))
-            axes[0, 0].yaxis.set_major_locator(MaxNLocator(integer=True))
+        # ticks on the swept values, which are the cell centres (shading="nearest"), not on cell edges
+        axes[0, 0].set_xticks(centre_ticks(xs), [f"{v:g}" for v in centre_ticks(xs)])
+        axes[0, 0].set_yticks(centre_ticks(ys), [f"{v:g}" for v in centre_ticks(ys)])
         for ax in axes[:, 0]:
             ax.set_ylabel("dy (px)")
         fig.colorbar(mesh, ax=axes.ravel().tolist(), label=METRIC_LABELS[metric], shrink=0.9)
@@ -150,7 +176,7 @@ def plot_heatmaps(results: list[Result], metric: str, out_dir: str | Path) -> li
 def plot_layer_profile(results: list[Result], out_dir: str | Path) -> Path:
     """layers_vs_depth.png: one panel per layer quantity, x = tap in depth order, one line per (run, model)."""
     tables = {q: layer_table(results, q) for q in LAYER_QUANTITIES}
-    several_runs = len(results) > 1
+    label = _legend(results)
     fig = Figure(figsize=(5.2 * len(tables) + 1.5, 4.6), dpi=DPI, layout="constrained")
     axes = fig.subplots(1, len(tables), squeeze=False)[0]
     for ax, (q, (means, cis)) in zip(axes, tables.items()):
@@ -159,9 +185,9 @@ def plot_layer_profile(results: list[Result], out_dir: str | Path) -> Path:
             y, ci = row.to_numpy(dtype=float), np.nan_to_num(cis.loc[(run, model)].to_numpy(dtype=float))
             keep = ~np.isnan(y)  # shallower models have no value at deeper taps
             style = dict(color=f"C{i % 10}", linestyle=LINESTYLES[(i // 10) % len(LINESTYLES)])
-            ax.plot(x[keep], y[keep], marker="o", markersize=3.5, linewidth=1.6,
-                    label=f"{run}: {model}" if several_runs else model, **style)
-            ax.fill_between(x[keep], (y - ci)[keep], (y + ci)[keep], color=style["color"], alpha=0.18, linewidth=0)
+            ax.plot(x[keep], y[keep], marker="o", markersize=3.5, linewidth=1.6, label=label(run, model), **style)
+            lo, hi, _ = clip_interval(y, ci, *LAYER_RANGE)  # errors are >= 0: the band is cut at 0
+            ax.fill_between(x[keep], lo[keep], hi[keep], color=style["color"], alpha=0.18, linewidth=0)
         ax.set_xticks(x, list(means.columns), rotation=45, ha="right", fontsize=8)
         ax.set_xlabel("tap (depth order)")
         ax.set_title(LAYER_QUANTITIES[q].replace(" ||", "\n||", 1), fontsize=9)
@@ -169,7 +195,7 @@ def plot_layer_profile(results: list[Result], out_dir: str | Path) -> Path:
         ax.grid(True, alpha=0.35)
     axes[-1].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     fig.suptitle(f"where invariance comes from: {_modes(results)}, mean over seeds (and non-zero shifts), "
-                 f"band = 95% CI", fontsize=11)
+                 f"band = 95% CI (cut at 0)", fontsize=11)
     path = _out(out_dir) / "layers_vs_depth.png"
     fig.savefig(path)
     return path
@@ -179,10 +205,10 @@ def plot_all(results: list[Result], out_dir: str | Path,
              metrics: tuple[str, ...] = ("flip_rate", "prob_change")) -> list[Path]:
     """Line plots along every axis that varies (in any result), heatmaps for 2-D grids; returns all paths."""
     for m in metrics:
-        _check_metric(m)
+        choose("metric", m, METRIC_COLUMNS)
     paths = []
     for metric in metrics:
-        for axis in ("dx", "dy"):
+        for axis in AXES:
             if any(axis_slice(r.invariance, axis)[axis].nunique() > 1 for r in results):
                 varying = [r for r in results if not axis_slice(r.invariance, axis).empty]
                 paths.append(plot_metric_vs_shift(varying, metric, axis, out_dir))
@@ -193,4 +219,4 @@ def plot_all(results: list[Result], out_dir: str | Path,
     return paths
 
 
-__all__ = ["METRICS", "plot_metric_vs_shift", "plot_heatmaps", "plot_layer_profile", "plot_all", "is_2d"]
+__all__ = ["plot_metric_vs_shift", "plot_heatmaps", "plot_layer_profile", "plot_all", "is_2d"]

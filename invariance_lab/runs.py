@@ -1,34 +1,66 @@
-"""Run folders: a fresh, never-reused folder per run, atomic writes, and the meta.json that describes it.
+"""Run folders, the on-disk contract: every path and file name inside a run folder is named here and only here.
 
     results/<name>/<run id>/
         config.yaml        resolved config (every model factor filled in)
-        meta.json          status, versions, git commit, device, seeds, protocol, timings
-        checkpoints/       <model>-seed<seed>.pt (weights + resolved spec + data/train settings)
+        meta.json          status, process (pid, host, heartbeat), versions, threads, seeds, protocol, timings
+        checkpoints/       <model>-seed<seed>.pt: weights + resolved factors + data/train settings + fingerprint
         train.csv          per model x seed x epoch
         invariance.csv     per model x seed x shift
         summary.csv        per model x seed
+        sweeps/<id>/       re-sweeps: sweep.yaml, meta.json, invariance.csv, summary.csv [, layers*.csv]
 
 Every file is written to a temporary name and renamed, so a file that exists is complete; meta.json's status
-says whether the whole run is ("running" -> "complete", or "failed" / "interrupted").
+says whether the whole run is ("running" -> "complete", or "failed" / "interrupted"). A folder left "running"
+by a process that no longer exists (SIGKILL, power cut) reads as "interrupted (process gone)".
+
+Files in a run folder may come from someone else: checkpoints are loaded with torch's weights_only loader (it
+never runs code), every file is checked against the others (the fingerprint ties a checkpoint to config.yaml),
+and anything malformed is an InvlabError naming the file.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
-import platform
-import subprocess
+import socket
+import threading
 import time
 from contextlib import contextmanager
 from datetime import datetime
-from importlib import metadata
 from pathlib import Path
+from typing import Any, Literal, Optional
 
 import pandas as pd
+from pydantic import BaseModel, ConfigDict, ValidationError
 
-from .errors import InvlabError
+from .errors import InvlabError, clip, quote
+
+# ------------------------------------------------------------------------------------------- the file names
+CONFIG_FILE = "config.yaml"
+META_FILE = "meta.json"
+CHECKPOINT_DIR = "checkpoints"
+TRAIN_CSV = "train.csv"
+INVARIANCE_CSV = "invariance.csv"
+SUMMARY_CSV = "summary.csv"
+LAYERS_CSV = "layers.csv"
+LAYERS_SUMMARY_CSV = "layers_summary.csv"
+SWEEP_DIR = "sweeps"
+SWEEP_FILE = "sweep.yaml"
+
+HEARTBEAT_S = 30.0  # meta.json's heartbeat is refreshed this often while a run or sweep is alive
 
 
+def unit_key(model: str, seed: int) -> str:
+    """The name of one (model, seed) unit, as used in meta.json and checkpoint file names."""
+    return f"{model}-seed{seed}"
+
+
+def checkpoint_path(run_dir: Path, model: str, seed: int) -> Path:
+    return Path(run_dir) / CHECKPOINT_DIR / f"{unit_key(model, seed)}.pt"
+
+
+# ------------------------------------------------------------------------------------------- atomic writes
 def _atomic_write(path: Path, write) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     write(tmp)
@@ -47,11 +79,11 @@ def write_csv(path: Path, df: pd.DataFrame) -> None:
     _atomic_write(path, lambda p: df.to_csv(p, index=False))
 
 
-def read_json(path: Path) -> dict:
+def read_json(path: Path) -> Any:
     try:
         return json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as e:
-        raise InvlabError(f"cannot read {path}: {e}") from None
+    except (OSError, ValueError) as e:  # ValueError: bad JSON and bad UTF-8 alike
+        raise InvlabError(f"cannot read {path}: {clip(e)}") from None
 
 
 def new_folder(parent: Path, prefix: str = "") -> Path:
@@ -68,84 +100,239 @@ def new_folder(parent: Path, prefix: str = "") -> Path:
     raise InvlabError(f"could not create a new folder under {parent}")
 
 
-def git_commit() -> str | None:
-    here = Path(__file__).resolve().parent
+# ------------------------------------------------------------------------------------------- the meta schema
+class Protocol(BaseModel):
+    """How a table was measured: every printed table states it (display.protocol_lines)."""
+
+    model_config = ConfigDict(extra="allow")
+    kind: Literal["translation", "parts"] = "translation"
+    mode: str  # canvas | circular | parts
+    grid: str  # product | axes
+    dx: list[float]  # [start, stop, step]
+    dy: list[float]
+    test_images: int
+    seeds: list[int]
+    models: list[str]
+    n_shifts: int
+    task: Optional[str] = None  # "position" for the paired position probe
+    layers: Optional[dict] = None  # {"n_images": N} for sweeps with --layers
+
+
+class MetaFile(BaseModel):
+    """What meta.json must hold for invlab to use a folder; other keys are kept as they are."""
+
+    model_config = ConfigDict(extra="allow")
+    kind: Literal["run", "sweep"]
+    status: str
+    name: str
+    run_id: str
+    protocol: Protocol
+    seeds: list[int]
+    fingerprints: dict[str, str] = {}
+    pid: Optional[int] = None
+    host: Optional[str] = None
+    heartbeat: Optional[str] = None
+
+
+def read_meta(folder: Path) -> dict:
+    """meta.json of a run or sweep folder, checked against MetaFile; an InvlabError naming the file if not."""
+    folder = Path(folder)
+    path = folder / META_FILE
+    if not folder.exists():
+        raise InvlabError(f"folder not found: {folder}")
+    if not folder.is_dir() or not path.is_file():
+        raise InvlabError(f"{folder} is not a run folder (no {META_FILE}); give a folder made by `invlab run`, "
+                          f"such as results/<name>/<run id>, or one of its sweeps/<id>")
+    raw = read_json(path)
+    if not isinstance(raw, dict):
+        raise InvlabError(f"{path} is not an invlab meta.json: it holds a JSON {type(raw).__name__}, not an object; "
+                          f"the folder was not written by invlab or was edited")
     try:
-        out = subprocess.run(["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
-    except (OSError, subprocess.SubprocessError):
+        MetaFile.model_validate(raw)
+    except ValidationError as e:
+        where = "; ".join(f"{'.'.join(map(str, x['loc'])) or 'top level'}: {x['msg']}" for x in e.errors()[:3])
+        raise InvlabError(f"{path} is not an invlab meta.json ({where}); the folder was not written by invlab "
+                          f"or was edited") from None
+    return raw
+
+
+# ------------------------------------------------------------------------------------------- status
+def _process_start(pid: int) -> str | None:
+    """The start time of a process (Linux /proc), so a recycled pid is not taken for the original process."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
         return None
-    return out.stdout.strip() or None if out.returncode == 0 else None
 
 
-def environment() -> dict:
-    versions = {}
-    for pkg in ("invariance_lab", "torch", "numpy", "pandas", "pydantic", "typer", "Hershey-Fonts", "matplotlib"):
-        try:
-            versions[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            versions[pkg] = None
-    return dict(python=platform.python_version(), platform=platform.platform(), versions=versions,
-                git_commit=git_commit(), cpu_threads=os.cpu_count())
+def _alive(pid: int, start: str | None) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True  # exists, but not ours (or the pid is nonsense): do not claim it is gone
+    now = _process_start(pid)
+    return start is None or now is None or now == start
+
+
+def run_state(meta: dict) -> str:
+    """complete | running | failed | interrupted | interrupted (process gone).
+
+    A folder marked running whose process is gone (same host, pid no longer alive) was killed without a chance
+    to say so; on another host the heartbeat tells: silent for 10 heartbeats means gone.
+    """
+    status = meta.get("status")
+    if status != "running":
+        return str(status)
+    pid, host = meta.get("pid"), meta.get("host")
+    if isinstance(pid, int) and host == socket.gethostname():
+        return "running" if _alive(pid, meta.get("pid_start")) else "interrupted (process gone)"
+    try:
+        age = (datetime.now() - datetime.fromisoformat(str(meta.get("heartbeat")))).total_seconds()
+    except ValueError:
+        return "interrupted (process gone)"  # no heartbeat at all: not a live invlab process
+    return "running" if age < 10 * HEARTBEAT_S else "interrupted (process gone)"
 
 
 class Meta:
-    """meta.json, rewritten atomically whenever its status changes."""
+    """meta.json, rewritten atomically whenever it changes; a heartbeat thread refreshes it while work runs."""
 
-    def __init__(self, folder: Path, **fields):
-        self.path = folder / "meta.json"
-        self.data = dict(status="running", started=datetime.now().isoformat(timespec="seconds"), **fields)
+    def __init__(self, folder: Path, data: dict | None = None, **fields):
+        self.path = Path(folder) / META_FILE
+        self.data = dict(data) if data is not None else {}
+        self.data.update(status="running", **fields)
+        self.data.setdefault("started", _now())
+        pid = os.getpid()
+        self.data.update(pid=pid, pid_start=_process_start(pid), host=socket.gethostname(), heartbeat=_now())
         self._t0 = time.perf_counter()
+        self._lock = threading.Lock()
         self.save()
 
     def save(self) -> None:
-        write_json(self.path, self.data)
+        with self._lock:
+            self.data["heartbeat"] = _now()
+            write_json(self.path, self.data)
+
+    def _beat(self, stop: threading.Event) -> None:
+        while not stop.wait(HEARTBEAT_S):
+            self.save()
 
     @contextmanager
     def recording(self):
         """Mark the folder complete when the block ends normally, failed or interrupted when it does not."""
+        stop = threading.Event()
+        beat = threading.Thread(target=self._beat, args=(stop,), daemon=True)
+        beat.start()
         try:
             yield self
-        except KeyboardInterrupt:
-            self.finish("interrupted")
+        except KeyboardInterrupt:  # Ctrl-C, and SIGTERM (see terminate_as_interrupt)
+            self.finish("interrupted", stop)
             raise
         except BaseException as e:
-            self.finish("failed", error=f"{type(e).__name__}: {e}")
+            self.finish("failed", stop, error=f"{type(e).__name__}: {clip(e, 500)}")
             raise
-        self.finish("complete")
+        self.finish("complete", stop)
 
-    def finish(self, status: str, **fields) -> None:
+    def finish(self, status: str, stop: threading.Event | None = None, **fields) -> None:
+        if stop is not None:
+            stop.set()
         self.data.update(fields)
         self.data["status"] = status
-        self.data["finished"] = datetime.now().isoformat(timespec="seconds")
+        self.data["finished"] = _now()
         self.data.setdefault("timings", {})["total_s"] = round(time.perf_counter() - self._t0, 2)
         self.save()
 
 
-def finished_runs(results_dir: Path, name: str = "*") -> list[tuple[Path, dict]]:
-    """(folder, meta) of every finished run under results_dir/<name>/, oldest first (by finishing time)."""
+def _now() -> str:
+    return datetime.now().isoformat(timespec="seconds")
+
+
+@contextmanager
+def terminate_as_interrupt():
+    """Treat SIGTERM like Ctrl-C inside the block, so a terminated run is marked interrupted and can resume."""
+    import signal
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    before = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, before)
+
+
+# ------------------------------------------------------------------------------------------- finding runs
+def all_runs(results_dir: Path, name: str = "*") -> list[tuple[Path, dict]]:
+    """(folder, meta) of every readable run folder under results_dir/<name>/, oldest first."""
     found = []
-    for meta_path in Path(results_dir).glob(f"{name}/*/meta.json"):
+    for meta_path in Path(results_dir).glob(f"{name}/*/{META_FILE}"):
         try:
-            meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError):
-            continue  # a folder being written, or not ours: not a finished run
-        if meta.get("kind") == "run" and meta.get("status") == "complete":
+            meta = read_meta(meta_path.parent)
+        except InvlabError:
+            continue  # a folder being written, or not ours
+        if meta.get("kind") == "run":
             found.append((meta_path.parent, meta))
-    return sorted(found, key=lambda fm: (fm[1].get("finished", ""), fm[0].name))
+    return sorted(found, key=lambda fm: (str(fm[1].get("finished", fm[1].get("started", ""))), fm[0].name))
+
+
+def finished_runs(results_dir: Path, name: str = "*") -> list[tuple[Path, dict]]:
+    """(folder, meta) of every complete run under results_dir/<name>/, oldest first (by finishing time)."""
+    return [(f, m) for f, m in all_runs(results_dir, name) if m.get("status") == "complete"]
+
+
+def newest_run(results_dir: Path) -> Path:
+    """The most recently finished run under results_dir (for `invlab report` with no folder)."""
+    runs = finished_runs(Path(results_dir))
+    if not runs:
+        raise InvlabError(f"no finished run under {results_dir}; run `invlab run CONFIG` first or name a run folder")
+    return runs[-1][0]
+
+
+def config_digest(config_text: str) -> str:
+    """Identifies a run's whole resolved config (models, seeds, data, training, sweep)."""
+    return hashlib.sha256(config_text.encode()).hexdigest()[:16]
+
+
+def resumable_run(results_dir: Path, name: str, digest: str) -> tuple[Path, dict] | None:
+    """The newest run of this exact config that stopped before finishing and whose process is gone."""
+    for folder, meta in reversed(all_runs(results_dir, name)):
+        if meta.get("config_digest") == digest and run_state(meta) in ("interrupted", "failed",
+                                                                       "interrupted (process gone)"):
+            return folder, meta
+    return None
+
+
+def matching_checkpoints(results_dir: Path, name: str, exclude: Path | None = None) -> dict[str, Path]:
+    """Checkpoints of earlier runs of this name (complete or not: a checkpoint that exists is whole), by
+    fingerprint; a complete run's wins over an unfinished one's, the newest over older ones."""
+    found: dict[str, tuple[tuple, Path]] = {}
+    for folder, meta in all_runs(results_dir, name):
+        if exclude is not None and folder.resolve() == Path(exclude).resolve():
+            continue
+        rank = (meta.get("status") == "complete", str(meta.get("finished", meta.get("started", ""))))
+        for key, fp in meta.get("fingerprints", {}).items():
+            path = Path(folder) / CHECKPOINT_DIR / f"{key}.pt"
+            if path.is_file() and (fp not in found or rank >= found[fp][0]):
+                found[fp] = (rank, path)
+    return {fp: path for fp, (_, path) in found.items()}
 
 
 def require_finished_run(path: Path) -> dict:
-    """The meta of a finished run folder, or a clear error."""
-    path = Path(path)
-    if not path.exists():
-        raise InvlabError(f"run folder not found: {path}")
-    meta_path = path / "meta.json"
-    if not path.is_dir() or not meta_path.exists():
-        raise InvlabError(f"{path} is not a run folder (no meta.json); give a folder made by `invlab run`, "
-                          f"such as results/<name>/<run id>")
-    meta = read_json(meta_path)
+    """The meta of a finished run folder, or a clear error saying what state it is in."""
+    meta = read_meta(path)
     if meta.get("kind") != "run":
-        raise InvlabError(f"{path} is a {meta.get('kind')!r} folder, not a run folder made by `invlab run`")
-    if meta.get("status") != "complete":
-        raise InvlabError(f"{path} is not a finished run (status: {meta.get('status')}); run it again")
+        raise InvlabError(f"{path} is a {quote(meta.get('kind'))} folder, not a run folder made by `invlab run`")
+    state = run_state(meta)
+    if state == "running":
+        raise InvlabError(f"{path} is still running (pid {meta.get('pid')} on {meta.get('host')}); "
+                          f"wait for it to finish")
+    if state != "complete":
+        raise InvlabError(f"{path} is not a finished run (status: {state}); run `invlab run` on its config again "
+                          f"to resume it: finished checkpoints are reused")
     return meta

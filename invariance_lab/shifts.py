@@ -15,6 +15,9 @@ import math
 
 import torch
 
+from .data import draw, glyph_table, position_test_set, reference_letters
+from .errors import InvlabError, choose
+
 
 def axis_values(r: list[float]) -> list[float]:
     """Inclusive values of [start, stop, step] (step defaults to 1), robust to float round-off."""
@@ -86,3 +89,55 @@ class CanvasShifts:
         big = self.phase(dx - ix, dy - iy)
         top, left = self.margin - iy, self.margin - ix
         return big[chunk, :, top:top + self.canvas, left:left + self.canvas]
+
+
+# ------------------------------------------------------------------------------ the sweep's shifted test inputs
+# inputs(chunk, dx, dy) -> images of the test items in `chunk` (a slice), translated by (dx, dy); see sweep.Inputs
+SWEEP_KINDS = ("translation", "parts")
+
+
+def check_sweep(data, sweep, kind: str) -> None:
+    """Refuse sweep kinds and modes that do not apply to this data (DataConfig, SweepConfig), with the reason."""
+    choose("sweep kind", kind, SWEEP_KINDS)
+    if data.task == "position" and kind == "parts":
+        raise InvlabError("--kind parts needs task: letter; the position task's test images are rolled pairs, "
+                          "not redrawn letters")
+    if data.task == "position" and sweep.mode != "circular":
+        raise InvlabError("task: position is swept with --mode circular only (its bottom test images are the top "
+                          f"ones rolled by canvas/2; redrawing on the canvas would break the pairs); got {sweep.mode}")
+
+
+def part_inputs(table, test, canvas: int):
+    """inputs(chunk, dx, dy): each letter drawn with its part moved by (dx, dy) px, the rest in place."""
+    def inputs(c: slice, dx: float, dy: float) -> torch.Tensor:
+        sub = test.select(c)
+        offset = torch.tensor([float(dx), float(dy)]).expand(len(sub), 2)
+        return draw(table, sub, canvas, part_offset=offset)
+
+    return inputs
+
+
+def shifted_inputs(table, test, canvas: int, mode: str, max_shift: float):
+    """inputs(chunk, dx, dy) for the sweep: redrawn on the canvas, or the reference image rolled."""
+    if mode == "circular":
+        reference = draw(table, test, canvas)
+        return lambda c, dx, dy: circular_shift(reference[c], dx, dy)
+    margin = math.ceil(max_shift)
+    return CanvasShifts(lambda fx, fy: draw(table, test, canvas + 2 * margin, margin + fx, margin + fy), canvas, margin)
+
+
+def sweep_inputs(data, sweep, kind: str = "translation", n_images: int | None = None):
+    """(inputs(chunk, dx, dy), labels) for the first n_images test items (all by default)."""
+    check_sweep(data, sweep, kind)
+    table = glyph_table(data)
+    if data.task == "position":
+        reference, labels = position_test_set(data, table)
+        reference, labels = reference[:n_images], labels[:n_images]
+        return (lambda c, dx, dy: circular_shift(reference[c], dx, dy)), labels
+    test = reference_letters(data)
+    if n_images is not None:
+        test = test.select(slice(0, n_images))
+    if kind == "parts":
+        return part_inputs(table, test, data.canvas), test.labels
+    max_shift = max(abs(v) for v in sweep.dx[:2] + sweep.dy[:2])
+    return shifted_inputs(table, test, data.canvas, sweep.mode, max_shift), test.labels

@@ -4,15 +4,14 @@
                                  num_classes=2, canvas=32, device=torch.device("cpu"))
 
 The seed sets the weight initialisation, the batch order and the training noise; the images themselves come
-from `data.seed` (see data.py), so seeds measure the spread due to training, on fixed data.
+from `data.seed` (see data.py), so seeds measure the spread due to training, on fixed data. Saving and loading
+the trained model is checkpoints.py's job.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
+import math
 import time
-from pathlib import Path
 
 import pandas as pd
 import torch
@@ -20,7 +19,8 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .config import TrainConfig
-from .models import InvNet, build_model, count_parameters
+from .errors import InvlabError
+from .models import InvNet, build_model
 
 
 def make_optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
@@ -69,6 +69,9 @@ def train_model(factors: dict, train_x: torch.Tensor, train_y: torch.Tensor, tes
             total_loss += loss.item() * len(y)
             hits += int((logits.argmax(1) == y).sum())
             bar.update(1)
+        if not math.isfinite(total_loss):
+            raise InvlabError(f"training {label or 'a model'} diverged: the loss became {total_loss} in epoch {epoch} "
+                              f"(train.lr {cfg.lr:g} with {cfg.optimizer}); lower train.lr")
         history.append(dict(epoch=epoch, train_loss=total_loss / n, train_accuracy=hits / n,
                             test_accuracy=evaluate_accuracy(model, test_x, test_y, device),
                             seconds=time.perf_counter() - t0))
@@ -79,26 +82,3 @@ def train_model(factors: dict, train_x: torch.Tensor, train_y: torch.Tensor, tes
                             test_accuracy=evaluate_accuracy(model, test_x, test_y, device), seconds=0.0))
     model.eval()
     return model, pd.DataFrame(history)
-
-
-def fingerprint(factors: dict, data: dict, train: dict, seed: int) -> str:
-    """Identifies a trained model: same factors, data, training settings and seed -> same weights."""
-    blob = json.dumps(dict(factors=factors, data=data, train=train, seed=seed), sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-
-def save_checkpoint(path: Path, model: InvNet, *, name: str, seed: int, data: dict, train: dict,
-                    classes: list[str], history: pd.DataFrame) -> None:
-    blob = dict(state_dict=model.state_dict(), name=name, seed=seed, factors=model.factors, data=data, train=train,
-                classes=classes, n_params=count_parameters(model),
-                fingerprint=fingerprint(model.factors, data, train, seed), history=history.to_dict("list"))
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(blob, tmp)
-    tmp.replace(path)  # atomic: a checkpoint file is either complete or absent
-
-
-def load_checkpoint(path: Path, device: torch.device) -> tuple[InvNet, dict]:
-    blob = torch.load(path, map_location=device, weights_only=False)
-    model = build_model(blob["factors"], num_classes=len(blob["classes"]), canvas=blob["data"]["canvas"])
-    model.load_state_dict(blob["state_dict"])
-    return model.to(device).eval(), blob

@@ -32,3 +32,81 @@ def untrained_quick_run(tmp_path_factory, seeds: str = "[0]") -> pathlib.Path:
     assert res.exit_code == 0, res.output
     (run_dir,) = (results / "quick").iterdir()
     return run_dir
+
+
+def _axis_values(spec):
+    import numpy as np
+
+    start, stop, step = spec
+    return np.round(np.arange(start, stop + step / 2, step), 6) if step else np.array([float(start)])
+
+
+def write_fake_result(folder: pathlib.Path, *, name="demo", run_id="20260101-000000", models=("plain", "blur"),
+                      seeds=(0, 1, 2), dx=(-4, 4, 1), dy=(-4, 4, 1), grid="product", mode="canvas",
+                      status="complete", kind="run", chance=(), n_classes=2, legacy=False,
+                      config_letters=None, layers=False) -> pathlib.Path:
+    """A result folder (meta.json, invariance.csv, summary.csv) with known, seed-dependent values; summary.csv is
+    made by the real sweep.summarize, so it cannot drift from what runs write.
+
+    "plain" aliases on odd shifts, "blur" is smoother; clean accuracy = 0.9 + 0.01 * seed. Each (model, seed) in
+    `chance` is stuck at one class: accuracy 0.5 at every shift and nothing ever flips. legacy=True writes a
+    summary.csv without the n_classes/at_chance columns (folders made before they existed); config_letters
+    writes a config.yaml whose data.letters say how many classes there are. layers=True adds a
+    layers_summary.csv (taps block1.conv, block1.down, head) whose errors are 0, 0, 0.3 over seeds 0, 1, 2 at
+    block1.down: a mean of 0.1 whose t interval reaches below 0."""
+    import json
+    import math
+
+    import numpy as np
+    import pandas as pd
+    import yaml
+
+    from invariance_lab.sweep import CHANCE_COLUMNS, summarize
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rows, clean = [], {}
+    for k, model in enumerate(models):
+        for s in seeds:
+            stuck = (model, s) in set(chance)
+            clean[(model, s)] = 0.5 if stuck else 0.9 + 0.01 * s
+            xs, ys = _axis_values(dx), _axis_values(dy)
+            pairs = [(x, y) for y in ys for x in xs if grid == "product" or x == 0 or y == 0]
+            first_dx = {}
+            for x, y in pairs:
+                first_dx.setdefault(y, x)
+                d = abs(x) + abs(y)
+                odd = (x % 2 != 0) or (y % 2 != 0)
+                flip = 0.0 if d == 0 or stuck else ((0.35, 0.12, 0.05)[k % 3] * (1 - math.exp(-d / 3))
+                                                    + (0.1 if k == 0 and odd else 0.0) + 0.01 * s)
+                rows.append(dict(model=model, seed=s, downsample="max" if k == 0 else "blur", head="gap",
+                                 padding="zeros", mode=mode, dx=float(x), dy=float(y), n_images=100,
+                                 accuracy=clean[(model, s)] - 0.5 * flip, flip_rate=flip, prob_change=0.6 * flip,
+                                 neighbor_flip_rate=np.nan if x == first_dx[y] else 0.5 * flip + 0.02 * (not stuck)))
+    inv = pd.DataFrame(rows)
+    summary = summarize(inv, clean, n_classes=n_classes)
+    if legacy:
+        summary = summary.drop(columns=CHANCE_COLUMNS)
+    summary.to_csv(folder / "summary.csv", index=False)
+    inv.to_csv(folder / "invariance.csv", index=False)
+    meta = dict(kind=kind, status=status, name=name, run_id=run_id, seeds=list(seeds),
+                protocol=dict(mode=mode, grid=grid, dx=list(dx), dy=list(dy), test_images=100,
+                              seeds=list(seeds), models=list(models), kind="translation",
+                              n_shifts=int(inv[["dx", "dy"]].drop_duplicates().shape[0])))
+    (folder / "meta.json").write_text(json.dumps(meta))
+    if layers:
+        taps = [("block1.conv", 1), ("block1.down", 2), ("head", 2)]
+        lay = [dict(model=model, seed=s, downsample="max", head="gap", padding="zeros", mode=mode, layer=j,
+                    layer_name=tap, stride=stride, n_images=8, n_shifts=4,
+                    mean_equivariance_error=(0.3 * (s == 2) if tap == "block1.down" else 0.01 * (j + 1) + 0.001 * s),
+                    mean_pooled_invariance_error=0.02 * (j + 1), normalized_variance=0.05 * (j + 1) + 0.01 * s)
+               for model in models for s in seeds for j, (tap, stride) in enumerate(taps)]
+        pd.DataFrame(lay).to_csv(folder / "layers_summary.csv", index=False)
+    if config_letters is not None:
+        (folder / "config.yaml").write_text(yaml.safe_dump({"name": name, "data": {"letters": list(config_letters)}}))
+    return folder
+
+
+@pytest.fixture
+def fake_result():
+    """write_fake_result(folder, **options) -> folder: a hand-made result folder (see write_fake_result)."""
+    return write_fake_result

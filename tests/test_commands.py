@@ -66,7 +66,7 @@ def test_sweep_from_config_reuses_checkpoints(quick_run, quick_config_path):
     (["--dx", "4:2"], "stop"),
     (["--dx", "0:4:0"], "step"),
     (["--dx", "a:b"], "START:STOP"),
-    (["--models", "nope"], "choose from: conv_only, conv_gap"),
+    (["--models", "nope"], "choose one of: conv_only, conv_gap"),
     (["--mode", "wrap"], "canvas"),
     (["--mode", "circular", "--dx", "0:1:0.5"], "whole pixels"),
 ])
@@ -110,6 +110,14 @@ def test_report_plots(quick_run, tmp_path):
     assert res.exit_code == 0, res.output
     pngs = list((tmp_path / "plots").glob("*.png"))
     assert pngs and all(p.read_bytes()[:4] == b"\x89PNG" and p.stat().st_size > 10_000 for p in pngs)
+
+
+def test_report_plot_path_that_is_a_file_names_the_option(quick_run, tmp_path):
+    _, run_dir = quick_run
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    res = invoke("report", run_dir, "--plot", blocker)
+    assert res.exit_code == 2 and "--plot" in res.output and "Traceback" not in res.output, res.output
 
 
 @pytest.mark.parametrize("args, needle", [

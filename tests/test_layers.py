@@ -1,4 +1,5 @@
-"""Tests for invariance_lab.layers: filters, sizes, refusals, and exact (in)variance under circular shifts."""
+"""Tests for invariance_lab.layers: filters, the downsampling registry, sizes, refusals, and exact (in)variance
+under circular shifts. APS has its own file, tests/test_aps.py."""
 
 from __future__ import annotations
 
@@ -10,12 +11,15 @@ from torch import nn
 
 from invariance_lab.layers import (
     DOWNSAMPLE_KINDS,
+    DOWNSAMPLES,
     PADDING_KINDS,
-    APSDown,
     BlurPool,
     ConvBlock,
+    LayerConfigError,
     binomial_filter,
+    get_downsample,
     make_downsample,
+    register_downsample,
 )
 
 SIDE = 32  # every circular-shift test uses 32x32 inputs and all 32*32 shifts
@@ -36,8 +40,7 @@ def stack(downsample: str, blur_size: int, seed: int, channels: int = 4) -> nn.M
 
 def probe_images(seed: int) -> torch.Tensor:
     """(3, 1, 32, 32): uniform noise; a sparse 'letter' (three 2-pixel-wide strokes and a dot on a zero
-    background, so that polyphase components tie on the background); a horizontal stripe that wraps around
-    (its components tie exactly, being shifts of one another)."""
+    background); a horizontal stripe that wraps around."""
     g = torch.Generator().manual_seed(seed)
     noise = torch.rand(1, 1, SIDE, SIDE, generator=g)
     letter = torch.zeros(1, 1, SIDE, SIDE)
@@ -154,9 +157,9 @@ def test_sizes_through_a_three_block_stack():
 
 
 def test_unknown_kind_lists_valid_names():
-    with pytest.raises(ValueError) as info:
+    with pytest.raises(LayerConfigError) as info:
         make_downsample("maxx", 4, "circular", 3)
-    assert "unknown downsample 'maxx'" in str(info.value)
+    assert "unknown downsample 'maxx'; did you mean 'max'?" in str(info.value)
     assert ", ".join(DOWNSAMPLE_KINDS) in str(info.value)
     with pytest.raises(ValueError, match="circular, reflect, valid"):
         ConvBlock(1, 2, 3, "wrap", "max")
@@ -168,6 +171,44 @@ def test_block_structure():
     assert isinstance(block.down, nn.Identity) and isinstance(block.act, nn.ReLU)
     assert isinstance(ConvBlock(1, 4, 3, "valid", "none").pad, nn.Identity)
     assert ConvBlock(1, 4, 3, "circular", "blur_stride").conv.stride == (1, 1)
+
+
+# --- the downsampling registry ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kind", DOWNSAMPLES)
+def test_the_registry_entry_says_what_the_block_does(kind):
+    """The conv's stride, the block's stride and its output size all come from the kind's one entry, and agree
+    with what the module does to a real map."""
+    entry = get_downsample(kind)
+    block = ConvBlock(2, 3, 3, "circular", kind, blur_size=3)
+    assert block.conv.stride == (entry.conv_stride, entry.conv_stride) and block.stride == entry.stride
+    for side in (16, 32):
+        y = block(torch.rand(1, 2, side, side))
+        assert y.shape[-1] == block.out_size(side) == side // block.stride
+    assert entry.describe() and kind in DOWNSAMPLE_KINDS
+
+
+def test_a_newly_registered_kind_works_everywhere(monkeypatch):
+    """Registering is all it takes: two stacked 2x2 max pools make a stride-4 kind that builds, runs, sizes and
+    refuses like the others."""
+    from invariance_lab.layers import MAX_S2, Downsample
+
+    monkeypatch.setitem(DOWNSAMPLES, "max4", Downsample("max4", stages=(MAX_S2, MAX_S2)))
+    block = ConvBlock(1, 2, 3, "zeros", "max4")
+    assert block.stride == 4 and block.out_size(24) == 6 == block(torch.rand(1, 1, 24, 24)).shape[-1]
+    assert isinstance(block.down, nn.Sequential) and len(block.down) == 2
+    with pytest.raises(LayerConfigError, match="does not fit a 1x1 map"):
+        block.out_size(3)  # 3 -> 1 after the first pool: no room for the second
+
+
+def test_register_downsample_returns_the_entry(monkeypatch):
+    from invariance_lab import layers
+
+    monkeypatch.setattr(layers, "DOWNSAMPLES", dict(DOWNSAMPLES))
+
+    entry = register_downsample("stride4", conv_stride=4)
+    assert layers.DOWNSAMPLES["stride4"] is entry and entry.stride == 4
+    assert entry.describe() == "the conv itself has stride 4"
 
 
 # --- downsampling modules -----------------------------------------------------------------------------
@@ -192,54 +233,7 @@ def test_blurpool_is_equivariant_to_even_shifts_and_keeps_constants():
     assert torch.equal(BlurPool(3, size=1)(x), x[..., ::2, ::2])  # blur size 1 = plain subsampling
 
 
-def is_circular_shift(a: torch.Tensor, b: torch.Tensor) -> bool:
-    h, w = a.shape[-2:]
-    return any(torch.allclose(torch.roll(a, (dy, dx), (-2, -1)), b, atol=1e-6) for dy in range(h) for dx in range(w))
-
-
-def test_aps_breaks_mirror_image_ties_consistently():
-    """Even and odd columns of [1,2,0,0,0,0,2,1] are mirror images: same values, same norm, same
-    autocorrelation, yet not circular shifts of one another. A position-based tie-break (plain argmax) keeps
-    a different kind of component after a one-pixel shift; ours keeps shifts of the same one."""
-    row = torch.tensor([1.0, 2, 0, 0, 0, 0, 2, 1])
-    x = row.expand(4, 8)[None, None].clone()
-    shifted = torch.roll(x, 1, dims=-1)
-    aps = APSDown(1, blur_size=1)
-    assert is_circular_shift(aps(x), aps(shifted))
-
-    def plain_argmax(t):  # the naive rule, for contrast: first component of largest norm
-        comps = torch.stack([t[..., i::2, j::2] for i in (0, 1) for j in (0, 1)], dim=1)
-        return comps[0, comps.pow(2).sum(dim=(2, 3, 4))[0].argmax()]
-
-    assert not is_circular_shift(plain_argmax(x), plain_argmax(shifted))  # the test does exercise a tie
-
-
-def test_aps_picks_largest_norm_and_passes_gradients():
-    x = torch.zeros(2, 1, 4, 4)
-    x[0, 0, 1, 0] = 3.0  # component (1, 0)
-    x[1, 0, 1, 1] = 2.0  # component (1, 1)
-    x.requires_grad_(True)
-    y = APSDown(1)(x)
-    assert y[0, 0].max().item() == 3.0 and y[1, 0].max().item() == 2.0
-    y.sum().backward()
-    assert x.grad[0, 0, 1, 0].item() == 1.0 and x.grad.sum().item() == 8.0  # 4 kept pixels per sample
-    with pytest.raises(ValueError, match="even"):
-        APSDown(1)(torch.rand(1, 1, 5, 5))
-
-
 # --- invariance of whole stacks ------------------------------------------------------------------------
-
-@pytest.mark.parametrize("blur_size", [1, 3])
-@pytest.mark.parametrize("downsample", ["aps_max", "aps_stride"])
-@pytest.mark.parametrize("seed", [0, 1])
-def test_circular_aps_stack_is_exactly_invariant_to_every_shift(downsample, blur_size, seed):
-    net = stack(downsample, blur_size, seed)
-    x = probe_images(seed)
-    with torch.no_grad():
-        out = net(all_rolls(x)).view(SIDE * SIDE, x.shape[0], -1)
-    assert (out - out[0]).abs().max().item() < 1e-5
-    assert out[0, 0].abs().max().item() > 1e-3  # not trivially zero
-
 
 @pytest.mark.parametrize("downsample", ["max", "stride"])
 def test_circular_strided_stack_is_invariant_only_to_multiples_of_8(downsample):

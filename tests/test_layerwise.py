@@ -10,6 +10,7 @@ import torch
 from typer.testing import CliRunner
 
 from invariance_lab.cli import app
+from invariance_lab.layers import DOWNSAMPLES
 from invariance_lab.layerwise import layer_profile, layer_taps, translate
 from invariance_lab.models import build_model, resolve_spec
 from invariance_lab.shifts import circular_shift
@@ -37,6 +38,24 @@ def test_taps_reproduce_the_forward_pass():
     assert torch.equal(m.fc(taps[-1][2]), m(x))
     strided = [s for _, s, _ in layer_taps(tiny(arch="strided_conv"), x)]
     assert strided == [2, 2, 4, 4, 4]  # a stride-2 conv counts at its own .conv tap
+
+
+@pytest.mark.parametrize("downsample", DOWNSAMPLES)
+def test_tap_strides_are_how_much_smaller_each_map_is(downsample):
+    """A tap's stride comes from the blocks (the downsampling registry), not from kind names: with circular
+    padding, which keeps sizes otherwise, stride x map side = canvas at every tap."""
+    m = tiny(downsample=downsample, padding="circular", head="global_avg")
+    taps = layer_taps(m, torch.rand(2, 1, 12, 12))
+    assert all(f.shape[-1] * s == 12 for _, s, f in taps[:-1])
+    assert taps[-1][1] == taps[-2][1]  # the head sits at the last map's stride
+
+
+def test_a_registered_kind_gets_its_stride(monkeypatch):
+    from invariance_lab.layers import MAX_S2, Downsample
+
+    monkeypatch.setitem(DOWNSAMPLES, "max4", Downsample("max4", stages=(MAX_S2, MAX_S2)))
+    m = build_model(resolve_spec({"channels": [2, 2], "downsample": "max4", "padding": "circular"}), 2, 16)
+    assert [s for _, s, _ in layer_taps(m, torch.rand(1, 1, 16, 16))] == [1, 4, 4, 16, 16]
 
 
 def test_translate_rolls_or_fills_with_zeros():

@@ -1,31 +1,127 @@
+"""Tests for invariance_lab.models: every registered model builds and runs or is refused clearly; the head
+and preset registries; exact invariance of circular stride-1 networks."""
+
 import itertools
 
 import pytest
 import torch
 
-from invariance_lab.layers import DOWNSAMPLE_KINDS, PADDING_KINDS
-from invariance_lab.models import HEADS, build_model, check_model, count_parameters, list_presets, resolve_spec
+from invariance_lab.errors import InvlabError
+from invariance_lab.layers import DOWNSAMPLES, PADDING_KINDS, ConvBlock
+from invariance_lab.models import (
+    HEADS,
+    PRESETS,
+    build_model,
+    check_model,
+    count_parameters,
+    create_model,
+    list_models,
+    list_presets,
+    register_preset,
+    resolve_spec,
+)
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny convs: one thread beats two fighting for cores
+
+CHANNELS = [3, 4, 4]  # three blocks: total stride 8 with downsampling
+CANVASES = (16, 24, 27, 32)  # 27 is odd, and valid padding shrinks maps to odd sides: APS refuses both
+
+SPECS = [pytest.param({"arch": name}, id=name) for name in list_models()] + [
+    pytest.param(dict(downsample=d, head=h, padding=p), id=f"{d}-{h}-{p}")
+    for d, h, p in itertools.product(DOWNSAMPLES, HEADS, PADDING_KINDS)]
 
 
-@pytest.mark.parametrize("arch", list(list_presets()))
-def test_every_preset_builds_and_runs(arch):
-    f = resolve_spec({"arch": arch, "channels": [4, 8, 8]})
-    net = build_model(f, num_classes=3, canvas=32)
-    assert net(torch.rand(5, 1, 32, 32)).shape == (5, 3)
-    assert count_parameters(net) > 0
+def first_failure(f: dict, canvas: int) -> tuple[int, int, str] | None:
+    """The oracle: run bare blocks on a real map. (block number, side entering it, reason) of the first block
+    that cannot run, or None if all run. Reason: 'even' (APS refused an odd map) or 'fit' (anything else)."""
+    x = torch.rand(1, 1, canvas, canvas)
+    for i, cout in enumerate(f["channels"], 1):
+        block = ConvBlock(x.shape[1], cout, f["kernel"], f["padding"], f["downsample"], f["blur_size"])
+        side = x.shape[-1]
+        try:
+            x = block(x)
+        except ValueError as e:
+            assert "even" in str(e)
+            return i, side, "even"
+        except RuntimeError:
+            return i, side, "fit"
+        if min(x.shape[-2:]) == 0:
+            return i, side, "fit"
+    return None
 
 
-@pytest.mark.parametrize("downsample, head, padding", list(itertools.product(DOWNSAMPLE_KINDS, HEADS, PADDING_KINDS)))
-@pytest.mark.parametrize("canvas", [16, 24, 27, 32])
-def test_every_combination_builds_or_is_refused_clearly(downsample, head, padding, canvas):
-    f = resolve_spec(dict(downsample=downsample, head=head, padding=padding, channels=[3, 4, 4]))
-    try:
-        check_model(f, canvas)
-    except ValueError as e:  # refused: the message names the combination
-        assert str(canvas) in str(e)
-        return
-    net = build_model(f, num_classes=2, canvas=canvas)
-    assert net(torch.rand(2, 1, canvas, canvas)).shape == (2, 2)
+REASONS = {"even": "needs an even feature map", "fit": "does not fit"}
+
+
+@pytest.mark.parametrize("spec", SPECS)
+def test_every_registered_model_builds_and_runs_or_is_refused_clearly(spec):
+    """Every preset and every downsample x head x padding, on four canvases: check_model refuses exactly what
+    cannot run (bare blocks are the oracle); a refusal names the block, the side it got, every factor and the
+    reason; anything accepted builds through create_model, with the head's feature count and output shape."""
+    f = resolve_spec({**spec, "channels": CHANNELS})
+    for canvas in CANVASES:
+        failure = first_failure(f, canvas)
+        if failure is not None:
+            block, side, reason = failure
+            with pytest.raises(ValueError) as info:
+                check_model(f, canvas)
+            message = str(info.value)
+            for part in (f"block {block} of 3 on a {canvas}px canvas", f"input {side}x{side}",
+                         f"padding={f['padding']!r}", f"downsample={f['downsample']!r}", REASONS[reason]):
+                assert part in message, (part, message)
+            if reason == "even":
+                assert message.startswith(f"block {block} of 3 on a {canvas}px canvas: {f['downsample']} needs")
+            continue
+        side = check_model(f, canvas)
+        torch.manual_seed(0)
+        net = create_model({**spec, "channels": CHANNELS}, num_classes=3, canvas=canvas)
+        x = torch.rand(2, 1, canvas, canvas)
+        assert net.features(x).shape == (2, CHANNELS[-1], side, side)
+        assert net.fc.in_features == HEADS[f["head"]].features(CHANNELS[-1], side)
+        assert net(x).shape == (2, 3) and count_parameters(net) > 0
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_create_model_by_name_is_the_preset(name):
+    torch.manual_seed(0)
+    a = create_model(name, num_classes=2, canvas=32)
+    torch.manual_seed(0)
+    b = build_model(resolve_spec({"arch": name}), num_classes=2, canvas=32)
+    assert a.factors == b.factors == resolve_spec(a.factors)  # resolving is idempotent: fingerprints stay put
+    assert all(torch.equal(u, v) for u, v in zip(a.state_dict().values(), b.state_dict().values()))
+    assert list_presets()[name]["description"] == PRESETS[name]["description"]
+
+
+def test_heads_pool_as_registered():
+    h = torch.rand(2, 3, 4, 4)
+    assert torch.equal(HEADS["global_avg"].pool(h), h.mean(dim=(2, 3)))
+    assert torch.equal(HEADS["global_max"].pool(h), h.amax(dim=(2, 3)))
+    assert torch.equal(HEADS["flatten"].pool(h), h.reshape(2, 48))
+    assert [HEADS[k].features(3, 4) for k in ("flatten", "global_avg", "global_max")] == [48, 3, 3]
+
+
+@pytest.mark.parametrize("spec, needle", [
+    ({"arch": "conv_maxpol"}, "unknown arch 'conv_maxpol'; did you mean 'conv_maxpool'?"),
+    ({"downsample": "maxx"}, "unknown downsample 'maxx'; did you mean 'max'?"),
+    ({"head": "gap"}, "unknown head 'gap'"),
+    ({"padding": "wrap"}, "choose one of: zeros, circular, reflect, valid"),
+])
+def test_unknown_names_are_refused_with_the_choices(spec, needle):
+    with pytest.raises(InvlabError, match=needle.replace("?", r"\?")):
+        create_model(spec, num_classes=2, canvas=32)
+
+
+def test_register_preset_checks_its_names(monkeypatch):
+    from invariance_lab import models
+
+    monkeypatch.setattr(models, "PRESETS", dict(PRESETS))
+
+    with pytest.raises(InvlabError, match="unknown head 'gap'"):
+        register_preset("bad", "a typo", head="gap")
+    assert "bad" not in models.PRESETS
+    register_preset("wide", "wider blocks", channels=[64, 64], head="global_max")
+    assert models.list_models()[-1] == "wide"
+    assert create_model("wide", num_classes=2, canvas=16).fc.in_features == 64
 
 
 def test_presets_match_the_card():

@@ -10,7 +10,8 @@ from typer.testing import CliRunner
 from invariance_lab.cli import app
 from invariance_lab.config import DataConfig, SweepConfig
 from invariance_lab import data as D
-from invariance_lab.experiment import evaluate_shifts, part_inputs, shifted_inputs
+from invariance_lab.sweep import evaluate_shifts
+from invariance_lab.shifts import part_inputs, shifted_inputs
 from invariance_lab.models import build_model, resolve_spec
 
 runner = CliRunner()

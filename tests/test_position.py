@@ -10,7 +10,7 @@ from invariance_lab import data as D
 from invariance_lab.cli import app
 from invariance_lab.config import ConfigError, DataConfig, SweepConfig, parse_config
 from invariance_lab.errors import InvlabError
-from invariance_lab.experiment import check_sweep
+from invariance_lab.shifts import check_sweep
 
 runner = CliRunner()
 POS = DataConfig(task="position", canvas=16, size=6, letters=["A", "B", "C"], fonts=["futural", "timesr"],

@@ -1,200 +1,210 @@
-"""report.py on a hand-made result folder: seed aggregation, CI against hand-computed t values, formats."""
+"""report.py on hand-made result folders (summary.csv made by the real summarize, see conftest.write_fake_result):
+loading, seed aggregation, cut intervals, seeds at chance and --drop-chance."""
 
 import io
-import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from typer.testing import CliRunner
 
 from invariance_lab.errors import InvlabError
-from invariance_lab.report import (METRICS, ci_halfwidth, format_table, load_result, model_table,
-                                   protocol_lines, shift_table, t_quantile, to_rich_table)
+from invariance_lab.report import (LAYER_RANGE, MODEL_METRICS, build_report, load_result, model_table, seed_flags,
+                                   shift_table)
+from invariance_lab.stats import ci_halfwidth
+from invariance_lab.sweep import METRIC_COLUMNS
 
-
-def _axis_values(spec):
-    start, stop, step = spec
-    return np.round(np.arange(start, stop + step / 2, step), 6) if step else np.array([float(start)])
-
-
-def write_fake_result(folder: Path, *, name="demo", run_id="20260101-000000", models=("plain", "blur"),
-                      seeds=(0, 1, 2), dx=(-4, 4, 1), dy=(-4, 4, 1), grid="product", mode="canvas",
-                      status="complete", kind="run") -> Path:
-    """Write meta.json, invariance.csv and summary.csv with known, seed-dependent values.
-
-    The "plain" model aliases on odd shifts; "blur" is smoother. clean_accuracy = 0.9 + 0.01 * seed."""
-    folder.mkdir(parents=True, exist_ok=True)
-    rows = []
-    for k, model in enumerate(models):
-        for s in seeds:
-            xs, ys = _axis_values(dx), _axis_values(dy)
-            pairs = [(x, y) for y in ys for x in xs if grid == "product" or x == 0 or y == 0]
-            first_dx = {}
-            for x, y in pairs:
-                first_dx.setdefault(y, x)
-                d = abs(x) + abs(y)
-                odd = (x % 2 != 0) or (y % 2 != 0)
-                flip = 0.0 if d == 0 else ((0.35, 0.12, 0.05)[k % 3] * (1 - math.exp(-d / 3))
-                                           + (0.1 if k == 0 and odd else 0.0) + 0.01 * s)
-                rows.append(dict(model=model, seed=s, downsample="max" if k == 0 else "blur", head="gap",
-                                 padding="zeros", mode=mode, dx=float(x), dy=float(y), n_images=100,
-                                 accuracy=0.9 + 0.01 * s - 0.5 * flip, flip_rate=flip, prob_change=0.6 * flip,
-                                 neighbor_flip_rate=np.nan if x == first_dx[y] else 0.5 * flip + 0.02))
-    inv = pd.DataFrame(rows)
-    summ = []
-    for (model, s), g in inv.groupby(["model", "seed"], sort=False):
-        nz = g[(g["dx"] != 0) | (g["dy"] != 0)]
-        row = {c: g[c].iloc[0] for c in ("model", "seed", "downsample", "head", "padding", "mode", "n_images")}
-        row.update(n_shifts=len(nz), clean_accuracy=float(g[(g["dx"] == 0) & (g["dy"] == 0)]["accuracy"].iloc[0]))
-        for m in METRICS:
-            row[f"mean_{m}"] = nz[m].mean()
-            row[f"worst_{m}"] = nz[m].min() if m == "accuracy" else nz[m].max()
-        summ.append(row)
-    pd.DataFrame(summ).to_csv(folder / "summary.csv", index=False)
-    inv.to_csv(folder / "invariance.csv", index=False)
-    meta = dict(kind=kind, status=status, name=name, run_id=run_id,
-                protocol=dict(mode=mode, grid=grid, dx=list(dx), dy=list(dy), test_images=100,
-                              seeds=list(seeds), models=list(models), kind="translation"))
-    (folder / "meta.json").write_text(json.dumps(meta))
-    return folder
+RUN = "demo/20260101-000000"
 
 
 @pytest.fixture
-def run(tmp_path):
-    return load_result(write_fake_result(tmp_path / "results" / "demo" / "20260101-000000"))
+def run(tmp_path, fake_result):
+    return load_result(fake_result(tmp_path / "results" / "demo" / "20260101-000000"))
 
 
-def test_t_quantile_matches_tables_and_closed_forms():
-    assert t_quantile(0.975, 1) == pytest.approx(12.706, abs=1e-3)
-    assert t_quantile(0.975, 2) == pytest.approx(4.303, abs=1e-3)
-    assert t_quantile(0.975, 4) == pytest.approx(2.776, abs=1e-3)
-    assert t_quantile(0.975, 1000) == pytest.approx(1.962, abs=1e-3)
-    for p in (0.6, 0.9, 0.975, 0.995):  # exact: df=1 is Cauchy, df=2 has a closed form
-        assert t_quantile(p, 1) == pytest.approx(math.tan(math.pi * (p - 0.5)), rel=1e-9)
-        assert t_quantile(p, 2) == pytest.approx((2 * p - 1) * math.sqrt(2 / (4 * p * (1 - p))), rel=1e-9)
-    assert t_quantile(0.025, 3) == pytest.approx(-t_quantile(0.975, 3))
-
-
-def test_ci_halfwidth_hand_computed():
-    assert ci_halfwidth([0.1, 0.2, 0.3]) == pytest.approx(4.303 * 0.1 / math.sqrt(3), abs=1e-4)  # 0.2484
-    assert ci_halfwidth([0.1, 0.2, 0.3]) == pytest.approx(0.2484, abs=1e-4)
-    assert math.isnan(ci_halfwidth([0.5]))
-    assert math.isnan(ci_halfwidth([]))
-    assert ci_halfwidth([0.3, 0.3, 0.3]) == 0.0
-    with pytest.raises(InvlabError, match="confidence"):
-        ci_halfwidth([0.1, 0.2], confidence=95)
+@pytest.fixture
+def stuck(tmp_path, fake_result):
+    """Seed 2 of "plain" answers one class for every image: accuracy 0.5, flip rate 0 at every shift."""
+    return fake_result(tmp_path / "results" / "demo" / "20260101-000000", chance=[("plain", 2)])
 
 
 def test_load_result_label_and_tables(run):
-    assert run.label == "demo/20260101-000000"
+    assert run.label == RUN
     assert set(run.summary["model"]) == {"plain", "blur"}
     assert len(run.invariance) == 2 * 3 * 81
 
 
-def test_load_sweep_label(tmp_path):
+def test_load_sweep_label(tmp_path, fake_result):
     folder = tmp_path / "results" / "demo" / "r1" / "sweeps" / "s7"
-    write_fake_result(folder, run_id="r1", kind="sweep")
+    fake_result(folder, run_id="r1", kind="sweep")
     assert load_result(folder).label == "demo/r1/s7"
 
 
-def test_run_with_sweeps_loads_its_own_tables(tmp_path):
-    run_dir = write_fake_result(tmp_path / "demo" / "r1", run_id="r1", models=("a",))
-    write_fake_result(run_dir / "sweeps" / "s1", run_id="r1", models=("b",), kind="sweep")
+def test_run_with_sweeps_loads_its_own_tables(tmp_path, fake_result):
+    run_dir = fake_result(tmp_path / "demo" / "r1", run_id="r1", models=("a",))
+    fake_result(run_dir / "sweeps" / "s1", run_id="r1", models=("b",), kind="sweep")
     assert list(load_result(run_dir).summary["model"].unique()) == ["a"]
 
 
-def test_model_table_means_and_ci(run):
+def test_model_table_means_ci_and_cut_bounds(run):
     df = model_table([run])
     assert list(df["model"]) == ["plain", "blur"]  # file order kept
-    assert set(df["run"]) == {"demo/20260101-000000"}
-    assert (df["n_seeds"] == 3).all()
+    assert set(df["run"]) == {RUN}
+    assert (df["n_seeds"] == 3).all() and (df["n_chance"] == 0).all()
     assert list(df[["downsample", "head", "padding"]].iloc[0]) == ["max", "gap", "zeros"]
     # clean_accuracy = 0.90, 0.91, 0.92 over seeds: mean 0.91, s = 0.01, half-width t_{.975,2} * 0.01 / sqrt(3)
     assert df["clean_accuracy"].tolist() == pytest.approx([0.91, 0.91])
     assert df["clean_accuracy_ci"].tolist() == pytest.approx([4.3027 * 0.01 / math.sqrt(3)] * 2, abs=1e-5)
-    # Cross-check every metric against a direct computation from summary.csv.
-    for _, row in df.iterrows():
+    # accuracy under shift sits beside the consistency metrics
+    assert {"mean_accuracy", "worst_accuracy"} <= set(MODEL_METRICS)
+    for _, row in df.iterrows():  # every metric against a direct computation from summary.csv
         seeds = run.summary[run.summary["model"] == row["model"]]
-        for m in ("mean_flip_rate", "worst_flip_rate", "mean_prob_change", "worst_prob_change",
-                  "mean_neighbor_flip_rate"):
+        for m in MODEL_METRICS:
             assert row[m] == pytest.approx(seeds[m].mean())
             assert row[f"{m}_ci"] == pytest.approx(ci_halfwidth(seeds[m]))
+            assert 0.0 <= row[f"{m}_lo"] <= row[m] <= row[f"{m}_hi"] <= 1.0
+            assert row[f"{m}_lo"] == pytest.approx(max(0.0, row[m] - row[f"{m}_ci"]))
+            assert row[f"{m}_hi"] == pytest.approx(min(1.0, row[m] + row[f"{m}_ci"]))
     assert df.set_index("model").loc["plain", "mean_flip_rate"] > df.set_index("model").loc["blur", "mean_flip_rate"]
+
+
+def test_summary_comes_from_the_real_summarize(run):
+    """The fixture's summary.csv holds what summarize computes from invariance.csv (no hand-written copy)."""
+    inv, s = run.invariance, run.summary.set_index(["model", "seed"])
+    moved = inv[(inv.dx != 0) | (inv.dy != 0)]
+    g = moved.groupby(["model", "seed"])
+    assert np.allclose(g["flip_rate"].max().loc[s.index], s["worst_flip_rate"])
+    assert np.allclose(g["accuracy"].min().loc[s.index], s["worst_accuracy"])
+    assert (s["n_classes"] == 2).all() and not s["at_chance"].any()
 
 
 def test_shift_table_columns_and_values(run):
     means, cis = shift_table([run], "flip_rate", "dx")
     assert list(means.columns) == [float(v) for v in range(-4, 5)]
-    assert list(means.index) == [("demo/20260101-000000", "plain"), ("demo/20260101-000000", "blur")]
+    assert list(means.index) == [(RUN, "plain"), (RUN, "blur")]
     assert means.shape == cis.shape
-    assert means.loc[("demo/20260101-000000", "plain"), 0.0] == 0.0
+    assert means.loc[(RUN, "plain"), 0.0] == 0.0
     inv = run.invariance
     sel = inv[(inv["model"] == "blur") & (inv["dx"] == 3) & (inv["dy"] == 0)]["flip_rate"]
-    assert means.loc[("demo/20260101-000000", "blur"), 3.0] == pytest.approx(sel.mean())
-    assert cis.loc[("demo/20260101-000000", "blur"), 3.0] == pytest.approx(ci_halfwidth(sel))
+    assert means.loc[(RUN, "blur"), 3.0] == pytest.approx(sel.mean())
+    assert cis.loc[(RUN, "blur"), 3.0] == pytest.approx(ci_halfwidth(sel))
     dy_means, _ = shift_table([run], "accuracy", "dy")
     assert dy_means.columns.name == "dy" and len(dy_means.columns) == 9
 
 
-def test_shift_table_fractional_and_several_runs(tmp_path, run):
-    other = load_result(write_fake_result(tmp_path / "o" / "r2", name="o", run_id="r2", dx=(-1, 1, 0.5),
-                                          dy=(0, 0, 0), models=("plain",)))
+def test_shift_table_fractional_and_several_runs(tmp_path, run, fake_result):
+    other = load_result(fake_result(tmp_path / "o" / "r2", name="o", run_id="r2", dx=(-1, 1, 0.5), dy=(0, 0, 0),
+                                    models=("plain",)))
     means, _ = shift_table([run, other], "prob_change", "dx")
     assert 0.5 in means.columns and -0.5 in means.columns
     assert len(means) == 3
-    assert math.isnan(means.loc[("demo/20260101-000000", "plain"), 0.5])  # not measured there
+    assert math.isnan(means.loc[(RUN, "plain"), 0.5])  # not measured there
 
 
-def test_shift_table_unknown_metric_lists_choices(run):
+def test_unknown_names_list_the_choices(run):
     with pytest.raises(InvlabError) as err:
         shift_table([run], "flips", "dx")
-    assert "flips" in str(err.value) and all(m in str(err.value) for m in METRICS)
+    assert "unknown metric 'flips'" in str(err.value) and all(m in str(err.value) for m in METRIC_COLUMNS)
     with pytest.raises(InvlabError, match="dz"):
         shift_table([run], "flip_rate", "dz")
+    with pytest.raises(InvlabError, match="choose one of: model, shift, layer"):
+        build_report([run.path], by="seed")
 
 
-def test_format_csv_round_trips(run):
-    text = format_table(model_table([run]), "csv")
-    back = pd.read_csv(io.StringIO(text))
-    assert set(back["model"]) == {"plain", "blur"}
-    assert back["clean_accuracy"].tolist() == pytest.approx([0.91, 0.91])
-    assert "clean_accuracy_ci" in back.columns and "±" not in text
-    means, cis = shift_table([run], "flip_rate", "dx")
-    back = pd.read_csv(io.StringIO(format_table(means, "csv", ci_df=cis)))
-    assert {"run", "model", "-4", "-4_ci", "4", "4_ci"} <= set(back.columns)
-    assert back["3"].tolist() == pytest.approx(means[3.0].tolist())
+def test_shift_view_bounds_are_in_range(run):
+    (view, _) = build_report([run.path], by="shift").views
+    assert view.key == ("axis", "dx") and "run" not in view.table  # one result: no run column
+    for v in view.values:
+        assert (view.table[f"{v}_lo"] >= 0).all() and (view.table[f"{v}_hi"] <= 1).all()
+        assert (view.table[f"{v}_lo"] <= view.table[v]).all() and (view.table[v] <= view.table[f"{v}_hi"]).all()
 
 
-def test_format_markdown_and_rich(run):
-    caption = "\n".join(protocol_lines([run]))
-    md = format_table(model_table([run]), "markdown", caption=caption)
-    assert "±" in md
-    assert any(line.startswith("| demo/20260101-000000 | plain |") for line in md.splitlines())
-    assert md.splitlines()[0].startswith("| run | model |")
-    assert "canvas shift" in md
-    means, cis = shift_table([run], "neighbor_flip_rate", "dx")
-    md = format_table(means, "markdown", ci_df=cis)
-    assert "–" in md  # NaN at the first dx is shown as a dash, not "nan"
-    assert "nan" not in md
-    table = to_rich_table(model_table([run]), "models", caption)
-    assert table.row_count == 2
-    text = format_table(model_table([run]), "table", title="models", caption=caption)
-    assert "plain" in text and "±" in text
+def test_layer_view_is_cut_at_zero_only(tmp_path, fake_result):
+    folder = fake_result(tmp_path / "d" / "r" / "sweeps" / "s", kind="sweep", layers=True)
+    views = build_report([folder], by="layer").views
+    assert [v.key[1] for v in views] == ["mean_equivariance_error", "mean_pooled_invariance_error",
+                                         "normalized_variance"]
+    eq = views[0].table.set_index("model")
+    assert views[0].bounds == LAYER_RANGE
+    # block1.down: errors 0, 0, 0.3 over seeds -> mean 0.1, half-width 0.43: the interval is cut at 0, not at 1
+    assert eq.loc["plain", "block1.down"] == pytest.approx(0.1)
+    assert eq.loc["plain", "block1.down_ci"] == pytest.approx(ci_halfwidth([0, 0, 0.3]))
+    assert eq.loc["plain", "block1.down_lo"] == 0.0
+    assert eq.loc["plain", "block1.down_hi"] == pytest.approx(0.1 + ci_halfwidth([0, 0, 0.3]))
 
 
-def test_format_unknown_lists_choices(run):
-    with pytest.raises(InvlabError) as err:
-        format_table(model_table([run]), "html")
-    assert all(f in str(err.value) for f in ("table", "markdown", "csv"))
+def test_a_seed_at_chance_is_flagged(stuck):
+    r = load_result(stuck)
+    flags = seed_flags([r])
+    assert flags.loc[flags["at_chance"], ["model", "seed"]].values.tolist() == [["plain", 2]]
+    df = model_table([r]).set_index("model")
+    assert df.loc["plain", "n_chance"] == 1 and df.loc["blur", "n_chance"] == 0
+    # the stuck seed never flips: it pulls plain's flip rate down, which is why it must be flagged
+    assert df.loc["plain", "mean_flip_rate"] < r.summary.query("model == 'plain' and seed < 2").mean_flip_rate.mean()
 
 
-def test_protocol_line(run):
-    (line,) = protocol_lines([run])
-    assert line == ("run demo/20260101-000000: canvas shift (letter re-rendered at the shifted position on a "
-                    "blank canvas), dx -4..4 step 1, dy -4..4 step 1 (every (dx, dy) combination), "
-                    "100 test images, seeds 0,1,2")
+def test_drop_chance_leaves_the_seed_out_of_every_table(stuck):
+    kept = load_result(stuck)
+    rep = build_report([stuck], by="model", drop_chance=True)
+    assert rep.dropped[["model", "seed"]].values.tolist() == [["plain", 2]]
+    assert not rep.flags["at_chance"].any()
+    t = rep.views[0].table.set_index("model")
+    assert t.loc["plain", "n_seeds"] == 2 and t.loc["blur", "n_seeds"] == 3 and (t["n_chance"] == 0).all()
+    two = kept.summary.query("model == 'plain' and seed < 2")
+    assert t.loc["plain", "mean_flip_rate"] == pytest.approx(two.mean_flip_rate.mean())
+    assert t.loc["plain", "mean_flip_rate_ci"] == pytest.approx(ci_halfwidth(two.mean_flip_rate))
+    (dx_view, _) = build_report([stuck], by="shift", drop_chance=True).views
+    inv = kept.invariance.query("model == 'plain' and seed < 2 and dx == 3 and dy == 0")
+    assert dx_view.table.set_index("model").loc["plain", "3"] == pytest.approx(inv.flip_rate.mean())
+    assert len(build_report([stuck], by="model").dropped) == 0  # without the flag nothing is left out
+
+
+def test_drop_chance_with_every_seed_at_chance_says_so(tmp_path, fake_result):
+    folder = fake_result(tmp_path / "d" / "r", models=("a",), seeds=(0, 1), chance=[("a", 0), ("a", 1)])
+    with pytest.raises(InvlabError, match="every seed .* is at chance"):
+        build_report([folder], drop_chance=True)
+
+
+def test_old_summary_without_class_count_uses_the_config(tmp_path, fake_result):
+    three = fake_result(tmp_path / "d" / "r3", legacy=True, config_letters="ABC", chance=[("blur", 0)])
+    r = load_result(three)
+    assert "n_classes" not in r.summary
+    flags = seed_flags([r])
+    assert (flags["n_classes"] == 3).all() and not flags["assumed"].any()
+    # the stuck seed scores 0.50: chance for two classes, but well above 1/3 + 0.05 for three
+    assert not flags["at_chance"].any()
+
+
+def test_old_summary_with_nothing_on_disk_assumes_two_classes(tmp_path, fake_result):
+    r = load_result(fake_result(tmp_path / "d" / "r", legacy=True, chance=[("plain", 1)]))
+    flags = seed_flags([r])
+    assert (flags["n_classes"] == 2).all() and flags["assumed"].all()
+    assert flags.loc[flags["at_chance"], ["model", "seed"]].values.tolist() == [["plain", 1]]
+
+
+def test_sweep_reads_the_class_count_of_its_run(tmp_path, fake_result):
+    run_dir = fake_result(tmp_path / "d" / "r", config_letters="ABCD")
+    sweep = fake_result(run_dir / "sweeps" / "s", kind="sweep", legacy=True)
+    assert (seed_flags([load_result(sweep)])["n_classes"] == 4).all()
+
+
+def test_cli_report_flags_and_drops_seeds_at_chance(stuck):
+    from invariance_lab.cli import app
+
+    runner = CliRunner()
+    res = runner.invoke(app, ["report", str(stuck), "--format", "markdown"])
+    assert res.exit_code == 0, res.output
+    assert "at chance: its consistency says nothing" in res.output and "| plain † |" in res.output
+    res = runner.invoke(app, ["report", str(stuck), "--drop-chance", "--format", "markdown"])
+    assert res.exit_code == 0, res.output
+    assert "left out 1 seed at chance: plain seed 2" in res.output and "†" not in res.output
+    res = runner.invoke(app, ["report", str(stuck), "--drop-chance", "--format", "csv"])
+    assert res.exit_code == 0, res.output
+    df = pd.read_csv(io.StringIO(res.stdout))
+    assert df.set_index("model").loc["plain", "n_seeds"] == 2
+    assert {"mean_flip_rate_lo", "mean_flip_rate_hi", "mean_flip_rate_ci", "n_chance"} <= set(df.columns)
+    assert "left out 1 seed" in res.stderr
 
 
 def test_missing_folder_names_path(tmp_path):
@@ -203,17 +213,19 @@ def test_missing_folder_names_path(tmp_path):
         load_result(missing)
 
 
-def test_not_a_result_folder(tmp_path):
+def test_not_a_result_folder(tmp_path, fake_result):
     with pytest.raises(InvlabError, match="meta.json"):
         load_result(tmp_path)
-    folder = write_fake_result(tmp_path / "x" / "r")
+    folder = fake_result(tmp_path / "x" / "r")
     (folder / "summary.csv").unlink()
     with pytest.raises(InvlabError, match="summary.csv"):
         load_result(folder)
 
 
-def test_unfinished_run_refused(tmp_path):
-    folder = write_fake_result(tmp_path / "x" / "r", status="running")
+def test_unfinished_run_refused(tmp_path, fake_result):
+    folder = fake_result(tmp_path / "x" / "r", status="running")
     with pytest.raises(InvlabError) as err:
         load_result(folder)
-    assert str(folder) in str(err.value) and "status: running" in str(err.value)
+    # "running" with no live process behind it (no pid, no heartbeat): the writer is gone
+    assert str(folder) in str(err.value) and "status: interrupted (process gone)" in str(err.value)
+    assert "resume" in str(err.value)

@@ -4,22 +4,8 @@ import pytest
 import torch
 
 from invariance_lab.models import build_model, resolve_spec
-from invariance_lab.shifts import axis_values, circular_shift, grid_points, shift_lines
-from invariance_lab.sweep import run_sweep, summarize
-
-
-def test_axis_values_inclusive_and_fractional():
-    assert axis_values([-2, 2, 1]) == [-2, -1, 0, 1, 2]
-    assert axis_values([0, 1, 0.25]) == [0, 0.25, 0.5, 0.75, 1.0]
-    assert axis_values([0, 1, 0.3]) == pytest.approx([0, 0.3, 0.6, 0.9])
-    assert axis_values([3, 3]) == [3]
-
-
-def test_grids():
-    prod = shift_lines([-1, 1, 1], [0, 1, 1], "product")
-    assert len(grid_points(prod)) == 6 and prod[0] == [(-1, 0), (0, 0), (1, 0)]
-    axes = shift_lines([-1, 1, 1], [-2, 2, 1], "axes")
-    assert len(grid_points(axes)) == 3 + 5 - 1  # the two axes share (0, 0)
+from invariance_lab.shifts import circular_shift, grid_points, shift_lines
+from invariance_lab.sweep import FACTOR_COLUMNS, METRIC_COLUMNS, SUMMARY_METRICS, run_sweep, summarize
 
 
 def tiny_models():
@@ -88,21 +74,34 @@ def test_summarize_uses_nonzero_shifts_only():
     assert s.worst_accuracy == pytest.approx(0.6) and s.mean_prob_change == pytest.approx(0.2)
 
 
-@pytest.mark.parametrize("dx, dy", [(0, 0), (3, -2), (-4, 4), (0.5, 0), (-2.25, 1.75), (3.9, -3.1)])
-def test_canvas_crops_equal_drawing_at_the_shifted_position(dx, dy):
-    from invariance_lab.config import DataConfig
-    from invariance_lab.data import draw, glyph_table, reference_letters
-    from invariance_lab.experiment import shifted_inputs
-
-    data = DataConfig(canvas=24, size=10, test_images=12)
-    table, test = glyph_table(data), reference_letters(data)
-    inputs = shifted_inputs(table, test, data.canvas, "canvas", max_shift=4)
-    direct = draw(table, test.select(slice(2, 9)), data.canvas, dx, dy)
-    got = inputs(slice(2, 9), dx, dy)
-    assert got.shape == direct.shape
-    assert float((got - direct).abs().max()) < 1e-5
+def _two_seeds(clean):
+    t = pd.DataFrame(dict(model="m", seed=[0, 0, 1, 1], downsample="none", head="flatten", padding="zeros",
+                          mode="canvas", dx=[0.0, 1.0, 0.0, 1.0], dy=0.0, n_images=10, accuracy=[1.0, 0.9, 0.5, 0.5],
+                          flip_rate=[0.0, 0.1, 0.0, 0.0], prob_change=0.0,
+                          neighbor_flip_rate=[np.nan, 0.1, np.nan, 0.0]))
+    return t, {("m", 0): clean[0], ("m", 1): clean[1]}
 
 
-def test_a_grid_along_dy_alone_is_one_vertical_line():
-    lines = shift_lines([0, 0], [-2, 2, 1], "product")
-    assert lines == [[(0, -2), (0, -1), (0, 0), (0, 1), (0, 2)]]  # neighbours along y, not single-point rows
+def test_summarize_flags_seeds_at_chance():
+    t, clean = _two_seeds((1.0, 0.5))
+    s = summarize(t, clean, n_classes=2)
+    assert s.n_classes.tolist() == [2, 2]
+    assert s.at_chance.tolist() == [False, True]  # seed 1 answers at 0.50: its flip rate 0 says nothing
+    s3 = summarize(*_two_seeds((0.40, 0.38)), n_classes=3)
+    assert s3.at_chance.tolist() == [False, True]  # chance 1/3 + 0.05 = 0.383
+    assert list(s.columns[list(s.columns).index("n_shifts"):][:4]) == ["n_shifts", "n_classes", "clean_accuracy",
+                                                                       "at_chance"]
+
+
+def test_summarize_without_class_count_leaves_the_chance_columns_empty():
+    s = summarize(*_two_seeds((1.0, 0.5)))  # an old caller: report.py fills these in from the run's config
+    assert s.n_classes.isna().all() and s.at_chance.isna().all()
+
+
+def test_summary_columns_are_the_named_vocabulary():
+    t, clean = _two_seeds((1.0, 0.9))
+    s = summarize(t, clean, n_classes=2)
+    assert FACTOR_COLUMNS == ["downsample", "head", "padding"]
+    assert set(SUMMARY_METRICS) <= set(s.columns)
+    assert SUMMARY_METRICS == ["clean_accuracy"] + [f"{a}_{m}" for m in METRIC_COLUMNS for a in ("mean", "worst")]
+    assert [c for c in s.columns if c in SUMMARY_METRICS] == SUMMARY_METRICS  # file order = vocabulary order

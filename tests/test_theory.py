@@ -1,4 +1,4 @@
-"""The theory of /work/shared/SCIENCE.md, checked on whole models (build_model), untrained and briefly trained.
+"""The theory of docs/science.md, checked on whole models (build_model), untrained and briefly trained.
 
 Every case uses a 32 px canvas and three blocks, so a downsampling model has total stride 8, and circular
 shifts (torch.roll) of real letter images (data.draw) and of uniform noise:
@@ -147,6 +147,8 @@ def test_circular_aps_model_is_exactly_invariant_to_every_circular_shift(downsam
     else:  # 88 shifts, three letters and noise
         out = outputs(net, probes(3), SOME_SHIFTS)
     assert_exactly_invariant(out)
+    probs = out.softmax(-1)
+    assert (0.5 * (probs - probs[0]).abs().sum(-1)).max().item() <= 1e-6  # total variation (tests/test_aps.py)
 
 
 # ----------------------------------------------------------------------------------------------- strided models
