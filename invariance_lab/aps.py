@@ -81,7 +81,11 @@ class APSDown(nn.Module):
         self.blur = BlurPool(channels, blur_size, stride=1, padding=padding) if blur_size > 1 else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.blur(x)
+        return self.subsample(self.blur(x))
+
+    def subsample(self, x: torch.Tensor) -> torch.Tensor:
+        """The stride-2 part alone: keep each sample's chosen polyphase component of `x` (already blurred).
+        engine.py runs it on the four polyphase offsets of one blurred map."""
         h, w = x.shape[-2:]
         if h % 2 or w % 2:
             raise LayerConfigError(f"APS needs an even feature map; got {h}x{w}")

@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from .errors import InvlabError, clip, quote
+from .factory import is_custom, require_trust
 from .models import build_model, count_parameters
 
 # key -> type every checkpoint must hold (anything else is left alone)
@@ -37,8 +38,10 @@ def fingerprint(factors: dict, data: dict, train: dict, seed: int) -> str:
 
 
 def save_checkpoint(path: Path, model: nn.Module, *, name: str, seed: int, data: dict, train: dict,
-                    classes: list[str], history: pd.DataFrame) -> None:
-    factors = dict(model.factors)
+                    classes: list[str], history: pd.DataFrame, factors: dict | None = None) -> None:
+    """`factors`: the resolved spec (default: model.factors, which presets carry; a factory model's is its
+    {"factory", "kwargs"}, plain values, so the file stays loadable with weights_only)."""
+    factors = dict(factors if factors is not None else model.factors)
     blob = dict(state_dict=dict(model.state_dict()), name=name, seed=seed, factors=factors, data=data, train=train,
                 classes=list(classes), n_params=count_parameters(model),
                 fingerprint=fingerprint(factors, data, train, seed),
@@ -64,9 +67,37 @@ def _differences(want: dict, have: dict, prefix: str = "") -> list[str]:
     return out
 
 
-def load_checkpoint(path: Path, device: torch.device, expect: dict | None = None) -> tuple[nn.Module, dict]:
+def load_checkpoint(path: Path, device: torch.device, expect: dict | None = None,
+                    trust: bool = False) -> tuple[nn.Module, dict]:
     """(model in eval mode, the checkpoint's dict). `expect` = the settings (factors, data, train, seed) the
-    caller's config says this unit has: a checkpoint trained with other settings is refused, naming them."""
+    caller's config says this unit has: a checkpoint trained with other settings is refused, naming them. A
+    factory model's module is imported only with `trust` (factory.require_trust says why, and which file)."""
+    blob = read_checkpoint(path, device, expect)
+    if is_custom(blob["factors"]):
+        require_trust(blob["factors"], trusted=trust, where=f"checkpoint {path}")
+    try:
+        data = blob["data"]
+        model = build_model(blob["factors"], num_classes=len(blob["classes"]), canvas=int(data["canvas"]))
+    except InvlabError as e:
+        if is_custom(blob["factors"]):  # the factory's own problem (import, call, output): its message says which
+            raise InvlabError(f"{path}: {e}") from None
+        raise _unfit(path, e) from None
+    except (ValueError, KeyError, TypeError, RuntimeError) as e:
+        raise _unfit(path, e) from None
+    try:
+        model.load_state_dict(blob["state_dict"])
+    except (ValueError, KeyError, TypeError, RuntimeError) as e:
+        raise _unfit(path, e) from None
+    return model.to(device).eval(), blob
+
+
+def _unfit(path: Path, e: Exception) -> InvlabError:
+    return InvlabError(f"{path}: its weights do not fit the model its settings describe "
+                       f"({type(e).__name__}: {clip(e, 200)})")
+
+
+def read_checkpoint(path: Path, device: torch.device, expect: dict | None = None) -> dict:
+    """A checkpoint's dict, checked (fields, its own fingerprint, `expect` as load_checkpoint); nothing built."""
     path = Path(path)
     if not path.is_file():
         raise InvlabError(f"checkpoint not found: {path}; the run folder is incomplete")
@@ -79,6 +110,16 @@ def load_checkpoint(path: Path, device: torch.device, expect: dict | None = None
     except Exception as e:  # truncated, empty, random bytes: torch raises several kinds
         raise InvlabError(f"{path} cannot be loaded as an invlab checkpoint: it is truncated or not a checkpoint "
                           f"({type(e).__name__}); invlab never runs code from a file") from None
+    return check_blob(blob, path, expect)
+
+
+def is_checkpoint(blob) -> bool:
+    """Whether a dict loaded from a file looks like an invlab checkpoint (rather than a bare state dict)."""
+    return isinstance(blob, dict) and {"state_dict", "fingerprint", "factors"} <= set(blob)
+
+
+def check_blob(blob, path: Path, expect: dict | None = None) -> dict:
+    """The checks of read_checkpoint on a dict already loaded (weights_only) from `path`."""
     bad = [k for k, t in _FIELDS.items() if not isinstance(blob, dict) or not isinstance(blob.get(k), t)]
     if bad:
         raise InvlabError(f"{path} is not an invlab checkpoint: {', '.join(bad)} missing or of the wrong type")
@@ -90,14 +131,7 @@ def load_checkpoint(path: Path, device: torch.device, expect: dict | None = None
         raise InvlabError(f"{path} was trained with other settings than its run folder's config.yaml says "
                           f"({'; '.join(diff[:5]) or 'fingerprints differ'}). The config or the checkpoint was "
                           f"edited or swapped; re-run `invlab run` on the config to train matching models.")
-    try:
-        data = blob["data"]
-        model = build_model(blob["factors"], num_classes=len(blob["classes"]), canvas=int(data["canvas"]))
-        model.load_state_dict(blob["state_dict"])
-    except (InvlabError, ValueError, KeyError, TypeError, RuntimeError) as e:
-        raise InvlabError(f"{path}: its weights do not fit the model its settings describe "
-                          f"({type(e).__name__}: {clip(e, 200)})") from None
-    return model.to(device).eval(), blob
+    return blob
 
 
 def unit_settings(cfg) -> dict[tuple[str, int], dict]:
@@ -114,9 +148,11 @@ def unit_fingerprints(cfg) -> dict[str, str]:
     return {unit_key(*k): fingerprint(*(s[f] for f in SETTINGS)) for k, s in unit_settings(cfg).items()}
 
 
-def load_run_models(run_dir: Path, cfg, meta: dict, models: list[str], device: torch.device) -> dict:
+def load_run_models(run_dir: Path, cfg, meta: dict, models: list[str], device: torch.device,
+                    trust: bool = False) -> dict:
     """{(model, seed): trained model} of a finished run, each checkpoint checked against config.yaml and
-    meta.json: an edited config, an edited meta.json or a swapped checkpoint is refused with what differs."""
+    meta.json: an edited config, an edited meta.json or a swapped checkpoint is refused with what differs.
+    Factory models are imported only with `trust` (load_checkpoint)."""
     from .runs import CONFIG_FILE, META_FILE, checkpoint_path, unit_key
 
     if list(meta.get("seeds", [])) != list(cfg.seeds):
@@ -128,7 +164,7 @@ def load_run_models(run_dir: Path, cfg, meta: dict, models: list[str], device: t
     for name in models:
         for seed in cfg.seeds:
             path = checkpoint_path(run_dir, name, seed)
-            model, blob = load_checkpoint(path, device, expect=settings[(name, seed)])
+            model, blob = load_checkpoint(path, device, expect=settings[(name, seed)], trust=trust)
             if recorded.get(unit_key(name, seed)) != blob["fingerprint"]:
                 raise InvlabError(f"{run_dir}: {META_FILE} records fingerprint {quote(recorded.get(unit_key(name, seed)))} "
                                   f"for {unit_key(name, seed)}, but its checkpoint and {CONFIG_FILE} say "

@@ -17,7 +17,7 @@ from typing import List, Optional
 import typer
 from rich.console import Console
 
-from .errors import InvlabError
+from .errors import InvlabError, choose
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Measure how CNN architectures become invariant to translation, on synthetic letters.")
@@ -47,17 +47,30 @@ def writable(path: Path, option: str) -> Path:
 
 
 def sweep_settings(run_dir: Path, *, dx: str | None, dy: str | None, mode: str | None, grid: str | None,
-                   kind: str):
+                   kind: str, all_shifts: bool = False):
     """The run's own sweep settings with the command line's --dx/--dy/--mode/--grid laid over them.
 
-    Ranges not given: with neither, the run's; with one, the other axis is fixed at 0."""
+    Ranges not given: with neither, the run's; with one, the other axis is fixed at 0. all_shifts: every roll of
+    the canvas (circular mode, both axes, product grid), centred on 0."""
     from pydantic import ValidationError
 
     from .config import SweepConfig, load_config, parse_range
     from .runs import CONFIG_FILE, require_finished_run
 
     require_finished_run(run_dir)
-    settings = load_config(Path(run_dir) / CONFIG_FILE).sweep.model_dump()
+    cfg = load_config(Path(run_dir) / CONFIG_FILE)
+    settings = cfg.sweep.model_dump()
+    if all_shifts:
+        from .sweep import every_roll
+
+        given = [o for o, v in (("--dx", dx), ("--dy", dy), ("--grid", grid)) if v is not None]
+        if given:
+            raise InvlabError(f"--all-shifts sweeps every roll of the canvas by itself; leave out {', '.join(given)}")
+        if mode not in (None, "circular") or kind != "translation":
+            raise InvlabError("--all-shifts rolls the whole input (--mode circular, --kind translation); leave out "
+                              f"{'--mode ' + mode if mode not in (None, 'circular') else '--kind ' + kind}")
+        settings.update(mode="circular", dx=every_roll(cfg.data.canvas), dy=every_roll(cfg.data.canvas),
+                        grid="product")
     if dx is not None or dy is not None:
         settings["dx"] = parse_range(dx, "--dx") if dx is not None else [0.0, 0.0, 1.0]
         settings["dy"] = parse_range(dy, "--dy") if dy is not None else [0.0, 0.0, 1.0]
@@ -111,7 +124,7 @@ def run(config: Path = typer.Argument(..., help="YAML config, e.g. configs/seed_
 
     cfg = load_config(config, overrides=set_)
     run_dir = run_experiment(cfg, results_dir=writable(results_dir, "--results-dir"), progress=not quiet,
-                             fresh=fresh, threads=threads, on_event=_say(quiet))
+                             fresh=fresh, threads=threads, on_event=_say(quiet), factory_dirs=[config.parent])
     for table in brief_tables(load_result(run_dir), title=f"{cfg.name}: mean ± 95% CI over seeds"):
         out.print(table)
     out.print(f"run folder: {run_dir}", highlight=False, soft_wrap=True)
@@ -128,27 +141,36 @@ def sweep(target: Path = typer.Argument(..., help="A run folder (results/<name>/
           kind: str = typer.Option("translation", "--kind", help="translation (move the letter) or parts (move only its right-most stroke by dx, dy)."),
           layers: bool = typer.Option(False, "--layers", help="Also write the per-layer profile: layers.csv, layers_summary.csv."),
           layer_images: int = typer.Option(200, "--layer-images", help="Test images for --layers (it runs every layer at every shift)."),
+          all_shifts: bool = typer.Option(False, "--all-shifts", help="Every circular shift of the canvas (the whole translation group, --mode circular): prints each model's exact worst case, a certificate of invariance or the shift that breaks it."),
+          engine: str = typer.Option("auto", "--engine", help="auto: the exact all-shift engine for every model it applies to (circular sweeps of circular-padding networks; the same numbers, much faster), brute force for the rest; brute: one forward pass per shift (the check); allshift: refuse where the engine does not apply."),
           set_: List[str] = typer.Option([], "--set", help="Config override when TARGET is a config file."),
+          trust_factory: bool = typer.Option(False, "--trust-factory", help="Import the Python modules that build a run folder's own models (factory: in its config.yaml); without it invlab refuses and names the file that would run."),
           threads: Optional[int] = THREADS, results_dir: Path = RESULTS_DIR, quiet: bool = QUIET):
     """Evaluate trained models over new shifts without retraining; writes <run>/sweeps/<id>/."""
     from .config import load_config
     from .experiment import run_for_config, sweep_experiment
-    from .display import brief_tables
+    from .display import brief_tables, certificate_lines
     from .results import load_result
 
     chosen = [m.strip() for m in models_.split(",") if m.strip()] if models_ else None
     if target.is_file() or target.suffix in (".yaml", ".yml"):
         run_dir = run_for_config(load_config(target, set_), results_dir=writable(results_dir, "--results-dir"),
-                                 progress=not quiet, threads=threads, on_event=_say(quiet))
+                                 progress=not quiet, threads=threads, on_event=_say(quiet),
+                                 factory_dirs=[target.parent])
+        trust_factory = True  # your config names its factories: importing them is what you asked for
     elif set_:
         raise InvlabError("--set applies to a config file; a run folder's settings are fixed")
     else:
         run_dir = target
-    settings = sweep_settings(run_dir, dx=dx, dy=dy, mode=mode, grid=grid, kind=kind)
+    settings = sweep_settings(run_dir, dx=dx, dy=dy, mode=mode, grid=grid, kind=kind, all_shifts=all_shifts)
     folder = sweep_experiment(run_dir, settings, models=chosen, progress=not quiet, kind=kind, layers=layers,
-                              layer_images=layer_images, threads=threads, on_event=_say(quiet))
-    for table in brief_tables(load_result(folder), title="sweep: mean ± 95% CI over seeds"):
+                              layer_images=layer_images, threads=threads, on_event=_say(quiet), engine=engine,
+                              trust_factory=trust_factory, factory_dirs=[target.parent] if run_dir != target else None)
+    result = load_result(folder)
+    for table in brief_tables(result, title="sweep: mean ± 95% CI over seeds"):
         out.print(table)
+    for line in certificate_lines(result):  # sweeps over every roll of the canvas: the exact worst case
+        out.print(line, highlight=False, markup=False, soft_wrap=True)
     out.print(f"sweep folder: {folder}", highlight=False, soft_wrap=True)
 
 
@@ -204,6 +226,86 @@ def models():
     for name, p in list_presets().items():
         t.add_row(name, f"{p['downsample']} / {p['head']} / {p['padding']}", p["description"])
     out.print(t)
+
+
+@app.command()
+@polite
+def measure(images: Path = typer.Option(..., "--images", help="A folder of PNG/JPEG images: class subfolders (DIR/<class>/<image>) give labels, a flat folder none. Or a run folder: its own test images."),
+            model: Optional[str] = typer.Option(None, "--model", help="package.module:function that returns your nn.Module (imported: its code runs). Optional when --weights is an invlab checkpoint of a preset."),
+            model_kwargs: Optional[str] = typer.Option(None, "--model-kwargs", help="JSON object of keyword arguments for --model, e.g. '{\"width\": 16}'."),
+            weights: Optional[Path] = typer.Option(None, "--weights", help="A state dict (.pt, read with weights_only=True), a .safetensors file, or an invlab checkpoint. Without it the model is measured as --model returns it."),
+            dx: str = typer.Option("-8:8", "--dx", help="Horizontal shifts START:STOP[:STEP], px, inclusive."),
+            dy: str = typer.Option("0", "--dy", help="Vertical shifts START:STOP[:STEP], px, inclusive; every (dx, dy) pair is measured."),
+            mode: str = typer.Option("canvas", "--mode", help="canvas (the image moves inside its frame; sub-pixel shifts bilinear) or circular (rolled, whole pixels)."),
+            fill: str = typer.Option("zeros", "--fill", help="canvas mode: what enters the frame: zeros, edge (nearest border pixel) or reflect."),
+            colour: str = typer.Option("grey", "--colour", help="grey (1 channel) or rgb (3)."),
+            size: Optional[str] = typer.Option(None, "--size", help="Resize every image to N or HxW px (bilinear), e.g. the model's input size. Default: as they are (all the same size)."),
+            mean: Optional[str] = typer.Option(None, "--mean", help="Normalisation after the shift: one value, or one per channel (0.485,0.456,0.406)."),
+            std: Optional[str] = typer.Option(None, "--std", help="Normalisation: one value, or one per channel."),
+            layers: bool = typer.Option(False, "--layers", help="Also write the layer profile (forward hooks): layers.csv, layers_summary.csv."),
+            taps: Optional[str] = typer.Option(None, "--taps", help="Comma-separated module names (model.named_modules(), and 'output') to tap with --layers; default every convolution, pooling and normalisation module."),
+            layer_images: int = typer.Option(200, "--layer-images", help="Images for --layers (it runs the model at every shift and keeps every tap)."),
+            batch_size: int = typer.Option(256, "--batch-size", help="Images per forward pass (memory stays flat in the number of images and shifts)."),
+            name: Optional[str] = typer.Option(None, "--name", help="The model's name in the tables (default: the checkpoint's model, else the function's name)."),
+            device: str = typer.Option("cpu", "--device", help="cpu, cuda or auto."),
+            threads: Optional[int] = THREADS, results_dir: Path = RESULTS_DIR, quiet: bool = QUIET):
+    """Measure a model of your own (trained anywhere) on a folder of images, without training: writes
+    results/measure/<name>-<time>/ with the files `invlab report` reads."""
+    from .config import parse_range
+    from .display import brief_tables
+    from .experiment import set_threads
+    from .measure_folder import measure_to_folder
+    from .results import load_result
+
+    set_threads(threads)
+    choose("device", device, ("cpu", "cuda", "auto"))
+    folder = measure_to_folder(
+        images=images, model=model, model_kwargs=_json_object(model_kwargs, "--model-kwargs"), weights=weights,
+        dx=parse_range(dx, "--dx"), dy=parse_range(dy, "--dy"), mode=mode, fill=fill, colour=colour,
+        size=_size(size), mean=_numbers(mean, "--mean"), std=_numbers(std, "--std"), layers=layers,
+        taps=[t.strip() for t in taps.split(",") if t.strip()] if taps else None, layer_images=layer_images,
+        batch_size=batch_size, name=name, results_dir=writable(results_dir, "--results-dir"), device=device,
+        progress=not quiet, on_event=_say(quiet))
+    for table in brief_tables(load_result(folder), title="measure: per model (one trained network)"):
+        out.print(table)
+    out.print(f"measure folder: {folder}", highlight=False, soft_wrap=True)
+
+
+def _json_object(text: str | None, option: str):
+    import json
+
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError as e:
+        raise InvlabError(f"{option} {text!r} is not JSON ({e}); write an object, e.g. {option} '{{\"width\": 16}}'") from None
+    if not isinstance(value, dict):
+        raise InvlabError(f"{option} must be a JSON object of keyword arguments; got {text!r}")
+    return value
+
+
+def _numbers(text: str | None, option: str) -> list[float] | None:
+    if text is None:
+        return None
+    try:
+        return [float(v) for v in text.split(",")]
+    except ValueError:
+        raise InvlabError(f"{option} {text!r}: expected numbers separated by commas, e.g. {option} 0.5 or "
+                          f"{option} 0.485,0.456,0.406") from None
+
+
+def _size(text: str | None) -> tuple[int, int] | None:
+    if text is None:
+        return None
+    parts = text.lower().split("x")
+    try:
+        hw = [int(p) for p in parts]
+    except ValueError:
+        hw = []
+    if len(hw) not in (1, 2) or min(hw) < 1:
+        raise InvlabError(f"--size {text!r}: expected N or HxW in px, e.g. --size 32 or --size 224x224")
+    return (hw[0], hw[-1])
 
 
 def main() -> None:

@@ -156,9 +156,12 @@ class DataConfig(_Schema):
 
 
 class ModelSpec(_Schema):
-    """A model: a preset `arch` and/or factors; factors given beside a preset override it."""
+    """A model: a preset `arch` and/or factors (factors given beside a preset override it), or a `factory` of your
+    own called with `kwargs` (factory.py), instead of both."""
 
     arch: Optional[KindName] = None  # preset: conv_only | conv_maxpool | strided_conv | conv_gap | ... (invlab models)
+    factory: Optional[Str] = Field(None, max_length=200)  # "package.module:function" returning your nn.Module
+    kwargs: Optional[dict[Str, Any]] = None  # the factory's keyword arguments, plain values; only with factory
     downsample: Optional[KindName] = None  # after each block: none | max | avg | stride | blur_* | aps_* (none)
     head: Optional[KindName] = None  # flatten | global_avg | global_max (flatten)
     padding: Optional[KindName] = None  # zeros | circular | reflect | valid (zeros)
@@ -172,6 +175,32 @@ class ModelSpec(_Schema):
         if v is not None and (not v or any(c < 1 for c in v)):
             raise ValueError(f"channels must be a non-empty list of positive ints; got {quote(v)}")
         return v
+
+    @field_validator("factory")
+    @classmethod
+    def _factory(cls, v):
+        from .factory import check_path  # imports torch: only when a factory is given
+
+        return v if v is None else check_path(v)
+
+    @field_validator("kwargs")
+    @classmethod
+    def _kwargs(cls, v):
+        from .factory import check_kwargs
+
+        return v if v is None else check_kwargs(v)
+
+    @model_validator(mode="after")
+    def _factory_alone(self) -> "ModelSpec":
+        if self.factory is None and self.kwargs is not None:
+            raise _Problem("kwargs", "kwargs are the arguments of a factory: give factory: \"package.module:function\" "
+                           "too, or remove kwargs", self.kwargs)
+        given = [k for k in type(self).model_fields if k not in ("factory", "kwargs") and getattr(self, k) is not None]
+        if self.factory is not None and given:
+            raise _Problem(given[0], f"a factory model is built by your function alone; {', '.join(given)} "
+                           f"do{'es' if len(given) == 1 else ''} not apply: remove {'it' if len(given) == 1 else 'them'}, "
+                           "or pass what your function needs as kwargs", getattr(self, given[0]))
+        return self
 
 
 class TrainConfig(_Schema):

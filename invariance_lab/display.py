@@ -26,7 +26,7 @@ from .errors import choose
 from .report import (LAYER_RANGE, RATE_RANGE, Report, Result, View, layer_table, model_table, seed_counts, seed_flags,
                      wide_view)
 from .stats import CHANCE_MARGIN
-from .sweep import FACTOR_COLUMNS
+from .sweep import FACTOR_COLUMNS, INVARIANT_TV, MAX_COLUMN, WORST_SHIFT_COLUMNS
 
 FORMATS = ("table", "markdown", "csv")
 CLIP_MARK = "*"  # after a cut interval: "0.840 [0.322, 1]*"
@@ -35,6 +35,11 @@ MODE_WORDS = {
     "canvas": "canvas shift (letter re-rendered at the shifted position on a blank canvas)",
     "circular": "circular shift (image rolled with wrap-around, torch.roll)",
     "parts": "part displacement (right-most stroke moved by (dx, dy) px, rest of the letter fixed, on the canvas)",
+}
+# invlab measure (protocol key "images"): the image itself is moved, not a letter redrawn
+RASTER_WORDS = {
+    "canvas": "canvas shift of the image inside its frame ({fill} fill; sub-pixel shifts {interpolation})",
+    "circular": "circular shift (image rolled with wrap-around, torch.roll)",
 }
 GRID_WORDS = {"product": "every (dx, dy) combination", "axes": "along each axis"}
 # Short headers for the terminal, where width is scarce (markdown and csv keep the column names).
@@ -58,19 +63,65 @@ def protocol_lines(results: list[Result]) -> list[str]:
         p = r.meta.get("protocol", {})
         mode = p.get("mode", "?")
         parts = [MODE_WORDS.get(mode, f"{mode} shift")]
+        if "images" in p:  # invlab measure: raster images, translated as pixels (stream.py)
+            parts = [RASTER_WORDS.get(mode, f"{mode} shift").format(**p), f"images: {p['images']}"]
+            if not p.get("labels", True):
+                parts.append("no labels (accuracy not measured)")
         if "dx" in p and "dy" in p:
             parts.append(f"{span('dx', p['dx'])}, {span('dy', p['dy'])} "
                          f"({GRID_WORDS.get(p.get('grid'), str(p.get('grid')))})")
         if p.get("task") == "position":
             parts.append("task position (label = top/bottom half; paired test images, bottom = top rolled by half "
                          "the canvas, so an invariant model scores exactly 0.5)")
+        if p.get("all_shifts"):
+            parts.append(f"every circular shift of the canvas ({p.get('n_shifts')} shifts: the whole translation group)")
         if "test_images" in p:
-            parts.append(f"{p['test_images']} test images")
+            parts.append(f"{p['test_images']} {'' if 'images' in p else 'test '}images")
         if p.get("layers"):
             parts.append(f"layer profile on the first {p['layers'].get('n_images')} of them")
         if "seeds" in p:
             parts.append("seeds " + ",".join(str(s) for s in p["seeds"]))
+        if p.get("engine"):
+            parts.append(engine_words(p))
         lines.append(f"{r.meta.get('kind', 'run')} {r.label}: " + ", ".join(parts))
+    return lines
+
+
+def engine_words(p: dict) -> str:
+    """The engine of a protocol (meta.json): "engine: all-shift (...)", or which models used which."""
+    from .engine import ENGINES
+
+    if p["engine"] in ENGINES:
+        return f"engine: {ENGINES[p['engine']].words}"
+    used = p.get("engines", {})
+    return "engine: " + "; ".join(f"{'all-shift' if e == 'allshift' else 'brute force'} for "
+                                  f"{', '.join(m for m in used if used[m] == e)}" for e in dict.fromkeys(used.values()))
+
+
+def certificate_lines(result: Result) -> list[str]:
+    """For a sweep over every circular shift of the canvas: per model, invariant (no prediction changes, and no
+    image's probabilities move by more than INVARIANT_TV in total variation, at any shift, for any seed), or the
+    shift that breaks it most (largest mean change, over seeds). Empty for other sweeps and older folders."""
+    p, s = result.meta.get("protocol", {}), result.summary
+    if not p.get("all_shifts") or MAX_COLUMN not in s or not set(WORST_SHIFT_COLUMNS) <= set(s.columns):
+        return []
+    head = (f"certificate over all {p.get('n_shifts')} circular shifts of the canvas, {p.get('test_images')} test "
+            f"images (invariant: no prediction changes and no image's probabilities move by more than "
+            f"{INVARIANT_TV:g} in total variation):")
+    lines = [head]
+    inv = result.invariance
+    for model, g in s.groupby("model", sort=False):
+        seeds = f"seed {g.seed.iloc[0]}" if len(g) == 1 else f"all {len(g)} seeds"
+        if (g.worst_flip_rate == 0).all() and (g[MAX_COLUMN] <= INVARIANT_TV).all():
+            lines.append(f"  {model}: invariant ({seeds}): no prediction changes; the largest probability change "
+                         f"of any image is {g[MAX_COLUMN].max():.1e}")
+            continue
+        w = g.loc[g.worst_prob_change.idxmax()]
+        dx, dy = float(w[WORST_SHIFT_COLUMNS[0]]), float(w[WORST_SHIFT_COLUMNS[1]])
+        at = inv[(inv.model == model) & (inv.seed == w.seed) & (inv.dx == dx) & (inv.dy == dy)].iloc[0]
+        lines.append(f"  {model}: NOT invariant: the shift (dx, dy) = ({dx:g}, {dy:g}) (seed {w.seed}) changes "
+                     f"{at.flip_rate:.1%} of predictions and the probabilities by {at.prob_change:.3g} on average "
+                     f"(TV), up to {at[MAX_COLUMN]:.3g} for one image")
     return lines
 
 

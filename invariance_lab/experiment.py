@@ -26,14 +26,17 @@ from .config import Config, DataConfig, SweepConfig, load_config, to_yaml
 from .data import class_names, evaluation_set, glyph_table, training_set
 from .environment import environment
 from .errors import InvlabError, choose
+from .factory import check_models, is_custom, require_trust
+from .factory import load as load_factory
 from .limits import check_sweep_fits
 from .models import count_parameters
 from .runs import (CONFIG_FILE, INVARIANCE_CSV, LAYERS_CSV, LAYERS_SUMMARY_CSV, SUMMARY_CSV, SWEEP_DIR, SWEEP_FILE,
                    TRAIN_CSV, Meta, checkpoint_path, config_digest, finished_runs, matching_checkpoints, new_folder,
-                   require_finished_run, resumable_run, run_state, terminate_as_interrupt, unit_key, write_csv,
-                   write_text)
+                   new_run_folder, require_finished_run, resumable_run, run_state, terminate_as_interrupt, unit_key,
+                   write_csv, write_text)
 from .shifts import SWEEP_KINDS, check_sweep
-from .sweep import DEFAULT_LAYER_IMAGES, ModelKey, evaluate_layers, evaluate_shifts, protocol
+from .engine import engine_protocol
+from .sweep import DEFAULT_LAYER_IMAGES, ModelKey, evaluate_layers, evaluate_shifts, protocol, sweep_engines
 from .train import train_model
 
 Say = Callable[[str], None]
@@ -63,17 +66,21 @@ def set_threads(threads: int | None) -> None:
 
 
 def run_experiment(cfg: Config, *, results_dir: Path, progress: bool = False, fresh: bool = False,
-                   threads: int | None = None, on_event: Say | None = None) -> Path:
+                   threads: int | None = None, on_event: Say | None = None,
+                   factory_dirs: list[Path] | None = None) -> Path:
     """Train (or reuse), sweep and write a run folder; returns its path. meta.json says 'complete' only at the end.
 
     An interrupted run of the same config (Ctrl-C, SIGTERM, SIGKILL) is resumed in its own folder; otherwise a
     new folder is made. Either way every unit whose checkpoint already exists with the same fingerprint is
-    reused, unless `fresh`, which trains everything again in a new folder.
+    reused, unless `fresh`, which trains everything again in a new folder. Models of your own (`factory:`) are
+    imported (searched first in `factory_dirs`: the config file's folder) and checked before anything is written.
     """
     say = on_event or (lambda msg: None)
     set_threads(threads)
     device = resolve_device(cfg.device)
     factors = cfg.resolved_models()
+    factory_files = check_models(factors, num_classes=len(class_names(cfg.data)), canvas=cfg.data.canvas,
+                                 train=cfg.train.epochs > 0, dirs=factory_dirs or ())
     config_text = to_yaml(cfg)
     digest = config_digest(config_text)
     resume = None if fresh else resumable_run(results_dir, cfg.name, digest)
@@ -83,9 +90,7 @@ def run_experiment(cfg: Config, *, results_dir: Path, progress: bool = False, fr
         history = old.get("attempts", []) + [dict(state=run_state(old), started=old.get("started"))]
         write_text(run_dir / CONFIG_FILE, config_text)  # the same settings (digest); restores an edited copy
     else:
-        run_dir, old, history = new_folder(Path(results_dir) / cfg.name), None, []
-        checkpoint_path(run_dir, "_", 0).parent.mkdir()
-        write_text(run_dir / CONFIG_FILE, config_text)
+        run_dir, old, history = new_run_folder(results_dir, cfg.name, config_text), None, []
         say(f"run folder: {run_dir}")
     meta = Meta(run_dir, kind="run", name=cfg.name, run_id=run_dir.name, config_digest=digest, device=str(device),
                 seeds=cfg.seeds, protocol=protocol(cfg.sweep, cfg.data, cfg.seeds, list(factors)),
@@ -108,6 +113,7 @@ def run_experiment(cfg: Config, *, results_dir: Path, progress: bool = False, fr
                                           noise=cfg.data.noise, seed=seed, num_classes=len(classes),
                                           canvas=cfg.data.canvas, device=device, progress=progress, label=f"{name} seed {seed}")
                 save_checkpoint(path, model, name=name, seed=seed, data=settings["data"], train=settings["train"],
+                                factors=settings["factors"],
                                 classes=classes, history=hist)
                 meta.data["trained"].append(key)
                 say(f"trained {name} seed {seed}: test accuracy {hist.iloc[-1].test_accuracy:.3f} "
@@ -118,6 +124,8 @@ def run_experiment(cfg: Config, *, results_dir: Path, progress: bool = False, fr
             histories.append(hist.assign(model=name, seed=seed))
             meta.data["timings"]["train_s"][key] = round(time.perf_counter() - t0, 2)
             meta.data["models"][name] = dict(settings["factors"], n_params=count_parameters(model))
+            if name in factory_files:
+                meta.data["models"][name]["factory_file"] = factory_files[name]  # where the module came from
             meta.save()
         train_csv = pd.concat(histories, ignore_index=True)
         write_csv(run_dir / TRAIN_CSV, train_csv[["model", "seed"] + [c for c in train_csv if c not in ("model", "seed")]])
@@ -131,7 +139,8 @@ def _reuse(path: Path, earlier: Path | None, settings: dict, device: torch.devic
         if source is None or not source.is_file():
             continue
         try:
-            model, blob = load_checkpoint(source, device, expect=settings)
+            # trust: the unit's fingerprint is the config's, so a factory it names is the one the config names
+            model, blob = load_checkpoint(source, device, expect=settings, trust=True)
         except InvlabError as e:  # a damaged or foreign file is not reused; the unit is trained again
             say(f"not reusing {source}: {e}")
             continue
@@ -146,16 +155,27 @@ def _reuse(path: Path, earlier: Path | None, settings: dict, device: torch.devic
 
 def _evaluate_and_write(folder: Path, meta: Meta, models: dict[ModelKey, torch.nn.Module], factors: dict,
                         data: DataConfig, sweep: SweepConfig, device: torch.device, progress: bool,
-                        kind: str = "translation", layer_images: int | None = None) -> None:
-    """Sweep the models and write invariance.csv and summary.csv (and the layer profile when asked)."""
+                        kind: str = "translation", layer_images: int | None = None,
+                        engine: str | dict = "auto") -> None:
+    """Sweep the models and write invariance.csv and summary.csv (and the layer profile when asked).
+
+    engine: auto | allshift | brute, or sweep_engines()'s choice; the engine used goes into meta.json's protocol."""
+    plans = engine if isinstance(engine, dict) else sweep_engines(models, data, sweep, kind, engine)
+    meta.data["protocol"].update(engine_protocol(plans, models, data.canvas, "parts" if kind == "parts" else sweep.mode))
+    if layer_images:  # the profile takes the engine where it also has the taps (InvNet models)
+        tapped = {k: p for k, p in plans.items() if p is not None and p.pool is not None}
+        meta.data["protocol"]["layers"]["engine"] = ("allshift" if len(tapped) == len(plans) else
+                                                     "mixed" if tapped else "brute")
+    meta.save()
     t0 = time.perf_counter()
-    inv, summary = evaluate_shifts(models, factors, data, sweep, device, progress, kind)
+    inv, summary = evaluate_shifts(models, factors, data, sweep, device, progress, kind, engine=plans)
     meta.data["timings"]["sweep_s"] = round(time.perf_counter() - t0, 2)
     write_csv(folder / INVARIANCE_CSV, inv)
     write_csv(folder / SUMMARY_CSV, summary)
     if layer_images:
         t0 = time.perf_counter()
-        per_shift, per_layer = evaluate_layers(models, factors, data, sweep, device, layer_images, progress)
+        per_shift, per_layer = evaluate_layers(models, factors, data, sweep, device, layer_images, progress,
+                                               engine=plans)
         meta.data["timings"]["layers_s"] = round(time.perf_counter() - t0, 2)
         write_csv(folder / LAYERS_CSV, per_shift)
         write_csv(folder / LAYERS_SUMMARY_CSV, per_layer)
@@ -169,7 +189,7 @@ def latest_matching_run(cfg: Config, results_dir: Path) -> Path | None:
 
 
 def run_for_config(cfg: Config, *, results_dir: Path, progress: bool = False, threads: int | None = None,
-                   on_event: Say | None = None) -> Path:
+                   on_event: Say | None = None, factory_dirs: list[Path] | None = None) -> Path:
     """The newest finished run with cfg's models, data, training and seeds, or a new one (reusing checkpoints)."""
     say = on_event or (lambda msg: None)
     run_dir = latest_matching_run(cfg, results_dir)
@@ -177,17 +197,24 @@ def run_for_config(cfg: Config, *, results_dir: Path, progress: bool = False, th
         say(f"using run {run_dir}")
         return run_dir
     say("no finished run with these exact settings: running it first (matching checkpoints are reused)")
-    return run_experiment(cfg, results_dir=results_dir, progress=progress, threads=threads, on_event=on_event)
+    return run_experiment(cfg, results_dir=results_dir, progress=progress, threads=threads, on_event=on_event,
+                          factory_dirs=factory_dirs)
 
 
 def sweep_experiment(run_dir: Path, sweep: SweepConfig | None = None, *, models: list[str] | None = None,
                      kind: str = "translation", layers: bool = False, layer_images: int = DEFAULT_LAYER_IMAGES,
-                     progress: bool = False, threads: int | None = None, on_event: Say | None = None) -> Path:
+                     progress: bool = False, threads: int | None = None, on_event: Say | None = None,
+                     trust_factory: bool = False, engine: str = "auto",
+                     factory_dirs: list[Path] | None = None) -> Path:
     """Evaluate a finished run's checkpoints over `sweep` (default: the run's own); writes <run>/sweeps/<id>/.
 
     kind "parts" moves only each letter's part (the right-most stroke) by (dx, dy) px instead of the letter.
     layers adds layers.csv (per tap x shift) and layers_summary.csv (per tap, with the normalised variance) of
-    the first `layer_images` test images (layerwise.py); translation sweeps only.
+    the first `layer_images` test images (layerwise.py); translation sweeps only. Models of your own (`factory:`
+    in the run's config.yaml) are imported only with `trust_factory` (factory.require_trust: a run folder can come
+    from anyone); without it the refusal names the file that would be imported. engine: auto (the exact
+    all-shift engine, engine.py, for each model it applies to in a circular sweep; brute force for the rest),
+    allshift (refuse where it does not apply) or brute (one forward pass per shift: the check).
     """
     say = on_event or (lambda msg: None)
     choose("sweep kind", kind, SWEEP_KINDS)
@@ -211,7 +238,12 @@ def sweep_experiment(run_dir: Path, sweep: SweepConfig | None = None, *, models:
     check_sweep(cfg.data, sweep, kind)
     check_sweep_fits(cfg.data, sweep, f"invlab sweep {run_dir}", kind=kind)
     device = resolve_device(cfg.device)
-    loaded = load_run_models(Path(run_dir), cfg, meta_run, chosen, device)
+    for m in chosen:
+        if is_custom(factors[m]):  # factory_dirs: the folder of the config that names it (invlab sweep CONFIG)
+            require_trust(factors[m], trusted=trust_factory, where=f"{run_dir}: model {m!r}", dirs=factory_dirs or ())
+            load_factory(factors[m]["factory"], factory_dirs or ())
+    loaded = load_run_models(Path(run_dir), cfg, meta_run, chosen, device, trust=trust_factory)
+    plans = sweep_engines(loaded, cfg.data, sweep, kind, engine)  # --engine allshift refuses here, before any folder
 
     folder = new_folder(Path(run_dir) / SWEEP_DIR)
     write_text(folder / SWEEP_FILE, yaml.safe_dump(dict(sweep=sweep.model_dump(mode="json"), models=chosen, kind=kind,
@@ -226,5 +258,5 @@ def sweep_experiment(run_dir: Path, sweep: SweepConfig | None = None, *, models:
     say(f"sweep folder: {folder}")
     with terminate_as_interrupt(), meta.recording():
         _evaluate_and_write(folder, meta, loaded, {m: factors[m] for m in chosen}, cfg.data, sweep, device, progress,
-                            kind=kind, layer_images=layer_images if layers else None)
+                            kind=kind, layer_images=layer_images if layers else None, engine=plans)
     return folder

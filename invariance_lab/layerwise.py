@@ -40,6 +40,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from .engine import choose_engines
 from .models import InvNet
 from .sweep import Inputs, ModelKey
 
@@ -83,6 +84,8 @@ def _relative(diff: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
 
 
 def _multiple(d: float, stride: int) -> int | None:
+    if stride < 1:  # a hooked tap whose stride could not be inferred (taps.py): no equivariance target
+        return None
     q = d / stride
     return int(q) if float(q).is_integer() else None
 
@@ -125,13 +128,19 @@ class _Accumulator:
 @torch.inference_mode()
 def layer_profile(models: dict[ModelKey, InvNet], inputs: Inputs, n_images: int,
                   points: list[tuple[float, float]], mode: str, batch_size: int, device: torch.device,
-                  progress: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
+                  progress: bool = False, engine: str | dict = "auto",
+                  taps: list[str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(per-shift table, per-tap summary) for the first n_images test items over the shifts `points`.
 
     inputs(chunk, dx, dy) gives the shifted test images (as for run_sweep); `mode` says how feature maps are
     translated for the equivariance target (circular: roll; canvas: zero fill). Columns: LAYER_COLUMNS and
-    SUMMARY_COLUMNS after model, seed.
+    SUMMARY_COLUMNS after model, seed. engine: auto | allshift | brute, or {model key: engine.Plan or None}: with
+    a plan the taps of every shift come from one all-shift pass (engine.py) instead of a forward pass per shift.
+    Any other model (your own) is tapped through forward hooks (taps.py): `taps` names its modules, default
+    every convolution, pooling and normalisation module and the output.
     """
+    from .taps import taps_for  # taps builds on this module's layer_taps
+
     if (0.0, 0.0) not in points:
         points = [(0.0, 0.0)] + list(points)  # the normalised variance needs the reference among the shifts
     chunks = [slice(i, min(i + batch_size, n_images)) for i in range(0, n_images, batch_size)]
@@ -140,14 +149,20 @@ def layer_profile(models: dict[ModelKey, InvNet], inputs: Inputs, n_images: int,
                leave=False)
     for (name, seed), model in models.items():
         model.eval()
+        tap_fn = taps_for(model, taps)
         acc: dict[int, _Accumulator] = {}
         names: list[tuple[str, int]] = []
         for c in chunks:
-            ref = layer_taps(model, inputs(c, 0.0, 0.0).to(device))
+            x = inputs(c, 0.0, 0.0).to(device)
+            plan = engine.get((name, seed)) if isinstance(engine, dict) else \
+                choose_engines({(name, seed): model}, x.shape[-1], mode, engine)[(name, seed)]
+            # the engine's taps are layer_taps' (InvNet's); modules chosen by name are hooked, shift by shift
+            shifted = plan.tap_maker(x, points) if plan is not None and taps is None else None
+            ref = shifted(0.0, 0.0) if shifted else tap_fn(x)
             names = [(tap, s) for tap, s, _ in ref]
             ref_pooled = [_pool(f) for _, _, f in ref]
             for k, (dx, dy) in enumerate(points):
-                out = layer_taps(model, inputs(c, dx, dy).to(device))
+                out = shifted(dx, dy) if shifted else tap_fn(inputs(c, dx, dy).to(device))
                 for j, ((tap, s, f_ref), (_, _, f)) in enumerate(zip(ref, out)):
                     a = acc.setdefault(j, _Accumulator(len(points), n_images))
                     pooled = _pool(f)

@@ -222,6 +222,8 @@ def _network_memory(cfg: Config) -> tuple[int, str]:
     n_test = cfg.data.test_images * (2 if cfg.data.task == "position" else 1)
     total, largest, train_map, eval_map = 0, (0, ""), (0, ""), (0, "")
     for name, f in cfg.resolved_models().items():
+        if "factory" in f:
+            continue  # your own model (factory.py): its size is unknown until your code builds it
         side, cin, params, saved, widest = cfg.data.canvas, 1, 0, 0, 0
         for cout in f["channels"]:
             params += f["kernel"] ** 2 * cin * cout + cout

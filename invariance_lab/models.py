@@ -31,13 +31,17 @@ class Head:
     description: str
     pool: Callable[[torch.Tensor], torch.Tensor]  # (N, C, side, side) -> (N, features)
     features: Callable[[int, int], int]  # (channels, side) -> features
+    # pool(roll(h)) == pool(h) for every circular shift (a symmetric function of the positions): the all-shift
+    # engine (engine.py) then pools each branch once instead of once per shift
+    roll_invariant: bool = False
 
 
 HEADS: dict[str, Head] = {}
 
 
-def register_head(name: str, description: str, pool: Callable, features: Callable) -> Head:
-    HEADS[name] = head = Head(name, description, pool, features)
+def register_head(name: str, description: str, pool: Callable, features: Callable,
+                  roll_invariant: bool = False) -> Head:
+    HEADS[name] = head = Head(name, description, pool, features, roll_invariant)
     return head
 
 
@@ -63,9 +67,9 @@ def _per_channel(channels: int, side: int) -> int:
 
 register_head("flatten", "every position its own weights: remembers where things were", _flatten, _per_position)
 register_head("global_avg", "mean over positions: invariant to any permutation of positions", _global_avg,
-              _per_channel)
+              _per_channel, roll_invariant=True)
 register_head("global_max", "max over positions: invariant to any permutation of positions", _global_max,
-              _per_channel)
+              _per_channel, roll_invariant=True)
 
 # ----------------------------------------------------------------------------------------------- presets
 
@@ -88,7 +92,10 @@ def register_preset(name: str, description: str, **factors) -> None:
 def resolve_spec(spec: dict) -> dict:
     """Fill a model spec from its preset and the defaults; validate every name.
 
-    The returned dict (arch and the DEFAULTS keys) is what checkpoint fingerprints hash: keep its keys."""
+    The returned dict (arch and the DEFAULTS keys) is what checkpoint fingerprints hash: keep its keys. A factory
+    spec (factory.py) resolves to {"factory": "package.module:function", "kwargs": {...}} alone."""
+    if spec.get("factory") is not None:
+        return {"factory": spec["factory"], "kwargs": dict(spec.get("kwargs") or {})}
     arch = spec.get("arch")
     base = dict(DEFAULTS)
     if arch is not None:
@@ -176,11 +183,16 @@ class InvNet(nn.Module):
 def create_model(name_or_spec: str | dict, *, num_classes: int, canvas: int) -> InvNet:
     """A network from a preset name (`list_models()`) or a spec dict (a preset and / or factors)."""
     spec = {"arch": name_or_spec} if isinstance(name_or_spec, str) else name_or_spec
-    return InvNet(resolve_spec(spec), num_classes, canvas)
+    return build_model(resolve_spec(spec), num_classes, canvas)
 
 
-def build_model(factors: dict, num_classes: int, canvas: int) -> InvNet:
-    """A network from a resolved factor dict, as checkpoints store them (create_model resolves for you)."""
+def build_model(factors: dict, num_classes: int, canvas: int) -> nn.Module:
+    """A network from a resolved factor dict, as checkpoints store them (create_model resolves for you); a factory
+    spec calls your function (factory.build_custom: imported, called with its kwargs, checked on a dummy batch)."""
+    if "factory" in factors:
+        from .factory import build_custom
+
+        return build_custom(factors, num_classes=num_classes, canvas=canvas)
     return InvNet(factors, num_classes, canvas)
 
 

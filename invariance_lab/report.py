@@ -11,6 +11,7 @@ them (only the CLI prints) and plots.py draws them. Example (from Python):
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -151,6 +152,9 @@ def shift_table(results: list[Result], metric: str, axis: str,
     return means, ci
 
 
+_PRESET_TAP = re.compile(r"block\d+\.(conv|down)|head")  # a preset's taps (layerwise.layer_taps)
+
+
 def _layer_order(name: str) -> tuple:
     """block1.conv < block1.down < block2.conv < ... < head, whatever the models' depths."""
     if name == "head":
@@ -175,7 +179,10 @@ def layer_table(results: list[Result], quantity: str = "mean_equivariance_error"
         agg.insert(0, "run", r.label)
         parts.append(agg)
     tidy = pd.concat(parts, ignore_index=True)
-    means, ci = _wide(tidy, "layer_name", sorted(tidy["layer_name"].unique(), key=_layer_order))
+    names = list(dict.fromkeys(tidy["layer_name"]))  # first appearance: depth order within each model
+    preset = sorted((n for n in names if _PRESET_TAP.fullmatch(n)), key=_layer_order)
+    # a preset's taps in depth order whatever the models' depths, then other models' hooked taps (taps.py)
+    means, ci = _wide(tidy, "layer_name", preset + [n for n in names if n not in preset])
     means.columns.name = ci.columns.name = "layer"
     return means, ci
 

@@ -9,6 +9,9 @@
         summary.csv        per model x seed
         sweeps/<id>/       re-sweeps: sweep.yaml, meta.json, invariance.csv, summary.csv [, layers*.csv]
 
+    results/measure/<name>-<time>/   `invlab measure` of a model of your own: measure.yaml, meta.json (kind
+                                     "measure"), invariance.csv, summary.csv [, layers*.csv]
+
 Every file is written to a temporary name and renamed, so a file that exists is complete; meta.json's status
 says whether the whole run is ("running" -> "complete", or "failed" / "interrupted"). A folder left "running"
 by a process that no longer exists (SIGKILL, power cut) reads as "interrupted (process gone)".
@@ -47,6 +50,8 @@ LAYERS_CSV = "layers.csv"
 LAYERS_SUMMARY_CSV = "layers_summary.csv"
 SWEEP_DIR = "sweeps"
 SWEEP_FILE = "sweep.yaml"
+MEASURE_DIR = "measure"  # results/measure/<name>-<time>/: invlab measure
+MEASURE_FILE = "measure.yaml"  # what invlab measure was asked: model, weights, images, shifts
 
 HEARTBEAT_S = 30.0  # meta.json's heartbeat is refreshed this often while a run or sweep is alive
 
@@ -100,6 +105,19 @@ def new_folder(parent: Path, prefix: str = "") -> Path:
     raise InvlabError(f"could not create a new folder under {parent}")
 
 
+def new_run_folder(results_dir: Path, name: str, config_text: str) -> Path:
+    """results_dir/<name>/<new run id>/ with its checkpoints/ folder and config.yaml."""
+    run_dir = new_folder(Path(results_dir) / name)
+    (run_dir / CHECKPOINT_DIR).mkdir()
+    write_text(run_dir / CONFIG_FILE, config_text)
+    return run_dir
+
+
+def new_measure_folder(results_dir: Path, name: str) -> Path:
+    """results_dir/measure/<name>-<time>/ for `invlab measure`."""
+    return new_folder(Path(results_dir) / MEASURE_DIR, prefix=f"{name}-")
+
+
 # ------------------------------------------------------------------------------------------- the meta schema
 class Protocol(BaseModel):
     """How a table was measured: every printed table states it (display.protocol_lines)."""
@@ -122,7 +140,7 @@ class MetaFile(BaseModel):
     """What meta.json must hold for invlab to use a folder; other keys are kept as they are."""
 
     model_config = ConfigDict(extra="allow")
-    kind: Literal["run", "sweep"]
+    kind: Literal["run", "sweep", "measure"]
     status: str
     name: str
     run_id: str

@@ -28,7 +28,12 @@ def axis_values(r: list[float]) -> list[float]:
 
 
 def shift_lines(dx: list[float], dy: list[float], grid: str) -> list[list[tuple[float, float]]]:
-    xs, ys = axis_values(dx), axis_values(dy)
+    return value_lines(axis_values(dx), axis_values(dy), grid)
+
+
+def value_lines(xs: list[float], ys: list[float], grid: str) -> list[list[tuple[float, float]]]:
+    """The lines of a grid of the values xs (dx) and ys (dy), as shift_lines makes them from ranges."""
+    xs, ys = [float(x) + 0.0 for x in xs], [float(y) + 0.0 for y in ys]
     if grid == "product" and len(xs) == 1:  # only dy varies: one vertical line, so neighbours are along y
         return [[(xs[0], y) for y in ys]]
     if grid == "product":
@@ -47,6 +52,16 @@ def grid_points(lines: list[list[tuple[float, float]]]) -> list[tuple[float, flo
                 seen.add(p)
                 out.append(p)
     return out
+
+
+def previous_on_line(lines: list[list[tuple[float, float]]]) -> dict[tuple[float, float], tuple[float, float]]:
+    """{shift: the shift one step back on its line}, for the neighbour metric: the first line on which a shift
+    has a predecessor decides (the axes grid's (0, 0) is compared along x); a line's first shift has none."""
+    previous: dict[tuple[float, float], tuple[float, float]] = {}
+    for line in lines:
+        for before, p in zip(line, line[1:]):
+            previous.setdefault(p, before)
+    return previous
 
 
 def circular_shift(images: torch.Tensor, dx: float, dy: float) -> torch.Tensor:
@@ -141,3 +156,40 @@ def sweep_inputs(data, sweep, kind: str = "translation", n_images: int | None = 
         return part_inputs(table, test, data.canvas), test.labels
     max_shift = max(abs(v) for v in sweep.dx[:2] + sweep.dy[:2])
     return shifted_inputs(table, test, data.canvas, sweep.mode, max_shift), test.labels
+
+
+# ------------------------------------------------------------------------------ raster images (invlab measure)
+# What enters the frame when a raster image is translated inside it (canvas mode): torch.nn.functional.pad modes.
+FILLS = {"zeros": "constant", "edge": "replicate", "reflect": "reflect"}
+INTERPOLATION = "bilinear"  # sub-pixel canvas shifts: linear per axis between the two nearest whole-pixel shifts
+
+
+def translate_image(images: torch.Tensor, dx: float, dy: float, fill: str = "zeros") -> torch.Tensor:
+    """Images (N, C, H, W) moved by (dx, dy) px inside their frame (content moves right and down for positive
+    values, as torch.roll and the letters' canvas shift): what leaves is cut, what enters is `fill` (FILLS: zeros,
+    edge = the nearest border pixel, reflect = mirrored about the border). Whole pixels are exact (a copy of the
+    pixels); a sub-pixel shift is bilinear (INTERPOLATION): the weighted mean of the four nearest whole-pixel
+    shifts. Needs |dx| < W - 1 and |dy| < H - 1 for sub-pixel shifts, |dx| < W and |dy| < H for whole ones."""
+    choose("fill", fill, FILLS)
+    ix, iy = math.floor(dx), math.floor(dy)
+    fx, fy = dx - ix, dy - iy
+    out = None
+    for sx, wx in ((ix, 1 - fx), (ix + 1, fx)):
+        for sy, wy in ((iy, 1 - fy), (iy + 1, fy)):
+            if wx * wy == 0:
+                continue
+            part = _whole_shift(images, sx, sy, fill)
+            out = part if wx * wy == 1 else (part * (wx * wy) if out is None else out + part * (wx * wy))
+    return out
+
+
+def _whole_shift(images: torch.Tensor, dx: int, dy: int, fill: str) -> torch.Tensor:
+    if dx == 0 and dy == 0:
+        return images
+    h, w = images.shape[-2:]
+    if abs(dx) >= w or abs(dy) >= h:
+        raise ValueError(f"a shift of ({dx}, {dy}) px leaves nothing of a {w} x {h} image in its frame")
+    px, py = abs(dx), abs(dy)
+    padded = torch.nn.functional.pad(images, (px, px, py, py), mode=FILLS[fill])
+    return padded[..., py - dy:py - dy + h, px - dx:px - dx + w]
+

@@ -8,7 +8,7 @@ from invariance_lab.cli import app
 runner = CliRunner()
 
 INV_COLUMNS = ["model", "seed", "downsample", "head", "padding", "mode", "dx", "dy", "n_images", "accuracy",
-               "flip_rate", "prob_change", "neighbor_flip_rate"]
+               "flip_rate", "prob_change", "neighbor_flip_rate", "max_prob_change"]
 
 
 def run_quick(tmp_path, quick_config_path, *extra):

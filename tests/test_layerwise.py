@@ -141,7 +141,7 @@ def test_cli_sweep_layers_writes_the_profile(tiny_run, tmp_path):
     summary = pd.read_csv(folder / "layers_summary.csv")
     assert len(summary) == 2 * 2 * 5 and "normalized_variance" in summary
     meta = json.loads((folder / "meta.json").read_text())
-    assert meta["status"] == "complete" and meta["protocol"]["layers"] == {"n_images": 8}
+    assert meta["status"] == "complete" and meta["protocol"]["layers"] == {"n_images": 8, "engine": "brute"}
 
     res = runner.invoke(app, ["report", str(folder), "--by", "layer", "--format", "csv"])
     assert res.exit_code == 0, res.output

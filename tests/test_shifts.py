@@ -66,3 +66,24 @@ def test_sweep_inputs_serve_the_reference_at_zero_and_the_first_n_images():
 def test_unknown_sweep_kind_lists_the_kinds():
     with pytest.raises(InvlabError, match="did you mean 'parts'"):
         check_sweep(DataConfig(), SweepConfig(), "part")
+
+
+# ------------------------------------------------------------------------------ raster images (invlab measure)
+def test_translate_image_moves_pixels_exactly_and_fills_what_enters():
+    from invariance_lab.shifts import translate_image
+
+    x = torch.arange(1.0, 26.0).reshape(1, 1, 5, 5)
+    moved = translate_image(x, 2, -1)  # right 2, up 1: the same direction as torch.roll
+    assert torch.equal(moved[..., :4, 2:], x[..., 1:, :3]) and moved[..., :, :2].eq(0).all() and moved[..., 4, :].eq(0).all()
+    assert torch.equal(moved[..., :4, 2:], circular_shift(x, 2, -1)[..., :4, 2:])
+    edge = translate_image(x, 2, 0, "edge")
+    assert torch.equal(edge[..., 0], x[..., 0]) and torch.equal(edge[..., 1], x[..., 0])
+    reflect = translate_image(x, 2, 0, "reflect")
+    assert torch.equal(reflect[..., 0], x[..., 2]) and torch.equal(reflect[..., 1], x[..., 1])
+    assert torch.equal(translate_image(x, 0, 0), x)
+    half = translate_image(x, 0.5, 0)  # bilinear: the mean of the two nearest whole-pixel shifts
+    assert torch.allclose(half, (translate_image(x, 0, 0) + translate_image(x, 1, 0)) / 2)
+    with pytest.raises(ValueError, match="leaves nothing"):
+        translate_image(x, 5, 0)
+    with pytest.raises(InvlabError, match="unknown fill"):
+        translate_image(x, 1, 0, "wrap")
