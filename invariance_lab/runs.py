@@ -234,7 +234,10 @@ class Meta:
 
     def _beat(self, stop: threading.Event) -> None:
         while not stop.wait(HEARTBEAT_S):
-            self.save()
+            try:
+                self.save()
+            except (RuntimeError, OSError):  # the run changed meta.data mid-write, or the disk hiccuped: next beat
+                continue
 
     @contextmanager
     def recording(self):
