@@ -125,8 +125,13 @@ def run(config: Path = typer.Argument(..., help="YAML config, e.g. configs/seed_
     cfg = load_config(config, overrides=set_)
     run_dir = run_experiment(cfg, results_dir=writable(results_dir, "--results-dir"), progress=not quiet,
                              fresh=fresh, threads=threads, on_event=_say(quiet), factory_dirs=[config.parent])
-    for table in brief_tables(load_result(run_dir), title=f"{cfg.name}: mean ± 95% CI over seeds"):
+    result = load_result(run_dir)
+    for table in brief_tables(result, title=f"{cfg.name}: mean ± 95% CI over seeds"):
         out.print(table)
+    ink = result.meta.get("ink_baseline")  # absent in runs from before it
+    if ink:
+        out.print(f"ink baseline: test accuracy {ink['accuracy']:.3f} from each image's total ink alone "
+                  f"(chance {ink['chance']:.3f})", highlight=False)
     out.print(f"run folder: {run_dir}", highlight=False, soft_wrap=True)
 
 
@@ -226,6 +231,18 @@ def models():
     for name, p in list_presets().items():
         t.add_row(name, f"{p['downsample']} / {p['head']} / {p['padding']}", p["description"])
     out.print(t)
+
+
+@app.command()
+@polite
+def fonts():
+    """List the fonts data.fonts takes: stroke fonts (data.glyphs: stroke) and outline fonts (glyphs: outline)."""
+    from .outlines import font_names
+
+    for kind, names in font_names().items():
+        out.print(f"[bold]{kind}[/bold] fonts (data.glyphs: {kind}; or a .ttf/.otf path for outline):" if
+                  kind == "outline" else f"[bold]{kind}[/bold] fonts (data.glyphs: {kind}, the default):")
+        out.print("  " + ", ".join(names), highlight=False)
 
 
 @app.command()

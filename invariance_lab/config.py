@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Optional
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_serializer,
+                      model_validator)
 
 from .errors import InvlabError, choose, quote
 
@@ -100,7 +101,8 @@ def parse_range(text: str, option: str) -> list[float]:
 
 class DataConfig(_Schema):
     letters: list[Str] = ["A", "B"]  # the classes, A-Z, in class order; A vs B: the simplest task that needs shape
-    fonts: list[Str] = ["futural", "futuram", "timesr"]  # Hershey fonts, one per image at random: 3 distinct designs
+    glyphs: Literal["stroke", "outline"] = "stroke"  # stroke: Hershey pen strokes; outline: filled outlines.py
+    fonts: list[Str] = ["futural", "futuram", "timesr"]  # one per image at random; 3 distinct designs; `invlab fonts`
     canvas: Int = Field(32, ge=8, le=256)  # image side, px; 32 keeps CPU training to seconds
     size: Float = Field(16.0, gt=0)  # letter height, px, before jitter; half the canvas leaves room to move
     size_jitter: Float = Field(0.1, ge=0, lt=1)  # height drawn uniformly in size * [1 - j, 1 + j]: some variety
@@ -111,6 +113,7 @@ class DataConfig(_Schema):
     train_shift: Float = Field(0.0, ge=0)  # training letters placed uniformly within +-train_shift px; 0 = centred
     train_mode: Literal["canvas", "circular"] = "canvas"  # canvas: drawn at the offset; circular: rolled, whole px
     task: Literal["letter", "position"] = "letter"  # letter | position (label = top or bottom half: padding probe)
+    ink: Literal["free", "matched"] = "free"  # matched: every class's total ink drawn from one range (ink.py)
     seed: Seed = 0  # data seed, 0 .. 2**32-1: every model and model seed sees the same train and test images
 
     @field_validator("letters")
@@ -123,11 +126,44 @@ class DataConfig(_Schema):
             raise ValueError(f"letters must be distinct and not empty; got {quote(v)}")
         return v
 
+    @model_validator(mode="before")
+    @classmethod
+    def _outline_fonts(cls, raw: Any) -> Any:
+        # The stroke fonts' default means nothing to outline glyphs: they get outline fonts of their own.
+        if isinstance(raw, dict) and raw.get("glyphs") == "outline" and "fonts" not in raw:
+            from .outlines import DEFAULT_OUTLINE_FONTS
+
+            raw = {**raw, "fonts": list(DEFAULT_OUTLINE_FONTS)}
+        return raw
+
+    @model_serializer(mode="wrap")
+    def _drop_defaults(self, handler):
+        # Fields added after runs were fingerprinted are written only when they differ from their default.
+        d = handler(self)
+        for key, default in (("glyphs", "stroke"), ("ink", "free")):
+            if d.get(key) == default:
+                del d[key]
+        return d
+
     @field_validator("fonts")
     @classmethod
-    def _fonts(cls, v: list[str]) -> list[str]:
+    def _fonts(cls, v: list[str], info: ValidationInfo) -> list[str]:
         from .letters import LATIN_FONTS  # letters imports torch: only when fonts are checked
 
+        if info.data.get("glyphs") == "outline":
+            from .outlines import font_file
+
+            if not _distinct(v):
+                raise ValueError("fonts must be distinct and not empty; `invlab fonts` lists the outline fonts")
+            for font in v:
+                if font in LATIN_FONTS:
+                    raise ValueError(f"{font!r} is a stroke font; glyphs: outline takes outline fonts (e.g. "
+                                     "\"DejaVu Sans\"; `invlab fonts` lists them) or .ttf/.otf paths")
+                try:
+                    font_file(font)
+                except InvlabError as e:
+                    raise ValueError(str(e)) from None
+            return v
         if not _distinct(v):
             raise ValueError(f"fonts must be distinct and not empty; choose from: {', '.join(LATIN_FONTS)}")
         for font in v:

@@ -20,6 +20,7 @@ from dataclasses import dataclass, fields
 import torch
 
 from .config import DataConfig
+from .ink import matched_gain
 from .letters import GlyphTable, load_glyphs, render
 
 # Separate streams so that changing train_images does not change the test letters.
@@ -36,15 +37,20 @@ class LetterBatch:
     cy: torch.Tensor
     height: torch.Tensor  # letter height, px
     thickness: torch.Tensor  # stroke width, px
+    gain: torch.Tensor | None = None  # intensity scale per letter (data.ink: matched); None = 1
 
     def __len__(self) -> int:
         return len(self.labels)
 
     def select(self, idx) -> "LetterBatch":
-        return LetterBatch(**{f.name: getattr(self, f.name)[idx] for f in fields(self)})
+        return LetterBatch(**{f.name: _apply(getattr(self, f.name), lambda t: t[idx]) for f in fields(self)})
 
     def to(self, device) -> "LetterBatch":
-        return LetterBatch(**{f.name: getattr(self, f.name).to(device) for f in fields(self)})
+        return LetterBatch(**{f.name: _apply(getattr(self, f.name), lambda t: t.to(device)) for f in fields(self)})
+
+
+def _apply(t: torch.Tensor | None, fn):
+    return None if t is None else fn(t)
 
 
 def class_names(data: DataConfig) -> list[str]:
@@ -52,7 +58,7 @@ def class_names(data: DataConfig) -> list[str]:
 
 
 def glyph_table(data: DataConfig) -> GlyphTable:
-    return load_glyphs(data.letters, data.fonts)
+    return load_glyphs(data.letters, data.fonts, data.glyphs)
 
 
 def sample_letters(data: DataConfig, n: int, gen: torch.Generator) -> LetterBatch:
@@ -65,15 +71,20 @@ def sample_letters(data: DataConfig, n: int, gen: torch.Generator) -> LetterBatc
     lo, hi = data.thickness
     thickness = lo + (hi - lo) * torch.rand(n, generator=gen)
     centre = torch.full((n,), data.canvas / 2)
-    return LetterBatch(labels=letter, glyph=letter * n_fonts + font, cx=centre.clone(), cy=centre.clone(),
-                       height=data.size * (1 + jitter), thickness=thickness)
+    batch = LetterBatch(labels=letter, glyph=letter * n_fonts + font, cx=centre.clone(), cy=centre.clone(),
+                        height=data.size * (1 + jitter), thickness=thickness)
+    if data.ink == "matched":  # drawn last from gen: the free data sets' streams are unchanged
+        table = glyph_table(data)
+        batch.gain = matched_gain(data, table, draw(table, batch, data.canvas), letter, gen)
+    return batch
 
 
 def draw(table: GlyphTable, batch: LetterBatch, canvas: int, dx: float = 0.0, dy: float = 0.0,
          part_offset: torch.Tensor | None = None) -> torch.Tensor:
     """Render the batch with every letter moved by (dx, dy) px on the blank canvas."""
-    return render(table, batch.glyph, batch.cx + dx, batch.cy + dy, batch.height, batch.thickness, canvas,
-                  part_offset=part_offset)
+    images = render(table, batch.glyph, batch.cx + dx, batch.cy + dy, batch.height, batch.thickness, canvas,
+                    part_offset=part_offset)
+    return images if batch.gain is None else images * batch.gain.to(images.device)[:, None, None, None]
 
 
 def uniform_offsets(n: int, max_shift: float, gen: torch.Generator, integer: bool) -> torch.Tensor:

@@ -24,6 +24,7 @@ import yaml
 from .checkpoints import load_checkpoint, load_run_models, save_checkpoint, unit_fingerprints, unit_settings
 from .config import Config, DataConfig, SweepConfig, load_config, to_yaml
 from .data import class_names, evaluation_set, glyph_table, training_set
+from .ink import ink_baseline
 from .environment import environment
 from .errors import InvlabError, choose
 from .factory import check_models, is_custom, require_trust
@@ -101,8 +102,11 @@ def run_experiment(cfg: Config, *, results_dir: Path, progress: bool = False, fr
         table = glyph_table(cfg.data)
         train_x, train_y = training_set(cfg.data, table)
         test_x, test_y = evaluation_set(cfg.data, table)  # position task: the paired top/bottom images
-        meta.data["timings"]["data_s"] = round(time.perf_counter() - t0, 2)
         classes = class_names(cfg.data)
+        # how much of the task total ink alone solves (ink.py): the accuracy a network must beat to read shape
+        meta.data["ink_baseline"] = dict(accuracy=round(ink_baseline(train_x, train_y, test_x, test_y, len(classes)), 4),
+                                         chance=round(1 / len(classes), 4))
+        meta.data["timings"]["data_s"] = round(time.perf_counter() - t0, 2)
         earlier = {} if fresh else matching_checkpoints(results_dir, cfg.name, exclude=run_dir)
         trained, histories = {}, []
         for (name, seed), settings in unit_settings(cfg).items():
@@ -226,6 +230,9 @@ def sweep_experiment(run_dir: Path, sweep: SweepConfig | None = None, *, models:
     meta_run = require_finished_run(run_dir)
     cfg = load_config(Path(run_dir) / CONFIG_FILE)
     sweep = sweep or cfg.sweep
+    if kind == "parts" and cfg.data.glyphs != "stroke":
+        raise InvlabError(f"--kind parts moves a letter's right-most stroke; data.glyphs: {cfg.data.glyphs} "
+                          "letters are filled outlines with no part to move: use a run with data.glyphs: stroke")
     if kind == "parts" and sweep.mode != "canvas":
         raise InvlabError(f"--kind parts draws the moved part on the canvas; --mode {sweep.mode} does not apply (leave it out)")
     factors = cfg.resolved_models()

@@ -23,6 +23,11 @@ its intensity is clamp(thickness / 2 + 0.5 - d, 0, 1), d the distance from the
 pixel centre to the nearest segment. That is a pen of width `thickness` with a
 one-pixel linear ramp at its edge, which keeps ink mass nearly independent of
 sub-pixel position.
+
+A filled table (GlyphTable.filled, built by outlines.py for `data.glyphs: outline`)
+holds the edges of closed contours instead, and has no part. The same machinery
+draws it with intensity clamp(0.5 + s, 0, 1): s the signed distance to the nearest
+edge, + inside by the even-odd rule (_inside), thickness unused.
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ from typing import Sequence
 
 import torch
 
-from .errors import InvlabError
+from .errors import InvlabError, choose
 
 LETTERS = tuple("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
 
@@ -63,6 +68,7 @@ class GlyphTable:
     mask: torch.Tensor  # (G, S) bool, True for real segments
     groups: torch.Tensor  # (G, S) long: stroke index in font order, -1 for padding
     part: torch.Tensor  # (G, S) bool: segments of the glyph's part (module docstring)
+    filled: bool = False  # True: segments are closed outlines, drawn filled (outlines.py); False: pen strokes
 
     def index(self, letter_idx: torch.Tensor, font_idx: torch.Tensor) -> torch.Tensor:
         """Glyph index g = letter_index * len(fonts) + font_index."""
@@ -144,8 +150,19 @@ def _build_table(letters: tuple[str, ...], fonts: tuple[str, ...]) -> GlyphTable
     return GlyphTable(letters, fonts, segments, mask, groups, part)
 
 
-def load_glyphs(letters: Sequence[str], fonts: Sequence[str]) -> GlyphTable:
+def _outline_table(letters: tuple[str, ...], fonts: tuple[str, ...]) -> GlyphTable:
+    from .outlines import build_outline_table  # matplotlib's font machinery: only for outline glyphs
+
+    return build_outline_table(letters, fonts)
+
+
+# data.glyphs: the glyph sources, each building a GlyphTable from (letters, fonts) and naming its fonts.
+GLYPH_SOURCES = {"stroke": _build_table, "outline": _outline_table}
+
+
+def load_glyphs(letters: Sequence[str], fonts: Sequence[str], glyphs: str = "stroke") -> GlyphTable:
     """Glyph table for letters x fonts (cached: the returned tensors are shared, do not modify them)."""
+    build = GLYPH_SOURCES[choose("glyphs", glyphs, GLYPH_SOURCES)]
     letters, fonts = tuple(letters), tuple(fonts)
     if not letters or not fonts:
         raise InvlabError("need at least one letter and one font")
@@ -153,12 +170,12 @@ def load_glyphs(letters: Sequence[str], fonts: Sequence[str]) -> GlyphTable:
     if bad:
         raise InvlabError(f"unknown letter(s) {bad}: letters must be capitals A-Z, one of {''.join(LETTERS)}")
     bad = [f for f in fonts if f not in LATIN_FONTS]
-    if bad:
+    if bad and glyphs == "stroke":
         raise InvlabError(f"unknown or non-Latin font(s) {bad}: choose from {', '.join(LATIN_FONTS)}")
     for name, items in (("letter", letters), ("font", fonts)):
         if len(set(items)) != len(items):
             raise InvlabError(f"duplicate {name} in {list(items)}: each may appear once")
-    return _build_table(letters, fonts)
+    return build(letters, fonts)
 
 
 def render(
@@ -188,6 +205,8 @@ def render(
     largest segment count. Every pixel depends only on its own image, never on the
     chunking or on the other images: the result is bit-identical for any `chunk`.
     """
+    if table.filled and part_offset is not None:
+        raise InvlabError("filled (outline) glyphs have no part to move: --kind parts needs data.glyphs: stroke")
     device = cx.device
     N = glyph.shape[0]
     segments, mask, part = (t.to(device) for t in (table.segments, table.mask, table.part))
@@ -205,6 +224,8 @@ def render(
         idx = order[i : i + chunk]
         n, g, S = idx.shape[0], glyph[idx], int(n_seg[idx].max())
         h, r = height[idx].float()[:, None], thickness[idx].float()[:, None]
+        if table.filled:  # no pen: the ramp alone reaches 0.5 px beyond the outline
+            r = torch.zeros_like(r)
         seg = segments[g, :S] * h[:, :, None]  # (n, S, 4) in pixels, still centred on 0
         seg[..., 0::2] += cx[idx].float()[:, None, None]
         seg[..., 1::2] += cy[idx].float()[:, None, None]
@@ -242,8 +263,28 @@ def render(
         d2 = t.mul_(aby).neg_().add_(apy).square_().add_(ex)
         del ex
         d = d2.amin(dim=-1).sqrt_()  # sqrt once, after the min: same result, S times cheaper
-        val = (r[:, :, None] / 2 + 0.5 - d).clamp_(0, 1)  # (n, P, P)
+        if table.filled:
+            val = (0.5 + torch.where(_inside(ax, ay, bx, by, real, px, py), d, -d)).clamp_(0, 1)
+        else:
+            val = (r[:, :, None] / 2 + 0.5 - d).clamp_(0, 1)  # (n, P, P)
         inside = (k < size[:, 1:2])[:, :, None] & (k < size[:, 0:1])[:, None, :]
         pos = (idx[:, None, None] * canvas + (lo[:, 1:2] + k)[:, :, None]) * canvas + (lo[:, 0:1] + k)[:, None, :]
         out[torch.where(inside, pos, N * canvas * canvas).flatten()] = val.flatten()
     return out[:-1].reshape(N, 1, canvas, canvas)
+
+
+def _inside(ax, ay, bx, by, real, px, py) -> torch.Tensor:
+    """(n, P, P) bool: the pixel centre is inside the closed outline by the even-odd rule.
+
+    A rightward ray from the centre crosses an odd number of real edges (padding copies are masked: a duplicated
+    edge would flip the parity back). An edge crosses a pixel row at one x, xc, found on (n, P, S); it counts for
+    the row's pixels with centre px < xc, the first k = ceil(xc - px_0) of them: a histogram of k per row,
+    summed from the right, gives every pixel's count without an (n, P, P, S) pass.
+    """
+    n, P = px.shape[0], px.shape[2]
+    up = ((ay > py) != (by > py)) & real[:, None, None, :]  # (n, P, 1, S): the edge spans the pixel row
+    xc = ax + (py - ay) * (bx - ax) / torch.where(up, by - ay, torch.ones_like(ay))
+    k = (xc - px[:, :, :1]).ceil_().clamp_(0, P).masked_fill_(~up, 0).long().squeeze(2)  # (n, P, S)
+    hist = torch.zeros(n, P, P + 1, device=px.device).scatter_add_(2, k, torch.ones_like(k, dtype=torch.float32))
+    count = hist[..., 1:].flip(-1).cumsum(-1).flip(-1)  # count[j] = crossings right of pixel j
+    return count.remainder_(2).bool()

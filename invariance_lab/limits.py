@@ -30,24 +30,30 @@ RENDER_CHUNK = 256  # images letters.render draws at once (its `chunk`): sets th
 
 
 @lru_cache(maxsize=64)
-def _glyph_stats(letters: tuple[str, ...], fonts: tuple[str, ...]) -> tuple[float, str, int]:
+def _glyph_stats(letters: tuple[str, ...], fonts: tuple[str, ...], glyphs: str = "stroke") -> tuple[float, str, int]:
     """(widest normalised glyph width (height = 1), which glyph that is, most segments of one glyph)."""
     import torch
 
     from .letters import load_glyphs
 
-    table = load_glyphs(letters, fonts)
+    table = load_glyphs(letters, fonts, glyphs)
     xs, real = table.segments[..., 0::2], table.mask[..., None]
     widths = xs.masked_fill(~real, -math.inf).amax((1, 2)) - xs.masked_fill(~real, math.inf).amin((1, 2))
     g = int(torch.argmax(widths))
     return float(widths[g]), f"{letters[g // len(fonts)]} in {fonts[g % len(fonts)]}", int(table.mask.sum(1).max())
 
 
+def pen_width(data: DataConfig) -> float:
+    """How much wider than the glyph its ink is, px: the thickest stroke, or for filled outlines the anti-aliasing
+    ramp (0.5 px beyond the outline on each side; thickness does not apply to them)."""
+    return 1.0 if data.glyphs == "outline" else data.thickness[1]
+
+
 def letter_size(data: DataConfig) -> tuple[float, float, str]:
     """(height, width, which glyph is widest) in px of the largest letter drawn: at size*(1+size_jitter) with the
     thickest stroke, pen included (ink goes half the stroke width beyond the glyph's outline on every side)."""
-    width, widest, _ = _glyph_stats(tuple(data.letters), tuple(data.fonts))
-    h, pen = data.size * (1 + data.size_jitter), data.thickness[1]
+    width, widest, _ = _glyph_stats(tuple(data.letters), tuple(data.fonts), data.glyphs)
+    h, pen = data.size * (1 + data.size_jitter), pen_width(data)
     return h + pen, width * h + pen, widest
 
 
@@ -67,15 +73,15 @@ def canvas_problem(data: DataConfig) -> _Problem | None:
     except InvlabError as e:  # a glyph the renderer cannot use (letters.load_glyphs says which)
         return _Problem("fonts", str(e), data.fonts)
     room = c / 2 if data.task == "position" else c
-    if data.task == "position" and height - data.thickness[1] > room:
+    if data.task == "position" and height - pen_width(data) > room:
         # The label is the half the letter's centre is in; its pen may overrun the middle by half its width.
         return _Problem("size", f"task: position draws each letter in one half of the canvas: its height "
-                        f"size*(1+size_jitter) = {height - data.thickness[1]:.4g} px must fit in canvas/2 = "
+                        f"size*(1+size_jitter) = {height - pen_width(data):.4g} px must fit in canvas/2 = "
                         f"{room:g} px; lower data.size or enlarge data.canvas", data.size)
     if data.task == "letter" and height > room:
         return _Problem("size", f"the letters do not fit the {c} px canvas: the tallest is size*(1+size_jitter) "
                         f"+ the thickest stroke = {height:.4g} px; lower data.size (at most "
-                        f"{(c - data.thickness[1]) / (1 + data.size_jitter):.4g} px here) or enlarge data.canvas",
+                        f"{(c - pen_width(data)) / (1 + data.size_jitter):.4g} px here) or enlarge data.canvas",
                         data.size)
     if width > c:
         return _Problem("size", f"the letters do not fit the {c} px canvas: the widest glyph ({widest}) is "
@@ -180,6 +186,8 @@ def _data_memory(data: DataConfig, sweep: SweepConfig, kind: str = "translation"
                             "data.train_images"),
         "test images": (data.test_images * image * (4 if pair else 1), "data.test_images"),
     }
+    if data.ink == "matched":  # ink.matched_gain measures each set's ink on a rendered copy of it
+        parts["ink matching"] = (max(data.train_images, data.test_images) * image, "data.train_images")
     side = c
     if kind == "parts":
         sweep_bytes = 0  # drawn a batch at a time
@@ -199,8 +207,9 @@ def _data_memory(data: DataConfig, sweep: SweepConfig, kind: str = "translation"
     # (chunk, P, P, segments) float32 intermediates alive at once: large letters make this the biggest part.
     height, width, _ = letter_size(data)
     patch = min(side, math.ceil(max(height, width) + 2 * (reach if kind == "parts" else 0)) + 3)
-    segments = _glyph_stats(tuple(data.letters), tuple(data.fonts))[2]
+    segments = _glyph_stats(tuple(data.letters), tuple(data.fonts), data.glyphs)[2]
     n = min(RENDER_CHUNK, max(data.train_images, data.test_images))
+    # Filled outlines (glyphs: outline) use the same two; their even-odd test adds only (chunk, P, segments) ones.
     parts["letter drawing"] = (2 * 4 * n * patch * patch * segments, "data.size")
     return parts
 

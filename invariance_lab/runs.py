@@ -147,6 +147,7 @@ class MetaFile(BaseModel):
     protocol: Protocol
     seeds: list[int]
     fingerprints: dict[str, str] = {}
+    ink_baseline: Optional[dict[str, float]] = None  # runs: {accuracy, chance} of total ink alone (ink.py)
     pid: Optional[int] = None
     host: Optional[str] = None
     heartbeat: Optional[str] = None
