@@ -33,7 +33,7 @@ from .limits import check_sweep_fits
 from .models import count_parameters
 from .runs import (CONFIG_FILE, INVARIANCE_CSV, LAYERS_CSV, LAYERS_SUMMARY_CSV, SUMMARY_CSV, SWEEP_DIR, SWEEP_FILE,
                    TRAIN_CSV, Meta, checkpoint_path, config_digest, finished_runs, matching_checkpoints, new_folder,
-                   new_run_folder, require_finished_run, resumable_run, run_state, terminate_as_interrupt, unit_key,
+                   new_run_folder, require_finished_run, resumable_run, run_state, unit_key,
                    write_csv, write_text)
 from .shifts import SWEEP_KINDS, check_sweep
 from .engine import engine_protocol
@@ -97,7 +97,7 @@ def run_experiment(cfg: Config, *, results_dir: Path, progress: bool = False, fr
                 seeds=cfg.seeds, protocol=protocol(cfg.sweep, cfg.data, cfg.seeds, list(factors)),
                 environment=environment(), models={}, fingerprints=unit_fingerprints(cfg), trained=[], reused={},
                 attempts=history, timings={"train_s": {}})
-    with terminate_as_interrupt(), meta.recording():
+    with meta.recording():
         t0 = time.perf_counter()
         table = glyph_table(cfg.data)
         train_x, train_y = training_set(cfg.data, table)
@@ -263,7 +263,7 @@ def sweep_experiment(run_dir: Path, sweep: SweepConfig | None = None, *, models:
                 fingerprints={k: v for k, v in meta_run["fingerprints"].items()},
                 environment=environment(), timings={}, run_environment=meta_run.get("environment"))
     say(f"sweep folder: {folder}")
-    with terminate_as_interrupt(), meta.recording():
+    with meta.recording():
         _evaluate_and_write(folder, meta, loaded, {m: factors[m] for m in chosen}, cfg.data, sweep, device, progress,
                             kind=kind, layer_images=layer_images if layers else None, engine=plans)
     return folder

@@ -90,7 +90,6 @@ def measure_to_folder(*, images: str | Path, model: str | None = None, model_kwa
         SUMMARY_CSV,
         Meta,
         new_measure_folder,
-        terminate_as_interrupt,
         write_csv,
         write_text,
     )
@@ -156,7 +155,7 @@ def measure_to_folder(*, images: str | Path, model: str | None = None, model_kwa
     meta = Meta(folder, kind="measure", name="measure", run_id=folder.name, device=str(device), seeds=[seed],
                 protocol=proto, models={label: info}, environment=environment(), timings={})
     key = (label, seed)
-    with terminate_as_interrupt(), meta.recording():
+    with meta.recording():
         t0 = time.perf_counter()
         result = stream_sweep({key: net}, src, lines, prepare, batch_size, device, progress)
         meta.data["timings"]["measure_s"] = round(time.perf_counter() - t0, 2)

@@ -242,13 +242,15 @@ class Meta:
 
     @contextmanager
     def recording(self):
-        """Mark the folder complete when the block ends normally, failed or interrupted when it does not."""
+        """Mark the folder complete when the block ends normally, failed or interrupted when it does not.
+        SIGTERM counts as Ctrl-C inside the block, so a terminated run is marked interrupted and can resume."""
         stop = threading.Event()
         beat = threading.Thread(target=self._beat, args=(stop,), daemon=True)
         beat.start()
         try:
-            yield self
-        except KeyboardInterrupt:  # Ctrl-C, and SIGTERM (see terminate_as_interrupt)
+            with _terminate_as_interrupt():
+                yield self
+        except KeyboardInterrupt:  # Ctrl-C, and SIGTERM
             self.finish("interrupted", stop)
             raise
         except BaseException as e:
@@ -271,8 +273,8 @@ def _now() -> str:
 
 
 @contextmanager
-def terminate_as_interrupt():
-    """Treat SIGTERM like Ctrl-C inside the block, so a terminated run is marked interrupted and can resume."""
+def _terminate_as_interrupt():
+    """Treat SIGTERM like Ctrl-C inside the block (main thread only: signals are delivered there)."""
     import signal
 
     if threading.current_thread() is not threading.main_thread():
