@@ -25,13 +25,13 @@ from .sweep import _add_factors
 from .sweep import summarize as summarize_sweep
 
 from .stream import (GRIDS, Modes, check_channels, check_grid, check_outputs, custom_factors, image_source,
-                     named_models, pick_device, preparer, shift_values, stream_sweep)
+                     measure_engines, measure_shifts, named_models, pick_device, preparer, shift_values)
 
 
 def measure(model, images, labels=None, *, dx: Iterable[float] = range(-8, 9), dy: Iterable[float] = (0,),
             mode: str = "canvas", fill: str = "zeros", grid: str = "product", mean=None, std=None,
             colour: str = "grey", size=None, batch_size: int = 256, device="cpu", seed: int = 0,
-            progress: bool = False) -> pd.DataFrame:
+            progress: bool = False, engine: str = "auto") -> pd.DataFrame:
     """The tidy per-shift table of `model` (an nn.Module, or a dict name -> module) on `images`: the columns of
     invariance.csv (model, seed, downsample, head, padding, mode, dx, dy, n_images, accuracy, flip_rate,
     prob_change, neighbor_flip_rate, ...). Accuracy is empty (NaN) without labels.
@@ -40,7 +40,10 @@ def measure(model, images, labels=None, *, dx: Iterable[float] = range(-8, 9), d
     grey | rgb and size (H, W) say how to read them) or a run folder. labels: one class index per image. dx, dy:
     the shifts, px (every pair with grid product; each axis alone with axes). mode: canvas (moved inside the
     frame, `fill`: zeros | edge | reflect, sub-pixel bilinear) or circular (rolled, whole pixels). mean, std:
-    normalisation after the shift. The models are evaluated in eval mode and given back in their own mode."""
+    normalisation after the shift. engine: auto (the exact all-shift engine, engine.py, where it applies: circular
+    mode, square images, layers of known kinds; brute force otherwise), allshift (refuse where it does not apply)
+    or brute; df.attrs["engine"] says which ran. The models are evaluated in eval mode and given back in their
+    own mode."""
     choose("grid", grid, GRIDS)
     if not isinstance(batch_size, int) or batch_size < 1:
         raise InvlabError(f"batch_size must be a positive int; got {quote(batch_size)}")
@@ -53,10 +56,11 @@ def measure(model, images, labels=None, *, dx: Iterable[float] = range(-8, 9), d
     device = pick_device(device)
     with Modes(models, device):
         n_classes = check_outputs(models, src, prepare, device)
-        result = stream_sweep({(k, seed): m for k, m in models.items()}, src, lines, prepare, batch_size, device,
-                              progress)
+        keyed = {(k, seed): m for k, m in models.items()}
+        plans, engines = measure_engines(keyed, src.shape, mode, engine)
+        result = measure_shifts(keyed, src, lines, prepare, plans, batch_size, device, progress)
     df = _add_factors(result.table, {k: custom_factors(m) for k, m in models.items()}, mode)
-    df.attrs.update(clean_accuracy={f"{k[0]}/{k[1]}": v for k, v in result.clean_accuracy.items()},
+    df.attrs.update(engine=engines, clean_accuracy={f"{k[0]}/{k[1]}": v for k, v in result.clean_accuracy.items()},
                     n_classes=len(src.classes) if src.classes else n_classes)
     return df
 

@@ -23,6 +23,7 @@ from torch import nn
 
 from .errors import InvlabError, clip, quote
 from .factory import is_custom, require_trust
+from .folder_data import data_channels
 from .models import build_model, count_parameters
 
 # key -> type every checkpoint must hold (anything else is left alone)
@@ -77,7 +78,8 @@ def load_checkpoint(path: Path, device: torch.device, expect: dict | None = None
         require_trust(blob["factors"], trusted=trust, where=f"checkpoint {path}")
     try:
         data = blob["data"]
-        model = build_model(blob["factors"], num_classes=len(blob["classes"]), canvas=int(data["canvas"]))
+        model = build_model(blob["factors"], num_classes=len(blob["classes"]), canvas=int(data["canvas"]),
+                            in_channels=data_channels(data))
     except InvlabError as e:
         if is_custom(blob["factors"]):  # the factory's own problem (import, call, output): its message says which
             raise InvlabError(f"{path}: {e}") from None

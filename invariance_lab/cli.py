@@ -31,6 +31,13 @@ THREADS = typer.Option(None, "--threads", min=1, help="torch threads (default: t
                        "On a busy machine 1 can be faster than 2.")
 
 
+@app.callback()
+def _start() -> None:
+    from .speed import keep_freed_memory
+
+    keep_freed_memory()  # fewer page faults per batch (speed.py); changes no number
+
+
 def _say(quiet: bool):
     return None if quiet else lambda m: err.print(m, highlight=False, markup=False, soft_wrap=True)
 
@@ -111,28 +118,104 @@ def polite(fn):
 @polite
 def run(config: Path = typer.Argument(..., help="YAML config, e.g. configs/seed_question.yaml."),
         set_: List[str] = typer.Option([], "--set", help="Override a config key: --set train.epochs=2 (repeatable)."),
+        vary: List[str] = typer.Option([], "--vary", help="Run a study: one run per combination of the values, --vary data.train_shift=0,4 (repeatable; a list value in brackets: --vary 'seeds=[0,1],[2,3]')."),
         fresh: bool = typer.Option(False, "--fresh", help="Train every model again in a new folder (default: resume an interrupted run and reuse matching checkpoints)."),
+        jobs: int = typer.Option(1, "--jobs", "-j", help="(model, seed) units trained at once, each in its own worker process with cores/jobs torch threads unless --threads says; the same numbers as --jobs 1. With --executor slurm: array jobs running at once."),
+        executor: str = typer.Option("processes", "--executor", help="processes: worker processes on this machine; slurm: a SLURM job array through submitit (needs submitit: pip install submitit, or the package's slurm extra; the results folder must be on a shared filesystem); submitit-local: the slurm path run on this machine."),
+        partition: Optional[str] = typer.Option(None, "--partition", help="slurm: the partition."),
+        time_min: int = typer.Option(60, "--time", help="slurm: minutes per unit's job."),
+        cpus: Optional[int] = typer.Option(None, "--cpus", help="slurm: CPUs per unit's job (default: --threads, else 1)."),
+        gpus: int = typer.Option(0, "--gpus", help="slurm: GPUs per unit's job."),
+        mem: Optional[float] = typer.Option(None, "--mem", help="slurm: memory per unit's job, GB."),
         threads: Optional[int] = THREADS, results_dir: Path = RESULTS_DIR, quiet: bool = QUIET):
     """Train each model for each seed, sweep input translations, write invariance tables to a run folder.
 
     Re-running the same config resumes an interrupted run (Ctrl-C, SIGTERM, SIGKILL) and reuses every finished
-    checkpoint with the same settings; --fresh trains everything again."""
+    checkpoint with the same settings; --fresh trains everything again. --jobs N trains N units at once; --vary
+    runs a study (one run per combination; `invlab report STUDY` compares them)."""
     from .config import load_config
     from .experiment import run_experiment
+    from .executors import Resources, check_jobs
+
+    check_jobs(jobs, executor)
+    _check_resources(time_min=time_min, cpus=cpus, gpus=gpus, mem=mem)
+    resources = Resources(partition=partition, time_min=time_min, cpus=cpus or threads, gpus=gpus, mem_gb=mem)
+
+    def one_run(cfg):  # every config is checked before the results folder is made
+        return run_experiment(cfg, results_dir=writable(results_dir, "--results-dir"), progress=not quiet and jobs == 1 and executor == "processes",
+                              fresh=fresh, threads=threads, on_event=_say(quiet), factory_dirs=[config.parent],
+                              jobs=jobs, executor=executor, resources=resources)
+
+    if vary:
+        from .display import render
+        from .report import build_report
+        from .study import run_study
+
+        folder = run_study(config, overrides=set_, vary=vary, results_dir=results_dir, run=one_run,
+                           on_event=_say(quiet))
+        for table in render(build_report([folder]), "table").tables:
+            out.print(table)
+        out.print(f"study folder: {folder}", highlight=False, soft_wrap=True)
+        return
+    cfg = load_config(config, overrides=set_)
+    _print_run(one_run(cfg), cfg.name)
+
+
+def _check_resources(*, time_min: int, cpus: int | None, gpus: int, mem: float | None) -> None:
+    """The cluster options, checked before anything is submitted."""
+    for flag, value, ok, allowed in (("--time", time_min, time_min >= 1, "at least 1 (minutes per unit's job)"),
+                                     ("--cpus", cpus, cpus is None or cpus >= 1, "at least 1 (CPUs per unit's job)"),
+                                     ("--gpus", gpus, gpus >= 0, "0 or more (GPUs per unit's job)"),
+                                     ("--mem", mem, mem is None or mem > 0, "more than 0 (GB per unit's job)")):
+        if not ok:
+            raise InvlabError(f"{flag} must be {allowed}; got {value}")
+
+
+def _print_run(run_dir: Path, name: str) -> None:
     from .display import brief_tables
+    from .factorial import left_out_note
     from .results import load_result
 
-    cfg = load_config(config, overrides=set_)
-    run_dir = run_experiment(cfg, results_dir=writable(results_dir, "--results-dir"), progress=not quiet,
-                             fresh=fresh, threads=threads, on_event=_say(quiet), factory_dirs=[config.parent])
     result = load_result(run_dir)
-    for table in brief_tables(result, title=f"{cfg.name}: mean ± 95% CI over seeds"):
+    for table in brief_tables(result, title=f"{name}: mean ± 95% CI over seeds"):
         out.print(table)
-    ink = result.meta.get("ink_baseline")  # absent in runs from before it
-    if ink:
-        out.print(f"ink baseline: test accuracy {ink['accuracy']:.3f} from each image's total ink alone "
-                  f"(chance {ink['chance']:.3f})", highlight=False)
+    if result.meta.get("factorial_left_out"):
+        out.print(left_out_note(result.meta["factorial_left_out"]), highlight=False, markup=False, soft_wrap=True)
     out.print(f"run folder: {run_dir}", highlight=False, soft_wrap=True)
+
+
+@app.command()
+@polite
+def status(path: Path = typer.Argument(..., help="A run folder (results/<name>/<run id>) or a study folder (results/<name>/study-<time>)."),
+           lines: int = typer.Option(8, "--lines", help="Log lines shown for each failed unit.")):
+    """Each unit's state: done, running, failed (with its log's last lines) or missing; for a study, each run's."""
+    from rich.table import Table
+
+    from .runs import is_study, read_meta, run_state
+    from .study import study_runs
+    from .units import unit_status
+
+    folders = [(None, path)] if not is_study(path) else study_runs(path)
+    for values, folder in folders:
+        label = ", ".join(f"{k}={v}" for k, v in (values or {}).items())
+        if folder is None:
+            out.print(f"{label}: not run yet", highlight=False, markup=False)
+            continue
+        meta = read_meta(folder)
+        if meta.get("kind") != "run":
+            raise InvlabError(f"{folder} is a {meta.get('kind')} folder; status shows the units of a run folder "
+                              "(results/<name>/<run id>) or of a study")
+        units = unit_status(folder, meta, lines)
+        counts = {s: sum(u.state == s for u in units) for s in ("done", "running", "failed", "missing")}
+        out.print(f"{label + ': ' if label else ''}{folder} ({run_state(meta)}): "
+                  + ", ".join(f"{n} {s}" for s, n in counts.items() if n), highlight=False, markup=False,
+                  soft_wrap=True)
+        t = Table()
+        for column in ("unit", "state", "detail"):
+            t.add_column(column, overflow="fold")
+        for u in units:
+            t.add_row(u.key, u.state, u.detail + "".join("\n  " + line for line in u.log))
+        out.print(t)
 
 
 @app.command()
@@ -188,14 +271,20 @@ def report(paths: List[Path] = typer.Argument(None, help="Run or sweep folders (
            fmt: str = typer.Option("table", "--format", help="table, markdown or csv."),
            plot: Optional[Path] = typer.Option(None, "--plot", help="Also write PNG plots into this folder."),
            drop_chance: bool = typer.Option(False, "--drop-chance", help="Leave out seeds at chance (clean accuracy within 5 points of 1/classes): their consistency says nothing."),
+           html: Optional[Path] = typer.Option(None, "--html", help="Also write one self-contained HTML page (tables, plots, the test letters as the networks saw them, animations) to this file."),
            results_dir: Path = RESULTS_DIR):
-    """Compare models (mean ± 95% CI over seeds) across one or more runs and sweeps; optionally plot."""
+    """Compare models (mean ± 95% CI over seeds) across one or more runs and sweeps; optionally plot, or write
+    the whole report as one HTML page."""
     from .display import FORMATS, render
     from .errors import choose
     from .report import build_report
     from .runs import newest_run
 
     choose("table format", fmt, FORMATS)  # before any loading or plotting
+    if html is not None:  # refuse an unwritable page before the work of making it
+        if html.is_dir():
+            raise InvlabError(f"--html {html} is a folder; give the file to write, e.g. --html {html / 'report.html'}")
+        writable(html.parent, "--html")
     results_paths = list(paths) if paths else [newest_run(results_dir)]
     rep = build_report(results_paths, by=by, metric=metric, axis=axis, drop_chance=drop_chance)
     shown = render(rep, fmt)
@@ -203,7 +292,15 @@ def report(paths: List[Path] = typer.Argument(None, help="Run or sweep folders (
     if plot is not None:
         from .plots import plot_all
 
-        plots = plot_all(rep.results, writable(plot, "--plot"), metrics=tuple(dict.fromkeys([metric, "flip_rate", "prob_change"])))
+        from .runs import is_study
+
+        if len(results_paths) == 1 and is_study(results_paths[0]):  # a study: the metric against its first varied key
+            from .study import plot_study
+
+            plots = [plot_study(rep, results_paths[0], rep.views[0].table.columns[0], f"mean_{metric}"
+                                if by == "model" else rep.views[0].values[0], writable(plot, "--plot"))]
+        else:
+            plots = plot_all(rep.results, writable(plot, "--plot"), metrics=tuple(dict.fromkeys([metric, "flip_rate", "prob_change"])))
     if fmt == "table":
         for table in shown.tables:
             out.print(table)
@@ -213,6 +310,17 @@ def report(paths: List[Path] = typer.Argument(None, help="Run or sweep folders (
         err.print(line, highlight=False, soft_wrap=True, markup=False)
     for path in plots:
         err.print(f"plot: {path}", highlight=False, soft_wrap=True)
+    if html is not None:
+        import time
+
+        from .htmlpage import html_report
+        from .runs import write_text
+
+        t0 = time.perf_counter()
+        page = html_report(results_paths, metric=metric, drop_chance=drop_chance)
+        write_text(html, page)  # a temporary file renamed: a half-written page never looks complete
+        err.print(f"html: {html} ({len(page.encode()) / 1e6:.2f} MB, {time.perf_counter() - t0:.1f} s)",
+                  highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -265,6 +373,7 @@ def measure(images: Path = typer.Option(..., "--images", help="A folder of PNG/J
             batch_size: int = typer.Option(256, "--batch-size", help="Images per forward pass (memory stays flat in the number of images and shifts)."),
             name: Optional[str] = typer.Option(None, "--name", help="The model's name in the tables (default: the checkpoint's model, else the function's name)."),
             device: str = typer.Option("cpu", "--device", help="cpu, cuda or auto."),
+            engine: str = typer.Option("auto", "--engine", help="auto: the exact all-shift engine where it applies (--mode circular, square images, layers of known kinds: the same numbers, much faster), brute force otherwise; brute: one forward pass per shift (the check); allshift: refuse where the engine does not apply."),
             threads: Optional[int] = THREADS, results_dir: Path = RESULTS_DIR, quiet: bool = QUIET):
     """Measure a model of your own (trained anywhere) on a folder of images, without training: writes
     results/measure/<name>-<time>/ with the files `invlab report` reads."""
@@ -282,7 +391,7 @@ def measure(images: Path = typer.Option(..., "--images", help="A folder of PNG/J
         size=_size(size), mean=_numbers(mean, "--mean"), std=_numbers(std, "--std"), layers=layers,
         taps=[t.strip() for t in taps.split(",") if t.strip()] if taps else None, layer_images=layer_images,
         batch_size=batch_size, name=name, results_dir=writable(results_dir, "--results-dir"), device=device,
-        progress=not quiet, on_event=_say(quiet))
+        progress=not quiet, on_event=_say(quiet), engine=engine)
     for table in brief_tables(load_result(folder), title="measure: per model (one trained network)"):
         out.print(table)
     out.print(f"measure folder: {folder}", highlight=False, soft_wrap=True)
@@ -323,6 +432,38 @@ def _size(text: str | None) -> tuple[int, int] | None:
     if len(hw) not in (1, 2) or min(hw) < 1:
         raise InvlabError(f"--size {text!r}: expected N or HxW in px, e.g. --size 32 or --size 224x224")
     return (hw[0], hw[-1])
+
+
+@app.command()
+@polite
+def claims(config: Path = typer.Argument(Path("configs/question_claims.yaml"), help="The claims config (its models are the ones the claims read)."),
+           set_: List[str] = typer.Option([], "--set", help="Override a config key: --set train.epochs=2 (repeatable)."),
+           out_file: Path = typer.Option(Path("docs/answers.md"), "--out", help="The answers page to write (atomically)."),
+           threads: Optional[int] = THREADS, results_dir: Path = RESULTS_DIR, quiet: bool = QUIET):
+    """Test the question's six claims: run the config (or reuse its finished run), add the sweeps each claim needs
+    (or reuse them), decide every verdict from the numbers and write the answers page (invariance_lab/claims.py)."""
+    import time
+    from datetime import datetime
+
+    from .answers import answer_claims, claims_run, render_answers
+    from .config import load_config
+    from .runs import write_text
+
+    t0, load0, since = time.perf_counter(), os.getloadavg()[0], datetime.now().isoformat(timespec="seconds")
+    if out_file.is_dir():
+        raise InvlabError(f"--out {out_file} is a folder; give the file to write, e.g. --out {out_file / 'answers.md'}")
+    writable(out_file.parent, "--out")
+    cfg = load_config(config, set_)
+    run_dir = claims_run(cfg, results_dir=writable(results_dir, "--results-dir"), progress=not quiet,
+                         threads=threads, on_event=_say(quiet), factory_dirs=[config.parent])
+    answers = answer_claims(run_dir, threads=threads, progress=not quiet, on_event=_say(quiet))
+    text = render_answers(answers, config=str(config), wall_s=time.perf_counter() - t0,
+                          load=(load0, os.getloadavg()[0]), since=since)
+    write_text(out_file, text)  # a temporary file renamed: a half-written page never looks complete
+    for c, f in answers.findings:
+        out.print(f"{c.number}. {c.text}: {f.verdict.upper()}: {f.condition}", highlight=False, markup=False,
+                  soft_wrap=True)
+    out.print(f"answers: {out_file} (run folder: {run_dir})", highlight=False, soft_wrap=True)
 
 
 def main() -> None:

@@ -99,7 +99,16 @@ def parse_range(text: str, option: str) -> list[float]:
 # ------------------------------------------------------------------------------------------------- schema
 
 
+# data keys that describe drawn letters: a folder's images (source: folder) have none of them
+LETTER_KEYS = ("letters", "glyphs", "fonts", "size", "size_jitter", "thickness", "ink")
+# data keys of an image folder: letters have none of them (folder_data.py)
+FOLDER_KEYS = ("path", "colour", "test_fraction", "fill", "folder_digest")
+_DATA_DEFAULTS = {"glyphs": "stroke", "ink": "free", "source": "letters", "path": None, "colour": "grey",
+                  "test_fraction": 0.2, "fill": "zeros", "folder_digest": None}
+
+
 class DataConfig(_Schema):
+    source: Literal["letters", "folder"] = "letters"  # letters: drawn here; folder: your images (data.path)
     letters: list[Str] = ["A", "B"]  # the classes, A-Z, in class order; A vs B: the simplest task that needs shape
     glyphs: Literal["stroke", "outline"] = "stroke"  # stroke: Hershey pen strokes; outline: filled outlines.py
     fonts: list[Str] = ["futural", "futuram", "timesr"]  # one per image at random; 3 distinct designs; `invlab fonts`
@@ -115,6 +124,12 @@ class DataConfig(_Schema):
     task: Literal["letter", "position"] = "letter"  # letter | position (label = top or bottom half: padding probe)
     ink: Literal["free", "matched"] = "free"  # matched: every class's total ink drawn from one range (ink.py)
     seed: Seed = 0  # data seed, 0 .. 2**32-1: every model and model seed sees the same train and test images
+    # source: folder (folder_data.py); train_images and test_images are then the folder's counts
+    path: Optional[Str] = Field(None, max_length=1000)  # DIR/<class>/<image> or DIR/{train,test}/<class>/<image>
+    colour: Literal["grey", "rgb"] = "grey"  # images read as grey (1 channel) or rgb (3), resized to the canvas
+    test_fraction: Float = Field(0.2, gt=0, lt=1)  # no train/ and test/: this share of each class tests, by seed
+    fill: Literal["zeros", "edge", "reflect"] = "zeros"  # canvas shifts of an image: what enters at the border
+    folder_digest: Optional[Str] = Field(None, max_length=64)  # written by invlab: the folder's files, checked
 
     @field_validator("letters")
     @classmethod
@@ -129,6 +144,8 @@ class DataConfig(_Schema):
     @model_validator(mode="before")
     @classmethod
     def _outline_fonts(cls, raw: Any) -> Any:
+        if isinstance(raw, dict):
+            _check_source_keys(raw)
         # The stroke fonts' default means nothing to outline glyphs: they get outline fonts of their own.
         if isinstance(raw, dict) and raw.get("glyphs") == "outline" and "fonts" not in raw:
             from .outlines import DEFAULT_OUTLINE_FONTS
@@ -140,14 +157,19 @@ class DataConfig(_Schema):
     def _drop_defaults(self, handler):
         # Fields added after runs were fingerprinted are written only when they differ from their default.
         d = handler(self)
-        for key, default in (("glyphs", "stroke"), ("ink", "free")):
-            if d.get(key) == default:
+        for key, default in _DATA_DEFAULTS.items():
+            if key in d and d[key] == default:
                 del d[key]
+        if self.source == "folder":  # the folder decides these: written, they would be refused on reading back
+            for key in LETTER_KEYS:
+                d.pop(key, None)
         return d
 
     @field_validator("fonts")
     @classmethod
     def _fonts(cls, v: list[str], info: ValidationInfo) -> list[str]:
+        if info.data.get("source") == "folder":
+            return v  # not used: the images come from the folder
         from .letters import LATIN_FONTS  # letters imports torch: only when fonts are checked
 
         if info.data.get("glyphs") == "outline":
@@ -170,6 +192,12 @@ class DataConfig(_Schema):
             choose("font", font, LATIN_FONTS, error=ValueError)
         return v
 
+    @field_validator("path")
+    @classmethod
+    def _path(cls, v: str | None) -> str | None:
+        # relative to the current folder, stored absolute: a run folder's config must find it from anywhere
+        return v if v is None else str(Path(v).expanduser().resolve())
+
     @field_validator("thickness")
     @classmethod
     def _thickness(cls, v: list[float]) -> list[float]:
@@ -179,6 +207,13 @@ class DataConfig(_Schema):
 
     @model_validator(mode="after")
     def _fits(self) -> "DataConfig":
+        if self.source == "folder":
+            from .limits import folder_problem  # reads the folder's listing and checks every file
+
+            problem = folder_problem(self)
+            if problem:
+                raise problem
+            return self
         if self.task == "letter" and len(self.letters) < 2:
             raise _Problem("letters", "task: letter needs at least two letters: they are the classes, and one class "
                            "leaves nothing to tell apart; add one (e.g. [A, B]), or use task: position, whose classes "
@@ -189,6 +224,22 @@ class DataConfig(_Schema):
         if problem:
             raise problem
         return self
+
+
+def _check_source_keys(raw: dict) -> None:
+    """Keys of the other source are refused (a folder has no fonts; letters have no path), named."""
+    folder = raw.get("source") == "folder"
+    wrong = [k for k in (LETTER_KEYS if folder else FOLDER_KEYS) if k in raw]
+    if folder and raw.get("task", "letter") != "letter":
+        raise _Problem("task", "task: position draws letters in the top or bottom half; source: folder trains on "
+                       "your images' own classes (task: letter)", raw.get("task"))
+    if folder and "path" not in raw:
+        raise _Problem("path", "source: folder needs data.path, the image folder (DIR/<class>/<image>, or "
+                       "DIR/train/<class>/<image> and DIR/test/<class>/<image>)", None)
+    if wrong:
+        what = ("describes drawn letters; source: folder takes its classes and images from data.path" if folder
+                else "belongs to source: folder (your images); add source: folder, or remove it")
+        raise _Problem(wrong[0], f"{wrong[0]} {what}", raw[wrong[0]])
 
 
 class ModelSpec(_Schema):
@@ -274,6 +325,7 @@ class Config(_Schema):
     seeds: list[Seed] = [0]  # one trained network per model per seed, each 0 .. 2**32-1; more seeds, narrower CIs
     device: Literal["auto", "cpu", "cuda"] = "auto"  # auto = cuda when available, else cpu
     data: DataConfig = Field(default_factory=DataConfig)  # the letters: classes, fonts, sizes, placements
+    factorial: Optional[dict[Str, Any]] = None  # factor -> values: a model per combination, after models (factorial.py)
     models: dict[Str, ModelSpec] = Field(default_factory=lambda: {"conv_gap": ModelSpec(arch="conv_gap")})  # name: spec
     train: TrainConfig = Field(default_factory=TrainConfig)  # optimiser and schedule, the same for every model
     sweep: SweepConfig = Field(default_factory=SweepConfig)  # the shifts the trained networks are tested on
@@ -292,10 +344,25 @@ class Config(_Schema):
             raise ValueError("seeds must be a non-empty list of distinct ints")
         return v
 
+    @field_validator("factorial")
+    @classmethod
+    def _factorial(cls, v):
+        from .factorial import check_factorial
+
+        return check_factorial(v)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _factorial_models(cls, raw: Any) -> Any:
+        # With a factorial, models: are only the hand-written extras: none by default, not the default conv_gap.
+        if isinstance(raw, dict) and raw.get("factorial") is not None and "models" not in raw:
+            raw = {**raw, "models": {}}
+        return raw
+
     @field_validator("models")
     @classmethod
-    def _models(cls, v: dict) -> dict:
-        if not v:
+    def _models(cls, v: dict, info: ValidationInfo) -> dict:
+        if not v and "factorial" in info.data and info.data["factorial"] is None:  # (a bad factorial: said once)
             raise ValueError("models must name at least one model, e.g. models: {conv_gap: {arch: conv_gap}}")
         bad = [k for k in v if not re.fullmatch(r"[A-Za-z0-9_.-]{1,100}", k)]
         if bad:
@@ -318,6 +385,27 @@ class Config(_Schema):
             raise _Problem(("sweep", "mode"), "task: position is swept with sweep.mode: circular (its test images "
                            "are rolled pairs)", mode)
         return raw
+
+    @model_validator(mode="after")
+    def _expand_factorial(self) -> "Config":
+        if self.factorial is not None:
+            from .factorial import expand, merge
+
+            expansion = expand(self.factorial, self.data.canvas)
+            self.models = merge(self.models, expansion)
+            if not self.models:
+                raise _Problem("factorial", "no combination of factorial can be built on a "
+                               f"{self.data.canvas}px canvas ({'; '.join(expansion.left_out.values())[:300]}); "
+                               "change the factors or enlarge data.canvas", self.factorial)
+        return self
+
+    @model_serializer(mode="wrap")
+    def _drop_absent(self, handler):
+        # factorial came after runs were fingerprinted: written only when given, so older digests stay the same
+        d = handler(self)
+        if d.get("factorial") is None:
+            d.pop("factorial", None)
+        return d
 
     @model_validator(mode="after")
     def _sweep_fits(self) -> "Config":

@@ -20,6 +20,7 @@ from dataclasses import dataclass, fields
 import torch
 
 from .config import DataConfig
+from .folder_data import folder_split, folder_test_set, folder_training_set
 from .ink import matched_gain
 from .letters import GlyphTable, load_glyphs, render
 
@@ -54,11 +55,14 @@ def _apply(t: torch.Tensor | None, fn):
 
 
 def class_names(data: DataConfig) -> list[str]:
+    if data.source == "folder":
+        return list(folder_split(data).classes)
     return ["top", "bottom"] if data.task == "position" else list(data.letters)
 
 
-def glyph_table(data: DataConfig) -> GlyphTable:
-    return load_glyphs(data.letters, data.fonts, data.glyphs)
+def glyph_table(data: DataConfig) -> GlyphTable | None:
+    """The letters' glyphs; None for an image folder (nothing is drawn)."""
+    return None if data.source == "folder" else load_glyphs(data.letters, data.fonts, data.glyphs)
 
 
 def sample_letters(data: DataConfig, n: int, gen: torch.Generator) -> LetterBatch:
@@ -106,7 +110,10 @@ def roll_each(images: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
 
 
 def training_set(data: DataConfig, table: GlyphTable) -> tuple[torch.Tensor, torch.Tensor]:
-    """(images (N, 1, canvas, canvas), labels (N,)), placed within +-train_shift px of the centre."""
+    """(images (N, 1, canvas, canvas), labels (N,)), placed within +-train_shift px of the centre. An image folder
+    gives uint8 images (N, C, canvas, canvas) instead (folder_data.py; to_float turns a batch into floats)."""
+    if data.source == "folder":
+        return folder_training_set(data)
     gen = torch.Generator().manual_seed(data.seed + _TRAIN_STREAM)
     batch = sample_letters(data, data.train_images, gen)
     labels = batch.labels
@@ -145,7 +152,10 @@ def position_test_set(data: DataConfig, table: GlyphTable) -> tuple[torch.Tensor
 
 
 def evaluation_set(data: DataConfig, table: GlyphTable) -> tuple[torch.Tensor, torch.Tensor]:
-    """The reference test images and labels every model is scored on (the run's test accuracy, shift (0, 0))."""
+    """The reference test images and labels every model is scored on (the run's test accuracy, shift (0, 0)).
+    An image folder's are uint8 (folder_data.py)."""
+    if data.source == "folder":
+        return folder_test_set(data)
     if data.task == "position":
         return position_test_set(data, table)
     test = reference_letters(data)

@@ -76,13 +76,17 @@ def protocol_lines(results: list[Result]) -> list[str]:
         if p.get("all_shifts"):
             parts.append(f"every circular shift of the canvas ({p.get('n_shifts')} shifts: the whole translation group)")
         if "test_images" in p:
-            parts.append(f"{p['test_images']} {'' if 'images' in p else 'test '}images")
+            parts.append(f"{p['test_images']} {'' if 'images' in p and 'test' not in p['images'] else 'test '}images")
         if p.get("layers"):
             parts.append(f"layer profile on the first {p['layers'].get('n_images')} of them")
         if "seeds" in p:
             parts.append("seeds " + ",".join(str(s) for s in p["seeds"]))
         if p.get("engine"):
             parts.append(engine_words(p))
+        ink = r.meta.get("ink_baseline")  # runs: what total ink alone scores (ink.py); absent in older runs
+        if isinstance(ink, dict) and {"accuracy", "chance"} <= set(ink):
+            parts.append(f"ink baseline: test accuracy {ink['accuracy']:.3f} from each image's total ink alone "
+                         f"(chance {ink['chance']:.3f})")
         lines.append(f"{r.meta.get('kind', 'run')} {r.label}: " + ", ".join(parts))
     return lines
 

@@ -44,6 +44,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 import torch
 from torch import nn
 from tqdm.auto import tqdm
@@ -135,10 +136,11 @@ def engine_protocol(plans: dict, models: dict, canvas: int, mode: str) -> dict:
 
 
 @torch.inference_mode()
-def allshift_sweep(plans: dict, inputs, labels: torch.Tensor, lines: list[list[tuple[float, float]]],
-                   batch_size: int, device: torch.device, progress: bool = False):
+def allshift_sweep(plans: dict, inputs, labels: torch.Tensor | None, lines: list[list[tuple[float, float]]],
+                   batch_size: int, device: torch.device, progress: bool = False, n: int | None = None):
     """sweep.run_sweep's SweepResult (the same table, to float round-off) from the all-shift plans of circular
-    models. inputs(chunk, 0, 0) gives the unshifted test images; every shift is a roll of them."""
+    models. inputs(chunk, 0, 0) gives the unshifted test images; every shift is a roll of them. Without labels
+    (give n, the number of images) accuracy is NaN."""
     from .sweep import SweepResult, tidy_table
 
     points = grid_points(lines)
@@ -148,8 +150,8 @@ def allshift_sweep(plans: dict, inputs, labels: torch.Tensor, lines: list[list[t
     previous = previous_on_line(lines)
     has_prev = torch.tensor([p in previous for p in shifts], device=device)
     prev = torch.tensor([where.get(previous.get(p), 0) for p in shifts], device=device)
-    n = len(labels)
-    labels = labels.to(device)
+    n = len(labels) if labels is not None else n
+    labels = labels.to(device) if labels is not None else None
     # per model and shift: correct, flips vs the reference, summed TV, largest TV of one image, neighbour flips
     sums = {k: np.zeros((len(shifts), 5)) for k in plans}
     chunk = min(p.chunk(batch_size, len(shifts)) for p in plans.values())
@@ -163,7 +165,8 @@ def allshift_sweep(plans: dict, inputs, labels: torch.Tensor, lines: list[list[t
             pred = probs.argmax(-1)
             tv = 0.5 * (probs - probs[ref]).abs().sum(-1)  # metrics.tv_distance, per shift
             s = sums[key]
-            s[:, 0] += (pred == labels[c]).sum(1).cpu().numpy()
+            if labels is not None:
+                s[:, 0] += (pred == labels[c]).sum(1).cpu().numpy()
             s[:, 1] += (pred != pred[ref]).sum(1).cpu().numpy()
             s[:, 2] += tv.sum(1).double().cpu().numpy()
             s[:, 3] = np.maximum(s[:, 3], tv.amax(1).double().cpu().numpy())
@@ -174,8 +177,20 @@ def allshift_sweep(plans: dict, inputs, labels: torch.Tensor, lines: list[list[t
     for key, s in sums.items():
         for p in points:
             i = where[p]
-            rows.append(dict(model=key[0], seed=key[1], dx=p[0], dy=p[1], n_images=n, accuracy=s[i, 0] / n,
+            rows.append(dict(model=key[0], seed=key[1], dx=p[0], dy=p[1], n_images=n,
+                             accuracy=s[i, 0] / n if labels is not None else np.nan,
                              flip_rate=s[i, 1] / n, prob_change=s[i, 2] / n,
                              neighbor_flip_rate=s[i, 4] / n if p in previous else np.nan, max_prob_change=s[i, 3]))
-    clean = {k: float(s[ref, 0] / n) for k, s in sums.items()}
+    clean = {k: float(s[ref, 0] / n) if labels is not None else np.nan for k, s in sums.items()}
     return SweepResult(table=tidy_table(rows, list(plans)), clean_accuracy=clean)
+
+
+def merge_results(parts: list, models: list):
+    """One SweepResult from those of disjoint sets of models (brute force and the engine), rows in model order."""
+    from .sweep import SweepResult, tidy_table
+
+    if len(parts) == 1:
+        return parts[0]
+    return SweepResult(table=tidy_table(pd.concat([r.table for r in parts], ignore_index=True).to_dict("records"),
+                                        list(models)),
+                       clean_accuracy={k: r.clean_accuracy[k] for k in models for r in parts if k in r.clean_accuracy})

@@ -21,13 +21,15 @@ import pandas as pd
 import torch
 import yaml
 
-from .checkpoints import load_checkpoint, load_run_models, save_checkpoint, unit_fingerprints, unit_settings
+from .checkpoints import load_checkpoint, load_run_models, unit_fingerprints, unit_settings
 from .config import Config, DataConfig, SweepConfig, load_config, to_yaml
 from .data import class_names, evaluation_set, glyph_table, training_set
 from .ink import ink_baseline
 from .environment import environment
+from .factorial import left_out
 from .errors import InvlabError, choose
 from .factory import check_models, is_custom, require_trust
+from .folder_data import image_channels
 from .factory import load as load_factory
 from .limits import check_sweep_fits
 from .models import count_parameters
@@ -38,7 +40,8 @@ from .runs import (CONFIG_FILE, INVARIANCE_CSV, LAYERS_CSV, LAYERS_SUMMARY_CSV, 
 from .shifts import SWEEP_KINDS, check_sweep
 from .engine import engine_protocol
 from .sweep import DEFAULT_LAYER_IMAGES, ModelKey, evaluate_layers, evaluate_shifts, protocol, sweep_engines
-from .train import train_model
+from .executors import Resources, check_jobs
+from .units import UnitData, train_unit, train_units, units_to_train
 
 Say = Callable[[str], None]
 
@@ -68,20 +71,24 @@ def set_threads(threads: int | None) -> None:
 
 def run_experiment(cfg: Config, *, results_dir: Path, progress: bool = False, fresh: bool = False,
                    threads: int | None = None, on_event: Say | None = None,
-                   factory_dirs: list[Path] | None = None) -> Path:
+                   factory_dirs: list[Path] | None = None, jobs: int = 1, executor: str = "processes",
+                   resources: Resources | None = None) -> Path:
     """Train (or reuse), sweep and write a run folder; returns its path. meta.json says 'complete' only at the end.
 
     An interrupted run of the same config (Ctrl-C, SIGTERM, SIGKILL) is resumed in its own folder; otherwise a
     new folder is made. Either way every unit whose checkpoint already exists with the same fingerprint is
     reused, unless `fresh`, which trains everything again in a new folder. Models of your own (`factory:`) are
     imported (searched first in `factory_dirs`: the config file's folder) and checked before anything is written.
+    With `jobs` > 1 or another `executor`, the units to train run in workers (units.py); the rest is the same.
     """
     say = on_event or (lambda msg: None)
+    check_jobs(jobs, executor)
     set_threads(threads)
     device = resolve_device(cfg.device)
     factors = cfg.resolved_models()
     factory_files = check_models(factors, num_classes=len(class_names(cfg.data)), canvas=cfg.data.canvas,
-                                 train=cfg.train.epochs > 0, dirs=factory_dirs or ())
+                                 train=cfg.train.epochs > 0, dirs=factory_dirs or (),
+                                 in_channels=image_channels(cfg.data.colour))
     config_text = to_yaml(cfg)
     digest = config_digest(config_text)
     resume = None if fresh else resumable_run(results_dir, cfg.name, digest)
@@ -97,43 +104,49 @@ def run_experiment(cfg: Config, *, results_dir: Path, progress: bool = False, fr
                 seeds=cfg.seeds, protocol=protocol(cfg.sweep, cfg.data, cfg.seeds, list(factors)),
                 environment=environment(), models={}, fingerprints=unit_fingerprints(cfg), trained=[], reused={},
                 attempts=history, timings={"train_s": {}})
+    if cfg.factorial is not None:  # the combinations that cannot be built (invlab run prints them)
+        meta.data["factorial_left_out"] = left_out(cfg)
     with meta.recording():
         t0 = time.perf_counter()
         table = glyph_table(cfg.data)
         train_x, train_y = training_set(cfg.data, table)
         test_x, test_y = evaluation_set(cfg.data, table)  # position task: the paired top/bottom images
         classes = class_names(cfg.data)
+        meta.data["classes"] = classes
         # how much of the task total ink alone solves (ink.py): the accuracy a network must beat to read shape
         meta.data["ink_baseline"] = dict(accuracy=round(ink_baseline(train_x, train_y, test_x, test_y, len(classes)), 4),
                                          chance=round(1 / len(classes), 4))
         meta.data["timings"]["data_s"] = round(time.perf_counter() - t0, 2)
         earlier = {} if fresh else matching_checkpoints(results_dir, cfg.name, exclude=run_dir)
         trained, histories = {}, []
-        for (name, seed), settings in unit_settings(cfg).items():
+        data, units = UnitData(train_x, train_y, test_x, test_y, classes), unit_settings(cfg)
+        in_workers = {} if (jobs, executor) == (1, "processes") else train_units(
+            cfg, run_dir, units_to_train(run_dir, units, earlier, meta.data["fingerprints"]), data, jobs=jobs,
+            executor=executor, threads=threads, resources=resources, factory_dirs=factory_dirs, say=say)
+        for (name, seed), settings in units.items():
             t0, key, path = time.perf_counter(), unit_key(name, seed), checkpoint_path(run_dir, name, seed)
-            model, hist, source = _reuse(path, earlier.get(meta.data["fingerprints"][key]), settings, device, say)
+            model, hist, source = _reuse(path, earlier.get(meta.data["fingerprints"][key]), settings, device,
+                                         say if key not in in_workers else lambda msg: None)
             if model is None:
-                model, hist = train_model(settings["factors"], train_x, train_y, test_x, test_y, cfg.train,
-                                          noise=cfg.data.noise, seed=seed, num_classes=len(classes),
-                                          canvas=cfg.data.canvas, device=device, progress=progress, label=f"{name} seed {seed}")
-                save_checkpoint(path, model, name=name, seed=seed, data=settings["data"], train=settings["train"],
-                                factors=settings["factors"],
-                                classes=classes, history=hist)
+                model, hist = train_unit(cfg, name, seed, settings, data, device, run_dir, progress)
                 meta.data["trained"].append(key)
                 say(f"trained {name} seed {seed}: test accuracy {hist.iloc[-1].test_accuracy:.3f} "
                     f"({time.perf_counter() - t0:.1f}s)")
+            elif key in in_workers:  # trained just now by a worker (units.py)
+                meta.data["trained"].append(key)
             else:
                 meta.data["reused"][key] = source
             trained[(name, seed)] = model
             histories.append(hist.assign(model=name, seed=seed))
-            meta.data["timings"]["train_s"][key] = round(time.perf_counter() - t0, 2)
+            meta.data["timings"]["train_s"][key] = in_workers.get(key, round(time.perf_counter() - t0, 2))
             meta.data["models"][name] = dict(settings["factors"], n_params=count_parameters(model))
             if name in factory_files:
                 meta.data["models"][name]["factory_file"] = factory_files[name]  # where the module came from
             meta.save()
         train_csv = pd.concat(histories, ignore_index=True)
         write_csv(run_dir / TRAIN_CSV, train_csv[["model", "seed"] + [c for c in train_csv if c not in ("model", "seed")]])
-        _evaluate_and_write(run_dir, meta, trained, factors, cfg.data, cfg.sweep, device, progress)
+        parallel = dict(jobs=jobs, threads=threads, factory_dirs=factory_dirs or ()) if executor == "processes" else {}
+        _evaluate_and_write(run_dir, meta, trained, factors, cfg.data, cfg.sweep, device, progress, **parallel)
     return run_dir
 
 
@@ -160,10 +173,12 @@ def _reuse(path: Path, earlier: Path | None, settings: dict, device: torch.devic
 def _evaluate_and_write(folder: Path, meta: Meta, models: dict[ModelKey, torch.nn.Module], factors: dict,
                         data: DataConfig, sweep: SweepConfig, device: torch.device, progress: bool,
                         kind: str = "translation", layer_images: int | None = None,
-                        engine: str | dict = "auto") -> None:
+                        engine: str | dict = "auto", jobs: int = 1, threads: int | None = None,
+                        factory_dirs=()) -> None:
     """Sweep the models and write invariance.csv and summary.csv (and the layer profile when asked).
 
-    engine: auto | allshift | brute, or sweep_engines()'s choice; the engine used goes into meta.json's protocol."""
+    engine: auto | allshift | brute, or sweep_engines()'s choice; the engine used goes into meta.json's protocol.
+    jobs > 1 sweeps shares of the models in worker processes (sweep_jobs.py; the same tables) on a CPU."""
     plans = engine if isinstance(engine, dict) else sweep_engines(models, data, sweep, kind, engine)
     meta.data["protocol"].update(engine_protocol(plans, models, data.canvas, "parts" if kind == "parts" else sweep.mode))
     if layer_images:  # the profile takes the engine where it also has the taps (InvNet models)
@@ -172,7 +187,14 @@ def _evaluate_and_write(folder: Path, meta: Meta, models: dict[ModelKey, torch.n
                                                      "mixed" if tapped else "brute")
     meta.save()
     t0 = time.perf_counter()
-    inv, summary = evaluate_shifts(models, factors, data, sweep, device, progress, kind, engine=plans)
+    if jobs > 1 and isinstance(engine, str) and device.type == "cpu" and len({k[0] for k in models}) > 1:
+        from .sweep_jobs import sweep_in_workers
+
+        inv, summary = sweep_in_workers((folder / CONFIG_FILE).read_text(), folder, list(models), sweep, kind, engine,
+                                        jobs, threads, factory_dirs)
+        meta.data["sweep_workers"] = min(jobs, len({k[0] for k in models}))
+    else:
+        inv, summary = evaluate_shifts(models, factors, data, sweep, device, progress, kind, engine=plans)
     meta.data["timings"]["sweep_s"] = round(time.perf_counter() - t0, 2)
     write_csv(folder / INVARIANCE_CSV, inv)
     write_csv(folder / SUMMARY_CSV, summary)

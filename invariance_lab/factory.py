@@ -265,7 +265,7 @@ def build_custom(factors: dict, *, num_classes: int, canvas: int, in_channels: i
 
 
 def check_models(factors: dict[str, dict], *, num_classes: int, canvas: int, train: bool,
-                 dirs: Iterable[str | Path] = ()) -> dict[str, str]:
+                 dirs: Iterable[str | Path] = (), in_channels: int = 1) -> dict[str, str]:
     """Import, build and check every factory model of a config before anything is written; returns name -> the
     file its module came from (for meta.json). Torch's RNG is left as it was."""
     files = {}
@@ -274,7 +274,8 @@ def check_models(factors: dict[str, dict], *, num_classes: int, canvas: int, tra
             if not is_custom(f):
                 continue
             try:
-                build_custom(f, num_classes=num_classes, canvas=canvas, dirs=dirs, check_training=train)
+                build_custom(f, num_classes=num_classes, canvas=canvas, in_channels=in_channels, dirs=dirs,
+                             check_training=train)
             except InvlabError as e:
                 raise InvlabError(f"[models.{name}] {e}") from None
             files[name] = locate(f["factory"], dirs) or "?"

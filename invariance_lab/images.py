@@ -132,8 +132,9 @@ def _probe(path: Path) -> tuple[int, int]:
     if fmt not in FORMATS:
         raise InvlabError(f"{path} holds a {fmt} image, not PNG or JPEG")
     if max(size) > MAX_SIDE:
-        raise InvlabError(f"{path} is {size[0]} x {size[1]} px; at most {MAX_SIDE} px a side (use --size to "
-                          "resize images)")
+        # refused before decoding (a huge image is slow and large to decode), so resizing cannot rescue it
+        raise InvlabError(f"{path} is {size[0]} x {size[1]} px; images of at most {MAX_SIDE} px a side are read: "
+                          "shrink it with an image tool, or move it out of the folder")
     return size
 
 
@@ -191,12 +192,13 @@ def run_images(run_dir: str | Path, n_images: int | None = None) -> TensorImages
     float pixels, not 8-bit files) with their labels and class names."""
     from .config import load_config
     from .data import class_names, evaluation_set, glyph_table
+    from .folder_data import to_float
     from .runs import CONFIG_FILE, require_finished_run
 
     require_finished_run(Path(run_dir))
     cfg = load_config(Path(run_dir) / CONFIG_FILE)
     x, y = evaluation_set(cfg.data, glyph_table(cfg.data))
-    x, y = x[:n_images], y[:n_images]
+    x, y = to_float(x[:n_images]), y[:n_images]  # an image folder's pixels are kept as uint8
     return from_tensor(x, y, class_names(cfg.data), describe=f"the test images of run {run_dir}")
 
 

@@ -25,8 +25,9 @@ MARGIN = 0.95  # the reference is 0.95 x the least glyph ink, so gains stay <= 1
 
 
 def total_ink(images: torch.Tensor) -> torch.Tensor:
-    """(N,) float64 sum of each image's pixels."""
-    return images.double().flatten(1).sum(1)
+    """(N,) float64 sum of each image's pixels (uint8 pixels of an image folder count as value / 255)."""
+    total = images.double().flatten(1).sum(1)
+    return total / 255 if images.dtype == torch.uint8 else total
 
 
 def least_ink(data: DataConfig, table: GlyphTable) -> float:

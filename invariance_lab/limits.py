@@ -104,6 +104,36 @@ def canvas_problem(data: DataConfig) -> _Problem | None:
     return None
 
 
+def folder_problem(data: DataConfig) -> _Problem | None:
+    """source: folder: the first problem with the folder (a bad file, named), counts or a digest that disagree
+    with the folder, or a training offset out of bounds; None when fine. Fills in train_images, test_images and
+    folder_digest from the folder (folder_data.py)."""
+    from .folder_data import folder_split
+
+    try:
+        split = folder_split(data)
+    except InvlabError as e:
+        return _Problem("path", str(e), data.path)
+    if data.folder_digest is not None and data.folder_digest != split.digest:
+        return _Problem("folder_digest", f"the files of {data.path} changed since this config was written (names, "
+                        "sizes or classes differ from the run's record), so its models were trained on other images; "
+                        "restore the folder, or start a new run (remove folder_digest)", data.folder_digest)
+    for key, n in (("train_images", split.train.n), ("test_images", split.test.n)):
+        if key in data.model_fields_set and getattr(data, key) != n:
+            return _Problem(key, f"{data.path} holds {n} {key.split('_')[0]}ing images (the split of folder_data.py); "
+                            f"leave {key} out: the folder decides", getattr(data, key))
+        setattr(data, key, n)
+    data.folder_digest = split.digest
+    c, s = data.canvas, data.train_shift
+    if data.train_mode == "circular" and (s != int(s) or s > c / 2):
+        return _Problem("train_shift", f"train_mode: circular rolls by whole pixels, at most canvas/2 = {c // 2} "
+                        "(a larger roll repeats a smaller one)", s)
+    if data.train_mode == "canvas" and s >= c / 2:
+        return _Problem("train_shift", f"an offset of canvas/2 = {c / 2:g} px or more moves more than half of a "
+                        f"training image out of its frame; use train_shift < {c / 2:g}", s)
+    return None
+
+
 def _axis(r: list[float]) -> list[float]:
     """The values of an inclusive [start, stop, step] range (as shifts.axis_values)."""
     start, stop, step = r
@@ -132,7 +162,8 @@ def shift_problem(data: DataConfig, sweep: SweepConfig) -> _Problem | None:
     frame, so a shift that does this to the largest letter blanks every image. circular mode: a roll by r equals
     a roll by r - canvas, so |shift| >= canvas only repeats a smaller shift."""
     c = data.canvas
-    height, width, _ = letter_size(data)
+    # a folder's image fills its frame; translate_image needs |shift| < side - 1 to interpolate
+    height, width = (c - 2, c - 2) if data.source == "folder" else letter_size(data)[:2]
     for key, extent in (("dx", width), ("dy", height)):
         values = _axis(getattr(sweep, key))
         worst = max(values, key=abs)
@@ -179,6 +210,14 @@ def _data_memory(data: DataConfig, sweep: SweepConfig, kind: str = "translation"
     """Bytes of the images a run holds, by part, each with the key that scales it (float32 = 4 bytes a pixel)."""
     c, pair = data.canvas, data.task == "position"
     image = 4 * c * c
+    if data.source == "folder":  # 8-bit pixels kept (folder_data.py); floats a sweep batch at a time
+        from .folder_data import DECODE_BATCH, image_channels
+
+        pixels = c * c * image_channels(data.colour)
+        return {"training images": (data.train_images * pixels, "data.path"),
+                "test images": (data.test_images * pixels, "data.path"),
+                "sweep inputs": (4 * 4 * pixels * min(data.test_images, sweep.batch_size), "sweep.batch_size"),
+                "decoding": (4 * DECODE_BATCH * pixels, "data.canvas")}
     reach = max(abs(v) for v in sweep.dx[:2] + sweep.dy[:2])  # the largest shift, px
     parts = {
         # circular train_mode rolls a copy of the rendered set; the position task builds top, bottom and both
@@ -227,13 +266,18 @@ def _network_memory(cfg: Config) -> tuple[int, str]:
     weights). Training keeps three maps per block (conv, ReLU, downsampling) for the backward pass, and as much
     again for their gradients; evaluation (inference mode) needs about two maps at a time, a block's input and
     output."""
-    classes = 2 if cfg.data.task == "position" else len(cfg.data.letters)
+    if cfg.data.source == "folder":
+        from .folder_data import folder_split
+
+        classes = len(folder_split(cfg.data).classes)
+    else:
+        classes = 2 if cfg.data.task == "position" else len(cfg.data.letters)
     n_test = cfg.data.test_images * (2 if cfg.data.task == "position" else 1)
     total, largest, train_map, eval_map = 0, (0, ""), (0, ""), (0, "")
     for name, f in cfg.resolved_models().items():
         if "factory" in f:
             continue  # your own model (factory.py): its size is unknown until your code builds it
-        side, cin, params, saved, widest = cfg.data.canvas, 1, 0, 0, 0
+        side, cin, params, saved, widest = cfg.data.canvas, 3 if cfg.data.colour == "rgb" else 1, 0, 0, 0
         for cout in f["channels"]:
             params += f["kernel"] ** 2 * cin * cout + cout
             saved, widest = saved + 3 * cout * side * side, max(widest, cout * side * side)

@@ -23,13 +23,15 @@ from .shifts import (FILLS, INTERPOLATION, axis_values, grid_points, value_lines
 from .sweep import _add_factors
 from .sweep import summarize as summarize_sweep
 
-from .stream import (MODES, ORIGIN, check_channels, check_grid, pick_device, preparer, stream_sweep)
+from .stream import (MODES, ORIGIN, check_channels, check_grid, measure_engines, measure_shifts, pick_device,
+                     preparer)
 
 
 def _model_from(model: str | None, kwargs: dict | None, checkpoint: dict | None, weights: Path | None):
     """(module, factors, name, seed) for invlab measure: your factory (named by --model), or the preset an invlab
     checkpoint describes. A checkpoint's own factory is imported only when --model names it."""
     from .factory import call, check_kwargs, describe, is_custom
+    from .folder_data import data_channels
     from .models import build_model
 
     if kwargs is not None:
@@ -56,7 +58,8 @@ def _model_from(model: str | None, kwargs: dict | None, checkpoint: dict | None,
                           "checkpoint)")
     if kwargs is not None:
         raise InvlabError("--model-kwargs applies to --model; an invlab preset checkpoint has its own settings")
-    model = build_model(factors, num_classes=len(checkpoint["classes"]), canvas=int(checkpoint["data"]["canvas"]))
+    model = build_model(factors, num_classes=len(checkpoint["classes"]), canvas=int(checkpoint["data"]["canvas"]),
+                        in_channels=data_channels(checkpoint["data"]))
     return model, factors, name, seed
 
 
@@ -73,11 +76,12 @@ def measure_to_folder(*, images: str | Path, model: str | None = None, model_kwa
                       colour: str = "grey", size: tuple[int, int] | None = None, mean=None, std=None,
                       layers: bool = False, taps: list[str] | None = None, layer_images: int = 200,
                       batch_size: int = 256, name: str | None = None, results_dir: Path = Path("results"),
-                      device: str = "cpu", progress: bool = False, on_event=None) -> Path:
+                      device: str = "cpu", progress: bool = False, on_event=None, engine: str = "auto") -> Path:
     """`invlab measure`: measure a model (your factory, --model, with --weights; or an invlab checkpoint) on a
     folder of images; writes results/measure/<name>-<time>/ with meta.json, measure.yaml, invariance.csv,
     summary.csv (and with layers, layers.csv and layers_summary.csv). dx, dy: [start, stop, step] ranges (every
-    pair). Everything is checked before the folder is made."""
+    pair). engine: auto | allshift | brute (stream.measure_shifts). Everything is checked before the folder is
+    made."""
     from .config import check_range
     from .environment import environment
     from .factory import check_output, locate
@@ -135,6 +139,8 @@ def measure_to_folder(*, images: str | Path, model: str | None = None, model_kwa
         with torch.inference_mode():
             taps_for(net, taps)(first)  # the names exist and their outputs can be profiled
 
+    key = (label, seed)
+    plans, engines = measure_engines({key: net}, src.shape, mode, engine)  # --engine allshift refuses here
     folder = new_measure_folder(results_dir, label)
     say(f"measure folder: {folder}")
     settings = dict(model=model, model_kwargs=factors.get("kwargs") if model else None,
@@ -149,15 +155,15 @@ def measure_to_folder(*, images: str | Path, model: str | None = None, model_kwa
         proto.update(fill=fill, interpolation=INTERPOLATION)
     if layers:
         proto["layers"] = dict(n_images=min(layer_images, len(src)))
+    proto.update(engines)
     info = dict(factors, n_params=count_parameters(net), weights=settings["weights"])
     if model is not None:
         info["factory_file"] = locate(model) or "?"
     meta = Meta(folder, kind="measure", name="measure", run_id=folder.name, device=str(device), seeds=[seed],
                 protocol=proto, models={label: info}, environment=environment(), timings={})
-    key = (label, seed)
     with meta.recording():
         t0 = time.perf_counter()
-        result = stream_sweep({key: net}, src, lines, prepare, batch_size, device, progress)
+        result = measure_shifts({key: net}, src, lines, prepare, plans, batch_size, device, progress)
         meta.data["timings"]["measure_s"] = round(time.perf_counter() - t0, 2)
         inv = _add_factors(result.table, {label: factors}, mode)
         write_csv(folder / INVARIANCE_CSV, inv)
@@ -169,7 +175,7 @@ def measure_to_folder(*, images: str | Path, model: str | None = None, model_kwa
             n = min(layer_images, len(src))
             per_shift, per_layer = profile({key: net}, lambda c, dx_, dy_: prepare(src(c), dx_, dy_), n, points,
                                            mode, batch_size, device, progress=progress,
-                                           engine="brute" if taps else "auto", taps=taps)
+                                           engine="brute" if taps else plans, taps=taps)
             meta.data["timings"]["layers_s"] = round(time.perf_counter() - t0, 2)
             write_csv(folder / LAYERS_CSV, _add_factors(per_shift, {label: factors}, mode))
             write_csv(folder / LAYERS_SUMMARY_CSV, _add_factors(per_layer, {label: factors}, mode))

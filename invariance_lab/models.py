@@ -180,20 +180,20 @@ class InvNet(nn.Module):
         return self.fc(self.pool(self.features(x)))
 
 
-def create_model(name_or_spec: str | dict, *, num_classes: int, canvas: int) -> InvNet:
+def create_model(name_or_spec: str | dict, *, num_classes: int, canvas: int, in_channels: int = 1) -> InvNet:
     """A network from a preset name (`list_models()`) or a spec dict (a preset and / or factors)."""
     spec = {"arch": name_or_spec} if isinstance(name_or_spec, str) else name_or_spec
-    return build_model(resolve_spec(spec), num_classes, canvas)
+    return build_model(resolve_spec(spec), num_classes, canvas, in_channels)
 
 
-def build_model(factors: dict, num_classes: int, canvas: int) -> nn.Module:
+def build_model(factors: dict, num_classes: int, canvas: int, in_channels: int = 1) -> nn.Module:
     """A network from a resolved factor dict, as checkpoints store them (create_model resolves for you); a factory
     spec calls your function (factory.build_custom: imported, called with its kwargs, checked on a dummy batch)."""
     if "factory" in factors:
         from .factory import build_custom
 
-        return build_custom(factors, num_classes=num_classes, canvas=canvas)
-    return InvNet(factors, num_classes, canvas)
+        return build_custom(factors, num_classes=num_classes, canvas=canvas, in_channels=in_channels)
+    return InvNet(factors, num_classes, canvas, in_channels)
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -1,15 +1,18 @@
-"""Figures for finished runs: metric against shift (mean over seeds, 95% CI band), (dx, dy) heatmaps, and the
-layer profile (error against depth) of sweeps made with --layers.
+"""Figures for finished runs: metric against shift (mean over seeds, 95% CI band), (dx, dy) heatmaps, accuracy
+against consistency (one point per model and seed), and the layer profile (error against depth) of sweeps made
+with --layers.
 
-Every function writes PNGs into out_dir and returns their paths. Figures are built with
-matplotlib.figure.Figure, not pyplot: no global backend or figure state is touched, so this works headless
-(Agg renders the PNG) and cannot interfere with whatever backend the caller uses. Example:
+`figures()` builds them as named Figure objects (htmlpage.py renders them to PNG in memory); the plot_*
+functions write PNGs into out_dir and return their paths. Figures are built with matplotlib.figure.Figure, not
+pyplot: no global backend or figure state is touched, so this works headless (Agg renders the PNG) and cannot
+interfere with whatever backend the caller uses. Example:
 
     plot_all([load_result("results/seed_question/20261125-101500")], "results/seed_question/plots")
 """
 
 from __future__ import annotations
 
+import io
 import math
 import re
 from pathlib import Path
@@ -81,7 +84,25 @@ def _out(out_dir: str | Path) -> Path:
     return out
 
 
+def save(fig: Figure, out_dir: str | Path, name: str) -> Path:
+    path = _out(out_dir) / name
+    fig.savefig(path)
+    return path
+
+
+def png_bytes(fig: Figure) -> bytes:
+    """The figure as PNG bytes, for pages that embed it (no file written)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return buf.getvalue()
+
+
 def plot_metric_vs_shift(results: list[Result], metric: str, axis: str, out_dir: str | Path) -> Path:
+    """<metric>_vs_<axis>.png: metric_vs_shift_figure, written."""
+    return save(metric_vs_shift_figure(results, metric, axis), out_dir, f"{metric}_vs_{axis}.png")
+
+
+def metric_vs_shift_figure(results: list[Result], metric: str, axis: str) -> Figure:
     """One line per (run, model): mean over seeds of `metric` along `axis` (other shift 0), 95% CI band."""
     means, cis = shift_table(results, metric, axis)
     label = _legend(results)
@@ -112,9 +133,7 @@ def plot_metric_vs_shift(results: list[Result], metric: str, axis: str, out_dir:
     else:
         ax.legend(fontsize=9)
     fig.tight_layout()
-    path = _out(out_dir) / f"{metric}_vs_{axis}.png"
-    fig.savefig(path)
-    return path
+    return fig
 
 
 def is_2d(result: Result) -> bool:
@@ -125,10 +144,15 @@ def is_2d(result: Result) -> bool:
 
 
 def plot_heatmaps(results: list[Result], metric: str, out_dir: str | Path) -> list[Path]:
-    """Per 2-D result, one figure: a heatmap per model of the mean over seeds on (dx, dy), shared colours."""
+    """heatmap_figures, written: <metric>_heatmap.png, or one <metric>_heatmap_<run>.png per 2-D result."""
+    return [save(fig, out_dir, name) for name, fig in heatmap_figures(results, metric)]
+
+
+def heatmap_figures(results: list[Result], metric: str) -> list[tuple[str, Figure]]:
+    """Per 2-D result, (file name, figure): a heatmap per model of the mean over seeds on (dx, dy), shared colours."""
     choose("metric", metric, METRIC_COLUMNS)
     grids = [r for r in results if is_2d(r)]
-    paths = []
+    out = []
     for r in grids:
         mean = r.invariance.groupby(["model", "dx", "dy"], sort=False)[metric].mean().reset_index()
         models = list(dict.fromkeys(mean["model"]))
@@ -167,14 +191,17 @@ def plot_heatmaps(results: list[Result], metric: str, out_dir: str | Path) -> li
         fig.suptitle(f"{_title_name(metric)} over (dx, dy), {mode} shift, mean over seeds\n{r.label}",
                      fontsize=11)
         name = f"{metric}_heatmap.png" if len(grids) == 1 else f"{metric}_heatmap_{_safe(r.label)}.png"
-        path = _out(out_dir) / name
-        fig.savefig(path)
-        paths.append(path)
-    return paths
+        out.append((name, fig))
+    return out
 
 
 def plot_layer_profile(results: list[Result], out_dir: str | Path) -> Path:
-    """layers_vs_depth.png: one panel per layer quantity, x = tap in depth order, one line per (run, model)."""
+    """layers_vs_depth.png: layer_profile_figure, written."""
+    return save(layer_profile_figure(results), out_dir, "layers_vs_depth.png")
+
+
+def layer_profile_figure(results: list[Result]) -> Figure:
+    """One panel per layer quantity, x = tap in depth order, one line per (run, model)."""
     tables = {q: layer_table(results, q) for q in LAYER_QUANTITIES}
     label = _legend(results)
     fig = Figure(figsize=(5.2 * len(tables) + 1.5, 4.6), dpi=DPI, layout="constrained")
@@ -196,27 +223,102 @@ def plot_layer_profile(results: list[Result], out_dir: str | Path) -> Path:
     axes[-1].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     fig.suptitle(f"where invariance comes from: {_modes(results)}, mean over seeds (and non-zero shifts), "
                  f"band = 95% CI (cut at 0)", fontsize=11)
-    path = _out(out_dir) / "layers_vs_depth.png"
-    fig.savefig(path)
-    return path
+    return fig
 
 
-def plot_all(results: list[Result], out_dir: str | Path,
-             metrics: tuple[str, ...] = ("flip_rate", "prob_change")) -> list[Path]:
-    """Line plots along every axis that varies (in any result), heatmaps for 2-D grids; returns all paths."""
+# x of the accuracy-consistency plot: accuracy under shift (the default), or on the unshifted images
+ACCURACY_AXES = {"mean_accuracy": "accuracy under shift\n(mean over the non-zero shifts)",
+                 "clean_accuracy": "clean accuracy\n(unshifted test images)"}
+CONSISTENCY_LABEL = "consistency = 1 − mean flip rate\n(prediction at a shift = prediction at (0,0))"
+CONSISTENCY_FILE = "consistency_vs_accuracy.png"
+
+
+def plot_accuracy_consistency(results: list[Result], out_dir: str | Path, accuracy: str = "mean_accuracy") -> Path:
+    """consistency_vs_accuracy.png: accuracy_consistency_figure, written."""
+    return save(accuracy_consistency_figure(results, accuracy), out_dir, CONSISTENCY_FILE)
+
+
+def _accuracy_points(results: list[Result], accuracy: str):
+    """Per (run, model): the seeds' (x = accuracy, y = 1 - mean flip rate, at chance?), finite points only."""
+    flags = seed_flags(results).set_index(["run", "model", "seed"])["at_chance"]
+    points = {}
+    for r in results:
+        s = r.summary
+        for model, g in s.groupby("model", sort=False):
+            x = g[accuracy].to_numpy(float)
+            y = 1.0 - g["mean_flip_rate"].to_numpy(float)
+            chance = np.array([bool(flags.get((r.label, model, seed), False)) for seed in g["seed"]])
+            keep = np.isfinite(x) & np.isfinite(y)  # invlab measure without labels has no accuracy
+            if keep.any():
+                points[(r.label, model)] = (x[keep], y[keep], chance[keep])
+    return points
+
+
+def accuracy_consistency_figure(results: list[Result], accuracy: str = "mean_accuracy") -> Figure:
+    """One small point per model and seed (x = accuracy, y = consistency = 1 - mean flip rate) and a large one
+    for the model's mean over seeds: the trade-off Zhang (2019) plots, so that a model is never judged on one of
+    the two alone. A model that always answers one class is perfectly consistent: seeds at chance are drawn
+    hollow and named in the legend, and a dotted line marks chance accuracy."""
+    choose("accuracy axis", accuracy, ACCURACY_AXES)
+    points = _accuracy_points(results, accuracy)
+    if not points:
+        raise InvlabError("no accuracy in these results (images measured without labels), so there is no "
+                          "accuracy-consistency plot; the flip-rate plots still apply.")
+    label = _legend(results)
+    fig = Figure(figsize=(7.5, 5.0), dpi=DPI, layout="constrained")
+    ax = fig.add_subplot()
+    for i, ((run, model), (x, y, chance)) in enumerate(points.items()):
+        color = f"C{i % 10}"
+        marker = "os^vDP*X"[(i // 10) % 8]  # more than ten models: colours repeat, markers tell them apart
+        ax.scatter(x[~chance], y[~chance], s=22, color=color, marker=marker, alpha=0.75, linewidths=0)
+        ax.scatter(x[chance], y[chance], s=22, facecolors="none", edgecolors=color, marker=marker)
+        ax.scatter([x.mean()], [y.mean()], s=110, color=color, marker=marker, edgecolors="black", linewidths=0.8,
+                   label=label(run, model), zorder=3)
+    chance_levels = sorted(set(1.0 / seed_flags(results)["n_classes"]))
+    for level in chance_levels:
+        ax.axvline(level, color="0.5", linestyle=":", linewidth=1.0, zorder=0)
+    xs = np.concatenate([p[0] for p in points.values()] + [np.array(chance_levels)])
+    ys = np.concatenate([p[1] for p in points.values()])
+    ax.set_xlim(max(0.0, xs.min() - 0.05), 1.02)
+    ax.set_ylim(max(0.0, ys.min() - 0.05), 1.02)
+    ax.set_xlabel(ACCURACY_AXES[accuracy])
+    ax.set_ylabel(CONSISTENCY_LABEL)
+    # over the whole figure, not the axes: a long legend beside the axes leaves them narrower than the title
+    fig.suptitle(f"accuracy and consistency, {_modes(results)}: small = one seed, large = mean over seeds\n"
+                 f"up and to the right is better; dotted = chance accuracy (hollow: seed at chance)", fontsize=10)
+    ax.grid(True, alpha=0.35)
+    # below the axes, where neither the suptitle nor long run names can collide with it
+    handles, names = ax.get_legend_handles_labels()
+    fig.legend(handles, names, fontsize=8, loc="outside lower center", frameon=False,
+               ncols=1 if max(map(len, names)) > 45 else min(len(names), 2 if max(map(len, names)) > 20 else 4))
+    return fig
+
+
+def figures(results: list[Result], metrics: tuple[str, ...] = ("flip_rate", "prob_change")) -> list[tuple[str, Figure]]:
+    """(file name, figure) of every plot that applies: line plots along every axis that varies (in any result),
+    heatmaps for 2-D grids, accuracy against consistency, and the layer profile of sweeps made with --layers."""
     for m in metrics:
         choose("metric", m, METRIC_COLUMNS)
-    paths = []
+    out = []
     for metric in metrics:
         for axis in AXES:
             if any(axis_slice(r.invariance, axis)[axis].nunique() > 1 for r in results):
                 varying = [r for r in results if not axis_slice(r.invariance, axis).empty]
-                paths.append(plot_metric_vs_shift(varying, metric, axis, out_dir))
-        paths.extend(plot_heatmaps(results, metric, out_dir))
+                out.append((f"{metric}_vs_{axis}.png", metric_vs_shift_figure(varying, metric, axis)))
+        out.extend(heatmap_figures(results, metric))
+    if _accuracy_points(results, "mean_accuracy"):
+        out.append((CONSISTENCY_FILE, accuracy_consistency_figure(results)))
     with_layers = [r for r in results if r.layers is not None]
     if with_layers:
-        paths.append(plot_layer_profile(with_layers, out_dir))
-    return paths
+        out.append(("layers_vs_depth.png", layer_profile_figure(with_layers)))
+    return out
 
 
-__all__ = ["plot_metric_vs_shift", "plot_heatmaps", "plot_layer_profile", "plot_all", "is_2d"]
+def plot_all(results: list[Result], out_dir: str | Path,
+             metrics: tuple[str, ...] = ("flip_rate", "prob_change")) -> list[Path]:
+    """Every figure of figures(), written into out_dir; returns the paths."""
+    return [save(fig, out_dir, name) for name, fig in figures(results, metrics)]
+
+
+__all__ = ["figures", "is_2d", "plot_accuracy_consistency", "plot_all", "plot_heatmaps", "plot_layer_profile",
+           "plot_metric_vs_shift", "png_bytes"]

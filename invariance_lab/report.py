@@ -22,7 +22,7 @@ import yaml
 from .errors import InvlabError, choose
 from .stats import ci_halfwidth, is_at_chance, with_bounds
 from .results import Result, load_result  # noqa: F401  (load_result: part of this API)
-from .runs import CONFIG_FILE, SWEEP_DIR
+from .runs import CONFIG_FILE, SWEEP_DIR, is_study
 from .sweep import FACTOR_COLUMNS, METRIC_COLUMNS, SUMMARY_METRICS
 
 AXES = ("dx", "dy")
@@ -227,6 +227,14 @@ def build_report(paths: list[str | Path], *, by: str = "model", metric: str = "f
     choose("metric", metric, METRIC_COLUMNS)
     if axis is not None:
         choose("shift axis", axis, AXES)
+    studies = [p for p in paths if is_study(p)]
+    if studies:  # a study (study.py): its runs, with a column per varied key in place of the run column
+        if len(paths) > 1:
+            raise InvlabError(f"{studies[0]} is a study: report it alone (its runs are compared with a column per "
+                              "varied key), or name run folders instead")
+        from .study import build_study_report
+
+        return build_study_report(studies[0], by=by, metric=metric, axis=axis, drop_chance=drop_chance)
     results = [load_result(p) for p in paths]
     flags = seed_flags(results)
     dropped = flags[flags["at_chance"]] if drop_chance else flags.iloc[:0]

@@ -8,6 +8,10 @@
         invariance.csv     per model x seed x shift
         summary.csv        per model x seed
         sweeps/<id>/       re-sweeps: sweep.yaml, meta.json, invariance.csv, summary.csv [, layers*.csv]
+        units/             units trained by workers (--jobs, --executor; units.py): <key>.json (state, heartbeat),
+                           <key>.log, data.pt (the images, while workers run), submitit/ (cluster job files)
+
+    results/<name>/study-<time>/study.json   `invlab run --vary`: the varied keys and each combination's run folder
 
     results/measure/<name>-<time>/   `invlab measure` of a model of your own: measure.yaml, meta.json (kind
                                      "measure"), invariance.csv, summary.csv [, layers*.csv]
@@ -53,6 +57,12 @@ SWEEP_FILE = "sweep.yaml"
 MEASURE_DIR = "measure"  # results/measure/<name>-<time>/: invlab measure
 MEASURE_FILE = "measure.yaml"  # what invlab measure was asked: model, weights, images, shifts
 
+UNIT_DIR = "units"  # units/<model>-seed<seed>.json: a unit's state as its worker last wrote it; .log: its log
+UNIT_DATA = "data.pt"  # units/data.pt: the run's images, for worker processes and cluster jobs (removed at the end)
+SUBMITIT_DIR = "submitit"  # units/submitit/: submitit's job files and logs (--executor slurm, submitit-local)
+STUDY_FILE = "study.json"  # results/<name>/study-<time>/study.json: a study's overrides and its run folders
+STUDY_PREFIX = "study-"
+
 HEARTBEAT_S = 30.0  # meta.json's heartbeat is refreshed this often while a run or sweep is alive
 
 
@@ -63,6 +73,72 @@ def unit_key(model: str, seed: int) -> str:
 
 def checkpoint_path(run_dir: Path, model: str, seed: int) -> Path:
     return Path(run_dir) / CHECKPOINT_DIR / f"{unit_key(model, seed)}.pt"
+
+
+def unit_state_path(run_dir: Path, key: str) -> Path:
+    """units/<key>.json: the state a unit's worker last wrote (running, complete, failed, interrupted)."""
+    return Path(run_dir) / UNIT_DIR / f"{key}.json"
+
+
+def unit_log_path(run_dir: Path, key: str) -> Path:
+    """units/<key>.log: what the unit's worker said, a failed unit's traceback last."""
+    return Path(run_dir) / UNIT_DIR / f"{key}.log"
+
+
+def unit_data_path(run_dir: Path) -> Path:
+    return Path(run_dir) / UNIT_DIR / UNIT_DATA
+
+
+def submitit_dir(run_dir: Path) -> Path:
+    return Path(run_dir) / UNIT_DIR / SUBMITIT_DIR
+
+
+def read_unit_state(run_dir: Path, key: str) -> dict | None:
+    """A unit's state file, or None when there is none (or it is not readable: a worker that never started)."""
+    try:
+        state = read_json(unit_state_path(run_dir, key))
+    except InvlabError:
+        return None
+    return state if isinstance(state, dict) else None
+
+
+def log_tail(path: Path, lines: int = 8) -> list[str]:
+    """The last lines of a log file ([] when there is none)."""
+    try:
+        return Path(path).read_text(encoding="utf-8", errors="replace").splitlines()[-lines:]
+    except OSError:
+        return []
+
+
+def new_study_folder(results_dir: Path, name: str) -> Path:
+    """results_dir/<name>/study-<time>/: beside the run folders of that name (it holds no meta.json, so it is
+    never taken for a run)."""
+    return new_folder(Path(results_dir) / name, prefix=STUDY_PREFIX)
+
+
+def is_study(path: Path) -> bool:
+    return (Path(path) / STUDY_FILE).is_file()
+
+
+def read_study(path: Path) -> dict:
+    """study.json of a study folder, or an InvlabError saying what the folder is not."""
+    path = Path(path)
+    raw = read_json(path / STUDY_FILE) if is_study(path) else None
+    if not isinstance(raw, dict) or not isinstance(raw.get("runs"), list) or not isinstance(raw.get("vary"), dict):
+        raise InvlabError(f"{path} is not a study folder (no valid {STUDY_FILE}); give a folder made by "
+                          "`invlab run CONFIG --vary KEY=V1,V2`, such as results/<name>/study-<time>")
+    return raw
+
+
+def studies(results_dir: Path, name: str) -> list[tuple[Path, dict]]:
+    """(folder, study.json) of every readable study of this name, oldest first."""
+    found = []
+    for path in sorted(Path(results_dir).glob(f"{name}/{STUDY_PREFIX}*/{STUDY_FILE}")):
+        try:
+            found.append((path.parent, read_study(path.parent)))
+        except InvlabError:
+            continue
+    return found
 
 
 # ------------------------------------------------------------------------------------------- atomic writes
@@ -191,8 +267,17 @@ def _alive(pid: int, start: str | None) -> bool:
         return False
     except (PermissionError, OverflowError):
         return True  # exists, but not ours (or the pid is nonsense): do not claim it is gone
+    if _zombie(pid):  # killed, not yet reaped by its parent: gone all the same
+        return False
     now = _process_start(pid)
     return start is None or now is None or now == start
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except (OSError, IndexError):
+        return False
 
 
 def run_state(meta: dict) -> str:
@@ -266,6 +351,22 @@ class Meta:
         self.data["finished"] = _now()
         self.data.setdefault("timings", {})["total_s"] = round(time.perf_counter() - self._t0, 2)
         self.save()
+
+
+class UnitRecord(Meta):
+    """units/<key>.json for one (model, seed) unit, kept like meta.json (status, pid, host, heartbeat), so that
+    run_state tells a live unit from a dead one; `recording()` marks it complete, failed or interrupted."""
+
+    def __init__(self, run_dir: Path, key: str, **fields):
+        self._file = unit_state_path(run_dir, key)
+        self._file.parent.mkdir(parents=True, exist_ok=True)
+        super().__init__(run_dir, key=key, **fields)
+        self.path = self._file
+
+    def save(self) -> None:
+        with self._lock:
+            self.data["heartbeat"] = _now()
+            write_json(self._file, self.data)
 
 
 def _now() -> str:

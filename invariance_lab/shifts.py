@@ -114,6 +114,9 @@ SWEEP_KINDS = ("translation", "parts")
 def check_sweep(data, sweep, kind: str) -> None:
     """Refuse sweep kinds and modes that do not apply to this data (DataConfig, SweepConfig), with the reason."""
     choose("sweep kind", kind, SWEEP_KINDS)
+    if data.source == "folder" and kind == "parts":
+        raise InvlabError("--kind parts moves one stroke of a drawn letter; this run's images come from an image "
+                          "folder (data.source: folder), which has no parts to move: use a run on letters")
     if data.task == "position" and kind == "parts":
         raise InvlabError("--kind parts needs task: letter; the position task's test images are rolled pairs, "
                           "not redrawn letters")
@@ -141,9 +144,23 @@ def shifted_inputs(table, test, canvas: int, mode: str, max_shift: float):
     return CanvasShifts(lambda fx, fy: draw(table, test, canvas + 2 * margin, margin + fx, margin + fy), canvas, margin)
 
 
+def folder_inputs(data, mode: str, n_images: int | None = None):
+    """(inputs(chunk, dx, dy), labels) of an image folder's test images: rolled, or translated in their frame
+    with data.fill entering (translate_image); floats a chunk at a time from the kept 8-bit pixels."""
+    from .folder_data import folder_test_set, to_float
+
+    reference, labels = folder_test_set(data)
+    reference, labels = reference[:n_images], labels[:n_images]
+    if mode == "circular":
+        return (lambda c, dx, dy: circular_shift(to_float(reference[c]), dx, dy)), labels
+    return (lambda c, dx, dy: translate_image(to_float(reference[c]), dx, dy, data.fill)), labels
+
+
 def sweep_inputs(data, sweep, kind: str = "translation", n_images: int | None = None):
     """(inputs(chunk, dx, dy), labels) for the first n_images test items (all by default)."""
     check_sweep(data, sweep, kind)
+    if data.source == "folder":
+        return folder_inputs(data, sweep.mode, n_images)
     table = glyph_table(data)
     if data.task == "position":
         reference, labels = position_test_set(data, table)

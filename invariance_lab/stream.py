@@ -185,6 +185,46 @@ def stream_sweep(models: dict[ModelKey, nn.Module], images: Images, lines: list[
     return SweepResult(table=tidy_table(rows, list(models)), clean_accuracy=clean_accuracy)
 
 
+def measure_engines(models: dict[ModelKey, nn.Module], shape: tuple[int, int, int], mode: str,
+                    engine: str = "auto") -> tuple[dict, dict]:
+    """({model key: engine.Plan, or None for brute force}, the engine protocol for meta.json) for images of
+    `shape` (C, H, W). engine: auto takes the exact all-shift engine (engine.py) for every model it applies to
+    (circular mode, square images, layers of known kinds), brute force for the rest; allshift refuses
+    (InvlabError, with the reason) where it does not apply; brute never takes it."""
+    from .engine import ENGINE_CHOICES, choose_engines, engine_protocol
+
+    _, h, w = shape
+    if h == w:
+        plans = choose_engines(models, h, mode, engine)
+        return plans, engine_protocol(plans, models, h, mode)
+    choose("engine", engine, ENGINE_CHOICES)  # the engine rolls a C x C map: not these images
+    if engine == "allshift":
+        raise InvlabError(f"--engine allshift needs square images (it rolls a C x C map); these are {h} x {w} px: "
+                          "use --engine auto or brute, or --size to make them square")
+    names = sorted({k[0] for k in models})
+    return dict.fromkeys(models), dict(engine="brute", engines=dict.fromkeys(names, "brute"),
+                                       engine_notes=dict.fromkeys(names, f"the images are not square ({h} x {w} px)"))
+
+
+def measure_shifts(models: dict[ModelKey, nn.Module], images: Images, lines: list[list[tuple[float, float]]],
+                   prepare: Prepare, plans: dict, batch_size: int, device: torch.device,
+                   progress: bool = False) -> SweepResult:
+    """stream_sweep's result, with the models that have a plan (measure_engines) evaluated by the all-shift
+    engine: it reads every image once, unshifted, and rolls inside the network (a --mean/--std normalisation is
+    per channel, so it commutes with the roll and the inputs are the same)."""
+    from .engine import allshift_sweep, merge_results
+
+    brute = {k: m for k, m in models.items() if plans[k] is None}
+    fast = {k: p for k, p in plans.items() if p is not None}
+    parts = []
+    if brute:
+        parts.append(stream_sweep(brute, images, lines, prepare, batch_size, device, progress))
+    if fast:
+        parts.append(allshift_sweep(fast, lambda ch, dx, dy: prepare(images(ch), dx, dy), images.labels, lines,
+                                    batch_size, device, progress, n=len(images)))
+    return merge_results(parts, list(models))
+
+
 def named_models(model) -> dict[str, nn.Module]:
     if isinstance(model, nn.Module):
         return {type(model).__name__: model}

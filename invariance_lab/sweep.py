@@ -162,6 +162,10 @@ def protocol(sweep: SweepConfig, data: DataConfig, seeds: list[int], models: lis
              models=list(models), n_shifts=len(grid_points(shift_lines(sweep.dx, sweep.dy, sweep.grid))))
     if data.task == "position":
         p["task"] = "position"  # paired top/bottom test images; the label is the half, not the letter
+    if data.source == "folder":  # images translated as pixels, not letters redrawn (folder_data.py)
+        from .shifts import INTERPOLATION
+
+        p.update(images=f"the test split of {data.path}", fill=data.fill, interpolation=INTERPOLATION)
     if kind == "translation" and covers_every_roll(sweep, data.canvas):
         p["all_shifts"] = True  # the whole translation group of the canvas: the summary's worst case is exact
     return p
@@ -198,7 +202,7 @@ def evaluate_shifts(models: dict[ModelKey, torch.nn.Module], factors: dict[str, 
     engine: auto (the all-shift engine, engine.py, for every model it applies to: circular sweeps of circular
     networks; brute force for the rest), allshift (refuse where it does not apply), brute, or the result of
     sweep_engines(). The numbers are the same either way, to float round-off."""
-    from .engine import allshift_sweep
+    from .engine import allshift_sweep, merge_results
 
     inputs, labels = sweep_inputs(data, sweep, kind)
     lines = shift_lines(sweep.dx, sweep.dy, sweep.grid)
@@ -210,9 +214,7 @@ def evaluate_shifts(models: dict[ModelKey, torch.nn.Module], factors: dict[str, 
         parts.append(run_sweep(brute, inputs, labels, lines, sweep.batch_size, device, progress=progress))
     if fast:
         parts.append(allshift_sweep(fast, inputs, labels, lines, sweep.batch_size, device, progress=progress))
-    result = parts[0] if len(parts) == 1 else SweepResult(
-        table=tidy_table(pd.concat([r.table for r in parts], ignore_index=True).to_dict("records"), list(models)),
-        clean_accuracy={k: r.clean_accuracy[k] for k in models for r in parts if k in r.clean_accuracy})
+    result = merge_results(parts, list(models))
     inv = _add_factors(result.table, factors, "parts" if kind == "parts" else sweep.mode)
     return inv, summarize(inv, result.clean_accuracy, n_classes=len(class_names(data)))
 

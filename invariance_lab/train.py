@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 
 from .config import TrainConfig
 from .errors import InvlabError
+from .folder_data import to_float
 from .models import InvNet, build_model
 
 
@@ -35,7 +36,7 @@ def evaluate_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, device
     model.eval()
     hits = 0
     for i in range(0, len(y), batch_size):
-        hits += int((model(x[i:i + batch_size].to(device)).argmax(1).cpu() == y[i:i + batch_size]).sum())
+        hits += int((model(to_float(x[i:i + batch_size]).to(device)).argmax(1).cpu() == y[i:i + batch_size]).sum())
     return hits / len(y)
 
 
@@ -43,7 +44,8 @@ def train_model(factors: dict, train_x: torch.Tensor, train_y: torch.Tensor, tes
                 test_y: torch.Tensor, cfg: TrainConfig, *, noise: float, seed: int, num_classes: int, canvas: int,
                 device: torch.device, progress: bool = False, label: str = "") -> tuple[InvNet, pd.DataFrame]:
     torch.manual_seed(seed)  # weight initialisation
-    model = build_model(factors, num_classes=num_classes, canvas=canvas).to(device)
+    # images: float, or uint8 pixels of an image folder (folder_data.py), made floats a batch at a time
+    model = build_model(factors, num_classes=num_classes, canvas=canvas, in_channels=train_x.shape[1]).to(device)
     gen = torch.Generator().manual_seed(seed)  # batch order and training noise
     opt = make_optimizer(model.parameters(), cfg)
     loss_fn = nn.CrossEntropyLoss()
@@ -57,7 +59,7 @@ def train_model(factors: dict, train_x: torch.Tensor, train_y: torch.Tensor, tes
         order = torch.randperm(n, generator=gen)
         for i in range(0, n, cfg.batch_size):
             idx = order[i:i + cfg.batch_size]
-            x, y = train_x[idx], train_y[idx]
+            x, y = to_float(train_x[idx]), train_y[idx]
             if noise > 0:
                 x = x + noise * torch.randn(x.shape, generator=gen)
             x, y = x.to(device), y.to(device)

@@ -26,7 +26,7 @@ from invariance_lab.data import draw, glyph_table, reference_letters, training_s
 from invariance_lab.engine import allshift_plan, allshift_sweep, choose_engines, engine_protocol, why_not
 from invariance_lab.engine_rules import PHASES, _max_pool_phases, roll2d
 from invariance_lab.errors import InvlabError
-from invariance_lab.layers import DOWNSAMPLES
+from invariance_lab.layers import DOWNSAMPLES, Pad2d
 from invariance_lab.layerwise import layer_profile, layer_taps
 from invariance_lab.models import HEADS, build_model, resolve_spec
 from invariance_lab.shifts import circular_shift, shift_lines
@@ -165,6 +165,7 @@ def test_the_refusal_matters_with_zero_padding():
     net = model(factors("max", "global_avg", padding="zeros"), 12, "untrained")
     for block in net.blocks:
         block.padding = "circular"  # lie to the rule; the padding modules still pad with zeros
+        block.pad, block.conv.padding = Pad2d("zeros", 1, 1, 1, 1), (0, 0)  # the same zero padding, as a module
     plan = allshift_plan(net, 12)
     x, shifts = letters(12)["x"], [(dx, dy) for dx in range(12) for dy in range(12)]
     with torch.no_grad():

@@ -70,6 +70,8 @@ def test_run_reports_the_ink_baseline_and_parts_refuse_outline_glyphs(tmp_path, 
     meta = json.loads((run_dir / "meta.json").read_text())
     assert set(meta["ink_baseline"]) == {"accuracy", "chance"} and 0 <= meta["ink_baseline"]["accuracy"] <= 1
     assert "ink baseline: test accuracy" in res.output
+    res = runner.invoke(app, ["report", str(run_dir)])  # the report says it too, under the table
+    assert res.exit_code == 0 and "ink baseline: test accuracy" in res.output
     assert "glyphs: outline" in (run_dir / "config.yaml").read_text()
     res = runner.invoke(app, ["sweep", str(run_dir), "--kind", "parts"])
     assert res.exit_code == 2 and "data.glyphs: outline" in res.output and "Traceback" not in res.output

@@ -8,6 +8,7 @@ import math
 import pytest
 import torch
 from torch import nn
+import torch.nn.functional as F
 
 from invariance_lab.layers import (
     DOWNSAMPLE_KINDS,
@@ -254,3 +255,15 @@ def test_stride_one_circular_stack_is_invariant_and_equivariant():
     for shift in [(0, 1), (3, 5), (17, 30)]:
         rolled_after = torch.roll(block(x), shift, (-2, -1))
         assert torch.allclose(block(torch.roll(x, shift, (-2, -1))), rolled_after, atol=1e-6)
+
+
+@pytest.mark.parametrize("downsample", ["none", "max", "stride", "blur_max", "aps_stride"])
+@pytest.mark.parametrize("kernel", [1, 3, 5])
+def test_zero_padding_done_by_the_conv_is_bit_for_bit_the_explicit_padding(downsample, kernel):
+    torch.manual_seed(0)
+    block = ConvBlock(3, 5, kernel=kernel, padding="zeros", downsample=downsample).eval()
+    x = torch.rand(4, 3, 16, 16)
+    explicit = block.down(block.act(F.conv2d(F.pad(x, (kernel // 2,) * 4), block.conv.weight, block.conv.bias,
+                                             stride=block.conv.stride)))
+    assert torch.equal(block(x), explicit)
+    assert block.out_size(16) == block(x).shape[-1]

@@ -200,6 +200,40 @@ def test_measure_reads_safetensors(tmp_path, folder, one_thread):
     assert res.exit_code == 0, res.output
 
 
+@pytest.mark.parametrize("make", [circular_gap, lambda: create_model(
+    {"arch": "conv_maxpool", "channels": [3, 4], "padding": "circular"}, num_classes=2, canvas=SIDE)])
+def test_measure_engine_equals_brute_force_and_says_which_ran(make, one_thread):
+    torch.manual_seed(2)
+    model = make().eval()
+    x, y = images(10), torch.tensor([0, 1] * 5)
+    kw = dict(dx=EVERY_ROLL, dy=[-1, 0, 2], mode="circular", mean=[0.5], std=[0.25], batch_size=4)
+    fast, brute = il.measure(model, x, y, **kw), il.measure(model, x, y, engine="brute", **kw)
+    assert fast.attrs["engine"]["engine"] == "allshift" and brute.attrs["engine"]["engine"] == "brute"
+    pd.testing.assert_frame_equal(fast, brute, rtol=0, atol=1e-6)
+    assert (fast.flip_rate == brute.flip_rate).all()
+    canvas = il.measure(model, x, y, dx=[-1, 1], mode="canvas")  # canvas shifts are not rolls: brute force
+    (note,) = canvas.attrs["engine"]["engine_notes"].values()
+    assert canvas.attrs["engine"]["engine"] == "brute" and "canvas" in note
+    with pytest.raises(InvlabError, match="--engine allshift"):
+        il.measure(model, x, y, dx=[-1, 1], mode="canvas", engine="allshift")
+    with pytest.raises(InvlabError, match="engine"):
+        il.measure(model, x, y, engine="fast")
+
+
+def test_cli_measure_engine_is_recorded_and_allshift_refuses_before_writing(tmp_path, folder, one_thread):
+    torch.manual_seed(0)
+    weights = saved(tmp_path, circular_gap())
+    res = invoke("measure", "--model", "custom_models:circular_gap", "--weights", weights, "--images", folder,
+                 "--mode", "circular", "--dx", "-2:2", "--results-dir", tmp_path / "r", "--quiet")
+    assert res.exit_code == 0, res.output
+    (out,) = (tmp_path / "r" / "measure").iterdir()
+    assert json.loads((out / "meta.json").read_text())["protocol"]["engine"] == "allshift"
+    res = invoke("measure", "--model", "custom_models:circular_gap", "--weights", weights, "--images", folder,
+                 "--dx", "-2:2", "--engine", "allshift", "--results-dir", tmp_path / "r2", "--quiet")
+    assert res.exit_code == 2 and "--engine allshift does not apply" in res.output, res.output
+    assert not (tmp_path / "r2" / "measure").exists()
+
+
 # ------------------------------------------------------------------------------------------ bad input: exit 2
 
 

@@ -1,5 +1,5 @@
 """plots.py writes real PNGs from hand-made result folders; heatmaps only for 2-D product grids, ticks on the
-swept values; CI bands cut to the quantity's range."""
+swept values; CI bands cut to the quantity's range; accuracy against consistency, one point per model and seed."""
 
 from pathlib import Path
 
@@ -10,7 +10,8 @@ from matplotlib.figure import Figure
 
 from invariance_lab import plots
 from invariance_lab.errors import InvlabError
-from invariance_lab.plots import centre_ticks, plot_all, plot_heatmaps, plot_layer_profile, plot_metric_vs_shift
+from invariance_lab.plots import (centre_ticks, plot_accuracy_consistency, plot_all, plot_heatmaps, plot_layer_profile,
+                                  plot_metric_vs_shift)
 from invariance_lab.report import load_result
 
 
@@ -104,7 +105,7 @@ def test_plot_all_picks_plots(grid_run, tmp_path):
     paths = plot_all([grid_run], tmp_path / "plots")
     assert sorted(p.name for p in paths) == sorted([
         "flip_rate_vs_dx.png", "flip_rate_vs_dy.png", "flip_rate_heatmap.png",
-        "prob_change_vs_dx.png", "prob_change_vs_dy.png", "prob_change_heatmap.png"])
+        "prob_change_vs_dx.png", "prob_change_vs_dy.png", "prob_change_heatmap.png", "consistency_vs_accuracy.png"])
     for p in paths:
         _assert_png(p)
 
@@ -112,7 +113,7 @@ def test_plot_all_picks_plots(grid_run, tmp_path):
 def test_plot_all_dx_only(tmp_path, fake_result):
     line = load_result(fake_result(tmp_path / "b" / "r", dy=(0, 0, 0), dx=(-2, 2, 0.5)))
     paths = plot_all([line], tmp_path / "plots", metrics=("accuracy",))
-    assert [p.name for p in paths] == ["accuracy_vs_dx.png"]
+    assert [p.name for p in paths] == ["accuracy_vs_dx.png", "consistency_vs_accuracy.png"]
     _assert_png(paths[0])
 
 
@@ -126,3 +127,63 @@ def test_two_runs_compared_and_heatmap_per_run(grid_run, tmp_path, fake_result):
 def test_unknown_metric(grid_run, tmp_path):
     with pytest.raises(InvlabError, match="did you mean 'flip_rate'"):
         plot_all([grid_run], tmp_path, metrics=("flip_rat",))
+
+
+def _offsets(collection) -> np.ndarray:
+    return np.asarray(collection.get_offsets(), dtype=float)
+
+
+def test_accuracy_consistency_one_point_per_model_and_seed(tmp_path, fake_result, figures):
+    folder = fake_result(tmp_path / "d" / "r", chance=[("plain", 2)])
+    run = load_result(folder)
+    path = plot_accuracy_consistency([run], tmp_path / "plots")
+    assert path.name == "consistency_vs_accuracy.png"
+    _assert_png(path)
+    ax = figures[-1].axes[0]
+    s = run.summary
+    # per model three scatters: the seeds that learned (filled), the seeds at chance (hollow), the mean
+    for k, model in enumerate(["plain", "blur"]):
+        g = s[s.model == model]
+        filled, hollow, mean = ax.collections[3 * k: 3 * k + 3]
+        seeds = np.concatenate([_offsets(filled), _offsets(hollow)])
+        want = np.column_stack([g.mean_accuracy, 1 - g.mean_flip_rate])
+        assert sorted(map(tuple, seeds.round(9))) == sorted(map(tuple, want.round(9)))
+        assert _offsets(mean)[0] == pytest.approx([g.mean_accuracy.mean(), 1 - g.mean_flip_rate.mean()])
+        assert len(_offsets(hollow)) == (1 if model == "plain" else 0)  # plain seed 2 is at chance
+    # the seed at chance answers 0.5 everywhere and never flips: accuracy 0.5, consistency exactly 1
+    assert _offsets(ax.collections[1]).tolist() == [[0.5, 1.0]]
+    assert [line.get_xdata()[0] for line in ax.lines] == [0.5]  # the chance line, for two classes
+    legend = [t.get_text() for t in figures[-1].legends[0].get_texts()]
+    assert legend == ["plain († 1/3 seeds at chance)", "blur"]
+
+
+def test_accuracy_consistency_clean_accuracy_axis(tmp_path, fake_result, figures):
+    run = load_result(fake_result(tmp_path / "d" / "r", models=("plain",)))
+    plot_accuracy_consistency([run], tmp_path / "plots", accuracy="clean_accuracy")
+    ax = figures[-1].axes[0]
+    assert sorted(_offsets(ax.collections[0])[:, 0].round(9)) == [0.9, 0.91, 0.92]  # 0.9 + 0.01 * seed
+    assert "clean accuracy" in ax.get_xlabel()
+    with pytest.raises(InvlabError, match="clean_accuracy"):
+        plot_accuracy_consistency([run], tmp_path / "plots", accuracy="worst")
+
+
+def test_accuracy_consistency_without_labels_is_left_out(tmp_path, fake_result):
+    folder = fake_result(tmp_path / "d" / "r")
+    summary = folder / "summary.csv"
+    import pandas as pd
+
+    s = pd.read_csv(summary)
+    s["mean_accuracy"] = np.nan  # invlab measure on a flat folder of images: no labels, no accuracy
+    s.to_csv(summary, index=False)
+    run = load_result(folder)
+    assert "consistency_vs_accuracy.png" not in [p.name for p in plot_all([run], tmp_path / "plots")]
+    with pytest.raises(InvlabError, match="no accuracy"):
+        plot_accuracy_consistency([run], tmp_path / "plots")
+
+
+def test_figures_in_memory_match_written_files(grid_run, tmp_path):
+    named = plots.figures([grid_run], metrics=("flip_rate",))
+    written = plot_all([grid_run], tmp_path / "plots", metrics=("flip_rate",))
+    assert [name for name, _ in named] == [p.name for p in written]
+    png = plots.png_bytes(named[0][1])
+    assert png[:4] == b"\x89PNG" and len(png) > 10_000
