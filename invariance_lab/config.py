@@ -296,6 +296,15 @@ class TrainConfig(_Schema):
     lr: Float = Field(1e-3, gt=0, le=10)  # learning rate: Adam's usual 1e-3; above 10 only overflows
     weight_decay: Float = Field(0.0, ge=0, le=10)  # L2 penalty (decoupled for adamw); 0 = none
     optimizer: Literal["adam", "adamw", "sgd"] = "adam"  # adam | adamw | sgd (momentum 0.9); adam needs no tuning
+    test_every: Int = Field(1, ge=0, le=BIG)  # test accuracy every N epochs and after the last; 0: the last only
+
+    @model_serializer(mode="wrap")
+    def _drop_defaults(self, handler):
+        # Added after runs were fingerprinted: written only when not the default (it changes no weight anyway).
+        d = handler(self)
+        if d.get("test_every") == 1:
+            del d["test_every"]
+        return d
 
 
 class SweepConfig(_Schema):

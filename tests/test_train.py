@@ -50,3 +50,15 @@ def test_a_diverging_loss_is_an_error_not_nan_weights(one_thread):
     cfg = TrainConfig.model_construct(epochs=3, batch_size=16, lr=1e30, weight_decay=0.0, optimizer="sgd")
     with pytest.raises(InvlabError, match="diverged.*lower train.lr"):
         _train(cfg)
+
+
+def test_test_every_skips_test_passes_without_changing_a_weight(one_thread):
+    every, last = TrainConfig(epochs=4, batch_size=16, lr=0.01), TrainConfig(epochs=4, batch_size=16, lr=0.01,
+                                                                              test_every=0)
+    (a, ha), (b, hb) = _train(every), _train(last)
+    assert all(torch.equal(p, q) for p, q in zip(a.state_dict().values(), b.state_dict().values()))
+    assert hb.test_accuracy.isna().tolist() == [True, True, True, False]  # the last epoch is always tested
+    assert hb.test_accuracy.iloc[-1] == ha.test_accuracy.iloc[-1] and ha.test_accuracy.notna().all()
+    _, h2 = _train(TrainConfig(epochs=4, batch_size=16, lr=0.01, test_every=2))
+    assert h2.test_accuracy.notna().tolist() == [False, True, False, True]
+    assert "test_every" not in every.model_dump() and last.model_dump()["test_every"] == 0  # fingerprints kept

@@ -61,8 +61,10 @@ def test_two_jobs_give_the_same_csvs_as_one(tmp_path, one_job):
 
 
 def test_ctrl_c_stops_the_workers_and_a_rerun_trains_only_the_missing_units(tmp_path, one_job):
+    # 16 epochs: units of a few seconds, so that a test process starved by a busy machine still sends Ctrl-C
+    # before the last unit is done
     proc = subprocess.Popen([sys.executable, "-m", "invariance_lab", "run", str(ROOT / "configs" / "quick.yaml"),
-                             "--results-dir", str(tmp_path), *SMALL, "--jobs", "2", "--set", "train.epochs=4"],
+                             "--results-dir", str(tmp_path), *SMALL, "--jobs", "2", "--set", "train.epochs=16"],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline and not list(tmp_path.glob("quick/*/checkpoints/*.pt")):
@@ -83,7 +85,7 @@ def test_ctrl_c_stops_the_workers_and_a_rerun_trains_only_the_missing_units(tmp_
     res = runner.invoke(app, ["status", str(run_dir)])
     assert res.exit_code == 0 and f"{len(present)} done" in res.output and "missing" in res.output
 
-    res = _run(tmp_path, "--jobs", "2", "--set", "train.epochs=4")
+    res = _run(tmp_path, "--jobs", "2", "--set", "train.epochs=16")
     assert res.exit_code == 0, res.output
     assert [p.name for p in (tmp_path / "quick").iterdir()] == [run_dir.name]  # resumed in its own folder
     meta = read_meta(run_dir)
