@@ -232,6 +232,7 @@ def sweep(target: Path = typer.Argument(..., help="A run folder (results/<name>/
           all_shifts: bool = typer.Option(False, "--all-shifts", help="Every circular shift of the canvas (the whole translation group, --mode circular): prints each model's exact worst case, a certificate of invariance or the shift that breaks it."),
           engine: str = typer.Option("auto", "--engine", help="auto: the exact all-shift engine for every model it applies to (circular sweeps of circular-padding networks; the same numbers, much faster), brute force for the rest; brute: one forward pass per shift (the check); allshift: refuse where the engine does not apply."),
           set_: List[str] = typer.Option([], "--set", help="Config override when TARGET is a config file."),
+          jobs: int = typer.Option(1, "--jobs", "-j", help="Sweep the models in N shares at once, in worker processes with cores/N torch threads each unless --threads says; the same numbers as --jobs 1."),
           trust_factory: bool = typer.Option(False, "--trust-factory", help="Import the Python modules that build a run folder's own models (factory: in its config.yaml); without it invlab refuses and names the file that would run."),
           threads: Optional[int] = THREADS, results_dir: Path = RESULTS_DIR, quiet: bool = QUIET):
     """Evaluate trained models over new shifts without retraining; writes <run>/sweeps/<id>/."""
@@ -253,7 +254,8 @@ def sweep(target: Path = typer.Argument(..., help="A run folder (results/<name>/
     settings = sweep_settings(run_dir, dx=dx, dy=dy, mode=mode, grid=grid, kind=kind, all_shifts=all_shifts)
     folder = sweep_experiment(run_dir, settings, models=chosen, progress=not quiet, kind=kind, layers=layers,
                               layer_images=layer_images, threads=threads, on_event=_say(quiet), engine=engine,
-                              trust_factory=trust_factory, factory_dirs=[target.parent] if run_dir != target else None)
+                              trust_factory=trust_factory, factory_dirs=[target.parent] if run_dir != target else None,
+                              jobs=jobs)
     result = load_result(folder)
     for table in brief_tables(result, title="sweep: mean ± 95% CI over seeds"):
         out.print(table)

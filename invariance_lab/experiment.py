@@ -174,11 +174,13 @@ def _evaluate_and_write(folder: Path, meta: Meta, models: dict[ModelKey, torch.n
                         data: DataConfig, sweep: SweepConfig, device: torch.device, progress: bool,
                         kind: str = "translation", layer_images: int | None = None,
                         engine: str | dict = "auto", jobs: int = 1, threads: int | None = None,
-                        factory_dirs=()) -> None:
+                        factory_dirs=(), engine_name: str = "auto", run_dir: Path | None = None) -> None:
     """Sweep the models and write invariance.csv and summary.csv (and the layer profile when asked).
 
     engine: auto | allshift | brute, or sweep_engines()'s choice; the engine used goes into meta.json's protocol.
-    jobs > 1 sweeps shares of the models in worker processes (sweep_jobs.py; the same tables) on a CPU."""
+    jobs > 1 sweeps shares of the models in worker processes (sweep_jobs.py; the same tables) on a CPU; they
+    load the checkpoints of `run_dir` (default: `folder` itself) and choose engines by `engine_name` when
+    `engine` is already a choice of plans."""
     plans = engine if isinstance(engine, dict) else sweep_engines(models, data, sweep, kind, engine)
     meta.data["protocol"].update(engine_protocol(plans, models, data.canvas, "parts" if kind == "parts" else sweep.mode))
     if layer_images:  # the profile takes the engine where it also has the taps (InvNet models)
@@ -187,11 +189,13 @@ def _evaluate_and_write(folder: Path, meta: Meta, models: dict[ModelKey, torch.n
                                                      "mixed" if tapped else "brute")
     meta.save()
     t0 = time.perf_counter()
-    if jobs > 1 and isinstance(engine, str) and device.type == "cpu" and len({k[0] for k in models}) > 1:
+    if jobs > 1 and device.type == "cpu" and len({k[0] for k in models}) > 1:
         from .sweep_jobs import sweep_in_workers
 
-        inv, summary = sweep_in_workers((folder / CONFIG_FILE).read_text(), folder, list(models), sweep, kind, engine,
-                                        jobs, threads, factory_dirs)
+        run_dir = run_dir or folder
+        inv, summary = sweep_in_workers((run_dir / CONFIG_FILE).read_text(), run_dir, list(models), sweep, kind,
+                                        engine if isinstance(engine, str) else engine_name, jobs, threads,
+                                        factory_dirs)
         meta.data["sweep_workers"] = min(jobs, len({k[0] for k in models}))
     else:
         inv, summary = evaluate_shifts(models, factors, data, sweep, device, progress, kind, engine=plans)
@@ -231,7 +235,7 @@ def sweep_experiment(run_dir: Path, sweep: SweepConfig | None = None, *, models:
                      kind: str = "translation", layers: bool = False, layer_images: int = DEFAULT_LAYER_IMAGES,
                      progress: bool = False, threads: int | None = None, on_event: Say | None = None,
                      trust_factory: bool = False, engine: str = "auto",
-                     factory_dirs: list[Path] | None = None) -> Path:
+                     factory_dirs: list[Path] | None = None, jobs: int = 1) -> Path:
     """Evaluate a finished run's checkpoints over `sweep` (default: the run's own); writes <run>/sweeps/<id>/.
 
     kind "parts" moves only each letter's part (the right-most stroke) by (dx, dy) px instead of the letter.
@@ -240,10 +244,12 @@ def sweep_experiment(run_dir: Path, sweep: SweepConfig | None = None, *, models:
     in the run's config.yaml) are imported only with `trust_factory` (factory.require_trust: a run folder can come
     from anyone); without it the refusal names the file that would be imported. engine: auto (the exact
     all-shift engine, engine.py, for each model it applies to in a circular sweep; brute force for the rest),
-    allshift (refuse where it does not apply) or brute (one forward pass per shift: the check).
+    allshift (refuse where it does not apply) or brute (one forward pass per shift: the check). jobs > 1 sweeps
+    shares of the models in worker processes (sweep_jobs.py), with the same tables.
     """
     say = on_event or (lambda msg: None)
     choose("sweep kind", kind, SWEEP_KINDS)
+    check_jobs(jobs, "processes")
     if layers and kind != "translation":
         raise InvlabError(f"--layers profiles translations of the whole input; it cannot be combined with --kind {kind}")
     if layers and layer_images < 1:
@@ -287,5 +293,7 @@ def sweep_experiment(run_dir: Path, sweep: SweepConfig | None = None, *, models:
     say(f"sweep folder: {folder}")
     with meta.recording():
         _evaluate_and_write(folder, meta, loaded, {m: factors[m] for m in chosen}, cfg.data, sweep, device, progress,
-                            kind=kind, layer_images=layer_images if layers else None, engine=plans)
+                            kind=kind, layer_images=layer_images if layers else None, engine=plans, jobs=jobs,
+                            threads=threads, factory_dirs=factory_dirs or (), engine_name=engine,
+                            run_dir=Path(run_dir))
     return folder

@@ -60,12 +60,19 @@ def test_two_jobs_give_the_same_csvs_as_one(tmp_path, one_job):
     assert res.exit_code == 0 and "4 done" in res.output
 
 
+def _ctrl_c_default():
+    # A job started in the background by a non-interactive shell (as CI may start the tests) inherits SIGINT
+    # ignored, and Python then leaves it ignored: give the run under test the Ctrl-C a terminal user has.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_stops_the_workers_and_a_rerun_trains_only_the_missing_units(tmp_path, one_job):
     # 16 epochs: units of a few seconds, so that a test process starved by a busy machine still sends Ctrl-C
     # before the last unit is done
     proc = subprocess.Popen([sys.executable, "-m", "invariance_lab", "run", str(ROOT / "configs" / "quick.yaml"),
                              "--results-dir", str(tmp_path), *SMALL, "--jobs", "2", "--set", "train.epochs=16"],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+                            preexec_fn=_ctrl_c_default)
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline and not list(tmp_path.glob("quick/*/checkpoints/*.pt")):
         assert proc.poll() is None, proc.stdout.read().decode()
@@ -202,3 +209,16 @@ def test_the_submitit_local_executor_completes_a_small_study(tmp_path, one_threa
         meta = read_meta(tmp_path / r["run"])
         assert meta["status"] == "complete" and set(meta["trained"]) == {"conv_only-seed0", "conv_gap-seed0"}
         assert (tmp_path / r["run"] / "units" / "submitit").is_dir()  # submitit's own job files and logs
+
+
+def test_invlab_sweep_jobs_2_gives_the_same_tables_as_one(one_job, tmp_path):
+    args = ["sweep", str(one_job), "--mode", "circular", "--dx", "-3:3", "--dy", "-1:1", "--engine", "brute",
+            "--threads", "1", "--quiet"]
+    one, two = runner.invoke(app, args), runner.invoke(app, [*args, "--jobs", "2"])
+    assert one.exit_code == 0 and two.exit_code == 0, one.output + two.output
+    a, b = sorted((one_job / "sweeps").iterdir())[-2:]
+    assert read_meta(b).get("sweep_workers") == 2 and "sweep_workers" not in read_meta(a)
+    for name in ("invariance.csv", "summary.csv"):
+        assert (a / name).read_bytes() == (b / name).read_bytes()
+    res = runner.invoke(app, ["sweep", str(one_job), "--jobs", "0"])
+    assert res.exit_code == 2 and "--jobs" in res.output and "Traceback" not in res.output
