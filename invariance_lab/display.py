@@ -36,6 +36,8 @@ MODE_WORDS = {
     "circular": "circular shift (image rolled with wrap-around, torch.roll)",
     "parts": "part displacement (right-most stroke moved by (dx, dy) px, rest of the letter fixed, on the canvas)",
 }
+PART_COUNTER_WORDS = ("part displacement (the right-most counter, a hole of the filled letter, moved by (dx, dy) px, "
+                      "rest of the letter fixed, on the canvas)")
 # invlab measure (protocol key "images"): the image itself is moved, not a letter redrawn
 RASTER_WORDS = {
     "canvas": "canvas shift of the image inside its frame ({fill} fill; sub-pixel shifts {interpolation})",
@@ -63,6 +65,8 @@ def protocol_lines(results: list[Result]) -> list[str]:
         p = r.meta.get("protocol", {})
         mode = p.get("mode", "?")
         parts = [MODE_WORDS.get(mode, f"{mode} shift")]
+        if p.get("part") == "counter":
+            parts = [PART_COUNTER_WORDS]
         if "images" in p:  # invlab measure: raster images, translated as pixels (stream.py)
             parts = [RASTER_WORDS.get(mode, f"{mode} shift").format(**p), f"images: {p['images']}"]
             if not p.get("labels", True):

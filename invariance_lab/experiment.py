@@ -258,9 +258,14 @@ def sweep_experiment(run_dir: Path, sweep: SweepConfig | None = None, *, models:
     meta_run = require_finished_run(run_dir)
     cfg = load_config(Path(run_dir) / CONFIG_FILE)
     sweep = sweep or cfg.sweep
-    if kind == "parts" and cfg.data.glyphs != "stroke":
-        raise InvlabError(f"--kind parts moves a letter's right-most stroke; data.glyphs: {cfg.data.glyphs} "
-                          "letters are filled outlines with no part to move: use a run with data.glyphs: stroke")
+    if kind == "parts" and cfg.data.source == "letters" and cfg.data.glyphs == "outline":
+        table = glyph_table(cfg.data)  # a filled letter's part is a counter (outlines.py): some letters have none
+        none = [f"{table.letters[g // len(table.fonts)]} in {table.fonts[g % len(table.fonts)]}"
+                for g in range(table.part.shape[0]) if not table.part[g].any()]
+        if none:
+            raise InvlabError(f"--kind parts moves a filled letter's counter (the right-most hole, outlines.py); "
+                              f"{', '.join(none)} ha{'s' if len(none) == 1 else 've'} none: use letters with a "
+                              "counter (A, B, D, O, P, Q, R) or data.glyphs: stroke")
     if kind == "parts" and sweep.mode != "canvas":
         raise InvlabError(f"--kind parts draws the moved part on the canvas; --mode {sweep.mode} does not apply (leave it out)")
     factors = cfg.resolved_models()

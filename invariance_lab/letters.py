@@ -205,8 +205,6 @@ def render(
     largest segment count. Every pixel depends only on its own image, never on the
     chunking or on the other images: the result is bit-identical for any `chunk`.
     """
-    if table.filled and part_offset is not None:
-        raise InvlabError("filled (outline) glyphs have no part to move: --kind parts needs data.glyphs: stroke")
     device = cx.device
     N = glyph.shape[0]
     segments, mask, part = (t.to(device) for t in (table.segments, table.mask, table.part))

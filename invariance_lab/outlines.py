@@ -13,7 +13,10 @@ intensity is clamp(0.5 + s, 0, 1): a one-pixel anti-aliasing ramp centred on the
 
 Normalisation as for strokes: the glyph's bounding box is centred at (0, 0) and its height is 1; x right, y down.
 Stroke thickness does not apply to filled glyphs (the sampled value is ignored, so the data stream is unchanged).
-Filled glyphs have no "part": `--kind parts` refuses them (data.check_parts).
+Part displacement (`--kind parts`): a filled capital is one outer contour and its counters (holes), so its part
+is a counter: the hole contour whose bounding-box centre is right-most (the lower one on a tie), moved alone,
+the rest of the letter fixed (the lower bowl of B, the counter of A, D, O, P, Q, R). A letter without a counter
+(C, E, F, ...) has no part, and a parts sweep of a config with one is refused, naming it (experiment.py).
 """
 
 from __future__ import annotations
@@ -116,18 +119,44 @@ def _chord_ends(p) -> "np.ndarray":
     return np.linspace(0, 1, n + 1)[1:]
 
 
-def _edges(polys: tuple) -> torch.Tensor:
-    """Closed polygons -> (S, 4) float32 normalised edges (bbox centred at 0, height 1)."""
-    segs = []
-    for p in polys:
+def _inside(pt: tuple, poly: tuple) -> bool:
+    """Even-odd test of a point against a closed polygon (ray to +x)."""
+    x, y = pt
+    n, hit = len(poly), False
+    for i in range(n):
+        (x0, y0), (x1, y1) = poly[i], poly[(i + 1) % n]
+        if (y0 > y) != (y1 > y) and x < x0 + (y - y0) * (x1 - x0) / (y1 - y0):
+            hit = not hit
+    return hit
+
+
+def _part_contour(polys: tuple) -> int | None:
+    """The contour a part displacement moves: the glyph's counter (a hole: a contour inside an odd number of
+    others) whose bounding-box centre is right-most, the lower one on a tie; None for a glyph without one."""
+    holes = [i for i, p in enumerate(polys) if sum(_inside(p[0], q) for j, q in enumerate(polys) if j != i) % 2]
+    if not holes:
+        return None
+    centre = lambda p: ((min(x for x, _ in p) + max(x for x, _ in p)) / 2,  # noqa: E731
+                        (min(y for _, y in p) + max(y for _, y in p)) / 2)
+    return max(holes, key=lambda i: centre(polys[i]))
+
+
+def _edges(polys: tuple) -> tuple[torch.Tensor, list[bool]]:
+    """Closed polygons -> ((S, 4) float32 normalised edges (bbox centred at 0, height 1), per edge: is it on
+    the part contour (_part_contour))."""
+    segs, part = [], []
+    moving = _part_contour(polys)
+    for i, p in enumerate(polys):
         closed = p if p[0] == p[-1] else p + (p[0],)
-        segs += [(*a, *b) for a, b in zip(closed[:-1], closed[1:]) if a != b]
+        edges = [(*a, *b) for a, b in zip(closed[:-1], closed[1:]) if a != b]
+        segs += edges
+        part += [i == moving] * len(edges)
     t = torch.tensor(segs, dtype=torch.float64)
     xs, ys = t[:, 0::2], t[:, 1::2]
     x0, x1, y0, y1 = xs.min(), xs.max(), ys.min(), ys.max()
     t[:, 0::2] = (xs - (x0 + x1) / 2) / (y1 - y0)
     t[:, 1::2] = (ys - (y0 + y1) / 2) / (y1 - y0)
-    return t.float()
+    return t.float(), part
 
 
 @lru_cache(maxsize=32)
@@ -144,11 +173,13 @@ def build_outline_table(letters: tuple[str, ...], fonts: tuple[str, ...]):
                 raise InvlabError(f"outline font {f!r} has no glyph for letter {c!r}; choose another font "
                                   f"(`invlab fonts`) or drop the letter")
             glyphs.append(_edges(polys))
-    G, S = len(glyphs), max(len(s) for s in glyphs)
+    G, S = len(glyphs), max(len(s) for s, _ in glyphs)
     segments = torch.zeros(G, S, 4)
     mask = torch.zeros(G, S, dtype=torch.bool)
-    for g, s in enumerate(glyphs):
+    part = torch.zeros(G, S, dtype=torch.bool)
+    for g, (s, p) in enumerate(glyphs):
         segments[g, : len(s)] = s
         mask[g, : len(s)] = True
+        part[g, : len(s)] = torch.tensor(p, dtype=torch.bool)
     groups = torch.where(mask, 0, -1)
-    return GlyphTable(letters, fonts, segments, mask, groups, torch.zeros(G, S, dtype=torch.bool), filled=True)
+    return GlyphTable(letters, fonts, segments, mask, groups, part, filled=True)

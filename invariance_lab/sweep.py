@@ -162,6 +162,8 @@ def protocol(sweep: SweepConfig, data: DataConfig, seeds: list[int], models: lis
              models=list(models), n_shifts=len(grid_points(shift_lines(sweep.dx, sweep.dy, sweep.grid))))
     if data.task == "position":
         p["task"] = "position"  # paired top/bottom test images; the label is the half, not the letter
+    if kind == "parts" and data.source == "letters" and data.glyphs == "outline":
+        p["part"] = "counter"  # a filled letter's part is its right-most counter (outlines.py), not a stroke
     if data.source == "folder":  # images translated as pixels, not letters redrawn (folder_data.py)
         from .shifts import INTERPOLATION
 

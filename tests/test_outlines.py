@@ -3,6 +3,7 @@ anti-aliasing rule, exact invariance where theory says exact, and readable error
 
 import pytest
 import torch
+from conftest import ROOT
 from typer.testing import CliRunner
 
 from invariance_lab.cli import app
@@ -134,10 +135,32 @@ def test_a_font_path_works_like_its_name():
     assert torch.equal(a.segments, b.segments)
 
 
-def test_filled_glyphs_have_no_part(table):
-    with pytest.raises(InvlabError, match="no part"):
-        render(table, torch.tensor([0]), torch.tensor([16.0]), torch.tensor([16.0]), torch.tensor([16.0]),
-               torch.tensor([1.0]), 32, part_offset=torch.zeros(1, 2))
+def test_a_filled_glyphs_part_is_its_right_most_counter_moved_alone(table):
+    one = lambda v: torch.tensor([float(v)])  # noqa: E731
+    for g in range(table.part.shape[0]):  # A, B, O, R all have a counter; it is a closed contour inside the letter
+        assert table.part[g].any() and table.part[g].sum() < table.mask[g].sum()
+        edges = table.segments[g][table.part[g]]
+        ends, starts = {tuple(e[2:].tolist()) for e in edges}, {tuple(e[:2].tolist()) for e in edges}
+        assert ends == starts  # every edge of the part ends where another begins: a whole contour
+    plain = render(table, torch.tensor([2]), one(16), one(16), one(16), one(1), 32)  # B
+    assert torch.equal(plain, render(table, torch.tensor([2]), one(16), one(16), one(16), one(1), 32,
+                                     part_offset=torch.zeros(1, 2)))
+    moved = render(table, torch.tensor([2]), one(16), one(16), one(16), one(1), 32,
+                   part_offset=torch.tensor([[0.0, 1.0]]))
+    changed = (moved != plain)[0, 0].nonzero()
+    lower = table.segments[2][table.part[2]][:, 1::2]  # the part's y in glyph units (centre 0, height 1, y down)
+    assert changed.numel() and changed[:, 0].min() >= 16 + 16 * float(lower.min()) - 2  # only around the counter
+    assert torch.equal(moved[..., :8, :], plain[..., :8, :])  # the top of the B (its upper bowl) does not move
+
+
+def test_letters_without_a_counter_refuse_part_displacement(tmp_path):
+    from invariance_lab.cli import app
+
+    res = CliRunner().invoke(app, ["sweep", str(ROOT / "configs" / "quick.yaml"), "--kind", "parts", "--results-dir",
+                                   str(tmp_path), "--quiet", "--set", "data.glyphs=outline", "--set",
+                                   "data.letters=[A, C]", "--set", "data.fonts=[DejaVu Sans]", "--set",
+                                   "train.epochs=0", "--set", "seeds=[0]", "--set", "data.test_images=8"])
+    assert res.exit_code == 2 and "C in DejaVu Sans has none" in res.output and "Traceback" not in res.output
 
 
 def test_fonts_command_lists_both_kinds():
