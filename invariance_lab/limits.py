@@ -114,6 +114,9 @@ def folder_problem(data: DataConfig) -> _Problem | None:
         split = folder_split(data)
     except InvlabError as e:
         return _Problem("path", str(e), data.path)
+    except OSError as e:  # a folder or file that cannot be listed or opened (permissions, a vanished disk)
+        return _Problem("path", f"{e.filename or data.path} cannot be read ({e.strerror or type(e).__name__}); give "
+                        "a folder invlab may read", data.path)
     if data.folder_digest is not None and data.folder_digest != split.digest:
         return _Problem("folder_digest", f"the files of {data.path} changed since this config was written (names, "
                         "sizes or classes differ from the run's record), so its models were trained on other images; "

@@ -218,3 +218,15 @@ def test_part_displacement_refuses_folders(folder):
     cfg = _cfg(folder)
     with pytest.raises(InvlabError, match="--kind parts moves one stroke of a drawn letter"):
         sweep_inputs(cfg.data, cfg.sweep, kind="parts")
+
+
+def test_a_folder_that_cannot_be_read_is_named(folder, monkeypatch):
+    # permissions do not stop root (these tests may run as root): the listing's OSError is raised directly
+    import invariance_lab.folder_data as fd
+
+    def refuse(*args):
+        raise PermissionError(13, "Permission denied", str(folder / "cat"))
+
+    monkeypatch.setattr(fd, "_open", refuse)
+    with pytest.raises(ConfigError, match=r"\[data.path\] .*/cat cannot be read \(Permission denied\)"):
+        _cfg(folder)
