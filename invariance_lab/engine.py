@@ -185,10 +185,14 @@ def allshift_sweep(plans: dict, inputs, labels: torch.Tensor | None, lines: list
     return SweepResult(table=tidy_table(rows, list(plans)), clean_accuracy=clean)
 
 
-def merge_results(parts: list, models: list):
-    """One SweepResult from those of disjoint sets of models (brute force and the engine), rows in model order."""
+def sweep_by_engine(models: dict, plans: dict, brute, fast):
+    """One SweepResult of every model: brute(the models without a plan) and fast(the plans of the rest), each
+    called only when it has models; rows in model order. Run sweeps and invlab measure share this split."""
     from .sweep import SweepResult, tidy_table
 
+    slow = {k: m for k, m in models.items() if plans[k] is None}
+    quick = {k: p for k, p in plans.items() if p is not None}
+    parts = ([brute(slow)] if slow else []) + ([fast(quick)] if quick else [])
     if len(parts) == 1:
         return parts[0]
     return SweepResult(table=tidy_table(pd.concat([r.table for r in parts], ignore_index=True).to_dict("records"),

@@ -212,17 +212,12 @@ def measure_shifts(models: dict[ModelKey, nn.Module], images: Images, lines: lis
     """stream_sweep's result, with the models that have a plan (measure_engines) evaluated by the all-shift
     engine: it reads every image once, unshifted, and rolls inside the network (a --mean/--std normalisation is
     per channel, so it commutes with the roll and the inputs are the same)."""
-    from .engine import allshift_sweep, merge_results
+    from .engine import allshift_sweep, sweep_by_engine
 
-    brute = {k: m for k, m in models.items() if plans[k] is None}
-    fast = {k: p for k, p in plans.items() if p is not None}
-    parts = []
-    if brute:
-        parts.append(stream_sweep(brute, images, lines, prepare, batch_size, device, progress))
-    if fast:
-        parts.append(allshift_sweep(fast, lambda ch, dx, dy: prepare(images(ch), dx, dy), images.labels, lines,
-                                    batch_size, device, progress, n=len(images)))
-    return merge_results(parts, list(models))
+    return sweep_by_engine(
+        models, plans, lambda ms: stream_sweep(ms, images, lines, prepare, batch_size, device, progress),
+        lambda ps: allshift_sweep(ps, lambda ch, dx, dy: prepare(images(ch), dx, dy), images.labels, lines,
+                                  batch_size, device, progress, n=len(images)))
 
 
 def named_models(model) -> dict[str, nn.Module]:

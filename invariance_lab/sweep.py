@@ -204,19 +204,14 @@ def evaluate_shifts(models: dict[ModelKey, torch.nn.Module], factors: dict[str, 
     engine: auto (the all-shift engine, engine.py, for every model it applies to: circular sweeps of circular
     networks; brute force for the rest), allshift (refuse where it does not apply), brute, or the result of
     sweep_engines(). The numbers are the same either way, to float round-off."""
-    from .engine import allshift_sweep, merge_results
+    from .engine import allshift_sweep, sweep_by_engine
 
     inputs, labels = sweep_inputs(data, sweep, kind)
     lines = shift_lines(sweep.dx, sweep.dy, sweep.grid)
     plans = engine if isinstance(engine, dict) else sweep_engines(models, data, sweep, kind, engine)
-    brute = {k: m for k, m in models.items() if plans[k] is None}
-    fast = {k: p for k, p in plans.items() if p is not None}
-    parts = []
-    if brute:
-        parts.append(run_sweep(brute, inputs, labels, lines, sweep.batch_size, device, progress=progress))
-    if fast:
-        parts.append(allshift_sweep(fast, inputs, labels, lines, sweep.batch_size, device, progress=progress))
-    result = merge_results(parts, list(models))
+    result = sweep_by_engine(
+        models, plans, lambda ms: run_sweep(ms, inputs, labels, lines, sweep.batch_size, device, progress=progress),
+        lambda ps: allshift_sweep(ps, inputs, labels, lines, sweep.batch_size, device, progress=progress))
     inv = _add_factors(result.table, factors, "parts" if kind == "parts" else sweep.mode)
     return inv, summarize(inv, result.clean_accuracy, n_classes=len(class_names(data)))
 
