@@ -3,8 +3,9 @@
     python bench/compile.py [--threads 2] [--steps 32]
 
 For two card models (conv_maxpool, conv_gap: the cheapest and the costliest per step), a train step (zero_grad,
-forward, cross-entropy, backward, Adam step) on a batch of 64 32 x 32 images: the eager time per step, the
-compiled time per step after its first step, and that first step (compilation). The total for 480 steps, what
+forward, cross-entropy, backward, Adam step) on a batch of 64 32 x 32 images, in the layout invlab trains in
+(models.place): the eager time per step, the compiled time per step after its first step, and that first step
+(compilation). The total for 480 steps, what
 seed_question trains per model (3 seeds x 5 epochs x 32 batches), says whether compiling pays end to end.
 """
 
@@ -17,7 +18,9 @@ import time
 import torch
 from torch import nn
 
-from invariance_lab.models import create_model
+from invariance_lab.models import create_model, place
+
+CPU = torch.device("cpu")
 
 
 def steps(model, x, y, n: int) -> float:
@@ -42,9 +45,9 @@ def main():
           f"{os.getloadavg()[0]:.2f}")
     for arch in ("conv_maxpool", "conv_gap"):
         torch.manual_seed(0)
-        eager = steps(create_model(arch, num_classes=2, canvas=32), x, y, args.steps) / args.steps
+        eager = steps(place(create_model(arch, num_classes=2, canvas=32), CPU), x, y, args.steps) / args.steps
         torch.manual_seed(0)
-        compiled = torch.compile(create_model(arch, num_classes=2, canvas=32))
+        compiled = torch.compile(place(create_model(arch, num_classes=2, canvas=32), CPU))
         first = steps(compiled, x, y, 1)
         per = steps(compiled, x, y, args.steps) / args.steps
         print(f"{arch}: eager {eager * 1000:.1f} ms/step, compiled {per * 1000:.1f} ms/step, first compiled step "

@@ -4,8 +4,8 @@
 
 For each model of configs/seed_question.yaml (its 2000 training letters, batch 64, Adam):
 - `bare`: the least a training epoch can do: the batches cut beforehand in the same order, then per batch
-  zero_grad, forward, cross-entropy, backward, step. Nothing else: no progress bar, no per-batch bookkeeping,
-  no test evaluation.
+  zero_grad, forward, cross-entropy, backward, step, on the model in the layout invlab trains it in
+  (models.place). Nothing else: no progress bar, no per-batch bookkeeping, no test evaluation.
 - `invlab`: train.train_model as `invlab run` calls it (shuffled batches gathered per step, loss and accuracy
   bookkeeping, the progress bar object (disabled, as with --quiet), the per-epoch test-set evaluation of 500
   letters).
@@ -31,7 +31,7 @@ from torch import nn
 
 from invariance_lab.config import load_config
 from invariance_lab.data import evaluation_set, glyph_table, training_set
-from invariance_lab.models import build_model
+from invariance_lab.models import build_model, place
 from invariance_lab.speed import keep_freed_memory
 from invariance_lab.train import make_optimizer, train_model
 
@@ -40,7 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def bare(factors, x, y, cfg, epochs: int, seed: int) -> float:
     torch.manual_seed(seed)
-    model = build_model(factors, num_classes=2, canvas=x.shape[-1])
+    model = place(build_model(factors, num_classes=2, canvas=x.shape[-1]), torch.device("cpu"))  # invlab's layout
     opt, loss_fn = make_optimizer(model.parameters(), cfg.train), nn.CrossEntropyLoss()
     gen = torch.Generator().manual_seed(seed)
     batches = []

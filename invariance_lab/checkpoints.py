@@ -24,7 +24,7 @@ from torch import nn
 from .errors import InvlabError, clip, quote
 from .factory import is_custom, require_trust
 from .folder_data import data_channels
-from .models import build_model, count_parameters
+from .models import build_model, count_parameters, place
 
 # key -> type every checkpoint must hold (anything else is left alone)
 _FIELDS = dict(state_dict=dict, name=str, seed=int, factors=dict, data=dict, train=dict, classes=list,
@@ -43,7 +43,8 @@ def save_checkpoint(path: Path, model: nn.Module, *, name: str, seed: int, data:
     """`factors`: the resolved spec (default: model.factors, which presets carry; a factory model's is its
     {"factory", "kwargs"}, plain values, so the file stays loadable with weights_only)."""
     factors = dict(factors if factors is not None else model.factors)
-    blob = dict(state_dict=dict(model.state_dict()), name=name, seed=seed, factors=factors, data=data, train=train,
+    # contiguous: the file does not depend on the layout the model ran in (models.place)
+    blob = dict(state_dict={k: v.contiguous() for k, v in model.state_dict().items()}, name=name, seed=seed, factors=factors, data=data, train=train,
                 classes=list(classes), n_params=count_parameters(model),
                 fingerprint=fingerprint(factors, data, train, seed),
                 history={k: [_plain(v) for v in vals] for k, vals in history.to_dict("list").items()})
@@ -90,7 +91,7 @@ def load_checkpoint(path: Path, device: torch.device, expect: dict | None = None
         model.load_state_dict(blob["state_dict"])
     except (ValueError, KeyError, TypeError, RuntimeError) as e:
         raise _unfit(path, e) from None
-    return model.to(device).eval(), blob
+    return place(model, device).eval(), blob
 
 
 def _unfit(path: Path, e: Exception) -> InvlabError:

@@ -85,7 +85,7 @@ def measure_to_folder(*, images: str | Path, model: str | None = None, model_kwa
     from .config import check_range
     from .environment import environment
     from .factory import check_output, locate
-    from .models import count_parameters
+    from .models import count_parameters, place
     from .runs import (
         INVARIANCE_CSV,
         LAYERS_CSV,
@@ -132,7 +132,7 @@ def measure_to_folder(*, images: str | Path, model: str | None = None, model_kwa
     points = grid_points(lines)
     check_grid(points, src.shape, mode)
     device = pick_device(device)
-    net.to(device).eval()
+    net = place(net, device).eval()
     first = prepare(src(slice(0, min(2, len(src)))), *ORIGIN).to(device)
     n_classes = check_output(net, first, len(src.classes) if src.classes else None, f"the model ({label})")
     if layers:

@@ -196,5 +196,17 @@ def build_model(factors: dict, num_classes: int, canvas: int, in_channels: int =
     return InvNet(factors, num_classes, canvas, in_channels)
 
 
+def place(model: nn.Module, device: torch.device) -> nn.Module:
+    """`model` on `device`, in the memory layout measured fastest there. On a CPU invlab's own networks keep their
+    4-D weights channels_last (NHWC), so convolutions and pooling run on NHWC maps: forward passes 1.1-2.5x and
+    train steps 1.1-1.4x faster on the 2-core machine (bench/layout.py). The values are the same up to float
+    round-off, not bit for bit (the kernels sum in another order). A model of your own keeps its layout (its
+    forward may .view() a map), and on CUDA nothing changes: the layout was not measured there."""
+    model = model.to(device)
+    if isinstance(model, InvNet) and device.type == "cpu":
+        model = model.to(memory_format=torch.channels_last)
+    return model
+
+
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())

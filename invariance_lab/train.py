@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 from .config import TrainConfig
 from .errors import InvlabError
 from .folder_data import to_float
-from .models import InvNet, build_model
+from .models import InvNet, build_model, place
 
 
 def make_optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
@@ -32,7 +32,8 @@ def make_optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
 
 
 @torch.inference_mode()
-def evaluate_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, device, batch_size: int = 1000) -> float:
+def evaluate_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, device, batch_size: int = 128) -> float:
+    # 128 images at a time: as fast as larger batches on a CPU, and the activations of 1000 took ~450 MB
     model.eval()
     hits = 0
     for i in range(0, len(y), batch_size):
@@ -45,7 +46,7 @@ def train_model(factors: dict, train_x: torch.Tensor, train_y: torch.Tensor, tes
                 device: torch.device, progress: bool = False, label: str = "") -> tuple[InvNet, pd.DataFrame]:
     torch.manual_seed(seed)  # weight initialisation
     # images: float, or uint8 pixels of an image folder (folder_data.py), made floats a batch at a time
-    model = build_model(factors, num_classes=num_classes, canvas=canvas, in_channels=train_x.shape[1]).to(device)
+    model = place(build_model(factors, num_classes=num_classes, canvas=canvas, in_channels=train_x.shape[1]), device)
     gen = torch.Generator().manual_seed(seed)  # batch order and training noise
     opt = make_optimizer(model.parameters(), cfg)
     loss_fn = nn.CrossEntropyLoss()

@@ -14,7 +14,7 @@ from conftest import untrained_quick_run
 from invariance_lab.checkpoints import fingerprint, load_checkpoint, save_checkpoint
 from invariance_lab.cli import app
 from invariance_lab.errors import InvlabError
-from invariance_lab.models import build_model, resolve_spec
+from invariance_lab.models import build_model, place, resolve_spec
 
 runner = CliRunner()
 CPU = torch.device("cpu")
@@ -24,7 +24,8 @@ TRAIN = dict(epochs=1)
 
 def _save(path, seed=0):
     torch.manual_seed(seed)
-    model = build_model(resolve_spec({"arch": "conv_gap", "channels": [4]}), num_classes=2, canvas=16)
+    # placed as training places it (channels_last weights on a CPU)
+    model = place(build_model(resolve_spec({"arch": "conv_gap", "channels": [4]}), num_classes=2, canvas=16), CPU)
     save_checkpoint(path, model, name="m", seed=seed, data=DATA, train=TRAIN, classes=["A", "B"],
                     history=pd.DataFrame(dict(epoch=[1], test_accuracy=[0.5])))
     return model
@@ -36,6 +37,10 @@ def test_round_trip_is_exact_and_plain(tmp_path):
     loaded, blob = load_checkpoint(path, CPU, expect=dict(factors=model.factors, data=DATA, train=TRAIN, seed=0))
     x = torch.rand(3, 1, 16, 16)
     assert torch.equal(model(x), loaded(x))
+    saved = torch.load(path, weights_only=True)["state_dict"]
+    assert all(t.is_contiguous() for t in saved.values())  # the file does not depend on the layout the model ran in
+    assert all(torch.equal(saved[k], v) for k, v in model.state_dict().items())
+    assert loaded.blocks[0].conv.weight.is_contiguous(memory_format=torch.channels_last)
     assert blob["fingerprint"] == fingerprint(model.factors, DATA, TRAIN, 0)
     assert not list(tmp_path.glob(".*tmp"))  # the temporary file was renamed
 

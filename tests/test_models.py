@@ -17,6 +17,7 @@ from invariance_lab.models import (
     create_model,
     list_models,
     list_presets,
+    place,
     register_preset,
     resolve_spec,
 )
@@ -132,14 +133,47 @@ def test_presets_match_the_card():
     assert (p["conv_gap"]["downsample"], p["conv_gap"]["head"]) == ("none", "global_avg")
 
 
-def circular_gap_net(seed=0):
+@pytest.mark.parametrize("spec", SPECS)
+def test_place_runs_own_networks_channels_last_on_cpu_with_the_same_values(spec):
+    """models.place: every 4-D weight channels_last, outputs equal to the default layout's up to float round-off,
+    the state dict's values unchanged, and the same after a backward pass (the gradients too)."""
+    # the first of these that builds (APS with valid padding needs an even map: one block on 32 px)
+    f, canvas = next((f, c) for f in (resolve_spec({**spec, "channels": ch}) for ch in (CHANNELS, [3]))
+                     for c in CANVASES if first_failure(f, c) is None)
+    torch.manual_seed(0)
+    plain = build_model(f, num_classes=3, canvas=canvas)
+    torch.manual_seed(0)
+    placed = place(build_model(f, num_classes=3, canvas=canvas), torch.device("cpu"))
+    conv_weights = [p for p in placed.parameters() if p.dim() == 4]
+    assert conv_weights and all(p.is_contiguous(memory_format=torch.channels_last) for p in conv_weights)
+    assert all(torch.equal(a, b) for a, b in zip(plain.state_dict().values(), placed.state_dict().values()))
+    x = torch.rand(5, 1, canvas, canvas)
+    a, b = plain(x), placed(x)
+    assert torch.allclose(a, b, rtol=1e-5, atol=1e-6), float((a - b).abs().max())
+    a.square().sum().backward()
+    b.square().sum().backward()
+    for p, q in zip(plain.parameters(), placed.parameters()):
+        assert torch.allclose(p.grad, q.grad, rtol=1e-4, atol=1e-6)
+
+
+def test_place_leaves_a_model_of_your_own_in_its_layout():
+    net = torch.nn.Sequential(torch.nn.Conv2d(2, 3, 3), torch.nn.Flatten(), torch.nn.LazyLinear(2))
+    net(torch.rand(1, 2, 8, 8))
+    place(net, torch.device("cpu"))
+    assert net[0].weight.is_contiguous()
+    assert not net[0].weight.is_contiguous(memory_format=torch.channels_last)
+
+
+def circular_gap_net(seed=0, placed=False):
     torch.manual_seed(seed)
     f = resolve_spec(dict(downsample="none", head="global_avg", padding="circular", channels=[8, 8, 8], kernel=3))
-    return build_model(f, num_classes=2, canvas=24).eval()
+    net = build_model(f, num_classes=2, canvas=24).eval()
+    return place(net, torch.device("cpu")) if placed else net
 
 
-def test_circular_stride1_gap_is_exactly_invariant_untrained():
-    net = circular_gap_net()
+@pytest.mark.parametrize("placed", [False, True], ids=["default-layout", "placed"])
+def test_circular_stride1_gap_is_exactly_invariant_untrained(placed):
+    net = circular_gap_net(placed=placed)
     x = torch.rand(4, 1, 24, 24)
     with torch.no_grad():
         ref = net(x)
@@ -148,8 +182,9 @@ def test_circular_stride1_gap_is_exactly_invariant_untrained():
     assert worst < 1e-5
 
 
-def test_circular_stride1_gap_is_exactly_invariant_after_training():
-    net = circular_gap_net(1)
+@pytest.mark.parametrize("placed", [False, True], ids=["default-layout", "placed"])
+def test_circular_stride1_gap_is_exactly_invariant_after_training(placed):
+    net = circular_gap_net(1, placed)
     x = torch.rand(64, 1, 24, 24)
     y = (x[:, 0, :12].mean((1, 2)) > x[:, 0, 12:].mean((1, 2))).long()
     opt = torch.optim.Adam(net.parameters(), lr=1e-2)
