@@ -1,0 +1,43 @@
+"""What a run holds before invlab holds a letter: resident memory after each import the `invlab run` command makes.
+
+    python bench/import_memory.py
+
+Prints the resident set (VmRSS of /proc/self/status, Linux) after: the interpreter; torch; the libraries and
+modules of the command (invariance_lab.cli and the run's modules, with pandas, pydantic, rich); the first torch
+optimizer, which imports torch's compiler stack (torch._dynamo) on first use. Each row is cumulative. The rest
+of a run's peak (bench/seed_question.py) is invlab's data, networks and batches.
+"""
+
+from __future__ import annotations
+
+import sys
+
+
+def rss_mb() -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    raise SystemExit("no VmRSS in /proc/self/status: this benchmark needs Linux")
+
+
+def main():
+    rows = [("python", rss_mb())]
+    import torch
+
+    rows.append(("+ import torch", rss_mb()))
+    import invariance_lab.cli  # noqa: F401
+    import invariance_lab.experiment  # noqa: F401
+
+    rows.append(("+ the invlab command's modules", rss_mb()))
+    torch.optim.Adam(torch.nn.Linear(2, 2).parameters())
+    rows.append(("+ a first torch optimizer", rss_mb()))
+    print(f"torch {torch.__version__}, Python {sys.version.split()[0]}")
+    last = 0.0
+    for name, mb in rows:
+        print(f"{name:34s} {mb:6.0f} MB  ({mb - last:+.0f})")
+        last = mb
+
+
+if __name__ == "__main__":
+    main()
