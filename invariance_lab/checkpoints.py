@@ -44,9 +44,9 @@ def save_checkpoint(path: Path, model: nn.Module, *, name: str, seed: int, data:
     {"factory", "kwargs"}, plain values, so the file stays loadable with weights_only)."""
     factors = dict(factors if factors is not None else model.factors)
     # contiguous: the file does not depend on the layout the model ran in (models.place)
-    blob = dict(state_dict={k: v.contiguous() for k, v in model.state_dict().items()}, name=name, seed=seed, factors=factors, data=data, train=train,
-                classes=list(classes), n_params=count_parameters(model),
-                fingerprint=fingerprint(factors, data, train, seed),
+    state = {k: v.contiguous() for k, v in model.state_dict().items()}
+    blob = dict(state_dict=state, name=name, seed=seed, factors=factors, data=data, train=train, classes=list(classes),
+                n_params=count_parameters(model), fingerprint=fingerprint(factors, data, train, seed),
                 history={k: [_plain(v) for v in vals] for k, vals in history.to_dict("list").items()})
     tmp = path.with_name(f".{path.name}.tmp")
     torch.save(blob, tmp)

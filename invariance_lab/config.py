@@ -312,8 +312,8 @@ class SweepConfig(_Schema):
     dx: list[Float] = [-8, 8]  # inclusive [start, stop] or [start, stop, step], px; +-8: a whole stride-8 period
     dy: list[Float] = [0, 0]  # vertical shifts, the same way; [0, 0] = none
     grid: Literal["product", "axes"] = "product"  # product: every (dx, dy); axes: dx with dy = 0, then dy with dx = 0
-    batch_size: Int = Field(128, ge=1, le=BIG)  # images per forward pass in the sweep: 128 ran fastest and uses
-    # about 100 MB for invlab's networks on a CPU; 500 was 5-25% slower and took 2-3x the memory
+    batch_size: Int = Field(128, ge=1, le=BIG)  # images per forward pass in the sweep (memory and speed only): the
+    # activations of larger batches were most of a run's peak memory, and the convolutions run no faster on them
 
     @field_validator("dx", "dy")
     @classmethod

@@ -201,8 +201,8 @@ def place(model: nn.Module, device: torch.device) -> nn.Module:
     4-D weights channels_last (NHWC), so convolutions and pooling run on NHWC maps: on the 2-core machine, one
     thread, forward passes 0.96-2.2x and train steps 1.06-1.5x the speed of the default layout (max pooling gains
     most; bench/layout.py). The values are the same up to float round-off, not bit for bit (the kernels sum in
-    another order). A model of your own keeps its layout (its
-    forward may .view() a map), and on CUDA nothing changes: the layout was not measured there."""
+    another order). A model of your own keeps its layout (its forward may .view() a map), and on CUDA nothing
+    changes: the layout was not measured there."""
     model = model.to(device)
     if isinstance(model, InvNet) and device.type == "cpu":
         model = model.to(memory_format=torch.channels_last)
