@@ -35,11 +35,11 @@ def once(threads: int | None, root: Path) -> dict:
         t0 = time.perf_counter()
         # cwd: python -m puts the working directory first on sys.path, ahead of PYTHONPATH
         child = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, env=env, cwd=results)
-        _, status, usage = os.wait4(child.pid, 0)
+        _, status, usage = os.wait4(child.pid, 0)  # this child's own rusage, peak memory included
         wall = time.perf_counter() - t0
-        child.returncode = os.waitstatus_to_exitcode(status)
-        if child.returncode:
-            raise SystemExit(f"{' '.join(cmd)} failed with exit code {child.returncode}")
+        code = child.returncode = os.waitstatus_to_exitcode(status)  # reaped here: Popen must not wait again
+        if code:
+            raise SystemExit(f"{' '.join(cmd)} failed with exit code {code}")
     return dict(wall=wall, user=usage.ru_utime, sys=usage.ru_stime, peak_mb=usage.ru_maxrss / 1024)
 
 
