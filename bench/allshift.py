@@ -26,15 +26,15 @@ import time
 
 import torch
 
-from invariance_lab.config import DataConfig, TrainConfig
-from invariance_lab.data import draw, glyph_table, reference_letters, training_set
-from invariance_lab.engine import allshift_plan, allshift_sweep
-from invariance_lab.experiment import resolve_device
-from invariance_lab.layers import DOWNSAMPLES
-from invariance_lab.models import HEADS, resolve_spec
-from invariance_lab.shifts import circular_shift, grid_points, shift_lines
-from invariance_lab.sweep import every_roll, run_sweep
-from invariance_lab.train import train_model
+from invariance_lab.schema.config import DataConfig, TrainConfig
+from invariance_lab.data.datasets import draw, glyph_table, reference_letters, training_set
+from invariance_lab.eval.engine import allshift_plan, allshift_sweep
+from invariance_lab.run.experiment import resolve_device
+from invariance_lab.nn.layers import DOWNSAMPLES
+from invariance_lab.nn.models import HEADS, resolve_spec
+from invariance_lab.data.shifts import circular_shift, grid_points, shift_lines
+from invariance_lab.eval.sweep import every_roll, run_sweep
+from invariance_lab.run.train import train_model
 
 TARGETS = dict(all_shifts=50.0, grid=20.0, tv=1e-6)  # for max pooling + global average (issue 12)
 

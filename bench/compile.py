@@ -18,7 +18,7 @@ import time
 import torch
 from torch import nn
 
-from invariance_lab.models import create_model, place
+from invariance_lab.nn.models import create_model, place
 
 CPU = torch.device("cpu")
 

@@ -3,7 +3,7 @@
     python bench/import_memory.py
 
 Prints the resident set (VmRSS of /proc/self/status, Linux) after: the interpreter; torch; the libraries and
-modules of the command (invariance_lab.cli and the run's modules, with pandas, pydantic, rich); the first torch
+modules of the command (invariance_lab.cli.main and the run's modules, with pandas, pydantic, rich); the first torch
 optimizer, which imports torch's compiler stack (torch._dynamo) on first use. Each row is cumulative. The rest
 of a run's peak (bench/seed_question.py) is invlab's data, networks and batches.
 """
@@ -26,8 +26,8 @@ def main():
     import torch
 
     rows.append(("+ import torch", rss_mb()))
-    import invariance_lab.cli  # noqa: F401
-    import invariance_lab.experiment  # noqa: F401
+    import invariance_lab.cli.main  # noqa: F401
+    import invariance_lab.run.experiment  # noqa: F401
 
     rows.append(("+ the invlab command's modules", rss_mb()))
     torch.optim.Adam(torch.nn.Linear(2, 2).parameters())

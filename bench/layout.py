@@ -26,9 +26,9 @@ from torch import nn
 
 from compile import steps  # bench/compile.py, beside this file
 
-from invariance_lab.config import load_config
-from invariance_lab.models import build_model, place
-from invariance_lab.speed import keep_freed_memory
+from invariance_lab.config.load import load_config
+from invariance_lab.nn.models import build_model, place
+from invariance_lab.core.speed import keep_freed_memory
 
 ROOT = Path(__file__).resolve().parents[1]
 CPU = torch.device("cpu")

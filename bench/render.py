@@ -16,8 +16,8 @@ import time
 
 import torch
 
-from invariance_lab.config import DataConfig
-from invariance_lab.data import draw, glyph_table, sample_letters
+from invariance_lab.schema.config import DataConfig
+from invariance_lab.data.datasets import draw, glyph_table, sample_letters
 
 LETTERS = list("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
 

@@ -19,12 +19,12 @@ from pathlib import Path
 
 import torch
 
-from invariance_lab.config import load_config
-from invariance_lab.data import draw, glyph_table, reference_letters
-from invariance_lab.shifts import shifted_inputs
-from invariance_lab.models import build_model, place
-from invariance_lab.shifts import grid_points, shift_lines
-from invariance_lab.sweep import run_sweep
+from invariance_lab.config.load import load_config
+from invariance_lab.data.datasets import draw, glyph_table, reference_letters
+from invariance_lab.data.shifts import shifted_inputs
+from invariance_lab.nn.models import build_model, place
+from invariance_lab.data.shifts import grid_points, shift_lines
+from invariance_lab.eval.sweep import run_sweep
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -29,11 +29,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from invariance_lab.config import load_config
-from invariance_lab.data import evaluation_set, glyph_table, training_set
-from invariance_lab.models import build_model, place
-from invariance_lab.speed import keep_freed_memory
-from invariance_lab.train import make_optimizer, train_model
+from invariance_lab.config.load import load_config
+from invariance_lab.data.datasets import evaluation_set, glyph_table, training_set
+from invariance_lab.nn.models import build_model, place
+from invariance_lab.core.speed import keep_freed_memory
+from invariance_lab.run.train import make_optimizer, train_model
 
 ROOT = Path(__file__).resolve().parents[1]
 

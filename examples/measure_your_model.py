@@ -17,10 +17,10 @@ import torch
 from torch import nn
 
 import invariance_lab as il
-from invariance_lab.checkpoints import load_checkpoint
-from invariance_lab.config import parse_config
-from invariance_lab.experiment import run_experiment
-from invariance_lab.runs import checkpoint_path
+from invariance_lab.store.checkpoints import load_checkpoint
+from invariance_lab.config.load import parse_config
+from invariance_lab.run.experiment import run_experiment
+from invariance_lab.store.runs import checkpoint_path
 
 HERE = Path(__file__).resolve().parent
 

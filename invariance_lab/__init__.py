@@ -10,11 +10,11 @@ The Python API, for notebooks and scripts (api.py; torch is imported on first us
 
 import importlib
 
-__version__ = "0.1.0"
+from .core.versions import __version__
 
 # name -> the module that defines it
-_API = {"measure": "api", "summarize": "api", "layer_profile": "api", "create_model": "models",
-        "list_models": "models", "open_folder": "images", "write_folder": "images"}
+_API = {"measure": "run.api", "summarize": "run.api", "layer_profile": "run.api", "create_model": "nn.models",
+        "list_models": "nn.models", "open_folder": "data.images", "write_folder": "data.images"}
 __all__ = list(_API)
 
 

@@ -1,3 +1,3 @@
-from .cli import main
+from invariance_lab.cli.main import main
 
 main()

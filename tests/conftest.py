@@ -23,7 +23,7 @@ def one_thread():
 
 def untrained_quick_run(tmp_path_factory, seeds: str = "[0]") -> pathlib.Path:
     """A finished run folder of configs/quick.yaml with untrained networks and 12 test images (seconds)."""
-    from invariance_lab.cli import app
+    from invariance_lab.cli.main import app
 
     results = tmp_path_factory.mktemp("results")
     res = CliRunner().invoke(app, ["run", str(ROOT / "configs" / "quick.yaml"), "--results-dir", str(results),
@@ -61,7 +61,7 @@ def write_fake_result(folder: pathlib.Path, *, name="demo", run_id="20260101-000
     import pandas as pd
     import yaml
 
-    from invariance_lab.sweep import CHANCE_COLUMNS, summarize
+    from invariance_lab.eval.sweep import CHANCE_COLUMNS, summarize
 
     folder.mkdir(parents=True, exist_ok=True)
     rows, clean = [], {}

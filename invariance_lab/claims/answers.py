@@ -1,0 +1,251 @@
+"""The question's claims answered: run configs/question_claims.yaml (or reuse its run), add the sweeps the claims
+need (claims.SWEEPS: reused when the run folder already holds them), judge every claim (claims.py), and render
+docs/answers.md. `invlab claims` is these three calls:
+
+    run_dir = claims_run(load_config("configs/question_claims.yaml"), results_dir=Path("results"), threads=1)
+    answers = answer_claims(run_dir, threads=1)
+    text = render_answers(answers, config="configs/question_claims.yaml", wall_s=312.0, load=(2.1, 3.4))
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from .claims import (AGREE_TV, APPROX_EQUIVARIANCE, APPROX_FLIP, CIRCULAR, EXACT_EQUIVARIANCE, EXACT_TV, PART_SPAN,
+    VERDICTS, Claim, Finding, check_claim_models, judge_all)
+from ..schema.config import Config, SweepConfig
+from ..config.load import load_config, to_yaml
+from ..report.display import CLIP_MARK, protocol_lines
+from ..core.errors import InvlabError
+from ..run.experiment import run_experiment, sweep_experiment
+from ..store.results import Result, load_result
+from ..store.runs import (CONFIG_FILE, SWEEP_DIR, SWEEP_FILE, config_digest, finished_runs, read_meta,
+    require_finished_run, run_state)
+from ..eval.sweep import every_roll
+
+Say = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class SweepPlan:
+    """An extra sweep of the run's checkpoints (experiment.sweep_experiment); span None = every roll."""
+
+    key: str
+    words: str  # what it measures, for the page
+    models: tuple[str, ...]
+    kind: str = "translation"
+    mode: str = "circular"
+    grid: str = "product"
+    span: int | None = None
+    engine: str = "auto"
+    layers: bool = False
+    layer_images: int = 100
+
+    def settings(self, cfg: Config) -> SweepConfig:
+        rng = every_roll(cfg.data.canvas) if self.span is None else [-float(self.span), float(self.span), 1.0]
+        return SweepConfig(mode=self.mode, dx=rng, dy=rng, grid=self.grid, batch_size=cfg.sweep.batch_size)
+
+    def command(self, cfg: Config, run: str = "RUN") -> str:
+        """The `invlab sweep` line that makes the same folder (answers.py reuses it)."""
+        s = self.settings(cfg)
+        if self.span is None and self.grid == "product":
+            shifts = "--all-shifts"
+        else:
+            shifts = " ".join(f"--{a} {v[0]:g}:{v[1]:g}" for a, v in (("dx", s.dx), ("dy", s.dy)))
+            shifts = (f"--kind parts {shifts}" if self.kind == "parts" else
+                      f"--mode {self.mode} {shifts} --grid {self.grid}")
+        extra = (" --engine brute" if self.engine == "brute" else "") + \
+            (f" --layers --layer-images {self.layer_images}" if self.layers else "")
+        return f"invlab sweep {run} {shifts}{extra} --models {','.join(self.models)} --threads 1"
+
+
+SWEEPS = {p.key: p for p in (
+    SweepPlan("every_roll", "every circular shift of the canvas (the whole translation group), all-shift engine",
+              CIRCULAR),
+    SweepPlan("layers", "circular shifts over the whole canvas along each axis, brute force (one forward pass per "
+              "shift), with the layer profile", CIRCULAR + ("gap_zeros",), grid="axes", engine="brute", layers=True),
+    SweepPlan("parts", f"the letter's right-most stroke moved by -{PART_SPAN}..{PART_SPAN} px on each axis, the "
+              "rest in place, on the canvas", ("conv_only", "conv_maxpool", "strided_conv", "gap_circular",
+                                              "maxpool_gap_circular"), kind="parts", mode="canvas", span=PART_SPAN),
+)}
+
+
+def claims_run(cfg: Config, *, results_dir: Path, progress: bool = False, threads: int | None = None,
+               on_event: Say | None = None, factory_dirs: list[Path] | None = None) -> Path:
+    """The newest finished run of exactly this config (the same digest), else run_experiment (which resumes an
+    interrupted run and reuses every matching checkpoint). Whether the run was made earlier: its meta.json's
+    "finished" time (render_answers says which)."""
+    say = on_event or (lambda msg: None)
+    check_claim_models(cfg)  # before any training: the claims read these models
+    digest = config_digest(to_yaml(cfg))
+    done = [f for f, m in finished_runs(Path(results_dir), cfg.name) if m.get("config_digest") == digest]
+    if done:
+        say(f"using the finished run {done[-1]}")
+        return done[-1]
+    return run_experiment(cfg, results_dir=Path(results_dir), progress=progress, threads=threads, on_event=on_event,
+                          factory_dirs=factory_dirs)
+
+
+def find_sweep(run_dir: Path, plan: SweepPlan, cfg: Config) -> Path | None:
+    """The newest complete sweep folder of run_dir made with plan's settings (any superset of its models)."""
+    want = plan.settings(cfg).model_dump(mode="json")
+    for folder in sorted((Path(run_dir) / SWEEP_DIR).glob("*"), reverse=True):
+        try:
+            meta, spec = read_meta(folder), yaml.safe_load((folder / SWEEP_FILE).read_text())
+        except (InvlabError, OSError, yaml.YAMLError):
+            continue
+        p = meta.get("protocol", {})
+        if (run_state(meta) != "complete" or not isinstance(spec, dict) or spec.get("sweep") != want
+                or spec.get("kind") != plan.kind or not set(plan.models) <= set(spec.get("models") or ())):
+            continue
+        if plan.layers and not (spec.get("layers") and (p.get("layers") or {}).get("n_images")
+                                == min(plan.layer_images, p.get("test_images", 0))):
+            continue
+        if plan.engine == "brute" and p.get("engine") != "brute":
+            continue
+        return folder
+    return None
+
+
+@dataclass
+class Answers:
+    cfg: Config
+    folders: dict[str, Path]  # "run" and the keys of claims.SWEEPS
+    reused: dict[str, bool]  # per sweep: found in the run folder rather than made now
+    results: dict[str, Result]
+    findings: list[tuple[Claim, Finding]]
+
+
+def answer_claims(run_dir: Path, *, threads: int | None = None, progress: bool = False,
+                  on_event: Say | None = None) -> Answers:
+    """Every claim judged on a finished run of the claims config, its extra sweeps made (or reused) first."""
+    say = on_event or (lambda msg: None)
+    require_finished_run(run_dir)
+    cfg = load_config(Path(run_dir) / CONFIG_FILE)
+    check_claim_models(cfg)
+    folders, reused = {"run": Path(run_dir)}, {}
+    for key, plan in SWEEPS.items():
+        found = find_sweep(run_dir, plan, cfg)
+        reused[key] = found is not None
+        if found is not None:
+            say(f"reusing sweep {found} ({key})")
+        else:
+            say(f"sweep {key}: {plan.words}")
+            found = sweep_experiment(Path(run_dir), plan.settings(cfg), models=list(plan.models), kind=plan.kind,
+                                     layers=plan.layers, layer_images=plan.layer_images, progress=progress,
+                                     threads=threads, on_event=on_event, engine=plan.engine)
+        folders[key] = found
+    results = {k: load_result(f) for k, f in folders.items()}
+    return Answers(cfg, folders, reused, results, judge_all(cfg, results))
+
+
+# ----------------------------------------------------------------------------------------------- the page
+
+
+def _minutes(seconds: float) -> str:
+    m, s = divmod(round(seconds), 60)
+    return f"{m} min {s} s" if m else f"{seconds:.1f} s"
+
+
+def _where(path: Path) -> str:
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def _timing(a: Answers, wall_s: float | None, load: tuple[float, float] | None, since: str | None) -> str:
+    """The invocation's wall time and what it spent it on: what was made now, what was reused from earlier."""
+    meta = a.results["run"].meta
+    timings, trained = meta.get("timings", {}), meta.get("trained", [])
+    train_s = sum(v for k, v in timings.get("train_s", {}).items() if k in trained)
+    run = (f"{len(trained)} networks trained ({train_s:.0f} s), {len(meta.get('reused', {}))} reused from earlier "
+           f"runs, its own sweep {timings.get('sweep_s', 0):.0f} s")
+    if since is not None and str(meta.get("started", "")) < since:
+        run = f"made earlier and reused ({run}; {timings.get('total_s', 0):.0f} s in all)"
+    sweeps = ", ".join(f"{k} {a.results[k].meta.get('timings', {}).get('total_s', 0):.0f} s"
+                       + (" (made earlier, reused)" if a.reused[k] else "") for k in a.reused)
+    head = f"**{_minutes(wall_s)}** wall time" if wall_s is not None else "wall time not measured"
+    machine = f"{os.cpu_count()} CPU cores"
+    if load:
+        machine += f", load average {load[0]:.1f} at the start and {load[1]:.1f} at the end"
+    return f"{head} (run: {run}; extra sweeps: {sweeps}) on {machine}"
+
+
+def _environment(meta: dict) -> str:
+    env = meta.get("environment") or {}
+    v = env.get("versions") or {}
+    return (f"{env.get('cpu', '?')} ({env.get('cpu_threads', '?')} threads), torch {v.get('torch', '?')} with "
+            f"{env.get('torch_threads', '?')} thread(s), device {meta.get('device', '?')}, "
+            f"Python {env.get('python', '?')}, git commit {str(env.get('git_commit', '?'))[:10]}")
+
+
+def _commands(c: Claim, a: Answers, config: str) -> list[str]:
+    run = _where(a.folders["run"])
+    lines = [f"invlab claims {config} --threads 1    # the whole page"]
+    for s in c.sources:
+        if s == "run":
+            lines += [f"invlab run {config} --threads 1", f"invlab report {run} --format markdown"]
+        else:
+            by = " --by layer" if SWEEPS[s].layers else ""
+            lines += [SWEEPS[s].command(a.cfg, run), f"invlab report {_where(a.folders[s])}{by} --format markdown"]
+    return list(dict.fromkeys(lines))
+
+
+def _intro(a: Answers, config: str) -> str:
+    return ("*How do max pooling, strides and global pooling make a CNN invariant to translation?* The question's "
+            "author and its two answers made six claims. Each is tested here by experiment on the lab's letters (A "
+            f"vs B, {a.cfg.data.canvas} px canvas, letters always centred in training, so whatever invariance a "
+            f"network shows comes from its architecture), {len(a.cfg.seeds)} seeds per network; numbers are mean ± "
+            "95% CI over seeds. TV is the total-variation change of the softmax output (for two classes, the change "
+            "of the probability of the class predicted before the shift). Written by `invlab claims` from the run "
+            f"`{a.results['run'].label}` ({len(a.cfg.models)} networks × {len(a.cfg.seeds)} seeds, config "
+            f"`{config}`), not by hand: `tests/test_claims.py` checks the direction of every verdict on a reduced "
+            "run, and that this page states the same verdicts.")
+
+
+def _thresholds() -> list[str]:
+    return [(f"- *Exact invariance*: no image of any seed changes its softmax output by more than {EXACT_TV:g} in "
+            "total variation (float32 round-off; the `--all-shifts` certificate's rule)."),
+            ("- *Exact equivariance*: relative error ||F(Tx) − T′F(x)|| / ||F(x)|| at most "
+            f"{EXACT_EQUIVARIANCE:g} at every tap, shift and seed; at most {APPROX_EQUIVARIANCE:g}: approximately."),
+            f"- *Approximately invariant*: mean flip rate over the shifts at most {APPROX_FLIP:g}.",
+            ("- *Clearly lower / higher*: the two 95% intervals over seeds (cut to [0, 1]) do not overlap; otherwise "
+            "the difference is within the seed spread."),
+            ("- A claim whose deciding networks have a seed at chance is *undecided*: a network that answers one "
+            "class for every image never changes its mind."),
+            ("- Exactness under every circular shift comes from the all-shift engine and is checked by brute force "
+            "(one forward pass per shift) on the shifts along both axes; they must agree within "
+            f"{AGREE_TV:g}, or the verdict is undecided. Verdicts: {', '.join(VERDICTS)}.")]
+
+
+def render_answers(a: Answers, *, config: str = "configs/question_claims.yaml", wall_s: float | None = None,
+                   load: tuple[float, float] | None = None, since: str | None = None) -> str:
+    """docs/answers.md: the verdict table, then per claim the experiment, the numbers, the verdict, the rule and
+    the commands that reproduce it; the thresholds; where every number came from. wall_s, load (1-minute load
+    averages at the start and the end) and since (the invocation's start, ISO time: a run started before it was
+    reused) describe the invocation that made the page."""
+    time = (f"Time: {_timing(a, wall_s, load, since)}. Reproduce: `invlab claims {config} --threads 1` (it reuses "
+            "a finished run of the same config and the sweeps already in its folder).")
+    out = ["# The question's claims, tested", "", _intro(a, config), "", time, "", "## Verdicts", "",
+           "| # | claim | verdict | when, and the numbers that say so |", "|---:|---|---|---|"]
+    out += [f"| {c.number} | {c.text} | **{f.verdict}** | {f.condition} |" for c, f in a.findings]
+    out += ["", "## Thresholds", "", *_thresholds(), ""]
+    for c, f in a.findings:
+        out += [f"## {c.number}. “{c.text}”", "", f"**Experiment.** {c.experiment}", "",
+                "| quantity | model | value |", "|---|---|---:|", *(f"| {q} | {m} | {v} |" for q, m, v in f.numbers),
+                "", f"**Verdict: {f.verdict}.** {f.condition}.", "", f"**Rule.** {c.rule}", "",
+                "**Reproduce.**", "", "```", *_commands(c, a, config), "```", ""]
+    out += ["## Where the numbers come from", ""]
+    for key, r in a.results.items():
+        what = "the run's own sweep" if key == "run" else SWEEPS[key].words
+        out.append(f"- `{_where(a.folders[key])}` ({what}): {protocol_lines([r])[0]}")
+    clipped = (f"{CLIP_MARK} the 95% interval reaches outside the range [0, 1] of the quantity, so it is cut there "
+               "and shown as mean [low, high].")
+    out += ["", clipped, "", f"Environment of the run: {_environment(a.results['run'].meta)}.", ""]
+    return "\n".join(out)

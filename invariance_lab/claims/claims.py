@@ -1,0 +1,373 @@
+"""The question's six claims, tested: each claim as the thread words it, the experiment that tests it, and the
+rule that turns the numbers into a verdict. answers.py runs the experiments and writes docs/answers.md.
+
+    invlab claims configs/question_claims.yaml --threads 1
+
+Every verdict comes from the numbers of a finished run of configs/question_claims.yaml and its extra sweeps
+(answers.SWEEPS: "every_roll", "layers", "parts"; claim_evidence.py reads them), by these thresholds:
+
+* EXACT_TV: a model is exactly invariant at a shift when no image's softmax output moves by more than 1e-6 in
+  total variation, for any seed (sweep.INVARIANT_TV: float32 round-off, the `--all-shifts` certificate's rule).
+* EXACT_EQUIVARIANCE: a feature map is exactly equivariant when the relative error ||F(Tx) - T'F(x)|| / ||F(x)||
+  of every tap, shift and seed is at most 1e-5 (float32 round-off; tests/test_theory.py uses the same bound);
+  APPROX_EQUIVARIANCE: at most 1% is "approximately".
+* APPROX_FLIP: a model is approximately invariant when its mean flip rate over the shifts is at most 5% (the
+  global-average models of the README change 0.1-0.3%; the flatten models 30-40%).
+* A comparison between two models is "clear" when their 95% intervals over seeds (cut to [0, 1]) do not
+  overlap; otherwise it is "within the seed spread".
+* A claim whose deciding models have a seed at chance (report.seed_flags) is UNDECIDED: a network that answers
+  one class for every image never changes its mind, so its consistency says nothing.
+* Exactness verdicts rest on brute force (one forward pass per shift) as well as on the all-shift engine:
+  AGREE_TV bounds how far the two may differ on the shifts both measured, or the verdict is UNDECIDED.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pandas as pd
+
+from .evidence import Evidence, Finding, Stat, compare, exact_shifts, lattice, per_seed, tv
+from ..schema.config import Config
+from ..core.errors import InvlabError
+from ..nn.models import check_model
+from ..report.tables import LAYER_RANGE, Result, layer_table
+from ..store.runs import LAYERS_CSV
+from ..core.stats import clip_interval
+from ..eval.sweep import INVARIANT_TV, MAX_COLUMN
+
+HOLDS, APPROX, FAILS, UNDECIDED = "holds", "holds only approximately", "does not hold", "undecided"
+VERDICTS = (HOLDS, APPROX, FAILS, UNDECIDED)
+EXACT_TV = INVARIANT_TV  # 1e-6
+EXACT_EQUIVARIANCE = 1e-5
+APPROX_EQUIVARIANCE = 1e-2
+APPROX_FLIP = 0.05
+AGREE_TV = 1e-5  # engine against brute force: mean TV per shift, model and seed
+PART_SPAN = 3  # part displacements of -3..3 px on each axis: "slightly displaced"
+
+# The models the claims read, with the factors each must have (the config may change channels, kernel, ...).
+MODELS = {
+    "conv_only": ("none", "flatten", "zeros"), "conv_maxpool": ("max", "flatten", "zeros"),
+    "strided_conv": ("stride", "flatten", "zeros"), "gap_circular": ("none", "global_avg", "circular"),
+    "gmp_circular": ("none", "global_max", "circular"), "gap_zeros": ("none", "global_avg", "zeros"),
+    "strided_gmp_circular": ("stride", "global_max", "circular"),
+    "maxpool_gap_circular": ("max", "global_avg", "circular"), "strided_gmp": ("stride", "global_max", "zeros"),
+    "maxpool_1x1": ("max", "flatten", "zeros"), "maxpool_1x1_circular": ("max", "flatten", "circular"),
+}
+ONE_BY_ONE = ("maxpool_1x1", "maxpool_1x1_circular")  # their last map must be 1 x 1
+CIRCULAR = ("gap_circular", "gmp_circular", "strided_gmp_circular", "maxpool_gap_circular", "maxpool_1x1_circular")
+
+
+# ----------------------------------------------------------------------------------------------- the claims
+
+
+@dataclass(frozen=True)
+class Claim:
+    number: int
+    text: str  # as the thread words it
+    experiment: str
+    rule: str  # how the verdict is decided
+    sources: tuple[str, ...]  # "run" (the run's own sweep) and keys of answers.SWEEPS
+    models: tuple[str, ...]  # the models whose numbers decide (seeds at chance make it UNDECIDED)
+    judge: Callable[[Evidence], Finding]
+
+
+CLAIMS: list[Claim] = []
+
+
+def claim(text: str, experiment: str, rule: str, sources: tuple[str, ...], models: tuple[str, ...]):
+    def register(judge):
+        CLAIMS.append(Claim(len(CLAIMS) + 1, text, experiment, rule, sources, models, judge))
+        return judge
+    return register
+
+
+@claim("Convolution feature maps are equivariant",
+       "Layer profile under circular shifts along each axis over the whole canvas, by brute force: the relative "
+       "equivariance error ||F(Tx) - T'F(x)|| / ||F(x)|| of every conv and downsampling tap (T' = the shift divided "
+       "by the tap's cumulative stride, defined where it divides), for stride-1 networks with circular padding "
+       "(global average and global max heads), stride-2 networks with circular padding (strided conv, max pooling) "
+       "and a stride-1 network with zero padding.",
+       f"holds if every tap of the stride-1 circular networks has error <= {EXACT_EQUIVARIANCE:g} at every shift and "
+       f"seed (exact), holds only approximately if <= {APPROX_EQUIVARIANCE:g}, else does not hold; the condition "
+       "says whether stride-2 taps are exact at multiples of their stride (and change elsewhere: pooled error of the "
+       f"last tap > {EXACT_EQUIVARIANCE:g}) and whether zero padding is exact.",
+       ("layers",), ("gap_circular", "gmp_circular", "strided_gmp_circular", "maxpool_gap_circular", "gap_zeros"))
+def _equivariance(ev: Evidence) -> Finding:
+    r = ev.results["layers"]
+    taps = pd.read_csv(r.path / LAYERS_CSV)
+    taps = taps[(taps.layer_name != "head") & ((taps.dx != 0) | (taps.dy != 0))]
+    means, ci = layer_table([r], "mean_equivariance_error")
+    worst, numbers = {}, []
+    for m in ("gap_circular", "gmp_circular", "strided_gmp_circular", "maxpool_gap_circular", "gap_zeros"):
+        mine = taps[taps.model == m]
+        worst[m] = float(mine.equivariance_error.max())
+        last = mine.layer_name.iloc[-1]  # the deepest tap: block<n>.down
+        row = (r.label, m)
+        lo, hi, _ = clip_interval(means.loc[row, last], ci.loc[row, last], *LAYER_RANGE)
+        numbers += [("largest equivariance error (any tap, shift, seed)", m, tv(worst[m])),
+                    (f"mean equivariance error at {last}", m,
+                     str(Stat(means.loc[row, last], ci.loc[row, last], float(lo), float(hi), LAYER_RANGE)))]
+    stride1 = max(worst["gap_circular"], worst["gmp_circular"])
+    stride2 = max(worst["strided_gmp_circular"], worst["maxpool_gap_circular"])
+    moved = 0.0
+    for m in ("strided_gmp_circular", "maxpool_gap_circular"):
+        mine = taps[taps.model == m]
+        last = mine[mine.layer_name == mine.layer_name.iloc[-1]]
+        step = int(last.stride.iloc[0])
+        error = float(last[~lattice(last, step)].pooled_invariance_error.max())
+        what = f"largest pooled (channel-mean) error of {last.layer_name.iloc[0]} between multiples of {step}"
+        numbers.append((what, m, f"{error:.3g}"))
+        moved = max(moved, error)
+    verdict = HOLDS if stride1 <= EXACT_EQUIVARIANCE else APPROX if stride1 <= APPROX_EQUIVARIANCE else FAILS
+    parts = [(f"{'exactly' if verdict == HOLDS else 'not exactly'} for stride-1 convolutions with circular padding "
+             f"(largest error {tv(stride1)} over every tap, shift and seed)")]
+    if stride2 <= EXACT_EQUIVARIANCE and moved > EXACT_EQUIVARIANCE:
+        parts.append(f"after a stride-2 layer only for shifts that are multiples of the cumulative stride (there "
+                     f"{tv(stride2)}); in between the map is no shifted copy (its channel means move by up to "
+                     f"{moved:.2g})")
+    else:
+        parts.append(f"after a stride-2 layer: largest error {tv(stride2)} at multiples of the stride, pooled "
+                     f"error {moved:.2g} in between")
+    z = worst["gap_zeros"]
+    one = taps[(taps.model == "gap_zeros") & (taps.dx == 1) & (taps.dy == 0)]
+    first, deep = (float(one[one.layer_name == one.layer_name.iloc[k]].equivariance_error.max()) for k in (0, -1))
+    taps_1px = f"{one.layer_name.iloc[0]}; {one.layer_name.iloc[-1]}"
+    numbers.append((f"largest equivariance error at a 1 px shift: {taps_1px}", "gap_zeros", f"{tv(first)}; {deep:.3g}"))
+    parts.append(f"not with zero padding (largest error {z:.2g}; at a 1 px shift {tv(first)} in the first block, "
+                 f"whose input background is 0 like the padding, but {deep:.2g} in the last)"
+                 if z > EXACT_EQUIVARIANCE else f"also with zero padding (largest error {tv(z)})")
+    return Finding(verdict, "; ".join(parts), numbers)
+
+
+@claim("Max pooling puts a slightly displaced part back into focus",
+       f"Part displacement: only the letter's right-most stroke moves, by -{PART_SPAN}..{PART_SPAN} px in x and y "
+       "(every pair), the rest stays; mean probability change (TV) and flip rate over the 48 displacements. Max "
+       "pooling against none, in two pairs with everything else equal: flatten head with zero padding "
+       "(conv_maxpool vs conv_only) and global average head with circular padding (maxpool_gap_circular vs "
+       "gap_circular); control: a strided convolution (stride 2 without any max, flatten head).",
+       "holds if max pooling's mean probability change is clearly lower (95% intervals apart) than no pooling's in "
+       "both pairs; does not hold if it is clearly higher in a pair, or not lower on average in any; otherwise "
+       "undecided (the direction is the claim's but within the seed spread).",
+       ("parts",), ("conv_only", "conv_maxpool", "strided_conv", "gap_circular", "maxpool_gap_circular"))
+def _part_displacement(ev: Evidence) -> Finding:
+    numbers = []
+    for m in ("conv_only", "conv_maxpool", "strided_conv", "gap_circular", "maxpool_gap_circular"):
+        numbers += [("mean probability change (TV)", m, str(ev.stat("parts", m, "mean_prob_change"))),
+                    ("mean flip rate", m, str(ev.stat("parts", m, "mean_flip_rate")))]
+    pairs = [("conv_maxpool", "conv_only"), ("maxpool_gap_circular", "gap_circular")]
+    stats = [(ev.stat("parts", a, "mean_prob_change"), ev.stat("parts", b, "mean_prob_change")) for a, b in pairs]
+    outcome = [compare(a, b) for a, b in stats]
+    if all(o == "lower" for o in outcome):
+        verdict = HOLDS
+    elif "higher" in outcome or all(a.mean >= b.mean for a, b in stats):
+        verdict = FAILS
+    else:
+        verdict = UNDECIDED
+    said = "; ".join(f"{a} {sa.mean:.3f} vs {b} {sb.mean:.3f} ({o})"
+                     for (a, b), (sa, sb), o in zip(pairs, stats, outcome))
+    strided, maxpool = ev.stat("parts", "strided_conv", "mean_prob_change"), stats[0][0]
+    less = "less" if strided.mean < maxpool.mean else "more"
+    control = (f"a strided convolution, with no max at all, changes it {less} than max pooling ({strided.mean:.3f} vs "
+               f"{maxpool.mean:.3f}, {compare(strided, maxpool)})")
+    return Finding(verdict, f"mean probability change with max pooling vs without: {said}; {control}", numbers)
+
+
+@claim("Stacking conv + max pooling until a single value gives total invariance",
+       "Conv + 2x2 max-pooling blocks until the map is 1x1 (five on a 32 px canvas: total stride 32), then the "
+       "dense layer: canvas shifts of -8..8 px along each axis (zero padding), and every circular shift of the canvas "
+       "(circular padding); three blocks + flatten (conv_maxpool) for comparison.",
+       f"holds if no image changes by more than {EXACT_TV:g} (TV) at any shift, seed and protocol; holds only "
+       f"approximately if the mean flip rate is at most {APPROX_FLIP:g} under both protocols; else does not hold.",
+       ("run", "every_roll"), ("maxpool_1x1", "maxpool_1x1_circular", "conv_maxpool"))
+def _pool_to_one(ev: Evidence) -> Finding:
+    canvas, circ = ev.stat("run", "maxpool_1x1", "mean_flip_rate"), ev.stat("every_roll", "maxpool_1x1_circular",
+                                                                            "mean_flip_rate")
+    three = ev.stat("run", "conv_maxpool", "mean_flip_rate")
+    big = (ev.max_tv("run", "maxpool_1x1"), ev.max_tv("every_roll", "maxpool_1x1_circular"))
+    numbers = [("mean flip rate, canvas shifts", "maxpool_1x1", str(canvas)),
+               ("worst-shift flip rate, canvas shifts", "maxpool_1x1", str(ev.stat("run", "maxpool_1x1",
+                                                                                   "worst_flip_rate"))),
+               ("mean flip rate, canvas shifts", "conv_maxpool (3 blocks + flatten)", str(three)),
+               ("mean flip rate, every circular shift", "maxpool_1x1_circular", str(circ)),
+               ("worst-shift flip rate, every circular shift", "maxpool_1x1_circular",
+                str(ev.stat("every_roll", "maxpool_1x1_circular", "worst_flip_rate"))),
+               ("largest probability change of any image (canvas; circular)", "maxpool_1x1(_circular)",
+                f"{big[0]:.3g}; {big[1]:.3g}")]
+    verdict = (HOLDS if max(big) <= EXACT_TV else APPROX if max(canvas.mean, circ.mean) <= APPROX_FLIP else FAILS)
+    stride = ev.total_stride("maxpool_1x1_circular")
+    return Finding(verdict, f"the single value per channel is reached (total stride {stride}, canvas "
+                   f"{ev.cfg.data.canvas} px), yet {canvas.mean:.1%} of predictions change on average under canvas "
+                   f"shifts and {circ.mean:.1%} over every circular shift; against three blocks + flatten "
+                   f"({three.mean:.1%}): {compare(canvas, three)}. The max-pooling grid is exact only for shifts by "
+                   f"multiples of the total stride, and on this canvas that is no non-zero shift", numbers)
+
+
+@claim("Any symmetric function over positions — max, sum, mean — makes the output invariant",
+       "Stride-1 networks with circular padding and a global max or a global average head (a sum is the mean times "
+       "the number of positions, so it is the mean's case): every circular shift of the canvas (all-shift engine), "
+       "checked by brute force along both axes; then the same heads where the map before them is not equivariant: "
+       "zero padding (gap_zeros, circular and canvas shifts) and stride 2 (strided_gmp_circular, every shift).",
+       f"holds if, for both heads, no image of any seed changes by more than {EXACT_TV:g} (TV) at any circular shift "
+       f"by either engine (which must agree within {AGREE_TV:g}); else does not hold. The condition gives the same "
+       "heads on a map that is not equivariant.",
+       ("every_roll", "layers", "run"), ("gap_circular", "gmp_circular", "gap_zeros", "strided_gmp_circular"))
+def _symmetric_head(ev: Evidence) -> Finding:
+    heads, numbers = ("gmp_circular", "gap_circular"), []
+    for m in heads:
+        numbers += [("largest probability change, every circular shift (engine)", m, tv(ev.max_tv("every_roll", m))),
+                    ("largest probability change, axis shifts (brute force)", m, tv(ev.max_tv("layers", m))),
+                    ("worst-shift flip rate, every circular shift", m,
+                     str(ev.stat("every_roll", m, "worst_flip_rate"))),
+                    ("mean flip rate, canvas shifts", m, str(ev.stat("run", m, "mean_flip_rate")))]
+    gap = ev.engine_gap(CIRCULAR)
+    zeros_roll, zeros_canvas = ev.stat("layers", "gap_zeros", "mean_flip_rate"), ev.stat("run", "gap_zeros",
+                                                                                          "mean_flip_rate")
+    strided = ev.stat("every_roll", "strided_gmp_circular", "mean_flip_rate")
+    numbers += [("largest difference of mean TV, engine vs brute force, on the shifts both ran", "circular models",
+                 tv(gap)),
+                ("largest probability change, axis shifts (brute force)", "gap_zeros",
+                 f"{ev.max_tv('layers', 'gap_zeros'):.3g}"),
+                ("mean flip rate, circular; canvas shifts", "gap_zeros", f"{zeros_roll}; {zeros_canvas}"),
+                ("mean flip rate, every circular shift", "strided_gmp_circular", str(strided))]
+    exact = {m: max(ev.max_tv("every_roll", m), ev.max_tv("layers", m)) <= EXACT_TV for m in heads}
+    if gap > AGREE_TV:
+        return Finding(UNDECIDED, f"the all-shift engine and brute force disagree by {tv(gap)} (> {AGREE_TV:g})",
+                       numbers)
+    verdict = HOLDS if all(exact.values()) else FAILS
+    worst = max(ev.max_tv("every_roll", m) for m in heads)
+    said = (f"exactly for both global max and global average (largest change {tv(worst)} over all "
+            f"{ev.results['every_roll'].meta['protocol']['n_shifts']} circular shifts and every seed), when the map "
+            "before them is shift-equivariant: circular padding and stride 1" if verdict == HOLDS else
+            "not exactly for " + ", ".join(m for m, ok in exact.items() if not ok))
+    return Finding(verdict, f"{said}. Not otherwise: with zero padding the global average changes "
+                   f"{zeros_roll.mean:.2%} of predictions under circular shifts ({zeros_canvas.mean:.2%} under canvas "
+                   f"shifts), and after stride-2 convolutions a global max changes {strided.mean:.1%}", numbers)
+
+
+def _lattice_numbers(ev: Evidence, m: str) -> tuple[dict, list[tuple[str, str, str]]]:
+    """Exactness of `m` over every circular shift, on and off the multiples of its total stride (engine), and on
+    the multiples along the axes (brute force)."""
+    rows, brute, step = ev.rows("every_roll", m), ev.rows("layers", m), ev.total_stride(m)
+    on = lattice(rows, step)
+    exact = exact_shifts(rows, EXACT_TV)  # per non-zero (dx, dy), over every seed
+    shifts = exact.index.to_frame(index=False)
+    odd = ((shifts.dx % 2 != 0) | (shifts.dy % 2 != 0)).to_numpy()
+    period = next(d for d in range(1, step + 1) if step % d == 0 and exact[lattice(shifts, d).to_numpy()].all())
+    out = {"step": step, "n_on": int(lattice(shifts, step).sum()), "on": float(rows[on][MAX_COLUMN].max()),
+           "on_brute": float(brute[lattice(brute, step)][MAX_COLUMN].max()), "odd_exact": int(exact[odd].sum()),
+           "n_odd": int(odd.sum()), "period": period, "off": per_seed(rows[~on], "flip_rate")}
+    numbers = [(f"largest probability change at the {out['n_on']} non-zero multiples of the total stride {step}", m,
+                tv(out["on"])),
+               (f"the same at the multiples of {step} along the axes, brute force", m, tv(out["on_brute"])),
+               ("odd shifts at which no image of any seed changes", m, f"{out['odd_exact']} of {out['n_odd']}"),
+               ("finest step of the exact lattice (px)", m, str(period)),
+               ("mean flip rate at the other shifts", m, str(out["off"])),
+               ("mean probability change at the other shifts", m, str(per_seed(rows[~on], "prob_change")))]
+    return out, numbers
+
+
+def _exact_on_lattice_only(found: dict) -> bool:
+    return max(found["on"], found["on_brute"]) <= EXACT_TV and found["odd_exact"] == 0
+
+
+@claim("With stride > 1 it is only approximately a shuffle",
+       "Stride-2 networks (three blocks: total stride 8) with circular padding and a global-pooling head, strided "
+       "convolutions + global max and max pooling + global average: every circular shift of the canvas, split into "
+       "the multiples of the total stride and the rest.",
+       f"holds if both networks are exact (no image changes by more than {EXACT_TV:g}) at every multiple of the total "
+       "stride and at no odd shift; does not hold if they are not exact on those multiples (not even a shuffle "
+       "there) or exact at some odd shift (more than approximately a shuffle).",
+       ("every_roll", "layers"), ("strided_gmp_circular", "maxpool_gap_circular"))
+def _stride_shuffle(ev: Evidence) -> Finding:
+    found, numbers = {}, []
+    for m in ("strided_gmp_circular", "maxpool_gap_circular"):
+        found[m], more = _lattice_numbers(ev, m)
+        numbers += more
+    gap = ev.engine_gap(list(found))
+    numbers.append(("largest difference of mean TV, engine vs brute force, on the shifts both ran", "both", tv(gap)))
+    if gap > AGREE_TV:
+        return Finding(UNDECIDED, f"the all-shift engine and brute force disagree by {tv(gap)}", numbers)
+    on_exact = all(max(f["on"], f["on_brute"]) <= EXACT_TV for f in found.values())
+    odd_exact = sum(f["odd_exact"] for f in found.values())
+    verdict = HOLDS if all(_exact_on_lattice_only(f) for f in found.values()) else FAILS
+    s = next(iter(found.values()))
+    said = (f"exact at every multiple of the total stride {s['step']} (largest change "
+            f"{tv(max(max(f['on'], f['on_brute']) for f in found.values()))})" if on_exact else
+            "not exact even at multiples of the total stride")
+    said += f", exact at {odd_exact} of the {s['n_odd']} odd shifts"
+    fine = [m for m, f in found.items() if f["period"] < f["step"]]
+    if fine:
+        said += f" (exact on a finer lattice for {', '.join(fine)})"
+    how = "; ".join(f"{m} {'approximately' if f['off'].mean <= APPROX_FLIP else 'not even approximately'} "
+                    f"({f['off'].mean:.1%} of predictions change)" for m, f in found.items())
+    return Finding(verdict, f"{said}. Between the multiples, how close to a shuffle depends on the downsampling: "
+                   f"{how}", numbers)
+
+
+@claim("Replace max pooling by strided convolutions and take a global max pooling: invariant without pooling",
+       "Strided convolutions (three stride-2 blocks) + global max against conv + 2x2 max pooling + flatten, both "
+       "with zero padding, under canvas shifts of -8..8 px along each axis; the strided + global max network with "
+       "circular padding over every circular shift (where it must be exact at multiples of 8).",
+       f"holds if strided conv + global max changes no image by more than {EXACT_TV:g} under canvas shifts; holds "
+       f"only approximately if its mean flip rate is at most {APPROX_FLIP:g}; else does not hold. The condition "
+       "compares it with max pooling + flatten.",
+       ("run", "every_roll"), ("strided_gmp", "conv_maxpool", "strided_gmp_circular"))
+def _strided_global_max(ev: Evidence) -> Finding:
+    sg, mp = ev.stat("run", "strided_gmp", "mean_flip_rate"), ev.stat("run", "conv_maxpool", "mean_flip_rate")
+    numbers = [("mean flip rate, canvas shifts", m, str(ev.stat("run", m, "mean_flip_rate")))
+               for m in ("strided_gmp", "conv_maxpool")]
+    numbers += [("worst-shift flip rate, canvas shifts", m, str(ev.stat("run", m, "worst_flip_rate")))
+                for m in ("strided_gmp", "conv_maxpool")]
+    numbers += [("mean accuracy under canvas shifts", m, str(ev.stat("run", m, "mean_accuracy")))
+                for m in ("strided_gmp", "conv_maxpool")]
+    found, more = _lattice_numbers(ev, "strided_gmp_circular")
+    numbers += more
+    verdict = HOLDS if ev.max_tv("run", "strided_gmp") <= EXACT_TV else APPROX if sg.mean <= APPROX_FLIP else FAILS
+    step = found["step"]
+    circular = (f"exact only at multiples of its total stride {step}" if _exact_on_lattice_only(found) else
+                f"exact at {found['odd_exact']} odd shifts, and up to {tv(found['on'])} at multiples of {step}")
+    return Finding(verdict, f"strided conv + global max changes {sg.mean:.1%} of predictions on average under canvas "
+                   f"shifts, against {mp.mean:.1%} for max pooling + flatten ({compare(sg, mp)}); with circular "
+                   f"padding it is {circular} and changes {found['off'].mean:.1%} of predictions in between: the "
+                   "global max removes where things are, but the stride-2 subsampling before it aliases", numbers)
+
+
+# ----------------------------------------------------------------------------------------------- checks
+
+
+def check_claim_models(cfg: Config) -> None:
+    """The config has every model the claims read, with the factors each claim assumes; an InvlabError if not."""
+    factors = cfg.resolved_models()
+    for name, (down, head, pad) in MODELS.items():
+        f = factors.get(name)
+        if f is None:
+            raise InvlabError(f"the claims need model {name!r} ({down} / {head} / {pad}); the config "
+                              f"{cfg.name!r} has none: start from configs/question_claims.yaml")
+        got = (f.get("downsample"), f.get("head"), f.get("padding"))
+        if got != (down, head, pad):
+            raise InvlabError(f"model {name!r} must be {down} / {head} / {pad} (downsample / head / padding) for the "
+                              f"claims; the config gives {' / '.join(map(str, got))}")
+    for name in ONE_BY_ONE:
+        side = check_model(factors[name], cfg.data.canvas)
+        if side != 1:
+            raise InvlabError(f"model {name!r} must pool the {cfg.data.canvas} px canvas down to 1x1; its last map is "
+                              f"{side}x{side}: give it log2(canvas) = {math.log2(cfg.data.canvas):g} blocks")
+
+
+def judge_all(cfg: Config, results: dict[str, Result]) -> list[tuple[Claim, Finding]]:
+    """Every claim's finding from loaded results; seeds at chance among a claim's models make it UNDECIDED."""
+    ev = Evidence(cfg, results)
+    out = []
+    for c in CLAIMS:
+        found = c.judge(ev)
+        chance = ev.at_chance(c.models)
+        if chance:
+            found.verdict = UNDECIDED
+            found.condition = ("seeds at chance (" + ", ".join(f"{m}: {n}" for m, n in chance.items()) +
+                               "): their consistency says nothing. " + found.condition)
+        out.append((c, found))
+    return out
+

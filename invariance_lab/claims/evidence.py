@@ -1,0 +1,114 @@
+"""The evidence a claim's verdict reads (claims.py): the loaded run and sweeps, mean ± CI over seeds as the report
+tables compute it (report.model_table, stats), and the comparisons the verdict rules use. No metric is computed
+here: every number is a column of the run's or a sweep's CSVs, aggregated over shifts or seeds.
+
+    ev = Evidence(cfg, {"run": load_result(run_dir), "parts": load_result(sweep_dir)})
+    str(ev.stat("parts", "conv_maxpool", "mean_prob_change"))   # "0.020 [0, 0.053]*"
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from ..schema.config import Config
+from ..report.display import cell
+from ..nn.layers import get_downsample
+from ..report.tables import RATE_RANGE, Result, model_table
+from ..core.stats import ci_halfwidth, clip_interval
+from ..eval.sweep import MAX_COLUMN
+
+
+@dataclass(frozen=True)
+class Stat:
+    """mean ± 95% t half-width over seeds, cut to `bounds` (stats.clip_interval); printed as display.cell."""
+
+    mean: float
+    ci: float
+    lo: float
+    hi: float
+    bounds: tuple[float, float] = RATE_RANGE
+
+    @classmethod
+    def of(cls, values, bounds=RATE_RANGE) -> Stat:
+        v = np.asarray(values, dtype=float)
+        mean, half = float(np.nanmean(v)), ci_halfwidth(v)
+        lo, hi, _ = clip_interval(mean, half, *bounds)
+        return cls(mean, half, float(lo), float(hi), bounds)
+
+    def __str__(self) -> str:
+        return cell(self.mean, self.ci, self.lo, self.hi, self.bounds)[0]
+
+
+def compare(a: Stat, b: Stat) -> str:
+    """'lower' / 'higher' when a's interval lies wholly below / above b's, else 'within the seed spread'."""
+    return "lower" if a.hi < b.lo else "higher" if a.lo > b.hi else "within the seed spread"
+
+
+@dataclass
+class Evidence:
+    """The run and its sweeps, loaded (results.load_result), with the few lookups the judges share."""
+
+    cfg: Config
+    results: dict[str, Result]  # "run" (the run's own canvas sweep) and the keys of answers.SWEEPS
+    _tables: dict = field(default_factory=dict)
+
+    def table(self, source: str) -> pd.DataFrame:
+        if source not in self._tables:
+            self._tables[source] = model_table([self.results[source]]).set_index("model")
+        return self._tables[source]
+
+    def stat(self, source: str, model: str, metric: str) -> Stat:
+        r = self.table(source).loc[model]
+        return Stat(r[metric], r[f"{metric}_ci"], r[f"{metric}_lo"], r[f"{metric}_hi"])
+
+    def max_tv(self, source: str, model: str) -> float:
+        """The largest probability change (TV) of any image at any non-zero shift, over every seed."""
+        s = self.results[source].summary
+        return float(s.loc[s.model == model, MAX_COLUMN].max())
+
+    def rows(self, source: str, model: str) -> pd.DataFrame:
+        inv = self.results[source].invariance
+        return inv[(inv.model == model) & ((inv.dx != 0) | (inv.dy != 0))]
+
+    def at_chance(self, models) -> dict[str, int]:
+        t = self.table("run")
+        return {m: int(t.loc[m, "n_chance"]) for m in models if t.loc[m, "n_chance"] > 0}
+
+    def total_stride(self, model: str) -> int:
+        f = self.cfg.resolved_models()[model]
+        return get_downsample(f["downsample"]).stride ** len(f["channels"])
+
+    def engine_gap(self, models) -> float:
+        """Largest |mean TV, all-shift engine - brute force| over the shifts both sweeps measured."""
+        a, b = self.results["every_roll"].invariance, self.results["layers"].invariance
+        keys = ["model", "seed", "dx", "dy"]
+        both = a[a.model.isin(models)].merge(b[b.model.isin(models)], on=keys, suffixes=("_e", "_b"))
+        return float((both.prob_change_e - both.prob_change_b).abs().max())
+
+
+@dataclass
+class Finding:
+    verdict: str  # one of claims.VERDICTS
+    condition: str  # when it holds and when not, with the numbers that say so
+    numbers: list[tuple[str, str, str]]  # (quantity, model, value): the table of the page
+
+
+def tv(x: float) -> str:
+    return f"{x:.1e}"
+
+
+def lattice(rows: pd.DataFrame, step: int) -> pd.Series:
+    return (rows.dx % step == 0) & (rows.dy % step == 0)
+
+
+def per_seed(rows: pd.DataFrame, metric: str) -> Stat:
+    """Mean over the given shifts per seed, then mean ± CI over seeds."""
+    return Stat.of(rows.groupby("seed")[metric].mean())
+
+
+def exact_shifts(rows: pd.DataFrame, tol: float) -> pd.Series:
+    """Per (dx, dy): True where no image of any seed moves by more than `tol` (TV)."""
+    return rows.groupby(["dx", "dy"])[MAX_COLUMN].max() <= tol

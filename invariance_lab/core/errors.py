@@ -1,0 +1,53 @@
+"""The one exception type the CLI turns into a polite message and exit code 2, and the helpers that word it."""
+
+from __future__ import annotations
+
+import difflib
+from typing import Iterable
+
+# User input quoted in a message is cut to this many characters: a message stays one readable paragraph even
+# when the input is a huge string or an expanded YAML structure.
+MAX_QUOTE = 200
+
+
+class InvlabError(Exception):
+    """A problem with the user's input (config, paths, options): the message is shown as is, no traceback."""
+
+
+class ConfigError(InvlabError):
+    """A config that does not validate: the message names the file, the dotted key path and the value."""
+
+
+def quote(value, limit: int = MAX_QUOTE) -> str:
+    """repr(value), cut to `limit` characters. Large containers are not expanded (their repr could be huge)."""
+    if isinstance(value, (list, tuple, dict, set)) and len(value) > 50:
+        return f"<{type(value).__name__} of {len(value)} items>"
+    try:
+        text = repr(value)
+    except Exception:  # a repr that fails must not hide the real message
+        text = f"<{type(value).__name__}>"
+    if len(text) <= limit:
+        return text
+    tail = f"... ({len(text)} chars)"
+    return text[: max(limit - len(tail), 0)] + tail
+
+
+def clip(text: str, limit: int = MAX_QUOTE) -> str:
+    """Plain text (an exception's message) cut to `limit` characters, first line only."""
+    text = str(text).strip().splitlines()[0] if str(text).strip() else ""
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def choose(what: str, value, choices: Iterable, error: type[Exception] = InvlabError):
+    """Return `value` if it is one of `choices`; otherwise raise `error` saying so, listing the valid names
+    and the closest one ("unknown downsample 'maxx'; did you mean 'max'? choose one of: none, max, ...")."""
+    choices = list(choices)
+    try:
+        ok = value in choices
+    except TypeError:  # an unhashable value against a dict's keys
+        ok = False
+    if ok:
+        return value
+    close = difflib.get_close_matches(str(value), [str(c) for c in choices], n=1) if isinstance(value, str) else []
+    hint = f"; did you mean {close[0]!r}?" if close else ";"
+    raise error(f"unknown {what} {quote(value)}{hint} choose one of: {', '.join(map(str, choices))}")

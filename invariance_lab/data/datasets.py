@@ -1,0 +1,162 @@
+"""Synthetic letter data sets, kept as drawing parameters so a test letter can be redrawn at any shift.
+
+The training set is rendered once (it is small); the test set stays a LetterBatch of parameters, so the sweep can
+draw each test letter again at a shifted, possibly sub-pixel, position: the only change is the translation.
+
+Both sets are drawn from `data.seed` alone, so every model and every model seed sees the same images.
+
+task: position (Kayhan & van Gemert, CVPR 2020: can a CNN read absolute position?). The label is the half of the
+canvas the letter sits in: 0 = top (letter centred at 1/4 of the canvas height), 1 = bottom (at 3/4). The test
+set is PAIRED: each test letter is drawn once in the top half, and its bottom image is exactly that image rolled
+down by canvas/2 rows (torch.roll, bitwise the same pixels). A model whose output is exactly invariant to that
+roll (circular padding, stride 1 or a total stride dividing canvas/2, global pooling) gives both images of a pair
+the same prediction, so exactly one of the two is right: its accuracy is exactly 0.5, whatever it learned.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import torch
+
+from ..schema.config import DataConfig
+from .folder import folder_split, folder_test_set, folder_training_set
+from .ink import matched_gain
+from .letters import GlyphTable, load_glyphs, render
+
+# Separate streams so that changing train_images does not change the test letters.
+_TRAIN_STREAM, _TEST_STREAM = 0, 1_000_003
+
+
+@dataclass
+class LetterBatch:
+    """Parameters of N letter images (1-D tensors of length N)."""
+
+    labels: torch.Tensor  # class index
+    glyph: torch.Tensor  # row of the GlyphTable (letter x font)
+    cx: torch.Tensor  # bbox centre, px (canvas centre = canvas / 2)
+    cy: torch.Tensor
+    height: torch.Tensor  # letter height, px
+    thickness: torch.Tensor  # stroke width, px
+    gain: torch.Tensor | None = None  # intensity scale per letter (data.ink: matched); None = 1
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def select(self, idx) -> "LetterBatch":
+        return LetterBatch(**{f.name: _apply(getattr(self, f.name), lambda t: t[idx]) for f in fields(self)})
+
+    def to(self, device) -> "LetterBatch":
+        return LetterBatch(**{f.name: _apply(getattr(self, f.name), lambda t: t.to(device)) for f in fields(self)})
+
+
+def _apply(t: torch.Tensor | None, fn):
+    return None if t is None else fn(t)
+
+
+def class_names(data: DataConfig) -> list[str]:
+    if data.source == "folder":
+        return list(folder_split(data).classes)
+    return ["top", "bottom"] if data.task == "position" else list(data.letters)
+
+
+def glyph_table(data: DataConfig) -> GlyphTable | None:
+    """The letters' glyphs; None for an image folder (nothing is drawn)."""
+    return None if data.source == "folder" else load_glyphs(data.letters, data.fonts, data.glyphs)
+
+
+def sample_letters(data: DataConfig, n: int, gen: torch.Generator) -> LetterBatch:
+    """n centred letters, classes balanced, random font, height and stroke width."""
+    n_letters, n_fonts = len(data.letters), len(data.fonts)
+    letter = torch.arange(n) % n_letters
+    letter = letter[torch.randperm(n, generator=gen)]
+    font = torch.randint(n_fonts, (n,), generator=gen)
+    jitter = (torch.rand(n, generator=gen) * 2 - 1) * data.size_jitter
+    lo, hi = data.thickness
+    thickness = lo + (hi - lo) * torch.rand(n, generator=gen)
+    centre = torch.full((n,), data.canvas / 2)
+    batch = LetterBatch(labels=letter, glyph=letter * n_fonts + font, cx=centre.clone(), cy=centre.clone(),
+                        height=data.size * (1 + jitter), thickness=thickness)
+    if data.ink == "matched":  # drawn last from gen: the free data sets' streams are unchanged
+        table = glyph_table(data)
+        batch.gain = matched_gain(data, table, draw(table, batch, data.canvas), letter, gen)
+    return batch
+
+
+def draw(table: GlyphTable, batch: LetterBatch, canvas: int, dx: float = 0.0, dy: float = 0.0,
+         part_offset: torch.Tensor | None = None) -> torch.Tensor:
+    """Render the batch with every letter moved by (dx, dy) px on the blank canvas."""
+    images = render(table, batch.glyph, batch.cx + dx, batch.cy + dy, batch.height, batch.thickness, canvas,
+                    part_offset=part_offset)
+    return images if batch.gain is None else images * batch.gain.to(images.device)[:, None, None, None]
+
+
+def uniform_offsets(n: int, max_shift: float, gen: torch.Generator, integer: bool) -> torch.Tensor:
+    """(n, 2) offsets uniform in [-max_shift, max_shift]; whole pixels when `integer`."""
+    if max_shift == 0:
+        return torch.zeros(n, 2)
+    if integer:
+        m = int(max_shift)
+        return torch.randint(-m, m + 1, (n, 2), generator=gen).float()
+    return (torch.rand(n, 2, generator=gen) * 2 - 1) * max_shift
+
+
+def roll_each(images: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
+    """Circularly shift image i by offsets[i] = (dx, dy) whole pixels."""
+    out = torch.empty_like(images)
+    for i, (dx, dy) in enumerate(offsets.long().tolist()):
+        out[i] = torch.roll(images[i], shifts=(dy, dx), dims=(-2, -1))
+    return out
+
+
+def training_set(data: DataConfig, table: GlyphTable) -> tuple[torch.Tensor, torch.Tensor]:
+    """(images (N, 1, canvas, canvas), labels (N,)), placed within +-train_shift px of the centre. An image folder
+    gives uint8 images (N, C, canvas, canvas) instead (folder_data.py; to_float turns a batch into floats)."""
+    if data.source == "folder":
+        return folder_training_set(data)
+    gen = torch.Generator().manual_seed(data.seed + _TRAIN_STREAM)
+    batch = sample_letters(data, data.train_images, gen)
+    labels = batch.labels
+    if data.task == "position":
+        # label = which half the letter sits in; letters centred at 1/4 or 3/4 of the canvas height
+        labels = (torch.arange(len(batch)) % 2)[torch.randperm(len(batch), generator=gen)]  # balanced halves
+        batch.cy = data.canvas / 4 + labels.float() * data.canvas / 2
+    offsets = uniform_offsets(len(batch), data.train_shift, gen, integer=data.train_mode == "circular")
+    if data.train_mode == "circular":
+        images = roll_each(draw(table, batch, data.canvas), offsets)
+    else:
+        batch.cx, batch.cy = batch.cx + offsets[:, 0], batch.cy + offsets[:, 1]
+        images = draw(table, batch, data.canvas)
+    return images, labels
+
+
+def reference_letters(data: DataConfig) -> LetterBatch:
+    """The test letters at the reference position (the canvas centre): the same for every model and seed."""
+    gen = torch.Generator().manual_seed(data.seed + _TEST_STREAM)
+    return sample_letters(data, data.test_images, gen)
+
+
+def position_test_set(data: DataConfig, table: GlyphTable) -> tuple[torch.Tensor, torch.Tensor]:
+    """Paired position test set: (images (2N, 1, canvas, canvas), labels (2N,)), N = data.test_images.
+
+    Interleaved pairs: image 2i is test letter i centred at 1/4 of the canvas height (label 0, top), image 2i+1
+    is image 2i rolled down by canvas/2 rows (label 1, bottom), so the first 2k images are k complete pairs.
+    """
+    test = reference_letters(data)
+    test.cy = torch.full_like(test.cy, data.canvas / 4)
+    top = draw(table, test, data.canvas)
+    bottom = torch.roll(top, shifts=data.canvas // 2, dims=-2)
+    images = torch.stack([top, bottom], dim=1).flatten(0, 1)
+    labels = torch.arange(2).repeat(len(test))
+    return images, labels
+
+
+def evaluation_set(data: DataConfig, table: GlyphTable) -> tuple[torch.Tensor, torch.Tensor]:
+    """The reference test images and labels every model is scored on (the run's test accuracy, shift (0, 0)).
+    An image folder's are uint8 (folder_data.py)."""
+    if data.source == "folder":
+        return folder_test_set(data)
+    if data.task == "position":
+        return position_test_set(data, table)
+    test = reference_letters(data)
+    return draw(table, test, data.canvas), test.labels

@@ -1,0 +1,230 @@
+"""Images to measure a model on: a folder of PNG/JPEG files (the ImageFolder layout), a tensor, or a run folder's
+own test letters. Every source is read a batch at a time, so memory does not grow with the number of images.
+
+    images = open_folder("data/test", colour="grey", size=(32, 32))   # class subfolders -> labels
+    x = images(slice(0, 64))          # (64, 1, 32, 32) float32 in [0, 1], decoded now (the last batch is kept)
+    images.labels, images.classes     # None, None for a flat folder
+
+Layout: `DIR/<class>/<image>` gives labels (the class index is the sorted position of the subfolder name, as
+torchvision's ImageFolder); `DIR/<image>` alone means no labels. Names starting with "." are skipped (.DS_Store);
+anything else that is not a .png, .jpg or .jpeg file, and any file Pillow cannot read, is refused by name before
+anything is measured. write_folder saves a tensor of images in the same layout.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..core.errors import InvlabError, choose, clip, quote
+
+SUFFIXES = (".png", ".jpg", ".jpeg")
+FORMATS = {"PNG", "JPEG"}  # what Pillow must find inside those files
+COLOURS = {"grey": ("L", 1), "rgb": ("RGB", 3)}  # --colour -> (Pillow mode, channels)
+MAX_SIDE = 4096  # px: larger images are refused (a measurement runs the model at every shift)
+
+
+def _pillow():
+    try:
+        from PIL import Image
+    except ImportError:  # Pillow comes with matplotlib, one of invlab's requirements
+        raise InvlabError("reading images needs Pillow: pip install pillow") from None
+    return Image
+
+
+@dataclass
+class Images:
+    """A source of N images (C, H, W), float32, read a batch at a time: images(slice) -> (n, C, H, W)."""
+
+    n: int
+    shape: tuple[int, int, int]  # (C, H, W)
+    labels: torch.Tensor | None  # (N,) class indices, or None (accuracy is not measured)
+    classes: list[str] | None  # the class names, in index order
+    describe: str  # where the images come from, for meta.json and messages
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __call__(self, chunk: slice) -> torch.Tensor:
+        raise NotImplementedError
+
+
+@dataclass
+class TensorImages(Images):
+    tensor: torch.Tensor = field(default=None, repr=False)
+
+    def __call__(self, chunk: slice) -> torch.Tensor:
+        return self.tensor[chunk]
+
+
+def from_tensor(images, labels=None, classes: list[str] | None = None, describe: str = "a tensor") -> TensorImages:
+    """A source of an in-memory batch (N, C, H, W) or (N, H, W) (one channel), with optional labels (N,)."""
+    x = torch.as_tensor(images)
+    if x.dim() == 3:
+        x = x.unsqueeze(1)
+    if x.dim() != 4 or min(x.shape) < 1:
+        raise InvlabError(f"images must be a tensor (N, C, H, W) or (N, H, W) with N >= 1; got shape {tuple(x.shape)}")
+    if not x.is_floating_point():
+        x = x.float()
+    y = None
+    if labels is not None:
+        y = torch.as_tensor(labels).long().flatten()
+        if len(y) != len(x):
+            raise InvlabError(f"{len(y)} labels for {len(x)} images; give one label per image, or none")
+    return TensorImages(n=len(x), shape=tuple(x.shape[1:]), labels=y, classes=classes, describe=describe,
+                        tensor=x.float())
+
+
+@dataclass
+class FolderImages(Images):
+    files: list[Path] = field(default_factory=list, repr=False)
+    colour: str = "grey"
+    size: tuple[int, int] | None = None  # (H, W) every image is resized to, or None (as they are)
+    _cache: tuple | None = field(default=None, repr=False)
+
+    def __call__(self, chunk: slice) -> torch.Tensor:
+        key = (chunk.start, chunk.stop, chunk.step)
+        if self._cache is None or self._cache[0] != key:  # layer profiles ask for the same batch at every shift
+            self._cache = (key, torch.stack([self._read(f) for f in self.files[chunk]]))
+        return self._cache[1]
+
+    def _read(self, path: Path) -> torch.Tensor:
+        Image = _pillow()
+        mode, _ = COLOURS[self.colour]
+        try:
+            with Image.open(path) as im:
+                im = im.convert(mode)
+                if self.size is not None and im.size != (self.size[1], self.size[0]):
+                    im = im.resize((self.size[1], self.size[0]), Image.Resampling.BILINEAR)
+                a = np.asarray(im, dtype=np.float32) / 255.0
+        except (OSError, ValueError, Image.DecompressionBombError) as e:
+            raise InvlabError(f"{path}: cannot read this image ({type(e).__name__}: {clip(e)})") from None
+        t = torch.from_numpy(a.copy())
+        return t.unsqueeze(0) if t.dim() == 2 else t.permute(2, 0, 1)
+
+
+def _visible(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if not p.name.startswith("."))
+
+
+def _check_files(paths: list[Path], where: Path) -> None:
+    for p in paths:
+        if p.is_dir():
+            raise InvlabError(f"{p}: a folder inside class folder {where}; the layout is DIR/<class>/<image> (one "
+                              "level of class folders) or DIR/<image>")
+        if p.suffix.lower() not in SUFFIXES:
+            raise InvlabError(f"{p} is not a PNG or JPEG image (only {', '.join(SUFFIXES)} files are read); move it "
+                              "out of the image folder")
+
+
+def _probe(path: Path) -> tuple[int, int]:
+    """(width, height) of an image, checked to be a whole PNG/JPEG without decoding it (Pillow's verify)."""
+    Image = _pillow()
+    try:
+        with Image.open(path) as im:
+            fmt, size = im.format, im.size
+            im.verify()
+    except Exception as e:  # Pillow raises many kinds for damaged files
+        raise InvlabError(f"{path} is not a readable image ({type(e).__name__}: {clip(e)}); remove or replace it") from None
+    if fmt not in FORMATS:
+        raise InvlabError(f"{path} holds a {fmt} image, not PNG or JPEG")
+    if max(size) > MAX_SIDE:
+        # refused before decoding (a huge image is slow and large to decode), so resizing cannot rescue it
+        raise InvlabError(f"{path} is {size[0]} x {size[1]} px; images of at most {MAX_SIDE} px a side are read: "
+                          "shrink it with an image tool, or move it out of the folder")
+    return size
+
+
+def open_folder(folder: str | Path, *, colour: str = "grey", size: tuple[int, int] | None = None) -> FolderImages:
+    """The images of a folder (layout in the module docstring), every file checked; nothing decoded yet.
+
+    colour: grey (1 channel) or rgb (3); size: (H, W) to resize every image to (bilinear), or None: then every
+    image must have the same size."""
+    choose("colour", colour, COLOURS)
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InvlabError(f"--images {folder}: {'no such folder' if not folder.exists() else 'not a folder'}; give "
+                          "a folder of PNG/JPEG images (class subfolders for labels)")
+    if size is not None and (len(size) != 2 or min(size) < 1 or max(size) > MAX_SIDE):
+        raise InvlabError(f"size must be (height, width), each 1 .. {MAX_SIDE} px; got {quote(size)}")
+    entries = _visible(folder)
+    dirs, files = [p for p in entries if p.is_dir()], [p for p in entries if not p.is_dir()]
+    if dirs and files:
+        raise InvlabError(f"{folder} holds both files ({files[0].name}, ...) and subfolders ({dirs[0].name}, ...); "
+                          "use class subfolders only (DIR/<class>/<image>: labels) or images only (DIR/<image>: no "
+                          "labels)")
+    if dirs:
+        classes = [d.name for d in dirs]
+        found, labels = [], []
+        for i, d in enumerate(dirs):
+            inside = _visible(d)
+            _check_files(inside, d)
+            if not inside:
+                raise InvlabError(f"class folder {d} holds no images; every class subfolder needs at least one "
+                                  "PNG/JPEG image (or remove it)")
+            found += inside
+            labels += [i] * len(inside)
+        y = torch.tensor(labels)
+    else:
+        _check_files(files, folder)
+        classes, found, y = None, files, None
+    if not found:
+        raise InvlabError(f"{folder} holds no images; give a folder of PNG/JPEG files (DIR/<image>, or "
+                          "DIR/<class>/<image> for labels)")
+    sizes = {p: _probe(p) for p in found}
+    if size is None:
+        first = found[0]
+        odd = next((p for p in found if sizes[p] != sizes[first]), None)
+        if odd is not None:
+            raise InvlabError(f"images differ in size: {first} is {sizes[first][0]} x {sizes[first][1]} px, {odd} is "
+                              f"{sizes[odd][0]} x {sizes[odd][1]}; give a size to resize them all to (--size)")
+        size = (sizes[first][1], sizes[first][0])
+    channels = COLOURS[colour][1]
+    return FolderImages(n=len(found), shape=(channels, *size), labels=y, classes=classes, describe=str(folder),
+                        files=found, colour=colour, size=tuple(size))
+
+
+def run_images(run_dir: str | Path, n_images: int | None = None) -> TensorImages:
+    """A run folder's own test images (the reference images of its sweep, drawn exactly as the run drew them:
+    float pixels, not 8-bit files) with their labels and class names."""
+    from ..config.load import load_config
+    from .datasets import class_names, evaluation_set, glyph_table
+    from .folder import to_float
+    from ..store.runs import CONFIG_FILE, require_finished_run
+
+    require_finished_run(Path(run_dir))
+    cfg = load_config(Path(run_dir) / CONFIG_FILE)
+    x, y = evaluation_set(cfg.data, glyph_table(cfg.data))
+    x, y = to_float(x[:n_images]), y[:n_images]  # an image folder's pixels are kept as uint8
+    return from_tensor(x, y, class_names(cfg.data), describe=f"the test images of run {run_dir}")
+
+
+def is_run_folder(path: str | Path) -> bool:
+    from ..store.runs import CONFIG_FILE, META_FILE
+
+    return (Path(path) / META_FILE).is_file() and (Path(path) / CONFIG_FILE).is_file()
+
+
+def write_folder(images: torch.Tensor, folder: str | Path, labels=None, classes: list[str] | None = None) -> Path:
+    """Save images (N, C, H, W) with values in [0, 1] as 8-bit PNGs: folder/<class>/<i>.png with labels (class
+    names from `classes`, else the label numbers), folder/<i>.png without. Returns the folder."""
+    Image = _pillow()
+    x = torch.as_tensor(images)
+    x = x.unsqueeze(1) if x.dim() == 3 else x
+    if x.dim() != 4 or x.shape[1] not in (1, 3):
+        raise InvlabError(f"write_folder needs images (N, 1 or 3, H, W); got shape {tuple(x.shape)}")
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    pixels = (x.detach().float().clamp(0, 1) * 255).round().to(torch.uint8).cpu()
+    for i, img in enumerate(pixels):
+        out = folder
+        if labels is not None:
+            label = int(labels[i])
+            out = folder / (classes[label] if classes else str(label))
+            out.mkdir(exist_ok=True)
+        a = img[0].numpy() if img.shape[0] == 1 else img.permute(1, 2, 0).numpy()
+        Image.fromarray(np.ascontiguousarray(a)).save(out / f"{i:05d}.png")  # uint8 (H, W): L; (H, W, 3): RGB
+    return folder

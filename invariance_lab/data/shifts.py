@@ -1,0 +1,212 @@
+"""Shift grids and the two ways of translating a test input.
+
+canvas   : the letter is drawn again at the shifted (possibly sub-pixel) position on the blank canvas; ink that
+           leaves the frame is cut. The only difference from the reference image is the translation.
+circular : the reference image is rolled (torch.roll), wrapping around: the setting of the exactness proofs.
+
+A sweep is a list of lines; each line is a list of (dx, dy) shifts in order. The neighbour metric compares a
+shift with the previous one on its line (one step back along x; along y on the vertical line of an `axes` grid
+or when only dy varies).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from .datasets import draw, glyph_table, position_test_set, reference_letters
+from ..core.errors import InvlabError, choose
+
+
+def axis_values(r: list[float]) -> list[float]:
+    """Inclusive values of [start, stop, step] (step defaults to 1), robust to float round-off."""
+    start, stop = float(r[0]), float(r[1])
+    step = float(r[2]) if len(r) > 2 else 1.0
+    n = int((stop - start) / step + 1e-9) + 1
+    return [round(start + i * step, 9) + 0.0 for i in range(n)]
+
+
+def shift_lines(dx: list[float], dy: list[float], grid: str) -> list[list[tuple[float, float]]]:
+    return value_lines(axis_values(dx), axis_values(dy), grid)
+
+
+def value_lines(xs: list[float], ys: list[float], grid: str) -> list[list[tuple[float, float]]]:
+    """The lines of a grid of the values xs (dx) and ys (dy), as shift_lines makes them from ranges."""
+    xs, ys = [float(x) + 0.0 for x in xs], [float(y) + 0.0 for y in ys]
+    if grid == "product" and len(xs) == 1:  # only dy varies: one vertical line, so neighbours are along y
+        return [[(xs[0], y) for y in ys]]
+    if grid == "product":
+        return [[(x, y) for x in xs] for y in ys]
+    if grid == "axes":
+        return [[(x, 0.0) for x in xs], [(0.0, y) for y in ys]]
+    raise ValueError(f"unknown grid {grid!r}; choose one of: product, axes")
+
+
+def grid_points(lines: list[list[tuple[float, float]]]) -> list[tuple[float, float]]:
+    """Distinct shifts in sweep order (the axes grid meets itself at (0, 0))."""
+    seen, out = set(), []
+    for line in lines:
+        for p in line:
+            if p not in seen:
+                seen.add(p)
+                out.append(p)
+    return out
+
+
+def previous_on_line(lines: list[list[tuple[float, float]]]) -> dict[tuple[float, float], tuple[float, float]]:
+    """{shift: the shift one step back on its line}, for the neighbour metric: the first line on which a shift
+    has a predecessor decides (the axes grid's (0, 0) is compared along x); a line's first shift has none."""
+    previous: dict[tuple[float, float], tuple[float, float]] = {}
+    for line in lines:
+        for before, p in zip(line, line[1:]):
+            previous.setdefault(p, before)
+    return previous
+
+
+def circular_shift(images: torch.Tensor, dx: float, dy: float) -> torch.Tensor:
+    if dx != int(dx) or dy != int(dy):
+        raise ValueError(f"circular shifts are whole pixels; got ({dx}, {dy})")
+    return torch.roll(images, shifts=(int(dy), int(dx)), dims=(-2, -1))
+
+
+class CanvasShifts:
+    """Canvas-mode inputs without redrawing every letter at every shift.
+
+    A letter drawn at (dx, dy) = (ix + fx, iy + fy), with ix, iy whole and 0 <= fx, fy < 1, is the letter drawn
+    at (fx, fy) on a canvas enlarged by `margin` px on every side, cut back to the original frame at an offset
+    of (ix, iy). So each distinct sub-pixel phase (fx, fy) is drawn once, and every whole-pixel shift is a crop:
+    the same pixels as drawing at the shifted position (up to float round-off), at a fraction of the cost.
+    Drawn phases are kept up to `cache_bytes`; older ones are dropped (and drawn again if needed).
+
+    draw_phase(fx, fy) must return the whole test set (N, 1, canvas + 2 * margin, ...) with every letter moved
+    by (margin + fx, margin + fy) from its reference position.
+    """
+
+    def __init__(self, draw_phase, canvas: int, margin: int, cache_bytes: int = 256 * 2**20):
+        self.draw_phase, self.canvas, self.margin = draw_phase, canvas, margin
+        self.cache: dict[tuple[float, float], torch.Tensor] = {}
+        self.cache_bytes = cache_bytes
+
+    def phase(self, fx: float, fy: float) -> torch.Tensor:
+        key = (round(fx, 6), round(fy, 6))
+        if key not in self.cache:
+            big = self.draw_phase(*key)
+            while self.cache and (len(self.cache) + 1) * big.numel() * big.element_size() > self.cache_bytes:
+                self.cache.pop(next(iter(self.cache)))
+            self.cache[key] = big
+        return self.cache[key]
+
+    def __call__(self, chunk: slice, dx: float, dy: float) -> torch.Tensor:
+        ix, iy = math.floor(dx), math.floor(dy)
+        if max(abs(ix), abs(iy), math.ceil(abs(dx)), math.ceil(abs(dy))) > self.margin:
+            raise ValueError(f"shift ({dx}, {dy}) exceeds the margin {self.margin}")
+        big = self.phase(dx - ix, dy - iy)
+        top, left = self.margin - iy, self.margin - ix
+        return big[chunk, :, top:top + self.canvas, left:left + self.canvas]
+
+
+# ------------------------------------------------------------------------------ the sweep's shifted test inputs
+# inputs(chunk, dx, dy) -> images of the test items in `chunk` (a slice), translated by (dx, dy); see sweep.Inputs
+SWEEP_KINDS = ("translation", "parts")
+
+
+def check_sweep(data, sweep, kind: str) -> None:
+    """Refuse sweep kinds and modes that do not apply to this data (DataConfig, SweepConfig), with the reason."""
+    choose("sweep kind", kind, SWEEP_KINDS)
+    if data.source == "folder" and kind == "parts":
+        raise InvlabError("--kind parts moves one stroke of a drawn letter; this run's images come from an image "
+                          "folder (data.source: folder), which has no parts to move: use a run on letters")
+    if data.task == "position" and kind == "parts":
+        raise InvlabError("--kind parts needs task: letter; the position task's test images are rolled pairs, "
+                          "not redrawn letters")
+    if data.task == "position" and sweep.mode != "circular":
+        raise InvlabError("task: position is swept with --mode circular only (its bottom test images are the top "
+                          f"ones rolled by canvas/2; redrawing on the canvas would break the pairs); got {sweep.mode}")
+
+
+def part_inputs(table, test, canvas: int):
+    """inputs(chunk, dx, dy): each letter drawn with its part moved by (dx, dy) px, the rest in place."""
+    def inputs(c: slice, dx: float, dy: float) -> torch.Tensor:
+        sub = test.select(c)
+        offset = torch.tensor([float(dx), float(dy)]).expand(len(sub), 2)
+        return draw(table, sub, canvas, part_offset=offset)
+
+    return inputs
+
+
+def shifted_inputs(table, test, canvas: int, mode: str, max_shift: float):
+    """inputs(chunk, dx, dy) for the sweep: redrawn on the canvas, or the reference image rolled."""
+    if mode == "circular":
+        reference = draw(table, test, canvas)
+        return lambda c, dx, dy: circular_shift(reference[c], dx, dy)
+    margin = math.ceil(max_shift)
+    return CanvasShifts(lambda fx, fy: draw(table, test, canvas + 2 * margin, margin + fx, margin + fy), canvas, margin)
+
+
+def folder_inputs(data, mode: str, n_images: int | None = None):
+    """(inputs(chunk, dx, dy), labels) of an image folder's test images: rolled, or translated in their frame
+    with data.fill entering (translate_image); floats a chunk at a time from the kept 8-bit pixels."""
+    from .folder import folder_test_set, to_float
+
+    reference, labels = folder_test_set(data)
+    reference, labels = reference[:n_images], labels[:n_images]
+    if mode == "circular":
+        return (lambda c, dx, dy: circular_shift(to_float(reference[c]), dx, dy)), labels
+    return (lambda c, dx, dy: translate_image(to_float(reference[c]), dx, dy, data.fill)), labels
+
+
+def sweep_inputs(data, sweep, kind: str = "translation", n_images: int | None = None):
+    """(inputs(chunk, dx, dy), labels) for the first n_images test items (all by default)."""
+    check_sweep(data, sweep, kind)
+    if data.source == "folder":
+        return folder_inputs(data, sweep.mode, n_images)
+    table = glyph_table(data)
+    if data.task == "position":
+        reference, labels = position_test_set(data, table)
+        reference, labels = reference[:n_images], labels[:n_images]
+        return (lambda c, dx, dy: circular_shift(reference[c], dx, dy)), labels
+    test = reference_letters(data)
+    if n_images is not None:
+        test = test.select(slice(0, n_images))
+    if kind == "parts":
+        return part_inputs(table, test, data.canvas), test.labels
+    max_shift = max(abs(v) for v in sweep.dx[:2] + sweep.dy[:2])
+    return shifted_inputs(table, test, data.canvas, sweep.mode, max_shift), test.labels
+
+
+# ------------------------------------------------------------------------------ raster images (invlab measure)
+# What enters the frame when a raster image is translated inside it (canvas mode): torch.nn.functional.pad modes.
+FILLS = {"zeros": "constant", "edge": "replicate", "reflect": "reflect"}
+INTERPOLATION = "bilinear"  # sub-pixel canvas shifts: linear per axis between the two nearest whole-pixel shifts
+
+
+def translate_image(images: torch.Tensor, dx: float, dy: float, fill: str = "zeros") -> torch.Tensor:
+    """Images (N, C, H, W) moved by (dx, dy) px inside their frame (content moves right and down for positive
+    values, as torch.roll and the letters' canvas shift): what leaves is cut, what enters is `fill` (FILLS: zeros,
+    edge = the nearest border pixel, reflect = mirrored about the border). Whole pixels are exact (a copy of the
+    pixels); a sub-pixel shift is bilinear (INTERPOLATION): the weighted mean of the four nearest whole-pixel
+    shifts. Needs |dx| < W - 1 and |dy| < H - 1 for sub-pixel shifts, |dx| < W and |dy| < H for whole ones."""
+    choose("fill", fill, FILLS)
+    ix, iy = math.floor(dx), math.floor(dy)
+    fx, fy = dx - ix, dy - iy
+    out = None
+    for sx, wx in ((ix, 1 - fx), (ix + 1, fx)):
+        for sy, wy in ((iy, 1 - fy), (iy + 1, fy)):
+            if wx * wy == 0:
+                continue
+            part = _whole_shift(images, sx, sy, fill)
+            out = part if wx * wy == 1 else (part * (wx * wy) if out is None else out + part * (wx * wy))
+    return out
+
+
+def _whole_shift(images: torch.Tensor, dx: int, dy: int, fill: str) -> torch.Tensor:
+    if dx == 0 and dy == 0:
+        return images
+    h, w = images.shape[-2:]
+    if abs(dx) >= w or abs(dy) >= h:
+        raise ValueError(f"a shift of ({dx}, {dy}) px leaves nothing of a {w} x {h} image in its frame")
+    px, py = abs(dx), abs(dy)
+    padded = torch.nn.functional.pad(images, (px, px, py, py), mode=FILLS[fill])
+    return padded[..., py - dy:py - dy + h, px - dx:px - dx + w]
+

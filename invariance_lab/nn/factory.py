@@ -1,0 +1,299 @@
+"""Your own architecture: a model spec naming `factory: "package.module:function"` and its `kwargs`.
+
+    models:
+      mine: {factory: "my_models:small_cnn", kwargs: {width: 16, classes: 2}}
+
+    net = build_custom({"factory": "my_models:small_cnn", "kwargs": {"width": 16, "classes": 2}},
+                       num_classes=2, canvas=32, dirs=[Path("configs")])
+
+The function is called with the kwargs alone and must return an nn.Module mapping a batch (N, C, H, W) to
+logits (N, classes); check_output and check_trainable say plainly what is wrong otherwise, on a dummy batch,
+before any training. The module is searched in `dirs` (the config file's folder), then the current directory,
+then sys.path (PYTHONPATH and the installed packages).
+
+Importing a module runs its code. That is the point when you name the factory yourself (in your config, or with
+`invlab measure --model`), but a run folder can come from someone else: invlab imports a factory named only by a
+run folder (its config.yaml or a checkpoint) when asked to with --trust-factory, and its refusal says which file
+would run (`locate` finds it without running anything). Weights are never code: checkpoints stay weights_only.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import math
+import os
+import re
+import sys
+from collections.abc import Callable, Iterable
+from contextlib import contextmanager
+from importlib.machinery import PathFinder
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..core.errors import InvlabError, clip, quote
+
+_NAME = r"[A-Za-z_][A-Za-z0-9_]*"
+FACTORY_PATTERN = re.compile(rf"({_NAME}(?:\.{_NAME})*):({_NAME}(?:\.{_NAME})*)")
+MAX_KWARG_DEPTH = 8  # kwargs are a few plain values: a deeper structure is a mistake
+_LOADED: dict[str, Callable] = {}  # factory path -> the function, once imported (this process)
+
+
+# ----------------------------------------------------------------------------------------------- the spec
+
+
+def is_custom(factors: dict) -> bool:
+    """Whether a resolved model spec (models.resolve_spec) is a factory model rather than a preset's factors."""
+    return isinstance(factors, dict) and "factory" in factors
+
+
+def check_path(text: str) -> str:
+    """`text` if it reads "package.module:function"; a ValueError saying the form otherwise (the schema's check)."""
+    if not isinstance(text, str) or not FACTORY_PATTERN.fullmatch(text):
+        raise ValueError(f"factory must read \"package.module:function\" (a Python module path, a colon, a function "
+                         f"in it), e.g. \"my_models:small_cnn\"; got {quote(text)}")
+    return text
+
+
+def check_kwargs(value: Any, where: str = "kwargs", depth: int = 0) -> Any:
+    """`value` if it is plain data (None, bool, int, finite float, str, lists, dicts with string keys): what a
+    checkpoint may hold (it is read with weights_only) and what the fingerprint hashes. ValueError otherwise."""
+    if depth > MAX_KWARG_DEPTH:
+        raise ValueError(f"{where} is nested more than {MAX_KWARG_DEPTH} levels deep")
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"{where} must be a finite number; got {value}")
+        return value
+    if isinstance(value, (list, tuple)):
+        return [check_kwargs(v, f"{where}[{i}]", depth + 1) for i, v in enumerate(value)]
+    if isinstance(value, dict):
+        bad = [k for k in value if not isinstance(k, str)]
+        if bad:
+            raise ValueError(f"{where} keys must be strings; got {quote(bad[0])}")
+        return {k: check_kwargs(v, f"{where}.{k}", depth + 1) for k, v in value.items()}
+    raise ValueError(f"{where} must hold plain values (numbers, strings, booleans, null, lists, mappings); got "
+                     f"{type(value).__name__} {quote(value)}")
+
+
+def describe(factors: dict) -> str:
+    """'my_models:small_cnn(width=16)': how messages name a factory model."""
+    args = ", ".join(f"{k}={v!r}" for k, v in (factors.get("kwargs") or {}).items())
+    return clip(f"{factors['factory']}({args})", 160)
+
+
+# ----------------------------------------------------------------------------------------------- importing
+
+
+def search_dirs(dirs: Iterable[str | Path] = ()) -> list[str]:
+    """Where a factory's module is looked for, first to last: `dirs`, the current directory, then sys.path."""
+    out = []
+    for d in [*dirs, os.getcwd()]:
+        d = str(Path(d).resolve())
+        if d not in out:
+            out.append(d)
+    return out + [p for p in sys.path if p not in out]
+
+
+def _where_words(dirs: Iterable[str | Path]) -> str:
+    named = [str(Path(d).resolve()) for d in dirs]
+    parts = [f"{d} (the config's folder)" for d in named] + [f"{os.getcwd()} (the current directory)"]
+    return ", ".join(dict.fromkeys(parts)) + ", then sys.path (PYTHONPATH and the installed packages)"
+
+
+@contextmanager
+def _on_path(dirs: Iterable[str | Path]):
+    """sys.path with `dirs` and the current directory in front, for the import and the call only."""
+    before = list(sys.path)
+    sys.path[:] = search_dirs(dirs)
+    try:
+        yield
+    finally:
+        sys.path[:] = before
+
+
+def _module_and_function(path: str) -> tuple[str, str]:
+    try:
+        check_path(path)
+    except ValueError as e:
+        raise InvlabError(str(e)) from None
+    module, _, function = path.partition(":")
+    return module, function
+
+
+def locate(path: str, dirs: Iterable[str | Path] = ()) -> str | None:
+    """The file importing the factory's module would run, found without running anything; None if not found."""
+    module, _ = _module_and_function(path)
+    if module in sys.modules:
+        return getattr(sys.modules[module], "__file__", None) or f"<module {module}, already imported>"
+    parts = module.split(".")
+    with _on_path(dirs):
+        try:  # a top-level name is found without importing anything (installed packages' finders included)
+            spec = importlib.util.find_spec(parts[0])
+        except (ImportError, ValueError):
+            spec = None
+    for i in range(1, len(parts)):  # submodules: through the parent's folders, without running its __init__
+        if spec is None or not spec.submodule_search_locations:
+            return None
+        spec = PathFinder.find_spec(".".join(parts[:i + 1]), list(spec.submodule_search_locations))
+    if spec is None:
+        return None
+    return spec.origin if spec.origin not in (None, "namespace") else str(next(iter(spec.submodule_search_locations)))
+
+
+def load(path: str, dirs: Iterable[str | Path] = ()) -> Callable:
+    """The function a factory path names, importing its module (searched as search_dirs says)."""
+    if path in _LOADED:
+        return _LOADED[path]
+    module_name, function = _module_and_function(path)
+    with _on_path(dirs):
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as e:
+            if e.name and (module_name == e.name or module_name.startswith(e.name + ".")):
+                raise InvlabError(f"factory {quote(path)}: no module named {quote(e.name)} was found; searched "
+                                  f"{_where_words(dirs)}. Put {e.name.replace('.', '/')}.py in one of these folders, "
+                                  f"run from the folder that holds it, or add that folder to PYTHONPATH") from None
+            raise InvlabError(f"factory {quote(path)}: importing module {quote(module_name)} failed: it imports "
+                              f"{quote(e.name)}, which is not installed ({clip(e)})") from None
+        except (Exception, SystemExit) as e:  # the user's module raised while it was imported
+            raise InvlabError(f"factory {quote(path)}: importing module {quote(module_name)} "
+                              f"({locate(path, dirs) or 'file unknown'}) raised {type(e).__name__}: {clip(e)}") from None
+    target: Any = module
+    for part in function.split("."):
+        if not hasattr(target, part):
+            names = sorted(n for n, v in vars(module).items() if callable(v) and not n.startswith("_"))
+            raise InvlabError(f"factory {quote(path)}: module {quote(module_name)} ({getattr(module, '__file__', '?')}) "
+                              f"has no {quote(function)}; its functions and classes: "
+                              f"{', '.join(names[:20]) or 'none'}") from None
+        target = getattr(target, part)
+    if not callable(target):
+        raise InvlabError(f"factory {quote(path)}: {quote(function)} in module {quote(module_name)} is a "
+                          f"{type(target).__name__}, not a function")
+    _LOADED[path] = target
+    return target
+
+
+def call(path: str, kwargs: dict | None = None, dirs: Iterable[str | Path] = ()) -> nn.Module:
+    """The nn.Module a factory returns when called with `kwargs` alone; InvlabError for anything else."""
+    fn = load(path, dirs)
+    kwargs = dict(kwargs or {})
+    with _on_path(dirs):  # a factory may import more of its own modules when called
+        try:
+            model = fn(**kwargs)
+        except (Exception, SystemExit) as e:
+            raise InvlabError(f"factory {quote(path)} raised {type(e).__name__} when called with kwargs "
+                              f"{quote(kwargs)}: {clip(e)}") from None
+    if not isinstance(model, nn.Module):
+        raise InvlabError(f"factory {quote(path)} returned {type(model).__name__} {quote(model, 60)}, not a "
+                          f"torch.nn.Module; it must return the network")
+    return model
+
+
+# ----------------------------------------------------------------------------------------------- checking
+
+
+def check_output(model: nn.Module, x: torch.Tensor, num_classes: int | None, what: str) -> int:
+    """Run `model` (in eval mode, RNG untouched) on the batch `x`; the number of logits it gives per image. An
+    InvlabError says what is wrong: it fails, does not return a float tensor (N, classes), or has another number
+    of classes than `num_classes` (when given)."""
+    shape = tuple(x.shape)
+    was = model.training
+    model.eval()
+    try:
+        with torch.random.fork_rng(devices=[]), torch.no_grad():
+            out = model(x)
+    except Exception as e:
+        hint = " (the model expects another number of input channels: see --colour)" if "channels" in str(e) else ""
+        raise InvlabError(f"{what} failed on a batch of shape {shape} ({type(e).__name__}: {clip(e, 240)}){hint}; "
+                          f"it must map a batch (N, C, H, W) to logits (N, classes)") from None
+    finally:
+        model.train(was)
+    if not isinstance(out, torch.Tensor):
+        raise InvlabError(f"{what} returned {type(out).__name__} for a batch of shape {shape}, not a tensor; it must "
+                          f"return the logits (N, classes) alone")
+    want = f"({shape[0]}, {num_classes})" if num_classes else f"({shape[0]}, classes)"
+    if out.dim() != 2 or out.shape[0] != shape[0] or (num_classes and out.shape[1] != num_classes):
+        need = f"one logit per class ({num_classes} classes)" if num_classes else "one row of logits per image"
+        raise InvlabError(f"{what} gave an output of shape {tuple(out.shape)} for a batch of shape {shape}; invlab "
+                          f"needs {want}: {need}. Set its number of outputs (through its kwargs) to match")
+    if not out.is_floating_point():
+        raise InvlabError(f"{what} returned {out.dtype} values; logits must be floating point")
+    return int(out.shape[1])
+
+
+def check_trainable(model: nn.Module, x: torch.Tensor, what: str) -> None:
+    """Refuse a model that training cannot change: no trainable parameters, or none that the output depends on."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        n = sum(p.numel() for p in model.parameters())
+        why = f"all its {n} parameters have requires_grad=False" if n else "it has no parameters"
+        raise InvlabError(f"{what} has nothing to train: {why}. Unfreeze them, or set train.epochs: 0 to measure "
+                          f"it as it is")
+    was = model.training
+    model.eval()  # no running statistics are updated, no dropout
+    try:
+        with torch.random.fork_rng(devices=[]), torch.enable_grad():
+            out = model(x)
+            if not out.requires_grad:
+                raise InvlabError(f"{what}: its output does not depend on any trainable parameter (no gradient "
+                                  f"reaches them: is the output computed under torch.no_grad() or detached?), so "
+                                  f"training would change nothing")
+            grads = torch.autograd.grad(out.float().sum(), params, allow_unused=True)
+    finally:
+        model.train(was)
+    if all(g is None for g in grads):
+        raise InvlabError(f"{what}: none of its trainable parameters affects the output, so training would change "
+                          f"nothing")
+
+
+def build_custom(factors: dict, *, num_classes: int, canvas: int, in_channels: int = 1,
+                 dirs: Iterable[str | Path] = (), check_training: bool = False) -> nn.Module:
+    """The network of a factory spec, checked on a dummy batch (2, in_channels, canvas, canvas) for its logits
+    (2, num_classes), and, with check_training, for parameters that training can change."""
+    model = call(factors["factory"], factors.get("kwargs"), dirs)
+    x = torch.zeros(2, in_channels, canvas, canvas)
+    what = f"the model from factory {describe(factors)}"
+    check_output(model, x, num_classes, what)
+    if check_training:
+        check_trainable(model, x, what)
+    return model
+
+
+def check_models(factors: dict[str, dict], *, num_classes: int, canvas: int, train: bool,
+                 dirs: Iterable[str | Path] = (), in_channels: int = 1) -> dict[str, str]:
+    """Import, build and check every factory model of a config before anything is written; returns name -> the
+    file its module came from (for meta.json). Torch's RNG is left as it was."""
+    files = {}
+    with torch.random.fork_rng(devices=[]):
+        for name, f in factors.items():
+            if not is_custom(f):
+                continue
+            try:
+                build_custom(f, num_classes=num_classes, canvas=canvas, in_channels=in_channels, dirs=dirs,
+                             check_training=train)
+            except InvlabError as e:
+                raise InvlabError(f"[models.{name}] {e}") from None
+            files[name] = locate(f["factory"], dirs) or "?"
+    return files
+
+
+def require_trust(factors: dict, *, trusted: bool, where: str, option: str = "--trust-factory",
+                  dirs: Iterable[str | Path] = ()) -> None:
+    """Before a factory named only by a run folder or checkpoint is imported: refuse unless its module can be
+    found and the user said to trust it, stating which file importing it would run."""
+    path = factors["factory"]
+    module = path.partition(":")[0]
+    file = locate(path, dirs)
+    if file is None:
+        raise InvlabError(f"{where} was built by factory {describe(factors)}, which cannot be imported here: no module "
+                          f"named {quote(module)} in {_where_words(dirs)}. Run from the folder that holds "
+                          f"{module.replace('.', '/')}.py, or add that folder to PYTHONPATH")
+    if not trusted:
+        raise InvlabError(f"{where} was built by factory {describe(factors)}; loading it imports module "
+                          f"{quote(module)} from {file}, which runs that file's code. A run folder can come from "
+                          f"anyone, so invlab does not import on its say-so: if you trust that file, pass {option}")

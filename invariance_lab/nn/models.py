@@ -1,0 +1,213 @@
+"""Models from factors: N conv blocks (conv, ReLU, downsampling), a head, a linear classifier.
+
+Names become objects through registries, whose errors list the valid names (see `invlab models`):
+PRESETS (a model name -> a factor set: `conv_maxpool` = max pooling + flatten head), HEADS (a head name ->
+its pooling and feature count) here, and DOWNSAMPLES in layers.py. A config may override any factor.
+
+    net = create_model("conv_gap", num_classes=2, canvas=32)
+    net = create_model({"arch": "conv_gap", "padding": "circular"}, num_classes=2, canvas=32)
+    list_models()  # ['conv_only', 'conv_maxpool', ...]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ..core.errors import InvlabError, choose
+from .layers import DOWNSAMPLES, PADDING_KINDS, ConvBlock
+
+# ----------------------------------------------------------------------------------------------- heads
+
+
+@dataclass(frozen=True)
+class Head:
+    """What turns the last feature map (N, C, side, side) into the vector the dense classifier reads."""
+
+    name: str
+    description: str
+    pool: Callable[[torch.Tensor], torch.Tensor]  # (N, C, side, side) -> (N, features)
+    features: Callable[[int, int], int]  # (channels, side) -> features
+    # pool(roll(h)) == pool(h) for every circular shift (a symmetric function of the positions): the all-shift
+    # engine (engine.py) then pools each branch once instead of once per shift
+    roll_invariant: bool = False
+
+
+HEADS: dict[str, Head] = {}
+
+
+def register_head(name: str, description: str, pool: Callable, features: Callable,
+                  roll_invariant: bool = False) -> Head:
+    HEADS[name] = head = Head(name, description, pool, features, roll_invariant)
+    return head
+
+
+def _flatten(h: torch.Tensor) -> torch.Tensor:
+    return h.flatten(1)
+
+
+def _global_avg(h: torch.Tensor) -> torch.Tensor:
+    return h.mean(dim=(2, 3))
+
+
+def _global_max(h: torch.Tensor) -> torch.Tensor:
+    return h.amax(dim=(2, 3))
+
+
+def _per_position(channels: int, side: int) -> int:
+    return channels * side * side
+
+
+def _per_channel(channels: int, side: int) -> int:
+    return channels
+
+
+register_head("flatten", "every position its own weights: remembers where things were", _flatten, _per_position)
+register_head("global_avg", "mean over positions: invariant to any permutation of positions", _global_avg,
+              _per_channel, roll_invariant=True)
+register_head("global_max", "max over positions: invariant to any permutation of positions", _global_max,
+              _per_channel, roll_invariant=True)
+
+# ----------------------------------------------------------------------------------------------- presets
+
+# Factors every model has; a preset or the config fills in the rest.
+DEFAULTS = dict(downsample="none", head="flatten", padding="zeros", channels=[16, 32, 32], kernel=3, blur_size=3)
+
+PRESETS: dict[str, dict] = {}
+
+
+def register_preset(name: str, description: str, **factors) -> None:
+    """Add a named factor set; its names are checked now, so a typo fails at import, not in a run."""
+    PRESETS[name] = dict(description=description, **factors)
+    try:
+        resolve_spec({"arch": name})
+    except InvlabError:
+        del PRESETS[name]
+        raise
+
+
+def resolve_spec(spec: dict) -> dict:
+    """Fill a model spec from its preset and the defaults; validate every name.
+
+    The returned dict (arch and the DEFAULTS keys) is what checkpoint fingerprints hash: keep its keys. A factory
+    spec (factory.py) resolves to {"factory": "package.module:function", "kwargs": {...}} alone."""
+    if spec.get("factory") is not None:
+        return {"factory": spec["factory"], "kwargs": dict(spec.get("kwargs") or {})}
+    arch = spec.get("arch")
+    base = dict(DEFAULTS)
+    if arch is not None:
+        choose("arch", arch, PRESETS)
+        base.update({k: v for k, v in PRESETS[arch].items() if k != "description"})
+    base.update({k: v for k, v in spec.items() if v is not None and k != "arch"})
+    choose("downsample", base["downsample"], DOWNSAMPLES)
+    choose("head", base["head"], HEADS)
+    choose("padding", base["padding"], PADDING_KINDS)
+    return {"arch": arch, **{k: base[k] for k in DEFAULTS}}
+
+
+register_preset("conv_only", "3 stride-1 conv blocks, flatten + dense head", downsample="none", head="flatten")
+register_preset("conv_maxpool", "conv blocks each followed by 2x2 max pooling (stride 2), flatten head",
+                downsample="max", head="flatten")
+register_preset("strided_conv", "conv blocks with stride 2, flatten head", downsample="stride", head="flatten")
+register_preset("conv_gap", "3 stride-1 conv blocks, global average pooling head", downsample="none",
+                head="global_avg")
+register_preset("conv_maxpool_gap", "max pooling blocks, global average pooling head", downsample="max",
+                head="global_avg")
+register_preset("blurpool", "MaxPool(k2,s1) + BlurPool(s2) (Zhang 2019), global average head",
+                downsample="blur_max", head="global_avg")
+register_preset("aps", "MaxPool(k2,s1) + adaptive polyphase sampling (Chaman & Dokmanic 2021), global average head, "
+                "circular padding", downsample="aps_max", head="global_avg", padding="circular")
+
+
+def list_presets() -> dict[str, dict]:
+    """Every preset with all its factors (defaults filled in) and its description."""
+    return {name: {**DEFAULTS, **p} for name, p in PRESETS.items()}
+
+
+def list_models() -> list[str]:
+    """The preset names create_model accepts, in registration order."""
+    return list(PRESETS)
+
+
+# ----------------------------------------------------------------------------------------------- the network
+
+
+def check_model(factors: dict, canvas: int) -> int:
+    """The side of the last feature map for this canvas; raises ValueError naming the combination if none."""
+    size, n = canvas, len(factors["channels"])
+    for i in range(n):
+        # One throw-away block per block, as ever: each draws its conv's initial weights from torch's RNG, so
+        # building fewer would change every seeded model's weights (and no longer match trained checkpoints).
+        block = ConvBlock(1, 1, factors["kernel"], factors["padding"], factors["downsample"], factors["blur_size"])
+        try:
+            size = block.out_size(size)
+        except ValueError as e:
+            raise ValueError(f"block {i + 1} of {n} on a {canvas}px canvas: {e}") from None
+        if size < 1:
+            raise ValueError(
+                f"padding {factors['padding']!r}, downsample {factors['downsample']!r}, kernel {factors['kernel']} "
+                f"leave no feature map after block {i + 1} on a {canvas}px canvas; use fewer channels entries or a "
+                f"larger canvas")
+    return size
+
+
+class InvNet(nn.Module):
+    """Conv blocks, a head (HEADS), a linear classifier. `factors` is a resolved spec (resolve_spec)."""
+
+    def __init__(self, factors: dict, num_classes: int, canvas: int, in_channels: int = 1):
+        super().__init__()
+        self.factors = dict(factors)
+        side = check_model(factors, canvas)
+        chans = [in_channels] + list(factors["channels"])
+        self.blocks = nn.ModuleList(
+            ConvBlock(cin, cout, factors["kernel"], factors["padding"], factors["downsample"], factors["blur_size"])
+            for cin, cout in zip(chans[:-1], chans[1:]))
+        self.head = choose("head", factors["head"], HEADS)
+        self.fc = nn.Linear(HEADS[self.head].features(chans[-1], side), num_classes)
+
+    def pool(self, h: torch.Tensor) -> torch.Tensor:
+        return HEADS[self.head].pool(h)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        for block in self.blocks:
+            x = block(x)
+        return x
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.pool(self.features(x)))
+
+
+def create_model(name_or_spec: str | dict, *, num_classes: int, canvas: int, in_channels: int = 1) -> InvNet:
+    """A network from a preset name (`list_models()`) or a spec dict (a preset and / or factors)."""
+    spec = {"arch": name_or_spec} if isinstance(name_or_spec, str) else name_or_spec
+    return build_model(resolve_spec(spec), num_classes, canvas, in_channels)
+
+
+def build_model(factors: dict, num_classes: int, canvas: int, in_channels: int = 1) -> nn.Module:
+    """A network from a resolved factor dict, as checkpoints store them (create_model resolves for you); a factory
+    spec calls your function (factory.build_custom: imported, called with its kwargs, checked on a dummy batch)."""
+    if "factory" in factors:
+        from .factory import build_custom
+
+        return build_custom(factors, num_classes=num_classes, canvas=canvas, in_channels=in_channels)
+    return InvNet(factors, num_classes, canvas, in_channels)
+
+
+def place(model: nn.Module, device: torch.device) -> nn.Module:
+    """`model` on `device`, in the memory layout measured fastest there. On a CPU invlab's own networks keep their
+    4-D weights channels_last (NHWC), so convolutions and pooling run on NHWC maps: on the 2-core machine, one
+    thread, forward passes 0.96-2.2x and train steps 1.06-1.5x the speed of the default layout (max pooling gains
+    most; bench/layout.py). The values are the same up to float round-off, not bit for bit (the kernels sum in
+    another order). A model of your own keeps its layout (its forward may .view() a map), and on CUDA nothing
+    changes: the layout was not measured there."""
+    model = model.to(device)
+    if isinstance(model, InvNet) and device.type == "cpu":
+        model = model.to(memory_format=torch.channels_last)
+    return model
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

@@ -1,0 +1,288 @@
+"""Render report.py's tables for people: rich tables for the terminal, markdown, csv. Used by the CLI only.
+
+Conventions every rendering shares (the captions say them where they apply):
+  * a cell is "mean ± h", h the half-width of the 95% t interval over seeds; where that interval reaches outside
+    the range the quantity can take ([0, 1] for every rate, >= 0 for layer errors), it is cut there and shown as
+    "mean [low, high]*" instead (the cut end printed as the range's end: "0.840 [0.322, 1]*", "0.003 [0, 0.018]*"),
+    so no printed bound is impossible;
+  * a model with seeds at chance (clean accuracy within 5 points of 1/n_classes) is marked "†" and counted in
+    the n_chance column: at chance, its consistency says nothing (`invlab report --drop-chance` leaves them out);
+  * csv keeps plain numbers: `<v>`, `<v>_ci` (half-width), `<v>_lo`, `<v>_hi` (the cut interval), n_chance.
+
+    rep = build_report(["results/seed_question/20261125-103836"], drop_chance=True)
+    print(render(rep, "markdown").text)
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+
+import pandas as pd
+from rich.table import Table
+from rich.text import Text
+
+from ..core.errors import choose
+from .tables import (LAYER_RANGE, RATE_RANGE, Report, Result, View, layer_table, model_table, seed_counts, seed_flags,
+    wide_view)
+from ..core.stats import CHANCE_MARGIN
+from ..eval.sweep import FACTOR_COLUMNS, INVARIANT_TV, MAX_COLUMN, WORST_SHIFT_COLUMNS
+
+FORMATS = ("table", "markdown", "csv")
+CLIP_MARK = "*"  # after a cut interval: "0.840 [0.322, 1]*"
+CHANCE_MARK = "†"  # after the name of a model with seeds at chance
+MODE_WORDS = {
+    "canvas": "canvas shift (letter re-rendered at the shifted position on a blank canvas)",
+    "circular": "circular shift (image rolled with wrap-around, torch.roll)",
+    "parts": "part displacement (right-most stroke moved by (dx, dy) px, rest of the letter fixed, on the canvas)",
+}
+PART_COUNTER_WORDS = ("part displacement (the right-most counter, a hole of the filled letter, moved by (dx, dy) px, "
+                      "rest of the letter fixed, on the canvas)")
+# invlab measure (protocol key "images"): the image itself is moved, not a letter redrawn
+RASTER_WORDS = {
+    "canvas": "canvas shift of the image inside its frame ({fill} fill; sub-pixel shifts {interpolation})",
+    "circular": "circular shift (image rolled with wrap-around, torch.roll)",
+}
+GRID_WORDS = {"product": "every (dx, dy) combination", "axes": "along each axis"}
+# Short headers for the terminal, where width is scarce (markdown and csv keep the column names).
+SHORT_HEADERS = {"clean_accuracy": "clean acc", "mean_accuracy": "acc mean", "worst_accuracy": "acc worst",
+                 "mean_flip_rate": "flip mean", "worst_flip_rate": "flip worst", "mean_prob_change": "Δp mean",
+                 "worst_prob_change": "Δp worst", "mean_neighbor_flip_rate": "step flip", "n_seeds": "seeds",
+                 "n_chance": "at chance"}
+# What `invlab run` and `invlab sweep` print at the end (`invlab report` shows every column).
+BRIEF_METRICS = ["clean_accuracy", "mean_accuracy", "worst_accuracy", "mean_flip_rate", "worst_flip_rate",
+                 "mean_prob_change"]
+
+
+def protocol_lines(results: list[Result]) -> list[str]:
+    """One sentence per result stating the shift protocol, so every printed table says how it was measured."""
+    def span(name: str, spec) -> str:
+        start, stop, step = (float(v) for v in spec)
+        return f"{name} {start:g}" if start == stop else f"{name} {start:g}..{stop:g} step {step:g}"
+
+    lines = []
+    for r in results:
+        p = r.meta.get("protocol", {})
+        mode = p.get("mode", "?")
+        parts = [MODE_WORDS.get(mode, f"{mode} shift")]
+        if p.get("part") == "counter":
+            parts = [PART_COUNTER_WORDS]
+        if "images" in p:  # invlab measure: raster images, translated as pixels (stream.py)
+            parts = [RASTER_WORDS.get(mode, f"{mode} shift").format(**p), f"images: {p['images']}"]
+            if not p.get("labels", True):
+                parts.append("no labels (accuracy not measured)")
+        if "dx" in p and "dy" in p:
+            parts.append(f"{span('dx', p['dx'])}, {span('dy', p['dy'])} "
+                         f"({GRID_WORDS.get(p.get('grid'), str(p.get('grid')))})")
+        if p.get("task") == "position":
+            parts.append("task position (label = top/bottom half; paired test images, bottom = top rolled by half "
+                         "the canvas, so an invariant model scores exactly 0.5)")
+        if p.get("all_shifts"):
+            parts.append(f"every circular shift of the canvas ({p.get('n_shifts')} shifts: the whole translation group)")
+        if "test_images" in p:
+            parts.append(f"{p['test_images']} {'' if 'images' in p and 'test' not in p['images'] else 'test '}images")
+        if p.get("layers"):
+            parts.append(f"layer profile on the first {p['layers'].get('n_images')} of them")
+        if "seeds" in p:
+            parts.append("seeds " + ",".join(str(s) for s in p["seeds"]))
+        if p.get("engine"):
+            parts.append(engine_words(p))
+        ink = r.meta.get("ink_baseline")  # runs: what total ink alone scores (ink.py); absent in older runs
+        if isinstance(ink, dict) and {"accuracy", "chance"} <= set(ink):
+            parts.append(f"ink baseline: test accuracy {ink['accuracy']:.3f} from each image's total ink alone "
+                         f"(chance {ink['chance']:.3f})")
+        lines.append(f"{r.meta.get('kind', 'run')} {r.label}: " + ", ".join(parts))
+    return lines
+
+
+def engine_words(p: dict) -> str:
+    """The engine of a protocol (meta.json): "engine: all-shift (...)", or which models used which."""
+    from ..eval.engine import ENGINES
+
+    if p["engine"] in ENGINES:
+        return f"engine: {ENGINES[p['engine']].words}"
+    used = p.get("engines", {})
+    return "engine: " + "; ".join(f"{'all-shift' if e == 'allshift' else 'brute force'} for "
+                                  f"{', '.join(m for m in used if used[m] == e)}" for e in dict.fromkeys(used.values()))
+
+
+def certificate_lines(result: Result) -> list[str]:
+    """For a sweep over every circular shift of the canvas: per model, invariant (no prediction changes, and no
+    image's probabilities move by more than INVARIANT_TV in total variation, at any shift, for any seed), or the
+    shift that breaks it most (largest mean change, over seeds). Empty for other sweeps and older folders."""
+    p, s = result.meta.get("protocol", {}), result.summary
+    if not p.get("all_shifts") or MAX_COLUMN not in s or not set(WORST_SHIFT_COLUMNS) <= set(s.columns):
+        return []
+    head = (f"certificate over all {p.get('n_shifts')} circular shifts of the canvas, {p.get('test_images')} test "
+            f"images (invariant: no prediction changes and no image's probabilities move by more than "
+            f"{INVARIANT_TV:g} in total variation):")
+    lines = [head]
+    inv = result.invariance
+    for model, g in s.groupby("model", sort=False):
+        seeds = f"seed {g.seed.iloc[0]}" if len(g) == 1 else f"all {len(g)} seeds"
+        if (g.worst_flip_rate == 0).all() and (g[MAX_COLUMN] <= INVARIANT_TV).all():
+            lines.append(f"  {model}: invariant ({seeds}): no prediction changes; the largest probability change "
+                         f"of any image is {g[MAX_COLUMN].max():.1e}")
+            continue
+        w = g.loc[g.worst_prob_change.idxmax()]
+        dx, dy = float(w[WORST_SHIFT_COLUMNS[0]]), float(w[WORST_SHIFT_COLUMNS[1]])
+        at = inv[(inv.model == model) & (inv.seed == w.seed) & (inv.dx == dx) & (inv.dy == dy)].iloc[0]
+        lines.append(f"  {model}: NOT invariant: the shift (dx, dy) = ({dx:g}, {dy:g}) (seed {w.seed}) changes "
+                     f"{at.flip_rate:.1%} of predictions and the probabilities by {at.prob_change:.3g} on average "
+                     f"(TV), up to {at[MAX_COLUMN]:.3g} for one image")
+    return lines
+
+
+def cell(mean: float, ci: float, lo: float, hi: float, bounds: tuple[float, float]) -> tuple[str, bool]:
+    """(text, cut): "0.381 ± 0.089", or "0.840 [0.322, 1]*" where mean ± ci as printed leaves `bounds`."""
+    if mean is None or math.isnan(mean):
+        return "–", False
+    text = f"{mean:.3f}"
+    if ci is None or math.isnan(ci):
+        return text, False  # one seed: no interval
+    shown_m, shown_h = round(mean, 3), round(ci, 3)
+    if shown_m - shown_h < bounds[0] - 1e-9 or shown_m + shown_h > bounds[1] + 1e-9:
+        ends = [f"{b:g}" if b in bounds else f"{b:.3f}" for b in (lo, hi)]  # the cut end is the range's own end
+        return f"{text} [{ends[0]}, {ends[1]}]{CLIP_MARK}", True
+    return f"{text} ± {ci:.3f}", False
+
+
+def _range_words(bounds: tuple[float, float]) -> str:
+    return f"[{bounds[0]:g}, {bounds[1]:g}]" if math.isfinite(bounds[1]) else f"≥ {bounds[0]:g}"
+
+
+def text_rows(view: View) -> tuple[list[str], list[list[str]], list[bool], bool]:
+    """(headers, rows of cell text, numeric?, any interval cut) of a view; marks models with seeds at chance."""
+    t = view.table
+    derived = {f"{v}_{s}" for v in view.values for s in ("ci", "lo", "hi")}
+    heads = [c for c in t.columns if c not in derived]
+    rows, any_cut = [], False
+    for i in range(len(t)):
+        row = []
+        for c in heads:
+            if c in view.values:
+                text, cut = cell(*(float(t[k].iloc[i]) for k in (c, f"{c}_ci", f"{c}_lo", f"{c}_hi")), view.bounds)
+                any_cut |= cut
+            elif c == "model" and "n_chance" in t and t["n_chance"].iloc[i] > 0:
+                text = f"{t[c].iloc[i]} {CHANCE_MARK}"
+            else:
+                text = str(t[c].iloc[i])
+            row.append(text)
+        rows.append(row)
+    numeric = [c in view.values or pd.api.types.is_numeric_dtype(t[c]) for c in heads]
+    return heads, rows, numeric, any_cut
+
+
+def clip_note(bounds: tuple[float, float]) -> str:
+    return (f"{CLIP_MARK} the 95% interval reaches outside the range {_range_words(bounds)} of the quantity, so it "
+            "is cut there and shown as mean [low, high].")
+
+
+def seed_notes(flags: pd.DataFrame, dropped: pd.DataFrame | None = None) -> list[str]:
+    """Footnotes on seeds: those at chance (flagged), those --drop-chance left out, runs of unknown class count."""
+    out = []
+    at = flags[flags["at_chance"]]
+    if len(at):
+        level = " or ".join(f"{1 / n:.3f}" for n in sorted(set(at["n_classes"])))
+        out.append(f"{CHANCE_MARK} at chance: its consistency says nothing. Seeds whose clean accuracy is within "
+                   f"{CHANCE_MARGIN * 100:g} points of chance (1/n_classes = {level}): {_seed_list(at)}. "
+                   "`invlab report --drop-chance` leaves them out.")
+    if dropped is not None and len(dropped):
+        n = len(dropped)
+        out.append(f"--drop-chance left out {n} seed{'s' if n > 1 else ''} at chance: {_seed_list(dropped)}.")
+    assumed = list(dict.fromkeys(flags.loc[flags["assumed"], "run"]))
+    if assumed:
+        out.append(f"number of classes unknown for {', '.join(assumed)} (summary.csv has no n_classes and no "
+                   "config.yaml says): 2 assumed, chance = 0.5.")
+    return out
+
+
+def _seed_list(flags: pd.DataFrame) -> str:
+    """"conv_only seeds 0, 1 (clean accuracy 0.500, 0.475); conv_gap seed 2 (clean accuracy 0.500)"."""
+    several, items = flags["run"].nunique() > 1, []
+    for (run, model), g in flags.groupby(["run", "model"], sort=False):
+        items.append(f"{f'{run} ' if several else ''}{model} seed{'s' if len(g) > 1 else ''} "
+                     f"{', '.join(map(str, g['seed']))} (clean accuracy "
+                     f"{', '.join(f'{a:.3f}' for a in g['clean_accuracy'])})")
+    return "; ".join(items)
+
+
+def to_rich_table(view: View, caption_lines: list[str], flags: pd.DataFrame,
+                  dropped: pd.DataFrame | None = None, title: str | None = None) -> Table:
+    """A rich Table of a view, the protocol and the footnotes below it. The three factor columns are shown as
+    one (downsample/head/padding) to fit a terminal."""
+    heads, rows, numeric, any_cut = text_rows(view)
+    if all(f in heads for f in FACTOR_COLUMNS):
+        at = heads.index(FACTOR_COLUMNS[0])
+        idx = [heads.index(f) for f in FACTOR_COLUMNS]
+        rows = [r[:at] + [" / ".join(r[i] for i in idx)] + [x for j, x in enumerate(r) if j >= at and j not in idx]
+                for r in rows]  # spaces let it wrap
+        numeric = numeric[:at] + [False] + [x for j, x in enumerate(numeric) if j >= at and j not in idx]
+        heads = heads[:at] + ["/".join(FACTOR_COLUMNS)] + [h for j, h in enumerate(heads) if j >= at and j not in idx]
+    caption = Text("\n".join(caption_lines + [clip_note(view.bounds)] * any_cut + seed_notes(flags, dropped)))
+    table = Table(title=Text(title or view.title), caption=caption, caption_justify="left")
+    for h, num in zip(heads, numeric):
+        # numbers wrap as "0.381 / ± 0.089" in narrow terminals rather than being cut
+        table.add_column(Text(SHORT_HEADERS.get(h, h)), justify="right" if num else "left",
+                         no_wrap=h in ("model", "run"), min_width=5 if num else None)
+    for r in rows:
+        table.add_row(*(Text(x) for x in r))
+    return table
+
+
+def to_markdown(view: View, caption_lines: list[str], flags: pd.DataFrame,
+                dropped: pd.DataFrame | None = None) -> str:
+    """A GitHub pipe table under a bold title; protocol and footnotes below it, one paragraph per line."""
+    heads, rows, numeric, any_cut = text_rows(view)
+    lines = [f"**{view.title}**", "", "| " + " | ".join(heads) + " |",
+             "|" + "|".join("---:" if n else "---" for n in numeric) + "|"]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    for line in caption_lines + [clip_note(view.bounds)] * any_cut + seed_notes(flags, dropped):
+        lines += ["", line]
+    return "\n".join(lines) + "\n"
+
+
+def to_csv(views: list[View]) -> str:
+    """The views' tables as one CSV, plain numbers; stacked views get a first column naming their axis/quantity."""
+    parts = []
+    for v in views:
+        t = v.table.copy()
+        if v.key is not None:
+            t.insert(0, *v.key)
+        parts.append(t)
+    return pd.concat(parts, ignore_index=True).to_csv(index=False)
+
+
+@dataclass
+class Rendered:
+    tables: list[Table] = field(default_factory=list)  # for "table"
+    text: str = ""  # for "markdown" and "csv"
+    side: list[str] = field(default_factory=list)  # csv: protocol and footnotes, for stderr
+
+
+def render(rep: Report, fmt: str) -> Rendered:
+    """What `invlab report` prints, in one of FORMATS."""
+    choose("table format", fmt, FORMATS)
+    caption = protocol_lines(rep.results)
+    if fmt == "csv":
+        return Rendered(text=to_csv(rep.views), side=caption + seed_notes(rep.flags, rep.dropped))
+    if fmt == "markdown":
+        return Rendered(text="\n".join(to_markdown(v, caption, rep.flags, rep.dropped) for v in rep.views))
+    return Rendered(tables=[to_rich_table(v, caption, rep.flags, rep.dropped) for v in rep.views])
+
+
+def brief_tables(result: Result, title: str) -> list[Table]:
+    """What `invlab run` and `invlab sweep` print at the end: the model table's main columns, and the equivariance
+    error per layer when the sweep made a layer profile."""
+    flags = seed_flags([result])
+    df = model_table([result]).drop(columns="run")
+    keep = ["model", *FACTOR_COLUMNS, "n_seeds", "n_chance"]
+    keep += [f"{m}{s}" for m in BRIEF_METRICS for s in ("", "_ci", "_lo", "_hi")]
+    caption = protocol_lines([result])
+    tables = [to_rich_table(View(title, df[keep], BRIEF_METRICS, RATE_RANGE), caption, flags)]
+    if result.layers is not None:
+        mean, ci = layer_table([result])
+        view = wide_view("equivariance error per layer (mean over shifts, ± 95% CI over seeds)", mean, ci,
+                         seed_counts(flags), LAYER_RANGE)
+        tables.append(to_rich_table(replace(view, table=view.table.drop(columns="run")), caption, flags))
+    return tables

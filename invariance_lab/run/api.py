@@ -1,0 +1,117 @@
+"""The Python API, for notebooks and scripts: measure any PyTorch model's invariance to translations of images.
+
+    import invariance_lab as il
+    df = il.measure(model, images, labels=None, dx=range(-8, 9), dy=[0], mode="canvas")   # per shift
+    il.summarize(df)                                                 # per model: clean accuracy, mean / worst
+    il.layer_profile(model, images, shifts=range(-8, 9))             # per tap (taps.py)
+
+`images` is a tensor (N, C, H, W), a folder of PNG/JPEG files (images.py: class subfolders give labels) or a run
+folder (its own test letters, drawn exactly). The tables have the columns of a run's invariance.csv and
+summary.csv. The evaluation is stream.py's.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+import numpy as np
+import pandas as pd
+
+from ..core.errors import InvlabError, choose, quote
+from ..data.images import from_tensor
+from ..data.shifts import grid_points, value_lines
+from ..eval.sweep import _add_factors
+from ..eval.sweep import summarize as summarize_sweep
+
+from ..eval.stream import (GRIDS, Modes, check_channels, check_grid, check_outputs, custom_factors, image_source,
+    measure_engines, measure_shifts, named_models, pick_device, preparer, shift_values)
+
+
+def measure(model, images, labels=None, *, dx: Iterable[float] = range(-8, 9), dy: Iterable[float] = (0,),
+            mode: str = "canvas", fill: str = "zeros", grid: str = "product", mean=None, std=None,
+            colour: str = "grey", size=None, batch_size: int = 256, device="cpu", seed: int = 0,
+            progress: bool = False, engine: str = "auto") -> pd.DataFrame:
+    """The tidy per-shift table of `model` (an nn.Module, or a dict name -> module) on `images`: the columns of
+    invariance.csv (model, seed, downsample, head, padding, mode, dx, dy, n_images, accuracy, flip_rate,
+    prob_change, neighbor_flip_rate, ...). Accuracy is empty (NaN) without labels.
+
+    images: a tensor (N, C, H, W) or (N, H, W), a folder of PNG/JPEG files (class subfolders give labels; colour
+    grey | rgb and size (H, W) say how to read them) or a run folder. labels: one class index per image. dx, dy:
+    the shifts, px (every pair with grid product; each axis alone with axes). mode: canvas (moved inside the
+    frame, `fill`: zeros | edge | reflect, sub-pixel bilinear) or circular (rolled, whole pixels). mean, std:
+    normalisation after the shift. engine: auto (the exact all-shift engine, engine.py, where it applies: circular
+    mode, square images, layers of known kinds; brute force otherwise), allshift (refuse where it does not apply)
+    or brute; df.attrs["engine"] says which ran. The models are evaluated in eval mode and given back in their
+    own mode."""
+    choose("grid", grid, GRIDS)
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise InvlabError(f"batch_size must be a positive int; got {quote(batch_size)}")
+    models = named_models(model)
+    src = image_source(images, labels, colour=colour, size=size)
+    mean, std = check_channels(mean, src.shape[0], "mean"), check_channels(std, src.shape[0], "std")
+    prepare = preparer(mode, fill, mean, std)
+    lines = value_lines(shift_values(dx, "dx"), shift_values(dy, "dy"), grid)
+    check_grid(grid_points(lines), src.shape, mode)
+    device = pick_device(device)
+    with Modes(models, device):
+        n_classes = check_outputs(models, src, prepare, device)
+        keyed = {(k, seed): m for k, m in models.items()}
+        plans, engines = measure_engines(keyed, src.shape, mode, engine)
+        result = measure_shifts(keyed, src, lines, prepare, plans, batch_size, device, progress)
+    df = _add_factors(result.table, {k: custom_factors(m) for k, m in models.items()}, mode)
+    df.attrs.update(engine=engines, clean_accuracy={f"{k[0]}/{k[1]}": v for k, v in result.clean_accuracy.items()},
+                    n_classes=len(src.classes) if src.classes else n_classes)
+    return df
+
+
+def summarize(df: pd.DataFrame) -> pd.DataFrame:
+    """Per model (x seed): clean accuracy and the mean and worst of each metric over the non-zero shifts, as in
+    summary.csv. Clean accuracy is the accuracy at (0, 0): kept by measure() even when (0, 0) is not among the
+    shifts, else read from the (0, 0) rows."""
+    kept = df.attrs.get("clean_accuracy", {})
+    clean = {}
+    for (m, s), g in df.groupby(["model", "seed"], sort=False):
+        origin = g[(g.dx == 0) & (g.dy == 0)]
+        clean[(m, s)] = kept.get(f"{m}/{s}", float(origin.accuracy.iloc[0]) if len(origin) else np.nan)
+    return summarize_sweep(df, clean, n_classes=df.attrs.get("n_classes"))
+
+
+def _points(shifts) -> list[tuple[float, float]]:
+    """shifts: numbers (dx, with dy = 0) or (dx, dy) pairs."""
+    shifts = list(range(-8, 9) if shifts is None else shifts)
+    pts = [(float(s[0]), float(s[1])) if isinstance(s, (tuple, list)) else (float(s), 0.0) for s in shifts]
+    if not pts or len(set(pts)) != len(pts) or not all(math.isfinite(v) for p in pts for v in p):
+        raise InvlabError(f"shifts must be distinct finite numbers (dx) or (dx, dy) pairs; got {quote(shifts)}")
+    return [(x + 0.0, y + 0.0) for x, y in pts]
+
+
+def layer_profile(model, images, *, shifts=None, mode: str = "canvas", fill: str = "zeros",
+                  taps: list[str] | None = None, by: str = "layer", n_images: int | None = None, mean=None,
+                  std=None, colour: str = "grey", size=None, batch_size: int = 64, device="cpu", seed: int = 0,
+                  progress: bool = False) -> pd.DataFrame:
+    """The layer profile (layerwise.py) of `model` on `images` over `shifts` (numbers: dx; or (dx, dy) pairs;
+    default dx -8..8): by "layer", one row per tap (mean equivariance error, mean pooled invariance error,
+    normalised variance: layers_summary.csv); by "shift", one row per tap x shift (layers.csv). Taps: an invlab
+    preset's own, else forward hooks on every convolution, pooling and normalisation module and the output, or the
+    named modules `taps` (taps.py); each tap's stride is inferred from its shape."""
+    from ..eval.layerwise import layer_profile as profile
+
+    choose("by", by, ("layer", "shift"))
+    models = named_models(model)
+    src = image_source(images, None, colour=colour, size=size)
+    n = len(src) if n_images is None else min(int(n_images), len(src))
+    if n < 1:
+        raise InvlabError(f"n_images must be at least 1; got {n_images}")
+    mean, std = check_channels(mean, src.shape[0], "mean"), check_channels(std, src.shape[0], "std")
+    prepare = preparer(mode, fill, mean, std)
+    points = _points(shifts)
+    check_grid(points, src.shape, mode)
+    device = pick_device(device)
+    with Modes(models, device):
+        check_outputs(models, from_tensor(src(slice(0, min(2, n)))), prepare, device)
+        per_shift, per_layer = profile({(k, seed): m for k, m in models.items()},
+                                       lambda c, dx, dy: prepare(src(c), dx, dy), n, points, mode, batch_size,
+                                       device, progress=progress, engine="brute" if taps else "auto", taps=taps)
+    factors = {k: custom_factors(m) for k, m in models.items()}
+    return _add_factors(per_layer if by == "layer" else per_shift, factors, mode)

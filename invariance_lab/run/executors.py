@@ -1,0 +1,192 @@
+"""Executors: where a run's units train when there are several at once (units.py schedules them).
+
+    processes        worker processes on this machine (--jobs N at once, spawn: a fresh interpreter each)
+    slurm            a SLURM job array through submitit (pip install 'invariance_lab[slurm]')
+    submitit-local   submitit's local executor: the slurm code path on this machine (the tests use it)
+
+Each executor is an entry of EXECUTORS (register_executor); its backend takes a list of units.Task and returns
+handles whose result() is the task's outcome, and can stop them (Ctrl-C) or be closed.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..core.errors import InvlabError, choose, clip
+from ..store.runs import submitit_dir
+
+
+def _run_task(task):
+    """A worker's entry point: the task's own run() (units.Task trains a unit, sweep_jobs.SweepTask sweeps), with
+    the allocator set as the `invlab` command sets its own (speed.py: without it a worker spent a quarter of its
+    time in page faults)."""
+    from ..core.speed import keep_freed_memory
+
+    keep_freed_memory()
+    return task.run()
+
+
+@dataclass
+class Resources:
+    """What a cluster job asks for (--partition, --time, --cpus, --gpus, --mem); unused by `processes`."""
+
+    partition: str | None = None
+    time_min: int = 60
+    cpus: int | None = None  # per unit; default: the --threads given, else 1
+    gpus: int = 0
+    mem_gb: float | None = None
+
+
+@dataclass(frozen=True)
+class Executor:
+    name: str
+    description: str
+    submit_all: bool  # every unit submitted at once (a job array), or at most --jobs at a time
+    start: Callable[..., Any]  # (run_dir, jobs, resources, n_units) -> a backend with submit(tasks) / cancel(handles)
+    detached: bool = False  # its jobs outlive this process: Ctrl-C leaves them running
+
+
+def _ignore_ctrl_c() -> None:
+    """A worker ignores Ctrl-C (the terminal sends it to the whole process group): the run's own process stops
+    its workers (_Processes.stop), so a worker never prints a traceback of its own half-way through a unit."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+class _Processes:
+    """Worker processes on this machine (spawn: a fresh interpreter each, no state shared with the parent)."""
+
+    def __init__(self, run_dir, jobs, resources, n_units):
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        self.pool = ProcessPoolExecutor(max_workers=min(jobs, n_units), initializer=_ignore_ctrl_c,
+                                        mp_context=multiprocessing.get_context("spawn"))
+
+    def submit(self, tasks: list) -> list:
+        return [self.pool.submit(_run_task, t) for t in tasks]
+
+    def stop(self) -> None:
+        """Ctrl-C: kill the workers now. SIGKILL, since a worker takes SIGTERM (and the Ctrl-C it also got) as the
+        end of its unit only (runs.Meta.recording), then starts the next one; the loop catches late starters."""
+        procs = getattr(self.pool, "_processes", None) or {}  # the pool's own dict, filled as workers start
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        for _ in range(200):
+            alive = [p for p in list(procs.values()) if p.is_alive()]
+            if not alive:
+                break
+            for p in alive:
+                p.kill()
+            time.sleep(0.05)
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True)
+
+
+class _Submitit:
+    """submitit: a SLURM job array (`slurm`), or the same code path run locally (`submitit-local`)."""
+
+    def __init__(self, run_dir, jobs, resources: Resources, n_units, cluster: str):
+        try:
+            import submitit
+        except ImportError:
+            raise InvlabError(f"--executor {'slurm' if cluster == 'slurm' else 'submitit-local'} submits units "
+                              "through submitit, which is not installed; install it with "
+                              "`pip install 'invariance_lab[slurm]'` (or `pip install submitit`), or use "
+                              "--executor processes") from None
+        folder = submitit_dir(run_dir) / "%j"
+        if cluster == "slurm":
+            try:
+                self.ex = submitit.AutoExecutor(folder=folder, cluster="slurm")
+            except RuntimeError as e:  # no srun / sbatch here
+                raise InvlabError(f"--executor slurm: {clip(e)} Run the command on a SLURM login node (the results "
+                                  "folder on a filesystem the nodes share), or use --executor processes here") from None
+            params: dict[str, Any] = dict(timeout_min=resources.time_min, cpus_per_task=resources.cpus or 1,
+                                          slurm_array_parallelism=jobs, name=f"invlab-{Path(run_dir).parent.name}")
+            if resources.partition:
+                params["slurm_partition"] = resources.partition
+            if resources.gpus:
+                params["gpus_per_node"] = resources.gpus
+            if resources.mem_gb:
+                params["mem_gb"] = resources.mem_gb
+        else:
+            self.ex = submitit.LocalExecutor(folder=folder)
+            params = dict(timeout_min=resources.time_min, gpus_per_node=resources.gpus)
+        self.ex.update_parameters(**params)
+        self.submitted: list = []
+
+    def submit(self, tasks: list) -> list:
+        try:
+            jobs = self.ex.map_array(_run_task, tasks)
+        except (OSError, RuntimeError) as e:  # sbatch refused the array (a bad partition, time or memory, ...)
+            raise InvlabError(f"submitting {len(tasks)} units failed: {clip(e, 500)}; check --partition, --time, "
+                              "--cpus, --gpus and --mem against the cluster's limits (sinfo)") from None
+        self.submitted += jobs
+        return jobs
+
+    def stop(self) -> None:
+        for job in self.submitted:
+            if not job.done():
+                job.cancel(check=False)
+
+    def close(self) -> None:
+        pass
+
+
+EXECUTORS: dict[str, Executor] = {}
+
+
+def register_executor(name: str, description: str, start: Callable, submit_all: bool = False,
+                      detached: bool = False) -> Executor:
+    EXECUTORS[name] = entry = Executor(name, description, submit_all, start, detached)
+    return entry
+
+
+register_executor("processes", "worker processes on this machine, --jobs at once", _Processes)
+register_executor("slurm", "a SLURM job array through submitit (pip install 'invariance_lab[slurm]')",
+                  lambda *a: _Submitit(*a, cluster="slurm"), submit_all=True, detached=True)
+register_executor("submitit-local", "submitit's local executor: the slurm code path on this machine",
+                  lambda *a: _Submitit(*a, cluster="local"))
+
+
+def check_jobs(jobs: int, executor: str) -> None:
+    """--jobs and --executor, checked before anything is written."""
+    if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
+        raise InvlabError(f"--jobs must be a whole number of units to run at once, at least 1 (1: one after another "
+                          f"in this process; N: N worker processes); got {jobs!r}")
+    choose("--executor", executor, EXECUTORS)
+    if executor != "processes":
+        import importlib.util
+        import shutil
+
+        if importlib.util.find_spec("submitit") is None:
+            raise InvlabError(f"--executor {executor} submits units through submitit, which is not installed; "
+                              "install it with `pip install submitit` (the package's slurm extra), or use "
+                              "--executor processes")
+        if executor == "slurm" and not (shutil.which("sbatch") and shutil.which("srun")):
+            raise InvlabError("--executor slurm: no sbatch/srun here, so this is not a SLURM login node; run the "
+                              "command on one (the results folder on a filesystem the nodes share), or use "
+                              "--executor processes (this machine) or submitit-local (the slurm path, here)")
+
+
+def cores() -> int:
+    """The CPU cores this process may use (its affinity, which a container or a SLURM job sets)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def worker_threads(jobs: int, threads: int | None, executor: str, resources: Resources) -> int | None:
+    """torch threads per worker: --threads, else cores // jobs here, else the cluster job's cpus."""
+    if threads is not None:
+        return threads
+    if EXECUTORS[executor].detached:
+        return resources.cpus  # None: torch's default inside the job, which SLURM limits to its cpus
+    return max(1, cores() // jobs)

@@ -1,0 +1,304 @@
+"""`invlab run` and `invlab sweep` as library functions: the story of a run and of a sweep.
+
+    run_dir = run_experiment(load_config("configs/quick.yaml"), results_dir=Path("results"))
+    folder = sweep_experiment(run_dir, SweepConfig(mode="circular", dx=[-4, 4]))
+
+A run: Config -> (letters, models) -> one trained checkpoint per (model, seed) unit -> sweep -> tidy CSVs.
+Units already trained with the same settings (fingerprint) are reused, not retrained: from the interrupted
+run being resumed, or from any earlier run of the same name. A sweep re-evaluates a finished run's checkpoints
+over new shifts (kind `translation`), part displacements (kind `parts`: only the letter's right-most stroke
+moves, see letters.py), and with `layers` the per-layer profile of layerwise.py.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+from typing import Callable
+
+import pandas as pd
+import torch
+import yaml
+
+from ..store.checkpoints import load_checkpoint, load_run_models, unit_fingerprints, unit_settings
+from ..schema.config import Config, DataConfig, SweepConfig
+from ..config.load import load_config, to_yaml
+from ..data.datasets import class_names, evaluation_set, glyph_table, training_set
+from ..data.ink import ink_baseline
+from ..core.environment import environment
+from ..config.factorial import left_out
+from ..core.errors import InvlabError, choose
+from ..nn.factory import check_models, is_custom, require_trust
+from ..data.folder import image_channels
+from ..nn.factory import load as load_factory
+from ..config.limits import check_sweep_fits
+from ..nn.models import count_parameters
+from ..store.runs import (CONFIG_FILE, INVARIANCE_CSV, LAYERS_CSV, LAYERS_SUMMARY_CSV, SUMMARY_CSV, SWEEP_DIR,
+    SWEEP_FILE, TRAIN_CSV, Meta, checkpoint_path, config_digest, finished_runs, matching_checkpoints, new_folder,
+    new_run_folder, require_finished_run, resumable_run, run_state, unit_key, write_csv, write_text)
+from ..data.shifts import SWEEP_KINDS, check_sweep
+from ..eval.engine import engine_protocol
+from ..eval.sweep import DEFAULT_LAYER_IMAGES, ModelKey, evaluate_layers, evaluate_shifts, protocol, sweep_engines
+from .executors import Resources, check_jobs
+from .units import UnitData, train_unit, train_units, units_to_train
+
+Say = Callable[[str], None]
+
+
+def resolve_device(name: str) -> torch.device:
+    """cpu, or cuda (for `auto` when torch finds a GPU). On CUDA, TF32 convolutions and matmuls are turned off:
+    their 10-bit mantissa moves feature maps by ~1e-4, which would hide the exact invariance (APS, circular
+    stride-1 networks) that float32 shows to ~1e-7 (docs/science.md)."""
+    if name == "cuda" and not torch.cuda.is_available():
+        raise InvlabError("device: cuda was asked for, but torch finds no CUDA device here; use device: auto or cpu")
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(name)
+    if device.type == "cuda":
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cuda.matmul.allow_tf32 = False
+    return device
+
+
+def set_threads(threads: int | None) -> None:
+    """torch's intra-op threads for this process (None: torch's own default). Recorded in meta.json."""
+    if threads is not None:
+        if threads < 1:
+            raise InvlabError(f"--threads must be at least 1; got {threads}")
+        torch.set_num_threads(threads)
+
+
+def run_experiment(cfg: Config, *, results_dir: Path, progress: bool = False, fresh: bool = False,
+                   threads: int | None = None, on_event: Say | None = None,
+                   factory_dirs: list[Path] | None = None, jobs: int = 1, executor: str = "processes",
+                   resources: Resources | None = None) -> Path:
+    """Train (or reuse), sweep and write a run folder; returns its path. meta.json says 'complete' only at the end.
+
+    An interrupted run of the same config (Ctrl-C, SIGTERM, SIGKILL) is resumed in its own folder; otherwise a
+    new folder is made. Either way every unit whose checkpoint already exists with the same fingerprint is
+    reused, unless `fresh`, which trains everything again in a new folder. Models of your own (`factory:`) are
+    imported (searched first in `factory_dirs`: the config file's folder) and checked before anything is written.
+    With `jobs` > 1 or another `executor`, the units to train run in workers (units.py); the rest is the same.
+    """
+    say = on_event or (lambda msg: None)
+    check_jobs(jobs, executor)
+    set_threads(threads)
+    device = resolve_device(cfg.device)
+    factors = cfg.resolved_models()
+    factory_files = check_models(factors, num_classes=len(class_names(cfg.data)), canvas=cfg.data.canvas,
+                                 train=cfg.train.epochs > 0, dirs=factory_dirs or (),
+                                 in_channels=image_channels(cfg.data.colour))
+    config_text = to_yaml(cfg)
+    digest = config_digest(config_text)
+    resume = None if fresh else resumable_run(results_dir, cfg.name, digest)
+    if resume is not None:
+        run_dir, old = resume
+        say(f"resuming {run_dir} ({run_state(old)}): finished units are kept")
+        history = old.get("attempts", []) + [dict(state=run_state(old), started=old.get("started"))]
+        write_text(run_dir / CONFIG_FILE, config_text)  # the same settings (digest); restores an edited copy
+    else:
+        run_dir, old, history = new_run_folder(results_dir, cfg.name, config_text), None, []
+        say(f"run folder: {run_dir}")
+    meta = Meta(run_dir, kind="run", name=cfg.name, run_id=run_dir.name, config_digest=digest, device=str(device),
+                seeds=cfg.seeds, protocol=protocol(cfg.sweep, cfg.data, cfg.seeds, list(factors)),
+                environment=environment(), models={}, fingerprints=unit_fingerprints(cfg), trained=[], reused={},
+                attempts=history, timings={"train_s": {}})
+    if cfg.factorial is not None:  # the combinations that cannot be built (invlab run prints them)
+        meta.data["factorial_left_out"] = left_out(cfg)
+    with meta.recording():
+        t0 = time.perf_counter()
+        table = glyph_table(cfg.data)
+        train_x, train_y = training_set(cfg.data, table)
+        test_x, test_y = evaluation_set(cfg.data, table)  # position task: the paired top/bottom images
+        classes = class_names(cfg.data)
+        meta.data["classes"] = classes
+        # how much of the task total ink alone solves (ink.py): the accuracy a network must beat to read shape
+        meta.data["ink_baseline"] = dict(accuracy=round(ink_baseline(train_x, train_y, test_x, test_y, len(classes)), 4),
+                                         chance=round(1 / len(classes), 4))
+        meta.data["timings"]["data_s"] = round(time.perf_counter() - t0, 2)
+        earlier = {} if fresh else matching_checkpoints(results_dir, cfg.name, exclude=run_dir)
+        trained, histories = {}, []
+        data, units = UnitData(train_x, train_y, test_x, test_y, classes), unit_settings(cfg)
+        in_workers = {} if (jobs, executor) == (1, "processes") else train_units(
+            cfg, run_dir, units_to_train(run_dir, units, earlier, meta.data["fingerprints"]), data, jobs=jobs,
+            executor=executor, threads=threads, resources=resources, factory_dirs=factory_dirs, say=say)
+        for (name, seed), settings in units.items():
+            t0, key, path = time.perf_counter(), unit_key(name, seed), checkpoint_path(run_dir, name, seed)
+            model, hist, source = _reuse(path, earlier.get(meta.data["fingerprints"][key]), settings, device,
+                                         say if key not in in_workers else lambda msg: None)
+            if model is None:
+                model, hist = train_unit(cfg, name, seed, settings, data, device, run_dir, progress)
+                meta.data["trained"].append(key)
+                say(f"trained {name} seed {seed}: test accuracy {hist.iloc[-1].test_accuracy:.3f} "
+                    f"({time.perf_counter() - t0:.1f}s)")
+            elif key in in_workers:  # trained just now by a worker (units.py)
+                meta.data["trained"].append(key)
+            else:
+                meta.data["reused"][key] = source
+            trained[(name, seed)] = model
+            histories.append(hist.assign(model=name, seed=seed))
+            meta.data["timings"]["train_s"][key] = in_workers.get(key, round(time.perf_counter() - t0, 2))
+            meta.data["models"][name] = dict(settings["factors"], n_params=count_parameters(model))
+            if name in factory_files:
+                meta.data["models"][name]["factory_file"] = factory_files[name]  # where the module came from
+            meta.save()
+        train_csv = pd.concat(histories, ignore_index=True)
+        write_csv(run_dir / TRAIN_CSV, train_csv[["model", "seed"] + [c for c in train_csv if c not in ("model", "seed")]])
+        parallel = dict(jobs=jobs, threads=threads, factory_dirs=factory_dirs or ()) if executor == "processes" else {}
+        _evaluate_and_write(run_dir, meta, trained, factors, cfg.data, cfg.sweep, device, progress, **parallel)
+    return run_dir
+
+
+def _reuse(path: Path, earlier: Path | None, settings: dict, device: torch.device, say: Say):
+    """(model, history, where it came from) for a unit trained before, or (None, None, None) to train it."""
+    for source in (path, earlier):
+        if source is None or not source.is_file():
+            continue
+        try:
+            # trust: the unit's fingerprint is the config's, so a factory it names is the one the config names
+            model, blob = load_checkpoint(source, device, expect=settings, trust=True)
+        except InvlabError as e:  # a damaged or foreign file is not reused; the unit is trained again
+            say(f"not reusing {source}: {e}")
+            continue
+        if source != path:
+            tmp = path.with_name(f".{path.name}.tmp")
+            shutil.copyfile(source, tmp)
+            tmp.replace(path)  # atomic, like every checkpoint
+        say(f"reused {path.stem} from {source}")
+        return model, pd.DataFrame(blob["history"]), "this run folder (resumed)" if source == path else str(source)
+    return None, None, None
+
+
+def _evaluate_and_write(folder: Path, meta: Meta, models: dict[ModelKey, torch.nn.Module], factors: dict,
+                        data: DataConfig, sweep: SweepConfig, device: torch.device, progress: bool,
+                        kind: str = "translation", layer_images: int | None = None,
+                        engine: str | dict = "auto", jobs: int = 1, threads: int | None = None,
+                        factory_dirs=(), engine_name: str = "auto", run_dir: Path | None = None) -> None:
+    """Sweep the models and write invariance.csv and summary.csv (and the layer profile when asked).
+
+    engine: auto | allshift | brute, or sweep_engines()'s choice; the engine used goes into meta.json's protocol.
+    jobs > 1 sweeps shares of the models in worker processes (sweep_jobs.py; the same tables) on a CPU; they
+    load the checkpoints of `run_dir` (default: `folder` itself) and choose engines by `engine_name` when
+    `engine` is already a choice of plans."""
+    plans = engine if isinstance(engine, dict) else sweep_engines(models, data, sweep, kind, engine)
+    meta.data["protocol"].update(engine_protocol(plans, models, data.canvas, "parts" if kind == "parts" else sweep.mode))
+    if layer_images:  # the profile takes the engine where it also has the taps (InvNet models)
+        tapped = {k: p for k, p in plans.items() if p is not None and p.pool is not None}
+        meta.data["protocol"]["layers"]["engine"] = ("allshift" if len(tapped) == len(plans) else
+                                                     "mixed" if tapped else "brute")
+    meta.save()
+    t0 = time.perf_counter()
+    if jobs > 1 and device.type == "cpu" and len({k[0] for k in models}) > 1:
+        from .sweep_jobs import sweep_in_workers
+
+        run_dir = run_dir or folder
+        inv, summary = sweep_in_workers((run_dir / CONFIG_FILE).read_text(), run_dir, list(models), sweep, kind,
+                                        engine if isinstance(engine, str) else engine_name, jobs, threads,
+                                        factory_dirs)
+        meta.data["sweep_workers"] = min(jobs, len({k[0] for k in models}))
+    else:
+        inv, summary = evaluate_shifts(models, factors, data, sweep, device, progress, kind, engine=plans)
+    meta.data["timings"]["sweep_s"] = round(time.perf_counter() - t0, 2)
+    write_csv(folder / INVARIANCE_CSV, inv)
+    write_csv(folder / SUMMARY_CSV, summary)
+    if layer_images:
+        t0 = time.perf_counter()
+        per_shift, per_layer = evaluate_layers(models, factors, data, sweep, device, layer_images, progress,
+                                               engine=plans)
+        meta.data["timings"]["layers_s"] = round(time.perf_counter() - t0, 2)
+        write_csv(folder / LAYERS_CSV, per_shift)
+        write_csv(folder / LAYERS_SUMMARY_CSV, per_layer)
+
+
+def latest_matching_run(cfg: Config, results_dir: Path) -> Path | None:
+    """The newest finished run of cfg.name whose checkpoints match every model x seed of cfg exactly."""
+    want = unit_fingerprints(cfg)
+    matching = [folder for folder, meta in finished_runs(results_dir, cfg.name) if meta.get("fingerprints") == want]
+    return matching[-1] if matching else None
+
+
+def run_for_config(cfg: Config, *, results_dir: Path, progress: bool = False, threads: int | None = None,
+                   on_event: Say | None = None, factory_dirs: list[Path] | None = None) -> Path:
+    """The newest finished run with cfg's models, data, training and seeds, or a new one (reusing checkpoints)."""
+    say = on_event or (lambda msg: None)
+    run_dir = latest_matching_run(cfg, results_dir)
+    if run_dir is not None:
+        say(f"using run {run_dir}")
+        return run_dir
+    say("no finished run with these exact settings: running it first (matching checkpoints are reused)")
+    return run_experiment(cfg, results_dir=results_dir, progress=progress, threads=threads, on_event=on_event,
+                          factory_dirs=factory_dirs)
+
+
+def sweep_experiment(run_dir: Path, sweep: SweepConfig | None = None, *, models: list[str] | None = None,
+                     kind: str = "translation", layers: bool = False, layer_images: int = DEFAULT_LAYER_IMAGES,
+                     progress: bool = False, threads: int | None = None, on_event: Say | None = None,
+                     trust_factory: bool = False, engine: str = "auto",
+                     factory_dirs: list[Path] | None = None, jobs: int = 1) -> Path:
+    """Evaluate a finished run's checkpoints over `sweep` (default: the run's own); writes <run>/sweeps/<id>/.
+
+    kind "parts" moves only each letter's part (the right-most stroke) by (dx, dy) px instead of the letter.
+    layers adds layers.csv (per tap x shift) and layers_summary.csv (per tap, with the normalised variance) of
+    the first `layer_images` test images (layerwise.py); translation sweeps only. Models of your own (`factory:`
+    in the run's config.yaml) are imported only with `trust_factory` (factory.require_trust: a run folder can come
+    from anyone); without it the refusal names the file that would be imported. engine: auto (the exact
+    all-shift engine, engine.py, for each model it applies to in a circular sweep; brute force for the rest),
+    allshift (refuse where it does not apply) or brute (one forward pass per shift: the check). jobs > 1 sweeps
+    shares of the models in worker processes (sweep_jobs.py), with the same tables.
+    """
+    say = on_event or (lambda msg: None)
+    choose("sweep kind", kind, SWEEP_KINDS)
+    check_jobs(jobs, "processes")
+    if layers and kind != "translation":
+        raise InvlabError(f"--layers profiles translations of the whole input; it cannot be combined with --kind {kind}")
+    if layers and layer_images < 1:
+        raise InvlabError(f"--layer-images must be at least 1; got {layer_images}")
+    set_threads(threads)
+    meta_run = require_finished_run(run_dir)
+    cfg = load_config(Path(run_dir) / CONFIG_FILE)
+    sweep = sweep or cfg.sweep
+    if kind == "parts" and cfg.data.source == "letters" and cfg.data.glyphs == "outline":
+        table = glyph_table(cfg.data)  # a filled letter's part is a counter (outlines.py): some letters have none
+        none = [f"{table.letters[g // len(table.fonts)]} in {table.fonts[g % len(table.fonts)]}"
+                for g in range(table.part.shape[0]) if not table.part[g].any()]
+        if none:
+            raise InvlabError(f"--kind parts moves a filled letter's counter (the right-most hole, outlines.py); "
+                              f"{', '.join(none)} ha{'s' if len(none) == 1 else 've'} none: use letters with a "
+                              "counter (A, B, D, O, P, Q, R) or data.glyphs: stroke")
+    if kind == "parts" and sweep.mode != "canvas":
+        raise InvlabError(f"--kind parts draws the moved part on the canvas; --mode {sweep.mode} does not apply (leave it out)")
+    factors = cfg.resolved_models()
+    chosen = list(factors) if not models else models
+    for m in chosen:
+        try:
+            choose("model", m, factors)
+        except InvlabError as e:
+            raise InvlabError(f"{run_dir}: {e}") from None
+    check_sweep(cfg.data, sweep, kind)
+    check_sweep_fits(cfg.data, sweep, f"invlab sweep {run_dir}", kind=kind)
+    device = resolve_device(cfg.device)
+    for m in chosen:
+        if is_custom(factors[m]):  # factory_dirs: the folder of the config that names it (invlab sweep CONFIG)
+            require_trust(factors[m], trusted=trust_factory, where=f"{run_dir}: model {m!r}", dirs=factory_dirs or ())
+            load_factory(factors[m]["factory"], factory_dirs or ())
+    loaded = load_run_models(Path(run_dir), cfg, meta_run, chosen, device, trust=trust_factory)
+    plans = sweep_engines(loaded, cfg.data, sweep, kind, engine)  # --engine allshift refuses here, before any folder
+
+    folder = new_folder(Path(run_dir) / SWEEP_DIR)
+    write_text(folder / SWEEP_FILE, yaml.safe_dump(dict(sweep=sweep.model_dump(mode="json"), models=chosen, kind=kind,
+                                                        layers=layers), sort_keys=False))
+    proto = protocol(sweep, cfg.data, cfg.seeds, chosen, kind=kind)
+    if layers:
+        proto["layers"] = dict(n_images=min(layer_images, proto["test_images"]))
+    meta = Meta(folder, kind="sweep", name=cfg.name, run_id=Path(run_dir).name, sweep_id=folder.name,
+                run=str(run_dir), device=str(device), seeds=cfg.seeds, protocol=proto,
+                fingerprints={k: v for k, v in meta_run["fingerprints"].items()},
+                environment=environment(), timings={}, run_environment=meta_run.get("environment"))
+    say(f"sweep folder: {folder}")
+    with meta.recording():
+        _evaluate_and_write(folder, meta, loaded, {m: factors[m] for m in chosen}, cfg.data, sweep, device, progress,
+                            kind=kind, layer_images=layer_images if layers else None, engine=plans, jobs=jobs,
+                            threads=threads, factory_dirs=factory_dirs or (), engine_name=engine,
+                            run_dir=Path(run_dir))
+    return folder

@@ -1,0 +1,173 @@
+"""`invlab measure`: any PyTorch model measured on a folder of images, written as a result folder.
+
+    folder = measure_to_folder(images="data/test", model="my_models:small_cnn", weights="mine.pt")
+
+The model is your factory (`--model pkg.mod:fn`, weights from a state dict, a .safetensors file or an invlab
+checkpoint) or the preset an invlab checkpoint describes; the evaluation is stream.py's and the tables have the
+columns of a run's invariance.csv and summary.csv, so `invlab report` and its plots read a measure folder like a
+run. The same measurement from Python: api.py (`il.measure`).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+import torch
+import yaml
+
+from ..core.errors import InvlabError, choose, quote
+from ..data.images import Images, is_run_folder, open_folder, run_images
+from ..data.shifts import FILLS, INTERPOLATION, axis_values, grid_points, value_lines
+from ..eval.sweep import _add_factors
+from ..eval.sweep import summarize as summarize_sweep
+
+from ..eval.stream import (MODES, ORIGIN, check_channels, check_grid, measure_engines, measure_shifts, pick_device,
+    preparer)
+
+
+def _model_from(model: str | None, kwargs: dict | None, checkpoint: dict | None, weights: Path | None):
+    """(module, factors, name, seed) for invlab measure: your factory (named by --model), or the preset an invlab
+    checkpoint describes. A checkpoint's own factory is imported only when --model names it."""
+    from ..nn.factory import call, check_kwargs, describe, is_custom
+    from ..data.folder import data_channels
+    from ..nn.models import build_model
+
+    if kwargs is not None:
+        try:
+            kwargs = check_kwargs(kwargs, "--model-kwargs")
+        except ValueError as e:
+            raise InvlabError(str(e)) from None
+        if not isinstance(kwargs, dict):
+            raise InvlabError(f"--model-kwargs must be a JSON object of keyword arguments; got {quote(kwargs)}")
+    name, seed = (checkpoint["name"], checkpoint["seed"]) if checkpoint else (None, 0)
+    if model is not None:
+        own = checkpoint["factors"] if checkpoint and is_custom(checkpoint["factors"]) else None
+        if kwargs is None:
+            kwargs = dict(own["kwargs"]) if own and own["factory"] == model else {}
+        factors = {"factory": model, "kwargs": kwargs}
+        return call(model, kwargs), factors, name or model.rpartition(":")[2].rpartition(".")[2], seed
+    if checkpoint is None:
+        raise InvlabError("--model package.module:function is needed (the function that builds your network), "
+                          "unless --weights is an invlab checkpoint, which says its own architecture")
+    factors = checkpoint["factors"]
+    if is_custom(factors):
+        raise InvlabError(f"{weights} was trained from factory {describe(factors)}; invlab imports a factory only "
+                          f"when you name it: add --model {factors['factory']} (its kwargs are taken from the "
+                          "checkpoint)")
+    if kwargs is not None:
+        raise InvlabError("--model-kwargs applies to --model; an invlab preset checkpoint has its own settings")
+    model = build_model(factors, num_classes=len(checkpoint["classes"]), canvas=int(checkpoint["data"]["canvas"]),
+                        in_channels=data_channels(checkpoint["data"]))
+    return model, factors, name, seed
+
+
+def _match_classes(src: Images, classes: list[str] | None) -> None:
+    """Label a folder's images by a checkpoint's class names when its class folders are named after them."""
+    if classes and src.classes and set(src.classes) <= set(classes) and src.classes != classes:
+        lookup = torch.tensor([classes.index(c) for c in src.classes])
+        src.labels, src.classes = lookup[src.labels], list(classes)
+
+
+def measure_to_folder(*, images: str | Path, model: str | None = None, model_kwargs: dict | None = None,
+                      weights: str | Path | None = None, dx: list[float] = (-8.0, 8.0, 1.0),
+                      dy: list[float] = (0.0, 0.0, 1.0), mode: str = "canvas", fill: str = "zeros",
+                      colour: str = "grey", size: tuple[int, int] | None = None, mean=None, std=None,
+                      layers: bool = False, taps: list[str] | None = None, layer_images: int = 200,
+                      batch_size: int = 256, name: str | None = None, results_dir: Path = Path("results"),
+                      device: str = "cpu", progress: bool = False, on_event=None, engine: str = "auto") -> Path:
+    """`invlab measure`: measure a model (your factory, --model, with --weights; or an invlab checkpoint) on a
+    folder of images; writes results/measure/<name>-<time>/ with meta.json, measure.yaml, invariance.csv,
+    summary.csv (and with layers, layers.csv and layers_summary.csv). dx, dy: [start, stop, step] ranges (every
+    pair). engine: auto | allshift | brute (stream.measure_shifts). Everything is checked before the folder is
+    made."""
+    from ..schema.config import check_range
+    from ..core.environment import environment
+    from ..nn.factory import check_output, locate
+    from ..nn.models import count_parameters, place
+    from ..store.runs import (INVARIANCE_CSV, LAYERS_CSV, LAYERS_SUMMARY_CSV, MEASURE_FILE, SUMMARY_CSV, Meta,
+        new_measure_folder, write_csv, write_text)
+    from ..eval.taps import taps_for
+    from ..store.weights import load_weights, read_weights
+
+    say = on_event or (lambda msg: None)
+    choose("mode", mode, MODES)
+    choose("fill", fill, FILLS)
+    try:
+        dx, dy = check_range(list(dx), "--dx"), check_range(list(dy), "--dy")
+    except ValueError as e:
+        raise InvlabError(str(e)) from None
+    if batch_size < 1 or layer_images < 1:
+        raise InvlabError(f"--batch-size and --layer-images must be at least 1; got {batch_size}, {layer_images}")
+    if taps and not layers:
+        raise InvlabError("--taps names the modules of the layer profile: give --layers too")
+    state, checkpoint = read_weights(weights) if weights is not None else (None, None)
+    net, factors, label, seed = _model_from(model, model_kwargs, checkpoint, weights)
+    label = name or label
+    if not re.fullmatch(r"[A-Za-z0-9_.-]{1,100}", label) or label.startswith("."):
+        raise InvlabError(f"--name {quote(label)}: use letters, digits, '_', '-', '.' (it names the folder)")
+    if is_run_folder(images):
+        if colour != "grey" or size is not None:
+            raise InvlabError(f"--images {images} is a run folder: its test letters are grey images of its canvas; "
+                              "leave out --colour and --size")
+        src = run_images(images)
+    else:
+        src = open_folder(images, colour=colour, size=size)
+    _match_classes(src, checkpoint["classes"] if checkpoint else None)
+    mean, std = check_channels(mean, src.shape[0], "--mean"), check_channels(std, src.shape[0], "--std")
+    if state is not None:
+        load_weights(net, state, weights)
+    prepare = preparer(mode, fill, mean, std)
+    lines = value_lines(axis_values(dx), axis_values(dy), "product")
+    points = grid_points(lines)
+    check_grid(points, src.shape, mode)
+    device = pick_device(device)
+    net = place(net, device).eval()
+    first = prepare(src(slice(0, min(2, len(src)))), *ORIGIN).to(device)
+    n_classes = check_output(net, first, len(src.classes) if src.classes else None, f"the model ({label})")
+    if layers:
+        with torch.inference_mode():
+            taps_for(net, taps)(first)  # the names exist and their outputs can be profiled
+
+    key = (label, seed)
+    plans, engines = measure_engines({key: net}, src.shape, mode, engine)  # --engine allshift refuses here
+    folder = new_measure_folder(results_dir, label)
+    say(f"measure folder: {folder}")
+    settings = dict(model=model, model_kwargs=factors.get("kwargs") if model else None,
+                    weights=None if weights is None else str(weights), images=str(images), mode=mode, fill=fill,
+                    colour=colour, size=None if size is None else list(size), mean=mean, std=std, dx=dx, dy=dy,
+                    layers=layers, taps=taps, layer_images=layer_images if layers else None)
+    write_text(folder / MEASURE_FILE, yaml.safe_dump(settings, sort_keys=False))
+    proto = dict(kind="translation", mode=mode, grid="product", dx=dx, dy=dy, test_images=len(src), seeds=[seed],
+                 models=[label], n_shifts=len(points), images=src.describe, labels=src.labels is not None,
+                 n_classes=n_classes)
+    if mode == "canvas":
+        proto.update(fill=fill, interpolation=INTERPOLATION)
+    if layers:
+        proto["layers"] = dict(n_images=min(layer_images, len(src)))
+    proto.update(engines)
+    info = dict(factors, n_params=count_parameters(net), weights=settings["weights"])
+    if model is not None:
+        info["factory_file"] = locate(model) or "?"
+    meta = Meta(folder, kind="measure", name="measure", run_id=folder.name, device=str(device), seeds=[seed],
+                protocol=proto, models={label: info}, environment=environment(), timings={})
+    with meta.recording():
+        t0 = time.perf_counter()
+        result = measure_shifts({key: net}, src, lines, prepare, plans, batch_size, device, progress)
+        meta.data["timings"]["measure_s"] = round(time.perf_counter() - t0, 2)
+        inv = _add_factors(result.table, {label: factors}, mode)
+        write_csv(folder / INVARIANCE_CSV, inv)
+        write_csv(folder / SUMMARY_CSV, summarize_sweep(inv, result.clean_accuracy, n_classes=n_classes))
+        if layers:
+            from ..eval.layerwise import layer_profile as profile
+
+            t0 = time.perf_counter()
+            n = min(layer_images, len(src))
+            per_shift, per_layer = profile({key: net}, lambda c, dx_, dy_: prepare(src(c), dx_, dy_), n, points,
+                                           mode, batch_size, device, progress=progress,
+                                           engine="brute" if taps else plans, taps=taps)
+            meta.data["timings"]["layers_s"] = round(time.perf_counter() - t0, 2)
+            write_csv(folder / LAYERS_CSV, _add_factors(per_shift, {label: factors}, mode))
+            write_csv(folder / LAYERS_SUMMARY_CSV, _add_factors(per_layer, {label: factors}, mode))
+    return folder

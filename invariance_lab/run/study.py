@@ -1,0 +1,244 @@
+"""Studies: one config run for every combination of `--vary` overrides, and the table that compares them.
+
+    invlab run configs/factorial.yaml --vary data.train_shift=0,4 --vary train.epochs=3,6
+    invlab report results/factorial/study-<time>            # a column per varied key
+    invlab report results/factorial/study-<time> --plot figs   # a metric against the first varied key
+
+Each combination is an ordinary run (results/<name>/<run id>/: resumable, its checkpoints reused by the others
+where the settings are the same, e.g. when only the sweep varies); the study folder beside them,
+results/<name>/study-<time>/, holds study.json: the varied keys, and per combination its overrides and run
+folder. Every combination's config is checked before the first one starts. Running the same command again
+resumes an unfinished study in its own folder (each run resumes as `invlab run` does).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import datetime
+from pathlib import Path
+
+import pandas as pd
+
+from ..schema.config import Config
+from ..core.errors import ConfigError
+from ..config.load import load_config, to_yaml
+from ..core.errors import InvlabError, quote
+from ..store.runs import STUDY_FILE, is_study, new_study_folder, read_study, studies, write_json
+
+Say = Callable[[str], None]
+MAX_COMBINATIONS = 256  # runs in one study
+
+
+# ------------------------------------------------------------------------------------------- --vary
+
+
+def split_values(text: str) -> list[str]:
+    """'0,4' -> ['0', '4']; commas inside brackets, braces or quotes stay: '[0,1],[2,3]' -> ['[0,1]', '[2,3]']."""
+    parts, depth, quote_char, start = [], 0, None, 0
+    for i, c in enumerate(text):
+        if quote_char:
+            quote_char = None if c == quote_char else quote_char
+        elif c in "'\"":
+            quote_char = c
+        elif c in "[{":
+            depth += 1
+        elif c in "]}":
+            depth -= 1
+        elif c == "," and depth == 0:
+            parts.append(text[start:i])
+            start = i + 1
+    parts.append(text[start:])
+    return [p.strip() for p in parts]
+
+
+def parse_vary(options: list[str]) -> dict[str, list[str]]:
+    """--vary KEY.PATH=V1,V2,... (repeatable) -> {key: [value texts]}, in the order given; an InvlabError that
+    names the option for anything else. Whether the key exists and takes the values is checked by the config."""
+    vary: dict[str, list[str]] = {}
+    example = "e.g. --vary data.train_shift=0,4 (a list value in brackets: --vary 'seeds=[0,1],[2,3]')"
+    for option in options:
+        key, eq, values = option.partition("=")
+        key = key.strip()
+        if not eq or not key or not values.strip():
+            raise InvlabError(f"--vary {quote(option)}: expected KEY.PATH=V1,V2,... with at least one value, {example}")
+        if any(not part.strip() for part in key.split(".")):
+            raise InvlabError(f"--vary {quote(option)}: empty part in key path {quote(key)}; {example}")
+        if key in vary:
+            raise InvlabError(f"--vary {quote(option)}: {key} is varied twice; give all its values in one --vary, "
+                              f"e.g. --vary {key}={','.join(vary[key] + split_values(values))}")
+        parsed = split_values(values)
+        if any(not v for v in parsed):
+            raise InvlabError(f"--vary {quote(option)}: an empty value (two commas in a row, or one at the end); "
+                              f"{example}")
+        if len(set(parsed)) != len(parsed):
+            raise InvlabError(f"--vary {quote(option)}: a value is listed twice; list each once")
+        vary[key] = parsed
+    n = 1
+    for values in vary.values():
+        n *= len(values)
+    if n > MAX_COMBINATIONS:
+        raise InvlabError(f"--vary makes {n} combinations (at most {MAX_COMBINATIONS} runs in one study); vary fewer "
+                          "values, or split the study")
+    return vary
+
+
+def combinations(vary: dict[str, list[str]]) -> list[dict[str, str]]:
+    """Every combination of the varied values, the first key varying slowest."""
+    return [dict(zip(vary, values)) for values in itertools.product(*vary.values())]
+
+
+def study_configs(config: Path, overrides: list[str], vary: dict[str, list[str]]) -> list[tuple[dict, Config]]:
+    """(values, Config) per combination, each checked now: a bad key or value names the --vary it came from."""
+    out = []
+    for values in combinations(vary):
+        extra = [f"{k}={v}" for k, v in values.items()]
+        try:
+            cfg = load_config(config, list(overrides) + extra)
+        except ConfigError as e:
+            given = " ".join(f"--vary {k}=...{v}..." for k, v in values.items())
+            raise ConfigError(f"in the study's combination {given}: {e}") from None
+        out.append((values, cfg))
+    return out
+
+
+# ------------------------------------------------------------------------------------------- the study
+
+
+def _digest(configs: list[tuple[dict, Config]]) -> str:
+    text = json.dumps([[values, to_yaml(cfg)] for values, cfg in configs], sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def run_study(config: Path, *, overrides: list[str], vary: list[str], results_dir: Path,
+              run: Callable[[Config], Path], on_event: Say | None = None) -> Path:
+    """Run every combination of `vary` (--vary options) over `config` with `run` (cfg -> its run folder, e.g.
+    experiment.run_experiment with the command's options); returns the study folder. An unfinished study of the
+    same combinations is resumed in its own folder."""
+    say = on_event or (lambda msg: None)
+    parsed = parse_vary(vary)
+    if not parsed:
+        raise InvlabError("a study needs at least one --vary KEY=V1,V2")
+    configs = study_configs(config, overrides, parsed)
+    digest = _digest(configs)
+    name = configs[0][1].name
+    folder = next((f for f, s in reversed(studies(results_dir, name)) if s.get("digest") == digest
+                   and s.get("status") != "complete"), None)
+    if folder is None:
+        folder = new_study_folder(results_dir, name)
+        say(f"study folder: {folder} ({len(configs)} runs)")
+    else:
+        say(f"resuming study {folder}")
+    study = dict(kind="study", name=name, digest=digest, config=str(config), overrides=list(overrides),
+                 vary=parsed, status="running", started=_now(),
+                 runs=[dict(values=values, overrides=[f"{k}={v}" for k, v in values.items()], run=None,
+                            status="missing") for values, _ in configs])
+    if is_study(folder):  # resumed: keep the run folders found so far
+        old = read_study(folder)
+        for new, was in zip(study["runs"], old.get("runs", [])):
+            if was.get("values") == new["values"]:
+                new.update(run=was.get("run"), status=was.get("status", "missing"))
+    write_json(folder / STUDY_FILE, study)
+    try:
+        for i, (values, cfg) in enumerate(configs):
+            entry = study["runs"][i]
+            say(f"study run {i + 1}/{len(configs)}: {', '.join(f'{k}={v}' for k, v in values.items())}")
+            entry["status"] = "running"
+            write_json(folder / STUDY_FILE, study)
+            run_dir = run(cfg)
+            entry.update(run=str(Path(run_dir).resolve().relative_to(Path(results_dir).resolve())), status="complete")
+            write_json(folder / STUDY_FILE, study)
+    except BaseException as e:
+        study["status"] = "interrupted" if isinstance(e, KeyboardInterrupt) else "failed"
+        for entry in study["runs"]:
+            if entry["status"] == "running":
+                entry["status"] = study["status"]
+        write_json(folder / STUDY_FILE, study)
+        raise
+    study.update(status="complete", finished=_now())
+    write_json(folder / STUDY_FILE, study)
+    return folder
+
+
+def _now() -> str:
+    return datetime.now().isoformat(timespec="seconds")
+
+
+def study_runs(folder: Path) -> list[tuple[dict, Path | None]]:
+    """(values, run folder or None when not run yet) per combination of a study folder."""
+    study = read_study(folder)
+    results_dir = Path(folder).resolve().parent.parent
+    return [(r.get("values", {}), results_dir / r["run"] if r.get("run") else None) for r in study["runs"]]
+
+
+# ------------------------------------------------------------------------------------------- comparing
+
+
+def build_study_report(folder: Path, **options):
+    """report.build_report over a study's runs, each table's run column replaced by one column per varied key
+    (the value that run was given). Every run must be complete; options as build_report's."""
+    from ..report.tables import build_report
+
+    study = read_study(folder)
+    runs = study_runs(folder)
+    missing = [", ".join(f"{k}={v}" for k, v in values.items()) for values, path in runs if path is None]
+    if missing:
+        raise InvlabError(f"{folder}: the study is not finished ({study.get('status')}): no run yet for "
+                          f"{'; '.join(missing[:5])}. Run the same `invlab run ... --vary` command again to finish it; "
+                          f"`invlab status {folder}` shows each run")
+    rep = build_report([path for _, path in runs], **options)
+    by_label = {r.label: values for r, (values, _) in zip(rep.results, runs)}
+    keys = list(study["vary"])
+    views = []
+    for view in rep.views:
+        t = view.table.copy()
+        labels = t.pop("run") if "run" in t else pd.Series([rep.results[0].label] * len(t), index=t.index)
+        for i, key in enumerate(keys):
+            t.insert(i, key, [_typed(by_label[label][key]) for label in labels])
+        views.append(replace(view, table=t))
+    return replace(rep, views=views)
+
+
+def _typed(text: str):
+    """A varied value for a table: a number when it reads as one (so columns sort and plot as numbers)."""
+    try:
+        number = float(text)
+    except ValueError:
+        return text
+    return int(number) if number.is_integer() and "." not in text else number
+
+
+def plot_study(rep, folder: Path, key: str, metric: str, out_dir: Path) -> Path:
+    """`metric` (a model-table column, e.g. mean_flip_rate) against the varied `key`, a line per model (and per
+    value of the other varied keys), error bars the 95% CI over seeds; written as PNG into out_dir."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from ..core.errors import choose
+
+    t = rep.views[0].table
+    choose("column to plot", metric, [c for c in rep.views[0].values])
+    others = [k for k in read_study(folder)["vary"] if k != key]
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for group, g in t.groupby(["model", *others], sort=False):
+        group = group if isinstance(group, tuple) else (group,)
+        label = group[0] + "".join(f", {k}={v}" for k, v in zip(others, group[1:]))
+        g = g.sort_values(key)
+        ax.errorbar(g[key].astype(str) if g[key].dtype == object else g[key], g[metric], yerr=g[f"{metric}_ci"],
+                    marker="o", capsize=3, label=label)
+    ax.set_xlabel(key)
+    ax.set_ylabel(f"{metric} (mean ± 95% CI over seeds)")
+    ax.set_title(f"{read_study(folder)['name']}: {metric} against {key}")
+    ax.legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"study_{metric}_vs_{key.replace('.', '_')}.png"
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

@@ -1,0 +1,126 @@
+"""YAML read safely: one document, refused before any Python object is built when it expands to more than
+MAX_NODES values (an alias bomb: nine levels of nine aliases are 9**9 values), nests deeper than MAX_DEPTH levels
+or refers to itself; every failure is a ConfigError naming what was read and where.
+
+    raw = load_yaml(text, "configs/quick.yaml")
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Callable
+
+import yaml
+
+from ..core.errors import ConfigError
+
+MAX_NODES = 10_000  # values in one YAML document or --set value, aliases counted each time they are used
+MAX_DEPTH = 50  # nesting levels of a YAML document (a config has 4)
+
+
+class TooBig(Exception):
+    """A structure over MAX_NODES values or MAX_DEPTH levels, or one that contains itself; says which."""
+
+
+# YAML 1.1 (PyYAML) reads 1e-3 as a string; YAML 1.2 and every user read it as a number. This resolver adds
+# exponents without a dot or sign, so strict float fields accept what people write.
+_FLOAT = re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?(?:[eE][-+]?[0-9]+)
+                    |[-+]?\.[0-9][0-9_]*(?:[eE][-+]?[0-9]+)?)$""", re.X)
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that refuses, before building any Python object, documents nested deeper than MAX_DEPTH
+    (PyYAML composes recursively) and documents whose alias expansion exceeds MAX_NODES (counted on the node
+    graph with memoisation, so at its own cost)."""
+
+    def __init__(self, stream):
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent, index):
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                raise TooBig(f"nests more than {MAX_DEPTH} levels deep")
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def compose_document(self):
+        node = super().compose_document()
+        count_values(node, lambda n: [x for kv in n.value for x in kv] if isinstance(n, yaml.MappingNode)
+                     else n.value if isinstance(n, yaml.SequenceNode) else ())
+        return node
+
+
+_Loader.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT, list("-+0123456789."))
+
+
+def python_children(obj: Any):
+    """The keys and values of a dict, the items of a list, tuple or set; nothing for anything else."""
+    if isinstance(obj, dict):
+        return [*obj.keys(), *obj.values()]
+    if isinstance(obj, (list, tuple, set, frozenset)):
+        return obj
+    return ()
+
+
+def count_values(root: Any, children: Callable[[Any], Any] = python_children) -> int:
+    """Values in the tree under `root`, a shared child counted each time it is used; raises TooBig past
+    MAX_NODES values or MAX_DEPTH levels, or for a structure that contains itself. Iterative and memoised per
+    object, so it costs the distinct objects, never the expansion."""
+    size: dict[int, int] = {}
+    depth: dict[int, int] = {}
+    on_path: set[int] = set()
+    stack = [(root, False)]
+    while stack:
+        obj, done = stack.pop()
+        key = id(obj)
+        if done:
+            on_path.discard(key)
+            kids = list(children(obj))
+            size[key] = 1 + sum(size[id(k)] for k in kids)
+            depth[key] = 1 + max((depth[id(k)] for k in kids), default=0)
+            if size[key] > MAX_NODES:
+                raise TooBig(f"expands to more than {MAX_NODES} values (aliases counted each time they are used; "
+                             "a config has a few dozen)")
+            if depth[key] > MAX_DEPTH:
+                raise TooBig(f"nests more than {MAX_DEPTH} levels deep once aliases are expanded")
+            continue
+        if key in size:
+            continue
+        on_path.add(key)
+        stack.append((obj, True))
+        for k in children(obj):
+            if id(k) in on_path:
+                raise TooBig("contains itself (a recursive alias)")
+            if id(k) not in size:
+                stack.append((k, False))
+    return size[id(root)]
+
+
+def cut(text: str, limit: int = 200) -> str:
+    """Plain text cut to `limit` characters (quote() without the repr)."""
+    return text if len(text) <= limit else text[: limit - 15] + f"... ({len(text)} chars)"
+
+
+def load_yaml(text: str, what: str) -> Any:
+    """Parse one YAML document with _Loader; every failure is a ConfigError naming `what` and the position."""
+    try:
+        loader = _Loader(text)
+        try:
+            return loader.get_single_data()
+        finally:
+            loader.dispose()
+    except TooBig as e:
+        raise ConfigError(f"{what}: the YAML {e}; refusing it") from None
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown position"
+        problem = " ".join(str(x) for x in (e.context, e.problem) if x)
+        raise ConfigError(f"{what}: YAML syntax error at {where}: {cut(problem)}") from None
+    except (yaml.YAMLError, ValueError, TypeError, OverflowError, RecursionError) as e:
+        # ValueError: what the YAML constructors raise for a 5000-digit int, a date such as 2024-13-45, ...
+        if isinstance(e, ValueError) and "integer string conversion" in str(e):  # ints of over 4300 digits
+            raise ConfigError(f"{what}: not readable as YAML: a number has more than 4300 digits") from None
+        raise ConfigError(f"{what}: not readable as YAML: {cut(' '.join(str(e).split()))}") from None

@@ -1,0 +1,176 @@
+"""Checkpoints: one trained (model, seed) unit, saved atomically and loaded without ever running code.
+
+A checkpoint holds only tensors and plain values (str, int, float, list, dict), so it is read with
+``torch.load(weights_only=True)``, which refuses anything else: a file crafted to run code on load is refused
+like a corrupt one. It carries its own settings and the fingerprint of them, and loading checks both: against
+each other (an edited checkpoint) and against what the run folder's config.yaml expects (an edited config, a
+swapped or foreign checkpoint). Paths come from runs.py (the run folder's contract).
+
+    save_checkpoint(runs.checkpoint_path(run_dir, "conv_gap", 0), model, name="conv_gap", seed=0, ...)
+    model, blob = load_checkpoint(path, torch.device("cpu"), expect=dict(factors=..., data=..., train=..., seed=0))
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import pickle
+from pathlib import Path
+
+import pandas as pd
+import torch
+from torch import nn
+
+from ..core.errors import InvlabError, clip, quote
+from ..nn.factory import is_custom, require_trust
+from ..data.folder import data_channels
+from ..nn.models import build_model, count_parameters, place
+
+# key -> type every checkpoint must hold (anything else is left alone)
+_FIELDS = dict(state_dict=dict, name=str, seed=int, factors=dict, data=dict, train=dict, classes=list,
+               fingerprint=str, history=dict)
+SETTINGS = ("factors", "data", "train", "seed")  # what the fingerprint covers
+
+
+def fingerprint(factors: dict, data: dict, train: dict, seed: int) -> str:
+    """Identifies a trained model: same factors, data, training settings and seed -> same weights."""
+    blob = json.dumps(dict(factors=factors, data=data, train=train, seed=seed), sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def save_checkpoint(path: Path, model: nn.Module, *, name: str, seed: int, data: dict, train: dict,
+                    classes: list[str], history: pd.DataFrame, factors: dict | None = None) -> None:
+    """`factors`: the resolved spec (default: model.factors, which presets carry; a factory model's is its
+    {"factory", "kwargs"}, plain values, so the file stays loadable with weights_only)."""
+    factors = dict(factors if factors is not None else model.factors)
+    # contiguous: the file does not depend on the layout the model ran in (models.place)
+    state = {k: v.contiguous() for k, v in model.state_dict().items()}
+    blob = dict(state_dict=state, name=name, seed=seed, factors=factors, data=data, train=train, classes=list(classes),
+                n_params=count_parameters(model), fingerprint=fingerprint(factors, data, train, seed),
+                history={k: [_plain(v) for v in vals] for k, vals in history.to_dict("list").items()})
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save(blob, tmp)
+    tmp.replace(path)  # atomic: a checkpoint file is either complete or absent
+
+
+def _plain(v):
+    """numpy scalars -> Python numbers, so the weights_only loader accepts the file."""
+    return v.item() if hasattr(v, "item") else v
+
+
+def _differences(want: dict, have: dict, prefix: str = "") -> list[str]:
+    out = []
+    for key in sorted(set(want) | set(have), key=str):
+        a, b = want.get(key, "<missing>"), have.get(key, "<missing>")
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += _differences(a, b, f"{prefix}{key}.")
+        elif a != b:
+            out.append(f"{prefix}{key}: {quote(a, 60)} expected, {quote(b, 60)} in the checkpoint")
+    return out
+
+
+def load_checkpoint(path: Path, device: torch.device, expect: dict | None = None,
+                    trust: bool = False) -> tuple[nn.Module, dict]:
+    """(model in eval mode, the checkpoint's dict). `expect` = the settings (factors, data, train, seed) the
+    caller's config says this unit has: a checkpoint trained with other settings is refused, naming them. A
+    factory model's module is imported only with `trust` (factory.require_trust says why, and which file)."""
+    blob = read_checkpoint(path, device, expect)
+    if is_custom(blob["factors"]):
+        require_trust(blob["factors"], trusted=trust, where=f"checkpoint {path}")
+    try:
+        data = blob["data"]
+        model = build_model(blob["factors"], num_classes=len(blob["classes"]), canvas=int(data["canvas"]),
+                            in_channels=data_channels(data))
+    except InvlabError as e:
+        if is_custom(blob["factors"]):  # the factory's own problem (import, call, output): its message says which
+            raise InvlabError(f"{path}: {e}") from None
+        raise _unfit(path, e) from None
+    except (ValueError, KeyError, TypeError, RuntimeError) as e:
+        raise _unfit(path, e) from None
+    try:
+        model.load_state_dict(blob["state_dict"])
+    except (ValueError, KeyError, TypeError, RuntimeError) as e:
+        raise _unfit(path, e) from None
+    return place(model, device).eval(), blob
+
+
+def _unfit(path: Path, e: Exception) -> InvlabError:
+    return InvlabError(f"{path}: its weights do not fit the model its settings describe "
+                       f"({type(e).__name__}: {clip(e, 200)})")
+
+
+def read_checkpoint(path: Path, device: torch.device, expect: dict | None = None) -> dict:
+    """A checkpoint's dict, checked (fields, its own fingerprint, `expect` as load_checkpoint); nothing built."""
+    path = Path(path)
+    if not path.is_file():
+        raise InvlabError(f"checkpoint not found: {path}; the run folder is incomplete")
+    try:
+        blob = torch.load(path, map_location=device, weights_only=True)
+    except pickle.UnpicklingError:  # the weights_only loader met something other than tensors and plain values
+        raise InvlabError(f"{path} cannot be loaded as an invlab checkpoint: it is damaged, or holds objects other "
+                          f"than tensors and plain values, which invlab refuses (loading them could run code; invlab "
+                          f"never runs code from a file)") from None
+    except Exception as e:  # truncated, empty, random bytes: torch raises several kinds
+        raise InvlabError(f"{path} cannot be loaded as an invlab checkpoint: it is truncated or not a checkpoint "
+                          f"({type(e).__name__}); invlab never runs code from a file") from None
+    return check_blob(blob, path, expect)
+
+
+def is_checkpoint(blob) -> bool:
+    """Whether a dict loaded from a file looks like an invlab checkpoint (rather than a bare state dict)."""
+    return isinstance(blob, dict) and {"state_dict", "fingerprint", "factors"} <= set(blob)
+
+
+def check_blob(blob, path: Path, expect: dict | None = None) -> dict:
+    """The checks of read_checkpoint on a dict already loaded (weights_only) from `path`."""
+    bad = [k for k, t in _FIELDS.items() if not isinstance(blob, dict) or not isinstance(blob.get(k), t)]
+    if bad:
+        raise InvlabError(f"{path} is not an invlab checkpoint: {', '.join(bad)} missing or of the wrong type")
+    own = fingerprint(*(blob[k] for k in SETTINGS))
+    if own != blob["fingerprint"]:
+        raise InvlabError(f"{path}: its settings do not match its own fingerprint; the checkpoint was edited")
+    if expect is not None and fingerprint(*(expect[k] for k in SETTINGS)) != own:
+        diff = _differences({k: expect[k] for k in SETTINGS}, {k: blob[k] for k in SETTINGS})
+        raise InvlabError(f"{path} was trained with other settings than its run folder's config.yaml says "
+                          f"({'; '.join(diff[:5]) or 'fingerprints differ'}). The config or the checkpoint was "
+                          f"edited or swapped; re-run `invlab run` on the config to train matching models.")
+    return blob
+
+
+def unit_settings(cfg) -> dict[tuple[str, int], dict]:
+    """(model, seed) -> the settings (factors, data, train, seed) a Config says that unit is trained with."""
+    data, train = cfg.data.model_dump(mode="json"), cfg.train.model_dump(mode="json")
+    return {(name, seed): dict(factors=f, data=data, train=train, seed=seed)
+            for name, f in cfg.resolved_models().items() for seed in cfg.seeds}
+
+
+def unit_fingerprints(cfg) -> dict[str, str]:
+    """unit key -> fingerprint, as meta.json records them."""
+    from .runs import unit_key
+
+    return {unit_key(*k): fingerprint(*(s[f] for f in SETTINGS)) for k, s in unit_settings(cfg).items()}
+
+
+def load_run_models(run_dir: Path, cfg, meta: dict, models: list[str], device: torch.device,
+                    trust: bool = False) -> dict:
+    """{(model, seed): trained model} of a finished run, each checkpoint checked against config.yaml and
+    meta.json: an edited config, an edited meta.json or a swapped checkpoint is refused with what differs.
+    Factory models are imported only with `trust` (load_checkpoint)."""
+    from .runs import CONFIG_FILE, META_FILE, checkpoint_path, unit_key
+
+    if list(meta.get("seeds", [])) != list(cfg.seeds):
+        raise InvlabError(f"{run_dir}: seeds {quote(meta.get('seeds'))} in {META_FILE} but {cfg.seeds} in "
+                          f"{CONFIG_FILE}; the run folder was edited")
+    settings = unit_settings(cfg)
+    recorded = meta.get("fingerprints", {})
+    loaded = {}
+    for name in models:
+        for seed in cfg.seeds:
+            path = checkpoint_path(run_dir, name, seed)
+            model, blob = load_checkpoint(path, device, expect=settings[(name, seed)], trust=trust)
+            if recorded.get(unit_key(name, seed)) != blob["fingerprint"]:
+                raise InvlabError(f"{run_dir}: {META_FILE} records fingerprint {quote(recorded.get(unit_key(name, seed)))} "
+                                  f"for {unit_key(name, seed)}, but its checkpoint and {CONFIG_FILE} say "
+                                  f"{blob['fingerprint']}; the run folder was edited")
+            loaded[(name, seed)] = model
+    return loaded

@@ -1,0 +1,85 @@
+"""Loading a finished run or sweep folder for reports: meta.json and the tidy tables, each checked.
+
+    r = load_result("results/seed_question/20261125-101500")
+    r.summary     # one row per model x seed; r.invariance: one row per model x seed x shift
+
+Files come from runs.py's contract (its names); a folder that is not finished, or a table that is damaged or
+edited, is an InvlabError naming the file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from ..core.errors import InvlabError, clip, quote
+from .runs import INVARIANCE_CSV, LAYERS_SUMMARY_CSV, META_FILE, SUMMARY_CSV, SWEEP_DIR, read_meta, run_state
+
+
+@dataclass
+class Result:
+    """One finished run or sweep, loaded from disk."""
+
+    path: Path  # the result folder
+    label: str  # "<name>/<run_id>" or "<name>/<run_id>/<sweep_id>": how tables and legends name it
+    meta: dict  # meta.json as written by the run (holds the protocol)
+    invariance: pd.DataFrame  # tidy: one row per model × seed × shift
+    summary: pd.DataFrame  # one row per model × seed
+    layers: pd.DataFrame | None = None  # layers_summary.csv when the sweep ran --layers: model × seed × tap
+
+
+def _read_csv(path: Path, required: list[str], numeric: list[str]) -> pd.DataFrame:
+    if not path.is_file():
+        raise InvlabError(f"{path.parent} is not a complete result folder: {path.name} is missing. "
+                          f"A run or sweep folder holds {META_FILE}, {INVARIANCE_CSV} and {SUMMARY_CSV}.")
+    try:
+        df = pd.read_csv(path)
+    except (ValueError, UnicodeDecodeError, OSError) as exc:  # ParserError and EmptyDataError are ValueErrors
+        raise InvlabError(f"{path} could not be read as CSV ({clip(exc, 160)}).") from None
+    missing = [c for c in required if c not in df.columns]
+    if missing:
+        raise InvlabError(f"{path} lacks the column(s) {', '.join(missing)}; it needs {', '.join(required)}. "
+                          f"Was it written by another version of invariance_lab, or edited?")
+    if df.empty:
+        raise InvlabError(f"{path} is damaged: it has no rows")
+    bad = [c for c in numeric if not pd.api.types.is_numeric_dtype(df[c])]
+    if bad:
+        raise InvlabError(f"{path} is damaged: column(s) {', '.join(bad)} hold values that are not numbers")
+    return df
+
+
+def load_result(path: str | Path) -> Result:
+    """Load a finished run folder (results/<name>/<run_id>) or sweep folder (.../sweeps/<sweep_id>).
+
+    A run folder that also holds sweeps/ loads the run's own tables; pass a sweep folder to see a sweep."""
+    from ..eval.layerwise import SUMMARY_COLUMNS as LAYER_SUMMARY
+    from ..eval.sweep import METRIC_COLUMNS, SUMMARY_METRICS
+
+    path = Path(path)
+    meta = read_meta(path)
+    state = run_state(meta)
+    if state != "complete":
+        raise InvlabError(f"{path} is not a finished {meta['kind']} (status: {state}); only complete folders "
+                          f"can be reported. Wait for it to finish, or run `invlab run` on its config again to "
+                          f"resume it.")
+    invariance = _read_csv(path / INVARIANCE_CSV, ["model", "seed", "dx", "dy", *METRIC_COLUMNS],
+                           ["seed", "dx", "dy", *METRIC_COLUMNS[:3]])
+    summary = _read_csv(path / SUMMARY_CSV, ["model", "seed", "downsample", "head", "padding", *SUMMARY_METRICS],
+                        ["seed", "clean_accuracy", "mean_flip_rate", "worst_flip_rate"])
+    layers = None
+    if (path / LAYERS_SUMMARY_CSV).is_file():
+        layers = _read_csv(path / LAYERS_SUMMARY_CSV, ["model", "seed", *LAYER_SUMMARY],
+                           ["seed", "layer", "stride", *LAYER_SUMMARY[-3:]])
+    for name, df in (("invariance", invariance), ("summary", summary)):
+        unknown = set(df["model"].astype(str)) - set(meta["protocol"]["models"])
+        if unknown:
+            raise InvlabError(f"{path / (INVARIANCE_CSV if name == 'invariance' else SUMMARY_CSV)} names model(s) "
+                              f"{quote(sorted(unknown))} that {META_FILE} does not list; the folder was edited")
+    resolved = path.resolve()
+    if meta["kind"] == "sweep" and resolved.parent.name == SWEEP_DIR:  # the folder layout names run and sweep
+        label = f"{meta['name']}/{resolved.parent.parent.name}/{resolved.name}"
+    else:
+        label = f"{meta['name']}/{meta['run_id']}"
+    return Result(path=path, label=label, meta=meta, invariance=invariance, summary=summary, layers=layers)

@@ -1,0 +1,80 @@
+import json
+
+import pandas as pd
+from typer.testing import CliRunner
+
+from invariance_lab.cli.main import app
+
+runner = CliRunner()
+
+INV_COLUMNS = ["model", "seed", "downsample", "head", "padding", "mode", "dx", "dy", "n_images", "accuracy",
+               "flip_rate", "prob_change", "neighbor_flip_rate", "max_prob_change"]
+
+
+def run_quick(tmp_path, quick_config_path, *extra):
+    return runner.invoke(app, ["run", str(quick_config_path), "--results-dir", str(tmp_path), "--quiet", *extra])
+
+
+def test_run_end_to_end(tmp_path, quick_config_path):
+    res = run_quick(tmp_path, quick_config_path)
+    assert res.exit_code == 0, res.output
+    (run_dir,) = (tmp_path / "quick").iterdir()
+    assert str(run_dir.name) in res.output and "conv_gap" in res.output
+    meta = json.loads((run_dir / "meta.json").read_text())
+    assert meta["status"] == "complete" and meta["seeds"] == [0, 1] and meta["environment"]["versions"]["torch"]
+    inv = pd.read_csv(run_dir / "invariance.csv")
+    assert list(inv.columns) == INV_COLUMNS
+    # axes grid: dx -2..2 (dy 0) and dy -1..1 (dx 0) share (0, 0): 7 shifts per model x seed
+    assert len(inv) == 2 * 2 * 7
+    assert set(inv.model) == {"conv_only", "conv_gap"}
+    assert inv[["accuracy", "flip_rate", "prob_change"]].stack().between(0, 1).all()
+    summary = pd.read_csv(run_dir / "summary.csv")
+    assert len(summary) == 4 and {"clean_accuracy", "mean_flip_rate", "worst_flip_rate"} <= set(summary.columns)
+    train = pd.read_csv(run_dir / "train.csv")
+    assert list(train.columns[:3]) == ["model", "seed", "epoch"] and len(train) == 4
+    assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == [
+        "conv_gap-seed0.pt", "conv_gap-seed1.pt", "conv_only-seed0.pt", "conv_only-seed1.pt"]
+    assert (run_dir / "config.yaml").exists()
+    assert not list(run_dir.rglob("*.tmp"))
+
+
+def test_runs_are_deterministic_and_never_overwrite(tmp_path, quick_config_path):
+    a = run_quick(tmp_path, quick_config_path, "--set", "seeds=[3]")
+    b = run_quick(tmp_path, quick_config_path, "--set", "seeds=[3]")
+    assert a.exit_code == b.exit_code == 0
+    runs = sorted((tmp_path / "quick").iterdir())
+    assert len(runs) == 2
+    t1, t2 = (pd.read_csv(r / "invariance.csv") for r in runs)
+    pd.testing.assert_frame_equal(t1, t2)
+
+
+def test_bad_config_exits_2_without_traceback(tmp_path):
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text("name: bad\ntrain:\n  epoch: 2\n")
+    res = runner.invoke(app, ["run", str(cfg), "--results-dir", str(tmp_path / "r")])
+    assert res.exit_code == 2
+    assert "[train.epoch]" in res.output and "epochs" in res.output and "Traceback" not in res.output
+    assert not (tmp_path / "r").exists()  # nothing written for a refused config
+
+
+def test_missing_config_exits_2(tmp_path):
+    res = runner.invoke(app, ["run", str(tmp_path / "missing.yaml")])
+    assert res.exit_code == 2 and "not found" in res.output
+
+
+def test_models_lists_presets():
+    res = runner.invoke(app, ["models"])
+    assert res.exit_code == 0 and "conv_maxpool" in res.output and "strided_conv" in res.output
+
+
+def test_unwritable_results_dir_exits_2(tmp_path, quick_config_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    res = runner.invoke(app, ["run", str(quick_config_path), "--results-dir", str(blocker / "x"), "--quiet"])
+    assert res.exit_code == 2 and "Not a directory" in res.output and "Traceback" not in res.output
+    assert "--results-dir" in res.output  # the message names the option the path came from
+
+
+def test_override_errors_say_they_came_from_set(quick_config_path):
+    res = runner.invoke(app, ["run", str(quick_config_path), "--set", "train.epochs=-1"])
+    assert res.exit_code == 2 and "with --set train.epochs=-1" in res.output and "[train.epochs]" in res.output

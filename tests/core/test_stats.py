@@ -1,0 +1,73 @@
+"""stats.py: the t quantile against tables and closed forms, CI half-widths by hand, the cut interval, chance."""
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from invariance_lab.core.errors import InvlabError
+from invariance_lab.core.stats import CHANCE_MARGIN, ci_halfwidth, clip_interval, is_at_chance, t_quantile, with_bounds
+
+
+def test_t_quantile_matches_tables_and_closed_forms():
+    assert t_quantile(0.975, 1) == pytest.approx(12.706, abs=1e-3)
+    assert t_quantile(0.975, 2) == pytest.approx(4.303, abs=1e-3)
+    assert t_quantile(0.975, 4) == pytest.approx(2.776, abs=1e-3)
+    assert t_quantile(0.975, 1000) == pytest.approx(1.962, abs=1e-3)
+    for p in (0.6, 0.9, 0.975, 0.995):  # exact: df=1 is Cauchy, df=2 has a closed form
+        assert t_quantile(p, 1) == pytest.approx(math.tan(math.pi * (p - 0.5)), rel=1e-9)
+        assert t_quantile(p, 2) == pytest.approx((2 * p - 1) * math.sqrt(2 / (4 * p * (1 - p))), rel=1e-9)
+    assert t_quantile(0.025, 3) == pytest.approx(-t_quantile(0.975, 3))
+
+
+def test_ci_halfwidth_hand_computed():
+    assert ci_halfwidth([0.1, 0.2, 0.3]) == pytest.approx(4.303 * 0.1 / math.sqrt(3), abs=1e-4)  # 0.2484
+    assert math.isnan(ci_halfwidth([0.5]))
+    assert math.isnan(ci_halfwidth([]))
+    assert ci_halfwidth([0.3, 0.3, 0.3]) == 0.0
+    assert ci_halfwidth([0.1, np.nan, 0.3]) == pytest.approx(ci_halfwidth([0.1, 0.3]))  # NaN skipped
+    with pytest.raises(InvlabError, match="confidence"):
+        ci_halfwidth([0.1, 0.2], confidence=95)
+
+
+def test_the_issue_intervals_are_cut_and_say_so():
+    # "0.840 ± 0.518" and "0.003 ± 0.015" from the README: correct t intervals, impossible for a rate
+    lo, hi, cut = clip_interval(0.840, 0.518)
+    assert (lo, hi, cut) == (pytest.approx(0.322), 1.0, True)
+    lo, hi, cut = clip_interval(0.003, 0.015)
+    assert (lo, hi, cut) == (0.0, pytest.approx(0.018), True)
+    lo, hi, cut = clip_interval(0.381, 0.089)
+    assert (lo, hi, cut) == (pytest.approx(0.292), pytest.approx(0.470), False)
+    lo, hi, cut = clip_interval(0.1, 0.43, 0.0, math.inf)  # a layer error: cut at 0 only
+    assert (lo, hi, cut) == (0.0, pytest.approx(0.53), True)
+    lo, hi, cut = clip_interval(0.5, float("nan"))  # one seed: no interval
+    assert math.isnan(lo) and math.isnan(hi) and not cut
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.floats(0, 1), min_size=2, max_size=8))
+def test_cut_interval_of_any_seeds_stays_in_range_and_holds_the_mean(values):
+    mean, half = float(np.mean(values)), ci_halfwidth(values)
+    lo, hi, cut = clip_interval(mean, half)
+    assert 0.0 <= lo <= min(mean, 1.0) + 1e-12 and max(mean, 0.0) - 1e-12 <= hi <= 1.0
+    assert cut == (mean - half < 0 or mean + half > 1)
+    if not cut:
+        assert (lo, hi) == (pytest.approx(mean - half), pytest.approx(mean + half))
+
+
+def test_with_bounds_adds_lo_hi_after_ci():
+    df = pd.DataFrame({"model": ["a", "b"], "x": [0.84, 0.5], "x_ci": [0.518, 0.1]})
+    out = with_bounds(df, ["x"], (0.0, 1.0))
+    assert list(out.columns) == ["model", "x", "x_ci", "x_lo", "x_hi"]
+    assert out["x_hi"].tolist() == pytest.approx([1.0, 0.6]) and out["x_lo"].tolist() == pytest.approx([0.322, 0.4])
+
+
+def test_at_chance_is_within_five_points_of_one_over_classes():
+    assert CHANCE_MARGIN == 0.05
+    assert is_at_chance(0.50, 2) and is_at_chance(0.55, 2) and not is_at_chance(0.56, 2)
+    assert is_at_chance(0.38, 3) and not is_at_chance(0.40, 3)  # chance 1/3
+    assert is_at_chance(0.1, 2)  # below chance learned nothing usable either
+    assert list(is_at_chance([0.5, 0.99, np.nan], [2, 2, 2])) == [True, False, False]

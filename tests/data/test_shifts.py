@@ -1,0 +1,89 @@
+"""shifts.py: shift grids, circular rolls, and the sweep's shifted inputs (canvas crops equal redrawing)."""
+
+import pytest
+import torch
+
+from invariance_lab.schema.config import DataConfig, SweepConfig
+from invariance_lab.data.datasets import draw, glyph_table, reference_letters
+from invariance_lab.core.errors import InvlabError
+from invariance_lab.data.shifts import (CanvasShifts, axis_values, check_sweep, circular_shift, grid_points,
+    shift_lines, shifted_inputs, sweep_inputs)
+
+
+def test_axis_values_inclusive_and_fractional():
+    assert axis_values([-2, 2, 1]) == [-2, -1, 0, 1, 2]
+    assert axis_values([0, 1, 0.25]) == [0, 0.25, 0.5, 0.75, 1.0]
+    assert axis_values([0, 1, 0.3]) == pytest.approx([0, 0.3, 0.6, 0.9])
+    assert axis_values([3, 3]) == [3]
+
+
+def test_grids():
+    prod = shift_lines([-1, 1, 1], [0, 1, 1], "product")
+    assert len(grid_points(prod)) == 6 and prod[0] == [(-1, 0), (0, 0), (1, 0)]
+    axes = shift_lines([-1, 1, 1], [-2, 2, 1], "axes")
+    assert len(grid_points(axes)) == 3 + 5 - 1  # the two axes share (0, 0)
+
+
+@pytest.mark.parametrize("dx, dy", [(0, 0), (3, -2), (-4, 4), (0.5, 0), (-2.25, 1.75), (3.9, -3.1)])
+def test_canvas_crops_equal_drawing_at_the_shifted_position(dx, dy):
+    data = DataConfig(canvas=24, size=10, test_images=12)
+    table, test = glyph_table(data), reference_letters(data)
+    inputs = shifted_inputs(table, test, data.canvas, "canvas", max_shift=4)
+    direct = draw(table, test.select(slice(2, 9)), data.canvas, dx, dy)
+    got = inputs(slice(2, 9), dx, dy)
+    assert got.shape == direct.shape
+    assert float((got - direct).abs().max()) < 1e-5
+
+
+def test_a_grid_along_dy_alone_is_one_vertical_line():
+    lines = shift_lines([0, 0], [-2, 2, 1], "product")
+    assert lines == [[(0, -2), (0, -1), (0, 0), (0, 1), (0, 2)]]  # neighbours along y, not single-point rows
+
+
+def test_circular_shift_is_a_roll_and_refuses_fractions():
+    x = torch.arange(16.0).reshape(1, 1, 4, 4)
+    assert torch.equal(circular_shift(x, 1, -1), torch.roll(x, (-1, 1), (-2, -1)))
+    assert torch.equal(circular_shift(circular_shift(x, 3, 2), -3, -2), x)
+    with pytest.raises(ValueError, match="whole pixels"):
+        circular_shift(x, 0.5, 0)
+
+
+def test_canvas_shifts_refuse_shifts_beyond_their_margin():
+    shifts = CanvasShifts(lambda fx, fy: torch.zeros(2, 1, 12, 12), canvas=8, margin=2)
+    assert shifts(slice(0, 2), -2, 2).shape == (2, 1, 8, 8)
+    with pytest.raises(ValueError, match="margin"):
+        shifts(slice(0, 2), 2.5, 0)
+
+
+def test_sweep_inputs_serve_the_reference_at_zero_and_the_first_n_images():
+    data = DataConfig(canvas=24, size=10, test_images=12)
+    inputs, labels = sweep_inputs(data, SweepConfig(mode="circular", dx=[-2, 2]), n_images=5)
+    reference = draw(glyph_table(data), reference_letters(data), data.canvas)
+    assert len(labels) == 5 and torch.equal(inputs(slice(0, 5), 0, 0), reference[:5])
+    assert torch.equal(inputs(slice(0, 5), 2, 0), torch.roll(reference[:5], 2, -1))
+
+
+def test_unknown_sweep_kind_lists_the_kinds():
+    with pytest.raises(InvlabError, match="did you mean 'parts'"):
+        check_sweep(DataConfig(), SweepConfig(), "part")
+
+
+# ------------------------------------------------------------------------------ raster images (invlab measure)
+def test_translate_image_moves_pixels_exactly_and_fills_what_enters():
+    from invariance_lab.data.shifts import translate_image
+
+    x = torch.arange(1.0, 26.0).reshape(1, 1, 5, 5)
+    moved = translate_image(x, 2, -1)  # right 2, up 1: the same direction as torch.roll
+    assert torch.equal(moved[..., :4, 2:], x[..., 1:, :3]) and moved[..., :, :2].eq(0).all() and moved[..., 4, :].eq(0).all()
+    assert torch.equal(moved[..., :4, 2:], circular_shift(x, 2, -1)[..., :4, 2:])
+    edge = translate_image(x, 2, 0, "edge")
+    assert torch.equal(edge[..., 0], x[..., 0]) and torch.equal(edge[..., 1], x[..., 0])
+    reflect = translate_image(x, 2, 0, "reflect")
+    assert torch.equal(reflect[..., 0], x[..., 2]) and torch.equal(reflect[..., 1], x[..., 1])
+    assert torch.equal(translate_image(x, 0, 0), x)
+    half = translate_image(x, 0.5, 0)  # bilinear: the mean of the two nearest whole-pixel shifts
+    assert torch.allclose(half, (translate_image(x, 0, 0) + translate_image(x, 1, 0)) / 2)
+    with pytest.raises(ValueError, match="leaves nothing"):
+        translate_image(x, 5, 0)
+    with pytest.raises(InvlabError, match="unknown fill"):
+        translate_image(x, 1, 0, "wrap")

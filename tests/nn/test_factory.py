@@ -1,0 +1,145 @@
+"""factory.py: models of your own (`factory: "package.module:function"`) trained, swept and reported like presets;
+every bad factory refused before anything is written; a run folder's factory imported only when trusted."""
+
+import importlib
+import json
+import sys
+import uuid
+
+import pandas as pd
+import pytest
+import torch
+import yaml
+from typer.testing import CliRunner
+
+from invariance_lab.nn import factory
+from invariance_lab.store.checkpoints import fingerprint
+from invariance_lab.cli.main import app
+from invariance_lab.config.load import parse_config
+from invariance_lab.core.errors import InvlabError
+
+runner = CliRunner()
+BASE = {
+    "name": "fac", "seeds": [0], "device": "cpu",
+    "data": {"letters": ["A", "B"], "fonts": ["futural"], "canvas": 16, "size": 8, "train_images": 64,
+             "test_images": 12},
+    "train": {"epochs": 1, "batch_size": 32},
+    "sweep": {"mode": "circular", "dx": [-2, 2]},
+}
+MINE = {"factory": "custom_models:circular_gap", "kwargs": {"channels": 4}}
+
+
+def write_config(folder, models, **extra):
+    path = folder / "config.yaml"
+    path.write_text(yaml.safe_dump({**BASE, "models": models, **extra}))
+    return path
+
+
+def invoke(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+@pytest.fixture(scope="module")
+def factory_run(tmp_path_factory, one_thread):
+    """A run of a factory model and a preset side by side (seconds)."""
+    folder = tmp_path_factory.mktemp("factory")
+    cfg = write_config(folder, {"mine": MINE, "conv_gap": {"arch": "conv_gap", "channels": [4]}})
+    res = invoke("run", cfg, "--results-dir", folder / "results", "--quiet")
+    assert res.exit_code == 0, res.output
+    (run_dir,) = (folder / "results" / "fac").iterdir()
+    return run_dir
+
+
+def test_schema_checks_the_spec_without_importing_anything():
+    def problem(spec):
+        with pytest.raises(InvlabError) as e:
+            parse_config({**BASE, "models": {"m": spec}})
+        return str(e.value)
+
+    assert "[models.m.factory]" in problem({"factory": "custom_models"}) and "package.module:function" in \
+        problem({"factory": "a.b:"})
+    assert "[models.m.arch]" in problem({"factory": "a:b", "arch": "conv_gap"})
+    assert "kwargs are the arguments of a factory" in problem({"kwargs": {"w": 1}})
+    assert "finite" in problem({"factory": "a:b", "kwargs": {"w": float("nan")}})
+    cfg = parse_config({**BASE, "models": {"m": {"factory": "not_imported_while_reading:f"}}},
+                       overrides=["models.m.kwargs.width=8"])
+    assert cfg.resolved_models() == {"m": {"factory": "not_imported_while_reading:f", "kwargs": {"width": 8}}}
+    assert "not_imported_while_reading" not in sys.modules
+
+
+def test_factory_and_preset_train_sweep_and_report_alike(factory_run):
+    inv = pd.read_csv(factory_run / "invariance.csv")
+    assert set(inv.model) == {"mine", "conv_gap"}
+    mine = inv[inv.model == "mine"]
+    assert (mine[["downsample", "head", "padding"]] == "custom").all().all()
+    assert mine.prob_change.max() <= 1e-5  # circular padding, stride 1, global pooling: exactly invariant
+    meta = json.loads((factory_run / "meta.json").read_text())
+    assert meta["models"]["mine"]["factory_file"].endswith("custom_models.py")
+    blob = torch.load(factory_run / "checkpoints" / "mine-seed0.pt", weights_only=True)  # plain values only
+    assert blob["factors"] == MINE
+    assert blob["fingerprint"] == meta["fingerprints"]["mine-seed0"] == fingerprint(
+        MINE, blob["data"], blob["train"], 0)
+    other = {**MINE, "kwargs": {"channels": 5}}
+    assert fingerprint(other, blob["data"], blob["train"], 0) != blob["fingerprint"]  # kwargs are in it
+    res = invoke("report", factory_run, "--format", "csv")
+    assert res.exit_code == 0 and "custom" in res.output
+
+
+def test_a_run_folder_factory_is_imported_only_when_trusted(factory_run):
+    res = invoke("sweep", factory_run, "--dx", "-1:1", "--quiet")
+    assert res.exit_code == 2 and "Traceback" not in res.output
+    assert "custom_models.py" in res.output and "--trust-factory" in res.output and "runs that file's code" in res.output
+    assert not (factory_run / "sweeps").exists()
+    res = invoke("sweep", factory_run, "--dx", "-1:1", "--layers", "--layer-images", "4", "--trust-factory",
+                 "--quiet")
+    assert res.exit_code == 0, res.output
+    (sweep,) = (factory_run / "sweeps").iterdir()
+    layers = pd.read_csv(sweep / "layers_summary.csv")
+    mine = layers[layers.model == "mine"]
+    assert mine.layer_name.iloc[-1] == "output" and "0" in set(mine.layer_name)  # hooked: named_modules() names
+    assert mine.mean_equivariance_error.max() < 1e-5
+
+
+def test_module_beside_the_config_and_a_factory_gone_later(tmp_path, one_thread):
+    name = f"beside_{uuid.uuid4().hex[:8]}"
+    (tmp_path / f"{name}.py").write_text("from custom_models import circular_gap as make\n")
+    cfg = write_config(tmp_path, {"own": {"factory": f"{name}:make", "kwargs": {"channels": 3}}},
+                       train={"epochs": 0})
+    res = invoke("run", cfg, "--results-dir", tmp_path / "results", "--quiet")
+    assert res.exit_code == 0, res.output  # found in the config's folder, though not on sys.path
+    (run_dir,) = (tmp_path / "results" / "fac").iterdir()
+    (tmp_path / f"{name}.py").unlink()
+    sys.modules.pop(name, None)
+    factory._LOADED.pop(f"{name}:make", None)
+    importlib.invalidate_caches()
+    res = invoke("sweep", run_dir, "--trust-factory", "--quiet")
+    assert res.exit_code == 2 and "cannot be imported here" in res.output and f"'{name}'" in res.output
+    assert "Traceback" not in res.output
+
+
+@pytest.mark.parametrize("spec, needle", [
+    ({"factory": "custom_models:wrong_shape"}, "gave an output of shape (2, 3, 1, 1)"),
+    ({"factory": "custom_models:raises"}, "raised RuntimeError when called with kwargs {}: this factory always fails"),
+    ({"factory": "no_such_module_here:make"}, "no module named 'no_such_module_here' was found; searched"),
+    ({"factory": "custom_models:nope"}, "has no 'nope'"),
+    ({"factory": "custom_models:not_a_module"}, "returned str 'a string', not a torch.nn.Module"),
+    ({"factory": "custom_models:frozen"}, "has nothing to train: all its"),
+    ({"factory": "custom_models:detached"}, "does not depend on any trainable parameter"),
+    ({"factory": "custom_models:circular_gap", "kwargs": {"classes": 3}}, "needs (2, 2): one logit per class"),
+    ({"factory": "custom_models:circular_gap", "kwargs": {"width": 3}}, "unexpected keyword argument 'width'"),
+])
+def test_bad_factories_exit_2_before_anything_is_written(tmp_path, spec, needle):
+    res = invoke("run", write_config(tmp_path, {"bad": spec}), "--results-dir", tmp_path / "r", "--quiet")
+    assert res.exit_code == 2 and needle in res.output and "[models.bad]" in res.output, res.output
+    assert "Traceback" not in res.output
+    assert not list((tmp_path / "r").rglob("meta.json"))
+
+
+def test_locate_finds_the_file_without_running_it(tmp_path, monkeypatch):
+    name = f"noisy_{uuid.uuid4().hex[:8]}"
+    (tmp_path / f"{name}.py").write_text("raise SystemExit('ran')\n")
+    assert factory.locate(f"{name}:f", [tmp_path]) == str(tmp_path / f"{name}.py")
+    assert name not in sys.modules
+    with pytest.raises(InvlabError, match="raised SystemExit: ran"):
+        factory.load(f"{name}:f", [tmp_path])
+    assert factory.locate("no_such_module_here:f") is None

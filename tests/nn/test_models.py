@@ -1,0 +1,199 @@
+"""Tests for invariance_lab.nn.models: every registered model builds and runs or is refused clearly; the head
+and preset registries; exact invariance of circular stride-1 networks."""
+
+import itertools
+
+import pytest
+import torch
+
+from invariance_lab.core.errors import InvlabError
+from invariance_lab.nn.layers import DOWNSAMPLES, PADDING_KINDS, ConvBlock
+from invariance_lab.nn.models import (HEADS, PRESETS, build_model, check_model, count_parameters, create_model,
+    list_models, list_presets, place, register_preset, resolve_spec)
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny convs: one thread beats two fighting for cores
+
+CHANNELS = [3, 4, 4]  # three blocks: total stride 8 with downsampling
+CANVASES = (16, 24, 27, 32)  # 27 is odd, and valid padding shrinks maps to odd sides: APS refuses both
+
+SPECS = [pytest.param({"arch": name}, id=name) for name in list_models()] + [
+    pytest.param(dict(downsample=d, head=h, padding=p), id=f"{d}-{h}-{p}")
+    for d, h, p in itertools.product(DOWNSAMPLES, HEADS, PADDING_KINDS)]
+
+
+def first_failure(f: dict, canvas: int) -> tuple[int, int, str] | None:
+    """The oracle: run bare blocks on a real map. (block number, side entering it, reason) of the first block
+    that cannot run, or None if all run. Reason: 'even' (APS refused an odd map) or 'fit' (anything else)."""
+    x = torch.rand(1, 1, canvas, canvas)
+    for i, cout in enumerate(f["channels"], 1):
+        block = ConvBlock(x.shape[1], cout, f["kernel"], f["padding"], f["downsample"], f["blur_size"])
+        side = x.shape[-1]
+        try:
+            x = block(x)
+        except ValueError as e:
+            assert "even" in str(e)
+            return i, side, "even"
+        except RuntimeError:
+            return i, side, "fit"
+        if min(x.shape[-2:]) == 0:
+            return i, side, "fit"
+    return None
+
+
+REASONS = {"even": "needs an even feature map", "fit": "does not fit"}
+
+
+@pytest.mark.parametrize("spec", SPECS)
+def test_every_registered_model_builds_and_runs_or_is_refused_clearly(spec):
+    """Every preset and every downsample x head x padding, on four canvases: check_model refuses exactly what
+    cannot run (bare blocks are the oracle); a refusal names the block, the side it got, every factor and the
+    reason; anything accepted builds through create_model, with the head's feature count and output shape."""
+    f = resolve_spec({**spec, "channels": CHANNELS})
+    for canvas in CANVASES:
+        failure = first_failure(f, canvas)
+        if failure is not None:
+            block, side, reason = failure
+            with pytest.raises(ValueError) as info:
+                check_model(f, canvas)
+            message = str(info.value)
+            for part in (f"block {block} of 3 on a {canvas}px canvas", f"input {side}x{side}",
+                         f"padding={f['padding']!r}", f"downsample={f['downsample']!r}", REASONS[reason]):
+                assert part in message, (part, message)
+            if reason == "even":
+                assert message.startswith(f"block {block} of 3 on a {canvas}px canvas: {f['downsample']} needs")
+            continue
+        side = check_model(f, canvas)
+        torch.manual_seed(0)
+        net = create_model({**spec, "channels": CHANNELS}, num_classes=3, canvas=canvas)
+        x = torch.rand(2, 1, canvas, canvas)
+        assert net.features(x).shape == (2, CHANNELS[-1], side, side)
+        assert net.fc.in_features == HEADS[f["head"]].features(CHANNELS[-1], side)
+        assert net(x).shape == (2, 3) and count_parameters(net) > 0
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_create_model_by_name_is_the_preset(name):
+    torch.manual_seed(0)
+    a = create_model(name, num_classes=2, canvas=32)
+    torch.manual_seed(0)
+    b = build_model(resolve_spec({"arch": name}), num_classes=2, canvas=32)
+    assert a.factors == b.factors == resolve_spec(a.factors)  # resolving is idempotent: fingerprints stay put
+    assert all(torch.equal(u, v) for u, v in zip(a.state_dict().values(), b.state_dict().values()))
+    assert list_presets()[name]["description"] == PRESETS[name]["description"]
+
+
+def test_heads_pool_as_registered():
+    h = torch.rand(2, 3, 4, 4)
+    assert torch.equal(HEADS["global_avg"].pool(h), h.mean(dim=(2, 3)))
+    assert torch.equal(HEADS["global_max"].pool(h), h.amax(dim=(2, 3)))
+    assert torch.equal(HEADS["flatten"].pool(h), h.reshape(2, 48))
+    assert [HEADS[k].features(3, 4) for k in ("flatten", "global_avg", "global_max")] == [48, 3, 3]
+
+
+@pytest.mark.parametrize("spec, needle", [
+    ({"arch": "conv_maxpol"}, "unknown arch 'conv_maxpol'; did you mean 'conv_maxpool'?"),
+    ({"downsample": "maxx"}, "unknown downsample 'maxx'; did you mean 'max'?"),
+    ({"head": "gap"}, "unknown head 'gap'"),
+    ({"padding": "wrap"}, "choose one of: zeros, circular, reflect, valid"),
+])
+def test_unknown_names_are_refused_with_the_choices(spec, needle):
+    with pytest.raises(InvlabError, match=needle.replace("?", r"\?")):
+        create_model(spec, num_classes=2, canvas=32)
+
+
+def test_register_preset_checks_its_names(monkeypatch):
+    from invariance_lab.nn import models
+
+    monkeypatch.setattr(models, "PRESETS", dict(PRESETS))
+
+    with pytest.raises(InvlabError, match="unknown head 'gap'"):
+        register_preset("bad", "a typo", head="gap")
+    assert "bad" not in models.PRESETS
+    register_preset("wide", "wider blocks", channels=[64, 64], head="global_max")
+    assert models.list_models()[-1] == "wide"
+    assert create_model("wide", num_classes=2, canvas=16).fc.in_features == 64
+
+
+def test_presets_match_the_card():
+    p = list_presets()
+    assert (p["conv_only"]["downsample"], p["conv_only"]["head"]) == ("none", "flatten")
+    assert (p["conv_maxpool"]["downsample"], p["conv_maxpool"]["head"]) == ("max", "flatten")
+    assert (p["strided_conv"]["downsample"], p["strided_conv"]["head"]) == ("stride", "flatten")
+    assert (p["conv_gap"]["downsample"], p["conv_gap"]["head"]) == ("none", "global_avg")
+
+
+@pytest.mark.parametrize("spec", SPECS)
+def test_place_runs_own_networks_channels_last_on_cpu_with_the_same_values(spec):
+    """models.place: every 4-D weight channels_last, outputs equal to the default layout's up to float round-off,
+    the state dict's values unchanged, and the same after a backward pass (the gradients too)."""
+    # the first of these that builds (APS with valid padding needs an even map: one block on 32 px)
+    f, canvas = next((f, c) for f in (resolve_spec({**spec, "channels": ch}) for ch in (CHANNELS, [3]))
+                     for c in CANVASES if first_failure(f, c) is None)
+    torch.manual_seed(0)
+    plain = build_model(f, num_classes=3, canvas=canvas)
+    torch.manual_seed(0)
+    placed = place(build_model(f, num_classes=3, canvas=canvas), torch.device("cpu"))
+    conv_weights = [p for p in placed.parameters() if p.dim() == 4]
+    assert conv_weights and all(p.is_contiguous(memory_format=torch.channels_last) for p in conv_weights)
+    assert all(torch.equal(a, b) for a, b in zip(plain.state_dict().values(), placed.state_dict().values()))
+    x = torch.rand(5, 1, canvas, canvas)
+    a, b = plain(x), placed(x)
+    assert torch.allclose(a, b, rtol=1e-5, atol=1e-6), float((a - b).abs().max())
+    a.square().sum().backward()
+    b.square().sum().backward()
+    for p, q in zip(plain.parameters(), placed.parameters()):
+        assert torch.allclose(p.grad, q.grad, rtol=1e-4, atol=1e-6)
+
+
+def test_place_leaves_a_model_of_your_own_in_its_layout():
+    net = torch.nn.Sequential(torch.nn.Conv2d(2, 3, 3), torch.nn.Flatten(), torch.nn.LazyLinear(2))
+    net(torch.rand(1, 2, 8, 8))
+    place(net, torch.device("cpu"))
+    assert net[0].weight.is_contiguous()
+    assert not net[0].weight.is_contiguous(memory_format=torch.channels_last)
+
+
+def circular_gap_net(seed=0, placed=False):
+    torch.manual_seed(seed)
+    f = resolve_spec(dict(downsample="none", head="global_avg", padding="circular", channels=[8, 8, 8], kernel=3))
+    net = build_model(f, num_classes=2, canvas=24).eval()
+    return place(net, torch.device("cpu")) if placed else net
+
+
+@pytest.mark.parametrize("placed", [False, True], ids=["default-layout", "placed"])
+def test_circular_stride1_gap_is_exactly_invariant_untrained(placed):
+    net = circular_gap_net(placed=placed)
+    x = torch.rand(4, 1, 24, 24)
+    with torch.no_grad():
+        ref = net(x)
+        worst = max(float((net(torch.roll(x, (dy, dx), (2, 3))) - ref).abs().max())
+                    for dx in range(24) for dy in range(24))
+    assert worst < 1e-5
+
+
+@pytest.mark.parametrize("placed", [False, True], ids=["default-layout", "placed"])
+def test_circular_stride1_gap_is_exactly_invariant_after_training(placed):
+    net = circular_gap_net(1, placed)
+    x = torch.rand(64, 1, 24, 24)
+    y = (x[:, 0, :12].mean((1, 2)) > x[:, 0, 12:].mean((1, 2))).long()
+    opt = torch.optim.Adam(net.parameters(), lr=1e-2)
+    before = [p.detach().clone() for p in net.parameters()]
+    for _ in range(20):
+        loss = torch.nn.functional.cross_entropy(net(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert any(not torch.equal(a, b) for a, b in zip(before, net.parameters()))  # it did train
+    with torch.no_grad():
+        ref = net(x[:8])
+        worst = max(float((net(torch.roll(x[:8], (dy, dx), (2, 3))) - ref).abs().max())
+                    for dx in range(0, 24, 3) for dy in range(0, 24, 5))
+    assert worst < 1e-5
+
+
+def test_zero_padding_flatten_is_not_invariant():
+    torch.manual_seed(0)
+    net = build_model(resolve_spec({"arch": "conv_only", "channels": [4, 4]}), num_classes=2, canvas=16).eval()
+    x = torch.rand(2, 1, 16, 16)
+    with torch.no_grad():
+        assert float((net(torch.roll(x, 1, 3)) - net(x)).abs().max()) > 1e-4

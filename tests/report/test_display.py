@@ -1,0 +1,168 @@
+"""display.py: what people read. No printed bound outside the quantity's range, cut intervals marked, seeds at
+chance marked and explained, csv with plain numbers and _ci/_lo/_hi columns."""
+
+import io
+import math
+import re
+
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from rich.console import Console
+
+from invariance_lab.report.display import (CHANCE_MARK, CLIP_MARK, brief_tables, cell, protocol_lines, render,
+    to_rich_table)
+from invariance_lab.core.errors import InvlabError
+from invariance_lab.report.tables import build_report, load_result
+from invariance_lab.core.stats import clip_interval
+
+NUMBER_CELL = re.compile(r"^(?P<m>-?[\d.]+)(?: ± (?P<h>[\d.]+)| \[(?P<lo>-?[\d.]+), (?P<hi>-?[\d.]+)\]\*)?$")
+
+
+def _text(table) -> str:
+    console = Console(file=io.StringIO(), width=250, color_system=None)
+    console.print(table)
+    return " ".join(console.file.getvalue().split())  # caption lines wrap: compare words
+
+
+def assert_shown_in_range(text: str, low: float = 0.0, high: float = 1.0):
+    """Every value cell of a markdown table, as printed, stays in [low, high]: "m ± h" or "m [lo, hi]*"."""
+    cells = [c.strip() for line in text.splitlines() if line.startswith("| ") for c in line.strip("|").split("|")]
+    checked = 0
+    for c in cells:
+        match = NUMBER_CELL.match(c)
+        if not match or "." not in c:
+            continue  # names, factors, counts
+        m = float(match["m"])
+        if match["h"] is not None:
+            lo, hi = m - float(match["h"]), m + float(match["h"])
+        elif match["lo"] is not None:
+            lo, hi = float(match["lo"]), float(match["hi"])
+            assert lo <= m <= hi, c
+        else:
+            lo = hi = m
+        assert low - 1e-9 <= lo and hi <= high + 1e-9, c
+        checked += 1
+    assert checked > 0
+
+
+@pytest.fixture
+def stuck(tmp_path, fake_result):
+    return fake_result(tmp_path / "results" / "demo" / "r1", run_id="r1", chance=[("plain", 2)])
+
+
+def test_cell_conventions():
+    assert cell(0.381, 0.089, 0.292, 0.470, (0, 1)) == ("0.381 ± 0.089", False)
+    lo, hi, _ = clip_interval(0.840, 0.518)
+    assert cell(0.840, 0.518, lo, hi, (0, 1)) == (f"0.840 [0.322, 1]{CLIP_MARK}", True)  # the README's case
+    lo, hi, _ = clip_interval(0.003, 0.015)
+    assert cell(0.003, 0.015, lo, hi, (0, 1)) == (f"0.003 [0, 0.018]{CLIP_MARK}", True)
+    assert cell(0.0, 0.0, 0.0, 0.0, (0, 1)) == ("0.000 ± 0.000", False)
+    assert cell(0.5, float("nan"), float("nan"), float("nan"), (0, 1)) == ("0.500", False)  # one seed
+    assert cell(float("nan"), float("nan"), float("nan"), float("nan"), (0, 1)) == ("–", False)
+    lo, hi, _ = clip_interval(0.9, 0.3, 0, math.inf)  # a layer error: may exceed 1, never below 0
+    assert cell(0.9, 0.3, lo, hi, (0, math.inf)) == ("0.900 ± 0.300", False)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.floats(0, 1), st.floats(0, 2))
+def test_no_printed_bound_leaves_zero_one(mean, half):
+    lo, hi, _ = clip_interval(mean, half)
+    text, cut = cell(mean, half, lo, hi, (0.0, 1.0))
+    assert_shown_in_range(f"| {text} |")
+    assert cut == text.endswith(CLIP_MARK)
+
+
+def test_markdown_marks_cuts_and_chance(stuck):
+    text = render(build_report([stuck]), "markdown").text
+    assert_shown_in_range(text)
+    rows = [line for line in text.splitlines() if line.startswith("| plain")]
+    assert rows and rows[0].startswith(f"| plain {CHANCE_MARK} |")  # the model with a seed at chance is marked
+    assert CLIP_MARK + " |" in text  # plain's seeds disagree: some intervals were cut, and marked
+    assert "is cut there and shown as mean [low, high]" in text  # the footnote explains the mark
+    assert "at chance: its consistency says nothing" in text and "plain seed 2 (clean accuracy 0.500" in text
+    assert "canvas shift" in text and "nan" not in text
+    head = text.splitlines()[2]
+    assert head.startswith("| model | downsample | head | padding | n_seeds | n_chance | clean_accuracy | "
+                           "mean_accuracy | worst_accuracy | mean_flip_rate |")
+
+
+def test_markdown_by_shift_stays_in_range(stuck):
+    text = render(build_report([stuck], by="shift", metric="neighbor_flip_rate"), "markdown").text
+    assert_shown_in_range(text)
+    assert "–" in text  # the first point of a line has no neighbour: a dash, not "nan"
+    assert "neighbor_flip_rate along dx" in text and "neighbor_flip_rate along dy" in text
+
+
+def test_csv_has_lo_hi_beside_each_mean(stuck):
+    rendered = render(build_report([stuck]), "csv")
+    df = pd.read_csv(io.StringIO(rendered.text))
+    cols = list(df.columns)
+    at = cols.index("mean_flip_rate")
+    assert cols[at:at + 4] == ["mean_flip_rate", "mean_flip_rate_ci", "mean_flip_rate_lo", "mean_flip_rate_hi"]
+    assert "±" not in rendered.text and "*" not in rendered.text and CHANCE_MARK not in rendered.text
+    lo_hi = df[[c for c in cols if c.endswith(("_lo", "_hi"))]]
+    assert ((lo_hi >= 0) & (lo_hi <= 1)).all().all()
+    assert df.set_index("model").loc["plain", "n_chance"] == 1
+    assert any("at chance: its consistency says nothing" in line for line in rendered.side)  # for stderr
+    assert rendered.side[0].startswith("run demo/r1:")
+
+
+def test_csv_stacks_views_with_their_axis(stuck):
+    df = pd.read_csv(io.StringIO(render(build_report([stuck], by="shift"), "csv").text))
+    assert list(df.columns[:4]) == ["axis", "model", "n_seeds", "n_chance"]
+    assert set(df["axis"]) == {"dx", "dy"} and {"-4", "-4_ci", "-4_lo", "-4_hi", "4_hi"} <= set(df.columns)
+
+
+def test_rich_table_shows_marks_and_footnotes(stuck):
+    (table,) = render(build_report([stuck]), "table").tables
+    assert table.row_count == 2
+    text = _text(table)
+    assert f"plain {CHANCE_MARK}" in text and "at chance" in text and "acc worst" in text
+    assert "its consistency says nothing" in text and "[low, high]" in text  # brackets are not eaten as markup
+
+
+def test_several_runs_get_a_run_column(stuck, tmp_path, fake_result):
+    other = fake_result(tmp_path / "results" / "o" / "r2", name="o", run_id="r2")
+    text = render(build_report([stuck, other]), "markdown").text
+    assert "| run | model |" in text and "| o/r2 | plain |" in text
+    assert text.count("run demo/r1:") == 1 and "run o/r2:" in text
+
+
+def test_brief_table_has_accuracy_under_shift_and_chance(stuck):
+    (table,) = brief_tables(load_result(stuck), "quick: mean ± 95% CI over seeds")
+    headers = [str(c.header) for c in table.columns]
+    assert headers == ["model", "downsample/head/padding", "seeds", "at chance", "clean acc", "acc mean",
+                       "acc worst", "flip mean", "flip worst", "Δp mean"]
+    text = _text(table)
+    assert f"plain {CHANCE_MARK}" in text and "at chance: its consistency says nothing" in text
+    assert "invlab report --drop-chance" in text
+
+
+def test_brief_tables_add_the_layer_profile(tmp_path, fake_result):
+    folder = fake_result(tmp_path / "d" / "r" / "sweeps" / "s", kind="sweep", layers=True)
+    model, layers = brief_tables(load_result(folder), "sweep")
+    text = _text(layers)
+    assert "equivariance error per layer" in text and "block1.down" in text
+    assert "0.100 [0, 0.530]*" in text  # cut at 0, the only end a layer error has
+    assert "≥ 0" in text
+
+
+def test_protocol_line(stuck):
+    (line,) = protocol_lines([load_result(stuck)])
+    assert line == ("run demo/r1: canvas shift (letter re-rendered at the shifted position on a blank canvas), "
+                    "dx -4..4 step 1, dy -4..4 step 1 (every (dx, dy) combination), 100 test images, seeds 0,1,2")
+
+
+def test_unknown_format_lists_choices(stuck):
+    with pytest.raises(InvlabError) as err:
+        render(build_report([stuck]), "html")
+    assert "unknown table format 'html'" in str(err.value)
+    assert all(f in str(err.value) for f in ("table", "markdown", "csv"))
+
+
+def test_to_rich_table_without_seeds_at_chance_has_no_chance_note(tmp_path, fake_result):
+    rep = build_report([fake_result(tmp_path / "d" / "r")])
+    text = _text(to_rich_table(rep.views[0], [], rep.flags))
+    assert CHANCE_MARK not in text and "consistency says nothing" not in text

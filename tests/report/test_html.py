@@ -1,0 +1,238 @@
+"""`invlab report --html`: one self-contained page (no outside links, every picture a data: URI that decodes),
+the model table's numbers are report.py's, the gallery's probabilities are the checkpoints' own, parts that do
+not apply are left out with a note, and bad paths are refused by option name. Where Chromium is installed, the
+page is also opened in it at a phone's and a desktop's width (bench/html_screenshot.py)."""
+
+import base64
+import importlib.util
+import io
+import re
+from html.parser import HTMLParser
+
+import pytest
+import torch
+from conftest import ROOT
+from PIL import Image
+from typer.testing import CliRunner
+
+from invariance_lab.cli.main import app
+from invariance_lab.report.display import cell
+from invariance_lab.report.html import html_report
+from invariance_lab.report.tables import MODEL_METRICS, RATE_RANGE, load_result, model_table
+
+runner = CliRunner()
+
+
+class Page(HTMLParser):
+    """The parts of a page the tests read: every <img> (its attributes), and every table as rows of cells
+    (tag, data-col or None, text)."""
+
+    def __init__(self, text: str):
+        super().__init__()
+        self.images, self.tables, self._cell = [], [], None
+        self.feed(text)
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "img":
+            self.images.append(attrs)
+        elif tag == "table":
+            self.tables.append([])
+        elif tag == "tr" and self.tables:
+            self.tables[-1].append([])
+        elif tag in ("td", "th") and self.tables:
+            self._cell = [tag, attrs.get("data-col"), ""]
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell[2] += data
+
+    def body_rows(self, table: int) -> list[dict]:
+        """The rows of a table that hold data cells, as {data-col: text}."""
+        return [{col: text for tag, col, text in row if tag == "td"} for row in self.tables[table]
+                if any(tag == "td" for tag, _, _ in row)]
+
+    def handle_endtag(self, tag):
+        if tag in ("td", "th") and self._cell is not None:
+            self.tables[-1][-1].append(tuple(self._cell))
+            self._cell = None
+
+
+def decode(src: str) -> Image.Image:
+    m = re.fullmatch(r"data:image/(png|gif);base64,([A-Za-z0-9+/=]+)", src)
+    assert m, src[:80]
+    im = Image.open(io.BytesIO(base64.b64decode(m[2], validate=True)))
+    assert im.format.lower() == m[1]
+    return im
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    """An untrained run of configs/quick.yaml (12 test images, seed 0) with a factory model beside the presets."""
+    results = tmp_path_factory.mktemp("results")
+    res = runner.invoke(app, ["run", str(ROOT / "configs" / "quick.yaml"), "--results-dir", str(results), "--quiet",
+                              "--threads", "1", "--set", "train.epochs=0", "--set", "seeds=[0]",
+                              "--set", "data.test_images=12", "--set",
+                              'models.mine={factory: "custom_models:circular_gap", kwargs: {channels: 4}}'])
+    assert res.exit_code == 0, res.output
+    (folder,) = (results / "quick").iterdir()
+    return folder
+
+
+@pytest.fixture(scope="module")
+def page(run_dir, tmp_path_factory):
+    """The page as `invlab report RUN --html FILE` writes it, and the file."""
+    out = tmp_path_factory.mktemp("html") / "sub" / "report.html"
+    res = runner.invoke(app, ["report", str(run_dir), "--html", str(out)])
+    assert res.exit_code == 0, res.output
+    assert f"html: {out}" in res.output
+    return out.read_text(encoding="utf-8"), out
+
+
+def test_one_file_nothing_outside(page):
+    text, out = page
+    assert [p.name for p in out.parent.iterdir()] == ["report.html"]  # written whole: no temporary file left
+    refs = re.findall(r"""\b(?:src|href)\s*=\s*["']?([^"'\s>]+)""", text)
+    assert refs and all(r.startswith(("data:", "#")) for r in refs)
+    assert not re.search(r"<(script|link|iframe|object|embed)\b|@import|url\(", text, re.IGNORECASE)
+    assert re.search(r"@media print", text) and 'name="viewport"' in text
+
+
+def test_every_image_decodes_and_gifs_move(page, run_dir):
+    images = Page(page[0]).images
+    decoded = [decode(img["src"]) for img in images]
+    for im in decoded:
+        im.verify()  # a truncated or corrupt file raises here
+    gifs = [decode(img["src"]) for img in images if img["src"].startswith("data:image/gif")]
+    assert len(gifs) == 4  # one animation per gallery image
+    assert all(g.n_frames == 5 for g in gifs)  # every swept dx of quick.yaml: -2 .. 2
+    pngs = [img for img in images if img["src"].startswith("data:image/png")]
+    assert sum("px" == img.get("class") for img in pngs) == 4 * 5  # the stills: 4 images x 5 shifts
+    assert any("consistency" in img["alt"].lower() for img in pngs)  # the accuracy-consistency plot is on it
+
+
+def test_factory_model_left_out_of_pictures_not_of_tables(page):
+    text = page[0]
+    assert "mine is left out of the gallery" in text and "custom_models:circular_gap" in text
+    models = [r["model"].split()[0] for r in Page(text).body_rows(0)]
+    assert models == ["conv_only", "conv_gap", "mine"]
+
+
+def test_gallery_probabilities_are_the_checkpoints(page, run_dir):
+    """p(true class) at dx = 0 under each still equals the checkpoint's softmax on the run's own test image."""
+    from invariance_lab.store.checkpoints import load_checkpoint
+    from invariance_lab.config.load import load_config
+    from invariance_lab.data.datasets import evaluation_set, glyph_table
+    from invariance_lab.report.gallery import make_gallery
+    from invariance_lab.store.runs import checkpoint_path
+
+    g = make_gallery(load_result(run_dir), 4, animate=False)
+    cfg = load_config(run_dir / "config.yaml")
+    images, labels = evaluation_set(cfg.data, glyph_table(cfg.data))
+    zero = g.shifts.index(0.0)
+    assert [lt.label for lt in g.letters] == ["A", "B", "A", "B"]  # the classes in turn
+    for m in ("conv_only", "conv_gap"):
+        net, _ = load_checkpoint(checkpoint_path(run_dir, m, 0), torch.device("cpu"))
+        with torch.no_grad():
+            p = torch.softmax(net(images), dim=1)
+        for letter in g.letters:
+            want = float(p[letter.index, labels[letter.index]])
+            assert letter.prob[m][zero] == pytest.approx(want, abs=1e-5)
+    # and the page shows them under the pictures, to two decimals: a gallery table's rows after "input"
+    tables = [t for t in Page(page[0]).tables if t and t[0][0][2].startswith("p(")]
+    assert len(tables) == len(g.letters)
+    for table, letter in zip(tables, g.letters):
+        shown = {row[0][2]: [text for tag, _, text in row[1:]] for row in table[2:]}
+        for m in ("conv_only", "conv_gap"):
+            name = next(k for k in shown if k.split()[0] == m)
+            want = [f"{letter.prob[m][k]:.2f}{'' if letter.correct[m][k] else ' ✗'}" for k in g.stills]
+            assert shown[name] == want
+
+
+def test_model_table_numbers_are_reports(tmp_path, fake_result):
+    folder = fake_result(tmp_path / "demo" / "r1", chance=[("plain", 2)])
+    text = html_report([folder])
+    rows = Page(text).body_rows(0)
+    table = model_table([load_result(folder)])
+    assert [r["model"] for r in rows] == ["plain †", "blur"]
+    for row, (_, want) in zip(rows, table.iterrows()):
+        assert row["downsample/head/padding"] == f"{want.downsample} / {want['head']} / {want.padding}"
+        assert int(row["n_seeds"]) == want.n_seeds and int(row["n_chance"]) == want.n_chance
+        for m in MODEL_METRICS:
+            expected, _ = cell(want[m], want[f"{m}_ci"], want[f"{m}_lo"], want[f"{m}_hi"], RATE_RANGE)
+            assert row[m] == expected, m
+    assert "[0, " in text and "* the 95% interval" in text  # some interval was cut, and the page says so
+    assert 'class="chance"' in text and "at chance" in text
+
+
+def test_parts_that_do_not_apply_are_notes(tmp_path, fake_result):
+    run = fake_result(tmp_path / "a" / "r1", run_id="r1")  # no config.yaml, no checkpoints
+    measure = fake_result(tmp_path / "measure" / "m-1", kind="measure", name="m", run_id="m-1")
+    text = html_report([run, measure])
+    assert "No pictures for demo/r1: " in text and "holds no config.yaml" in text
+    assert "No pictures for m/m-1: " in text and "<code>invlab measure</code> folder" in text
+    assert "No layer profile in these folders" in text
+    assert "compared across 2 folders" in text
+    assert all(img["src"].startswith("data:image/png") for img in Page(text).images)  # no animation
+
+
+def test_layer_sweep_gets_its_tables_and_figure(tmp_path, fake_result):
+    sweep = fake_result(tmp_path / "d" / "r" / "sweeps" / "s", kind="sweep", layers=True)
+    text = html_report([sweep])
+    cols = {col for t in Page(text).tables for r in t for _, col, _ in r}
+    assert {"block1.conv", "block1.down", "head"} <= cols
+    assert "No layer profile" not in text
+    assert any("each layer" in img["alt"] for img in Page(text).images)
+
+
+def test_html_path_refused_by_option_name(run_dir, tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    for bad in (blocker / "report.html", tmp_path):  # under a file; a folder
+        res = runner.invoke(app, ["report", str(run_dir), "--html", str(bad)])
+        assert res.exit_code == 2 and "--html" in res.output and "Traceback" not in res.output, res.output
+
+
+def _screenshot_module():
+    spec = importlib.util.spec_from_file_location("html_screenshot", ROOT / "bench" / "html_screenshot.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_page_renders_in_chromium(page, tmp_path):
+    shots = _screenshot_module()
+    if shots.find_browser() is None:
+        pytest.skip("no Chromium here (apt-get install chromium): the browser check is skipped")
+    problems, files = shots.check_page(page[1], tmp_path / "shots", widths=(390, 1280))
+    assert problems == []
+    assert sorted(f.name for f in files) == ["report-1280px.png", "report-390px.png", "report.pdf"]
+
+
+@pytest.mark.parametrize("spec, want", [
+    ((-8, 8, 1), [-8, -4, -2, -1, 0, 1, 2, 4, 8]),
+    ((-2, 2, 1), [-2, -1, 0, 1, 2]),
+    ((-2, 2, 0.25), [-2, -1, -0.5, -0.25, 0, 0.25, 0.5, 1, 2]),
+    ((0, 8, 1), [0, 1, 2, 4, 8]),
+    ((0, 0, 1), [0]),
+])
+def test_stills_are_zero_the_ends_and_halvings(spec, want):
+    from invariance_lab.report.gallery import pick_stills
+    from invariance_lab.data.shifts import axis_values
+
+    shifts = axis_values(list(spec))
+    assert [shifts[i] for i in pick_stills(shifts)] == want
+
+
+def test_study_page_compares_across_the_varied_key(tmp_path):
+    res = runner.invoke(app, ["run", str(ROOT / "configs" / "quick.yaml"), "--vary", "data.train_shift=0,2",
+                              "--results-dir", str(tmp_path), "--quiet", "--threads", "1", "--set", "train.epochs=0",
+                              "--set", "seeds=[0]", "--set", "data.test_images=12"])
+    assert res.exit_code == 0, res.output
+    (study,) = (tmp_path / "quick").glob("study-*")
+    page = Page(html_report([study], n_images=1))
+    assert [(r["data.train_shift"], r["model"].split()[0]) for r in page.body_rows(0)] == [
+        ("0", "conv_only"), ("0", "conv_gap"), ("2", "conv_only"), ("2", "conv_gap")]
+    (study_plot,) = [img for img in page.images if "against data.train_shift" in img["alt"]]
+    decode(study_plot["src"]).verify()
+    assert sum(img["src"].startswith("data:image/gif") for img in page.images) == 2  # a gallery per run

@@ -1,0 +1,189 @@
+"""plots.py writes real PNGs from hand-made result folders; heatmaps only for 2-D product grids, ticks on the
+swept values; CI bands cut to the quantity's range; accuracy against consistency, one point per model and seed."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from matplotlib.collections import PolyCollection
+from matplotlib.figure import Figure
+
+from invariance_lab.report import plots
+from invariance_lab.core.errors import InvlabError
+from invariance_lab.report.plots import (centre_ticks, plot_accuracy_consistency, plot_all, plot_heatmaps,
+    plot_layer_profile, plot_metric_vs_shift)
+from invariance_lab.report.tables import load_result
+
+
+def _assert_png(path: Path):
+    assert path.is_file()
+    assert path.read_bytes()[:4] == b"\x89PNG"
+    assert path.stat().st_size > 10_000
+
+
+@pytest.fixture
+def grid_run(tmp_path, fake_result):
+    return load_result(fake_result(tmp_path / "results" / "demo" / "r1", run_id="r1", models=("plain", "blur", "aps")))
+
+
+@pytest.fixture
+def figures(monkeypatch):
+    """The Figure objects the plot functions save, to inspect what was drawn (the PNGs are still written)."""
+    saved, original = [], Figure.savefig
+
+    def savefig(self, *args, **kwargs):
+        saved.append(self)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Figure, "savefig", savefig)
+    return saved
+
+
+def test_line_plot_written(grid_run, tmp_path):
+    path = plot_metric_vs_shift([grid_run], "flip_rate", "dx", tmp_path / "plots")
+    assert path.name == "flip_rate_vs_dx.png"
+    _assert_png(path)
+
+
+def test_heatmap_written_for_2d_grid(grid_run, tmp_path):
+    (path,) = plot_heatmaps([grid_run], "prob_change", tmp_path / "plots")
+    assert path.name == "prob_change_heatmap.png"
+    _assert_png(path)
+
+
+def test_centre_ticks_are_grid_values_through_zero():
+    step2 = np.arange(-8, 9, 2.0)
+    assert centre_ticks(step2).tolist() == step2.tolist()  # 9 values: every one is a tick
+    step1 = np.arange(-8, 9, 1.0)
+    ticks = centre_ticks(step1)
+    assert 0.0 in ticks and set(ticks) <= set(step1) and len(ticks) <= plots.MAX_TICKS
+    assert np.all(np.diff(ticks) == 2.0)
+    halves = np.arange(-2, 2.25, 0.25)
+    assert 0.0 in centre_ticks(halves) and set(centre_ticks(halves)) <= set(halves)
+
+
+def test_heatmap_ticks_sit_on_cell_centres(tmp_path, fake_result, figures):
+    # dx, dy in -8..8 step 2: cells are centred on even values, their edges fall on odd ones
+    run = load_result(fake_result(tmp_path / "d" / "r", dx=(-8, 8, 2), dy=(-8, 8, 2)))
+    plot_heatmaps([run], "flip_rate", tmp_path / "plots")
+    ax = figures[-1].axes[0]
+    assert list(ax.get_xticks()) == list(range(-8, 9, 2)) and list(ax.get_yticks()) == list(range(-8, 9, 2))
+    assert [t.get_text() for t in ax.get_xticklabels()] == [str(v) for v in range(-8, 9, 2)]
+
+
+def test_line_band_is_cut_to_zero_one(tmp_path, fake_result, figures):
+    run = load_result(fake_result(tmp_path / "d" / "r", chance=[("plain", 2)]))  # plain's seeds disagree widely
+    plot_metric_vs_shift([run], "flip_rate", "dx", tmp_path / "plots")
+    ax = figures[-1].axes[0]
+    bands = [c for c in ax.collections if isinstance(c, PolyCollection)]
+    ys = np.concatenate([p.vertices[:, 1] for c in bands for p in c.get_paths()])
+    assert len(bands) == 2 and ys.min() >= 0.0 and ys.max() <= 1.0
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert legend == ["plain († 1/3 seeds at chance)", "blur"]
+    assert "cut to [0, 1]" in ax.get_title()
+
+
+def test_layer_profile_band_is_cut_at_zero(tmp_path, fake_result, figures):
+    run = load_result(fake_result(tmp_path / "d" / "r" / "sweeps" / "s", kind="sweep", layers=True))
+    path = plot_layer_profile([run], tmp_path / "plots")
+    _assert_png(path)
+    fig = figures[-1]
+    ax = fig.axes[0]  # equivariance error: block1.down has mean 0.1 and a t half-width of 0.43
+    ys = np.concatenate([p.vertices[:, 1] for c in ax.collections if isinstance(c, PolyCollection)
+                         for p in c.get_paths()])
+    assert ys.min() == 0.0 and ys.max() == pytest.approx(0.1 + 0.4303, abs=1e-3)  # cut at 0 only
+    assert "cut at 0" in fig._suptitle.get_text()
+
+
+def test_no_heatmap_for_axes_grid_or_1d(tmp_path, fake_result):
+    axes = load_result(fake_result(tmp_path / "a" / "r", grid="axes"))
+    line = load_result(fake_result(tmp_path / "b" / "r", dy=(0, 0, 0), dx=(-2, 2, 0.5)))
+    assert plot_heatmaps([axes, line], "flip_rate", tmp_path / "plots") == []
+
+
+def test_plot_all_picks_plots(grid_run, tmp_path):
+    paths = plot_all([grid_run], tmp_path / "plots")
+    assert sorted(p.name for p in paths) == sorted([
+        "flip_rate_vs_dx.png", "flip_rate_vs_dy.png", "flip_rate_heatmap.png",
+        "prob_change_vs_dx.png", "prob_change_vs_dy.png", "prob_change_heatmap.png", "consistency_vs_accuracy.png"])
+    for p in paths:
+        _assert_png(p)
+
+
+def test_plot_all_dx_only(tmp_path, fake_result):
+    line = load_result(fake_result(tmp_path / "b" / "r", dy=(0, 0, 0), dx=(-2, 2, 0.5)))
+    paths = plot_all([line], tmp_path / "plots", metrics=("accuracy",))
+    assert [p.name for p in paths] == ["accuracy_vs_dx.png", "consistency_vs_accuracy.png"]
+    _assert_png(paths[0])
+
+
+def test_two_runs_compared_and_heatmap_per_run(grid_run, tmp_path, fake_result):
+    other = load_result(fake_result(tmp_path / "results" / "other" / "r2", name="other", run_id="r2"))
+    _assert_png(plot_metric_vs_shift([grid_run, other], "neighbor_flip_rate", "dy", tmp_path / "p"))
+    paths = plot_heatmaps([grid_run, other], "flip_rate", tmp_path / "p")
+    assert [p.name for p in paths] == ["flip_rate_heatmap_demo_r1.png", "flip_rate_heatmap_other_r2.png"]
+
+
+def test_unknown_metric(grid_run, tmp_path):
+    with pytest.raises(InvlabError, match="did you mean 'flip_rate'"):
+        plot_all([grid_run], tmp_path, metrics=("flip_rat",))
+
+
+def _offsets(collection) -> np.ndarray:
+    return np.asarray(collection.get_offsets(), dtype=float)
+
+
+def test_accuracy_consistency_one_point_per_model_and_seed(tmp_path, fake_result, figures):
+    folder = fake_result(tmp_path / "d" / "r", chance=[("plain", 2)])
+    run = load_result(folder)
+    path = plot_accuracy_consistency([run], tmp_path / "plots")
+    assert path.name == "consistency_vs_accuracy.png"
+    _assert_png(path)
+    ax = figures[-1].axes[0]
+    s = run.summary
+    # per model three scatters: the seeds that learned (filled), the seeds at chance (hollow), the mean
+    for k, model in enumerate(["plain", "blur"]):
+        g = s[s.model == model]
+        filled, hollow, mean = ax.collections[3 * k: 3 * k + 3]
+        seeds = np.concatenate([_offsets(filled), _offsets(hollow)])
+        want = np.column_stack([g.mean_accuracy, 1 - g.mean_flip_rate])
+        assert sorted(map(tuple, seeds.round(9))) == sorted(map(tuple, want.round(9)))
+        assert _offsets(mean)[0] == pytest.approx([g.mean_accuracy.mean(), 1 - g.mean_flip_rate.mean()])
+        assert len(_offsets(hollow)) == (1 if model == "plain" else 0)  # plain seed 2 is at chance
+    # the seed at chance answers 0.5 everywhere and never flips: accuracy 0.5, consistency exactly 1
+    assert _offsets(ax.collections[1]).tolist() == [[0.5, 1.0]]
+    assert [line.get_xdata()[0] for line in ax.lines] == [0.5]  # the chance line, for two classes
+    legend = [t.get_text() for t in figures[-1].legends[0].get_texts()]
+    assert legend == ["plain († 1/3 seeds at chance)", "blur"]
+
+
+def test_accuracy_consistency_clean_accuracy_axis(tmp_path, fake_result, figures):
+    run = load_result(fake_result(tmp_path / "d" / "r", models=("plain",)))
+    plot_accuracy_consistency([run], tmp_path / "plots", accuracy="clean_accuracy")
+    ax = figures[-1].axes[0]
+    assert sorted(_offsets(ax.collections[0])[:, 0].round(9)) == [0.9, 0.91, 0.92]  # 0.9 + 0.01 * seed
+    assert "clean accuracy" in ax.get_xlabel()
+    with pytest.raises(InvlabError, match="clean_accuracy"):
+        plot_accuracy_consistency([run], tmp_path / "plots", accuracy="worst")
+
+
+def test_accuracy_consistency_without_labels_is_left_out(tmp_path, fake_result):
+    folder = fake_result(tmp_path / "d" / "r")
+    summary = folder / "summary.csv"
+    import pandas as pd
+
+    s = pd.read_csv(summary)
+    s["mean_accuracy"] = np.nan  # invlab measure on a flat folder of images: no labels, no accuracy
+    s.to_csv(summary, index=False)
+    run = load_result(folder)
+    assert "consistency_vs_accuracy.png" not in [p.name for p in plot_all([run], tmp_path / "plots")]
+    with pytest.raises(InvlabError, match="no accuracy"):
+        plot_accuracy_consistency([run], tmp_path / "plots")
+
+
+def test_figures_in_memory_match_written_files(grid_run, tmp_path):
+    named = plots.figures([grid_run], metrics=("flip_rate",))
+    written = plot_all([grid_run], tmp_path / "plots", metrics=("flip_rate",))
+    assert [name for name, _ in named] == [p.name for p in written]
+    png = plots.png_bytes(named[0][1])
+    assert png[:4] == b"\x89PNG" and len(png) > 10_000

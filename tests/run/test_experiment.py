@@ -1,0 +1,130 @@
+"""run_experiment end to end: resume after Ctrl-C / SIGTERM / SIGKILL, reuse of finished checkpoints, --fresh."""
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from conftest import ROOT
+from invariance_lab.cli.main import app
+from invariance_lab.store.runs import read_meta, run_state
+
+runner = CliRunner()
+# Four units of about a second each: slow enough to kill the process between two of them.
+SLOW = ["--set", "data.train_images=400", "--set", "train.epochs=2", "--set", "data.test_images=20",
+        "--threads", "1", "--quiet"]
+
+
+def _run(results, *extra):
+    return runner.invoke(app, ["run", str(ROOT / "configs" / "quick.yaml"), "--results-dir", str(results), *SLOW,
+                               *extra])
+
+
+def _start_and_stop_after_first_checkpoint(results, sig):
+    """Start `invlab run` in a subprocess, send `sig` as soon as its first checkpoint exists; (run folder,
+    checkpoint names present when the signal was sent)."""
+    proc = subprocess.Popen([sys.executable, "-m", "invariance_lab", "run", str(ROOT / "configs" / "quick.yaml"),
+                             "--results-dir", str(results), *SLOW], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        done = list(results.glob("quick/*/checkpoints/*.pt"))
+        if done:
+            proc.send_signal(sig)
+            break
+        assert proc.poll() is None, proc.stdout.read().decode()
+        time.sleep(0.01)
+    out, _ = proc.communicate(timeout=60)
+    (run_dir,) = (results / "quick").iterdir()
+    present = sorted(p.stem for p in (run_dir / "checkpoints").glob("*.pt"))
+    assert 1 <= len(present) < 4, "the run finished before it could be stopped; units must take longer"
+    return run_dir, present, proc.returncode, out.decode()
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    results = tmp_path_factory.mktemp("whole")
+    res = _run(results)
+    assert res.exit_code == 0, res.output
+    (run_dir,) = (results / "quick").iterdir()
+    return run_dir
+
+
+def test_sigkill_then_rerun_trains_only_the_missing_units(tmp_path, uninterrupted, one_thread):
+    run_dir, present, code, _ = _start_and_stop_after_first_checkpoint(tmp_path, signal.SIGKILL)
+    assert code == -signal.SIGKILL
+    meta = read_meta(run_dir)
+    assert meta["status"] == "running" and run_state(meta) == "interrupted (process gone)"
+    # the folder cannot be swept or reported, and says why
+    res = runner.invoke(app, ["sweep", str(run_dir)])
+    assert res.exit_code == 2 and "interrupted (process gone)" in res.output
+
+    res = _run(tmp_path)
+    assert res.exit_code == 0, res.output
+    assert [p.name for p in (tmp_path / "quick").iterdir()] == [run_dir.name]  # resumed in its own folder
+    meta = json.loads((run_dir / "meta.json").read_text())
+    assert meta["status"] == "complete"
+    assert sorted(meta["reused"]) == present
+    assert sorted(meta["trained"]) == sorted({"conv_only-seed0", "conv_only-seed1", "conv_gap-seed0",
+                                              "conv_gap-seed1"} - set(present))
+    assert meta["attempts"][0]["state"] == "interrupted (process gone)"
+    for name in ("invariance.csv", "summary.csv", "train.csv"):
+        a, b = pd.read_csv(run_dir / name), pd.read_csv(uninterrupted / name)
+        if name == "train.csv":
+            a, b = a.drop(columns="seconds"), b.drop(columns="seconds")
+        pd.testing.assert_frame_equal(a, b)
+
+
+def test_sigterm_marks_the_run_interrupted_and_it_resumes(tmp_path, one_thread):
+    run_dir, present, code, out = _start_and_stop_after_first_checkpoint(tmp_path, signal.SIGTERM)
+    assert code == 130 and "Traceback" not in out, out
+    meta = read_meta(run_dir)
+    assert meta["status"] == "interrupted" and run_state(meta) == "interrupted"
+    assert meta["pid"] and meta["host"] and meta["heartbeat"]
+    res = _run(tmp_path)
+    assert res.exit_code == 0 and "resuming" not in res.output  # --quiet
+    assert sorted(json.loads((run_dir / "meta.json").read_text())["reused"]) == present
+
+
+def test_rerun_reuses_finished_checkpoints_and_fresh_retrains(tmp_path, uninterrupted, one_thread):
+    # a complete run of the same config elsewhere does not count: reuse is within one results folder
+    res = _run(tmp_path)
+    assert res.exit_code == 0, res.output
+    first = json.loads(next((tmp_path / "quick").glob("*/meta.json")).read_text())
+    assert len(first["trained"]) == 4 and not first["reused"]
+    res = _run(tmp_path)  # the first run is complete: a new folder, every unit reused
+    assert res.exit_code == 0, res.output
+    folders = sorted((tmp_path / "quick").iterdir())
+    assert len(folders) == 2
+    second = json.loads((folders[1] / "meta.json").read_text())
+    assert len(second["reused"]) == 4 and not second["trained"]
+    assert all(str(folders[0]) in src for src in second["reused"].values())
+    pd.testing.assert_frame_equal(pd.read_csv(folders[0] / "invariance.csv"), pd.read_csv(folders[1] / "invariance.csv"))
+    res = _run(tmp_path, "--fresh")
+    assert res.exit_code == 0, res.output
+    third = json.loads((sorted((tmp_path / "quick").iterdir())[2] / "meta.json").read_text())
+    assert len(third["trained"]) == 4 and not third["reused"]
+
+
+def test_a_damaged_checkpoint_is_trained_again_not_reused(tmp_path, one_thread):
+    assert _run(tmp_path).exit_code == 0
+    (first,) = (tmp_path / "quick").iterdir()
+    (first / "checkpoints" / "conv_gap-seed1.pt").write_bytes(b"\x00" * 100)
+    res = runner.invoke(app, ["run", str(ROOT / "configs" / "quick.yaml"), "--results-dir", str(tmp_path),
+                              *[a for a in SLOW if a != "--quiet"]])
+    assert res.exit_code == 0, res.output
+    assert "not reusing" in res.output and "conv_gap-seed1.pt" in res.output
+    newest = max((tmp_path / "quick").iterdir())
+    meta = json.loads((newest / "meta.json").read_text())
+    assert meta["trained"] == ["conv_gap-seed1"] and len(meta["reused"]) == 3
+
+
+def test_threads_are_recorded(tmp_path, one_thread):
+    res = _run(tmp_path)
+    assert res.exit_code == 0, res.output
+    env = json.loads(next((tmp_path / "quick").glob("*/meta.json")).read_text())["environment"]
+    assert env["torch_threads"] == 1 and env["versions"]["torch"] and env["cpu"]

@@ -1,0 +1,314 @@
+"""measure_folder.py, api.py and stream.py: `invlab measure` and the Python API. Exact where theory says exact (a circular, stride-1, global-
+pooling model of your own), the streaming evaluation against run_sweep value by value, a run's own checkpoint
+reproducing its invariance.csv, and every bad input refused (exit 2) before anything is written."""
+
+import json
+import struct
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from conftest import ROOT
+from custom_models import circular_gap, flatten_head, strided
+from typer.testing import CliRunner
+
+import invariance_lab as il
+from invariance_lab.cli.main import app
+from invariance_lab.core.errors import InvlabError
+from invariance_lab.data.images import from_tensor, write_folder
+from invariance_lab.eval.stream import preparer, stream_sweep
+from invariance_lab.nn.models import create_model
+from invariance_lab.data.shifts import value_lines
+from invariance_lab.eval.sweep import run_sweep
+from invariance_lab.store.weights import read_safetensors, read_weights
+
+runner = CliRunner()
+SIDE = 12
+EVERY_ROLL = list(range(-(SIDE // 2) + 1, SIDE // 2 + 1))  # every circular shift of a 12 px image, per axis
+
+
+def invoke(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def images(n=8, side=SIDE, seed=0):
+    """Blobs on a dark background, pixels multiples of 1/255 (8-bit PNGs keep them exactly)."""
+    g = torch.Generator().manual_seed(seed)
+    return (torch.rand(n, 1, side, side, generator=g) ** 4 * 255).round() / 255
+
+
+def saved(tmp_path, model, name="w.pt"):
+    torch.save(model.state_dict(), tmp_path / name)
+    return tmp_path / name
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    """8 labelled PNG images in class subfolders a/ and b/."""
+    path = tmp_path_factory.mktemp("imgs") / "imgs"
+    write_folder(images(), path, torch.tensor([0, 1] * 4), ["a", "b"])
+    return path
+
+
+# ------------------------------------------------------------------------------------------ theory: exact or not
+
+
+def test_api_circular_model_is_exactly_invariant_to_every_roll_and_a_flatten_head_is_not(one_thread):
+    torch.manual_seed(0)
+    x, y = images(), torch.tensor([0, 1] * 4)
+    df = il.measure(circular_gap(), x, y, dx=EVERY_ROLL, dy=EVERY_ROLL, mode="circular")
+    assert len(df) == SIDE * SIDE and list(df.columns[:9]) == ["model", "seed", "downsample", "head", "padding",
+                                                                 "mode", "dx", "dy", "n_images"]
+    assert df.prob_change.max() <= 1e-5 and df.flip_rate.max() == 0 and (df["head"] == "custom").all()
+    flat = il.measure(flatten_head(side=SIDE), x, dx=EVERY_ROLL, dy=[0], mode="circular")
+    assert flat.prob_change.max() > 1e-3 and flat.accuracy.isna().all()  # no labels: accuracy not measured
+    summary = il.summarize(df)
+    assert summary.clean_accuracy.iloc[0] == df[(df.dx == 0) & (df.dy == 0)].accuracy.iloc[0]
+    assert summary.worst_prob_change.iloc[0] <= 1e-5 and summary.n_shifts.iloc[0] == SIDE * SIDE - 1
+
+
+def test_cli_circular_model_is_exactly_invariant_and_a_flatten_head_is_not(tmp_path, folder, one_thread):
+    torch.manual_seed(0)
+    roll = f"{EVERY_ROLL[0]}:{EVERY_ROLL[-1]}"
+    res = invoke("measure", "--model", "custom_models:circular_gap", "--weights", saved(tmp_path, circular_gap()),
+                 "--images", folder, "--mode", "circular", "--dx", roll, "--dy", roll, "--results-dir",
+                 tmp_path / "r", "--quiet")
+    assert res.exit_code == 0, res.output
+    (out,) = (tmp_path / "r" / "measure").iterdir()
+    inv = pd.read_csv(out / "invariance.csv")
+    assert len(inv) == SIDE * SIDE and inv.prob_change.max() <= 1e-5 and inv.accuracy.notna().all()
+    assert out.name.startswith("circular_gap-") and (out / "summary.csv").is_file() and (out / "measure.yaml").is_file()
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["kind"] == "measure" and meta["status"] == "complete" and meta["protocol"]["labels"] is True
+    res = invoke("measure", "--model", "custom_models:flatten_head", "--model-kwargs", json.dumps({"side": SIDE}),
+                 "--images", folder, "--mode", "circular", "--dx", "-3:3", "--name", "flat", "--results-dir",
+                 tmp_path / "r", "--quiet")
+    assert res.exit_code == 0, res.output
+    (flat,) = (tmp_path / "r" / "measure").glob("flat-*")
+    assert pd.read_csv(flat / "invariance.csv").prob_change.max() > 1e-3
+    res = invoke("report", out, flat, "--by", "shift", "--format", "csv")  # report reads measure folders
+    assert res.exit_code == 0 and "flat" in res.output and "circular_gap" in res.output
+
+
+# ------------------------------------------------------------------------------------------ fast path vs brute force
+
+
+@pytest.mark.parametrize("mode, grid", [("circular", "axes"), ("canvas", "product")])
+def test_streaming_equals_run_sweep_value_by_value(mode, grid, one_thread):
+    torch.manual_seed(1)
+    models = {("preset", 0): create_model({"arch": "conv_maxpool", "channels": [3, 4], "padding": "circular"},
+                                          num_classes=2, canvas=SIDE).eval(),
+              ("flat", 0): flatten_head(side=SIDE).eval()}
+    x, y = images(10), torch.tensor([0, 1] * 5)
+    dx, dy = ([-2.0, -1.0, 0.0, 1.0, 2.0], [-1.0, 0.0, 1.0]) if mode == "circular" else ([-1.5, -0.5, 0.5, 1.5], [0.0, 1.0])
+    lines = value_lines(dx, dy, grid)
+    prepare = preparer(mode, "edge", mean=[0.5], std=[0.25])
+    ours = stream_sweep(models, from_tensor(x, y), lines, prepare, batch_size=4, device=torch.device("cpu"))
+    brute = run_sweep(models, lambda c, a, b: prepare(x[c], a, b), y, lines, batch_size=4, device=torch.device("cpu"))
+    pd.testing.assert_frame_equal(ours.table, brute.table, rtol=0, atol=1e-12)
+    assert ours.clean_accuracy == brute.clean_accuracy
+
+
+def test_a_runs_checkpoint_reproduces_its_own_invariance_csv(tmp_path, quick_config_path, one_thread):
+    res = invoke("run", quick_config_path, "--results-dir", tmp_path, "--quiet", "--set", "seeds=[0]", "--set",
+                 "sweep.mode=circular", "--set", "sweep.grid=product", "--set", "sweep.dx=[-3, 3]",
+                 "--set", "sweep.dy=[-1, 1]", "--set", "data.train_images=64", "--set", "data.test_images=20")
+    assert res.exit_code == 0, res.output
+    (run_dir,) = (tmp_path / "quick").iterdir()
+    run_inv = pd.read_csv(run_dir / "invariance.csv")
+    for model in ("conv_only", "conv_gap"):
+        res = invoke("measure", "--weights", run_dir / "checkpoints" / f"{model}-seed0.pt", "--images", run_dir,
+                     "--mode", "circular", "--dx", "-3:3", "--dy", "-1:1", "--results-dir", tmp_path / "m", "--quiet")
+        assert res.exit_code == 0, res.output
+        (out,) = (tmp_path / "m" / "measure").glob(f"{model}-*")
+        ours = pd.read_csv(out / "invariance.csv")
+        theirs = run_inv[run_inv.model == model].reset_index(drop=True)
+        assert list(ours.columns) == list(theirs.columns)
+        pd.testing.assert_frame_equal(ours, theirs, rtol=0, atol=1e-6)
+
+
+# ------------------------------------------------------------------------------------------ layers through hooks
+
+
+def test_layer_profile_taps_any_model_and_infers_strides(one_thread):
+    torch.manual_seed(0)
+    x = images(4, side=16)
+    prof = il.layer_profile(strided(), x, shifts=[0, 2, 4, (4, 4)], mode="circular")
+    assert list(prof.layer_name) == ["conv", "pool", "output"] and list(prof.stride) == [2, 4, 1]
+    exact = il.layer_profile(circular_gap(), x, shifts=range(-3, 4), mode="circular")
+    assert list(exact.layer_name) == ["0", "1", "3", "5", "output"]  # conv, norm, conv, pool (named_modules)
+    maps = exact[exact.layer_name.isin(["0", "1", "3"])]
+    assert maps.mean_equivariance_error.max() < 1e-5 and exact.mean_pooled_invariance_error.max() < 1e-5
+    chosen = il.layer_profile(circular_gap(), x, shifts=[1], mode="circular", taps=["3", "output"], by="shift")
+    assert set(chosen.layer_name) == {"3", "output"} and set(chosen.dx) == {0.0, 1.0}
+    with pytest.raises(InvlabError, match="unknown tap 'conv9'"):
+        il.layer_profile(circular_gap(), x, taps=["conv9"])
+
+
+def test_cli_layers_and_taps(tmp_path, folder, one_thread):
+    torch.manual_seed(0)
+    args = ["measure", "--model", "custom_models:strided", "--images", folder, "--dx", "-2:2", "--layers",
+            "--results-dir", tmp_path / "r", "--quiet"]
+    res = invoke(*args, "--taps", "conv,output")
+    assert res.exit_code == 0, res.output
+    (out,) = (tmp_path / "r" / "measure").iterdir()
+    assert set(pd.read_csv(out / "layers_summary.csv").layer_name) == {"conv", "output"}
+    res = invoke(*args, "--taps", "conv,nope")
+    assert res.exit_code == 2 and "unknown tap 'nope'" in res.output and "conv, pool, fc, output" in res.output
+
+
+# ------------------------------------------------------------------------------------------ weights files
+
+
+def write_safetensors(path, tensors):
+    """A .safetensors file written from the format's definition (8-byte header size, JSON header, raw bytes)."""
+    names = {torch.float32: "F32", torch.int64: "I64"}
+    header, blobs, offset = {"__metadata__": {"format": "pt"}}, [], 0
+    for name, t in tensors.items():
+        raw = t.contiguous().numpy().tobytes()
+        header[name] = {"dtype": names[t.dtype], "shape": list(t.shape), "data_offsets": [offset, offset + len(raw)]}
+        blobs.append(raw)
+        offset += len(raw)
+    text = json.dumps(header).encode()
+    path.write_bytes(struct.pack("<Q", len(text)) + text + b"".join(blobs))
+    return path
+
+
+def test_weights_files_never_run_code(tmp_path):
+    model = circular_gap()
+    state = model.state_dict()
+    st = write_safetensors(tmp_path / "w.safetensors", state)
+    back = read_safetensors(st)
+    assert back.keys() == state.keys() and all(torch.equal(back[k], state[k]) for k in state)
+    torch.save({"state_dict": state, "epoch": 3}, tmp_path / "trainer.pt")
+    assert read_weights(tmp_path / "trainer.pt")[0].keys() == state.keys()
+    torch.save(model, tmp_path / "pickled.pt")  # a whole pickled model: loading it could run code
+    with pytest.raises(InvlabError, match="holds objects other than tensors"):
+        read_weights(tmp_path / "pickled.pt")
+    (tmp_path / "bad.safetensors").write_bytes(struct.pack("<Q", 10**9) + b"{}")
+    with pytest.raises(InvlabError, match="runs past the end"):
+        read_weights(tmp_path / "bad.safetensors")
+
+
+def test_measure_reads_safetensors(tmp_path, folder, one_thread):
+    torch.manual_seed(0)
+    st = write_safetensors(tmp_path / "w.safetensors", circular_gap().state_dict())
+    res = invoke("measure", "--model", "custom_models:circular_gap", "--weights", st, "--images", folder,
+                 "--mode", "circular", "--dx", "-2:2", "--results-dir", tmp_path / "r", "--quiet")
+    assert res.exit_code == 0, res.output
+
+
+@pytest.mark.parametrize("make", [circular_gap, lambda: create_model(
+    {"arch": "conv_maxpool", "channels": [3, 4], "padding": "circular"}, num_classes=2, canvas=SIDE)])
+def test_measure_engine_equals_brute_force_and_says_which_ran(make, one_thread):
+    torch.manual_seed(2)
+    model = make().eval()
+    x, y = images(10), torch.tensor([0, 1] * 5)
+    kw = dict(dx=EVERY_ROLL, dy=[-1, 0, 2], mode="circular", mean=[0.5], std=[0.25], batch_size=4)
+    fast, brute = il.measure(model, x, y, **kw), il.measure(model, x, y, engine="brute", **kw)
+    assert fast.attrs["engine"]["engine"] == "allshift" and brute.attrs["engine"]["engine"] == "brute"
+    pd.testing.assert_frame_equal(fast, brute, rtol=0, atol=1e-6)
+    assert (fast.flip_rate == brute.flip_rate).all()
+    canvas = il.measure(model, x, y, dx=[-1, 1], mode="canvas")  # canvas shifts are not rolls: brute force
+    (note,) = canvas.attrs["engine"]["engine_notes"].values()
+    assert canvas.attrs["engine"]["engine"] == "brute" and "canvas" in note
+    with pytest.raises(InvlabError, match="--engine allshift"):
+        il.measure(model, x, y, dx=[-1, 1], mode="canvas", engine="allshift")
+    with pytest.raises(InvlabError, match="engine"):
+        il.measure(model, x, y, engine="fast")
+
+
+def test_cli_measure_engine_is_recorded_and_allshift_refuses_before_writing(tmp_path, folder, one_thread):
+    torch.manual_seed(0)
+    weights = saved(tmp_path, circular_gap())
+    res = invoke("measure", "--model", "custom_models:circular_gap", "--weights", weights, "--images", folder,
+                 "--mode", "circular", "--dx", "-2:2", "--results-dir", tmp_path / "r", "--quiet")
+    assert res.exit_code == 0, res.output
+    (out,) = (tmp_path / "r" / "measure").iterdir()
+    assert json.loads((out / "meta.json").read_text())["protocol"]["engine"] == "allshift"
+    res = invoke("measure", "--model", "custom_models:circular_gap", "--weights", weights, "--images", folder,
+                 "--dx", "-2:2", "--engine", "allshift", "--results-dir", tmp_path / "r2", "--quiet")
+    assert res.exit_code == 2 and "--engine allshift does not apply" in res.output, res.output
+    assert not (tmp_path / "r2" / "measure").exists()
+
+
+# ------------------------------------------------------------------------------------------ bad input: exit 2
+
+
+@pytest.fixture
+def bad_inputs(tmp_path, folder):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    odd = tmp_path / "odd"
+    write_folder(images(2), odd)
+    (odd / "readme.txt").write_text("not an image")
+    return dict(folder=folder, empty=empty, odd=odd, unfit=saved(tmp_path, flatten_head(side=SIDE), "unfit.pt"),
+                ok=saved(tmp_path, circular_gap(), "ok.pt"))
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--model", "custom_models:circular_gap", "--weights", "{unfit}", "--images", "{folder}"],
+     "does not fit the model: Missing key(s)"),
+    (["--model", "custom_models:circular_gap", "--images", "{empty}"], "empty holds no images"),
+    (["--model", "custom_models:circular_gap", "--images", "{odd}"], "readme.txt is not a PNG or JPEG image"),
+    (["--model", "custom_models:wrong_shape", "--images", "{folder}"], "gave an output of shape (2, 3, 1, 1)"),
+    (["--model", "custom_models:raises", "--images", "{folder}"], "raised RuntimeError"),
+    (["--model", "nowhere_to_be_found:make", "--images", "{folder}"], "no module named 'nowhere_to_be_found'"),
+    (["--model", "custom_models:circular_gap", "--model-kwargs", "{{width: 3}}", "--images", "{folder}"], "not JSON"),
+    (["--model", "custom_models:circular_gap", "--images", "{folder}", "--mode", "circular", "--dx", "0.5"],
+     "rolls by whole pixels"),
+    (["--model", "custom_models:circular_gap", "--images", "{folder}", "--dx", "-12:0"], "out of its frame"),
+    (["--model", "custom_models:circular_gap", "--images", "{folder}", "--colour", "rgb"], "input channels"),
+    (["--weights", "{ok}", "--images", "{folder}"], "--model package.module:function is needed"),
+])
+def test_bad_input_exits_2_and_writes_nothing(tmp_path, bad_inputs, args, needle):
+    res = invoke("measure", *[a.format(**bad_inputs) for a in args], "--results-dir", tmp_path / "r", "--quiet")
+    assert res.exit_code == 2 and needle in res.output and "Traceback" not in res.output, res.output
+    assert not (tmp_path / "r" / "measure").exists()
+
+
+def test_a_factory_checkpoint_needs_its_factory_named(tmp_path, folder):
+    from invariance_lab.store.checkpoints import save_checkpoint
+
+    path = tmp_path / "mine.pt"
+    factors = {"factory": "custom_models:circular_gap", "kwargs": {"channels": 3}}
+    save_checkpoint(path, circular_gap(3), name="mine", seed=4, data={"canvas": SIDE}, train={}, classes=["a", "b"],
+                    history=pd.DataFrame({"epoch": [1]}), factors=factors)
+    res = invoke("measure", "--weights", path, "--images", folder, "--results-dir", tmp_path / "r", "--quiet")
+    assert res.exit_code == 2 and "add --model custom_models:circular_gap" in res.output
+    res = invoke("measure", "--weights", path, "--model", "custom_models:circular_gap", "--images", folder,
+                 "--dx", "-1:1", "--results-dir", tmp_path / "r", "--quiet")  # its kwargs come from the checkpoint
+    assert res.exit_code == 0, res.output
+    (out,) = (tmp_path / "r" / "measure").iterdir()
+    assert out.name.startswith("mine-") and set(pd.read_csv(out / "summary.csv").seed) == {4}
+
+
+# ------------------------------------------------------------------------------------------ the Python API
+
+
+def test_api_reads_folders_and_keeps_the_models_mode(folder, one_thread):
+    model = circular_gap().train()
+    df = il.measure({"mine": model}, str(folder), dx=[-1, 0, 1], dy=[0, 1], grid="axes", mode="canvas",
+                    fill="reflect", mean=[0.5], std=[0.5])
+    assert model.training and df.accuracy.notna().all() and set(df.model) == {"mine"}
+    assert len(df) == 4 and np.isnan(df.neighbor_flip_rate.iloc[0])
+    with pytest.raises(InvlabError, match="must be a torch.nn.Module"):
+        il.measure("not a model", torch.zeros(2, 1, 8, 8))
+    with pytest.raises(InvlabError, match="unknown mode 'roll'"):
+        il.measure(model, torch.zeros(2, 1, 8, 8), mode="roll")
+
+
+def test_the_example_script_runs(tmp_path, capsys, monkeypatch, one_thread):
+    """examples/measure_your_model.py --quick, in this process (as `python examples/...` runs it, less the start)."""
+    import importlib.util
+
+    path = ROOT / "examples" / "measure_your_model.py"
+    spec = importlib.util.spec_from_file_location("measure_your_model", path)
+    example = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "measure_your_model", example)  # what its config's factory imports
+    spec.loader.exec_module(example)
+    example.main(["--quick", "--results-dir", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert "invariant by construction" in out and "small_cnn" in out and "conv_gap" in out and "layer by layer" in out

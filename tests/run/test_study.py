@@ -1,0 +1,111 @@
+"""study: --vary runs the product of overrides as one study; invlab report STUDY compares the runs by varied key."""
+
+import json
+
+import pandas as pd
+import pytest
+from conftest import ROOT
+from typer.testing import CliRunner
+
+from invariance_lab.cli.main import app
+from invariance_lab.core.errors import InvlabError
+from invariance_lab.store.runs import read_meta
+from invariance_lab.run.study import combinations, parse_vary, split_values
+
+runner = CliRunner()
+TINY = ["--set", "data.train_images=100", "--set", "data.test_images=12", "--set", "seeds=[0]", "--threads", "1",
+        "--quiet"]
+
+
+def _run(results, *extra):
+    return runner.invoke(app, ["run", str(ROOT / "configs" / "quick.yaml"), "--results-dir", str(results), *TINY,
+                               *extra])
+
+
+def test_values_split_at_top_level_commas_only():
+    assert split_values("0,4") == ["0", "4"]
+    assert split_values("[0,1],[2,3]") == ["[0,1]", "[2,3]"]
+    assert split_values("{a: 1, b: 2},'x,y'") == ["{a: 1, b: 2}", "'x,y'"]
+    vary = parse_vary(["data.train_shift=0,4", "train.epochs=1,2,3"])
+    assert vary == {"data.train_shift": ["0", "4"], "train.epochs": ["1", "2", "3"]}
+    assert combinations(vary)[:2] == [{"data.train_shift": "0", "train.epochs": "1"},
+                                      {"data.train_shift": "0", "train.epochs": "2"}]
+
+
+@pytest.mark.parametrize("options, words", [
+    (["data.train_shift"], "expected KEY.PATH=V1,V2"),
+    (["=0,4"], "expected KEY.PATH=V1,V2"),
+    (["data..train_shift=0"], "empty part in key path"),
+    (["data.train_shift=0,,4"], "an empty value"),
+    (["data.train_shift=0,0"], "listed twice"),
+    (["seeds=[0],[1]", "seeds=[2]"], "seeds is varied twice; give all its values in one --vary"),
+])
+def test_bad_vary_syntax_names_the_option(options, words):
+    with pytest.raises(InvlabError, match="--vary") as e:
+        parse_vary(options)
+    assert words in str(e.value)
+
+
+def test_a_2x2_study_has_4_complete_runs_and_a_report_with_both_keys(tmp_path, one_thread):
+    res = _run(tmp_path, "--vary", "data.train_shift=0,2", "--vary", "train.epochs=0,1")
+    assert res.exit_code == 0, res.output
+    (study,) = (tmp_path / "quick").glob("study-*")
+    spec = json.loads((study / "study.json").read_text())
+    assert spec["status"] == "complete" and spec["vary"] == {"data.train_shift": ["0", "2"], "train.epochs": ["0", "1"]}
+    assert len(spec["runs"]) == 4 and len({r["run"] for r in spec["runs"]}) == 4
+    for r in spec["runs"]:
+        meta = read_meta(tmp_path / r["run"])
+        assert meta["status"] == "complete"
+        config = (tmp_path / r["run"] / "config.yaml").read_text()
+        assert f"train_shift: {float(r['values']['data.train_shift'])}" in config
+        assert f"epochs: {r['values']['train.epochs']}" in config
+
+    res = runner.invoke(app, ["report", str(study), "--format", "csv"])
+    assert res.exit_code == 0, res.output
+    table = pd.read_csv(pd.io.common.StringIO(res.stdout))
+    assert list(table.columns[:3]) == ["data.train_shift", "train.epochs", "model"]
+    assert len(table) == 8 and set(zip(table["data.train_shift"], table["train.epochs"])) == {(0, 0), (0, 1), (2, 0),
+                                                                                              (2, 1)}
+    res = runner.invoke(app, ["report", str(study), "--plot", str(tmp_path / "figs")])
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "figs" / "study_mean_flip_rate_vs_data_train_shift.png").stat().st_size > 1000
+    res = runner.invoke(app, ["status", str(study)])
+    assert res.exit_code == 0 and res.output.count("2 done") == 4
+
+    # the same command again: a new study whose runs reuse every checkpoint
+    res = _run(tmp_path, "--vary", "data.train_shift=0,2", "--vary", "train.epochs=0,1")
+    assert res.exit_code == 0, res.output
+    newest = max((tmp_path / "quick").glob("study-*"))
+    assert newest != study
+    for r in json.loads((newest / "study.json").read_text())["runs"]:
+        meta = read_meta(tmp_path / r["run"])
+        assert len(meta["reused"]) == 2 and not meta["trained"]
+
+
+def test_only_sweep_settings_varied_reuse_the_training(tmp_path, one_thread):
+    res = _run(tmp_path, "--vary", "sweep.mode=canvas,circular")
+    assert res.exit_code == 0, res.output
+    (study,) = (tmp_path / "quick").glob("study-*")
+    first, second = (read_meta(tmp_path / r["run"]) for r in json.loads((study / "study.json").read_text())["runs"])
+    assert len(first["trained"]) == 2 and len(second["reused"]) == 2 and not second["trained"]
+
+
+@pytest.mark.parametrize("vary, words", [
+    ("data.train_shiftt=0,4", "[data.train_shiftt] unknown key; did you mean 'train_shift'?"),
+    ("train.epochs=1,x", "[train.epochs] must be an integer"),
+    ("train.epochs", "--vary 'train.epochs': expected KEY.PATH=V1,V2"),
+])
+def test_a_bad_vary_is_refused_before_any_run(tmp_path, vary, words):
+    res = _run(tmp_path, "--vary", vary)
+    assert res.exit_code == 2 and "Traceback" not in res.output
+    assert words in " ".join(res.output.split())
+    assert not (tmp_path / "quick").exists()
+
+
+def test_report_of_a_study_with_other_folders_is_refused(tmp_path, fake_result):
+    study = tmp_path / "quick" / "study-1"
+    study.mkdir(parents=True)
+    (study / "study.json").write_text(json.dumps({"vary": {"a": ["1"]}, "runs": []}))
+    run = fake_result(tmp_path / "run")
+    res = runner.invoke(app, ["report", str(study), str(run)])
+    assert res.exit_code == 2 and "report it alone" in res.output

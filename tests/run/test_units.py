@@ -1,0 +1,224 @@
+"""units: --jobs N trains (model, seed) units in worker processes with the same numbers as --jobs 1; Ctrl-C and a
+killed run resume with only the missing units; a failed unit is reported with its log and retried; invlab status."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+import yaml
+from conftest import ROOT
+from typer.testing import CliRunner
+
+from invariance_lab.cli.main import app
+from invariance_lab.store.runs import read_meta, run_state
+
+runner = CliRunner()
+SMALL = ["--set", "data.train_images=400", "--set", "train.epochs=2", "--set", "data.test_images=20",
+         "--threads", "1", "--quiet"]
+UNITS = {"conv_only-seed0", "conv_only-seed1", "conv_gap-seed0", "conv_gap-seed1"}
+
+
+def _run(results, *extra, config=ROOT / "configs" / "quick.yaml"):
+    return runner.invoke(app, ["run", str(config), "--results-dir", str(results), *SMALL, *extra])
+
+
+def _same_tables(a, b):
+    for name in ("invariance.csv", "summary.csv", "train.csv"):
+        x, y = pd.read_csv(a / name), pd.read_csv(b / name)
+        if name == "train.csv":
+            x, y = x.drop(columns="seconds"), y.drop(columns="seconds")
+        pd.testing.assert_frame_equal(x, y, check_exact=True)
+    assert (a / "invariance.csv").read_bytes() == (b / "invariance.csv").read_bytes()
+
+
+@pytest.fixture(scope="module")
+def one_job(tmp_path_factory):
+    results = tmp_path_factory.mktemp("one")
+    res = _run(results)
+    assert res.exit_code == 0, res.output
+    (run_dir,) = (results / "quick").iterdir()
+    return run_dir
+
+
+def test_two_jobs_give_the_same_csvs_as_one(tmp_path, one_job):
+    res = _run(tmp_path, "--jobs", "2")
+    assert res.exit_code == 0, res.output
+    (run_dir,) = (tmp_path / "quick").iterdir()
+    _same_tables(run_dir, one_job)
+    meta = read_meta(run_dir)
+    assert set(meta["trained"]) == UNITS and not meta["reused"]
+    assert meta["sweep_workers"] == 2  # the sweep ran in two workers too (sweep_jobs.py), with the same tables
+    assert not (run_dir / "units" / "data.pt").exists()  # the workers' copy of the images is gone at the end
+    states = [json.loads((run_dir / "units" / f"{k}.json").read_text()) for k in UNITS]
+    assert {s["status"] for s in states} == {"complete"} and {s["threads"] for s in states} == {1}
+    res = runner.invoke(app, ["status", str(run_dir)])
+    assert res.exit_code == 0 and "4 done" in res.output
+
+
+def _ctrl_c_default():
+    # A job started in the background by a non-interactive shell (as CI may start the tests) inherits SIGINT
+    # ignored, and Python then leaves it ignored: give the run under test the Ctrl-C a terminal user has.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def test_ctrl_c_stops_the_workers_and_a_rerun_trains_only_the_missing_units(tmp_path, one_job):
+    # 16 epochs: units of a few seconds, so that a test process starved by a busy machine still sends Ctrl-C
+    # before the last unit is done
+    proc = subprocess.Popen([sys.executable, "-m", "invariance_lab", "run", str(ROOT / "configs" / "quick.yaml"),
+                             "--results-dir", str(tmp_path), *SMALL, "--jobs", "2", "--set", "train.epochs=16"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+                            preexec_fn=_ctrl_c_default)
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and not list(tmp_path.glob("quick/*/checkpoints/*.pt")):
+        assert proc.poll() is None, proc.stdout.read().decode()
+        time.sleep(0.01)
+    os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C does: the whole process group
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "Traceback" not in out.decode(), out.decode()
+    (run_dir,) = (tmp_path / "quick").iterdir()
+    meta = read_meta(run_dir)
+    assert run_state(meta) == "interrupted"
+    time.sleep(0.5)
+    present = {p.stem for p in (run_dir / "checkpoints").glob("*.pt")}
+    assert 1 <= len(present) < 4, "the run finished before it could be stopped"
+    for key in UNITS - present:  # stopped units are not left "running"
+        state_file = run_dir / "units" / f"{key}.json"
+        assert not state_file.exists() or run_state(json.loads(state_file.read_text())) != "running"
+    res = runner.invoke(app, ["status", str(run_dir)])
+    assert res.exit_code == 0 and f"{len(present)} done" in res.output and "missing" in res.output
+
+    res = _run(tmp_path, "--jobs", "2", "--set", "train.epochs=16")
+    assert res.exit_code == 0, res.output
+    assert [p.name for p in (tmp_path / "quick").iterdir()] == [run_dir.name]  # resumed in its own folder
+    meta = read_meta(run_dir)
+    assert set(meta["trained"]) == UNITS - present and set(meta["reused"]) == present
+
+
+def test_sigkill_of_a_jobs_run_then_rerun_trains_only_the_missing_units(tmp_path, one_job):
+    proc = subprocess.Popen([sys.executable, "-m", "invariance_lab", "run", str(ROOT / "configs" / "quick.yaml"),
+                             "--results-dir", str(tmp_path), *SMALL, "--jobs", "2"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and not list(tmp_path.glob("quick/*/checkpoints/*.pt")):
+        assert proc.poll() is None, proc.stdout.read().decode()
+        time.sleep(0.01)
+    os.killpg(proc.pid, signal.SIGKILL)  # a killed job: the run and its workers, with no chance to say so
+    proc.communicate(timeout=60)
+    (run_dir,) = (tmp_path / "quick").iterdir()
+    assert run_state(read_meta(run_dir)) == "interrupted (process gone)"
+    time.sleep(0.5)
+    present = {p.stem for p in (run_dir / "checkpoints").glob("*.pt")}
+    assert 1 <= len(present) < 4
+    res = _run(tmp_path, "--jobs", "2")
+    assert res.exit_code == 0, res.output
+    meta = read_meta(run_dir)
+    assert set(meta["trained"]) == UNITS - present and set(meta["reused"]) == present
+    _same_tables(run_dir, one_job)
+
+
+FLAKY = '''
+import os
+
+import torch
+from torch import nn
+
+
+class Net(nn.Module):
+    def __init__(self, flag):
+        super().__init__()
+        self.flag = flag
+        self.conv = nn.Conv2d(1, 2, 3, padding=1)
+        self.fc = nn.Linear(2, 2)
+
+    def forward(self, x):
+        if self.training and x.shape[0] > 2 and os.path.exists(self.flag):  # not on invlab's 2-image check
+            raise RuntimeError("flaky unit: the flag file is there")
+        return self.fc(torch.relu(self.conv(x)).mean((2, 3)))
+
+
+def net(flag):
+    return Net(flag)
+'''
+
+
+def test_a_failed_unit_is_reported_with_its_log_and_retried_on_rerun(tmp_path, one_thread):
+    (tmp_path / "flaky.py").write_text(FLAKY)
+    flag = tmp_path / "fail-now"
+    flag.write_text("")
+    raw = yaml.safe_load((ROOT / "configs" / "quick.yaml").read_text())
+    raw["seeds"] = [0]
+    raw["models"]["flaky"] = {"factory": "flaky:net", "kwargs": {"flag": str(flag)}}
+    config = tmp_path / "flaky.yaml"
+    config.write_text(yaml.safe_dump(raw, sort_keys=False))
+    res = _run(tmp_path / "r", "--jobs", "2", config=config)
+    assert res.exit_code == 2 and "Traceback" not in res.output
+    said = " ".join(res.output.split())
+    assert "1 of 3 units failed (flaky-seed0: RuntimeError: flaky unit: the flag file is there)" in said
+    assert "run the same command again to retry" in said
+    (run_dir,) = (tmp_path / "r" / "quick").iterdir()
+    assert read_meta(run_dir)["status"] == "failed"
+    res = runner.invoke(app, ["status", str(run_dir)])
+    assert res.exit_code == 0, res.output
+    shown = " ".join(res.output.split())
+    assert "2 done" in shown and "1 failed" in shown and "flag file is there" in shown
+    assert "raise RuntimeError" in shown  # the log's last lines: where it failed
+    assert "Traceback" in (run_dir / "units" / "flaky-seed0.log").read_text()
+
+    flag.unlink()  # the cause is fixed: the rerun trains only the failed unit
+    res = _run(tmp_path / "r", "--jobs", "2", config=config)
+    assert res.exit_code == 0, res.output
+    meta = read_meta(run_dir)
+    assert meta["status"] == "complete" and meta["trained"] == ["flaky-seed0"]
+    assert set(meta["reused"]) == {"conv_only-seed0", "conv_gap-seed0"}
+    assert "3 done" in runner.invoke(app, ["status", str(run_dir)]).output
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--jobs", "0"], "--jobs must be a whole number of units to run at once, at least 1"),
+    (["--executor", "slurmm"], "unknown --executor 'slurmm'; did you mean 'slurm'? choose one of: processes, slurm"),
+    (["--executor", "submitit-local", "--time", "0"], "--time must be at least 1"),
+    (["--executor", "submitit-local", "--mem", "-1"], "--mem must be more than 0"),
+    (["--executor", "slurm"], "--executor slurm: no sbatch/srun here, so this is not a SLURM login node"),
+])
+def test_bad_options_are_one_paragraph_and_exit_2(tmp_path, args, words):
+    res = _run(tmp_path, *args)
+    assert res.exit_code == 2 and "Traceback" not in res.output
+    assert words in " ".join(res.output.split())
+    assert not (tmp_path / "quick").exists()  # refused before anything is written
+
+
+def test_status_of_a_folder_that_is_not_a_run(tmp_path):
+    res = runner.invoke(app, ["status", str(tmp_path)])
+    assert res.exit_code == 2 and "not a run folder" in res.output
+
+
+def test_the_submitit_local_executor_completes_a_small_study(tmp_path, one_thread):
+    pytest.importorskip("submitit")
+    res = _run(tmp_path, "--executor", "submitit-local", "--jobs", "2", "--set", "seeds=[0]",
+               "--vary", "train.epochs=1,2")
+    assert res.exit_code == 0, res.output
+    (study,) = (tmp_path / "quick").glob("study-*")
+    runs = json.loads((study / "study.json").read_text())["runs"]
+    assert [r["status"] for r in runs] == ["complete", "complete"]
+    for r in runs:
+        meta = read_meta(tmp_path / r["run"])
+        assert meta["status"] == "complete" and set(meta["trained"]) == {"conv_only-seed0", "conv_gap-seed0"}
+        assert (tmp_path / r["run"] / "units" / "submitit").is_dir()  # submitit's own job files and logs
+
+
+def test_invlab_sweep_jobs_2_gives_the_same_tables_as_one(one_job, tmp_path):
+    args = ["sweep", str(one_job), "--mode", "circular", "--dx", "-3:3", "--dy", "-1:1", "--engine", "brute",
+            "--threads", "1", "--quiet"]
+    one, two = runner.invoke(app, args), runner.invoke(app, [*args, "--jobs", "2"])
+    assert one.exit_code == 0 and two.exit_code == 0, one.output + two.output
+    a, b = sorted((one_job / "sweeps").iterdir())[-2:]
+    assert read_meta(b).get("sweep_workers") == 2 and "sweep_workers" not in read_meta(a)
+    for name in ("invariance.csv", "summary.csv"):
+        assert (a / name).read_bytes() == (b / name).read_bytes()
+    res = runner.invoke(app, ["sweep", str(one_job), "--jobs", "0"])
+    assert res.exit_code == 2 and "--jobs" in res.output and "Traceback" not in res.output

@@ -1,0 +1,160 @@
+"""Checkpoints: round trip, and every damaged, crafted, edited or swapped file refused with a message naming it."""
+
+import json
+import os
+import pickle
+import shutil
+
+import pandas as pd
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from conftest import untrained_quick_run
+from invariance_lab.store.checkpoints import fingerprint, load_checkpoint, save_checkpoint
+from invariance_lab.cli.main import app
+from invariance_lab.core.errors import InvlabError
+from invariance_lab.nn.models import build_model, place, resolve_spec
+
+runner = CliRunner()
+CPU = torch.device("cpu")
+DATA = dict(canvas=16, letters=["A", "B"])
+TRAIN = dict(epochs=1)
+
+
+def _save(path, seed=0):
+    torch.manual_seed(seed)
+    # placed as training places it (channels_last weights on a CPU)
+    model = place(build_model(resolve_spec({"arch": "conv_gap", "channels": [4]}), num_classes=2, canvas=16), CPU)
+    save_checkpoint(path, model, name="m", seed=seed, data=DATA, train=TRAIN, classes=["A", "B"],
+                    history=pd.DataFrame(dict(epoch=[1], test_accuracy=[0.5])))
+    return model
+
+
+def test_round_trip_is_exact_and_plain(tmp_path):
+    path = tmp_path / "m.pt"
+    model = _save(path)
+    loaded, blob = load_checkpoint(path, CPU, expect=dict(factors=model.factors, data=DATA, train=TRAIN, seed=0))
+    x = torch.rand(3, 1, 16, 16)
+    assert torch.equal(model(x), loaded(x))
+    saved = torch.load(path, weights_only=True)["state_dict"]
+    assert all(t.is_contiguous() for t in saved.values())  # the file does not depend on the layout the model ran in
+    assert all(torch.equal(saved[k], v) for k, v in model.state_dict().items())
+    assert loaded.blocks[0].conv.weight.is_contiguous(memory_format=torch.channels_last)
+    assert blob["fingerprint"] == fingerprint(model.factors, DATA, TRAIN, 0)
+    assert not list(tmp_path.glob(".*tmp"))  # the temporary file was renamed
+
+
+class _RunsCode:
+    def __reduce__(self):
+        return (os.system, ("touch PWNED",))
+
+
+def test_a_checkpoint_that_would_run_code_is_refused(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "evil.pt"
+    torch.save({"state_dict": {}, "payload": _RunsCode()}, path)
+    with pytest.raises(InvlabError, match="never runs code") as e:
+        load_checkpoint(path, CPU)
+    assert str(path) in str(e.value)
+    assert not (tmp_path / "PWNED").exists()
+    path.write_bytes(pickle.dumps(_RunsCode()))  # a bare pickle, not a torch zip file
+    with pytest.raises(InvlabError):
+        load_checkpoint(path, CPU)
+    assert not (tmp_path / "PWNED").exists()
+
+
+@pytest.mark.parametrize("damage", ["truncate", "empty", "random", "json"])
+def test_damaged_checkpoints_are_refused(tmp_path, damage):
+    path = tmp_path / "m.pt"
+    _save(path)
+    data = path.read_bytes()
+    path.write_bytes({"truncate": data[: len(data) // 2], "empty": b"", "random": os.urandom(4096),
+                      "json": b'{"state_dict": {}}'}[damage])
+    with pytest.raises(InvlabError, match="cannot be loaded as an invlab checkpoint") as e:
+        load_checkpoint(path, CPU)
+    assert str(path) in str(e.value) and len(str(e.value)) < 700
+
+
+@pytest.mark.parametrize("blob, needle", [
+    ([1, 2, 3], "not an invlab checkpoint"),
+    ({"state_dict": {}}, "name, seed, factors"),
+])
+def test_wrong_shapes_are_refused(tmp_path, blob, needle):
+    path = tmp_path / "m.pt"
+    torch.save(blob, path)
+    with pytest.raises(InvlabError, match=needle):
+        load_checkpoint(path, CPU)
+
+
+def test_edited_settings_and_foreign_weights_are_refused(tmp_path):
+    path = tmp_path / "m.pt"
+    model = _save(path)
+    blob = torch.load(path, weights_only=True)
+    blob["data"] = dict(DATA, canvas=24)  # settings edited, fingerprint left alone
+    torch.save(blob, path)
+    with pytest.raises(InvlabError, match="edited"):
+        load_checkpoint(path, CPU)
+    blob["fingerprint"] = fingerprint(blob["factors"], blob["data"], blob["train"], blob["seed"])
+    torch.save(blob, path)  # consistent again, but the weights are for a 16 px canvas model: still fine (gap)
+    load_checkpoint(path, CPU)
+    with pytest.raises(InvlabError, match=r"data\.canvas: 16 expected, 24 in the checkpoint"):
+        load_checkpoint(path, CPU, expect=dict(factors=model.factors, data=DATA, train=TRAIN, seed=0))
+    blob["state_dict"] = {k: v[..., :1] for k, v in blob["state_dict"].items()}
+    torch.save(blob, path)
+    with pytest.raises(InvlabError, match="weights do not fit"):
+        load_checkpoint(path, CPU)
+
+
+# --- the same faults inside a run folder, through the CLI ---------------------------------------------------
+
+@pytest.fixture(scope="module")
+def pristine_run(tmp_path_factory):
+    return untrained_quick_run(tmp_path_factory)
+
+
+@pytest.fixture
+def run_copy(pristine_run, tmp_path):
+    dst = tmp_path / "quick" / pristine_run.name
+    shutil.copytree(pristine_run, dst)
+    return dst
+
+
+def _sweep(run_dir):
+    res = runner.invoke(app, ["sweep", str(run_dir), "--dx", "0:1", "--quiet"])
+    assert res.exit_code == 2 and "Traceback" not in res.output, res.output
+    assert not (run_dir / "sweeps").exists() or not list((run_dir / "sweeps").iterdir())  # nothing written
+    return " ".join(res.output.split())
+
+
+def test_edited_config_is_refused_with_what_differs(run_copy):
+    cfg = run_copy / "config.yaml"
+    cfg.write_text(cfg.read_text().replace("- B", "- C"))
+    out = _sweep(run_copy)
+    assert "data.letters" in out and "'C'" in out and "checkpoint" in out
+
+
+def test_edited_canvas_is_refused(run_copy):
+    cfg = run_copy / "config.yaml"
+    cfg.write_text(cfg.read_text().replace("canvas: 24", "canvas: 32"))
+    assert "data.canvas: 32 expected, 24 in the checkpoint" in _sweep(run_copy)
+
+
+def test_swapped_checkpoint_is_refused(run_copy):
+    ckpt = run_copy / "checkpoints"
+    shutil.copyfile(ckpt / "conv_gap-seed0.pt", ckpt / "conv_only-seed0.pt")
+    assert "factors.head" in _sweep(run_copy)
+
+
+def test_edited_meta_fingerprint_is_refused(run_copy):
+    meta = json.loads((run_copy / "meta.json").read_text())
+    meta["fingerprints"]["conv_gap-seed0"] = "0" * 16
+    (run_copy / "meta.json").write_text(json.dumps(meta))
+    assert "meta.json records fingerprint" in _sweep(run_copy)
+
+
+def test_edited_meta_seeds_are_refused(run_copy):
+    meta = json.loads((run_copy / "meta.json").read_text())
+    meta["seeds"] = [0, 1]
+    (run_copy / "meta.json").write_text(json.dumps(meta))
+    assert "seeds [0, 1] in meta.json but [0] in config.yaml" in _sweep(run_copy)

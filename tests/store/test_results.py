@@ -1,0 +1,33 @@
+"""results.py: a result folder is loaded only when finished and whole; damaged or edited tables are refused."""
+
+import pandas as pd
+import pytest
+
+from invariance_lab.core.errors import InvlabError
+from invariance_lab.store.results import load_result
+
+
+def test_a_finished_folder_loads_with_its_label(tmp_path, fake_result):
+    r = load_result(fake_result(tmp_path / "demo" / "r1"))
+    assert r.label == "demo/20260101-000000" and set(r.summary.model) == {"plain", "blur"}
+    assert len(r.invariance) == 2 * 3 * 81 and r.layers is None
+
+
+@pytest.mark.parametrize("damage, needle", [
+    (lambda f: f.write_text(f.read_text().replace("0.9", "abc", 1)), "not numbers"),
+    (lambda f: f.write_text(f.read_text().splitlines()[0] + "\n"), "no rows"),
+    (lambda f: f.write_text("model,seed\nplain,0\n"), "lacks the column"),
+    (lambda f: f.write_bytes(b"\xff\xfe\x00garbage"), "could not be read as CSV"),
+    (lambda f: f.write_text(f.read_text().replace("plain", "intruder")), "does not list"),
+])
+def test_damaged_summary_is_refused_naming_the_file(tmp_path, fake_result, damage, needle):
+    folder = fake_result(tmp_path / "demo" / "r1")
+    damage(folder / "summary.csv")
+    with pytest.raises(InvlabError, match=needle) as e:
+        load_result(folder)
+    assert "summary.csv" in str(e.value)
+
+
+def test_a_layers_table_is_loaded_when_present(tmp_path, fake_result):
+    r = load_result(fake_result(tmp_path / "d" / "r", layers=True))
+    assert isinstance(r.layers, pd.DataFrame) and set(r.layers.layer_name) == {"block1.conv", "block1.down", "head"}
