@@ -1,4 +1,15 @@
-"""The one exception type the CLI turns into a polite message and exit code 2, and the helpers that word it."""
+"""The one exception hierarchy of invlab, and the helpers that word its messages.
+
+Every problem with the user's input is an InvlabError: the CLI prints its message as one paragraph and exits with
+code 2, no traceback. The subclasses say which kind of input was wrong, so a caller can catch one kind:
+
+    InvlabError
+      ConfigError       a config file, a --set override or a command-line option
+      DataError         images, an image folder, glyphs or fonts
+      FactoryError      a model of the user's own (factory, kwargs, weights that do not fit)
+      RunFolderError    a run, sweep, study or measure folder: missing, unfinished, or not made by invlab
+      CheckpointError   a checkpoint or weights file: unreadable, from elsewhere, or not matching its settings
+"""
 
 from __future__ import annotations
 
@@ -16,6 +27,22 @@ class InvlabError(Exception):
 
 class ConfigError(InvlabError):
     """A config that does not validate: the message names the file, the dotted key path and the value."""
+
+
+class DataError(InvlabError):
+    """Images, an image folder, glyphs or fonts that cannot be used as given."""
+
+
+class FactoryError(InvlabError):
+    """A model of the user's own that cannot be built, called or loaded as given."""
+
+
+class RunFolderError(InvlabError):
+    """A run, sweep, study or measure folder that is missing, unfinished or not invlab's."""
+
+
+class CheckpointError(InvlabError):
+    """A checkpoint or weights file that cannot be read, or does not match the settings it is loaded for."""
 
 
 def quote(value, limit: int = MAX_QUOTE) -> str:
