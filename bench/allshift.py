@@ -29,8 +29,8 @@ import torch
 from invariance_lab.schema.config import DataConfig, TrainConfig
 from invariance_lab.data.datasets import draw, glyph_table, reference_letters, training_set
 from invariance_lab.eval.engine import allshift_plan, allshift_sweep
-from invariance_lab.run.experiment import resolve_device
-from invariance_lab.nn.layers import DOWNSAMPLES
+from invariance_lab.core.runtime import resolve_device
+from invariance_lab.nn.downsample import DOWNSAMPLES
 from invariance_lab.nn.models import HEADS, resolve_spec
 from invariance_lab.data.shifts import circular_shift, grid_points, shift_lines
 from invariance_lab.eval.sweep import every_roll, run_sweep

@@ -13,7 +13,8 @@ back. Then a full-page screenshot (DIR/<page>-<width>px.png, for a person to loo
 blank, and the page is printed to PDF (DIR/<page>.pdf) to check that it prints.
 
 Exit 0 when every check passes, 1 otherwise (each problem printed), 2 when no browser is found.
-tests/test_html.py runs check_page where Chromium is installed (`apt-get install chromium`) and skips otherwise.
+tests/report/test_html.py runs check_page where Chromium is installed (`apt-get install chromium`; .ci/run
+installs it), skips otherwise, and fails without it under CI=true.
 """
 
 from __future__ import annotations

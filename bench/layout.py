@@ -29,6 +29,7 @@ from compile import steps  # bench/compile.py, beside this file
 from invariance_lab.config.load import load_config
 from invariance_lab.nn.models import build_model, place
 from invariance_lab.core.speed import keep_freed_memory
+from invariance_lab.config.models import resolved_models
 
 ROOT = Path(__file__).resolve().parents[1]
 CPU = torch.device("cpu")
@@ -70,7 +71,7 @@ def main():
           f"load average {os.getloadavg()[0]:.2f} at the start")
     print(f"{'model':14s} {'forward NCHW ms':>15s} {'NHWC ms':>8s} {'ratio':>6s} {'train NCHW ms':>14s} {'NHWC ms':>8s} "
           f"{'ratio':>6s} {'max logit diff':>14s}")
-    for name, factors in cfg.resolved_models().items():
+    for name, factors in resolved_models(cfg).items():
         times = {k: [] for k in ("fwd0", "fwd1", "trn0", "trn1")}
         for _ in range(args.repeats):
             for cl in (False, True):

@@ -25,6 +25,7 @@ from invariance_lab.data.shifts import shifted_inputs
 from invariance_lab.nn.models import build_model, place
 from invariance_lab.data.shifts import grid_points, shift_lines
 from invariance_lab.eval.sweep import run_sweep
+from invariance_lab.config.models import resolved_models
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -67,7 +68,7 @@ def main():
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.images} images, batch {args.batch}, "
           f"median of {args.repeats}")
     print(f"{'model':<14} {'grid':<28} {'forward img/s':>14} {'sweep img/s':>12} {'ratio':>6}")
-    for name, factors in cfg.resolved_models().items():
+    for name, factors in resolved_models(cfg).items():
         torch.manual_seed(0)
         model = place(build_model(factors, num_classes=2, canvas=cfg.data.canvas), torch.device("cpu")).eval()
         for label, (mode, lines) in grids.items():

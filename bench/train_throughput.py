@@ -34,6 +34,7 @@ from invariance_lab.data.datasets import evaluation_set, glyph_table, training_s
 from invariance_lab.nn.models import build_model, place
 from invariance_lab.core.speed import keep_freed_memory
 from invariance_lab.run.train import make_optimizer, train_model
+from invariance_lab.config.models import resolved_models
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -83,7 +84,7 @@ def main():
           f"{'freed memory kept (speed.py)' if kept else 'glibc default'}; load average {os.getloadavg()[0]:.2f}")
     r0 = resource.getrusage(resource.RUSAGE_SELF)
     print(f"{'model':14s} {'bare s':>8s} {'invlab s':>9s} {'ratio':>6s} {'test_every 0':>12s} {'ratio':>6s}")
-    for name, factors in cfg.resolved_models().items():
+    for name, factors in resolved_models(cfg).items():
         times = {"bare": [], "ours": [], "notest": []}
         for r in range(args.repeats):
             times["bare"].append(bare(factors, x, y, cfg, args.epochs, r))

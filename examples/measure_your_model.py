@@ -17,10 +17,6 @@ import torch
 from torch import nn
 
 import invariance_lab as il
-from invariance_lab.store.checkpoints import load_checkpoint
-from invariance_lab.config.load import parse_config
-from invariance_lab.run.experiment import run_experiment
-from invariance_lab.store.runs import checkpoint_path
 
 HERE = Path(__file__).resolve().parent
 
@@ -50,7 +46,7 @@ def main(argv: list[str] | None = None) -> None:
           f"{df.prob_change.max():.1e} (invariant by construction)")
 
     # 2. Trained by invlab beside a preset: the config names this file's function as a factory.
-    cfg = parse_config({
+    cfg = il.parse_config({
         "name": "your_model_example", "seeds": [0], "device": "cpu",
         "data": dict(letters=["A", "B"], fonts=["futural", "timesr"], **size),
         "models": {"small_cnn": {"factory": "measure_your_model:small_cnn", "kwargs": {"width": width}},
@@ -58,11 +54,11 @@ def main(argv: list[str] | None = None) -> None:
         "train": {"epochs": 1 if args.quick else 3},
         "sweep": {"mode": "canvas", "dx": [shifts[0], shifts[-1]]},
     })
-    run_dir = run_experiment(cfg, results_dir=args.results_dir, factory_dirs=[HERE])
+    run_dir = il.run_experiment(cfg, results_dir=args.results_dir, factory_dirs=[HERE])
     print(f"2. trained both: {run_dir}")
 
     # 3. Both trained networks, measured with the API on the run's own test letters (the run folder), rolled.
-    trained = {name: load_checkpoint(checkpoint_path(run_dir, name, 0), torch.device("cpu"), trust=True)[0]
+    trained = {name: il.load_checkpoint(il.checkpoint_path(run_dir, name, 0), torch.device("cpu"), trust=True)[0]
                for name in ("small_cnn", "conv_gap")}
     df = il.measure(trained, run_dir, dx=shifts, mode="circular")
     table = il.summarize(df)[["model", "head", "padding", "clean_accuracy", "mean_flip_rate", "mean_prob_change",

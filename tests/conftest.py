@@ -34,6 +34,26 @@ def untrained_quick_run(tmp_path_factory, seeds: str = "[0]") -> pathlib.Path:
     return run_dir
 
 
+# configs/quick.yaml made a little bigger: four units of a fraction of a second each, enough to stop a run between
+# two of them (tests/run/test_experiment.py, test_units.py)
+SMALL_RUN = ["--set", "data.train_images=400", "--set", "train.epochs=2", "--set", "data.test_images=20",
+             "--threads", "1", "--quiet"]
+
+
+@pytest.fixture(scope="session")
+def small_quick_run(tmp_path_factory) -> pathlib.Path:
+    """A finished run folder of configs/quick.yaml with SMALL_RUN, made once (--jobs 1, in this process): the
+    reference the interrupted, resumed and --jobs 2 runs must reproduce. Tests may add sweeps to it, nothing else."""
+    from invariance_lab.cli.main import app
+
+    results = tmp_path_factory.mktemp("small")
+    res = CliRunner().invoke(app, ["run", str(ROOT / "configs" / "quick.yaml"), "--results-dir", str(results),
+                                   *SMALL_RUN])
+    assert res.exit_code == 0, res.output
+    (run_dir,) = (results / "quick").iterdir()
+    return run_dir
+
+
 def _axis_values(spec):
     import numpy as np
 
@@ -61,7 +81,8 @@ def write_fake_result(folder: pathlib.Path, *, name="demo", run_id="20260101-000
     import pandas as pd
     import yaml
 
-    from invariance_lab.eval.sweep import CHANCE_COLUMNS, summarize
+    from invariance_lab.core.columns import CHANCE_COLUMNS
+    from invariance_lab.eval.tables import summarize
 
     folder.mkdir(parents=True, exist_ok=True)
     rows, clean = [], {}

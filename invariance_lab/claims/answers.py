@@ -1,31 +1,39 @@
 """The question's claims answered: run configs/question_claims.yaml (or reuse its run), add the sweeps the claims
 need (claims.SWEEPS: reused when the run folder already holds them), judge every claim (claims.py), and render
-docs/answers.md. `invlab claims` is these three calls:
+docs/answers.md. `invlab claims` is write_answers, which makes these three calls and writes the page:
 
     run_dir = claims_run(load_config("configs/question_claims.yaml"), results_dir=Path("results"), threads=1)
     answers = answer_claims(run_dir, threads=1)
     text = render_answers(answers, config="configs/question_claims.yaml", wall_s=312.0, load=(2.1, 3.4))
+    answers = write_answers(Path("configs/question_claims.yaml"), out_file=Path("docs/answers.md"), threads=1)
 """
 
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import yaml
 
-from .claims import (AGREE_TV, APPROX_EQUIVARIANCE, APPROX_FLIP, CIRCULAR, EXACT_EQUIVARIANCE, EXACT_TV, PART_SPAN,
-    VERDICTS, Claim, Finding, check_claim_models, judge_all)
+from .claims import Claim, judge_all
+from .evidence import Finding
+from .rules import (AGREE_TV, APPROX_EQUIVARIANCE, APPROX_FLIP, CIRCULAR, EXACT_EQUIVARIANCE, EXACT_TV, PART_SPAN,
+    VERDICTS, check_claim_models)
 from ..schema.config import Config, SweepConfig
 from ..config.load import load_config, to_yaml
 from ..report.display import CLIP_MARK, protocol_lines
 from ..core.errors import InvlabError
 from ..run.experiment import run_experiment, sweep_experiment
 from ..store.results import Result, load_result
-from ..store.runs import (CONFIG_FILE, SWEEP_DIR, SWEEP_FILE, config_digest, finished_runs, read_meta,
-    require_finished_run, run_state)
+from ..store.layout import CONFIG_FILE, SWEEP_DIR, SWEEP_FILE
+from ..store.meta import read_meta, run_state
+from ..run.writable import writable, writable_file
+from ..store.atomic import write_text
+from ..store.find import config_digest, finished_runs, require_finished_run
 from ..eval.sweep import every_roll
 
 Say = Callable[[str], None]
@@ -249,3 +257,20 @@ def render_answers(a: Answers, *, config: str = "configs/question_claims.yaml", 
                "and shown as mean [low, high].")
     out += ["", clipped, "", f"Environment of the run: {_environment(a.results['run'].meta)}.", ""]
     return "\n".join(out)
+
+
+def write_answers(config: Path, *, overrides: list[str] | None = None, out_file: Path = Path("docs/answers.md"),
+                  results_dir: Path = Path("results"), threads: int | None = None, progress: bool = False,
+                  on_event: Say | None = None) -> Answers:
+    """`invlab claims`: run `config` (or reuse its finished run), make or reuse the sweeps, judge every claim and
+    write the answers page to out_file (atomically); returns the Answers (answers.folders["run"]: the run)."""
+    t0, load0, since = time.perf_counter(), os.getloadavg()[0], datetime.now().isoformat(timespec="seconds")
+    writable_file(out_file, "--out", "answers.md")
+    cfg = load_config(config, list(overrides or []))
+    run_dir = claims_run(cfg, results_dir=writable(results_dir, "--results-dir"), progress=progress,
+                         threads=threads, on_event=on_event, factory_dirs=[config.parent])
+    answers = answer_claims(run_dir, threads=threads, progress=progress, on_event=on_event)
+    text = render_answers(answers, config=str(config), wall_s=time.perf_counter() - t0,
+                          load=(load0, os.getloadavg()[0]), since=since)
+    write_text(out_file, text)  # a temporary file renamed: a half-written page never looks complete
+    return answers

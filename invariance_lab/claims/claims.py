@@ -1,64 +1,28 @@
 """The question's six claims, tested: each claim as the thread words it, the experiment that tests it, and the
-rule that turns the numbers into a verdict. answers.py runs the experiments and writes docs/answers.md.
+judge that turns the numbers into a verdict by the thresholds of rules.py. answers.py runs the experiments and
+writes docs/answers.md.
 
     invlab claims configs/question_claims.yaml --threads 1
+    findings = judge_all(cfg, {"run": load_result(run_dir), "every_roll": ..., "layers": ..., "parts": ...})
 
 Every verdict comes from the numbers of a finished run of configs/question_claims.yaml and its extra sweeps
-(answers.SWEEPS: "every_roll", "layers", "parts"; claim_evidence.py reads them), by these thresholds:
-
-* EXACT_TV: a model is exactly invariant at a shift when no image's softmax output moves by more than 1e-6 in
-  total variation, for any seed (sweep.INVARIANT_TV: float32 round-off, the `--all-shifts` certificate's rule).
-* EXACT_EQUIVARIANCE: a feature map is exactly equivariant when the relative error ||F(Tx) - T'F(x)|| / ||F(x)||
-  of every tap, shift and seed is at most 1e-5 (float32 round-off; tests/test_theory.py uses the same bound);
-  APPROX_EQUIVARIANCE: at most 1% is "approximately".
-* APPROX_FLIP: a model is approximately invariant when its mean flip rate over the shifts is at most 5% (the
-  global-average models of the README change 0.1-0.3%; the flatten models 30-40%).
-* A comparison between two models is "clear" when their 95% intervals over seeds (cut to [0, 1]) do not
-  overlap; otherwise it is "within the seed spread".
-* A claim whose deciding models have a seed at chance (report.seed_flags) is UNDECIDED: a network that answers
-  one class for every image never changes its mind, so its consistency says nothing.
-* Exactness verdicts rest on brute force (one forward pass per shift) as well as on the all-shift engine:
-  AGREE_TV bounds how far the two may differ on the shifts both measured, or the verdict is UNDECIDED.
+(answers.SWEEPS: "every_roll", "layers", "parts"; evidence.py reads them).
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import pandas as pd
 
-from .evidence import Evidence, Finding, Stat, compare, exact_shifts, lattice, per_seed, tv
-from ..schema.config import Config
-from ..core.errors import InvlabError
-from ..nn.models import check_model
-from ..report.tables import LAYER_RANGE, Result, layer_table
-from ..store.runs import LAYERS_CSV
 from ..core.stats import clip_interval
-from ..eval.sweep import INVARIANT_TV, MAX_COLUMN
-
-HOLDS, APPROX, FAILS, UNDECIDED = "holds", "holds only approximately", "does not hold", "undecided"
-VERDICTS = (HOLDS, APPROX, FAILS, UNDECIDED)
-EXACT_TV = INVARIANT_TV  # 1e-6
-EXACT_EQUIVARIANCE = 1e-5
-APPROX_EQUIVARIANCE = 1e-2
-APPROX_FLIP = 0.05
-AGREE_TV = 1e-5  # engine against brute force: mean TV per shift, model and seed
-PART_SPAN = 3  # part displacements of -3..3 px on each axis: "slightly displaced"
-
-# The models the claims read, with the factors each must have (the config may change channels, kernel, ...).
-MODELS = {
-    "conv_only": ("none", "flatten", "zeros"), "conv_maxpool": ("max", "flatten", "zeros"),
-    "strided_conv": ("stride", "flatten", "zeros"), "gap_circular": ("none", "global_avg", "circular"),
-    "gmp_circular": ("none", "global_max", "circular"), "gap_zeros": ("none", "global_avg", "zeros"),
-    "strided_gmp_circular": ("stride", "global_max", "circular"),
-    "maxpool_gap_circular": ("max", "global_avg", "circular"), "strided_gmp": ("stride", "global_max", "zeros"),
-    "maxpool_1x1": ("max", "flatten", "zeros"), "maxpool_1x1_circular": ("max", "flatten", "circular"),
-}
-ONE_BY_ONE = ("maxpool_1x1", "maxpool_1x1_circular")  # their last map must be 1 x 1
-CIRCULAR = ("gap_circular", "gmp_circular", "strided_gmp_circular", "maxpool_gap_circular", "maxpool_1x1_circular")
-
+from ..report.tables import LAYER_RANGE, Result, layer_table
+from ..schema.config import Config
+from ..store.layout import LAYERS_CSV
+from .evidence import Evidence, Finding, Stat, compare, exact_on_lattice_only, lattice, lattice_numbers, tv
+from .rules import (AGREE_TV, APPROX, APPROX_EQUIVARIANCE, APPROX_FLIP, CIRCULAR, EXACT_EQUIVARIANCE, EXACT_TV, FAILS,
+    HOLDS, PART_SPAN, UNDECIDED)
 
 # ----------------------------------------------------------------------------------------------- the claims
 
@@ -247,32 +211,6 @@ def _symmetric_head(ev: Evidence) -> Finding:
                    f"shifts), and after stride-2 convolutions a global max changes {strided.mean:.1%}", numbers)
 
 
-def _lattice_numbers(ev: Evidence, m: str) -> tuple[dict, list[tuple[str, str, str]]]:
-    """Exactness of `m` over every circular shift, on and off the multiples of its total stride (engine), and on
-    the multiples along the axes (brute force)."""
-    rows, brute, step = ev.rows("every_roll", m), ev.rows("layers", m), ev.total_stride(m)
-    on = lattice(rows, step)
-    exact = exact_shifts(rows, EXACT_TV)  # per non-zero (dx, dy), over every seed
-    shifts = exact.index.to_frame(index=False)
-    odd = ((shifts.dx % 2 != 0) | (shifts.dy % 2 != 0)).to_numpy()
-    period = next(d for d in range(1, step + 1) if step % d == 0 and exact[lattice(shifts, d).to_numpy()].all())
-    out = {"step": step, "n_on": int(lattice(shifts, step).sum()), "on": float(rows[on][MAX_COLUMN].max()),
-           "on_brute": float(brute[lattice(brute, step)][MAX_COLUMN].max()), "odd_exact": int(exact[odd].sum()),
-           "n_odd": int(odd.sum()), "period": period, "off": per_seed(rows[~on], "flip_rate")}
-    numbers = [(f"largest probability change at the {out['n_on']} non-zero multiples of the total stride {step}", m,
-                tv(out["on"])),
-               (f"the same at the multiples of {step} along the axes, brute force", m, tv(out["on_brute"])),
-               ("odd shifts at which no image of any seed changes", m, f"{out['odd_exact']} of {out['n_odd']}"),
-               ("finest step of the exact lattice (px)", m, str(period)),
-               ("mean flip rate at the other shifts", m, str(out["off"])),
-               ("mean probability change at the other shifts", m, str(per_seed(rows[~on], "prob_change")))]
-    return out, numbers
-
-
-def _exact_on_lattice_only(found: dict) -> bool:
-    return max(found["on"], found["on_brute"]) <= EXACT_TV and found["odd_exact"] == 0
-
-
 @claim("With stride > 1 it is only approximately a shuffle",
        "Stride-2 networks (three blocks: total stride 8) with circular padding and a global-pooling head, strided "
        "convolutions + global max and max pooling + global average: every circular shift of the canvas, split into "
@@ -284,7 +222,7 @@ def _exact_on_lattice_only(found: dict) -> bool:
 def _stride_shuffle(ev: Evidence) -> Finding:
     found, numbers = {}, []
     for m in ("strided_gmp_circular", "maxpool_gap_circular"):
-        found[m], more = _lattice_numbers(ev, m)
+        found[m], more = lattice_numbers(ev, m)
         numbers += more
     gap = ev.engine_gap(list(found))
     numbers.append(("largest difference of mean TV, engine vs brute force, on the shifts both ran", "both", tv(gap)))
@@ -292,7 +230,7 @@ def _stride_shuffle(ev: Evidence) -> Finding:
         return Finding(UNDECIDED, f"the all-shift engine and brute force disagree by {tv(gap)}", numbers)
     on_exact = all(max(f["on"], f["on_brute"]) <= EXACT_TV for f in found.values())
     odd_exact = sum(f["odd_exact"] for f in found.values())
-    verdict = HOLDS if all(_exact_on_lattice_only(f) for f in found.values()) else FAILS
+    verdict = HOLDS if all(exact_on_lattice_only(f) for f in found.values()) else FAILS
     s = next(iter(found.values()))
     said = (f"exact at every multiple of the total stride {s['step']} (largest change "
             f"{tv(max(max(f['on'], f['on_brute']) for f in found.values()))})" if on_exact else
@@ -323,38 +261,16 @@ def _strided_global_max(ev: Evidence) -> Finding:
                 for m in ("strided_gmp", "conv_maxpool")]
     numbers += [("mean accuracy under canvas shifts", m, str(ev.stat("run", m, "mean_accuracy")))
                 for m in ("strided_gmp", "conv_maxpool")]
-    found, more = _lattice_numbers(ev, "strided_gmp_circular")
+    found, more = lattice_numbers(ev, "strided_gmp_circular")
     numbers += more
     verdict = HOLDS if ev.max_tv("run", "strided_gmp") <= EXACT_TV else APPROX if sg.mean <= APPROX_FLIP else FAILS
     step = found["step"]
-    circular = (f"exact only at multiples of its total stride {step}" if _exact_on_lattice_only(found) else
+    circular = (f"exact only at multiples of its total stride {step}" if exact_on_lattice_only(found) else
                 f"exact at {found['odd_exact']} odd shifts, and up to {tv(found['on'])} at multiples of {step}")
     return Finding(verdict, f"strided conv + global max changes {sg.mean:.1%} of predictions on average under canvas "
                    f"shifts, against {mp.mean:.1%} for max pooling + flatten ({compare(sg, mp)}); with circular "
                    f"padding it is {circular} and changes {found['off'].mean:.1%} of predictions in between: the "
                    "global max removes where things are, but the stride-2 subsampling before it aliases", numbers)
-
-
-# ----------------------------------------------------------------------------------------------- checks
-
-
-def check_claim_models(cfg: Config) -> None:
-    """The config has every model the claims read, with the factors each claim assumes; an InvlabError if not."""
-    factors = cfg.resolved_models()
-    for name, (down, head, pad) in MODELS.items():
-        f = factors.get(name)
-        if f is None:
-            raise InvlabError(f"the claims need model {name!r} ({down} / {head} / {pad}); the config "
-                              f"{cfg.name!r} has none: start from configs/question_claims.yaml")
-        got = (f.get("downsample"), f.get("head"), f.get("padding"))
-        if got != (down, head, pad):
-            raise InvlabError(f"model {name!r} must be {down} / {head} / {pad} (downsample / head / padding) for the "
-                              f"claims; the config gives {' / '.join(map(str, got))}")
-    for name in ONE_BY_ONE:
-        side = check_model(factors[name], cfg.data.canvas)
-        if side != 1:
-            raise InvlabError(f"model {name!r} must pool the {cfg.data.canvas} px canvas down to 1x1; its last map is "
-                              f"{side}x{side}: give it log2(canvas) = {math.log2(cfg.data.canvas):g} blocks")
 
 
 def judge_all(cfg: Config, results: dict[str, Result]) -> list[tuple[Claim, Finding]]:

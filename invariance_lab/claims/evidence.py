@@ -15,10 +15,12 @@ import pandas as pd
 
 from ..schema.config import Config
 from ..report.display import cell
-from ..nn.layers import get_downsample
+from ..nn.downsample import get_downsample
 from ..report.tables import RATE_RANGE, Result, model_table
 from ..core.stats import ci_halfwidth, clip_interval
-from ..eval.sweep import MAX_COLUMN
+from ..core.columns import MAX_COLUMN
+from .rules import EXACT_TV
+from ..config.models import resolved_models
 
 
 @dataclass(frozen=True)
@@ -78,7 +80,7 @@ class Evidence:
         return {m: int(t.loc[m, "n_chance"]) for m in models if t.loc[m, "n_chance"] > 0}
 
     def total_stride(self, model: str) -> int:
-        f = self.cfg.resolved_models()[model]
+        f = resolved_models(self.cfg)[model]
         return get_downsample(f["downsample"]).stride ** len(f["channels"])
 
     def engine_gap(self, models) -> float:
@@ -112,3 +114,29 @@ def per_seed(rows: pd.DataFrame, metric: str) -> Stat:
 def exact_shifts(rows: pd.DataFrame, tol: float) -> pd.Series:
     """Per (dx, dy): True where no image of any seed moves by more than `tol` (TV)."""
     return rows.groupby(["dx", "dy"])[MAX_COLUMN].max() <= tol
+
+
+def lattice_numbers(ev: Evidence, m: str) -> tuple[dict, list[tuple[str, str, str]]]:
+    """Exactness of `m` over every circular shift, on and off the multiples of its total stride (engine), and on
+    the multiples along the axes (brute force)."""
+    rows, brute, step = ev.rows("every_roll", m), ev.rows("layers", m), ev.total_stride(m)
+    on = lattice(rows, step)
+    exact = exact_shifts(rows, EXACT_TV)  # per non-zero (dx, dy), over every seed
+    shifts = exact.index.to_frame(index=False)
+    odd = ((shifts.dx % 2 != 0) | (shifts.dy % 2 != 0)).to_numpy()
+    period = next(d for d in range(1, step + 1) if step % d == 0 and exact[lattice(shifts, d).to_numpy()].all())
+    out = {"step": step, "n_on": int(lattice(shifts, step).sum()), "on": float(rows[on][MAX_COLUMN].max()),
+           "on_brute": float(brute[lattice(brute, step)][MAX_COLUMN].max()), "odd_exact": int(exact[odd].sum()),
+           "n_odd": int(odd.sum()), "period": period, "off": per_seed(rows[~on], "flip_rate")}
+    numbers = [(f"largest probability change at the {out['n_on']} non-zero multiples of the total stride {step}", m,
+                tv(out["on"])),
+               (f"the same at the multiples of {step} along the axes, brute force", m, tv(out["on_brute"])),
+               ("odd shifts at which no image of any seed changes", m, f"{out['odd_exact']} of {out['n_odd']}"),
+               ("finest step of the exact lattice (px)", m, str(period)),
+               ("mean flip rate at the other shifts", m, str(out["off"])),
+               ("mean probability change at the other shifts", m, str(per_seed(rows[~on], "prob_change")))]
+    return out, numbers
+
+
+def exact_on_lattice_only(found: dict) -> bool:
+    return max(found["on"], found["on_brute"]) <= EXACT_TV and found["odd_exact"] == 0

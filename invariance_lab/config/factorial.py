@@ -10,7 +10,7 @@ factors are written; channels as `c16x32x32`, kernel as `k5`, blur_size as `blur
 `models:`. An optional `arch: PRESET` is the base every combination starts from (a list of presets is a factor
 like the others). A combination that cannot be built on the canvas (an odd map for APS, no map left, ...) is left
 out, and `left_out` says which and why: meta.json records it and `invlab run` prints it. A hand-written model that
-cannot be built is refused, as ever (configfile.validate).
+cannot be built is refused, as ever (config/load.py's validate).
 
     expansion = expand(cfg.factorial, canvas=32)
     expansion.models     # name -> ModelSpec, in product order
@@ -25,8 +25,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from ..schema.config import ModelSpec, _Problem
 from ..core.errors import InvlabError, choose, quote
+from ..nn.models import check_model, resolve_spec
+from ..schema.fields import _Problem
+from ..schema.model import ModelSpec
 
 FACTORS = ("arch", "downsample", "head", "padding", "channels", "kernel", "blur_size")
 MAX_COMBINATIONS = 1000  # models one factorial may make: each is trained once per seed
@@ -98,8 +100,6 @@ def _check_value(factor: str, value: Any) -> None:
     except ValidationError as e:
         message = e.errors()[0]["msg"].removeprefix("Value error, ")
         raise _Problem(factor, f"value {quote(value)}: {message}", value) from None
-    from ..nn.models import resolve_spec  # models imports torch: only once a factorial is given
-
     try:
         resolve_spec(spec.model_dump(exclude_none=True))
     except InvlabError as e:
@@ -109,8 +109,6 @@ def _check_value(factor: str, value: Any) -> None:
 def expand(factorial: dict[str, Any] | None, canvas: int) -> Expansion:
     """Every combination of a checked factorial (check_factorial) as a ModelSpec named by its factors; those that
     cannot be built on a `canvas` px image are left out, with the reason (models.check_model's message)."""
-    from ..nn.models import check_model, resolve_spec
-
     result = Expansion()
     if not factorial:
         return result
@@ -133,8 +131,6 @@ def merge(models: dict[str, ModelSpec], expansion: Expansion) -> dict[str, Model
     """Hand-written models first, then the factorial's. A hand-written model may share a factorial model's name
     only when it is the same model (as in a run folder's config.yaml, which lists every model resolved); raises
     _Problem otherwise."""
-    from ..nn.models import resolve_spec
-
     merged = dict(models)
     for name, spec in expansion.models.items():
         mine = merged.get(name)
@@ -143,6 +139,18 @@ def merge(models: dict[str, ModelSpec], expansion: Expansion) -> dict[str, Model
             raise _Problem(("models", name), f"model {name!r} is both written under models: and made by factorial: "
                            "with other factors; rename the hand-written one", mine.model_dump(exclude_none=True))
         merged.setdefault(name, spec)
+    return merged
+
+
+def expand_into(factorial: dict[str, Any], models: dict[str, ModelSpec], canvas: int) -> dict[str, ModelSpec]:
+    """The hand-written models merged with a checked factorial's expansion (the schema's check, through
+    schema/checks.py); raises _Problem when nothing at all can be built on the canvas."""
+    expansion = expand(factorial, canvas)
+    merged = merge(models, expansion)
+    if not merged:
+        raise _Problem("factorial", f"no combination of factorial can be built on a {canvas}px canvas "
+                       f"({'; '.join(expansion.left_out.values())[:300]}); change the factors or enlarge "
+                       "data.canvas", factorial)
     return merged
 
 

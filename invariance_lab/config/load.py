@@ -1,7 +1,13 @@
 """Reading a config: the file (its YAML read safely by safeyaml), --set overrides laid over it, and every problem
 the schema finds turned into one ConfigError message that names the file, the dotted key path and the value.
 
-config.load_config and config.parse_config are the entry points; they call read_yaml and validate here.
+    cfg = load_config("configs/seed_question.yaml", overrides=["train.epochs=2"])
+    cfg = parse_config({"models": {"m": {"arch": "conv_gap"}}}, source="<dict>")
+
+load_config and parse_config are THE entry points that validate a config fully: the schema with the checks that
+need the glyphs, an image folder and the networks (config/checks.py, given as pydantic's validation context),
+each model against the canvas, and the run's memory. Config(...) or Config.model_validate(raw) alone checks the
+shape only (schema/checks.py says what that leaves out).
 """
 
 from __future__ import annotations
@@ -13,11 +19,13 @@ from typing import Any, Callable, Union, get_args, get_origin
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from ..schema.config import SEED_MAX, Config, _Problem
-from ..core.errors import ConfigError
-from ..core.errors import InvlabError, quote
-from .limits import check_resources
+from ..core.errors import ConfigError, quote
+from ..schema.config import Config
+from ..schema.fields import SEED_MAX, _Problem
 from ..schema.safeyaml import TooBig, count_values, cut, load_yaml
+from .checks import CHECKS
+from .memory import check_resources
+from .models import model_problems, resolved_models
 
 MAX_FILE_BYTES = 2**20  # a config is a few KB
 MAX_LISTED = 12  # problems listed in one message
@@ -185,7 +193,7 @@ def _set_dotted(raw: dict, override: str) -> tuple[str, ...]:
 
 def validate(raw: Any, source: str, overrides: list[str] | None = None) -> Config:
     """The Config of a parsed config (a dict) with --set overrides laid over it, checked whole: the schema, each
-    model's factors against the canvas (models.check_model) and the run's memory (limits.check_resources);
+    model's factors against the canvas (models.model_problems) and the run's memory (memory.check_resources);
     every problem is a ConfigError (config.parse_config)."""
     overrides = list(overrides or [])
     if raw is None:
@@ -212,19 +220,10 @@ def validate(raw: Any, source: str, overrides: list[str] | None = None) -> Confi
         return f" (from --set {_shown(hits[-1])})" if hits else ""
 
     try:
-        cfg = Config.model_validate(raw)
+        cfg = Config.model_validate(raw, context=CHECKS)
     except ValidationError as err:
         raise ConfigError(_format_errors(err, source, note)) from None
-    from ..nn.models import check_model, resolve_spec  # models imports torch: only once a config is valid
-
-    problems = []
-    for name, spec in cfg.models.items():
-        if spec.factory is not None:
-            continue  # your own model: checked when built, on a dummy batch (never imported while reading a config)
-        try:
-            check_model(resolve_spec(spec.model_dump(exclude_none=True)), cfg.data.canvas)
-        except (ValueError, InvlabError) as e:
-            problems.append(f"  [models.{name}] {e}{note(('models', name))}")
+    problems = [f"  [models.{name}] {why}{note(('models', name))}" for name, why in model_problems(cfg).items()]
     if problems:
         raise ConfigError(f"{source}: invalid config.\n" + "\n".join(problems[:MAX_LISTED]))
     check_resources(cfg, source, lambda key: note(tuple(key.split("."))))
@@ -247,5 +246,5 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
 def to_yaml(cfg: Config) -> str:
     """The resolved config (models with every factor filled in), as saved in a run folder."""
     d = cfg.model_dump(mode="json")
-    d["models"] = cfg.resolved_models()
+    d["models"] = resolved_models(cfg)
     return yaml.safe_dump(d, sort_keys=False)

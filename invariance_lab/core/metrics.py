@@ -25,5 +25,6 @@ def flips(pred: torch.Tensor, other: torch.Tensor) -> int:
 
 
 def tv_distance(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
-    """(N,) total-variation distance between rows of two probability matrices."""
-    return 0.5 * (p - q).abs().sum(1)
+    """Total-variation distance between probability vectors (the last axis: classes), broadcast: (N,) for two
+    (N, classes) matrices, (S, N) for the (S, N, classes) outputs at S shifts against the reference's (N, classes)."""
+    return 0.5 * (p - q).abs().sum(-1)

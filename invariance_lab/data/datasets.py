@@ -19,10 +19,12 @@ from dataclasses import dataclass, fields
 
 import torch
 
-from ..schema.config import DataConfig
-from .folder import folder_split, folder_test_set, folder_training_set
+from ..schema.data import DataConfig
+from .folder import folder_split, folder_test_set, read_pixels, to_bytes, to_float
 from .ink import matched_gain
-from .letters import GlyphTable, load_glyphs, render
+from .glyphs import GlyphTable
+from .letters import load_glyphs, render
+from .transforms import translate_image
 
 # Separate streams so that changing train_images does not change the test letters.
 _TRAIN_STREAM, _TEST_STREAM = 0, 1_000_003
@@ -109,9 +111,25 @@ def roll_each(images: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
     return out
 
 
+def folder_training_set(data) -> tuple[torch.Tensor, torch.Tensor]:
+    """(uint8 images (N, C, canvas, canvas), labels): the training images, each translated by its own offset
+    within +-data.train_shift px (drawn from data.seed; whole pixels for train_mode: circular)."""
+    split = folder_split(data)
+    images, labels = read_pixels(split.train), split.train.labels
+    if data.train_shift > 0:
+        gen = torch.Generator().manual_seed(data.seed + _TRAIN_STREAM)
+        offsets = uniform_offsets(len(images), data.train_shift, gen, integer=data.train_mode == "circular")
+        if data.train_mode == "circular":
+            images = roll_each(images, offsets)
+        else:
+            for i, (dx, dy) in enumerate(offsets.tolist()):
+                images[i] = to_bytes(translate_image(to_float(images[i:i + 1]), dx, dy, data.fill))[0]
+    return images, labels.clone()
+
+
 def training_set(data: DataConfig, table: GlyphTable) -> tuple[torch.Tensor, torch.Tensor]:
     """(images (N, 1, canvas, canvas), labels (N,)), placed within +-train_shift px of the centre. An image folder
-    gives uint8 images (N, C, canvas, canvas) instead (folder_data.py; to_float turns a batch into floats)."""
+    gives uint8 images (N, C, canvas, canvas) instead (folder.py; to_float turns a batch into floats)."""
     if data.source == "folder":
         return folder_training_set(data)
     gen = torch.Generator().manual_seed(data.seed + _TRAIN_STREAM)
@@ -153,7 +171,7 @@ def position_test_set(data: DataConfig, table: GlyphTable) -> tuple[torch.Tensor
 
 def evaluation_set(data: DataConfig, table: GlyphTable) -> tuple[torch.Tensor, torch.Tensor]:
     """The reference test images and labels every model is scored on (the run's test accuracy, shift (0, 0)).
-    An image folder's are uint8 (folder_data.py)."""
+    An image folder's are uint8 (folder.py)."""
     if data.source == "folder":
         return folder_test_set(data)
     if data.task == "position":

@@ -20,7 +20,7 @@ channel per image, 1 KiB for a 32 x 32 grey image), never the files themselves: 
 as long as its images at canvas size do, which the run's memory estimate checks before anything is read. The
 pixels are turned into floats in [0, 1] a batch at a time (to_float).
 
-Shifts: the canvas protocol translates an image inside its frame (shifts.translate_image: whole pixels exact,
+Shifts: the canvas protocol translates an image inside its frame (transforms.translate_image: whole pixels exact,
 sub-pixel bilinear, `fill` entering at the border); circular rolls it. Training offsets (data.train_shift) are
 applied once per image, like the letters' placement, and rounded back to 8 bits. The position probe and part
 displacement need drawn letters and refuse folders.
@@ -158,25 +158,6 @@ def to_bytes(x: torch.Tensor) -> torch.Tensor:
 def to_float(x: torch.Tensor) -> torch.Tensor:
     """Pixels as float32 in [0, 1]: uint8 divided by 255, floats as they are."""
     return x.float().div_(255) if x.dtype == torch.uint8 else x
-
-
-def folder_training_set(data) -> tuple[torch.Tensor, torch.Tensor]:
-    """(uint8 images (N, C, canvas, canvas), labels): the training images, each translated by its own offset
-    within +-data.train_shift px (drawn from data.seed; whole pixels for train_mode: circular)."""
-    from .datasets import _TRAIN_STREAM, roll_each, uniform_offsets
-    from .shifts import translate_image
-
-    split = folder_split(data)
-    images, labels = read_pixels(split.train), split.train.labels
-    if data.train_shift > 0:
-        gen = torch.Generator().manual_seed(data.seed + _TRAIN_STREAM)
-        offsets = uniform_offsets(len(images), data.train_shift, gen, integer=data.train_mode == "circular")
-        if data.train_mode == "circular":
-            images = roll_each(images, offsets)
-        else:
-            for i, (dx, dy) in enumerate(offsets.tolist()):
-                images[i] = to_bytes(translate_image(to_float(images[i:i + 1]), dx, dy, data.fill))[0]
-    return images, labels.clone()
 
 
 def folder_test_set(data) -> tuple[torch.Tensor, torch.Tensor]:

@@ -187,27 +187,6 @@ def open_folder(folder: str | Path, *, colour: str = "grey", size: tuple[int, in
                         files=found, colour=colour, size=tuple(size))
 
 
-def run_images(run_dir: str | Path, n_images: int | None = None) -> TensorImages:
-    """A run folder's own test images (the reference images of its sweep, drawn exactly as the run drew them:
-    float pixels, not 8-bit files) with their labels and class names."""
-    from ..config.load import load_config
-    from .datasets import class_names, evaluation_set, glyph_table
-    from .folder import to_float
-    from ..store.runs import CONFIG_FILE, require_finished_run
-
-    require_finished_run(Path(run_dir))
-    cfg = load_config(Path(run_dir) / CONFIG_FILE)
-    x, y = evaluation_set(cfg.data, glyph_table(cfg.data))
-    x, y = to_float(x[:n_images]), y[:n_images]  # an image folder's pixels are kept as uint8
-    return from_tensor(x, y, class_names(cfg.data), describe=f"the test images of run {run_dir}")
-
-
-def is_run_folder(path: str | Path) -> bool:
-    from ..store.runs import CONFIG_FILE, META_FILE
-
-    return (Path(path) / META_FILE).is_file() and (Path(path) / CONFIG_FILE).is_file()
-
-
 def write_folder(images: torch.Tensor, folder: str | Path, labels=None, classes: list[str] | None = None) -> Path:
     """Save images (N, C, H, W) with values in [0, 1] as 8-bit PNGs: folder/<class>/<i>.png with labels (class
     names from `classes`, else the label numbers), folder/<i>.png without. Returns the folder."""

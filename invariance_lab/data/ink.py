@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import torch
 
-from ..schema.config import DataConfig
-from .letters import GlyphTable, render
+from ..schema.data import DataConfig
+from .glyphs import GlyphTable
+from .letters import render
 
 TARGET_RANGE = (0.8, 1.0)  # targets as fractions of the reference ink: some spread, never above the least ink
 MARGIN = 0.95  # the reference is 0.95 x the least glyph ink, so gains stay <= 1 despite the anti-aliasing ramp

@@ -25,55 +25,23 @@ one-pixel linear ramp at its edge, which keeps ink mass nearly independent of
 sub-pixel position.
 
 A filled table (GlyphTable.filled, built by outlines.py for `data.glyphs: outline`)
-holds the edges of closed contours instead, and has no part. The same machinery
+holds the edges of closed contours instead; its part is a counter (a hole of the
+letter, outlines.py says which), not a stroke. The same machinery
 draws it with intensity clamp(0.5 + s, 0, 1): s the signed distance to the nearest
 edge, + inside by the even-odd rule (_inside), thickness unused.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import lru_cache
 from typing import Sequence
 
 import torch
 
 from ..core.errors import InvlabError, choose
-
-LETTERS = tuple("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
-
-# Hershey fonts whose character set is the Latin alphabet (the font names say so:
-# Futura, Roman, Times, Script, Cursive, Gothic English/German/Italian), each
-# checked by _has_capitals() to draw all of A-Z (a test runs the check; it is not
-# run at import because parsing 18 fonts takes ~0.8 s). The other Hershey fonts map
-# A-Z to Greek, Cyrillic, Japanese or symbols, or (astrology, mathupp, meteorology)
-# copy another font's capitals beside symbols. Beware: some names here are the same
-# A-Z strokes twice: futural = rowmans, futuram = rowmand, rowmant = timesrb,
-# scripts = cursive, gothiceng = gothgbt, gothicger = gothgrt, gothicita = gothitt.
-LATIN_FONTS: tuple[str, ...] = (
-    "futural", "futuram", "rowmans", "rowmand", "rowmant",
-    "timesr", "timesrb", "timesi", "timesib",
-    "scripts", "scriptc", "cursive",
-    "gothiceng", "gothicger", "gothicita", "gothgbt", "gothgrt", "gothitt",
-)
-# Three distinct designs: single-stroke sans, double-stroke sans, serif roman.
-DEFAULT_FONTS: tuple[str, ...] = ("futural", "futuram", "timesr")
-
-
-@dataclass(frozen=True, eq=False)  # eq=False: tensors have no single truth value
-class GlyphTable:
-    letters: tuple[str, ...]  # class order
-    fonts: tuple[str, ...]
-    segments: torch.Tensor  # (G, S, 4) float32: x0, y0, x1, y1; zero padding, see mask
-    mask: torch.Tensor  # (G, S) bool, True for real segments
-    groups: torch.Tensor  # (G, S) long: stroke index in font order, -1 for padding
-    part: torch.Tensor  # (G, S) bool: segments of the glyph's part (module docstring)
-    filled: bool = False  # True: segments are closed outlines, drawn filled (outlines.py); False: pen strokes
-
-    def index(self, letter_idx: torch.Tensor, font_idx: torch.Tensor) -> torch.Tensor:
-        """Glyph index g = letter_index * len(fonts) + font_index."""
-        return letter_idx.long() * len(self.fonts) + font_idx.long()
-
+from ..schema.fonts import LATIN_FONTS, LETTERS
+from .glyphs import GlyphTable
+from .outlines import build_outline_table
 
 @lru_cache(maxsize=None)
 def _font_strokes(font: str) -> dict[str, tuple]:
@@ -150,14 +118,8 @@ def _build_table(letters: tuple[str, ...], fonts: tuple[str, ...]) -> GlyphTable
     return GlyphTable(letters, fonts, segments, mask, groups, part)
 
 
-def _outline_table(letters: tuple[str, ...], fonts: tuple[str, ...]) -> GlyphTable:
-    from .outlines import build_outline_table  # matplotlib's font machinery: only for outline glyphs
-
-    return build_outline_table(letters, fonts)
-
-
-# data.glyphs: the glyph sources, each building a GlyphTable from (letters, fonts) and naming its fonts.
-GLYPH_SOURCES = {"stroke": _build_table, "outline": _outline_table}
+# data.glyphs: the glyph sources, each building a GlyphTable from (letters, fonts).
+GLYPH_SOURCES = {"stroke": _build_table, "outline": build_outline_table}
 
 
 def load_glyphs(letters: Sequence[str], fonts: Sequence[str], glyphs: str = "stroke") -> GlyphTable:

@@ -29,9 +29,10 @@ import numpy as np
 import torch
 
 from ..core.errors import InvlabError, choose
+from ..schema.fonts import LATIN_FONTS
+from .glyphs import GlyphTable
 
 OUTLINE_SUFFIXES = (".ttf", ".otf")
-DEFAULT_OUTLINE_FONTS = ("DejaVu Sans", "DejaVu Serif")  # used when glyphs: outline is given without fonts
 FLATTEN_TOL = 0.004  # curves are cut into chords within this distance, in em (~1.4 cap heights): 0.09 px at 16 px
 _REGULAR = {"Regular", "Book", "Roman", "Normal", "Medium", ""}
 
@@ -68,8 +69,6 @@ def outline_fonts() -> dict[str, str]:
 
 def font_names() -> dict[str, tuple[str, ...]]:
     """The names data.fonts takes, by data.glyphs: Hershey stroke fonts and outline fonts (`invlab fonts`)."""
-    from .letters import LATIN_FONTS
-
     return {"stroke": LATIN_FONTS, "outline": tuple(outline_fonts())}
 
 
@@ -162,8 +161,6 @@ def _edges(polys: tuple) -> tuple[torch.Tensor, list[bool]]:
 @lru_cache(maxsize=32)
 def build_outline_table(letters: tuple[str, ...], fonts: tuple[str, ...]):
     """GlyphTable (filled=True) of letters x fonts; raises InvlabError for an unknown font or a missing letter."""
-    from .letters import GlyphTable
-
     files = [font_file(f) for f in fonts]
     glyphs = []
     for c in letters:

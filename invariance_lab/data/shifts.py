@@ -15,8 +15,10 @@ import math
 
 import torch
 
-from .datasets import draw, glyph_table, position_test_set, reference_letters
 from ..core.errors import InvlabError, choose
+from .datasets import draw, glyph_table, position_test_set, reference_letters
+from .folder import folder_test_set, to_float
+from .transforms import ShiftError, translate_image
 
 
 def axis_values(r: list[float]) -> list[float]:
@@ -40,7 +42,7 @@ def value_lines(xs: list[float], ys: list[float], grid: str) -> list[list[tuple[
         return [[(x, y) for x in xs] for y in ys]
     if grid == "axes":
         return [[(x, 0.0) for x in xs], [(0.0, y) for y in ys]]
-    raise ValueError(f"unknown grid {grid!r}; choose one of: product, axes")
+    raise ShiftError(f"unknown grid {grid!r}; choose one of: product, axes")
 
 
 def grid_points(lines: list[list[tuple[float, float]]]) -> list[tuple[float, float]]:
@@ -66,7 +68,7 @@ def previous_on_line(lines: list[list[tuple[float, float]]]) -> dict[tuple[float
 
 def circular_shift(images: torch.Tensor, dx: float, dy: float) -> torch.Tensor:
     if dx != int(dx) or dy != int(dy):
-        raise ValueError(f"circular shifts are whole pixels; got ({dx}, {dy})")
+        raise ShiftError(f"circular shifts are whole pixels; got ({dx}, {dy})")
     return torch.roll(images, shifts=(int(dy), int(dx)), dims=(-2, -1))
 
 
@@ -100,7 +102,7 @@ class CanvasShifts:
     def __call__(self, chunk: slice, dx: float, dy: float) -> torch.Tensor:
         ix, iy = math.floor(dx), math.floor(dy)
         if max(abs(ix), abs(iy), math.ceil(abs(dx)), math.ceil(abs(dy))) > self.margin:
-            raise ValueError(f"shift ({dx}, {dy}) exceeds the margin {self.margin}")
+            raise ShiftError(f"shift ({dx}, {dy}) exceeds the margin {self.margin}")
         big = self.phase(dx - ix, dy - iy)
         top, left = self.margin - iy, self.margin - ix
         return big[chunk, :, top:top + self.canvas, left:left + self.canvas]
@@ -147,8 +149,6 @@ def shifted_inputs(table, test, canvas: int, mode: str, max_shift: float):
 def folder_inputs(data, mode: str, n_images: int | None = None):
     """(inputs(chunk, dx, dy), labels) of an image folder's test images: rolled, or translated in their frame
     with data.fill entering (translate_image); floats a chunk at a time from the kept 8-bit pixels."""
-    from .folder import folder_test_set, to_float
-
     reference, labels = folder_test_set(data)
     reference, labels = reference[:n_images], labels[:n_images]
     if mode == "circular":
@@ -173,40 +173,3 @@ def sweep_inputs(data, sweep, kind: str = "translation", n_images: int | None = 
         return part_inputs(table, test, data.canvas), test.labels
     max_shift = max(abs(v) for v in sweep.dx[:2] + sweep.dy[:2])
     return shifted_inputs(table, test, data.canvas, sweep.mode, max_shift), test.labels
-
-
-# ------------------------------------------------------------------------------ raster images (invlab measure)
-# What enters the frame when a raster image is translated inside it (canvas mode): torch.nn.functional.pad modes.
-FILLS = {"zeros": "constant", "edge": "replicate", "reflect": "reflect"}
-INTERPOLATION = "bilinear"  # sub-pixel canvas shifts: linear per axis between the two nearest whole-pixel shifts
-
-
-def translate_image(images: torch.Tensor, dx: float, dy: float, fill: str = "zeros") -> torch.Tensor:
-    """Images (N, C, H, W) moved by (dx, dy) px inside their frame (content moves right and down for positive
-    values, as torch.roll and the letters' canvas shift): what leaves is cut, what enters is `fill` (FILLS: zeros,
-    edge = the nearest border pixel, reflect = mirrored about the border). Whole pixels are exact (a copy of the
-    pixels); a sub-pixel shift is bilinear (INTERPOLATION): the weighted mean of the four nearest whole-pixel
-    shifts. Needs |dx| < W - 1 and |dy| < H - 1 for sub-pixel shifts, |dx| < W and |dy| < H for whole ones."""
-    choose("fill", fill, FILLS)
-    ix, iy = math.floor(dx), math.floor(dy)
-    fx, fy = dx - ix, dy - iy
-    out = None
-    for sx, wx in ((ix, 1 - fx), (ix + 1, fx)):
-        for sy, wy in ((iy, 1 - fy), (iy + 1, fy)):
-            if wx * wy == 0:
-                continue
-            part = _whole_shift(images, sx, sy, fill)
-            out = part if wx * wy == 1 else (part * (wx * wy) if out is None else out + part * (wx * wy))
-    return out
-
-
-def _whole_shift(images: torch.Tensor, dx: int, dy: int, fill: str) -> torch.Tensor:
-    if dx == 0 and dy == 0:
-        return images
-    h, w = images.shape[-2:]
-    if abs(dx) >= w or abs(dy) >= h:
-        raise ValueError(f"a shift of ({dx}, {dy}) px leaves nothing of a {w} x {h} image in its frame")
-    px, py = abs(dx), abs(dy)
-    padded = torch.nn.functional.pad(images, (px, px, py, py), mode=FILLS[fill])
-    return padded[..., py - dy:py - dy + h, px - dx:px - dx + w]
-

@@ -43,17 +43,16 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import numpy as np
 import pandas as pd
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
 from ..core.errors import InvlabError, choose
-from ..data.shifts import grid_points, previous_on_line
-from .engine_rules import NotApplicable
+from .accumulate import Grid, ShiftSums, sweep_result
 from .engine_plan import Plan, allshift_plan  # noqa: F401  (allshift_plan: part of this module's API)
-
+from .engine_rules import NotApplicable
+from .tables import SweepResult, tidy_table
 
 
 # ----------------------------------------------------------------------------------------------- engines
@@ -137,59 +136,36 @@ def engine_protocol(plans: dict, models: dict, canvas: int, mode: str) -> dict:
 
 @torch.inference_mode()
 def allshift_sweep(plans: dict, inputs, labels: torch.Tensor | None, lines: list[list[tuple[float, float]]],
-                   batch_size: int, device: torch.device, progress: bool = False, n: int | None = None):
+                   batch_size: int, device: torch.device, progress: bool = False, n: int | None = None) -> SweepResult:
     """sweep.run_sweep's SweepResult (the same table, to float round-off) from the all-shift plans of circular
     models. inputs(chunk, 0, 0) gives the unshifted test images; every shift is a roll of them. Without labels
-    (give n, the number of images) accuracy is NaN."""
-    from .sweep import SweepResult, tidy_table
-
-    points = grid_points(lines)
-    shifts = points if (0.0, 0.0) in points else [(0.0, 0.0)] + points  # the reference is always evaluated
-    ref = shifts.index((0.0, 0.0))
-    where = {p: i for i, p in enumerate(shifts)}
-    previous = previous_on_line(lines)
-    has_prev = torch.tensor([p in previous for p in shifts], device=device)
-    prev = torch.tensor([where.get(previous.get(p), 0) for p in shifts], device=device)
+    (give n, the number of images) accuracy is NaN. Every shift of a batch is added at once (accumulate.py)."""
+    grid = Grid(lines)
+    has = [p for p in grid.shifts if p in grid.previous]  # the shifts with a neighbour, and where it is
+    at = torch.tensor([grid.index[p] for p in has], dtype=torch.long, device=device)
+    before = torch.tensor([grid.index[grid.previous[p]] for p in has], dtype=torch.long, device=device)
     n = len(labels) if labels is not None else n
     labels = labels.to(device) if labels is not None else None
-    # per model and shift: correct, flips vs the reference, summed TV, largest TV of one image, neighbour flips
-    sums = {k: np.zeros((len(shifts), 5)) for k in plans}
-    chunk = min(p.chunk(batch_size, len(shifts)) for p in plans.values())
+    sums = {k: ShiftSums(grid) for k in plans}
+    chunk = min(p.chunk(batch_size, len(grid.shifts)) for p in plans.values())
     bar = tqdm(total=len(plans) * math.ceil(n / chunk), desc="sweep (all-shift engine)", unit="batch",
                disable=not progress, leave=False)
     for start in range(0, n, chunk):
         c = slice(start, min(start + chunk, n))
         x = inputs(c, 0.0, 0.0).to(device)
         for key, plan in plans.items():
-            probs = torch.softmax(plan.logits(x, shifts).float(), dim=-1)  # (S, m, classes)
-            pred = probs.argmax(-1)
-            tv = 0.5 * (probs - probs[ref]).abs().sum(-1)  # metrics.tv_distance, per shift
-            s = sums[key]
-            if labels is not None:
-                s[:, 0] += (pred == labels[c]).sum(1).cpu().numpy()
-            s[:, 1] += (pred != pred[ref]).sum(1).cpu().numpy()
-            s[:, 2] += tv.sum(1).double().cpu().numpy()
-            s[:, 3] = np.maximum(s[:, 3], tv.amax(1).double().cpu().numpy())
-            s[:, 4] += ((pred != pred[prev]) & has_prev[:, None]).sum(1).cpu().numpy()
+            probs = torch.softmax(plan.logits(x, grid.shifts).float(), dim=-1)  # (S, m, classes)
+            pred = sums[key].add(grid.shifts, probs, probs[grid.ref], None if labels is None else labels[c])
+            if has:
+                sums[key].add_neighbours(has, pred[at], pred[before])
             bar.update(1)
     bar.close()
-    rows = []
-    for key, s in sums.items():
-        for p in points:
-            i = where[p]
-            rows.append(dict(model=key[0], seed=key[1], dx=p[0], dy=p[1], n_images=n,
-                             accuracy=s[i, 0] / n if labels is not None else np.nan,
-                             flip_rate=s[i, 1] / n, prob_change=s[i, 2] / n,
-                             neighbor_flip_rate=s[i, 4] / n if p in previous else np.nan, max_prob_change=s[i, 3]))
-    clean = {k: float(s[ref, 0] / n) if labels is not None else np.nan for k, s in sums.items()}
-    return SweepResult(table=tidy_table(rows, list(plans)), clean_accuracy=clean)
+    return sweep_result(sums, n, labelled=labels is not None)
 
 
 def sweep_by_engine(models: dict, plans: dict, brute, fast):
     """One SweepResult of every model: brute(the models without a plan) and fast(the plans of the rest), each
     called only when it has models; rows in model order. Run sweeps and invlab measure share this split."""
-    from .sweep import SweepResult, tidy_table
-
     slow = {k: m for k, m in models.items() if plans[k] is None}
     quick = {k: p for k, p in plans.items() if p is not None}
     parts = ([brute(slow)] if slow else []) + ([fast(quick)] if quick else [])

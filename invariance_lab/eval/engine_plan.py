@@ -114,7 +114,7 @@ class Plan:
         return out
 
     def tap_maker(self, x: torch.Tensor, shifts: list[tuple[float, float]]):
-        """shifted(dx, dy) -> layerwise.layer_taps(model, circular_shift(x, dx, dy)) for the given shifts, or None
+        """shifted(dx, dy) -> taps.layer_taps(model, circular_shift(x, dx, dy)) for the given shifts, or None
         where the plan has no taps (models other than InvNet)."""
         if self.pool is None:
             return None

@@ -16,7 +16,8 @@ from torch.nn.modules.utils import _pair
 
 from ..nn.aps import APSDown
 from ..core.errors import InvlabError
-from ..nn.layers import BlurPool, ConvBlock, MaxPoolS1, Pad2d
+from ..nn.block import ConvBlock
+from ..nn.layers import BlurPool, MaxPoolS1, Pad2d
 
 PHASES = ((0, 0), (0, 1), (1, 0), (1, 1))  # polyphase offsets (row, column) of a stride-2 layer
 
@@ -55,7 +56,8 @@ def register_rule(*types: type) -> Callable[[Rule], Rule]:
 def steps_of(module: nn.Module) -> list[Step]:
     rule = RULES.get(type(module))
     if rule is None:
-        raise NotApplicable(f"{type(module).__name__} is not a layer the all-shift engine knows (engine.RULES)")
+        raise NotApplicable(f"{type(module).__name__} is not a layer the all-shift engine knows (no rule for it in "
+                            "eval/engine_rules.py's RULES; @register_rule adds one)")
     return rule(module)
 
 

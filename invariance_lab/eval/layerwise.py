@@ -1,9 +1,10 @@
 """Where invariance comes from: a per-layer profile of equivariance and pooled invariance.
 
     invlab sweep results/where_invariance_comes_from/<run id> --layers --layer-images 200
+    per_shift, per_tap = profile_layers(models, inputs, 200, points, "circular", 64, torch.device("cpu"))
 
-Taps (ConvBlock = down(act(conv(pad(x))))): for block i, `block<i>.conv` is the activation after the ReLU and
-`block<i>.down` the block's output after downsampling (the same tensor when downsample is none or stride);
+Taps (taps.layer_taps; ConvBlock = down(act(conv(pad(x))))): for block i, `block<i>.conv` is the activation
+after the ReLU and `block<i>.down` the block's output after downsampling (the same tensor when downsample is none or stride);
 `head` is the vector the dense classifier sees (global mean / max, or the flattened last map). Each tap has a
 cumulative stride s: the product of the strides before it (each block's `stride`, from its downsampling kind's
 registry entry; a stride-2 conv counts at its own `.conv` tap).
@@ -40,27 +41,11 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from .engine import choose_engines
 from ..nn.models import InvNet
-from .sweep import Inputs, ModelKey
-
-LAYER_COLUMNS = ["layer", "layer_name", "stride", "dx", "dy", "n_images", "equivariance_error",
-                 "pooled_invariance_error"]
-SUMMARY_COLUMNS = ["layer", "layer_name", "stride", "n_images", "n_shifts", "mean_equivariance_error",
-                   "mean_pooled_invariance_error", "normalized_variance"]
-
-
-def layer_taps(model: InvNet, x: torch.Tensor) -> list[tuple[str, int, torch.Tensor]]:
-    """[(name, cumulative stride, activation)] for every tap, in depth order; same arithmetic as model(x)."""
-    taps, stride = [], 1
-    for i, block in enumerate(model.blocks, 1):
-        a = block.act(block.conv(block.pad(x)))
-        taps.append((f"block{i}.conv", stride * block.conv.stride[0], a))
-        x = block.down(a)
-        stride *= block.stride  # the block's own (its downsampling kind's registry entry)
-        taps.append((f"block{i}.down", stride, x))
-    taps.append(("head", stride, model.pool(x)))
-    return taps
+from .accumulate import Inputs
+from .engine import choose_engines
+from .tables import ModelKey
+from .taps import taps_for
 
 
 def translate(f: torch.Tensor, dx: int, dy: int, mode: str) -> torch.Tensor:
@@ -126,21 +111,20 @@ class _Accumulator:
 
 
 @torch.inference_mode()
-def layer_profile(models: dict[ModelKey, InvNet], inputs: Inputs, n_images: int,
+def profile_layers(models: dict[ModelKey, InvNet], inputs: Inputs, n_images: int,
                   points: list[tuple[float, float]], mode: str, batch_size: int, device: torch.device,
                   progress: bool = False, engine: str | dict = "auto",
                   taps: list[str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(per-shift table, per-tap summary) for the first n_images test items over the shifts `points`.
 
     inputs(chunk, dx, dy) gives the shifted test images (as for run_sweep); `mode` says how feature maps are
-    translated for the equivariance target (circular: roll; canvas: zero fill). Columns: LAYER_COLUMNS and
-    SUMMARY_COLUMNS after model, seed. engine: auto | allshift | brute, or {model key: engine.Plan or None}: with
-    a plan the taps of every shift come from one all-shift pass (engine.py) instead of a forward pass per shift.
+    translated for the equivariance target (circular: roll; canvas: zero fill). Columns: core/columns.py's
+    LAYER_COLUMNS and LAYER_SUMMARY_COLUMNS after model, seed. engine: auto | allshift | brute, or {model key:
+    engine.Plan or None}: with a plan the taps of every shift come from one all-shift pass (engine.py) instead of
+    a forward pass per shift.
     Any other model (your own) is tapped through forward hooks (taps.py): `taps` names its modules, default
     every convolution, pooling and normalisation module and the output.
     """
-    from .taps import taps_for  # taps builds on this module's layer_taps
-
     if (0.0, 0.0) not in points:
         points = [(0.0, 0.0)] + list(points)  # the normalised variance needs the reference among the shifts
     chunks = [slice(i, min(i + batch_size, n_images)) for i in range(0, n_images, batch_size)]

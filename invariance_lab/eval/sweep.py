@@ -2,7 +2,7 @@
 
 For each shift the test inputs are made once, batch by batch, and every model sees the same batch, so the cost
 of drawing letters is shared by all models. Per model only the reference outputs (N x classes) and the previous
-shift's predictions (N) are kept.
+shift's predictions (N) are kept; the per-shift sums are accumulate.py's, as for every evaluator.
 
     result = run_sweep(models, inputs, labels, lines, batch_size=500, device=torch.device("cpu"))
     result.table      # tidy DataFrame: model, seed, dx, dy, n_images, accuracy, flip_rate, prob_change, ...
@@ -11,144 +11,67 @@ shift's predictions (N) are kept.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable
-
-import numpy as np
 import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from ..schema.config import DataConfig, SweepConfig
 from ..data.datasets import class_names
-from ..core.metrics import correct, flips, tv_distance
 from ..data.shifts import grid_points, shift_lines, sweep_inputs
-from ..core.stats import is_at_chance
-
-# inputs(chunk, dx, dy) -> images of the test items in `chunk` (a slice), translated by (dx, dy)
-Inputs = Callable[[slice, float, float], torch.Tensor]
-ModelKey = tuple[str, int]  # (model name, seed)
-
-# The column vocabularies of the tidy tables, named once here where the tables are made; report, plots and
-# experiment import them.
-METRIC_COLUMNS = ["accuracy", "flip_rate", "prob_change", "neighbor_flip_rate"]  # invariance.csv, per shift
-FACTOR_COLUMNS = ["downsample", "head", "padding"]  # the architecture factors, after model and seed
-CUSTOM = "custom"  # what the factor columns say for a model of your own (a factory: factory.py)
-# summary.csv, per model x seed: accuracy at (0, 0), then the mean and the worst of each metric over the non-zero
-# shifts (worst = lowest accuracy, highest of the others); n_classes and at_chance say whether the seed learned.
-SUMMARY_METRICS = ["clean_accuracy", *(f"{agg}_{m}" for m in METRIC_COLUMNS for agg in ("mean", "worst"))]
-CHANCE_COLUMNS = ["n_classes", "at_chance"]
-# Added later (older folders lack them): invariance.csv's max_prob_change, the largest TV distance of any one image
-# at the shift; summary.csv's worst shift (the non-zero shift of worst_prob_change) and max_prob_change, the
-# largest over every image and non-zero shift: the worst case an --all-shifts sweep certifies.
-MAX_COLUMN = "max_prob_change"
-WORST_SHIFT_COLUMNS = ["worst_shift_dx", "worst_shift_dy"]
-INVARIANT_TV = 1e-6  # a model changes no probability by more than this (float round-off): invariant
-
-
-@dataclass
-class SweepResult:
-    table: pd.DataFrame  # one row per model x seed x shift
-    clean_accuracy: dict[ModelKey, float]  # accuracy at (0, 0), evaluated even when (0, 0) is not in the grid
+from ..data.transforms import INTERPOLATION
+from ..schema.config import DataConfig, SweepConfig
+from .accumulate import ORIGIN, Grid, Inputs, ShiftSums, sweep_result
+from .engine import allshift_sweep, choose_engines, sweep_by_engine
+from .layerwise import profile_layers
+from .tables import ModelKey, SweepResult, add_factors, summarize
 
 
 @torch.inference_mode()
 def run_sweep(models: dict[ModelKey, torch.nn.Module], inputs: Inputs, labels: torch.Tensor,
               lines: list[list[tuple[float, float]]], batch_size: int, device: torch.device,
               progress: bool = False) -> SweepResult:
+    """Brute force: every model on the inputs at every shift, the shifts in line order (accumulate.Grid.walk),
+    each shift's batches one after another; the reference (0, 0) first, its probabilities kept."""
     n = len(labels)
     labels = labels.to(device)
     chunks = [slice(i, min(i + batch_size, n)) for i in range(0, n, batch_size)]
     for m in models.values():
         m.eval()
+    grid = Grid(lines)
+    sums = {k: ShiftSums(grid) for k in models}
+    ref_probs: dict[ModelKey, torch.Tensor | None] = dict.fromkeys(models)
 
-    def evaluate(dx: float, dy: float, ref=None):
-        """Predictions and probabilities of every model at one shift (probs kept only for the reference)."""
+    def evaluate(shift: tuple[float, float], add: bool, keep: bool = False) -> dict[ModelKey, torch.Tensor]:
+        """Predictions (n,) of every model at one shift; its sums are added when `add`, the probabilities kept
+        when `keep` (the reference)."""
         preds = {k: torch.empty(n, dtype=torch.long, device=device) for k in models}
-        probs = dict.fromkeys(models)
-        sums = {k: np.zeros(4) for k in models}  # correct, flips vs reference, summed and largest TV distance
         for c in chunks:
-            x = inputs(c, dx, dy).to(device, non_blocking=True)
+            x = inputs(c, *shift).to(device, non_blocking=True)
             for k, model in models.items():
                 p = torch.softmax(model(x).float(), dim=1)
-                pred = p.argmax(1)
-                preds[k][c] = pred
-                sums[k][0] += correct(p, labels[c])
-                if ref is None:
-                    if probs[k] is None:
-                        probs[k] = torch.empty(n, p.shape[1], device=device)
-                    probs[k][c] = p
-                else:
-                    ref_pred, ref_probs = ref[k]
-                    sums[k][1] += flips(pred, ref_pred[c])
-                    tv = tv_distance(p, ref_probs[c])
-                    sums[k][2] += float(tv.sum())
-                    sums[k][3] = max(sums[k][3], float(tv.max()))
-        return preds, probs, sums
+                if keep:
+                    if ref_probs[k] is None:
+                        ref_probs[k] = torch.empty(n, p.shape[1], device=device)
+                    ref_probs[k][c] = p
+                preds[k][c] = sums[k].add([shift], p[None], ref_probs[k][c], labels[c])[0] if add else p.argmax(1)
+        return preds
 
-    moved = [p for p in grid_points(lines) if p != (0.0, 0.0)]
+    moved = [p for p in grid.points if p != ORIGIN]
     bar = tqdm(total=len(moved) + 1, desc="sweep", unit="shift", disable=not progress, leave=False)
-    ref_preds, ref_probs, ref_sums = evaluate(0.0, 0.0)
-    ref = {k: (ref_preds[k], ref_probs[k]) for k in models}
+    ref_preds = evaluate(ORIGIN, add=True, keep=True)
     bar.update(1)
-
-    rows: dict[tuple, dict] = {}
-    for line in lines:
-        prev = None
-        for dx, dy in line:
-            if (dx, dy) == (0.0, 0.0):
-                preds, sums = ref_preds, ref_sums
-            else:  # lines of our grids cross only at (0, 0); any other repeat is simply evaluated again
-                preds, _, sums = evaluate(dx, dy, ref)
-                bar.update(1)
+    before = None
+    for step in grid.walk:
+        if step.shift == ORIGIN:
+            preds = ref_preds
+        else:  # a shift met again is evaluated again (its neighbours need its predictions), not added again
+            preds = evaluate(step.shift, add=step.new)
+            bar.update(1)
+        if step.neighbour:
             for k in models:
-                row = rows.get((dx, dy, k))
-                if row is None:
-                    acc, fl, tv = sums[k][:3] / n
-                    row = rows[(dx, dy, k)] = dict(model=k[0], seed=k[1], dx=dx, dy=dy, n_images=n, accuracy=acc,
-                                                   flip_rate=fl, prob_change=tv, neighbor_flip_rate=np.nan,
-                                                   max_prob_change=sums[k][3])
-                if prev is not None and np.isnan(row["neighbor_flip_rate"]):
-                    row["neighbor_flip_rate"] = flips(preds[k], prev[k]) / n
-            prev = preds
+                sums[k].add_neighbours([step.shift], preds[k][None], before[k][None])
+        before = preds
     bar.close()
-    clean = {k: float(ref_sums[k][0] / n) for k in models}
-    return SweepResult(table=tidy_table(list(rows.values()), list(models)), clean_accuracy=clean)
-
-
-def tidy_table(rows: list[dict], models: list[ModelKey]) -> pd.DataFrame:
-    """The invariance table of `rows` (one per model x seed x shift): models in the given order, then dy, dx."""
-    table = pd.DataFrame(rows)
-    order = {k: i for i, k in enumerate(models)}
-    table["_order"] = [order[(m, s)] for m, s in zip(table.model, table.seed)]
-    return table.sort_values(["_order", "dy", "dx"], kind="stable").drop(columns="_order").reset_index(drop=True)
-
-
-def summarize(table: pd.DataFrame, clean_accuracy: dict[ModelKey, float],
-              n_classes: int | None = None) -> pd.DataFrame:
-    """Per model x seed: clean accuracy, and mean and worst of each metric over the non-zero shifts.
-
-    n_classes (the number of classes) gives chance = 1 / n_classes, and `at_chance` flags a seed whose clean
-    accuracy is at most chance + stats.CHANCE_MARGIN: its flip rate says nothing about invariance. Without it
-    both columns are left empty (report.py then reads the number of classes from the run's config)."""
-    keys = [c for c in table.columns if c not in METRIC_COLUMNS + ["dx", "dy", MAX_COLUMN]]
-    out = []
-    for key, g in table.groupby(["model", "seed"], sort=False):
-        moved = g[(g.dx != 0) | (g.dy != 0)]
-        row = {c: g[c].iloc[0] for c in keys}
-        clean = clean_accuracy[key]
-        row.update(n_shifts=len(moved), n_classes=n_classes, clean_accuracy=clean,
-                   at_chance=None if n_classes is None else bool(is_at_chance(clean, n_classes)))
-        for m in METRIC_COLUMNS:
-            vals = moved[m].dropna()
-            row[f"mean_{m}"] = vals.mean() if len(vals) else np.nan
-            row[f"worst_{m}"] = (vals.min() if m == "accuracy" else vals.max()) if len(vals) else np.nan
-        worst = moved.loc[moved.prob_change.idxmax()] if len(moved) else None  # the first, in table order
-        row.update(zip(WORST_SHIFT_COLUMNS, (np.nan, np.nan) if worst is None else (worst.dx, worst.dy)))
-        if MAX_COLUMN in moved:
-            row[MAX_COLUMN] = moved[MAX_COLUMN].max() if len(moved) else np.nan
-        out.append(row)
-    return pd.DataFrame(out)
+    return sweep_result(sums, n, labelled=True)
 
 
 # ------------------------------------------------------- a sweep of configured data: inputs, evaluation, factors
@@ -165,8 +88,6 @@ def protocol(sweep: SweepConfig, data: DataConfig, seeds: list[int], models: lis
     if kind == "parts" and data.source == "letters" and data.glyphs == "outline":
         p["part"] = "counter"  # a filled letter's part is its right-most counter (outlines.py), not a stroke
     if data.source == "folder":  # images translated as pixels, not letters redrawn (folder_data.py)
-        from ..data.shifts import INTERPOLATION
-
         p.update(images=f"the test split of {data.path}", fill=data.fill, interpolation=INTERPOLATION)
     if kind == "translation" and covers_every_roll(sweep, data.canvas):
         p["all_shifts"] = True  # the whole translation group of the canvas: the summary's worst case is exact
@@ -189,8 +110,6 @@ def every_roll(canvas: int) -> list[float]:
 def sweep_engines(models: dict[ModelKey, torch.nn.Module], data: DataConfig, sweep: SweepConfig,
                   kind: str = "translation", engine: str = "auto") -> dict:
     """{model key: engine.Plan, or None for brute force} for this sweep (engine: auto | allshift | brute)."""
-    from .engine import choose_engines  # engine builds on this module's SweepResult
-
     for m in models.values():
         m.eval()
     return choose_engines(models, data.canvas, "parts" if kind == "parts" else sweep.mode, engine)
@@ -204,36 +123,25 @@ def evaluate_shifts(models: dict[ModelKey, torch.nn.Module], factors: dict[str, 
     engine: auto (the all-shift engine, engine.py, for every model it applies to: circular sweeps of circular
     networks; brute force for the rest), allshift (refuse where it does not apply), brute, or the result of
     sweep_engines(). The numbers are the same either way, to float round-off."""
-    from .engine import allshift_sweep, sweep_by_engine
-
     inputs, labels = sweep_inputs(data, sweep, kind)
     lines = shift_lines(sweep.dx, sweep.dy, sweep.grid)
     plans = engine if isinstance(engine, dict) else sweep_engines(models, data, sweep, kind, engine)
     result = sweep_by_engine(
         models, plans, lambda ms: run_sweep(ms, inputs, labels, lines, sweep.batch_size, device, progress=progress),
         lambda ps: allshift_sweep(ps, inputs, labels, lines, sweep.batch_size, device, progress=progress))
-    inv = _add_factors(result.table, factors, "parts" if kind == "parts" else sweep.mode)
+    inv = add_factors(result.table, factors, "parts" if kind == "parts" else sweep.mode)
     return inv, summarize(inv, result.clean_accuracy, n_classes=len(class_names(data)))
 
 
 def evaluate_layers(models: dict[ModelKey, torch.nn.Module], factors: dict[str, dict], data: DataConfig,
                     sweep: SweepConfig, device: torch.device, n_images: int = DEFAULT_LAYER_IMAGES,
                     progress: bool = False, engine: str | dict = "auto") -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(layers table, layers summary) of layerwise.layer_profile on the first n_images test images; engine as
+    """(layers table, layers summary) of layerwise.profile_layers on the first n_images test images; engine as
     for evaluate_shifts."""
-    from .layerwise import layer_profile  # layerwise builds on this module's Inputs
-
     inputs, labels = sweep_inputs(data, sweep, "translation", n_images=n_images)
     points = grid_points(shift_lines(sweep.dx, sweep.dy, sweep.grid))
     plans = engine if isinstance(engine, dict) else sweep_engines(models, data, sweep, "translation", engine)
-    layers, summary = layer_profile(models, inputs, len(labels), points, sweep.mode, sweep.batch_size, device,
-                                    progress=progress, engine=plans)
-    return _add_factors(layers, factors, sweep.mode), _add_factors(summary, factors, sweep.mode)
+    layers, summary = profile_layers(models, inputs, len(labels), points, sweep.mode, sweep.batch_size, device,
+                                     progress=progress, engine=plans)
+    return add_factors(layers, factors, sweep.mode), add_factors(summary, factors, sweep.mode)
 
-
-def _add_factors(df: pd.DataFrame, factors: dict[str, dict], mode: str) -> pd.DataFrame:
-    """Insert downsample, head, padding and mode after model, seed ("custom" for a factory model's factors)."""
-    for i, col in enumerate(FACTOR_COLUMNS):
-        df.insert(2 + i, col, [factors[m].get(col, CUSTOM) for m in df.model])
-    df.insert(2 + len(FACTOR_COLUMNS), "mode", mode)
-    return df

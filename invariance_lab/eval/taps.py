@@ -1,6 +1,7 @@
-"""Layer taps of any model, through forward hooks, for the layer profile (layerwise.layer_profile).
+"""Layer taps of any model, for the layer profile (layerwise.profile_layers): an invlab preset's own, any other
+model's through forward hooks.
 
-    tap = taps_for(model)                 # an invlab preset (InvNet): its own taps, layerwise.layer_taps
+    tap = taps_for(model)                 # an invlab preset (InvNet): its own taps, layer_taps
     tap = taps_for(model, ["layer1.0.conv1", "output"])   # named modules (model.named_modules()) and the logits
     [(name, stride, activation), ...] = tap(x)
 
@@ -20,9 +21,10 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from ..nn.aps import APSDown
 from ..core.errors import InvlabError, choose
+from ..nn.aps import APSDown
 from ..nn.layers import BlurPool, MaxPoolS1
+from ..nn.models import InvNet
 
 OUTPUT = "output"  # the tap of the model's own output (the logits)
 TAP_TYPES = (
@@ -32,6 +34,19 @@ TAP_TYPES = (
     nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm, nn.LocalResponseNorm,  # normalisation
 )
 Tap = tuple[str, int, torch.Tensor]  # (name, cumulative stride, activation)
+
+
+def layer_taps(model: InvNet, x: torch.Tensor) -> list[tuple[str, int, torch.Tensor]]:
+    """[(name, cumulative stride, activation)] for every tap, in depth order; same arithmetic as model(x)."""
+    taps, stride = [], 1
+    for i, block in enumerate(model.blocks, 1):
+        a = block.act(block.conv(block.pad(x)))
+        taps.append((f"block{i}.conv", stride * block.conv.stride[0], a))
+        x = block.down(a)
+        stride *= block.stride  # the block's own (its downsampling kind's registry entry)
+        taps.append((f"block{i}.down", stride, x))
+    taps.append(("head", stride, model.pool(x)))
+    return taps
 
 
 def infer_stride(input_hw: tuple[int, int], tap_hw: tuple[int, int]) -> int:
@@ -52,9 +67,6 @@ def default_taps(model: nn.Module) -> list[str]:
 
 def taps_for(model: nn.Module, names: list[str] | None = None) -> Callable[[torch.Tensor], list[Tap]]:
     """tap(x) -> [(name, cumulative stride, activation)] in the order the model runs, for one batch x."""
-    from .layerwise import layer_taps
-    from ..nn.models import InvNet
-
     if names is None and isinstance(model, InvNet):
         return lambda x: layer_taps(model, x)
     modules = dict(model.named_modules())

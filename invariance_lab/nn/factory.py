@@ -21,9 +21,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-import math
 import os
-import re
 import sys
 from collections.abc import Callable, Iterable
 from contextlib import contextmanager
@@ -34,12 +32,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..core.errors import InvlabError, clip, quote
+from ..core.errors import FactoryError, InvlabError, clip, quote
+from ..schema.model import check_path
 
-_NAME = r"[A-Za-z_][A-Za-z0-9_]*"
-FACTORY_PATTERN = re.compile(rf"({_NAME}(?:\.{_NAME})*):({_NAME}(?:\.{_NAME})*)")
-MAX_KWARG_DEPTH = 8  # kwargs are a few plain values: a deeper structure is a mistake
-_LOADED: dict[str, Callable] = {}  # factory path -> the function, once imported (this process)
+# (factory path, the file its module was found in) -> the function, once imported (this process)
+_LOADED: dict[tuple[str, str | None], Callable] = {}
 
 
 # ----------------------------------------------------------------------------------------------- the spec
@@ -48,36 +45,6 @@ _LOADED: dict[str, Callable] = {}  # factory path -> the function, once imported
 def is_custom(factors: dict) -> bool:
     """Whether a resolved model spec (models.resolve_spec) is a factory model rather than a preset's factors."""
     return isinstance(factors, dict) and "factory" in factors
-
-
-def check_path(text: str) -> str:
-    """`text` if it reads "package.module:function"; a ValueError saying the form otherwise (the schema's check)."""
-    if not isinstance(text, str) or not FACTORY_PATTERN.fullmatch(text):
-        raise ValueError(f"factory must read \"package.module:function\" (a Python module path, a colon, a function "
-                         f"in it), e.g. \"my_models:small_cnn\"; got {quote(text)}")
-    return text
-
-
-def check_kwargs(value: Any, where: str = "kwargs", depth: int = 0) -> Any:
-    """`value` if it is plain data (None, bool, int, finite float, str, lists, dicts with string keys): what a
-    checkpoint may hold (it is read with weights_only) and what the fingerprint hashes. ValueError otherwise."""
-    if depth > MAX_KWARG_DEPTH:
-        raise ValueError(f"{where} is nested more than {MAX_KWARG_DEPTH} levels deep")
-    if value is None or isinstance(value, (bool, int, str)):
-        return value
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise ValueError(f"{where} must be a finite number; got {value}")
-        return value
-    if isinstance(value, (list, tuple)):
-        return [check_kwargs(v, f"{where}[{i}]", depth + 1) for i, v in enumerate(value)]
-    if isinstance(value, dict):
-        bad = [k for k in value if not isinstance(k, str)]
-        if bad:
-            raise ValueError(f"{where} keys must be strings; got {quote(bad[0])}")
-        return {k: check_kwargs(v, f"{where}.{k}", depth + 1) for k, v in value.items()}
-    raise ValueError(f"{where} must hold plain values (numbers, strings, booleans, null, lists, mappings); got "
-                     f"{type(value).__name__} {quote(value)}")
 
 
 def describe(factors: dict) -> str:
@@ -107,7 +74,8 @@ def _where_words(dirs: Iterable[str | Path]) -> str:
 
 @contextmanager
 def _on_path(dirs: Iterable[str | Path]):
-    """sys.path with `dirs` and the current directory in front, for the import and the call only."""
+    """sys.path with `dirs` and the current directory in front, for the import and the call only: sys.path is
+    put back as it was afterwards, whatever the user's module did to it."""
     before = list(sys.path)
     sys.path[:] = search_dirs(dirs)
     try:
@@ -119,23 +87,23 @@ def _on_path(dirs: Iterable[str | Path]):
 def _module_and_function(path: str) -> tuple[str, str]:
     try:
         check_path(path)
-    except ValueError as e:
-        raise InvlabError(str(e)) from None
+    except ValueError as e:  # the schema's check: a ValueError there, for pydantic
+        raise FactoryError(str(e)) from None
     module, _, function = path.partition(":")
     return module, function
 
 
-def locate(path: str, dirs: Iterable[str | Path] = ()) -> str | None:
-    """The file importing the factory's module would run, found without running anything; None if not found."""
-    module, _ = _module_and_function(path)
-    if module in sys.modules:
-        return getattr(sys.modules[module], "__file__", None) or f"<module {module}, already imported>"
+def _search(module: str, dirs: Iterable[str | Path] = ()) -> str | None:
+    """The file `module` is found in, by search_dirs' order, without running anything and whether or not a module
+    of that name was imported already (from another config's folder, say); None if not found."""
     parts = module.split(".")
-    with _on_path(dirs):
-        try:  # a top-level name is found without importing anything (installed packages' finders included)
-            spec = importlib.util.find_spec(parts[0])
-        except (ImportError, ValueError):
-            spec = None
+    spec = PathFinder.find_spec(parts[0], search_dirs(dirs))  # the folders alone: sys.modules is not consulted
+    if spec is None:
+        with _on_path(dirs):
+            try:  # installed packages' own finders (editable installs, zip imports, ...)
+                spec = importlib.util.find_spec(parts[0])
+            except (ImportError, ValueError):
+                spec = None
     for i in range(1, len(parts)):  # submodules: through the parent's folders, without running its __init__
         if spec is None or not spec.submodule_search_locations:
             return None
@@ -145,36 +113,60 @@ def locate(path: str, dirs: Iterable[str | Path] = ()) -> str | None:
     return spec.origin if spec.origin not in (None, "namespace") else str(next(iter(spec.submodule_search_locations)))
 
 
+def locate(path: str, dirs: Iterable[str | Path] = ()) -> str | None:
+    """The file importing the factory's module would run, found without running anything; None if not found."""
+    module, _ = _module_and_function(path)
+    found = _search(module, dirs)
+    if found is None and module in sys.modules:  # made in this process rather than read from a file
+        return getattr(sys.modules[module], "__file__", None) or f"<module {module}, already imported>"
+    return found
+
+
+def _set_aside(module: str, file: str | None) -> None:
+    """Before importing `module` from `file`: a module of that name imported from another file (the same name in
+    another config's folder) leaves sys.modules, with its package's other modules, so this folder's file is the
+    one imported. Functions loaded from the old one keep working (they hold their own module's globals)."""
+    current = sys.modules.get(module)
+    if current is None or file is None or getattr(current, "__file__", None) in (None, file):
+        return
+    top = module.split(".")[0]
+    for name in [n for n in sys.modules if n == top or n.startswith(top + ".")]:
+        del sys.modules[name]
+
+
 def load(path: str, dirs: Iterable[str | Path] = ()) -> Callable:
-    """The function a factory path names, importing its module (searched as search_dirs says)."""
-    if path in _LOADED:
-        return _LOADED[path]
+    """The function a factory path names, importing its module (searched as search_dirs says). Two folders that
+    each hold a module of the same name give two modules: the cache is keyed on the file found."""
     module_name, function = _module_and_function(path)
+    file = _search(module_name, dirs)
+    if (path, file) in _LOADED:
+        return _LOADED[(path, file)]
+    _set_aside(module_name, file)
     with _on_path(dirs):
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as e:
             if e.name and (module_name == e.name or module_name.startswith(e.name + ".")):
-                raise InvlabError(f"factory {quote(path)}: no module named {quote(e.name)} was found; searched "
+                raise FactoryError(f"factory {quote(path)}: no module named {quote(e.name)} was found; searched "
                                   f"{_where_words(dirs)}. Put {e.name.replace('.', '/')}.py in one of these folders, "
                                   f"run from the folder that holds it, or add that folder to PYTHONPATH") from None
-            raise InvlabError(f"factory {quote(path)}: importing module {quote(module_name)} failed: it imports "
+            raise FactoryError(f"factory {quote(path)}: importing module {quote(module_name)} failed: it imports "
                               f"{quote(e.name)}, which is not installed ({clip(e)})") from None
         except (Exception, SystemExit) as e:  # the user's module raised while it was imported
-            raise InvlabError(f"factory {quote(path)}: importing module {quote(module_name)} "
+            raise FactoryError(f"factory {quote(path)}: importing module {quote(module_name)} "
                               f"({locate(path, dirs) or 'file unknown'}) raised {type(e).__name__}: {clip(e)}") from None
     target: Any = module
     for part in function.split("."):
         if not hasattr(target, part):
             names = sorted(n for n, v in vars(module).items() if callable(v) and not n.startswith("_"))
-            raise InvlabError(f"factory {quote(path)}: module {quote(module_name)} ({getattr(module, '__file__', '?')}) "
+            raise FactoryError(f"factory {quote(path)}: module {quote(module_name)} ({getattr(module, '__file__', '?')}) "
                               f"has no {quote(function)}; its functions and classes: "
                               f"{', '.join(names[:20]) or 'none'}") from None
         target = getattr(target, part)
     if not callable(target):
-        raise InvlabError(f"factory {quote(path)}: {quote(function)} in module {quote(module_name)} is a "
+        raise FactoryError(f"factory {quote(path)}: {quote(function)} in module {quote(module_name)} is a "
                           f"{type(target).__name__}, not a function")
-    _LOADED[path] = target
+    _LOADED[(path, file)] = target
     return target
 
 
@@ -186,10 +178,10 @@ def call(path: str, kwargs: dict | None = None, dirs: Iterable[str | Path] = ())
         try:
             model = fn(**kwargs)
         except (Exception, SystemExit) as e:
-            raise InvlabError(f"factory {quote(path)} raised {type(e).__name__} when called with kwargs "
+            raise FactoryError(f"factory {quote(path)} raised {type(e).__name__} when called with kwargs "
                               f"{quote(kwargs)}: {clip(e)}") from None
     if not isinstance(model, nn.Module):
-        raise InvlabError(f"factory {quote(path)} returned {type(model).__name__} {quote(model, 60)}, not a "
+        raise FactoryError(f"factory {quote(path)} returned {type(model).__name__} {quote(model, 60)}, not a "
                           f"torch.nn.Module; it must return the network")
     return model
 
@@ -209,20 +201,20 @@ def check_output(model: nn.Module, x: torch.Tensor, num_classes: int | None, wha
             out = model(x)
     except Exception as e:
         hint = " (the model expects another number of input channels: see --colour)" if "channels" in str(e) else ""
-        raise InvlabError(f"{what} failed on a batch of shape {shape} ({type(e).__name__}: {clip(e, 240)}){hint}; "
+        raise FactoryError(f"{what} failed on a batch of shape {shape} ({type(e).__name__}: {clip(e, 240)}){hint}; "
                           f"it must map a batch (N, C, H, W) to logits (N, classes)") from None
     finally:
         model.train(was)
     if not isinstance(out, torch.Tensor):
-        raise InvlabError(f"{what} returned {type(out).__name__} for a batch of shape {shape}, not a tensor; it must "
+        raise FactoryError(f"{what} returned {type(out).__name__} for a batch of shape {shape}, not a tensor; it must "
                           f"return the logits (N, classes) alone")
     want = f"({shape[0]}, {num_classes})" if num_classes else f"({shape[0]}, classes)"
     if out.dim() != 2 or out.shape[0] != shape[0] or (num_classes and out.shape[1] != num_classes):
         need = f"one logit per class ({num_classes} classes)" if num_classes else "one row of logits per image"
-        raise InvlabError(f"{what} gave an output of shape {tuple(out.shape)} for a batch of shape {shape}; invlab "
+        raise FactoryError(f"{what} gave an output of shape {tuple(out.shape)} for a batch of shape {shape}; invlab "
                           f"needs {want}: {need}. Set its number of outputs (through its kwargs) to match")
     if not out.is_floating_point():
-        raise InvlabError(f"{what} returned {out.dtype} values; logits must be floating point")
+        raise FactoryError(f"{what} returned {out.dtype} values; logits must be floating point")
     return int(out.shape[1])
 
 
@@ -232,7 +224,7 @@ def check_trainable(model: nn.Module, x: torch.Tensor, what: str) -> None:
     if not params:
         n = sum(p.numel() for p in model.parameters())
         why = f"all its {n} parameters have requires_grad=False" if n else "it has no parameters"
-        raise InvlabError(f"{what} has nothing to train: {why}. Unfreeze them, or set train.epochs: 0 to measure "
+        raise FactoryError(f"{what} has nothing to train: {why}. Unfreeze them, or set train.epochs: 0 to measure "
                           f"it as it is")
     was = model.training
     model.eval()  # no running statistics are updated, no dropout
@@ -240,14 +232,14 @@ def check_trainable(model: nn.Module, x: torch.Tensor, what: str) -> None:
         with torch.random.fork_rng(devices=[]), torch.enable_grad():
             out = model(x)
             if not out.requires_grad:
-                raise InvlabError(f"{what}: its output does not depend on any trainable parameter (no gradient "
+                raise FactoryError(f"{what}: its output does not depend on any trainable parameter (no gradient "
                                   f"reaches them: is the output computed under torch.no_grad() or detached?), so "
                                   f"training would change nothing")
             grads = torch.autograd.grad(out.float().sum(), params, allow_unused=True)
     finally:
         model.train(was)
     if all(g is None for g in grads):
-        raise InvlabError(f"{what}: none of its trainable parameters affects the output, so training would change "
+        raise FactoryError(f"{what}: none of its trainable parameters affects the output, so training would change "
                           f"nothing")
 
 
@@ -277,7 +269,7 @@ def check_models(factors: dict[str, dict], *, num_classes: int, canvas: int, tra
                 build_custom(f, num_classes=num_classes, canvas=canvas, in_channels=in_channels, dirs=dirs,
                              check_training=train)
             except InvlabError as e:
-                raise InvlabError(f"[models.{name}] {e}") from None
+                raise FactoryError(f"[models.{name}] {e}") from None
             files[name] = locate(f["factory"], dirs) or "?"
     return files
 
@@ -290,10 +282,10 @@ def require_trust(factors: dict, *, trusted: bool, where: str, option: str = "--
     module = path.partition(":")[0]
     file = locate(path, dirs)
     if file is None:
-        raise InvlabError(f"{where} was built by factory {describe(factors)}, which cannot be imported here: no module "
+        raise FactoryError(f"{where} was built by factory {describe(factors)}, which cannot be imported here: no module "
                           f"named {quote(module)} in {_where_words(dirs)}. Run from the folder that holds "
                           f"{module.replace('.', '/')}.py, or add that folder to PYTHONPATH")
     if not trusted:
-        raise InvlabError(f"{where} was built by factory {describe(factors)}; loading it imports module "
+        raise FactoryError(f"{where} was built by factory {describe(factors)}; loading it imports module "
                           f"{quote(module)} from {file}, which runs that file's code. A run folder can come from "
                           f"anyone, so invlab does not import on its say-so: if you trust that file, pass {option}")

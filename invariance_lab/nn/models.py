@@ -2,7 +2,7 @@
 
 Names become objects through registries, whose errors list the valid names (see `invlab models`):
 PRESETS (a model name -> a factor set: `conv_maxpool` = max pooling + flatten head), HEADS (a head name ->
-its pooling and feature count) here, and DOWNSAMPLES in layers.py. A config may override any factor.
+its pooling and feature count) here, and DOWNSAMPLES in downsample.py. A config may override any factor.
 
     net = create_model("conv_gap", num_classes=2, canvas=32)
     net = create_model({"arch": "conv_gap", "padding": "circular"}, num_classes=2, canvas=32)
@@ -18,7 +18,10 @@ import torch
 from torch import nn
 
 from ..core.errors import InvlabError, choose
-from .layers import DOWNSAMPLES, PADDING_KINDS, ConvBlock
+from .block import ConvBlock
+from .downsample import DOWNSAMPLES, get_downsample
+from .factory import build_custom
+from .layers import PADDING_KINDS, LayerConfigError
 
 # ----------------------------------------------------------------------------------------------- heads
 
@@ -136,22 +139,29 @@ def list_models() -> list[str]:
 
 
 def check_model(factors: dict, canvas: int) -> int:
-    """The side of the last feature map for this canvas; raises ValueError naming the combination if none."""
+    """The side of the last feature map for this canvas, by arithmetic (torch's RNG untouched); raises
+    LayerConfigError (a ConfigError and a ValueError) naming the combination if none."""
     size, n = canvas, len(factors["channels"])
+    kind = get_downsample(factors["downsample"])
     for i in range(n):
-        # One throw-away block per block, as ever: each draws its conv's initial weights from torch's RNG, so
-        # building fewer would change every seeded model's weights (and no longer match trained checkpoints).
-        block = ConvBlock(1, 1, factors["kernel"], factors["padding"], factors["downsample"], factors["blur_size"])
         try:
-            size = block.out_size(size)
-        except ValueError as e:
-            raise ValueError(f"block {i + 1} of {n} on a {canvas}px canvas: {e}") from None
+            size = kind.out_size(size, factors["kernel"], factors["padding"], factors["blur_size"])
+        except LayerConfigError as e:
+            raise LayerConfigError(f"block {i + 1} of {n} on a {canvas}px canvas: {e}") from None
         if size < 1:
-            raise ValueError(
+            raise LayerConfigError(
                 f"padding {factors['padding']!r}, downsample {factors['downsample']!r}, kernel {factors['kernel']} "
                 f"leave no feature map after block {i + 1} on a {canvas}px canvas; use fewer channels entries or a "
                 f"larger canvas")
     return size
+
+
+def _draw_as_before(factors: dict) -> None:
+    """Build and drop one one-channel block per block, as check_model once did: each draws its conv's initial
+    weights from torch's RNG, so skipping them would change every seeded model's weights (and no longer match
+    trained checkpoints)."""
+    for _ in factors["channels"]:
+        ConvBlock(1, 1, factors["kernel"], factors["padding"], factors["downsample"], factors["blur_size"])
 
 
 class InvNet(nn.Module):
@@ -161,6 +171,7 @@ class InvNet(nn.Module):
         super().__init__()
         self.factors = dict(factors)
         side = check_model(factors, canvas)
+        _draw_as_before(factors)
         chans = [in_channels] + list(factors["channels"])
         self.blocks = nn.ModuleList(
             ConvBlock(cin, cout, factors["kernel"], factors["padding"], factors["downsample"], factors["blur_size"])
@@ -190,8 +201,6 @@ def build_model(factors: dict, num_classes: int, canvas: int, in_channels: int =
     """A network from a resolved factor dict, as checkpoints store them (create_model resolves for you); a factory
     spec calls your function (factory.build_custom: imported, called with its kwargs, checked on a dummy batch)."""
     if "factory" in factors:
-        from .factory import build_custom
-
         return build_custom(factors, num_classes=num_classes, canvas=canvas, in_channels=in_channels)
     return InvNet(factors, num_classes, canvas, in_channels)
 

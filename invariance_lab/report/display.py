@@ -1,4 +1,6 @@
-"""Render report.py's tables for people: rich tables for the terminal, markdown, csv. Used by the CLI only.
+"""Render the report tables (tables.py) for people: rich tables for the terminal, markdown, csv. The cell texts
+and protocol sentences are also those of the HTML page (html.py) and the claims' answers (claims/), so every
+rendering says the same; only the CLI prints.
 
 Conventions every rendering shares (the captions say them where they apply):
   * a cell is "mean ± h", h the half-width of the 95% t interval over seeds; where that interval reaches outside
@@ -26,7 +28,8 @@ from ..core.errors import choose
 from .tables import (LAYER_RANGE, RATE_RANGE, Report, Result, View, layer_table, model_table, seed_counts, seed_flags,
     wide_view)
 from ..core.stats import CHANCE_MARGIN
-from ..eval.sweep import FACTOR_COLUMNS, INVARIANT_TV, MAX_COLUMN, WORST_SHIFT_COLUMNS
+from ..eval.engine import ENGINES
+from ..core.columns import FACTOR_COLUMNS, INVARIANT_TV, MAX_COLUMN, WORST_SHIFT_COLUMNS
 
 FORMATS = ("table", "markdown", "csv")
 CLIP_MARK = "*"  # after a cut interval: "0.840 [0.322, 1]*"
@@ -78,7 +81,8 @@ def protocol_lines(results: list[Result]) -> list[str]:
             parts.append("task position (label = top/bottom half; paired test images, bottom = top rolled by half "
                          "the canvas, so an invariant model scores exactly 0.5)")
         if p.get("all_shifts"):
-            parts.append(f"every circular shift of the canvas ({p.get('n_shifts')} shifts: the whole translation group)")
+            parts.append(f"every circular shift of the canvas ({p.get('n_shifts')} shifts: the whole translation "
+                         "group)")
         if "test_images" in p:
             parts.append(f"{p['test_images']} {'' if 'images' in p and 'test' not in p['images'] else 'test '}images")
         if p.get("layers"):
@@ -97,8 +101,6 @@ def protocol_lines(results: list[Result]) -> list[str]:
 
 def engine_words(p: dict) -> str:
     """The engine of a protocol (meta.json): "engine: all-shift (...)", or which models used which."""
-    from ..eval.engine import ENGINES
-
     if p["engine"] in ENGINES:
         return f"engine: {ENGINES[p['engine']].words}"
     used = p.get("engines", {})

@@ -1,6 +1,6 @@
 """Pictures of what the networks saw: a few test images at the reference and at several shifts, with each model's
 probability of the true class under each, and per image an animated GIF of the image sliding across the canvas
-beside every model's probability trace. htmlpage.py puts them on the page.
+beside every model's probability trace. html_gallery.py puts them on the page.
 
 The run's own trained checkpoints are loaded (checkpoints.load_run_models: every file checked against the run
 folder) and its own test inputs made (shifts.sweep_inputs), with the protocol of the folder reported: the same
@@ -22,12 +22,19 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 from PIL import Image
 
+from ..config.load import load_config
 from ..core.errors import InvlabError
+from ..data.datasets import class_names
+from ..data.shifts import axis_values, sweep_inputs
+from ..nn.factory import is_custom
+from ..schema.config import SweepConfig
+from ..store.checkpoints import load_run_models
+from ..store.find import require_finished_run
+from ..store.layout import CONFIG_FILE, SWEEP_DIR, checkpoint_path
 from ..store.results import Result
+from ..config.models import resolved_models
 
 STILLS = 9  # pictures per image in the gallery table (pick_stills): -8 -4 -2 -1 0 1 2 4 8 for a ±8 sweep
 MAX_FRAMES = 41  # animation frames at most: longer sweeps (every roll of a big canvas) are subsampled evenly
@@ -50,7 +57,7 @@ class Letter:
 
 @dataclass
 class Gallery:
-    label: str  # the result's label (report.Result.label)
+    label: str  # the result's label (Result.label)
     axis: str  # "dx" or "dy": the axis the images slide along (the other one stays 0)
     mode: str  # canvas | circular | parts (the protocol's)
     shifts: list[float]  # every shift of the animation, in order
@@ -64,8 +71,6 @@ class Gallery:
 
 def run_folder(result: Result) -> Path:
     """The run folder holding the checkpoints of a run or of one of its sweeps."""
-    from ..store.runs import SWEEP_DIR
-
     if result.meta.get("kind") == "measure":
         raise InvlabError(f"{result.label} is an `invlab measure` folder: its model is yours, not an invlab "
                           "checkpoint, and `invlab report` imports no code to rebuild it")
@@ -75,8 +80,6 @@ def run_folder(result: Result) -> Path:
 
 def _sweep_of(protocol: dict):
     """The SweepConfig and kind of a folder's protocol (meta.json), so the gallery shows what was measured."""
-    from ..schema.config import SweepConfig
-
     kind = protocol.get("kind", "translation")
     mode = "canvas" if kind == "parts" else protocol["mode"]
     return SweepConfig(mode=mode, dx=protocol["dx"], dy=protocol["dy"], grid=protocol.get("grid", "product")), kind
@@ -110,19 +113,12 @@ def _pick_images(labels: torch.Tensor, n: int) -> list[int]:
 def make_gallery(result: Result, n_images: int = 4, *, animate: bool = True) -> Gallery:
     """The gallery of one run or sweep folder; an InvlabError saying why where it cannot be made (a measure
     folder, checkpoints missing, every model built by a factory)."""
-    from ..store.checkpoints import load_run_models
-    from ..config.load import load_config
-    from ..data.datasets import class_names
-    from ..nn.factory import is_custom
-    from ..store.runs import CONFIG_FILE, checkpoint_path, require_finished_run
-    from ..data.shifts import axis_values, sweep_inputs
-
     run_dir = run_folder(result)
     meta_run = require_finished_run(run_dir)
     if not (run_dir / CONFIG_FILE).is_file():
         raise InvlabError(f"{run_dir} holds no {CONFIG_FILE}, so its test images cannot be drawn again")
     cfg = load_config(run_dir / CONFIG_FILE)
-    factors = cfg.resolved_models()
+    factors = resolved_models(cfg)
     protocol = result.meta["protocol"]
     notes, models = [], []
     for m in protocol["models"]:
@@ -195,6 +191,11 @@ def make_gif(g: Gallery, letter: Letter) -> bytes:
     cursor at the current shift; a hollow dot where the model's prediction is wrong. Stacked, so that it stays
     legible in a phone's width (about 340 px, shown at its own size). The figure is drawn once and only the
     picture, cursor and dots change from frame to frame."""
+    # matplotlib is imported only when a picture is drawn: importing it takes about half a second, which every
+    # command that draws nothing would pay
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
     fig = Figure(figsize=(4.3, 5.3 + 0.18 * math.ceil(len(g.models) / 2)), dpi=GIF_DPI, layout="constrained")
     canvas = FigureCanvasAgg(fig)
     left, right = fig.subplots(2, 1, height_ratios=[1, 1.05])

@@ -3,7 +3,9 @@ profile (sweeps made with --layers), and pictures of what the networks saw (gall
 image is a data: URI, so the file opens anywhere, offline, and can be mailed as it is; no script runs in it.
 It reads on a phone (one column, tables that scroll sideways with the model name kept in view) and prints.
 
-The numbers are report.py's and the cell texts display.py's, so the page says what `invlab report` prints.
+The numbers are tables.py's and the cell texts display.py's, so the page says what `invlab report` prints. This
+module holds the page itself (its words, CSS, plots and study figures); html_tables.py writes the tables,
+html_gallery.py the pictures, html_elements.py the escaped text and embedded images they share.
 
     page = html_report(["results/quick/20261127-160351"])          # str
     invlab report results/quick/20261127-160351 --html report.html
@@ -11,22 +13,26 @@ The numbers are report.py's and the cell texts display.py's, so the page says wh
 
 from __future__ import annotations
 
-import base64
-import html
 import re
+import tempfile
 from datetime import datetime
 from pathlib import Path
 
 import pandas as pd
 
-from ..core.versions import __version__
-from .display import SHORT_HEADERS, clip_note, protocol_lines, seed_notes, text_rows
 from ..core.errors import InvlabError
-from .tables import Report, View, build_report
-from ..eval.sweep import FACTOR_COLUMNS
+from ..core.versions import __version__
+from ..store.find import read_study
+from ..store.layout import is_study
+from .display import protocol_lines
+from .html_elements import e, image, pixel_size
+from .html_gallery import gallery_html
+from .html_tables import at_chance_rows, notes_html, table_html
+from .plots import figures, png_bytes
+from .study import compare_folders, plot_study
+from .tables import Report, build_report
 
 N_IMAGES = 4  # test images in each gallery: enough to see both classes, few enough to keep the page light
-THUMB_PX = 60  # about how wide a still is shown (a whole multiple of its pixels): 32 px canvases at 2x
 QUESTION = (
     "How does a convolutional network become invariant to translation, and what do max pooling, strided "
     "convolution, global pooling and padding each contribute? invlab answers by experiment: it trains small CNNs "
@@ -44,8 +50,6 @@ MEASURES = [
     ("probability change (Δp)", "the total variation ½Σ|Δp| between the softmax at a shift and at (0, 0)."),
     ("step flip", "the fraction of predictions that change between neighbouring shifts on the grid."),
 ]
-ACCURACY_COLUMNS = {"clean_accuracy", "mean_accuracy", "worst_accuracy"}
-FACTORS = "/".join(FACTOR_COLUMNS)  # the merged factor column's name (as the terminal table calls it)
 CSS = """
 :root { --ink: #1d1d1f; --muted: #5f6368; --line: #d9dce1; --band: #f4f5f7; --accent: #1a5fb4; }
 * { box-sizing: border-box; }
@@ -101,124 +105,6 @@ td.wrong { color: #a00; font-weight: 600; }
 """
 
 
-def e(text) -> str:
-    return html.escape(str(text), quote=True)
-
-
-def data_uri(data: bytes, mime: str) -> str:
-    return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
-
-
-def image(data: bytes, mime: str, alt: str, cls: str = "", size: tuple[int, int] | None = None) -> str:
-    """An <img> whose picture is inside the page; width and height let the browser lay out before decoding."""
-    dims = f' width="{size[0]}" height="{size[1]}"' if size else ""
-    klass = f' class="{cls}"' if cls else ""
-    return f'<img{klass} src="{data_uri(data, mime)}" alt="{e(alt)}"{dims}>'
-
-
-def _pixel_size(data: bytes) -> tuple[int, int]:
-    from io import BytesIO
-
-    from PIL import Image
-
-    with Image.open(BytesIO(data)) as im:
-        return im.size
-
-
-# --- tables -----------------------------------------------------------------------------------------------
-
-def _merge_factors(heads, rows, numeric):
-    """The three factor columns as one, "max / flatten / zeros", as the terminal table shows them: the model
-    table then fits a desktop window."""
-    if not all(f in heads for f in FACTOR_COLUMNS):
-        return heads, rows, numeric
-    idx = [heads.index(f) for f in FACTOR_COLUMNS]
-    at = idx[0]
-
-    def merged(seq, value):
-        return seq[:at] + [value(seq)] + [x for j, x in enumerate(seq) if j >= at and j not in idx]
-
-    return (merged(heads, lambda _: FACTORS), [merged(r, lambda r: " / ".join(r[i] for i in idx)) for r in rows],
-            merged(numeric, lambda _: False))
-
-
-def table_html(view: View, chance_rows: list[bool] | None = None) -> str:
-    """A view as an HTML table: display.py's cell texts ("0.381 ± 0.089", "0.840 [0.322, 1]*", "model †"), each
-    cell tagged with its column (data-col) so the page can be checked against report.py. Metric columns get a
-    group header: accuracy (higher is better) apart from change under shift (lower is more invariant)."""
-    heads, rows, numeric = _merge_factors(*text_rows(view)[:3])
-    group = {h: ("accuracy: higher is better" if h in ACCURACY_COLUMNS else
-                 "change under shift: lower is more invariant") for h in heads if h in view.values}
-    grouped = any(h in ACCURACY_COLUMNS for h in group)  # the model table; layer and shift views stay flat
-    sticky = heads.index("model") if "model" in heads else None
-
-    def head(k: int, h: str, extra: str = "") -> str:
-        cls = " ".join(c for c in ("num" if numeric[k] else "", "sticky" if k == sticky else "",
-                                   "wrap" if h in group or h == FACTORS else "") if c)
-        text = " / ".join(FACTOR_COLUMNS) if h == FACTORS else SHORT_HEADERS.get(h, h)  # spaces let it wrap
-        return f'<th class="{cls}" data-col="{e(h)}"{extra}>{e(text)}</th>'
-
-    out = ['<div class="scroll bleed"><table>', "<thead>"]
-    if grouped:
-        cells, k = [], 0
-        while k < len(heads):
-            h = heads[k]
-            if h not in group:
-                cells.append(head(k, h, ' rowspan="2"'))
-                k += 1
-                continue
-            span = 1
-            while k + span < len(heads) and group.get(heads[k + span]) == group[h]:
-                span += 1
-            cells.append(f'<th colspan="{span}" class="group">{e(group[h])}</th>')
-            k += span
-        out.append("<tr>" + "".join(cells) + "</tr>")
-        out.append("<tr>" + "".join(head(k, h, f' title="{e(h)}"') for k, h in enumerate(heads) if h in group)
-                   + "</tr>")
-    else:
-        out.append("<tr>" + "".join(head(k, h) for k, h in enumerate(heads)) + "</tr>")
-    out.append("</thead><tbody>")
-    for i, row in enumerate(rows):
-        cls = ' class="chance"' if chance_rows and chance_rows[i] else ""
-        cells = []
-        for k, (h, text, n) in enumerate(zip(heads, row, numeric)):
-            klass = " ".join(c for c in ("num" if n else "", "sticky" if k == sticky else "",
-                                         "wrap" if h in (FACTORS, "run") else "") if c)
-            body = e(text).replace("/", "/<wbr>") if h == "run" else _cell(text, n or h == FACTORS)
-            cells.append(f'<td class="{klass}" data-col="{e(h)}">{body}</td>')
-        out.append(f"<tr{cls}>" + "".join(cells) + "</tr>")
-    out.append("</tbody></table></div>")
-    return "\n".join(out)
-
-
-def text_html(text: str) -> str:
-    """Escaped text, with display.py's `command` quotes set as code."""
-    return re.sub(r"`([^`<>]+)`", r"<code>\1</code>", e(text))
-
-
-def _notes(views: list[View], rep: Report) -> str:
-    """The footnotes under a group of tables: the cut-interval note if any cell of them was cut, the seed notes."""
-    any_cut = any(text_rows(v)[3] for v in views)
-    lines = [clip_note(views[0].bounds)] * any_cut + seed_notes(rep.flags, rep.dropped)
-    return "".join(f'<p class="note">{text_html(line)}</p>' for line in lines)
-
-
-def _cell(text: str, breakable: bool) -> str:
-    """A number cell may break between the mean and its interval ("0.879" / "[0.297, 1]*"), the factors between
-    their parts, never inside them: the model table then fits a desktop window without scrolling."""
-    if not breakable or " " not in text:
-        return e(text)
-    parts = text.split(" / ") if " / " in text else text.split(" ", 1)
-    return (" / " if " / " in text else " ").join(f"<span>{e(part)}</span>" for part in parts)
-
-
-def _chance_rows(view: View) -> list[bool]:
-    t = view.table
-    return [bool(v > 0) for v in t["n_chance"]] if "n_chance" in t else [False] * len(t)
-
-
-# --- figures ----------------------------------------------------------------------------------------------
-
 def _caption(name: str) -> str:
     """What a plots.py file name shows, in words (alt text and caption)."""
     words = {"flip_rate": "flip rate", "prob_change": "probability change", "accuracy": "accuracy",
@@ -240,103 +126,37 @@ def _caption(name: str) -> str:
 
 
 def figures_html(named: list[tuple[str, object]]) -> str:
-    from .plots import png_bytes
-
+    """plots.py's figures as PNG pictures inside the page, each with its caption."""
     parts = []
     for name, fig in named:
         data = png_bytes(fig)
-        parts.append(f"<figure>{image(data, 'image/png', _caption(name), size=_pixel_size(data))}"
+        parts.append(f"<figure>{image(data, 'image/png', _caption(name), size=pixel_size(data))}"
                      f"<figcaption>{e(_caption(name))}</figcaption></figure>")
     return "\n".join(parts)
 
 
 def study_html(rep: Report, folder: Path, metric: str) -> str:
-    """A study folder (study.py): the model table's mean `metric` against each varied key, the figure that
-    `invlab report STUDY --plot` writes (plot_study writes files: drawn into a temporary folder, then embedded)."""
-    import tempfile
-
-    from ..store.runs import read_study
-    from ..run.study import plot_study
-
+    """A study folder (run/study.py makes it, study.py compares its runs): the model table's mean `metric`
+    against each varied key, the figure that `invlab report STUDY --plot` writes (plot_study writes files: drawn
+    into a temporary folder, then embedded)."""
     parts = ["<h2>Across the study</h2>"]
     with tempfile.TemporaryDirectory(prefix="invlab-study-") as tmp:
         for key in read_study(folder)["vary"]:
             data = plot_study(rep, folder, key, f"mean_{metric}", Path(tmp)).read_bytes()
             words = f"mean {metric} against {key}, the study's varied key: one line per model, ± 95% CI over seeds."
-            parts.append(f"<figure>{image(data, 'image/png', words, size=_pixel_size(data))}"
+            parts.append(f"<figure>{image(data, 'image/png', words, size=pixel_size(data))}"
                          f"<figcaption>{e(words)}</figcaption></figure>")
     return "\n".join(parts)
 
-
-# --- the gallery ------------------------------------------------------------------------------------------
-
-def _p_cell(p: float, correct: bool) -> str:
-    """p(true class), its background from red (0) to green (1); a wrong prediction is marked ✗ (the colour is
-    not the only sign)."""
-    hue = round(120 * max(0.0, min(1.0, float(p))))
-    mark = "" if correct else " ✗"
-    return (f'<td class="p{"" if correct else " wrong"}" style="background:hsl({hue},65%,86%)">'
-            f"{p:.2f}{mark}</td>")
-
-
-def gallery_html(result, n_images: int, flags: pd.DataFrame) -> str:
-    """One result's gallery (gallery.py), or a one-line note saying why there is none. `flags`: seed_flags rows of
-    every seed, those --drop-chance left out of the tables included (the gallery still shows its first seed)."""
-    from .gallery import make_gallery, png, signed
-
-    try:
-        g = make_gallery(result, n_images)
-    except InvlabError as exc:
-        return f'<p class="note">No pictures for {e(result.label)}: {text_html(str(exc))}</p>'
-    here = flags[(flags["run"] == result.label) & flags["at_chance"]]
-    at_chance = set(zip(here["model"], here["seed"]))  # the networks shown that answer at chance
-    out = [f"<h3>{e(g.label)}</h3>",
-           (f'<p class="sub">{len(g.letters)} test images, the classes in turn; each model\'s network of seed '
-            f"{g.seed}; shifted along {g.axis} ({g.mode}), the other shift 0. Under each picture: the model's "
-            "probability of the true class; ✗ where it answers another class.</p>")]
-    out += [f'<p class="note">{text_html(n)}</p>' for n in g.notes]
-    for letter in g.letters:
-        heads = "".join(f'<th class="num">{g.axis} = {signed(g.shifts[k])}</th>' for k in g.stills)
-        h, w = letter.pixels.shape[1:3]
-        zoom = max(1, round(THUMB_PX / max(h, w)))  # whole pixels: every input pixel the same size on screen
-        pics = "".join(
-            "<td>" + image(png(letter.pixels[k]), "image/png", f"{letter.label} at {g.axis} = {signed(g.shifts[k])}",
-                           "px", (w * zoom, h * zoom)) + "</td>" for k in g.stills)
-        rows = []
-        for m in g.models:
-            name = f"{m} †" if (m, g.seed) in at_chance else m
-            rows.append(f'<tr><th class="sticky">{e(name)}</th>'
-                        + "".join(_p_cell(letter.prob[m][k], letter.correct[m][k]) for k in g.stills) + "</tr>")
-        anim = ""
-        if letter.gif:
-            size = _pixel_size(letter.gif)
-            alt = (f"animation: test image {letter.index} sliding along {g.axis}, each model's probability of "
-                   f"{letter.label}")
-            anim = (f'<figure style="width:{size[0]}px;max-width:100%">'
-                    f'{image(letter.gif, "image/gif", alt, "anim", size)}'
-                    f"<figcaption>Test image {letter.index} ({e(letter.label)}) sliding along {g.axis} over every "
-                    f"swept shift; below: p({e(letter.label)}) for each model, a hollow dot where it answers another "
-                    "class, dotted line at chance. Orange lines: the canvas centre.</figcaption></figure>")
-        out.append(f'<div class="letter"><h4>test image {letter.index}: {e(letter.label)}</h4><div class="pair">'
-                   f'<div class="scroll"><table><thead><tr><th class="sticky">p({e(letter.label)})</th>{heads}</tr>'
-                   f'</thead><tbody><tr><th class="sticky">input</th>{pics}</tr>{"".join(rows)}</tbody></table></div>'
-                   f"{anim}</div></div>")
-    return "\n".join(out)
-
-
-# --- the page ---------------------------------------------------------------------------------------------
 
 def html_report(paths: list[str | Path], *, metric: str = "flip_rate", drop_chance: bool = False,
                 n_images: int = N_IMAGES) -> str:
     """The whole page for these run, sweep or measure folders, or one study folder (as `invlab report PATH…
     --html FILE` writes it).
     Parts that do not apply (no layer profile, no checkpoints to draw pictures from) are left out with a note."""
-    from .plots import figures
-    from ..store.runs import is_study
-
     if n_images < 1:
         raise InvlabError(f"the gallery needs at least one image; got {n_images}")
-    rep = build_report(paths, by="model", drop_chance=drop_chance)
+    rep = compare_folders(paths, by="model", drop_chance=drop_chance)
     results = rep.results
     labels = [r.label for r in results]
     several = len(results) > 1
@@ -354,7 +174,7 @@ def html_report(paths: list[str | Path], *, metric: str = "flip_rate", drop_chan
             f"<h2>Models{', compared across ' + str(len(results)) + ' folders' if several else ''}</h2>",
             (f'<p class="sub">{e(model_view.title)}. Accuracy beside the change under shift: a network can be '
              "consistent because it is right everywhere, or because it gives one answer to everything.</p>"),
-            table_html(model_view, _chance_rows(model_view)), _notes([model_view], rep)]
+            table_html(model_view, at_chance_rows(model_view)), notes_html([model_view], rep)]
     if len(paths) == 1 and is_study(paths[0]):
         body.append(study_html(rep, Path(paths[0]), metric))
     body += ["<h2>Plots</h2>", figures_html(named)]
@@ -363,8 +183,8 @@ def html_report(paths: list[str | Path], *, metric: str = "flip_rate", drop_chan
     if with_layers:
         layer_rep = build_report([r.path for r in with_layers], by="layer", drop_chance=drop_chance)
         for view in layer_rep.views:
-            body += [f"<h3>{e(view.title)}</h3>", table_html(view, _chance_rows(view))]
-        body += [_notes(layer_rep.views, layer_rep), figures_html(layer_fig)]
+            body += [f"<h3>{e(view.title)}</h3>", table_html(view, at_chance_rows(view))]
+        body += [notes_html(layer_rep.views, layer_rep), figures_html(layer_fig)]
     else:
         body.append('<p class="note">No layer profile in these folders: make one with '
                     "<code>invlab sweep RUN --layers</code> and report that sweep folder.</p>")

@@ -2,7 +2,7 @@
 against consistency (one point per model and seed), and the layer profile (error against depth) of sweeps made
 with --layers.
 
-`figures()` builds them as named Figure objects (htmlpage.py renders them to PNG in memory); the plot_*
+`figures()` builds them as named Figure objects (html.py renders them to PNG in memory); the plot_*
 functions write PNGs into out_dir and return their paths. Figures are built with matplotlib.figure.Figure, not
 pyplot: no global backend or figure state is touched, so this works headless (Agg renders the PNG) and cannot
 interfere with whatever backend the caller uses. Example:
@@ -16,15 +16,18 @@ import io
 import math
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-from matplotlib.figure import Figure
 
 from ..core.errors import InvlabError, choose
 from .tables import (AXES, LAYER_QUANTITIES, LAYER_RANGE, RATE_RANGE, Result, axis_slice, layer_table, seed_counts,
     seed_flags, shift_table)
 from ..core.stats import clip_interval
-from ..eval.sweep import METRIC_COLUMNS
+from ..core.columns import METRIC_COLUMNS
+
+if TYPE_CHECKING:  # for annotations only: matplotlib itself is imported when a figure is made (new_figure)
+    from matplotlib.figure import Figure
 
 DPI = 120
 # Axis labels: the metric's name and, in words, what it measures (definitions as in metrics.py).
@@ -37,6 +40,14 @@ METRIC_LABELS = {
 AXIS_LABELS = {"dx": "horizontal shift dx (px)", "dy": "vertical shift dy (px)"}
 LINESTYLES = ("-", "--", ":", "-.")
 MAX_TICKS = 9  # heatmap ticks per axis: every grid value when they fit, else every k-th one, through 0
+
+
+def new_figure(**kwargs) -> Figure:
+    """matplotlib.figure.Figure(**kwargs). matplotlib is imported here, when a plot is drawn: importing it takes
+    about half a second, which every command that draws nothing would pay."""
+    from matplotlib.figure import Figure
+
+    return Figure(**kwargs)
 
 
 def _legend(results: list[Result]):
@@ -106,7 +117,7 @@ def metric_vs_shift_figure(results: list[Result], metric: str, axis: str) -> Fig
     """One line per (run, model): mean over seeds of `metric` along `axis` (other shift 0), 95% CI band."""
     means, cis = shift_table(results, metric, axis)
     label = _legend(results)
-    fig = Figure(figsize=(8, 4.8), dpi=DPI)
+    fig = new_figure(figsize=(8, 4.8), dpi=DPI)
     ax = fig.add_subplot()
     colors = [f"C{i}" for i in range(10)]
     x = means.columns.to_numpy(dtype=float)
@@ -165,7 +176,7 @@ def heatmap_figures(results: list[Result], metric: str) -> list[tuple[str, Figur
         xs, ys = np.unique(mean["dx"].to_numpy(float)), np.unique(mean["dy"].to_numpy(float))
         aspect = (np.ptp(ys) + np.min(np.diff(ys))) / (np.ptp(xs) + np.min(np.diff(xs)))  # panels keep px square
         panel_h = float(np.clip(3.2 * aspect, 1.4, 4.5))
-        fig = Figure(figsize=(3.3 * ncols + 1.3, (panel_h + 0.55) * nrows + 0.8), dpi=DPI, layout="constrained")
+        fig = new_figure(figsize=(3.3 * ncols + 1.3, (panel_h + 0.55) * nrows + 0.8), dpi=DPI, layout="constrained")
         axes = fig.subplots(nrows, ncols, squeeze=False, sharex=True, sharey=True)
         mesh, label = None, _legend([r])
         for ax, model in zip(axes.ravel(), models):
@@ -204,7 +215,7 @@ def layer_profile_figure(results: list[Result]) -> Figure:
     """One panel per layer quantity, x = tap in depth order, one line per (run, model)."""
     tables = {q: layer_table(results, q) for q in LAYER_QUANTITIES}
     label = _legend(results)
-    fig = Figure(figsize=(5.2 * len(tables) + 1.5, 4.6), dpi=DPI, layout="constrained")
+    fig = new_figure(figsize=(5.2 * len(tables) + 1.5, 4.6), dpi=DPI, layout="constrained")
     axes = fig.subplots(1, len(tables), squeeze=False)[0]
     for ax, (q, (means, cis)) in zip(axes, tables.items()):
         x = np.arange(means.shape[1])
@@ -265,7 +276,7 @@ def accuracy_consistency_figure(results: list[Result], accuracy: str = "mean_acc
         raise InvlabError("no accuracy in these results (images measured without labels), so there is no "
                           "accuracy-consistency plot; the flip-rate plots still apply.")
     label = _legend(results)
-    fig = Figure(figsize=(7.5, 5.0), dpi=DPI, layout="constrained")
+    fig = new_figure(figsize=(7.5, 5.0), dpi=DPI, layout="constrained")
     ax = fig.add_subplot()
     for i, ((run, model), (x, y, chance)) in enumerate(points.items()):
         color = f"C{i % 10}"

@@ -22,8 +22,8 @@ import yaml
 from ..core.errors import InvlabError, choose
 from ..core.stats import ci_halfwidth, is_at_chance, with_bounds
 from ..store.results import Result, load_result  # noqa: F401  (load_result: part of this API)
-from ..store.runs import CONFIG_FILE, SWEEP_DIR, is_study
-from ..eval.sweep import FACTOR_COLUMNS, METRIC_COLUMNS, SUMMARY_METRICS
+from ..store.layout import CONFIG_FILE, SWEEP_DIR, is_study
+from ..core.columns import FACTOR_COLUMNS, METRIC_COLUMNS, SUMMARY_METRICS
 
 AXES = ("dx", "dy")
 BY = ("model", "shift", "layer")
@@ -228,13 +228,9 @@ def build_report(paths: list[str | Path], *, by: str = "model", metric: str = "f
     if axis is not None:
         choose("shift axis", axis, AXES)
     studies = [p for p in paths if is_study(p)]
-    if studies:  # a study (study.py): its runs, with a column per varied key in place of the run column
-        if len(paths) > 1:
-            raise InvlabError(f"{studies[0]} is a study: report it alone (its runs are compared with a column per "
-                              "varied key), or name run folders instead")
-        from ..run.study import build_study_report
-
-        return build_study_report(studies[0], by=by, metric=metric, axis=axis, drop_chance=drop_chance)
+    if studies:  # report/study.py compares a study's runs (a column per varied key); it calls this on the runs
+        raise InvlabError(f"{studies[0]} is a study folder: report.study.compare_folders (what `invlab report` "
+                          "calls) compares its runs; or name run folders here")
     results = [load_result(p) for p in paths]
     flags = seed_flags(results)
     dropped = flags[flags["at_chance"]] if drop_chance else flags.iloc[:0]

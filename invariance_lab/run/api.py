@@ -7,7 +7,8 @@
 
 `images` is a tensor (N, C, H, W), a folder of PNG/JPEG files (images.py: class subfolders give labels) or a run
 folder (its own test letters, drawn exactly). The tables have the columns of a run's invariance.csv and
-summary.csv. The evaluation is stream.py's.
+summary.csv. The measurement is eval/measurement.py's, the one `invlab measure` runs; a call leaves the models'
+modes and devices, torch's threads, TF32 flags and RNG as it found them. summarize is eval/tables.summarize.
 """
 
 from __future__ import annotations
@@ -15,17 +16,15 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 
-import numpy as np
 import pandas as pd
 
 from ..core.errors import InvlabError, choose, quote
-from ..data.images import from_tensor
 from ..data.shifts import grid_points, value_lines
-from ..eval.sweep import _add_factors
-from ..eval.sweep import summarize as summarize_sweep
+from ..eval.measurement import Measurement, named_models
+from ..eval.stream import GRIDS, check_channels, check_grid, image_source, preparer, shift_values
+from ..eval.tables import summarize
 
-from ..eval.stream import (GRIDS, Modes, check_channels, check_grid, check_outputs, custom_factors, image_source,
-    measure_engines, measure_shifts, named_models, pick_device, preparer, shift_values)
+__all__ = ["layer_profile", "measure", "summarize"]
 
 
 def measure(model, images, labels=None, *, dx: Iterable[float] = range(-8, 9), dy: Iterable[float] = (0,),
@@ -42,8 +41,8 @@ def measure(model, images, labels=None, *, dx: Iterable[float] = range(-8, 9), d
     frame, `fill`: zeros | edge | reflect, sub-pixel bilinear) or circular (rolled, whole pixels). mean, std:
     normalisation after the shift. engine: auto (the exact all-shift engine, engine.py, where it applies: circular
     mode, square images, layers of known kinds; brute force otherwise), allshift (refuse where it does not apply)
-    or brute; df.attrs["engine"] says which ran. The models are evaluated in eval mode and given back in their
-    own mode."""
+    or brute; df.attrs["engine"] says which ran. The models are evaluated in eval mode and given back as they
+    were (each submodule's mode, each parameter's device); torch's threads, TF32 flags and RNG are left as found."""
     choose("grid", grid, GRIDS)
     if not isinstance(batch_size, int) or batch_size < 1:
         raise InvlabError(f"batch_size must be a positive int; got {quote(batch_size)}")
@@ -53,28 +52,12 @@ def measure(model, images, labels=None, *, dx: Iterable[float] = range(-8, 9), d
     prepare = preparer(mode, fill, mean, std)
     lines = value_lines(shift_values(dx, "dx"), shift_values(dy, "dy"), grid)
     check_grid(grid_points(lines), src.shape, mode)
-    device = pick_device(device)
-    with Modes(models, device):
-        n_classes = check_outputs(models, src, prepare, device)
-        keyed = {(k, seed): m for k, m in models.items()}
-        plans, engines = measure_engines(keyed, src.shape, mode, engine)
-        result = measure_shifts(keyed, src, lines, prepare, plans, batch_size, device, progress)
-    df = _add_factors(result.table, {k: custom_factors(m) for k, m in models.items()}, mode)
-    df.attrs.update(engine=engines, clean_accuracy={f"{k[0]}/{k[1]}": v for k, v in result.clean_accuracy.items()},
-                    n_classes=len(src.classes) if src.classes else n_classes)
+    with Measurement(models, src, prepare, lines, mode=mode, device=device, seed=seed,
+                     batch_size=batch_size, engine=engine, progress=progress) as m:
+        df = m.shifts()
+    df.attrs.update(engine=m.engines, clean_accuracy={f"{k[0]}/{k[1]}": v for k, v in m.clean_accuracy.items()},
+                    n_classes=len(src.classes) if src.classes else m.n_classes)
     return df
-
-
-def summarize(df: pd.DataFrame) -> pd.DataFrame:
-    """Per model (x seed): clean accuracy and the mean and worst of each metric over the non-zero shifts, as in
-    summary.csv. Clean accuracy is the accuracy at (0, 0): kept by measure() even when (0, 0) is not among the
-    shifts, else read from the (0, 0) rows."""
-    kept = df.attrs.get("clean_accuracy", {})
-    clean = {}
-    for (m, s), g in df.groupby(["model", "seed"], sort=False):
-        origin = g[(g.dx == 0) & (g.dy == 0)]
-        clean[(m, s)] = kept.get(f"{m}/{s}", float(origin.accuracy.iloc[0]) if len(origin) else np.nan)
-    return summarize_sweep(df, clean, n_classes=df.attrs.get("n_classes"))
 
 
 def _points(shifts) -> list[tuple[float, float]]:
@@ -94,9 +77,8 @@ def layer_profile(model, images, *, shifts=None, mode: str = "canvas", fill: str
     default dx -8..8): by "layer", one row per tap (mean equivariance error, mean pooled invariance error,
     normalised variance: layers_summary.csv); by "shift", one row per tap x shift (layers.csv). Taps: an invlab
     preset's own, else forward hooks on every convolution, pooling and normalisation module and the output, or the
-    named modules `taps` (taps.py); each tap's stride is inferred from its shape."""
-    from ..eval.layerwise import layer_profile as profile
-
+    named modules `taps` (taps.py); each tap's stride is inferred from its shape. The engine's taps serve an
+    invlab preset in circular mode on square images (eval/engine.py)."""
     choose("by", by, ("layer", "shift"))
     models = named_models(model)
     src = image_source(images, None, colour=colour, size=size)
@@ -107,11 +89,7 @@ def layer_profile(model, images, *, shifts=None, mode: str = "canvas", fill: str
     prepare = preparer(mode, fill, mean, std)
     points = _points(shifts)
     check_grid(points, src.shape, mode)
-    device = pick_device(device)
-    with Modes(models, device):
-        check_outputs(models, from_tensor(src(slice(0, min(2, n)))), prepare, device)
-        per_shift, per_layer = profile({(k, seed): m for k, m in models.items()},
-                                       lambda c, dx, dy: prepare(src(c), dx, dy), n, points, mode, batch_size,
-                                       device, progress=progress, engine="brute" if taps else "auto", taps=taps)
-    factors = {k: custom_factors(m) for k, m in models.items()}
-    return _add_factors(per_layer if by == "layer" else per_shift, factors, mode)
+    with Measurement(models, src, prepare, [points], mode=mode, device=device, seed=seed,
+                     batch_size=batch_size, layers=True, taps=taps, labelled=False, progress=progress) as m:
+        per_shift, per_layer = m.layers(n)
+    return per_layer if by == "layer" else per_shift

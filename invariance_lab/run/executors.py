@@ -18,15 +18,14 @@ from pathlib import Path
 from typing import Any
 
 from ..core.errors import InvlabError, choose, clip
-from ..store.runs import submitit_dir
+from ..core.speed import keep_freed_memory
+from ..store.layout import submitit_dir
 
 
 def _run_task(task):
     """A worker's entry point: the task's own run() (units.Task trains a unit, sweep_jobs.SweepTask sweeps), with
     the allocator set as the `invlab` command sets its own (speed.py: without it a worker spent a quarter of its
     time in page faults)."""
-    from ..core.speed import keep_freed_memory
-
     keep_freed_memory()
     return task.run()
 

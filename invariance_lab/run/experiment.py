@@ -27,46 +27,29 @@ from ..config.load import load_config, to_yaml
 from ..data.datasets import class_names, evaluation_set, glyph_table, training_set
 from ..data.ink import ink_baseline
 from ..core.environment import environment
+from ..core.runtime import resolve_device, set_threads
 from ..config.factorial import left_out
 from ..core.errors import InvlabError, choose
 from ..nn.factory import check_models, is_custom, require_trust
 from ..data.folder import image_channels
 from ..nn.factory import load as load_factory
-from ..config.limits import check_sweep_fits
+from ..config.memory import check_sweep_fits
 from ..nn.models import count_parameters
-from ..store.runs import (CONFIG_FILE, INVARIANCE_CSV, LAYERS_CSV, LAYERS_SUMMARY_CSV, SUMMARY_CSV, SWEEP_DIR,
-    SWEEP_FILE, TRAIN_CSV, Meta, checkpoint_path, config_digest, finished_runs, matching_checkpoints, new_folder,
-    new_run_folder, require_finished_run, resumable_run, run_state, unit_key, write_csv, write_text)
+from ..store.layout import (CONFIG_FILE, INVARIANCE_CSV, LAYERS_CSV, LAYERS_SUMMARY_CSV, SUMMARY_CSV, SWEEP_DIR,
+    SWEEP_FILE, TRAIN_CSV, checkpoint_path, new_folder, new_run_folder, unit_key)
+from ..store.atomic import write_csv, write_text
+from ..store.meta import Meta, run_state
+from ..store.find import config_digest, finished_runs, matching_checkpoints, require_finished_run, resumable_run
 from ..data.shifts import SWEEP_KINDS, check_sweep
 from ..eval.engine import engine_protocol
 from ..eval.sweep import DEFAULT_LAYER_IMAGES, ModelKey, evaluate_layers, evaluate_shifts, protocol, sweep_engines
 from .executors import Resources, check_jobs
-from .units import UnitData, train_unit, train_units, units_to_train
+from .scheduler import train_units
+from .sweep_jobs import sweep_in_workers
+from .units import UnitData, train_unit, units_to_train
+from ..config.models import resolved_models
 
 Say = Callable[[str], None]
-
-
-def resolve_device(name: str) -> torch.device:
-    """cpu, or cuda (for `auto` when torch finds a GPU). On CUDA, TF32 convolutions and matmuls are turned off:
-    their 10-bit mantissa moves feature maps by ~1e-4, which would hide the exact invariance (APS, circular
-    stride-1 networks) that float32 shows to ~1e-7 (docs/science.md)."""
-    if name == "cuda" and not torch.cuda.is_available():
-        raise InvlabError("device: cuda was asked for, but torch finds no CUDA device here; use device: auto or cpu")
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(name)
-    if device.type == "cuda":
-        torch.backends.cudnn.allow_tf32 = False
-        torch.backends.cuda.matmul.allow_tf32 = False
-    return device
-
-
-def set_threads(threads: int | None) -> None:
-    """torch's intra-op threads for this process (None: torch's own default). Recorded in meta.json."""
-    if threads is not None:
-        if threads < 1:
-            raise InvlabError(f"--threads must be at least 1; got {threads}")
-        torch.set_num_threads(threads)
 
 
 def run_experiment(cfg: Config, *, results_dir: Path, progress: bool = False, fresh: bool = False,
@@ -85,7 +68,7 @@ def run_experiment(cfg: Config, *, results_dir: Path, progress: bool = False, fr
     check_jobs(jobs, executor)
     set_threads(threads)
     device = resolve_device(cfg.device)
-    factors = cfg.resolved_models()
+    factors = resolved_models(cfg)
     factory_files = check_models(factors, num_classes=len(class_names(cfg.data)), canvas=cfg.data.canvas,
                                  train=cfg.train.epochs > 0, dirs=factory_dirs or (),
                                  in_channels=image_channels(cfg.data.colour))
@@ -190,8 +173,6 @@ def _evaluate_and_write(folder: Path, meta: Meta, models: dict[ModelKey, torch.n
     meta.save()
     t0 = time.perf_counter()
     if jobs > 1 and device.type == "cpu" and len({k[0] for k in models}) > 1:
-        from .sweep_jobs import sweep_in_workers
-
         run_dir = run_dir or folder
         inv, summary = sweep_in_workers((run_dir / CONFIG_FILE).read_text(), run_dir, list(models), sweep, kind,
                                         engine if isinstance(engine, str) else engine_name, jobs, threads,
@@ -268,7 +249,7 @@ def sweep_experiment(run_dir: Path, sweep: SweepConfig | None = None, *, models:
                               "counter (A, B, D, O, P, Q, R) or data.glyphs: stroke")
     if kind == "parts" and sweep.mode != "canvas":
         raise InvlabError(f"--kind parts draws the moved part on the canvas; --mode {sweep.mode} does not apply (leave it out)")
-    factors = cfg.resolved_models()
+    factors = resolved_models(cfg)
     chosen = list(factors) if not models else models
     for m in chosen:
         try:

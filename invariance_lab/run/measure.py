@@ -3,9 +3,9 @@
     folder = measure_to_folder(images="data/test", model="my_models:small_cnn", weights="mine.pt")
 
 The model is your factory (`--model pkg.mod:fn`, weights from a state dict, a .safetensors file or an invlab
-checkpoint) or the preset an invlab checkpoint describes; the evaluation is stream.py's and the tables have the
-columns of a run's invariance.csv and summary.csv, so `invlab report` and its plots read a measure folder like a
-run. The same measurement from Python: api.py (`il.measure`).
+checkpoint) or the preset an invlab checkpoint describes; the measurement is eval/measurement.py's, the one
+il.measure runs, and the tables have the columns of a run's invariance.csv and summary.csv, so `invlab report`
+and its plots read a measure folder like a run. The same measurement from Python: api.py (`il.measure`).
 """
 
 from __future__ import annotations
@@ -17,23 +17,30 @@ from pathlib import Path
 import torch
 import yaml
 
+from ..core.environment import environment
 from ..core.errors import InvlabError, choose, quote
-from ..data.images import Images, is_run_folder, open_folder, run_images
-from ..data.shifts import FILLS, INTERPOLATION, axis_values, grid_points, value_lines
-from ..eval.sweep import _add_factors
-from ..eval.sweep import summarize as summarize_sweep
-
-from ..eval.stream import (MODES, ORIGIN, check_channels, check_grid, measure_engines, measure_shifts, pick_device,
-    preparer)
+from ..data.folder import data_channels
+from ..data.images import Images, open_folder
+from ..store.run_images import is_run_folder, run_images
+from ..data.shifts import axis_values, grid_points, value_lines
+from ..data.transforms import FILLS, INTERPOLATION
+from ..eval.measurement import Measurement
+from ..eval.stream import MODES, check_channels, check_grid, pick_device, preparer
+from ..eval.tables import summarize
+from ..nn.factory import call, describe, is_custom, locate
+from ..nn.models import build_model, count_parameters, place
+from ..schema.fields import check_range
+from ..schema.model import check_kwargs
+from ..store.atomic import write_csv, write_text
+from ..store.layout import (INVARIANCE_CSV, LAYERS_CSV, LAYERS_SUMMARY_CSV, MEASURE_FILE, SUMMARY_CSV,
+    new_measure_folder)
+from ..store.meta import Meta
+from ..store.weights import load_weights, read_weights
 
 
 def _model_from(model: str | None, kwargs: dict | None, checkpoint: dict | None, weights: Path | None):
     """(module, factors, name, seed) for invlab measure: your factory (named by --model), or the preset an invlab
     checkpoint describes. A checkpoint's own factory is imported only when --model names it."""
-    from ..nn.factory import call, check_kwargs, describe, is_custom
-    from ..data.folder import data_channels
-    from ..nn.models import build_model
-
     if kwargs is not None:
         try:
             kwargs = check_kwargs(kwargs, "--model-kwargs")
@@ -80,17 +87,8 @@ def measure_to_folder(*, images: str | Path, model: str | None = None, model_kwa
     """`invlab measure`: measure a model (your factory, --model, with --weights; or an invlab checkpoint) on a
     folder of images; writes results/measure/<name>-<time>/ with meta.json, measure.yaml, invariance.csv,
     summary.csv (and with layers, layers.csv and layers_summary.csv). dx, dy: [start, stop, step] ranges (every
-    pair). engine: auto | allshift | brute (stream.measure_shifts). Everything is checked before the folder is
+    pair). engine: auto | allshift | brute (eval/measurement.measure_shifts). Everything is checked before the folder is
     made."""
-    from ..schema.config import check_range
-    from ..core.environment import environment
-    from ..nn.factory import check_output, locate
-    from ..nn.models import count_parameters, place
-    from ..store.runs import (INVARIANCE_CSV, LAYERS_CSV, LAYERS_SUMMARY_CSV, MEASURE_FILE, SUMMARY_CSV, Meta,
-        new_measure_folder, write_csv, write_text)
-    from ..eval.taps import taps_for
-    from ..store.weights import load_weights, read_weights
-
     say = on_event or (lambda msg: None)
     choose("mode", mode, MODES)
     choose("fill", fill, FILLS)
@@ -123,51 +121,40 @@ def measure_to_folder(*, images: str | Path, model: str | None = None, model_kwa
     points = grid_points(lines)
     check_grid(points, src.shape, mode)
     device = pick_device(device)
-    net = place(net, device).eval()
-    first = prepare(src(slice(0, min(2, len(src)))), *ORIGIN).to(device)
-    n_classes = check_output(net, first, len(src.classes) if src.classes else None, f"the model ({label})")
-    if layers:
-        with torch.inference_mode():
-            taps_for(net, taps)(first)  # the names exist and their outputs can be profiled
-
-    key = (label, seed)
-    plans, engines = measure_engines({key: net}, src.shape, mode, engine)  # --engine allshift refuses here
-    folder = new_measure_folder(results_dir, label)
-    say(f"measure folder: {folder}")
-    settings = dict(model=model, model_kwargs=factors.get("kwargs") if model else None,
-                    weights=None if weights is None else str(weights), images=str(images), mode=mode, fill=fill,
-                    colour=colour, size=None if size is None else list(size), mean=mean, std=std, dx=dx, dy=dy,
-                    layers=layers, taps=taps, layer_images=layer_images if layers else None)
-    write_text(folder / MEASURE_FILE, yaml.safe_dump(settings, sort_keys=False))
-    proto = dict(kind="translation", mode=mode, grid="product", dx=dx, dy=dy, test_images=len(src), seeds=[seed],
-                 models=[label], n_shifts=len(points), images=src.describe, labels=src.labels is not None,
-                 n_classes=n_classes)
-    if mode == "canvas":
-        proto.update(fill=fill, interpolation=INTERPOLATION)
-    if layers:
-        proto["layers"] = dict(n_images=min(layer_images, len(src)))
-    proto.update(engines)
-    info = dict(factors, n_params=count_parameters(net), weights=settings["weights"])
-    if model is not None:
-        info["factory_file"] = locate(model) or "?"
-    meta = Meta(folder, kind="measure", name="measure", run_id=folder.name, device=str(device), seeds=[seed],
-                protocol=proto, models={label: info}, environment=environment(), timings={})
-    with meta.recording():
-        t0 = time.perf_counter()
-        result = measure_shifts({key: net}, src, lines, prepare, plans, batch_size, device, progress)
-        meta.data["timings"]["measure_s"] = round(time.perf_counter() - t0, 2)
-        inv = _add_factors(result.table, {label: factors}, mode)
-        write_csv(folder / INVARIANCE_CSV, inv)
-        write_csv(folder / SUMMARY_CSV, summarize_sweep(inv, result.clean_accuracy, n_classes=n_classes))
+    net = place(net, device)
+    with Measurement({label: net}, src, prepare, lines, mode=mode, device=device, seed=seed, factors={label: factors},
+                     batch_size=batch_size, engine=engine, layers=layers, taps=taps, progress=progress) as m:
+        # everything is checked (outputs, labels, taps; --engine allshift refuses here): now the folder
+        folder = new_measure_folder(results_dir, label)
+        say(f"measure folder: {folder}")
+        settings = dict(model=model, model_kwargs=factors.get("kwargs") if model else None,
+                        weights=None if weights is None else str(weights), images=str(images), mode=mode, fill=fill,
+                        colour=colour, size=None if size is None else list(size), mean=mean, std=std, dx=dx, dy=dy,
+                        layers=layers, taps=taps, layer_images=layer_images if layers else None)
+        write_text(folder / MEASURE_FILE, yaml.safe_dump(settings, sort_keys=False))
+        proto = dict(kind="translation", mode=mode, grid="product", dx=dx, dy=dy, test_images=len(src), seeds=[seed],
+                     models=[label], n_shifts=len(points), images=src.describe, labels=src.labels is not None,
+                     n_classes=m.n_classes)
+        if mode == "canvas":
+            proto.update(fill=fill, interpolation=INTERPOLATION)
         if layers:
-            from ..eval.layerwise import layer_profile as profile
-
+            proto["layers"] = dict(n_images=min(layer_images, len(src)))
+        proto.update(m.engines)
+        info = dict(factors, n_params=count_parameters(net), weights=settings["weights"])
+        if model is not None:
+            info["factory_file"] = locate(model) or "?"
+        meta = Meta(folder, kind="measure", name="measure", run_id=folder.name, device=str(device), seeds=[seed],
+                    protocol=proto, models={label: info}, environment=environment(), timings={})
+        with meta.recording():
             t0 = time.perf_counter()
-            n = min(layer_images, len(src))
-            per_shift, per_layer = profile({key: net}, lambda c, dx_, dy_: prepare(src(c), dx_, dy_), n, points,
-                                           mode, batch_size, device, progress=progress,
-                                           engine="brute" if taps else plans, taps=taps)
-            meta.data["timings"]["layers_s"] = round(time.perf_counter() - t0, 2)
-            write_csv(folder / LAYERS_CSV, _add_factors(per_shift, {label: factors}, mode))
-            write_csv(folder / LAYERS_SUMMARY_CSV, _add_factors(per_layer, {label: factors}, mode))
+            inv = m.shifts()
+            meta.data["timings"]["measure_s"] = round(time.perf_counter() - t0, 2)
+            write_csv(folder / INVARIANCE_CSV, inv)
+            write_csv(folder / SUMMARY_CSV, summarize(inv, m.clean_accuracy, n_classes=m.n_classes))
+            if layers:
+                t0 = time.perf_counter()
+                per_shift, per_layer = m.layers(min(layer_images, len(src)))
+                meta.data["timings"]["layers_s"] = round(time.perf_counter() - t0, 2)
+                write_csv(folder / LAYERS_CSV, per_shift)
+                write_csv(folder / LAYERS_SUMMARY_CSV, per_layer)
     return folder

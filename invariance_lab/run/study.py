@@ -1,4 +1,4 @@
-"""Studies: one config run for every combination of `--vary` overrides, and the table that compares them.
+"""Studies: one config run for every combination of `--vary` overrides (report/study.py compares them).
 
     invlab run configs/factorial.yaml --vary data.train_shift=0,4 --vary train.epochs=3,6
     invlab report results/factorial/study-<time>            # a column per varied key
@@ -17,17 +17,15 @@ import hashlib
 import itertools
 import json
 from collections.abc import Callable
-from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
-import pandas as pd
-
-from ..schema.config import Config
-from ..core.errors import ConfigError
 from ..config.load import load_config, to_yaml
-from ..core.errors import InvlabError, quote
-from ..store.runs import STUDY_FILE, is_study, new_study_folder, read_study, studies, write_json
+from ..core.errors import ConfigError, InvlabError, quote
+from ..schema.config import Config
+from ..store.layout import STUDY_FILE, is_study, new_study_folder
+from ..store.atomic import write_json
+from ..store.find import read_study, studies
 
 Say = Callable[[str], None]
 MAX_COMBINATIONS = 256  # runs in one study
@@ -172,73 +170,3 @@ def study_runs(folder: Path) -> list[tuple[dict, Path | None]]:
     study = read_study(folder)
     results_dir = Path(folder).resolve().parent.parent
     return [(r.get("values", {}), results_dir / r["run"] if r.get("run") else None) for r in study["runs"]]
-
-
-# ------------------------------------------------------------------------------------------- comparing
-
-
-def build_study_report(folder: Path, **options):
-    """report.build_report over a study's runs, each table's run column replaced by one column per varied key
-    (the value that run was given). Every run must be complete; options as build_report's."""
-    from ..report.tables import build_report
-
-    study = read_study(folder)
-    runs = study_runs(folder)
-    missing = [", ".join(f"{k}={v}" for k, v in values.items()) for values, path in runs if path is None]
-    if missing:
-        raise InvlabError(f"{folder}: the study is not finished ({study.get('status')}): no run yet for "
-                          f"{'; '.join(missing[:5])}. Run the same `invlab run ... --vary` command again to finish it; "
-                          f"`invlab status {folder}` shows each run")
-    rep = build_report([path for _, path in runs], **options)
-    by_label = {r.label: values for r, (values, _) in zip(rep.results, runs)}
-    keys = list(study["vary"])
-    views = []
-    for view in rep.views:
-        t = view.table.copy()
-        labels = t.pop("run") if "run" in t else pd.Series([rep.results[0].label] * len(t), index=t.index)
-        for i, key in enumerate(keys):
-            t.insert(i, key, [_typed(by_label[label][key]) for label in labels])
-        views.append(replace(view, table=t))
-    return replace(rep, views=views)
-
-
-def _typed(text: str):
-    """A varied value for a table: a number when it reads as one (so columns sort and plot as numbers)."""
-    try:
-        number = float(text)
-    except ValueError:
-        return text
-    return int(number) if number.is_integer() and "." not in text else number
-
-
-def plot_study(rep, folder: Path, key: str, metric: str, out_dir: Path) -> Path:
-    """`metric` (a model-table column, e.g. mean_flip_rate) against the varied `key`, a line per model (and per
-    value of the other varied keys), error bars the 95% CI over seeds; written as PNG into out_dir."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from ..core.errors import choose
-
-    t = rep.views[0].table
-    choose("column to plot", metric, [c for c in rep.views[0].values])
-    others = [k for k in read_study(folder)["vary"] if k != key]
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for group, g in t.groupby(["model", *others], sort=False):
-        group = group if isinstance(group, tuple) else (group,)
-        label = group[0] + "".join(f", {k}={v}" for k, v in zip(others, group[1:]))
-        g = g.sort_values(key)
-        ax.errorbar(g[key].astype(str) if g[key].dtype == object else g[key], g[metric], yerr=g[f"{metric}_ci"],
-                    marker="o", capsize=3, label=label)
-    ax.set_xlabel(key)
-    ax.set_ylabel(f"{metric} (mean ± 95% CI over seeds)")
-    ax.set_title(f"{read_study(folder)['name']}: {metric} against {key}")
-    ax.legend(fontsize=7, loc="best")
-    fig.tight_layout()
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / f"study_{metric}_vs_{key.replace('.', '_')}.png"
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path

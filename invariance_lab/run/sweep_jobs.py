@@ -14,10 +14,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+import yaml
 
+from ..config.load import parse_config
+from ..eval.sweep import evaluate_shifts
+from ..nn.factory import is_custom, load
+from ..schema.config import SweepConfig
+from ..store.checkpoints import load_checkpoint, unit_settings
+from ..store.layout import checkpoint_path
+from .executors import EXECUTORS, Resources, worker_threads
+from ..core.runtime import resolve_device, set_threads
+from ..config.models import resolved_models
 
-from .executors import Resources, worker_threads
-from ..store.runs import checkpoint_path
 
 @dataclass(frozen=True)
 class SweepTask:
@@ -33,15 +41,6 @@ class SweepTask:
     factory_dirs: tuple[str, ...] = ()
 
     def run(self) -> tuple[pd.DataFrame, pd.DataFrame]:
-        import yaml
-
-        from ..store.checkpoints import load_checkpoint, unit_settings
-        from ..schema.config import SweepConfig
-        from ..config.load import parse_config
-        from .experiment import resolve_device, set_threads
-        from ..nn.factory import is_custom, load
-        from ..eval.sweep import evaluate_shifts
-
         set_threads(self.threads)
         cfg = parse_config(yaml.safe_load(self.config_text), f"{self.run_dir}/config.yaml")
         settings, device = unit_settings(cfg), resolve_device(cfg.device)
@@ -51,7 +50,7 @@ class SweepTask:
                 load(settings[(name, seed)]["factors"]["factory"], self.factory_dirs)
             models[(name, seed)], _ = load_checkpoint(checkpoint_path(Path(self.run_dir), name, seed), device,
                                                       expect=settings[(name, seed)], trust=True)
-        factors = cfg.resolved_models()
+        factors = resolved_models(cfg)
         return evaluate_shifts(models, {n: factors[n] for n, _ in self.models}, cfg.data, SweepConfig(**self.sweep),
                                device, False, self.kind, engine=self.engine)
 
@@ -76,8 +75,6 @@ def sweep_in_workers(config_text: str, run_dir: Path, keys: list[tuple[str, int]
                      jobs: int, threads: int | None, factory_dirs=()) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(invariance table, summary table) of the run's models, swept `jobs` shares at a time in worker processes
     with cores // jobs torch threads each unless `threads` says. Ctrl-C stops the workers."""
-    from .executors import EXECUTORS
-
     per_worker = worker_threads(jobs, threads, "processes", Resources())
     tasks = [SweepTask(config_text, str(run_dir), share, sweep.model_dump(mode="json"), kind, engine, per_worker,
                        tuple(str(d) for d in factory_dirs)) for share in shares(keys, jobs)]

@@ -4,9 +4,10 @@ A checkpoint holds only tensors and plain values (str, int, float, list, dict), 
 ``torch.load(weights_only=True)``, which refuses anything else: a file crafted to run code on load is refused
 like a corrupt one. It carries its own settings and the fingerprint of them, and loading checks both: against
 each other (an edited checkpoint) and against what the run folder's config.yaml expects (an edited config, a
-swapped or foreign checkpoint). Paths come from runs.py (the run folder's contract).
+swapped or foreign checkpoint). Paths come from layout.py (the run folder's contract). A file that cannot be used
+is a CheckpointError naming it; a run folder whose files disagree with each other is a RunFolderError.
 
-    save_checkpoint(runs.checkpoint_path(run_dir, "conv_gap", 0), model, name="conv_gap", seed=0, ...)
+    save_checkpoint(checkpoint_path(run_dir, "conv_gap", 0), model, name="conv_gap", seed=0, ...)
     model, blob = load_checkpoint(path, torch.device("cpu"), expect=dict(factors=..., data=..., train=..., seed=0))
 """
 
@@ -21,10 +22,12 @@ import pandas as pd
 import torch
 from torch import nn
 
-from ..core.errors import InvlabError, clip, quote
+from ..core.errors import CheckpointError, InvlabError, RunFolderError, clip, quote
 from ..nn.factory import is_custom, require_trust
 from ..data.folder import data_channels
 from ..nn.models import build_model, count_parameters, place
+from .layout import CONFIG_FILE, META_FILE, checkpoint_path, unit_key
+from ..config.models import resolved_models
 
 # key -> type every checkpoint must hold (anything else is left alone)
 _FIELDS = dict(state_dict=dict, name=str, seed=int, factors=dict, data=dict, train=dict, classes=list,
@@ -83,7 +86,7 @@ def load_checkpoint(path: Path, device: torch.device, expect: dict | None = None
                             in_channels=data_channels(data))
     except InvlabError as e:
         if is_custom(blob["factors"]):  # the factory's own problem (import, call, output): its message says which
-            raise InvlabError(f"{path}: {e}") from None
+            raise type(e)(f"{path}: {e}") from None
         raise _unfit(path, e) from None
     except (ValueError, KeyError, TypeError, RuntimeError) as e:
         raise _unfit(path, e) from None
@@ -94,25 +97,25 @@ def load_checkpoint(path: Path, device: torch.device, expect: dict | None = None
     return place(model, device).eval(), blob
 
 
-def _unfit(path: Path, e: Exception) -> InvlabError:
-    return InvlabError(f"{path}: its weights do not fit the model its settings describe "
-                       f"({type(e).__name__}: {clip(e, 200)})")
+def _unfit(path: Path, e: Exception) -> CheckpointError:
+    return CheckpointError(f"{path}: its weights do not fit the model its settings describe "
+                           f"({type(e).__name__}: {clip(e, 200)})")
 
 
 def read_checkpoint(path: Path, device: torch.device, expect: dict | None = None) -> dict:
     """A checkpoint's dict, checked (fields, its own fingerprint, `expect` as load_checkpoint); nothing built."""
     path = Path(path)
     if not path.is_file():
-        raise InvlabError(f"checkpoint not found: {path}; the run folder is incomplete")
+        raise CheckpointError(f"checkpoint not found: {path}; the run folder is incomplete")
     try:
         blob = torch.load(path, map_location=device, weights_only=True)
     except pickle.UnpicklingError:  # the weights_only loader met something other than tensors and plain values
-        raise InvlabError(f"{path} cannot be loaded as an invlab checkpoint: it is damaged, or holds objects other "
-                          f"than tensors and plain values, which invlab refuses (loading them could run code; invlab "
-                          f"never runs code from a file)") from None
+        raise CheckpointError(f"{path} cannot be loaded as an invlab checkpoint: it is damaged, or holds objects "
+                              f"other than tensors and plain values, which invlab refuses (loading them could run "
+                              f"code; invlab never runs code from a file)") from None
     except Exception as e:  # truncated, empty, random bytes: torch raises several kinds
-        raise InvlabError(f"{path} cannot be loaded as an invlab checkpoint: it is truncated or not a checkpoint "
-                          f"({type(e).__name__}); invlab never runs code from a file") from None
+        raise CheckpointError(f"{path} cannot be loaded as an invlab checkpoint: it is truncated or not a checkpoint "
+                              f"({type(e).__name__}); invlab never runs code from a file") from None
     return check_blob(blob, path, expect)
 
 
@@ -125,15 +128,19 @@ def check_blob(blob, path: Path, expect: dict | None = None) -> dict:
     """The checks of read_checkpoint on a dict already loaded (weights_only) from `path`."""
     bad = [k for k, t in _FIELDS.items() if not isinstance(blob, dict) or not isinstance(blob.get(k), t)]
     if bad:
-        raise InvlabError(f"{path} is not an invlab checkpoint: {', '.join(bad)} missing or of the wrong type")
-    own = fingerprint(*(blob[k] for k in SETTINGS))
+        raise CheckpointError(f"{path} is not an invlab checkpoint: {', '.join(bad)} missing or of the wrong type")
+    try:
+        own = fingerprint(*(blob[k] for k in SETTINGS))
+    except (TypeError, ValueError) as e:  # settings holding tensors or mixed keys: not plain JSON values
+        raise CheckpointError(f"{path} is not an invlab checkpoint: its settings are not plain values "
+                              f"({type(e).__name__}: {clip(e, 120)})") from None
     if own != blob["fingerprint"]:
-        raise InvlabError(f"{path}: its settings do not match its own fingerprint; the checkpoint was edited")
+        raise CheckpointError(f"{path}: its settings do not match its own fingerprint; the checkpoint was edited")
     if expect is not None and fingerprint(*(expect[k] for k in SETTINGS)) != own:
         diff = _differences({k: expect[k] for k in SETTINGS}, {k: blob[k] for k in SETTINGS})
-        raise InvlabError(f"{path} was trained with other settings than its run folder's config.yaml says "
-                          f"({'; '.join(diff[:5]) or 'fingerprints differ'}). The config or the checkpoint was "
-                          f"edited or swapped; re-run `invlab run` on the config to train matching models.")
+        raise CheckpointError(f"{path} was trained with other settings than its run folder's config.yaml says "
+                              f"({'; '.join(diff[:5]) or 'fingerprints differ'}). The config or the checkpoint was "
+                              f"edited or swapped; re-run `invlab run` on the config to train matching models.")
     return blob
 
 
@@ -141,13 +148,11 @@ def unit_settings(cfg) -> dict[tuple[str, int], dict]:
     """(model, seed) -> the settings (factors, data, train, seed) a Config says that unit is trained with."""
     data, train = cfg.data.model_dump(mode="json"), cfg.train.model_dump(mode="json")
     return {(name, seed): dict(factors=f, data=data, train=train, seed=seed)
-            for name, f in cfg.resolved_models().items() for seed in cfg.seeds}
+            for name, f in resolved_models(cfg).items() for seed in cfg.seeds}
 
 
 def unit_fingerprints(cfg) -> dict[str, str]:
     """unit key -> fingerprint, as meta.json records them."""
-    from .runs import unit_key
-
     return {unit_key(*k): fingerprint(*(s[f] for f in SETTINGS)) for k, s in unit_settings(cfg).items()}
 
 
@@ -156,11 +161,9 @@ def load_run_models(run_dir: Path, cfg, meta: dict, models: list[str], device: t
     """{(model, seed): trained model} of a finished run, each checkpoint checked against config.yaml and
     meta.json: an edited config, an edited meta.json or a swapped checkpoint is refused with what differs.
     Factory models are imported only with `trust` (load_checkpoint)."""
-    from .runs import CONFIG_FILE, META_FILE, checkpoint_path, unit_key
-
     if list(meta.get("seeds", [])) != list(cfg.seeds):
-        raise InvlabError(f"{run_dir}: seeds {quote(meta.get('seeds'))} in {META_FILE} but {cfg.seeds} in "
-                          f"{CONFIG_FILE}; the run folder was edited")
+        raise RunFolderError(f"{run_dir}: seeds {quote(meta.get('seeds'))} in {META_FILE} but {cfg.seeds} in "
+                              f"{CONFIG_FILE}; the run folder was edited")
     settings = unit_settings(cfg)
     recorded = meta.get("fingerprints", {})
     loaded = {}
@@ -168,9 +171,10 @@ def load_run_models(run_dir: Path, cfg, meta: dict, models: list[str], device: t
         for seed in cfg.seeds:
             path = checkpoint_path(run_dir, name, seed)
             model, blob = load_checkpoint(path, device, expect=settings[(name, seed)], trust=trust)
-            if recorded.get(unit_key(name, seed)) != blob["fingerprint"]:
-                raise InvlabError(f"{run_dir}: {META_FILE} records fingerprint {quote(recorded.get(unit_key(name, seed)))} "
-                                  f"for {unit_key(name, seed)}, but its checkpoint and {CONFIG_FILE} say "
-                                  f"{blob['fingerprint']}; the run folder was edited")
+            key = unit_key(name, seed)
+            if recorded.get(key) != blob["fingerprint"]:
+                raise RunFolderError(f"{run_dir}: {META_FILE} records fingerprint {quote(recorded.get(key))} "
+                                     f"for {key}, but its checkpoint and {CONFIG_FILE} say "
+                                     f"{blob['fingerprint']}; the run folder was edited")
             loaded[(name, seed)] = model
     return loaded

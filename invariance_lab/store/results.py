@@ -14,8 +14,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..core.columns import LAYER_SUMMARY_COLUMNS, METRIC_COLUMNS, SUMMARY_METRICS
 from ..core.errors import InvlabError, clip, quote
-from .runs import INVARIANCE_CSV, LAYERS_SUMMARY_CSV, META_FILE, SUMMARY_CSV, SWEEP_DIR, read_meta, run_state
+from .layout import INVARIANCE_CSV, LAYERS_SUMMARY_CSV, META_FILE, SUMMARY_CSV, SWEEP_DIR
+from .meta import read_meta, run_state
 
 
 @dataclass
@@ -54,9 +56,6 @@ def load_result(path: str | Path) -> Result:
     """Load a finished run folder (results/<name>/<run_id>) or sweep folder (.../sweeps/<sweep_id>).
 
     A run folder that also holds sweeps/ loads the run's own tables; pass a sweep folder to see a sweep."""
-    from ..eval.layerwise import SUMMARY_COLUMNS as LAYER_SUMMARY
-    from ..eval.sweep import METRIC_COLUMNS, SUMMARY_METRICS
-
     path = Path(path)
     meta = read_meta(path)
     state = run_state(meta)
@@ -70,8 +69,8 @@ def load_result(path: str | Path) -> Result:
                         ["seed", "clean_accuracy", "mean_flip_rate", "worst_flip_rate"])
     layers = None
     if (path / LAYERS_SUMMARY_CSV).is_file():
-        layers = _read_csv(path / LAYERS_SUMMARY_CSV, ["model", "seed", *LAYER_SUMMARY],
-                           ["seed", "layer", "stride", *LAYER_SUMMARY[-3:]])
+        layers = _read_csv(path / LAYERS_SUMMARY_CSV, ["model", "seed", *LAYER_SUMMARY_COLUMNS],
+                           ["seed", "layer", "stride", *LAYER_SUMMARY_COLUMNS[-3:]])
     for name, df in (("invariance", invariance), ("summary", summary)):
         unknown = set(df["model"].astype(str)) - set(meta["protocol"]["models"])
         if unknown:

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from .checkpoints import check_blob, is_checkpoint
-from ..core.errors import InvlabError, clip, quote
+from ..core.errors import CheckpointError, clip, quote
 
 SAFETENSORS_DTYPES = {
     "F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16, "I64": torch.int64,
@@ -33,42 +33,45 @@ MAX_HEADER = 100 * 2**20  # bytes of a safetensors JSON header (the format's own
 
 
 def read_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict | None]:
-    """(state dict, the invlab checkpoint's dict or None) of a weights file; InvlabError naming the file."""
+    """(state dict, the invlab checkpoint's dict or None) of a weights file; a CheckpointError naming the file."""
     path = Path(path)
     if not path.is_file():
-        raise InvlabError(f"--weights {path}: {'no such file' if not path.exists() else 'not a file'}")
+        raise CheckpointError(f"--weights {path}: {'no such file' if not path.exists() else 'not a file'}")
     if path.suffix.lower() == ".safetensors":
         return read_safetensors(path), None
     try:
         blob = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:
-        raise InvlabError(f"{path} holds objects other than tensors and plain values (a whole pickled model?), which "
-                          "invlab refuses to load: loading them could run code. Save the weights alone: "
-                          "torch.save(model.state_dict(), path)") from None
+        raise CheckpointError(f"{path} holds objects other than tensors and plain values (a whole pickled model?), "
+                              "which invlab refuses to load: loading them could run code. Save the weights alone: "
+                              "torch.save(model.state_dict(), path)") from None
     except Exception as e:
-        raise InvlabError(f"{path} cannot be read as weights: it is truncated or not a torch file "
-                          f"({type(e).__name__}: {clip(e, 120)})") from None
+        raise CheckpointError(f"{path} cannot be read as weights: it is truncated or not a torch file "
+                              f"({type(e).__name__}: {clip(e, 120)})") from None
     if is_checkpoint(blob):
         blob = check_blob(blob, path)
         return blob["state_dict"], blob
     if isinstance(blob, dict) and isinstance(blob.get("state_dict"), dict):
         blob = blob["state_dict"]
     if not isinstance(blob, dict) or not blob:
-        raise InvlabError(f"{path} holds a {type(blob).__name__}, not a state dict (a mapping of parameter names to "
-                          "tensors): save it with torch.save(model.state_dict(), path)")
+        raise CheckpointError(f"{path} holds a {type(blob).__name__}, not a state dict (a mapping of parameter names "
+                              "to tensors): save it with torch.save(model.state_dict(), path)")
     bad = next(((k, v) for k, v in blob.items() if not isinstance(k, str) or not isinstance(v, torch.Tensor)), None)
     if bad is not None:
-        raise InvlabError(f"{path} is not a state dict: entry {quote(bad[0])} holds a {type(bad[1]).__name__}, not a "
-                          "tensor; save it with torch.save(model.state_dict(), path)")
+        raise CheckpointError(f"{path} is not a state dict: entry {quote(bad[0])} holds a {type(bad[1]).__name__}, "
+                              "not a tensor; save it with torch.save(model.state_dict(), path)")
     return blob, None
 
 
 def read_safetensors(path: Path) -> dict[str, torch.Tensor]:
     """The tensors of a .safetensors file (https://github.com/huggingface/safetensors, format section)."""
-    data = Path(path).read_bytes()
+    try:
+        data = Path(path).read_bytes()
+    except OSError as e:  # a folder, no permission, a file removed meanwhile
+        raise CheckpointError(f"{path} cannot be read: {clip(e, 120)}") from None
 
-    def bad(why: str) -> InvlabError:
-        return InvlabError(f"{path} is not a valid .safetensors file: {why}")
+    def bad(why: str) -> CheckpointError:
+        return CheckpointError(f"{path} is not a valid .safetensors file: {why}")
 
     if len(data) < 8:
         raise bad("shorter than its 8-byte header length")
@@ -105,7 +108,8 @@ def read_safetensors(path: Path) -> dict[str, torch.Tensor]:
 
 
 def load_weights(model: nn.Module, state: dict[str, torch.Tensor], path: str | Path) -> nn.Module:
-    """model with `state` loaded (strictly: every name and shape must match); InvlabError saying what differs."""
+    """model with `state` loaded (strictly: every name and shape must match); a CheckpointError saying what
+    differs."""
     try:
         model.load_state_dict(state, strict=True)
     except (RuntimeError, ValueError, KeyError, TypeError) as e:
@@ -114,5 +118,5 @@ def load_weights(model: nn.Module, state: dict[str, torch.Tensor], path: str | P
         hint = ""
         if all(k.startswith("module.") for k in state):
             hint = " (every name starts with 'module.': saved from DataParallel; save model.module.state_dict())"
-        raise InvlabError(f"--weights {path} does not fit the model: {clip(detail, 400)}{hint}") from None
+        raise CheckpointError(f"--weights {path} does not fit the model: {clip(detail, 400)}{hint}") from None
     return model

@@ -17,9 +17,10 @@ from typer.testing import CliRunner
 
 from invariance_lab.claims.answers import SWEEPS, answer_claims
 from invariance_lab.claims.evidence import Evidence, lattice
-from invariance_lab.claims.claims import CLAIMS, EXACT_TV, FAILS, HOLDS, UNDECIDED, VERDICTS
+from invariance_lab.claims.claims import CLAIMS
+from invariance_lab.claims.rules import EXACT_TV, FAILS, HOLDS, UNDECIDED, VERDICTS
 from invariance_lab.cli.main import app
-from invariance_lab.store.runs import SWEEP_DIR
+from invariance_lab.store.layout import SWEEP_DIR
 
 runner = CliRunner()
 # The verdicts of the full run (docs/answers.md) that a reduced run must reproduce. Claim 2 is undecided there:

@@ -2,6 +2,7 @@
 
 import io
 import json
+import pathlib
 
 import pandas as pd
 import pytest
@@ -27,11 +28,17 @@ def invoke(*args):
     return runner.invoke(app, [str(a) for a in args])
 
 
+def sweep_folder(res) -> pathlib.Path:
+    """The folder a successful `invlab sweep` wrote, as its last line names it (tests do not rely on the order
+    in which other tests made sweeps)."""
+    assert res.exit_code == 0, res.output
+    (line,) = [ln for ln in res.stdout.splitlines() if ln.startswith("sweep folder: ")]
+    return pathlib.Path(line.removeprefix("sweep folder: "))
+
+
 def test_sweep_reproduces_run_numbers(quick_run):
     results, run_dir = quick_run
-    res = invoke("sweep", run_dir, "--dx", "-2:2", "--quiet")
-    assert res.exit_code == 0, res.output
-    (folder,) = (run_dir / "sweeps").iterdir()
+    folder = sweep_folder(invoke("sweep", run_dir, "--dx", "-2:2", "--quiet"))
     assert json.loads((folder / "meta.json").read_text())["status"] == "complete"
     new = pd.read_csv(folder / "invariance.csv")
     old = pd.read_csv(run_dir / "invariance.csv")
@@ -43,9 +50,7 @@ def test_sweep_reproduces_run_numbers(quick_run):
 
 def test_subpixel_2d_sweep_of_chosen_models(quick_run):
     _, run_dir = quick_run
-    res = invoke("sweep", run_dir, "--dx", "0:1:0.5", "--dy", "-1:1", "--models", "conv_gap", "--quiet")
-    assert res.exit_code == 0, res.output
-    folder = max((run_dir / "sweeps").iterdir())
+    folder = sweep_folder(invoke("sweep", run_dir, "--dx", "0:1:0.5", "--dy", "-1:1", "--models", "conv_gap", "--quiet"))
     inv = pd.read_csv(folder / "invariance.csv")
     assert set(inv.model) == {"conv_gap"} and sorted(inv.dx.unique()) == [0, 0.5, 1] and len(inv) == 2 * 3 * 3
 
@@ -98,8 +103,9 @@ def test_report_tables(quick_run):
 
 def test_report_by_shift_markdown_and_comparison(quick_run):
     _, run_dir = quick_run
-    sweeps = sorted((run_dir / "sweeps").iterdir())
-    res = invoke("report", run_dir, *sweeps[:1], "--by", "shift", "--metric", "prob_change", "--format", "markdown")
+    # its own sweep: run alone (or first), this test found no sweep made by the others and compared nothing
+    sweep = sweep_folder(invoke("sweep", run_dir, "--dx", "-1:1", "--quiet"))
+    res = invoke("report", run_dir, sweep, "--by", "shift", "--metric", "prob_change", "--format", "markdown")
     assert res.exit_code == 0, res.output
     assert "prob_change along dx" in res.output and "±" in res.output and "| run |" in res.output
 

@@ -1,6 +1,8 @@
 import json
 
 import pandas as pd
+import torch
+import yaml
 from typer.testing import CliRunner
 
 from invariance_lab.cli.main import app
@@ -39,13 +41,21 @@ def test_run_end_to_end(tmp_path, quick_config_path):
 
 
 def test_runs_are_deterministic_and_never_overwrite(tmp_path, quick_config_path):
-    a = run_quick(tmp_path, quick_config_path, "--set", "seeds=[3]")
-    b = run_quick(tmp_path, quick_config_path, "--set", "seeds=[3]")
-    assert a.exit_code == b.exit_code == 0
+    a = run_quick(tmp_path, quick_config_path, "--set", "seeds=[3]", "--threads", "1")
+    # --fresh: the second run trains every network again (without it, it would reuse the first run's checkpoints)
+    b = run_quick(tmp_path, quick_config_path, "--set", "seeds=[3]", "--threads", "1", "--fresh")
+    assert a.exit_code == b.exit_code == 0, a.output + b.output
     runs = sorted((tmp_path / "quick").iterdir())
     assert len(runs) == 2
-    t1, t2 = (pd.read_csv(r / "invariance.csv") for r in runs)
+    meta = [json.loads((r / "meta.json").read_text()) for r in runs]
+    assert all(m["reused"] == {} and len(m["trained"]) == 2 for m in meta)  # both trained, nothing reused
+    for name in ("invariance.csv", "summary.csv"):
+        assert (runs[0] / name).read_bytes() == (runs[1] / name).read_bytes(), name
+    t1, t2 = (pd.read_csv(r / "train.csv").drop(columns="seconds") for r in runs)  # all but the wall time
     pd.testing.assert_frame_equal(t1, t2)
+    for ckpt in (runs[0] / "checkpoints").iterdir():  # the same weights, bit for bit
+        w1, w2 = (torch.load(r / "checkpoints" / ckpt.name, weights_only=True)["state_dict"] for r in runs)
+        assert all(torch.equal(w1[k], w2[k]) for k in w1)
 
 
 def test_bad_config_exits_2_without_traceback(tmp_path):
@@ -78,3 +88,31 @@ def test_unwritable_results_dir_exits_2(tmp_path, quick_config_path):
 def test_override_errors_say_they_came_from_set(quick_config_path):
     res = runner.invoke(app, ["run", str(quick_config_path), "--set", "train.epochs=-1"])
     assert res.exit_code == 2 and "with --set train.epochs=-1" in res.output and "[train.epochs]" in res.output
+
+
+def test_debug_shows_the_traceback_of_an_error(tmp_path):
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text("name: bad\ntrain:\n  epoch: 2\n")
+    res = runner.invoke(app, ["--debug", "run", str(cfg), "--results-dir", str(tmp_path / "r")])
+    assert res.exit_code == 2 and "Traceback (most recent call last)" in res.output and "[train.epoch]" in res.output
+
+
+def test_help_lists_every_command_and_the_debug_option():
+    res = runner.invoke(app, ["--help"])
+    assert res.exit_code == 0
+    for command in ("run", "status", "sweep", "report", "models", "fonts", "measure", "claims", "--debug"):
+        assert command in res.output
+
+
+def test_debug_keeps_the_traceback_of_a_factorys_own_error(tmp_path, quick_config_path):
+    """A user factory that raises: one paragraph without --debug, its own traceback (file, line) with it."""
+    cfg = yaml.safe_load(quick_config_path.read_text())
+    cfg["models"] = {"bad": {"factory": "custom_models:raises"}}
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    plain = runner.invoke(app, ["run", str(path), "--results-dir", str(tmp_path / "r"), "--quiet"])
+    assert plain.exit_code == 2 and "this factory always fails" in plain.output and "Traceback" not in plain.output
+    debug = runner.invoke(app, ["--debug", "run", str(path), "--results-dir", str(tmp_path / "r"), "--quiet"])
+    assert debug.exit_code == 2 and "Traceback (most recent call last)" in debug.output
+    assert "custom_models.py" in debug.output and 'raise RuntimeError("this factory always fails")' in debug.output
+

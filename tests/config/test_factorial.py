@@ -11,7 +11,8 @@ from invariance_lab.cli.main import app
 from invariance_lab.core.errors import ConfigError
 from invariance_lab.config.load import load_config, parse_config, to_yaml
 from invariance_lab.config.factorial import expand, left_out, value_name
-from invariance_lab.store.runs import config_digest
+from invariance_lab.store.find import config_digest
+from invariance_lab.config.models import resolved_models
 
 QUICK = yaml.safe_load((ROOT / "configs" / "quick.yaml").read_text())
 
@@ -28,7 +29,7 @@ def test_the_product_is_expanded_in_order_and_named_by_its_factors():
     assert list(cfg.models) == ["none-flatten-zeros", "none-flatten-circular", "none-global_avg-zeros",
                                 "none-global_avg-circular", "max-flatten-zeros", "max-flatten-circular",
                                 "max-global_avg-zeros", "max-global_avg-circular"]
-    factors = cfg.resolved_models()["max-global_avg-circular"]
+    factors = resolved_models(cfg)["max-global_avg-circular"]
     assert (factors["downsample"], factors["head"], factors["padding"]) == ("max", "global_avg", "circular")
     assert factors["channels"] == [16, 32, 32]  # the defaults fill what the factorial does not list
 
@@ -37,7 +38,7 @@ def test_numbers_read_in_names_and_a_single_arch_is_the_base():
     assert value_name("channels", [4, 8]) == "c4x8" and value_name("kernel", 5) == "k5"
     cfg = parse_config(quick(factorial={"arch": "conv_maxpool", "kernel": [3, 5], "blur_size": [2, 3]}))
     assert list(cfg.models) == ["k3-blur2", "k3-blur3", "k5-blur2", "k5-blur3"]
-    assert all(f["downsample"] == "max" and f["arch"] == "conv_maxpool" for f in cfg.resolved_models().values())
+    assert all(f["downsample"] == "max" and f["arch"] == "conv_maxpool" for f in resolved_models(cfg).values())
 
 
 def test_combinations_that_cannot_be_built_are_left_out_and_hand_written_models_come_first():
@@ -88,7 +89,7 @@ def test_configs_without_factorial_keep_their_digest_and_the_resolved_config_rea
     assert len(cfg.models) == 20 and not left_out(cfg)
     text = to_yaml(cfg)
     again = parse_config(yaml.safe_load(text))  # a run folder's config.yaml: factorial and every model resolved
-    assert again.resolved_models() == cfg.resolved_models() and list(again.models) == list(cfg.models)
+    assert resolved_models(again) == resolved_models(cfg) and list(again.models) == list(cfg.models)
     assert config_digest(to_yaml(again)) == config_digest(to_yaml(parse_config(yaml.safe_load(to_yaml(again)))))
 
 

@@ -18,7 +18,8 @@ from invariance_lab.data.datasets import class_names, evaluation_set, glyph_tabl
 from invariance_lab.data.folder import folder_split, read_pixels, to_float
 from invariance_lab.data.images import write_folder
 from invariance_lab.nn.models import build_model
-from invariance_lab.data.shifts import sweep_inputs, translate_image
+from invariance_lab.data.shifts import sweep_inputs
+from invariance_lab.data.transforms import translate_image
 
 runner = CliRunner()
 

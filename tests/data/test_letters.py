@@ -1,11 +1,10 @@
-import time
-
 import pytest
 import torch
 
 from invariance_lab.core.errors import InvlabError
-from invariance_lab.data.letters import (DEFAULT_FONTS, GlyphTable, LATIN_FONTS, LETTERS, _has_capitals, load_glyphs,
-    render)
+from invariance_lab.data.glyphs import GlyphTable
+from invariance_lab.data.letters import _has_capitals, load_glyphs, render
+from invariance_lab.schema.fonts import DEFAULT_FONTS, LATIN_FONTS, LETTERS
 
 
 @pytest.fixture(scope="module")
@@ -252,15 +251,3 @@ def test_cuda_matches_cpu(table):
     gpu = render(table, g.cuda(), full(15.3), full(16.7), full(16.0), full(1.5), 32)
     assert gpu.device.type == "cuda"
     assert torch.allclose(gpu.cpu(), cpu, atol=1e-4)
-
-
-def test_print_render_time(table):
-    # Not a timing assertion: printed (pytest -s) so the speed can be reported.
-    n = 2048
-    g = torch.randint(0, table.segments.shape[0], (n,), generator=torch.Generator().manual_seed(0))
-    draw(table, g[:256])  # warm-up
-    t0 = time.perf_counter()
-    img = draw(table, g, cx=16.3, cy=15.8)
-    dt = time.perf_counter() - t0
-    print(f"\nrender: {n} images at canvas 32 in {dt:.3f} s ({n / dt:.0f} images/s, {torch.get_num_threads()} threads)")
-    assert img.shape == (n, 1, 32, 32)

@@ -15,7 +15,8 @@ from invariance_lab.core.errors import InvlabError
 from invariance_lab.data.letters import load_glyphs, render
 from invariance_lab.core.metrics import tv_distance
 from invariance_lab.nn.models import build_model
-from invariance_lab.data.outlines import DEFAULT_OUTLINE_FONTS, font_file, outline_fonts
+from invariance_lab.data.outlines import font_file, outline_fonts
+from invariance_lab.schema.fonts import DEFAULT_OUTLINE_FONTS
 
 FONTS = ("DejaVu Sans", "DejaVu Serif Bold")
 
@@ -196,7 +197,7 @@ def test_renderer_matches_brute_force_signed_distance_and_even_odd_rule(table):
 
 
 def test_memory_estimate_covers_outline_drawing_and_ink_matching():
-    from invariance_lab.config.limits import memory_estimate
+    from invariance_lab.config.memory import memory_estimate
 
     stroke = memory_estimate(parse_config({}))
     outline = memory_estimate(parse_config({"data": {"glyphs": "outline", "ink": "matched"}}))

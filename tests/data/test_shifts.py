@@ -70,7 +70,7 @@ def test_unknown_sweep_kind_lists_the_kinds():
 
 # ------------------------------------------------------------------------------ raster images (invlab measure)
 def test_translate_image_moves_pixels_exactly_and_fills_what_enters():
-    from invariance_lab.data.shifts import translate_image
+    from invariance_lab.data.transforms import translate_image
 
     x = torch.arange(1.0, 26.0).reshape(1, 1, 5, 5)
     moved = translate_image(x, 2, -1)  # right 2, up 1: the same direction as torch.roll

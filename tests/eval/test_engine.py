@@ -26,11 +26,14 @@ from invariance_lab.data.datasets import draw, glyph_table, reference_letters, t
 from invariance_lab.eval.engine import allshift_plan, allshift_sweep, choose_engines, engine_protocol, why_not
 from invariance_lab.eval.engine_rules import PHASES, _max_pool_phases, roll2d
 from invariance_lab.core.errors import InvlabError
-from invariance_lab.nn.layers import DOWNSAMPLES, Pad2d
-from invariance_lab.eval.layerwise import layer_profile, layer_taps
+from invariance_lab.nn.downsample import DOWNSAMPLES
+from invariance_lab.nn.layers import Pad2d
+from invariance_lab.eval.layerwise import profile_layers
+from invariance_lab.eval.taps import layer_taps
 from invariance_lab.nn.models import HEADS, build_model, resolve_spec
 from invariance_lab.data.shifts import circular_shift, shift_lines
-from invariance_lab.eval.sweep import every_roll, run_sweep, summarize
+from invariance_lab.eval.sweep import every_roll, run_sweep
+from invariance_lab.eval.tables import summarize
 from invariance_lab.run.train import train_model
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -218,7 +221,7 @@ def test_layer_profile_engine_equals_brute_force():
     x = letters(12)["x"]
     inputs = lambda c, dx, dy: circular_shift(x[c], dx, dy)
     points = [(dx, dy) for dx in (-3, 0, 1, 2, 4) for dy in (-2, 0, 1)]
-    runs = [layer_profile(models, inputs, len(x), points, "circular", 4, CPU, engine=e) for e in ("auto", "brute")]
+    runs = [profile_layers(models, inputs, len(x), points, "circular", 4, CPU, engine=e) for e in ("auto", "brute")]
     for fast, brute in zip(*runs):
         assert list(fast.columns) == list(brute.columns)
         num = [c for c in fast.columns if c not in ("model", "layer_name")]

@@ -10,8 +10,9 @@ import torch
 from typer.testing import CliRunner
 
 from invariance_lab.cli.main import app
-from invariance_lab.nn.layers import DOWNSAMPLES
-from invariance_lab.eval.layerwise import layer_profile, layer_taps, translate
+from invariance_lab.nn.downsample import DOWNSAMPLES
+from invariance_lab.eval.layerwise import profile_layers, translate
+from invariance_lab.eval.taps import layer_taps
 from invariance_lab.nn.models import build_model, resolve_spec
 from invariance_lab.data.shifts import circular_shift
 
@@ -25,7 +26,7 @@ def tiny(seed=0, **factors):
 
 
 def profile(models, images, points, mode="circular", batch_size=5):
-    return layer_profile(models, lambda c, dx, dy: circular_shift(images[c], dx, dy), len(images), points, mode,
+    return profile_layers(models, lambda c, dx, dy: circular_shift(images[c], dx, dy), len(images), points, mode,
                          batch_size, CPU)
 
 
@@ -51,7 +52,7 @@ def test_tap_strides_are_how_much_smaller_each_map_is(downsample):
 
 
 def test_a_registered_kind_gets_its_stride(monkeypatch):
-    from invariance_lab.nn.layers import MAX_S2, Downsample
+    from invariance_lab.nn.downsample import MAX_S2, Downsample
 
     monkeypatch.setitem(DOWNSAMPLES, "max4", Downsample("max4", stages=(MAX_S2, MAX_S2)))
     m = build_model(resolve_spec({"channels": [2, 2], "downsample": "max4", "padding": "circular"}), 2, 16)
@@ -115,7 +116,7 @@ def test_canvas_mode_zero_fills_the_target():
     images = torch.zeros(3, 1, 12, 12)
     images[:, :, 4:8, 4:8] = torch.rand(3, 1, 4, 4)
     draw = lambda c, dx, dy: translate(images[c], int(dx), int(dy), "canvas")  # noqa: E731
-    table, _ = layer_profile({("m", 0): m}, draw, 3, [(2.0, -1.0), (3.0, 3.0)], "canvas", 3, CPU)
+    table, _ = profile_layers({("m", 0): m}, draw, 3, [(2.0, -1.0), (3.0, 3.0)], "canvas", 3, CPU)
     assert (table.equivariance_error < 1e-6).all()
 
 

@@ -5,7 +5,9 @@ import torch
 
 from invariance_lab.nn.models import build_model, resolve_spec
 from invariance_lab.data.shifts import circular_shift, grid_points, shift_lines
-from invariance_lab.eval.sweep import FACTOR_COLUMNS, METRIC_COLUMNS, SUMMARY_METRICS, run_sweep, summarize
+from invariance_lab.core.columns import FACTOR_COLUMNS, METRIC_COLUMNS, SUMMARY_METRICS
+from invariance_lab.eval.sweep import run_sweep
+from invariance_lab.eval.tables import summarize
 
 
 def tiny_models():
@@ -101,7 +103,7 @@ def test_summarize_without_class_count_leaves_the_chance_columns_empty():
 def test_summary_columns_are_the_named_vocabulary():
     t, clean = _two_seeds((1.0, 0.9))
     s = summarize(t, clean, n_classes=2)
-    assert FACTOR_COLUMNS == ["downsample", "head", "padding"]
-    assert set(SUMMARY_METRICS) <= set(s.columns)
-    assert SUMMARY_METRICS == ["clean_accuracy"] + [f"{a}_{m}" for m in METRIC_COLUMNS for a in ("mean", "worst")]
-    assert [c for c in s.columns if c in SUMMARY_METRICS] == SUMMARY_METRICS  # file order = vocabulary order
+    assert list(s.columns[:2 + len(FACTOR_COLUMNS)]) == ["model", "seed", *FACTOR_COLUMNS]  # the unit, its factors
+    assert [c for c in s.columns if c in SUMMARY_METRICS] == SUMMARY_METRICS  # every one, file order = vocabulary order
+    # every per-shift metric of invariance.csv is summarised by its mean and its worst over the shifts
+    assert {f"{a}_{m}" for m in METRIC_COLUMNS for a in ("mean", "worst")} <= set(s.columns)

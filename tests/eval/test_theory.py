@@ -29,6 +29,7 @@ from invariance_lab.data.datasets import draw, glyph_table, training_set
 from invariance_lab.data.datasets import reference_letters as make_test_letters
 from invariance_lab.nn.models import build_model, resolve_spec
 from invariance_lab.run.train import train_model
+from invariance_lab.config.models import resolved_models
 
 C = 32  # canvas side; a multiple of the total stride 8 of three downsampling blocks
 STRIDE = 8
@@ -274,7 +275,7 @@ def test_antialiasing_config_models_follow_the_theory():
     assert cfg.data.canvas == C and cfg.sweep.mode == "circular" and cfg.data.train_mode == "circular"
     shifts = [(0, 0)] + [(0, d) for d in range(-8, 9) if d] + [(d, 0) for d in range(-8, 9) if d]
     expected_period = {"max": 8, "blur_max": 4, "aps_max": 1}
-    for name, f in cfg.resolved_models().items():
+    for name, f in resolved_models(cfg).items():
         period = expected_period[f["downsample"]]
         net = untrained(f).double()
         ch = change(outputs(net, probes(1).double(), shifts))

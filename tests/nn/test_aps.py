@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from invariance_lab.nn.aps import TIE_ULPS, APSDown
-from invariance_lab.eval.layerwise import layer_taps
+from invariance_lab.eval.taps import layer_taps
 from invariance_lab.nn.models import build_model, resolve_spec
 
 S = 16  # canvas side: 256 circular shifts per image

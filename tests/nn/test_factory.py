@@ -17,6 +17,7 @@ from invariance_lab.store.checkpoints import fingerprint
 from invariance_lab.cli.main import app
 from invariance_lab.config.load import parse_config
 from invariance_lab.core.errors import InvlabError
+from invariance_lab.config.models import resolved_models
 
 runner = CliRunner()
 BASE = {
@@ -63,7 +64,7 @@ def test_schema_checks_the_spec_without_importing_anything():
     assert "finite" in problem({"factory": "a:b", "kwargs": {"w": float("nan")}})
     cfg = parse_config({**BASE, "models": {"m": {"factory": "not_imported_while_reading:f"}}},
                        overrides=["models.m.kwargs.width=8"])
-    assert cfg.resolved_models() == {"m": {"factory": "not_imported_while_reading:f", "kwargs": {"width": 8}}}
+    assert resolved_models(cfg) == {"m": {"factory": "not_imported_while_reading:f", "kwargs": {"width": 8}}}
     assert "not_imported_while_reading" not in sys.modules
 
 
@@ -110,7 +111,8 @@ def test_module_beside_the_config_and_a_factory_gone_later(tmp_path, one_thread)
     (run_dir,) = (tmp_path / "results" / "fac").iterdir()
     (tmp_path / f"{name}.py").unlink()
     sys.modules.pop(name, None)
-    factory._LOADED.pop(f"{name}:make", None)
+    for key in [k for k in factory._LOADED if k[0] == f"{name}:make"]:
+        factory._LOADED.pop(key)
     importlib.invalidate_caches()
     res = invoke("sweep", run_dir, "--trust-factory", "--quiet")
     assert res.exit_code == 2 and "cannot be imported here" in res.output and f"'{name}'" in res.output
@@ -143,3 +145,33 @@ def test_locate_finds_the_file_without_running_it(tmp_path, monkeypatch):
     with pytest.raises(InvlabError, match="raised SystemExit: ran"):
         factory.load(f"{name}:f", [tmp_path])
     assert factory.locate("no_such_module_here:f") is None
+
+
+def test_loading_a_factory_leaves_sys_path_as_it_was(tmp_path):
+    """The config's folder is on sys.path for the import and the call only, even when the user's module changes
+    sys.path itself or fails to import."""
+    name = f"pathy_{uuid.uuid4().hex[:8]}"
+    (tmp_path / f"{name}.py").write_text("import sys\nimport torch\nsys.path.append('/nowhere')\n"
+                                         "def make():\n    sys.path.insert(0, '/also/nowhere')\n"
+                                         "    return torch.nn.Linear(1, 2)\n")
+    (tmp_path / f"{name}_bad.py").write_text("raise RuntimeError('broken')\n")
+    before = list(sys.path)
+    factory.call(f"{name}:make", {}, [tmp_path])
+    assert sys.path == before
+    with pytest.raises(InvlabError, match="broken"):
+        factory.load(f"{name}_bad:make", [tmp_path])
+    assert sys.path == before and str(tmp_path) not in sys.path
+
+
+def test_same_module_name_in_two_folders_gives_two_modules(tmp_path):
+    """Two configs in different folders, each naming `<name>:net`, get their own module's function: the cache is
+    keyed on the file the module came from, not on the factory path alone."""
+    name = f"twin_{uuid.uuid4().hex[:8]}"
+    one, two = tmp_path / "one", tmp_path / "two"
+    for folder, width in ((one, 3), (two, 5)):
+        folder.mkdir()
+        (folder / f"{name}.py").write_text(f"import torch\ndef net():\n    return torch.nn.Linear(1, {width})\n")
+    assert factory.call(f"{name}:net", {}, [one]).out_features == 3
+    assert factory.call(f"{name}:net", {}, [two]).out_features == 5
+    assert factory.call(f"{name}:net", {}, [one]).out_features == 3  # each folder keeps its own
+    assert factory.locate(f"{name}:net", [two]) == str(two / f"{name}.py")

@@ -10,8 +10,10 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from invariance_lab.nn.layers import (DOWNSAMPLE_KINDS, DOWNSAMPLES, PADDING_KINDS, BlurPool, ConvBlock,
-    LayerConfigError, binomial_filter, get_downsample, make_downsample, register_downsample)
+from invariance_lab.nn.block import ConvBlock
+from invariance_lab.nn.downsample import (DOWNSAMPLE_KINDS, DOWNSAMPLES, get_downsample, make_downsample,
+    register_downsample)
+from invariance_lab.nn.layers import PADDING_KINDS, BlurPool, LayerConfigError, binomial_filter
 
 SIDE = 32  # every circular-shift test uses 32x32 inputs and all 32*32 shifts
 
@@ -182,7 +184,7 @@ def test_the_registry_entry_says_what_the_block_does(kind):
 def test_a_newly_registered_kind_works_everywhere(monkeypatch):
     """Registering is all it takes: two stacked 2x2 max pools make a stride-4 kind that builds, runs, sizes and
     refuses like the others."""
-    from invariance_lab.nn.layers import MAX_S2, Downsample
+    from invariance_lab.nn.downsample import MAX_S2, Downsample
 
     monkeypatch.setitem(DOWNSAMPLES, "max4", Downsample("max4", stages=(MAX_S2, MAX_S2)))
     block = ConvBlock(1, 2, 3, "zeros", "max4")
@@ -193,12 +195,12 @@ def test_a_newly_registered_kind_works_everywhere(monkeypatch):
 
 
 def test_register_downsample_returns_the_entry(monkeypatch):
-    from invariance_lab.nn import layers
+    from invariance_lab.nn import downsample
 
-    monkeypatch.setattr(layers, "DOWNSAMPLES", dict(DOWNSAMPLES))
+    monkeypatch.setattr(downsample, "DOWNSAMPLES", dict(DOWNSAMPLES))
 
     entry = register_downsample("stride4", conv_stride=4)
-    assert layers.DOWNSAMPLES["stride4"] is entry and entry.stride == 4
+    assert downsample.DOWNSAMPLES["stride4"] is entry and entry.stride == 4
     assert entry.describe() == "the conv itself has stride 4"
 
 

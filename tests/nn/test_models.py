@@ -7,7 +7,9 @@ import pytest
 import torch
 
 from invariance_lab.core.errors import InvlabError
-from invariance_lab.nn.layers import DOWNSAMPLES, PADDING_KINDS, ConvBlock
+from invariance_lab.nn.block import ConvBlock
+from invariance_lab.nn.downsample import DOWNSAMPLES
+from invariance_lab.nn.layers import PADDING_KINDS
 from invariance_lab.nn.models import (HEADS, PRESETS, build_model, check_model, count_parameters, create_model,
     list_models, list_presets, place, register_preset, resolve_spec)
 

@@ -13,7 +13,7 @@ from invariance_lab.core.errors import InvlabError
 from invariance_lab.report.tables import (LAYER_RANGE, MODEL_METRICS, build_report, load_result, model_table,
     seed_flags, shift_table)
 from invariance_lab.core.stats import ci_halfwidth
-from invariance_lab.eval.sweep import METRIC_COLUMNS
+from invariance_lab.core.columns import METRIC_COLUMNS
 
 RUN = "demo/20260101-000000"
 

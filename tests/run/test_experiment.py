@@ -10,14 +10,13 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from conftest import ROOT
+from conftest import ROOT, SMALL_RUN
 from invariance_lab.cli.main import app
-from invariance_lab.store.runs import read_meta, run_state
+from invariance_lab.store.meta import read_meta, run_state
 
 runner = CliRunner()
-# Four units of about a second each: slow enough to kill the process between two of them.
-SLOW = ["--set", "data.train_images=400", "--set", "train.epochs=2", "--set", "data.test_images=20",
-        "--threads", "1", "--quiet"]
+# Four units of a fraction of a second each (conftest.SMALL_RUN): time to kill the process between two of them.
+SLOW = SMALL_RUN
 
 
 def _run(results, *extra):
@@ -45,13 +44,10 @@ def _start_and_stop_after_first_checkpoint(results, sig):
     return run_dir, present, proc.returncode, out.decode()
 
 
-@pytest.fixture(scope="module")
-def uninterrupted(tmp_path_factory):
-    results = tmp_path_factory.mktemp("whole")
-    res = _run(results)
-    assert res.exit_code == 0, res.output
-    (run_dir,) = (results / "quick").iterdir()
-    return run_dir
+@pytest.fixture
+def uninterrupted(small_quick_run):
+    """The same run, never stopped (conftest.py: made once for this and test_units.py)."""
+    return small_quick_run
 
 
 def test_sigkill_then_rerun_trains_only_the_missing_units(tmp_path, uninterrupted, one_thread):
@@ -123,8 +119,6 @@ def test_a_damaged_checkpoint_is_trained_again_not_reused(tmp_path, one_thread):
     assert meta["trained"] == ["conv_gap-seed1"] and len(meta["reused"]) == 3
 
 
-def test_threads_are_recorded(tmp_path, one_thread):
-    res = _run(tmp_path)
-    assert res.exit_code == 0, res.output
-    env = json.loads(next((tmp_path / "quick").glob("*/meta.json")).read_text())["environment"]
+def test_threads_are_recorded(uninterrupted):
+    env = json.loads((uninterrupted / "meta.json").read_text())["environment"]  # run with --threads 1
     assert env["torch_threads"] == 1 and env["versions"]["torch"] and env["cpu"]

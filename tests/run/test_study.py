@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from invariance_lab.cli.main import app
 from invariance_lab.core.errors import InvlabError
-from invariance_lab.store.runs import read_meta
+from invariance_lab.store.meta import read_meta
 from invariance_lab.run.study import combinations, parse_vary, split_values
 
 runner = CliRunner()

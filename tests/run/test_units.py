@@ -11,15 +11,14 @@ import time
 import pandas as pd
 import pytest
 import yaml
-from conftest import ROOT
+from conftest import ROOT, SMALL_RUN
 from typer.testing import CliRunner
 
 from invariance_lab.cli.main import app
-from invariance_lab.store.runs import read_meta, run_state
+from invariance_lab.store.meta import read_meta, run_state
 
 runner = CliRunner()
-SMALL = ["--set", "data.train_images=400", "--set", "train.epochs=2", "--set", "data.test_images=20",
-         "--threads", "1", "--quiet"]
+SMALL = SMALL_RUN
 UNITS = {"conv_only-seed0", "conv_only-seed1", "conv_gap-seed0", "conv_gap-seed1"}
 
 
@@ -36,28 +35,10 @@ def _same_tables(a, b):
     assert (a / "invariance.csv").read_bytes() == (b / "invariance.csv").read_bytes()
 
 
-@pytest.fixture(scope="module")
-def one_job(tmp_path_factory):
-    results = tmp_path_factory.mktemp("one")
-    res = _run(results)
-    assert res.exit_code == 0, res.output
-    (run_dir,) = (results / "quick").iterdir()
-    return run_dir
-
-
-def test_two_jobs_give_the_same_csvs_as_one(tmp_path, one_job):
-    res = _run(tmp_path, "--jobs", "2")
-    assert res.exit_code == 0, res.output
-    (run_dir,) = (tmp_path / "quick").iterdir()
-    _same_tables(run_dir, one_job)
-    meta = read_meta(run_dir)
-    assert set(meta["trained"]) == UNITS and not meta["reused"]
-    assert meta["sweep_workers"] == 2  # the sweep ran in two workers too (sweep_jobs.py), with the same tables
-    assert not (run_dir / "units" / "data.pt").exists()  # the workers' copy of the images is gone at the end
-    states = [json.loads((run_dir / "units" / f"{k}.json").read_text()) for k in UNITS]
-    assert {s["status"] for s in states} == {"complete"} and {s["threads"] for s in states} == {1}
-    res = runner.invoke(app, ["status", str(run_dir)])
-    assert res.exit_code == 0 and "4 done" in res.output
+@pytest.fixture
+def one_job(small_quick_run):
+    """The run with --jobs 1 (conftest.py: made once for this and test_experiment.py)."""
+    return small_quick_run
 
 
 def _ctrl_c_default():
@@ -66,40 +47,86 @@ def _ctrl_c_default():
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def test_ctrl_c_stops_the_workers_and_a_rerun_trains_only_the_missing_units(tmp_path, one_job):
-    # 16 epochs: units of a few seconds, so that a test process starved by a busy machine still sends Ctrl-C
-    # before the last unit is done
-    proc = subprocess.Popen([sys.executable, "-m", "invariance_lab", "run", str(ROOT / "configs" / "quick.yaml"),
-                             "--results-dir", str(tmp_path), *SMALL, "--jobs", "2", "--set", "train.epochs=16"],
+GATE = '''
+import os
+import pathlib
+import time
+
+import torch
+from torch import nn
+
+
+class Net(nn.Module):
+    """A small net whose training waits while the `hold` file exists: a unit that cannot finish before the test
+    has stopped the run, however fast or slow the machine is. It says so by writing `hold`.waiting."""
+
+    def __init__(self, hold):
+        super().__init__()
+        self.hold = hold
+        self.conv = nn.Conv2d(1, 2, 3, padding=1)
+        self.fc = nn.Linear(2, 2)
+
+    def forward(self, x):
+        if self.training and x.shape[0] > 2:  # not on invlab's 2-image check
+            pathlib.Path(self.hold + ".waiting").touch()
+            deadline = time.monotonic() + 180  # a test that failed before removing the file
+            while os.path.exists(self.hold) and time.monotonic() < deadline:
+                time.sleep(0.01)
+        return self.fc(torch.relu(self.conv(x)).mean((2, 3)))
+
+
+def net(hold):
+    return Net(hold)
+'''
+
+
+def test_ctrl_c_stops_the_workers_and_a_rerun_trains_only_the_missing_units(tmp_path):
+    # quick.yaml with seed 0 and a third model whose unit waits until the test lets it go: Ctrl-C is sent while
+    # at least one unit is done and the gate's is running, on a quiet machine or a starved one
+    (tmp_path / "gate.py").write_text(GATE)
+    hold = tmp_path / "hold"
+    hold.write_text("")
+    raw = yaml.safe_load((ROOT / "configs" / "quick.yaml").read_text())
+    raw["seeds"] = [0]
+    raw["models"]["gate"] = {"factory": "gate:net", "kwargs": {"hold": str(hold)}}
+    config = tmp_path / "gated.yaml"
+    config.write_text(yaml.safe_dump(raw, sort_keys=False))
+    units = {"conv_only-seed0", "conv_gap-seed0", "gate-seed0"}
+    results = tmp_path / "r"
+    proc = subprocess.Popen([sys.executable, "-m", "invariance_lab", "run", str(config), "--results-dir",
+                             str(results), *SMALL, "--jobs", "2"],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
                             preexec_fn=_ctrl_c_default)
+    waiting = tmp_path / "hold.waiting"
     deadline = time.monotonic() + 180
-    while time.monotonic() < deadline and not list(tmp_path.glob("quick/*/checkpoints/*.pt")):
+    while time.monotonic() < deadline and not (waiting.exists() and list(results.glob("quick/*/checkpoints/*.pt"))):
         assert proc.poll() is None, proc.stdout.read().decode()
         time.sleep(0.01)
     os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C does: the whole process group
-    out, _ = proc.communicate(timeout=60)
+    out, _ = proc.communicate(timeout=60)  # returns once the workers, which share its stdout, are gone too
     assert proc.returncode == 130 and "Traceback" not in out.decode(), out.decode()
-    (run_dir,) = (tmp_path / "quick").iterdir()
+    (run_dir,) = (results / "quick").iterdir()
     meta = read_meta(run_dir)
     assert run_state(meta) == "interrupted"
-    time.sleep(0.5)
     present = {p.stem for p in (run_dir / "checkpoints").glob("*.pt")}
-    assert 1 <= len(present) < 4, "the run finished before it could be stopped"
-    for key in UNITS - present:  # stopped units are not left "running"
+    assert 1 <= len(present) < 3 and "gate-seed0" not in present
+    for key in units - present:  # stopped units are not left "running"
         state_file = run_dir / "units" / f"{key}.json"
         assert not state_file.exists() or run_state(json.loads(state_file.read_text())) != "running"
     res = runner.invoke(app, ["status", str(run_dir)])
     assert res.exit_code == 0 and f"{len(present)} done" in res.output and "missing" in res.output
 
-    res = _run(tmp_path, "--jobs", "2", "--set", "train.epochs=16")
+    hold.unlink()
+    res = _run(results, "--jobs", "2", config=config)
     assert res.exit_code == 0, res.output
-    assert [p.name for p in (tmp_path / "quick").iterdir()] == [run_dir.name]  # resumed in its own folder
+    assert [p.name for p in (results / "quick").iterdir()] == [run_dir.name]  # resumed in its own folder
     meta = read_meta(run_dir)
-    assert set(meta["trained"]) == UNITS - present and set(meta["reused"]) == present
+    assert set(meta["trained"]) == units - present and set(meta["reused"]) == present
 
 
-def test_sigkill_of_a_jobs_run_then_rerun_trains_only_the_missing_units(tmp_path, one_job):
+def test_sigkill_of_a_jobs_run_then_a_rerun_trains_only_the_missing_units_with_the_csvs_of_one_job(tmp_path, one_job):
+    # every unit is trained in a worker (of the killed run or of the rerun) and the rerun sweeps in two workers:
+    # --jobs 2 must give byte for byte the tables --jobs 1 gives
     proc = subprocess.Popen([sys.executable, "-m", "invariance_lab", "run", str(ROOT / "configs" / "quick.yaml"),
                              "--results-dir", str(tmp_path), *SMALL, "--jobs", "2"],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
@@ -108,10 +135,9 @@ def test_sigkill_of_a_jobs_run_then_rerun_trains_only_the_missing_units(tmp_path
         assert proc.poll() is None, proc.stdout.read().decode()
         time.sleep(0.01)
     os.killpg(proc.pid, signal.SIGKILL)  # a killed job: the run and its workers, with no chance to say so
-    proc.communicate(timeout=60)
+    proc.communicate(timeout=60)  # returns once the workers, which share its stdout, are gone too
     (run_dir,) = (tmp_path / "quick").iterdir()
     assert run_state(read_meta(run_dir)) == "interrupted (process gone)"
-    time.sleep(0.5)
     present = {p.stem for p in (run_dir / "checkpoints").glob("*.pt")}
     assert 1 <= len(present) < 4
     res = _run(tmp_path, "--jobs", "2")
@@ -119,6 +145,14 @@ def test_sigkill_of_a_jobs_run_then_rerun_trains_only_the_missing_units(tmp_path
     meta = read_meta(run_dir)
     assert set(meta["trained"]) == UNITS - present and set(meta["reused"]) == present
     _same_tables(run_dir, one_job)
+    assert meta["sweep_workers"] == 2  # the sweep ran in two workers too (sweep_jobs.py), with the same tables
+    assert not (run_dir / "units" / "data.pt").exists()  # the workers' copy of the images is gone at the end
+    # the units the rerun's workers trained (a unit killed between its checkpoint and its state file may say
+    # "running" in its state file, and is reused as it is)
+    states = [json.loads((run_dir / "units" / f"{k}.json").read_text()) for k in UNITS - present]
+    assert {s["status"] for s in states} == {"complete"} and {s["threads"] for s in states} == {1}
+    res = runner.invoke(app, ["status", str(run_dir)])
+    assert res.exit_code == 0 and "4 done" in res.output
 
 
 FLAKY = '''
@@ -199,15 +233,20 @@ def test_status_of_a_folder_that_is_not_a_run(tmp_path):
 
 def test_the_submitit_local_executor_completes_a_small_study(tmp_path, one_thread):
     pytest.importorskip("submitit")
-    res = _run(tmp_path, "--executor", "submitit-local", "--jobs", "2", "--set", "seeds=[0]",
-               "--vary", "train.epochs=1,2")
+    # one model and one seed: each unit is a job, a fresh interpreter that imports torch (seconds)
+    raw = yaml.safe_load((ROOT / "configs" / "quick.yaml").read_text())
+    raw["seeds"] = [0]
+    del raw["models"]["conv_only"]
+    config = tmp_path / "one_model.yaml"
+    config.write_text(yaml.safe_dump(raw, sort_keys=False))
+    res = _run(tmp_path, "--executor", "submitit-local", "--jobs", "2", "--vary", "train.epochs=1,2", config=config)
     assert res.exit_code == 0, res.output
     (study,) = (tmp_path / "quick").glob("study-*")
     runs = json.loads((study / "study.json").read_text())["runs"]
     assert [r["status"] for r in runs] == ["complete", "complete"]
     for r in runs:
         meta = read_meta(tmp_path / r["run"])
-        assert meta["status"] == "complete" and set(meta["trained"]) == {"conv_only-seed0", "conv_gap-seed0"}
+        assert meta["status"] == "complete" and meta["trained"] == ["conv_gap-seed0"]
         assert (tmp_path / r["run"] / "units" / "submitit").is_dir()  # submitit's own job files and logs
 
 

@@ -1,6 +1,7 @@
 """Fuzz the config loader: whatever the input (values at every key, --set strings, YAML text, whole structures),
-the answer is a Config or a ConfigError, never another exception, and it comes quickly. A config that is
-accepted must validate again from its own to_yaml output (what a run folder saves and `invlab sweep` reloads).
+the answer is a Config or a ConfigError, never another exception (how quickly the known worst inputs are refused:
+bench/config_refusals.py). A config that is accepted must validate again from its own to_yaml output (what a run
+folder saves and `invlab sweep` reloads).
 
 Only parse_config / load_config run here: nothing is drawn, built or trained. Reproducible: derandomize=True.
 """
@@ -8,7 +9,6 @@ Only parse_config / load_config run here: nothing is drawn, built or trained. Re
 from __future__ import annotations
 
 import copy
-import time
 
 import pytest
 import yaml
@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 from invariance_lab.schema.config import Config, DataConfig, ModelSpec, SweepConfig, TrainConfig
 from invariance_lab.core.errors import ConfigError
 from invariance_lab.config.load import load_config, parse_config, to_yaml
+from invariance_lab.config.models import resolved_models
 
-SLOW = 5.0  # seconds: a single config taking longer counts as a hang
 FUZZ = settings(deadline=None, derandomize=True, database=None, print_blob=True,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much])
 
@@ -112,15 +112,14 @@ def set_at(raw: dict, path: tuple, value) -> None:
 
 
 def accept_or_refuse(call, *args, **kwargs) -> Config | None:
-    """The Config, or None for a ConfigError; any other exception or a slow answer fails the test."""
-    t0 = time.perf_counter()
+    """The Config, or None for a ConfigError; any other exception fails the test. (A hang shows as a test that
+    does not end; how long the known bombs take: bench/config_refusals.py.)"""
     try:
         cfg = call(*args, **kwargs)
         assert isinstance(cfg, Config)
     except ConfigError as e:
         cfg = None
         assert len(str(e)) < 4000, str(e)[:500]
-    assert time.perf_counter() - t0 < SLOW
     return cfg
 
 
@@ -129,7 +128,7 @@ def round_trips(cfg: Config, folder) -> None:
     path.write_text(to_yaml(cfg), encoding="utf-8")
     again = load_config(path)
     assert again.model_dump(exclude={"models"}) == cfg.model_dump(exclude={"models"})
-    assert again.resolved_models() == cfg.resolved_models()
+    assert resolved_models(again) == resolved_models(cfg)
 
 
 @pytest.fixture(scope="module")

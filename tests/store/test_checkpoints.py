@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from conftest import untrained_quick_run
 from invariance_lab.store.checkpoints import fingerprint, load_checkpoint, save_checkpoint
 from invariance_lab.cli.main import app
-from invariance_lab.core.errors import InvlabError
+from invariance_lab.core.errors import CheckpointError, InvlabError
 from invariance_lab.nn.models import build_model, place, resolve_spec
 
 runner = CliRunner()
@@ -104,6 +104,31 @@ def test_edited_settings_and_foreign_weights_are_refused(tmp_path):
     torch.save(blob, path)
     with pytest.raises(InvlabError, match="weights do not fit"):
         load_checkpoint(path, CPU)
+
+
+@pytest.mark.parametrize("edit", [
+    dict(factors={"arch": torch.zeros(2)}),  # a tensor where plain values belong: not JSON
+    dict(data={1: "a", "b": 2}),  # mixed key types: the fingerprint cannot sort them
+])
+def test_settings_that_are_not_plain_values_are_a_checkpoint_error(tmp_path, edit):
+    path = tmp_path / "m.pt"
+    _save(path)
+    torch.save(dict(torch.load(path, weights_only=True), **edit), path)
+    with pytest.raises(CheckpointError, match="settings are not plain values") as e:
+        load_checkpoint(path, CPU)
+    assert str(path) in str(e.value)
+
+
+def test_every_unusable_checkpoint_is_a_checkpoint_error(tmp_path):
+    """A caller (or the CLI) can tell a bad checkpoint from other bad input by its class."""
+    with pytest.raises(CheckpointError, match="checkpoint not found"):
+        load_checkpoint(tmp_path / "nope.pt", CPU)
+    (tmp_path / "m.pt").write_bytes(b"")
+    with pytest.raises(CheckpointError, match="cannot be loaded"):
+        load_checkpoint(tmp_path / "m.pt", CPU)
+    torch.save([1], tmp_path / "m.pt")
+    with pytest.raises(CheckpointError, match="not an invlab checkpoint"):
+        load_checkpoint(tmp_path / "m.pt", CPU)
 
 
 # --- the same faults inside a run folder, through the CLI ---------------------------------------------------

@@ -1,4 +1,5 @@
-"""runs.py, the run folder's contract: meta.json schema, status of dead processes, finding runs, atomic writes."""
+"""meta.py: meta.json's schema (anything malformed is refused naming the file) and the status of a run whose
+process is gone."""
 
 import json
 import os
@@ -9,23 +10,12 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from invariance_lab.core.errors import InvlabError
-from invariance_lab.store.runs import (META_FILE, Meta, all_runs, checkpoint_path, finished_runs,
-    matching_checkpoints, read_meta, resumable_run, run_state, write_json)
+from invariance_lab.core.errors import InvlabError, RunFolderError
+from invariance_lab.store.layout import META_FILE
+from invariance_lab.store.meta import Meta, read_meta, read_unit_state, run_state
 
 PROTOCOL = dict(kind="translation", mode="canvas", grid="product", dx=[-1, 1, 1], dy=[0, 0, 1], test_images=4,
                 seeds=[0], models=["m"], n_shifts=3)
-
-
-def _meta(folder, **fields):
-    folder.mkdir(parents=True, exist_ok=True)
-    m = dict(kind="run", status="complete", name="x", run_id=folder.name, protocol=PROTOCOL, seeds=[0],
-             fingerprints={"m-seed0": "abc"}, started="2026-01-01T00:00:00", finished="2026-01-01T00:01:00")
-    m.update(fields)
-    if m["status"] == "running":
-        del m["finished"]
-    write_json(folder / META_FILE, m)
-    return m
 
 
 def _dead_pid():
@@ -90,23 +80,25 @@ def test_meta_records_process_and_finishes(tmp_path):
     assert read_meta(tmp_path)["status"] == "interrupted"
 
 
-def test_finding_runs(tmp_path):
-    _meta(tmp_path / "x" / "a")
-    _meta(tmp_path / "x" / "b", status="interrupted", config_digest="d", finished="2026-01-02T00:00:00")
-    _meta(tmp_path / "x" / "c", status="running", pid=_dead_pid(), host=socket.gethostname(), config_digest="d",
-          started="2026-01-03T00:00:00")
-    _meta(tmp_path / "x" / "d", kind="sweep")
-    (tmp_path / "x" / "e").mkdir()
-    (tmp_path / "x" / "e" / META_FILE).write_text("[]")  # not ours: skipped, not an error
-    for name in ("a", "b"):
-        path = checkpoint_path(tmp_path / "x" / name, "m", 0)
-        path.parent.mkdir()
-        path.write_bytes(b"x")
-    assert [f.name for f, _ in all_runs(tmp_path, "x")] == ["a", "b", "c"]
-    assert [f.name for f, _ in finished_runs(tmp_path)] == ["a"]
-    assert resumable_run(tmp_path, "x", "d")[0].name == "c"  # the newest stopped run of that config
-    assert resumable_run(tmp_path, "x", "other") is None
-    # the complete run's checkpoint wins over the interrupted one's
-    assert matching_checkpoints(tmp_path, "x") == {"abc": checkpoint_path(tmp_path / "x" / "a", "m", 0)}
-    assert matching_checkpoints(tmp_path, "x", exclude=tmp_path / "x" / "a") == {
-        "abc": checkpoint_path(tmp_path / "x" / "b", "m", 0)}
+@pytest.mark.parametrize("content", ["[1, 2]", "{not json", '{"kind": "run"}'])
+def test_every_bad_meta_is_a_run_folder_error(tmp_path, content):
+    """A caller can catch RunFolderError for any unusable meta.json, not just InvlabError."""
+    (tmp_path / META_FILE).write_text(content)
+    with pytest.raises(RunFolderError):
+        read_meta(tmp_path)
+
+
+def test_an_unreadable_unit_state_reads_as_none(tmp_path):
+    """A worker that never started (no file) or died mid-write (not JSON) is no state, not an error."""
+    assert read_unit_state(tmp_path, "m-seed0") is None
+    (tmp_path / "units").mkdir()
+    (tmp_path / "units" / "m-seed0.json").write_text("{half")
+    assert read_unit_state(tmp_path, "m-seed0") is None
+
+
+@pytest.mark.parametrize("heartbeat", [None, "yesterday", "2026-01-01T00:00:00+00:00", 12])
+def test_a_foreign_run_without_a_readable_heartbeat_is_gone(heartbeat):
+    """On another host only the heartbeat tells; one that cannot be read (edited, or with a time zone invlab
+    never writes) means no live invlab process, never an exception."""
+    assert run_state(dict(status="running", pid=1, host="elsewhere", heartbeat=heartbeat)) == \
+        "interrupted (process gone)"

@@ -1,0 +1,71 @@
+"""The rules the claims' verdicts follow (claims.py applies them): the verdict names, the thresholds, and the models
+the claims read with the factors each must have.
+
+    check_claim_models(load_config("configs/question_claims.yaml"))   # an InvlabError when a model is missing
+
+Every verdict is decided from the run's and its sweeps' numbers by these thresholds:
+
+* EXACT_TV: a model is exactly invariant at a shift when no image's softmax output moves by more than 1e-6 in
+  total variation, for any seed (sweep.INVARIANT_TV: float32 round-off, the `--all-shifts` certificate's rule).
+* EXACT_EQUIVARIANCE: a feature map is exactly equivariant when the relative error ||F(Tx) - T'F(x)|| / ||F(x)||
+  of every tap, shift and seed is at most 1e-5 (float32 round-off; tests/test_theory.py uses the same bound);
+  APPROX_EQUIVARIANCE: at most 1% is "approximately".
+* APPROX_FLIP: a model is approximately invariant when its mean flip rate over the shifts is at most 5% (the
+  global-average models of the README change 0.1-0.3%; the flatten models 30-40%).
+* A comparison between two models is "clear" when their 95% intervals over seeds (cut to [0, 1]) do not
+  overlap; otherwise it is "within the seed spread".
+* A claim whose deciding models have a seed at chance (report.seed_flags) is UNDECIDED: a network that answers
+  one class for every image never changes its mind, so its consistency says nothing.
+* Exactness verdicts rest on brute force (one forward pass per shift) as well as on the all-shift engine:
+  AGREE_TV bounds how far the two may differ on the shifts both measured, or the verdict is UNDECIDED.
+"""
+
+from __future__ import annotations
+
+import math
+
+from ..core.errors import ConfigError
+from ..core.columns import INVARIANT_TV
+from ..nn.models import check_model
+from ..schema.config import Config
+from ..config.models import resolved_models
+
+HOLDS, APPROX, FAILS, UNDECIDED = "holds", "holds only approximately", "does not hold", "undecided"
+VERDICTS = (HOLDS, APPROX, FAILS, UNDECIDED)
+EXACT_TV = INVARIANT_TV  # 1e-6
+EXACT_EQUIVARIANCE = 1e-5
+APPROX_EQUIVARIANCE = 1e-2
+APPROX_FLIP = 0.05
+AGREE_TV = 1e-5  # engine against brute force: mean TV per shift, model and seed
+PART_SPAN = 3  # part displacements of -3..3 px on each axis: "slightly displaced"
+
+# The models the claims read, with the factors each must have (the config may change channels, kernel, ...).
+MODELS = {
+    "conv_only": ("none", "flatten", "zeros"), "conv_maxpool": ("max", "flatten", "zeros"),
+    "strided_conv": ("stride", "flatten", "zeros"), "gap_circular": ("none", "global_avg", "circular"),
+    "gmp_circular": ("none", "global_max", "circular"), "gap_zeros": ("none", "global_avg", "zeros"),
+    "strided_gmp_circular": ("stride", "global_max", "circular"),
+    "maxpool_gap_circular": ("max", "global_avg", "circular"), "strided_gmp": ("stride", "global_max", "zeros"),
+    "maxpool_1x1": ("max", "flatten", "zeros"), "maxpool_1x1_circular": ("max", "flatten", "circular"),
+}
+ONE_BY_ONE = ("maxpool_1x1", "maxpool_1x1_circular")  # their last map must be 1 x 1
+CIRCULAR = ("gap_circular", "gmp_circular", "strided_gmp_circular", "maxpool_gap_circular", "maxpool_1x1_circular")
+
+
+def check_claim_models(cfg: Config) -> None:
+    """The config has every model the claims read, with the factors each claim assumes; an InvlabError if not."""
+    factors = resolved_models(cfg)
+    for name, (down, head, pad) in MODELS.items():
+        f = factors.get(name)
+        if f is None:
+            raise ConfigError(f"the claims need model {name!r} ({down} / {head} / {pad}); the config "
+                              f"{cfg.name!r} has none: start from configs/question_claims.yaml")
+        got = (f.get("downsample"), f.get("head"), f.get("padding"))
+        if got != (down, head, pad):
+            raise ConfigError(f"model {name!r} must be {down} / {head} / {pad} (downsample / head / padding) for the "
+                              f"claims; the config gives {' / '.join(map(str, got))}")
+    for name in ONE_BY_ONE:
+        side = check_model(factors[name], cfg.data.canvas)
+        if side != 1:
+            raise ConfigError(f"model {name!r} must pool the {cfg.data.canvas} px canvas down to 1x1; its last map is "
+                              f"{side}x{side}: give it log2(canvas) = {math.log2(cfg.data.canvas):g} blocks")

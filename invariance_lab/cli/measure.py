@@ -1,0 +1,93 @@
+"""`invlab measure`: parse the options (ranges, JSON, sizes, numbers), call run.measure.measure_to_folder, print
+the tables.
+
+    invlab measure --images photos/ --model mypkg.nets:resnet --weights net.pt --dx -8:8 --mode circular
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from ..core.errors import ConfigError, choose
+from ..report.display import brief_tables
+from ..run.measure import measure_to_folder
+from ..core.runtime import set_threads
+from ..run.writable import writable
+from ..schema.config import parse_range
+from ..store.results import load_result
+from .options import QUIET, RESULTS_DIR, THREADS, line, out, say
+
+
+def measure_cli(images: Path = typer.Option(..., "--images", help="A folder of PNG/JPEG images: class subfolders (DIR/<class>/<image>) give labels, a flat folder none. Or a run folder: its own test images."),
+                model: Optional[str] = typer.Option(None, "--model", help="package.module:function that returns your nn.Module (imported: its code runs). Optional when --weights is an invlab checkpoint of a preset."),
+                model_kwargs: Optional[str] = typer.Option(None, "--model-kwargs", help="JSON object of keyword arguments for --model, e.g. '{\"width\": 16}'."),
+                weights: Optional[Path] = typer.Option(None, "--weights", help="A state dict (.pt, read with weights_only=True), a .safetensors file, or an invlab checkpoint. Without it the model is measured as --model returns it."),
+                dx: str = typer.Option("-8:8", "--dx", help="Horizontal shifts START:STOP[:STEP], px, inclusive."),
+                dy: str = typer.Option("0", "--dy", help="Vertical shifts START:STOP[:STEP], px, inclusive; every (dx, dy) pair is measured."),
+                mode: str = typer.Option("canvas", "--mode", help="canvas (the image moves inside its frame; sub-pixel shifts bilinear) or circular (rolled, whole pixels)."),
+                fill: str = typer.Option("zeros", "--fill", help="canvas mode: what enters the frame: zeros, edge (nearest border pixel) or reflect."),
+                colour: str = typer.Option("grey", "--colour", help="grey (1 channel) or rgb (3)."),
+                size: Optional[str] = typer.Option(None, "--size", help="Resize every image to N or HxW px (bilinear), e.g. the model's input size. Default: as they are (all the same size)."),
+                mean: Optional[str] = typer.Option(None, "--mean", help="Normalisation after the shift: one value, or one per channel (0.485,0.456,0.406)."),
+                std: Optional[str] = typer.Option(None, "--std", help="Normalisation: one value, or one per channel."),
+                layers: bool = typer.Option(False, "--layers", help="Also write the layer profile (forward hooks): layers.csv, layers_summary.csv."),
+                taps: Optional[str] = typer.Option(None, "--taps", help="Comma-separated module names (model.named_modules(), and 'output') to tap with --layers; default every convolution, pooling and normalisation module."),
+                layer_images: int = typer.Option(200, "--layer-images", help="Images for --layers (it runs the model at every shift and keeps every tap)."),
+                batch_size: int = typer.Option(256, "--batch-size", help="Images per forward pass (memory stays flat in the number of images and shifts)."),
+                name: Optional[str] = typer.Option(None, "--name", help="The model's name in the tables (default: the checkpoint's model, else the function's name)."),
+                device: str = typer.Option("cpu", "--device", help="cpu, cuda or auto."),
+                engine: str = typer.Option("auto", "--engine", help="auto: the exact all-shift engine where it applies (--mode circular, square images, layers of known kinds: the same numbers, much faster), brute force otherwise; brute: one forward pass per shift (the check); allshift: refuse where the engine does not apply."),
+                threads: Optional[int] = THREADS, results_dir: Path = RESULTS_DIR, quiet: bool = QUIET):
+    """Measure a model of your own (trained anywhere) on a folder of images, without training: writes
+    results/measure/<name>-<time>/ with the files `invlab report` reads."""
+    set_threads(threads)  # the command's process: measure_to_folder runs here
+    choose("device", device, ("cpu", "cuda", "auto"))
+    folder = measure_to_folder(
+        images=images, model=model, model_kwargs=_json_object(model_kwargs, "--model-kwargs"), weights=weights,
+        dx=parse_range(dx, "--dx"), dy=parse_range(dy, "--dy"), mode=mode, fill=fill, colour=colour,
+        size=_size(size), mean=_numbers(mean, "--mean"), std=_numbers(std, "--std"), layers=layers,
+        taps=[t.strip() for t in taps.split(",") if t.strip()] if taps else None, layer_images=layer_images,
+        batch_size=batch_size, name=name, results_dir=writable(results_dir, "--results-dir"), device=device,
+        progress=not quiet, on_event=say(quiet), engine=engine)
+    for table in brief_tables(load_result(folder), title="measure: per model (one trained network)"):
+        out.print(table)
+    line(f"measure folder: {folder}")
+
+
+def _json_object(text: str | None, option: str):
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError as e:
+        raise ConfigError(f"{option} {text!r} is not JSON ({e}); write an object, e.g. {option} '{{\"width\": 16}}'") from None
+    if not isinstance(value, dict):
+        raise ConfigError(f"{option} must be a JSON object of keyword arguments; got {text!r}")
+    return value
+
+
+def _numbers(text: str | None, option: str) -> list[float] | None:
+    if text is None:
+        return None
+    try:
+        return [float(v) for v in text.split(",")]
+    except ValueError:
+        raise ConfigError(f"{option} {text!r}: expected numbers separated by commas, e.g. {option} 0.5 or "
+                          f"{option} 0.485,0.456,0.406") from None
+
+
+def _size(text: str | None) -> tuple[int, int] | None:
+    if text is None:
+        return None
+    parts = text.lower().split("x")
+    try:
+        hw = [int(p) for p in parts]
+    except ValueError:
+        hw = []
+    if len(hw) not in (1, 2) or min(hw) < 1:
+        raise ConfigError(f"--size {text!r}: expected N or HxW in px, e.g. --size 32 or --size 224x224")
+    return (hw[0], hw[-1])

@@ -1,0 +1,43 @@
+"""`invlab report`: call report.command.make_report, print its tables and name the files it wrote.
+
+    invlab report results/quick/<run id> --by shift --format markdown
+    invlab report results/factorial/study-<time> --plot figs --html report.html
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from ..report.command import make_report
+from ..report.display import render
+from .options import RESULTS_DIR, err, line, out
+
+
+def report_cli(paths: List[Path] = typer.Argument(None, help="Run or sweep folders (default: the newest run)."),
+               by: str = typer.Option("model", "--by", help="model: one row per model; shift: model x shift table; layer: model x layer (sweeps made with --layers)."),
+               metric: str = typer.Option("flip_rate", "--metric", help="Metric for --by shift and --plot."),
+               axis: Optional[str] = typer.Option(None, "--axis", help="dx or dy for --by shift (default: each swept axis)."),
+               fmt: str = typer.Option("table", "--format", help="table, markdown or csv."),
+               plot: Optional[Path] = typer.Option(None, "--plot", help="Also write PNG plots into this folder."),
+               drop_chance: bool = typer.Option(False, "--drop-chance", help="Leave out seeds at chance (clean accuracy within 5 points of 1/classes): their consistency says nothing."),
+               html: Optional[Path] = typer.Option(None, "--html", help="Also write one self-contained HTML page (tables, plots, the test letters as the networks saw them, animations) to this file."),
+               results_dir: Path = RESULTS_DIR):
+    """Compare models (mean ± 95% CI over seeds) across one or more runs and sweeps; optionally plot, or write
+    the whole report as one HTML page."""
+    made = make_report(paths, by=by, metric=metric, axis=axis, fmt=fmt, plot=plot, drop_chance=drop_chance,
+                       html=html, results_dir=results_dir)
+    shown = render(made.report, fmt)
+    if fmt == "table":
+        for table in shown.tables:
+            out.print(table)
+    else:
+        out.print(shown.text, markup=False, highlight=False, soft_wrap=True, end="" if fmt == "csv" else "\n")
+    for text in shown.side:  # csv: keep stdout parseable; the protocol and footnotes still reach the reader
+        line(text, err)
+    for path in made.plots:
+        line(f"plot: {path}", err)
+    if made.html is not None:
+        line(f"html: {made.html} ({made.html_bytes / 1e6:.2f} MB, {made.html_seconds:.1f} s)", err)

@@ -1,0 +1,33 @@
+"""`invlab status`: each unit of a run folder (or each run of a study) as a table.
+
+    invlab status results/factorial/<run id>
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from ..run.status import folder_status
+from .options import line, out
+
+
+def status_cli(path: Path = typer.Argument(..., help="A run folder (results/<name>/<run id>) or a study folder (results/<name>/study-<time>)."),
+               lines: int = typer.Option(8, "--lines", help="Log lines shown for each failed unit.")):
+    """Each unit's state: done, running, failed (with its log's last lines) or missing; for a study, each run's."""
+    for run in folder_status(path, lines=lines):
+        label = ", ".join(f"{k}={v}" for k, v in run.values.items())
+        if run.folder is None:
+            line(f"{label}: not run yet")
+            continue
+        counts = {s: sum(u.state == s for u in run.units) for s in ("done", "running", "failed", "missing")}
+        line(f"{label + ': ' if label else ''}{run.folder} ({run.state}): "
+             + ", ".join(f"{n} {s}" for s, n in counts.items() if n))
+        t = Table()
+        for column in ("unit", "state", "detail"):
+            t.add_column(column, overflow="fold")
+        for u in run.units:
+            t.add_row(u.key, u.state, u.detail + "".join("\n  " + log for log in u.log))
+        out.print(t)

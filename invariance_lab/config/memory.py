@@ -1,0 +1,182 @@
+"""The memory estimate that refuses a run too big to hold: the big allocations of a run, in bytes, counted from
+the settings alone (nothing is drawn or built; a glyph table is loaded once per letters and fonts).
+
+    check_resources(cfg)                                # the whole run (parse_config calls it)
+    check_sweep_fits(data, sweep, "invlab sweep --dx")  # sweep options given after the config
+    memory_estimate(cfg)                                # part -> (bytes, the key that scales it)
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Any, Callable
+
+from pydantic import BaseModel
+
+from ..core.errors import ConfigError, quote
+from ..data.folder import DECODE_BATCH, folder_split, image_channels
+from ..nn.downsample import get_downsample
+from ..schema.config import Config
+from ..schema.data import DataConfig
+from ..schema.sweep import SweepConfig, axis
+from .limits import _glyph_stats, letter_size, shift_problem
+from .models import resolved_models
+
+MEMORY_CAP = 4 * 2**30  # run memory limit: the smaller of this and half the physical memory (memory_limit)
+RENDER_CHUNK = 256  # images letters.render draws at once (its `chunk`): sets the renderer's scratch memory
+EVAL_BATCH = 128  # images run/train.py's evaluate_accuracy passes at once (test accuracy during training)
+
+
+def memory_limit() -> tuple[int, str]:
+    """(bytes, the rule in words). The limit is the smaller of MEMORY_CAP (4 GiB) and half the physical memory:
+    the data, the sweep's inputs and the networks all live in RAM at once, and the lab is meant for a laptop; the
+    other half is left to the system, torch's workspace and what this estimate leaves out."""
+    try:
+        ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # not Linux: the fixed cap alone
+        ram = 0
+    limit = min(MEMORY_CAP, ram // 2) if ram > 0 else MEMORY_CAP
+    here = f"; this machine has {_size(ram)}" if ram > 0 else ""
+    return limit, f"the smaller of {_size(MEMORY_CAP)} and half the physical memory{here}"
+
+
+def _size(n: int) -> str:
+    """Bytes in words: 1.5 GiB (integer arithmetic first: an estimate can exceed the float range)."""
+    n = int(n)
+    for i, unit in enumerate(("B", "KiB", "MiB", "GiB")):
+        if n < 1024 ** (i + 1):
+            return f"{n / 1024 ** i:.3g} {unit}"
+    tib = n // 1024**4
+    return f"{float(tib):.3g} TiB" if tib.bit_length() < 1000 else f"about 10^{int(tib.bit_length() * 0.30103)} TiB"
+
+
+def _data_memory(data: DataConfig, sweep: SweepConfig, kind: str = "translation") -> dict[str, tuple[int, str]]:
+    """Bytes of the images a run holds, by part, each with the key that scales it (float32 = 4 bytes a pixel)."""
+    c, pair = data.canvas, data.task == "position"
+    image = 4 * c * c
+    if data.source == "folder":  # 8-bit pixels kept (data/folder.py); floats a sweep batch at a time
+        pixels = c * c * image_channels(data.colour)
+        return {"training images": (data.train_images * pixels, "data.path"),
+                "test images": (data.test_images * pixels, "data.path"),
+                "sweep inputs": (4 * 4 * pixels * min(data.test_images, sweep.batch_size), "sweep.batch_size"),
+                "decoding": (4 * DECODE_BATCH * pixels, "data.canvas")}
+    reach = max(abs(v) for v in sweep.dx[:2] + sweep.dy[:2])  # the largest shift, px
+    parts = {
+        # circular train_mode rolls a copy of the rendered set; the position task builds top, bottom and both
+        "training images": (data.train_images * image * (2 if data.train_mode == "circular" else 1),
+                            "data.train_images"),
+        "test images": (data.test_images * image * (4 if pair else 1), "data.test_images"),
+    }
+    if data.ink == "matched":  # ink.matched_gain measures each set's ink on a rendered copy of it
+        parts["ink matching"] = (max(data.train_images, data.test_images) * image, "data.train_images")
+    side = c
+    if kind == "parts":
+        sweep_bytes = 0  # drawn a batch at a time
+    elif sweep.mode == "circular" or pair:
+        sweep_bytes = data.test_images * image * (4 if pair else 1)  # the reference images, rolled per shift
+    else:
+        # CanvasShifts: each sub-pixel phase of the test set drawn on a canvas enlarged by the largest shift on
+        # every side, cached up to 256 MiB, plus the phase being drawn.
+        side = c + 2 * math.ceil(reach)
+        phase = 4 * data.test_images * side * side
+        fx, fy = ({round(v - math.floor(v), 6) for v in axis(r)} for r in (sweep.dx, sweep.dy))
+        n_phases = len(fx) * len(fy) if sweep.grid == "product" else len(fx) + len(fy)
+        kept = min(n_phases, max(1, 256 * 2**20 // phase))
+        sweep_bytes = phase * (kept + (1 if n_phases > kept else 0))
+    parts["sweep inputs"] = (sweep_bytes, "data.test_images")
+    # letters.render works RENDER_CHUNK images at a time on a P x P patch around each letter, with two
+    # (chunk, P, P, segments) float32 intermediates alive at once: large letters make this the biggest part.
+    height, width, _ = letter_size(data)
+    patch = min(side, math.ceil(max(height, width) + 2 * (reach if kind == "parts" else 0)) + 3)
+    segments = _glyph_stats(tuple(data.letters), tuple(data.fonts), data.glyphs)[2]
+    n = min(RENDER_CHUNK, max(data.train_images, data.test_images))
+    # Filled outlines (glyphs: outline) use the same two; their even-odd test adds only (chunk, P, segments) ones.
+    parts["letter drawing"] = (2 * 4 * n * patch * patch * segments, "data.size")
+    return parts
+
+
+def _network_memory(cfg: Config) -> tuple[int, str]:
+    """Bytes of the networks and their activations, and the keys that scale the larger of the two. Every model x
+    seed is held for the sweep, and one trains at a time (its gradients and two Adam moments: 3 more copies of its
+    weights). Training keeps three maps per block (conv, ReLU, downsampling) for the backward pass, and as much
+    again for their gradients; evaluation (inference mode) needs about two maps at a time, a block's input and
+    output."""
+    if cfg.data.source == "folder":
+        classes = len(folder_split(cfg.data).classes)
+    else:
+        classes = 2 if cfg.data.task == "position" else len(cfg.data.letters)
+    n_test = cfg.data.test_images * (2 if cfg.data.task == "position" else 1)
+    total, largest, train_map, eval_map = 0, (0, ""), (0, ""), (0, "")
+    for name, f in resolved_models(cfg).items():
+        if "factory" in f:
+            continue  # your own model (factory.py): its size is unknown until your code builds it
+        side, cin, params, saved, widest = cfg.data.canvas, 3 if cfg.data.colour == "rgb" else 1, 0, 0, 0
+        for cout in f["channels"]:
+            params += f["kernel"] ** 2 * cin * cout + cout
+            saved, widest = saved + 3 * cout * side * side, max(widest, cout * side * side)
+            side = get_downsample(f["downsample"]).out_size(side, f["kernel"], f["padding"], f["blur_size"])
+            cin = cout
+        params += (cin * side * side if f["head"] == "flatten" else cin) * classes + classes
+        total += params * len(cfg.seeds)
+        largest = max(largest, (params, name))
+        train_map, eval_map = max(train_map, (2 * saved, name)), max(eval_map, (2 * widest, name))
+    uses = {"train.batch_size": (train_map[0] * min(cfg.train.batch_size, cfg.data.train_images), train_map[1]),
+            "sweep.batch_size": (eval_map[0] * min(cfg.sweep.batch_size, n_test), eval_map[1]),
+            "data.test_images": (eval_map[0] * min(EVAL_BATCH, n_test), eval_map[1])}
+    batch_key = max(uses, key=lambda k: uses[k][0])
+    weights, activations = 4 * (total + 3 * largest[0]), 4 * uses[batch_key][0]
+    if weights >= activations:
+        return weights + activations, f"models.{largest[1]}.channels" + (" and seeds" if len(cfg.seeds) > 1 else "")
+    return weights + activations, f"models.{uses[batch_key][1]}.channels and {batch_key}"
+
+
+def memory_estimate(cfg: Config) -> dict[str, tuple[int, str]]:
+    """Estimated bytes of a run's big allocations, by part, each with the key that scales it."""
+    parts = _data_memory(cfg.data, cfg.sweep)
+    parts["networks"] = _network_memory(cfg)
+    return parts
+
+
+def _refuse_if_over(parts: dict[str, tuple[int, str]], source: str, get: Callable[[str], Any],
+                    note: Callable[[str], str] = lambda key: "") -> None:
+    """Raise ConfigError when the parts add up to more than memory_limit(), naming the keys of the largest."""
+    total = sum(b for b, _ in parts.values())
+    limit, rule = memory_limit()
+    if total <= limit:
+        return
+    biggest = max(parts, key=lambda p: parts[p][0])
+    keys = parts[biggest][1].split(" and ")
+    listing = ", ".join(f"{p} {_size(b)}" for p, (b, _) in sorted(parts.items(), key=lambda kv: -kv[1][0]) if b)
+    values = " and ".join(f"{k} = {quote(get(k))}{note(k)}" for k in keys)
+    raise ConfigError(f"{source}: too big to run. [{keys[0]}] the run would need about {_size(total)} of memory "
+                      f"({listing}), over the limit of {_size(limit)} ({rule}); the largest part, {biggest}, grows "
+                      f"with {values}: lower {'it' if len(keys) == 1 else 'them'}.")
+
+
+def _lookup(obj: Any, key: str) -> Any:
+    for part in key.split("."):
+        if isinstance(obj, dict):
+            obj = obj.get(part)
+        elif isinstance(obj, BaseModel) and part in obj.model_fields_set | set(type(obj).model_fields):
+            obj = getattr(obj, part)
+        else:
+            return None
+    return obj
+
+
+def check_resources(cfg: Config, source: str = "<config>", _note: Callable[[str], str] = lambda key: "") -> None:
+    """Refuse (ConfigError) a run whose estimated memory (memory_estimate) is over memory_limit()."""
+    _refuse_if_over(memory_estimate(cfg), source, lambda key: _lookup(cfg, key), _note)
+
+
+def check_sweep_fits(data: DataConfig, sweep: SweepConfig, source: str = "sweep options",
+                     kind: str = "translation") -> None:
+    """Refuse (ConfigError) sweep settings that cannot give useful inputs for this data (a shift that blanks
+    every image, a roll by the canvas side or more) or whose inputs would not fit in memory. Called by
+    parse_config for a config's own sweep; call it for sweep options given later (invlab sweep --dx ...)."""
+    problem = shift_problem(data, sweep)
+    if problem:
+        raise ConfigError(f"{source}: [sweep.{'.'.join(problem.key)}] {problem} (got {quote(problem.value)}).")
+    _refuse_if_over(_data_memory(data, sweep, kind), source,
+                    lambda key: _lookup({"data": data, "sweep": sweep}, key))

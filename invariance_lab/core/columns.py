@@ -1,0 +1,29 @@
+"""The column names of the tidy tables a sweep writes, named once: the measurement (eval/) makes them, the run
+folder (store/results.py) checks them, reports and claims read them. docs/metrics.md defines each metric.
+
+    invariance.csv       model, seed, FACTOR_COLUMNS, mode, dx, dy, n_images, METRIC_COLUMNS, MAX_COLUMN
+    summary.csv          model, seed, FACTOR_COLUMNS, mode, n_images, n_shifts, CHANCE_COLUMNS, SUMMARY_METRICS, ...
+    layers_summary.csv   model, seed, FACTOR_COLUMNS, mode, LAYER_SUMMARY_COLUMNS
+"""
+
+from __future__ import annotations
+
+METRIC_COLUMNS = ["accuracy", "flip_rate", "prob_change", "neighbor_flip_rate"]  # invariance.csv, per shift
+FACTOR_COLUMNS = ["downsample", "head", "padding"]  # the architecture factors, after model and seed
+CUSTOM = "custom"  # what the factor columns say for a model of your own (a factory: nn/factory.py)
+# summary.csv, per model x seed: accuracy at (0, 0), then the mean and the worst of each metric over the non-zero
+# shifts (worst = lowest accuracy, highest of the others); n_classes and at_chance say whether the seed learned.
+SUMMARY_METRICS = ["clean_accuracy", *(f"{agg}_{m}" for m in METRIC_COLUMNS for agg in ("mean", "worst"))]
+CHANCE_COLUMNS = ["n_classes", "at_chance"]
+# Added later (older folders lack them): invariance.csv's max_prob_change, the largest TV distance of any one image
+# at the shift; summary.csv's worst shift (the non-zero shift of worst_prob_change) and max_prob_change, the
+# largest over every image and non-zero shift: the worst case an --all-shifts sweep certifies.
+MAX_COLUMN = "max_prob_change"
+WORST_SHIFT_COLUMNS = ["worst_shift_dx", "worst_shift_dy"]
+INVARIANT_TV = 1e-6  # a model changes no probability by more than this (float round-off): invariant
+
+# layers.csv (per model x seed x tap x shift) and layers_summary.csv (per model x seed x tap), after model, seed
+LAYER_COLUMNS = ["layer", "layer_name", "stride", "dx", "dy", "n_images", "equivariance_error",
+                 "pooled_invariance_error"]
+LAYER_SUMMARY_COLUMNS = ["layer", "layer_name", "stride", "n_images", "n_shifts", "mean_equivariance_error",
+                         "mean_pooled_invariance_error", "normalized_variance"]

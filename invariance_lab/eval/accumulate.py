@@ -1,0 +1,122 @@
+"""One per-shift accumulator for every evaluator. Brute force over letters (sweep.run_sweep), raster images read a
+batch at a time (stream.stream_sweep) and the all-shift engine (engine.allshift_sweep) all hand their softmax
+outputs to ShiftSums, so each metric, the reference shift, repeated grid points and the neighbour metric have one
+definition (docs/metrics.md):
+
+    grid = Grid(lines)                                # lines of (dx, dy) shifts; grid.shifts: what to evaluate
+    sums = ShiftSums(grid)                            # one per model
+    pred = sums.add(shifts, probs, ref_probs, labels) # probs: (len(shifts), batch, classes), any batch order
+    sums.add_neighbours(shifts, pred, before)         # neighbour flips, against the previous shift on its line
+    result = sweep_result({key: sums}, n, labelled=True)   # tables.SweepResult, one row per model x shift
+
+The reference is (0, 0), always evaluated (even off the grid: clean accuracy). A grid point met again (the axes
+grid's lines cross at (0, 0)) is one row, with the sums of its first evaluation. A shift's neighbour is the shift
+one step back on the first line on which it has one (data/shifts.previous_on_line); a line's first shift has none.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..core.metrics import tv_distance
+from ..data.shifts import grid_points, previous_on_line
+from .tables import ModelKey, SweepResult, tidy_table
+
+Shift = tuple[float, float]
+ORIGIN: Shift = (0.0, 0.0)  # the reference shift of flip_rate and prob_change
+# inputs(chunk, dx, dy) -> images of the test items in `chunk` (a slice), translated by (dx, dy)
+Inputs = Callable[[slice, float, float], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class Step:
+    """One shift of the grid walked line by line, as brute force meets it."""
+
+    shift: Shift
+    before: Shift | None  # the shift one step back on this line (None at a line's start)
+    new: bool  # first met, and not the reference (which is added first): its sums are taken here
+    neighbour: bool  # its neighbour flips are taken here, against `before`
+
+
+class Grid:
+    """The shifts of a sweep: `points` (the table's rows, in sweep order), `shifts` (what is evaluated: the
+    points, with the reference first when it is not among them), `previous` (each shift's neighbour) and `walk`
+    (the steps of brute force, which meets the neighbours in line order)."""
+
+    def __init__(self, lines: list[list[Shift]]):
+        self.lines = lines
+        self.points = grid_points(lines)
+        self.shifts = self.points if ORIGIN in self.points else [ORIGIN, *self.points]
+        self.index = {p: i for i, p in enumerate(self.shifts)}
+        self.ref = self.index[ORIGIN]
+        self.previous = previous_on_line(lines)
+        self.walk = list(self._walk())
+
+    def _walk(self) -> Iterator[Step]:
+        seen, counted = {ORIGIN}, set()
+        for line in self.lines:
+            before = None
+            for p in line:
+                neighbour = before is not None and p not in counted  # == previous_on_line's choice
+                yield Step(p, before, p not in seen, neighbour)
+                seen.add(p)
+                if neighbour:
+                    counted.add(p)
+                before = p
+
+
+class ShiftSums:
+    """One model's per-shift sums over batches of images: correct predictions, flips against the reference,
+    summed and largest total-variation distance to the reference, flips against the neighbour."""
+
+    CORRECT, FLIPS, TV_SUM, TV_MAX, NEIGHBOUR_FLIPS = range(5)
+
+    def __init__(self, grid: Grid):
+        self.grid = grid
+        self.sums = np.zeros((len(grid.shifts), 5))
+
+    def add(self, shifts: list[Shift], probs: torch.Tensor, ref_probs: torch.Tensor,
+            labels: torch.Tensor | None) -> torch.Tensor:
+        """Add one batch at `shifts`: probs (len(shifts), m, classes), ref_probs (m, classes) the same images at
+        the reference; returns the predictions (len(shifts), m)."""
+        i = [self.grid.index[p] for p in shifts]
+        pred = probs.argmax(-1)
+        tv = tv_distance(probs, ref_probs)  # (len(shifts), m); exactly 0 at the reference
+        s = self.sums
+        if labels is not None:
+            s[i, self.CORRECT] += (pred == labels).sum(1).cpu().numpy()
+        s[i, self.FLIPS] += (pred != ref_probs.argmax(-1)).sum(1).cpu().numpy()
+        s[i, self.TV_SUM] += tv.sum(1).double().cpu().numpy()  # float32 per batch, float64 over batches
+        s[i, self.TV_MAX] = np.maximum(s[i, self.TV_MAX], tv.amax(1).double().cpu().numpy())
+        return pred
+
+    def add_neighbours(self, shifts: list[Shift], pred: torch.Tensor, before: torch.Tensor) -> None:
+        """Add the flips of predictions pred (len(shifts), m) against those at each shift's neighbour."""
+        i = [self.grid.index[p] for p in shifts]
+        self.sums[i, self.NEIGHBOUR_FLIPS] += (pred != before).sum(1).cpu().numpy()
+
+    def rows(self, key: ModelKey, n: int, labelled: bool) -> list[dict]:
+        """One row per grid point: the sums over n images as invariance.csv's columns (accuracy NaN unlabelled)."""
+        out = []
+        for p in self.grid.points:
+            s = self.sums[self.grid.index[p]]
+            out.append(dict(model=key[0], seed=key[1], dx=p[0], dy=p[1], n_images=n,
+                            accuracy=s[self.CORRECT] / n if labelled else np.nan, flip_rate=s[self.FLIPS] / n,
+                            prob_change=s[self.TV_SUM] / n,
+                            neighbor_flip_rate=s[self.NEIGHBOUR_FLIPS] / n if p in self.grid.previous else np.nan,
+                            max_prob_change=s[self.TV_MAX]))
+        return out
+
+    def clean_accuracy(self, n: int, labelled: bool) -> float:
+        return float(self.sums[self.grid.ref, self.CORRECT] / n) if labelled else np.nan
+
+
+def sweep_result(sums: dict[ModelKey, ShiftSums], n: int, labelled: bool) -> SweepResult:
+    """The tidy table and clean accuracies of every model's sums over n images."""
+    rows = [row for key, s in sums.items() for row in s.rows(key, n, labelled)]
+    return SweepResult(table=tidy_table(rows, list(sums)),
+                       clean_accuracy={k: s.clean_accuracy(n, labelled) for k, s in sums.items()})

@@ -1,0 +1,188 @@
+"""One measurement of given models on an image source, from the checks to the tables: the single pipeline that
+il.measure / il.layer_profile (run/api.py) and `invlab measure` (run/measure.py) share.
+
+    with Measurement(models, src, prepare, lines, mode="circular", device=device) as m:   # everything checked
+        table = m.shifts()                          # invariance.csv's table; m.engines: what meta.json records
+        per_shift, per_layer = m.layers(n_images=200)
+
+Inside the block the models are in eval mode on `device`; on leaving, each model is given back in its own mode
+and on its own device, and torch's threads, TF32 flags and RNG are as they were (core/runtime.process_state).
+"""
+
+from __future__ import annotations
+
+from contextlib import ExitStack
+from itertools import chain
+
+import pandas as pd
+import torch
+from torch import nn
+
+from ..core.errors import InvlabError, choose
+from ..core.runtime import process_state
+from ..data.images import Images, from_tensor
+from ..nn.factory import check_output
+from ..nn.models import InvNet
+from .accumulate import ORIGIN, Grid
+from .engine import ENGINE_CHOICES, allshift_sweep, choose_engines, engine_protocol, sweep_by_engine
+from .layerwise import profile_layers
+from .stream import Prepare, pick_device, stream_sweep
+from .tables import ModelKey, SweepResult, add_factors
+from .taps import taps_for
+
+
+def measure_engines(models: dict[ModelKey, nn.Module], shape: tuple[int, int, int], mode: str,
+                    engine: str = "auto") -> tuple[dict, dict]:
+    """({model key: engine.Plan, or None for brute force}, the engine protocol for meta.json) for images of
+    `shape` (C, H, W). engine: auto takes the exact all-shift engine (engine.py) for every model it applies to
+    (circular mode, square images, layers of known kinds), brute force for the rest; allshift refuses
+    (InvlabError, with the reason) where it does not apply; brute never takes it."""
+    _, h, w = shape
+    if h == w:
+        plans = choose_engines(models, h, mode, engine)
+        return plans, engine_protocol(plans, models, h, mode)
+    choose("engine", engine, ENGINE_CHOICES)  # the engine rolls a C x C map: not these images
+    if engine == "allshift":
+        raise InvlabError(f"--engine allshift needs square images (it rolls a C x C map); these are {h} x {w} px: "
+                          "use --engine auto or brute, or --size to make them square")
+    names = sorted({k[0] for k in models})
+    return dict.fromkeys(models), dict(engine="brute", engines=dict.fromkeys(names, "brute"),
+                                       engine_notes=dict.fromkeys(names, f"the images are not square ({h} x {w} px)"))
+
+
+def measure_shifts(models: dict[ModelKey, nn.Module], images: Images, lines: list[list[tuple[float, float]]],
+                   prepare: Prepare, plans: dict, batch_size: int, device: torch.device,
+                   progress: bool = False) -> SweepResult:
+    """stream_sweep's result, with the models that have a plan (measure_engines) evaluated by the all-shift
+    engine: it reads every image once, unshifted, and rolls inside the network (a --mean/--std normalisation is
+    per channel, so it commutes with the roll and the inputs are the same)."""
+    return sweep_by_engine(
+        models, plans, lambda ms: stream_sweep(ms, images, lines, prepare, batch_size, device, progress),
+        lambda ps: allshift_sweep(ps, lambda ch, dx, dy: prepare(images(ch), dx, dy), images.labels, lines,
+                                  batch_size, device, progress, n=len(images)))
+
+
+def named_models(model) -> dict[str, nn.Module]:
+    if isinstance(model, nn.Module):
+        return {type(model).__name__: model}
+    if isinstance(model, dict) and model and all(isinstance(m, nn.Module) for m in model.values()):
+        return {str(k): m for k, m in model.items()}
+    raise InvlabError(f"model must be a torch.nn.Module or a dict of name -> nn.Module; got {type(model).__name__}")
+
+
+def custom_factors(model: nn.Module) -> dict:
+    """A preset's factors (downsample, head, padding); {} for any other model ("custom" in the tables)."""
+    return dict(model.factors) if isinstance(model, InvNet) else {}
+
+
+def check_outputs(models: dict[str, nn.Module], src: Images, prepare: Prepare, device: torch.device) -> int:
+    """Check every model on the first two images; returns the number of classes of their logits."""
+    x = prepare(src(slice(0, min(2, len(src)))), *ORIGIN).to(device)
+    counts = {}
+    for name, m in models.items():
+        want = len(src.classes) if src.classes else None
+        counts[name] = check_output(m, x, want, f"model {name}")
+        if src.labels is not None and int(src.labels.max()) >= counts[name]:
+            raise InvlabError(f"model {name} gives {counts[name]} logits, but a label is {int(src.labels.max())}: "
+                              "labels must be class indices below the number of logits")
+    return max(counts.values())
+
+
+class Modes:
+    """Put models in eval mode on the device for a measurement; give each back as it was: every submodule in its
+    own training mode (a frozen BatchNorm inside a training model stays frozen), every parameter (and its
+    gradient) and buffer on the device it was on."""
+
+    def __init__(self, models: dict[str, nn.Module], device: torch.device):
+        self.models, self.device = models, device
+
+    def __enter__(self):
+        self.was = {k: ([s.training for s in m.modules()], _devices(m)) for k, m in self.models.items()}
+        for m in self.models.values():
+            m.to(self.device).eval()
+        return self
+
+    def __exit__(self, *exc):
+        for k, m in self.models.items():
+            training, devices = self.was[k]
+            for sub, flag in zip(m.modules(), training):
+                sub.training = flag
+            _move_back(m, devices)
+
+
+def _devices(model: nn.Module) -> dict[str, torch.device]:
+    return {name: t.device for name, t in chain(model.named_parameters(), model.named_buffers())}
+
+
+def _move_back(model: nn.Module, devices: dict[str, torch.device]) -> None:
+    """Each parameter and buffer back on its device (the model may have been spread over several)."""
+    if len(set(devices.values())) == 1:
+        model.to(next(iter(devices.values())))
+        return
+    for module_name, module in model.named_modules():
+        prefix = f"{module_name}." if module_name else ""
+        for name, p in module.named_parameters(recurse=False):
+            want = devices.get(prefix + name)
+            if want is not None and p.device != want:
+                p.data = p.data.to(want)
+                if p.grad is not None:
+                    p.grad = p.grad.to(want)
+        for name, b in module.named_buffers(recurse=False):
+            want = devices.get(prefix + name)
+            if want is not None and b.device != want:
+                setattr(module, name, b.to(want))
+
+
+class Measurement:
+    """Models measured on the images of `src` over the shifts of `lines` ((dx, dy) lists, accumulate.Grid), each
+    input made by prepare(batch, dx, dy), on `device` (cpu, cuda, auto or a torch.device). Entering checks everything that can refuse (outputs, labels, the
+    engine; with `layers` or `taps`, the taps) before any work. factors: {model: its factor columns} (default: a
+    preset's own, else "custom"); labelled=False (a layer profile) leaves the labels unchecked."""
+
+    def __init__(self, models: dict[str, nn.Module], src: Images, prepare: Prepare,
+                 lines: list[list[tuple[float, float]]], *, mode: str, device: str | torch.device, seed: int = 0,
+                 factors: dict[str, dict] | None = None, batch_size: int = 256, engine: str = "auto",
+                 layers: bool = False, taps: list[str] | None = None, labelled: bool = True, progress: bool = False):
+        self.named, self.src, self.prepare, self.lines, self.mode = models, src, prepare, lines, mode
+        self.device_name, self.batch_size, self.taps, self.progress = device, batch_size, taps, progress
+        self.models = {(k, seed): m for k, m in models.items()}
+        self.factors = factors if factors is not None else {k: custom_factors(m) for k, m in models.items()}
+        self.engine, self.labelled, self.check_taps = engine, labelled, layers or bool(taps)
+        self._state = ExitStack()
+
+    def __enter__(self) -> Measurement:
+        with ExitStack() as stack:
+            stack.enter_context(process_state())
+            self.device = pick_device(self.device_name)  # inside process_state: cuda's TF32 switch is undone after
+            stack.enter_context(Modes(self.named, self.device))
+            # a layer profile reads no labels: its images' classes are not checked against the logits
+            src = self.src if self.labelled else from_tensor(self.src(slice(0, min(2, len(self.src)))))
+            self.n_classes = check_outputs(self.named, src, self.prepare, self.device)
+            if self.check_taps:
+                with torch.inference_mode():
+                    first = self.prepare(self.src(slice(0, min(2, len(self.src)))), *ORIGIN).to(self.device)
+                    for m in self.named.values():
+                        taps_for(m, self.taps)(first)  # the names exist and their outputs can be profiled
+            self.plans, self.engines = measure_engines(self.models, self.src.shape, self.mode, self.engine)
+            self._state = stack.pop_all()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._state.close()
+
+    def shifts(self) -> pd.DataFrame:
+        """invariance.csv's table: one row per model x shift, factor columns included; the clean accuracies
+        (accuracy at (0, 0), on or off the grid) in self.clean_accuracy."""
+        result = measure_shifts(self.models, self.src, self.lines, self.prepare, self.plans, self.batch_size,
+                                self.device, self.progress)
+        self.clean_accuracy = result.clean_accuracy
+        return add_factors(result.table, self.factors, self.mode)
+
+    def layers(self, n_images: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """(layers.csv, layers_summary.csv) of the layer profile (layerwise.py) on the first n_images images:
+        the engine's taps where it applies and no modules are named, else forward hooks (taps.py)."""
+        per_shift, per_layer = profile_layers(
+            self.models, lambda c, dx, dy: self.prepare(self.src(c), dx, dy), n_images, Grid(self.lines).points,
+            self.mode, self.batch_size, self.device, progress=self.progress,
+            engine="brute" if self.taps else self.plans, taps=self.taps)
+        return add_factors(per_shift, self.factors, self.mode), add_factors(per_layer, self.factors, self.mode)

@@ -1,0 +1,85 @@
+"""The tidy tables every evaluator returns, finished the same way: rows in model order, the architecture factor
+columns, and the summary per model x seed (docs/metrics.md defines each column).
+
+    result = SweepResult(table, clean_accuracy)        # what run_sweep, stream_sweep and allshift_sweep return
+    inv = add_factors(result.table, factors, "circular")   # downsample, head, padding, mode after model, seed
+    summary = summarize(inv, result.clean_accuracy, n_classes=10)   # summary.csv
+    il.summarize(il.measure(model, images))            # the same function: clean accuracy from the table's attrs
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from ..core.columns import CUSTOM, FACTOR_COLUMNS, MAX_COLUMN, METRIC_COLUMNS, WORST_SHIFT_COLUMNS
+from ..core.stats import is_at_chance
+
+ModelKey = tuple[str, int]  # (model name, seed)
+
+
+@dataclass
+class SweepResult:
+    table: pd.DataFrame  # one row per model x seed x shift
+    clean_accuracy: dict[ModelKey, float]  # accuracy at (0, 0), evaluated even when (0, 0) is not in the grid
+
+
+def tidy_table(rows: list[dict], models: list[ModelKey]) -> pd.DataFrame:
+    """The invariance table of `rows` (one per model x seed x shift): models in the given order, then dy, dx."""
+    table = pd.DataFrame(rows)
+    order = {k: i for i, k in enumerate(models)}
+    table["_order"] = [order[(m, s)] for m, s in zip(table.model, table.seed)]
+    return table.sort_values(["_order", "dy", "dx"], kind="stable").drop(columns="_order").reset_index(drop=True)
+
+
+def add_factors(df: pd.DataFrame, factors: dict[str, dict], mode: str) -> pd.DataFrame:
+    """Insert downsample, head, padding and mode after model, seed ("custom" for a factory model's factors)."""
+    for i, col in enumerate(FACTOR_COLUMNS):
+        df.insert(2 + i, col, [factors[m].get(col, CUSTOM) for m in df.model])
+    df.insert(2 + len(FACTOR_COLUMNS), "mode", mode)
+    return df
+
+
+def summarize(table: pd.DataFrame, clean_accuracy: dict[ModelKey, float] | None = None,
+              n_classes: int | None = None) -> pd.DataFrame:
+    """Per model x seed: clean accuracy, and mean and worst of each metric over the non-zero shifts (summary.csv).
+
+    clean_accuracy: {(model, seed): accuracy at (0, 0)}; by default what il.measure kept in table.attrs (it is
+    evaluated even when (0, 0) is not among the shifts), else read from the (0, 0) rows (NaN without them).
+    n_classes (default: table.attrs' n_classes) gives chance = 1 / n_classes, and `at_chance` flags a seed whose
+    clean accuracy is at most chance + stats.CHANCE_MARGIN: its flip rate says nothing about invariance. Without
+    it both columns are left empty (a report then reads the number of classes from the run's config)."""
+    if clean_accuracy is None:
+        clean_accuracy = _clean_accuracy(table)
+    if n_classes is None:
+        n_classes = table.attrs.get("n_classes")
+    keys = [c for c in table.columns if c not in METRIC_COLUMNS + ["dx", "dy", MAX_COLUMN]]
+    out = []
+    for key, g in table.groupby(["model", "seed"], sort=False):
+        moved = g[(g.dx != 0) | (g.dy != 0)]
+        row = {c: g[c].iloc[0] for c in keys}
+        clean = clean_accuracy[key]
+        row.update(n_shifts=len(moved), n_classes=n_classes, clean_accuracy=clean,
+                   at_chance=None if n_classes is None else bool(is_at_chance(clean, n_classes)))
+        for m in METRIC_COLUMNS:
+            vals = moved[m].dropna()
+            row[f"mean_{m}"] = vals.mean() if len(vals) else np.nan
+            row[f"worst_{m}"] = (vals.min() if m == "accuracy" else vals.max()) if len(vals) else np.nan
+        worst = moved.loc[moved.prob_change.idxmax()] if len(moved) else None  # the first, in table order
+        row.update(zip(WORST_SHIFT_COLUMNS, (np.nan, np.nan) if worst is None else (worst.dx, worst.dy)))
+        if MAX_COLUMN in moved:
+            row[MAX_COLUMN] = moved[MAX_COLUMN].max() if len(moved) else np.nan
+        out.append(row)
+    return pd.DataFrame(out)
+
+
+def _clean_accuracy(table: pd.DataFrame) -> dict[ModelKey, float]:
+    """{(model, seed): accuracy at (0, 0)}: kept in table.attrs by il.measure, else from the (0, 0) rows."""
+    kept = table.attrs.get("clean_accuracy", {})
+    clean = {}
+    for (m, s), g in table.groupby(["model", "seed"], sort=False):
+        origin = g[(g.dx == 0) & (g.dy == 0)]
+        clean[(m, s)] = kept.get(f"{m}/{s}", float(origin.accuracy.iloc[0]) if len(origin) else np.nan)
+    return clean

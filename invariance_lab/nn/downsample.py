@@ -1,0 +1,166 @@
+"""The downsampling kinds, one registry: ``DOWNSAMPLES`` (name -> ``Downsample``). Each entry says what the conv's
+stride is and which stages run after the ReLU; the module, the block's stride and its output size are all derived
+from that one entry, so registering a kind is all it takes (``invlab models`` lists them)::
+
+    >>> [(d.name, d.stride, d.describe()) for d in DOWNSAMPLES.values()][:2]
+    [('none', 1, 'no downsampling'), ('max', 2, 'MaxPool(k2, s2)')]
+    >>> get_downsample("blur_max").out_size(32, kernel=3, padding="zeros", blur_size=3)
+    16
+
+Downsampling by 2 keeps translation equivariance only for even shifts, unless the subsampling is anti-aliased
+(BlurPool, Zhang 2019: reduces aliasing, not exact) or adaptive (APS, Chaman & Dokmanic 2021: exact for circular
+shifts with circular padding). It sits above layers.py and aps.py, whose modules its stages build.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from torch import nn
+
+from ..core.errors import choose
+from .aps import APSDown
+from .layers import PADDING_KINDS, BlurPool, LayerConfigError, MaxPoolS1
+
+BLUR = -1  # a Window.side standing for the block's blur_size
+
+
+@dataclass(frozen=True)
+class Window:
+    """A window slid over the map: `side` (or BLUR), `stride`; `padded` with the network's padding mode (a
+    'same' padding) or never padded (nn.MaxPool2d / AvgPool2d); `even`: the map must have an even side."""
+
+    label: str
+    side: int
+    stride: int
+    padded: bool = True
+    even: bool = False
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One module run after the ReLU, and the windows it slides over the map, in order (for the sizes)."""
+
+    label: str  # for describe(): "MaxPool(k2, s2)"
+    build: Callable[[int, str, int], nn.Module]  # (channels, padding, blur_size) -> module
+    windows: tuple[Window, ...]
+
+
+MAX_S2 = Stage("MaxPool(k2, s2)", lambda c, p, b: nn.MaxPool2d(kernel_size=2, stride=2),
+               (Window("max pooling (k2, s2)", 2, 2, padded=False),))
+AVG_S2 = Stage("AvgPool(k2, s2)", lambda c, p, b: nn.AvgPool2d(kernel_size=2, stride=2),
+               (Window("average pooling (k2, s2)", 2, 2, padded=False),))
+MAX_S1 = Stage("MaxPool(k2, s1)", lambda c, p, b: MaxPoolS1(p), (Window("max-pool (k2, s1)", 2, 1),))
+BLUR_S2 = Stage("BlurPool(s2)", lambda c, p, b: BlurPool(c, b, stride=2, padding=p), (Window("blur-pool", BLUR, 2),))
+# APS: an optional stride-1 blur, then one of the four polyphase components (a stride-2 subsampling).
+APS = Stage("optional blur (s1) + APS", lambda c, p, b: APSDown(c, b, p),
+            (Window("blur", BLUR, 1), Window("APS", 1, 2, padded=False, even=True)))
+
+
+@dataclass(frozen=True)
+class Downsample:
+    """A downsampling kind: the conv's own stride, then the stages after the ReLU. Everything else (the
+    module, the block's stride, its output size) is derived from these two fields."""
+
+    name: str
+    conv_stride: int = 1
+    stages: tuple[Stage, ...] = ()
+    literature: str = ""
+    note: str = ""  # replaces the generated description where the stages alone don't say it
+    stride: int = field(init=False)  # total stride of the block: the conv's times every window's
+
+    def __post_init__(self):
+        strides = [w.stride for s in self.stages for w in s.windows]
+        object.__setattr__(self, "stride", self.conv_stride * math.prod(strides))
+
+    def build(self, channels: int, padding: str, blur_size: int) -> nn.Module:
+        """The module applied after the ReLU (Identity when the conv alone does the work)."""
+        modules = [stage.build(channels, padding, blur_size) for stage in self.stages]
+        if not modules:
+            return nn.Identity()
+        return modules[0] if len(modules) == 1 else nn.Sequential(*modules)
+
+    def windows(self, kernel: int, blur_size: int) -> list[Window]:
+        """Every window of a block, the conv first, with BLUR resolved to `blur_size`."""
+        conv = Window("conv", kernel, self.conv_stride)
+        rest = [w for s in self.stages for w in s.windows]
+        return [conv] + [Window(w.label, blur_size if w.side == BLUR else w.side, w.stride, w.padded, w.even)
+                         for w in rest]
+
+    def out_size(self, size: int, kernel: int, padding: str, blur_size: int) -> int:
+        """Side of a block's output for a square input of side `size` (PyTorch floor semantics), by arithmetic:
+        nothing is built, so torch's RNG is untouched. Raises LayerConfigError (a ValueError) if the block cannot
+        run on it: a map that becomes empty, APS on an odd map, reflect padding of p pixels on a side <= p,
+        circular padding of p pixels on a side < p."""
+        where = (f"padding={padding!r}, downsample={self.name!r}, kernel={kernel}, blur_size={blur_size}, "
+                 f"input {size}x{size}")
+        s = size
+        for w in self.windows(kernel, blur_size):
+            if w.even and s % 2:
+                raise LayerConfigError(
+                    f"{self.name} needs an even feature map; got {s}x{s} at this block ({where}); choose a "
+                    f"canvas divisible by the total stride (2 per downsampling block)")
+            s = _window_out(s, w, padding, where)
+        return s
+
+    def describe(self) -> str:
+        if self.note:
+            return self.note
+        if self.conv_stride > 1:
+            return f"the conv itself has stride {self.conv_stride}"
+        return " + ".join(s.label for s in self.stages) or "no downsampling"
+
+
+def _window_out(s: int, w: Window, padding: str, where: str) -> int:
+    """Side after window `w` on an s x s map, padded like the network where the window is padded."""
+    padded = s
+    if w.padded and padding != "valid":
+        lo, hi = (w.side - 1) // 2, w.side // 2
+        # PyTorch cannot reflect by >= the side, nor wrap around more than once.
+        if (padding == "reflect" and hi >= s) or (padding == "circular" and hi > s):
+            raise LayerConfigError(f"{w.label}: {padding} padding by {hi} does not fit a {s}x{s} map "
+                                   f"({where}); use a larger canvas")
+        padded = s + lo + hi
+    if padded < w.side:
+        raise LayerConfigError(f"{w.label}: the {w.side}x{w.side} window does not fit a {s}x{s} map ({where}); "
+                               f"use a larger canvas or fewer blocks")
+    return (padded - w.side) // w.stride + 1
+
+
+DOWNSAMPLES: dict[str, Downsample] = {}
+
+
+def register_downsample(name: str, **fields) -> Downsample:
+    """Add a downsampling kind to DOWNSAMPLES (fields as in Downsample); returns the entry."""
+    DOWNSAMPLES[name] = entry = Downsample(name, **fields)
+    return entry
+
+
+register_downsample("none")
+register_downsample("max", stages=(MAX_S2,))
+register_downsample("avg", stages=(AVG_S2,))
+register_downsample("stride", conv_stride=2)
+register_downsample("blur_max", stages=(MAX_S1, BLUR_S2), literature="Zhang 2019")
+# Both anti-aliased rewrites of a strided conv and of average pooling reduce to a BlurPool after the ReLU.
+register_downsample("blur_stride", stages=(BLUR_S2,), literature="Zhang 2019",
+                    note="conv (s1) + ReLU, then BlurPool(s2)")
+register_downsample("blur_avg", stages=(BLUR_S2,), literature="Zhang 2019")
+register_downsample("aps_max", stages=(MAX_S1, APS), literature="Chaman & Dokmanic 2021")
+register_downsample("aps_stride", stages=(APS,), literature="Chaman & Dokmanic 2021",
+                    note="conv (s1) + ReLU, then optional blur (s1) + APS")
+
+DOWNSAMPLE_KINDS = DOWNSAMPLES  # the older name: iterating, `in` and ", ".join() see the kind names
+
+
+def get_downsample(kind: str) -> Downsample:
+    """The registry entry of `kind`; a LayerConfigError listing the valid kinds if there is none."""
+    return DOWNSAMPLES[choose("downsample", kind, DOWNSAMPLES, error=LayerConfigError)]
+
+
+def make_downsample(kind: str, channels: int, padding: str, blur_size: int) -> nn.Module:
+    """The module applied after the ReLU for downsampling `kind` (for 'stride', the conv does the work)."""
+    entry = get_downsample(kind)
+    choose("padding", padding, PADDING_KINDS, error=LayerConfigError)
+    return entry.build(channels, padding, blur_size)

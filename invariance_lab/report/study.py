@@ -1,0 +1,97 @@
+"""A study's runs compared (run/study.py makes them): the report tables with one column per varied key in place of
+the run column, and the figure of a metric against a varied key.
+
+    rep = build_study_report(Path("results/factorial/study-20261127-160351"), by="model")
+    plot_study(rep, folder, "data.train_shift", "mean_flip_rate", Path("figs"))
+    rep = compare_folders(paths)       # what `invlab report PATH...` shows: run folders, or one study folder
+
+The figure is built with matplotlib.figure.Figure, not pyplot (as plots.py): no global backend is touched.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pandas as pd
+from matplotlib.figure import Figure
+
+from ..core.errors import InvlabError, RunFolderError, choose
+from ..store.find import read_study
+from ..store.layout import is_study
+from ..run.study import study_runs
+from .tables import Report, build_report
+
+DPI = 120
+
+
+def compare_folders(paths: list[str | Path], *, by: str = "model", metric: str = "flip_rate", axis: str | None = None,
+                    drop_chance: bool = False) -> Report:
+    """tables.build_report over run, sweep or measure folders, or build_study_report over one study folder (a
+    study is reported alone: its runs are compared with a column per varied key)."""
+    studies = [p for p in paths if is_study(p)]
+    if not studies:
+        return build_report(paths, by=by, metric=metric, axis=axis, drop_chance=drop_chance)
+    if len(paths) > 1:
+        raise InvlabError(f"{studies[0]} is a study: report it alone (its runs are compared with a column per "
+                          "varied key), or name run folders instead")
+    return build_study_report(studies[0], by=by, metric=metric, axis=axis, drop_chance=drop_chance)
+
+
+def build_study_report(folder: Path, **options) -> Report:
+    """report.build_report over a study's runs, each table's run column replaced by one column per varied key
+    (the value that run was given). Every run must be complete; options as build_report's."""
+    study = read_study(folder)
+    runs = study_runs(folder)
+    missing = [", ".join(f"{k}={v}" for k, v in values.items()) for values, path in runs if path is None]
+    if missing:
+        raise RunFolderError(f"{folder}: the study is not finished ({study.get('status')}): no run yet for "
+                             f"{'; '.join(missing[:5])}. Run the same `invlab run ... --vary` command again to finish "
+                             f"it; `invlab status {folder}` shows each run")
+    rep = build_report([path for _, path in runs], **options)
+    by_label = {r.label: values for r, (values, _) in zip(rep.results, runs)}
+    keys = list(study["vary"])
+    views = []
+    for view in rep.views:
+        t = view.table.copy()
+        labels = t.pop("run") if "run" in t else pd.Series([rep.results[0].label] * len(t), index=t.index)
+        for i, key in enumerate(keys):
+            t.insert(i, key, [_typed(by_label[label][key]) for label in labels])
+        views.append(replace(view, table=t))
+    return replace(rep, views=views)
+
+
+def _typed(text: str):
+    """A varied value for a table: a number when it reads as one (so columns sort and plot as numbers)."""
+    try:
+        number = float(text)
+    except ValueError:
+        return text
+    return int(number) if number.is_integer() and "." not in text else number
+
+
+def plot_study(rep: Report, folder: Path, key: str, metric: str, out_dir: Path) -> Path:
+    """`metric` (a model-table column, e.g. mean_flip_rate) against the varied `key`, a line per model (and per
+    value of the other varied keys), error bars the 95% CI over seeds; written as PNG into out_dir."""
+    t = rep.views[0].table
+    choose("column to plot", metric, [c for c in rep.views[0].values])
+    study = read_study(folder)
+    others = [k for k in study["vary"] if k != key]
+    fig = Figure(figsize=(7, 4.5))
+    ax = fig.subplots()
+    for group, g in t.groupby(["model", *others], sort=False):
+        group = group if isinstance(group, tuple) else (group,)
+        label = group[0] + "".join(f", {k}={v}" for k, v in zip(others, group[1:]))
+        g = g.sort_values(key)
+        ax.errorbar(g[key].astype(str) if g[key].dtype == object else g[key], g[metric], yerr=g[f"{metric}_ci"],
+                    marker="o", capsize=3, label=label)
+    ax.set_xlabel(key)
+    ax.set_ylabel(f"{metric} (mean ± 95% CI over seeds)")
+    ax.set_title(f"{study['name']}: {metric} against {key}")
+    ax.legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"study_{metric}_vs_{key.replace('.', '_')}.png"
+    fig.savefig(path, dpi=DPI)
+    return path

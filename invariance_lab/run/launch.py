@@ -1,0 +1,54 @@
+"""`invlab run` as one library call: one config run, or a study (one run per combination of --vary values),
+with the options checked before anything is trained or submitted.
+
+    run_dir = launch(Path("configs/quick.yaml"), overrides=["train.epochs=2"], threads=1)
+    study = launch(Path("configs/factorial.yaml"), vary=["data.train_shift=0,4"])    # a study folder
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from ..config.load import load_config
+from ..core.errors import ConfigError
+from ..schema.config import Config
+from .executors import Resources, check_jobs
+from .experiment import run_experiment
+from .study import run_study
+from .writable import writable
+
+Say = Callable[[str], None]
+
+
+def check_resources(*, time_min: int, cpus: int | None, gpus: int, mem: float | None) -> None:
+    """The cluster options, checked before anything is submitted."""
+    for flag, value, ok, allowed in (("--time", time_min, time_min >= 1, "at least 1 (minutes per unit's job)"),
+                                     ("--cpus", cpus, cpus is None or cpus >= 1, "at least 1 (CPUs per unit's job)"),
+                                     ("--gpus", gpus, gpus >= 0, "0 or more (GPUs per unit's job)"),
+                                     ("--mem", mem, mem is None or mem > 0, "more than 0 (GB per unit's job)")):
+        if not ok:
+            raise ConfigError(f"{flag} must be {allowed}; got {value}")
+
+
+def launch(config: Path, *, overrides: list[str] | None = None, vary: list[str] | None = None, fresh: bool = False,
+           jobs: int = 1, executor: str = "processes", partition: str | None = None, time_min: int = 60,
+           cpus: int | None = None, gpus: int = 0, mem: float | None = None, threads: int | None = None,
+           results_dir: Path = Path("results"), progress: bool = False, on_event: Say | None = None) -> Path:
+    """Run `config` with `overrides` (KEY=VALUE texts); returns the run folder, or with `vary` (--vary texts) the
+    study folder. Every config is checked before the results folder is made; progress bars only show for a run
+    trained in this process (--jobs 1, processes)."""
+    check_jobs(jobs, executor)
+    check_resources(time_min=time_min, cpus=cpus, gpus=gpus, mem=mem)
+    resources = Resources(partition=partition, time_min=time_min, cpus=cpus or threads, gpus=gpus, mem_gb=mem)
+
+    def one_run(cfg: Config) -> Path:
+        return run_experiment(cfg, results_dir=writable(results_dir, "--results-dir"),
+                              progress=progress and jobs == 1 and executor == "processes", fresh=fresh,
+                              threads=threads, on_event=on_event, factory_dirs=[config.parent], jobs=jobs,
+                              executor=executor, resources=resources)
+
+    if vary:
+        return run_study(config, overrides=list(overrides or []), vary=list(vary), results_dir=results_dir,
+                         run=one_run, on_event=on_event)
+    return one_run(load_config(config, overrides=list(overrides or [])))

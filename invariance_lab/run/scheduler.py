@@ -1,0 +1,156 @@
+"""The scheduler: many units of a run trained at once on an executor (executors.py), with a progress line, failures
+gathered and reported together, and units still alive elsewhere waited for rather than started again.
+
+    finished = train_units(cfg, run_dir, [("conv_gap", 0), ("conv_gap", 1)], data, jobs=2)   # {key: seconds}
+
+Ctrl-C stops the workers; the run folder is resumable and a rerun trains only the units without a checkpoint. A
+unit still alive elsewhere (a cluster job of an earlier, interrupted command) is waited for, not submitted again.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..config.load import to_yaml
+from ..core.errors import InvlabError, clip
+from ..store.layout import checkpoint_path, unit_data_path, unit_key
+from ..store.meta import read_unit_state, run_state
+from .executors import EXECUTORS, Resources, check_jobs, worker_threads
+from .units import Task, UnitData, save_unit_data, split_key
+
+Say = Callable[[str], None]
+POLL_S = 0.2  # how often the scheduler looks at its workers
+
+
+@dataclass
+class Progress:
+    """Counts for the progress line."""
+
+    total: int
+    done: int = 0
+    failed: int = 0
+    started: float = field(default_factory=time.perf_counter)
+
+    def eta(self) -> str:
+        finished = self.done + self.failed
+        if not finished:
+            return "estimating the time left"
+        left = (time.perf_counter() - self.started) / finished * (self.total - finished)
+        return f"about {_duration(left)} left"
+
+
+def _duration(seconds: float) -> str:
+    s = math.ceil(seconds)
+    return f"{s // 3600}h{s // 60 % 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s"
+
+
+def train_units(cfg, run_dir: Path, units: list[tuple[str, int]], data: UnitData, *, jobs: int = 2,
+                executor: str = "processes", threads: int | None = None, resources: Resources | None = None,
+                factory_dirs: list[Path] | None = None, say: Say | None = None) -> dict[str, float]:
+    """Train `units` (model, seed) of a run into its folder with an executor; {unit key: seconds} of those that
+    finished. Units alive elsewhere (units/<key>.json running) are waited for, not started again. When some fail,
+    the others still finish, then an InvlabError names them with their errors (a rerun retries them). Ctrl-C stops
+    the workers (a cluster's jobs keep running: a rerun waits for them)."""
+    say = say or (lambda msg: None)
+    check_jobs(jobs, executor)
+    resources = resources or Resources()
+    entry = EXECUTORS[executor]
+    n_threads = worker_threads(jobs, threads, executor, resources)
+    if not units:
+        return {}
+    save_unit_data(run_dir, data)
+    config_text = to_yaml(cfg)
+    dirs = tuple(str(Path(d).resolve()) for d in factory_dirs or ())
+    tasks, elsewhere = [], []
+    for model, seed in units:
+        state = read_unit_state(run_dir, unit_key(model, seed))
+        if state is not None and run_state(state) == "running":
+            elsewhere.append(unit_key(model, seed))
+        else:
+            tasks.append(Task(config_text, str(run_dir), model, seed, n_threads, executor, dirs))
+    say(f"training {len(units)} units with --executor {executor}, {jobs} at once"
+        f"{f', {n_threads} torch threads each' if n_threads else ''}"
+        f"{f'; waiting for {len(elsewhere)} still running elsewhere' if elsewhere else ''}")
+    backend = entry.start(run_dir, jobs, resources, len(tasks)) if tasks else None
+    progress, finished, failures = Progress(len(units)), {}, {}
+    pending, inflight = list(tasks), {}
+    cap = len(tasks) if entry.submit_all else jobs
+
+    def counts() -> str:
+        running = sum(1 for t in inflight.values() if _is_running(run_dir, t.key)) + len(elsewhere)
+        left = progress.total - progress.done - progress.failed - running
+        return (f"units: {progress.done} done, {running} running, {left} left"
+                f"{f', {progress.failed} failed' if progress.failed else ''} of {progress.total}; {progress.eta()}")
+    try:
+        while pending or inflight or elsewhere:
+            if pending and len(inflight) < cap:
+                batch, pending = pending[:cap - len(inflight)], pending[cap - len(inflight):]
+                inflight.update(zip(backend.submit(batch), batch))
+            for handle in [h for h in inflight if h.done()]:
+                task = inflight.pop(handle)
+                try:
+                    result = handle.result()
+                except Exception as e:  # the unit's own error (a worker re-raises it), or its worker died
+                    failures[task.key] = _failure(run_dir, task.key, e)
+                    progress.failed += 1
+                    say(f"unit {task.key} FAILED: {failures[task.key]} ({counts()})")
+                else:
+                    finished[task.key] = result["seconds"]
+                    progress.done += 1
+                    say(f"trained {task.model} seed {task.seed}: test accuracy {result['test_accuracy']:.3f} "
+                        f"({result['seconds']:.1f}s); {counts()}")
+            for key in list(elsewhere):
+                outcome = _outcome_elsewhere(run_dir, key)
+                if outcome is None:
+                    continue
+                elsewhere.remove(key)
+                if outcome == "complete":
+                    finished[key] = float((read_unit_state(run_dir, key) or {}).get("seconds") or 0.0)
+                    progress.done += 1
+                    say(f"unit {key} (started by an earlier command) finished; {counts()}")
+                else:  # it stopped without a checkpoint: train it here
+                    pending.append(Task(config_text, str(run_dir), *split_key(key), n_threads, executor, dirs))
+                    backend = backend or entry.start(run_dir, jobs, resources, len(units))
+            time.sleep(POLL_S)
+    except KeyboardInterrupt:
+        if backend is not None and not entry.detached:
+            backend.stop()
+        elif entry.detached and inflight:
+            say(f"the {len(inflight)} submitted jobs keep running; `invlab status {run_dir}` shows them, and the same "
+                "command again gathers them (running units are waited for, not submitted again)")
+        raise
+    if backend is not None:
+        backend.close()
+    if failures:
+        lines = "; ".join(f"{k}: {v}" for k, v in list(failures.items())[:5])
+        raise InvlabError(f"{len(failures)} of {len(units)} units failed ({lines}{'; ...' if len(failures) > 5 else ''})."
+                          f" `invlab status {run_dir}` shows each one's log; run the same command again to retry "
+                          "them: the units that finished are kept")
+    unit_data_path(run_dir).unlink(missing_ok=True)
+    return finished
+
+
+def _failure(run_dir: Path, key: str, e: BaseException) -> str:
+    """A failed unit in one line: its recorded error, else what the executor said (a worker killed, ...)."""
+    state = read_unit_state(run_dir, key) or {}
+    if state.get("status") == "failed" and state.get("error"):
+        return clip(state["error"], 300)
+    return clip(f"{type(e).__name__}: {e}", 300)
+
+
+def _is_running(run_dir: Path, key: str) -> bool:
+    state = read_unit_state(run_dir, key)
+    return state is not None and state.get("status") == "running"
+
+
+def _outcome_elsewhere(run_dir: Path, key: str) -> str | None:
+    """None while a unit started by another process still runs; then 'complete', or how it stopped."""
+    state = read_unit_state(run_dir, key) or {}
+    now = run_state(state) if state else "missing"
+    if now == "running":
+        return None
+    return "complete" if now == "complete" and checkpoint_path(run_dir, *split_key(key)).is_file() else now

@@ -1,0 +1,75 @@
+"""`invlab status` as a library call: each unit of a run folder (or of every run of a study) done, running, failed
+(with its log's last lines) or missing.
+
+    for run in folder_status(Path("results/factorial/20261127-160351")):
+        print(run.folder, run.state, [(u.key, u.state) for u in run.units])
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..core.errors import RunFolderError, clip
+from ..store.layout import checkpoint_path, is_study, unit_log_path
+from ..store.meta import log_tail, read_meta, read_unit_state, run_state
+from .study import study_runs
+from .units import split_key
+
+
+@dataclass
+class UnitStatus:
+    key: str
+    state: str  # done | running | failed | missing
+    detail: str = ""  # where / how long / the error
+    log: list[str] = field(default_factory=list)  # a failed unit's last log lines
+
+
+def unit_status(run_dir: Path, meta: dict, log_lines: int = 8) -> list[UnitStatus]:
+    """Each unit of a run folder (meta.json's fingerprints name them): done (its checkpoint exists), running (its
+    worker is alive), failed (with its log's last lines) or missing (never started, or stopped: a rerun trains it)."""
+    out = []
+    for key in meta.get("fingerprints", {}):
+        model, seed = split_key(key)
+        state = read_unit_state(run_dir, key)
+        if checkpoint_path(run_dir, model, seed).is_file():
+            reused = meta.get("reused", {}).get(key)
+            detail = f"reused from {reused}" if reused else (
+                f"{state.get('seconds')}s on {state.get('host')}" if state and state.get("seconds") is not None else "")
+            out.append(UnitStatus(key, "done", detail))
+            continue
+        now = run_state(state) if state else None
+        if now == "running":
+            out.append(UnitStatus(key, "running", f"pid {state.get('pid')} on {state.get('host')} since "
+                                  f"{state.get('started')}" + (f", job {state['job_id']}" if state.get("job_id") else "")))
+        elif now == "failed":
+            out.append(UnitStatus(key, "failed", clip(state.get("error") or "", 300),
+                                  log_tail(unit_log_path(run_dir, key), log_lines)))
+        else:
+            out.append(UnitStatus(key, "missing", f"stopped ({now})" if now else "not started"))
+    return out
+
+
+@dataclass
+class RunStatus:
+    values: dict  # a study's varied values for this run ({} for a lone run folder)
+    folder: Path | None  # None: the study has not run this combination yet
+    state: str = ""  # the run's state (meta.json): complete, running, interrupted, failed
+    units: list[UnitStatus] = field(default_factory=list)
+
+
+def folder_status(path: Path, *, lines: int = 8) -> list[RunStatus]:
+    """The units of a run folder, or of each run of a study folder (in the study's order); `lines` log lines for
+    each failed unit. A sweep or measure folder is refused: it has no units."""
+    folders = [({}, Path(path))] if not is_study(path) else study_runs(path)
+    out = []
+    for values, folder in folders:
+        if folder is None:
+            out.append(RunStatus(values, None))
+            continue
+        meta = read_meta(folder)
+        if meta.get("kind") != "run":
+            raise RunFolderError(f"{folder} is a {meta.get('kind')} folder; status shows the units of a run folder "
+                                 "(results/<name>/<run id>) or of a study")
+        out.append(RunStatus(values, folder, run_state(meta), unit_status(folder, meta, lines)))
+    return out

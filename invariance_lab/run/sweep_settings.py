@@ -1,0 +1,83 @@
+"""`invlab sweep` as one library call: a run folder (or the run of a config, trained first when there is none),
+the command line's sweep options laid over the run's own sweep settings, then experiment.sweep_experiment.
+
+    folder = sweep_target(Path("results/quick/20261127-160351"), dx=[-4.0, 4.0, 1.0], mode="circular")
+    settings = sweep_settings(run_dir, dx=None, dy=None, mode=None, grid=None, kind="translation", all_shifts=True)
+
+Shift ranges arrive parsed ([start, stop, step]: the command line parses START:STOP:STEP text).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from ..config.load import load_config
+from ..core.errors import ConfigError
+from ..eval.sweep import DEFAULT_LAYER_IMAGES, every_roll
+from ..schema.config import SweepConfig
+from ..store.find import require_finished_run
+from ..store.layout import CONFIG_FILE
+from .experiment import run_for_config, sweep_experiment
+from .writable import writable
+
+Say = Callable[[str], None]
+Range = list[float]  # [start, stop, step], px, inclusive
+
+
+def sweep_settings(run_dir: Path, *, dx: Range | None, dy: Range | None, mode: str | None, grid: str | None,
+                   kind: str, all_shifts: bool = False) -> SweepConfig:
+    """The run's own sweep settings with the command line's --dx/--dy/--mode/--grid laid over them.
+
+    Ranges not given: with neither, the run's; with one, the other axis is fixed at 0. all_shifts: every roll of
+    the canvas (circular mode, both axes, product grid), centred on 0."""
+    require_finished_run(run_dir)
+    cfg = load_config(Path(run_dir) / CONFIG_FILE)
+    settings = cfg.sweep.model_dump()
+    if all_shifts:
+        given = [o for o, v in (("--dx", dx), ("--dy", dy), ("--grid", grid)) if v is not None]
+        if given:
+            raise ConfigError(f"--all-shifts sweeps every roll of the canvas by itself; leave out {', '.join(given)}")
+        if mode not in (None, "circular") or kind != "translation":
+            raise ConfigError("--all-shifts rolls the whole input (--mode circular, --kind translation); leave out "
+                              f"{'--mode ' + mode if mode not in (None, 'circular') else '--kind ' + kind}")
+        settings.update(mode="circular", dx=every_roll(cfg.data.canvas), dy=every_roll(cfg.data.canvas),
+                        grid="product")
+    if dx is not None or dy is not None:
+        settings["dx"] = list(dx) if dx is not None else [0.0, 0.0, 1.0]
+        settings["dy"] = list(dy) if dy is not None else [0.0, 0.0, 1.0]
+        settings["grid"] = "product"
+    settings.update({k: v for k, v in dict(mode=mode, grid=grid).items() if v is not None})
+    if kind == "parts" and mode in (None, "canvas"):
+        settings["mode"] = "canvas"  # displacements are drawn (sub-pixel allowed), whatever the run's sweep mode
+    try:
+        return SweepConfig.model_validate(settings)
+    except ValidationError as e:
+        raise ConfigError("invalid sweep options: " + "; ".join(
+            f"{'.'.join(map(str, x['loc'])) or 'sweep'}: {x['msg'].removeprefix('Value error, ')}" for x in e.errors())) from None
+
+
+def sweep_target(target: Path, *, overrides: list[str] | None = None, dx: Range | None = None,
+                 dy: Range | None = None, mode: str | None = None, grid: str | None = None,
+                 models: list[str] | None = None, kind: str = "translation", layers: bool = False,
+                 layer_images: int = DEFAULT_LAYER_IMAGES, all_shifts: bool = False, engine: str = "auto",
+                 jobs: int = 1, trust_factory: bool = False, threads: int | None = None,
+                 results_dir: Path = Path("results"), progress: bool = False, on_event: Say | None = None) -> Path:
+    """Sweep `target` (a run folder, or a YAML config: its newest finished run with the same settings, else a new
+    run) over the given settings; returns the sweep folder. A config's own factories are trusted (importing them
+    is what naming the config asks for); a run folder's only with trust_factory."""
+    if target.is_file() or target.suffix in (".yaml", ".yml"):
+        run_dir = run_for_config(load_config(target, overrides or []), results_dir=writable(results_dir, "--results-dir"),
+                                 progress=progress, threads=threads, on_event=on_event, factory_dirs=[target.parent])
+        trust_factory = True  # your config names its factories: importing them is what you asked for
+    elif overrides:
+        raise ConfigError("--set applies to a config file; a run folder's settings are fixed")
+    else:
+        run_dir = target
+    settings = sweep_settings(run_dir, dx=dx, dy=dy, mode=mode, grid=grid, kind=kind, all_shifts=all_shifts)
+    return sweep_experiment(run_dir, settings, models=models, progress=progress, kind=kind, layers=layers,
+                            layer_images=layer_images, threads=threads, on_event=on_event, engine=engine,
+                            trust_factory=trust_factory, factory_dirs=[target.parent] if run_dir != target else None,
+                            jobs=jobs)

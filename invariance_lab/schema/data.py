@@ -1,0 +1,158 @@
+"""The data: section of a config: which images, drawn letters or an image folder of your own.
+
+    data = DataConfig(letters=["A", "B"], canvas=32, size=16)   # the shape checked; see schema/checks.py
+    data.model_dump()                                           # what a run folder's config.yaml holds
+
+Letter sizes against the canvas, outline fonts and an image folder's files are checked through the validation
+context (schema/checks.py), which config.load.parse_config gives.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+from pydantic import Field, ValidationInfo, field_validator, model_serializer, model_validator
+
+from ..core.errors import InvlabError, choose, quote
+from .checks import checks_of, needs_checks
+from .fields import BIG, Float, Int, Seed, Str, _distinct, _Problem, _Schema
+from .fonts import DEFAULT_OUTLINE_FONTS, LATIN_FONTS
+
+
+# data keys that describe drawn letters: a folder's images (source: folder) have none of them
+LETTER_KEYS = ("letters", "glyphs", "fonts", "size", "size_jitter", "thickness", "ink")
+# data keys of an image folder: letters have none of them (data/folder.py)
+FOLDER_KEYS = ("path", "colour", "test_fraction", "fill", "folder_digest")
+_DATA_DEFAULTS = {"glyphs": "stroke", "ink": "free", "source": "letters", "path": None, "colour": "grey",
+                  "test_fraction": 0.2, "fill": "zeros", "folder_digest": None}
+
+
+class DataConfig(_Schema):
+    source: Literal["letters", "folder"] = "letters"  # letters: drawn here; folder: your images (data.path)
+    letters: list[Str] = ["A", "B"]  # the classes, A-Z, in class order; A vs B: the simplest task that needs shape
+    glyphs: Literal["stroke", "outline"] = "stroke"  # stroke: Hershey pen strokes; outline: filled outlines.py
+    fonts: list[Str] = ["futural", "futuram", "timesr"]  # one per image at random; 3 distinct designs; `invlab fonts`
+    canvas: Int = Field(32, ge=8, le=256)  # image side, px; 32 keeps CPU training to seconds
+    size: Float = Field(16.0, gt=0)  # letter height, px, before jitter; half the canvas leaves room to move
+    size_jitter: Float = Field(0.1, ge=0, lt=1)  # height drawn uniformly in size * [1 - j, 1 + j]: some variety
+    thickness: list[Float] = [1.0, 2.0]  # stroke width range [min, max], px, drawn uniformly per image
+    noise: Float = Field(0.0, ge=0, le=10)  # std of Gaussian pixel noise (ink = 1) on TRAINING images; 0 = none
+    train_images: Int = Field(2000, ge=2, le=BIG)  # rendered once, held in memory; 2000 is seconds per epoch on a CPU
+    test_images: Int = Field(500, ge=1, le=BIG)  # the same test letters for every model, seed and shift
+    train_shift: Float = Field(0.0, ge=0)  # training letters placed uniformly within +-train_shift px; 0 = centred
+    train_mode: Literal["canvas", "circular"] = "canvas"  # canvas: drawn at the offset; circular: rolled, whole px
+    task: Literal["letter", "position"] = "letter"  # letter | position (label = top or bottom half: padding probe)
+    ink: Literal["free", "matched"] = "free"  # matched: every class's total ink drawn from one range (ink.py)
+    seed: Seed = 0  # data seed, 0 .. 2**32-1: every model and model seed sees the same train and test images
+    # source: folder (data/folder.py); train_images and test_images are then the folder's counts
+    path: Optional[Str] = Field(None, max_length=1000)  # DIR/<class>/<image> or DIR/{train,test}/<class>/<image>
+    colour: Literal["grey", "rgb"] = "grey"  # images read as grey (1 channel) or rgb (3), resized to the canvas
+    test_fraction: Float = Field(0.2, gt=0, lt=1)  # no train/ and test/: this share of each class tests, by seed
+    fill: Literal["zeros", "edge", "reflect"] = "zeros"  # canvas shifts of an image: what enters at the border
+    folder_digest: Optional[Str] = Field(None, max_length=64)  # written by invlab: the folder's files, checked
+
+    @field_validator("letters")
+    @classmethod
+    def _letters(cls, v: list[str]) -> list[str]:
+        bad = [x for x in v if not (len(x) == 1 and "A" <= x <= "Z")]
+        if bad:
+            raise ValueError(f"letters must be single capitals A-Z; got {quote(bad)}")
+        if not _distinct(v):
+            raise ValueError(f"letters must be distinct and not empty; got {quote(v)}")
+        return v
+
+    @model_validator(mode="before")
+    @classmethod
+    def _outline_fonts(cls, raw: Any) -> Any:
+        if isinstance(raw, dict):
+            _check_source_keys(raw)
+        # The stroke fonts' default means nothing to outline glyphs: they get outline fonts of their own.
+        if isinstance(raw, dict) and raw.get("glyphs") == "outline" and "fonts" not in raw:
+            raw = {**raw, "fonts": list(DEFAULT_OUTLINE_FONTS)}
+        return raw
+
+    @model_serializer(mode="wrap")
+    def _drop_defaults(self, handler):
+        # Fields added after runs were fingerprinted are written only when they differ from their default.
+        d = handler(self)
+        for key, default in _DATA_DEFAULTS.items():
+            if key in d and d[key] == default:
+                del d[key]
+        if self.source == "folder":  # the folder decides these: written, they would be refused on reading back
+            for key in LETTER_KEYS:
+                d.pop(key, None)
+        return d
+
+    @field_validator("fonts")
+    @classmethod
+    def _fonts(cls, v: list[str], info: ValidationInfo) -> list[str]:
+        if info.data.get("source") == "folder":
+            return v  # not used: the images come from the folder
+        if info.data.get("glyphs") == "outline":
+            if not _distinct(v):
+                raise ValueError("fonts must be distinct and not empty; `invlab fonts` lists the outline fonts")
+            checks = checks_of(info)
+            for font in v:
+                if font in LATIN_FONTS:
+                    raise ValueError(f"{font!r} is a stroke font; glyphs: outline takes outline fonts (e.g. "
+                                     "\"DejaVu Sans\"; `invlab fonts` lists them) or .ttf/.otf paths")
+                try:
+                    if checks:  # finding an outline font reads the font folders: data/outlines.py
+                        checks.outline_font(font)
+                except InvlabError as e:
+                    raise ValueError(str(e)) from None
+            return v
+        if not _distinct(v):
+            raise ValueError(f"fonts must be distinct and not empty; choose from: {', '.join(LATIN_FONTS)}")
+        for font in v:
+            choose("font", font, LATIN_FONTS, error=ValueError)
+        return v
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, v: str | None) -> str | None:
+        # relative to the current folder, stored absolute: a run folder's config must find it from anywhere
+        return v if v is None else str(Path(v).expanduser().resolve())
+
+    @field_validator("thickness")
+    @classmethod
+    def _thickness(cls, v: list[float]) -> list[float]:
+        if len(v) != 2 or not 0 < v[0] <= v[1]:
+            raise ValueError(f"thickness must be [min, max] with 0 < min <= max; got {quote(v)}")
+        return v
+
+    @model_validator(mode="after")
+    def _fits(self, info: ValidationInfo) -> "DataConfig":
+        checks = checks_of(info)
+        if self.source == "folder":
+            if checks is None:  # the rest of the code relies on the counts and digest the folder check fills in
+                raise needs_checks("path", "source: folder (its image counts and digest)", self.path)
+            problem = checks.folder(self)  # reads the folder's listing and checks every file
+            if problem:
+                raise problem
+            return self
+        if self.task == "letter" and len(self.letters) < 2:
+            raise _Problem("letters", "task: letter needs at least two letters: they are the classes, and one class "
+                           "leaves nothing to tell apart; add one (e.g. [A, B]), or use task: position, whose classes "
+                           "are the top and bottom halves", self.letters)
+        problem = checks.canvas(self) if checks else None  # the letters fit the canvas and stay in the frame
+        if problem:
+            raise problem
+        return self
+
+
+def _check_source_keys(raw: dict) -> None:
+    """Keys of the other source are refused (a folder has no fonts; letters have no path), named."""
+    folder = raw.get("source") == "folder"
+    wrong = [k for k in (LETTER_KEYS if folder else FOLDER_KEYS) if k in raw]
+    if folder and raw.get("task", "letter") != "letter":
+        raise _Problem("task", "task: position draws letters in the top or bottom half; source: folder trains on "
+                       "your images' own classes (task: letter)", raw.get("task"))
+    if folder and "path" not in raw:
+        raise _Problem("path", "source: folder needs data.path, the image folder (DIR/<class>/<image>, or "
+                       "DIR/train/<class>/<image> and DIR/test/<class>/<image>)", None)
+    if wrong:
+        what = ("describes drawn letters; source: folder takes its classes and images from data.path" if folder
+                else "belongs to source: folder (your images); add source: folder, or remove it")
+        raise _Problem(wrong[0], f"{wrong[0]} {what}", raw[wrong[0]])

@@ -1,0 +1,84 @@
+"""The building blocks of the config's schema: strict scalar types, the base model, a validator's complaint about
+one key (_Problem) and inclusive ranges.
+
+    check_range([-4, 4], "dx")            # [-4.0, 4.0, 1.0]
+    parse_range("-4:4:0.5", "--dx")       # the CLI's START:STOP[:STEP], checked the same way
+
+The sections built on them: data.py, model.py, train.py, sweep.py, and config.py (the whole config).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..core.errors import ConfigError, quote
+
+
+# ----------------------------------------------------------------------------------- limits of the schema
+SEED_MAX = 2**32 - 1  # seeds are 32-bit unsigned: every RNG (torch, numpy, random) takes them as they are
+MAX_BLOCKS = 32  # conv blocks (channels entries) per model
+BIG = 2**63 - 1  # the largest count any setting may have: torch's int64 (a config refers to far smaller ones)
+
+# Strict scalar types: no booleans or strings for numbers, no numbers for strings, finite floats only.
+Int = Annotated[int, Field(strict=True)]  # every Int field also states an upper bound, at most BIG
+Float = Annotated[float, Field(strict=True, allow_inf_nan=False)]  # an int is accepted (and becomes a float)
+Str = Annotated[str, Field(strict=True)]
+Seed = Annotated[int, Field(strict=True, ge=0, le=SEED_MAX)]
+KindName = Annotated[str, Field(strict=True, max_length=64)]  # a registry name (arch, downsample, ...)
+Width = Annotated[int, Field(strict=True, le=BIG)]  # a conv block's channel count
+FolderName = Annotated[str, Field(strict=True, max_length=100)]  # a run folder's name
+
+
+class _Problem(ValueError):
+    """A validator's complaint about one key: `key` is its path below the model validated, `value` the value to
+    quote; config/load.py puts both into the message (pydantic reports model-level errors at the model)."""
+
+    def __init__(self, key: str | tuple, message: str, value: Any):
+        super().__init__(message)
+        self.key = (key,) if isinstance(key, str) else tuple(key)
+        self.value = value
+
+
+class _Schema(BaseModel):
+    # forbid: a typo such as `epoch:` must be an error, not a silently ignored key.
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+def _distinct(v: list) -> bool:
+    """Not empty, and no value twice."""
+    return bool(v) and len(set(v)) == len(v)
+
+
+def check_range(v: list[float], key: str) -> list[float]:
+    """[start, stop] or [start, stop, step], inclusive; returned as [start, stop, step]. Raises ValueError."""
+    if len(v) not in (2, 3):
+        raise ValueError(f"{key} must be [start, stop] or [start, stop, step]; got {quote(v)}")
+    start, stop = float(v[0]), float(v[1])
+    step = float(v[2]) if len(v) == 3 else 1.0
+    if not all(math.isfinite(x) for x in (start, stop, step)):
+        raise ValueError(f"{key} values must be finite numbers; got {quote(v)}")
+    if step <= 0:
+        raise ValueError(f"{key} step must be > 0; got {step:g}")
+    if stop < start:
+        raise ValueError(f"{key} stop ({stop:g}) must be >= start ({start:g})")
+    if (stop - start) / step > 10_000:
+        raise ValueError(f"{key} {quote(v)} has more than 10000 steps; use a larger step")
+    return [start, stop, step]
+
+
+def parse_range(text: str, option: str) -> list[float]:
+    """'START:STOP[:STEP]' (inclusive) or a single value 'V' -> [start, stop, step], checked like the config."""
+    try:
+        values = [float(v) for v in text.split(":")]
+    except ValueError:
+        raise ConfigError(f"{option} {quote(text)}: expected START:STOP[:STEP] with numbers, "
+                          f"e.g. {option} -4:4:0.5") from None
+    if len(values) == 1:
+        values = values * 2
+    try:
+        return check_range(values, option)
+    except ValueError as e:
+        raise ConfigError(f"{option} {quote(text)}: {e}") from None

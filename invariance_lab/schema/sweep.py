@@ -1,0 +1,59 @@
+"""The sweep: section of a config: the shifts the trained networks are tested on, and its grid's limits.
+
+    SweepConfig(mode="canvas", dx=[-8, 8], dy=[0, 0], grid="product")
+    grid_problem(sweep)     # None, or the _Problem of a grid too large or of fractional rolls
+
+Whether a shift can move a letter out of the frame depends on the letters: config/limits.py checks that.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from .fields import BIG, Float, Int, _Problem, _Schema, check_range
+
+MAX_SHIFTS = 100_000  # shifts in one sweep grid: each is a forward pass over the whole test set
+
+
+class SweepConfig(_Schema):
+    mode: Literal["canvas", "circular"] = "canvas"  # canvas: letter redrawn at the shift; circular: torch.roll
+    dx: list[Float] = [-8, 8]  # inclusive [start, stop] or [start, stop, step], px; +-8: a whole stride-8 period
+    dy: list[Float] = [0, 0]  # vertical shifts, the same way; [0, 0] = none
+    grid: Literal["product", "axes"] = "product"  # product: every (dx, dy); axes: dx with dy = 0, then dy with dx = 0
+    batch_size: Int = Field(128, ge=1, le=BIG)  # images per forward pass in the sweep (memory and speed only): the
+    # activations of larger batches were most of a run's peak memory, and the convolutions run no faster on them
+
+    @field_validator("dx", "dy")
+    @classmethod
+    def _range(cls, v, info):
+        return check_range(v, info.field_name)
+
+    @model_validator(mode="after")
+    def _grid(self) -> "SweepConfig":
+        problem = grid_problem(self)  # whole pixels for circular rolls, at most MAX_SHIFTS shifts in the grid
+        if problem:
+            raise problem
+        return self
+
+
+def axis(r: list[float]) -> list[float]:
+    """The values of an inclusive [start, stop, step] range (as shifts.axis_values)."""
+    start, stop, step = r
+    return [start + i * step for i in range(int((stop - start) / step + 1e-9) + 1)]
+
+
+def grid_problem(sweep: SweepConfig) -> _Problem | None:
+    """Circular shifts that are not whole pixels, or a grid of more than MAX_SHIFTS shifts; None when fine."""
+    if sweep.mode == "circular":
+        for key in ("dx", "dy"):
+            if any(float(x) != int(x) for x in getattr(sweep, key)):
+                return _Problem(key, f"mode: circular rolls by whole pixels; {key} must be integers",
+                                getattr(sweep, key))
+    nx, ny = len(axis(sweep.dx)), len(axis(sweep.dy))
+    n = nx * ny if sweep.grid == "product" else nx + ny - 1
+    if n > MAX_SHIFTS:
+        return _Problem("dx", f"the {sweep.grid} grid of {nx} dx x {ny} dy values has {n} shifts, each a pass over "
+                        f"the whole test set; at most {MAX_SHIFTS}: use larger steps or grid: axes", sweep.dx)
+    return None

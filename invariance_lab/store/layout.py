@@ -1,0 +1,126 @@
+"""The run folder's layout: every path and file name inside a run, sweep, study or measure folder is named here
+and only here; every other module asks this one.
+
+    results/<name>/<run id>/
+        config.yaml        resolved config (every model factor filled in)
+        meta.json          status, process (pid, host, heartbeat), versions, threads, seeds, protocol, timings
+        checkpoints/       <model>-seed<seed>.pt: weights + resolved factors + data/train settings + fingerprint
+        train.csv          per model x seed x epoch
+        invariance.csv     per model x seed x shift
+        summary.csv        per model x seed
+        sweeps/<id>/       re-sweeps: sweep.yaml, meta.json, invariance.csv, summary.csv [, layers*.csv]
+        units/             units trained by workers (--jobs, --executor; run/units.py): <key>.json (state,
+                           heartbeat), <key>.log, data.pt (the images, while workers run), submitit/ (cluster jobs)
+
+    results/<name>/study-<time>/study.json   `invlab run --vary`: the varied keys and each combination's run folder
+
+    results/measure/<name>-<time>/   `invlab measure` of a model of your own: measure.yaml, meta.json (kind
+                                     "measure"), invariance.csv, summary.csv [, layers*.csv]
+
+Example:
+
+    run_dir = new_run_folder(Path("results"), "quick", config_text)   # results/quick/20261127-160351/
+    checkpoint_path(run_dir, "conv_gap", 0)                              # .../checkpoints/conv_gap-seed0.pt
+
+meta.json's schema and the process status live in meta.py, finding runs in find.py, atomic writes in atomic.py.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+from ..core.errors import RunFolderError, clip
+from .atomic import write_text
+
+CONFIG_FILE = "config.yaml"
+META_FILE = "meta.json"
+CHECKPOINT_DIR = "checkpoints"
+CHECKPOINT_SUFFIX = ".pt"
+TRAIN_CSV = "train.csv"
+INVARIANCE_CSV = "invariance.csv"
+SUMMARY_CSV = "summary.csv"
+LAYERS_CSV = "layers.csv"
+LAYERS_SUMMARY_CSV = "layers_summary.csv"
+SWEEP_DIR = "sweeps"
+SWEEP_FILE = "sweep.yaml"
+MEASURE_DIR = "measure"  # results/measure/<name>-<time>/: invlab measure
+MEASURE_FILE = "measure.yaml"  # what invlab measure was asked: model, weights, images, shifts
+
+UNIT_DIR = "units"  # units/<model>-seed<seed>.json: a unit's state as its worker last wrote it; .log: its log
+UNIT_DATA = "data.pt"  # units/data.pt: the run's images, for worker processes and cluster jobs (removed at the end)
+SUBMITIT_DIR = "submitit"  # units/submitit/: submitit's job files and logs (--executor slurm, submitit-local)
+STUDY_FILE = "study.json"  # results/<name>/study-<time>/study.json: a study's overrides and its run folders
+STUDY_PREFIX = "study-"
+
+
+def unit_key(model: str, seed: int) -> str:
+    """The name of one (model, seed) unit, as used in meta.json and checkpoint file names."""
+    return f"{model}-seed{seed}"
+
+
+def checkpoint_file(run_dir: Path, key: str) -> Path:
+    """checkpoints/<key>.pt: the checkpoint of the unit named `key` (unit_key)."""
+    return Path(run_dir) / CHECKPOINT_DIR / f"{key}{CHECKPOINT_SUFFIX}"
+
+
+def checkpoint_path(run_dir: Path, model: str, seed: int) -> Path:
+    return checkpoint_file(run_dir, unit_key(model, seed))
+
+
+def unit_state_path(run_dir: Path, key: str) -> Path:
+    """units/<key>.json: the state a unit's worker last wrote (running, complete, failed, interrupted)."""
+    return Path(run_dir) / UNIT_DIR / f"{key}.json"
+
+
+def unit_log_path(run_dir: Path, key: str) -> Path:
+    """units/<key>.log: what the unit's worker said, a failed unit's traceback last."""
+    return Path(run_dir) / UNIT_DIR / f"{key}.log"
+
+
+def unit_data_path(run_dir: Path) -> Path:
+    return Path(run_dir) / UNIT_DIR / UNIT_DATA
+
+
+def submitit_dir(run_dir: Path) -> Path:
+    return Path(run_dir) / UNIT_DIR / SUBMITIT_DIR
+
+
+def new_folder(parent: Path, prefix: str = "") -> Path:
+    """A new folder named by the current time; a suffix keeps two runs in the same second apart."""
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        stamp = prefix + datetime.now().strftime("%Y%m%d-%H%M%S")
+        for i in range(1000):
+            path = parent / (stamp if i == 0 else f"{stamp}-{i}")
+            try:
+                path.mkdir()
+                return path
+            except FileExistsError:
+                continue
+    except OSError as e:  # a file where a folder should be, no permission, a full disk
+        raise RunFolderError(f"could not create a new folder under {parent}: {clip(e)}") from None
+    raise RunFolderError(f"could not create a new folder under {parent}")
+
+
+def new_run_folder(results_dir: Path, name: str, config_text: str) -> Path:
+    """results_dir/<name>/<new run id>/ with its checkpoints/ folder and config.yaml."""
+    run_dir = new_folder(Path(results_dir) / name)
+    (run_dir / CHECKPOINT_DIR).mkdir()
+    write_text(run_dir / CONFIG_FILE, config_text)
+    return run_dir
+
+
+def new_measure_folder(results_dir: Path, name: str) -> Path:
+    """results_dir/measure/<name>-<time>/ for `invlab measure`."""
+    return new_folder(Path(results_dir) / MEASURE_DIR, prefix=f"{name}-")
+
+
+def new_study_folder(results_dir: Path, name: str) -> Path:
+    """results_dir/<name>/study-<time>/: beside the run folders of that name (it holds no meta.json, so it is
+    never taken for a run)."""
+    return new_folder(Path(results_dir) / name, prefix=STUDY_PREFIX)
+
+
+def is_study(path: Path) -> bool:
+    return (Path(path) / STUDY_FILE).is_file()

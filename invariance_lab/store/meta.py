@@ -1,0 +1,249 @@
+"""meta.json and units/<key>.json: what a run, sweep or measure folder (and each unit of a run) says about itself,
+and whether the process writing it is still alive.
+
+meta.json's status says whether the whole run is complete ("running" -> "complete", or "failed" / "interrupted");
+a folder left "running" by a process that no longer exists (SIGKILL, power cut) reads as "interrupted (process
+gone)". A heartbeat thread refreshes the file while work runs, so another host can tell a live run from a dead one.
+
+    meta = Meta(run_dir, kind="run", name="quick", run_id=run_dir.name, protocol=..., seeds=[0])
+    with meta.recording():        # complete when the block ends, failed or interrupted when it does not
+        ...
+    run_state(read_meta(run_dir))  # "complete"
+
+Files in a run folder may come from someone else: read_meta checks meta.json against MetaFile, and anything
+malformed is a RunFolderError naming the file.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import threading
+import time
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from ..core.errors import InvlabError, RunFolderError, clip
+from .atomic import read_json, write_json
+from .layout import META_FILE, unit_state_path
+
+HEARTBEAT_S = 30.0  # meta.json's heartbeat is refreshed this often while a run or sweep is alive
+
+
+# ------------------------------------------------------------------------------------------- the meta schema
+class Protocol(BaseModel):
+    """How a table was measured: every printed table states it (display.protocol_lines)."""
+
+    model_config = ConfigDict(extra="allow")
+    kind: Literal["translation", "parts"] = "translation"
+    mode: str  # canvas | circular | parts
+    grid: str  # product | axes
+    dx: list[float]  # [start, stop, step]
+    dy: list[float]
+    test_images: int
+    seeds: list[int]
+    models: list[str]
+    n_shifts: int
+    task: Optional[str] = None  # "position" for the paired position probe
+    layers: Optional[dict] = None  # {"n_images": N} for sweeps with --layers
+
+
+class MetaFile(BaseModel):
+    """What meta.json must hold for invlab to use a folder; other keys are kept as they are."""
+
+    model_config = ConfigDict(extra="allow")
+    kind: Literal["run", "sweep", "measure"]
+    status: str
+    name: str
+    run_id: str
+    protocol: Protocol
+    seeds: list[int]
+    fingerprints: dict[str, str] = {}
+    ink_baseline: Optional[dict[str, float]] = None  # runs: {accuracy, chance} of total ink alone (data/ink.py)
+    pid: Optional[int] = None
+    host: Optional[str] = None
+    heartbeat: Optional[str] = None
+
+
+def read_meta(folder: Path) -> dict:
+    """meta.json of a run or sweep folder, checked against MetaFile; a RunFolderError naming the file if not."""
+    folder = Path(folder)
+    path = folder / META_FILE
+    if not folder.exists():
+        raise RunFolderError(f"folder not found: {folder}")
+    if not folder.is_dir() or not path.is_file():
+        raise RunFolderError(f"{folder} is not a run folder (no {META_FILE}); give a folder made by `invlab run`, "
+                             f"such as results/<name>/<run id>, or one of its sweeps/<id>")
+    raw = read_json(path)
+    if not isinstance(raw, dict):
+        raise RunFolderError(f"{path} is not an invlab meta.json: it holds a JSON {type(raw).__name__}, not an "
+                             f"object; the folder was not written by invlab or was edited")
+    try:
+        MetaFile.model_validate(raw)
+    except ValidationError as e:
+        where = "; ".join(f"{'.'.join(map(str, x['loc'])) or 'top level'}: {x['msg']}" for x in e.errors()[:3])
+        raise RunFolderError(f"{path} is not an invlab meta.json ({where}); the folder was not written by invlab "
+                             f"or was edited") from None
+    return raw
+
+
+# ------------------------------------------------------------------------------------------- status
+def _process_start(pid: int) -> str | None:
+    """The start time of a process (Linux /proc), so a recycled pid is not taken for the original process."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def _alive(pid: int, start: str | None) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True  # exists, but not ours (or the pid is nonsense): do not claim it is gone
+    if _zombie(pid):  # killed, not yet reaped by its parent: gone all the same
+        return False
+    now = _process_start(pid)
+    return start is None or now is None or now == start
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except (OSError, IndexError):
+        return False
+
+
+def run_state(meta: dict) -> str:
+    """complete | running | failed | interrupted | interrupted (process gone).
+
+    A folder marked running whose process is gone (same host, pid no longer alive) was killed without a chance
+    to say so; on another host the heartbeat tells: silent for 10 heartbeats means gone.
+    """
+    status = meta.get("status")
+    if status != "running":
+        return str(status)
+    pid, host = meta.get("pid"), meta.get("host")
+    if isinstance(pid, int) and host == socket.gethostname():
+        return "running" if _alive(pid, meta.get("pid_start")) else "interrupted (process gone)"
+    try:
+        age = (datetime.now() - datetime.fromisoformat(str(meta.get("heartbeat")))).total_seconds()
+    except (TypeError, ValueError):  # TypeError: a heartbeat with a time zone, which invlab never writes
+        return "interrupted (process gone)"  # no heartbeat at all: not a live invlab process
+    return "running" if age < 10 * HEARTBEAT_S else "interrupted (process gone)"
+
+
+class Meta:
+    """meta.json, rewritten atomically whenever it changes; a heartbeat thread refreshes it while work runs."""
+
+    def __init__(self, folder: Path, data: dict | None = None, **fields):
+        self.path = Path(folder) / META_FILE
+        self.data = dict(data) if data is not None else {}
+        self.data.update(status="running", **fields)
+        self.data.setdefault("started", _now())
+        pid = os.getpid()
+        self.data.update(pid=pid, pid_start=_process_start(pid), host=socket.gethostname(), heartbeat=_now())
+        self._t0 = time.perf_counter()
+        self._lock = threading.Lock()
+        self.save()
+
+    def save(self) -> None:
+        with self._lock:
+            self.data["heartbeat"] = _now()
+            write_json(self.path, self.data)
+
+    def _beat(self, stop: threading.Event) -> None:
+        while not stop.wait(HEARTBEAT_S):
+            try:
+                self.save()
+            except (RuntimeError, OSError):  # the run changed meta.data mid-write, or the disk hiccuped: next beat
+                continue
+
+    @contextmanager
+    def recording(self):
+        """Mark the folder complete when the block ends normally, failed or interrupted when it does not.
+        SIGTERM counts as Ctrl-C inside the block, so a terminated run is marked interrupted and can resume."""
+        stop = threading.Event()
+        beat = threading.Thread(target=self._beat, args=(stop,), daemon=True)
+        beat.start()
+        try:
+            with _terminate_as_interrupt():
+                yield self
+        except KeyboardInterrupt:  # Ctrl-C, and SIGTERM
+            self.finish("interrupted", stop)
+            raise
+        except BaseException as e:
+            self.finish("failed", stop, error=f"{type(e).__name__}: {clip(e, 500)}")
+            raise
+        self.finish("complete", stop)
+
+    def finish(self, status: str, stop: threading.Event | None = None, **fields) -> None:
+        if stop is not None:
+            stop.set()
+        self.data.update(fields)
+        self.data["status"] = status
+        self.data["finished"] = _now()
+        self.data.setdefault("timings", {})["total_s"] = round(time.perf_counter() - self._t0, 2)
+        self.save()
+
+
+# ------------------------------------------------------------------------------------------- units
+class UnitRecord(Meta):
+    """units/<key>.json for one (model, seed) unit, kept like meta.json (status, pid, host, heartbeat), so that
+    run_state tells a live unit from a dead one; `recording()` marks it complete, failed or interrupted."""
+
+    def __init__(self, run_dir: Path, key: str, **fields):
+        self._file = unit_state_path(run_dir, key)
+        self._file.parent.mkdir(parents=True, exist_ok=True)
+        super().__init__(run_dir, key=key, **fields)
+        self.path = self._file
+
+    def save(self) -> None:
+        with self._lock:
+            self.data["heartbeat"] = _now()
+            write_json(self._file, self.data)
+
+
+def read_unit_state(run_dir: Path, key: str) -> dict | None:
+    """A unit's state file, or None when there is none (or it is not readable: a worker that never started)."""
+    try:
+        state = read_json(unit_state_path(run_dir, key))
+    except InvlabError:
+        return None
+    return state if isinstance(state, dict) else None
+
+
+def log_tail(path: Path, lines: int = 8) -> list[str]:
+    """The last lines of a log file ([] when there is none)."""
+    try:
+        return Path(path).read_text(encoding="utf-8", errors="replace").splitlines()[-lines:]
+    except OSError:
+        return []
+
+
+def _now() -> str:
+    return datetime.now().isoformat(timespec="seconds")
+
+
+@contextmanager
+def _terminate_as_interrupt():
+    """Treat SIGTERM like Ctrl-C inside the block (main thread only: signals are delivered there)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    before = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, before)

@@ -1,0 +1,110 @@
+"""One per-shift accumulator behind the three evaluators: brute force (sweep.run_sweep), streamed raster images
+(stream.stream_sweep) and the all-shift engine (engine.allshift_sweep) fed the same logits give the same table,
+every column exactly, and the metrics follow docs/metrics.md's definitions (reference, repeats, neighbour)."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from torch import nn
+
+from invariance_lab.data.images import from_tensor
+from invariance_lab.data.shifts import circular_shift, previous_on_line, value_lines
+from invariance_lab.eval.accumulate import ORIGIN, Grid
+from invariance_lab.eval.engine import allshift_plan, allshift_sweep
+from invariance_lab.eval.stream import stream_sweep
+from invariance_lab.eval.sweep import run_sweep
+
+CPU = torch.device("cpu")
+SIDE, CLASSES = 8, 3
+
+
+class FirstRow(nn.Module):
+    """Logits = the first pixels of the first row: a function of where the image has been rolled to."""
+
+    def forward(self, x):
+        return 4.0 * x[:, 0, 0, :CLASSES]
+
+
+def probe() -> nn.Module:
+    """A 1x1 convolution with weight 1 (exact: the engine's polyphase map is the input itself), then FirstRow,
+    which the engine runs on each shift's rolled map: every evaluator computes the very same logits."""
+    conv = nn.Conv2d(1, 1, 1, bias=False)
+    nn.init.ones_(conv.weight)
+    return nn.Sequential(conv, FirstRow()).eval()
+
+
+GRIDS = {
+    "product": value_lines([-2.0, -1.0, 0.0, 1.0, 2.0], [-1.0, 0.0, 1.0], "product"),
+    "axes (lines cross at the reference)": value_lines([-2.0, -1.0, 0.0, 1.0], [-1.0, 0.0, 1.0, 2.0], "axes"),
+    "reference off the grid": value_lines([1.0, 2.0, 3.0], [1.0, 2.0], "product"),
+    "a point met again": [[(1.0, 0.0), (2.0, 0.0), (0.0, 0.0), (1.0, 0.0)], [(3.0, 1.0), (1.0, 0.0), (2.0, 0.0)],
+                          [(2.0, 0.0), (5.0, 5.0)]],
+}
+
+
+def evaluators(lines, batch_size=5, labelled=True):
+    torch.manual_seed(0)
+    images = torch.rand(23, 1, SIDE, SIDE)
+    labels = torch.randint(CLASSES, (23,))
+    models = {("probe", 0): probe(), ("other", 1): probe()}
+    inputs = lambda c, dx, dy: circular_shift(images[c], dx, dy)  # noqa: E731
+    plans = {k: allshift_plan(m, SIDE) for k, m in models.items()}
+    assert all(p.chunk(batch_size, 50) == batch_size for p in plans.values())  # the same batches everywhere
+    out = {"engine": allshift_sweep(plans, inputs, labels if labelled else None, lines, batch_size, CPU, n=23),
+           "stream": stream_sweep(models, from_tensor(images, labels if labelled else None), lines,
+                                  lambda x, dx, dy: circular_shift(x, dx, dy), batch_size, CPU)}
+    if labelled:
+        out["brute"] = run_sweep(models, inputs, labels, lines, batch_size, CPU)
+    return out, images, labels
+
+
+@pytest.mark.parametrize("grid", list(GRIDS))
+@pytest.mark.parametrize("labelled", [True, False])
+def test_the_three_evaluators_give_the_same_table_exactly(grid, labelled):
+    results, _, _ = evaluators(GRIDS[grid], labelled=labelled)
+    first, *rest = results.values()
+    assert len(first.table) == 2 * len(Grid(GRIDS[grid]).points)
+    for other in rest:
+        pd.testing.assert_frame_equal(first.table, other.table, check_exact=True)
+        assert first.clean_accuracy.keys() == other.clean_accuracy.keys()
+        for k, v in first.clean_accuracy.items():
+            assert v == other.clean_accuracy[k] or (np.isnan(v) and np.isnan(other.clean_accuracy[k]))
+    if not labelled:
+        assert first.table.accuracy.isna().all()
+
+
+@pytest.mark.parametrize("grid", list(GRIDS))
+def test_the_metrics_follow_their_definitions(grid):
+    """Each column against a direct computation: the reference is (0, 0) (evaluated even off the grid), a point
+    met again is one row, and the neighbour is the previous shift on the first line on which it has one."""
+    lines = GRIDS[grid]
+    results, images, labels = evaluators(lines)
+    table = results["brute"].table.query("model == 'probe'").set_index(["dx", "dy"])
+    model = probe()
+    with torch.no_grad():
+        probs = lambda p: torch.softmax(model(circular_shift(images, *p)), 1)  # noqa: E731
+        ref = probs(ORIGIN)
+        previous = previous_on_line(lines)
+        for p in Grid(lines).points:
+            q = probs(p)
+            row = table.loc[p]
+            assert row.accuracy == pytest.approx(float((q.argmax(1) == labels).double().mean()), abs=1e-12)
+            assert row.flip_rate == pytest.approx(float((q.argmax(1) != ref.argmax(1)).double().mean()), abs=1e-12)
+            tv = 0.5 * (q - ref).abs().sum(1)
+            assert row.prob_change == pytest.approx(float(tv.double().mean()), abs=1e-6)
+            assert row.max_prob_change == pytest.approx(float(tv.max()), abs=1e-7)
+            if p in previous:
+                before = probs(previous[p]).argmax(1)
+                assert row.neighbor_flip_rate == pytest.approx(float((q.argmax(1) != before).double().mean()))
+            else:
+                assert np.isnan(row.neighbor_flip_rate)
+        assert results["brute"].clean_accuracy[("probe", 0)] == pytest.approx(
+            float((ref.argmax(1) == labels).double().mean()))
+
+
+def test_the_axes_grids_reference_takes_its_neighbour_along_x():
+    lines = GRIDS["axes (lines cross at the reference)"]
+    assert previous_on_line(lines)[ORIGIN] == (-1.0, 0.0)
+    walk = [s for s in Grid(lines).walk if s.shift == ORIGIN]
+    assert [(s.before, s.new, s.neighbour) for s in walk] == [((-1.0, 0.0), False, True), ((0.0, -1.0), False, False)]
