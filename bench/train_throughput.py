@@ -81,7 +81,7 @@ def main():
     tx, ty = evaluation_set(cfg.data, table)
     print(f"torch {torch.__version__}, {len(y)} training images, batch {cfg.train.batch_size}, {args.epochs} epochs, "
           f"{args.threads} thread(s), median of {args.repeats}; allocator: "
-          f"{'freed memory kept (speed.py)' if kept else 'glibc default'}; load average {os.getloadavg()[0]:.2f}")
+          f"{'freed memory kept (core/speed.py)' if kept else 'glibc default'}; load average {os.getloadavg()[0]:.2f}")
     r0 = resource.getrusage(resource.RUSAGE_SELF)
     print(f"{'model':14s} {'bare s':>8s} {'invlab s':>9s} {'ratio':>6s} {'test_every 0':>12s} {'ratio':>6s}")
     for name, factors in resolved_models(cfg).items():

@@ -1,3 +1,4 @@
+import os
 import pathlib
 
 import pytest
@@ -5,6 +6,13 @@ import torch
 from typer.testing import CliRunner
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def pytest_configure(config):
+    """Tests run in one worker process per core (pytest-xdist, pyproject's addopts): one torch thread each, since
+    two workers of two threads on two cores fight for them (a test that needs more threads sets them itself)."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        torch.set_num_threads(1)
 
 
 @pytest.fixture

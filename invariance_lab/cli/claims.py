@@ -19,7 +19,7 @@ def claims_cli(config: Path = typer.Argument(Path("configs/question_claims.yaml"
                out_file: Path = typer.Option(Path("docs/answers.md"), "--out", help="The answers page to write (atomically)."),
                threads: Optional[int] = THREADS, results_dir: Path = RESULTS_DIR, quiet: bool = QUIET):
     """Test the question's six claims: run the config (or reuse its finished run), add the sweeps each claim needs
-    (or reuse them), decide every verdict from the numbers and write the answers page (invariance_lab/claims.py)."""
+    (or reuse them), decide every verdict from the numbers and write the answers page (invariance_lab/claims/claims.py)."""
     answers = write_answers(config, overrides=set_, out_file=out_file, results_dir=results_dir, threads=threads,
                             progress=not quiet, on_event=say(quiet))
     for c, f in answers.findings:

@@ -9,22 +9,74 @@ Bad input (an InvlabError from the library) is printed as one paragraph and exit
 from __future__ import annotations
 
 import functools
+import importlib
 import traceback
+from typing import NamedTuple
 
+import click
 import typer
+from typer.core import TyperGroup
 
 from ..core.errors import InvlabError
 from ..core.speed import keep_freed_memory
-from .claims import claims_cli
-from .measure import measure_cli
-from .models import fonts_cli, models_cli
 from .options import err, line
-from .report import report_cli
-from .run import run_cli
-from .status import status_cli
-from .sweep import sweep_cli
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+
+class Command(NamedTuple):
+    module: str  # the module under cli/ that holds the command
+    function: str  # its typer function
+    help: str  # the function's docstring, shown by `invlab --help` (tests/cli/test_main.py keeps them equal)
+
+
+# The commands, in the order `invlab --help` lists them. A command's module (and the library it calls: torch,
+# pandas, matplotlib) is imported only when that command runs, so `invlab --help` answers at once.
+COMMANDS = {
+    "run": Command("run", "run_cli", "Train each model for each seed, sweep input translations, write invariance "
+                   "tables to a run folder."),
+    "status": Command("status", "status_cli", "Each unit's state: done, running, failed (with its log's last lines) "
+                      "or missing; for a study, each run's."),
+    "sweep": Command("sweep", "sweep_cli", "Evaluate trained models over new shifts without retraining; writes "
+                     "<run>/sweeps/<id>/."),
+    "report": Command("report", "report_cli", "Compare models (mean ± 95% CI over seeds) across one or more runs and "
+                      "sweeps; optionally plot, or write\nthe whole report as one HTML page."),
+    "models": Command("models", "models_cli", "List the model presets and the factors each one sets."),
+    "fonts": Command("models", "fonts_cli", "List the fonts data.fonts takes: stroke fonts (data.glyphs: stroke) and "
+                     "outline fonts (glyphs: outline)."),
+    "measure": Command("measure", "measure_cli", "Measure a model of your own (trained anywhere) on a folder of "
+                       "images, without training: writes\nresults/measure/<name>-<time>/ with the files `invlab "
+                       "report` reads."),
+    "claims": Command("claims", "claims_cli", "Test the question's six claims: run the config (or reuse its finished "
+                      "run), add the sweeps each claim needs\n(or reuse them), decide every verdict from the numbers "
+                      "and write the answers page (invariance_lab/claims/claims.py)."),
+}
+
+
+def load_command(name: str) -> click.Command:
+    """The click command `name`, its module imported now (polite: InvlabError is one paragraph, exit 2)."""
+    entry = COMMANDS[name]
+    function = getattr(importlib.import_module(f"{__package__}.{entry.module}"), entry.function)
+    one = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+    one.command(name)(polite(function))
+    return typer.main.get_command(one)
+
+
+class LazyCommands(TyperGroup):
+    """The app's commands: listed from COMMANDS (name and help), loaded when one is run or asked for its --help."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in COMMANDS:
+            return None
+        return click.Command(name, help=COMMANDS[name].help)  # enough to list it; resolve_command loads it
+
+    def resolve_command(self, ctx: click.Context, args: list[str]):
+        name, _, rest = super().resolve_command(ctx, args)  # unknown names: click's error, with suggestions
+        return name, load_command(name), rest
+
+
+app = typer.Typer(cls=LazyCommands, add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Measure how CNN architectures become invariant to translation, on synthetic letters.")
 _options = {"debug": False}  # the app's own options, set by its callback before every command
 
@@ -68,12 +120,6 @@ def _traceback(e: BaseException) -> str:
         x.__suppress_context__ = False
         x = x.__cause__ or x.__context__
     return "".join(traceback.format_exception(e))
-
-
-for _name, _command in (("run", run_cli), ("status", status_cli), ("sweep", sweep_cli), ("report", report_cli),
-                        ("models", models_cli), ("fonts", fonts_cli), ("measure", measure_cli),
-                        ("claims", claims_cli)):
-    app.command(_name)(polite(_command))
 
 
 def main() -> None:

@@ -24,7 +24,7 @@ def sweep_cli(target: Path = typer.Argument(..., help="A run folder (results/<na
               mode: Optional[str] = typer.Option(None, "--mode", help="canvas (redrawn; sub-pixel allowed) or circular (rolled)."),
               grid: Optional[str] = typer.Option(None, "--grid", help="product (every dx, dy pair) or axes (each axis alone)."),
               models_: Optional[str] = typer.Option(None, "--models", help="Comma-separated model names (default: all)."),
-              kind: str = typer.Option("translation", "--kind", help="translation (move the letter) or parts (move only its right-most stroke by dx, dy)."),
+              kind: str = typer.Option("translation", "--kind", help="translation (move the letter) or parts (move only its part by dx, dy: a stroke letter's right-most stroke, an outline letter's right-most counter)."),
               layers: bool = typer.Option(False, "--layers", help="Also write the per-layer profile: layers.csv, layers_summary.csv."),
               layer_images: int = typer.Option(200, "--layer-images", help="Test images for --layers (it runs every layer at every shift)."),
               all_shifts: bool = typer.Option(False, "--all-shifts", help="Every circular shift of the canvas (the whole translation group, --mode circular): prints each model's exact worst case, a certificate of invariance or the shift that breaks it."),

@@ -9,9 +9,12 @@ from __future__ import annotations
 import os
 import platform
 import subprocess
+from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
 
+
+@lru_cache(maxsize=1)  # a process asks once (a subprocess each time was most of a small sweep's overhead)
 def git_commit() -> str | None:
     here = Path(__file__).resolve().parent
     try:
@@ -21,6 +24,7 @@ def git_commit() -> str | None:
     return out.stdout.strip() or None if out.returncode == 0 else None
 
 
+@lru_cache(maxsize=1)
 def cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -31,16 +35,21 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+@lru_cache(maxsize=1)
+def _versions() -> tuple:
+    versions = []
+    for pkg in ("invariance_lab", "torch", "numpy", "pandas", "pydantic", "typer", "Hershey-Fonts", "matplotlib"):
+        try:
+            versions.append((pkg, metadata.version(pkg)))
+        except metadata.PackageNotFoundError:
+            versions.append((pkg, None))
+    return tuple(versions)
+
+
 def environment() -> dict:
     """Versions, CPU and thread count: what a bit-for-bit reproduction needs to match (README, Reproducibility)."""
     import torch
 
-    versions = {}
-    for pkg in ("invariance_lab", "torch", "numpy", "pandas", "pydantic", "typer", "Hershey-Fonts", "matplotlib"):
-        try:
-            versions[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            versions[pkg] = None
-    return dict(python=platform.python_version(), platform=platform.platform(), versions=versions,
+    return dict(python=platform.python_version(), platform=platform.platform(), versions=dict(_versions()),
                 git_commit=git_commit(), cpu=cpu_model(), cpu_threads=os.cpu_count(),
                 torch_threads=torch.get_num_threads())

@@ -87,7 +87,7 @@ def protocol(sweep: SweepConfig, data: DataConfig, seeds: list[int], models: lis
         p["task"] = "position"  # paired top/bottom test images; the label is the half, not the letter
     if kind == "parts" and data.source == "letters" and data.glyphs == "outline":
         p["part"] = "counter"  # a filled letter's part is its right-most counter (outlines.py), not a stroke
-    if data.source == "folder":  # images translated as pixels, not letters redrawn (folder_data.py)
+    if data.source == "folder":  # images translated as pixels, not letters redrawn (data/folder.py)
         p.update(images=f"the test split of {data.path}", fill=data.fill, interpolation=INTERPOLATION)
     if kind == "translation" and covers_every_roll(sweep, data.canvas):
         p["all_shifts"] = True  # the whole translation group of the canvas: the summary's worst case is exact

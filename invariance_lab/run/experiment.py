@@ -6,8 +6,9 @@
 A run: Config -> (letters, models) -> one trained checkpoint per (model, seed) unit -> sweep -> tidy CSVs.
 Units already trained with the same settings (fingerprint) are reused, not retrained: from the interrupted
 run being resumed, or from any earlier run of the same name. A sweep re-evaluates a finished run's checkpoints
-over new shifts (kind `translation`), part displacements (kind `parts`: only the letter's right-most stroke
-moves, see letters.py), and with `layers` the per-layer profile of layerwise.py.
+over new shifts (kind `translation`), part displacements (kind `parts`: only the letter's part moves: a stroke
+letter's right-most stroke, data/letters.py; an outline letter's right-most counter, data/outlines.py), and with
+`layers` the per-layer profile of eval/layerwise.py.
 """
 
 from __future__ import annotations
@@ -219,7 +220,8 @@ def sweep_experiment(run_dir: Path, sweep: SweepConfig | None = None, *, models:
                      factory_dirs: list[Path] | None = None, jobs: int = 1) -> Path:
     """Evaluate a finished run's checkpoints over `sweep` (default: the run's own); writes <run>/sweeps/<id>/.
 
-    kind "parts" moves only each letter's part (the right-most stroke) by (dx, dy) px instead of the letter.
+    kind "parts" moves only each letter's part (a stroke letter's right-most stroke, an outline letter's right-most
+    counter) by (dx, dy) px instead of the letter.
     layers adds layers.csv (per tap x shift) and layers_summary.csv (per tap, with the normalised variance) of
     the first `layer_images` test images (layerwise.py); translation sweeps only. Models of your own (`factory:`
     in the run's config.yaml) are imported only with `trust_factory` (factory.require_trust: a run folder can come

@@ -5,7 +5,7 @@
 The model is your factory (`--model pkg.mod:fn`, weights from a state dict, a .safetensors file or an invlab
 checkpoint) or the preset an invlab checkpoint describes; the measurement is eval/measurement.py's, the one
 il.measure runs, and the tables have the columns of a run's invariance.csv and summary.csv, so `invlab report`
-and its plots read a measure folder like a run. The same measurement from Python: api.py (`il.measure`).
+and its plots read a measure folder like a run. The same measurement from Python: run/api.py (`il.measure`).
 """
 
 from __future__ import annotations

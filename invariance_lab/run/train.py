@@ -4,7 +4,7 @@
                                  num_classes=2, canvas=32, device=torch.device("cpu"))
 
 The seed sets the weight initialisation, the batch order and the training noise; the images themselves come
-from `data.seed` (see data.py), so seeds measure the spread due to training, on fixed data. Saving and loading
+from `data.seed` (see data/datasets.py), so seeds measure the spread due to training, on fixed data. Saving and loading
 the trained model is checkpoints.py's job.
 """
 
@@ -45,7 +45,7 @@ def train_model(factors: dict, train_x: torch.Tensor, train_y: torch.Tensor, tes
                 test_y: torch.Tensor, cfg: TrainConfig, *, noise: float, seed: int, num_classes: int, canvas: int,
                 device: torch.device, progress: bool = False, label: str = "") -> tuple[InvNet, pd.DataFrame]:
     torch.manual_seed(seed)  # weight initialisation
-    # images: float, or uint8 pixels of an image folder (folder_data.py), made floats a batch at a time
+    # images: float, or uint8 pixels of an image folder (data/folder.py), made floats a batch at a time
     model = place(build_model(factors, num_classes=num_classes, canvas=canvas, in_channels=train_x.shape[1]), device)
     gen = torch.Generator().manual_seed(seed)  # batch order and training noise
     opt = make_optimizer(model.parameters(), cfg)

@@ -3,7 +3,7 @@
     r = load_result("results/seed_question/20261125-101500")
     r.summary     # one row per model x seed; r.invariance: one row per model x seed x shift
 
-Files come from runs.py's contract (its names); a folder that is not finished, or a table that is damaged or
+Files come from store/layout.py's contract (its names); a folder that is not finished, or a table that is damaged or
 edited, is an InvlabError naming the file.
 """
 

@@ -116,3 +116,30 @@ def test_debug_keeps_the_traceback_of_a_factorys_own_error(tmp_path, quick_confi
     assert debug.exit_code == 2 and "Traceback (most recent call last)" in debug.output
     assert "custom_models.py" in debug.output and 'raise RuntimeError("this factory always fails")' in debug.output
 
+
+
+def test_the_listed_help_of_every_command_is_its_docstring():
+    """`invlab --help` lists the commands from cli/main.COMMANDS without importing them; the text must be the
+    command's own (the first paragraph of its docstring), and each name must load."""
+    import importlib
+    import inspect
+
+    from invariance_lab.cli.main import COMMANDS, load_command
+
+    for name, entry in COMMANDS.items():
+        function = getattr(importlib.import_module(f"invariance_lab.cli.{entry.module}"), entry.function)
+        assert entry.help == inspect.getdoc(function).split("\n\n")[0], name
+        assert load_command(name).name == name
+
+
+def test_help_imports_neither_torch_nor_pandas():
+    """`invlab --help` answers at once: the commands' modules (and torch, pandas, matplotlib) load when one runs."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from typer.testing import CliRunner; from invariance_lab.cli.main import app; "
+            "r = CliRunner().invoke(app, ['--help']); assert r.exit_code == 0 and 'measure' in r.output; "
+            "print(sorted(m for m in ('torch', 'pandas', 'matplotlib') if m in sys.modules))")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == "[]"

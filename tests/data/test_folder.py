@@ -1,4 +1,4 @@
-"""data.source: folder — your own images as the data set (folder_data.py)."""
+"""data.source: folder — your own images as the data set (data/folder.py)."""
 
 import json
 import shutil

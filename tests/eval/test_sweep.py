@@ -96,7 +96,7 @@ def test_summarize_flags_seeds_at_chance():
 
 
 def test_summarize_without_class_count_leaves_the_chance_columns_empty():
-    s = summarize(*_two_seeds((1.0, 0.5)))  # an old caller: report.py fills these in from the run's config
+    s = summarize(*_two_seeds((1.0, 0.5)))  # an old caller: report/tables.py fills these in from the run's config
     assert s.n_classes.isna().all() and s.at_chance.isna().all()
 
 

@@ -1,5 +1,5 @@
 """`invlab report --html`: one self-contained page (no outside links, every picture a data: URI that decodes),
-the model table's numbers are report.py's, the gallery's probabilities are the checkpoints' own, parts that do
+the model table's numbers are report/tables.py's, the gallery's probabilities are the checkpoints' own, parts that do
 not apply are left out with a note, and bad paths are refused by option name. Where Chromium is installed, the
 page is also opened in it at a phone's and a desktop's width (bench/html_screenshot.py)."""
 

@@ -1,4 +1,4 @@
-"""report.py on hand-made result folders (summary.csv made by the real summarize, see conftest.write_fake_result):
+"""report/tables.py on hand-made result folders (summary.csv made by the real summarize, see conftest.write_fake_result):
 loading, seed aggregation, cut intervals, seeds at chance and --drop-chance."""
 
 import io

@@ -1,4 +1,4 @@
-"""measure_folder.py, api.py and stream.py: `invlab measure` and the Python API. Exact where theory says exact (a circular, stride-1, global-
+"""run/measure.py, run/api.py and eval/stream.py: `invlab measure` and the Python API. Exact where theory says exact (a circular, stride-1, global-
 pooling model of your own), the streaming evaluation against run_sweep value by value, a run's own checkpoint
 reproducing its invariance.csv, and every bad input refused (exit 2) before anything is written."""
 

@@ -482,8 +482,8 @@ def test_cli_prints_the_message_and_exits_2(tmp_path):
 
 
 def test_schema_limits_and_configfile_depend_one_way():
-    """config.py holds the schema; limits.py, safeyaml.py and configfile.py build on it. config imports none of them at
-    its top (no import cycle at import time)."""
+    """schema/config.py holds the schema; config/limits.py and config/load.py build on it, and so does its YAML reader
+    schema/safeyaml.py. The schema imports none of them."""
     top = [node for node in ast.parse(inspect.getsource(config_module)).body
            if isinstance(node, (ast.Import, ast.ImportFrom))]
     names = [a.name for n in top for a in n.names] + [n.module or "" for n in top if isinstance(n, ast.ImportFrom)]
