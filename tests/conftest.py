@@ -1,5 +1,6 @@
 import os
 import pathlib
+import shutil
 
 import pytest
 import torch
@@ -13,6 +14,17 @@ def pytest_configure(config):
     two workers of two threads on two cores fight for them (a test that needs more threads sets them itself)."""
     if os.environ.get("PYTEST_XDIST_WORKER"):
         torch.set_num_threads(1)
+
+
+# The slowest files (10 to 30 s each, summed over their tests), started first: with --dist loadfile a worker takes
+# a whole file at a time, so a long file started last keeps one worker busy after the other has finished.
+SLOW_FILES = ["run/test_units.py", "claims/test_claims.py", "report/test_html.py", "run/test_experiment.py",
+              "store/test_run_folder_fuzz.py"]
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {f"tests/{name}": i for i, name in enumerate(SLOW_FILES)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(rank)))  # stable: the rest keep their order
 
 
 @pytest.fixture
@@ -29,16 +41,24 @@ def one_thread():
     torch.set_num_threads(before)
 
 
+_UNTRAINED: dict[str, pathlib.Path] = {}  # seeds -> the pristine run folder, made once per test process
+
+
 def untrained_quick_run(tmp_path_factory, seeds: str = "[0]") -> pathlib.Path:
-    """A finished run folder of configs/quick.yaml with untrained networks and 12 test images (seconds)."""
+    """A finished run folder of configs/quick.yaml with untrained networks and 12 test images: a copy of its own
+    (results/quick/<run id>) of one run made once per process for each `seeds`, since five test files use it."""
     from invariance_lab.cli.main import app
 
-    results = tmp_path_factory.mktemp("results")
-    res = CliRunner().invoke(app, ["run", str(ROOT / "configs" / "quick.yaml"), "--results-dir", str(results),
-                                   "--quiet", "--set", "train.epochs=0", "--set", f"seeds={seeds}",
-                                   "--set", "data.test_images=12"])
-    assert res.exit_code == 0, res.output
-    (run_dir,) = (results / "quick").iterdir()
+    if seeds not in _UNTRAINED:
+        results = tmp_path_factory.mktemp("pristine")
+        res = CliRunner().invoke(app, ["run", str(ROOT / "configs" / "quick.yaml"), "--results-dir", str(results),
+                                       "--quiet", "--set", "train.epochs=0", "--set", f"seeds={seeds}",
+                                       "--set", "data.test_images=12"])
+        assert res.exit_code == 0, res.output
+        (_UNTRAINED[seeds],) = (results / "quick").iterdir()
+    pristine = _UNTRAINED[seeds]
+    run_dir = tmp_path_factory.mktemp("results") / "quick" / pristine.name
+    shutil.copytree(pristine, run_dir)
     return run_dir
 
 

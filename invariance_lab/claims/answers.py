@@ -5,6 +5,7 @@ docs/answers.md. `invlab claims` is write_answers, which makes these three calls
     run_dir = claims_run(load_config("configs/question_claims.yaml"), results_dir=Path("results"), threads=1)
     answers = answer_claims(run_dir, threads=1)
     text = render_answers(answers, config="configs/question_claims.yaml", wall_s=312.0, load=(2.1, 3.4))
+    answers = write_answers(Path("configs/question_claims.yaml"), threads=1)  # the page: <run folder>/answers.md
     answers = write_answers(Path("configs/question_claims.yaml"), out_file=Path("docs/answers.md"), threads=1)
 """
 
@@ -28,15 +29,17 @@ from ..config.load import load_config, to_yaml
 from ..report.display import CLIP_MARK, protocol_lines
 from ..core.errors import InvlabError
 from ..run.experiment import run_experiment, sweep_experiment
+from ..run.trust import check_config_trust
 from ..store.results import Result, load_result
-from ..store.layout import CONFIG_FILE, SWEEP_DIR, SWEEP_FILE
+from ..store.layout import ANSWERS_FILE, CONFIG_FILE, SWEEP_DIR, SWEEP_FILE
 from ..store.meta import read_meta, run_state
-from ..run.writable import writable, writable_file
+from ..run.writable import output_file, writable
 from ..store.atomic import write_text
 from ..store.find import config_digest, finished_runs, require_finished_run
 from ..eval.sweep import every_roll
 
 Say = Callable[[str], None]
+ANSWERS_MARK = "Written by `invlab claims`"  # in every page's intro: an existing page holding it may be replaced
 
 
 @dataclass(frozen=True)
@@ -213,8 +216,8 @@ def _intro(a: Answers, config: str) -> str:
             "95% CI over seeds. TV is the total-variation change of the softmax output (for two classes, the change "
             "of the probability of the class predicted before the shift). Written by `invlab claims` from the run "
             f"`{a.results['run'].label}` ({len(a.cfg.models)} networks × {len(a.cfg.seeds)} seeds, config "
-            f"`{config}`), not by hand: `tests/test_claims.py` checks the direction of every verdict on a reduced "
-            "run, and that this page states the same verdicts.")
+            f"`{config}`), not by hand: `tests/claims/test_claims.py` checks the direction of every verdict on a "
+            "reduced run, and that this page states the same verdicts.")
 
 
 def _thresholds() -> list[str]:
@@ -259,18 +262,30 @@ def render_answers(a: Answers, *, config: str = "configs/question_claims.yaml", 
     return "\n".join(out)
 
 
-def write_answers(config: Path, *, overrides: list[str] | None = None, out_file: Path = Path("docs/answers.md"),
+def answers_page(run_dir: Path, out_file: Path | None = None) -> Path:
+    """Where `invlab claims` writes its page: out_file (--out) if given, else <run folder>/answers.md."""
+    return Path(out_file) if out_file is not None else Path(run_dir) / ANSWERS_FILE
+
+
+def write_answers(config: Path, *, overrides: list[str] | None = None, out_file: Path | None = None,
                   results_dir: Path = Path("results"), threads: int | None = None, progress: bool = False,
-                  on_event: Say | None = None) -> Answers:
+                  on_event: Say | None = None, force: bool = False, trust_factory: bool = False) -> Answers:
     """`invlab claims`: run `config` (or reuse its finished run), make or reuse the sweeps, judge every claim and
-    write the answers page to out_file (atomically); returns the Answers (answers.folders["run"]: the run)."""
+    write the answers page (atomically) to out_file, or by default into the run folder (answers_page); returns the
+    Answers (answers.folders["run"]: the run). An existing page is replaced only when invlab wrote it (it holds
+    ANSWERS_MARK) or with `force`; never a link, device, FIFO or folder, nor a file of another results folder."""
     t0, load0, since = time.perf_counter(), os.getloadavg()[0], datetime.now().isoformat(timespec="seconds")
-    writable_file(out_file, "--out", "answers.md")
+    if out_file is not None:  # refused before the work of making it
+        output_file(out_file, "--out", "answers.md", marker=ANSWERS_MARK.encode(), force=force)
     cfg = load_config(config, list(overrides or []))
+    check_config_trust(cfg, config, trusted=trust_factory)  # a run folder's config: its factories on your word only
     run_dir = claims_run(cfg, results_dir=writable(results_dir, "--results-dir"), progress=progress,
                          threads=threads, on_event=on_event, factory_dirs=[config.parent])
     answers = answer_claims(run_dir, threads=threads, progress=progress, on_event=on_event)
     text = render_answers(answers, config=str(config), wall_s=time.perf_counter() - t0,
                           load=(load0, os.getloadavg()[0]), since=since)
-    write_text(out_file, text)  # a temporary file renamed: a half-written page never looks complete
+    page = answers_page(run_dir, out_file)
+    if out_file is None:  # the run folder's own page (out_file was checked before the work)
+        output_file(page, "--out", "answers.md", marker=ANSWERS_MARK.encode(), force=force, inside=run_dir)
+    write_text(page, text)  # a temporary file renamed: a half-written page never looks complete
     return answers

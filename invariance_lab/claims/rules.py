@@ -8,7 +8,7 @@ Every verdict is decided from the run's and its sweeps' numbers by these thresho
 * EXACT_TV: a model is exactly invariant at a shift when no image's softmax output moves by more than 1e-6 in
   total variation, for any seed (sweep.INVARIANT_TV: float32 round-off, the `--all-shifts` certificate's rule).
 * EXACT_EQUIVARIANCE: a feature map is exactly equivariant when the relative error ||F(Tx) - T'F(x)|| / ||F(x)||
-  of every tap, shift and seed is at most 1e-5 (float32 round-off; tests/test_theory.py uses the same bound);
+  of every tap, shift and seed is at most 1e-5 (float32 round-off; tests/eval/test_theory.py uses the same bound);
   APPROX_EQUIVARIANCE: at most 1% is "approximately".
 * APPROX_FLIP: a model is approximately invariant when its mean flip rate over the shifts is at most 5% (the
   global-average models of the README change 0.1-0.3%; the flatten models 30-40%).

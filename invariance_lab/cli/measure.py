@@ -41,6 +41,7 @@ def measure_cli(images: Path = typer.Option(..., "--images", help="A folder of P
                 name: Optional[str] = typer.Option(None, "--name", help="The model's name in the tables (default: the checkpoint's model, else the function's name)."),
                 device: str = typer.Option("cpu", "--device", help="cpu, cuda or auto."),
                 engine: str = typer.Option("auto", "--engine", help="auto: the exact all-shift engine where it applies (--mode circular, square images, layers of known kinds: the same numbers, much faster), brute force otherwise; brute: one forward pass per shift (the check); allshift: refuse where the engine does not apply."),
+                trust_factory: bool = typer.Option(False, "--trust-factory", help="Use the factory and kwargs a --weights checkpoint names (imported and called: code from whoever sent the file runs); without it invlab refuses and shows them."),
                 threads: Optional[int] = THREADS, results_dir: Path = RESULTS_DIR, quiet: bool = QUIET):
     """Measure a model of your own (trained anywhere) on a folder of images, without training: writes
     results/measure/<name>-<time>/ with the files `invlab report` reads."""
@@ -52,7 +53,7 @@ def measure_cli(images: Path = typer.Option(..., "--images", help="A folder of P
         size=_size(size), mean=_numbers(mean, "--mean"), std=_numbers(std, "--std"), layers=layers,
         taps=[t.strip() for t in taps.split(",") if t.strip()] if taps else None, layer_images=layer_images,
         batch_size=batch_size, name=name, results_dir=writable(results_dir, "--results-dir"), device=device,
-        progress=not quiet, on_event=say(quiet), engine=engine)
+        progress=not quiet, on_event=say(quiet), engine=engine, trust_factory=trust_factory)
     for table in brief_tables(load_result(folder), title="measure: per model (one trained network)"):
         out.print(table)
     line(f"measure folder: {folder}")

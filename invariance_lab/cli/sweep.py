@@ -31,7 +31,7 @@ def sweep_cli(target: Path = typer.Argument(..., help="A run folder (results/<na
               engine: str = typer.Option("auto", "--engine", help="auto: the exact all-shift engine for every model it applies to (circular sweeps of circular-padding networks; the same numbers, much faster), brute force for the rest; brute: one forward pass per shift (the check); allshift: refuse where the engine does not apply."),
               set_: List[str] = typer.Option([], "--set", help="Config override when TARGET is a config file."),
               jobs: int = typer.Option(1, "--jobs", "-j", help="Sweep the models in N shares at once, in worker processes with cores/N torch threads each unless --threads says; the same numbers as --jobs 1."),
-              trust_factory: bool = typer.Option(False, "--trust-factory", help="Import the Python modules that build a run folder's own models (factory: in its config.yaml); without it invlab refuses and names the file that would run."),
+              trust_factory: bool = typer.Option(False, "--trust-factory", help="Import the Python modules that build a run folder's own models (factory: in its config.yaml, also when TARGET is that config.yaml); without it invlab refuses and names the file that would run."),
               threads: Optional[int] = THREADS, results_dir: Path = RESULTS_DIR, quiet: bool = QUIET):
     """Evaluate trained models over new shifts without retraining; writes <run>/sweeps/<id>/."""
     folder = sweep_target(

@@ -25,8 +25,14 @@ sub-pixel bilinear, `fill` entering at the border); circular rolls it. Training 
 applied once per image, like the letters' placement, and rounded back to 8 bits. The position probe and part
 displacement need drawn letters and refuse folders.
 
-Bad files (not PNG/JPEG, unreadable, damaged, too large), empty class folders, stray files and classes missing
-from one split are refused by name (images.open_folder) when the config is validated, before any work starts.
+Bad files (not PNG/JPEG, unreadable, damaged, too large, multi-frame, a FIFO or device), empty class folders, stray
+files and classes missing from one split are refused by name (images.open_folder) when the config is validated,
+before any work starts. Pixels are read as what they are (pixels.py: 16-bit scaled, transparency on black).
+
+Changes are noticed: the config records data.folder_digest (every file's name, size, label and sha256 of its
+bytes, FolderSplit.digest), so a run folder refuses a folder whose pixels changed, and checkpoints trained on
+other pixels are never reused (the digest is part of their fingerprint). Within a process the split is cached
+while nothing in the folder's whole tree changed (digests.tree_stamp), and each file is hashed once.
 """
 
 from __future__ import annotations
@@ -38,7 +44,8 @@ from pathlib import Path
 
 import torch
 
-from ..core.errors import InvlabError, quote
+from ..core.errors import DataError, InvlabError, quote
+from .digests import file_digest, tree_stamp
 from .images import COLOURS, FolderImages, open_folder
 
 SPLITS = ("train", "test")  # subfolder names that mean "the split is given"
@@ -54,15 +61,28 @@ class FolderSplit:
 
     @cached_property
     def digest(self) -> str:
-        """A digest of every file's path (below the folder), size and label: a run's config records it, so a run
-        folder refuses to be swept on a folder whose files were added, removed, renamed or resized since."""
-        h = hashlib.sha256()
-        for part in (self.train, self.test):
-            root = Path(part.describe)
-            for f, y in zip(part.files, part.labels.tolist()):
-                h.update(f"{f.relative_to(root)}\0{f.stat().st_size}\0{y}\n".encode())
-            h.update(b"--\n")
-        return h.hexdigest()[:16]
+        """A digest of every file's path (below the folder), size, contents (sha256, digests.file_digest) and
+        label: a run's config records it, so a run folder refuses to be swept on a folder whose files were added,
+        removed, renamed, resized or rewritten since, and checkpoints of other pixels are never reused (the digest
+        is part of their fingerprint)."""
+        return folder_digest(self)
+
+
+def folder_digest(split: FolderSplit) -> str:
+    """FolderSplit.digest: sha256 over (path below the folder, size, label, sha256 of the bytes) of every file of
+    both splits, in order; 32 hex digits."""
+    h = hashlib.sha256()
+    for part in (split.train, split.test):
+        root = Path(part.describe)
+        for f, y in zip(part.files, part.labels.tolist()):
+            try:
+                size, content = f.stat().st_size, file_digest(f)
+            except OSError as e:
+                raise DataError(f"{f} cannot be read ({e.strerror or type(e).__name__}) while its digest is taken; "
+                                "give a folder invlab may read, and leave it unchanged while a run reads it") from None
+            h.update(f"{f.relative_to(root)}\0{size}\0{y}\0{content}\n".encode())
+        h.update(b"--\n")
+    return h.hexdigest()[:32]
 
 
 def image_channels(colour: str) -> int:
@@ -132,13 +152,10 @@ def _open(path: str, colour: str, canvas: int, test_fraction: float, seed: int, 
 
 def folder_split(data) -> FolderSplit:
     """The training and test images of a `data.source: folder` config (DataConfig), every file checked; cached
-    per process while the folder's listing is unchanged."""
-    folder = Path(data.path)
-    try:
-        stamp = tuple((p.name, p.stat().st_mtime_ns) for p in sorted(folder.iterdir()))
-    except OSError:
-        stamp = ()
-    return _open(str(folder), data.colour, data.canvas, data.test_fraction, data.seed, stamp)
+    per process while no entry of the folder's whole tree changed (digests.tree_stamp)."""
+    # the whole tree's listing (every file's size, mtime, inode): a file changed inside a class folder is read anew
+    stamp = tree_stamp(data.path)
+    return _open(str(Path(data.path)), data.colour, data.canvas, data.test_fraction, data.seed, stamp)
 
 
 def read_pixels(images: FolderImages) -> torch.Tensor:

@@ -9,22 +9,36 @@ Layout: `DIR/<class>/<image>` gives labels (the class index is the sorted positi
 torchvision's ImageFolder); `DIR/<image>` alone means no labels. Names starting with "." are skipped (.DS_Store);
 anything else that is not a .png, .jpg or .jpeg file, and any file Pillow cannot read, is refused by name before
 anything is measured. write_folder saves a tensor of images in the same layout.
+
+Pixels are read as what they are (pixels.py: 16-bit grey scaled by its range, transparency composited on black,
+a picture held in alpha read as ink = alpha). Refused by name, each a DataError: a FIFO, device or socket (checked
+with stat before anything opens it: opening a FIFO would wait forever), a multi-frame image (animated PNG,
+multi-picture JPEG: which frame is the picture?), and an image over MAX_SIDE px a side or MAX_PIXELS pixels, read
+from its header before anything is decoded (invlab's own decompression-bomb limit: Pillow's global
+Image.MAX_IMAGE_PIXELS, which other code may set, is left as it is).
 """
 
 from __future__ import annotations
 
+import os
+import stat
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from ..core.errors import InvlabError, choose, clip, quote
+from ..core.errors import DataError, InvlabError, choose, clip, quote
+from .pixels import image_array
 
 SUFFIXES = (".png", ".jpg", ".jpeg")
 FORMATS = {"PNG", "JPEG"}  # what Pillow must find inside those files
 COLOURS = {"grey": ("L", 1), "rgb": ("RGB", 3)}  # --colour -> (Pillow mode, channels)
 MAX_SIDE = 4096  # px: larger images are refused (a measurement runs the model at every shift)
+MAX_PIXELS = MAX_SIDE * MAX_SIDE  # invlab's decompression-bomb limit, checked on the header before decoding
+_NOT_REGULAR = ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),
+                (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"), (stat.S_ISDIR, "a folder"))
 
 
 def _pillow():
@@ -95,19 +109,52 @@ class FolderImages(Images):
         Image = _pillow()
         mode, _ = COLOURS[self.colour]
         try:
-            with Image.open(path) as im:
-                im = im.convert(mode)
-                if self.size is not None and im.size != (self.size[1], self.size[0]):
-                    im = im.resize((self.size[1], self.size[0]), Image.Resampling.BILINEAR)
-                a = np.asarray(im, dtype=np.float32) / 255.0
+            with _open_image(path) as im:  # checked again: the file may have changed since open_folder
+                a = image_array(im, mode, self.size)
         except (OSError, ValueError, Image.DecompressionBombError) as e:
-            raise InvlabError(f"{path}: cannot read this image ({type(e).__name__}: {clip(e)})") from None
+            raise DataError(f"{path}: cannot read this image ({type(e).__name__}: {clip(e)})") from None
         t = torch.from_numpy(a.copy())
         return t.unsqueeze(0) if t.dim() == 2 else t.permute(2, 0, 1)
 
 
 def _visible(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if not p.name.startswith("."))
+
+
+def _regular(path: Path, st: os.stat_result) -> None:
+    """Refuses anything but a regular file (after links), from its stat alone: nothing is opened."""
+    kind = next((name for test, name in _NOT_REGULAR if test(st.st_mode)), None if stat.S_ISREG(st.st_mode)
+                else "not a regular file")
+    if kind is not None:
+        raise DataError(f"{path} is {kind}, not an image file; only regular PNG/JPEG files are read: move it out of "
+                        "the image folder")
+
+
+@contextmanager
+def _open_image(path: Path):
+    """Pillow's image of a regular file, its header checked (one frame, at most MAX_SIDE a side and MAX_PIXELS)
+    before anything is decoded. The file is stat'ed before it is opened (a FIFO is never opened) and fstat'ed once
+    open (O_NONBLOCK: a FIFO swapped in between cannot block either)."""
+    Image = _pillow()
+    _regular(path, os.stat(path))
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        _regular(path, os.fstat(fd))
+        f = os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+    with f, Image.open(f) as im:
+        frames = getattr(im, "n_frames", 1)
+        if frames > 1:
+            raise DataError(f"{path} holds {frames} frames (an animated or multi-picture {im.format}); invlab reads "
+                            "single pictures: save the frame you mean as its own PNG")
+        w, h = im.size
+        if max(w, h) > MAX_SIDE or w * h > MAX_PIXELS:
+            # refused before decoding (a huge image is slow and large to decode), so resizing cannot rescue it
+            raise DataError(f"{path} is {w} x {h} px; images of at most {MAX_SIDE} px a side are read: shrink it "
+                            "with an image tool, or move it out of the folder")
+        yield im
 
 
 def _check_files(paths: list[Path], where: Path) -> None:
@@ -118,23 +165,26 @@ def _check_files(paths: list[Path], where: Path) -> None:
         if p.suffix.lower() not in SUFFIXES:
             raise InvlabError(f"{p} is not a PNG or JPEG image (only {', '.join(SUFFIXES)} files are read); move it "
                               "out of the image folder")
+        try:
+            _regular(p, p.stat())
+        except OSError as e:  # a dangling link, a file that vanished, no permission
+            raise DataError(f"{p} cannot be read ({e.strerror or type(e).__name__}); remove or replace it") from None
 
 
 def _probe(path: Path) -> tuple[int, int]:
-    """(width, height) of an image, checked to be a whole PNG/JPEG without decoding it (Pillow's verify)."""
-    Image = _pillow()
+    """(width, height) of an image, checked to be a whole single-frame PNG/JPEG of a bounded size without decoding
+    it (_open_image, then Pillow's verify)."""
     try:
-        with Image.open(path) as im:
+        with _open_image(path) as im:
             fmt, size = im.format, im.size
-            im.verify()
+            if fmt in FORMATS:
+                im.verify()
+    except InvlabError:
+        raise
     except Exception as e:  # Pillow raises many kinds for damaged files
-        raise InvlabError(f"{path} is not a readable image ({type(e).__name__}: {clip(e)}); remove or replace it") from None
+        raise DataError(f"{path} is not a readable image ({type(e).__name__}: {clip(e)}); remove or replace it") from None
     if fmt not in FORMATS:
-        raise InvlabError(f"{path} holds a {fmt} image, not PNG or JPEG")
-    if max(size) > MAX_SIDE:
-        # refused before decoding (a huge image is slow and large to decode), so resizing cannot rescue it
-        raise InvlabError(f"{path} is {size[0]} x {size[1]} px; images of at most {MAX_SIDE} px a side are read: "
-                          "shrink it with an image tool, or move it out of the folder")
+        raise DataError(f"{path} holds a {fmt} image, not PNG or JPEG")
     return size
 
 

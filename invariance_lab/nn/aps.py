@@ -18,7 +18,7 @@ from .layers import BlurPool, LayerConfigError
 # A circular shift of the input permutes the four polyphase components and rolls each one, so in exact
 # arithmetic their norms are merely permuted. In floating point they also move by noise; measured over every
 # circular shift of noise and blurred-noise inputs to aps_max / aps_stride networks (blur 1, 3, 5, 7;
-# untrained and trained; 16 and 32 px canvases) and of the tied inputs of tests/test_aps.py to APSDown (blur 2
+# untrained and trained; 16 and 32 px canvases) and of the tied inputs of tests/nn/test_aps.py to APSDown (blur 2
 # to 7), relative to the largest of the four float64 energies:
 #   CPU (x86, 1 or 2 threads), float32: <= 4.4e-16 within one batch, where the convs, blurs and pools were
 #       bitwise shift-equivariant (only the float64 sums add the same squares in another order); <= 1.7e-7
@@ -58,7 +58,7 @@ class APSDown(nn.Module):
     by, so the rule depends only on each component's content up to a circular shift; and it is complete: two
     components with the same largest rotation are circular translates of each other, so either one gives a
     rolled output. Untied samples pay one float64 norm; tied samples pay a loop over positions that stops as
-    soon as one component is ahead or the leaders are translates (within 4 rows on tests/test_aps.py's inputs).
+    soon as one component is ahead or the leaders are translates (within 4 rows on tests/nn/test_aps.py's inputs).
 
     Exact scope. The output is a circular shift of the unshifted output (to float round-off) whenever the
     network before APS commutes with circular shifts up to the noise measured above: circular padding,

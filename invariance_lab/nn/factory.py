@@ -37,6 +37,7 @@ from ..schema.model import check_path
 
 # (factory path, the file its module was found in) -> the function, once imported (this process)
 _LOADED: dict[tuple[str, str | None], Callable] = {}
+TRUST_LIMIT = 1000  # characters of the call a trust message shows: all of any sensible kwargs
 
 
 # ----------------------------------------------------------------------------------------------- the spec
@@ -47,10 +48,10 @@ def is_custom(factors: dict) -> bool:
     return isinstance(factors, dict) and "factory" in factors
 
 
-def describe(factors: dict) -> str:
-    """'my_models:small_cnn(width=16)': how messages name a factory model."""
+def describe(factors: dict, limit: int = 160) -> str:
+    """'my_models:small_cnn(width=16)': how messages name a factory model (cut to `limit` characters)."""
     args = ", ".join(f"{k}={v!r}" for k, v in (factors.get("kwargs") or {}).items())
-    return clip(f"{factors['factory']}({args})", 160)
+    return clip(f"{factors['factory']}({args})", limit)
 
 
 # ----------------------------------------------------------------------------------------------- importing
@@ -276,16 +277,24 @@ def check_models(factors: dict[str, dict], *, num_classes: int, canvas: int, tra
 
 def require_trust(factors: dict, *, trusted: bool, where: str, option: str = "--trust-factory",
                   dirs: Iterable[str | Path] = ()) -> None:
-    """Before a factory named only by a run folder or checkpoint is imported: refuse unless its module can be
-    found and the user said to trust it, stating which file importing it would run."""
+    """Before a factory named only by a run folder, its config or a checkpoint is imported or called: refuse unless
+    the user said to trust it, stating the file importing it would run (found by `locate`, which runs nothing) and
+    the whole call, kwargs included, since those choose what even a harmless module does (os:system). Checked
+    first, so nothing of the factory's runs before the user's word."""
     path = factors["factory"]
-    module = path.partition(":")[0]
+    module, _, function = path.partition(":")
     file = locate(path, dirs)
+    call_words = describe(factors, TRUST_LIMIT)
     if file is None:
-        raise FactoryError(f"{where} was built by factory {describe(factors)}, which cannot be imported here: no module "
+        raise FactoryError(f"{where} names factory {call_words}, which cannot be imported here: no module "
                           f"named {quote(module)} in {_where_words(dirs)}. Run from the folder that holds "
                           f"{module.replace('.', '/')}.py, or add that folder to PYTHONPATH")
     if not trusted:
-        raise FactoryError(f"{where} was built by factory {describe(factors)}; loading it imports module "
-                          f"{quote(module)} from {file}, which runs that file's code. A run folder can come from "
-                          f"anyone, so invlab does not import on its say-so: if you trust that file, pass {option}")
+        source = f"module {quote(module)} built into Python" if file in ("built-in", "frozen") else \
+            f"module {quote(module)} from {file}, which runs that file's code"
+        cut = " (cut here: read the whole call where it is written)" if len(describe(factors, sys.maxsize)) > \
+            TRUST_LIMIT else ""
+        raise FactoryError(f"{where} names factory {call_words}{cut}. Loading it imports {source}, then calls "
+                          f"{quote(function)} with those kwargs, which do whatever that function does with them. A "
+                          f"run folder or a checkpoint can come from anyone, so invlab imports and calls nothing on "
+                          f"its say-so: if you trust that file and those kwargs, pass {option}")

@@ -4,23 +4,27 @@ with the PNG plots and the HTML page it was asked for written to disk.
     made = make_report([Path("results/quick/20261127-160351")], plot=Path("figs"), html=Path("report.html"))
     made.report.views[0].table      # the model table; made.plots: the PNGs; made.html: the page written
 
-The command line renders made.report (display.render) and names the files.
+The command line renders made.report (display.render) and names the files. The page and the plots replace only
+files invlab made (the page's generator tag, the PNGs' Software chunk), unless `force` (run/writable.output_file);
+never a link, device, FIFO or folder, nor a file inside a run, sweep, study or measure folder.
 """
 
 from __future__ import annotations
 
+import os
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..core.errors import choose
-from ..run.writable import writable, writable_file
+from ..core.errors import ConfigError, choose
+from ..run.writable import output_file, results_folder_of, writable
 from ..store.atomic import write_text
 from ..store.find import newest_run
 from ..store.layout import is_study
 from .display import FORMATS
-from .html import html_report
-from .plots import plot_all
+from .html import GENERATOR, html_report
+from .plots import PNG_MARK, plot_all
 from .study import compare_folders, plot_study
 from .tables import Report
 
@@ -36,26 +40,48 @@ class MadeReport:
 
 def make_report(paths: list[Path] | None = None, *, by: str = "model", metric: str = "flip_rate",
                 axis: str | None = None, fmt: str = "table", plot: Path | None = None, drop_chance: bool = False,
-                html: Path | None = None, results_dir: Path = Path("results")) -> MadeReport:
+                html: Path | None = None, results_dir: Path = Path("results"), force: bool = False) -> MadeReport:
     """The report of `paths` (default: the newest run in results_dir) as tables, its plots written into `plot`
     (for a study: the metric against its first varied key) and the whole page written to `html`. fmt is only
-    checked here (before any loading), the caller renders with it."""
+    checked here (before any loading), the caller renders with it. `force`: replace existing files that invlab
+    did not make (--force)."""
     choose("table format", fmt, FORMATS)  # before any loading or plotting
     if html is not None:  # refuse an unwritable page before the work of making it
-        writable_file(html, "--html", "report.html")
+        output_file(html, "--html", "report.html", marker=GENERATOR.encode(), force=force)
+    if plot is not None:
+        _plot_folder(plot)
     results_paths = list(paths) if paths else [newest_run(results_dir)]
     rep = compare_folders(results_paths, by=by, metric=metric, axis=axis, drop_chance=drop_chance)
     made = MadeReport(rep)
     if plot is not None:
-        if len(results_paths) == 1 and is_study(results_paths[0]):  # a study: the metric against its first varied key
-            made.plots = [plot_study(rep, results_paths[0], rep.views[0].table.columns[0], f"mean_{metric}"
-                                     if by == "model" else rep.views[0].values[0], writable(plot, "--plot"))]
-        else:
-            made.plots = plot_all(rep.results, writable(plot, "--plot"),
-                                  metrics=tuple(dict.fromkeys([metric, "flip_rate", "prob_change"])))
+        with tempfile.TemporaryDirectory(dir=writable(plot, "--plot"), prefix=".invlab-plots-") as tmp:
+            if len(results_paths) == 1 and is_study(results_paths[0]):  # a study: the metric against its first key
+                drawn = [plot_study(rep, results_paths[0], rep.views[0].table.columns[0], f"mean_{metric}"
+                                    if by == "model" else rep.views[0].values[0], Path(tmp))]
+            else:
+                drawn = plot_all(rep.results, Path(tmp), metrics=tuple(dict.fromkeys([metric, "flip_rate",
+                                                                                      "prob_change"])))
+            made.plots = _place(drawn, plot, force)
     if html is not None:
         t0 = time.perf_counter()
         page = html_report(results_paths, metric=metric, drop_chance=drop_chance)
         write_text(html, page)  # a temporary file renamed: a half-written page never looks complete
         made.html, made.html_bytes, made.html_seconds = html, len(page.encode()), time.perf_counter() - t0
     return made
+
+
+def _plot_folder(plot: Path) -> None:
+    """--plot names a folder of invlab's PNGs: neither a run, sweep, study or measure folder nor inside one."""
+    folder = results_folder_of(Path(plot) / "plot.png")
+    if folder is not None:
+        raise ConfigError(f"--plot {plot} lies in the results folder {folder}; invlab never writes plots into a run, "
+                          f"sweep, study or measure folder: give a folder outside it, e.g. --plot figs")
+
+
+def _place(drawn: list[Path], plot: Path, force: bool) -> list[Path]:
+    """Move the PNGs drawn into a temporary folder into `plot`, after checking every one they would replace."""
+    targets = [output_file(Path(plot) / p.name, "--plot", "figs", marker=PNG_MARK, force=force,
+                           mark="a PNG text chunk Software: invlab") for p in drawn]
+    for p, target in zip(drawn, targets):
+        os.replace(p, target)
+    return targets

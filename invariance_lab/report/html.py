@@ -32,6 +32,7 @@ from .plots import figures, png_bytes
 from .study import compare_folders, plot_study
 from .tables import Report, build_report
 
+GENERATOR = '<meta name="generator" content="invlab">'  # the page's mark: --html replaces only invlab's pages
 N_IMAGES = 4  # test images in each gallery: enough to see both classes, few enough to keep the page light
 QUESTION = (
     "How does a convolutional network become invariant to translation, and what do max pooling, strided "
@@ -194,7 +195,7 @@ def html_report(paths: list[str | Path], *, metric: str = "flip_rate", drop_chan
                 "</code>. Every number is a mean over seeds, with its 95% t interval where there are several; the "
                 "pictures are one network per model (the first seed).</p>")
     title = f"invlab report: {', '.join(labels)}"
-    return ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+    return ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n" + GENERATOR + "\n"
             '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
             f"<title>{e(title)}</title>\n<style>{CSS}</style>\n</head>\n<body>\n" + "\n".join(body)
             + "\n</body>\n</html>\n")

@@ -30,6 +30,9 @@ if TYPE_CHECKING:  # for annotations only: matplotlib itself is imported when a 
     from matplotlib.figure import Figure
 
 DPI = 120
+# the Software text chunk of every PNG invlab writes: its mark, so that --plot replaces only invlab's own plots
+PNG_SOFTWARE = "invlab"
+PNG_MARK = b"tEXtSoftware\x00" + PNG_SOFTWARE.encode()
 # Axis labels: the metric's name and, in words, what it measures (definitions as in metrics.py).
 METRIC_LABELS = {
     "accuracy": "accuracy\n(fraction of shifted images classified correctly)",
@@ -97,7 +100,7 @@ def _out(out_dir: str | Path) -> Path:
 
 def save(fig: Figure, out_dir: str | Path, name: str) -> Path:
     path = _out(out_dir) / name
-    fig.savefig(path)
+    fig.savefig(path, metadata={"Software": PNG_SOFTWARE})
     return path
 
 

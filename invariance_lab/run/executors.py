@@ -59,8 +59,9 @@ def _ignore_ctrl_c() -> None:
 
 
 # What a fork server imports once, before it forks each worker: the code every worker runs (a unit, a sweep share),
-# torch with it. Spawned workers each imported it again, ~1.8 s of CPU per worker on a 2-core machine.
-WORKER_MODULES = ["invariance_lab.run.units", "invariance_lab.run.sweep_jobs"]
+# torch with it. Spawned workers each imported it again, ~1.8 s of CPU per worker on a 2-core machine. And
+# torch._dynamo, which torch imports when a process builds its first optimizer (~1 s): once here, not per worker.
+WORKER_MODULES = ["invariance_lab.run.units", "invariance_lab.run.sweep_jobs", "torch._dynamo"]
 
 
 def _worker_context():

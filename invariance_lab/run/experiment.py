@@ -22,7 +22,7 @@ import pandas as pd
 import torch
 import yaml
 
-from ..store.checkpoints import load_checkpoint, load_run_models, unit_fingerprints, unit_settings
+from ..store.checkpoints import load_checkpoint, load_run_models, trained_with, unit_fingerprints, unit_settings
 from ..schema.config import Config, DataConfig, SweepConfig
 from ..config.load import load_config, to_yaml
 from ..data.datasets import class_names, evaluation_set, glyph_table, training_set
@@ -38,9 +38,10 @@ from ..config.memory import check_sweep_fits
 from ..nn.models import count_parameters
 from ..store.layout import (CONFIG_FILE, INVARIANCE_CSV, LAYERS_CSV, LAYERS_SUMMARY_CSV, SUMMARY_CSV, SWEEP_DIR,
     SWEEP_FILE, TRAIN_CSV, checkpoint_path, new_folder, new_run_folder, unit_key)
-from ..store.atomic import write_csv, write_text
+from ..store.atomic import write_csv, write_file, write_text
 from ..store.meta import Meta, run_state
-from ..store.find import config_digest, finished_runs, matching_checkpoints, require_finished_run, resumable_run
+from ..store.find import (config_digest, finished_runs, require_finished_run, resumable_run, reusable_checkpoints,
+    run_difference)
 from ..data.shifts import SWEEP_KINDS, check_sweep
 from ..eval.engine import engine_protocol
 from ..eval.sweep import DEFAULT_LAYER_IMAGES, ModelKey, evaluate_layers, evaluate_shifts, protocol, sweep_engines
@@ -54,14 +55,16 @@ Say = Callable[[str], None]
 
 
 def run_experiment(cfg: Config, *, results_dir: Path, progress: bool = False, fresh: bool = False,
-                   threads: int | None = None, on_event: Say | None = None,
+                   reuse_old: bool = False, threads: int | None = None, on_event: Say | None = None,
                    factory_dirs: list[Path] | None = None, jobs: int = 1, executor: str = "processes",
                    resources: Resources | None = None) -> Path:
     """Train (or reuse), sweep and write a run folder; returns its path. meta.json says 'complete' only at the end.
 
     An interrupted run of the same config (Ctrl-C, SIGTERM, SIGKILL) is resumed in its own folder; otherwise a
     new folder is made. Either way every unit whose checkpoint already exists with the same fingerprint is
-    reused, unless `fresh`, which trains everything again in a new folder. Models of your own (`factory:`) are
+    reused, unless `fresh`, which trains everything again in a new folder; one (or an interrupted run) made by
+    another invlab or torch version or from other font files only with `reuse_old` (store/find.py, recorded in
+    meta.json's reused_old). Models of your own (`factory:`) are
     imported (searched first in `factory_dirs`: the config file's folder) and checked before anything is written.
     With `jobs` > 1 or another `executor`, the units to train run in workers (units.py); the rest is the same.
     """
@@ -75,7 +78,13 @@ def run_experiment(cfg: Config, *, results_dir: Path, progress: bool = False, fr
                                  in_channels=image_channels(cfg.data.colour))
     config_text = to_yaml(cfg)
     digest = config_digest(config_text)
-    resume = None if fresh else resumable_run(results_dir, cfg.name, digest)
+    made_with = trained_with(cfg)
+    resume = None if fresh else resumable_run(results_dir, cfg.name, digest, trained_with=made_with,
+                                              reuse_old=reuse_old)
+    stale = None if fresh or resume else resumable_run(results_dir, cfg.name, digest)
+    if stale is not None:
+        say(f"not resuming {stale[0]}: it was made with {run_difference(stale[1], made_with)}; starting a new folder "
+            "(`invlab run --reuse-old` resumes it)")
     if resume is not None:
         run_dir, old = resume
         say(f"resuming {run_dir} ({run_state(old)}): finished units are kept")
@@ -87,6 +96,7 @@ def run_experiment(cfg: Config, *, results_dir: Path, progress: bool = False, fr
     meta = Meta(run_dir, kind="run", name=cfg.name, run_id=run_dir.name, config_digest=digest, device=str(device),
                 seeds=cfg.seeds, protocol=protocol(cfg.sweep, cfg.data, cfg.seeds, list(factors)),
                 environment=environment(), models={}, fingerprints=unit_fingerprints(cfg), trained=[], reused={},
+                trained_with=made_with, reuse_old=reuse_old, reused_old={},  # reused_old: store/find.py
                 attempts=history, timings={"train_s": {}})
     if cfg.factorial is not None:  # the combinations that cannot be built (invlab run prints them)
         meta.data["factorial_left_out"] = left_out(cfg)
@@ -101,7 +111,9 @@ def run_experiment(cfg: Config, *, results_dir: Path, progress: bool = False, fr
         meta.data["ink_baseline"] = dict(accuracy=round(ink_baseline(train_x, train_y, test_x, test_y, len(classes)), 4),
                                          chance=round(1 / len(classes), 4))
         meta.data["timings"]["data_s"] = round(time.perf_counter() - t0, 2)
-        earlier = {} if fresh else matching_checkpoints(results_dir, cfg.name, exclude=run_dir)
+        reusable = reusable_checkpoints(results_dir, cfg.name, made_with, exclude=run_dir, reuse_old=reuse_old,
+                                        resumed=old)
+        earlier = {} if fresh else reusable.found
         trained, histories = {}, []
         data, units = UnitData(train_x, train_y, test_x, test_y, classes), unit_settings(cfg)
         in_workers = {} if (jobs, executor) == (1, "processes") else train_units(
@@ -109,7 +121,10 @@ def run_experiment(cfg: Config, *, results_dir: Path, progress: bool = False, fr
             executor=executor, threads=threads, resources=resources, factory_dirs=factory_dirs, say=say)
         for (name, seed), settings in units.items():
             t0, key, path = time.perf_counter(), unit_key(name, seed), checkpoint_path(run_dir, name, seed)
-            model, hist, source = _reuse(path, earlier.get(meta.data["fingerprints"][key]), settings, device,
+            fp = meta.data["fingerprints"][key]
+            if fp in reusable.refused and not fresh:
+                say(reusable.refusal(key, fp))
+            model, hist, source = _reuse(path, earlier.get(fp), settings, device,
                                          say if key not in in_workers else lambda msg: None)
             if model is None:
                 model, hist = train_unit(cfg, name, seed, settings, data, device, run_dir, progress)
@@ -120,6 +135,7 @@ def run_experiment(cfg: Config, *, results_dir: Path, progress: bool = False, fr
                 meta.data["trained"].append(key)
             else:
                 meta.data["reused"][key] = source
+                reusable.note(meta.data["reused_old"], key, fp, source)  # --reuse-old: what it was trained with
             trained[(name, seed)] = model
             histories.append(hist.assign(model=name, seed=seed))
             meta.data["timings"]["train_s"][key] = in_workers.get(key, round(time.perf_counter() - t0, 2))
@@ -146,9 +162,8 @@ def _reuse(path: Path, earlier: Path | None, settings: dict, device: torch.devic
             say(f"not reusing {source}: {e}")
             continue
         if source != path:
-            tmp = path.with_name(f".{path.name}.tmp")
-            shutil.copyfile(source, tmp)
-            tmp.replace(path)  # atomic, like every checkpoint
+            with open(source, "rb") as src:  # atomic and never through a link, like every checkpoint
+                write_file(path, lambda f: shutil.copyfileobj(src, f), binary=True)
         say(f"reused {path.stem} from {source}")
         return model, pd.DataFrame(blob["history"]), "this run folder (resumed)" if source == path else str(source)
     return None, None, None

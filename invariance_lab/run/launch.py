@@ -16,6 +16,7 @@ from ..schema.config import Config
 from .executors import Resources, check_jobs
 from .experiment import run_experiment
 from .study import run_study
+from .trust import check_config_trust, in_run_folder
 from .writable import writable
 
 Say = Callable[[str], None]
@@ -32,12 +33,17 @@ def check_resources(*, time_min: int, cpus: int | None, gpus: int, mem: float | 
 
 
 def launch(config: Path, *, overrides: list[str] | None = None, vary: list[str] | None = None, fresh: bool = False,
+           reuse_old: bool = False,
            jobs: int = 1, executor: str = "processes", partition: str | None = None, time_min: int = 60,
            cpus: int | None = None, gpus: int = 0, mem: float | None = None, threads: int | None = None,
-           results_dir: Path = Path("results"), progress: bool = False, on_event: Say | None = None) -> Path:
+           results_dir: Path = Path("results"), progress: bool = False, on_event: Say | None = None,
+           trust_factory: bool = False) -> Path:
     """Run `config` with `overrides` (KEY=VALUE texts); returns the run folder, or with `vary` (--vary texts) the
     study folder. Every config is checked before the results folder is made; progress bars only show for a run
-    trained in this process (--jobs 1, processes)."""
+    trained in this process (--jobs 1, processes). A config inside a run folder came with it: its factories are
+    imported only with `trust_factory` (trust.check_config_trust)."""
+    if in_run_folder(config):  # checked first: nothing is imported, called or trained before the user's word
+        check_config_trust(load_config(config, overrides=list(overrides or [])), config, trusted=trust_factory)
     check_jobs(jobs, executor)
     check_resources(time_min=time_min, cpus=cpus, gpus=gpus, mem=mem)
     resources = Resources(partition=partition, time_min=time_min, cpus=cpus or threads, gpus=gpus, mem_gb=mem)
@@ -45,6 +51,7 @@ def launch(config: Path, *, overrides: list[str] | None = None, vary: list[str] 
     def one_run(cfg: Config) -> Path:
         return run_experiment(cfg, results_dir=writable(results_dir, "--results-dir"),
                               progress=progress and jobs == 1 and executor == "processes", fresh=fresh,
+                              reuse_old=reuse_old,
                               threads=threads, on_event=on_event, factory_dirs=[config.parent], jobs=jobs,
                               executor=executor, resources=resources)
 

@@ -27,7 +27,7 @@ from ..data.transforms import FILLS, INTERPOLATION
 from ..eval.measurement import Measurement
 from ..eval.stream import MODES, check_channels, check_grid, pick_device, preparer
 from ..eval.tables import summarize
-from ..nn.factory import call, describe, is_custom, locate
+from ..nn.factory import TRUST_LIMIT, call, describe, is_custom, locate, require_trust
 from ..nn.models import build_model, count_parameters, place
 from ..schema.fields import check_range
 from ..schema.model import check_kwargs
@@ -38,9 +38,11 @@ from ..store.meta import Meta
 from ..store.weights import load_weights, read_weights
 
 
-def _model_from(model: str | None, kwargs: dict | None, checkpoint: dict | None, weights: Path | None):
-    """(module, factors, name, seed) for invlab measure: your factory (named by --model), or the preset an invlab
-    checkpoint describes. A checkpoint's own factory is imported only when --model names it."""
+def _model_from(model: str | None, kwargs: dict | None, checkpoint: dict | None, weights: Path | None,
+                trust_factory: bool = False):
+    """(module, factors, name, seed) for invlab measure: your factory (named by --model), or the architecture an
+    invlab checkpoint describes. A checkpoint's factory, and its kwargs, come from whoever sent the file: they are
+    used only with trust_factory (the refusal shows them and the file that would run); kwargs you give are yours."""
     if kwargs is not None:
         try:
             kwargs = check_kwargs(kwargs, "--model-kwargs")
@@ -49,20 +51,31 @@ def _model_from(model: str | None, kwargs: dict | None, checkpoint: dict | None,
         if not isinstance(kwargs, dict):
             raise InvlabError(f"--model-kwargs must be a JSON object of keyword arguments; got {quote(kwargs)}")
     name, seed = (checkpoint["name"], checkpoint["seed"]) if checkpoint else (None, 0)
+    own = checkpoint["factors"] if checkpoint and is_custom(checkpoint["factors"]) else None
     if model is not None:
-        own = checkpoint["factors"] if checkpoint and is_custom(checkpoint["factors"]) else None
-        if kwargs is None:
-            kwargs = dict(own["kwargs"]) if own and own["factory"] == model else {}
-        factors = {"factory": model, "kwargs": kwargs}
-        return call(model, kwargs), factors, name or model.rpartition(":")[2].rpartition(".")[2], seed
+        if kwargs is None and own and own["factory"] == model and own.get("kwargs"):
+            if not trust_factory:  # the checkpoint's kwargs choose what your function does: never used unseen
+                raise InvlabError(
+                    f"{weights} was trained from factory {describe(own, TRUST_LIMIT)}; invlab does not pass a "
+                    f"file's kwargs to a function unseen (a checkpoint can come from anyone, and kwargs choose what "
+                    f"the function runs: torch.hub:load's repo_or_dir names code to run). Read them, then give "
+                    f"the kwargs you choose with --model-kwargs JSON, or pass --trust-factory to use the "
+                    f"checkpoint's as they are")
+            kwargs = dict(own["kwargs"])
+        factors = {"factory": model, "kwargs": kwargs or {}}
+        return call(model, factors["kwargs"]), factors, name or model.rpartition(":")[2].rpartition(".")[2], seed
     if checkpoint is None:
         raise InvlabError("--model package.module:function is needed (the function that builds your network), "
                           "unless --weights is an invlab checkpoint, which says its own architecture")
     factors = checkpoint["factors"]
-    if is_custom(factors):
-        raise InvlabError(f"{weights} was trained from factory {describe(factors)}; invlab imports a factory only "
-                          f"when you name it: add --model {factors['factory']} (its kwargs are taken from the "
-                          "checkpoint)")
+    if own:  # the refusal names the file and the call; it suggests no command that would run them
+        require_trust(own, trusted=trust_factory, where=f"{weights} (--weights)", option="--trust-factory, or "
+                      "build the network with a function of your own: --model package.module:function "
+                      "--model-kwargs JSON")
+        if kwargs is not None:
+            raise InvlabError("--model-kwargs applies to --model; with --trust-factory alone the checkpoint's own "
+                              "factory and kwargs are used")
+        return call(own["factory"], own.get("kwargs")), dict(own), name, seed
     if kwargs is not None:
         raise InvlabError("--model-kwargs applies to --model; an invlab preset checkpoint has its own settings")
     model = build_model(factors, num_classes=len(checkpoint["classes"]), canvas=int(checkpoint["data"]["canvas"]),
@@ -83,12 +96,13 @@ def measure_to_folder(*, images: str | Path, model: str | None = None, model_kwa
                       colour: str = "grey", size: tuple[int, int] | None = None, mean=None, std=None,
                       layers: bool = False, taps: list[str] | None = None, layer_images: int = 200,
                       batch_size: int = 256, name: str | None = None, results_dir: Path = Path("results"),
-                      device: str = "cpu", progress: bool = False, on_event=None, engine: str = "auto") -> Path:
+                      device: str = "cpu", progress: bool = False, on_event=None, engine: str = "auto",
+                      trust_factory: bool = False) -> Path:
     """`invlab measure`: measure a model (your factory, --model, with --weights; or an invlab checkpoint) on a
     folder of images; writes results/measure/<name>-<time>/ with meta.json, measure.yaml, invariance.csv,
     summary.csv (and with layers, layers.csv and layers_summary.csv). dx, dy: [start, stop, step] ranges (every
     pair). engine: auto | allshift | brute (eval/measurement.measure_shifts). Everything is checked before the folder is
-    made."""
+    made. A checkpoint's own factory and kwargs are used only with trust_factory (_model_from)."""
     say = on_event or (lambda msg: None)
     choose("mode", mode, MODES)
     choose("fill", fill, FILLS)
@@ -101,7 +115,7 @@ def measure_to_folder(*, images: str | Path, model: str | None = None, model_kwa
     if taps and not layers:
         raise InvlabError("--taps names the modules of the layer profile: give --layers too")
     state, checkpoint = read_weights(weights) if weights is not None else (None, None)
-    net, factors, label, seed = _model_from(model, model_kwargs, checkpoint, weights)
+    net, factors, label, seed = _model_from(model, model_kwargs, checkpoint, weights, trust_factory)
     label = name or label
     if not re.fullmatch(r"[A-Za-z0-9_.-]{1,100}", label) or label.startswith("."):
         raise InvlabError(f"--name {quote(label)}: use letters, digits, '_', '-', '.' (it names the folder)")
@@ -141,8 +155,8 @@ def measure_to_folder(*, images: str | Path, model: str | None = None, model_kwa
             proto["layers"] = dict(n_images=min(layer_images, len(src)))
         proto.update(m.engines)
         info = dict(factors, n_params=count_parameters(net), weights=settings["weights"])
-        if model is not None:
-            info["factory_file"] = locate(model) or "?"
+        if is_custom(factors):
+            info["factory_file"] = locate(factors["factory"]) or "?"
         meta = Meta(folder, kind="measure", name="measure", run_id=folder.name, device=str(device), seeds=[seed],
                     protocol=proto, models={label: info}, environment=environment(), timings={})
         with meta.recording():

@@ -4,7 +4,7 @@ models from the run folder's checkpoints and sweeps them; the tables are put bac
 Every model is swept on its own (sweep.run_sweep keeps per-model sums; the test inputs are drawn from the
 config alone), so a share of the models gives exactly their rows of the whole table: with the same torch
 thread count per process, `--jobs 2` writes the same invariance.csv and summary.csv as `--jobs 1`, byte for
-byte (tests/test_units.py). All seeds of a model go to the same worker; models are dealt round-robin, so workers
+byte (tests/run/test_units.py). All seeds of a model go to the same worker; models are dealt round-robin, so workers
 get a mix of cheap and costly architectures. Layer profiles stay in the run's own process.
 """
 

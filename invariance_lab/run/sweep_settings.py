@@ -21,6 +21,7 @@ from ..schema.config import SweepConfig
 from ..store.find import require_finished_run
 from ..store.layout import CONFIG_FILE
 from .experiment import run_for_config, sweep_experiment
+from .trust import check_config_trust
 from .writable import writable
 
 Say = Callable[[str], None]
@@ -66,12 +67,14 @@ def sweep_target(target: Path, *, overrides: list[str] | None = None, dx: Range 
                  jobs: int = 1, trust_factory: bool = False, threads: int | None = None,
                  results_dir: Path = Path("results"), progress: bool = False, on_event: Say | None = None) -> Path:
     """Sweep `target` (a run folder, or a YAML config: its newest finished run with the same settings, else a new
-    run) over the given settings; returns the sweep folder. A config's own factories are trusted (importing them
-    is what naming the config asks for); a run folder's only with trust_factory."""
+    run) over the given settings; returns the sweep folder. Your config's own factories are trusted (importing
+    them is what naming the config asks for); a run folder's, or its config.yaml's, only with trust_factory."""
     if target.is_file() or target.suffix in (".yaml", ".yml"):
-        run_dir = run_for_config(load_config(target, overrides or []), results_dir=writable(results_dir, "--results-dir"),
-                                 progress=progress, threads=threads, on_event=on_event, factory_dirs=[target.parent])
-        trust_factory = True  # your config names its factories: importing them is what you asked for
+        cfg = load_config(target, overrides or [])
+        check_config_trust(cfg, target, trusted=trust_factory)  # before anything is imported, called or trained
+        run_dir = run_for_config(cfg, results_dir=writable(results_dir, "--results-dir"), progress=progress,
+                                 threads=threads, on_event=on_event, factory_dirs=[target.parent])
+        trust_factory = True  # your config, or one you trusted: importing its factories is what you asked for
     elif overrides:
         raise ConfigError("--set applies to a config file; a run folder's settings are fixed")
     else:

@@ -31,6 +31,7 @@ import yaml
 from ..config.load import parse_config
 from ..core.errors import InvlabError
 from ..nn.factory import is_custom, load
+from ..store.atomic import append_text, write_file
 from ..store.checkpoints import read_checkpoint, save_checkpoint, unit_settings
 from ..store.layout import checkpoint_path, unit_data_path, unit_key, unit_log_path
 from ..store.meta import UnitRecord
@@ -64,9 +65,7 @@ def save_unit_data(run_dir: Path, data: UnitData) -> None:
     """units/data.pt, written atomically: tensors and a list of names, read back with weights_only."""
     path = unit_data_path(run_dir)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(data._asdict(), tmp)
-    tmp.replace(path)
+    write_file(path, lambda f: torch.save(data._asdict(), f), binary=True)
 
 
 _DATA_CACHE: dict[tuple, UnitData] = {}  # a worker process trains several units on the same images
@@ -132,8 +131,7 @@ def run_task(task: Task) -> dict:
 
 def _log(path: Path, line: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a", encoding="utf-8") as f:
-        f.write(f"[{datetime.now().isoformat(timespec='seconds')}] {line}\n")
+    append_text(path, f"[{datetime.now().isoformat(timespec='seconds')}] {line}\n")  # never through a link
 
 
 def split_key(key: str) -> tuple[str, int]:

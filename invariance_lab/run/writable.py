@@ -1,15 +1,25 @@
-"""The folders a command writes into, checked before any work: created if needed, or an error that names the
-command-line option the path came from.
+"""The folders and files a command writes into, checked before any work: created if needed, or an error that names
+the command-line option the path came from.
+
+A page or plot a command writes (--html, --plot, --out) replaces only what invlab made: never a link, folder,
+device, FIFO or socket, never a file of a run, sweep, study or measure folder (the files the page is made from),
+and an existing file only when it carries invlab's mark (`marker`, e.g. the HTML page's generator tag) or the user
+passes --force.
 
     results_dir = writable(Path("results"), "--results-dir")
+    page = output_file(Path("report.html"), "--html", "report.html", marker=b'content="invlab"', force=False)
 """
 
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
-from ..core.errors import ConfigError
+from ..core.errors import ConfigError, clip
+from ..store.layout import META_FILE, STUDY_FILE
+
+MARK_BYTES = 1 << 16  # invlab's mark sits in a file's head (the HTML <head>, a PNG's text chunks, a page's intro)
 
 
 def writable(path: Path, option: str) -> Path:
@@ -23,9 +33,45 @@ def writable(path: Path, option: str) -> Path:
     return path
 
 
-def writable_file(path: Path, option: str, example: str) -> Path:
-    """A file to write: not a folder, and its folder writable (refused before the work of making it)."""
+def results_folder_of(path: Path) -> Path | None:
+    """The run, sweep, study or measure folder that the file `path` lies in (at any depth), or None."""
+    parent = Path(os.path.abspath(path)).parent.resolve()  # a linked folder counts as where it leads
+    for folder in (parent, *parent.parents):
+        if (folder / META_FILE).is_file() or (folder / STUDY_FILE).is_file():
+            return folder
+    return None
+
+
+def output_file(path: Path, option: str, example: str, *, marker: bytes, force: bool = False,
+                inside: Path | None = None, mark: str | None = None) -> Path:
+    """A file a command may write (and replace), checked before the work of making it; see the module docstring.
+    `inside`: the one results folder this file may lie in (`invlab claims` writes its page into its run);
+    `mark`: the marker in words for the message (default: the marker itself)."""
+    path = Path(path)
+    if path.is_symlink():
+        raise ConfigError(f"{option} {path} is a symbolic link (to {clip(os.readlink(path), 120)}); invlab replaces "
+                          f"the file it is given, never a link or what it points to: give the file itself")
     if path.is_dir():
         raise ConfigError(f"{option} {path} is a folder; give the file to write, e.g. {option} {path / example}")
-    writable(path.parent, option)
+    mode = os.stat(path).st_mode if path.exists() else None
+    if mode is not None and not stat.S_ISREG(mode):
+        raise ConfigError(f"{option} {path} is a device, FIFO or socket, not a file; give the path of a regular file "
+                          f"to write, e.g. {option} {example}")
+    folder = results_folder_of(path)
+    if folder is not None and (inside is None or folder != Path(inside).resolve()):
+        raise ConfigError(f"{option} {path} lies in the results folder {folder} (it holds {META_FILE} or "
+                          f"{STUDY_FILE}); invlab never writes there what you name, so that a run's own files cannot "
+                          f"be replaced: give a path outside it, e.g. {option} {example}")
+    if mode is not None and not force and not _marked(path, marker):
+        raise ConfigError(f"{option} {path} exists and was not written by invlab (it lacks invlab's mark, "
+                          f"{mark or repr(marker.decode(errors='replace'))}); pass --force to replace it, or give a new file name")
+    writable(path.parent, option)  # created only now: never a folder inside a results folder
     return path
+
+
+def _marked(path: Path, marker: bytes) -> bool:
+    try:
+        with open(path, "rb") as f:
+            return marker in f.read(MARK_BYTES)
+    except OSError:
+        return False

@@ -7,6 +7,7 @@ or refers to itself; every failure is a ConfigError naming what was read and whe
 
 from __future__ import annotations
 
+import copy
 import re
 from typing import Any, Callable
 
@@ -104,8 +105,26 @@ def cut(text: str, limit: int = 200) -> str:
     return text if len(text) <= limit else text[: limit - 15] + f"... ({len(text)} chars)"
 
 
+# Documents parsed before, by their text: a command reads a run folder's config.yaml two or three times (the
+# pure-Python parser takes ~10 ms for a config); callers get a deep copy, so they may change what they get.
+_PARSED: dict[str, Any] = {}
+_PARSED_MAX = 16  # documents kept (of at most _PARSED_CHARS characters each)
+_PARSED_CHARS = 65_536
+
+
 def load_yaml(text: str, what: str) -> Any:
     """Parse one YAML document with _Loader; every failure is a ConfigError naming `what` and the position."""
+    if text in _PARSED:
+        return copy.deepcopy(_PARSED[text])
+    data = _parse(text, what)
+    if len(text) <= _PARSED_CHARS:
+        if len(_PARSED) >= _PARSED_MAX:
+            del _PARSED[next(iter(_PARSED))]  # the oldest
+        _PARSED[text] = copy.deepcopy(data)
+    return data
+
+
+def _parse(text: str, what: str) -> Any:
     try:
         loader = _Loader(text)
         try:

@@ -1,9 +1,17 @@
-"""Files of a run folder written whole: each is written to a temporary name beside it and renamed, so a file that
-exists is complete (a run killed mid-write leaves the old file or none, never half of one). read_json reads them
-back, and anything unreadable is a RunFolderError naming the file.
+"""Files of a run folder written whole, and logs appended, never through a link.
+
+A whole file is written to a fresh temporary name beside it, created exclusively (O_CREAT|O_EXCL|O_NOFOLLOW: a
+link or file planted at that name is never opened), and renamed over the target, so a file that exists is
+complete (a run killed mid-write leaves the old file or none, never half of one). A run folder may come from
+someone else: a symbolic link at a file's own name is refused rather than replaced, and so is one at a log that
+is appended to, with a RunFolderError naming the link, so that a planted `meta.json -> ~/notes` never makes a
+resumed run write outside its folder. read_json reads files back; anything unreadable is a RunFolderError naming
+the file.
 
     write_json(run_dir / META_FILE, {"status": "running"})
     write_csv(run_dir / SUMMARY_CSV, summary)
+    write_file(path, lambda f: torch.save(blob, f), binary=True)
+    append_text(unit_log_path(run_dir, key), "done\\n")
     meta = read_json(run_dir / META_FILE)
 """
 
@@ -11,22 +19,64 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
+import stat
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pandas as pd
 
 from ..core.errors import RunFolderError, clip
 
+# O_NOFOLLOW and O_NONBLOCK are POSIX; where they are missing (Windows) the lstat checks below still refuse links
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_NONBLOCK = getattr(os, "O_NONBLOCK", 0)  # opening a FIFO planted at a log's name must not hang
 
-def _atomic_write(path: Path, write) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    write(tmp)
-    os.replace(tmp, path)
+
+def refuse_link(path: Path) -> None:
+    """A RunFolderError when `path` is a symbolic link (writing there would replace or write through it)."""
+    if os.path.islink(path):
+        try:
+            target = os.readlink(path)
+        except OSError:
+            target = "?"
+        raise RunFolderError(f"{path} is a symbolic link (to {clip(target, 120)}); invlab never writes through a "
+                             f"link or replaces one in a results folder. Remove the link (or use a fresh results "
+                             f"folder) and run again")
+
+
+def _temporary(path: Path) -> tuple[int, Path]:
+    """A new file beside `path` under a name nobody else has: created exclusively, never through a link."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | getattr(os, "O_BINARY", 0)
+    for _ in range(100):
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+        try:
+            return os.open(tmp, flags, 0o666), tmp  # 0o666 less the umask, like any file open() creates
+        except FileExistsError:
+            continue
+    raise RunFolderError(f"cannot create a temporary file beside {path}: 100 names taken")
+
+
+def write_file(path: Path, write: Callable[[IO], Any], *, binary: bool = False) -> None:
+    """Write `path` whole: `write(f)` fills a temporary file, which is then renamed over `path`."""
+    path = Path(path)
+    refuse_link(path)
+    fd, tmp = _temporary(path)
+    try:
+        with (os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", encoding="utf-8", newline="")) as f:
+            write(f)
+        refuse_link(path)  # planted while we wrote: still refused, the link left as it is
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def write_text(path: Path, text: str) -> None:
-    _atomic_write(path, lambda p: p.write_text(text, encoding="utf-8"))
+    if not isinstance(text, str):
+        raise TypeError(f"write_text needs a str, not {type(text).__name__}")
+    write_file(path, lambda f: f.write(text))
 
 
 def write_json(path: Path, obj) -> None:
@@ -34,7 +84,23 @@ def write_json(path: Path, obj) -> None:
 
 
 def write_csv(path: Path, df: pd.DataFrame) -> None:
-    _atomic_write(path, lambda p: df.to_csv(p, index=False))
+    write_file(path, lambda f: df.to_csv(f, index=False))
+
+
+def append_text(path: Path, text: str) -> None:
+    """Append `text` to the regular file `path` (created if missing); a link or anything but a file is refused."""
+    path = Path(path)
+    refuse_link(path)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | _NOFOLLOW | _NONBLOCK, 0o666)
+    except OSError as e:
+        refuse_link(path)  # ELOOP: a link planted between the check and the open
+        raise RunFolderError(f"cannot append to {path}: {e.strerror or e}") from None
+    with os.fdopen(fd, "a", encoding="utf-8") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise RunFolderError(f"{path} is not a regular file; invlab appends its logs only to files it made. "
+                                 f"Remove it and run again")
+        f.write(text)
 
 
 def read_json(path: Path) -> Any:

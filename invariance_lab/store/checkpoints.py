@@ -24,8 +24,11 @@ from torch import nn
 
 from ..core.errors import CheckpointError, InvlabError, RunFolderError, clip, quote
 from ..nn.factory import is_custom, require_trust
+from ..core.versions import __version__
 from ..data.folder import data_channels
+from ..data.font_files import font_digests
 from ..nn.models import build_model, count_parameters, place
+from .atomic import write_file
 from .layout import CONFIG_FILE, META_FILE, checkpoint_path, unit_key
 from ..config.models import resolved_models
 
@@ -51,9 +54,8 @@ def save_checkpoint(path: Path, model: nn.Module, *, name: str, seed: int, data:
     blob = dict(state_dict=state, name=name, seed=seed, factors=factors, data=data, train=train, classes=list(classes),
                 n_params=count_parameters(model), fingerprint=fingerprint(factors, data, train, seed),
                 history={k: [_plain(v) for v in vals] for k, vals in history.to_dict("list").items()})
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(blob, tmp)
-    tmp.replace(path)  # atomic: a checkpoint file is either complete or absent
+    # atomic: a checkpoint file is either complete or absent; never written through a link planted in the folder
+    write_file(path, lambda f: torch.save(blob, f), binary=True)
 
 
 def _plain(v):
@@ -154,6 +156,16 @@ def unit_settings(cfg) -> dict[tuple[str, int], dict]:
 def unit_fingerprints(cfg) -> dict[str, str]:
     """unit key -> fingerprint, as meta.json records them."""
     return {unit_key(*k): fingerprint(*(s[f] for f in SETTINGS)) for k, s in unit_settings(cfg).items()}
+
+
+def trained_with(cfg) -> dict:
+    """What a run's checkpoints depend on beyond their settings, recorded in meta.json (`trained_with`) and
+    compared before a checkpoint is reused (find.reusable_checkpoints): invlab's version, torch's major.minor
+    (training numerics change between minor releases) and the digests of the font files the letters are drawn
+    from (data/font_files.py). Kept apart from the fingerprint, which names the settings alone: a checkpoint's
+    fingerprint, and the numbers of a run, are what they always were."""
+    return dict(invlab=__version__, torch=".".join(torch.__version__.split("+")[0].split(".")[:2]),
+                fonts=font_digests(cfg.data))
 
 
 def load_run_models(run_dir: Path, cfg, meta: dict, models: list[str], device: torch.device,

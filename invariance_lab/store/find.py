@@ -7,11 +7,18 @@ same config to resume, checkpoints of earlier runs to reuse, and study folders.
 
 A folder that is not readable (being written, not invlab's) is skipped while searching, and refused with a
 RunFolderError naming it when it is asked for by name.
+
+Reuse also keys on what a checkpoint was trained with beyond its settings (meta.json's `trained_with`: invlab's
+version, torch's major.minor, the font files' digests; checkpoints.trained_with). A checkpoint or an interrupted
+run of another version is not reused unless asked (`invlab run --reuse-old`), and the caller says why:
+
+    reusable_checkpoints(Path("results"), "quick", trained_with(cfg))   # Reusable(found, refused, old)
 """
 
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..core.errors import InvlabError, RunFolderError, quote
@@ -52,28 +59,120 @@ def config_digest(config_text: str) -> str:
     return hashlib.sha256(config_text.encode()).hexdigest()[:16]
 
 
-def resumable_run(results_dir: Path, name: str, digest: str) -> tuple[Path, dict] | None:
-    """The newest run of this exact config that stopped before finishing and whose process is gone."""
+def resumable_run(results_dir: Path, name: str, digest: str, *, trained_with: dict | None = None,
+                  reuse_old: bool = False) -> tuple[Path, dict] | None:
+    """The newest run of this exact config that stopped before finishing and whose process is gone; with
+    `trained_with`, only one made with the same (run_difference), unless `reuse_old`."""
     for folder, meta in reversed(all_runs(results_dir, name)):
         if meta.get("config_digest") == digest and run_state(meta) in ("interrupted", "failed",
                                                                        "interrupted (process gone)"):
-            return folder, meta
+            if trained_with is None or reuse_old or run_difference(meta, trained_with) is None:
+                return folder, meta
     return None
 
 
-def matching_checkpoints(results_dir: Path, name: str, exclude: Path | None = None) -> dict[str, Path]:
+def version_difference(theirs, ours: dict, meta: dict) -> str | None:
+    """What a checkpoint was trained with (`theirs`, a meta.json's trained_with) that differs from `ours`, in
+    words; None when nothing does. A run made before invlab recorded it differs (its versions from `meta`)."""
+    if not isinstance(theirs, dict):
+        env = meta.get("environment")
+        versions = env.get("versions") if isinstance(env, dict) and isinstance(env.get("versions"), dict) else {}
+        return (f"an invlab that did not record its version and font files (invlab "
+                f"{quote(versions.get('invariance_lab'), 40)}, torch {quote(versions.get('torch'), 40)})")
+    out = [f"{k} {quote(theirs.get(k), 40)} (this is {ours.get(k)})" for k in ("invlab", "torch")
+           if theirs.get(k) != ours.get(k)]
+    fonts, mine = theirs.get("fonts") if isinstance(theirs.get("fonts"), dict) else {}, ours.get("fonts", {})
+    changed = sorted(str(f) for f in set(fonts) | set(mine) if fonts.get(f) != mine.get(f))
+    if changed:
+        out.append(f"other font files for {quote(changed, 120)}")
+    return "; ".join(out) or None
+
+
+def run_difference(meta: dict, ours: dict) -> str | None:
+    """version_difference of a whole run folder: its own record, or any of its units reused from another version."""
+    diff = version_difference(meta.get("trained_with"), ours, meta)
+    if diff is None and meta.get("reused_old"):
+        return f"checkpoints of another version ({quote(list(meta['reused_old']), 120)}, reused with --reuse-old)"
+    return diff
+
+
+RESUMED = "this run folder (resumed)"  # meta.json's `reused` source of a unit kept from the resumed attempt
+
+
+@dataclass
+class Reusable:
+    """Checkpoints of earlier runs, by fingerprint (reusable_checkpoints), and what to record of those reused
+    from another version (meta.json's `reused_old`, so that a later run does not take them for this version's)."""
+
+    found: dict[str, Path] = field(default_factory=dict)  # to reuse
+    refused: dict[str, tuple[Path, str]] = field(default_factory=dict)  # of another version: (file, what differs)
+    old: dict[str, dict] = field(default_factory=dict)  # in `found` although of another version: its record
+    resumed: dict[str, dict] = field(default_factory=dict)  # unit -> record, for units of a resumed older run
+
+    def refusal(self, unit: str, fp: str) -> str:
+        path, diff = self.refused[fp]
+        return (f"not reusing {path} for {unit}: it was trained with {diff}; training it again (`invlab run "
+                f"--reuse-old` reuses it)")
+
+    def note(self, record: dict, unit: str, fp: str, source: str) -> None:
+        """Adds to `record` (meta.json's reused_old) a unit just reused from `source`, if of another version."""
+        if fp in self.old and source == self.old[fp]["source"]:
+            record[unit] = self.old[fp]
+        elif source == RESUMED and unit in self.resumed:
+            record[unit] = self.resumed[unit]
+
+
+def reusable_checkpoints(results_dir: Path, name: str, trained_with: dict | None, *, exclude: Path | None = None,
+                         reuse_old: bool = False, resumed: dict | None = None) -> Reusable:
     """Checkpoints of earlier runs of this name (complete or not: a checkpoint that exists is whole), by
-    fingerprint; a complete run's wins over an unfinished one's, the newest over older ones."""
-    found: dict[str, tuple[tuple, Path]] = {}
+    fingerprint: one trained with `trained_with` wins over one of another version (refused unless `reuse_old`),
+    a complete run's over an unfinished one's, the newest over older ones. `trained_with` None: every version.
+    `resumed`: the meta.json of the run being resumed (its units of another version are recorded as such)."""
+    best: dict[str, tuple[tuple, Path, str | None, dict | None]] = {}
     for folder, meta in all_runs(results_dir, name):
         if exclude is not None and folder.resolve() == Path(exclude).resolve():
             continue
         rank = (meta.get("status") == "complete", str(meta.get("finished", meta.get("started", ""))))
+        old = meta.get("reused_old") if isinstance(meta.get("reused_old"), dict) else {}
         for key, fp in meta.get("fingerprints", {}).items():
             path = checkpoint_file(folder, key)
-            if path.is_file() and (fp not in found or rank >= found[fp][0]):
-                found[fp] = (rank, path)
-    return {fp: path for fp, (_, path) in found.items()}
+            if not path.is_file():
+                continue
+            theirs, diff = _unit_made_with(meta, old, key, trained_with)
+            unit_rank = (diff is None, *rank)
+            if fp not in best or unit_rank >= best[fp][0]:
+                best[fp] = (unit_rank, path, diff, theirs)
+    out = Reusable()
+    for fp, (_, path, diff, theirs) in best.items():
+        if diff is None or reuse_old:
+            out.found[fp] = path
+            if diff is not None:
+                out.old[fp] = dict(source=str(path), differs=diff, trained_with=theirs)
+        else:
+            out.refused[fp] = (path, diff)
+    if resumed is not None and trained_with is not None:
+        old = resumed.get("reused_old") if isinstance(resumed.get("reused_old"), dict) else {}
+        for key in resumed.get("fingerprints", {}):
+            theirs, diff = _unit_made_with(resumed, old, key, trained_with)
+            if diff is not None:
+                out.resumed[key] = old.get(key) or dict(source=RESUMED, differs=diff, trained_with=theirs)
+    return out
+
+
+def _unit_made_with(meta: dict, old: dict, key: str, ours: dict | None) -> tuple[dict | None, str | None]:
+    """(what a run's unit was trained with, how that differs from `ours` or None): a unit reused with --reuse-old
+    keeps the record of where it came from (meta.json's reused_old)."""
+    if ours is None:
+        return None, None
+    unit = old.get(key)
+    theirs = unit.get("trained_with") if isinstance(unit, dict) else meta.get("trained_with")
+    return theirs, version_difference(theirs, ours, meta)
+
+
+def matching_checkpoints(results_dir: Path, name: str, exclude: Path | None = None) -> dict[str, Path]:
+    """Checkpoints of earlier runs of this name by fingerprint, whatever version trained them
+    (reusable_checkpoints without `trained_with`)."""
+    return reusable_checkpoints(results_dir, name, None, exclude=exclude).found
 
 
 def require_finished_run(path: Path) -> dict:

@@ -52,6 +52,7 @@ UNIT_DATA = "data.pt"  # units/data.pt: the run's images, for worker processes a
 SUBMITIT_DIR = "submitit"  # units/submitit/: submitit's job files and logs (--executor slurm, submitit-local)
 STUDY_FILE = "study.json"  # results/<name>/study-<time>/study.json: a study's overrides and its run folders
 STUDY_PREFIX = "study-"
+ANSWERS_FILE = "answers.md"  # <run>/answers.md: the page `invlab claims` writes by default
 
 
 def unit_key(model: str, seed: int) -> str:

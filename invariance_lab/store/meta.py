@@ -163,8 +163,8 @@ class Meta:
         while not stop.wait(HEARTBEAT_S):
             try:
                 self.save()
-            except (RuntimeError, OSError):  # the run changed meta.data mid-write, or the disk hiccuped: next beat
-                continue
+            except (RuntimeError, OSError, InvlabError):  # meta.data changed mid-write, the disk hiccuped, or a link
+                continue  # was planted at meta.json (refused, and reported by the next save outside this thread)
 
     @contextmanager
     def recording(self):

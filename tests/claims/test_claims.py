@@ -15,12 +15,12 @@ import yaml
 from conftest import ROOT
 from typer.testing import CliRunner
 
-from invariance_lab.claims.answers import SWEEPS, answer_claims
+from invariance_lab.claims.answers import ANSWERS_MARK, SWEEPS, answer_claims
 from invariance_lab.claims.evidence import Evidence, lattice
 from invariance_lab.claims.claims import CLAIMS
 from invariance_lab.claims.rules import EXACT_TV, FAILS, HOLDS, UNDECIDED, VERDICTS
 from invariance_lab.cli.main import app
-from invariance_lab.store.layout import SWEEP_DIR
+from invariance_lab.store.layout import ANSWERS_FILE, SWEEP_DIR
 
 runner = CliRunner()
 # The verdicts of the full run (docs/answers.md) that a reduced run must reproduce. Claim 2 is undecided there:
@@ -114,3 +114,17 @@ def test_claims_refuses_a_config_without_the_claims_models(tmp_path):
                               "--out", str(tmp_path / "answers.md"), "--quiet"])
     assert res.exit_code == 2 and "the claims need model" in res.output
     assert not (tmp_path / "answers.md").exists() and not (tmp_path / "quick").exists()
+
+
+def test_claims_writes_into_its_run_folder_unless_told(answered, tmp_path):
+    config, results = answered[3].parents[2] / "reduced_claims.yaml", answered[3].parents[1]
+    docs = ROOT / "docs" / "answers.md"
+    before = docs.read_bytes()
+    res = runner.invoke(app, ["claims", str(config), "--results-dir", str(results), "--threads", "1", "--quiet"])
+    assert res.exit_code == 0, res.output
+    page = answered[3] / ANSWERS_FILE
+    assert ANSWERS_MARK in page.read_text(encoding="utf-8") and f"answers: {page}" in " ".join(res.output.split())
+    assert docs.read_bytes() == before  # the repository's page only with --out docs/answers.md
+    out = answered[3].parents[2] / "docs" / "answers.md"  # the fixture's page: invlab's, replaced without --force
+    res = runner.invoke(app, ["claims", str(config), "--results-dir", str(results), "--out", str(out), "--quiet"])
+    assert res.exit_code == 0, res.output

@@ -232,3 +232,56 @@ def test_a_folder_that_cannot_be_read_is_named(folder, monkeypatch):
     monkeypatch.setattr(fd, "_open", refuse)
     with pytest.raises(ConfigError, match=r"\[data.path\] .*/cat cannot be read \(Permission denied\)"):
         _cfg(folder)
+
+
+# ------------------------------------------------------- changed inputs are noticed (issue 20, point 4)
+def _two_classes_of_equal_sized_files(root):
+    """cat/ all white, dog/ all black, stored uncompressed: every file has the same size."""
+    for cls, value in (("cat", 255), ("dog", 0)):
+        (root / cls).mkdir(parents=True)
+        for i in range(3):
+            Image.fromarray(np.full((20, 20), value, np.uint8)).save(root / cls / f"{i}.png", compress_level=0)
+    return root
+
+
+def _swap(a, b):
+    """Swaps two files as `mv` would: the names stay, the pixels change places."""
+    tmp = a.with_name("swap.tmp")
+    a.rename(tmp)
+    b.rename(a)
+    tmp.rename(b)
+
+
+def test_swapping_two_images_of_equal_size_changes_the_digest_and_is_refused(tmp_path):
+    folder = _two_classes_of_equal_sized_files(tmp_path / "d")
+    cfg = _cfg(folder, test_fraction=0.34)
+    recorded = cfg.data.folder_digest
+    _swap(folder / "cat" / "0.png", folder / "dog" / "0.png")  # same names, sizes and labels: other pixels
+    assert folder_split(_cfg(folder, test_fraction=0.34).data).digest != recorded
+    with pytest.raises(ConfigError, match=r"data.folder_digest.*changed since this config was written"):
+        parse_config({"data": _data(folder, test_fraction=0.34, folder_digest=recorded)})
+
+
+def test_a_file_rewritten_inside_a_class_folder_is_read_anew(tmp_path):
+    # the in-process cache keys on the whole tree: a class folder's file rewritten in place (the class folder's
+    # own mtime does not move) is noticed
+    folder = _two_classes_of_equal_sized_files(tmp_path / "d")
+    before = folder_split(_cfg(folder, test_fraction=0.34).data)
+    Image.fromarray(np.full((20, 20), 128, np.uint8)).save(folder / "cat" / "1.png")  # compressed: another size
+    after = folder_split(_cfg(folder, test_fraction=0.34).data)
+    assert after is not before and after.digest != before.digest
+    changed = folder / "cat" / "1.png"
+    part = after.train if changed in after.train.files else after.test
+    assert read_pixels(part)[part.files.index(changed)].unique().tolist() == [128]
+
+
+def test_an_unchanged_file_is_hashed_once(tmp_path, monkeypatch):
+    import invariance_lab.data.digests as digests
+
+    folder = _two_classes_of_equal_sized_files(tmp_path / "d")
+    opened = []
+    real_open = open
+    monkeypatch.setattr(digests, "open", lambda p, *a, **k: opened.append(p) or real_open(p, *a, **k), raising=False)
+    first = [digests.file_digest(p) for p in sorted(folder.rglob("*.png"))]
+    assert [digests.file_digest(p) for p in sorted(folder.rglob("*.png"))] == first and len(opened) == 6
+    assert len(set(first)) == 2  # white and black files: two contents

@@ -4,7 +4,7 @@ import pytest
 import torch
 from PIL import Image
 
-from invariance_lab.core.errors import InvlabError
+from invariance_lab.core.errors import DataError, InvlabError
 from invariance_lab.data.images import from_tensor, open_folder, write_folder
 
 
@@ -75,3 +75,98 @@ def test_tensors_and_labels():
         from_tensor(torch.zeros(3, 8, 8), [0, 1])
     with pytest.raises(InvlabError, match=r"\(N, C, H, W\)"):
         from_tensor(torch.zeros(8))
+
+
+# ---------------------------------------------------------------- pixels read as what they are (issue 20, point 5)
+def _one(tmp_path, save, name="x.png", colour="grey", size=None):
+    """Writes one image with `save(path)` into a fresh folder and reads it back: (C, H, W) floats."""
+    folder = tmp_path / "one"
+    folder.mkdir()
+    save(folder / name)
+    return open_folder(folder, colour=colour, size=size)(slice(0, 1))[0]
+
+
+def test_a_16_bit_png_is_scaled_by_its_range_not_clipped(tmp_path):
+    import numpy as np
+
+    ramp = (np.arange(32 * 32).reshape(32, 32) * 64).astype(np.uint16)  # 0 .. 65472
+    x = _one(tmp_path, lambda p: Image.fromarray(ramp).save(p))
+    assert Image.open(tmp_path / "one" / "x.png").mode in ("I;16", "I")
+    assert torch.allclose(x[0], torch.from_numpy(ramp.astype("float32") / 65535), atol=1e-6)
+    assert (x == 1).float().mean() < 0.01  # clipped at 255 it was 99% ones
+    rgb = open_folder(tmp_path / "one", colour="rgb", size=(16, 16))(slice(0, 1))[0]
+    assert rgb.shape == (3, 16, 16) and torch.equal(rgb[0], rgb[2]) and 0.4 < rgb.mean() < 0.6
+
+
+@pytest.mark.parametrize("mode", ["RGBA", "LA", "P"])
+def test_a_picture_held_in_alpha_is_read_as_ink_equal_to_alpha(tmp_path, mode):
+    # black ink drawn in alpha over a transparent background: read as the drawing (ink = alpha, light on black)
+    im = Image.new("RGBA", (16, 16), (0, 0, 0, 0))
+    im.paste((0, 0, 0, 255), (4, 4, 12, 12))
+    im.paste((0, 0, 0, 128), (0, 0, 2, 2))
+    # P: a palette PNG with a transparent entry (what Pillow reads as P plus "transparency", or PA)
+    x = _one(tmp_path, lambda p: (im if mode == "RGBA" else im.convert(mode)).save(p))[0]
+    assert x[4:12, 4:12].eq(1).all() and x[0, 0] == pytest.approx(128 / 255, abs=1 / 255)
+    assert x[14:, 14:].eq(0).all() and x.sum() > 60  # not blank
+
+
+def test_coloured_pixels_over_transparency_are_composited_on_black(tmp_path):
+    im = Image.new("RGBA", (8, 8), (0, 0, 0, 0))
+    im.paste((255, 0, 0, 255), (0, 0, 4, 8))
+    im.paste((0, 0, 255, 255), (4, 0, 8, 4))  # two colours: the colours are the picture, alpha the coverage
+    x = _one(tmp_path, lambda p: im.save(p), colour="rgb")
+    assert x[:, 0, 0].tolist() == [1, 0, 0] and x[:, 0, 7].tolist() == [0, 0, 1] and x[:, 7, 7].tolist() == [0, 0, 0]
+
+
+@pytest.mark.parametrize("make, name, grey", [
+    (lambda: Image.new("P", (8, 8), 3), "p.png", None),  # palette: its colours, not its indices
+    (lambda: Image.new("CMYK", (8, 8), (0, 0, 0, 0)), "c.jpg", 1.0),  # no ink in CMYK: white
+    (lambda: Image.new("LA", (8, 8), (200, 255)), "la.png", 200 / 255),  # opaque grey with alpha: its grey
+])
+def test_palette_cmyk_and_la_images_read_as_their_colours(tmp_path, make, name, grey):
+    im = make()
+    if im.mode == "P":
+        im.putpalette([0, 0, 0] * 3 + [255, 255, 255] + [0, 0, 0] * 252)
+        grey = 1.0
+    x = _one(tmp_path, lambda p: im.save(p), name=name)
+    assert torch.allclose(x, torch.full_like(x, grey), atol=1.5 / 255)
+
+
+def test_multi_frame_images_are_refused_by_name(tmp_path):
+    frames = [Image.new("L", (8, 8), v) for v in (0, 255)]
+    with pytest.raises(DataError, match=r"apng\.png holds 2 frames"):
+        _one(tmp_path, lambda p: frames[0].save(p, save_all=True, append_images=frames[1:]), name="apng.png")
+
+
+def test_a_fifo_named_png_is_refused_without_opening_it(tmp_path):
+    import os
+
+    folder = tmp_path / "f"
+    folder.mkdir()
+    Image.new("L", (8, 8)).save(folder / "a.png")
+    os.mkfifo(folder / "b.png")  # opening it for reading would wait for a writer forever
+    with pytest.raises(DataError, match=r"b\.png is a FIFO \(named pipe\), not an image file"):
+        open_folder(folder)
+
+
+def test_a_fifo_swapped_in_after_the_check_is_refused_when_read(tmp_path):
+    import os
+
+    folder = tmp_path / "f"
+    folder.mkdir()
+    Image.new("L", (8, 8)).save(folder / "a.png")
+    images = open_folder(folder)
+    (folder / "a.png").unlink()
+    os.mkfifo(folder / "a.png")
+    with pytest.raises(DataError, match="FIFO"):
+        images(slice(0, 1))
+
+
+def test_the_pixel_limit_is_invlabs_own_and_checked_on_the_header(tmp_path, monkeypatch):
+    import invariance_lab.data.images as images_module
+
+    before = Image.MAX_IMAGE_PIXELS
+    monkeypatch.setattr(images_module, "MAX_PIXELS", 63)  # an 8 x 8 image has 64 pixels
+    with pytest.raises(DataError, match="x.png is 8 x 8 px"):
+        _one(tmp_path, lambda p: Image.new("L", (8, 8)).save(p))
+    assert Image.MAX_IMAGE_PIXELS == before  # Pillow's global is left as it was

@@ -2,7 +2,9 @@
 every bad factory refused before anything is written; a run folder's factory imported only when trusted."""
 
 import importlib
+import importlib.util
 import json
+import os
 import sys
 import uuid
 
@@ -10,6 +12,7 @@ import pandas as pd
 import pytest
 import torch
 import yaml
+from conftest import ROOT
 from typer.testing import CliRunner
 
 from invariance_lab.nn import factory
@@ -175,3 +178,92 @@ def test_same_module_name_in_two_folders_gives_two_modules(tmp_path):
     assert factory.call(f"{name}:net", {}, [two]).out_features == 5
     assert factory.call(f"{name}:net", {}, [one]).out_features == 3  # each folder keeps its own
     assert factory.locate(f"{name}:net", [two]) == str(two / f"{name}.py")
+
+
+# ------------------------------------------------------------------------------ a config that came with a run folder
+
+
+def folder_from_elsewhere(tmp_path, models, command="run"):
+    """What someone else's run folder can hold: meta.json (any content: the folder is not checked before trust)
+    and a config.yaml naming factories of its choice (for `invlab claims`: beside the claims' own models)."""
+    run = tmp_path / "their_run"
+    run.mkdir()
+    (run / "meta.json").write_text("{}")
+    if command != "claims":
+        return run, write_config(run, models)
+    claims = yaml.safe_load((ROOT / "configs" / "question_claims.yaml").read_text())
+    (run / "config.yaml").write_text(yaml.safe_dump({**claims, "models": {**claims["models"], **models}}))
+    return run, run / "config.yaml"
+
+
+def unwrapped(text):
+    """The CLI's paragraph without the line breaks (and spaces) rich adds to fit the terminal."""
+    return "".join(text.split())
+
+
+def trust_args(command, config, tmp_path):
+    extra = ["--out", tmp_path / "answers.md"] if command == "claims" else []
+    return [command, config, "--results-dir", tmp_path / "r", "--quiet", *extra]
+
+
+@pytest.mark.parametrize("command", ["run", "sweep", "claims"])
+def test_a_run_folders_config_calls_no_factory_untrusted(tmp_path, command):
+    """`factory: "os:system"` with `kwargs: {command: ...}` in a run folder's config: invlab run / sweep / claims on
+    that config refuse (exit 2) naming os's file and the command, and nothing is called."""
+    marker = tmp_path / "MARKER"
+    _, config = folder_from_elsewhere(tmp_path, {"evil": {"factory": "os:system",
+                                                          "kwargs": {"command": f"touch {marker}"}}}, command)
+    res = invoke(*trust_args(command, config, tmp_path))
+    assert res.exit_code == 2 and "Traceback" not in res.output, res.output
+    assert not marker.exists()
+    text = unwrapped(res.output)
+    assert "--trust-factory" in text and "[models.evil]" not in text
+    assert unwrapped(os.__file__) in text  # the file that would run, found unrun
+    assert unwrapped(f"command='touch {marker}'") in text  # and what it would be called with
+    assert not (tmp_path / "r").exists() and not (tmp_path / "answers.md").exists()
+
+
+@pytest.mark.parametrize("command", ["run", "sweep", "claims"])
+def test_a_run_folders_factory_module_is_not_imported_untrusted(tmp_path, command):
+    """A module beside a run folder's config that acts when imported: refused naming that file, never imported
+    until --trust-factory says so."""
+    name = f"sender_{uuid.uuid4().hex[:8]}"
+    marker = tmp_path / "IMPORTED"
+    run, config = folder_from_elsewhere(tmp_path, {"theirs": {"factory": f"{name}:make"}}, command)
+    (run / f"{name}.py").write_text(f"open({str(marker)!r}, 'w').write('ran')\n"
+                                    "from custom_models import circular_gap as make\n")
+    res = invoke(*trust_args(command, config, tmp_path))
+    assert res.exit_code == 2 and not marker.exists() and name not in sys.modules, res.output
+    assert unwrapped(str(run / f"{name}.py")) in unwrapped(res.output)
+    if command == "run":  # the user's word: imported from the run's folder, then trained
+        res = invoke(*trust_args(command, config, tmp_path), "--trust-factory", "--set", "train.epochs=0")
+        assert res.exit_code == 0, res.output
+        assert marker.exists()
+
+
+def test_your_own_config_needs_no_trust_and_config_loading_imports_nothing(tmp_path):
+    """A config outside any run folder is yours: naming it is the word (unchanged). Reading any config never
+    imports its factory's module."""
+    from invariance_lab.config.load import load_config
+
+    name = f"loud_{uuid.uuid4().hex[:8]}"
+    marker = tmp_path / "IMPORTED"
+    (tmp_path / f"{name}.py").write_text(f"open({str(marker)!r}, 'w').write('ran')\n"
+                                         "from custom_models import circular_gap as make\n")
+    config = write_config(tmp_path, {"own": {"factory": f"{name}:make", "kwargs": {"channels": 3}}},
+                          train={"epochs": 0})
+    load_config(config)
+    assert not marker.exists() and name not in sys.modules
+    res = invoke("run", config, "--results-dir", tmp_path / "r", "--quiet")
+    assert res.exit_code == 0 and marker.exists(), res.output
+
+
+def test_the_trust_message_names_the_file_and_the_call():
+    """require_trust says which file importing would run (os -> its stdlib path, found without importing) and the
+    whole call, kwargs unclipped: what the user is asked to trust."""
+    long = "x" * 300
+    with pytest.raises(InvlabError) as e:
+        factory.require_trust({"factory": "os:system", "kwargs": {"command": long}}, trusted=False, where="somewhere")
+    text = str(e.value)
+    assert os.__file__ in text and long in text and "--trust-factory" in text
+    factory.require_trust({"factory": "os:system", "kwargs": {}}, trusted=True, where="somewhere")  # no call either

@@ -1,6 +1,7 @@
 """run_experiment end to end: resume after Ctrl-C / SIGTERM / SIGKILL, reuse of finished checkpoints, --fresh."""
 
 import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -106,9 +107,9 @@ def test_rerun_reuses_finished_checkpoints_and_fresh_retrains(tmp_path, uninterr
     assert len(third["trained"]) == 4 and not third["reused"]
 
 
-def test_a_damaged_checkpoint_is_trained_again_not_reused(tmp_path, one_thread):
-    assert _run(tmp_path).exit_code == 0
-    (first,) = (tmp_path / "quick").iterdir()
+def test_a_damaged_checkpoint_is_trained_again_not_reused(tmp_path, uninterrupted, one_thread):
+    first = tmp_path / "quick" / uninterrupted.name  # a finished run of this config in this results folder
+    shutil.copytree(uninterrupted, first)
     (first / "checkpoints" / "conv_gap-seed1.pt").write_bytes(b"\x00" * 100)
     res = runner.invoke(app, ["run", str(ROOT / "configs" / "quick.yaml"), "--results-dir", str(tmp_path),
                               *[a for a in SLOW if a != "--quiet"]])

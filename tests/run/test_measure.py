@@ -269,20 +269,59 @@ def test_bad_input_exits_2_and_writes_nothing(tmp_path, bad_inputs, args, needle
     assert not (tmp_path / "r" / "measure").exists()
 
 
-def test_a_factory_checkpoint_needs_its_factory_named(tmp_path, folder):
+def factory_checkpoint(path, factors):
     from invariance_lab.store.checkpoints import save_checkpoint
 
-    path = tmp_path / "mine.pt"
-    factors = {"factory": "custom_models:circular_gap", "kwargs": {"channels": 3}}
     save_checkpoint(path, circular_gap(3), name="mine", seed=4, data={"canvas": SIDE}, train={}, classes=["a", "b"],
                     history=pd.DataFrame({"epoch": [1]}), factors=factors)
-    res = invoke("measure", "--weights", path, "--images", folder, "--results-dir", tmp_path / "r", "--quiet")
-    assert res.exit_code == 2 and "add --model custom_models:circular_gap" in res.output
-    res = invoke("measure", "--weights", path, "--model", "custom_models:circular_gap", "--images", folder,
-                 "--dx", "-1:1", "--results-dir", tmp_path / "r", "--quiet")  # its kwargs come from the checkpoint
-    assert res.exit_code == 0, res.output
-    (out,) = (tmp_path / "r" / "measure").iterdir()
-    assert out.name.startswith("mine-") and set(pd.read_csv(out / "summary.csv").seed) == {4}
+    return path
+
+
+def unwrapped(text):
+    """The CLI's paragraph without the line breaks (and spaces) rich adds to fit the terminal."""
+    return "".join(text.split())
+
+
+def test_a_factory_checkpoint_runs_its_factory_and_kwargs_only_on_your_word(tmp_path, folder, one_thread):
+    """A checkpoint's factory and kwargs are never used unseen: the refusal shows them and the file that would run,
+    and asks for --model-kwargs or --trust-factory; it never suggests a command that runs them."""
+    path = factory_checkpoint(tmp_path / "mine.pt", {"factory": "custom_models:circular_gap", "kwargs": {"channels": 3}})
+    common = ["--weights", path, "--images", folder, "--dx", "-1:1", "--results-dir", tmp_path / "r", "--quiet"]
+    res = invoke("measure", *common)
+    text = unwrapped(res.output)
+    assert res.exit_code == 2 and "channels=3" in text and "--trust-factory" in text, res.output
+    assert unwrapped(str(ROOT / "tests" / "custom_models.py")) in text and "add--model" not in text
+    res = invoke("measure", *common, "--model", "custom_models:circular_gap")
+    text = unwrapped(res.output)
+    assert res.exit_code == 2 and "channels=3" in text and "--model-kwargs" in text, res.output
+    assert "--trust-factory" in text and not (tmp_path / "r" / "measure").exists()
+    for extra in (["--model", "custom_models:circular_gap", "--model-kwargs", '{"channels": 3}'],
+                  ["--model", "custom_models:circular_gap", "--trust-factory"], ["--trust-factory"]):
+        res = invoke("measure", *common, *extra)
+        assert res.exit_code == 0, (extra, res.output)
+    outs = sorted((tmp_path / "r" / "measure").iterdir())
+    assert len(outs) == 3 and all(o.name.startswith("mine-") for o in outs)
+    summaries = [pd.read_csv(o / "summary.csv") for o in outs]
+    assert all(set(s.seed) == {4} for s in summaries)
+    pd.testing.assert_frame_equal(summaries[0], summaries[2])  # the same network, however it was named
+
+
+def test_following_the_refusal_never_runs_the_senders_code(tmp_path, folder):
+    """A checkpoint trained from `torch.hub:load` whose kwargs point at the sender's hubconf.py: no refusal leads
+    there. Today's "add --model torch.hub:load (its kwargs are taken from the checkpoint)" ran that file."""
+    sender, marker = tmp_path / "sender", tmp_path / "HUBCONF_RAN"
+    sender.mkdir()
+    (sender / "hubconf.py").write_text(f"open({str(marker)!r}, 'w').write('ran')\n"
+                                       "from custom_models import circular_gap as make\n")
+    kwargs = {"repo_or_dir": str(sender), "model": "make", "source": "local", "channels": 3}
+    path = factory_checkpoint(tmp_path / "hub.pt", {"factory": "torch.hub:load", "kwargs": kwargs})
+    common = ["--weights", path, "--images", folder, "--dx", "-1:1", "--results-dir", tmp_path / "r", "--quiet"]
+    res = invoke("measure", *common)
+    assert res.exit_code == 2 and unwrapped(str(sender)) in unwrapped(res.output), res.output
+    assert "--model torch.hub:load" not in res.output
+    res = invoke("measure", *common, "--model", "torch.hub:load")  # what today's message said to do
+    assert res.exit_code == 2 and unwrapped(str(sender)) in unwrapped(res.output), res.output
+    assert not marker.exists() and not (tmp_path / "r" / "measure").exists()
 
 
 # ------------------------------------------------------------------------------------------ the Python API

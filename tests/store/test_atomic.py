@@ -1,12 +1,17 @@
 """atomic.py: a file is written whole or not at all, and an unreadable one is a RunFolderError naming it."""
 
 import os
+import shutil
 
 import pandas as pd
 import pytest
+from conftest import ROOT, untrained_quick_run
+from typer.testing import CliRunner
+
+from invariance_lab.cli.main import app
 
 from invariance_lab.core.errors import RunFolderError
-from invariance_lab.store.atomic import read_json, write_csv, write_json, write_text
+from invariance_lab.store.atomic import append_text, read_json, write_csv, write_file, write_json, write_text
 
 
 def test_writes_leave_no_temporary_file(tmp_path):
@@ -34,3 +39,130 @@ def test_an_unreadable_json_names_the_file(tmp_path, content):
     with pytest.raises(RunFolderError, match="cannot read") as e:
         read_json(path)
     assert str(path) in str(e.value)
+
+
+# ------------------------------------------------------------------------------- links planted in a run folder
+@pytest.fixture
+def victim(tmp_path):
+    """A file outside the run folder that a planted link points at: it must never change."""
+    path = tmp_path / "home" / "notes.txt"
+    path.parent.mkdir()
+    path.write_text("precious\n")
+    return path
+
+
+@pytest.mark.parametrize("write", [lambda p: write_text(p, "x\n"), lambda p: write_json(p, {"x": 1}),
+                                   lambda p: write_csv(p, pd.DataFrame({"x": [1]}))])
+def test_a_link_at_the_old_temporary_name_is_never_written_through(tmp_path, victim, write):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / ".meta.json.tmp").symlink_to(victim)  # the name invlab used to write to before the rename
+    write(run / "meta.json")
+    assert victim.read_text() == "precious\n"
+    assert (run / ".meta.json.tmp").is_symlink() and not (run / "meta.json").is_symlink()
+    assert sorted(os.listdir(run)) == [".meta.json.tmp", "meta.json"]  # no temporary file left either
+
+
+@pytest.mark.parametrize("write", [lambda p: write_text(p, "x\n"), lambda p: write_json(p, {"x": 1}),
+                                   lambda p: write_csv(p, pd.DataFrame({"x": [1]})),
+                                   lambda p: write_file(p, lambda f: f.write(b"x"), binary=True),
+                                   lambda p: append_text(p, "x\n")])
+def test_a_link_at_the_final_name_is_refused_naming_it(tmp_path, victim, write):
+    link = tmp_path / "invariance.csv"
+    link.symlink_to(victim)
+    with pytest.raises(RunFolderError, match="is a symbolic link") as e:
+        write(link)
+    assert str(link) in str(e.value) and str(victim) in str(e.value)
+    assert victim.read_text() == "precious\n" and link.is_symlink()
+    assert sorted(os.listdir(tmp_path)) == ["home", "invariance.csv"]
+
+
+def test_appends_go_to_a_regular_file_only(tmp_path):
+    log = tmp_path / "units" / "a.log"
+    log.parent.mkdir()
+    append_text(log, "one\n")
+    append_text(log, "two\n")
+    assert log.read_text() == "one\ntwo\n"
+    fifo = tmp_path / "units" / "b.log"
+    os.mkfifo(fifo)
+    with pytest.raises(RunFolderError, match="b.log"):  # and it does not hang waiting for a reader
+        append_text(fifo, "x\n")
+
+
+def test_csv_bytes_are_those_pandas_writes_to_a_path(tmp_path):
+    df = pd.DataFrame({"model": ["a", "b"], "x": [0.1, 1 / 3], "s": ["é,\"q\"", "line\nbreak"]})
+    df.to_csv(tmp_path / "ref.csv", index=False)
+    write_csv(tmp_path / "new.csv", df)
+    assert (tmp_path / "new.csv").read_bytes() == (tmp_path / "ref.csv").read_bytes()
+
+
+def test_new_files_get_the_usual_permissions(tmp_path):
+    (tmp_path / "ref.txt").write_text("x")
+    write_text(tmp_path / "new.txt", "x")
+    assert (tmp_path / "new.txt").stat().st_mode == (tmp_path / "ref.txt").stat().st_mode
+
+
+# ------------------------------------------------------------------------------- a resumed run meets the links
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    return untrained_quick_run(tmp_path_factory)  # configs/quick.yaml, untrained: seconds
+
+
+def _interrupted_copy(finished_run, tmp_path, remove=()):
+    """A copy of the finished run marked interrupted (as a killed run leaves it), with `remove` deleted."""
+    results = tmp_path / "results"
+    run_dir = results / "quick" / finished_run.name
+    shutil.copytree(finished_run, run_dir)
+    meta = read_json(run_dir / "meta.json")
+    write_json(run_dir / "meta.json", dict(meta, status="interrupted"))
+    for name in remove:
+        (run_dir / name).unlink()
+    return results, run_dir
+
+
+def _rerun(results, *extra):
+    return CliRunner().invoke(app, ["run", str(ROOT / "configs" / "quick.yaml"), "--results-dir", str(results),
+                                    "--quiet", "--set", "train.epochs=0", "--set", "seeds=[0]",
+                                    "--set", "data.test_images=12", *extra])
+
+
+def test_a_resumed_run_does_not_write_through_a_link_at_a_temporary_name(finished_run, tmp_path, victim):
+    results, run_dir = _interrupted_copy(finished_run, tmp_path, remove=["invariance.csv"])
+    for name in (".meta.json.tmp", ".invariance.csv.tmp", "checkpoints/.conv_gap-seed0.pt.tmp"):
+        (run_dir / name).symlink_to(victim)
+    res = _rerun(results)
+    assert res.exit_code == 0, res.output
+    assert victim.read_text() == "precious\n"
+    assert read_json(run_dir / "meta.json")["status"] == "complete" and (run_dir / "invariance.csv").is_file()
+
+
+@pytest.mark.parametrize("name, remove", [("meta.json", ()), ("invariance.csv", ("invariance.csv",)),
+                                          ("checkpoints/conv_gap-seed0.pt", ("checkpoints/conv_gap-seed0.pt",)),
+                                          ("config.yaml", ())])
+def test_a_resumed_run_refuses_a_link_at_a_final_name(finished_run, tmp_path, victim, name, remove):
+    results, run_dir = _interrupted_copy(finished_run, tmp_path, remove=remove)
+    link = run_dir / name
+    if link.exists():
+        if name == "meta.json":  # a link to a readable meta.json, so that the folder is resumed through it
+            shutil.move(link, victim)
+        else:
+            link.unlink()
+    before = victim.read_bytes()
+    link.symlink_to(victim)
+    res = _rerun(results)
+    said = " ".join(res.output.split())
+    assert res.exit_code == 2 and "Traceback" not in res.output, res.output
+    assert f"{link} is a symbolic link" in said
+    assert victim.read_bytes() == before and link.is_symlink()
+
+
+def test_a_unit_log_that_is_a_link_is_refused(finished_run, tmp_path, victim):
+    results, run_dir = _interrupted_copy(finished_run, tmp_path, remove=["checkpoints/conv_gap-seed0.pt"])
+    link = run_dir / "units" / "conv_gap-seed0.log"
+    link.parent.mkdir(exist_ok=True)
+    link.symlink_to(victim)
+    res = _rerun(results, "--jobs", "2")
+    said = " ".join(res.output.split())
+    assert res.exit_code == 2 and "Traceback" not in res.output, res.output
+    assert "conv_gap-seed0.log is a symbolic link" in said
+    assert victim.read_text() == "precious\n" and link.is_symlink()

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from conftest import untrained_quick_run
 from invariance_lab.store.checkpoints import fingerprint, load_checkpoint, save_checkpoint
 from invariance_lab.cli.main import app
-from invariance_lab.core.errors import CheckpointError, InvlabError
+from invariance_lab.core.errors import CheckpointError, InvlabError, RunFolderError
 from invariance_lab.nn.models import build_model, place, resolve_spec
 
 runner = CliRunner()
@@ -43,6 +43,22 @@ def test_round_trip_is_exact_and_plain(tmp_path):
     assert loaded.blocks[0].conv.weight.is_contiguous(memory_format=torch.channels_last)
     assert blob["fingerprint"] == fingerprint(model.factors, DATA, TRAIN, 0)
     assert not list(tmp_path.glob(".*tmp"))  # the temporary file was renamed
+
+
+@pytest.mark.parametrize("planted", [".m.pt.tmp", "m.pt"])  # the old temporary name; the checkpoint's own name
+def test_a_checkpoint_is_never_written_through_a_link(tmp_path, planted):
+    victim = tmp_path / "home" / "notes.txt"
+    victim.parent.mkdir()
+    victim.write_text("precious\n")
+    (tmp_path / planted).symlink_to(victim)
+    if planted == "m.pt":
+        with pytest.raises(RunFolderError, match="is a symbolic link") as e:
+            _save(tmp_path / "m.pt")
+        assert str(tmp_path / "m.pt") in str(e.value)
+    else:
+        _save(tmp_path / "m.pt")
+        assert torch.load(tmp_path / "m.pt", weights_only=True)["name"] == "m"
+    assert victim.read_text() == "precious\n" and (tmp_path / planted).is_symlink()
 
 
 class _RunsCode:

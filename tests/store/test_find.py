@@ -9,8 +9,9 @@ import pytest
 
 from invariance_lab.core.errors import RunFolderError
 from invariance_lab.store.atomic import write_json
-from invariance_lab.store.find import (all_runs, finished_runs, matching_checkpoints, newest_run, read_study,
-    require_finished_run, resumable_run, studies)
+from invariance_lab.store.find import (RESUMED, all_runs, finished_runs, matching_checkpoints, newest_run,
+    read_study, require_finished_run, resumable_run, reusable_checkpoints, run_difference, studies)
+from invariance_lab.store.meta import read_meta
 from invariance_lab.store.layout import META_FILE, STUDY_FILE, checkpoint_path
 
 PROTOCOL = dict(kind="translation", mode="canvas", grid="product", dx=[-1, 1, 1], dy=[0, 0, 1], test_images=4,
@@ -96,3 +97,88 @@ def test_studies_lists_readable_studies_oldest_first(tmp_path):
         (tmp_path / "x" / name).mkdir(parents=True)
         write_json(tmp_path / "x" / name / STUDY_FILE, dict(vary={"seeds": ["[0]"]}, runs=[]))
     assert [f.name for f, s in studies(tmp_path, "x")] == ["study-1", "study-2"]
+
+
+# ------------------------------------------- reuse keys on what a checkpoint was trained with (issue 20, point 4)
+OURS = dict(invlab="0.1.0", torch="2.13", fonts={"futural": "f0"})
+
+
+def _unit(folder, fp="abc", **fields):
+    m = _meta(folder, fingerprints={"m-seed0": fp}, **fields)
+    path = checkpoint_path(folder, "m", 0)
+    path.parent.mkdir(exist_ok=True)
+    path.write_bytes(b"x")
+    return m
+
+
+@pytest.mark.parametrize("theirs, says", [
+    (dict(OURS, invlab="0.0.9"), "invlab '0.0.9' (this is 0.1.0)"),
+    (dict(OURS, torch="2.12"), "torch '2.12' (this is 2.13)"),
+    (dict(OURS, fonts={"futural": "ff"}), "other font files for ['futural']"),
+    (None, "did not record its version and font files (invlab '0.1.0', torch '2.13.0')"),
+])
+def test_a_checkpoint_of_another_version_is_refused_unless_reuse_old(tmp_path, theirs, says):
+    env = dict(versions={"invariance_lab": "0.1.0", "torch": "2.13.0"})
+    _unit(tmp_path / "x" / "a", environment=env, **({} if theirs is None else {"trained_with": theirs}))
+    found = reusable_checkpoints(tmp_path, "x", OURS)
+    assert found.found == {} and says in found.refusal("m-seed0", "abc") and "--reuse-old" in found.refusal(
+        "m-seed0", "abc")
+    old = reusable_checkpoints(tmp_path, "x", OURS, reuse_old=True)
+    assert old.found == {"abc": checkpoint_path(tmp_path / "x" / "a", "m", 0)} and says in old.old["abc"]["differs"]
+    assert matching_checkpoints(tmp_path, "x") == old.found  # without a record to compare: every version
+    # the same version wins over a newer run of another
+    _unit(tmp_path / "x" / "b", trained_with=OURS, finished="2025-01-01T00:00:00")
+    assert reusable_checkpoints(tmp_path, "x", OURS, reuse_old=True).found["abc"].parent.parent.name == "b"
+
+
+def test_a_unit_reused_with_reuse_old_stays_of_its_version_in_later_runs(tmp_path):
+    record = dict(source="elsewhere", differs="invlab '0.0.9'", trained_with=dict(OURS, invlab="0.0.9"))
+    _unit(tmp_path / "x" / "a", trained_with=OURS, reused_old={"m-seed0": record})
+    found = reusable_checkpoints(tmp_path, "x", OURS)
+    assert found.found == {} and "invlab '0.0.9'" in found.refusal("m-seed0", "abc")
+    reused = {}
+    old = reusable_checkpoints(tmp_path, "x", OURS, reuse_old=True)
+    old.note(reused, "m-seed0", "abc", str(checkpoint_path(tmp_path / "x" / "a", "m", 0)))
+    assert reused["m-seed0"]["trained_with"]["invlab"] == "0.0.9"
+
+
+def test_an_interrupted_run_of_another_version_is_not_resumed_unless_reuse_old(tmp_path):
+    m = _meta(tmp_path / "x" / "c", status="running", pid=_dead_pid(), host=socket.gethostname(), config_digest="d",
+              trained_with=dict(OURS, torch="2.12"))
+    assert resumable_run(tmp_path, "x", "d", trained_with=OURS) is None
+    assert resumable_run(tmp_path, "x", "d", trained_with=OURS, reuse_old=True)[0].name == "c"
+    assert "torch '2.12' (this is 2.13)" in run_difference(m, OURS)
+    # resumed with --reuse-old: its units are recorded as of their version
+    found = reusable_checkpoints(tmp_path, "y", OURS, resumed=m)
+    reused = {}
+    found.note(reused, "m-seed0", "abc", RESUMED)
+    assert reused["m-seed0"]["trained_with"]["torch"] == "2.12"
+
+
+def test_run_refuses_another_versions_checkpoints_with_a_message_and_reuses_them_with_reuse_old(
+        tmp_path, small_quick_run, one_thread):
+    import shutil
+
+    from conftest import ROOT
+    from invariance_lab.config.load import load_config
+    from invariance_lab.run.experiment import run_experiment
+    from invariance_lab.store.checkpoints import trained_with
+
+    results = tmp_path / "r"
+    old = results / "quick" / small_quick_run.name
+    shutil.copytree(small_quick_run, old)
+    meta = read_meta(old)
+    cfg = load_config(ROOT / "configs" / "quick.yaml", overrides=[
+        "data.train_images=400", "train.epochs=2", "data.test_images=20"])
+    assert meta["trained_with"] == trained_with(cfg)  # runs record what they were trained with
+    write_json(old / META_FILE, dict(meta, trained_with=dict(meta["trained_with"], invlab="0.0.9")))
+    said = []
+    new = run_experiment(cfg, results_dir=results, on_event=said.append, threads=1)
+    fresh = read_meta(new)
+    assert len(fresh["trained"]) == 4 and not fresh["reused"] and not fresh["reused_old"]
+    assert sum("not reusing" in s and "invlab '0.0.9' (this is 0.1.0)" in s and "--reuse-old" in s
+               for s in said) == 4
+    shutil.rmtree(new)  # only the old run remains
+    again = read_meta(run_experiment(cfg, results_dir=results, reuse_old=True, threads=1))
+    assert again["reuse_old"] is True and len(again["reused"]) == 4 and set(again["reused_old"]) == set(again["reused"])
+    assert all(r["trained_with"]["invlab"] == "0.0.9" for r in again["reused_old"].values())

@@ -102,3 +102,14 @@ def test_a_foreign_run_without_a_readable_heartbeat_is_gone(heartbeat):
     never writes) means no live invlab process, never an exception."""
     assert run_state(dict(status="running", pid=1, host="elsewhere", heartbeat=heartbeat)) == \
         "interrupted (process gone)"
+
+
+def test_meta_json_that_is_a_link_is_refused_naming_it(tmp_path):
+    victim = tmp_path / "notes.txt"
+    victim.write_text("precious\n")
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "meta.json").symlink_to(victim)
+    with pytest.raises(RunFolderError, match="is a symbolic link") as e:
+        Meta(run, kind="run", name="x", run_id="run")
+    assert str(run / "meta.json") in str(e.value) and victim.read_text() == "precious\n"

@@ -1,0 +1,60 @@
+"""claims/answers.py's page: written into the run folder unless --out names a file; --out replaces only a page
+invlab wrote (or any regular file with --force), never a run folder's file, a link, a FIFO or a folder. Every
+refusal comes before any work (no run folder is made)."""
+
+import os
+
+import pytest
+from conftest import ROOT
+from typer.testing import CliRunner
+
+from invariance_lab.claims.answers import ANSWERS_MARK, answers_page
+from invariance_lab.cli.main import app
+from invariance_lab.store.layout import ANSWERS_FILE
+
+runner = CliRunner()
+# a config the claims refuse (it lacks their models): had --out not been refused first, the command would stop
+# there with another message, in a second rather than after the claims' whole run
+CONFIG = str(ROOT / "configs" / "quick.yaml")
+
+
+def _refused(tmp_path, out, *needles, extra=()):
+    res = runner.invoke(app, ["claims", CONFIG, "--results-dir", str(tmp_path / "results"), "--out", str(out),
+                              "--quiet", *extra])
+    said = " ".join(res.output.split())
+    assert res.exit_code == 2 and "Traceback" not in res.output, res.output
+    for needle in needles:
+        assert needle in said, said
+    assert not (tmp_path / "results").exists()  # refused before the run
+
+
+def test_the_page_goes_into_the_run_folder_by_default(tmp_path):
+    run = tmp_path / "results" / "question_claims" / "20260101-000000"
+    assert answers_page(run) == run / ANSWERS_FILE == run / "answers.md"
+    assert answers_page(run, tmp_path / "docs" / "answers.md") == tmp_path / "docs" / "answers.md"
+
+
+def test_the_repositorys_page_carries_the_mark():
+    assert ANSWERS_MARK in (ROOT / "docs" / "answers.md").read_text(encoding="utf-8")[:1 << 16]
+
+
+def test_out_in_a_run_folder_is_refused(tmp_path, fake_result):
+    run = fake_result(tmp_path / "other" / "demo" / "20260101-000000")
+    before = (run / "meta.json").read_bytes()
+    _refused(tmp_path, run / "meta.json", f"--out {run / 'meta.json'} lies in the results folder")
+    assert (run / "meta.json").read_bytes() == before
+
+
+def test_out_of_another_file_needs_force_and_links_fifos_folders_are_refused(tmp_path):
+    mine = tmp_path / "notes.md"
+    mine.write_text("# my notes\n")
+    _refused(tmp_path, mine, f"--out {mine} exists and was not written by invlab", "--force")
+    assert mine.read_text() == "# my notes\n"
+    link = tmp_path / "answers.md"
+    link.symlink_to(mine)
+    _refused(tmp_path, link, f"--out {link} is a symbolic link", extra=["--force"])
+    fifo = tmp_path / "fifo.md"
+    os.mkfifo(fifo)
+    _refused(tmp_path, fifo, f"--out {fifo} is a device, FIFO or socket", extra=["--force"])
+    _refused(tmp_path, tmp_path, f"--out {tmp_path} is a folder")
+    assert mine.read_text() == "# my notes\n"

@@ -1,0 +1,95 @@
+"""report/command.py: --html and --plot replace only what invlab made, never a run folder's files, a link, a
+device, a FIFO or a folder; an existing file invlab did not write needs --force."""
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from invariance_lab.cli.main import app
+from invariance_lab.core.errors import ConfigError
+from invariance_lab.report.command import make_report
+from invariance_lab.report.html import GENERATOR
+from invariance_lab.report.plots import PNG_MARK
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def run(tmp_path, fake_result):
+    return fake_result(tmp_path / "results" / "demo" / "20260101-000000")
+
+
+def _refused(args, *needles):
+    res = runner.invoke(app, ["report", *map(str, args)])
+    said = " ".join(res.output.split())
+    assert res.exit_code == 2 and "Traceback" not in res.output, res.output
+    for needle in needles:
+        assert needle in said, said
+    return said
+
+
+@pytest.mark.parametrize("name", ["meta.json", "summary.csv", "report.html", "sweeps/s/page.html"])
+def test_html_inside_a_run_folder_is_refused(run, name):
+    target = run / name
+    before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    _refused([run, "--html", target], f"--html {target} lies in the results folder {run.resolve()}")
+    assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before  # meta.json intact, nothing added
+
+
+def test_html_to_a_fifo_a_device_a_link_or_a_folder_is_refused(run, tmp_path):
+    fifo = tmp_path / "page.html"
+    os.mkfifo(fifo)
+    _refused([run, "--html", fifo], f"--html {fifo} is a device, FIFO or socket")
+    _refused([run, "--html", "/dev/null"], "--html /dev/null")
+    assert stat.S_ISCHR(os.stat("/dev/null").st_mode)
+    victim = tmp_path / "notes.txt"
+    victim.write_text("precious\n")
+    link = tmp_path / "link.html"
+    link.symlink_to(victim)
+    _refused([run, "--html", link], f"--html {link} is a symbolic link")
+    assert victim.read_text() == "precious\n" and link.is_symlink()
+    _refused([run, "--html", tmp_path], f"--html {tmp_path} is a folder")
+
+
+def test_a_file_invlab_did_not_write_needs_force(run, tmp_path):
+    page = tmp_path / "notes.html"
+    page.write_text("<p>my own notes</p>\n")
+    _refused([run, "--html", page], f"--html {page} exists and was not written by invlab", "--force")
+    assert page.read_text() == "<p>my own notes</p>\n"
+    res = runner.invoke(app, ["report", str(run), "--html", str(page), "--force"])
+    assert res.exit_code == 0, res.output
+    assert GENERATOR in page.read_text()
+    res = runner.invoke(app, ["report", str(run), "--html", str(page)])  # invlab's own page now: replaced freely
+    assert res.exit_code == 0, res.output
+
+
+def test_plots_replace_only_invlabs_pngs(run, tmp_path):
+    figs = tmp_path / "figs"
+    made = make_report([run], plot=figs)
+    assert made.plots and all(PNG_MARK in p.read_bytes()[:1 << 16] for p in made.plots)
+    assert sorted(os.listdir(figs)) == sorted(p.name for p in made.plots)  # no temporary folder left
+    again = make_report([run], plot=figs)  # invlab's own plots: replaced without --force
+    assert again.plots == made.plots
+    foreign = made.plots[0]
+    foreign.write_bytes(b"\x89PNG my own figure")
+    with pytest.raises(ConfigError, match=f"--plot {foreign} exists and was not written by invlab"):
+        make_report([run], plot=figs)
+    assert foreign.read_bytes() == b"\x89PNG my own figure"
+    assert sorted(os.listdir(figs)) == sorted(p.name for p in made.plots)
+    make_report([run], plot=figs, force=True)
+    assert PNG_MARK in foreign.read_bytes()
+
+
+def test_plots_into_a_run_folder_are_refused(run):
+    for folder in (run, run / "plots"):
+        with pytest.raises(ConfigError, match="lies in the results folder"):
+            make_report([run], plot=folder)
+    assert not (run / "plots").exists() and not list(run.glob("*.png"))
+
+
+def test_a_refused_page_creates_no_folder(run):
+    _refused([run, "--html", run / "sweeps" / "s" / "page.html"], "lies in the results folder")
+    assert not (run / "sweeps").exists()
