@@ -47,6 +47,27 @@ class _Loader(yaml.SafeLoader):
         finally:
             self._depth -= 1
 
+    def construct_mapping(self, node, deep=False):
+        """A key given twice in one mapping is an error naming its line (PyYAML would keep the last silently, so
+        `epochs: 5` lower down would quietly win over the one the reader sees first). Keys merged in with `<<`
+        may still be overridden, as YAML intends."""
+        if isinstance(node, yaml.MappingNode):
+            seen: set = set()
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    again = key in seen
+                except TypeError:  # an unhashable key: the base constructor refuses it with its own message
+                    continue
+                if again:
+                    raise yaml.constructor.ConstructorError(
+                        "while reading a mapping", node.start_mark,
+                        f"found the key {cut(repr(key), 60)} a second time; give each key once", key_node.start_mark)
+                seen.add(key)
+        return super().construct_mapping(node, deep)
+
     def compose_document(self):
         node = super().compose_document()
         count_values(node, lambda n: [x for kv in n.value for x in kv] if isinstance(n, yaml.MappingNode)
