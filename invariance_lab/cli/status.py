@@ -9,6 +9,7 @@ from pathlib import Path
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from ..run.status import folder_status
 from .options import line, out
@@ -29,5 +30,7 @@ def status_cli(path: Path = typer.Argument(..., help="A run folder (results/<nam
         for column in ("unit", "state", "detail"):
             t.add_column(column, overflow="fold")
         for u in run.units:
-            t.add_row(u.key, u.state, u.detail + "".join("\n  " + log for log in u.log))
+            # Text, not str: a log line or an error message holds brackets ([/], [train.epochs]) that rich would
+            # read as markup, and a stray closing tag would end the command in a traceback
+            t.add_row(Text(u.key), Text(u.state), Text(u.detail + "".join("\n  " + log for log in u.log)))
         out.print(t)
