@@ -80,17 +80,24 @@ def net(hold):
 '''
 
 
+def _quick_with(tmp_path, name: str, source: str, kwargs: dict):
+    """configs/quick.yaml with seed 0 and a third model `name`, built by `net` in the module `source` (written
+    beside the config) with `kwargs`."""
+    (tmp_path / f"{name}.py").write_text(source)
+    raw = yaml.safe_load((ROOT / "configs" / "quick.yaml").read_text())
+    raw["seeds"] = [0]
+    raw["models"][name] = {"factory": f"{name}:net", "kwargs": kwargs}
+    config = tmp_path / f"{name}.yaml"
+    config.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return config
+
+
 def test_ctrl_c_stops_the_workers_and_a_rerun_trains_only_the_missing_units(tmp_path):
     # quick.yaml with seed 0 and a third model whose unit waits until the test lets it go: Ctrl-C is sent while
     # at least one unit is done and the gate's is running, on a quiet machine or a starved one
-    (tmp_path / "gate.py").write_text(GATE)
     hold = tmp_path / "hold"
     hold.write_text("")
-    raw = yaml.safe_load((ROOT / "configs" / "quick.yaml").read_text())
-    raw["seeds"] = [0]
-    raw["models"]["gate"] = {"factory": "gate:net", "kwargs": {"hold": str(hold)}}
-    config = tmp_path / "gated.yaml"
-    config.write_text(yaml.safe_dump(raw, sort_keys=False))
+    config = _quick_with(tmp_path, "gate", GATE, {"hold": str(hold)})
     units = {"conv_only-seed0", "conv_gap-seed0", "gate-seed0"}
     results = tmp_path / "r"
     proc = subprocess.Popen([sys.executable, "-m", "invariance_lab", "run", str(config), "--results-dir",
@@ -181,14 +188,9 @@ def net(flag):
 
 
 def test_a_failed_unit_is_reported_with_its_log_and_retried_on_rerun(tmp_path, one_thread):
-    (tmp_path / "flaky.py").write_text(FLAKY)
     flag = tmp_path / "fail-now"
     flag.write_text("")
-    raw = yaml.safe_load((ROOT / "configs" / "quick.yaml").read_text())
-    raw["seeds"] = [0]
-    raw["models"]["flaky"] = {"factory": "flaky:net", "kwargs": {"flag": str(flag)}}
-    config = tmp_path / "flaky.yaml"
-    config.write_text(yaml.safe_dump(raw, sort_keys=False))
+    config = _quick_with(tmp_path, "flaky", FLAKY, {"flag": str(flag)})
     res = _run(tmp_path / "r", "--jobs", "2", config=config)
     assert res.exit_code == 2 and "Traceback" not in res.output
     said = " ".join(res.output.split())
