@@ -1,6 +1,6 @@
 """The question's six claims, tested: each claim as the thread words it, the experiment that tests it, and the
 judge that turns the numbers into a verdict by the thresholds of rules.py. answers.py runs the experiments and
-writes docs/answers.md.
+writes the answers page (<run>/answers.md, or docs/answers.md with --out).
 
     invlab claims configs/question_claims.yaml --threads 1
     findings = judge_all(cfg, {"run": load_result(run_dir), "every_roll": ..., "layers": ..., "parts": ...})
