@@ -1,6 +1,7 @@
 """The question's claims answered: run configs/question_claims.yaml (or reuse its run), add the sweeps the claims
 need (claims.SWEEPS: reused when the run folder already holds them), judge every claim (claims.py), and render
-the answers page (docs/answers.md is one). `invlab claims` is write_answers, which makes these three calls and writes the page:
+the answers page (docs/answers.md is one). `invlab claims` is write_answers, which makes these three calls and
+writes the page:
 
     run_dir = claims_run(load_config("configs/question_claims.yaml"), results_dir=Path("results"), threads=1)
     answers = answer_claims(run_dir, threads=1)
