@@ -8,9 +8,13 @@ media queries, are the width asked for). The page goes in as srcdoc, unchanged: 
 A small script in the wrapper, once everything has loaded, writes into the DOM: how many <img> the page has,
 which did not decode (naturalWidth 0) or are not displayed (zero size), whether the page is wider than its
 viewport (on a phone only the tables may scroll sideways, inside their boxes), any src/href that is not a data:
-URI or an in-page anchor, and the page's height. `--dump-dom` prints that DOM and this script reads the result
-back. Then a full-page screenshot (DIR/<page>-<width>px.png, for a person to look at) is checked for not being
-blank, and the page is printed to PDF (DIR/<page>.pdf) to check that it prints.
+URI or an in-page anchor, the page's height, and its order and sizes (layout_problems): the answer in words
+(id=answer) above the model table, the table starting within the first screen (900 px), fitting or scrolling in
+its own box with text of at least 12 px, and each plot's smallest text on screen (its rendered / natural width
+times the px size html.py writes in data-label-px) at least 11 px. `--dump-dom` prints that DOM and this script
+reads the result back: one browser launch per width for all of it. Then a full-page screenshot
+(DIR/<page>-<width>px.png, for a person to look at) is checked for not being blank, and the page is printed to PDF
+(DIR/<page>.pdf) to check that it prints.
 
 Exit 0 when every check passes, 1 otherwise (each problem printed), 2 when no browser is found.
 tests/report/test_html.py runs check_page where Chromium is installed (`apt-get install chromium`; .ci/run
@@ -31,6 +35,9 @@ from pathlib import Path
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome")
 WIDTHS = (390, 1280)
+SCREEN_HEIGHT = 900  # px: the first screen, which the model table must start within (the probe's iframe height)
+MIN_TABLE_FONT_PX = 12  # the model table's numbers, px, at every width
+MIN_LABEL_PX = 11  # a plot's smallest text on screen, px (report/html.py's MIN_LABEL_PX)
 MAX_SHOT_HEIGHT = 30_000  # px: a full-page screenshot taller than this is cut (Chromium's own limits are near)
 PROBE = """
 <script>
@@ -50,6 +57,24 @@ window.addEventListener("load", function () {
     windowWidth: doc.defaultView.innerWidth,
     height: doc.documentElement.scrollHeight
   };
+  // the answer in words, then the model table (the page's first), within the first screen
+  var answer = doc.getElementById("answer"), table = doc.querySelector("table");
+  out.answerBottom = answer ? answer.getBoundingClientRect().bottom : null;
+  out.tableTop = table ? table.getBoundingClientRect().top : null;
+  if (table) {
+    // the table fits its window or scrolls inside its own box; its numbers keep a readable size
+    var box = table.parentElement, view = doc.defaultView;
+    out.tableFits = table.getBoundingClientRect().width <= out.windowWidth;
+    out.tableScrollBox = /^(auto|scroll)$/.test(view.getComputedStyle(box).overflowX)
+                         && box.getBoundingClientRect().right <= out.windowWidth + 0.5;
+    out.tableFontPx = Math.min.apply(null, Array.prototype.map.call(table.querySelectorAll("td, th"),
+      function (c) { return parseFloat(view.getComputedStyle(c).fontSize); }));
+  }
+  // plots (html.py marks each with the px size of its smallest text in the PNG): that text's size on screen
+  out.plotLabels = imgs.filter(function (i) { return i.hasAttribute("data-label-px"); }).map(function (i) {
+    var shown = i.getBoundingClientRect().width / (i.naturalWidth || 1);
+    return {alt: i.alt, px: shown * parseFloat(i.getAttribute("data-label-px"))};
+  });
   var pre = document.createElement("pre");
   pre.id = "invlab-probe";
   pre.textContent = JSON.stringify(out);
@@ -99,6 +124,30 @@ def probe(browser: str, page: Path, width: int, work: Path) -> dict:
     return json.loads(html.unescape(m.group(1)))
 
 
+def layout_problems(found: dict, where: str) -> list[str]:
+    """What the probe says against the page's order and sizes: the answer in words above the model table, the
+    table starting within the first screen, fitting its window or scrolling inside its own box with numbers of at
+    least MIN_TABLE_FONT_PX, and every plot's smallest text at least MIN_LABEL_PX on screen."""
+    out = []
+    if found.get("tableTop") is None:
+        return [f"{where}: the page has no table"]
+    if found.get("answerBottom") is None:
+        out.append(f"{where}: no answer in words (id=answer) on the page")
+    elif found["answerBottom"] > found["tableTop"]:
+        out.append(f"{where}: the answer in words is not above the model table")
+    if found["tableTop"] > SCREEN_HEIGHT:
+        out.append(f"{where}: the model table starts {found['tableTop']:.0f} px down, below the first screen "
+                   f"({SCREEN_HEIGHT} px)")
+    if not (found["tableFits"] or found["tableScrollBox"]):
+        out.append(f"{where}: the model table is wider than the window and not inside a box that scrolls sideways")
+    if found["tableFontPx"] < MIN_TABLE_FONT_PX:
+        out.append(f"{where}: the model table's text is {found['tableFontPx']:.1f} px (< {MIN_TABLE_FONT_PX})")
+    small = [f"{p['alt'][:40]}: {p['px']:.1f} px" for p in found["plotLabels"] if p["px"] < MIN_LABEL_PX - 0.05]
+    if small:
+        out.append(f"{where}: plot labels smaller than {MIN_LABEL_PX} px on screen: {small[:5]}")
+    return out
+
+
 def crop(path: Path, width: int) -> None:
     """Cut the screenshot to the iframe's width (the window is at least 500 px wide)."""
     from PIL import Image
@@ -144,6 +193,7 @@ def check_page(page: Path, out_dir: Path, widths=WIDTHS, browser: str | None = N
                                 f"{found['hidden'][:5]}")
             if found["outside"]:
                 problems.append(f"{where}: links or sources outside the page: {found['outside'][:5]}")
+            problems += layout_problems(found, where)
             if found["pageWidth"] > found["windowWidth"]:
                 problems.append(f"{where}: the page is {found['pageWidth']} px wide, wider than the window "
                                 f"({found['windowWidth']} px): it scrolls sideways as a whole")
@@ -156,8 +206,10 @@ def check_page(page: Path, out_dir: Path, widths=WIDTHS, browser: str | None = N
             if not shot.is_file() or screenshot_is_blank(shot):
                 problems.append(f"{where}: the screenshot {shot} is missing or blank")
             files.append(shot)
-            print(f"{width} px: {found['images']} images, page {found['pageWidth']} x {found['height']} px, "
-                  f"screenshot {shot}", file=sys.stderr)
+            least = min((p["px"] for p in found["plotLabels"]), default=float("nan"))
+            print(f"{width} px: {found['images']} images, page {found['pageWidth']} x {found['height']} px, table "
+                  f"from {found['tableTop']:.0f} px, its text {found['tableFontPx']:.1f} px, smallest plot label "
+                  f"{least:.1f} px, screenshot {shot}", file=sys.stderr)
         pdf = out_dir / f"{page.stem}.pdf"
         _chromium(browser, work / "profile", 1280, 900, f"--print-to-pdf={pdf}", "--no-pdf-header-footer",
                   page.as_uri())

@@ -23,6 +23,7 @@ import yaml
 
 from .claims import Claim, judge_all
 from .evidence import Finding
+from .protocol import protocol_words
 from .rules import (AGREE_TV, APPROX_EQUIVARIANCE, APPROX_FLIP, CIRCULAR, EXACT_EQUIVARIANCE, EXACT_TV, PART_SPAN,
     VERDICTS, check_claim_models)
 from ..schema.config import Config, SweepConfig
@@ -210,10 +211,14 @@ def _commands(c: Claim, a: Answers, config: str) -> list[str]:
 
 
 def _intro(a: Answers, config: str) -> str:
+    shift = a.cfg.data.train_shift  # the run's own protocol, as it ran (not the default config's)
+    trained = ("letters always centred in training, so whatever invariance a network shows comes from its "
+               "architecture" if shift == 0 else f"letters moved by up to {shift:g} px in training, so some of a "
+               "network's invariance may be learned from the data")
     return ("*How do max pooling, strides and global pooling make a CNN invariant to translation?* The question's "
-            "author and its two answers made six claims. Each is tested here by experiment on the lab's letters (A "
-            f"vs B, {a.cfg.data.canvas} px canvas, letters always centred in training, so whatever invariance a "
-            f"network shows comes from its architecture), {len(a.cfg.seeds)} seeds per network; numbers are mean ± "
+            "author and its two answers made six claims. Each is tested here by experiment on the lab's letters "
+            f"({protocol_words(a.cfg)['letters']}, {a.cfg.data.canvas} px canvas, {trained}), "
+            f"{len(a.cfg.seeds)} seeds per network; numbers are mean ± "
             "95% CI over seeds. TV is the total-variation change of the softmax output (for two classes, the change "
             "of the probability of the class predicted before the shift). Written by `invlab claims` from the run "
             f"`{a.results['run'].label}` ({len(a.cfg.models)} networks × {len(a.cfg.seeds)} seeds, config "
@@ -247,9 +252,10 @@ def render_answers(a: Answers, *, config: str = "configs/question_claims.yaml", 
     out = ["# The question's claims, tested", "", _intro(a, config), "", time, "", "## Verdicts", "",
            "| # | claim | verdict | when, and the numbers that say so |", "|---:|---|---|---|"]
     out += [f"| {c.number} | {c.text} | **{f.verdict}** | {f.condition} |" for c, f in a.findings]
+    words = protocol_words(a.cfg)  # the experiments name the run's own letters, canvas and shifts
     out += ["", "## Thresholds", "", *_thresholds(), ""]
     for c, f in a.findings:
-        out += [f"## {c.number}. “{c.text}”", "", f"**Experiment.** {c.experiment}", "",
+        out += [f"## {c.number}. “{c.text}”", "", f"**Experiment.** {c.experiment.format_map(words)}", "",
                 "| quantity | model | value |", "|---|---|---:|", *(f"| {q} | {m} | {v} |" for q, m, v in f.numbers),
                 "", f"**Verdict: {f.verdict}.** {f.condition}.", "", f"**Rule.** {c.rule}", "",
                 "**Reproduce.**", "", "```", *_commands(c, a, config), "```", ""]

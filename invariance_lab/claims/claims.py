@@ -21,6 +21,7 @@ from ..report.tables import LAYER_RANGE, Result, layer_table
 from ..schema.config import Config
 from ..store.layout import LAYERS_CSV
 from .evidence import Evidence, Finding, Stat, compare, exact_on_lattice_only, lattice, lattice_numbers, tv
+from .protocol import pct, ratio
 from .rules import (AGREE_TV, APPROX, APPROX_EQUIVARIANCE, APPROX_FLIP, CIRCULAR, EXACT_EQUIVARIANCE, EXACT_TV, FAILS,
     HOLDS, PART_SPAN, UNDECIDED)
 
@@ -83,7 +84,7 @@ def _equivariance(ev: Evidence) -> Finding:
         step = int(last.stride.iloc[0])
         error = float(last[~lattice(last, step)].pooled_invariance_error.max())
         what = f"largest pooled (channel-mean) error of {last.layer_name.iloc[0]} between multiples of {step}"
-        numbers.append((what, m, f"{error:.3g}"))
+        numbers.append((what, m, ratio(error)))
         moved = max(moved, error)
     verdict = HOLDS if stride1 <= EXACT_EQUIVARIANCE else APPROX if stride1 <= APPROX_EQUIVARIANCE else FAILS
     parts = [(f"{'exactly' if verdict == HOLDS else 'not exactly'} for stride-1 convolutions with circular padding "
@@ -91,17 +92,18 @@ def _equivariance(ev: Evidence) -> Finding:
     if stride2 <= EXACT_EQUIVARIANCE and moved > EXACT_EQUIVARIANCE:
         parts.append(f"after a stride-2 layer only for shifts that are multiples of the cumulative stride (there "
                      f"{tv(stride2)}); in between the map is no shifted copy (its channel means move by up to "
-                     f"{moved:.2g})")
+                     f"{ratio(moved, '.2g')})")
     else:
         parts.append(f"after a stride-2 layer: largest error {tv(stride2)} at multiples of the stride, pooled "
-                     f"error {moved:.2g} in between")
+                     f"error {ratio(moved, '.2g')} in between")
     z = worst["gap_zeros"]
     one = taps[(taps.model == "gap_zeros") & (taps.dx == 1) & (taps.dy == 0)]
     first, deep = (float(one[one.layer_name == one.layer_name.iloc[k]].equivariance_error.max()) for k in (0, -1))
     taps_1px = f"{one.layer_name.iloc[0]}; {one.layer_name.iloc[-1]}"
-    numbers.append((f"largest equivariance error at a 1 px shift: {taps_1px}", "gap_zeros", f"{tv(first)}; {deep:.3g}"))
+    numbers.append((f"largest equivariance error at a 1 px shift: {taps_1px}", "gap_zeros",
+                    f"{tv(first)}; {ratio(deep)}"))
     parts.append(f"not with zero padding (largest error {z:.2g}; at a 1 px shift {tv(first)} in the first block, "
-                 f"whose input background is 0 like the padding, but {deep:.2g} in the last)"
+                 f"whose input background is 0 like the padding, but {ratio(deep, '.2g')} in the last)"
                  if z > EXACT_EQUIVARIANCE else f"also with zero padding (largest error {tv(z)})")
     return Finding(verdict, "; ".join(parts), numbers)
 
@@ -140,8 +142,8 @@ def _part_displacement(ev: Evidence) -> Finding:
 
 
 @claim("Stacking conv + max pooling until a single value gives total invariance",
-       "Conv + 2x2 max-pooling blocks until the map is 1x1 (five on a 32 px canvas: total stride 32), then the "
-       "dense layer: canvas shifts of -8..8 px along each axis (zero padding), and every circular shift of the canvas "
+       "Conv + 2x2 max-pooling blocks until the map is 1x1 ({blocks} on a {canvas} px canvas: total stride {canvas}), "
+       "then the dense layer: {canvas_shifts} (zero padding), and every circular shift of the canvas "
        "(circular padding); three blocks + flatten (conv_maxpool) for comparison.",
        f"holds if no image changes by more than {EXACT_TV:g} (TV) at any shift, seed and protocol; holds only "
        f"approximately if the mean flip rate is at most {APPROX_FLIP:g} under both protocols; else does not hold.",
@@ -163,9 +165,9 @@ def _pool_to_one(ev: Evidence) -> Finding:
     verdict = (HOLDS if max(big) <= EXACT_TV else APPROX if max(canvas.mean, circ.mean) <= APPROX_FLIP else FAILS)
     stride = ev.total_stride("maxpool_1x1_circular")
     return Finding(verdict, f"the single value per channel is reached (total stride {stride}, canvas "
-                   f"{ev.cfg.data.canvas} px), yet {canvas.mean:.1%} of predictions change on average under canvas "
-                   f"shifts and {circ.mean:.1%} over every circular shift; against three blocks + flatten "
-                   f"({three.mean:.1%}): {compare(canvas, three)}. The max-pooling grid is exact only for shifts by "
+                   f"{ev.cfg.data.canvas} px), yet {pct(canvas.mean)} of predictions change on average under canvas "
+                   f"shifts and {pct(circ.mean)} over every circular shift; against three blocks + flatten "
+                   f"({pct(three.mean)}): {compare(canvas, three)}. The max-pooling grid is exact only for shifts by "
                    f"multiples of the total stride, and on this canvas that is no non-zero shift", numbers)
 
 
@@ -207,8 +209,9 @@ def _symmetric_head(ev: Evidence) -> Finding:
             "before them is shift-equivariant: circular padding and stride 1" if verdict == HOLDS else
             "not exactly for " + ", ".join(m for m, ok in exact.items() if not ok))
     return Finding(verdict, f"{said}. Not otherwise: with zero padding the global average changes "
-                   f"{zeros_roll.mean:.2%} of predictions under circular shifts ({zeros_canvas.mean:.2%} under canvas "
-                   f"shifts), and after stride-2 convolutions a global max changes {strided.mean:.1%}", numbers)
+                   f"{pct(zeros_roll.mean, 2)} of predictions under circular shifts ({pct(zeros_canvas.mean, 2)} "
+                   f"under canvas shifts), and after stride-2 convolutions a global max changes "
+                   f"{pct(strided.mean)}", numbers)
 
 
 @claim("With stride > 1 it is only approximately a shuffle",
@@ -240,14 +243,14 @@ def _stride_shuffle(ev: Evidence) -> Finding:
     if fine:
         said += f" (exact on a finer lattice for {', '.join(fine)})"
     how = "; ".join(f"{m} {'approximately' if f['off'].mean <= APPROX_FLIP else 'not even approximately'} "
-                    f"({f['off'].mean:.1%} of predictions change)" for m, f in found.items())
+                    f"({pct(f['off'].mean)} of predictions change)" for m, f in found.items())
     return Finding(verdict, f"{said}. Between the multiples, how close to a shuffle depends on the downsampling: "
                    f"{how}", numbers)
 
 
 @claim("Replace max pooling by strided convolutions and take a global max pooling: invariant without pooling",
        "Strided convolutions (three stride-2 blocks) + global max against conv + 2x2 max pooling + flatten, both "
-       "with zero padding, under canvas shifts of -8..8 px along each axis; the strided + global max network with "
+       "with zero padding, under {canvas_shifts}; the strided + global max network with "
        "circular padding over every circular shift (where it must be exact at multiples of 8).",
        f"holds if strided conv + global max changes no image by more than {EXACT_TV:g} under canvas shifts; holds "
        f"only approximately if its mean flip rate is at most {APPROX_FLIP:g}; else does not hold. The condition "
@@ -267,9 +270,9 @@ def _strided_global_max(ev: Evidence) -> Finding:
     step = found["step"]
     circular = (f"exact only at multiples of its total stride {step}" if exact_on_lattice_only(found) else
                 f"exact at {found['odd_exact']} odd shifts, and up to {tv(found['on'])} at multiples of {step}")
-    return Finding(verdict, f"strided conv + global max changes {sg.mean:.1%} of predictions on average under canvas "
-                   f"shifts, against {mp.mean:.1%} for max pooling + flatten ({compare(sg, mp)}); with circular "
-                   f"padding it is {circular} and changes {found['off'].mean:.1%} of predictions in between: the "
+    return Finding(verdict, f"strided conv + global max changes {pct(sg.mean)} of predictions on average under canvas "
+                   f"shifts, against {pct(mp.mean)} for max pooling + flatten ({compare(sg, mp)}); with circular "
+                   f"padding it is {circular} and changes {pct(found['off'].mean)} of predictions in between: the "
                    "global max removes where things are, but the stride-2 subsampling before it aliases", numbers)
 
 

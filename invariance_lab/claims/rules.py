@@ -24,10 +24,11 @@ from __future__ import annotations
 
 import math
 
-from ..core.errors import ConfigError
+from ..core.errors import ConfigError, quote
 from ..core.columns import INVARIANT_TV
 from ..nn.models import check_model
 from ..schema.config import Config
+from ..schema.sweep import axis
 from ..config.models import resolved_models
 
 HOLDS, APPROX, FAILS, UNDECIDED = "holds", "holds only approximately", "does not hold", "undecided"
@@ -64,6 +65,12 @@ def check_claim_models(cfg: Config) -> None:
         if got != (down, head, pad):
             raise ConfigError(f"model {name!r} must be {down} / {head} / {pad} (downsample / head / padding) for the "
                               f"claims; the config gives {' / '.join(map(str, got))}")
+    s = cfg.sweep  # claims 3, 4 and 6 read the run's own sweep as canvas shifts: none would leave them NaN
+    if s.mode != "canvas" or not any(v != 0 for v in axis(s.dx) + axis(s.dy)):
+        raise ConfigError(f"the claims read the run's own sweep as canvas shifts (claims 3, 4 and 6); the config "
+                          f"{cfg.name!r} gives sweep mode {s.mode} with dx {quote(s.dx)} and dy {quote(s.dy)}"
+                          f"{', no shift but (0, 0)' if s.mode == 'canvas' else ''}: give sweep: {{mode: canvas, "
+                          "dx: [-8, 8], dy: [-8, 8]} as configs/question_claims.yaml does, or other non-zero shifts")
     for name in ONE_BY_ONE:
         side = check_model(factors[name], cfg.data.canvas)
         if side != 1:

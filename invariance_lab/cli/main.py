@@ -19,6 +19,7 @@ from typer.core import TyperGroup
 
 from ..core.errors import InvlabError
 from ..core.speed import keep_freed_memory
+from ..core.versions import __version__
 from .options import err, line
 
 
@@ -76,13 +77,21 @@ class LazyCommands(TyperGroup):
         return name, load_command(name), rest
 
 
-app = typer.Typer(cls=LazyCommands, add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+app = typer.Typer(cls=LazyCommands, add_completion=True, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Measure how CNN architectures become invariant to translation, on synthetic letters.")
 _options = {"debug": False}  # the app's own options, set by its callback before every command
 
 
+def _print_version(asked: bool) -> None:
+    if asked:
+        typer.echo(f"invlab {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _start(debug: bool = typer.Option(False, "--debug", help="Show the traceback of an error instead of its one-paragraph message.")) -> None:
+def _start(debug: bool = typer.Option(False, "--debug", help="Show the traceback of an error instead of its one-paragraph message."),
+           version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                        help="Print invlab's version and exit.")) -> None:
     _options["debug"] = debug
     keep_freed_memory()  # fewer page faults per batch (speed.py); changes no number
 

@@ -12,14 +12,19 @@ from typing import Optional
 
 import typer
 
-from ..core.errors import ConfigError, choose
+from ..core.errors import ConfigError, quote
+from ..data.images import COLOURS
+from ..data.transforms import FILLS, SUBPIXEL
+from ..eval.engine import ENGINE_CHOICES
+from ..eval.stream import MODES
 from ..report.display import brief_tables
 from ..run.measure import measure_to_folder
 from ..core.runtime import set_threads
 from ..run.writable import writable
 from ..schema.config import parse_range
+from ..schema.model import MAX_KWARG_DEPTH
 from ..store.results import load_result
-from .options import QUIET, RESULTS_DIR, THREADS, line, out, say
+from .options import QUIET, THREADS, choice, line, out, say
 
 
 def measure_cli(images: Path = typer.Option(..., "--images", help="A folder of PNG/JPEG images: class subfolders (DIR/<class>/<image>) give labels, a flat folder none. Or a run folder: its own test images."),
@@ -28,9 +33,9 @@ def measure_cli(images: Path = typer.Option(..., "--images", help="A folder of P
                 weights: Optional[Path] = typer.Option(None, "--weights", help="A state dict (.pt, read with weights_only=True), a .safetensors file, or an invlab checkpoint. Without it the model is measured as --model returns it."),
                 dx: str = typer.Option("-8:8", "--dx", help="Horizontal shifts START:STOP[:STEP], px, inclusive."),
                 dy: str = typer.Option("0", "--dy", help="Vertical shifts START:STOP[:STEP], px, inclusive; every (dx, dy) pair is measured."),
-                mode: str = typer.Option("canvas", "--mode", help="canvas (the image moves inside its frame; sub-pixel shifts bilinear) or circular (rolled, whole pixels)."),
-                fill: str = typer.Option("zeros", "--fill", help="canvas mode: what enters the frame: zeros, edge (nearest border pixel) or reflect."),
-                colour: str = typer.Option("grey", "--colour", help="grey (1 channel) or rgb (3)."),
+                mode: str = choice("canvas", "--mode", MODES, "canvas (the image moves inside its frame; sub-pixel shifts bilinear) or circular (rolled, whole pixels)."),
+                fill: str = choice("zeros", "--fill", FILLS, "canvas mode: what enters the frame: zeros, edge (nearest border pixel) or reflect."),
+                colour: str = choice("grey", "--colour", COLOURS, "grey (1 channel) or rgb (3).", "--color"),
                 size: Optional[str] = typer.Option(None, "--size", help="Resize every image to N or HxW px (bilinear), e.g. the model's input size. Default: as they are (all the same size)."),
                 mean: Optional[str] = typer.Option(None, "--mean", help="Normalisation after the shift: one value, or one per channel (0.485,0.456,0.406)."),
                 std: Optional[str] = typer.Option(None, "--std", help="Normalisation: one value, or one per channel."),
@@ -39,21 +44,22 @@ def measure_cli(images: Path = typer.Option(..., "--images", help="A folder of P
                 layer_images: int = typer.Option(200, "--layer-images", help="Images for --layers (it runs the model at every shift and keeps every tap)."),
                 batch_size: int = typer.Option(256, "--batch-size", help="Images per forward pass (memory stays flat in the number of images and shifts)."),
                 name: Optional[str] = typer.Option(None, "--name", help="The model's name in the tables (default: the checkpoint's model, else the function's name)."),
-                device: str = typer.Option("cpu", "--device", help="cpu, cuda or auto."),
-                engine: str = typer.Option("auto", "--engine", help="auto: the exact all-shift engine where it applies (--mode circular, square images, layers of known kinds: the same numbers, much faster), brute force otherwise; brute: one forward pass per shift (the check); allshift: refuse where the engine does not apply."),
+                device: str = choice("cpu", "--device", ("cpu", "cuda", "auto"), "cpu, cuda or auto."),
+                subpixel: str = choice("bilinear", "--subpixel", SUBPIXEL, "--mode circular: fft lets shifts be fractions (band-limited, the Fourier shift theorem); bilinear refuses them (rolls are whole pixels)."),
+                engine: str = choice("auto", "--engine", ENGINE_CHOICES, "auto: the exact all-shift engine where it applies (--mode circular, square images, layers of known kinds: the same numbers, much faster), brute force otherwise; brute: one forward pass per shift (the check); allshift: refuse where the engine does not apply."),
                 trust_factory: bool = typer.Option(False, "--trust-factory", help="Use the factory and kwargs a --weights checkpoint names (imported and called: code from whoever sent the file runs); without it invlab refuses and shows them."),
-                threads: Optional[int] = THREADS, results_dir: Path = RESULTS_DIR, quiet: bool = QUIET):
+                threads: Optional[int] = THREADS, quiet: bool = QUIET,
+                results_dir: Path = typer.Option(Path("results"), "--results-dir", help="Where the measure folder is created: <results-dir>/measure/<name>-<time>/.")):
     """Measure a model of your own (trained anywhere) on a folder of images, without training: writes
     results/measure/<name>-<time>/ with the files `invlab report` reads."""
     set_threads(threads)  # the command's process: measure_to_folder runs here
-    choose("device", device, ("cpu", "cuda", "auto"))
     folder = measure_to_folder(
         images=images, model=model, model_kwargs=_json_object(model_kwargs, "--model-kwargs"), weights=weights,
         dx=parse_range(dx, "--dx"), dy=parse_range(dy, "--dy"), mode=mode, fill=fill, colour=colour,
         size=_size(size), mean=_numbers(mean, "--mean"), std=_numbers(std, "--std"), layers=layers,
         taps=[t.strip() for t in taps.split(",") if t.strip()] if taps else None, layer_images=layer_images,
         batch_size=batch_size, name=name, results_dir=writable(results_dir, "--results-dir"), device=device,
-        progress=not quiet, on_event=say(quiet), engine=engine, trust_factory=trust_factory)
+        progress=not quiet, on_event=say(quiet), engine=engine, trust_factory=trust_factory, subpixel=subpixel)
     for table in brief_tables(load_result(folder), title="measure: per model (one trained network)"):
         out.print(table)
     line(f"measure folder: {folder}")
@@ -65,9 +71,14 @@ def _json_object(text: str | None, option: str):
     try:
         value = json.loads(text)
     except ValueError as e:
-        raise ConfigError(f"{option} {text!r} is not JSON ({e}); write an object, e.g. {option} '{{\"width\": 16}}'") from None
+        raise ConfigError(f"{option} {quote(text)} is not JSON ({e}); write an object, e.g. {option} "
+                          f"'{{\"width\": 16}}'") from None
+    except RecursionError:  # Python's JSON parser recurses once per [ or {: a thousand of them exhaust the stack
+        raise ConfigError(f"{option} {quote(text, 60)} is nested too deep to read (about 1000 levels); keyword "
+                          f"arguments are plain values nested at most {MAX_KWARG_DEPTH} levels, e.g. {option} "
+                          f"'{{\"width\": 16}}'") from None
     if not isinstance(value, dict):
-        raise ConfigError(f"{option} must be a JSON object of keyword arguments; got {text!r}")
+        raise ConfigError(f"{option} must be a JSON object of keyword arguments; got {quote(text)}")
     return value
 
 

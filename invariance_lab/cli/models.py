@@ -9,6 +9,7 @@ from __future__ import annotations
 from rich.table import Table
 
 from ..data.outlines import font_names
+from ..nn.downsample import DOWNSAMPLES
 from ..nn.models import DEFAULTS, list_presets
 from .options import out
 
@@ -23,6 +24,14 @@ def models_cli():
     for name, p in list_presets().items():
         t.add_row(name, f"{p['downsample']} / {p['head']} / {p['padding']}", p["description"])
     out.print(t)
+    kinds = Table(title="downsample kinds (models: {m: {downsample: KIND}}): what each block does after its conv")
+    kinds.add_column("downsample", no_wrap=True)
+    kinds.add_column("stride")
+    kinds.add_column("what it is")
+    kinds.add_column("from")
+    for name, d in DOWNSAMPLES.items():
+        kinds.add_row(name, str(d.stride), d.describe(), d.literature)
+    out.print(kinds)
 
 
 def fonts_cli():

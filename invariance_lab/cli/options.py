@@ -1,6 +1,7 @@
 """What the command modules share: the console they print to and the options several commands take.
 
     def run_cli(..., threads: Optional[int] = THREADS, results_dir: Path = RESULTS_DIR, quiet: bool = QUIET): ...
+    mode: str = choice("canvas", "--mode", MODES, "canvas (redrawn) or circular (rolled).")
 """
 
 from __future__ import annotations
@@ -11,15 +12,39 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from ..core.errors import InvlabError, choose
+
 # Piped output (files, tests) is not squeezed to 80 columns: tables stay whole.
 out = Console(width=None if sys.stdout.isatty() else 200)
 err = Console(stderr=True)
 
-RESULTS_DIR = typer.Option(Path("results"), "--results-dir", help="Where run folders are created.")
+RESULTS_DIR = typer.Option(Path("results"), "--results-dir", help="Where run folders are created (and found: a "
+                           "finished run of the same config is resumed or reused).")
 QUIET = typer.Option(False, "--quiet", "-q", help="No progress bars or progress messages.")
 THREADS = typer.Option(None, "--threads", min=1, help="torch threads (default: torch's own); recorded in meta.json. "
                        "On a busy machine 1 can be faster than 2.")
 SET = typer.Option([], "--set", help="Override a config key: --set train.epochs=2 (repeatable).")
+
+
+def choice(default, flag: str, choices, help: str, *aliases: str):
+    """An option that takes one of `choices`: --help lists them, and a value that is not one of them is one
+    paragraph with the closest name (core/errors.choose), exit 2, before the command starts."""
+    names = tuple(str(c) for c in choices)
+
+    def check(value):
+        if value is not None:
+            try:
+                choose(flag, value, names)
+            except InvlabError as e:
+                err.print(f"error: {e}", style="red", highlight=False, markup=False, soft_wrap=True)
+                raise typer.Exit(2) from None
+        return value
+
+    def complete(incomplete: str) -> list[str]:  # the shell's completion (invlab --install-completion)
+        return [n for n in names if n.startswith(incomplete)]
+
+    return typer.Option(default, flag, *aliases, metavar="|".join(names), callback=check, autocompletion=complete,
+                        help=help)
 
 
 def say(quiet: bool):

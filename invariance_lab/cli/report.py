@@ -13,19 +13,20 @@ from typing import List, Optional
 import typer
 
 from ..report.command import make_report
-from ..report.display import render
-from .options import RESULTS_DIR, err, line, out
+from ..report.display import FORMATS, render
+from ..report.tables import BY
+from .options import choice, err, line, out
 
 
 def report_cli(paths: List[Path] = typer.Argument(None, help="Run or sweep folders (default: the newest run)."),
-               by: str = typer.Option("model", "--by", help="model: one row per model; shift: model x shift table; layer: model x layer (sweeps made with --layers)."),
+               by: str = choice("model", "--by", BY, "model: one row per model; shift: model x shift table; layer: model x layer (sweeps made with --layers)."),
                metric: str = typer.Option("flip_rate", "--metric", help="Metric for --by shift and --plot."),
-               axis: Optional[str] = typer.Option(None, "--axis", help="dx or dy for --by shift (default: each swept axis)."),
-               fmt: str = typer.Option("table", "--format", help="table, markdown or csv."),
+               axis: Optional[str] = choice(None, "--axis", ("dx", "dy"), "dx or dy for --by shift (default: each swept axis)."),
+               fmt: str = choice("table", "--format", FORMATS, "table, markdown or csv."),
                plot: Optional[Path] = typer.Option(None, "--plot", help="Also write PNG plots into this folder."),
                drop_chance: bool = typer.Option(False, "--drop-chance", help="Leave out seeds at chance (clean accuracy within 5 points of 1/classes): their consistency says nothing."),
                html: Optional[Path] = typer.Option(None, "--html", help="Also write one self-contained HTML page (tables, plots, the test letters as the networks saw them, animations) to this file."),
-               results_dir: Path = RESULTS_DIR,
+               results_dir: Path = typer.Option(Path("results"), "--results-dir", help="Where to look for the newest run when no folder is given."),
                force: bool = typer.Option(False, "--force", help="Replace an existing --html page or --plot PNG that invlab did not write (without it, only invlab's own files are replaced).")):
     """Compare models (mean ± 95% CI over seeds) across one or more runs and sweeps; optionally plot, or write
     the whole report as one HTML page."""

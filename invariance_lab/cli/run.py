@@ -14,9 +14,10 @@ import typer
 from ..config.factorial import left_out_note
 from ..report.display import brief_tables, render
 from ..report.study import build_study_report
+from ..run.executors import EXECUTORS
 from ..run.launch import launch
 from ..store.results import load_result
-from .options import QUIET, RESULTS_DIR, SET, THREADS, line, out, say
+from .options import QUIET, RESULTS_DIR, SET, THREADS, choice, line, out, say
 
 
 def run_cli(config: Path = typer.Argument(..., help="YAML config, e.g. configs/seed_question.yaml."),
@@ -25,7 +26,7 @@ def run_cli(config: Path = typer.Argument(..., help="YAML config, e.g. configs/s
             fresh: bool = typer.Option(False, "--fresh", help="Train every model again in a new folder (default: resume an interrupted run and reuse matching checkpoints)."),
             reuse_old: bool = typer.Option(False, "--reuse-old", help="Also reuse checkpoints (and resume runs) made by another invlab version, torch major.minor or other font files; recorded in meta.json (reused_old). Without it they are trained again, with a message."),
             jobs: int = typer.Option(1, "--jobs", "-j", help="(model, seed) units trained at once, each in its own worker process with cores/jobs torch threads unless --threads says; the same numbers as --jobs 1. With --executor slurm: array jobs running at once."),
-            executor: str = typer.Option("processes", "--executor", help="processes: worker processes on this machine; slurm: a SLURM job array through submitit (needs submitit: pip install submitit, or the package's slurm extra; the results folder must be on a shared filesystem); submitit-local: the slurm path run on this machine."),
+            executor: str = choice("processes", "--executor", EXECUTORS, "processes: worker processes on this machine; slurm: a SLURM job array through submitit (needs submitit: pip install submitit, or the package's slurm extra; the results folder must be on a shared filesystem); submitit-local: the slurm path run on this machine."),
             partition: Optional[str] = typer.Option(None, "--partition", help="slurm: the partition."),
             time_min: int = typer.Option(60, "--time", help="slurm: minutes per unit's job."),
             cpus: Optional[int] = typer.Option(None, "--cpus", help="slurm: CPUs per unit's job (default: --threads, else 1)."),

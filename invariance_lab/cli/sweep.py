@@ -2,6 +2,7 @@
 
     invlab sweep results/quick/<run id> --mode circular --dx -4:4
     invlab sweep configs/quick.yaml --all-shifts
+    invlab sweep results/quick/<run id> --mode circular --dx -1:1:0.25 --subpixel fft
 """
 
 from __future__ import annotations
@@ -12,23 +13,28 @@ from typing import List, Optional
 import typer
 
 from ..report.display import brief_tables, certificate_lines
+from ..data.shifts import SWEEP_KINDS
+from ..data.transforms import SUBPIXEL
+from ..eval.engine import ENGINE_CHOICES
+from ..eval.stream import GRIDS, MODES
 from ..run.sweep_settings import sweep_target
 from ..schema.config import parse_range
 from ..store.results import load_result
-from .options import QUIET, RESULTS_DIR, THREADS, line, out, say
+from .options import QUIET, RESULTS_DIR, THREADS, choice, line, out, say
 
 
 def sweep_cli(target: Path = typer.Argument(..., help="A run folder (results/<name>/<run id>) or a YAML config."),
               dx: Optional[str] = typer.Option(None, "--dx", help="Horizontal shifts START:STOP[:STEP], px, inclusive."),
               dy: Optional[str] = typer.Option(None, "--dy", help="Vertical shifts START:STOP[:STEP], px, inclusive."),
-              mode: Optional[str] = typer.Option(None, "--mode", help="canvas (redrawn; sub-pixel allowed) or circular (rolled)."),
-              grid: Optional[str] = typer.Option(None, "--grid", help="product (every dx, dy pair) or axes (each axis alone)."),
+              mode: Optional[str] = choice(None, "--mode", MODES, "canvas (redrawn; sub-pixel allowed) or circular (rolled). Default: the run's."),
+              grid: Optional[str] = choice(None, "--grid", GRIDS, "product (every dx, dy pair) or axes (each axis alone). Default: the run's."),
               models_: Optional[str] = typer.Option(None, "--models", help="Comma-separated model names (default: all)."),
-              kind: str = typer.Option("translation", "--kind", help="translation (move the letter) or parts (move only its part by dx, dy: a stroke letter's right-most stroke, an outline letter's right-most counter)."),
+              kind: str = choice("translation", "--kind", SWEEP_KINDS, "translation (move the letter) or parts (move only its part by dx, dy: a stroke letter's right-most stroke, an outline letter's right-most counter)."),
               layers: bool = typer.Option(False, "--layers", help="Also write the per-layer profile: layers.csv, layers_summary.csv."),
               layer_images: int = typer.Option(200, "--layer-images", help="Test images for --layers (it runs every layer at every shift)."),
               all_shifts: bool = typer.Option(False, "--all-shifts", help="Every circular shift of the canvas (the whole translation group, --mode circular): prints each model's exact worst case, a certificate of invariance or the shift that breaks it."),
-              engine: str = typer.Option("auto", "--engine", help="auto: the exact all-shift engine for every model it applies to (circular sweeps of circular-padding networks; the same numbers, much faster), brute force for the rest; brute: one forward pass per shift (the check); allshift: refuse where the engine does not apply."),
+              engine: str = choice("auto", "--engine", ENGINE_CHOICES, "auto: the exact all-shift engine for every model it applies to (circular sweeps of circular-padding networks; the same numbers, much faster), brute force for the rest; brute: one forward pass per shift (the check); allshift: refuse where the engine does not apply."),
+              subpixel: Optional[str] = choice(None, "--subpixel", SUBPIXEL, "Fractional shifts in --mode circular: fft (band-limited, the Fourier shift theorem) or bilinear (refuses them: rolls are whole pixels). Default: the run's."),
               set_: List[str] = typer.Option([], "--set", help="Config override when TARGET is a config file."),
               jobs: int = typer.Option(1, "--jobs", "-j", help="Sweep the models in N shares at once, in worker processes with cores/N torch threads each unless --threads says; the same numbers as --jobs 1."),
               trust_factory: bool = typer.Option(False, "--trust-factory", help="Import the Python modules that build a run folder's own models (factory: in its config.yaml, also when TARGET is that config.yaml); without it invlab refuses and names the file that would run."),
@@ -38,7 +44,8 @@ def sweep_cli(target: Path = typer.Argument(..., help="A run folder (results/<na
         target, overrides=set_, dx=parse_range(dx, "--dx") if dx is not None else None,
         dy=parse_range(dy, "--dy") if dy is not None else None, mode=mode, grid=grid,
         models=[m.strip() for m in models_.split(",") if m.strip()] if models_ else None, kind=kind, layers=layers,
-        layer_images=layer_images, all_shifts=all_shifts, engine=engine, jobs=jobs, trust_factory=trust_factory,
+        layer_images=layer_images, all_shifts=all_shifts, engine=engine, subpixel=subpixel, jobs=jobs,
+        trust_factory=trust_factory,
         threads=threads, results_dir=results_dir, progress=not quiet, on_event=say(quiet))
     result = load_result(folder)
     for table in brief_tables(result, title="sweep: mean ± 95% CI over seeds"):

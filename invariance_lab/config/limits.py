@@ -135,8 +135,8 @@ def shift_problem(data: DataConfig, sweep: SweepConfig) -> _Problem | None:
     frame, so a shift that does this to the largest letter blanks every image. circular mode: a roll by r equals
     a roll by r - canvas, so |shift| >= canvas only repeats a smaller shift."""
     c = data.canvas
-    # a folder's image fills its frame; translate_image needs |shift| < side - 1 to interpolate
-    height, width = (c - 2, c - 2) if data.source == "folder" else letter_size(data)[:2]
+    # a folder's image (or boxes anywhere in theirs) fills its frame; translate_image needs |shift| < side - 1
+    height, width = (c - 2, c - 2) if data.source != "letters" else letter_size(data)[:2]
     for key, extent in (("dx", width), ("dy", height)):
         values = axis(getattr(sweep, key))
         worst = max(values, key=abs)

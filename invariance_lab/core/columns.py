@@ -2,7 +2,8 @@
 folder (store/results.py) checks them, reports and claims read them. docs/metrics.md defines each metric.
 
     invariance.csv       model, seed, FACTOR_COLUMNS, mode, dx, dy, n_images, METRIC_COLUMNS, MAX_COLUMN
-    summary.csv          model, seed, FACTOR_COLUMNS, mode, n_images, n_shifts, CHANCE_COLUMNS, SUMMARY_METRICS, ...
+    summary.csv          model, seed, FACTOR_COLUMNS, mode, n_images, n_shifts, CHANCE_COLUMNS, SUMMARY_METRICS, ...,
+                         WORST_CASE_COLUMNS
     layers_summary.csv   model, seed, FACTOR_COLUMNS, mode, LAYER_SUMMARY_COLUMNS
 """
 
@@ -21,9 +22,21 @@ CHANCE_COLUMNS = ["n_classes", "at_chance"]
 MAX_COLUMN = "max_prob_change"
 WORST_SHIFT_COLUMNS = ["worst_shift_dx", "worst_shift_dy"]
 INVARIANT_TV = 1e-6  # a model changes no probability by more than this (float round-off): invariant
+# Added later still, at summary.csv's end: the worst case per image over the whole grid, the reference included
+# (Michaeli et al., CVPR 2023): robust_accuracy, the fraction of images correct at every shift (NaN unlabelled);
+# consistent_fraction, the fraction whose prediction never changes. Not in older folders or in il.summarize of a
+# table read back from a CSV (the per-image flags are not in invariance.csv).
+ROBUST, CONSISTENT = "robust_accuracy", "consistent_fraction"
+WORST_CASE_COLUMNS = [ROBUST, CONSISTENT]
 
 # layers.csv (per model x seed x tap x shift) and layers_summary.csv (per model x seed x tap), after model, seed
 LAYER_COLUMNS = ["layer", "layer_name", "stride", "dx", "dy", "n_images", "equivariance_error",
                  "pooled_invariance_error"]
 LAYER_SUMMARY_COLUMNS = ["layer", "layer_name", "stride", "n_images", "n_shifts", "mean_equivariance_error",
                          "mean_pooled_invariance_error", "normalized_variance"]
+
+# train.csv (per model x seed x epoch, after model, seed): VAL_COLUMNS only when the run has a validation set
+# (data.val_fraction or a val/ folder), so train.csv of a run without one keeps its columns
+TRAIN_COLUMNS = ["epoch", "train_loss", "train_accuracy", "test_accuracy", "seconds"]
+VAL_COLUMNS = ["val_loss", "val_accuracy"]  # after train_accuracy
+EPOCH_KEPT = "epoch_kept"  # the checkpoint's record of the epoch whose weights were kept (train.select: best_val)

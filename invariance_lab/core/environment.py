@@ -46,10 +46,11 @@ def _versions() -> tuple:
     return tuple(versions)
 
 
-def environment() -> dict:
-    """Versions, CPU and thread count: what a bit-for-bit reproduction needs to match (README, Reproducibility)."""
+def environment(threads_why: str | None = None) -> dict:
+    """Versions, CPU and thread count (and why that many: runtime.set_threads): what a bit-for-bit reproduction
+    needs to match (README, Reproducibility)."""
     import torch
 
     return dict(python=platform.python_version(), platform=platform.platform(), versions=dict(_versions()),
                 git_commit=git_commit(), cpu=cpu_model(), cpu_threads=os.cpu_count(),
-                torch_threads=torch.get_num_threads())
+                torch_threads=torch.get_num_threads(), **({"threads_why": threads_why} if threads_why else {}))

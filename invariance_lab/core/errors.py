@@ -8,6 +8,7 @@ code 2, no traceback. The subclasses say which kind of input was wrong, so a cal
       DataError         images, an image folder, glyphs or fonts
       FactoryError      a model of the user's own (factory, kwargs, weights that do not fit)
       RunFolderError    a run, sweep, study or measure folder: missing, unfinished, or not made by invlab
+        DiskFullError   a file invlab writes, on a disk (or quota) that is full
       CheckpointError   a checkpoint or weights file: unreadable, from elsewhere, or not matching its settings
 """
 
@@ -39,6 +40,10 @@ class FactoryError(InvlabError):
 
 class RunFolderError(InvlabError):
     """A run, sweep, study or measure folder that is missing, unfinished or not invlab's."""
+
+
+class DiskFullError(RunFolderError):
+    """No space left on the disk (or in the quota) for a file invlab writes: the message names the file."""
 
 
 class CheckpointError(InvlabError):

@@ -1,7 +1,7 @@
 """The process settings a measurement touches: the torch device, torch's thread count, TF32 and the RNG.
 
     device = resolve_device("auto")   # cuda when torch finds a GPU (TF32 off), else cpu
-    set_threads(1)                    # recorded in meta.json; on a busy machine 1 can beat 2
+    set_threads(1)                    # or None: torch's default less the cores other processes keep busy
     with process_state():             # a library call gives back threads, TF32 flags and torch's RNG as found
         ...
 
@@ -11,6 +11,8 @@ the same settings give the same numbers in every worker. A library call (il.meas
 
 from __future__ import annotations
 
+import functools
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -34,12 +36,63 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def set_threads(threads: int | None) -> None:
-    """torch's intra-op threads for this process (None: torch's own default). Recorded in meta.json."""
+def set_threads(threads: int | None) -> str:
+    """torch's intra-op threads for this process: `threads` (--threads), else default_threads(). Returns why, for
+    meta.json (environment.threads_why)."""
     if threads is not None:
         if threads < 1:
             raise InvlabError(f"--threads must be at least 1; got {threads}")
         torch.set_num_threads(threads)
+        return f"--threads {threads}"
+    threads, why = default_threads()
+    torch.set_num_threads(threads)
+    return why
+
+
+def usable_cores() -> int:
+    """The CPU cores this process may use (its affinity, which a container or a SLURM job sets)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def default_threads() -> tuple[int, str]:
+    """(threads, why) when --threads is not given: torch's own default, less the cores other processes keep busy.
+
+    torch starts one thread per core whatever else runs; when other jobs hold the cores, its threads wait for
+    each other at every operation (on a 2-core machine with two busy processes, two threads ran a unit in 43 s
+    and one in 3.4 s). The 1-minute load average counts the processes ready to run on the whole machine, so its
+    cores minus the rounded load is what is free as this process starts (a cluster job's own cores, its affinity,
+    cap the count but are not what the load is measured against); at least one thread. On a quiet machine this is
+    torch's default."""
+    cores = usable_cores()
+    own = min(torch.get_num_threads(), cores)
+    try:
+        load = os.getloadavg()[0]
+    except (OSError, AttributeError):  # no load average here (Windows)
+        return own, f"torch's default ({own}; no load average on this system)"
+    free = (os.cpu_count() or cores) - round(load)
+    threads = max(1, min(own, free))
+    if threads == own:
+        return own, f"torch's default ({own}; {cores} cores, load {load:.1f})"
+    return threads, f"{threads} of torch's {own}: {cores} cores, {load:.1f} busy on average over the last minute"
+
+
+def keeps_threads(fn):
+    """Decorate a library call that sets torch's threads for its own work (run_experiment): the caller gets its
+    thread count back."""
+
+    @functools.wraps(fn)
+    def call(*args, **kwargs):
+        threads = torch.get_num_threads()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            if torch.get_num_threads() != threads:
+                torch.set_num_threads(threads)
+
+    return call
 
 
 @contextmanager

@@ -116,3 +116,18 @@ def chance_level(n_classes) -> float:
 def is_at_chance(clean_accuracy, n_classes, margin: float = CHANCE_MARGIN):
     """True where the clean accuracy is at most chance + margin (elementwise; NaN accuracy is not flagged)."""
     return np.asarray(clean_accuracy, dtype=float) <= chance_level(np.asarray(n_classes, dtype=float)) + margin
+
+
+# Far below chance: a network that answers the wrong class this consistently has learned the classes, in another
+# order (a folder whose class names sort differently from the model's outputs). Both must hold: at most half of
+# chance (a plain threshold, so that many images cannot make 0.49 of two classes look reversed) and a one-sided
+# binomial test against chance below this p (so that 0 of 2 images is not enough).
+BELOW_CHANCE_P = 0.01
+
+
+def is_below_chance(correct: int, n: int, n_classes: int, p: float = BELOW_CHANCE_P) -> bool:
+    """True when `correct` right answers of n are far below chance (1 / n_classes): at most half of chance, and
+    P(X <= correct) < p for X ~ Binomial(n, 1 / n_classes) (that tail is I_{1-1/k}(n - correct, correct + 1))."""
+    if n_classes < 2 or n < 1 or not 0 <= correct <= n / (2 * n_classes):
+        return False
+    return _betainc(n - correct, correct + 1, 1.0 - chance_level(n_classes)) < p

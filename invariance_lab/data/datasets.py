@@ -20,6 +20,7 @@ from dataclasses import dataclass, fields
 import torch
 
 from ..schema.data import DataConfig
+from .boxes import CLASSES as BOX_CLASSES, box_set
 from .folder import folder_split, folder_test_set, read_pixels, to_bytes, to_float
 from .ink import matched_gain
 from .glyphs import GlyphTable
@@ -59,12 +60,14 @@ def _apply(t: torch.Tensor | None, fn):
 def class_names(data: DataConfig) -> list[str]:
     if data.source == "folder":
         return list(folder_split(data).classes)
+    if data.source == "boxes":
+        return list(BOX_CLASSES)
     return ["top", "bottom"] if data.task == "position" else list(data.letters)
 
 
 def glyph_table(data: DataConfig) -> GlyphTable | None:
-    """The letters' glyphs; None for an image folder (nothing is drawn)."""
-    return None if data.source == "folder" else load_glyphs(data.letters, data.fonts, data.glyphs)
+    """The letters' glyphs; None for an image folder or boxes (no letter is drawn)."""
+    return None if data.source != "letters" else load_glyphs(data.letters, data.fonts, data.glyphs)
 
 
 def sample_letters(data: DataConfig, n: int, gen: torch.Generator) -> LetterBatch:
@@ -132,6 +135,8 @@ def training_set(data: DataConfig, table: GlyphTable) -> tuple[torch.Tensor, tor
     gives uint8 images (N, C, canvas, canvas) instead (folder.py; to_float turns a batch into floats)."""
     if data.source == "folder":
         return folder_training_set(data)
+    if data.source == "boxes":  # RGB (N, 3, canvas, canvas) float images (boxes.py)
+        return box_set(data.canvas, data.train_images, data.seed, "train")
     gen = torch.Generator().manual_seed(data.seed + _TRAIN_STREAM)
     batch = sample_letters(data, data.train_images, gen)
     labels = batch.labels
@@ -174,6 +179,8 @@ def evaluation_set(data: DataConfig, table: GlyphTable) -> tuple[torch.Tensor, t
     An image folder's are uint8 (folder.py)."""
     if data.source == "folder":
         return folder_test_set(data)
+    if data.source == "boxes":  # data.test_set: similar, or dissimilar (the boxes in the other class's half)
+        return box_set(data.canvas, data.test_images, data.seed, "test", data.test_set)
     if data.task == "position":
         return position_test_set(data, table)
     test = reference_letters(data)

@@ -49,6 +49,7 @@ from .digests import file_digest, tree_stamp
 from .images import COLOURS, FolderImages, open_folder
 
 SPLITS = ("train", "test")  # subfolder names that mean "the split is given"
+VAL_SPLIT = "val"  # an optional third one beside them: the validation images (train.select: best_val)
 DECODE_BATCH = 256  # files decoded at once: bounds the float scratch memory while reading
 
 
@@ -58,6 +59,7 @@ class FolderSplit:
     train: FolderImages
     test: FolderImages
     given: bool  # True: train/ and test/ subfolders; False: split here by data.seed
+    val: FolderImages | None = None  # a val/ folder beside train/ and test/, if there is one
 
     @cached_property
     def digest(self) -> str:
@@ -72,7 +74,8 @@ def folder_digest(split: FolderSplit) -> str:
     """FolderSplit.digest: sha256 over (path below the folder, size, label, sha256 of the bytes) of every file of
     both splits, in order; 32 hex digits."""
     h = hashlib.sha256()
-    for part in (split.train, split.test):
+    # val/ only when there is one: the digests of folders without it are what they always were
+    for part in (split.train, split.test) + ((split.val,) if split.val is not None else ()):
         root = Path(part.describe)
         for f, y in zip(part.files, part.labels.tolist()):
             try:
@@ -128,19 +131,21 @@ def _open(path: str, colour: str, canvas: int, test_fraction: float, seed: int, 
     names = sorted(p.name for p in folder.iterdir() if not p.name.startswith("."))
     size = (canvas, canvas)
     if set(names) & set(SPLITS):
-        if sorted(names) != sorted(SPLITS):
+        if sorted(set(names) - {VAL_SPLIT}) != sorted(SPLITS):
             raise InvlabError(f"{folder} holds {quote(names)}: with a train/ or test/ subfolder it must hold exactly "
-                              "train/ and test/ (each DIR/<split>/<class>/<image>)")
-        train, test = (open_folder(folder / s, colour=colour, size=size) for s in SPLITS)
-        for part in (train, test):
+                              "train/ and test/, and optionally val/ (each DIR/<split>/<class>/<image>)")
+        parts = [open_folder(folder / s, colour=colour, size=size) for s in (*SPLITS, VAL_SPLIT) if s in names]
+        train, test, val = parts + [None] * (3 - len(parts))
+        for part in parts:
             if part.classes is None:
                 raise InvlabError(f"{part.describe} holds images but no class subfolders; the layout is "
                                   f"{folder}/<split>/<class>/<image>")
-        if train.classes != test.classes:
-            missing = sorted(set(train.classes) ^ set(test.classes))
-            raise InvlabError(f"{folder}: train/ and test/ hold different classes ({quote(missing)} in only one); "
-                              "both splits need the same class subfolders")
-        return FolderSplit(tuple(train.classes), train, test, given=True)
+        for other in parts[1:]:
+            if train.classes != other.classes:
+                missing = sorted(set(train.classes) ^ set(other.classes))
+                raise InvlabError(f"{folder}: train/ and {Path(other.describe).name}/ hold different classes "
+                                  f"({quote(missing)} in only one); both splits need the same class subfolders")
+        return FolderSplit(tuple(train.classes), train, test, given=True, val=val)
     everything = open_folder(folder, colour=colour, size=size)
     if everything.classes is None:
         raise InvlabError(f"{folder} holds images but no class subfolders; training needs labels: put each class's "

@@ -1,8 +1,13 @@
 """Shift grids and the two ways of translating a test input.
 
 canvas   : the letter is drawn again at the shifted (possibly sub-pixel) position on the blank canvas; ink that
-           leaves the frame is cut. The only difference from the reference image is the translation.
+           leaves the frame is cut. The only difference from the reference image is the translation. The boxes of
+           source: boxes are translated in their frame with zeros entering (transforms.translate_image): for whole
+           pixels exactly the boxes drawn at the shifted place; for a sub-pixel shift each pixel holds the share of
+           it the moved box covers (bilinear = area coverage for a pixel-aligned box).
 circular : the reference image is rolled (torch.roll), wrapping around: the setting of the exactness proofs.
+           Whole pixels only, unless sweep.subpixel is fft: then a fractional shift is the band-limited roll of
+           transforms.fourier_shift (whole pixels stay torch.roll, exactly).
 
 A sweep is a list of lines; each line is a list of (dx, dy) shifts in order. The neighbour metric compares a
 shift with the previous one on its line (one step back along x; along y on the vertical line of an `axes` grid
@@ -16,9 +21,9 @@ import math
 import torch
 
 from ..core.errors import InvlabError, choose
-from .datasets import draw, glyph_table, position_test_set, reference_letters
+from .datasets import draw, evaluation_set, glyph_table, position_test_set, reference_letters
 from .folder import folder_test_set, to_float
-from .transforms import ShiftError, translate_image
+from .transforms import SUBPIXEL, ShiftError, fourier_shift, translate_image
 
 
 def axis_values(r: list[float]) -> list[float]:
@@ -66,10 +71,15 @@ def previous_on_line(lines: list[list[tuple[float, float]]]) -> dict[tuple[float
     return previous
 
 
-def circular_shift(images: torch.Tensor, dx: float, dy: float) -> torch.Tensor:
-    if dx != int(dx) or dy != int(dy):
-        raise ShiftError(f"circular shifts are whole pixels; got ({dx}, {dy})")
-    return torch.roll(images, shifts=(int(dy), int(dx)), dims=(-2, -1))
+def circular_shift(images: torch.Tensor, dx: float, dy: float, subpixel: str = "bilinear") -> torch.Tensor:
+    """Images rolled by (dx, dy) px: whole pixels by torch.roll; a fraction only with subpixel fft (the band-limited
+    shift, transforms.fourier_shift), refused with bilinear (a roll has no bilinear sub-pixel counterpart here)."""
+    if dx == int(dx) and dy == int(dy):
+        return torch.roll(images, shifts=(int(dy), int(dx)), dims=(-2, -1))
+    if choose("subpixel", subpixel, SUBPIXEL) == "fft":
+        return fourier_shift(images, dx, dy)
+    raise ShiftError(f"circular shifts are whole pixels unless subpixel is fft (the band-limited shift); "
+                     f"got ({dx}, {dy})")
 
 
 class CanvasShifts:
@@ -116,6 +126,9 @@ SWEEP_KINDS = ("translation", "parts")
 def check_sweep(data, sweep, kind: str) -> None:
     """Refuse sweep kinds and modes that do not apply to this data (DataConfig, SweepConfig), with the reason."""
     choose("sweep kind", kind, SWEEP_KINDS)
+    if data.source == "boxes" and kind == "parts":
+        raise InvlabError("--kind parts moves one stroke of a drawn letter; this run's images are boxes "
+                          "(data.source: boxes), which have no parts to move: use --kind translation")
     if data.source == "folder" and kind == "parts":
         raise InvlabError("--kind parts moves one stroke of a drawn letter; this run's images come from an image "
                           "folder (data.source: folder), which has no parts to move: use a run on letters")
@@ -137,39 +150,52 @@ def part_inputs(table, test, canvas: int):
     return inputs
 
 
-def shifted_inputs(table, test, canvas: int, mode: str, max_shift: float):
+def shifted_inputs(table, test, canvas: int, mode: str, max_shift: float, subpixel: str = "bilinear"):
     """inputs(chunk, dx, dy) for the sweep: redrawn on the canvas, or the reference image rolled."""
     if mode == "circular":
         reference = draw(table, test, canvas)
-        return lambda c, dx, dy: circular_shift(reference[c], dx, dy)
+        return lambda c, dx, dy: circular_shift(reference[c], dx, dy, subpixel)
     margin = math.ceil(max_shift)
     return CanvasShifts(lambda fx, fy: draw(table, test, canvas + 2 * margin, margin + fx, margin + fy), canvas, margin)
 
 
-def folder_inputs(data, mode: str, n_images: int | None = None):
+def folder_inputs(data, mode: str, n_images: int | None = None, subpixel: str = "bilinear"):
     """(inputs(chunk, dx, dy), labels) of an image folder's test images: rolled, or translated in their frame
     with data.fill entering (translate_image); floats a chunk at a time from the kept 8-bit pixels."""
     reference, labels = folder_test_set(data)
     reference, labels = reference[:n_images], labels[:n_images]
     if mode == "circular":
-        return (lambda c, dx, dy: circular_shift(to_float(reference[c]), dx, dy)), labels
+        return (lambda c, dx, dy: circular_shift(to_float(reference[c]), dx, dy, subpixel)), labels
     return (lambda c, dx, dy: translate_image(to_float(reference[c]), dx, dy, data.fill)), labels
+
+
+def box_inputs(data, mode: str, n_images: int | None = None, subpixel: str = "bilinear"):
+    """(inputs(chunk, dx, dy), labels) of the boxes' test images (data.test_set): rolled, or translated in their
+    frame with zeros entering (the module docstring: whole pixels are the boxes drawn at the shifted place)."""
+    reference, labels = evaluation_set(data, None)
+    reference, labels = reference[:n_images], labels[:n_images]
+    if mode == "circular":
+        return (lambda c, dx, dy: circular_shift(reference[c], dx, dy, subpixel)), labels
+    return (lambda c, dx, dy: translate_image(reference[c], dx, dy, "zeros")), labels
 
 
 def sweep_inputs(data, sweep, kind: str = "translation", n_images: int | None = None):
     """(inputs(chunk, dx, dy), labels) for the first n_images test items (all by default)."""
     check_sweep(data, sweep, kind)
+    subpixel = sweep.subpixel  # circular mode's fractional shifts: band-limited (fft), or refused (bilinear)
     if data.source == "folder":
-        return folder_inputs(data, sweep.mode, n_images)
+        return folder_inputs(data, sweep.mode, n_images, subpixel)
+    if data.source == "boxes":
+        return box_inputs(data, sweep.mode, n_images, subpixel)
     table = glyph_table(data)
     if data.task == "position":
         reference, labels = position_test_set(data, table)
         reference, labels = reference[:n_images], labels[:n_images]
-        return (lambda c, dx, dy: circular_shift(reference[c], dx, dy)), labels
+        return (lambda c, dx, dy: circular_shift(reference[c], dx, dy, subpixel)), labels
     test = reference_letters(data)
     if n_images is not None:
         test = test.select(slice(0, n_images))
     if kind == "parts":
         return part_inputs(table, test, data.canvas), test.labels
     max_shift = max(abs(v) for v in sweep.dx[:2] + sweep.dy[:2])
-    return shifted_inputs(table, test, data.canvas, sweep.mode, max_shift), test.labels
+    return shifted_inputs(table, test, data.canvas, sweep.mode, max_shift, subpixel), test.labels

@@ -1,7 +1,8 @@
 """Translating raster images inside their frame (invlab measure, image folders): whole pixels exact, sub-pixel
-shifts bilinear, with a choice of what enters at the border.
+shifts bilinear, with a choice of what enters at the border; and circular sub-pixel shifts, band-limited (FFT).
 
     translate_image(images, 2.5, -1, fill="edge")    # right 2.5 px, up 1 px; the border pixel enters
+    fourier_shift(images, 0.5, 0)                    # rolled by half a pixel: the Fourier shift theorem
 
 It sits below folder.py's users (datasets.py, shifts.py) so that each can translate an image.
 """
@@ -23,6 +24,9 @@ class ShiftError(DataError, ValueError):
 # What enters the frame when a raster image is translated inside it (canvas mode): torch.nn.functional.pad modes.
 FILLS = {"zeros": "constant", "edge": "replicate", "reflect": "reflect"}
 INTERPOLATION = "bilinear"  # sub-pixel canvas shifts: linear per axis between the two nearest whole-pixel shifts
+# Sub-pixel circular shifts (sweep.subpixel): bilinear is what canvas shifts do (circular mode refuses fractions),
+# fft the band-limited shift of fourier_shift, circular by nature
+SUBPIXEL = ("bilinear", "fft")
 
 
 def translate_image(images: torch.Tensor, dx: float, dy: float, fill: str = "zeros") -> torch.Tensor:
@@ -54,3 +58,29 @@ def _whole_shift(images: torch.Tensor, dx: int, dy: int, fill: str) -> torch.Ten
     padded = torch.nn.functional.pad(images, (px, px, py, py), mode=FILLS[fill])
     return padded[..., py - dy:py - dy + h, px - dx:px - dx + w]
 
+
+
+def fourier_shift(images: torch.Tensor, dx: float, dy: float) -> torch.Tensor:
+    """Images (..., H, W) rolled by (dx, dy) px, any real amount, as the band-limited (trigonometric) interpolation
+    of their pixels: the Fourier shift theorem, each 2-D DFT coefficient (k, l) times exp(-2 pi i (k dy / H +
+    l dx / W)), k and l the signed frequencies, and the real part of the inverse. Whole pixels give torch.roll (to
+    float round-off); shifts compose (a then b is a + b) and invert (a then -a) exactly for images with no energy
+    at the Nyquist frequency.
+
+    The Nyquist frequency of an even side (N / 2 cycles, the pattern +1, -1, +1, ...) is its own alias -N / 2, so
+    neither phase exp(-+ i pi d) keeps the result real; it takes their mean, cos(pi d): the Nyquist component is
+    scaled by cos(pi d) (kept and signed at whole pixels, zero at half a pixel). Each axis's factors are then
+    conjugate-symmetric, so the inverse is real up to round-off and its real part loses nothing."""
+    h, w = images.shape[-2:]
+    spectrum = torch.fft.fft2(images.to(torch.float64))
+    factor = _phase(h, dy)[:, None] * _phase(w, dx)[None, :]
+    return torch.fft.ifft2(spectrum * factor).real.to(images.dtype)
+
+
+def _phase(n: int, d: float) -> torch.Tensor:
+    """The shift theorem's factor exp(-2 pi i f d) per frequency f = k / n of one axis (n,), cos(pi d) at Nyquist."""
+    f = torch.fft.fftfreq(n, dtype=torch.float64)
+    phase = torch.exp(-2j * math.pi * f * d)
+    if n % 2 == 0:
+        phase[n // 2] = math.cos(math.pi * d)
+    return phase

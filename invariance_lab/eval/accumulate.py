@@ -5,13 +5,17 @@ definition (docs/metrics.md):
 
     grid = Grid(lines)                                # lines of (dx, dy) shifts; grid.shifts: what to evaluate
     sums = ShiftSums(grid)                            # one per model
-    pred = sums.add(shifts, probs, ref_probs, labels) # probs: (len(shifts), batch, classes), any batch order
+    pred = sums.add(shifts, probs, ref_probs, labels, images)   # probs: (len(shifts), batch, classes), any
+                                                      # batch order; images: the slice of test images they are
     sums.add_neighbours(shifts, pred, before)         # neighbour flips, against the previous shift on its line
     result = sweep_result({key: sums}, n, labelled=True)   # tables.SweepResult, one row per model x shift
 
 The reference is (0, 0), always evaluated (even off the grid: clean accuracy). A grid point met again (the axes
 grid's lines cross at (0, 0)) is one row, with the sums of its first evaluation. A shift's neighbour is the shift
 one step back on the first line on which it has one (data/shifts.previous_on_line); a line's first shift has none.
+Per image, two flags over every shift of the grid, the reference included: wrong somewhere, changed somewhere
+(its prediction differs from the reference's); robust_accuracy and consistent_fraction count the images with
+neither (summary.csv, per model and seed: WorstCase).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..core.columns import CONSISTENT, ROBUST
 from ..core.metrics import tv_distance
 from ..data.shifts import grid_points, previous_on_line
 from .tables import ModelKey, SweepResult, tidy_table
@@ -78,21 +83,35 @@ class ShiftSums:
     def __init__(self, grid: Grid):
         self.grid = grid
         self.sums = np.zeros((len(grid.shifts), 5))
+        # per image (grown as batches arrive, in any order): wrong at some shift, changed at some shift
+        self.wrong = np.zeros(0, dtype=bool)
+        self.changed = np.zeros(0, dtype=bool)
 
     def add(self, shifts: list[Shift], probs: torch.Tensor, ref_probs: torch.Tensor,
-            labels: torch.Tensor | None) -> torch.Tensor:
+            labels: torch.Tensor | None, images: slice) -> torch.Tensor:
         """Add one batch at `shifts`: probs (len(shifts), m, classes), ref_probs (m, classes) the same images at
-        the reference; returns the predictions (len(shifts), m)."""
+        the reference, `images` the slice of the test set they are (for the per-image flags); returns the
+        predictions (len(shifts), m)."""
         i = [self.grid.index[p] for p in shifts]
         pred = probs.argmax(-1)
         tv = tv_distance(probs, ref_probs)  # (len(shifts), m); exactly 0 at the reference
         s = self.sums
+        flipped = pred != ref_probs.argmax(-1)
+        self._grow(images.stop)
         if labels is not None:
-            s[i, self.CORRECT] += (pred == labels).sum(1).cpu().numpy()
-        s[i, self.FLIPS] += (pred != ref_probs.argmax(-1)).sum(1).cpu().numpy()
+            right = pred == labels
+            s[i, self.CORRECT] += right.sum(1).cpu().numpy()
+            self.wrong[images] |= (~right).any(0).cpu().numpy()
+        self.changed[images] |= flipped.any(0).cpu().numpy()
+        s[i, self.FLIPS] += flipped.sum(1).cpu().numpy()
         s[i, self.TV_SUM] += tv.sum(1).double().cpu().numpy()  # float32 per batch, float64 over batches
         s[i, self.TV_MAX] = np.maximum(s[i, self.TV_MAX], tv.amax(1).double().cpu().numpy())
         return pred
+
+    def _grow(self, n: int) -> None:
+        if n > len(self.wrong):
+            self.wrong = np.concatenate([self.wrong, np.zeros(n - len(self.wrong), dtype=bool)])
+            self.changed = np.concatenate([self.changed, np.zeros(n - len(self.changed), dtype=bool)])
 
     def add_neighbours(self, shifts: list[Shift], pred: torch.Tensor, before: torch.Tensor) -> None:
         """Add the flips of predictions pred (len(shifts), m) against those at each shift's neighbour."""
@@ -114,9 +133,17 @@ class ShiftSums:
     def clean_accuracy(self, n: int, labelled: bool) -> float:
         return float(self.sums[self.grid.ref, self.CORRECT] / n) if labelled else np.nan
 
+    def worst_case(self, n: int, labelled: bool) -> dict[str, float]:
+        """{robust_accuracy: the fraction of the n images correct at every shift (NaN unlabelled),
+        consistent_fraction: the fraction whose prediction is the same at every shift} (core/columns.WORST_CASE)."""
+        self._grow(n)
+        return {ROBUST: float((~self.wrong[:n]).sum() / n) if labelled else np.nan,
+                CONSISTENT: float((~self.changed[:n]).sum() / n)}
+
 
 def sweep_result(sums: dict[ModelKey, ShiftSums], n: int, labelled: bool) -> SweepResult:
     """The tidy table and clean accuracies of every model's sums over n images."""
     rows = [row for key, s in sums.items() for row in s.rows(key, n, labelled)]
     return SweepResult(table=tidy_table(rows, list(sums)),
-                       clean_accuracy={k: s.clean_accuracy(n, labelled) for k, s in sums.items()})
+                       clean_accuracy={k: s.clean_accuracy(n, labelled) for k, s in sums.items()},
+                       worst_case={k: s.worst_case(n, labelled) for k, s in sums.items()})

@@ -46,8 +46,8 @@ from dataclasses import dataclass
 import pandas as pd
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
+from ..core.progress import progress_bar
 from ..core.errors import InvlabError, choose
 from .accumulate import Grid, ShiftSums, sweep_result
 from .engine_plan import Plan, allshift_plan  # noqa: F401  (allshift_plan: part of this module's API)
@@ -69,6 +69,7 @@ ENGINES: dict[str, Engine] = {e.name: e for e in (
     Engine("brute", "brute force (one forward pass per shift)"),
 )}
 ENGINE_CHOICES = ("auto", *ENGINES)  # auto: allshift for each model where it applies, brute force elsewhere
+SUBPIXEL_MODE = "circular sub-pixel"  # a circular sweep with fractional (fft) shifts: not rolls of the input
 
 
 # ----------------------------------------------------------------------------------------------- choosing
@@ -76,9 +77,20 @@ ENGINE_CHOICES = ("auto", *ENGINES)  # auto: allshift for each model where it ap
 
 def plan_for(model: nn.Module, canvas: int, mode: str = "circular") -> Plan:
     """allshift_plan for a sweep in `mode` (circular, canvas, parts); NotApplicable outside circular sweeps."""
+    if mode == SUBPIXEL_MODE:
+        raise NotApplicable("sub-pixel circular shifts (subpixel: fft) are not rolls of the input; the engine "
+                            "evaluates whole-pixel circular shifts only")
     if mode != "circular":
         raise NotApplicable(f"{mode} sweeps do not roll the input; the engine evaluates circular shifts only")
     return allshift_plan(model, canvas)
+
+
+def roll_mode(mode: str, points) -> str:
+    """The mode as plan_for takes it: SUBPIXEL_MODE for a circular sweep with a fractional (fft) shift among
+    `points`, else `mode` as it is."""
+    if mode == "circular" and any(v != int(v) for p in points for v in p):
+        return SUBPIXEL_MODE
+    return mode
 
 
 def why_not(model: nn.Module, canvas: int, mode: str = "circular") -> str | None:
@@ -148,14 +160,13 @@ def allshift_sweep(plans: dict, inputs, labels: torch.Tensor | None, lines: list
     labels = labels.to(device) if labels is not None else None
     sums = {k: ShiftSums(grid) for k in plans}
     chunk = min(p.chunk(batch_size, len(grid.shifts)) for p in plans.values())
-    bar = tqdm(total=len(plans) * math.ceil(n / chunk), desc="sweep (all-shift engine)", unit="batch",
-               disable=not progress, leave=False)
+    bar = progress_bar(len(plans) * math.ceil(n / chunk), "sweep (all-shift engine)", "batch", progress)
     for start in range(0, n, chunk):
         c = slice(start, min(start + chunk, n))
         x = inputs(c, 0.0, 0.0).to(device)
         for key, plan in plans.items():
             probs = torch.softmax(plan.logits(x, grid.shifts).float(), dim=-1)  # (S, m, classes)
-            pred = sums[key].add(grid.shifts, probs, probs[grid.ref], None if labels is None else labels[c])
+            pred = sums[key].add(grid.shifts, probs, probs[grid.ref], None if labels is None else labels[c], c)
             if has:
                 sums[key].add_neighbours(has, pred[at], pred[before])
             bar.update(1)
@@ -173,4 +184,5 @@ def sweep_by_engine(models: dict, plans: dict, brute, fast):
         return parts[0]
     return SweepResult(table=tidy_table(pd.concat([r.table for r in parts], ignore_index=True).to_dict("records"),
                                         list(models)),
-                       clean_accuracy={k: r.clean_accuracy[k] for k in models for r in parts if k in r.clean_accuracy})
+                       clean_accuracy={k: r.clean_accuracy[k] for k in models for r in parts if k in r.clean_accuracy},
+                       worst_case={k: r.worst_case[k] for k in models for r in parts if k in r.worst_case})

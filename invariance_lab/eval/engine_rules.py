@@ -14,10 +14,13 @@ import torch
 from torch import nn
 from torch.nn.modules.utils import _pair
 
+from ..nn.afc import AliasFreeDown, PolyActivation
 from ..nn.aps import APSDown
 from ..core.errors import InvlabError
 from ..nn.block import ConvBlock
 from ..nn.layers import BlurPool, MaxPoolS1, Pad2d
+from ..nn.lps import LPSDown
+from ..nn.tips import TIPSDown
 
 PHASES = ((0, 0), (0, 1), (1, 0), (1, 1))  # polyphase offsets (row, column) of a stride-2 layer
 
@@ -174,17 +177,52 @@ def _aps(m: APSDown) -> list[Step]:
     return steps_of(m.blur) + [Step("down", m.subsample, "APS")]
 
 
+@register_rule(LPSDown)
+def _lps(m: LPSDown) -> list[Step]:
+    """In eval mode an even shift rolls each polyphase component in place (no permutation); the scores are circular
+    convs and a global mean of the rolled values, so the same choice by the same rule (ties: aps.py's) and a
+    rolled output: LPS commutes with even shifts, all a down step needs (as APS)."""
+    if m.training:
+        raise NotApplicable("LPS in training mode mixes its components with Gumbel noise; call model.eval()")
+    for pad in (m.score[0], m.score[3]):
+        _circular(pad, "LPS's scoring convs")
+    return steps_of(m.blur) + [Step("down", m.subsample, "LPS")]
+
+
+@register_rule(TIPSDown)
+def _tips(m: TIPSDown) -> list[Step]:
+    raise NotApplicable("TIPS weights its polyphase components by averages over fixed quadrants of the map, which "
+                        "do not move with a roll: it does not commute with even shifts, so its shifts have no "
+                        "polyphase decomposition (brute force measures it)")
+
+
+@register_rule(AliasFreeDown)
+def _alias_free_down(m: AliasFreeDown) -> list[Step]:
+    """The FFT low-pass commutes with every circular shift; keeping every second sample, with even ones."""
+    return [Step("down", m, "alias-free downsampling")]
+
+
+@register_rule(PolyActivation)
+def _poly_activation(m: PolyActivation) -> list[Step]:
+    """FFT upsampling turns a roll by s into a roll by 2s (its split Nyquist bin too), the polynomial is pointwise,
+    and the low-pass + subsampling back turns the roll by 2s into s: a map step."""
+    return [Step("map", m, "PolyActivation")]
+
+
 def _front(block: ConvBlock) -> Callable[[torch.Tensor], torch.Tensor]:
     return lambda x: block.act(block.conv(block.pad(x)))
 
 
 @register_rule(ConvBlock)
 def _conv_block(block: ConvBlock) -> list[Step]:
-    """pad + conv + ReLU (one step: the padding belongs to the conv), tap `conv`, the downsampling, tap `down`."""
+    """pad + conv + activation (one step: the padding belongs to the conv), tap `conv`, the downsampling, tap
+    `down`. The activation (ReLU, or afc's PolyActivation) must have a rule of its own."""
     if block.padding != "circular":
         raise NotApplicable(f"padding {block.padding!r}: the border does not move with a roll")
     if _pair(block.conv.padding) != (0, 0) or _pair(block.conv.dilation) != (1, 1):
         raise NotApplicable("a ConvBlock whose conv pads or dilates itself")
+    if any(step.kind != "map" for step in steps_of(block.act)):  # the activation needs a rule too
+        raise NotApplicable(f"the activation {type(block.act).__name__} does not keep the map's side")
     front = replace(_by_stride(block.conv.stride, block.conv, _front(block))[0], label=f"conv ({block.downsample})")
     return [front, Step("tap", label="conv"), *steps_of(block.down), Step("tap", label="down")]
 

@@ -39,8 +39,8 @@ import math
 import numpy as np
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
 
+from ..core.progress import progress_bar
 from ..nn.models import InvNet
 from .accumulate import Inputs
 from .engine import choose_engines
@@ -129,8 +129,7 @@ def profile_layers(models: dict[ModelKey, InvNet], inputs: Inputs, n_images: int
         points = [(0.0, 0.0)] + list(points)  # the normalised variance needs the reference among the shifts
     chunks = [slice(i, min(i + batch_size, n_images)) for i in range(0, n_images, batch_size)]
     rows, summary = [], []
-    bar = tqdm(total=len(models) * len(chunks) * len(points), desc="layers", unit="shift", disable=not progress,
-               leave=False)
+    bar = progress_bar(len(models) * len(chunks) * len(points), "layers", "shift", progress)
     for (name, seed), model in models.items():
         model.eval()
         tap_fn = taps_for(model, taps)

@@ -24,8 +24,9 @@ from ..data.images import Images, from_tensor
 from ..nn.factory import check_output
 from ..nn.models import InvNet
 from .accumulate import ORIGIN, Grid
-from .engine import ENGINE_CHOICES, allshift_sweep, choose_engines, engine_protocol, sweep_by_engine
+from .engine import ENGINE_CHOICES, allshift_sweep, choose_engines, engine_protocol, roll_mode, sweep_by_engine
 from .layerwise import profile_layers
+from .measure_memory import check_measure_memory, feature_map_bytes
 from .stream import Prepare, pick_device, stream_sweep
 from .tables import ModelKey, SweepResult, add_factors
 from .taps import taps_for
@@ -81,7 +82,7 @@ def check_outputs(models: dict[str, nn.Module], src: Images, prepare: Prepare, d
     counts = {}
     for name, m in models.items():
         want = len(src.classes) if src.classes else None
-        counts[name] = check_output(m, x, want, f"model {name}")
+        counts[name] = check_output(m, x, want, f"model {name}", finite=True)  # NaN logits: refused here
         if src.labels is not None and int(src.labels.max()) >= counts[name]:
             raise InvlabError(f"model {name} gives {counts[name]} logits, but a label is {int(src.labels.max())}: "
                               "labels must be class indices below the number of logits")
@@ -142,8 +143,10 @@ class Measurement:
     def __init__(self, models: dict[str, nn.Module], src: Images, prepare: Prepare,
                  lines: list[list[tuple[float, float]]], *, mode: str, device: str | torch.device, seed: int = 0,
                  factors: dict[str, dict] | None = None, batch_size: int = 256, engine: str = "auto",
-                 layers: bool = False, taps: list[str] | None = None, labelled: bool = True, progress: bool = False):
+                 layers: bool = False, taps: list[str] | None = None, labelled: bool = True, progress: bool = False,
+                 layer_images: int | None = None):
         self.named, self.src, self.prepare, self.lines, self.mode = models, src, prepare, lines, mode
+        self.layer_images = layer_images if layers else None  # for the memory estimate of the layer profile
         self.device_name, self.batch_size, self.taps, self.progress = device, batch_size, taps, progress
         self.models = {(k, seed): m for k, m in models.items()}
         self.factors = factors if factors is not None else {k: custom_factors(m) for k, m in models.items()}
@@ -155,6 +158,8 @@ class Measurement:
             stack.enter_context(process_state())
             self.device = pick_device(self.device_name)  # inside process_state: cuda's TF32 switch is undone after
             stack.enter_context(Modes(self.named, self.device))
+            # refused before a batch is decoded: the images' headers give their number and size
+            check_measure_memory(self.src, batch_size=self.batch_size, mode=self.mode)
             # a layer profile reads no labels: its images' classes are not checked against the logits
             src = self.src if self.labelled else from_tensor(self.src(slice(0, min(2, len(self.src)))))
             self.n_classes = check_outputs(self.named, src, self.prepare, self.device)
@@ -163,7 +168,14 @@ class Measurement:
                     first = self.prepare(self.src(slice(0, min(2, len(self.src)))), *ORIGIN).to(self.device)
                     for m in self.named.values():
                         taps_for(m, self.taps)(first)  # the names exist and their outputs can be profiled
-            self.plans, self.engines = measure_engines(self.models, self.src.shape, self.mode, self.engine)
+            # sub-pixel (fft) circular shifts are not rolls: brute force, with the reason (engine.roll_mode)
+            self.plans, self.engines = measure_engines(self.models, self.src.shape,
+                                                       roll_mode(self.mode, Grid(self.lines).points), self.engine)
+            # and again with the networks' feature maps, measured on the first images, before the first batch
+            first = self.prepare(self.src(slice(0, min(2, len(self.src)))), *ORIGIN).to(self.device)
+            check_measure_memory(self.src, batch_size=self.batch_size, mode=self.mode,
+                                 maps=feature_map_bytes(self.named, first), layer_images=self.layer_images,
+                                 engine_only=all(p is not None for p in self.plans.values()))
             self._state = stack.pop_all()
         return self
 
@@ -172,10 +184,11 @@ class Measurement:
 
     def shifts(self) -> pd.DataFrame:
         """invariance.csv's table: one row per model x shift, factor columns included; the clean accuracies
-        (accuracy at (0, 0), on or off the grid) in self.clean_accuracy."""
+        (accuracy at (0, 0), on or off the grid) in self.clean_accuracy, the per-image worst cases (robust
+        accuracy, consistent fraction: summarize's worst_case) in self.worst_case."""
         result = measure_shifts(self.models, self.src, self.lines, self.prepare, self.plans, self.batch_size,
                                 self.device, self.progress)
-        self.clean_accuracy = result.clean_accuracy
+        self.clean_accuracy, self.worst_case = result.clean_accuracy, result.worst_case
         return add_factors(result.table, self.factors, self.mode)
 
     def layers(self, n_images: int) -> tuple[pd.DataFrame, pd.DataFrame]:

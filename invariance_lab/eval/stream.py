@@ -20,38 +20,44 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
+from ..core.progress import progress_bar
 from ..schema.sweep import MAX_SHIFTS
-from ..core.errors import InvlabError, choose, quote
+from ..core.errors import ConfigError, InvlabError, choose, quote
 from ..core.runtime import resolve_device
 from ..data.images import Images, from_tensor, open_folder
 from ..store.run_images import is_run_folder, run_images
 from ..data.shifts import circular_shift
-from ..data.transforms import FILLS, INTERPOLATION, translate_image
+from ..data.transforms import FILLS, INTERPOLATION, SUBPIXEL, translate_image
 from .accumulate import ORIGIN, Grid, ShiftSums, sweep_result
 from .tables import ModelKey, SweepResult
 
 MODES = ("canvas", "circular")
 GRIDS = ("product", "axes")
 Prepare = Callable[[torch.Tensor, float, float], torch.Tensor]  # (batch, dx, dy) -> the model's input
+STD_MIN = float(torch.finfo(torch.float32).tiny)  # the smallest --std: the least normal float32
 
 
 # ----------------------------------------------------------------------------------------------- the inputs
 
 
-def preparer(mode: str, fill: str = "zeros", mean=None, std=None) -> Prepare:
-    """prepare(x, dx, dy): the batch translated (canvas: inside the frame with `fill`; circular: rolled), then
-    normalised ((x - mean) / std per channel) when mean or std is given."""
+def preparer(mode: str, fill: str = "zeros", mean=None, std=None, subpixel: str = "bilinear") -> Prepare:
+    """prepare(x, dx, dy): the batch translated (canvas: inside the frame with `fill`; circular: rolled, a
+    fractional shift band-limited with subpixel fft), then normalised ((x - mean) / std per channel) when mean or
+    std is given."""
     choose("mode", mode, MODES)
     choose("fill", fill, FILLS)
+    choose("subpixel", subpixel, SUBPIXEL)
+    if subpixel == "fft" and mode != "circular":
+        raise InvlabError("--subpixel fft is a circular shift (the DFT wraps around): use it with --mode circular "
+                          f"(canvas shifts are {INTERPOLATION} between whole pixels)")
     m = None if mean is None else torch.tensor(list(mean), dtype=torch.float32).view(1, -1, 1, 1)
     s = None if std is None else torch.tensor(list(std), dtype=torch.float32).view(1, -1, 1, 1)
     if s is not None and (s <= 0).any():
         raise InvlabError(f"std must be positive; got {quote(list(std))}")
 
     def prepare(x: torch.Tensor, dx: float, dy: float) -> torch.Tensor:
-        x = circular_shift(x, dx, dy) if mode == "circular" else translate_image(x, dx, dy, fill)
+        x = circular_shift(x, dx, dy, subpixel) if mode == "circular" else translate_image(x, dx, dy, fill)
         if m is not None:
             x = x - m
         if s is not None:
@@ -62,26 +68,35 @@ def preparer(mode: str, fill: str = "zeros", mean=None, std=None) -> Prepare:
 
 
 def check_channels(values, channels: int, option: str) -> list[float] | None:
-    """One value per channel (or one for all) for --mean / --std."""
+    """One value per channel (or one for all) for --mean / --std (option "std" or "--std": each value divides the
+    pixels, so it must be a positive normal float32, checked here before any folder is made)."""
     if values is None:
         return None
     values = [float(v) for v in ([values] if isinstance(values, (int, float)) else values)]
     if len(values) == 1:
         values = values * channels
     if len(values) != channels or not all(math.isfinite(v) for v in values):
-        raise InvlabError(f"{option} {quote(values)}: give one finite number per channel ({channels}), or one for all")
+        raise ConfigError(f"{option} {quote(values)}: give one finite number per channel ({channels}), or one for all")
+    if option.lstrip("-") == "std" and min(values) < STD_MIN:  # zero, negative, or so small (1e-45) that every
+        raise ConfigError(  # pixel divided by it overflows to infinity and the logits are NaN
+            f"{option} {quote(values)}: each value divides the pixels, so it must be positive and at least "
+            f"{STD_MIN:.3g} (the smallest normal float32: below it the pixels divided by it overflow to infinity "
+            f"and the logits are NaN); a usual std is 0.1 to 1, e.g. {option} 0.229,0.224,0.225")
     return values
 
 
-def check_grid(points: list[tuple[float, float]], shape: tuple[int, int, int], mode: str) -> None:
-    """Refuse shifts that cannot give a useful input for images of `shape` (C, H, W), and too large a grid."""
+def check_grid(points: list[tuple[float, float]], shape: tuple[int, int, int], mode: str,
+               subpixel: str = "bilinear") -> None:
+    """Refuse shifts that cannot give a useful input for images of `shape` (C, H, W), and too large a grid;
+    fractional circular shifts need subpixel fft."""
     h, w = shape[-2:]
     if len(points) > MAX_SHIFTS:
         raise InvlabError(f"{len(points)} shifts, each a pass over every image; at most {MAX_SHIFTS}: use larger steps")
     for dx, dy in points:
-        if mode == "circular" and (dx != int(dx) or dy != int(dy)):
+        if mode == "circular" and subpixel != "fft" and (dx != int(dx) or dy != int(dy)):
             raise InvlabError(f"--mode circular rolls by whole pixels; got the shift ({dx:g}, {dy:g}). Use whole-pixel "
-                              f"steps, or --mode canvas ({INTERPOLATION} between whole pixels)")
+                              f"steps, --subpixel fft (band-limited sub-pixel rolls) or --mode canvas "
+                              f"({INTERPOLATION} between whole pixels)")
         for d, side, axis in ((dx, w, "dx"), (dy, h, "dy")):
             if mode == "circular" and abs(d) >= side:
                 raise InvlabError(f"{axis} {d:g}: a roll by {d:g} px of a {side} px image repeats a roll by "
@@ -136,7 +151,7 @@ def stream_sweep(models: dict[ModelKey, nn.Module], images: Images, lines: list[
     grid = Grid(lines)
     sums = {k: ShiftSums(grid) for k in models}
     chunks = [slice(i, min(i + batch_size, n)) for i in range(0, n, batch_size)]
-    bar = tqdm(total=len(chunks) * len(grid.points), desc="measure", unit="shift", disable=not progress, leave=False)
+    bar = progress_bar(len(chunks) * len(grid.points), "measure", "shift", progress)
     for c in chunks:
         x0 = images(c)
         y = None if labels is None else labels[c].to(device)
@@ -146,14 +161,14 @@ def stream_sweep(models: dict[ModelKey, nn.Module], images: Images, lines: list[
             return {k: torch.softmax(m(x).float(), dim=1) for k, m in models.items()}
 
         ref = probs_at(ORIGIN)
-        ref_pred = {k: sums[k].add([ORIGIN], ref[k][None], ref[k], y)[0] for k in models}
+        ref_pred = {k: sums[k].add([ORIGIN], ref[k][None], ref[k], y, c)[0] for k in models}
         before = None
         for step in grid.walk:
             if step.shift == ORIGIN:
                 pred = ref_pred
             else:  # a shift met again is evaluated again (its neighbours need its predictions), not added again
                 probs = probs_at(step.shift)
-                pred = {k: sums[k].add([step.shift], q[None], ref[k], y)[0] if step.new else q.argmax(1)
+                pred = {k: sums[k].add([step.shift], q[None], ref[k], y, c)[0] if step.new else q.argmax(1)
                         for k, q in probs.items()}
             if step.neighbour:
                 for k in models:

@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
 
+from ..core.progress import progress_bar
 from ..data.datasets import class_names
 from ..data.shifts import grid_points, shift_lines, sweep_inputs
 from ..data.transforms import INTERPOLATION
 from ..schema.config import DataConfig, SweepConfig
 from .accumulate import ORIGIN, Grid, Inputs, ShiftSums, sweep_result
-from .engine import allshift_sweep, choose_engines, sweep_by_engine
+from .engine import allshift_sweep, choose_engines, roll_mode, sweep_by_engine
 from .layerwise import profile_layers
 from .tables import ModelKey, SweepResult, add_factors, summarize
 
@@ -52,11 +52,11 @@ def run_sweep(models: dict[ModelKey, torch.nn.Module], inputs: Inputs, labels: t
                     if ref_probs[k] is None:
                         ref_probs[k] = torch.empty(n, p.shape[1], device=device)
                     ref_probs[k][c] = p
-                preds[k][c] = sums[k].add([shift], p[None], ref_probs[k][c], labels[c])[0] if add else p.argmax(1)
+                preds[k][c] = sums[k].add([shift], p[None], ref_probs[k][c], labels[c], c)[0] if add else p.argmax(1)
         return preds
 
     moved = [p for p in grid.points if p != ORIGIN]
-    bar = tqdm(total=len(moved) + 1, desc="sweep", unit="shift", disable=not progress, leave=False)
+    bar = progress_bar(len(moved) + 1, "sweep", "shift", progress)
     ref_preds = evaluate(ORIGIN, add=True, keep=True)
     bar.update(1)
     before = None
@@ -89,6 +89,10 @@ def protocol(sweep: SweepConfig, data: DataConfig, seeds: list[int], models: lis
         p["part"] = "counter"  # a filled letter's part is its right-most counter (outlines.py), not a stroke
     if data.source == "folder":  # images translated as pixels, not letters redrawn (data/folder.py)
         p.update(images=f"the test split of {data.path}", fill=data.fill, interpolation=INTERPOLATION)
+    if data.source == "boxes":  # translated as pixels in their frame (data/shifts.py), zeros entering
+        p.update(images=f"red and green boxes, the {data.test_set} test set", fill="zeros", interpolation=INTERPOLATION)
+    if sweep.subpixel == "fft":  # fractional rolls band-limited (data/transforms.fourier_shift); absent: bilinear
+        p["subpixel"] = "fft"
     if kind == "translation" and covers_every_roll(sweep, data.canvas):
         p["all_shifts"] = True  # the whole translation group of the canvas: the summary's worst case is exact
     return p
@@ -99,6 +103,8 @@ def covers_every_roll(sweep: SweepConfig, canvas: int) -> bool:
     if sweep.mode != "circular":
         return False
     points = grid_points(shift_lines(sweep.dx, sweep.dy, sweep.grid))
+    if any(v != int(v) for p in points for v in p):  # sub-pixel (fft) shifts: more than the translation group
+        return False
     return len({(int(dx) % canvas, int(dy) % canvas) for dx, dy in points}) == canvas * canvas
 
 
@@ -112,7 +118,15 @@ def sweep_engines(models: dict[ModelKey, torch.nn.Module], data: DataConfig, swe
     """{model key: engine.Plan, or None for brute force} for this sweep (engine: auto | allshift | brute)."""
     for m in models.values():
         m.eval()
-    return choose_engines(models, data.canvas, "parts" if kind == "parts" else sweep.mode, engine)
+    return choose_engines(models, data.canvas, engine_mode(sweep, kind), engine)
+
+
+def engine_mode(sweep: SweepConfig, kind: str = "translation") -> str:
+    """The sweep as the engine sees it (engine.plan_for): parts, canvas, circular, or circular with sub-pixel
+    (fft) shifts, which are not rolls of the input."""
+    if kind == "parts":
+        return "parts"
+    return roll_mode(sweep.mode, grid_points(shift_lines(sweep.dx, sweep.dy, sweep.grid)))
 
 
 def evaluate_shifts(models: dict[ModelKey, torch.nn.Module], factors: dict[str, dict], data: DataConfig,
@@ -130,7 +144,7 @@ def evaluate_shifts(models: dict[ModelKey, torch.nn.Module], factors: dict[str, 
         models, plans, lambda ms: run_sweep(ms, inputs, labels, lines, sweep.batch_size, device, progress=progress),
         lambda ps: allshift_sweep(ps, inputs, labels, lines, sweep.batch_size, device, progress=progress))
     inv = add_factors(result.table, factors, "parts" if kind == "parts" else sweep.mode)
-    return inv, summarize(inv, result.clean_accuracy, n_classes=len(class_names(data)))
+    return inv, summarize(inv, result.clean_accuracy, n_classes=len(class_names(data)), worst_case=result.worst_case)
 
 
 def evaluate_layers(models: dict[ModelKey, torch.nn.Module], factors: dict[str, dict], data: DataConfig,

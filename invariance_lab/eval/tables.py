@@ -9,12 +9,12 @@ columns, and the summary per model x seed (docs/metrics.md defines each column).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
-from ..core.columns import CUSTOM, FACTOR_COLUMNS, MAX_COLUMN, METRIC_COLUMNS, WORST_SHIFT_COLUMNS
+from ..core.columns import CUSTOM, FACTOR_COLUMNS, MAX_COLUMN, METRIC_COLUMNS, WORST_CASE_COLUMNS, WORST_SHIFT_COLUMNS
 from ..core.stats import is_at_chance
 
 ModelKey = tuple[str, int]  # (model name, seed)
@@ -24,6 +24,8 @@ ModelKey = tuple[str, int]  # (model name, seed)
 class SweepResult:
     table: pd.DataFrame  # one row per model x seed x shift
     clean_accuracy: dict[ModelKey, float]  # accuracy at (0, 0), evaluated even when (0, 0) is not in the grid
+    # {key: {robust_accuracy, consistent_fraction}}: per-image worst cases over the grid (accumulate.py)
+    worst_case: dict[ModelKey, dict[str, float]] = field(default_factory=dict)
 
 
 def tidy_table(rows: list[dict], models: list[ModelKey]) -> pd.DataFrame:
@@ -43,18 +45,22 @@ def add_factors(df: pd.DataFrame, factors: dict[str, dict], mode: str) -> pd.Dat
 
 
 def summarize(table: pd.DataFrame, clean_accuracy: dict[ModelKey, float] | None = None,
-              n_classes: int | None = None) -> pd.DataFrame:
+              n_classes: int | None = None, worst_case: dict[ModelKey, dict] | None = None) -> pd.DataFrame:
     """Per model x seed: clean accuracy, and mean and worst of each metric over the non-zero shifts (summary.csv).
 
     clean_accuracy: {(model, seed): accuracy at (0, 0)}; by default what il.measure kept in table.attrs (it is
     evaluated even when (0, 0) is not among the shifts), else read from the (0, 0) rows (NaN without them).
     n_classes (default: table.attrs' n_classes) gives chance = 1 / n_classes, and `at_chance` flags a seed whose
     clean accuracy is at most chance + stats.CHANCE_MARGIN: its flip rate says nothing about invariance. Without
-    it both columns are left empty (a report then reads the number of classes from the run's config)."""
+    it both columns are left empty (a report then reads the number of classes from the run's config).
+    worst_case: SweepResult.worst_case (default: what il.measure kept in table.attrs), appended as
+    robust_accuracy and consistent_fraction; left out when unknown (a table read back from invariance.csv)."""
     if clean_accuracy is None:
         clean_accuracy = _clean_accuracy(table)
     if n_classes is None:
         n_classes = table.attrs.get("n_classes")
+    if worst_case is None and "worst_case" in table.attrs:
+        worst_case = {(m, int(s)): v for k, v in table.attrs["worst_case"].items() for m, _, s in [k.rpartition("/")]}
     keys = [c for c in table.columns if c not in METRIC_COLUMNS + ["dx", "dy", MAX_COLUMN]]
     out = []
     for key, g in table.groupby(["model", "seed"], sort=False):
@@ -67,10 +73,13 @@ def summarize(table: pd.DataFrame, clean_accuracy: dict[ModelKey, float] | None 
             vals = moved[m].dropna()
             row[f"mean_{m}"] = vals.mean() if len(vals) else np.nan
             row[f"worst_{m}"] = (vals.min() if m == "accuracy" else vals.max()) if len(vals) else np.nan
-        worst = moved.loc[moved.prob_change.idxmax()] if len(moved) else None  # the first, in table order
+        # the first, in table order; none when every shift's value is NaN (pandas' idxmax would fail on them)
+        worst = moved.loc[moved.prob_change.idxmax()] if moved.prob_change.notna().any() else None
         row.update(zip(WORST_SHIFT_COLUMNS, (np.nan, np.nan) if worst is None else (worst.dx, worst.dy)))
         if MAX_COLUMN in moved:
             row[MAX_COLUMN] = moved[MAX_COLUMN].max() if len(moved) else np.nan
+        if worst_case is not None:
+            row.update({c: worst_case.get(key, {}).get(c, np.nan) for c in WORST_CASE_COLUMNS})
         out.append(row)
     return pd.DataFrame(out)
 

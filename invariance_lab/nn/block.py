@@ -6,7 +6,8 @@ two choices decide whether the network commutes with translations (docs/science.
     >>> block.stride, block.out_size(32)
     (2, 16)
 
-Zero padding of an odd conv kernel is done by the conv itself (the same numbers, without a padded copy).
+Zero padding of an odd conv kernel, and full padding of any, is done by the conv itself (the same numbers, without
+a padded copy). `bias=False` builds convolutions without bias (Kayhan & van Gemert 2020's networks).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from torch import nn
 
 from ..core.errors import choose
 from .downsample import get_downsample
-from .layers import PADDING_KINDS, LayerConfigError, _same_pad, binomial_filter
+from .layers import PADDINGS, LayerConfigError, _same_pad, binomial_filter
 
 
 class ConvBlock(nn.Module):
@@ -27,19 +28,23 @@ class ConvBlock(nn.Module):
     (2, 16, (2, 8, 16, 16))
     """
 
-    def __init__(self, in_ch: int, out_ch: int, kernel: int, padding: str, downsample: str, blur_size: int = 3):
+    def __init__(self, in_ch: int, out_ch: int, kernel: int, padding: str, downsample: str, blur_size: int = 3,
+                 bias: bool = True):
         super().__init__()
-        choose("padding", padding, PADDING_KINDS, error=LayerConfigError)
+        kind = PADDINGS[choose("padding", padding, PADDINGS, error=LayerConfigError)]
         self.kind = get_downsample(downsample)
         binomial_filter(blur_size)  # validates the size early, with a clear message
         self.kernel, self.padding, self.downsample, self.blur_size = kernel, padding, downsample, blur_size
         self.stride = self.kind.stride  # of the whole block: what layer profiles divide shifts by
-        # Zero padding of an odd kernel is done by the conv itself: the same numbers (bit for bit, tested) without
-        # copying every input into a padded buffer first (F.pad cost 11-14% of a forward pass).
-        self_pad = padding == "zeros" and kernel % 2 == 1
-        self.pad = nn.Identity() if self_pad else _same_pad(padding, kernel)
-        self.conv = nn.Conv2d(in_ch, out_ch, kernel, stride=self.kind.conv_stride, padding=kernel // 2 if self_pad else 0)
-        self.act = nn.ReLU()
+        # Zero padding the same on both sides (an odd kernel, or 'full') is done by the conv itself: the same numbers
+        # (bit for bit, tested) without copying every input into a padded buffer first (F.pad cost 11-14% of a
+        # forward pass).
+        lo, hi = kind.amounts(kernel, conv=True)
+        self_pad = kind.mode == "constant" and lo == hi
+        self.pad = nn.Identity() if self_pad else _same_pad(padding, kernel, conv=True)
+        self.conv = nn.Conv2d(in_ch, out_ch, kernel, stride=self.kind.conv_stride, padding=lo if self_pad else 0,
+                              bias=bias)
+        self.act = self.kind.activation(out_ch) if self.kind.activation else nn.ReLU()  # afc: alias-free
         self.down = self.kind.build(out_ch, padding, blur_size)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -21,8 +21,11 @@ from dataclasses import dataclass, field
 from torch import nn
 
 from ..core.errors import choose
+from .afc import AliasFreeDown, PolyActivation
 from .aps import APSDown
-from .layers import PADDING_KINDS, BlurPool, LayerConfigError, MaxPoolS1
+from .layers import PADDING_KINDS, PADDINGS, BlurPool, LayerConfigError, MaxPoolS1
+from .lps import LPSDown
+from .tips import TIPSDown
 
 BLUR = -1  # a Window.side standing for the block's blur_size
 
@@ -30,13 +33,15 @@ BLUR = -1  # a Window.side standing for the block's blur_size
 @dataclass(frozen=True)
 class Window:
     """A window slid over the map: `side` (or BLUR), `stride`; `padded` with the network's padding mode (a
-    'same' padding) or never padded (nn.MaxPool2d / AvgPool2d); `even`: the map must have an even side."""
+    'same' padding) or never padded (nn.MaxPool2d / AvgPool2d); `even`: the map must have an even side; `conv`: the
+    block's conv, padded as its padding kind pads convs ('full': side-1 on each side)."""
 
     label: str
     side: int
     stride: int
     padded: bool = True
     even: bool = False
+    conv: bool = False
 
 
 @dataclass(frozen=True)
@@ -57,6 +62,13 @@ BLUR_S2 = Stage("BlurPool(s2)", lambda c, p, b: BlurPool(c, b, stride=2, padding
 # APS: an optional stride-1 blur, then one of the four polyphase components (a stride-2 subsampling).
 APS = Stage("optional blur (s1) + APS", lambda c, p, b: APSDown(c, b, p),
             (Window("blur", BLUR, 1), Window("APS", 1, 2, padded=False, even=True)))
+# LPS: as APS, the component chosen by a learned score (lps.py). TIPS: the components mixed by weights from the map
+# (tips.py). AFC: an ideal FFT low-pass, then stride 2 (afc.py). Each needs an even map, as APS does.
+LPS = Stage("optional blur (s1) + LPS", lambda c, p, b: LPSDown(c, b, p),
+            (Window("blur", BLUR, 1), Window("LPS", 1, 2, padded=False, even=True)))
+TIPS = Stage("TIPS", lambda c, p, b: TIPSDown(c, p), (Window("TIPS", 1, 2, padded=False, even=True),))
+AFC = Stage("ideal FFT low-pass + subsample (s2)", lambda c, p, b: AliasFreeDown(),
+            (Window("alias-free downsampling", 1, 2, padded=False, even=True),))
 
 
 @dataclass(frozen=True)
@@ -69,6 +81,9 @@ class Downsample:
     stages: tuple[Stage, ...] = ()
     literature: str = ""
     note: str = ""  # replaces the generated description where the stages alone don't say it
+    alias_of: str = ""  # another name of the same network: the same stages, the same weights for a seed
+    # the block's activation, (channels) -> module, where it is not a ReLU (afc: a polynomial at 2x resolution)
+    activation: Callable[[int], nn.Module] | None = None
     stride: int = field(init=False)  # total stride of the block: the conv's times every window's
 
     def __post_init__(self):
@@ -84,7 +99,7 @@ class Downsample:
 
     def windows(self, kernel: int, blur_size: int) -> list[Window]:
         """Every window of a block, the conv first, with BLUR resolved to `blur_size`."""
-        conv = Window("conv", kernel, self.conv_stride)
+        conv = Window("conv", kernel, self.conv_stride, conv=True)
         rest = [w for s in self.stages for w in s.windows]
         return [conv] + [Window(w.label, blur_size if w.side == BLUR else w.side, w.stride, w.padded, w.even)
                          for w in rest]
@@ -106,6 +121,8 @@ class Downsample:
         return s
 
     def describe(self) -> str:
+        if self.alias_of:
+            return f"the same network as {self.alias_of} ({self.note})" if self.note else f"= {self.alias_of}"
         if self.note:
             return self.note
         if self.conv_stride > 1:
@@ -116,8 +133,8 @@ class Downsample:
 def _window_out(s: int, w: Window, padding: str, where: str) -> int:
     """Side after window `w` on an s x s map, padded like the network where the window is padded."""
     padded = s
-    if w.padded and padding != "valid":
-        lo, hi = (w.side - 1) // 2, w.side // 2
+    if w.padded:
+        lo, hi = PADDINGS[choose("padding", padding, PADDINGS, error=LayerConfigError)].amounts(w.side, w.conv)
         # PyTorch cannot reflect by >= the side, nor wrap around more than once.
         if (padding == "reflect" and hi >= s) or (padding == "circular" and hi > s):
             raise LayerConfigError(f"{w.label}: {padding} padding by {hi} does not fit a {s}x{s} map "
@@ -143,13 +160,23 @@ register_downsample("max", stages=(MAX_S2,))
 register_downsample("avg", stages=(AVG_S2,))
 register_downsample("stride", conv_stride=2)
 register_downsample("blur_max", stages=(MAX_S1, BLUR_S2), literature="Zhang 2019")
-# Both anti-aliased rewrites of a strided conv and of average pooling reduce to a BlurPool after the ReLU.
+# Zhang 2019 rewrites a strided conv as conv (s1) + BlurPool(s2) and average pooling AvgPool(k2, s2) as
+# BlurPool(s2): after the ReLU both are one BlurPool(s2), so blur_avg is the same network as blur_stride (bit for
+# bit, for a seed), kept as a second name for configs that use it.
 register_downsample("blur_stride", stages=(BLUR_S2,), literature="Zhang 2019",
                     note="conv (s1) + ReLU, then BlurPool(s2)")
-register_downsample("blur_avg", stages=(BLUR_S2,), literature="Zhang 2019")
+register_downsample("blur_avg", stages=(BLUR_S2,), literature="Zhang 2019", alias_of="blur_stride",
+                    note="Zhang 2019's blurred average pooling is BlurPool(s2) after the ReLU, as its blurred strided "
+                         "conv is")
 register_downsample("aps_max", stages=(MAX_S1, APS), literature="Chaman & Dokmanic 2021")
 register_downsample("aps_stride", stages=(APS,), literature="Chaman & Dokmanic 2021",
                     note="conv (s1) + ReLU, then optional blur (s1) + APS")
+register_downsample("lps", stages=(LPS,), literature="Rojas-Gomez et al. 2022",
+                    note="conv (s1) + ReLU, then optional blur (s1) + learnable polyphase sampling")
+register_downsample("tips", stages=(TIPS,), literature="Saha & Gokhale 2024",
+                    note="conv (s1) + ReLU, then TIPS (polyphase components mixed by quadrant weights)")
+register_downsample("afc", stages=(AFC,), literature="Michaeli et al. 2023", activation=PolyActivation,
+                    note="conv (s1) + polynomial activation at 2x (FFT), then ideal FFT low-pass + subsample (s2)")
 
 DOWNSAMPLE_KINDS = DOWNSAMPLES  # the older name: iterating, `in` and ", ".join() see the kind names
 

@@ -33,6 +33,7 @@ import torch
 from torch import nn
 
 from ..core.errors import FactoryError, InvlabError, clip, quote
+from .finite import check_logits
 from ..schema.model import check_path
 
 # (factory path, the file its module was found in) -> the function, once imported (this process)
@@ -190,10 +191,12 @@ def call(path: str, kwargs: dict | None = None, dirs: Iterable[str | Path] = ())
 # ----------------------------------------------------------------------------------------------- checking
 
 
-def check_output(model: nn.Module, x: torch.Tensor, num_classes: int | None, what: str) -> int:
+def check_output(model: nn.Module, x: torch.Tensor, num_classes: int | None, what: str, *,
+                 finite: bool = False) -> int:
     """Run `model` (in eval mode, RNG untouched) on the batch `x`; the number of logits it gives per image. An
     InvlabError says what is wrong: it fails, does not return a float tensor (N, classes), or has another number
-    of classes than `num_classes` (when given)."""
+    of classes than `num_classes` (when given); with `finite` (real images, as a measurement sees them), gives
+    logits whose probabilities are NaN, naming a NaN or infinite weight when it holds one."""
     shape = tuple(x.shape)
     was = model.training
     model.eval()
@@ -216,6 +219,8 @@ def check_output(model: nn.Module, x: torch.Tensor, num_classes: int | None, wha
                           f"needs {want}: {need}. Set its number of outputs (through its kwargs) to match")
     if not out.is_floating_point():
         raise FactoryError(f"{what} returned {out.dtype} values; logits must be floating point")
+    if finite:
+        check_logits(model, out, what)
     return int(out.shape[1])
 
 

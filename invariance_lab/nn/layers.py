@@ -6,7 +6,8 @@ max-pool and the binomial blur (BlurPool, Zhang 2019), written from the papers' 
 
 What the choices mean for translations (docs/science.md): padding ``circular`` makes a stride-1 conv commute
 exactly with circular shifts (``torch.roll``); ``zeros`` / ``reflect`` make the border special; ``valid`` pads
-nothing and shrinks the map. Padding is explicit (``Pad2d``) so that the blur and the stride-1 max-pool use the
+nothing and shrinks the map; ``full`` pads a conv with k-1 zeros on each side, so every pixel meets every kernel
+position and the map grows by k-1 (Kayhan & van Gemert 2020). Padding is explicit (``Pad2d``) so that the blur and the stride-1 max-pool use the
 block's padding mode: a circular network stays circular end to end. Built on these: aps.py (adaptive polyphase
 sampling), downsample.py (the registry of downsampling kinds), block.py (ConvBlock).
 """
@@ -14,6 +15,7 @@ sampling), downsample.py (the registry of downsampling kinds), block.py (ConvBlo
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -21,8 +23,44 @@ from torch import nn
 
 from ..core.errors import ConfigError, choose
 
-PADDING_KINDS: tuple[str, ...] = ("zeros", "circular", "reflect", "valid")
 MAX_BLUR_SIZE = 7
+
+
+@dataclass(frozen=True)
+class Padding:
+    """A padding kind: what fills the border and how much a window of side k pads on each side."""
+
+    name: str
+    description: str
+    mode: str | None  # F.pad's mode; None pads nothing ('valid': the map shrinks by k-1 per window)
+    full: bool = False  # a conv pads k-1 on each side (the map grows by k-1); other windows pad like 'same'
+
+    def amounts(self, side: int, conv: bool = False) -> tuple[int, int]:
+        """(before, after) pixels padded along each axis for a window of `side` (the block's conv if `conv`);
+        'same' padding otherwise: the extra pixel of an even side goes right/bottom."""
+        if self.mode is None:
+            return 0, 0
+        if conv and self.full:
+            return side - 1, side - 1
+        return (side - 1) // 2, side // 2
+
+
+PADDINGS: dict[str, Padding] = {}
+
+
+def register_padding(name: str, description: str, mode: str | None, full: bool = False) -> Padding:
+    PADDINGS[name] = entry = Padding(name, description, mode, full)
+    return entry
+
+
+register_padding("zeros", "zeros at the border; the map keeps its size", "constant")
+register_padding("circular", "the opposite border wraps around: commutes with circular shifts", "circular")
+register_padding("reflect", "the map mirrored at the border", "reflect")
+register_padding("valid", "nothing padded: each window shrinks the map by k-1", None)
+# The blur and the stride-1 max-pool after a full conv keep the size with zeros, as in a zero-padded network.
+register_padding("full", "k-1 zeros on each side of a conv: the map grows by k-1 (Kayhan & van Gemert 2020)",
+                 "constant", full=True)
+PADDING_KINDS: tuple[str, ...] = tuple(PADDINGS)
 
 
 class LayerConfigError(ConfigError, ValueError):
@@ -50,26 +88,27 @@ class Pad2d(nn.Module):
 
     def __init__(self, padding: str, left: int, right: int, top: int, bottom: int):
         super().__init__()
-        choose("padding", padding, PADDING_KINDS[:3], error=LayerConfigError)  # 'valid' means no Pad2d at all
+        padded = [k for k, p in PADDINGS.items() if p.mode is not None]  # 'valid' means no Pad2d at all
+        self.mode = PADDINGS[choose("padding", padding, padded, error=LayerConfigError)].mode
         self.padding = padding
         self.amounts = (left, right, top, bottom)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        mode = "constant" if self.padding == "zeros" else self.padding
-        return F.pad(x, self.amounts, mode=mode)
+        return F.pad(x, self.amounts, mode=self.mode)
 
     def extra_repr(self) -> str:
         return f"{self.padding}, {self.amounts}"
 
 
-def _same_pad(padding: str, kernel: int) -> nn.Module:
-    """Padding that keeps the size for a stride-1 window of side `kernel` (Identity for 'valid').
+def _same_pad(padding: str, kernel: int, conv: bool = False) -> nn.Module:
+    """Padding that keeps the size for a stride-1 window of side `kernel` (Identity for 'valid'); for the block's
+    `conv` the padding kind's own amount ('full': kernel-1 on each side, growing the map).
 
     The extra pixel of an even kernel goes right/bottom; for odd kernels this is kernel//2 on each side.
     """
-    if padding == "valid" or kernel == 1:
+    lo, hi = PADDINGS[choose("padding", padding, PADDINGS, error=LayerConfigError)].amounts(kernel, conv)
+    if lo == hi == 0:
         return nn.Identity()
-    lo, hi = (kernel - 1) // 2, kernel // 2
     return Pad2d(padding, lo, hi, lo, hi)
 
 

@@ -78,6 +78,9 @@ register_head("global_max", "max over positions: invariant to any permutation of
 
 # Factors every model has; a preset or the config fills in the rest.
 DEFAULTS = dict(downsample="none", head="flatten", padding="zeros", channels=[16, 32, 32], kernel=3, blur_size=3)
+# Factors added after checkpoints were fingerprinted: a resolved spec holds one only where it is not the default, so
+# every earlier model resolves, fingerprints and draws its weights as before. bias: False = convolutions without bias.
+LATER_DEFAULTS = dict(bias=True)
 
 PRESETS: dict[str, dict] = {}
 
@@ -95,7 +98,8 @@ def register_preset(name: str, description: str, **factors) -> None:
 def resolve_spec(spec: dict) -> dict:
     """Fill a model spec from its preset and the defaults; validate every name.
 
-    The returned dict (arch and the DEFAULTS keys) is what checkpoint fingerprints hash: keep its keys. A factory
+    The returned dict (arch, the DEFAULTS keys, and a LATER_DEFAULTS key only where it is not the default) is what
+    checkpoint fingerprints hash: keep its keys. A factory
     spec (factory.py) resolves to {"factory": "package.module:function", "kwargs": {...}} alone."""
     if spec.get("factory") is not None:
         return {"factory": spec["factory"], "kwargs": dict(spec.get("kwargs") or {})}
@@ -108,7 +112,10 @@ def resolve_spec(spec: dict) -> dict:
     choose("downsample", base["downsample"], DOWNSAMPLES)
     choose("head", base["head"], HEADS)
     choose("padding", base["padding"], PADDING_KINDS)
-    return {"arch": arch, **{k: base[k] for k in DEFAULTS}}
+    if not isinstance(base.get("bias", True), bool):
+        raise LayerConfigError(f"bias must be true or false; got {base['bias']!r}")
+    later = {k: base[k] for k, default in LATER_DEFAULTS.items() if base.get(k, default) != default}
+    return {"arch": arch, **{k: base[k] for k in DEFAULTS}, **later}
 
 
 register_preset("conv_only", "3 stride-1 conv blocks, flatten + dense head", downsample="none", head="flatten")
@@ -173,8 +180,10 @@ class InvNet(nn.Module):
         side = check_model(factors, canvas)
         _draw_as_before(factors)
         chans = [in_channels] + list(factors["channels"])
+        bias = factors.get("bias", LATER_DEFAULTS["bias"])
         self.blocks = nn.ModuleList(
-            ConvBlock(cin, cout, factors["kernel"], factors["padding"], factors["downsample"], factors["blur_size"])
+            ConvBlock(cin, cout, factors["kernel"], factors["padding"], factors["downsample"], factors["blur_size"],
+                      bias=bias)
             for cin, cout in zip(chans[:-1], chans[1:]))
         self.head = choose("head", factors["head"], HEADS)
         self.fc = nn.Linear(HEADS[self.head].features(chans[-1], side), num_classes)

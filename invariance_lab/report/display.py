@@ -29,7 +29,7 @@ from .tables import (LAYER_RANGE, RATE_RANGE, Report, Result, View, layer_table,
     wide_view)
 from ..core.stats import CHANCE_MARGIN
 from ..eval.engine import ENGINES
-from ..core.columns import FACTOR_COLUMNS, INVARIANT_TV, MAX_COLUMN, WORST_SHIFT_COLUMNS
+from ..core.columns import FACTOR_COLUMNS, INVARIANT_TV, MAX_COLUMN, WORST_CASE_COLUMNS, WORST_SHIFT_COLUMNS
 
 FORMATS = ("table", "markdown", "csv")
 CLIP_MARK = "*"  # after a cut interval: "0.840 [0.322, 1]*"
@@ -77,6 +77,8 @@ def protocol_lines(results: list[Result]) -> list[str]:
         if "dx" in p and "dy" in p:
             parts.append(f"{span('dx', p['dx'])}, {span('dy', p['dy'])} "
                          f"({GRID_WORDS.get(p.get('grid'), str(p.get('grid')))})")
+        if p.get("subpixel") == "fft":
+            parts.append("fractional shifts band-limited (the image's DFT times the shift's phase: Fourier shift)")
         if p.get("task") == "position":
             parts.append("task position (label = top/bottom half; paired test images, bottom = top rolled by half "
                          "the canvas, so an invariant model scores exactly 0.5)")
@@ -129,9 +131,12 @@ def certificate_lines(result: Result) -> list[str]:
         w = g.loc[g.worst_prob_change.idxmax()]
         dx, dy = float(w[WORST_SHIFT_COLUMNS[0]]), float(w[WORST_SHIFT_COLUMNS[1]])
         at = inv[(inv.model == model) & (inv.seed == w.seed) & (inv.dx == dx) & (inv.dy == dy)].iloc[0]
+        rows = inv[inv.model == model]
+        one = rows.loc[rows[MAX_COLUMN].idxmax()]  # another shift may move one image more than the worst mean's
         lines.append(f"  {model}: NOT invariant: the shift (dx, dy) = ({dx:g}, {dy:g}) (seed {w.seed}) changes "
                      f"{at.flip_rate:.1%} of predictions and the probabilities by {at.prob_change:.3g} on average "
-                     f"(TV), up to {at[MAX_COLUMN]:.3g} for one image")
+                     f"(TV), up to {at[MAX_COLUMN]:.3g} for one image there; the largest change of one image at "
+                     f"any shift is {one[MAX_COLUMN]:.3g}, at ({float(one.dx):g}, {float(one.dy):g}) (seed {one.seed})")
     return lines
 
 
@@ -181,8 +186,13 @@ def clip_note(bounds: tuple[float, float]) -> str:
 
 
 def seed_notes(flags: pd.DataFrame, dropped: pd.DataFrame | None = None) -> list[str]:
-    """Footnotes on seeds: those at chance (flagged), those --drop-chance left out, runs of unknown class count."""
+    """Footnotes on seeds: those at chance (flagged), those --drop-chance left out, runs of unknown class count,
+    and models far below chance (their class order probably differs: the note invlab measure recorded)."""
     out = []
+    if "class_order" in flags:
+        for run, model, note in dict.fromkeys(zip(flags["run"], flags["model"], flags["class_order"])):
+            if note:
+                out.append(f"{model}{f' ({run})' if flags['run'].nunique() > 1 else ''}: {note}")
     at = flags[flags["at_chance"]]
     if len(at):
         level = " or ".join(f"{1 / n:.3f}" for n in sorted(set(at["n_classes"])))
@@ -270,7 +280,17 @@ def render(rep: Report, fmt: str) -> Rendered:
         return Rendered(text=to_csv(rep.views), side=caption + seed_notes(rep.flags, rep.dropped))
     if fmt == "markdown":
         return Rendered(text="\n".join(to_markdown(v, caption, rep.flags, rep.dropped) for v in rep.views))
-    return Rendered(tables=[to_rich_table(v, caption, rep.flags, rep.dropped) for v in rep.views])
+    return Rendered(tables=[to_rich_table(for_terminal(v), caption, rep.flags, rep.dropped) for v in rep.views])
+
+
+def for_terminal(view: View) -> View:
+    """The view without the worst-case columns (robust accuracy, consistent fraction), so the terminal's model
+    table keeps its width; markdown, csv and the HTML page show them."""
+    gone = [v for v in view.values if v in WORST_CASE_COLUMNS]
+    if not gone:
+        return view
+    drop = [f"{v}{s}" for v in gone for s in ("", "_ci", "_lo", "_hi")]
+    return replace(view, table=view.table.drop(columns=drop), values=[v for v in view.values if v not in gone])
 
 
 def brief_tables(result: Result, title: str) -> list[Table]:

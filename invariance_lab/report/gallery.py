@@ -40,6 +40,7 @@ STILLS = 9  # pictures per image in the gallery table (pick_stills): -8 -4 -2 -1
 MAX_FRAMES = 41  # animation frames at most: longer sweeps (every roll of a big canvas) are subsampled evenly
 FRAME_MS, END_MS = 350, 1000  # per frame; the two ends linger so the eye can catch where the loop restarts
 GIF_DPI = 80
+GIF_FONT_PT = 10  # every text of the animation: 10 pt at GIF_DPI is 11 px, readable at its own size on a phone
 POOL = 64  # the image is picked among the first POOL test images (each class in turn), drawn once per shift
 
 
@@ -206,7 +207,7 @@ def make_gif(g: Gallery, letter: Letter) -> bytes:
               left.axhline((h - 1) / 2, color="tab:orange", linewidth=0.6, alpha=0.7)]
     left.set_xticks([])
     left.set_yticks([])
-    caption = left.set_title("", fontsize=10)
+    caption = left.set_title("", fontsize=GIF_FONT_PT)
     x = np.asarray(g.shifts)
     dots = []
     for i, m in enumerate(g.models):
@@ -218,12 +219,12 @@ def make_gif(g: Gallery, letter: Letter) -> bytes:
     cursor = right.axvline(x[0], color="0.2", linewidth=1.0)
     right.set_xlim(x.min() - 0.5, x.max() + 0.5)
     right.set_ylim(-0.03, 1.03)
-    right.set_xlabel(f"{g.axis} (px), {g.mode} shift", fontsize=9)
-    right.set_ylabel(f"p({letter.label}), the true class", fontsize=9)
-    right.tick_params(labelsize=8)
+    right.set_xlabel(f"{g.axis} (px), {g.mode} shift", fontsize=GIF_FONT_PT)
+    right.set_ylabel(f"p({letter.label}), the true class", fontsize=GIF_FONT_PT)
+    right.tick_params(labelsize=GIF_FONT_PT)
     right.grid(True, alpha=0.3)
     # below the axes: inside them it would hide the traces, which span the whole height
-    fig.legend(*right.get_legend_handles_labels(), fontsize=8, loc="outside lower center", frameon=False,
+    fig.legend(*right.get_legend_handles_labels(), fontsize=GIF_FONT_PT, loc="outside lower center", frameon=False,
                ncols=min(len(g.models), 2), columnspacing=1.0, handlelength=1.5)
     # Blitting: everything that does not move is drawn once (layout included) and copied back before each frame;
     # only the moving artists are drawn per frame (a full redraw per frame took ~0.15 s, most of a page's time).

@@ -13,6 +13,7 @@ html_gallery.py the pictures, html_elements.py the escaped text and embedded ima
 
 from __future__ import annotations
 
+import math
 import re
 import tempfile
 from datetime import datetime
@@ -24,11 +25,13 @@ from ..core.errors import InvlabError
 from ..core.versions import __version__
 from ..store.find import read_study
 from ..store.layout import is_study
+from .answer import RULE, answer
 from .display import protocol_lines
-from .html_elements import e, image, pixel_size
+from .html_elements import e, image, pixel_size, text_html
 from .html_gallery import gallery_html
 from .html_tables import at_chance_rows, notes_html, table_html
 from .plots import figures, png_bytes
+from .study import DPI as STUDY_DPI
 from .study import compare_folders, plot_study
 from .tables import Report, build_report
 
@@ -43,6 +46,14 @@ QUESTION = (
     "then makes the output invariant; a stride-2 layer is equivariant only to shifts that are multiples of its "
     "stride, zero padding lets the border leak absolute position, and a flatten + dense head gives every position "
     "its own weights. This page shows how far each network here follows that.")
+# a page of `invlab measure` folders: the user's model on the user's images, not letters
+MEASURE_QUESTION = (
+    "How much does this model change its mind when its input moves? `invlab measure` shifted each of the images "
+    "below by every (dx, dy) of the grid and compared the model's prediction on the shifted image with its "
+    "prediction on the unshifted one: how often it changes (flip rate) and how much its probabilities move "
+    "(probability change).")
+MIN_LABEL_PX = 11  # the smallest text of a plot on screen, px: a plot is never shown smaller than this allows
+STUDY_SMALLEST_PT = 7  # the smallest text of study.plot_study's figure (its legend), pt, drawn at study.DPI
 MEASURES = [
     ("accuracy", "the fraction of shifted images classified correctly (clean: unshifted)."),
     ("flip rate", ("the fraction of images whose prediction at a shift differs from the prediction at (0, 0); "
@@ -82,6 +93,11 @@ tr.chance td { background: #fff7e0; }
 th.sticky { background: var(--band); }
 figure { margin: 1rem 0 1.6rem; }
 figure img { display: block; max-width: 100%; height: auto; }
+/* a plot is shown no smaller than its smallest text allows (img min-width, set per plot); on a phone its box
+   scrolls sideways rather than the text shrinking to ~5 px */
+.plotbox { overflow-x: auto; -webkit-overflow-scrolling: touch; }
+.answer { font-size: 1.1rem; line-height: 1.45; margin: 0.8rem 0 0.4rem; padding: 0.5rem 0.8rem;
+          border-left: 4px solid var(--accent); background: var(--band); max-width: 52rem; }
 figcaption { color: var(--muted); font-size: 0.85rem; margin-top: 0.3rem; max-width: 48rem; }
 .letter { margin: 1rem 0 2rem; }
 .letter th, .letter td { padding: 0.25rem 0.3rem; }  /* nine stills and the animation side by side */
@@ -101,6 +117,7 @@ td.wrong { color: #a00; font-weight: 600; }
   .scroll { overflow: visible; border: none; }
   table { font-size: 7.5pt; } th, td { white-space: normal; padding: 0.15rem 0.3rem; }
   .sticky { position: static; }
+  .plotbox { overflow: visible; } figure img { min-width: 0 !important; }
   h2, h3, h4 { break-after: avoid; } figure, .letter, tr { break-inside: avoid; }
 }
 """
@@ -126,13 +143,32 @@ def _caption(name: str) -> str:
     return stem
 
 
+def smallest_text_px(fig) -> float:
+    """The smallest text drawn in a matplotlib figure, in px of its PNG (points x dpi / 72). Found by duck typing,
+    so matplotlib need not be imported here."""
+    texts = fig.findobj(lambda a: hasattr(a, "get_fontsize") and hasattr(a, "get_text"))
+    sizes = [t.get_fontsize() for t in texts if t.get_visible() and str(t.get_text()).strip()]
+    return min(sizes) * fig.dpi / 72
+
+
+def plot_html(data: bytes, words: str, label_px: float) -> str:
+    """A PNG plot with its caption, never shown narrower than keeps its smallest text (`label_px` px in the PNG)
+    at MIN_LABEL_PX: a narrower window scrolls its box sideways. Drawing the fonts larger instead would change
+    the PNGs `invlab report --plot` writes and crowd them on a desktop; this keeps one set of figures. The
+    data-label-px attribute lets bench/html_screenshot.py check the size on screen."""
+    w, h = pixel_size(data)
+    least = min(w, math.ceil(w * MIN_LABEL_PX / label_px))
+    attrs = {"style": f"min-width:{least}px", "data-label-px": f"{label_px:.2f}"}
+    return (f'<figure><div class="plotbox">{image(data, "image/png", words, size=(w, h), attrs=attrs)}</div>'
+            f"<figcaption>{e(words)}</figcaption></figure>")
+
+
 def figures_html(named: list[tuple[str, object]]) -> str:
     """plots.py's figures as PNG pictures inside the page, each with its caption."""
     parts = []
     for name, fig in named:
-        data = png_bytes(fig)
-        parts.append(f"<figure>{image(data, 'image/png', _caption(name), size=pixel_size(data))}"
-                     f"<figcaption>{e(_caption(name))}</figcaption></figure>")
+        data = png_bytes(fig)  # first: drawing settles the layout
+        parts.append(plot_html(data, _caption(name), smallest_text_px(fig)))
     return "\n".join(parts)
 
 
@@ -145,9 +181,22 @@ def study_html(rep: Report, folder: Path, metric: str) -> str:
         for key in read_study(folder)["vary"]:
             data = plot_study(rep, folder, key, f"mean_{metric}", Path(tmp)).read_bytes()
             words = f"mean {metric} against {key}, the study's varied key: one line per model, ± 95% CI over seeds."
-            parts.append(f"<figure>{image(data, 'image/png', words, size=pixel_size(data))}"
-                         f"<figcaption>{e(words)}</figcaption></figure>")
+            parts.append(plot_html(data, words, STUDY_SMALLEST_PT * STUDY_DPI / 72))
     return "\n".join(parts)
+
+
+def _measured(results) -> dict | None:
+    """What answer.answer needs to word a page of `invlab measure` folders (meta.json kind "measure"): the one
+    protocol they share (its images and shifts), {} for mixed or differing folders ("the images"), None for
+    letters."""
+    protocols = [r.meta.get("protocol", {}) for r in results if r.meta.get("kind") == "measure"]
+    if not protocols:
+        return None
+    if len(protocols) < len(results):
+        return {}
+    keys = ("images", "test_images", "dx", "dy", "mode")
+    same = all({k: p.get(k) for k in keys} == {k: protocols[0].get(k) for k in keys} for p in protocols)
+    return protocols[0] if same else {}
 
 
 def html_report(paths: list[str | Path], *, metric: str = "flip_rate", drop_chance: bool = False,
@@ -165,20 +214,26 @@ def html_report(paths: list[str | Path], *, metric: str = "flip_rate", drop_chan
     layer_fig = [(n, f) for n, f in named if n == "layers_vs_depth.png"]
     named = [(n, f) for n, f in named if n != "layers_vs_depth.png"]
     model_view = rep.views[0]
+    measured = _measured(results)
+    # the answer in words first, then the table (within the first screen), then the plots; the question and the
+    # protocol after them, for a reader who wants to know how the numbers were made
     body = [f"<h1>Translation invariance: {e(', '.join(labels))}</h1>",
             (f'<p class="sub">invlab report, {len(results)} folder{"s" if several else ""}; made '
              f"{datetime.now():%Y-%m-%d %H:%M} by invariance_lab {e(__version__)}.</p>"),
-            "<h2>The question</h2>", f"<p>{e(QUESTION)}</p>",
-            "<h2>How it was measured</h2>",
-            "<ul>" + "".join(f"<li>{e(line)}</li>" for line in protocol_lines(results)) + "</ul>",
-            "<dl>" + "".join(f"<dt>{e(k)}</dt><dd>{e(v)}</dd>" for k, v in MEASURES) + "</dl>",
+            f'<p class="answer" id="answer">{text_html(answer(model_view.table, measured))}</p>',
             f"<h2>Models{', compared across ' + str(len(results)) + ' folders' if several else ''}</h2>",
             (f'<p class="sub">{e(model_view.title)}. Accuracy beside the change under shift: a network can be '
              "consistent because it is right everywhere, or because it gives one answer to everything.</p>"),
-            table_html(model_view, at_chance_rows(model_view)), notes_html([model_view], rep)]
+            table_html(model_view, at_chance_rows(model_view)), notes_html([model_view], rep),
+            f'<p class="note">{e(RULE)}</p>']
     if len(paths) == 1 and is_study(paths[0]):
         body.append(study_html(rep, Path(paths[0]), metric))
-    body += ["<h2>Plots</h2>", figures_html(named)]
+    body += ["<h2>Plots</h2>", figures_html(named),
+             *(("<h2>What was measured</h2>", f"<p>{text_html(MEASURE_QUESTION)}</p>") if measured else
+               ("<h2>The question</h2>", f"<p>{e(QUESTION)}</p>")),
+             "<h2>How it was measured</h2>",
+             "<ul>" + "".join(f"<li>{e(line)}</li>" for line in protocol_lines(results)) + "</ul>",
+             "<dl>" + "".join(f"<dt>{e(k)}</dt><dd>{e(v)}</dd>" for k, v in MEASURES) + "</dl>"]
     with_layers = [r for r in results if r.layers is not None]
     body.append("<h2>Layer by layer</h2>")
     if with_layers:

@@ -23,11 +23,14 @@ def data_uri(data: bytes, mime: str) -> str:
     return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
 
 
-def image(data: bytes, mime: str, alt: str, cls: str = "", size: tuple[int, int] | None = None) -> str:
-    """An <img> whose picture is inside the page; width and height let the browser lay out before decoding."""
+def image(data: bytes, mime: str, alt: str, cls: str = "", size: tuple[int, int] | None = None,
+          attrs: dict[str, str] | None = None) -> str:
+    """An <img> whose picture is inside the page; width and height let the browser lay out before decoding.
+    `attrs`: more attributes (style, data-*), escaped."""
     dims = f' width="{size[0]}" height="{size[1]}"' if size else ""
     klass = f' class="{cls}"' if cls else ""
-    return f'<img{klass} src="{data_uri(data, mime)}" alt="{e(alt)}"{dims}>'
+    more = "".join(f' {k}="{e(v)}"' for k, v in (attrs or {}).items())
+    return f'<img{klass} src="{data_uri(data, mime)}" alt="{e(alt)}"{dims}{more}>'
 
 
 def pixel_size(data: bytes) -> tuple[int, int]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pandas as pd
 
 from ..core.errors import InvlabError
-from .gallery import make_gallery, png, signed
+from .gallery import GIF_DPI, GIF_FONT_PT, make_gallery, png, signed
 from .html_elements import e, image, pixel_size, text_html
 
 THUMB_PX = 60  # about how wide a still is shown (a whole multiple of its pixels): 32 px canvases at 2x
@@ -38,6 +38,7 @@ def gallery_html(result, n_images: int, flags: pd.DataFrame) -> str:
             f"{g.seed}; shifted along {g.axis} ({g.mode}), the other shift 0. Under each picture: the model's "
             "probability of the true class; ✗ where it answers another class.</p>")]
     out += [f'<p class="note">{text_html(n)}</p>' for n in g.notes]
+    label_px = GIF_FONT_PT * GIF_DPI / 72  # the animation's text in px: the browser probe checks it on screen
     for letter in g.letters:
         heads = "".join(f'<th class="num">{g.axis} = {signed(g.shifts[k])}</th>' for k in g.stills)
         h, w = letter.pixels.shape[1:3]
@@ -56,7 +57,7 @@ def gallery_html(result, n_images: int, flags: pd.DataFrame) -> str:
             alt = (f"animation: test image {letter.index} sliding along {g.axis}, each model's probability of "
                    f"{letter.label}")
             anim = (f'<figure style="width:{size[0]}px;max-width:100%">'
-                    f'{image(letter.gif, "image/gif", alt, "anim", size)}'
+                    f'{image(letter.gif, "image/gif", alt, "anim", size, {"data-label-px": f"{label_px:.2f}"})}'
                     f"<figcaption>Test image {letter.index} ({e(letter.label)}) sliding along {g.axis} over every "
                     f"swept shift; below: p({e(letter.label)}) for each model, a hollow dot where it answers another "
                     "class, dotted line at chance. Orange lines: the canvas centre.</figcaption></figure>")

@@ -23,7 +23,7 @@ from ..core.errors import InvlabError, choose
 from ..core.stats import ci_halfwidth, is_at_chance, with_bounds
 from ..store.results import Result, load_result  # noqa: F401  (load_result: part of this API)
 from ..store.layout import CONFIG_FILE, SWEEP_DIR, is_study
-from ..core.columns import FACTOR_COLUMNS, METRIC_COLUMNS, SUMMARY_METRICS
+from ..core.columns import FACTOR_COLUMNS, METRIC_COLUMNS, SUMMARY_METRICS, WORST_CASE_COLUMNS
 
 AXES = ("dx", "dy")
 BY = ("model", "shift", "layer")
@@ -32,6 +32,8 @@ LAYER_RANGE = (0.0, math.inf)  # layer errors and normalised variance are >= 0 a
 # The model table: clean accuracy and accuracy under shift beside every consistency metric (a model at chance
 # is perfectly consistent), all but the worst neighbour flip, which adds width and little information.
 MODEL_METRICS = [m for m in SUMMARY_METRICS if m != "worst_neighbor_flip_rate"]
+# and after them the worst case per image (robust accuracy, consistent fraction) where a summary.csv has it (older
+# folders do not: their cells are empty); the terminal leaves them out (display.py), markdown, csv and HTML show them
 # The layer profile (layerwise.py), written by `invlab sweep --layers` beside the sweep's CSVs.
 LAYER_QUANTITIES = {
     "mean_equivariance_error": "equivariance error ||F(Tx) - T'F(x)|| / ||F(x)||",
@@ -61,19 +63,24 @@ def configured_classes(result: Result) -> int | None:
 
 
 def seed_flags(results: list[Result]) -> pd.DataFrame:
-    """Per run × model × seed: clean_accuracy, n_classes, at_chance (clean accuracy ≤ 1/n_classes + 0.05), and
-    `assumed`: True where no file said how many classes there were and ASSUMED_CLASSES was taken."""
+    """Per run × model × seed: clean_accuracy, n_classes, at_chance (clean accuracy ≤ 1/n_classes + 0.05),
+    `assumed`: True where no file said how many classes there were and ASSUMED_CLASSES was taken, and
+    class_order: the note `invlab measure` recorded for a model far below chance (eval/class_order.py; "" if
+    none): such a model learned the classes in another order, so it is not at chance."""
     parts = []
     for r in results:
         s = r.summary
+        notes = r.meta.get("class_order")
+        notes = notes if isinstance(notes, dict) else {}  # an edited meta.json: no notes rather than a traceback
+        order = pd.Series([str(notes.get(m) or "") for m in s["model"]], index=s.index, dtype=object)
         written = pd.to_numeric(s["n_classes"], errors="coerce") if "n_classes" in s else pd.Series(np.nan, s.index)
         known = configured_classes(r) if written.isna().any() else None
         n = written.fillna(known if known is not None else ASSUMED_CLASSES).astype(int)
         parts.append(pd.DataFrame(dict(run=r.label, model=s["model"], seed=s["seed"],
                                        clean_accuracy=s["clean_accuracy"].astype(float), n_classes=n,
-                                       at_chance=is_at_chance(s["clean_accuracy"], n),
-                                       assumed=written.isna() & (known is None))))
-    columns = ["run", "model", "seed", "clean_accuracy", "n_classes", "at_chance", "assumed"]
+                                       at_chance=is_at_chance(s["clean_accuracy"], n) & (order == ""),
+                                       assumed=written.isna() & (known is None), class_order=order)))
+    columns = ["run", "model", "seed", "clean_accuracy", "n_classes", "at_chance", "assumed", "class_order"]
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
 
 
@@ -96,20 +103,27 @@ def without_seeds(result: Result, seeds: pd.DataFrame) -> Result:
 
 # --- tables -----------------------------------------------------------------------------------------------
 
+def model_metrics(results: list[Result]) -> list[str]:
+    """The model table's value columns: MODEL_METRICS, then the worst-case columns any of the summaries has."""
+    return MODEL_METRICS + [c for c in WORST_CASE_COLUMNS if any(c in r.summary for r in results)]
+
+
 def model_table(results: list[Result], confidence: float = 0.95) -> pd.DataFrame:
-    """One row per (run, model): factors, n_seeds, n_chance, and each of MODEL_METRICS as the mean over seeds,
-    `_ci` (the t half-width) and `_lo`, `_hi` (the interval cut to [0, 1])."""
+    """One row per (run, model): factors, n_seeds, n_chance, and each of model_metrics as the mean over seeds,
+    `_ci` (the t half-width) and `_lo`, `_hi` (the interval cut to [0, 1]); NaN where a summary lacks it."""
     counts = seed_counts(seed_flags(results))
+    metrics = model_metrics(results)
     rows = []
     for r in results:
         for model, g in r.summary.groupby("model", sort=False):
             row = {"run": r.label, "model": model, **{f: g[f].iloc[0] for f in FACTOR_COLUMNS},
                    **counts.loc[(r.label, model)].astype(int).to_dict()}
-            for m in MODEL_METRICS:
-                row[m] = float(g[m].mean())
-                row[f"{m}_ci"] = ci_halfwidth(g[m], confidence)
+            for m in metrics:
+                values = g[m].astype(float) if m in g else pd.Series(np.nan, g.index)
+                row[m] = float(values.mean())
+                row[f"{m}_ci"] = ci_halfwidth(values, confidence)
             rows.append(row)
-    return with_bounds(pd.DataFrame(rows), MODEL_METRICS, RATE_RANGE)
+    return with_bounds(pd.DataFrame(rows), metrics, RATE_RANGE)
 
 
 def axis_slice(df: pd.DataFrame, axis: str) -> pd.DataFrame:
@@ -249,7 +263,7 @@ def build_report(paths: list[str | Path], *, by: str = "model", metric: str = "f
 def _views(results: list[Result], counts: pd.DataFrame, by: str, metric: str, axis: str | None) -> list[View]:
     if by == "model":
         return [View("per model: mean ± 95% CI over seeds (mean/worst over non-zero shifts)",
-                     model_table(results), MODEL_METRICS, RATE_RANGE)]
+                     model_table(results), model_metrics(results), RATE_RANGE)]
     if by == "layer":
         views = []
         for q, words in LAYER_QUANTITIES.items():

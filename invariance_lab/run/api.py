@@ -30,7 +30,7 @@ __all__ = ["layer_profile", "measure", "summarize"]
 def measure(model, images, labels=None, *, dx: Iterable[float] = range(-8, 9), dy: Iterable[float] = (0,),
             mode: str = "canvas", fill: str = "zeros", grid: str = "product", mean=None, std=None,
             colour: str = "grey", size=None, batch_size: int = 256, device="cpu", seed: int = 0,
-            progress: bool = False, engine: str = "auto") -> pd.DataFrame:
+            progress: bool = False, engine: str = "auto", subpixel: str = "bilinear") -> pd.DataFrame:
     """The tidy per-shift table of `model` (an nn.Module, or a dict name -> module) on `images`: the columns of
     invariance.csv (model, seed, downsample, head, padding, mode, dx, dy, n_images, accuracy, flip_rate,
     prob_change, neighbor_flip_rate, ...). Accuracy is empty (NaN) without labels.
@@ -38,7 +38,8 @@ def measure(model, images, labels=None, *, dx: Iterable[float] = range(-8, 9), d
     images: a tensor (N, C, H, W) or (N, H, W), a folder of PNG/JPEG files (class subfolders give labels; colour
     grey | rgb and size (H, W) say how to read them) or a run folder. labels: one class index per image. dx, dy:
     the shifts, px (every pair with grid product; each axis alone with axes). mode: canvas (moved inside the
-    frame, `fill`: zeros | edge | reflect, sub-pixel bilinear) or circular (rolled, whole pixels). mean, std:
+    frame, `fill`: zeros | edge | reflect, sub-pixel bilinear) or circular (rolled, whole pixels; with subpixel
+    "fft" any fraction, band-limited: data/transforms.fourier_shift). mean, std:
     normalisation after the shift. engine: auto (the exact all-shift engine, engine.py, where it applies: circular
     mode, square images, layers of known kinds; brute force otherwise), allshift (refuse where it does not apply)
     or brute; df.attrs["engine"] says which ran. The models are evaluated in eval mode and given back as they
@@ -49,13 +50,14 @@ def measure(model, images, labels=None, *, dx: Iterable[float] = range(-8, 9), d
     models = named_models(model)
     src = image_source(images, labels, colour=colour, size=size)
     mean, std = check_channels(mean, src.shape[0], "mean"), check_channels(std, src.shape[0], "std")
-    prepare = preparer(mode, fill, mean, std)
+    prepare = preparer(mode, fill, mean, std, subpixel)
     lines = value_lines(shift_values(dx, "dx"), shift_values(dy, "dy"), grid)
-    check_grid(grid_points(lines), src.shape, mode)
+    check_grid(grid_points(lines), src.shape, mode, subpixel)
     with Measurement(models, src, prepare, lines, mode=mode, device=device, seed=seed,
                      batch_size=batch_size, engine=engine, progress=progress) as m:
         df = m.shifts()
     df.attrs.update(engine=m.engines, clean_accuracy={f"{k[0]}/{k[1]}": v for k, v in m.clean_accuracy.items()},
+                    worst_case={f"{k[0]}/{k[1]}": v for k, v in m.worst_case.items()},
                     n_classes=len(src.classes) if src.classes else m.n_classes)
     return df
 
@@ -90,6 +92,7 @@ def layer_profile(model, images, *, shifts=None, mode: str = "canvas", fill: str
     points = _points(shifts)
     check_grid(points, src.shape, mode)
     with Measurement(models, src, prepare, [points], mode=mode, device=device, seed=seed,
-                     batch_size=batch_size, layers=True, taps=taps, labelled=False, progress=progress) as m:
+                     batch_size=batch_size, layers=True, taps=taps, labelled=False, progress=progress,
+                     layer_images=n) as m:
         per_shift, per_layer = m.layers(n)
     return per_layer if by == "layer" else per_shift

@@ -1,7 +1,7 @@
 """Executors: where a run's units train when there are several at once (units.py schedules them).
 
     processes        worker processes on this machine (--jobs N at once, each forked from a clean fork server)
-    slurm            a SLURM job array through submitit (pip install 'invariance_lab[slurm]')
+    slurm            a SLURM job array through submitit (pip install -e '.[slurm]' in the checkout)
     submitit-local   submitit's local executor: the slurm code path on this machine (the tests use it)
 
 Each executor is an entry of EXECUTORS (register_executor); its backend takes a list of units.Task and returns
@@ -10,16 +10,19 @@ handles whose result() is the task's outcome, and can stop them (Ctrl-C) or be c
 
 from __future__ import annotations
 
-import os
-import time
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tqdm import tqdm
+
+from ..core.runtime import usable_cores
 from ..core.errors import InvlabError, choose, clip
 from ..core.speed import keep_freed_memory
 from ..store.layout import submitit_dir
+from .workers import WorkerPool
 
 
 def _run_task(task):
@@ -58,6 +61,14 @@ def _ignore_ctrl_c() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
+def _start_worker() -> None:
+    """A worker's set-up: Ctrl-C ignored (above), and tqdm's lock a thread lock. tqdm's default is a named
+    semaphore; a worker that is killed (SIGKILL, the out-of-memory killer) leaves it behind, and the run then ends
+    with a resource_tracker warning about it. A worker's progress bars are off anyway."""
+    _ignore_ctrl_c()
+    tqdm.set_lock(threading.RLock())
+
+
 # What a fork server imports once, before it forks each worker: the code every worker runs (a unit, a sweep share),
 # torch with it. Spawned workers each imported it again, ~1.8 s of CPU per worker on a 2-core machine. And
 # torch._dynamo, which torch imports when a process builds its first optimizer (~1 s): once here, not per worker.
@@ -79,32 +90,22 @@ def _worker_context():
 
 class _Processes:
     """Worker processes on this machine, forked from a clean fork server (or spawned): no state shared with the
-    run's own process."""
+    run's own process. Each holds one unit at a time (workers.py), so a worker that dies (SIGKILL, the
+    out-of-memory killer) fails only its own unit, with the cause, and the others finish."""
 
     def __init__(self, run_dir, jobs, resources, n_units):
-        from concurrent.futures import ProcessPoolExecutor
-
-        self.pool = ProcessPoolExecutor(max_workers=min(jobs, n_units), initializer=_ignore_ctrl_c,
-                                        mp_context=_worker_context())
+        self.pool = WorkerPool(_run_task, min(jobs, n_units), _worker_context(), initializer=_start_worker)
 
     def submit(self, tasks: list) -> list:
-        return [self.pool.submit(_run_task, t) for t in tasks]
+        return self.pool.submit(tasks)
 
     def stop(self) -> None:
         """Ctrl-C: kill the workers now. SIGKILL, since a worker takes SIGTERM (and the Ctrl-C it also got) as the
-        end of its unit only (runs.Meta.recording), then starts the next one; the loop catches late starters."""
-        procs = getattr(self.pool, "_processes", None) or {}  # the pool's own dict, filled as workers start
-        self.pool.shutdown(wait=False, cancel_futures=True)
-        for _ in range(200):
-            alive = [p for p in list(procs.values()) if p.is_alive()]
-            if not alive:
-                break
-            for p in alive:
-                p.kill()
-            time.sleep(0.05)
+        end of its unit only (runs.Meta.recording), then would start the next one."""
+        self.pool.stop()
 
     def close(self) -> None:
-        self.pool.shutdown(wait=True)
+        self.pool.close()
 
 
 class _Submitit:
@@ -116,7 +117,7 @@ class _Submitit:
         except ImportError:
             raise InvlabError(f"--executor {'slurm' if cluster == 'slurm' else 'submitit-local'} submits units "
                               "through submitit, which is not installed; install it with "
-                              "`pip install 'invariance_lab[slurm]'` (or `pip install submitit`), or use "
+                              "`pip install -e '.[slurm]'` in invlab's checkout (or `pip install submitit`), or use "
                               "--executor processes") from None
         folder = submitit_dir(run_dir) / "%j"
         if cluster == "slurm":
@@ -167,7 +168,7 @@ def register_executor(name: str, description: str, start: Callable, submit_all: 
 
 
 register_executor("processes", "worker processes on this machine, --jobs at once", _Processes)
-register_executor("slurm", "a SLURM job array through submitit (pip install 'invariance_lab[slurm]')",
+register_executor("slurm", "a SLURM job array through submitit (pip install -e '.[slurm]' in the checkout)",
                   lambda *a: _Submitit(*a, cluster="slurm"), submit_all=True, detached=True)
 register_executor("submitit-local", "submitit's local executor: the slurm code path on this machine",
                   lambda *a: _Submitit(*a, cluster="local"))
@@ -193,18 +194,10 @@ def check_jobs(jobs: int, executor: str) -> None:
                               "--executor processes (this machine) or submitit-local (the slurm path, here)")
 
 
-def cores() -> int:
-    """The CPU cores this process may use (its affinity, which a container or a SLURM job sets)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
-
-
 def worker_threads(jobs: int, threads: int | None, executor: str, resources: Resources) -> int | None:
     """torch threads per worker: --threads, else cores // jobs here, else the cluster job's cpus."""
     if threads is not None:
         return threads
     if EXECUTORS[executor].detached:
         return resources.cpus  # None: torch's default inside the job, which SLURM limits to its cpus
-    return max(1, cores() // jobs)
+    return max(1, usable_cores() // jobs)

@@ -27,8 +27,10 @@ from ..schema.config import Config, DataConfig, SweepConfig
 from ..config.load import load_config, to_yaml
 from ..data.datasets import class_names, evaluation_set, glyph_table, training_set
 from ..data.ink import ink_baseline
+from ..data.validation import validation_split
 from ..core.environment import environment
-from ..core.runtime import resolve_device, set_threads
+from ..core.progress import time_left
+from ..core.runtime import keeps_threads, resolve_device, set_threads
 from ..config.factorial import left_out
 from ..core.errors import InvlabError, choose
 from ..nn.factory import check_models, is_custom, require_trust
@@ -44,16 +46,19 @@ from ..store.find import (config_digest, finished_runs, require_finished_run, re
     run_difference)
 from ..data.shifts import SWEEP_KINDS, check_sweep
 from ..eval.engine import engine_protocol
-from ..eval.sweep import DEFAULT_LAYER_IMAGES, ModelKey, evaluate_layers, evaluate_shifts, protocol, sweep_engines
-from .executors import Resources, check_jobs
+from ..eval.sweep import (DEFAULT_LAYER_IMAGES, ModelKey, engine_mode, evaluate_layers, evaluate_shifts, protocol,
+    sweep_engines)
+from .executors import Resources, check_jobs, worker_threads
 from .scheduler import train_units
 from .sweep_jobs import sweep_in_workers
 from .units import UnitData, train_unit, units_to_train
+from .train import kept_row
 from ..config.models import resolved_models
 
 Say = Callable[[str], None]
 
 
+@keeps_threads
 def run_experiment(cfg: Config, *, results_dir: Path, progress: bool = False, fresh: bool = False,
                    reuse_old: bool = False, threads: int | None = None, on_event: Say | None = None,
                    factory_dirs: list[Path] | None = None, jobs: int = 1, executor: str = "processes",
@@ -70,7 +75,7 @@ def run_experiment(cfg: Config, *, results_dir: Path, progress: bool = False, fr
     """
     say = on_event or (lambda msg: None)
     check_jobs(jobs, executor)
-    set_threads(threads)
+    threads_why = set_threads(threads)
     device = resolve_device(cfg.device)
     factors = resolved_models(cfg)
     factory_files = check_models(factors, num_classes=len(class_names(cfg.data)), canvas=cfg.data.canvas,
@@ -95,7 +100,7 @@ def run_experiment(cfg: Config, *, results_dir: Path, progress: bool = False, fr
         say(f"run folder: {run_dir}")
     meta = Meta(run_dir, kind="run", name=cfg.name, run_id=run_dir.name, config_digest=digest, device=str(device),
                 seeds=cfg.seeds, protocol=protocol(cfg.sweep, cfg.data, cfg.seeds, list(factors)),
-                environment=environment(), models={}, fingerprints=unit_fingerprints(cfg), trained=[], reused={},
+                environment=environment(threads_why), models={}, fingerprints=unit_fingerprints(cfg), trained=[], reused={},
                 trained_with=made_with, reuse_old=reuse_old, reused_old={},  # reused_old: store/find.py
                 attempts=history, timings={"train_s": {}})
     if cfg.factorial is not None:  # the combinations that cannot be built (invlab run prints them)
@@ -103,7 +108,8 @@ def run_experiment(cfg: Config, *, results_dir: Path, progress: bool = False, fr
     with meta.recording():
         t0 = time.perf_counter()
         table = glyph_table(cfg.data)
-        train_x, train_y = training_set(cfg.data, table)
+        # data.val_fraction holds validation images out of the training set (or a folder's val/): val is (x, y)
+        train_x, train_y, val = validation_split(cfg.data, *training_set(cfg.data, table))
         test_x, test_y = evaluation_set(cfg.data, table)  # position task: the paired top/bottom images
         classes = class_names(cfg.data)
         meta.data["classes"] = classes
@@ -115,11 +121,14 @@ def run_experiment(cfg: Config, *, results_dir: Path, progress: bool = False, fr
                                         resumed=old)
         earlier = {} if fresh else reusable.found
         trained, histories = {}, []
-        data, units = UnitData(train_x, train_y, test_x, test_y, classes), unit_settings(cfg)
+        data, units = UnitData(train_x, train_y, test_x, test_y, classes, *(val or ())), unit_settings(cfg)
         in_workers = {} if (jobs, executor) == (1, "processes") else train_units(
             cfg, run_dir, units_to_train(run_dir, units, earlier, meta.data["fingerprints"]), data, jobs=jobs,
             executor=executor, threads=threads, resources=resources, factory_dirs=factory_dirs, say=say)
-        for (name, seed), settings in units.items():
+        if (jobs, executor) != (1, "processes"):  # environment.torch_threads is this process's, not its workers'
+            meta.data["worker_threads"] = worker_threads(jobs, threads, executor, resources or Resources())
+        started = time.perf_counter()
+        for i, ((name, seed), settings) in enumerate(units.items()):
             t0, key, path = time.perf_counter(), unit_key(name, seed), checkpoint_path(run_dir, name, seed)
             fp = meta.data["fingerprints"][key]
             if fp in reusable.refused and not fresh:
@@ -129,8 +138,9 @@ def run_experiment(cfg: Config, *, results_dir: Path, progress: bool = False, fr
             if model is None:
                 model, hist = train_unit(cfg, name, seed, settings, data, device, run_dir, progress)
                 meta.data["trained"].append(key)
-                say(f"trained {name} seed {seed}: test accuracy {hist.iloc[-1].test_accuracy:.3f} "
-                    f"({time.perf_counter() - t0:.1f}s)")
+                now = time.perf_counter()
+                say(f"trained {name} seed {seed}: test accuracy {kept_row(hist).test_accuracy:.3f} "
+                    f"({now - t0:.1f}s); units: {i + 1} of {len(units)}, {time_left(i + 1, len(units), now - started)}")
             elif key in in_workers:  # trained just now by a worker (units.py)
                 meta.data["trained"].append(key)
             else:
@@ -181,7 +191,7 @@ def _evaluate_and_write(folder: Path, meta: Meta, models: dict[ModelKey, torch.n
     load the checkpoints of `run_dir` (default: `folder` itself) and choose engines by `engine_name` when
     `engine` is already a choice of plans."""
     plans = engine if isinstance(engine, dict) else sweep_engines(models, data, sweep, kind, engine)
-    meta.data["protocol"].update(engine_protocol(plans, models, data.canvas, "parts" if kind == "parts" else sweep.mode))
+    meta.data["protocol"].update(engine_protocol(plans, models, data.canvas, engine_mode(sweep, kind)))
     if layer_images:  # the profile takes the engine where it also has the taps (InvNet models)
         tapped = {k: p for k, p in plans.items() if p is not None and p.pool is not None}
         meta.data["protocol"]["layers"]["engine"] = ("allshift" if len(tapped) == len(plans) else
@@ -228,6 +238,7 @@ def run_for_config(cfg: Config, *, results_dir: Path, progress: bool = False, th
                           factory_dirs=factory_dirs)
 
 
+@keeps_threads
 def sweep_experiment(run_dir: Path, sweep: SweepConfig | None = None, *, models: list[str] | None = None,
                      kind: str = "translation", layers: bool = False, layer_images: int = DEFAULT_LAYER_IMAGES,
                      progress: bool = False, threads: int | None = None, on_event: Say | None = None,
@@ -252,7 +263,7 @@ def sweep_experiment(run_dir: Path, sweep: SweepConfig | None = None, *, models:
         raise InvlabError(f"--layers profiles translations of the whole input; it cannot be combined with --kind {kind}")
     if layers and layer_images < 1:
         raise InvlabError(f"--layer-images must be at least 1; got {layer_images}")
-    set_threads(threads)
+    threads_why = set_threads(threads)
     meta_run = require_finished_run(run_dir)
     cfg = load_config(Path(run_dir) / CONFIG_FILE)
     sweep = sweep or cfg.sweep
@@ -292,7 +303,7 @@ def sweep_experiment(run_dir: Path, sweep: SweepConfig | None = None, *, models:
     meta = Meta(folder, kind="sweep", name=cfg.name, run_id=Path(run_dir).name, sweep_id=folder.name,
                 run=str(run_dir), device=str(device), seeds=cfg.seeds, protocol=proto,
                 fingerprints={k: v for k, v in meta_run["fingerprints"].items()},
-                environment=environment(), timings={}, run_environment=meta_run.get("environment"))
+                environment=environment(threads_why), timings={}, run_environment=meta_run.get("environment"))
     say(f"sweep folder: {folder}")
     with meta.recording():
         _evaluate_and_write(folder, meta, loaded, {m: factors[m] for m in chosen}, cfg.data, sweep, device, progress,

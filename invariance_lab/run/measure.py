@@ -18,16 +18,18 @@ import torch
 import yaml
 
 from ..core.environment import environment
-from ..core.errors import InvlabError, choose, quote
+from ..core.errors import DataError, InvlabError, choose, quote
 from ..data.folder import data_channels
 from ..data.images import Images, open_folder
 from ..store.run_images import is_run_folder, run_images
 from ..data.shifts import axis_values, grid_points, value_lines
-from ..data.transforms import FILLS, INTERPOLATION
+from ..data.transforms import FILLS, INTERPOLATION, SUBPIXEL
+from ..eval.class_order import class_order_note
 from ..eval.measurement import Measurement
 from ..eval.stream import MODES, check_channels, check_grid, pick_device, preparer
 from ..eval.tables import summarize
 from ..nn.factory import TRUST_LIMIT, call, describe, is_custom, locate, require_trust
+from ..nn.finite import check_weights
 from ..nn.models import build_model, count_parameters, place
 from ..schema.fields import check_range
 from ..schema.model import check_kwargs
@@ -83,8 +85,18 @@ def _model_from(model: str | None, kwargs: dict | None, checkpoint: dict | None,
     return model, factors, name, seed
 
 
-def _match_classes(src: Images, classes: list[str] | None) -> None:
-    """Label a folder's images by a checkpoint's class names when its class folders are named after them."""
+def _match_classes(src: Images, classes: list[str] | None, weights: Path | None = None) -> None:
+    """Label a folder's images by a checkpoint's class names when its class folders are named after them (in any
+    order). A folder named like a class but for letter case is refused: matched by position it would be read in
+    the folder's sorted order, silently, and invlab does not guess which spelling is meant."""
+    if classes and src.classes:
+        spelt = {c.casefold(): c for c in classes}
+        near = [(c, spelt[c.casefold()]) for c in src.classes if c not in classes and c.casefold() in spelt]
+        if near:
+            pairs = ", ".join(f"{quote(f'{c}/')} (the checkpoint's {quote(want)})" for c, want in near)
+            raise DataError(f"--images {src.describe}: class folder(s) {pairs} differ from the classes recorded in "
+                            f"{weights} ({quote(list(classes))}) only in letter case; folders are matched "
+                            "to the model's outputs by exact name, so rename them to the checkpoint's spelling")
     if classes and src.classes and set(src.classes) <= set(classes) and src.classes != classes:
         lookup = torch.tensor([classes.index(c) for c in src.classes])
         src.labels, src.classes = lookup[src.labels], list(classes)
@@ -97,15 +109,19 @@ def measure_to_folder(*, images: str | Path, model: str | None = None, model_kwa
                       layers: bool = False, taps: list[str] | None = None, layer_images: int = 200,
                       batch_size: int = 256, name: str | None = None, results_dir: Path = Path("results"),
                       device: str = "cpu", progress: bool = False, on_event=None, engine: str = "auto",
-                      trust_factory: bool = False) -> Path:
+                      trust_factory: bool = False, subpixel: str = "bilinear") -> Path:
     """`invlab measure`: measure a model (your factory, --model, with --weights; or an invlab checkpoint) on a
     folder of images; writes results/measure/<name>-<time>/ with meta.json, measure.yaml, invariance.csv,
     summary.csv (and with layers, layers.csv and layers_summary.csv). dx, dy: [start, stop, step] ranges (every
-    pair). engine: auto | allshift | brute (eval/measurement.measure_shifts). Everything is checked before the folder is
-    made. A checkpoint's own factory and kwargs are used only with trust_factory (_model_from)."""
+    pair). subpixel: fft lets circular mode shift by fractions (band-limited: data/transforms.fourier_shift).
+    engine: auto | allshift | brute (eval/measurement.measure_shifts). Everything is checked before the folder is
+    made. A checkpoint's own factory and kwargs are used only with trust_factory (_model_from). A clean accuracy
+    far below chance puts meta.json's `class_order` = {model: note} (eval/class_order.py): the class order
+    probably differs, and the tables print the note instead of "at chance"."""
     say = on_event or (lambda msg: None)
     choose("mode", mode, MODES)
     choose("fill", fill, FILLS)
+    choose("subpixel", subpixel, SUBPIXEL)
     try:
         dx, dy = check_range(list(dx), "--dx"), check_range(list(dy), "--dy")
     except ValueError as e:
@@ -126,18 +142,23 @@ def measure_to_folder(*, images: str | Path, model: str | None = None, model_kwa
         src = run_images(images)
     else:
         src = open_folder(images, colour=colour, size=size)
-    _match_classes(src, checkpoint["classes"] if checkpoint else None)
+    _match_classes(src, checkpoint["classes"] if checkpoint else None, weights)
     mean, std = check_channels(mean, src.shape[0], "--mean"), check_channels(std, src.shape[0], "--std")
     if state is not None:
         load_weights(net, state, weights)
-    prepare = preparer(mode, fill, mean, std)
+        # a NaN or infinite weight: refused before anything is written. Checked in the model, which holds only the
+        # weights it uses, rather than in the file's tensors: those are memory-mapped, and reading all of a file
+        # that holds more than the model would bring all of it into memory
+        check_weights(net.state_dict(), weights)
+    prepare = preparer(mode, fill, mean, std, subpixel)
     lines = value_lines(axis_values(dx), axis_values(dy), "product")
     points = grid_points(lines)
-    check_grid(points, src.shape, mode)
+    check_grid(points, src.shape, mode, subpixel)
     device = pick_device(device)
     net = place(net, device)
     with Measurement({label: net}, src, prepare, lines, mode=mode, device=device, seed=seed, factors={label: factors},
-                     batch_size=batch_size, engine=engine, layers=layers, taps=taps, progress=progress) as m:
+                     batch_size=batch_size, engine=engine, layers=layers, taps=taps, progress=progress,
+                     layer_images=min(layer_images, len(src))) as m:
         # everything is checked (outputs, labels, taps; --engine allshift refuses here): now the folder
         folder = new_measure_folder(results_dir, label)
         say(f"measure folder: {folder}")
@@ -145,12 +166,16 @@ def measure_to_folder(*, images: str | Path, model: str | None = None, model_kwa
                         weights=None if weights is None else str(weights), images=str(images), mode=mode, fill=fill,
                         colour=colour, size=None if size is None else list(size), mean=mean, std=std, dx=dx, dy=dy,
                         layers=layers, taps=taps, layer_images=layer_images if layers else None)
+        if subpixel == "fft":  # written only when not the default: earlier measure.yaml files stay as they were
+            settings["subpixel"] = subpixel
         write_text(folder / MEASURE_FILE, yaml.safe_dump(settings, sort_keys=False))
         proto = dict(kind="translation", mode=mode, grid="product", dx=dx, dy=dy, test_images=len(src), seeds=[seed],
                      models=[label], n_shifts=len(points), images=src.describe, labels=src.labels is not None,
                      n_classes=m.n_classes)
         if mode == "canvas":
             proto.update(fill=fill, interpolation=INTERPOLATION)
+        if subpixel == "fft":
+            proto["subpixel"] = subpixel
         if layers:
             proto["layers"] = dict(n_images=min(layer_images, len(src)))
         proto.update(m.engines)
@@ -164,7 +189,13 @@ def measure_to_folder(*, images: str | Path, model: str | None = None, model_kwa
             inv = m.shifts()
             meta.data["timings"]["measure_s"] = round(time.perf_counter() - t0, 2)
             write_csv(folder / INVARIANCE_CSV, inv)
-            write_csv(folder / SUMMARY_CSV, summarize(inv, m.clean_accuracy, n_classes=m.n_classes))
+            write_csv(folder / SUMMARY_CSV, summarize(inv, m.clean_accuracy, n_classes=m.n_classes,
+                                                      worst_case=m.worst_case))
+            # far below chance: the class order probably differs; the tables print this note, not "at chance"
+            note = class_order_note(net, src, prepare, m.clean_accuracy[(label, seed)], m.n_classes, batch_size,
+                                    device)
+            if note:
+                meta.data["class_order"] = {label: note}
             if layers:
                 t0 = time.perf_counter()
                 per_shift, per_layer = m.layers(min(layer_images, len(src)))

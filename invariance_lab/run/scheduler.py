@@ -4,21 +4,23 @@ gathered and reported together, and units still alive elsewhere waited for rathe
     finished = train_units(cfg, run_dir, [("conv_gap", 0), ("conv_gap", 1)], data, jobs=2)   # {key: seconds}
 
 Ctrl-C stops the workers; the run folder is resumable and a rerun trains only the units without a checkpoint. A
-unit still alive elsewhere (a cluster job of an earlier, interrupted command) is waited for, not submitted again.
+unit still alive elsewhere (a cluster job of an earlier, interrupted command) is waited for, not submitted again;
+one whose process is gone is trained again. A worker that dies (SIGKILL, the out-of-memory killer) fails only its
+own unit, recorded in units/<key>.json with the cause; the other units finish and are kept.
 """
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..core.progress import time_left
 from ..config.load import to_yaml
 from ..core.errors import InvlabError, clip
 from ..store.layout import checkpoint_path, unit_data_path, unit_key
-from ..store.meta import read_unit_state, run_state
+from ..store.meta import read_unit_state, record_unit_failure, run_state
 from .executors import EXECUTORS, Resources, check_jobs, worker_threads
 from .units import Task, UnitData, save_unit_data, split_key
 
@@ -36,16 +38,7 @@ class Progress:
     started: float = field(default_factory=time.perf_counter)
 
     def eta(self) -> str:
-        finished = self.done + self.failed
-        if not finished:
-            return "estimating the time left"
-        left = (time.perf_counter() - self.started) / finished * (self.total - finished)
-        return f"about {_duration(left)} left"
-
-
-def _duration(seconds: float) -> str:
-    s = math.ceil(seconds)
-    return f"{s // 3600}h{s // 60 % 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s"
+        return time_left(self.done + self.failed, self.total, time.perf_counter() - self.started)
 
 
 def train_units(cfg, run_dir: Path, units: list[tuple[str, int]], data: UnitData, *, jobs: int = 2,
@@ -67,8 +60,7 @@ def train_units(cfg, run_dir: Path, units: list[tuple[str, int]], data: UnitData
     dirs = tuple(str(Path(d).resolve()) for d in factory_dirs or ())
     tasks, elsewhere = [], []
     for model, seed in units:
-        state = read_unit_state(run_dir, unit_key(model, seed))
-        if state is not None and run_state(state) == "running":
+        if running_elsewhere(run_dir, unit_key(model, seed)):
             elsewhere.append(unit_key(model, seed))
         else:
             tasks.append(Task(config_text, str(run_dir), model, seed, n_threads, executor, dirs))
@@ -96,6 +88,8 @@ def train_units(cfg, run_dir: Path, units: list[tuple[str, int]], data: UnitData
                     result = handle.result()
                 except Exception as e:  # the unit's own error (a worker re-raises it), or its worker died
                     failures[task.key] = _failure(run_dir, task.key, e)
+                    if (read_unit_state(run_dir, task.key) or {}).get("status") in (None, "running"):
+                        record_unit_failure(run_dir, task.key, failures[task.key])  # its worker could not say so
                     progress.failed += 1
                     say(f"unit {task.key} FAILED: {failures[task.key]} ({counts()})")
                 else:
@@ -139,7 +133,15 @@ def _failure(run_dir: Path, key: str, e: BaseException) -> str:
     state = read_unit_state(run_dir, key) or {}
     if state.get("status") == "failed" and state.get("error"):
         return clip(state["error"], 300)
-    return clip(f"{type(e).__name__}: {e}", 300)
+    return clip(str(e) if isinstance(e, InvlabError) else f"{type(e).__name__}: {e}", 300)  # InvlabError: a sentence
+
+
+def running_elsewhere(run_dir: Path, key: str) -> bool:
+    """A unit whose state says running and whose process is alive (store/meta.run_state: its pid here, or a recent
+    heartbeat from another host): waited for, not started again. A state left running by a process that is gone,
+    or with a heartbeat in the future, does not count: that unit is trained again."""
+    state = read_unit_state(run_dir, key)
+    return state is not None and run_state(state) == "running"
 
 
 def _is_running(run_dir: Path, key: str) -> bool:

@@ -17,12 +17,14 @@ import pandas as pd
 import yaml
 
 from ..config.load import parse_config
+from ..core.errors import InvlabError
 from ..eval.sweep import evaluate_shifts
 from ..nn.factory import is_custom, load
 from ..schema.config import SweepConfig
 from ..store.checkpoints import load_checkpoint, unit_settings
 from ..store.layout import checkpoint_path
 from .executors import EXECUTORS, Resources, worker_threads
+from .workers import WorkerDied
 from ..core.runtime import resolve_device, set_threads
 from ..config.models import resolved_models
 
@@ -80,7 +82,7 @@ def sweep_in_workers(config_text: str, run_dir: Path, keys: list[tuple[str, int]
                        tuple(str(d) for d in factory_dirs)) for share in shares(keys, jobs)]
     backend = EXECUTORS["processes"].start(run_dir, jobs, None, len(tasks))
     try:
-        results = [h.result() for h in backend.submit(tasks)]
+        results = [_share_result(task, handle) for task, handle in zip(tasks, backend.submit(tasks))]
     except BaseException:
         backend.stop()
         raise
@@ -89,3 +91,11 @@ def sweep_in_workers(config_text: str, run_dir: Path, keys: list[tuple[str, int]
     return _in_order([r[0] for r in results], keys), _in_order([r[1] for r in results], keys)
 
 
+def _share_result(task: SweepTask, handle):
+    """A share's tables; a worker that died sweeping it (killed, out of memory) is named with its models."""
+    try:
+        return handle.result()
+    except WorkerDied as e:
+        names = ", ".join(dict.fromkeys(name for name, _ in task.models))
+        raise InvlabError(f"the sweep of {names} failed: {e}. The trained checkpoints are kept; run the same "
+                          "command again (with --jobs 1 the sweep runs in the command's own process)") from None

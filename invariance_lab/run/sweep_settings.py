@@ -29,8 +29,8 @@ Range = list[float]  # [start, stop, step], px, inclusive
 
 
 def sweep_settings(run_dir: Path, *, dx: Range | None, dy: Range | None, mode: str | None, grid: str | None,
-                   kind: str, all_shifts: bool = False) -> SweepConfig:
-    """The run's own sweep settings with the command line's --dx/--dy/--mode/--grid laid over them.
+                   kind: str, all_shifts: bool = False, subpixel: str | None = None) -> SweepConfig:
+    """The run's own sweep settings with the command line's --dx/--dy/--mode/--grid/--subpixel laid over them.
 
     Ranges not given: with neither, the run's; with one, the other axis is fixed at 0. all_shifts: every roll of
     the canvas (circular mode, both axes, product grid), centred on 0."""
@@ -50,7 +50,7 @@ def sweep_settings(run_dir: Path, *, dx: Range | None, dy: Range | None, mode: s
         settings["dx"] = list(dx) if dx is not None else [0.0, 0.0, 1.0]
         settings["dy"] = list(dy) if dy is not None else [0.0, 0.0, 1.0]
         settings["grid"] = "product"
-    settings.update({k: v for k, v in dict(mode=mode, grid=grid).items() if v is not None})
+    settings.update({k: v for k, v in dict(mode=mode, grid=grid, subpixel=subpixel).items() if v is not None})
     if kind == "parts" and mode in (None, "canvas"):
         settings["mode"] = "canvas"  # displacements are drawn (sub-pixel allowed), whatever the run's sweep mode
     try:
@@ -64,6 +64,7 @@ def sweep_target(target: Path, *, overrides: list[str] | None = None, dx: Range 
                  dy: Range | None = None, mode: str | None = None, grid: str | None = None,
                  models: list[str] | None = None, kind: str = "translation", layers: bool = False,
                  layer_images: int = DEFAULT_LAYER_IMAGES, all_shifts: bool = False, engine: str = "auto",
+                 subpixel: str | None = None,
                  jobs: int = 1, trust_factory: bool = False, threads: int | None = None,
                  results_dir: Path = Path("results"), progress: bool = False, on_event: Say | None = None) -> Path:
     """Sweep `target` (a run folder, or a YAML config: its newest finished run with the same settings, else a new
@@ -79,7 +80,8 @@ def sweep_target(target: Path, *, overrides: list[str] | None = None, dx: Range 
         raise ConfigError("--set applies to a config file; a run folder's settings are fixed")
     else:
         run_dir = target
-    settings = sweep_settings(run_dir, dx=dx, dy=dy, mode=mode, grid=grid, kind=kind, all_shifts=all_shifts)
+    settings = sweep_settings(run_dir, dx=dx, dy=dy, mode=mode, grid=grid, kind=kind, all_shifts=all_shifts,
+                              subpixel=subpixel)
     return sweep_experiment(run_dir, settings, models=models, progress=progress, kind=kind, layers=layers,
                             layer_images=layer_images, threads=threads, on_event=on_event, engine=engine,
                             trust_factory=trust_factory, factory_dirs=[target.parent] if run_dir != target else None,

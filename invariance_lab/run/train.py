@@ -16,19 +16,14 @@ import time
 import pandas as pd
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from ..schema.config import TrainConfig
+from ..schema.train import make_optimizer
+from ..core.progress import progress_bar
+from ..core.columns import EPOCH_KEPT, TRAIN_COLUMNS, VAL_COLUMNS
 from ..core.errors import InvlabError
 from ..data.folder import to_float
 from ..nn.models import InvNet, build_model, place
-
-
-def make_optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
-    if cfg.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=cfg.lr, momentum=0.9, weight_decay=cfg.weight_decay)
-    cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
-    return cls(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
 
 @torch.inference_mode()
@@ -41,9 +36,36 @@ def evaluate_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, device
     return hits / len(y)
 
 
+@torch.inference_mode()
+def evaluate_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, device, batch_size: int = 128):
+    """(mean cross-entropy loss, accuracy) on the images: a validation pass (no random numbers)."""
+    model.eval()
+    loss, hits = 0.0, 0
+    for i in range(0, len(y), batch_size):
+        logits, yy = model(to_float(x[i:i + batch_size]).to(device)), y[i:i + batch_size].to(device)
+        loss += nn.functional.cross_entropy(logits, yy, reduction="sum").item()
+        hits += int((logits.argmax(1) == yy).sum())
+    return loss / len(y), hits / len(y)
+
+
+def kept_row(history: pd.DataFrame) -> pd.Series:
+    """The history row of the weights kept: epoch_kept's (train.select: best_val) or the last epoch's."""
+    kept = history.attrs.get(EPOCH_KEPT)
+    return history.iloc[-1] if kept is None else history[history.epoch == kept].iloc[0]
+
+
 def train_model(factors: dict, train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Tensor,
                 test_y: torch.Tensor, cfg: TrainConfig, *, noise: float, seed: int, num_classes: int, canvas: int,
-                device: torch.device, progress: bool = False, label: str = "") -> tuple[InvNet, pd.DataFrame]:
+                device: torch.device, progress: bool = False, label: str = "",
+                val: tuple[torch.Tensor, torch.Tensor] | None = None) -> tuple[InvNet, pd.DataFrame]:
+    """`val`: the validation images and labels (data.val_fraction or a val/ folder): their loss and accuracy are
+    recorded each epoch (val_loss, val_accuracy), and train.select: best_val keeps the weights of the epoch of
+    the lowest val_loss (the first, on a tie; history.attrs[EPOCH_KEPT] names it), train.patience stops after
+    that many epochs without a lower one. Neither uses a random number: the weights of the epochs trained are
+    those of a run without them."""
+    if cfg.validates and val is None:
+        raise InvlabError("train.select: best_val and train.patience need a validation set: set "
+                          "data.val_fraction (e.g. 0.2), or give an image folder a val/ folder beside train/")
     torch.manual_seed(seed)  # weight initialisation
     # images: float, or uint8 pixels of an image folder (data/folder.py), made floats a batch at a time
     model = place(build_model(factors, num_classes=num_classes, canvas=canvas, in_channels=train_x.shape[1]), device)
@@ -51,9 +73,10 @@ def train_model(factors: dict, train_x: torch.Tensor, train_y: torch.Tensor, tes
     opt = make_optimizer(model.parameters(), cfg)
     loss_fn = nn.CrossEntropyLoss()
     history = []
+    best = None  # (val_loss, epoch, weights if select: best_val) of the lowest validation loss so far
     n = len(train_y)
     steps = (n + cfg.batch_size - 1) // cfg.batch_size
-    bar = tqdm(total=cfg.epochs * steps, desc=label or "train", unit="step", disable=not progress, leave=False)
+    bar = progress_bar(cfg.epochs * steps, label or "train", "step", progress)
     for epoch in range(1, cfg.epochs + 1):
         model.train()
         t0, total_loss, hits = time.perf_counter(), 0.0, 0
@@ -75,16 +98,41 @@ def train_model(factors: dict, train_x: torch.Tensor, train_y: torch.Tensor, tes
         if not math.isfinite(total_loss):
             raise InvlabError(f"training {label or 'a model'} diverged: the loss became {total_loss} in epoch {epoch} "
                               f"(train.lr {cfg.lr:g} with {cfg.optimizer}); lower train.lr")
+        row, stop = dict(epoch=epoch, train_loss=total_loss / n, train_accuracy=hits / n), False
+        if val is not None:
+            row["val_loss"], row["val_accuracy"] = evaluate_loss(model, *val, device)
+            if best is None or row["val_loss"] < best[0]:
+                best = (row["val_loss"], epoch, _weights(model) if cfg.select == "best_val" else None)
+            stop = cfg.patience is not None and epoch - best[1] >= cfg.patience
         # train.test_every: the test pass costs ~10% of an epoch; it uses no random numbers, so skipping it
         # changes no weight (tested)
-        tested = epoch == cfg.epochs or (cfg.test_every > 0 and epoch % cfg.test_every == 0)
-        history.append(dict(epoch=epoch, train_loss=total_loss / n, train_accuracy=hits / n,
-                            test_accuracy=evaluate_accuracy(model, test_x, test_y, device) if tested else math.nan,
+        tested = stop or epoch == cfg.epochs or (cfg.test_every > 0 and epoch % cfg.test_every == 0)
+        history.append(dict(row, test_accuracy=evaluate_accuracy(model, test_x, test_y, device) if tested else math.nan,
                             seconds=time.perf_counter() - t0))
         bar.set_postfix(loss=f"{total_loss / n:.3f}", acc=f"{hits / n:.3f}")
+        if stop:
+            break
     bar.close()
     if not history:  # epochs: 0 -> record the untrained network's clean accuracy
-        history.append(dict(epoch=0, train_loss=float("nan"), train_accuracy=evaluate_accuracy(model, train_x, train_y, device),
-                            test_accuracy=evaluate_accuracy(model, test_x, test_y, device), seconds=0.0))
+        row = dict(epoch=0, train_loss=float("nan"), train_accuracy=evaluate_accuracy(model, train_x, train_y, device))
+        if val is not None:
+            row["val_loss"], row["val_accuracy"] = evaluate_loss(model, *val, device)
+        history.append(dict(row, test_accuracy=evaluate_accuracy(model, test_x, test_y, device), seconds=0.0))
+    # train.csv's columns (core/columns.py); the validation ones only with a validation set
+    columns = TRAIN_COLUMNS[:3] + (VAL_COLUMNS if val is not None else []) + TRAIN_COLUMNS[3:]
+    frame = pd.DataFrame(history, columns=columns)
+    if cfg.select == "best_val":
+        kept = 0 if best is None else best[1]
+        if best is not None:
+            model.load_state_dict(best[2])
+        frame.attrs[EPOCH_KEPT] = kept
+        at = frame.index[frame.epoch == kept][0]
+        if math.isnan(frame.at[at, "test_accuracy"]):  # test_every skipped it: the kept weights are tested
+            frame.at[at, "test_accuracy"] = evaluate_accuracy(model, test_x, test_y, device)
     model.eval()
-    return model, pd.DataFrame(history)
+    return model, frame
+
+
+def _weights(model: nn.Module) -> dict[str, torch.Tensor]:
+    """A copy of the model's weights as they are now (select: best_val restores them)."""
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}

@@ -36,7 +36,8 @@ from ..store.checkpoints import read_checkpoint, save_checkpoint, unit_settings
 from ..store.layout import checkpoint_path, unit_data_path, unit_key, unit_log_path
 from ..store.meta import UnitRecord
 from ..core.runtime import resolve_device, set_threads
-from .train import train_model
+from ..core.columns import EPOCH_KEPT
+from .train import kept_row, train_model
 
 
 class UnitData(NamedTuple):
@@ -47,6 +48,8 @@ class UnitData(NamedTuple):
     test_x: torch.Tensor
     test_y: torch.Tensor
     classes: list[str]
+    val_x: torch.Tensor | None = None  # the validation images (data/validation.py), if the run has them
+    val_y: torch.Tensor | None = None
 
 
 def train_unit(cfg, name: str, seed: int, settings: dict, data: UnitData, device: torch.device, run_dir: Path,
@@ -55,9 +58,11 @@ def train_unit(cfg, name: str, seed: int, settings: dict, data: UnitData, device
     run's own process and in every worker alike."""
     model, hist = train_model(settings["factors"], data.train_x, data.train_y, data.test_x, data.test_y, cfg.train,
                               noise=cfg.data.noise, seed=seed, num_classes=len(data.classes), canvas=cfg.data.canvas,
-                              device=device, progress=progress, label=f"{name} seed {seed}")
+                              device=device, progress=progress, label=f"{name} seed {seed}",
+                              val=None if data.val_x is None else (data.val_x, data.val_y))
     save_checkpoint(checkpoint_path(run_dir, name, seed), model, name=name, seed=seed, data=settings["data"],
-                    train=settings["train"], factors=settings["factors"], classes=data.classes, history=hist)
+                    train=settings["train"], factors=settings["factors"], classes=data.classes, history=hist,
+                    epoch_kept=hist.attrs.get(EPOCH_KEPT))
     return model, hist
 
 
@@ -123,7 +128,7 @@ def run_task(task: Task) -> dict:
             _log(log, f"{what} after {time.perf_counter() - t0:.1f}s:\n" + traceback.format_exc().rstrip())
             raise
         seconds = round(time.perf_counter() - t0, 2)
-        accuracy = float(hist.iloc[-1].test_accuracy)
+        accuracy = float(kept_row(hist).test_accuracy)  # the kept weights' (train.select)
         record.data.update(seconds=seconds, test_accuracy=accuracy)
     _log(log, f"done in {seconds}s: test accuracy {accuracy:.3f}")
     return dict(key=task.key, seconds=seconds, test_accuracy=accuracy)

@@ -14,6 +14,7 @@ config.load.parse_config and load_config validate fully; Config(...) alone check
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any, Literal, Optional
 
 from pydantic import Field, ValidationInfo, field_validator, model_serializer, model_validator
@@ -113,6 +114,23 @@ class Config(_Schema):
         if d.get("factorial") is None:
             d.pop("factorial", None)
         return d
+
+    @model_validator(mode="after")
+    def _validation_set(self) -> "Config":
+        # train.select: best_val and train.patience read the validation loss: a validation set must exist
+        # (data/validation.py); "val" is data/folder.py's VAL_SPLIT (data sits above this floor)
+        data = self.data
+        val_folder = data.source == "folder" and data.path is not None and Path(data.path, "val").is_dir()
+        if self.data.val_fraction > 0 and val_folder:
+            raise _Problem(("data", "val_fraction"), f"{self.data.path} has a val/ folder, which is the validation "
+                           "set; leave data.val_fraction at 0, or remove the folder", self.data.val_fraction)
+        if self.train.validates and not (self.data.val_fraction > 0 or val_folder):
+            key, value = ("select", self.train.select) if self.train.select == "best_val" else \
+                ("patience", self.train.patience)
+            raise _Problem(("train", key), f"train.{key}: {value} needs a validation set: set data.val_fraction "
+                           "(e.g. 0.2: that share of the training images, by data.seed), or, for an image folder, "
+                           "give it a val/ folder beside train/ and test/", value)
+        return self
 
     @model_validator(mode="after")
     def _sweep_fits(self, info: ValidationInfo) -> "Config":

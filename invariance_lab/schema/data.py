@@ -1,4 +1,5 @@
-"""The data: section of a config: which images, drawn letters or an image folder of your own.
+"""The data: section of a config: which images, drawn letters, an image folder of your own, or the built-in
+red and green boxes of Kayhan & van Gemert 2020 (data/boxes.py).
 
     data = DataConfig(letters=["A", "B"], canvas=32, size=16)   # the shape checked; see schema/checks.py
     data.model_dump()                                           # what a run folder's config.yaml holds
@@ -16,7 +17,7 @@ from pydantic import Field, ValidationInfo, field_validator, model_serializer, m
 
 from ..core.errors import InvlabError, choose, quote
 from .checks import checks_of, needs_checks
-from .fields import BIG, Float, Int, Seed, Str, _distinct, _Problem, _Schema
+from .fields import BIG, Float, Int, Seed, Str, _distinct, _Problem, _Schema, without_defaults
 from .fonts import DEFAULT_OUTLINE_FONTS, LATIN_FONTS
 
 
@@ -24,12 +25,15 @@ from .fonts import DEFAULT_OUTLINE_FONTS, LATIN_FONTS
 LETTER_KEYS = ("letters", "glyphs", "fonts", "size", "size_jitter", "thickness", "ink")
 # data keys of an image folder: letters have none of them (data/folder.py)
 FOLDER_KEYS = ("path", "colour", "test_fraction", "fill", "folder_digest")
+# data keys of the built-in boxes (data/boxes.py): letters and folders have none of them
+BOX_KEYS = ("test_set",)
 _DATA_DEFAULTS = {"glyphs": "stroke", "ink": "free", "source": "letters", "path": None, "colour": "grey",
-                  "test_fraction": 0.2, "fill": "zeros", "folder_digest": None}
+                  "test_fraction": 0.2, "fill": "zeros", "folder_digest": None, "test_set": "similar",
+                  "val_fraction": 0.0}
 
 
 class DataConfig(_Schema):
-    source: Literal["letters", "folder"] = "letters"  # letters: drawn here; folder: your images (data.path)
+    source: Literal["letters", "folder", "boxes"] = "letters"  # letters: drawn; folder: data.path; boxes: built in
     letters: list[Str] = ["A", "B"]  # the classes, A-Z, in class order; A vs B: the simplest task that needs shape
     glyphs: Literal["stroke", "outline"] = "stroke"  # stroke: Hershey pen strokes; outline: filled outlines.py
     fonts: list[Str] = ["futural", "futuram", "timesr"]  # one per image at random; 3 distinct designs; `invlab fonts`
@@ -45,12 +49,17 @@ class DataConfig(_Schema):
     task: Literal["letter", "position"] = "letter"  # letter | position (label = top or bottom half: padding probe)
     ink: Literal["free", "matched"] = "free"  # matched: every class's total ink drawn from one range (ink.py)
     seed: Seed = 0  # data seed, 0 .. 2**32-1: every model and model seed sees the same train and test images
+    # validation images (train.select: best_val, train.patience), held out by data.seed, the same for every
+    # model and seed; 0 = none (or an image folder's val/ folder)
+    val_fraction: Float = Field(0.0, ge=0, lt=1)  # this share of each class of the training images validates
     # source: folder (data/folder.py); train_images and test_images are then the folder's counts
     path: Optional[Str] = Field(None, max_length=1000)  # DIR/<class>/<image> or DIR/{train,test}/<class>/<image>
     colour: Literal["grey", "rgb"] = "grey"  # images read as grey (1 channel) or rgb (3), resized to the canvas
     test_fraction: Float = Field(0.2, gt=0, lt=1)  # no train/ and test/: this share of each class tests, by seed
     fill: Literal["zeros", "edge", "reflect"] = "zeros"  # canvas shifts of an image: what enters at the border
     folder_digest: Optional[Str] = Field(None, max_length=64)  # written by invlab: the folder's files, checked
+    # source: boxes (data/boxes.py): red and green boxes, RGB (colour: rgb), 1000 test images unless set
+    test_set: Literal["similar", "dissimilar"] = "similar"  # dissimilar: the boxes moved to the other class's half
 
     @field_validator("letters")
     @classmethod
@@ -70,16 +79,15 @@ class DataConfig(_Schema):
         # The stroke fonts' default means nothing to outline glyphs: they get outline fonts of their own.
         if isinstance(raw, dict) and raw.get("glyphs") == "outline" and "fonts" not in raw:
             raw = {**raw, "fonts": list(DEFAULT_OUTLINE_FONTS)}
+        if isinstance(raw, dict) and raw.get("source") == "boxes":  # red and green: 3 channels; the paper's 1000
+            raw = {"colour": "rgb", "test_images": 1000, **raw}
         return raw
 
     @model_serializer(mode="wrap")
     def _drop_defaults(self, handler):
         # Fields added after runs were fingerprinted are written only when they differ from their default.
-        d = handler(self)
-        for key, default in _DATA_DEFAULTS.items():
-            if key in d and d[key] == default:
-                del d[key]
-        if self.source == "folder":  # the folder decides these: written, they would be refused on reading back
+        d = without_defaults(handler(self), _DATA_DEFAULTS)
+        if self.source in ("folder", "boxes"):  # not drawn letters: written, they would be refused on reading back
             for key in LETTER_KEYS:
                 d.pop(key, None)
         return d
@@ -87,8 +95,8 @@ class DataConfig(_Schema):
     @field_validator("fonts")
     @classmethod
     def _fonts(cls, v: list[str], info: ValidationInfo) -> list[str]:
-        if info.data.get("source") == "folder":
-            return v  # not used: the images come from the folder
+        if info.data.get("source") in ("folder", "boxes"):
+            return v  # not used: the images come from the folder or are boxes
         if info.data.get("glyphs") == "outline":
             if not _distinct(v):
                 raise ValueError("fonts must be distinct and not empty; `invlab fonts` lists the outline fonts")
@@ -132,6 +140,8 @@ class DataConfig(_Schema):
             if problem:
                 raise problem
             return self
+        if self.source == "boxes":
+            return _boxes_fit(self)
         if self.task == "letter" and len(self.letters) < 2:
             raise _Problem("letters", "task: letter needs at least two letters: they are the classes, and one class "
                            "leaves nothing to tell apart; add one (e.g. [A, B]), or use task: position, whose classes "
@@ -142,8 +152,31 @@ class DataConfig(_Schema):
         return self
 
 
+def _boxes_fit(data: DataConfig) -> DataConfig:
+    """The boxes' canvas, and the letter settings they cannot take (data/boxes.py draws them the paper's way)."""
+    if data.canvas % 8 or data.canvas < 16:
+        raise _Problem("canvas", "source: boxes scales the paper's 32 px layout (boxes of canvas/8 px, bands at "
+                       "7/32 and 23/32 of the height): the canvas must be a multiple of 8 px, at least 16", data.canvas)
+    if data.task != "letter" or data.train_shift:
+        key = "task" if data.task != "letter" else "train_shift"
+        raise _Problem(key, "source: boxes places the boxes as the paper does (the class is which colour is on the "
+                       "left; each class in its own half); remove it", getattr(data, key))
+    return data
+
+
 def _check_source_keys(raw: dict) -> None:
     """Keys of the other source are refused (a folder has no fonts; letters have no path), named."""
+    if raw.get("source") == "boxes":
+        wrong = [k for k in LETTER_KEYS + FOLDER_KEYS if k in raw and k != "colour"]
+        if raw.get("colour", "rgb") != "rgb":
+            raise _Problem("colour", "source: boxes draws a red and a green box: its images are rgb", raw["colour"])
+        if wrong:
+            raise _Problem(wrong[0], f"{wrong[0]} does not apply to source: boxes (red and green boxes drawn as in "
+                           "Kayhan & van Gemert 2020); remove it", raw[wrong[0]])
+        return
+    if "test_set" in raw:
+        raise _Problem("test_set", "test_set chooses the test images of source: boxes (similar | dissimilar); add "
+                       "source: boxes, or remove it", raw["test_set"])
     folder = raw.get("source") == "folder"
     wrong = [k for k in (LETTER_KEYS if folder else FOLDER_KEYS) if k in raw]
     if folder and raw.get("task", "letter") != "letter":

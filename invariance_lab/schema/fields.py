@@ -47,6 +47,15 @@ class _Schema(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_default=True)
 
 
+def without_defaults(d: dict, defaults: dict) -> dict:
+    """`d` (a serialised section) without the keys that hold their default. For fields added after runs were
+    fingerprinted: written only when set, a config that leaves them out keeps its digest and its checkpoints."""
+    for key, default in defaults.items():
+        if key in d and d[key] == default:
+            del d[key]
+    return d
+
+
 def _distinct(v: list) -> bool:
     """Not empty, and no value twice."""
     return bool(v) and len(set(v)) == len(v)

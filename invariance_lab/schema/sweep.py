@@ -10,11 +10,14 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_serializer, model_validator
 
-from .fields import BIG, Float, Int, _Problem, _Schema, check_range
+from .fields import BIG, Float, Int, _Problem, _Schema, check_range, without_defaults
 
 MAX_SHIFTS = 100_000  # shifts in one sweep grid: each is a forward pass over the whole test set
+# Fields added after runs were fingerprinted (store/find.py hashes the whole config, sweep included): written only
+# when they differ from these defaults, so every older config.yaml and digest stays the same. Add new ones here.
+SWEEP_DEFAULTS: dict = {"subpixel": "bilinear"}
 
 
 class SweepConfig(_Schema):
@@ -24,6 +27,12 @@ class SweepConfig(_Schema):
     grid: Literal["product", "axes"] = "product"  # product: every (dx, dy); axes: dx with dy = 0, then dy with dx = 0
     batch_size: Int = Field(128, ge=1, le=BIG)  # images per forward pass in the sweep (memory and speed only): the
     # activations of larger batches were most of a run's peak memory, and the convolutions run no faster on them
+    subpixel: Literal["bilinear", "fft"] = "bilinear"  # circular mode's fractional shifts: bilinear refuses them
+    # (rolls are whole pixels), fft is the band-limited roll (data/transforms.fourier_shift); canvas mode: bilinear
+
+    @model_serializer(mode="wrap")
+    def _drop_defaults(self, handler):
+        return without_defaults(handler(self), SWEEP_DEFAULTS)
 
     @field_validator("dx", "dy")
     @classmethod
@@ -45,12 +54,16 @@ def axis(r: list[float]) -> list[float]:
 
 
 def grid_problem(sweep: SweepConfig) -> _Problem | None:
-    """Circular shifts that are not whole pixels, or a grid of more than MAX_SHIFTS shifts; None when fine."""
-    if sweep.mode == "circular":
+    """Circular shifts that are not whole pixels (without subpixel: fft), fft shifts of the canvas, or a grid of
+    more than MAX_SHIFTS shifts; None when fine."""
+    if sweep.subpixel == "fft" and sweep.mode != "circular":
+        return _Problem("subpixel", "subpixel: fft is a circular shift (the DFT wraps around); use it with mode: "
+                        "circular (canvas shifts redraw the letter, or are bilinear for images)", sweep.subpixel)
+    if sweep.mode == "circular" and sweep.subpixel != "fft":
         for key in ("dx", "dy"):
             if any(float(x) != int(x) for x in getattr(sweep, key)):
-                return _Problem(key, f"mode: circular rolls by whole pixels; {key} must be integers",
-                                getattr(sweep, key))
+                return _Problem(key, f"mode: circular rolls by whole pixels; {key} must be integers, or set "
+                                "subpixel: fft for band-limited sub-pixel shifts", getattr(sweep, key))
     nx, ny = len(axis(sweep.dx)), len(axis(sweep.dy))
     n = nx * ny if sweep.grid == "product" else nx + ny - 1
     if n > MAX_SHIFTS:

@@ -5,8 +5,8 @@ link or file planted at that name is never opened), and renamed over the target,
 complete (a run killed mid-write leaves the old file or none, never half of one). A run folder may come from
 someone else: a symbolic link at a file's own name is refused rather than replaced, and so is one at a log that
 is appended to, with a RunFolderError naming the link, so that a planted `meta.json -> ~/notes` never makes a
-resumed run write outside its folder. read_json reads files back; anything unreadable is a RunFolderError naming
-the file.
+resumed run write outside its folder. A full disk (or quota) while writing is a DiskFullError naming the file,
+which is left as it was. read_json reads files back; anything unreadable is a RunFolderError naming the file.
 
     write_json(run_dir / META_FILE, {"status": "running"})
     write_csv(run_dir / SUMMARY_CSV, summary)
@@ -17,6 +17,7 @@ the file.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import secrets
@@ -27,11 +28,31 @@ from typing import IO, Any
 
 import pandas as pd
 
-from ..core.errors import RunFolderError, clip
+from ..core.errors import DiskFullError, RunFolderError, clip
 
 # O_NOFOLLOW and O_NONBLOCK are POSIX; where they are missing (Windows) the lstat checks below still refuse links
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _NONBLOCK = getattr(os, "O_NONBLOCK", 0)  # opening a FIFO planted at a log's name must not hang
+DISK_FULL = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}  # no space left; the user's quota reached
+
+
+def disk_full(e: BaseException | None) -> OSError | None:
+    """The OSError saying the disk (or quota) is full that `e` is or came from, else None: torch.save words its
+    writer's OSError as a RuntimeError, with the OSError as its context."""
+    seen = set()
+    while e is not None and id(e) not in seen:
+        if isinstance(e, OSError) and e.errno in DISK_FULL:
+            return e
+        seen.add(id(e))
+        e = e.__cause__ or e.__context__
+    return None
+
+
+def _full_disk_error(path: Path, full: OSError) -> DiskFullError:
+    return DiskFullError(f"cannot write {path}: the disk is full ({full.strerror or 'no space left on device'}); "
+                          f"no half-written file was left (invlab writes a temporary file beside it and renames it "
+                          f"only when complete: an older {path.name} is kept as it was). Free some space, or write "
+                          f"to another disk, and run again")
 
 
 def refuse_link(path: Path) -> None:
@@ -62,14 +83,22 @@ def write_file(path: Path, write: Callable[[IO], Any], *, binary: bool = False) 
     """Write `path` whole: `write(f)` fills a temporary file, which is then renamed over `path`."""
     path = Path(path)
     refuse_link(path)
-    fd, tmp = _temporary(path)
+    try:
+        fd, tmp = _temporary(path)
+    except OSError as e:
+        if disk_full(e):  # no room even for an empty file (no free inodes)
+            raise _full_disk_error(path, e) from None
+        raise
     try:
         with (os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", encoding="utf-8", newline="")) as f:
             write(f)
         refuse_link(path)  # planted while we wrote: still refused, the link left as it is
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         tmp.unlink(missing_ok=True)
+        full = disk_full(e)
+        if full is not None:
+            raise _full_disk_error(path, full) from None
         raise
 
 
@@ -96,11 +125,20 @@ def append_text(path: Path, text: str) -> None:
     except OSError as e:
         refuse_link(path)  # ELOOP: a link planted between the check and the open
         raise RunFolderError(f"cannot append to {path}: {e.strerror or e}") from None
-    with os.fdopen(fd, "a", encoding="utf-8") as f:
+    try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise RunFolderError(f"{path} is not a regular file; invlab appends its logs only to files it made. "
                                  f"Remove it and run again")
-        f.write(text)
+        data = text.encode("utf-8")
+        while data:  # unbuffered, so that a full disk is met here and not again when the file is closed
+            data = data[os.write(fd, data):]
+    except OSError as e:
+        if disk_full(e):
+            raise DiskFullError(f"cannot append to {path}: the disk is full ({e.strerror or e}); free some space, "
+                                 f"or write to another disk, and run again") from None
+        raise
+    finally:
+        os.close(fd)
 
 
 def read_json(path: Path) -> Any:

@@ -31,6 +31,8 @@ from ..nn.models import build_model, count_parameters, place
 from .atomic import write_file
 from .layout import CONFIG_FILE, META_FILE, checkpoint_path, unit_key
 from ..config.models import resolved_models
+from ..schema.data import DataConfig
+from ..schema.fields import MAX_BLOCKS
 
 # key -> type every checkpoint must hold (anything else is left alone)
 _FIELDS = dict(state_dict=dict, name=str, seed=int, factors=dict, data=dict, train=dict, classes=list,
@@ -45,7 +47,8 @@ def fingerprint(factors: dict, data: dict, train: dict, seed: int) -> str:
 
 
 def save_checkpoint(path: Path, model: nn.Module, *, name: str, seed: int, data: dict, train: dict,
-                    classes: list[str], history: pd.DataFrame, factors: dict | None = None) -> None:
+                    classes: list[str], history: pd.DataFrame, factors: dict | None = None,
+                    epoch_kept: int | None = None) -> None:
     """`factors`: the resolved spec (default: model.factors, which presets carry; a factory model's is its
     {"factory", "kwargs"}, plain values, so the file stays loadable with weights_only)."""
     factors = dict(factors if factors is not None else model.factors)
@@ -54,6 +57,8 @@ def save_checkpoint(path: Path, model: nn.Module, *, name: str, seed: int, data:
     blob = dict(state_dict=state, name=name, seed=seed, factors=factors, data=data, train=train, classes=list(classes),
                 n_params=count_parameters(model), fingerprint=fingerprint(factors, data, train, seed),
                 history={k: [_plain(v) for v in vals] for k, vals in history.to_dict("list").items()})
+    if epoch_kept is not None:  # train.select: best_val: the epoch whose weights these are (not the last)
+        blob["epoch_kept"] = int(epoch_kept)
     # atomic: a checkpoint file is either complete or absent; never written through a link planted in the folder
     write_file(path, lambda f: torch.save(blob, f), binary=True)
 
@@ -143,7 +148,54 @@ def check_blob(blob, path: Path, expect: dict | None = None) -> dict:
         raise CheckpointError(f"{path} was trained with other settings than its run folder's config.yaml says "
                               f"({'; '.join(diff[:5]) or 'fingerprints differ'}). The config or the checkpoint was "
                               f"edited or swapped; re-run `invlab run` on the config to train matching models.")
+    check_sizes(blob, path)
     return blob
+
+
+def _field_range(model, key: str) -> tuple[int, int]:
+    """(ge, le) of a schema field: the config's own bounds, so a checkpoint is held to what a config may say."""
+    meta = model.model_fields[key].metadata
+    return next(m.ge for m in meta if hasattr(m, "ge")), next(m.le for m in meta if hasattr(m, "le"))
+
+
+def check_sizes(blob: dict, path: Path) -> None:
+    """Refuse, before any model or tensor is built, a checkpoint whose recorded sizes are out of range or do not
+    match its own weights: data.canvas within the config's bounds (schema/data.py), factors.channels 1 ..
+    MAX_BLOCKS entries, each from 1 to the values its largest stored tensor holds (a block of c channels stores at
+    least c), and then every weight's shape as the model its settings describe has it, built on torch's meta
+    device (shapes only, nothing allocated). Without this a file claiming canvas 10**6 or channels [10**7] makes
+    the loader allocate terabytes."""
+    lo, hi = _field_range(DataConfig, "canvas")
+    canvas = blob["data"].get("canvas")
+    if not isinstance(canvas, int) or isinstance(canvas, bool) or not 1 <= canvas <= hi:
+        # below `lo` the network may still be built (check_model says whether the layers fit), so only the top
+        raise CheckpointError(f"{path}: [data.canvas] {quote(canvas)} is out of range; a checkpoint's canvas is a "
+                              f"whole number of px up to {hi} (a config's range is {lo} to {hi}). The file is damaged "
+                              "or was not written by invlab")
+    if is_custom(blob["factors"]):
+        return  # your own factory builds the model: its sizes are its own (and it runs only when trusted)
+    channels = blob["factors"].get("channels")
+    top = max((t.numel() for t in blob["state_dict"].values() if isinstance(t, torch.Tensor)), default=0)
+    ok = isinstance(channels, list) and 1 <= len(channels) <= MAX_BLOCKS and all(
+        isinstance(c, int) and not isinstance(c, bool) and 1 <= c <= top for c in channels)
+    if not ok:
+        raise CheckpointError(f"{path}: [factors.channels] {quote(channels)} is out of range; a checkpoint's "
+                              f"channels are 1 to {MAX_BLOCKS} whole numbers, each from 1 to {top} (the values its "
+                              "largest stored tensor holds). The file is damaged or was not written by invlab")
+    try:
+        with torch.device("meta"):  # shapes only: a model of any claimed size costs nothing here
+            shapes = {k: tuple(v.shape) for k, v in build_model(
+                blob["factors"], num_classes=len(blob["classes"]), canvas=canvas,
+                in_channels=data_channels(blob["data"])).state_dict().items()}
+    except (InvlabError, ValueError, KeyError, TypeError, RuntimeError):
+        return  # settings that build no model: the real build refuses them as before (check_model runs first)
+    have = {k: tuple(v.shape) if isinstance(v, torch.Tensor) else None for k, v in blob["state_dict"].items()}
+    odd = sorted(set(shapes) ^ set(have)) or [k for k in shapes if shapes[k] != have[k]]
+    if odd:
+        k = odd[0]
+        raise CheckpointError(f"{path}: its weights do not fit the model its settings describe ({quote(k)}: "
+                              f"{quote(have.get(k, 'missing'))} in the file, {quote(shapes.get(k, 'missing'))} "
+                              f"in the model; {len(odd)} entries differ)")
 
 
 def unit_settings(cfg) -> dict[tuple[str, int], dict]:

@@ -28,7 +28,7 @@ from typing import Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from ..core.errors import InvlabError, RunFolderError, clip
+from ..core.errors import DiskFullError, InvlabError, RunFolderError, clip
 from .atomic import read_json, write_json
 from .layout import META_FILE, unit_state_path
 
@@ -124,20 +124,34 @@ def _zombie(pid: int) -> bool:
 def run_state(meta: dict) -> str:
     """complete | running | failed | interrupted | interrupted (process gone).
 
-    A folder marked running whose process is gone (same host, pid no longer alive) was killed without a chance
-    to say so; on another host the heartbeat tells: silent for 10 heartbeats means gone.
+    A folder (or unit) marked running whose process is gone (same host, pid no longer alive) was killed without
+    a chance to say so; on another host the heartbeat tells: silent for 10 heartbeats means gone. A heartbeat
+    further in the future than one beat (clocks of two hosts may differ a little) was not written by a live invlab
+    process, which writes its own clock's time: gone too, so an edited or copied file never blocks a rerun.
     """
     status = meta.get("status")
     if status != "running":
         return str(status)
-    pid, host = meta.get("pid"), meta.get("host")
-    if isinstance(pid, int) and host == socket.gethostname():
-        return "running" if _alive(pid, meta.get("pid_start")) else "interrupted (process gone)"
     try:
         age = (datetime.now() - datetime.fromisoformat(str(meta.get("heartbeat")))).total_seconds()
     except (TypeError, ValueError):  # TypeError: a heartbeat with a time zone, which invlab never writes
-        return "interrupted (process gone)"  # no heartbeat at all: not a live invlab process
-    return "running" if age < 10 * HEARTBEAT_S else "interrupted (process gone)"
+        age = None  # no heartbeat at all: not a live invlab process, unless its pid here says otherwise
+    if age is not None and age < -HEARTBEAT_S:
+        return "interrupted (process gone)"
+    pid, host = meta.get("pid"), meta.get("host")
+    if isinstance(pid, int) and host == socket.gethostname():
+        return "running" if _alive(pid, meta.get("pid_start")) else "interrupted (process gone)"
+    return "running" if age is not None and age < 10 * HEARTBEAT_S else "interrupted (process gone)"
+
+
+def record_unit_failure(run_dir: Path, key: str, error: str) -> None:
+    """units/<key>.json marked failed with `error`, for a unit whose worker could not say so itself (killed, out of
+    memory): `invlab status` then shows the cause, and a rerun trains the unit again."""
+    state = read_unit_state(run_dir, key) or dict(key=key)
+    state.update(status="failed", error=error, finished=_now())
+    path = unit_state_path(run_dir, key)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_json(path, state)
 
 
 class Meta:
@@ -180,7 +194,10 @@ class Meta:
             self.finish("interrupted", stop)
             raise
         except BaseException as e:
-            self.finish("failed", stop, error=f"{type(e).__name__}: {clip(e, 500)}")
+            try:
+                self.finish("failed", stop, error=f"{type(e).__name__}: {clip(e, 500)}")
+            except DiskFullError:  # meta.json cannot say so: e, raised below, names the file it was writing
+                pass
             raise
         self.finish("complete", stop)
 

@@ -8,7 +8,8 @@ Three kinds of file:
   * a state dict saved with torch.save(model.state_dict(), path): read with torch.load(weights_only=True), which
     refuses anything but tensors and plain values (also {"state_dict": {...}} as some trainers save it);
   * a .safetensors file: parsed here (an 8-byte header length, a JSON header, raw little-endian tensor bytes), so
-    no extra package is needed and nothing in the file can run;
+    no extra package is needed and nothing in the file can run; its header is checked (dtypes, shapes, offsets,
+    nesting) and its tensors memory-mapped, so a file larger than RAM is not read whole;
   * an invlab checkpoint (checkpoints.py), checked like any other (fields, fingerprint).
 """
 
@@ -16,9 +17,12 @@ from __future__ import annotations
 
 import json
 import math
+import mmap
+import os
 import pickle
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -30,6 +34,7 @@ SAFETENSORS_DTYPES = {
     "I32": torch.int32, "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8, "BOOL": torch.bool,
 }
 MAX_HEADER = 100 * 2**20  # bytes of a safetensors JSON header (the format's own limit)
+MAX_RANK = 32  # dimensions of one tensor: far beyond any network's weights
 
 
 def read_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict | None]:
@@ -64,47 +69,83 @@ def read_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict | None
 
 
 def read_safetensors(path: Path) -> dict[str, torch.Tensor]:
-    """The tensors of a .safetensors file (https://github.com/huggingface/safetensors, format section)."""
-    try:
-        data = Path(path).read_bytes()
-    except OSError as e:  # a folder, no permission, a file removed meanwhile
-        raise CheckpointError(f"{path} cannot be read: {clip(e, 120)}") from None
-
+    """The tensors of a .safetensors file (https://github.com/huggingface/safetensors, format section), memory-
+    mapped: only the header is read, and a tensor's bytes are paged in when they are used (copied into a model
+    by load_weights), so a file of many GB costs no more memory than the weights a model takes from it. The
+    header is checked before any tensor is made (_tensor_entries)."""
     def bad(why: str) -> CheckpointError:
         return CheckpointError(f"{path} is not a valid .safetensors file: {why}")
 
-    if len(data) < 8:
-        raise bad("shorter than its 8-byte header length")
-    n = int.from_bytes(data[:8], "little")
-    if n > min(MAX_HEADER, len(data) - 8):
-        raise bad(f"its header length ({n} bytes) runs past the end of the file")
     try:
-        header = json.loads(data[8:8 + n].decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as e:
-        raise bad(f"its header is not JSON ({clip(e, 80)})") from None
-    if not isinstance(header, dict):
-        raise bad("its header is not a JSON object")
-    body, out = memoryview(data)[8 + n:], {}
-    for name, info in header.items():
-        if name == "__metadata__":
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            head = f.read(8)
+            if len(head) < 8:
+                raise bad("shorter than its 8-byte header length")
+            n = int.from_bytes(head, "little")
+            if n > min(MAX_HEADER, size - 8):
+                raise bad(f"its header length ({n} bytes) runs past the end of the file"
+                          + (f" or over the format's {MAX_HEADER} bytes" if n > MAX_HEADER else ""))
+            text = f.read(n)
+            entries = _tensor_entries(text, size - 8 - n, bad)
+            # a private (copy-on-write) mapping: writable, so torch shares it without a copy, and nothing goes back
+            # to the file; the mapping outlives the file object
+            body = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_COPY)
+    except OSError as e:  # a folder, no permission, a file removed meanwhile
+        raise CheckpointError(f"{path} cannot be read: {clip(e, 120)}") from None
+    out = {}
+    for name, dtype, shape, start, end in entries:
+        offset, itemsize = 8 + n + start, torch.empty(0, dtype=dtype).element_size()
+        if end == start:
+            out[name] = torch.empty(shape, dtype=dtype)
             continue
-        try:
-            dtype = SAFETENSORS_DTYPES[info["dtype"]]
-            shape = [int(s) for s in info["shape"]]
-            start, end = (int(v) for v in info["data_offsets"])
-        except (KeyError, TypeError, ValueError):
-            raise bad(f"tensor {quote(name)} has no valid dtype ({', '.join(SAFETENSORS_DTYPES)}), shape and "
-                      "data_offsets") from None
-        size = math.prod(shape) * torch.empty(0, dtype=dtype).element_size()
-        if min(shape, default=0) < 0 or not 0 <= start <= end <= len(body) or end - start != size:
-            raise bad(f"tensor {quote(name)}: its offsets {start}..{end} do not hold {shape} {info['dtype']} values "
-                      f"within the file")
-        raw = bytearray(body[start:end])
-        t = torch.frombuffer(raw, dtype=dtype) if raw else torch.empty(0, dtype=dtype)
+        if offset % itemsize == 0:  # a view of the mapping (the safetensors library pads its header to 8 bytes)
+            t = torch.frombuffer(body, dtype=dtype, count=(end - start) // itemsize, offset=offset)
+        else:  # a header of another length leaves it misaligned: one aligned copy of its bytes
+            t = torch.from_numpy(np.frombuffer(body, np.uint8, end - start, offset).copy()).view(dtype)
         out[name] = t.reshape(shape)
     if not out:
         raise bad("it holds no tensors")
     return out
+
+
+def _tensor_entries(text: bytes, body: int, bad) -> list[tuple[str, torch.dtype, list[int], int, int]]:
+    """(name, dtype, shape, start, end) of every tensor of a safetensors header, each checked: the header is a
+    JSON object of {"dtype": one of SAFETENSORS_DTYPES, "shape": whole numbers >= 0, "data_offsets": [begin, end]}
+    with begin <= end inside the `body` bytes after the header and end - begin = the shape's values x the dtype's
+    size, plus an optional "__metadata__" of strings. Nothing may nest deeper than that."""
+    try:
+        header = json.loads(text.decode("utf-8"))
+    except RecursionError:  # json's parser recurses per level; the format has three (header, tensor, shape)
+        raise bad("its header nests far deeper than the format's three levels") from None
+    except (UnicodeDecodeError, ValueError) as e:
+        raise bad(f"its header is not JSON ({clip(e, 80)})") from None
+    if not isinstance(header, dict):
+        raise bad("its header is not a JSON object")
+    meta = header.pop("__metadata__", {})
+    if not isinstance(meta, dict) or not all(isinstance(v, str) for v in meta.values()):
+        raise bad("its __metadata__ is not an object of strings")
+    entries = []
+    for name, info in header.items():
+        if not isinstance(info, dict) or set(info) != {"dtype", "shape", "data_offsets"} \
+                or not isinstance(info["dtype"], str) \
+                or info["dtype"] not in SAFETENSORS_DTYPES or not _whole_numbers(info["shape"], MAX_RANK) \
+                or not _whole_numbers(info["data_offsets"], 2) or len(info["data_offsets"]) != 2:
+            raise bad(f"tensor {quote(name)} is not {{\"dtype\": one of {', '.join(SAFETENSORS_DTYPES)}, \"shape\": "
+                      f"at most {MAX_RANK} whole numbers >= 0, \"data_offsets\": [begin, end]}}; it holds "
+                      f"{quote(info, 120)}")
+        dtype, shape, (start, end) = SAFETENSORS_DTYPES[info["dtype"]], info["shape"], info["data_offsets"]
+        size = math.prod(shape) * torch.empty(0, dtype=dtype).element_size()  # Python ints: no overflow
+        if not start <= end <= body or end - start != size:
+            raise bad(f"tensor {quote(name)}: its offsets {start}..{end} do not hold {quote(shape, 80)} "
+                      f"{info['dtype']} values ({size} bytes) within the {body} bytes after the header")
+        entries.append((name, dtype, shape, start, end))
+    return entries
+
+
+def _whole_numbers(values, most: int) -> bool:
+    return isinstance(values, list) and len(values) <= most and all(
+        isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in values)
 
 
 def load_weights(model: nn.Module, state: dict[str, torch.Tensor], path: str | Path) -> nn.Module:

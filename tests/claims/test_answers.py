@@ -58,3 +58,42 @@ def test_out_of_another_file_needs_force_and_links_fifos_folders_are_refused(tmp
     _refused(tmp_path, fifo, f"--out {fifo} is a device, FIFO or socket", extra=["--force"])
     _refused(tmp_path, tmp_path, f"--out {tmp_path} is a folder")
     assert mine.read_text() == "# my notes\n"
+
+
+# ------------------------------------------------------------------------- the protocol that ran, never "nan%"
+
+
+def test_a_run_sweep_without_shifts_is_refused_before_any_work(tmp_path):
+    """Claims 3, 4 and 6 read the run's own canvas shifts: with none their numbers were NaN ("nan%" on the page)."""
+    res = runner.invoke(app, ["claims", str(ROOT / "configs" / "question_claims.yaml"), "--results-dir",
+                              str(tmp_path / "results"), "--set", "sweep.dx=[0, 0]", "--set", "sweep.dy=[0, 0]",
+                              "--quiet"])
+    said = " ".join(res.output.split())
+    assert res.exit_code == 2 and "Traceback" not in res.output, res.output
+    assert "the claims read the run's own sweep as canvas shifts" in said and "no shift but (0, 0)" in said, said
+    assert "dy: [-8, 8]} as" in said, said
+    assert not (tmp_path / "results" / "question_claims").exists()  # no run folder: refused before training
+
+
+def test_the_page_words_the_letters_and_shifts_that_ran():
+    from types import SimpleNamespace
+
+    from invariance_lab.claims.answers import _intro
+    from invariance_lab.claims.claims import CLAIMS
+    from invariance_lab.claims.protocol import MISSING, ZERO_MAPS, pct, protocol_words, ratio
+    from invariance_lab.config.load import load_config
+
+    config = ROOT / "configs" / "question_claims.yaml"
+    shipped = load_config(config)
+    words = protocol_words(shipped)
+    assert words["canvas_shifts"] == "canvas shifts of -8..8 px along each axis" and words["letters"] == "A vs B"
+    page = (ROOT / "docs" / "answers.md").read_text(encoding="utf-8")
+    for c in CLAIMS:  # the shipped config's page reads as it did before the experiments were worded from it
+        assert f"**Experiment.** {c.experiment.format_map(words)}" in page, c.number
+    other = load_config(config, ["data.letters=[C, D]", "sweep.dx=[-4, 4, 2]", "sweep.dy=[0, 0]",
+                                 "data.train_shift=2"])
+    intro = _intro(SimpleNamespace(cfg=other, results={"run": SimpleNamespace(label="r")}), "c.yaml")
+    assert "(C vs D, 32 px canvas, letters moved by up to 2 px in training" in intro, intro
+    assert protocol_words(other)["canvas_shifts"] == "canvas shifts of -4..4 step 2 px in x"
+    assert pct(float("nan")) == MISSING and "nan" not in MISSING and pct(0.125) == "12.5%"
+    assert ratio(float("nan")) == ZERO_MAPS and "nan" not in ZERO_MAPS and ratio(0.01234, ".2g") == "0.012"

@@ -1,10 +1,13 @@
 import json
+from importlib.metadata import version
 
 import pandas as pd
 import torch
 import yaml
 from typer.testing import CliRunner
 
+import invariance_lab
+from conftest import ROOT
 from invariance_lab.cli.main import app
 
 runner = CliRunner()
@@ -24,6 +27,7 @@ def test_run_end_to_end(tmp_path, quick_config_path):
     assert str(run_dir.name) in res.output and "conv_gap" in res.output
     meta = json.loads((run_dir / "meta.json").read_text())
     assert meta["status"] == "complete" and meta["seeds"] == [0, 1] and meta["environment"]["versions"]["torch"]
+    assert meta["environment"]["threads_why"].startswith(("torch's default", "1 of torch's"))  # no --threads given
     inv = pd.read_csv(run_dir / "invariance.csv")
     assert list(inv.columns) == INV_COLUMNS
     # axes grid: dx -2..2 (dy 0) and dy -1..1 (dx 0) share (0, 0): 7 shifts per model x seed
@@ -143,3 +147,12 @@ def test_help_imports_neither_torch_nor_pandas():
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip() == "[]"
+
+
+def test_version_is_the_installed_packages_and_the_citations():
+    res = runner.invoke(app, ["--version"])
+    assert res.exit_code == 0 and res.output == f"invlab {version('invariance_lab')}\n"
+    assert invariance_lab.__version__ == version("invariance_lab")
+    citation = yaml.safe_load((ROOT / "CITATION.cff").read_text())
+    assert str(citation["version"]) == invariance_lab.__version__
+    assert (ROOT / "LICENSE").read_text().startswith("MIT License")

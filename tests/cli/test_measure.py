@@ -51,3 +51,44 @@ def test_debug_shows_the_traceback_instead(tmp_path):
                  "--quiet")
     assert res.exit_code == 2
     assert "Traceback (most recent call last)" in res.output and "check_model" in res.output
+
+
+# ------------------------------------------------------------------- inputs that would make every number NaN
+
+
+def _refused_before_any_folder(tmp_path, *args):
+    """The command's message (one paragraph, exit 2, no traceback), checked to come before any folder is made."""
+    res = invoke("measure", "--images", image_folder(tmp_path), "--model", "custom_models:circular_gap",
+                 "--results-dir", tmp_path / "r", "--quiet", *args)
+    assert res.exit_code == 2 and "Traceback" not in res.output, res.output
+    message = res.output.strip()
+    assert message.startswith("error:") and len(message.splitlines()) == 1, message
+    assert not (tmp_path / "r" / "measure").exists()
+    return message
+
+
+def test_a_std_too_small_to_divide_by_is_refused_naming_the_option(tmp_path):
+    for std in ("1e-45", "0", "-0.5"):  # 1e-45 is a subnormal float32: every pixel / std overflows to infinity
+        message = _refused_before_any_folder(tmp_path, "--std", std)
+        assert message.startswith("error: --std [") and "at least 1.18e-38" in message, message
+
+
+def test_weights_holding_nan_are_refused_naming_the_file_and_the_parameter(tmp_path):
+    from custom_models import circular_gap
+
+    state = circular_gap().state_dict()
+    state["0.weight"][0, 0, 0, 0] = float("nan")
+    torch.save(state, tmp_path / "nan.pt")
+    message = _refused_before_any_folder(tmp_path, "--weights", tmp_path / "nan.pt")
+    assert f"--weights {tmp_path / 'nan.pt'}: parameter '0.weight' holds 1 NaN value (of 36)" in message, message
+
+
+def test_inputs_that_overflow_the_network_are_refused_before_the_folder(tmp_path):
+    torch.manual_seed(0)  # the factory's weights: with some, 9 inputs of -3e38 summed stay just finite
+    message = _refused_before_any_folder(tmp_path, "--mean", "3e38")  # (x - 3e38): finite, but not the logits
+    assert "model circular_gap gives NaN or infinite logits" in message and "--mean" in message, message
+
+
+def test_model_kwargs_nested_too_deep_to_parse_are_one_paragraph(tmp_path):
+    message = _refused_before_any_folder(tmp_path, "--model-kwargs", '{"a": ' + "[" * 3000 + "]" * 3000 + "}")
+    assert "--model-kwargs" in message and "nested too deep" in message and len(message) < 400, message

@@ -9,7 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from invariance_lab.core.errors import InvlabError
-from invariance_lab.core.stats import CHANCE_MARGIN, ci_halfwidth, clip_interval, is_at_chance, t_quantile, with_bounds
+from invariance_lab.core.stats import (CHANCE_MARGIN, ci_halfwidth, clip_interval, is_at_chance, is_below_chance,
+                                       t_quantile, with_bounds)
 
 
 def test_t_quantile_matches_tables_and_closed_forms():
@@ -71,3 +72,12 @@ def test_at_chance_is_within_five_points_of_one_over_classes():
     assert is_at_chance(0.38, 3) and not is_at_chance(0.40, 3)  # chance 1/3
     assert is_at_chance(0.1, 2)  # below chance learned nothing usable either
     assert list(is_at_chance([0.5, 0.99, np.nan], [2, 2, 2])) == [True, False, False]
+
+
+def test_far_below_chance_needs_both_the_threshold_and_the_binomial_test():
+    """0 of 8 with two classes (p = 1/256) is far below chance; 0 of 4 (p = 1/16) could be luck; 0.49 of two
+    classes on 100 000 images is significant but at chance, not reversed (above half of chance)."""
+    assert is_below_chance(0, 8, 2) and is_below_chance(2, 40, 2) and is_below_chance(0, 12, 3)
+    assert not is_below_chance(0, 4, 2) and not is_below_chance(49_000, 100_000, 2)
+    assert not is_below_chance(1, 10, 3)  # P(X <= 1) = 0.104 for Binomial(10, 1/3)
+    assert not is_below_chance(8, 8, 2) and not is_below_chance(0, 0, 2) and not is_below_chance(0, 100, 1)

@@ -47,6 +47,8 @@ def evaluators(lines, batch_size=5, labelled=True):
     torch.manual_seed(0)
     images = torch.rand(23, 1, SIDE, SIDE)
     labels = torch.randint(CLASSES, (23,))
+    images[:6] = images[:6, :, :1, :1].clone()  # flat images: one prediction (class 0) at every shift,
+    labels[:3] = 0  # and correct at every shift: the worst-case columns are neither 0 nor 1
     models = {("probe", 0): probe(), ("other", 1): probe()}
     inputs = lambda c, dx, dy: circular_shift(images[c], dx, dy)  # noqa: E731
     plans = {k: allshift_plan(m, SIDE) for k, m in models.items()}
@@ -70,6 +72,11 @@ def test_the_three_evaluators_give_the_same_table_exactly(grid, labelled):
         assert first.clean_accuracy.keys() == other.clean_accuracy.keys()
         for k, v in first.clean_accuracy.items():
             assert v == other.clean_accuracy[k] or (np.isnan(v) and np.isnan(other.clean_accuracy[k]))
+        assert first.worst_case.keys() == other.worst_case.keys() == first.clean_accuracy.keys()
+        for k, v in first.worst_case.items():  # robust_accuracy, consistent_fraction: the per-image flags
+            assert v.keys() == other.worst_case[k].keys() == {"robust_accuracy", "consistent_fraction"}
+            for c, x in v.items():
+                assert x == other.worst_case[k][c] or (np.isnan(x) and np.isnan(other.worst_case[k][c]))
     if not labelled:
         assert first.table.accuracy.isna().all()
 
@@ -101,6 +108,14 @@ def test_the_metrics_follow_their_definitions(grid):
                 assert np.isnan(row.neighbor_flip_rate)
         assert results["brute"].clean_accuracy[("probe", 0)] == pytest.approx(
             float((ref.argmax(1) == labels).double().mean()))
+        # the worst case per image, over every shift of the grid and the reference
+        preds = torch.stack([probs(p).argmax(1) for p in [ORIGIN, *Grid(lines).points]])
+        robust = float((preds == labels).all(0).double().mean())
+        consistent = float((preds == ref.argmax(1)).all(0).double().mean())
+        assert results["brute"].worst_case[("probe", 0)] == {"robust_accuracy": robust,
+                                                             "consistent_fraction": consistent}
+        assert 0 < robust <= results["brute"].table.query("model == 'probe'").accuracy.min()  # not trivially 0
+        assert robust <= consistent < 1
 
 
 def test_the_axes_grids_reference_takes_its_neighbour_along_x():

@@ -39,7 +39,9 @@ from invariance_lab.run.train import train_model
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 CPU = torch.device("cpu")
-KINDS = list(DOWNSAMPLES)
+# every kind the engine evaluates; TIPS does not commute with even shifts, so the engine leaves it to brute force
+# (tests/eval/test_engine_rules.py checks the reason)
+KINDS = [k for k in DOWNSAMPLES if k != "tips"]
 HEAD_NAMES = list(HEADS)
 COMPARED = ["accuracy", "flip_rate", "prob_change", "neighbor_flip_rate", "max_prob_change"]
 TOL = 1e-6
@@ -120,7 +122,7 @@ def test_engine_on_an_odd_last_map(kind):
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_odd_canvas_only_stride_one_networks_qualify(kind):
-    if kind.startswith("aps"):  # APS refuses an odd map itself, when the model is built
+    if any(w.even for s in DOWNSAMPLES[kind].stages for w in s.windows):  # APS, LPS, AFC refuse an odd map
         with pytest.raises(ValueError, match="even"):
             model(factors(kind, "flatten"), 9, "untrained")
         return
@@ -156,11 +158,25 @@ def test_the_fast_paths_are_the_same_arithmetic():
 # ----------------------------------------------------------------------------------------------- where it does not apply
 
 
-@pytest.mark.parametrize("padding", ["zeros", "reflect", "valid"])
+@pytest.mark.parametrize("padding", ["zeros", "reflect", "valid", "full"])
 def test_other_paddings_are_left_to_brute_force(padding):
     net = model(factors("max", "global_avg", padding=padding), 12, "untrained")
     assert "border" in why_not(net, 12)
     assert why_not(model(factors("max", "global_avg"), 12, "untrained"), 12, "canvas") is not None
+
+
+def test_a_full_padded_network_is_never_certified():
+    """Full padding grows the map (12 -> 14 -> 7 -> 9 -> 4): a roll of the input is not a roll of the map, so the
+    engine must not apply, even when asked outright; brute force measures it instead."""
+    net = model(factors("max", "global_max", padding="full"), 12, "untrained")
+    with pytest.raises(InvlabError, match="does not apply"):
+        choose_engines({("full", 0): net}, 12, "circular", "allshift")
+    assert choose_engines({("full", 0): net}, 12, "circular", "auto") == {("full", 0): None}
+
+
+def test_convolutions_without_bias_keep_the_engine_exact():
+    f = resolve_spec({**factors("stride", "global_max"), "bias": False})
+    assert_same(*brute_and_engine({("no_bias", 0): model(f, 8, "trained")}, 8))
 
 
 def test_the_refusal_matters_with_zero_padding():
@@ -292,6 +308,12 @@ def test_all_shifts_certifies_aps_and_names_the_shift_that_breaks_max_pooling(ci
     assert "engine: all-shift" in out and "aps: invariant" in out
     dx, dy = summary.loc["maxpool", ["worst_shift_dx", "worst_shift_dy"]]
     assert f"maxpool: NOT invariant: the shift (dx, dy) = ({dx:g}, {dy:g})" in out
+    # and the one image moved most, wherever it is: the largest max_prob_change of any shift and seed
+    inv = pd.read_csv(folder / "invariance.csv")
+    rows = inv[inv.model == "maxpool"]
+    one = rows.loc[rows.max_prob_change.idxmax()]  # the first such shift in the table's order
+    assert (f"the largest change of one image at any shift is {one.max_prob_change:.3g}, at ({one.dx:g}, "
+            f"{one.dy:g}) (seed {one.seed})") in out
 
     res, brute = sweep(circular_run, "--all-shifts", "--engine", "brute", "--models", "maxpool")
     assert res.exit_code == 0, res.output
@@ -308,7 +330,7 @@ def test_engine_option_errors(circular_run):
     res, _ = sweep(circular_run, "--all-shifts", "--dx", "0:3")
     assert res.exit_code == 2 and "leave out --dx" in res.output
     res, _ = sweep(circular_run, "--engine", "quick")
-    assert res.exit_code == 2 and "unknown engine" in res.output
+    assert res.exit_code == 2 and "unknown --engine 'quick'" in res.output
 
 
 def test_circular_sweeps_of_a_config_take_the_engine(circular_run):

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from invariance_lab.nn.block import ConvBlock
 from invariance_lab.nn.downsample import (DOWNSAMPLE_KINDS, DOWNSAMPLES, get_downsample, make_downsample,
     register_downsample)
+from invariance_lab.nn.models import create_model
 from invariance_lab.nn.layers import PADDING_KINDS, BlurPool, LayerConfigError, binomial_filter
 
 SIDE = 32  # every circular-shift test uses 32x32 inputs and all 32*32 shifts
@@ -85,15 +86,17 @@ def test_binomial_filter_rejects_sizes(size):
 # --- sizes and refusals -----------------------------------------------------------------------------
 
 def expected_refused(downsample: str, padding: str, size: int) -> bool:
-    """The documented refusals for kernel 3, blur 3 at sides 16..32: only APS on an odd map.
+    """The documented refusals for kernel 3, blur 3 at sides 16..32: only the polyphase kinds (APS, LPS, TIPS,
+    AFC) on an odd map.
 
-    'same' paddings keep the side until APS; 'valid' loses 2 (conv), 1 (max-pool k2 s1), 2 (blur)."""
-    if not downsample.startswith("aps"):
+    'same' paddings keep the side until the subsampling; 'valid' loses 2 (conv), 1 (max-pool k2 s1), 2 (blur)."""
+    if not (downsample.startswith("aps") or downsample in ("lps", "tips", "afc")):
         return False
     if padding != "valid":
         return size % 2 == 1
-    before_aps = size - 2 - (1 if downsample == "aps_max" else 0) - 2
-    return before_aps % 2 == 1
+    before = size - 2 - (1 if downsample == "aps_max" else 0) - (2 if downsample in ("aps_max", "aps_stride", "lps")
+                                                               else 0)
+    return before % 2 == 1
 
 
 @pytest.mark.parametrize("padding", PADDING_KINDS)
@@ -259,3 +262,20 @@ def test_zero_padding_done_by_the_conv_is_bit_for_bit_the_explicit_padding(downs
                                              stride=block.conv.stride)))
     assert torch.equal(block(x), explicit)
     assert block.out_size(16) == block(x).shape[-1]
+
+
+def test_blur_avg_is_blur_stride_by_another_name():
+    # Zhang 2019's blurred average pooling and blurred strided conv are one BlurPool(s2) after the ReLU: one
+    # network, which the registry says, and which a seed builds with the same weights and the same outputs
+    assert get_downsample("blur_avg").alias_of == "blur_stride"
+    assert "the same network as blur_stride" in get_downsample("blur_avg").describe()
+    assert not get_downsample("blur_stride").alias_of
+    x = torch.rand(3, 1, 16, 16)
+    nets = []
+    for kind in ("blur_stride", "blur_avg"):
+        torch.manual_seed(0)
+        nets.append(create_model(dict(downsample=kind, head="global_avg", padding="circular", channels=[4, 8]),
+                                 num_classes=2, canvas=16).eval())
+    a, b = nets
+    assert all(torch.equal(p, q) for p, q in zip(a.state_dict().values(), b.state_dict().values()))
+    assert torch.equal(a(x), b(x))

@@ -139,7 +139,10 @@ def test_place_runs_own_networks_channels_last_on_cpu_with_the_same_values(spec)
     assert conv_weights and all(p.is_contiguous(memory_format=torch.channels_last) for p in conv_weights)
     assert all(torch.equal(a, b) for a, b in zip(plain.state_dict().values(), placed.state_dict().values()))
     x = torch.rand(5, 1, canvas, canvas)
-    a, b = plain(x), placed(x)
+    torch.manual_seed(1)  # the same draws for both where a layer samples in training (LPS's Gumbel-softmax)
+    a = plain(x)
+    torch.manual_seed(1)
+    b = placed(x)
     assert torch.allclose(a, b, rtol=1e-5, atol=1e-6), float((a - b).abs().max())
     a.square().sum().backward()
     b.square().sum().backward()
@@ -199,3 +202,42 @@ def test_zero_padding_flatten_is_not_invariant():
     x = torch.rand(2, 1, 16, 16)
     with torch.no_grad():
         assert float((net(torch.roll(x, 1, 3)) - net(x)).abs().max()) > 1e-4
+
+
+# ----------------------------------------------------------------------------------------------- later factors: bias
+
+
+def test_bias_is_in_a_resolved_spec_only_where_it_is_not_the_default():
+    """A resolved spec is what checkpoints fingerprint: the default (bias true) must leave it as it always was."""
+    for spec in ({"arch": "conv_gap"}, {"arch": "conv_gap", "bias": True}, {"padding": "full"}):
+        assert set(resolve_spec(spec)) == {"arch", "downsample", "head", "padding", "channels", "kernel", "blur_size"}
+    f = resolve_spec({"arch": "strided_conv", "bias": False, "padding": "full"})
+    assert f["bias"] is False and resolve_spec(f) == f  # idempotent: a checkpoint's factors resolve to themselves
+    with pytest.raises(InvlabError, match="bias must be true or false"):
+        resolve_spec({"arch": "conv_gap", "bias": "no"})
+
+
+def test_seeded_weights_of_the_quick_config_are_unchanged():
+    """configs/quick.yaml's conv_only (channels [4, 8], 24 px), seed 0: the sha256 of its state dict as it was before
+    bias and full padding existed. A default that draws one more (or one fewer) random number changes it."""
+    import hashlib
+
+    torch.manual_seed(0)
+    net = create_model({"arch": "conv_only", "channels": [4, 8]}, num_classes=2, canvas=24)
+    h = hashlib.sha256()
+    for k, v in net.state_dict().items():
+        h.update(k.encode())
+        h.update(v.contiguous().numpy().tobytes())
+    assert h.hexdigest()[:16] == "ccf52d962586c29c"
+
+
+@pytest.mark.parametrize("head", list(HEADS))
+def test_kayhans_network_full_padding_without_bias_builds_with_every_head(head):
+    """Four 3x3 convs, stride 2 each (the presets' one stride per kind), full padding, no bias: maps grow in the
+    convs ((s + 2 * 2 - 3) // 2 + 1: 32 -> 17 -> 10 -> 6 -> 4) and every head reads the grown map."""
+    spec = dict(downsample="stride", head=head, padding="full", bias=False, channels=[8, 8, 16, 16])
+    net = create_model(spec, num_classes=2, canvas=32, in_channels=3)
+    assert check_model(net.factors, 32) == 4 and net.features(torch.rand(2, 3, 32, 32)).shape == (2, 16, 4, 4)
+    assert net(torch.rand(2, 3, 32, 32)).shape == (2, 2)
+    assert all(b.conv.bias is None for b in net.blocks) and net.fc.bias is not None
+    assert not any(k.endswith("conv.bias") for k in net.state_dict())

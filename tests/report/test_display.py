@@ -166,3 +166,24 @@ def test_to_rich_table_without_seeds_at_chance_has_no_chance_note(tmp_path, fake
     rep = build_report([fake_result(tmp_path / "d" / "r")])
     text = _text(to_rich_table(rep.views[0], [], rep.flags))
     assert CHANCE_MARK not in text and "consistency says nothing" not in text
+
+
+def test_the_worst_case_columns_are_in_markdown_and_csv_but_not_the_terminal(tmp_path, fake_result):
+    """robust_accuracy and consistent_fraction: mean ± CI over seeds in markdown and csv; the terminal's model
+    table keeps its width; an older folder without them still reports."""
+    old = fake_result(tmp_path / "old", seeds=(0, 1), run_id="old")
+    new = fake_result(tmp_path / "new", seeds=(0, 1), run_id="new")
+    s = pd.read_csv(new / "summary.csv")
+    s["robust_accuracy"], s["consistent_fraction"] = 0.5 + 0.1 * s.seed, 0.75
+    s.to_csv(new / "summary.csv", index=False)
+    rep = build_report([new, old])
+    assert rep.views[0].values[-2:] == ["robust_accuracy", "consistent_fraction"]
+    csv = pd.read_csv(io.StringIO(render(rep, "csv").text))
+    got = csv.set_index("run").loc["demo/new"].query("model == 'plain'")
+    assert got.robust_accuracy.iloc[0] == pytest.approx(0.55) and got.consistent_fraction.iloc[0] == 0.75
+    assert got.robust_accuracy_ci.iloc[0] > 0 and csv.set_index("run").loc["demo/old"].robust_accuracy.isna().all()
+    md = render(rep, "markdown").text
+    assert "robust_accuracy" in md and "consistent_fraction" in md and "| – |" in md  # the old folder: empty
+    table = render(rep, "table").tables[0]
+    assert "robust" not in _text(table) and "consistent" not in _text(table)
+    assert len(table.columns) == len(render(build_report([old, old]), "table").tables[0].columns)

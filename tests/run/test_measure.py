@@ -67,6 +67,11 @@ def test_api_circular_model_is_exactly_invariant_to_every_roll_and_a_flatten_hea
     summary = il.summarize(df)
     assert summary.clean_accuracy.iloc[0] == df[(df.dx == 0) & (df.dy == 0)].accuracy.iloc[0]
     assert summary.worst_prob_change.iloc[0] <= 1e-5 and summary.n_shifts.iloc[0] == SIDE * SIDE - 1
+    # invariant over every roll: no image's prediction ever changes, so robust accuracy is the clean accuracy
+    assert summary.consistent_fraction.iloc[0] == 1
+    assert summary.robust_accuracy.iloc[0] == summary.clean_accuracy.iloc[0]
+    flat_summary = il.summarize(flat)
+    assert flat_summary.consistent_fraction.iloc[0] < 1 and flat_summary.robust_accuracy.isna().all()
 
 
 def test_cli_circular_model_is_exactly_invariant_and_a_flatten_head_is_not(tmp_path, folder, one_thread):
@@ -79,6 +84,10 @@ def test_cli_circular_model_is_exactly_invariant_and_a_flatten_head_is_not(tmp_p
     (out,) = (tmp_path / "r" / "measure").iterdir()
     inv = pd.read_csv(out / "invariance.csv")
     assert len(inv) == SIDE * SIDE and inv.prob_change.max() <= 1e-5 and inv.accuracy.notna().all()
+    summary = pd.read_csv(out / "summary.csv")
+    assert list(summary.columns[-2:]) == ["robust_accuracy", "consistent_fraction"]
+    assert summary.consistent_fraction.iloc[0] == 1
+    assert summary.robust_accuracy.iloc[0] == summary.clean_accuracy.iloc[0]
     assert out.name.startswith("circular_gap-") and (out / "summary.csv").is_file() and (out / "measure.yaml").is_file()
     meta = json.loads((out / "meta.json").read_text())
     assert meta["kind"] == "measure" and meta["status"] == "complete" and meta["protocol"]["labels"] is True
@@ -351,3 +360,128 @@ def test_the_example_script_runs(tmp_path, capsys, monkeypatch, one_thread):
     example.main(["--quick", "--results-dir", str(tmp_path)])
     out = capsys.readouterr().out
     assert "invariant by construction" in out and "small_cnn" in out and "conv_gap" in out and "layer by layer" in out
+
+
+# ------------------------------------------------------------------------------------------ class order and names
+
+DARK, MID, BRIGHT = 26 / 255, 102 / 255, 204 / 255  # constant images; 8-bit PNGs keep these values exactly
+
+
+def by_brightness(classes=2):
+    """circular_gap's network with weights that answer by mean brightness: output 0 below 0.3, output 1 above
+    (with three classes: 1 up to 0.5, then 2). Every layer passes the brightness on; the head's lines decide."""
+    model = circular_gap(classes=classes)
+    state = {k: torch.zeros_like(v) for k, v in model.state_dict().items()}
+    state["0.weight"][:, 0, 1, 1] = 1.0  # every channel copies the pixel
+    state["1.weight"][:], state["1.running_var"][:] = 1.0, 1.0  # batch norm: identity
+    state["3.weight"][range(4), range(4), 1, 1] = 1.0
+    state["7.weight"][:, 0] = torch.tensor([0.0, 10.0, 20.0][:classes])
+    state["7.bias"][:] = torch.tensor([0.0, -3.0, -8.0][:classes])
+    model.load_state_dict(state)
+    return model
+
+
+def constant_folder(path, levels: dict[str, list[float]]):
+    """path/<class>/<i>.png: one constant 12 x 12 image per level."""
+    names = list(levels)
+    values = [v for name in names for v in levels[name]]
+    labels = torch.tensor([i for i, name in enumerate(names) for _ in levels[name]])
+    write_folder(torch.tensor(values).view(-1, 1, 1, 1).expand(-1, 1, SIDE, SIDE).clone(), path, labels, names)
+    return path
+
+
+def test_far_below_chance_says_the_class_order_differs_not_at_chance(tmp_path, one_thread):
+    """Bright images in a/ and dark in b/, for a network that calls bright 1: every answer is wrong (0.0 of two
+    classes), so the class order differs; today's "† at chance: its consistency says nothing" was the wrong word."""
+    folder = constant_folder(tmp_path / "imgs", {"a": [BRIGHT] * 4, "b": [DARK] * 4})
+    res = invoke("measure", "--model", "custom_models:circular_gap", "--weights", saved(tmp_path, by_brightness()),
+                 "--images", folder, "--dx", "0:1", "--results-dir", tmp_path / "r", "--quiet")
+    assert res.exit_code == 0, res.output
+    text = " ".join(res.output.split())
+    assert "clean accuracy 0.000 on 8 images is far below chance (0.500)" in text, res.output
+    assert "class order probably differs" in text and "at chance:" not in text
+    assert "Under the reverse order (a → output 1, b → output 0) the accuracy would be 1.000" in text
+    (out,) = (tmp_path / "r" / "measure").iterdir()
+    meta = json.loads((out / "meta.json").read_text())
+    assert "would be 1.000" in meta["class_order"]["circular_gap"]  # library users read it there
+
+
+def test_three_classes_in_another_order_give_the_accuracy_under_the_likely_mapping(tmp_path, one_thread):
+    from invariance_lab.run.measure import measure_to_folder
+    from invariance_lab.store.results import load_result
+
+    weights = saved(tmp_path, by_brightness(3))
+    cycled = constant_folder(tmp_path / "cycled", {"a": [BRIGHT] * 4, "b": [DARK] * 4, "c": [MID] * 4})
+    out = measure_to_folder(images=cycled, model="custom_models:circular_gap", model_kwargs={"classes": 3},
+                            weights=weights, dx=[0, 1, 1], results_dir=tmp_path / "r")
+    note = load_result(out).meta["class_order"]["circular_gap"]
+    assert "(a → output 2, b → output 0, c → output 1) the accuracy would be 1.000" in note
+    right = constant_folder(tmp_path / "right", {"a": [DARK] * 4, "b": [MID] * 4, "c": [BRIGHT] * 4})
+    out = measure_to_folder(images=right, model="custom_models:circular_gap", model_kwargs={"classes": 3},
+                            weights=weights, dx=[0, 1, 1], results_dir=tmp_path / "r", name="right")
+    result = load_result(out)
+    assert result.summary.clean_accuracy.iloc[0] == 1.0 and "class_order" not in result.meta
+
+
+def brightness_checkpoint(path, classes):
+    from invariance_lab.store.checkpoints import save_checkpoint
+
+    save_checkpoint(path, by_brightness(), name="bright", seed=0, data={"canvas": SIDE}, train={}, classes=classes,
+                    history=pd.DataFrame({"epoch": [1]}), factors={"factory": "custom_models:circular_gap"})
+    return path
+
+
+def test_class_folders_are_matched_to_the_checkpoints_classes_by_name(tmp_path, one_thread):
+    """The checkpoint's outputs are ["b", "a"] (not sorted): a/ (bright, output 1) is labelled 1, not by position."""
+    folder = constant_folder(tmp_path / "imgs", {"a": [BRIGHT] * 3, "b": [DARK] * 3})
+    weights = brightness_checkpoint(tmp_path / "ba.pt", ["b", "a"])
+    res = invoke("measure", "--weights", weights, "--trust-factory", "--images", folder, "--dx", "0:1",
+                 "--results-dir", tmp_path / "r", "--quiet")
+    assert res.exit_code == 0, res.output
+    (out,) = (tmp_path / "r" / "measure").iterdir()
+    assert pd.read_csv(out / "summary.csv").clean_accuracy.tolist() == [1.0]
+
+
+def test_class_folders_that_differ_only_in_case_are_refused(tmp_path):
+    """Checkpoint classes A, B and folders a/, b/: matched by position they would pass or fail by how the names
+    happen to sort; the refusal names the folder and both spellings."""
+    folder = constant_folder(tmp_path / "imgs", {"a": [BRIGHT] * 2, "B": [DARK] * 2})
+    weights = brightness_checkpoint(tmp_path / "AB.pt", ["A", "B"])
+    res = invoke("measure", "--weights", weights, "--trust-factory", "--images", folder, "--dx", "0:1",
+                 "--results-dir", tmp_path / "r", "--quiet")
+    text = unwrapped(res.output)
+    assert res.exit_code == 2 and "Traceback" not in res.output, res.output
+    assert unwrapped(f"--images {folder}: class folder(s) 'a/' (the checkpoint's 'A')") in text
+    assert "onlyinlettercase" in text and "'B/'" not in text and not (tmp_path / "r" / "measure").exists()
+
+
+def test_subpixel_fft_shifts_leave_a_linear_circular_network_invariant_and_not_one_with_relu(tmp_path, folder,
+                                                                                              one_thread):
+    """A band-limited shift commutes with circular convolutions and keeps the mean (the DFT's DC term): a network
+    of those alone is invariant to every fractional shift; a ReLU aliases, so circular_gap is not. Fractional
+    shifts are not rolls: brute force, and the engine says why."""
+    torch.manual_seed(3)
+    linear = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1, padding_mode="circular"),
+                                 torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(4, 2))
+    x, y = images(), torch.tensor([0, 1] * 4)
+    kw = dict(dx=[-1, -0.5, 0, 0.25, 1], dy=[0, 0.5], mode="circular", subpixel="fft")
+    df = il.measure(linear, x, y, **kw)
+    assert df.prob_change.max() <= 1e-7 and il.summarize(df).consistent_fraction.iloc[0] == 1
+    (note,) = df.attrs["engine"]["engine_notes"].values()
+    assert df.attrs["engine"]["engine"] == "brute" and "sub-pixel" in note
+    relu = il.measure(circular_gap(), x, y, **kw)
+    assert relu.prob_change.max() > 1e-5  # aliasing in the nonlinearity (an untrained network: small)
+    assert relu[relu.dx == relu.dx.round()].query("dy == 0").prob_change.max() <= 1e-6  # whole pixels: rolls
+    with pytest.raises(InvlabError, match="--subpixel fft"):
+        il.measure(linear, x, y, dx=[0.5], mode="circular")
+    with pytest.raises(InvlabError, match="--mode circular"):
+        il.measure(linear, x, y, dx=[0.5], mode="canvas", subpixel="fft")
+    with pytest.raises(InvlabError, match="sub-pixel"):
+        il.measure(linear, x, y, engine="allshift", **kw)
+    res = invoke("measure", "--model", "custom_models:circular_gap", "--images", folder, "--mode", "circular",
+                 "--dx", "-1:1:0.5", "--subpixel", "fft", "--results-dir", tmp_path / "r", "--quiet")
+    assert res.exit_code == 0, res.output
+    (out,) = (tmp_path / "r" / "measure").iterdir()
+    assert json.loads((out / "meta.json").read_text())["protocol"]["subpixel"] == "fft"
+    assert "subpixel: fft" in (out / "measure.yaml").read_text()
+    assert sorted(pd.read_csv(out / "invariance.csv").dx) == [-1.0, -0.5, 0.0, 0.5, 1.0]

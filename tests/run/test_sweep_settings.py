@@ -1,12 +1,15 @@
 """sweep_settings.py: the command line's sweep options laid over a run's own, as `invlab sweep` does."""
 
+import json
+
+import pandas as pd
 import pytest
 from conftest import untrained_quick_run
 
 from invariance_lab.config.load import load_config
 from invariance_lab.core.errors import InvlabError
 from invariance_lab.eval.sweep import every_roll
-from invariance_lab.run.sweep_settings import sweep_settings
+from invariance_lab.run.sweep_settings import sweep_settings, sweep_target
 
 
 @pytest.fixture(scope="module")
@@ -41,3 +44,26 @@ def test_parts_are_drawn_on_the_canvas_and_bad_values_name_the_key(run_dir):
     assert settings(run_dir, kind="parts", dx=[-1.0, 1.0, 1.0]).mode == "canvas"
     with pytest.raises(InvlabError, match="invalid sweep options: .*grid"):
         settings(run_dir, grid="diagonal")
+
+
+def test_subpixel_fft_sweeps_fractional_rolls_and_whole_ones_as_before(run_dir):
+    """--subpixel fft: the fractional rolls are band-limited (brute force, the engine says why), the whole ones
+    are torch.roll exactly, so their rows are those of a plain circular sweep; summary.csv has the worst case."""
+    fft = sweep_target(run_dir, dx=[-1.0, 1.0, 0.25], mode="circular", subpixel="fft")
+    plain = sweep_target(run_dir, dx=[-1.0, 1.0, 1.0], mode="circular")
+    a, b = pd.read_csv(fft / "invariance.csv"), pd.read_csv(plain / "invariance.csv")
+    assert sorted(a.dx.unique()) == [-1.0, -0.75, -0.5, -0.25, 0.0, 0.25, 0.5, 0.75, 1.0]
+    whole = a[a.dx == a.dx.round()].drop(columns="neighbor_flip_rate").reset_index(drop=True)
+    pd.testing.assert_frame_equal(whole, b.drop(columns="neighbor_flip_rate"), check_exact=True)
+    protocol = json.loads((fft / "meta.json").read_text())["protocol"]
+    assert protocol["subpixel"] == "fft" and "subpixel" not in json.loads((plain / "meta.json").read_text())["protocol"]
+    notes = protocol["engine_notes"]  # the sub-pixel shifts are named first, whatever else the model has
+    assert protocol["engine"] == "brute" and set(notes) == set(a.model)
+    assert all("sub-pixel" in n for n in notes.values())
+    assert "subpixel: fft" in (fft / "sweep.yaml").read_text()
+    summary = pd.read_csv(fft / "summary.csv")
+    assert list(summary.columns[-2:]) == ["robust_accuracy", "consistent_fraction"]
+    assert (summary.robust_accuracy <= summary.worst_accuracy).all()
+    assert (summary.consistent_fraction <= 1 - summary.worst_flip_rate + 1e-12).all()
+    with pytest.raises(InvlabError, match="subpixel.*mode: circular"):
+        settings(run_dir, dx=[-1.0, 1.0, 0.5], mode="canvas", subpixel="fft")

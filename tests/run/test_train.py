@@ -1,12 +1,20 @@
-"""train.py: seeded training is deterministic, learns an easy task, and a diverging loss is an error."""
+"""train.py: seeded training is deterministic, learns an easy task, and a diverging loss is an error; a validation
+set gives select: best_val its kept epoch and patience its early stop."""
 
+import math
+
+import pandas as pd
 import pytest
 import torch
+from typer.testing import CliRunner
 
+from invariance_lab.cli.main import app
 from invariance_lab.schema.config import TrainConfig
+from invariance_lab.core.columns import EPOCH_KEPT, TRAIN_COLUMNS, VAL_COLUMNS
 from invariance_lab.core.errors import InvlabError
 from invariance_lab.nn.models import resolve_spec
-from invariance_lab.run.train import train_model
+from invariance_lab.run.train import kept_row, train_model
+from invariance_lab.store.layout import SUMMARY_CSV, TRAIN_CSV, checkpoint_path
 
 FACTORS = resolve_spec({"arch": "conv_gap", "channels": [4]})
 
@@ -62,3 +70,63 @@ def test_test_every_skips_test_passes_without_changing_a_weight(one_thread):
     _, h2 = _train(TrainConfig(epochs=4, batch_size=16, lr=0.01, test_every=2))
     assert h2.test_accuracy.notna().tolist() == [False, True, False, True]
     assert "test_every" not in every.model_dump() and last.model_dump()["test_every"] == 0  # fingerprints kept
+
+
+# ------------------------------------------------------------------ validation: select: best_val, patience (issue 22)
+def _with_val(cfg, flipped=True, seed=0):
+    """Training on _task with a validation set whose labels are flipped: the better the network learns, the
+    higher its validation loss, so the lowest one comes early and patience has something to stop."""
+    x, y = _task()
+    vy = 1 - y[:32] if flipped else y[:32]
+    return train_model(FACTORS, x, y, x, y, cfg, noise=0.0, seed=seed, num_classes=2, canvas=8,
+                       device=torch.device("cpu"), val=(x[:32], vy))
+
+
+def test_best_val_keeps_the_weights_of_the_lowest_validation_loss(one_thread):
+    cfg = dict(epochs=4, batch_size=16, lr=0.02)
+    model, hist = _with_val(TrainConfig(**cfg, select="best_val", test_every=0))
+    kept = hist.attrs[EPOCH_KEPT]
+    assert kept == hist.epoch[hist.val_loss.idxmin()] and kept < 4 and len(hist) == 4
+    # the kept weights are those a run stopped at that epoch ends with (the same seed: the same batches)
+    at_kept, _ = _train(TrainConfig(**{**cfg, "epochs": kept}))
+    assert all(torch.equal(p, q) for p, q in zip(model.state_dict().values(), at_kept.state_dict().values()))
+    # the kept epoch's test accuracy is measured (test_every: 0 skipped it) and is what the run reports
+    assert kept_row(hist).epoch == kept and not math.isnan(kept_row(hist).test_accuracy)
+    # select: last keeps the last epoch's weights, as without a validation set, bit for bit
+    last, hl = _with_val(TrainConfig(**cfg))
+    plain, hp = _train(TrainConfig(**cfg))
+    assert all(torch.equal(p, q) for p, q in zip(last.state_dict().values(), plain.state_dict().values()))
+    assert EPOCH_KEPT not in hl.attrs and kept_row(hl).epoch == 4
+    assert list(hp.columns) == TRAIN_COLUMNS  # no validation set: train.csv's columns as they always were
+    assert list(hl.columns) == TRAIN_COLUMNS[:3] + VAL_COLUMNS + TRAIN_COLUMNS[3:]
+
+
+def test_patience_stops_after_that_many_epochs_without_a_lower_validation_loss(one_thread):
+    _, hist = _with_val(TrainConfig(epochs=12, batch_size=16, lr=0.02, patience=2, test_every=0))
+    best = int(hist.epoch[hist.val_loss.idxmin()])
+    assert len(hist) == best + 2 < 12  # stopped two epochs after the best one
+    assert not math.isnan(hist.test_accuracy.iloc[-1])  # the last epoch trained is tested, as ever
+    _, full = _with_val(TrainConfig(epochs=6, batch_size=16, lr=0.02), flipped=False)
+    assert len(full) == 6  # no patience: every epoch
+
+
+def test_best_val_without_a_validation_set_is_an_error():
+    with pytest.raises(InvlabError, match="need a validation set"):
+        _train(TrainConfig(epochs=1, select="best_val"))
+
+
+def test_a_best_val_run_records_the_kept_epoch_in_its_checkpoint(tmp_path, quick_config_path):
+    res = CliRunner().invoke(app, ["run", str(quick_config_path), "--results-dir", str(tmp_path), "--quiet",
+                                   "--threads", "1", "--set", "seeds=[0]", "--set", "models={g: {arch: conv_only, "
+                                   "channels: [4]}}", "--set", "data.train_images=60", "--set", "data.test_images=10",
+                                   "--set", "data.val_fraction=0.25", "--set", "train.epochs=3", "--set",
+                                   "train.select=best_val", "--set", "train.lr=0.05", "--set", "train.batch_size=8"])
+    assert res.exit_code == 0, res.output
+    (run_dir,) = (tmp_path / "quick").iterdir()
+    csv = pd.read_csv(run_dir / TRAIN_CSV)
+    assert list(csv.columns) == ["model", "seed", *TRAIN_COLUMNS[:3], *VAL_COLUMNS, *TRAIN_COLUMNS[3:]]
+    blob = torch.load(checkpoint_path(run_dir, "g", 0), weights_only=True)
+    assert blob[EPOCH_KEPT] == csv.epoch[csv.val_loss.idxmin()]
+    # the sweep measured the kept weights: its clean accuracy is the kept epoch's test accuracy
+    summary = pd.read_csv(run_dir / SUMMARY_CSV)
+    assert summary.clean_accuracy.iloc[0] == csv.test_accuracy[csv.val_loss.idxmin()]

@@ -124,7 +124,7 @@ def test_ctrl_c_stops_the_workers_and_a_rerun_trains_only_the_missing_units(tmp_
     assert res.exit_code == 0 and f"{len(present)} done" in res.output and "missing" in res.output
 
     hold.unlink()
-    res = _run(results, "--jobs", "2", config=config)
+    res = _run(results, config=config)  # in this process: a rerun's workers are test_sigkill's subject
     assert res.exit_code == 0, res.output
     assert [p.name for p in (results / "quick").iterdir()] == [run_dir.name]  # resumed in its own folder
     meta = read_meta(run_dir)
@@ -153,6 +153,7 @@ def test_sigkill_of_a_jobs_run_then_a_rerun_trains_only_the_missing_units_with_t
     assert set(meta["trained"]) == UNITS - present and set(meta["reused"]) == present
     _same_tables(run_dir, one_job)
     assert meta["sweep_workers"] == 2  # the sweep ran in two workers too (sweep_jobs.py), with the same tables
+    assert meta["worker_threads"] == 1  # what each worker ran (SMALL_RUN's --threads 1), not this process's count
     assert not (run_dir / "units" / "data.pt").exists()  # the workers' copy of the images is gone at the end
     # the units the rerun's workers trained (a unit killed between its checkpoint and its state file may say
     # "running" in its state file, and is reused as it is)
@@ -233,23 +234,22 @@ def test_status_of_a_folder_that_is_not_a_run(tmp_path):
     assert res.exit_code == 2 and "not a run folder" in res.output
 
 
-def test_the_submitit_local_executor_completes_a_small_study(tmp_path, one_thread):
+def test_the_submitit_local_executor_completes_a_run(tmp_path, one_thread):
     pytest.importorskip("submitit")
-    # one model and one seed: each unit is a job, a fresh interpreter that imports torch (seconds)
+    # one model and one seed: the unit is a job, a fresh interpreter that imports torch (seconds)
     raw = yaml.safe_load((ROOT / "configs" / "quick.yaml").read_text())
     raw["seeds"] = [0]
     del raw["models"]["conv_only"]
     config = tmp_path / "one_model.yaml"
     config.write_text(yaml.safe_dump(raw, sort_keys=False))
-    res = _run(tmp_path, "--executor", "submitit-local", "--jobs", "2", "--vary", "train.epochs=1,2", config=config)
+    res = _run(tmp_path, "--executor", "submitit-local", "--jobs", "2", config=config)
     assert res.exit_code == 0, res.output
-    (study,) = (tmp_path / "quick").glob("study-*")
-    runs = json.loads((study / "study.json").read_text())["runs"]
-    assert [r["status"] for r in runs] == ["complete", "complete"]
-    for r in runs:
-        meta = read_meta(tmp_path / r["run"])
-        assert meta["status"] == "complete" and meta["trained"] == ["conv_gap-seed0"]
-        assert (tmp_path / r["run"] / "units" / "submitit").is_dir()  # submitit's own job files and logs
+    (run_dir,) = (tmp_path / "quick").iterdir()
+    meta = read_meta(run_dir)
+    assert meta["status"] == "complete" and meta["trained"] == ["conv_gap-seed0"]
+    assert json.loads((run_dir / "units" / "conv_gap-seed0.json").read_text())["status"] == "complete"
+    # submitit's own job files and logs: the unit was one job, which left its result
+    assert len(list((run_dir / "units" / "submitit").glob("*/*_result.pkl"))) == 1
 
 
 def test_invlab_sweep_jobs_2_gives_the_same_tables_as_one(one_job, tmp_path):

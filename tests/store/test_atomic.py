@@ -166,3 +166,74 @@ def test_a_unit_log_that_is_a_link_is_refused(finished_run, tmp_path, victim):
     assert res.exit_code == 2 and "Traceback" not in res.output, res.output
     assert "conv_gap-seed0.log is a symbolic link" in said
     assert victim.read_text() == "precious\n" and link.is_symlink()
+
+
+# ----------------------------------------------------------------------------------------------- a full disk
+
+
+@pytest.fixture
+def full_disk(monkeypatch):
+    """Files whose name ends with one of the returned set's names are written to /dev/full: the kernel's own
+    ENOSPC (errno 28) at the first write that reaches it; their temporary file is still made, to be removed."""
+    if not os.path.exists("/dev/full"):
+        pytest.skip("no /dev/full here")
+    from invariance_lab.store import atomic
+
+    names, real = set(), atomic._temporary
+
+    def temporary(path):
+        fd, tmp = real(path)
+        if any(str(path).endswith(n) for n in names):
+            os.close(fd)
+            fd = os.open("/dev/full", os.O_WRONLY)
+        return fd, tmp
+
+    monkeypatch.setattr(atomic, "_temporary", temporary)
+    return names
+
+
+def test_a_full_disk_is_an_error_naming_the_file_which_is_left_as_it_was(tmp_path, full_disk):
+    import torch
+
+    from invariance_lab.core.errors import DiskFullError
+
+    write_text(tmp_path / "a.csv", "old\n")
+    full_disk.update({"a.csv", "b.pt"})
+    with pytest.raises(DiskFullError, match=f"cannot write {tmp_path / 'a.csv'}: the disk is full"):
+        write_csv(tmp_path / "a.csv", pd.DataFrame({"x": range(10000)}))
+    with pytest.raises(DiskFullError, match="b.pt: the disk is full"):  # torch.save words it as a RuntimeError
+        write_file(tmp_path / "b.pt", lambda f: torch.save({"w": torch.zeros(10000)}, f), binary=True)
+    assert sorted(os.listdir(tmp_path)) == ["a.csv"] and (tmp_path / "a.csv").read_text() == "old\n"
+
+
+def test_a_full_disk_while_appending_a_log_names_it(tmp_path, monkeypatch):
+    import errno
+
+    from invariance_lab.core.errors import DiskFullError
+
+    def full(fd, data):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    with monkeypatch.context() as m, pytest.raises(DiskFullError, match=f"cannot append to {tmp_path / 'u.log'}: "
+                                                                     "the disk is full"):
+        m.setattr(os, "write", full)  # os.write of every caller, for this call alone
+        append_text(tmp_path / "u.log", "done\n")
+
+
+def test_invlab_measure_on_a_full_disk_says_so_in_one_paragraph(tmp_path, full_disk):
+    import torch
+
+    from invariance_lab.data.images import write_folder
+
+    pixels = (torch.rand(4, 1, 12, 12, generator=torch.Generator().manual_seed(0)) * 255).round() / 255
+    write_folder(pixels, tmp_path / "imgs", torch.tensor([0, 1, 0, 1]), ["a", "b"])
+    full_disk.add("invariance.csv")
+    res = CliRunner().invoke(app, ["measure", "--images", str(tmp_path / "imgs"), "--model",
+                                   "custom_models:circular_gap", "--dx", "-1:1", "--results-dir", str(tmp_path / "r"),
+                                   "--quiet"])
+    message = res.output.strip()
+    assert res.exit_code == 2 and "Traceback" not in res.output and len(message.splitlines()) == 1, res.output
+    (folder,) = (tmp_path / "r" / "measure").iterdir()
+    assert message.startswith(f"error: cannot write {folder / 'invariance.csv'}: the disk is full"), message
+    assert sorted(os.listdir(folder)) == ["measure.yaml", "meta.json"]  # no CSV, no temporary file
+    assert read_json(folder / "meta.json")["status"] == "failed"

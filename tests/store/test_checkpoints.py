@@ -199,3 +199,31 @@ def test_edited_meta_seeds_are_refused(run_copy):
     meta["seeds"] = [0, 1]
     (run_copy / "meta.json").write_text(json.dumps(meta))
     assert "seeds [0, 1] in meta.json but [0] in config.yaml" in _sweep(run_copy)
+
+
+@pytest.mark.parametrize("edit, needle", [
+    (dict(data=dict(DATA, canvas=10**6)),
+     r"\[data\.canvas\] 1000000 is out of range; .* up to 256 \(a config's range is 8 to 256\)"),
+    (dict(factors={"channels": [10**6]}), r"\[factors\.channels\] \[1000000\] is out of range; .* from 1 to 36 "),
+    (dict(factors={"channels": [5]}), r"weights do not fit .*'blocks\.0\.conv\.weight'"),  # in range, wrong shapes
+])
+def test_huge_or_mismatched_sizes_are_refused_before_anything_is_built(tmp_path, monkeypatch, edit, needle):
+    import invariance_lab.store.checkpoints as checkpoints
+
+    path = tmp_path / "m.pt"
+    _save(path)
+    blob = torch.load(path, weights_only=True)
+    for key, value in edit.items():
+        blob[key] = dict(blob[key], **value)
+    blob["fingerprint"] = fingerprint(blob["factors"], blob["data"], blob["train"], blob["seed"])
+    torch.save(blob, path)
+    real = checkpoints.build_model
+
+    def meta_only(*args, **kwargs):  # the real model (memory) is never built from such a file
+        assert torch.empty(0).device.type == "meta", "a model was built before the sizes were checked"
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(checkpoints, "build_model", meta_only)
+    with pytest.raises(CheckpointError, match=needle) as e:
+        load_checkpoint(path, CPU)
+    assert str(path) in str(e.value)

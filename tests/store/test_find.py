@@ -162,6 +162,7 @@ def test_run_refuses_another_versions_checkpoints_with_a_message_and_reuses_them
     from conftest import ROOT
     from invariance_lab.config.load import load_config
     from invariance_lab.run.experiment import run_experiment
+    from invariance_lab.core.versions import __version__
     from invariance_lab.store.checkpoints import trained_with
 
     results = tmp_path / "r"
@@ -176,7 +177,7 @@ def test_run_refuses_another_versions_checkpoints_with_a_message_and_reuses_them
     new = run_experiment(cfg, results_dir=results, on_event=said.append, threads=1)
     fresh = read_meta(new)
     assert len(fresh["trained"]) == 4 and not fresh["reused"] and not fresh["reused_old"]
-    assert sum("not reusing" in s and "invlab '0.0.9' (this is 0.1.0)" in s and "--reuse-old" in s
+    assert sum("not reusing" in s and f"invlab '0.0.9' (this is {__version__})" in s and "--reuse-old" in s
                for s in said) == 4
     shutil.rmtree(new)  # only the old run remains
     again = read_meta(run_experiment(cfg, results_dir=results, reuse_old=True, threads=1))

@@ -1,0 +1,65 @@
+"""cli/options.py: a choice option lists its values in --help, completes them in the shell, and answers a wrong
+value with the closest name (exit 2, one paragraph, before the command starts)."""
+
+import pytest
+from typer.testing import CliRunner
+
+from invariance_lab.cli.main import app
+
+runner = CliRunner()
+
+# (command, option, a misspelt value, the name it is closest to, every allowed value)
+CHOICES = [
+    ("sweep", "--mode", "circ", "circular", ["canvas", "circular"]),
+    ("sweep", "--grid", "axis", "axes", ["product", "axes"]),
+    ("sweep", "--kind", "part", "parts", ["translation", "parts"]),
+    ("sweep", "--engine", "brut", "brute", ["auto", "allshift", "brute"]),
+    ("report", "--by", "shifts", "shift", ["model", "shift", "layer"]),
+    ("report", "--format", "markdwn", "markdown", ["table", "markdown", "csv"]),
+    ("run", "--executor", "process", "processes", ["processes", "slurm", "submitit-local"]),
+    ("measure", "--mode", "circ", "circular", ["canvas", "circular"]),
+    ("measure", "--fill", "edges", "edge", ["zeros", "edge", "reflect"]),
+    ("measure", "--colour", "gray", "grey", ["grey", "rgb"]),
+    ("measure", "--color", "rgbb", "rgb", ["grey", "rgb"]),  # the other spelling: the message names --colour
+    ("measure", "--device", "gpu", "cpu", ["cpu", "cuda", "auto"]),
+    ("measure", "--engine", "al", None, ["auto", "allshift", "brute"]),
+]
+REQUIRED = {"sweep": ["x"], "report": [], "run": ["x.yaml"], "measure": ["--images", "x"]}
+
+
+@pytest.mark.parametrize("command, option, wrong, close, allowed", CHOICES)
+def test_a_wrong_choice_names_the_closest_and_every_allowed_value(command, option, wrong, close, allowed):
+    res = runner.invoke(app, [command, *REQUIRED[command], option, wrong])
+    said = " ".join(res.output.split())
+    assert res.exit_code == 2 and "Traceback" not in res.output, res.output
+    named = "--colour" if option == "--color" else option
+    assert said.startswith(f"error: unknown {named} '{wrong}'") and said.count("error:") == 1, said
+    assert (f"did you mean '{close}'?" in said) if close else "did you mean" not in said
+    assert said.endswith("choose one of: " + ", ".join(allowed)), said
+
+
+@pytest.mark.parametrize("command, option, allowed", sorted({(c, o, tuple(a)) for c, o, _, _, a in CHOICES
+                                                             if o != "--color"}))
+def test_help_lists_the_allowed_values(command, option, allowed):
+    res = runner.invoke(app, [command, "--help"], env={"COLUMNS": "200"})
+    assert res.exit_code == 0
+    rows = [r for r in res.output.splitlines() if r.split()[1:2] and r.split()[1].split(",")[0] == option]
+    assert len(rows) == 1 and "|".join(allowed) in rows[0] and "<str>" not in rows[0], rows
+
+
+def test_color_is_colour():
+    res = runner.invoke(app, ["measure", "--help"])
+    assert "--colour,--color" in res.output.replace(" ", "")
+
+
+def test_the_shell_completes_commands_and_choices():
+    # what bash's completion function (invlab --install-completion) asks the installed command
+    def complete(words: str) -> list[str]:
+        env = {"_INVLAB_COMPLETE": "complete_bash", "COMP_WORDS": words, "COMP_CWORD": str(len(words.split()) - 1)}
+        res = runner.invoke(app, [], prog_name="invlab", env=env)
+        assert res.exit_code == 0, res.output
+        return res.output.split()
+
+    assert complete("invlab sw") == ["sweep"]
+    assert complete("invlab sweep --mode c") == ["canvas", "circular"]
+    assert complete("invlab report --format m") == ["markdown"]

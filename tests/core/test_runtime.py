@@ -1,0 +1,77 @@
+"""core/runtime.py: the default thread count gives way to other processes' load, --threads overrides it, and a
+library call that sets threads gives the caller's back."""
+
+import os
+
+import pytest
+import torch
+
+from invariance_lab.core import runtime
+from invariance_lab.core.errors import InvlabError
+
+
+@pytest.fixture
+def machine(monkeypatch):
+    """A machine of `cores` cores, a 1-minute load of `load` (None: no load average) and torch's default `own`."""
+
+    def make(cores, load, own, machine_cores=None):
+        monkeypatch.setattr(runtime, "usable_cores", lambda: cores)
+        monkeypatch.setattr(os, "cpu_count", lambda: machine_cores or cores)
+        if load is None:
+            monkeypatch.delattr(os, "getloadavg")
+        else:
+            monkeypatch.setattr(os, "getloadavg", lambda: (load, load, load))
+        monkeypatch.setattr(torch, "get_num_threads", lambda: own)
+
+    return make
+
+
+@pytest.mark.parametrize("cores, load, own, want", [
+    (2, 0.0, 2, 2),  # quiet: torch's default, as before
+    (2, 0.4, 2, 2),
+    (2, 1.0, 2, 1),  # one other busy process: the other core
+    (2, 2.1, 2, 1),  # two busy processes on two cores: one thread, never zero
+    (2, 9.0, 2, 1),
+    (8, 3.0, 8, 5),
+    (8, 0.0, 4, 4),  # never more than torch's own default
+    (4, 1.2, 2, 2),
+])
+def test_default_threads_leave_the_busy_cores_to_their_processes(machine, cores, load, own, want):
+    machine(cores, load, own)
+    threads, why = runtime.default_threads()
+    assert threads == want
+    assert (f"load {load:.1f}" in why) if want == own else (f"{load:.1f} busy" in why and f"{cores} cores" in why)
+
+
+def test_a_cluster_jobs_cores_are_counted_against_the_whole_machines_load(machine):
+    # 4 cores of a 64-core node whose other jobs keep 56 busy: all 4; with 63 busy, the 1 left
+    machine(4, 56.0, 4, machine_cores=64)
+    assert runtime.default_threads()[0] == 4
+    machine(4, 63.0, 4, machine_cores=64)
+    assert runtime.default_threads()[0] == 1
+
+
+def test_without_a_load_average_the_default_is_torchs(machine):
+    machine(2, None, 2)
+    assert runtime.default_threads() == (2, "torch's default (2; no load average on this system)")
+
+
+def test_threads_given_are_set_and_said():
+    before = torch.get_num_threads()
+    try:
+        assert runtime.set_threads(1) == "--threads 1" and torch.get_num_threads() == 1
+        with pytest.raises(InvlabError, match="--threads must be at least 1"):
+            runtime.set_threads(0)
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_a_call_that_sets_threads_gives_them_back():
+    before = torch.get_num_threads()
+
+    @runtime.keeps_threads
+    def work():
+        runtime.set_threads(before + 1)
+        return torch.get_num_threads()
+
+    assert work() == before + 1 and torch.get_num_threads() == before

@@ -1,0 +1,77 @@
+"""data/transforms.py's band-limited shift (fourier_shift) against theory: whole pixels are torch.roll, a sampled
+cosine moves exactly, shifts compose and invert for images without Nyquist energy, and the Nyquist choice
+(cos(pi d)) is what the docstring says; circular_shift's default (bilinear) still refuses fractions."""
+
+import math
+
+import pytest
+import torch
+
+from invariance_lab.data.shifts import circular_shift
+from invariance_lab.data.transforms import ShiftError, fourier_shift
+
+
+def images(h=8, w=8, seed=0):
+    return torch.rand(3, 2, h, w, generator=torch.Generator().manual_seed(seed))
+
+
+def band_limited(x: torch.Tensor) -> torch.Tensor:
+    """x without its Nyquist row and column (even sides): what the group property needs."""
+    spectrum = torch.fft.fft2(x.double())
+    h, w = x.shape[-2:]
+    if h % 2 == 0:
+        spectrum[..., h // 2, :] = 0
+    if w % 2 == 0:
+        spectrum[..., :, w // 2] = 0
+    return torch.fft.ifft2(spectrum).real.float()
+
+
+@pytest.mark.parametrize("h, w", [(8, 8), (7, 9), (6, 5)])
+@pytest.mark.parametrize("dx, dy", [(1, 0), (0, -3), (2, 5), (-7, 4)])
+def test_a_whole_pixel_fft_shift_is_torch_roll(h, w, dx, dy):
+    x = images(h, w)  # Nyquist energy included: cos(pi d) = (-1)^d keeps it, signed, at whole pixels
+    assert torch.allclose(fourier_shift(x, dx, dy), torch.roll(x, (dy, dx), (-2, -1)), atol=1e-6, rtol=0)
+    assert torch.equal(circular_shift(x, dx, dy, "fft"), torch.roll(x, (dy, dx), (-2, -1)))  # exactly
+
+
+@pytest.mark.parametrize("d", [0.5, 0.25, -1.3, 2.75])
+def test_a_sampled_cosine_moves_by_the_fraction(d):
+    n, k, phase = 16, 3, 0.4
+    m = torch.arange(n, dtype=torch.float64)
+    row = lambda shift: torch.cos(2 * math.pi * k * (m - shift) / n + phase)  # noqa: E731
+    x = row(0.0).expand(5, n).float()[None, None]  # varies along x only
+    assert torch.allclose(fourier_shift(x, d, 0.0)[0, 0], row(d).expand(5, n).float(), atol=1e-6)
+    assert torch.allclose(fourier_shift(x.transpose(-1, -2), 0.0, d)[0, 0], row(d)[:, None].expand(n, 5).float(),
+                          atol=1e-6)
+
+
+@pytest.mark.parametrize("h, w", [(8, 8), (7, 9)])
+def test_half_then_half_is_one_pixel_for_band_limited_images(h, w):
+    x = band_limited(images(h, w, seed=1))
+    two_halves = fourier_shift(fourier_shift(x, 0.5, 0.5), 0.5, 0.5)
+    assert torch.allclose(two_halves, torch.roll(x, (1, 1), (-2, -1)), atol=1e-6, rtol=0)
+    assert torch.allclose(fourier_shift(fourier_shift(x, 0.3, -1.25), 1.2, 0.5), fourier_shift(x, 1.5, -0.75),
+                          atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("a", [(0.5, 0.0), (0.3, -0.7), (-2.25, 1.5)])
+def test_a_shift_is_undone_by_its_inverse_for_band_limited_images(a):
+    x = band_limited(images(8, 8, seed=2))
+    back = fourier_shift(fourier_shift(x, *a), -a[0], -a[1])
+    assert torch.allclose(back, x, atol=1e-6, rtol=0)
+    assert not torch.allclose(fourier_shift(x, *a), x, atol=1e-3)  # it did move
+
+
+def test_the_nyquist_component_is_scaled_by_cos_pi_d():
+    checkerboard = ((torch.arange(8)[:, None] + torch.arange(8)[None, :]) % 2).float()[None, None] * 2 - 1
+    assert torch.allclose(fourier_shift(checkerboard, 0.5, 0.0), torch.zeros_like(checkerboard), atol=1e-6)
+    assert torch.allclose(fourier_shift(checkerboard, 1.0, 0.0), -checkerboard, atol=1e-6)
+    assert torch.allclose(fourier_shift(checkerboard, 0.25, 0.0), math.cos(math.pi / 4) * checkerboard, atol=1e-6)
+
+
+def test_bilinear_is_unchanged_circular_shifts_refuse_fractions():
+    x = images()
+    assert torch.equal(circular_shift(x, 2, -1), torch.roll(x, (-1, 2), (-2, -1)))
+    with pytest.raises(ShiftError, match="whole pixels unless subpixel is fft"):
+        circular_shift(x, 0.5, 0)
+    assert fourier_shift(x, 0.5, 0).dtype == x.dtype and fourier_shift(x, 0.5, 0).shape == x.shape

@@ -1,0 +1,44 @@
+"""The all-shift engine's rules for the newer downsampling layers (engine_rules.py): LPS and AFC are evaluated
+exactly (the engine's logits equal brute force at every circular shift), TIPS and LPS in training mode are left
+to brute force with the reason, and a block's activation needs a rule of its own."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from invariance_lab.eval.engine import allshift_plan, why_not
+from invariance_lab.nn.models import build_model, resolve_spec
+
+S = 16
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def net(downsample: str) -> nn.Module:
+    torch.manual_seed(0)
+    f = resolve_spec(dict(downsample=downsample, head="global_avg", padding="circular", channels=[4, 8], blur_size=1))
+    return build_model(f, num_classes=3, canvas=S).eval()
+
+
+@pytest.mark.parametrize("downsample", ["lps", "afc"])
+def test_engine_equals_brute_force_at_every_shift(downsample):
+    model = net(downsample)
+    x = torch.rand(2, 1, S, S, generator=torch.Generator().manual_seed(3))
+    shifts = [(dx, dy) for dy in range(S) for dx in range(S)]
+    fast = allshift_plan(model, S).logits(x, shifts)
+    with torch.no_grad():
+        brute = torch.stack([model(torch.roll(x, (dy, dx), dims=(-2, -1))) for dx, dy in shifts])
+    assert (fast - brute).abs().max().item() < 1e-5
+
+
+def test_tips_and_training_lps_are_left_to_brute_force_with_the_reason():
+    assert "quadrants" in why_not(net("tips"), S) and "even shifts" in why_not(net("tips"), S)
+    assert "Gumbel" in why_not(net("lps").train(), S)
+
+
+def test_an_activation_without_a_rule_is_not_certified():
+    model = net("afc")
+    model.blocks[1].act = nn.Softplus()  # a pointwise map, but the engine has not been told so
+    assert "Softplus is not a layer the all-shift engine knows" in why_not(model, S)

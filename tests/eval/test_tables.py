@@ -1,0 +1,31 @@
+"""eval/tables.py's summarize: a model whose every moved shift is NaN is summarised, not a pandas traceback; the
+worst-case columns are appended."""
+
+import math
+
+import pandas as pd
+
+from invariance_lab.core.columns import CONSISTENT, METRIC_COLUMNS, ROBUST, WORST_CASE_COLUMNS
+from invariance_lab.eval.tables import summarize
+
+
+def test_a_model_with_nan_at_every_shift_has_no_worst_shift():
+    rows = [dict(model="m", seed=0, dx=dx, dy=0, **{c: math.nan for c in METRIC_COLUMNS}) for dx in (0, 1, 2)]
+    summary = summarize(pd.DataFrame(rows), {("m", 0): 0.5}, n_classes=2)
+    assert len(summary) == 1 and math.isnan(summary.worst_shift_dx.iloc[0])
+
+
+def test_the_worst_case_columns_come_last_and_leave_the_others_as_they_were():
+    """robust_accuracy and consistent_fraction are appended to summary.csv (nothing reads it by position), from
+    the evaluators' per-image flags or, for il.summarize(il.measure(...)), the table's attrs; unknown: left out."""
+    rows = [dict(model=m, seed=s, dx=dx, dy=0, n_images=4, accuracy=0.75, flip_rate=dx / 4, prob_change=0.1,
+                 neighbor_flip_rate=0.0) for m, s in (("a", 0), ("b/c", 1)) for dx in (0, 1, 2)]
+    table = pd.DataFrame(rows)
+    before = summarize(table, None, n_classes=2)
+    worst = {("a", 0): {ROBUST: 0.5, CONSISTENT: 0.25}, ("b/c", 1): {ROBUST: 0.75, CONSISTENT: 1.0}}
+    after = summarize(table, None, n_classes=2, worst_case=worst)
+    assert list(after.columns) == list(before.columns) + WORST_CASE_COLUMNS
+    pd.testing.assert_frame_equal(after[before.columns], before)
+    assert after[ROBUST].tolist() == [0.5, 0.75] and after[CONSISTENT].tolist() == [0.25, 1.0]
+    table.attrs["worst_case"] = {f"{m}/{s}": v for (m, s), v in worst.items()}  # as il.measure keeps them
+    pd.testing.assert_frame_equal(summarize(table, None, n_classes=2), after)

@@ -1,0 +1,137 @@
+"""report/answer.py: the sentence that opens the HTML page, on model tables built by hand (the shape of
+tables.model_table): the right model or head named with its numbers, overlapping intervals worded as within the
+seed spread, models at chance left out and named, one model, a page of `invlab measure` folders."""
+
+import math
+
+import pandas as pd
+import pytest
+
+from invariance_lab.report.answer import answer, pct, pct_range
+
+
+def table(*rows, run=None):
+    """A model table: rows (model, head, mean flip rate, (lo, hi) or None for one seed[, n_chance])."""
+    out = []
+    for model, head, mean, interval, *chance in rows:
+        lo, hi = interval if interval else (math.nan, math.nan)
+        out.append(dict(model=model, downsample="none", head=head, padding="zeros",
+                        n_seeds=3 if interval else 1, n_chance=chance[0] if chance else 0,
+                        mean_flip_rate=mean, mean_flip_rate_ci=(hi - lo) / 2, mean_flip_rate_lo=lo,
+                        mean_flip_rate_hi=hi, worst_flip_rate=min(1.0, 2 * mean)))
+    t = pd.DataFrame(out)
+    if run is not None:
+        t.insert(0, "run", run)
+    return t
+
+
+SEED_QUESTION = table(("conv_only", "flatten", 0.291, (0.25, 0.33)),
+                      ("conv_maxpool", "flatten", 0.388, (0.35, 0.42)),
+                      ("strided_conv", "flatten", 0.33, (0.30, 0.36)),
+                      ("conv_gap", "global_avg", 0.004, (0.001, 0.007)))
+
+
+@pytest.mark.parametrize("v, want", [(0, "0%"), (0.004, "0.4%"), (0.0001, "< 0.1%"), (0.0996, "10%"),
+                                     (0.291, "29%"), (0.0949, "9.5%"), (1.0, "100%")])
+def test_percentages(v, want):
+    assert pct(v) == want
+
+
+def test_range_of_percentages():
+    assert pct_range(0.291, 0.388) == "29–39%" and pct_range(0.29, 0.2901) == "29%"
+
+
+def test_head_named_when_its_models_are_apart():
+    text = answer(SEED_QUESTION)
+    assert text.startswith("Global average pooling makes the network most invariant: 0.4% of predictions change")
+    assert "against 29–39% for the flatten + dense heads" in text
+    assert "conv_only" not in text  # the heads are the answer; the table names the models
+
+
+def test_head_not_named_when_an_interval_overlaps():
+    """One flatten model as low as the pooled one: no head claim; the ranking, with the tie said."""
+    t = table(("conv_gap", "global_avg", 0.004, (0.001, 0.007)), ("conv_only", "flatten", 0.291, (0.25, 0.33)),
+              ("lucky_flat", "flatten", 0.01, (0.0, 0.02)))
+    text = answer(t)
+    assert "Global average pooling" not in text
+    assert text.startswith("Most invariant: conv_gap, 0.4% of predictions change")
+    assert "least: conv_only, 29% (95% interval 25–33% over 3 seeds)" in text
+    assert "lucky_flat is within the seed spread of conv_gap (95% intervals overlap)" in text
+
+
+def test_most_and_least_named_whatever_the_table_order():
+    t = table(("blurred", "global_avg", 0.30, (0.28, 0.32)), ("plain", "global_avg", 0.05, (0.04, 0.06)),
+              ("middle", "global_avg", 0.12, (0.10, 0.14)))
+    text = answer(t)
+    assert text.startswith("Most invariant: plain, 5.0% of predictions change when the letter moves "
+                           "(95% interval 4.0–6.0% over 3 seeds); least: blurred, 30%")
+    assert "seed spread" not in text  # every interval apart
+
+
+def test_overlapping_intervals_are_no_winner():
+    t = table(("a", "global_avg", 0.10, (0.02, 0.18)), ("b", "global_avg", 0.14, (0.06, 0.22)))
+    text = answer(t)
+    assert text.startswith("No model is shown more invariant than another")
+    assert "the 95% intervals overlap: the difference is within the seed spread" in text
+    assert "Most invariant" not in text
+
+
+def test_one_seed_claims_no_spread():
+    t = table(("a", "global_avg", 0.02, None), ("b", "flatten", 0.30, None))
+    text = answer(t)
+    assert "Fewest changes: a, 2.0%" in text and "most: b, 30%" in text
+    assert "not known" in text and "makes the network" not in text  # no head claim without an interval
+
+
+def test_models_at_chance_left_out_and_named():
+    """conv_gap never flips because it answers one class: it must not be named the most invariant."""
+    t = table(("conv_only", "flatten", 0.121, (0.0, 0.70)), ("conv_gap", "global_avg", 0.0, (0.0, 0.0), 2))
+    text = answer(t)
+    assert text.startswith("conv_only: 12% of predictions change when the letter moves (mean over the non-zero "
+                           "shifts; 95% interval 0–70% over 3 seeds; at the worst shift 24%).")
+    assert "conv_gap (2 of 3 seeds) answers at chance" in text and "says nothing about invariance" in text
+    assert "Most invariant" not in text and "Global average" not in text
+
+
+def test_every_model_at_chance():
+    t = table(("a", "flatten", 0.0, (0.0, 0.0), 3), ("b", "global_avg", 0.0, (0.0, 0.0), 1))
+    text = answer(t)
+    assert text.startswith("No model can be compared")
+    assert "a (3 of 3 seeds) and b (1 of 3 seeds) answer at chance" in text
+
+
+def test_one_model_only():
+    text = answer(table(("conv_gap", "global_avg", 0.004, (0.001, 0.007))))
+    assert text == ("conv_gap: 0.4% of predictions change when the letter moves (mean over the non-zero shifts; "
+                    "95% interval 0.1–0.7% over 3 seeds; at the worst shift 0.8%).")
+
+
+def test_measure_folder_names_the_images_not_letters():
+    protocol = dict(kind="translation", mode="canvas", dx=[-8.0, 8.0, 1.0], dy=[0.0, 0.0, 1.0], test_images=40,
+                    images="/data/cats", seeds=[0])
+    text = answer(table(("mynet", "?", 0.0625, None)), measure=protocol)
+    assert text == ("mynet: 6.2% of predictions change when the 40 images of /data/cats are shifted by dx -8..8 "
+                    "inside their frame (mean over the non-zero shifts; at the worst shift 12%).")
+    assert "letter" not in text
+
+
+def test_several_runs_name_the_run():
+    t = pd.concat([table(("m", "global_avg", 0.02, (0.01, 0.03)), run="a/1"),
+                   table(("m", "global_avg", 0.20, (0.18, 0.22)), run="b/2")], ignore_index=True)
+    text = answer(t)
+    assert text.startswith("Most invariant: m (a/1), 2.0%") and "least: m (b/2), 20%" in text
+
+
+def test_lone_measured_model_at_chance_names_the_images():
+    protocol = dict(mode="circular", dx=[-3.0, 3.0, 1.0], dy=[-1.0, 1.0, 1.0], test_images=12, images="imgs")
+    text = answer(table(("mynet", "?", 0.0, None, 1)), measure=protocol)
+    assert text == ("mynet (1 of 1 seed) answers at chance on the 12 images of imgs: its flip rate says nothing "
+                    "about invariance.")
+
+
+def test_measured_on_a_run_folders_own_images():
+    protocol = dict(mode="circular", dx=[-3.0, 3.0, 1.0], dy=[-1.0, 1.0, 1.0], test_images=40,
+                    images="the test images of run results/quick/r1")
+    text = answer(table(("mynet", "?", 0.25, None)), measure=protocol)
+    assert ("25% of predictions change when the test images of run results/quick/r1 (40 images) are shifted by "
+            "dx -3..3 and dy -1..1 with wrap-around") in text

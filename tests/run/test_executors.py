@@ -1,0 +1,152 @@
+"""executors: a worker process of `--jobs N` that dies (SIGKILL, the out-of-memory killer) fails only the unit it
+held, with the cause; the other units finish and are kept, and a rerun trains only the failed one. A unit state
+left "running" by a process that is gone, or with a heartbeat in the future, never blocks a rerun."""
+
+import json
+import multiprocessing
+import os
+import signal
+import socket
+import subprocess
+import sys
+from datetime import datetime, timedelta
+
+import yaml
+from conftest import ROOT, SMALL_RUN
+from typer.testing import CliRunner
+
+from invariance_lab.cli.main import app
+from invariance_lab.run.scheduler import running_elsewhere
+from invariance_lab.run.workers import WorkerDied, WorkerPool
+from invariance_lab.store.meta import _process_start, read_meta, read_unit_state
+
+# Two units that train at once: `killer` kills its own worker with SIGKILL (as the out-of-memory killer would)
+# while `armed` exists; `patient` waits, mid-training, until the killer's worker is dead, so a healthy unit is
+# certainly in flight when its neighbour's worker dies.
+KILLER = '''
+import os
+import pathlib
+import signal
+import time
+
+import torch
+from torch import nn
+
+
+class Net(nn.Module):
+    def __init__(self, role, armed):
+        super().__init__()
+        self.role, self.armed = role, armed
+        self.conv = nn.Conv2d(1, 2, 3, padding=1)
+        self.fc = nn.Linear(2, 2)
+
+    def forward(self, x):
+        if self.training and x.shape[0] > 2:  # not on invlab's 2-image check
+            dying = pathlib.Path(self.armed + ".dying")
+            if self.role == "killer" and os.path.exists(self.armed):
+                dying.write_text(str(os.getpid()))
+                os.kill(os.getpid(), signal.SIGKILL)
+            deadline = time.monotonic() + 60  # a killer that never came
+            while self.role == "patient" and not _dead(dying) and time.monotonic() < deadline:
+                time.sleep(0.01)
+        return self.fc(torch.relu(self.conv(x)).mean((2, 3)))
+
+
+def _dead(dying):
+    """The killer's worker is gone (not even a zombie): it wrote its pid, then killed itself."""
+    try:
+        pid = int(dying.read_text())
+        return pathlib.Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except ValueError:  # not written yet, or half-written
+        return False
+    except OSError:
+        return dying.exists()  # no /proc entry: the process is gone
+
+
+def net(role, armed):
+    return Net(role, armed)
+'''
+
+
+def _square_or_die(n):
+    if n < 0:
+        os.kill(os.getpid(), signal.SIGKILL)
+    if n == 13:
+        raise ValueError("unlucky")
+    return n * n
+
+
+def test_a_dead_worker_fails_only_its_task_and_a_fresh_worker_takes_the_rest():
+    # forked workers (milliseconds to start; the pool is the same with invlab's fork server)
+    pool = WorkerPool(_square_or_die, 2, multiprocessing.get_context("fork"))
+    handles = pool.submit([2, -1, 3, 13, 4, -1, 5])
+    outcomes = []
+    for handle in handles:
+        try:
+            outcomes.append(handle.result())
+        except Exception as e:
+            outcomes.append(e)
+    pool.close()
+    assert [outcomes[i] for i in (0, 2, 4, 6)] == [4, 9, 16, 25]
+    for died in (outcomes[1], outcomes[5]):
+        assert isinstance(died, WorkerDied) and "killed by signal 9 (SIGKILL" in str(died)
+    assert isinstance(outcomes[3], ValueError) and "unlucky" in str(outcomes[3])
+    assert "_square_or_die" in str(outcomes[3].__cause__)  # the worker's traceback, for --debug
+
+
+def test_a_killed_worker_fails_only_its_unit_and_a_rerun_trains_only_that_one(tmp_path):
+    armed = tmp_path / "armed"
+    armed.write_text("")
+    (tmp_path / "killer.py").write_text(KILLER)
+    raw = yaml.safe_load((ROOT / "configs" / "quick.yaml").read_text())
+    raw["seeds"] = [0]
+    raw["models"] = {role: {"factory": "killer:net", "kwargs": {"role": role, "armed": str(armed)}}
+                     for role in ("patient", "killer")}
+    config = tmp_path / "killer.yaml"
+    config.write_text(yaml.safe_dump(raw, sort_keys=False))
+    results = tmp_path / "r"
+    # the real command in its own process: the workers' output (a traceback of theirs) is caught too
+    proc = subprocess.run([sys.executable, "-m", "invariance_lab", "run", str(config), "--results-dir", str(results),
+                           *SMALL_RUN, "--jobs", "2"], capture_output=True, text=True, timeout=180)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 2 and "Traceback" not in out and "BrokenProcessPool" not in out, out
+    assert "leaked" not in out, out  # no resource_tracker warning about the dead worker's semaphore
+    assert "1 of 2 units failed" in out and "killer-seed0" in out and "signal 9" in out and "SIGKILL" in out, out
+    (run_dir,) = (results / "quick").iterdir()
+    assert (run_dir / "checkpoints" / "patient-seed0.pt").is_file()  # the healthy neighbour finished and was kept
+    assert not (run_dir / "checkpoints" / "killer-seed0.pt").exists()
+    state = read_unit_state(run_dir, "killer-seed0")
+    assert state["status"] == "failed" and "signal 9" in state["error"]  # not left "running"
+    res = CliRunner().invoke(app, ["status", str(run_dir)])
+    assert "failed" in res.output and "signal 9" in res.output, res.output
+
+    armed.unlink()
+    res = CliRunner().invoke(app, ["run", str(config), "--results-dir", str(results), *SMALL_RUN])
+    assert res.exit_code == 0, res.output
+    meta = read_meta(run_dir)
+    assert meta["trained"] == ["killer-seed0"] and set(meta["reused"]) == {"patient-seed0"}
+
+
+def _unit_state(run_dir, key, **fields):
+    state = dict(dict(status="running", key=key, host=socket.gethostname(), started="2026-01-01T00:00:00",
+                      heartbeat=datetime.now().isoformat(timespec="seconds")), **fields)
+    (run_dir / "units").mkdir(exist_ok=True)
+    (run_dir / "units" / f"{key}.json").write_text(json.dumps(state))
+
+
+def test_a_running_unit_whose_process_is_gone_or_whose_heartbeat_is_in_the_future_is_trained_again(tmp_path):
+    gone = subprocess.Popen([sys.executable, "-c", ""])
+    gone.wait()
+    future = (datetime.now() + timedelta(days=365)).isoformat(timespec="seconds")
+    me, start = os.getpid(), _process_start(os.getpid())
+    _unit_state(tmp_path, "dead-seed0", pid=gone.pid, pid_start="1")
+    _unit_state(tmp_path, "future-seed0", pid=1, host="elsewhere", heartbeat=future)
+    _unit_state(tmp_path, "future_here-seed0", pid=me, pid_start=start, heartbeat=future)
+    _unit_state(tmp_path, "alive-seed0", pid=me, pid_start=start)
+    _unit_state(tmp_path, "alive_elsewhere-seed0", pid=1, host="elsewhere")
+    assert not running_elsewhere(tmp_path, "dead-seed0")
+    assert not running_elsewhere(tmp_path, "future-seed0")
+    assert not running_elsewhere(tmp_path, "future_here-seed0")
+    assert not running_elsewhere(tmp_path, "none-seed0")  # no state at all
+    assert running_elsewhere(tmp_path, "alive-seed0")  # a live unit is waited for, not trained twice
+    assert running_elsewhere(tmp_path, "alive_elsewhere-seed0")  # a fresh heartbeat from another host

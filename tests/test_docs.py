@@ -1,0 +1,98 @@
+"""The docs cannot drift from the code: the generated pages (docs/gen_reference.py) equal what the code gives now,
+the README keeps the test command CI runs, and every `invlab` example in a bash block of the README or docs/ is
+run here, or says on its line or in its block why it is not (training takes minutes; a run folder is needed)."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from invariance_lab.cli.main import app
+
+ROOT = Path(__file__).resolve().parents[1]
+MARKER = "# not run by the tests:"
+SHELL_FENCES = ("bash", "sh", "shell", "console")
+TEST_COMMAND = ("python3 -m venv .venv && .venv/bin/pip install torch==2.13.0 -e '.[test]' && "
+                ".venv/bin/python -m pytest -q")
+
+# Examples run by this file: quick, and they need no run folder.
+RUN_HERE = ["invlab --help", "invlab models", "invlab fonts"]
+
+
+def _generator():
+    spec = importlib.util.spec_from_file_location("gen_reference", ROOT / "docs" / "gen_reference.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _examples(text: str) -> list[tuple[str, str]]:
+    """(command, its block) for each line of a shell block whose command is invlab (after `$ ` and VAR=value)."""
+    found = []
+    for lang, block in re.findall(r"^ *```(\w+)\n(.*?)^ *```", text, flags=re.M | re.S):
+        if lang not in SHELL_FENCES:
+            continue
+        lines = block.replace("\\\n", " ").splitlines()  # continuation lines: one command
+        for line in lines:
+            command = line.strip().removeprefix("$ ")
+            while re.match(r"[A-Za-z_]+=\S+ ", command):  # PYTHONPATH=examples invlab ...
+                command = command.split(" ", 1)[1]
+            if command.startswith("invlab"):
+                found.append((" ".join(command.split()), block))
+    return found
+
+
+def _pages() -> list[Path]:
+    return [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+
+
+@pytest.mark.parametrize("page", ["configuration.md", "commands.md"])
+def test_generated_pages_equal_what_the_code_gives(page):
+    made = _generator().PAGES[page]()
+    assert (ROOT / "docs" / page).read_text(encoding="utf-8") == made, \
+        f"docs/{page} is stale: run python docs/gen_reference.py"
+
+
+def test_the_configuration_page_names_every_field_of_the_schema():
+    from invariance_lab.schema.config import Config, DataConfig, ModelSpec, SweepConfig, TrainConfig
+
+    text = (ROOT / "docs" / "configuration.md").read_text(encoding="utf-8")
+    for cls in (Config, DataConfig, ModelSpec, TrainConfig, SweepConfig):
+        for name in cls.model_fields:
+            assert f"| `{name}` |" in text, (cls.__name__, name)
+
+
+def test_the_readme_keeps_the_command_ci_runs():
+    assert TEST_COMMAND in (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+def test_every_invlab_example_is_run_or_says_why_not():
+    unaccounted = []
+    for page in _pages():
+        for command, block in _examples(page.read_text(encoding="utf-8")):
+            line = next(x for x in block.replace("\\\n", " ").splitlines() if " ".join(x.split()).endswith(command)
+                        or command in " ".join(x.split()))
+            reason = (line.split(MARKER, 1)[1] if MARKER in line else
+                      block.split(MARKER, 1)[1].splitlines()[0] if MARKER in block else "")
+            if command not in RUN_HERE and len(reason.strip()) < 10:  # a marker must say why
+                unaccounted.append(f"{page.name}: {command}")
+    assert not unaccounted, unaccounted
+    assert set(RUN_HERE) <= {c for page in _pages() for c, _ in _examples(page.read_text(encoding="utf-8"))}
+
+
+@pytest.mark.parametrize("command", RUN_HERE)
+def test_the_quick_examples_run(command):
+    result = CliRunner().invoke(app, shlex.split(command)[1:])
+    assert result.exit_code == 0 and result.output.strip(), result.output
+
+
+def test_the_readmes_relative_links_resolve():
+    """mkdocs --strict checks the links between pages of the site; the README is outside it."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    targets = [t.split("#")[0] for t in re.findall(r"\]\(([^)\s]+)\)", text) if not re.match(r"\w+://", t)]
+    assert targets and not [t for t in targets if t and not (ROOT / t).exists()]
