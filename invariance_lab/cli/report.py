@@ -26,13 +26,14 @@ def report_cli(paths: List[Path] = typer.Argument(None, help="Run or sweep folde
                plot: Optional[Path] = typer.Option(None, "--plot", help="Also write PNG plots into this folder."),
                drop_chance: bool = typer.Option(False, "--drop-chance", help="Leave out seeds at chance (clean accuracy within 5 points of 1/classes): their consistency says nothing."),
                html: Optional[Path] = typer.Option(None, "--html", help="Also write one self-contained HTML page (tables, plots, the test letters as the networks saw them, animations) to this file."),
+               wide: bool = typer.Option(False, "--wide", help="Terminal tables with every column (default: the main ones, to fit 100 columns; markdown and csv always have every column)."),
                results_dir: Path = typer.Option(Path("results"), "--results-dir", help="Where to look for the newest run when no folder is given."),
                force: bool = typer.Option(False, "--force", help="Replace an existing --html page or --plot PNG that invlab did not write (without it, only invlab's own files are replaced).")):
     """Compare models (mean ± 95% CI over seeds) across one or more runs and sweeps; optionally plot, or write
     the whole report as one HTML page."""
     made = make_report(paths, by=by, metric=metric, axis=axis, fmt=fmt, plot=plot, drop_chance=drop_chance,
                        html=html, results_dir=results_dir, force=force)
-    shown = render(made.report, fmt)
+    shown = render(made.report, fmt, wide)
     if fmt == "table":
         for table in shown.tables:
             out.print(table)

@@ -25,6 +25,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..core.errors import choose
+from .gallery import pick_stills
 from .tables import (LAYER_RANGE, RATE_RANGE, Report, Result, View, layer_table, model_table, seed_counts, seed_flags,
     wide_view)
 from ..core.stats import CHANCE_MARGIN
@@ -52,9 +53,10 @@ SHORT_HEADERS = {"clean_accuracy": "clean acc", "mean_accuracy": "acc mean", "wo
                  "mean_flip_rate": "flip mean", "worst_flip_rate": "flip worst", "mean_prob_change": "Δp mean",
                  "worst_prob_change": "Δp worst", "mean_neighbor_flip_rate": "step flip", "n_seeds": "seeds",
                  "n_chance": "at chance"}
-# What `invlab run` and `invlab sweep` print at the end (`invlab report` shows every column).
-BRIEF_METRICS = ["clean_accuracy", "mean_accuracy", "worst_accuracy", "mean_flip_rate", "worst_flip_rate",
-                 "mean_prob_change"]
+# What a terminal shows of the model table (`invlab run` and `invlab sweep` at the end, `invlab report` without
+# --wide): four numbers of about 13 characters each, so that the table fits 100 columns. The others: --wide.
+TERMINAL_METRICS = ["clean_accuracy", "mean_flip_rate", "worst_flip_rate", "mean_prob_change"]
+TERMINAL_VALUES = 7  # shift or layer columns a terminal shows without --wide (0, the ends, the halvings)
 
 
 def protocol_lines(results: list[Result]) -> list[str]:
@@ -220,10 +222,13 @@ def _seed_list(flags: pd.DataFrame) -> str:
 
 
 def to_rich_table(view: View, caption_lines: list[str], flags: pd.DataFrame,
-                  dropped: pd.DataFrame | None = None, title: str | None = None) -> Table:
+                  dropped: pd.DataFrame | None = None, title: str | None = None, hide: tuple[str, ...] = ()) -> Table:
     """A rich Table of a view, the protocol and the footnotes below it. The three factor columns are shown as
-    one (downsample/head/padding) to fit a terminal."""
+    one (downsample/head/padding) to fit a terminal; the columns in `hide` are left out (n_chance: the † beside a
+    model and the footnote say it)."""
     heads, rows, numeric, any_cut = text_rows(view)
+    shown = [i for i, h in enumerate(heads) if h not in hide]
+    heads, numeric, rows = [heads[i] for i in shown], [numeric[i] for i in shown], [[r[i] for i in shown] for r in rows]
     if all(f in heads for f in FACTOR_COLUMNS):
         at = heads.index(FACTOR_COLUMNS[0])
         idx = [heads.index(f) for f in FACTOR_COLUMNS]
@@ -236,7 +241,8 @@ def to_rich_table(view: View, caption_lines: list[str], flags: pd.DataFrame,
     for h, num in zip(heads, numeric):
         # numbers wrap as "0.381 / ± 0.089" in narrow terminals rather than being cut
         table.add_column(Text(SHORT_HEADERS.get(h, h)), justify="right" if num else "left",
-                         no_wrap=h in ("model", "run"), min_width=5 if num else None)
+                         no_wrap=h in ("model", "run"), min_width=5 if num else None,
+                         overflow="fold" if num else "ellipsis")  # a number folded, never cut
     for r in rows:
         table.add_row(*(Text(x) for x in r))
     return table
@@ -272,25 +278,45 @@ class Rendered:
     side: list[str] = field(default_factory=list)  # csv: protocol and footnotes, for stderr
 
 
-def render(rep: Report, fmt: str) -> Rendered:
-    """What `invlab report` prints, in one of FORMATS."""
+def render(rep: Report, fmt: str, wide: bool = False) -> Rendered:
+    """What `invlab report` prints, in one of FORMATS; a terminal table with every column when `wide`."""
     choose("table format", fmt, FORMATS)
     caption = protocol_lines(rep.results)
     if fmt == "csv":
         return Rendered(text=to_csv(rep.views), side=caption + seed_notes(rep.flags, rep.dropped))
     if fmt == "markdown":
         return Rendered(text="\n".join(to_markdown(v, caption, rep.flags, rep.dropped) for v in rep.views))
-    return Rendered(tables=[to_rich_table(for_terminal(v), caption, rep.flags, rep.dropped) for v in rep.views])
+    tables = []
+    for v in rep.views:
+        shown, note = for_terminal(v, wide)
+        tables.append(to_rich_table(shown, caption + [note] * bool(note), rep.flags, rep.dropped,
+                                    hide=() if wide else ("n_chance",)))
+    return Rendered(tables=tables)
 
 
-def for_terminal(view: View) -> View:
-    """The view without the worst-case columns (robust accuracy, consistent fraction), so the terminal's model
-    table keeps its width; markdown, csv and the HTML page show them."""
-    gone = [v for v in view.values if v in WORST_CASE_COLUMNS]
+def for_terminal(view: View, wide: bool = False) -> tuple[View, str | None]:
+    """(the view as a terminal shows it, a note saying what was left out or None). The worst-case columns (robust
+    accuracy, consistent fraction) are for markdown, csv and the HTML page. Unless `wide`, a model table keeps
+    TERMINAL_METRICS and a shift or layer table at most TERMINAL_VALUES columns (for shifts: 0, the ends and the
+    halvings between), so that the table fits 100 columns without every cell wrapping."""
+    keep = [v for v in view.values if v not in WORST_CASE_COLUMNS]
+    if not wide and "clean_accuracy" in view.values:
+        keep = [v for v in keep if v in TERMINAL_METRICS]
+    elif not wide and len(keep) > TERMINAL_VALUES:
+        try:
+            picked = pick_stills([float(v) for v in keep], TERMINAL_VALUES)
+        except ValueError:  # layer taps: the first, the last and evenly between
+            picked = sorted({round(i * (len(keep) - 1) / (TERMINAL_VALUES - 1)) for i in range(TERMINAL_VALUES)})
+        keep = [keep[i] for i in picked]
+    gone = [v for v in view.values if v not in keep]
     if not gone:
-        return view
+        return view, None
     drop = [f"{v}{s}" for v in gone for s in ("", "_ci", "_lo", "_hi")]
-    return replace(view, table=view.table.drop(columns=drop), values=[v for v in view.values if v not in gone])
+    shown = [v for v in view.values if v in keep]
+    left = [v for v in gone if v not in WORST_CASE_COLUMNS]
+    note = (f"{len(shown)} of the {len(shown) + len(left)} columns shown; --wide shows every one, --format "
+            f"markdown or csv too" if left else None)
+    return replace(view, table=view.table.drop(columns=drop), values=shown), note
 
 
 def brief_tables(result: Result, title: str) -> list[Table]:
@@ -299,9 +325,9 @@ def brief_tables(result: Result, title: str) -> list[Table]:
     flags = seed_flags([result])
     df = model_table([result]).drop(columns="run")
     keep = ["model", *FACTOR_COLUMNS, "n_seeds", "n_chance"]
-    keep += [f"{m}{s}" for m in BRIEF_METRICS for s in ("", "_ci", "_lo", "_hi")]
-    caption = protocol_lines([result])
-    tables = [to_rich_table(View(title, df[keep], BRIEF_METRICS, RATE_RANGE), caption, flags)]
+    keep += [f"{m}{s}" for m in TERMINAL_METRICS for s in ("", "_ci", "_lo", "_hi")]
+    caption = protocol_lines([result]) + ["every column: invlab report FOLDER --wide (or --format markdown)"]
+    tables = [to_rich_table(View(title, df[keep], TERMINAL_METRICS, RATE_RANGE), caption, flags, hide=("n_chance",))]
     if result.layers is not None:
         mean, ci = layer_table([result])
         view = wide_view("equivariance error per layer (mean over shifts, ± 95% CI over seeds)", mean, ci,

@@ -116,11 +116,38 @@ def test_csv_stacks_views_with_their_axis(stuck):
 
 
 def test_rich_table_shows_marks_and_footnotes(stuck):
-    (table,) = render(build_report([stuck]), "table").tables
+    (table,) = render(build_report([stuck]), "table", wide=True).tables
     assert table.row_count == 2
     text = _text(table)
     assert f"plain {CHANCE_MARK}" in text and "at chance" in text and "acc worst" in text
     assert "its consistency says nothing" in text and "[low, high]" in text  # brackets are not eaten as markup
+
+
+def _lines(table, width: int) -> list[str]:
+    console = Console(file=io.StringIO(), width=width, color_system=None)
+    console.print(table)
+    return console.file.getvalue().splitlines()
+
+
+def test_terminal_tables_keep_the_main_columns_and_fit_100_columns(stuck):
+    (table,) = render(build_report([stuck]), "table").tables
+    heads = [str(c.header) for c in table.columns]
+    assert heads == ["model", "downsample/head/padding", "seeds", "clean acc", "flip mean", "flip worst", "Δp mean"]
+    text = _text(table)
+    assert "4 of the 8 columns shown; --wide shows every one" in text and f"plain {CHANCE_MARK}" in text
+    assert max(map(len, _lines(table, 100))) <= 100
+    (wide,) = render(build_report([stuck]), "table", wide=True).tables
+    assert len(wide.columns) == 12 and "columns shown" not in _text(wide)  # model, factors, seeds, at chance, 8
+
+
+def test_a_shift_table_shows_zero_the_ends_and_the_halvings(tmp_path, fake_result):
+    run = fake_result(tmp_path / "r", dx=(-8, 8, 1), dy=(0, 0, 1))
+    (table,) = render(build_report([run], by="shift", axis="dx"), "table").tables
+    assert [str(c.header) for c in table.columns][2:] == ["-8", "-4", "-2", "0", "2", "4", "8"]
+    assert "7 of the 17 columns shown" in _text(table)
+    assert max(map(len, _lines(table, 100))) <= 100
+    (wide,) = render(build_report([run], by="shift", axis="dx"), "table", wide=True).tables
+    assert len(wide.columns) == 2 + 1 + 17  # model, seeds, at chance, every shift
 
 
 def test_several_runs_get_a_run_column(stuck, tmp_path, fake_result):
@@ -133,8 +160,8 @@ def test_several_runs_get_a_run_column(stuck, tmp_path, fake_result):
 def test_brief_table_has_accuracy_under_shift_and_chance(stuck):
     (table,) = brief_tables(load_result(stuck), "quick: mean ± 95% CI over seeds")
     headers = [str(c.header) for c in table.columns]
-    assert headers == ["model", "downsample/head/padding", "seeds", "at chance", "clean acc", "acc mean",
-                       "acc worst", "flip mean", "flip worst", "Δp mean"]
+    assert headers == ["model", "downsample/head/padding", "seeds", "clean acc", "flip mean", "flip worst",
+                       "Δp mean"]
     text = _text(table)
     assert f"plain {CHANCE_MARK}" in text and "at chance: its consistency says nothing" in text
     assert "invlab report --drop-chance" in text
@@ -187,3 +214,4 @@ def test_the_worst_case_columns_are_in_markdown_and_csv_but_not_the_terminal(tmp
     table = render(rep, "table").tables[0]
     assert "robust" not in _text(table) and "consistent" not in _text(table)
     assert len(table.columns) == len(render(build_report([old, old]), "table").tables[0].columns)
+    assert "robust" not in _text(render(rep, "table", wide=True).tables[0])
