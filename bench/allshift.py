@@ -86,7 +86,7 @@ def main():
     ap.add_argument("--brute-shifts", type=int, default=8)
     ap.add_argument("--full-brute", action="store_true", help="time brute force over the whole grids (slow)")
     ap.add_argument("--check-images", type=int, default=32, help="images for the max TV difference")
-    ap.add_argument("--kinds", default=",".join(k for k in DOWNSAMPLES))
+    ap.add_argument("--kinds", default=",".join(k for k, d in DOWNSAMPLES.items() if not d.alias_of))  # an alias: the same network
     ap.add_argument("--heads", default=",".join(HEADS))
     ap.add_argument("--canvas", type=int, default=32)
     ap.add_argument("--epochs", type=int, default=1, help="training epochs on 512 letters (0: untrained)")

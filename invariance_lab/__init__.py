@@ -6,6 +6,7 @@ The public API, by name (everything else is internal and may move):
     df = il.measure(model, images, labels=None, dx=range(-8, 9), dy=[0], mode="canvas")  # per shift
     il.summarize(df)                                    # per model: clean accuracy, mean and worst over shifts
     il.layer_profile(model, images, shifts=range(-8, 9))   # per layer tap
+    il.lie_derivative(model, images, transform="rotate")   # per image: ||d/dt softmax f(T_t x) at t=0||^2
     run_dir = il.run_experiment(il.load_config("configs/seed_question.yaml"), results_dir=Path("results"))
     il.build_report([run_dir])                          # tables over seeds; il.html_report: the HTML page
 
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
     from .config.load import load_config, parse_config
     from .core.errors import CheckpointError, ConfigError, DataError, FactoryError, InvlabError, RunFolderError
     from .data.images import open_folder, write_folder
+    from .eval.lie import lie_derivative
     from .nn.models import create_model, list_models
     from .report.html import html_report
     from .report.tables import build_report
@@ -35,7 +37,7 @@ if TYPE_CHECKING:
 
 # name -> the module that defines it (keep in step with the TYPE_CHECKING block above)
 _API = {
-    "measure": "run.api", "summarize": "run.api", "layer_profile": "run.api",
+    "measure": "run.api", "summarize": "run.api", "layer_profile": "run.api", "lie_derivative": "eval.lie",
     "load_config": "config.load", "parse_config": "config.load",
     "run_experiment": "run.experiment", "sweep_experiment": "run.experiment",
     "load_result": "store.results", "load_checkpoint": "store.checkpoints", "checkpoint_path": "store.layout",

@@ -11,7 +11,8 @@ import invariance_lab
 
 REQUIRED = {"load_config", "run_experiment", "sweep_experiment", "measure", "summarize", "layer_profile",
             "load_result", "build_report", "html_report", "InvlabError", "ConfigError", "DataError", "FactoryError",
-            "RunFolderError", "CheckpointError", "create_model", "list_models", "open_folder", "write_folder"}
+            "RunFolderError", "CheckpointError", "create_model", "list_models", "open_folder", "write_folder",
+            "lie_derivative"}
 
 
 def test_all_holds_the_public_names():

@@ -3,6 +3,7 @@
     invlab sweep results/quick/<run id> --mode circular --dx -4:4
     invlab sweep configs/quick.yaml --all-shifts
     invlab sweep results/quick/<run id> --mode circular --dx -1:1:0.25 --subpixel fft
+    invlab sweep results/quick/<run id> --metric lie --layers      # + lie.csv: the Lie derivative (eval/lie.py)
 """
 
 from __future__ import annotations
@@ -16,9 +17,11 @@ from ..report.display import brief_tables, certificate_lines
 from ..data.shifts import SWEEP_KINDS
 from ..data.transforms import SUBPIXEL
 from ..eval.engine import ENGINE_CHOICES
+from ..eval.lie import SWEEP_METRICS
 from ..eval.stream import GRIDS, MODES
 from ..run.sweep_settings import sweep_target
 from ..schema.config import parse_range
+from ..store.layout import LIE_CSV
 from ..store.results import load_result
 from .options import QUIET, RESULTS_DIR, THREADS, choice, line, out, say
 
@@ -31,10 +34,11 @@ def sweep_cli(target: Path = typer.Argument(..., help="A run folder (results/<na
               models_: Optional[str] = typer.Option(None, "--models", help="Comma-separated model names (default: all)."),
               kind: str = choice("translation", "--kind", SWEEP_KINDS, "translation (move the letter) or parts (move only its part by dx, dy: a stroke letter's right-most stroke, an outline letter's right-most counter)."),
               layers: bool = typer.Option(False, "--layers", help="Also write the per-layer profile: layers.csv, layers_summary.csv."),
-              layer_images: int = typer.Option(200, "--layer-images", help="Test images for --layers (it runs every layer at every shift)."),
+              layer_images: int = typer.Option(200, "--layer-images", help="Test images for --layers (it runs every layer at every shift) and --metric lie."),
               all_shifts: bool = typer.Option(False, "--all-shifts", help="Every circular shift of the canvas (the whole translation group, --mode circular): prints each model's exact worst case, a certificate of invariance or the shift that breaks it."),
               engine: str = choice("auto", "--engine", ENGINE_CHOICES, "auto: the exact all-shift engine for every model it applies to (circular sweeps of circular-padding networks; the same numbers, much faster), brute force for the rest; brute: one forward pass per shift (the check); allshift: refuse where the engine does not apply."),
               subpixel: Optional[str] = choice(None, "--subpixel", SUBPIXEL, "Fractional shifts in --mode circular: fft (band-limited, the Fourier shift theorem) or bilinear (refuses them: rolls are whole pixels). Default: the run's."),
+              metric: Optional[str] = choice(None, "--metric", SWEEP_METRICS, "lie: also the Lie derivative (lie.csv): how fast the softmax output moves under an infinitesimal translation (x, y), rotation and scaling of the first --layer-images test images; with --layers, per layer too."),
               set_: List[str] = typer.Option([], "--set", help="Config override when TARGET is a config file."),
               jobs: int = typer.Option(1, "--jobs", "-j", help="Sweep the models in N shares at once, in worker processes with cores/N torch threads each unless --threads says; the same numbers as --jobs 1."),
               trust_factory: bool = typer.Option(False, "--trust-factory", help="Import the Python modules that build a run folder's own models (factory: in its config.yaml, also when TARGET is that config.yaml); without it invlab refuses and names the file that would run."),
@@ -44,7 +48,7 @@ def sweep_cli(target: Path = typer.Argument(..., help="A run folder (results/<na
         target, overrides=set_, dx=parse_range(dx, "--dx") if dx is not None else None,
         dy=parse_range(dy, "--dy") if dy is not None else None, mode=mode, grid=grid,
         models=[m.strip() for m in models_.split(",") if m.strip()] if models_ else None, kind=kind, layers=layers,
-        layer_images=layer_images, all_shifts=all_shifts, engine=engine, subpixel=subpixel, jobs=jobs,
+        layer_images=layer_images, all_shifts=all_shifts, engine=engine, subpixel=subpixel, metric=metric, jobs=jobs,
         trust_factory=trust_factory,
         threads=threads, results_dir=results_dir, progress=not quiet, on_event=say(quiet))
     result = load_result(folder)
@@ -52,4 +56,6 @@ def sweep_cli(target: Path = typer.Argument(..., help="A run folder (results/<na
         out.print(table)
     for text in certificate_lines(result):  # sweeps over every roll of the canvas: the exact worst case
         line(text)
+    if result.lie is not None:  # --metric lie: a table per model x transform in the report
+        line(f"Lie derivative: {folder / LIE_CSV}; its table: invlab report {folder}")
     line(f"sweep folder: {folder}")

@@ -5,6 +5,7 @@ folder (store/results.py) checks them, reports and claims read them. docs/metric
     summary.csv          model, seed, FACTOR_COLUMNS, mode, n_images, n_shifts, CHANCE_COLUMNS, SUMMARY_METRICS, ...,
                          WORST_CASE_COLUMNS
     layers_summary.csv   model, seed, FACTOR_COLUMNS, mode, LAYER_SUMMARY_COLUMNS
+    lie.csv              LIE_COLUMNS (model, seed, transform, layer, value)
 """
 
 from __future__ import annotations
@@ -34,6 +35,10 @@ LAYER_COLUMNS = ["layer", "layer_name", "stride", "dx", "dy", "n_images", "equiv
                  "pooled_invariance_error"]
 LAYER_SUMMARY_COLUMNS = ["layer", "layer_name", "stride", "n_images", "n_shifts", "mean_equivariance_error",
                          "mean_pooled_invariance_error", "normalized_variance"]
+
+# lie.csv (`invlab sweep --metric lie`, eval/lie.py), per model x seed x transform x layer: the Lie derivative's
+# value; layer is empty for the softmax output (the mean over images of ||L f(x)||^2), else a tap's name (--layers)
+LIE_COLUMNS = ["model", "seed", "transform", "layer", "value"]
 
 # train.csv (per model x seed x epoch, after model, seed): VAL_COLUMNS only when the run has a validation set
 # (data.val_fraction or a val/ folder), so train.csv of a run without one keeps its columns

@@ -41,6 +41,8 @@ LAYER_QUANTITIES = {
     "normalized_variance": "normalised variance of the pooled activations (0 = invariant)",
 }
 ASSUMED_CLASSES = 2  # when nothing on disk says how many classes a run had (the default config's A vs B)
+# lie.csv (`invlab sweep --metric lie`, eval/lie.py): the output's Lie derivative per transform, >= 0, unbounded
+LIE_TITLE = "Lie derivative: mean over images of ||d/dt softmax f(T_t x) at t=0||^2, mean ± 95% CI over seeds"
 
 
 # --- seeds at chance --------------------------------------------------------------------------------------
@@ -98,7 +100,8 @@ def without_seeds(result: Result, seeds: pd.DataFrame) -> Result:
     def keep(df: pd.DataFrame | None) -> pd.DataFrame | None:
         return df if df is None else df[[k not in gone for k in zip(df["model"], df["seed"])]].reset_index(drop=True)
 
-    return replace(result, summary=keep(result.summary), invariance=keep(result.invariance), layers=keep(result.layers))
+    return replace(result, summary=keep(result.summary), invariance=keep(result.invariance), layers=keep(result.layers),
+                   lie=keep(result.lie))
 
 
 # --- tables -----------------------------------------------------------------------------------------------
@@ -201,6 +204,24 @@ def layer_table(results: list[Result], quantity: str = "mean_equivariance_error"
     return means, ci
 
 
+def lie_table(results: list[Result], confidence: float = 0.95) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(means, ci): rows (run, model), one column per transform of lie.csv's output rows (layer empty), cell = the
+    mean over seeds of the per-seed value, ci = its half-width. Results without lie.csv are left out."""
+    parts = []
+    for r in (r for r in results if r.lie is not None):
+        agg = (r.lie[r.lie["layer"] == ""].groupby(["model", "transform"], sort=False)["value"]
+               .agg(mean="mean", ci=lambda v: ci_halfwidth(v, confidence)).reset_index())
+        agg.insert(0, "run", r.label)
+        parts.append(agg)
+    if not parts:
+        raise InvlabError("no Lie derivative in these results: make one with `invlab sweep RUN_DIR --metric lie` and "
+                          "report that sweep folder (it holds lie.csv).")
+    tidy = pd.concat(parts, ignore_index=True)
+    means, ci = _wide(tidy, "transform", list(dict.fromkeys(tidy["transform"])))
+    means.columns.name = ci.columns.name = "transform"
+    return means, ci
+
+
 # --- the `invlab report` command as a function ------------------------------------------------------------
 
 @dataclass
@@ -262,8 +283,11 @@ def build_report(paths: list[str | Path], *, by: str = "model", metric: str = "f
 
 def _views(results: list[Result], counts: pd.DataFrame, by: str, metric: str, axis: str | None) -> list[View]:
     if by == "model":
-        return [View("per model: mean ± 95% CI over seeds (mean/worst over non-zero shifts)",
-                     model_table(results), model_metrics(results), RATE_RANGE)]
+        views = [View("per model: mean ± 95% CI over seeds (mean/worst over non-zero shifts)",
+                      model_table(results), model_metrics(results), RATE_RANGE)]
+        if any(r.lie is not None for r in results):  # a sweep with --metric lie: model x transform
+            views.append(wide_view(LIE_TITLE, *lie_table(results), counts, LAYER_RANGE, ("metric", "lie")))
+        return views
     if by == "layer":
         views = []
         for q, words in LAYER_QUANTITIES.items():

@@ -38,14 +38,15 @@ from ..data.folder import image_channels
 from ..nn.factory import load as load_factory
 from ..config.memory import check_sweep_fits
 from ..nn.models import count_parameters
-from ..store.layout import (CONFIG_FILE, INVARIANCE_CSV, LAYERS_CSV, LAYERS_SUMMARY_CSV, SUMMARY_CSV, SWEEP_DIR,
-    SWEEP_FILE, TRAIN_CSV, checkpoint_path, new_folder, new_run_folder, unit_key)
+from ..store.layout import (CONFIG_FILE, INVARIANCE_CSV, LAYERS_CSV, LAYERS_SUMMARY_CSV, LIE_CSV, SUMMARY_CSV,
+    SWEEP_DIR, SWEEP_FILE, TRAIN_CSV, checkpoint_path, new_folder, new_run_folder, unit_key)
 from ..store.atomic import write_csv, write_file, write_text
 from ..store.meta import Meta, run_state
 from ..store.find import (config_digest, finished_runs, require_finished_run, resumable_run, reusable_checkpoints,
     run_difference)
 from ..data.shifts import SWEEP_KINDS, check_sweep
 from ..eval.engine import engine_protocol
+from ..eval.lie import SWEEP_METRICS, evaluate_lie, lie_protocol
 from ..eval.sweep import (DEFAULT_LAYER_IMAGES, ModelKey, engine_mode, evaluate_layers, evaluate_shifts, protocol,
     sweep_engines)
 from .executors import Resources, check_jobs, worker_threads
@@ -243,7 +244,7 @@ def sweep_experiment(run_dir: Path, sweep: SweepConfig | None = None, *, models:
                      kind: str = "translation", layers: bool = False, layer_images: int = DEFAULT_LAYER_IMAGES,
                      progress: bool = False, threads: int | None = None, on_event: Say | None = None,
                      trust_factory: bool = False, engine: str = "auto",
-                     factory_dirs: list[Path] | None = None, jobs: int = 1) -> Path:
+                     factory_dirs: list[Path] | None = None, jobs: int = 1, metric: str | None = None) -> Path:
     """Evaluate a finished run's checkpoints over `sweep` (default: the run's own); writes <run>/sweeps/<id>/.
 
     kind "parts" moves only each letter's part (a stroke letter's right-most stroke, an outline letter's right-most
@@ -254,14 +255,17 @@ def sweep_experiment(run_dir: Path, sweep: SweepConfig | None = None, *, models:
     from anyone); without it the refusal names the file that would be imported. engine: auto (the exact
     all-shift engine, engine.py, for each model it applies to in a circular sweep; brute force for the rest),
     allshift (refuse where it does not apply) or brute (one forward pass per shift: the check). jobs > 1 sweeps
-    shares of the models in worker processes (sweep_jobs.py), with the same tables.
+    shares of the models in worker processes (sweep_jobs.py), with the same tables. metric "lie" adds lie.csv,
+    the Lie derivative (eval/lie.py) of the first `layer_images` test images, per tap too with `layers`.
     """
     say = on_event or (lambda msg: None)
     choose("sweep kind", kind, SWEEP_KINDS)
     check_jobs(jobs, "processes")
     if layers and kind != "translation":
         raise InvlabError(f"--layers profiles translations of the whole input; it cannot be combined with --kind {kind}")
-    if layers and layer_images < 1:
+    if metric is not None:
+        choose("--metric", metric, SWEEP_METRICS)
+    if (layers or metric) and layer_images < 1:
         raise InvlabError(f"--layer-images must be at least 1; got {layer_images}")
     threads_why = set_threads(threads)
     meta_run = require_finished_run(run_dir)
@@ -296,10 +300,13 @@ def sweep_experiment(run_dir: Path, sweep: SweepConfig | None = None, *, models:
 
     folder = new_folder(Path(run_dir) / SWEEP_DIR)
     write_text(folder / SWEEP_FILE, yaml.safe_dump(dict(sweep=sweep.model_dump(mode="json"), models=chosen, kind=kind,
-                                                        layers=layers), sort_keys=False))
+                                                        layers=layers, **({"metric": metric} if metric else {})),
+                                          sort_keys=False))
     proto = protocol(sweep, cfg.data, cfg.seeds, chosen, kind=kind)
     if layers:
         proto["layers"] = dict(n_images=min(layer_images, proto["test_images"]))
+    if metric == "lie":
+        proto["lie"] = lie_protocol(min(layer_images, proto["test_images"]), layers)
     meta = Meta(folder, kind="sweep", name=cfg.name, run_id=Path(run_dir).name, sweep_id=folder.name,
                 run=str(run_dir), device=str(device), seeds=cfg.seeds, protocol=proto,
                 fingerprints={k: v for k, v in meta_run["fingerprints"].items()},
@@ -310,4 +317,9 @@ def sweep_experiment(run_dir: Path, sweep: SweepConfig | None = None, *, models:
                             kind=kind, layer_images=layer_images if layers else None, engine=plans, jobs=jobs,
                             threads=threads, factory_dirs=factory_dirs or (), engine_name=engine,
                             run_dir=Path(run_dir))
+        if metric == "lie":
+            t0 = time.perf_counter()
+            write_csv(folder / LIE_CSV, evaluate_lie(loaded, cfg.data, sweep, device, layer_images, layers=layers,
+                                                     progress=progress))
+            meta.data["timings"]["lie_s"] = round(time.perf_counter() - t0, 2)
     return folder

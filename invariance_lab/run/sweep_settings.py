@@ -64,7 +64,7 @@ def sweep_target(target: Path, *, overrides: list[str] | None = None, dx: Range 
                  dy: Range | None = None, mode: str | None = None, grid: str | None = None,
                  models: list[str] | None = None, kind: str = "translation", layers: bool = False,
                  layer_images: int = DEFAULT_LAYER_IMAGES, all_shifts: bool = False, engine: str = "auto",
-                 subpixel: str | None = None,
+                 subpixel: str | None = None, metric: str | None = None,
                  jobs: int = 1, trust_factory: bool = False, threads: int | None = None,
                  results_dir: Path = Path("results"), progress: bool = False, on_event: Say | None = None) -> Path:
     """Sweep `target` (a run folder, or a YAML config: its newest finished run with the same settings, else a new
@@ -85,4 +85,4 @@ def sweep_target(target: Path, *, overrides: list[str] | None = None, dx: Range 
     return sweep_experiment(run_dir, settings, models=models, progress=progress, kind=kind, layers=layers,
                             layer_images=layer_images, threads=threads, on_event=on_event, engine=engine,
                             trust_factory=trust_factory, factory_dirs=[target.parent] if run_dir != target else None,
-                            jobs=jobs)
+                            jobs=jobs, metric=metric)

@@ -8,7 +8,7 @@ and only here; every other module asks this one.
         train.csv          per model x seed x epoch
         invariance.csv     per model x seed x shift
         summary.csv        per model x seed
-        sweeps/<id>/       re-sweeps: sweep.yaml, meta.json, invariance.csv, summary.csv [, layers*.csv]
+        sweeps/<id>/       re-sweeps: sweep.yaml, meta.json, invariance.csv, summary.csv [, layers*.csv] [, lie.csv]
         units/             units trained by workers (--jobs, --executor; run/units.py): <key>.json (state,
                            heartbeat), <key>.log, data.pt (the images, while workers run), submitit/ (cluster jobs)
 
@@ -42,6 +42,7 @@ INVARIANCE_CSV = "invariance.csv"
 SUMMARY_CSV = "summary.csv"
 LAYERS_CSV = "layers.csv"
 LAYERS_SUMMARY_CSV = "layers_summary.csv"
+LIE_CSV = "lie.csv"  # sweeps/<id>/lie.csv: `invlab sweep --metric lie`, the Lie derivative (eval/lie.py)
 SWEEP_DIR = "sweeps"
 SWEEP_FILE = "sweep.yaml"
 MEASURE_DIR = "measure"  # results/measure/<name>-<time>/: invlab measure

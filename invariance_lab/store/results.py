@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..core.columns import LAYER_SUMMARY_COLUMNS, METRIC_COLUMNS, SUMMARY_METRICS
+from ..core.columns import LAYER_SUMMARY_COLUMNS, LIE_COLUMNS, METRIC_COLUMNS, SUMMARY_METRICS
 from ..core.errors import InvlabError, clip, quote
-from .layout import INVARIANCE_CSV, LAYERS_SUMMARY_CSV, META_FILE, SUMMARY_CSV, SWEEP_DIR
+from .layout import INVARIANCE_CSV, LAYERS_SUMMARY_CSV, LIE_CSV, META_FILE, SUMMARY_CSV, SWEEP_DIR
 from .meta import read_meta, run_state
 
 
@@ -30,6 +30,7 @@ class Result:
     invariance: pd.DataFrame  # tidy: one row per model × seed × shift
     summary: pd.DataFrame  # one row per model × seed
     layers: pd.DataFrame | None = None  # layers_summary.csv when the sweep ran --layers: model × seed × tap
+    lie: pd.DataFrame | None = None  # lie.csv when the sweep ran --metric lie: model × seed × transform × layer
 
 
 def _read_csv(path: Path, required: list[str], numeric: list[str]) -> pd.DataFrame:
@@ -71,6 +72,10 @@ def load_result(path: str | Path) -> Result:
     if (path / LAYERS_SUMMARY_CSV).is_file():
         layers = _read_csv(path / LAYERS_SUMMARY_CSV, ["model", "seed", *LAYER_SUMMARY_COLUMNS],
                            ["seed", "layer", "stride", *LAYER_SUMMARY_COLUMNS[-3:]])
+    lie = None
+    if (path / LIE_CSV).is_file():  # layer: empty (NaN once read) for the output; a tap's name with --layers
+        lie = _read_csv(path / LIE_CSV, LIE_COLUMNS, ["seed", "value"])
+        lie["layer"] = lie["layer"].fillna("").astype(str)
     for name, df in (("invariance", invariance), ("summary", summary)):
         unknown = set(df["model"].astype(str)) - set(meta["protocol"]["models"])
         if unknown:
@@ -81,4 +86,4 @@ def load_result(path: str | Path) -> Result:
         label = f"{meta['name']}/{resolved.parent.parent.name}/{resolved.name}"
     else:
         label = f"{meta['name']}/{meta['run_id']}"
-    return Result(path=path, label=label, meta=meta, invariance=invariance, summary=summary, layers=layers)
+    return Result(path=path, label=label, meta=meta, invariance=invariance, summary=summary, layers=layers, lie=lie)

@@ -229,3 +229,19 @@ def test_unfinished_run_refused(tmp_path, fake_result):
     # "running" with no live process behind it (no pid, no heartbeat): the writer is gone
     assert str(folder) in str(err.value) and "status: interrupted (process gone)" in str(err.value)
     assert "resume" in str(err.value)
+
+
+def test_lie_csv_is_a_model_by_transform_view_over_seeds(tmp_path, fake_result):
+    folder = fake_result(tmp_path / "results" / "demo" / "20260101-000000")
+    seeds = sorted(set(load_result(folder).summary["seed"]))
+    rows = [(m, s, tr, "", 0.1 * (s + 1) * (1 + (m == "blur")) + k)
+            for m in ("plain", "blur") for s in seeds for k, tr in enumerate(("translate_x", "rotate"))]
+    rows += [("plain", s, "rotate", "block1.conv", 99.0) for s in seeds]  # a tap's row: not in the output view
+    pd.DataFrame(rows, columns=["model", "seed", "transform", "layer", "value"]).to_csv(folder / "lie.csv", index=False)
+    views = build_report([folder]).views
+    assert len(views) == 2  # the model table, then the Lie derivative's
+    lie = views[1].table.set_index("model")
+    assert views[1].values == ["translate_x", "rotate"] and views[1].key == ("metric", "lie")
+    expected = [0.1 * (s + 1) + 1 for s in seeds]
+    assert lie.loc["plain", "rotate"] == pytest.approx(np.mean(expected))
+    assert lie.loc["plain", "rotate_ci"] == pytest.approx(ci_halfwidth(pd.Series(expected), 0.95), nan_ok=True)

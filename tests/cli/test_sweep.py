@@ -1,0 +1,46 @@
+"""`invlab sweep --metric lie`: lie.csv beside the sweep's tables (eval/lie.py), recorded in meta.json and
+sweep.yaml, read back by load_result and shown by `invlab report`; a sweep without it writes no lie.csv."""
+
+import json
+
+import pandas as pd
+import yaml
+from conftest import untrained_quick_run
+from typer.testing import CliRunner
+
+from invariance_lab.cli.main import app
+from invariance_lab.core.columns import LIE_COLUMNS
+from invariance_lab.eval.lie import TRANSFORMS
+from invariance_lab.store.layout import LIE_CSV, META_FILE, SWEEP_DIR, SWEEP_FILE
+from invariance_lab.store.results import load_result
+
+
+def test_metric_lie_writes_lie_csv_and_the_report_shows_it(tmp_path_factory):
+    run_dir = untrained_quick_run(tmp_path_factory)
+    res = CliRunner().invoke(app, ["sweep", str(run_dir), "--metric", "lie", "--layers", "--layer-images", "3",
+                                   "--dx", "0:1", "--quiet", "--threads", "1"])
+    assert res.exit_code == 0, res.output
+    (folder,) = (run_dir / SWEEP_DIR).iterdir()
+    lie = pd.read_csv(folder / LIE_CSV, keep_default_na=False)
+    assert list(lie.columns) == LIE_COLUMNS
+    out = lie[lie["layer"] == ""]
+    assert len(out) == 2 * len(TRANSFORMS) and set(out["transform"]) == set(TRANSFORMS)  # 2 models, seed 0
+    assert {"block1.conv", "head"} <= set(lie["layer"]) and (out["value"].astype(float) >= 0).all()
+    meta = json.loads((folder / META_FILE).read_text())
+    assert meta["protocol"]["lie"]["n_images"] == 3 and "lie_s" in meta["timings"]
+    assert yaml.safe_load((folder / SWEEP_FILE).read_text())["metric"] == "lie"
+    assert load_result(folder).lie is not None and "Lie derivative" in res.output
+    report = CliRunner().invoke(app, ["report", str(folder), "--format", "csv"])
+    assert report.exit_code == 0, report.output
+    assert "lie" in report.output and "translate_x" in report.output and "scale" in report.output
+
+
+def test_without_metric_no_lie_csv_and_a_bad_metric_is_refused(tmp_path_factory):
+    run_dir = untrained_quick_run(tmp_path_factory)
+    res = CliRunner().invoke(app, ["sweep", str(run_dir), "--dx", "0:1", "--quiet", "--threads", "1"])
+    assert res.exit_code == 0, res.output
+    (folder,) = (run_dir / SWEEP_DIR).iterdir()
+    assert not (folder / LIE_CSV).exists() and "metric" not in yaml.safe_load((folder / SWEEP_FILE).read_text())
+    assert load_result(folder).lie is None
+    bad = CliRunner().invoke(app, ["sweep", str(run_dir), "--metric", "lei"])
+    assert bad.exit_code == 2 and "unknown --metric 'lei'" in bad.output and "lie" in bad.output
