@@ -146,14 +146,18 @@ def cell(mean: float, ci: float, lo: float, hi: float, bounds: tuple[float, floa
     """(text, cut): "0.381 ± 0.089", or "0.840 [0.322, 1]*" where mean ± ci as printed leaves `bounds`."""
     if mean is None or math.isnan(mean):
         return "–", False
-    text = f"{mean:.3f}"
+    # an unbounded quantity (a Lie derivative, a layer's error) can be far below 0.001: significant digits there
+    small = not math.isfinite(bounds[1]) and 0 < abs(mean) < 1e-3
+    show = (lambda v: f"{v:.3g}") if small else (lambda v: f"{v:.3f}")
+    text = show(mean)
     if ci is None or math.isnan(ci):
         return text, False  # one seed: no interval
-    shown_m, shown_h = round(mean, 3), round(ci, 3)
-    if shown_m - shown_h < bounds[0] - 1e-9 or shown_m + shown_h > bounds[1] + 1e-9:
-        ends = [f"{b:g}" if b in bounds else f"{b:.3f}" for b in (lo, hi)]  # the cut end is the range's own end
+    shown_m, shown_h = (mean, ci) if small else (round(mean, 3), round(ci, 3))
+    slack = 0.0 if small else 1e-9  # rounding's own error, for numbers shown to 3 decimals
+    if shown_m - shown_h < bounds[0] - slack or shown_m + shown_h > bounds[1] + slack:
+        ends = [f"{b:g}" if b in bounds else show(b) for b in (lo, hi)]  # the cut end is the range's own end
         return f"{text} [{ends[0]}, {ends[1]}]{CLIP_MARK}", True
-    return f"{text} ± {ci:.3f}", False
+    return f"{text} ± {show(ci)}", False
 
 
 def _range_words(bounds: tuple[float, float]) -> str:

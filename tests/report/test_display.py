@@ -52,6 +52,14 @@ def stuck(tmp_path, fake_result):
     return fake_result(tmp_path / "results" / "demo" / "r1", run_id="r1", chance=[("plain", 2)])
 
 
+def test_a_small_unbounded_quantity_keeps_significant_digits():
+    # a Lie derivative of 7e-8 is not 0.000; rates keep their 3 decimals
+    assert cell(6.88e-8, 2e-8, 4.88e-8, 8.88e-8, (0, math.inf)) == ("6.88e-08 ± 2e-08", False)
+    assert cell(6.88e-8, 9e-8, 0.0, 1.58e-7, (0, math.inf)) == (f"6.88e-08 [0, 1.58e-07]{CLIP_MARK}", True)
+    assert cell(0.27, 0.01, 0.26, 0.28, (0, math.inf)) == ("0.270 ± 0.010", False)
+    assert cell(0.0004, 0.0001, 0.0003, 0.0005, (0, 1)) == ("0.000 ± 0.000", False)
+
+
 def test_cell_conventions():
     assert cell(0.381, 0.089, 0.292, 0.470, (0, 1)) == ("0.381 ± 0.089", False)
     lo, hi, _ = clip_interval(0.840, 0.518)
