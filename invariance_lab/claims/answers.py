@@ -23,9 +23,10 @@ import yaml
 
 from .claims import Claim, judge_all
 from .evidence import Finding
+from .part_focus import FOLDER, current, load_part_focus, part_focus
 from .protocol import protocol_words
-from .rules import (AGREE_TV, APPROX_EQUIVARIANCE, APPROX_FLIP, CIRCULAR, EXACT_EQUIVARIANCE, EXACT_TV, PART_SPAN,
-    VERDICTS, check_claim_models)
+from .rules import (AGREE_TV, ALPHA, APPROX_EQUIVARIANCE, APPROX_FLIP, CIRCULAR, EXACT_EQUIVARIANCE, EXACT_TV,
+    MIN_REMOVAL, PART_SPAN, POWER, VERDICTS, check_claim_models)
 from ..schema.config import Config, SweepConfig
 from ..config.load import load_config, to_yaml
 from ..report.display import CLIP_MARK, protocol_lines
@@ -82,10 +83,10 @@ SWEEPS = {p.key: p for p in (
               CIRCULAR),
     SweepPlan("layers", "circular shifts over the whole canvas along each axis, brute force (one forward pass per "
               "shift), with the layer profile", CIRCULAR + ("gap_zeros",), grid="axes", engine="brute", layers=True),
-    SweepPlan("parts", f"the letter's right-most stroke moved by -{PART_SPAN}..{PART_SPAN} px on each axis, the "
-              "rest in place, on the canvas", ("conv_only", "conv_maxpool", "strided_conv", "gap_circular",
-                                              "maxpool_gap_circular"), kind="parts", mode="canvas", span=PART_SPAN),
 )}
+# claim 2's experiment is no sweep: it keeps every image's change (part_focus.py), in <run>/part_focus/
+PART_FOCUS_WORDS = (f"per glyph the stroke whose removal changes the most predictions, removed (the control) and "
+                    f"moved by -{PART_SPAN}..{PART_SPAN} px in x and y, the rest in place; every image's change")
 
 
 def claims_run(cfg: Config, *, results_dir: Path, progress: bool = False, threads: int | None = None,
@@ -153,7 +154,12 @@ def answer_claims(run_dir: Path, *, threads: int | None = None, progress: bool =
                                      layers=plan.layers, layer_images=plan.layer_images, progress=progress,
                                      threads=threads, on_event=on_event, engine=plan.engine)
         folders[key] = found
-    results = {k: load_result(f) for k, f in folders.items()}
+    reused["part_focus"] = current(Path(run_dir) / FOLDER)
+    say(("reusing claim 2's part experiment: " if reused["part_focus"] else "claim 2's part experiment: ")
+        + PART_FOCUS_WORDS)
+    folders["part_focus"] = part_focus(Path(run_dir), threads=threads)
+    results = {k: load_result(f) for k, f in folders.items() if k in SWEEPS or k == "run"}
+    results["part_focus"] = load_part_focus(folders["part_focus"])
     return Answers(cfg, folders, reused, results, judge_all(cfg, results))
 
 
@@ -205,6 +211,8 @@ def _commands(c: Claim, a: Answers, config: str) -> list[str]:
         if s == "run":
             lines += [f"invlab run {config} --threads 1", f"invlab report {run} --format markdown"]
         else:
+            if s not in SWEEPS:  # claim 2's part experiment: made by `invlab claims` alone
+                continue
             by = " --by layer" if SWEEPS[s].layers else ""
             lines += [SWEEPS[s].command(a.cfg, run), f"invlab report {_where(a.folders[s])}{by} --format markdown"]
     return list(dict.fromkeys(lines))
@@ -238,7 +246,13 @@ def _thresholds() -> list[str]:
             "class for every image never changes its mind."),
             ("- Exactness under every circular shift comes from the all-shift engine and is checked by brute force "
             "(one forward pass per shift) on the shifts along both axes; they must agree within "
-            f"{AGREE_TV:g}, or the verdict is undecided. Verdicts: {', '.join(VERDICTS)}.")]
+            f"{AGREE_TV:g}, or the verdict is undecided. Verdicts: {', '.join(VERDICTS)}."),
+            (f"- *A displaced part* (claim 2): a paired t-test over the test images at p < {ALPHA:g} (two-sided), each "
+             f"image's change averaged over the seeds; its power is stated as the difference it detects with "
+             f"{POWER:.0%} power. The part must be one the networks use: removing it changes at least "
+             f"{MIN_REMOVAL:.0%} of both networks' predictions, or the pair *cannot be tested here*."),
+            ("- Where the networks a claim names differ, the verdict says so per network (*holds for some networks "
+             "only*), and the verdict table carries each verdict's conditions.")]
 
 
 def render_answers(a: Answers, *, config: str = "configs/question_claims.yaml", wall_s: float | None = None,
@@ -251,7 +265,8 @@ def render_answers(a: Answers, *, config: str = "configs/question_claims.yaml", 
             "a finished run of the same config and the sweeps already in its folder).")
     out = ["# The question's claims, tested", "", _intro(a, config), "", time, "", "## Verdicts", "",
            "| # | claim | verdict | when, and the numbers that say so |", "|---:|---|---|---|"]
-    out += [f"| {c.number} | {c.text} | **{f.verdict}** | {f.condition} |" for c, f in a.findings]
+    out += [f"| {c.number} | {c.text} | **{f.verdict}**{f' {f.scope}' if f.scope else ''} | {f.condition} |"
+            for c, f in a.findings]
     words = protocol_words(a.cfg)  # the experiments name the run's own letters, canvas and shifts
     out += ["", "## Thresholds", "", *_thresholds(), ""]
     for c, f in a.findings:
@@ -261,6 +276,11 @@ def render_answers(a: Answers, *, config: str = "configs/question_claims.yaml", 
                 "**Reproduce.**", "", "```", *_commands(c, a, config), "```", ""]
     out += ["## Where the numbers come from", ""]
     for key, r in a.results.items():
+        if key == "part_focus":
+            out.append(f"- `{_where(a.folders[key])}` ({PART_FOCUS_WORDS}): {r.meta['n_images']} test images × "
+                       f"{len(r.meta['seeds'])} seeds × {len(r.meta['settings']['models'])} networks; parts.csv "
+                       "(the part chosen per glyph), images.csv (every image's change)")
+            continue
         what = "the run's own sweep" if key == "run" else SWEEPS[key].words
         out.append(f"- `{_where(a.folders[key])}` ({what}): {protocol_lines([r])[0]}")
     clipped = (f"{CLIP_MARK} the 95% interval reaches outside the range [0, 1] of the quantity, so it is cut there "

@@ -3,10 +3,12 @@ judge that turns the numbers into a verdict by the thresholds of rules.py. answe
 writes the answers page (<run>/answers.md, or docs/answers.md with --out).
 
     invlab claims configs/question_claims.yaml --threads 1
-    findings = judge_all(cfg, {"run": load_result(run_dir), "every_roll": ..., "layers": ..., "parts": ...})
+    findings = judge_all(cfg, {"run": load_result(run_dir), "every_roll": ..., "layers": ...,
+                               "part_focus": load_part_focus(run_dir / "part_focus")})
 
-Every verdict comes from the numbers of a finished run of configs/question_claims.yaml and its extra sweeps
-(answers.SWEEPS: "every_roll", "layers", "parts"; evidence.py reads them).
+Every verdict comes from the numbers of a finished run of configs/question_claims.yaml, its extra sweeps
+(answers.SWEEPS: "every_roll", "layers"; evidence.py reads them) and claim 2's part experiment (part_focus.py,
+judged by part_tests.py). A verdict's scope says, in the verdict table, the conditions it holds under.
 """
 
 from __future__ import annotations
@@ -21,9 +23,11 @@ from ..report.tables import LAYER_RANGE, Result, layer_table
 from ..schema.config import Config
 from ..store.layout import LAYERS_CSV
 from .evidence import Evidence, Finding, Stat, compare, exact_on_lattice_only, lattice, lattice_numbers, tv
+from .part_focus import PART_MODELS
+from .part_tests import part_finding
 from .protocol import pct, ratio
-from .rules import (AGREE_TV, APPROX, APPROX_EQUIVARIANCE, APPROX_FLIP, CIRCULAR, EXACT_EQUIVARIANCE, EXACT_TV, FAILS,
-    HOLDS, PART_SPAN, UNDECIDED)
+from .rules import (AGREE_TV, ALPHA, APPROX, APPROX_EQUIVARIANCE, APPROX_FLIP, CIRCULAR, EXACT_EQUIVARIANCE, EXACT_TV,
+    FAILS, HOLDS, MIN_REMOVAL, PART_SPAN, PARTLY, POWER, POWERED_FRACTION, UNDECIDED)
 
 # ----------------------------------------------------------------------------------------------- the claims
 
@@ -105,40 +109,32 @@ def _equivariance(ev: Evidence) -> Finding:
     parts.append(f"not with zero padding (largest error {z:.2g}; at a 1 px shift {tv(first)} in the first block, "
                  f"whose input background is 0 like the padding, but {ratio(deep, '.2g')} in the last)"
                  if z > EXACT_EQUIVARIANCE else f"also with zero padding (largest error {tv(z)})")
-    return Finding(verdict, "; ".join(parts), numbers)
+    scope = ("for stride-1 convolutions with circular padding only; after stride 2 only at multiples of the stride"
+             f"{'' if z <= EXACT_EQUIVARIANCE else '; not with zero padding'}" if verdict == HOLDS else "")
+    return Finding(verdict, "; ".join(parts), numbers, scope)
 
 
 @claim("Max pooling puts a slightly displaced part back into focus",
-       f"Part displacement: only the letter's right-most stroke moves, by -{PART_SPAN}..{PART_SPAN} px in x and y "
-       "(every pair), the rest stays; mean probability change (TV) and flip rate over the 48 displacements. Max "
-       "pooling against none, in two pairs with everything else equal: flatten head with zero padding "
-       "(conv_maxpool vs conv_only) and global average head with circular padding (maxpool_gap_circular vs "
-       "gap_circular); control: a strided convolution (stride 2 without any max, flatten head).",
-       "holds if max pooling's mean probability change is clearly lower (95% intervals apart) than no pooling's in "
-       "both pairs; does not hold if it is clearly higher in a pair, or not lower on average in any; otherwise "
-       "undecided (the direction is the claim's but within the seed spread).",
-       ("parts",), ("conv_only", "conv_maxpool", "strided_conv", "gap_circular", "maxpool_gap_circular"))
+       "Part displacement with a part the networks use: per glyph (letter x font) each stroke is removed in turn, "
+       "and the stroke whose removal changes the most predictions of the five networks below (every seed) is the "
+       f"part. It is moved by every (dx, dy) of -{PART_SPAN}..{PART_SPAN} px, the rest in place; an image's "
+       "probability change (TV) at distance d = max(|dx|, |dy|) is its mean over those displacements: 1 px lies "
+       "within a 2x2 max-pooling window, 2 and 3 px beyond it. Max pooling against none, in two pairs with "
+       "everything else equal: flatten head with zero padding (conv_maxpool vs conv_only) and global average head "
+       "with circular padding (maxpool_gap_circular vs gap_circular); a strided convolution (stride 2 without any "
+       "max, flatten head) beside them. Control: the part removed altogether.",
+       f"per pair at 1 px (within the pooling window): holds if max pooling's change is lower by a paired t-test "
+       f"over the test images (each image's TV averaged over seeds; two-sided, p < {ALPHA:g}) and lower in every "
+       f"seed; does not hold if it is higher (p < {ALPHA:g}), or if no difference is found by a test that detects "
+       f"one of {POWERED_FRACTION:.0%} of no pooling's change with {POWER:.0%} power; otherwise undecided (the "
+       f"test lacks power). It cannot be tested where removing the part changes fewer than {MIN_REMOVAL:.0%} of a "
+       "pair's predictions. The claim holds if every pair that can be tested holds, holds for some networks only "
+       "if some do, does not hold if a pair does not and none holds, and cannot be tested if no pair can; 2 and 3 px "
+       "are reported beside.",
+       ("part_focus",), PART_MODELS)
 def _part_displacement(ev: Evidence) -> Finding:
-    numbers = []
-    for m in ("conv_only", "conv_maxpool", "strided_conv", "gap_circular", "maxpool_gap_circular"):
-        numbers += [("mean probability change (TV)", m, str(ev.stat("parts", m, "mean_prob_change"))),
-                    ("mean flip rate", m, str(ev.stat("parts", m, "mean_flip_rate")))]
-    pairs = [("conv_maxpool", "conv_only"), ("maxpool_gap_circular", "gap_circular")]
-    stats = [(ev.stat("parts", a, "mean_prob_change"), ev.stat("parts", b, "mean_prob_change")) for a, b in pairs]
-    outcome = [compare(a, b) for a, b in stats]
-    if all(o == "lower" for o in outcome):
-        verdict = HOLDS
-    elif "higher" in outcome or all(a.mean >= b.mean for a, b in stats):
-        verdict = FAILS
-    else:
-        verdict = UNDECIDED
-    said = "; ".join(f"{a} {sa.mean:.3f} vs {b} {sb.mean:.3f} ({o})"
-                     for (a, b), (sa, sb), o in zip(pairs, stats, outcome))
-    strided, maxpool = ev.stat("parts", "strided_conv", "mean_prob_change"), stats[0][0]
-    less = "less" if strided.mean < maxpool.mean else "more"
-    control = (f"a strided convolution, with no max at all, changes it {less} than max pooling ({strided.mean:.3f} vs "
-               f"{maxpool.mean:.3f}, {compare(strided, maxpool)})")
-    return Finding(verdict, f"mean probability change with max pooling vs without: {said}; {control}", numbers)
+    pf = ev.results["part_focus"]
+    return part_finding(pf.images, pf.parts)
 
 
 @claim("Stacking conv + max pooling until a single value gives total invariance",
@@ -168,7 +164,9 @@ def _pool_to_one(ev: Evidence) -> Finding:
                    f"{ev.cfg.data.canvas} px), yet {pct(canvas.mean)} of predictions change on average under canvas "
                    f"shifts and {pct(circ.mean)} over every circular shift; against three blocks + flatten "
                    f"({pct(three.mean)}): {compare(canvas, three)}. The max-pooling grid is exact only for shifts by "
-                   f"multiples of the total stride, and on this canvas that is no non-zero shift", numbers)
+                   f"multiples of the total stride, and on this canvas that is no non-zero shift", numbers,
+                   f"under canvas shifts ({pct(canvas.mean)} of predictions change) and circular shifts "
+                   f"({pct(circ.mean)})")
 
 
 @claim("Any symmetric function over positions — max, sum, mean — makes the output invariant",
@@ -211,18 +209,27 @@ def _symmetric_head(ev: Evidence) -> Finding:
     return Finding(verdict, f"{said}. Not otherwise: with zero padding the global average changes "
                    f"{pct(zeros_roll.mean, 2)} of predictions under circular shifts ({pct(zeros_canvas.mean, 2)} "
                    f"under canvas shifts), and after stride-2 convolutions a global max changes "
-                   f"{pct(strided.mean)}", numbers)
+                   f"{pct(strided.mean)}", numbers,
+                   "for global max and average after stride-1 layers with circular padding only; not with zero "
+                   f"padding ({pct(zeros_roll.mean, 2)}) or after stride 2 ({pct(strided.mean)})"
+                   if verdict == HOLDS else "")
+
+
+SHUFFLERS = {"strided_gmp_circular": "strided conv + global max",
+             "maxpool_gap_circular": "max pooling + global average"}
 
 
 @claim("With stride > 1 it is only approximately a shuffle",
        "Stride-2 networks (three blocks: total stride 8) with circular padding and a global-pooling head, strided "
        "convolutions + global max and max pooling + global average: every circular shift of the canvas, split into "
        "the multiples of the total stride and the rest.",
-       f"holds if both networks are exact (no image changes by more than {EXACT_TV:g}) at every multiple of the total "
-       "stride and at no odd shift; does not hold if they are not exact on those multiples (not even a shuffle "
-       "there) or exact at some odd shift (more than approximately a shuffle).",
+       f"Both words are tested, per network. 'Only': exact (no image changes by more than {EXACT_TV:g}) at every "
+       "multiple of the total stride and at no odd shift; 'approximately': between the multiples at most "
+       f"{APPROX_FLIP:.0%} of predictions change (mean flip rate). Holds for a network that passes both; the claim "
+       "holds if both networks do, holds for some networks only if one does, else does not hold.",
        ("every_roll", "layers"), ("strided_gmp_circular", "maxpool_gap_circular"))
 def _stride_shuffle(ev: Evidence) -> Finding:
+    """Claim 5, per network: 'only' (exact on the stride lattice and at no odd shift) and 'approximately'."""
     found, numbers = {}, []
     for m in ("strided_gmp_circular", "maxpool_gap_circular"):
         found[m], more = lattice_numbers(ev, m)
@@ -231,21 +238,24 @@ def _stride_shuffle(ev: Evidence) -> Finding:
     numbers.append(("largest difference of mean TV, engine vs brute force, on the shifts both ran", "both", tv(gap)))
     if gap > AGREE_TV:
         return Finding(UNDECIDED, f"the all-shift engine and brute force disagree by {tv(gap)}", numbers)
-    on_exact = all(max(f["on"], f["on_brute"]) <= EXACT_TV for f in found.values())
-    odd_exact = sum(f["odd_exact"] for f in found.values())
-    verdict = HOLDS if all(exact_on_lattice_only(f) for f in found.values()) else FAILS
-    s = next(iter(found.values()))
-    said = (f"exact at every multiple of the total stride {s['step']} (largest change "
-            f"{tv(max(max(f['on'], f['on_brute']) for f in found.values()))})" if on_exact else
-            "not exact even at multiples of the total stride")
-    said += f", exact at {odd_exact} of the {s['n_odd']} odd shifts"
-    fine = [m for m, f in found.items() if f["period"] < f["step"]]
-    if fine:
-        said += f" (exact on a finer lattice for {', '.join(fine)})"
-    how = "; ".join(f"{m} {'approximately' if f['off'].mean <= APPROX_FLIP else 'not even approximately'} "
-                    f"({pct(f['off'].mean)} of predictions change)" for m, f in found.items())
-    return Finding(verdict, f"{said}. Between the multiples, how close to a shuffle depends on the downsampling: "
-                   f"{how}", numbers)
+    only = {m: exact_on_lattice_only(f) for m, f in found.items()}
+    approx = {m: f["off"].mean <= APPROX_FLIP for m, f in found.items()}
+    holds = [m for m in found if only[m] and approx[m]]
+    verdict = HOLDS if len(holds) == len(found) else PARTLY if holds else FAILS
+    said, scope = [], []
+    for m, f in sorted(found.items(), key=lambda kv: kv[0] not in holds):  # the networks it holds for first
+        on = max(f["on"], f["on_brute"])
+        exact = (f"exact at every multiple of its total stride {f['step']} (largest change {tv(on)})"
+                 if on <= EXACT_TV else f"not exact even at multiples of its total stride {f['step']} ({tv(on)})")
+        exact += f", exact at {f['odd_exact']} of its {f['n_odd']} odd shifts"
+        if f["period"] < f["step"]:
+            exact += f" (exact on a finer lattice, every {f['period']} px)"
+        near = (f"{'approximately' if approx[m] else 'not even approximately'} a shuffle in between "
+                f"({pct(f['off'].mean)} of predictions change; approximately: at most {APPROX_FLIP:.0%})")
+        said.append(f"{m}: {'only' if only[m] else 'not only'} a shuffle on the lattice ({exact}); {near}")
+        scope.append(f"{'for' if m in holds else 'not for'} {SHUFFLERS[m]} ({pct(f['off'].mean)} of predictions "
+                     f"change between lattice points{'' if only[m] else '; not exact on the lattice only'})")
+    return Finding(verdict, "; ".join(said), numbers, "; ".join(scope))
 
 
 @claim("Replace max pooling by strided convolutions and take a global max pooling: invariant without pooling",
@@ -273,7 +283,9 @@ def _strided_global_max(ev: Evidence) -> Finding:
     return Finding(verdict, f"strided conv + global max changes {pct(sg.mean)} of predictions on average under canvas "
                    f"shifts, against {pct(mp.mean)} for max pooling + flatten ({compare(sg, mp)}); with circular "
                    f"padding it is {circular} and changes {pct(found['off'].mean)} of predictions in between: the "
-                   "global max removes where things are, but the stride-2 subsampling before it aliases", numbers)
+                   "global max removes where things are, but the stride-2 subsampling before it aliases", numbers,
+                   f"under canvas shifts ({pct(sg.mean)} of predictions change) and, with circular padding, off "
+                   f"the stride-{step} lattice ({pct(found['off'].mean)})")
 
 
 def judge_all(cfg: Config, results: dict[str, Result]) -> list[tuple[Claim, Finding]]:

@@ -2,8 +2,8 @@
 tables compute it (report.model_table, stats), and the comparisons the verdict rules use. No metric is computed
 here: every number is a column of the run's or a sweep's CSVs, aggregated over shifts or seeds.
 
-    ev = Evidence(cfg, {"run": load_result(run_dir), "parts": load_result(sweep_dir)})
-    str(ev.stat("parts", "conv_maxpool", "mean_prob_change"))   # "0.020 [0, 0.053]*"
+    ev = Evidence(cfg, {"run": load_result(run_dir), "every_roll": load_result(sweep_dir)})
+    str(ev.stat("run", "conv_maxpool", "mean_flip_rate"))   # "0.298 [0.21, 0.39]"
 """
 
 from __future__ import annotations
@@ -96,6 +96,7 @@ class Finding:
     verdict: str  # one of claims.VERDICTS
     condition: str  # when it holds and when not, with the numbers that say so
     numbers: list[tuple[str, str, str]]  # (quantity, model, value): the table of the page
+    scope: str = ""  # the verdict's conditions in a few words, beside it in the verdict table ("for ... only")
 
 
 def tv(x: float) -> str:

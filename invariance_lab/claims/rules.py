@@ -14,6 +14,10 @@ Every verdict is decided from the run's and its sweeps' numbers by these thresho
   global-average models of the README change 0.1-0.3%; the flatten models 30-40%).
 * A comparison between two models is "clear" when their 95% intervals over seeds (cut to [0, 1]) do not
   overlap; otherwise it is "within the seed spread".
+* Claim 2 (a displaced part): a paired t-test over the test images (each image's change averaged over seeds), at
+  ALPHA = 0.05 with its power stated; the displaced part must be one the networks use: removing it changes at
+  least MIN_REMOVAL = 5% of predictions, or the claim cannot be tested with it (UNTESTED).
+* Where the networks a claim names differ, the verdict is PARTLY and says which hold.
 * A claim whose deciding models have a seed at chance (report.seed_flags) is UNDECIDED: a network that answers
   one class for every image never changes its mind, so its consistency says nothing.
 * Exactness verdicts rest on brute force (one forward pass per shift) as well as on the all-shift engine:
@@ -32,13 +36,20 @@ from ..schema.sweep import axis
 from ..config.models import resolved_models
 
 HOLDS, APPROX, FAILS, UNDECIDED = "holds", "holds only approximately", "does not hold", "undecided"
-VERDICTS = (HOLDS, APPROX, FAILS, UNDECIDED)
+PARTLY = "holds for some networks only"  # the networks a claim names differ: the verdict's scope says which
+UNTESTED = "cannot be tested here"  # the experiment cannot decide (claim 2: removing the part changes nothing)
+VERDICTS = (HOLDS, APPROX, PARTLY, FAILS, UNDECIDED, UNTESTED)
 EXACT_TV = INVARIANT_TV  # 1e-6
 EXACT_EQUIVARIANCE = 1e-5
 APPROX_EQUIVARIANCE = 1e-2
 APPROX_FLIP = 0.05
 AGREE_TV = 1e-5  # engine against brute force: mean TV per shift, model and seed
-PART_SPAN = 3  # part displacements of -3..3 px on each axis: "slightly displaced"
+PART_SPAN = 3  # part displacements of -3..3 px on each axis: "slightly displaced"; 1 px lies in a 2x2 pool
+# claim 2 (part_tests.py): a paired t-test over the test images at ALPHA (two-sided), its power stated as the
+# difference it detects with POWER; no difference found counts as "does not hold" only when that detectable
+# difference is at most POWERED_FRACTION of no pooling's change (the test could have seen max pooling halve it);
+# the part must matter: its removal must change at least MIN_REMOVAL of both networks' predictions.
+ALPHA, POWER, POWERED_FRACTION, MIN_REMOVAL = 0.05, 0.8, 0.5, 0.05
 
 # The models the claims read, with the factors each must have (the config may change channels, kernel, ...).
 MODELS = {

@@ -14,14 +14,14 @@ import typer
 
 from ..report.command import make_report
 from ..report.display import FORMATS, render
-from ..report.tables import BY
+from ..report.tables import AXES, BY
 from .options import choice, err, line, out
 
 
 def report_cli(paths: List[Path] = typer.Argument(None, help="Run or sweep folders (default: the newest run)."),
                by: str = choice("model", "--by", BY, "model: one row per model; shift: model x shift table; layer: model x layer (sweeps made with --layers)."),
                metric: str = typer.Option("flip_rate", "--metric", help="Metric for --by shift and --plot."),
-               axis: Optional[str] = choice(None, "--axis", ("dx", "dy"), "dx or dy for --by shift (default: each swept axis)."),
+               axis: Optional[str] = choice(None, "--axis", AXES, "dx or dy for --by shift; angle or scale for a rotate or scale sweep (default: each swept axis)."),
                fmt: str = choice("table", "--format", FORMATS, "table, markdown or csv."),
                plot: Optional[Path] = typer.Option(None, "--plot", help="Also write PNG plots into this folder."),
                drop_chance: bool = typer.Option(False, "--drop-chance", help="Leave out seeds at chance (clean accuracy within 5 points of 1/classes): their consistency says nothing."),

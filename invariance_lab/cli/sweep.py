@@ -4,6 +4,7 @@
     invlab sweep configs/quick.yaml --all-shifts
     invlab sweep results/quick/<run id> --mode circular --dx -1:1:0.25 --subpixel fft
     invlab sweep results/quick/<run id> --metric lie --layers      # + lie.csv: the Lie derivative (eval/lie.py)
+    invlab sweep results/quick/<run id> --transform rotate --angles -40:40:20   # or --transform scale --scales 0.8:1.2:0.1
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import List, Optional
 import typer
 
 from ..report.display import brief_tables, certificate_lines
+from ..core.columns import TRANSFORMS
 from ..data.shifts import SWEEP_KINDS
 from ..data.transforms import SUBPIXEL
 from ..eval.engine import ENGINE_CHOICES
@@ -29,6 +31,9 @@ from .options import QUIET, RESULTS_DIR, THREADS, choice, line, out, say
 def sweep_cli(target: Path = typer.Argument(..., help="A run folder (results/<name>/<run id>) or a YAML config."),
               dx: Optional[str] = typer.Option(None, "--dx", help="Horizontal shifts START:STOP[:STEP], px, inclusive."),
               dy: Optional[str] = typer.Option(None, "--dy", help="Vertical shifts START:STOP[:STEP], px, inclusive."),
+              transform: Optional[str] = choice(None, "--transform", TRANSFORMS, "translate (--dx, --dy), rotate (--angles) or scale (--scales): drawn letters are drawn turned or scaled about their centre (exact); image folders, boxes and --mode circular turn or scale the reference image (bilinear, zeros entering). Default: the run's; --angles alone means rotate, --scales scale."),
+              angles: Optional[str] = typer.Option(None, "--angles", help="Rotation angles START:STOP[:STEP], degrees counterclockwise, inclusive (--transform rotate)."),
+              scales: Optional[str] = typer.Option(None, "--scales", help="Scale factors START:STOP[:STEP], 1 = as drawn, inclusive (--transform scale)."),
               mode: Optional[str] = choice(None, "--mode", MODES, "canvas (redrawn; sub-pixel allowed) or circular (rolled). Default: the run's."),
               grid: Optional[str] = choice(None, "--grid", GRIDS, "product (every dx, dy pair) or axes (each axis alone). Default: the run's."),
               models_: Optional[str] = typer.Option(None, "--models", help="Comma-separated model names (default: all)."),
@@ -49,6 +54,8 @@ def sweep_cli(target: Path = typer.Argument(..., help="A run folder (results/<na
         dy=parse_range(dy, "--dy") if dy is not None else None, mode=mode, grid=grid,
         models=[m.strip() for m in models_.split(",") if m.strip()] if models_ else None, kind=kind, layers=layers,
         layer_images=layer_images, all_shifts=all_shifts, engine=engine, subpixel=subpixel, metric=metric, jobs=jobs,
+        transform=transform, angles=parse_range(angles, "--angles") if angles is not None else None,
+        scales=parse_range(scales, "--scales") if scales is not None else None,
         trust_factory=trust_factory,
         threads=threads, results_dir=results_dir, progress=not quiet, on_event=say(quiet))
     result = load_result(folder)

@@ -2,6 +2,7 @@
 folder (store/results.py) checks them, reports and claims read them. docs/metrics.md defines each metric.
 
     invariance.csv       model, seed, FACTOR_COLUMNS, mode, dx, dy, n_images, METRIC_COLUMNS, MAX_COLUMN
+                         (angle or scale in place of dx, dy in a rotate or scale sweep: GRID_COLUMNS)
     summary.csv          model, seed, FACTOR_COLUMNS, mode, n_images, n_shifts, CHANCE_COLUMNS, SUMMARY_METRICS, ...,
                          WORST_CASE_COLUMNS
     layers_summary.csv   model, seed, FACTOR_COLUMNS, mode, LAYER_SUMMARY_COLUMNS
@@ -22,6 +23,24 @@ CHANCE_COLUMNS = ["n_classes", "at_chance"]
 # largest over every image and non-zero shift: the worst case an --all-shifts sweep certifies.
 MAX_COLUMN = "max_prob_change"
 WORST_SHIFT_COLUMNS = ["worst_shift_dx", "worst_shift_dy"]
+# sweep.transform: the grid columns of invariance.csv (a grid point is a tuple of their values, in this order) and
+# its reference point, where flip_rate and prob_change compare. A translate sweep keeps dx, dy (its files stay as
+# they were); rotate and scale sweeps have one column instead, the angle (degrees) or the factor (1 = as drawn).
+GRID_COLUMNS = {"translate": ("dx", "dy"), "rotate": ("angle",), "scale": ("scale",)}
+REFERENCE = {"translate": (0.0, 0.0), "rotate": (0.0,), "scale": (1.0,)}
+TRANSFORMS = tuple(GRID_COLUMNS)
+
+
+def table_transform(table) -> str:
+    """The transform whose grid columns a tidy table holds: translate for dx, dy (and for older folders)."""
+    return next((t for t, c in GRID_COLUMNS.items() if t != "translate" and c[0] in table.columns), "translate")
+
+
+def grid_columns(table) -> tuple[str, ...]:
+    """The grid columns a tidy table holds: dx, dy, or a rotate or scale sweep's angle or scale."""
+    return GRID_COLUMNS[table_transform(table)]
+
+
 INVARIANT_TV = 1e-6  # a model changes no probability by more than this (float round-off): invariant
 # Added later still, at summary.csv's end: the worst case per image over the whole grid, the reference included
 # (Michaeli et al., CVPR 2023): robust_accuracy, the fraction of images correct at every shift (NaN unlabelled);

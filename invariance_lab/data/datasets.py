@@ -89,10 +89,13 @@ def sample_letters(data: DataConfig, n: int, gen: torch.Generator) -> LetterBatc
 
 
 def draw(table: GlyphTable, batch: LetterBatch, canvas: int, dx: float = 0.0, dy: float = 0.0,
-         part_offset: torch.Tensor | None = None) -> torch.Tensor:
-    """Render the batch with every letter moved by (dx, dy) px on the blank canvas."""
-    images = render(table, batch.glyph, batch.cx + dx, batch.cy + dy, batch.height, batch.thickness, canvas,
-                    part_offset=part_offset)
+         part_offset: torch.Tensor | None = None, angle: float = 0.0, scale: float = 1.0) -> torch.Tensor:
+    """Render the batch with every letter moved by (dx, dy) px on the blank canvas, turned by `angle` degrees
+    (counterclockwise) and scaled by `scale` (its height and pen width) about its centre: drawn so, not resampled."""
+    height, thickness = (batch.height, batch.thickness) if scale == 1 else (batch.height * scale,
+                                                                           batch.thickness * scale)
+    images = render(table, batch.glyph, batch.cx + dx, batch.cy + dy, height, thickness, canvas,
+                    part_offset=part_offset, angle=angle)
     return images if batch.gain is None else images * batch.gain.to(images.device)[:, None, None, None]
 
 

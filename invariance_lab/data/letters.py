@@ -33,6 +33,7 @@ edge, + inside by the even-odd rule (_inside), thickness unused.
 
 from __future__ import annotations
 
+import math
 from functools import lru_cache
 from typing import Sequence
 
@@ -150,13 +151,16 @@ def render(
     canvas: int,
     part_offset: torch.Tensor | None = None,
     chunk: int = 256,
+    angle: float = 0.0,
 ) -> torch.Tensor:
     """Draw N glyphs onto an (N, 1, canvas, canvas) float32 tensor in [0, 1], ink 1 on background 0.
 
     glyph (N,) long indexes the table; cx, cy (N,) place the glyph's bbox centre in
     pixel coordinates (canvas centre = canvas / 2); height (N,) is its height in
     pixels, thickness (N,) the pen width in pixels. part_offset (N, 2) optionally
-    moves the glyph's part by (dx, dy) pixels. Ink that falls outside the canvas is cut.
+    moves the glyph's part by (dx, dy) pixels. angle turns every glyph about its centre by
+    that many degrees, counterclockwise on screen, before drawing (_turn: exact coordinates,
+    no resampling). Ink that falls outside the canvas is cut.
 
     A pixel farther than thickness / 2 + 0.5 from every segment is exactly 0, so each
     image is computed only on the window of pixels around its segments' bounding box
@@ -187,6 +191,8 @@ def render(
         if table.filled:  # no pen: the ramp alone reaches 0.5 px beyond the outline
             r = torch.zeros_like(r)
         seg = segments[g, :S] * h[:, :, None]  # (n, S, 4) in pixels, still centred on 0
+        if angle:
+            seg = _turn(seg, angle)
         seg[..., 0::2] += cx[idx].float()[:, None, None]
         seg[..., 1::2] += cy[idx].float()[:, None, None]
         if part_offset is not None:
@@ -231,6 +237,21 @@ def render(
         pos = (idx[:, None, None] * canvas + (lo[:, 1:2] + k)[:, :, None]) * canvas + (lo[:, 0:1] + k)[:, None, :]
         out[torch.where(inside, pos, N * canvas * canvas).flatten()] = val.flatten()
     return out[:-1].reshape(N, 1, canvas, canvas)
+
+
+def _turn(seg: torch.Tensor, angle: float) -> torch.Tensor:
+    """Segments (..., 4) centred on 0 turned by `angle` degrees counterclockwise on screen (y points down):
+    (x, y) -> (x cos + y sin, -x sin + y cos). Multiples of 90 degrees use exact cos and sin (0, +-1), so a
+    quarter turn is a swap and a sign, as torch.rot90 is for pixels."""
+    quarter = angle / 90
+    if quarter == int(quarter):
+        c, s = ((1.0, 0.0), (0.0, 1.0), (-1.0, 0.0), (0.0, -1.0))[int(quarter) % 4]
+    else:
+        c, s = math.cos(math.radians(angle)), math.sin(math.radians(angle))
+    x, y = seg[..., 0::2], seg[..., 1::2]
+    out = torch.empty_like(seg)
+    out[..., 0::2], out[..., 1::2] = x * c + y * s, y * c - x * s
+    return out
 
 
 def _inside(ax, ay, bx, by, real, px, py) -> torch.Tensor:

@@ -23,7 +23,7 @@ import torch
 from ..core.errors import InvlabError, choose
 from .datasets import draw, evaluation_set, glyph_table, position_test_set, reference_letters
 from .folder import folder_test_set, to_float
-from .transforms import SUBPIXEL, ShiftError, fourier_shift, translate_image
+from .transforms import SUBPIXEL, ShiftError, fourier_shift, translate_image, turn_image
 
 
 def axis_values(r: list[float]) -> list[float]:
@@ -36,6 +36,14 @@ def axis_values(r: list[float]) -> list[float]:
 
 def shift_lines(dx: list[float], dy: list[float], grid: str) -> list[list[tuple[float, float]]]:
     return value_lines(axis_values(dx), axis_values(dy), grid)
+
+
+def sweep_lines(sweep) -> list[list[tuple[float, ...]]]:
+    """The lines of a sweep's grid (SweepConfig): (dx, dy) shifts for transform translate; for rotate and scale
+    one line of (angle,) or (scale,) points in increasing order (each point's neighbour is the value before)."""
+    if sweep.transform == "translate":
+        return shift_lines(sweep.dx, sweep.dy, sweep.grid)
+    return [[(v,) for v in axis_values(sweep.angles if sweep.transform == "rotate" else sweep.scales)]]
 
 
 def value_lines(xs: list[float], ys: list[float], grid: str) -> list[list[tuple[float, float]]]:
@@ -135,6 +143,10 @@ def check_sweep(data, sweep, kind: str) -> None:
     if data.task == "position" and kind == "parts":
         raise InvlabError("--kind parts needs task: letter; the position task's test images are rolled pairs, "
                           "not redrawn letters")
+    if sweep.transform != "translate" and (kind == "parts" or data.task == "position"):
+        raise InvlabError(f"a {sweep.transform} sweep (transform: {sweep.transform}) changes the whole test image; "
+                          + ("--kind parts moves one part of a letter: use --transform translate" if kind == "parts"
+                             else "task: position's test images are rolled pairs: sweep it with transform: translate"))
     if data.task == "position" and sweep.mode != "circular":
         raise InvlabError("task: position is swept with --mode circular only (its bottom test images are the top "
                           f"ones rolled by canvas/2; redrawing on the canvas would break the pairs); got {sweep.mode}")
@@ -179,9 +191,31 @@ def box_inputs(data, mode: str, n_images: int | None = None, subpixel: str = "bi
     return (lambda c, dx, dy: translate_image(reference[c], dx, dy, "zeros")), labels
 
 
+def turned_inputs(data, sweep, n_images: int | None = None):
+    """(inputs(chunk, value), labels) of a rotate or scale sweep, value an angle (degrees) or a factor: drawn
+    letters in canvas mode are drawn turned or scaled by the renderer (exact); the reference images of circular
+    mode, image folders and boxes are turned or scaled as pixels (transforms.turn_image: bilinear)."""
+    key = "angle" if sweep.transform == "rotate" else "scale"
+    if data.source in ("folder", "boxes"):
+        reference, labels = folder_test_set(data) if data.source == "folder" else evaluation_set(data, None)
+        reference, labels = reference[:n_images], labels[:n_images]
+        fill = data.fill if data.source == "folder" else "zeros"
+        return (lambda c, v: turn_image(to_float(reference[c]), fill=fill, **{key: v})), labels
+    table, test = glyph_table(data), reference_letters(data)
+    if n_images is not None:
+        test = test.select(slice(0, n_images))
+    if sweep.mode == "circular":
+        reference = draw(table, test, data.canvas)
+        return (lambda c, v: turn_image(reference[c], **{key: v})), test.labels
+    return (lambda c, v: draw(table, test.select(c), data.canvas, **{key: v})), test.labels
+
+
 def sweep_inputs(data, sweep, kind: str = "translation", n_images: int | None = None):
-    """(inputs(chunk, dx, dy), labels) for the first n_images test items (all by default)."""
+    """(inputs(chunk, dx, dy), labels) for the first n_images test items (all by default); inputs(chunk, value)
+    for a rotate or scale sweep (turned_inputs)."""
     check_sweep(data, sweep, kind)
+    if sweep.transform != "translate":
+        return turned_inputs(data, sweep, n_images)
     subpixel = sweep.subpixel  # circular mode's fractional shifts: band-limited (fft), or refused (bilinear)
     if data.source == "folder":
         return folder_inputs(data, sweep.mode, n_images, subpixel)

@@ -3,6 +3,7 @@ shifts bilinear, with a choice of what enters at the border; and circular sub-pi
 
     translate_image(images, 2.5, -1, fill="edge")    # right 2.5 px, up 1 px; the border pixel enters
     fourier_shift(images, 0.5, 0)                    # rolled by half a pixel: the Fourier shift theorem
+    turn_image(images, angle=30)                     # turned 30 degrees counterclockwise, bilinear (or scale=1.2)
 
 It sits below folder.py's users (datasets.py, shifts.py) so that each can translate an image.
 """
@@ -58,6 +59,28 @@ def _whole_shift(images: torch.Tensor, dx: int, dy: int, fill: str) -> torch.Ten
     padded = torch.nn.functional.pad(images, (px, px, py, py), mode=FILLS[fill])
     return padded[..., py - dy:py - dy + h, px - dx:px - dx + w]
 
+
+
+# What enters the frame when raster images are turned or scaled (turn_image): grid_sample's padding modes.
+TURN_FILLS = {"zeros": "zeros", "edge": "border", "reflect": "reflection"}
+
+
+def turn_image(images: torch.Tensor, angle: float = 0.0, scale: float = 1.0, fill: str = "zeros") -> torch.Tensor:
+    """Images (N, C, H, W) turned by `angle` degrees counterclockwise on screen and scaled by `scale` about the
+    image centre (W / 2, H / 2 in pixel-edge units: the letters' canvas centre), interpolated: bilinear
+    (F.grid_sample on an affine grid, align_corners False), `fill` (TURN_FILLS) where the source point is outside.
+    Angle 0 and scale 1 return the images as they are. Each output pixel reads the input at R(-angle) p / scale,
+    p its offset from the centre in pixels (the x and y units differ on a non-square image: the grid's theta
+    converts)."""
+    if angle == 0 and scale == 1:
+        return images
+    choose("fill", fill, TURN_FILLS)
+    h, w = images.shape[-2:]
+    c, s = math.cos(math.radians(angle)) / scale, math.sin(math.radians(angle)) / scale
+    theta = torch.tensor([[c, -s * h / w, 0.0], [s * w / h, c, 0.0]], dtype=images.dtype, device=images.device)
+    grid = torch.nn.functional.affine_grid(theta.expand(len(images), 2, 3), list(images.shape), align_corners=False)
+    return torch.nn.functional.grid_sample(images, grid, mode="bilinear", padding_mode=TURN_FILLS[fill],
+                                           align_corners=False)
 
 
 def fourier_shift(images: torch.Tensor, dx: float, dy: float) -> torch.Tensor:

@@ -10,7 +10,9 @@ definition (docs/metrics.md):
     sums.add_neighbours(shifts, pred, before)         # neighbour flips, against the previous shift on its line
     result = sweep_result({key: sums}, n, labelled=True)   # tables.SweepResult, one row per model x shift
 
-The reference is (0, 0), always evaluated (even off the grid: clean accuracy). A grid point met again (the axes
+The reference is (0, 0), always evaluated (even off the grid: clean accuracy). A rotate or scale sweep's grid points
+are 1-tuples, (angle,) or (scale,): Grid(lines, "rotate"), its reference (0,) or (1,) (core/columns.REFERENCE), its
+table's column angle or scale in place of dx, dy; everything else is the same. A grid point met again (the axes
 grid's lines cross at (0, 0)) is one row, with the sums of its first evaluation. A shift's neighbour is the shift
 one step back on the first line on which it has one (data/shifts.previous_on_line); a line's first shift has none.
 Per image, two flags over every shift of the grid, the reference included: wrong somewhere, changed somewhere
@@ -26,13 +28,13 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..core.columns import CONSISTENT, ROBUST
+from ..core.columns import CONSISTENT, GRID_COLUMNS, REFERENCE, ROBUST
 from ..core.metrics import tv_distance
 from ..data.shifts import grid_points, previous_on_line
 from .tables import ModelKey, SweepResult, tidy_table
 
-Shift = tuple[float, float]
-ORIGIN: Shift = (0.0, 0.0)  # the reference shift of flip_rate and prob_change
+Shift = tuple[float, ...]  # (dx, dy), or a rotate or scale sweep's (angle,) or (scale,)
+ORIGIN: Shift = REFERENCE["translate"]  # the reference shift of flip_rate and prob_change
 # inputs(chunk, dx, dy) -> images of the test items in `chunk` (a slice), translated by (dx, dy)
 Inputs = Callable[[slice, float, float], torch.Tensor]
 
@@ -50,19 +52,21 @@ class Step:
 class Grid:
     """The shifts of a sweep: `points` (the table's rows, in sweep order), `shifts` (what is evaluated: the
     points, with the reference first when it is not among them), `previous` (each shift's neighbour) and `walk`
-    (the steps of brute force, which meets the neighbours in line order)."""
+    (the steps of brute force, which meets the neighbours in line order). transform (core/columns.GRID_COLUMNS):
+    what a point is, its reference `origin` and its table `columns`."""
 
-    def __init__(self, lines: list[list[Shift]]):
+    def __init__(self, lines: list[list[Shift]], transform: str = "translate"):
         self.lines = lines
+        self.origin, self.columns = REFERENCE[transform], GRID_COLUMNS[transform]
         self.points = grid_points(lines)
-        self.shifts = self.points if ORIGIN in self.points else [ORIGIN, *self.points]
+        self.shifts = self.points if self.origin in self.points else [self.origin, *self.points]
         self.index = {p: i for i, p in enumerate(self.shifts)}
-        self.ref = self.index[ORIGIN]
+        self.ref = self.index[self.origin]
         self.previous = previous_on_line(lines)
         self.walk = list(self._walk())
 
     def _walk(self) -> Iterator[Step]:
-        seen, counted = {ORIGIN}, set()
+        seen, counted = {self.origin}, set()
         for line in self.lines:
             before = None
             for p in line:
@@ -123,7 +127,7 @@ class ShiftSums:
         out = []
         for p in self.grid.points:
             s = self.sums[self.grid.index[p]]
-            out.append(dict(model=key[0], seed=key[1], dx=p[0], dy=p[1], n_images=n,
+            out.append(dict(model=key[0], seed=key[1], **dict(zip(self.grid.columns, p)), n_images=n,
                             accuracy=s[self.CORRECT] / n if labelled else np.nan, flip_rate=s[self.FLIPS] / n,
                             prob_change=s[self.TV_SUM] / n,
                             neighbor_flip_rate=s[self.NEIGHBOUR_FLIPS] / n if p in self.grid.previous else np.nan,

@@ -80,6 +80,9 @@ def plan_for(model: nn.Module, canvas: int, mode: str = "circular") -> Plan:
     if mode == SUBPIXEL_MODE:
         raise NotApplicable("sub-pixel circular shifts (subpixel: fft) are not rolls of the input; the engine "
                             "evaluates whole-pixel circular shifts only")
+    if mode in ("rotate", "scale"):  # sweep.transform: a turned or scaled image is no permutation of its pixels
+        raise NotApplicable(f"a {mode} sweep turns or scales the image, which is not a roll of it; the engine "
+                            "evaluates circular shifts only (brute force: one forward pass per angle or scale)")
     if mode != "circular":
         raise NotApplicable(f"{mode} sweeps do not roll the input; the engine evaluates circular shifts only")
     return allshift_plan(model, canvas)

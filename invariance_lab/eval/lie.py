@@ -37,7 +37,7 @@ import torch
 from torch import nn
 from torch.func import jvp
 
-from ..core.columns import LIE_COLUMNS
+from ..core.columns import LIE_COLUMNS, REFERENCE
 from ..core.errors import InvlabError, choose
 from ..core.progress import progress_bar
 from ..data.shifts import sweep_inputs
@@ -216,5 +216,5 @@ def evaluate_lie(models: dict[ModelKey, nn.Module], data: DataConfig, sweep: Swe
     """lie.csv of a sweep: lie_table on the first n_images test images at the reference position (0, 0)."""
     inputs, labels = sweep_inputs(data, sweep, "translation", n_images=n_images)
     n = min(n_images, len(labels))
-    x = inputs(slice(0, n), 0.0, 0.0).to(device)
+    x = inputs(slice(0, n), *REFERENCE[sweep.transform]).to(device)  # (0, 0); a rotate or scale sweep's 0 or 1
     return lie_table(models, x, layers=layers, batch_size=sweep.batch_size, progress=progress)

@@ -16,10 +16,10 @@ import torch
 
 from ..core.progress import progress_bar
 from ..data.datasets import class_names
-from ..data.shifts import grid_points, shift_lines, sweep_inputs
+from ..data.shifts import grid_points, shift_lines, sweep_inputs, sweep_lines
 from ..data.transforms import INTERPOLATION
 from ..schema.config import DataConfig, SweepConfig
-from .accumulate import ORIGIN, Grid, Inputs, ShiftSums, sweep_result
+from .accumulate import Grid, Inputs, ShiftSums, sweep_result
 from .engine import allshift_sweep, choose_engines, roll_mode, sweep_by_engine
 from .layerwise import profile_layers
 from .tables import ModelKey, SweepResult, add_factors, summarize
@@ -27,16 +27,17 @@ from .tables import ModelKey, SweepResult, add_factors, summarize
 
 @torch.inference_mode()
 def run_sweep(models: dict[ModelKey, torch.nn.Module], inputs: Inputs, labels: torch.Tensor,
-              lines: list[list[tuple[float, float]]], batch_size: int, device: torch.device,
-              progress: bool = False) -> SweepResult:
+              lines: list[list[tuple[float, ...]]], batch_size: int, device: torch.device,
+              progress: bool = False, transform: str = "translate") -> SweepResult:
     """Brute force: every model on the inputs at every shift, the shifts in line order (accumulate.Grid.walk),
-    each shift's batches one after another; the reference (0, 0) first, its probabilities kept."""
+    each shift's batches one after another; the reference (0, 0) first, its probabilities kept. A rotate or scale
+    sweep (transform) is the same walk over (angle,) or (scale,) points, from angle 0 or scale 1."""
     n = len(labels)
     labels = labels.to(device)
     chunks = [slice(i, min(i + batch_size, n)) for i in range(0, n, batch_size)]
     for m in models.values():
         m.eval()
-    grid = Grid(lines)
+    grid = Grid(lines, transform)
     sums = {k: ShiftSums(grid) for k in models}
     ref_probs: dict[ModelKey, torch.Tensor | None] = dict.fromkeys(models)
 
@@ -55,13 +56,13 @@ def run_sweep(models: dict[ModelKey, torch.nn.Module], inputs: Inputs, labels: t
                 preds[k][c] = sums[k].add([shift], p[None], ref_probs[k][c], labels[c], c)[0] if add else p.argmax(1)
         return preds
 
-    moved = [p for p in grid.points if p != ORIGIN]
+    moved = [p for p in grid.points if p != grid.origin]
     bar = progress_bar(len(moved) + 1, "sweep", "shift", progress)
-    ref_preds = evaluate(ORIGIN, add=True, keep=True)
+    ref_preds = evaluate(grid.origin, add=True, keep=True)
     bar.update(1)
     before = None
     for step in grid.walk:
-        if step.shift == ORIGIN:
+        if step.shift == grid.origin:
             preds = ref_preds
         else:  # a shift met again is evaluated again (its neighbours need its predictions), not added again
             preds = evaluate(step.shift, add=step.new)
@@ -82,7 +83,7 @@ def protocol(sweep: SweepConfig, data: DataConfig, seeds: list[int], models: lis
     """The protocol of a sweep (SweepConfig) of data (DataConfig), as stored in meta.json."""
     p = dict(kind=kind, mode="parts" if kind == "parts" else sweep.mode, grid=sweep.grid, dx=sweep.dx,
              dy=sweep.dy, test_images=data.test_images * (2 if data.task == "position" else 1), seeds=list(seeds),
-             models=list(models), n_shifts=len(grid_points(shift_lines(sweep.dx, sweep.dy, sweep.grid))))
+             models=list(models), n_shifts=len(grid_points(sweep_lines(sweep))))
     if data.task == "position":
         p["task"] = "position"  # paired top/bottom test images; the label is the half, not the letter
     if kind == "parts" and data.source == "letters" and data.glyphs == "outline":
@@ -93,7 +94,13 @@ def protocol(sweep: SweepConfig, data: DataConfig, seeds: list[int], models: lis
         p.update(images=f"red and green boxes, the {data.test_set} test set", fill="zeros", interpolation=INTERPOLATION)
     if sweep.subpixel == "fft":  # fractional rolls band-limited (data/transforms.fourier_shift); absent: bilinear
         p["subpixel"] = "fft"
-    if kind == "translation" and covers_every_roll(sweep, data.canvas):
+    if sweep.transform != "translate":  # the grid is angles or scales; dx, dy are the run's, unused here
+        key = "angles" if sweep.transform == "rotate" else "scales"
+        p.update(transform=sweep.transform, **{key: getattr(sweep, key)})
+        verb = "turned" if sweep.transform == "rotate" else "scaled"
+        p["drawing"] = (f"letters drawn {verb} (exact)" if data.source == "letters" and sweep.mode == "canvas" else
+                        f"the reference image {verb} as pixels ({INTERPOLATION})")
+    elif kind == "translation" and covers_every_roll(sweep, data.canvas):
         p["all_shifts"] = True  # the whole translation group of the canvas: the summary's worst case is exact
     return p
 
@@ -126,6 +133,8 @@ def engine_mode(sweep: SweepConfig, kind: str = "translation") -> str:
     (fft) shifts, which are not rolls of the input."""
     if kind == "parts":
         return "parts"
+    if sweep.transform != "translate":
+        return sweep.transform  # rotate, scale: not rolls (engine.plan_for says why it does not apply)
     return roll_mode(sweep.mode, grid_points(shift_lines(sweep.dx, sweep.dy, sweep.grid)))
 
 
@@ -138,10 +147,11 @@ def evaluate_shifts(models: dict[ModelKey, torch.nn.Module], factors: dict[str, 
     networks; brute force for the rest), allshift (refuse where it does not apply), brute, or the result of
     sweep_engines(). The numbers are the same either way, to float round-off."""
     inputs, labels = sweep_inputs(data, sweep, kind)
-    lines = shift_lines(sweep.dx, sweep.dy, sweep.grid)
+    lines = sweep_lines(sweep)
     plans = engine if isinstance(engine, dict) else sweep_engines(models, data, sweep, kind, engine)
     result = sweep_by_engine(
-        models, plans, lambda ms: run_sweep(ms, inputs, labels, lines, sweep.batch_size, device, progress=progress),
+        models, plans, lambda ms: run_sweep(ms, inputs, labels, lines, sweep.batch_size, device, progress=progress,
+                                            transform=sweep.transform),
         lambda ps: allshift_sweep(ps, inputs, labels, lines, sweep.batch_size, device, progress=progress))
     inv = add_factors(result.table, factors, "parts" if kind == "parts" else sweep.mode)
     return inv, summarize(inv, result.clean_accuracy, n_classes=len(class_names(data)), worst_case=result.worst_case)

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from ..core.columns import CUSTOM, FACTOR_COLUMNS, MAX_COLUMN, METRIC_COLUMNS, WORST_CASE_COLUMNS, WORST_SHIFT_COLUMNS
+from ..core.columns import (CUSTOM, FACTOR_COLUMNS, MAX_COLUMN, METRIC_COLUMNS, REFERENCE, WORST_CASE_COLUMNS,
+                            WORST_SHIFT_COLUMNS, grid_columns, table_transform)
 from ..core.stats import is_at_chance
 
 ModelKey = tuple[str, int]  # (model name, seed)
@@ -29,11 +30,12 @@ class SweepResult:
 
 
 def tidy_table(rows: list[dict], models: list[ModelKey]) -> pd.DataFrame:
-    """The invariance table of `rows` (one per model x seed x shift): models in the given order, then dy, dx."""
+    """The invariance table of `rows` (one per model x seed x shift): models in the given order, then dy, dx (the
+    angle or scale of a rotate or scale sweep)."""
     table = pd.DataFrame(rows)
     order = {k: i for i, k in enumerate(models)}
     table["_order"] = [order[(m, s)] for m, s in zip(table.model, table.seed)]
-    return table.sort_values(["_order", "dy", "dx"], kind="stable").drop(columns="_order").reset_index(drop=True)
+    return table.sort_values(["_order", *grid_columns(table)[::-1]], kind="stable").drop(columns="_order").reset_index(drop=True)
 
 
 def add_factors(df: pd.DataFrame, factors: dict[str, dict], mode: str) -> pd.DataFrame:
@@ -61,10 +63,13 @@ def summarize(table: pd.DataFrame, clean_accuracy: dict[ModelKey, float] | None 
         n_classes = table.attrs.get("n_classes")
     if worst_case is None and "worst_case" in table.attrs:
         worst_case = {(m, int(s)): v for k, v in table.attrs["worst_case"].items() for m, _, s in [k.rpartition("/")]}
-    keys = [c for c in table.columns if c not in METRIC_COLUMNS + ["dx", "dy", MAX_COLUMN]]
+    axes = list(grid_columns(table))  # dx, dy; a rotate or scale sweep's angle or scale
+    origin = REFERENCE[table_transform(table)]
+    keys = [c for c in table.columns if c not in METRIC_COLUMNS + axes + [MAX_COLUMN]]
+    worst_columns = WORST_SHIFT_COLUMNS if axes == ["dx", "dy"] else [f"worst_{axes[0]}"]
     out = []
     for key, g in table.groupby(["model", "seed"], sort=False):
-        moved = g[(g.dx != 0) | (g.dy != 0)]
+        moved = g[(g[axes].to_numpy(float) != origin).any(axis=1)]
         row = {c: g[c].iloc[0] for c in keys}
         clean = clean_accuracy[key]
         row.update(n_shifts=len(moved), n_classes=n_classes, clean_accuracy=clean,
@@ -75,7 +80,7 @@ def summarize(table: pd.DataFrame, clean_accuracy: dict[ModelKey, float] | None 
             row[f"worst_{m}"] = (vals.min() if m == "accuracy" else vals.max()) if len(vals) else np.nan
         # the first, in table order; none when every shift's value is NaN (pandas' idxmax would fail on them)
         worst = moved.loc[moved.prob_change.idxmax()] if moved.prob_change.notna().any() else None
-        row.update(zip(WORST_SHIFT_COLUMNS, (np.nan, np.nan) if worst is None else (worst.dx, worst.dy)))
+        row.update(zip(worst_columns, [np.nan] * len(axes) if worst is None else worst[axes]))
         if MAX_COLUMN in moved:
             row[MAX_COLUMN] = moved[MAX_COLUMN].max() if len(moved) else np.nan
         if worst_case is not None:
@@ -88,7 +93,9 @@ def _clean_accuracy(table: pd.DataFrame) -> dict[ModelKey, float]:
     """{(model, seed): accuracy at (0, 0)}: kept in table.attrs by il.measure, else from the (0, 0) rows."""
     kept = table.attrs.get("clean_accuracy", {})
     clean = {}
+    axes = list(grid_columns(table))
+    at = REFERENCE[table_transform(table)]
     for (m, s), g in table.groupby(["model", "seed"], sort=False):
-        origin = g[(g.dx == 0) & (g.dy == 0)]
+        origin = g[(g[axes].to_numpy(float) == at).all(axis=1)]
         clean[(m, s)] = kept.get(f"{m}/{s}", float(origin.accuracy.iloc[0]) if len(origin) else np.nan)
     return clean

@@ -76,7 +76,10 @@ def protocol_lines(results: list[Result]) -> list[str]:
             parts = [RASTER_WORDS.get(mode, f"{mode} shift").format(**p), f"images: {p['images']}"]
             if not p.get("labels", True):
                 parts.append("no labels (accuracy not measured)")
-        if "dx" in p and "dy" in p:
+        if p.get("transform") in ("rotate", "scale"):  # sweep.transform: angles or scales in place of dx, dy
+            unit = "angle (degrees, counterclockwise)" if p["transform"] == "rotate" else "scale (factor)"
+            parts = [f"{p['transform']} about the centre, {p.get('drawing')}", span(unit, p[f"{unit[:5]}s"])]
+        elif "dx" in p and "dy" in p:
             parts.append(f"{span('dx', p['dx'])}, {span('dy', p['dy'])} "
                          f"({GRID_WORDS.get(p.get('grid'), str(p.get('grid')))})")
         if p.get("subpixel") == "fft":

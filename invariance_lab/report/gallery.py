@@ -83,7 +83,9 @@ def _sweep_of(protocol: dict):
     """The SweepConfig and kind of a folder's protocol (meta.json), so the gallery shows what was measured."""
     kind = protocol.get("kind", "translation")
     mode = "canvas" if kind == "parts" else protocol["mode"]
-    return SweepConfig(mode=mode, dx=protocol["dx"], dy=protocol["dy"], grid=protocol.get("grid", "product")), kind
+    turned = {k: protocol[k] for k in ("transform", "angles", "scales") if k in protocol}  # rotate, scale sweeps
+    return SweepConfig(mode=mode, dx=protocol["dx"], dy=protocol["dy"], grid=protocol.get("grid", "product"),
+                       **turned), kind
 
 
 def pick_stills(shifts: list[float], k: int = STILLS) -> list[int]:
@@ -141,7 +143,8 @@ def make_gallery(result: Result, n_images: int = 4, *, animate: bool = True) -> 
     nets = load_run_models(run_dir, cfg, meta_run, models, torch.device("cpu"))
     sweep, kind = _sweep_of(protocol)
     axis = "dx" if len(axis_values(sweep.dx)) > 1 or len(axis_values(sweep.dy)) == 1 else "dy"
-    shifts = axis_values(getattr(sweep, axis))
+    axis = {"rotate": "angle", "scale": "scale"}.get(sweep.transform, axis)  # a rotate or scale sweep's one axis
+    shifts = axis_values(getattr(sweep, {"angle": "angles", "scale": "scales"}.get(axis, axis)))
     if len(shifts) > MAX_FRAMES:
         shifts = [shifts[i] for i in np.round(np.linspace(0, len(shifts) - 1, MAX_FRAMES)).astype(int)]
     inputs, labels = sweep_inputs(cfg.data, sweep, kind, n_images=POOL)
@@ -153,7 +156,7 @@ def make_gallery(result: Result, n_images: int = 4, *, animate: bool = True) -> 
     truth = labels[chosen]
     with torch.inference_mode():
         for s in shifts:
-            x = inputs(slice(0, len(labels)), *((s, 0.0) if axis == "dx" else (0.0, s)))[chosen].float()
+            x = inputs(slice(0, len(labels)), *{"dx": (s, 0.0), "dy": (0.0, s)}.get(axis, (s,)))[chosen].float()
             pixels.append(x.numpy())
             for m in models:
                 p = torch.softmax(nets[(m, seed)](x).float(), dim=1)
@@ -219,7 +222,8 @@ def make_gif(g: Gallery, letter: Letter) -> bytes:
     cursor = right.axvline(x[0], color="0.2", linewidth=1.0)
     right.set_xlim(x.min() - 0.5, x.max() + 0.5)
     right.set_ylim(-0.03, 1.03)
-    right.set_xlabel(f"{g.axis} (px), {g.mode} shift", fontsize=GIF_FONT_PT)
+    right.set_xlabel({"angle": "angle (degrees)", "scale": "scale"}.get(g.axis, f"{g.axis} (px), {g.mode} shift"),
+                     fontsize=GIF_FONT_PT)
     right.set_ylabel(f"p({letter.label}), the true class", fontsize=GIF_FONT_PT)
     right.tick_params(labelsize=GIF_FONT_PT)
     right.grid(True, alpha=0.3)

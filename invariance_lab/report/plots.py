@@ -40,7 +40,8 @@ METRIC_LABELS = {
     "prob_change": "probability change\n(total variation ½Σ|Δp| vs softmax at (0,0))",
     "neighbor_flip_rate": "neighbour flip rate\n(prediction ≠ prediction one grid step back)",
 }
-AXIS_LABELS = {"dx": "horizontal shift dx (px)", "dy": "vertical shift dy (px)"}
+AXIS_LABELS = {"dx": "horizontal shift dx (px)", "dy": "vertical shift dy (px)",
+               "angle": "rotation angle (degrees, counterclockwise)", "scale": "scale factor (1 = as drawn)"}
 LINESTYLES = ("-", "--", ":", "-.")
 MAX_TICKS = 9  # heatmap ticks per axis: every grid value when they fit, else every k-th one, through 0
 
@@ -79,7 +80,8 @@ def centre_ticks(values: np.ndarray, max_ticks: int = MAX_TICKS) -> np.ndarray:
 
 def _modes(results: list[Result]) -> str:
     modes = dict.fromkeys(r.meta.get("protocol", {}).get("mode", "?") for r in results)
-    return " / ".join("part displacement" if m == "parts" else f"{m} shift" for m in modes)
+    turned = {r.meta.get("protocol", {}).get("transform") for r in results} - {None}  # rotate, scale sweeps
+    return " / ".join("part displacement" if m == "parts" else f"{m} {'/'.join(turned) or 'shift'}" for m in modes)
 
 
 def _title_name(metric: str) -> str:
@@ -134,11 +136,11 @@ def metric_vs_shift_figure(results: list[Result], metric: str, axis: str) -> Fig
         # every metric is a fraction in [0, 1]: a t-interval over 3 seeds can overshoot it, so the band is cut there
         lo, hi, _ = clip_interval(y, ci, *RATE_RANGE)
         ax.fill_between(xs, lo, hi, color=style["color"], alpha=0.18, linewidth=0)
-    ax.axvline(0, color="0.6", linewidth=0.8, zorder=0)
+    ax.axvline(1 if axis == "scale" else 0, color="0.6", linewidth=0.8, zorder=0)  # the reference
     ax.set_xlabel(AXIS_LABELS[axis])
-    ax.set_ylabel(METRIC_LABELS[metric])
-    other = "dy" if axis == "dx" else "dx"
-    ax.set_title(f"{_title_name(metric)} vs {axis} ({other} = 0), {_modes(results)}\n"
+    ax.set_ylabel(METRIC_LABELS[metric].replace("(0,0)", {"angle": "angle 0", "scale": "scale 1"}.get(axis, "(0,0)")))
+    other = {"dx": " (dy = 0)", "dy": " (dx = 0)"}.get(axis, "")
+    ax.set_title(f"{_title_name(metric)} vs {axis}{other}, {_modes(results)}\n"
                  f"mean over seeds, band = 95% CI (cut to [0, 1])", fontsize=11)
     ax.set_ylim(-0.02, 1.02)
     ax.grid(True, alpha=0.35)
@@ -154,7 +156,7 @@ def is_2d(result: Result) -> bool:
     """True when the result holds a full (dx, dy) product grid with more than one value on each axis."""
     inv = result.invariance
     return (result.meta.get("protocol", {}).get("grid") == "product"
-            and inv["dx"].nunique() > 1 and inv["dy"].nunique() > 1)
+            and "dx" in inv and inv["dx"].nunique() > 1 and inv["dy"].nunique() > 1)
 
 
 def plot_heatmaps(results: list[Result], metric: str, out_dir: str | Path) -> list[Path]:

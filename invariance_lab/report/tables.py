@@ -23,9 +23,9 @@ from ..core.errors import InvlabError, choose
 from ..core.stats import ci_halfwidth, is_at_chance, with_bounds
 from ..store.results import Result, load_result  # noqa: F401  (load_result: part of this API)
 from ..store.layout import CONFIG_FILE, SWEEP_DIR, is_study
-from ..core.columns import FACTOR_COLUMNS, METRIC_COLUMNS, SUMMARY_METRICS, WORST_CASE_COLUMNS
+from ..core.columns import FACTOR_COLUMNS, METRIC_COLUMNS, SUMMARY_METRICS, WORST_CASE_COLUMNS, grid_columns
 
-AXES = ("dx", "dy")
+AXES = ("dx", "dy", "angle", "scale")  # a translate sweep's two axes; a rotate or scale sweep's one (sweep.transform)
 BY = ("model", "shift", "layer")
 RATE_RANGE = (0.0, 1.0)  # every metric of invariance.csv and summary.csv is a fraction
 LAYER_RANGE = (0.0, math.inf)  # layer errors and normalised variance are >= 0 and can exceed 1
@@ -130,10 +130,13 @@ def model_table(results: list[Result], confidence: float = 0.95) -> pd.DataFrame
 
 
 def axis_slice(df: pd.DataFrame, axis: str) -> pd.DataFrame:
-    """The 1-D cut of a tidy shift table: axis "dx" keeps rows with dy == 0, "dy" rows with dx == 0."""
+    """The 1-D cut of a tidy shift table: axis "dx" keeps rows with dy == 0, "dy" rows with dx == 0; "angle" and
+    "scale" (a rotate or scale sweep's only axis) every row; none (an empty frame) when the table lacks the axis."""
     choose("shift axis", axis, AXES)
-    other = "dy" if axis == "dx" else "dx"
-    return df[np.isclose(df[other].astype(float), 0.0)]
+    if axis not in df:  # a rotate or scale sweep has no dx, dy; a translate sweep no angle or scale
+        return df.iloc[:0].assign(**{axis: np.array([], dtype=float)})
+    other = {"dx": "dy", "dy": "dx"}.get(axis)
+    return df if other is None else df[np.isclose(df[other].astype(float), 0.0)]
 
 
 def _wide(tidy: pd.DataFrame, column: str, order) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -156,6 +159,9 @@ def shift_table(results: list[Result], metric: str, axis: str,
     parts = []
     for r in results:
         cut = axis_slice(r.invariance, axis)
+        if cut.empty and axis not in r.invariance:
+            raise InvlabError(f"{r.label} has no {axis} column (its grid: {', '.join(grid_columns(r.invariance))}), "
+                              f"so there is no view along {axis}; compare sweeps of one transform")
         if cut.empty:
             other = "dy" if axis == "dx" else "dx"
             raise InvlabError(f"{r.label} has no shifts with {other} = 0, so there is no 1-D view along {axis}.")
@@ -298,5 +304,6 @@ def _views(results: list[Result], counts: pd.DataFrame, by: str, metric: str, ax
     axes = [axis] if axis else [a for a in AXES if any(axis_slice(r.invariance, a)[a].nunique() > 1 for r in results)]
     if not axes:
         raise InvlabError("these results sweep no axis with more than one shift; use --by model")
-    return [wide_view(f"{metric} along {a} (the other shift 0): mean ± 95% CI over seeds",
-                      *shift_table(results, metric, a), counts, RATE_RANGE, ("axis", a)) for a in axes]
+    return [wide_view(f"{metric} along {a}{' (the other shift 0)' if a in ('dx', 'dy') else ''}: mean ± 95% CI over seeds",
+                      *shift_table([r for r in results if a in r.invariance] or results, metric, a), counts, RATE_RANGE,
+                      ("axis", a)) for a in axes]  # along angle: the rotate sweeps among the results (dx: the others)

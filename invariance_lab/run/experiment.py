@@ -271,6 +271,9 @@ def sweep_experiment(run_dir: Path, sweep: SweepConfig | None = None, *, models:
     meta_run = require_finished_run(run_dir)
     cfg = load_config(Path(run_dir) / CONFIG_FILE)
     sweep = sweep or cfg.sweep
+    if layers and sweep.transform != "translate":
+        raise InvlabError(f"--layers profiles translations of the whole input; a {sweep.transform} sweep cannot "
+                          "take it (leave out --layers, or sweep with --transform translate)")
     if kind == "parts" and cfg.data.source == "letters" and cfg.data.glyphs == "outline":
         table = glyph_table(cfg.data)  # a filled letter's part is a counter (outlines.py): some letters have none
         none = [f"{table.letters[g // len(table.fonts)]} in {table.fonts[g % len(table.fonts)]}"

@@ -26,17 +26,31 @@ from .writable import writable
 
 Say = Callable[[str], None]
 Range = list[float]  # [start, stop, step], px, inclusive
+# the options of each sweep.transform (the mode, --mode, applies to every one)
+OPTIONS = {"rotate": "--angles", "scale": "--scales", "translate": "--dx/--dy/--grid/--subpixel/--all-shifts"}
 
 
 def sweep_settings(run_dir: Path, *, dx: Range | None, dy: Range | None, mode: str | None, grid: str | None,
-                   kind: str, all_shifts: bool = False, subpixel: str | None = None) -> SweepConfig:
+                   kind: str, all_shifts: bool = False, subpixel: str | None = None, transform: str | None = None,
+                   angles: Range | None = None, scales: Range | None = None) -> SweepConfig:
     """The run's own sweep settings with the command line's --dx/--dy/--mode/--grid/--subpixel laid over them.
 
     Ranges not given: with neither, the run's; with one, the other axis is fixed at 0. all_shifts: every roll of
-    the canvas (circular mode, both axes, product grid), centred on 0."""
+    the canvas (circular mode, both axes, product grid), centred on 0. transform (translate, rotate, scale) with
+    angles or scales (degrees, factors); without it, --angles means rotate, --scales scale, --dx/--dy translate."""
     require_finished_run(run_dir)
     cfg = load_config(Path(run_dir) / CONFIG_FILE)
     settings = cfg.sweep.model_dump()
+    implied = [t for t, given in (("rotate", angles is not None), ("scale", scales is not None), ("translate", all_shifts
+               or any(v is not None for v in (dx, dy, grid, subpixel)))) if given]
+    transform = transform or (implied[0] if len(implied) == 1 else None)
+    clash = [t for t in implied if t != transform]
+    if clash:
+        raise ConfigError(f"{' and '.join(OPTIONS[t] for t in implied)} belong to two transforms ({', '.join(implied)}); "
+                          "sweep one at a time" if transform is None else f"--transform {transform} does not take "
+                          + "; ".join(f"{OPTIONS[t]} (the options of --transform {t})" for t in clash))
+    settings.update({k: v for k, v in dict(transform=transform, angles=angles, scales=scales).items()
+                     if v is not None})
     if all_shifts:
         given = [o for o, v in (("--dx", dx), ("--dy", dy), ("--grid", grid)) if v is not None]
         if given:
@@ -64,8 +78,8 @@ def sweep_target(target: Path, *, overrides: list[str] | None = None, dx: Range 
                  dy: Range | None = None, mode: str | None = None, grid: str | None = None,
                  models: list[str] | None = None, kind: str = "translation", layers: bool = False,
                  layer_images: int = DEFAULT_LAYER_IMAGES, all_shifts: bool = False, engine: str = "auto",
-                 subpixel: str | None = None, metric: str | None = None,
-                 jobs: int = 1, trust_factory: bool = False, threads: int | None = None,
+                 subpixel: str | None = None, metric: str | None = None, transform: str | None = None,
+                 angles: Range | None = None, scales: Range | None = None, jobs: int = 1, trust_factory: bool = False, threads: int | None = None,
                  results_dir: Path = Path("results"), progress: bool = False, on_event: Say | None = None) -> Path:
     """Sweep `target` (a run folder, or a YAML config: its newest finished run with the same settings, else a new
     run) over the given settings; returns the sweep folder. Your config's own factories are trusted (importing
@@ -81,7 +95,7 @@ def sweep_target(target: Path, *, overrides: list[str] | None = None, dx: Range 
     else:
         run_dir = target
     settings = sweep_settings(run_dir, dx=dx, dy=dy, mode=mode, grid=grid, kind=kind, all_shifts=all_shifts,
-                              subpixel=subpixel)
+                              subpixel=subpixel, transform=transform, angles=angles, scales=scales)
     return sweep_experiment(run_dir, settings, models=models, progress=progress, kind=kind, layers=layers,
                             layer_images=layer_images, threads=threads, on_event=on_event, engine=engine,
                             trust_factory=trust_factory, factory_dirs=[target.parent] if run_dir != target else None,

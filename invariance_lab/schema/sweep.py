@@ -17,7 +17,8 @@ from .fields import BIG, Float, Int, _Problem, _Schema, check_range, without_def
 MAX_SHIFTS = 100_000  # shifts in one sweep grid: each is a forward pass over the whole test set
 # Fields added after runs were fingerprinted (store/find.py hashes the whole config, sweep included): written only
 # when they differ from these defaults, so every older config.yaml and digest stays the same. Add new ones here.
-SWEEP_DEFAULTS: dict = {"subpixel": "bilinear"}
+SWEEP_DEFAULTS: dict = {"subpixel": "bilinear", "transform": "translate", "angles": [-40.0, 40.0, 10.0],
+                        "scales": [0.8, 1.2, 0.1]}
 
 
 class SweepConfig(_Schema):
@@ -29,15 +30,22 @@ class SweepConfig(_Schema):
     # activations of larger batches were most of a run's peak memory, and the convolutions run no faster on them
     subpixel: Literal["bilinear", "fft"] = "bilinear"  # circular mode's fractional shifts: bilinear refuses them
     # (rolls are whole pixels), fft is the band-limited roll (data/transforms.fourier_shift); canvas mode: bilinear
+    transform: Literal["translate", "rotate", "scale"] = "translate"  # what the test inputs undergo: rotate and
+    # scale sweep `angles` or `scales` instead of dx, dy (drawn letters exactly, by the renderer; pixels bilinear)
+    angles: list[Float] = [-40, 40, 10]  # rotate: [start, stop(, step)] degrees, counterclockwise on screen
+    scales: list[Float] = [0.8, 1.2, 0.1]  # scale: [start, stop(, step)] factors about the letter's centre, 1 = as is
 
     @model_serializer(mode="wrap")
     def _drop_defaults(self, handler):
         return without_defaults(handler(self), SWEEP_DEFAULTS)
 
-    @field_validator("dx", "dy")
+    @field_validator("dx", "dy", "angles", "scales")
     @classmethod
     def _range(cls, v, info):
-        return check_range(v, info.field_name)
+        v = check_range(v, info.field_name)
+        if info.field_name == "scales" and v[0] <= 0:
+            raise ValueError(f"scales are factors (1 = as drawn) and must be > 0; got start {v[0]:g}")
+        return v
 
     @model_validator(mode="after")
     def _grid(self) -> "SweepConfig":
@@ -56,6 +64,9 @@ def axis(r: list[float]) -> list[float]:
 def grid_problem(sweep: SweepConfig) -> _Problem | None:
     """Circular shifts that are not whole pixels (without subpixel: fft), fft shifts of the canvas, or a grid of
     more than MAX_SHIFTS shifts; None when fine."""
+    if sweep.transform != "translate" and sweep.subpixel == "fft":
+        return _Problem("subpixel", f"subpixel: fft shifts by fractions of a pixel; transform: {sweep.transform} "
+                        "does not shift (leave subpixel out)", sweep.subpixel)
     if sweep.subpixel == "fft" and sweep.mode != "circular":
         return _Problem("subpixel", "subpixel: fft is a circular shift (the DFT wraps around); use it with mode: "
                         "circular (canvas shifts redraw the letter, or are bilinear for images)", sweep.subpixel)

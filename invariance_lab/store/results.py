@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..core.columns import LAYER_SUMMARY_COLUMNS, LIE_COLUMNS, METRIC_COLUMNS, SUMMARY_METRICS
+from ..core.columns import GRID_COLUMNS, LAYER_SUMMARY_COLUMNS, LIE_COLUMNS, METRIC_COLUMNS, SUMMARY_METRICS
 from ..core.errors import InvlabError, clip, quote
 from .layout import INVARIANCE_CSV, LAYERS_SUMMARY_CSV, LIE_CSV, META_FILE, SUMMARY_CSV, SWEEP_DIR
 from .meta import read_meta, run_state
@@ -64,8 +64,9 @@ def load_result(path: str | Path) -> Result:
         raise InvlabError(f"{path} is not a finished {meta['kind']} (status: {state}); only complete folders "
                           f"can be reported. Wait for it to finish, or run `invlab run` on its config again to "
                           f"resume it.")
-    invariance = _read_csv(path / INVARIANCE_CSV, ["model", "seed", "dx", "dy", *METRIC_COLUMNS],
-                           ["seed", "dx", "dy", *METRIC_COLUMNS[:3]])
+    axes = list(GRID_COLUMNS.get(meta["protocol"].get("transform"), GRID_COLUMNS["translate"]))  # dx, dy; or angle, or scale
+    invariance = _read_csv(path / INVARIANCE_CSV, ["model", "seed", *axes, *METRIC_COLUMNS],
+                           ["seed", *axes, *METRIC_COLUMNS[:3]])
     summary = _read_csv(path / SUMMARY_CSV, ["model", "seed", "downsample", "head", "padding", *SUMMARY_METRICS],
                         ["seed", "clean_accuracy", "mean_flip_rate", "worst_flip_rate"])
     layers = None

@@ -285,3 +285,14 @@ def test_an_unchanged_file_is_hashed_once(tmp_path, monkeypatch):
     first = [digests.file_digest(p) for p in sorted(folder.rglob("*.png"))]
     assert [digests.file_digest(p) for p in sorted(folder.rglob("*.png"))] == first and len(opened) == 6
     assert len(set(first)) == 2  # white and black files: two contents
+
+
+def test_a_rotate_sweep_turns_the_folder_image_as_pixels_with_the_fill(folder):
+    cfg = _cfg(folder, fill="edge")
+    inputs, labels = sweep_inputs(cfg.data, cfg.sweep.model_copy(update={"transform": "rotate"}))
+    reference = to_float(evaluation_set(cfg.data, glyph_table(cfg.data))[0])
+    assert torch.equal(inputs(slice(0, len(labels)), 0.0), reference)
+    torch.testing.assert_close(inputs(slice(0, 4), 90.0), torch.rot90(reference[:4], 1, dims=(-2, -1)), atol=1e-5,
+                               rtol=0)
+    turned = inputs(slice(0, 4), 45.0)
+    assert (turned[..., 0, 0] > 0).all()  # the corner comes from outside: the edge fill, not zeros

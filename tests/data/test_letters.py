@@ -251,3 +251,37 @@ def test_cuda_matches_cpu(table):
     gpu = render(table, g.cuda(), full(15.3), full(16.7), full(16.0), full(1.5), 32)
     assert gpu.device.type == "cuda"
     assert torch.allclose(gpu.cpu(), cpu, atol=1e-4)
+
+
+# ------------------------------------------------------------------ turned letters (sweep.transform: rotate)
+def _square_table():
+    """One glyph: a square with a diagonal tail (not symmetric under a quarter turn), dyadic coordinates, so that
+    at height 16 on a 32 px canvas every coordinate and distance the renderer computes is exact."""
+    seg = torch.tensor([[[-.5, -.5, .5, -.5], [.5, -.5, .5, .5], [.5, .5, -.5, .5], [-.5, .5, -.5, -.5],
+                         [.5, -.5, .25, -.25]]])
+    return GlyphTable(("A",), ("square",), seg, torch.ones(1, 5, dtype=torch.bool), torch.zeros(1, 5, dtype=torch.long),
+                      torch.zeros(1, 5, dtype=torch.bool))
+
+
+@pytest.mark.parametrize("k", [1, 2, 3, -1])
+def test_a_quarter_turn_of_a_square_glyph_is_torch_rot90_exactly(k):
+    one = lambda v: torch.full((1,), float(v))  # noqa: E731
+    args = (_square_table(), torch.zeros(1, dtype=torch.long), one(16), one(16), one(16), one(2), 32)
+    upright, turned = render(*args), render(*args, angle=90 * k)
+    assert torch.equal(turned, torch.rot90(upright, k, dims=(-2, -1)))  # counterclockwise, as rot90
+    assert not torch.equal(turned, upright) and turned.sum() > 100
+
+
+def test_every_letter_turned_a_quarter_is_rot90_to_float_round_off_and_angle_0_is_exact(table):
+    """Hershey coordinates are not dyadic: the pixel coordinates (about 16 + y * h) round in float32 before the
+    distances are taken, a few 1e-6 px, and the ink is linear in the distance: hence 1e-5, not exact."""
+    n = table.segments.shape[0]
+    g, c = torch.arange(n), torch.full((n,), 16.0)
+    args = (table, g, c, c, torch.full((n,), 18.0), torch.full((n,), 2.0), 32)
+    upright = render(*args)
+    assert torch.equal(render(*args, angle=0.0), upright) and torch.equal(render(*args, angle=360.0), upright)
+    for k in (1, 2, 3):
+        torch.testing.assert_close(render(*args, angle=90.0 * k), torch.rot90(upright, k, dims=(-2, -1)),
+                                   atol=1e-5, rtol=0)
+    turned = render(*args, angle=30.0)  # ink is kept: a turn moves the strokes, it does not resample them
+    torch.testing.assert_close(turned.sum((1, 2, 3)), upright.sum((1, 2, 3)), rtol=0.03, atol=0)

@@ -8,6 +8,8 @@ import torch
 from typer.testing import CliRunner
 
 from invariance_lab.cli.main import app
+from invariance_lab.core.errors import InvlabError
+from invariance_lab.data.parts import candidates, stroke_share, strokes, with_part, without_part
 from invariance_lab.schema.config import DataConfig, SweepConfig
 from invariance_lab.data import datasets as D
 from invariance_lab.eval.sweep import evaluate_shifts
@@ -76,3 +78,33 @@ def test_cli_parts_sweep_writes_its_folder(tiny_run):
 def test_cli_parts_refuses_circular_mode(tiny_run):
     res = runner.invoke(app, ["sweep", str(tiny_run), "--kind", "parts", "--mode", "circular"])
     assert res.exit_code == 2 and "--mode circular does not apply" in res.output
+
+
+# ------------------------------------------------------------------ data/parts.py: candidate parts, the part removed
+
+TABLE_DATA = DataConfig(canvas=24, size=12, test_images=30, fonts=["futural", "futuram", "timesr"])
+
+
+def test_a_removed_part_is_the_part_moved_out_of_the_frame_and_only_ink_goes():
+    table, test = D.glyph_table(TABLE_DATA), D.reference_letters(TABLE_DATA)
+    picks = [candidates(table, g)[-1] for g in range(table.part.shape[0])]  # the last candidate: often two strokes
+    chosen = with_part(table, picks)
+    full = D.draw(chosen, test, TABLE_DATA.canvas)
+    gone = D.draw(without_part(chosen), test, TABLE_DATA.canvas)
+    far = torch.tensor([40.0 * TABLE_DATA.canvas, 0.0]).expand(len(test), 2)
+    away = D.draw(chosen, test, TABLE_DATA.canvas, part_offset=far)
+    assert torch.allclose(gone, away, atol=1e-6)  # exactly the letter without its part
+    assert (gone <= full + 1e-6).all() and (gone.sum((1, 2, 3)) < full.sum((1, 2, 3))).all()
+
+
+def test_candidates_are_parts_not_letters_and_with_part_refuses_a_whole_glyph():
+    table = D.glyph_table(TABLE_DATA)
+    for g in range(table.part.shape[0]):
+        cands = candidates(table, g)
+        assert cands and all(0 < len(c) <= 2 and stroke_share(table, g, c) <= 0.5 for c in cands), (g, cands)
+        chosen = with_part(table, [c[0] if i == g else () for i, c in
+                                   enumerate(candidates(table, i) for i in range(table.part.shape[0]))])
+        mine = table.mask[g] & torch.isin(table.groups[g], torch.tensor(cands[0]))
+        assert torch.equal(chosen.part[g], mine)
+    with pytest.raises(InvlabError, match="no rest to move against"):
+        with_part(table, [tuple(strokes(table, 0))] + [()] * (table.part.shape[0] - 1))

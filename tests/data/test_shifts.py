@@ -7,7 +7,7 @@ from invariance_lab.schema.config import DataConfig, SweepConfig
 from invariance_lab.data.datasets import draw, glyph_table, reference_letters
 from invariance_lab.core.errors import InvlabError
 from invariance_lab.data.shifts import (CanvasShifts, axis_values, check_sweep, circular_shift, grid_points,
-    shift_lines, shifted_inputs, sweep_inputs)
+    shift_lines, shifted_inputs, sweep_inputs, sweep_lines)
 
 
 def test_axis_values_inclusive_and_fractional():
@@ -87,3 +87,28 @@ def test_translate_image_moves_pixels_exactly_and_fills_what_enters():
         translate_image(x, 5, 0)
     with pytest.raises(InvlabError, match="unknown fill"):
         translate_image(x, 1, 0, "wrap")
+
+
+# ------------------------------------------------------------------------ rotate and scale sweeps (transform)
+def test_rotate_and_scale_sweeps_draw_the_letter_turned_and_serve_it_unturned_at_the_reference():
+    data = DataConfig(canvas=24, size=10, test_images=12)
+    reference = draw(glyph_table(data), reference_letters(data), data.canvas)
+    every = slice(0, 12)
+    for mode in ("canvas", "circular"):
+        turn, labels = sweep_inputs(data, SweepConfig(mode=mode, transform="rotate", angles=[-30, 30, 15]))
+        grow, _ = sweep_inputs(data, SweepConfig(mode=mode, transform="scale"))
+        assert torch.equal(turn(every, 0.0), reference) and torch.equal(grow(every, 1.0), reference)
+        assert not torch.equal(turn(every, 15.0), reference) and not torch.equal(grow(every, 1.2), reference)
+    turned = draw(glyph_table(data), reference_letters(data), data.canvas, angle=15.0)  # canvas: drawn, exact
+    assert torch.equal(sweep_inputs(data, SweepConfig(transform="rotate"))[0](every, 15.0), turned)
+    assert torch.equal(sweep_inputs(data, SweepConfig(transform="rotate"))[0](slice(3, 5), 15.0), turned[3:5])
+    assert sweep_lines(SweepConfig(transform="rotate", angles=[-30, 30, 15])) == [[(-30.0,), (-15.0,), (0.0,),
+                                                                                  (15.0,), (30.0,)]]
+    assert sweep_lines(SweepConfig(dx=[-1, 1])) == shift_lines([-1, 1], [0, 0], "product")
+
+
+def test_rotate_sweeps_refuse_parts_and_the_position_task():
+    with pytest.raises(InvlabError, match="--kind parts.*--transform translate"):
+        check_sweep(DataConfig(), SweepConfig(transform="rotate"), "parts")
+    with pytest.raises(InvlabError, match="task: position"):
+        check_sweep(DataConfig(task="position"), SweepConfig(transform="scale", mode="circular"), "translation")

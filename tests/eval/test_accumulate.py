@@ -123,3 +123,22 @@ def test_the_axes_grids_reference_takes_its_neighbour_along_x():
     assert previous_on_line(lines)[ORIGIN] == (-1.0, 0.0)
     walk = [s for s in Grid(lines).walk if s.shift == ORIGIN]
     assert [(s.before, s.new, s.neighbour) for s in walk] == [((-1.0, 0.0), False, True), ((0.0, -1.0), False, False)]
+
+
+def test_a_rotate_grid_is_the_same_accumulator_with_one_column():
+    """A rotate (or scale) sweep's points are 1-tuples from their own reference: the very sums of a translate grid
+    whose inputs depend on dx alone, under the column angle (scale) in place of dx, dy."""
+    torch.manual_seed(0)
+    images, labels = torch.rand(23, 1, SIDE, SIDE), torch.randint(CLASSES, (23,))
+    models = {("probe", 0): probe()}
+    values = [-2.0, -1.0, 0.0, 1.0, 3.0]
+    shifted = run_sweep(models, lambda c, dx, dy: circular_shift(images[c], dx, 0), labels,
+                        [[(v, 0.0) for v in values]], 5, CPU)
+    for transform, column, ref in (("rotate", "angle", 0.0), ("scale", "scale", 1.0)):
+        turned = run_sweep(models, lambda c, v: circular_shift(images[c], v - ref, 0), labels,
+                           [[(v + ref,) for v in values]], 5, CPU, transform=transform)
+        assert list(turned.table.columns) == [c if c != "dx" else column for c in shifted.table.columns if c != "dy"]
+        pd.testing.assert_frame_equal(turned.table.drop(columns=column), shifted.table.drop(columns=["dx", "dy"]))
+        assert turned.table[column].tolist() == [v + ref for v in values]
+        assert turned.clean_accuracy == shifted.clean_accuracy and turned.worst_case == shifted.worst_case
+        assert Grid([[(v + ref,) for v in values]], transform).origin == (ref,)

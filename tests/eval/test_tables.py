@@ -29,3 +29,12 @@ def test_the_worst_case_columns_come_last_and_leave_the_others_as_they_were():
     assert after[ROBUST].tolist() == [0.5, 0.75] and after[CONSISTENT].tolist() == [0.25, 1.0]
     table.attrs["worst_case"] = {f"{m}/{s}": v for (m, s), v in worst.items()}  # as il.measure keeps them
     pd.testing.assert_frame_equal(summarize(table, None, n_classes=2), after)
+
+
+def test_a_rotate_sweeps_summary_leaves_out_angle_0_and_names_the_worst_angle():
+    inv = pd.DataFrame(dict(model="m", seed=0, angle=[-20.0, 0.0, 20.0], n_images=4, accuracy=[0.5, 1.0, 0.75],
+                            flip_rate=[0.5, 0.0, 0.25], prob_change=[0.3, 0.0, 0.2],
+                            neighbor_flip_rate=[math.nan, 0.5, 0.25]))
+    row = summarize(inv).iloc[0]
+    assert row.n_shifts == 2 and row.clean_accuracy == 1.0 and row.mean_accuracy == 0.625
+    assert row.worst_angle == -20.0 and "worst_shift_dx" not in row and "angle" not in row

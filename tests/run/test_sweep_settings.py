@@ -9,7 +9,10 @@ from conftest import untrained_quick_run
 from invariance_lab.config.load import load_config
 from invariance_lab.core.errors import InvlabError
 from invariance_lab.eval.sweep import every_roll
+from invariance_lab.report.plots import figures
+from invariance_lab.report.tables import build_report
 from invariance_lab.run.sweep_settings import sweep_settings, sweep_target
+from invariance_lab.store.results import load_result
 
 
 @pytest.fixture(scope="module")
@@ -67,3 +70,27 @@ def test_subpixel_fft_sweeps_fractional_rolls_and_whole_ones_as_before(run_dir):
     assert (summary.consistent_fraction <= 1 - summary.worst_flip_rate + 1e-12).all()
     with pytest.raises(InvlabError, match="subpixel.*mode: circular"):
         settings(run_dir, dx=[-1.0, 1.0, 0.5], mode="canvas", subpixel="fft")
+
+
+def test_angles_mean_rotate_scales_mean_scale_and_the_options_of_two_transforms_clash(run_dir):
+    s = settings(run_dir, angles=[-40.0, 40.0, 20.0])
+    assert s.transform == "rotate" and s.angles == [-40.0, 40.0, 20.0]
+    assert settings(run_dir, transform="scale").scales == [0.8, 1.2, 0.1]
+    with pytest.raises(InvlabError, match="--transform rotate does not take --dx/--dy.*the options of --transform translate"):
+        settings(run_dir, transform="rotate", dx=[0.0, 1.0, 1.0])
+    with pytest.raises(InvlabError, match="--angles and --scales belong to two transforms"):
+        settings(run_dir, angles=[0.0, 10.0, 10.0], scales=[1.0, 2.0, 1.0])
+
+
+def test_a_rotate_sweep_writes_an_angle_column_and_reports_along_it(run_dir):
+    folder = sweep_target(run_dir, angles=[-30.0, 30.0, 30.0], models=["conv_gap"])
+    inv = pd.read_csv(folder / "invariance.csv")
+    assert "angle" in inv and "dx" not in inv and sorted(set(inv.angle)) == [-30.0, 0.0, 30.0]
+    assert (inv[inv.angle == 0].flip_rate == 0).all()
+    meta = json.loads((folder / "meta.json").read_text())
+    assert meta["protocol"]["transform"] == "rotate" and meta["protocol"]["engines"] == {"conv_gap": "brute"}
+    assert "not a roll" in meta["protocol"]["engine_notes"]["conv_gap"]
+    (view,) = build_report([folder], by="shift").views
+    assert view.values == ["-30", "0", "30"] and view.key == ("axis", "angle")
+    assert [name for name, _ in figures([load_result(folder)])][:2] == ["flip_rate_vs_angle.png",
+                                                                        "prob_change_vs_angle.png"]

@@ -29,3 +29,15 @@ def test_fft_takes_fractional_circular_steps_and_only_circular_ones():
         parse_config({"sweep": {"mode": "circular", "dx": [0, 2, 0.5]}})
     with pytest.raises(ConfigError, match="sweep.subpixel"):
         parse_config({"sweep": {"mode": "circular", "subpixel": "lanczos"}})
+
+
+def test_transform_angles_and_scales_are_written_only_when_set():
+    text = to_yaml(load_config(ROOT / "configs" / "quick.yaml"))
+    assert not any(k in text for k in ("transform", "angles", "scales"))
+    assert to_yaml(load_config(ROOT / "configs" / "quick.yaml", ["sweep.transform=translate"])) == text
+    turned = load_config(ROOT / "configs" / "quick.yaml", ["sweep.transform=rotate", "sweep.angles=[-40,40,20]"])
+    assert "transform: rotate" in to_yaml(turned) and turned.sweep.angles == [-40.0, 40.0, 20.0]
+    with pytest.raises(ConfigError, match=r"\[sweep.scales\].*> 0"):
+        parse_config({"sweep": {"transform": "scale", "scales": [0, 1, 0.5]}})
+    with pytest.raises(ConfigError, match="sweep.transform"):
+        parse_config({"sweep": {"transform": "shear"}})
