@@ -115,9 +115,10 @@ def _equivariance(ev: Evidence) -> Finding:
 
 
 @claim("Max pooling puts a slightly displaced part back into focus",
-       "Part displacement with a part the networks use: per glyph (letter x font) each stroke is removed in turn, "
-       "and the stroke whose removal changes the most predictions of the five networks below (every seed) is the "
-       f"part. It is moved by every (dx, dy) of -{PART_SPAN}..{PART_SPAN} px, the rest in place; an image's "
+       "Part displacement with a part the networks use: per glyph (letter x font) each stroke, and each pair of "
+       "strokes, that makes at most half of the letter's drawn length is removed in turn, and the one whose removal "
+       "changes the most predictions of the five networks below (every seed; ties: the larger probability change) "
+       f"is the part. It is moved by every (dx, dy) of -{PART_SPAN}..{PART_SPAN} px, the rest in place; an image's "
        "probability change (TV) at distance d = max(|dx|, |dy|) is its mean over those displacements: 1 px lies "
        "within a 2x2 max-pooling window, 2 and 3 px beyond it. Max pooling against none, in two pairs with "
        "everything else equal: flatten head with zero padding (conv_maxpool vs conv_only) and global average head "

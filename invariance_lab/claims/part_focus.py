@@ -1,11 +1,11 @@
 """Claim 2's experiment: displace the part of each letter the networks use, within and beyond the pooling window,
 and keep every image's change so that max pooling and no pooling can be compared image by image (part_tests.py).
 
-The part is chosen by what the networks read, not by shape: for each glyph (letter x font), every stroke is
-removed in turn (data/parts.without_part) and the stroke whose removal changes the most predictions of the
-claim's networks (all seeds together; ties by probability change) becomes the glyph's part. That removal is the
-control reported beside the displacement: a part whose removal changes nothing cannot show whether its
-displacement is undone. The chosen part is then moved by every (dx, dy) of -3..3 px, the rest in place; an
+The part is chosen by what the networks read, not by shape: for each glyph (letter x font), every stroke and pair
+of strokes of at most half its drawn length (data/parts.candidates) is removed in turn (data/parts.without_part),
+and the one whose removal changes the most predictions of the claim's networks (all seeds together; ties by
+probability change) becomes the glyph's part. That removal is the control reported beside the displacement: a
+part whose removal changes nothing cannot show whether its displacement is undone. The chosen part is then moved by every (dx, dy) of -3..3 px, the rest in place; an
 image's change at distance d (max(|dx|, |dy|)) is its mean over the 8 d displacements at that distance. Distance
 1 lies within a 2x2 max-pooling window; 2 and 3 lie beyond it.
 

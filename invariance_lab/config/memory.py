@@ -17,6 +17,7 @@ from pydantic import BaseModel
 from ..core.errors import ConfigError, quote
 from ..data.folder import DECODE_BATCH, folder_split, image_channels
 from ..nn.downsample import get_downsample
+from ..nn.models import block_downsamples
 from ..schema.config import Config
 from ..schema.data import DataConfig
 from ..schema.sweep import SweepConfig, axis
@@ -112,10 +113,10 @@ def _network_memory(cfg: Config) -> tuple[int, str]:
         if "factory" in f:
             continue  # your own model (factory.py): its size is unknown until your code builds it
         side, cin, params, saved, widest = cfg.data.canvas, 3 if cfg.data.colour == "rgb" else 1, 0, 0, 0
-        for cout in f["channels"]:
+        for cout, down in zip(f["channels"], block_downsamples(f)):
             params += f["kernel"] ** 2 * cin * cout + cout
             saved, widest = saved + 3 * cout * side * side, max(widest, cout * side * side)
-            side = get_downsample(f["downsample"]).out_size(side, f["kernel"], f["padding"], f["blur_size"])
+            side = get_downsample(down).out_size(side, f["kernel"], f["padding"], f["blur_size"])
             cin = cout
         params += (cin * side * side if f["head"] == "flatten" else cin) * classes + classes
         total += params * len(cfg.seeds)

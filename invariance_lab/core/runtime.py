@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import os
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -57,26 +58,55 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
+SAMPLE_S = 0.15  # how long default_threads watches the machine's CPUs before choosing
+
+
+def busy_cores() -> tuple[float, str] | None:
+    """(cores busy right now, over what), from the whole machine's CPU times over SAMPLE_S (Linux's /proc/stat),
+    else from the 1-minute load average; None where neither exists (Windows). This process sleeps while it
+    watches, so it counts only the others. The load average alone would also count a run that finished seconds
+    ago (it decays over a minute): two invlab commands in a row would each find the machine busy."""
+    try:
+        before = _cpu_times()
+        time.sleep(SAMPLE_S)
+        after = _cpu_times()
+        total, idle = after[0] - before[0], after[1] - before[1]
+        if total > 0:
+            return (1 - idle / total) * (os.cpu_count() or 1), f"over {SAMPLE_S:g} s"
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.getloadavg()[0], "on average over the last minute"
+    except (OSError, AttributeError):
+        return None
+
+
+def _cpu_times() -> tuple[int, int]:
+    """(all, idle) CPU time of the whole machine since boot, in clock ticks (the first line of /proc/stat)."""
+    with open("/proc/stat") as f:
+        ticks = [int(v) for v in f.readline().split()[1:9]]
+    return sum(ticks), ticks[3] + ticks[4]  # idle and waiting for I/O
+
+
 def default_threads() -> tuple[int, str]:
     """(threads, why) when --threads is not given: torch's own default, less the cores other processes keep busy.
 
     torch starts one thread per core whatever else runs; when other jobs hold the cores, its threads wait for
     each other at every operation (on a 2-core machine with two busy processes, two threads ran a unit in 43 s
-    and one in 3.4 s). The 1-minute load average counts the processes ready to run on the whole machine, so its
-    cores minus the rounded load is what is free as this process starts (a cluster job's own cores, its affinity,
-    cap the count but are not what the load is measured against); at least one thread. On a quiet machine this is
-    torch's default."""
+    and one in 3.4 s). The machine's cores less the busy ones (busy_cores, rounded) are what is free as this
+    process starts (a cluster job's own cores, its affinity, cap the count but are not what the machine's load
+    is measured against); at least one thread. On a quiet machine this is torch's default."""
     cores = usable_cores()
     own = min(torch.get_num_threads(), cores)
-    try:
-        load = os.getloadavg()[0]
-    except (OSError, AttributeError):  # no load average here (Windows)
-        return own, f"torch's default ({own}; no load average on this system)"
-    free = (os.cpu_count() or cores) - round(load)
+    seen = busy_cores()
+    if seen is None:
+        return own, f"torch's default ({own}; the CPUs' load is not readable here)"
+    busy, over = seen
+    free = (os.cpu_count() or cores) - round(busy)
     threads = max(1, min(own, free))
     if threads == own:
-        return own, f"torch's default ({own}; {cores} cores, load {load:.1f})"
-    return threads, f"{threads} of torch's {own}: {cores} cores, {load:.1f} busy on average over the last minute"
+        return own, f"torch's default ({own}; {cores} cores, {busy:.1f} busy {over})"
+    return threads, f"{threads} of torch's {own}: {cores} cores, {busy:.1f} busy {over}"
 
 
 def keeps_threads(fn):

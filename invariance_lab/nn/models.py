@@ -80,7 +80,9 @@ register_head("global_max", "max over positions: invariant to any permutation of
 DEFAULTS = dict(downsample="none", head="flatten", padding="zeros", channels=[16, 32, 32], kernel=3, blur_size=3)
 # Factors added after checkpoints were fingerprinted: a resolved spec holds one only where it is not the default, so
 # every earlier model resolves, fingerprints and draws its weights as before. bias: False = convolutions without bias.
-LATER_DEFAULTS = dict(bias=True)
+# first_stride: 1 = the first block neither strides nor pools (Kayhan & van Gemert 2020's strides 1-2-2-2).
+LATER_DEFAULTS = dict(bias=True, first_stride=None)
+FIRST_STRIDES = (1,)  # what first_stride may say; None (the default): the first block downsamples like the others
 
 PRESETS: dict[str, dict] = {}
 
@@ -114,6 +116,10 @@ def resolve_spec(spec: dict) -> dict:
     choose("padding", base["padding"], PADDING_KINDS)
     if not isinstance(base.get("bias", True), bool):
         raise LayerConfigError(f"bias must be true or false; got {base['bias']!r}")
+    first = base.get("first_stride")
+    if first is not None and (isinstance(first, bool) or first not in FIRST_STRIDES):
+        raise LayerConfigError(f"first_stride must be 1 (the first block without downsampling, as Kayhan & van "
+                               f"Gemert 2020's strides 1-2-2-2) or left out (every block downsamples); got {first!r}")
     later = {k: base[k] for k, default in LATER_DEFAULTS.items() if base.get(k, default) != default}
     return {"arch": arch, **{k: base[k] for k in DEFAULTS}, **later}
 
@@ -145,14 +151,21 @@ def list_models() -> list[str]:
 # ----------------------------------------------------------------------------------------------- the network
 
 
+def block_downsamples(factors: dict) -> list[str]:
+    """Each block's downsample kind: the model's, but "none" for the first block under first_stride: 1."""
+    kinds = [factors["downsample"]] * len(factors["channels"])
+    if factors.get("first_stride") == 1 and kinds:
+        kinds[0] = "none"
+    return kinds
+
+
 def check_model(factors: dict, canvas: int) -> int:
     """The side of the last feature map for this canvas, by arithmetic (torch's RNG untouched); raises
     LayerConfigError (a ConfigError and a ValueError) naming the combination if none."""
     size, n = canvas, len(factors["channels"])
-    kind = get_downsample(factors["downsample"])
-    for i in range(n):
+    for i, name in enumerate(block_downsamples(factors)):
         try:
-            size = kind.out_size(size, factors["kernel"], factors["padding"], factors["blur_size"])
+            size = get_downsample(name).out_size(size, factors["kernel"], factors["padding"], factors["blur_size"])
         except LayerConfigError as e:
             raise LayerConfigError(f"block {i + 1} of {n} on a {canvas}px canvas: {e}") from None
         if size < 1:
@@ -182,9 +195,8 @@ class InvNet(nn.Module):
         chans = [in_channels] + list(factors["channels"])
         bias = factors.get("bias", LATER_DEFAULTS["bias"])
         self.blocks = nn.ModuleList(
-            ConvBlock(cin, cout, factors["kernel"], factors["padding"], factors["downsample"], factors["blur_size"],
-                      bias=bias)
-            for cin, cout in zip(chans[:-1], chans[1:]))
+            ConvBlock(cin, cout, factors["kernel"], factors["padding"], down, factors["blur_size"], bias=bias)
+            for cin, cout, down in zip(chans[:-1], chans[1:], block_downsamples(factors)))
         self.head = choose("head", factors["head"], HEADS)
         self.fc = nn.Linear(HEADS[self.head].features(chans[-1], side), num_classes)
 

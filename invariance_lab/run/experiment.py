@@ -54,6 +54,7 @@ from .scheduler import train_units
 from .sweep_jobs import sweep_in_workers
 from .units import UnitData, train_unit, units_to_train
 from .train import kept_row
+from .test_sets import measure_test_sets
 from ..config.models import resolved_models
 
 Say = Callable[[str], None]
@@ -158,6 +159,7 @@ def run_experiment(cfg: Config, *, results_dir: Path, progress: bool = False, fr
         write_csv(run_dir / TRAIN_CSV, train_csv[["model", "seed"] + [c for c in train_csv if c not in ("model", "seed")]])
         parallel = dict(jobs=jobs, threads=threads, factory_dirs=factory_dirs or ()) if executor == "processes" else {}
         _evaluate_and_write(run_dir, meta, trained, factors, cfg.data, cfg.sweep, device, progress, **parallel)
+        measure_test_sets(run_dir, meta, trained, factors, cfg.data, cfg.sweep, device, progress)  # data.test_sets
     return run_dir
 
 

@@ -24,6 +24,7 @@ from .checks import checks_of, needs_checks
 from .data import DataConfig
 from .fields import SEED_MAX, FolderName, Seed, Str, _distinct, _Problem, _Schema, check_range, parse_range
 from .model import ModelSpec
+from .paper import check_names, check_paper
 from .sweep import SweepConfig
 from .train import TrainConfig
 
@@ -40,6 +41,8 @@ class Config(_Schema):
     models: dict[Str, ModelSpec] = Field(default_factory=lambda: {"conv_gap": ModelSpec(arch="conv_gap")})  # name: spec
     train: TrainConfig = Field(default_factory=TrainConfig)  # optimiser and schedule, the same for every model
     sweep: SweepConfig = Field(default_factory=SweepConfig)  # the shifts the trained networks are tested on
+    # published numbers to hold the run against (schema/paper.py): model -> {metric: percent or [mean, std]}
+    paper: Optional[dict[Str, Any]] = None
 
     @field_validator("name")
     @classmethod
@@ -111,9 +114,24 @@ class Config(_Schema):
     def _drop_absent(self, handler):
         # factorial came after runs were fingerprinted: written only when given, so older digests stay the same
         d = handler(self)
-        if d.get("factorial") is None:
-            d.pop("factorial", None)
+        for key in ("factorial", "paper"):  # paper came later still: the same
+            if d.get(key) is None:
+                d.pop(key, None)
         return d
+
+    @field_validator("paper")
+    @classmethod
+    def _paper(cls, v):
+        return v if v is None else check_paper(v)
+
+    @model_validator(mode="after")
+    def _paper_names(self) -> "Config":
+        if self.paper is not None:  # the models after the factorial's expansion
+            try:
+                check_names(self.paper, self.models, list(self.data.test_sets or {}))
+            except _Problem as e:
+                raise _Problem(("paper",) + e.key, str(e), e.value) from None
+        return self
 
     @model_validator(mode="after")
     def _validation_set(self) -> "Config":

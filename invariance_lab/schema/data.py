@@ -13,12 +13,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal, Optional
 
-from pydantic import Field, ValidationInfo, field_validator, model_serializer, model_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_serializer, model_validator
 
 from ..core.errors import InvlabError, choose, quote
 from .checks import checks_of, needs_checks
 from .fields import BIG, Float, Int, Seed, Str, _distinct, _Problem, _Schema, without_defaults
 from .fonts import DEFAULT_OUTLINE_FONTS, LATIN_FONTS
+from .test_sets import check_test_set, merged
 
 
 # data keys that describe drawn letters: a folder's images (source: folder) have none of them
@@ -29,7 +30,7 @@ FOLDER_KEYS = ("path", "colour", "test_fraction", "fill", "folder_digest")
 BOX_KEYS = ("test_set",)
 _DATA_DEFAULTS = {"glyphs": "stroke", "ink": "free", "source": "letters", "path": None, "colour": "grey",
                   "test_fraction": 0.2, "fill": "zeros", "folder_digest": None, "test_set": "similar",
-                  "val_fraction": 0.0}
+                  "val_fraction": 0.0, "test_sets": None}
 
 
 class DataConfig(_Schema):
@@ -60,6 +61,24 @@ class DataConfig(_Schema):
     folder_digest: Optional[Str] = Field(None, max_length=64)  # written by invlab: the folder's files, checked
     # source: boxes (data/boxes.py): red and green boxes, RGB (colour: rgb), 1000 test images unless set
     test_set: Literal["similar", "dissimilar"] = "similar"  # dissimilar: the boxes moved to the other class's half
+    # other test sets measured on every checkpoint after training (test_sets/<name>/ in the run): name -> the data
+    # keys that replace the run's for those test images alone, e.g. {dissimilar: {test_set: dissimilar}}
+    test_sets: Optional[dict[Str, dict[Str, Any]]] = None
+
+    @model_validator(mode="after")
+    def _test_sets(self, info: ValidationInfo) -> "DataConfig":
+        # each test set is the run's data with a few keys replaced: checked as a whole, as the run's own data is
+        for name, spec in (self.test_sets or {}).items():
+            check_test_set(name, spec)
+            try:
+                type(self).model_validate(merged(self.model_dump(), spec), context=info.context)
+            except ValidationError as e:
+                first = e.errors()[0]
+                problem = first.get("ctx", {}).get("error")
+                key = problem.key if isinstance(problem, _Problem) else tuple(map(str, first["loc"]))
+                value = problem.value if isinstance(problem, _Problem) else first.get("input")
+                raise _Problem(("test_sets", name) + key, str(problem or first["msg"]), value) from None
+        return self
 
     @field_validator("letters")
     @classmethod

@@ -201,6 +201,7 @@ def check_sizes(blob: dict, path: Path) -> None:
 def unit_settings(cfg) -> dict[tuple[str, int], dict]:
     """(model, seed) -> the settings (factors, data, train, seed) a Config says that unit is trained with."""
     data, train = cfg.data.model_dump(mode="json"), cfg.train.model_dump(mode="json")
+    data.pop("test_sets", None)  # measured after training: they change no checkpoint, so none is trained again
     return {(name, seed): dict(factors=f, data=data, train=train, seed=seed)
             for name, f in resolved_models(cfg).items() for seed in cfg.seeds}
 

@@ -8,6 +8,7 @@ and only here; every other module asks this one.
         train.csv          per model x seed x epoch
         invariance.csv     per model x seed x shift
         summary.csv        per model x seed
+        test_sets/<name>/  data.test_sets measured after training: invariance.csv, summary.csv (schema/test_sets.py)
         sweeps/<id>/       re-sweeps: sweep.yaml, meta.json, invariance.csv, summary.csv [, layers*.csv] [, lie.csv]
         units/             units trained by workers (--jobs, --executor; run/units.py): <key>.json (state,
                            heartbeat), <key>.log, data.pt (the images, while workers run), submitit/ (cluster jobs)
@@ -45,6 +46,7 @@ LAYERS_SUMMARY_CSV = "layers_summary.csv"
 LIE_CSV = "lie.csv"  # sweeps/<id>/lie.csv: `invlab sweep --metric lie`, the Lie derivative (eval/lie.py)
 SWEEP_DIR = "sweeps"
 SWEEP_FILE = "sweep.yaml"
+TEST_SETS_DIR = "test_sets"  # test_sets/<name>/: invariance.csv and summary.csv on data.test_sets' <name>
 MEASURE_DIR = "measure"  # results/measure/<name>-<time>/: invlab measure
 MEASURE_FILE = "measure.yaml"  # what invlab measure was asked: model, weights, images, shifts
 
@@ -68,6 +70,11 @@ def checkpoint_file(run_dir: Path, key: str) -> Path:
 
 def checkpoint_path(run_dir: Path, model: str, seed: int) -> Path:
     return checkpoint_file(run_dir, unit_key(model, seed))
+
+
+def test_set_dir(folder: Path, name: str) -> Path:
+    """test_sets/<name>/ of a run (or measure) folder: the tables of one of its other test sets."""
+    return Path(folder) / TEST_SETS_DIR / name
 
 
 def unit_state_path(run_dir: Path, key: str) -> Path:

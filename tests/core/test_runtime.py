@@ -17,10 +17,7 @@ def machine(monkeypatch):
     def make(cores, load, own, machine_cores=None):
         monkeypatch.setattr(runtime, "usable_cores", lambda: cores)
         monkeypatch.setattr(os, "cpu_count", lambda: machine_cores or cores)
-        if load is None:
-            monkeypatch.delattr(os, "getloadavg")
-        else:
-            monkeypatch.setattr(os, "getloadavg", lambda: (load, load, load))
+        monkeypatch.setattr(runtime, "busy_cores", lambda: None if load is None else (load, "over 0.15 s"))
         monkeypatch.setattr(torch, "get_num_threads", lambda: own)
 
     return make
@@ -40,7 +37,8 @@ def test_default_threads_leave_the_busy_cores_to_their_processes(machine, cores,
     machine(cores, load, own)
     threads, why = runtime.default_threads()
     assert threads == want
-    assert (f"load {load:.1f}" in why) if want == own else (f"{load:.1f} busy" in why and f"{cores} cores" in why)
+    assert f"{load:.1f} busy over 0.15 s" in why and f"{cores} cores" in why
+    assert why.startswith("torch's default") == (want == own)
 
 
 def test_a_cluster_jobs_cores_are_counted_against_the_whole_machines_load(machine):
@@ -53,7 +51,20 @@ def test_a_cluster_jobs_cores_are_counted_against_the_whole_machines_load(machin
 
 def test_without_a_load_average_the_default_is_torchs(machine):
     machine(2, None, 2)
-    assert runtime.default_threads() == (2, "torch's default (2; no load average on this system)")
+    assert runtime.default_threads() == (2, "torch's default (2; the CPUs' load is not readable here)")
+
+
+def test_busy_cores_counts_the_machines_cpu_time_while_this_process_sleeps(monkeypatch):
+    # /proc/stat's first line: 200 ticks went by on the machine, 50 of them idle (or waiting for I/O): 1.5 of 2
+    # cores busy
+    readings = iter([(1000, 400), (1200, 450)])
+    monkeypatch.setattr(runtime, "_cpu_times", lambda: next(readings))
+    monkeypatch.setattr(runtime.time, "sleep", lambda s: None)
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    assert runtime.busy_cores() == (1.5, "over 0.15 s")
+    monkeypatch.setattr(runtime, "_cpu_times", lambda: (_ for _ in ()).throw(OSError("no /proc")))
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.7, 0.5, 0.2))
+    assert runtime.busy_cores() == (0.7, "on average over the last minute")
 
 
 def test_threads_given_are_set_and_said():

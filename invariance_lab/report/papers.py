@@ -1,0 +1,95 @@
+"""The report's tables of a run held against other test sets and against a paper: a column per test set
+(data.test_sets) and, for a config with a `paper:` block, ours beside the published numbers.
+
+    views = test_set_views([load_result(run_dir)])   # [] when no run measured other test sets
+    views = paper_views([load_result(run_dir)])      # [] when no run's config has a paper: block
+
+Ours is the mean over seeds with its 95% t interval, in percent as papers print them; "in CI" says whether the
+published mean lies in our interval (widened by 0.05, half the paper's last printed digit).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from ..core.stats import ci_halfwidth, with_bounds
+from ..schema.paper import published
+from ..schema.test_sets import OWN
+from ..store.layout import CONFIG_FILE
+from ..store.results import Result
+from ..store.test_sets import load_test_sets, test_set_names
+from .tables import RATE_RANGE, View
+
+PRINTED = 0.05  # half of a paper's last printed digit (one decimal of a percentage)
+PAPER_TITLE = "ours beside the paper (config paper:): test metrics in %, ours the mean ± 95% CI over seeds"
+
+
+def _summaries(result: Result) -> dict[str, pd.DataFrame]:
+    """{test set: summary table}: the run's own first (OWN), then data.test_sets in config order."""
+    return {OWN: result.summary, **load_test_sets(result)}
+
+
+def test_set_views(results: list[Result], metric: str = "clean_accuracy") -> list[View]:
+    """One view, per (run,) model: `metric` on the run's own test set (default) and on each of data.test_sets."""
+    measured = [r for r in results if test_set_names(r)]
+    if not measured:
+        return []
+    names = list(dict.fromkeys(n for r in measured for n in [OWN, *test_set_names(r)]))
+    rows = []
+    for r in measured:
+        tables = _summaries(r)
+        for model, g in r.summary.groupby("model", sort=False):
+            row = {"run": r.label, "model": model, "n_seeds": int(g["seed"].nunique())}
+            for name in names:
+                t = tables.get(name)
+                values = t.loc[t["model"] == model, metric].astype(float) if t is not None else pd.Series([], float)
+                row[name] = float(values.mean()) if len(values) else math.nan
+                row[f"{name}_ci"] = ci_halfwidth(values)
+            rows.append(row)
+    table = with_bounds(pd.DataFrame(rows), names, RATE_RANGE)
+    if len(results) == 1:
+        table = table.drop(columns="run")
+    return [View(f"{metric} per test set: mean ± 95% CI over seeds ({OWN}: the run's own test set; the others: "
+                 "data.test_sets, in test_sets/<name>/)", table, names, RATE_RANGE, ("test_sets", metric))]
+
+
+def paper_block(result: Result) -> dict | None:
+    """The `paper:` block of a run's config.yaml, or None (a sweep or measure folder, or a config without one)."""
+    path = result.path / CONFIG_FILE
+    if result.meta.get("kind") != "run" or not path.is_file():
+        return None
+    return (yaml.safe_load(path.read_text()) or {}).get("paper")
+
+
+def paper_rows(result: Result, paper: dict) -> list[dict]:
+    """One row per (model, metric) of the block: ours (mean, CI, interval), the paper's, the difference, in CI."""
+    tables, rows = _summaries(result), []
+    for model, metrics in paper.items():
+        for key, value in metrics.items():
+            test_set, _, metric = str(key).rpartition(".")
+            t = tables.get(test_set or OWN)
+            x = 100 * t.loc[t["model"] == model, metric].astype(float) if t is not None and metric in t else []
+            mean, half = (float(np.mean(x)), ci_halfwidth(x)) if len(x) else (math.nan, math.nan)
+            lo, hi = max(0.0, mean - half), min(100.0, mean + half)
+            theirs, std = published(value)
+            inside = "–" if math.isnan(half) else "yes" if lo - PRINTED <= theirs <= hi + PRINTED else "no"
+            rows.append(dict(run=result.label, model=model, test_set=test_set or OWN, metric=metric,
+                             n_seeds=len(x), ours=round(mean, 2), ours_ci=round(half, 2), ours_lo=round(lo, 2),
+                             ours_hi=round(hi, 2), paper=theirs, paper_std=math.nan if std is None else std,
+                             difference=round(mean - theirs, 2), in_ci=inside))
+    return rows
+
+
+def paper_views(results: list[Result]) -> list[View]:
+    """One view of every run whose config holds a paper: block; [] when none does."""
+    rows = [row for r in results if (block := paper_block(r)) for row in paper_rows(r, block)]
+    if not rows:
+        return []
+    table = pd.DataFrame(rows)
+    if len(results) == 1:
+        table = table.drop(columns="run")
+    return [View(PAPER_TITLE, table, [], (0.0, 100.0), ("paper", "percent"))]

@@ -1,0 +1,44 @@
+"""A run's other test sets (data.test_sets), measured on every checkpoint after training with the run's sweep.
+
+    measure_test_sets(run_dir, meta, trained, factors, cfg.data, cfg.sweep, device)
+    # writes test_sets/<name>/invariance.csv and summary.csv, the same columns as the run's own
+
+The run's own invariance.csv and summary.csv stay as they are (byte for byte: a config without test_sets writes
+exactly what it wrote before); each test set gets its own folder, named in store/layout.py.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import torch
+
+from ..eval.sweep import ModelKey, evaluate_shifts
+from ..schema.config import DataConfig, SweepConfig
+from ..store.atomic import write_csv
+from ..store.layout import INVARIANCE_CSV, SUMMARY_CSV, test_set_dir
+from ..store.meta import Meta
+
+
+def test_set_data(data: DataConfig, name: str) -> DataConfig:
+    """The run's data with test set `name`'s keys in place (checked when the config was read: schema/data.py)."""
+    return data.model_copy(update={**data.test_sets[name], "test_sets": None})
+
+
+def measure_test_sets(folder: Path, meta: Meta, models: dict[ModelKey, torch.nn.Module], factors: dict,
+                      data: DataConfig, sweep: SweepConfig, device: torch.device, progress: bool = False) -> None:
+    """Sweep every model on each of data.test_sets; write test_sets/<name>/ and record them in meta.json's
+    protocol (test_sets: name -> its keys) and timings (test_sets_s). Nothing when the run has none."""
+    if not data.test_sets:
+        return
+    t0 = time.perf_counter()
+    for name in data.test_sets:
+        inv, summary = evaluate_shifts(models, factors, test_set_data(data, name), sweep, device, progress)
+        out = test_set_dir(folder, name)
+        out.mkdir(parents=True, exist_ok=True)
+        write_csv(out / INVARIANCE_CSV, inv)
+        write_csv(out / SUMMARY_CSV, summary)
+    meta.data["protocol"]["test_sets"] = {name: dict(spec) for name, spec in data.test_sets.items()}
+    meta.data["timings"]["test_sets_s"] = round(time.perf_counter() - t0, 2)
+    meta.save()
