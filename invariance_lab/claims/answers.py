@@ -85,8 +85,9 @@ SWEEPS = {p.key: p for p in (
               "shift), with the layer profile", CIRCULAR + ("gap_zeros",), grid="axes", engine="brute", layers=True),
 )}
 # claim 2's experiment is no sweep: it keeps every image's change (part_focus.py), in <run>/part_focus/
-PART_FOCUS_WORDS = (f"per glyph the stroke whose removal changes the most predictions, removed (the control) and "
-                    f"moved by -{PART_SPAN}..{PART_SPAN} px in x and y, the rest in place; every image's change")
+PART_FOCUS_WORDS = (f"per glyph the stroke, or pair of strokes, whose removal changes the most predictions, removed "
+                    f"(the control) and moved by -{PART_SPAN}..{PART_SPAN} px in x and y, the rest in place; every "
+                    f"image's change")
 
 
 def claims_run(cfg: Config, *, results_dir: Path, progress: bool = False, threads: int | None = None,
