@@ -93,10 +93,14 @@ def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
             if len(comp) > 1:
                 out.append(sorted(comp))
 
-    sys.setrecursionlimit(max(sys.getrecursionlimit(), 10_000))
-    for v in list(graph):
-        if v not in index:
-            visit(v)
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(limit, 10_000))
+    try:
+        for v in list(graph):
+            if v not in index:
+                visit(v)
+    finally:  # other tests in this process count on the usual limit (a JSON nested too deep to parse)
+        sys.setrecursionlimit(limit)
     return out
 
 

@@ -19,6 +19,7 @@ from ..eval.engine import ENGINE_CHOICES
 from ..eval.stream import MODES
 from ..report.display import brief_tables
 from ..run.measure import measure_to_folder
+from ..run.measure_run import measure_run_to_folder
 from ..core.runtime import set_threads
 from ..run.writable import writable
 from ..schema.config import parse_range
@@ -47,12 +48,20 @@ def measure_cli(images: Path = typer.Option(..., "--images", help="A folder of P
                 device: str = choice("cpu", "--device", ("cpu", "cuda", "auto"), "cpu, cuda or auto."),
                 subpixel: str = choice("bilinear", "--subpixel", SUBPIXEL, "--mode circular: fft lets shifts be fractions (band-limited, the Fourier shift theorem); bilinear refuses them (rolls are whole pixels)."),
                 engine: str = choice("auto", "--engine", ENGINE_CHOICES, "auto: the exact all-shift engine where it applies (--mode circular, square images, layers of known kinds: the same numbers, much faster), brute force otherwise; brute: one forward pass per shift (the check); allshift: refuse where the engine does not apply."),
-                trust_factory: bool = typer.Option(False, "--trust-factory", help="Use the factory and kwargs a --weights checkpoint names (imported and called: code from whoever sent the file runs); without it invlab refuses and shows them."),
+                trust_factory: bool = typer.Option(False, "--trust-factory", help="Use the factory and kwargs a --weights checkpoint (or a --run's config) names (imported and called: code from whoever sent the file runs); without it invlab refuses and shows them."),
+                run: Optional[Path] = typer.Option(None, "--run", help="A finished run folder: measure every checkpoint of it (each model, each seed) on --images, read as the run's images (its colour and canvas); the tables are mean ± 95% CI over its seeds, as the run's own."),
                 threads: Optional[int] = THREADS, quiet: bool = QUIET,
                 results_dir: Path = typer.Option(Path("results"), "--results-dir", help="Where the measure folder is created: <results-dir>/measure/<name>-<time>/.")):
     """Measure a model of your own (trained anywhere) on a folder of images, without training: writes
     results/measure/<name>-<time>/ with the files `invlab report` reads."""
     set_threads(threads)  # the command's process: measure_to_folder runs here
+    if run is not None:
+        _measure_run(run, images, dx=dx, dy=dy, mode=mode, fill=fill, subpixel=subpixel, engine=engine,
+                     batch_size=batch_size, device=device, trust_factory=trust_factory, quiet=quiet,
+                     results_dir=results_dir, others=dict(model=model, model_kwargs=model_kwargs, weights=weights,
+                     size=size, mean=mean, std=std, taps=taps, name=name, layers=layers or None,
+                     colour=None if colour == "grey" else colour))
+        return
     folder = measure_to_folder(
         images=images, model=model, model_kwargs=_json_object(model_kwargs, "--model-kwargs"), weights=weights,
         dx=parse_range(dx, "--dx"), dy=parse_range(dy, "--dy"), mode=mode, fill=fill, colour=colour,
@@ -61,6 +70,22 @@ def measure_cli(images: Path = typer.Option(..., "--images", help="A folder of P
         batch_size=batch_size, name=name, results_dir=writable(results_dir, "--results-dir"), device=device,
         progress=not quiet, on_event=say(quiet), engine=engine, trust_factory=trust_factory, subpixel=subpixel)
     for table in brief_tables(load_result(folder), title="measure: per model (one trained network)"):
+        out.print(table)
+    line(f"measure folder: {folder}")
+
+
+def _measure_run(run: Path, images: Path, *, dx: str, dy: str, quiet: bool, results_dir: Path, others: dict,
+                 **options) -> None:
+    """invlab measure --run: every checkpoint of a run on an image folder (run/measure_run.py)."""
+    given = [f"--{k.replace('_', '-')}" for k, v in others.items() if v is not None]
+    if given:
+        raise ConfigError(f"--run measures the run's own networks on images read as the run's (its colour and "
+                          f"canvas); {', '.join(given)} do{'es' if len(given) == 1 else ''} not apply with it: leave "
+                          f"{'it' if len(given) == 1 else 'them'} out")
+    folder = measure_run_to_folder(run=run, images=images, dx=parse_range(dx, "--dx"), dy=parse_range(dy, "--dy"),
+                                   results_dir=writable(results_dir, "--results-dir"), progress=not quiet,
+                                   on_event=say(quiet), **options)
+    for table in brief_tables(load_result(folder), title=f"measure: every checkpoint of {run}, mean ± 95% CI over seeds"):
         out.print(table)
     line(f"measure folder: {folder}")
 

@@ -22,7 +22,7 @@ import torch
 from ..schema.data import DataConfig
 from .boxes import CLASSES as BOX_CLASSES, box_set
 from .folder import folder_split, folder_test_set, read_pixels, to_bytes, to_float
-from .ink import matched_gain
+from .ink import INVARIANT_GAIN, POOL, SCALE, SLANT, STRETCH, invariant_selection, matched_gain, matching_features
 from .glyphs import GlyphTable
 from .letters import load_glyphs, render
 from .transforms import translate_image
@@ -41,7 +41,8 @@ class LetterBatch:
     cy: torch.Tensor
     height: torch.Tensor  # letter height, px
     thickness: torch.Tensor  # stroke width, px
-    gain: torch.Tensor | None = None  # intensity scale per letter (data.ink: matched); None = 1
+    gain: torch.Tensor | None = None  # intensity scale per letter (data.ink: matched | invariant, data.gain); None = 1
+    linear: torch.Tensor | None = None  # (N, 2, 2) width scale and slant per letter (data.ink: invariant); None = I
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -85,7 +86,26 @@ def sample_letters(data: DataConfig, n: int, gen: torch.Generator) -> LetterBatc
     if data.ink == "matched":  # drawn last from gen: the free data sets' streams are unchanged
         table = glyph_table(data)
         batch.gain = matched_gain(data, table, draw(table, batch, data.canvas), letter, gen)
+    elif data.gain is not None:  # the contrast-only control: a gain drawn for every letter whatever its class
+        lo, hi = data.gain
+        batch.gain = lo + (hi - lo) * torch.rand(n, generator=gen)
     return batch
+
+
+def invariant_letters(data: DataConfig, n: int, gen: torch.Generator) -> LetterBatch:
+    """data.ink: invariant: n letters chosen from a pool of POOL x n, each drawn with a random gain (data.gain, or
+    INVARIANT_GAIN), width stretch (STRETCH), slant (SLANT) and height scale (SCALE) whatever its class, as matched tuples of the classes (ink.py)."""
+    pool = sample_letters(data.model_copy(update={"ink": "free", "gain": data.gain or list(INVARIANT_GAIN)}),
+                          POOL * n, gen)
+    (lo, hi), (s0, s1) = STRETCH, SCALE
+    u = torch.rand(POOL * n, 3, generator=gen)
+    pool.linear = torch.zeros(POOL * n, 2, 2)
+    pool.linear[:, 0, 0], pool.linear[:, 0, 1], pool.linear[:, 1, 1] = lo + (hi - lo) * u[:, 0], SLANT * (2 * u[:, 1] - 1), 1
+    pool.height = pool.height * (s0 + (s1 - s0) * u[:, 2])
+    table, chunk = glyph_table(data), 4096  # the pool drawn a chunk at a time: only its statistics are kept
+    features = torch.cat([matching_features(draw(table, pool.select(slice(i, i + chunk)), data.canvas))
+                          for i in range(0, len(pool), chunk)])
+    return pool.select(invariant_selection(features, pool.labels, n, gen))
 
 
 def draw(table: GlyphTable, batch: LetterBatch, canvas: int, dx: float = 0.0, dy: float = 0.0,
@@ -95,7 +115,7 @@ def draw(table: GlyphTable, batch: LetterBatch, canvas: int, dx: float = 0.0, dy
     height, thickness = (batch.height, batch.thickness) if scale == 1 else (batch.height * scale,
                                                                            batch.thickness * scale)
     images = render(table, batch.glyph, batch.cx + dx, batch.cy + dy, height, thickness, canvas,
-                    part_offset=part_offset, angle=angle)
+                    part_offset=part_offset, angle=angle, linear=batch.linear)
     return images if batch.gain is None else images * batch.gain.to(images.device)[:, None, None, None]
 
 
@@ -141,7 +161,7 @@ def training_set(data: DataConfig, table: GlyphTable) -> tuple[torch.Tensor, tor
     if data.source == "boxes":  # RGB (N, 3, canvas, canvas) float images (boxes.py)
         return box_set(data.canvas, data.train_images, data.seed, "train")
     gen = torch.Generator().manual_seed(data.seed + _TRAIN_STREAM)
-    batch = sample_letters(data, data.train_images, gen)
+    batch = (invariant_letters if data.ink == "invariant" else sample_letters)(data, data.train_images, gen)
     labels = batch.labels
     if data.task == "position":
         # label = which half the letter sits in; letters centred at 1/4 or 3/4 of the canvas height
@@ -159,7 +179,7 @@ def training_set(data: DataConfig, table: GlyphTable) -> tuple[torch.Tensor, tor
 def reference_letters(data: DataConfig) -> LetterBatch:
     """The test letters at the reference position (the canvas centre): the same for every model and seed."""
     gen = torch.Generator().manual_seed(data.seed + _TEST_STREAM)
-    return sample_letters(data, data.test_images, gen)
+    return (invariant_letters if data.ink == "invariant" else sample_letters)(data, data.test_images, gen)
 
 
 def position_test_set(data: DataConfig, table: GlyphTable) -> tuple[torch.Tensor, torch.Tensor]:

@@ -152,6 +152,7 @@ def render(
     part_offset: torch.Tensor | None = None,
     chunk: int = 256,
     angle: float = 0.0,
+    linear: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Draw N glyphs onto an (N, 1, canvas, canvas) float32 tensor in [0, 1], ink 1 on background 0.
 
@@ -160,7 +161,8 @@ def render(
     pixels, thickness (N,) the pen width in pixels. part_offset (N, 2) optionally
     moves the glyph's part by (dx, dy) pixels. angle turns every glyph about its centre by
     that many degrees, counterclockwise on screen, before drawing (_turn: exact coordinates,
-    no resampling). Ink that falls outside the canvas is cut.
+    no resampling). linear (N, 2, 2) optionally maps each glyph's (x, y), about its centre and
+    before turning, e.g. a width scale and a slant (data.ink: invariant). Ink outside the canvas is cut.
 
     A pixel farther than thickness / 2 + 0.5 from every segment is exactly 0, so each
     image is computed only on the window of pixels around its segments' bounding box
@@ -191,6 +193,9 @@ def render(
         if table.filled:  # no pen: the ramp alone reaches 0.5 px beyond the outline
             r = torch.zeros_like(r)
         seg = segments[g, :S] * h[:, :, None]  # (n, S, 4) in pixels, still centred on 0
+        if linear is not None:  # (x, y) -> m @ (x, y) for each end of each segment
+            m = linear[idx].float()[:, None]  # (n, 1, 2, 2)
+            seg = (m @ seg.reshape(n, S, 2, 2).transpose(-1, -2)).transpose(-1, -2).reshape(n, S, 4)
         if angle:
             seg = _turn(seg, angle)
         seg[..., 0::2] += cx[idx].float()[:, None, None]

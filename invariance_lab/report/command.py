@@ -24,6 +24,7 @@ from ..store.find import newest_run
 from ..store.layout import is_study
 from .display import FORMATS
 from .html import GENERATOR, html_report
+from .papers import paper_views, per_test_set_views
 from .plots import PNG_MARK, plot_all
 from .study import compare_folders, plot_study
 from .tables import Report
@@ -52,6 +53,8 @@ def make_report(paths: list[Path] | None = None, *, by: str = "model", metric: s
         _plot_folder(plot)
     results_paths = list(paths) if paths else [newest_run(results_dir)]
     rep = compare_folders(results_paths, by=by, metric=metric, axis=axis, drop_chance=drop_chance)
+    if by == "model":  # a column per test set (data.test_sets) and the paper's numbers beside ours (paper:)
+        rep.views += per_test_set_views(rep.results) + paper_views(rep.results)
     made = MadeReport(rep)
     if plot is not None:
         with tempfile.TemporaryDirectory(dir=writable(plot, "--plot"), prefix=".invlab-plots-") as tmp:

@@ -25,6 +25,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..core.errors import choose
+from ..data.ink_stats import battery_words
 from .gallery import pick_stills
 from .tables import (LAYER_RANGE, RATE_RANGE, Report, Result, View, layer_table, model_table, seed_counts, seed_flags,
     wide_view)
@@ -102,6 +103,8 @@ def protocol_lines(results: list[Result]) -> list[str]:
         if isinstance(ink, dict) and {"accuracy", "chance"} <= set(ink):
             parts.append(f"ink baseline: test accuracy {ink['accuracy']:.3f} from each image's total ink alone "
                          f"(chance {ink['chance']:.3f})")
+            if isinstance(ink.get("battery"), dict):  # runs since the ink battery (data/ink_stats.py)
+                parts.append(battery_words(ink))
         lines.append(f"{r.meta.get('kind', 'run')} {r.label}: " + ", ".join(parts))
     return lines
 

@@ -1,7 +1,7 @@
 """The report's tables of a run held against other test sets and against a paper: a column per test set
 (data.test_sets) and, for a config with a `paper:` block, ours beside the published numbers.
 
-    views = test_set_views([load_result(run_dir)])   # [] when no run measured other test sets
+    views = per_test_set_views([load_result(run_dir)])   # [] when no run measured other test sets
     views = paper_views([load_result(run_dir)])      # [] when no run's config has a paper: block
 
 Ours is the mean over seeds with its 95% t interval, in percent as papers print them; "in CI" says whether the
@@ -21,24 +21,29 @@ from ..schema.paper import published
 from ..schema.test_sets import OWN
 from ..store.layout import CONFIG_FILE
 from ..store.results import Result
-from ..store.test_sets import load_test_sets, test_set_names
+from ..store.test_sets import load_test_sets, other_test_sets
 from .tables import RATE_RANGE, View
 
 PRINTED = 0.05  # half of a paper's last printed digit (one decimal of a percentage)
-PAPER_TITLE = "ours beside the paper (config paper:): test metrics in %, ours the mean ± 95% CI over seeds"
+PAPER_TITLE = ("ours beside the paper (config paper:), in %: ours the mean ± 95% CI over seeds, the paper's mean ± "
+               "std as printed; in_ci: the paper's mean lies in our interval")
 
 
 def _summaries(result: Result) -> dict[str, pd.DataFrame]:
-    """{test set: summary table}: the run's own first (OWN), then data.test_sets in config order."""
-    return {OWN: result.summary, **load_test_sets(result)}
+    """{test set: summary table}: the run's own first (OWN), then data.test_sets in config order, each with the
+    seeds of the run's own table only (--drop-chance leaves a seed out of every column)."""
+    kept = pd.MultiIndex.from_frame(result.summary[["model", "seed"]].astype({"model": str, "seed": int}))
+    others = {name: t[pd.MultiIndex.from_frame(t[["model", "seed"]].astype({"model": str, "seed": int})).isin(kept)]
+              for name, t in load_test_sets(result).items()}
+    return {OWN: result.summary, **others}
 
 
-def test_set_views(results: list[Result], metric: str = "clean_accuracy") -> list[View]:
+def per_test_set_views(results: list[Result], metric: str = "clean_accuracy") -> list[View]:
     """One view, per (run,) model: `metric` on the run's own test set (default) and on each of data.test_sets."""
-    measured = [r for r in results if test_set_names(r)]
+    measured = [r for r in results if other_test_sets(r)]
     if not measured:
         return []
-    names = list(dict.fromkeys(n for r in measured for n in [OWN, *test_set_names(r)]))
+    names = list(dict.fromkeys(n for r in measured for n in [OWN, *other_test_sets(r)]))
     rows = []
     for r in measured:
         tables = _summaries(r)
@@ -78,10 +83,16 @@ def paper_rows(result: Result, paper: dict) -> list[dict]:
             theirs, std = published(value)
             inside = "–" if math.isnan(half) else "yes" if lo - PRINTED <= theirs <= hi + PRINTED else "no"
             rows.append(dict(run=result.label, model=model, test_set=test_set or OWN, metric=metric,
-                             n_seeds=len(x), ours=round(mean, 2), ours_ci=round(half, 2), ours_lo=round(lo, 2),
-                             ours_hi=round(hi, 2), paper=theirs, paper_std=math.nan if std is None else std,
-                             difference=round(mean - theirs, 2), in_ci=inside))
+                             n_seeds=len(x), ours=_pm(mean, half), paper=_pm(theirs, std),
+                             difference=f"{mean - theirs:+.1f}", in_ci=inside))
     return rows
+
+
+def _pm(mean: float, spread: float | None) -> str:
+    """"73.7 ± 1.0", "100.0" (no spread: one seed, or a paper that prints none), "–" (not measured)."""
+    if math.isnan(mean):
+        return "–"
+    return f"{mean:.1f}" if spread is None or math.isnan(spread) else f"{mean:.1f} ± {spread:.1f}"
 
 
 def paper_views(results: list[Result]) -> list[View]:

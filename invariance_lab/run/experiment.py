@@ -26,7 +26,8 @@ from ..store.checkpoints import load_checkpoint, load_run_models, trained_with, 
 from ..schema.config import Config, DataConfig, SweepConfig
 from ..config.load import load_config, to_yaml
 from ..data.datasets import class_names, evaluation_set, glyph_table, training_set
-from ..data.ink import ink_baseline
+from ..data.ink import ink_baselines
+from ..data.ink_stats import battery_words
 from ..data.validation import validation_split
 from ..core.environment import environment
 from ..core.progress import time_left
@@ -115,9 +116,10 @@ def run_experiment(cfg: Config, *, results_dir: Path, progress: bool = False, fr
         test_x, test_y = evaluation_set(cfg.data, table)  # position task: the paired top/bottom images
         classes = class_names(cfg.data)
         meta.data["classes"] = classes
-        # how much of the task total ink alone solves (ink.py): the accuracy a network must beat to read shape
-        meta.data["ink_baseline"] = dict(accuracy=round(ink_baseline(train_x, train_y, test_x, test_y, len(classes)), 4),
-                                         chance=round(1 / len(classes), 4))
+        # how much of the task total ink alone solves (ink.py), and each invariant statistic (ink_stats.py): the
+        # accuracies a network must beat to show it reads shape
+        meta.data["ink_baseline"] = ink_baselines(train_x, train_y, test_x, test_y, len(classes))
+        say(battery_words(meta.data["ink_baseline"]))
         meta.data["timings"]["data_s"] = round(time.perf_counter() - t0, 2)
         reusable = reusable_checkpoints(results_dir, cfg.name, made_with, exclude=run_dir, reuse_old=reuse_old,
                                         resumed=old)

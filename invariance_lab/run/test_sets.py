@@ -17,11 +17,11 @@ import torch
 from ..eval.sweep import ModelKey, evaluate_shifts
 from ..schema.config import DataConfig, SweepConfig
 from ..store.atomic import write_csv
-from ..store.layout import INVARIANCE_CSV, SUMMARY_CSV, test_set_dir
+from ..store.layout import INVARIANCE_CSV, SUMMARY_CSV, other_test_set_dir
 from ..store.meta import Meta
 
 
-def test_set_data(data: DataConfig, name: str) -> DataConfig:
+def other_test_set_data(data: DataConfig, name: str) -> DataConfig:
     """The run's data with test set `name`'s keys in place (checked when the config was read: schema/data.py)."""
     return data.model_copy(update={**data.test_sets[name], "test_sets": None})
 
@@ -34,8 +34,8 @@ def measure_test_sets(folder: Path, meta: Meta, models: dict[ModelKey, torch.nn.
         return
     t0 = time.perf_counter()
     for name in data.test_sets:
-        inv, summary = evaluate_shifts(models, factors, test_set_data(data, name), sweep, device, progress)
-        out = test_set_dir(folder, name)
+        inv, summary = evaluate_shifts(models, factors, other_test_set_data(data, name), sweep, device, progress)
+        out = other_test_set_dir(folder, name)
         out.mkdir(parents=True, exist_ok=True)
         write_csv(out / INVARIANCE_CSV, inv)
         write_csv(out / SUMMARY_CSV, summary)

@@ -41,8 +41,7 @@ class Config(_Schema):
     models: dict[Str, ModelSpec] = Field(default_factory=lambda: {"conv_gap": ModelSpec(arch="conv_gap")})  # name: spec
     train: TrainConfig = Field(default_factory=TrainConfig)  # optimiser and schedule, the same for every model
     sweep: SweepConfig = Field(default_factory=SweepConfig)  # the shifts the trained networks are tested on
-    # published numbers to hold the run against (schema/paper.py): model -> {metric: percent or [mean, std]}
-    paper: Optional[dict[Str, Any]] = None
+    paper: Optional[dict[Str, Any]] = None  # published numbers: model -> {metric: % or [mean, std]} (paper.py)
 
     @field_validator("name")
     @classmethod

@@ -23,12 +23,12 @@ from .test_sets import check_test_set, merged
 
 
 # data keys that describe drawn letters: a folder's images (source: folder) have none of them
-LETTER_KEYS = ("letters", "glyphs", "fonts", "size", "size_jitter", "thickness", "ink")
+LETTER_KEYS = ("letters", "glyphs", "fonts", "size", "size_jitter", "thickness", "ink", "gain")
 # data keys of an image folder: letters have none of them (data/folder.py)
 FOLDER_KEYS = ("path", "colour", "test_fraction", "fill", "folder_digest")
 # data keys of the built-in boxes (data/boxes.py): letters and folders have none of them
 BOX_KEYS = ("test_set",)
-_DATA_DEFAULTS = {"glyphs": "stroke", "ink": "free", "source": "letters", "path": None, "colour": "grey",
+_DATA_DEFAULTS = {"glyphs": "stroke", "ink": "free", "gain": None, "source": "letters", "path": None, "colour": "grey",
                   "test_fraction": 0.2, "fill": "zeros", "folder_digest": None, "test_set": "similar",
                   "val_fraction": 0.0, "test_sets": None}
 
@@ -48,7 +48,9 @@ class DataConfig(_Schema):
     train_shift: Float = Field(0.0, ge=0)  # training letters placed uniformly within +-train_shift px; 0 = centred
     train_mode: Literal["canvas", "circular"] = "canvas"  # canvas: drawn at the offset; circular: rolled, whole px
     task: Literal["letter", "position"] = "letter"  # letter | position (label = top or bottom half: padding probe)
-    ink: Literal["free", "matched"] = "free"  # matched: every class's total ink drawn from one range (ink.py)
+    ink: Literal["free", "matched", "invariant"] = "free"  # matched: total ink from one range; invariant: the
+    # invariant statistics matched too (total, spread, peak, mean and area of the ink; data/ink.py)
+    gain: Optional[list[Float]] = None  # [lo, hi]: every letter's intensity x U(lo, hi), whatever its class
     seed: Seed = 0  # data seed, 0 .. 2**32-1: every model and model seed sees the same train and test images
     # validation images (train.select: best_val, train.patience), held out by data.seed, the same for every
     # model and seed; 0 = none (or an image folder's val/ folder)
@@ -61,9 +63,9 @@ class DataConfig(_Schema):
     folder_digest: Optional[Str] = Field(None, max_length=64)  # written by invlab: the folder's files, checked
     # source: boxes (data/boxes.py): red and green boxes, RGB (colour: rgb), 1000 test images unless set
     test_set: Literal["similar", "dissimilar"] = "similar"  # dissimilar: the boxes moved to the other class's half
-    # other test sets measured on every checkpoint after training (test_sets/<name>/ in the run): name -> the data
-    # keys that replace the run's for those test images alone, e.g. {dissimilar: {test_set: dissimilar}}
-    test_sets: Optional[dict[Str, dict[Str, Any]]] = None
+    # other test sets measured after training, each in test_sets/<name>/: name -> the data keys that replace the
+    # run's for its test images alone (schema/test_sets.py)
+    test_sets: Optional[dict[Str, dict[Str, Any]]] = None  # e.g. {dissimilar: {test_set: dissimilar}}
 
     @model_validator(mode="after")
     def _test_sets(self, info: ValidationInfo) -> "DataConfig":
@@ -141,6 +143,17 @@ class DataConfig(_Schema):
     def _path(cls, v: str | None) -> str | None:
         # relative to the current folder, stored absolute: a run folder's config must find it from anywhere
         return v if v is None else str(Path(v).expanduser().resolve())
+
+    @field_validator("gain")
+    @classmethod
+    def _gain(cls, v: list[float] | None, info: ValidationInfo) -> list[float] | None:
+        if v is not None and (len(v) != 2 or not 0 < v[0] <= v[1] <= 1):
+            raise ValueError(f"gain must be [lo, hi] with 0 < lo <= hi <= 1 (a letter's ink scaled by U(lo, hi); "
+                             f"ink stays within [0, 1]); got {quote(v)}")
+        if v is not None and info.data.get("ink") == "matched":
+            raise ValueError("gain does not apply to ink: matched, which sets each letter's gain itself; use ink: "
+                             "free (the contrast-only control) or ink: invariant (its gain range)")
+        return v
 
     @field_validator("thickness")
     @classmethod

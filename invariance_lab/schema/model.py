@@ -67,8 +67,7 @@ class ModelSpec(_Schema):
     kernel: Optional[Int] = Field(None, ge=1, le=15)  # conv kernel side (3; odd keeps padding symmetric)
     blur_size: Optional[Int] = Field(None, ge=1, le=7)  # binomial blur side for blur_*/aps_* (3: Zhang's; 1 = none)
     bias: Optional[bool] = Field(None, strict=True)  # conv bias (true); false: none, as Kayhan & van Gemert 2020
-    # 1: the first block neither strides nor pools (the paper's strides 1-2-2-2); left out: every block downsamples
-    first_stride: Optional[Int] = Field(None, ge=1, le=1)
+    first_stride: Optional[Int] = Field(None, ge=1, le=1)  # 1: block 1 does not downsample (strides 1-2-2-2)
 
     @field_validator("channels")
     @classmethod

@@ -72,7 +72,7 @@ def checkpoint_path(run_dir: Path, model: str, seed: int) -> Path:
     return checkpoint_file(run_dir, unit_key(model, seed))
 
 
-def test_set_dir(folder: Path, name: str) -> Path:
+def other_test_set_dir(folder: Path, name: str) -> Path:
     """test_sets/<name>/ of a run (or measure) folder: the tables of one of its other test sets."""
     return Path(folder) / TEST_SETS_DIR / name
 

@@ -24,7 +24,7 @@ import time
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -64,7 +64,9 @@ class MetaFile(BaseModel):
     protocol: Protocol
     seeds: list[int]
     fingerprints: dict[str, str] = {}
-    ink_baseline: Optional[dict[str, float]] = None  # runs: {accuracy, chance} of total ink alone (data/ink.py)
+    # runs: {accuracy, chance} of total ink alone (data/ink.py), and since the ink battery {battery: {statistic:
+    # accuracy}} (data/ink_stats.py)
+    ink_baseline: Optional[dict[str, Union[float, dict[str, float]]]] = None
     pid: Optional[int] = None
     host: Optional[str] = None
     heartbeat: Optional[str] = None

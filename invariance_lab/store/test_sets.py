@@ -9,11 +9,11 @@ import pandas as pd
 
 from ..core.columns import SUMMARY_METRICS
 from ..core.errors import InvlabError
-from .layout import SUMMARY_CSV, test_set_dir
+from .layout import SUMMARY_CSV, other_test_set_dir
 from .results import Result, _read_csv
 
 
-def test_set_names(result: Result) -> list[str]:
+def other_test_sets(result: Result) -> list[str]:
     """The test sets a run measured besides its own, as its meta.json's protocol records them (none: [])."""
     return list((result.meta.get("protocol") or {}).get("test_sets") or {})
 
@@ -21,8 +21,8 @@ def test_set_names(result: Result) -> list[str]:
 def load_test_sets(result: Result) -> dict[str, pd.DataFrame]:
     """{name: summary.csv of test_sets/<name>/} of a finished run; an InvlabError naming a file missing or damaged."""
     out = {}
-    for name in test_set_names(result):
-        path = test_set_dir(result.path, name) / SUMMARY_CSV
+    for name in other_test_sets(result):
+        path = other_test_set_dir(result.path, name) / SUMMARY_CSV
         if not path.is_file():
             raise InvlabError(f"{path} is missing: meta.json says the run measured test set {name!r} "
                               "(data.test_sets); the folder was edited, or the run did not finish writing it")

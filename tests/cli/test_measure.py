@@ -90,5 +90,6 @@ def test_inputs_that_overflow_the_network_are_refused_before_the_folder(tmp_path
 
 
 def test_model_kwargs_nested_too_deep_to_parse_are_one_paragraph(tmp_path):
-    message = _refused_before_any_folder(tmp_path, "--model-kwargs", '{"a": ' + "[" * 3000 + "]" * 3000 + "}")
+    # deeper than any recursion limit a process runs with: Python's JSON parser recurses once per [
+    message = _refused_before_any_folder(tmp_path, "--model-kwargs", '{"a": ' + "[" * 200_000 + "]" * 200_000 + "}")
     assert "--model-kwargs" in message and "nested too deep" in message and len(message) < 400, message

@@ -241,3 +241,34 @@ def test_kayhans_network_full_padding_without_bias_builds_with_every_head(head):
     assert net(torch.rand(2, 3, 32, 32)).shape == (2, 2)
     assert all(b.conv.bias is None for b in net.blocks) and net.fc.bias is not None
     assert not any(k.endswith("conv.bias") for k in net.state_dict())
+
+
+# ----------------------------------------------------------------------------------------------- first_stride
+
+
+def test_first_stride_one_gives_kayhans_strides_and_leaves_every_other_spec_as_it_was():
+    """first_stride: 1 is the paper's strides 1-2-2-2 (32 -> 32 -> 16 -> 8 -> 4 with zeros; 34 -> 18 -> 10 -> 6 full);
+    absent, a resolved spec has no such key (fingerprints unchanged), and check_model agrees with the network."""
+    assert "first_stride" not in resolve_spec({"arch": "strided_conv", "bias": False})
+    for padding, side in (("zeros", 4), ("full", 6), ("valid", 2), ("circular", 4)):
+        spec = dict(arch="strided_conv", first_stride=1, padding=padding, bias=False, head="global_max",
+                    channels=[4, 4, 8, 8])
+        net = create_model(spec, num_classes=2, canvas=32, in_channels=3)
+        assert [b.stride for b in net.blocks] == [1, 2, 2, 2]
+        assert check_model(net.factors, 32) == side == net.features(torch.rand(1, 3, 32, 32)).shape[-1]
+        assert resolve_spec(net.factors) == net.factors  # a checkpoint's factors resolve to themselves
+    with pytest.raises(InvlabError, match="first_stride must be 1"):
+        resolve_spec({"arch": "strided_conv", "first_stride": 2})
+
+
+def test_circular_network_with_total_stride_8_is_exactly_invariant_to_a_16_pixel_roll():
+    """Kayhan's circular network (strides 1-2-2-2, global max): a roll by a multiple of the total stride 8 rolls
+    the last map by a whole number of its pixels, so the output is the same: the dissimilar boxes (moved 16 rows) are
+    classified as the similar ones, image by image, even untrained."""
+    torch.manual_seed(0)
+    net = create_model(dict(arch="strided_conv", first_stride=1, padding="circular", bias=False, head="global_max",
+                            channels=[8, 8, 16, 16]), num_classes=2, canvas=32, in_channels=3).eval()
+    x = torch.rand(4, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.allclose(net(torch.roll(x, 16, 2)), net(x), atol=1e-5)
+        assert not torch.allclose(net(torch.roll(x, 4, 2)), net(x), atol=1e-5)  # 4 px: not a multiple of 8

@@ -1,0 +1,59 @@
+"""The report's test-set and paper tables (report/papers.py): ours beside the published numbers."""
+
+import json
+
+import pandas as pd
+import yaml
+
+from invariance_lab.cli.main import app
+from invariance_lab.report.papers import paper_views, per_test_set_views
+from invariance_lab.store.results import load_result
+from typer.testing import CliRunner
+
+
+def _with_test_set_and_paper(folder, paper):
+    """A fake run (clean accuracy 0.90, 0.91, 0.92 over seeds 0-2) with test set `shifted` (0.5 for every seed)."""
+    summary = pd.read_csv(folder / "summary.csv")
+    (folder / "test_sets" / "shifted").mkdir(parents=True)
+    summary.assign(clean_accuracy=0.5).to_csv(folder / "test_sets" / "shifted" / "summary.csv", index=False)
+    meta = json.loads((folder / "meta.json").read_text())
+    meta["protocol"]["test_sets"] = {"shifted": {"test_set": "dissimilar"}}
+    (folder / "meta.json").write_text(json.dumps(meta))
+    (folder / "config.yaml").write_text(yaml.safe_dump({"name": "demo", "paper": paper}))
+    return load_result(folder)
+
+
+def test_ours_beside_the_paper_with_the_difference_and_whether_it_lies_in_our_interval(tmp_path, fake_result):
+    r = _with_test_set_and_paper(fake_result(tmp_path / "run"), {
+        "plain": {"clean_accuracy": 92.0, "shifted.clean_accuracy": [60.0, 1.0]},
+        "blur": {"clean_accuracy": 80}})
+    (view,) = paper_views([r])
+    t = view.table.set_index(["model", "test_set"])
+    # ours: 91.0 ± t(0.975, 2) * 1.0 / sqrt(3) = 2.48 points, so 92.0 lies inside and 80 does not
+    assert t.loc[("plain", "default"), "ours"] == "91.0 ± 2.5" and t.loc[("plain", "default"), "in_ci"] == "yes"
+    assert t.loc[("plain", "default"), "difference"] == "-1.0"
+    assert t.loc[("plain", "shifted"), "ours"] == "50.0 ± 0.0" and t.loc[("plain", "shifted"), "paper"] == "60.0 ± 1.0"
+    assert t.loc[("plain", "shifted"), "in_ci"] == "no" and t.loc[("plain", "shifted"), "difference"] == "-10.0"
+    assert t.loc[("blur", "default"), "in_ci"] == "no"
+
+
+def test_a_column_per_test_set(tmp_path, fake_result):
+    r = _with_test_set_and_paper(fake_result(tmp_path / "run"), {"plain": {"clean_accuracy": 92.0}})
+    (view,) = per_test_set_views([r])
+    assert view.values == ["default", "shifted"]
+    row = view.table.set_index("model").loc["plain"]
+    assert abs(row["default"] - 0.91) < 1e-9 and row["shifted"] == 0.5 and row["n_seeds"] == 3
+
+
+def test_runs_without_test_sets_or_a_paper_add_no_table(tmp_path, fake_result):
+    r = load_result(fake_result(tmp_path / "run"))
+    assert per_test_set_views([r]) == [] and paper_views([r]) == []
+
+
+def test_invlab_report_prints_the_paper_table(tmp_path, fake_result):
+    folder = fake_result(tmp_path / "run")
+    _with_test_set_and_paper(folder, {"plain": {"clean_accuracy": 92.0}})
+    res = CliRunner().invoke(app, ["report", str(folder), "--format", "markdown"])
+    assert res.exit_code == 0, res.output
+    assert "ours beside the paper" in res.output and "| plain | default | clean_accuracy | 3 | 91.0 ± 2.5 | 92.0" in res.output
+    assert "per test set" in res.output

@@ -1,0 +1,52 @@
+"""invlab measure --run RUN --images DIR (run/measure_run.py): every checkpoint of a run on an image folder."""
+
+import pandas as pd
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from conftest import untrained_quick_run
+from invariance_lab.cli.main import app
+from invariance_lab.core.errors import DataError
+from invariance_lab.run.measure_run import measure_run_to_folder
+from invariance_lab.store.results import load_result
+from invariance_lab.store.run_images import run_images
+
+
+def _as_pngs(run_dir, folder, rename=None):
+    """The run's own test letters as 8-bit PNGs in class folders (renamed by `rename`)."""
+    src = run_images(run_dir)
+    x = src(slice(0, len(src)))
+    for i, (image, label) in enumerate(zip(x, src.labels)):
+        cls = src.classes[int(label)]
+        (folder / (rename or {}).get(cls, cls)).mkdir(parents=True, exist_ok=True)
+        Image.fromarray((image[0].clamp(0, 1) * 255).round().byte().numpy()).save(
+            folder / (rename or {}).get(cls, cls) / f"{i}.png")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def run_and_images(tmp_path_factory):
+    run_dir = untrained_quick_run(tmp_path_factory, seeds="[0, 1]")
+    return run_dir, _as_pngs(run_dir, tmp_path_factory.mktemp("pngs"))
+
+
+def test_every_model_and_seed_of_the_run_is_measured_into_one_table_over_seeds(run_and_images, tmp_path):
+    run_dir, images = run_and_images
+    folder = measure_run_to_folder(run=run_dir, images=images, dx=[-2, 2, 2], results_dir=tmp_path)
+    r, own = load_result(folder), pd.read_csv(run_dir / "summary.csv")
+    assert r.meta["kind"] == "measure" and r.meta["seeds"] == [0, 1]
+    assert sorted(zip(r.summary["model"], r.summary["seed"])) == sorted(zip(own["model"], own["seed"]))
+    assert set(r.summary["n_images"]) == {12}
+    res = CliRunner().invoke(app, ["measure", "--run", str(run_dir), "--images", str(images), "--dx", "0",
+                                   "--results-dir", str(tmp_path), "--quiet"])
+    assert res.exit_code == 0 and "measure: every checkpoint of" in res.output, res.output
+
+
+def test_class_folders_that_are_not_the_runs_classes_are_refused(run_and_images, tmp_path):
+    run_dir, _ = run_and_images
+    images = _as_pngs(run_dir, tmp_path / "pngs", rename={"A": "Z"})
+    with pytest.raises(DataError, match="not classes of run"):
+        measure_run_to_folder(run=run_dir, images=images, results_dir=tmp_path)
+    res = CliRunner().invoke(app, ["measure", "--run", str(run_dir), "--images", str(images), "--model", "m:f"])
+    assert res.exit_code == 2 and "--model does not apply" in res.output

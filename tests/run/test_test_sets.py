@@ -1,0 +1,45 @@
+"""data.test_sets measured after training (run/test_sets.py), on a reduced run of the Red-Green paper config."""
+
+import filecmp
+
+import pandas as pd
+import pytest
+
+from invariance_lab.config.load import load_config
+from invariance_lab.run.experiment import run_experiment
+from invariance_lab.store.layout import SUMMARY_CSV, other_test_set_dir
+
+from conftest import ROOT
+
+PAPER = ROOT / "configs" / "papers" / "kayhan2020_red_green.yaml"
+REDUCED = ["seeds=[0, 1]", "train.epochs=2", "data.train_images=200", "data.test_images=100", "sweep.dx=[-8, 8, 8]"]
+
+
+@pytest.fixture(scope="module")
+def circular_run(tmp_path_factory, one_thread):
+    cfg = load_config(PAPER, overrides=REDUCED)
+    cfg.models = {"circular": cfg.models["circular"]}
+    results = tmp_path_factory.mktemp("papers")
+    return cfg, results, run_experiment(cfg, results_dir=results, threads=1)
+
+
+def test_the_circular_models_similar_and_dissimilar_numbers_are_equal_seed_by_seed(circular_run):
+    """The dissimilar boxes are the similar ones rolled 16 rows, a multiple of the circular network's total stride
+    8, and nothing wraps: every number of the two test sets is the same for every seed (docs/papers.md)."""
+    _, _, run_dir = circular_run
+    own = pd.read_csv(run_dir / SUMMARY_CSV)
+    other = pd.read_csv(other_test_set_dir(run_dir, "dissimilar") / SUMMARY_CSV)
+    assert list(own.columns) == list(other.columns) and list(own["seed"]) == [0, 1]
+    metrics = [c for c in own.columns if c.startswith(("clean_", "mean_", "worst_"))]
+    pd.testing.assert_frame_equal(own[metrics], other[metrics], atol=1e-9, rtol=0)
+
+
+def test_a_run_without_test_sets_writes_the_same_files_from_the_same_checkpoints(circular_run):
+    """Test sets change no fingerprint (the checkpoints are reused, nothing is trained) and leave the run's own
+    tables byte for byte as a run without them writes them."""
+    cfg, results, run_dir = circular_run
+    plain = cfg.model_copy(update={"data": cfg.data.model_copy(update={"test_sets": None})})
+    again = run_experiment(plain, results_dir=results, threads=1)
+    assert again != run_dir and not (again / "test_sets").exists()
+    for name in ("summary.csv", "invariance.csv"):
+        assert filecmp.cmp(run_dir / name, again / name, shallow=False)
