@@ -94,13 +94,15 @@ def sample_letters(data: DataConfig, n: int, gen: torch.Generator) -> LetterBatc
 
 def invariant_letters(data: DataConfig, n: int, gen: torch.Generator) -> LetterBatch:
     """data.ink: invariant: n letters chosen from a pool of POOL x n, each drawn with a random gain (data.gain, or
-    INVARIANT_GAIN), width stretch (STRETCH), slant (SLANT) and height scale (SCALE) whatever its class, as matched tuples of the classes (ink.py)."""
+    INVARIANT_GAIN), width stretch (STRETCH), slant (SLANT) and height scale (SCALE) whatever its class, as
+    matched tuples of the classes (ink.py). Drawn from gen alone, so the same for every model and seed."""
     pool = sample_letters(data.model_copy(update={"ink": "free", "gain": data.gain or list(INVARIANT_GAIN)}),
                           POOL * n, gen)
     (lo, hi), (s0, s1) = STRETCH, SCALE
     u = torch.rand(POOL * n, 3, generator=gen)
-    pool.linear = torch.zeros(POOL * n, 2, 2)
-    pool.linear[:, 0, 0], pool.linear[:, 0, 1], pool.linear[:, 1, 1] = lo + (hi - lo) * u[:, 0], SLANT * (2 * u[:, 1] - 1), 1
+    pool.linear = torch.zeros(POOL * n, 2, 2)  # x -> stretch * x + slant * y; y unchanged
+    pool.linear[:, 0, 0], pool.linear[:, 0, 1] = lo + (hi - lo) * u[:, 0], SLANT * (2 * u[:, 1] - 1)
+    pool.linear[:, 1, 1] = 1
     pool.height = pool.height * (s0 + (s1 - s0) * u[:, 2])
     table, chunk = glyph_table(data), 4096  # the pool drawn a chunk at a time: only its statistics are kept
     features = torch.cat([matching_features(draw(table, pool.select(slice(i, i + chunk)), data.canvas))

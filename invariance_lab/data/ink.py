@@ -163,7 +163,8 @@ def _balanced(tuples: list[list[int]], n: int, k: int, gen: torch.Generator) -> 
 def ink_baselines(train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Tensor, test_y: torch.Tensor,
                   num_classes: int) -> dict:
     """meta.json's ink_baseline: accuracy (total ink alone, the number every run has reported), chance, the number
-    of test images, and the battery (ink_stats.battery: each invariant statistic alone, and all of them), to 4 digits."""
+    of test images, and the battery (ink_stats.battery: each invariant statistic alone, and all of them); scores to
+    4 digits."""
     return dict(accuracy=round(ink_baseline(train_x, train_y, test_x, test_y, num_classes), 4),
                 chance=round(1 / num_classes, 4),
                 test_images=len(test_y),

@@ -50,7 +50,7 @@ def ink_statistics(images: torch.Tensor, chunk: int = 4096) -> dict[str, torch.T
 
 def _statistics(images: torch.Tensor) -> dict[str, torch.Tensor]:
     x = _grey(images)
-    n, h, w = x.shape
+    h, w = x.shape[-2:]
     total = x.flatten(1).sum(1)
     mass = total.clamp_min(1e-12)
     rows = torch.arange(h, dtype=torch.float64)[None, :, None]

@@ -181,3 +181,14 @@ def test_existing_configs_draw_byte_identical_images(ink, quick_config_path):
     x, y = training_set(data, glyph_table(data))
     assert hashlib.sha256(x.numpy().tobytes() + y.numpy().tobytes()).hexdigest() == QUICK_TRAINING_SET[ink]
     assert "gain" not in data.model_dump()  # and the saved config (its fingerprint) has no new key
+
+
+def test_invariant_letters_keep_the_class_balance_and_their_drawing_when_redrawn_shifted():
+    data = DataConfig(letters=list("ABCDE"), ink="invariant", train_images=103, test_images=40)
+    _, y = training_set(data, glyph_table(data))
+    assert y.bincount().tolist() == (torch.arange(103) % 5).bincount().tolist()  # as sample_letters balances them
+    table, batch = glyph_table(data), reference_letters(data)
+    assert batch.gain is not None and batch.linear is not None  # gain, width and slant: kept per letter
+    moved = draw(table, batch, data.canvas, dx=2, dy=-1)
+    rolled = torch.roll(draw(table, batch, data.canvas), (-1, 2), (-2, -1))  # whole pixels: the same letter
+    assert torch.allclose(rolled, moved, atol=1e-5)  # up to float rounding of the pixel centres
