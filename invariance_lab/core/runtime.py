@@ -98,6 +98,8 @@ def default_threads() -> tuple[int, str]:
     is measured against); at least one thread. On a quiet machine this is torch's default."""
     cores = usable_cores()
     own = min(torch.get_num_threads(), cores)
+    if own == 1:  # nothing to give way: no need to watch the machine
+        return 1, f"torch's default (1; {cores} core{'s' if cores > 1 else ''})"
     seen = busy_cores()
     if seen is None:
         return own, f"torch's default ({own}; the CPUs' load is not readable here)"

@@ -14,10 +14,11 @@ import math
 
 import numpy as np
 import pandas as pd
-import yaml
 
 from ..core.stats import ci_halfwidth, with_bounds
-from ..schema.paper import published
+from ..core.errors import InvlabError, RunFolderError
+from ..schema.paper import check_paper, published
+from ..schema.safeyaml import load_yaml
 from ..schema.test_sets import OWN
 from ..store.layout import CONFIG_FILE
 from ..store.results import Result
@@ -63,11 +64,23 @@ def per_test_set_views(results: list[Result], metric: str = "clean_accuracy") ->
 
 
 def paper_block(result: Result) -> dict | None:
-    """The `paper:` block of a run's config.yaml, or None (a sweep or measure folder, or a config without one)."""
+    """The `paper:` block of a run's config.yaml, or None (a sweep or measure folder, a config without one, or one
+    that cannot be read: the report's tables come from the CSVs, which do not need it). A block that is there but
+    is not one is a RunFolderError naming the file: the folder may come from anyone."""
     path = result.path / CONFIG_FILE
     if result.meta.get("kind") != "run" or not path.is_file():
         return None
-    return (yaml.safe_load(path.read_text()) or {}).get("paper")
+    try:
+        raw = load_yaml(path.read_text(encoding="utf-8"), str(path))  # invlab's loader: size and alias limits
+    except (InvlabError, OSError, UnicodeDecodeError):
+        return None
+    if not isinstance(raw, dict) or raw.get("paper") is None:
+        return None
+    try:
+        return check_paper(raw["paper"])
+    except ValueError as e:
+        raise RunFolderError(f"{path}: its paper: block is not one ({e}); the folder was not written by invlab or "
+                             "was edited") from None
 
 
 def paper_rows(result: Result, paper: dict) -> list[dict]:

@@ -57,3 +57,18 @@ def test_invlab_report_prints_the_paper_table(tmp_path, fake_result):
     assert res.exit_code == 0, res.output
     assert "ours beside the paper" in res.output and "| plain | default | clean_accuracy | 3 | 91.0 ± 2.5 | 92.0" in res.output
     assert "per test set" in res.output
+
+
+def test_a_damaged_config_leaves_the_report_and_a_bad_paper_block_is_named(tmp_path, fake_result):
+    # a run folder comes from anyone: a config.yaml that is not a mapping (or not YAML) gives no paper table, and
+    # the report of its CSVs still works; a paper: block of the wrong shape is one paragraph naming the file
+    run = fake_result(tmp_path / "run")
+    for text in ("n", "{[", "paper: [1, 2"):
+        (run / "config.yaml").write_text(text)
+        assert paper_views([load_result(run)]) == []
+        res = CliRunner().invoke(app, ["report", str(run), "--format", "csv"])
+        assert res.exit_code == 0, res.output
+    (run / "config.yaml").write_text(yaml.safe_dump({"name": "demo", "paper": {"plain": 5}}))
+    res = CliRunner().invoke(app, ["report", str(run)])
+    assert res.exit_code == 2 and "config.yaml: its paper: block is not one" in " ".join(res.output.split())
+    assert "Traceback" not in res.output
