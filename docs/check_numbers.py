@@ -236,7 +236,7 @@ CHECKS: list[Check] = [
     Check("README.md", SQ, "them (mean flip rate {} against {}–{})",
           lambda r: [model_mean(r.summary, "conv_maxpool", "mean_flip_rate"),
                      *_range(r, ["conv_only", "strided_conv"], "mean_flip_rate")]),
-    Check("README.md", WHERE + "/layers", "(equivariance error {} at every layer",
+    Check("README.md", WHERE + "/layers", "(equivariance error at most {<} at every layer",
           lambda r: [r.layers.loc[r.layers["model"] == "conv_gap_circular"].groupby("layer_name")
                      ["mean_equivariance_error"].mean().max()]),
     Check("README.md", AA, "({}–{} × smaller along x, only {}–{} × along y)",
