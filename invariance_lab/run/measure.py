@@ -102,6 +102,20 @@ def _match_classes(src: Images, classes: list[str] | None, weights: Path | None 
         src.labels, src.classes = lookup[src.labels], list(classes)
 
 
+def check_shift_options(mode: str, fill: str, subpixel: str, dx, dy, batch_size: int) -> tuple[list, list]:
+    """The shift options `invlab measure` takes (with or without --run), checked: (dx, dy) as [start, stop, step]."""
+    choose("mode", mode, MODES)
+    choose("fill", fill, FILLS)
+    choose("subpixel", subpixel, SUBPIXEL)
+    try:
+        dx, dy = check_range(list(dx), "--dx"), check_range(list(dy), "--dy")
+    except ValueError as e:
+        raise InvlabError(str(e)) from None
+    if batch_size < 1:
+        raise InvlabError(f"--batch-size must be at least 1; got {batch_size}")
+    return dx, dy
+
+
 def measure_to_folder(*, images: str | Path, model: str | None = None, model_kwargs: dict | None = None,
                       weights: str | Path | None = None, dx: list[float] = (-8.0, 8.0, 1.0),
                       dy: list[float] = (0.0, 0.0, 1.0), mode: str = "canvas", fill: str = "zeros",
@@ -119,15 +133,9 @@ def measure_to_folder(*, images: str | Path, model: str | None = None, model_kwa
     far below chance puts meta.json's `class_order` = {model: note} (eval/class_order.py): the class order
     probably differs, and the tables print the note instead of "at chance"."""
     say = on_event or (lambda msg: None)
-    choose("mode", mode, MODES)
-    choose("fill", fill, FILLS)
-    choose("subpixel", subpixel, SUBPIXEL)
-    try:
-        dx, dy = check_range(list(dx), "--dx"), check_range(list(dy), "--dy")
-    except ValueError as e:
-        raise InvlabError(str(e)) from None
-    if batch_size < 1 or layer_images < 1:
-        raise InvlabError(f"--batch-size and --layer-images must be at least 1; got {batch_size}, {layer_images}")
+    dx, dy = check_shift_options(mode, fill, subpixel, dx, dy, batch_size)
+    if layer_images < 1:
+        raise InvlabError(f"--layer-images must be at least 1; got {layer_images}")
     if taps and not layers:
         raise InvlabError("--taps names the modules of the layer profile: give --layers too")
     state, checkpoint = read_weights(weights) if weights is not None else (None, None)

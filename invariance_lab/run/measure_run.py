@@ -19,22 +19,21 @@ import yaml
 from ..config.load import load_config
 from ..config.models import resolved_models
 from ..core.environment import environment
-from ..core.errors import DataError, InvlabError, choose
+from ..core.errors import DataError
 from ..data.datasets import class_names
 from ..data.images import open_folder
 from ..data.shifts import axis_values, grid_points, value_lines
-from ..data.transforms import FILLS, INTERPOLATION, SUBPIXEL
+from ..data.transforms import INTERPOLATION
 from ..eval.measurement import Measurement
-from ..eval.stream import MODES, check_grid, pick_device, preparer
+from ..eval.stream import check_grid, pick_device, preparer
 from ..eval.tables import summarize
 from ..nn.factory import is_custom, require_trust
-from ..schema.fields import check_range
 from ..store.atomic import write_csv, write_text
 from ..store.checkpoints import load_run_models
 from ..store.find import require_finished_run
 from ..store.layout import CONFIG_FILE, INVARIANCE_CSV, MEASURE_FILE, SUMMARY_CSV, new_measure_folder
 from ..store.meta import Meta
-from .measure import _match_classes
+from .measure import _match_classes, check_shift_options
 
 
 def measure_run_to_folder(*, run: str | Path, images: str | Path, dx: list[float] = (-8.0, 8.0, 1.0),
@@ -46,15 +45,7 @@ def measure_run_to_folder(*, run: str | Path, images: str | Path, dx: list[float
     results/measure/<run name>-<time>/ (meta.json of kind measure with every seed, measure.yaml, invariance.csv,
     summary.csv). Everything is checked, on the first seed's networks, before the folder is made."""
     say = on_event or (lambda msg: None)
-    choose("mode", mode, MODES)
-    choose("fill", fill, FILLS)
-    choose("subpixel", subpixel, SUBPIXEL)
-    try:
-        dx, dy = check_range(list(dx), "--dx"), check_range(list(dy), "--dy")
-    except ValueError as e:
-        raise InvlabError(str(e)) from None
-    if batch_size < 1:
-        raise InvlabError(f"--batch-size must be at least 1; got {batch_size}")
+    dx, dy = check_shift_options(mode, fill, subpixel, dx, dy, batch_size)
     run = Path(run)
     meta_run = require_finished_run(run)
     cfg = load_config(run / CONFIG_FILE)
