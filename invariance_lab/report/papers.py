@@ -5,7 +5,9 @@
     views = paper_views([load_result(run_dir)])      # [] when no run's config has a paper: block
 
 Ours is the mean over seeds with its 95% t interval, in percent as papers print them; "in CI" says whether the
-published mean lies in our interval (widened by 0.05, half the paper's last printed digit).
+published mean lies in our interval (widened by 0.05, half the paper's last printed digit). A block with
+`compare: order` (numbers from another setup) is held by ranks instead: per metric, each model's rank among the
+block's models in ours and in the paper's (1 = the highest), and whether the two orders are the same.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import pandas as pd
 
 from ..core.stats import ci_halfwidth, with_bounds
 from ..core.errors import InvlabError, RunFolderError
-from ..schema.paper import check_paper, published
+from ..schema.paper import check_paper, comparison, entries, published
 from ..schema.safeyaml import load_yaml
 from ..schema.test_sets import OWN
 from ..store.layout import CONFIG_FILE
@@ -28,6 +30,8 @@ from .tables import RATE_RANGE, View
 PRINTED = 0.05  # half of a paper's last printed digit (one decimal of a percentage)
 PAPER_TITLE = ("ours beside the paper (config paper:), in %: ours the mean ± 95% CI over seeds, the paper's mean ± "
                "std as printed; in_ci: the paper's mean lies in our interval")
+ORDER_NOTE = ("; compare: order (the paper's numbers come from another setup): rank, ours / the paper's among the "
+              "block's models (1 = the highest); same_order: the two rankings agree")
 
 
 def _summaries(result: Result) -> dict[str, pd.DataFrame]:
@@ -84,9 +88,10 @@ def paper_block(result: Result) -> dict | None:
 
 
 def paper_rows(result: Result, paper: dict) -> list[dict]:
-    """One row per (model, metric) of the block: ours (mean, CI, interval), the paper's, the difference, in CI."""
-    tables, rows = _summaries(result), []
-    for model, metrics in paper.items():
+    """One row per (model, metric) of the block: ours (mean, CI, interval), the paper's, the difference, in CI;
+    under compare: order, the ranks instead of the difference (_ranked)."""
+    tables, rows, means = _summaries(result), [], []
+    for model, metrics in entries(paper).items():
         for key, value in metrics.items():
             test_set, _, metric = str(key).rpartition(".")
             t = tables.get(test_set or OWN)
@@ -98,7 +103,23 @@ def paper_rows(result: Result, paper: dict) -> list[dict]:
             rows.append(dict(run=result.label, model=model, test_set=test_set or OWN, metric=metric,
                              n_seeds=len(x), ours=_pm(mean, half), paper=_pm(theirs, std),
                              difference=f"{mean - theirs:+.1f}", in_ci=inside))
-    return rows
+            means.append((mean, theirs))
+    return _ranked(rows, means) if comparison(paper) == "order" else rows
+
+
+def _ranked(rows: list[dict], means: list[tuple[float, float]]) -> list[dict]:
+    """compare: order: the rows without the value comparison, with each model's rank among the block's models per
+    (test set, metric), ours / the paper's (1 = the highest; ties share the better rank), and per group whether the
+    two orders are the same ("–" while a model is unmeasured)."""
+    table = pd.DataFrame(rows).assign(_ours=[m for m, _ in means], _paper=[p for _, p in means])
+    out = [dict(r) for r in rows]
+    for _, g in table.groupby(["test_set", "metric"], sort=False):
+        ours, theirs = g["_ours"].rank(ascending=False, method="min"), g["_paper"].rank(ascending=False, method="min")
+        same = "–" if g["_ours"].isna().any() else "yes" if (ours == theirs).all() else "no"
+        for i in g.index:
+            rank = "–" if math.isnan(ours[i]) else f"{int(ours[i])} / {int(theirs[i])}"
+            out[i].update(difference="–", in_ci="–", rank=rank, same_order=same)
+    return out
 
 
 def _pm(mean: float, spread: float | None) -> str:
@@ -116,4 +137,7 @@ def paper_views(results: list[Result]) -> list[View]:
     table = pd.DataFrame(rows)
     if len(results) == 1:
         table = table.drop(columns="run")
+    if "rank" in table:  # a compare: order block: its rows hold ranks, the others none
+        table[["rank", "same_order"]] = table[["rank", "same_order"]].fillna("–")
+        return [View(PAPER_TITLE + ORDER_NOTE, table, [], (0.0, 100.0), ("paper", "percent"))]
     return [View(PAPER_TITLE, table, [], (0.0, 100.0), ("paper", "percent"))]

@@ -41,7 +41,7 @@ class Config(_Schema):
     models: dict[Str, ModelSpec] = Field(default_factory=lambda: {"conv_gap": ModelSpec(arch="conv_gap")})  # name: spec
     train: TrainConfig = Field(default_factory=TrainConfig)  # optimiser and schedule, the same for every model
     sweep: SweepConfig = Field(default_factory=SweepConfig)  # the shifts the trained networks are tested on
-    paper: Optional[dict[Str, Any]] = None  # published numbers: model -> {metric: % or [mean, std]} (paper.py)
+    paper: Optional[dict[Str, Any]] = None  # published numbers: model -> {metric: %}; compare: values/order (paper.py)
 
     @field_validator("name")
     @classmethod

@@ -37,6 +37,27 @@ def test_ours_beside_the_paper_with_the_difference_and_whether_it_lies_in_our_in
     assert t.loc[("blur", "default"), "in_ci"] == "no"
 
 
+def test_compare_order_ranks_ours_beside_the_papers_and_says_whether_the_orders_agree(tmp_path, fake_result):
+    # ours: plain 91.0 and blur 90.0 (fake_result's accuracies, blur one point lower) on the run's own test set,
+    # 50.0 for both on `shifted`
+    folder = fake_result(tmp_path / "run")
+    summary = pd.read_csv(folder / "summary.csv")
+    summary.loc[summary["model"] == "blur", "clean_accuracy"] -= 0.01
+    summary.to_csv(folder / "summary.csv", index=False)
+    r = _with_test_set_and_paper(folder, {
+        "compare": "order", "plain": {"clean_accuracy": 70.0, "shifted.clean_accuracy": 10.0},
+        "blur": {"clean_accuracy": 60.0, "shifted.clean_accuracy": 20.0}})
+    (view,) = paper_views([r])
+    t = view.table.set_index(["model", "test_set"])
+    assert t.loc[("plain", "default"), "rank"] == "1 / 1" and t.loc[("blur", "default"), "rank"] == "2 / 2"
+    assert set(t.xs("default", level="test_set")["same_order"]) == {"yes"}
+    # a tie in ours shares the better rank: 1 and 1 against the paper's 2 and 1, not the same order
+    assert t.loc[("plain", "shifted"), "rank"] == "1 / 2" and t.loc[("blur", "shifted"), "rank"] == "1 / 1"
+    assert set(t.xs("shifted", level="test_set")["same_order"]) == {"no"}
+    assert set(t["in_ci"]) == {"–"} and set(t["difference"]) == {"–"}  # values from another setup: not compared
+    assert "compare: order" in view.title
+
+
 def test_a_column_per_test_set(tmp_path, fake_result):
     r = _with_test_set_and_paper(fake_result(tmp_path / "run"), {"plain": {"clean_accuracy": 92.0}})
     (view,) = per_test_set_views([r])

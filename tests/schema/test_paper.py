@@ -36,8 +36,23 @@ def test_a_config_without_a_paper_block_keeps_its_digest():
     ({"vallid": {"clean_accuracy": 99}}, "unknown model 'vallid'; did you mean 'valid'?"),
     ({"valid": {"similar.clean_accuracy": 99}}, "unknown test set 'similar'"),
     ({"valid": []}, "each model maps metrics"),
+    ({"compare": "rank", "valid": {"clean_accuracy": 99}}, "unknown comparison 'rank'"),
+    ({"compare": "order", "valid": {"clean_accuracy": 99}}, "only one model has clean_accuracy"),
+    ({"compare": "order"}, "names no model"),
 ])
 def test_a_bad_paper_block_is_refused_naming_the_key(paper, words):
     with pytest.raises(ConfigError) as e:
         parse_config({**BOXES, "paper": paper})
     assert "paper" in str(e.value) and words in str(e.value)
+
+
+def test_compare_order_is_a_setting_beside_the_models_not_a_model():
+    two = {"valid": {"arch": "strided_conv", "padding": "valid", "channels": [4]},
+           "same": {"arch": "strided_conv", "padding": "zeros", "channels": [4]}}
+    cfg = parse_config({**BOXES, "models": two, "paper": {"compare": "order", "valid": {"clean_accuracy": 99},
+                                                          "same": {"clean_accuracy": 98}}})
+    assert cfg.paper["compare"] == "order"
+    # a model may still be called compare: its entry is a mapping, the setting a word
+    named = {"compare": two["valid"], "same": two["same"]}
+    cfg = parse_config({**BOXES, "models": named, "paper": {"compare": {"clean_accuracy": 99}}})
+    assert cfg.paper == {"compare": {"clean_accuracy": 99}}
