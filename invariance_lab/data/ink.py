@@ -30,7 +30,7 @@ import torch
 from ..core.errors import DataError
 from ..schema.data import DataConfig
 from .glyphs import GlyphTable
-from .ink_stats import STATISTICS, battery, ink_statistics, total_ink
+from .ink_stats import STATISTICS, battery, fit_and_score, ink_statistics, total_ink
 from .letters import render
 
 TARGET_RANGE = (0.8, 1.0)  # targets as fractions of the reference ink: some spread, never above the least ink
@@ -72,30 +72,11 @@ def matched_gain(data: DataConfig, table: GlyphTable, images: torch.Tensor, labe
 
 
 def ink_baseline(train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Tensor, test_y: torch.Tensor,
-                 num_classes: int, steps: int = 200) -> float:
-    """Test accuracy of a classifier that sees only total ink, fitted on the training set (module docstring)."""
-    ink = total_ink(train_x)
-    mean, std = ink.mean(), ink.std().clamp_min(1e-12)
-
-    def features(x):
-        z = (total_ink(x) - mean) / std
-        return torch.stack([z, z * z], 1)
-
-    f, y = features(train_x), train_y.long()
-    w = torch.zeros(2, num_classes, dtype=torch.float64, requires_grad=True)
-    b = torch.zeros(num_classes, dtype=torch.float64, requires_grad=True)
-    opt = torch.optim.LBFGS([w, b], max_iter=steps, line_search_fn="strong_wolfe")
-
-    def loss():
-        opt.zero_grad()
-        value = torch.nn.functional.cross_entropy(f @ w + b, y) + 1e-4 * (w * w).sum()  # L2: finite when separable
-        value.backward()
-        return value
-
-    opt.step(loss)
-    with torch.no_grad():
-        pred = (features(test_x) @ w + b).argmax(1)
-    return float((pred == test_y.long()).double().mean())
+                 num_classes: int) -> float:
+    """Test accuracy of a classifier that sees only total ink, fitted on the training set (module docstring): the
+    battery's Newton fit (ink_stats.fit_and_score) on the one statistic. No torch.optim: an optimizer's first
+    call imports torch's compiler stack (torch._dynamo, about 70 MB), which a run's data step does not need."""
+    return fit_and_score(total_ink(train_x)[:, None], train_y, total_ink(test_x)[:, None], test_y, num_classes)
 
 
 def matching_features(images: torch.Tensor) -> torch.Tensor:

@@ -41,7 +41,7 @@ def total_ink(images: torch.Tensor) -> torch.Tensor:
     return total / 255 if images.dtype == torch.uint8 else total
 
 
-def ink_statistics(images: torch.Tensor, chunk: int = 4096) -> dict[str, torch.Tensor]:
+def ink_statistics(images: torch.Tensor, chunk: int = 256) -> dict[str, torch.Tensor]:
     """Each statistic of STATISTICS for every image (module docstring): name -> (N, k) float64, k = 3 for spread.
     Computed `chunk` images at a time: the float64 copies of a large image folder stay small."""
     parts = [_statistics(images[i:i + chunk]) for i in range(0, max(len(images), 1), chunk)]

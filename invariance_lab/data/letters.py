@@ -150,7 +150,7 @@ def render(
     thickness: torch.Tensor,
     canvas: int,
     part_offset: torch.Tensor | None = None,
-    chunk: int = 256,
+    chunk: int = 32,
     angle: float = 0.0,
     linear: torch.Tensor | None = None,
 ) -> torch.Tensor:
@@ -170,8 +170,9 @@ def render(
     onto a zero canvas. Work is done `chunk` images at a time on a common P x P patch,
     P the largest window side in the chunk (about height * 1.2 + thickness + 3, at most
     canvas), so memory is about chunk * P**2 * S floats per intermediate, S the chunk's
-    largest segment count. Every pixel depends only on its own image, never on the
-    chunking or on the other images: the result is bit-identical for any `chunk`.
+    largest segment count (chunk 32: the fastest of 32-256 measured, and the leanest). Every
+    pixel depends only on its own image, never on the chunking or on the other images: the
+    result is bit-identical for any `chunk`.
     """
     device = cx.device
     N = glyph.shape[0]
