@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..core.errors import InvlabError, choose
+from ..store.atomic import write_file
 from .tables import (AXES, LAYER_QUANTITIES, LAYER_RANGE, RATE_RANGE, Result, axis_slice, layer_table, seed_counts,
     seed_flags, shift_table)
 from ..core.stats import clip_interval
@@ -100,9 +101,12 @@ def _out(out_dir: str | Path) -> Path:
     return out
 
 
-def save(fig: Figure, out_dir: str | Path, name: str) -> Path:
+def save(fig: Figure, out_dir: str | Path, name: str, **savefig) -> Path:
+    """Write the figure as a PNG through the atomic writer: never through a link, never a half-written file (a
+    full disk is a DiskFullError naming the path, and the earlier PNG, if any, is left as it was)."""
     path = _out(out_dir) / name
-    fig.savefig(path, metadata={"Software": PNG_SOFTWARE})
+    write_file(path, lambda f: fig.savefig(f, format="png", metadata={"Software": PNG_SOFTWARE}, **savefig),
+               binary=True)
     return path
 
 

@@ -19,7 +19,7 @@ from ..core.errors import InvlabError, RunFolderError, choose
 from ..store.find import read_study
 from ..store.layout import is_study
 from ..run.study import study_runs
-from .plots import PNG_SOFTWARE
+from .plots import save
 from .tables import Report, build_report
 
 DPI = 120
@@ -92,8 +92,4 @@ def plot_study(rep: Report, folder: Path, key: str, metric: str, out_dir: Path) 
     ax.set_title(f"{study['name']}: {metric} against {key}")
     ax.legend(fontsize=7, loc="best")
     fig.tight_layout()
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / f"study_{metric}_vs_{key.replace('.', '_')}.png"
-    fig.savefig(path, dpi=DPI, metadata={"Software": PNG_SOFTWARE})
-    return path
+    return save(fig, out_dir, f"study_{metric}_vs_{key.replace('.', '_')}.png", dpi=DPI)

@@ -187,3 +187,31 @@ def test_figures_in_memory_match_written_files(grid_run, tmp_path):
     assert [name for name, _ in named] == [p.name for p in written]
     png = plots.png_bytes(named[0][1])
     assert png[:4] == b"\x89PNG" and len(png) > 10_000
+
+
+def test_a_png_is_written_whole_never_through_a_link_and_a_full_disk_leaves_the_old_one(tmp_path, monkeypatch):
+    import errno
+    import os
+
+    from invariance_lab.core.errors import DiskFullError, RunFolderError
+
+    fig = Figure()
+    fig.subplots().plot([0, 1])
+    out = tmp_path / "plots"
+    path = plots.save(fig, out, "a.png")
+    old = path.read_bytes()
+    assert old.startswith(b"\x89PNG") and sorted(os.listdir(out)) == ["a.png"]  # no temporary file left
+    theirs = tmp_path / "theirs.png"
+    theirs.write_bytes(b"not invlab's")
+    (out / "b.png").symlink_to(theirs)
+    with pytest.raises(RunFolderError, match="symbolic link"):
+        plots.save(fig, out, "b.png")
+    assert theirs.read_bytes() == b"not invlab's"
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(fig, "savefig", full)
+    with pytest.raises(DiskFullError, match="a.png: the disk is full"):
+        plots.save(fig, out, "a.png")
+    assert path.read_bytes() == old and sorted(os.listdir(out)) == ["a.png", "b.png"]
