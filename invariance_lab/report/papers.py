@@ -101,7 +101,7 @@ def paper_rows(result: Result, paper: dict) -> list[dict]:
             theirs, std = published(value)
             inside = "–" if math.isnan(half) else "yes" if lo - PRINTED <= theirs <= hi + PRINTED else "no"
             rows.append(dict(run=result.label, model=model, test_set=test_set or OWN, metric=metric,
-                             n_seeds=len(x), ours=_pm(mean, half), paper=_pm(theirs, std),
+                             n_seeds=len(x), ours=_pm(mean, half, cut=True), paper=_pm(theirs, std),
                              difference=f"{mean - theirs:+.1f}", in_ci=inside))
             means.append((mean, theirs))
     return _ranked(rows, means) if comparison(paper) == "order" else rows
@@ -122,11 +122,16 @@ def _ranked(rows: list[dict], means: list[tuple[float, float]]) -> list[dict]:
     return out
 
 
-def _pm(mean: float, spread: float | None) -> str:
-    """"73.7 ± 1.0", "100.0" (no spread: one seed, or a paper that prints none), "–" (not measured)."""
+def _pm(mean: float, spread: float | None, cut: bool = False) -> str:
+    """"73.7 ± 1.0", "100.0" (no spread: one seed, or a paper that prints none), "–" (not measured); with `cut`,
+    an interval reaching past 0 or 100 % is cut there and shown as "0.9 [0, 2.5]", as the model table does."""
     if math.isnan(mean):
         return "–"
-    return f"{mean:.1f}" if spread is None or math.isnan(spread) else f"{mean:.1f} ± {spread:.1f}"
+    if spread is None or math.isnan(spread):
+        return f"{mean:.1f}"
+    if cut and (mean - spread < 0 or mean + spread > 100):
+        return f"{mean:.1f} [{round(max(0.0, mean - spread), 1):g}, {round(min(100.0, mean + spread), 1):g}]"
+    return f"{mean:.1f} ± {spread:.1f}"
 
 
 def paper_views(results: list[Result]) -> list[View]:

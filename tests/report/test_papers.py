@@ -93,3 +93,24 @@ def test_a_damaged_config_leaves_the_report_and_a_bad_paper_block_is_named(tmp_p
     res = CliRunner().invoke(app, ["report", str(run)])
     assert res.exit_code == 2 and "config.yaml: its paper: block is not one" in " ".join(res.output.split())
     assert "Traceback" not in res.output
+
+
+def test_the_html_page_shows_the_test_sets_and_the_paper_beside_ours(tmp_path, fake_result):
+    from invariance_lab.report.html import html_report
+
+    folder = fake_result(tmp_path / "run")
+    _with_test_set_and_paper(folder, {"plain": {"clean_accuracy": 92.0, "shifted.clean_accuracy": [60.0, 1.0]}})
+    page = html_report([folder])
+    assert "<h2>Other test sets</h2>" in page and "<h2>Beside the paper</h2>" in page
+    assert page.index("<h2>Beside the paper</h2>") < page.index("<h2>Plots</h2>")  # with the tables, before plots
+    assert "91.0 ± 2.5" in page and "60.0 ± 1.0" in page
+    plain = html_report([fake_result(tmp_path / "other")])
+    assert "Other test sets" not in plain and "Beside the paper" not in plain
+
+
+def test_our_interval_is_cut_at_0_and_100_percent_as_the_model_table_cuts_it():
+    from invariance_lab.report.papers import _pm
+
+    assert _pm(0.8975, 1.57, cut=True) == "0.9 [0, 2.5]" and _pm(99.67, 1.5, cut=True) == "99.7 [98.2, 100]"
+    assert _pm(29.4, 3.6, cut=True) == "29.4 ± 3.6" and _pm(73.7, 1.0) == "73.7 ± 1.0"  # the paper's std: as printed
+    assert _pm(float("nan"), 1.0) == "–" and _pm(100.0, None) == "100.0"
