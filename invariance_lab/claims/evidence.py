@@ -8,6 +8,7 @@ here: every number is a column of the run's or a sweep's CSVs, aggregated over s
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -16,6 +17,7 @@ import pandas as pd
 from ..schema.config import Config
 from ..report.display import cell
 from ..nn.downsample import get_downsample
+from ..nn.models import block_downsamples
 from ..report.tables import RATE_RANGE, Result, model_table
 from ..core.stats import ci_halfwidth, clip_interval
 from ..core.columns import MAX_COLUMN
@@ -80,8 +82,8 @@ class Evidence:
         return {m: int(t.loc[m, "n_chance"]) for m in models if t.loc[m, "n_chance"] > 0}
 
     def total_stride(self, model: str) -> int:
-        f = resolved_models(self.cfg)[model]
-        return get_downsample(f["downsample"]).stride ** len(f["channels"])
+        """The product of every block's stride (under first_stride: 1 the first block's is 1)."""
+        return math.prod(get_downsample(kind).stride for kind in block_downsamples(resolved_models(self.cfg)[model]))
 
     def engine_gap(self, models) -> float:
         """Largest |mean TV, all-shift engine - brute force| over the shifts both sweeps measured."""
