@@ -28,8 +28,10 @@ from ..store.test_sets import load_test_sets, other_test_sets
 from .tables import RATE_RANGE, View
 
 PRINTED = 0.05  # half of a paper's last printed digit (one decimal of a percentage)
-PAPER_TITLE = ("ours beside the paper (config paper:), in %: ours the mean ± 95% CI over seeds, the paper's mean ± "
-               "std as printed; in_ci: the paper's mean lies in our interval")
+PAPER_HEAD = ("ours beside the paper (config paper:), in %: ours the mean ± 95% CI over seeds, the paper's mean ± "
+              "std as printed")
+IN_CI_NOTE = "; in_ci: the paper's mean lies in our interval"
+PAPER_TITLE = PAPER_HEAD + IN_CI_NOTE
 ORDER_NOTE = ("; compare: order (the paper's numbers come from another setup): rank, ours / the paper's among the "
               "block's models (1 = the highest); same_order: the two rankings agree")
 
@@ -143,6 +145,9 @@ def paper_views(results: list[Result]) -> list[View]:
     if len(results) == 1:
         table = table.drop(columns="run")
     if "rank" in table:  # a compare: order block: its rows hold ranks, the others none
+        title = PAPER_TITLE + ORDER_NOTE
+        if table["rank"].notna().all():  # order blocks only: nothing is compared by value
+            table, title = table.drop(columns=["difference", "in_ci"]), PAPER_HEAD + ORDER_NOTE
         table[["rank", "same_order"]] = table[["rank", "same_order"]].fillna("–")
-        return [View(PAPER_TITLE + ORDER_NOTE, table, [], (0.0, 100.0), ("paper", "percent"))]
+        return [View(title, table, [], (0.0, 100.0), ("paper", "percent"))]
     return [View(PAPER_TITLE, table, [], (0.0, 100.0), ("paper", "percent"))]
