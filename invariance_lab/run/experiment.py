@@ -55,7 +55,7 @@ from .scheduler import train_units
 from .sweep_jobs import sweep_in_workers
 from .units import UnitData, train_unit, units_to_train
 from .train import kept_row
-from .test_sets import measure_test_sets
+from .test_sets import measure_test_sets, other_test_set_data
 from ..config.models import resolved_models
 
 Say = Callable[[str], None]
@@ -295,8 +295,11 @@ def sweep_experiment(run_dir: Path, sweep: SweepConfig | None = None, *, models:
             choose("model", m, factors)
         except InvlabError as e:
             raise InvlabError(f"{run_dir}: {e}") from None
-    check_sweep(cfg.data, sweep, kind)
-    check_sweep_fits(cfg.data, sweep, f"invlab sweep {run_dir}", kind=kind)
+    # data.test_sets are measured on a translation sweep's grid too: each is checked as the run's own data is
+    others = [other_test_set_data(cfg.data, n) for n in (cfg.data.test_sets or {})] if kind == "translation" else []
+    for data in [cfg.data, *others]:
+        check_sweep(data, sweep, kind)
+        check_sweep_fits(data, sweep, f"invlab sweep {run_dir}", kind=kind)
     device = resolve_device(cfg.device)
     for m in chosen:
         if is_custom(factors[m]):  # factory_dirs: the folder of the config that names it (invlab sweep CONFIG)
@@ -304,6 +307,8 @@ def sweep_experiment(run_dir: Path, sweep: SweepConfig | None = None, *, models:
             load_factory(factors[m]["factory"], factory_dirs or ())
     loaded = load_run_models(Path(run_dir), cfg, meta_run, chosen, device, trust=trust_factory)
     plans = sweep_engines(loaded, cfg.data, sweep, kind, engine)  # --engine allshift refuses here, before any folder
+    for data in others:
+        sweep_engines(loaded, data, sweep, kind, engine)
 
     folder = new_folder(Path(run_dir) / SWEEP_DIR)
     write_text(folder / SWEEP_FILE, yaml.safe_dump(dict(sweep=sweep.model_dump(mode="json"), models=chosen, kind=kind,
@@ -324,6 +329,9 @@ def sweep_experiment(run_dir: Path, sweep: SweepConfig | None = None, *, models:
                             kind=kind, layer_images=layer_images if layers else None, engine=plans, jobs=jobs,
                             threads=threads, factory_dirs=factory_dirs or (), engine_name=engine,
                             run_dir=Path(run_dir))
+        if kind == "translation":  # data.test_sets on the new grid too (a part displacement needs the own letters)
+            measure_test_sets(folder, meta, loaded, {m: factors[m] for m in chosen}, cfg.data, sweep, device,
+                              progress, engine=engine)
         if metric == "lie":
             t0 = time.perf_counter()
             write_csv(folder / LIE_CSV, evaluate_lie(loaded, cfg.data, sweep, device, layer_images, layers=layers,

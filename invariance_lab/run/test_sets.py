@@ -1,4 +1,5 @@
-"""A run's other test sets (data.test_sets), measured on every checkpoint after training with the run's sweep.
+"""A run's other test sets (data.test_sets), measured on every checkpoint after training with the run's sweep, and
+again by each translation sweep of `invlab sweep` with its own grid (sweeps/<id>/test_sets/<name>/).
 
     measure_test_sets(run_dir, meta, trained, factors, cfg.data, cfg.sweep, device)
     # writes test_sets/<name>/invariance.csv and summary.csv, the same columns as the run's own
@@ -27,14 +28,17 @@ def other_test_set_data(data: DataConfig, name: str) -> DataConfig:
 
 
 def measure_test_sets(folder: Path, meta: Meta, models: dict[ModelKey, torch.nn.Module], factors: dict,
-                      data: DataConfig, sweep: SweepConfig, device: torch.device, progress: bool = False) -> None:
+                      data: DataConfig, sweep: SweepConfig, device: torch.device, progress: bool = False,
+                      engine: str = "auto") -> None:
     """Sweep every model on each of data.test_sets; write test_sets/<name>/ and record them in meta.json's
-    protocol (test_sets: name -> its keys) and timings (test_sets_s). Nothing when the run has none."""
+    protocol (test_sets: name -> its keys) and timings (test_sets_s). Nothing when the run has none. `folder` is
+    the run's, or one of its sweep folders (`invlab sweep` measures the test sets on its own grid too)."""
     if not data.test_sets:
         return
     t0 = time.perf_counter()
     for name in data.test_sets:
-        inv, summary = evaluate_shifts(models, factors, other_test_set_data(data, name), sweep, device, progress)
+        inv, summary = evaluate_shifts(models, factors, other_test_set_data(data, name), sweep, device, progress,
+                                       engine=engine)
         out = other_test_set_dir(folder, name)
         out.mkdir(parents=True, exist_ok=True)
         write_csv(out / INVARIANCE_CSV, inv)

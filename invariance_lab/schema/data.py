@@ -63,8 +63,8 @@ class DataConfig(_Schema):
     folder_digest: Optional[Str] = Field(None, max_length=64)  # written by invlab: the folder's files, checked
     # source: boxes (data/boxes.py): red and green boxes, RGB (colour: rgb), 1000 test images unless set
     test_set: Literal["similar", "dissimilar"] = "similar"  # dissimilar: the boxes moved to the other class's half
-    # other test sets measured after training, each in test_sets/<name>/: name -> the data keys that replace the
-    # run's for its test images alone (schema/test_sets.py)
+    # other test sets measured after training, each in test_sets/<name>/ (and by invlab sweep, in its folder):
+    # name -> the data keys that replace the run's for its test images alone (schema/test_sets.py)
     test_sets: Optional[dict[Str, dict[Str, Any]]] = None  # e.g. {dissimilar: {test_set: dissimilar}}
 
     @model_validator(mode="after")

@@ -3,7 +3,8 @@
     data: {source: boxes, test_sets: {dissimilar: {test_set: dissimilar}}}   # test_sets/dissimilar/ in the run
 
 Each entry names a test set (a folder name) and gives the data keys that replace the run's for its test images
-alone; the training images, the models and the sweep stay the run's. data.py validates the data each entry makes
+alone; the training images, the models and the sweep stay the run's. `invlab sweep RUN` measures them again on
+its own grid (translation sweeps: sweeps/<id>/test_sets/<name>/). data.py validates the data each entry makes
 as a whole (the same checks as the run's own data); this module holds what an entry may say.
 """
 

@@ -6,7 +6,10 @@ import pandas as pd
 import pytest
 
 from invariance_lab.config.load import load_config
-from invariance_lab.run.experiment import run_experiment
+from invariance_lab.report.papers import per_test_set_views
+from invariance_lab.run.experiment import run_experiment, sweep_experiment
+from invariance_lab.schema.sweep import SweepConfig
+from invariance_lab.store.results import load_result
 from invariance_lab.store.layout import SUMMARY_CSV, other_test_set_dir
 
 from conftest import ROOT
@@ -19,6 +22,7 @@ REDUCED = ["seeds=[0, 1]", "train.epochs=2", "data.train_images=200", "data.test
 def circular_run(tmp_path_factory, one_thread):
     cfg = load_config(PAPER, overrides=REDUCED)
     cfg.models = {"circular": cfg.models["circular"]}
+    cfg.paper = {"circular": cfg.paper["circular"]}  # the run's config.yaml is read again by invlab sweep
     results = tmp_path_factory.mktemp("papers")
     return cfg, results, run_experiment(cfg, results_dir=results, threads=1)
 
@@ -43,3 +47,18 @@ def test_a_run_without_test_sets_writes_the_same_files_from_the_same_checkpoints
     assert again != run_dir and not (again / "test_sets").exists()
     for name in ("summary.csv", "invariance.csv"):
         assert filecmp.cmp(run_dir / name, again / name, shallow=False)
+
+
+def test_a_sweep_measures_the_test_sets_on_its_grid_and_on_the_runs_grid_gives_the_runs_tables(circular_run):
+    """invlab sweep measures data.test_sets too (sweeps/<id>/test_sets/<name>/): on the run's own grid, byte for byte
+    the run's tables; on a new grid, the new shifts; a part displacement measures the run's own letters only."""
+    _, _, run_dir = circular_run
+    same = sweep_experiment(run_dir, threads=1)
+    for name in (SUMMARY_CSV, "invariance.csv"):
+        assert filecmp.cmp(other_test_set_dir(run_dir, "dissimilar") / name,
+                           other_test_set_dir(same, "dissimilar") / name, shallow=False)
+    wider = sweep_experiment(run_dir, SweepConfig(mode="canvas", dx=[-4, 4, 4], dy=[0, 0]), threads=1)
+    inv = pd.read_csv(other_test_set_dir(wider, "dissimilar") / "invariance.csv")
+    assert sorted(set(inv["dx"])) == [-4, 0, 4]
+    (view,) = per_test_set_views([load_result(wider)])  # the sweep folder's report has a column per test set
+    assert view.values == ["default", "dissimilar"] and list(view.table["n_seeds"]) == [2]
