@@ -48,7 +48,10 @@ def sweep_cli(target: Path = typer.Argument(..., help="A run folder (results/<na
               jobs: int = typer.Option(1, "--jobs", "-j", help="Sweep the models in N shares at once, in worker processes with cores/N torch threads each unless --threads says; the same numbers as --jobs 1."),
               trust_factory: bool = typer.Option(False, "--trust-factory", help="Import the Python modules that build a run folder's own models (factory: in its config.yaml, also when TARGET is that config.yaml); without it invlab refuses and names the file that would run."),
               threads: Optional[int] = THREADS, results_dir: Path = RESULTS_DIR, quiet: bool = QUIET):
-    """Evaluate trained models over new shifts without retraining; writes <run>/sweeps/<id>/."""
+    """Evaluate trained models over new shifts without retraining; writes <run>/sweeps/<id>/.
+
+    A run's data.test_sets are measured on the same shifts too (not with --kind parts), in the sweep folder's
+    test_sets/<name>/."""
     folder = sweep_target(
         target, overrides=set_, dx=parse_range(dx, "--dx") if dx is not None else None,
         dy=parse_range(dy, "--dy") if dy is not None else None, mode=mode, grid=grid,
