@@ -21,8 +21,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import click
 import typer
+from typer.core import TyperCommand, TyperGroup
 import yaml
 from pydantic import BaseModel
 
@@ -148,10 +148,10 @@ def config_reference() -> str:
     return "".join(out)
 
 
-def _help(command: click.Command, name: str) -> str:
-    """A command's --help as click lays it out without rich (no colours, no boxes: stable text)."""
+def _help(command: TyperCommand | TyperGroup, name: str) -> str:
+    """A command's --help as click (typer's parser) lays it out without rich (no colours, no boxes: stable text)."""
     command.rich_markup_mode = None
-    ctx = click.Context(command, info_name=name, terminal_width=WIDTH, max_content_width=WIDTH)
+    ctx = typer.Context(command, info_name=name, terminal_width=WIDTH, max_content_width=WIDTH)
     formatter = ctx.make_formatter()
     command.format_help(ctx, formatter)
     return formatter.getvalue().rstrip() + "\n"

@@ -13,9 +13,8 @@ import importlib
 import traceback
 from typing import NamedTuple
 
-import click
 import typer
-from typer.core import TyperGroup
+from typer.core import TyperCommand, TyperGroup
 
 from ..core.errors import InvlabError
 from ..core.speed import keep_freed_memory
@@ -52,8 +51,8 @@ COMMANDS = {
 }
 
 
-def load_command(name: str) -> click.Command:
-    """The click command `name`, its module imported now (polite: InvlabError is one paragraph, exit 2)."""
+def load_command(name: str) -> TyperCommand:
+    """The command `name`, its module imported now (polite: InvlabError is one paragraph, exit 2)."""
     entry = COMMANDS[name]
     function = getattr(importlib.import_module(f"{__package__}.{entry.module}"), entry.function)
     one = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
@@ -64,15 +63,15 @@ def load_command(name: str) -> click.Command:
 class LazyCommands(TyperGroup):
     """The app's commands: listed from COMMANDS (name and help), loaded when one is run or asked for its --help."""
 
-    def list_commands(self, ctx: click.Context) -> list[str]:
+    def list_commands(self, ctx: typer.Context) -> list[str]:
         return list(COMMANDS)
 
-    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+    def get_command(self, ctx: typer.Context, name: str) -> TyperCommand | None:
         if name not in COMMANDS:
             return None
-        return click.Command(name, help=COMMANDS[name].help)  # enough to list it; resolve_command loads it
+        return TyperCommand(name, help=COMMANDS[name].help)  # enough to list it; resolve_command loads it
 
-    def resolve_command(self, ctx: click.Context, args: list[str]):
+    def resolve_command(self, ctx: typer.Context, args: list[str]):
         name, _, rest = super().resolve_command(ctx, args)  # unknown names: click's error, with suggestions
         return name, load_command(name), rest
 
