@@ -1,7 +1,7 @@
 """Measure a model of your own, train it with invlab, and compare it with the preset conv_gap.
 
     python examples/measure_your_model.py            # about 1 min on 2 CPU cores
-    python examples/measure_your_model.py --quick    # seconds: tiny data (what tests/test_measure.py runs)
+    python examples/measure_your_model.py --quick    # seconds: tiny data (what tests/run/test_measure.py runs)
 
 The network is defined in this file (small_cnn); invlab trains it from a config that names it as a factory,
 "measure_your_model:small_cnn", found in this file's folder. Importing it runs this file as a module: the
@@ -61,10 +61,14 @@ def main(argv: list[str] | None = None) -> None:
     trained = {name: il.load_checkpoint(il.checkpoint_path(run_dir, name, 0), torch.device("cpu"), trust=True)[0]
                for name in ("small_cnn", "conv_gap")}
     df = il.measure(trained, run_dir, dx=shifts, mode="circular")
-    table = il.summarize(df)[["model", "head", "padding", "clean_accuracy", "mean_flip_rate", "mean_prob_change",
-                              "worst_prob_change"]]
+    table = il.summarize(df)[["model", "head", "padding", "clean_accuracy", "at_chance", "mean_flip_rate",
+                              "mean_prob_change", "worst_prob_change"]]
     print("3. circular shifts of the run's test images:")
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
+    for name in table.model[table.at_chance.astype(bool)]:
+        # a network that answers one class for every image changes no answer when the image moves
+        print(f"   {name} is at chance (its clean accuracy is that of a guess): its flip rate says nothing about "
+              "invariance" + (" (--quick trains one epoch on 64 letters)" if args.quick else ""))
 
     # 4. Where it comes from, layer by layer: every conv, pooling and normalisation module, then the output.
     profile = il.layer_profile(trained["small_cnn"], run_dir, shifts=shifts, mode="circular", n_images=16)

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from .store.checkpoints import load_checkpoint
     from .store.layout import checkpoint_path
     from .store.results import load_result
+    from .store.run_images import run_images
 
 # name -> the module that defines it (keep in step with the TYPE_CHECKING block above)
 _API = {
@@ -41,6 +42,7 @@ _API = {
     "load_config": "config.load", "parse_config": "config.load",
     "run_experiment": "run.experiment", "sweep_experiment": "run.experiment",
     "load_result": "store.results", "load_checkpoint": "store.checkpoints", "checkpoint_path": "store.layout",
+    "run_images": "store.run_images",
     "build_report": "report.tables", "html_report": "report.html",
     "create_model": "nn.models", "list_models": "nn.models",
     "open_folder": "data.images", "write_folder": "data.images",

@@ -21,8 +21,8 @@ err = Console(stderr=True)
 RESULTS_DIR = typer.Option(Path("results"), "--results-dir", help="Where run folders are created (and found: a "
                            "finished run of the same config is resumed or reused).")
 QUIET = typer.Option(False, "--quiet", "-q", help="No progress bars or progress messages.")
-THREADS = typer.Option(None, "--threads", min=1, help="torch threads (default: torch's own); recorded in meta.json. "
-                       "On a busy machine 1 can be faster than 2.")
+THREADS = typer.Option(None, "--threads", min=1, help="torch threads (default: one per free core: torch's own count, "
+                       "less the cores other processes keep busy); recorded in meta.json with why.")
 SET = typer.Option([], "--set", help="Override a config key: --set train.epochs=2 (repeatable).")
 
 

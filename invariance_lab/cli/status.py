@@ -34,3 +34,5 @@ def status_cli(path: Path = typer.Argument(..., help="A run folder (results/<nam
             # read as markup, and a stray closing tag would end the command in a traceback
             t.add_row(Text(u.key), Text(u.state), Text(u.detail + "".join("\n  " + log for log in u.log)))
         out.print(t)
+        if run.sweeps:
+            line("sweeps: " + ", ".join(f"{name} ({state})" for name, state in run.sweeps))

@@ -129,7 +129,7 @@ def profile_layers(models: dict[ModelKey, InvNet], inputs: Inputs, n_images: int
         points = [(0.0, 0.0)] + list(points)  # the normalised variance needs the reference among the shifts
     chunks = [slice(i, min(i + batch_size, n_images)) for i in range(0, n_images, batch_size)]
     rows, summary = [], []
-    bar = progress_bar(len(models) * len(chunks) * len(points), "layers", "shift", progress)
+    bar = progress_bar(len(models) * len(chunks) * len(points), "layers", "batch", progress)  # images at one shift
     for (name, seed), model in models.items():
         model.eval()
         tap_fn = taps_for(model, taps)

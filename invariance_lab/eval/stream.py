@@ -151,7 +151,7 @@ def stream_sweep(models: dict[ModelKey, nn.Module], images: Images, lines: list[
     grid = Grid(lines)
     sums = {k: ShiftSums(grid) for k in models}
     chunks = [slice(i, min(i + batch_size, n)) for i in range(0, n, batch_size)]
-    bar = progress_bar(len(chunks) * len(grid.points), "measure", "shift", progress)
+    bar = progress_bar(len(chunks) * len(grid.points), "measure", "batch", progress)  # a batch of images at one shift
     for c in chunks:
         x0 = images(c)
         y = None if labels is None else labels[c].to(device)

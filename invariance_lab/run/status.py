@@ -1,5 +1,5 @@
 """`invlab status` as a library call: each unit of a run folder (or of every run of a study) done, running, failed
-(with its log's last lines) or missing.
+(with its log's last lines) or missing; and the state of each of its sweeps.
 
     for run in folder_status(Path("results/factorial/20261127-160351")):
         print(run.folder, run.state, [(u.key, u.state) for u in run.units])
@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..core.errors import RunFolderError, clip
-from ..store.layout import checkpoint_path, is_study, unit_log_path
+from ..store.layout import SWEEP_DIR, checkpoint_path, is_study, unit_log_path
 from ..store.meta import log_tail, read_meta, read_unit_state, run_state
 from .study import study_runs
 from .units import split_key
@@ -56,6 +56,22 @@ class RunStatus:
     folder: Path | None  # None: the study has not run this combination yet
     state: str = ""  # the run's state (meta.json): complete, running, interrupted, failed
     units: list[UnitStatus] = field(default_factory=list)
+    sweeps: list[tuple[str, str]] = field(default_factory=list)  # (sweep id, its state) of <run>/sweeps/, oldest first
+
+
+def sweep_states(run_dir: Path) -> list[tuple[str, str]]:
+    """Each sweep folder of a run and its state (complete, running, interrupted, failed; unreadable: its meta.json
+    is damaged or missing), so that a sweep stopped half-way is not hidden behind a complete run."""
+    out = []
+    folder = run_dir / SWEEP_DIR
+    for sweep in sorted(folder.iterdir()) if folder.is_dir() and not folder.is_symlink() else []:
+        if not sweep.is_dir():
+            continue
+        try:
+            out.append((sweep.name, run_state(read_meta(sweep))))
+        except (RunFolderError, OSError):
+            out.append((sweep.name, "unreadable"))
+    return out
 
 
 def folder_status(path: Path, *, lines: int = 8) -> list[RunStatus]:
@@ -71,5 +87,5 @@ def folder_status(path: Path, *, lines: int = 8) -> list[RunStatus]:
         if meta.get("kind") != "run":
             raise RunFolderError(f"{folder} is a {meta.get('kind')} folder; status shows the units of a run folder "
                                  "(results/<name>/<run id>) or of a study")
-        out.append(RunStatus(values, folder, run_state(meta), unit_status(folder, meta, lines)))
+        out.append(RunStatus(values, folder, run_state(meta), unit_status(folder, meta, lines), sweep_states(folder)))
     return out

@@ -53,6 +53,13 @@ def _read_csv(path: Path, required: list[str], numeric: list[str]) -> pd.DataFra
     return df
 
 
+# what makes an unfinished folder of each kind complete: a run resumes in its own folder; a sweep or a measurement
+# starts again in a new one
+_AGAIN = {"run": "run `invlab run` on its config again to resume it",
+          "sweep": "run the same `invlab sweep` again (it writes a new sweep folder; this one can be deleted)",
+          "measure": "run the same `invlab measure` again (it writes a new folder; this one can be deleted)"}
+
+
 def load_result(path: str | Path) -> Result:
     """Load a finished run folder (results/<name>/<run_id>) or sweep folder (.../sweeps/<sweep_id>).
 
@@ -62,8 +69,7 @@ def load_result(path: str | Path) -> Result:
     state = run_state(meta)
     if state != "complete":
         raise InvlabError(f"{path} is not a finished {meta['kind']} (status: {state}); only complete folders "
-                          f"can be reported. Wait for it to finish, or run `invlab run` on its config again to "
-                          f"resume it.")
+                          f"can be reported. Wait for it to finish, or {_AGAIN.get(meta['kind'], _AGAIN['run'])}.")
     axes = list(GRID_COLUMNS.get(meta["protocol"].get("transform"), GRID_COLUMNS["translate"]))  # dx, dy; or angle, or scale
     invariance = _read_csv(path / INVARIANCE_CSV, ["model", "seed", *axes, *METRIC_COLUMNS],
                            ["seed", *axes, *METRIC_COLUMNS[:3]])

@@ -1,9 +1,12 @@
 """results.py: a result folder is loaded only when finished and whole; damaged or edited tables are refused."""
 
+import json
+
 import pandas as pd
 import pytest
 
 from invariance_lab.core.errors import InvlabError
+from invariance_lab.store.layout import META_FILE
 from invariance_lab.store.results import load_result
 
 
@@ -31,3 +34,16 @@ def test_damaged_summary_is_refused_naming_the_file(tmp_path, fake_result, damag
 def test_a_layers_table_is_loaded_when_present(tmp_path, fake_result):
     r = load_result(fake_result(tmp_path / "d" / "r", layers=True))
     assert isinstance(r.layers, pd.DataFrame) and set(r.layers.layer_name) == {"block1.conv", "block1.down", "head"}
+
+
+@pytest.mark.parametrize("kind, needle", [("run", "run `invlab run` on its config again to resume it"),
+                                          ("sweep", "run the same `invlab sweep` again"),
+                                          ("measure", "run the same `invlab measure` again")])
+def test_an_unfinished_folder_is_refused_with_what_makes_one_of_its_kind(tmp_path, fake_result, kind, needle):
+    """A sweep or a measurement is not resumed by `invlab run`: each kind names the command that remakes it."""
+    folder = fake_result(tmp_path / "demo" / "r1")
+    meta = json.loads((folder / META_FILE).read_text())
+    (folder / META_FILE).write_text(json.dumps(dict(meta, kind=kind, status="interrupted")))
+    with pytest.raises(InvlabError, match="status: interrupted") as e:
+        load_result(folder)
+    assert needle in str(e.value)
