@@ -73,3 +73,30 @@ def detached() -> nn.Module:
 
 def not_a_module() -> str:
     return "a string"
+
+
+class Later(nn.Module):
+    """circular_gap on the first check's small batch (two images), then, on any larger batch, what `how` says: a
+    memory error, a hard-coded batch size, a tuple, NaN, one logit per image."""
+
+    def __init__(self, how: str):
+        super().__init__()
+        self.how, self.net = how, circular_gap()
+
+    def forward(self, x):
+        logits = self.net(x)
+        if len(x) <= 2:
+            return logits
+        if self.how == "oom":
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB (simulated)")
+        if self.how == "batch2":
+            return logits.reshape(2, -1)
+        if self.how == "tuple":
+            return logits, None
+        if self.how == "nan":
+            return logits * float("nan")
+        return logits[:, :1]  # "one_class"
+
+
+def later(how: str = "oom") -> nn.Module:
+    return Later(how)

@@ -52,6 +52,16 @@ def say(quiet: bool):
     return None if quiet else lambda m: err.print(m, highlight=False, markup=False, soft_wrap=True)
 
 
+# control characters (C0 but tab, DEL, C1) written out, as \x1b: text from a file invlab did not write cannot drive
+# the terminal (move the cursor, clear the screen, set the window title)
+_CONTROL = {c: f"\\x{c:02x}" for c in [*range(0x00, 0x09), *range(0x0a, 0x20), *range(0x7f, 0xa0)]}
+
+
+def shown(text: str) -> str:
+    """`text` read from a run folder (a log line, the error a worker recorded, a unit's name), safe to print."""
+    return str(text).translate(_CONTROL)
+
+
 def line(text: str, console: Console = out) -> None:
     """One line as it is: no rich markup or highlighting (paths and messages hold brackets)."""
     console.print(text, highlight=False, markup=False, soft_wrap=True)

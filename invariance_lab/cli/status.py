@@ -12,11 +12,11 @@ from rich.table import Table
 from rich.text import Text
 
 from ..run.status import folder_status
-from .options import line, out
+from .options import line, out, shown
 
 
 def status_cli(path: Path = typer.Argument(..., help="A run folder (results/<name>/<run id>) or a study folder (results/<name>/study-<time>)."),
-               lines: int = typer.Option(8, "--lines", help="Log lines shown for each failed unit.")):
+               lines: int = typer.Option(8, "--lines", min=0, help="Log lines shown for each failed unit (0: none).")):
     """Each unit's state: done, running, failed (with its log's last lines) or missing; for a study, each run's."""
     for run in folder_status(path, lines=lines):
         label = ", ".join(f"{k}={v}" for k, v in run.values.items())
@@ -32,7 +32,9 @@ def status_cli(path: Path = typer.Argument(..., help="A run folder (results/<nam
         for u in run.units:
             # Text, not str: a log line or an error message holds brackets ([/], [train.epochs]) that rich would
             # read as markup, and a stray closing tag would end the command in a traceback
-            t.add_row(Text(u.key), Text(u.state), Text(u.detail + "".join("\n  " + log for log in u.log)))
+            # shown(): a log may hold terminal escapes; each line is printed as text, control characters written out
+            t.add_row(Text(shown(u.key)), Text(u.state), Text(shown(u.detail) + "".join("\n  " + shown(log)
+                                                                                     for log in u.log)))
         out.print(t)
         if run.sweeps:
-            line("sweeps: " + ", ".join(f"{name} ({state})" for name, state in run.sweeps))
+            line("sweeps: " + ", ".join(f"{shown(name)} ({state})" for name, state in run.sweeps))

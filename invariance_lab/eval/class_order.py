@@ -20,6 +20,7 @@ from torch import nn
 
 from ..core.stats import chance_level, is_below_chance
 from ..data.images import Images
+from ..nn.forward import forward
 from .accumulate import ORIGIN
 from .stream import Prepare
 
@@ -34,7 +35,7 @@ def clean_confusion(model: nn.Module, src: Images, prepare: Prepare, n_outputs: 
     with torch.inference_mode():
         for i in range(0, len(src), batch_size):
             chunk = slice(i, i + batch_size)
-            predicted = model(prepare(src(chunk), *ORIGIN).to(device)).argmax(1).cpu()
+            predicted = forward(model, prepare(src(chunk), *ORIGIN).to(device), "the model").argmax(1).cpu()
             counts.index_put_((src.labels[chunk], predicted), torch.ones_like(predicted), accumulate=True)
     return counts
 

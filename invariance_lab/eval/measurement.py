@@ -53,12 +53,12 @@ def measure_engines(models: dict[ModelKey, nn.Module], shape: tuple[int, int, in
 
 def measure_shifts(models: dict[ModelKey, nn.Module], images: Images, lines: list[list[tuple[float, float]]],
                    prepare: Prepare, plans: dict, batch_size: int, device: torch.device,
-                   progress: bool = False) -> SweepResult:
+                   progress: bool = False, outputs: dict[str, int] | None = None) -> SweepResult:
     """stream_sweep's result, with the models that have a plan (measure_engines) evaluated by the all-shift
     engine: it reads every image once, unshifted, and rolls inside the network (a --mean/--std normalisation is
     per channel, so it commutes with the roll and the inputs are the same)."""
     return sweep_by_engine(
-        models, plans, lambda ms: stream_sweep(ms, images, lines, prepare, batch_size, device, progress),
+        models, plans, lambda ms: stream_sweep(ms, images, lines, prepare, batch_size, device, progress, outputs),
         lambda ps: allshift_sweep(ps, lambda ch, dx, dy: prepare(images(ch), dx, dy), images.labels, lines,
                                   batch_size, device, progress, n=len(images)))
 
@@ -76,8 +76,9 @@ def custom_factors(model: nn.Module) -> dict:
     return dict(model.factors) if isinstance(model, InvNet) else {}
 
 
-def check_outputs(models: dict[str, nn.Module], src: Images, prepare: Prepare, device: torch.device) -> int:
-    """Check every model on the first two images; returns the number of classes of their logits."""
+def check_outputs(models: dict[str, nn.Module], src: Images, prepare: Prepare, device: torch.device) -> dict[str, int]:
+    """Check every model on the first two images; returns each one's number of logits (every later batch must
+    give as many: nn/forward.py)."""
     x = prepare(src(slice(0, min(2, len(src)))), *ORIGIN).to(device)
     counts = {}
     for name, m in models.items():
@@ -86,7 +87,7 @@ def check_outputs(models: dict[str, nn.Module], src: Images, prepare: Prepare, d
         if src.labels is not None and int(src.labels.max()) >= counts[name]:
             raise InvlabError(f"model {name} gives {counts[name]} logits, but a label is {int(src.labels.max())}: "
                               "labels must be class indices below the number of logits")
-    return max(counts.values())
+    return counts
 
 
 class Modes:
@@ -162,7 +163,8 @@ class Measurement:
             check_measure_memory(self.src, batch_size=self.batch_size, mode=self.mode)
             # a layer profile reads no labels: its images' classes are not checked against the logits
             src = self.src if self.labelled else from_tensor(self.src(slice(0, min(2, len(self.src)))))
-            self.n_classes = check_outputs(self.named, src, self.prepare, self.device)
+            self.outputs = check_outputs(self.named, src, self.prepare, self.device)
+            self.n_classes = max(self.outputs.values())
             if self.check_taps:
                 with torch.inference_mode():
                     first = self.prepare(self.src(slice(0, min(2, len(self.src)))), *ORIGIN).to(self.device)
@@ -187,7 +189,7 @@ class Measurement:
         (accuracy at (0, 0), on or off the grid) in self.clean_accuracy, the per-image worst cases (robust
         accuracy, consistent fraction: summarize's worst_case) in self.worst_case."""
         result = measure_shifts(self.models, self.src, self.lines, self.prepare, self.plans, self.batch_size,
-                                self.device, self.progress)
+                                self.device, self.progress, outputs=self.outputs)
         self.clean_accuracy, self.worst_case = result.clean_accuracy, result.worst_case
         return add_factors(result.table, self.factors, self.mode)
 

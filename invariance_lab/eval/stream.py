@@ -30,7 +30,8 @@ from ..store.run_images import is_run_folder, run_images
 from ..data.shifts import circular_shift
 from ..data.transforms import FILLS, INTERPOLATION, SUBPIXEL, translate_image
 from .accumulate import ORIGIN, Grid, ShiftSums, sweep_result
-from .tables import ModelKey, SweepResult
+from ..nn.forward import probabilities
+from .tables import ModelKey, SweepResult, model_words
 
 MODES = ("canvas", "circular")
 GRIDS = ("product", "axes")
@@ -143,10 +144,12 @@ def image_source(images, labels=None, *, colour: str = "grey", size=None) -> Ima
 
 @torch.inference_mode()
 def stream_sweep(models: dict[ModelKey, nn.Module], images: Images, lines: list[list[tuple[float, float]]],
-                 prepare: Prepare, batch_size: int, device: torch.device, progress: bool = False) -> SweepResult:
+                 prepare: Prepare, batch_size: int, device: torch.device, progress: bool = False,
+                 outputs: dict[str, int] | None = None) -> SweepResult:
     """sweep.run_sweep's result (the same table) for images read a batch at a time: each batch is read once and
     evaluated at every shift (in line order, accumulate.Grid.walk) before the next; per model only the per-shift
-    sums are kept."""
+    sums are kept. `outputs`: model name -> its number of logits, as the first check found it (every batch must
+    give as many)."""
     n, labels = len(images), images.labels
     grid = Grid(lines)
     sums = {k: ShiftSums(grid) for k in models}
@@ -158,7 +161,7 @@ def stream_sweep(models: dict[ModelKey, nn.Module], images: Images, lines: list[
 
         def probs_at(shift: tuple[float, float], x0: torch.Tensor = x0) -> dict:
             x = prepare(x0, *shift).to(device, non_blocking=True)
-            return {k: torch.softmax(m(x).float(), dim=1) for k, m in models.items()}
+            return {k: probabilities(m, x, model_words(k), (outputs or {}).get(k[0])) for k, m in models.items()}
 
         ref = probs_at(ORIGIN)
         ref_pred = {k: sums[k].add([ORIGIN], ref[k][None], ref[k], y, c)[0] for k in models}

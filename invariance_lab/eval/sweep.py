@@ -22,16 +22,18 @@ from ..schema.config import DataConfig, SweepConfig
 from .accumulate import Grid, Inputs, ShiftSums, sweep_result
 from .engine import allshift_sweep, choose_engines, roll_mode, sweep_by_engine
 from .layerwise import profile_layers
-from .tables import ModelKey, SweepResult, add_factors, summarize
+from ..nn.forward import probabilities
+from .tables import ModelKey, SweepResult, add_factors, model_words, summarize
 
 
 @torch.inference_mode()
 def run_sweep(models: dict[ModelKey, torch.nn.Module], inputs: Inputs, labels: torch.Tensor,
               lines: list[list[tuple[float, ...]]], batch_size: int, device: torch.device,
-              progress: bool = False, transform: str = "translate") -> SweepResult:
+              progress: bool = False, transform: str = "translate", classes: int | None = None) -> SweepResult:
     """Brute force: every model on the inputs at every shift, the shifts in line order (accumulate.Grid.walk),
     each shift's batches one after another; the reference (0, 0) first, its probabilities kept. A rotate or scale
-    sweep (transform) is the same walk over (angle,) or (scale,) points, from angle 0 or scale 1."""
+    sweep (transform) is the same walk over (angle,) or (scale,) points, from angle 0 or scale 1. `classes`: the
+    number of logits every model must give (a model of your own that gives other ones is refused: nn/forward.py)."""
     n = len(labels)
     labels = labels.to(device)
     chunks = [slice(i, min(i + batch_size, n)) for i in range(0, n, batch_size)]
@@ -48,7 +50,7 @@ def run_sweep(models: dict[ModelKey, torch.nn.Module], inputs: Inputs, labels: t
         for c in chunks:
             x = inputs(c, *shift).to(device, non_blocking=True)
             for k, model in models.items():
-                p = torch.softmax(model(x).float(), dim=1)
+                p = probabilities(model, x, model_words(k), classes)
                 if keep:
                     if ref_probs[k] is None:
                         ref_probs[k] = torch.empty(n, p.shape[1], device=device)
@@ -151,7 +153,7 @@ def evaluate_shifts(models: dict[ModelKey, torch.nn.Module], factors: dict[str, 
     plans = engine if isinstance(engine, dict) else sweep_engines(models, data, sweep, kind, engine)
     result = sweep_by_engine(
         models, plans, lambda ms: run_sweep(ms, inputs, labels, lines, sweep.batch_size, device, progress=progress,
-                                            transform=sweep.transform),
+                                            transform=sweep.transform, classes=len(class_names(data))),
         lambda ps: allshift_sweep(ps, inputs, labels, lines, sweep.batch_size, device, progress=progress))
     inv = add_factors(result.table, factors, "parts" if kind == "parts" else sweep.mode)
     return inv, summarize(inv, result.clean_accuracy, n_classes=len(class_names(data)), worst_case=result.worst_case)

@@ -21,6 +21,11 @@ from ..core.stats import is_at_chance
 ModelKey = tuple[str, int]  # (model name, seed)
 
 
+def model_words(key: ModelKey) -> str:
+    """A (model, seed) key as messages name it: "model conv_gap (seed 1)"."""
+    return f"model {key[0]} (seed {key[1]})"
+
+
 @dataclass
 class SweepResult:
     table: pd.DataFrame  # one row per model x seed x shift

@@ -18,7 +18,7 @@ import torch
 from ..eval.sweep import ModelKey, evaluate_shifts
 from ..schema.config import DataConfig, SweepConfig
 from ..store.atomic import write_csv
-from ..store.layout import INVARIANCE_CSV, SUMMARY_CSV, other_test_set_dir
+from ..store.layout import INVARIANCE_CSV, SUMMARY_CSV, other_test_set_dir, refuse_linked_folders
 from ..store.meta import Meta
 
 
@@ -35,6 +35,7 @@ def measure_test_sets(folder: Path, meta: Meta, models: dict[ModelKey, torch.nn.
     the run's, or one of its sweep folders (`invlab sweep` measures the test sets on its own grid too)."""
     if not data.test_sets:
         return
+    refuse_linked_folders(folder)  # invlab measure --run writes test_sets/ into a finished run
     t0 = time.perf_counter()
     for name in data.test_sets:
         inv, summary = evaluate_shifts(models, factors, other_test_set_data(data, name), sweep, device, progress,

@@ -23,26 +23,30 @@ from ..core.progress import progress_bar
 from ..core.columns import EPOCH_KEPT, TRAIN_COLUMNS, VAL_COLUMNS
 from ..core.errors import InvlabError
 from ..data.folder import to_float
+from ..nn.forward import forward
 from ..nn.models import InvNet, build_model, place
 
 
 @torch.inference_mode()
-def evaluate_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, device, batch_size: int = 128) -> float:
+def evaluate_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, device, batch_size: int = 128,
+                      what: str = "the model") -> float:
     # 128 images at a time: the activations of 1000 at once were most of a run's peak memory
     model.eval()
     hits = 0
     for i in range(0, len(y), batch_size):
-        hits += int((model(to_float(x[i:i + batch_size]).to(device)).argmax(1).cpu() == y[i:i + batch_size]).sum())
+        logits = forward(model, to_float(x[i:i + batch_size]).to(device), what)
+        hits += int((logits.argmax(1).cpu() == y[i:i + batch_size]).sum())
     return hits / len(y)
 
 
 @torch.inference_mode()
-def evaluate_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, device, batch_size: int = 128):
+def evaluate_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, device, batch_size: int = 128,
+                  what: str = "the model"):
     """(mean cross-entropy loss, accuracy) on the images: a validation pass (no random numbers)."""
     model.eval()
     loss, hits = 0.0, 0
     for i in range(0, len(y), batch_size):
-        logits, yy = model(to_float(x[i:i + batch_size]).to(device)), y[i:i + batch_size].to(device)
+        logits, yy = forward(model, to_float(x[i:i + batch_size]).to(device), what), y[i:i + batch_size].to(device)
         loss += nn.functional.cross_entropy(logits, yy, reduction="sum").item()
         hits += int((logits.argmax(1) == yy).sum())
     return loss / len(y), hits / len(y)
@@ -72,6 +76,7 @@ def train_model(factors: dict, train_x: torch.Tensor, train_y: torch.Tensor, tes
     gen = torch.Generator().manual_seed(seed)  # batch order and training noise
     opt = make_optimizer(model.parameters(), cfg)
     loss_fn = nn.CrossEntropyLoss()
+    what = f"model {label}" if label else "the model"  # in messages: a model of your own may fail on a later batch
     history = []
     best = None  # (val_loss, epoch, weights if select: best_val) of the lowest validation loss so far
     n = len(train_y)
@@ -87,7 +92,7 @@ def train_model(factors: dict, train_x: torch.Tensor, train_y: torch.Tensor, tes
             if noise > 0:
                 x = x + noise * torch.randn(x.shape, generator=gen)
             x, y = x.to(device), y.to(device)
-            logits = model(x)
+            logits = forward(model, x, what)
             loss = loss_fn(logits, y)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -100,24 +105,24 @@ def train_model(factors: dict, train_x: torch.Tensor, train_y: torch.Tensor, tes
                               f"(train.lr {cfg.lr:g} with {cfg.optimizer}); lower train.lr")
         row, stop = dict(epoch=epoch, train_loss=total_loss / n, train_accuracy=hits / n), False
         if val is not None:
-            row["val_loss"], row["val_accuracy"] = evaluate_loss(model, *val, device)
+            row["val_loss"], row["val_accuracy"] = evaluate_loss(model, *val, device, what=what)
             if best is None or row["val_loss"] < best[0]:
                 best = (row["val_loss"], epoch, _weights(model) if cfg.select == "best_val" else None)
             stop = cfg.patience is not None and epoch - best[1] >= cfg.patience
         # train.test_every: the test pass costs ~10% of an epoch; it uses no random numbers, so skipping it
         # changes no weight (tested)
         tested = stop or epoch == cfg.epochs or (cfg.test_every > 0 and epoch % cfg.test_every == 0)
-        history.append(dict(row, test_accuracy=evaluate_accuracy(model, test_x, test_y, device) if tested else math.nan,
+        history.append(dict(row, test_accuracy=evaluate_accuracy(model, test_x, test_y, device, what=what) if tested else math.nan,
                             seconds=time.perf_counter() - t0))
         bar.set_postfix(loss=f"{total_loss / n:.3f}", acc=f"{hits / n:.3f}")
         if stop:
             break
     bar.close()
     if not history:  # epochs: 0 -> record the untrained network's clean accuracy
-        row = dict(epoch=0, train_loss=float("nan"), train_accuracy=evaluate_accuracy(model, train_x, train_y, device))
+        row = dict(epoch=0, train_loss=float("nan"), train_accuracy=evaluate_accuracy(model, train_x, train_y, device, what=what))
         if val is not None:
-            row["val_loss"], row["val_accuracy"] = evaluate_loss(model, *val, device)
-        history.append(dict(row, test_accuracy=evaluate_accuracy(model, test_x, test_y, device), seconds=0.0))
+            row["val_loss"], row["val_accuracy"] = evaluate_loss(model, *val, device, what=what)
+        history.append(dict(row, test_accuracy=evaluate_accuracy(model, test_x, test_y, device, what=what), seconds=0.0))
     # train.csv's columns (core/columns.py); the validation ones only with a validation set
     columns = TRAIN_COLUMNS[:3] + (VAL_COLUMNS if val is not None else []) + TRAIN_COLUMNS[3:]
     frame = pd.DataFrame(history, columns=columns)
@@ -128,7 +133,7 @@ def train_model(factors: dict, train_x: torch.Tensor, train_y: torch.Tensor, tes
         frame.attrs[EPOCH_KEPT] = kept
         at = frame.index[frame.epoch == kept][0]
         if math.isnan(frame.at[at, "test_accuracy"]):  # test_every skipped it: the kept weights are tested
-            frame.at[at, "test_accuracy"] = evaluate_accuracy(model, test_x, test_y, device)
+            frame.at[at, "test_accuracy"] = evaluate_accuracy(model, test_x, test_y, device, what=what)
     model.eval()
     return model, frame
 

@@ -125,7 +125,7 @@ def run_task(task: Task) -> dict:
                                  resolve_device(cfg.device), run_dir)
         except BaseException as e:
             what = "interrupted" if isinstance(e, KeyboardInterrupt) else "failed"
-            _log(log, f"{what} after {time.perf_counter() - t0:.1f}s:\n" + traceback.format_exc().rstrip())
+            _log(log, f"{what} after {time.perf_counter() - t0:.1f}s:\n" + _failure(e))
             raise
         seconds = round(time.perf_counter() - t0, 2)
         accuracy = float(kept_row(hist).test_accuracy)  # the kept weights' (train.select)
@@ -137,6 +137,16 @@ def run_task(task: Task) -> dict:
 def _log(path: Path, line: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     append_text(path, f"[{datetime.now().isoformat(timespec='seconds')}] {line}\n")  # never through a link
+
+
+def _failure(e: BaseException) -> str:
+    """A failed unit's traceback for its log: the error, then the one it came from (a model's own error, which
+    nn/forward.py words as a FactoryError) last, so that the log's last lines, which `invlab status` shows, are
+    where the model raised it."""
+    text = "".join(traceback.format_exception(e, chain=False))
+    if e.__cause__ is not None:
+        text += "\nit came from:\n" + "".join(traceback.format_exception(e.__cause__))
+    return text.rstrip()
 
 
 def split_key(key: str) -> tuple[str, int]:

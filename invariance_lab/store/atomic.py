@@ -142,7 +142,13 @@ def append_text(path: Path, text: str) -> None:
 
 
 def read_json(path: Path) -> Any:
+    """The JSON in the regular file `path`; anything else (no file, a FIFO or device, bad JSON or UTF-8, nesting too
+    deep to decode) is a RunFolderError naming the file."""
     try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:  # ValueError: bad JSON and bad UTF-8 alike
+        fd = os.open(path, os.O_RDONLY | _NONBLOCK)  # a FIFO at the name must not hang the command
+        with os.fdopen(fd, "rb") as f:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise RunFolderError(f"cannot read {path}: it is not a regular file")
+            return json.loads(f.read().decode("utf-8"))
+    except (OSError, ValueError, RecursionError) as e:  # ValueError: bad JSON and bad UTF-8 alike
         raise RunFolderError(f"cannot read {path}: {clip(e)}") from None

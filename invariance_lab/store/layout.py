@@ -32,7 +32,7 @@ from datetime import datetime
 from pathlib import Path
 
 from ..core.errors import RunFolderError, clip
-from .atomic import write_text
+from .atomic import refuse_link, write_text
 
 CONFIG_FILE = "config.yaml"
 META_FILE = "meta.json"
@@ -93,6 +93,27 @@ def unit_data_path(run_dir: Path) -> Path:
 
 def submitit_dir(run_dir: Path) -> Path:
     return Path(run_dir) / UNIT_DIR / SUBMITIT_DIR
+
+
+# the folders inside a run (or sweep) folder that invlab writes into; each of their children is invlab's too
+_OWN_FOLDERS = (CHECKPOINT_DIR, UNIT_DIR, SWEEP_DIR, TEST_SETS_DIR)
+
+
+def refuse_linked_folders(folder: Path) -> None:
+    """A RunFolderError when a folder invlab writes into inside `folder` (a run's checkpoints/, units/, sweeps/,
+    test_sets/, each sweep and test set under them, units/submitit/) is a symbolic link: files written there would
+    land in the link's target, over files invlab did not make. The run folder itself may be reached through a link
+    (the user named it); what is inside it came with the folder, maybe from someone else."""
+    folder = Path(folder)
+    for name in _OWN_FOLDERS:
+        sub = folder / name
+        refuse_link(sub)
+        if name in (SWEEP_DIR, TEST_SETS_DIR) and sub.is_dir():
+            for child in sorted(sub.iterdir()):
+                refuse_link(child)
+                if name == SWEEP_DIR and child.is_dir():
+                    refuse_linked_folders(child)  # a sweep's own test_sets/
+    refuse_link(submitit_dir(folder))
 
 
 def new_folder(parent: Path, prefix: str = "") -> Path:

@@ -19,14 +19,15 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import stat
 import threading
 import time
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Literal, Optional, Union
+from typing import Annotated, Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
 
 from ..core.errors import DiskFullError, InvlabError, RunFolderError, clip
 from .atomic import read_json, write_json
@@ -63,7 +64,9 @@ class MetaFile(BaseModel):
     run_id: str
     protocol: Protocol
     seeds: list[int]
-    fingerprints: dict[str, str] = {}
+    # unit key (<model>-seed<seed>, layout.unit_key) -> its settings' fingerprint
+    fingerprints: dict[Annotated[str, StringConstraints(pattern=r"^.+-seed[0-9]+$")], str] = {}
+    reused: dict[str, str] = {}  # unit key -> where its checkpoint came from
     # runs: {accuracy, chance} of total ink alone (data/ink.py), and since the ink battery {battery: {statistic:
     # accuracy}} (data/ink_stats.py)
     ink_baseline: Optional[dict[str, Union[float, dict[str, float]]]] = None
@@ -239,12 +242,25 @@ def read_unit_state(run_dir: Path, key: str) -> dict | None:
     return state if isinstance(state, dict) else None
 
 
+LOG_TAIL_BYTES = 64 * 1024  # what log_tail reads of a log: its end, however long the log (one line may be huge)
+
+
 def log_tail(path: Path, lines: int = 8) -> list[str]:
-    """The last lines of a log file ([] when there is none)."""
+    """The last `lines` lines of a log file, from its last LOG_TAIL_BYTES ([] when there is none, when lines is 0,
+    and for anything that is not a regular file: a FIFO planted at a log's name must not hang `invlab status`)."""
+    if lines <= 0:
+        return []
     try:
-        return Path(path).read_text(encoding="utf-8", errors="replace").splitlines()[-lines:]
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0))
     except OSError:
         return []
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return []
+        size = os.fstat(fd).st_size
+        f.seek(max(size - LOG_TAIL_BYTES, 0))
+        tail = f.read(LOG_TAIL_BYTES).decode("utf-8", errors="replace").splitlines()
+    return tail[-lines:]
 
 
 def _now() -> str:

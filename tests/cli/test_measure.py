@@ -1,8 +1,12 @@
 """`invlab measure` through the command line: a bad checkpoint is one paragraph and exit code 2 (no traceback),
 and --debug shows the traceback instead."""
 
+import json
+
 import pandas as pd
+import pytest
 import torch
+from conftest import ROOT
 from typer.testing import CliRunner
 
 from invariance_lab.cli.main import app
@@ -93,3 +97,34 @@ def test_model_kwargs_nested_too_deep_to_parse_are_one_paragraph(tmp_path):
     # deeper than any recursion limit a process runs with: Python's JSON parser recurses once per [
     message = _refused_before_any_folder(tmp_path, "--model-kwargs", '{"a": ' + "[" * 200_000 + "]" * 200_000 + "}")
     assert "--model-kwargs" in message and "nested too deep" in message and len(message) < 400, message
+
+
+# ------------------------------------------ a model of your own that passes the first check and fails on a later batch
+
+
+@pytest.mark.parametrize("how, words", [("oom", "failed on a batch of shape (4, 1, 12, 12) (OutOfMemoryError"),
+                                        ("batch2", "returned a tensor of shape (2, 4)"),
+                                        ("nan", "gave NaN or infinite logits"),
+                                        ("one_class", "returned a tensor of shape (4, 1)")])
+def test_a_model_that_fails_after_the_first_check_is_one_paragraph(tmp_path, how, words):
+    res = invoke("measure", "--images", image_folder(tmp_path), "--model", "custom_models:later", "--model-kwargs",
+                 f'{{"how": "{how}"}}', "--dx", "-1:1", "--results-dir", tmp_path / "r", "--quiet")
+    said = " ".join(res.output.split())
+    assert res.exit_code == 2 and "Traceback" not in res.output and said.startswith("error:"), res.output
+    assert "model later" in said and words in said
+    (folder,) = (tmp_path / "r" / "measure").iterdir()
+    assert json.loads((folder / "meta.json").read_text())["status"] == "failed"  # not a complete-looking folder
+    assert not (folder / "summary.csv").exists()
+    if how == "oom":  # --debug: the model's own traceback, where it raised
+        res = invoke("--debug", "measure", "--images", image_folder(tmp_path), "--model", "custom_models:later",
+                     "--results-dir", tmp_path / "r", "--quiet")
+        assert res.exit_code == 2 and "raise torch.OutOfMemoryError" in res.output
+
+
+def test_a_factory_that_fails_on_a_training_batch_is_one_paragraph(tmp_path):
+    res = invoke("run", ROOT / "configs" / "quick.yaml", "--results-dir", tmp_path, "--quiet", "--set",
+                 'models={mine: {factory: "custom_models:later", kwargs: {how: oom}}}', "--set", "seeds=[0]",
+                 "--set", "train.epochs=1", "--threads", "1")
+    said = " ".join(res.output.split())
+    assert res.exit_code == 2 and "Traceback" not in res.output, res.output
+    assert "model mine seed 0 failed on a batch of shape" in said and "CUDA out of memory" in said

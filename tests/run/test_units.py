@@ -195,7 +195,9 @@ def test_a_failed_unit_is_reported_with_its_log_and_retried_on_rerun(tmp_path, o
     res = _run(tmp_path / "r", "--jobs", "2", config=config)
     assert res.exit_code == 2 and "Traceback" not in res.output
     said = " ".join(res.output.split())
-    assert "1 of 3 units failed (flaky-seed0: RuntimeError: flaky unit: the flag file is there)" in said
+    # the model's own error, inside the message that names the model and the batch (nn/forward.py)
+    assert ("1 of 3 units failed (flaky-seed0: FactoryError: model flaky seed 0 failed on a batch of shape "
+            "(32, 1, 24, 24) (RuntimeError: flaky unit: the flag file is there)") in said, said
     assert "run the same command again to retry" in said
     (run_dir,) = (tmp_path / "r" / "quick").iterdir()
     assert read_meta(run_dir)["status"] == "failed"

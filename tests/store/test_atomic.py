@@ -31,10 +31,13 @@ def test_a_failed_write_keeps_the_old_file(tmp_path):
     assert read_json(tmp_path / "m.json") == {"status": "running"}
 
 
-@pytest.mark.parametrize("content", [b"{half", b"\xff\xfe\x00", None])
+@pytest.mark.parametrize("content", [b"{half", b"\xff\xfe\x00", None, b"[" * 100_000, "fifo"])
 def test_an_unreadable_json_names_the_file(tmp_path, content):
+    """Bad JSON or UTF-8, no file, nesting too deep for the decoder (a RecursionError), a FIFO (which would hang)."""
     path = tmp_path / "meta.json"
-    if content is not None:
+    if content == "fifo":
+        os.mkfifo(path)
+    elif content is not None:
         path.write_bytes(content)
     with pytest.raises(RunFolderError, match="cannot read") as e:
         read_json(path)
@@ -166,6 +169,37 @@ def test_a_unit_log_that_is_a_link_is_refused(finished_run, tmp_path, victim):
     assert res.exit_code == 2 and "Traceback" not in res.output, res.output
     assert "conv_gap-seed0.log is a symbolic link" in said
     assert victim.read_text() == "precious\n" and link.is_symlink()
+
+
+@pytest.mark.parametrize("folder", ["checkpoints", "units", "test_sets"])
+def test_a_resumed_run_refuses_a_folder_that_is_a_link(finished_run, tmp_path, victim, folder):
+    """A run's own folder standing for another (checkpoints -> ~/models) would take the new files there, over a
+    file of the same name invlab did not make: refused, naming the link, before anything is written."""
+    results, run_dir = _interrupted_copy(finished_run, tmp_path, remove=["checkpoints/conv_gap-seed0.pt"])
+    elsewhere = tmp_path / "elsewhere"
+    shutil.move(run_dir / folder, elsewhere) if (run_dir / folder).exists() else elsewhere.mkdir()
+    (elsewhere / "conv_gap-seed0.pt").write_text("my own file\n")
+    (run_dir / folder).symlink_to(elsewhere)
+    res = _rerun(results)
+    said = " ".join(res.output.split())
+    assert res.exit_code == 2 and "Traceback" not in res.output, res.output
+    assert f"{run_dir / folder} is a symbolic link" in said
+    assert (elsewhere / "conv_gap-seed0.pt").read_text() == "my own file\n"
+    assert read_json(run_dir / "meta.json")["status"] == "interrupted"
+
+
+@pytest.mark.parametrize("link", ["sweeps", "sweeps/20260101-000000"])
+def test_a_sweep_refuses_a_sweeps_folder_that_is_a_link(finished_run, tmp_path, link):
+    run_dir = tmp_path / "quick" / finished_run.name
+    shutil.copytree(finished_run, run_dir)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (run_dir / link).parent.mkdir(parents=True, exist_ok=True)
+    (run_dir / link).symlink_to(elsewhere)
+    res = CliRunner().invoke(app, ["sweep", str(run_dir), "--dx", "0:1", "--quiet"])
+    assert res.exit_code == 2 and "Traceback" not in res.output, res.output
+    assert f"{run_dir / link} is a symbolic link" in " ".join(res.output.split())
+    assert list(elsewhere.iterdir()) == []
 
 
 # ----------------------------------------------------------------------------------------------- a full disk

@@ -12,7 +12,7 @@ import pytest
 
 from invariance_lab.core.errors import InvlabError, RunFolderError
 from invariance_lab.store.layout import META_FILE
-from invariance_lab.store.meta import Meta, read_meta, read_unit_state, run_state
+from invariance_lab.store.meta import LOG_TAIL_BYTES, Meta, log_tail, read_meta, read_unit_state, run_state
 
 PROTOCOL = dict(kind="translation", mode="canvas", grid="product", dx=[-1, 1, 1], dy=[0, 0, 1], test_images=4,
                 seeds=[0], models=["m"], n_shifts=3)
@@ -113,3 +113,29 @@ def test_meta_json_that_is_a_link_is_refused_naming_it(tmp_path):
     with pytest.raises(RunFolderError, match="is a symbolic link") as e:
         Meta(run, kind="run", name="x", run_id="run")
     assert str(run / "meta.json") in str(e.value) and victim.read_text() == "precious\n"
+
+
+@pytest.mark.parametrize("fields, needle", [(dict(reused=[1]), "reused"), (dict(reused=3), "reused"),
+                                            (dict(reused={"m-seed0": 5}), "reused"),
+                                            (dict(fingerprints={"noseed": "x"}), "fingerprints")])
+def test_unit_tables_of_the_wrong_shape_are_refused(tmp_path, fields, needle):
+    """meta.json's per-unit tables are read by `invlab status` and resumes: a key that is not a unit's
+    (<model>-seed<n>), or a table that is not {unit: text}, is refused naming the key."""
+    meta = dict(kind="run", status="complete", name="x", run_id="r", protocol=PROTOCOL, seeds=[0],
+                fingerprints={"m-seed0": "abc"}, started="2026-01-01T00:00:00", finished="2026-01-01T00:01:00")
+    (tmp_path / META_FILE).write_text(json.dumps(dict(meta, **fields)))
+    with pytest.raises(RunFolderError, match=needle):
+        read_meta(tmp_path)
+    (tmp_path / META_FILE).write_text(json.dumps(meta))
+    assert read_meta(tmp_path)["fingerprints"] == {"m-seed0": "abc"}
+
+
+def test_a_log_tail_reads_the_end_of_a_regular_file_only(tmp_path):
+    log = tmp_path / "u.log"
+    log.write_text("first\n" + "x" * (LOG_TAIL_BYTES * 4) + "\nsecond\nlast\n")
+    assert log_tail(log, 2) == ["second", "last"] and log_tail(log, 0) == []
+    assert len(log_tail(log, 3)[0]) < LOG_TAIL_BYTES  # a huge line: only its end is read
+    fifo = tmp_path / "f.log"
+    os.mkfifo(fifo)
+    assert log_tail(fifo, 5) == []  # not opened for reading blocked on a writer that never comes
+    assert log_tail(tmp_path / "none.log") == []

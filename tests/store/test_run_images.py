@@ -1,7 +1,6 @@
 """run_images.py: a run's test letters as images to measure, and the export docs/measure.md makes of them (PNGs in
 class folders, read back by the image-folder reader with the same classes and labels)."""
 
-import torch
 from conftest import untrained_quick_run
 
 import invariance_lab as il

@@ -1,0 +1,48 @@
+"""A model's forward pass on one batch of a sweep, a measurement or a training step, held to what the first check
+held it to (factory.check_output, on a small batch before any work). A model of your own can still fail on a later
+batch (a hard-coded batch size, the memory a full batch needs, an input it does not handle), return something else
+than logits, or give NaN. Each is a FactoryError naming the model and the batch (exit 2); the model's own
+exception is chained to it, so `invlab --debug` shows its traceback.
+
+    logits = forward(model, x, "model mine")                  # (N, classes) float, or a FactoryError
+    p = probabilities(model, x, "model mine", classes=2)     # its softmax in float32, finite
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..core.errors import FactoryError, InvlabError, clip
+
+
+def forward(model: nn.Module, x: torch.Tensor, what: str, classes: int | None = None) -> torch.Tensor:
+    """model(x), which must be logits (N, classes) of a floating-point type (`classes`, when given: that many)."""
+    shape = tuple(x.shape)
+    try:
+        out = model(x)
+    except InvlabError:
+        raise
+    except Exception as e:  # the model's own (KeyboardInterrupt is not an Exception: Ctrl-C still stops)
+        raise FactoryError(f"{what} failed on a batch of shape {shape} ({type(e).__name__}: {clip(e, 240)}); it "
+                           f"had run on the first images, so the failure depends on this batch: its size, the memory "
+                           f"it needs or its values (--debug shows the model's traceback)") from e
+    if not (isinstance(out, torch.Tensor) and out.dim() == 2 and out.shape[0] == shape[0]
+            and out.is_floating_point() and (classes is None or out.shape[1] == classes)):
+        got = f"a tensor of shape {tuple(out.shape)} ({out.dtype})" if isinstance(out, torch.Tensor) else \
+            type(out).__name__
+        want = f"({shape[0]}, {classes})" if classes else f"({shape[0]}, classes)"
+        raise FactoryError(f"{what} returned {got} for a batch of shape {shape}; it must return the logits {want} "
+                           f"of every batch, as it did for the first images")
+    return out
+
+
+def probabilities(model: nn.Module, x: torch.Tensor, what: str, classes: int | None = None) -> torch.Tensor:
+    """softmax(model(x)) in float32; NaN anywhere is a FactoryError (every number measured with it would be NaN;
+    a -inf logit is fine: its probability is 0)."""
+    p = torch.softmax(forward(model, x, what, classes).float(), dim=1)
+    if not bool(torch.isfinite(p).all()):
+        raise FactoryError(f"{what} gave NaN or infinite logits on a batch of shape {tuple(x.shape)}, so the numbers "
+                           f"measured would be NaN; its first images gave finite ones, so these inputs take it out "
+                           f"of range (or its forward changes its own weights)")
+    return p
