@@ -39,8 +39,8 @@ def check_logits(model: nn.Module, logits: torch.Tensor, what: str) -> None:
     if bool(torch.isfinite(torch.softmax(logits.detach().float(), dim=1)).all()):
         return
     bad = nonfinite(chain(model.named_parameters(), model.named_buffers()))
-    why = (f"its weight {bad}" if bad else "its weights are all finite, so its inputs overflow it (a --std far "
-           "below the pixels' spread, or a --mean far from their values?)")
+    why = (f"its weight {bad}" if bad else "its weights are all finite, so its forward makes them NaN or its inputs "
+           "overflow it (a --std far below the pixels' spread, or a --mean far from their values?)")
     raise FactoryError(f"{what} gives NaN or infinite logits on the first {len(logits)} images, so every number "
                        f"measured would be NaN: {why}")
 

@@ -260,6 +260,17 @@ class Report:
     dropped: pd.DataFrame  # the seeds that drop_chance left out (seed_flags rows; empty without it)
 
 
+def _refuse_repeats(paths: list[str | Path]) -> None:
+    """The same folder named twice (another spelling, a link to it) would count every seed of it twice."""
+    seen: dict[Path, str | Path] = {}
+    for p in paths:
+        real = Path(p).resolve()
+        if real in seen:
+            raise InvlabError(f"{p} and {seen[real]} are the same folder; name each run or sweep once (given twice, "
+                              f"its seeds would be counted twice)")
+        seen[real] = p
+
+
 def build_report(paths: list[str | Path], *, by: str = "model", metric: str = "flip_rate", axis: str | None = None,
                  drop_chance: bool = False) -> Report:
     """Load results and compute the comparison tables that `invlab report` shows (plots: plots.plot_all on
@@ -272,6 +283,7 @@ def build_report(paths: list[str | Path], *, by: str = "model", metric: str = "f
     if studies:  # report/study.py compares a study's runs (a column per varied key); it calls this on the runs
         raise InvlabError(f"{studies[0]} is a study folder: report.study.compare_folders (what `invlab report` "
                           "calls) compares its runs; or name run folders here")
+    _refuse_repeats(paths)
     results = [load_result(p) for p in paths]
     flags = seed_flags(results)
     dropped = flags[flags["at_chance"]] if drop_chance else flags.iloc[:0]

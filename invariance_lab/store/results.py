@@ -14,10 +14,18 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..core.columns import GRID_COLUMNS, LAYER_SUMMARY_COLUMNS, LIE_COLUMNS, METRIC_COLUMNS, SUMMARY_METRICS
+from ..core.columns import (GRID_COLUMNS, LAYER_SUMMARY_COLUMNS, LIE_COLUMNS, MAX_COLUMN, METRIC_COLUMNS,
+                            SUMMARY_METRICS, WORST_CASE_COLUMNS)
 from ..core.errors import InvlabError, clip, quote
 from .layout import INVARIANCE_CSV, LAYERS_SUMMARY_CSV, LIE_CSV, META_FILE, SUMMARY_CSV, SWEEP_DIR
 from .meta import read_meta, run_state
+
+
+# columns that are fractions (accuracies, flip rates, total variation distances): a value outside [0, 1] is damage;
+# ROUND_OFF lets a sum of float32 probabilities through
+FRACTIONS = {*METRIC_COLUMNS, *SUMMARY_METRICS, MAX_COLUMN, *WORST_CASE_COLUMNS}
+ROUND_OFF = 1e-5
+GRID_COLUMNS_ALL = sorted({c for columns in GRID_COLUMNS.values() for c in columns})  # dx, dy; angle; scale
 
 
 @dataclass
@@ -50,6 +58,19 @@ def _read_csv(path: Path, required: list[str], numeric: list[str]) -> pd.DataFra
     bad = [c for c in numeric if not pd.api.types.is_numeric_dtype(df[c])]
     if bad:
         raise InvlabError(f"{path} is damaged: column(s) {', '.join(bad)} hold values that are not numbers")
+    for c in [c for c in df.columns if c in FRACTIONS]:  # older folders lack the later columns
+        values = pd.to_numeric(df[c], errors="coerce")
+        out = values.notna() & ~values.between(0, 1 + ROUND_OFF)  # NaN: not measured (unlabelled images)
+        if out.any():
+            line = int(out.idxmax()) + 2  # the file's line: the header is line 1
+            raise InvlabError(f"{path} is damaged: {c} is {float(values[out].iloc[0]):g} in row {line}; it is a "
+                              f"fraction, from 0 to 1")
+    keys = [c for c in ("model", "seed", *GRID_COLUMNS_ALL, "layer", "transform") if c in df.columns]
+    twice = df.duplicated(subset=keys)
+    if twice.any():
+        row = df[twice].iloc[0]
+        raise InvlabError(f"{path} is damaged: it has two rows for {', '.join(f'{k} {row[k]}' for k in keys)}; "
+                          f"invlab writes one per {' x '.join(keys)}")
     return df
 
 

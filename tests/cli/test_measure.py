@@ -93,6 +93,11 @@ def test_inputs_that_overflow_the_network_are_refused_before_the_folder(tmp_path
     assert "model circular_gap gives NaN or infinite logits" in message and "--mean" in message, message
 
 
+def test_model_kwargs_with_a_key_given_twice_are_refused(tmp_path):
+    message = _refused_before_any_folder(tmp_path, "--model-kwargs", '{"n": 2, "n": 3}')
+    assert "--model-kwargs" in message and "the key 'n' is given twice" in message, message
+
+
 def test_model_kwargs_nested_too_deep_to_parse_are_one_paragraph(tmp_path):
     # deeper than any recursion limit a process runs with: Python's JSON parser recurses once per [
     message = _refused_before_any_folder(tmp_path, "--model-kwargs", '{"a": ' + "[" * 200_000 + "]" * 200_000 + "}")

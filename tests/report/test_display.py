@@ -221,5 +221,6 @@ def test_the_worst_case_columns_are_in_markdown_and_csv_but_not_the_terminal(tmp
     assert "robust_accuracy" in md and "consistent_fraction" in md and "| – |" in md  # the old folder: empty
     table = render(rep, "table").tables[0]
     assert "robust" not in _text(table) and "consistent" not in _text(table)
-    assert len(table.columns) == len(render(build_report([old, old]), "table").tables[0].columns)
+    older = fake_result(tmp_path / "older", seeds=(0, 1), run_id="older")  # two runs, neither with the columns
+    assert len(table.columns) == len(render(build_report([old, older]), "table").tables[0].columns)
     assert "robust" not in _text(render(rep, "table", wide=True).tables[0])

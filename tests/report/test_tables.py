@@ -245,3 +245,13 @@ def test_lie_csv_is_a_model_by_transform_view_over_seeds(tmp_path, fake_result):
     expected = [0.1 * (s + 1) + 1 for s in seeds]
     assert lie.loc["plain", "rotate"] == pytest.approx(np.mean(expected))
     assert lie.loc["plain", "rotate_ci"] == pytest.approx(ci_halfwidth(pd.Series(expected), 0.95), nan_ok=True)
+
+
+def test_the_same_folder_twice_is_refused_however_it_is_named(tmp_path, fake_result):
+    """A trailing slash or a link to it is the same folder: its seeds would be counted twice."""
+    folder = fake_result(tmp_path / "demo" / "r1")
+    (tmp_path / "alias").symlink_to(folder)
+    for second in (folder, str(folder) + "/", tmp_path / "alias"):
+        with pytest.raises(InvlabError, match="are the same folder"):
+            build_report([folder, second])
+    assert len(build_report([folder]).results) == 1

@@ -31,6 +31,30 @@ def test_damaged_summary_is_refused_naming_the_file(tmp_path, fake_result, damag
     assert "summary.csv" in str(e.value)
 
 
+def _set_first(path, column, value):
+    df = pd.read_csv(path)
+    df.loc[0, column] = value
+    df.to_csv(path, index=False)
+
+
+@pytest.mark.parametrize("file, damage, needle", [
+    ("summary.csv", lambda f: _set_first(f, "clean_accuracy", float("inf")), "clean_accuracy is inf in row 2"),
+    ("invariance.csv", lambda f: _set_first(f, "accuracy", 7.5), "accuracy is 7.5 in row 2"),
+    ("invariance.csv", lambda f: _set_first(f, "flip_rate", -3), "flip_rate is -3"),
+    ("summary.csv", lambda f: f.write_text(f.read_text() + f.read_text().splitlines()[1] + "\n"), "two rows for"),
+    ("invariance.csv", lambda f: f.write_text(f.read_text() + f.read_text().splitlines()[1] + "\n"), "two rows for"),
+])
+def test_impossible_values_and_repeated_rows_are_refused_naming_the_file(tmp_path, fake_result, file, damage,
+                                                                         needle):
+    """A fraction outside [0, 1] (an edited accuracy of 7.5, an infinite one) or a row given twice (which would
+    count a seed twice and narrow its interval) is damage, not a number to report."""
+    folder = fake_result(tmp_path / "demo" / "r1")
+    damage(folder / file)
+    with pytest.raises(InvlabError, match="is damaged") as e:
+        load_result(folder)
+    assert needle in str(e.value) and file in str(e.value)
+
+
 def test_a_layers_table_is_loaded_when_present(tmp_path, fake_result):
     r = load_result(fake_result(tmp_path / "d" / "r", layers=True))
     assert isinstance(r.layers, pd.DataFrame) and set(r.layers.layer_name) == {"block1.conv", "block1.down", "head"}
