@@ -25,7 +25,7 @@ from ..run.writable import writable
 from ..schema.config import parse_range
 from ..schema.model import MAX_KWARG_DEPTH
 from ..store.results import load_result
-from .options import QUIET, THREADS, choice, line, out, say
+from .options import QUIET, THREADS, choice, line, names, out, say
 
 
 def measure_cli(images: Path = typer.Option(..., "--images", help="A folder of PNG/JPEG images: class subfolders (DIR/<class>/<image>) give labels, a flat folder none. Or a run folder: its own test images."),
@@ -66,7 +66,7 @@ def measure_cli(images: Path = typer.Option(..., "--images", help="A folder of P
         images=images, model=model, model_kwargs=_json_object(model_kwargs, "--model-kwargs"), weights=weights,
         dx=parse_range(dx, "--dx"), dy=parse_range(dy, "--dy"), mode=mode, fill=fill, colour=colour,
         size=_size(size), mean=_numbers(mean, "--mean"), std=_numbers(std, "--std"), layers=layers,
-        taps=[t.strip() for t in taps.split(",") if t.strip()] if taps else None, layer_images=layer_images,
+        taps=names(taps, "--taps"), layer_images=layer_images,
         batch_size=batch_size, name=name, results_dir=writable(results_dir, "--results-dir"), device=device,
         progress=not quiet, on_event=say(quiet), engine=engine, trust_factory=trust_factory, subpixel=subpixel)
     for table in brief_tables(load_result(folder), title="measure: per model (one trained network)"):

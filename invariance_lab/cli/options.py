@@ -47,6 +47,18 @@ def choice(default, flag: str, choices, help: str, *aliases: str):
                         help=help)
 
 
+def names(text: str | None, flag: str) -> list[str] | None:
+    """A comma-separated list of names (--models a,b; --taps conv1,output); None when the option is not given. Given
+    with no name in it (`--models ,`, `--taps ''`) it is refused, rather than read as "all" or "the default"."""
+    if text is None:
+        return None
+    found = [t.strip() for t in text.split(",") if t.strip()]
+    if not found:
+        raise InvlabError(f"{flag} {text!r} names nothing; give comma-separated names (e.g. {flag} a,b), or leave "
+                          f"{flag} out for the default")
+    return found
+
+
 def say(quiet: bool):
     """The on_event callback of library calls: progress messages on stderr, or none with --quiet."""
     return None if quiet else lambda m: err.print(m, highlight=False, markup=False, soft_wrap=True)

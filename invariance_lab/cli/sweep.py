@@ -25,7 +25,7 @@ from ..run.sweep_settings import sweep_target
 from ..schema.config import parse_range
 from ..store.layout import LIE_CSV
 from ..store.results import load_result
-from .options import QUIET, RESULTS_DIR, THREADS, choice, line, out, say
+from .options import QUIET, RESULTS_DIR, THREADS, choice, line, names, out, say
 
 
 def sweep_cli(target: Path = typer.Argument(..., help="A run folder (results/<name>/<run id>) or a YAML config."),
@@ -55,7 +55,7 @@ def sweep_cli(target: Path = typer.Argument(..., help="A run folder (results/<na
     folder = sweep_target(
         target, overrides=set_, dx=parse_range(dx, "--dx") if dx is not None else None,
         dy=parse_range(dy, "--dy") if dy is not None else None, mode=mode, grid=grid,
-        models=[m.strip() for m in models_.split(",") if m.strip()] if models_ else None, kind=kind, layers=layers,
+        models=names(models_, "--models"), kind=kind, layers=layers,
         layer_images=layer_images, all_shifts=all_shifts, engine=engine, subpixel=subpixel, metric=metric, jobs=jobs,
         transform=transform, angles=parse_range(angles, "--angles") if angles is not None else None,
         scales=parse_range(scales, "--scales") if scales is not None else None,

@@ -63,3 +63,12 @@ def test_the_shell_completes_commands_and_choices():
     assert complete("invlab sw") == ["sweep"]
     assert complete("invlab sweep --mode c") == ["canvas", "circular"]
     assert complete("invlab report --format m") == ["markdown"]
+
+
+@pytest.mark.parametrize("args", [["sweep", "anywhere", "--models", ","], ["sweep", "anywhere", "--models", " , "],
+                                  ["measure", "--images", "anywhere", "--layers", "--taps", ""]])
+def test_a_list_option_that_names_nothing_is_refused(args):
+    """`--models ,` was read as every model and `--taps ''` as the default taps, unsaid."""
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 2 and "Traceback" not in res.output, res.output
+    assert "names nothing" in res.output and args[-2] in res.output
