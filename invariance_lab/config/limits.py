@@ -68,7 +68,8 @@ def canvas_problem(data: DataConfig) -> _Problem | None:
     room = c / 2 if data.task == "position" else c
     if data.glyphs == "stroke" and pen_width(data) >= room:  # no size could fit: the stroke is to blame
         return _Problem("thickness", f"a stroke {pen_width(data):.4g} px wide (the largest data.thickness) leaves "
-                        f"no room for a letter in {room:g} px; strokes of 1 to 2 px suit a 32 px canvas", data.thickness)
+                        f"no room for a letter in {room:g} px; strokes of 1 to 2 px suit a 32 px canvas",
+                        data.thickness)
     if data.task == "position" and height - pen_width(data) > room:
         # The label is the half the letter's centre is in; its pen may overrun the middle by half its width.
         return _Problem("size", f"task: position draws each letter in one half of the canvas: its height "

@@ -112,17 +112,19 @@ def train_model(factors: dict, train_x: torch.Tensor, train_y: torch.Tensor, tes
         # train.test_every: the test pass costs ~10% of an epoch; it uses no random numbers, so skipping it
         # changes no weight (tested)
         tested = stop or epoch == cfg.epochs or (cfg.test_every > 0 and epoch % cfg.test_every == 0)
-        history.append(dict(row, test_accuracy=evaluate_accuracy(model, test_x, test_y, device, what=what) if tested else math.nan,
-                            seconds=time.perf_counter() - t0))
+        accuracy = evaluate_accuracy(model, test_x, test_y, device, what=what) if tested else math.nan
+        history.append(dict(row, test_accuracy=accuracy, seconds=time.perf_counter() - t0))
         bar.set_postfix(loss=f"{total_loss / n:.3f}", acc=f"{hits / n:.3f}")
         if stop:
             break
     bar.close()
     if not history:  # epochs: 0 -> record the untrained network's clean accuracy
-        row = dict(epoch=0, train_loss=float("nan"), train_accuracy=evaluate_accuracy(model, train_x, train_y, device, what=what))
+        row = dict(epoch=0, train_loss=float("nan"),
+                   train_accuracy=evaluate_accuracy(model, train_x, train_y, device, what=what))
         if val is not None:
             row["val_loss"], row["val_accuracy"] = evaluate_loss(model, *val, device, what=what)
-        history.append(dict(row, test_accuracy=evaluate_accuracy(model, test_x, test_y, device, what=what), seconds=0.0))
+        history.append(dict(row, test_accuracy=evaluate_accuracy(model, test_x, test_y, device, what=what),
+                            seconds=0.0))
     # train.csv's columns (core/columns.py); the validation ones only with a validation set
     columns = TRAIN_COLUMNS[:3] + (VAL_COLUMNS if val is not None else []) + TRAIN_COLUMNS[3:]
     frame = pd.DataFrame(history, columns=columns)
