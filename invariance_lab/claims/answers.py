@@ -252,8 +252,9 @@ def _thresholds() -> list[str]:
              f"image's change averaged over the seeds; its power is stated as the difference it detects with "
              f"{POWER:.0%} power. The part must be one the networks use: removing it changes at least "
              f"{MIN_REMOVAL:.0%} of both networks' predictions, or the pair *cannot be tested here*."),
-            ("- Where the networks a claim names differ, the verdict says so per network (*holds for some networks "
-             "only*), and the verdict table carries each verdict's conditions.")]
+            ("- Where the networks that decide a claim differ, the verdict says so per network (*holds for some "
+             "networks only*), and the verdict table carries each verdict's conditions: networks outside them "
+             "(zero padding or stride 2 for claims 1 and 4) are reported there, not counted against the claim.")]
 
 
 def render_answers(a: Answers, *, config: str = "configs/question_claims.yaml", wall_s: float | None = None,

@@ -17,7 +17,8 @@ Every verdict is decided from the run's and its sweeps' numbers by these thresho
 * Claim 2 (a displaced part): a paired t-test over the test images (each image's change averaged over seeds), at
   ALPHA = 0.05 with its power stated; the displaced part must be one the networks use: removing it changes at
   least MIN_REMOVAL = 5% of predictions, or the claim cannot be tested with it (UNTESTED).
-* Where the networks a claim names differ, the verdict is PARTLY and says which hold.
+* Where the networks that decide a claim differ, the verdict is PARTLY and says which hold. Networks outside a
+  claim's conditions (zero padding or stride 2 for claims 1 and 4) are reported in its conditions, not counted.
 * A claim whose deciding models have a seed at chance (report.seed_flags) is UNDECIDED: a network that answers
   one class for every image never changes its mind, so its consistency says nothing.
 * Exactness verdicts rest on brute force (one forward pass per shift) as well as on the all-shift engine:
@@ -44,7 +45,7 @@ EXACT_EQUIVARIANCE = 1e-5
 APPROX_EQUIVARIANCE = 1e-2
 APPROX_FLIP = 0.05
 AGREE_TV = 1e-5  # engine against brute force: mean TV per shift, model and seed
-PART_SPAN = 3  # part displacements of -3..3 px on each axis: "slightly displaced"; 1 px lies in a 2x2 pool
+PART_SPAN = 3  # part displacements of -3..3 px on each axis: "slightly displaced"; 1 px is less than a pool's stride
 # claim 2 (part_tests.py): a paired t-test over the test images at ALPHA (two-sided), its power stated as the
 # difference it detects with POWER; no difference found counts as "does not hold" only when that detectable
 # difference is at most POWERED_FRACTION of no pooling's change (the test could have seen max pooling halve it);

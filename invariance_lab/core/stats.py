@@ -2,7 +2,7 @@
 to the range a quantity can take, and the test for a network that answers at chance. No scipy: one quantile does
 not justify a 40 MB dependency.
 
-    half = ci_halfwidth([0.84, 0.52, 0.99])        # t_{0.975, 2} * s / sqrt(3) = 0.598
+    half = ci_halfwidth([0.84, 0.52, 0.99])        # t_{0.975, 2} * s / sqrt(3) = 0.596
     lo, hi, cut = clip_interval(0.78, half, 0, 1)  # (0.18, 1.0, True): the upper end was cut at 1
 """
 
