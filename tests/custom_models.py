@@ -88,7 +88,7 @@ class Later(nn.Module):
         if len(x) <= 2:
             return logits
         if self.how == "oom":
-            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB (simulated)")
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB (simulated)")
         if self.how == "batch2":
             return logits.reshape(2, -1)
         if self.how == "tuple":

@@ -27,7 +27,7 @@ from ..core.errors import RunFolderError
 from ..core.runtime import resolve_device, set_threads
 from ..data.datasets import draw, glyph_table, reference_letters
 from ..data.parts import candidates, strokes, with_part, without_part
-from ..store.atomic import read_json, write_csv, write_json
+from ..store.atomic import read_json, refuse_link, write_csv, write_json
 from ..store.checkpoints import load_run_models
 from ..store.find import require_finished_run
 from ..store.layout import CONFIG_FILE
@@ -142,6 +142,7 @@ def part_focus(run_dir: Path, *, threads: int | None = None) -> Path:
                            "removal_flip": removal[removal.glyph == c["glyph"]].flip.mean(),
                            "removal_tv": removal[removal.glyph == c["glyph"]].prob_change.mean(),
                            "ink_share": float(ink[test.glyph == c["glyph"]].mean())} for c in choice])
+    refuse_link(folder)  # a part_focus -> elsewhere link in the run folder is never written through
     folder.mkdir(exist_ok=True)
     write_csv(folder / IMAGES_CSV, images)
     write_csv(folder / PARTS_CSV, parts)

@@ -90,13 +90,17 @@ def _measure_run(run: Path, images: Path, *, dx: str, dy: str, quiet: bool, resu
     line(f"measure folder: {folder}")
 
 
+class _Repeated(ValueError):
+    """A key a JSON object gives twice (its message: the key)."""
+
+
 def _once(pairs: list[tuple[str, object]]) -> dict:
     """A JSON object whose keys are all different: {"n": 2, "n": 3} is refused, as YAML refuses it in a config,
     rather than keeping the last value unsaid."""
     keys = [k for k, _ in pairs]
     twice = next((k for i, k in enumerate(keys) if k in keys[:i]), None)
     if twice is not None:
-        raise ValueError(f"the key {twice!r} is given twice")
+        raise _Repeated(repr(twice))
     return dict(pairs)
 
 
@@ -105,6 +109,9 @@ def _json_object(text: str | None, option: str):
         return None
     try:
         value = json.loads(text, object_pairs_hook=_once)
+    except _Repeated as e:
+        raise ConfigError(f"{option} {quote(text, 120)} gives the key {e} twice; give each keyword argument once") \
+            from None
     except ValueError as e:
         raise ConfigError(f"{option} {quote(text)} is not JSON ({e}); write an object, e.g. {option} "
                           f"'{{\"width\": 16}}'") from None

@@ -21,10 +21,10 @@ def status_cli(path: Path = typer.Argument(..., help="A run folder (results/<nam
     for run in folder_status(path, lines=lines):
         label = ", ".join(f"{k}={v}" for k, v in run.values.items())
         if run.folder is None:
-            line(f"{label}: not run yet")
+            line(f"{shown(label)}: not run yet")
             continue
         counts = {s: sum(u.state == s for u in run.units) for s in ("done", "running", "failed", "missing")}
-        line(f"{label + ': ' if label else ''}{run.folder} ({run.state}): "
+        line(f"{shown(label) + ': ' if label else ''}{shown(run.folder)} ({shown(run.state)}): "
              + ", ".join(f"{n} {s}" for s, n in counts.items() if n))
         t = Table()
         for column in ("unit", "state", "detail"):
@@ -37,4 +37,4 @@ def status_cli(path: Path = typer.Argument(..., help="A run folder (results/<nam
                                                                                      for log in u.log)))
         out.print(t)
         if run.sweeps:
-            line("sweeps: " + ", ".join(f"{shown(name)} ({state})" for name, state in run.sweeps))
+            line("sweeps: " + ", ".join(f"{shown(name)} ({shown(state)})" for name, state in run.sweeps))

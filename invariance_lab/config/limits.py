@@ -66,7 +66,7 @@ def canvas_problem(data: DataConfig) -> _Problem | None:
     except InvlabError as e:  # a glyph the renderer cannot use (letters.load_glyphs says which)
         return _Problem("fonts", str(e), data.fonts)
     room = c / 2 if data.task == "position" else c
-    if data.glyphs == "stroke" and pen_width(data) >= room:  # no size could fit: the stroke is to blame
+    if data.task == "letter" and data.glyphs == "stroke" and pen_width(data) >= c:  # no size fits: blame the stroke
         return _Problem("thickness", f"a stroke {pen_width(data):.4g} px wide (the largest data.thickness) leaves "
                         f"no room for a letter in {room:g} px; strokes of 1 to 2 px suit a 32 px canvas",
                         data.thickness)

@@ -2,7 +2,8 @@
 held it to (factory.check_output, on a small batch before any work). A model of your own can still fail on a later
 batch (a hard-coded batch size, the memory a full batch needs, an input it does not handle), return something else
 than logits, or give NaN. Each is a FactoryError naming the model and the batch (exit 2); the model's own
-exception is chained to it, so `invlab --debug` shows its traceback.
+exception is chained to it, so `invlab --debug` shows its traceback (and a unit's log, with --jobs). invlab's own
+networks (InvNet) are not wrapped: an error there is invlab's, and keeps its traceback.
 
     logits = forward(model, x, "model mine")                  # (N, classes) float, or a FactoryError
     p = probabilities(model, x, "model mine", classes=2)     # its softmax in float32, finite
@@ -14,11 +15,14 @@ import torch
 from torch import nn
 
 from ..core.errors import FactoryError, InvlabError, clip
+from .models import InvNet
 
 
 def forward(model: nn.Module, x: torch.Tensor, what: str, classes: int | None = None) -> torch.Tensor:
     """model(x), which must be logits (N, classes) of a floating-point type (`classes`, when given: that many)."""
     shape = tuple(x.shape)
+    if isinstance(model, InvNet):
+        return model(x)
     try:
         out = model(x)
     except InvlabError:
@@ -26,7 +30,8 @@ def forward(model: nn.Module, x: torch.Tensor, what: str, classes: int | None = 
     except Exception as e:  # the model's own (KeyboardInterrupt is not an Exception: Ctrl-C still stops)
         raise FactoryError(f"{what} failed on a batch of shape {shape} ({type(e).__name__}: {clip(e, 240)}); it "
                            f"had run on the first images, so the failure depends on this batch: its size, the memory "
-                           f"it needs or its values (--debug shows the model's traceback)") from e
+                           f"it needs or its values (--debug shows the model's traceback; with --jobs, the unit's "
+                           f"log)") from e
     if not (isinstance(out, torch.Tensor) and out.dim() == 2 and out.shape[0] == shape[0]
             and out.is_floating_point() and (classes is None or out.shape[1] == classes)):
         got = f"a tensor of shape {tuple(out.shape)} ({out.dtype})" if isinstance(out, torch.Tensor) else \
@@ -43,6 +48,6 @@ def probabilities(model: nn.Module, x: torch.Tensor, what: str, classes: int | N
     p = torch.softmax(forward(model, x, what, classes).float(), dim=1)
     if not bool(torch.isfinite(p).all()):
         raise FactoryError(f"{what} gave NaN or infinite logits on a batch of shape {tuple(x.shape)}, so the numbers "
-                           f"measured would be NaN; its first images gave finite ones, so these inputs take it out "
-                           f"of range (or its forward changes its own weights)")
+                           f"measured would be NaN: a weight that is NaN or infinite (a training that diverged), "
+                           f"inputs that take it out of range, or a forward that makes them")
     return p

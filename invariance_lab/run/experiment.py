@@ -40,7 +40,8 @@ from ..nn.factory import load as load_factory
 from ..config.memory import check_sweep_fits
 from ..nn.models import count_parameters
 from ..store.layout import (CONFIG_FILE, INVARIANCE_CSV, LAYERS_CSV, LAYERS_SUMMARY_CSV, LIE_CSV, SUMMARY_CSV,
-    SWEEP_DIR, SWEEP_FILE, TRAIN_CSV, checkpoint_path, new_folder, new_run_folder, refuse_linked_folders, unit_key)
+    RESUME_FOLDERS, SWEEP_DIR, SWEEP_FILE, TRAIN_CSV, checkpoint_path, new_folder, new_run_folder, refuse_linked_folders,
+    unit_key)
 from ..store.atomic import write_csv, write_file, write_text
 from ..store.meta import Meta, run_state
 from ..store.find import (config_digest, finished_runs, require_finished_run, resumable_run, reusable_checkpoints,
@@ -95,7 +96,7 @@ def run_experiment(cfg: Config, *, results_dir: Path, progress: bool = False, fr
             "(`invlab run --reuse-old` resumes it)")
     if resume is not None:
         run_dir, old = resume
-        refuse_linked_folders(run_dir)  # checkpoints/ -> elsewhere: the units still to train would land there
+        refuse_linked_folders(run_dir, RESUME_FOLDERS)  # checkpoints/ -> elsewhere: new units would land there
         say(f"resuming {run_dir} ({run_state(old)}): finished units are kept")
         history = old.get("attempts", []) + [dict(state=run_state(old), started=old.get("started"))]
         write_text(run_dir / CONFIG_FILE, config_text)  # the same settings (digest); restores an edited copy
@@ -311,7 +312,7 @@ def sweep_experiment(run_dir: Path, sweep: SweepConfig | None = None, *, models:
     for data in others:
         sweep_engines(loaded, data, sweep, kind, engine)
 
-    refuse_linked_folders(Path(run_dir))  # a sweeps/ -> elsewhere link would take the new folder with it
+    refuse_linked_folders(Path(run_dir), (SWEEP_DIR,))  # sweeps/ -> elsewhere would take the new folder with it
     folder = new_folder(Path(run_dir) / SWEEP_DIR)
     write_text(folder / SWEEP_FILE, yaml.safe_dump(dict(sweep=sweep.model_dump(mode="json"), models=chosen, kind=kind,
                                                         layers=layers, **({"metric": metric} if metric else {})),

@@ -65,7 +65,7 @@ def sweep_states(run_dir: Path) -> list[tuple[str, str]]:
     out = []
     folder = run_dir / SWEEP_DIR
     for sweep in sorted(folder.iterdir()) if folder.is_dir() and not folder.is_symlink() else []:
-        if not sweep.is_dir():
+        if not sweep.is_dir() or sweep.is_symlink():  # a link kept beside the sweeps (latest -> <id>) is not one
             continue
         try:
             out.append((sweep.name, run_state(read_meta(sweep))))

@@ -18,7 +18,7 @@ import torch
 from ..eval.sweep import ModelKey, evaluate_shifts
 from ..schema.config import DataConfig, SweepConfig
 from ..store.atomic import write_csv
-from ..store.layout import INVARIANCE_CSV, SUMMARY_CSV, other_test_set_dir, refuse_linked_folders
+from ..store.layout import INVARIANCE_CSV, SUMMARY_CSV, TEST_SETS_DIR, other_test_set_dir, refuse_linked_folders
 from ..store.meta import Meta
 
 
@@ -35,7 +35,7 @@ def measure_test_sets(folder: Path, meta: Meta, models: dict[ModelKey, torch.nn.
     the run's, or one of its sweep folders (`invlab sweep` measures the test sets on its own grid too)."""
     if not data.test_sets:
         return
-    refuse_linked_folders(folder)  # invlab measure --run writes test_sets/ into a finished run
+    refuse_linked_folders(folder, (TEST_SETS_DIR,))  # a resumed run's test_sets/ came with its folder
     t0 = time.perf_counter()
     for name in data.test_sets:
         inv, summary = evaluate_shifts(models, factors, other_test_set_data(data, name), sweep, device, progress,

@@ -143,10 +143,10 @@ def _failure(e: BaseException) -> str:
     """A failed unit's traceback for its log: the error, then the one it came from (a model's own error, which
     nn/forward.py words as a FactoryError) last, so that the log's last lines, which `invlab status` shows, are
     where the model raised it."""
-    text = "".join(traceback.format_exception(e, chain=False))
-    if e.__cause__ is not None:
-        text += "\nit came from:\n" + "".join(traceback.format_exception(e.__cause__))
-    return text.rstrip()
+    if e.__cause__ is None:
+        return "".join(traceback.format_exception(e)).rstrip()
+    return ("".join(traceback.format_exception(e, chain=False)) + "\nit came from:\n"
+            + "".join(traceback.format_exception(e.__cause__))).rstrip()
 
 
 def split_key(key: str) -> tuple[str, int]:

@@ -95,25 +95,25 @@ def submitit_dir(run_dir: Path) -> Path:
     return Path(run_dir) / UNIT_DIR / SUBMITIT_DIR
 
 
-# the folders inside a run (or sweep) folder that invlab writes into; each of their children is invlab's too
-_OWN_FOLDERS = (CHECKPOINT_DIR, UNIT_DIR, SWEEP_DIR, TEST_SETS_DIR)
+# what a resumed run writes into (a sweep writes a new folder under sweeps/: SWEEP_DIR alone)
+RESUME_FOLDERS = (CHECKPOINT_DIR, UNIT_DIR, TEST_SETS_DIR)
 
 
-def refuse_linked_folders(folder: Path) -> None:
-    """A RunFolderError when a folder invlab writes into inside `folder` (a run's checkpoints/, units/, sweeps/,
-    test_sets/, each sweep and test set under them, units/submitit/) is a symbolic link: files written there would
-    land in the link's target, over files invlab did not make. The run folder itself may be reached through a link
-    (the user named it); what is inside it came with the folder, maybe from someone else."""
+def refuse_linked_folders(folder: Path, names: tuple[str, ...]) -> None:
+    """A RunFolderError when one of the folders `names` inside `folder` that a command is about to write into is a
+    symbolic link (test_sets/: each test set's folder too; units/: its submitit/ too): files written there would
+    land in the link's target, over files invlab did not make. The run folder itself may be reached through a
+    link (the user named it); what is inside it came with the folder, maybe from someone else. Folders the
+    command does not write into (a link kept beside the sweeps, checkpoints/ during a sweep) are left alone."""
     folder = Path(folder)
-    for name in _OWN_FOLDERS:
+    for name in names:
         sub = folder / name
         refuse_link(sub)
-        if name in (SWEEP_DIR, TEST_SETS_DIR) and sub.is_dir():
+        if name == TEST_SETS_DIR and sub.is_dir():
             for child in sorted(sub.iterdir()):
                 refuse_link(child)
-                if name == SWEEP_DIR and child.is_dir():
-                    refuse_linked_folders(child)  # a sweep's own test_sets/
-    refuse_link(submitit_dir(folder))
+        if name == UNIT_DIR:
+            refuse_link(submitit_dir(folder))
 
 
 def new_folder(parent: Path, prefix: str = "") -> Path:

@@ -26,13 +26,13 @@ def test_terminal_escapes_in_a_log_are_written_out_not_sent(monkeypatch):
     log = ["\x1b]0;PWNED TITLE\x07\x1b[2J after", "csi \x9b31m"]
     unit = UnitStatus(key="m\x1b[1m-seed0", state="failed", detail="\x1b[31mred", log=log)
     monkeypatch.setattr(status_cli, "folder_status",
-                        lambda path, lines: [RunStatus(values={}, folder=Path("r"), state="failed", units=[unit],
-                                                       sweeps=[("s\x1b[2J", "complete")])])
+                        lambda path, lines: [RunStatus(values={}, folder=Path("r"), state="failed\x1b]0;T\x07",
+                                                       units=[unit], sweeps=[("s\x1b[2J", "complete\x1b[31m")])])
     res = CliRunner().invoke(app, ["status", "anywhere"], env={"COLUMNS": "200"})
     assert res.exit_code == 0, res.output
     assert not any(c in res.output for c in "\x1b\x07\x9b")
     for text in (r"\x1b]0;PWNED TITLE\x07\x1b[2J after", r"csi \x9b31m", r"m\x1b[1m-seed0", r"\x1b[31mred",
-                 r"s\x1b[2J (complete)"):
+                 r"s\x1b[2J (complete\x1b[31m)", r"(failed\x1b]0;T\x07)"):
         assert text in res.output, res.output
 
 

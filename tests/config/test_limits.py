@@ -19,6 +19,14 @@ def test_a_stroke_wider_than_the_canvas_blames_thickness_not_size(thickness):
     assert "[data.size]" not in said and "at most -" not in said  # never a negative size to aim for
 
 
+def test_a_thick_stroke_in_the_position_task_is_judged_by_its_own_rule():
+    """task: position lets the pen overrun the middle by half its width: a stroke wider than half the canvas is
+    not refused for that alone."""
+    cfg = parse_config({**BASE, "data": {"letters": ["A"], "task": "position", "canvas": 16, "size": 6,
+                                         "thickness": [1, 8]}, "sweep": {"mode": "circular"}})
+    assert cfg.data.thickness == [1.0, 8.0]
+
+
 def test_a_letter_too_tall_for_the_canvas_still_blames_size():
     with pytest.raises(ConfigError, match=r"\[data.size\].*lower data.size \(at most 20 px here\)"):
         parse_config({**BASE, "data": {**BASE["data"], "size": 30}})

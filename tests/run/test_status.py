@@ -18,6 +18,7 @@ def test_each_sweep_of_a_run_is_listed_with_its_state(tmp_path_factory):
         (run_dir / SWEEP_DIR / name).mkdir(parents=True)
         (run_dir / SWEEP_DIR / name / META_FILE).write_text(json.dumps(dict(meta, **fields)))
     (run_dir / SWEEP_DIR / "20260103-000000").mkdir()  # no meta.json: a folder left by something else
+    (run_dir / SWEEP_DIR / "latest").symlink_to(run_dir / SWEEP_DIR / "20260101-000000")  # not a sweep of its own
     (status,) = folder_status(run_dir)
     assert status.state == "complete" and {u.state for u in status.units} == {"done"}
     assert status.sweeps == [("20260101-000000", "complete"), ("20260102-000000", "interrupted"),

@@ -188,18 +188,30 @@ def test_a_resumed_run_refuses_a_folder_that_is_a_link(finished_run, tmp_path, v
     assert read_json(run_dir / "meta.json")["status"] == "interrupted"
 
 
-@pytest.mark.parametrize("link", ["sweeps", "sweeps/20260101-000000"])
-def test_a_sweep_refuses_a_sweeps_folder_that_is_a_link(finished_run, tmp_path, link):
+def test_a_sweep_refuses_a_sweeps_folder_that_is_a_link(finished_run, tmp_path):
     run_dir = tmp_path / "quick" / finished_run.name
     shutil.copytree(finished_run, run_dir)
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    (run_dir / link).parent.mkdir(parents=True, exist_ok=True)
-    (run_dir / link).symlink_to(elsewhere)
+    (run_dir / "sweeps").symlink_to(elsewhere)
     res = CliRunner().invoke(app, ["sweep", str(run_dir), "--dx", "0:1", "--quiet"])
     assert res.exit_code == 2 and "Traceback" not in res.output, res.output
-    assert f"{run_dir / link} is a symbolic link" in " ".join(res.output.split())
+    assert f"{run_dir / 'sweeps'} is a symbolic link" in " ".join(res.output.split())
     assert list(elsewhere.iterdir()) == []
+
+
+def test_links_a_sweep_does_not_write_through_are_left_alone(finished_run, tmp_path):
+    """A sweep writes a new folder under sweeps/ and nothing else: a link kept beside the sweeps (latest -> <id>),
+    or checkpoints/ moved to another disk and linked back, does not stop it."""
+    run_dir = tmp_path / "quick" / finished_run.name
+    shutil.copytree(finished_run, run_dir)
+    shutil.move(run_dir / "checkpoints", tmp_path / "big_disk")
+    (run_dir / "checkpoints").symlink_to(tmp_path / "big_disk")
+    (run_dir / "sweeps").mkdir()
+    (run_dir / "sweeps" / "latest").symlink_to(tmp_path / "big_disk")
+    res = CliRunner().invoke(app, ["sweep", str(run_dir), "--dx", "0:1", "--quiet"])
+    assert res.exit_code == 0, res.output
+    assert len([p for p in (run_dir / "sweeps").iterdir() if not p.is_symlink()]) == 1
 
 
 # ----------------------------------------------------------------------------------------------- a full disk
