@@ -29,9 +29,10 @@ import numpy as np
 import torch
 
 from ..core.columns import CONSISTENT, GRID_COLUMNS, REFERENCE, ROBUST
+from ..core.errors import FactoryError
 from ..core.metrics import tv_distance
 from ..data.shifts import grid_points, previous_on_line
-from .tables import ModelKey, SweepResult, tidy_table
+from .tables import ModelKey, SweepResult, model_words, tidy_table
 
 Shift = tuple[float, ...]  # (dx, dy), or a rotate or scale sweep's (angle,) or (scale,)
 ORIGIN: Shift = REFERENCE["translate"]  # the reference shift of flip_rate and prob_change
@@ -146,7 +147,16 @@ class ShiftSums:
 
 
 def sweep_result(sums: dict[ModelKey, ShiftSums], n: int, labelled: bool) -> SweepResult:
-    """The tidy table and clean accuracies of every model's sums over n images."""
+    """The tidy table and clean accuracies of every model's sums over n images. A model whose probabilities were
+    NaN for some image at some shift (NaN or +inf logits) has left NaN in that shift's probability-change sum, which
+    finite outputs never do: it is refused here, once per sweep rather than checked batch by batch."""
+    for key, s in sums.items():
+        bad = np.isnan(s.sums[:, ShiftSums.TV_SUM])
+        if bad.any():
+            shift = s.grid.shifts[int(bad.argmax())]
+            raise FactoryError(f"{model_words(key)} gave NaN or infinite logits at shift {shift}, so the numbers "
+                               f"measured would be NaN: a weight that is NaN or infinite (a training that diverged), "
+                               f"inputs that take it out of range, or a forward that makes them")
     rows = [row for key, s in sums.items() for row in s.rows(key, n, labelled)]
     return SweepResult(table=tidy_table(rows, list(sums)),
                        clean_accuracy={k: s.clean_accuracy(n, labelled) for k, s in sums.items()},

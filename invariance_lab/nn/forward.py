@@ -1,12 +1,13 @@
 """A model's forward pass on one batch of a sweep, a measurement or a training step, held to what the first check
 held it to (factory.check_output, on a small batch before any work). A model of your own can still fail on a later
 batch (a hard-coded batch size, the memory a full batch needs, an input it does not handle), return something else
-than logits, or give NaN. Each is a FactoryError naming the model and the batch (exit 2); the model's own
+than logits. Each is a FactoryError naming the model and the batch (exit 2); the model's own
 exception is chained to it, so `invlab --debug` shows its traceback (and a unit's log, with --jobs). invlab's own
-networks (InvNet) are not wrapped: an error there is invlab's, and keeps its traceback.
+networks (InvNet) are not wrapped: an error there is invlab's, and keeps its traceback. NaN in the outputs is
+found once per sweep, from the sums (eval/accumulate.sweep_result), not batch by batch.
 
     logits = forward(model, x, "model mine")                  # (N, classes) float, or a FactoryError
-    p = probabilities(model, x, "model mine", classes=2)     # its softmax in float32, finite
+    p = probabilities(model, x, "model mine", classes=2)     # its softmax in float32
 """
 
 from __future__ import annotations
@@ -43,11 +44,5 @@ def forward(model: nn.Module, x: torch.Tensor, what: str, classes: int | None = 
 
 
 def probabilities(model: nn.Module, x: torch.Tensor, what: str, classes: int | None = None) -> torch.Tensor:
-    """softmax(model(x)) in float32; NaN anywhere is a FactoryError (every number measured with it would be NaN;
-    a -inf logit is fine: its probability is 0)."""
-    p = torch.softmax(forward(model, x, what, classes).float(), dim=1)
-    if not bool(torch.isfinite(p).all()):
-        raise FactoryError(f"{what} gave NaN or infinite logits on a batch of shape {tuple(x.shape)}, so the numbers "
-                           f"measured would be NaN: a weight that is NaN or infinite (a training that diverged), "
-                           f"inputs that take it out of range, or a forward that makes them")
-    return p
+    """softmax(model(x)) in float32: the probabilities the accumulator sums (eval/accumulate.py)."""
+    return torch.softmax(forward(model, x, what, classes).float(), dim=1)

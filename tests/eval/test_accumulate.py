@@ -10,7 +10,8 @@ from torch import nn
 
 from invariance_lab.data.images import from_tensor
 from invariance_lab.data.shifts import circular_shift, previous_on_line, value_lines
-from invariance_lab.eval.accumulate import ORIGIN, Grid
+from invariance_lab.core.errors import FactoryError
+from invariance_lab.eval.accumulate import ORIGIN, Grid, ShiftSums, sweep_result
 from invariance_lab.eval.engine import allshift_plan, allshift_sweep
 from invariance_lab.eval.stream import stream_sweep
 from invariance_lab.eval.sweep import run_sweep
@@ -142,3 +143,19 @@ def test_a_rotate_grid_is_the_same_accumulator_with_one_column():
         assert turned.table[column].tolist() == [v + ref for v in values]
         assert turned.clean_accuracy == shifted.clean_accuracy and turned.worst_case == shifted.worst_case
         assert Grid([[(v + ref,) for v in values]], transform).origin == (ref,)
+
+
+def test_nan_probabilities_at_any_shift_are_refused_when_the_sums_are_read():
+    """One NaN probability of one image at one shift leaves NaN in that shift's summed change: the sweep is refused
+    naming the model and the shift, however the batch was evaluated (brute force, streaming, the engine)."""
+    grid = Grid([[(-1.0, 0.0), (0.0, 0.0), (1.0, 0.0)]])
+    ref = torch.tensor([[0.9, 0.1], [0.2, 0.8]])
+    sums = ShiftSums(grid)
+    sums.add([ORIGIN], ref[None], ref, None, slice(0, 2))
+    sums.add([(-1.0, 0.0)], ref[None], ref, None, slice(0, 2))
+    assert len(sweep_result({("m", 0): sums}, 2, False).table) == 3  # finite: read as usual
+    bad = ref.clone()
+    bad[1, 0] = float("nan")
+    sums.add([(1.0, 0.0)], bad[None], ref, None, slice(0, 2))
+    with pytest.raises(FactoryError, match=r"model m \(seed 0\) gave NaN or infinite logits at shift \(1.0, 0.0\)"):
+        sweep_result({("m", 0): sums}, 2, False)
