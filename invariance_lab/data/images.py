@@ -182,7 +182,10 @@ def _probe(path: Path) -> tuple[int, int]:
     except InvlabError:
         raise
     except Exception as e:  # Pillow raises many kinds for damaged files
-        raise DataError(f"{path} is not a readable image ({type(e).__name__}: {clip(e)}); remove or replace it") from None
+        # an unidentified file's message names Pillow's file object (<_io.BufferedReader name=3>), not the file
+        why = ("no image format Pillow knows" if isinstance(e, _pillow().UnidentifiedImageError)
+               else f"{type(e).__name__}: {clip(e)}")
+        raise DataError(f"{path} is not a readable image ({why}); remove or replace it") from None
     if fmt not in FORMATS:
         raise DataError(f"{path} holds a {fmt} image, not PNG or JPEG")
     return size

@@ -70,9 +70,9 @@ def _start_worker() -> None:
 
 
 # What a fork server imports once, before it forks each worker: the code every worker runs (a unit, a sweep share),
-# torch with it. Spawned workers each imported it again, ~1.8 s of CPU per worker on a 2-core machine. And
-# torch._dynamo, which torch imports when a process builds its first optimizer (~1 s): once here, not per worker.
-WORKER_MODULES = ["invariance_lab.run.units", "invariance_lab.run.sweep_jobs", "torch._dynamo"]
+# torch with it. Spawned workers each imported it again, ~1.8 s of CPU per worker on a 2-core machine. Not
+# torch._dynamo: the default optimizer does not import it (optimizer.py), and it would add ~70 MB to every worker.
+WORKER_MODULES = ["invariance_lab.run.units", "invariance_lab.run.sweep_jobs"]
 
 
 def _worker_context():

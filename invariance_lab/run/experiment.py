@@ -32,6 +32,7 @@ from ..data.validation import validation_split
 from ..core.environment import environment
 from ..core.progress import time_left
 from ..core.runtime import keeps_threads, resolve_device, set_threads
+from ..core.speed import release_freed_memory
 from ..config.factorial import left_out
 from ..core.errors import InvlabError, choose
 from ..nn.factory import check_models, is_custom, require_trust
@@ -122,6 +123,7 @@ def run_experiment(cfg: Config, *, results_dir: Path, progress: bool = False, fr
         # accuracies a network must beat to show it reads shape
         meta.data["ink_baseline"] = ink_baselines(train_x, train_y, test_x, test_y, len(classes))
         say(battery_words(meta.data["ink_baseline"]))
+        release_freed_memory()  # drawing the letters' temporaries: training does not stack on them (core/speed.py)
         meta.data["timings"]["data_s"] = round(time.perf_counter() - t0, 2)
         reusable = reusable_checkpoints(results_dir, cfg.name, made_with, exclude=run_dir, reuse_old=reuse_old,
                                         resumed=old)

@@ -18,13 +18,13 @@ import torch
 from torch import nn
 
 from ..schema.config import TrainConfig
-from ..schema.train import make_optimizer
 from ..core.progress import progress_bar
 from ..core.columns import EPOCH_KEPT, TRAIN_COLUMNS, VAL_COLUMNS
 from ..core.errors import InvlabError
 from ..data.folder import to_float
 from ..nn.forward import forward
 from ..nn.models import InvNet, build_model, place
+from .optimizer import training_optimizer
 
 
 @torch.inference_mode()
@@ -74,7 +74,7 @@ def train_model(factors: dict, train_x: torch.Tensor, train_y: torch.Tensor, tes
     # images: float, or uint8 pixels of an image folder (data/folder.py), made floats a batch at a time
     model = place(build_model(factors, num_classes=num_classes, canvas=canvas, in_channels=train_x.shape[1]), device)
     gen = torch.Generator().manual_seed(seed)  # batch order and training noise
-    opt = make_optimizer(model.parameters(), cfg)
+    opt = training_optimizer(model.parameters(), cfg, device)
     loss_fn = nn.CrossEntropyLoss()
     what = f"model {label}" if label else "the model"  # in messages: a model of your own may fail on a later batch
     history = []

@@ -37,6 +37,7 @@ from ..store.layout import checkpoint_path, unit_data_path, unit_key, unit_log_p
 from ..store.meta import UnitRecord
 from ..core.runtime import resolve_device, set_threads
 from ..core.columns import EPOCH_KEPT
+from ..core.speed import release_freed_memory
 from .train import kept_row, train_model
 
 
@@ -63,6 +64,7 @@ def train_unit(cfg, name: str, seed: int, settings: dict, data: UnitData, device
     save_checkpoint(checkpoint_path(run_dir, name, seed), model, name=name, seed=seed, data=settings["data"],
                     train=settings["train"], factors=settings["factors"], classes=data.classes, history=hist,
                     epoch_kept=hist.attrs.get(EPOCH_KEPT))
+    release_freed_memory()  # the next unit's batches do not stack on this one's leftovers (core/speed.py)
     return model, hist
 
 

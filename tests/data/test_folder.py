@@ -115,7 +115,7 @@ def test_folder_keys_without_source_folder_are_refused():
 
 
 @pytest.mark.parametrize("damage, says", [
-    ("corrupt", "not a readable image"),
+    ("corrupt", "is not a readable image (no image format Pillow knows)"),
     ("text", "is not a PNG or JPEG image"),
     ("empty_class", "holds no images"),
     ("one_image", "needs at least two per class"),
