@@ -13,8 +13,9 @@ library keeps its own allocator settings.
 release_freed_memory: what keep_freed_memory keeps is handed back at the end of a phase of a run (the data drawn,
 a unit trained: run/experiment.py, run/units.py), so that the next phase does not stack its batches on the last
 one's leftovers. glibc's malloc_trim gives the operating system every free page of the heap; the next phase
-faults its first batch's pages in again, once. With the optimizer of run/optimizer.py, it took the peak memory
-of `invlab run configs/seed_question.yaml` from 462-470 MB to 420-457 MB (bench/seed_question.py, --threads 1).
+faults its first batch's pages in again, once. With the optimizer of run/optimizer.py, it lowered the median
+peak of `invlab run configs/seed_question.yaml --threads 1` from 467 MB (three runs) to 452 MB (six runs,
+420-473 MB: the peak varies that much from run to run; bench/seed_question.py).
 """
 
 from __future__ import annotations

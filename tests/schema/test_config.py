@@ -3,6 +3,7 @@ import inspect
 import math
 import re
 import tracemalloc
+from pathlib import Path
 
 import pytest
 import yaml
@@ -489,3 +490,32 @@ def test_schema_limits_and_configfile_depend_one_way():
     names = [a.name for n in top for a in n.names] + [n.module or "" for n in top if isinstance(n, ast.ImportFrom)]
     assert not [m for m in names if m.split(".")[-1] in ("limits", "safeyaml", "configfile")], names
 
+
+
+def _documented_messages() -> dict[str, str]:
+    """docs/bad_inputs.md: the message its table gives for each test_bad_inputs case (a row naming one id only)."""
+    rows = {}
+    for line in (Path(__file__).resolve().parents[2] / "docs" / "bad_inputs.md").read_text().splitlines():
+        ids = re.findall(r"`test_bad_inputs\[([^\]]+)\]`", line)
+        if len(ids) == 1 and line.startswith("| "):
+            rows[ids[0]] = line.rstrip(" |").split(" | ")[-1].replace("\\|", "|")  # markdown's escaped pipe
+    return rows
+
+
+def test_the_docs_quote_each_bad_input_message_as_it_is(tmp_path):
+    # the table's messages are copied from the command's output: a message reworded in the code must be reworded
+    # there too. The memory refusals name this machine's memory, so they are compared up to it.
+    cases = {c[0]: c[1:] for c in BAD_INPUTS}
+    documented = _documented_messages()
+    assert len(documented) > 50 and set(documented) <= set(cases)
+    stale = []
+    for case, doc in documented.items():
+        text, overrides, _ = cases[case]
+        path = write(tmp_path, text)
+        with pytest.raises(ConfigError) as e:
+            load_config(path, overrides=overrides)
+        said = " ".join(str(e.value).replace(str(path), "cfg.yaml").split())
+        machine = r"this machine has [\d.]+ \w+"
+        if re.sub(machine, "", said) != re.sub(machine, "", " ".join(doc.split())):
+            stale.append(f"{case}:\n  docs: {doc}\n  says: {said}")
+    assert not stale, "docs/bad_inputs.md is stale:\n" + "\n".join(stale)
