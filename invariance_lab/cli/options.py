@@ -18,8 +18,18 @@ from ..core.errors import InvlabError, choose
 out = Console(width=None if sys.stdout.isatty() else 200)
 err = Console(stderr=True)
 
-RESULTS_DIR = typer.Option(Path("results"), "--results-dir", help="Where run folders are created (and found: a "
-                           "finished run of the same config is resumed or reused).")
+def results_dir(value) -> Path:
+    # an empty value (an unset shell variable, `--results-dir "$OUT"`) would be the working directory
+    if not str(value).strip():
+        err.print("error: --results-dir is empty (an unset shell variable?); name a folder, e.g. --results-dir "
+                  "results", style="red", highlight=False, markup=False, soft_wrap=True)
+        raise typer.Exit(2)
+    return Path(value)
+
+
+RESULTS_DIR = typer.Option(Path("results"), "--results-dir", parser=results_dir, metavar="<path>",
+                           help="Where run folders are created (and found: a finished run of the same config is "
+                           "resumed or reused).")
 QUIET = typer.Option(False, "--quiet", "-q", help="No progress bars or progress messages.")
 THREADS = typer.Option(None, "--threads", min=1, help="torch threads (default: one per free core: torch's own count, "
                        "less the cores other processes keep busy); recorded in meta.json with why.")

@@ -16,6 +16,7 @@ from ..report.command import make_report
 from ..report.display import FORMATS, render
 from ..report.tables import AXES, BY
 from .options import choice, err, line, out
+from .options import results_dir as results_dir_option
 
 
 def report_cli(paths: List[Path] = typer.Argument(None, help="Run or sweep folders (default: the newest run)."),
@@ -27,7 +28,7 @@ def report_cli(paths: List[Path] = typer.Argument(None, help="Run or sweep folde
                drop_chance: bool = typer.Option(False, "--drop-chance", help="Leave out seeds at chance (clean accuracy within 5 points of 1/classes): their consistency says nothing."),
                html: Optional[Path] = typer.Option(None, "--html", help="Also write one self-contained HTML page (tables, plots, the test letters as the networks saw them, animations) to this file."),
                wide: bool = typer.Option(False, "--wide", help="Terminal tables with every column (default: the main ones, to fit 100 columns; markdown and csv always have every column)."),
-               results_dir: Path = typer.Option(Path("results"), "--results-dir", help="Where to look for the newest run when no folder is given."),
+               results_dir: Path = typer.Option(Path("results"), "--results-dir", parser=results_dir_option, metavar="<path>", help="Where to look for the newest run when no folder is given."),
                force: bool = typer.Option(False, "--force", help="Replace an existing --html page or --plot PNG that invlab did not write (without it, only invlab's own files are replaced).")):
     """Compare models (mean ± 95% CI over seeds) across one or more runs and sweeps; optionally plot, or write
     the whole report as one HTML page."""

@@ -72,3 +72,13 @@ def test_a_list_option_that_names_nothing_is_refused(args):
     res = CliRunner().invoke(app, args)
     assert res.exit_code == 2 and "Traceback" not in res.output, res.output
     assert "names nothing" in res.output and args[-2] in res.output
+
+
+@pytest.mark.parametrize("command", [["run", "configs/quick.yaml"], ["sweep", "results/quick/x"], ["report"],
+                                     ["claims", "configs/question_claims.yaml"],
+                                     ["measure", "--model", "m:f", "--images", "imgs"]])
+def test_an_empty_results_dir_is_refused_not_read_as_the_working_directory(command, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    res = runner.invoke(app, [*command, "--results-dir", ""])
+    assert res.exit_code == 2 and "--results-dir is empty" in res.output, res.output
+    assert list(tmp_path.iterdir()) == []  # nothing made in the working directory
