@@ -18,12 +18,17 @@ from ..core.errors import InvlabError, choose
 out = Console(width=None if sys.stdout.isatty() else 200)
 err = Console(stderr=True)
 
+def _refuse(message: str):
+    """A bad option value, found while the options are parsed (before the command's own error handling): one
+    paragraph, exit 2."""
+    err.print(f"error: {message}", style="red", highlight=False, markup=False, soft_wrap=True)
+    raise typer.Exit(2)
+
+
 def results_dir(value) -> Path:
     # an empty value (an unset shell variable, `--results-dir "$OUT"`) would be the working directory
     if not str(value).strip():
-        err.print("error: --results-dir is empty (an unset shell variable?); name a folder, e.g. --results-dir "
-                  "results", style="red", highlight=False, markup=False, soft_wrap=True)
-        raise typer.Exit(2)
+        _refuse("--results-dir is empty (an unset shell variable?); name a folder, e.g. --results-dir results")
     return Path(value)
 
 
@@ -46,8 +51,7 @@ def choice(default, flag: str, choices, help: str, *aliases: str):
             try:
                 choose(flag, value, names)
             except InvlabError as e:
-                err.print(f"error: {e}", style="red", highlight=False, markup=False, soft_wrap=True)
-                raise typer.Exit(2) from None
+                _refuse(str(e))
         return value
 
     def complete(incomplete: str) -> list[str]:  # the shell's completion (invlab --install-completion)
