@@ -5,7 +5,7 @@ measured side by side in one process.
 
 For each model of configs/seed_question.yaml, built from the same seed in both layouts (models.place gives the
 channels_last one):
-- forward: evaluation passes over 500 random 32 x 32 images in batches of 128 (the sweep's default batch);
+- forward: evaluation passes over 500 random 32 x 32 images in batches of 128;
 - train step: 10 Adam steps on a batch of 64 (the config's batch size).
 Runs alternate between the layouts and the median of --repeats is reported, so background load hits both alike;
 the ratio is default time / channels_last time (> 1: channels_last is faster). The last column is the largest

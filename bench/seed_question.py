@@ -7,7 +7,9 @@ results folder) and reads that process's wall time, user and system CPU time and
 (os.wait4, as /usr/bin/time does). Prints every repeat and the median, with the load average before and after:
 other processes on the machine slow it down. --baseline DIR also times the code in DIR (an export of an earlier
 commit: its invariance_lab/ and configs/), alternating with this checkout's repeat by repeat, so both see the
-same load. Targets (the "fast and exact" issue): <= 60 s and <= 500 MB on the quiet 2-core machine.
+same load. Targets: <= 60 s wall and a peak of <= 450 MB on the quiet 2-core machine. The peak varies by about
++-20 MB between identical runs (docs/speed.md), so it is printed as the largest, the median and the count of runs
+within the target.
 """
 
 from __future__ import annotations
@@ -64,13 +66,15 @@ def main():
             base.append(once(args.threads, args.baseline.resolve()))
             print(line(f"baseline run {i + 1}", base[-1]), flush=True)
     wall = statistics.median(r["wall"] for r in runs)
-    peak = max(r["peak_mb"] for r in runs)
+    peaks = [r["peak_mb"] for r in runs]
+    peak, within = max(peaks), sum(p <= 450 for p in peaks)
     if base:
         print(f"baseline: median wall {statistics.median(r['wall'] for r in base):.1f} s, peak "
               f"{max(r['peak_mb'] for r in base):.0f} MB; this checkout {statistics.median(r['wall'] for r in base) / wall:.2f}x "
               "faster")
-    print(f"median wall {wall:.1f} s (target <= 60 s: {'met' if wall <= 60 else 'not met'}); peak {peak:.0f} MB "
-          f"(target <= 500 MB: {'met' if peak <= 500 else 'not met'}); load average {os.getloadavg()[0]:.2f} at the end")
+    print(f"median wall {wall:.1f} s (target <= 60 s: {'met' if wall <= 60 else 'not met'}); peak {peak:.0f} MB, "
+          f"median {statistics.median(peaks):.0f} MB, {within} of {len(peaks)} runs <= 450 MB (target: "
+          f"{'met' if within == len(peaks) else 'not met'}); load average {os.getloadavg()[0]:.2f} at the end")
 
 
 if __name__ == "__main__":

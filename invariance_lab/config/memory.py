@@ -22,12 +22,12 @@ from ..nn.models import block_downsamples
 from ..schema.config import Config
 from ..schema.data import DataConfig
 from ..schema.sweep import SweepConfig, axis
+from ..schema.train import EVAL_BATCH
 from .limits import _glyph_stats, letter_size, shift_problem
 from .models import resolved_models
 
 MEMORY_CAP = 4 * 2**30  # run memory limit: the smaller of this and half the physical memory (memory_limit)
 RENDER_CHUNK = 256  # images letters.render draws at once (its `chunk`): sets the renderer's scratch memory
-EVAL_BATCH = 128  # images run/train.py's evaluate_accuracy passes at once (test accuracy during training)
 
 
 def memory_limit() -> tuple[int, str]:

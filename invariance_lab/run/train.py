@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from ..schema.config import TrainConfig
+from ..schema.train import EVAL_BATCH
 from ..core.progress import progress_bar
 from ..core.columns import EPOCH_KEPT, TRAIN_COLUMNS, VAL_COLUMNS
 from ..core.errors import InvlabError
@@ -28,9 +29,9 @@ from .optimizer import training_optimizer
 
 
 @torch.inference_mode()
-def evaluate_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, device, batch_size: int = 128,
+def evaluate_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, device, batch_size: int = EVAL_BATCH,
                       what: str = "the model") -> float:
-    # 128 images at a time: the activations of 1000 at once were most of a run's peak memory
+    # EVAL_BATCH images at a time (schema/train.py): the activations of 1000 at once were most of a run's peak memory
     model.eval()
     hits = 0
     for i in range(0, len(y), batch_size):
@@ -40,7 +41,7 @@ def evaluate_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, device
 
 
 @torch.inference_mode()
-def evaluate_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, device, batch_size: int = 128,
+def evaluate_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, device, batch_size: int = EVAL_BATCH,
                   what: str = "the model"):
     """(mean cross-entropy loss, accuracy) on the images: a validation pass (no random numbers)."""
     model.eval()

@@ -272,3 +272,24 @@ def test_circular_network_with_total_stride_8_is_exactly_invariant_to_a_16_pixel
     with torch.no_grad():
         assert torch.allclose(net(torch.roll(x, 16, 2)), net(x), atol=1e-5)
         assert not torch.allclose(net(torch.roll(x, 4, 2)), net(x), atol=1e-5)  # 4 px: not a multiple of 8
+
+
+@pytest.mark.parametrize("config", ["seed_question.yaml", "where_invariance_comes_from.yaml"])
+def test_outputs_do_not_depend_on_the_batch_they_are_computed_in(config, one_thread):
+    """schema/sweep.py's batch_size note: every network of a config gives the same bits for an image in batches of
+    32, 64 or 128 (the sweep's and the test pass's batches are memory and speed only, but for prob_change's sums)."""
+    from conftest import ROOT
+
+    from invariance_lab.config.load import load_config
+    from invariance_lab.config.models import resolved_models
+
+    cfg = load_config(ROOT / "configs" / config)
+    x = torch.rand(200, 1, cfg.data.canvas, cfg.data.canvas, generator=torch.Generator().manual_seed(0))
+    for name, factors in resolved_models(cfg).items():
+        torch.manual_seed(0)
+        model = place(build_model(factors, num_classes=2, canvas=cfg.data.canvas), torch.device("cpu")).eval()
+        with torch.inference_mode():
+            whole = model(x)
+            for batch in (32, 64, 128):
+                parts = torch.cat([model(x[i:i + batch]) for i in range(0, len(x), batch)])
+                assert torch.equal(parts, whole), (name, batch, float((parts - whole).abs().max()))
