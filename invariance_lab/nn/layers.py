@@ -78,9 +78,11 @@ def binomial_filter(size: int) -> torch.Tensor:
     """
     if not 1 <= size <= MAX_BLUR_SIZE:
         raise LayerConfigError(f"blur size must be in 1..{MAX_BLUR_SIZE}; got {size}")
-    row = torch.tensor([math.comb(size - 1, k) for k in range(size)], dtype=torch.float64)
-    row = row / row.sum()
-    return torch.outer(row, row).to(torch.float32)
+    # in Python floats, then one tensor: no tensor arithmetic, which on torch's meta device (store/checkpoints.py
+    # builds models there for their shapes) runs through torch's Python reference ops and imports its compiler
+    # stack. The values are exact either way: C(size-1, k) / 2**(size-1) is a dyadic fraction.
+    row = [math.comb(size - 1, k) / 2 ** (size - 1) for k in range(size)]
+    return torch.tensor([[a * b for b in row] for a in row], dtype=torch.float32)
 
 
 class Pad2d(nn.Module):

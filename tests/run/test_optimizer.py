@@ -1,11 +1,9 @@
 """optimizer.py: CpuAdam's weights are torch.optim.Adam's bit for bit (so runs keep their numbers), it is chosen only
 where it is that, and training with it leaves torch's compiler stack unimported."""
 
-import subprocess
-import sys
-
 import pytest
 import torch
+from conftest import imports_compiler_stack
 
 from invariance_lab.core.errors import InvlabError
 from invariance_lab.nn.models import build_model, place, resolve_spec
@@ -86,14 +84,10 @@ def test_cpu_adam_only_where_it_is_torch_adam(train, plain):
 
 
 def test_training_does_not_import_the_compiler_stack():
-    # a process of its own: this one may have imported torch._dynamo already
-    code = ("import sys, torch\n"
-            "from invariance_lab.run.train import train_model\n"
-            "from invariance_lab.nn.models import resolve_spec\n"
-            "from invariance_lab.schema.train import TrainConfig\n"
-            "x, y = torch.rand(8, 1, 8, 8), torch.arange(8) % 2\n"
-            "train_model(resolve_spec({'arch': 'conv_gap', 'channels': [2]}), x, y, x, y, TrainConfig(epochs=1),"
-            " noise=0.0, seed=0, num_classes=2, canvas=8, device=torch.device('cpu'))\n"
-            "print('torch._dynamo' in sys.modules)\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "False"
+    assert not imports_compiler_stack(
+        "from invariance_lab.run.train import train_model\n"
+        "from invariance_lab.nn.models import resolve_spec\n"
+        "from invariance_lab.schema.train import TrainConfig\n"
+        "x, y = torch.rand(8, 1, 8, 8), torch.arange(8) % 2\n"
+        "train_model(resolve_spec({'arch': 'conv_gap', 'channels': [2]}), x, y, x, y, TrainConfig(epochs=1),"
+        " noise=0.0, seed=0, num_classes=2, canvas=8, device=torch.device('cpu'))")
