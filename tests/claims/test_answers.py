@@ -4,7 +4,6 @@ refusal comes before any work (no run folder is made)."""
 
 import os
 
-import pytest
 from conftest import ROOT
 from typer.testing import CliRunner
 

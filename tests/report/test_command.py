@@ -3,7 +3,6 @@ device, a FIFO or a folder; an existing file invlab did not write needs --force.
 
 import os
 import stat
-from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
