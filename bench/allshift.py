@@ -36,7 +36,7 @@ from invariance_lab.data.shifts import circular_shift, grid_points, shift_lines
 from invariance_lab.eval.sweep import every_roll, run_sweep
 from invariance_lab.run.train import train_model
 
-TARGETS = dict(all_shifts=50.0, grid=20.0, tv=1e-6)  # for max pooling + global average (issue 12)
+TARGETS = dict(all_shifts=50.0, grid=20.0, tv=1e-6)  # for max pooling + global average (docs/speed.md)
 
 
 def timed(fn, *args) -> float:

@@ -138,7 +138,7 @@ def test_claims_writes_into_its_run_folder_unless_told(answered, tmp_path):
     assert res.exit_code == 0, res.output
 
 
-# ------------------------------------------------------------------------------ issue 21: claims 2 and 5, the table
+# ------------------------------------------------------------------------------------------- claims 2 and 5, the table
 
 
 def test_claim_2_moves_the_part_whose_removal_changes_the_most_predictions(answered):

@@ -234,7 +234,7 @@ def test_a_folder_that_cannot_be_read_is_named(folder, monkeypatch):
         _cfg(folder)
 
 
-# ------------------------------------------------------- changed inputs are noticed (issue 20, point 4)
+# ------------------------------------------------------------------------------------- changed inputs are noticed
 def _two_classes_of_equal_sized_files(root):
     """cat/ all white, dog/ all black, stored uncompressed: every file has the same size."""
     for cls, value in (("cat", 255), ("dog", 0)):

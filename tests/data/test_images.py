@@ -77,7 +77,7 @@ def test_tensors_and_labels():
         from_tensor(torch.zeros(8))
 
 
-# ---------------------------------------------------------------- pixels read as what they are (issue 20, point 5)
+# -------------------------------------------------------------------------------------- pixels read as what they are
 def _one(tmp_path, save, name="x.png", colour="grey", size=None):
     """Writes one image with `save(path)` into a fresh folder and reads it back: (C, H, W) floats."""
     folder = tmp_path / "one"

@@ -72,7 +72,7 @@ def test_test_every_skips_test_passes_without_changing_a_weight(one_thread):
     assert "test_every" not in every.model_dump() and last.model_dump()["test_every"] == 0  # fingerprints kept
 
 
-# ------------------------------------------------------------------ validation: select: best_val, patience (issue 22)
+# --------------------------------------------------------------------------- validation: select: best_val, patience
 def _with_val(cfg, flipped=True, seed=0):
     """Training on _task with a validation set whose labels are flipped: the better the network learns, the
     higher its validation loss, so the lowest one comes early and patience has something to stop."""

@@ -265,7 +265,7 @@ def test_bad_inputs(tmp_path, text, overrides, needles):
 
 
 def test_huge_test_set_is_refused_before_any_allocation(tmp_path):
-    """Issue 1: 10**9 test images was an 8 GB allocation and a traceback; now an estimate, the rule and the key.
+    """10**9 test images was an 8 GB allocation and a traceback; now an estimate, the rule and the key.
     (How long the refusal takes: bench/config_refusals.py.)"""
     tracemalloc.start()
     try:
@@ -293,7 +293,7 @@ def test_memory_rule_and_estimate_of_the_shipped_configs(quick_config_path):
 
 
 def test_seeds_are_32_bit(tmp_path):
-    """Issue 2: a seed of 99999999999999999999 gave a traceback."""
+    """a seed of 99999999999999999999 gave a traceback."""
     assert parse_config({"seeds": [0, 2**32 - 1], "data": {"seed": 2**32 - 1}}).seeds == [0, 2**32 - 1]
     for raw, key in [({"seeds": [99999999999999999999]}, "[seeds.0]"), ({"data": {"seed": 2**32}}, "[data.seed]"),
                      ({"data": {"seed": -1}}, "[data.seed]")]:
@@ -302,7 +302,7 @@ def test_seeds_are_32_bit(tmp_path):
 
 
 def test_alias_bomb_is_refused_at_once(tmp_path):
-    """Issue 3: nine levels of nine aliases hung, growing past 1.8 GB, in the error formatter's repr(). Refused
+    """nine levels of nine aliases hung, growing past 1.8 GB, in the error formatter's repr(). Refused
     before anything grows: at most a few MiB in Python objects (tens of KiB when written; how long it takes:
     bench/config_refusals.py)."""
     tracemalloc.start()
@@ -360,7 +360,7 @@ STRICT = [  # (id, config text, key, a string the message must contain)
 
 @pytest.mark.parametrize("text, key, needle", [c[1:] for c in STRICT], ids=[c[0] for c in STRICT])
 def test_strict_types(tmp_path, text, key, needle):
-    """Issue 4: no booleans or strings for numbers, finite floats only."""
+    """no booleans or strings for numbers, finite floats only."""
     with pytest.raises(ConfigError) as e:
         load_config(write(tmp_path, text))
     assert key in str(e.value) and needle in str(e.value)
@@ -374,7 +374,7 @@ def test_numbers_people_write_are_accepted(tmp_path):
 
 
 def test_empty_file_is_refused_with_an_example(tmp_path):
-    """Issue 5: an empty file ran a default experiment."""
+    """an empty file ran a default experiment."""
     for text in ["", "\n\n", "# comment only\n", "---\n", "~\n"]:
         with pytest.raises(ConfigError) as e:
             load_config(write(tmp_path, text))
@@ -384,7 +384,7 @@ def test_empty_file_is_refused_with_an_example(tmp_path):
 
 
 def test_one_class_is_refused_but_fine_for_the_position_task():
-    """Issue 6: one letter is one class; the position task's classes are the two halves."""
+    """one letter is one class; the position task's classes are the two halves."""
     with pytest.raises(ConfigError, match=r"\[data.letters\] task: letter needs at least two letters"):
         parse_config({"data": {"letters": ["A"]}})
     cfg = parse_config({"data": {"letters": ["A"], "task": "position", "size": 10}, "sweep": {"mode": "circular"}})
@@ -392,7 +392,7 @@ def test_one_class_is_refused_but_fine_for_the_position_task():
 
 
 def test_letters_must_fit_the_canvas():
-    """Issue 7: the largest letter (size * (1 + jitter) + the thickest stroke, widest glyph) must fit."""
+    """the largest letter (size * (1 + jitter) + the thickest stroke, widest glyph) must fit."""
     assert parse_config({"data": {"size": 27.27}}).data.size == 27.27  # 27.27 * 1.1 + 2 = 31.997 <= 32
     with pytest.raises(ConfigError, match=r"\[data.size\].*at most 27.27 px"):
         parse_config({"data": {"size": 27.3}})
@@ -404,7 +404,7 @@ def test_letters_must_fit_the_canvas():
 
 
 def test_sweep_shifts_must_keep_the_letter_in_the_frame():
-    """Issue 8: shifts that blank every image (canvas) or repeat a smaller roll (circular) are refused."""
+    """shifts that blank every image (canvas) or repeat a smaller roll (circular) are refused."""
     data = parse_config({}).data
     _, width, _ = letter_size(data)
     edge = 16 + width / 2
@@ -437,14 +437,14 @@ SET_STRINGS = [  # (id, overrides on configs/quick.yaml, a string the message mu
 
 @pytest.mark.parametrize("overrides, needle", [c[1:] for c in SET_STRINGS], ids=[c[0] for c in SET_STRINGS])
 def test_malformed_set_strings(quick_config_path, overrides, needle):
-    """Issue 9: every malformed --set is a clean message."""
+    """every malformed --set is a clean message."""
     with pytest.raises(ConfigError) as e:
         load_config(quick_config_path, overrides=overrides)
     assert needle in str(e.value) and len(str(e.value)) < 2500
 
 
 def test_parse_range_and_check_range_are_public():
-    """Issue 10: the CLI's START:STOP[:STEP] parser lives here, with the config's range rules."""
+    """the CLI's START:STOP[:STEP] parser lives here, with the config's range rules."""
     assert parse_range("-4:4:0.5", "--dx") == [-4.0, 4.0, 0.5]
     assert parse_range("3", "--dy") == [3.0, 3.0, 1.0]
     assert check_range([0, 2], "dx") == [0.0, 2.0, 1.0]
@@ -455,7 +455,7 @@ def test_parse_range_and_check_range_are_public():
 
 
 def test_every_field_has_a_comment():
-    """Issue 11: every config field carries a one-line comment, as the README's configuration reference."""
+    """every config field carries a one-line comment, as the README's configuration reference."""
     schemas = {c.__name__ for c in (Config, DataConfig, ModelSpec, TrainConfig, SweepConfig)}
     seen = set()
     for module in {inspect.getmodule(c) for c in (Config, DataConfig, ModelSpec, TrainConfig, SweepConfig)}:

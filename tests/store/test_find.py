@@ -99,7 +99,7 @@ def test_studies_lists_readable_studies_oldest_first(tmp_path):
     assert [f.name for f, s in studies(tmp_path, "x")] == ["study-1", "study-2"]
 
 
-# ------------------------------------------- reuse keys on what a checkpoint was trained with (issue 20, point 4)
+# ------------------------------------------------------------ reuse keys on what a checkpoint was trained with
 OURS = dict(invlab="0.1.0", torch="2.13", fonts={"futural": "f0"})
 
 
