@@ -2,6 +2,7 @@
 sweep.yaml, read back by load_result and shown by `invlab report`; a sweep without it writes no lie.csv."""
 
 import json
+import re
 
 import pandas as pd
 import yaml
@@ -44,3 +45,20 @@ def test_without_metric_no_lie_csv_and_a_bad_metric_is_refused(tmp_path_factory)
     assert load_result(folder).lie is None
     bad = CliRunner().invoke(app, ["sweep", str(run_dir), "--metric", "lei"])
     assert bad.exit_code == 2 and "unknown --metric 'lei'" in bad.output and "lie" in bad.output
+
+
+def test_the_docs_quote_the_shift_option_messages_as_they_are(tmp_path):
+    """docs/bad_inputs.md's table of `invlab sweep RUN --dx '...'` rows: each message as the command prints it
+    (exit 2, before the run folder is looked at), so a message reworded in the code must be reworded there."""
+    from conftest import ROOT
+
+    rows = re.findall(r"^\| `invlab sweep RUN --dx '([^']*)'` \| [^|]+ \| (.+) \|$",
+                      (ROOT / "docs" / "bad_inputs.md").read_text(), flags=re.M)
+    assert len(rows) >= 7
+    stale = []
+    for value, message in rows:
+        res = CliRunner().invoke(app, ["sweep", str(tmp_path / "no_such_run"), "--dx", value])
+        said = " ".join(res.output.split()).removeprefix("error: ")
+        if res.exit_code != 2 or said != message.replace("\\|", "|"):
+            stale.append(f"--dx {value!r}: exit {res.exit_code}\n  docs: {message}\n  says: {said}")
+    assert not stale, "docs/bad_inputs.md is stale:\n" + "\n".join(stale)
