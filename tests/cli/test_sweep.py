@@ -6,7 +6,7 @@ import re
 
 import pandas as pd
 import yaml
-from conftest import untrained_quick_run
+from conftest import ROOT, untrained_quick_run
 from typer.testing import CliRunner
 
 from invariance_lab.cli.main import app
@@ -50,8 +50,6 @@ def test_without_metric_no_lie_csv_and_a_bad_metric_is_refused(tmp_path_factory)
 def test_the_docs_quote_the_shift_option_messages_as_they_are(tmp_path):
     """docs/bad_inputs.md's table of `invlab sweep RUN --dx '...'` rows: each message as the command prints it
     (exit 2, before the run folder is looked at), so a message reworded in the code must be reworded there."""
-    from conftest import ROOT
-
     rows = re.findall(r"^\| `invlab sweep RUN --dx '([^']*)'` \| [^|]+ \| (.+) \|$",
                       (ROOT / "docs" / "bad_inputs.md").read_text(), flags=re.M)
     assert len(rows) >= 7

@@ -5,7 +5,10 @@ import itertools
 
 import pytest
 import torch
+from conftest import ROOT
 
+from invariance_lab.config.load import load_config
+from invariance_lab.config.models import resolved_models
 from invariance_lab.core.errors import InvlabError
 from invariance_lab.nn.block import ConvBlock
 from invariance_lab.nn.downsample import DOWNSAMPLES
@@ -278,11 +281,6 @@ def test_circular_network_with_total_stride_8_is_exactly_invariant_to_a_16_pixel
 def test_outputs_do_not_depend_on_the_batch_they_are_computed_in(config, one_thread):
     """schema/sweep.py's batch_size note: every network of a config gives the same bits for an image in batches of
     32, 64 or 128 (the sweep's and the test pass's batches are memory and speed only, but for prob_change's sums)."""
-    from conftest import ROOT
-
-    from invariance_lab.config.load import load_config
-    from invariance_lab.config.models import resolved_models
-
     cfg = load_config(ROOT / "configs" / config)
     x = torch.rand(200, 1, cfg.data.canvas, cfg.data.canvas, generator=torch.Generator().manual_seed(0))
     for name, factors in resolved_models(cfg).items():
