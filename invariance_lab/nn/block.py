@@ -44,7 +44,11 @@ class ConvBlock(nn.Module):
         self.pad = nn.Identity() if self_pad else _same_pad(padding, kernel, conv=True)
         self.conv = nn.Conv2d(in_ch, out_ch, kernel, stride=self.kind.conv_stride, padding=lo if self_pad else 0,
                               bias=bias)
-        self.act = self.kind.activation(out_ch) if self.kind.activation else nn.ReLU()  # afc: alias-free
+        # The ReLU writes over the conv's output, which nothing else reads (the conv's backward needs its input, not
+        # its output, so it was freed right after the ReLU anyway): the same numbers without a second map allocated
+        # per block and step, which left the heap more scattered (docs/speed.md). afc puts its alias-free
+        # activation in the ReLU's place.
+        self.act = self.kind.activation(out_ch) if self.kind.activation else nn.ReLU(inplace=True)
         self.down = self.kind.build(out_ch, padding, blur_size)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -1,14 +1,16 @@
 """Tests for invariance_lab.nn.block and the padding registry (nn/layers.py) it reads: full padding (k-1 zeros on
-each side of a conv, the map grows by k-1: Kayhan & van Gemert 2020) and convolutions without bias. The other
-padding kinds and every downsampling kind are tested in test_layers.py."""
+each side of a conv, the map grows by k-1: Kayhan & van Gemert 2020), convolutions without bias, and the ReLU
+that works in place. The other padding kinds and every downsampling kind are tested in test_layers.py."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from invariance_lab.nn.block import ConvBlock
+from invariance_lab.nn.downsample import DOWNSAMPLES
 from invariance_lab.nn.layers import PADDINGS, LayerConfigError, Pad2d
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -78,3 +80,31 @@ def test_the_padding_registry_says_how_much_each_kind_pads():
     assert PADDINGS["valid"].amounts(5, conv=True) == (0, 0)
     with pytest.raises(LayerConfigError, match="valid"):
         Pad2d("valid", 1, 1, 1, 1)  # 'valid' pads nothing: no Pad2d
+
+
+@pytest.mark.parametrize("downsample", sorted(DOWNSAMPLES))
+def test_the_in_place_relu_gives_the_numbers_of_a_separate_one(downsample):
+    """The ReLU writes over the conv's output instead of allocating a map of its own: outputs, input gradients
+    and weight gradients are those of the same block with a ReLU that makes a new tensor, bit for bit, in
+    training and evaluation (afc keeps its own activation). Were anything to read the conv's output after the
+    ReLU, the backward pass would raise or the gradients differ."""
+    torch.manual_seed(0)
+    block = ConvBlock(2, 4, kernel=3, padding="circular", downsample=downsample, blur_size=3)
+    separate = ConvBlock(2, 4, kernel=3, padding="circular", downsample=downsample, blur_size=3)
+    separate.load_state_dict(block.state_dict())
+    if isinstance(block.act, nn.ReLU):
+        assert block.act.inplace
+        separate.act = nn.ReLU()
+    x = torch.randn(3, 2, 16, 16)
+    for train in (True, False):
+        block.train(train), separate.train(train)
+        xs, outs = [x.clone().requires_grad_(), x.clone().requires_grad_()], []
+        for m, xi in zip((block, separate), xs):
+            torch.manual_seed(1)  # lps samples with Gumbel noise in training: the same noise for both
+            out = m(xi)
+            (out * torch.linspace(-1, 1, out.numel()).reshape(out.shape)).sum().backward()
+            outs.append(out)
+        assert torch.equal(outs[0], outs[1]) and torch.equal(xs[0].grad, xs[1].grad)
+        for (name, a), b in zip(block.named_parameters(), separate.parameters()):
+            assert (a.grad is None and b.grad is None) or torch.equal(a.grad, b.grad), name  # lps's scores: eval
+        block.zero_grad(), separate.zero_grad()
