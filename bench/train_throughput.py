@@ -33,7 +33,8 @@ from invariance_lab.config.load import load_config
 from invariance_lab.data.datasets import evaluation_set, glyph_table, training_set
 from invariance_lab.nn.models import build_model, place
 from invariance_lab.core.speed import keep_freed_memory
-from invariance_lab.run.train import make_optimizer, train_model
+from invariance_lab.run.optimizer import training_optimizer
+from invariance_lab.run.train import train_model
 from invariance_lab.config.models import resolved_models
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,7 +43,8 @@ ROOT = Path(__file__).resolve().parents[1]
 def bare(factors, x, y, cfg, epochs: int, seed: int) -> float:
     torch.manual_seed(seed)
     model = place(build_model(factors, num_classes=2, canvas=x.shape[-1]), torch.device("cpu"))  # invlab's layout
-    opt, loss_fn = make_optimizer(model.parameters(), cfg.train), nn.CrossEntropyLoss()
+    opt = training_optimizer(model.parameters(), cfg.train, torch.device("cpu"))  # the optimizer invlab trains with
+    loss_fn = nn.CrossEntropyLoss()
     gen = torch.Generator().manual_seed(seed)
     batches = []
     for _ in range(epochs):
