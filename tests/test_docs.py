@@ -1,6 +1,7 @@
 """The docs cannot drift from the code: the generated pages (docs/gen_reference.py) equal what the code gives now,
 the README keeps the test command CI runs, and every `invlab` example in a bash block of the README or docs/ is
-run here, or says on its line or in its block why it is not (training takes minutes; a run folder is needed)."""
+run here, or says on its line or in its block why it is not (training takes minutes; a run folder is needed);
+the files and the tests the pages name exist."""
 
 from __future__ import annotations
 
@@ -96,3 +97,28 @@ def test_the_readmes_relative_links_resolve():
     text = (ROOT / "README.md").read_text(encoding="utf-8")
     targets = [t.split("#")[0] for t in re.findall(r"\]\(([^)\s]+)\)", text) if not re.match(r"\w+://", t)]
     assert targets and not [t for t in targets if t and not (ROOT / t).exists()]
+
+
+def _text() -> str:
+    """The README, CONTRIBUTING.md and every page of docs/, as one text."""
+    return "\n".join(p.read_text(encoding="utf-8") for p in [ROOT / "CONTRIBUTING.md", *_pages()])
+
+
+def test_the_files_the_docs_name_exist():
+    """A path in the docs (invariance_lab/..., tests/..., bench/..., configs/...) names a file of the checkout: a
+    moved or renamed module fails here, not in a reader's hands."""
+    named = set(re.findall(r"\b((?:invariance_lab|tests|bench|configs)/[\w/.-]*\w\.(?:py|yaml))\b", _text()))
+    assert len(named) > 50
+    assert not sorted(p for p in named if not (ROOT / p).is_file())
+
+
+def test_the_tests_the_docs_cite_exist():
+    """docs/bad_inputs.md and the other pages cite the test that checks each case: every `test_...` name they
+    quote is a test function or test module of the suite, or a name of the code (a key such as train.test_every)."""
+    tests = [p.read_text(encoding="utf-8") for p in (ROOT / "tests").rglob("*.py")]
+    known = {n for t in tests for n in re.findall(r"^\s*def (test_\w+)", t, flags=re.M)}
+    known |= {p.stem for p in (ROOT / "tests").rglob("test_*.py")}
+    code = "\n".join(p.read_text(encoding="utf-8") for p in (ROOT / "invariance_lab").rglob("*.py"))
+    cited = set(re.findall(r"`(test_\w+)(?:\[[^\]`]*\])?", _text()))
+    assert len(cited) > 50
+    assert not sorted(n for n in cited if n not in known and not re.search(rf"\b{n}\b", code))
