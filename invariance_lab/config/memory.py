@@ -106,8 +106,8 @@ def _network_memory(cfg: Config) -> tuple[int, str]:
     seed is held for the sweep, and one trains at a time (its gradients and two Adam moments: 3 more copies of its
     weights). Training keeps about three maps of a block's input size per block for the backward pass (the
     ReLU's output, written over the conv's, and the downsampling stages': a stride-1 max pooling and a blur keep
-    full-size maps), and as much again for their gradients; evaluation (inference mode) needs about two maps at a time, a block's input and
-    output."""
+    full-size maps), and as much again for their gradients; evaluation (inference mode) needs about two maps at a
+    time, a block's input and output."""
     if cfg.data.source == "folder":
         classes = len(folder_split(cfg.data).classes)
     else:
