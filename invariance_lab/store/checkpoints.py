@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import pickle
+import warnings
 from pathlib import Path
 
 import pandas as pd
@@ -109,13 +110,23 @@ def _unfit(path: Path, e: Exception) -> CheckpointError:
                            f"({type(e).__name__}: {clip(e, 200)})")
 
 
+def load_tensors(path: Path, map_location) -> object:
+    """torch.load with weights_only=True: tensors and plain values, never code (pickle.UnpicklingError otherwise).
+    torch's warning about a pickle protocol other than its own (a crafted file, or one saved with another
+    protocol) is not passed on: it asks the reader to report it to torch, and the file is read or refused either
+    way."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
+        return torch.load(path, map_location=map_location, weights_only=True)
+
+
 def read_checkpoint(path: Path, device: torch.device, expect: dict | None = None) -> dict:
     """A checkpoint's dict, checked (fields, its own fingerprint, `expect` as load_checkpoint); nothing built."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}; the run folder is incomplete")
     try:
-        blob = torch.load(path, map_location=device, weights_only=True)
+        blob = load_tensors(path, device)
     except pickle.UnpicklingError:  # the weights_only loader met something other than tensors and plain values
         raise CheckpointError(f"{path} cannot be loaded as an invlab checkpoint: it is damaged, or holds objects "
                               f"other than tensors and plain values, which invlab refuses (loading them could run "

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .checkpoints import check_blob, is_checkpoint
+from .checkpoints import check_blob, is_checkpoint, load_tensors
 from ..core.errors import CheckpointError, clip, quote
 
 SAFETENSORS_DTYPES = {
@@ -45,7 +45,7 @@ def read_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict | None
     if path.suffix.lower() == ".safetensors":
         return read_safetensors(path), None
     try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
+        blob = load_tensors(path, "cpu")
     except pickle.UnpicklingError:
         raise CheckpointError(f"{path} holds objects other than tensors and plain values (a whole pickled model?), "
                               "which invlab refuses to load: loading them could run code. Save the weights alone: "

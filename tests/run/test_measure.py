@@ -3,6 +3,8 @@ pooling model of your own), the streaming evaluation against run_sweep value by 
 reproducing its invariance.csv, and every bad input refused (exit 2) before anything is written."""
 
 import json
+import os
+import pickle
 import struct
 import sys
 
@@ -185,7 +187,13 @@ def write_safetensors(path, tensors):
     return path
 
 
-def test_weights_files_never_run_code(tmp_path):
+class _RunsCode:
+    def __reduce__(self):
+        return (os.system, ("touch PWNED",))
+
+
+def test_weights_files_never_run_code(tmp_path, monkeypatch, recwarn):
+    monkeypatch.chdir(tmp_path)
     model = circular_gap()
     state = model.state_dict()
     st = write_safetensors(tmp_path / "w.safetensors", state)
@@ -196,6 +204,10 @@ def test_weights_files_never_run_code(tmp_path):
     torch.save(model, tmp_path / "pickled.pt")  # a whole pickled model: loading it could run code
     with pytest.raises(InvlabError, match="holds objects other than tensors"):
         read_weights(tmp_path / "pickled.pt")
+    (tmp_path / "bare.pt").write_bytes(pickle.dumps(_RunsCode()))  # a bare pickle (protocol 4) that runs code
+    with pytest.raises(InvlabError, match="holds objects other than tensors"):
+        read_weights(tmp_path / "bare.pt")
+    assert not (tmp_path / "PWNED").exists() and not recwarn.list  # no warning from torch before the error
     (tmp_path / "bad.safetensors").write_bytes(struct.pack("<Q", 10**9) + b"{}")
     with pytest.raises(InvlabError, match="runs past the end"):
         read_weights(tmp_path / "bad.safetensors")
