@@ -169,3 +169,11 @@ def write_fake_result(folder: pathlib.Path, *, name="demo", run_id="20260101-000
 def fake_result():
     """write_fake_result(folder, **options) -> folder: a hand-made result folder (see write_fake_result)."""
     return write_fake_result
+
+
+class RunsCode:
+    """Pickled, it makes unpickling run `touch PWNED` in the working directory: the file a loader that runs code
+    would obey (checkpoints and --weights files are loaded with weights_only and must refuse it)."""
+
+    def __reduce__(self):
+        return (os.system, ("touch PWNED",))

@@ -3,7 +3,6 @@ pooling model of your own), the streaming evaluation against run_sweep value by 
 reproducing its invariance.csv, and every bad input refused (exit 2) before anything is written."""
 
 import json
-import os
 import pickle
 import struct
 import sys
@@ -12,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import ROOT
+from conftest import ROOT, RunsCode
 from custom_models import circular_gap, flatten_head, strided
 from typer.testing import CliRunner
 
@@ -187,11 +186,6 @@ def write_safetensors(path, tensors):
     return path
 
 
-class _RunsCode:
-    def __reduce__(self):
-        return (os.system, ("touch PWNED",))
-
-
 def test_weights_files_never_run_code(tmp_path, monkeypatch, recwarn):
     monkeypatch.chdir(tmp_path)
     model = circular_gap()
@@ -204,7 +198,7 @@ def test_weights_files_never_run_code(tmp_path, monkeypatch, recwarn):
     torch.save(model, tmp_path / "pickled.pt")  # a whole pickled model: loading it could run code
     with pytest.raises(InvlabError, match="holds objects other than tensors"):
         read_weights(tmp_path / "pickled.pt")
-    (tmp_path / "bare.pt").write_bytes(pickle.dumps(_RunsCode()))  # a bare pickle (protocol 4) that runs code
+    (tmp_path / "bare.pt").write_bytes(pickle.dumps(RunsCode()))  # a bare pickle (protocol 4) that runs code
     with pytest.raises(InvlabError, match="holds objects other than tensors"):
         read_weights(tmp_path / "bare.pt")
     assert not (tmp_path / "PWNED").exists() and not recwarn.list  # no warning from torch before the error

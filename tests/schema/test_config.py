@@ -3,10 +3,10 @@ import inspect
 import math
 import re
 import tracemalloc
-from pathlib import Path
 
 import pytest
 import yaml
+from conftest import ROOT
 
 from invariance_lab.schema import config as config_module
 from invariance_lab.schema.config import Config
@@ -491,11 +491,10 @@ def test_schema_limits_and_configfile_depend_one_way():
     assert not [m for m in names if m.split(".")[-1] in ("limits", "safeyaml", "configfile")], names
 
 
-
 def _documented_messages() -> dict[str, str]:
     """docs/bad_inputs.md: the message its table gives for each test_bad_inputs case (a row naming one id only)."""
     rows = {}
-    for line in (Path(__file__).resolve().parents[2] / "docs" / "bad_inputs.md").read_text().splitlines():
+    for line in (ROOT / "docs" / "bad_inputs.md").read_text().splitlines():
         ids = re.findall(r"`test_bad_inputs\[([^\]]+)\]`", line)
         if len(ids) == 1 and line.startswith("| "):
             rows[ids[0]] = line.rstrip(" |").split(" | ")[-1].replace("\\|", "|")  # markdown's escaped pipe

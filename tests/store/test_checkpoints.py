@@ -10,7 +10,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from conftest import imports_compiler_stack, untrained_quick_run
+from conftest import RunsCode, imports_compiler_stack, untrained_quick_run
 from invariance_lab.store.checkpoints import fingerprint, load_checkpoint, save_checkpoint
 from invariance_lab.cli.main import app
 from invariance_lab.core.errors import CheckpointError, InvlabError, RunFolderError
@@ -76,20 +76,15 @@ def test_a_checkpoint_is_never_written_through_a_link(tmp_path, planted):
     assert victim.read_text() == "precious\n" and (tmp_path / planted).is_symlink()
 
 
-class _RunsCode:
-    def __reduce__(self):
-        return (os.system, ("touch PWNED",))
-
-
 def test_a_checkpoint_that_would_run_code_is_refused(tmp_path, monkeypatch, recwarn):
     monkeypatch.chdir(tmp_path)
     path = tmp_path / "evil.pt"
-    torch.save({"state_dict": {}, "payload": _RunsCode()}, path)
+    torch.save({"state_dict": {}, "payload": RunsCode()}, path)
     with pytest.raises(InvlabError, match="never runs code") as e:
         load_checkpoint(path, CPU)
     assert str(path) in str(e.value)
     assert not (tmp_path / "PWNED").exists()
-    path.write_bytes(pickle.dumps(_RunsCode()))  # a bare pickle, not a torch zip file
+    path.write_bytes(pickle.dumps(RunsCode()))  # a bare pickle, not a torch zip file
     with pytest.raises(InvlabError):
         load_checkpoint(path, CPU)
     assert not (tmp_path / "PWNED").exists()
