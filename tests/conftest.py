@@ -5,8 +5,6 @@ import subprocess
 import sys
 
 import pytest
-import torch
-from typer.testing import CliRunner
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -15,6 +13,8 @@ def pytest_configure(config):
     """Tests run in one worker process per core (pytest-xdist, pyproject's addopts): one torch thread each, since
     two workers of two threads on two cores fight for them (a test that needs more threads sets them itself)."""
     if os.environ.get("PYTEST_XDIST_WORKER"):
+        import torch  # here, not above: xdist's controller process runs no test and need not import torch
+
         torch.set_num_threads(1)
 
 
@@ -45,6 +45,8 @@ def quick_config_path():
 @pytest.fixture(scope="module")
 def one_thread():
     """Small convs on a busy 2-core machine: one thread is several times faster than two fighting for cores."""
+    import torch
+
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
@@ -57,6 +59,8 @@ _UNTRAINED: dict[str, pathlib.Path] = {}  # seeds -> the pristine run folder, ma
 def untrained_quick_run(tmp_path_factory, seeds: str = "[0]") -> pathlib.Path:
     """A finished run folder of configs/quick.yaml with untrained networks and 12 test images: a copy of its own
     (results/quick/<run id>) of one run made once per process for each `seeds`, since five test files use it."""
+    from typer.testing import CliRunner
+
     from invariance_lab.cli.main import app
 
     if seeds not in _UNTRAINED:
@@ -82,6 +86,8 @@ SMALL_RUN = ["--set", "data.train_images=400", "--set", "train.epochs=2", "--set
 def small_quick_run(tmp_path_factory) -> pathlib.Path:
     """A finished run folder of configs/quick.yaml with SMALL_RUN, made once (--jobs 1, in this process): the
     reference the interrupted, resumed and --jobs 2 runs must reproduce. Tests may add sweeps to it, nothing else."""
+    from typer.testing import CliRunner
+
     from invariance_lab.cli.main import app
 
     results = tmp_path_factory.mktemp("small")

@@ -11,6 +11,7 @@ handles whose result() is the task's outcome, and can stop them (Ctrl-C) or be c
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -98,6 +99,13 @@ class _Processes:
 
     def submit(self, tasks: list) -> list:
         return self.pool.submit(tasks)
+
+    def wait(self, timeout: float) -> None:
+        """Until a worker finishes its unit (or dies), at most `timeout` seconds."""
+        if self.pool.busy:
+            self.pool.poll(timeout)
+        else:
+            time.sleep(timeout)
 
     def stop(self) -> None:
         """Ctrl-C: kill the workers now. SIGKILL, since a worker takes SIGTERM (and the Ctrl-C it also got) as the

@@ -109,7 +109,8 @@ def train_units(cfg, run_dir: Path, units: list[tuple[str, int]], data: UnitData
                 else:  # it stopped without a checkpoint: train it here
                     pending.append(Task(config_text, str(run_dir), *split_key(key), n_threads, executor, dirs))
                     backend = backend or entry.start(run_dir, jobs, resources, len(units))
-            time.sleep(POLL_S)
+            if pending or inflight or elsewhere:
+                _pause(backend if inflight else None)
     except KeyboardInterrupt:
         if backend is not None and not entry.detached:
             backend.stop()
@@ -126,6 +127,15 @@ def train_units(cfg, run_dir: Path, units: list[tuple[str, int]], data: UnitData
                           "them: the units that finished are kept")
     unit_data_path(run_dir).unlink(missing_ok=True)
     return finished
+
+
+def _pause(backend) -> None:
+    """Wait before looking again: until one of the backend's units finishes, at most POLL_S, where the backend can
+    wait on its workers (a unit is seen the moment it ends); else POLL_S."""
+    if hasattr(backend, "wait"):
+        backend.wait(POLL_S)
+    else:
+        time.sleep(POLL_S)
 
 
 def _failure(run_dir: Path, key: str, e: BaseException) -> str:

@@ -16,6 +16,7 @@ from conftest import ROOT, SMALL_RUN
 from typer.testing import CliRunner
 
 from invariance_lab.cli.main import app
+from invariance_lab.run import executors, scheduler
 from invariance_lab.run.scheduler import running_elsewhere
 from invariance_lab.run.workers import WorkerDied, WorkerPool
 from invariance_lab.store.meta import _process_start, read_meta, read_unit_state
@@ -92,6 +93,23 @@ def test_a_dead_worker_fails_only_its_task_and_a_fresh_worker_takes_the_rest():
         assert isinstance(died, WorkerDied) and "killed by signal 9 (SIGKILL" in str(died)
     assert isinstance(outcomes[3], ValueError) and "unlucky" in str(outcomes[3])
     assert "_square_or_die" in str(outcomes[3].__cause__)  # the worker's traceback, for --debug
+
+
+def test_the_scheduler_waits_on_its_workers_not_a_fixed_pause(monkeypatch):
+    # a unit is seen the moment its worker answers: the processes backend waits on the workers' pipes, and sleeps
+    # only when it holds none (then, as for a cluster's jobs, the scheduler looks again after POLL_S)
+    slept = []
+    monkeypatch.setattr(executors.time, "sleep", slept.append)
+    monkeypatch.setattr(scheduler.time, "sleep", slept.append)
+    backend = executors._Processes.__new__(executors._Processes)
+    backend.pool = WorkerPool(_square_or_die, 1, multiprocessing.get_context("fork"))
+    (handle,) = backend.pool.submit([3])
+    scheduler._pause(backend)  # waits (up to POLL_S) until the worker's answer is in
+    assert slept == [] and handle.done() and handle.result() == 9
+    scheduler._pause(backend)  # no worker busy: a plain pause
+    scheduler._pause(None)  # no backend that can wait (a cluster's jobs, units running elsewhere)
+    assert slept == [scheduler.POLL_S, scheduler.POLL_S]
+    backend.close()
 
 
 def test_a_killed_worker_fails_only_its_unit_and_a_rerun_trains_only_that_one(tmp_path):
