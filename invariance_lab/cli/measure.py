@@ -2,6 +2,7 @@
 the tables.
 
     invlab measure --images photos/ --model mypkg.nets:resnet --weights net.pt --dx -8:8 --mode circular
+    invlab measure --images photos/ --model mypkg.nets:resnet --weights net.pt --angles -40:40:10   # rotations
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Optional
 
 import typer
 
+from ..core.columns import TRANSFORMS
 from ..core.errors import ConfigError, quote
 from ..data.images import COLOURS
 from ..data.transforms import FILLS, SUBPIXEL
@@ -33,8 +35,11 @@ def measure_cli(images: Path = typer.Option(..., "--images", help="A folder of P
                 model: Optional[str] = typer.Option(None, "--model", help="package.module:function that returns your nn.Module (imported: its code runs). Optional when --weights is an invlab checkpoint of a preset."),
                 model_kwargs: Optional[str] = typer.Option(None, "--model-kwargs", help="JSON object of keyword arguments for --model, e.g. '{\"width\": 16}'."),
                 weights: Optional[Path] = typer.Option(None, "--weights", help="A state dict (.pt, read with weights_only=True), a .safetensors file, or an invlab checkpoint. Without it the model is measured as --model returns it."),
-                dx: str = typer.Option("-8:8", "--dx", help="Horizontal shifts START:STOP[:STEP], px, inclusive."),
-                dy: str = typer.Option("0", "--dy", help="Vertical shifts START:STOP[:STEP], px, inclusive; every (dx, dy) pair is measured."),
+                dx: Optional[str] = typer.Option(None, "--dx", help="Horizontal shifts START:STOP[:STEP], px, inclusive. Default: -8:8."),
+                dy: Optional[str] = typer.Option(None, "--dy", help="Vertical shifts START:STOP[:STEP], px, inclusive; every (dx, dy) pair is measured. Default: 0."),
+                transform: Optional[str] = choice(None, "--transform", TRANSFORMS, "translate (--dx, --dy), rotate (--angles) or scale (--scales): rotate and scale turn or scale each image about its centre (bilinear, --fill entering where the source is outside it). Default: translate; --angles alone means rotate, --scales scale."),
+                angles: Optional[str] = typer.Option(None, "--angles", help="Rotation angles START:STOP[:STEP], degrees counterclockwise, inclusive (--transform rotate). Default: -40:40:10."),
+                scales: Optional[str] = typer.Option(None, "--scales", help="Scale factors START:STOP[:STEP], 1 = as the image is, inclusive (--transform scale). Default: 0.8:1.2:0.1."),
                 mode: str = choice("canvas", "--mode", MODES, "canvas (the image moves inside its frame; sub-pixel shifts bilinear) or circular (rolled, whole pixels)."),
                 fill: str = choice("zeros", "--fill", FILLS, "canvas mode: what enters the frame: zeros, edge (nearest border pixel) or reflect."),
                 colour: str = choice("grey", "--colour", COLOURS, "grey (1 channel) or rgb (3).", "--color"),
@@ -57,7 +62,9 @@ def measure_cli(images: Path = typer.Option(..., "--images", help="A folder of P
     results/measure/<name>-<time>/ with the files `invlab report` reads."""
     set_threads(threads)  # the command's process: measure_to_folder runs here
     if run is not None:
-        _measure_run(run, images, dx=dx, dy=dy, mode=mode, fill=fill, subpixel=subpixel, engine=engine,
+        _measure_run(run, images, dx=_range(dx, "--dx"), dy=_range(dy, "--dy"), transform=transform,
+                     angles=_range(angles, "--angles"), scales=_range(scales, "--scales"), mode=mode, fill=fill,
+                     subpixel=subpixel, engine=engine,
                      batch_size=batch_size, device=device, trust_factory=trust_factory, quiet=quiet,
                      results_dir=results_dir, others=dict(model=model, model_kwargs=model_kwargs, weights=weights,
                      size=size, mean=mean, std=std, taps=taps, name=name, layers=layers or None,
@@ -65,7 +72,8 @@ def measure_cli(images: Path = typer.Option(..., "--images", help="A folder of P
         return
     folder = measure_to_folder(
         images=images, model=model, model_kwargs=_json_object(model_kwargs, "--model-kwargs"), weights=weights,
-        dx=parse_range(dx, "--dx"), dy=parse_range(dy, "--dy"), mode=mode, fill=fill, colour=colour,
+        dx=_range(dx, "--dx"), dy=_range(dy, "--dy"), transform=transform, angles=_range(angles, "--angles"),
+        scales=_range(scales, "--scales"), mode=mode, fill=fill, colour=colour,
         size=_size(size), mean=_numbers(mean, "--mean"), std=_numbers(std, "--std"), layers=layers,
         taps=names(taps, "--taps"), layer_images=layer_images,
         batch_size=batch_size, name=name, results_dir=writable(results_dir, "--results-dir"), device=device,
@@ -75,20 +83,23 @@ def measure_cli(images: Path = typer.Option(..., "--images", help="A folder of P
     line(f"measure folder: {folder}")
 
 
-def _measure_run(run: Path, images: Path, *, dx: str, dy: str, quiet: bool, results_dir: Path, others: dict,
-                 **options) -> None:
+def _measure_run(run: Path, images: Path, *, quiet: bool, results_dir: Path, others: dict, **options) -> None:
     """invlab measure --run: every checkpoint of a run on an image folder (run/measure_run.py)."""
     given = [f"--{k.replace('_', '-')}" for k, v in others.items() if v is not None]
     if given:
         raise ConfigError(f"--run measures the run's own networks on images read as the run's (its colour and "
                           f"canvas); {', '.join(given)} do{'es' if len(given) == 1 else ''} not apply with it: leave "
                           f"{'it' if len(given) == 1 else 'them'} out")
-    folder = measure_run_to_folder(run=run, images=images, dx=parse_range(dx, "--dx"), dy=parse_range(dy, "--dy"),
-                                   results_dir=writable(results_dir, "--results-dir"), progress=not quiet,
+    folder = measure_run_to_folder(run=run, images=images, results_dir=writable(results_dir, "--results-dir"),
+                                   progress=not quiet,
                                    on_event=say(quiet), **options)
     for table in brief_tables(load_result(folder), title=f"measure: every checkpoint of {run}, mean ± 95% CI over seeds"):
         out.print(table)
     line(f"measure folder: {folder}")
+
+
+def _range(text: str | None, option: str) -> list[float] | None:
+    return None if text is None else parse_range(text, option)
 
 
 class _Repeated(ValueError):

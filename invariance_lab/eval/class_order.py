@@ -28,14 +28,15 @@ SHOWN = 12  # classes named in a note; more are cut with "…" (the note is one 
 
 
 def clean_confusion(model: nn.Module, src: Images, prepare: Prepare, n_outputs: int, batch_size: int,
-                    device: torch.device) -> torch.Tensor:
-    """(labelled classes, outputs) image counts at the reference position: row = label, column = the argmax."""
+                    device: torch.device, origin: tuple[float, ...] = ORIGIN) -> torch.Tensor:
+    """(labelled classes, outputs) image counts at the reference `origin` ((0, 0); angle 0 or scale 1 for a rotate
+    or scale measurement): row = label, column = the argmax."""
     rows = max(len(src.classes or ()), int(src.labels.max()) + 1)
     counts = torch.zeros(rows, n_outputs, dtype=torch.long)
     with torch.inference_mode():
         for i in range(0, len(src), batch_size):
             chunk = slice(i, i + batch_size)
-            predicted = forward(model, prepare(src(chunk), *ORIGIN).to(device), "the model").argmax(1).cpu()
+            predicted = forward(model, prepare(src(chunk), *origin).to(device), "the model").argmax(1).cpu()
             counts.index_put_((src.labels[chunk], predicted), torch.ones_like(predicted), accumulate=True)
     return counts
 
@@ -78,13 +79,13 @@ def _cut(items: list[str]) -> str:
 
 
 def class_order_note(model: nn.Module, src: Images, prepare: Prepare, accuracy: float, n_outputs: int,
-                     batch_size: int, device: torch.device) -> str | None:
+                     batch_size: int, device: torch.device, origin: tuple[float, ...] = ORIGIN) -> str | None:
     """order_note of the model on src when its clean accuracy is far below chance (no pass over the images
     otherwise); None for unlabelled images."""
     if src.labels is None or not math.isfinite(accuracy):
         return None
     if not is_below_chance(round(accuracy * len(src)), len(src), n_outputs):
         return None
-    counts = clean_confusion(model, src, prepare, n_outputs, batch_size, device)
+    counts = clean_confusion(model, src, prepare, n_outputs, batch_size, device, origin)
     names = list(src.classes or ()) + [str(i) for i in range(len(src.classes or ()), counts.shape[0])]
     return order_note(counts, names)

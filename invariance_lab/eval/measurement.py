@@ -33,32 +33,42 @@ from .taps import taps_for
 
 
 def measure_engines(models: dict[ModelKey, nn.Module], shape: tuple[int, int, int], mode: str,
-                    engine: str = "auto") -> tuple[dict, dict]:
+                    engine: str = "auto", transform: str = "translate") -> tuple[dict, dict]:
     """({model key: engine.Plan, or None for brute force}, the engine protocol for meta.json) for images of
     `shape` (C, H, W). engine: auto takes the exact all-shift engine (engine.py) for every model it applies to
     (circular mode, square images, layers of known kinds), brute force for the rest; allshift refuses
-    (InvlabError, with the reason) where it does not apply; brute never takes it."""
+    (InvlabError, with the reason) where it does not apply; brute never takes it. A rotate or scale measurement
+    is brute force: a turned image is no roll."""
     _, h, w = shape
-    if h == w:
+    if transform == "translate" and h == w:
         plans = choose_engines(models, h, mode, engine)
         return plans, engine_protocol(plans, models, h, mode)
-    choose("engine", engine, ENGINE_CHOICES)  # the engine rolls a C x C map: not these images
+    choose("engine", engine, ENGINE_CHOICES)
+    if transform != "translate":
+        why, refusal = (f"a {transform} is not a roll", f"--engine allshift rolls the input inside the network; "
+                        f"--transform {transform} turns or scales it, which no roll does: use --engine auto or brute")
+    else:  # the engine rolls a C x C map: not these images
+        why, refusal = (f"the images are not square ({h} x {w} px)", f"--engine allshift needs square images (it "
+                        f"rolls a C x C map); these are {h} x {w} px: use --engine auto or brute, or --size to make "
+                        "them square")
     if engine == "allshift":
-        raise InvlabError(f"--engine allshift needs square images (it rolls a C x C map); these are {h} x {w} px: "
-                          "use --engine auto or brute, or --size to make them square")
+        raise InvlabError(refusal)
     names = sorted({k[0] for k in models})
     return dict.fromkeys(models), dict(engine="brute", engines=dict.fromkeys(names, "brute"),
-                                       engine_notes=dict.fromkeys(names, f"the images are not square ({h} x {w} px)"))
+                                       engine_notes=dict.fromkeys(names, why))
 
 
 def measure_shifts(models: dict[ModelKey, nn.Module], images: Images, lines: list[list[tuple[float, float]]],
                    prepare: Prepare, plans: dict, batch_size: int, device: torch.device,
-                   progress: bool = False, outputs: dict[str, int] | None = None) -> SweepResult:
+                   progress: bool = False, outputs: dict[str, int] | None = None,
+                   transform: str = "translate") -> SweepResult:
     """stream_sweep's result, with the models that have a plan (measure_engines) evaluated by the all-shift
     engine: it reads every image once, unshifted, and rolls inside the network (a --mean/--std normalisation is
-    per channel, so it commutes with the roll and the inputs are the same)."""
+    per channel, so it commutes with the roll and the inputs are the same). A rotate or scale measurement
+    (transform) has no plans: stream_sweep alone."""
     return sweep_by_engine(
-        models, plans, lambda ms: stream_sweep(ms, images, lines, prepare, batch_size, device, progress, outputs),
+        models, plans, lambda ms: stream_sweep(ms, images, lines, prepare, batch_size, device, progress, outputs,
+                                               transform),
         lambda ps: allshift_sweep(ps, lambda ch, dx, dy: prepare(images(ch), dx, dy), images.labels, lines,
                                   batch_size, device, progress, n=len(images)))
 
@@ -76,10 +86,11 @@ def custom_factors(model: nn.Module) -> dict:
     return dict(model.factors) if isinstance(model, InvNet) else {}
 
 
-def check_outputs(models: dict[str, nn.Module], src: Images, prepare: Prepare, device: torch.device) -> dict[str, int]:
-    """Check every model on the first two images; returns each one's number of logits (every later batch must
-    give as many: nn/forward.py)."""
-    x = prepare(src(slice(0, min(2, len(src)))), *ORIGIN).to(device)
+def check_outputs(models: dict[str, nn.Module], src: Images, prepare: Prepare, device: torch.device,
+                  origin: tuple[float, ...] = ORIGIN) -> dict[str, int]:
+    """Check every model on the first two images at the reference `origin`; returns each one's number of logits
+    (every later batch must give as many: nn/forward.py)."""
+    x = prepare(src(slice(0, min(2, len(src)))), *origin).to(device)
     counts = {}
     for name, m in models.items():
         want = len(src.classes) if src.classes else None
@@ -139,14 +150,21 @@ class Measurement:
     """Models measured on the images of `src` over the shifts of `lines` ((dx, dy) lists, accumulate.Grid), each
     input made by prepare(batch, dx, dy), on `device` (cpu, cuda, auto or a torch.device). Entering checks everything that can refuse (outputs, labels, the
     engine; with `layers` or `taps`, the taps) before any work. factors: {model: its factor columns} (default: a
-    preset's own, else "custom"); labelled=False (a layer profile) leaves the labels unchecked."""
+    preset's own, else "custom"); labelled=False (a layer profile) leaves the labels unchecked. transform rotate or
+    scale: `lines` hold (angle,) or (scale,) points and prepare(batch, value) turns or scales (stream.preparer);
+    brute force, no layer profile."""
 
     def __init__(self, models: dict[str, nn.Module], src: Images, prepare: Prepare,
                  lines: list[list[tuple[float, float]]], *, mode: str, device: str | torch.device, seed: int = 0,
                  factors: dict[str, dict] | None = None, batch_size: int = 256, engine: str = "auto",
                  layers: bool = False, taps: list[str] | None = None, labelled: bool = True, progress: bool = False,
-                 layer_images: int | None = None):
+                 layer_images: int | None = None, transform: str = "translate"):
+        if transform != "translate" and (layers or taps):
+            raise InvlabError(f"--layers profiles translations of the whole input, layer by layer; a {transform} "
+                              "measurement cannot take it (leave out --layers and --taps, or measure with "
+                              "--transform translate)")
         self.named, self.src, self.prepare, self.lines, self.mode = models, src, prepare, lines, mode
+        self.transform, self.origin = transform, Grid(lines, transform).origin
         self.layer_images = layer_images if layers else None  # for the memory estimate of the layer profile
         self.device_name, self.batch_size, self.taps, self.progress = device, batch_size, taps, progress
         self.models = {(k, seed): m for k, m in models.items()}
@@ -163,7 +181,7 @@ class Measurement:
             check_measure_memory(self.src, batch_size=self.batch_size, mode=self.mode)
             # a layer profile reads no labels: its images' classes are not checked against the logits
             src = self.src if self.labelled else from_tensor(self.src(slice(0, min(2, len(self.src)))))
-            self.outputs = check_outputs(self.named, src, self.prepare, self.device)
+            self.outputs = check_outputs(self.named, src, self.prepare, self.device, self.origin)
             self.n_classes = max(self.outputs.values())
             if self.check_taps:
                 with torch.inference_mode():
@@ -171,10 +189,11 @@ class Measurement:
                     for m in self.named.values():
                         taps_for(m, self.taps)(first)  # the names exist and their outputs can be profiled
             # sub-pixel (fft) circular shifts are not rolls: brute force, with the reason (engine.roll_mode)
-            self.plans, self.engines = measure_engines(self.models, self.src.shape,
-                                                       roll_mode(self.mode, Grid(self.lines).points), self.engine)
+            self.plans, self.engines = measure_engines(
+                self.models, self.src.shape, roll_mode(self.mode, Grid(self.lines, self.transform).points),
+                self.engine, self.transform)
             # and again with the networks' feature maps, measured on the first images, before the first batch
-            first = self.prepare(self.src(slice(0, min(2, len(self.src)))), *ORIGIN).to(self.device)
+            first = self.prepare(self.src(slice(0, min(2, len(self.src)))), *self.origin).to(self.device)
             check_measure_memory(self.src, batch_size=self.batch_size, mode=self.mode,
                                  maps=feature_map_bytes(self.named, first), layer_images=self.layer_images,
                                  engine_only=all(p is not None for p in self.plans.values()))
@@ -189,7 +208,7 @@ class Measurement:
         (accuracy at (0, 0), on or off the grid) in self.clean_accuracy, the per-image worst cases (robust
         accuracy, consistent fraction: summarize's worst_case) in self.worst_case."""
         result = measure_shifts(self.models, self.src, self.lines, self.prepare, self.plans, self.batch_size,
-                                self.device, self.progress, outputs=self.outputs)
+                                self.device, self.progress, outputs=self.outputs, transform=self.transform)
         self.clean_accuracy, self.worst_case = result.clean_accuracy, result.worst_case
         return add_factors(result.table, self.factors, self.mode)
 

@@ -28,27 +28,38 @@ from ..core.runtime import resolve_device
 from ..data.images import Images, from_tensor, open_folder
 from ..store.run_images import is_run_folder, run_images
 from ..data.shifts import circular_shift
-from ..data.transforms import FILLS, INTERPOLATION, SUBPIXEL, translate_image
-from .accumulate import ORIGIN, Grid, ShiftSums, sweep_result
+from ..data.transforms import FILLS, INTERPOLATION, SUBPIXEL, translate_image, turn_image
+from ..core.columns import GRID_COLUMNS
+from .accumulate import Grid, ShiftSums, sweep_result
 from ..nn.forward import probabilities
 from .tables import ModelKey, SweepResult, model_words
 
 MODES = ("canvas", "circular")
 GRIDS = ("product", "axes")
-Prepare = Callable[[torch.Tensor, float, float], torch.Tensor]  # (batch, dx, dy) -> the model's input
+# (batch, dx, dy) -> the model's input; (batch, angle) or (batch, scale) for a rotate or scale measurement
+Prepare = Callable[..., torch.Tensor]
 STD_MIN = float(torch.finfo(torch.float32).tiny)  # the smallest --std: the least normal float32
 
 
 # ----------------------------------------------------------------------------------------------- the inputs
 
 
-def preparer(mode: str, fill: str = "zeros", mean=None, std=None, subpixel: str = "bilinear") -> Prepare:
+def preparer(mode: str, fill: str = "zeros", mean=None, std=None, subpixel: str = "bilinear",
+             transform: str = "translate") -> Prepare:
     """prepare(x, dx, dy): the batch translated (canvas: inside the frame with `fill`; circular: rolled, a
     fractional shift band-limited with subpixel fft), then normalised ((x - mean) / std per channel) when mean or
-    std is given."""
+    std is given. transform rotate or scale: prepare(x, angle) or prepare(x, scale), the batch turned or scaled
+    about the image centre (data/transforms.turn_image: bilinear, `fill` where the source point is outside the
+    image), then normalised; canvas mode only, since a turned image is no roll."""
     choose("mode", mode, MODES)
     choose("fill", fill, FILLS)
     choose("subpixel", subpixel, SUBPIXEL)
+    choose("transform", transform, GRID_COLUMNS)
+    if transform != "translate" and (mode != "canvas" or subpixel != "bilinear"):
+        given = "--mode circular" if mode != "canvas" else f"--subpixel {subpixel}"
+        raise InvlabError(f"--transform {transform} turns or scales the image about its centre ({INTERPOLATION}, "
+                          f"--fill entering where the source is outside it): no roll or shift, so {given} does not "
+                          "apply; leave it out")
     if subpixel == "fft" and mode != "circular":
         raise InvlabError("--subpixel fft is a circular shift (the DFT wraps around): use it with --mode circular "
                           f"(canvas shifts are {INTERPOLATION} between whole pixels)")
@@ -56,9 +67,16 @@ def preparer(mode: str, fill: str = "zeros", mean=None, std=None, subpixel: str 
     s = None if std is None else torch.tensor(list(std), dtype=torch.float32).view(1, -1, 1, 1)
     if s is not None and (s <= 0).any():
         raise InvlabError(f"std must be positive; got {quote(list(std))}")
+    key = GRID_COLUMNS[transform][0]  # angle or scale
 
-    def prepare(x: torch.Tensor, dx: float, dy: float) -> torch.Tensor:
-        x = circular_shift(x, dx, dy, subpixel) if mode == "circular" else translate_image(x, dx, dy, fill)
+    def move(x: torch.Tensor, *shift: float) -> torch.Tensor:
+        if transform != "translate":
+            return turn_image(x, fill=fill, **{key: shift[0]})
+        dx, dy = shift
+        return circular_shift(x, dx, dy, subpixel) if mode == "circular" else translate_image(x, dx, dy, fill)
+
+    def prepare(x: torch.Tensor, *shift: float) -> torch.Tensor:
+        x = move(x, *shift)
         if m is not None:
             x = x - m
         if s is not None:
@@ -86,13 +104,18 @@ def check_channels(values, channels: int, option: str) -> list[float] | None:
     return values
 
 
-def check_grid(points: list[tuple[float, float]], shape: tuple[int, int, int], mode: str,
-               subpixel: str = "bilinear") -> None:
+def check_grid(points: list[tuple[float, ...]], shape: tuple[int, int, int], mode: str,
+               subpixel: str = "bilinear", transform: str = "translate") -> None:
     """Refuse shifts that cannot give a useful input for images of `shape` (C, H, W), and too large a grid;
-    fractional circular shifts need subpixel fft."""
+    fractional circular shifts need subpixel fft. A rotate grid takes any angle; a scale grid factors above 0."""
     h, w = shape[-2:]
     if len(points) > MAX_SHIFTS:
         raise InvlabError(f"{len(points)} shifts, each a pass over every image; at most {MAX_SHIFTS}: use larger steps")
+    if transform != "translate":
+        if transform == "scale" and min(p[0] for p in points) <= 0:
+            raise InvlabError(f"--scales are factors (1 = as the image is) and must be above 0; got "
+                              f"{min(p[0] for p in points):g}")
+        return
     for dx, dy in points:
         if mode == "circular" and subpixel != "fft" and (dx != int(dx) or dy != int(dy)):
             raise InvlabError(f"--mode circular rolls by whole pixels; got the shift ({dx:g}, {dy:g}). Use whole-pixel "
@@ -110,7 +133,8 @@ def check_grid(points: list[tuple[float, float]], shape: tuple[int, int, int], m
 def shift_values(v, what: str) -> list[float]:
     vals = [float(x) for x in ([v] if isinstance(v, (int, float)) else v)]
     if not vals or not all(math.isfinite(x) for x in vals) or len(set(vals)) != len(vals):
-        raise InvlabError(f"{what} must be distinct finite numbers (px); got {quote(vals)}")
+        unit = {"dx": " (px)", "dy": " (px)", "angles": " (degrees)"}.get(what, "")
+        raise InvlabError(f"{what} must be distinct finite numbers{unit}; got {quote(vals)}")
     return vals
 
 
@@ -145,13 +169,13 @@ def image_source(images, labels=None, *, colour: str = "grey", size=None) -> Ima
 @torch.inference_mode()
 def stream_sweep(models: dict[ModelKey, nn.Module], images: Images, lines: list[list[tuple[float, float]]],
                  prepare: Prepare, batch_size: int, device: torch.device, progress: bool = False,
-                 outputs: dict[str, int] | None = None) -> SweepResult:
+                 outputs: dict[str, int] | None = None, transform: str = "translate") -> SweepResult:
     """sweep.run_sweep's result (the same table) for images read a batch at a time: each batch is read once and
     evaluated at every shift (in line order, accumulate.Grid.walk) before the next; per model only the per-shift
     sums are kept. `outputs`: model name -> its number of logits, as the first check found it (every batch must
-    give as many)."""
+    give as many). transform rotate or scale: the lines hold (angle,) or (scale,) points (accumulate.Grid)."""
     n, labels = len(images), images.labels
-    grid = Grid(lines)
+    grid = Grid(lines, transform)
     sums = {k: ShiftSums(grid) for k in models}
     chunks = [slice(i, min(i + batch_size, n)) for i in range(0, n, batch_size)]
     bar = progress_bar(len(chunks) * len(grid.points), "measure", "batch", progress)  # a batch of images at one shift
@@ -159,15 +183,15 @@ def stream_sweep(models: dict[ModelKey, nn.Module], images: Images, lines: list[
         x0 = images(c)
         y = None if labels is None else labels[c].to(device)
 
-        def probs_at(shift: tuple[float, float], x0: torch.Tensor = x0) -> dict:
+        def probs_at(shift: tuple[float, ...], x0: torch.Tensor = x0) -> dict:
             x = prepare(x0, *shift).to(device, non_blocking=True)
             return {k: probabilities(m, x, model_words(k), (outputs or {}).get(k[0])) for k, m in models.items()}
 
-        ref = probs_at(ORIGIN)
-        ref_pred = {k: sums[k].add([ORIGIN], ref[k][None], ref[k], y, c)[0] for k in models}
+        ref = probs_at(grid.origin)
+        ref_pred = {k: sums[k].add([grid.origin], ref[k][None], ref[k], y, c)[0] for k in models}
         before = None
         for step in grid.walk:
-            if step.shift == ORIGIN:
+            if step.shift == grid.origin:
                 pred = ref_pred
             else:  # a shift met again is evaluated again (its neighbours need its predictions), not added again
                 probs = probs_at(step.shift)

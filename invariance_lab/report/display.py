@@ -79,7 +79,8 @@ def protocol_lines(results: list[Result]) -> list[str]:
                 parts.append("no labels (accuracy not measured)")
         if p.get("transform") in ("rotate", "scale"):  # sweep.transform: angles or scales in place of dx, dy
             unit = "angle (degrees, counterclockwise)" if p["transform"] == "rotate" else "scale (factor)"
-            parts = [f"{p['transform']} about the centre, {p.get('drawing')}", span(unit, p[f"{unit[:5]}s"])]
+            kept = parts[1:] if "images" in p else []  # invlab measure: the images, and whether they are labelled
+            parts = [f"{p['transform']} about the centre, {p.get('drawing')}", span(unit, p[f"{unit[:5]}s"]), *kept]
         elif "dx" in p and "dy" in p:
             parts.append(f"{span('dx', p['dx'])}, {span('dy', p['dy'])} "
                          f"({GRID_WORDS.get(p.get('grid'), str(p.get('grid')))})")

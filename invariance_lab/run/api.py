@@ -19,7 +19,8 @@ from collections.abc import Iterable
 import pandas as pd
 
 from ..core.errors import InvlabError, choose, quote
-from ..data.shifts import grid_points, value_lines
+from ..data.shifts import axis_values, grid_points, value_lines
+from ..schema.sweep import SWEEP_DEFAULTS
 from ..eval.measurement import Measurement, named_models
 from ..eval.stream import GRIDS, check_channels, check_grid, image_source, preparer, shift_values
 from ..eval.tables import summarize
@@ -30,7 +31,8 @@ __all__ = ["layer_profile", "measure", "summarize"]
 def measure(model, images, labels=None, *, dx: Iterable[float] = range(-8, 9), dy: Iterable[float] = (0,),
             mode: str = "canvas", fill: str = "zeros", grid: str = "product", mean=None, std=None,
             colour: str = "grey", size=None, batch_size: int = 256, device="cpu", seed: int = 0,
-            progress: bool = False, engine: str = "auto", subpixel: str = "bilinear") -> pd.DataFrame:
+            progress: bool = False, engine: str = "auto", subpixel: str = "bilinear", transform: str = "translate",
+            angles: Iterable[float] | None = None, scales: Iterable[float] | None = None) -> pd.DataFrame:
     """The tidy per-shift table of `model` (an nn.Module, or a dict name -> module) on `images`: the columns of
     invariance.csv (model, seed, downsample, head, padding, mode, dx, dy, n_images, accuracy, flip_rate,
     prob_change, neighbor_flip_rate, ...). Accuracy is empty (NaN) without labels.
@@ -42,7 +44,10 @@ def measure(model, images, labels=None, *, dx: Iterable[float] = range(-8, 9), d
     "fft" any fraction, band-limited: data/transforms.fourier_shift). mean, std:
     normalisation after the shift. engine: auto (the exact all-shift engine, engine.py, where it applies: circular
     mode, square images, layers of known kinds; brute force otherwise), allshift (refuse where it does not apply)
-    or brute; df.attrs["engine"] says which ran. The models are evaluated in eval mode and given back as they
+    or brute; df.attrs["engine"] says which ran. transform "rotate" or "scale": the images turned by `angles`
+    (degrees, counterclockwise; default -40..40 step 10) or scaled by `scales` (factors; default 0.8..1.2 step 0.1)
+    about their centre (bilinear, `fill` where the source is outside), in place of dx, dy; the table's column
+    angle or scale in place of dx, dy; brute force. The models are evaluated in eval mode and given back as they
     were (each submodule's mode, each parameter's device); torch's threads, TF32 flags and RNG are left as found."""
     choose("grid", grid, GRIDS)
     if not isinstance(batch_size, int) or batch_size < 1:
@@ -50,11 +55,22 @@ def measure(model, images, labels=None, *, dx: Iterable[float] = range(-8, 9), d
     models = named_models(model)
     src = image_source(images, labels, colour=colour, size=size)
     mean, std = check_channels(mean, src.shape[0], "mean"), check_channels(std, src.shape[0], "std")
-    prepare = preparer(mode, fill, mean, std, subpixel)
-    lines = value_lines(shift_values(dx, "dx"), shift_values(dy, "dy"), grid)
-    check_grid(grid_points(lines), src.shape, mode, subpixel)
+    prepare = preparer(mode, fill, mean, std, subpixel, transform)
+    if transform == "translate":
+        if angles is not None or scales is not None:
+            raise InvlabError("angles and scales are the values of transform='rotate' and 'scale'; give transform too")
+        lines = value_lines(shift_values(dx, "dx"), shift_values(dy, "dy"), grid)
+    else:
+        given = {"angles": angles, "scales": scales}
+        key, other = ("angles", "scales") if transform == "rotate" else ("scales", "angles")
+        if given[other] is not None:
+            raise InvlabError(f"{other} are the values of transform={'scale' if other == 'scales' else 'rotate'!r}; "
+                              f"transform={transform!r} takes {key}")
+        values = axis_values(SWEEP_DEFAULTS[key]) if given[key] is None else given[key]
+        lines = [[(v,) for v in shift_values(values, key)]]
+    check_grid(grid_points(lines), src.shape, mode, subpixel, transform)
     with Measurement(models, src, prepare, lines, mode=mode, device=device, seed=seed,
-                     batch_size=batch_size, engine=engine, progress=progress) as m:
+                     batch_size=batch_size, engine=engine, progress=progress, transform=transform) as m:
         df = m.shifts()
     df.attrs.update(engine=m.engines, clean_accuracy={f"{k[0]}/{k[1]}": v for k, v in m.clean_accuracy.items()},
                     worst_case={f"{k[0]}/{k[1]}": v for k, v in m.worst_case.items()},

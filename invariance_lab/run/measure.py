@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -31,13 +32,20 @@ from ..eval.tables import summarize
 from ..nn.factory import TRUST_LIMIT, call, describe, is_custom, locate, require_trust
 from ..nn.finite import check_weights
 from ..nn.models import build_model, count_parameters, place
+from ..core.columns import TRANSFORMS
 from ..schema.fields import check_range
+from ..schema.sweep import SWEEP_DEFAULTS
 from ..schema.model import check_kwargs
 from ..store.atomic import write_csv, write_text
 from ..store.layout import (INVARIANCE_CSV, LAYERS_CSV, LAYERS_SUMMARY_CSV, MEASURE_FILE, SUMMARY_CSV,
     new_measure_folder)
 from ..store.meta import Meta
 from ..store.weights import load_weights, read_weights
+from .sweep_settings import pick_transform
+
+DEFAULT_DX, DEFAULT_DY = [-8.0, 8.0, 1.0], [0.0, 0.0, 1.0]  # --dx -8:8, --dy 0
+# the options of each --transform of invlab measure
+OPTIONS = {"rotate": "--angles", "scale": "--scales", "translate": "--dx/--dy"}
 
 
 def _model_from(model: str | None, kwargs: dict | None, checkpoint: dict | None, weights: Path | None,
@@ -102,23 +110,64 @@ def _match_classes(src: Images, classes: list[str] | None, weights: Path | None 
         src.labels, src.classes = lookup[src.labels], list(classes)
 
 
-def check_shift_options(mode: str, fill: str, subpixel: str, dx, dy, batch_size: int) -> tuple[list, list]:
-    """The shift options `invlab measure` takes (with or without --run), checked: (dx, dy) as [start, stop, step]."""
+@dataclass(frozen=True)
+class MeasureGrid:
+    """What a measurement moves the images by: a translation's dx, dy ranges (every pair), or a rotate or scale
+    measurement's angles or scales; each range [start, stop, step], inclusive."""
+
+    transform: str
+    ranges: dict[str, list[float]]  # {"dx": .., "dy": ..}, {"angles": ..} or {"scales": ..}
+
+    @property
+    def lines(self) -> list[list[tuple[float, ...]]]:
+        """accumulate.Grid's lines: (dx, dy) shifts, or one line of (angle,) or (scale,) points."""
+        if self.transform == "translate":
+            return value_lines(axis_values(self.ranges["dx"]), axis_values(self.ranges["dy"]), "product")
+        (values,) = self.ranges.values()
+        return [[(v,) for v in axis_values(values)]]
+
+    def protocol(self, fill: str) -> dict:
+        """meta.json's protocol keys for the grid, as a sweep writes them (eval/sweep.protocol)."""
+        p = dict(grid="product", **self.ranges)
+        if self.transform != "translate":
+            verb = "turned" if self.transform == "rotate" else "scaled"
+            p.update(transform=self.transform, drawing=f"the image {verb} as pixels "
+                                                       f"({INTERPOLATION}, {fill} where the source is outside it)")
+        return p
+
+
+def check_shift_options(mode: str, fill: str, subpixel: str, dx, dy, batch_size: int, transform: str | None = None,
+                        angles=None, scales=None) -> MeasureGrid:
+    """The shift options `invlab measure` takes (with or without --run), checked. transform: translate (dx, dy;
+    default -8:8 and 0), rotate (angles) or scale (scales; defaults as a sweep's, schema/sweep.SWEEP_DEFAULTS);
+    without it, --angles means rotate, --scales scale."""
     choose("mode", mode, MODES)
     choose("fill", fill, FILLS)
     choose("subpixel", subpixel, SUBPIXEL)
+    if transform is not None:
+        choose("--transform", transform, TRANSFORMS)
+    transform = pick_transform(transform, {"rotate": angles is not None, "scale": scales is not None,
+                                           "translate": dx is not None or dy is not None}, OPTIONS, "measure")
+    transform = transform or "translate"
+    if transform == "translate":
+        given = dict(dx=DEFAULT_DX if dx is None else dx, dy=DEFAULT_DY if dy is None else dy)
+    else:
+        key = "angles" if transform == "rotate" else "scales"
+        value = angles if transform == "rotate" else scales
+        given = {key: SWEEP_DEFAULTS[key] if value is None else value}
     try:
-        dx, dy = check_range(list(dx), "--dx"), check_range(list(dy), "--dy")
+        ranges = {k: check_range(list(v), f"--{k}") for k, v in given.items()}
     except ValueError as e:
         raise InvlabError(str(e)) from None
     if batch_size < 1:
         raise InvlabError(f"--batch-size must be at least 1; got {batch_size}")
-    return dx, dy
+    return MeasureGrid(transform, ranges)
 
 
 def measure_to_folder(*, images: str | Path, model: str | None = None, model_kwargs: dict | None = None,
-                      weights: str | Path | None = None, dx: list[float] = (-8.0, 8.0, 1.0),
-                      dy: list[float] = (0.0, 0.0, 1.0), mode: str = "canvas", fill: str = "zeros",
+                      weights: str | Path | None = None, dx: list[float] | None = None,
+                      dy: list[float] | None = None, transform: str | None = None, angles: list[float] | None = None,
+                      scales: list[float] | None = None, mode: str = "canvas", fill: str = "zeros",
                       colour: str = "grey", size: tuple[int, int] | None = None, mean=None, std=None,
                       layers: bool = False, taps: list[str] | None = None, layer_images: int = 200,
                       batch_size: int = 256, name: str | None = None, results_dir: Path = Path("results"),
@@ -127,13 +176,14 @@ def measure_to_folder(*, images: str | Path, model: str | None = None, model_kwa
     """`invlab measure`: measure a model (your factory, --model, with --weights; or an invlab checkpoint) on a
     folder of images; writes results/measure/<name>-<time>/ with meta.json, measure.yaml, invariance.csv,
     summary.csv (and with layers, layers.csv and layers_summary.csv). dx, dy: [start, stop, step] ranges (every
-    pair). subpixel: fft lets circular mode shift by fractions (band-limited: data/transforms.fourier_shift).
+    pair; default -8:8 and 0); transform rotate or scale: angles (degrees, counterclockwise) or scales (factors)
+    instead, the images turned or scaled about their centre (check_shift_options). subpixel: fft lets circular mode shift by fractions (band-limited: data/transforms.fourier_shift).
     engine: auto | allshift | brute (eval/measurement.measure_shifts). Everything is checked before the folder is
     made. A checkpoint's own factory and kwargs are used only with trust_factory (_model_from). A clean accuracy
     far below chance puts meta.json's `class_order` = {model: note} (eval/class_order.py): the class order
     probably differs, and the tables print the note instead of "at chance"."""
     say = on_event or (lambda msg: None)
-    dx, dy = check_shift_options(mode, fill, subpixel, dx, dy, batch_size)
+    shifts = check_shift_options(mode, fill, subpixel, dx, dy, batch_size, transform, angles, scales)
     if layer_images < 1:
         raise InvlabError(f"--layer-images must be at least 1; got {layer_images}")
     if taps and not layers:
@@ -158,26 +208,28 @@ def measure_to_folder(*, images: str | Path, model: str | None = None, model_kwa
         # weights it uses, rather than in the file's tensors: those are memory-mapped, and reading all of a file
         # that holds more than the model would bring all of it into memory
         check_weights(net.state_dict(), weights)
-    prepare = preparer(mode, fill, mean, std, subpixel)
-    lines = value_lines(axis_values(dx), axis_values(dy), "product")
+    prepare = preparer(mode, fill, mean, std, subpixel, shifts.transform)
+    lines = shifts.lines
     points = grid_points(lines)
-    check_grid(points, src.shape, mode, subpixel)
+    check_grid(points, src.shape, mode, subpixel, shifts.transform)
     device = pick_device(device)
     net = place(net, device)
     with Measurement({label: net}, src, prepare, lines, mode=mode, device=device, seed=seed, factors={label: factors},
                      batch_size=batch_size, engine=engine, layers=layers, taps=taps, progress=progress,
-                     layer_images=min(layer_images, len(src))) as m:
+                     layer_images=min(layer_images, len(src)), transform=shifts.transform) as m:
         # everything is checked (outputs, labels, taps; --engine allshift refuses here): now the folder
         folder = new_measure_folder(results_dir, label)
         say(f"measure folder: {folder}")
         settings = dict(model=model, model_kwargs=factors.get("kwargs") if model else None,
                         weights=None if weights is None else str(weights), images=str(images), mode=mode, fill=fill,
-                        colour=colour, size=None if size is None else list(size), mean=mean, std=std, dx=dx, dy=dy,
-                        layers=layers, taps=taps, layer_images=layer_images if layers else None)
+                        colour=colour, size=None if size is None else list(size), mean=mean, std=std,
+                        **shifts.ranges, layers=layers, taps=taps, layer_images=layer_images if layers else None)
+        if shifts.transform != "translate":
+            settings["transform"] = shifts.transform
         if subpixel == "fft":  # written only when not the default: earlier measure.yaml files stay as they were
             settings["subpixel"] = subpixel
         write_text(folder / MEASURE_FILE, yaml.safe_dump(settings, sort_keys=False))
-        proto = dict(kind="translation", mode=mode, grid="product", dx=dx, dy=dy, test_images=len(src), seeds=[seed],
+        proto = dict(kind="translation", mode=mode, **shifts.protocol(fill), test_images=len(src), seeds=[seed],
                      models=[label], n_shifts=len(points), images=src.describe, labels=src.labels is not None,
                      n_classes=m.n_classes)
         if mode == "canvas":
@@ -201,7 +253,7 @@ def measure_to_folder(*, images: str | Path, model: str | None = None, model_kwa
                                                       worst_case=m.worst_case))
             # far below chance: the class order probably differs; the tables print this note, not "at chance"
             note = class_order_note(net, src, prepare, m.clean_accuracy[(label, seed)], m.n_classes, batch_size,
-                                    device)
+                                    device, m.origin)
             if note:
                 meta.data["class_order"] = {label: note}
             if layers:

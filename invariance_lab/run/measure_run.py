@@ -22,7 +22,7 @@ from ..core.environment import environment
 from ..core.errors import DataError
 from ..data.datasets import class_names
 from ..data.images import open_folder
-from ..data.shifts import axis_values, grid_points, value_lines
+from ..data.shifts import grid_points
 from ..data.transforms import INTERPOLATION
 from ..eval.measurement import Measurement
 from ..eval.stream import check_grid, pick_device, preparer
@@ -36,16 +36,19 @@ from ..store.meta import Meta
 from .measure import _match_classes, check_shift_options
 
 
-def measure_run_to_folder(*, run: str | Path, images: str | Path, dx: list[float] = (-8.0, 8.0, 1.0),
-                          dy: list[float] = (0.0, 0.0, 1.0), mode: str = "canvas", fill: str = "zeros",
+def measure_run_to_folder(*, run: str | Path, images: str | Path, dx: list[float] | None = None,
+                          dy: list[float] | None = None, transform: str | None = None,
+                          angles: list[float] | None = None, scales: list[float] | None = None,
+                          mode: str = "canvas", fill: str = "zeros",
                           subpixel: str = "bilinear", batch_size: int = 256, results_dir: Path = Path("results"),
                           device: str = "cpu", progress: bool = False, on_event=None, engine: str = "auto",
                           trust_factory: bool = False) -> Path:
     """Measure each (model, seed) checkpoint of `run` on the image folder `images`; writes
     results/measure/<run name>-<time>/ (meta.json of kind measure with every seed, measure.yaml, invariance.csv,
-    summary.csv). Everything is checked, on the first seed's networks, before the folder is made."""
+    summary.csv). Everything is checked, on the first seed's networks, before the folder is made. The shifts (or
+    angles, or scales) as measure.measure_to_folder takes them."""
     say = on_event or (lambda msg: None)
-    dx, dy = check_shift_options(mode, fill, subpixel, dx, dy, batch_size)
+    shifts = check_shift_options(mode, fill, subpixel, dx, dy, batch_size, transform, angles, scales)
     run = Path(run)
     meta_run = require_finished_run(run)
     cfg = load_config(run / CONFIG_FILE)
@@ -60,24 +63,27 @@ def measure_run_to_folder(*, run: str | Path, images: str | Path, dx: list[float
                         f"are not classes of run {run} ({', '.join(classes)}); name each class folder after the "
                         "run's class it holds, so that its images are labelled as the networks' outputs")
     _match_classes(src, classes, run / CONFIG_FILE)
-    lines = value_lines(axis_values(dx), axis_values(dy), "product")
+    lines = shifts.lines
     points = grid_points(lines)
-    check_grid(points, src.shape, mode, subpixel)
-    prepare = preparer(mode, fill, None, None, subpixel)
+    check_grid(points, src.shape, mode, subpixel, shifts.transform)
+    prepare = preparer(mode, fill, None, None, subpixel, shifts.transform)
     dev = pick_device(device)
     loaded = load_run_models(run, cfg, meta_run, list(factors), dev, trust=trust_factory)
 
     def measurement(seed: int) -> Measurement:
         return Measurement({m: loaded[(m, seed)] for m in factors}, src, prepare, lines, mode=mode, device=dev,
-                           seed=seed, factors=factors, batch_size=batch_size, engine=engine, progress=progress)
+                           seed=seed, factors=factors, batch_size=batch_size, engine=engine, progress=progress,
+                           transform=shifts.transform)
 
     with measurement(cfg.seeds[0]) as first:  # outputs, labels, the engine: refused here, before the folder
         engines = first.engines
     folder = new_measure_folder(results_dir, cfg.name)
     say(f"measure folder: {folder}")
-    write_text(folder / MEASURE_FILE, yaml.safe_dump(dict(run=str(run), images=str(images), mode=mode, fill=fill,
-                                                          dx=dx, dy=dy, subpixel=subpixel), sort_keys=False))
-    proto = dict(kind="translation", mode=mode, grid="product", dx=dx, dy=dy, test_images=len(src), seeds=cfg.seeds,
+    asked = dict(run=str(run), images=str(images), mode=mode, fill=fill, **shifts.ranges, subpixel=subpixel)
+    if shifts.transform != "translate":
+        asked["transform"] = shifts.transform
+    write_text(folder / MEASURE_FILE, yaml.safe_dump(asked, sort_keys=False))
+    proto = dict(kind="translation", mode=mode, **shifts.protocol(fill), test_images=len(src), seeds=cfg.seeds,
                  models=list(factors), n_shifts=len(points), images=src.describe, labels=src.labels is not None,
                  n_classes=len(classes), run=str(run), **engines)
     if mode == "canvas":

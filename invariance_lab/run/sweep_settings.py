@@ -30,6 +30,20 @@ Range = list[float]  # [start, stop, step], px, inclusive
 OPTIONS = {"rotate": "--angles", "scale": "--scales", "translate": "--dx/--dy/--grid/--subpixel/--all-shifts"}
 
 
+def pick_transform(transform: str | None, given: dict[str, bool], options: dict[str, str], verb: str) -> str | None:
+    """--transform, or the one transform whose options were given (given: {transform: any of its options given});
+    None when neither says. Options of two transforms, or of another than --transform names, are refused
+    (options: {transform: its options, as the message names them}; verb: the command, "sweep" or "measure")."""
+    implied = [t for t, g in given.items() if g]
+    transform = transform or (implied[0] if len(implied) == 1 else None)
+    clash = [t for t in implied if t != transform]
+    if clash:
+        raise ConfigError(f"{' and '.join(options[t] for t in implied)} belong to two transforms ({', '.join(implied)}); "
+                          f"{verb} one at a time" if transform is None else f"--transform {transform} does not take "
+                          + "; ".join(f"{options[t]} (the options of --transform {t})" for t in clash))
+    return transform
+
+
 def sweep_settings(run_dir: Path, *, dx: Range | None, dy: Range | None, mode: str | None, grid: str | None,
                    kind: str, all_shifts: bool = False, subpixel: str | None = None, transform: str | None = None,
                    angles: Range | None = None, scales: Range | None = None) -> SweepConfig:
@@ -41,14 +55,8 @@ def sweep_settings(run_dir: Path, *, dx: Range | None, dy: Range | None, mode: s
     require_finished_run(run_dir)
     cfg = load_config(Path(run_dir) / CONFIG_FILE)
     settings = cfg.sweep.model_dump()
-    implied = [t for t, given in (("rotate", angles is not None), ("scale", scales is not None), ("translate", all_shifts
-               or any(v is not None for v in (dx, dy, grid, subpixel)))) if given]
-    transform = transform or (implied[0] if len(implied) == 1 else None)
-    clash = [t for t in implied if t != transform]
-    if clash:
-        raise ConfigError(f"{' and '.join(OPTIONS[t] for t in implied)} belong to two transforms ({', '.join(implied)}); "
-                          "sweep one at a time" if transform is None else f"--transform {transform} does not take "
-                          + "; ".join(f"{OPTIONS[t]} (the options of --transform {t})" for t in clash))
+    transform = pick_transform(transform, {"rotate": angles is not None, "scale": scales is not None, "translate":
+                               all_shifts or any(v is not None for v in (dx, dy, grid, subpixel))}, OPTIONS, "sweep")
     settings.update({k: v for k, v in dict(transform=transform, angles=angles, scales=scales).items()
                      if v is not None})
     if all_shifts:

@@ -27,7 +27,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
+from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError, model_validator
 
 from ..core.errors import DiskFullError, InvlabError, RunFolderError, clip
 from .atomic import read_json, write_json
@@ -44,14 +44,27 @@ class Protocol(BaseModel):
     kind: Literal["translation", "parts"] = "translation"
     mode: str  # canvas | circular | parts
     grid: str  # product | axes
-    dx: list[float]  # [start, stop, step]
-    dy: list[float]
+    dx: Optional[list[float]] = None  # [start, stop, step]; needed unless transform is rotate or scale
+    dy: Optional[list[float]] = None
+    transform: Literal["translate", "rotate", "scale"] = "translate"
+    angles: Optional[list[float]] = None  # transform rotate: [start, stop, step], degrees
+    scales: Optional[list[float]] = None  # transform scale: [start, stop, step], factors
     test_images: int
     seeds: list[int]
     models: list[str]
     n_shifts: int
     task: Optional[str] = None  # "position" for the paired position probe
     layers: Optional[dict] = None  # {"n_images": N} for sweeps with --layers
+
+    @model_validator(mode="after")
+    def _grid_given(self) -> "Protocol":
+        """The grid's ranges: dx and dy for a translation, angles or scales for a rotate or scale measurement (a
+        rotate or scale sweep keeps its run's dx and dy beside them)."""
+        need = {"translate": ("dx", "dy"), "rotate": ("angles",), "scale": ("scales",)}[self.transform]
+        missing = [k for k in need if getattr(self, k) is None]
+        if missing:
+            raise ValueError(f"{' and '.join(missing)} missing: a {self.transform} protocol gives its grid's ranges")
+        return self
 
 
 class MetaFile(BaseModel):

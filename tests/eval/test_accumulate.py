@@ -143,6 +143,11 @@ def test_a_rotate_grid_is_the_same_accumulator_with_one_column():
         assert turned.table[column].tolist() == [v + ref for v in values]
         assert turned.clean_accuracy == shifted.clean_accuracy and turned.worst_case == shifted.worst_case
         assert Grid([[(v + ref,) for v in values]], transform).origin == (ref,)
+        # invlab measure's streaming evaluator gives the same table, batches read once and turned at every value
+        streamed = stream_sweep(models, from_tensor(images, labels), [[(v + ref,) for v in values]],
+                                lambda x, v: circular_shift(x, v - ref, 0), 5, CPU, transform=transform)
+        pd.testing.assert_frame_equal(streamed.table, turned.table, check_exact=True)
+        assert streamed.clean_accuracy == turned.clean_accuracy and streamed.worst_case == turned.worst_case
 
 
 def test_nan_probabilities_at_any_shift_are_refused_when_the_sums_are_read():

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+import yaml
 from conftest import ROOT, RunsCode
 from custom_models import circular_gap, flatten_head, strided
 from typer.testing import CliRunner
@@ -22,6 +23,7 @@ from invariance_lab.data.images import from_tensor, write_folder
 from invariance_lab.eval.stream import preparer, stream_sweep
 from invariance_lab.nn.models import create_model
 from invariance_lab.data.shifts import value_lines
+from invariance_lab.data.transforms import turn_image
 from invariance_lab.eval.sweep import run_sweep
 from invariance_lab.store.weights import read_safetensors, read_weights
 
@@ -493,3 +495,67 @@ def test_subpixel_fft_shifts_leave_a_linear_circular_network_invariant_and_not_o
     assert json.loads((out / "meta.json").read_text())["protocol"]["subpixel"] == "fft"
     assert "subpixel: fft" in (out / "measure.yaml").read_text()
     assert sorted(pd.read_csv(out / "invariance.csv").dx) == [-1.0, -0.5, 0.0, 0.5, 1.0]
+
+
+# ------------------------------------------------------------------------------------ rotate and scale: --transform
+
+
+def _by_hand(model, x, key, value):
+    """(mean total-variation change of the softmax, flip rate): the images turned or scaled against as they are."""
+    with torch.no_grad():
+        p0, p = model(x).softmax(1), model(turn_image(x, **{key: value})).softmax(1)
+    return float(0.5 * (p - p0).abs().sum(1).mean()), float((p.argmax(1) != p0.argmax(1)).float().mean())
+
+
+@pytest.mark.parametrize("args, transform, key, values", [
+    (["--angles", "-90:90:45"], "rotate", "angle", [-90.0, -45.0, 0.0, 45.0, 90.0]),
+    (["--transform", "scale", "--scales", "0.5:1.5:0.25"], "scale", "scale", [0.5, 0.75, 1.0, 1.25, 1.5]),
+])
+def test_cli_rotate_and_scale_measure_the_turned_images(tmp_path, folder, one_thread, args, transform, key, values):
+    torch.manual_seed(0)
+    model = flatten_head(side=SIDE).eval()
+    res = invoke("measure", "--images", folder, "--model", "custom_models:flatten_head", "--model-kwargs",
+                 json.dumps({"side": SIDE}), "--weights", saved(tmp_path, model), *args, "--results-dir",
+                 tmp_path / "r", "--quiet")
+    assert res.exit_code == 0, res.output
+    (out,) = (tmp_path / "r" / "measure").iterdir()
+    inv = pd.read_csv(out / "invariance.csv")
+    assert key in inv and "dx" not in inv and inv[key].tolist() == values
+    for value, change, flips in zip(values, inv.prob_change, inv.flip_rate):  # the mean over images: any order
+        assert (change, flips) == pytest.approx(_by_hand(model, images(), key, value), abs=1e-6)
+    assert inv.prob_change.max() > 1e-3  # a flatten head is no more invariant to turning than to shifting
+    protocol = json.loads((out / "meta.json").read_text())["protocol"]
+    assert protocol["transform"] == transform and protocol["engine"] == "brute" and "dx" not in protocol
+    assert yaml.safe_load((out / "measure.yaml").read_text())["transform"] == transform
+    shown = " ".join(invoke("report", out).output.split())
+    assert f"{transform} about the centre, the image" in shown and f"images: {folder}" in shown
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--angles", "-10:10", "--dx", "-1:1"], "--angles and --dx/--dy belong to two transforms"),
+    (["--transform", "rotate", "--scales", "0.5:1"], "--transform rotate does not take --scales"),
+    (["--angles", "-10:10", "--layers"], "a rotate measurement cannot take it"),
+    (["--angles", "-10:10", "--engine", "allshift"], "--transform rotate turns or scales it, which no roll does"),
+    (["--angles", "-10:10", "--mode", "circular"], "so --mode circular does not apply"),
+    (["--scales", "0:1:0.5"], "must be above 0; got 0"),
+    (["--transform", "turn"], "unknown --transform 'turn'"),
+])
+def test_bad_transform_options_exit_2_and_write_nothing(tmp_path, folder, args, needle):
+    res = invoke("measure", "--images", folder, "--model", "custom_models:circular_gap", *args, "--results-dir",
+                 tmp_path / "r", "--quiet")
+    assert res.exit_code == 2 and "Traceback" not in res.output, res.output
+    assert needle in " ".join(res.output.split()), res.output
+    assert not (tmp_path / "r" / "measure").exists()
+
+
+def test_api_rotate_equals_the_cli_and_refuses_values_of_another_transform(folder, one_thread):
+    torch.manual_seed(0)
+    model = flatten_head(side=SIDE)
+    table = il.measure(model, images(), transform="rotate", angles=[-30, 0, 30])
+    for angle, change in zip(table.angle, table.prob_change):
+        assert change == pytest.approx(_by_hand(model, images(), "angle", angle)[0], abs=1e-6)
+    assert table.attrs["engine"]["engine"] == "brute"
+    with pytest.raises(InvlabError, match="transform='rotate' takes angles"):
+        il.measure(model, images(), transform="rotate", scales=[1.0])
+    with pytest.raises(InvlabError, match="give transform too"):
+        il.measure(model, images(), angles=[0, 10])

@@ -50,3 +50,16 @@ def test_class_folders_that_are_not_the_runs_classes_are_refused(run_and_images,
         measure_run_to_folder(run=run_dir, images=images, results_dir=tmp_path)
     res = CliRunner().invoke(app, ["measure", "--run", str(run_dir), "--images", str(images), "--model", "m:f"])
     assert res.exit_code == 2 and "--model does not apply" in res.output
+
+
+def test_a_rotate_measurement_of_every_checkpoint(run_and_images, tmp_path):
+    run_dir, images = run_and_images
+    res = CliRunner().invoke(app, ["measure", "--run", str(run_dir), "--images", str(images), "--angles", "-20:20:20",
+                                   "--results-dir", str(tmp_path), "--quiet"])
+    assert res.exit_code == 0, res.output
+    r = load_result(next((tmp_path / "measure").iterdir()))
+    assert r.meta["protocol"]["transform"] == "rotate" and r.meta["seeds"] == [0, 1]
+    assert sorted(set(r.invariance["angle"])) == [-20.0, 0.0, 20.0] and "dx" not in r.invariance
+    at_zero = r.invariance[r.invariance["angle"] == 0.0]
+    assert (at_zero["flip_rate"] == 0).all() and (at_zero["prob_change"] == 0).all()  # the reference itself
+    assert len(r.invariance) == 3 * len(r.summary)  # every model and seed at every angle
