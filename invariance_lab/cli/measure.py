@@ -18,6 +18,7 @@ from ..core.errors import ConfigError, quote
 from ..data.images import COLOURS
 from ..data.transforms import FILLS, SUBPIXEL
 from ..eval.engine import ENGINE_CHOICES
+from ..eval.lie import SWEEP_METRICS
 from ..eval.stream import MODES
 from ..report.display import brief_tables
 from ..run.measure import measure_to_folder
@@ -26,6 +27,7 @@ from ..core.runtime import set_threads
 from ..run.writable import writable
 from ..schema.config import parse_range
 from ..schema.model import MAX_KWARG_DEPTH
+from ..store.layout import LIE_CSV
 from ..store.results import load_result
 from .options import QUIET, THREADS, choice, line, names, out, say
 from .options import results_dir as results_dir_option
@@ -48,7 +50,8 @@ def measure_cli(images: Path = typer.Option(..., "--images", help="A folder of P
                 std: Optional[str] = typer.Option(None, "--std", help="Normalisation: one value, or one per channel."),
                 layers: bool = typer.Option(False, "--layers", help="Also write the layer profile (forward hooks): layers.csv, layers_summary.csv."),
                 taps: Optional[str] = typer.Option(None, "--taps", help="Comma-separated module names (model.named_modules(), and 'output') to tap with --layers; default every convolution, pooling and normalisation module."),
-                layer_images: int = typer.Option(200, "--layer-images", help="Images for --layers (it runs the model at every shift and keeps every tap)."),
+                layer_images: int = typer.Option(200, "--layer-images", help="Images for --layers (it runs the model at every shift and keeps every tap) and --metric lie."),
+                metric: Optional[str] = choice(None, "--metric", SWEEP_METRICS, "lie: also the Lie derivative (lie.csv): how fast the softmax output moves under an infinitesimal translation (x, y), rotation and scaling of the first --layer-images images; with --layers, per layer too."),
                 batch_size: int = typer.Option(256, "--batch-size", help="Images per forward pass (memory stays flat in the number of images and shifts)."),
                 name: Optional[str] = typer.Option(None, "--name", help="The model's name in the tables (default: the checkpoint's model, else the function's name)."),
                 device: str = choice("cpu", "--device", ("cpu", "cuda", "auto"), "cpu, cuda or auto."),
@@ -64,7 +67,7 @@ def measure_cli(images: Path = typer.Option(..., "--images", help="A folder of P
     if run is not None:
         _measure_run(run, images, dx=_range(dx, "--dx"), dy=_range(dy, "--dy"), transform=transform,
                      angles=_range(angles, "--angles"), scales=_range(scales, "--scales"), mode=mode, fill=fill,
-                     subpixel=subpixel, engine=engine,
+                     subpixel=subpixel, engine=engine, metric=metric, layer_images=layer_images,
                      batch_size=batch_size, device=device, trust_factory=trust_factory, quiet=quiet,
                      results_dir=results_dir, others=dict(model=model, model_kwargs=model_kwargs, weights=weights,
                      size=size, mean=mean, std=std, taps=taps, name=name, layers=layers or None,
@@ -77,10 +80,9 @@ def measure_cli(images: Path = typer.Option(..., "--images", help="A folder of P
         size=_size(size), mean=_numbers(mean, "--mean"), std=_numbers(std, "--std"), layers=layers,
         taps=names(taps, "--taps"), layer_images=layer_images,
         batch_size=batch_size, name=name, results_dir=writable(results_dir, "--results-dir"), device=device,
-        progress=not quiet, on_event=say(quiet), engine=engine, trust_factory=trust_factory, subpixel=subpixel)
-    for table in brief_tables(load_result(folder), title="measure: per model (one trained network)"):
-        out.print(table)
-    line(f"measure folder: {folder}")
+        progress=not quiet, on_event=say(quiet), engine=engine, trust_factory=trust_factory, subpixel=subpixel,
+        metric=metric)
+    _print(folder, "measure: per model (one trained network)")
 
 
 def _measure_run(run: Path, images: Path, *, quiet: bool, results_dir: Path, others: dict, **options) -> None:
@@ -93,8 +95,15 @@ def _measure_run(run: Path, images: Path, *, quiet: bool, results_dir: Path, oth
     folder = measure_run_to_folder(run=run, images=images, results_dir=writable(results_dir, "--results-dir"),
                                    progress=not quiet,
                                    on_event=say(quiet), **options)
-    for table in brief_tables(load_result(folder), title=f"measure: every checkpoint of {run}, mean ± 95% CI over seeds"):
+    _print(folder, f"measure: every checkpoint of {run}, mean ± 95% CI over seeds")
+
+
+def _print(folder: Path, title: str) -> None:
+    result = load_result(folder)
+    for table in brief_tables(result, title=title):
         out.print(table)
+    if result.lie is not None:  # --metric lie: a table per model x transform in the report
+        line(f"Lie derivative: {folder / LIE_CSV}; its table: invlab report {folder}")
     line(f"measure folder: {folder}")
 
 

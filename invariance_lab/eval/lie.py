@@ -185,9 +185,10 @@ def layer_lie_derivative(model: nn.Module, images: torch.Tensor, transform: str 
 
 
 def lie_table(models: dict[ModelKey, nn.Module], images: torch.Tensor, *, transforms: tuple[str, ...] = TRANSFORMS,
-              layers: bool = False, batch_size: int = DEFAULT_BATCH, progress: bool = False) -> pd.DataFrame:
+              layers: bool = False, taps: list[str] | None = None, batch_size: int = DEFAULT_BATCH,
+              progress: bool = False) -> pd.DataFrame:
     """lie.csv (core/columns.py's LIE_COLUMNS): per model x seed x transform, the mean over the images of
-    lie_derivative (layer ""), and with `layers` one row per tap (layer_lie_derivative)."""
+    lie_derivative (layer ""), and with `layers` one row per tap (layer_lie_derivative; `taps` names them)."""
     for tr in transforms:
         choose("Lie derivative transform", tr, TRANSFORMS)
     rows = []
@@ -198,7 +199,7 @@ def lie_table(models: dict[ModelKey, nn.Module], images: torch.Tensor, *, transf
             rows.append((name, seed, tr, OUTPUT_LAYER, lie_derivative(model, x, tr, batch_size=batch_size)
                          .double().mean().item()))
             if layers:
-                for tap, value in layer_lie_derivative(model, x, tr, batch_size=batch_size).items():
+                for tap, value in layer_lie_derivative(model, x, tr, taps=taps, batch_size=batch_size).items():
                     rows.append((name, seed, tr, tap, value))
             bar.update(1)
     bar.close()

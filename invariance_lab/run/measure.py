@@ -26,6 +26,7 @@ from ..store.run_images import is_run_folder, run_images
 from ..data.shifts import axis_values, grid_points, value_lines
 from ..data.transforms import FILLS, INTERPOLATION, SUBPIXEL
 from ..eval.class_order import class_order_note
+from ..eval.lie import SWEEP_METRICS, lie_protocol, lie_table
 from ..eval.measurement import Measurement
 from ..eval.stream import MODES, check_channels, check_grid, pick_device, preparer
 from ..eval.tables import summarize
@@ -37,7 +38,7 @@ from ..schema.fields import check_range
 from ..schema.sweep import SWEEP_DEFAULTS
 from ..schema.model import check_kwargs
 from ..store.atomic import write_csv, write_text
-from ..store.layout import (INVARIANCE_CSV, LAYERS_CSV, LAYERS_SUMMARY_CSV, MEASURE_FILE, SUMMARY_CSV,
+from ..store.layout import (INVARIANCE_CSV, LAYERS_CSV, LAYERS_SUMMARY_CSV, LIE_CSV, MEASURE_FILE, SUMMARY_CSV,
     new_measure_folder)
 from ..store.meta import Meta
 from ..store.weights import load_weights, read_weights
@@ -137,10 +138,12 @@ class MeasureGrid:
 
 
 def check_shift_options(mode: str, fill: str, subpixel: str, dx, dy, batch_size: int, transform: str | None = None,
-                        angles=None, scales=None) -> MeasureGrid:
+                        angles=None, scales=None, metric: str | None = None) -> MeasureGrid:
     """The shift options `invlab measure` takes (with or without --run), checked. transform: translate (dx, dy;
     default -8:8 and 0), rotate (angles) or scale (scales; defaults as a sweep's, schema/sweep.SWEEP_DEFAULTS);
-    without it, --angles means rotate, --scales scale."""
+    without it, --angles means rotate, --scales scale. metric: None or "lie" (eval/lie.SWEEP_METRICS)."""
+    if metric is not None:
+        choose("--metric", metric, SWEEP_METRICS)
     choose("mode", mode, MODES)
     choose("fill", fill, FILLS)
     choose("subpixel", subpixel, SUBPIXEL)
@@ -172,7 +175,7 @@ def measure_to_folder(*, images: str | Path, model: str | None = None, model_kwa
                       layers: bool = False, taps: list[str] | None = None, layer_images: int = 200,
                       batch_size: int = 256, name: str | None = None, results_dir: Path = Path("results"),
                       device: str = "cpu", progress: bool = False, on_event=None, engine: str = "auto",
-                      trust_factory: bool = False, subpixel: str = "bilinear") -> Path:
+                      trust_factory: bool = False, subpixel: str = "bilinear", metric: str | None = None) -> Path:
     """`invlab measure`: measure a model (your factory, --model, with --weights; or an invlab checkpoint) on a
     folder of images; writes results/measure/<name>-<time>/ with meta.json, measure.yaml, invariance.csv,
     summary.csv (and with layers, layers.csv and layers_summary.csv). dx, dy: [start, stop, step] ranges (every
@@ -181,9 +184,10 @@ def measure_to_folder(*, images: str | Path, model: str | None = None, model_kwa
     engine: auto | allshift | brute (eval/measurement.measure_shifts). Everything is checked before the folder is
     made. A checkpoint's own factory and kwargs are used only with trust_factory (_model_from). A clean accuracy
     far below chance puts meta.json's `class_order` = {model: note} (eval/class_order.py): the class order
-    probably differs, and the tables print the note instead of "at chance"."""
+    probably differs, and the tables print the note instead of "at chance". metric "lie" adds lie.csv: the Lie
+    derivative (eval/lie.py) on the first layer_images images, per tap too with layers (and taps)."""
     say = on_event or (lambda msg: None)
-    shifts = check_shift_options(mode, fill, subpixel, dx, dy, batch_size, transform, angles, scales)
+    shifts = check_shift_options(mode, fill, subpixel, dx, dy, batch_size, transform, angles, scales, metric)
     if layer_images < 1:
         raise InvlabError(f"--layer-images must be at least 1; got {layer_images}")
     if taps and not layers:
@@ -223,9 +227,13 @@ def measure_to_folder(*, images: str | Path, model: str | None = None, model_kwa
         settings = dict(model=model, model_kwargs=factors.get("kwargs") if model else None,
                         weights=None if weights is None else str(weights), images=str(images), mode=mode, fill=fill,
                         colour=colour, size=None if size is None else list(size), mean=mean, std=std,
-                        **shifts.ranges, layers=layers, taps=taps, layer_images=layer_images if layers else None)
+                        **shifts.ranges, layers=layers, taps=taps,
+                        layer_images=layer_images if layers or metric else None)
         if shifts.transform != "translate":
             settings["transform"] = shifts.transform
+        n_lie = min(layer_images, len(src))
+        if metric:
+            settings["metric"] = metric
         if subpixel == "fft":  # written only when not the default: earlier measure.yaml files stay as they were
             settings["subpixel"] = subpixel
         write_text(folder / MEASURE_FILE, yaml.safe_dump(settings, sort_keys=False))
@@ -238,6 +246,8 @@ def measure_to_folder(*, images: str | Path, model: str | None = None, model_kwa
             proto["subpixel"] = subpixel
         if layers:
             proto["layers"] = dict(n_images=min(layer_images, len(src)))
+        if metric == "lie":
+            proto["lie"] = lie_protocol(n_lie, layers)
         proto.update(m.engines)
         info = dict(factors, n_params=count_parameters(net), weights=settings["weights"])
         if is_custom(factors):
@@ -262,4 +272,10 @@ def measure_to_folder(*, images: str | Path, model: str | None = None, model_kwa
                 meta.data["timings"]["layers_s"] = round(time.perf_counter() - t0, 2)
                 write_csv(folder / LAYERS_CSV, per_shift)
                 write_csv(folder / LAYERS_SUMMARY_CSV, per_layer)
+            if metric == "lie":  # on the images as they are, normalised as the model reads them
+                t0 = time.perf_counter()
+                x = prepare(src(slice(0, n_lie)), *m.origin)
+                write_csv(folder / LIE_CSV, lie_table({(label, seed): net}, x, layers=layers, taps=taps,
+                                                      batch_size=batch_size, progress=progress))
+                meta.data["timings"]["lie_s"] = round(time.perf_counter() - t0, 2)
     return folder

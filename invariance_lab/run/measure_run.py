@@ -19,11 +19,12 @@ import yaml
 from ..config.load import load_config
 from ..config.models import resolved_models
 from ..core.environment import environment
-from ..core.errors import DataError
+from ..core.errors import DataError, InvlabError
 from ..data.datasets import class_names
 from ..data.images import open_folder
 from ..data.shifts import grid_points
 from ..data.transforms import INTERPOLATION
+from ..eval.lie import lie_protocol, lie_table
 from ..eval.measurement import Measurement
 from ..eval.stream import check_grid, pick_device, preparer
 from ..eval.tables import summarize
@@ -31,7 +32,7 @@ from ..nn.factory import is_custom, require_trust
 from ..store.atomic import write_csv, write_text
 from ..store.checkpoints import load_run_models
 from ..store.find import require_finished_run
-from ..store.layout import CONFIG_FILE, INVARIANCE_CSV, MEASURE_FILE, SUMMARY_CSV, new_measure_folder
+from ..store.layout import CONFIG_FILE, INVARIANCE_CSV, LIE_CSV, MEASURE_FILE, SUMMARY_CSV, new_measure_folder
 from ..store.meta import Meta
 from .measure import _match_classes, check_shift_options
 
@@ -42,13 +43,16 @@ def measure_run_to_folder(*, run: str | Path, images: str | Path, dx: list[float
                           mode: str = "canvas", fill: str = "zeros",
                           subpixel: str = "bilinear", batch_size: int = 256, results_dir: Path = Path("results"),
                           device: str = "cpu", progress: bool = False, on_event=None, engine: str = "auto",
-                          trust_factory: bool = False) -> Path:
+                          trust_factory: bool = False, metric: str | None = None, layer_images: int = 200) -> Path:
     """Measure each (model, seed) checkpoint of `run` on the image folder `images`; writes
     results/measure/<run name>-<time>/ (meta.json of kind measure with every seed, measure.yaml, invariance.csv,
     summary.csv). Everything is checked, on the first seed's networks, before the folder is made. The shifts (or
-    angles, or scales) as measure.measure_to_folder takes them."""
+    angles, or scales) as measure.measure_to_folder takes them; metric "lie" adds lie.csv, the Lie derivative of
+    every checkpoint on the first layer_images images (eval/lie.py)."""
     say = on_event or (lambda msg: None)
-    shifts = check_shift_options(mode, fill, subpixel, dx, dy, batch_size, transform, angles, scales)
+    shifts = check_shift_options(mode, fill, subpixel, dx, dy, batch_size, transform, angles, scales, metric)
+    if layer_images < 1:
+        raise InvlabError(f"--layer-images must be at least 1; got {layer_images}")
     run = Path(run)
     meta_run = require_finished_run(run)
     cfg = load_config(run / CONFIG_FILE)
@@ -82,25 +86,35 @@ def measure_run_to_folder(*, run: str | Path, images: str | Path, dx: list[float
     asked = dict(run=str(run), images=str(images), mode=mode, fill=fill, **shifts.ranges, subpixel=subpixel)
     if shifts.transform != "translate":
         asked["transform"] = shifts.transform
+    n_lie = min(layer_images, len(src))
+    if metric:
+        asked.update(metric=metric, layer_images=layer_images)
     write_text(folder / MEASURE_FILE, yaml.safe_dump(asked, sort_keys=False))
     proto = dict(kind="translation", mode=mode, **shifts.protocol(fill), test_images=len(src), seeds=cfg.seeds,
                  models=list(factors), n_shifts=len(points), images=src.describe, labels=src.labels is not None,
                  n_classes=len(classes), run=str(run), **engines)
+    if metric == "lie":
+        proto["lie"] = lie_protocol(n_lie, False)
     if mode == "canvas":
         proto.update(fill=fill, interpolation=INTERPOLATION)
     meta = Meta(folder, kind="measure", name=cfg.name, run_id=folder.name, device=str(dev), seeds=cfg.seeds,
                 protocol=proto, models={m: dict(f) for m, f in factors.items()}, environment=environment(),
                 timings={}, run=str(run), fingerprints=meta_run.get("fingerprints", {}))
     with meta.recording():
-        t0, tables, summaries = time.perf_counter(), [], []
+        t0, tables, summaries, lies = time.perf_counter(), [], [], []
         for seed in cfg.seeds:
             with measurement(seed) as m:
                 inv = m.shifts()
                 tables.append(inv)
                 summaries.append(summarize(inv, m.clean_accuracy, n_classes=m.n_classes, worst_case=m.worst_case))
+                if metric == "lie":  # the images as they are (angle 0, scale 1, no shift)
+                    lies.append(lie_table({(name, seed): loaded[(name, seed)] for name in factors},
+                                          prepare(src(slice(0, n_lie)), *m.origin), batch_size=batch_size))
         meta.data["timings"]["measure_s"] = round(time.perf_counter() - t0, 2)
         write_csv(folder / INVARIANCE_CSV, _by_model(pd.concat(tables, ignore_index=True)))
         write_csv(folder / SUMMARY_CSV, _by_model(pd.concat(summaries, ignore_index=True)))
+        if lies:
+            write_csv(folder / LIE_CSV, _by_model(pd.concat(lies, ignore_index=True)))
     return folder
 
 

@@ -41,12 +41,14 @@ class Result:
     lie: pd.DataFrame | None = None  # lie.csv when the sweep ran --metric lie: model × seed × transform × layer
 
 
-def _read_csv(path: Path, required: list[str], numeric: list[str]) -> pd.DataFrame:
+def _read_csv(path: Path, required: list[str], numeric: list[str], text: tuple[str, ...] = ()) -> pd.DataFrame:
+    """The CSV, checked: its required columns, at least one row, numbers where `numeric`; `text` columns are read
+    as strings (a tap named 0 stays "0", not 0.0), an empty cell as NaN."""
     if not path.is_file():
         raise InvlabError(f"{path.parent} is not a complete result folder: {path.name} is missing. "
                           f"A run or sweep folder holds {META_FILE}, {INVARIANCE_CSV} and {SUMMARY_CSV}.")
     try:
-        df = pd.read_csv(path)
+        df = pd.read_csv(path, dtype=dict.fromkeys(text, str))
     except (ValueError, UnicodeDecodeError, OSError) as exc:  # ParserError and EmptyDataError are ValueErrors
         raise InvlabError(f"{path} could not be read as CSV ({clip(exc, 160)}).") from None
     missing = [c for c in required if c not in df.columns]
@@ -102,8 +104,8 @@ def load_result(path: str | Path) -> Result:
                            ["seed", "layer", "stride", *LAYER_SUMMARY_COLUMNS[-3:]])
     lie = None
     if (path / LIE_CSV).is_file():  # layer: empty (NaN once read) for the output; a tap's name with --layers
-        lie = _read_csv(path / LIE_CSV, LIE_COLUMNS, ["seed", "value"])
-        lie["layer"] = lie["layer"].fillna("").astype(str)
+        lie = _read_csv(path / LIE_CSV, LIE_COLUMNS, ["seed", "value"], text=("layer",))
+        lie["layer"] = lie["layer"].fillna("")
     for name, df in (("invariance", invariance), ("summary", summary)):
         unknown = set(df["model"].astype(str)) - set(meta["protocol"]["models"])
         if unknown:

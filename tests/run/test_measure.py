@@ -19,12 +19,13 @@ from typer.testing import CliRunner
 import invariance_lab as il
 from invariance_lab.cli.main import app
 from invariance_lab.core.errors import InvlabError
-from invariance_lab.data.images import from_tensor, write_folder
+from invariance_lab.data.images import from_tensor, open_folder, write_folder
 from invariance_lab.eval.stream import preparer, stream_sweep
 from invariance_lab.nn.models import create_model
 from invariance_lab.data.shifts import value_lines
 from invariance_lab.data.transforms import turn_image
 from invariance_lab.eval.sweep import run_sweep
+from invariance_lab.store.results import load_result
 from invariance_lab.store.weights import read_safetensors, read_weights
 
 runner = CliRunner()
@@ -559,3 +560,21 @@ def test_api_rotate_equals_the_cli_and_refuses_values_of_another_transform(folde
         il.measure(model, images(), transform="rotate", scales=[1.0])
     with pytest.raises(InvlabError, match="give transform too"):
         il.measure(model, images(), angles=[0, 10])
+
+
+def test_metric_lie_writes_the_lie_derivative_of_the_images_as_the_model_reads_them(tmp_path, folder, one_thread):
+    torch.manual_seed(0)
+    model = circular_gap().eval()
+    res = invoke("measure", "--images", folder, "--model", "custom_models:circular_gap", "--weights",
+                 saved(tmp_path, model), "--metric", "lie", "--layer-images", 5, "--mean", 0.25, "--std", 0.5,
+                 "--dx", "-1:1", "--results-dir", tmp_path / "r", "--quiet")
+    assert res.exit_code == 0, res.output
+    (out,) = (tmp_path / "r" / "measure").iterdir()
+    lie = load_result(out).lie  # the layer of the output row: ""
+    assert list(lie["transform"]) == ["translate_x", "translate_y", "rotate", "scale"] and set(lie.layer) == {""}
+    x = (open_folder(folder)(slice(0, 5)) - 0.25) / 0.5  # the first 5 images of the folder, normalised as the model reads them
+    for transform, value in zip(lie["transform"], lie.value):
+        assert value == pytest.approx(il.lie_derivative(model, x, transform).double().mean().item(), rel=1e-9)
+    protocol = json.loads((out / "meta.json").read_text())["protocol"]
+    assert protocol["lie"]["n_images"] == 5 and protocol["lie"]["layers"] is False
+    assert "Lie derivative" in " ".join(invoke("report", out).output.split())

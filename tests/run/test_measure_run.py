@@ -63,3 +63,13 @@ def test_a_rotate_measurement_of_every_checkpoint(run_and_images, tmp_path):
     at_zero = r.invariance[r.invariance["angle"] == 0.0]
     assert (at_zero["flip_rate"] == 0).all() and (at_zero["prob_change"] == 0).all()  # the reference itself
     assert len(r.invariance) == 3 * len(r.summary)  # every model and seed at every angle
+
+
+def test_metric_lie_of_every_checkpoint(run_and_images, tmp_path):
+    run_dir, images = run_and_images
+    folder = measure_run_to_folder(run=run_dir, images=images, dx=[0, 1, 1], metric="lie", layer_images=4,
+                                   results_dir=tmp_path)
+    lie, summary = load_result(folder).lie, load_result(folder).summary
+    assert sorted(set(zip(lie.model, lie.seed))) == sorted(zip(summary.model, summary.seed))
+    assert len(lie) == 4 * len(summary) and (lie.value >= 0).all()
+    assert load_result(folder).meta["protocol"]["lie"]["n_images"] == 4

@@ -60,6 +60,15 @@ def test_a_layers_table_is_loaded_when_present(tmp_path, fake_result):
     assert isinstance(r.layers, pd.DataFrame) and set(r.layers.layer_name) == {"block1.conv", "block1.down", "head"}
 
 
+@pytest.mark.parametrize("layers", [["", "0", "3"], [""]])
+def test_a_lie_table_keeps_its_tap_names_as_written(tmp_path, fake_result, recwarn, layers):
+    # a Sequential's taps are named 0, 3, ...; the output's row has an empty layer (one with no tap rows at all)
+    folder = fake_result(tmp_path / "d" / "r")
+    pd.DataFrame({"model": "plain", "seed": 0, "transform": "rotate", "layer": layers,
+                  "value": [0.5] * len(layers)}).to_csv(folder / "lie.csv", index=False)
+    assert load_result(folder).lie["layer"].tolist() == layers and not recwarn.list
+
+
 @pytest.mark.parametrize("kind, needle", [("run", "run `invlab run` on its config again to resume it"),
                                           ("sweep", "run the same `invlab sweep` again"),
                                           ("measure", "run the same `invlab measure` again")])
