@@ -180,12 +180,13 @@ def measure_to_folder(*, images: str | Path, model: str | None = None, model_kwa
     folder of images; writes results/measure/<name>-<time>/ with meta.json, measure.yaml, invariance.csv,
     summary.csv (and with layers, layers.csv and layers_summary.csv). dx, dy: [start, stop, step] ranges (every
     pair; default -8:8 and 0); transform rotate or scale: angles (degrees, counterclockwise) or scales (factors)
-    instead, the images turned or scaled about their centre (check_shift_options). subpixel: fft lets circular mode shift by fractions (band-limited: data/transforms.fourier_shift).
-    engine: auto | allshift | brute (eval/measurement.measure_shifts). Everything is checked before the folder is
-    made. A checkpoint's own factory and kwargs are used only with trust_factory (_model_from). A clean accuracy
-    far below chance puts meta.json's `class_order` = {model: note} (eval/class_order.py): the class order
-    probably differs, and the tables print the note instead of "at chance". metric "lie" adds lie.csv: the Lie
-    derivative (eval/lie.py) on the first layer_images images, per tap too with layers (and taps)."""
+    instead, the images turned or scaled about their centre (check_shift_options). subpixel: fft lets circular
+    mode shift by fractions (band-limited: data/transforms.fourier_shift). engine: auto | allshift | brute
+    (eval/measurement.measure_shifts). Everything is checked before the folder is made. A checkpoint's own
+    factory and kwargs are used only with trust_factory (_model_from). A clean accuracy far below chance puts
+    meta.json's `class_order` = {model: note} (eval/class_order.py): the class order probably differs, and the
+    tables print the note instead of "at chance". metric "lie" adds lie.csv: the Lie derivative (eval/lie.py) on
+    the first layer_images images, per tap too with layers (and taps)."""
     say = on_event or (lambda msg: None)
     shifts = check_shift_options(mode, fill, subpixel, dx, dy, batch_size, transform, angles, scales, metric)
     if layer_images < 1:

@@ -38,8 +38,9 @@ def pick_transform(transform: str | None, given: dict[str, bool], options: dict[
     transform = transform or (implied[0] if len(implied) == 1 else None)
     clash = [t for t in implied if t != transform]
     if clash:
-        raise ConfigError(f"{' and '.join(options[t] for t in implied)} belong to two transforms ({', '.join(implied)}); "
-                          f"{verb} one at a time" if transform is None else f"--transform {transform} does not take "
+        raise ConfigError(f"{' and '.join(options[t] for t in implied)} belong to two transforms "
+                          f"({', '.join(implied)}); {verb} one at a time" if transform is None else
+                          f"--transform {transform} does not take "
                           + "; ".join(f"{options[t]} (the options of --transform {t})" for t in clash))
     return transform
 

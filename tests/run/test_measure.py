@@ -572,7 +572,7 @@ def test_metric_lie_writes_the_lie_derivative_of_the_images_as_the_model_reads_t
     (out,) = (tmp_path / "r" / "measure").iterdir()
     lie = load_result(out).lie  # the layer of the output row: ""
     assert list(lie["transform"]) == ["translate_x", "translate_y", "rotate", "scale"] and set(lie.layer) == {""}
-    x = (open_folder(folder)(slice(0, 5)) - 0.25) / 0.5  # the first 5 images of the folder, normalised as the model reads them
+    x = (open_folder(folder)(slice(0, 5)) - 0.25) / 0.5  # the folder's first 5 images, as the model reads them
     for transform, value in zip(lie["transform"], lie.value):
         assert value == pytest.approx(il.lie_derivative(model, x, transform).double().mean().item(), rel=1e-9)
     protocol = json.loads((out / "meta.json").read_text())["protocol"]
