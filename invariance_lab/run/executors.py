@@ -50,7 +50,9 @@ class Executor:
     name: str
     description: str
     submit_all: bool  # every unit submitted at once (a job array), or at most --jobs at a time
-    start: Callable[..., Any]  # (run_dir, jobs, resources, n_units) -> a backend with submit(tasks) / cancel(handles)
+    # (run_dir, jobs, resources, n_units) -> a backend with submit(tasks), stop() and close(); one with
+    # wait(timeout) is waited on between the scheduler's looks (else it looks every POLL_S)
+    start: Callable[..., Any]
     detached: bool = False  # its jobs outlive this process: Ctrl-C leaves them running
 
 
