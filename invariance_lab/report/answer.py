@@ -75,10 +75,18 @@ def _name(row, several_runs: bool) -> str:
     return f"{row['model']} ({row['run']})" if several_runs else str(row["model"])
 
 
-def _what(measure: dict | None) -> str:
-    """What a flip rate counts: predictions on letters moved on the canvas, or on the measured images."""
+def _what(measure: dict | None, transform: str = "translate") -> str:
+    """What a flip rate counts: predictions on letters moved (turned, scaled) on the canvas, or on the measured
+    images; a measure's own protocol says its transform."""
     if measure is None:
-        return "of predictions change when the letter moves"
+        return "of predictions change when the letter " + {"rotate": "is turned", "scale": "is scaled"}.get(
+            transform, "moves")
+    turned = measure.get("transform")
+    if turned in ("rotate", "scale"):
+        start, stop, _ = (float(v) for v in measure.get("angles" if turned == "rotate" else "scales") or (0, 0, 0))
+        by = f" by {start:g}..{stop:g} degrees" if turned == "rotate" else f" by factors {start:g}..{stop:g}"
+        return (f"of predictions change when {_images(measure)} are {'turned' if turned == 'rotate' else 'scaled'}"
+                f"{by if stop > start else ''} about their centre")
     return f"of predictions change when {_images(measure)} are shifted{_shifts(measure)}"
 
 
@@ -162,12 +170,13 @@ def _at_chance(chance: pd.DataFrame, several_runs: bool, where: str = "", alone:
     return text + ("." if alone else " and is left out (`invlab report --drop-chance` drops those seeds).")
 
 
-def answer(table: pd.DataFrame, measure: dict | None = None) -> str:
+def answer(table: pd.DataFrame, measure: dict | None = None, transform: str = "translate") -> str:
     """The page's opening sentences from a model table (columns model, head, n_seeds, n_chance, mean_flip_rate
     with _lo and _hi; worst_flip_rate; run when several folders are compared). `measure`: the protocol of the
-    `invlab measure` folder(s) reported (meta.json, kind "measure"), so the words name the images measured."""
+    `invlab measure` folder(s) reported (meta.json, kind "measure"), so the words name the images measured;
+    `transform`: what the letters underwent (sweep.transform: translate, rotate or scale)."""
     several_runs = "run" in table and table["run"].nunique() > 1
-    what = _what(measure)
+    what = _what(measure, transform)
     ranked = table[table["n_chance"] == 0].sort_values(METRIC, kind="stable")
     chance = table[table["n_chance"] > 0]
     parts = []

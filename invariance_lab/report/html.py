@@ -195,9 +195,12 @@ def _measured(results) -> dict | None:
         return None
     if len(protocols) < len(results):
         return {}
-    keys = ("images", "test_images", "dx", "dy", "mode")
+    keys = ("images", "test_images", "dx", "dy", "mode", "transform", "angles", "scales")
     same = all({k: p.get(k) for k in keys} == {k: protocols[0].get(k) for k in keys} for p in protocols)
     return protocols[0] if same else {}
+
+
+TITLES = {"translate": "Translation invariance", "rotate": "Rotation invariance", "scale": "Scale invariance"}
 
 
 def html_report(paths: list[str | Path], *, metric: str = "flip_rate", drop_chance: bool = False,
@@ -218,10 +221,12 @@ def html_report(paths: list[str | Path], *, metric: str = "flip_rate", drop_chan
     measured = _measured(results)
     # the answer in words first, then the table (within the first screen), then the plots; the question and the
     # protocol after them, for a reader who wants to know how the numbers were made
-    body = [f"<h1>Translation invariance: {e(', '.join(labels))}</h1>",
+    transforms = {r.meta.get("protocol", {}).get("transform") or "translate" for r in results}
+    transform = transforms.pop() if len(transforms) == 1 else None  # rotate, scale: sweep.transform
+    body = [f"<h1>{TITLES.get(transform, 'Invariance')}: {e(', '.join(labels))}</h1>",
             (f'<p class="sub">invlab report, {len(results)} folder{"s" if several else ""}; made '
              f"{datetime.now():%Y-%m-%d %H:%M} by invariance_lab {e(__version__)}.</p>"),
-            f'<p class="answer" id="answer">{text_html(answer(model_view.table, measured))}</p>',
+            f'<p class="answer" id="answer">{text_html(answer(model_view.table, measured, transform or "translate"))}</p>',
             f"<h2>Models{', compared across ' + str(len(results)) + ' folders' if several else ''}</h2>",
             (f'<p class="sub">{e(model_view.title)}. Accuracy beside the change under shift: a network can be '
              "consistent because it is right everywhere, or because it gives one answer to everything.</p>"),

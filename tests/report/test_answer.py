@@ -115,6 +115,24 @@ def test_measure_folder_names_the_images_not_letters():
     assert "letter" not in text
 
 
+def test_a_rotate_or_scale_measure_says_the_images_were_turned_or_scaled():
+    protocol = dict(kind="translation", mode="canvas", transform="rotate", angles=[-40.0, 40.0, 10.0], test_images=40,
+                    images="/data/cats", seeds=[0])
+    text = answer(table(("mynet", "?", 0.0625, None)), measure=protocol)
+    assert text.startswith("mynet: 6.2% of predictions change when the 40 images of /data/cats are turned by "
+                           "-40..40 degrees about their centre (mean over"), text
+    protocol.update(transform="scale", scales=[0.8, 1.2, 0.1])
+    assert "are scaled by factors 0.8..1.2 about their centre" in answer(table(("mynet", "?", 0.0625, None)),
+                                                                        measure=protocol)
+
+
+@pytest.mark.parametrize("transform, words", [("translate", "when the letter moves"),
+                                              ("rotate", "when the letter is turned"),
+                                              ("scale", "when the letter is scaled")])
+def test_a_sweeps_transform_is_what_the_letters_underwent(transform, words):
+    assert words in answer(table(("conv_gap", "global_avg", 0.004, (0.001, 0.007))), transform=transform)
+
+
 def test_several_runs_name_the_run():
     t = pd.concat([table(("m", "global_avg", 0.02, (0.01, 0.03)), run="a/1"),
                    table(("m", "global_avg", 0.20, (0.18, 0.22)), run="b/2")], ignore_index=True)

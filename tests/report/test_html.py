@@ -197,6 +197,19 @@ def test_measure_page_describes_the_images_not_letters(tmp_path, fake_result):
     assert "synthetic letters" not in text and "<h2>The question</h2>" not in text
 
 
+def test_a_rotate_measure_page_is_titled_and_worded_for_rotation(tmp_path):
+    from invariance_lab.data.images import write_folder
+
+    pixels = (torch.rand(6, 1, 12, 12, generator=torch.Generator().manual_seed(0)) * 255).round() / 255
+    write_folder(pixels, tmp_path / "imgs", torch.tensor([0, 1] * 3), ["a", "b"])
+    res = runner.invoke(app, ["measure", "--images", str(tmp_path / "imgs"), "--model", "custom_models:circular_gap",
+                              "--angles", "-30:30:30", "--results-dir", str(tmp_path / "r"), "--quiet"])
+    assert res.exit_code == 0, res.output
+    text = html_report(list((tmp_path / "r" / "measure").iterdir()))
+    assert re.search(r"<h1>Rotation invariance: measure/circular_gap-", text)
+    assert "Translation invariance" not in text and "are shifted" not in text
+
+
 def test_plots_are_never_shown_with_text_below_11_px(page):
     """Each plot's smallest text (data-label-px, in its picture's px) times the smallest scale the page allows it
     (min-width / width) is at least 11 px: on a phone the plot's box scrolls instead (checked in Chromium too)."""
