@@ -83,7 +83,7 @@ def _what(measure: dict | None, transform: str = "translate") -> str:
             transform, "moves")
     turned = measure.get("transform")
     if turned in ("rotate", "scale"):
-        start, stop, _ = (float(v) for v in measure.get("angles" if turned == "rotate" else "scales") or (0, 0, 0))
+        start, stop = (float(v) for v in (measure.get("angles" if turned == "rotate" else "scales") or (0, 0))[:2])
         by = f" by {start:g}..{stop:g} degrees" if turned == "rotate" else f" by factors {start:g}..{stop:g}"
         return (f"of predictions change when {_images(measure)} are {'turned' if turned == 'rotate' else 'scaled'}"
                 f"{by if stop > start else ''} about their centre")
@@ -101,7 +101,7 @@ def _images(measure: dict) -> str:
 def _shifts(measure: dict) -> str:
     """" by dx -8..8 inside their frame": the shifts of a measure, an axis held at 0 left out."""
     def span(name: str, spec) -> str:
-        start, stop, _ = (float(v) for v in spec)
+        start, stop = (float(v) for v in spec[:2])  # [start, stop] or [start, stop, step]
         return f"{name} {start:g}" if start == stop else f"{name} {start:g}..{stop:g}"
 
     moved = [span(k, measure[k]) for k in ("dx", "dy") if k in measure and list(measure[k])[:2] != [0, 0]]

@@ -63,7 +63,7 @@ TERMINAL_VALUES = 7  # shift or layer columns a terminal shows without --wide (0
 def protocol_lines(results: list[Result]) -> list[str]:
     """One sentence per result stating the shift protocol, so every printed table says how it was measured."""
     def span(name: str, spec) -> str:
-        start, stop, step = (float(v) for v in spec)
+        start, stop, step = (float(v) for v in [*spec, 1.0][:3])  # [start, stop] or [start, stop, step]
         return f"{name} {start:g}" if start == stop else f"{name} {start:g}..{stop:g} step {step:g}"
 
     lines = []
@@ -74,7 +74,8 @@ def protocol_lines(results: list[Result]) -> list[str]:
         if p.get("part") == "counter":
             parts = [PART_COUNTER_WORDS]
         if "images" in p:  # invlab measure: raster images, translated as pixels (stream.py)
-            parts = [RASTER_WORDS.get(mode, f"{mode} shift").format(**p), f"images: {p['images']}"]
+            parts = [(RASTER_WORDS[mode].format(fill=p.get("fill"), interpolation=p.get("interpolation"))
+                     if mode in RASTER_WORDS else f"{mode} shift"), f"images: {p['images']}"]
             if not p.get("labels", True):
                 parts.append("no labels (accuracy not measured)")
         if p.get("transform") in ("rotate", "scale"):  # sweep.transform: angles or scales in place of dx, dy

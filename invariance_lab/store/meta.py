@@ -16,6 +16,7 @@ malformed is a RunFolderError naming the file.
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import socket
@@ -27,7 +28,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError, field_validator, model_validator
 
 from ..core.errors import DiskFullError, InvlabError, RunFolderError, clip
 from .atomic import read_json, write_json
@@ -55,6 +56,28 @@ class Protocol(BaseModel):
     n_shifts: int
     task: Optional[str] = None  # "position" for the paired position probe
     layers: Optional[dict] = None  # {"n_images": N} for sweeps with --layers
+    # what the tables' captions print (report/display.protocol_lines), when a folder has them
+    engine: Optional[str] = None  # allshift | brute | mixed (eval/engine.engine_protocol)
+    engines: Optional[dict[str, str]] = None  # model -> its engine
+    engine_notes: Optional[dict[str, Optional[str]]] = None  # model -> why not the all-shift engine
+    images: Optional[str] = None  # invlab measure, image folders, boxes: what was measured
+    labels: Optional[bool] = None  # invlab measure: whether the images had labels
+    fill: Optional[str] = None
+    interpolation: Optional[str] = None
+    drawing: Optional[str] = None  # a rotate or scale grid: how the images were turned or scaled
+    subpixel: Optional[str] = None
+    part: Optional[str] = None  # "counter" for outline letters' part displacement
+    all_shifts: Optional[bool] = None
+    n_classes: Optional[int] = None
+
+    @field_validator("dx", "dy", "angles", "scales")
+    @classmethod
+    def _a_range(cls, v: Optional[list[float]], info) -> Optional[list[float]]:
+        """[start, stop] or [start, stop, step] of finite numbers, as the tables' captions print them."""
+        if v is not None and (len(v) not in (2, 3) or not all(math.isfinite(x) for x in v)):
+            raise ValueError(f"{info.field_name} must be [start, stop] or [start, stop, step] of finite numbers; "
+                             f"got {v}")
+        return v
 
     @model_validator(mode="after")
     def _grid_given(self) -> "Protocol":

@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..core.columns import (GRID_COLUMNS, LAYER_SUMMARY_COLUMNS, LIE_COLUMNS, MAX_COLUMN, METRIC_COLUMNS,
-                            SUMMARY_METRICS, WORST_CASE_COLUMNS)
+                            SUMMARY_METRICS, WORST_CASE_COLUMNS, WORST_SHIFT_COLUMNS)
 from ..core.errors import InvlabError, clip, quote
 from .layout import INVARIANCE_CSV, LAYERS_SUMMARY_CSV, LIE_CSV, META_FILE, SUMMARY_CSV, SWEEP_DIR
 from .meta import read_meta, run_state
@@ -42,8 +42,9 @@ class Result:
 
 
 def _read_csv(path: Path, required: list[str], numeric: list[str], text: tuple[str, ...] = ()) -> pd.DataFrame:
-    """The CSV, checked: its required columns, at least one row, numbers where `numeric`; `text` columns are read
-    as strings (a tap named 0 stays "0", not 0.0), an empty cell as NaN."""
+    """The CSV, checked: its required columns, at least one row, numbers in the `numeric` columns it has (older
+    folders lack the later ones); `text` columns are read as strings (a tap named 0 stays "0", not 0.0), an empty
+    cell as NaN."""
     if not path.is_file():
         raise InvlabError(f"{path.parent} is not a complete result folder: {path.name} is missing. "
                           f"A run or sweep folder holds {META_FILE}, {INVARIANCE_CSV} and {SUMMARY_CSV}.")
@@ -57,7 +58,7 @@ def _read_csv(path: Path, required: list[str], numeric: list[str], text: tuple[s
                           f"Was it written by another version of invariance_lab, or edited?")
     if df.empty:
         raise InvlabError(f"{path} is damaged: it has no rows")
-    bad = [c for c in numeric if not pd.api.types.is_numeric_dtype(df[c])]
+    bad = [c for c in numeric if c in df.columns and not pd.api.types.is_numeric_dtype(df[c])]
     if bad:
         raise InvlabError(f"{path} is damaged: column(s) {', '.join(bad)} hold values that are not numbers")
     for c in [c for c in df.columns if c in FRACTIONS]:  # older folders lack the later columns
@@ -95,9 +96,10 @@ def load_result(path: str | Path) -> Result:
                           f"can be reported. Wait for it to finish, or {_AGAIN.get(meta['kind'], _AGAIN['run'])}.")
     axes = list(GRID_COLUMNS.get(meta["protocol"].get("transform"), GRID_COLUMNS["translate"]))  # dx, dy; or angle, or scale
     invariance = _read_csv(path / INVARIANCE_CSV, ["model", "seed", *axes, *METRIC_COLUMNS],
-                           ["seed", *axes, *METRIC_COLUMNS[:3]])
+                           ["seed", *axes, "n_images", *METRIC_COLUMNS, MAX_COLUMN])
     summary = _read_csv(path / SUMMARY_CSV, ["model", "seed", "downsample", "head", "padding", *SUMMARY_METRICS],
-                        ["seed", "clean_accuracy", "mean_flip_rate", "worst_flip_rate"])
+                        ["seed", "n_images", "n_shifts", "n_classes", *SUMMARY_METRICS, *WORST_SHIFT_COLUMNS,
+                         *(f"worst_{a}" for a in axes), MAX_COLUMN, *WORST_CASE_COLUMNS])
     layers = None
     if (path / LAYERS_SUMMARY_CSV).is_file():
         layers = _read_csv(path / LAYERS_SUMMARY_CSV, ["model", "seed", *LAYER_SUMMARY_COLUMNS],

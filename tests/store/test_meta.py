@@ -3,6 +3,7 @@ process is gone."""
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -12,7 +13,8 @@ import pytest
 
 from invariance_lab.core.errors import InvlabError, RunFolderError
 from invariance_lab.store.layout import META_FILE
-from invariance_lab.store.meta import LOG_TAIL_BYTES, Meta, log_tail, read_meta, read_unit_state, run_state
+from invariance_lab.store.meta import (LOG_TAIL_BYTES, Meta, Protocol, log_tail, read_meta, read_unit_state,
+                                       run_state)
 
 PROTOCOL = dict(kind="translation", mode="canvas", grid="product", dx=[-1, 1, 1], dy=[0, 0, 1], test_images=4,
                 seeds=[0], models=["m"], n_shifts=3)
@@ -36,6 +38,24 @@ def test_malformed_meta_is_refused(tmp_path, content, needle):
     with pytest.raises(InvlabError, match=needle) as e:
         read_meta(tmp_path)
     assert str(tmp_path) in str(e.value)
+
+
+@pytest.mark.parametrize("change, needle", [
+    (dict(dx=[5]), "protocol.dx: Value error, dx must be [start, stop] or [start, stop, step] of finite numbers"),
+    (dict(dy=[0, float("inf")]), "protocol.dy: Value error, dy must be"),
+    (dict(engine=["brute"]), "protocol.engine: Input should be a valid string"),
+    (dict(transform="rotate"), "angles missing: a rotate protocol gives its grid's ranges"),
+])
+def test_a_protocol_the_tables_cannot_state_is_refused(tmp_path, change, needle):
+    meta = dict(kind="run", status="complete", name="n", run_id="r", seeds=[0], protocol={**PROTOCOL, **change})
+    (tmp_path / META_FILE).write_text(json.dumps(meta))
+    with pytest.raises(RunFolderError, match=re.escape(needle)):
+        read_meta(tmp_path)
+
+
+def test_a_rotate_protocol_needs_no_shifts():
+    protocol = {k: v for k, v in PROTOCOL.items() if k not in ("dx", "dy")}
+    Protocol.model_validate({**protocol, "transform": "rotate", "angles": [-40, 40, 10]})
 
 
 def test_random_bytes_meta_is_refused(tmp_path):

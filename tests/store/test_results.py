@@ -31,6 +31,20 @@ def test_damaged_summary_is_refused_naming_the_file(tmp_path, fake_result, damag
     assert "summary.csv" in str(e.value)
 
 
+@pytest.mark.parametrize("file, column", [("summary.csv", c) for c in ("mean_prob_change", "worst_accuracy",
+                                                                        "n_shifts", "worst_shift_dx")]
+                         + [("invariance.csv", c) for c in ("prob_change", "n_images", "neighbor_flip_rate")])
+def test_a_word_in_any_number_column_is_refused_naming_it(tmp_path, fake_result, file, column):
+    # one byte flipped in a number ("0.5" read as "0/5") is damage in every column the report reads, not only in
+    # the columns a table is keyed on (it ended in a traceback where the report first computed with it)
+    folder = fake_result(tmp_path / "demo" / "r1")
+    df = pd.read_csv(folder / file, dtype=str, keep_default_na=False)  # every cell as written
+    df.loc[0, column] = "0/5"
+    df.to_csv(folder / file, index=False)
+    with pytest.raises(InvlabError, match=f"{file} is damaged: column\\(s\\) {column} hold values that are not"):
+        load_result(folder)
+
+
 def _set_first(path, column, value):
     df = pd.read_csv(path)
     df.loc[0, column] = value

@@ -1,7 +1,8 @@
 """Property-based fuzz of run folders: any file damaged in any way gives exit 0 or 2, never a traceback or a hang.
 
 Every file of a finished run (config.yaml, meta.json, the CSVs, each checkpoint) is truncated, emptied, replaced
-by random bytes, by JSON or YAML of the wrong shape, or has one byte flipped; then `invlab sweep` and
+by random bytes, by JSON or YAML of the wrong shape, or has one byte flipped (meta.json: or one of its keys, or
+of its protocol's, set to a value of another shape); then `invlab sweep` and
 `invlab report` run on the folder. A damage that does not matter to a command (train.csv for sweep) may pass.
 """
 
@@ -44,10 +45,12 @@ def damage(data: bytes, how: str, draw) -> bytes:
         return data[:i] + bytes([data[i] ^ (1 << draw(st.integers(0, 7)))]) + data[i + 1:]
     if how == "json":
         return json.dumps(draw(JSON_VALUES)).encode()
-    # a valid meta.json with one key set to a value of another shape
+    # a valid meta.json with one key set to a value of another shape: a top-level key, or one of its protocol's
+    # (the shifts, the engine, the images: what every printed table states)
     meta = json.loads(data) if data.startswith(b"{") else {}
-    if isinstance(meta, dict) and meta:
-        meta[draw(st.sampled_from(sorted(meta)))] = draw(JSON_VALUES)
+    inner = meta.get("protocol") if how == "protocol_key" and isinstance(meta, dict) else meta
+    if isinstance(inner, dict) and inner:
+        inner[draw(st.sampled_from(sorted(inner)))] = draw(JSON_VALUES)
     return json.dumps(meta).encode()
 
 
@@ -65,7 +68,8 @@ def test_damaged_run_folders_never_give_a_traceback(pristine, tmp_path_factory, 
     run_dir = tmp_path_factory.mktemp("fuzz") / "quick" / source.name
     shutil.copytree(source, run_dir)
     target = data.draw(st.sampled_from(files), label="file")
-    how = data.draw(st.sampled_from(["truncate", "empty", "random", "flip", "json", "meta_key"]), label="damage")
+    how = data.draw(st.sampled_from(["truncate", "empty", "random", "flip", "json", "meta_key", "protocol_key"]),
+                    label="damage")
     path = run_dir / target
     path.write_bytes(damage(path.read_bytes(), how, data.draw))
     sweep_dir = next(p for p in files if p.parts[0] == "sweeps").parent
