@@ -26,12 +26,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def once(threads: int | None, root: Path) -> dict:
-    """One run of the code under `root` (its package first on PYTHONPATH), with its own rusage."""
+def once(threads: int | None, root: Path, config: str = "seed_question.yaml", extra: tuple[str, ...] = ()) -> dict:
+    """One run of the code under `root` (its package first on PYTHONPATH) on configs/<config> with the options
+    `extra`, with its own rusage."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]))
     with tempfile.TemporaryDirectory() as results:
-        cmd = [sys.executable, "-m", "invariance_lab", "run", str(root / "configs" / "seed_question.yaml"),
-               "--fresh", "--quiet", "--results-dir", results]
+        cmd = [sys.executable, "-m", "invariance_lab", "run", str(root / "configs" / config),
+               "--fresh", "--quiet", "--results-dir", results, *extra]
         if threads:
             cmd += ["--threads", str(threads)]
         t0 = time.perf_counter()
@@ -50,6 +51,19 @@ def line(label: str, r: dict) -> str:
             f"peak {r['peak_mb']:.0f} MB; load {os.getloadavg()[0]:.2f}")
 
 
+def paired(repeats: int, baseline: Path | None, run) -> tuple[list[dict], list[dict]]:
+    """(this checkout's runs, the baseline's): run(root) `repeats` times for ROOT and, with a baseline folder,
+    for it too, alternating repeat by repeat so that both see the same load; each printed as it ends."""
+    runs, base = [], []
+    for i in range(repeats):
+        runs.append(run(ROOT))
+        print(line(f"run {i + 1}", runs[-1]), flush=True)
+        if baseline:
+            base.append(run(baseline.resolve()))
+            print(line(f"baseline run {i + 1}", base[-1]), flush=True)
+    return runs, base
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=3)
@@ -58,13 +72,7 @@ def main():
     args = ap.parse_args()
     print(f"invlab run configs/seed_question.yaml --fresh{f' --threads {args.threads}' if args.threads else ''}; "
           f"{os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.2f} at the start")
-    runs, base = [], []
-    for i in range(args.repeats):
-        runs.append(once(args.threads, ROOT))
-        print(line(f"run {i + 1}", runs[-1]), flush=True)
-        if args.baseline:
-            base.append(once(args.threads, args.baseline.resolve()))
-            print(line(f"baseline run {i + 1}", base[-1]), flush=True)
+    runs, base = paired(args.repeats, args.baseline, lambda root: once(args.threads, root))
     wall = statistics.median(r["wall"] for r in runs)
     peaks = [r["peak_mb"] for r in runs]
     peak, within = max(peaks), sum(p <= 450 for p in peaks)
