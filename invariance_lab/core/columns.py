@@ -1,10 +1,10 @@
 """The column names of the tidy tables a sweep writes, named once: the measurement (eval/) makes them, the run
 folder (store/results.py) checks them, reports and claims read them. docs/metrics.md defines each metric.
 
-    invariance.csv       model, seed, FACTOR_COLUMNS, mode, dx, dy, n_images, METRIC_COLUMNS, MAX_COLUMN
+    invariance.csv       model, seed, FACTOR_COLUMNS, mode, dx, dy, n_images, METRIC_COLUMNS, MAX_COLUMN, CORRECT_FLIP
                          (angle or scale in place of dx, dy in a rotate or scale sweep: GRID_COLUMNS)
     summary.csv          model, seed, FACTOR_COLUMNS, mode, n_images, n_shifts, CHANCE_COLUMNS, SUMMARY_METRICS, ...,
-                         WORST_CASE_COLUMNS
+                         CORRECT_FLIP_SUMMARY, WORST_CASE_COLUMNS
     layers_summary.csv   model, seed, FACTOR_COLUMNS, mode, LAYER_SUMMARY_COLUMNS
     lie.csv              LIE_COLUMNS (model, seed, transform, layer, value)
 """
@@ -48,6 +48,11 @@ INVARIANT_TV = 1e-6  # a model changes no probability by more than this (float r
 # table read back from a CSV (the per-image flags are not in invariance.csv).
 ROBUST, CONSISTENT = "robust_accuracy", "consistent_fraction"
 WORST_CASE_COLUMNS = [ROBUST, CONSISTENT]
+# Added last, after max_prob_change: the flip rate on the images a model classifies correctly at the reference
+# (NaN unlabelled, or with none correct), beside flip_rate on all of them: a consistent model can be consistently
+# wrong. summary.csv gives its mean and worst over the non-zero shifts before WORST_CASE_COLUMNS.
+CORRECT_FLIP = "flip_rate_correct"
+CORRECT_FLIP_SUMMARY = [f"mean_{CORRECT_FLIP}", f"worst_{CORRECT_FLIP}"]
 
 # layers.csv (per model x seed x tap x shift) and layers_summary.csv (per model x seed x tap), after model, seed
 LAYER_COLUMNS = ["layer", "layer_name", "stride", "dx", "dy", "n_images", "equivariance_error",

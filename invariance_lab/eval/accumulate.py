@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..core.columns import CONSISTENT, GRID_COLUMNS, REFERENCE, ROBUST
+from ..core.columns import CONSISTENT, CORRECT_FLIP, GRID_COLUMNS, REFERENCE, ROBUST
 from ..core.errors import FactoryError
 from ..core.metrics import tv_distance
 from ..data.shifts import grid_points, previous_on_line
@@ -83,11 +83,11 @@ class ShiftSums:
     """One model's per-shift sums over batches of images: correct predictions, flips against the reference,
     summed and largest total-variation distance to the reference, flips against the neighbour."""
 
-    CORRECT, FLIPS, TV_SUM, TV_MAX, NEIGHBOUR_FLIPS = range(5)
+    CORRECT, FLIPS, TV_SUM, TV_MAX, NEIGHBOUR_FLIPS, CORRECT_FLIPS = range(6)
 
     def __init__(self, grid: Grid):
         self.grid = grid
-        self.sums = np.zeros((len(grid.shifts), 5))
+        self.sums = np.zeros((len(grid.shifts), 6))
         # per image (grown as batches arrive, in any order): wrong at some shift, changed at some shift
         self.wrong = np.zeros(0, dtype=bool)
         self.changed = np.zeros(0, dtype=bool)
@@ -107,6 +107,8 @@ class ShiftSums:
             right = pred == labels
             s[i, self.CORRECT] += right.sum(1).cpu().numpy()
             self.wrong[images] |= (~right).any(0).cpu().numpy()
+            # flips of the images correct at the reference (their number: CORRECT at the reference)
+            s[i, self.CORRECT_FLIPS] += (flipped & (ref_probs.argmax(-1) == labels)).sum(1).cpu().numpy()
         self.changed[images] |= flipped.any(0).cpu().numpy()
         s[i, self.FLIPS] += flipped.sum(1).cpu().numpy()
         s[i, self.TV_SUM] += tv.sum(1).double().cpu().numpy()  # float32 per batch, float64 over batches
@@ -132,8 +134,13 @@ class ShiftSums:
                             accuracy=s[self.CORRECT] / n if labelled else np.nan, flip_rate=s[self.FLIPS] / n,
                             prob_change=s[self.TV_SUM] / n,
                             neighbor_flip_rate=s[self.NEIGHBOUR_FLIPS] / n if p in self.grid.previous else np.nan,
-                            max_prob_change=s[self.TV_MAX]))
+                            max_prob_change=s[self.TV_MAX], **{CORRECT_FLIP: self._correct_flip_rate(s, labelled)}))
         return out
+
+    def _correct_flip_rate(self, s: np.ndarray, labelled: bool) -> float:
+        """Flips among the images correct at the reference, over their number (NaN unlabelled or none correct)."""
+        correct = self.sums[self.grid.ref, self.CORRECT]
+        return s[self.CORRECT_FLIPS] / correct if labelled and correct > 0 else np.nan
 
     def clean_accuracy(self, n: int, labelled: bool) -> float:
         return float(self.sums[self.grid.ref, self.CORRECT] / n) if labelled else np.nan

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from ..core.columns import (CUSTOM, FACTOR_COLUMNS, MAX_COLUMN, METRIC_COLUMNS, REFERENCE, WORST_CASE_COLUMNS,
+from ..core.columns import (CORRECT_FLIP, CORRECT_FLIP_SUMMARY, CUSTOM, FACTOR_COLUMNS, MAX_COLUMN, METRIC_COLUMNS,
+                            REFERENCE, WORST_CASE_COLUMNS,
                             WORST_SHIFT_COLUMNS, grid_columns, table_transform)
 from ..core.stats import is_at_chance
 
@@ -70,7 +71,7 @@ def summarize(table: pd.DataFrame, clean_accuracy: dict[ModelKey, float] | None 
         worst_case = {(m, int(s)): v for k, v in table.attrs["worst_case"].items() for m, _, s in [k.rpartition("/")]}
     axes = list(grid_columns(table))  # dx, dy; a rotate or scale sweep's angle or scale
     origin = REFERENCE[table_transform(table)]
-    keys = [c for c in table.columns if c not in METRIC_COLUMNS + axes + [MAX_COLUMN]]
+    keys = [c for c in table.columns if c not in METRIC_COLUMNS + axes + [MAX_COLUMN, CORRECT_FLIP]]
     worst_columns = WORST_SHIFT_COLUMNS if axes == ["dx", "dy"] else [f"worst_{axes[0]}"]
     out = []
     for key, g in table.groupby(["model", "seed"], sort=False):
@@ -88,6 +89,9 @@ def summarize(table: pd.DataFrame, clean_accuracy: dict[ModelKey, float] | None 
         row.update(zip(worst_columns, [np.nan] * len(axes) if worst is None else worst[axes]))
         if MAX_COLUMN in moved:
             row[MAX_COLUMN] = moved[MAX_COLUMN].max() if len(moved) else np.nan
+        if CORRECT_FLIP in moved:  # tables since the column: the flip rate on the images correct at the reference
+            vals = moved[CORRECT_FLIP].dropna()
+            row.update(zip(CORRECT_FLIP_SUMMARY, (vals.mean(), vals.max()) if len(vals) else (np.nan, np.nan)))
         if worst_case is not None:
             row.update({c: worst_case.get(key, {}).get(c, np.nan) for c in WORST_CASE_COLUMNS})
         out.append(row)

@@ -23,7 +23,8 @@ from ..core.errors import InvlabError, choose
 from ..core.stats import ci_halfwidth, is_at_chance, with_bounds
 from ..store.results import Result, load_result  # noqa: F401  (load_result: part of this API)
 from ..store.layout import CONFIG_FILE, SWEEP_DIR, is_study
-from ..core.columns import FACTOR_COLUMNS, METRIC_COLUMNS, SUMMARY_METRICS, WORST_CASE_COLUMNS, grid_columns
+from ..core.columns import (CORRECT_FLIP_SUMMARY, FACTOR_COLUMNS, METRIC_COLUMNS, SUMMARY_METRICS, WORST_CASE_COLUMNS,
+                            grid_columns)
 
 AXES = ("dx", "dy", "angle", "scale")  # a translate sweep's two axes; a rotate or scale sweep's one (sweep.transform)
 BY = ("model", "shift", "layer")
@@ -107,8 +108,10 @@ def without_seeds(result: Result, seeds: pd.DataFrame) -> Result:
 # --- tables -----------------------------------------------------------------------------------------------
 
 def model_metrics(results: list[Result]) -> list[str]:
-    """The model table's value columns: MODEL_METRICS, then the worst-case columns any of the summaries has."""
-    return MODEL_METRICS + [c for c in WORST_CASE_COLUMNS if any(c in r.summary for r in results)]
+    """The model table's value columns: MODEL_METRICS, then the later columns any of the summaries has (the mean
+    flip rate on the images correct at the reference, the worst-case columns)."""
+    later = [CORRECT_FLIP_SUMMARY[0], *WORST_CASE_COLUMNS]
+    return MODEL_METRICS + [c for c in later if any(c in r.summary for r in results)]
 
 
 def model_table(results: list[Result], confidence: float = 0.95) -> pd.DataFrame:

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..core.columns import (GRID_COLUMNS, LAYER_SUMMARY_COLUMNS, LIE_COLUMNS, MAX_COLUMN, METRIC_COLUMNS,
+from ..core.columns import (CORRECT_FLIP, CORRECT_FLIP_SUMMARY, GRID_COLUMNS, LAYER_SUMMARY_COLUMNS, LIE_COLUMNS,
+                            MAX_COLUMN, METRIC_COLUMNS,
                             SUMMARY_METRICS, WORST_CASE_COLUMNS, WORST_SHIFT_COLUMNS)
 from ..core.errors import InvlabError, clip, quote
 from .layout import INVARIANCE_CSV, LAYERS_SUMMARY_CSV, LIE_CSV, META_FILE, SUMMARY_CSV, SWEEP_DIR
@@ -23,7 +24,7 @@ from .meta import read_meta, run_state
 
 # columns that are fractions (accuracies, flip rates, total variation distances): a value outside [0, 1] is damage;
 # ROUND_OFF lets a sum of float32 probabilities through
-FRACTIONS = {*METRIC_COLUMNS, *SUMMARY_METRICS, MAX_COLUMN, *WORST_CASE_COLUMNS}
+FRACTIONS = {*METRIC_COLUMNS, *SUMMARY_METRICS, MAX_COLUMN, *WORST_CASE_COLUMNS, CORRECT_FLIP, *CORRECT_FLIP_SUMMARY}
 ROUND_OFF = 1e-5
 GRID_COLUMNS_ALL = sorted({c for columns in GRID_COLUMNS.values() for c in columns})  # dx, dy; angle; scale
 
@@ -96,10 +97,10 @@ def load_result(path: str | Path) -> Result:
                           f"can be reported. Wait for it to finish, or {_AGAIN.get(meta['kind'], _AGAIN['run'])}.")
     axes = list(GRID_COLUMNS.get(meta["protocol"].get("transform"), GRID_COLUMNS["translate"]))  # dx, dy; or angle, or scale
     invariance = _read_csv(path / INVARIANCE_CSV, ["model", "seed", *axes, *METRIC_COLUMNS],
-                           ["seed", *axes, "n_images", *METRIC_COLUMNS, MAX_COLUMN])
+                           ["seed", *axes, "n_images", *METRIC_COLUMNS, MAX_COLUMN, CORRECT_FLIP])
     summary = _read_csv(path / SUMMARY_CSV, ["model", "seed", "downsample", "head", "padding", *SUMMARY_METRICS],
                         ["seed", "n_images", "n_shifts", "n_classes", *SUMMARY_METRICS, *WORST_SHIFT_COLUMNS,
-                         *(f"worst_{a}" for a in axes), MAX_COLUMN, *WORST_CASE_COLUMNS])
+                         *(f"worst_{a}" for a in axes), MAX_COLUMN, *CORRECT_FLIP_SUMMARY, *WORST_CASE_COLUMNS])
     layers = None
     if (path / LAYERS_SUMMARY_CSV).is_file():
         layers = _read_csv(path / LAYERS_SUMMARY_CSV, ["model", "seed", *LAYER_SUMMARY_COLUMNS],

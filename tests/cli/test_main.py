@@ -13,7 +13,7 @@ from invariance_lab.cli.main import app
 runner = CliRunner()
 
 INV_COLUMNS = ["model", "seed", "downsample", "head", "padding", "mode", "dx", "dy", "n_images", "accuracy",
-               "flip_rate", "prob_change", "neighbor_flip_rate", "max_prob_change"]
+               "flip_rate", "prob_change", "neighbor_flip_rate", "max_prob_change", "flip_rate_correct"]
 
 
 def run_quick(tmp_path, quick_config_path, *extra):
@@ -36,6 +36,8 @@ def test_run_end_to_end(tmp_path, quick_config_path):
     assert inv[["accuracy", "flip_rate", "prob_change"]].stack().between(0, 1).all()
     summary = pd.read_csv(run_dir / "summary.csv")
     assert len(summary) == 4 and {"clean_accuracy", "mean_flip_rate", "worst_flip_rate"} <= set(summary.columns)
+    assert list(summary.columns[-5:]) == ["max_prob_change", "mean_flip_rate_correct", "worst_flip_rate_correct",
+                                          "robust_accuracy", "consistent_fraction"]
     train = pd.read_csv(run_dir / "train.csv")
     assert list(train.columns[:3]) == ["model", "seed", "epoch"] and len(train) == 4
     assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == [

@@ -79,7 +79,7 @@ def test_the_three_evaluators_give_the_same_table_exactly(grid, labelled):
             for c, x in v.items():
                 assert x == other.worst_case[k][c] or (np.isnan(x) and np.isnan(other.worst_case[k][c]))
     if not labelled:
-        assert first.table.accuracy.isna().all()
+        assert first.table.accuracy.isna().all() and first.table.flip_rate_correct.isna().all()
 
 
 @pytest.mark.parametrize("grid", list(GRIDS))
@@ -99,6 +99,10 @@ def test_the_metrics_follow_their_definitions(grid):
             row = table.loc[p]
             assert row.accuracy == pytest.approx(float((q.argmax(1) == labels).double().mean()), abs=1e-12)
             assert row.flip_rate == pytest.approx(float((q.argmax(1) != ref.argmax(1)).double().mean()), abs=1e-12)
+            right = ref.argmax(1) == labels  # the images correct at the reference: some, not all
+            assert 0 < int(right.sum()) < len(labels)
+            assert row.flip_rate_correct == pytest.approx(
+                float((q.argmax(1) != ref.argmax(1))[right].double().mean()), abs=1e-12)
             tv = 0.5 * (q - ref).abs().sum(1)
             assert row.prob_change == pytest.approx(float(tv.double().mean()), abs=1e-6)
             assert row.max_prob_change == pytest.approx(float(tv.max()), abs=1e-7)
