@@ -101,14 +101,15 @@ class ShiftSums:
         pred = probs.argmax(-1)
         tv = tv_distance(probs, ref_probs)  # (len(shifts), m); exactly 0 at the reference
         s = self.sums
-        flipped = pred != ref_probs.argmax(-1)
+        ref_pred = ref_probs.argmax(-1)
+        flipped = pred != ref_pred
         self._grow(images.stop)
         if labels is not None:
             right = pred == labels
             s[i, self.CORRECT] += right.sum(1).cpu().numpy()
             self.wrong[images] |= (~right).any(0).cpu().numpy()
             # flips of the images correct at the reference (their number: CORRECT at the reference)
-            s[i, self.CORRECT_FLIPS] += (flipped & (ref_probs.argmax(-1) == labels)).sum(1).cpu().numpy()
+            s[i, self.CORRECT_FLIPS] += (flipped & (ref_pred == labels)).sum(1).cpu().numpy()
         self.changed[images] |= flipped.any(0).cpu().numpy()
         s[i, self.FLIPS] += flipped.sum(1).cpu().numpy()
         s[i, self.TV_SUM] += tv.sum(1).double().cpu().numpy()  # float32 per batch, float64 over batches

@@ -164,7 +164,8 @@ class Measurement:
                               "measurement cannot take it (leave out --layers and --taps, or measure with "
                               "--transform translate)")
         self.named, self.src, self.prepare, self.lines, self.mode = models, src, prepare, lines, mode
-        self.transform, self.origin = transform, Grid(lines, transform).origin
+        self.transform, self.grid = transform, Grid(lines, transform)
+        self.origin = self.grid.origin  # (0, 0); angle 0 or scale 1
         self.layer_images = layer_images if layers else None  # for the memory estimate of the layer profile
         self.device_name, self.batch_size, self.taps, self.progress = device, batch_size, taps, progress
         self.models = {(k, seed): m for k, m in models.items()}
@@ -190,7 +191,7 @@ class Measurement:
                         taps_for(m, self.taps)(first)  # the names exist and their outputs can be profiled
             # sub-pixel (fft) circular shifts are not rolls: brute force, with the reason (engine.roll_mode)
             self.plans, self.engines = measure_engines(
-                self.models, self.src.shape, roll_mode(self.mode, Grid(self.lines, self.transform).points),
+                self.models, self.src.shape, roll_mode(self.mode, self.grid.points),
                 self.engine, self.transform)
             # and again with the networks' feature maps, measured on the first images, before the first batch
             first = self.prepare(self.src(slice(0, min(2, len(self.src)))), *self.origin).to(self.device)
@@ -216,7 +217,7 @@ class Measurement:
         """(layers.csv, layers_summary.csv) of the layer profile (layerwise.py) on the first n_images images:
         the engine's taps where it applies and no modules are named, else forward hooks (taps.py)."""
         per_shift, per_layer = profile_layers(
-            self.models, lambda c, dx, dy: self.prepare(self.src(c), dx, dy), n_images, Grid(self.lines).points,
+            self.models, lambda c, dx, dy: self.prepare(self.src(c), dx, dy), n_images, self.grid.points,
             self.mode, self.batch_size, self.device, progress=self.progress,
             engine="brute" if self.taps else self.plans, taps=self.taps)
         return add_factors(per_shift, self.factors, self.mode), add_factors(per_layer, self.factors, self.mode)

@@ -81,12 +81,13 @@ def measure_run_to_folder(*, run: str | Path, images: str | Path, dx: list[float
 
     with measurement(cfg.seeds[0]) as first:  # outputs, labels, the engine: refused here, before the folder
         engines = first.engines
+    n_lie = min(layer_images, len(src))  # the Lie derivative's images as they are (angle 0, scale 1, no shift)
+    lie_images = prepare(src(slice(0, n_lie)), *first.origin) if metric == "lie" else None
     folder = new_measure_folder(results_dir, cfg.name)
     say(f"measure folder: {folder}")
     asked = dict(run=str(run), images=str(images), mode=mode, fill=fill, **shifts.ranges, subpixel=subpixel)
     if shifts.transform != "translate":
         asked["transform"] = shifts.transform
-    n_lie = min(layer_images, len(src))
     if metric:
         asked.update(metric=metric, layer_images=layer_images)
     write_text(folder / MEASURE_FILE, yaml.safe_dump(asked, sort_keys=False))
@@ -107,9 +108,9 @@ def measure_run_to_folder(*, run: str | Path, images: str | Path, dx: list[float
                 inv = m.shifts()
                 tables.append(inv)
                 summaries.append(summarize(inv, m.clean_accuracy, n_classes=m.n_classes, worst_case=m.worst_case))
-                if metric == "lie":  # the images as they are (angle 0, scale 1, no shift)
-                    lies.append(lie_table({(name, seed): loaded[(name, seed)] for name in factors},
-                                          prepare(src(slice(0, n_lie)), *m.origin), batch_size=batch_size))
+                if lie_images is not None:  # every seed's networks on the same images, read once
+                    lies.append(lie_table({(name, seed): loaded[(name, seed)] for name in factors}, lie_images,
+                                          batch_size=batch_size))
         meta.data["timings"]["measure_s"] = round(time.perf_counter() - t0, 2)
         write_csv(folder / INVARIANCE_CSV, _by_model(pd.concat(tables, ignore_index=True)))
         write_csv(folder / SUMMARY_CSV, _by_model(pd.concat(summaries, ignore_index=True)))
