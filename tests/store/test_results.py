@@ -45,16 +45,24 @@ def test_a_word_in_any_number_column_is_refused_naming_it(tmp_path, fake_result,
         load_result(folder)
 
 
-def _set_first(path, column, value):
+def _set_first(path, column, value, row=0):
     df = pd.read_csv(path)
-    df.loc[0, column] = value
+    df.loc[row, column] = value
     df.to_csv(path, index=False)
+
+
+def _set_two(path):
+    """Two damaged cells: the one named is the first column of the file's order, at its first damaged row."""
+    _set_first(path, "flip_rate", 1.5, row=3)
+    _set_first(path, "flip_rate", 2.5, row=5)
+    _set_first(path, "prob_change", -1, row=1)  # a later column than flip_rate, an earlier row
 
 
 @pytest.mark.parametrize("file, damage, needle", [
     ("summary.csv", lambda f: _set_first(f, "clean_accuracy", float("inf")), "clean_accuracy is inf in row 2"),
     ("invariance.csv", lambda f: _set_first(f, "accuracy", 7.5), "accuracy is 7.5 in row 2"),
     ("invariance.csv", lambda f: _set_first(f, "flip_rate", -3), "flip_rate is -3"),
+    ("invariance.csv", _set_two, "flip_rate is 1.5 in row 5;"),
     ("summary.csv", lambda f: f.write_text(f.read_text() + f.read_text().splitlines()[1] + "\n"), "two rows for"),
     ("invariance.csv", lambda f: f.write_text(f.read_text() + f.read_text().splitlines()[1] + "\n"), "two rows for"),
 ])
