@@ -308,7 +308,7 @@ def write_answers(config: Path, *, overrides: list[str] | None = None, out_file:
         output_file(out_file, "--out", "answers.md", marker=ANSWERS_MARK.encode(), force=force)
     cfg = load_config(config, list(overrides or []))
     check_config_trust(cfg, config, trusted=trust_factory)  # a run folder's config: its factories on your word only
-    run_dir = claims_run(cfg, results_dir=writable(results_dir, "--results-dir"), progress=progress,
+    run_dir = claims_run(cfg, results_dir=writable(results_dir, "--results-dir", create=False), progress=progress,
                          threads=threads, on_event=on_event, factory_dirs=[config.parent])
     answers = answer_claims(run_dir, threads=threads, progress=progress, on_event=on_event)
     text = render_answers(answers, config=str(config), wall_s=time.perf_counter() - t0,

@@ -79,7 +79,8 @@ def measure_cli(images: Path = typer.Option(..., "--images", help="A folder of P
         scales=_range(scales, "--scales"), mode=mode, fill=fill, colour=colour,
         size=_size(size), mean=_numbers(mean, "--mean"), std=_numbers(std, "--std"), layers=layers,
         taps=names(taps, "--taps"), layer_images=layer_images,
-        batch_size=batch_size, name=name, results_dir=writable(results_dir, "--results-dir"), device=device,
+        batch_size=batch_size, name=name, results_dir=writable(results_dir, "--results-dir", create=False),
+        device=device,
         progress=not quiet, on_event=say(quiet), engine=engine, trust_factory=trust_factory, subpixel=subpixel,
         metric=metric)
     _print(folder, "measure: per model (one trained network)")
@@ -92,7 +93,8 @@ def _measure_run(run: Path, images: Path, *, quiet: bool, results_dir: Path, oth
         raise ConfigError(f"--run measures the run's own networks on images read as the run's (its colour and "
                           f"canvas); {', '.join(given)} do{'es' if len(given) == 1 else ''} not apply with it: leave "
                           f"{'it' if len(given) == 1 else 'them'} out")
-    folder = measure_run_to_folder(run=run, images=images, results_dir=writable(results_dir, "--results-dir"),
+    folder = measure_run_to_folder(run=run, images=images,
+                                   results_dir=writable(results_dir, "--results-dir", create=False),
                                    progress=not quiet,
                                    on_event=say(quiet), **options)
     _print(folder, f"measure: every checkpoint of {run}, mean ± 95% CI over seeds")

@@ -49,7 +49,7 @@ def launch(config: Path, *, overrides: list[str] | None = None, vary: list[str] 
     resources = Resources(partition=partition, time_min=time_min, cpus=cpus or threads, gpus=gpus, mem_gb=mem)
 
     def one_run(cfg: Config) -> Path:
-        return run_experiment(cfg, results_dir=writable(results_dir, "--results-dir"),
+        return run_experiment(cfg, results_dir=writable(results_dir, "--results-dir", create=False),
                               progress=progress and jobs == 1 and executor == "processes", fresh=fresh,
                               reuse_old=reuse_old,
                               threads=threads, on_event=on_event, factory_dirs=[config.parent], jobs=jobs,

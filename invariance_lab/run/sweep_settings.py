@@ -96,7 +96,8 @@ def sweep_target(target: Path, *, overrides: list[str] | None = None, dx: Range 
     if target.is_file() or target.suffix in (".yaml", ".yml"):
         cfg = load_config(target, overrides or [])
         check_config_trust(cfg, target, trusted=trust_factory)  # before anything is imported, called or trained
-        run_dir = run_for_config(cfg, results_dir=writable(results_dir, "--results-dir"), progress=progress,
+        run_dir = run_for_config(cfg, results_dir=writable(results_dir, "--results-dir", create=False),
+                                 progress=progress,
                                  threads=threads, on_event=on_event, factory_dirs=[target.parent])
         trust_factory = True  # your config, or one you trusted: importing its factories is what you asked for
     elif overrides:

@@ -22,8 +22,19 @@ from ..store.layout import META_FILE, STUDY_FILE
 MARK_BYTES = 1 << 16  # invlab's mark sits in a file's head (the HTML <head>, a PNG's text chunks, a page's intro)
 
 
-def writable(path: Path, option: str) -> Path:
-    """The folder `path`, created if needed, or an error naming the option it came from."""
+def writable(path: Path, option: str, *, create: bool = True) -> Path:
+    """The folder `path`, created if needed, or an error naming the option it came from. With create=False it is
+    only checked: it, or else the nearest folder above it that exists, must be a writable folder (the command makes
+    the rest when it first writes), so that a command refused later for another reason leaves nothing behind."""
+    if not create:
+        existing = next(p for p in (path, *Path(os.path.abspath(path)).parents) if os.path.lexists(p))
+        if existing != path and not Path(existing).is_dir():
+            raise ConfigError(f"{option} {path}: cannot create this folder ({existing} is a file, not a folder); "
+                              "give a writable folder")
+        if not Path(existing).is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+            raise ConfigError(f"{option} {path}: not a writable folder{'' if existing == path else f' ({existing})'}; "
+                              "give a writable folder")
+        return path
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as e:

@@ -87,7 +87,7 @@ def test_unwritable_results_dir_exits_2(tmp_path, quick_config_path):
     blocker = tmp_path / "a_file"
     blocker.write_text("")
     res = runner.invoke(app, ["run", str(quick_config_path), "--results-dir", str(blocker / "x"), "--quiet"])
-    assert res.exit_code == 2 and "Not a directory" in res.output and "Traceback" not in res.output
+    assert res.exit_code == 2 and "is a file, not a folder" in res.output and "Traceback" not in res.output
     assert "--results-dir" in res.output  # the message names the option the path came from
 
 

@@ -46,7 +46,7 @@ def test_a_checkpoint_that_does_not_fit_its_canvas_is_one_paragraph_and_exit_2(t
     assert message.startswith("error:") and "Traceback" not in res.output
     assert len(message.splitlines()) == 1  # one paragraph: the soft-wrapped message is a single line
     assert "4px canvas" in message or "4 px" in message, message  # it names the canvas that does not fit
-    assert not (tmp_path / "r" / "measure").exists()  # refused before any folder is made
+    assert not (tmp_path / "r").exists()  # refused before any folder is made, --results-dir included
 
 
 def test_debug_shows_the_traceback_instead(tmp_path):
@@ -67,7 +67,7 @@ def _refused_before_any_folder(tmp_path, *args):
     assert res.exit_code == 2 and "Traceback" not in res.output, res.output
     message = res.output.strip()
     assert message.startswith("error:") and len(message.splitlines()) == 1, message
-    assert not (tmp_path / "r" / "measure").exists()
+    assert not (tmp_path / "r").exists()  # not even --results-dir: it is made when the first file is written
     return message
 
 
