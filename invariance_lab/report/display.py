@@ -49,11 +49,13 @@ RASTER_WORDS = {
     "circular": "circular shift (image rolled with wrap-around, torch.roll)",
 }
 GRID_WORDS = {"product": "every (dx, dy) combination", "axes": "along each axis"}
-# Short headers for the terminal, where width is scarce (markdown and csv keep the column names).
+# Short headers for the terminal, where width is scarce, and the HTML page (markdown and csv keep the column
+# names).
 SHORT_HEADERS = {"clean_accuracy": "clean acc", "mean_accuracy": "acc mean", "worst_accuracy": "acc worst",
                  "mean_flip_rate": "flip mean", "worst_flip_rate": "flip worst", "mean_prob_change": "Δp mean",
                  "worst_prob_change": "Δp worst", "mean_neighbor_flip_rate": "step flip", "n_seeds": "seeds",
-                 "n_chance": "at chance", "mean_flip_rate_correct": "flip mean, correct"}
+                 "n_chance": "at chance", "mean_flip_rate_correct": "flip mean, correct",
+                 "robust_accuracy": "robust acc", "consistent_fraction": "consistent"}
 # What a terminal shows of the model table (`invlab run` and `invlab sweep` at the end, `invlab report` without
 # --wide): four numbers of about 13 characters each, so that the table fits 100 columns. The others: --wide.
 TERMINAL_METRICS = ["clean_accuracy", "mean_flip_rate", "worst_flip_rate", "mean_prob_change"]

@@ -6,12 +6,17 @@ kept in view, the metric columns grouped (accuracy apart from change under shift
 
 from __future__ import annotations
 
-from ..core.columns import FACTOR_COLUMNS
+from ..core.columns import FACTOR_COLUMNS, WORST_CASE_COLUMNS
 from .display import SHORT_HEADERS, clip_note, seed_notes, text_rows
 from .html_elements import e, text_html
 from .tables import Report, View
 
 ACCURACY_COLUMNS = {"clean_accuracy", "mean_accuracy", "worst_accuracy"}
+# the model table's metric columns in three groups, by which way is better: accuracy, the change under shift, and
+# the worst case per image (the fraction of images right, or unchanged, at every shift)
+CHANGE_GROUP = "change under shift: lower is more invariant"
+GROUPS = {**dict.fromkeys(ACCURACY_COLUMNS, "accuracy: higher is better"),
+          **dict.fromkeys(WORST_CASE_COLUMNS, "per image, at every shift: higher is better")}
 FACTORS = "/".join(FACTOR_COLUMNS)  # the merged factor column's name (as the terminal table calls it)
 
 
@@ -33,10 +38,10 @@ def _merge_factors(heads, rows, numeric):
 def table_html(view: View, chance_rows: list[bool] | None = None) -> str:
     """A view as an HTML table: display.py's cell texts ("0.381 ± 0.089", "0.840 [0.322, 1]*", "model †"), each
     cell tagged with its column (data-col) so the page can be checked against tables.py. Metric columns get a
-    group header: accuracy (higher is better) apart from change under shift (lower is more invariant)."""
+    group header (GROUPS): accuracy and the worst case per image (higher is better) apart from change under shift
+    (lower is more invariant)."""
     heads, rows, numeric = _merge_factors(*text_rows(view)[:3])
-    group = {h: ("accuracy: higher is better" if h in ACCURACY_COLUMNS else
-                 "change under shift: lower is more invariant") for h in heads if h in view.values}
+    group = {h: GROUPS.get(h, CHANGE_GROUP) for h in heads if h in view.values}
     grouped = any(h in ACCURACY_COLUMNS for h in group)  # the model table; layer and shift views stay flat
     sticky = heads.index("model") if "model" in heads else None
 

@@ -150,6 +150,24 @@ def test_gallery_probabilities_are_the_checkpoints(page, run_dir):
             assert shown[name] == want
 
 
+def test_model_table_groups_its_columns_by_which_way_is_better(page):
+    """Each metric column sits under the group header that says whether higher or lower is better: the worst case
+    per image (robust accuracy, consistent fraction) is higher-is-better, not a change under shift."""
+    thead = page[0][page[0].index("<table"):page[0].index("</thead>")]
+    first, second = thead.split("</tr>")[:2]
+    spans = [(int(n), words) for n, words in re.findall(r'<th colspan="(\d+)" class="group">([^<]*)</th>', first)]
+    columns = re.findall(r'data-col="([^"]+)"', second)
+    under = [words for n, words in spans for _ in range(n)]
+    assert len(under) == len(columns)
+    group = dict(zip(columns, under))
+    assert {group[c] for c in ("clean_accuracy", "mean_accuracy", "worst_accuracy")} == {"accuracy: higher is better"}
+    assert {group[c] for c in ("robust_accuracy", "consistent_fraction")} == {
+        "per image, at every shift: higher is better"}
+    assert {group[c] for c in ("mean_flip_rate", "worst_prob_change", "mean_neighbor_flip_rate")} == {
+        "change under shift: lower is more invariant"}
+    assert ">robust acc</th>" in second and ">consistent</th>" in second
+
+
 def test_model_table_numbers_are_reports(tmp_path, fake_result):
     folder = fake_result(tmp_path / "demo" / "r1", chance=[("plain", 2)])
     text = html_report([folder])
