@@ -55,14 +55,39 @@ MEASURE_QUESTION = (
     "(probability change).")
 MIN_LABEL_PX = 11  # the smallest text of a plot on screen, px: a plot is never shown smaller than this allows
 STUDY_SMALLEST_PT = 7  # the smallest text of study.plot_study's figure (its legend), pt, drawn at study.DPI
-MEASURES = [
-    ("accuracy", "the fraction of shifted images classified correctly (clean: unshifted)."),
-    ("flip rate", ("the fraction of images whose prediction at a shift differs from the prediction at (0, 0); "
-                   "consistency = 1 − flip rate. A network that answers one class always never flips: read it "
-                   "beside accuracy.")),
-    ("probability change (Δp)", "the total variation ½Σ|Δp| between the softmax at a shift and at (0, 0)."),
-    ("step flip", "the fraction of predictions that change between neighbouring shifts on the grid."),
-]
+# the words for a move, a moved image, the reference and an image not moved, per transform (None: folders of
+# several transforms compared)
+MOVES = {"translate": ("shift", "shifted", "(0, 0)", "unshifted"),
+         "rotate": ("angle", "turned", "angle 0", "not turned"),
+         "scale": ("scale", "scaled", "scale 1", "not scaled"),
+         None: ("move", "moved", "the reference", "not moved")}
+# model-table columns defined on the page only when the table shows them (folders written before them lack them)
+LATER_MEASURES = {
+    "mean_flip_rate_correct": ("flip mean, correct", "the flip rate over the images classified correctly at {ref} "
+                               "only: a network cannot look consistent by being consistently wrong."),
+    "robust_accuracy": ("robust acc", "the fraction of images classified correctly at every {move} of the grid and "
+                        "at {ref} (Michaeli et al., CVPR 2023)."),
+    "consistent_fraction": ("consistent", "the fraction of images whose prediction is the same at every {move} of "
+                            "the grid."),
+}
+
+
+def measures(transform: str | None, shown: list[str]) -> list[tuple[str, str]]:
+    """The page's definitions (term, text), worded for the folders' transform; LATER_MEASURES for the columns in
+    `shown`."""
+    move, moved, ref, still = MOVES.get(transform, MOVES[None])
+    terms = [
+        ("accuracy", f"the fraction of {moved} images classified correctly (clean: {still})."),
+        ("flip rate", (f"the fraction of images whose prediction at a {move} differs from the prediction at {ref}; "
+                       "consistency = 1 − flip rate. A network that answers one class always never flips: read it "
+                       "beside accuracy.")),
+        ("probability change (Δp)", f"the total variation ½Σ|Δp| between the softmax at a {move} and at {ref}."),
+        ("step flip", f"the fraction of predictions that change between neighbouring {move}s on the grid."),
+    ]
+    return terms + [(term, text.format(move=move, ref=ref)) for column, (term, text) in LATER_MEASURES.items()
+                    if column in shown]
+
+
 CSS = """
 :root { --ink: #1d1d1f; --muted: #5f6368; --line: #d9dce1; --band: #f4f5f7; --accent: #1a5fb4; }
 * { box-sizing: border-box; }
@@ -243,7 +268,8 @@ def html_report(paths: list[str | Path], *, metric: str = "flip_rate", drop_chan
                ("<h2>The question</h2>", f"<p>{e(QUESTION)}</p>")),
              "<h2>How it was measured</h2>",
              "<ul>" + "".join(f"<li>{e(line)}</li>" for line in protocol_lines(results)) + "</ul>",
-             "<dl>" + "".join(f"<dt>{e(k)}</dt><dd>{e(v)}</dd>" for k, v in MEASURES) + "</dl>"]
+             "<dl>" + "".join(f"<dt>{e(k)}</dt><dd>{e(v)}</dd>" for k, v in measures(transform, model_view.values))
+             + "</dl>"]
     with_layers = [r for r in results if r.layers is not None]
     body.append("<h2>Layer by layer</h2>")
     if with_layers:

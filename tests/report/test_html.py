@@ -166,6 +166,15 @@ def test_model_table_groups_its_columns_by_which_way_is_better(page):
     assert {group[c] for c in ("mean_flip_rate", "worst_prob_change", "mean_neighbor_flip_rate")} == {
         "change under shift: lower is more invariant"}
     assert ">robust acc</th>" in second and ">consistent</th>" in second
+    defined = re.findall(r"<dt>([^<]*)</dt>", page[0])  # and the page says what they are
+    assert defined == ["accuracy", "flip rate", "probability change (Δp)", "step flip", "flip mean, correct",
+                       "robust acc", "consistent"]
+
+
+def test_columns_a_folder_lacks_are_not_defined(tmp_path, fake_result):
+    text = html_report([fake_result(tmp_path / "demo" / "r1", dx=(-2, 2, 1), dy=(0, 0, 1))])
+    assert re.findall(r"<dt>([^<]*)</dt>", text) == ["accuracy", "flip rate", "probability change (Δp)",
+                                                     "step flip"]
 
 
 def test_model_table_numbers_are_reports(tmp_path, fake_result):
@@ -226,6 +235,8 @@ def test_a_rotate_measure_page_is_titled_and_worded_for_rotation(tmp_path):
     text = html_report(list((tmp_path / "r" / "measure").iterdir()))
     assert re.search(r"<h1>Rotation invariance: measure/circular_gap-", text)
     assert "Translation invariance" not in text and "are shifted" not in text
+    # the definitions measure from angle 0, not from (0, 0)
+    assert "the prediction at angle 0;" in text and "(0, 0)" not in text and "neighbouring angles" in text
 
 
 def test_plots_are_never_shown_with_text_below_11_px(page):
