@@ -39,7 +39,7 @@ from ..store.meta import read_meta, run_state
 from ..run.writable import output_file, writable
 from ..store.atomic import write_text
 from ..store.find import config_digest, finished_runs, require_finished_run
-from ..eval.sweep import every_roll
+from ..data.shifts import every_roll
 
 Say = Callable[[str], None]
 ANSWERS_MARK = "Written by `invlab claims`"  # in every page's intro: an existing page holding it may be replaced

@@ -3,6 +3,7 @@ the tables.
 
     invlab measure --images photos/ --model mypkg.nets:resnet --weights net.pt --dx -8:8 --mode circular
     invlab measure --images photos/ --model mypkg.nets:resnet --weights net.pt --angles -40:40:10   # rotations
+    invlab measure --images photos/ --model mypkg.nets:resnet --weights net.pt --all-shifts        # every roll
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from ..data.transforms import FILLS, SUBPIXEL
 from ..eval.engine import ENGINE_CHOICES
 from ..eval.lie import SWEEP_METRICS
 from ..eval.stream import MODES
-from ..report.display import brief_tables
+from ..report.display import brief_tables, certificate_lines
 from ..run.measure import measure_to_folder
 from ..run.measure_run import measure_run_to_folder
 from ..core.runtime import set_threads
@@ -42,7 +43,8 @@ def measure_cli(images: Path = typer.Option(..., "--images", help="A folder of P
                 transform: Optional[str] = choice(None, "--transform", TRANSFORMS, "translate (--dx, --dy), rotate (--angles) or scale (--scales): rotate and scale turn or scale each image about its centre (bilinear, --fill entering where the source is outside it). Default: translate; --angles alone means rotate, --scales scale."),
                 angles: Optional[str] = typer.Option(None, "--angles", help="Rotation angles START:STOP[:STEP], degrees counterclockwise, inclusive (--transform rotate). Default: -40:40:10."),
                 scales: Optional[str] = typer.Option(None, "--scales", help="Scale factors START:STOP[:STEP], 1 = as the image is, inclusive (--transform scale). Default: 0.8:1.2:0.1."),
-                mode: str = choice("canvas", "--mode", MODES, "canvas (the image moves inside its frame; sub-pixel shifts bilinear) or circular (rolled, whole pixels)."),
+                mode: Optional[str] = choice(None, "--mode", MODES, "canvas (the image moves inside its frame; sub-pixel shifts bilinear; the default) or circular (rolled, whole pixels; the default with --all-shifts)."),
+                all_shifts: bool = typer.Option(False, "--all-shifts", help="Every circular shift of the images (the whole translation group, --mode circular; in place of --dx, --dy): prints each model's exact worst case, a certificate of invariance or the shift that breaks it."),
                 fill: str = choice("zeros", "--fill", FILLS, "canvas mode: what enters the frame: zeros, edge (nearest border pixel) or reflect."),
                 colour: str = choice("grey", "--colour", COLOURS, "grey (1 channel) or rgb (3).", "--color"),
                 size: Optional[str] = typer.Option(None, "--size", help="Resize every image to N or HxW px (bilinear), e.g. the model's input size. Default: as they are (all the same size)."),
@@ -65,7 +67,8 @@ def measure_cli(images: Path = typer.Option(..., "--images", help="A folder of P
     results/measure/<name>-<time>/ with the files `invlab report` reads."""
     set_threads(threads)  # the command's process: measure_to_folder runs here
     if run is not None:
-        _measure_run(run, images, dx=_range(dx, "--dx"), dy=_range(dy, "--dy"), transform=transform,
+        _measure_run(run, images, dx=_range(dx, "--dx"), dy=_range(dy, "--dy"), all_shifts=all_shifts,
+                     transform=transform,
                      angles=_range(angles, "--angles"), scales=_range(scales, "--scales"), mode=mode, fill=fill,
                      subpixel=subpixel, engine=engine, metric=metric, layer_images=layer_images,
                      batch_size=batch_size, device=device, trust_factory=trust_factory, quiet=quiet,
@@ -75,7 +78,8 @@ def measure_cli(images: Path = typer.Option(..., "--images", help="A folder of P
         return
     folder = measure_to_folder(
         images=images, model=model, model_kwargs=_json_object(model_kwargs, "--model-kwargs"), weights=weights,
-        dx=_range(dx, "--dx"), dy=_range(dy, "--dy"), transform=transform, angles=_range(angles, "--angles"),
+        dx=_range(dx, "--dx"), dy=_range(dy, "--dy"), all_shifts=all_shifts, transform=transform,
+        angles=_range(angles, "--angles"),
         scales=_range(scales, "--scales"), mode=mode, fill=fill, colour=colour,
         size=_size(size), mean=_numbers(mean, "--mean"), std=_numbers(std, "--std"), layers=layers,
         taps=names(taps, "--taps"), layer_images=layer_images,
@@ -104,6 +108,8 @@ def _print(folder: Path, title: str) -> None:
     result = load_result(folder)
     for table in brief_tables(result, title=title):
         out.print(table)
+    for text in certificate_lines(result):  # every roll of the images: the exact worst case
+        line(text)
     if result.lie is not None:  # --metric lie: a table per model x transform in the report
         line(f"Lie derivative: {folder / LIE_CSV}; its table: invlab report {folder}")
     line(f"measure folder: {folder}")

@@ -46,6 +46,20 @@ def sweep_lines(sweep) -> list[list[tuple[float, ...]]]:
     return [[(v,) for v in axis_values(sweep.angles if sweep.transform == "rotate" else sweep.scales)]]
 
 
+def every_roll(side: int) -> list[float]:
+    """The [start, stop, step] range of every roll along one axis of `side` px, centred on 0: -15..16 for 32,
+    -15..15 for 31."""
+    return [float(-((side - 1) // 2)), float(side // 2), 1.0]
+
+
+def covers_every_roll(points: list[tuple[float, float]], height: int, width: int) -> bool:
+    """Whether whole-pixel (dx, dy) shifts hold every roll of a height x width image (each (dx mod width,
+    dy mod height)): a circular grid over the whole translation group, whose worst case is then exact."""
+    if any(v != int(v) for p in points for v in p):  # sub-pixel (fft) shifts: more than the translation group
+        return False
+    return len({(int(dx) % width, int(dy) % height) for dx, dy in points}) == height * width
+
+
 def value_lines(xs: list[float], ys: list[float], grid: str) -> list[list[tuple[float, float]]]:
     """The lines of a grid of the values xs (dx) and ys (dy), as shift_lines makes them from ranges."""
     xs, ys = [float(x) + 0.0 for x in xs], [float(y) + 0.0 for y in ys]

@@ -16,7 +16,7 @@ import torch
 
 from ..core.progress import progress_bar
 from ..data.datasets import class_names
-from ..data.shifts import grid_points, shift_lines, sweep_inputs, sweep_lines
+from ..data.shifts import covers_every_roll, grid_points, shift_lines, sweep_inputs, sweep_lines
 from ..data.transforms import INTERPOLATION
 from ..schema.config import DataConfig, SweepConfig
 from .accumulate import Grid, Inputs, ShiftSums, sweep_result
@@ -102,24 +102,15 @@ def protocol(sweep: SweepConfig, data: DataConfig, seeds: list[int], models: lis
         verb = "turned" if sweep.transform == "rotate" else "scaled"
         p["drawing"] = (f"letters drawn {verb} (exact)" if data.source == "letters" and sweep.mode == "canvas" else
                         f"the reference image {verb} as pixels ({INTERPOLATION})")
-    elif kind == "translation" and covers_every_roll(sweep, data.canvas):
+    elif kind == "translation" and sweep_covers_every_roll(sweep, data.canvas):
         p["all_shifts"] = True  # the whole translation group of the canvas: the summary's worst case is exact
     return p
 
 
-def covers_every_roll(sweep: SweepConfig, canvas: int) -> bool:
-    """Whether a circular sweep's grid holds every roll of the canvas (each (dx, dy) mod canvas)."""
-    if sweep.mode != "circular":
-        return False
-    points = grid_points(shift_lines(sweep.dx, sweep.dy, sweep.grid))
-    if any(v != int(v) for p in points for v in p):  # sub-pixel (fft) shifts: more than the translation group
-        return False
-    return len({(int(dx) % canvas, int(dy) % canvas) for dx, dy in points}) == canvas * canvas
-
-
-def every_roll(canvas: int) -> list[float]:
-    """The [start, stop, step] range of every roll along one axis, centred on 0: -15..16 for 32, -15..15 for 31."""
-    return [float(-((canvas - 1) // 2)), float(canvas // 2), 1.0]
+def sweep_covers_every_roll(sweep: SweepConfig, canvas: int) -> bool:
+    """Whether a circular sweep's grid holds every roll of the canvas (data/shifts.covers_every_roll)."""
+    return sweep.mode == "circular" and covers_every_roll(grid_points(shift_lines(sweep.dx, sweep.dy, sweep.grid)),
+                                                          canvas, canvas)
 
 
 def sweep_engines(models: dict[ModelKey, torch.nn.Module], data: DataConfig, sweep: SweepConfig,

@@ -93,8 +93,8 @@ def protocol_lines(results: list[Result]) -> list[str]:
             parts.append("task position (label = top/bottom half; paired test images, bottom = top rolled by half "
                          "the canvas, so an invariant model scores exactly 0.5)")
         if p.get("all_shifts"):
-            parts.append(f"every circular shift of the canvas ({p.get('n_shifts')} shifts: the whole translation "
-                         "group)")
+            parts.append(f"every circular shift of the {'images' if 'images' in p else 'canvas'} "
+                         f"({p.get('n_shifts')} shifts: the whole translation group)")
         if "test_images" in p:
             parts.append(f"{p['test_images']} {'' if 'images' in p and 'test' not in p['images'] else 'test '}images")
         if p.get("layers"):
@@ -129,8 +129,9 @@ def certificate_lines(result: Result) -> list[str]:
     p, s = result.meta.get("protocol", {}), result.summary
     if not p.get("all_shifts") or MAX_COLUMN not in s or not set(WORST_SHIFT_COLUMNS) <= set(s.columns):
         return []
-    head = (f"certificate over all {p.get('n_shifts')} circular shifts of the canvas, {p.get('test_images')} test "
-            f"images (invariant: no prediction changes and no image's probabilities move by more than "
+    what = "the images" if "images" in p else "the canvas"  # invlab measure: your images; a sweep: the letters'
+    head = (f"certificate over all {p.get('n_shifts')} circular shifts of {what}, {p.get('test_images')} "
+            f"{'' if 'images' in p else 'test '}images (invariant: no prediction changes and no image's probabilities move by more than "
             f"{INVARIANT_TV:g} in total variation):")
     lines = [head]
     inv = result.invariance

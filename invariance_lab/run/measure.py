@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -23,7 +23,7 @@ from ..core.errors import DataError, InvlabError, choose, quote
 from ..data.folder import data_channels
 from ..data.images import Images, open_folder
 from ..store.run_images import is_run_folder, run_images
-from ..data.shifts import axis_values, grid_points, value_lines
+from ..data.shifts import axis_values, covers_every_roll, every_roll, grid_points, value_lines
 from ..data.transforms import FILLS, INTERPOLATION, SUBPIXEL
 from ..eval.class_order import class_order_note
 from ..eval.lie import SWEEP_METRICS, lie_protocol, lie_table
@@ -46,7 +46,7 @@ from .sweep_settings import pick_transform
 
 DEFAULT_DX, DEFAULT_DY = [-8.0, 8.0, 1.0], [0.0, 0.0, 1.0]  # --dx -8:8, --dy 0
 # the options of each --transform of invlab measure
-OPTIONS = {"rotate": "--angles", "scale": "--scales", "translate": "--dx/--dy"}
+OPTIONS = {"rotate": "--angles", "scale": "--scales", "translate": "--dx/--dy/--all-shifts"}
 
 
 def _model_from(model: str | None, kwargs: dict | None, checkpoint: dict | None, weights: Path | None,
@@ -114,10 +114,20 @@ def _match_classes(src: Images, classes: list[str] | None, weights: Path | None 
 @dataclass(frozen=True)
 class MeasureGrid:
     """What a measurement moves the images by: a translation's dx, dy ranges (every pair), or a rotate or scale
-    measurement's angles or scales; each range [start, stop, step], inclusive."""
+    measurement's angles or scales; each range [start, stop, step], inclusive. `mode`: canvas or circular.
+    all_shifts: every roll of the images, whose ranges for_images sets once their size is known."""
 
     transform: str
     ranges: dict[str, list[float]]  # {"dx": .., "dy": ..}, {"angles": ..} or {"scales": ..}
+    mode: str = "canvas"
+    all_shifts: bool = False
+
+    def for_images(self, shape: tuple[int, ...]) -> MeasureGrid:
+        """The grid for images of shape (..., H, W): with all_shifts, every roll (dx over W, dy over H)."""
+        if not self.all_shifts:
+            return self
+        h, w = shape[-2:]
+        return replace(self, ranges=dict(dx=every_roll(w), dy=every_roll(h)))
 
     @property
     def lines(self) -> list[list[tuple[float, ...]]]:
@@ -127,31 +137,48 @@ class MeasureGrid:
         (values,) = self.ranges.values()
         return [[(v,) for v in axis_values(values)]]
 
-    def protocol(self, fill: str) -> dict:
-        """meta.json's protocol keys for the grid, as a sweep writes them (eval/sweep.protocol)."""
+    def protocol(self, fill: str, shape: tuple[int, ...]) -> dict:
+        """meta.json's protocol keys for the grid on images of shape (..., H, W), as a sweep writes them
+        (eval/sweep.protocol): all_shifts when the rolls cover the images' whole translation group."""
         p = dict(grid="product", **self.ranges)
         if self.transform != "translate":
             verb = "turned" if self.transform == "rotate" else "scaled"
             p.update(transform=self.transform, drawing=f"the image {verb} as pixels "
                                                        f"({INTERPOLATION}, {fill} where the source is outside it)")
+        elif self.mode == "circular" and covers_every_roll(grid_points(self.lines), *shape[-2:]):
+            p["all_shifts"] = True  # the worst case over the grid is the exact worst case over every roll
         return p
 
 
-def check_shift_options(mode: str, fill: str, subpixel: str, dx, dy, batch_size: int, transform: str | None = None,
-                        angles=None, scales=None, metric: str | None = None) -> MeasureGrid:
+def check_shift_options(mode: str | None, fill: str, subpixel: str, dx, dy, batch_size: int,
+                        transform: str | None = None, angles=None, scales=None, metric: str | None = None,
+                        all_shifts: bool = False) -> MeasureGrid:
     """The shift options `invlab measure` takes (with or without --run), checked. transform: translate (dx, dy;
     default -8:8 and 0), rotate (angles) or scale (scales; defaults as a sweep's, schema/sweep.SWEEP_DEFAULTS);
-    without it, --angles means rotate, --scales scale. metric: None or "lie" (eval/lie.SWEEP_METRICS)."""
+    without it, --angles means rotate, --scales scale. all_shifts: every roll of the images (mode circular, by
+    itself: no dx, dy). mode None: canvas, or circular with all_shifts. metric: None or "lie"
+    (eval/lie.SWEEP_METRICS)."""
     if metric is not None:
         choose("--metric", metric, SWEEP_METRICS)
-    choose("mode", mode, MODES)
+    if mode is not None:
+        choose("mode", mode, MODES)
     choose("fill", fill, FILLS)
     choose("subpixel", subpixel, SUBPIXEL)
     if transform is not None:
         choose("--transform", transform, TRANSFORMS)
+    if batch_size < 1:
+        raise InvlabError(f"--batch-size must be at least 1; got {batch_size}")
     transform = pick_transform(transform, {"rotate": angles is not None, "scale": scales is not None,
-                                           "translate": dx is not None or dy is not None}, OPTIONS, "measure")
+                                           "translate": all_shifts or dx is not None or dy is not None},
+                               OPTIONS, "measure")
     transform = transform or "translate"
+    if all_shifts:
+        given = [o for o, v in (("--dx", dx), ("--dy", dy)) if v is not None]
+        if given:
+            raise InvlabError(f"--all-shifts measures every roll of the images by itself; leave out {', '.join(given)}")
+        if mode not in (None, "circular"):
+            raise InvlabError(f"--all-shifts rolls the whole image (--mode circular); leave out --mode {mode}")
+        return MeasureGrid(transform, {}, "circular", all_shifts=True)
     if transform == "translate":
         given = dict(dx=DEFAULT_DX if dx is None else dx, dy=DEFAULT_DY if dy is None else dy)
     else:
@@ -162,15 +189,14 @@ def check_shift_options(mode: str, fill: str, subpixel: str, dx, dy, batch_size:
         ranges = {k: check_range(list(v), f"--{k}") for k, v in given.items()}
     except ValueError as e:
         raise InvlabError(str(e)) from None
-    if batch_size < 1:
-        raise InvlabError(f"--batch-size must be at least 1; got {batch_size}")
-    return MeasureGrid(transform, ranges)
+    return MeasureGrid(transform, ranges, mode or "canvas")
 
 
 def measure_to_folder(*, images: str | Path, model: str | None = None, model_kwargs: dict | None = None,
                       weights: str | Path | None = None, dx: list[float] | None = None,
                       dy: list[float] | None = None, transform: str | None = None, angles: list[float] | None = None,
-                      scales: list[float] | None = None, mode: str = "canvas", fill: str = "zeros",
+                      scales: list[float] | None = None, mode: str | None = None, fill: str = "zeros",
+                      all_shifts: bool = False,
                       colour: str = "grey", size: tuple[int, int] | None = None, mean=None, std=None,
                       layers: bool = False, taps: list[str] | None = None, layer_images: int = 200,
                       batch_size: int = 256, name: str | None = None, results_dir: Path = Path("results"),
@@ -179,8 +205,10 @@ def measure_to_folder(*, images: str | Path, model: str | None = None, model_kwa
     """`invlab measure`: measure a model (your factory, --model, with --weights; or an invlab checkpoint) on a
     folder of images; writes results/measure/<name>-<time>/ with meta.json, measure.yaml, invariance.csv,
     summary.csv (and with layers, layers.csv and layers_summary.csv). dx, dy: [start, stop, step] ranges (every
-    pair; default -8:8 and 0); transform rotate or scale: angles (degrees, counterclockwise) or scales (factors)
-    instead, the images turned or scaled about their centre (check_shift_options). subpixel: fft lets circular
+    pair; default -8:8 and 0); all_shifts: every roll of the images instead (mode circular; None means canvas
+    otherwise), the summary's worst case then exact over the translation group; transform rotate or scale:
+    angles (degrees, counterclockwise) or scales (factors) instead, the images turned or scaled about their centre
+    (check_shift_options). subpixel: fft lets circular
     mode shift by fractions (band-limited: data/transforms.fourier_shift). engine: auto | allshift | brute
     (eval/measurement.measure_shifts). Everything is checked before the folder is made. A checkpoint's own
     factory and kwargs are used only with trust_factory (_model_from). A clean accuracy far below chance puts
@@ -188,7 +216,9 @@ def measure_to_folder(*, images: str | Path, model: str | None = None, model_kwa
     tables print the note instead of "at chance". metric "lie" adds lie.csv: the Lie derivative (eval/lie.py) on
     the first layer_images images, per tap too with layers (and taps)."""
     say = on_event or (lambda msg: None)
-    shifts = check_shift_options(mode, fill, subpixel, dx, dy, batch_size, transform, angles, scales, metric)
+    shifts = check_shift_options(mode, fill, subpixel, dx, dy, batch_size, transform, angles, scales, metric,
+                                 all_shifts)
+    mode = shifts.mode
     if layer_images < 1:
         raise InvlabError(f"--layer-images must be at least 1; got {layer_images}")
     if taps and not layers:
@@ -213,6 +243,7 @@ def measure_to_folder(*, images: str | Path, model: str | None = None, model_kwa
         # weights it uses, rather than in the file's tensors: those are memory-mapped, and reading all of a file
         # that holds more than the model would bring all of it into memory
         check_weights(net.state_dict(), weights)
+    shifts = shifts.for_images(src.shape)  # --all-shifts: every roll of these images
     prepare = preparer(mode, fill, mean, std, subpixel, shifts.transform)
     lines = shifts.lines
     points = grid_points(lines)
@@ -237,8 +268,11 @@ def measure_to_folder(*, images: str | Path, model: str | None = None, model_kwa
             settings["metric"] = metric
         if subpixel == "fft":  # written only when not the default: earlier measure.yaml files stay as they were
             settings["subpixel"] = subpixel
+        if all_shifts:
+            settings["all_shifts"] = True
         write_text(folder / MEASURE_FILE, yaml.safe_dump(settings, sort_keys=False))
-        proto = dict(kind="translation", mode=mode, **shifts.protocol(fill), test_images=len(src), seeds=[seed],
+        proto = dict(kind="translation", mode=mode, **shifts.protocol(fill, src.shape), test_images=len(src),
+                     seeds=[seed],
                      models=[label], n_shifts=len(points), images=src.describe, labels=src.labels is not None,
                      n_classes=m.n_classes)
         if mode == "canvas":

@@ -40,17 +40,19 @@ from .measure import _match_classes, check_shift_options
 def measure_run_to_folder(*, run: str | Path, images: str | Path, dx: list[float] | None = None,
                           dy: list[float] | None = None, transform: str | None = None,
                           angles: list[float] | None = None, scales: list[float] | None = None,
-                          mode: str = "canvas", fill: str = "zeros",
+                          mode: str | None = None, fill: str = "zeros", all_shifts: bool = False,
                           subpixel: str = "bilinear", batch_size: int = 256, results_dir: Path = Path("results"),
                           device: str = "cpu", progress: bool = False, on_event=None, engine: str = "auto",
                           trust_factory: bool = False, metric: str | None = None, layer_images: int = 200) -> Path:
     """Measure each (model, seed) checkpoint of `run` on the image folder `images`; writes
     results/measure/<run name>-<time>/ (meta.json of kind measure with every seed, measure.yaml, invariance.csv,
     summary.csv). Everything is checked, on the first seed's networks, before the folder is made. The shifts (or
-    angles, or scales) as measure.measure_to_folder takes them; metric "lie" adds lie.csv, the Lie derivative of
-    every checkpoint on the first layer_images images (eval/lie.py)."""
+    angles, or scales, or all_shifts: every roll of the canvas) as measure.measure_to_folder takes them; metric
+    "lie" adds lie.csv, the Lie derivative of every checkpoint on the first layer_images images (eval/lie.py)."""
     say = on_event or (lambda msg: None)
-    shifts = check_shift_options(mode, fill, subpixel, dx, dy, batch_size, transform, angles, scales, metric)
+    shifts = check_shift_options(mode, fill, subpixel, dx, dy, batch_size, transform, angles, scales, metric,
+                                 all_shifts)
+    mode = shifts.mode
     if layer_images < 1:
         raise InvlabError(f"--layer-images must be at least 1; got {layer_images}")
     run = Path(run)
@@ -67,6 +69,7 @@ def measure_run_to_folder(*, run: str | Path, images: str | Path, dx: list[float
                         f"are not classes of run {run} ({', '.join(classes)}); name each class folder after the "
                         "run's class it holds, so that its images are labelled as the networks' outputs")
     _match_classes(src, classes, run / CONFIG_FILE)
+    shifts = shifts.for_images(src.shape)  # --all-shifts: every roll of the run's canvas
     lines = shifts.lines
     points = grid_points(lines)
     check_grid(points, src.shape, mode, subpixel, shifts.transform)
@@ -90,8 +93,11 @@ def measure_run_to_folder(*, run: str | Path, images: str | Path, dx: list[float
         asked["transform"] = shifts.transform
     if metric:
         asked.update(metric=metric, layer_images=layer_images)
+    if all_shifts:
+        asked["all_shifts"] = True
     write_text(folder / MEASURE_FILE, yaml.safe_dump(asked, sort_keys=False))
-    proto = dict(kind="translation", mode=mode, **shifts.protocol(fill), test_images=len(src), seeds=cfg.seeds,
+    proto = dict(kind="translation", mode=mode, **shifts.protocol(fill, src.shape), test_images=len(src),
+                 seeds=cfg.seeds,
                  models=list(factors), n_shifts=len(points), images=src.describe, labels=src.labels is not None,
                  n_classes=len(classes), run=str(run), **engines)
     if metric == "lie":

@@ -16,7 +16,8 @@ from pydantic import ValidationError
 
 from ..config.load import load_config
 from ..core.errors import ConfigError
-from ..eval.sweep import DEFAULT_LAYER_IMAGES, every_roll
+from ..data.shifts import every_roll
+from ..eval.sweep import DEFAULT_LAYER_IMAGES
 from ..schema.config import SweepConfig
 from ..store.find import require_finished_run
 from ..store.layout import CONFIG_FILE

@@ -6,8 +6,9 @@ import torch
 from invariance_lab.schema.config import DataConfig, SweepConfig
 from invariance_lab.data.datasets import draw, glyph_table, reference_letters
 from invariance_lab.core.errors import InvlabError
-from invariance_lab.data.shifts import (CanvasShifts, axis_values, check_sweep, circular_shift, grid_points,
-    shift_lines, shifted_inputs, sweep_inputs, sweep_lines)
+from invariance_lab.data.shifts import (CanvasShifts, axis_values, check_sweep, circular_shift, covers_every_roll,
+                                        every_roll, grid_points, shift_lines, shifted_inputs, sweep_inputs,
+                                        sweep_lines)
 
 
 def test_axis_values_inclusive_and_fractional():
@@ -112,3 +113,14 @@ def test_rotate_sweeps_refuse_parts_and_the_position_task():
         check_sweep(DataConfig(), SweepConfig(transform="rotate"), "parts")
     with pytest.raises(InvlabError, match="task: position"):
         check_sweep(DataConfig(task="position"), SweepConfig(transform="scale", mode="circular"), "translation")
+
+
+@pytest.mark.parametrize("height, width", [(6, 10), (7, 7), (1, 4)])
+def test_every_roll_covers_the_translation_group_and_nothing_less_does(height, width):
+    xs, ys = axis_values(every_roll(width)), axis_values(every_roll(height))
+    assert len(xs) == width and len(ys) == height and 0.0 in xs and 0.0 in ys
+    full = [(x, y) for y in ys for x in xs]
+    assert covers_every_roll(full, height, width)
+    assert not covers_every_roll(full[1:], height, width)  # one roll missing
+    assert not covers_every_roll([(x + width, y) for x, y in full[:-1]] + [(0.5, 0.0)], height, width)  # a fraction
+    assert covers_every_roll([(x + width, y - height) for x, y in full], height, width)  # rolls by any multiple

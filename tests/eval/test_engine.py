@@ -32,7 +32,8 @@ from invariance_lab.eval.layerwise import profile_layers
 from invariance_lab.eval.taps import layer_taps
 from invariance_lab.nn.models import HEADS, build_model, resolve_spec
 from invariance_lab.data.shifts import circular_shift, shift_lines
-from invariance_lab.eval.sweep import every_roll, run_sweep
+from invariance_lab.data.shifts import every_roll
+from invariance_lab.eval.sweep import run_sweep
 from invariance_lab.eval.tables import summarize
 from invariance_lab.run.train import train_model
 

@@ -533,7 +533,7 @@ def test_cli_rotate_and_scale_measure_the_turned_images(tmp_path, folder, one_th
 
 
 @pytest.mark.parametrize("args, needle", [
-    (["--angles", "-10:10", "--dx", "-1:1"], "--angles and --dx/--dy belong to two transforms"),
+    (["--angles", "-10:10", "--dx", "-1:1"], "--angles and --dx/--dy/--all-shifts belong to two transforms"),
     (["--transform", "rotate", "--scales", "0.5:1"], "--transform rotate does not take --scales"),
     (["--angles", "-10:10", "--layers"], "a rotate measurement cannot take it"),
     (["--angles", "-10:10", "--engine", "allshift"], "--transform rotate turns or scales it, which no roll does"),
@@ -578,3 +578,62 @@ def test_metric_lie_writes_the_lie_derivative_of_the_images_as_the_model_reads_t
     protocol = json.loads((out / "meta.json").read_text())["protocol"]
     assert protocol["lie"]["n_images"] == 5 and protocol["lie"]["layers"] is False
     assert "Lie derivative" in " ".join(invoke("report", out).output.split())
+
+
+@pytest.fixture(scope="module")
+def wide_folder(tmp_path_factory):
+    """6 labelled images of 6 x 10 px: not square, so dx and dy have rolls of their own."""
+    path = tmp_path_factory.mktemp("wide") / "imgs"
+    g = torch.Generator().manual_seed(3)
+    write_folder((torch.rand(6, 1, 6, 10, generator=g) * 255).round() / 255, path, torch.tensor([0, 1] * 3),
+                 ["a", "b"])
+    return path
+
+
+@pytest.mark.parametrize("model, verdict", [("circular_gap", "circular_gap: invariant (seed 0)"),
+                                            ("strided", "strided: NOT invariant: the shift (dx, dy) = ")])
+def test_all_shifts_measures_every_roll_of_the_images_and_certifies(tmp_path, wide_folder, model, verdict, one_thread):
+    res = invoke("measure", "--images", wide_folder, "--model", f"custom_models:{model}", "--all-shifts",
+                 "--results-dir", tmp_path)
+    assert res.exit_code == 0, res.output
+    out = " ".join(res.output.split())
+    assert "certificate over all 60 circular shifts of the images, 6 images" in out and verdict in out
+    (folder,) = (tmp_path / "measure").iterdir()
+    r = load_result(folder)
+    p = r.meta["protocol"]
+    assert p["all_shifts"] is True and p["mode"] == "circular" and p["n_shifts"] == 60
+    assert (p["dx"], p["dy"]) == ([-4.0, 5.0, 1.0], [-2.0, 3.0, 1.0])  # every roll of 10 px, of 6 px, centred on 0
+    rolls = {(int(dx) % 10, int(dy) % 6) for dx, dy in zip(r.invariance.dx, r.invariance.dy)}
+    assert len(r.invariance) == 60 and len(rolls) == 60
+    assert yaml.safe_load((folder / "measure.yaml").read_text())["all_shifts"] is True
+    assert "every circular shift of the images (60 shifts" in " ".join(invoke("report", folder).output.split())
+
+
+def test_a_grid_of_every_roll_given_by_hand_is_certified_too_and_a_canvas_grid_is_not(tmp_path, wide_folder,
+                                                                                       one_thread):
+    ranges = ("--dx", "-4:5", "--dy", "-2:3")
+    for mode, certified in (("circular", True), ("canvas", False)):
+        res = invoke("measure", "--images", wide_folder, "--model", "custom_models:circular_gap", *ranges,
+                     "--mode", mode, "--results-dir", tmp_path / mode, "--quiet")
+        assert res.exit_code == 0, res.output
+        assert ("certificate over all 60" in res.output) == certified, res.output
+        (folder,) = (tmp_path / mode / "measure").iterdir()
+        assert bool(load_result(folder).meta["protocol"].get("all_shifts")) == certified
+    res = invoke("measure", "--images", wide_folder, "--model", "custom_models:circular_gap", "--dx", "-4:4",
+                 "--dy", "-2:3", "--mode", "circular", "--results-dir", tmp_path / "short", "--quiet")
+    assert res.exit_code == 0 and "certificate" not in res.output  # dx 5 (= -5) left out: not every roll
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--dx", "-2:2"], "--all-shifts measures every roll of the images by itself; leave out --dx"),
+    (["--dx", "0:1", "--dy", "0:1"], "leave out --dx, --dy"),
+    (["--mode", "canvas"], "--all-shifts rolls the whole image (--mode circular); leave out --mode canvas"),
+    (["--angles", "-10:10:10"], "--angles and --dx/--dy/--all-shifts belong to two transforms"),
+    (["--transform", "scale"], "--transform scale does not take --dx/--dy/--all-shifts"),
+])
+def test_all_shifts_with_options_it_replaces_is_refused(tmp_path, folder, args, needle):
+    res = invoke("measure", "--images", folder, "--model", "custom_models:circular_gap", "--all-shifts", *args,
+                 "--results-dir", tmp_path / "r", "--quiet")
+    assert res.exit_code == 2 and "Traceback" not in res.output, res.output
+    assert needle in " ".join(res.output.split()), res.output
+    assert not (tmp_path / "r").exists()

@@ -7,7 +7,9 @@ from typer.testing import CliRunner
 
 from conftest import untrained_quick_run
 from invariance_lab.cli.main import app
+from invariance_lab.config.load import load_config
 from invariance_lab.core.errors import DataError
+from invariance_lab.data.shifts import every_roll
 from invariance_lab.run.measure_run import measure_run_to_folder
 from invariance_lab.store.results import load_result
 from invariance_lab.store.run_images import run_images
@@ -73,3 +75,13 @@ def test_metric_lie_of_every_checkpoint(run_and_images, tmp_path):
     assert sorted(set(zip(lie.model, lie.seed))) == sorted(zip(summary.model, summary.seed))
     assert len(lie) == 4 * len(summary) and (lie.value >= 0).all()
     assert load_result(folder).meta["protocol"]["lie"]["n_images"] == 4
+
+
+def test_all_shifts_rolls_every_checkpoint_over_the_runs_canvas(run_and_images, tmp_path):
+    run_dir, images = run_and_images
+    folder = measure_run_to_folder(run=run_dir, images=images, all_shifts=True, results_dir=tmp_path)
+    r, canvas = load_result(folder), load_config(run_dir / "config.yaml").data.canvas
+    p = r.meta["protocol"]
+    assert p["all_shifts"] is True and p["mode"] == "circular" and p["n_shifts"] == canvas * canvas
+    assert p["dx"] == p["dy"] == every_roll(canvas)
+    assert len(r.invariance) == canvas * canvas * len(r.summary)  # every model and seed at every roll

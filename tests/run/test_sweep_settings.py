@@ -8,7 +8,7 @@ from conftest import untrained_quick_run
 
 from invariance_lab.config.load import load_config
 from invariance_lab.core.errors import InvlabError
-from invariance_lab.eval.sweep import every_roll
+from invariance_lab.data.shifts import every_roll
 from invariance_lab.report.plots import figures
 from invariance_lab.report.tables import build_report
 from invariance_lab.run.sweep_settings import sweep_settings, sweep_target
