@@ -21,7 +21,8 @@ from ..data.transforms import FILLS, SUBPIXEL
 from ..eval.engine import ENGINE_CHOICES
 from ..eval.lie import SWEEP_METRICS
 from ..eval.stream import MODES
-from ..report.display import brief_tables, certificate_lines
+from ..report.certificate import certificate_lines
+from ..report.display import brief_tables
 from ..run.measure import measure_to_folder
 from ..run.measure_run import measure_run_to_folder
 from ..core.runtime import set_threads

@@ -38,6 +38,8 @@ def report_cli(paths: List[Path] = typer.Argument(None, help="Run or sweep folde
     if fmt == "table":
         for table in shown.tables:
             out.print(table)
+        for text in shown.after:  # sweeps and measurements over every circular shift: the exact worst case
+            line(text)
     else:
         out.print(shown.text, markup=False, highlight=False, soft_wrap=True, end="" if fmt == "csv" else "\n")
     for text in shown.side:  # csv: keep stdout parseable; the protocol and footnotes still reach the reader

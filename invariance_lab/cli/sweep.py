@@ -14,7 +14,8 @@ from typing import List, Optional
 
 import typer
 
-from ..report.display import brief_tables, certificate_lines
+from ..report.certificate import certificate_lines
+from ..report.display import brief_tables
 from ..core.columns import TRANSFORMS
 from ..data.shifts import SWEEP_KINDS
 from ..data.transforms import SUBPIXEL

@@ -27,11 +27,12 @@ from rich.text import Text
 from ..core.errors import choose
 from ..data.ink_stats import battery_words
 from .gallery import pick_stills
+from .certificate import certificates
 from .tables import (LAYER_RANGE, RATE_RANGE, Report, Result, View, layer_table, model_table, seed_counts, seed_flags,
     wide_view)
 from ..core.stats import CHANCE_MARGIN
 from ..eval.engine import ENGINES
-from ..core.columns import FACTOR_COLUMNS, INVARIANT_TV, MAX_COLUMN, WORST_CASE_COLUMNS, WORST_SHIFT_COLUMNS
+from ..core.columns import FACTOR_COLUMNS, WORST_CASE_COLUMNS
 
 FORMATS = ("table", "markdown", "csv")
 CLIP_MARK = "*"  # after a cut interval: "0.840 [0.322, 1]*"
@@ -120,37 +121,6 @@ def engine_words(p: dict) -> str:
     used = p.get("engines", {})
     return "engine: " + "; ".join(f"{'all-shift' if e == 'allshift' else 'brute force'} for "
                                   f"{', '.join(m for m in used if used[m] == e)}" for e in dict.fromkeys(used.values()))
-
-
-def certificate_lines(result: Result) -> list[str]:
-    """For a sweep over every circular shift of the canvas: per model, invariant (no prediction changes, and no
-    image's probabilities move by more than INVARIANT_TV in total variation, at any shift, for any seed), or the
-    shift that breaks it most (largest mean change, over seeds). Empty for other sweeps and older folders."""
-    p, s = result.meta.get("protocol", {}), result.summary
-    if not p.get("all_shifts") or MAX_COLUMN not in s or not set(WORST_SHIFT_COLUMNS) <= set(s.columns):
-        return []
-    what = "the images" if "images" in p else "the canvas"  # invlab measure: your images; a sweep: the letters'
-    head = (f"certificate over all {p.get('n_shifts')} circular shifts of {what}, {p.get('test_images')} "
-            f"{'' if 'images' in p else 'test '}images (invariant: no prediction changes and no image's probabilities move by more than "
-            f"{INVARIANT_TV:g} in total variation):")
-    lines = [head]
-    inv = result.invariance
-    for model, g in s.groupby("model", sort=False):
-        seeds = f"seed {g.seed.iloc[0]}" if len(g) == 1 else f"all {len(g)} seeds"
-        if (g.worst_flip_rate == 0).all() and (g[MAX_COLUMN] <= INVARIANT_TV).all():
-            lines.append(f"  {model}: invariant ({seeds}): no prediction changes; the largest probability change "
-                         f"of any image is {g[MAX_COLUMN].max():.1e}")
-            continue
-        w = g.loc[g.worst_prob_change.idxmax()]
-        dx, dy = float(w[WORST_SHIFT_COLUMNS[0]]), float(w[WORST_SHIFT_COLUMNS[1]])
-        at = inv[(inv.model == model) & (inv.seed == w.seed) & (inv.dx == dx) & (inv.dy == dy)].iloc[0]
-        rows = inv[inv.model == model]
-        one = rows.loc[rows[MAX_COLUMN].idxmax()]  # another shift may move one image more than the worst mean's
-        lines.append(f"  {model}: NOT invariant: the shift (dx, dy) = ({dx:g}, {dy:g}) (seed {w.seed}) changes "
-                     f"{at.flip_rate:.1%} of predictions and the probabilities by {at.prob_change:.3g} on average "
-                     f"(TV), up to {at[MAX_COLUMN]:.3g} for one image there; the largest change of one image at "
-                     f"any shift is {one[MAX_COLUMN]:.3g}, at ({float(one.dx):g}, {float(one.dy):g}) (seed {one.seed})")
-    return lines
 
 
 def cell(mean: float, ci: float, lo: float, hi: float, bounds: tuple[float, float]) -> tuple[str, bool]:
@@ -291,22 +261,26 @@ class Rendered:
     tables: list[Table] = field(default_factory=list)  # for "table"
     text: str = ""  # for "markdown" and "csv"
     side: list[str] = field(default_factory=list)  # csv: protocol and footnotes, for stderr
+    after: list[str] = field(default_factory=list)  # table: lines printed under the tables (certificates)
 
 
 def render(rep: Report, fmt: str, wide: bool = False) -> Rendered:
     """What `invlab report` prints, in one of FORMATS; a terminal table with every column when `wide`."""
     choose("table format", fmt, FORMATS)
     caption = protocol_lines(rep.results)
+    certified = certificates(rep.results)  # sweeps and measurements over every circular shift
     if fmt == "csv":
-        return Rendered(text=to_csv(rep.views), side=caption + seed_notes(rep.flags, rep.dropped))
+        return Rendered(text=to_csv(rep.views), side=caption + seed_notes(rep.flags, rep.dropped) + certified)
     if fmt == "markdown":
-        return Rendered(text="\n".join(to_markdown(v, caption, rep.flags, rep.dropped) for v in rep.views))
+        text = "\n".join(to_markdown(v, caption, rep.flags, rep.dropped) for v in rep.views)
+        listed = [f"- {t.strip()}" if t.startswith("  ") else f"\n{t}\n" for t in certified]
+        return Rendered(text=text + "".join(f"\n{t}" for t in listed))
     tables = []
     for v in rep.views:
         shown, note = for_terminal(v, wide)
         tables.append(to_rich_table(shown, caption + [note] * bool(note), rep.flags, rep.dropped,
                                     hide=() if wide else ("n_chance",)))
-    return Rendered(tables=tables)
+    return Rendered(tables=tables, after=certified)
 
 
 def for_terminal(view: View, wide: bool = False) -> tuple[View, str | None]:

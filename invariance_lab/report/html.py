@@ -26,6 +26,7 @@ from ..core.versions import __version__
 from ..store.find import read_study
 from ..store.layout import is_study
 from .answer import RULE, answer
+from .certificate import certificates
 from .display import protocol_lines
 from .html_elements import e, image, pixel_size, text_html
 from .html_gallery import gallery_html
@@ -257,6 +258,11 @@ def html_report(paths: list[str | Path], *, metric: str = "flip_rate", drop_chan
              "consistent because it is right everywhere, or because it gives one answer to everything.</p>"),
             table_html(model_view, at_chance_rows(model_view)), notes_html([model_view], rep),
             f'<p class="note">{e(RULE)}</p>']
+    for text in certificates(results):  # every circular shift: per model, invariant or the shift that breaks it
+        if not text.startswith("  "):  # a head, then its models as one list
+            body += [f"<p>{e(text)}</p>", "<ul></ul>"]
+        else:
+            body[-1] = body[-1].removesuffix("</ul>") + f"<li>{e(text.strip())}</li></ul>"
     # data.test_sets and a config's paper: block, as `invlab report` prints them (report/papers.py)
     for view in per_test_set_views(results) + paper_views(results):
         heading = "Beside the paper" if view.key and view.key[0] == "paper" else "Other test sets"

@@ -1,0 +1,71 @@
+"""report/certificate.py: the certificate of a folder over every circular shift is shown wherever the folder is
+reported (terminal, markdown, csv's side lines, the HTML page), each head naming its folder when there are
+several; a folder over fewer shifts has none."""
+
+import io
+
+import pandas as pd
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from invariance_lab.cli.main import app
+from invariance_lab.data.images import write_folder
+from invariance_lab.report.certificate import certificates
+from invariance_lab.report.html import html_report
+from invariance_lab.store.results import load_result
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory, one_thread):
+    """Measure folders of 8 x 8 images: two over every roll (an invariant model, one that is not), one over a few."""
+    tmp = tmp_path_factory.mktemp("cert")
+    g = torch.Generator().manual_seed(5)
+    write_folder((torch.rand(6, 1, 8, 8, generator=g) * 255).round() / 255, tmp / "imgs", torch.tensor([0, 1] * 3),
+                 ["a", "b"])
+    made = {}
+    for model, args in (("circular_gap", ["--all-shifts"]), ("strided", ["--all-shifts"]),
+                        ("flatten_head", ["--dx", "-1:1", "--mode", "circular", "--model-kwargs", '{"side": 8}'])):
+        res = runner.invoke(app, ["measure", "--images", str(tmp / "imgs"), "--model", f"custom_models:{model}",
+                                  *args, "--results-dir", str(tmp / model), "--quiet"])
+        assert res.exit_code == 0, res.output
+        (made[model],) = (tmp / model / "measure").iterdir()
+    return made
+
+
+def test_report_prints_each_folders_certificate_under_its_name(folders):
+    res = runner.invoke(app, ["report", str(folders["circular_gap"]), str(folders["strided"]),
+                              str(folders["flatten_head"])])
+    assert res.exit_code == 0, res.output
+    out = " ".join(res.output.split())
+    labels = {m: load_result(f).label for m, f in folders.items()}
+    assert f"{labels['circular_gap']}: certificate over all 64 circular shifts of the images, 6 images" in out
+    assert f"{labels['strided']}: certificate over all 64" in out and "strided: NOT invariant: the shift" in out
+    assert "circular_gap: invariant (seed 0)" in out
+    assert labels["flatten_head"] + ": certificate" not in out and out.count("certificate over all") == 2
+
+
+def test_one_folder_alone_has_no_name_before_its_certificate(folders):
+    res = runner.invoke(app, ["report", str(folders["circular_gap"]), "--format", "markdown"])
+    assert res.exit_code == 0, res.output
+    assert "\ncertificate over all 64 circular shifts" in res.output
+    assert "\n- circular_gap: invariant (seed 0)" in res.output  # the models as a markdown list
+
+
+def test_csv_keeps_stdout_a_table_and_sends_the_certificate_beside_it(folders):
+    res = runner.invoke(app, ["report", str(folders["strided"]), "--format", "csv"])
+    assert res.exit_code == 0, res.output
+    table = pd.read_csv(io.StringIO(res.stdout))
+    assert list(table.model) == ["strided"] and "certificate" not in res.stdout
+    assert "certificate over all 64" in res.stderr and "strided: NOT invariant" in res.stderr
+
+
+def test_the_html_page_shows_the_certificate_under_the_model_table(folders):
+    text = html_report([folders["circular_gap"], folders["strided"]])
+    head = certificates([load_result(folders["circular_gap"]), load_result(folders["strided"])])[0]
+    assert f"<p>{head.replace(chr(39), '&#x27;')}</p>" in text
+    assert "<ul><li>circular_gap: invariant (seed 0)" in text and "<ul><li>strided: NOT invariant" in text
+    assert text.index("certificate over all") < text.index("<h2>Plots</h2>")
+    assert "certificate" not in html_report([folders["flatten_head"]])
