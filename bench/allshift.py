@@ -32,8 +32,8 @@ from invariance_lab.eval.engine import allshift_plan, allshift_sweep
 from invariance_lab.core.runtime import resolve_device
 from invariance_lab.nn.downsample import DOWNSAMPLES
 from invariance_lab.nn.models import HEADS, resolve_spec
-from invariance_lab.data.shifts import circular_shift, grid_points, shift_lines
-from invariance_lab.eval.sweep import every_roll, run_sweep
+from invariance_lab.data.shifts import circular_shift, every_roll, grid_points, shift_lines
+from invariance_lab.eval.sweep import run_sweep
 from invariance_lab.run.train import train_model
 
 TARGETS = dict(all_shifts=50.0, grid=20.0, tv=1e-6)  # for max pooling + global average (docs/speed.md)
