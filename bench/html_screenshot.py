@@ -75,6 +75,20 @@ window.addEventListener("load", function () {
     var shown = i.getBoundingClientRect().width / (i.naturalWidth || 1);
     return {alt: i.alt, px: shown * parseFloat(i.getAttribute("data-label-px"))};
   });
+  // what sticks out of the window outside the boxes that scroll sideways (elements, or a word too long for its
+  // line): the page's sideways scroll comes from it
+  var view = doc.defaultView, walker = doc.createTreeWalker(doc.body, NodeFilter.SHOW_TEXT);
+  out.wide = [];
+  while (walker.nextNode() && out.wide.length < 3) {
+    var node = walker.currentNode, range = doc.createRange(), inBox = false;
+    for (var p = node.parentElement; p && p !== doc.body; p = p.parentElement) {
+      if (/^(auto|scroll|hidden|clip)$/.test(view.getComputedStyle(p).overflowX)) { inBox = true; break; }
+    }
+    range.selectNodeContents(node);
+    if (!inBox && range.getBoundingClientRect().right > out.windowWidth + 0.5) {
+      out.wide.push(node.parentElement.tagName.toLowerCase() + ": " + node.textContent.trim().slice(0, 60));
+    }
+  }
   var pre = document.createElement("pre");
   pre.id = "invlab-probe";
   pre.textContent = JSON.stringify(out);
@@ -196,7 +210,8 @@ def check_page(page: Path, out_dir: Path, widths=WIDTHS, browser: str | None = N
             problems += layout_problems(found, where)
             if found["pageWidth"] > found["windowWidth"]:
                 problems.append(f"{where}: the page is {found['pageWidth']} px wide, wider than the window "
-                                f"({found['windowWidth']} px): it scrolls sideways as a whole")
+                                f"({found['windowWidth']} px): it scrolls sideways as a whole; sticking out: "
+                                f"{found.get('wide')}")
             shot = out_dir / f"{page.stem}-{width}px.png"
             height = min(found["height"], MAX_SHOT_HEIGHT)
             _chromium(browser, work / "profile", max(width, 500), height, f"--screenshot={shot}",

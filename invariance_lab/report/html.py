@@ -93,7 +93,8 @@ CSS = """
 :root { --ink: #1d1d1f; --muted: #5f6368; --line: #d9dce1; --band: #f4f5f7; --accent: #1a5fb4; }
 * { box-sizing: border-box; }
 body { margin: 0 auto; max-width: 76rem; padding: 1rem 1.25rem 3rem; color: var(--ink); background: #fff;
-       font: 16px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, "DejaVu Sans", sans-serif; }
+       font: 16px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, "DejaVu Sans", sans-serif;
+       overflow-wrap: break-word; }
 h1 { font-size: 1.7rem; line-height: 1.25; margin: 0.5rem 0 0.25rem; }
 h2 { font-size: 1.3rem; margin: 2.2rem 0 0.6rem; padding-bottom: 0.2rem; border-bottom: 1px solid var(--line); }
 h3 { font-size: 1.05rem; margin: 1.4rem 0 0.4rem; }

@@ -22,6 +22,7 @@ from invariance_lab.report.html import html_report
 from invariance_lab.report.tables import MODEL_METRICS, RATE_RANGE, load_result, model_table
 
 runner = CliRunner()
+LONG_NAME = "quick_letters_with_a_factory_model_beside_the_presets"  # wider than a phone at the title's size
 
 
 class Page(HTMLParser):
@@ -69,14 +70,16 @@ def decode(src: str) -> Image.Image:
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
-    """An untrained run of configs/quick.yaml (12 test images, seed 0) with a factory model beside the presets."""
+    """An untrained run of configs/quick.yaml (12 test images, seed 0) with a factory model beside the presets,
+    named with one long word: the page's title must wrap it on a phone, not scroll sideways."""
     results = tmp_path_factory.mktemp("results")
     res = runner.invoke(app, ["run", str(ROOT / "configs" / "quick.yaml"), "--results-dir", str(results), "--quiet",
+                              "--set", f"name={LONG_NAME}",
                               "--threads", "1", "--set", "train.epochs=0", "--set", "seeds=[0]",
                               "--set", "data.test_images=12", "--set",
                               'models.mine={factory: "custom_models:circular_gap", kwargs: {channels: 4}}'])
     assert res.exit_code == 0, res.output
-    (folder,) = (results / "quick").iterdir()
+    (folder,) = (results / LONG_NAME).iterdir()
     return folder
 
 
