@@ -13,15 +13,17 @@ from ..store.results import Result
 
 
 def certificate_lines(result: Result) -> list[str]:
-    """For a sweep over every circular shift of the canvas: per model, invariant (no prediction changes, and no
-    image's probabilities move by more than INVARIANT_TV in total variation, at any shift, for any seed), or the
-    shift that breaks it most (largest mean change, over seeds). Empty for other sweeps and older folders."""
+    """For a sweep or measurement over every circular shift of the canvas or images: per model, invariant (no
+    prediction changes, and no image's probabilities move by more than INVARIANT_TV in total variation, at any
+    shift, for any seed), or the shift that breaks it most (largest mean change, over seeds). Empty for other
+    folders and older ones."""
     p, s = result.meta.get("protocol", {}), result.summary
     if not p.get("all_shifts") or MAX_COLUMN not in s or not set(WORST_SHIFT_COLUMNS) <= set(s.columns):
         return []
-    what = "the images" if "images" in p else "the canvas"  # invlab measure: your images; a sweep: the letters'
-    head = (f"certificate over all {p.get('n_shifts')} circular shifts of {what}, {p.get('test_images')} "
-            f"{'' if 'images' in p else 'test '}images (invariant: no prediction changes and no image's probabilities move by more than "
+    # invlab measure (and a sweep of folder images): the images; a sweep of letters: the canvas, its test images
+    what, which = ("the images", "") if "images" in p else ("the canvas", "test ")
+    head = (f"certificate over all {p.get('n_shifts')} circular shifts of {what}, {p.get('test_images')} {which}"
+            f"images (invariant: no prediction changes and no image's probabilities move by more than "
             f"{INVARIANT_TV:g} in total variation):")
     lines = [head]
     inv = result.invariance
