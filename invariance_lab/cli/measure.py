@@ -20,7 +20,7 @@ from ..data.images import COLOURS
 from ..data.transforms import FILLS, SUBPIXEL
 from ..eval.engine import ENGINE_CHOICES
 from ..eval.lie import SWEEP_METRICS
-from ..eval.stream import MODES
+from ..eval.stream import GRIDS, MODES
 from ..report.certificate import certificate_lines
 from ..report.display import brief_tables
 from ..run.measure import measure_to_folder
@@ -40,11 +40,12 @@ def measure_cli(images: Path = typer.Option(..., "--images", help="A folder of P
                 model_kwargs: Optional[str] = typer.Option(None, "--model-kwargs", help="JSON object of keyword arguments for --model, e.g. '{\"width\": 16}'."),
                 weights: Optional[Path] = typer.Option(None, "--weights", help="A state dict (.pt, read with weights_only=True), a .safetensors file, or an invlab checkpoint. Without it the model is measured as --model returns it."),
                 dx: Optional[str] = typer.Option(None, "--dx", help="Horizontal shifts START:STOP[:STEP], px, inclusive. Default: -8:8."),
-                dy: Optional[str] = typer.Option(None, "--dy", help="Vertical shifts START:STOP[:STEP], px, inclusive; every (dx, dy) pair is measured. Default: 0."),
+                dy: Optional[str] = typer.Option(None, "--dy", help="Vertical shifts START:STOP[:STEP], px, inclusive; every (dx, dy) pair is measured (--grid axes: each axis alone). Default: 0."),
                 transform: Optional[str] = choice(None, "--transform", TRANSFORMS, "translate (--dx, --dy), rotate (--angles) or scale (--scales): rotate and scale turn or scale each image about its centre (bilinear, --fill entering where the source is outside it). Default: translate; --angles alone means rotate, --scales scale."),
                 angles: Optional[str] = typer.Option(None, "--angles", help="Rotation angles START:STOP[:STEP], degrees counterclockwise, inclusive (--transform rotate). Default: -40:40:10."),
                 scales: Optional[str] = typer.Option(None, "--scales", help="Scale factors START:STOP[:STEP], 1 = as the image is, inclusive (--transform scale). Default: 0.8:1.2:0.1."),
                 mode: Optional[str] = choice(None, "--mode", MODES, "canvas (the image moves inside its frame; sub-pixel shifts bilinear; the default) or circular (rolled, whole pixels; the default with --all-shifts)."),
+                grid: Optional[str] = choice(None, "--grid", GRIDS, "product (every dx, dy pair; the default) or axes (each axis alone, the other at 0: fewer shifts)."),
                 all_shifts: bool = typer.Option(False, "--all-shifts", help="Every circular shift of the images (the whole translation group, --mode circular; in place of --dx, --dy): prints each model's exact worst case, a certificate of invariance or the shift that breaks it."),
                 fill: str = choice("zeros", "--fill", FILLS, "canvas mode: what enters the frame: zeros, edge (nearest border pixel) or reflect."),
                 colour: str = choice("grey", "--colour", COLOURS, "grey (1 channel) or rgb (3).", "--color"),
@@ -68,7 +69,7 @@ def measure_cli(images: Path = typer.Option(..., "--images", help="A folder of P
     results/measure/<name>-<time>/ with the files `invlab report` reads."""
     set_threads(threads)  # the command's process: measure_to_folder runs here
     if run is not None:
-        _measure_run(run, images, dx=_range(dx, "--dx"), dy=_range(dy, "--dy"), all_shifts=all_shifts,
+        _measure_run(run, images, dx=_range(dx, "--dx"), dy=_range(dy, "--dy"), grid=grid, all_shifts=all_shifts,
                      transform=transform,
                      angles=_range(angles, "--angles"), scales=_range(scales, "--scales"), mode=mode, fill=fill,
                      subpixel=subpixel, engine=engine, metric=metric, layer_images=layer_images,
@@ -79,7 +80,7 @@ def measure_cli(images: Path = typer.Option(..., "--images", help="A folder of P
         return
     folder = measure_to_folder(
         images=images, model=model, model_kwargs=_json_object(model_kwargs, "--model-kwargs"), weights=weights,
-        dx=_range(dx, "--dx"), dy=_range(dy, "--dy"), all_shifts=all_shifts, transform=transform,
+        dx=_range(dx, "--dx"), dy=_range(dy, "--dy"), grid=grid, all_shifts=all_shifts, transform=transform,
         angles=_range(angles, "--angles"),
         scales=_range(scales, "--scales"), mode=mode, fill=fill, colour=colour,
         size=_size(size), mean=_numbers(mean, "--mean"), std=_numbers(std, "--std"), layers=layers,

@@ -28,7 +28,7 @@ from ..data.transforms import FILLS, INTERPOLATION, SUBPIXEL
 from ..eval.class_order import class_order_note
 from ..eval.lie import SWEEP_METRICS, lie_protocol, lie_table
 from ..eval.measurement import Measurement
-from ..eval.stream import MODES, check_channels, check_grid, pick_device, preparer
+from ..eval.stream import GRIDS, MODES, check_channels, check_grid, pick_device, preparer
 from ..eval.tables import summarize
 from ..nn.factory import TRUST_LIMIT, call, describe, is_custom, locate, require_trust
 from ..nn.finite import check_weights
@@ -46,7 +46,7 @@ from .sweep_settings import pick_transform
 
 DEFAULT_DX, DEFAULT_DY = [-8.0, 8.0, 1.0], [0.0, 0.0, 1.0]  # --dx -8:8, --dy 0
 # the options of each --transform of invlab measure
-OPTIONS = {"rotate": "--angles", "scale": "--scales", "translate": "--dx/--dy/--all-shifts"}
+OPTIONS = {"rotate": "--angles", "scale": "--scales", "translate": "--dx/--dy/--grid/--all-shifts"}
 
 
 def _model_from(model: str | None, kwargs: dict | None, checkpoint: dict | None, weights: Path | None,
@@ -121,6 +121,7 @@ class MeasureGrid:
     ranges: dict[str, list[float]]  # {"dx": .., "dy": ..}, {"angles": ..} or {"scales": ..}
     mode: str = "canvas"
     all_shifts: bool = False
+    grid: str = "product"  # a translation's (dx, dy): every pair, or each axis alone (axes)
 
     def for_images(self, shape: tuple[int, ...]) -> MeasureGrid:
         """The grid for images of shape (..., H, W): with all_shifts, every roll (dx over W, dy over H)."""
@@ -133,14 +134,14 @@ class MeasureGrid:
     def lines(self) -> list[list[tuple[float, ...]]]:
         """accumulate.Grid's lines: (dx, dy) shifts, or one line of (angle,) or (scale,) points."""
         if self.transform == "translate":
-            return value_lines(axis_values(self.ranges["dx"]), axis_values(self.ranges["dy"]), "product")
+            return value_lines(axis_values(self.ranges["dx"]), axis_values(self.ranges["dy"]), self.grid)
         (values,) = self.ranges.values()
         return [[(v,) for v in axis_values(values)]]
 
     def protocol(self, fill: str, shape: tuple[int, ...]) -> dict:
         """meta.json's protocol keys for the grid on images of shape (..., H, W), as a sweep writes them
         (eval/sweep.protocol): all_shifts when the rolls cover the images' whole translation group."""
-        p = dict(grid="product", **self.ranges)
+        p = dict(grid=self.grid, **self.ranges)
         if self.transform != "translate":
             verb = "turned" if self.transform == "rotate" else "scaled"
             p.update(transform=self.transform, drawing=f"the image {verb} as pixels "
@@ -152,11 +153,12 @@ class MeasureGrid:
 
 def check_shift_options(mode: str | None, fill: str, subpixel: str, dx, dy, batch_size: int,
                         transform: str | None = None, angles=None, scales=None, metric: str | None = None,
-                        all_shifts: bool = False) -> MeasureGrid:
+                        all_shifts: bool = False, grid: str | None = None) -> MeasureGrid:
     """The shift options `invlab measure` takes (with or without --run), checked. transform: translate (dx, dy;
     default -8:8 and 0), rotate (angles) or scale (scales; defaults as a sweep's, schema/sweep.SWEEP_DEFAULTS);
-    without it, --angles means rotate, --scales scale. all_shifts: every roll of the images (mode circular, by
-    itself: no dx, dy). mode None: canvas, or circular with all_shifts. metric: None or "lie"
+    without it, --angles means rotate, --scales scale. grid: product (every dx, dy pair; None) or axes (each axis
+    alone). all_shifts: every roll of the images (mode circular, product grid, by itself: no dx, dy). mode None:
+    canvas, or circular with all_shifts. metric: None or "lie"
     (eval/lie.SWEEP_METRICS)."""
     if metric is not None:
         choose("--metric", metric, SWEEP_METRICS)
@@ -166,14 +168,17 @@ def check_shift_options(mode: str | None, fill: str, subpixel: str, dx, dy, batc
     choose("subpixel", subpixel, SUBPIXEL)
     if transform is not None:
         choose("--transform", transform, TRANSFORMS)
+    if grid is not None:
+        choose("--grid", grid, GRIDS)
     if batch_size < 1:
         raise InvlabError(f"--batch-size must be at least 1; got {batch_size}")
     transform = pick_transform(transform, {"rotate": angles is not None, "scale": scales is not None,
-                                           "translate": all_shifts or dx is not None or dy is not None},
+                                           "translate": all_shifts or grid is not None or dx is not None
+                                           or dy is not None},
                                OPTIONS, "measure")
     transform = transform or "translate"
     if all_shifts:
-        given = [o for o, v in (("--dx", dx), ("--dy", dy)) if v is not None]
+        given = [o for o, v in (("--dx", dx), ("--dy", dy), ("--grid", grid)) if v is not None]
         if given:
             raise InvlabError(f"--all-shifts measures every roll of the images by itself; leave out {', '.join(given)}")
         if mode not in (None, "circular"):
@@ -189,14 +194,14 @@ def check_shift_options(mode: str | None, fill: str, subpixel: str, dx, dy, batc
         ranges = {k: check_range(list(v), f"--{k}") for k, v in given.items()}
     except ValueError as e:
         raise InvlabError(str(e)) from None
-    return MeasureGrid(transform, ranges, mode or "canvas")
+    return MeasureGrid(transform, ranges, mode or "canvas", grid=grid or "product")
 
 
 def measure_to_folder(*, images: str | Path, model: str | None = None, model_kwargs: dict | None = None,
                       weights: str | Path | None = None, dx: list[float] | None = None,
                       dy: list[float] | None = None, transform: str | None = None, angles: list[float] | None = None,
                       scales: list[float] | None = None, mode: str | None = None, fill: str = "zeros",
-                      all_shifts: bool = False,
+                      all_shifts: bool = False, grid: str | None = None,
                       colour: str = "grey", size: tuple[int, int] | None = None, mean=None, std=None,
                       layers: bool = False, taps: list[str] | None = None, layer_images: int = 200,
                       batch_size: int = 256, name: str | None = None, results_dir: Path = Path("results"),
@@ -217,7 +222,7 @@ def measure_to_folder(*, images: str | Path, model: str | None = None, model_kwa
     the first layer_images images, per tap too with layers (and taps)."""
     say = on_event or (lambda msg: None)
     shifts = check_shift_options(mode, fill, subpixel, dx, dy, batch_size, transform, angles, scales, metric,
-                                 all_shifts)
+                                 all_shifts, grid)
     mode = shifts.mode
     if layer_images < 1:
         raise InvlabError(f"--layer-images must be at least 1; got {layer_images}")
@@ -270,6 +275,8 @@ def measure_to_folder(*, images: str | Path, model: str | None = None, model_kwa
             settings["subpixel"] = subpixel
         if all_shifts:
             settings["all_shifts"] = True
+        if grid is not None:
+            settings["grid"] = grid
         write_text(folder / MEASURE_FILE, yaml.safe_dump(settings, sort_keys=False))
         proto = dict(kind="translation", mode=mode, **shifts.protocol(fill, src.shape), test_images=len(src),
                      seeds=[seed],

@@ -41,6 +41,7 @@ def measure_run_to_folder(*, run: str | Path, images: str | Path, dx: list[float
                           dy: list[float] | None = None, transform: str | None = None,
                           angles: list[float] | None = None, scales: list[float] | None = None,
                           mode: str | None = None, fill: str = "zeros", all_shifts: bool = False,
+                          grid: str | None = None,
                           subpixel: str = "bilinear", batch_size: int = 256, results_dir: Path = Path("results"),
                           device: str = "cpu", progress: bool = False, on_event=None, engine: str = "auto",
                           trust_factory: bool = False, metric: str | None = None, layer_images: int = 200) -> Path:
@@ -51,7 +52,7 @@ def measure_run_to_folder(*, run: str | Path, images: str | Path, dx: list[float
     "lie" adds lie.csv, the Lie derivative of every checkpoint on the first layer_images images (eval/lie.py)."""
     say = on_event or (lambda msg: None)
     shifts = check_shift_options(mode, fill, subpixel, dx, dy, batch_size, transform, angles, scales, metric,
-                                 all_shifts)
+                                 all_shifts, grid)
     mode = shifts.mode
     if layer_images < 1:
         raise InvlabError(f"--layer-images must be at least 1; got {layer_images}")
@@ -95,6 +96,8 @@ def measure_run_to_folder(*, run: str | Path, images: str | Path, dx: list[float
         asked.update(metric=metric, layer_images=layer_images)
     if all_shifts:
         asked["all_shifts"] = True
+    if grid is not None:
+        asked["grid"] = grid
     write_text(folder / MEASURE_FILE, yaml.safe_dump(asked, sort_keys=False))
     proto = dict(kind="translation", mode=mode, **shifts.protocol(fill, src.shape), test_images=len(src),
                  seeds=cfg.seeds,

@@ -533,7 +533,7 @@ def test_cli_rotate_and_scale_measure_the_turned_images(tmp_path, folder, one_th
 
 
 @pytest.mark.parametrize("args, needle", [
-    (["--angles", "-10:10", "--dx", "-1:1"], "--angles and --dx/--dy/--all-shifts belong to two transforms"),
+    (["--angles", "-10:10", "--dx", "-1:1"], "--angles and --dx/--dy/--grid/--all-shifts belong to two transforms"),
     (["--transform", "rotate", "--scales", "0.5:1"], "--transform rotate does not take --scales"),
     (["--angles", "-10:10", "--layers"], "a rotate measurement cannot take it"),
     (["--angles", "-10:10", "--engine", "allshift"], "--transform rotate turns or scales it, which no roll does"),
@@ -628,8 +628,9 @@ def test_a_grid_of_every_roll_given_by_hand_is_certified_too_and_a_canvas_grid_i
     (["--dx", "-2:2"], "--all-shifts measures every roll of the images by itself; leave out --dx"),
     (["--dx", "0:1", "--dy", "0:1"], "leave out --dx, --dy"),
     (["--mode", "canvas"], "--all-shifts rolls the whole image (--mode circular); leave out --mode canvas"),
-    (["--angles", "-10:10:10"], "--angles and --dx/--dy/--all-shifts belong to two transforms"),
-    (["--transform", "scale"], "--transform scale does not take --dx/--dy/--all-shifts"),
+    (["--angles", "-10:10:10"], "--angles and --dx/--dy/--grid/--all-shifts belong to two transforms"),
+    (["--transform", "scale"], "--transform scale does not take --dx/--dy/--grid/--all-shifts"),
+    (["--grid", "axes"], "--all-shifts measures every roll of the images by itself; leave out --grid"),
 ])
 def test_all_shifts_with_options_it_replaces_is_refused(tmp_path, folder, args, needle):
     res = invoke("measure", "--images", folder, "--model", "custom_models:circular_gap", "--all-shifts", *args,
@@ -637,3 +638,23 @@ def test_all_shifts_with_options_it_replaces_is_refused(tmp_path, folder, args, 
     assert res.exit_code == 2 and "Traceback" not in res.output, res.output
     assert needle in " ".join(res.output.split()), res.output
     assert not (tmp_path / "r").exists()
+
+
+def test_grid_axes_measures_each_axis_alone_as_il_measure_does(tmp_path, folder, one_thread):
+    torch.manual_seed(0)
+    model = flatten_head(side=SIDE)
+    res = invoke("measure", "--images", folder, "--model", "custom_models:flatten_head", "--model-kwargs",
+                 f'{{"side": {SIDE}}}', "--weights", saved(tmp_path, model), "--dx", "-3:3", "--dy", "-2:2",
+                 "--grid", "axes", "--mode", "circular", "--results-dir", tmp_path / "r", "--quiet")
+    assert res.exit_code == 0, res.output
+    (out,) = (tmp_path / "r" / "measure").iterdir()
+    r = load_result(out)
+    assert r.meta["protocol"]["grid"] == "axes" and r.meta["protocol"]["n_shifts"] == 11  # 7 + 5 - (0, 0) twice
+    assert set(zip(r.invariance.dx, r.invariance.dy)) == {(x, 0.0) for x in range(-3, 4)} | {(0.0, y) for y in
+                                                                                               range(-2, 3)}
+    x, y = open_folder(folder)(slice(0, 8)), open_folder(folder).labels
+    api = il.measure(model, x, y, dx=range(-3, 4), dy=range(-2, 3), grid="axes", mode="circular")
+    mine = r.invariance.drop(columns="model").reset_index(drop=True)
+    pd.testing.assert_frame_equal(mine, api.drop(columns="model").reset_index(drop=True), check_dtype=False,
+                                  check_exact=True)  # the same shifts, order and every number, neighbours included
+    assert yaml.safe_load((out / "measure.yaml").read_text())["grid"] == "axes"
