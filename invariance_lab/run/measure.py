@@ -10,6 +10,7 @@ and its plots read a measure folder like a run. The same measurement from Python
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from dataclasses import dataclass, replace
@@ -35,7 +36,7 @@ from ..nn.finite import check_weights
 from ..nn.models import build_model, count_parameters, place
 from ..core.columns import TRANSFORMS
 from ..schema.fields import check_range
-from ..schema.sweep import SWEEP_DEFAULTS
+from ..schema.sweep import MAX_SHIFTS, SWEEP_DEFAULTS
 from ..schema.model import check_kwargs
 from ..store.atomic import write_csv, write_text
 from ..store.layout import (INVARIANCE_CSV, LAYERS_CSV, LAYERS_SUMMARY_CSV, LIE_CSV, MEASURE_FILE, SUMMARY_CSV,
@@ -128,6 +129,10 @@ class MeasureGrid:
         if not self.all_shifts:
             return self
         h, w = shape[-2:]
+        if h * w > MAX_SHIFTS:  # check_grid's limit, said for --all-shifts: no step to make larger
+            raise InvlabError(f"--all-shifts: every roll of {h} x {w} px images is {h * w} shifts, each a pass over "
+                              f"every image; at most {MAX_SHIFTS}: make the images smaller with --size (e.g. --size "
+                              f"{math.isqrt(MAX_SHIFTS)}), or measure some shifts with --mode circular --dx, --dy")
         return replace(self, ranges=dict(dx=every_roll(w), dy=every_roll(h)))
 
     @property

@@ -658,3 +658,12 @@ def test_grid_axes_measures_each_axis_alone_as_il_measure_does(tmp_path, folder,
     pd.testing.assert_frame_equal(mine, api.drop(columns="model").reset_index(drop=True), check_dtype=False,
                                   check_exact=True)  # the same shifts, order and every number, neighbours included
     assert yaml.safe_load((out / "measure.yaml").read_text())["grid"] == "axes"
+
+
+def test_all_shifts_of_images_too_large_for_one_grid_names_size_not_steps(tmp_path):
+    write_folder(torch.zeros(1, 1, 320, 320), tmp_path / "big")
+    res = invoke("measure", "--images", tmp_path / "big", "--model", "custom_models:circular_gap", "--all-shifts",
+                 "--results-dir", tmp_path / "r", "--quiet")
+    assert res.exit_code == 2 and "Traceback" not in res.output, res.output
+    assert "every roll of 320 x 320 px images is 102400 shifts" in " ".join(res.output.split())
+    assert "--size" in res.output and not (tmp_path / "r").exists()
