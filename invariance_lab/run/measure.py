@@ -163,8 +163,7 @@ def check_shift_options(mode: str | None, fill: str, subpixel: str, dx, dy, batc
     default -8:8 and 0), rotate (angles) or scale (scales; defaults as a sweep's, schema/sweep.SWEEP_DEFAULTS);
     without it, --angles means rotate, --scales scale. grid: product (every dx, dy pair; None) or axes (each axis
     alone). all_shifts: every roll of the images (mode circular, product grid, by itself: no dx, dy). mode None:
-    canvas, or circular with all_shifts. metric: None or "lie"
-    (eval/lie.SWEEP_METRICS)."""
+    canvas, or circular with all_shifts. metric: None or "lie" (eval/lie.SWEEP_METRICS)."""
     if metric is not None:
         choose("--metric", metric, SWEEP_METRICS)
     if mode is not None:
