@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..core.errors import RunFolderError, clip
+from ..store.find import newest_started_run
 from ..store.layout import SWEEP_DIR, checkpoint_path, is_study, unit_log_path
 from ..store.meta import log_tail, read_meta, read_unit_state, run_state
 from .study import study_runs
@@ -74,10 +75,12 @@ def sweep_states(run_dir: Path) -> list[tuple[str, str]]:
     return out
 
 
-def folder_status(path: Path, *, lines: int = 8) -> list[RunStatus]:
+def folder_status(path: Path | None, *, lines: int = 8, results_dir: Path = Path("results")) -> list[RunStatus]:
     """The units of a run folder, or of each run of a study folder (in the study's order); `lines` log lines for
-    each failed unit. A sweep or measure folder is refused: it has no units."""
-    folders = [({}, Path(path))] if not is_study(path) else study_runs(path)
+    each failed unit. A sweep or measure folder is refused: it has no units. path None: the run started last
+    under results_dir (store/find.newest_started_run), whatever its state."""
+    path = Path(path) if path is not None else newest_started_run(results_dir)
+    folders = [({}, path)] if not is_study(path) else study_runs(path)
     out = []
     for values, folder in folders:
         if folder is None:

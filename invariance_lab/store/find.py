@@ -2,6 +2,7 @@
 same config to resume, checkpoints of earlier runs to reuse, and study folders.
 
     newest_run(Path("results"))                          # results/quick/20261127-160351
+    newest_started_run(Path("results"))                  # the same, or a run still going or stopped
     resumable_run(Path("results"), "quick", config_digest(text))   # (folder, meta) or None
     require_finished_run(folder)                         # its meta, or a RunFolderError saying what state it is in
 
@@ -52,6 +53,16 @@ def newest_run(results_dir: Path) -> Path:
         raise RunFolderError(f"no finished run under {results_dir}; run `invlab run CONFIG` first or name a run "
                              "folder")
     return runs[-1][0]
+
+
+def newest_started_run(results_dir: Path) -> Path:
+    """The run started most recently under results_dir, in any state (for `invlab status` with no folder): the
+    one a user just started, running or stopped."""
+    runs = all_runs(Path(results_dir))
+    if not runs:
+        raise RunFolderError(f"no run under {results_dir}; run `invlab run CONFIG` first, or name a run or study "
+                             "folder")
+    return max(runs, key=lambda fm: (str(fm[1].get("started", "")), fm[0].name))[0]
 
 
 def config_digest(config_text: str) -> str:

@@ -13,7 +13,7 @@ def test_a_log_with_rich_markup_is_printed_as_it_is(monkeypatch):
     log = ["RuntimeError: [/] closes nothing", "[bold]not bold[/bold] [train.epochs] must be an integer"]
     unit = UnitStatus(key="m-seed0", state="failed", detail="exit code 1 [red]", log=log)
     monkeypatch.setattr(status_cli, "folder_status",
-                        lambda path, lines: [RunStatus(values={}, folder=Path("r"), state="failed", units=[unit])])
+                        lambda path, lines, **_: [RunStatus(values={}, folder=Path("r"), state="failed", units=[unit])])
     res = CliRunner().invoke(app, ["status", "anywhere"], env={"COLUMNS": "200"})
     assert res.exit_code == 0, res.output
     assert "Traceback" not in res.output and res.exception is None
@@ -26,7 +26,7 @@ def test_terminal_escapes_in_a_log_are_written_out_not_sent(monkeypatch):
     log = ["\x1b]0;PWNED TITLE\x07\x1b[2J after", "csi \x9b31m"]
     unit = UnitStatus(key="m\x1b[1m-seed0", state="failed", detail="\x1b[31mred", log=log)
     monkeypatch.setattr(status_cli, "folder_status",
-                        lambda path, lines: [RunStatus(values={}, folder=Path("r"), state="failed\x1b]0;T\x07",
+                        lambda path, lines, **_: [RunStatus(values={}, folder=Path("r"), state="failed\x1b]0;T\x07",
                                                        units=[unit], sweeps=[("s\x1b[2J", "complete\x1b[31m")])])
     res = CliRunner().invoke(app, ["status", "anywhere"], env={"COLUMNS": "200"})
     assert res.exit_code == 0, res.output

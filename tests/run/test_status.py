@@ -1,6 +1,7 @@
 """status.py: a run folder's units and its sweeps, each with its state; a sweep stopped half-way is named."""
 
 import json
+import shutil
 
 from conftest import untrained_quick_run
 from typer.testing import CliRunner
@@ -32,3 +33,21 @@ def test_each_sweep_of_a_run_is_listed_with_its_state(tmp_path_factory):
 def test_a_run_without_sweeps_lists_none(tmp_path_factory):
     (status,) = folder_status(untrained_quick_run(tmp_path_factory))
     assert status.sweeps == []
+
+
+def test_without_a_folder_the_run_started_last_is_shown_whatever_its_state(tmp_path_factory):
+    older = untrained_quick_run(tmp_path_factory)
+    results = older.parent.parent
+    newer = results / "other" / "20990101-000000"  # started later, and stopped half-way
+    newer.parent.mkdir()
+    shutil.copytree(older, newer)
+    meta = json.loads((newer / META_FILE).read_text())
+    meta.update(status="interrupted", started="2099-01-01T00:00:00")
+    (newer / META_FILE).write_text(json.dumps(meta))
+    (shown,) = folder_status(None, results_dir=results)
+    assert shown.folder == newer and shown.state.startswith("interrupted")
+    res = CliRunner().invoke(app, ["status", "--results-dir", str(results)])
+    assert res.exit_code == 0 and f"{newer} (interrupted" in " ".join(res.output.split()), res.output
+    empty = tmp_path_factory.mktemp("empty")
+    res = CliRunner().invoke(app, ["status", "--results-dir", str(empty)])
+    assert res.exit_code == 2 and f"no run under {empty}" in " ".join(res.output.split()), res.output
