@@ -21,8 +21,6 @@ from ..data.transforms import FILLS, SUBPIXEL
 from ..eval.engine import ENGINE_CHOICES
 from ..eval.lie import SWEEP_METRICS
 from ..eval.stream import GRIDS, MODES
-from ..report.certificate import certificate_lines
-from ..report.display import brief_tables
 from ..run.measure import measure_to_folder
 from ..run.measure_run import measure_run_to_folder
 from ..core.runtime import set_threads
@@ -31,8 +29,9 @@ from ..schema.config import parse_range
 from ..schema.model import MAX_KWARG_DEPTH
 from ..store.layout import LIE_CSV
 from ..store.results import load_result
-from .options import QUIET, THREADS, choice, line, names, out, say
+from .options import QUIET, THREADS, choice, line, names, say
 from .options import results_dir as results_dir_option
+from .show import show_result
 
 
 def measure_cli(images: Path = typer.Option(..., "--images", help="A folder of PNG/JPEG images: class subfolders (DIR/<class>/<image>) give labels, a flat folder none. Or a run folder: its own test images."),
@@ -108,10 +107,7 @@ def _measure_run(run: Path, images: Path, *, quiet: bool, results_dir: Path, oth
 
 def _print(folder: Path, title: str) -> None:
     result = load_result(folder)
-    for table in brief_tables(result, title=title):
-        out.print(table)
-    for text in certificate_lines(result):  # every roll of the images: the exact worst case
-        line(text)
+    show_result(result, title)
     if result.lie is not None:  # --metric lie: a table per model x transform in the report
         line(f"Lie derivative: {folder / LIE_CSV}; its table: invlab report {folder}")
     line(f"measure folder: {folder}")

@@ -12,12 +12,13 @@ from typing import List, Optional
 import typer
 
 from ..config.factorial import left_out_note
-from ..report.display import brief_tables, render
+from ..report.display import render
 from ..report.study import build_study_report
 from ..run.executors import EXECUTORS
 from ..run.launch import launch
 from ..store.results import load_result
 from .options import QUIET, RESULTS_DIR, SET, THREADS, choice, line, out, say
+from .show import show_result
 
 
 def run_cli(config: Path = typer.Argument(..., help="YAML config, e.g. configs/seed_question.yaml."),
@@ -48,8 +49,7 @@ def run_cli(config: Path = typer.Argument(..., help="YAML config, e.g. configs/s
         line(f"study folder: {folder}")
         return
     result = load_result(folder)
-    for table in brief_tables(result, title=f"{result.meta.get('name')}: mean ± 95% CI over seeds"):
-        out.print(table)
+    show_result(result, f"{result.meta.get('name')}: mean ± 95% CI over seeds")
     if result.meta.get("factorial_left_out"):
         line(left_out_note(result.meta["factorial_left_out"]))
     line(f"run folder: {folder}")

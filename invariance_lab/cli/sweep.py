@@ -14,8 +14,6 @@ from typing import List, Optional
 
 import typer
 
-from ..report.certificate import certificate_lines
-from ..report.display import brief_tables
 from ..core.columns import TRANSFORMS
 from ..data.shifts import SWEEP_KINDS
 from ..data.transforms import SUBPIXEL
@@ -26,7 +24,8 @@ from ..run.sweep_settings import sweep_target
 from ..schema.config import parse_range
 from ..store.layout import LIE_CSV
 from ..store.results import load_result
-from .options import QUIET, RESULTS_DIR, THREADS, choice, line, names, out, say
+from .options import QUIET, RESULTS_DIR, THREADS, choice, line, names, say
+from .show import show_result
 
 
 def sweep_cli(target: Path = typer.Argument(..., help="A run folder (results/<name>/<run id>) or a YAML config."),
@@ -63,10 +62,7 @@ def sweep_cli(target: Path = typer.Argument(..., help="A run folder (results/<na
         trust_factory=trust_factory,
         threads=threads, results_dir=results_dir, progress=not quiet, on_event=say(quiet))
     result = load_result(folder)
-    for table in brief_tables(result, title="sweep: mean ± 95% CI over seeds"):
-        out.print(table)
-    for text in certificate_lines(result):  # sweeps over every roll of the canvas: the exact worst case
-        line(text)
+    show_result(result, "sweep: mean ± 95% CI over seeds")
     if result.lie is not None:  # --metric lie: a table per model x transform in the report
         line(f"Lie derivative: {folder / LIE_CSV}; its table: invlab report {folder}")
     line(f"sweep folder: {folder}")
