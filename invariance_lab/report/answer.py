@@ -87,6 +87,9 @@ def _what(measure: dict | None, transform: str = "translate") -> str:
         by = f" by {start:g}..{stop:g} degrees" if turned == "rotate" else f" by factors {start:g}..{stop:g}"
         return (f"of predictions change when {_images(measure)} are {'turned' if turned == 'rotate' else 'scaled'}"
                 f"{by if stop > start else ''} about their centre")
+    if measure.get("all_shifts"):  # every roll of the images (invlab measure --all-shifts, or a grid as wide)
+        return f"of predictions change when {_images(measure)} are rolled through all {measure.get('n_shifts')} " \
+               "circular shifts"
     return f"of predictions change when {_images(measure)} are shifted{_shifts(measure)}"
 
 

@@ -222,7 +222,7 @@ def _measured(results) -> dict | None:
         return None
     if len(protocols) < len(results):
         return {}
-    keys = ("images", "test_images", "dx", "dy", "mode", "transform", "angles", "scales")
+    keys = ("images", "test_images", "dx", "dy", "mode", "transform", "angles", "scales", "all_shifts")
     same = all({k: p.get(k) for k in keys} == {k: protocols[0].get(k) for k in keys} for p in protocols)
     return protocols[0] if same else {}
 

@@ -115,6 +115,14 @@ def test_measure_folder_names_the_images_not_letters():
     assert "letter" not in text
 
 
+def test_a_measure_over_every_roll_says_so_not_its_ranges():
+    protocol = dict(kind="translation", mode="circular", dx=[-3.0, 4.0, 1.0], dy=[-2.0, 3.0, 1.0], test_images=40,
+                    images="/data/cats", seeds=[0], all_shifts=True, n_shifts=48)
+    text = answer(table(("mynet", "?", 0.0625, None)), measure=protocol)
+    assert text.startswith("mynet: 6.2% of predictions change when the 40 images of /data/cats are rolled through "
+                           "all 48 circular shifts (mean over"), text
+
+
 def test_a_rotate_or_scale_measure_says_the_images_were_turned_or_scaled():
     protocol = dict(kind="translation", mode="canvas", transform="rotate", angles=[-40.0, 40.0, 10.0], test_images=40,
                     images="/data/cats", seeds=[0])
