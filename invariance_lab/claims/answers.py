@@ -31,6 +31,7 @@ from ..schema.config import Config, SweepConfig
 from ..config.load import load_config, to_yaml
 from ..report.display import CLIP_MARK, protocol_lines
 from ..core.errors import InvlabError
+from ..run.executors import check_jobs
 from ..run.experiment import run_experiment, sweep_experiment
 from ..run.trust import check_config_trust
 from ..store.results import Result, load_result
@@ -91,7 +92,7 @@ PART_FOCUS_WORDS = (f"per glyph the stroke, or pair of strokes, whose removal ch
 
 
 def claims_run(cfg: Config, *, results_dir: Path, progress: bool = False, threads: int | None = None,
-               on_event: Say | None = None, factory_dirs: list[Path] | None = None) -> Path:
+               on_event: Say | None = None, factory_dirs: list[Path] | None = None, jobs: int = 1) -> Path:
     """The newest finished run of exactly this config (the same digest), else run_experiment (which resumes an
     interrupted run and reuses every matching checkpoint). Whether the run was made earlier: its meta.json's
     "finished" time (render_answers says which)."""
@@ -102,8 +103,8 @@ def claims_run(cfg: Config, *, results_dir: Path, progress: bool = False, thread
     if done:
         say(f"using the finished run {done[-1]}")
         return done[-1]
-    return run_experiment(cfg, results_dir=Path(results_dir), progress=progress, threads=threads, on_event=on_event,
-                          factory_dirs=factory_dirs)
+    return run_experiment(cfg, results_dir=Path(results_dir), progress=progress and jobs == 1, threads=threads,
+                          on_event=on_event, factory_dirs=factory_dirs, jobs=jobs)
 
 
 def find_sweep(run_dir: Path, plan: SweepPlan, cfg: Config) -> Path | None:
@@ -137,8 +138,9 @@ class Answers:
 
 
 def answer_claims(run_dir: Path, *, threads: int | None = None, progress: bool = False,
-                  on_event: Say | None = None) -> Answers:
-    """Every claim judged on a finished run of the claims config, its extra sweeps made (or reused) first."""
+                  on_event: Say | None = None, jobs: int = 1) -> Answers:
+    """Every claim judged on a finished run of the claims config, its extra sweeps made (or reused) first (jobs > 1:
+    each sweep's models in shares, in worker processes, with the same tables)."""
     say = on_event or (lambda msg: None)
     require_finished_run(run_dir)
     cfg = load_config(Path(run_dir) / CONFIG_FILE)
@@ -153,7 +155,7 @@ def answer_claims(run_dir: Path, *, threads: int | None = None, progress: bool =
             say(f"sweep {key}: {plan.words}")
             found = sweep_experiment(Path(run_dir), plan.settings(cfg), models=list(plan.models), kind=plan.kind,
                                      layers=plan.layers, layer_images=plan.layer_images, progress=progress,
-                                     threads=threads, on_event=on_event, engine=plan.engine)
+                                     threads=threads, on_event=on_event, engine=plan.engine, jobs=jobs)
         folders[key] = found
     reused["part_focus"] = current(Path(run_dir) / FOLDER)
     say(("reusing claim 2's part experiment: " if reused["part_focus"] else "claim 2's part experiment: ")
@@ -298,19 +300,22 @@ def answers_page(run_dir: Path, out_file: Path | None = None) -> Path:
 
 def write_answers(config: Path, *, overrides: list[str] | None = None, out_file: Path | None = None,
                   results_dir: Path = Path("results"), threads: int | None = None, progress: bool = False,
-                  on_event: Say | None = None, force: bool = False, trust_factory: bool = False) -> Answers:
+                  on_event: Say | None = None, force: bool = False, trust_factory: bool = False,
+                  jobs: int = 1) -> Answers:
     """`invlab claims`: run `config` (or reuse its finished run), make or reuse the sweeps, judge every claim and
     write the answers page (atomically) to out_file, or by default into the run folder (answers_page); returns the
     Answers (answers.folders["run"]: the run). An existing page is replaced only when invlab wrote it (it holds
-    ANSWERS_MARK) or with `force`; never a link, device, FIFO or folder, nor a file of another results folder."""
+    ANSWERS_MARK) or with `force`; never a link, device, FIFO or folder, nor a file of another results folder.
+    jobs > 1: the run's units and each sweep's models in worker processes (the same numbers as jobs 1)."""
     t0, load0, since = time.perf_counter(), os.getloadavg()[0], datetime.now().isoformat(timespec="seconds")
+    check_jobs(jobs, "processes")  # jobs > 1: the run's units and each sweep's models in worker processes
     if out_file is not None:  # refused before the work of making it
         output_file(out_file, "--out", "answers.md", marker=ANSWERS_MARK.encode(), force=force)
     cfg = load_config(config, list(overrides or []))
     check_config_trust(cfg, config, trusted=trust_factory)  # a run folder's config: its factories on your word only
     run_dir = claims_run(cfg, results_dir=writable(results_dir, "--results-dir", create=False), progress=progress,
-                         threads=threads, on_event=on_event, factory_dirs=[config.parent])
-    answers = answer_claims(run_dir, threads=threads, progress=progress, on_event=on_event)
+                         threads=threads, on_event=on_event, factory_dirs=[config.parent], jobs=jobs)
+    answers = answer_claims(run_dir, threads=threads, progress=progress, on_event=on_event, jobs=jobs)
     text = render_answers(answers, config=str(config), wall_s=time.perf_counter() - t0,
                           load=(load0, os.getloadavg()[0]), since=since)
     page = answers_page(run_dir, out_file)

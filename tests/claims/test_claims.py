@@ -3,7 +3,7 @@ direction of every verdict, the numbers behind it, and docs/answers.md stating t
 cannot go stale silently.
 
 Reduced: a 16 px canvas (the 1x1 models get log2(16) = 4 blocks) with 10 px letters, 400 training and 150 test
-letters, 10 epochs, seeds 0 and 1: about 21 s with one thread. Enough for every network to learn (clean accuracy
+letters, 10 epochs, seeds 0 and 1: about 19 s, run with --jobs 2 (two worker processes of one thread each). Enough for every network to learn (clean accuracy
 >= 0.95 when this was written), so no claim is undecided for want of training. The letters are 10 px, not 7, and
 the test letters 150, because smaller sizes decide two claims differently for a reason of their own: with 7 px
 letters the stride-8 lattice is coarser than the letter, and max pooling + global average changes 17% of
@@ -57,7 +57,7 @@ def answered(tmp_path_factory, one_thread):
     tmp = tmp_path_factory.mktemp("claims")
     out = tmp / "docs" / "answers.md"
     res = runner.invoke(app, ["claims", str(reduced_config(tmp)), "--results-dir", str(tmp / "results"),
-                              "--out", str(out), "--threads", "1", "--quiet"])
+                              "--out", str(out), "--threads", "1", "--jobs", "2", "--quiet"])
     assert res.exit_code == 0, res.output
     (run_dir,) = (tmp / "results" / "question_claims").iterdir()
     return answer_claims(run_dir), out.read_text(encoding="utf-8"), res.output, run_dir
@@ -68,6 +68,16 @@ def test_every_verdict_points_the_way_the_full_run_does(answered):
     verdicts = {c.number: f for c, f in answers.findings}
     for number, verdict in EXPECTED.items():
         assert verdicts[number].verdict == verdict, (number, verdicts[number].condition)
+
+
+def test_jobs_2_trained_the_run_and_swept_each_sweep_in_two_workers(answered):
+    """--jobs 2: the run's units and each sweep's models in worker processes (the same numbers as --jobs 1: tested
+    for runs and sweeps in tests/run/test_units.py)."""
+    answers = answered[0]
+    assert answers.results["run"].meta["worker_threads"] == 1  # --threads 1 in each of the two workers
+    assert answers.results["run"].meta["sweep_workers"] == 2
+    for key, plan in SWEEPS.items():
+        assert answers.results[key].meta["sweep_workers"] == min(2, len(plan.models)), key
 
 
 def test_the_numbers_behind_the_verdicts(answered):
