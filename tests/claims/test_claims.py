@@ -3,7 +3,7 @@ direction of every verdict, the numbers behind it, and docs/answers.md stating t
 cannot go stale silently.
 
 Reduced: a 16 px canvas (the 1x1 models get log2(16) = 4 blocks) with 10 px letters, 400 training and 150 test
-letters, 10 epochs, seeds 0 and 1: about 19 s, run with --jobs 2 (two worker processes of one thread each). Enough for every network to learn (clean accuracy
+letters, 10 epochs, seeds 0 and 1: about 19 s with one thread. Enough for every network to learn (clean accuracy
 >= 0.95 when this was written), so no claim is undecided for want of training. The letters are 10 px, not 7, and
 the test letters 150, because smaller sizes decide two claims differently for a reason of their own: with 7 px
 letters the stride-8 lattice is coarser than the letter, and max pooling + global average changes 17% of
@@ -57,7 +57,7 @@ def answered(tmp_path_factory, one_thread):
     tmp = tmp_path_factory.mktemp("claims")
     out = tmp / "docs" / "answers.md"
     res = runner.invoke(app, ["claims", str(reduced_config(tmp)), "--results-dir", str(tmp / "results"),
-                              "--out", str(out), "--threads", "1", "--jobs", "2", "--quiet"])
+                              "--out", str(out), "--threads", "1", "--quiet"])
     assert res.exit_code == 0, res.output
     (run_dir,) = (tmp / "results" / "question_claims").iterdir()
     return answer_claims(run_dir), out.read_text(encoding="utf-8"), res.output, run_dir
@@ -70,14 +70,29 @@ def test_every_verdict_points_the_way_the_full_run_does(answered):
         assert verdicts[number].verdict == verdict, (number, verdicts[number].condition)
 
 
-def test_jobs_2_trained_the_run_and_swept_each_sweep_in_two_workers(answered):
-    """--jobs 2: the run's units and each sweep's models in worker processes (the same numbers as --jobs 1: tested
-    for runs and sweeps in tests/run/test_units.py)."""
-    answers = answered[0]
-    assert answers.results["run"].meta["worker_threads"] == 1  # --threads 1 in each of the two workers
-    assert answers.results["run"].meta["sweep_workers"] == 2
-    for key, plan in SWEEPS.items():
-        assert answers.results[key].meta["sweep_workers"] == min(2, len(plan.models)), key
+class Handed(Exception):
+    """Raised by a stand-in for run_experiment or sweep_experiment with the jobs it was handed."""
+
+
+def test_jobs_reaches_the_run_and_every_sweep(answered, tmp_path, monkeypatch):
+    """--jobs N is handed to the run and to each sweep that is made (that N workers give the same numbers as one
+    is tested for runs and sweeps in tests/run/test_units.py; docs/speed.md compares a whole claims run)."""
+    import invariance_lab.claims.answers as answers_module
+
+    def stand_in(*args, jobs, **kwargs):
+        raise Handed(jobs)
+
+    monkeypatch.setattr(answers_module, "run_experiment", stand_in)
+    with pytest.raises(Handed) as e:  # an empty results folder: the run is made
+        answers_module.write_answers(reduced_config(tmp_path), results_dir=tmp_path / "results", jobs=3)
+    assert e.value.args == (3,)
+    monkeypatch.setattr(answers_module, "sweep_experiment", stand_in)
+    monkeypatch.setattr(answers_module, "find_sweep", lambda *a: None)  # none found: each sweep is made
+    with pytest.raises(Handed) as e:
+        answers_module.answer_claims(answered[3], jobs=2)
+    assert e.value.args == (2,)
+    res = runner.invoke(app, ["claims", str(reduced_config(tmp_path)), "--jobs", "0"])
+    assert res.exit_code == 2 and "--jobs must be a whole number" in res.output, res.output
 
 
 def test_the_numbers_behind_the_verdicts(answered):
