@@ -143,6 +143,18 @@ class MeasureGrid:
         (values,) = self.ranges.values()
         return [[(v,) for v in axis_values(values)]]
 
+    def settings(self) -> dict:
+        """measure.yaml's keys for the grid: its ranges, and transform, all_shifts and grid where not the default
+        (measure.yaml files made before them stay as they were)."""
+        out = dict(self.ranges)
+        if self.transform != "translate":
+            out["transform"] = self.transform
+        if self.all_shifts:
+            out["all_shifts"] = True
+        if self.grid != "product":
+            out["grid"] = self.grid
+        return out
+
     def protocol(self, fill: str, shape: tuple[int, ...]) -> dict:
         """meta.json's protocol keys for the grid on images of shape (..., H, W), as a sweep writes them
         (eval/sweep.protocol): all_shifts when the rolls cover the images' whole translation group."""
@@ -268,19 +280,13 @@ def measure_to_folder(*, images: str | Path, model: str | None = None, model_kwa
         settings = dict(model=model, model_kwargs=factors.get("kwargs") if model else None,
                         weights=None if weights is None else str(weights), images=str(images), mode=mode, fill=fill,
                         colour=colour, size=None if size is None else list(size), mean=mean, std=std,
-                        **shifts.ranges, layers=layers, taps=taps,
+                        **shifts.settings(), layers=layers, taps=taps,
                         layer_images=layer_images if layers or metric else None)
-        if shifts.transform != "translate":
-            settings["transform"] = shifts.transform
         n_lie = min(layer_images, len(src))
         if metric:
             settings["metric"] = metric
         if subpixel == "fft":  # written only when not the default: earlier measure.yaml files stay as they were
             settings["subpixel"] = subpixel
-        if all_shifts:
-            settings["all_shifts"] = True
-        if grid is not None:
-            settings["grid"] = grid
         write_text(folder / MEASURE_FILE, yaml.safe_dump(settings, sort_keys=False))
         proto = dict(kind="translation", mode=mode, **shifts.protocol(fill, src.shape), test_images=len(src),
                      seeds=[seed],

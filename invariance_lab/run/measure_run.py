@@ -89,15 +89,9 @@ def measure_run_to_folder(*, run: str | Path, images: str | Path, dx: list[float
     lie_images = prepare(src(slice(0, n_lie)), *first.origin) if metric == "lie" else None
     folder = new_measure_folder(results_dir, cfg.name)
     say(f"measure folder: {folder}")
-    asked = dict(run=str(run), images=str(images), mode=mode, fill=fill, **shifts.ranges, subpixel=subpixel)
-    if shifts.transform != "translate":
-        asked["transform"] = shifts.transform
+    asked = dict(run=str(run), images=str(images), mode=mode, fill=fill, **shifts.settings(), subpixel=subpixel)
     if metric:
         asked.update(metric=metric, layer_images=layer_images)
-    if all_shifts:
-        asked["all_shifts"] = True
-    if grid is not None:
-        asked["grid"] = grid
     write_text(folder / MEASURE_FILE, yaml.safe_dump(asked, sort_keys=False))
     proto = dict(kind="translation", mode=mode, **shifts.protocol(fill, src.shape), test_images=len(src),
                  seeds=cfg.seeds,
