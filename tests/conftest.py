@@ -1,8 +1,6 @@
 import os
 import pathlib
 import shutil
-import subprocess
-import sys
 
 import pytest
 
@@ -27,14 +25,6 @@ SLOW_FILES = ["run/test_units.py", "claims/test_claims.py", "report/test_html.py
 def pytest_collection_modifyitems(config, items):
     rank = {f"tests/{name}": i for i, name in enumerate(SLOW_FILES)}
     items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(rank)))  # stable: the rest keep their order
-
-
-def imports_compiler_stack(code: str) -> bool:
-    """Whether running `code` (after `import sys, torch`) imports torch._dynamo, torch's compiler stack (about 70 MB):
-    in a process of its own, since the test process may have imported it already."""
-    code = "import sys, torch\n" + code + "\nprint('torch._dynamo' in sys.modules)\n"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    return out.strip() == "True"
 
 
 @pytest.fixture

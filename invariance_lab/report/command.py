@@ -16,6 +16,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..core.errors import ConfigError, choose
 from ..run.writable import output_file, results_folder_of, writable
@@ -25,9 +26,12 @@ from ..store.layout import is_study
 from .display import FORMATS
 from .html import GENERATOR, html_report
 from .papers import paper_views, per_test_set_views
-from .plots import PNG_MARK, plot_all
-from .study import compare_folders, plot_study
+from .plots import PNG_MARK, figures, save
+from .study import compare_folders, study_figure
 from .tables import Report
+
+if TYPE_CHECKING:  # for annotations only: matplotlib is imported when a figure is made
+    from matplotlib.figure import Figure
 
 
 @dataclass
@@ -57,14 +61,11 @@ def make_report(paths: list[Path] | None = None, *, by: str = "model", metric: s
         rep.views += per_test_set_views(rep.results) + paper_views(rep.results)
     made = MadeReport(rep)
     if plot is not None:
+        named = _figures(rep, results_paths, metric, by)
+        for name, _ in named:  # every file it would replace, checked before the work of drawing
+            _plot_target(plot, name, force)
         with tempfile.TemporaryDirectory(dir=writable(plot, "--plot"), prefix=".invlab-plots-") as tmp:
-            if len(results_paths) == 1 and is_study(results_paths[0]):  # a study: the metric against its first key
-                drawn = [plot_study(rep, results_paths[0], rep.views[0].table.columns[0], f"mean_{metric}"
-                                    if by == "model" else rep.views[0].values[0], Path(tmp))]
-            else:
-                drawn = plot_all(rep.results, Path(tmp), metrics=tuple(dict.fromkeys([metric, "flip_rate",
-                                                                                      "prob_change"])))
-            made.plots = _place(drawn, plot, force)
+            made.plots = _place([save(fig, tmp, name) for name, fig in named], plot, force)
     if html is not None:
         t0 = time.perf_counter()
         page = html_report(results_paths, metric=metric, drop_chance=drop_chance)
@@ -81,10 +82,23 @@ def _plot_folder(plot: Path) -> None:
                           f"sweep, study or measure folder: give a folder outside it, e.g. --plot figs")
 
 
+def _figures(rep: Report, results_paths: list[Path], metric: str, by: str) -> list[tuple[str, Figure]]:
+    """The figures --plot writes, named and not yet drawn: for a study, the metric against its first varied key."""
+    if len(results_paths) == 1 and is_study(results_paths[0]):
+        column = f"mean_{metric}" if by == "model" else rep.views[0].values[0]
+        return [study_figure(rep, results_paths[0], rep.views[0].table.columns[0], column)]
+    return figures(rep.results, metrics=tuple(dict.fromkeys([metric, "flip_rate", "prob_change"])))
+
+
+def _plot_target(plot: Path, name: str, force: bool) -> Path:
+    return output_file(Path(plot) / name, "--plot", "figs", marker=PNG_MARK, force=force,
+                       mark="a PNG text chunk Software: invlab")
+
+
 def _place(drawn: list[Path], plot: Path, force: bool) -> list[Path]:
-    """Move the PNGs drawn into a temporary folder into `plot`, after checking every one they would replace."""
-    targets = [output_file(Path(plot) / p.name, "--plot", "figs", marker=PNG_MARK, force=force,
-                           mark="a PNG text chunk Software: invlab") for p in drawn]
+    """Move the PNGs drawn into a temporary folder into `plot`, after checking every one they would replace again
+    (a file may have appeared there while they were drawn)."""
+    targets = [_plot_target(plot, p.name, force) for p in drawn]
     for p, target in zip(drawn, targets):
         os.replace(p, target)
     return targets

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import math
 import re
-import tempfile
 from datetime import datetime
 from pathlib import Path
 
@@ -34,7 +33,7 @@ from .html_tables import at_chance_rows, notes_html, table_html
 from .papers import paper_views, per_test_set_views
 from .plots import figures, png_bytes
 from .study import DPI as STUDY_DPI
-from .study import compare_folders, plot_study
+from .study import compare_folders, study_figure
 from .tables import Report, build_report
 
 GENERATOR = '<meta name="generator" content="invlab">'  # the page's mark: --html replaces only invlab's pages
@@ -202,14 +201,12 @@ def figures_html(named: list[tuple[str, object]]) -> str:
 
 def study_html(rep: Report, folder: Path, metric: str) -> str:
     """A study folder (run/study.py makes it, study.py compares its runs): the model table's mean `metric`
-    against each varied key, the figure that `invlab report STUDY --plot` writes (plot_study writes files: drawn
-    into a temporary folder, then embedded)."""
+    against each varied key, the figure that `invlab report STUDY --plot` writes."""
     parts = ["<h2>Across the study</h2>"]
-    with tempfile.TemporaryDirectory(prefix="invlab-study-") as tmp:
-        for key in read_study(folder)["vary"]:
-            data = plot_study(rep, folder, key, f"mean_{metric}", Path(tmp)).read_bytes()
-            words = f"mean {metric} against {key}, the study's varied key: one line per model, ± 95% CI over seeds."
-            parts.append(plot_html(data, words, STUDY_SMALLEST_PT * STUDY_DPI / 72))
+    for key in read_study(folder)["vary"]:
+        data = png_bytes(study_figure(rep, folder, key, f"mean_{metric}")[1])
+        words = f"mean {metric} against {key}, the study's varied key: one line per model, ± 95% CI over seeds."
+        parts.append(plot_html(data, words, STUDY_SMALLEST_PT * STUDY_DPI / 72))
     return "\n".join(parts)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
@@ -21,6 +22,9 @@ from ..store.layout import is_study
 from ..run.study import study_runs
 from .plots import save
 from .tables import Report, build_report
+
+if TYPE_CHECKING:  # for annotations only: matplotlib is imported when the figure is made
+    from matplotlib.figure import Figure
 
 DPI = 120
 
@@ -70,16 +74,17 @@ def _typed(text: str):
     return int(number) if number.is_integer() and "." not in text else number
 
 
-def plot_study(rep: Report, folder: Path, key: str, metric: str, out_dir: Path) -> Path:
-    """`metric` (a model-table column, e.g. mean_flip_rate) against the varied `key`, a line per model (and per
-    value of the other varied keys), error bars the 95% CI over seeds; written as PNG into out_dir."""
+def study_figure(rep: Report, folder: Path, key: str, metric: str) -> tuple[str, Figure]:
+    """(file name, figure): `metric` (a model-table column, e.g. mean_flip_rate) against the varied `key`, a line
+    per model (and per value of the other varied keys), error bars the 95% CI over seeds. Not yet drawn: the
+    caller checks the file it would replace first."""
     from matplotlib.figure import Figure  # ~0.3 s to import: only where a figure is made, not in every `invlab run`
 
     t = rep.views[0].table
     choose("column to plot", metric, [c for c in rep.views[0].values])
     study = read_study(folder)
     others = [k for k in study["vary"] if k != key]
-    fig = Figure(figsize=(7, 4.5))
+    fig = Figure(figsize=(7, 4.5), dpi=DPI)
     ax = fig.subplots()
     for group, g in t.groupby(["model", *others], sort=False):
         group = group if isinstance(group, tuple) else (group,)
@@ -92,4 +97,10 @@ def plot_study(rep: Report, folder: Path, key: str, metric: str, out_dir: Path) 
     ax.set_title(f"{study['name']}: {metric} against {key}")
     ax.legend(fontsize=7, loc="best")
     fig.tight_layout()
-    return save(fig, out_dir, f"study_{metric}_vs_{key.replace('.', '_')}.png", dpi=DPI)
+    return f"study_{metric}_vs_{key.replace('.', '_')}.png", fig
+
+
+def plot_study(rep: Report, folder: Path, key: str, metric: str, out_dir: Path) -> Path:
+    """study_figure, written as PNG into out_dir."""
+    name, fig = study_figure(rep, folder, key, metric)
+    return save(fig, out_dir, name)

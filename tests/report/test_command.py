@@ -9,6 +9,7 @@ from typer.testing import CliRunner
 
 from invariance_lab.cli.main import app
 from invariance_lab.core.errors import ConfigError
+from invariance_lab.report import command
 from invariance_lab.report.command import make_report
 from invariance_lab.report.html import GENERATOR
 from invariance_lab.report.plots import PNG_MARK
@@ -18,7 +19,8 @@ runner = CliRunner()
 
 @pytest.fixture
 def run(tmp_path, fake_result):
-    return fake_result(tmp_path / "results" / "demo" / "20260101-000000")
+    # a small grid (5 x 3 shifts, still every kind of plot): these tests are about the files, not the figures
+    return fake_result(tmp_path / "results" / "demo" / "20260101-000000", dx=(-2, 2, 1), dy=(-1, 1, 1))
 
 
 def _refused(args, *needles):
@@ -65,17 +67,21 @@ def test_a_file_invlab_did_not_write_needs_force(run, tmp_path):
     assert res.exit_code == 0, res.output
 
 
-def test_plots_replace_only_invlabs_pngs(run, tmp_path):
+def test_plots_replace_only_invlabs_pngs(run, tmp_path, monkeypatch):
     figs = tmp_path / "figs"
     made = make_report([run], plot=figs)
     assert made.plots and all(PNG_MARK in p.read_bytes()[:1 << 16] for p in made.plots)
     assert sorted(os.listdir(figs)) == sorted(p.name for p in made.plots)  # no temporary folder left
     again = make_report([run], plot=figs)  # invlab's own plots: replaced without --force
     assert again.plots == made.plots
-    foreign = made.plots[0]
+    foreign = made.plots[-1]  # the last one drawn: refused before any figure is drawn, not after the others
     foreign.write_bytes(b"\x89PNG my own figure")
+    drawn = []
+    monkeypatch.setattr(command, "save", lambda fig, folder, name: drawn.append(name))
     with pytest.raises(ConfigError, match=f"--plot {foreign} exists and was not written by invlab"):
         make_report([run], plot=figs)
+    assert drawn == []
+    monkeypatch.undo()
     assert foreign.read_bytes() == b"\x89PNG my own figure"
     assert sorted(os.listdir(figs)) == sorted(p.name for p in made.plots)
     make_report([run], plot=figs, force=True)

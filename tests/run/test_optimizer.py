@@ -1,9 +1,8 @@
 """optimizer.py: CpuAdam's weights are torch.optim.Adam's bit for bit (so runs keep their numbers), it is chosen only
-where it is that, and training with it leaves torch's compiler stack unimported."""
+where it is that (tests/test_compiler_stack.py: training with it leaves torch's compiler stack unimported)."""
 
 import pytest
 import torch
-from conftest import imports_compiler_stack
 
 from invariance_lab.core.errors import InvlabError
 from invariance_lab.nn.models import build_model, place, resolve_spec
@@ -81,13 +80,3 @@ def test_cpu_adam_only_where_it_is_torch_adam(train, plain):
         assert isinstance(opt, torch.optim.Optimizer)
     meta = torch.nn.Parameter(torch.ones(2, device="meta"))  # not a CPU tensor: torch.optim's class
     assert not isinstance(training_optimizer([meta], TrainConfig(**train), CPU), CpuAdam)
-
-
-def test_training_does_not_import_the_compiler_stack():
-    assert not imports_compiler_stack(
-        "from invariance_lab.run.train import train_model\n"
-        "from invariance_lab.nn.models import resolve_spec\n"
-        "from invariance_lab.schema.train import TrainConfig\n"
-        "x, y = torch.rand(8, 1, 8, 8), torch.arange(8) % 2\n"
-        "train_model(resolve_spec({'arch': 'conv_gap', 'channels': [2]}), x, y, x, y, TrainConfig(epochs=1),"
-        " noise=0.0, seed=0, num_classes=2, canvas=8, device=torch.device('cpu'))")

@@ -10,7 +10,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from conftest import RunsCode, imports_compiler_stack, untrained_quick_run
+from conftest import RunsCode, untrained_quick_run
 from invariance_lab.store.checkpoints import fingerprint, load_checkpoint, save_checkpoint
 from invariance_lab.cli.main import app
 from invariance_lab.core.errors import CheckpointError, InvlabError, RunFolderError
@@ -43,21 +43,6 @@ def test_round_trip_is_exact_and_plain(tmp_path):
     assert loaded.blocks[0].conv.weight.is_contiguous(memory_format=torch.channels_last)
     assert blob["fingerprint"] == fingerprint(model.factors, DATA, TRAIN, 0)
     assert not list(tmp_path.glob(".*tmp"))  # the temporary file was renamed
-
-
-def test_loading_a_checkpoint_does_not_import_the_compiler_stack(tmp_path):
-    """check_sizes builds the model on torch's meta device: a blur there once ran torch's Python reference ops,
-    which import torch._dynamo (about 70 MB and half a second) on every `invlab sweep`, report or measure."""
-    assert not imports_compiler_stack(
-        "import pandas as pd\n"
-        "from invariance_lab.store.checkpoints import load_checkpoint, save_checkpoint\n"
-        "from invariance_lab.nn.models import build_model, resolve_spec\n"
-        "model = build_model(resolve_spec({'arch': 'conv_gap', 'downsample': 'blur_stride', 'channels': [4, 4]}),"
-        " num_classes=2, canvas=16)\n"
-        f"path = {str(tmp_path / 'm.pt')!r}\n"
-        "save_checkpoint(path, model, name='m', seed=0, data=dict(canvas=16, letters=['A', 'B']),"
-        " train=dict(epochs=1), classes=['A', 'B'], history=pd.DataFrame(dict(epoch=[1])))\n"
-        "load_checkpoint(path, torch.device('cpu'))")
 
 
 @pytest.mark.parametrize("planted", [".m.pt.tmp", "m.pt"])  # the old temporary name; the checkpoint's own name
