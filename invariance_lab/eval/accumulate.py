@@ -8,6 +8,7 @@ definition (docs/metrics.md):
     pred = sums.add(shifts, probs, ref_probs, labels, images)   # probs: (len(shifts), batch, classes), any
                                                       # batch order; images: the slice of test images they are
     sums.add_neighbours(shifts, pred, before)         # neighbour flips, against the previous shift on its line
+    walk_grid(grid, {key: sums}, ref_preds, predict)  # brute force: every step of grid.walk, both of the above
     result = sweep_result({key: sums}, n, labelled=True)   # tables.SweepResult, one row per model x shift
 
 The reference is (0, 0), always evaluated (even off the grid: clean accuracy). A rotate or scale sweep's grid points
@@ -65,6 +66,8 @@ class Grid:
         self.ref = self.index[self.origin]
         self.previous = previous_on_line(lines)
         self.walk = list(self._walk())
+        # what brute force evaluates, per batch: the reference, then every step of the walk away from it
+        self.evaluations = 1 + sum(step.shift != self.origin for step in self.walk)
 
     def _walk(self) -> Iterator[Step]:
         seen, counted = {self.origin}, set()
@@ -152,6 +155,21 @@ class ShiftSums:
         self._grow(n)
         return {ROBUST: float((~self.wrong[:n]).sum() / n) if labelled else np.nan,
                 CONSISTENT: float((~self.changed[:n]).sum() / n)}
+
+
+def walk_grid(grid: Grid, sums: dict[ModelKey, ShiftSums], origin_preds: dict[ModelKey, torch.Tensor],
+              predict: Callable[[Shift, bool], dict[ModelKey, torch.Tensor]]) -> None:
+    """Brute force's walk after the reference (whose predictions are origin_preds): at each step of grid.walk the
+    predictions of every model, predict(shift, new) (which adds a shift's sums where `new`), and the neighbour
+    flips against the step before. A shift met again is evaluated again (its neighbours need its predictions),
+    not added again; the reference is not evaluated again."""
+    before = None
+    for step in grid.walk:
+        preds = origin_preds if step.shift == grid.origin else predict(step.shift, step.new)
+        if step.neighbour:
+            for k, s in sums.items():
+                s.add_neighbours([step.shift], preds[k][None], before[k][None])
+        before = preds
 
 
 def sweep_result(sums: dict[ModelKey, ShiftSums], n: int, labelled: bool) -> SweepResult:

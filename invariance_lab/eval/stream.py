@@ -30,7 +30,7 @@ from ..store.run_images import is_run_folder, run_images
 from ..data.shifts import circular_shift
 from ..data.transforms import FILLS, INTERPOLATION, SUBPIXEL, translate_image, turn_image
 from ..core.columns import GRID_COLUMNS
-from .accumulate import Grid, ShiftSums, sweep_result
+from .accumulate import Grid, ShiftSums, sweep_result, walk_grid
 from ..nn.forward import probabilities
 from .tables import ModelKey, SweepResult, model_words
 
@@ -178,30 +178,24 @@ def stream_sweep(models: dict[ModelKey, nn.Module], images: Images, lines: list[
     grid = Grid(lines, transform)
     sums = {k: ShiftSums(grid) for k in models}
     chunks = [slice(i, min(i + batch_size, n)) for i in range(0, n, batch_size)]
-    bar = progress_bar(len(chunks) * len(grid.points), "measure", "batch", progress)  # a batch of images at one shift
+    bar = progress_bar(len(chunks) * grid.evaluations, "measure", "batch", progress)  # a batch of images at one shift
     for c in chunks:
         x0 = images(c)
         y = None if labels is None else labels[c].to(device)
 
         def probs_at(shift: tuple[float, ...], x0: torch.Tensor = x0) -> dict:
             x = prepare(x0, *shift).to(device, non_blocking=True)
+            bar.update(1)
             return {k: probabilities(m, x, model_words(k), (outputs or {}).get(k[0])) for k, m in models.items()}
 
         ref = probs_at(grid.origin)
         ref_pred = {k: sums[k].add([grid.origin], ref[k][None], ref[k], y, c)[0] for k in models}
-        before = None
-        for step in grid.walk:
-            if step.shift == grid.origin:
-                pred = ref_pred
-            else:  # a shift met again is evaluated again (its neighbours need its predictions), not added again
-                probs = probs_at(step.shift)
-                pred = {k: sums[k].add([step.shift], q[None], ref[k], y, c)[0] if step.new else q.argmax(1)
-                        for k, q in probs.items()}
-            if step.neighbour:
-                for k in models:
-                    sums[k].add_neighbours([step.shift], pred[k][None], before[k][None])
-            before = pred
-            bar.update(1)
+
+        def predict(shift: tuple[float, ...], new: bool, c: slice = c, y=y, ref: dict = ref) -> dict:
+            return {k: sums[k].add([shift], q[None], ref[k], y, c)[0] if new else q.argmax(1)
+                    for k, q in probs_at(shift).items()}
+
+        walk_grid(grid, sums, ref_pred, predict)
     bar.close()
     return sweep_result(sums, n, labelled=labels is not None)
 

@@ -19,7 +19,7 @@ from ..data.datasets import class_names
 from ..data.shifts import covers_every_roll, grid_points, shift_lines, sweep_inputs, sweep_lines
 from ..data.transforms import INTERPOLATION
 from ..schema.config import DataConfig, SweepConfig
-from .accumulate import Grid, Inputs, ShiftSums, sweep_result
+from .accumulate import Grid, Inputs, ShiftSums, sweep_result, walk_grid
 from .engine import allshift_sweep, choose_engines, roll_mode, sweep_by_engine
 from .layerwise import profile_layers
 from ..nn.forward import probabilities
@@ -58,21 +58,16 @@ def run_sweep(models: dict[ModelKey, torch.nn.Module], inputs: Inputs, labels: t
                 preds[k][c] = sums[k].add([shift], p[None], ref_probs[k][c], labels[c], c)[0] if add else p.argmax(1)
         return preds
 
-    moved = [p for p in grid.points if p != grid.origin]
-    bar = progress_bar(len(moved) + 1, "sweep", "shift", progress)
+    bar = progress_bar(grid.evaluations, "sweep", "shift", progress)
+
+    def predict(shift: tuple[float, ...], new: bool) -> dict[ModelKey, torch.Tensor]:
+        preds = evaluate(shift, add=new)
+        bar.update(1)
+        return preds
+
     ref_preds = evaluate(grid.origin, add=True, keep=True)
     bar.update(1)
-    before = None
-    for step in grid.walk:
-        if step.shift == grid.origin:
-            preds = ref_preds
-        else:  # a shift met again is evaluated again (its neighbours need its predictions), not added again
-            preds = evaluate(step.shift, add=step.new)
-            bar.update(1)
-        if step.neighbour:
-            for k in models:
-                sums[k].add_neighbours([step.shift], preds[k][None], before[k][None])
-        before = preds
+    walk_grid(grid, sums, ref_preds, predict)
     bar.close()
     return sweep_result(sums, n, labelled=True)
 

@@ -168,3 +168,34 @@ def test_nan_probabilities_at_any_shift_are_refused_when_the_sums_are_read():
     sums.add([(1.0, 0.0)], bad[None], ref, None, slice(0, 2))
     with pytest.raises(FactoryError, match=r"model m \(seed 0\) gave NaN or infinite logits at shift \(1.0, 0.0\)"):
         sweep_result({("m", 0): sums}, 2, False)
+
+
+class Bar:
+    """A stand-in progress bar: its total and what was counted."""
+
+    def __init__(self, total, *args, **kwargs):
+        self.total, self.n = total, 0
+
+    def update(self, k):
+        self.n += k
+
+    def close(self):
+        BARS.append(self)
+
+
+BARS: list[Bar] = []
+
+
+@pytest.mark.parametrize("grid", list(GRIDS))
+def test_the_progress_bars_of_brute_force_and_streamed_images_end_at_their_totals(grid, monkeypatch):
+    """Both count forward passes (per batch for streamed images): the reference once, then each step of the walk
+    away from it, a point met again included (it is evaluated again for its neighbours)."""
+    from invariance_lab.eval import stream, sweep
+
+    monkeypatch.setattr(sweep, "progress_bar", Bar)
+    monkeypatch.setattr(stream, "progress_bar", Bar)
+    BARS.clear()
+    evaluators(GRIDS[grid], batch_size=10)  # 23 images: 3 batches
+    g = Grid(GRIDS[grid])
+    assert [(b.total, b.n) for b in BARS] == [(3 * g.evaluations,) * 2, (g.evaluations,) * 2]
+    assert g.evaluations >= len(g.shifts)
