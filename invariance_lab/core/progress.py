@@ -59,7 +59,13 @@ class LineProgress:
     def _line(self, when: str) -> None:
         pct = f" ({self.n / self.total:.0%})" if self.total else ""
         extra = f"; {self.postfix}" if self.postfix else ""
-        print(f"{self.desc}: {self.n}/{self.total} {self.unit}s{pct}, {when}{extra}", file=self.stream, flush=True)
+        print(f"{self.desc}: {self.n}/{self.total} {plural(self.unit)}{pct}, {when}{extra}", file=self.stream,
+              flush=True)
+
+
+def plural(noun: str) -> str:
+    """The plural of a progress unit (step, shift, batch, transform)."""
+    return noun + ("es" if noun.endswith(("s", "sh", "ch", "x")) else "s")
 
 
 class _Off:

@@ -34,6 +34,17 @@ def test_lines_at_most_once_a_period_and_one_at_the_end(monkeypatch):
                      "train m seed 0: 6/6 steps (100%), done in 26s; loss=0.5"]
 
 
+@pytest.mark.parametrize("unit, units", [("step", "steps"), ("shift", "shifts"), ("batch", "batches"),
+                                         ("transform", "transforms")])
+def test_every_unit_a_bar_counts_in_has_its_plural(unit, units):
+    assert pg.plural(unit) == units
+    out = io.StringIO()
+    bar = pg.LineProgress(total=2, desc="measure", unit=unit, stream=out)
+    bar.update(2)
+    bar.close()
+    assert out.getvalue().startswith(f"measure: 2/2 {units} (100%), done in ")
+
+
 def test_a_bar_only_on_a_terminal():
     assert isinstance(pg.progress_bar(5, "x", "step", enabled=True), pg.LineProgress)  # pytest's stderr: no tty
     quiet = pg.progress_bar(5, "x", "step", enabled=False)
