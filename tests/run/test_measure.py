@@ -4,6 +4,7 @@ reproducing its invariance.csv, and every bad input refused (exit 2) before anyt
 
 import json
 import pickle
+import re
 import struct
 import sys
 
@@ -371,6 +372,21 @@ def test_the_example_script_runs(tmp_path, capsys, monkeypatch, one_thread):
     assert "invariant by construction" in out and "small_cnn" in out and "conv_gap" in out and "layer by layer" in out
     # --quick's networks answer one class (one epoch on 64 letters): the script says their flip rate means nothing
     assert "small_cnn is at chance" in out and "says nothing about invariance" in out
+
+
+def test_the_round_off_example_stays_within_the_certificates_threshold_and_the_engine_is_exact(capsys, one_thread):
+    """examples/deep_round_off.py --quick (docs/metrics.md quotes the full run): a BatchNorm network of your own,
+    invariant by construction, moves by round-off only by brute force and not at all through the all-shift engine."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("deep_round_off", ROOT / "examples" / "deep_round_off.py")
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    example.main(["--quick"])
+    found = re.fullmatch(r"depth  3: largest change of one image over all 64 rolls (\S+) by brute force \(largest "
+                         r"flip rate 0%\), (\S+) by the all-shift engine\n", capsys.readouterr().out)
+    assert found, found
+    assert float(found[1]) <= 1e-6 and float(found[2]) == 0.0
 
 
 # ------------------------------------------------------------------------------------------ class order and names
