@@ -383,9 +383,10 @@ def test_the_round_off_example_stays_within_the_certificates_threshold_and_the_e
     example = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(example)
     example.main(["--quick"])
+    out = capsys.readouterr().out
     found = re.fullmatch(r"depth  3: largest change of one image over all 64 rolls (\S+) by brute force \(largest "
-                         r"flip rate 0%\), (\S+) by the all-shift engine\n", capsys.readouterr().out)
-    assert found, found
+                         r"flip rate 0%\), (\S+) by the all-shift engine\n", out)
+    assert found, out
     assert float(found[1]) <= 1e-6 and float(found[2]) == 0.0
 
 
