@@ -271,9 +271,10 @@ def measure_to_folder(*, images: str | Path, model: str | None = None, model_kwa
     check_grid(points, src.shape, mode, subpixel, shifts.transform)
     device = pick_device(device)
     net = place(net, device)
+    n_first = min(layer_images, len(src))  # the images of the layer profile and of the Lie derivative
     with Measurement({label: net}, src, prepare, lines, mode=mode, device=device, seed=seed, factors={label: factors},
                      batch_size=batch_size, engine=engine, layers=layers, taps=taps, progress=progress,
-                     layer_images=min(layer_images, len(src)), transform=shifts.transform) as m:
+                     layer_images=n_first, transform=shifts.transform) as m:
         # everything is checked (outputs, labels, taps; --engine allshift refuses here): now the folder
         folder = new_measure_folder(results_dir, label)
         say(f"measure folder: {folder}")
@@ -282,24 +283,22 @@ def measure_to_folder(*, images: str | Path, model: str | None = None, model_kwa
                         colour=colour, size=None if size is None else list(size), mean=mean, std=std,
                         **shifts.settings(), layers=layers, taps=taps,
                         layer_images=layer_images if layers or metric else None)
-        n_lie = min(layer_images, len(src))
         if metric:
             settings["metric"] = metric
         if subpixel == "fft":  # written only when not the default: earlier measure.yaml files stay as they were
             settings["subpixel"] = subpixel
         write_text(folder / MEASURE_FILE, yaml.safe_dump(settings, sort_keys=False))
         proto = dict(kind="translation", mode=mode, **shifts.protocol(fill, src.shape), test_images=len(src),
-                     seeds=[seed],
-                     models=[label], n_shifts=len(points), images=src.describe, labels=src.labels is not None,
+                     seeds=[seed], models=[label], n_shifts=len(points), images=src.describe, labels=src.labels is not None,
                      n_classes=m.n_classes)
         if mode == "canvas":
             proto.update(fill=fill, interpolation=INTERPOLATION)
         if subpixel == "fft":
             proto["subpixel"] = subpixel
         if layers:
-            proto["layers"] = dict(n_images=min(layer_images, len(src)))
+            proto["layers"] = dict(n_images=n_first)
         if metric == "lie":
-            proto["lie"] = lie_protocol(n_lie, layers)
+            proto["lie"] = lie_protocol(n_first, layers)
         proto.update(m.engines)
         info = dict(factors, n_params=count_parameters(net), weights=settings["weights"])
         if is_custom(factors):
@@ -320,13 +319,13 @@ def measure_to_folder(*, images: str | Path, model: str | None = None, model_kwa
                 meta.data["class_order"] = {label: note}
             if layers:
                 t0 = time.perf_counter()
-                per_shift, per_layer = m.layers(min(layer_images, len(src)))
+                per_shift, per_layer = m.layers(n_first)
                 meta.data["timings"]["layers_s"] = round(time.perf_counter() - t0, 2)
                 write_csv(folder / LAYERS_CSV, per_shift)
                 write_csv(folder / LAYERS_SUMMARY_CSV, per_layer)
             if metric == "lie":  # on the images as they are, normalised as the model reads them
                 t0 = time.perf_counter()
-                x = prepare(src(slice(0, n_lie)), *m.origin)
+                x = prepare(src(slice(0, n_first)), *m.origin)
                 write_csv(folder / LIE_CSV, lie_table({(label, seed): net}, x, layers=layers, taps=taps,
                                                       batch_size=batch_size, progress=progress))
                 meta.data["timings"]["lie_s"] = round(time.perf_counter() - t0, 2)
