@@ -19,11 +19,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 
 from ..config.load import load_config
-from ..core.errors import RunFolderError
+from ..core.errors import RunFolderError, clip, quote
 from ..core.runtime import resolve_device, set_threads
 from ..data.datasets import draw, glyph_table, reference_letters
 from ..data.parts import candidates, strokes, with_part, without_part
@@ -48,10 +49,127 @@ class PartFocus:
     meta: dict
 
 
-def load_part_focus(folder: Path) -> PartFocus:
+IMAGE_COLUMNS = ["model", "seed", "image", "glyph", "distance", "prob_change", "flip"]
+PART_COLUMNS = ["glyph", "letter", "font", "strokes", "n_strokes", "n_images", "removal_flip", "removal_tv",
+                "ink_share"]
+_TEXT = ("model", "letter", "font", "strokes")  # read as strings: a stroke "3" or a letter "1" stays text
+_FRACTIONS = ("prob_change", "flip", "removal_flip", "removal_tv", "ink_share")
+_ROUND_OFF = 1e-5  # a sum of float32 probabilities may pass 1 by this much
+
+
+def _again(folder: Path) -> str:
+    return (f"Claim 2's part experiment cannot be read from it; delete the folder {folder} and run `invlab claims` "
+            f"again to measure it again (the run and its sweeps are reused).")
+
+
+def _damaged(path: Path, what: str) -> RunFolderError:
+    return RunFolderError(f"{path} is damaged: {what}. {_again(path.parent)}")
+
+
+def _read_table(path: Path, columns: list[str], numeric: list[str], whole: tuple[str, ...] = (),
+                may_be_empty: tuple[str, ...] = ()) -> pd.DataFrame:
+    """One of part_focus's CSVs, read defensively (the run folder may have been edited or damaged): its columns,
+    finite numbers in `numeric` (whole numbers in `whole`; an empty cell only in `may_be_empty`), fractions in
+    [0, 1]. store/results._read_csv is not used: it refuses two rows of one model and seed (images.csv holds one
+    per image and distance) and words a missing file as a run or sweep folder's."""
+    if not path.is_file():  # missing, or a FIFO or folder at the name (reading a FIFO would hang)
+        raise RunFolderError(f"{path} is missing or not a regular file, though {path.parent / META} says the part "
+                             f"experiment is complete. {_again(path.parent)}")
+    try:
+        df = pd.read_csv(path, dtype=dict.fromkeys([c for c in _TEXT if c in columns], str))
+    except (ValueError, UnicodeDecodeError, OSError) as exc:  # ParserError and EmptyDataError are ValueErrors
+        raise _damaged(path, f"it could not be read as CSV ({clip(exc, 160)})") from None
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise _damaged(path, f"it lacks the column(s) {', '.join(missing)}; invlab writes {', '.join(columns)}")
+    if df.empty:
+        raise _damaged(path, "it has no rows")
+    for c in numeric:
+        if not pd.api.types.is_numeric_dtype(df[c]) or pd.api.types.is_bool_dtype(df[c]):
+            raise _damaged(path, f"column {c} holds values that are not numbers")
+        values = df[c].to_numpy(dtype=float)
+        bad = np.isinf(values) if c in may_be_empty else ~np.isfinite(values)
+        if c in whole:
+            bad |= np.isfinite(values) & (values != np.round(values))
+        if c in _FRACTIONS:
+            with np.errstate(invalid="ignore"):
+                bad |= (values < 0) | (values > 1 + _ROUND_OFF)
+        if bad.any():
+            row = int(bad.argmax())  # row + 2: the file's line, the header is line 1
+            allowed = ("a whole number" if c in whole else "a number") + (" from 0 to 1" if c in _FRACTIONS else "")
+            allowed += " (or empty)" if c in may_be_empty else ""
+            raise _damaged(path, f"{c} is {quote(df[c].iloc[row])} in line {row + 2}; it is {allowed}")
+    for c in columns:
+        if c in _TEXT and df[c].isna().any():
+            raise _damaged(path, f"{c} is empty in line {int(df[c].isna().to_numpy().argmax()) + 2}")
+    return df
+
+
+def _outside(path: Path, df: pd.DataFrame, column: str, allowed, words: str) -> None:
+    bad = ~df[column].isin(list(allowed)).to_numpy()
+    if bad.any():
+        row = int(bad.argmax())
+        raise _damaged(path, f"{column} is {quote(df[column].iloc[row])} in line {row + 2}; this run's are {words}")
+
+
+def load_part_focus(folder: Path, cfg=None) -> PartFocus:
+    """The tables of a complete part_focus folder, checked against the run they belong to (cfg: the run's config;
+    read from <run>/config.yaml when not given): every (model, seed, image, distance) of images.csv exactly once
+    and every glyph of parts.csv exactly once. A damaged, edited or cut-off table is a RunFolderError naming the
+    file, what is wrong and how to measure it again; it is never rewritten here (nor read in part)."""
     folder = Path(folder)
-    return PartFocus(folder, pd.read_csv(folder / IMAGES_CSV), pd.read_csv(folder / PARTS_CSV),
-                     read_json(folder / META))
+    meta = read_json(folder / META)
+    if cfg is None:
+        cfg = load_config(folder.parent / CONFIG_FILE)
+    seeds, n = [int(s) for s in cfg.seeds], int(cfg.data.test_images)
+    n_glyphs = len(cfg.data.letters) * len(cfg.data.fonts)
+    if not isinstance(meta, dict) or meta.get("settings") != _settings() or meta.get("n_images") != n \
+            or meta.get("seeds") != seeds or not isinstance(meta.get("choice"), list):
+        raise RunFolderError(f"{folder / META} does not describe this run's part experiment (settings "
+                             f"{quote(_settings())}, {n} test images, seeds {seeds}, the part chosen per glyph): "
+                             f"it was edited or comes from elsewhere. {_again(folder)}")
+
+    path = folder / IMAGES_CSV
+    images = _read_table(path, IMAGE_COLUMNS, IMAGE_COLUMNS[1:], ("seed", "image", "glyph", "distance"))
+    _outside(path, images, "model", PART_MODELS, ", ".join(PART_MODELS))
+    _outside(path, images, "seed", seeds, ", ".join(map(str, seeds)))
+    _outside(path, images, "image", range(n), f"0 to {n - 1}")
+    _outside(path, images, "distance", (REMOVED, *DISTANCES), f"{REMOVED} (the part removed) and "
+             f"{', '.join(map(str, DISTANCES))} px")
+    _outside(path, images, "glyph", range(n_glyphs), f"0 to {n_glyphs - 1}")
+    keys = ["model", "seed", "image", "distance"]
+    twice = images.duplicated(subset=keys)
+    if twice.any():
+        row = images[twice].iloc[0]
+        raise _damaged(path, f"it has two rows for {', '.join(f'{k} {row[k]}' for k in keys)}; invlab writes one")
+    expected = len(PART_MODELS) * len(seeds) * n * (len(DISTANCES) + 1)
+    if len(images) != expected:  # every key is one of the run's and none is there twice: rows are missing
+        raise _damaged(path, f"it has {len(images)} rows of the {expected} invlab writes ({len(PART_MODELS)} "
+                             f"networks x {len(seeds)} seed(s) x {n} test images x {len(DISTANCES) + 1} "
+                             f"displacements, the part's removal included); it was cut off or edited")
+    if (images.groupby("image")["glyph"].nunique() > 1).any():
+        raise _damaged(path, "one test image has two glyphs in different rows")
+
+    path = folder / PARTS_CSV
+    measured = ("removal_flip", "removal_tv", "ink_share")  # empty for a glyph no test image shows (a mean of none)
+    parts = _read_table(path, PART_COLUMNS, PART_COLUMNS[4:] + ["glyph"], ("glyph", "n_strokes", "n_images"),
+                        measured)
+    _outside(path, parts, "glyph", range(n_glyphs), f"0 to {n_glyphs - 1} ({len(cfg.data.letters)} letters x "
+             f"{len(cfg.data.fonts)} fonts)")
+    if parts["glyph"].duplicated().any():
+        raise _damaged(path, f"it has two rows for glyph {parts['glyph'][parts['glyph'].duplicated()].iloc[0]}; "
+                             f"invlab writes one per glyph")
+    if len(parts) != n_glyphs:
+        raise _damaged(path, f"it has {len(parts)} rows of the {n_glyphs} invlab writes (one per glyph: "
+                             f"{len(cfg.data.letters)} letters x {len(cfg.data.fonts)} fonts); it was cut off or "
+                             f"edited")
+    unmeasured = (parts["n_images"] > 0).to_numpy() & parts[list(measured)].isna().any(axis=1).to_numpy()
+    if unmeasured.any():
+        raise _damaged(path, f"line {int(unmeasured.argmax()) + 2} is a glyph of test images with an empty "
+                             f"{' or '.join(measured)}")
+    if int(parts["n_images"].sum()) != n:
+        raise _damaged(path, f"its n_images add up to {int(parts['n_images'].sum())}, not the run's {n} test images")
+    return PartFocus(folder, images, parts, meta)
 
 
 def _settings() -> dict:

@@ -13,12 +13,12 @@ from typing import List, Optional
 import typer
 
 from ..claims.answers import answers_page, write_answers
-from .options import QUIET, RESULTS_DIR, SET, THREADS, line, say
+from .options import QUIET, RESULTS_DIR, SET, THREADS, line, nonempty, say
 
 
 def claims_cli(config: Path = typer.Argument(Path("configs/question_claims.yaml"), help="The claims config (its models are the ones the claims read)."),
                set_: List[str] = SET,
-               out_file: Optional[Path] = typer.Option(None, "--out", help="The answers page to write (atomically); default: answers.md in the run folder. `--out docs/answers.md` rewrites the repository's page."),
+               out_file: Optional[Path] = typer.Option(None, "--out", parser=nonempty("--out", "answers.md"), metavar="<path>", help="The answers page to write (atomically); default: answers.md in the run folder. `--out docs/answers.md` rewrites the repository's page."),
                force: bool = typer.Option(False, "--force", help="Replace an existing --out file that invlab did not write."),
                trust_factory: bool = typer.Option(False, "--trust-factory", help="Import the Python modules that build the models (factory:) of a config inside a run folder (it came with the folder); without it invlab refuses and names the file that would run."),
                jobs: int = typer.Option(1, "--jobs", "-j", help="Train the run's units, and sweep each extra sweep's models, N at a time in worker processes (cores/N torch threads each unless --threads says); the same numbers as --jobs 1."),

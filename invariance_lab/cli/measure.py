@@ -30,7 +30,7 @@ from ..schema.model import MAX_KWARG_DEPTH
 from ..store.layout import LIE_CSV
 from ..store.results import load_result
 from .options import QUIET, THREADS, choice, line, names, say
-from .options import results_dir as results_dir_option
+from .options import nonempty
 from .show import show_result
 
 
@@ -63,7 +63,7 @@ def measure_cli(images: Path = typer.Option(..., "--images", help="A folder of P
                 trust_factory: bool = typer.Option(False, "--trust-factory", help="Use the factory and kwargs a --weights checkpoint (or a --run's config) names (imported and called: code from whoever sent the file runs); without it invlab refuses and shows them."),
                 run: Optional[Path] = typer.Option(None, "--run", help="A finished run folder: measure every checkpoint of it (each model, each seed) on --images, read as the run's images (its colour and canvas); the tables are mean ± 95% CI over its seeds, as the run's own."),
                 threads: Optional[int] = THREADS, quiet: bool = QUIET,
-                results_dir: Path = typer.Option(Path("results"), "--results-dir", parser=results_dir_option, metavar="<path>", help="Where the measure folder is created: <results-dir>/measure/<name>-<time>/.")):
+                results_dir: Path = typer.Option(Path("results"), "--results-dir", parser=nonempty("--results-dir", "results"), metavar="<path>", help="Where the measure folder is created: <results-dir>/measure/<name>-<time>/.")):
     """Measure a model of your own (trained anywhere) on a folder of images, without training: writes
     results/measure/<name>-<time>/ with the files `invlab report` reads."""
     set_threads(threads)  # the command's process: measure_to_folder runs here

@@ -25,14 +25,18 @@ def _refuse(message: str):
     raise typer.Exit(2)
 
 
-def results_dir(value) -> Path:
-    # an empty value (an unset shell variable, `--results-dir "$OUT"`) would be the working directory
-    if not str(value).strip():
-        _refuse("--results-dir is empty (an unset shell variable?); name a folder, e.g. --results-dir results")
-    return Path(value)
+def nonempty(flag: str, example: str):
+    """The parser of a path option: an empty value (an unset shell variable, `--plot "$FIGS"`) would be the
+    working directory, so it is refused."""
+    def parse(value) -> Path:
+        if not str(value).strip():
+            _refuse(f"{flag} is empty (an unset shell variable?); name a path, e.g. {flag} {example}")
+        return Path(value)
+    return parse
 
 
-RESULTS_DIR = typer.Option(Path("results"), "--results-dir", parser=results_dir, metavar="<path>",
+RESULTS_DIR = typer.Option(Path("results"), "--results-dir", parser=nonempty("--results-dir", "results"),
+                           metavar="<path>",
                            help="Where run folders are created (and found: a finished run of the same config is "
                            "resumed or reused).")
 QUIET = typer.Option(False, "--quiet", "-q", help="No progress bars or progress messages.")

@@ -15,8 +15,8 @@ import typer
 from ..report.command import make_report
 from ..report.display import FORMATS, render
 from ..report.tables import AXES, BY
-from .options import choice, err, line, out
-from .options import results_dir as results_dir_option
+from .options import choice, err, line, nonempty, out
+from .options import nonempty
 
 
 def report_cli(paths: List[Path] = typer.Argument(None, help="Run or sweep folders (default: the newest run)."),
@@ -24,11 +24,11 @@ def report_cli(paths: List[Path] = typer.Argument(None, help="Run or sweep folde
                metric: str = typer.Option("flip_rate", "--metric", help="Metric for --by shift and --plot."),
                axis: Optional[str] = choice(None, "--axis", AXES, "dx or dy for --by shift; angle or scale for a rotate or scale sweep (default: each swept axis)."),
                fmt: str = choice("table", "--format", FORMATS, "table, markdown or csv."),
-               plot: Optional[Path] = typer.Option(None, "--plot", help="Also write PNG plots into this folder."),
+               plot: Optional[Path] = typer.Option(None, "--plot", parser=nonempty("--plot", "plots"), metavar="<path>", help="Also write PNG plots into this folder."),
                drop_chance: bool = typer.Option(False, "--drop-chance", help="Leave out seeds at chance (clean accuracy within 5 points of 1/classes): their consistency says nothing."),
-               html: Optional[Path] = typer.Option(None, "--html", help="Also write one self-contained HTML page (tables, plots, the test letters as the networks saw them, animations) to this file."),
+               html: Optional[Path] = typer.Option(None, "--html", parser=nonempty("--html", "report.html"), metavar="<path>", help="Also write one self-contained HTML page (tables, plots, the test letters as the networks saw them, animations) to this file."),
                wide: bool = typer.Option(False, "--wide", help="Terminal tables with every column (default: the main ones, to fit 100 columns; markdown and csv always have every column)."),
-               results_dir: Path = typer.Option(Path("results"), "--results-dir", parser=results_dir_option, metavar="<path>", help="Where to look for the newest run when no folder is given."),
+               results_dir: Path = typer.Option(Path("results"), "--results-dir", parser=nonempty("--results-dir", "results"), metavar="<path>", help="Where to look for the newest run when no folder is given."),
                force: bool = typer.Option(False, "--force", help="Replace an existing --html page or --plot PNG that invlab did not write (without it, only invlab's own files are replaced).")):
     """Compare models (mean ± 95% CI over seeds) across one or more runs and sweeps; optionally plot, or write
     the whole report as one HTML page."""

@@ -15,12 +15,12 @@ from rich.text import Text
 
 from ..run.status import folder_status
 from .options import line, out, shown
-from .options import results_dir as results_dir_option
+from .options import nonempty
 
 
 def status_cli(path: Optional[Path] = typer.Argument(None, help="A run folder (results/<name>/<run id>) or a study folder (results/<name>/study-<time>). Default: the run started last under --results-dir."),
                lines: int = typer.Option(8, "--lines", min=0, help="Log lines shown for each failed unit (0: none)."),
-               results_dir: Path = typer.Option(Path("results"), "--results-dir", parser=results_dir_option, metavar="<path>", help="Where to look for the run started last when no folder is given.")):
+               results_dir: Path = typer.Option(Path("results"), "--results-dir", parser=nonempty("--results-dir", "results"), metavar="<path>", help="Where to look for the run started last when no folder is given.")):
     """Each unit's state: done, running, failed (with its log's last lines) or missing; for a study, each run's."""
     for run in folder_status(path, lines=lines, results_dir=results_dir):
         label = ", ".join(f"{k}={v}" for k, v in run.values.items())

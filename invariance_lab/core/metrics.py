@@ -4,7 +4,9 @@ flip_rate          Zhang (ICML 2019) consistency, turned around: fraction of ima
                    shift differs from the prediction at the reference shift (0, 0). flip_rate = 1 - consistency.
 prob_change        total-variation distance between softmax outputs, 1/2 * sum_c |p_c(shifted) - p_c(reference)|,
                    averaged over images (0 = same distribution, 1 = disjoint). For two classes it equals
-                   |p_A(shifted) - p_A(reference)|, Azulay & Weiss's mean absolute change of a class probability.
+                   |p_A(shifted) - p_A(reference)|: the change of a class probability against the reference,
+                   which is Azulay & Weiss's mean absolute change (MAC) only one step from the reference (they
+                   compare neighbouring positions).
 neighbor_flip_rate Azulay & Weiss (JMLR 2019) "probability of top-1 change": fraction of images whose prediction
                    differs from the prediction at the previous shift on the same line (one step back), so jagged
                    outputs show even far from the reference.

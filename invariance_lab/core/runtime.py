@@ -27,7 +27,8 @@ def resolve_device(name: str) -> torch.device:
     their 10-bit mantissa moves feature maps by ~1e-4, which would hide the exact invariance (APS, circular
     stride-1 networks) that float32 shows to ~1e-7 (docs/science.md)."""
     if name == "cuda" and not torch.cuda.is_available():
-        raise InvlabError("device: cuda was asked for, but torch finds no CUDA device here; use device: auto or cpu")
+        raise InvlabError("device cuda was asked for (the config's `device`, or --device), but torch finds no CUDA "
+                          "device here; use auto (a GPU when there is one) or cpu")
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     device = torch.device(name)

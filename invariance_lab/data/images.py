@@ -75,14 +75,21 @@ class TensorImages(Images):
 
 
 def from_tensor(images, labels=None, classes: list[str] | None = None, describe: str = "a tensor") -> TensorImages:
-    """A source of an in-memory batch (N, C, H, W) or (N, H, W) (one channel), with optional labels (N,)."""
+    """A source of an in-memory batch (N, C, H, W) or (N, H, W) (one channel), with optional labels (N,). Float
+    pixels are taken as they are; uint8 pixels (0-255, as torchvision and PIL give them) are divided by 255, as
+    invlab reads image files; other integer types are refused (their range is not known)."""
     x = torch.as_tensor(images)
     if x.dim() == 3:
         x = x.unsqueeze(1)
     if x.dim() != 4 or min(x.shape) < 1:
         raise InvlabError(f"images must be a tensor (N, C, H, W) or (N, H, W) with N >= 1; got shape {tuple(x.shape)}")
-    if not x.is_floating_point():
+    if x.dtype == torch.uint8:
+        x = x.float().div_(255)
+    elif x.dtype == torch.bool:
         x = x.float()
+    elif not x.is_floating_point():
+        raise InvlabError(f"images of dtype {str(x.dtype).removeprefix('torch.')}: give float pixels (in [0, 1], "
+                          "as invlab reads image files) or uint8 pixels (0-255, divided by 255)")
     y = None
     if labels is not None:
         y = torch.as_tensor(labels).long().flatten()

@@ -21,17 +21,16 @@ import math
 import torch
 
 from ..core.errors import InvlabError, choose
+from ..schema.fields import range_values
 from .datasets import draw, evaluation_set, glyph_table, position_test_set, reference_letters
 from .folder import folder_test_set, to_float
 from .transforms import SUBPIXEL, ShiftError, fourier_shift, translate_image, turn_image
 
 
 def axis_values(r: list[float]) -> list[float]:
-    """Inclusive values of [start, stop, step] (step defaults to 1), robust to float round-off."""
-    start, stop = float(r[0]), float(r[1])
-    step = float(r[2]) if len(r) > 2 else 1.0
-    n = int((stop - start) / step + 1e-9) + 1
-    return [round(start + i * step, 9) + 0.0 for i in range(n)]
+    """Inclusive values of [start, stop, step] (step defaults to 1), robust to float round-off: rounded to 9
+    decimals (schema/fields.range_values, which the config's checks look at, so a value they pass is used as is)."""
+    return range_values(r)
 
 
 def shift_lines(dx: list[float], dy: list[float], grid: str) -> list[list[tuple[float, float]]]:

@@ -49,6 +49,7 @@ from torch import nn
 
 from ..core.progress import progress_bar
 from ..core.errors import InvlabError, choose
+from ..nn.logits import class_logits
 from .accumulate import Grid, ShiftSums, sweep_result
 from .engine_plan import Plan, allshift_plan  # noqa: F401  (allshift_plan: part of this module's API)
 from .engine_rules import NotApplicable
@@ -168,7 +169,7 @@ def allshift_sweep(plans: dict, inputs, labels: torch.Tensor | None, lines: list
         c = slice(start, min(start + chunk, n))
         x = inputs(c, 0.0, 0.0).to(device)
         for key, plan in plans.items():
-            probs = torch.softmax(plan.logits(x, grid.shifts).float(), dim=-1)  # (S, m, classes)
+            probs = torch.softmax(class_logits(plan.logits(x, grid.shifts)).float(), dim=-1)  # (S, m, classes)
             pred = sums[key].add(grid.shifts, probs, probs[grid.ref], None if labels is None else labels[c], c)
             if has:
                 sums[key].add_neighbours(has, pred[at], pred[before])

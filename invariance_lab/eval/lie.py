@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from pathlib import Path
 
 import pandas as pd
 import torch
@@ -41,7 +42,10 @@ from ..core.columns import LIE_COLUMNS, REFERENCE
 from ..core.errors import InvlabError, choose
 from ..core.progress import progress_bar
 from ..data.shifts import sweep_inputs
+from ..nn.factory import check_output
+from ..nn.logits import class_logits
 from ..schema.config import DataConfig, SweepConfig
+from .stream import image_source
 from .tables import ModelKey
 from .taps import taps_for
 
@@ -120,10 +124,17 @@ def _chunks(n: int, batch_size: int) -> list[slice]:
     return [slice(i, min(i + batch_size, n)) for i in range(0, n, batch_size)]
 
 
-def _check_images(images: torch.Tensor) -> None:
+def _images(images) -> torch.Tensor:
+    """A float tensor (N, C, H, W) as it is; a folder of image files or a run folder read whole, as il.measure
+    reads them (eval/stream.image_source)."""
+    if isinstance(images, (str, Path)):
+        src = image_source(images)
+        images = src(slice(0, len(src)))
     if not isinstance(images, torch.Tensor) or images.dim() != 4 or not images.is_floating_point():
         shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
-        raise InvlabError(f"the Lie derivative takes images as a float tensor (N, C, H, W); got {shape}")
+        raise InvlabError(f"the Lie derivative takes images as a float tensor (N, C, H, W) or a folder of images; "
+                          f"got {shape}")
+    return images
 
 
 class _Eval:
@@ -141,19 +152,23 @@ class _Eval:
             m.training = flag
 
 
-def lie_derivative(model: nn.Module, images: torch.Tensor, transform: str = "translate_x", *,
+def lie_derivative(model: nn.Module, images: torch.Tensor | str | Path, transform: str = "translate_x", *,
                    batch_size: int = DEFAULT_BATCH) -> torch.Tensor:
     """Per image (N,): ||d/dt softmax(model(T_t x)) at t = 0||^2, summed over the classes (module docstring).
 
-    The model runs in eval mode (its own mode restored after) on the images' device and dtype; lie.csv's value is
-    this tensor's mean. transform: translate_x, translate_y (t px), rotate (t radians), scale (factor e^t)."""
+    images: a float tensor (N, C, H, W), or a folder of image files or a run folder (read as il.measure reads
+    them). The model runs in eval mode (its own mode restored after) on the images' device and dtype; lie.csv's
+    value is this tensor's mean. transform: translate_x, translate_y (t px), rotate (t radians), scale (factor e^t)."""
     choose("Lie derivative transform", transform, TRANSFORMS)
-    _check_images(images)
+    images = _images(images)
     out = []
     with _Eval(model):
+        if len(images):  # a model that fails on the images at all is told so, not blamed on forward mode
+            check_output(model, images[:2], None, "the model", one_logit=True)
         for c in _chunks(len(images), batch_size):
             x = images[c]
-            _, d = _derivative(lambda t, x=x: torch.softmax(model(transform_images(x, transform, t)), dim=1), x)
+            _, d = _derivative(lambda t, x=x: torch.softmax(class_logits(model(transform_images(x, transform, t))),
+                                                             dim=1), x)
             out.append(d.detach().flatten(1).pow(2).sum(1))
     return torch.cat(out) if out else images.new_zeros(0)
 
@@ -164,7 +179,7 @@ def layer_lie_derivative(model: nn.Module, images: torch.Tensor, transform: str 
     block<i>.conv, block<i>.down, head; another model's convolution, pooling and normalisation modules, or those
     named in `taps`), in depth order; NaN for a tap that is 0 on every image."""
     choose("Lie derivative transform", transform, TRANSFORMS)
-    _check_images(images)
+    images = _images(images)
     tap = taps_for(model, taps)
     num: dict[str, float] = {}
     den: dict[str, float] = {}

@@ -21,6 +21,7 @@ from torch import nn
 from ..config.memory import _size, memory_limit
 from ..core.errors import ConfigError
 from ..data.images import FolderImages, Images
+from ..nn.forward import call
 from .engine_plan import ENGINE_MEMORY
 
 # A batch is held three times while the next is decoded (the per-image floats, their stack, and the last batch,
@@ -48,7 +49,7 @@ def feature_map_bytes(models: dict[str, nn.Module], x: torch.Tensor) -> tuple[in
         items = out if isinstance(out, (tuple, list)) else (out,)
         return sum(t.numel() * t.element_size() for t in items if isinstance(t, torch.Tensor))
 
-    for m in models.values():
+    for name, m in models.items():
         seen = {"total": 0, "peak": 0}
 
         def hook(module, args, out):
@@ -60,7 +61,7 @@ def feature_map_bytes(models: dict[str, nn.Module], x: torch.Tensor) -> tuple[in
 
         handles = [s.register_forward_hook(hook) for s in m.modules() if not list(s.children())]
         try:
-            m(x)
+            call(m, x, f"model {name}")  # a model of your own that fails here is a FactoryError, as on any batch
         finally:
             for h in handles:
                 h.remove()

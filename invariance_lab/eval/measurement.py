@@ -22,6 +22,7 @@ from ..core.errors import InvlabError, choose
 from ..core.runtime import process_state
 from ..data.images import Images, from_tensor
 from ..nn.factory import check_output
+from ..nn.logits import class_count
 from ..nn.models import InvNet
 from .accumulate import ORIGIN, Grid
 from .engine import ENGINE_CHOICES, allshift_sweep, choose_engines, engine_protocol, roll_mode, sweep_by_engine
@@ -94,10 +95,10 @@ def check_outputs(models: dict[str, nn.Module], src: Images, prepare: Prepare, d
     counts = {}
     for name, m in models.items():
         want = len(src.classes) if src.classes else None
-        counts[name] = check_output(m, x, want, f"model {name}", finite=True)  # NaN logits: refused here
-        if src.labels is not None and int(src.labels.max()) >= counts[name]:
+        counts[name] = check_output(m, x, want, f"model {name}", finite=True, one_logit=True)  # NaN logits: refused here
+        if src.labels is not None and int(src.labels.max()) >= class_count(counts[name]):
             raise InvlabError(f"model {name} gives {counts[name]} logits, but a label is {int(src.labels.max())}: "
-                              "labels must be class indices below the number of logits")
+                              "labels must be class indices below the number of logits (0 or 1 for one logit)")
     return counts
 
 
@@ -183,7 +184,7 @@ class Measurement:
             # a layer profile reads no labels: its images' classes are not checked against the logits
             src = self.src if self.labelled else from_tensor(self.src(slice(0, min(2, len(self.src)))))
             self.outputs = check_outputs(self.named, src, self.prepare, self.device, self.origin)
-            self.n_classes = max(self.outputs.values())
+            self.n_classes = max(class_count(c) for c in self.outputs.values())
             if self.check_taps:
                 with torch.inference_mode():
                     first = self.prepare(self.src(slice(0, min(2, len(self.src)))), *ORIGIN).to(self.device)

@@ -154,6 +154,10 @@ def image_source(images, labels=None, *, colour: str = "grey", size=None) -> Ima
             size = (size, size) if isinstance(size, int) else size
             src = open_folder(images, colour=colour, size=tuple(size) if size else None)
     else:
+        if size is not None or colour != "grey":
+            raise InvlabError("size and colour say how to read a folder of image files; a tensor is measured as it "
+                              "is: resize it (torch.nn.functional.interpolate) or give it the channels the model "
+                              "takes before measuring")
         return from_tensor(images, labels)
     if labels is not None:
         y = torch.as_tensor(labels).long().flatten()

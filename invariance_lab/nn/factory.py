@@ -34,6 +34,7 @@ from torch import nn
 
 from ..core.errors import FactoryError, InvlabError, clip, quote
 from .finite import check_logits
+from .logits import class_logits
 from ..schema.model import check_path
 
 # (factory path, the file its module was found in) -> the function, once imported (this process)
@@ -192,11 +193,13 @@ def call(path: str, kwargs: dict | None = None, dirs: Iterable[str | Path] = ())
 
 
 def check_output(model: nn.Module, x: torch.Tensor, num_classes: int | None, what: str, *,
-                 finite: bool = False) -> int:
+                 finite: bool = False, one_logit: bool = False) -> int:
     """Run `model` (in eval mode, RNG untouched) on the batch `x`; the number of logits it gives per image. An
     InvlabError says what is wrong: it fails, does not return a float tensor (N, classes), or has another number
     of classes than `num_classes` (when given); with `finite` (real images, as a measurement sees them), gives
-    logits whose probabilities are NaN, naming a NaN or infinite weight when it holds one."""
+    logits whose probabilities are NaN, naming a NaN or infinite weight when it holds one. With `one_logit` (a
+    measurement, not training) a single logit per image stands for two classes (nn/logits.py): the count
+    returned is still 1 (logits.class_count gives the classes)."""
     shape = tuple(x.shape)
     was = model.training
     model.eval()
@@ -204,7 +207,7 @@ def check_output(model: nn.Module, x: torch.Tensor, num_classes: int | None, wha
         with torch.random.fork_rng(devices=[]), torch.no_grad():
             out = model(x)
     except Exception as e:
-        hint = " (the model expects another number of input channels: see --colour)" if "channels" in str(e) else ""
+        hint = _hint(model, x, e)
         raise FactoryError(f"{what} failed on a batch of shape {shape} ({type(e).__name__}: {clip(e, 240)}){hint}; "
                           f"it must map a batch (N, C, H, W) to logits (N, classes)") from None
     finally:
@@ -212,16 +215,44 @@ def check_output(model: nn.Module, x: torch.Tensor, num_classes: int | None, wha
     if not isinstance(out, torch.Tensor):
         raise FactoryError(f"{what} returned {type(out).__name__} for a batch of shape {shape}, not a tensor; it must "
                           f"return the logits (N, classes) alone")
+    if one_logit and out.dim() == 2 and out.shape[1] == 1 and num_classes == 2:
+        num_classes = 1
     want = f"({shape[0]}, {num_classes})" if num_classes else f"({shape[0]}, classes)"
     if out.dim() != 2 or out.shape[0] != shape[0] or (num_classes and out.shape[1] != num_classes):
         need = f"one logit per class ({num_classes} classes)" if num_classes else "one row of logits per image"
+        if out.dim() > 2 and out.shape[0] == shape[0] and all(s == 1 for s in out.shape[2:]):
+            fix = "Flatten its output (its last dimensions are 1)"
+        elif out.dim() == 1 and out.shape[0] == shape[0]:
+            fix = "Return (N, 1) for one logit per image (.unsqueeze(1)), or one logit per class"
+        elif out.dim() == 2 and out.shape[0] == shape[0] and num_classes:
+            fix = ("Set its number of outputs (through its kwargs) to match, or measure it on images without "
+                   "labels (a folder of images with no class subfolders)" if one_logit else
+                   "Set its number of outputs (through its kwargs) to match")
+        else:
+            fix = "Set its number of outputs (through its kwargs) to match"
         raise FactoryError(f"{what} gave an output of shape {tuple(out.shape)} for a batch of shape {shape}; invlab "
-                          f"needs {want}: {need}. Set its number of outputs (through its kwargs) to match")
+                          f"needs {want}: {need}. {fix}")
     if not out.is_floating_point():
         raise FactoryError(f"{what} returned {out.dtype} values; logits must be floating point")
     if finite:
-        check_logits(model, out, what)
+        check_logits(model, class_logits(out) if one_logit else out, what)
     return int(out.shape[1])
+
+
+def _hint(model: nn.Module, x: torch.Tensor, error: Exception) -> str:
+    """What a model's failure on the first batch most likely means, for the message (or "")."""
+    dtypes = {p.dtype for p in model.parameters() if p.is_floating_point()}
+    if dtypes and x.dtype not in dtypes:
+        names = ", ".join(sorted(str(d).removeprefix("torch.") for d in dtypes))
+        return (f" (its weights are {names}, the images {str(x.dtype).removeprefix('torch.')}: give invlab the "
+                f"model in float32, model.float())")
+    text = str(error)
+    if "channels" in text:
+        return " (the model expects another number of input channels: see --colour, colour= in Python)"
+    if "shapes cannot be multiplied" in text or "size mismatch" in text or "must match the size" in text:
+        return (f" (the model may expect images of another size than these {x.shape[-2]} x {x.shape[-1]} px: "
+                f"see --size, size= in Python)")
+    return ""
 
 
 def check_trainable(model: nn.Module, x: torch.Tensor, what: str) -> None:

@@ -5,6 +5,7 @@ than logits. Each is a FactoryError naming the model and the batch (exit 2); the
 exception is chained to it, so `invlab --debug` shows its traceback (and a unit's log, with --jobs). invlab's own
 networks (InvNet) are not wrapped: an error there is invlab's, and keeps its traceback. NaN in the outputs is
 found once per sweep, from the sums (eval/accumulate.sweep_result), not batch by batch.
+A model that gives one logit per image is measured as two (nn/logits.class_logits).
 
     logits = forward(model, x, "model mine")                  # (N, classes) float, or a FactoryError
     p = probabilities(model, x, "model mine", classes=2)     # its softmax in float32
@@ -16,23 +17,29 @@ import torch
 from torch import nn
 
 from ..core.errors import FactoryError, InvlabError, clip
+from .logits import class_logits
 from .models import InvNet
 
 
-def forward(model: nn.Module, x: torch.Tensor, what: str, classes: int | None = None) -> torch.Tensor:
-    """model(x), which must be logits (N, classes) of a floating-point type (`classes`, when given: that many)."""
-    shape = tuple(x.shape)
-    if isinstance(model, InvNet):
-        return model(x)
+def call(model: nn.Module, x: torch.Tensor, what: str):
+    """model(x) as it is, whatever it returns; the model's own exception becomes a FactoryError naming it."""
     try:
-        out = model(x)
+        return model(x)
     except InvlabError:
         raise
     except Exception as e:  # the model's own (KeyboardInterrupt is not an Exception: Ctrl-C still stops)
-        raise FactoryError(f"{what} failed on a batch of shape {shape} ({type(e).__name__}: {clip(e, 240)}); it "
-                           f"had run on the first images, so the failure depends on this batch: its size, the memory "
-                           f"it needs or its values (--debug shows the model's traceback; with --jobs, the unit's "
-                           f"log)") from e
+        raise FactoryError(f"{what} failed on a batch of shape {tuple(x.shape)} ({type(e).__name__}: {clip(e, 240)}); "
+                           f"it had run on the first images, so the failure depends on this batch: its size, the "
+                           f"memory it needs or its values (--debug shows the model's traceback; with --jobs, the "
+                           f"unit's log)") from e
+
+
+def forward(model: nn.Module, x: torch.Tensor, what: str, classes: int | None = None) -> torch.Tensor:
+    """model(x), which must be logits (N, classes) of a floating-point type (`classes`, when given: that many, as
+    the first check counted them); one logit per image comes back as two (nn/logits.py)."""
+    if isinstance(model, InvNet):
+        return model(x)
+    shape, out = tuple(x.shape), call(model, x, what)
     if not (isinstance(out, torch.Tensor) and out.dim() == 2 and out.shape[0] == shape[0]
             and out.is_floating_point() and (classes is None or out.shape[1] == classes)):
         got = f"a tensor of shape {tuple(out.shape)} ({out.dtype})" if isinstance(out, torch.Tensor) else \
@@ -40,7 +47,7 @@ def forward(model: nn.Module, x: torch.Tensor, what: str, classes: int | None = 
         want = f"({shape[0]}, {classes})" if classes else f"({shape[0]}, classes)"
         raise FactoryError(f"{what} returned {got} for a batch of shape {shape}; it must return the logits {want} "
                            f"of every batch, as it did for the first images")
-    return out
+    return class_logits(out)
 
 
 def probabilities(model: nn.Module, x: torch.Tensor, what: str, classes: int | None = None) -> torch.Tensor:

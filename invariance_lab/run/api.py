@@ -37,8 +37,10 @@ def measure(model, images, labels=None, *, dx: Iterable[float] = range(-8, 9), d
     invariance.csv (model, seed, downsample, head, padding, mode, dx, dy, n_images, accuracy, flip_rate,
     prob_change, neighbor_flip_rate, ...). Accuracy is empty (NaN) without labels.
 
-    images: a tensor (N, C, H, W) or (N, H, W), a folder of PNG/JPEG files (class subfolders give labels; colour
-    grey | rgb and size (H, W) say how to read them) or a run folder. labels: one class index per image. dx, dy:
+    images: a tensor (N, C, H, W) or (N, H, W) (float pixels as they are, uint8 divided by 255), a folder of
+    PNG/JPEG files (class subfolders give labels; colour grey | rgb and size (H, W) say how to read them) or a run
+    folder. labels: one class index per image. A model with one logit per image (a sigmoid binary classifier) is
+    measured as the two logits (0, z) (nn/logits.py). dx, dy:
     the shifts, px (every pair with grid product; each axis alone with axes). mode: canvas (moved inside the
     frame, `fill`: zeros | edge | reflect, sub-pixel bilinear) or circular (rolled, whole pixels; with subpixel
     "fft" any fraction, band-limited: data/transforms.fourier_shift). mean, std:

@@ -248,6 +248,9 @@ def measure_to_folder(*, images: str | Path, model: str | None = None, model_kwa
     net, factors, label, seed = _model_from(model, model_kwargs, checkpoint, weights, trust_factory)
     label = name or label
     if not re.fullmatch(r"[A-Za-z0-9_.-]{1,100}", label) or label.startswith("."):
+        if name is None and checkpoint is not None:  # the checkpoint's own name, which came with the file
+            raise InvlabError(f"{weights}: its [name] {quote(label)} cannot name the measure folder (letters, digits, "
+                              "'_', '-', '.', at most 100, not starting with '.'); give --name NAME")
         raise InvlabError(f"--name {quote(label)}: use letters, digits, '_', '-', '.' (it names the folder)")
     if is_run_folder(images):
         if colour != "grey" or size is not None:

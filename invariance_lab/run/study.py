@@ -16,12 +16,13 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import os
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
 from ..config.load import load_config, to_yaml
-from ..core.errors import ConfigError, InvlabError, quote
+from ..core.errors import ConfigError, InvlabError, RunFolderError, quote
 from ..schema.config import Config
 from ..store.layout import STUDY_FILE, is_study, new_study_folder
 from ..store.atomic import write_json
@@ -147,7 +148,7 @@ def run_study(config: Path, *, overrides: list[str], vary: list[str], results_di
             entry["status"] = "running"
             write_json(folder / STUDY_FILE, study)
             run_dir = run(cfg)
-            entry.update(run=str(Path(run_dir).resolve().relative_to(Path(results_dir).resolve())), status="complete")
+            entry.update(run=_run_entry(Path(run_dir), folder), status="complete")
             write_json(folder / STUDY_FILE, study)
     except BaseException as e:
         study["status"] = "interrupted" if isinstance(e, KeyboardInterrupt) else "failed"
@@ -165,8 +166,35 @@ def _now() -> str:
     return datetime.now().isoformat(timespec="seconds")
 
 
+def _run_entry(run_dir: Path, folder: Path) -> str:
+    """study.json's `run` of a run folder: <name>/<run id>, the path from the results folder. Run folders lie beside
+    the study folder in results/<name>/, which may be a link to another disk (as `invlab run` allows): the path is
+    taken as named, never resolved (a resolved run folder is not inside the results folder given)."""
+    if not os.path.samefile(run_dir.parent, folder.parent):
+        raise InvlabError(f"the run folder {run_dir} is not beside the study folder {folder}; a study's runs are "
+                          f"kept in {folder.parent}")
+    return str(Path(folder.parent.name) / run_dir.name)
+
+
+def _beside(folder: Path) -> Path:
+    """results/<name>/ holding the study folder and its runs: the folder above it as named (a linked results/<name>
+    stays as named), or where a study folder that is itself a link leads."""
+    named = Path(os.path.abspath(folder)).parent
+    if named.is_dir() and os.path.samefile(named, Path(folder) / os.pardir):
+        return named
+    return (Path(folder) / os.pardir).resolve()
+
+
 def study_runs(folder: Path) -> list[tuple[dict, Path | None]]:
-    """(values, run folder or None when not run yet) per combination of a study folder."""
+    """(values, run folder or None when not run yet) per combination of a study folder (read_study refuses one
+    that lists no runs): study.json's <name>/<run id>, found beside the study folder."""
     study = read_study(folder)
-    results_dir = Path(folder).resolve().parent.parent
-    return [(r.get("values", {}), results_dir / r["run"] if r.get("run") else None) for r in study["runs"]]
+    beside = _beside(folder)
+    out = []
+    for r in study["runs"]:
+        run_id = Path(r["run"]).name if r.get("run") else None
+        if run_id in ("", ".", ".."):
+            raise RunFolderError(f"{Path(folder) / STUDY_FILE}: run {quote(r['run'])} names no run folder; each run "
+                                 "is <name>/<run id>, a folder beside the study folder (or null until run)")
+        out.append((r.get("values", {}), beside / run_id if run_id else None))
+    return out

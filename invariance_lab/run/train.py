@@ -63,6 +63,22 @@ def train_model(factors: dict, train_x: torch.Tensor, train_y: torch.Tensor, tes
                 test_y: torch.Tensor, cfg: TrainConfig, *, noise: float, seed: int, num_classes: int, canvas: int,
                 device: torch.device, progress: bool = False, label: str = "",
                 val: tuple[torch.Tensor, torch.Tensor] | None = None) -> tuple[InvNet, pd.DataFrame]:
+    """(the trained network, its history: one row per epoch). The weights start from torch's global RNG seeded
+    with `seed` (and the GPU's, on CUDA: dropout and noise inside a model draw there); both are given back as they
+    were, so a library call leaves the caller's random numbers alone and a unit's numbers do not depend on what
+    ran before it. The rest is _train's."""
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.random.default_generator.manual_seed(seed)  # weight initialisation
+        if device.type == "cuda":
+            torch.cuda.manual_seed(seed)
+        return _train(factors, train_x, train_y, test_x, test_y, cfg, noise=noise, seed=seed,
+                      num_classes=num_classes, canvas=canvas, device=device, progress=progress, label=label, val=val)
+
+
+def _train(factors: dict, train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Tensor,
+           test_y: torch.Tensor, cfg: TrainConfig, *, noise: float, seed: int, num_classes: int, canvas: int,
+           device: torch.device, progress: bool = False, label: str = "",
+           val: tuple[torch.Tensor, torch.Tensor] | None = None) -> tuple[InvNet, pd.DataFrame]:
     """`val`: the validation images and labels (data.val_fraction or a val/ folder): their loss and accuracy are
     recorded each epoch (val_loss, val_accuracy), and train.select: best_val keeps the weights of the epoch of
     the lowest val_loss (the first, on a tie; history.attrs[EPOCH_KEPT] names it), train.patience stops after
@@ -71,7 +87,6 @@ def train_model(factors: dict, train_x: torch.Tensor, train_y: torch.Tensor, tes
     if cfg.validates and val is None:
         raise InvlabError("train.select: best_val and train.patience need a validation set: set "
                           "data.val_fraction (e.g. 0.2), or give an image folder a val/ folder beside train/")
-    torch.manual_seed(seed)  # weight initialisation
     # images: float, or uint8 pixels of an image folder (data/folder.py), made floats a batch at a time
     model = place(build_model(factors, num_classes=num_classes, canvas=canvas, in_channels=train_x.shape[1]), device)
     gen = torch.Generator().manual_seed(seed)  # batch order and training noise

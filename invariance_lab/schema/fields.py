@@ -2,6 +2,7 @@
 one key (_Problem) and inclusive ranges.
 
     check_range([-4, 4], "dx")            # [-4.0, 4.0, 1.0]
+    range_values([0, 1, 0.25])            # [0.0, 0.25, 0.5, 0.75, 1.0]: the values a sweep uses
     parse_range("-4:4:0.5", "--dx")       # the CLI's START:STOP[:STEP], checked the same way
 
 The sections built on them: data.py, model.py, train.py, sweep.py, and config.py (the whole config).
@@ -21,6 +22,7 @@ from ..core.errors import ConfigError, quote
 SEED_MAX = 2**32 - 1  # seeds are 32-bit unsigned: every RNG (torch, numpy, random) takes them as they are
 MAX_BLOCKS = 32  # conv blocks (channels entries) per model
 BIG = 2**63 - 1  # the largest count any setting may have: torch's int64 (a config refers to far smaller ones)
+DECIMALS = 9  # a range's values are rounded to this many decimals (range_values), so 0.1 * 3 is 0.3
 
 # Strict scalar types: no booleans or strings for numbers, no numbers for strings, finite floats only.
 Int = Annotated[int, Field(strict=True)]  # every Int field also states an upper bound, at most BIG
@@ -61,8 +63,18 @@ def _distinct(v: list) -> bool:
     return bool(v) and len(set(v)) == len(v)
 
 
+def range_values(r: list[float]) -> list[float]:
+    """Inclusive values of [start, stop, step] (step defaults to 1), robust to float round-off: each is rounded to
+    DECIMALS decimals. These are the values a sweep or measurement uses, so checks of them look at these."""
+    start, stop = float(r[0]), float(r[1])
+    step = float(r[2]) if len(r) > 2 else 1.0
+    n = int((stop - start) / step + 1e-9) + 1
+    return [round(start + i * step, DECIMALS) + 0.0 for i in range(n)]
+
+
 def check_range(v: list[float], key: str) -> list[float]:
-    """[start, stop] or [start, stop, step], inclusive; returned as [start, stop, step]. Raises ValueError."""
+    """[start, stop] or [start, stop, step], inclusive; returned as [start, stop, step]. Raises ValueError. A step
+    so fine that two of its values round to the same one (range_values) is refused."""
     if len(v) not in (2, 3):
         raise ValueError(f"{key} must be [start, stop] or [start, stop, step]; got {quote(v)}")
     start, stop = float(v[0]), float(v[1])
@@ -75,6 +87,10 @@ def check_range(v: list[float], key: str) -> list[float]:
         raise ValueError(f"{key} stop ({stop:g}) must be >= start ({start:g})")
     if (stop - start) / step > 10_000:
         raise ValueError(f"{key} {quote(v)} has more than 10000 steps; use a larger step")
+    values = range_values([start, stop, step])
+    if len(set(values)) < len(values):
+        raise ValueError(f"{key} step {step:g} is finer than the {DECIMALS} decimals its values are rounded to "
+                         f"(two of its values would be the same); use a step of at least 1e-{DECIMALS}")
     return [start, stop, step]
 
 

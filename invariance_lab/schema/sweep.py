@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_serializer, model_validator
 
-from .fields import BIG, Float, Int, _Problem, _Schema, check_range, without_defaults
+from .fields import BIG, DECIMALS, Float, Int, _Problem, _Schema, check_range, range_values, without_defaults
 
 MAX_SHIFTS = 100_000  # shifts in one sweep grid: each is a forward pass over the whole test set
 # Fields added after runs were fingerprinted (store/find.py hashes the whole config, sweep included): written only
@@ -45,8 +45,10 @@ class SweepConfig(_Schema):
     @classmethod
     def _range(cls, v, info):
         v = check_range(v, info.field_name)
-        if info.field_name == "scales" and v[0] <= 0:
-            raise ValueError(f"scales are factors (1 = as drawn) and must be > 0; got start {v[0]:g}")
+        if info.field_name == "scales" and range_values(v)[0] <= 0:  # the value used: rounded, 1e-10 is 0
+            rounded = f", which is 0 to the {DECIMALS} decimals a sweep's values are rounded to" if v[0] > 0 else ""
+            raise ValueError(f"scales are factors (1 = as drawn) and must be > 0, at least 1e-{DECIMALS}; got start "
+                             f"{v[0]:g}{rounded}")
         return v
 
     @model_validator(mode="after")
@@ -58,9 +60,8 @@ class SweepConfig(_Schema):
 
 
 def axis(r: list[float]) -> list[float]:
-    """The values of an inclusive [start, stop, step] range (as shifts.axis_values)."""
-    start, stop, step = r
-    return [start + i * step for i in range(int((stop - start) / step + 1e-9) + 1)]
+    """The values of an inclusive [start, stop, step] range, as a sweep uses them (shifts.axis_values)."""
+    return range_values(r)
 
 
 def grid_problem(sweep: SweepConfig) -> _Problem | None:

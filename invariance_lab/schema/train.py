@@ -20,7 +20,7 @@ from typing import Any, Literal, Optional
 import torch
 from pydantic import Field, field_validator, model_serializer, model_validator
 
-from ..core.errors import choose
+from ..core.errors import choose, quote
 from .fields import BIG, Float, Int, Str, _Problem, _Schema, without_defaults
 
 # torch.optim classes that cannot train invlab's networks with a plain loss.backward(); opt.step() loop
@@ -50,7 +50,7 @@ class TrainConfig(_Schema):
     weight_decay: Float = Field(0.0, ge=0, le=10)  # L2 penalty (decoupled for adamw); 0 = none
     optimizer: Str = "adam"  # a torch.optim class, any case (adam, adamw, sgd (momentum 0.9), adadelta, rmsprop, ...)
     test_every: Int = Field(1, ge=0, le=BIG)  # test accuracy every N epochs and after the last; 0: the last only
-    optimizer_kwargs: dict[Str, Any] = {}  # its other arguments (numbers, bools, number lists): {rho: 0.9}
+    optimizer_kwargs: dict[Str, Any] = {}  # its other arguments (numbers, bools, lists as long as torch's): {rho: 0.9}
     select: Literal["last", "best_val"] = "last"  # weights kept: the last epoch's, or those of the lowest val loss
     patience: Optional[Int] = Field(None, ge=1, le=BIG)  # stop after this many epochs without a lower val loss
 
@@ -68,7 +68,8 @@ class TrainConfig(_Schema):
         if self.optimizer not in OPTIMIZERS:  # model_construct: not validated
             return self
         cls = OPTIMIZERS[self.optimizer]
-        accepted = [p for p in inspect.signature(cls).parameters if p not in ("self", "params")]
+        signature = inspect.signature(cls).parameters
+        accepted = [p for p in signature if p not in ("self", "params")]
         for key, value in self.optimizer_kwargs.items():
             if key in _OWN_KEYS:
                 raise _Problem(("optimizer_kwargs", key), f"{key} is not an optimizer_kwargs key: "
@@ -81,6 +82,9 @@ class TrainConfig(_Schema):
             if not _plain_value(value):
                 raise _Problem(("optimizer_kwargs", key), "optimizer_kwargs values must be numbers, booleans or "
                                "lists of numbers", value)
+            shape = _shape_problem(cls, key, value, signature[key].default)
+            if shape:
+                raise _Problem(("optimizer_kwargs", key), shape, value)
         if self.weight_decay and "weight_decay" not in accepted:
             raise _Problem("weight_decay", f"{cls.__name__} has no weight decay; leave train.weight_decay at 0",
                            self.weight_decay)
@@ -88,7 +92,7 @@ class TrainConfig(_Schema):
             return self  # nothing the class could refuse: no need to build it (that imports torch's compiler, ~1 s)
         try:  # the class's own checks of its values (rho in [0, 1], ...), on a dummy parameter
             make_optimizer([torch.zeros(1, requires_grad=True)], self)
-        except (ValueError, TypeError, RuntimeError) as e:
+        except (ValueError, TypeError, RuntimeError, IndexError, KeyError) as e:
             raise _Problem("optimizer_kwargs", f"torch.optim.{cls.__name__} refuses these arguments: {e}",
                            self.optimizer_kwargs) from None
         return self
@@ -111,6 +115,22 @@ def _plain_value(v) -> bool:
     if isinstance(v, (int, float)):
         return math.isfinite(v)
     return isinstance(v, list) and bool(v) and all(_plain_value(x) and not isinstance(x, bool) for x in v)
+
+
+def _shape_problem(cls: type, key: str, value, default) -> str | None:
+    """Whether a plain optimizer_kwargs value has the shape of the argument's default in the class's signature:
+    a tuple default (betas, rprop's etas and step_sizes, adafactor's eps) takes a list of as many numbers, any other
+    argument one value, not a list. None when it does, else what is wrong."""
+    name = f"torch.optim.{cls.__name__}'s {key}"
+    if isinstance(default, tuple):
+        if isinstance(value, list) and len(value) == len(default):
+            return None
+        given = f"a list of {len(value)}" if isinstance(value, list) else "one value"
+        return (f"{name} is a list of {len(default)} numbers, like its default {list(default)}; got {given}: "
+                f"{quote(value)}")
+    if isinstance(value, list) and default is not inspect.Parameter.empty:
+        return f"{name} is one value (its default: {default}), not a list; got {quote(value)}"
+    return None
 
 
 def make_optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:

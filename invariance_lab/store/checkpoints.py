@@ -154,6 +154,10 @@ def check_blob(blob, path: Path, expect: dict | None = None) -> dict:
                               f"({type(e).__name__}: {clip(e, 120)})") from None
     if own != blob["fingerprint"]:
         raise CheckpointError(f"{path}: its settings do not match its own fingerprint; the checkpoint was edited")
+    classes = blob["classes"]  # not in the fingerprint: held to what a run writes, the names of its outputs
+    if not classes or not all(isinstance(c, str) and c for c in classes) or len(set(classes)) != len(classes):
+        raise CheckpointError(f"{path}: [classes] {quote(classes)} is not a list of distinct class names (strings), "
+                              "one per output, as invlab writes it. The file is damaged or was not written by invlab")
     if expect is not None and fingerprint(*(expect[k] for k in SETTINGS)) != own:
         diff = _differences({k: expect[k] for k in SETTINGS}, {k: blob[k] for k in SETTINGS})
         raise CheckpointError(f"{path} was trained with other settings than its run folder's config.yaml says "

@@ -202,7 +202,7 @@ def require_finished_run(path: Path) -> dict:
 
 
 def read_study(path: Path) -> dict:
-    """study.json of a study folder, or a RunFolderError saying what the folder is not."""
+    """study.json of a study folder, or a RunFolderError saying what the folder is not (or that it lists no runs)."""
     path = Path(path)
     raw = read_json(path / STUDY_FILE) if is_study(path) else None
     valid = (isinstance(raw, dict) and isinstance(raw.get("runs"), list) and isinstance(raw.get("vary"), dict)
@@ -210,6 +210,10 @@ def read_study(path: Path) -> dict:
     if not valid:
         raise RunFolderError(f"{path} is not a study folder (no valid {STUDY_FILE}); give a folder made by "
                              "`invlab run CONFIG --vary KEY=V1,V2`, such as results/<name>/study-<time>")
+    if not raw["runs"]:  # nothing to report or show: `invlab run --vary` lists one run per combination
+        raise RunFolderError(f"{path / STUDY_FILE} lists no runs (\"runs\": []); a study made by `invlab run CONFIG "
+                             "--vary KEY=V1,V2` lists one run per combination of the varied values. Name a complete "
+                             "study folder, or run the `invlab run ... --vary` command again to make a new study")
     return raw
 
 

@@ -49,6 +49,19 @@ def test_a_checkpoint_that_does_not_fit_its_canvas_is_one_paragraph_and_exit_2(t
     assert not (tmp_path / "r").exists()  # refused before any folder is made, --results-dir included
 
 
+@pytest.mark.parametrize("name", ["", "../../elsewhere", "x" * 101])
+def test_a_checkpoint_name_that_cannot_name_a_folder_is_blamed_on_the_file_not_on_name(tmp_path, name):
+    path = tmp_path / "named.pt"
+    model = create_model("conv_gap", num_classes=2, canvas=12)
+    save_checkpoint(path, model, name=name, seed=0, data={"canvas": 12}, train={}, classes=["a", "b"],
+                    history=pd.DataFrame({"epoch": [0]}))
+    args = ["measure", "--weights", path, "--images", image_folder(tmp_path), "--results-dir", tmp_path / "r",
+            "--dx", "0:1", "--quiet"]
+    res = invoke(*args)
+    assert res.exit_code == 2 and f"{path}: its [name]" in res.output and "give --name" in res.output, res.output
+    assert invoke(*args, "--name", "mine").exit_code == 0
+
+
 def test_debug_shows_the_traceback_instead(tmp_path):
     weights, images = unfit_checkpoint(tmp_path), image_folder(tmp_path)
     res = invoke("--debug", "measure", "--weights", weights, "--images", images, "--results-dir", tmp_path / "r",

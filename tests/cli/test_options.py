@@ -82,3 +82,13 @@ def test_an_empty_results_dir_is_refused_not_read_as_the_working_directory(comma
     res = runner.invoke(app, [*command, "--results-dir", ""])
     assert res.exit_code == 2 and "--results-dir is empty" in res.output, res.output
     assert list(tmp_path.iterdir()) == []  # nothing made in the working directory
+
+
+@pytest.mark.parametrize("command, flag", [(["report", "results/quick/x"], "--plot"),
+                                           (["report", "results/quick/x"], "--html"),
+                                           (["claims", "configs/question_claims.yaml"], "--out")])
+def test_an_empty_output_path_is_refused_not_read_as_the_working_directory(command, flag, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    res = runner.invoke(app, [*command, flag, ""])
+    assert res.exit_code == 2 and f"{flag} is empty" in res.output, res.output
+    assert list(tmp_path.iterdir()) == []

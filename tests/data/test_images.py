@@ -77,6 +77,14 @@ def test_tensors_and_labels():
         from_tensor(torch.zeros(8))
 
 
+def test_uint8_pixels_are_scaled_as_image_files_are_and_other_integers_refused():
+    pixels = torch.randint(0, 256, (2, 1, 4, 4), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(from_tensor(pixels).tensor, pixels.float() / 255)
+    assert torch.equal(from_tensor(pixels > 127).tensor, (pixels > 127).float())
+    with pytest.raises(InvlabError, match="images of dtype int64: give float pixels"):
+        from_tensor(pixels.long())
+
+
 # -------------------------------------------------------------------------------------- pixels read as what they are
 def _one(tmp_path, save, name="x.png", colour="grey", size=None):
     """Writes one image with `save(path)` into a fresh folder and reads it back: (C, H, W) floats."""

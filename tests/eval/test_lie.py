@@ -12,6 +12,7 @@ from torch.func import jvp
 
 from invariance_lab.core.columns import LIE_COLUMNS
 from invariance_lab.core.errors import InvlabError
+from invariance_lab.data.images import write_folder
 from invariance_lab.data.transforms import fourier_shift
 from invariance_lab.eval.lie import TRANSFORMS, layer_lie_derivative, lie_derivative, lie_table, transform_images
 from invariance_lab.nn.models import create_model
@@ -158,3 +159,14 @@ def test_bad_inputs_are_refused():
         lie_derivative(circular_gap(), images(), "rotation")
     with pytest.raises(InvlabError, match=r"float tensor \(N, C, H, W\)"):
         lie_derivative(circular_gap(), images()[0])
+    wide = nn.Sequential(nn.Flatten(), nn.Linear(4 * 32 * 32, 2))  # built for 32 px images: not told "forward mode"
+    with pytest.raises(InvlabError, match=r"shapes cannot be multiplied.*another size than these 16 x 16 px") as e:
+        lie_derivative(wide, torch.rand(2, 4, 16, 16))
+    assert "forward-mode" not in str(e.value)
+
+
+def test_a_folder_of_images_is_read_as_il_measure_reads_it(tmp_path):
+    x = (images().float() * 255).round() / 255  # 8-bit pixels: what a PNG holds
+    folder = write_folder(x, tmp_path / "pngs")
+    model = circular_gap().float()
+    assert torch.allclose(lie_derivative(model, folder), lie_derivative(model, x), atol=1e-7)

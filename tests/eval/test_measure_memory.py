@@ -7,9 +7,10 @@ from PIL import Image
 from torch import nn
 from typer.testing import CliRunner
 
+import invariance_lab as il
 import invariance_lab.eval.measure_memory as measure_memory
 from invariance_lab.cli.main import app
-from invariance_lab.core.errors import ConfigError
+from invariance_lab.core.errors import ConfigError, FactoryError
 from invariance_lab.data.images import FolderImages, open_folder
 from invariance_lab.eval.measure_memory import check_measure_memory, feature_map_bytes
 
@@ -47,6 +48,20 @@ def test_feature_maps_count_a_convolutions_input_output_and_scratch():
     peak, total = feature_map_bytes({"m": nn.Sequential(conv, nn.ReLU())}, torch.zeros(2, 1, 8, 8))
     # per image: input 64 floats, output 4 x 64, unfolded input 1 x 9 x 64 (x 4 bytes); ReLU: 256 in, 256 out
     assert peak == 4 * (64 + 256 + 9 * 64) and total == 4 * (256 + 256)
+
+
+def test_a_model_that_fails_when_its_maps_are_measured_is_a_factory_error_naming_it():
+    class SecondCall(nn.Module):  # passes the first check, fails on the next call: the feature-map probe's
+        calls = 0
+
+        def forward(self, x):
+            SecondCall.calls += 1
+            if SecondCall.calls == 2:
+                raise RuntimeError("boom")
+            return x.mean((2, 3)).repeat(1, 2)
+
+    with pytest.raises(FactoryError, match=r"model mine failed on a batch of shape \(2, 1, 8, 8\) \(RuntimeError: boom"):
+        il.measure({"mine": SecondCall()}, torch.rand(2, 1, 8, 8), dx=[0, 1], mode="circular", engine="brute")
 
 
 def test_invlab_measure_refuses_before_decoding_or_writing(pngs, tmp_path, monkeypatch, no_decoding):

@@ -267,3 +267,23 @@ def test_the_trust_message_names_the_file_and_the_call():
     text = str(e.value)
     assert os.__file__ in text and long in text and "--trust-factory" in text
     factory.require_trust({"factory": "os:system", "kwargs": {}}, trusted=True, where="somewhere")  # no call either
+
+
+@pytest.mark.parametrize("model, needle", [
+    (torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 2)).double(),
+     "its weights are float64, the images float32: give invlab the model in float32, model.float()"),
+    (torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(256, 2)),
+     "may expect images of another size than these 8 x 8 px: see --size"),
+    (torch.nn.Conv2d(3, 2, 3), "expects another number of input channels: see --colour"),
+    (torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.AdaptiveAvgPool2d(1)),
+     "gave an output of shape (2, 2, 1, 1) for a batch of shape (2, 1, 8, 8); invlab needs (2, 2): one logit per "
+     "class (2 classes). Flatten its output"),
+    (torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 1), torch.nn.Flatten(0)),
+     "gave an output of shape (2,)"),
+])
+def test_a_model_that_does_not_fit_the_images_is_told_what_to_change(model, needle):
+    with pytest.raises(InvlabError) as e:
+        factory.check_output(model, torch.zeros(2, 1, 8, 8), 2, "model mine", one_logit=True)
+    assert needle in str(e.value)
+    if "(2,)" in needle:
+        assert "Return (N, 1) for one logit per image" in str(e.value)

@@ -92,3 +92,9 @@ def test_the_models_device_and_tf32_are_given_back_after_a_cuda_measurement(call
         assert all(p.device.type == "cpu" for p in [*m.parameters(), *m.buffers()])
     finally:
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = False, True
+
+
+def test_reading_options_of_image_files_are_refused_for_a_tensor():
+    for kwargs in ({"size": 4}, {"colour": "rgb"}):
+        with pytest.raises(il.InvlabError, match="size and colour say how to read a folder of image files"):
+            il.measure(Meddler(), images(), dx=[0, 1], mode="circular", **kwargs)

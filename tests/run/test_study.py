@@ -1,6 +1,8 @@
 """study: --vary runs the product of overrides as one study; invlab report STUDY compares the runs by varied key."""
 
 import json
+import shutil
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -109,3 +111,68 @@ def test_report_of_a_study_with_other_folders_is_refused(tmp_path, fake_result):
     run = fake_result(tmp_path / "run")
     res = runner.invoke(app, ["report", str(study), str(run)])
     assert res.exit_code == 2 and "report it alone" in res.output
+
+
+# ------------------------------------------------- a study built once for the tests below (each copies it)
+
+
+@pytest.fixture(scope="module")
+def linked_study(tmp_path_factory):
+    """A 2-run study made with results/quick a link to another folder (results kept on another disk), as plain
+    `invlab run` allows: (the finished command, the results folder holding it). The link is relative, so a copy
+    of the whole tree links into the copy."""
+    root = tmp_path_factory.mktemp("linked")
+    (root / "elsewhere").mkdir()
+    (root / "results").mkdir()
+    (root / "results" / "quick").symlink_to(Path("..") / "elsewhere")
+    res = _run(root / "results", "--set", "train.epochs=0", "--vary", "data.train_shift=0,1")
+    return res, root
+
+
+def _copy(linked_study, tmp_path):
+    res, root = linked_study
+    shutil.copytree(root, tmp_path / "copy", symlinks=True)
+    results = tmp_path / "copy" / "results"
+    assert (results / "quick").is_symlink()
+    studies = list((results / "quick").glob("study-*"))
+    return res, results, studies[0] if len(studies) == 1 else None
+
+
+def test_vary_writes_through_a_linked_results_name_folder_as_run_does(linked_study, tmp_path):
+    res, results, study = _copy(linked_study, tmp_path)
+    assert res.exit_code == 0 and "Traceback" not in res.output, res.output
+    spec = json.loads((study / "study.json").read_text())
+    assert spec["status"] == "complete" and [r["status"] for r in spec["runs"]] == ["complete"] * 2
+    for r in spec["runs"]:  # <name>/<run id> from the results folder as named, the runs in the link's target
+        assert r["run"].startswith("quick/") and read_meta(results / r["run"])["status"] == "complete"
+        assert (tmp_path / "copy" / "elsewhere" / r["run"].split("/")[1] / "meta.json").is_file()
+    res = runner.invoke(app, ["report", str(study), "--format", "csv"])
+    assert res.exit_code == 0, res.output
+    assert len(pd.read_csv(pd.io.common.StringIO(res.stdout))) == 4
+    (tmp_path / "alias").symlink_to(study)  # the study folder named through a link of its own
+    for folder in (study, tmp_path / "alias"):
+        res = runner.invoke(app, ["status", str(folder)])
+        assert res.exit_code == 0 and res.output.count("2 done") == 2, res.output
+
+
+def test_a_study_json_listing_no_runs_is_refused_by_report_and_status(linked_study, tmp_path):
+    _, _, study = _copy(linked_study, tmp_path)
+    spec = json.loads((study / "study.json").read_text())
+    spec["runs"] = []
+    (study / "study.json").write_text(json.dumps(spec))
+    before = (study / "study.json").read_bytes()
+    for command in (["report", str(study)], ["status", str(study)]):
+        res = runner.invoke(app, command)
+        said = " ".join(res.output.split())
+        assert res.exit_code == 2 and "Traceback" not in said, res.output
+        assert f"{study / 'study.json'} lists no runs" in said, res.output
+    assert (study / "study.json").read_bytes() == before
+
+
+def test_a_study_run_that_names_no_run_folder_is_refused(linked_study, tmp_path):
+    _, _, study = _copy(linked_study, tmp_path)
+    spec = json.loads((study / "study.json").read_text())
+    spec["runs"][0]["run"] = "quick/.."  # untrusted study.json: would lead above results/quick
+    (study / "study.json").write_text(json.dumps(spec))
+    res = runner.invoke(app, ["status", str(study)])
+    assert res.exit_code == 2 and "names no run folder" in " ".join(res.output.split()), res.output

@@ -42,6 +42,17 @@ def test_same_seed_same_weights_and_history(one_thread):
     assert not torch.equal(a.fc.weight, c.fc.weight)
 
 
+def test_training_leaves_the_callers_random_numbers_alone(one_thread):
+    # the weights come from torch's global RNG seeded with the unit's seed; the caller's stream goes on unmoved
+    torch.manual_seed(123)
+    before = torch.random.get_rng_state()
+    a, _ = _train(TrainConfig(epochs=1, batch_size=16, lr=0.01))
+    assert torch.equal(torch.random.get_rng_state(), before)
+    torch.rand(5)  # whatever the caller drew before: the unit's weights do not depend on it
+    b, _ = _train(TrainConfig(epochs=1, batch_size=16, lr=0.01))
+    assert all(torch.equal(p, q) for p, q in zip(a.state_dict().values(), b.state_dict().values()))
+
+
 def test_it_learns_and_records_each_epoch(one_thread):
     model, hist = _train(TrainConfig(epochs=15, batch_size=16, lr=0.02))
     assert list(hist.epoch) == list(range(1, 16)) and hist.test_accuracy.iloc[-1] == 1.0

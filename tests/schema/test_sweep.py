@@ -7,6 +7,8 @@ from conftest import ROOT
 
 from invariance_lab.config.load import load_config, parse_config, to_yaml
 from invariance_lab.core.errors import ConfigError
+from invariance_lab.data.shifts import axis_values
+from invariance_lab.schema.fields import parse_range
 from invariance_lab.schema.sweep import SweepConfig
 
 
@@ -41,3 +43,36 @@ def test_transform_angles_and_scales_are_written_only_when_set():
         parse_config({"sweep": {"transform": "scale", "scales": [0, 1, 0.5]}})
     with pytest.raises(ConfigError, match="sweep.transform"):
         parse_config({"sweep": {"transform": "shear"}})
+
+
+@pytest.mark.parametrize("start", [1e-10, 1e-300, 4e-10])
+def test_scales_are_checked_as_used_rounded_to_9_decimals(start):
+    with pytest.raises(ConfigError) as e:
+        parse_config({"sweep": {"transform": "scale", "mode": "circular", "scales": [start, start]}}, "c.yaml")
+    message = str(e.value)
+    assert "[sweep.scales]" in message and f"got start {start:g}" in message and "rounded" in message, message
+    with pytest.raises(ValueError, match=f"start {start:g}, which is 0"):  # sweep --scales lays over the run's sweep
+        SweepConfig.model_validate({"transform": "scale", "scales": [start, start, 1.0]})
+    assert axis_values(SweepConfig(transform="scale", scales=[1e-9, 1e-9]).scales) == [1e-9]  # the least one used
+
+
+def test_a_step_finer_than_the_rounding_is_refused_for_every_range():
+    for key in ("angles", "scales", "dx"):
+        with pytest.raises(ConfigError, match=rf"\[sweep.{key}\] {key} step 1e-10 is finer than the 9 decimals"):
+            parse_config({"sweep": {key: [1, 1 + 1e-9, 1e-10]}}, "c.yaml")
+    with pytest.raises(ConfigError, match="--angles '0:1e-9:1e-10': --angles step 1e-10"):
+        parse_range("0:1e-9:1e-10", "--angles")
+    assert axis_values(parse_range("0:2e-9:1e-9", "--angles")) == [0.0, 1e-9, 2e-9]
+
+
+def test_cli_refuses_a_scale_that_rounds_to_0_before_any_folder(tmp_path):
+    from typer.testing import CliRunner
+
+    from invariance_lab.cli.main import app
+    res = CliRunner().invoke(app, ["run", str(ROOT / "configs" / "quick.yaml"), "--results-dir", str(tmp_path / "r"),
+                                   "--quiet", "--threads", "1", "--set", "sweep.transform=scale",
+                                   "--set", "sweep.scales=[0.0000000001, 0.0000000001]",
+                                   "--set", "sweep.mode=circular"])
+    assert res.exit_code == 2 and "Traceback" not in res.output, res.output
+    assert "[sweep.scales]" in res.output and "1e-10, which is 0" in res.output, res.output
+    assert not (tmp_path / "r").exists()

@@ -101,3 +101,43 @@ def test_a_validation_set_makes_best_val_and_patience_valid():
                         "models": {"g": {"arch": "conv_gap"}}})
     assert cfg.train.validates and cfg.train.model_dump()["select"] == "best_val"
     assert "[data.val_fraction]" in _refused({}, {"val_fraction": 1.0})
+
+
+@pytest.mark.parametrize("optimizer, key, value, given", [
+    (name, "betas", value, given) for name in ("adam", "adamw", "nadam", "radam", "adamax")
+    for value, given in (([0.9], "a list of 1"), ([0.9, 0.9, 0.9], "a list of 3"), (0.9, "one value"))] + [
+    ("rprop", "step_sizes", [1], "a list of 1"), ("rprop", "etas", [0.5, 1.2, 2.0], "a list of 3")])
+def test_tuple_arguments_take_a_list_as_long_as_torchs_default(optimizer, key, value, given):
+    message = _refused({"optimizer": optimizer, "optimizer_kwargs": {key: value}})
+    for needle in (f"[train.optimizer_kwargs.{key}]", "is a list of 2 numbers", f"got {given}: {value!r}"):
+        assert needle in message, (needle, message)
+    assert message.count("\n") == 1  # the file, then one line naming the key
+
+
+def test_every_tuple_argument_of_every_optimizer_is_checked_by_its_default_length():
+    import inspect
+    checked = set()
+    for name, cls in OPTIMIZERS.items():
+        for key, p in inspect.signature(cls).parameters.items():
+            if not isinstance(p.default, tuple):
+                continue
+            good = [1e-30 if v is None else float(v) for v in p.default]  # adafactor's eps is (None, 1e-3)
+            assert TrainConfig(optimizer=name, optimizer_kwargs={key: good}).optimizer_kwargs[key] == good
+            for bad in (good[:1], good + [1.0]):
+                refused = _refused({"optimizer": name, "optimizer_kwargs": {key: bad}})
+                assert f"[train.optimizer_kwargs.{key}]" in refused, refused
+            checked.add((name, key))
+    assert {("adam", "betas"), ("adamw", "betas"), ("rprop", "etas"), ("rprop", "step_sizes")} <= checked
+    assert "one value (its default: 1e-08), not a list" in _refused({"optimizer_kwargs": {"eps": [1e-8]}})
+
+
+def test_cli_refuses_betas_of_the_wrong_length_before_any_folder(tmp_path):
+    from typer.testing import CliRunner
+
+    from invariance_lab.cli.main import app
+    res = CliRunner().invoke(app, ["run", str(ROOT / "configs" / "quick.yaml"), "--results-dir", str(tmp_path / "r"),
+                                   "--quiet", "--threads", "1",
+                                   "--set", "train.optimizer_kwargs={betas: [0.9, 0.9, 0.9]}"])
+    assert res.exit_code == 2 and "Traceback" not in res.output, res.output
+    assert "[train.optimizer_kwargs.betas]" in res.output and "[0.9, 0.9, 0.9]" in res.output, res.output
+    assert not (tmp_path / "r").exists()

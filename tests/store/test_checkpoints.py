@@ -118,6 +118,17 @@ def test_edited_settings_and_foreign_weights_are_refused(tmp_path):
         load_checkpoint(path, CPU)
 
 
+@pytest.mark.parametrize("classes", [[1, 2], [], ["A", "A"], ["A", ""]])
+def test_class_names_that_are_not_distinct_strings_are_a_checkpoint_error(tmp_path, classes):
+    path = tmp_path / "m.pt"
+    _save(path)
+    blob = torch.load(path, weights_only=True)
+    blob["classes"] = classes  # not covered by the fingerprint: checked on their own
+    torch.save(blob, path)
+    with pytest.raises(InvlabError, match=r"\[classes\] .* is not a list of distinct class names"):
+        load_checkpoint(path, CPU)
+
+
 @pytest.mark.parametrize("edit", [
     dict(factors={"arch": torch.zeros(2)}),  # a tensor where plain values belong: not JSON
     dict(data={1: "a", "b": 2}),  # mixed key types: the fingerprint cannot sort them

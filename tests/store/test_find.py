@@ -95,8 +95,19 @@ def test_a_folder_without_a_valid_study_json_is_not_a_study(tmp_path, content):
 def test_studies_lists_readable_studies_oldest_first(tmp_path):
     for name in ("study-2", "study-1"):
         (tmp_path / "x" / name).mkdir(parents=True)
-        write_json(tmp_path / "x" / name / STUDY_FILE, dict(vary={"seeds": ["[0]"]}, runs=[]))
+        write_json(tmp_path / "x" / name / STUDY_FILE, dict(vary={"seeds": ["[0]"]},
+                                                            runs=[dict(values={"seeds": "[0]"}, run=None)]))
     assert [f.name for f, s in studies(tmp_path, "x")] == ["study-1", "study-2"]
+
+
+def test_a_study_json_listing_no_runs_is_refused_naming_the_file(tmp_path):
+    folder = tmp_path / "x" / "study-1"
+    folder.mkdir(parents=True)
+    write_json(folder / STUDY_FILE, dict(vary={"seeds": ["[0]"]}, runs=[]))
+    with pytest.raises(RunFolderError, match="lists no runs") as e:
+        read_study(folder)
+    assert str(e.value).startswith(f"{folder / STUDY_FILE} lists no runs")
+    assert studies(tmp_path, "x") == []  # skipped while searching: nothing there to resume or report
 
 
 # ------------------------------------------------------------ reuse keys on what a checkpoint was trained with
