@@ -170,3 +170,17 @@ def test_a_folder_of_images_is_read_as_il_measure_reads_it(tmp_path):
     folder = write_folder(x, tmp_path / "pngs")
     model = circular_gap().float()
     assert torch.allclose(lie_derivative(model, folder), lie_derivative(model, x), atol=1e-7)
+
+
+def test_the_lie_derivative_of_one_logit_is_that_of_the_two_logits_zero_and_it():
+    # a sigmoid binary classifier (nn/logits.py): measured as (0, z), whose softmax moves as sigmoid(z) does
+    one = nn.Sequential(nn.Flatten(), nn.Linear(SIDE * SIDE, 1)).double()
+
+    class TwoLogits(nn.Module):
+        def forward(self, x):
+            z = one(x)
+            return torch.cat([torch.zeros_like(z), z], dim=1)
+
+    x = images(4)
+    a, b = lie_derivative(one, x), lie_derivative(TwoLogits(), x)
+    assert torch.allclose(a, b) and bool((a > 0).all())

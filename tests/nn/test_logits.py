@@ -1,6 +1,7 @@
 """logits.py: a model with one logit per image (a binary classifier trained with a sigmoid) is measured as the two
 logits (0, z), so every evaluator sees its sigmoid: a shift that moves z moves the probabilities, and a flip is a
-change of sign. Measured as one logit, its softmax would be 1 everywhere and it would look exactly invariant."""
+change of sign. Measured as one logit, its softmax would be 1 everywhere and it would look exactly invariant.
+(The Lie derivative of such a model: tests/eval/test_lie.py, where torch's forward-mode AD is loaded anyway.)"""
 
 import pytest
 import torch
@@ -93,12 +94,6 @@ def test_a_folder_with_two_classes_fits_one_logit_and_a_label_above_one_does_not
     assert df.attrs["n_classes"] == 2 and df.accuracy.notna().all()
     with pytest.raises(il.InvlabError, match="a label is 2"):
         il.measure(model, x, labels=[0, 1, 2, 0, 1, 2, 0, 1], dx=[0, 1], mode="circular")
-
-
-def test_the_lie_derivative_of_one_logit_is_that_of_its_two_logits():
-    model, x = one_logit(pool=False), images(6)
-    one, two = il.lie_derivative(model, x), il.lie_derivative(TwoLogits(model), x)
-    assert torch.allclose(one, two) and bool((one > 0).all())
 
 
 def test_training_still_needs_one_logit_per_class():
