@@ -253,7 +253,8 @@ def _thresholds() -> list[str]:
             (f"- *A displaced part* (claim 2): a paired t-test over the test images at p < {ALPHA:g} (two-sided), each "
              f"image's change averaged over the seeds; its power is stated as the difference it detects with "
              f"{POWER:.0%} power. Its units are the images, which share their networks, so its p speaks of these "
-             "trained networks, not of every network of the architecture: the seeds are also read one by one. The part must be one the networks use: removing it changes at least "
+             "trained networks, not of every network of the architecture: the seeds are also read one by one. "
+             "The part must be one the networks use: removing it changes at least "
              f"{MIN_REMOVAL:.0%} of both networks' predictions, or the pair *cannot be tested here*."),
             ("- Where the networks that decide a claim differ, the verdict says so per network (*holds for some "
              "networks only*), and the verdict table carries each verdict's conditions: networks outside them "

@@ -95,7 +95,8 @@ def check_outputs(models: dict[str, nn.Module], src: Images, prepare: Prepare, d
     counts = {}
     for name, m in models.items():
         want = len(src.classes) if src.classes else None
-        counts[name] = check_output(m, x, want, f"model {name}", finite=True, one_logit=True)  # NaN logits: refused here
+        # NaN logits are refused here; one logit per image stands for two classes (nn/logits.py)
+        counts[name] = check_output(m, x, want, f"model {name}", finite=True, one_logit=True)
         if src.labels is not None and int(src.labels.max()) >= class_count(counts[name]):
             raise InvlabError(f"model {name} gives {counts[name]} logits, but a label is {int(src.labels.max())}: "
                               "labels must be class indices below the number of logits (0 or 1 for one logit)")

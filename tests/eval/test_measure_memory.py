@@ -60,7 +60,8 @@ def test_a_model_that_fails_when_its_maps_are_measured_is_a_factory_error_naming
                 raise RuntimeError("boom")
             return x.mean((2, 3)).repeat(1, 2)
 
-    with pytest.raises(FactoryError, match=r"model mine failed on a batch of shape \(2, 1, 8, 8\) \(RuntimeError: boom"):
+    with pytest.raises(FactoryError, match=r"model mine failed on a batch of shape \(2, 1, 8, 8\) "
+                                           r"\(RuntimeError: boom"):
         il.measure({"mine": SecondCall()}, torch.rand(2, 1, 8, 8), dx=[0, 1], mode="circular", engine="brute")
 
 
