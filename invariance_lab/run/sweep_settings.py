@@ -55,7 +55,14 @@ def sweep_settings(run_dir: Path, *, dx: Range | None, dy: Range | None, mode: s
     the canvas (circular mode, both axes, product grid), centred on 0. transform (translate, rotate, scale) with
     angles or scales (degrees, factors); without it, --angles means rotate, --scales scale, --dx/--dy translate."""
     require_finished_run(run_dir)
-    cfg = load_config(Path(run_dir) / CONFIG_FILE)
+    return settings_for(load_config(Path(run_dir) / CONFIG_FILE), dx=dx, dy=dy, mode=mode, grid=grid, kind=kind,
+                        all_shifts=all_shifts, subpixel=subpixel, transform=transform, angles=angles, scales=scales)
+
+
+def settings_for(cfg, *, dx: Range | None, dy: Range | None, mode: str | None, grid: str | None, kind: str,
+                 all_shifts: bool = False, subpixel: str | None = None, transform: str | None = None,
+                 angles: Range | None = None, scales: Range | None = None) -> SweepConfig:
+    """sweep_settings on a config (the run's config.yaml, or the one a run is about to be made from)."""
     settings = cfg.sweep.model_dump()
     transform = pick_transform(transform, {"rotate": angles is not None, "scale": scales is not None, "translate":
                                all_shifts or any(v is not None for v in (dx, dy, grid, subpixel))}, OPTIONS, "sweep")
@@ -97,6 +104,9 @@ def sweep_target(target: Path, *, overrides: list[str] | None = None, dx: Range 
     if target.is_file() or target.suffix in (".yaml", ".yml"):
         cfg = load_config(target, overrides or [])
         check_config_trust(cfg, target, trusted=trust_factory)  # before anything is imported, called or trained
+        # the sweep options are checked before a run is trained for them (the run's config.yaml will be this one)
+        settings_for(cfg, dx=dx, dy=dy, mode=mode, grid=grid, kind=kind, all_shifts=all_shifts, subpixel=subpixel,
+                     transform=transform, angles=angles, scales=scales)
         run_dir = run_for_config(cfg, results_dir=writable(results_dir, "--results-dir", create=False),
                                  progress=progress,
                                  threads=threads, on_event=on_event, factory_dirs=[target.parent])

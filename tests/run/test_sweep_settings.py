@@ -94,3 +94,14 @@ def test_a_rotate_sweep_writes_an_angle_column_and_reports_along_it(run_dir):
     assert view.values == ["-30", "0", "30"] and view.key == ("axis", "angle")
     assert [name for name, _ in figures([load_result(folder)])][:2] == ["flip_rate_vs_angle.png",
                                                                         "prob_change_vs_angle.png"]
+
+
+@pytest.mark.parametrize("options, words", [
+    (dict(all_shifts=True, dx=[0.0, 1.0, 1.0]), "leave out --dx"),
+    (dict(scales=[1e-10, 1e-10, 1.0]), "which is 0 to the 9 decimals"),
+])
+def test_a_config_swept_with_bad_options_is_refused_before_a_run_is_trained(tmp_path, quick_config_path, options,
+                                                                            words):
+    with pytest.raises(InvlabError, match=words):
+        sweep_target(quick_config_path, results_dir=tmp_path / "r", **options)
+    assert not (tmp_path / "r").exists()  # nothing trained, no folder made
