@@ -67,6 +67,14 @@ def refuse_link(path: Path) -> None:
                              f"folder) and run again")
 
 
+def _refuse_folder(path: Path) -> None:
+    """A RunFolderError when a folder stands where a file is to be written (renaming over it would fail, naming
+    the temporary file instead)."""
+    if path.is_dir():
+        raise RunFolderError(f"{path} is a folder where invlab writes a file; invlab does not replace a folder. "
+                             "Move it away and run again")
+
+
 def _temporary(path: Path) -> tuple[int, Path]:
     """A new file beside `path` under a name nobody else has: created exclusively, never through a link."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | getattr(os, "O_BINARY", 0)
@@ -83,6 +91,7 @@ def write_file(path: Path, write: Callable[[IO], Any], *, binary: bool = False) 
     """Write `path` whole: `write(f)` fills a temporary file, which is then renamed over `path`."""
     path = Path(path)
     refuse_link(path)
+    _refuse_folder(path)
     try:
         fd, tmp = _temporary(path)
     except OSError as e:

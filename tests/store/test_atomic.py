@@ -283,3 +283,11 @@ def test_invlab_measure_on_a_full_disk_says_so_in_one_paragraph(tmp_path, full_d
     assert message.startswith(f"error: cannot write {folder / 'invariance.csv'}: the disk is full"), message
     assert sorted(os.listdir(folder)) == ["measure.yaml", "meta.json"]  # no CSV, no temporary file
     assert read_json(folder / "meta.json")["status"] == "failed"
+
+
+def test_a_folder_where_a_file_goes_is_refused_by_its_own_name(tmp_path):
+    target = tmp_path / "conv_gap-seed0.pt"
+    (target / "inside").mkdir(parents=True)
+    with pytest.raises(RunFolderError, match=r"conv_gap-seed0\.pt is a folder where invlab writes a file"):
+        write_file(target, lambda f: f.write(b"x"), binary=True)
+    assert (target / "inside").is_dir() and [p.name for p in tmp_path.iterdir()] == [target.name]  # no temporary
