@@ -75,7 +75,31 @@ class _Loader(yaml.SafeLoader):
         return node
 
 
-_Loader.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT, list("-+0123456789."))
+# YAML 1.1 also reads 1:30 as 90 and -4:4 as -244 (base 60), and 017 as 15 (octal): `--set train.batch_size=1:30`
+# or `--set sweep.dx=-4:4` (the command line's range syntax) would become a number nobody wrote. As in YAML 1.2,
+# a number here is decimal, 0x hexadecimal, 0o octal or 0b binary, and anything with a colon is text (which the
+# schema then refuses, quoting it).
+_INT_TAG, _FLOAT_TAG = "tag:yaml.org,2002:int", "tag:yaml.org,2002:float"
+_INT = re.compile(r"^[-+]?(?:0b[01][01_]*|0o[0-7][0-7_]*|0x[0-9a-fA-F][0-9a-fA-F_]*|[0-9][0-9_]*)$")
+_DECIMAL = re.compile(r"^[-+]?(?:[0-9][0-9_]*\.[0-9_]*|\.[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)?$")  # 1.5, .5, 1.
+_SPECIAL_FLOAT = re.compile(r"^(?:[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$")
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in rules if tag not in (_INT_TAG, _FLOAT_TAG)]
+    for first, rules in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+_Loader.add_implicit_resolver(_INT_TAG, _INT, list("-+0123456789"))  # before floats: 1 is an int
+_Loader.add_implicit_resolver(_FLOAT_TAG, _FLOAT, list("-+0123456789."))
+_Loader.add_implicit_resolver(_FLOAT_TAG, _DECIMAL, list("-+0123456789."))
+_Loader.add_implicit_resolver(_FLOAT_TAG, _SPECIAL_FLOAT, list("-+."))
+
+
+def _construct_int(loader, node) -> int:
+    text = loader.construct_scalar(node).replace("_", "")
+    sign, digits = (-1, text[1:]) if text[0] == "-" else (1, text.lstrip("+"))
+    base = {"0b": 2, "0o": 8, "0x": 16}.get(digits[:2].lower(), 10)
+    return sign * int(digits[2:] if base != 10 else digits, base)
+
+
+_Loader.add_constructor(_INT_TAG, _construct_int)
 
 
 def python_children(obj: Any):

@@ -1,7 +1,10 @@
 """schema/safeyaml.py: what the YAML reader refuses before any config is built."""
 
 import pytest
+from conftest import ROOT
+from typer.testing import CliRunner
 
+from invariance_lab.cli.main import app
 from invariance_lab.core.errors import ConfigError
 from invariance_lab.schema.safeyaml import load_yaml
 
@@ -25,3 +28,21 @@ def test_merged_keys_may_still_be_overridden():
 
 def test_the_same_key_in_two_mappings_is_fine():
     assert load_yaml("a: {k: 1}\nb: {k: 2}\n", "x.yaml") == {"a": {"k": 1}, "b": {"k": 2}}
+
+
+@pytest.mark.parametrize("text, value", [
+    ("1:30", "1:30"), ("-4:4", "-4:4"), ("190:20:30.15", "190:20:30.15"),  # YAML 1.1's base 60: text here
+    ("017", 17), ("0o17", 15), ("0x1f", 31), ("-0x10", -16), ("0b101", 5), ("1_000", 1000), ("+7", 7),
+    ("1.5", 1.5), (".5", 0.5), ("1.", 1.0), ("-2.5e-2", -0.025), ("1e-3", 0.001), ("3.14_15", 3.1415),
+    (".inf", float("inf")), ("-.inf", float("-inf")), ("0x_", "0x_"),
+])
+def test_numbers_read_as_yaml_1_2_reads_them(text, value):
+    got = load_yaml(f"a: {text}\n", "cfg.yaml")["a"]
+    assert got == value and type(got) is type(value)
+
+
+def test_a_range_written_with_colons_in_set_is_refused_as_written(tmp_path):
+    res = CliRunner().invoke(app, ["run", str(ROOT / "configs" / "quick.yaml"), "--set", "train.batch_size=1:30", "--results-dir",
+                                   str(tmp_path / "r")])
+    assert res.exit_code == 2 and "[train.batch_size]" in res.output and "1:30" in res.output, res.output
+    assert not (tmp_path / "r").exists()
