@@ -3,31 +3,34 @@ checked when `invlab claims` reads them: an empty, header-only, re-columned, bin
 parts.csv is refused (exit 2, the file named, how to measure it again, no traceback) and left as it was, never
 read in part nor rewritten.
 
-One claims run of untrained networks (1 seed, 12 test images: about 5 s with one thread) is made once for the
-module; each test damages a copy of it."""
+One claims run of untrained networks is made once for the module (test_claims.py's reduced config, 16 px canvas,
+with 1 seed and 12 test images: about 2 s with one thread); each test damages a copy of it."""
 
 import shutil
 
 import pytest
-from conftest import ROOT
 from typer.testing import CliRunner
 
 from invariance_lab.claims.part_focus import DISTANCES, FOLDER, IMAGES_CSV, PART_MODELS, PARTS_CSV, load_part_focus
 from invariance_lab.cli.main import app
 
+from .test_claims import reduced_config
+
 runner = CliRunner()
-CONFIG = str(ROOT / "configs" / "question_claims.yaml")
 SMALL = ["--set", "train.epochs=0", "--set", "seeds=[0]", "--set", "data.test_images=12",
          "--set", "data.train_images=20", "--threads", "1", "--quiet"]
 
 
 def _claims(results):
-    return runner.invoke(app, ["claims", CONFIG, *SMALL, "--results-dir", str(results)])
+    """`invlab claims` on the module's config (beside the results folder, so a copy of the folder finds it)."""
+    return runner.invoke(app, ["claims", str(results.parent / "reduced_claims.yaml"), *SMALL, "--results-dir",
+                               str(results)])
 
 
 @pytest.fixture(scope="module")
 def pristine(tmp_path_factory, one_thread):
     results = tmp_path_factory.mktemp("part_focus") / "results"
+    reduced_config(results.parent)
     res = _claims(results)
     assert res.exit_code == 0, res.output
     return results
@@ -38,6 +41,7 @@ def run(pristine, tmp_path):
     """A copy of the module's claims run: (results folder, its part_focus folder)."""
     results = tmp_path / "results"
     shutil.copytree(pristine, results, symlinks=True)
+    shutil.copy(pristine.parent / "reduced_claims.yaml", tmp_path)
     (run_dir,) = (results / "question_claims").iterdir()
     return results, run_dir / FOLDER
 
