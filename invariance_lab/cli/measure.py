@@ -47,6 +47,7 @@ def measure_cli(images: Path = typer.Option(..., "--images", help="A folder of P
                 grid: Optional[str] = choice(None, "--grid", GRIDS, "product (every dx, dy pair; the default) or axes (each axis alone, the other at 0: fewer shifts)."),
                 all_shifts: bool = typer.Option(False, "--all-shifts", help="Every circular shift of the images (the whole translation group, --mode circular; in place of --dx, --dy): prints each model's exact worst case, a certificate of invariance or the shift that breaks it."),
                 fill: str = choice("zeros", "--fill", FILLS, "canvas mode: what enters the frame: zeros, edge (nearest border pixel) or reflect."),
+                class_index: Optional[str] = typer.Option(None, "--class-index", help="NAME=INDEX,...: the model's output index of each class folder, for a model with more outputs than the folder has classes (e.g. --class-index cat=281,dog=207 for two classes of an ImageNet model)."),
                 colour: str = choice("grey", "--colour", COLOURS, "grey (1 channel) or rgb (3).", "--color"),
                 size: Optional[str] = typer.Option(None, "--size", help="Resize every image to N or HxW px (bilinear), e.g. the model's input size. Default: as they are (all the same size)."),
                 mean: Optional[str] = typer.Option(None, "--mean", help="Normalisation after the shift: one value, or one per channel (0.485,0.456,0.406)."),
@@ -73,12 +74,13 @@ def measure_cli(images: Path = typer.Option(..., "--images", help="A folder of P
                      angles=_range(angles, "--angles"), scales=_range(scales, "--scales"), mode=mode, fill=fill,
                      subpixel=subpixel, engine=engine, metric=metric, layer_images=layer_images,
                      batch_size=batch_size, device=device, trust_factory=trust_factory, quiet=quiet,
-                     results_dir=results_dir, others=dict(model=model, model_kwargs=model_kwargs, weights=weights,
+                     results_dir=results_dir, others=dict(model=model, model_kwargs=model_kwargs, weights=weights, class_index=class_index,
                      size=size, mean=mean, std=std, taps=taps, name=name, layers=layers or None,
                      colour=None if colour == "grey" else colour))
         return
     folder = measure_to_folder(
         images=images, model=model, model_kwargs=_json_object(model_kwargs, "--model-kwargs"), weights=weights,
+        class_index=_class_index(class_index),
         dx=_range(dx, "--dx"), dy=_range(dy, "--dy"), grid=grid, all_shifts=all_shifts, transform=transform,
         angles=_range(angles, "--angles"),
         scales=_range(scales, "--scales"), mode=mode, fill=fill, colour=colour,
@@ -129,6 +131,20 @@ def _once(pairs: list[tuple[str, object]]) -> dict:
     if twice is not None:
         raise _Repeated(repr(twice))
     return dict(pairs)
+
+
+def _class_index(text: str | None) -> dict[str, int] | None:
+    """--class-index cat=281,dog=207 as {"cat": 281, "dog": 207}."""
+    if text is None:
+        return None
+    pairs = [p.partition("=") for p in text.split(",")]
+    if not all(sep and name.strip() and index.strip().isdigit() for name, sep, index in pairs):
+        raise ConfigError(f"--class-index {quote(text)}: expected NAME=INDEX[,NAME=INDEX...] (a class folder and "
+                          "the model's output index for it), e.g. --class-index cat=281,dog=207")
+    names = [name.strip() for name, _, _ in pairs]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"--class-index {quote(text)}: a class folder is named twice")
+    return {name.strip(): int(index) for name, _, index in pairs}
 
 
 def _json_object(text: str | None, option: str):

@@ -247,6 +247,28 @@ def open_folder(folder: str | Path, *, colour: str = "grey", size: tuple[int, in
                         files=found, colour=colour, size=tuple(size))
 
 
+def relabel(src: Images, class_index: dict, option: str = "--class-index") -> None:
+    """Label a folder's images by the model's own output index of each class folder ({folder name: index}): a model
+    with more outputs than the folder has classes (a few classes of a larger classifier) is measured with its
+    accuracy. Every class folder is named once; the indices are distinct whole numbers >= 0 (the measurement
+    checks them against the model's outputs)."""
+    if not src.classes:
+        raise DataError(f"{option} maps class folders to the model's outputs; {src.describe} has no class folders "
+                        "(DIR/<class>/<image>)")
+    unknown = sorted(set(class_index) - set(src.classes))
+    missing = [c for c in src.classes if c not in class_index]
+    if unknown or missing:
+        raise DataError(f"{option} {quote(class_index)} must name every class folder of {src.describe} once: "
+                        + "; ".join(([f"no folder {quote(unknown)}"] if unknown else [])
+                                    + ([f"{quote(missing)} not named"] if missing else []))
+                        + f" (its folders: {quote(src.classes)})")
+    idx = list(class_index.values())
+    if not all(isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in idx) or len(set(idx)) != len(idx):
+        raise DataError(f"{option} {quote(class_index)}: the output indices must be distinct whole numbers >= 0")
+    lookup = torch.tensor([class_index[c] for c in src.classes])
+    src.labels, src.classes = lookup[src.labels], None  # the model's indices: no longer the folders' count
+
+
 def write_folder(images: torch.Tensor, folder: str | Path, labels=None, classes: list[str] | None = None) -> Path:
     """Save images (N, C, H, W) with values in [0, 1] as 8-bit PNGs: folder/<class>/<i>.png with labels (class
     names from `classes`, else the label numbers), folder/<i>.png without. Returns the folder."""

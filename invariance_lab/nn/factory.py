@@ -225,8 +225,9 @@ def check_output(model: nn.Module, x: torch.Tensor, num_classes: int | None, wha
         elif out.dim() == 1 and out.shape[0] == shape[0]:
             fix = "Return (N, 1) for one logit per image (.unsqueeze(1)), or one logit per class"
         elif out.dim() == 2 and out.shape[0] == shape[0] and num_classes:
-            fix = ("Set its number of outputs (through its kwargs) to match, or measure it on images without "
-                   "labels (a folder of images with no class subfolders)" if one_logit else
+            fix = ("Set its number of outputs (through its kwargs) to match, give each class folder its output "
+                   "index (--class-index cat=281,dog=207), or measure it on images without labels (a folder with "
+                   "no class subfolders)" if one_logit else
                    "Set its number of outputs (through its kwargs) to match")
         else:
             fix = "Set its number of outputs (through its kwargs) to match"

@@ -19,6 +19,7 @@ from collections.abc import Iterable
 import pandas as pd
 
 from ..core.errors import InvlabError, choose, quote
+from ..data.images import relabel
 from ..data.shifts import axis_values, grid_points, value_lines
 from ..schema.sweep import SWEEP_DEFAULTS
 from ..eval.measurement import Measurement, named_models
@@ -32,7 +33,8 @@ def measure(model, images, labels=None, *, dx: Iterable[float] = range(-8, 9), d
             mode: str = "canvas", fill: str = "zeros", grid: str = "product", mean=None, std=None,
             colour: str = "grey", size=None, batch_size: int = 256, device="cpu", seed: int = 0,
             progress: bool = False, engine: str = "auto", subpixel: str = "bilinear", transform: str = "translate",
-            angles: Iterable[float] | None = None, scales: Iterable[float] | None = None) -> pd.DataFrame:
+            angles: Iterable[float] | None = None, scales: Iterable[float] | None = None,
+            class_index: dict[str, int] | None = None) -> pd.DataFrame:
     """The tidy per-shift table of `model` (an nn.Module, or a dict name -> module) on `images`: the columns of
     invariance.csv (model, seed, downsample, head, padding, mode, dx, dy, n_images, accuracy, flip_rate,
     prob_change, neighbor_flip_rate, ...). Accuracy is empty (NaN) without labels.
@@ -40,7 +42,8 @@ def measure(model, images, labels=None, *, dx: Iterable[float] = range(-8, 9), d
     images: a tensor (N, C, H, W) or (N, H, W) (float pixels as they are, uint8 divided by 255), a folder of
     PNG/JPEG files (class subfolders give labels; colour grey | rgb and size (H, W) say how to read them) or a run
     folder. labels: one class index per image. A model with one logit per image (a sigmoid binary classifier) is
-    measured as the two logits (0, z) (nn/logits.py). dx, dy:
+    measured as the two logits (0, z) (nn/logits.py). class_index: {class folder: the model's output index} for a
+    model with more outputs than the folder has classes (data/images.relabel). dx, dy:
     the shifts, px (every pair with grid product; each axis alone with axes). mode: canvas (moved inside the
     frame, `fill`: zeros | edge | reflect, sub-pixel bilinear) or circular (rolled, whole pixels; with subpixel
     "fft" any fraction, band-limited: data/transforms.fourier_shift). mean, std:
@@ -56,6 +59,10 @@ def measure(model, images, labels=None, *, dx: Iterable[float] = range(-8, 9), d
         raise InvlabError(f"batch_size must be a positive int; got {quote(batch_size)}")
     models = named_models(model)
     src = image_source(images, labels, colour=colour, size=size)
+    if class_index is not None:
+        if labels is not None:
+            raise InvlabError("labels and class_index both label the images; give one")
+        relabel(src, class_index, "class_index")
     mean, std = check_channels(mean, src.shape[0], "mean"), check_channels(std, src.shape[0], "std")
     prepare = preparer(mode, fill, mean, std, subpixel, transform)
     if transform == "translate":

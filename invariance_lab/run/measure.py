@@ -22,7 +22,7 @@ import yaml
 from ..core.environment import environment
 from ..core.errors import DataError, InvlabError, choose, quote
 from ..data.folder import data_channels
-from ..data.images import Images, open_folder
+from ..data.images import Images, open_folder, relabel
 from ..store.run_images import is_run_folder, run_images
 from ..data.shifts import axis_values, covers_every_roll, every_roll, grid_points, value_lines
 from ..data.transforms import FILLS, INTERPOLATION, SUBPIXEL
@@ -222,7 +222,8 @@ def measure_to_folder(*, images: str | Path, model: str | None = None, model_kwa
                       layers: bool = False, taps: list[str] | None = None, layer_images: int = 200,
                       batch_size: int = 256, name: str | None = None, results_dir: Path = Path("results"),
                       device: str = "cpu", progress: bool = False, on_event=None, engine: str = "auto",
-                      trust_factory: bool = False, subpixel: str = "bilinear", metric: str | None = None) -> Path:
+                      trust_factory: bool = False, subpixel: str = "bilinear", metric: str | None = None,
+                      class_index: dict[str, int] | None = None) -> Path:
     """`invlab measure`: measure a model (your factory, --model, with --weights; or an invlab checkpoint) on a
     folder of images; writes results/measure/<name>-<time>/ with meta.json, measure.yaml, invariance.csv,
     summary.csv (and with layers, layers.csv and layers_summary.csv). dx, dy: [start, stop, step] ranges (every
@@ -235,7 +236,8 @@ def measure_to_folder(*, images: str | Path, model: str | None = None, model_kwa
     factory and kwargs are used only with trust_factory (_model_from). A clean accuracy far below chance puts
     meta.json's `class_order` = {model: note} (eval/class_order.py): the class order probably differs, and the
     tables print the note instead of "at chance". metric "lie" adds lie.csv: the Lie derivative (eval/lie.py) on
-    the first layer_images images, per tap too with layers (and taps)."""
+    the first layer_images images, per tap too with layers (and taps). class_index: {class folder: the model's
+    output index}, for a model with more outputs than the folder has classes (data/images.relabel)."""
     say = on_event or (lambda msg: None)
     shifts = check_shift_options(mode, fill, subpixel, dx, dy, batch_size, transform, angles, scales, metric,
                                  all_shifts, grid)
@@ -256,10 +258,16 @@ def measure_to_folder(*, images: str | Path, model: str | None = None, model_kwa
         if colour != "grey" or size is not None:
             raise InvlabError(f"--images {images} is a run folder: its test letters are grey images of its canvas; "
                               "leave out --colour and --size")
+        if class_index:
+            raise InvlabError(f"--images {images} is a run folder: its test letters are labelled by the run's "
+                              "classes; leave out --class-index")
         src = run_images(images)
     else:
         src = open_folder(images, colour=colour, size=size)
-    _match_classes(src, checkpoint["classes"] if checkpoint else None, weights)
+    if class_index:
+        relabel(src, class_index)
+    else:
+        _match_classes(src, checkpoint["classes"] if checkpoint else None, weights)
     mean, std = check_channels(mean, src.shape[0], "--mean"), check_channels(std, src.shape[0], "--std")
     if state is not None:
         load_weights(net, state, weights)
@@ -288,6 +296,8 @@ def measure_to_folder(*, images: str | Path, model: str | None = None, model_kwa
                         layer_images=layer_images if layers or metric else None)
         if metric:
             settings["metric"] = metric
+        if class_index:  # written only when given: earlier measure.yaml files stay as they were
+            settings["class_index"] = dict(class_index)
         if subpixel == "fft":  # written only when not the default: earlier measure.yaml files stay as they were
             settings["subpixel"] = subpixel
         write_text(folder / MEASURE_FILE, yaml.safe_dump(settings, sort_keys=False))

@@ -6,6 +6,7 @@ import json
 import pandas as pd
 import pytest
 import torch
+import yaml
 from conftest import ROOT
 from typer.testing import CliRunner
 
@@ -146,3 +147,19 @@ def test_a_factory_that_fails_on_a_training_batch_is_one_paragraph(tmp_path):
     said = " ".join(res.output.split())
     assert res.exit_code == 2 and "Traceback" not in res.output, res.output
     assert "model mine seed 0 failed on a batch of shape" in said and "CUDA out of memory" in said
+
+
+def test_a_model_with_more_outputs_than_class_folders_is_measured_with_their_output_indices(tmp_path):
+    images = image_folder(tmp_path)  # class folders a, b
+    args = ["measure", "--model", "custom_models:circular_gap", "--model-kwargs", '{"classes": 10}', "--images",
+            images, "--dx", "-1:1", "--results-dir", tmp_path / "r", "--quiet"]
+    res = invoke(*args)
+    assert res.exit_code == 2 and "--class-index" in res.output and not (tmp_path / "r").exists(), res.output
+    res = invoke(*args, "--class-index", "a=3,b=7")
+    assert res.exit_code == 0, res.output
+    (folder,) = (tmp_path / "r" / "measure").iterdir()
+    table = pd.read_csv(folder / "invariance.csv")
+    assert table["accuracy"].notna().all()  # labelled by the model's own indices, so accuracy is measured
+    assert yaml.safe_load((folder / "measure.yaml").read_text())["class_index"] == {"a": 3, "b": 7}
+    res = invoke(*args, "--class-index", "a=3,b=12")
+    assert res.exit_code == 2 and "a label is 12" in res.output, res.output

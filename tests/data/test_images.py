@@ -5,7 +5,7 @@ import torch
 from PIL import Image
 
 from invariance_lab.core.errors import DataError, InvlabError
-from invariance_lab.data.images import from_tensor, open_folder, write_folder
+from invariance_lab.data.images import from_tensor, open_folder, relabel, write_folder
 
 
 def images(n=6, c=1, side=8, seed=0):
@@ -178,3 +178,18 @@ def test_the_pixel_limit_is_invlabs_own_and_checked_on_the_header(tmp_path, monk
     with pytest.raises(DataError, match="x.png is 8 x 8 px"):
         _one(tmp_path, lambda p: Image.new("L", (8, 8)).save(p))
     assert Image.MAX_IMAGE_PIXELS == before  # Pillow's global is left as it was
+
+
+def test_relabel_gives_each_class_folder_the_models_output_index(tmp_path):
+    x = torch.rand(4, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    folder = write_folder(x, tmp_path / "f", torch.tensor([0, 1, 1, 0]), ["cat", "dog"])
+    src = open_folder(folder)
+    relabel(src, {"dog": 207, "cat": 281})
+    assert src.labels.tolist() == [281, 281, 207, 207] and src.classes is None  # read folder by folder: cat, dog
+    for mapping, words in [({"cat": 1}, r"\['dog'\] not named"),
+                           ({"cat": 1, "dog": 2, "cow": 3}, r"no folder \['cow'\]"),
+                           ({"cat": 1, "dog": 1}, "distinct whole numbers"), ({"cat": -1, "dog": 2}, "distinct whole")]:
+        with pytest.raises(DataError, match=words):
+            relabel(open_folder(folder), mapping)
+    with pytest.raises(DataError, match="has no class folders"):
+        relabel(open_folder(write_folder(x, tmp_path / "flat")), {"cat": 1})
