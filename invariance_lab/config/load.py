@@ -105,6 +105,10 @@ def _message(e: dict) -> str:
     if what and isinstance(v, bool):
         return f"must be {what}, not a boolean"
     if what and isinstance(v, str):
+        try:
+            float(v.replace("_", ""))
+        except ValueError:  # text, not a quoted number: 1:30, a range written as on the command line, a word
+            return f"must be {what}"
         return f"must be {what}, written without quotes"
     if kind == "int_type" and isinstance(v, float):
         return "must be a whole number (an integer, written without a decimal point or exponent)"

@@ -44,5 +44,5 @@ def test_numbers_read_as_yaml_1_2_reads_them(text, value):
 def test_a_range_written_with_colons_in_set_is_refused_as_written(tmp_path):
     res = CliRunner().invoke(app, ["run", str(ROOT / "configs" / "quick.yaml"), "--set", "train.batch_size=1:30", "--results-dir",
                                    str(tmp_path / "r")])
-    assert res.exit_code == 2 and "[train.batch_size]" in res.output and "1:30" in res.output, res.output
+    assert res.exit_code == 2 and "[train.batch_size] must be an integer (got '1:30')" in res.output, res.output
     assert not (tmp_path / "r").exists()
