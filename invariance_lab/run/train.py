@@ -10,6 +10,7 @@ the trained model is checkpoints.py's job.
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 
@@ -59,27 +60,27 @@ def kept_row(history: pd.DataFrame) -> pd.Series:
     return history.iloc[-1] if kept is None else history[history.epoch == kept].iloc[0]
 
 
+def _own_rng(train):
+    """Run `train` with torch's global RNG seeded with its `seed` (and the GPU's, on CUDA: dropout and noise inside
+    a model draw there) for the weights' initialisation, both given back as they were after: a library call leaves
+    the caller's random numbers alone, and a unit's numbers do not depend on what ran before it."""
+    @functools.wraps(train)
+    def seeded(*args, seed: int, device: torch.device, **kwargs):
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            torch.random.default_generator.manual_seed(seed)
+            if device.type == "cuda":
+                torch.cuda.manual_seed(seed)
+            return train(*args, seed=seed, device=device, **kwargs)
+    return seeded
+
+
+@_own_rng
 def train_model(factors: dict, train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Tensor,
                 test_y: torch.Tensor, cfg: TrainConfig, *, noise: float, seed: int, num_classes: int, canvas: int,
                 device: torch.device, progress: bool = False, label: str = "",
                 val: tuple[torch.Tensor, torch.Tensor] | None = None) -> tuple[InvNet, pd.DataFrame]:
-    """(the trained network, its history: one row per epoch). The weights start from torch's global RNG seeded
-    with `seed` (and the GPU's, on CUDA: dropout and noise inside a model draw there); both are given back as they
-    were, so a library call leaves the caller's random numbers alone and a unit's numbers do not depend on what
-    ran before it. The rest is _train's."""
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-        torch.random.default_generator.manual_seed(seed)  # weight initialisation
-        if device.type == "cuda":
-            torch.cuda.manual_seed(seed)
-        return _train(factors, train_x, train_y, test_x, test_y, cfg, noise=noise, seed=seed,
-                      num_classes=num_classes, canvas=canvas, device=device, progress=progress, label=label, val=val)
-
-
-def _train(factors: dict, train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Tensor,
-           test_y: torch.Tensor, cfg: TrainConfig, *, noise: float, seed: int, num_classes: int, canvas: int,
-           device: torch.device, progress: bool = False, label: str = "",
-           val: tuple[torch.Tensor, torch.Tensor] | None = None) -> tuple[InvNet, pd.DataFrame]:
-    """`val`: the validation images and labels (data.val_fraction or a val/ folder): their loss and accuracy are
+    """(the trained network, its history: one row per epoch), from torch's RNG seeded with `seed` (_own_rng). `val`:
+    the validation images and labels (data.val_fraction or a val/ folder): their loss and accuracy are
     recorded each epoch (val_loss, val_accuracy), and train.select: best_val keeps the weights of the epoch of
     the lowest val_loss (the first, on a tie; history.attrs[EPOCH_KEPT] names it), train.patience stops after
     that many epochs without a lower one. Neither uses a random number: the weights of the epochs trained are
