@@ -59,10 +59,10 @@ def claim(text: str, experiment: str, rule: str, sources: tuple[str, ...], model
        "by the tap's cumulative stride, defined where it divides), for stride-1 networks with circular padding "
        "(global average and global max heads), stride-2 networks with circular padding (strided conv, max pooling) "
        "and a stride-1 network with zero padding.",
-       f"holds if every tap of the stride-1 circular networks has error <= {EXACT_EQUIVARIANCE:g} at every shift and "
-       f"seed (exact), holds only approximately if <= {APPROX_EQUIVARIANCE:g}, else does not hold; the condition "
-       "says whether stride-2 taps are exact at multiples of their stride (and change elsewhere: pooled error of the "
-       f"last tap > {EXACT_EQUIVARIANCE:g}) and whether zero padding is exact.",
+       f"holds if every tap of the stride-1 circular networks has error (mean over images) <= {EXACT_EQUIVARIANCE:g} "
+       f"at every shift and seed (exact), holds only approximately if <= {APPROX_EQUIVARIANCE:g}, else does not "
+       "hold; the condition says whether stride-2 taps are exact at multiples of their stride (and change elsewhere: "
+       f"pooled error of the last tap > {EXACT_EQUIVARIANCE:g}) and whether zero padding is exact.",
        ("layers",), ("gap_circular", "gmp_circular", "strided_gmp_circular", "maxpool_gap_circular", "gap_zeros"))
 def _equivariance(ev: Evidence) -> Finding:
     r = ev.results["layers"]
@@ -76,7 +76,7 @@ def _equivariance(ev: Evidence) -> Finding:
         last = mine.layer_name.iloc[-1]  # the deepest tap: block<n>.down
         row = (r.label, m)
         lo, hi, _ = clip_interval(means.loc[row, last], ci.loc[row, last], *LAYER_RANGE)
-        numbers += [("largest equivariance error (any tap, shift, seed)", m, tv(worst[m])),
+        numbers += [("largest equivariance error (mean over images; any tap, shift, seed)", m, tv(worst[m])),
                     (f"mean equivariance error at {last}", m,
                      str(Stat(means.loc[row, last], ci.loc[row, last], float(lo), float(hi), LAYER_RANGE)))]
     stride1 = max(worst["gap_circular"], worst["gmp_circular"])
@@ -252,7 +252,7 @@ def _stride_shuffle(ev: Evidence) -> Finding:
         exact = (f"exact at every multiple of its total stride {f['step']} (largest change {tv(on)})"
                  if on <= EXACT_TV else f"not exact even at multiples of its total stride {f['step']} ({tv(on)})")
         exact += f", exact at {f['odd_exact']} of its {f['n_odd']} odd shifts"
-        if f["period"] < f["step"]:
+        if f["period"] is not None and f["period"] < f["step"]:
             exact += f" (exact on a finer lattice, every {f['period']} px)"
         near = (f"{'approximately' if approx[m] else 'not even approximately'} a shuffle in between "
                 f"({pct(f['off'].mean)} of predictions change; approximately: at most {APPROX_FLIP:.0%})")

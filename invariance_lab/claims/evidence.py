@@ -47,7 +47,10 @@ class Stat:
 
 
 def compare(a: Stat, b: Stat) -> str:
-    """'lower' / 'higher' when a's interval lies wholly below / above b's, else 'within the seed spread'."""
+    """'lower' / 'higher' when a's interval lies wholly below / above b's, else 'within the seed spread'; with one
+    seed (no interval: NaN bounds) there is no spread to compare, and the text says so."""
+    if any(math.isnan(v) for v in (a.lo, a.hi, b.lo, b.hi)):
+        return "not compared: one seed has no spread (give seeds: [0, 1, 2])"
     return "lower" if a.hi < b.lo else "higher" if a.lo > b.hi else "within the seed spread"
 
 
@@ -127,7 +130,9 @@ def lattice_numbers(ev: Evidence, m: str) -> tuple[dict, list[tuple[str, str, st
     exact = exact_shifts(rows, EXACT_TV)  # per non-zero (dx, dy), over every seed
     shifts = exact.index.to_frame(index=False)
     odd = ((shifts.dx % 2 != 0) | (shifts.dy % 2 != 0)).to_numpy()
-    period = next(d for d in range(1, step + 1) if step % d == 0 and exact[lattice(shifts, d).to_numpy()].all())
+    # None: not even the multiples of the total stride are all exact (a network that is no shuffle at all)
+    period = next((d for d in range(1, step + 1) if step % d == 0 and exact[lattice(shifts, d).to_numpy()].all()),
+                  None)
     out = {"step": step, "n_on": int(lattice(shifts, step).sum()), "on": float(rows[on][MAX_COLUMN].max()),
            "on_brute": float(brute[lattice(brute, step)][MAX_COLUMN].max()), "odd_exact": int(exact[odd].sum()),
            "n_odd": int(odd.sum()), "period": period, "off": per_seed(rows[~on], "flip_rate")}

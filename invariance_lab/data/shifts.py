@@ -1,7 +1,9 @@
 """Shift grids and the two ways of translating a test input.
 
 canvas   : the letter is drawn again at the shifted (possibly sub-pixel) position on the blank canvas; ink that
-           leaves the frame is cut. The only difference from the reference image is the translation. The boxes of
+           leaves the frame is cut. At whole pixels the only difference from the reference image is the
+           translation; at a fraction of a pixel the letter is also sampled at a new phase, which changes its
+           total ink by up to a few percent (bench/subpixel_ink.py; docs/metrics.md). The boxes of
            source: boxes are translated in their frame with zeros entering (transforms.translate_image): for whole
            pixels exactly the boxes drawn at the shifted place; for a sub-pixel shift each pixel holds the share of
            it the moved box covers (bilinear = area coverage for a pixel-aligned box).

@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from invariance_lab.claims.part_tests import judge_pair, paired
+from invariance_lab.claims.part_tests import judge_pair, paired, way
 from invariance_lab.claims.rules import FAILS, HOLDS, UNDECIDED, UNTESTED
 from invariance_lab.core.stats import t_cdf, t_quantile
 
@@ -52,3 +52,32 @@ def test_no_difference_fails_only_when_the_test_had_power():
         assert judge_pair(noisy, {"max": 0.2, "none": 0.2}) == UNDECIDED  # too few images to tell
     higher = paired(_images(base, base + 0.01), "max", "none", 1)
     assert judge_pair(higher, {"max": 0.2, "none": 0.2}) == FAILS
+
+
+def _per_seed(effects, n=300, seed=0):
+    """Per-image tables where max pooling's change is the base's minus effects[s] in seed s."""
+    rng = np.random.default_rng(seed)
+    base = rng.uniform(0.05, 0.07, n)
+    return pd.concat([_images(base, base - e + rng.normal(0, 0.002, n), seeds=(s,)) for s, e in enumerate(effects)])
+
+
+def test_a_clear_difference_decides_only_when_every_seed_shows_it():
+    """The images share their networks: a difference the pooled images call clear, but one seed contradicts, is
+    undecided either way, and the words say in how many seeds it holds."""
+    removal = {"max": 0.2, "none": 0.2}
+    mixed_higher = paired(_per_seed([0.03, -0.03, -0.03]), "max", "none", 1)  # higher on average, lower in seed 0
+    assert mixed_higher.p < 0.05 and mixed_higher.diff < 0 and mixed_higher.seeds_lower == 1
+    assert judge_pair(mixed_higher, removal) == UNDECIDED
+    assert way(mixed_higher) == "higher (in 2 of 3 seeds)"
+    mixed_lower = paired(_per_seed([0.03, 0.03, -0.03]), "max", "none", 1)
+    assert mixed_lower.p < 0.05 and judge_pair(mixed_lower, removal) == UNDECIDED
+    assert way(mixed_lower) == "lower (in 2 of 3 seeds)"
+    higher = paired(_per_seed([-0.03, -0.03, -0.03]), "max", "none", 1)
+    assert judge_pair(higher, removal) == FAILS and way(higher) == "higher (in 3 of 3 seeds)"
+    assert judge_pair(paired(_per_seed([0.03] * 3), "max", "none", 1), removal) == HOLDS
+
+
+def test_one_image_is_no_test():
+    found = paired(_images([0.05], [0.01]), "max", "none", 1)
+    assert found.n == 1 and found.p == 1.0 and found.mde == math.inf
+    assert judge_pair(found, {"max": 0.2, "none": 0.2}) == UNDECIDED

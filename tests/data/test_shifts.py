@@ -124,3 +124,17 @@ def test_every_roll_covers_the_translation_group_and_nothing_less_does(height, w
     assert not covers_every_roll(full[1:], height, width)  # one roll missing
     assert not covers_every_roll([(x + width, y) for x, y in full[:-1]] + [(0.5, 0.0)], height, width)  # a fraction
     assert covers_every_roll([(x + width, y - height) for x, y in full], height, width)  # rolls by any multiple
+
+
+def test_whole_pixel_redraws_are_the_reference_moved_and_sub_pixel_ones_also_change_the_ink():
+    """The canvas protocol's limit, as docs/metrics.md states it: a letter drawn again a whole number of pixels
+    away is the reference translated (to float round-off), one drawn half a pixel away is sampled at a new phase, so
+    its total ink changes too (by up to a few percent per letter: bench/subpixel_ink.py)."""
+    data = DataConfig(canvas=32, size=14, test_images=60)
+    table, test = glyph_table(data), reference_letters(data)
+    reference = draw(table, test, data.canvas)
+    for dx, dy in [(1, 0), (3, -2), (-4, 4)]:
+        moved = draw(table, test, data.canvas, dx, dy)
+        assert float((moved - torch.roll(reference, (dy, dx), (-2, -1))).abs().max()) < 1e-5
+    ink = draw(table, test, data.canvas, 0.5, 0).sum((1, 2, 3)) / reference.sum((1, 2, 3)) - 1
+    assert 0.01 < float(ink.abs().max()) < 0.15
