@@ -74,6 +74,7 @@ def test_a_clear_difference_decides_only_when_every_seed_shows_it():
     assert way(mixed_lower) == "lower (in 2 of 3 seeds)"
     higher = paired(_per_seed([-0.03, -0.03, -0.03]), "max", "none", 1)
     assert judge_pair(higher, removal) == FAILS and way(higher) == "higher (in 3 of 3 seeds)"
+    assert way(higher, "0.07 vs 0.04, p = 0.001") == "higher (0.07 vs 0.04, p = 0.001; in 3 of 3 seeds)"
     assert judge_pair(paired(_per_seed([0.03] * 3), "max", "none", 1), removal) == HOLDS
 
 
