@@ -59,30 +59,28 @@ def _source(cls: type[BaseModel]) -> tuple[str, list[ast.AnnAssign]]:
 def _field_notes(cls: type[BaseModel]) -> list[tuple[str, str, str]]:
     """(field, its comment, a note written on comment lines just above it) for each field, in source order.
 
-    A comment line right after a field continues that field's comment; comment lines that run straight into the next
-    field introduce it (and the fields after it: "source: folder ..." above the folder's keys)."""
+    Comment lines right under a field continue that field's comment; a block of comment lines after a blank line
+    (or at the top of the class) introduces the field it runs into, and the fields after it ("source: folder ..."
+    above the folder's keys)."""
     source, fields = _source(cls)
     lines = source.splitlines()
     notes = []
-    for node in fields:
+    for k, node in enumerate(fields):
         i = node.lineno - 1
         comment = lines[i].split("  # ", 1)[1].strip() if "  # " in lines[i] else ""
+        end = node.end_lineno  # the line after the field (0-based index)
+        while end < len(lines) and lines[end].strip().startswith("#"):
+            comment = f"{comment} {lines[end].strip().lstrip('#').strip()}".strip()
+            end += 1
         above = []
         j = i - 1
         while j >= 0 and lines[j].strip().startswith("#"):
             above.insert(0, lines[j].strip().lstrip("#").strip())
             j -= 1
-        notes.append([node.target.id, comment, above])
-    # a block of comment lines directly under a field, followed by a blank line or code, continues its comment
-    for k, (name, comment, _) in enumerate(notes):
-        i = fields[k].lineno
-        more = []
-        while i < len(lines) and lines[i].strip().startswith("#"):
-            more.append(lines[i].strip().lstrip("#").strip())
-            i += 1
-        if more and not (k + 1 < len(notes) and fields[k + 1].lineno == i + 1):
-            notes[k][1] = f"{comment} {' '.join(more)}".strip()
-    return [(name, comment, " ".join(above)) for name, comment, above in notes]
+        if k and j == fields[k - 1].end_lineno - 1:  # the previous field's continuation, not a note
+            above = []
+        notes.append((node.target.id, comment, " ".join(above)))
+    return notes
 
 
 def _annotation(cls: type[BaseModel], name: str) -> str:
@@ -98,7 +96,11 @@ def _bounds(cls: type[BaseModel], name: str) -> str:
     """The field's numeric and length limits (ge, gt, le, lt, max_length); the int64 ceiling every count has is left
     out: it says nothing a reader needs."""
     words = []
-    for m in cls.model_fields[name].metadata:
+    metadata = cls.model_fields[name].metadata
+    pinned = {getattr(m, "ge", None) for m in metadata} & {getattr(m, "le", None) for m in metadata} - {None}
+    if pinned:  # ge == le: one value allowed (first_stride: 1 or left out)
+        return f"{pinned.pop():g} only"
+    for m in metadata:
         for attr, sign in (("ge", "≥"), ("gt", ">"), ("le", "≤"), ("lt", "<"), ("max_length", "at most")):
             value = getattr(m, attr, None)
             if value is not None and value != BIG:

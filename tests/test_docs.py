@@ -68,6 +68,22 @@ def test_the_configuration_page_names_every_field_of_the_schema():
             assert f"| `{name}` |" in text, (cls.__name__, name)
 
 
+def test_a_fields_comment_stays_in_its_row_and_only_notes_after_a_blank_line_are_paragraphs():
+    """A comment continued on the lines under a field (ink, sweep.batch_size) is that field's, not a paragraph
+    between the rows; a comment block after a blank line introduces the fields below it."""
+    from invariance_lab.schema.config import DataConfig, SweepConfig
+
+    notes = {cls: {name: (comment, note) for name, comment, note in _generator()._field_notes(cls)}
+             for cls in (DataConfig, SweepConfig)}
+    assert notes[DataConfig]["ink"][0].endswith("invariant: the invariant statistics matched too (total, spread, "
+                                                 "peak, mean and area of the ink; data/ink.py)")
+    assert notes[DataConfig]["gain"][1] == "" and notes[SweepConfig]["subpixel"][1] == ""
+    assert "larger batches run no faster" in notes[SweepConfig]["batch_size"][0]
+    assert {name for name, (_, note) in notes[DataConfig].items() if note} == {
+        "val_fraction", "path", "test_set", "test_sets"}
+    assert notes[DataConfig]["path"][1].startswith("source: folder")
+
+
 def test_the_readme_keeps_the_command_ci_runs():
     assert TEST_COMMAND in (ROOT / "README.md").read_text(encoding="utf-8")
 

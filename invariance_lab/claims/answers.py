@@ -23,7 +23,7 @@ import yaml
 
 from .claims import Claim, judge_all
 from .evidence import Finding
-from .part_focus import FOLDER, current, load_part_focus, part_focus
+from .part_focus import FOLDER, check_parts, current, load_part_focus, part_focus
 from .protocol import protocol_words
 from .rules import (AGREE_TV, ALPHA, APPROX_EQUIVARIANCE, APPROX_FLIP, CIRCULAR, EXACT_EQUIVARIANCE, EXACT_TV,
     MIN_REMOVAL, PART_SPAN, POWER, VERDICTS, check_claim_models)
@@ -97,7 +97,8 @@ def claims_run(cfg: Config, *, results_dir: Path, progress: bool = False, thread
     interrupted run and reuses every matching checkpoint). Whether the run was made earlier: its meta.json's
     "finished" time (render_answers says which)."""
     say = on_event or (lambda msg: None)
-    check_claim_models(cfg)  # before any training: the claims read these models
+    check_claim_models(cfg)  # before any training: the claims read these models, and claim 2 their letters' parts
+    check_parts(cfg.data)
     digest = config_digest(to_yaml(cfg))
     done = [f for f, m in finished_runs(Path(results_dir), cfg.name) if m.get("config_digest") == digest]
     if done:
@@ -145,6 +146,7 @@ def answer_claims(run_dir: Path, *, threads: int | None = None, progress: bool =
     require_finished_run(run_dir)
     cfg = load_config(Path(run_dir) / CONFIG_FILE)
     check_claim_models(cfg)
+    check_parts(cfg.data)
     folders, reused = {"run": Path(run_dir)}, {}
     for key, plan in SWEEPS.items():
         found = find_sweep(run_dir, plan, cfg)
@@ -322,6 +324,8 @@ def write_answers(config: Path, *, overrides: list[str] | None = None, out_file:
                           load=(load0, os.getloadavg()[0]), since=since)
     page = answers_page(run_dir, out_file)
     if out_file is None:  # the run folder's own page (out_file was checked before the work)
-        output_file(page, "--out", "answers.md", marker=ANSWERS_MARK.encode(), force=force, inside=run_dir)
+        # no --out was given: the message names the page itself (--force replaces it, --out writes elsewhere)
+        output_file(page, "the run's answers page", "answers.md", marker=ANSWERS_MARK.encode(), force=force,
+                    inside=run_dir)
     write_text(page, text)  # a temporary file renamed: a half-written page never looks complete
     return answers

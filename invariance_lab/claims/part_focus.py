@@ -24,7 +24,7 @@ import pandas as pd
 import torch
 
 from ..config.load import load_config
-from ..core.errors import RunFolderError, clip, quote
+from ..core.errors import ConfigError, RunFolderError, clip, quote
 from ..core.runtime import resolve_device, set_threads
 from ..data.datasets import draw, glyph_table, reference_letters
 from ..data.parts import candidates, strokes, with_part, without_part
@@ -200,6 +200,24 @@ def choose_parts(table, test, canvas: int, predict, ref: dict) -> tuple[list[tup
     return chosen, [{"glyph": g, "strokes": list(k), "n_strokes": len(strokes(table, g)),
                      "scores": {" ".join(map(str, c)): scores.get((g, c)) for c in cands[g]}}  # (flip, tv)
                     for g, k in enumerate(chosen)]
+
+
+def check_parts(data) -> None:
+    """Claim 2 moves a part of each drawn letter: stroke letters, each glyph with a candidate part (data/parts:
+    a stroke or two that are not the whole glyph). An InvlabError naming the first glyph without one; checked
+    before any training."""
+    if data.source != "letters" or data.glyphs != "stroke":
+        raise ConfigError(f"claim 2 moves one stroke of each letter: the claims need stroke letters (data.source: "
+                          f"letters, data.glyphs: stroke); the config gives source {data.source}, glyphs "
+                          f"{data.glyphs}. Start from configs/question_claims.yaml")
+    table = glyph_table(data)
+    for g in range(table.part.shape[0]):
+        if candidates(table, g) == [()]:
+            letter, font = table.letters[g // len(table.fonts)], table.fonts[g % len(table.fonts)]
+            raise ConfigError(f"claim 2 moves one part of each letter, and {letter!r} in font {font} has none: it "
+                              f"is drawn with {len(strokes(table, g))} stroke(s), and a part must be a stroke or two "
+                              f"that leave the rest of the letter in place. Leave {letter} out of data.letters, or "
+                              f"{font} out of data.fonts")
 
 
 def current(folder: Path) -> bool:

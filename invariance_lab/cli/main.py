@@ -55,7 +55,7 @@ def load_command(name: str) -> TyperCommand:
     """The command `name`, its module imported now (polite: InvlabError is one paragraph, exit 2)."""
     entry = COMMANDS[name]
     function = getattr(importlib.import_module(f"{__package__}.{entry.module}"), entry.function)
-    one = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+    one = typer.Typer(add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None)
     one.command(name)(polite(function))
     return typer.main.get_command(one)
 
@@ -77,6 +77,7 @@ class LazyCommands(TyperGroup):
 
 
 app = typer.Typer(cls=LazyCommands, add_completion=True, no_args_is_help=True, pretty_exceptions_enable=False,
+                  rich_markup_mode=None,
                   help="Measure how CNN architectures become invariant to translation, on synthetic letters.")
 _options = {"debug": False}  # the app's own options, set by its callback before every command
 

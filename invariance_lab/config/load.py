@@ -159,7 +159,7 @@ def _empty(source: str) -> ConfigError:
     example = "".join(f"    {line}\n" for line in MINIMAL_CONFIG.splitlines())
     return ConfigError(f"{source}: the config is empty (no keys, perhaps only comments). It would run a default "
                        f"experiment you did not describe; write at least a name and the models, e.g.\n{example}"
-                       "(every other key has a default: see the configuration reference in README.md).")
+                       "(every other key has a default: see the configuration reference, docs/configuration.md).")
 
 
 # ------------------------------------------------------------------------------------------------- --set

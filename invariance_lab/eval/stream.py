@@ -119,8 +119,8 @@ def check_grid(points: list[tuple[float, ...]], shape: tuple[int, int, int], mod
     for dx, dy in points:
         if mode == "circular" and subpixel != "fft" and (dx != int(dx) or dy != int(dy)):
             raise InvlabError(f"--mode circular rolls by whole pixels; got the shift ({dx:g}, {dy:g}). Use whole-pixel "
-                              f"steps, --subpixel fft (band-limited sub-pixel rolls) or --mode canvas "
-                              f"({INTERPOLATION} between whole pixels)")
+                              f"steps, --subpixel fft (band-limited sub-pixel rolls; subpixel='fft' in il.measure) "
+                              f"or --mode canvas ({INTERPOLATION} between whole pixels; mode='canvas')")
         for d, side, axis in ((dx, w, "dx"), (dy, h, "dy")):
             if mode == "circular" and abs(d) >= side:
                 raise InvlabError(f"{axis} {d:g}: a roll by {d:g} px of a {side} px image repeats a roll by "

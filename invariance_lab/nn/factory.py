@@ -324,8 +324,10 @@ def require_trust(factors: dict, *, trusted: bool, where: str, option: str = "--
     call_words = describe(factors, TRUST_LIMIT)
     if file is None:
         raise FactoryError(f"{where} names factory {call_words}, which cannot be imported here: no module "
-                          f"named {quote(module)} in {_where_words(dirs)}. Run from the folder that holds "
-                          f"{module.replace('.', '/')}.py, or add that folder to PYTHONPATH")
+                          f"named {quote(module)} in {_where_words(dirs)}. Add the folder that holds "
+                          f"{module.replace('.', '/')}.py to PYTHONPATH (PYTHONPATH=that/folder invlab ...)"
+                          + ("" if trusted else f"; loading it then also needs {option}, since it runs that file's "
+                             "code"))
     if not trusted:
         source = f"module {quote(module)} built into Python" if file in ("built-in", "frozen") else \
             f"module {quote(module)} from {file}, which runs that file's code"

@@ -28,6 +28,7 @@ from ..core.errors import choose
 from ..data.ink_stats import battery_words
 from .gallery import pick_stills
 from .certificate import certificates
+from .papers import per_test_set_views
 from .tables import (LAYER_RANGE, RATE_RANGE, Report, Result, View, layer_table, model_table, seed_counts, seed_flags,
     wide_view)
 from ..core.stats import CHANCE_MARGIN
@@ -309,14 +310,16 @@ def for_terminal(view: View, wide: bool = False) -> tuple[View, str | None]:
 
 
 def brief_tables(result: Result, title: str) -> list[Table]:
-    """What `invlab run` and `invlab sweep` print at the end: the model table's main columns, and the equivariance
-    error per layer when the sweep made a layer profile."""
+    """What `invlab run` and `invlab sweep` print at the end: the model table's main columns, the clean accuracy on
+    each of the run's other test sets (data.test_sets) when it has some, and the equivariance error per layer when
+    the sweep made a layer profile."""
     flags = seed_flags([result])
     df = model_table([result]).drop(columns="run")
     keep = ["model", *FACTOR_COLUMNS, "n_seeds", "n_chance"]
     keep += [f"{m}{s}" for m in TERMINAL_METRICS for s in ("", "_ci", "_lo", "_hi")]
     caption = protocol_lines([result]) + ["every column: invlab report FOLDER --wide (or --format markdown)"]
     tables = [to_rich_table(View(title, df[keep], TERMINAL_METRICS, RATE_RANGE), caption, flags, hide=("n_chance",))]
+    tables += [to_rich_table(view, [], flags.head(0)) for view in per_test_set_views([result])]  # notes: above
     if result.layers is not None:
         mean, ci = layer_table([result])
         view = wide_view("equivariance error per layer (mean over shifts, ± 95% CI over seeds)", mean, ci,

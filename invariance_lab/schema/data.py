@@ -52,17 +52,21 @@ class DataConfig(_Schema):
     # invariant statistics matched too (total, spread, peak, mean and area of the ink; data/ink.py)
     gain: Optional[list[Float]] = None  # [lo, hi]: every letter's intensity x U(lo, hi), whatever its class
     seed: Seed = 0  # data seed, 0 .. 2**32-1: every model and model seed sees the same train and test images
+
     # validation images (train.select: best_val, train.patience), held out by data.seed, the same for every
     # model and seed; 0 = none (or an image folder's val/ folder)
     val_fraction: Float = Field(0.0, ge=0, lt=1)  # this share of each class of the training images validates
+
     # source: folder (data/folder.py); train_images and test_images are then the folder's counts
     path: Optional[Str] = Field(None, max_length=1000)  # DIR/<class>/<image> or DIR/{train,test}/<class>/<image>
     colour: Literal["grey", "rgb"] = "grey"  # images read as grey (1 channel) or rgb (3), resized to the canvas
     test_fraction: Float = Field(0.2, gt=0, lt=1)  # no train/ and test/: this share of each class tests, by seed
     fill: Literal["zeros", "edge", "reflect"] = "zeros"  # canvas shifts of an image: what enters at the border
     folder_digest: Optional[Str] = Field(None, max_length=64)  # written by invlab: the folder's files, checked
+
     # source: boxes (data/boxes.py): red and green boxes, RGB (colour: rgb), 1000 test images unless set
     test_set: Literal["similar", "dissimilar"] = "similar"  # dissimilar: the boxes moved to the other class's half
+
     # other test sets measured after training, each in test_sets/<name>/ (and by invlab sweep, in its folder):
     # name -> the data keys that replace the run's for its test images alone (schema/test_sets.py)
     test_sets: Optional[dict[Str, dict[Str, Any]]] = None  # e.g. {dissimilar: {test_set: dissimilar}}

@@ -26,12 +26,13 @@ class SweepConfig(_Schema):
     dx: list[Float] = [-8, 8]  # inclusive [start, stop] or [start, stop, step], px; +-8: a whole stride-8 period
     dy: list[Float] = [0, 0]  # vertical shifts, the same way; [0, 0] = none
     grid: Literal["product", "axes"] = "product"  # product: every (dx, dy); axes: dx with dy = 0, then dy with dx = 0
-    batch_size: Int = Field(64, ge=1, le=BIG)  # images per forward pass in the sweep: a matter of memory and speed
+    batch_size: Int = Field(64, ge=1, le=BIG)  # images per forward pass in the sweep: a matter of memory and speed;
     # larger batches run no faster, and their activations were most of a run's peak memory (at 128 the seed
     # question's sweep peaked 20-50 MB higher). The networks' outputs were bit-identical at 32, 64 and 128 (every
     # network of configs/); prob_change's sums are made per batch, so another batch size moves its last bits
     subpixel: Literal["bilinear", "fft"] = "bilinear"  # circular mode's fractional shifts: bilinear refuses them
-    # (rolls are whole pixels), fft is the band-limited roll (data/transforms.fourier_shift); canvas mode: bilinear
+    # (rolls are whole pixels), fft is the band-limited roll (data/transforms.fourier_shift); canvas mode: folder and
+    # box images bilinear, drawn letters drawn again at the fractional position (docs/metrics.md)
     transform: Literal["translate", "rotate", "scale"] = "translate"  # what the test inputs undergo: rotate and
     # scale sweep `angles` or `scales` instead of dx, dy (drawn letters exactly, by the renderer; pixels bilinear)
     angles: list[Float] = [-40, 40, 10]  # rotate: [start, stop(, step)] degrees, counterclockwise on screen
@@ -77,7 +78,7 @@ def grid_problem(sweep: SweepConfig) -> _Problem | None:
         for key in ("dx", "dy"):
             if any(float(x) != int(x) for x in getattr(sweep, key)):
                 return _Problem(key, f"mode: circular rolls by whole pixels; {key} must be integers, or set "
-                                "subpixel: fft for band-limited sub-pixel shifts", getattr(sweep, key))
+                                "subpixel: fft (--subpixel fft) for band-limited sub-pixel shifts", getattr(sweep, key))
     nx, ny = len(axis(sweep.dx)), len(axis(sweep.dy))
     n = nx * ny if sweep.grid == "product" else nx + ny - 1
     if n > MAX_SHIFTS:

@@ -119,7 +119,8 @@ def read_meta(folder: Path) -> dict:
         raise RunFolderError(f"folder not found: {folder}")
     if not folder.is_dir() or not path.is_file():
         raise RunFolderError(f"{folder} is not a run folder (no {META_FILE}); give a folder made by `invlab run`, "
-                             f"such as results/<name>/<run id>, or one of its sweeps/<id>")
+                             f"such as results/<name>/<run id> (`invlab report` also takes its sweeps/<id> and the "
+                             f"folders of `invlab measure`, results/measure/<name>-<time>)")
     raw = read_json(path)
     if not isinstance(raw, dict):
         raise RunFolderError(f"{path} is not an invlab meta.json: it holds a JSON {type(raw).__name__}, not an "

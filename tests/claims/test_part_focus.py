@@ -119,3 +119,20 @@ def test_a_missing_table_is_refused(run):
     assert res.exit_code == 2 and "Traceback" not in res.output, res.output
     assert PARTS_CSV in said and "missing" in said, said
     assert not (folder / PARTS_CSV).exists()  # refused, not measured again behind the user's back
+
+
+def test_letters_without_a_part_to_move_are_refused_before_any_training(tmp_path):
+    """C in futural is one stroke: claim 2 has no part of it to move. Refused up front (it used to train, write a
+    parts.csv row with no strokes, then call its own file damaged on every run); so are outline letters."""
+    reduced_config(tmp_path)
+    results = tmp_path / "results"
+    res = runner.invoke(app, ["claims", str(tmp_path / "reduced_claims.yaml"), *SMALL, "--results-dir", str(results),
+                              "--set", "data.letters=[A,B,C]"])
+    said = " ".join(res.output.split())
+    assert res.exit_code == 2 and "Traceback" not in res.output, res.output
+    assert "'C' in font futural has none" in said and "Leave C out of data.letters" in said, said
+    assert not results.exists()  # nothing trained, nothing written
+    res = runner.invoke(app, ["claims", str(tmp_path / "reduced_claims.yaml"), *SMALL, "--results-dir", str(results),
+                              "--set", "data.glyphs=outline", "--set", 'data.fonts=["DejaVu Sans"]'])
+    assert res.exit_code == 2 and "the claims need stroke letters" in " ".join(res.output.split()), res.output
+    assert not results.exists()

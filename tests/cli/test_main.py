@@ -110,6 +110,14 @@ def test_help_lists_every_command_and_the_debug_option():
         assert command in res.output
 
 
+def test_help_is_the_plain_layout_the_docs_show_with_flags_taking_no_value():
+    """--help as docs/commands.md prints it (click's layout, no panels): a flag such as --fresh shows no value
+    placeholder (rich's panels printed `--fresh <bool>`, as if it took one)."""
+    res = runner.invoke(app, ["run", "--help"], env={"COLUMNS": "120"})
+    assert res.exit_code == 0 and "╭" not in res.output and "<bool>" not in res.output, res.output
+    assert any(line.split()[:2] == ["--fresh", "Train"] for line in res.output.splitlines()), res.output
+
+
 def test_debug_keeps_the_traceback_of_a_factorys_own_error(tmp_path, quick_config_path):
     """A user factory that raises: one paragraph without --debug, its own traceback (file, line) with it."""
     cfg = yaml.safe_load(quick_config_path.read_text())

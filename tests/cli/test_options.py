@@ -43,7 +43,7 @@ def test_a_wrong_choice_names_the_closest_and_every_allowed_value(command, optio
 def test_help_lists_the_allowed_values(command, option, allowed):
     res = runner.invoke(app, [command, "--help"], env={"COLUMNS": "200"})
     assert res.exit_code == 0
-    rows = [r for r in res.output.splitlines() if r.split()[1:2] and r.split()[1].split(",")[0] == option]
+    rows = [r for r in res.output.splitlines() if r.startswith("  --") and r.split()[0].split(",")[0] == option]
     assert len(rows) == 1 and "|".join(allowed) in rows[0] and "<str>" not in rows[0], rows
 
 

@@ -62,3 +62,22 @@ def test_a_sweep_measures_the_test_sets_on_its_grid_and_on_the_runs_grid_gives_t
     assert sorted(set(inv["dx"])) == [-4, 0, 4]
     (view,) = per_test_set_views([load_result(wider)])  # the sweep folder's report has a column per test set
     assert view.values == ["default", "dissimilar"] and list(view.table["n_seeds"]) == [2]
+
+
+def test_what_run_and_sweep_print_shows_the_clean_accuracy_on_every_test_set(circular_run):
+    """The table `invlab run` and `invlab sweep` print at the end holds the other test sets' clean accuracy
+    (data.test_sets), beside the run's own: the number the Red-Green experiment is about."""
+    from rich.console import Console
+
+    from invariance_lab.report.display import brief_tables
+
+    _, _, run_dir = circular_run
+    console = Console(width=200, record=True)
+    for table in brief_tables(load_result(run_dir), title="run"):
+        console.print(table)
+    text = console.export_text()
+    assert "clean_accuracy per test set" in text and "dissimilar" in text
+    row = next(line for line in text.splitlines() if line.lstrip("│ ").startswith("circular") and line.count("±") == 2)
+    own, other = (pd.read_csv(d / SUMMARY_CSV)["clean_accuracy"].mean()
+                  for d in (run_dir, other_test_set_dir(run_dir, "dissimilar")))
+    assert row.index(f"{own:.3f} ±") < row.index(f"{other:.3f} ±", row.index(f"{own:.3f} ±") + 1), row
