@@ -35,7 +35,7 @@ def sweep_cli(target: Path = typer.Argument(..., help="A run folder (results/<na
               angles: Optional[str] = typer.Option(None, "--angles", help="Rotation angles START:STOP[:STEP], degrees counterclockwise, inclusive (--transform rotate)."),
               scales: Optional[str] = typer.Option(None, "--scales", help="Scale factors START:STOP[:STEP], 1 = as drawn, inclusive (--transform scale)."),
               mode: Optional[str] = choice(None, "--mode", MODES, "canvas (redrawn; sub-pixel allowed) or circular (rolled). Default: the run's."),
-              grid: Optional[str] = choice(None, "--grid", GRIDS, "product (every dx, dy pair) or axes (each axis alone). Default: the run's."),
+              grid: Optional[str] = choice(None, "--grid", GRIDS, "product (every dx, dy pair) or axes (each axis alone). Default: the run's; product when --dx or --dy is given (the axis not given is then 0)."),
               models_: Optional[str] = typer.Option(None, "--models", help="Comma-separated model names (default: all)."),
               kind: str = choice("translation", "--kind", SWEEP_KINDS, "translation (move the letter) or parts (move only its part by dx, dy: a stroke letter's right-most stroke, an outline letter's right-most counter)."),
               layers: bool = typer.Option(False, "--layers", help="Also write the per-layer profile: layers.csv, layers_summary.csv."),

@@ -19,6 +19,7 @@ import torch
 from ..core.errors import InvlabError
 from ..data.folder import folder_split
 from ..data.letters import load_glyphs
+from ..data.shifts import turned_inputs
 from ..schema.data import DataConfig
 from ..schema.fields import _Problem
 from ..schema.sweep import SweepConfig, axis
@@ -132,6 +133,43 @@ def folder_problem(data: DataConfig) -> _Problem | None:
     return None
 
 
+FLAT_SAMPLE = 32  # letters drawn at a large scale factor to see whether any of them is more than one flat value
+
+
+def scale_problem(data: DataConfig, sweep: SweepConfig) -> _Problem | None:
+    """A scale factor that leaves nothing to see: the largest letter (or a folder's image) under a pixel, or, at
+    the largest factor, each of the first FLAT_SAMPLE test letters one flat value (all ink or none); a folder's
+    image (or circular mode's reference image) scaled so much that one of its pixels is wider than the frame is
+    flat too."""
+    values = axis(sweep.scales)
+    small, large = min(values), max(values)
+    if data.source != "letters" or sweep.mode == "circular":  # pixels: a folder's image, or the reference rolled
+        if small * data.canvas < 1 or large > data.canvas:
+            bad = small if small * data.canvas < 1 else large
+            return _Problem("scales", f"scale {bad:g} of a {data.canvas} px image leaves one flat value: useful "
+                            f"factors lie between 1/{data.canvas} and {data.canvas}", sweep.scales)
+        return None
+    tallest = letter_size(data)[0]
+    if small * tallest < 1:
+        return _Problem("scales", f"at scale {small:g} the largest letter is {small * tallest:.2g} px tall, under a "
+                        f"pixel: every image blank; useful factors are above {1 / tallest:.2g}", sweep.scales)
+    # only a letter taller than the frame can fill it; the largest factor alone is tried (one drawing)
+    if large * tallest > data.canvas and _all_flat(data, sweep.mode, large):
+        return _Problem("scales", f"at scale {large:g} each of the first {FLAT_SAMPLE} test letters fills the "
+                        f"{data.canvas} px frame with one value (all ink, or none: the frame lies inside a stroke or "
+                        "between strokes); use smaller factors", sweep.scales)
+    return None
+
+
+def _all_flat(data: DataConfig, mode: str, scale: float) -> bool:
+    """Whether the first FLAT_SAMPLE test letters drawn (or rolled reference images turned) at `scale` are each one
+    flat value."""
+    sample = SweepConfig(mode=mode, transform="scale", scales=[scale, scale])
+    inputs, _ = turned_inputs(data.model_copy(update={"test_images": FLAT_SAMPLE}), sample, FLAT_SAMPLE)
+    images = inputs(slice(0, FLAT_SAMPLE), scale).flatten(1)
+    return bool(((images.amax(1) - images.amin(1)) < 1e-6).all())
+
+
 def shift_problem(data: DataConfig, sweep: SweepConfig) -> _Problem | None:
     """A sweep shift that can only give useless inputs, or None.
 
@@ -139,6 +177,8 @@ def shift_problem(data: DataConfig, sweep: SweepConfig) -> _Problem | None:
     frame, so a shift that does this to the largest letter blanks every image. circular mode: a roll by r equals
     a roll by r - canvas, so |shift| >= canvas only repeats a smaller shift."""
     c = data.canvas
+    if sweep.transform == "scale":
+        return scale_problem(data, sweep)
     # a folder's image (or boxes anywhere in theirs) fills its frame; translate_image needs |shift| < side - 1
     height, width = (c - 2, c - 2) if data.source != "letters" else letter_size(data)[:2]
     for key, extent in (("dx", width), ("dy", height)):

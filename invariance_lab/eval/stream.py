@@ -115,6 +115,11 @@ def check_grid(points: list[tuple[float, ...]], shape: tuple[int, int, int], mod
         if transform == "scale" and min(p[0] for p in points) <= 0:
             raise InvlabError(f"--scales are factors (1 = as the image is) and must be above 0; got "
                               f"{min(p[0] for p in points):g}")
+        if transform == "scale":  # below 1/side the image is under a pixel; beyond side one pixel fills the frame
+            bad = [p[0] for p in points if p[0] * min(h, w) < 1 or p[0] > max(h, w)]
+            if bad:
+                raise InvlabError(f"--scales {bad[0]:g} of a {h}x{w} image leaves one flat value: useful factors lie "
+                                  f"between 1/{min(h, w)} and {max(h, w)}")
         return
     for dx, dy in points:
         if mode == "circular" and subpixel != "fft" and (dx != int(dx) or dy != int(dy)):

@@ -46,6 +46,22 @@ def launch(config: Path, *, overrides: list[str] | None = None, vary: list[str] 
         check_config_trust(load_config(config, overrides=list(overrides or [])), config, trusted=trust_factory)
     check_jobs(jobs, executor)
     check_resources(time_min=time_min, cpus=cpus, gpus=gpus, mem=mem)
+    slurm_only = [o for o, given in (("--partition", partition is not None), ("--time", time_min != 60),
+                                     ("--cpus", cpus is not None), ("--gpus", gpus != 0), ("--mem", mem is not None))
+                  if given]
+    if slurm_only and executor == "processes":  # they size SLURM (submitit) jobs; worker processes ignore them
+        raise ConfigError(f"{', '.join(slurm_only)} {'is' if len(slurm_only) == 1 else 'are'} for --executor slurm "
+                          f"(the size of each unit's job); with --executor {executor} "
+                          f"{'it' if len(slurm_only) == 1 else 'they'} would be ignored: leave "
+                          f"{'it' if len(slurm_only) == 1 else 'them'} out, or add --executor slurm")
+    if fresh and reuse_old:
+        raise ConfigError("--fresh trains every model again and --reuse-old reuses checkpoints of other versions: "
+                          "give one of them")
+    both = sorted({o.split("=", 1)[0].strip() for o in overrides or []} & {v.split("=", 1)[0].strip()
+                                                                              for v in vary or []})
+    if both:  # the study's values would win, while study.json recorded the --set
+        raise ConfigError(f"{', '.join(both)} is given both by --set and by --vary; a study varies it over the "
+                          "--vary values: leave out its --set")
     resources = Resources(partition=partition, time_min=time_min, cpus=cpus or threads, gpus=gpus, mem_gb=mem)
 
     def one_run(cfg: Config) -> Path:

@@ -193,6 +193,10 @@ def check_shift_options(mode: str | None, fill: str, subpixel: str, dx, dy, batc
                                            or dy is not None},
                                OPTIONS, "measure")
     transform = transform or "translate"
+    if fill != "zeros" and transform == "translate" and (mode == "circular" or all_shifts):
+        raise InvlabError(f"--fill {fill} says what enters the frame when an image moves inside it (--mode canvas); "
+                          f"{'--all-shifts rolls' if all_shifts else '--mode circular rolls'} the image around, and "
+                          "nothing enters: leave --fill out")
     if all_shifts:
         given = [o for o, v in (("--dx", dx), ("--dy", dy), ("--grid", grid)) if v is not None]
         if given:
@@ -253,7 +257,8 @@ def measure_to_folder(*, images: str | Path, model: str | None = None, model_kwa
         if name is None and checkpoint is not None:  # the checkpoint's own name, which came with the file
             raise InvlabError(f"{weights}: its [name] {quote(label)} cannot name the measure folder (letters, digits, "
                               "'_', '-', '.', at most 100, not starting with '.'); give --name NAME")
-        raise InvlabError(f"--name {quote(label)}: use letters, digits, '_', '-', '.' (it names the folder)")
+        raise InvlabError(f"--name {quote(label)}: use letters, digits, '_', '-', '.', at most 100 of them, not "
+                          "starting with '.' (it names the folder)")
     if is_run_folder(images):
         if colour != "grey" or size is not None:
             raise InvlabError(f"--images {images} is a run folder: its test letters are grey images of its canvas; "

@@ -70,6 +70,7 @@ def settings_for(cfg, *, dx: Range | None, dy: Range | None, mode: str | None, g
                      if v is not None})
     if all_shifts:
         given = [o for o, v in (("--dx", dx), ("--dy", dy), ("--grid", grid)) if v is not None]
+        given += ["--subpixel fft"] * (subpixel == "fft")  # every roll is a whole pixel: fractions would be ignored
         if given:
             raise ConfigError(f"--all-shifts sweeps every roll of the canvas by itself; leave out {', '.join(given)}")
         if mode not in (None, "circular") or kind != "translation":

@@ -35,6 +35,7 @@ SAFETENSORS_DTYPES = {
 }
 MAX_HEADER = 100 * 2**20  # bytes of a safetensors JSON header (the format's own limit)
 MAX_RANK = 32  # dimensions of one tensor: far beyond any network's weights
+TORCH_MAGIC = (b"PK\x03\x04", b"\x80")  # torch.save's zip archive; the legacy format's pickle (protocol >= 2)
 
 
 def read_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict | None]:
@@ -44,6 +45,12 @@ def read_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict | None
         raise CheckpointError(f"--weights {path}: {'no such file' if not path.exists() else 'not a file'}")
     if path.suffix.lower() == ".safetensors":
         return read_safetensors(path), None
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if head and not head.startswith(TORCH_MAGIC):  # an image, a JSON file...: not "a whole pickled model"
+        raise CheckpointError(f"{path} is not a torch file: torch.save writes a zip archive (or, before torch 1.6, a "
+                              f"pickle), and this file begins with {head!r}. Give the weights saved by "
+                              "torch.save(model.state_dict(), path), or a .safetensors file")
     try:
         blob = load_tensors(path, "cpu")
     except pickle.UnpicklingError:

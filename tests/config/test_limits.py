@@ -30,3 +30,31 @@ def test_a_thick_stroke_in_the_position_task_is_judged_by_its_own_rule():
 def test_a_letter_too_tall_for_the_canvas_still_blames_size():
     with pytest.raises(ConfigError, match=r"\[data.size\].*lower data.size \(at most 20 px here\)"):
         parse_config({**BASE, "data": {**BASE["data"], "size": 30}})
+
+
+@pytest.mark.parametrize("mode", ["canvas", "circular"])
+@pytest.mark.parametrize("scales, words", [
+    ([1e-9, 1e-9], "under a pixel: every image blank"),
+    ([1000, 10000, 9000], "at scale 10000 each of the first 32 test letters fills the 24 px frame with one value"),
+])
+def test_a_scale_that_leaves_nothing_to_see_is_refused(mode, scales, words):
+    """As a shift that moves every letter out of the frame is refused, so is a scale factor that shrinks the
+    letters under a pixel or enlarges them until the frame holds one value (tried on the first test letters);
+    factors that leave an edge in some letters pass (at 20, 40% of quick.yaml's letters are flat, not all)."""
+    raw = {**BASE, "sweep": {"mode": mode, "transform": "scale", "scales": scales}}
+    with pytest.raises(ConfigError, match=r"\[sweep.scales\]") as e:
+        parse_config(raw)
+    bad = f"{scales[1] if scales[0] > 1 else scales[0]:g}"  # circular mode scales the reference image's pixels
+    assert (f"scale {bad} of a 24 px image leaves one flat value" if mode == "circular" else words) in str(e.value)
+    assert parse_config({**BASE, "sweep": {"mode": mode, "transform": "scale", "scales": [0.5, 20, 0.5]}})
+
+
+def test_a_scale_of_a_folder_image_beyond_its_pixels_is_refused():
+    from invariance_lab.config.limits import scale_problem
+    from invariance_lab.schema.data import DataConfig
+    from invariance_lab.schema.sweep import SweepConfig
+
+    folder = DataConfig.model_construct(source="folder", canvas=32)  # scale_problem reads these two only
+    for scales in ([0.01, 0.01], [40, 40]):
+        assert "leaves one flat value" in str(scale_problem(folder, SweepConfig(transform="scale", scales=scales)))
+    assert scale_problem(folder, SweepConfig(transform="scale", scales=[0.5, 2, 0.5])) is None

@@ -209,6 +209,12 @@ def test_weights_files_never_run_code(tmp_path, monkeypatch, recwarn):
     (tmp_path / "bad.safetensors").write_bytes(struct.pack("<Q", 10**9) + b"{}")
     with pytest.raises(InvlabError, match="runs past the end"):
         read_weights(tmp_path / "bad.safetensors")
+    for name, data in (("image.png", b"\x89PNG\r\n\x1a\n" + bytes(40)), ("meta.json", b'{"name": "quick"}'),
+                       ("text.pt", pickle.dumps(RunsCode(), protocol=0))):  # not "a whole pickled model?"
+        (tmp_path / name).write_bytes(data)
+        with pytest.raises(InvlabError, match=f"{name} is not a torch file: .* begins with"):
+            read_weights(tmp_path / name)
+    assert not (tmp_path / "PWNED").exists()
 
 
 def test_measure_reads_safetensors(tmp_path, folder, one_thread):
@@ -556,7 +562,11 @@ def test_cli_rotate_and_scale_measure_the_turned_images(tmp_path, folder, one_th
     (["--angles", "-10:10", "--engine", "allshift"], "--transform rotate turns or scales it, which no roll does"),
     (["--angles", "-10:10", "--mode", "circular"], "so --mode circular does not apply"),
     (["--scales", "0:1:0.5"], "must be above 0; got 0"),
+    (["--scales", "1e9:1e9"], "--scales 1e+09 of a"),
+    (["--scales", "1e-9:1e-9"], "leaves one flat value"),
     (["--transform", "turn"], "unknown --transform 'turn'"),
+    (["--mode", "circular", "--fill", "edge"], "--mode circular rolls the image around, and nothing enters"),
+    (["--all-shifts", "--fill", "reflect"], "--all-shifts rolls the image around"),
 ])
 def test_bad_transform_options_exit_2_and_write_nothing(tmp_path, folder, args, needle):
     res = invoke("measure", "--images", folder, "--model", "custom_models:circular_gap", *args, "--results-dir",

@@ -265,3 +265,19 @@ def test_invlab_sweep_jobs_2_gives_the_same_tables_as_one(one_job, tmp_path):
         assert (a / name).read_bytes() == (b / name).read_bytes()
     res = runner.invoke(app, ["sweep", str(one_job), "--jobs", "0"])
     assert res.exit_code == 2 and "--jobs" in res.output and "Traceback" not in res.output
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--partition", "gpu"], "--partition is for --executor slurm (the size of each unit's job); with --executor "
+                             "processes it would be ignored"),
+    (["--gpus", "1", "--mem", "2.5"], "--gpus, --mem are for --executor slurm"),
+    (["--fresh", "--reuse-old"], "give one of them"),
+    (["--set", "train.epochs=3", "--vary", "train.epochs=0,1"], "train.epochs is given both by --set and by --vary"),
+])
+def test_options_that_would_be_ignored_or_contradict_are_refused(tmp_path, args, words):
+    """An option invlab would drop (a SLURM size with worker processes, a --set that --vary overrides) or a pair
+    that contradicts itself is refused before anything is made."""
+    res = _run(tmp_path, *args)
+    assert res.exit_code == 2 and "Traceback" not in res.output, res.output
+    assert words in " ".join(res.output.split())
+    assert not any(tmp_path.iterdir())  # the results folder given to _run: nothing written
