@@ -138,7 +138,7 @@ def _class_index(text: str | None) -> dict[str, int] | None:
     if text is None:
         return None
     pairs = [p.partition("=") for p in text.split(",")]
-    if not all(sep and name.strip() and index.strip().isdigit() for name, sep, index in pairs):
+    if not all(sep and name.strip() and index.strip().isascii() and index.strip().isdigit() for name, sep, index in pairs):
         raise ConfigError(f"--class-index {quote(text)}: expected NAME=INDEX[,NAME=INDEX...] (a class folder and "
                           "the model's output index for it), e.g. --class-index cat=281,dog=207")
     names = [name.strip() for name, _, _ in pairs]

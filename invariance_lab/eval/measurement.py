@@ -97,9 +97,12 @@ def check_outputs(models: dict[str, nn.Module], src: Images, prepare: Prepare, d
         want = len(src.classes) if src.classes else None
         # NaN logits are refused here; one logit per image stands for two classes (nn/logits.py)
         counts[name] = check_output(m, x, want, f"model {name}", finite=True, one_logit=True)
-        if src.labels is not None and int(src.labels.max()) >= class_count(counts[name]):
-            raise InvlabError(f"model {name} gives {counts[name]} logits, but a label is {int(src.labels.max())}: "
-                              "labels must be class indices below the number of logits (0 or 1 for one logit)")
+        n = class_count(counts[name])
+        if src.labels is not None and int(src.labels.max()) >= n:
+            one = " (its one logit stands for two classes, 0 and 1)" if counts[name] == 1 else ""
+            raise InvlabError(f"model {name} gives {counts[name]} logit(s){one}, but a label is "
+                              f"{int(src.labels.max())}: labels must be class indices below {n} (with --class-index, "
+                              f"class_index= in Python, each INDEX must be)")
     return counts
 
 

@@ -28,7 +28,7 @@ from ..eval.lie import lie_protocol, lie_table
 from ..eval.measurement import Measurement
 from ..eval.stream import check_grid, pick_device, preparer
 from ..eval.tables import summarize
-from ..nn.factory import is_custom, require_trust
+from ..nn.factory import is_custom, load as load_factory, require_trust
 from ..store.atomic import write_csv, write_text
 from ..store.checkpoints import load_run_models
 from ..store.find import require_finished_run
@@ -61,8 +61,9 @@ def measure_run_to_folder(*, run: str | Path, images: str | Path, dx: list[float
     cfg = load_config(run / CONFIG_FILE)
     factors = resolved_models(cfg)
     for name, f in factors.items():  # a run folder can come from anyone: its factories run only when trusted
-        if is_custom(f):
-            require_trust(f, trusted=trust_factory, where=f"{run}: model {name!r}")
+        if is_custom(f):  # searched in the run folder first, as invlab sweep RUN does
+            require_trust(f, trusted=trust_factory, where=f"{run}: model {name!r}", dirs=[run])
+            load_factory(f["factory"], [run])
     src = open_folder(images, colour=cfg.data.colour, size=(cfg.data.canvas, cfg.data.canvas))
     classes = class_names(cfg.data)
     if src.classes and not set(src.classes) <= set(classes):

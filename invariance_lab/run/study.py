@@ -98,8 +98,9 @@ def study_configs(config: Path, overrides: list[str], vary: dict[str, list[str]]
         try:
             cfg = load_config(config, list(overrides) + extra)
         except ConfigError as e:
-            given = " ".join(f"--vary {k}=...{v}..." for k, v in values.items())
-            raise ConfigError(f"in the study's combination {given}: {e}") from None
+            given = ", ".join(f"{k}={v}" for k, v in values.items())
+            source = " ".join(f"--vary {k}={','.join(map(str, vary[k]))}" for k in values)
+            raise ConfigError(f"in the study's combination {given} (of {source}): {e}") from None
         out.append((values, cfg))
     return out
 

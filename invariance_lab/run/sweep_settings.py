@@ -120,5 +120,6 @@ def sweep_target(target: Path, *, overrides: list[str] | None = None, dx: Range 
                               subpixel=subpixel, transform=transform, angles=angles, scales=scales)
     return sweep_experiment(run_dir, settings, models=models, progress=progress, kind=kind, layers=layers,
                             layer_images=layer_images, threads=threads, on_event=on_event, engine=engine,
-                            trust_factory=trust_factory, factory_dirs=[target.parent] if run_dir != target else None,
+                            # a run folder: its own folder first, as for its config.yaml (imported only if trusted)
+                            trust_factory=trust_factory, factory_dirs=[target.parent if run_dir != target else run_dir],
                             jobs=jobs, metric=metric)

@@ -11,6 +11,7 @@ The sections built on them: data.py, model.py, train.py, sweep.py, and config.py
 from __future__ import annotations
 
 import math
+import re
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -97,6 +98,8 @@ def check_range(v: list[float], key: str) -> list[float]:
 def parse_range(text: str, option: str) -> list[float]:
     """'START:STOP[:STEP]' (inclusive) or a single value 'V' -> [start, stop, step], checked like the config."""
     try:
+        if not re.fullmatch(r"[0-9eE+\-.:infatyINFATY ]*", text):  # float() also reads '３' and '1_0'
+            raise ValueError(text)
         values = [float(v) for v in text.split(":")]
     except ValueError:
         raise ConfigError(f"{option} {quote(text)}: expected START:STOP[:STEP] with numbers, "

@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 import torch
 import yaml
+from PIL import Image
 from conftest import ROOT
 from typer.testing import CliRunner
 
@@ -287,3 +288,32 @@ def test_a_model_that_does_not_fit_the_images_is_told_what_to_change(model, need
     assert needle in str(e.value)
     if "(2,)" in needle:
         assert "Return (N, 1) for one logit per image" in str(e.value)
+
+
+@pytest.mark.parametrize("command", ["sweep", "measure"])
+def test_a_module_that_came_inside_a_run_folder_is_found_there_and_imported_only_when_trusted(tmp_path, command,
+                                                                                               one_thread):
+    """`invlab sweep RUN` and `invlab measure --run RUN` look for a factory's module in the run folder, as for
+    RUN/config.yaml: without --trust-factory the refusal names that file (it said 'cannot be imported here', and
+    never mentioned --trust-factory); with it the module is imported from there."""
+    name = f"inside_{uuid.uuid4().hex[:8]}"
+    made = tmp_path / "made"
+    made.mkdir()
+    (made / f"{name}.py").write_text("from custom_models import circular_gap as make\n")
+    cfg = write_config(made, {"own": {"factory": f"{name}:make", "kwargs": {"channels": 3}}},
+                       train={"epochs": 0}, seeds=[0])
+    assert invoke("run", cfg, "--results-dir", tmp_path / "r", "--quiet").exit_code == 0
+    (run,) = (tmp_path / "r" / "fac").iterdir()
+    (made / f"{name}.py").rename(run / f"{name}.py")  # the module travels with the folder, not with the config
+    sys.modules.pop(name, None)
+    images = tmp_path / "imgs"
+    for letter in ("A", "B"):
+        (images / letter).mkdir(parents=True)
+        Image.new("L", (16, 16)).save(images / letter / "x.png")
+    args = (["sweep", run, "--dx", "-1:1"] if command == "sweep" else
+            ["measure", "--run", run, "--images", images, "--results-dir", tmp_path / "m"])
+    res = invoke(*args, "--quiet")
+    assert res.exit_code == 2 and name not in sys.modules, res.output
+    assert unwrapped(str(run / f"{name}.py")) in unwrapped(res.output) and "--trust-factory" in res.output
+    res = invoke(*args, "--quiet", "--trust-factory")
+    assert res.exit_code == 0, res.output

@@ -449,7 +449,8 @@ def test_parse_range_and_check_range_are_public():
     assert parse_range("3", "--dy") == [3.0, 3.0, 1.0]
     assert check_range([0, 2], "dx") == [0.0, 2.0, 1.0]
     for text, needle in [("a:b", "START:STOP"), ("4:2", "stop"), ("0:4:0", "step"), ("nan:1", "finite"),
-                         ("1:2:3:4", "[start, stop, step]"), ("0:100000:0.001", "10000 steps"), ("", "START:STOP")]:
+                         ("1:2:3:4", "[start, stop, step]"), ("0:100000:0.001", "10000 steps"), ("", "START:STOP"),
+                         ("３", "START:STOP"), ("1_0:1_0", "START:STOP")]:  # float() reads both as numbers
         with pytest.raises(ConfigError, match=re.escape(needle)):
             parse_range(text, "--dx")
 
