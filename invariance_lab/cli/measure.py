@@ -20,6 +20,7 @@ from ..data.images import COLOURS
 from ..data.transforms import FILLS, SUBPIXEL
 from ..eval.engine import ENGINE_CHOICES
 from ..eval.lie import SWEEP_METRICS
+from ..eval.sweep import DEFAULT_LAYER_IMAGES
 from ..eval.stream import GRIDS, MODES
 from ..run.measure import measure_to_folder
 from ..run.measure_run import measure_run_to_folder
@@ -29,7 +30,7 @@ from ..schema.config import parse_range
 from ..schema.model import MAX_KWARG_DEPTH
 from ..store.layout import LIE_CSV
 from ..store.results import load_result
-from .options import QUIET, THREADS, choice, line, names, say
+from .options import QUIET, THREADS, choice, line, names, only_with, say
 from .options import nonempty
 from .show import show_result
 
@@ -54,7 +55,7 @@ def measure_cli(images: Path = typer.Option(..., "--images", help="A folder of P
                 std: Optional[str] = typer.Option(None, "--std", help="Normalisation: one value, or one per channel."),
                 layers: bool = typer.Option(False, "--layers", help="Also write the layer profile (forward hooks): layers.csv, layers_summary.csv."),
                 taps: Optional[str] = typer.Option(None, "--taps", help="Comma-separated module names (model.named_modules(), and 'output') to tap with --layers; default every convolution, pooling and normalisation module."),
-                layer_images: int = typer.Option(200, "--layer-images", help="Images for --layers (it runs the model at every shift and keeps every tap) and --metric lie."),
+                layer_images: Optional[int] = typer.Option(None, "--layer-images", help="Images for --layers (it runs the model at every shift and keeps every tap) and --metric lie (default 200; only with them)."),
                 metric: Optional[str] = choice(None, "--metric", SWEEP_METRICS, "lie: also the Lie derivative (lie.csv): how fast the softmax output moves under an infinitesimal translation (x, y), rotation and scaling of the first --layer-images images; with --layers, per layer too."),
                 batch_size: int = typer.Option(256, "--batch-size", help="Images per forward pass (memory stays flat in the number of images and shifts)."),
                 name: Optional[str] = typer.Option(None, "--name", help="The model's name in the tables (default: the checkpoint's model, else the function's name)."),
@@ -68,6 +69,8 @@ def measure_cli(images: Path = typer.Option(..., "--images", help="A folder of P
     """Measure a model of your own (trained anywhere) on a folder of images, without training: writes
     results/measure/<name>-<time>/ with the files `invlab report` reads."""
     set_threads(threads)  # the command's process: measure_to_folder runs here
+    layer_images = only_with(layer_images, "--layer-images", layers or metric is not None, "--layers or --metric lie",
+                             DEFAULT_LAYER_IMAGES)
     if run is not None:
         _measure_run(run, images, dx=_range(dx, "--dx"), dy=_range(dy, "--dy"), grid=grid, all_shifts=all_shifts,
                      transform=transform,

@@ -77,6 +77,17 @@ def names(text: str | None, flag: str) -> list[str] | None:
     return found
 
 
+def only_with(value, flag: str, used: bool, by: str, default):
+    """An option that only sizes another's work (--layer-images for --layers, --metric lie): refused when given
+    without it (it would be ignored), else its value or the default."""
+    if value is None:
+        return default
+    if not used:
+        raise InvlabError(f"{flag} {value} sets how many images {by} use; without {by} it would be ignored: give "
+                          f"{by}, or leave {flag} out")
+    return value
+
+
 def say(quiet: bool):
     """The on_event callback of library calls: progress messages on stderr, or none with --quiet."""
     return None if quiet else lambda m: err.print(m, highlight=False, markup=False, soft_wrap=True)

@@ -19,12 +19,13 @@ from ..data.shifts import SWEEP_KINDS
 from ..data.transforms import SUBPIXEL
 from ..eval.engine import ENGINE_CHOICES
 from ..eval.lie import SWEEP_METRICS
+from ..eval.sweep import DEFAULT_LAYER_IMAGES
 from ..eval.stream import GRIDS, MODES
 from ..run.sweep_settings import sweep_target
 from ..schema.config import parse_range
 from ..store.layout import LIE_CSV
 from ..store.results import load_result
-from .options import QUIET, RESULTS_DIR, THREADS, choice, line, names, say
+from .options import QUIET, RESULTS_DIR, THREADS, choice, line, names, only_with, say
 from .show import show_result
 
 
@@ -39,7 +40,7 @@ def sweep_cli(target: Path = typer.Argument(..., help="A run folder (results/<na
               models_: Optional[str] = typer.Option(None, "--models", help="Comma-separated model names (default: all)."),
               kind: str = choice("translation", "--kind", SWEEP_KINDS, "translation (move the letter) or parts (move only its part by dx, dy: a stroke letter's right-most stroke, an outline letter's right-most counter)."),
               layers: bool = typer.Option(False, "--layers", help="Also write the per-layer profile: layers.csv, layers_summary.csv."),
-              layer_images: int = typer.Option(200, "--layer-images", help="Test images for --layers (it runs every layer at every shift) and --metric lie."),
+              layer_images: Optional[int] = typer.Option(None, "--layer-images", help="Test images for --layers (it runs every layer at every shift) and --metric lie (default 200; only with them)."),
               all_shifts: bool = typer.Option(False, "--all-shifts", help="Every circular shift of the canvas (the whole translation group, --mode circular): prints each model's exact worst case, a certificate of invariance or the shift that breaks it."),
               engine: str = choice("auto", "--engine", ENGINE_CHOICES, "auto: the exact all-shift engine for every model it applies to (circular sweeps of circular-padding networks; the same numbers, much faster), brute force for the rest; brute: one forward pass per shift (the check); allshift: refuse where the engine does not apply."),
               subpixel: Optional[str] = choice(None, "--subpixel", SUBPIXEL, "Fractional shifts in --mode circular: fft (band-limited, the Fourier shift theorem) or bilinear (refuses them: rolls are whole pixels). Default: the run's."),
@@ -52,6 +53,8 @@ def sweep_cli(target: Path = typer.Argument(..., help="A run folder (results/<na
 
     A run's data.test_sets are measured on the same shifts too (not with --kind parts), in the sweep folder's
     test_sets/<name>/."""
+    layer_images = only_with(layer_images, "--layer-images", layers or metric is not None, "--layers or --metric lie",
+                             DEFAULT_LAYER_IMAGES)
     folder = sweep_target(
         target, overrides=set_, dx=parse_range(dx, "--dx") if dx is not None else None,
         dy=parse_range(dy, "--dy") if dy is not None else None, mode=mode, grid=grid,

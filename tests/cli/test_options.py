@@ -92,3 +92,13 @@ def test_an_empty_output_path_is_refused_not_read_as_the_working_directory(comma
     res = runner.invoke(app, [*command, flag, ""])
     assert res.exit_code == 2 and f"{flag} is empty" in res.output, res.output
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("command", ["sweep", "measure"])
+def test_layer_images_without_what_it_sizes_is_refused_not_ignored(command, tmp_path):
+    """--layer-images only sizes --layers and --metric lie; alone it was dropped silently."""
+    args = [command, str(tmp_path / "run")] if command == "sweep" else [command, "--images", str(tmp_path)]
+    res = runner.invoke(app, [*args, "--layer-images", "5", "--quiet"])
+    said = " ".join(res.output.split())
+    assert res.exit_code == 2 and "Traceback" not in res.output, res.output
+    assert "--layer-images 5 sets how many images --layers or --metric lie use" in said, said
