@@ -64,6 +64,14 @@ TERMINAL_METRICS = ["clean_accuracy", "mean_flip_rate", "worst_flip_rate", "mean
 TERMINAL_VALUES = 7  # shift or layer columns a terminal shows without --wide (0, the ends, the halvings)
 
 
+def _fractional(spec) -> bool:
+    """Whether a [start, stop(, step)] range of a protocol holds a shift that is not a whole pixel."""
+    if not isinstance(spec, (list, tuple)) or not spec:
+        return False
+    start, _, step = (float(v) for v in [*spec, 1.0][:3])
+    return start != int(start) or (step != int(step) and float(spec[0]) != float(spec[1]))
+
+
 def protocol_lines(results: list[Result]) -> list[str]:
     """One sentence per result stating the shift protocol, so every printed table says how it was measured."""
     def span(name: str, spec) -> str:
@@ -91,6 +99,9 @@ def protocol_lines(results: list[Result]) -> list[str]:
                          f"({GRID_WORDS.get(p.get('grid'), str(p.get('grid')))})")
         if p.get("subpixel") == "fft":
             parts.append("fractional shifts band-limited (the image's DFT times the shift's phase: Fourier shift)")
+        elif mode == "canvas" and "images" not in p and any(_fractional(p.get(k)) for k in ("dx", "dy")):
+            parts.append("fractional shifts redrawn at a new sampling phase, which also changes each letter's ink by "
+                         "up to a few percent (docs/metrics.md; --mode circular --subpixel fft keeps it)")
         if p.get("task") == "position":
             parts.append("task position (label = top/bottom half; paired test images, bottom = top rolled by half "
                          "the canvas, so an invariant model scores exactly 0.5)")

@@ -224,3 +224,17 @@ def test_the_worst_case_columns_are_in_markdown_and_csv_but_not_the_terminal(tmp
     older = fake_result(tmp_path / "older", seeds=(0, 1), run_id="older")  # two runs, neither with the columns
     assert len(table.columns) == len(render(build_report([old, older]), "table").tables[0].columns)
     assert "robust" not in _text(render(rep, "table", wide=True).tables[0])
+
+
+def test_a_canvas_sweep_of_letters_at_fractions_of_a_pixel_says_the_ink_changes_too(tmp_path, fake_result):
+    """Fractional canvas shifts of drawn letters are more than a translation (docs/metrics.md): the protocol line
+    says so; whole-pixel grids, circular fft shifts and image folders (moved as pixels) do not get the note."""
+    note = "fractional shifts redrawn at a new sampling phase"
+    sub = load_result(fake_result(tmp_path / "demo" / "r1", dx=(-1, 1, 0.5)))
+    (line,) = protocol_lines([sub])
+    assert note in line and "--mode circular --subpixel fft keeps it" in line
+    assert note not in protocol_lines([load_result(fake_result(tmp_path / "demo" / "r2", dx=(-2, 2, 1)))])[0]
+    for extra in ({"mode": "circular", "subpixel": "fft"}, {"images": "imgs", "fill": "zeros",
+                                                          "interpolation": "bilinear"}):
+        sub.meta["protocol"].update(extra)
+        assert note not in protocol_lines([sub])[0]
