@@ -238,12 +238,13 @@ def validate(raw: Any, source: str, overrides: list[str] | None = None) -> Confi
 
 
 def parse_config(raw: Any, source: str = "<config>", overrides: list[str] | None = None) -> Config:
-    """Validate a parsed config (a dict) with --set overrides laid over it; raises ConfigError."""
-    return validate(raw, source, overrides)
+    """Validate a parsed config (a dict) with --set overrides laid over it; raises ConfigError. overrides:
+    KEY.PATH=VALUE texts (one such text alone is taken as a list of one, not read character by character)."""
+    return validate(raw, source, [overrides] if isinstance(overrides, str) else overrides)
 
 
 def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
-    """Read a YAML config file and validate it (parse_config); raises ConfigError."""
+    """Read a YAML config file and validate it (parse_config, which takes the overrides); raises ConfigError."""
     return parse_config(read_yaml(path), str(Path(path)), overrides)
 
 

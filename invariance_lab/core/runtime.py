@@ -31,7 +31,10 @@ def resolve_device(name: str) -> torch.device:
                           "device here; use auto (a GPU when there is one) or cpu")
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(name)
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError):  # torch's own message lists some 30 device types
+        raise InvlabError(f"device {name!r} is not a device torch knows; use cpu, cuda (cuda:0, ...) or auto") from None
     if device.type == "cuda":
         torch.backends.cudnn.allow_tf32 = False
         torch.backends.cuda.matmul.allow_tf32 = False

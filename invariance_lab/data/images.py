@@ -74,6 +74,22 @@ class TensorImages(Images):
         return self.tensor[chunk]
 
 
+def label_tensor(labels) -> torch.Tensor:
+    """Labels as a flat long tensor: class indices, whole numbers >= 0 (a string, a fraction or -1 is refused:
+    torch would fail on the first and truncate or keep the others, and a label -1 scores every image wrong)."""
+    try:
+        y = torch.as_tensor(labels)
+    except (TypeError, ValueError, RuntimeError):
+        raise InvlabError(f"labels are class indices (whole numbers from 0); got {clip(repr(labels), 80)}") from None
+    y = y.flatten()
+    if y.is_floating_point() and bool((y != y.round()).any()) or y.dtype == torch.bool or y.is_complex():
+        raise InvlabError(f"labels are class indices (whole numbers from 0); got {clip(repr(labels), 80)}")
+    y = y.long()
+    if len(y) and int(y.min()) < 0:
+        raise InvlabError(f"labels are class indices (whole numbers from 0); a label is {int(y.min())}")
+    return y
+
+
 def from_tensor(images, labels=None, classes: list[str] | None = None, describe: str = "a tensor") -> TensorImages:
     """A source of an in-memory batch (N, C, H, W) or (N, H, W) (one channel), with optional labels (N,). Float
     pixels are taken as they are; uint8 pixels (0-255, as torchvision and PIL give them) are divided by 255, as
@@ -92,7 +108,7 @@ def from_tensor(images, labels=None, classes: list[str] | None = None, describe:
                           "as invlab reads image files) or uint8 pixels (0-255, divided by 255)")
     y = None
     if labels is not None:
-        y = torch.as_tensor(labels).long().flatten()
+        y = label_tensor(labels)
         if len(y) != len(x):
             raise InvlabError(f"{len(y)} labels for {len(x)} images; give one label per image, or none")
     return TensorImages(n=len(x), shape=tuple(x.shape[1:]), labels=y, classes=classes, describe=describe,

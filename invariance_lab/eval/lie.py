@@ -125,9 +125,11 @@ def _chunks(n: int, batch_size: int) -> list[slice]:
 
 
 def _images(images) -> torch.Tensor:
-    """A float tensor (N, C, H, W) as it is; a folder of image files or a run folder read whole, as il.measure
-    reads them (eval/stream.image_source)."""
-    if isinstance(images, (str, Path)):
+    """A float tensor (N, C, H, W) as it is (its dtype kept); uint8 pixels, (N, H, W) tensors, a folder of image
+    files or a run folder read whole, as il.measure reads them (eval/stream.image_source)."""
+    if isinstance(images, torch.Tensor) and images.is_floating_point() and images.dim() == 3:
+        images = images.unsqueeze(1)  # (N, H, W): one channel, as il.measure reads it (the dtype kept)
+    if isinstance(images, (str, Path)) or isinstance(images, torch.Tensor) and not images.is_floating_point():
         src = image_source(images)
         images = src(slice(0, len(src)))
     if not isinstance(images, torch.Tensor) or images.dim() != 4 or not images.is_floating_point():
@@ -160,6 +162,9 @@ def lie_derivative(model: nn.Module, images: torch.Tensor | str | Path, transfor
     them). The model runs in eval mode (its own mode restored after) on the images' device and dtype; lie.csv's
     value is this tensor's mean. transform: translate_x, translate_y (t px), rotate (t radians), scale (factor e^t)."""
     choose("Lie derivative transform", transform, TRANSFORMS)
+    if not isinstance(model, nn.Module):  # il.measure takes a dict of models; this returns one tensor
+        raise InvlabError(f"lie_derivative takes one model (an nn.Module); got a {type(model).__name__}: call it "
+                          "once per model")
     images = _images(images)
     out = []
     with _Eval(model):

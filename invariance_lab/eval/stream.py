@@ -15,6 +15,7 @@ before the normalisation.
 from __future__ import annotations
 
 import math
+from numbers import Real
 from collections.abc import Callable
 from pathlib import Path
 
@@ -25,7 +26,7 @@ from ..core.progress import progress_bar
 from ..schema.sweep import MAX_SHIFTS
 from ..core.errors import ConfigError, InvlabError, choose, quote
 from ..core.runtime import resolve_device
-from ..data.images import Images, from_tensor, open_folder
+from ..data.images import Images, from_tensor, label_tensor, open_folder
 from ..store.run_images import is_run_folder, run_images
 from ..data.shifts import circular_shift
 from ..data.transforms import FILLS, INTERPOLATION, SUBPIXEL, translate_image, turn_image
@@ -91,7 +92,7 @@ def check_channels(values, channels: int, option: str) -> list[float] | None:
     pixels, so it must be a positive normal float32, checked here before any folder is made)."""
     if values is None:
         return None
-    values = [float(v) for v in ([values] if isinstance(values, (int, float)) else values)]
+    values = numbers(values, option)
     if len(values) == 1:
         values = values * channels
     if len(values) != channels or not all(math.isfinite(v) for v in values):
@@ -135,8 +136,23 @@ def check_grid(points: list[tuple[float, ...]], shape: tuple[int, int, int], mod
                                   f"fill; keep |{axis}| < {side - 1 if d != int(d) else side}")
 
 
+def numbers(v, what: str) -> list[float]:
+    """A number (numpy's too) or an iterable of numbers as floats; anything else (a string, None, a label) is an
+    InvlabError naming `what`, not a TypeError from float()."""
+    problem = InvlabError(f"{what} takes numbers (one, or a list or range of them); got {quote(v)}")
+    if isinstance(v, (str, bytes)) or v is None:
+        raise problem
+    try:
+        items = [v] if isinstance(v, Real) else list(v)
+        if any(isinstance(x, (str, bytes)) for x in items):  # float("1") would read a label or a typo as a number
+            raise problem
+        return [float(x) for x in items]
+    except (TypeError, ValueError):
+        raise problem from None
+
+
 def shift_values(v, what: str) -> list[float]:
-    vals = [float(x) for x in ([v] if isinstance(v, (int, float)) else v)]
+    vals = numbers(v, what)
     if not vals or not all(math.isfinite(x) for x in vals) or len(set(vals)) != len(vals):
         unit = {"dx": " (px)", "dy": " (px)", "angles": " (degrees)"}.get(what, "")
         raise InvlabError(f"{what} must be distinct finite numbers{unit}; got {quote(vals)}")
@@ -165,7 +181,7 @@ def image_source(images, labels=None, *, colour: str = "grey", size=None) -> Ima
                               "takes before measuring")
         return from_tensor(images, labels)
     if labels is not None:
-        y = torch.as_tensor(labels).long().flatten()
+        y = label_tensor(labels)
         if len(y) != len(src):
             raise InvlabError(f"{len(y)} labels for {len(src)} images; give one label per image, or none")
         src.labels, src.classes = y, None

@@ -18,6 +18,7 @@ from ..core.columns import (CORRECT_FLIP, CORRECT_FLIP_SUMMARY, CUSTOM, FACTOR_C
                             REFERENCE, WORST_CASE_COLUMNS,
                             WORST_SHIFT_COLUMNS, grid_columns, table_transform)
 from ..core.stats import is_at_chance
+from ..core.errors import InvlabError
 
 ModelKey = tuple[str, int]  # (model name, seed)
 
@@ -63,6 +64,10 @@ def summarize(table: pd.DataFrame, clean_accuracy: dict[ModelKey, float] | None 
     it both columns are left empty (a report then reads the number of classes from the run's config).
     worst_case: SweepResult.worst_case (default: what il.measure kept in table.attrs), appended as
     robust_accuracy and consistent_fraction; left out when unknown (a table read back from invariance.csv)."""
+    missing = [c for c in ("model", "seed", *METRIC_COLUMNS) if c not in table.columns]
+    if missing or table.empty:
+        raise InvlabError(f"summarize takes the per-shift table il.measure returns (or invariance.csv read back); "
+                          f"this one {'has no rows' if not missing else 'lacks the columns ' + ', '.join(missing)}")
     if clean_accuracy is None:
         clean_accuracy = _clean_accuracy(table)
     if n_classes is None:
@@ -79,7 +84,8 @@ def summarize(table: pd.DataFrame, clean_accuracy: dict[ModelKey, float] | None 
         row = {c: g[c].iloc[0] for c in keys}
         clean = clean_accuracy[key]
         row.update(n_shifts=len(moved), n_classes=n_classes, clean_accuracy=clean,
-                   at_chance=None if n_classes is None else bool(is_at_chance(clean, n_classes)))
+                   # unknown (empty) without the number of classes, or without labels (no clean accuracy)
+                   at_chance=None if n_classes is None or not np.isfinite(clean) else bool(is_at_chance(clean, n_classes)))
         for m in METRIC_COLUMNS:
             vals = moved[m].dropna()
             row[f"mean_{m}"] = vals.mean() if len(vals) else np.nan

@@ -21,7 +21,7 @@ from ..store.find import read_study
 from ..store.layout import is_study
 from ..run.study import study_runs
 from .plots import save
-from .tables import Report, build_report
+from .tables import Report, build_report, folder_list
 
 if TYPE_CHECKING:  # for annotations only: matplotlib is imported when the figure is made
     from matplotlib.figure import Figure
@@ -33,6 +33,7 @@ def compare_folders(paths: list[str | Path], *, by: str = "model", metric: str =
                     drop_chance: bool = False) -> Report:
     """tables.build_report over run, sweep or measure folders, or build_study_report over one study folder (a
     study is reported alone: its runs are compared with a column per varied key)."""
+    paths = folder_list(paths)
     studies = [p for p in paths if is_study(p)]
     if not studies:
         return build_report(paths, by=by, metric=metric, axis=axis, drop_chance=drop_chance)

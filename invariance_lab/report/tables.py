@@ -263,6 +263,15 @@ class Report:
     dropped: pd.DataFrame  # the seeds that drop_chance left out (seed_flags rows; empty without it)
 
 
+def folder_list(paths) -> list[str | Path]:
+    """The folders a report is asked for: one path (a str is one folder, not its characters) or a list of them;
+    none is an InvlabError."""
+    paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
+    if not paths:
+        raise InvlabError("no folder to report: give one or more run, sweep or measure folders (or one study)")
+    return paths
+
+
 def _refuse_repeats(paths: list[str | Path]) -> None:
     """The same folder named twice (another spelling, a link to it) would count every seed of it twice."""
     seen: dict[Path, str | Path] = {}
@@ -282,6 +291,7 @@ def build_report(paths: list[str | Path], *, by: str = "model", metric: str = "f
     choose("metric", metric, METRIC_COLUMNS)
     if axis is not None:
         choose("shift axis", axis, AXES)
+    paths = folder_list(paths)
     studies = [p for p in paths if is_study(p)]
     if studies:  # report/study.py compares a study's runs (a column per varied key); it calls this on the runs
         raise InvlabError(f"{studies[0]} is a study folder: report.study.compare_folders (what `invlab report` "

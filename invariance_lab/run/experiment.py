@@ -79,6 +79,8 @@ def run_experiment(cfg: Config, *, results_dir: Path, progress: bool = False, fr
     With `jobs` > 1 or another `executor`, the units to train run in workers (units.py); the rest is the same.
     """
     say = on_event or (lambda msg: None)
+    if not isinstance(cfg, Config):
+        raise InvlabError(f"run_experiment takes a Config (il.load_config, il.parse_config); got {type(cfg).__name__}")
     check_jobs(jobs, executor)
     threads_why = set_threads(threads)
     device = resolve_device(cfg.device)
@@ -278,6 +280,8 @@ def sweep_experiment(run_dir: Path, sweep: SweepConfig | None = None, *, models:
     threads_why = set_threads(threads)
     meta_run = require_finished_run(run_dir)
     cfg = load_config(Path(run_dir) / CONFIG_FILE)
+    if sweep is not None and not isinstance(sweep, SweepConfig):  # e.g. load_config(path).sweep
+        raise InvlabError(f"sweep_experiment's sweep is a SweepConfig (schema.sweep); got {type(sweep).__name__}")
     sweep = sweep or cfg.sweep
     if layers and sweep.transform != "translate":
         raise InvlabError(f"--layers profiles translations of the whole input; a {sweep.transform} sweep cannot "

@@ -90,8 +90,11 @@ def load_checkpoint(path: Path, device: torch.device, expect: dict | None = None
         require_trust(blob["factors"], trusted=trust, where=f"checkpoint {path}")
     try:
         data = blob["data"]
-        model = build_model(blob["factors"], num_classes=len(blob["classes"]), canvas=int(data["canvas"]),
-                            in_channels=data_channels(data))
+        # the initial weights, replaced by the file's at once, are drawn from a fork of torch's generator: loading
+        # a checkpoint (a sweep, a report's gallery) leaves the caller's random numbers as they were
+        with torch.random.fork_rng(devices=[]):
+            model = build_model(blob["factors"], num_classes=len(blob["classes"]), canvas=int(data["canvas"]),
+                                in_channels=data_channels(data))
     except InvlabError as e:
         if is_custom(blob["factors"]):  # the factory's own problem (import, call, output): its message says which
             raise type(e)(f"{path}: {e}") from None

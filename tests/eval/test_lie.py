@@ -158,7 +158,7 @@ def test_bad_inputs_are_refused():
     with pytest.raises(InvlabError, match="unknown Lie derivative transform 'rotation'"):
         lie_derivative(circular_gap(), images(), "rotation")
     with pytest.raises(InvlabError, match=r"float tensor \(N, C, H, W\)"):
-        lie_derivative(circular_gap(), images()[0])
+        lie_derivative(circular_gap(), images()[0, 0])  # one (H, W) image; (N, H, W) is N one-channel images
     wide = nn.Sequential(nn.Flatten(), nn.Linear(4 * 32 * 32, 2))  # built for 32 px images: not told "forward mode"
     with pytest.raises(InvlabError, match=r"shapes cannot be multiplied.*another size than these 16 x 16 px") as e:
         lie_derivative(wide, torch.rand(2, 4, 16, 16))

@@ -1,5 +1,8 @@
 """il.measure and il.layer_profile leave the process as they found it: torch's thread count, the TF32 flags,
-torch's RNG, and the user's model (each submodule's train/eval mode, every parameter's device)."""
+torch's RNG, and the user's model (each submodule's train/eval mode, every parameter's device); loading
+checkpoints, sweeping and reporting leave torch's RNG too."""
+
+import shutil
 
 import pytest
 import torch
@@ -98,3 +101,57 @@ def test_reading_options_of_image_files_are_refused_for_a_tensor():
     for kwargs in ({"size": 4}, {"colour": "rgb"}):
         with pytest.raises(il.InvlabError, match="size and colour say how to read a folder of image files"):
             il.measure(Meddler(), images(), dx=[0, 1], mode="circular", **kwargs)
+
+
+def test_loading_checkpoints_sweeping_and_reporting_leave_the_callers_random_numbers(small_quick_run, tmp_path):
+    """load_checkpoint builds the model (its initial weights drawn) before reading the file's: in a fork of the
+    generator, so il.load_checkpoint, il.sweep_experiment and il.html_report (its gallery loads checkpoints) leave
+    torch's random numbers as the caller had them (they moved them)."""
+    run = tmp_path / "run"
+    shutil.copytree(small_quick_run, run)
+    calls = {"load_checkpoint": lambda: il.load_checkpoint(run / "checkpoints" / "conv_gap-seed0.pt",
+                                                           torch.device("cpu")),
+             "sweep_experiment": lambda: il.sweep_experiment(run, threads=1),
+             "html_report": lambda: il.html_report([run], n_images=1)}
+    for name, call in calls.items():
+        torch.manual_seed(7)
+        before = torch.random.get_rng_state()
+        call()
+        assert torch.equal(torch.random.get_rng_state(), before), name
+
+
+@pytest.mark.parametrize("call, words", [
+    (lambda m, x: il.measure(m, x, dx=[0, 1], device="tpu"), "device 'tpu' is not a device torch knows"),
+    (lambda m, x: il.measure(m, x, dx="1:3"), "dx takes numbers (one, or a list or range of them); got '1:3'"),
+    (lambda m, x: il.measure(m, x, dx=None), "dx takes numbers"),
+    (lambda m, x: il.measure(m, x, dx=["1", 2]), "dx takes numbers"),
+    (lambda m, x: il.measure(m, x, mean="0.5"), "mean takes numbers"),
+    (lambda m, x: il.measure(m, x, ["a"] * 6), "labels are class indices (whole numbers from 0)"),
+    (lambda m, x: il.measure(m, x, [1.9] * 6), "labels are class indices (whole numbers from 0)"),
+    (lambda m, x: il.measure(m, x, [-1] * 6), "a label is -1"),
+    (lambda m, x: il.lie_derivative({"a": m}, x), "lie_derivative takes one model (an nn.Module); got a dict"),
+    (lambda m, x: il.summarize(__import__("pandas").DataFrame()), "summarize takes the per-shift table"),
+    (lambda m, x: il.build_report([]), "no folder to report"),
+    (lambda m, x: il.html_report([]), "no folder to report"),
+    (lambda m, x: il.run_experiment({"name": "x"}, results_dir="r"), "run_experiment takes a Config"),
+])
+def test_a_wrong_argument_is_an_invlab_error_naming_it(call, words):
+    """Python callers get the library's one-paragraph errors too, not a TypeError or KeyError from deep inside."""
+    with pytest.raises(il.InvlabError) as e:
+        call(Meddler(), images())
+    assert words in str(e.value)
+
+
+def test_numbers_of_numpy_one_path_and_one_override_are_taken_as_meant(small_quick_run):
+    """A numpy number is a number; one folder given as a str is that folder (not its characters); one override
+    text is a list of one."""
+    import numpy as np
+
+    assert sorted(set(il.measure(Meddler(), images(), dx=np.int64(2), mode="circular").dx)) == [2.0]
+    assert il.build_report(str(small_quick_run)).results[0].path == small_quick_run
+    assert il.load_config(small_quick_run / "config.yaml", "train.epochs=3").train.epochs == 3
+
+
+def test_summarize_leaves_at_chance_empty_without_labels():
+    table = il.summarize(il.measure(Meddler(), images(), dx=[-1, 0, 1], mode="circular"))
+    assert table.clean_accuracy.isna().all() and table.at_chance.isna().all()
