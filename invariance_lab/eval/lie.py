@@ -114,8 +114,13 @@ def _derivative(fn: Callable[[torch.Tensor], tuple], x: torch.Tensor) -> tuple[t
     try:
         return jvp(fn, (zero,), (torch.ones_like(zero),))
     except (RuntimeError, NotImplementedError) as e:  # an operation without a forward-mode derivative
+        first = str(e).splitlines()[0][:200]
+        if "mutate a captured Tensor" in str(e):  # e.g. a buffer counted up in forward: self.calls += 1
+            raise InvlabError(f"the model changes a tensor it holds in place during forward (a buffer or attribute, "
+                              f"e.g. self.calls += 1), which torch.func.jvp cannot trace; make that update out of "
+                              f"place or skip it in eval mode ({first})") from None
         raise InvlabError(f"the Lie derivative needs forward-mode derivatives (torch.func.jvp) of every operation of "
-                          f"the model; one has none: {str(e).splitlines()[0][:200]}") from None
+                          f"the model; one has none: {first}") from None
 
 
 def _chunks(n: int, batch_size: int) -> list[slice]:

@@ -184,3 +184,19 @@ def test_the_lie_derivative_of_one_logit_is_that_of_the_two_logits_zero_and_it()
     x = images(4)
     a, b = lie_derivative(one, x), lie_derivative(TwoLogits(), x)
     assert torch.allclose(a, b) and bool((a > 0).all())
+
+
+def test_a_model_that_changes_a_buffer_in_forward_is_told_so_not_blamed_on_forward_mode():
+    class Counting(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(1, 2, 3, padding=1)
+            self.register_buffer("calls", torch.zeros(()))
+
+        def forward(self, x):
+            self.calls += 1  # in place, on a tensor the model holds: jvp cannot trace it
+            return self.conv(x).mean((2, 3))
+
+    with pytest.raises(InvlabError, match=r"changes a tensor it holds in place during forward") as e:
+        lie_derivative(Counting(), torch.rand(3, 1, 8, 8))
+    assert "one has none" not in str(e.value)
