@@ -29,7 +29,7 @@ from ..eval.tables import summarize
 __all__ = ["layer_profile", "measure", "summarize"]
 
 
-def measure(model, images, labels=None, *, dx: Iterable[float] = range(-8, 9), dy: Iterable[float] = (0,),
+def measure(model, images, labels=None, *, dx: Iterable[float] | None = None, dy: Iterable[float] | None = None,
             mode: str = "canvas", fill: str = "zeros", grid: str = "product", mean=None, std=None,
             colour: str = "grey", size=None, batch_size: int = 256, device="cpu", seed: int = 0,
             progress: bool = False, engine: str = "auto", subpixel: str = "bilinear", transform: str = "translate",
@@ -44,7 +44,7 @@ def measure(model, images, labels=None, *, dx: Iterable[float] = range(-8, 9), d
     folder. labels: one class index per image. A model with one logit per image (a sigmoid binary classifier) is
     measured as the two logits (0, z) (nn/logits.py). class_index: {class folder: the model's output index} for a
     model with more outputs than the folder has classes (data/images.relabel). dx, dy:
-    the shifts, px (every pair with grid product; each axis alone with axes). mode: canvas (moved inside the
+    the shifts, px (every pair with grid product; each axis alone with axes; default dx -8..8, dy 0). mode: canvas (moved inside the
     frame, `fill`: zeros | edge | reflect, sub-pixel bilinear) or circular (rolled, whole pixels; with subpixel
     "fft" any fraction, band-limited: data/transforms.fourier_shift). mean, std:
     normalisation after the shift. engine: auto (the exact all-shift engine, engine.py, where it applies: circular
@@ -68,8 +68,12 @@ def measure(model, images, labels=None, *, dx: Iterable[float] = range(-8, 9), d
     if transform == "translate":
         if angles is not None or scales is not None:
             raise InvlabError("angles and scales are the values of transform='rotate' and 'scale'; give transform too")
-        lines = value_lines(shift_values(dx, "dx"), shift_values(dy, "dy"), grid)
+        lines = value_lines(shift_values(range(-8, 9) if dx is None else dx, "dx"),
+                            shift_values((0,) if dy is None else dy, "dy"), grid)
     else:
+        if dx is not None or dy is not None:
+            raise InvlabError(f"dx and dy are the shifts of transform='translate'; transform={transform!r} takes "
+                              f"{'angles' if transform == 'rotate' else 'scales'} instead")
         given = {"angles": angles, "scales": scales}
         key, other = ("angles", "scales") if transform == "rotate" else ("scales", "angles")
         if given[other] is not None:

@@ -123,7 +123,7 @@ def test_loading_checkpoints_sweeping_and_reporting_leave_the_callers_random_num
 @pytest.mark.parametrize("call, words", [
     (lambda m, x: il.measure(m, x, dx=[0, 1], device="tpu"), "device 'tpu' is not a device torch knows"),
     (lambda m, x: il.measure(m, x, dx="1:3"), "dx takes numbers (one, or a list or range of them); got '1:3'"),
-    (lambda m, x: il.measure(m, x, dx=None), "dx takes numbers"),
+    (lambda m, x: il.measure(m, x, transform="rotate", angles=[0, 10], dx=[5, 6]), "dx and dy are the shifts of"),
     (lambda m, x: il.measure(m, x, dx=["1", 2]), "dx takes numbers"),
     (lambda m, x: il.measure(m, x, mean="0.5"), "mean takes numbers"),
     (lambda m, x: il.measure(m, x, ["a"] * 6), "labels are class indices (whole numbers from 0)"),
