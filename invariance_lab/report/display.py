@@ -296,11 +296,12 @@ def render(rep: Report, fmt: str, wide: bool = False) -> Rendered:
 
 
 def for_terminal(view: View, wide: bool = False) -> tuple[View, str | None]:
-    """(the view as a terminal shows it, a note saying what was left out or None). The worst-case columns (robust
-    accuracy, consistent fraction) are for markdown, csv and the HTML page. Unless `wide`, a model table keeps
-    TERMINAL_METRICS and a shift or layer table at most TERMINAL_VALUES columns (for shifts: 0, the ends and the
-    halvings between), so that the table fits 100 columns without every cell wrapping."""
-    keep = [v for v in view.values if v not in WORST_CASE_COLUMNS]
+    """(the view as a terminal shows it, a note saying what was left out or None). `wide` shows every column.
+    Otherwise a model table keeps TERMINAL_METRICS (the worst-case columns, robust accuracy and consistent
+    fraction, are left to --wide, markdown, csv and the HTML page) and a shift or layer table at most
+    TERMINAL_VALUES columns (for shifts: 0, the ends and the halvings between), so that the table fits 100
+    columns without every cell wrapping."""
+    keep = list(view.values) if wide else [v for v in view.values if v not in WORST_CASE_COLUMNS]
     if not wide and "clean_accuracy" in view.values:
         keep = [v for v in keep if v in TERMINAL_METRICS]
     elif not wide and len(keep) > TERMINAL_VALUES:
@@ -314,9 +315,8 @@ def for_terminal(view: View, wide: bool = False) -> tuple[View, str | None]:
         return view, None
     drop = [f"{v}{s}" for v in gone for s in ("", "_ci", "_lo", "_hi")]
     shown = [v for v in view.values if v in keep]
-    left = [v for v in gone if v not in WORST_CASE_COLUMNS]
-    note = (f"{len(shown)} of the {len(shown) + len(left)} columns shown; --wide shows every one, --format "
-            f"markdown or csv too" if left else None)
+    note = (f"{len(shown)} of the {len(view.values)} columns shown; --wide shows every one, --format markdown or "
+            "csv too")
     return replace(view, table=view.table.drop(columns=drop), values=shown), note
 
 

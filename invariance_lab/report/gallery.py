@@ -73,8 +73,8 @@ class Gallery:
 def run_folder(result: Result) -> Path:
     """The run folder holding the checkpoints of a run or of one of its sweeps."""
     if result.meta.get("kind") == "measure":
-        raise InvlabError(f"{result.label} is an `invlab measure` folder: its model is yours, not an invlab "
-                          "checkpoint, and `invlab report` imports no code to rebuild it")
+        raise InvlabError(f"{result.label} is an `invlab measure` folder: the pictures would need its model rebuilt "
+                          "(your factory, or the one a checkpoint names), and `invlab report` imports no code")
     resolved = Path(result.path).resolve()
     return resolved.parent.parent if resolved.parent.name == SWEEP_DIR else resolved
 

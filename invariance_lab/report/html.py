@@ -49,10 +49,17 @@ QUESTION = (
     "its own weights. This page shows how far each network here follows that.")
 # a page of `invlab measure` folders: the user's model on the user's images, not letters
 MEASURE_QUESTION = (
-    "How much does this model change its mind when its input moves? `invlab measure` shifted each of the images "
-    "below by every (dx, dy) of the grid and compared the model's prediction on the shifted image with its "
+    "How much does this model change its mind when its input moves? `invlab measure` shifted each of the measured "
+    "images (How it was measured names them) by every shift of the grid and compared the model's prediction on the shifted image with its "
     "prediction on the unshifted one: how often it changes (flip rate) and how much its probabilities move "
     "(probability change).")
+# under a canvas-mode layer profile: why a stride-1 convolution's equivariance error is not 0 there
+CANVAS_LAYERS = (
+    "Canvas mode: the reference map is moved with zeros entering, while the network's own map holds its background "
+    "value there (a bias through ReLU) and meets zero padding at the frame, so even a stride-1 convolution's "
+    "equivariance error is not 0 here; the pooled error (channel means) is the one to read, and a circular sweep "
+    "shows the exact equivariance (docs/metrics.md). A blockN.down tap of a network that does not downsample "
+    "repeats its block's map.")
 MIN_LABEL_PX = 11  # the smallest text of a plot on screen, px: a plot is never shown smaller than this allows
 STUDY_SMALLEST_PT = 7  # the smallest text of study.plot_study's figure (its legend), pt, drawn at study.DPI
 # the words for a move, a moved image, the reference and an image not moved, per transform (None: folders of
@@ -108,7 +115,7 @@ dl { margin: 0.4rem 0; } dt { font-weight: 600; } dd { margin: 0 0 0.4rem 1rem; 
 table { border-collapse: collapse; font-size: 0.85rem; font-variant-numeric: tabular-nums; }
 th, td { padding: 0.3rem 0.45rem; border-bottom: 1px solid var(--line); white-space: nowrap; }
 th { background: var(--band); text-align: left; font-weight: 600; vertical-align: bottom; }
-th.group { text-align: center; border-left: 1px solid var(--line); }
+th.group { text-align: center; border-left: 1px solid var(--line); white-space: normal; }  /* a long group name wraps: it never widens its columns */
 td.num, th.num { text-align: right; }
 td.num, td.wrap, th.wrap { white-space: normal; } td.num span, td.wrap span { white-space: nowrap; }
 th.wrap { min-width: 3.5rem; } td[data-col="run"] { min-width: 9rem; }
@@ -281,14 +288,17 @@ def html_report(paths: list[str | Path], *, metric: str = "flip_rate", drop_chan
         for view in layer_rep.views:
             body += [f"<h3>{e(view.title)}</h3>", table_html(view, at_chance_rows(view))]
         body += [notes_html(layer_rep.views, layer_rep), figures_html(layer_fig)]
+        if any(r.meta.get("protocol", {}).get("mode") == "canvas" for r in with_layers):
+            body.append(f'<p class="note">{e(CANVAS_LAYERS)}</p>')
     else:
         body.append('<p class="note">No layer profile in these folders: make one with '
-                    "<code>invlab sweep RUN --layers</code> and report that sweep folder.</p>")
+                    "<code>invlab sweep RUN --layers</code> (or <code>invlab measure ... --layers</code>) and "
+                    "report that folder.</p>")
     body += ["<h2>What the networks saw</h2>",
              *(gallery_html(r, n_images, pd.concat([rep.flags, rep.dropped])) for r in results)]
     body.append(f'<p class="foot">Made with <code>invlab report {e(" ".join(str(p) for p in paths))} --html FILE'
-                "</code>. Every number is a mean over seeds, with its 95% t interval where there are several; the "
-                "pictures are one network per model (the first seed).</p>")
+                "</code>. Every number is a mean over seeds, with its 95% t interval where there are several; "
+                "pictures, where there are any, show one network per model (the first seed).</p>")
     title = f"invlab report: {', '.join(labels)}"
     return ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n" + GENERATOR + "\n"
             '<meta name="viewport" content="width=device-width, initial-scale=1">\n'

@@ -41,7 +41,7 @@ METRIC_LABELS = {
     "prob_change": "probability change\n(total variation ½Σ|Δp| vs softmax at (0,0))",
     "neighbor_flip_rate": "neighbour flip rate\n(prediction ≠ prediction one grid step back)",
 }
-AXIS_LABELS = {"dx": "horizontal shift dx (px)", "dy": "vertical shift dy (px)",
+AXIS_LABELS = {"dx": "horizontal shift dx (px, + = right)", "dy": "vertical shift dy (px, + = down)",
                "angle": "rotation angle (degrees, counterclockwise)", "scale": "scale factor (1 = as drawn)"}
 LINESTYLES = ("-", "--", ":", "-.")
 MAX_TICKS = 9  # heatmap ticks per axis: every grid value when they fit, else every k-th one, through 0
@@ -144,8 +144,9 @@ def metric_vs_shift_figure(results: list[Result], metric: str, axis: str) -> Fig
     ax.set_xlabel(AXIS_LABELS[axis])
     ax.set_ylabel(METRIC_LABELS[metric].replace("(0,0)", {"angle": "angle 0", "scale": "scale 1"}.get(axis, "(0,0)")))
     other = {"dx": " (dy = 0)", "dy": " (dx = 0)"}.get(axis, "")
-    ax.set_title(f"{_title_name(metric)} vs {axis}{other}, {_modes(results)}\n"
-                 f"mean over seeds, band = 95% CI (cut to [0, 1])", fontsize=11)
+    band = "mean over seeds, band = 95% CI (cut to [0, 1])" if np.isfinite(cis.to_numpy(float)).any() else \
+        "one seed: no interval"  # a CI needs two seeds or more (an invlab measure folder has one)
+    ax.set_title(f"{_title_name(metric)} vs {axis}{other}, {_modes(results)}\n{band}", fontsize=11)
     ax.set_ylim(-0.02, 1.02)
     ax.grid(True, alpha=0.35)
     if len(means) > 8:
@@ -199,13 +200,14 @@ def heatmap_figures(results: list[Result], metric: str) -> list[tuple[str, Figur
             ax.set_visible(False)
         for col in range(ncols):  # label the lowest visible panel of each column
             ax = axes[(len(models) - 1 - col) // ncols, col]
-            ax.set_xlabel("dx (px)")
+            ax.set_xlabel("dx (px, + = right)")
             ax.tick_params(labelbottom=True)
         # ticks on the swept values, which are the cell centres (shading="nearest"), not on cell edges
         axes[0, 0].set_xticks(centre_ticks(xs), [f"{v:g}" for v in centre_ticks(xs)])
         axes[0, 0].set_yticks(centre_ticks(ys), [f"{v:g}" for v in centre_ticks(ys)])
         for ax in axes[:, 0]:
-            ax.set_ylabel("dy (px)")
+            ax.set_ylabel("dy (px, + = down)")
+        axes[0, 0].invert_yaxis()  # shared: +dy moves the image down, so it is drawn below dy = 0, as in the image
         fig.colorbar(mesh, ax=axes.ravel().tolist(), label=METRIC_LABELS[metric], shrink=0.9)
         mode = r.meta.get("protocol", {}).get("mode", "?")
         fig.suptitle(f"{_title_name(metric)} over (dx, dy), {mode} shift, mean over seeds\n{r.label}",

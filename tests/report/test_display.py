@@ -204,8 +204,9 @@ def test_to_rich_table_without_seeds_at_chance_has_no_chance_note(tmp_path, fake
 
 
 def test_the_worst_case_columns_are_in_markdown_and_csv_but_not_the_terminal(tmp_path, fake_result):
-    """robust_accuracy and consistent_fraction: mean ± CI over seeds in markdown and csv; the terminal's model
-    table keeps its width; an older folder without them still reports."""
+    """robust_accuracy and consistent_fraction: mean ± CI over seeds in markdown, csv and --wide; the terminal's
+    model table keeps its width, and its note counts them among the columns left out; an older folder without them
+    still reports."""
     old = fake_result(tmp_path / "old", seeds=(0, 1), run_id="old")
     new = fake_result(tmp_path / "new", seeds=(0, 1), run_id="new")
     s = pd.read_csv(new / "summary.csv")
@@ -223,7 +224,9 @@ def test_the_worst_case_columns_are_in_markdown_and_csv_but_not_the_terminal(tmp
     assert "robust" not in _text(table) and "consistent" not in _text(table)
     older = fake_result(tmp_path / "older", seeds=(0, 1), run_id="older")  # two runs, neither with the columns
     assert len(table.columns) == len(render(build_report([old, older]), "table").tables[0].columns)
-    assert "robust" not in _text(render(rep, "table", wide=True).tables[0])
+    wide = _text(render(rep, "table", wide=True).tables[0])  # --wide shows every column, as its note says
+    assert "robust" in wide and "consistent" in wide and "columns shown" not in wide
+    assert "4 of the 10 columns shown; --wide shows every one" in _text(table)
 
 
 def test_a_canvas_sweep_of_letters_at_fractions_of_a_pixel_says_the_ink_changes_too(tmp_path, fake_result):
