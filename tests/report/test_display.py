@@ -241,3 +241,14 @@ def test_a_canvas_sweep_of_letters_at_fractions_of_a_pixel_says_the_ink_changes_
                                                           "interpolation": "bilinear"}):
         sub.meta["protocol"].update(extra)
         assert note not in protocol_lines([sub])[0]
+
+
+def test_two_folders_fit_an_80_column_terminal_with_their_run_labels_folded(tmp_path, fake_result):
+    """The run column folds like the numbers instead of pushing every line past the terminal's edge (at 80 columns
+    it took 47 characters and the rows were cut mid-number)."""
+    a = fake_result(tmp_path / "a", run_id="20260101-000000/20260101-000100")  # a sweep's label: 37 characters
+    b = fake_result(tmp_path / "b", run_id="20260101-000000_and_a_long_sweep_label")
+    (table,) = render(build_report([a, b]), "table").tables
+    lines = _lines(table, 80)  # rich crops what does not fit: the last column's heading must still be there
+    assert max(map(len, lines)) <= 80 and "Δp" in lines[3] and lines[1].endswith("┓"), "\n".join(lines[:6])
+    assert "0000_and" in "".join(lines).replace(" ", "").replace("│", "")  # the long label is there, folded
