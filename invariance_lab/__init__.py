@@ -8,6 +8,7 @@ The public API, by name (everything else is internal and may move):
     il.layer_profile(model, images, shifts=range(-8, 9))   # per layer tap
     il.lie_derivative(model, images, transform="rotate")   # per image: ||d/dt softmax f(T_t x) at t=0||^2
     run_dir = il.run_experiment(il.load_config("configs/seed_question.yaml"), results_dir=Path("results"))
+    il.sweep_experiment(run_dir, il.SweepConfig(mode="circular", dx=[-4, 4]))   # new shifts, no retraining
     il.build_report([run_dir])                          # tables over seeds; il.html_report: the HTML page
 
 Names load on first use (`import invariance_lab` stays light; torch comes with the first of them); the
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
     from .report.tables import build_report
     from .run.api import layer_profile, measure, summarize
     from .run.experiment import run_experiment, sweep_experiment
+    from .schema.sweep import SweepConfig
     from .store.checkpoints import load_checkpoint
     from .store.layout import checkpoint_path
     from .store.results import load_result
@@ -40,7 +42,7 @@ if TYPE_CHECKING:
 _API = {
     "measure": "run.api", "summarize": "run.api", "layer_profile": "run.api", "lie_derivative": "eval.lie",
     "load_config": "config.load", "parse_config": "config.load",
-    "run_experiment": "run.experiment", "sweep_experiment": "run.experiment",
+    "run_experiment": "run.experiment", "sweep_experiment": "run.experiment", "SweepConfig": "schema.sweep",
     "load_result": "store.results", "load_checkpoint": "store.checkpoints", "checkpoint_path": "store.layout",
     "run_images": "store.run_images",
     "build_report": "report.tables", "html_report": "report.html",

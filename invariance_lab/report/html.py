@@ -90,6 +90,8 @@ def measures(transform: str | None, shown: list[str]) -> list[tuple[str, str]]:
                        "beside accuracy.")),
         ("probability change (Δp)", f"the total variation ½Σ|Δp| between the softmax at a {move} and at {ref}."),
         ("step flip", f"the fraction of predictions that change between neighbouring {move}s on the grid."),
+        ("at chance", "how many of a model's seeds answer no better than a guess on clean images (accuracy at most "
+                      "1 / classes + 0.05): their consistency says nothing about invariance (†)."),
     ]
     return terms + [(term, text.format(move=move, ref=ref)) for column, (term, text) in LATER_MEASURES.items()
                     if column in shown]

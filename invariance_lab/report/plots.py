@@ -128,13 +128,16 @@ def metric_vs_shift_figure(results: list[Result], metric: str, axis: str) -> Fig
     label = _legend(results)
     fig = new_figure(figsize=(8, 4.8), dpi=DPI)
     ax = fig.add_subplot()
-    colors = [f"C{i}" for i in range(10)]
+    # a model keeps its colour in every folder compared; the folders differ by line style
+    models = list(dict.fromkeys(m for _, m in means.index))
+    runs = list(dict.fromkeys(r for r, _ in means.index))
     x = means.columns.to_numpy(dtype=float)
-    for i, ((run, model), row) in enumerate(means.iterrows()):
+    for (run, model), row in means.iterrows():
         y, ci = row.to_numpy(dtype=float), cis.loc[(run, model)].to_numpy(dtype=float)
         keep = ~np.isnan(y)  # runs compared on different shift grids: join each line's own points
         xs, y, ci = x[keep], y[keep], np.nan_to_num(ci[keep])
-        style = dict(color=colors[i % 10], linestyle=LINESTYLES[(i // 10) % len(LINESTYLES)])
+        m, k = models.index(model), runs.index(run)
+        style = dict(color=f"C{m % 10}", linestyle=LINESTYLES[(k + m // 10) % len(LINESTYLES)])
         ax.plot(xs, y, marker="o" if len(xs) <= 25 else None, markersize=3.5, linewidth=1.6,
                 label=label(run, model), **style)
         # every metric is a fraction in [0, 1]: a t-interval over 3 seeds can overshoot it, so the band is cut there

@@ -281,7 +281,7 @@ def sweep_experiment(run_dir: Path, sweep: SweepConfig | None = None, *, models:
     meta_run = require_finished_run(run_dir)
     cfg = load_config(Path(run_dir) / CONFIG_FILE)
     if sweep is not None and not isinstance(sweep, SweepConfig):  # e.g. load_config(path).sweep
-        raise InvlabError(f"sweep_experiment's sweep is a SweepConfig (schema.sweep); got {type(sweep).__name__}")
+        raise InvlabError(f"sweep_experiment's sweep is an il.SweepConfig(dx=..., ...); got {type(sweep).__name__}")
     sweep = sweep or cfg.sweep
     if layers and sweep.transform != "translate":
         raise InvlabError(f"--layers profiles translations of the whole input; a {sweep.transform} sweep cannot "

@@ -170,14 +170,14 @@ def test_model_table_groups_its_columns_by_which_way_is_better(page):
         "change under shift: lower is more invariant"}
     assert ">robust acc</th>" in second and ">consistent</th>" in second
     defined = re.findall(r"<dt>([^<]*)</dt>", page[0])  # and the page says what they are
-    assert defined == ["accuracy", "flip rate", "probability change (Δp)", "step flip", "flip mean, correct",
-                       "robust acc", "consistent"]
+    assert defined == ["accuracy", "flip rate", "probability change (Δp)", "step flip", "at chance",
+                       "flip mean, correct", "robust acc", "consistent"]
 
 
 def test_columns_a_folder_lacks_are_not_defined(tmp_path, fake_result):
     text = html_report([fake_result(tmp_path / "demo" / "r1", dx=(-2, 2, 1), dy=(0, 0, 1))])
     assert re.findall(r"<dt>([^<]*)</dt>", text) == ["accuracy", "flip rate", "probability change (Δp)",
-                                                     "step flip"]
+                                                     "step flip", "at chance"]
 
 
 def test_model_table_numbers_are_reports(tmp_path, fake_result):
