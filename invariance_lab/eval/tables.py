@@ -85,7 +85,8 @@ def summarize(table: pd.DataFrame, clean_accuracy: dict[ModelKey, float] | None 
         clean = clean_accuracy[key]
         row.update(n_shifts=len(moved), n_classes=n_classes, clean_accuracy=clean,
                    # unknown (empty) without the number of classes, or without labels (no clean accuracy)
-                   at_chance=None if n_classes is None or not np.isfinite(clean) else bool(is_at_chance(clean, n_classes)))
+                   at_chance=None if n_classes is None or not np.isfinite(clean)
+                   else bool(is_at_chance(clean, n_classes)))
         for m in METRIC_COLUMNS:
             vals = moved[m].dropna()
             row[f"mean_{m}"] = vals.mean() if len(vals) else np.nan

@@ -239,7 +239,8 @@ def to_rich_table(view: View, caption_lines: list[str], flags: pd.DataFrame,
         # numbers wrap as "0.381 / ± 0.089" in narrow terminals rather than being cut
         table.add_column(Text(SHORT_HEADERS.get(h, h)), justify="right" if num else "left",
                          no_wrap=h == "model", min_width=5 if num else None,
-                         overflow="fold" if num or h == "run" else "ellipsis")  # a number or run label folded, never cut
+                         # a number or a run label is folded, never cut
+                         overflow="fold" if num or h == "run" else "ellipsis")
     for r in rows:
         table.add_row(*(Text(x) for x in r))
     return table

@@ -117,7 +117,7 @@ dl { margin: 0.4rem 0; } dt { font-weight: 600; } dd { margin: 0 0 0.4rem 1rem; 
 table { border-collapse: collapse; font-size: 0.85rem; font-variant-numeric: tabular-nums; }
 th, td { padding: 0.3rem 0.45rem; border-bottom: 1px solid var(--line); white-space: nowrap; }
 th { background: var(--band); text-align: left; font-weight: 600; vertical-align: bottom; }
-th.group { text-align: center; border-left: 1px solid var(--line); white-space: normal; }  /* a long group name wraps: it never widens its columns */
+th.group { text-align: center; border-left: 1px solid var(--line); white-space: normal; }  /* wraps, never widens */
 td.num, th.num { text-align: right; }
 td.num, td.wrap, th.wrap { white-space: normal; } td.num span, td.wrap span { white-space: nowrap; }
 th.wrap { min-width: 3.5rem; } td[data-col="run"] { min-width: 9rem; }

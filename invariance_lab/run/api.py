@@ -40,12 +40,12 @@ def measure(model, images, labels=None, *, dx: Iterable[float] | None = None, dy
     prob_change, neighbor_flip_rate, ...). Accuracy is empty (NaN) without labels.
 
     images: a tensor (N, C, H, W) or (N, H, W) (float pixels as they are, in float32; uint8 divided by 255), a
-    folder of PNG/JPEG files (class subfolders give labels; colour grey | rgb and size (H, W) say how to read them) or a run
-    folder. labels: one class index per image. A model with one logit per image (a sigmoid binary classifier) is
-    measured as the two logits (0, z) (nn/logits.py). class_index: {class folder: the model's output index} for a
-    model with more outputs than the folder has classes (data/images.relabel). dx, dy:
-    the shifts, px (every pair with grid product; each axis alone with axes; default dx -8..8, dy 0). mode: canvas (moved inside the
-    frame, `fill`: zeros | edge | reflect, sub-pixel bilinear) or circular (rolled, whole pixels; with subpixel
+    folder of PNG/JPEG files (class subfolders give labels; colour grey | rgb and size (H, W) say how to read them)
+    or a run folder. labels: one class index per image. A model with one logit per image (a sigmoid binary
+    classifier) is measured as the two logits (0, z) (nn/logits.py). class_index: {class folder: the model's output
+    index} for a model with more outputs than the folder has classes (data/images.relabel). dx, dy: the shifts, px
+    (every pair with grid product; each axis alone with axes; default dx -8..8, dy 0). mode: canvas (moved inside
+    the frame, `fill`: zeros | edge | reflect, sub-pixel bilinear) or circular (rolled, whole pixels; with subpixel
     "fft" any fraction, band-limited: data/transforms.fourier_shift). mean, std:
     normalisation after the shift. engine: auto (the exact all-shift engine, engine.py, where it applies: circular
     mode, square images, layers of known kinds; brute force otherwise), allshift (refuse where it does not apply)

@@ -50,10 +50,8 @@ def launch(config: Path, *, overrides: list[str] | None = None, vary: list[str] 
                                      ("--cpus", cpus is not None), ("--gpus", gpus != 0), ("--mem", mem is not None))
                   if given]
     if slurm_only and executor == "processes":  # they size SLURM (submitit) jobs; worker processes ignore them
-        raise ConfigError(f"{', '.join(slurm_only)} {'is' if len(slurm_only) == 1 else 'are'} for --executor slurm "
-                          f"(the size of each unit's job); with --executor {executor} "
-                          f"{'it' if len(slurm_only) == 1 else 'they'} would be ignored: leave "
-                          f"{'it' if len(slurm_only) == 1 else 'them'} out, or add --executor slurm")
+        raise ConfigError(f"{', '.join(slurm_only)}: the size of each unit's job under --executor slurm; worker "
+                          f"processes (--executor {executor}) would ignore it: leave it out, or add --executor slurm")
     if fresh and reuse_old:
         raise ConfigError("--fresh trains every model again and --reuse-old reuses checkpoints of other versions: "
                           "give one of them")

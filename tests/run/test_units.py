@@ -268,9 +268,9 @@ def test_invlab_sweep_jobs_2_gives_the_same_tables_as_one(one_job, tmp_path):
 
 
 @pytest.mark.parametrize("args, words", [
-    (["--partition", "gpu"], "--partition is for --executor slurm (the size of each unit's job); with --executor "
-                             "processes it would be ignored"),
-    (["--gpus", "1", "--mem", "2.5"], "--gpus, --mem are for --executor slurm"),
+    (["--partition", "gpu"], "--partition: the size of each unit's job under --executor slurm; worker processes "
+                             "(--executor processes) would ignore it"),
+    (["--gpus", "1", "--mem", "2.5"], "--gpus, --mem: the size of each unit's job under --executor slurm"),
     (["--fresh", "--reuse-old"], "give one of them"),
     (["--set", "train.epochs=3", "--vary", "train.epochs=0,1"], "train.epochs is given both by --set and by --vary"),
 ])
