@@ -291,6 +291,9 @@ def build_report(paths: list[str | Path], *, by: str = "model", metric: str = "f
     choose("metric", metric, METRIC_COLUMNS)
     if axis is not None:
         choose("shift axis", axis, AXES)
+        if by != "shift":  # only the shift table has an axis to pick
+            raise InvlabError(f"--axis {axis} picks the axis of --by shift; with --by {by} it would be ignored: add "
+                              "--by shift, or leave --axis out")
     paths = folder_list(paths)
     studies = [p for p in paths if is_study(p)]
     if studies:  # report/study.py compares a study's runs (a column per varied key); it calls this on the runs

@@ -98,3 +98,9 @@ def test_plots_into_a_run_folder_are_refused(run):
 def test_a_refused_page_creates_no_folder(run):
     _refused([run, "--html", run / "sweeps" / "s" / "page.html"], "lies in the results folder")
     assert not (run / "sweeps").exists()
+
+
+def test_axis_without_by_shift_is_refused_not_ignored(run):
+    _refused([run, "--axis", "dx"], "--axis dx picks the axis of --by shift; with --by model it would be ignored")
+    res = runner.invoke(app, ["report", str(run), "--by", "shift", "--axis", "dx", "--format", "markdown"])
+    assert res.exit_code == 0 and "along dx" in res.output, res.output
