@@ -14,7 +14,7 @@ import typer
 from ..config.factorial import left_out_note
 from ..report.display import render
 from ..report.study import build_study_report
-from ..run.executors import EXECUTORS
+from ..run.executors import DEFAULT_TIME_MIN, EXECUTORS
 from ..run.launch import launch
 from ..store.results import load_result
 from .options import QUIET, RESULTS_DIR, SET, THREADS, choice, line, out, say
@@ -29,7 +29,7 @@ def run_cli(config: Path = typer.Argument(..., help="YAML config, e.g. configs/s
             jobs: int = typer.Option(1, "--jobs", "-j", help="(model, seed) units trained at once, each in its own worker process with cores/jobs torch threads unless --threads says; the same numbers as --jobs 1. With --executor slurm: array jobs running at once."),
             executor: str = choice("processes", "--executor", EXECUTORS, "processes: worker processes on this machine; slurm: a SLURM job array through submitit (needs submitit: pip install submitit, or the package's slurm extra; the results folder must be on a shared filesystem); submitit-local: the slurm path run on this machine."),
             partition: Optional[str] = typer.Option(None, "--partition", help="slurm: the partition."),
-            time_min: int = typer.Option(60, "--time", help="slurm: minutes per unit's job."),
+            time_min: int = typer.Option(DEFAULT_TIME_MIN, "--time", help="slurm: minutes per unit's job."),
             cpus: Optional[int] = typer.Option(None, "--cpus", help="slurm: CPUs per unit's job (default: --threads, else 1)."),
             gpus: int = typer.Option(0, "--gpus", help="slurm: GPUs per unit's job."),
             mem: Optional[float] = typer.Option(None, "--mem", help="slurm: memory per unit's job, GB."),

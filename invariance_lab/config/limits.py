@@ -20,6 +20,7 @@ from ..core.errors import InvlabError
 from ..data.folder import folder_split
 from ..data.letters import load_glyphs
 from ..data.shifts import turned_inputs
+from ..data.transforms import flat_at_scale
 from ..schema.data import DataConfig
 from ..schema.fields import _Problem
 from ..schema.sweep import SweepConfig, axis
@@ -144,8 +145,9 @@ def scale_problem(data: DataConfig, sweep: SweepConfig) -> _Problem | None:
     values = axis(sweep.scales)
     small, large = min(values), max(values)
     if data.source != "letters" or sweep.mode == "circular":  # pixels: a folder's image, or the reference rolled
-        if small * data.canvas < 1 or large > data.canvas:
-            bad = small if small * data.canvas < 1 else large
+        flat = [s for s in (small, large) if flat_at_scale(s, data.canvas, data.canvas)]
+        if flat:
+            bad = flat[0] if flat[0] < 1 else flat[-1]  # the factor too small, else the largest too large
             return _Problem("scales", f"scale {bad:g} of a {data.canvas} px image leaves one flat value: useful "
                             f"factors lie between 1/{data.canvas} and {data.canvas}", sweep.scales)
         return None

@@ -65,6 +65,12 @@ def _whole_shift(images: torch.Tensor, dx: int, dy: int, fill: str) -> torch.Ten
 TURN_FILLS = {"zeros": "zeros", "edge": "border", "reflect": "reflection"}
 
 
+def flat_at_scale(scale: float, height: int, width: int) -> bool:
+    """Whether turn_image at `scale` leaves an image of height x width px one flat value: below 1/side it shrinks
+    under a pixel, beyond side one of its pixels is wider than the frame."""
+    return scale * min(height, width) < 1 or scale > max(height, width)
+
+
 def turn_image(images: torch.Tensor, angle: float = 0.0, scale: float = 1.0, fill: str = "zeros") -> torch.Tensor:
     """Images (N, C, H, W) turned by `angle` degrees counterclockwise on screen and scaled by `scale` about the
     image centre (W / 2, H / 2 in pixel-edge units: the letters' canvas centre), interpolated: bilinear

@@ -29,7 +29,7 @@ from ..core.runtime import resolve_device
 from ..data.images import Images, from_tensor, label_tensor, open_folder
 from ..store.run_images import is_run_folder, run_images
 from ..data.shifts import circular_shift
-from ..data.transforms import FILLS, INTERPOLATION, SUBPIXEL, translate_image, turn_image
+from ..data.transforms import FILLS, INTERPOLATION, SUBPIXEL, flat_at_scale, translate_image, turn_image
 from ..core.columns import GRID_COLUMNS
 from .accumulate import Grid, ShiftSums, sweep_result, walk_grid
 from ..nn.forward import probabilities
@@ -117,7 +117,7 @@ def check_grid(points: list[tuple[float, ...]], shape: tuple[int, int, int], mod
             raise InvlabError(f"--scales are factors (1 = as the image is) and must be above 0; got "
                               f"{min(p[0] for p in points):g}")
         if transform == "scale":  # below 1/side the image is under a pixel; beyond side one pixel fills the frame
-            bad = [p[0] for p in points if p[0] * min(h, w) < 1 or p[0] > max(h, w)]
+            bad = [p[0] for p in points if flat_at_scale(p[0], h, w)]
             if bad:
                 raise InvlabError(f"--scales {bad[0]:g} of a {h}x{w} image leaves one flat value: useful factors lie "
                                   f"between 1/{min(h, w)} and {max(h, w)}")

@@ -34,12 +34,15 @@ def _run_task(task):
     return task.run()
 
 
+DEFAULT_TIME_MIN = 60  # --time: minutes per unit's job
+
+
 @dataclass
 class Resources:
     """What a cluster job asks for (--partition, --time, --cpus, --gpus, --mem); unused by `processes`."""
 
     partition: str | None = None
-    time_min: int = 60
+    time_min: int = DEFAULT_TIME_MIN
     cpus: int | None = None  # per unit; default: the --threads given, else 1
     gpus: int = 0
     mem_gb: float | None = None

@@ -13,7 +13,7 @@ from pathlib import Path
 from ..config.load import load_config
 from ..core.errors import ConfigError
 from ..schema.config import Config
-from .executors import Resources, check_jobs
+from .executors import DEFAULT_TIME_MIN, Resources, check_jobs
 from .experiment import run_experiment
 from .study import run_study
 from .trust import check_config_trust, in_run_folder
@@ -34,7 +34,7 @@ def check_resources(*, time_min: int, cpus: int | None, gpus: int, mem: float | 
 
 def launch(config: Path, *, overrides: list[str] | None = None, vary: list[str] | None = None, fresh: bool = False,
            reuse_old: bool = False,
-           jobs: int = 1, executor: str = "processes", partition: str | None = None, time_min: int = 60,
+           jobs: int = 1, executor: str = "processes", partition: str | None = None, time_min: int = DEFAULT_TIME_MIN,
            cpus: int | None = None, gpus: int = 0, mem: float | None = None, threads: int | None = None,
            results_dir: Path = Path("results"), progress: bool = False, on_event: Say | None = None,
            trust_factory: bool = False) -> Path:
@@ -46,7 +46,7 @@ def launch(config: Path, *, overrides: list[str] | None = None, vary: list[str] 
         check_config_trust(load_config(config, overrides=list(overrides or [])), config, trusted=trust_factory)
     check_jobs(jobs, executor)
     check_resources(time_min=time_min, cpus=cpus, gpus=gpus, mem=mem)
-    slurm_only = [o for o, given in (("--partition", partition is not None), ("--time", time_min != 60),
+    slurm_only = [o for o, given in (("--partition", partition is not None), ("--time", time_min != DEFAULT_TIME_MIN),
                                      ("--cpus", cpus is not None), ("--gpus", gpus != 0), ("--mem", mem is not None))
                   if given]
     if slurm_only and executor == "processes":  # they size SLURM (submitit) jobs; worker processes ignore them
