@@ -69,3 +69,28 @@ def test_the_html_page_shows_the_certificate_under_the_model_table(folders):
     assert "<ul><li>circular_gap: invariant (seed 0)" in text and "<ul><li>strided: NOT invariant" in text
     assert text.index("certificate over all") < text.index("<h2>Plots</h2>")
     assert "certificate" not in html_report([folders["flatten_head"]])
+
+
+def test_a_saturated_softmax_passes_the_certificate_and_the_layer_profile_shows_the_change():
+    """docs/metrics.md, where the exact rule stops: the certificate reads the softmax, which saturates in float32,
+    so a confident network whose logits move at a shift passes it; the layer profile shows the change."""
+    import invariance_lab as il
+    from invariance_lab.core.columns import INVARIANT_TV
+    from invariance_lab.nn.models import create_model
+
+    torch.manual_seed(0)
+    x = torch.rand(8, 1, 16, 16)
+    torch.manual_seed(1)
+    model = create_model(dict(arch="conv_maxpool_gap", padding="circular"), num_classes=2, canvas=16).eval()
+    with torch.no_grad():
+        model.fc.weight.mul_(1000)
+    summary = il.summarize(il.measure(model, x, dx=range(16), dy=range(16), mode="circular"))
+    assert (summary.worst_flip_rate == 0).all() and (summary.max_prob_change <= INVARIANT_TV).all()
+    with torch.no_grad():
+        margin = lambda z: model(z)[:, 1] - model(z)[:, 0]  # noqa: E731
+        moved = max((margin(torch.roll(x, (dy, dx), (-2, -1))) - margin(x)).abs().max().item()
+                    for dx in range(16) for dy in range(16))
+    assert moved > 1, moved  # the logits move: not invariant
+    profile = il.layer_profile(model, x, shifts=[(dx, 0) for dx in range(1, 16)], mode="circular")
+    head = profile[profile.layer_name == "head"].iloc[0]
+    assert head.mean_pooled_invariance_error > 0.01, head
