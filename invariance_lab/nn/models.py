@@ -11,8 +11,9 @@ its pooling and feature count) here, and DOWNSAMPLES in downsample.py. A config 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -218,11 +219,13 @@ def create_model(name_or_spec: str | dict, *, num_classes: int, canvas: int, in_
     return build_model(resolve_spec(spec), num_classes, canvas, in_channels)
 
 
-def build_model(factors: dict, num_classes: int, canvas: int, in_channels: int = 1) -> nn.Module:
+def build_model(factors: dict, num_classes: int, canvas: int, in_channels: int = 1,
+                dirs: Iterable[str | Path] = ()) -> nn.Module:
     """A network from a resolved factor dict, as checkpoints store them (create_model resolves for you); a factory
-    spec calls your function (factory.build_custom: imported, called with its kwargs, checked on a dummy batch)."""
+    spec calls your function (factory.build_custom: imported, called with its kwargs, checked on a dummy batch),
+    its module searched first in `dirs` (the folder of the config that names it), as the run checked it."""
     if "factory" in factors:
-        return build_custom(factors, num_classes=num_classes, canvas=canvas, in_channels=in_channels)
+        return build_custom(factors, num_classes=num_classes, canvas=canvas, in_channels=in_channels, dirs=dirs)
     return InvNet(factors, num_classes, canvas, in_channels)
 
 

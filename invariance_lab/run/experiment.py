@@ -37,7 +37,6 @@ from ..config.factorial import left_out
 from ..core.errors import InvlabError, choose
 from ..nn.factory import check_models, is_custom, require_trust
 from ..data.folder import image_channels
-from ..nn.factory import load as load_factory
 from ..config.memory import check_sweep_fits
 from ..nn.models import count_parameters
 from ..store.layout import (CONFIG_FILE, INVARIANCE_CSV, LAYERS_CSV, LAYERS_SUMMARY_CSV, LIE_CSV, SUMMARY_CSV,
@@ -144,9 +143,9 @@ def run_experiment(cfg: Config, *, results_dir: Path, progress: bool = False, fr
             if fp in reusable.refused and not fresh:
                 say(reusable.refusal(key, fp))
             model, hist, source = _reuse(path, earlier.get(fp), settings, device,
-                                         say if key not in in_workers else lambda msg: None)
+                                         say if key not in in_workers else lambda msg: None, factory_dirs or ())
             if model is None:
-                model, hist = train_unit(cfg, name, seed, settings, data, device, run_dir, progress)
+                model, hist = train_unit(cfg, name, seed, settings, data, device, run_dir, progress, factory_dirs or ())
                 meta.data["trained"].append(key)
                 now = time.perf_counter()
                 say(f"trained {name} seed {seed}: test accuracy {kept_row(hist).test_accuracy:.3f} "
@@ -171,14 +170,14 @@ def run_experiment(cfg: Config, *, results_dir: Path, progress: bool = False, fr
     return run_dir
 
 
-def _reuse(path: Path, earlier: Path | None, settings: dict, device: torch.device, say: Say):
+def _reuse(path: Path, earlier: Path | None, settings: dict, device: torch.device, say: Say, dirs=()):
     """(model, history, where it came from) for a unit trained before, or (None, None, None) to train it."""
     for source in (path, earlier):
         if source is None or not source.is_file():
             continue
         try:
             # trust: the unit's fingerprint is the config's, so a factory it names is the one the config names
-            model, blob = load_checkpoint(source, device, expect=settings, trust=True)
+            model, blob = load_checkpoint(source, device, expect=settings, trust=True, dirs=dirs)
         except InvlabError as e:  # a damaged or foreign file is not reused; the unit is trained again
             say(f"not reusing {source}: {e}")
             continue
@@ -312,8 +311,7 @@ def sweep_experiment(run_dir: Path, sweep: SweepConfig | None = None, *, models:
     for m in chosen:
         if is_custom(factors[m]):  # factory_dirs: the folder of the config that names it (invlab sweep CONFIG)
             require_trust(factors[m], trusted=trust_factory, where=f"{run_dir}: model {m!r}", dirs=factory_dirs or ())
-            load_factory(factors[m]["factory"], factory_dirs or ())
-    loaded = load_run_models(Path(run_dir), cfg, meta_run, chosen, device, trust=trust_factory)
+    loaded = load_run_models(Path(run_dir), cfg, meta_run, chosen, device, trust=trust_factory, dirs=factory_dirs or ())
     plans = sweep_engines(loaded, cfg.data, sweep, kind, engine)  # --engine allshift refuses here, before any folder
     for data in others:
         sweep_engines(loaded, data, sweep, kind, engine)

@@ -21,7 +21,6 @@ import yaml
 
 from ..core.environment import environment
 from ..core.errors import DataError, InvlabError, choose, quote
-from ..data.folder import data_channels
 from ..data.images import Images, open_folder, relabel
 from ..store.run_images import is_run_folder, run_images
 from ..data.shifts import axis_values, covers_every_roll, every_roll, grid_points, value_lines
@@ -31,68 +30,23 @@ from ..eval.lie import SWEEP_METRICS, lie_protocol, lie_table
 from ..eval.measurement import Measurement
 from ..eval.stream import GRIDS, MODES, check_channels, check_grid, pick_device, preparer
 from ..eval.tables import summarize
-from ..nn.factory import TRUST_LIMIT, call, describe, is_custom, locate, require_trust
+from ..nn.factory import is_custom, locate
 from ..nn.finite import check_weights
-from ..nn.models import build_model, count_parameters, place
+from ..nn.models import count_parameters, place
 from ..core.columns import TRANSFORMS
 from ..schema.fields import check_range
 from ..schema.sweep import MAX_SHIFTS, SWEEP_DEFAULTS
-from ..schema.model import check_kwargs
 from ..store.atomic import write_csv, write_text
 from ..store.layout import (INVARIANCE_CSV, LAYERS_CSV, LAYERS_SUMMARY_CSV, LIE_CSV, MEASURE_FILE, SUMMARY_CSV,
     new_measure_folder)
 from ..store.meta import Meta
 from ..store.weights import load_weights, read_weights
+from .measure_model import measured_model
 from .sweep_settings import pick_transform
 
 DEFAULT_DX, DEFAULT_DY = [-8.0, 8.0, 1.0], [0.0, 0.0, 1.0]  # --dx -8:8, --dy 0
 # the options of each --transform of invlab measure
 OPTIONS = {"rotate": "--angles", "scale": "--scales", "translate": "--dx/--dy/--grid/--all-shifts"}
-
-
-def _model_from(model: str | None, kwargs: dict | None, checkpoint: dict | None, weights: Path | None,
-                trust_factory: bool = False):
-    """(module, factors, name, seed) for invlab measure: your factory (named by --model), or the architecture an
-    invlab checkpoint describes. A checkpoint's factory, and its kwargs, come from whoever sent the file: they are
-    used only with trust_factory (the refusal shows them and the file that would run); kwargs you give are yours."""
-    if kwargs is not None:
-        try:
-            kwargs = check_kwargs(kwargs, "--model-kwargs")
-        except ValueError as e:
-            raise InvlabError(str(e)) from None
-        if not isinstance(kwargs, dict):
-            raise InvlabError(f"--model-kwargs must be a JSON object of keyword arguments; got {quote(kwargs)}")
-    name, seed = (checkpoint["name"], checkpoint["seed"]) if checkpoint else (None, 0)
-    own = checkpoint["factors"] if checkpoint and is_custom(checkpoint["factors"]) else None
-    if model is not None:
-        if kwargs is None and own and own["factory"] == model and own.get("kwargs"):
-            if not trust_factory:  # the checkpoint's kwargs choose what your function does: never used unseen
-                raise InvlabError(
-                    f"{weights} was trained from factory {describe(own, TRUST_LIMIT)}; invlab does not pass a "
-                    f"file's kwargs to a function unseen (a checkpoint can come from anyone, and kwargs choose what "
-                    f"the function runs: torch.hub:load's repo_or_dir names code to run). Read them, then give "
-                    f"the kwargs you choose with --model-kwargs JSON, or pass --trust-factory to use the "
-                    f"checkpoint's as they are")
-            kwargs = dict(own["kwargs"])
-        factors = {"factory": model, "kwargs": kwargs or {}}
-        return call(model, factors["kwargs"]), factors, name or model.rpartition(":")[2].rpartition(".")[2], seed
-    if checkpoint is None:
-        raise InvlabError("--model package.module:function is needed (the function that builds your network), "
-                          "unless --weights is an invlab checkpoint, which says its own architecture")
-    factors = checkpoint["factors"]
-    if own:  # the refusal names the file and the call; it suggests no command that would run them
-        require_trust(own, trusted=trust_factory, where=f"{weights} (--weights)", option="--trust-factory, or "
-                      "build the network with a function of your own: --model package.module:function "
-                      "--model-kwargs JSON")
-        if kwargs is not None:
-            raise InvlabError("--model-kwargs applies to --model; with --trust-factory alone the checkpoint's own "
-                              "factory and kwargs are used")
-        return call(own["factory"], own.get("kwargs")), dict(own), name, seed
-    if kwargs is not None:
-        raise InvlabError("--model-kwargs applies to --model; an invlab preset checkpoint has its own settings")
-    model = build_model(factors, num_classes=len(checkpoint["classes"]), canvas=int(checkpoint["data"]["canvas"]),
-                        in_channels=data_channels(checkpoint["data"]))
-    return model, factors, name, seed
 
 
 def _match_classes(src: Images, classes: list[str] | None, weights: Path | None = None) -> None:
@@ -237,7 +191,7 @@ def measure_to_folder(*, images: str | Path, model: str | None = None, model_kwa
     (check_shift_options). subpixel: fft lets circular
     mode shift by fractions (band-limited: data/transforms.fourier_shift). engine: auto | allshift | brute
     (eval/measurement.measure_shifts). Everything is checked before the folder is made. A checkpoint's own
-    factory and kwargs are used only with trust_factory (_model_from). A clean accuracy far below chance puts
+    factory and kwargs are used only with trust_factory (measure_model.py). A clean accuracy far below chance puts
     meta.json's `class_order` = {model: note} (eval/class_order.py): the class order probably differs, and the
     tables print the note instead of "at chance". metric "lie" adds lie.csv: the Lie derivative (eval/lie.py) on
     the first layer_images images, per tap too with layers (and taps). class_index: {class folder: the model's
@@ -251,7 +205,7 @@ def measure_to_folder(*, images: str | Path, model: str | None = None, model_kwa
     if taps and not layers:
         raise InvlabError("--taps names the modules of the layer profile: give --layers too")
     state, checkpoint = read_weights(weights) if weights is not None else (None, None)
-    net, factors, label, seed = _model_from(model, model_kwargs, checkpoint, weights, trust_factory)
+    net, factors, label, seed = measured_model(model, model_kwargs, checkpoint, weights, trust_factory)
     label = name or label
     if not re.fullmatch(r"[A-Za-z0-9_.-]{1,100}", label) or label.startswith("."):
         if name is None and checkpoint is not None:  # the checkpoint's own name, which came with the file

@@ -28,10 +28,10 @@ from ..eval.lie import lie_protocol, lie_table
 from ..eval.measurement import Measurement
 from ..eval.stream import check_grid, pick_device, preparer
 from ..eval.tables import summarize
-from ..nn.factory import is_custom, load as load_factory, require_trust
+from ..nn.factory import is_custom, require_trust
 from ..store.atomic import write_csv, write_text
 from ..store.checkpoints import load_run_models
-from ..store.find import require_finished_run
+from ..store.find import require_finished_run, run_factory_dirs
 from ..store.layout import CONFIG_FILE, INVARIANCE_CSV, LIE_CSV, MEASURE_FILE, SUMMARY_CSV, new_measure_folder
 from ..store.meta import Meta
 from .measure import _match_classes, check_shift_options
@@ -61,9 +61,9 @@ def measure_run_to_folder(*, run: str | Path, images: str | Path, dx: list[float
     cfg = load_config(run / CONFIG_FILE)
     factors = resolved_models(cfg)
     for name, f in factors.items():  # a run folder can come from anyone: its factories run only when trusted
-        if is_custom(f):  # searched in the run folder first, as invlab sweep RUN does
-            require_trust(f, trusted=trust_factory, where=f"{run}: model {name!r}", dirs=[run])
-            load_factory(f["factory"], [run])
+        if is_custom(f):  # the run folder, then where the run found it, as invlab sweep RUN
+            require_trust(f, trusted=trust_factory, where=f"{run}: model {name!r}",
+                          dirs=run_factory_dirs(run, meta_run))
     src = open_folder(images, colour=cfg.data.colour, size=(cfg.data.canvas, cfg.data.canvas))
     classes = class_names(cfg.data)
     if src.classes and not set(src.classes) <= set(classes):
@@ -77,7 +77,8 @@ def measure_run_to_folder(*, run: str | Path, images: str | Path, dx: list[float
     check_grid(points, src.shape, mode, subpixel, shifts.transform)
     prepare = preparer(mode, fill, None, None, subpixel, shifts.transform)
     dev = pick_device(device)
-    loaded = load_run_models(run, cfg, meta_run, list(factors), dev, trust=trust_factory)
+    loaded = load_run_models(run, cfg, meta_run, list(factors), dev, trust=trust_factory,
+                             dirs=run_factory_dirs(run, meta_run))
 
     def measurement(seed: int) -> Measurement:
         return Measurement({m: loaded[(m, seed)] for m in factors}, src, prepare, lines, mode=mode, device=dev,

@@ -19,7 +19,6 @@ import yaml
 from ..config.load import parse_config
 from ..core.errors import InvlabError
 from ..eval.sweep import evaluate_shifts
-from ..nn.factory import is_custom, load
 from ..schema.config import SweepConfig
 from ..store.checkpoints import load_checkpoint, unit_settings
 from ..store.layout import checkpoint_path
@@ -48,10 +47,10 @@ class SweepTask:
         settings, device = unit_settings(cfg), resolve_device(cfg.device)
         models = {}
         for name, seed in self.models:
-            if is_custom(settings[(name, seed)]["factors"]):  # the run itself imported it from the config's folder
-                load(settings[(name, seed)]["factors"]["factory"], self.factory_dirs)
+            # a factory from the folders the sweep itself imported it from
             models[(name, seed)], _ = load_checkpoint(checkpoint_path(Path(self.run_dir), name, seed), device,
-                                                      expect=settings[(name, seed)], trust=True)
+                                                      expect=settings[(name, seed)], trust=True,
+                                                      dirs=self.factory_dirs)
         factors = resolved_models(cfg)
         return evaluate_shifts(models, {n: factors[n] for n, _ in self.models}, cfg.data, SweepConfig(**self.sweep),
                                device, False, self.kind, engine=self.engine)

@@ -19,7 +19,7 @@ from ..core.errors import ConfigError
 from ..data.shifts import every_roll
 from ..eval.sweep import DEFAULT_LAYER_IMAGES
 from ..schema.config import SweepConfig
-from ..store.find import require_finished_run
+from ..store.find import require_finished_run, run_factory_dirs
 from ..store.layout import CONFIG_FILE
 from .experiment import run_for_config, sweep_experiment
 from .trust import check_config_trust
@@ -118,8 +118,8 @@ def sweep_target(target: Path, *, overrides: list[str] | None = None, dx: Range 
         run_dir = target
     settings = sweep_settings(run_dir, dx=dx, dy=dy, mode=mode, grid=grid, kind=kind, all_shifts=all_shifts,
                               subpixel=subpixel, transform=transform, angles=angles, scales=scales)
+    # a run folder: its own folder, then where its factories came from (imported only if trusted)
+    dirs = [target.parent] if run_dir != target else run_factory_dirs(run_dir, require_finished_run(run_dir))
     return sweep_experiment(run_dir, settings, models=models, progress=progress, kind=kind, layers=layers,
                             layer_images=layer_images, threads=threads, on_event=on_event, engine=engine,
-                            # a run folder: its own folder first, as for its config.yaml (imported only if trusted)
-                            trust_factory=trust_factory, factory_dirs=[target.parent if run_dir != target else run_dir],
-                            jobs=jobs, metric=metric)
+                            trust_factory=trust_factory, factory_dirs=dirs, jobs=jobs, metric=metric)

@@ -13,6 +13,8 @@ from __future__ import annotations
 import functools
 import math
 import time
+from collections.abc import Iterable
+from pathlib import Path
 
 import pandas as pd
 import torch
@@ -78,18 +80,20 @@ def _own_rng(train):
 def train_model(factors: dict, train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Tensor,
                 test_y: torch.Tensor, cfg: TrainConfig, *, noise: float, seed: int, num_classes: int, canvas: int,
                 device: torch.device, progress: bool = False, label: str = "",
-                val: tuple[torch.Tensor, torch.Tensor] | None = None) -> tuple[InvNet, pd.DataFrame]:
+                val: tuple[torch.Tensor, torch.Tensor] | None = None,
+                factory_dirs: Iterable[str | Path] = ()) -> tuple[InvNet, pd.DataFrame]:
     """(the trained network, its history: one row per epoch), from torch's RNG seeded with `seed` (_own_rng). `val`:
     the validation images and labels (data.val_fraction or a val/ folder): their loss and accuracy are
     recorded each epoch (val_loss, val_accuracy), and train.select: best_val keeps the weights of the epoch of
     the lowest val_loss (the first, on a tie; history.attrs[EPOCH_KEPT] names it), train.patience stops after
     that many epochs without a lower one. Neither uses a random number: the weights of the epochs trained are
-    those of a run without them."""
+    those of a run without them. A factory's module is searched first in `factory_dirs` (the config's folder)."""
     if cfg.validates and val is None:
         raise InvlabError("train.select: best_val and train.patience need a validation set: set "
                           "data.val_fraction (e.g. 0.2), or give an image folder a val/ folder beside train/")
     # images: float, or uint8 pixels of an image folder (data/folder.py), made floats a batch at a time
-    model = place(build_model(factors, num_classes=num_classes, canvas=canvas, in_channels=train_x.shape[1]), device)
+    model = place(build_model(factors, num_classes=num_classes, canvas=canvas, in_channels=train_x.shape[1],
+                              dirs=factory_dirs), device)
     gen = torch.Generator().manual_seed(seed)  # batch order and training noise
     opt = training_optimizer(model.parameters(), cfg, device)
     loss_fn = nn.CrossEntropyLoss()

@@ -20,6 +20,7 @@ import os
 import socket
 import time
 import traceback
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -30,7 +31,6 @@ import yaml
 
 from ..config.load import parse_config
 from ..core.errors import InvlabError
-from ..nn.factory import is_custom, load
 from ..store.atomic import append_text, write_file
 from ..store.checkpoints import read_checkpoint, save_checkpoint, unit_settings
 from ..store.layout import checkpoint_path, unit_data_path, unit_key, unit_log_path
@@ -54,13 +54,14 @@ class UnitData(NamedTuple):
 
 
 def train_unit(cfg, name: str, seed: int, settings: dict, data: UnitData, device: torch.device, run_dir: Path,
-               progress: bool = False):
+               progress: bool = False, factory_dirs: Iterable[str | Path] = ()):
     """Train one unit and save its checkpoint (atomic); (model, history). The one way a unit is trained: in the
-    run's own process and in every worker alike."""
+    run's own process and in every worker alike, a factory imported from `factory_dirs` first (the config's
+    folder: the file the run checked and recorded, not one of the same name in the current directory)."""
     model, hist = train_model(settings["factors"], data.train_x, data.train_y, data.test_x, data.test_y, cfg.train,
                               noise=cfg.data.noise, seed=seed, num_classes=len(data.classes), canvas=cfg.data.canvas,
                               device=device, progress=progress, label=f"{name} seed {seed}",
-                              val=None if data.val_x is None else (data.val_x, data.val_y))
+                              val=None if data.val_x is None else (data.val_x, data.val_y), factory_dirs=factory_dirs)
     save_checkpoint(checkpoint_path(run_dir, name, seed), model, name=name, seed=seed, data=settings["data"],
                     train=settings["train"], factors=settings["factors"], classes=data.classes, history=hist,
                     epoch_kept=hist.attrs.get(EPOCH_KEPT))
@@ -121,10 +122,8 @@ def run_task(task: Task) -> dict:
         try:
             cfg = parse_config(yaml.safe_load(task.config_text), f"{run_dir}/config.yaml")
             settings = unit_settings(cfg)[(task.model, task.seed)]
-            if is_custom(settings["factors"]):  # imported from the config's folder, as the run itself did
-                load(settings["factors"]["factory"], task.factory_dirs)
             _, hist = train_unit(cfg, task.model, task.seed, settings, load_unit_data(run_dir),
-                                 resolve_device(cfg.device), run_dir)
+                                 resolve_device(cfg.device), run_dir, factory_dirs=task.factory_dirs)
         except BaseException as e:
             what = "interrupted" if isinstance(e, KeyboardInterrupt) else "failed"
             _log(log, f"{what} after {time.perf_counter() - t0:.1f}s:\n" + _failure(e))

@@ -17,6 +17,7 @@ import hashlib
 import json
 import pickle
 import warnings
+from collections.abc import Iterable
 from pathlib import Path
 
 import pandas as pd
@@ -81,20 +82,21 @@ def _differences(want: dict, have: dict, prefix: str = "") -> list[str]:
 
 
 def load_checkpoint(path: Path, device: torch.device, expect: dict | None = None,
-                    trust: bool = False) -> tuple[nn.Module, dict]:
+                    trust: bool = False, dirs: Iterable[str | Path] = ()) -> tuple[nn.Module, dict]:
     """(model in eval mode, the checkpoint's dict). `expect` = the settings (factors, data, train, seed) the
     caller's config says this unit has: a checkpoint trained with other settings is refused, naming them. A
-    factory model's module is imported only with `trust` (factory.require_trust says why, and which file)."""
+    factory model's module is imported only with `trust` (factory.require_trust says why, and which file),
+    searched first in `dirs`."""
     blob = read_checkpoint(path, device, expect)
     if is_custom(blob["factors"]):
-        require_trust(blob["factors"], trusted=trust, where=f"checkpoint {path}")
+        require_trust(blob["factors"], trusted=trust, where=f"checkpoint {path}", dirs=dirs)
     try:
         data = blob["data"]
         # the initial weights, replaced by the file's at once, are drawn from a fork of torch's generator: loading
         # a checkpoint (a sweep, a report's gallery) leaves the caller's random numbers as they were
         with torch.random.fork_rng(devices=[]):
             model = build_model(blob["factors"], num_classes=len(blob["classes"]), canvas=int(data["canvas"]),
-                                in_channels=data_channels(data))
+                                in_channels=data_channels(data), dirs=dirs)
     except InvlabError as e:
         if is_custom(blob["factors"]):  # the factory's own problem (import, call, output): its message says which
             raise type(e)(f"{path}: {e}") from None
@@ -240,10 +242,10 @@ def trained_with(cfg) -> dict:
 
 
 def load_run_models(run_dir: Path, cfg, meta: dict, models: list[str], device: torch.device,
-                    trust: bool = False) -> dict:
+                    trust: bool = False, dirs: Iterable[str | Path] = ()) -> dict:
     """{(model, seed): trained model} of a finished run, each checkpoint checked against config.yaml and
     meta.json: an edited config, an edited meta.json or a swapped checkpoint is refused with what differs.
-    Factory models are imported only with `trust` (load_checkpoint)."""
+    Factory models are imported only with `trust` (load_checkpoint), searched first in `dirs`."""
     if list(meta.get("seeds", [])) != list(cfg.seeds):
         raise RunFolderError(f"{run_dir}: seeds {quote(meta.get('seeds'))} in {META_FILE} but {cfg.seeds} in "
                               f"{CONFIG_FILE}; the run folder was edited")
@@ -253,7 +255,7 @@ def load_run_models(run_dir: Path, cfg, meta: dict, models: list[str], device: t
     for name in models:
         for seed in cfg.seeds:
             path = checkpoint_path(run_dir, name, seed)
-            model, blob = load_checkpoint(path, device, expect=settings[(name, seed)], trust=trust)
+            model, blob = load_checkpoint(path, device, expect=settings[(name, seed)], trust=trust, dirs=dirs)
             key = unit_key(name, seed)
             if recorded.get(key) != blob["fingerprint"]:
                 raise RunFolderError(f"{run_dir}: {META_FILE} records fingerprint {quote(recorded.get(key))} "

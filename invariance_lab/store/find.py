@@ -201,6 +201,17 @@ def require_finished_run(path: Path) -> dict:
     return meta
 
 
+def run_factory_dirs(run_dir: Path, meta: dict) -> list[Path]:
+    """Where a run's factory modules are searched first: the run folder, then the folders of the files its
+    meta.json records the factories came from (models.<name>.factory_file) where they still exist, so that a sweep
+    or measurement builds the file the run was trained with, not one of the same name in the current directory.
+    Importing any of them still needs --trust-factory (factory.require_trust names the file)."""
+    models = meta.get("models") if isinstance(meta.get("models"), dict) else {}
+    recorded = [m.get("factory_file") for m in models.values() if isinstance(m, dict)]
+    found = [Path(f).parent for f in recorded if isinstance(f, str) and Path(f).is_absolute() and Path(f).is_file()]
+    return list(dict.fromkeys([Path(run_dir), *found]))
+
+
 def read_study(path: Path) -> dict:
     """study.json of a study folder, or a RunFolderError saying what the folder is not (or that it lists no runs)."""
     path = Path(path)

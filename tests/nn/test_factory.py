@@ -317,3 +317,32 @@ def test_a_module_that_came_inside_a_run_folder_is_found_there_and_imported_only
     assert unwrapped(str(run / f"{name}.py")) in unwrapped(res.output) and "--trust-factory" in res.output
     res = invoke(*args, "--quiet", "--trust-factory")
     assert res.exit_code == 0, res.output
+
+
+def test_the_file_the_run_checked_and_recorded_is_the_one_trained_swept_and_measured(tmp_path, monkeypatch,
+                                                                                      one_thread):
+    """A module of the factory's name in the current directory as well as beside the config: the run trains the
+    config's, the file it checks and records in meta.json, and a sweep or measurement of the run from that folder
+    builds the recorded file too (each built the current directory's before)."""
+    name = f"twice_{uuid.uuid4().hex[:8]}"
+    made, here = tmp_path / "made", tmp_path / "here"
+    made.mkdir()
+    here.mkdir()
+    (made / f"{name}.py").write_text("from custom_models import circular_gap as make\n")
+    (here / f"{name}.py").write_text("from custom_models import circular_gap\n\n\ndef make(channels):\n"
+                                     "    return circular_gap(channels=channels + 2)\n")
+    cfg = write_config(made, {"own": {"factory": f"{name}:make", "kwargs": {"channels": 3}}},
+                       train={"epochs": 0}, seeds=[0])
+    monkeypatch.chdir(here)
+    assert invoke("run", cfg, "--results-dir", tmp_path / "r", "--quiet").exit_code == 0
+    (run,) = (tmp_path / "r" / "fac").iterdir()
+    assert json.loads((run / "meta.json").read_text())["models"]["own"]["factory_file"] == str(made / f"{name}.py")
+    weights = torch.load(run / "checkpoints" / "own-seed0.pt", weights_only=True)["state_dict"]
+    assert weights["0.weight"].shape[0] == 3  # the config's module: 3 channels (here's would give 5)
+    images = tmp_path / "imgs"
+    for letter in ("A", "B"):
+        (images / letter).mkdir(parents=True)
+        Image.new("L", (16, 16)).save(images / letter / "x.png")
+    for args in (["sweep", run, "--dx", "-1:1"], ["measure", "--run", run, "--images", images, "--results-dir", "m"]):
+        res = invoke(*args, "--quiet", "--trust-factory")  # here's module (5 channels) would not fit the weights
+        assert res.exit_code == 0, res.output

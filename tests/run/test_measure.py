@@ -106,6 +106,21 @@ def test_cli_circular_model_is_exactly_invariant_and_a_flatten_head_is_not(tmp_p
     assert res.exit_code == 0 and "flat" in res.output and "circular_gap" in res.output
 
 
+
+def test_a_factory_measured_without_weights_is_the_same_network_every_time(tmp_path, folder, one_thread):
+    """Without --weights the factory's initial weights are measured: drawn from torch's generator seeded with the
+    seed the folder records (0), whatever the random state before, so two measurements give the same tables."""
+    tables = []
+    for before in (1, 2):
+        torch.manual_seed(before)
+        res = invoke("measure", "--model", "custom_models:flatten_head", "--model-kwargs", json.dumps({"side": SIDE}),
+                     "--images", folder, "--dx", "-2:2", "--name", f"m{before}", "--results-dir", tmp_path, "--quiet")
+        assert res.exit_code == 0, res.output
+        (out,) = (tmp_path / "measure").glob(f"m{before}-*")
+        tables.append(pd.read_csv(out / "invariance.csv").drop(columns="model"))
+    pd.testing.assert_frame_equal(tables[0], tables[1])
+    assert tables[0].prob_change.max() > 1e-3  # a network whose outputs move: equal tables are not trivially equal
+
 # ------------------------------------------------------------------------------------------ fast path vs brute force
 
 
