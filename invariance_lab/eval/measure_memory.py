@@ -59,9 +59,13 @@ def feature_map_bytes(models: dict[str, nn.Module], x: torch.Tensor) -> tuple[in
             seen["peak"] = max(seen["peak"], sizes(args) + sizes(out) + scratch)
             seen["total"] += sizes(out)
 
-        handles = [s.register_forward_hook(hook) for s in m.modules() if not list(s.children())]
+        # a TorchScript module takes no hooks: only its input and output are counted (its maps are unseen)
+        inner = [] if isinstance(m, torch.jit.ScriptModule) else [s for s in m.modules() if not list(s.children())]
+        handles = [s.register_forward_hook(hook) for s in inner]
         try:
-            call(m, x, f"model {name}")  # a model of your own that fails here is a FactoryError, as on any batch
+            out = call(m, x, f"model {name}")  # a model of your own that fails here is a FactoryError, as on any batch
+            if not inner:
+                hook(m, (x,), out)
         finally:
             for h in handles:
                 h.remove()

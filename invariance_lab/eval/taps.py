@@ -69,6 +69,10 @@ def taps_for(model: nn.Module, names: list[str] | None = None) -> Callable[[torc
     """tap(x) -> [(name, cumulative stride, activation)] in the order the model runs, for one batch x."""
     if names is None and isinstance(model, InvNet):
         return lambda x: layer_taps(model, x)
+    if isinstance(model, torch.jit.ScriptModule):  # its modules take no hooks: only the output would be profiled
+        raise InvlabError("the layer profile taps a model's modules with forward hooks, which a TorchScript module "
+                          "does not take; profile the nn.Module it was scripted from, with the same weights "
+                          "(model.load_state_dict(scripted.state_dict()))")
     modules = dict(model.named_modules())
     chosen = default_taps(model) if names is None else list(names)
     for name in chosen:

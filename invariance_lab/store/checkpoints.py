@@ -119,9 +119,11 @@ def load_tensors(path: Path, map_location) -> object:
     """torch.load with weights_only=True: tensors and plain values, never code (pickle.UnpicklingError otherwise).
     torch's warning about a pickle protocol other than its own (a crafted file, or one saved with another
     protocol) is not passed on: it asks the reader to report it to torch, and the file is read or refused either
-    way."""
+    way; nor is its note that a TorchScript archive goes to torch.jit.load (weights_only refuses it)."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
+        # a TorchScript archive: torch refuses it under weights_only, after this warning, and the refusal is ours
+        warnings.filterwarnings("ignore", message=".*looks like a TorchScript archive", category=UserWarning)
         return torch.load(path, map_location=map_location, weights_only=True)
 
 

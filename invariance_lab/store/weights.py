@@ -20,6 +20,7 @@ import math
 import mmap
 import os
 import pickle
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -51,6 +52,11 @@ def read_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict | None
         raise CheckpointError(f"{path} is not a torch file: torch.save writes a zip archive (or, before torch 1.6, a "
                               f"pickle), and this file begins with {head!r}. Give the weights saved by "
                               "torch.save(model.state_dict(), path), or a .safetensors file")
+    if head.startswith(TORCH_MAGIC[0]) and _is_torchscript(path):
+        raise CheckpointError(f"{path} is a TorchScript archive (torch.jit.save): it holds the model's code, which "
+                              "invlab does not load, since loading it would run that code. Save the weights alone, "
+                              "torch.save(model.state_dict(), path), and give --model the function that builds the "
+                              "network; from Python, il.measure takes the scripted module itself")
     try:
         blob = load_tensors(path, "cpu")
     except pickle.UnpicklingError:
@@ -73,6 +79,16 @@ def read_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict | None
         raise CheckpointError(f"{path} is not a state dict: entry {quote(bad[0])} holds a {type(bad[1]).__name__}, "
                               "not a tensor; save it with torch.save(model.state_dict(), path)")
     return blob, None
+
+
+def _is_torchscript(path: Path) -> bool:
+    """Whether a zip archive is TorchScript's: torch.jit.save stores the model's code (code/) and its constants
+    (constants.pkl) beside the tensors, which torch.save's archives never hold."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            return any(n.endswith("/constants.pkl") or "/code/" in n for n in z.namelist())
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return False  # not a readable zip: torch.load's own refusal says so
 
 
 def read_safetensors(path: Path) -> dict[str, torch.Tensor]:

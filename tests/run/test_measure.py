@@ -232,6 +232,28 @@ def test_weights_files_never_run_code(tmp_path, monkeypatch, recwarn):
     assert not (tmp_path / "PWNED").exists()
 
 
+def test_a_torchscript_module_is_measured_from_python_and_its_archive_refused_as_weights(tmp_path, folder, recwarn,
+                                                                                          one_thread):
+    """TorchScript: il.measure takes the scripted module (the memory estimate hooked its modules, which a
+    ScriptModule refuses: a RuntimeError), the layer profile refuses it (its modules take no hooks), and a
+    torch.jit.save archive given as --weights is named for what it is (it was 'truncated or not a torch file')."""
+    torch.manual_seed(0)
+    net = circular_gap().eval()
+    scripted = torch.jit.script(net)
+    x = images()
+    ours, theirs = (il.measure(m, x, dx=range(-2, 3), mode="circular") for m in (net, scripted))
+    assert np.array_equal(ours.flip_rate, theirs.flip_rate) and np.allclose(ours.prob_change, theirs.prob_change,
+                                                                             atol=1e-7)
+    with pytest.raises(InvlabError, match="TorchScript module does not take"):
+        il.layer_profile(scripted, x, shifts=[1], mode="circular")
+    torch.jit.save(scripted, tmp_path / "scripted.pt")
+    res = invoke("measure", "--model", "custom_models:circular_gap", "--weights", tmp_path / "scripted.pt",
+                 "--images", folder, "--results-dir", tmp_path / "r", "--quiet")
+    assert res.exit_code == 2 and "is a TorchScript archive (torch.jit.save)" in res.output, res.output
+    assert "Traceback" not in res.output and not (tmp_path / "r").exists()
+    assert not [w for w in recwarn.list if "TorchScript" in str(w.message)]
+
+
 def test_measure_reads_safetensors(tmp_path, folder, one_thread):
     torch.manual_seed(0)
     st = write_safetensors(tmp_path / "w.safetensors", circular_gap().state_dict())
