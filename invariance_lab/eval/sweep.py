@@ -99,6 +99,8 @@ def protocol(sweep: SweepConfig, data: DataConfig, seeds: list[int], models: lis
                         f"the reference image {verb} as pixels ({INTERPOLATION})")
     elif kind == "translation" and sweep_covers_every_roll(sweep, data.canvas):
         p["all_shifts"] = True  # the whole translation group of the canvas: the summary's worst case is exact
+        if p["n_shifts"] > data.canvas ** 2:  # a roll given twice (dx and dx + canvas): the means count it twice
+            p["rolls"] = data.canvas ** 2
     return p
 
 

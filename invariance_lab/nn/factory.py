@@ -39,6 +39,10 @@ from ..schema.model import check_path
 
 # (factory path, the file its module was found in) -> the function, once imported (this process)
 _LOADED: dict[tuple[str, str | None], Callable] = {}
+# what a model that fails on the first batch can change, in the words of who gave the images: (channels, size)
+FIXES = {"measure": ("see --colour, colour= in Python", "see --size, size= in Python"),
+         "config": ("data.colour: rgb reads an image folder in colour, else change the model's input channels",
+                    "data.canvas sets it")}
 TRUST_LIMIT = 1000  # characters of the call a trust message shows: all of any sensible kwargs
 
 
@@ -193,13 +197,14 @@ def call(path: str, kwargs: dict | None = None, dirs: Iterable[str | Path] = ())
 
 
 def check_output(model: nn.Module, x: torch.Tensor, num_classes: int | None, what: str, *,
-                 finite: bool = False, one_logit: bool = False) -> int:
+                 finite: bool = False, one_logit: bool = False, fixes: str = "measure") -> int:
     """Run `model` (in eval mode, RNG untouched) on the batch `x`; the number of logits it gives per image. An
     InvlabError says what is wrong: it fails, does not return a float tensor (N, classes), or has another number
     of classes than `num_classes` (when given); with `finite` (real images, as a measurement sees them), gives
     logits whose probabilities are NaN, naming a NaN or infinite weight when it holds one. With `one_logit` (a
     measurement, not training) a single logit per image stands for two classes (nn/logits.py): the count
-    returned is still 1 (logits.class_count gives the classes)."""
+    returned is still 1 (logits.class_count gives the classes). `fixes` (FIXES): whose options a failure's hint
+    names, invlab measure's and il.measure's or a config's keys."""
     shape = tuple(x.shape)
     was = model.training
     model.eval()
@@ -207,7 +212,7 @@ def check_output(model: nn.Module, x: torch.Tensor, num_classes: int | None, wha
         with torch.random.fork_rng(devices=[]), torch.no_grad():
             out = model(x)
     except Exception as e:
-        hint = _hint(model, x, e)
+        hint = _hint(model, x, e, FIXES[fixes])
         raise FactoryError(f"{what} failed on a batch of shape {shape} ({type(e).__name__}: {clip(e, 240)}){hint}; "
                           f"it must map a batch (N, C, H, W) to logits (N, classes)") from None
     finally:
@@ -240,7 +245,7 @@ def check_output(model: nn.Module, x: torch.Tensor, num_classes: int | None, wha
     return int(out.shape[1])
 
 
-def _hint(model: nn.Module, x: torch.Tensor, error: Exception) -> str:
+def _hint(model: nn.Module, x: torch.Tensor, error: Exception, fixes: tuple[str, str]) -> str:
     """What a model's failure on the first batch most likely means, for the message (or "")."""
     dtypes = {p.dtype for p in model.parameters() if p.is_floating_point()}
     if dtypes and x.dtype not in dtypes:
@@ -249,10 +254,10 @@ def _hint(model: nn.Module, x: torch.Tensor, error: Exception) -> str:
                 f"model in float32, model.float())")
     text = str(error)
     if "channels" in text:
-        return " (the model expects another number of input channels: see --colour, colour= in Python)"
+        return f" (the model expects another number of input channels than these images' {x.shape[1]}: {fixes[0]})"
     if "shapes cannot be multiplied" in text or "size mismatch" in text or "must match the size" in text:
         return (f" (the model may expect images of another size than these {x.shape[-2]} x {x.shape[-1]} px: "
-                f"see --size, size= in Python)")
+                f"{fixes[1]})")
     return ""
 
 
@@ -288,7 +293,7 @@ def build_custom(factors: dict, *, num_classes: int, canvas: int, in_channels: i
     model = call(factors["factory"], factors.get("kwargs"), dirs)
     x = torch.zeros(2, in_channels, canvas, canvas)
     what = f"the model from factory {describe(factors)}"
-    check_output(model, x, num_classes, what)
+    check_output(model, x, num_classes, what, fixes="config")
     if check_training:
         check_trainable(model, x, what)
     return model

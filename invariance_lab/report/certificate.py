@@ -22,7 +22,8 @@ def certificate_lines(result: Result) -> list[str]:
         return []
     # invlab measure (and a sweep of folder images): the images; a sweep of letters: the canvas, its test images
     what, which = ("the images", "") if "images" in p else ("the canvas", "test ")
-    head = (f"certificate over all {p.get('n_shifts')} circular shifts of {what}, {p.get('test_images')} {which}"
+    rolls = p.get("rolls", p.get("n_shifts"))  # a grid that gives a roll twice: the distinct rolls
+    head = (f"certificate over all {rolls} circular shifts of {what}, {p.get('test_images')} {which}"
             f"images (invariant: no prediction changes and no image's probabilities move by more than "
             f"{INVARIANT_TV:g} in total variation):")
     lines = [head]

@@ -106,8 +106,11 @@ def protocol_lines(results: list[Result]) -> list[str]:
             parts.append("task position (label = top/bottom half; paired test images, bottom = top rolled by half "
                          "the canvas, so an invariant model scores exactly 0.5)")
         if p.get("all_shifts"):
+            rolls = (f" over the {p['rolls']} rolls of the whole translation group: a shift and that shift plus or "
+                     "minus the side are one roll, and the means count such a roll twice" if p.get("rolls") else
+                     ": the whole translation group")
             parts.append(f"every circular shift of the {'images' if 'images' in p else 'canvas'} "
-                         f"({p.get('n_shifts')} shifts: the whole translation group)")
+                         f"({p.get('n_shifts')} shifts{rolls})")
         if "test_images" in p:
             parts.append(f"{p['test_images']} {'' if 'images' in p and 'test' not in p['images'] else 'test '}images")
         if p.get("layers"):

@@ -41,7 +41,7 @@ N_IMAGES = 4  # test images in each gallery: enough to see both classes, few eno
 QUESTION = (
     "How does a convolutional network become invariant to translation, and what do max pooling, strided "
     "convolution, global pooling and padding each contribute? invlab answers by experiment: it trains small CNNs "
-    "to tell synthetic letters apart, then moves the letters and measures how often (flip rate) and how much "
+    "to tell {what} apart, then moves the {moved} and measures how often (flip rate) and how much "
     "(probability change) each network changes its mind. Theory says a stride-1 convolution commutes with "
     "translation (it is equivariant), and a symmetric function over positions (global average or max pooling) "
     "then makes the output invariant; a stride-2 layer is equivariant only to shifts that are multiples of its "
@@ -219,6 +219,13 @@ def study_html(rep: Report, folder: Path, metric: str) -> str:
     return "\n".join(parts)
 
 
+def _question(results) -> str:
+    """QUESTION, worded for what the runs trained on: drawn letters, or images (an image folder, the boxes)."""
+    if all("images" not in r.meta.get("protocol", {}) for r in results):
+        return QUESTION.format(what="synthetic letters", moved="letters")
+    return QUESTION.format(what="the classes of images (How it was measured names them)", moved="images")
+
+
 def _measured(results) -> dict | None:
     """What answer.answer needs to word a page of `invlab measure` folders (meta.json kind "measure"): the one
     protocol they share (its images and shifts), {} for mixed or differing folders ("the images"), None for
@@ -278,7 +285,7 @@ def html_report(paths: list[str | Path], *, metric: str = "flip_rate", drop_chan
         body.append(study_html(rep, Path(paths[0]), metric))
     body += ["<h2>Plots</h2>", figures_html(named),
              *(("<h2>What was measured</h2>", f"<p>{text_html(MEASURE_QUESTION)}</p>") if measured else
-               ("<h2>The question</h2>", f"<p>{e(QUESTION)}</p>")),
+               ("<h2>The question</h2>", f"<p>{e(_question(results))}</p>")),
              "<h2>How it was measured</h2>",
              "<ul>" + "".join(f"<li>{e(line)}</li>" for line in protocol_lines(results)) + "</ul>",
              "<dl>" + "".join(f"<dt>{e(k)}</dt><dd>{e(v)}</dd>" for k, v in measures(transform, model_view.values))

@@ -196,8 +196,9 @@ def layer_table(results: list[Result], quantity: str = "mean_equivariance_error"
     choose("layer quantity", quantity, LAYER_QUANTITIES)
     with_layers = [r for r in results if r.layers is not None]
     if not with_layers:
-        raise InvlabError("no layer profile in these results: make one with `invlab sweep RUN_DIR --layers` and "
-                          "report that sweep folder (it holds layers_summary.csv).")
+        raise InvlabError("no layer profile in these results: make one with `invlab sweep RUN_DIR --layers` (a "
+                          "run's networks) or `invlab measure ... --layers` (your model), and report the folder it "
+                          "writes (it holds layers_summary.csv).")
     parts = []
     for r in with_layers:
         agg = (r.layers.groupby(["model", "layer_name"], sort=False)[quantity]

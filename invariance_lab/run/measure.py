@@ -119,6 +119,8 @@ class MeasureGrid:
                                                        f"({INTERPOLATION}, {fill} where the source is outside it)")
         elif self.mode == "circular" and covers_every_roll(grid_points(self.lines), *shape[-2:]):
             p["all_shifts"] = True  # the worst case over the grid is the exact worst case over every roll
+            if len(grid_points(self.lines)) > shape[-2] * shape[-1]:  # a roll given twice: counted twice in means
+                p["rolls"] = shape[-2] * shape[-1]
         return p
 
 

@@ -107,3 +107,17 @@ def test_summary_columns_are_the_named_vocabulary():
     assert [c for c in s.columns if c in SUMMARY_METRICS] == SUMMARY_METRICS  # every one, file order = vocabulary order
     # every per-shift metric of invariance.csv is summarised by its mean and its worst over the shifts
     assert {f"{a}_{m}" for m in METRIC_COLUMNS for a in ("mean", "worst")} <= set(s.columns)
+
+
+def test_a_circular_grid_that_gives_a_roll_twice_records_the_distinct_rolls():
+    """dx -8..8 on a 16 px canvas: 17 values, 16 rolls (-8 and 8 are one): every roll, and the protocol says how
+    many distinct ones there are, since the means count the repeated roll twice."""
+    from invariance_lab.eval.sweep import protocol
+    from invariance_lab.schema.config import SweepConfig
+    from invariance_lab.schema.data import DataConfig
+
+    data = DataConfig(canvas=16)
+    twice = protocol(SweepConfig(mode="circular", dx=[-8, 8], dy=[-8, 8]), data, [0], ["m"])
+    assert twice["all_shifts"] is True and twice["n_shifts"] == 289 and twice["rolls"] == 256
+    once = protocol(SweepConfig(mode="circular", dx=[-7, 8], dy=[-7, 8]), data, [0], ["m"])
+    assert once["all_shifts"] is True and once["n_shifts"] == 256 and "rolls" not in once

@@ -133,6 +133,10 @@ def test_module_beside_the_config_and_a_factory_gone_later(tmp_path, one_thread)
     ({"factory": "custom_models:detached"}, "does not depend on any trainable parameter"),
     ({"factory": "custom_models:circular_gap", "kwargs": {"classes": 3}}, "needs (2, 2): one logit per class"),
     ({"factory": "custom_models:circular_gap", "kwargs": {"width": 3}}, "unexpected keyword argument 'width'"),
+    # a config's keys, not invlab measure's options (it said "see --colour, colour= in Python")
+    ({"factory": "custom_models:circular_gap", "kwargs": {"in_channels": 3}},
+     "than these images' 1: data.colour: rgb reads an image folder in colour"),
+    ({"factory": "custom_models:flatten_head", "kwargs": {"side": 24}}, "than these 16 x 16 px: data.canvas sets it"),
 ])
 def test_bad_factories_exit_2_before_anything_is_written(tmp_path, spec, needle):
     res = invoke("run", write_config(tmp_path, {"bad": spec}), "--results-dir", tmp_path / "r", "--quiet")
@@ -275,7 +279,7 @@ def test_the_trust_message_names_the_file_and_the_call():
      "its weights are float64, the images float32: give invlab the model in float32, model.float()"),
     (torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(256, 2)),
      "may expect images of another size than these 8 x 8 px: see --size"),
-    (torch.nn.Conv2d(3, 2, 3), "expects another number of input channels: see --colour"),
+    (torch.nn.Conv2d(3, 2, 3), "expects another number of input channels than these images' 1: see --colour"),
     (torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.AdaptiveAvgPool2d(1)),
      "gave an output of shape (2, 2, 1, 1) for a batch of shape (2, 1, 8, 8); invlab needs (2, 2): one logit per "
      "class (2 classes). Flatten its output"),

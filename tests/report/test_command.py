@@ -104,3 +104,9 @@ def test_axis_without_by_shift_is_refused_not_ignored(run):
     _refused([run, "--axis", "dx"], "--axis dx picks the axis of --by shift; with --by model it would be ignored")
     res = runner.invoke(app, ["report", str(run), "--by", "shift", "--axis", "dx", "--format", "markdown"])
     assert res.exit_code == 0 and "along dx" in res.output, res.output
+
+
+def test_by_layer_without_a_profile_names_both_commands_that_make_one(run):
+    """A measure folder's user is pointed at `invlab measure --layers` too (it named `invlab sweep RUN_DIR` alone)."""
+    _refused([run, "--by", "layer"], "no layer profile in these results", "invlab sweep RUN_DIR --layers",
+             "invlab measure ... --layers")

@@ -211,6 +211,20 @@ def test_page_leads_with_the_answer_then_table_then_plots(tmp_path, fake_result)
     assert order == sorted(order)
 
 
+def test_the_question_names_what_the_runs_trained_on():
+    """A run on an image folder (or the boxes) was not trained on letters: the page said it was."""
+    from types import SimpleNamespace
+
+    from invariance_lab.report.html import _question
+
+    letters = SimpleNamespace(meta={"kind": "run", "protocol": {"dx": [-2, 2, 1]}})
+    folder = SimpleNamespace(meta={"kind": "run", "protocol": {"images": "the test split of data/cats"}})
+    assert "to tell synthetic letters apart, then moves the letters and" in _question([letters])
+    for results in ([folder], [letters, folder]):
+        text = _question(results)
+        assert "letters" not in text and "then moves the images and" in text
+
+
 def test_measure_page_describes_the_images_not_letters(tmp_path, fake_result):
     import json
 

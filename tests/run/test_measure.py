@@ -686,6 +686,14 @@ def test_a_grid_of_every_roll_given_by_hand_is_certified_too_and_a_canvas_grid_i
     res = invoke("measure", "--images", wide_folder, "--model", "custom_models:circular_gap", "--dx", "-4:4",
                  "--dy", "-2:3", "--mode", "circular", "--results-dir", tmp_path / "short", "--quiet")
     assert res.exit_code == 0 and "certificate" not in res.output  # dx 5 (= -5) left out: not every roll
+    # dx -5 and 5 are one roll of 10 px: certified, and the protocol says the means count that roll twice
+    res = invoke("measure", "--images", wide_folder, "--model", "custom_models:circular_gap", "--dx", "-5:5",
+                 "--dy", "-2:3", "--mode", "circular", "--results-dir", tmp_path / "twice", "--quiet")
+    assert res.exit_code == 0 and "certificate over all 60 circular" in res.output, res.output
+    (folder,) = (tmp_path / "twice" / "measure").iterdir()
+    assert load_result(folder).meta["protocol"]["rolls"] == 60
+    said = " ".join(invoke("report", folder).output.split())
+    assert "(66 shifts over the 60 rolls of the whole translation group: a shift and that shift plus or minus the" in said
 
 
 @pytest.mark.parametrize("args, needle", [
