@@ -35,6 +35,7 @@ from ..store.find import require_finished_run
 from ..store.layout import CONFIG_FILE, SWEEP_DIR, checkpoint_path
 from ..store.results import Result
 from ..config.models import resolved_models
+from .figure import plain_text
 
 STILLS = 9  # pictures per image in the gallery table (pick_stills): -8 -4 -2 -1 0 1 2 4 8 for a ±8 sweep
 MAX_FRAMES = 41  # animation frames at most: longer sweeps (every roll of a big canvas) are subsampled evenly
@@ -190,6 +191,7 @@ def _caption(g: Gallery, letter: Letter, shift: float) -> str:
     return f"test image {letter.index} ({letter.label}), {g.axis} = {signed(shift)}"
 
 
+@plain_text
 def make_gif(g: Gallery, letter: Letter) -> bytes:
     """An animated GIF: the image at each shift above, every model's p(true class) against the shift below, a
     cursor at the current shift; a hollow dot where the model's prediction is wrong. Stacked, so that it stays

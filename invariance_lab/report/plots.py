@@ -26,6 +26,7 @@ from .tables import (AXES, LAYER_QUANTITIES, LAYER_RANGE, RATE_RANGE, Result, ax
     seed_flags, shift_table)
 from ..core.stats import clip_interval
 from ..core.columns import METRIC_COLUMNS
+from .figure import new_figure, plain_text
 
 if TYPE_CHECKING:  # for annotations only: matplotlib itself is imported when a figure is made (new_figure)
     from matplotlib.figure import Figure
@@ -45,14 +46,6 @@ AXIS_LABELS = {"dx": "horizontal shift dx (px, + = right)", "dy": "vertical shif
                "angle": "rotation angle (degrees, counterclockwise)", "scale": "scale factor (1 = as drawn)"}
 LINESTYLES = ("-", "--", ":", "-.")
 MAX_TICKS = 9  # heatmap ticks per axis: every grid value when they fit, else every k-th one, through 0
-
-
-def new_figure(**kwargs) -> Figure:
-    """matplotlib.figure.Figure(**kwargs). matplotlib is imported here, when a plot is drawn: importing it takes
-    about half a second, which every command that draws nothing would pay."""
-    from matplotlib.figure import Figure
-
-    return Figure(**kwargs)
 
 
 def _legend(results: list[Result]):
@@ -122,6 +115,7 @@ def plot_metric_vs_shift(results: list[Result], metric: str, axis: str, out_dir:
     return save(metric_vs_shift_figure(results, metric, axis), out_dir, f"{metric}_vs_{axis}.png")
 
 
+@plain_text
 def metric_vs_shift_figure(results: list[Result], metric: str, axis: str) -> Figure:
     """One line per (run, model): mean over seeds of `metric` along `axis` (other shift 0), 95% CI band."""
     means, cis = shift_table(results, metric, axis)
@@ -172,6 +166,7 @@ def plot_heatmaps(results: list[Result], metric: str, out_dir: str | Path) -> li
     return [save(fig, out_dir, name) for name, fig in heatmap_figures(results, metric)]
 
 
+@plain_text
 def heatmap_figures(results: list[Result], metric: str) -> list[tuple[str, Figure]]:
     """Per 2-D result, (file name, figure): a heatmap per model of the mean over seeds on (dx, dy), shared colours."""
     choose("metric", metric, METRIC_COLUMNS)
@@ -225,6 +220,7 @@ def plot_layer_profile(results: list[Result], out_dir: str | Path) -> Path:
     return save(layer_profile_figure(results), out_dir, "layers_vs_depth.png")
 
 
+@plain_text
 def layer_profile_figure(results: list[Result]) -> Figure:
     """One panel per layer quantity, x = tap in depth order, one line per (run, model)."""
     tables = {q: layer_table(results, q) for q in LAYER_QUANTITIES}
@@ -279,6 +275,7 @@ def _accuracy_points(results: list[Result], accuracy: str):
     return points
 
 
+@plain_text
 def accuracy_consistency_figure(results: list[Result], accuracy: str = "mean_accuracy") -> Figure:
     """One small point per model and seed (x = accuracy, y = consistency = 1 - mean flip rate) and a large one
     for the model's mean over seeds: the trade-off Zhang (2019) plots, so that a model is never judged on one of

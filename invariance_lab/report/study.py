@@ -20,6 +20,7 @@ from ..core.errors import InvlabError, RunFolderError, choose
 from ..store.find import read_study
 from ..store.layout import is_study
 from ..run.study import study_runs
+from .figure import plain_text
 from .plots import save
 from .tables import Report, build_report, folder_list
 
@@ -75,6 +76,7 @@ def _typed(text: str):
     return int(number) if number.is_integer() and "." not in text else number
 
 
+@plain_text
 def study_figure(rep: Report, folder: Path, key: str, metric: str) -> tuple[str, Figure]:
     """(file name, figure): `metric` (a model-table column, e.g. mean_flip_rate) against the varied `key`, a line
     per model (and per value of the other varied keys), error bars the 95% CI over seeds. Not yet drawn: the

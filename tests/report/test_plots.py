@@ -124,6 +124,21 @@ def test_two_runs_compared_and_heatmap_per_run(grid_run, tmp_path, fake_result):
     assert [p.name for p in paths] == ["flip_rate_heatmap_demo_r1.png", "flip_rate_heatmap_other_r2.png"]
 
 
+def test_names_from_a_folder_are_drawn_as_text_not_parsed_as_formulas(tmp_path, fake_result, figures):
+    """A run named "$\\bar^^$" in its meta.json (a folder comes from anyone) made matplotlib's mathtext raise: it is
+    drawn as written, and matplotlib's settings are left as they were."""
+    import matplotlib
+
+    name = "$\\bar^^$"
+    odd = fake_result(tmp_path / "a" / "r", name=name, run_id="r", dx=(-2, 2, 1), dy=(-1, 1, 1))
+    other = fake_result(tmp_path / "b" / "r2", name="other", run_id="r2", dx=(-2, 2, 1), dy=(-1, 1, 1))
+    paths = plot_all([load_result(odd), load_result(other)], tmp_path / "plots")
+    assert paths and all(p.is_file() for p in paths)
+    shown = [t.get_text() for f in figures for t in f.findobj(matplotlib.text.Text)]
+    assert any(name in text for text in shown)
+    assert matplotlib.rcParams["text.parse_math"] is True
+
+
 def test_unknown_metric(grid_run, tmp_path):
     with pytest.raises(InvlabError, match="did you mean 'flip_rate'"):
         plot_all([grid_run], tmp_path, metrics=("flip_rat",))
