@@ -44,6 +44,7 @@ from ..data.shifts import every_roll
 
 Say = Callable[[str], None]
 ANSWERS_MARK = "Written by `invlab claims`"  # in every page's intro: an existing page holding it may be replaced
+TITLE = "# The question's claims, tested"  # every page's first line
 
 
 @dataclass(frozen=True)
@@ -271,7 +272,7 @@ def render_answers(a: Answers, *, config: str = "configs/question_claims.yaml", 
     reused) describe the invocation that made the page."""
     time = (f"Time: {_timing(a, wall_s, load, since)}. Reproduce: `invlab claims {config} --threads 1` (it reuses "
             "a finished run of the same config and the sweeps already in its folder).")
-    out = ["# The question's claims, tested", "", _intro(a, config), "", time, "", "## Verdicts", "",
+    out = [TITLE, "", _intro(a, config), "", time, "", "## Verdicts", "",
            "| # | claim | verdict | when, and the numbers that say so |", "|---:|---|---|---|"]
     out += [f"| {c.number} | {c.text} | **{f.verdict}**{f' {f.scope}' if f.scope else ''} | {f.condition} |"
             for c, f in a.findings]
@@ -314,7 +315,7 @@ def write_answers(config: Path, *, overrides: list[str] | None = None, out_file:
     t0, load0, since = time.perf_counter(), os.getloadavg()[0], datetime.now().isoformat(timespec="seconds")
     check_jobs(jobs, "processes")  # jobs > 1: the run's units and each sweep's models in worker processes
     if out_file is not None:  # refused before the work of making it
-        output_file(out_file, "--out", "answers.md", marker=ANSWERS_MARK.encode(), force=force)
+        output_file(out_file, "--out", "answers.md", marker=ANSWERS_MARK.encode(), starts=TITLE.encode(), force=force)
     cfg = load_config(config, list(overrides or []))
     check_config_trust(cfg, config, trusted=trust_factory)  # a run folder's config: its factories on your word only
     run_dir = claims_run(cfg, results_dir=writable(results_dir, "--results-dir", create=False), progress=progress,
@@ -325,7 +326,7 @@ def write_answers(config: Path, *, overrides: list[str] | None = None, out_file:
     page = answers_page(run_dir, out_file)
     if out_file is None:  # the run folder's own page (out_file was checked before the work)
         # no --out was given: the message names the page itself (--force replaces it, --out writes elsewhere)
-        output_file(page, "the run's answers page", "answers.md", marker=ANSWERS_MARK.encode(), force=force,
-                    inside=run_dir)
+        output_file(page, "the run's answers page", "answers.md", marker=ANSWERS_MARK.encode(), starts=TITLE.encode(),
+                    force=force, inside=run_dir)
     write_text(page, text)  # a temporary file renamed: a half-written page never looks complete
     return answers

@@ -19,7 +19,7 @@ from typer.core import TyperCommand, TyperGroup
 from ..core.errors import InvlabError
 from ..core.speed import keep_freed_memory
 from ..core.versions import __version__
-from .options import err, line
+from .options import err, error, line
 
 
 class Command(NamedTuple):
@@ -107,11 +107,10 @@ def polite(fn):
         except (InvlabError, OSError) as e:
             if _options["debug"]:
                 err.print(_traceback(e), highlight=False, markup=False, soft_wrap=True)
-            elif isinstance(e, InvlabError):  # markup off: messages contain [key.path] brackets
-                err.print(f"error: {e}", style="red", highlight=False, markup=False, soft_wrap=True)
+            elif isinstance(e, InvlabError):
+                error(str(e))
             else:  # a path the library could not read or write (--results-dir, a run folder)
-                err.print(f"error: {e.strerror or e}: {e.filename or ''}", style="red", highlight=False,
-                          markup=False, soft_wrap=True)
+                error(f"{e.strerror or e}: {e.filename or ''}")
             raise typer.Exit(2)
         except KeyboardInterrupt:
             line("interrupted", err)

@@ -14,14 +14,16 @@ from rich.console import Console
 
 from ..core.errors import InvlabError, choose
 
-# Piped output (files, tests) is not squeezed to 80 columns: tables stay whole.
-out = Console(width=None if sys.stdout.isatty() else 200)
-err = Console(stderr=True)
+# Piped output (files, tests) is not squeezed to 80 columns: tables stay whole. No emoji codes: a file or model
+# named notes:x:draft is printed as named, not with an emoji in place of :x:.
+out = Console(width=None if sys.stdout.isatty() else 200, emoji=False)
+err = Console(stderr=True, emoji=False)
+
 
 def _refuse(message: str):
     """A bad option value, found while the options are parsed (before the command's own error handling): one
     paragraph, exit 2."""
-    err.print(f"error: {message}", style="red", highlight=False, markup=False, soft_wrap=True)
+    error(message)
     raise typer.Exit(2)
 
 
@@ -101,6 +103,14 @@ _CONTROL = {c: f"\\x{c:02x}" for c in [*range(0x00, 0x09), *range(0x0a, 0x20), *
 def shown(text: str) -> str:
     """`text` read from a run folder (a log line, the error a worker recorded, a unit's name), safe to print."""
     return str(text).translate(_CONTROL)
+
+
+def error(message: str) -> None:
+    """One paragraph on stderr, `error: ` first: markup off (messages contain [key.path] brackets), control
+    characters escaped but line breaks kept (a name from a file or folder, in a message, cannot clear the screen
+    or retitle the terminal and so hide the message)."""
+    text = "\n".join(shown(part) for part in str(message).split("\n"))
+    err.print(f"error: {text}", style="red", highlight=False, markup=False, soft_wrap=True)
 
 
 def line(text: str, console: Console = out) -> None:

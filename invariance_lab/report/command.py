@@ -24,9 +24,9 @@ from ..store.atomic import write_text
 from ..store.find import newest_run
 from ..store.layout import is_study
 from .display import FORMATS
-from .html import GENERATOR, html_report
+from .html import GENERATOR, PAGE_HEAD, html_report
 from .papers import paper_views, per_test_set_views
-from .plots import PNG_MARK, figures, save
+from .plots import PNG_MARK, PNG_SIGNATURE, figures, save
 from .study import compare_folders, study_figure
 from .tables import Report
 
@@ -52,7 +52,7 @@ def make_report(paths: list[Path] | None = None, *, by: str = "model", metric: s
     did not make (--force)."""
     choose("table format", fmt, FORMATS)  # before any loading or plotting
     if html is not None:  # refuse an unwritable page before the work of making it
-        output_file(html, "--html", "report.html", marker=GENERATOR.encode(), force=force)
+        output_file(html, "--html", "report.html", marker=GENERATOR.encode(), starts=PAGE_HEAD.encode(), force=force)
     if plot is not None:
         _plot_folder(plot)
     results_paths = list(paths) if paths else [newest_run(results_dir)]
@@ -91,7 +91,7 @@ def _figures(rep: Report, results_paths: list[Path], metric: str, by: str) -> li
 
 
 def _plot_target(plot: Path, name: str, force: bool) -> Path:
-    return output_file(Path(plot) / name, "--plot", "figs", marker=PNG_MARK, force=force,
+    return output_file(Path(plot) / name, "--plot", "figs", marker=PNG_MARK, starts=PNG_SIGNATURE, force=force,
                        mark="a PNG text chunk Software: invlab")
 
 

@@ -37,6 +37,7 @@ from .study import compare_folders, study_figure
 from .tables import Report, build_report
 
 GENERATOR = '<meta name="generator" content="invlab">'  # the page's mark: --html replaces only invlab's pages
+PAGE_HEAD = '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n' + GENERATOR  # how every page begins
 N_IMAGES = 4  # test images in each gallery: enough to see both classes, few enough to keep the page light
 QUESTION = (
     "How does a convolutional network become invariant to translation, and what do max pooling, strided "
@@ -309,7 +310,7 @@ def html_report(paths: list[str | Path], *, metric: str = "flip_rate", drop_chan
                 "</code>. Every number is a mean over seeds, with its 95% t interval where there are several; "
                 "pictures, where there are any, show one network per model (the first seed).</p>")
     title = f"invlab report: {', '.join(labels)}"
-    return ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n" + GENERATOR + "\n"
+    return (PAGE_HEAD + "\n"
             '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
             f"<title>{e(title)}</title>\n<style>{CSS}</style>\n</head>\n<body>\n" + "\n".join(body)
             + "\n</body>\n</html>\n")

@@ -35,6 +35,7 @@ DPI = 120
 # the Software text chunk of every PNG invlab writes: its mark, so that --plot replaces only invlab's own plots
 PNG_SOFTWARE = "invlab"
 PNG_MARK = b"tEXtSoftware\x00" + PNG_SOFTWARE.encode()
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"  # how every PNG begins
 # Axis labels: the metric's name and, in words, what it measures (definitions as in metrics.py).
 METRIC_LABELS = {
     "accuracy": "accuracy\n(fraction of shifted images classified correctly)",

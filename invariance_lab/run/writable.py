@@ -3,11 +3,14 @@ the command-line option the path came from.
 
 A page or plot a command writes (--html, --plot, --out) replaces only what invlab made: never a link, folder,
 device, FIFO or socket, never a file of a run, sweep, study or measure folder (the files the page is made from),
-and an existing file only when it carries invlab's mark (`marker`, e.g. the HTML page's generator tag) or the user
-passes --force.
+and an existing file only when it is one invlab wrote, by the way invlab writes it: it begins as invlab begins such
+a file (`starts`: the HTML page's head, a PNG's signature, the answers page's title) and carries invlab's mark in
+its head (`marker`: the page's generator tag, the PNG's Software chunk, the page's intro), or the user passes
+--force. A file that only quotes the mark (notes, invlab's own source) is not one.
 
     results_dir = writable(Path("results"), "--results-dir")
-    page = output_file(Path("report.html"), "--html", "report.html", marker=b'content="invlab"', force=False)
+    page = output_file(Path("report.html"), "--html", "report.html", marker=GENERATOR.encode(),
+                       starts=PAGE_HEAD.encode(), force=False)
 """
 
 from __future__ import annotations
@@ -53,7 +56,7 @@ def results_folder_of(path: Path) -> Path | None:
     return None
 
 
-def output_file(path: Path, option: str, example: str, *, marker: bytes, force: bool = False,
+def output_file(path: Path, option: str, example: str, *, marker: bytes, starts: bytes = b"", force: bool = False,
                 inside: Path | None = None, mark: str | None = None) -> Path:
     """A file a command may write (and replace), checked before the work of making it; see the module docstring.
     `inside`: the one results folder this file may lie in (`invlab claims` writes its page into its run);
@@ -73,16 +76,17 @@ def output_file(path: Path, option: str, example: str, *, marker: bytes, force: 
         raise ConfigError(f"{option} {path} lies in the results folder {folder} (it holds {META_FILE} or "
                           f"{STUDY_FILE}); invlab never writes there what you name, so that a run's own files cannot "
                           f"be replaced: give a path outside it, e.g. {option} {example}")
-    if mode is not None and not force and not _marked(path, marker):
+    if mode is not None and not force and not _marked(path, marker, starts):
         raise ConfigError(f"{option} {path} exists and was not written by invlab (it lacks invlab's mark, "
                           f"{mark or repr(marker.decode(errors='replace'))}); pass --force to replace it, or give a new file name")
     writable(path.parent, option)  # created only now: never a folder inside a results folder
     return path
 
 
-def _marked(path: Path, marker: bytes) -> bool:
+def _marked(path: Path, marker: bytes, starts: bytes) -> bool:
     try:
         with open(path, "rb") as f:
-            return marker in f.read(MARK_BYTES)
+            head = f.read(MARK_BYTES)
+            return head.startswith(starts) and marker in head
     except OSError:
         return False

@@ -78,6 +78,15 @@ def test_missing_config_exits_2(tmp_path):
     assert res.exit_code == 2 and "not found" in res.output
 
 
+def test_an_error_prints_names_as_they_are_with_control_characters_escaped(tmp_path):
+    """A file named notes:x:draft was printed as notes❌draft (rich's emoji codes), and an escape sequence in a
+    name reached the terminal raw (it can clear the screen and hide the message)."""
+    res = runner.invoke(app, ["run", str(tmp_path / "notes:x:draft.yaml")])
+    assert res.exit_code == 2 and "notes:x:draft.yaml" in res.output and "❌" not in res.output, res.output
+    res = runner.invoke(app, ["run", str(tmp_path / "a\x1b[2Jb.yaml")])
+    assert res.exit_code == 2 and "\x1b" not in res.output and "a\\x1b[2Jb.yaml" in res.output, res.output
+
+
 def test_models_lists_presets():
     res = runner.invoke(app, ["models"])
     assert res.exit_code == 0 and "conv_maxpool" in res.output and "strided_conv" in res.output
