@@ -80,9 +80,11 @@ class Config(_Schema):
     def _models(cls, v: dict, info: ValidationInfo) -> dict:
         if not v and "factorial" in info.data and info.data["factorial"] is None:  # (a bad factorial: said once)
             raise ValueError("models must name at least one model, e.g. models: {conv_gap: {arch: conv_gap}}")
-        bad = [k for k in v if not re.fullmatch(r"[A-Za-z0-9_.-]{1,100}", k)]
+        # the name begins each checkpoint's file name: ".." or ".x" would make checkpoints/..-seed0.pt, hidden
+        bad = [k for k in v if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}", k)]
         if bad:
-            raise ValueError(f"model names must use letters, digits, '_', '-', '.' (at most 100); got {quote(bad)}")
+            raise ValueError(f"model names must use letters, digits, '_', '-', '.' (at most 100), and begin with a "
+                             f"letter, digit or '_'; got {quote(bad)}")
         return v
 
     @model_validator(mode="before")

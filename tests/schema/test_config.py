@@ -186,6 +186,7 @@ BAD_INPUTS = [
     ("arch-huge-string", f"models:\n  m: {{arch: {'x' * 5000}}}\n", [], ["[models.m.arch]", "at most 64", "(5002 chars)"]),
     ("no-models", "models: {}\n", [], ["[models]", "at least one"]),
     ("model-name", "models:\n  'a b': {arch: conv_gap}\n", [], ["[models]", "model names", "'a b'"]),
+    ("model-name-dots", "models:\n  '..': {arch: conv_gap}\n", [], ["[models]", "begin with a letter", "'..'"]),
     ("channels-zero", "models:\n  m: {channels: [0]}\n", [], ["[models.m.channels]", "positive"]),
     ("channels-too-many", "models:\n  m: {channels: [" + ", ".join(["1"] * 40) + "]}\n", [],
      ["[models.m.channels]", "at most 32 items"]),
