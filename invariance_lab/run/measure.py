@@ -208,7 +208,7 @@ def measure_to_folder(*, images: str | Path, model: str | None = None, model_kwa
         raise InvlabError("--taps names the modules of the layer profile: give --layers too")
     state, checkpoint = read_weights(weights) if weights is not None else (None, None)
     net, factors, label, seed = measured_model(model, model_kwargs, checkpoint, weights, trust_factory)
-    label = name or label
+    label = label if name is None else name  # --name '' is refused below, not taken for no name
     if not re.fullmatch(r"[A-Za-z0-9_.-]{1,100}", label) or label.startswith("."):
         if name is None and checkpoint is not None:  # the checkpoint's own name, which came with the file
             raise InvlabError(f"{weights}: its [name] {quote(label)} cannot name the measure folder (letters, digits, "

@@ -324,6 +324,8 @@ def bad_inputs(tmp_path, folder):
     (["--model", "custom_models:circular_gap", "--images", "{folder}", "--dx", "-12:0"], "out of its frame"),
     (["--model", "custom_models:circular_gap", "--images", "{folder}", "--colour", "rgb"], "input channels"),
     (["--weights", "{ok}", "--images", "{folder}"], "--model package.module:function is needed"),
+    (["--model", "custom_models:circular_gap", "--images", "{folder}", "--name", ""], "--name '': use letters"),
+    (["--model", "custom_models:circular_gap", "--images", "{folder}", "--name", ".x"], "not starting with '.'"),
 ])
 def test_bad_input_exits_2_and_writes_nothing(tmp_path, bad_inputs, args, needle):
     res = invoke("measure", *[a.format(**bad_inputs) for a in args], "--results-dir", tmp_path / "r", "--quiet")
