@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import pickle
 import warnings
+import zipfile
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -40,6 +42,12 @@ from ..schema.fields import MAX_BLOCKS
 _FIELDS = dict(state_dict=dict, name=str, seed=int, factors=dict, data=dict, train=dict, classes=list,
                fingerprint=str, history=dict)
 SETTINGS = ("factors", "data", "train", "seed")  # what the fingerprint covers
+# torch.save stores every entry of its zip archive as is (ZIP_STORED): the entries' bytes lie in the file, so their
+# sizes add up to less than the file's own. A deflated entry can say it expands to 1000 times its bytes, and torch.load
+# expands it in memory before anything is checked (a 4 MB file took 4.5 GB); torch's reader allocates what the
+# archive's directory says, so an archive saying more than its size plus this allowance (room for a few small entries
+# that a tool repacking the archive compressed) is refused unread. Entries sharing bytes (overlapping) each count.
+ZIP_ALLOWANCE = 2**20
 
 
 def fingerprint(factors: dict, data: dict, train: dict, seed: int) -> str:
@@ -119,12 +127,43 @@ def load_tensors(path: Path, map_location) -> object:
     """torch.load with weights_only=True: tensors and plain values, never code (pickle.UnpicklingError otherwise).
     torch's warning about a pickle protocol other than its own (a crafted file, or one saved with another
     protocol) is not passed on: it asks the reader to report it to torch, and the file is read or refused either
-    way; nor is its note that a TorchScript archive goes to torch.jit.load (weights_only refuses it)."""
+    way; nor is its note that a TorchScript archive goes to torch.jit.load (weights_only refuses it). A zip archive
+    is checked first (check_archive): one that would expand far beyond its size is a CheckpointError, unread."""
+    check_archive(Path(path))
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
         # a TorchScript archive: torch refuses it under weights_only, after this warning, and the refusal is ours
         warnings.filterwarnings("ignore", message=".*looks like a TorchScript archive", category=UserWarning)
         return torch.load(path, map_location=map_location, weights_only=True)
+
+
+def check_archive(path: Path) -> None:
+    """Refuse a zip archive (torch.save's format, as torch.load tells it: the first 4 bytes) whose entries say they
+    expand to more than the file's size plus ZIP_ALLOWANCE, reading only its directory; anything else passes."""
+    try:
+        with open(path, "rb") as f:
+            if f.read(4) != b"PK\x03\x04":
+                return  # a legacy (pickle) file, or not a torch file: torch.load says which
+            size = os.fstat(f.fileno()).st_size
+            f.seek(0)
+            with zipfile.ZipFile(f) as z:
+                entries = z.infolist()
+    except (zipfile.BadZipFile, OSError):
+        return  # no readable directory (truncated, not a zip): torch's reader finds none either, and says so
+    except Exception as e:  # a directory zipfile cannot read (names, zip64 fields): not one torch.save wrote
+        raise CheckpointError(f"{path} is a zip archive whose directory cannot be read ({type(e).__name__}: "
+                              f"{clip(e, 120)}); torch.save writes a plain zip archive, so this file is damaged "
+                              "or was not written by torch.save") from None
+    total = sum(e.file_size for e in entries)
+    if total > size + ZIP_ALLOWANCE:
+        big = max(entries, key=lambda e: e.file_size)
+        raise CheckpointError(f"{path} is a zip archive whose entries would expand to {total:,} bytes, from a file of "
+                              f"{size:,} bytes (entry {quote(big.filename, 80)} alone: {big.file_size:,} bytes from "
+                              f"{big.compress_size:,}); torch would expand them in memory before anything is checked, "
+                              f"so invlab refuses it unread. torch.save stores its entries uncompressed, so an archive "
+                              f"it wrote never expands: at most the file's size plus {ZIP_ALLOWANCE:,} bytes "
+                              f"({size + ZIP_ALLOWANCE:,} here) is allowed. If the weights are yours, save them again "
+                              "with torch.save(model.state_dict(), path)")
 
 
 def read_checkpoint(path: Path, device: torch.device, expect: dict | None = None) -> dict:
@@ -134,6 +173,8 @@ def read_checkpoint(path: Path, device: torch.device, expect: dict | None = None
         raise CheckpointError(f"checkpoint not found: {path}; the run folder is incomplete")
     try:
         blob = load_tensors(path, device)
+    except CheckpointError:  # refused before torch read it (an archive that would expand): the message says why
+        raise
     except pickle.UnpicklingError:  # the weights_only loader met something other than tensors and plain values
         raise CheckpointError(f"{path} cannot be loaded as an invlab checkpoint: it is damaged, or holds objects "
                               f"other than tensors and plain values, which invlab refuses (loading them could run "

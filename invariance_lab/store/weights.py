@@ -6,7 +6,8 @@ message when they do not fit.
 
 Three kinds of file:
   * a state dict saved with torch.save(model.state_dict(), path): read with torch.load(weights_only=True), which
-    refuses anything but tensors and plain values (also {"state_dict": {...}} as some trainers save it);
+    refuses anything but tensors and plain values (also {"state_dict": {...}} as some trainers save it), after
+    its zip archive's sizes are checked (checkpoints.check_archive: a compressed entry is not expanded);
   * a .safetensors file: parsed here (an 8-byte header length, a JSON header, raw little-endian tensor bytes), so
     no extra package is needed and nothing in the file can run; its header is checked (dtypes, shapes, offsets,
     nesting) and its tensors memory-mapped, so a file larger than RAM is not read whole;
@@ -36,6 +37,11 @@ SAFETENSORS_DTYPES = {
 }
 MAX_HEADER = 100 * 2**20  # bytes of a safetensors JSON header (the format's own limit)
 MAX_RANK = 32  # dimensions of one tensor: far beyond any network's weights
+# One dimension of a tensor, and the product of its dimensions with a 0 counted as 1: a tensor's bytes bound a shape
+# that holds values, but not one with a 0 in it ([0, 10**20] holds nothing), and torch's sizes and strides are 64-bit
+# ints (torch.empty([0, 10**20]) overflows, [0, 2**30, 2**30, 2**30] overflows its strides). Both are far beyond any
+# network's weights: a weight 2**31 values long in one dimension is 8 GiB of float32.
+MAX_DIM, MAX_EXTENT = 2**31 - 1, 2**62
 TORCH_MAGIC = (b"PK\x03\x04", b"\x80")  # torch.save's zip archive; the legacy format's pickle (protocol >= 2)
 
 
@@ -59,6 +65,8 @@ def read_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict | None
                               "network; from Python, il.measure takes the scripted module itself")
     try:
         blob = load_tensors(path, "cpu")
+    except CheckpointError:  # refused before torch reads it (an archive that would expand): the message says why
+        raise
     except pickle.UnpicklingError:
         raise CheckpointError(f"{path} holds objects other than tensors and plain values (a whole pickled model?), "
                               "which invlab refuses to load: loading them could run code. Save the weights alone: "
@@ -75,6 +83,9 @@ def read_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict | None
         raise CheckpointError(f"{path} holds a {type(blob).__name__}, not a state dict (a mapping of parameter names "
                               "to tensors): save it with torch.save(model.state_dict(), path)")
     bad = next(((k, v) for k, v in blob.items() if not isinstance(k, str) or not isinstance(v, torch.Tensor)), None)
+    if bad is not None and not isinstance(bad[0], str):
+        raise CheckpointError(f"{path} is not a state dict: its key {quote(bad[0])} is not a parameter name "
+                              "(a string); save it with torch.save(model.state_dict(), path)")
     if bad is not None:
         raise CheckpointError(f"{path} is not a state dict: entry {quote(bad[0])} holds a {type(bad[1]).__name__}, "
                               "not a tensor; save it with torch.save(model.state_dict(), path)")
@@ -136,7 +147,8 @@ def _tensor_entries(text: bytes, body: int, bad) -> list[tuple[str, torch.dtype,
     """(name, dtype, shape, start, end) of every tensor of a safetensors header, each checked: the header is a
     JSON object of {"dtype": one of SAFETENSORS_DTYPES, "shape": whole numbers >= 0, "data_offsets": [begin, end]}
     with begin <= end inside the `body` bytes after the header and end - begin = the shape's values x the dtype's
-    size, plus an optional "__metadata__" of strings. Nothing may nest deeper than that."""
+    size, plus an optional "__metadata__" of strings. Nothing may nest deeper than that. Each dimension is at most
+    MAX_DIM and their product (a 0 counted as 1) at most MAX_EXTENT, so torch can make a tensor of that shape."""
     try:
         header = json.loads(text.decode("utf-8"))
     except RecursionError:  # json's parser recurses per level; the format has three (header, tensor, shape)
@@ -158,6 +170,10 @@ def _tensor_entries(text: bytes, body: int, bad) -> list[tuple[str, torch.dtype,
                       f"at most {MAX_RANK} whole numbers >= 0, \"data_offsets\": [begin, end]}}; it holds "
                       f"{quote(info, 120)}")
         dtype, shape, (start, end) = SAFETENSORS_DTYPES[info["dtype"]], info["shape"], info["data_offsets"]
+        if max(shape, default=0) > MAX_DIM or math.prod(max(d, 1) for d in shape) > MAX_EXTENT:
+            raise bad(f"tensor {quote(name)}: its shape {quote(shape, 80)} is out of range; each dimension is at most "
+                      f"{MAX_DIM} (2**31 - 1) and their product, a 0 counted as 1, at most 2**62 (torch's sizes are "
+                      "64-bit), far beyond any network's weights")
         size = math.prod(shape) * torch.empty(0, dtype=dtype).element_size()  # Python ints: no overflow
         if not start <= end <= body or end - start != size:
             raise bad(f"tensor {quote(name)}: its offsets {start}..{end} do not hold {quote(shape, 80)} "

@@ -30,6 +30,9 @@ def test_unusable_files_are_checkpoint_errors(tmp_path):
     torch.save([1, 2], tmp_path / "list.pt")
     with pytest.raises(CheckpointError, match="not a state dict"):
         read_weights(tmp_path / "list.pt")
+    torch.save({1: torch.zeros(2)}, tmp_path / "int_key.pt")  # it said "entry 1 holds a Tensor, not a tensor"
+    with pytest.raises(CheckpointError, match="its key 1 is not a parameter name"):
+        read_weights(tmp_path / "int_key.pt")
 
 
 def test_weights_of_another_shape_say_what_differs(tmp_path):
@@ -105,3 +108,141 @@ def test_a_header_length_past_the_file_is_refused(tmp_path):
     path.write_bytes((2**62).to_bytes(8, "little") + b"{}")
     with pytest.raises(CheckpointError, match=r"header length \(4611686018427387904 bytes\) runs past the end"):
         read_weights(path)
+
+
+# ----------------------------------------------------------------- shapes torch cannot make; archives that expand
+
+
+@pytest.mark.parametrize("shape", [[0, 10**20], [0, 2**31], [2**31, 0], [0, 2**30, 2**30, 2**30]])
+def test_a_safetensors_shape_beyond_torchs_range_is_refused_by_name(tmp_path, shape):
+    """A tensor with a 0 in its shape holds no bytes, so its bytes bound none of its other dimensions: [0, 10**20]
+    was a TypeError (Overflow when unpacking long long) from torch.empty, [0, 2**30, 2**30, 2**30] a RuntimeError."""
+    header = {"e": {"dtype": "F32", "shape": shape, "data_offsets": [0, 0]}}
+    path = _safetensors(tmp_path / "z.safetensors", header)
+    with pytest.raises(CheckpointError, match=r"tensor 'e': its shape .* is out of range; each dimension is at most "
+                                              r"2147483647 \(2\*\*31 - 1\) and their product, a 0 counted as 1, at "
+                                              r"most 2\*\*62") as e:
+        read_weights(path)
+    assert str(path) in str(e.value) and "not a valid .safetensors file" in str(e.value)
+
+
+def test_a_safetensors_shape_at_the_limits_is_read(tmp_path):
+    header = {"e": {"dtype": "F64", "shape": [0, 2**31 - 1, 2**31 - 1], "data_offsets": [0, 0]},
+              "w": {"dtype": "F32", "shape": [1, 1], "data_offsets": [0, 4]}}
+    out = read_safetensors(_safetensors(tmp_path / "z.safetensors", header, b"\0" * 4))
+    assert out["e"].shape == (0, 2**31 - 1, 2**31 - 1) and out["w"].shape == (1, 1)
+
+
+def test_invlab_measure_refuses_a_huge_dimension_in_one_paragraph(tmp_path):
+    res = _measure(tmp_path, _safetensors(tmp_path / "z.safetensors",
+                                          {"w": {"dtype": "F32", "shape": [0, 10**20], "data_offsets": [0, 0]}}))
+    assert res.exit_code == 2 and "tensor 'w': its shape [0, 100000000000000000000] is out of range" in res.output
+    assert "Traceback" not in res.output and not (tmp_path / "r").exists()
+
+
+def _measure(tmp_path, weights):
+    """`invlab measure --model custom_models:circular_gap --weights WEIGHTS` on 4 small images."""
+    from typer.testing import CliRunner
+
+    from invariance_lab.cli.main import app
+    from invariance_lab.data.images import write_folder
+
+    write_folder(torch.rand(4, 1, 8, 8).mul(255).round() / 255, tmp_path / "imgs", torch.tensor([0, 1, 0, 1]),
+                 ["a", "b"])
+    return CliRunner().invoke(app, ["measure", "--model", "custom_models:circular_gap", "--weights", str(weights),
+                                    "--images", str(tmp_path / "imgs"), "--results-dir", str(tmp_path / "r"),
+                                    "--quiet"])
+
+
+def _repacked(path, expand: int = 0, method=None):
+    """torch.save's archive of a small state dict, its entries deflated (method) and, if `expand`, its first
+    tensor's entry replaced by `expand` zero bytes: 100 MiB of zeros deflate to about 100 KB."""
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    torch.save({"w": torch.arange(4.0)}, buf)
+    src = zipfile.ZipFile(buf)
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED if method is None else method) as dst:
+        for info in src.infolist():
+            with dst.open(info.filename, "w", force_zip64=True) as out:
+                if expand and info.filename.endswith("/data/0"):
+                    chunk = bytes(2**20)
+                    for _ in range(expand // len(chunk)):
+                        out.write(chunk)
+                else:
+                    out.write(src.read(info))
+    return path
+
+
+@pytest.fixture
+def no_torch_load(monkeypatch):
+    """torch.load fails the test: a refusal must come before the archive is expanded."""
+    def load(*args, **kwargs):
+        raise AssertionError("torch.load was called")
+
+    monkeypatch.setattr(torch, "load", load)
+
+
+def test_an_archive_that_would_expand_is_refused_unread(tmp_path, no_torch_load):
+    """A torch zip whose data/0 is deflated: 100 KB saying 100 MiB (a 4 MB file expanded to 4.5 GB in torch.load,
+    before anything was checked). torch.save stores its entries, so an archive it wrote never expands."""
+    path = _repacked(tmp_path / "bomb.pt", expand=100 * 2**20)
+    size = path.stat().st_size
+    assert size < 300_000
+    with pytest.raises(CheckpointError) as e:
+        read_weights(path)
+    msg = str(e.value)
+    assert msg.startswith(f"{path} is a zip archive whose entries would expand to 104,857,")
+    assert f"from a file of {size:,} bytes" in msg and "'archive/data/0' alone: 104,857,600 bytes" in msg
+    assert "torch.save stores its entries uncompressed" in msg and f"({size + 2**20:,} here) is allowed" in msg
+    assert "\n" not in msg
+
+
+def test_a_run_checkpoint_that_would_expand_is_refused_unread(tmp_path, no_torch_load):
+    from invariance_lab.store.checkpoints import read_checkpoint
+
+    path = _repacked(tmp_path / "conv_gap-seed0.pt", expand=100 * 2**20)
+    with pytest.raises(CheckpointError, match=r"conv_gap-seed0\.pt is a zip archive whose entries would expand to "
+                                              r"104,857,\d+ bytes"):
+        read_checkpoint(path, torch.device("cpu"))
+
+
+def test_invlab_measure_refuses_an_expanding_archive_in_one_paragraph(tmp_path):
+    res = _measure(tmp_path, _repacked(tmp_path / "bomb.pt", expand=100 * 2**20))
+    assert res.exit_code == 2 and "bomb.pt is a zip archive whose entries would expand to" in res.output, res.output
+    assert "Traceback" not in res.output and not (tmp_path / "r").exists()
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.save` is deprecated:DeprecationWarning")
+def test_archives_that_do_not_expand_are_read_as_before(tmp_path):
+    """torch.save's own archive, one repacked with its small entries deflated (within the allowance), a legacy
+    (pickle) file; a TorchScript archive is still named as one, not as an archive that expands."""
+    import zipfile
+
+    want = torch.arange(4.0)
+    for path in (_repacked(tmp_path / "stored.pt", method=zipfile.ZIP_STORED), _repacked(tmp_path / "deflated.pt")):
+        assert torch.equal(read_weights(path)[0]["w"], want)
+    torch.save({"w": want}, tmp_path / "legacy.pt", _use_new_zipfile_serialization=False)
+    assert torch.equal(read_weights(tmp_path / "legacy.pt")[0]["w"], want)
+    torch.jit.save(torch.jit.script(nn.Linear(2, 2)), tmp_path / "scripted.pt")
+    with pytest.raises(CheckpointError, match="is a TorchScript archive"):
+        read_weights(tmp_path / "scripted.pt")
+
+
+def test_an_archive_whose_directory_zipfile_cannot_read_is_refused_by_name(tmp_path, no_torch_load):
+    """Its sizes cannot be checked, so it is not handed to torch's reader: a name flagged UTF-8 that is not."""
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("archive/data.pkl", b"x")
+    data = bytearray(buf.getvalue())
+    at = data.find(b"PK\x01\x02")  # the central directory's entry: its flags, then its name
+    data[at + 9] |= 0x08
+    data[data.find(b"archive/data.pkl", at)] = 0xFF
+    (tmp_path / "odd.pt").write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match=r"odd\.pt is a zip archive whose directory cannot be read "
+                                              r"\(UnicodeDecodeError: .*not written by torch\.save"):
+        read_weights(tmp_path / "odd.pt")
