@@ -30,7 +30,7 @@ from .display import protocol_lines
 from .html_elements import e, image, pixel_size, text_html
 from .html_gallery import gallery_html
 from .html_tables import at_chance_rows, notes_html, table_html
-from .papers import paper_views, per_test_set_views
+from .papers import PAPER_KEY, paper_views, per_test_set_views
 from .plots import figures, png_bytes
 from .study import DPI as STUDY_DPI
 from .study import compare_folders, study_figure
@@ -280,7 +280,7 @@ def html_report(paths: list[str | Path], *, metric: str = "flip_rate", drop_chan
             body[-1] = body[-1].removesuffix("</ul>") + f"<li>{e(text.strip())}</li></ul>"
     # data.test_sets and a config's paper: block, as `invlab report` prints them (report/papers.py)
     for view in per_test_set_views(results) + paper_views(results):
-        heading = "Beside the paper" if view.key and view.key[0] == "paper" else "Other test sets"
+        heading = "Beside the paper" if view.key == PAPER_KEY else "Other test sets"
         body += [f"<h2>{heading}</h2>", f'<p class="sub">{e(view.title)}</p>', table_html(view)]
     if len(paths) == 1 and is_study(paths[0]):
         body.append(study_html(rep, Path(paths[0]), metric))

@@ -32,6 +32,8 @@ PAPER_HEAD = ("ours beside the paper (config paper:), in %: ours the mean ± 95%
               "std as printed")
 IN_CI_NOTE = "; in_ci: the paper's mean lies in our interval"
 PAPER_TITLE = PAPER_HEAD + IN_CI_NOTE
+# labels the paper table in a stacked CSV (a first column `table`: its own column `paper` holds the paper's number)
+PAPER_KEY = ("table", "paper")
 ORDER_NOTE = ("; compare: order (the paper's numbers come from another setup): rank, ours / the paper's among the "
               "block's models (1 = the highest); same_order: the two rankings agree")
 
@@ -149,5 +151,5 @@ def paper_views(results: list[Result]) -> list[View]:
         if table["rank"].notna().all():  # order blocks only: nothing is compared by value
             table, title = table.drop(columns=["difference", "in_ci"]), PAPER_HEAD + ORDER_NOTE
         table[["rank", "same_order"]] = table[["rank", "same_order"]].fillna("–")
-        return [View(title, table, [], (0.0, 100.0), ("paper", "percent"))]
-    return [View(PAPER_TITLE, table, [], (0.0, 100.0), ("paper", "percent"))]
+        return [View(title, table, [], (0.0, 100.0), PAPER_KEY)]
+    return [View(PAPER_TITLE, table, [], (0.0, 100.0), PAPER_KEY)]

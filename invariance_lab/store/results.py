@@ -11,23 +11,59 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 
 import numpy as np
 import pandas as pd
 
-from ..core.columns import (CORRECT_FLIP, CORRECT_FLIP_SUMMARY, GRID_COLUMNS, LAYER_SUMMARY_COLUMNS, LIE_COLUMNS,
-                            MAX_COLUMN, METRIC_COLUMNS,
-                            SUMMARY_METRICS, WORST_CASE_COLUMNS, WORST_SHIFT_COLUMNS)
-from ..core.errors import InvlabError, clip, quote
+from ..core.columns import (CONSISTENT, CORRECT_FLIP, CORRECT_FLIP_SUMMARY, GRID_COLUMNS, LAYER_SUMMARY_COLUMNS,
+                            LIE_COLUMNS, MAX_COLUMN, METRIC_COLUMNS, ROBUST, SUMMARY_METRICS, WORST_CASE_COLUMNS,
+                            WORST_SHIFT_COLUMNS)
+from ..core.errors import InvlabError, RunFolderError, clip, quote
+from ..schema.fields import SEED_MAX
 from .layout import INVARIANCE_CSV, LAYERS_SUMMARY_CSV, LIE_CSV, META_FILE, SUMMARY_CSV, SWEEP_DIR
 from .meta import read_meta, run_state
 
 
-# columns that are fractions (accuracies, flip rates, total variation distances): a value outside [0, 1] is damage;
-# ROUND_OFF lets a sum of float32 probabilities through
-FRACTIONS = {*METRIC_COLUMNS, *SUMMARY_METRICS, MAX_COLUMN, *WORST_CASE_COLUMNS, CORRECT_FLIP, *CORRECT_FLIP_SUMMARY}
+# a fraction (accuracies, flip rates, total variation distances) outside [0, 1] is damage; ROUND_OFF lets a sum
+# of float32 probabilities through
 ROUND_OFF = 1e-5
 GRID_COLUMNS_ALL = sorted({c for columns in GRID_COLUMNS.values() for c in columns})  # dx, dy; angle; scale
+
+# What each number column of the tidy tables may hold, the one place it is checked (_check_values): a kind,
+# (lowest, highest, whole numbers only, its words), and where the cell may be empty (NaN once read):
+# NEVER; ALWAYS (the metric can be undefined: docs/metrics.md); UNLABELLED (accuracies: images without labels,
+# `invlab measure` on a flat folder); NO_SHIFTS (the summary's means and worsts: a row whose n_shifts is 0).
+MAX_COUNT = 10**12  # images, shifts, taps, strides: far beyond any measurement, far below float64's whole numbers
+MAX_CLASSES = 10**7  # outputs of a classifier: more is not a network invlab measured
+FRACTION = (0.0, 1.0 + ROUND_OFF, False, "a fraction from 0 to 1")
+FINITE = (-np.inf, np.inf, False, "a finite number")
+
+
+def _whole(lo: int, hi: int) -> tuple:
+    return (lo, hi, True, f"a whole number from {lo:,} to {hi:,}")
+
+
+NEVER, ALWAYS, UNLABELLED, NO_SHIFTS = "never", "always", "unlabelled", "no shifts"
+_EMPTY_WHY = {NEVER: "invlab writes one in every row",
+              UNLABELLED: "it is empty only for images without labels, and this folder's were labelled",
+              NO_SHIFTS: "it is empty only in a row whose n_shifts is 0"}
+COLUMN_RULES = {
+    "seed": (_whole(0, SEED_MAX), NEVER), "n_images": (_whole(1, MAX_COUNT), NEVER),
+    "n_shifts": (_whole(0, MAX_COUNT), NEVER), "n_classes": (_whole(1, MAX_CLASSES), ALWAYS),  # empty: unknown
+    "layer": (_whole(0, MAX_COUNT), NEVER), "stride": (_whole(1, MAX_COUNT), NEVER),  # layers_summary.csv
+    **{c: (FINITE, NEVER) for c in GRID_COLUMNS_ALL},  # invariance.csv's grid point
+    **{c: (FINITE, NO_SHIFTS) for c in [*WORST_SHIFT_COLUMNS, *(f"worst_{a}" for a in GRID_COLUMNS_ALL)]},
+    # invariance.csv per shift (MAX_COLUMN: never empty there, a table without n_shifts)
+    "accuracy": (FRACTION, UNLABELLED), "flip_rate": (FRACTION, NEVER), "prob_change": (FRACTION, NEVER),
+    "neighbor_flip_rate": (FRACTION, ALWAYS), CORRECT_FLIP: (FRACTION, ALWAYS), MAX_COLUMN: (FRACTION, NO_SHIFTS),
+    # summary.csv; mean_accuracy and worst_accuracy: empty allowed, as a report reads them (no accuracy to plot)
+    "clean_accuracy": (FRACTION, UNLABELLED), ROBUST: (FRACTION, UNLABELLED), CONSISTENT: (FRACTION, NEVER),
+    **{f"{agg}_{m}": (FRACTION, NO_SHIFTS) for m in ("flip_rate", "prob_change") for agg in ("mean", "worst")},
+    **{f"{agg}_{m}": (FRACTION, ALWAYS) for m in ("accuracy", "neighbor_flip_rate") for agg in ("mean", "worst")},
+    **{c: (FRACTION, ALWAYS) for c in CORRECT_FLIP_SUMMARY},
+}
+BOOLEANS = ("at_chance",)  # True, False, or empty (unknown: no labels, or no number of classes)
 
 
 @dataclass
@@ -43,45 +79,77 @@ class Result:
     lie: pd.DataFrame | None = None  # lie.csv when the sweep ran --metric lie: model × seed × transform × layer
 
 
-def _read_csv(path: Path, required: list[str], numeric: list[str], text: tuple[str, ...] = ()) -> pd.DataFrame:
+def _read_csv(path: Path, required: list[str], numeric: list[str], text: tuple[str, ...] = (),
+              labelled: bool | None = None) -> pd.DataFrame:
     """The CSV, checked: its required columns, at least one row, numbers in the `numeric` columns it has (older
-    folders lack the later ones); `text` columns are read as strings (a tap named 0 stays "0", not 0.0), an empty
-    cell as NaN."""
+    folders lack the later ones) and in every column of COLUMN_RULES, each value of the kind its rule says;
+    `text` columns are read as strings (a tap named 0 stays "0", not 0.0), an empty cell as NaN. labelled: whether
+    the images had labels (accuracies may be empty only without); None when unknown (then they may)."""
     if not path.is_file():
-        raise InvlabError(f"{path.parent} is not a complete result folder: {path.name} is missing. "
-                          f"A run or sweep folder holds {META_FILE}, {INVARIANCE_CSV} and {SUMMARY_CSV}.")
+        raise RunFolderError(f"{path.parent} is not a complete result folder: {path.name} is missing. "
+                             f"A run or sweep folder holds {META_FILE}, {INVARIANCE_CSV} and {SUMMARY_CSV}.")
     try:
         df = pd.read_csv(path, dtype=dict.fromkeys(text, str))
     except (ValueError, UnicodeDecodeError, OSError) as exc:  # ParserError and EmptyDataError are ValueErrors
-        raise InvlabError(f"{path} could not be read as CSV ({clip(exc, 160)}).") from None
+        raise RunFolderError(f"{path} could not be read as CSV ({clip(exc, 160)}).") from None
     missing = [c for c in required if c not in df.columns]
     if missing:
-        raise InvlabError(f"{path} lacks the column(s) {', '.join(missing)}; it needs {', '.join(required)}. "
-                          f"Was it written by another version of invariance_lab, or edited?")
+        raise RunFolderError(f"{path} lacks the column(s) {', '.join(missing)}; it needs {', '.join(required)}. "
+                             f"Was it written by another version of invariance_lab, or edited?")
     if df.empty:
-        raise InvlabError(f"{path} is damaged: it has no rows")
+        raise RunFolderError(f"{path} is damaged: it has no rows")
     dtypes = df.dtypes
-    bad = [c for c in numeric if c in dtypes and not pd.api.types.is_numeric_dtype(dtypes[c])]
+    ruled = [c for c in df.columns if c in COLUMN_RULES and c not in text]  # in the file's order
+    bad = [c for c in dict.fromkeys([*numeric, *ruled]) if c in dtypes and (
+        not pd.api.types.is_numeric_dtype(dtypes[c]) or pd.api.types.is_bool_dtype(dtypes[c]))]
     if bad:
-        raise InvlabError(f"{path} is damaged: column(s) {', '.join(bad)} hold values that are not numbers")
-    fractions = [c for c in df.columns if c in FRACTIONS]  # older folders lack the later columns
-    if fractions:  # one array for all of them: a loop of pandas operations per column cost milliseconds per file
-        values = np.column_stack([df[c].to_numpy(dtype=float) if pd.api.types.is_numeric_dtype(dtypes[c])
-                                  else pd.to_numeric(df[c], errors="coerce").to_numpy(dtype=float) for c in fractions])
-        with np.errstate(invalid="ignore"):
-            out = ~np.isnan(values) & ~((values >= 0) & (values <= 1 + ROUND_OFF))  # NaN: not measured (no labels)
-        if out.any():
-            col = int(out.any(axis=0).argmax())
-            row = int(out[:, col].argmax())
-            raise InvlabError(f"{path} is damaged: {fractions[col]} is {values[row, col]:g} in row {row + 2}; it "
-                              f"is a fraction, from 0 to 1")  # row + 2: the file's line, the header is line 1
+        raise RunFolderError(f"{path} is damaged: column(s) {', '.join(bad)} hold values that are not numbers")
+    _check_values(path, df, ruled, labelled)
     keys = [c for c in ("model", "seed", *GRID_COLUMNS_ALL, "layer", "transform") if c in df.columns]
     twice = df.duplicated(subset=keys)
     if twice.any():
         row = df[twice].iloc[0]
-        raise InvlabError(f"{path} is damaged: it has two rows for {', '.join(f'{k} {row[k]}' for k in keys)}; "
-                          f"invlab writes one per {' x '.join(keys)}")
+        raise RunFolderError(f"{path} is damaged: it has two rows for {', '.join(f'{k} {row[k]}' for k in keys)}; "
+                             f"invlab writes one per {' x '.join(keys)}")
     return df
+
+
+def _check_values(path: Path, df: pd.DataFrame, ruled: list[str], labelled: bool | None) -> None:
+    """Every value of the `ruled` columns (numeric, in the file's order) of the kind COLUMN_RULES gives, empty
+    only where its rule allows, and BOOLEANS True, False or empty: else a RunFolderError naming the file, the
+    column, the first bad row of the first bad column and what the column holds."""
+    if ruled:  # one array for all of them: a loop of pandas operations per column cost milliseconds per file
+        values = np.column_stack([df[c].to_numpy(dtype=float) for c in ruled])
+        kinds, empties = zip(*(COLUMN_RULES[c] for c in ruled))
+        lo, hi, whole = (np.array([k[i] for k in kinds]) for i in range(3))
+        n = len(df)
+        no_shifts = df["n_shifts"].to_numpy(dtype=float) == 0 if "n_shifts" in ruled else np.zeros(n, dtype=bool)
+        may_be_empty = np.column_stack([no_shifts if e == NO_SHIFTS else
+                                        np.full(n, e == ALWAYS or (e == UNLABELLED and labelled is not True))
+                                        for e in empties])
+        with np.errstate(invalid="ignore"):
+            fine = (values >= lo) & (values <= hi) & np.isfinite(values) & (~whole | (values == np.floor(values)))
+        out = np.where(np.isnan(values), ~may_be_empty, ~fine)
+        if out.any():
+            col = int(out.any(axis=0).argmax())
+            row = int(out[:, col].argmax())
+            value, name = values[row, col], ruled[col]
+            why = f" ({_EMPTY_WHY[empties[col]]})" if np.isnan(value) else ""
+            _damaged(path, name, row, "empty (or NaN)" if np.isnan(value) else f"{value:g}", kinds[col][3] + why)
+    for name in (c for c in BOOLEANS if c in df.columns):
+        cells = df[name]
+        if not pd.api.types.is_bool_dtype(cells.dtype):
+            ok = cells.isna() | cells.map(lambda v: isinstance(v, (bool, np.bool_)) or str(v).lower() in
+                                          ("true", "false"))
+            if not ok.all():
+                row = int((~ok).to_numpy().argmax())
+                _damaged(path, name, row, quote(cells.iloc[row], 40), "True, False or empty (not known)")
+
+
+def _damaged(path: Path, column: str, row: int, value: str, what: str) -> NoReturn:
+    """The message of a bad value; row + 2: the file's line (the header is line 1), the row a spreadsheet shows."""
+    raise RunFolderError(f"{path}: column {column} row {row + 2}: {value} is not {what}; the file is damaged or was "
+                         f"not written by invlab")
 
 
 # what makes an unfinished folder of each kind complete: a run resumes in its own folder; a sweep or a measurement
@@ -101,12 +169,18 @@ def load_result(path: str | Path) -> Result:
     if state != "complete":
         raise InvlabError(f"{path} is not a finished {meta['kind']} (status: {state}); only complete folders "
                           f"can be reported. Wait for it to finish, or {_AGAIN.get(meta['kind'], _AGAIN['run'])}.")
-    axes = list(GRID_COLUMNS.get(meta["protocol"].get("transform"), GRID_COLUMNS["translate"]))  # dx, dy; or angle, or scale
+    # dx, dy; or angle, or scale
+    axes = list(GRID_COLUMNS.get(meta["protocol"].get("transform"), GRID_COLUMNS["translate"]))
+    # runs and sweeps measure labelled letters or class folders; invlab measure records whether its images had
+    # labels (a folder from before it did: unknown, so its accuracies may be empty)
+    labels = meta["protocol"].get("labels")
+    labelled = labels if isinstance(labels, bool) else (True if meta["kind"] != "measure" else None)
     invariance = _read_csv(path / INVARIANCE_CSV, ["model", "seed", *axes, *METRIC_COLUMNS],
-                           ["seed", *axes, "n_images", *METRIC_COLUMNS, MAX_COLUMN, CORRECT_FLIP])
+                           ["seed", *axes, "n_images", *METRIC_COLUMNS, MAX_COLUMN, CORRECT_FLIP], labelled=labelled)
     summary = _read_csv(path / SUMMARY_CSV, ["model", "seed", "downsample", "head", "padding", *SUMMARY_METRICS],
                         ["seed", "n_images", "n_shifts", "n_classes", *SUMMARY_METRICS, *WORST_SHIFT_COLUMNS,
-                         *(f"worst_{a}" for a in axes), MAX_COLUMN, *CORRECT_FLIP_SUMMARY, *WORST_CASE_COLUMNS])
+                         *(f"worst_{a}" for a in axes), MAX_COLUMN, *CORRECT_FLIP_SUMMARY, *WORST_CASE_COLUMNS],
+                        labelled=labelled)
     layers = None
     if (path / LAYERS_SUMMARY_CSV).is_file():
         layers = _read_csv(path / LAYERS_SUMMARY_CSV, ["model", "seed", *LAYER_SUMMARY_COLUMNS],

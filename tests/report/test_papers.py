@@ -1,5 +1,6 @@
 """The report's test-set and paper tables (report/papers.py): ours beside the published numbers."""
 
+import io
 import json
 
 import pandas as pd
@@ -78,6 +79,11 @@ def test_invlab_report_prints_the_paper_table(tmp_path, fake_result):
     assert res.exit_code == 0, res.output
     assert "ours beside the paper" in res.output and "| plain | default | clean_accuracy | 3 | 91.0 ± 2.5 | 92.0" in res.output
     assert "per test set" in res.output
+    res = CliRunner().invoke(app, ["report", str(folder), "--format", "csv"])  # raised: "cannot insert paper"
+    assert res.exit_code == 0, res.output
+    table = pd.read_csv(io.StringIO(res.stdout))
+    ours = table[table.table == "paper"]
+    assert list(ours.paper) == [92.0] and list(ours.model) == ["plain"]
 
 
 def test_a_damaged_config_leaves_the_report_and_a_bad_paper_block_is_named(tmp_path, fake_result):

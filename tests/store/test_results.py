@@ -1,13 +1,21 @@
 """results.py: a result folder is loaded only when finished and whole; damaged or edited tables are refused."""
 
 import json
+import shutil
 
+import numpy as np
 import pandas as pd
 import pytest
+from typer.testing import CliRunner
 
-from invariance_lab.core.errors import InvlabError
+from conftest import untrained_quick_run
+from invariance_lab.cli.main import app
+from invariance_lab.core.columns import CORRECT_FLIP_SUMMARY, METRIC_COLUMNS, SUMMARY_METRICS, WORST_CASE_COLUMNS
+from invariance_lab.core.errors import InvlabError, RunFolderError
 from invariance_lab.store.layout import META_FILE
-from invariance_lab.store.results import load_result
+from invariance_lab.store.results import COLUMN_RULES, FRACTION, load_result
+
+DAMAGED = "the file is damaged or was not written by invlab"
 
 
 def test_a_finished_folder_loads_with_its_label(tmp_path, fake_result):
@@ -59,10 +67,10 @@ def _set_two(path):
 
 
 @pytest.mark.parametrize("file, damage, needle", [
-    ("summary.csv", lambda f: _set_first(f, "clean_accuracy", float("inf")), "clean_accuracy is inf in row 2"),
-    ("invariance.csv", lambda f: _set_first(f, "accuracy", 7.5), "accuracy is 7.5 in row 2"),
-    ("invariance.csv", lambda f: _set_first(f, "flip_rate", -3), "flip_rate is -3"),
-    ("invariance.csv", _set_two, "flip_rate is 1.5 in row 5;"),
+    ("summary.csv", lambda f: _set_first(f, "clean_accuracy", float("inf")), "column clean_accuracy row 2: inf is"),
+    ("invariance.csv", lambda f: _set_first(f, "accuracy", 7.5), "column accuracy row 2: 7.5 is not a fraction"),
+    ("invariance.csv", lambda f: _set_first(f, "flip_rate", -3), "column flip_rate row 2: -3 is not"),
+    ("invariance.csv", _set_two, "column flip_rate row 5: 1.5 is not"),
     ("summary.csv", lambda f: f.write_text(f.read_text() + f.read_text().splitlines()[1] + "\n"), "two rows for"),
     ("invariance.csv", lambda f: f.write_text(f.read_text() + f.read_text().splitlines()[1] + "\n"), "two rows for"),
 ])
@@ -72,9 +80,105 @@ def test_impossible_values_and_repeated_rows_are_refused_naming_the_file(tmp_pat
     count a seed twice and narrow its interval) is damage, not a number to report."""
     folder = fake_result(tmp_path / "demo" / "r1")
     damage(folder / file)
-    with pytest.raises(InvlabError, match="is damaged") as e:
+    with pytest.raises(RunFolderError, match="damaged") as e:
         load_result(folder)
     assert needle in str(e.value) and file in str(e.value)
+
+
+@pytest.fixture(scope="module")
+def written(tmp_path_factory):
+    """A run folder invlab wrote (configs/quick.yaml, untrained, 12 test images): each case damages a copy."""
+    return untrained_quick_run(tmp_path_factory)
+
+
+# the audit's impossible values, each once accepted (exit 0: a NaN flip rate, an infinite or NaN dx whose row
+# vanished from --by shift, a negative or fractional seed, an infinite n_images) or a traceback (n_classes 0:
+# ZeroDivisionError in the chance footnote); (file, column, value as written, what the message says it is not)
+IMPOSSIBLE = [
+    ("summary.csv", "n_classes", "0", "a whole number from 1 to"),
+    ("summary.csv", "n_classes", "-2", "a whole number from 1 to"),
+    ("summary.csv", "n_classes", "2.5", "a whole number from 1 to"),
+    ("summary.csv", "n_classes", "1e308", "a whole number from 1 to"),
+    ("summary.csv", "clean_accuracy", "nan", "a fraction from 0 to 1 (it is empty only for images without labels"),
+    ("summary.csv", "mean_flip_rate", "nan", "a fraction from 0 to 1 (it is empty only in a row whose n_shifts"),
+    ("invariance.csv", "flip_rate", "nan", "a fraction from 0 to 1 (invlab writes one in every row)"),
+    ("invariance.csv", "flip_rate", "", "a fraction from 0 to 1 (invlab writes one in every row)"),
+    ("invariance.csv", "dx", "inf", "a finite number"),
+    ("invariance.csv", "dx", "nan", "a finite number"),
+    ("summary.csv", "seed", "-1", "a whole number from 0 to 4,294,967,295"),
+    ("invariance.csv", "seed", "1.5", "a whole number from 0 to"),
+    ("summary.csv", "n_images", "-5", "a whole number from 1 to"),
+    ("invariance.csv", "n_images", "1e400", "a whole number from 1 to"),
+    ("summary.csv", "at_chance", "maybe", "True, False or empty"),
+]
+
+
+@pytest.mark.parametrize("file, column, value, what", IMPOSSIBLE,
+                         ids=[f"{f.split('.')[0]}-{c}={v or 'empty'}" for f, c, v, _ in IMPOSSIBLE])
+def test_an_impossible_value_is_refused_by_invlab_report_naming_file_and_column(written, tmp_path, file, column,
+                                                                               value, what):
+    folder = tmp_path / "quick" / written.name
+    shutil.copytree(written, folder)
+    df = pd.read_csv(folder / file, dtype=str, keep_default_na=False)  # every other cell as invlab wrote it
+    df.loc[0, column] = value
+    df.to_csv(folder / file, index=False)
+    res = CliRunner().invoke(app, ["report", str(folder), "--by", "shift"])
+    said = " ".join(res.output.split())
+    assert res.exit_code == 2 and "Traceback" not in res.output, res.output
+    assert res.exception is None or isinstance(res.exception, SystemExit), res.exception
+    # the value as read: 1e400 is inf, an empty cell and "nan" are both NaN
+    shown = {"": "empty (or NaN)", "nan": "empty (or NaN)", "1e400": "inf", "1e308": "1e+308"}.get(value, value)
+    assert f"error: {folder / file}: column {column} row 2: " in said and DAMAGED in said, said
+    assert f"row 2: {shown if column != 'at_chance' else repr(value)} is not {what}" in said, said
+
+
+def test_every_number_column_invlab_writes_has_a_rule(written):
+    """summary.csv and invariance.csv of a real run: each number column is checked by its kind, and the folder
+    loads (no rule refuses what invlab itself writes); every metric is a fraction."""
+    r = load_result(written)
+    for df in (r.summary, r.invariance):
+        numbers = [c for c in df.columns if pd.api.types.is_numeric_dtype(df[c]) and c != "at_chance"]
+        assert numbers and not [c for c in numbers if c not in COLUMN_RULES]
+    fractions = {*METRIC_COLUMNS, *SUMMARY_METRICS, "max_prob_change", *WORST_CASE_COLUMNS, *CORRECT_FLIP_SUMMARY}
+    assert all(COLUMN_RULES[c][0] == FRACTION for c in fractions)
+
+
+def _meta(folder, kind="run", **protocol):
+    meta = json.loads((folder / META_FILE).read_text())
+    meta["protocol"].update(protocol)
+    (folder / META_FILE).write_text(json.dumps(dict(meta, kind=kind)))
+
+
+@pytest.mark.parametrize("meta, ok", [({"labels": False}, True), ({"kind": "measure"}, True),
+                                      ({"kind": "measure", "labels": True}, False), ({}, False)])
+def test_accuracies_may_be_empty_only_for_images_without_labels(tmp_path, fake_result, meta, ok):
+    """invlab measure on a flat folder writes no accuracy (meta.json: labels false; an older measure folder does
+    not say); a run's or a labelled measurement's empty accuracy is damage."""
+    folder = fake_result(tmp_path / "demo" / "r1")
+    _meta(folder, **meta)
+    for name in ("invariance.csv", "summary.csv"):
+        df = pd.read_csv(folder / name)
+        df[[c for c in df.columns if "accuracy" in c or c == "at_chance"]] = np.nan
+        df.to_csv(folder / name, index=False)
+    if ok:
+        assert load_result(folder).summary.clean_accuracy.isna().all()
+    else:
+        with pytest.raises(RunFolderError, match="column accuracy row 2: empty"):
+            load_result(folder)
+
+
+def test_the_means_of_a_summary_row_without_shifts_may_be_empty(tmp_path, fake_result):
+    """A sweep of the reference alone (n_shifts 0) has no mean or worst over non-zero shifts; with shifts it has."""
+    folder = fake_result(tmp_path / "demo" / "r1")
+    df = pd.read_csv(folder / "summary.csv")
+    df.loc[0, ["mean_flip_rate", "worst_prob_change", "worst_shift_dx"]] = np.nan
+    df.loc[0, "n_shifts"] = 0
+    df.to_csv(folder / "summary.csv", index=False)
+    load_result(folder)
+    df.loc[0, "n_shifts"] = 1
+    df.to_csv(folder / "summary.csv", index=False)
+    with pytest.raises(RunFolderError, match="column mean_flip_rate row 2: empty .* whose n_shifts is 0"):
+        load_result(folder)
 
 
 def test_a_layers_table_is_loaded_when_present(tmp_path, fake_result):
