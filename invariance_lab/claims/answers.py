@@ -237,7 +237,10 @@ def _intro(a: Answers, config: str) -> str:
             "of the probability of the class predicted before the shift). Written by `invlab claims` from the run "
             f"`{a.results['run'].label}` ({len(a.cfg.models)} networks × {len(a.cfg.seeds)} seeds, config "
             f"`{config}`), not by hand: `tests/claims/test_claims.py` checks the direction of every verdict on a "
-            "reduced run, and that this page states the same verdicts.")
+            "reduced run, and that this page states the same verdicts. The networks are this config's own (their "
+            "widths, data and training are set there): a network of the same name in another config's run, such as "
+            "the main run's conv_gap, is another network, and its numbers differ. docs/metrics.md defines the terms "
+            "(flip rate, TV, tap, total stride, lattice, all-shift engine).")
 
 
 def _thresholds() -> list[str]:
@@ -281,7 +284,8 @@ def render_answers(a: Answers, *, config: str = "configs/question_claims.yaml", 
     for c, f in a.findings:
         out += [f"## {c.number}. “{c.text}”", "", f"**Experiment.** {c.experiment.format_map(words)}", "",
                 "| quantity | model | value |", "|---|---|---:|", *(f"| {q} | {m} | {v} |" for q, m, v in f.numbers),
-                "", f"**Verdict: {f.verdict}.** {f.condition}.", "", f"**Rule.** {c.rule}", "",
+                "", f"**Verdict: {f.verdict}.** {f.condition[:1].upper()}{f.condition[1:]}.", "",
+                f"**Rule.** {c.rule}", "",
                 "**Reproduce.**", "", "```", *_commands(c, a, config), "```", ""]
     out += ["## Where the numbers come from", ""]
     for key, r in a.results.items():

@@ -76,7 +76,8 @@ def _equivariance(ev: Evidence) -> Finding:
         last = mine.layer_name.iloc[-1]  # the deepest tap: block<n>.down
         row = (r.label, m)
         lo, hi, _ = clip_interval(means.loc[row, last], ci.loc[row, last], *LAYER_RANGE)
-        numbers += [("largest equivariance error (mean over images; any tap, shift, seed)", m, tv(worst[m])),
+        numbers += [("largest equivariance error (mean over images; any tap and seed, at the shifts where it is "
+                     "defined: multiples of the tap's stride)", m, tv(worst[m])),
                     (f"mean equivariance error at {last}", m,
                      str(Stat(means.loc[row, last], ci.loc[row, last], float(lo), float(hi), LAYER_RANGE)))]
     stride1 = max(worst["gap_circular"], worst["gmp_circular"])
@@ -204,10 +205,10 @@ def _symmetric_head(ev: Evidence) -> Finding:
                        numbers)
     verdict = HOLDS if all(exact.values()) else FAILS
     # the engine's own number alone could be 0 by construction (it rolls one map): brute force's is beside it
-    worst = max(max(ev.max_tv("every_roll", m), ev.max_tv("layers", m)) for m in heads)
-    said = (f"exactly for both global max and global average (largest change {tv(worst)} over all "
-            f"{ev.results['every_roll'].meta['protocol']['n_shifts']} circular shifts, by the all-shift engine and "
-            "by brute force along both axes, and every seed), when the map "
+    engine, brute = (max(ev.max_tv(sweep, m) for m in heads) for sweep in ("every_roll", "layers"))
+    said = (f"exactly for both global max and global average (largest change {tv(engine)} over all "
+            f"{ev.results['every_roll'].meta['protocol']['n_shifts']} circular shifts by the all-shift engine, "
+            f"{tv(brute)} over the shifts along both axes by brute force, every seed), when the map "
             "before them is shift-equivariant: circular padding and stride 1" if verdict == HOLDS else
             "not exactly for " + ", ".join(m for m, ok in exact.items() if not ok))
     return Finding(verdict, f"{said}. Not otherwise: with zero padding the global average changes "

@@ -131,7 +131,12 @@ def test_the_page_names_every_claim_its_verdict_and_how_to_reproduce_it(answered
         assert f"## {c.number}. “{c.text}”" in page
         assert f"| {c.number} | {c.text} | **{f.verdict}** {f.scope} |" in page
         assert f"**Verdict: {f.verdict}.**" in page and f"{c.number}. {c.text}: {f.verdict.upper()}" in printed
+        assert re.search(rf"\*\*Verdict: {f.verdict}\.\*\* [A-Z]", page)  # a sentence: it began in lower case
     assert page.count("**Reproduce.**") == 6 and "## Thresholds" in page and "wall time" in page
+    assert "The networks are this config's own" in page  # not the main run's networks of the same names
+    # claim 4: each number beside the method that gave it (the engine's was called brute force's too)
+    assert re.search(r"circular shifts by the all-shift engine, \S+ over the shifts along both axes by brute force",
+                     page)
     for key in SWEEPS:
         assert answers.folders[key].name in page
 
