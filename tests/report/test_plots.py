@@ -130,9 +130,9 @@ def test_names_from_a_folder_are_drawn_as_text_not_parsed_as_formulas(tmp_path, 
     import matplotlib
 
     name = "$\\bar^^$"
-    odd = fake_result(tmp_path / "a" / "r", name=name, run_id="r", dx=(-2, 2, 1), dy=(-1, 1, 1))
-    other = fake_result(tmp_path / "b" / "r2", name="other", run_id="r2", dx=(-2, 2, 1), dy=(-1, 1, 1))
-    paths = plot_all([load_result(odd), load_result(other)], tmp_path / "plots")
+    odd = fake_result(tmp_path / "a" / "r", name=name, run_id="r", dx=(-2, 2, 1), dy=(0, 0, 1))
+    other = fake_result(tmp_path / "b" / "r2", name="other", run_id="r2", dx=(-2, 2, 1), dy=(0, 0, 1))
+    paths = plot_all([load_result(odd), load_result(other)], tmp_path / "plots", metrics=("flip_rate",))
     assert paths and all(p.is_file() for p in paths)
     shown = [t.get_text() for f in figures for t in f.findobj(matplotlib.text.Text)]
     assert any(name in text for text in shown)

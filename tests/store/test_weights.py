@@ -154,9 +154,12 @@ def _measure(tmp_path, weights):
                                     "--quiet"])
 
 
+BOMB = 8 * 2**20  # bytes an entry says it expands to: beyond any small file plus the 1 MiB allowance
+
+
 def _repacked(path, expand: int = 0, method=None):
     """torch.save's archive of a small state dict, its entries deflated (method) and, if `expand`, its first
-    tensor's entry replaced by `expand` zero bytes: 100 MiB of zeros deflate to about 100 KB."""
+    tensor's entry replaced by `expand` zero bytes: 8 MiB of zeros deflate to about 8 KB."""
     import io
     import zipfile
 
@@ -185,16 +188,16 @@ def no_torch_load(monkeypatch):
 
 
 def test_an_archive_that_would_expand_is_refused_unread(tmp_path, no_torch_load):
-    """A torch zip whose data/0 is deflated: 100 KB saying 100 MiB (a 4 MB file expanded to 4.5 GB in torch.load,
+    """A torch zip whose data/0 is deflated: 8 KB saying 8 MiB (a 4 MB file expanded to 4.5 GB in torch.load,
     before anything was checked). torch.save stores its entries, so an archive it wrote never expands."""
-    path = _repacked(tmp_path / "bomb.pt", expand=100 * 2**20)
+    path = _repacked(tmp_path / "bomb.pt", expand=BOMB)
     size = path.stat().st_size
     assert size < 300_000
     with pytest.raises(CheckpointError) as e:
         read_weights(path)
     msg = str(e.value)
-    assert msg.startswith(f"{path} is a zip archive whose entries would expand to 104,857,")
-    assert f"from a file of {size:,} bytes" in msg and "'archive/data/0' alone: 104,857,600 bytes" in msg
+    assert msg.startswith(f"{path} is a zip archive whose entries would expand to 8,388,")
+    assert f"from a file of {size:,} bytes" in msg and "'archive/data/0' alone: 8,388,608 bytes" in msg
     assert "torch.save stores its entries uncompressed" in msg and f"({size + 2**20:,} here) is allowed" in msg
     assert "\n" not in msg
 
@@ -202,14 +205,14 @@ def test_an_archive_that_would_expand_is_refused_unread(tmp_path, no_torch_load)
 def test_a_run_checkpoint_that_would_expand_is_refused_unread(tmp_path, no_torch_load):
     from invariance_lab.store.checkpoints import read_checkpoint
 
-    path = _repacked(tmp_path / "conv_gap-seed0.pt", expand=100 * 2**20)
+    path = _repacked(tmp_path / "conv_gap-seed0.pt", expand=BOMB)
     with pytest.raises(CheckpointError, match=r"conv_gap-seed0\.pt is a zip archive whose entries would expand to "
-                                              r"104,857,\d+ bytes"):
+                                              r"8,388,\d+ bytes"):
         read_checkpoint(path, torch.device("cpu"))
 
 
 def test_invlab_measure_refuses_an_expanding_archive_in_one_paragraph(tmp_path):
-    res = _measure(tmp_path, _repacked(tmp_path / "bomb.pt", expand=100 * 2**20))
+    res = _measure(tmp_path, _repacked(tmp_path / "bomb.pt", expand=BOMB))
     assert res.exit_code == 2 and "bomb.pt is a zip archive whose entries would expand to" in res.output, res.output
     assert "Traceback" not in res.output and not (tmp_path / "r").exists()
 
