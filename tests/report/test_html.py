@@ -181,7 +181,7 @@ def test_columns_a_folder_lacks_are_not_defined(tmp_path, fake_result):
 
 
 def test_model_table_numbers_are_reports(tmp_path, fake_result):
-    folder = fake_result(tmp_path / "demo" / "r1", chance=[("plain", 2)])
+    folder = fake_result(tmp_path / "demo" / "r1", chance=[("plain", 2)], dy=(0, 0, 1))  # no heatmaps: fast
     text = html_report([folder])
     rows = Page(text).body_rows(0)
     table = model_table([load_result(folder)])
@@ -267,8 +267,8 @@ def test_plots_are_never_shown_with_text_below_11_px(page):
 
 
 def test_parts_that_do_not_apply_are_notes(tmp_path, fake_result):
-    run = fake_result(tmp_path / "a" / "r1", run_id="r1")  # no config.yaml, no checkpoints
-    measure = fake_result(tmp_path / "measure" / "m-1", kind="measure", name="m", run_id="m-1")
+    run = fake_result(tmp_path / "a" / "r1", run_id="r1", dy=(0, 0, 1))  # no config.yaml, no checkpoints
+    measure = fake_result(tmp_path / "measure" / "m-1", kind="measure", name="m", run_id="m-1", dy=(0, 0, 1))
     text = html_report([run, measure])
     assert "No pictures for demo/r1: " in text and "holds no config.yaml" in text
     assert "No pictures for m/m-1: " in text and "<code>invlab measure</code> folder" in text
@@ -278,7 +278,7 @@ def test_parts_that_do_not_apply_are_notes(tmp_path, fake_result):
 
 
 def test_layer_sweep_gets_its_tables_and_figure(tmp_path, fake_result):
-    sweep = fake_result(tmp_path / "d" / "r" / "sweeps" / "s", kind="sweep", layers=True)
+    sweep = fake_result(tmp_path / "d" / "r" / "sweeps" / "s", kind="sweep", layers=True, dy=(0, 0, 1))
     text = html_report([sweep])
     cols = {col for t in Page(text).tables for r in t for _, col, _ in r}
     assert {"block1.conv", "block1.down", "head"} <= cols
