@@ -19,7 +19,7 @@ import pandas as pd
 from ..core.errors import InvlabError, RunFolderError, choose
 from ..store.find import read_study
 from ..store.layout import is_study
-from ..run.study import study_runs
+from ..run.study import study_runs, study_state
 from .figure import plain_text
 from .plots import save
 from .tables import Report, build_report, folder_list
@@ -51,7 +51,7 @@ def build_study_report(folder: Path, **options) -> Report:
     runs = study_runs(folder)
     missing = [", ".join(f"{k}={v}" for k, v in values.items()) for values, path in runs if path is None]
     if missing:
-        raise RunFolderError(f"{folder}: the study is not finished ({study.get('status')}): no run yet for "
+        raise RunFolderError(f"{folder}: the study is not finished ({study_state(study)}): no run yet for "
                              f"{'; '.join(missing[:5])}. Run the same `invlab run ... --vary` command again to finish "
                              f"it; `invlab status {folder}` shows each run")
     rep = build_report([path for _, path in runs], **options)

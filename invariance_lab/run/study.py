@@ -7,8 +7,10 @@
 Each combination is an ordinary run (results/<name>/<run id>/: resumable, its checkpoints reused by the others
 where the settings are the same, e.g. when only the sweep varies); the study folder beside them,
 results/<name>/study-<time>/, holds study.json: the varied keys, and per combination its overrides and run
-folder. Every combination's config is checked before the first one starts. Running the same command again
-resumes an unfinished study in its own folder (each run resumes as `invlab run` does).
+folder. Every combination's config (its keys, values and device) is checked before the first one starts; `name`
+cannot vary (the runs are kept beside the study, in results/<name>/). Running the same command again resumes an
+unfinished study in its own folder: a combination whose run finished is kept as it is, the others resume as
+`invlab run` does.
 """
 
 from __future__ import annotations
@@ -23,10 +25,12 @@ from pathlib import Path
 
 from ..config.load import load_config, to_yaml
 from ..core.errors import ConfigError, InvlabError, RunFolderError, quote
+from ..core.runtime import resolve_device
 from ..schema.config import Config
 from ..store.layout import STUDY_FILE, is_study, new_study_folder
 from ..store.atomic import write_json
 from ..store.find import read_study, studies
+from ..store.meta import process_gone, read_meta, run_state, this_process
 
 Say = Callable[[str], None]
 MAX_COMBINATIONS = 256  # runs in one study
@@ -92,12 +96,17 @@ def combinations(vary: dict[str, list[str]]) -> list[dict[str, str]]:
 
 def study_configs(config: Path, overrides: list[str], vary: dict[str, list[str]]) -> list[tuple[dict, Config]]:
     """(values, Config) per combination, each checked now: a bad key or value names the --vary it came from."""
+    if "name" in vary:
+        raise ConfigError(f"--vary name={','.join(vary['name'])}: a study's runs are kept beside it, in "
+                          "results/<name>/, so the name cannot vary; vary another key, or run each name as a study "
+                          "of its own")
     out = []
     for values in combinations(vary):
         extra = [f"{k}={v}" for k, v in values.items()]
         try:
             cfg = load_config(config, list(overrides) + extra)
-        except ConfigError as e:
+            resolve_device(cfg.device)  # a device this machine lacks is refused now, not after the runs before it
+        except InvlabError as e:
             given = ", ".join(f"{k}={v}" for k, v in values.items())
             source = " ".join(f"--vary {k}={','.join(map(str, vary[k]))}" for k in values)
             raise ConfigError(f"in the study's combination {given} (of {source}): {e}") from None
@@ -133,7 +142,7 @@ def run_study(config: Path, *, overrides: list[str], vary: list[str], results_di
     else:
         say(f"resuming study {folder}")
     study = dict(kind="study", name=name, digest=digest, config=str(config), overrides=list(overrides),
-                 vary=parsed, status="running", started=_now(),
+                 vary=parsed, status="running", started=_now(), **this_process(),
                  runs=[dict(values=values, overrides=[f"{k}={v}" for k, v in values.items()], run=None,
                             status="missing") for values, _ in configs])
     if is_study(folder):  # resumed: keep the run folders found so far
@@ -145,7 +154,11 @@ def run_study(config: Path, *, overrides: list[str], vary: list[str], results_di
     try:
         for i, (values, cfg) in enumerate(configs):
             entry = study["runs"][i]
-            say(f"study run {i + 1}/{len(configs)}: {', '.join(f'{k}={v}' for k, v in values.items())}")
+            words = f"study run {i + 1}/{len(configs)}: {', '.join(f'{k}={v}' for k, v in values.items())}"
+            if entry["status"] == "complete" and _finished(folder, entry["run"]):  # resumed: kept as it is
+                say(f"{words}: finished before ({entry['run']})")
+                continue
+            say(words)
             entry["status"] = "running"
             write_json(folder / STUDY_FILE, study)
             run_dir = run(cfg)
@@ -161,6 +174,16 @@ def run_study(config: Path, *, overrides: list[str], vary: list[str], results_di
     study.update(status="complete", finished=_now())
     write_json(folder / STUDY_FILE, study)
     return folder
+
+
+def _finished(folder: Path, run: str | None) -> bool:
+    """Whether study.json's `run` (<name>/<run id>) is a finished run folder beside the study folder."""
+    if not run or Path(run).name in ("", ".", ".."):
+        return False
+    try:
+        return run_state(read_meta(_beside(folder) / Path(run).name)) == "complete"
+    except InvlabError:  # gone, or damaged: run it again
+        return False
 
 
 def _now() -> str:
@@ -184,6 +207,13 @@ def _beside(folder: Path) -> Path:
     if named.is_dir() and os.path.samefile(named, Path(folder) / os.pardir):
         return named
     return (Path(folder) / os.pardir).resolve()
+
+
+def study_state(study: dict) -> str:
+    """study.json's status, or "interrupted (process gone)" for a study marked running whose process on this host
+    is gone (killed without a chance to say so)."""
+    status = str(study.get("status"))
+    return "interrupted (process gone)" if status == "running" and process_gone(study) else status
 
 
 def study_runs(folder: Path) -> list[tuple[dict, Path | None]]:

@@ -163,6 +163,21 @@ def _zombie(pid: int) -> bool:
         return False
 
 
+def this_process() -> dict:
+    """{pid, pid_start, host}: what tells later whether this process is still alive (process_gone)."""
+    pid = os.getpid()
+    return dict(pid=pid, pid_start=_process_start(pid), host=socket.gethostname())
+
+
+def process_gone(record: dict) -> bool | None:
+    """Whether the process a record names (this_process's keys) is gone: True or False on this host, None on
+    another (or without a pid): only a heartbeat can tell there."""
+    pid = record.get("pid")
+    if not isinstance(pid, int) or record.get("host") != socket.gethostname():
+        return None
+    return not _alive(pid, record.get("pid_start"))
+
+
 def run_state(meta: dict) -> str:
     """complete | running | failed | interrupted | interrupted (process gone).
 
@@ -180,9 +195,9 @@ def run_state(meta: dict) -> str:
         age = None  # no heartbeat at all: not a live invlab process, unless its pid here says otherwise
     if age is not None and age < -HEARTBEAT_S:
         return "interrupted (process gone)"
-    pid, host = meta.get("pid"), meta.get("host")
-    if isinstance(pid, int) and host == socket.gethostname():
-        return "running" if _alive(pid, meta.get("pid_start")) else "interrupted (process gone)"
+    gone = process_gone(meta)
+    if gone is not None:
+        return "interrupted (process gone)" if gone else "running"
     return "running" if age is not None and age < 10 * HEARTBEAT_S else "interrupted (process gone)"
 
 
@@ -204,8 +219,7 @@ class Meta:
         self.data = dict(data) if data is not None else {}
         self.data.update(status="running", **fields)
         self.data.setdefault("started", _now())
-        pid = os.getpid()
-        self.data.update(pid=pid, pid_start=_process_start(pid), host=socket.gethostname(), heartbeat=_now())
+        self.data.update(**this_process(), heartbeat=_now())
         self._t0 = time.perf_counter()
         self._lock = threading.Lock()
         self.save()

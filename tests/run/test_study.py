@@ -1,11 +1,13 @@
 """study: --vary runs the product of overrides as one study; invlab report STUDY compares the runs by varied key."""
 
 import json
+import os
 import shutil
 from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 from conftest import ROOT
 from typer.testing import CliRunner
 
@@ -96,6 +98,10 @@ def test_only_sweep_settings_varied_reuse_the_training(tmp_path, one_thread):
     ("data.train_shiftt=0,4", "[data.train_shiftt] unknown key; did you mean 'train_shift'?"),
     ("train.epochs=1,x", "[train.epochs] must be an integer"),
     ("train.epochs", "--vary 'train.epochs': expected KEY.PATH=V1,V2"),
+    # refused after the first runs had trained (their folders are not beside the study; no CUDA device)
+    ("name=aa,bb", "--vary name=aa,bb: a study's runs are kept beside it, in results/<name>/, so the name cannot vary"),
+    pytest.param("device=cpu,cuda", "combination device=cuda (of --vary device=cpu,cuda): device cuda was asked for",
+                 marks=pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA device")),
 ])
 def test_a_bad_vary_is_refused_before_any_run(tmp_path, vary, words):
     res = _run(tmp_path, "--vary", vary)
@@ -176,3 +182,40 @@ def test_a_study_run_that_names_no_run_folder_is_refused(linked_study, tmp_path)
     (study / "study.json").write_text(json.dumps(spec))
     res = runner.invoke(app, ["status", str(study)])
     assert res.exit_code == 2 and "names no run folder" in " ".join(res.output.split()), res.output
+
+
+def test_a_resumed_study_keeps_the_runs_it_finished(linked_study, tmp_path, one_thread):
+    """Stopped in its second combination, the study is run again: the first combination's finished run stays in
+    study.json as it was (it was run again into a new folder, the finished one dropped from the study)."""
+    _, results, study = _copy(linked_study, tmp_path)
+    spec = json.loads((study / "study.json").read_text())
+    first = spec["runs"][0]["run"]
+    spec["status"] = "interrupted"
+    spec["runs"][1].update(run=None, status="interrupted")
+    (study / "study.json").write_text(json.dumps(spec))
+    runs_before = sorted(p.name for p in (results / "quick").iterdir())
+    res = _run(results, "--set", "train.epochs=0", "--vary", "data.train_shift=0,1")
+    assert res.exit_code == 0, res.output
+    spec = json.loads((study / "study.json").read_text())
+    assert spec["status"] == "complete" and spec["runs"][0]["run"] == first and spec["runs"][1]["run"]
+    made = sorted(set(p.name for p in (results / "quick").iterdir()) - set(runs_before))
+    assert made == [Path(spec["runs"][1]["run"]).name]  # one new run folder: the second combination's
+
+
+def test_a_killed_study_reads_as_interrupted_not_running(linked_study, tmp_path):
+    """A study killed in its second combination kept "running" in study.json: report said it was running."""
+    import socket
+    import subprocess
+
+    _, results, study = _copy(linked_study, tmp_path)
+    spec = json.loads((study / "study.json").read_text())
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    spec.update(status="running", pid=dead.pid, pid_start=None, host=socket.gethostname())
+    spec["runs"][1].update(run=None, status="running")
+    (study / "study.json").write_text(json.dumps(spec))
+    res = runner.invoke(app, ["report", str(study)])
+    assert res.exit_code == 2 and "the study is not finished (interrupted (process gone))" in res.output, res.output
+    spec.update(pid=os.getpid())  # this process: alive
+    (study / "study.json").write_text(json.dumps(spec))
+    assert "the study is not finished (running)" in runner.invoke(app, ["report", str(study)]).output
