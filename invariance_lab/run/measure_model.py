@@ -18,7 +18,7 @@ from ..schema.model import check_kwargs
 
 
 def measured_model(model: str | None, kwargs: dict | None, checkpoint: dict | None, weights: Path | None,
-                trust_factory: bool = False):
+                   trust_factory: bool = False):
     """(module, factors, name, seed) for invlab measure: your factory (named by --model), or the architecture an
     invlab checkpoint describes. A checkpoint's factory, and its kwargs, come from whoever sent the file: they are
     used only with trust_factory (the refusal shows them and the file that would run); kwargs you give are yours."""
