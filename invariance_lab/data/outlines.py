@@ -68,8 +68,25 @@ def outline_fonts() -> dict[str, str]:
 
 
 def font_names() -> dict[str, tuple[str, ...]]:
-    """The names data.fonts takes, by data.glyphs: Hershey stroke fonts and outline fonts (`invlab fonts`)."""
-    return {"stroke": LATIN_FONTS, "outline": tuple(outline_fonts())}
+    """The names data.fonts takes, by data.glyphs: Hershey stroke fonts and the outline fonts that draw letters
+    (`invlab fonts`; the others, symbol fonts and fonts without Latin letters, are refused by name)."""
+    letters = tuple(n for n, f in outline_fonts().items() if _not_a_letter(f, "A") is None)
+    return {"stroke": LATIN_FONTS, "outline": letters}
+
+
+@lru_cache(maxsize=None)
+def _not_a_letter(path: str, letter: str) -> str | None:
+    """Why a font's glyph for `letter` is not that letter ("no glyph", or the glyph's own name), or None when it is:
+    a math-extension or symbol font maps the letter's code to another shape (cmex10 draws A as 'parenrightbt').
+    A glyph without a name, or named by its code point (uni0041), is taken for the letter."""
+    from matplotlib.ft2font import FT2Font
+
+    font = FT2Font(path)
+    index = font.get_char_index(ord(letter))
+    if index == 0:
+        return "no glyph"
+    name = font.get_glyph_name(index)
+    return None if name in ("", letter, f"uni{ord(letter):04X}") or name.startswith("glyph") else name
 
 
 def font_file(font: str) -> str:
@@ -169,6 +186,11 @@ def build_outline_table(letters: tuple[str, ...], fonts: tuple[str, ...]):
             if not polys:
                 raise InvlabError(f"outline font {f!r} has no glyph for letter {c!r}; choose another font "
                                   f"(`invlab fonts`) or drop the letter")
+            shape = _not_a_letter(path, c)
+            if shape is not None:  # a symbol font: the letter's code draws another shape
+                raise InvlabError(f"outline font {f!r} draws {c!r} as the glyph {shape!r}, not the letter (a "
+                                  f"symbol or math-extension font); choose a font that draws letters (`invlab "
+                                  f"fonts`)")
             glyphs.append(_edges(polys))
     G, S = len(glyphs), max(len(s) for s, _ in glyphs)
     segments = torch.zeros(G, S, 4)

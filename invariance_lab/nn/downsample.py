@@ -173,7 +173,7 @@ register_downsample("aps_stride", stages=(APS,), literature="Chaman & Dokmanic 2
                     note="conv (s1) + ReLU, then optional blur (s1) + APS")
 register_downsample("lps", stages=(LPS,), literature="Rojas-Gomez et al. 2022",
                     note="conv (s1) + ReLU, then optional blur (s1) + learnable polyphase sampling")
-register_downsample("tips", stages=(TIPS,), literature="Saha & Gokhale 2024",
+register_downsample("tips", stages=(TIPS,), literature="Saha & Gokhale, WACV 2025",
                     note="conv (s1) + ReLU, then TIPS (polyphase components mixed by quadrant weights)")
 register_downsample("afc", stages=(AFC,), literature="Michaeli et al. 2023", activation=PolyActivation,
                     note="conv (s1) + polynomial activation at 2x (FFT), then ideal FFT low-pass + subsample (s2)")

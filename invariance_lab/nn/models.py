@@ -135,8 +135,9 @@ register_preset("conv_maxpool_gap", "max pooling blocks, global average pooling 
                 head="global_avg")
 register_preset("blurpool", "MaxPool(k2,s1) + BlurPool(s2) (Zhang 2019), global average head",
                 downsample="blur_max", head="global_avg")
-register_preset("aps", "MaxPool(k2,s1) + adaptive polyphase sampling (Chaman & Dokmanic 2021), global average head, "
-                "circular padding", downsample="aps_max", head="global_avg", padding="circular")
+register_preset("aps", "MaxPool(k2,s1) + BlurPool[1,2,1](s1) + adaptive polyphase sampling (Chaman & Dokmanic 2021; "
+                "blur_size: 1 for none), global average head, circular padding", downsample="aps_max",
+                head="global_avg", padding="circular")
 
 
 def list_presets() -> dict[str, dict]:

@@ -111,6 +111,8 @@ def test_outline_data_sets_render(tmp_path):
     (["/no/such/font.ttf"], "does not exist"),
     (["README.md"], None),  # a relative file that is not a font: an unknown name then
     (["STIXSizeOneSym"], "has no glyph for letter 'A'"),
+    # a math-extension font maps A, B, ... to parenthesis pieces: it was accepted and trained on them as letters
+    (["cmex10"], "draws 'A' as the glyph 'parenrightbt', not the letter"),
     (["futural"], "is a stroke font"),
 ])
 def test_bad_outline_fonts_are_one_readable_error_naming_key_and_value(fonts, says, tmp_path):
@@ -202,3 +204,11 @@ def test_memory_estimate_covers_outline_drawing_and_ink_matching():
     stroke = memory_estimate(parse_config({}))
     outline = memory_estimate(parse_config({"data": {"glyphs": "outline", "ink": "matched"}}))
     assert outline["letter drawing"][0] > 0 and outline["ink matching"][0] > 0 and "ink matching" not in stroke
+
+
+def test_invlab_fonts_lists_the_outline_fonts_that_draw_letters():
+    from invariance_lab.data.outlines import font_names, outline_fonts
+
+    listed = font_names()["outline"]
+    assert "DejaVu Sans" in listed and "cmr10" in listed
+    assert "cmex10" in outline_fonts() and "cmex10" not in listed and "STIXSizeOneSym" not in listed
