@@ -10,6 +10,8 @@ context (schema/checks.py), which config.load.parse_config gives.
 
 from __future__ import annotations
 
+import difflib
+
 from pathlib import Path
 from typing import Any, Literal, Optional
 
@@ -83,7 +85,11 @@ class DataConfig(_Schema):
                 problem = first.get("ctx", {}).get("error")
                 key = problem.key if isinstance(problem, _Problem) else tuple(map(str, first["loc"]))
                 value = problem.value if isinstance(problem, _Problem) else first.get("input")
-                raise _Problem(("test_sets", name) + key, str(problem or first["msg"]), value) from None
+                words = str(problem or first["msg"])
+                if first["type"] == "extra_forbidden":  # as an unknown key of the run's own data is named
+                    close = difflib.get_close_matches(key[-1], list(type(self).model_fields), n=1)
+                    words = "unknown key of data" + (f"; did you mean '{close[0]}'?" if close else "")
+                raise _Problem(("test_sets", name) + key, words, value) from None
         return self
 
     @field_validator("letters")

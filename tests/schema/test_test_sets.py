@@ -24,6 +24,8 @@ def test_test_sets_change_no_checkpoint_fingerprint():
     ({"default": {"test_set": "dissimilar"}}, "data.test_sets", "not 'default'"),
     ({"a/b": {"test_set": "dissimilar"}}, "data.test_sets", "names its folder"),
     ({"diss": {"test_images": 0}}, "data.test_sets.diss.test_images", "greater than or equal to 1"),
+    # pydantic's "Extra inputs are not permitted" before: a misspelt key is named as the run's own data's are
+    ({"diss": {"test_imags": 9}}, "data.test_sets.diss.test_imags", "unknown key of data; did you mean 'test_images'?"),
 ])
 def test_a_bad_test_set_is_refused_naming_its_key(sets, key, words):
     with pytest.raises(ConfigError) as e:
