@@ -41,12 +41,15 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
+MAX_THREADS = 1024  # torch threads of one process: far beyond any machine's cores
+
+
 def set_threads(threads: int | None) -> str:
     """torch's intra-op threads for this process: `threads` (--threads), else default_threads(). Returns why, for
     meta.json (environment.threads_why)."""
     if threads is not None:
-        if threads < 1:
-            raise InvlabError(f"--threads must be at least 1; got {threads}")
+        if not 1 <= threads <= MAX_THREADS:  # torch takes a C int: 10**20 was an OverflowError traceback
+            raise InvlabError(f"--threads must be from 1 to {MAX_THREADS}; got {threads}")
         torch.set_num_threads(threads)
         return f"--threads {threads}"
     threads, why = default_threads()

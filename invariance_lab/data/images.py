@@ -263,6 +263,9 @@ def open_folder(folder: str | Path, *, colour: str = "grey", size: tuple[int, in
                         files=found, colour=colour, size=tuple(size))
 
 
+MAX_OUTPUTS = 10**7  # outputs of a classifier whose index a class folder may name: far beyond any model's
+
+
 def relabel(src: Images, class_index: dict, option: str = "--class-index") -> None:
     """Label a folder's images by the model's own output index of each class folder ({folder name: index}): a model
     with more outputs than the folder has classes (a few classes of a larger classifier) is measured with its
@@ -279,8 +282,10 @@ def relabel(src: Images, class_index: dict, option: str = "--class-index") -> No
                                     + ([f"{quote(missing)} not named"] if missing else []))
                         + f" (its folders: {quote(src.classes)})")
     idx = list(class_index.values())
-    if not all(isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in idx) or len(set(idx)) != len(idx):
-        raise DataError(f"{option} {quote(class_index)}: the output indices must be distinct whole numbers >= 0")
+    if not all(isinstance(i, int) and not isinstance(i, bool) and 0 <= i < MAX_OUTPUTS for i in idx) or \
+            len(set(idx)) != len(idx):
+        raise DataError(f"{option} {quote(class_index)}: the output indices must be distinct whole numbers from 0 "
+                        f"to {MAX_OUTPUTS - 1:,}")
     lookup = torch.tensor([class_index[c] for c in src.classes])
     src.labels, src.classes = lookup[src.labels], None  # the model's indices: no longer the folders' count
 

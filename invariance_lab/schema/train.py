@@ -90,9 +90,13 @@ class TrainConfig(_Schema):
                            self.weight_decay)
         if not self.optimizer_kwargs and not self.weight_decay:
             return self  # nothing the class could refuse: no need to build it (that imports torch's compiler, ~1 s)
-        try:  # the class's own checks of its values (rho in [0, 1], ...), on a dummy parameter
-            make_optimizer([torch.zeros(1, requires_grad=True)], self)
-        except (ValueError, TypeError, RuntimeError, IndexError, KeyError) as e:
+        try:  # the class's own checks of its values (rho in [0, 1], ...), and one step, on a dummy parameter
+            dummy = torch.zeros(1, requires_grad=True)
+            step = make_optimizer([dummy], self)
+            dummy.grad = torch.zeros(1)
+            with torch.random.fork_rng(devices=[]):  # a step that draws (noise) leaves the caller's numbers alone
+                step.step()  # capturable or differentiable fail here (CPU, in-place on a leaf), not after training
+        except (ValueError, TypeError, RuntimeError, IndexError, KeyError, AssertionError) as e:
             raise _Problem("optimizer_kwargs", f"torch.optim.{cls.__name__} refuses these arguments: {e}",
                            self.optimizer_kwargs) from None
         return self

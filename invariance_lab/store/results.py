@@ -184,7 +184,8 @@ def load_result(path: str | Path) -> Result:
     layers = None
     if (path / LAYERS_SUMMARY_CSV).is_file():
         layers = _read_csv(path / LAYERS_SUMMARY_CSV, ["model", "seed", *LAYER_SUMMARY_COLUMNS],
-                           ["seed", "layer", "stride", "n_images", "n_shifts", *LAYER_SUMMARY_COLUMNS[-3:]])
+                           ["seed", "layer", "stride", "n_images", "n_shifts", *LAYER_SUMMARY_COLUMNS[-3:]],
+                           text=("layer_name",))  # a tap of an nn.Sequential is named 0, 1, ...: text, not numbers
     lie = None
     if (path / LIE_CSV).is_file():  # layer: empty (NaN once read) for the output; a tap's name with --layers
         lie = _read_csv(path / LIE_CSV, LIE_COLUMNS, ["seed", "value"], text=("layer",))

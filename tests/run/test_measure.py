@@ -2,6 +2,7 @@
 pooling model of your own), the streaming evaluation against run_sweep value by value, a run's own checkpoint
 reproducing its invariance.csv, and every bad input refused (exit 2) before anything is written."""
 
+import io
 import json
 import pickle
 import re
@@ -186,6 +187,13 @@ def test_cli_layers_and_taps(tmp_path, folder, one_thread):
     assert set(pd.read_csv(out / "layers_summary.csv").layer_name) == {"conv", "output"}
     res = invoke(*args, "--taps", "conv,nope")
     assert res.exit_code == 2 and "unknown tap 'nope'" in res.output and "conv, pool, fc, output" in res.output
+    # an nn.Sequential's taps are named 0, 1, ...: layers_summary.csv read them back as numbers (a traceback)
+    seq = ["measure", "--model", "custom_models:circular_gap", "--images", folder, "--dx", "-1:1", "--layers",
+           "--taps", "0,1", "--results-dir", tmp_path / "s", "--quiet"]
+    assert invoke(*seq).exit_code == 0
+    (out,) = (tmp_path / "s" / "measure").iterdir()
+    res = invoke("report", out, "--by", "layer", "--format", "csv")
+    assert res.exit_code == 0 and {"0", "1"} <= set(pd.read_csv(io.StringIO(res.stdout)).columns), res.output
 
 
 # ------------------------------------------------------------------------------------------ weights files
@@ -326,6 +334,10 @@ def bad_inputs(tmp_path, folder):
     (["--weights", "{ok}", "--images", "{folder}"], "--model package.module:function is needed"),
     (["--model", "custom_models:circular_gap", "--images", "{folder}", "--name", ""], "--name '': use letters"),
     (["--model", "custom_models:circular_gap", "--images", "{folder}", "--name", ".x"], "not starting with '.'"),
+    (["--model", "custom_models:circular_gap", "--images", "{folder}", "--class-index", "a=99999999999999999999,b=1"],
+     "distinct whole numbers from 0 to 9,999,999"),  # an OverflowError traceback
+    (["--model", "custom_models:circular_gap", "--images", "{folder}", "--threads", "99999999999999999999"],
+     "--threads must be from 1 to 1024"),  # an OverflowError traceback
 ])
 def test_bad_input_exits_2_and_writes_nothing(tmp_path, bad_inputs, args, needle):
     res = invoke("measure", *[a.format(**bad_inputs) for a in args], "--results-dir", tmp_path / "r", "--quiet")

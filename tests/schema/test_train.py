@@ -86,6 +86,9 @@ def _refused(train: dict, data: dict | None = None) -> str:
     ({"optimizer": "adadelta", "optimizer_kwargs": {"rho": 1.5}},
      ["[train.optimizer_kwargs]", "torch.optim.Adadelta refuses", "Invalid rho value: 1.5"]),
     ({"optimizer": "rprop", "weight_decay": 0.1}, ["[train.weight_decay]", "Rprop has no weight decay"]),
+    # accepted when the optimizer was built, then a traceback at the first training step (the run folder made)
+    ({"optimizer_kwargs": {"capturable": True}}, ["[train.optimizer_kwargs]", "torch.optim.Adam refuses", "capturable"]),
+    ({"optimizer_kwargs": {"differentiable": True}}, ["[train.optimizer_kwargs]", "torch.optim.Adam refuses"]),
     ({"select": "best_val"}, ["[train.select]", "needs a validation set", "data.val_fraction"]),
     ({"patience": 3}, ["[train.patience]", "needs a validation set"]),
     ({"select": "best"}, ["[train.select]", "'last' or 'best_val'"]),
