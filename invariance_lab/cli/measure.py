@@ -147,6 +147,9 @@ def _class_index(text: str | None) -> dict[str, int] | None:
     names = [name.strip() for name, _, _ in pairs]
     if len(set(names)) != len(names):
         raise ConfigError(f"--class-index {quote(text)}: a class folder is named twice")
+    if any(len(index.strip()) > 12 for _, _, index in pairs):  # int() refuses past 4300 digits: a traceback
+        raise ConfigError(f"--class-index {quote(text)}: an output index has more than 12 digits; a model's outputs "
+                          "are numbered from 0")
     return {name.strip(): int(index) for name, _, index in pairs}
 
 

@@ -21,6 +21,9 @@ SWEEP_DEFAULTS: dict = {"subpixel": "bilinear", "transform": "translate", "angle
                         "scales": [0.8, 1.2, 0.1]}
 
 
+MAX_SCALE = 1e6  # a sweep's largest scale factor: a letter a million times its size fills any canvas flat
+
+
 class SweepConfig(_Schema):
     mode: Literal["canvas", "circular"] = "canvas"  # canvas: letter redrawn at the shift; circular: torch.roll
     dx: list[Float] = [-8, 8]  # inclusive [start, stop] or [start, stop, step], px; +-8: a whole stride-8 period
@@ -50,6 +53,9 @@ class SweepConfig(_Schema):
             rounded = f", which is 0 to the {DECIMALS} decimals a sweep's values are rounded to" if v[0] > 0 else ""
             raise ValueError(f"scales are factors (1 = as drawn) and must be > 0, at least 1e-{DECIMALS}; got start "
                              f"{v[0]:g}{rounded}")
+        if info.field_name == "scales" and max(v[0], v[1]) > MAX_SCALE:  # 1e20 overflowed the drawing to NaN
+            raise ValueError(f"scales are factors (1 = as drawn) of at most {int(MAX_SCALE):,}, which already "
+                             f"leaves one flat value in any canvas; got {max(v[0], v[1]):g}")
         return v
 
     @model_validator(mode="after")

@@ -334,8 +334,10 @@ def bad_inputs(tmp_path, folder):
     (["--weights", "{ok}", "--images", "{folder}"], "--model package.module:function is needed"),
     (["--model", "custom_models:circular_gap", "--images", "{folder}", "--name", ""], "--name '': use letters"),
     (["--model", "custom_models:circular_gap", "--images", "{folder}", "--name", ".x"], "not starting with '.'"),
-    (["--model", "custom_models:circular_gap", "--images", "{folder}", "--class-index", "a=99999999999999999999,b=1"],
+    (["--model", "custom_models:circular_gap", "--images", "{folder}", "--class-index", "a=99999999999,b=1"],
      "distinct whole numbers from 0 to 9,999,999"),  # an OverflowError traceback
+    (["--model", "custom_models:circular_gap", "--images", "{folder}", "--class-index", "a=" + "9" * 5000 + ",b=1"],
+     "an output index has more than 12 digits"),  # int() refuses 4300 digits: a traceback
     (["--model", "custom_models:circular_gap", "--images", "{folder}", "--threads", "99999999999999999999"],
      "--threads must be from 1 to 1024"),  # an OverflowError traceback
 ])

@@ -56,6 +56,14 @@ def test_scales_are_checked_as_used_rounded_to_9_decimals(start):
     assert axis_values(SweepConfig(transform="scale", scales=[1e-9, 1e-9]).scales) == [1e-9]  # the least one used
 
 
+@pytest.mark.parametrize("scale", [1e20, 1e6 + 1])
+def test_a_scale_beyond_a_million_is_refused_before_any_work(scale):
+    """1e20 passed the config and overflowed the drawing to NaN, then blamed the weights (a sweep folder made)."""
+    with pytest.raises(ValueError, match="of at most 1,000,000"):
+        SweepConfig.model_validate({"transform": "scale", "scales": [scale, scale]})
+    assert SweepConfig(transform="scale", scales=[1e6, 1e6]).scales[0] == 1e6
+
+
 def test_a_step_finer_than_the_rounding_is_refused_for_every_range():
     for key in ("angles", "scales", "dx"):
         with pytest.raises(ConfigError, match=rf"\[sweep.{key}\] {key} step 1e-10 is finer than the 9 decimals"):
