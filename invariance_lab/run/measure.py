@@ -61,6 +61,12 @@ def _match_classes(src: Images, classes: list[str] | None, weights: Path | None 
             raise DataError(f"--images {src.describe}: class folder(s) {pairs} differ from the classes recorded in "
                             f"{weights} ({quote(list(classes))}) only in letter case; folders are matched "
                             "to the model's outputs by exact name, so rename them to the checkpoint's spelling")
+        named, other = [c for c in src.classes if c in classes], [c for c in src.classes if c not in classes]
+        if named and other:  # matched by position, a folder named after one class would be scored as another
+            raise DataError(f"--images {src.describe}: class folder(s) {quote(named)} are named after classes of "
+                            f"{weights} ({quote(list(classes))}) but {quote(other)} are not, so the folders cannot "
+                            "be matched to the model's outputs by name, and matched by position a folder would be "
+                            "scored as another class; name every folder after its class, or give --class-index")
     if classes and src.classes and set(src.classes) <= set(classes) and src.classes != classes:
         lookup = torch.tensor([classes.index(c) for c in src.classes])
         src.labels, src.classes = lookup[src.labels], list(classes)

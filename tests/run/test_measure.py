@@ -542,6 +542,24 @@ def test_class_folders_that_differ_only_in_case_are_refused(tmp_path):
     assert "onlyinlettercase" in text and "'B/'" not in text and not (tmp_path / "r" / "measure").exists()
 
 
+def test_class_folders_partly_named_after_the_checkpoints_classes_are_refused(tmp_path):
+    """Checkpoint classes A, B and folders B/, C/: matched by position, B/ was scored as output 0, which is A,
+    silently. Folders named after none of the classes (cat/, dog/) are still matched by position."""
+    folder = constant_folder(tmp_path / "imgs", {"B": [BRIGHT] * 2, "C": [DARK] * 2})
+    weights = brightness_checkpoint(tmp_path / "AB.pt", ["A", "B"])
+    res = invoke("measure", "--weights", weights, "--trust-factory", "--images", folder, "--dx", "0:1",
+                 "--results-dir", tmp_path / "r", "--quiet")
+    text = unwrapped(res.output)
+    assert res.exit_code == 2 and "Traceback" not in res.output, res.output
+    assert unwrapped("class folder(s) ['B'] are named after classes of") in text
+    assert unwrapped("but ['C'] are not") in text
+    assert not (tmp_path / "r" / "measure").exists()
+    other = constant_folder(tmp_path / "pets", {"cat": [DARK] * 2, "dog": [BRIGHT] * 2})
+    res = invoke("measure", "--weights", weights, "--trust-factory", "--images", other, "--dx", "0:1",
+                 "--results-dir", tmp_path / "r2", "--quiet")
+    assert res.exit_code == 0, res.output
+
+
 def test_subpixel_fft_shifts_leave_a_linear_circular_network_invariant_and_not_one_with_relu(tmp_path, folder,
                                                                                               one_thread):
     """A band-limited shift commutes with circular convolutions and keeps the mean (the DFT's DC term): a network
