@@ -529,34 +529,33 @@ def test_class_folders_are_matched_to_the_checkpoints_classes_by_name(tmp_path, 
     assert pd.read_csv(out / "summary.csv").clean_accuracy.tolist() == [1.0]
 
 
+def _measure_ab(tmp_path, folders: dict, name: str):
+    """invlab measure of an A, B checkpoint on class folders of constant images; (result, its output unwrapped)."""
+    folder = constant_folder(tmp_path / name, folders)
+    weights = brightness_checkpoint(tmp_path / "AB.pt", ["A", "B"])
+    res = invoke("measure", "--weights", weights, "--trust-factory", "--images", folder, "--dx", "0:1",
+                 "--results-dir", tmp_path / f"r-{name}", "--quiet")
+    return res, unwrapped(res.output)
+
+
 def test_class_folders_that_differ_only_in_case_are_refused(tmp_path):
     """Checkpoint classes A, B and folders a/, b/: matched by position they would pass or fail by how the names
     happen to sort; the refusal names the folder and both spellings."""
-    folder = constant_folder(tmp_path / "imgs", {"a": [BRIGHT] * 2, "B": [DARK] * 2})
-    weights = brightness_checkpoint(tmp_path / "AB.pt", ["A", "B"])
-    res = invoke("measure", "--weights", weights, "--trust-factory", "--images", folder, "--dx", "0:1",
-                 "--results-dir", tmp_path / "r", "--quiet")
-    text = unwrapped(res.output)
+    res, text = _measure_ab(tmp_path, {"a": [BRIGHT] * 2, "B": [DARK] * 2}, "imgs")
     assert res.exit_code == 2 and "Traceback" not in res.output, res.output
-    assert unwrapped(f"--images {folder}: class folder(s) 'a/' (the checkpoint's 'A')") in text
-    assert "onlyinlettercase" in text and "'B/'" not in text and not (tmp_path / "r" / "measure").exists()
+    assert unwrapped(f"--images {tmp_path / 'imgs'}: class folder(s) 'a/' (the checkpoint's 'A')") in text
+    assert "onlyinlettercase" in text and "'B/'" not in text and not (tmp_path / "r-imgs" / "measure").exists()
 
 
 def test_class_folders_partly_named_after_the_checkpoints_classes_are_refused(tmp_path):
     """Checkpoint classes A, B and folders B/, C/: matched by position, B/ was scored as output 0, which is A,
     silently. Folders named after none of the classes (cat/, dog/) are still matched by position."""
-    folder = constant_folder(tmp_path / "imgs", {"B": [BRIGHT] * 2, "C": [DARK] * 2})
-    weights = brightness_checkpoint(tmp_path / "AB.pt", ["A", "B"])
-    res = invoke("measure", "--weights", weights, "--trust-factory", "--images", folder, "--dx", "0:1",
-                 "--results-dir", tmp_path / "r", "--quiet")
-    text = unwrapped(res.output)
+    res, text = _measure_ab(tmp_path, {"B": [BRIGHT] * 2, "C": [DARK] * 2}, "imgs")
     assert res.exit_code == 2 and "Traceback" not in res.output, res.output
     assert unwrapped("class folder(s) ['B'] are named after classes of") in text
     assert unwrapped("but ['C'] are not") in text
-    assert not (tmp_path / "r" / "measure").exists()
-    other = constant_folder(tmp_path / "pets", {"cat": [DARK] * 2, "dog": [BRIGHT] * 2})
-    res = invoke("measure", "--weights", weights, "--trust-factory", "--images", other, "--dx", "0:1",
-                 "--results-dir", tmp_path / "r2", "--quiet")
+    assert not (tmp_path / "r-imgs" / "measure").exists()
+    res, _ = _measure_ab(tmp_path, {"cat": [DARK] * 2, "dog": [BRIGHT] * 2}, "pets")
     assert res.exit_code == 0, res.output
 
 
