@@ -178,11 +178,10 @@ def run_study(config: Path, *, overrides: list[str], vary: list[str], results_di
 
 def _finished(folder: Path, run: str | None) -> bool:
     """Whether study.json's `run` (<name>/<run id>) is a finished run folder beside the study folder."""
-    if not run or Path(run).name in ("", ".", ".."):
-        return False
     try:
-        return run_state(read_meta(_beside(folder) / Path(run).name)) == "complete"
-    except InvlabError:  # gone, or damaged: run it again
+        path = _run_folder(folder, run)
+        return path is not None and run_state(read_meta(path)) == "complete"
+    except InvlabError:  # gone, damaged, or no run folder named: run it again
         return False
 
 
@@ -219,13 +218,15 @@ def study_state(study: dict) -> str:
 def study_runs(folder: Path) -> list[tuple[dict, Path | None]]:
     """(values, run folder or None when not run yet) per combination of a study folder (read_study refuses one
     that lists no runs): study.json's <name>/<run id>, found beside the study folder."""
-    study = read_study(folder)
-    beside = _beside(folder)
-    out = []
-    for r in study["runs"]:
-        run_id = Path(r["run"]).name if r.get("run") else None
-        if run_id in ("", ".", ".."):
-            raise RunFolderError(f"{Path(folder) / STUDY_FILE}: run {quote(r['run'])} names no run folder; each run "
-                                 "is <name>/<run id>, a folder beside the study folder (or null until run)")
-        out.append((r.get("values", {}), beside / run_id if run_id else None))
-    return out
+    return [(r.get("values", {}), _run_folder(folder, r.get("run"))) for r in read_study(folder)["runs"]]
+
+
+def _run_folder(folder: Path, run: str | None) -> Path | None:
+    """The run folder study.json's `run` (<name>/<run id>) names, beside the study folder; None until run."""
+    if not run:
+        return None
+    run_id = Path(run).name
+    if run_id in ("", ".", ".."):
+        raise RunFolderError(f"{Path(folder) / STUDY_FILE}: run {quote(run)} names no run folder; each run is "
+                             "<name>/<run id>, a folder beside the study folder (or null until run)")
+    return _beside(folder) / run_id
