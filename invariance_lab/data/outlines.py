@@ -189,8 +189,8 @@ def build_outline_table(letters: tuple[str, ...], fonts: tuple[str, ...]):
             shape = _not_a_letter(path, c)
             if shape is not None:  # a symbol font: the letter's code draws another shape
                 raise InvlabError(f"outline font {f!r} draws {c!r} as the glyph {shape!r}, not the letter (a "
-                                  f"symbol, fallback or math-extension font); choose a font that draws letters (`invlab "
-                                  f"fonts`)")
+                                  "symbol, fallback or math-extension font); choose a font that draws letters "
+                                  "(`invlab fonts`)")
             glyphs.append(_edges(polys))
     G, S = len(glyphs), max(len(s) for s, _ in glyphs)
     segments = torch.zeros(G, S, 4)

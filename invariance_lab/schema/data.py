@@ -39,7 +39,8 @@ class DataConfig(_Schema):
     source: Literal["letters", "folder", "boxes"] = "letters"  # letters: drawn; folder: data.path; boxes: built in
     letters: list[Str] = ["A", "B"]  # the classes, A-Z, in class order; A vs B: the simplest task that needs shape
     glyphs: Literal["stroke", "outline"] = "stroke"  # stroke: Hershey pen strokes; outline: filled outlines.py
-    fonts: list[Str] = ["futural", "futuram", "timesr"]  # one per image at random; 3 distinct designs; `invlab fonts` (outline: DejaVu Sans, DejaVu Serif)
+    fonts: list[Str] = ["futural", "futuram", "timesr"]  # one per image at random; 3 distinct designs; `invlab fonts`
+    # (outline: DejaVu Sans, DejaVu Serif)
     canvas: Int = Field(32, ge=8, le=256)  # image side, px; 32 keeps CPU training to seconds
     size: Float = Field(16.0, gt=0)  # letter height, px, before jitter; half the canvas leaves room to move
     size_jitter: Float = Field(0.1, ge=0, lt=1)  # height drawn uniformly in size * [1 - j, 1 + j]: some variety

@@ -60,12 +60,14 @@ class ModelSpec(_Schema):
     arch: Optional[KindName] = None  # preset: conv_only | conv_maxpool | strided_conv | conv_gap | ... (invlab models)
     factory: Optional[Str] = Field(None, max_length=200)  # "package.module:function" returning your nn.Module
     kwargs: Optional[dict[Str, Any]] = None  # the factory's keyword arguments, plain values; only with factory
-    downsample: Optional[KindName] = None  # after each block: none | max | avg | stride | blur_* | aps_* | lps | tips | afc (none)
+    downsample: Optional[KindName] = None  # after each block: none | max | avg | stride | blur_* | aps_* | lps |
+    # tips | afc (none)
     head: Optional[KindName] = None  # flatten | global_avg | global_max (flatten)
     padding: Optional[KindName] = None  # zeros | circular | reflect | valid | full (zeros; full: map grows by k-1)
     channels: Optional[list[Width]] = Field(None, max_length=MAX_BLOCKS)  # one conv block per entry ([16, 32, 32])
     kernel: Optional[Int] = Field(None, ge=1, le=15)  # conv kernel side (3; odd keeps padding symmetric)
-    blur_size: Optional[Int] = Field(None, ge=1, le=7)  # binomial blur side for blur_*, aps_*, lps (3: Zhang's; 1 = none)
+    blur_size: Optional[Int] = Field(None, ge=1, le=7)  # binomial blur side for blur_*, aps_*, lps (3: Zhang's;
+    # 1 = none)
     bias: Optional[bool] = Field(None, strict=True)  # conv bias (true); false: none, as Kayhan & van Gemert 2020
     first_stride: Optional[Int] = Field(None, ge=1, le=1)  # 1: block 1 does not downsample (strides 1-2-2-2)
 
