@@ -16,7 +16,7 @@ from ..claims.answers import answers_page, write_answers
 from .options import QUIET, RESULTS_DIR, SET, THREADS, line, nonempty, say
 
 
-def claims_cli(config: Path = typer.Argument(Path("configs/question_claims.yaml"), help="The claims config (its models are the ones the claims read)."),
+def claims_cli(config: Path = typer.Argument(Path("configs/question_claims.yaml"), parser=nonempty("config", "configs/question_claims.yaml"), help="The claims config (its models are the ones the claims read)."),
                set_: List[str] = SET,
                out_file: Optional[Path] = typer.Option(None, "--out", parser=nonempty("--out", "answers.md"), metavar="<path>", help="The answers page to write (atomically); default: answers.md in the run folder. `--out docs/answers.md` rewrites the repository's page."),
                force: bool = typer.Option(False, "--force", help="Replace an existing --out file that invlab did not write."),

@@ -30,15 +30,14 @@ from ..schema.config import parse_range
 from ..schema.model import MAX_KWARG_DEPTH
 from ..store.layout import LIE_CSV
 from ..store.results import load_result
-from .options import QUIET, THREADS, choice, line, names, only_with, say
-from .options import nonempty
+from .options import QUIET, THREADS, choice, line, names, nonempty, only_with, say
 from .show import show_result
 
 
-def measure_cli(images: Path = typer.Option(..., "--images", help="A folder of PNG/JPEG images: class subfolders (DIR/<class>/<image>) give labels, a flat folder none. Or a run folder: its own test images."),
+def measure_cli(images: Path = typer.Option(..., "--images", parser=nonempty("--images", "my_images/"), metavar="<path>", help="A folder of PNG/JPEG images: class subfolders (DIR/<class>/<image>) give labels, a flat folder none. Or a run folder: its own test images."),
                 model: Optional[str] = typer.Option(None, "--model", help="package.module:function that returns your nn.Module (imported: its code runs). Optional when --weights is an invlab checkpoint of a preset."),
                 model_kwargs: Optional[str] = typer.Option(None, "--model-kwargs", help="JSON object of keyword arguments for --model, e.g. '{\"width\": 16}'."),
-                weights: Optional[Path] = typer.Option(None, "--weights", help="A state dict (.pt, read with weights_only=True), a .safetensors file, or an invlab checkpoint. Without it the model is measured as --model returns it."),
+                weights: Optional[Path] = typer.Option(None, "--weights", parser=nonempty("--weights", "model.pt"), metavar="<path>", help="A state dict (.pt, read with weights_only=True), a .safetensors file, or an invlab checkpoint. Without it the model is measured as --model returns it."),
                 dx: Optional[str] = typer.Option(None, "--dx", help="Horizontal shifts START:STOP[:STEP], px, inclusive. Default: -8:8."),
                 dy: Optional[str] = typer.Option(None, "--dy", help="Vertical shifts START:STOP[:STEP], px, inclusive; every (dx, dy) pair is measured (--grid axes: each axis alone). Default: 0."),
                 transform: Optional[str] = choice(None, "--transform", TRANSFORMS, "translate (--dx, --dy), rotate (--angles) or scale (--scales): rotate and scale turn or scale each image about its centre (bilinear, --fill entering where the source is outside it). Default: translate; --angles alone means rotate, --scales scale."),
@@ -63,7 +62,7 @@ def measure_cli(images: Path = typer.Option(..., "--images", help="A folder of P
                 subpixel: str = choice("bilinear", "--subpixel", SUBPIXEL, "--mode circular: fft lets shifts be fractions (band-limited, the Fourier shift theorem); bilinear refuses them (rolls are whole pixels)."),
                 engine: str = choice("auto", "--engine", ENGINE_CHOICES, "auto: the exact all-shift engine where it applies (--mode circular, square images, layers of known kinds: the same numbers, much faster), brute force otherwise; brute: one forward pass per shift (the check); allshift: refuse where the engine does not apply."),
                 trust_factory: bool = typer.Option(False, "--trust-factory", help="Use the factory and kwargs a --weights checkpoint (or a --run's config) names (imported and called: code from whoever sent the file runs); without it invlab refuses and shows them."),
-                run: Optional[Path] = typer.Option(None, "--run", help="A finished run folder: measure every checkpoint of it (each model, each seed) on --images, read as the run's images (its colour and canvas); the tables are mean ± 95% CI over its seeds, as the run's own."),
+                run: Optional[Path] = typer.Option(None, "--run", parser=nonempty("--run", "results/quick/<run id>"), metavar="<path>", help="A finished run folder: measure every checkpoint of it (each model, each seed) on --images, read as the run's images (its colour and canvas); the tables are mean ± 95% CI over its seeds, as the run's own."),
                 threads: Optional[int] = THREADS, quiet: bool = QUIET,
                 results_dir: Path = typer.Option(Path("results"), "--results-dir", parser=nonempty("--results-dir", "results"), metavar="<path>", help="Where the measure folder is created: <results-dir>/measure/<name>-<time>/.")):
     """Measure a model of your own (trained anywhere) on a folder of images, without training: writes
@@ -177,6 +176,8 @@ def _numbers(text: str | None, option: str) -> list[float] | None:
     if text is None:
         return None
     try:
+        if "_" in text:  # float() reads 0_5 as 5: digits grouped by _ are nobody's normalisation value
+            raise ValueError(text)
         return [float(v) for v in text.split(",")]
     except ValueError:
         raise ConfigError(f"{option} {text!r}: expected numbers separated by commas, e.g. {option} 0.5 or "

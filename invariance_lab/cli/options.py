@@ -28,11 +28,14 @@ def _refuse(message: str):
 
 
 def nonempty(flag: str, example: str):
-    """The parser of a path option: an empty value (an unset shell variable, `--plot "$FIGS"`) would be the
-    working directory, so it is refused."""
+    """The parser of a path option (`flag` starts with --) or argument (its name, e.g. config): an empty value
+    (an unset shell variable, `--plot "$FIGS"`) would be the working directory, so it is refused."""
+    named = f"{flag} is empty" if flag.startswith("-") else f"the {flag} argument is empty"
+    given = f"{flag} {example}" if flag.startswith("-") else example
+
     def parse(value) -> Path:
         if not str(value).strip():
-            _refuse(f"{flag} is empty (an unset shell variable?); name a path, e.g. {flag} {example}")
+            _refuse(f"{named} (an unset shell variable?); name a path, e.g. {given}")
         return Path(value)
     return parse
 

@@ -16,10 +16,9 @@ from ..report.command import make_report
 from ..report.display import FORMATS, render
 from ..report.tables import AXES, BY
 from .options import choice, err, line, nonempty, out
-from .options import nonempty
 
 
-def report_cli(paths: List[Path] = typer.Argument(None, help="Run or sweep folders (default: the newest run)."),
+def report_cli(paths: List[Path] = typer.Argument(None, parser=nonempty("path", "results/quick/<run id>"), help="Run or sweep folders (default: the newest run)."),
                by: str = choice("model", "--by", BY, "model: one row per model; shift: model x shift table; layer: model x layer (sweeps made with --layers)."),
                metric: str = typer.Option("flip_rate", "--metric", help="Metric for --by shift and --plot."),
                axis: Optional[str] = choice(None, "--axis", AXES, "dx or dy for --by shift; angle or scale for a rotate or scale sweep (default: each swept axis)."),

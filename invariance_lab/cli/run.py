@@ -17,11 +17,11 @@ from ..report.study import build_study_report
 from ..run.executors import DEFAULT_TIME_MIN, EXECUTORS
 from ..run.launch import launch
 from ..store.results import load_result
-from .options import QUIET, RESULTS_DIR, SET, THREADS, choice, line, out, say
+from .options import QUIET, RESULTS_DIR, SET, THREADS, choice, line, nonempty, out, say
 from .show import show_result
 
 
-def run_cli(config: Path = typer.Argument(..., help="YAML config, e.g. configs/seed_question.yaml."),
+def run_cli(config: Path = typer.Argument(..., parser=nonempty("config", "configs/quick.yaml"), help="YAML config, e.g. configs/seed_question.yaml."),
             set_: List[str] = SET,
             vary: List[str] = typer.Option([], "--vary", help="Run a study: one run per combination of the values, --vary data.train_shift=0,4 (repeatable; a list value in brackets: --vary 'seeds=[0,1],[2,3]')."),
             fresh: bool = typer.Option(False, "--fresh", help="Train every model again in a new folder (default: resume an interrupted run and reuse matching checkpoints)."),

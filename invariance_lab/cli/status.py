@@ -14,18 +14,19 @@ from rich.table import Table
 from rich.text import Text
 
 from ..run.status import folder_status
-from .options import line, out, shown
-from .options import nonempty
+from .options import line, nonempty, out, shown
 
 
-def status_cli(path: Optional[Path] = typer.Argument(None, help="A run folder (results/<name>/<run id>) or a study folder (results/<name>/study-<time>). Default: the run started last under --results-dir."),
+def status_cli(path: Optional[Path] = typer.Argument(None, parser=nonempty("path", "results/quick/<run id>"), help="A run folder (results/<name>/<run id>) or a study folder (results/<name>/study-<time>). Default: the run started last under --results-dir."),
                lines: int = typer.Option(8, "--lines", min=0, help="Log lines shown for each failed unit (0: none)."),
                results_dir: Path = typer.Option(Path("results"), "--results-dir", parser=nonempty("--results-dir", "results"), metavar="<path>", help="Where to look for the run started last when no folder is given.")):
     """Each unit's state: done, running, failed (with its log's last lines) or missing; for a study, each run's."""
     for run in folder_status(path, lines=lines, results_dir=results_dir):
         label = ", ".join(f"{k}={v}" for k, v in run.values.items())
         if run.folder is None:
-            line(f"{shown(label)}: not run yet")
+            line(f"{shown(label)}: " + (f"{shown(run.state)} (its run folder is named in the study once the run "
+                                         "finishes; running the study again resumes it)" if run.state else
+                                         "not run yet"))
             continue
         counts = {s: sum(u.state == s for u in run.units) for s in ("done", "running", "failed", "missing")}
         line(f"{shown(label) + ': ' if label else ''}{shown(run.folder)} ({shown(run.state)}): "

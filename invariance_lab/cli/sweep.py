@@ -25,11 +25,11 @@ from ..run.sweep_settings import sweep_target
 from ..schema.config import parse_range
 from ..store.layout import LIE_CSV
 from ..store.results import load_result
-from .options import QUIET, RESULTS_DIR, THREADS, choice, line, names, only_with, say
+from .options import QUIET, RESULTS_DIR, THREADS, choice, line, names, nonempty, only_with, say
 from .show import show_result
 
 
-def sweep_cli(target: Path = typer.Argument(..., help="A run folder (results/<name>/<run id>) or a YAML config."),
+def sweep_cli(target: Path = typer.Argument(..., parser=nonempty("target", "results/quick/<run id>"), help="A run folder (results/<name>/<run id>) or a YAML config."),
               dx: Optional[str] = typer.Option(None, "--dx", help="Horizontal shifts START:STOP[:STEP], px, inclusive."),
               dy: Optional[str] = typer.Option(None, "--dy", help="Vertical shifts START:STOP[:STEP], px, inclusive."),
               transform: Optional[str] = choice(None, "--transform", TRANSFORMS, "translate (--dx, --dy), rotate (--angles) or scale (--scales): drawn letters are drawn turned or scaled about their centre (exact); image folders, boxes and --mode circular turn or scale the reference image (bilinear, zeros entering). Default: the run's; --angles alone means rotate, --scales scale."),

@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..core.errors import RunFolderError, clip
-from ..store.find import newest_started_run
+from ..store.find import newest_started_run, read_study
 from ..store.layout import SWEEP_DIR, checkpoint_path, is_study, unit_log_path
 from ..store.meta import log_tail, read_meta, read_unit_state, run_state
-from .study import study_runs
+from .study import study_runs, study_state
 from .units import split_key
 
 
@@ -54,8 +54,8 @@ def unit_status(run_dir: Path, meta: dict, log_lines: int = 8) -> list[UnitStatu
 @dataclass
 class RunStatus:
     values: dict  # a study's varied values for this run ({} for a lone run folder)
-    folder: Path | None  # None: the study has not run this combination yet
-    state: str = ""  # the run's state (meta.json): complete, running, interrupted, failed
+    folder: Path | None  # None: no run folder named in the study yet (the run has not finished)
+    state: str = ""  # the run's state (meta.json), or the study's word for a run with no folder yet ("" if not started)
     units: list[UnitStatus] = field(default_factory=list)
     sweeps: list[tuple[str, str]] = field(default_factory=list)  # (sweep id, its state) of <run>/sweeps/, oldest first
 
@@ -81,10 +81,14 @@ def folder_status(path: Path | None, *, lines: int = 8, results_dir: Path = Path
     under results_dir (store/find.newest_started_run), whatever its state."""
     path = Path(path) if path is not None else newest_started_run(results_dir)
     folders = [({}, path)] if not is_study(path) else study_runs(path)
+    study = read_study(path) if is_study(path) else {"runs": [{}]}
     out = []
-    for values, folder in folders:
-        if folder is None:
-            out.append(RunStatus(values, None))
+    for (values, folder), entry in zip(folders, study["runs"]):
+        if folder is None:  # study.json names a run folder once the run finishes: say how far this one got
+            state = str(entry.get("status", "missing"))
+            if state == "running" and study_state(study).startswith("interrupted"):  # killed: the study's word
+                state = study_state(study)
+            out.append(RunStatus(values, None, "" if state == "missing" else state))
             continue
         meta = read_meta(folder)
         if meta.get("kind") != "run":

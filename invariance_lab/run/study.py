@@ -110,6 +110,11 @@ def study_configs(config: Path, overrides: list[str], vary: dict[str, list[str]]
             given = ", ".join(f"{k}={v}" for k, v in values.items())
             source = " ".join(f"--vary {k}={','.join(map(str, vary[k]))}" for k in values)
             raise ConfigError(f"in the study's combination {given} (of {source}): {e}") from None
+        same = next((v for v, c in out if to_yaml(c) == to_yaml(cfg)), None)
+        if same is not None:  # values written two ways (0 and 0.0, 1e-3 and 0.001): one run twice
+            pair = " and ".join(", ".join(f"{k}={v}" for k, v in d.items()) for d in (same, values))
+            raise ConfigError(f"--vary: the combinations {pair} give the same config (the same value written two "
+                              "ways); list each value once")
         out.append((values, cfg))
     return out
 

@@ -28,7 +28,14 @@ MARK_BYTES = 1 << 16  # invlab's mark sits in a file's head (the HTML <head>, a 
 def writable(path: Path, option: str, *, create: bool = True) -> Path:
     """The folder `path`, created if needed, or an error naming the option it came from. With create=False it is
     only checked: it, or else the nearest folder above it that exists, must be a writable folder (the command makes
-    the rest when it first writes), so that a command refused later for another reason leaves nothing behind."""
+    the rest when it first writes), so that a command refused later for another reason leaves nothing behind.
+    A --results-dir must not lie in a run, sweep, study or measure folder: the runs made there would nest in it."""
+    inside = results_folder_of(Path(path) / META_FILE) if option == "--results-dir" else None
+    if inside is not None:
+        where = "is" if inside == Path(path).resolve() else "lies in"
+        raise ConfigError(f"{option} {path} {where} the results folder {inside} (it holds {META_FILE} or "
+                          f"{STUDY_FILE}): what invlab makes would be nested in it. Give the folder that holds your "
+                          f"runs, e.g. {option} {inside.parent.parent}")
     if not create:
         existing = next(p for p in (path, *Path(os.path.abspath(path)).parents) if os.path.lexists(p))
         if existing != path and not Path(existing).is_dir():

@@ -163,3 +163,10 @@ def test_a_model_with_more_outputs_than_class_folders_is_measured_with_their_out
     assert yaml.safe_load((folder / "measure.yaml").read_text())["class_index"] == {"a": 3, "b": 7}
     res = invoke(*args, "--class-index", "a=3,b=12")
     assert res.exit_code == 2 and "a label is 12" in res.output, res.output
+
+
+def test_numbers_grouped_by_underscores_are_refused_not_read_as_others(tmp_path):
+    """float() reads --mean 0_5 as 5 (Python's digit grouping), where --dx refuses it."""
+    for option, value in (("--mean", "0_5"), ("--std", "0.2,0_3,0.4")):
+        message = _refused_before_any_folder(tmp_path, option, value)
+        assert f"{option} '{value}': expected numbers separated by commas" in message, message

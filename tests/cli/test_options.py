@@ -2,6 +2,7 @@
 value with the closest name (exit 2, one paragraph, before the command starts)."""
 
 import pytest
+from conftest import ROOT
 from typer.testing import CliRunner
 
 from invariance_lab.cli.main import app
@@ -82,6 +83,37 @@ def test_an_empty_results_dir_is_refused_not_read_as_the_working_directory(comma
     res = runner.invoke(app, [*command, "--results-dir", ""])
     assert res.exit_code == 2 and "--results-dir is empty" in res.output, res.output
     assert list(tmp_path.iterdir()) == []  # nothing made in the working directory
+
+
+@pytest.mark.parametrize("command, said", [
+    (["run", ""], "the config argument is empty"), (["sweep", ""], "the target argument is empty"),
+    (["claims", ""], "the config argument is empty"), (["status", ""], "the path argument is empty"),
+    (["report", "results/quick/x", " "], "the path argument is empty"),
+    (["measure", "--images", ""], "--images is empty"), (["measure", "--images", "x", "--weights", ""], "--weights is"),
+    (["measure", "--images", "x", "--run", ""], "--run is empty")])
+def test_an_empty_path_argument_is_refused_not_read_as_the_working_directory(command, said, tmp_path, monkeypatch):
+    """`invlab run "$CONFIG"` with CONFIG unset was read as `.`: the message named the working directory."""
+    monkeypatch.chdir(tmp_path)
+    res = runner.invoke(app, command)
+    assert res.exit_code == 2 and said in res.output and "(an unset shell variable?)" in res.output, res.output
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("command", [["run", "configs/quick.yaml"], ["sweep", "configs/quick.yaml"],
+                                     ["claims", "configs/question_claims.yaml"],
+                                     ["measure", "--model", "m:f", "--images", "imgs"]])
+def test_a_results_dir_inside_a_run_folder_is_refused(command, tmp_path, monkeypatch):
+    """--results-dir RUN made new runs inside the run folder (RUN/quick/<run id>); from inside a run folder the
+    default results/ did the same."""
+    run = tmp_path / "results" / "quick" / "20260101-000000"
+    run.mkdir(parents=True)
+    (run / "meta.json").write_text("{}")
+    monkeypatch.chdir(ROOT)
+    for results, where in ((run, "is the results folder"), (run / "checkpoints" / "x", "lies in the results folder")):
+        res = runner.invoke(app, [*command, "--results-dir", str(results)])
+        said = " ".join(res.output.split())
+        assert res.exit_code == 2 and f"{where} {run}" in said and f"--results-dir {tmp_path / 'results'}" in said, said
+    assert sorted(p.name for p in run.iterdir()) == ["meta.json"]
 
 
 @pytest.mark.parametrize("command, flag", [(["report", "results/quick/x"], "--plot"),

@@ -216,6 +216,22 @@ def test_a_killed_study_reads_as_interrupted_not_running(linked_study, tmp_path)
     (study / "study.json").write_text(json.dumps(spec))
     res = runner.invoke(app, ["report", str(study)])
     assert res.exit_code == 2 and "the study is not finished (interrupted (process gone))" in res.output, res.output
+    # status said "not run yet" of the combination that was running (study.json names its folder once it finishes)
+    said = " ".join(runner.invoke(app, ["status", str(study)]).output.split())
+    assert "data.train_shift=1: interrupted (process gone) (its run folder is named in the study once" in said, said
     spec.update(pid=os.getpid())  # this process: alive
     (study / "study.json").write_text(json.dumps(spec))
     assert "the study is not finished (running)" in runner.invoke(app, ["report", str(study)]).output
+    said = " ".join(runner.invoke(app, ["status", str(study)]).output.split())
+    assert "data.train_shift=1: running (its run folder" in said, said
+    spec["runs"][1].update(status="missing")  # not started
+    (study / "study.json").write_text(json.dumps(spec))
+    assert "data.train_shift=1: not run yet" in runner.invoke(app, ["status", str(study)]).output
+
+
+def test_a_value_written_two_ways_is_refused_before_any_run(tmp_path):
+    """--vary train.lr=0.001,1e-3 ran the same config twice (the duplicate check compared the texts)."""
+    res = _run(tmp_path, "--vary", "train.lr=0.001,1e-3")
+    said = " ".join(res.output.split())
+    assert res.exit_code == 2 and "the combinations train.lr=0.001 and train.lr=1e-3 give the same config" in said
+    assert not (tmp_path / "quick").exists()
