@@ -40,7 +40,10 @@ def read_yaml(path: str | Path) -> Any:
     that is not YAML, is a ConfigError."""
     path = Path(path)
     if not path.exists():
-        raise ConfigError(f"config file not found: {path}")
+        shipped = path.parts[:1] == ("configs",)  # the README's configs/...: in invlab's checkout, not its package
+        raise ConfigError(f"config file not found: {path}" + (
+            " (configs/ comes with invlab's checkout: run from there, or give the path to it; a config of your own "
+            "can be one line: {name: mine, models: {conv_gap: {arch: conv_gap}}})" if shipped else ""))
     if not path.is_file():
         raise ConfigError(f"{path} is not a file; give a YAML config such as configs/quick.yaml")
     try:

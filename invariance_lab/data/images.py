@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from ..core.errors import DataError, InvlabError, choose, clip, quote
+from ..core.open_flags import READ
 from .pixels import image_array
 
 SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -160,7 +161,7 @@ def _open_image(path: Path):
     open (O_NONBLOCK: a FIFO swapped in between cannot block either)."""
     Image = _pillow()
     _regular(path, os.stat(path))
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    fd = os.open(path, READ)
     try:
         _regular(path, os.fstat(fd))
         f = os.fdopen(fd, "rb")

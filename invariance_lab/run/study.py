@@ -25,12 +25,13 @@ from pathlib import Path
 
 from ..config.load import load_config, to_yaml
 from ..core.errors import ConfigError, InvlabError, RunFolderError, quote
+from ..core.processes import process_gone, this_process
 from ..core.runtime import resolve_device
 from ..schema.config import Config
 from ..store.layout import STUDY_FILE, is_study, new_study_folder
 from ..store.atomic import write_json
 from ..store.find import read_study, studies
-from ..store.meta import process_gone, read_meta, run_state, this_process
+from ..store.meta import read_meta, run_state
 
 Say = Callable[[str], None]
 MAX_COMBINATIONS = 256  # runs in one study

@@ -22,7 +22,8 @@ from pydantic import Field, ValidationInfo, field_validator, model_serializer, m
 from ..core.errors import quote
 from .checks import checks_of, needs_checks
 from .data import DataConfig
-from .fields import SEED_MAX, FolderName, Seed, Str, _distinct, _Problem, _Schema, check_range, parse_range
+from .fields import (SEED_MAX, FolderName, Seed, Str, _distinct, _Problem, _Schema, check_range,
+    not_a_folder_everywhere, parse_range, same_but_case)
 from .model import ModelSpec
 from .paper import check_names, check_paper
 from .sweep import SweepConfig
@@ -48,6 +49,9 @@ class Config(_Schema):
     def _name(cls, v: str) -> str:
         if not re.fullmatch(r"[A-Za-z0-9_.-]+", v) or v.startswith("."):
             raise ValueError("name must use letters, digits, '_', '-', '.' and not start with '.' (it names a folder)")
+        trouble = not_a_folder_everywhere(v)
+        if trouble:
+            raise ValueError(f"name names the run's folder (results/<name>/): {trouble}; choose another name")
         return v
 
     @field_validator("seeds")
@@ -85,6 +89,10 @@ class Config(_Schema):
         if bad:
             raise ValueError(f"model names must use letters, digits, '_', '-', '.' (at most 100), and begin with a "
                              f"letter, digit or '_'; got {quote(bad)}")
+        twins = same_but_case(v)
+        if twins:  # checkpoints/Gap-seed0.pt and gap-seed0.pt: one file on macOS and Windows
+            raise ValueError(f"model names {quote(twins)} differ only in letter case: their checkpoints would be one "
+                             "file on macOS and Windows; rename one")
         return v
 
     @model_validator(mode="before")

@@ -19,7 +19,7 @@ from pydantic import Field, ValidationError, ValidationInfo, field_validator, mo
 
 from ..core.errors import InvlabError, choose, quote
 from .checks import checks_of, needs_checks
-from .fields import BIG, Float, Int, Seed, Str, _distinct, _Problem, _Schema, without_defaults
+from .fields import BIG, Float, Int, Seed, Str, _distinct, _Problem, _Schema, same_but_case, without_defaults
 from .fonts import DEFAULT_OUTLINE_FONTS, LATIN_FONTS
 from .test_sets import check_test_set, merged
 
@@ -77,6 +77,10 @@ class DataConfig(_Schema):
     @model_validator(mode="after")
     def _test_sets(self, info: ValidationInfo) -> "DataConfig":
         # each test set is the run's data with a few keys replaced: checked as a whole, as the run's own data is
+        twins = same_but_case(self.test_sets or {})
+        if twins:  # test_sets/Dissimilar/ and test_sets/dissimilar/: one folder on macOS and Windows
+            raise _Problem(("test_sets",), "test set names that differ only in letter case would be one folder on "
+                           "macOS and Windows; rename one", twins)
         for name, spec in (self.test_sets or {}).items():
             check_test_set(name, spec)
             try:

@@ -34,6 +34,31 @@ KindName = Annotated[str, Field(strict=True, max_length=64)]  # a registry name 
 Width = Annotated[int, Field(strict=True, le=BIG)]  # a conv block's channel count
 FolderName = Annotated[str, Field(strict=True, max_length=100)]  # a run folder's name
 
+# Windows keeps these names for devices, with any extension after them (nul.txt is the device too), and drops a
+# name's trailing dots (a folder "quick." is "quick" there): such a name cannot be a folder of its own there.
+WINDOWS_DEVICES = frozenset({"con", "prn", "aux", "nul",
+                             *(f"{port}{i}" for port in ("com", "lpt") for i in range(1, 10))})
+
+
+def not_a_folder_everywhere(name: str) -> str | None:
+    """Why `name` cannot name a folder on every system invlab runs on (Windows' device names and its dropping of
+    a trailing '.'), or None. Names are ASCII letters, digits, '_', '-' and '.' already."""
+    if name.endswith("."):
+        return f"{quote(name)} ends with '.', which Windows drops from a folder's name"
+    if name.split(".")[0].lower() in WINDOWS_DEVICES:
+        return f"{quote(name)} is a device's name on Windows ({name.split('.')[0].upper()}), not a folder's"
+    return None
+
+
+def same_but_case(names) -> list[str]:
+    """Names that differ only in letter case: one file or folder on macOS' and Windows' file systems."""
+    seen: dict[str, str] = {}
+    for name in names:
+        if name.casefold() in seen and seen[name.casefold()] != name:
+            return [seen[name.casefold()], name]
+        seen.setdefault(name.casefold(), name)
+    return []
+
 
 class _Problem(ValueError):
     """A validator's complaint about one key: `key` is its path below the model validated, `value` the value to

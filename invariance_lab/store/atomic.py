@@ -29,10 +29,9 @@ from typing import IO, Any
 import pandas as pd
 
 from ..core.errors import DiskFullError, RunFolderError, clip
+from ..core.open_flags import BINARY, NOFOLLOW, NONBLOCK, READ
 
 # O_NOFOLLOW and O_NONBLOCK are POSIX; where they are missing (Windows) the lstat checks below still refuse links
-_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
-_NONBLOCK = getattr(os, "O_NONBLOCK", 0)  # opening a FIFO planted at a log's name must not hang
 DISK_FULL = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}  # no space left; the user's quota reached
 
 
@@ -77,7 +76,7 @@ def _refuse_folder(path: Path) -> None:
 
 def _temporary(path: Path) -> tuple[int, Path]:
     """A new file beside `path` under a name nobody else has: created exclusively, never through a link."""
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | getattr(os, "O_BINARY", 0)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | NOFOLLOW | BINARY
     for _ in range(100):
         tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
         try:
@@ -130,7 +129,7 @@ def append_text(path: Path, text: str) -> None:
     path = Path(path)
     refuse_link(path)
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | _NOFOLLOW | _NONBLOCK, 0o666)
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | NOFOLLOW | NONBLOCK | BINARY, 0o666)
     except OSError as e:
         refuse_link(path)  # ELOOP: a link planted between the check and the open
         raise RunFolderError(f"cannot append to {path}: {e.strerror or e}") from None
@@ -154,7 +153,7 @@ def read_json(path: Path) -> Any:
     """The JSON in the regular file `path`; anything else (no file, a FIFO or device, bad JSON or UTF-8, nesting too
     deep to decode) is a RunFolderError naming the file."""
     try:
-        fd = os.open(path, os.O_RDONLY | _NONBLOCK)  # a FIFO at the name must not hang the command
+        fd = os.open(path, READ)  # a FIFO at the name must not hang the command
         with os.fdopen(fd, "rb") as f:
             if not stat.S_ISREG(os.fstat(fd).st_mode):
                 raise RunFolderError(f"cannot read {path}: it is not a regular file")

@@ -19,7 +19,6 @@ from __future__ import annotations
 import math
 import os
 import signal
-import socket
 import stat
 import threading
 import time
@@ -31,6 +30,8 @@ from typing import Annotated, Literal, Optional, Union
 from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError, field_validator, model_validator
 
 from ..core.errors import DiskFullError, InvlabError, RunFolderError, clip
+from ..core.open_flags import NOFOLLOW, READ
+from ..core.processes import process_gone, this_process
 from .atomic import read_json, write_json
 from .layout import META_FILE, unit_state_path
 
@@ -135,49 +136,6 @@ def read_meta(folder: Path) -> dict:
 
 
 # ------------------------------------------------------------------------------------------- status
-def _process_start(pid: int) -> str | None:
-    """The start time of a process (Linux /proc), so a recycled pid is not taken for the original process."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
-        return None
-
-
-def _alive(pid: int, start: str | None) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OverflowError):
-        return True  # exists, but not ours (or the pid is nonsense): do not claim it is gone
-    if _zombie(pid):  # killed, not yet reaped by its parent: gone all the same
-        return False
-    now = _process_start(pid)
-    return start is None or now is None or now == start
-
-
-def _zombie(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] in ("Z", "X")
-    except (OSError, IndexError):
-        return False
-
-
-def this_process() -> dict:
-    """{pid, pid_start, host}: what tells later whether this process is still alive (process_gone)."""
-    pid = os.getpid()
-    return dict(pid=pid, pid_start=_process_start(pid), host=socket.gethostname())
-
-
-def process_gone(record: dict) -> bool | None:
-    """Whether the process a record names (this_process's keys) is gone: True or False on this host, None on
-    another (or without a pid): only a heartbeat can tell there."""
-    pid = record.get("pid")
-    if not isinstance(pid, int) or record.get("host") != socket.gethostname():
-        return None
-    return not _alive(pid, record.get("pid_start"))
-
-
 def run_state(meta: dict) -> str:
     """complete | running | failed | interrupted | interrupted (process gone).
 
@@ -302,7 +260,7 @@ def log_tail(path: Path, lines: int = 8) -> list[str]:
     if lines <= 0:
         return []
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0))
+        fd = os.open(path, READ | NOFOLLOW)
     except OSError:
         return []
     with os.fdopen(fd, "rb") as f:

@@ -19,7 +19,8 @@ from invariance_lab.cli.main import app
 from invariance_lab.run import executors, scheduler
 from invariance_lab.run.scheduler import running_elsewhere
 from invariance_lab.run.workers import WorkerDied, WorkerPool
-from invariance_lab.store.meta import _process_start, read_meta, read_unit_state
+from invariance_lab.core.processes import process_start
+from invariance_lab.store.meta import read_meta, read_unit_state
 
 # Two units that train at once: `killer` kills its own worker with SIGKILL (as the out-of-memory killer would)
 # while `armed` exists; `patient` waits, mid-training, until the killer's worker is dead, so a healthy unit is
@@ -156,7 +157,7 @@ def test_a_running_unit_whose_process_is_gone_or_whose_heartbeat_is_in_the_futur
     gone = subprocess.Popen([sys.executable, "-c", ""])
     gone.wait()
     future = (datetime.now() + timedelta(days=365)).isoformat(timespec="seconds")
-    me, start = os.getpid(), _process_start(os.getpid())
+    me, start = os.getpid(), process_start(os.getpid())
     _unit_state(tmp_path, "dead-seed0", pid=gone.pid, pid_start="1")
     _unit_state(tmp_path, "future-seed0", pid=1, host="elsewhere", heartbeat=future)
     _unit_state(tmp_path, "future_here-seed0", pid=me, pid_start=start, heartbeat=future)

@@ -90,6 +90,13 @@ def test_unknown_key_inside_a_model(tmp_path):
      ["[models.m]", "valid"]),
     ("seeds: []\n", ["[seeds]"]),
     ("name: 'a/b'\n", ["[name]"]),
+    # names that cannot be a folder, or one file each, on Windows and macOS
+    ("name: aux\n", ["[name]", "'aux' is a device's name on Windows (AUX)"]),
+    ("name: Com1.runs\n", ["[name]", "device's name on Windows (COM1)"]),
+    ("name: quick.\n", ["[name]", "'quick.' ends with '.'"]),
+    ("models:\n  Gap: {arch: conv_gap}\n  gap: {arch: conv_only}\n", ["[models]", "['Gap', 'gap'] differ only in"]),
+    ("data:\n  test_sets: {Far: {size: 10}, far: {size: 12}}\n", ["[data.test_sets]", "differ only in letter case"]),
+    ("data:\n  test_sets: {nul: {size: 10}}\n", ["[data.test_sets]", "'nul' is a device's name on Windows"]),
 ])
 def test_bad_values_are_named(tmp_path, text, needles):
     with pytest.raises(ConfigError) as e:
@@ -98,9 +105,18 @@ def test_bad_values_are_named(tmp_path, text, needles):
         assert needle in str(e.value), (needle, str(e.value))
 
 
-def test_missing_file_is_said_plainly(tmp_path):
-    with pytest.raises(ConfigError, match="not found"):
+def test_missing_file_is_said_plainly(tmp_path, monkeypatch):
+    with pytest.raises(ConfigError, match="not found") as e:
         load_config(tmp_path / "nope.yaml")
+    assert "checkout" not in str(e.value)
+    # the README's configs/... run outside the checkout (an installed wheel has no configs/): the message says
+    # where they are and gives a config of one line, which loads
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match="configs/ comes with invlab's checkout") as e:
+        load_config("configs/quick.yaml")
+    one_line = str(e.value).split("can be one line: ")[1][:-1]
+    (tmp_path / "mine.yaml").write_text(one_line)
+    assert list(load_config(tmp_path / "mine.yaml").models) == ["conv_gap"]
 
 
 @pytest.mark.parametrize("kind, needle", [("directory", "is not a file"), ("2-MiB", "too large for a config"),
