@@ -61,10 +61,15 @@ def translate(f: torch.Tensor, dx: int, dy: int, mode: str) -> torch.Tensor:
     return out
 
 
-def _relative(diff: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
-    """(N,) ||diff_i|| / ||ref_i||, NaN where the reference is 0."""
+def _norms(t: torch.Tensor) -> torch.Tensor:
+    """(N,) ||t_i||, in float64."""
     # float32 norms: the difference is already a float32 tensor, so float64 here would add cost, not precision
-    num, den = diff.flatten(1).norm(dim=1).double(), ref.flatten(1).norm(dim=1).double()
+    return t.flatten(1).norm(dim=1).double()
+
+
+def _relative(diff: torch.Tensor, den: torch.Tensor) -> torch.Tensor:
+    """(N,) ||diff_i|| / den_i (the reference's _norms, computed once per batch), NaN where the reference is 0."""
+    num = _norms(diff)
     return torch.where(den > 0, num / den.clamp_min(1e-300), torch.full_like(num, math.nan))
 
 
@@ -144,17 +149,25 @@ def profile_layers(models: dict[ModelKey, InvNet], inputs: Inputs, n_images: int
             ref = shifted(0.0, 0.0) if shifted else tap_fn(x)
             names = [(tap, s) for tap, s, _ in ref]
             ref_pooled = [_pool(f) for _, _, f in ref]
+            # the references' norms, once per batch (each shift divides by them; a channels-last map is copied
+            # to be flattened)
+            ref_norms = [_norms(f) if f.dim() != 2 else None for _, _, f in ref]
+            pooled_norms = [_norms(p) for p in ref_pooled]
             for k, (dx, dy) in enumerate(points):
-                out = shifted(dx, dy) if shifted else tap_fn(inputs(c, dx, dy).to(device))
+                if (dx, dy) == (0.0, 0.0):  # the reference itself: its taps are at hand, not run a second time
+                    out = ref
+                else:
+                    out = shifted(dx, dy) if shifted else tap_fn(inputs(c, dx, dy).to(device))
                 for j, ((tap, s, f_ref), (_, _, f)) in enumerate(zip(ref, out)):
                     a = acc.setdefault(j, _Accumulator(len(points), n_images))
                     pooled = _pool(f)
-                    inv = _relative(pooled - ref_pooled[j], ref_pooled[j])
+                    inv = _relative(pooled - ref_pooled[j], pooled_norms[j])
                     if f.dim() == 2:  # head: no spatial axis, so the equivariance target is invariance
                         eq = inv
                     else:
                         qx, qy = _multiple(dx, s), _multiple(dy, s)
-                        eq = None if qx is None or qy is None else _relative(f - translate(f_ref, qx, qy, mode), f_ref)
+                        eq = None if qx is None or qy is None else \
+                            _relative(f - translate(f_ref, qx, qy, mode), ref_norms[j])
                     if eq is not None:
                         a.eq[k] += [float(eq.nansum()), int((~eq.isnan()).sum())]
                     a.inv[k] += [float(inv.nansum()), int((~inv.isnan()).sum())]
