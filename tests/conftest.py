@@ -173,3 +173,35 @@ class RunsCode:
 
     def __reduce__(self):
         return (os.system, ("touch PWNED",))
+
+
+# ---------------------------------------------------------------- run folders' meta.json, written by hand
+
+# a protocol meta.json accepts (store/meta.Protocol)
+PROTOCOL = dict(kind="translation", mode="canvas", grid="product", dx=[-1, 1, 1], dy=[0, 0, 1], test_images=4,
+                seeds=[0], models=["m"], n_shifts=3)
+
+
+def stopped_or_finished_run(folder: pathlib.Path, **fields) -> dict:
+    """A run folder holding only meta.json (run x, model m, seed 0; complete unless `fields` say otherwise)."""
+    from invariance_lab.store.atomic import write_json
+    from invariance_lab.store.layout import META_FILE
+
+    folder.mkdir(parents=True, exist_ok=True)
+    m = dict(kind="run", status="complete", name="x", run_id=folder.name, protocol=PROTOCOL, seeds=[0],
+             fingerprints={"m-seed0": "abc"}, started="2026-01-01T00:00:00", finished="2026-01-01T00:01:00")
+    m.update(fields)
+    if m["status"] == "running":
+        del m["finished"]
+    write_json(folder / META_FILE, m)
+    return m
+
+
+def dead_pid() -> int:
+    """The pid of a process that has ended (and been reaped)."""
+    import subprocess
+    import sys
+
+    p = subprocess.Popen([sys.executable, "-c", "pass"])
+    p.wait()
+    return p.pid

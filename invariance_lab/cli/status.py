@@ -24,9 +24,9 @@ def status_cli(path: Optional[Path] = typer.Argument(None, parser=nonempty("path
     for run in folder_status(path, lines=lines, results_dir=results_dir):
         label = ", ".join(f"{k}={v}" for k, v in run.values.items())
         if run.folder is None:
+            again = "" if run.state == "running" else "; running the study again resumes it"
             line(f"{shown(label)}: " + (f"{shown(run.state)} (its run folder is named in the study once the run "
-                                         "finishes; running the study again resumes it)" if run.state else
-                                         "not run yet"))
+                                         f"finishes{again})" if run.state else "not run yet"))
             continue
         counts = {s: sum(u.state == s for u in run.units) for s in ("done", "running", "failed", "missing")}
         line(f"{shown(label) + ': ' if label else ''}{shown(run.folder)} ({shown(run.state)}): "

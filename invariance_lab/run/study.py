@@ -30,6 +30,7 @@ from ..core.runtime import resolve_device
 from ..schema.config import Config
 from ..store.layout import STUDY_FILE, is_study, new_study_folder
 from ..store.atomic import write_json
+from ..store.claim import Claim, claim
 from ..store.find import read_study, studies
 from ..store.meta import read_meta, run_state
 
@@ -140,10 +141,10 @@ def run_study(config: Path, *, overrides: list[str], vary: list[str], results_di
     configs = study_configs(config, overrides, parsed)
     digest = _digest(configs)
     name = configs[0][1].name
-    folder = next((f for f, s in reversed(studies(results_dir, name)) if s.get("digest") == digest
-                   and s.get("status") != "complete"), None)
+    folder, held = _resumable_study(results_dir, name, digest)
     if folder is None:
         folder = new_study_folder(results_dir, name)
+        held = claim(folder)
         say(f"study folder: {folder} ({len(configs)} runs)")
     else:
         say(f"resuming study {folder}")
@@ -151,6 +152,28 @@ def run_study(config: Path, *, overrides: list[str], vary: list[str], results_di
                  vary=parsed, status="running", started=_now(), **this_process(),
                  runs=[dict(values=values, overrides=[f"{k}={v}" for k, v in values.items()], run=None,
                             status="missing") for values, _ in configs])
+    with held or Claim(None):  # held until the study ends: no other process resumes it meanwhile
+        return _run_combinations(folder, study, configs, run, say)
+
+
+def _resumable_study(results_dir: Path, name: str, digest: str) -> tuple[Path | None, Claim | None]:
+    """The newest unfinished study of these combinations whose process is gone, claimed (store/claim.py), or
+    (None, None). A study still running (a second identical command started meanwhile) is left to its process."""
+    def stopped(spec: dict) -> bool:
+        return spec.get("digest") == digest and study_state(spec) not in ("complete", "running")
+
+    for folder, spec in reversed(studies(results_dir, name)):
+        held = claim(folder) if stopped(spec) else None
+        if held is not None and stopped(read_study(folder)):  # read again, now that it is ours
+            return folder, held
+        if held is not None:
+            held.release()
+    return None, None
+
+
+def _run_combinations(folder: Path, study: dict, configs: list[tuple[dict, Config]], run: Callable[[Config], Path],
+                      say: Say) -> Path:
+    """Run each combination of a study not finished before, recording each in study.json as it goes."""
     if is_study(folder):  # resumed: keep the run folders found so far
         old = read_study(folder)
         for new, was in zip(study["runs"], old.get("runs", [])):

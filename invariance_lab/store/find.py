@@ -25,7 +25,7 @@ from pathlib import Path
 from ..core.errors import InvlabError, RunFolderError, quote
 from .atomic import read_json
 from .layout import META_FILE, STUDY_FILE, STUDY_PREFIX, checkpoint_file, is_study
-from .meta import read_meta, run_state
+from .meta import read_meta, run_state, still_running
 
 
 def all_runs(results_dir: Path, name: str = "*") -> list[tuple[Path, dict]]:
@@ -71,10 +71,13 @@ def config_digest(config_text: str) -> str:
 
 
 def resumable_run(results_dir: Path, name: str, digest: str, *, trained_with: dict | None = None,
-                  reuse_old: bool = False) -> tuple[Path, dict] | None:
+                  reuse_old: bool = False, skip=frozenset()) -> tuple[Path, dict] | None:
     """The newest run of this exact config that stopped before finishing and whose process is gone; with
-    `trained_with`, only one made with the same (run_difference), unless `reuse_old`."""
+    `trained_with`, only one made with the same (run_difference), unless `reuse_old`. Folders in `skip` are
+    passed over (store/claim.claimed_resume: another process is resuming them)."""
     for folder, meta in reversed(all_runs(results_dir, name)):
+        if folder in skip:
+            continue
         if meta.get("config_digest") == digest and run_state(meta) in ("interrupted", "failed",
                                                                        "interrupted (process gone)"):
             if trained_with is None or reuse_old or run_difference(meta, trained_with) is None:
@@ -193,8 +196,7 @@ def require_finished_run(path: Path) -> dict:
         raise RunFolderError(f"{path} is a {quote(meta.get('kind'))} folder, not a run folder made by `invlab run`")
     state = run_state(meta)
     if state == "running":
-        raise RunFolderError(f"{path} is still running (pid {meta.get('pid')} on {meta.get('host')}); "
-                             f"wait for it to finish")
+        raise RunFolderError(still_running(path, meta))
     if state != "complete":
         raise RunFolderError(f"{path} is not a finished run (status: {state}); run `invlab run` on its config "
                              f"again to resume it: finished checkpoints are reused")

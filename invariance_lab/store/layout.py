@@ -56,6 +56,7 @@ SUBMITIT_DIR = "submitit"  # units/submitit/: submitit's job files and logs (--e
 STUDY_FILE = "study.json"  # results/<name>/study-<time>/study.json: a study's overrides and its run folders
 STUDY_PREFIX = "study-"
 ANSWERS_FILE = "answers.md"  # <run>/answers.md: the page `invlab claims` writes by default
+LOCK_FILE = ".lock"  # <run or study>/.lock: locked by the live process that works there (store/claim.py)
 
 
 def unit_key(model: str, seed: int) -> str:

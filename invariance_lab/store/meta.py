@@ -136,6 +136,11 @@ def read_meta(folder: Path) -> dict:
 
 
 # ------------------------------------------------------------------------------------------- status
+def still_running(path: Path, meta: dict) -> str:
+    """The words for a folder whose process is alive: no advice to run it again, which would duplicate its work."""
+    return f"{path} is still running (pid {meta.get('pid')} on {meta.get('host')}); wait for it to finish"
+
+
 def run_state(meta: dict) -> str:
     """complete | running | failed | interrupted | interrupted (process gone).
 

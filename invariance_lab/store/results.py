@@ -22,7 +22,7 @@ from ..core.columns import (CONSISTENT, CORRECT_FLIP, CORRECT_FLIP_SUMMARY, GRID
 from ..core.errors import InvlabError, RunFolderError, clip, quote
 from ..schema.fields import SEED_MAX
 from .layout import INVARIANCE_CSV, LAYERS_SUMMARY_CSV, LIE_CSV, META_FILE, SUMMARY_CSV, SWEEP_DIR
-from .meta import read_meta, run_state
+from .meta import read_meta, run_state, still_running
 
 
 # a fraction (accuracies, flip rates, total variation distances) outside [0, 1] is damage; ROUND_OFF lets a sum
@@ -166,9 +166,11 @@ def load_result(path: str | Path) -> Result:
     path = Path(path)
     meta = read_meta(path)
     state = run_state(meta)
+    if state == "running":  # its process is alive: running it again would duplicate the work
+        raise InvlabError(f"{still_running(path, meta)}: only complete folders can be reported")
     if state != "complete":
         raise InvlabError(f"{path} is not a finished {meta['kind']} (status: {state}); only complete folders "
-                          f"can be reported. Wait for it to finish, or {_AGAIN.get(meta['kind'], _AGAIN['run'])}.")
+                          f"can be reported: {_AGAIN.get(meta['kind'], _AGAIN['run'])}.")
     # dx, dy; or angle, or scale
     axes = list(GRID_COLUMNS.get(meta["protocol"].get("transform"), GRID_COLUMNS["translate"]))
     # runs and sweeps measure labelled letters or class folders; invlab measure records whether its images had

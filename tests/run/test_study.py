@@ -223,7 +223,7 @@ def test_a_killed_study_reads_as_interrupted_not_running(linked_study, tmp_path)
     (study / "study.json").write_text(json.dumps(spec))
     assert "the study is not finished (running)" in runner.invoke(app, ["report", str(study)]).output
     said = " ".join(runner.invoke(app, ["status", str(study)]).output.split())
-    assert "data.train_shift=1: running (its run folder" in said, said
+    assert "data.train_shift=1: running (its run folder" in said and "again" not in said, said
     spec["runs"][1].update(status="missing")  # not started
     (study / "study.json").write_text(json.dumps(spec))
     assert "data.train_shift=1: not run yet" in runner.invoke(app, ["status", str(study)]).output
@@ -235,3 +235,19 @@ def test_a_value_written_two_ways_is_refused_before_any_run(tmp_path):
     said = " ".join(res.output.split())
     assert res.exit_code == 2 and "the combinations train.lr=0.001 and train.lr=1e-3 give the same config" in said
     assert not (tmp_path / "quick").exists()
+
+
+def test_a_study_still_running_is_not_resumed_by_a_second_command(linked_study, tmp_path, one_thread):
+    """The same --vary command started while the first still runs said "resuming study", ran every combination
+    again beside the first, and both rewrote study.json (the last writer won). It makes a study of its own now."""
+    import socket
+
+    _, results, study = _copy(linked_study, tmp_path)
+    spec = json.loads((study / "study.json").read_text())
+    spec.update(status="running", pid=os.getpid(), pid_start=None, host=socket.gethostname())  # a live process
+    (study / "study.json").write_text(json.dumps(spec))
+    before = (study / "study.json").read_bytes()
+    res = _run(results, "--set", "train.epochs=0", "--vary", "data.train_shift=0,1")
+    assert res.exit_code == 0 and "resuming study" not in res.output, res.output
+    assert (study / "study.json").read_bytes() == before
+    assert len(list((results / "quick").glob("study-*"))) == 2

@@ -15,6 +15,7 @@ from conftest import ROOT, SMALL_RUN
 from typer.testing import CliRunner
 
 from invariance_lab.cli.main import app
+from invariance_lab.store.claim import claim
 from invariance_lab.store.meta import read_meta, run_state
 
 runner = CliRunner()
@@ -109,10 +110,12 @@ def test_ctrl_c_stops_the_workers_and_a_rerun_trains_only_the_missing_units(tmp_
     while time.monotonic() < deadline and not (waiting.exists() and list(results.glob("quick/*/checkpoints/*.pt"))):
         assert proc.poll() is None, proc.stdout.read().decode()
         time.sleep(0.01)
+    (run_dir,) = (results / "quick").iterdir()
+    assert claim(run_dir) is None  # held by the live run: a rerun started now makes a folder of its own
     os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C does: the whole process group
     out, _ = proc.communicate(timeout=60)  # returns once the workers, which share its stdout, are gone too
     assert proc.returncode == 130 and "Traceback" not in out.decode(), out.decode()
-    (run_dir,) = (results / "quick").iterdir()
+    claim(run_dir).release()  # released with the process: the rerun below resumes here
     meta = read_meta(run_dir)
     assert run_state(meta) == "interrupted"
     present = {p.stem for p in (run_dir / "checkpoints").glob("*.pt")}

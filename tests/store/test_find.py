@@ -2,10 +2,9 @@
 folder that is not a finished run or a study, with a RunFolderError."""
 
 import socket
-import subprocess
-import sys
 
 import pytest
+from conftest import dead_pid as _dead_pid, stopped_or_finished_run as _meta
 
 from invariance_lab.core.errors import RunFolderError
 from invariance_lab.store.atomic import write_json
@@ -13,27 +12,6 @@ from invariance_lab.store.find import (RESUMED, all_runs, finished_runs, matchin
     read_study, require_finished_run, resumable_run, reusable_checkpoints, run_difference, studies)
 from invariance_lab.store.meta import read_meta
 from invariance_lab.store.layout import META_FILE, STUDY_FILE, checkpoint_path
-
-PROTOCOL = dict(kind="translation", mode="canvas", grid="product", dx=[-1, 1, 1], dy=[0, 0, 1], test_images=4,
-                seeds=[0], models=["m"], n_shifts=3)
-
-
-def _meta(folder, **fields):
-    folder.mkdir(parents=True, exist_ok=True)
-    m = dict(kind="run", status="complete", name="x", run_id=folder.name, protocol=PROTOCOL, seeds=[0],
-             fingerprints={"m-seed0": "abc"}, started="2026-01-01T00:00:00", finished="2026-01-01T00:01:00")
-    m.update(fields)
-    if m["status"] == "running":
-        del m["finished"]
-    write_json(folder / META_FILE, m)
-    return m
-
-
-def _dead_pid():
-    p = subprocess.Popen([sys.executable, "-c", "pass"])
-    p.wait()
-    return p.pid
-
 
 def test_finding_runs(tmp_path):
     _meta(tmp_path / "x" / "a")

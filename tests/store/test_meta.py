@@ -5,25 +5,15 @@ import json
 import os
 import re
 import socket
-import subprocess
-import sys
 from datetime import datetime, timedelta
 
 import pytest
+from conftest import PROTOCOL, dead_pid
 
 from invariance_lab.core.errors import InvlabError, RunFolderError
 from invariance_lab.store.layout import META_FILE
 from invariance_lab.store.meta import (LOG_TAIL_BYTES, Meta, Protocol, log_tail, read_meta, read_unit_state,
                                        run_state)
-
-PROTOCOL = dict(kind="translation", mode="canvas", grid="product", dx=[-1, 1, 1], dy=[0, 0, 1], test_images=4,
-                seeds=[0], models=["m"], n_shifts=3)
-
-
-def _dead_pid():
-    p = subprocess.Popen([sys.executable, "-c", "pass"])
-    p.wait()
-    return p.pid
 
 
 @pytest.mark.parametrize("content, needle", [
@@ -75,7 +65,7 @@ def test_status_of_a_dead_process_is_interrupted(tmp_path):
     host = socket.gethostname()
     alive = dict(status="running", pid=os.getpid(), host=host)
     assert run_state(alive) == "running"
-    assert run_state(dict(status="running", pid=_dead_pid(), host=host)) == "interrupted (process gone)"
+    assert run_state(dict(status="running", pid=dead_pid(), host=host)) == "interrupted (process gone)"
     # a recycled pid: the process that lives there now started at another time
     assert run_state(dict(alive, pid_start="1")) == "interrupted (process gone)"
     old = (datetime.now() - timedelta(hours=1)).isoformat(timespec="seconds")

@@ -1,14 +1,16 @@
 """results.py: a result folder is loaded only when finished and whole; damaged or edited tables are refused."""
 
 import json
+import os
 import shutil
+import socket
 
 import numpy as np
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from conftest import untrained_quick_run
+from conftest import stopped_or_finished_run, untrained_quick_run
 from invariance_lab.cli.main import app
 from invariance_lab.core.columns import CORRECT_FLIP_SUMMARY, METRIC_COLUMNS, SUMMARY_METRICS, WORST_CASE_COLUMNS
 from invariance_lab.core.errors import InvlabError, RunFolderError
@@ -206,3 +208,16 @@ def test_an_unfinished_folder_is_refused_with_what_makes_one_of_its_kind(tmp_pat
     with pytest.raises(InvlabError, match="status: interrupted") as e:
         load_result(folder)
     assert needle in str(e.value)
+
+
+def test_a_folder_still_running_is_not_met_with_advice_to_run_it_again(tmp_path):
+    """`invlab report RUN` during the run said "or run `invlab run` on its config again to resume it": doing that
+    while the run is alive duplicates its work; a sweep's advice was to delete the folder being written."""
+    for kind in ("run", "sweep"):
+        folder = tmp_path / kind
+        stopped_or_finished_run(folder, kind=kind, status="running", pid=os.getpid(), host=socket.gethostname())
+        with pytest.raises(InvlabError) as e:
+            load_result(folder)
+        said = str(e.value)
+        assert f"{folder} is still running (pid {os.getpid()}" in said and "wait for it to finish" in said, said
+        assert "again" not in said and "deleted" not in said, said

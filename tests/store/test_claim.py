@@ -1,0 +1,55 @@
+"""claim.py: a run or study folder is held by one live process at a time. Two reruns of a stopped run started at
+once both resumed the same folder (found stopped by both before either wrote meta.json), trained the same units
+and overwrote each other's meta.json; the second now passes over a folder the first holds."""
+
+import socket
+import subprocess
+import sys
+
+from conftest import dead_pid, stopped_or_finished_run
+
+from invariance_lab.store.claim import claim, claimed_resume
+from invariance_lab.store.layout import LOCK_FILE
+
+
+def test_a_held_folder_cannot_be_claimed_until_released(tmp_path):
+    first = claim(tmp_path)
+    assert first is not None and claim(tmp_path) is None  # a second open of the lock: taken
+    # another process too, while this one holds it
+    other = [sys.executable, "-c", f"from invariance_lab.store.claim import claim; import pathlib; "
+             f"print(claim(pathlib.Path({str(tmp_path)!r})) is None)"]
+    assert subprocess.run(other, capture_output=True, text=True, check=True).stdout.strip() == "True"
+    first.release()
+    with claim(tmp_path) as again:
+        assert again is not None and again.fd is not None
+    assert claim(tmp_path) is not None  # released when the with block ends
+    assert (tmp_path / LOCK_FILE).read_bytes() == b""  # an empty file: nothing but its lock
+
+
+def test_a_link_at_the_lock_is_refused(tmp_path):
+    (tmp_path / "elsewhere").write_text("mine")
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / LOCK_FILE).symlink_to(tmp_path / "elsewhere")
+    try:
+        claim(tmp_path / "run")
+    except Exception as e:
+        assert "symbolic link" in str(e)
+    else:
+        raise AssertionError("a link at .lock was followed")
+
+
+def test_claimed_resume_passes_over_a_folder_another_process_holds(tmp_path):
+    host = socket.gethostname()
+    for name, started in (("older", "2026-01-02T00:00:00"), ("newer", "2026-01-03T00:00:00")):
+        stopped_or_finished_run(tmp_path / "x" / name, status="running", pid=dead_pid(), host=host, config_digest="d", started=started)
+    held = claim(tmp_path / "x" / "newer")  # the first of two reruns, resuming the newest stopped run
+    found, mine = claimed_resume(tmp_path, "x", "d")
+    assert found[0].name == "older" and mine is not None  # not the folder the other rerun holds
+    assert claimed_resume(tmp_path, "x", "d") == (None, None)  # both held: a new folder is made
+    held.release()
+    found, again = claimed_resume(tmp_path, "x", "d")
+    assert found[0].name == "newer"
+    stopped_or_finished_run(tmp_path / "x" / "newer", status="complete", config_digest="d")  # finished by whoever held it
+    again.release()
+    mine.release()
+    assert claimed_resume(tmp_path, "x", "d")[0][0].name == "older"
