@@ -65,6 +65,8 @@ def run_sweep(models: dict[ModelKey, torch.nn.Module], inputs: Inputs, labels: t
         bar.update(1)
         return preds
 
+    if hasattr(inputs, "expect"):  # canvas shifts keep the sub-pixel phases this order needs (data/shifts.py)
+        inputs.expect([grid.origin] + [step.shift for step in grid.walk if step.shift != grid.origin])
     ref_preds = evaluate(grid.origin, add=True, keep=True)
     bar.update(1)
     walk_grid(grid, sums, ref_preds, predict)

@@ -56,6 +56,35 @@ def test_canvas_shifts_refuse_shifts_beyond_their_margin():
         shifts(slice(0, 2), 2.5, 0)
 
 
+def test_with_the_order_announced_the_phase_needed_last_is_dropped():
+    """A 0.25 px line walks 4 phases in turn; with room for 2, dropping the oldest redrew a phase at every step.
+    With the order announced (run_sweep does), the phase needed last is dropped: fewer draws, the same pixels; with
+    room for a row's phases each is drawn once."""
+    def counted(room):
+        draws = []
+
+        def draw(fx, fy):
+            draws.append((fx, fy))
+            g = torch.Generator().manual_seed(int(100 * fx + 10 * fy))
+            return torch.rand(4, 1, 12, 12, generator=g)
+        return CanvasShifts(draw, canvas=8, margin=2, cache_bytes=room * 4 * 12 * 12 * 4), draws
+
+    xs = [i / 4 for i in range(-8, 9)]
+    shifts = [(dx, 0.0) for dx in xs] + [(dx, 0.5) for dx in xs]
+    seen = {}
+    for room, announce in ((2, False), (2, True), (4, True), (8, True)):
+        inputs, draws = counted(room)
+        if announce:
+            inputs.expect(shifts)
+        images = [inputs(c, dx, dy) for dx, dy in shifts for c in (slice(0, 2), slice(2, 4))]
+        seen[room, announce] = len(draws)
+        reference = images if (room, announce) == (2, False) else reference
+        assert all(torch.equal(a, b) for a, b in zip(images, reference))
+    assert seen[2, False] == len(shifts)  # every step redrew its phase
+    assert seen[2, True] < 0.75 * seen[2, False]
+    assert seen[4, True] == 8 and seen[8, True] == 8  # the 4 phases of each row, each drawn once
+
+
 def test_sweep_inputs_serve_the_reference_at_zero_and_the_first_n_images():
     data = DataConfig(canvas=24, size=10, test_images=12)
     inputs, labels = sweep_inputs(data, SweepConfig(mode="circular", dx=[-2, 2]), n_images=5)
