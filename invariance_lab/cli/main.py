@@ -16,7 +16,7 @@ from typing import NamedTuple
 import typer
 from typer.core import TyperCommand, TyperGroup
 
-from ..core.errors import InvlabError
+from ..core.errors import InvlabError, clip, out_of_memory
 from ..core.speed import keep_freed_memory
 from ..core.versions import __version__
 from .options import err, error, line
@@ -111,6 +111,14 @@ def polite(fn):
                 error(str(e))
             else:  # a path the library could not read or write (--results-dir, a run folder)
                 error(f"{e.strerror or e}: {e.filename or ''}")
+            raise typer.Exit(2)
+        except (MemoryError, RuntimeError) as e:
+            if _options["debug"] or not out_of_memory(e):
+                raise
+            error(f"out of memory ({clip(' '.join(str(e).split()) or type(e).__name__, 200)}): the run needs more "
+                  "memory than this machine gave it, beyond invlab's estimate. Lower what grows with it: "
+                  "data.canvas, data.test_images, train.batch_size or sweep.batch_size (--batch-size), a model's "
+                  "channels, or --jobs; a folder left unfinished says so, and nothing finished is lost")
             raise typer.Exit(2)
         except KeyboardInterrupt:
             line("interrupted", err)

@@ -83,3 +83,13 @@ def choose(what: str, value, choices: Iterable, error: type[Exception] = InvlabE
     close = difflib.get_close_matches(str(value), [str(c) for c in choices], n=1) if isinstance(value, str) else []
     hint = f"; did you mean {close[0]!r}?" if close else ";"
     raise error(f"unknown {what} {quote(value)}{hint} choose one of: {', '.join(map(str, choices))}")
+
+
+# what torch's allocators say when memory runs out (CPU: DefaultCPUAllocator; CUDA: torch.cuda.OutOfMemoryError)
+OUT_OF_MEMORY = ("can't allocate memory", "out of memory", "cannot allocate memory")
+
+
+def out_of_memory(e: BaseException) -> bool:
+    """Whether an exception is memory running out: MemoryError, or torch's allocator's RuntimeError."""
+    return isinstance(e, MemoryError) or (isinstance(e, RuntimeError)
+                                          and any(w in str(e).lower() for w in OUT_OF_MEMORY))

@@ -84,6 +84,10 @@ class Downsample:
     alias_of: str = ""  # another name of the same network: the same stages, the same weights for a seed
     # the block's activation, (channels) -> module, where it is not a ReLU (afc: a polynomial at 2x resolution)
     activation: Callable[[int], nn.Module] | None = None
+    # (training, evaluation): what config/memory.py's rule is multiplied by, from bench/memory_factors.py with a
+    # margin: training, the measured ratio itself (the rule overstates a plain block's 2-3x); evaluation, the ratio
+    # over a plain network's (blur, APS, LPS and TIPS keep stride-1 copies; afc works at 2x resolution in FFTs)
+    memory: tuple[float, float] = (1.0, 1.0)
     stride: int = field(init=False)  # total stride of the block: the conv's times every window's
 
     def __post_init__(self):
@@ -159,23 +163,25 @@ register_downsample("none")
 register_downsample("max", stages=(MAX_S2,))
 register_downsample("avg", stages=(AVG_S2,))
 register_downsample("stride", conv_stride=2)
-register_downsample("blur_max", stages=(MAX_S1, BLUR_S2), literature="Zhang 2019")
+register_downsample("blur_max", stages=(MAX_S1, BLUR_S2), literature="Zhang 2019", memory=(1.25, 2.0))
 # Zhang 2019 rewrites a strided conv as conv (s1) + BlurPool(s2) and average pooling AvgPool(k2, s2) as
 # BlurPool(s2): after the ReLU both are one BlurPool(s2), so blur_avg is the same network as blur_stride (bit for
 # bit, for a seed), kept as a second name for configs that use it.
-register_downsample("blur_stride", stages=(BLUR_S2,), literature="Zhang 2019",
+register_downsample("blur_stride", stages=(BLUR_S2,), literature="Zhang 2019", memory=(1.25, 2.0),
                     note="conv (s1) + ReLU, then BlurPool(s2)")
 register_downsample("blur_avg", stages=(BLUR_S2,), literature="Zhang 2019", alias_of="blur_stride",
+                    memory=(1.25, 2.0),
                     note="Zhang 2019's blurred average pooling is BlurPool(s2) after the ReLU, as its blurred strided "
                          "conv is")
-register_downsample("aps_max", stages=(MAX_S1, APS), literature="Chaman & Dokmanic 2021")
-register_downsample("aps_stride", stages=(APS,), literature="Chaman & Dokmanic 2021",
+register_downsample("aps_max", stages=(MAX_S1, APS), literature="Chaman & Dokmanic 2021", memory=(2.0, 3.0))
+register_downsample("aps_stride", stages=(APS,), literature="Chaman & Dokmanic 2021", memory=(2.0, 3.0),
                     note="conv (s1) + ReLU, then optional blur (s1) + APS")
-register_downsample("lps", stages=(LPS,), literature="Rojas-Gomez et al. 2022",
+register_downsample("lps", stages=(LPS,), literature="Rojas-Gomez et al. 2022", memory=(3.0, 3.0),
                     note="conv (s1) + ReLU, then optional blur (s1) + learnable polyphase sampling")
-register_downsample("tips", stages=(TIPS,), literature="Saha & Gokhale, WACV 2025",
+register_downsample("tips", stages=(TIPS,), literature="Saha & Gokhale, WACV 2025", memory=(1.75, 2.0),
                     note="conv (s1) + ReLU, then TIPS (polyphase components mixed by quadrant weights)")
 register_downsample("afc", stages=(AFC,), literature="Michaeli et al. 2023", activation=PolyActivation,
+                    memory=(12.0, 16.0),
                     note="conv (s1) + polynomial activation at 2x (FFT), then ideal FFT low-pass + subsample (s2)")
 
 DOWNSAMPLE_KINDS = DOWNSAMPLES  # the older name: iterating, `in` and ", ".join() see the kind names

@@ -141,6 +141,33 @@ def test_debug_keeps_the_traceback_of_a_factorys_own_error(tmp_path, quick_confi
 
 
 
+def test_memory_running_out_in_training_is_one_paragraph_naming_what_to_lower(tmp_path, quick_config_path,
+                                                                              monkeypatch):
+    """torch's CPU allocator running out while a preset network trains (an afc network on 128 px, which the
+    estimate let through) ended in a traceback, exit 1; --debug still shows it."""
+    from invariance_lab.nn import block
+
+    plain_forward = block.ConvBlock.forward
+
+    def forward(self, x):
+        if len(x) > 2:  # not on the 2-image check before training: in a training batch
+            raise RuntimeError("[enforce fail at alloc_cpu.cpp:121] data. DefaultCPUAllocator: can't allocate "
+                               "memory: you tried to allocate 7516192768 bytes. Error code 12 (Cannot allocate memory)")
+        return plain_forward(self, x)
+
+    monkeypatch.setattr(block.ConvBlock, "forward", forward)
+    args = ["run", str(quick_config_path), "--results-dir", str(tmp_path / "r"), "--quiet"]
+    plain = runner.invoke(app, args)
+    said = " ".join(plain.output.split())
+    assert plain.exit_code == 2 and "Traceback" not in plain.output, plain.output
+    assert said.startswith("error: out of memory ([enforce fail at alloc_cpu.cpp:121] data. DefaultCPUAllocator"), said
+    assert "Lower what grows with it: data.canvas" in said and "--jobs" in said
+    (run_dir,) = (tmp_path / "r" / "quick").iterdir()
+    assert json.loads((run_dir / "meta.json").read_text())["status"] == "failed"
+    debug = runner.invoke(app, ["--debug", *args])
+    assert debug.exit_code != 0 and "DefaultCPUAllocator" in str(debug.exception), debug.output
+
+
 def test_the_listed_help_of_every_command_is_its_docstring():
     """`invlab --help` lists the commands from cli/main.COMMANDS without importing them; the text must be the
     command's own (the first paragraph of its docstring), and each name must load."""
