@@ -16,7 +16,7 @@ from pydantic import BaseModel
 
 from ..core.errors import ConfigError, quote
 from ..data.folder import DECODE_BATCH, folder_split, image_channels
-from ..data.ink import POOL
+from ..data.ink import POOL, pool_chunk
 from ..nn.downsample import get_downsample
 from ..nn.models import block_downsamples
 from ..schema.config import Config
@@ -72,9 +72,10 @@ def _data_memory(data: DataConfig, sweep: SweepConfig, kind: str = "translation"
     }
     if data.ink == "matched":  # ink.matched_gain measures each set's ink on a rendered copy of it
         parts["ink matching"] = (max(data.train_images, data.test_images) * image, "data.train_images")
-    elif data.ink == "invariant":  # ink.invariant_selection: its pool drawn 4096 letters at a time, 7 statistics each
-        parts["ink matching"] = (min(POOL * data.train_images, 4096) * image + POOL * data.train_images * 8 * 8,
-                                 "data.train_images")
+    elif data.ink == "invariant":  # ink.invariant_selection: its pool drawn ink.pool_chunk letters at a time, 7
+        # statistics each: the chunk's images, their float64 copy and the drawing's own, 3 copies of its images
+        parts["ink matching"] = (3 * min(POOL * data.train_images, pool_chunk(c)) * image
+                                 + POOL * data.train_images * 8 * 8, "data.train_images")
     side = c
     if kind == "parts":
         sweep_bytes = 0  # drawn a batch at a time

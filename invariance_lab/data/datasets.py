@@ -22,7 +22,8 @@ import torch
 from ..schema.data import DataConfig
 from .boxes import CLASSES as BOX_CLASSES, box_set
 from .folder import folder_split, folder_test_set, read_pixels, to_bytes, to_float
-from .ink import INVARIANT_GAIN, POOL, SCALE, SLANT, STRETCH, invariant_selection, matched_gain, matching_features
+from .ink import (INVARIANT_GAIN, POOL, SCALE, SLANT, STRETCH, invariant_selection, matched_gain, matching_features,
+    pool_chunk)
 from .glyphs import GlyphTable
 from .letters import load_glyphs, render
 from .transforms import translate_image
@@ -104,7 +105,7 @@ def invariant_letters(data: DataConfig, n: int, gen: torch.Generator) -> LetterB
     pool.linear[:, 0, 0], pool.linear[:, 0, 1] = lo + (hi - lo) * u[:, 0], SLANT * (2 * u[:, 1] - 1)
     pool.linear[:, 1, 1] = 1
     pool.height = pool.height * (s0 + (s1 - s0) * u[:, 2])
-    table, chunk = glyph_table(data), 4096  # the pool drawn a chunk at a time: only its statistics are kept
+    table, chunk = glyph_table(data), pool_chunk(data.canvas)  # a chunk at a time: only its statistics are kept
     features = torch.cat([matching_features(draw(table, pool.select(slice(i, i + chunk)), data.canvas))
                           for i in range(0, len(pool), chunk)])
     return pool.select(invariant_selection(features, pool.labels, n, gen))

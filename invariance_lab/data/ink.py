@@ -43,6 +43,13 @@ CANDIDATES = 64  # nearest letters of each other class listed per anchor before 
 POOL = 8  # ink: invariant draws this many candidate letters per letter kept, then keeps matched tuples of them
 
 
+def pool_chunk(canvas: int) -> int:
+    """Pool letters drawn at a time (only their statistics are kept): 4096 up to a 32 px canvas, fewer on larger
+    ones, so a chunk's images and the statistics' float64 copies stay near 16 MiB (4096 on a 256 px canvas took
+    7 GB). A letter's statistics do not depend on the chunk it is drawn in."""
+    return max(1, min(4096, 4096 * 32 * 32 // (canvas * canvas)))
+
+
 def least_ink(data: DataConfig, table: GlyphTable) -> float:
     """The least total ink of any glyph of the table at the smallest size and thinnest stroke, drawn centred."""
     g = torch.arange(table.segments.shape[0])

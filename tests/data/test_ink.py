@@ -192,3 +192,18 @@ def test_invariant_letters_keep_the_class_balance_and_their_drawing_when_redrawn
     moved = draw(table, batch, data.canvas, dx=2, dy=-1)
     rolled = torch.roll(draw(table, batch, data.canvas), (-1, 2), (-2, -1))  # whole pixels: the same letter
     assert torch.allclose(rolled, moved, atol=1e-5)  # up to float rounding of the pixel centres
+
+
+def test_the_pool_is_drawn_in_smaller_chunks_on_larger_canvases_with_the_same_letters_chosen(monkeypatch):
+    """4096 pool letters at a time took 7 GB on a 256 px canvas; the chunk shrinks with the canvas (ink.pool_chunk),
+    and a letter's statistics do not depend on its chunk: the same letters are chosen, drawn alike."""
+    from invariance_lab.data import datasets
+    from invariance_lab.data.ink import pool_chunk
+
+    assert pool_chunk(32) == pool_chunk(16) == 4096 and pool_chunk(64) == 1024 and pool_chunk(256) == 64
+    data = DataConfig(letters=["A", "B"], ink="invariant", canvas=48, size=20, train_images=40, test_images=10)
+    chosen = {}
+    for chunk in (4096, 7):
+        monkeypatch.setattr(datasets, "pool_chunk", lambda canvas: chunk)
+        chosen[chunk] = training_set(data, glyph_table(data))[0]
+    assert torch.equal(chosen[4096], chosen[7])
