@@ -40,10 +40,10 @@ from ..data.folder import image_channels
 from ..config.memory import check_sweep_fits
 from ..nn.models import count_parameters
 from ..store.layout import (CONFIG_FILE, INVARIANCE_CSV, LAYERS_CSV, LAYERS_SUMMARY_CSV, LIE_CSV, SUMMARY_CSV,
-    RESUME_FOLDERS, SWEEP_DIR, SWEEP_FILE, TRAIN_CSV, checkpoint_path, new_folder, new_run_folder, refuse_linked_folders,
+    SWEEP_DIR, SWEEP_FILE, TRAIN_CSV, checkpoint_path, new_folder, refuse_linked_folders,
     unit_key)
 from ..store.atomic import write_csv, write_file, write_text
-from ..store.claim import Claim, claim, claimed_resume
+from ..store.claim import run_folder
 from ..store.meta import Meta, run_state
 from ..store.find import (config_digest, finished_runs, require_finished_run, resumable_run, reusable_checkpoints,
     run_difference)
@@ -91,23 +91,18 @@ def run_experiment(cfg: Config, *, results_dir: Path, progress: bool = False, fr
     config_text = to_yaml(cfg)
     digest = config_digest(config_text)
     made_with = trained_with(cfg)
-    resume, held = (None, None) if fresh else claimed_resume(results_dir, cfg.name, digest, trained_with=made_with,
-                                                             reuse_old=reuse_old)  # a folder no live process holds
-    stale = None if fresh or resume else resumable_run(results_dir, cfg.name, digest)
+    run_dir, old, held = run_folder(results_dir, cfg.name, digest, config_text, fresh=fresh, trained_with=made_with,
+                                    reuse_old=reuse_old)  # held: no other process resumes it meanwhile
+    stale = None if fresh or old else resumable_run(results_dir, cfg.name, digest)
     if stale is not None:  # made with other versions, or held by another process that resumes it now
         other = run_difference(stale[1], made_with)
         say(f"not resuming {stale[0]}: " + (f"it was made with {other}; starting a new folder (`invlab run "
             "--reuse-old` resumes it)" if other else "another invlab process resumes it; starting a new folder"))
-    if resume is not None:
-        run_dir, old = resume
-        refuse_linked_folders(run_dir, RESUME_FOLDERS)  # checkpoints/ -> elsewhere: new units would land there
+    if old is not None:
         say(f"resuming {run_dir} ({run_state(old)}): finished units are kept")
-        history = old.get("attempts", []) + [dict(state=run_state(old), started=old.get("started"))]
-        write_text(run_dir / CONFIG_FILE, config_text)  # the same settings (digest); restores an edited copy
     else:
-        run_dir, old, history = new_run_folder(results_dir, cfg.name, config_text), None, []
-        held = claim(run_dir)
         say(f"run folder: {run_dir}")
+    history = [] if old is None else old.get("attempts", []) + [dict(state=run_state(old), started=old.get("started"))]
     meta = Meta(run_dir, kind="run", name=cfg.name, run_id=run_dir.name, config_digest=digest, device=str(device),
                 seeds=cfg.seeds, protocol=protocol(cfg.sweep, cfg.data, cfg.seeds, list(factors)),
                 environment=environment(threads_why), models={}, fingerprints=unit_fingerprints(cfg), trained=[], reused={},
@@ -115,7 +110,7 @@ def run_experiment(cfg: Config, *, results_dir: Path, progress: bool = False, fr
                 attempts=history, timings={"train_s": {}})
     if cfg.factorial is not None:  # the combinations that cannot be built (invlab run prints them)
         meta.data["factorial_left_out"] = left_out(cfg)
-    with held or Claim(None), meta.recording():  # held until the run ends: no other process resumes it meanwhile
+    with held, meta.recording():  # the folder held until the run ends
         t0 = time.perf_counter()
         table = glyph_table(cfg.data)
         # data.val_fraction holds validation images out of the training set (or a folder's val/): val is (x, y)

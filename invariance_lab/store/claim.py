@@ -16,9 +16,9 @@ import os
 from pathlib import Path
 
 from ..core.open_flags import BINARY, NOFOLLOW
-from .atomic import refuse_link
+from .atomic import refuse_link, write_text
 from .find import resumable_run
-from .layout import LOCK_FILE
+from .layout import CONFIG_FILE, LOCK_FILE, RESUME_FOLDERS, new_run_folder, refuse_linked_folders
 
 try:
     import fcntl
@@ -85,3 +85,22 @@ def claimed_resume(results_dir: Path, name: str, digest: str, **find) -> tuple[t
                 return again, held
             held.release()
         passed.add(found[0])
+
+
+def run_folder(results_dir: Path, name: str, digest: str, config_text: str, *, fresh: bool,
+               **find) -> tuple[Path, dict | None, Claim]:
+    """(the folder a run works in, the meta.json of the stopped run it resumes or None, its claim): the newest
+    stopped run of this config no live process holds (claimed_resume; its config.yaml written again, restoring an
+    edited copy), else a new folder. Released here if this fails, else by the caller (`with claim:`)."""
+    found, held = (None, None) if fresh else claimed_resume(results_dir, name, digest, **find)
+    try:
+        if found is not None:
+            refuse_linked_folders(found[0], RESUME_FOLDERS)  # checkpoints/ -> elsewhere: new units would land there
+            write_text(found[0] / CONFIG_FILE, config_text)
+            return found[0], found[1], held
+        run_dir = new_run_folder(results_dir, name, config_text)
+        return run_dir, None, claim(run_dir) or Claim(None)
+    except BaseException:
+        if held is not None:
+            held.release()
+        raise

@@ -53,3 +53,23 @@ def test_claimed_resume_passes_over_a_folder_another_process_holds(tmp_path):
     again.release()
     mine.release()
     assert claimed_resume(tmp_path, "x", "d")[0][0].name == "older"
+
+
+def test_a_resume_refused_after_the_claim_releases_it(tmp_path):
+    """A stopped run whose checkpoints/ is a link is refused after it was claimed: the claim must go with the
+    error, or a second call in the same process (a notebook) would find the folder taken and start a new one."""
+    from invariance_lab.core.errors import RunFolderError
+    from invariance_lab.store.claim import run_folder
+
+    run = tmp_path / "x" / "stopped"
+    stopped_or_finished_run(run, status="interrupted", config_digest="d")
+    (tmp_path / "elsewhere").mkdir()
+    (run / "checkpoints").symlink_to(tmp_path / "elsewhere")
+    for _ in range(2):  # the same refusal both times: the folder is not taken by the first call
+        try:
+            run_folder(tmp_path, "x", "d", "name: x\n", fresh=False)
+        except RunFolderError as e:
+            assert "checkpoints" in str(e)
+        else:
+            raise AssertionError("a linked checkpoints/ was resumed")
+    assert claim(run) is not None
