@@ -35,15 +35,24 @@ MINIMAL_CONFIG = "name: my_experiment\nmodels:\n  conv_gap: {arch: conv_gap}\n"
 # ------------------------------------------------------------------------------------------------- reading
 
 
+def _where_configs_are(path: Path) -> str:
+    """For a missing configs/... (the README's): the close names in that folder, or, where there is none (an
+    installed package has no configs/), where the configs are and a config of one line."""
+    if not path.parent.is_dir():
+        return ("" if path.parts[:1] != ("configs",) else " (configs/ comes with invlab's checkout: run from there, "
+                "or give the path to it; a config of your own can be one line: {name: mine, models: {conv_gap: "
+                "{arch: conv_gap}}})")
+    names = sorted(p.name for p in path.parent.glob("*.y*ml"))
+    close = difflib.get_close_matches(path.name, names, n=3)
+    return f"; did you mean {', '.join(str(path.parent / c) for c in close)}?" if close else ""
+
+
 def read_yaml(path: str | Path) -> Any:
     """The parsed YAML of a config file (not yet validated); a missing, unreadable or oversized file, or text
     that is not YAML, is a ConfigError."""
     path = Path(path)
     if not path.exists():
-        shipped = path.parts[:1] == ("configs",)  # the README's configs/...: in invlab's checkout, not its package
-        raise ConfigError(f"config file not found: {path}" + (
-            " (configs/ comes with invlab's checkout: run from there, or give the path to it; a config of your own "
-            "can be one line: {name: mine, models: {conv_gap: {arch: conv_gap}}})" if shipped else ""))
+        raise ConfigError(f"config file not found: {path}{_where_configs_are(path)}")
     if not path.is_file():
         raise ConfigError(f"{path} is not a file; give a YAML config such as configs/quick.yaml")
     try:

@@ -157,17 +157,25 @@ def run_study(config: Path, *, overrides: list[str], vary: list[str], results_di
 
 
 def _resumable_study(results_dir: Path, name: str, digest: str) -> tuple[Path | None, Claim | None]:
-    """The newest unfinished study of these combinations whose process is gone, claimed (store/claim.py), or
-    (None, None). A study still running (a second identical command started meanwhile) is left to its process."""
-    def stopped(spec: dict) -> bool:
-        return spec.get("digest") == digest and study_state(spec) not in ("complete", "running")
+    """The newest unfinished study of these combinations whose process is gone (or on another host: no process
+    there holds its lock), claimed (store/claim.py), or (None, None). A study whose process on this host is alive
+    (the same command started twice) is left to it."""
+    def stopped(spec: dict) -> bool:  # said so; or "running" with its process gone, or unknown (another host)
+        status = spec.get("status")
+        return spec.get("digest") == digest and status != "complete" and (
+            status != "running" or process_gone(spec) is not False)
 
     for folder, spec in reversed(studies(results_dir, name)):
         held = claim(folder) if stopped(spec) else None
-        if held is not None and stopped(read_study(folder)):  # read again, now that it is ours
-            return folder, held
-        if held is not None:
+        if held is None:
+            continue
+        try:
+            if stopped(read_study(folder)):  # read again, now that it is ours
+                return folder, held
+        except BaseException:
             held.release()
+            raise
+        held.release()
     return None, None
 
 

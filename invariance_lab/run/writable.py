@@ -15,6 +15,7 @@ its head (`marker`: the page's generator tag, the PNG's Software chunk, the page
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 from pathlib import Path
@@ -33,9 +34,12 @@ def writable(path: Path, option: str, *, create: bool = True) -> Path:
     inside = results_folder_of(Path(path) / META_FILE) if option == "--results-dir" else None
     if inside is not None:
         where = "is" if inside == Path(path).resolve() else "lies in"
+        outermost = inside  # a sweep folder lies in its run folder: the suggestion is outside both
+        while results_folder_of(outermost) is not None:
+            outermost = results_folder_of(outermost)
         raise ConfigError(f"{option} {path} {where} the results folder {inside} (it holds {META_FILE} or "
                           f"{STUDY_FILE}): what invlab makes would be nested in it. Give the folder that holds your "
-                          f"runs, e.g. {option} {inside.parent.parent}")
+                          f"runs, e.g. {option} {outermost.parent.parent}")
     if not create:
         existing = next(p for p in (path, *Path(os.path.abspath(path)).parents) if os.path.lexists(p))
         if existing != path and not Path(existing).is_dir():
@@ -58,9 +62,26 @@ def results_folder_of(path: Path) -> Path | None:
     """The run, sweep, study or measure folder that the file `path` lies in (at any depth), or None."""
     parent = Path(os.path.abspath(path)).parent.resolve()  # a linked folder counts as where it leads
     for folder in (parent, *parent.parents):
-        if (folder / META_FILE).is_file() or (folder / STUDY_FILE).is_file():
+        if _invlabs(folder / META_FILE, ("run", "sweep", "measure")) or _invlabs(folder / STUDY_FILE, ("study",)):
             return folder
     return None
+
+
+def _invlabs(path: Path, kinds: tuple[str, ...]) -> bool:
+    """Whether `path` is a record invlab wrote: a JSON object whose kind is one of `kinds`. Another tool's
+    meta.json (a dataset's, a project's, higher up) is not; one that cannot be read as JSON is taken for invlab's,
+    damaged, so that nothing is written into a run folder because its meta.json broke."""
+    try:
+        if not path.is_file():
+            return False
+        if path.stat().st_size > MARK_BYTES * 16:  # invlab's records are a few KB; a big file is someone else's
+            return False
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError:
+        return False
+    except ValueError:
+        return True
+    return not isinstance(data, dict) or data.get("kind") in kinds
 
 
 def output_file(path: Path, option: str, example: str, *, marker: bytes, starts: bytes = b"", force: bool = False,

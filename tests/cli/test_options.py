@@ -106,14 +106,27 @@ def test_a_results_dir_inside_a_run_folder_is_refused(command, tmp_path, monkeyp
     """--results-dir RUN made new runs inside the run folder (RUN/quick/<run id>); from inside a run folder the
     default results/ did the same."""
     run = tmp_path / "results" / "quick" / "20260101-000000"
-    run.mkdir(parents=True)
-    (run / "meta.json").write_text("{}")
+    sweep = run / "sweeps" / "20260101-000100"
+    sweep.mkdir(parents=True)
+    (run / "meta.json").write_text('{"kind": "run"}')
+    (sweep / "meta.json").write_text('{"kind": "sweep"}')
     monkeypatch.chdir(ROOT)
-    for results, where in ((run, "is the results folder"), (run / "checkpoints" / "x", "lies in the results folder")):
+    for results, folder, where in ((run, run, "is the results folder"), (sweep, sweep, "is the results folder"),
+                                   (run / "checkpoints" / "x", run, "lies in the results folder")):
         res = runner.invoke(app, [*command, "--results-dir", str(results)])
         said = " ".join(res.output.split())
-        assert res.exit_code == 2 and f"{where} {run}" in said and f"--results-dir {tmp_path / 'results'}" in said, said
-    assert sorted(p.name for p in run.iterdir()) == ["meta.json"]
+        # the folder suggested lies outside every results folder (a sweep's run's parent's parent)
+        assert res.exit_code == 2 and f"{where} {folder}" in said and f"--results-dir {tmp_path / 'results'}" in said
+    assert sorted(p.name for p in run.iterdir()) == ["meta.json", "sweeps"]
+
+
+def test_another_tools_meta_json_above_the_results_dir_is_not_a_results_folder(tmp_path, monkeypatch):
+    """Every run was refused below a project folder holding a meta.json of its own (a dataset's description)."""
+    (tmp_path / "meta.json").write_text('{"title": "my dataset"}')
+    monkeypatch.chdir(tmp_path)
+    res = runner.invoke(app, ["run", str(ROOT / "configs" / "quick.yaml"), "--results-dir", str(tmp_path / "r"),
+                              "--set", "train.epochs=0", "--set", "data.test_images=12", "--quiet"])
+    assert res.exit_code == 0 and "results folder" not in res.output, res.output
 
 
 @pytest.mark.parametrize("command, flag", [(["report", "results/quick/x"], "--plot"),

@@ -251,3 +251,18 @@ def test_a_study_still_running_is_not_resumed_by_a_second_command(linked_study, 
     assert res.exit_code == 0 and "resuming study" not in res.output, res.output
     assert (study / "study.json").read_bytes() == before
     assert len(list((results / "quick").glob("study-*"))) == 2
+
+
+def test_a_study_running_on_another_host_is_resumed_when_no_process_holds_it(linked_study, tmp_path, one_thread):
+    """study.json marked running by a process on another host (a second login node, a laptop whose name changed
+    with its network) was never resumed: a second study was made, and status said "running" forever. No process
+    there holds its lock, so it is resumed."""
+    _, results, study = _copy(linked_study, tmp_path)
+    spec = json.loads((study / "study.json").read_text())
+    spec.update(status="running", pid=12345, pid_start=None, host="old-laptop.local")
+    spec["runs"][1].update(run=None, status="running")
+    (study / "study.json").write_text(json.dumps(spec))
+    res = _run(results, "--set", "train.epochs=0", "--vary", "data.train_shift=0,1")
+    assert res.exit_code == 0, res.output
+    assert len(list((results / "quick").glob("study-*"))) == 1
+    assert json.loads((study / "study.json").read_text())["status"] == "complete"

@@ -117,6 +117,10 @@ def test_missing_file_is_said_plainly(tmp_path, monkeypatch):
     one_line = str(e.value).split("can be one line: ")[1][:-1]
     (tmp_path / "mine.yaml").write_text(one_line)
     assert list(load_config(tmp_path / "mine.yaml").models) == ["conv_gap"]
+    monkeypatch.chdir(ROOT)  # in the checkout, a misspelt name: the close ones, not the checkout's whereabouts
+    with pytest.raises(ConfigError, match=r"configs/quikc.yaml; did you mean configs/quick.yaml") as e:
+        load_config("configs/quikc.yaml")
+    assert "checkout" not in str(e.value)
 
 
 @pytest.mark.parametrize("kind, needle", [("directory", "is not a file"), ("2-MiB", "too large for a config"),
