@@ -25,9 +25,9 @@ from ..store.layout import LAYERS_CSV
 from .evidence import Evidence, Finding, Stat, compare, exact_on_lattice_only, lattice, lattice_numbers, tv
 from .part_focus import PART_MODELS
 from .part_tests import part_finding
-from .protocol import pct, ratio
+from .protocol import pct, pct_interval, ratio
 from .rules import (AGREE_TV, ALPHA, APPROX, APPROX_EQUIVARIANCE, APPROX_FLIP, CIRCULAR, EXACT_EQUIVARIANCE, EXACT_TV,
-    FAILS, HOLDS, MIN_REMOVAL, PART_SPAN, PARTLY, POWER, POWERED_FRACTION, UNDECIDED)
+    FAILS, HOLDS, MIN_REMOVAL, PART_SPAN, PARTLY, POWER, POWERED_FRACTION, UNDECIDED, within_flip)
 
 # ----------------------------------------------------------------------------------------------- the claims
 
@@ -145,7 +145,8 @@ def _part_displacement(ev: Evidence) -> Finding:
        "then the dense layer: {canvas_shifts} (zero padding), and every circular shift of the canvas "
        "(circular padding); three blocks + flatten (conv_maxpool) for comparison.",
        f"holds if no image changes by more than {EXACT_TV:g} (TV) at any shift, seed and protocol; holds only "
-       f"approximately if the mean flip rate is at most {APPROX_FLIP:g} under both protocols; else does not hold.",
+       f"approximately if the mean flip rate is at most {APPROX_FLIP:g} under both protocols (its whole 95% interval "
+       "over seeds); does not hold if it is above under either (the whole interval); else undecided.",
        ("run", "every_roll"), ("maxpool_1x1", "maxpool_1x1_circular", "conv_maxpool"))
 def _pool_to_one(ev: Evidence) -> Finding:
     canvas, circ = ev.stat("run", "maxpool_1x1", "mean_flip_rate"), ev.stat("every_roll", "maxpool_1x1_circular",
@@ -161,15 +162,16 @@ def _pool_to_one(ev: Evidence) -> Finding:
                 str(ev.stat("every_roll", "maxpool_1x1_circular", "worst_flip_rate"))),
                ("largest probability change of any image (canvas; circular)", "maxpool_1x1(_circular)",
                 f"{big[0]:.3g}; {big[1]:.3g}")]
-    verdict = (HOLDS if max(big) <= EXACT_TV else APPROX if max(canvas.mean, circ.mean) <= APPROX_FLIP else FAILS)
+    near = [within_flip(canvas), within_flip(circ)]
+    verdict = (HOLDS if max(big) <= EXACT_TV else APPROX if all(near) else FAILS if False in near else UNDECIDED)
     stride = ev.total_stride("maxpool_1x1_circular")
     return Finding(verdict, f"the single value per channel is reached (total stride {stride}, canvas "
                    f"{ev.cfg.data.canvas} px), yet {pct(canvas.mean)} of predictions change on average under canvas "
                    f"shifts and {pct(circ.mean)} over every circular shift; against three blocks + flatten "
                    f"({pct(three.mean)}): {compare(canvas, three)}. The max-pooling grid is exact only for shifts by "
                    f"multiples of the total stride, and on this canvas that is no non-zero shift", numbers,
-                   f"under canvas shifts ({pct(canvas.mean)} of predictions change) and circular shifts "
-                   f"({pct(circ.mean)})")
+                   f"under canvas shifts ({pct_interval(canvas)} of predictions change) and circular shifts "
+                   f"({pct_interval(circ)})")
 
 
 @claim("Any symmetric function over positions — max, sum, mean — makes the output invariant",
@@ -230,8 +232,10 @@ SHUFFLERS = {"strided_gmp_circular": "strided conv + global max",
        "the multiples of the total stride and the rest.",
        f"Both words are tested, per network. 'Only': exact (no image changes by more than {EXACT_TV:g}) at every "
        "multiple of the total stride and at no odd shift; 'approximately': between the multiples at most "
-       f"{APPROX_FLIP:.0%} of predictions change (mean flip rate). Holds for a network that passes both; the claim "
-       "holds if both networks do, holds for some networks only if one does, else does not hold.",
+       f"{APPROX_FLIP:.0%} of predictions change (mean flip rate: its whole 95% interval over seeds; undecided for "
+       "the network when the interval holds the threshold). Holds for a network that passes both; the claim holds "
+       "if both networks do, holds for some networks only if one does, is undecided if none does and one is "
+       "undecided, else does not hold.",
        ("every_roll", "layers"), ("strided_gmp_circular", "maxpool_gap_circular"))
 def _stride_shuffle(ev: Evidence) -> Finding:
     """Claim 5, per network: 'only' (exact on the stride lattice and at no odd shift) and 'approximately'."""
@@ -244,9 +248,10 @@ def _stride_shuffle(ev: Evidence) -> Finding:
     if gap > AGREE_TV:
         return Finding(UNDECIDED, f"the all-shift engine and brute force disagree by {tv(gap)}", numbers)
     only = {m: exact_on_lattice_only(f) for m, f in found.items()}
-    approx = {m: f["off"].mean <= APPROX_FLIP for m, f in found.items()}
+    approx = {m: within_flip(f["off"]) for m, f in found.items()}
     holds = [m for m in found if only[m] and approx[m]]
-    verdict = HOLDS if len(holds) == len(found) else PARTLY if holds else FAILS
+    open_ = [m for m in found if only[m] and approx[m] is None]  # the seeds disagree about 'approximately'
+    verdict = HOLDS if len(holds) == len(found) else PARTLY if holds else UNDECIDED if open_ else FAILS
     said, scope = [], []
     for m, f in sorted(found.items(), key=lambda kv: kv[0] not in holds):  # the networks it holds for first
         on = max(f["on"], f["on_brute"])
@@ -255,11 +260,13 @@ def _stride_shuffle(ev: Evidence) -> Finding:
         exact += f", exact at {f['odd_exact']} of its {f['n_odd']} odd shifts"
         if f["period"] is not None and f["period"] < f["step"]:
             exact += f" (exact on a finer lattice, every {f['period']} px)"
-        near = (f"{'approximately' if approx[m] else 'not even approximately'} a shuffle in between "
-                f"({pct(f['off'].mean)} of predictions change; approximately: at most {APPROX_FLIP:.0%})")
+        how = {True: "approximately", False: "not even approximately", None: "undecided whether approximately"}
+        near = (f"{how[approx[m]]} a shuffle in between ({pct_interval(f['off'])} of predictions change; "
+                f"approximately: at most {APPROX_FLIP:.0%}{', which the interval holds' if approx[m] is None else ''})")
         said.append(f"{m}: {'only' if only[m] else 'not only'} a shuffle on the lattice ({exact}); {near}")
-        scope.append(f"{'for' if m in holds else 'not for'} {SHUFFLERS[m]} ({pct(f['off'].mean)} of predictions "
-                     f"change between lattice points{'' if only[m] else '; not exact on the lattice only'})")
+        scope.append(f"{'for' if m in holds else 'undecided for' if m in open_ else 'not for'} {SHUFFLERS[m]} "
+                     f"({pct_interval(f['off'])} of predictions change between lattice points"
+                     f"{'' if only[m] else '; not exact on the lattice only'})")
     return Finding(verdict, "; ".join(said), numbers, "; ".join(scope))
 
 
@@ -268,7 +275,8 @@ def _stride_shuffle(ev: Evidence) -> Finding:
        "with zero padding, under {canvas_shifts}; the strided + global max network with "
        "circular padding over every circular shift (where it must be exact at multiples of 8).",
        f"holds if strided conv + global max changes no image by more than {EXACT_TV:g} under canvas shifts; holds "
-       f"only approximately if its mean flip rate is at most {APPROX_FLIP:g}; else does not hold. The condition "
+       f"only approximately if its mean flip rate is at most {APPROX_FLIP:g} (its whole 95% interval over seeds); "
+       "does not hold if the whole interval is above; else undecided. The condition "
        "compares it with max pooling + flatten.",
        ("run", "every_roll"), ("strided_gmp", "conv_maxpool", "strided_gmp_circular"))
 def _strided_global_max(ev: Evidence) -> Finding:
@@ -281,7 +289,9 @@ def _strided_global_max(ev: Evidence) -> Finding:
                 for m in ("strided_gmp", "conv_maxpool")]
     found, more = lattice_numbers(ev, "strided_gmp_circular")
     numbers += more
-    verdict = HOLDS if ev.max_tv("run", "strided_gmp") <= EXACT_TV else APPROX if sg.mean <= APPROX_FLIP else FAILS
+    near = within_flip(sg)
+    verdict = (HOLDS if ev.max_tv("run", "strided_gmp") <= EXACT_TV else APPROX if near else FAILS if near is False
+               else UNDECIDED)
     step = found["step"]
     circular = (f"exact only at multiples of its total stride {step}" if exact_on_lattice_only(found) else
                 f"exact at {found['odd_exact']} odd shifts, and up to {tv(found['on'])} at multiples of {step}")
@@ -289,8 +299,8 @@ def _strided_global_max(ev: Evidence) -> Finding:
                    f"shifts, against {pct(mp.mean)} for max pooling + flatten ({compare(sg, mp)}); with circular "
                    f"padding it is {circular} and changes {pct(found['off'].mean)} of predictions in between: the "
                    "global max removes where things are, but the stride-2 subsampling before it aliases", numbers,
-                   f"under canvas shifts ({pct(sg.mean)} of predictions change) and, with circular padding, off "
-                   f"the stride-{step} lattice ({pct(found['off'].mean)})")
+                   f"under canvas shifts ({pct_interval(sg)} of predictions change) and, with circular padding, off "
+                   f"the stride-{step} lattice ({pct_interval(found['off'])})")
 
 
 def judge_all(cfg: Config, results: dict[str, Result]) -> list[tuple[Claim, Finding]]:

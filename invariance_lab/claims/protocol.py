@@ -53,6 +53,14 @@ def pct(x: float, digits: int = 1) -> str:
     return MISSING if x is None or math.isnan(x) else f"{x:.{digits}%}"
 
 
+def pct_interval(stat) -> str:
+    """A mean share over seeds with its 95% interval (evidence.Stat), as percentages: '1.0% [0.0%, 5.1%]'; the mean
+    alone with one seed."""
+    if math.isnan(stat.lo) or math.isnan(stat.hi):
+        return pct(stat.mean)
+    return f"{pct(stat.mean)} [{pct(stat.lo)}, {pct(stat.hi)}]"
+
+
 ZERO_MAPS = "undefined (0 / 0: the feature maps are all zero)"
 
 
