@@ -35,8 +35,8 @@ def writable(path: Path, option: str, *, create: bool = True) -> Path:
     if inside is not None:
         where = "is" if inside == Path(path).resolve() else "lies in"
         outermost = inside  # a sweep folder lies in its run folder: the suggestion is outside both
-        while results_folder_of(outermost) is not None:
-            outermost = results_folder_of(outermost)
+        while (up := results_folder_of(outermost)) is not None:
+            outermost = up
         raise ConfigError(f"{option} {path} {where} the results folder {inside} (it holds {META_FILE} or "
                           f"{STUDY_FILE}): what invlab makes would be nested in it. Give the folder that holds your "
                           f"runs, e.g. {option} {outermost.parent.parent}")

@@ -32,9 +32,8 @@ def check_test_set(name: Any, spec: Any) -> dict:
         raise _Problem(("test_sets",), f"a test set's name names its folder (test_sets/<name>/): letters, digits, "
                        f"'_', '-', '.', at most 64, not starting with '.', and not {OWN!r} (the run's own test set)",
                        name)
-    if not_a_folder_everywhere(name):
-        raise _Problem(("test_sets",), f"a test set's name names its folder (test_sets/<name>/): "
-                       f"{not_a_folder_everywhere(name)}", name)
+    if trouble := not_a_folder_everywhere(name):
+        raise _Problem(("test_sets",), f"a test set's name names its folder (test_sets/<name>/): {trouble}", name)
     if not isinstance(spec, dict) or not spec:
         raise _Problem(where, "a test set is a mapping of data keys that replace the run's for its test images, "
                        "e.g. {test_set: dissimilar} for source: boxes, or {size: 12} for letters", spec)
