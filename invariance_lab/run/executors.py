@@ -10,9 +10,12 @@ handles whose result() is the task's outcome, and can stop them (Ctrl-C) or be c
 
 from __future__ import annotations
 
+import os
+import sys
 import threading
 import time
 from collections.abc import Callable
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +25,8 @@ from tqdm import tqdm
 from ..core.runtime import usable_cores
 from ..core.errors import InvlabError, choose, clip
 from ..core.speed import keep_freed_memory
-from ..store.layout import submitit_dir
+from ..core.open_flags import NOFOLLOW
+from ..store.layout import CONTROLLER_LOG, submitit_dir
 from .workers import WorkerPool
 
 
@@ -133,6 +137,7 @@ class _Submitit:
                               "`pip install -e '.[slurm]'` in invlab's checkout (or `pip install submitit`), or use "
                               "--executor processes") from None
         folder = submitit_dir(run_dir) / "%j"
+        self.controllers_log = None if cluster == "slurm" else submitit_dir(run_dir) / CONTROLLER_LOG
         if cluster == "slurm":
             try:
                 self.ex = submitit.AutoExecutor(folder=folder, cluster="slurm")
@@ -155,7 +160,8 @@ class _Submitit:
 
     def submit(self, tasks: list) -> list:
         try:
-            jobs = self.ex.map_array(_run_task, tasks)
+            with _stderr_into(self.controllers_log) if self.controllers_log else nullcontext():
+                jobs = self.ex.map_array(_run_task, tasks)
         except (OSError, RuntimeError) as e:  # sbatch refused the array (a bad partition, time or memory, ...)
             raise InvlabError(f"submitting {len(tasks)} units failed: {clip(e, 500)}; check --partition, --time, "
                               "--cpus, --gpus and --mem against the cluster's limits (sinfo)") from None
@@ -169,6 +175,26 @@ class _Submitit:
 
     def close(self) -> None:
         pass
+
+
+@contextmanager
+def _stderr_into(path: Path):
+    """This process's stderr (file descriptor 2) appended to `path` inside the block, as it was after. submitit-local
+    starts each job's controller, a python process in the terminal's process group, with this process's stderr;
+    Ctrl-C, and a cancel (SIGINT too), end the controller with a KeyboardInterrupt traceback, which would land
+    between invlab's own lines. Started inside this block, the controllers write to the log instead."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    log = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | NOFOLLOW, 0o644)
+    sys.stderr.flush()
+    saved = os.dup(2)
+    os.dup2(log, 2)
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(log)
 
 
 EXECUTORS: dict[str, Executor] = {}

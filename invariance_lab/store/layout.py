@@ -53,6 +53,9 @@ MEASURE_FILE = "measure.yaml"  # what invlab measure was asked: model, weights, 
 UNIT_DIR = "units"  # units/<model>-seed<seed>.json: a unit's state as its worker last wrote it; .log: its log
 UNIT_DATA = "data.pt"  # units/data.pt: the run's images, for worker processes and cluster jobs (removed at the end)
 SUBMITIT_DIR = "submitit"  # units/submitit/: submitit's job files and logs (--executor slurm, submitit-local)
+# units/submitit/controllers.log: the stderr of submitit-local's controller processes (the traceback each prints
+# when Ctrl-C or a cancel stops it), kept off the terminal
+CONTROLLER_LOG = "controllers.log"
 STUDY_FILE = "study.json"  # results/<name>/study-<time>/study.json: a study's overrides and its run folders
 STUDY_PREFIX = "study-"
 ANSWERS_FILE = "answers.md"  # <run>/answers.md: the page `invlab claims` writes by default

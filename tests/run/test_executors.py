@@ -9,8 +9,12 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from datetime import datetime, timedelta
+from functools import partial
+from types import SimpleNamespace
 
+import pytest
 import yaml
 from conftest import ROOT, SMALL_RUN
 from typer.testing import CliRunner
@@ -20,6 +24,7 @@ from invariance_lab.run import executors, scheduler
 from invariance_lab.run.scheduler import running_elsewhere
 from invariance_lab.run.workers import WorkerDied, WorkerPool
 from invariance_lab.core.processes import process_start
+from invariance_lab.store.layout import CONTROLLER_LOG, submitit_dir
 from invariance_lab.store.meta import read_meta, read_unit_state
 
 # Two units that train at once: `killer` kills its own worker with SIGKILL (as the out-of-memory killer would)
@@ -169,3 +174,28 @@ def test_a_running_unit_whose_process_is_gone_or_whose_heartbeat_is_in_the_futur
     assert not running_elsewhere(tmp_path, "none-seed0")  # no state at all
     assert running_elsewhere(tmp_path, "alive-seed0")  # a live unit is waited for, not trained twice
     assert running_elsewhere(tmp_path, "alive_elsewhere-seed0")  # a fresh heartbeat from another host
+
+
+def test_a_stopped_submitit_local_job_prints_no_traceback(tmp_path, capfd):
+    """submitit-local's controller, a python process of the terminal's process group, ends on Ctrl-C and on a cancel
+    (SIGINT both) with a KeyboardInterrupt traceback; the executor starts it with units/submitit/controllers.log as
+    its stderr, and gives this process its own stderr back."""
+    pytest.importorskip("submitit")
+    terminal = os.fstat(2)
+    backend = executors.EXECUTORS["submitit-local"].start(tmp_path, 1, executors.Resources(), 1)
+    backend.ex.update_parameters(timeout_min=1)
+    (job,) = backend.submit([SimpleNamespace(run=partial(time.sleep, 60))])  # still running when it is stopped
+    assert (os.fstat(2).st_dev, os.fstat(2).st_ino) == (terminal.st_dev, terminal.st_ino)
+    deadline = time.monotonic() + 60
+    try:
+        while not list((submitit_dir(tmp_path) / job.job_id).glob("*_log.out")) and time.monotonic() < deadline:
+            time.sleep(0.01)  # until the controller has started the task
+    finally:
+        backend.stop()
+    while not job.done() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert job.done()
+    time.sleep(0.2)  # the controller's last words, if any, reach the terminal
+    err = capfd.readouterr().err
+    assert "Traceback" not in err, err
+    assert "KeyboardInterrupt" in (submitit_dir(tmp_path) / CONTROLLER_LOG).read_text()  # as the controller said
