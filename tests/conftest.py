@@ -9,7 +9,9 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 def pytest_configure(config):
     """Tests run in one worker process per core (pytest-xdist, pyproject's addopts): one torch thread each, since
-    two workers of two threads on two cores fight for them (a test that needs more threads sets them itself)."""
+    two workers of two threads on two cores fight for them (a test that needs more threads sets them itself).
+    The memory limit is the default rule's (the documented messages quote it), whatever the shell sets."""
+    os.environ.pop("INVLAB_MEMORY_LIMIT", None)
     if os.environ.get("PYTEST_XDIST_WORKER"):
         import torch  # here, not above: xdist's controller process runs no test and need not import torch
 

@@ -27,20 +27,34 @@ from .limits import _glyph_stats, letter_size, shift_problem
 from .models import resolved_models
 
 MEMORY_CAP = 4 * 2**30  # run memory limit: the smaller of this and half the physical memory (memory_limit)
+LIMIT_VARIABLE = "INVLAB_MEMORY_LIMIT"  # GiB: the limit on a machine where the rule's default is too small
 RENDER_CHUNK = 256  # images letters.render draws at once (its `chunk`): sets the renderer's scratch memory
 
 
 def memory_limit() -> tuple[int, str]:
     """(bytes, the rule in words). The limit is the smaller of MEMORY_CAP (4 GiB) and half the physical memory:
     the data, the sweep's inputs and the networks all live in RAM at once, and the lab is meant for a laptop; the
-    other half is left to the system, torch's workspace and what this estimate leaves out."""
+    other half is left to the system, torch's workspace and what this estimate leaves out. INVLAB_MEMORY_LIMIT
+    (GiB, up to the physical memory) replaces it on a machine that has more to give."""
     try:
         ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (AttributeError, ValueError, OSError):  # not Linux: the fixed cap alone
         ram = 0
-    limit = min(MEMORY_CAP, ram // 2) if ram > 0 else MEMORY_CAP
     here = f"; this machine has {_size(ram)}" if ram > 0 else ""
-    return limit, f"the smaller of {_size(MEMORY_CAP)} and half the physical memory{here}"
+    given = os.environ.get(LIMIT_VARIABLE, "").strip()
+    if given:
+        try:
+            gib = float(given)
+        except ValueError:
+            gib = math.nan
+        if not (0 < gib < math.inf) or (ram > 0 and gib * 2**30 > ram):
+            raise ConfigError(f"{LIMIT_VARIABLE}={quote(given)}: the memory limit of a run, in GiB, must be a number "
+                              f"more than 0{f' and at most the physical memory ({_size(ram)})' if ram > 0 else ''}, "
+                              "e.g. 16; unset it for the default (the smaller of 4 GiB and half the physical memory)")
+        return int(gib * 2**30), f"{LIMIT_VARIABLE}={given}{here}"
+    limit = min(MEMORY_CAP, ram // 2) if ram > 0 else MEMORY_CAP
+    return limit, (f"the smaller of {_size(MEMORY_CAP)} and half the physical memory{here}; "
+                   f"set {LIMIT_VARIABLE} (GiB) for another")
 
 
 def _size(n: int) -> str:

@@ -84,9 +84,9 @@ class Downsample:
     alias_of: str = ""  # another name of the same network: the same stages, the same weights for a seed
     # the block's activation, (channels) -> module, where it is not a ReLU (afc: a polynomial at 2x resolution)
     activation: Callable[[int], nn.Module] | None = None
-    # (training, evaluation): what config/memory.py's rule is multiplied by, from bench/memory_factors.py with a
-    # margin: training, the measured ratio itself (the rule overstates a plain block's 2-3x); evaluation, the ratio
-    # over a plain network's (blur, APS, LPS and TIPS keep stride-1 copies; afc works at 2x resolution in FFTs)
+    # (training, evaluation): what config/memory.py's rule is multiplied by, from bench/memory_factors.py at 32, 64
+    # and 128 px with a margin: training, the measured ratio itself; evaluation, the ratio over a plain network's
+    # (blur, APS, LPS and TIPS keep stride-1 copies; afc works at 2x resolution in FFTs)
     memory: tuple[float, float] = (1.0, 1.0)
     stride: int = field(init=False)  # total stride of the block: the conv's times every window's
 
@@ -159,10 +159,10 @@ def register_downsample(name: str, **fields) -> Downsample:
     return entry
 
 
-register_downsample("none")
-register_downsample("max", stages=(MAX_S2,))
-register_downsample("avg", stages=(AVG_S2,))
-register_downsample("stride", conv_stride=2)
+register_downsample("none", memory=(0.6, 1.0))
+register_downsample("max", stages=(MAX_S2,), memory=(0.8, 1.0))
+register_downsample("avg", stages=(AVG_S2,), memory=(0.8, 1.0))
+register_downsample("stride", conv_stride=2, memory=(0.4, 0.5))
 register_downsample("blur_max", stages=(MAX_S1, BLUR_S2), literature="Zhang 2019", memory=(1.25, 2.0))
 # Zhang 2019 rewrites a strided conv as conv (s1) + BlurPool(s2) and average pooling AvgPool(k2, s2) as
 # BlurPool(s2): after the ReLU both are one BlurPool(s2), so blur_avg is the same network as blur_stride (bit for

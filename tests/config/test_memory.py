@@ -1,12 +1,16 @@
-"""config/memory.py: a downsampling kind that keeps more than a plain block is charged for it. An afc network of
-three 32-channel blocks on a 128 px canvas was estimated at 1.09 GiB and accepted, then took 7 GB and died in
-training's backward pass (bench/memory_factors.py measures each kind against the rule)."""
+"""config/memory.py: each downsampling kind is charged what it keeps (bench/memory_factors.py measures each kind
+against the rule). An afc network of three 32-channel blocks on a 128 px canvas was estimated at 1.09 GiB and
+accepted, then took 7 GB and died in training's backward pass; a plain network that fits was refused. The limit
+is INVLAB_MEMORY_LIMIT's where it is set."""
 
 import pytest
 
 from invariance_lab.config.load import parse_config
-from invariance_lab.config.memory import memory_estimate
+from invariance_lab.config.memory import LIMIT_VARIABLE, MEMORY_CAP, memory_estimate, memory_limit
 from invariance_lab.core.errors import ConfigError
+from invariance_lab.cli.main import app
+from typer.testing import CliRunner
+from conftest import ROOT
 
 NET = dict(name="net", seeds=[0], data=dict(letters=["A", "B"], canvas=128, size=64, train_images=64, test_images=64),
            train=dict(epochs=1, batch_size=64), sweep=dict(dx=[0, 0]))
@@ -32,3 +36,34 @@ def test_kinds_that_keep_more_are_charged_more_than_max_pooling(kind):
         return memory_estimate(config(kind, canvas=32))["networks"][0]
 
     assert networks(kind) > 1.2 * networks("max")
+
+
+def test_a_plain_network_that_fits_is_not_refused(monkeypatch):
+    """Three 64-channel stride-1 blocks on 128 px, trained in batches of 64 and swept 256 images at a time: `invlab
+    run` peaked at 2.43 GiB (resident, one epoch, two threads). The rule's six maps a block in training had put it
+    at 4.91 GiB, over a 4 GiB limit; a plain block is charged its measured share of them now."""
+    monkeypatch.setenv(LIMIT_VARIABLE, "4")
+    raw = {**NET, "data": {**NET["data"], "train_images": 256, "test_images": 256},
+           "sweep": dict(dx=[-2, 2], batch_size=256), "models": {"g": dict(arch="conv_gap", channels=[64, 64, 64])}}
+    cfg = parse_config(raw)
+    assert 2.43 * 2**30 < sum(b for b, _ in memory_estimate(cfg).values()) < 4 * 2**30
+
+
+def test_the_limit_is_the_variables_where_it_is_set(monkeypatch):
+    monkeypatch.delenv(LIMIT_VARIABLE, raising=False)
+    limit, rule = memory_limit()
+    assert limit <= MEMORY_CAP and f"set {LIMIT_VARIABLE} (GiB) for another" in rule
+    monkeypatch.setenv(LIMIT_VARIABLE, "0.5")
+    assert memory_limit() == (2**29, memory_limit()[1]) and memory_limit()[1].startswith(f"{LIMIT_VARIABLE}=0.5")
+    with pytest.raises(ConfigError, match=f"over the limit of 512 MiB \\({LIMIT_VARIABLE}=0.5"):
+        config("none")  # 128 px: about 1 GiB
+
+
+@pytest.mark.parametrize("value", ["abc", "0", "-1", "nan", "inf", "1e300", "4 GiB"])
+def test_a_limit_that_is_no_size_is_refused_by_the_command(monkeypatch, tmp_path, value):
+    monkeypatch.setenv(LIMIT_VARIABLE, value)
+    res = CliRunner().invoke(app, ["run", str(ROOT / "configs" / "quick.yaml"), "--results-dir", str(tmp_path)])
+    assert res.exit_code == 2 and "Traceback" not in res.output, res.output
+    said = " ".join(res.output.split())
+    assert f"{LIMIT_VARIABLE}='{value}'" in said and "a number more than 0" in said, said
+    assert not any(tmp_path.iterdir())
