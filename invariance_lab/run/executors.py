@@ -26,6 +26,7 @@ from ..core.runtime import usable_cores
 from ..core.errors import InvlabError, choose, clip
 from ..core.speed import keep_freed_memory
 from ..core.open_flags import NOFOLLOW
+from ..store.atomic import refuse_link
 from ..store.layout import CONTROLLER_LOG, submitit_dir
 from .workers import WorkerPool
 
@@ -184,6 +185,7 @@ def _stderr_into(path: Path):
     Ctrl-C, and a cancel (SIGINT too), end the controller with a KeyboardInterrupt traceback, which would land
     between invlab's own lines. Started inside this block, the controllers write to the log instead."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    refuse_link(path)  # the house message; O_NOFOLLOW below refuses one planted since
     log = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | NOFOLLOW, 0o644)
     sys.stderr.flush()
     saved = os.dup(2)

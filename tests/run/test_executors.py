@@ -23,6 +23,7 @@ from invariance_lab.cli.main import app
 from invariance_lab.run import executors, scheduler
 from invariance_lab.run.scheduler import running_elsewhere
 from invariance_lab.run.workers import WorkerDied, WorkerPool
+from invariance_lab.core.errors import RunFolderError
 from invariance_lab.core.processes import process_start
 from invariance_lab.store.layout import CONTROLLER_LOG, submitit_dir
 from invariance_lab.store.meta import read_meta, read_unit_state
@@ -199,3 +200,16 @@ def test_a_stopped_submitit_local_job_prints_no_traceback(tmp_path, capfd):
     err = capfd.readouterr().err
     assert "Traceback" not in err, err
     assert "KeyboardInterrupt" in (submitit_dir(tmp_path) / CONTROLLER_LOG).read_text()  # as the controller said
+
+
+def test_a_controllers_log_that_is_a_link_is_refused(tmp_path):
+    pytest.importorskip("submitit")
+    notes = tmp_path / "notes.txt"
+    notes.write_text("mine\n")
+    log = submitit_dir(tmp_path / "run") / CONTROLLER_LOG
+    log.parent.mkdir(parents=True)
+    log.symlink_to(notes)
+    backend = executors.EXECUTORS["submitit-local"].start(tmp_path / "run", 1, executors.Resources(), 1)
+    with pytest.raises(RunFolderError, match="is a symbolic link .* invlab never writes through a link"):
+        backend.submit([SimpleNamespace(run=partial(time.sleep, 0))])
+    assert notes.read_text() == "mine\n" and not backend.submitted
