@@ -53,7 +53,7 @@ from ..eval.lie import SWEEP_METRICS, evaluate_lie, lie_protocol
 from ..eval.sweep import (DEFAULT_LAYER_IMAGES, ModelKey, engine_mode, evaluate_layers, evaluate_shifts, protocol,
     sweep_engines)
 from .executors import Resources, check_jobs, worker_threads
-from .scheduler import train_units
+from .scheduler import train_units, wait_elsewhere
 from .sweep_jobs import sweep_in_workers
 from .units import UnitData, train_unit, units_to_train
 from .train import kept_row
@@ -129,7 +129,7 @@ def run_experiment(cfg: Config, *, results_dir: Path, progress: bool = False, fr
         earlier = {} if fresh else reusable.found
         trained, histories = {}, []
         data, units = UnitData(train_x, train_y, test_x, test_y, classes, *(val or ())), unit_settings(cfg)
-        in_workers = {} if (jobs, executor) == (1, "processes") else train_units(
+        in_workers = wait_elsewhere(run_dir, list(units), say) if (jobs, executor) == (1, "processes") else train_units(
             cfg, run_dir, units_to_train(run_dir, units, earlier, meta.data["fingerprints"]), data, jobs=jobs,
             executor=executor, threads=threads, resources=resources, factory_dirs=factory_dirs, say=say)
         if (jobs, executor) != (1, "processes"):  # environment.torch_threads is this process's, not its workers'

@@ -97,13 +97,9 @@ def train_units(cfg, run_dir: Path, units: list[tuple[str, int]], data: UnitData
                     progress.done += 1
                     say(f"trained {task.model} seed {task.seed}: test accuracy {result['test_accuracy']:.3f} "
                         f"({result['seconds']:.1f}s); {counts()}")
-            for key in list(elsewhere):
-                outcome = _outcome_elsewhere(run_dir, key)
-                if outcome is None:
-                    continue
-                elsewhere.remove(key)
-                if outcome == "complete":
-                    finished[key] = float((read_unit_state(run_dir, key) or {}).get("seconds") or 0.0)
+            for key, seconds in _ended_elsewhere(run_dir, elsewhere):
+                if seconds is not None:
+                    finished[key] = seconds
                     progress.done += 1
                     say(f"unit {key} (started by an earlier command) finished; {counts()}")
                 else:  # it stopped without a checkpoint: train it here
@@ -157,6 +153,38 @@ def running_elsewhere(run_dir: Path, key: str) -> bool:
 def _is_running(run_dir: Path, key: str) -> bool:
     state = read_unit_state(run_dir, key)
     return state is not None and state.get("status") == "running"
+
+
+def wait_elsewhere(run_dir: Path, units: list[tuple[str, int]], say: Say) -> dict[str, float]:
+    """Before this process trains `units` one after another itself (--jobs 1): the units another process still
+    trains (the workers of an earlier command that was killed go on with theirs) are waited for, as train_units
+    waits for them, not trained a second time into the same checkpoint; {key: seconds} of those that finished
+    there (the others are trained here)."""
+    elsewhere = [unit_key(m, s) for m, s in units if running_elsewhere(run_dir, unit_key(m, s))]
+    if elsewhere:
+        say(f"waiting for {len(elsewhere)} units still running elsewhere (started by an earlier command): "
+            f"{', '.join(elsewhere)}")
+    finished = {}
+    while elsewhere:
+        time.sleep(POLL_S)
+        for key, seconds in _ended_elsewhere(run_dir, elsewhere):
+            if seconds is not None:
+                finished[key] = seconds
+                say(f"unit {key} (started by an earlier command) finished")
+    return finished
+
+
+def _ended_elsewhere(run_dir: Path, elsewhere: list[str]) -> list[tuple[str, float | None]]:
+    """The units of `elsewhere` that have stopped, removed from it: (key, seconds it trained, None when it stopped
+    without a checkpoint)."""
+    ended = []
+    for key in list(elsewhere):
+        outcome = _outcome_elsewhere(run_dir, key)
+        if outcome is not None:
+            elsewhere.remove(key)
+            seconds = float((read_unit_state(run_dir, key) or {}).get("seconds") or 0.0)
+            ended.append((key, seconds if outcome == "complete" else None))
+    return ended
 
 
 def _outcome_elsewhere(run_dir: Path, key: str) -> str | None:

@@ -3,9 +3,12 @@
 import json
 import shutil
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
+from datetime import datetime
 
 import pandas as pd
 import pytest
@@ -13,6 +16,7 @@ from typer.testing import CliRunner
 
 from conftest import ROOT, SMALL_RUN
 from invariance_lab.cli.main import app
+from invariance_lab.core.processes import process_start
 from invariance_lab.store.meta import read_meta, run_state
 
 runner = CliRunner()
@@ -123,3 +127,57 @@ def test_a_damaged_checkpoint_is_trained_again_not_reused(tmp_path, uninterrupte
 def test_threads_are_recorded(uninterrupted):
     env = json.loads((uninterrupted / "meta.json").read_text())["environment"]  # run with --threads 1
     assert env["torch_threads"] == 1 and env["versions"]["torch"] and env["cpu"]
+
+
+def test_a_rerun_with_one_job_waits_for_a_unit_that_an_earlier_commands_worker_still_trains(tmp_path, uninterrupted,
+                                                                                           one_thread):
+    """The workers of a `--jobs 2` run whose own process was killed go on training. A rerun with --jobs 1 trained
+    the same unit into the same checkpoint beside one of them (and a late worker could then replace a finished
+    run's checkpoint); it waits for that unit, as a --jobs 2 rerun does, and keeps what the worker wrote."""
+    run_dir = tmp_path / "quick" / uninterrupted.name
+    shutil.copytree(uninterrupted, run_dir, ignore=shutil.ignore_patterns("sweeps", ".lock"))
+    meta = read_meta(run_dir)
+    meta.update(status="interrupted")
+    (run_dir / "meta.json").write_text(json.dumps(meta))
+    key = "conv_gap-seed0"
+    checkpoint = run_dir / "checkpoints" / f"{key}.pt"
+    kept = checkpoint.read_bytes()
+    checkpoint.unlink()
+    worker = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])  # the earlier command's worker
+    state = dict(status="running", key=key, host=socket.gethostname(), pid=worker.pid,
+                 pid_start=process_start(worker.pid), started=datetime.now().isoformat(timespec="seconds"),
+                 heartbeat=datetime.now().isoformat(timespec="seconds"))
+    state_file = run_dir / "units" / f"{key}.json"
+    state_file.parent.mkdir(exist_ok=True)
+    state_file.write_text(json.dumps(state))
+
+    ran, here = threading.Event(), threading.get_ident()
+
+    def waiting() -> bool:  # the rerun (in this thread) is inside wait_elsewhere
+        frame = sys._current_frames().get(here)
+        while frame is not None and frame.f_code.co_name != "wait_elsewhere":
+            frame = frame.f_back
+        return frame is not None
+
+    def finish():  # once the rerun waits (or has ended without waiting), the worker writes its unit and ends
+        while not (ran.is_set() or waiting()):
+            time.sleep(0.01)
+        checkpoint.write_bytes(kept)
+        state_file.write_text(json.dumps({**state, "status": "complete", "seconds": 1.5}))
+        worker.kill()
+
+    finisher = threading.Thread(target=finish)
+    finisher.start()
+    try:
+        res = runner.invoke(app, ["run", str(ROOT / "configs" / "quick.yaml"), "--results-dir", str(tmp_path),
+                                  *[a for a in SLOW if a != "--quiet"]])  # what it says it waits for
+    finally:
+        ran.set()
+        finisher.join()
+        worker.kill()
+        worker.wait()
+    assert res.exit_code == 0, res.output
+    assert f"waiting for 1 units still running elsewhere (started by an earlier command): {key}" in res.output
+    assert checkpoint.read_bytes() == kept  # the worker's, not trained again here
+    meta = read_meta(run_dir)
+    assert meta["trained"] == [key] and meta["timings"]["train_s"][key] == 1.5  # the worker's seconds
