@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import signal
 import traceback
 from typing import NamedTuple
 
@@ -79,7 +80,7 @@ class LazyCommands(TyperGroup):
 app = typer.Typer(cls=LazyCommands, add_completion=True, no_args_is_help=True, pretty_exceptions_enable=False,
                   rich_markup_mode=None,
                   help="Measure how CNN architectures become invariant to translation, on synthetic letters.")
-_options = {"debug": False}  # the app's own options, set by its callback before every command
+_options = {"debug": False}  # the app's own options, set by its callback before every command (own_process: by main)
 
 
 def _print_version(asked: bool) -> None:
@@ -121,6 +122,7 @@ def polite(fn):
                   "channels, or --jobs; a folder left unfinished says so, and nothing finished is lost")
             raise typer.Exit(2)
         except KeyboardInterrupt:
+            _exiting()
             line("interrupted", err)
             raise typer.Exit(130)
 
@@ -138,5 +140,17 @@ def _traceback(e: BaseException) -> str:
     return "".join(traceback.format_exception(e))
 
 
+def _exiting() -> None:
+    """The command is ending: from here on Ctrl-C is ignored, since another one would only interrupt the
+    interpreter's exit (torch's atexit handlers) and print a traceback. Only in invlab's own process (main), never
+    in a program that runs the commands itself (CliRunner, a notebook)."""
+    if _options.get("own_process"):
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def main() -> None:
-    app()
+    _options["own_process"] = True
+    try:
+        app()
+    finally:
+        _exiting()
