@@ -15,6 +15,7 @@ import errno
 import os
 from pathlib import Path
 
+from ..core.errors import RunFolderError
 from ..core.open_flags import BINARY, NOFOLLOW
 from .atomic import refuse_link, write_text
 from .find import resumable_run
@@ -54,7 +55,13 @@ def claim(folder: Path) -> Claim | None:
     it did before folders were claimed."""
     path = Path(folder) / LOCK_FILE
     refuse_link(path)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | NOFOLLOW | BINARY, 0o666)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | NOFOLLOW | BINARY, 0o666)
+    except OSError as e:  # a folder it cannot write (read-only, immutable), or a folder at the name
+        raise RunFolderError(f"{folder}: cannot open its lock file {LOCK_FILE} ({e.strerror or e}); invlab works only "
+                             f"in a folder it can write, with {LOCK_FILE} a plain file. Make the folder writable (or "
+                             "remove what is at that name), or start a new folder: --fresh, or another "
+                             "--results-dir") from None
     try:
         if fcntl is not None:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -6,8 +6,10 @@ import socket
 import subprocess
 import sys
 
+import pytest
 from conftest import dead_pid, stopped_or_finished_run
 
+from invariance_lab.core.errors import RunFolderError
 from invariance_lab.store.claim import claim, claimed_resume
 from invariance_lab.store.layout import LOCK_FILE
 
@@ -73,3 +75,13 @@ def test_a_resume_refused_after_the_claim_releases_it(tmp_path):
         else:
             raise AssertionError("a linked checkpoints/ was resumed")
     assert claim(run) is not None
+
+
+def test_a_lock_that_cannot_be_opened_is_a_run_folder_error_saying_what_to_do(tmp_path):
+    """A folder at .lock (or a run folder the process cannot write) gave `error: Is a directory: .../.lock`."""
+    (tmp_path / LOCK_FILE).mkdir()
+    with pytest.raises(RunFolderError) as e:
+        claim(tmp_path)
+    said = str(e.value)
+    assert f"{tmp_path}: cannot open its lock file {LOCK_FILE} (Is a directory)" in said
+    assert "a folder it can write" in said and "--fresh" in said
