@@ -17,6 +17,7 @@ from pydantic import BaseModel
 from ..core.errors import ConfigError, quote
 from ..data.folder import DECODE_BATCH, folder_split, image_channels
 from ..data.ink import POOL, pool_chunk
+from ..data.letters import RENDER_CHUNK
 from ..nn.downsample import get_downsample
 from ..nn.models import block_downsamples
 from ..schema.config import Config
@@ -28,7 +29,6 @@ from .models import resolved_models
 
 MEMORY_CAP = 4 * 2**30  # run memory limit: the smaller of this and half the physical memory (memory_limit)
 LIMIT_VARIABLE = "INVLAB_MEMORY_LIMIT"  # GiB: the limit on a machine where the rule's default is too small
-RENDER_CHUNK = 256  # images letters.render draws at once (its `chunk`): sets the renderer's scratch memory
 
 
 def memory_limit() -> tuple[int, str]:
@@ -106,13 +106,15 @@ def _data_memory(data: DataConfig, sweep: SweepConfig, kind: str = "translation"
         sweep_bytes = phase * (kept + (1 if n_phases > kept else 0))
     parts["sweep inputs"] = (sweep_bytes, "data.test_images")
     # letters.render works RENDER_CHUNK images at a time on a P x P patch around each letter, with two
-    # (chunk, P, P, segments) float32 intermediates alive at once: large letters make this the biggest part.
+    # (chunk, P, P, segments) float32 intermediates alive at once, and about as much again in the allocator's
+    # keeping (gothicger at 200 px on a 256 px canvas: 1.35 GiB, 1.68 GiB with the command's allocator settings,
+    # core/speed.py, against 1.78 GiB charged): large letters make this the biggest part.
     height, width, _ = letter_size(data)
     patch = min(side, math.ceil(max(height, width) + 2 * (reach if kind == "parts" else 0)) + 3)
     segments = _glyph_stats(tuple(data.letters), tuple(data.fonts), data.glyphs)[2]
     n = min(RENDER_CHUNK, max(data.train_images, data.test_images))
     # Filled outlines (glyphs: outline) use the same two; their even-odd test adds only (chunk, P, segments) ones.
-    parts["letter drawing"] = (2 * 4 * n * patch * patch * segments, "data.size")
+    parts["letter drawing"] = (4 * 4 * n * patch * patch * segments, "data.size")
     return parts
 
 

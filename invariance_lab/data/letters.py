@@ -141,6 +141,9 @@ def load_glyphs(letters: Sequence[str], fonts: Sequence[str], glyphs: str = "str
     return build(letters, fonts)
 
 
+RENDER_CHUNK = 32  # images render draws at once by default (the fastest of 32-256 measured, and the leanest)
+
+
 def render(
     table: GlyphTable,
     glyph: torch.Tensor,
@@ -150,7 +153,7 @@ def render(
     thickness: torch.Tensor,
     canvas: int,
     part_offset: torch.Tensor | None = None,
-    chunk: int = 32,
+    chunk: int = RENDER_CHUNK,
     angle: float = 0.0,
     linear: torch.Tensor | None = None,
 ) -> torch.Tensor:

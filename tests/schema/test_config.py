@@ -245,8 +245,6 @@ BAD_INPUTS = [
     ("test-images-1e9", "data:\n  test_images: 1000000000\n", [], ["too big to run", "[data.test_images]", "1000000000"]),
     ("train-images-1e8", "data:\n  train_images: 100000000\n", [], ["[data.train_images]", "training images"]),
     ("channels-huge", "models:\n  m: {channels: [100000, 100000]}\n", [], ["[models.m.channels]", "networks"]),
-    ("letters-huge", "data:\n  canvas: 256\n  size: 200\n  fonts: [gothicger]\nmodels:\n  m: {arch: conv_gap, channels: [2]}\n"
-     "sweep:\n  batch_size: 10\n", [], ["[data.size]", "letter drawing"]),
     # YAML
     ("alias-bomb", _bomb(), [], ["more than 10000 values"]),
     ("recursive-alias", "a: &a [*a]\nname: x\n", [], ["contains itself"]),
