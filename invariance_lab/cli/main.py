@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import functools
 import importlib
+import os
 import signal
+import sys
 import traceback
 from typing import NamedTuple
 
@@ -141,11 +143,22 @@ def _traceback(e: BaseException) -> str:
 
 
 def _exiting() -> None:
-    """The command is ending: from here on Ctrl-C is ignored, since another one would only interrupt the
-    interpreter's exit (torch's atexit handlers) and print a traceback. Only in invlab's own process (main), never
-    in a program that runs the commands itself (CliRunner, a notebook)."""
+    """The command is ending: from here on Ctrl-C ends the process at once with exit code 130 (what it has written
+    is complete), since raising KeyboardInterrupt would only interrupt the interpreter's exit (torch's atexit
+    handlers) with a traceback; an exit that hangs still stops. Only in invlab's own process (main, the `invlab`
+    command's entry point), never in a program that runs the commands itself (CliRunner, a notebook)."""
     if _options.get("own_process"):
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, _end_now)
+
+
+def _end_now(*_) -> None:
+    """Ctrl-C after the command has ended: what it printed is flushed, then the process ends with code 130."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe (| head), a closed stream
+            pass
+    os._exit(130)
 
 
 def main() -> None:

@@ -124,8 +124,9 @@ def _network_memory(cfg: Config) -> tuple[int, str]:
     weights). Training keeps about three maps of a block's input size per block for the backward pass (the
     ReLU's output, written over the conv's, and the downsampling stages': a stride-1 max pooling and a blur keep
     full-size maps), and as much again for their gradients; evaluation (inference mode) needs about two maps at a
-    time, a block's input and output. Kinds that keep more (APS, LPS, TIPS, blur, afc) scale both by their
-    measured factor (Downsample.memory)."""
+    time, a block's input and output. Each downsampling kind scales both by its measured factor
+    (Downsample.memory): below 1 in training for a plain block, which keeps less than that; above it for the kinds
+    that keep more (APS, LPS, TIPS, blur, afc)."""
     if cfg.data.source == "folder":
         classes = len(folder_split(cfg.data).classes)
     else:
@@ -138,7 +139,7 @@ def _network_memory(cfg: Config) -> tuple[int, str]:
         side, cin, params, saved, widest = cfg.data.canvas, 3 if cfg.data.colour == "rgb" else 1, 0, 0, 0
         for cout, down in zip(f["channels"], block_downsamples(f)):
             params += f["kernel"] ** 2 * cin * cout + cout
-            grows = get_downsample(down).memory  # kinds that keep more than a plain block (nn/downsample.py)
+            grows = get_downsample(down).memory  # what this kind keeps against the rule (nn/downsample.py)
             saved, widest = saved + 3 * grows[0] * cout * side * side, max(widest, grows[1] * cout * side * side)
             side = get_downsample(down).out_size(side, f["kernel"], f["padding"], f["blur_size"])
             cin = cout

@@ -3,12 +3,12 @@ single number.
 
 keep_freed_memory: glibc's malloc returns large freed blocks to the operating system (blocks over its mmap
 threshold are unmapped on free, and the top of the heap is trimmed), so every training step and sweep batch
-allocates its activations afresh and the kernel zero-fills the pages again. Three one-epoch trainings of
-conv_only on the seed question's 2000 letters made 720,000-890,000 minor page faults and 1.2-1.4 s of system
-time (against 7.4 s of user time); with the mmap threshold raised to 1 GiB and the heap never trimmed, freed
-memory is kept for the next batch: 86,000-92,000 faults and 0.14-0.17 s. The settings are the allocator's only;
-what is computed does not change. The `invlab` command calls it once at start-up; a process that imports the
-library keeps its own allocator settings.
+allocates its activations afresh and the kernel zero-fills the pages again. Three one-epoch trainings of conv_only
+on the seed question's 2000 letters made 720,000-890,000 minor page faults and 1.2-1.4 s of system time (against
+7.4 s of user time); with the mmap threshold raised (to 1 GiB then; 32 MiB now, MMAP_THRESHOLD) and the heap never
+trimmed, freed memory is kept for the next batch: 86,000-92,000 faults and 0.14-0.17 s. The settings are the
+allocator's only; what is computed does not change. The `invlab` command calls it once at start-up; a process that
+imports the library keeps its own allocator settings.
 
 release_freed_memory: what keep_freed_memory keeps is handed back at the end of a phase of a run (the data drawn,
 a unit trained: run/experiment.py, run/units.py), so that the next phase does not stack its batches on the last
@@ -26,7 +26,13 @@ import functools
 
 # mallopt parameters (malloc.h)
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
-MMAP_THRESHOLD = 2**30  # blocks up to 1 GiB come from the heap, where freed ones are reused
+# blocks up to 32 MiB come from the heap, where freed ones are reused; bigger ones are mapped and unmapped as
+# glibc does by default. At 1 GiB, maps just under it were kept on a heap never trimmed: a 48-channel network on
+# 128 px trained in batches of 8 and swept 256 images at a time peaked at 2.72-4.22 GiB (1.95-1.99 GiB at 32 MiB,
+# against an estimate of 1.66 GiB), and took 39-53 s against 54 s, its 768 MiB maps paged in afresh; the seed
+# question's batches (a few MiB each) run as fast either way (bench/seed_question.py --baseline: 115.5 s
+# against 116.4 s, median of 2)
+MMAP_THRESHOLD = 2**25
 TRIM_THRESHOLD = 2**31 - 1  # never give the top of the heap back (the largest value an int holds)
 
 

@@ -23,7 +23,7 @@ from typing import Any
 from tqdm import tqdm
 
 from ..core.runtime import usable_cores
-from ..core.errors import InvlabError, choose, clip
+from ..core.errors import InvlabError, RunFolderError, choose, clip
 from ..core.speed import keep_freed_memory
 from ..core.open_flags import NOFOLLOW
 from ..store.atomic import refuse_link
@@ -184,18 +184,25 @@ def _stderr_into(path: Path):
     starts each job's controller, a python process in the terminal's process group, with this process's stderr;
     Ctrl-C, and a cancel (SIGINT too), end the controller with a KeyboardInterrupt traceback, which would land
     between invlab's own lines. Started inside this block, the controllers write to the log instead."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     refuse_link(path)  # the house message; O_NOFOLLOW below refuses one planted since
-    log = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | NOFOLLOW, 0o644)
-    sys.stderr.flush()
-    saved = os.dup(2)
-    os.dup2(log, 2)
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        log = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | NOFOLLOW, 0o644)
+    except OSError as e:  # a folder at the name, a folder it cannot write: not the cluster's refusal (submit)
+        raise RunFolderError(f"{path}: cannot open it to log submitit's job controllers ({e.strerror or e}); invlab "
+                             "writes it in the run folder: make the folder writable, or remove what is at that "
+                             "name") from None
+    saved = None
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        os.dup2(log, 2)
         yield
     finally:
-        sys.stderr.flush()
-        os.dup2(saved, 2)
-        os.close(saved)
+        if saved is not None:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
         os.close(log)
 
 

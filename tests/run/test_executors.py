@@ -213,3 +213,14 @@ def test_a_controllers_log_that_is_a_link_is_refused(tmp_path):
     with pytest.raises(RunFolderError, match="is a symbolic link .* invlab never writes through a link"):
         backend.submit([SimpleNamespace(run=partial(time.sleep, 0))])
     assert notes.read_text() == "mine\n" and not backend.submitted
+
+
+def test_a_controllers_log_that_cannot_be_opened_is_the_run_folders_fault_not_the_clusters(tmp_path):
+    """A folder at controllers.log was 'submitting 1 units failed: Is a directory ... check --partition'."""
+    pytest.importorskip("submitit")
+    (submitit_dir(tmp_path) / CONTROLLER_LOG).mkdir(parents=True)
+    terminal = os.fstat(2)
+    backend = executors.EXECUTORS["submitit-local"].start(tmp_path, 1, executors.Resources(), 1)
+    with pytest.raises(RunFolderError, match="cannot open it to log submitit's job controllers .Is a directory"):
+        backend.submit([SimpleNamespace(run=partial(time.sleep, 0))])
+    assert not backend.submitted and (os.fstat(2).st_dev, os.fstat(2).st_ino) == (terminal.st_dev, terminal.st_ino)

@@ -163,7 +163,9 @@ def test_a_rerun_with_one_job_waits_for_a_unit_that_an_earlier_commands_worker_s
         while not (ran.is_set() or waiting()):
             time.sleep(0.01)
         checkpoint.write_bytes(kept)
-        state_file.write_text(json.dumps({**state, "status": "complete", "seconds": 1.5}))
+        done = state_file.with_suffix(".tmp")
+        done.write_text(json.dumps({**state, "status": "complete", "seconds": 1.5}))
+        done.replace(state_file)  # at once, as a worker writes it: never an empty state between two looks
         worker.kill()
 
     finisher = threading.Thread(target=finish)
