@@ -182,8 +182,8 @@ def _ended_elsewhere(run_dir: Path, elsewhere: list[str]) -> list[tuple[str, flo
         outcome = _outcome_elsewhere(run_dir, key)
         if outcome is not None:
             elsewhere.remove(key)
-            seconds = float((read_unit_state(run_dir, key) or {}).get("seconds") or 0.0)
-            ended.append((key, seconds if outcome == "complete" else None))
+            state = (read_unit_state(run_dir, key) or {}) if outcome == "complete" else None
+            ended.append((key, None if state is None else float(state.get("seconds") or 0.0)))
     return ended
 
 
