@@ -200,7 +200,10 @@ def _stderr_into(path: Path):
         yield
     finally:
         if saved is not None:
-            sys.stderr.flush()
+            try:
+                sys.stderr.flush()
+            except (OSError, ValueError):  # a closed pipe: this process's stderr comes back all the same
+                pass
             os.dup2(saved, 2)
             os.close(saved)
         os.close(log)
