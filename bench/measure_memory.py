@@ -24,7 +24,7 @@ from pathlib import Path
 
 CONV = r"""
 import json, resource, sys, torch
-from invariance_lab.eval.measure_memory import conv_scratch
+from invariance_lab.nn.maps import conv_scratch
 b, c, o, side, groups, stride, mode = json.loads(sys.argv[1])
 torch.set_num_threads(1)
 conv = torch.nn.Conv2d(c, o, 3, padding=1, groups=groups, stride=stride, padding_mode=mode)

@@ -118,7 +118,7 @@ def _data_memory(data: DataConfig, sweep: SweepConfig, kind: str = "translation"
     return parts
 
 
-def _network_memory(cfg: Config) -> tuple[int, str]:
+def _network_memory(cfg: Config, own: dict[str, tuple] | None = None) -> tuple[int, str]:
     """Bytes of the networks and their activations, and the keys that scale the larger of the two. Every model x
     seed is held for the sweep, and one trains at a time (its gradients and two Adam moments: 3 more copies of its
     weights). Training keeps about three maps of a block's input size per block for the backward pass (the
@@ -126,16 +126,26 @@ def _network_memory(cfg: Config) -> tuple[int, str]:
     full-size maps), and as much again for their gradients; evaluation (inference mode) needs about two maps at a
     time, a block's input and output. Each downsampling kind scales both by its measured factor
     (Downsample.memory): below 1 in training for a plain block, which keeps less than that; above it for the kinds
-    that keep more (APS, LPS, TIPS, blur, afc)."""
+    that keep more (APS, LPS, TIPS, blur, afc). A model of your own (a factory) is counted once its code has been
+    run (`own`: name -> (peak, total, parameters), nn/maps.py's bytes per image, from factory.check_models):
+    training keeps every module's output for the backward pass and one module's peak besides (total + peak:
+    0.85-1.7 times what bench/memory_factors.py's models grew by), evaluation one module's peak."""
     if cfg.data.source == "folder":
         classes = len(folder_split(cfg.data).classes)
     else:
         classes = 2 if cfg.data.task == "position" else len(cfg.data.letters)
     n_test = cfg.data.test_images * (2 if cfg.data.task == "position" else 1)
     total, largest, train_map, eval_map = 0, (0, ""), (0, ""), (0, "")
-    for name, f in resolved_models(cfg).items():
-        if "factory" in f:
-            continue  # your own model (factory.py): its size is unknown until your code builds it
+    models = resolved_models(cfg)
+    for name, f in models.items():
+        if "factory" in f:  # your own model: its size is known once your code has built it (own)
+            if own and name in own:
+                peak, maps, params = own[name]
+                total += params * len(cfg.seeds)
+                largest = max(largest, (params, name))
+                train_map = max(train_map, ((maps + peak) // 4, name))  # bytes -> float32 values, as below
+                eval_map = max(eval_map, (peak // 4, name))
+            continue
         side, cin, params, saved, widest = cfg.data.canvas, 3 if cfg.data.colour == "rgb" else 1, 0, 0, 0
         for cout, down in zip(f["channels"], block_downsamples(f)):
             params += f["kernel"] ** 2 * cin * cout + cout
@@ -152,15 +162,17 @@ def _network_memory(cfg: Config) -> tuple[int, str]:
             "data.test_images": (eval_map[0] * min(EVAL_BATCH, n_test), eval_map[1])}
     batch_key = max(uses, key=lambda k: uses[k][0])
     weights, activations = 4 * (total + 3 * largest[0]), 4 * uses[batch_key][0]
+    width = lambda name: f"models.{name}." + ("kwargs" if "factory" in models.get(name, {}) else "channels")
     if weights >= activations:
-        return weights + activations, f"models.{largest[1]}.channels" + (" and seeds" if len(cfg.seeds) > 1 else "")
-    return weights + activations, f"models.{uses[batch_key][1]}.channels and {batch_key}"
+        return weights + activations, width(largest[1]) + (" and seeds" if len(cfg.seeds) > 1 else "")
+    return weights + activations, f"{width(uses[batch_key][1])} and {batch_key}"
 
 
-def memory_estimate(cfg: Config) -> dict[str, tuple[int, str]]:
-    """Estimated bytes of a run's big allocations, by part, each with the key that scales it."""
+def memory_estimate(cfg: Config, own: dict[str, tuple] | None = None) -> dict[str, tuple[int, str]]:
+    """Estimated bytes of a run's big allocations, by part, each with the key that scales it; `own`: the sizes
+    of the models of your own (_network_memory), which are left out without it."""
     parts = _data_memory(cfg.data, cfg.sweep)
-    parts["networks"] = _network_memory(cfg)
+    parts["networks"] = _network_memory(cfg, own)
     return parts
 
 
@@ -191,9 +203,11 @@ def _lookup(obj: Any, key: str) -> Any:
     return obj
 
 
-def check_resources(cfg: Config, source: str = "<config>", _note: Callable[[str], str] = lambda key: "") -> None:
-    """Refuse (ConfigError) a run whose estimated memory (memory_estimate) is over memory_limit()."""
-    _refuse_if_over(memory_estimate(cfg), source, lambda key: _lookup(cfg, key), _note)
+def check_resources(cfg: Config, source: str = "<config>", _note: Callable[[str], str] = lambda key: "",
+                    own: dict[str, tuple] | None = None) -> None:
+    """Refuse (ConfigError) a run whose estimated memory (memory_estimate) is over memory_limit(). parse_config
+    calls it without `own`; run_experiment again with the sizes of the models of your own, once built."""
+    _refuse_if_over(memory_estimate(cfg, own), source, lambda key: _lookup(cfg, key), _note)
 
 
 def check_sweep_fits(data: DataConfig, sweep: SweepConfig, source: str = "sweep options",

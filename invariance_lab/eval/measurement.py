@@ -22,12 +22,14 @@ from ..core.errors import InvlabError, choose
 from ..core.runtime import process_state
 from ..data.images import Images, from_tensor
 from ..nn.factory import check_output
+from ..nn.forward import call
 from ..nn.logits import class_count
+from ..nn.maps import feature_map_bytes
 from ..nn.models import InvNet
 from .accumulate import ORIGIN, Grid
 from .engine import ENGINE_CHOICES, allshift_sweep, choose_engines, engine_protocol, roll_mode, sweep_by_engine
 from .layerwise import profile_layers
-from .measure_memory import check_measure_memory, feature_map_bytes
+from .measure_memory import check_measure_memory
 from .stream import Prepare, pick_device, stream_sweep
 from .tables import ModelKey, SweepResult, add_factors
 from .taps import taps_for
@@ -201,7 +203,7 @@ class Measurement:
             # and again with the networks' feature maps, measured on the first images, before the first batch
             first = self.prepare(self.src(slice(0, min(2, len(self.src)))), *self.origin).to(self.device)
             check_measure_memory(self.src, batch_size=self.batch_size, mode=self.mode,
-                                 maps=feature_map_bytes(self.named, first), layer_images=self.layer_images,
+                                 maps=feature_map_bytes(self.named, first, call), layer_images=self.layer_images,
                                  engine_only=all(p is not None for p in self.plans.values()))
             self._state = stack.pop_all()
         return self

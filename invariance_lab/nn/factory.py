@@ -35,6 +35,7 @@ from torch import nn
 from ..core.errors import FactoryError, InvlabError, clip, quote
 from .finite import check_logits
 from .logits import class_logits
+from .maps import feature_map_bytes
 from ..schema.model import check_path
 
 # (factory path, the file its module was found in) -> the function, once imported (this process)
@@ -300,21 +301,26 @@ def build_custom(factors: dict, *, num_classes: int, canvas: int, in_channels: i
 
 
 def check_models(factors: dict[str, dict], *, num_classes: int, canvas: int, train: bool,
-                 dirs: Iterable[str | Path] = (), in_channels: int = 1) -> dict[str, str]:
-    """Import, build and check every factory model of a config before anything is written; returns name -> the
-    file its module came from (for meta.json). Torch's RNG is left as it was."""
-    files = {}
+                 dirs: Iterable[str | Path] = (), in_channels: int = 1) -> tuple[dict[str, str], dict[str, tuple]]:
+    """Import, build and check every factory model of a config before anything is written; returns (name -> the
+    file its module came from, for meta.json; name -> (peak bytes, total bytes, parameters) per image, its
+    feature maps measured on the check's batch by nn/maps.feature_map_bytes, for the run's memory estimate).
+    Torch's RNG is left as it was."""
+    files, sizes = {}, {}
     with torch.random.fork_rng(devices=[]):
         for name, f in factors.items():
             if not is_custom(f):
                 continue
             try:
-                build_custom(f, num_classes=num_classes, canvas=canvas, in_channels=in_channels, dirs=dirs,
-                             check_training=train)
+                model = build_custom(f, num_classes=num_classes, canvas=canvas, in_channels=in_channels, dirs=dirs,
+                                     check_training=train)
+                model.eval()  # thrown away after: its running statistics may move
+                maps = feature_map_bytes({name: model}, torch.zeros(2, in_channels, canvas, canvas))
             except InvlabError as e:
                 raise FactoryError(f"[models.{name}] {e}") from None
             files[name] = locate(f["factory"], dirs) or "?"
-    return files
+            sizes[name] = (*maps, sum(p.numel() for p in model.parameters()))
+    return files, sizes
 
 
 def require_trust(factors: dict, *, trusted: bool, where: str, option: str = "--trust-factory",

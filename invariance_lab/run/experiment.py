@@ -37,7 +37,7 @@ from ..config.factorial import left_out
 from ..core.errors import InvlabError, choose
 from ..nn.factory import check_models, is_custom, require_trust
 from ..data.folder import image_channels
-from ..config.memory import check_sweep_fits
+from ..config.memory import check_resources, check_sweep_fits
 from ..nn.models import count_parameters
 from ..store.layout import (CONFIG_FILE, INVARIANCE_CSV, LAYERS_CSV, LAYERS_SUMMARY_CSV, LIE_CSV, SUMMARY_CSV,
     SWEEP_DIR, SWEEP_FILE, TRAIN_CSV, checkpoint_path, new_folder, refuse_linked_folders,
@@ -85,9 +85,11 @@ def run_experiment(cfg: Config, *, results_dir: Path, progress: bool = False, fr
     threads_why = set_threads(threads)
     device = resolve_device(cfg.device)
     factors = resolved_models(cfg)
-    factory_files = check_models(factors, num_classes=len(class_names(cfg.data)), canvas=cfg.data.canvas,
+    factory_files, own_sizes = check_models(factors, num_classes=len(class_names(cfg.data)), canvas=cfg.data.canvas,
                                  train=cfg.train.epochs > 0, dirs=factory_dirs or (),
                                  in_channels=image_channels(cfg.data.colour))
+    if own_sizes:  # the memory check of parse_config again, with your models' feature maps now measured
+        check_resources(cfg, f"config {cfg.name}", own=own_sizes)
     config_text = to_yaml(cfg)
     digest = config_digest(config_text)
     made_with = trained_with(cfg)

@@ -12,7 +12,8 @@ import invariance_lab.eval.measure_memory as measure_memory
 from invariance_lab.cli.main import app
 from invariance_lab.core.errors import ConfigError, FactoryError
 from invariance_lab.data.images import FolderImages, from_tensor, open_folder
-from invariance_lab.eval.measure_memory import check_measure_memory, feature_map_bytes
+from invariance_lab.eval.measure_memory import check_measure_memory
+from invariance_lab.nn.maps import conv_scratch, feature_map_bytes
 
 
 @pytest.fixture
@@ -56,7 +57,7 @@ def test_feature_maps_count_a_convolutions_input_output_and_scratch():
 
 def _scratch(conv, x):
     with torch.inference_mode():
-        return measure_memory.conv_scratch(conv, x, conv(x))
+        return conv_scratch(conv, x, conv(x))
 
 
 def test_a_wide_convolution_holds_one_map_more_not_its_unfolded_input():
