@@ -100,3 +100,20 @@ class Later(nn.Module):
 
 def later(how: str = "oom") -> nn.Module:
     return Later(how)
+
+
+class NoInference(nn.Module):
+    """Trains and runs under no_grad, but refuses inference mode: it fails only when its memory is measured."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 2, 3, padding=1)
+
+    def forward(self, x):
+        if torch.is_inference_mode_enabled():
+            raise RuntimeError("needs autograd")
+        return self.conv(x).mean((2, 3))
+
+
+def no_inference() -> nn.Module:
+    return NoInference()

@@ -121,15 +121,15 @@ def _data_memory(data: DataConfig, sweep: SweepConfig, kind: str = "translation"
 def _network_memory(cfg: Config, own: dict[str, tuple] | None = None) -> tuple[int, str]:
     """Bytes of the networks and their activations, and the keys that scale the larger of the two. Every model x
     seed is held for the sweep, and one trains at a time (its gradients and two Adam moments: 3 more copies of its
-    weights). Training keeps about three maps of a block's input size per block for the backward pass (the
+    weights; none of this with train.epochs: 0). Training keeps about three maps of a block's input size per block for the backward pass (the
     ReLU's output, written over the conv's, and the downsampling stages': a stride-1 max pooling and a blur keep
     full-size maps), and as much again for their gradients; evaluation (inference mode) needs about two maps at a
     time, a block's input and output. Each downsampling kind scales both by its measured factor
     (Downsample.memory): below 1 in training for a plain block, which keeps less than that; above it for the kinds
     that keep more (APS, LPS, TIPS, blur, afc). A model of your own (a factory) is counted once its code has been
     run (`own`: name -> (peak, total, parameters), nn/maps.py's bytes per image, from factory.check_models):
-    training keeps every module's output for the backward pass and one module's peak besides (total + peak:
-    0.85-1.7 times what bench/memory_factors.py's models grew by), evaluation one module's peak."""
+    training keeps every module's output for the backward pass and the forward pass's peak besides (total + peak:
+    `python bench/measure_memory.py --runs` measures it), evaluation the peak."""
     if cfg.data.source == "folder":
         classes = len(folder_split(cfg.data).classes)
     else:
@@ -157,11 +157,13 @@ def _network_memory(cfg: Config, own: dict[str, tuple] | None = None) -> tuple[i
         total += params * len(cfg.seeds)
         largest = max(largest, (params, name))
         train_map, eval_map = max(train_map, (2 * saved, name)), max(eval_map, (2 * widest, name))
-    uses = {"train.batch_size": (train_map[0] * min(cfg.train.batch_size, cfg.data.train_images), train_map[1]),
+    trains = cfg.train.epochs > 0  # train.epochs: 0 measures the networks as they are: no backward pass, no Adam
+    uses = {"train.batch_size": (train_map[0] * min(cfg.train.batch_size, cfg.data.train_images) * trains,
+                                 train_map[1]),
             "sweep.batch_size": (eval_map[0] * min(cfg.sweep.batch_size, n_test), eval_map[1]),
             "data.test_images": (eval_map[0] * min(EVAL_BATCH, n_test), eval_map[1])}
     batch_key = max(uses, key=lambda k: uses[k][0])
-    weights, activations = 4 * (total + 3 * largest[0]), 4 * uses[batch_key][0]
+    weights, activations = 4 * (total + 3 * largest[0] * trains), 4 * uses[batch_key][0]
     width = lambda name: f"models.{name}." + ("kwargs" if "factory" in models.get(name, {}) else "channels")
     if weights >= activations:
         return weights + activations, width(largest[1]) + (" and seeds" if len(cfg.seeds) > 1 else "")

@@ -316,8 +316,8 @@ def check_models(factors: dict[str, dict], *, num_classes: int, canvas: int, tra
                                      check_training=train)
                 model.eval()  # thrown away after: its running statistics may move
                 maps = feature_map_bytes({name: model}, torch.zeros(2, in_channels, canvas, canvas))
-            except InvlabError as e:
-                raise FactoryError(f"[models.{name}] {e}") from None
+            except InvlabError as e:  # the model's own exception, where one caused it, for --debug
+                raise FactoryError(f"[models.{name}] {e}") from e.__cause__
             files[name] = locate(f["factory"], dirs) or "?"
             sizes[name] = (*maps, sum(p.numel() for p in model.parameters()))
     return files, sizes

@@ -1,18 +1,27 @@
-"""What a network's forward pass holds in memory, measured by forward hooks on a small batch: the largest input +
-output + scratch of one module, and every module's output summed. `invlab measure` charges the first for a batch
-(eval/measure_memory.py); a run charges its own models (factories) both, for training (config/memory.py).
+"""What a network's forward pass holds in memory, measured on a small batch: the most bytes alive at once (every
+operation's inputs and outputs, what earlier operations made that is still referenced, and a convolution's
+scratch), and every module's output summed (what a layer profile keeps). `invlab measure` charges the first for
+a batch (eval/measure_memory.py); a run charges its own models (factories) both, for training (config/memory.py).
 
     peak, total = feature_map_bytes({"mine": model}, torch.zeros(2, 1, 64, 64))   # bytes per image
+
+The operations are seen by a torch dispatch mode, below modules: functional code (`torch.relu(x + y)`, F.conv2d)
+and the inside of a TorchScript model count as a module's do. Parameters and buffers are left out (they do not
+grow with the batch); so is the input batch itself (the caller's, charged as its own part).
 """
 
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
+
+from ..core.errors import FactoryError, InvlabError, clip
 
 # oneDNN (torch's CPU convolution for float32) computes in a blocked layout, channels in blocks of 16 on AVX-512
 # (8 on AVX2: 16 is the larger), so a convolution makes a blocked copy of its output, and of its input when that has
@@ -20,6 +29,12 @@ from torch import nn
 # (bench/measure_memory.py measured each case within 3%)
 ONEDNN_BLOCK = 16
 ONEDNN_PLAIN_INPUT = 8
+# the convolution operations, by name: (input, weight, bias, stride, padding, dilation, ...) for the first three
+CONV_OPS = {"conv1d", "conv2d", "conv3d", "convolution", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d"}
+
+
+def _bytes(t: torch.Tensor) -> int:
+    return t.numel() * t.element_size()
 
 
 def _blocked(nbytes: int, channels: int) -> int:
@@ -32,63 +47,119 @@ def _onednn(x: torch.Tensor) -> bool:
             and bool(torch.backends.mkldnn.enabled))
 
 
-def conv_scratch(module: nn.Module, x: torch.Tensor, out: torch.Tensor) -> int:
-    """Bytes a convolution holds beyond its input x and its output, as bench/measure_memory.py measures them: the
-    padded copy of its input (a padding_mode other than zeros), and on oneDNN (CPU, float32, a 2-D convolution)
-    the blocked copies, max(blocked input + blocked output - output, blocked output): a 64-channel 3 x 3
-    convolution holds one map more than its input and output, not the nine of its unfolded input. Elsewhere (CUDA,
-    float64, 1-D and 3-D, transposed) the unfolded input (in_channels x kernel area values per output position),
-    the most the native path (im2col) makes."""
-    if not isinstance(module, nn.modules.conv._ConvNd) or out.dim() <= 2 or x.dim() != out.dim():
+def conv_scratch(name: str, args: tuple, out: torch.Tensor) -> int:
+    """Bytes a convolution operation (`name` in CONV_OPS, its arguments `args`) holds beyond its input and output,
+    as bench/measure_memory.py measures them. padding='same' with an odd total padding (an even kernel) first
+    copies the input one pixel larger. On oneDNN (CPU, float32, a 2-D convolution) the blocked copies,
+    max(blocked input + blocked output - output, blocked output): a 64-channel 3 x 3 convolution holds one map
+    more than its input and output, not the nine of its unfolded input. Elsewhere (CUDA, float64, 1-D and 3-D,
+    transposed) the unfolded input (in_channels x kernel area values per output position), the most the native
+    path (im2col) makes."""
+    x, w = args[0], args[1]
+    if not (isinstance(x, torch.Tensor) and isinstance(w, torch.Tensor) and isinstance(out, torch.Tensor)) \
+            or out.dim() != x.dim() or x.dim() < 3:
         return 0
-    out_bytes = out.numel() * out.element_size()
-    conv_in = padded = 0
-    if module.padding_mode != "zeros":  # F.pad's copy, which the convolution then reads
-        pad, spatial = module._reversed_padding_repeated_twice, x.shape[2:]
-        grown = math.prod(s + pad[2 * i] + pad[2 * i + 1] for i, s in enumerate(reversed(spatial)))
-        conv_in = padded = x.numel() // max(math.prod(spatial), 1) * grown * x.element_size()
-    if isinstance(module, nn.Conv2d) and not module.transposed and _onednn(x):
-        conv_in = conv_in or x.numel() * x.element_size()
-        src = _blocked(conv_in, module.in_channels) if module.in_channels > ONEDNN_PLAIN_INPUT else 0
-        dst = _blocked(out_bytes, module.out_channels)
-        return padded + max(src + dst - out_bytes, dst)
-    return padded + module.in_channels * math.prod(module.kernel_size) * out_bytes // max(module.out_channels, 1)
+    transposed = name.startswith("conv_transpose") or (name == "convolution" and len(args) > 6 and bool(args[6]))
+    kernel, spatial = w.shape[2:], x.shape[2:]
+    padded = 0
+    if name in ("conv1d", "conv2d", "conv3d") and len(args) > 4 and args[4] == "same":
+        dilation = args[5] if len(args) > 5 else 1
+        dilation = [dilation] * len(kernel) if isinstance(dilation, int) else list(dilation)
+        odd = [d * (k - 1) % 2 for d, k in zip(dilation, kernel)]
+        if any(odd):
+            padded = _bytes(x) // max(math.prod(spatial), 1) * math.prod(s + o for s, o in zip(spatial, odd))
+    in_channels = x.shape[1]
+    out_channels = out.shape[1]
+    if not transposed and x.dim() == 4 and _onednn(x):
+        src = _blocked(padded or _bytes(x), in_channels) if in_channels > ONEDNN_PLAIN_INPUT else 0
+        dst = _blocked(_bytes(out), out_channels)
+        return padded + max(src + dst - _bytes(out), dst)
+    return padded + in_channels * math.prod(kernel) * _bytes(out) // max(out_channels, 1)
+
+
+def _tensors(obj) -> list[torch.Tensor]:
+    if isinstance(obj, torch.Tensor):
+        return [obj]
+    if isinstance(obj, (tuple, list)):
+        return [t for o in obj for t in _tensors(o)]
+    if isinstance(obj, dict):
+        return [t for o in obj.values() for t in _tensors(o)]
+    return []
+
+
+def _storages(tensors: list[torch.Tensor]) -> dict[int, int]:
+    """{address: bytes} of the memory behind the tensors: a view and an in-place result share their input's."""
+    out = {}
+    for t in tensors:
+        try:
+            out[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+        except (RuntimeError, NotImplementedError):  # a tensor without plain storage (sparse): its values
+            out[id(t)] = _bytes(t)
+    return out
+
+
+class _LiveBytes(TorchDispatchMode):
+    """After each operation: the bytes of its inputs and outputs, of the earlier outputs still referenced (held
+    weakly: a residual block's input while its body runs; a plain chain frees each once the next has run) and of
+    its scratch, less `fixed` (parameters, buffers, the input batch); `peak`, their most."""
+
+    def __init__(self, fixed: set[int]):
+        super().__init__()
+        self.fixed, self.held, self.peak = fixed, [], 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        self.held = [(ref, where) for ref, where in self.held if ref() is not None]
+        alive = {}
+        for _, where in self.held:
+            alive.update(where)
+        outs = _tensors(out)
+        alive.update(_storages(_tensors(args) + _tensors(kwargs or {}) + outs))
+        name = func.overloadpacket.__name__
+        scratch = conv_scratch(name, args, out) if name in CONV_OPS else 0
+        self.peak = max(self.peak, sum(b for a, b in alive.items() if a not in self.fixed) + scratch)
+        self.held += [(weakref.ref(t), _storages([t])) for t in outs]
+        return out
+
+
+def _probe(model: nn.Module, x: torch.Tensor, what: str):
+    """model(x) for the measurement: a model of your own that fails here (after its checks passed: in inference
+    mode, say) is a FactoryError naming it, its own exception chained (--debug shows its traceback)."""
+    try:
+        return model(x)
+    except InvlabError:
+        raise
+    except Exception as e:  # the model's own
+        raise FactoryError(f"{what} failed when the memory its forward pass needs was measured (in inference mode, on "
+                           f"a batch of shape {tuple(x.shape)}) ({type(e).__name__}: {clip(e, 240)})") from e
 
 
 @torch.inference_mode()
 def feature_map_bytes(models: dict[str, nn.Module], x: torch.Tensor,
-                      run: Callable[[nn.Module, torch.Tensor, str], Any] = lambda m, x, what: m(x)) -> tuple[int, int]:
-    """(the largest input + output + scratch of one module, every module's output summed), in bytes per image,
-    over the models, measured by forward hooks on x (one image is enough). Inference frees a module's input once
-    the next has run, so about the largest such sum is alive at once; a layer profile keeps every tap. A
-    convolution's scratch: conv_scratch. `run(model, x, "model NAME")` runs a model (nn/forward.call: a model of
-    your own that fails is a FactoryError naming it)."""
+                      run: Callable[[nn.Module, torch.Tensor, str], Any] = _probe) -> tuple[int, int]:
+    """(the most bytes alive at once during a forward pass, every module's output summed), per image, over the
+    models, measured on x (one image is enough; two let a batch be a batch). `run(model, x, "model NAME")` runs a
+    model: a model of your own that fails is a FactoryError naming it (`invlab measure` passes nn/forward.call,
+    whose words speak of its batches)."""
     peak, total = 0, 0
-
-    def sizes(out) -> int:
-        items = out if isinstance(out, (tuple, list)) else (out,)
-        return sum(t.numel() * t.element_size() for t in items if isinstance(t, torch.Tensor))
-
     for name, m in models.items():
-        seen = {"total": 0, "peak": 0}
+        outputs = [0]
 
-        def hook(module, args, out):
-            scratch = 0
-            if args and isinstance(args[0], torch.Tensor) and isinstance(out, torch.Tensor):
-                scratch = conv_scratch(module, args[0], out)
-            seen["peak"] = max(seen["peak"], sizes(args) + sizes(out) + scratch)
-            seen["total"] += sizes(out)
+        def hook(module, args, out, outputs=outputs):  # this model's, bound now
+            outputs[0] += sum(_bytes(t) for t in _tensors(out))
 
-        # a TorchScript module takes no hooks: only its input and output are counted (its maps are unseen)
+        # a TorchScript module takes no hooks: its own output alone is its taps (the dispatch mode sees inside it)
         inner = [] if isinstance(m, torch.jit.ScriptModule) else [s for s in m.modules() if not list(s.children())]
         handles = [s.register_forward_hook(hook) for s in inner]
+        live = _LiveBytes(set(_storages([*m.parameters(), *m.buffers(), x])))
         try:
-            out = run(m, x, f"model {name}")
+            with live:
+                out = run(m, x, f"model {name}")
             if not inner:
                 hook(m, (x,), out)
         finally:
             for h in handles:
                 h.remove()
-        peak, total = max(peak, seen["peak"]), max(total, seen["total"])
+        peak, total = max(peak, live.peak), max(total, outputs[0])
     n = max(len(x), 1)
     return peak // n, total // n

@@ -137,6 +137,10 @@ def test_module_beside_the_config_and_a_factory_gone_later(tmp_path, one_thread)
     ({"factory": "custom_models:circular_gap", "kwargs": {"in_channels": 3}},
      "than these images' 1: data.colour: rgb reads an image folder in colour"),
     ({"factory": "custom_models:flatten_head", "kwargs": {"side": 24}}, "than these 16 x 16 px: data.canvas sets it"),
+    # its checks pass, the forward pass that measures its memory (inference mode) does not
+    ({"factory": "custom_models:no_inference"}, "model bad failed when the memory its forward pass needs was measured "
+                                                "(in inference mode, on a batch of shape (2, 1, 16, 16)) (RuntimeError: "
+                                                "needs autograd)"),
 ])
 def test_bad_factories_exit_2_before_anything_is_written(tmp_path, spec, needle):
     res = invoke("run", write_config(tmp_path, {"bad": spec}), "--results-dir", tmp_path / "r", "--quiet")
