@@ -121,15 +121,15 @@ def _data_memory(data: DataConfig, sweep: SweepConfig, kind: str = "translation"
 def _network_memory(cfg: Config, own: dict[str, tuple] | None = None) -> tuple[int, str]:
     """Bytes of the networks and their activations, and the keys that scale the larger of the two. Every model x
     seed is held for the sweep, and one trains at a time (its gradients and two Adam moments: 3 more copies of its
-    weights; none of this with train.epochs: 0). Training keeps about three maps of a block's input size per block for the backward pass (the
-    ReLU's output, written over the conv's, and the downsampling stages': a stride-1 max pooling and a blur keep
-    full-size maps), and as much again for their gradients; evaluation (inference mode) needs about two maps at a
-    time, a block's input and output. Each downsampling kind scales both by its measured factor
-    (Downsample.memory): below 1 in training for a plain block, which keeps less than that; above it for the kinds
-    that keep more (APS, LPS, TIPS, blur, afc). A model of your own (a factory) is counted once its code has been
-    run (`own`: name -> (peak, total, parameters), nn/maps.py's bytes per image, from factory.check_models):
-    training keeps every module's output for the backward pass and the forward pass's peak besides (total + peak:
-    `python bench/measure_memory.py --runs` measures it), evaluation the peak."""
+    weights; with train.epochs: 0 nothing trains). Training keeps about three maps of a block's input size per
+    block for the backward pass (the ReLU's output, written over the conv's, and the downsampling stages': a
+    stride-1 max pooling and a blur keep full-size maps), and as much again for their gradients; evaluation
+    (inference mode) needs about two maps at a time, a block's input and output. Each downsampling kind scales
+    both by its measured factor (Downsample.memory): below 1 in training for a plain block, which keeps less than
+    that; above it for the kinds that keep more (APS, LPS, TIPS, blur, afc). A model of your own (a factory) is
+    counted once its code has run (`own`: name -> (peak, made, parameters), nn/maps.py's bytes per image, from
+    factory.check_models): training keeps every operation's output for the backward pass and the forward pass's
+    peak besides (made + peak: `python bench/measure_memory.py --runs` measures it), evaluation the peak."""
     if cfg.data.source == "folder":
         classes = len(folder_split(cfg.data).classes)
     else:
@@ -140,10 +140,10 @@ def _network_memory(cfg: Config, own: dict[str, tuple] | None = None) -> tuple[i
     for name, f in models.items():
         if "factory" in f:  # your own model: its size is known once your code has built it (own)
             if own and name in own:
-                peak, maps, params = own[name]
+                peak, made, params = own[name]
                 total += params * len(cfg.seeds)
                 largest = max(largest, (params, name))
-                train_map = max(train_map, ((maps + peak) // 4, name))  # bytes -> float32 values, as below
+                train_map = max(train_map, ((made + peak) // 4, name))  # bytes -> float32 values, as below
                 eval_map = max(eval_map, (peak // 4, name))
             continue
         side, cin, params, saved, widest = cfg.data.canvas, 3 if cfg.data.colour == "rgb" else 1, 0, 0, 0
@@ -164,7 +164,10 @@ def _network_memory(cfg: Config, own: dict[str, tuple] | None = None) -> tuple[i
             "data.test_images": (eval_map[0] * min(EVAL_BATCH, n_test), eval_map[1])}
     batch_key = max(uses, key=lambda k: uses[k][0])
     weights, activations = 4 * (total + 3 * largest[0] * trains), 4 * uses[batch_key][0]
-    width = lambda name: f"models.{name}." + ("kwargs" if "factory" in models.get(name, {}) else "channels")
+
+    def width(name: str) -> str:  # the key that sizes a model: your own model's kwargs, a preset's channels
+        return f"models.{name}." + ("kwargs" if "factory" in models.get(name, {}) else "channels")
+
     if weights >= activations:
         return weights + activations, width(largest[1]) + (" and seeds" if len(cfg.seeds) > 1 else "")
     return weights + activations, f"{width(uses[batch_key][1])} and {batch_key}"

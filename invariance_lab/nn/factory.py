@@ -303,8 +303,8 @@ def build_custom(factors: dict, *, num_classes: int, canvas: int, in_channels: i
 def check_models(factors: dict[str, dict], *, num_classes: int, canvas: int, train: bool,
                  dirs: Iterable[str | Path] = (), in_channels: int = 1) -> tuple[dict[str, str], dict[str, tuple]]:
     """Import, build and check every factory model of a config before anything is written; returns (name -> the
-    file its module came from, for meta.json; name -> (peak bytes, total bytes, parameters) per image, its
-    feature maps measured on the check's batch by nn/maps.feature_map_bytes, for the run's memory estimate).
+    file its module came from, for meta.json; name -> (peak, made, parameters): nn/maps.feature_map_bytes's bytes
+    per image on the check's batch, for the run's memory estimate).
     Torch's RNG is left as it was."""
     files, sizes = {}, {}
     with torch.random.fork_rng(devices=[]):
@@ -319,7 +319,7 @@ def check_models(factors: dict[str, dict], *, num_classes: int, canvas: int, tra
             except InvlabError as e:  # the model's own exception, where one caused it, for --debug
                 raise FactoryError(f"[models.{name}] {e}") from e.__cause__
             files[name] = locate(f["factory"], dirs) or "?"
-            sizes[name] = (*maps, sum(p.numel() for p in model.parameters()))
+            sizes[name] = (maps.peak, maps.made, sum(p.numel() for p in model.parameters()))
     return files, sizes
 
 

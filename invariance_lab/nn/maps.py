@@ -1,9 +1,10 @@
 """What a network's forward pass holds in memory, measured on a small batch: the most bytes alive at once (every
 operation's inputs and outputs, what earlier operations made that is still referenced, and a convolution's
-scratch), and every module's output summed (what a layer profile keeps). `invlab measure` charges the first for
-a batch (eval/measure_memory.py); a run charges its own models (factories) both, for training (config/memory.py).
+scratch), every module's output summed (what a layer profile keeps) and every operation's (what training keeps).
+`invlab measure` charges the first two (eval/measure_memory.py); a run charges its own models (factories) the
+first and the last, for training (config/memory.py).
 
-    peak, total = feature_map_bytes({"mine": model}, torch.zeros(2, 1, 64, 64))   # bytes per image
+    peak, taps, made = feature_map_bytes({"mine": model}, torch.zeros(2, 1, 64, 64))   # bytes per image
 
 The operations are seen by a torch dispatch mode, below modules: functional code (`torch.relu(x + y)`, F.conv2d)
 and the inside of a TorchScript model count as a module's do. Parameters and buffers are left out (they do not
@@ -15,7 +16,7 @@ from __future__ import annotations
 import math
 import weakref
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
@@ -98,14 +99,23 @@ def _storages(tensors: list[torch.Tensor]) -> dict[int, int]:
     return out
 
 
+class Maps(NamedTuple):
+    """A forward pass's memory, in bytes per image: `peak` the most alive at once, `taps` every module's output
+    summed (what a layer profile keeps), `made` every operation's output summed (about what training keeps for
+    its backward pass)."""
+    peak: int
+    taps: int
+    made: int
+
+
 class _LiveBytes(TorchDispatchMode):
     """After each operation: the bytes of its inputs and outputs, of the earlier outputs still referenced (held
     weakly: a residual block's input while its body runs; a plain chain frees each once the next has run) and of
-    its scratch, less `fixed` (parameters, buffers, the input batch); `peak`, their most."""
+    its scratch, less `fixed` (parameters, buffers, the input batch); `peak`, their most; `made`, every output."""
 
     def __init__(self, fixed: set[int]):
         super().__init__()
-        self.fixed, self.held, self.peak = fixed, [], 0
+        self.fixed, self.held, self.peak, self.made = fixed, [], 0, 0
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         out = func(*args, **(kwargs or {}))
@@ -113,12 +123,15 @@ class _LiveBytes(TorchDispatchMode):
         alive = {}
         for _, where in self.held:
             alive.update(where)
-        outs = _tensors(out)
-        alive.update(_storages(_tensors(args) + _tensors(kwargs or {}) + outs))
+        outs, ins = _tensors(out), _storages(_tensors(args) + _tensors(kwargs or {}))
+        alive.update(ins)
+        alive.update(_storages(outs))
         name = func.overloadpacket.__name__
         scratch = conv_scratch(name, args, out) if name in CONV_OPS else 0
         self.peak = max(self.peak, sum(b for a, b in alive.items() if a not in self.fixed) + scratch)
         self.held += [(weakref.ref(t), _storages([t])) for t in outs]
+        # new memory only: a view or an in-place result is its input's (an address may be used again once freed)
+        self.made += sum(b for a, b in _storages(outs).items() if a not in ins and a not in self.fixed)
         return out
 
 
@@ -136,12 +149,13 @@ def _probe(model: nn.Module, x: torch.Tensor, what: str):
 
 @torch.inference_mode()
 def feature_map_bytes(models: dict[str, nn.Module], x: torch.Tensor,
-                      run: Callable[[nn.Module, torch.Tensor, str], Any] = _probe) -> tuple[int, int]:
-    """(the most bytes alive at once during a forward pass, every module's output summed), per image, over the
-    models, measured on x (one image is enough; two let a batch be a batch). `run(model, x, "model NAME")` runs a
+                      run: Callable[[nn.Module, torch.Tensor, str], Any] = _probe) -> Maps:
+    """Maps(the most bytes alive at once during a forward pass, every module's output summed, every operation's
+    output summed), per image, the most over the models, measured on x (one image is enough; two let a batch be a
+    batch; a storage shared by a view or an in-place result counts once). `run(model, x, "model NAME")` runs a
     model: a model of your own that fails is a FactoryError naming it (`invlab measure` passes nn/forward.call,
     whose words speak of its batches)."""
-    peak, total = 0, 0
+    peak, total, made = 0, 0, 0
     for name, m in models.items():
         outputs = [0]
 
@@ -160,6 +174,6 @@ def feature_map_bytes(models: dict[str, nn.Module], x: torch.Tensor,
         finally:
             for h in handles:
                 h.remove()
-        peak, total = max(peak, live.peak), max(total, outputs[0])
+        peak, total, made = max(peak, live.peak), max(total, outputs[0]), max(made, live.made)
     n = max(len(x), 1)
-    return peak // n, total // n
+    return Maps(peak // n, total // n, made // n)

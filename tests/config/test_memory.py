@@ -87,22 +87,25 @@ def test_large_letters_are_charged_the_scratch_of_the_renderers_chunk(monkeypatc
 def test_a_model_of_your_own_is_charged_its_feature_maps_once_built(monkeypatch, tmp_path):
     """Your own models were left out of a run's estimate (their size is unknown until your code runs): a VGG-like
     factory of 64 channels on a 64 px canvas, trained in batches of 64, was estimated at 13.5 MiB (the images
-    alone) and used 0.6 GiB. run_experiment estimates again once check_models has measured their maps
-    (nn/maps.py): training charges every module's output and the forward pass's peak per image, 0.91-1.41 times
+    alone) and used 0.53 GiB. run_experiment estimates again once check_models has measured their maps
+    (nn/maps.py): training charges every operation's output and the forward pass's peak per image, 1.04-1.45 times
     what five such runs grew by (`python bench/measure_memory.py --runs`)."""
     raw = {**NET, "data": {**NET["data"], "canvas": 24, "size": 12, "train_images": 64},
            "models": {"mine": {"factory": "custom_models:circular_gap", "kwargs": {"channels": 64}}}}
     cfg = parse_config(raw)
     _, own = check_models(resolved_models(cfg), num_classes=2, canvas=24, train=True)
-    peak, total, params = own["mine"]
-    # per image: the input 24 x 24, then 64-channel maps of 24 x 24 (4 bytes a value): conv, bn, relu, conv, relu
-    one = 64 * 24 * 24 * 4
-    assert total == 5 * one + 4 * (64 + 64 + 2)  # and the pooled (64), flattened (64) and logits (2)
+    peak, made, params = own["mine"]
+    # per image, every operation's new output (4 bytes a value): the circular padding's copies of the input and of
+    # the first block's output (26 x 26), five 64-channel maps of 24 x 24 (conv, bn, relu, conv, relu), the pooled
+    # 64 values and 2 logits (flatten is a view of the pooled values)
+    assert made == 4 * (26 * 26 + 64 * 26 * 26 + 5 * 64 * 24 * 24 + 64 + 2)
     assert params == sum(p.numel() for p in circular_gap(64).parameters())
     without, with_own = memory_estimate(cfg)["networks"], memory_estimate(cfg, own)["networks"]
     assert without[0] == 0  # nothing was charged for it
     weights = 4 * (params + 3 * params)
-    assert with_own == (weights + (total + peak) // 4 * 4 * 64, "models.mine.kwargs and train.batch_size")
+    assert with_own == (weights + (made + peak) // 4 * 4 * 64, "models.mine.kwargs and train.batch_size")
+    assert memory_estimate(cfg.model_copy(update={"train": cfg.train.model_copy(update={"epochs": 0})}), own)[
+        "networks"][0] < with_own[0] / 2  # train.epochs: 0: no backward pass, no Adam
 
     monkeypatch.setenv(LIMIT_VARIABLE, "0.02")  # 20 MiB: the images fit, the network's training does not
     config_file = tmp_path / "mine.yaml"

@@ -53,10 +53,12 @@ ONEDNN = pytest.mark.skipif(not torch.backends.mkldnn.is_available(), reason="th
 @pytest.mark.filterwarnings("ignore:TF32 acceleration")  # torch says so whenever oneDNN flags are set
 def test_feature_maps_count_a_convolutions_output_and_scratch():
     conv = nn.Conv2d(1, 4, 3, padding=1)
-    peak, total = feature_map_bytes({"m": nn.Sequential(conv, nn.ReLU())}, torch.zeros(2, 1, 8, 8))
+    peak, taps, made = feature_map_bytes({"m": nn.Sequential(conv, nn.ReLU())}, torch.zeros(2, 1, 8, 8))
     # per image: the output 4 x 64 floats and oneDNN's blocked copy of it (4 channels padded to a block of 16:
     # 16 x 64; a 1-channel input is read as it is; the input batch is the caller's); ReLU: 256 in, 256 out
-    assert peak == 4 * (256 + 16 * 64) and total == 4 * (256 + 256)
+    assert peak == 4 * (256 + 16 * 64) and taps == made == 4 * (256 + 256)
+    in_place = nn.Sequential(conv, nn.ReLU(inplace=True))  # its output is its input's memory: made once
+    assert feature_map_bytes({"m": in_place}, torch.zeros(2, 1, 8, 8)).made == 4 * 256
     with torch.backends.mkldnn.flags(enabled=False):  # the native path: the unfolded input, 1 x 9 x 64
         assert feature_map_bytes({"m": conv}, torch.zeros(2, 1, 8, 8))[0] == 4 * (256 + 9 * 64)
 
