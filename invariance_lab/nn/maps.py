@@ -7,8 +7,11 @@ first and the last, for training (config/memory.py).
     peak, taps, made = feature_map_bytes({"mine": model}, torch.zeros(2, 1, 64, 64))   # bytes per image
 
 The operations are seen by a torch dispatch mode, below modules: functional code (`torch.relu(x + y)`, F.conv2d)
-and the inside of a TorchScript model count as a module's do. Parameters and buffers are left out (they do not
-grow with the batch); so is the input batch itself (the caller's, charged as its own part).
+and the inside of a TorchScript model count as a module's do, and an operation made of others is seen as its
+parts (scaled_dot_product_attention's scores and softmax). Parameters and buffers are left out (they do not grow
+with the batch); so is the input batch itself (the caller's, charged as its own part). Temporaries inside one
+kernel are not seen, except a convolution's (conv_scratch) and the contiguous copy a matrix product makes of a
+transposed input. Where a measurement stopped: docs/bad_inputs.md (Memory).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ ONEDNN_BLOCK = 16
 ONEDNN_PLAIN_INPUT = 8
 # the convolution operations, by name: (input, weight, bias, stride, padding, dilation, ...) for the first three
 CONV_OPS = {"conv1d", "conv2d", "conv3d", "convolution", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d"}
+MATMUL_OPS = {"linear", "mm", "addmm", "bmm", "baddbmm", "matmul"}
 
 
 def _bytes(t: torch.Tensor) -> int:
@@ -115,21 +119,30 @@ class _LiveBytes(TorchDispatchMode):
 
     def __init__(self, fixed: set[int]):
         super().__init__()
-        self.fixed, self.held, self.peak, self.made = fixed, [], 0, 0
+        self.fixed, self.held, self.peak, self.made = fixed, {}, 0, 0
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        # an operation made of others (matmul, scaled_dot_product_attention, linear on a transposed input) is seen
+        # as its parts, whose temporaries count: whole, it would show only its result (as torch's FlopCounterMode)
+        if torch._C._dispatch_has_kernel_for_dispatch_key(func.name(), torch._C.DispatchKey.CompositeImplicitAutograd):
+            with self:
+                parts = func.decompose(*args, **(kwargs or {}))
+            if parts is not NotImplemented:
+                return parts
         out = func(*args, **(kwargs or {}))
-        self.held = [(ref, where) for ref, where in self.held if ref() is not None]
+        self.held = {k: (ref, where) for k, (ref, where) in self.held.items() if ref() is not None}
         alive = {}
-        for _, where in self.held:
+        for _, where in self.held.values():
             alive.update(where)
         outs, ins = _tensors(out), _storages(_tensors(args) + _tensors(kwargs or {}))
         alive.update(ins)
         alive.update(_storages(outs))
         name = func.overloadpacket.__name__
         scratch = conv_scratch(name, args, out) if name in CONV_OPS else 0
+        if name in MATMUL_OPS:  # BLAS reads contiguous matrices: a transposed input is copied first
+            scratch += sum(_bytes(t) for t in _tensors(args) if not t.is_contiguous())
         self.peak = max(self.peak, sum(b for a, b in alive.items() if a not in self.fixed) + scratch)
-        self.held += [(weakref.ref(t), _storages([t])) for t in outs]
+        self.held.update((id(t), (weakref.ref(t), _storages([t]))) for t in outs)  # an in-place result: once
         # new memory only: a view or an in-place result is its input's (an address may be used again once freed)
         self.made += sum(b for a, b in _storages(outs).items() if a not in ins and a not in self.fixed)
         return out

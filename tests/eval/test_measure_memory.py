@@ -132,6 +132,34 @@ def test_a_residual_blocks_input_is_counted_while_its_body_runs():
     assert feature_map_bytes({"f": nn.Sequential(residual[0], functional)}, x)[0] == 4 * one
 
 
+class Attention(nn.Module):
+    """Self-attention over the positions of a map, as a model of your own might have it."""
+
+    def __init__(self, project: bool = False):
+        super().__init__()
+        self.project = nn.Linear(4, 4) if project else None
+
+    def forward(self, x):
+        q = x.flatten(2).transpose(1, 2)  # (N, positions, channels): a transposed view
+        if self.project is not None:
+            return self.project(q)
+        return F.scaled_dot_product_attention(q, q, q)
+
+
+def test_an_attention_layers_scores_count_and_a_failing_model_leaves_no_mode_behind():
+    """F.scaled_dot_product_attention on a flattened 64 x 64 map of 4 images grew the process by 583 MiB and was
+    estimated at 0.5 MiB: the fused operation was seen whole. Its parts are seen now (513 MiB): here the scores
+    and their softmax, 256 x 256 per image. A linear layer on the transposed view copies it first (BLAS)."""
+    x = torch.zeros(2, 4, 16, 16)
+    assert feature_map_bytes({"a": Attention()}, x).peak >= 2 * 256 * 256 * 4
+    view = 4 * 256 * 4  # the input's 4 x 256 values per image: its contiguous copy, then the output
+    assert feature_map_bytes({"p": Attention(project=True)}, x).peak >= 2 * view
+
+    with pytest.raises(FactoryError, match="model bad failed when the memory its forward pass needs was measured"):
+        feature_map_bytes({"bad": nn.Linear(3, 3)}, x)  # 16 features, not 3
+    assert torch._C._len_torch_dispatch_stack() == 0  # the measuring mode is gone with the error
+
+
 @ONEDNN
 def test_a_vgg_like_model_of_your_own_fits_the_default_limit(monkeypatch):
     layers, c = [], 3
