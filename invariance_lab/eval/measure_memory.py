@@ -6,8 +6,8 @@ and the network's feature maps, against the same limit (config/memory.memory_lim
     check_measure_memory(src, batch_size=256, mode="canvas", maps=maps)   # maps: nn/maps.feature_map_bytes
 
 The first call needs only the images' headers (open_folder reads no pixels); the second adds the networks' feature
-maps, measured on one image (forward hooks), before the first batch is read. Memory does not grow with the number
-of shifts (every shift of a batch is evaluated in turn), but it does with the batch: --batch-size images are
+maps, measured on the first two images (nn/maps.py), before the first batch is read. Memory does not grow with the
+number of shifts (every shift of a batch is evaluated in turn), but it does with the batch: --batch-size images are
 decoded, shifted and passed through the network at once.
 """
 

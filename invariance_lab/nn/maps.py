@@ -122,8 +122,8 @@ class _LiveBytes(TorchDispatchMode):
         self.fixed, self.held, self.peak, self.made = fixed, {}, 0, 0
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        # an operation made of others (matmul, scaled_dot_product_attention, linear on a transposed input) is seen
-        # as its parts, whose temporaries count: whole, it would show only its result (as torch's FlopCounterMode)
+        # an operation made of others (matmul with broadcasting, scaled_dot_product_attention) is seen as its parts,
+        # whose temporaries count: whole, it would show only its result (decomposed as torch's FlopCounterMode does)
         if torch._C._dispatch_has_kernel_for_dispatch_key(func.name(), torch._C.DispatchKey.CompositeImplicitAutograd):
             with self:
                 parts = func.decompose(*args, **(kwargs or {}))
