@@ -304,8 +304,7 @@ def check_models(factors: dict[str, dict], *, num_classes: int, canvas: int, tra
                  dirs: Iterable[str | Path] = (), in_channels: int = 1) -> tuple[dict[str, str], dict[str, tuple]]:
     """Import, build and check every factory model of a config before anything is written; returns (name -> the
     file its module came from, for meta.json; name -> (peak, made, parameters): nn/maps.feature_map_bytes's bytes
-    per image on the check's batch, for the run's memory estimate).
-    Torch's RNG is left as it was."""
+    per image on two random images, for the run's memory estimate). Torch's RNG is left as it was."""
     files, sizes = {}, {}
     with torch.random.fork_rng(devices=[]):
         for name, f in factors.items():
@@ -315,7 +314,8 @@ def check_models(factors: dict[str, dict], *, num_classes: int, canvas: int, tra
                 model = build_custom(f, num_classes=num_classes, canvas=canvas, in_channels=in_channels, dirs=dirs,
                                      check_training=train)
                 model.eval()  # thrown away after: its running statistics may move
-                maps = feature_map_bytes({name: model}, torch.zeros(2, in_channels, canvas, canvas))
+                # images like the data's (values in [0, 1], RNG restored): all zeros can skip what pixels trigger
+                maps = feature_map_bytes({name: model}, torch.rand(2, in_channels, canvas, canvas))
             except InvlabError as e:  # the model's own exception, where one caused it, for --debug
                 raise FactoryError(f"[models.{name}] {e}") from e.__cause__
             files[name] = locate(f["factory"], dirs) or "?"
