@@ -6,9 +6,10 @@ Part 1, one convolution (nn/maps.conv_scratch's term): a batch of 16 in inferenc
 of the process's peak resident memory over the convolution, against the estimate of input + output + scratch
 (the input is allocated before the growth is read, so it is added to the growth).
 Part 2, `invlab measure` end to end on models of your own (a VGG-like, a ResNet-like and a plain network of 64
-channels, plain ones of 4 and 16, the tests' circular_gap) over a folder of random RGB PNGs: the estimate's total
-(measure_memory's parts, as the refusal sums them) against the growth of peak resident memory over the command.
-Images are made once under a temporary folder. INVLAB_MEMORY_LIMIT is raised so that nothing is refused.
+channels, plain ones of 4 and 16, the tests' circular_gap; the VGG-like once more with --layers --layer-images 256)
+over a folder of random RGB PNGs: the estimate (measure_memory's parts as the refusal adds them, measure_total)
+against the growth of peak resident memory over the command. Images are made once under a temporary folder.
+INVLAB_MEMORY_LIMIT is raised so that nothing is refused.
 Part 3 (--runs), `invlab run` of models of your own (one epoch on 256 letters): the run's estimate once the models
 are built (run_experiment's second memory check) against the growth of peak resident memory over the command.
 Peak resident memory is coarse (the allocator's rounding and its pools): ratios within 10% are a match.
@@ -52,7 +53,7 @@ mm.measure_memory = recorded
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 res = CliRunner().invoke(app, ["measure", *json.loads(sys.argv[1]), "--quiet"])
 assert res.exit_code == 0, res.output
-print(json.dumps([resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - base, sum(parts.values())]))
+print(json.dumps([resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - base, mm.measure_total(parts)]))
 """
 
 TRAIN = r"""
@@ -124,7 +125,8 @@ RUNS = [("vgg 64 ch, 128 px", "bench_models:vgg", {"width": 64}, 128, 256, "rgb"
         ("plain 16 ch, 128 px", "bench_models:plain", {"width": 16}, 128, 256, "rgb"),
         ("resnet 64 ch, 128 px", "bench_models:resnet", {"width": 64}, 128, 256, "rgb"),
         ("plain 4 ch, 512 px", "bench_models:plain", {"width": 4}, 512, 16, "rgb"),
-        ("circular_gap 4 ch, 1024 px", "custom_models:circular_gap", {}, 1024, 12, "grey")]
+        ("circular_gap 4 ch, 1024 px", "custom_models:circular_gap", {}, 1024, 12, "grey"),
+        ("vgg 64 ch, 128 px, --layers", "bench_models:vgg", {"width": 64}, 128, 256, "rgb")]
 
 
 # `invlab run` of a model of your own, letters A and B: (label, factory, kwargs, canvas, train.batch_size)
@@ -177,7 +179,7 @@ def main() -> None:
             folder = _images(tmp / "images", side, batch)  # one whole batch
             command = ["--images", str(folder), "--model", model, "--model-kwargs", json.dumps(kwargs), "--colour",
                        colour, "--dx", "0:1", "--batch-size", str(batch), "--threads", "1", "--results-dir",
-                       str(tmp / "results")]
+                       str(tmp / "results")] + (["--layers", "--layer-images", "256"] if "--layers" in label else [])
             used, est = _child(MEASURE, command, env)
             print(f"{label + f' ({batch})':34s} {used / 2**30:6.2f} {est / 2**30:8.2f} {est / used:5.2f}")
         if not args.runs:
