@@ -192,9 +192,13 @@ def _refuse_if_over(parts: dict[str, tuple[int, str]], source: str, get: Callabl
     keys = parts[biggest][1].split(" and ")
     listing = ", ".join(f"{p} {_size(b)}" for p, (b, _) in sorted(parts.items(), key=lambda kv: -kv[1][0]) if b)
     values = " and ".join(f"{k} = {quote(get(k))}{note(k)}" for k in keys)
+    # a model of your own is made smaller through its kwargs (its width, its depth), which are no number to lower
+    lower = [k for k in keys if not k.endswith(".kwargs")]
+    fix = ("make your model smaller (through its kwargs)" + (f" or lower {' and '.join(lower)}" if lower else "")
+           if len(lower) < len(keys) else f"lower {'it' if len(keys) == 1 else 'them'}")
     raise ConfigError(f"{source}: too big to run. [{keys[0]}] the run would need about {_size(total)} of memory "
                       f"({listing}), over the limit of {_size(limit)} ({rule}); the largest part, {biggest}, grows "
-                      f"with {values}: lower {'it' if len(keys) == 1 else 'them'}.")
+                      f"with {values}: {fix}.")
 
 
 def _lookup(obj: Any, key: str) -> Any:

@@ -114,5 +114,6 @@ def test_a_model_of_your_own_is_charged_its_feature_maps_once_built(monkeypatch,
     assert res.exit_code == 2 and "Traceback" not in res.output, res.output
     said = " ".join(res.output.split())
     assert "config mine: too big to run. [models.mine.kwargs]" in said and "networks" in said, said
-    assert "grows with models.mine.kwargs = {'channels': 64} and train.batch_size = 64" in said, said
+    assert ("grows with models.mine.kwargs = {'channels': 64} and train.batch_size = 64: make your model smaller "
+            "(through its kwargs) or lower train.batch_size." in said), said
     assert not (tmp_path / "r").exists()  # refused before the run folder is made
