@@ -33,8 +33,6 @@ from ..core.errors import FactoryError, InvlabError, clip
 # (bench/measure_memory.py measured each case within 3%)
 ONEDNN_BLOCK = 16
 ONEDNN_PLAIN_INPUT = 8
-# the convolution operations, by name: (input, weight, bias, stride, padding, dilation, ...) for the first three
-CONV_OPS = {"conv1d", "conv2d", "conv3d", "convolution", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d"}
 MATMUL_OPS = {"linear", "mm", "addmm", "bmm", "baddbmm", "matmul"}
 
 
@@ -52,34 +50,25 @@ def _onednn(x: torch.Tensor) -> bool:
             and bool(torch.backends.mkldnn.enabled))
 
 
-def conv_scratch(name: str, args: tuple, out: torch.Tensor) -> int:
-    """Bytes a convolution operation (`name` in CONV_OPS, its arguments `args`) holds beyond its input and output,
-    as bench/measure_memory.py measures them. padding='same' with an odd total padding (an even kernel) first
-    copies the input one pixel larger. On oneDNN (CPU, float32, a 2-D convolution) the blocked copies,
-    max(blocked input + blocked output - output, blocked output): a 64-channel 3 x 3 convolution holds one map
-    more than its input and output, not the nine of its unfolded input. Elsewhere (CUDA, float64, 1-D and 3-D,
-    transposed) the unfolded input (in_channels x kernel area values per output position), the most the native
-    path (im2col) makes."""
+def conv_scratch(args: tuple, out: torch.Tensor) -> int:
+    """Bytes aten.convolution (its arguments `args`: input, weight, bias, stride, padding, dilation, transposed,
+    ...) holds beyond its input and output, as bench/measure_memory.py measures them. On oneDNN (CPU, float32, a
+    2-D convolution) the blocked copies, max(blocked input + blocked output - output, blocked output): a 64-channel
+    3 x 3 convolution holds one map more than its input and output, not the nine of its unfolded input. Elsewhere
+    (CUDA, float64, 1-D and 3-D, transposed) the unfolded input (in_channels x kernel area values per output
+    position), the most the native path (im2col) makes. Every convolution reaches the mode as aten.convolution
+    (conv2d and the rest are decomposed); a padded copy made first (padding_mode circular, padding='same' with an
+    even kernel) is an operation of its own, its output counted as any."""
     x, w = args[0], args[1]
     if not (isinstance(x, torch.Tensor) and isinstance(w, torch.Tensor) and isinstance(out, torch.Tensor)) \
             or out.dim() != x.dim() or x.dim() < 3:
         return 0
-    transposed = name.startswith("conv_transpose") or (name == "convolution" and len(args) > 6 and bool(args[6]))
-    kernel, spatial = w.shape[2:], x.shape[2:]
-    padded = 0
-    if name in ("conv1d", "conv2d", "conv3d") and len(args) > 4 and args[4] == "same":
-        dilation = args[5] if len(args) > 5 else 1
-        dilation = [dilation] * len(kernel) if isinstance(dilation, int) else list(dilation)
-        odd = [d * (k - 1) % 2 for d, k in zip(dilation, kernel)]
-        if any(odd):
-            padded = _bytes(x) // max(math.prod(spatial), 1) * math.prod(s + o for s, o in zip(spatial, odd))
-    in_channels = x.shape[1]
-    out_channels = out.shape[1]
-    if not transposed and x.dim() == 4 and _onednn(x):
-        src = _blocked(padded or _bytes(x), in_channels) if in_channels > ONEDNN_PLAIN_INPUT else 0
+    in_channels, out_channels = x.shape[1], out.shape[1]
+    if not (len(args) > 6 and bool(args[6])) and x.dim() == 4 and _onednn(x):
+        src = _blocked(_bytes(x), in_channels) if in_channels > ONEDNN_PLAIN_INPUT else 0
         dst = _blocked(_bytes(out), out_channels)
-        return padded + max(src + dst - _bytes(out), dst)
-    return padded + in_channels * math.prod(kernel) * _bytes(out) // max(out_channels, 1)
+        return max(src + dst - _bytes(out), dst)
+    return in_channels * math.prod(w.shape[2:]) * _bytes(out) // max(out_channels, 1)
 
 
 def _tensors(obj) -> list[torch.Tensor]:
@@ -138,7 +127,7 @@ class _LiveBytes(TorchDispatchMode):
         alive.update(ins)
         alive.update(_storages(outs))
         name = func.overloadpacket.__name__
-        scratch = conv_scratch(name, args, out) if name in CONV_OPS else 0
+        scratch = conv_scratch(args, out) if name == "convolution" else 0
         if name in MATMUL_OPS:  # BLAS reads contiguous matrices: a transposed input is copied first
             scratch += sum(_bytes(t) for t in _tensors(args) if not t.is_contiguous())
         self.peak = max(self.peak, sum(b for a, b in alive.items() if a not in self.fixed) + scratch)
@@ -168,7 +157,7 @@ def feature_map_bytes(models: dict[str, nn.Module], x: torch.Tensor,
     batch; a storage shared by a view or an in-place result counts once). `run(model, x, "model NAME")` runs a
     model: a model of your own that fails is a FactoryError naming it (`invlab measure` passes nn/forward.call,
     whose words speak of its batches)."""
-    peak, total, made = 0, 0, 0
+    peak, taps, made = 0, 0, 0
     for name, m in models.items():
         outputs = [0]
 
@@ -187,6 +176,6 @@ def feature_map_bytes(models: dict[str, nn.Module], x: torch.Tensor,
         finally:
             for h in handles:
                 h.remove()
-        peak, total, made = max(peak, live.peak), max(total, outputs[0]), max(made, live.made)
+        peak, taps, made = max(peak, live.peak), max(taps, outputs[0]), max(made, live.made)
     n = max(len(x), 1)
-    return Maps(peak // n, total // n, made // n)
+    return Maps(peak // n, taps // n, made // n)
