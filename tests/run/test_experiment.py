@@ -153,11 +153,11 @@ def test_a_rerun_with_one_job_waits_for_a_unit_that_an_earlier_commands_worker_s
 
     ran, here = threading.Event(), threading.get_ident()
 
-    def waiting() -> bool:  # the rerun (in this thread) is inside wait_elsewhere
+    def waiting() -> bool:  # the rerun (in this thread) waits in wait_elsewhere: it has looked and said so
         frame = sys._current_frames().get(here)
         while frame is not None and frame.f_code.co_name != "wait_elsewhere":
             frame = frame.f_back
-        return frame is not None
+        return frame is not None and "finished" in frame.f_locals  # set only after the look: not mid-look
 
     def finish():  # once the rerun waits (or has ended without waiting), the worker writes its unit and ends
         while not (ran.is_set() or waiting()):
