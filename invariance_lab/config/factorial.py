@@ -6,11 +6,11 @@
       padding: [zeros, circular]
 
 gives 20 models named `none-flatten-zeros`, `max-global_avg-circular`, ... (each factor's value, in the order the
-factors are written; channels as `c16x32x32`, kernel as `k5`, blur_size as `blur3`), merged after the hand-written
-`models:`. An optional `arch: PRESET` is the base every combination starts from (a list of presets is a factor
-like the others). A combination that cannot be built on the canvas (an odd map for APS, no map left, ...) is left
-out, and `left_out` says which and why: meta.json records it and `invlab run` prints it. A hand-written model that
-cannot be built is refused, as ever (config/load.py's validate).
+factors are written; channels as `c16x32x32`, kernel as `k5`, blur_size as `blur3`, blur_padding as `blur_reflect`),
+merged after the hand-written `models:`. An optional `arch: PRESET` is the base every combination starts from (a
+list of presets is a factor like the others). A combination that cannot be built on the canvas (an odd map for APS,
+no map left, ...) is left out, and `left_out` says which and why: meta.json records it and `invlab run` prints it. A
+hand-written model that cannot be built is refused, as ever (config/load.py's validate).
 
     expansion = expand(cfg.factorial, canvas=32)
     expansion.models     # name -> ModelSpec, in product order
@@ -30,9 +30,9 @@ from ..nn.models import check_model, resolve_spec
 from ..schema.fields import _Problem
 from ..schema.model import ModelSpec
 
-FACTORS = ("arch", "downsample", "head", "padding", "channels", "kernel", "blur_size")
+FACTORS = ("arch", "downsample", "head", "padding", "channels", "kernel", "blur_size", "blur_padding")
 MAX_COMBINATIONS = 1000  # models one factorial may make: each is trained once per seed
-_PREFIX = {"channels": "c", "kernel": "k", "blur_size": "blur"}  # how a number reads in a model name
+_PREFIX = {"channels": "c", "kernel": "k", "blur_size": "blur", "blur_padding": "blur_"}  # how a value reads in a name
 
 
 @dataclass
@@ -90,7 +90,7 @@ def check_factorial(raw: Any) -> dict[str, Any] | None:
 def _example(factor: str) -> str:
     return {"channels": "[[16, 32, 32], [8, 16]]", "kernel": "[3, 5]", "blur_size": "[2, 3, 5]",
             "arch": "[conv_gap, conv_maxpool]", "head": "[flatten, global_avg]",
-            "padding": "[zeros, circular]"}.get(factor, "[none, max]")
+            "padding": "[zeros, circular]", "blur_padding": "[zeros, reflect]"}.get(factor, "[none, max]")
 
 
 def _check_value(factor: str, value: Any) -> None:

@@ -151,7 +151,7 @@ def _network_memory(cfg: Config, own: dict[str, tuple] | None = None) -> tuple[i
             params += f["kernel"] ** 2 * cin * cout + cout
             grows = get_downsample(down).memory  # what this kind keeps against the rule (nn/downsample.py)
             saved, widest = saved + 3 * grows[0] * cout * side * side, max(widest, grows[1] * cout * side * side)
-            side = get_downsample(down).out_size(side, f["kernel"], f["padding"], f["blur_size"])
+            side = get_downsample(down).out_size(side, f["kernel"], f["padding"], f["blur_size"], f.get("blur_padding"))
             cin = cout
         params += (cin * side * side if f["head"] == "flatten" else cin) * classes + classes
         total += params * len(cfg.seeds)

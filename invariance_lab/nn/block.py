@@ -7,7 +7,8 @@ two choices decide whether the network commutes with translations (docs/science.
     (2, 16)
 
 Zero padding of an odd conv kernel, and full padding of any, is done by the conv itself (the same numbers, without
-a padded copy). `bias=False` builds convolutions without bias (Kayhan & van Gemert 2020's networks).
+a padded copy). `bias=False` builds convolutions without bias (Kayhan & van Gemert 2020's networks);
+`blur_padding` pads the blurs of blur_*, aps_* and lps otherwise than the network (Zhang 2019's BlurPool: reflect).
 """
 
 from __future__ import annotations
@@ -29,12 +30,13 @@ class ConvBlock(nn.Module):
     """
 
     def __init__(self, in_ch: int, out_ch: int, kernel: int, padding: str, downsample: str, blur_size: int = 3,
-                 bias: bool = True):
+                 bias: bool = True, blur_padding: str | None = None):
         super().__init__()
         kind = PADDINGS[choose("padding", padding, PADDINGS, error=LayerConfigError)]
         self.kind = get_downsample(downsample)
         binomial_filter(blur_size)  # validates the size early, with a clear message
         self.kernel, self.padding, self.downsample, self.blur_size = kernel, padding, downsample, blur_size
+        self.blur_padding = blur_padding  # what its blurs pad with, where not the network's padding (downsample.py)
         self.stride = self.kind.stride  # of the whole block: what layer profiles divide shifts by
         # Zero padding the same on both sides (an odd kernel, or 'full') is done by the conv itself: the same numbers
         # (bit for bit, tested) without copying every input into a padded buffer first (F.pad cost 11-14% of a
@@ -49,7 +51,7 @@ class ConvBlock(nn.Module):
         # per block and step, which left the heap more scattered (docs/speed.md). afc puts its alias-free
         # activation in the ReLU's place.
         self.act = self.kind.activation(out_ch) if self.kind.activation else nn.ReLU(inplace=True)
-        self.down = self.kind.build(out_ch, padding, blur_size)
+        self.down = self.kind.build(out_ch, padding, blur_size, blur_padding)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.down(self.act(self.conv(self.pad(x))))
@@ -57,4 +59,4 @@ class ConvBlock(nn.Module):
     def out_size(self, size: int) -> int:
         """Side of the output for a square input of side `size` (PyTorch floor semantics); Downsample.out_size
         says when it raises LayerConfigError (a ValueError)."""
-        return self.kind.out_size(size, self.kernel, self.padding, self.blur_size)
+        return self.kind.out_size(size, self.kernel, self.padding, self.blur_size, self.blur_padding)

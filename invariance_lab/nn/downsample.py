@@ -28,13 +28,17 @@ from .lps import LPSDown
 from .tips import TIPSDown
 
 BLUR = -1  # a Window.side standing for the block's blur_size
+# What a model's blur_padding may say: paddings that keep the blur's map the same size. Left out, a blur pads as the
+# network does; Zhang 2019's BlurPool pads by reflection whatever the convolutions do (adobe/antialiased-cnns).
+BLUR_PADDINGS = ("zeros", "circular", "reflect")
 
 
 @dataclass(frozen=True)
 class Window:
     """A window slid over the map: `side` (or BLUR), `stride`; `padded` with the network's padding mode (a
     'same' padding) or never padded (nn.MaxPool2d / AvgPool2d); `even`: the map must have an even side; `conv`: the
-    block's conv, padded as its padding kind pads convs ('full': side-1 on each side)."""
+    block's conv, padded as its padding kind pads convs ('full': side-1 on each side); `blur`: a blur's window
+    (side BLUR), padded with the model's blur_padding where it sets one."""
 
     label: str
     side: int
@@ -42,6 +46,7 @@ class Window:
     padded: bool = True
     even: bool = False
     conv: bool = False
+    blur: bool = False
 
 
 @dataclass(frozen=True)
@@ -51,6 +56,7 @@ class Stage:
     label: str  # for describe(): "MaxPool(k2, s2)"
     build: Callable[[int, str, int], nn.Module]  # (channels, padding, blur_size) -> module
     windows: tuple[Window, ...]
+    blurs: bool = False  # its padding pads only its blur: the model's blur_padding where it sets one
 
 
 MAX_S2 = Stage("MaxPool(k2, s2)", lambda c, p, b: nn.MaxPool2d(kernel_size=2, stride=2),
@@ -58,14 +64,15 @@ MAX_S2 = Stage("MaxPool(k2, s2)", lambda c, p, b: nn.MaxPool2d(kernel_size=2, st
 AVG_S2 = Stage("AvgPool(k2, s2)", lambda c, p, b: nn.AvgPool2d(kernel_size=2, stride=2),
                (Window("average pooling (k2, s2)", 2, 2, padded=False),))
 MAX_S1 = Stage("MaxPool(k2, s1)", lambda c, p, b: MaxPoolS1(p), (Window("max-pool (k2, s1)", 2, 1),))
-BLUR_S2 = Stage("BlurPool(s2)", lambda c, p, b: BlurPool(c, b, stride=2, padding=p), (Window("blur-pool", BLUR, 2),))
+BLUR_S2 = Stage("BlurPool(s2)", lambda c, p, b: BlurPool(c, b, stride=2, padding=p), (Window("blur-pool", BLUR, 2),),
+                blurs=True)
 # APS: an optional stride-1 blur, then one of the four polyphase components (a stride-2 subsampling).
 APS = Stage("optional blur (s1) + APS", lambda c, p, b: APSDown(c, b, p),
-            (Window("blur", BLUR, 1), Window("APS", 1, 2, padded=False, even=True)))
+            (Window("blur", BLUR, 1), Window("APS", 1, 2, padded=False, even=True)), blurs=True)
 # LPS: as APS, the component chosen by a learned score (lps.py). TIPS: the components mixed by weights from the map
 # (tips.py). AFC: an ideal FFT low-pass, then stride 2 (afc.py). Each needs an even map, as APS does.
 LPS = Stage("optional blur (s1) + LPS", lambda c, p, b: LPSDown(c, b, p),
-            (Window("blur", BLUR, 1), Window("LPS", 1, 2, padded=False, even=True)))
+            (Window("blur", BLUR, 1), Window("LPS", 1, 2, padded=False, even=True)), blurs=True)
 TIPS = Stage("TIPS", lambda c, p, b: TIPSDown(c, p), (Window("TIPS", 1, 2, padded=False, even=True),))
 AFC = Stage("ideal FFT low-pass + subsample (s2)", lambda c, p, b: AliasFreeDown(),
             (Window("alias-free downsampling", 1, 2, padded=False, even=True),))
@@ -94,9 +101,11 @@ class Downsample:
         strides = [w.stride for s in self.stages for w in s.windows]
         object.__setattr__(self, "stride", self.conv_stride * math.prod(strides))
 
-    def build(self, channels: int, padding: str, blur_size: int) -> nn.Module:
-        """The module applied after the ReLU (Identity when the conv alone does the work)."""
-        modules = [stage.build(channels, padding, blur_size) for stage in self.stages]
+    def build(self, channels: int, padding: str, blur_size: int, blur_padding: str | None = None) -> nn.Module:
+        """The module applied after the ReLU (Identity when the conv alone does the work); its blurs pad with
+        `blur_padding` (BLUR_PADDINGS), or with `padding` when None."""
+        modules = [stage.build(channels, _blur_pad(padding, blur_padding) if stage.blurs else padding, blur_size)
+                   for stage in self.stages]
         if not modules:
             return nn.Identity()
         return modules[0] if len(modules) == 1 else nn.Sequential(*modules)
@@ -105,23 +114,24 @@ class Downsample:
         """Every window of a block, the conv first, with BLUR resolved to `blur_size`."""
         conv = Window("conv", kernel, self.conv_stride, conv=True)
         rest = [w for s in self.stages for w in s.windows]
-        return [conv] + [Window(w.label, blur_size if w.side == BLUR else w.side, w.stride, w.padded, w.even)
-                         for w in rest]
+        return [conv] + [Window(w.label, blur_size if w.side == BLUR else w.side, w.stride, w.padded, w.even,
+                                blur=w.side == BLUR) for w in rest]
 
-    def out_size(self, size: int, kernel: int, padding: str, blur_size: int) -> int:
+    def out_size(self, size: int, kernel: int, padding: str, blur_size: int, blur_padding: str | None = None) -> int:
         """Side of a block's output for a square input of side `size` (PyTorch floor semantics), by arithmetic:
         nothing is built, so torch's RNG is untouched. Raises LayerConfigError (a ValueError) if the block cannot
         run on it: a map that becomes empty, APS on an odd map, reflect padding of p pixels on a side <= p,
-        circular padding of p pixels on a side < p."""
+        circular padding of p pixels on a side < p. `blur_padding` pads the blurs' windows, as in build."""
+        blurred = _blur_pad(padding, blur_padding)
         where = (f"padding={padding!r}, downsample={self.name!r}, kernel={kernel}, blur_size={blur_size}, "
-                 f"input {size}x{size}")
+                 + (f"blur_padding={blur_padding!r}, " if blur_padding is not None else "") + f"input {size}x{size}")
         s = size
         for w in self.windows(kernel, blur_size):
             if w.even and s % 2:
                 raise LayerConfigError(
                     f"{self.name} needs an even feature map; got {s}x{s} at this block ({where}); choose a "
                     f"canvas divisible by the total stride (2 per downsampling block)")
-            s = _window_out(s, w, padding, where)
+            s = _window_out(s, w, blurred if w.blur else padding, where)
         return s
 
     def describe(self) -> str:
@@ -134,8 +144,15 @@ class Downsample:
         return " + ".join(s.label for s in self.stages) or "no downsampling"
 
 
+def _blur_pad(padding: str, blur_padding: str | None) -> str:
+    """What a blur pads with: the model's blur_padding (one of BLUR_PADDINGS), else the network's padding."""
+    if blur_padding is None:
+        return padding
+    return choose("blur_padding", blur_padding, BLUR_PADDINGS, error=LayerConfigError)
+
+
 def _window_out(s: int, w: Window, padding: str, where: str) -> int:
-    """Side after window `w` on an s x s map, padded like the network where the window is padded."""
+    """Side after window `w` on an s x s map, padded with `padding` where the window is padded."""
     padded = s
     if w.padded:
         lo, hi = PADDINGS[choose("padding", padding, PADDINGS, error=LayerConfigError)].amounts(w.side, w.conv)
@@ -192,8 +209,9 @@ def get_downsample(kind: str) -> Downsample:
     return DOWNSAMPLES[choose("downsample", kind, DOWNSAMPLES, error=LayerConfigError)]
 
 
-def make_downsample(kind: str, channels: int, padding: str, blur_size: int) -> nn.Module:
+def make_downsample(kind: str, channels: int, padding: str, blur_size: int, blur_padding: str | None = None
+                    ) -> nn.Module:
     """The module applied after the ReLU for downsampling `kind` (for 'stride', the conv does the work)."""
     entry = get_downsample(kind)
     choose("padding", padding, PADDING_KINDS, error=LayerConfigError)
-    return entry.build(channels, padding, blur_size)
+    return entry.build(channels, padding, blur_size, blur_padding)

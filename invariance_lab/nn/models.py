@@ -20,7 +20,7 @@ from torch import nn
 
 from ..core.errors import InvlabError, choose
 from .block import ConvBlock
-from .downsample import DOWNSAMPLES, get_downsample
+from .downsample import BLUR_PADDINGS, DOWNSAMPLES, get_downsample
 from .factory import build_custom
 from .layers import PADDING_KINDS, LayerConfigError
 
@@ -82,7 +82,8 @@ DEFAULTS = dict(downsample="none", head="flatten", padding="zeros", channels=[16
 # Factors added after checkpoints were fingerprinted: a resolved spec holds one only where it is not the default, so
 # every earlier model resolves, fingerprints and draws its weights as before. bias: False = convolutions without bias.
 # first_stride: 1 = the first block neither strides nor pools (Kayhan & van Gemert 2020's strides 1-2-2-2).
-LATER_DEFAULTS = dict(bias=True, first_stride=None)
+# blur_padding: what the blurs of blur_*, aps_* and lps pad with (BLUR_PADDINGS); None = the network's padding.
+LATER_DEFAULTS = dict(bias=True, first_stride=None, blur_padding=None)
 FIRST_STRIDES = (1,)  # what first_stride may say; None (the default): the first block downsamples like the others
 
 PRESETS: dict[str, dict] = {}
@@ -121,6 +122,8 @@ def resolve_spec(spec: dict) -> dict:
     if first is not None and (isinstance(first, bool) or first not in FIRST_STRIDES):
         raise LayerConfigError(f"first_stride must be 1 (the first block without downsampling, as Kayhan & van "
                                f"Gemert 2020's strides 1-2-2-2) or left out (every block downsamples); got {first!r}")
+    if base.get("blur_padding") is not None:
+        choose("blur_padding", base["blur_padding"], BLUR_PADDINGS)
     later = {k: base[k] for k, default in LATER_DEFAULTS.items() if base.get(k, default) != default}
     return {"arch": arch, **{k: base[k] for k in DEFAULTS}, **later}
 
@@ -167,7 +170,8 @@ def check_model(factors: dict, canvas: int) -> int:
     size, n = canvas, len(factors["channels"])
     for i, name in enumerate(block_downsamples(factors)):
         try:
-            size = get_downsample(name).out_size(size, factors["kernel"], factors["padding"], factors["blur_size"])
+            size = get_downsample(name).out_size(size, factors["kernel"], factors["padding"], factors["blur_size"],
+                                                 factors.get("blur_padding"))
         except LayerConfigError as e:
             raise LayerConfigError(f"block {i + 1} of {n} on a {canvas}px canvas: {e}") from None
         if size < 1:
@@ -197,7 +201,8 @@ class InvNet(nn.Module):
         chans = [in_channels] + list(factors["channels"])
         bias = factors.get("bias", LATER_DEFAULTS["bias"])
         self.blocks = nn.ModuleList(
-            ConvBlock(cin, cout, factors["kernel"], factors["padding"], down, factors["blur_size"], bias=bias)
+            ConvBlock(cin, cout, factors["kernel"], factors["padding"], down, factors["blur_size"], bias=bias,
+                      blur_padding=factors.get("blur_padding"))
             for cin, cout, down in zip(chans[:-1], chans[1:], block_downsamples(factors)))
         self.head = choose("head", factors["head"], HEADS)
         self.fc = nn.Linear(HEADS[self.head].features(chans[-1], side), num_classes)

@@ -68,6 +68,8 @@ class ModelSpec(_Schema):
     kernel: Optional[Int] = Field(None, ge=1, le=15)  # conv kernel side (3; odd keeps padding symmetric)
     blur_size: Optional[Int] = Field(None, ge=1, le=7)  # binomial blur side for blur_*, aps_*, lps (3: Zhang's;
     # 1 = none)
+    blur_padding: Optional[KindName] = None  # what the blur of blur_*, aps_*, lps pads with: zeros | circular |
+    # reflect (the network's padding; Zhang 2019's BlurPool: reflect)
     bias: Optional[bool] = Field(None, strict=True)  # conv bias (true); false: none, as Kayhan & van Gemert 2020
     first_stride: Optional[Int] = Field(None, ge=1, le=1)  # 1: block 1 does not downsample (strides 1-2-2-2)
 

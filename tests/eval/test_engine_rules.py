@@ -42,3 +42,16 @@ def test_an_activation_without_a_rule_is_not_certified():
     model = net("afc")
     model.blocks[1].act = nn.Softplus()  # a pointwise map, but the engine has not been told so
     assert "Softplus is not a layer the all-shift engine knows" in why_not(model, S)
+
+
+@pytest.mark.parametrize("blur_padding", ["zeros", "reflect"])
+def test_a_circular_network_whose_blur_pads_otherwise_is_left_to_brute_force(blur_padding):
+    """blur_padding: a blur that does not wrap around breaks the circular equivariance the engine relies on, even
+    in a circular network: the engine names it and leaves the network to brute force; blur_padding: circular is
+    the network as before, and the engine applies."""
+    for downsample in ("blur_max", "aps_max"):
+        spec = dict(downsample=downsample, head="global_avg", padding="circular", channels=[4, 8], blur_size=3)
+        model = build_model(resolve_spec({**spec, "blur_padding": blur_padding}), num_classes=3, canvas=S).eval()
+        assert f"BlurPool pads with {blur_padding!r}" in why_not(model, S)
+        same = build_model(resolve_spec({**spec, "blur_padding": "circular"}), num_classes=3, canvas=S).eval()
+        assert why_not(same, S) is None

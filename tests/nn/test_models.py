@@ -13,7 +13,7 @@ from invariance_lab.config.models import resolved_models
 from invariance_lab.core.errors import InvlabError
 from invariance_lab.nn.block import ConvBlock
 from invariance_lab.nn.downsample import DOWNSAMPLES
-from invariance_lab.nn.layers import PADDING_KINDS
+from invariance_lab.nn.layers import PADDING_KINDS, BlurPool, Pad2d
 from invariance_lab.nn.models import (HEADS, PRESETS, build_model, check_model, count_parameters, create_model,
     list_models, list_presets, place, register_preset, resolve_spec)
 
@@ -270,6 +270,48 @@ def test_first_stride_one_gives_kayhans_strides_and_leaves_every_other_spec_as_i
         assert resolve_spec(net.factors) == net.factors  # a checkpoint's factors resolve to themselves
     with pytest.raises(InvlabError, match="first_stride must be 1"):
         resolve_spec({"arch": "strided_conv", "first_stride": 2})
+
+
+# ----------------------------------------------------------------------------------------------- blur_padding
+
+
+@pytest.mark.parametrize("downsample", ["blur_max", "blur_stride", "aps_max", "lps"])
+def test_blur_padding_pads_the_blur_alone_and_leaves_every_other_spec_as_it_was(downsample):
+    """blur_padding: reflect pads each blur by reflection (Zhang 2019's BlurPool) and nothing else (the convs and
+    MaxPool(k2, s1) keep the network's zeros); absent, a resolved spec has no such key (fingerprints unchanged) and
+    the network is the one built before the key existed, weight for weight."""
+    assert "blur_padding" not in resolve_spec({"downsample": downsample})
+    spec = dict(downsample=downsample, head="global_avg", padding="zeros", channels=[4, 8], blur_size=3)
+    torch.manual_seed(0)
+    plain = create_model(spec, num_classes=2, canvas=16)
+    torch.manual_seed(0)
+    net = create_model({**spec, "blur_padding": "reflect"}, num_classes=2, canvas=16)
+    assert net.factors["blur_padding"] == "reflect" and resolve_spec(net.factors) == net.factors
+    pads, before = ({name: m.padding for name, m in model.named_modules() if isinstance(m, Pad2d)}
+                    for model in (net, plain))
+    blurs = {name for name, m in net.named_modules() if isinstance(m, BlurPool)}
+    assert {p for name, p in pads.items() if name.rsplit(".", 1)[0] in blurs} == {"reflect"}
+    assert {before[name] for name in pads if name.rsplit(".", 1)[0] in blurs} == {"zeros"}
+    assert {name: p for name, p in pads.items() if name.rsplit(".", 1)[0] not in blurs} == \
+        {name: p for name, p in before.items() if name.rsplit(".", 1)[0] not in blurs}  # LPS's scores: circular
+    assert all(torch.equal(a, b) for a, b in zip(plain.state_dict().values(), net.state_dict().values()))
+    assert check_model(net.factors, 16) == net.features(torch.rand(1, 1, 16, 16)).shape[-1]
+
+
+def test_a_reflect_padded_blur_keeps_a_blank_map_flat_where_a_zero_padded_one_darkens_its_border():
+    """What blur_padding is for: after a ReLU with a positive bias a blank background is a constant map; blurred
+    with zero padding its border rows fall (a landmark of absolute position, the larger the filter the wider), by
+    reflection it stays constant, as in Zhang 2019's code."""
+    flat = torch.full((1, 1, 8, 8), 0.5)
+    for size in (3, 5):
+        zeros = ConvBlock(1, 1, 3, "zeros", "blur_stride", blur_size=size).down(flat)
+        reflect = ConvBlock(1, 1, 3, "zeros", "blur_stride", blur_size=size, blur_padding="reflect").down(flat)
+        assert torch.allclose(reflect, flat[..., ::2, ::2])
+        assert zeros.min() < 0.45 and zeros.max() == 0.5
+    with pytest.raises(InvlabError, match="unknown blur_padding 'valid'; choose one of: zeros, circular, reflect"):
+        resolve_spec({"arch": "blurpool", "blur_padding": "valid"})
+    with pytest.raises(InvlabError, match="blur-pool: reflect padding by 2 does not fit a 2x2 map .*blur_padding="):
+        check_model(resolve_spec({"arch": "blurpool", "blur_padding": "reflect", "blur_size": 5, "channels": [4] * 5}), 32)
 
 
 def test_circular_network_with_total_stride_8_is_exactly_invariant_to_a_16_pixel_roll():
