@@ -117,3 +117,8 @@ class NoInference(nn.Module):
 
 def no_inference() -> nn.Module:
     return NoInference()
+
+
+def lazy(classes: int = 2) -> nn.Module:
+    """A flatten head built lazily: nn.LazyLinear draws its weights at the first forward pass, not when built."""
+    return nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.LazyLinear(classes))

@@ -42,7 +42,7 @@ from ..core.columns import LIE_COLUMNS, REFERENCE
 from ..core.errors import InvlabError, choose
 from ..core.progress import progress_bar
 from ..data.shifts import sweep_inputs
-from ..nn.factory import check_output
+from ..nn.outputs import check_output
 from ..nn.logits import class_logits
 from ..schema.config import DataConfig, SweepConfig
 from .stream import image_source

@@ -21,7 +21,7 @@ from torch import nn
 from ..core.errors import InvlabError, choose
 from ..core.runtime import process_state
 from ..data.images import Images, from_tensor
-from ..nn.factory import check_output
+from ..nn.outputs import check_output
 from ..nn.forward import call
 from ..nn.logits import class_count
 from ..nn.maps import feature_map_bytes
@@ -90,15 +90,15 @@ def custom_factors(model: nn.Module) -> dict:
 
 
 def check_outputs(models: dict[str, nn.Module], src: Images, prepare: Prepare, device: torch.device,
-                  origin: tuple[float, ...] = ORIGIN) -> dict[str, int]:
+                  origin: tuple[float, ...] = ORIGIN, seed: int = 0) -> dict[str, int]:
     """Check every model on the first two images at the reference `origin`; returns each one's number of logits
-    (every later batch must give as many: nn/forward.py)."""
+    (every later batch must give as many: nn/forward.py). A lazy layer draws its weights there, from `seed`."""
     x = prepare(src(slice(0, min(2, len(src)))), *origin).to(device)
     counts = {}
     for name, m in models.items():
         want = len(src.classes) if src.classes else None
         # NaN logits are refused here; one logit per image stands for two classes (nn/logits.py)
-        counts[name] = check_output(m, x, want, f"model {name}", finite=True, one_logit=True)
+        counts[name] = check_output(m, x, want, f"model {name}", finite=True, one_logit=True, seed=seed)
         n = class_count(counts[name])
         if src.labels is not None and int(src.labels.max()) >= n:
             one = " (its one logit stands for two classes, 0 and 1)" if counts[name] == 1 else ""
@@ -175,7 +175,7 @@ class Measurement:
         self.origin = self.grid.origin  # (0, 0); angle 0 or scale 1
         self.layer_images = layer_images if layers else None  # for the memory estimate of the layer profile
         self.device_name, self.batch_size, self.taps, self.progress = device, batch_size, taps, progress
-        self.models = {(k, seed): m for k, m in models.items()}
+        self.models, self.seed = {(k, seed): m for k, m in models.items()}, seed
         self.factors = factors if factors is not None else {k: custom_factors(m) for k, m in models.items()}
         self.engine, self.labelled, self.check_taps = engine, labelled, layers or bool(taps)
         self._state = ExitStack()
@@ -189,7 +189,7 @@ class Measurement:
             check_measure_memory(self.src, batch_size=self.batch_size, mode=self.mode)
             # a layer profile reads no labels: its images' classes are not checked against the logits
             src = self.src if self.labelled else from_tensor(self.src(slice(0, min(2, len(self.src)))))
-            self.outputs = check_outputs(self.named, src, self.prepare, self.device, self.origin)
+            self.outputs = check_outputs(self.named, src, self.prepare, self.device, self.origin, self.seed)
             self.n_classes = max(class_count(c) for c in self.outputs.values())
             if self.check_taps:
                 with torch.inference_mode():

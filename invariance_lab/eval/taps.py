@@ -93,7 +93,7 @@ def taps_for(model: nn.Module, names: list[str] | None = None) -> Callable[[torc
 
         handles = [modules[n].register_forward_hook(hook(n)) for n in chosen if n != OUTPUT]
         try:
-            out = model(x)
+            out = model(x.clone())  # a copy: a model that writes into its input must not change the caller's batch
         finally:
             for h in handles:
                 h.remove()

@@ -33,17 +33,12 @@ import torch
 from torch import nn
 
 from ..core.errors import FactoryError, InvlabError, clip, quote
-from .finite import check_logits
-from .logits import class_logits
 from .maps import feature_map_bytes
+from .outputs import check_output
 from ..schema.model import check_path
 
 # (factory path, the file its module was found in) -> the function, once imported (this process)
 _LOADED: dict[tuple[str, str | None], Callable] = {}
-# what a model that fails on the first batch can change, in the words of who gave the images: (channels, size)
-FIXES = {"measure": ("see --colour, colour= in Python", "see --size, size= in Python"),
-         "config": ("data.colour: rgb reads an image folder in colour, else change the model's input channels",
-                    "data.canvas sets it")}
 TRUST_LIMIT = 1000  # characters of the call a trust message shows: all of any sensible kwargs
 
 
@@ -195,71 +190,6 @@ def call(path: str, kwargs: dict | None = None, dirs: Iterable[str | Path] = ())
 
 
 # ----------------------------------------------------------------------------------------------- checking
-
-
-def check_output(model: nn.Module, x: torch.Tensor, num_classes: int | None, what: str, *,
-                 finite: bool = False, one_logit: bool = False, fixes: str = "measure") -> int:
-    """Run `model` (in eval mode, RNG untouched) on the batch `x`; the number of logits it gives per image. An
-    InvlabError says what is wrong: it fails, does not return a float tensor (N, classes), or has another number
-    of classes than `num_classes` (when given); with `finite` (real images, as a measurement sees them), gives
-    logits whose probabilities are NaN, naming a NaN or infinite weight when it holds one. With `one_logit` (a
-    measurement, not training) a single logit per image stands for two classes (nn/logits.py): the count
-    returned is still 1 (logits.class_count gives the classes). `fixes` (FIXES): whose options a failure's hint
-    names, invlab measure's and il.measure's or a config's keys."""
-    shape = tuple(x.shape)
-    was = model.training
-    model.eval()
-    try:
-        with torch.random.fork_rng(devices=[]), torch.no_grad():
-            out = model(x)
-    except Exception as e:
-        hint = _hint(model, x, e, FIXES[fixes])
-        raise FactoryError(f"{what} failed on a batch of shape {shape} ({type(e).__name__}: {clip(e, 240)}){hint}; "
-                          f"it must map a batch (N, C, H, W) to logits (N, classes)") from None
-    finally:
-        model.train(was)
-    if not isinstance(out, torch.Tensor):
-        raise FactoryError(f"{what} returned {type(out).__name__} for a batch of shape {shape}, not a tensor; it must "
-                          f"return the logits (N, classes) alone")
-    if one_logit and out.dim() == 2 and out.shape[1] == 1 and num_classes == 2:
-        num_classes = 1
-    want = f"({shape[0]}, {num_classes})" if num_classes else f"({shape[0]}, classes)"
-    if out.dim() != 2 or out.shape[0] != shape[0] or (num_classes and out.shape[1] != num_classes):
-        need = f"one logit per class ({num_classes} classes)" if num_classes else "one row of logits per image"
-        if out.dim() > 2 and out.shape[0] == shape[0] and all(s == 1 for s in out.shape[2:]):
-            fix = "Flatten its output (its last dimensions are 1)"
-        elif out.dim() == 1 and out.shape[0] == shape[0]:
-            fix = "Return (N, 1) for one logit per image (.unsqueeze(1)), or one logit per class"
-        elif out.dim() == 2 and out.shape[0] == shape[0] and num_classes:
-            fix = ("Set its number of outputs (through its kwargs) to match, give each class folder its output "
-                   "index (--class-index cat=281,dog=207), or measure it on images without labels (a folder with "
-                   "no class subfolders)" if one_logit else
-                   "Set its number of outputs (through its kwargs) to match")
-        else:
-            fix = "Set its number of outputs (through its kwargs) to match"
-        raise FactoryError(f"{what} gave an output of shape {tuple(out.shape)} for a batch of shape {shape}; invlab "
-                          f"needs {want}: {need}. {fix}")
-    if not out.is_floating_point():
-        raise FactoryError(f"{what} returned {out.dtype} values; logits must be floating point")
-    if finite:
-        check_logits(model, class_logits(out) if one_logit else out, what)
-    return int(out.shape[1])
-
-
-def _hint(model: nn.Module, x: torch.Tensor, error: Exception, fixes: tuple[str, str]) -> str:
-    """What a model's failure on the first batch most likely means, for the message (or "")."""
-    dtypes = {p.dtype for p in model.parameters() if p.is_floating_point()}
-    if dtypes and x.dtype not in dtypes:
-        names = ", ".join(sorted(str(d).removeprefix("torch.") for d in dtypes))
-        return (f" (its weights are {names}, the images {str(x.dtype).removeprefix('torch.')}: give invlab the "
-                f"model in float32, model.float())")
-    text = str(error)
-    if "channels" in text:
-        return f" (the model expects another number of input channels than these images' {x.shape[1]}: {fixes[0]})"
-    if "shapes cannot be multiplied" in text or "size mismatch" in text or "must match the size" in text:
-        return (f" (the model may expect images of another size than these {x.shape[-2]} x {x.shape[-1]} px: "
-                f"{fixes[1]})")
-    return ""
 
 
 def check_trainable(model: nn.Module, x: torch.Tensor, what: str) -> None:

@@ -1,5 +1,5 @@
 """A model's forward pass on one batch of a sweep, a measurement or a training step, held to what the first check
-held it to (factory.check_output, on a small batch before any work). A model of your own can still fail on a later
+held it to (outputs.check_output, on a small batch before any work). A model of your own can still fail on a later
 batch (a hard-coded batch size, the memory a full batch needs, an input it does not handle), return something else
 than logits. Each is a FactoryError naming the model and the batch (exit 2); the model's own
 exception is chained to it, so `invlab --debug` shows its traceback (and a unit's log, with --jobs). invlab's own
@@ -19,12 +19,15 @@ from torch import nn
 from ..core.errors import FactoryError, InvlabError, clip
 from .logits import class_logits
 from .models import InvNet
+from .outputs import check_dense
 
 
 def call(model: nn.Module, x: torch.Tensor, what: str):
-    """model(x) as it is, whatever it returns; the model's own exception becomes a FactoryError naming it."""
+    """model(x) as it is, whatever it returns; the model's own exception becomes a FactoryError naming it. The model
+    gets a copy of x: one that writes into its input (x -= mean) would otherwise change the batch that every later
+    shift and model reads (and the caller's own tensor)."""
     try:
-        return model(x)
+        return model(x.clone())
     except InvlabError:
         raise
     except Exception as e:  # the model's own (KeyboardInterrupt is not an Exception: Ctrl-C still stops)
@@ -47,6 +50,7 @@ def forward(model: nn.Module, x: torch.Tensor, what: str, classes: int | None = 
         want = f"({shape[0]}, {classes})" if classes else f"({shape[0]}, classes)"
         raise FactoryError(f"{what} returned {got} for a batch of shape {shape}; it must return the logits {want} "
                            f"of every batch, as it did for the first images")
+    check_dense(out, x, what)
     return class_logits(out)
 
 

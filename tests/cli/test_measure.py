@@ -170,3 +170,17 @@ def test_numbers_grouped_by_underscores_are_refused_not_read_as_others(tmp_path)
     for option, value in (("--mean", "0_5"), ("--std", "0.2,0_3,0.4")):
         message = _refused_before_any_folder(tmp_path, option, value)
         assert f"{option} '{value}': expected numbers separated by commas" in message, message
+
+
+def test_a_lazy_layer_is_drawn_from_the_seed_so_an_untrained_model_measures_the_same_each_time(tmp_path):
+    """Without --weights a model is measured as --seed draws it; a lazy layer draws at the first forward pass (the
+    first check's), which is seeded too: two runs agree whatever the process's random state was before."""
+    tables = []
+    for noise in (1, 2):
+        torch.manual_seed(noise)
+        res = invoke("measure", "--images", image_folder(tmp_path), "--model", "custom_models:lazy", "--dx", "-2:2",
+                     "--results-dir", tmp_path / f"r{noise}", "--threads", "1", "--quiet")
+        assert res.exit_code == 0, res.output
+        (folder,) = (tmp_path / f"r{noise}" / "measure").iterdir()
+        tables.append(pd.read_csv(folder / "invariance.csv").prob_change)
+    assert tables[0].equals(tables[1]) and tables[0].sum() > 0

@@ -17,6 +17,7 @@ from conftest import ROOT
 from typer.testing import CliRunner
 
 from invariance_lab.nn import factory
+from invariance_lab.nn.outputs import check_output
 from invariance_lab.store.checkpoints import fingerprint
 from invariance_lab.cli.main import app
 from invariance_lab.config.load import parse_config
@@ -292,7 +293,7 @@ def test_the_trust_message_names_the_file_and_the_call():
 ])
 def test_a_model_that_does_not_fit_the_images_is_told_what_to_change(model, needle):
     with pytest.raises(InvlabError) as e:
-        factory.check_output(model, torch.zeros(2, 1, 8, 8), 2, "model mine", one_logit=True)
+        check_output(model, torch.zeros(2, 1, 8, 8), 2, "model mine", one_logit=True)
     assert needle in str(e.value)
     if "(2,)" in needle:
         assert "Return (N, 1) for one logit per image" in str(e.value)

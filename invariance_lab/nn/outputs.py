@@ -1,0 +1,126 @@
+"""What a model's output must be before a measurement or a training reads it, checked on the first images
+(check_output): logits (N, classes) of a floating-point type, dense and on the device of its input, finite where
+the images are real, and the same logits for the same images every time. A forward pass that draws random numbers
+in eval mode (dropout forced on, added noise) or changes a buffer on each call would be measured as a change made by
+the shift.
+
+    n = check_output(model, x, 2, "model mine", finite=True)   # logits per image, or a FactoryError saying why not
+    check_dense(out, x, "model mine")            # a FactoryError for sparse logits, or logits on another device
+    check_repeatable(out, again, "model mine")   # a FactoryError when two passes over the same images differ
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..core.errors import FactoryError, clip
+from .finite import check_logits
+from .logits import class_logits
+
+# what a model that fails on the first batch can change, in the words of who gave the images: (channels, size)
+FIXES = {"measure": ("see --colour, colour= in Python", "see --size, size= in Python"),
+         "config": ("data.colour: rgb reads an image folder in colour, else change the model's input channels",
+                    "data.canvas sets it")}
+
+# Two passes over the same batch give the same bits on a CPU; a GPU may sum in another order (within ~1e-6 of the
+# logits' scale). A random forward pass differs by far more (dropout: whole units; noise: its own scale).
+REPEAT_TOLERANCE = 1e-5
+
+
+def check_dense(out: torch.Tensor, x: torch.Tensor, what: str) -> None:
+    """A FactoryError unless `out` is a dense (strided) tensor on the device of the model's input `x`."""
+    if out.layout != torch.strided or out.device != x.device:
+        kind = "dense" if out.layout == torch.strided else str(out.layout).removeprefix("torch.")
+        raise FactoryError(f"{what} returned {kind} logits on device {out.device} for a batch on {x.device}; it "
+                           f"must return dense logits (N, classes) on the device of its input (x.device)")
+
+
+def check_repeatable(out: torch.Tensor, again: torch.Tensor, what: str) -> None:
+    """A FactoryError when `again`, the model's logits for the same images a second time (in eval mode), differ
+    from `out` by more than REPEAT_TOLERANCE of their scale. NaN is left to the finite check (nn/finite.py)."""
+    a, b = out.detach().double(), again.detach().double()
+    if a.shape != b.shape:
+        gap = "another shape"
+    else:
+        if not (bool(torch.isfinite(a).all()) and bool(torch.isfinite(b).all())):
+            return
+        diff = float((a - b).abs().max()) if a.numel() else 0.0
+        if diff <= REPEAT_TOLERANCE * max(1.0, float(a.abs().max()) if a.numel() else 0.0):
+            return
+        gap = f"logits up to {diff:.3g} apart"
+    raise FactoryError(f"{what} gives different outputs for the same images twice in a row ({gap}), so every "
+                       f"measurement would count that randomness as a change made by the shift. In eval mode its "
+                       f"forward must give the same logits for the same images: dropout forced on "
+                       f"(F.dropout(..., training=True)), noise added (torch.randn), or a buffer changed on every call "
+                       f"are the usual causes")
+
+
+def check_output(model: nn.Module, x: torch.Tensor, num_classes: int | None, what: str, *, finite: bool = False,
+                 one_logit: bool = False, fixes: str = "measure", seed: int | None = None) -> int:
+    """Run `model` (in eval mode, RNG untouched) on the batch `x`; the number of logits it gives per image. An
+    InvlabError says what is wrong: it fails, does not return a float tensor (N, classes), or has another number
+    of classes than `num_classes` (when given); with `finite` (real images, as a measurement sees them), gives
+    logits whose probabilities are NaN, naming a NaN or infinite weight when it holds one. With `one_logit` (a
+    measurement, not training) a single logit per image stands for two classes (nn/logits.py): the count
+    returned is still 1 (logits.class_count gives the classes). `fixes` (FIXES): whose options a failure's hint
+    names, invlab measure's and il.measure's or a config's keys. Two passes must agree (nn/outputs.py); `seed`
+    seeds the forked RNG they run with."""
+    shape = tuple(x.shape)
+    was = model.training
+    model.eval()
+    try:  # twice, each on a copy of x (a model may write into its input): the same images must give the same logits
+        with torch.random.fork_rng(devices=[]), torch.no_grad():
+            if seed is not None:  # lazy layers draw their weights now: from `seed`, not from the process's state
+                torch.random.default_generator.manual_seed(seed)
+            out, again = model(x.clone()), model(x.clone())
+    except Exception as e:
+        hint = _hint(model, x, e, FIXES[fixes])
+        raise FactoryError(f"{what} failed on a batch of shape {shape} ({type(e).__name__}: {clip(e, 240)}){hint}; "
+                          f"it must map a batch (N, C, H, W) to logits (N, classes)") from None
+    finally:
+        model.train(was)
+    if not isinstance(out, torch.Tensor):
+        raise FactoryError(f"{what} returned {type(out).__name__} for a batch of shape {shape}, not a tensor; it must "
+                          f"return the logits (N, classes) alone")
+    if one_logit and out.dim() == 2 and out.shape[1] == 1 and num_classes == 2:
+        num_classes = 1
+    want = f"({shape[0]}, {num_classes})" if num_classes else f"({shape[0]}, classes)"
+    if out.dim() != 2 or out.shape[0] != shape[0] or (num_classes and out.shape[1] != num_classes):
+        need = f"one logit per class ({num_classes} classes)" if num_classes else "one row of logits per image"
+        if out.dim() > 2 and out.shape[0] == shape[0] and all(s == 1 for s in out.shape[2:]):
+            fix = "Flatten its output (its last dimensions are 1)"
+        elif out.dim() == 1 and out.shape[0] == shape[0]:
+            fix = "Return (N, 1) for one logit per image (.unsqueeze(1)), or one logit per class"
+        elif out.dim() == 2 and out.shape[0] == shape[0] and num_classes:
+            fix = ("Set its number of outputs (through its kwargs) to match, give each class folder its output "
+                   "index (--class-index cat=281,dog=207), or measure it on images without labels (a folder with "
+                   "no class subfolders)" if one_logit else
+                   "Set its number of outputs (through its kwargs) to match")
+        else:
+            fix = "Set its number of outputs (through its kwargs) to match"
+        raise FactoryError(f"{what} gave an output of shape {tuple(out.shape)} for a batch of shape {shape}; invlab "
+                          f"needs {want}: {need}. {fix}")
+    if not out.is_floating_point():
+        raise FactoryError(f"{what} returned {out.dtype} values; logits must be floating point")
+    check_dense(out, x, what)
+    check_repeatable(out, again, what)
+    if finite:
+        check_logits(model, class_logits(out) if one_logit else out, what)
+    return int(out.shape[1])
+
+
+def _hint(model: nn.Module, x: torch.Tensor, error: Exception, fixes: tuple[str, str]) -> str:
+    """What a model's failure on the first batch most likely means, for the message (or "")."""
+    dtypes = {p.dtype for p in model.parameters() if p.is_floating_point()}
+    if dtypes and x.dtype not in dtypes:
+        names = ", ".join(sorted(str(d).removeprefix("torch.") for d in dtypes))
+        return (f" (its weights are {names}, the images {str(x.dtype).removeprefix('torch.')}: give invlab the "
+                f"model in float32, model.float())")
+    text = str(error)
+    if "channels" in text:
+        return f" (the model expects another number of input channels than these images' {x.shape[1]}: {fixes[0]})"
+    if "shapes cannot be multiplied" in text or "size mismatch" in text or "must match the size" in text:
+        return (f" (the model may expect images of another size than these {x.shape[-2]} x {x.shape[-1]} px: "
+                f"{fixes[1]})")
+    return ""

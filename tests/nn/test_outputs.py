@@ -1,0 +1,83 @@
+"""invariance_lab.nn.outputs: what a model of your own must give before it is measured. A model that writes into
+its input gets a copy (its numbers are those of the same function written without the write, and another model's
+are untouched); a forward pass that is random in eval mode, or that gives sparse logits or logits on another
+device, is refused naming the model. (A lazy layer drawn from the seed: tests/cli/test_measure.py.)"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import invariance_lab as il
+from invariance_lab.core.errors import FactoryError
+from invariance_lab.nn.outputs import check_output
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+SIDE = 12
+
+
+class Net(nn.Module):
+    """A small flatten network; `inplace` normalises its input in place (x -= 0.5), else into a new tensor;
+    `how` makes its output random ('dropout', 'counter'), sparse or on the meta device."""
+
+    def __init__(self, inplace: bool = False, how: str = ""):
+        super().__init__()
+        torch.manual_seed(0)
+        self.inplace, self.how = inplace, how
+        self.body = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(4 * SIDE * SIDE, 3))
+        self.register_buffer("calls", torch.zeros(()))
+
+    def forward(self, x):
+        if self.inplace:
+            x -= 0.5
+            x /= 0.25
+        else:
+            x = (x - 0.5) / 0.25
+        out = self.body(x)
+        if self.how == "dropout":
+            return F.dropout(out, 0.5, training=True)
+        if self.how == "counter":
+            self.calls += 1
+            return out + 0.01 * self.calls
+        if self.how == "sparse":
+            return out.to_sparse()
+        if self.how == "meta":
+            return out.to("meta")
+        return out
+
+
+def images(n=6):
+    return torch.rand(n, 1, SIDE, SIDE, generator=torch.Generator().manual_seed(1))
+
+
+def test_a_model_that_writes_into_its_input_measures_as_the_same_function_written_without_the_write():
+    """Canvas shifts hand every model the same reference batch at (0, 0): a model that wrote into it changed what
+    every later shift and model read (a flip rate of another function, silently). Now each gets a copy, and the
+    caller's tensor is left as it was."""
+    x = images()
+    kept = x.clone()
+    both = il.measure({"copy": Net(), "inplace": Net(inplace=True), "other": Net()}, x, dx=[-2, -1, 0, 1, 2])
+    assert torch.equal(x, kept)
+    columns = ["dx", "dy", "flip_rate", "prob_change", "max_prob_change"]
+    copy, inplace, other = (both[both.model == m][columns].reset_index(drop=True) for m in ("copy", "inplace", "other"))
+    assert copy.equals(inplace) and copy.equals(other)
+    assert copy.prob_change.abs().sum() > 0  # the shifts change something: the comparison can fail
+
+
+@pytest.mark.parametrize("how", ["dropout", "counter"])
+def test_a_forward_pass_that_differs_for_the_same_images_is_refused_naming_the_model(how):
+    with pytest.raises(FactoryError, match=r"model mine gives different outputs for the same images twice in a row "
+                                           r"\(logits up to [0-9.e-]+ apart\).*dropout forced on"):
+        check_output(Net(how=how), images(2), 3, "model mine")
+    with pytest.raises(FactoryError, match="gives different outputs for the same images twice"):
+        il.measure(Net(how=how), images(), dx=[0, 1])
+    assert check_output(Net(), images(2), 3, "model mine") == 3  # the same network without the randomness
+
+
+@pytest.mark.parametrize("how, words", [("sparse", "returned sparse_coo logits on device cpu for a batch on cpu"),
+                                        ("meta", "returned dense logits on device meta for a batch on cpu")])
+def test_sparse_logits_or_logits_on_another_device_are_refused_naming_the_model(how, words):
+    with pytest.raises(FactoryError, match=f"model mine {words}; it must return dense logits"):
+        check_output(Net(how=how), images(2), 3, "model mine")
