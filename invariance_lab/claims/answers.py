@@ -13,6 +13,7 @@ writes the page:
 from __future__ import annotations
 
 import os
+import shlex
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -302,6 +303,12 @@ def render_answers(a: Answers, *, config: str = "configs/question_claims.yaml", 
     return "\n".join(out)
 
 
+def invocation(config: Path | str, overrides: list[str] | None = None) -> str:
+    """The config as the page's commands must name it: its path, then each --set it was given (shell-quoted), so
+    that `invlab claims <this>` and `invlab run <this>` make the same run again."""
+    return shlex.join([str(config), *(w for o in overrides or [] for w in ("--set", o))])
+
+
 def answers_page(run_dir: Path, out_file: Path | None = None) -> Path:
     """Where `invlab claims` writes its page: out_file (--out) if given, else <run folder>/answers.md."""
     return Path(out_file) if out_file is not None else Path(run_dir) / ANSWERS_FILE
@@ -325,7 +332,7 @@ def write_answers(config: Path, *, overrides: list[str] | None = None, out_file:
     run_dir = claims_run(cfg, results_dir=writable(results_dir, "--results-dir", create=False), progress=progress,
                          threads=threads, on_event=on_event, factory_dirs=[config.parent], jobs=jobs)
     answers = answer_claims(run_dir, threads=threads, progress=progress, on_event=on_event, jobs=jobs)
-    text = render_answers(answers, config=str(config), wall_s=time.perf_counter() - t0,
+    text = render_answers(answers, config=invocation(config, overrides), wall_s=time.perf_counter() - t0,
                           load=(load0, os.getloadavg()[0]), since=since)
     page = answers_page(run_dir, out_file)
     if out_file is None:  # the run folder's own page (out_file was checked before the work)

@@ -99,6 +99,13 @@ def _start(debug: bool = typer.Option(False, "--debug", help="Show the traceback
     keep_freed_memory()  # fewer page faults per batch (speed.py); changes no number
 
 
+# what a stopped command's user does next, where the same command again goes on from where it stopped (run:
+# run_experiment resumes the interrupted run folder and reuses every finished unit; claims: its run, and its finished
+# sweeps, likewise)
+RESUMES = {"run_cli": ": the units that finished are kept; run the same command again to resume",
+           "claims_cli": ": the units and sweeps that finished are kept; run the same command again to resume"}
+
+
 def polite(fn):
     """Turn InvlabError (and an unreadable or unwritable path) into one paragraph and exit code 2, Ctrl-C into exit
     code 130; with --debug the error's whole traceback, the exception it came from first."""
@@ -125,7 +132,7 @@ def polite(fn):
             raise typer.Exit(2)
         except KeyboardInterrupt:
             _exiting()
-            line("interrupted", err)
+            line("interrupted" + RESUMES.get(fn.__name__, ""), err)
             raise typer.Exit(130)
 
     return wrapper

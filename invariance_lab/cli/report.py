@@ -20,7 +20,7 @@ from .options import choice, err, line, nonempty, out
 
 def report_cli(paths: List[Path] = typer.Argument(None, parser=nonempty("path", "results/quick/<run id>"), help="Run or sweep folders (default: the newest run)."),
                by: str = choice("model", "--by", BY, "model: one row per model; shift: model x shift table; layer: model x layer (sweeps made with --layers)."),
-               metric: str = typer.Option("flip_rate", "--metric", help="Metric for --by shift and --plot."),
+               metric: Optional[str] = typer.Option(None, "--metric", help="Metric for --by shift, --plot and --html (default: flip_rate)."),
                axis: Optional[str] = choice(None, "--axis", AXES, "dx or dy for --by shift; angle or scale for a rotate or scale sweep (default: each swept axis)."),
                fmt: str = choice("table", "--format", FORMATS, "table, markdown or csv."),
                plot: Optional[Path] = typer.Option(None, "--plot", parser=nonempty("--plot", "plots"), metavar="<path>", help="Also write PNG plots into this folder."),

@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..core.errors import ConfigError, choose
+from ..core.columns import METRIC_COLUMNS
+from ..core.errors import ConfigError, InvlabError, choose
 from ..run.writable import output_file, results_folder_of, writable
 from ..store.atomic import write_text
 from ..store.find import newest_run
@@ -43,7 +44,7 @@ class MadeReport:
     html_seconds: float = 0.0
 
 
-def make_report(paths: list[Path] | None = None, *, by: str = "model", metric: str = "flip_rate",
+def make_report(paths: list[Path] | None = None, *, by: str = "model", metric: str | None = None,
                 axis: str | None = None, fmt: str = "table", plot: Path | None = None, drop_chance: bool = False,
                 html: Path | None = None, results_dir: Path = Path("results"), force: bool = False) -> MadeReport:
     """The report of `paths` (default: the newest run in results_dir) as tables, its plots written into `plot`
@@ -51,6 +52,12 @@ def make_report(paths: list[Path] | None = None, *, by: str = "model", metric: s
     checked here (before any loading), the caller renders with it. `force`: replace existing files that invlab
     did not make (--force)."""
     choose("table format", fmt, FORMATS)  # before any loading or plotting
+    if metric is not None:
+        choose("metric", metric, METRIC_COLUMNS)
+    if metric is not None and by != "shift" and plot is None and html is None:  # as --axis: nothing would read it
+        raise InvlabError(f"--metric {metric} picks the metric of --by shift, --plot and --html; with --by {by} and "
+                          "neither --plot nor --html it would be ignored: add --by shift, or leave --metric out")
+    metric = metric or "flip_rate"
     if html is not None:  # refuse an unwritable page before the work of making it
         output_file(html, "--html", "report.html", marker=GENERATOR.encode(), starts=PAGE_HEAD.encode(), force=force)
     if plot is not None:

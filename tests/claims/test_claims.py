@@ -170,6 +170,21 @@ def test_claims_writes_into_its_run_folder_unless_told(answered, tmp_path):
     assert res.exit_code == 0, res.output
 
 
+def test_a_page_made_with_set_names_the_overrides_in_every_command_that_makes_it_again(answered, tmp_path):
+    """The Reproduce commands of a page made with --set left the overrides out: they would have made another run.
+    The override here repeats the config's own value, so the finished run and its sweeps are reused."""
+    config, results = answered[3].parents[2] / "reduced_claims.yaml", answered[3].parents[1]
+    out = tmp_path / "answers.md"
+    res = runner.invoke(app, ["claims", str(config), "--results-dir", str(results), "--set", "train.epochs=10",
+                              "--set", "seeds=[0, 1]", "--out", str(out), "--quiet"])
+    assert res.exit_code == 0, res.output
+    page = out.read_text(encoding="utf-8")
+    named = f"{config} --set train.epochs=10 --set 'seeds=[0, 1]'"
+    commands = [line for line in page.splitlines() if line.startswith(("invlab claims ", "invlab run "))]
+    assert commands and all(line.startswith((f"invlab claims {named} ", f"invlab run {named} ")) for line in commands)
+    assert f"Reproduce: `invlab claims {named} --threads 1`" in page
+
+
 # ------------------------------------------------------------------------------------------- claims 2 and 5, the table
 
 

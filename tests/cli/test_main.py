@@ -236,4 +236,5 @@ def test_commands_run_in_another_program_leave_its_ctrl_c_alone(tmp_path):
     with mock.patch("invariance_lab.cli.run.launch", side_effect=KeyboardInterrupt):
         res = runner.invoke(app, ["run", str(ROOT / "configs" / "quick.yaml"), "--results-dir", str(tmp_path)])
     assert res.exit_code == 130 and "interrupted" in res.output, res.output
+    assert "run the same command again to resume" in res.output  # what to do next, where the user sees it
     assert signal.getsignal(signal.SIGINT) is before

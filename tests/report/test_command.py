@@ -106,6 +106,15 @@ def test_axis_without_by_shift_is_refused_not_ignored(run):
     assert res.exit_code == 0 and "along dx" in res.output, res.output
 
 
+def test_metric_without_a_table_or_plot_that_reads_it_is_refused_not_ignored(run):
+    """--metric picks the metric of --by shift, --plot and --html; with the model table alone it changed nothing
+    (the same output as without it) and said nothing."""
+    _refused([run, "--metric", "prob_change"], "--metric prob_change picks the metric of --by shift, --plot and "
+             "--html; with --by model and neither --plot nor --html it would be ignored")
+    res = runner.invoke(app, ["report", str(run), "--by", "shift", "--metric", "prob_change", "--format", "markdown"])
+    assert res.exit_code == 0 and "prob_change along dx" in res.output, res.output
+
+
 def test_by_layer_without_a_profile_names_both_commands_that_make_one(run):
     """A measure folder's user is pointed at `invlab measure --layers` too (it named `invlab sweep RUN_DIR` alone)."""
     _refused([run, "--by", "layer"], "no layer profile in these results", "invlab sweep RUN_DIR --layers",

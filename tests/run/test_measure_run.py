@@ -38,6 +38,8 @@ def test_every_model_and_seed_of_the_run_is_measured_into_one_table_over_seeds(r
     folder = measure_run_to_folder(run=run_dir, images=images, dx=[-2, 2, 2], results_dir=tmp_path)
     r, own = load_result(folder), pd.read_csv(run_dir / "summary.csv")
     assert r.meta["kind"] == "measure" and r.meta["seeds"] == [0, 1]
+    # labelled as the folder lies (results/measure/<name>-<time>), as a --weights measurement is: not as a run
+    assert folder.parent.name == "measure" and r.label == f"measure/{folder.name}"
     assert sorted(zip(r.summary["model"], r.summary["seed"])) == sorted(zip(own["model"], own["seed"]))
     assert set(r.summary["n_images"]) == {12}
     res = CliRunner().invoke(app, ["measure", "--run", str(run_dir), "--images", str(images), "--dx", "0",
