@@ -10,8 +10,11 @@ The rule (RULE says it on the page):
     most invariant: 0.4% of predictions change when the letter moves, against 29–39% for the flatten + dense
     heads" (the seed-question run);
   * otherwise the most and the least invariant models are named; models whose intervals overlap the most
-    invariant one's are within the seed spread and said so, not ranked below it; with one seed (no interval)
-    the sentence says the spread is not known.
+    invariant one's are within the seed spread and said so, not ranked below it; when the ends' intervals overlap,
+    the models apart from each other (if any) are named, else none is called more invariant; with one seed (no
+    interval) the sentence says the spread is not known;
+  * in a study each model is named with its varied keys' values, comparing several folders with its run; on
+    images without labels the sentence says that being at chance cannot be told.
 
     answer(rep.views[0].table)                     # str
     answer(table, measure=result.meta["protocol"])  # a page of `invlab measure` folders: their images
@@ -71,8 +74,21 @@ def _names(items: list[str]) -> str:
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
-def _name(row, several_runs: bool) -> str:
-    return f"{row['model']} ({row['run']})" if several_runs else str(row["model"])
+def _name(row, keys: list[str]) -> str:
+    """The model, with what tells its rows apart where the table holds several runs: "conv_gap (quick/2026...)",
+    or in a study "conv_gap (data.train_shift=3)"."""
+    if not keys:
+        return str(row["model"])
+    if keys == ["run"]:
+        return f"{row['model']} ({row['run']})"
+    return f"{row['model']} ({', '.join(f'{k}={row[k]}' for k in keys)})"
+
+
+def _keys(table: pd.DataFrame) -> list[str]:
+    """The columns before `model` that differ between rows: `run` when several folders are compared, a study's
+    varied keys (report/study.py puts them first)."""
+    before = list(table.columns[:list(table.columns).index("model")]) if "model" in table else []
+    return [c for c in before if table[c].nunique(dropna=False) > 1]
 
 
 def _what(measure: dict | None, transform: str = "translate") -> str:
@@ -133,39 +149,47 @@ def _by_head(ranked: pd.DataFrame, what: str) -> str | None:
             "(means over seeds; 95% intervals apart).")
 
 
-def _ranking(ranked: pd.DataFrame, what: str, several_runs: bool) -> str:
+def _ranking(ranked: pd.DataFrame, what: str, keys: list[str]) -> str:
     """The most and the least invariant model, and which models are within the seed spread of the most."""
     rows = [r for _, r in ranked.iterrows()]
     best, worst = rows[0], rows[-1]
     if not _has_interval(best) or not _has_interval(worst):
-        return (f"Fewest changes: {_name(best, several_runs)}, {pct(best[METRIC])} {what}; most: "
-                f"{_name(worst, several_runs)}, {pct(worst[METRIC])} (one seed: no interval, so whether this "
-                "difference exceeds the seed spread is not known).")
-    if _overlap(best, worst):
-        return (f"No model is shown more invariant than another: from {_name(best, several_runs)} "
-                f"({pct(best[METRIC])} {what}, {_interval(best)}) to {_name(worst, several_runs)} "
+        return (f"Fewest changes: {_name(best, keys)}, {pct(best[METRIC])} {what} ({_interval(best)}); most: "
+                f"{_name(worst, keys)}, {pct(worst[METRIC])} ({_interval(worst)}): without an interval for both, "
+                "whether this difference exceeds the seed spread is not known.")
+    apart = [(a, b) for i, a in enumerate(rows) for b in rows[i + 1:] if _has_interval(a) and _has_interval(b)
+             and not _overlap(a, b)]
+    if not apart:
+        return (f"No model is shown more invariant than another: from {_name(best, keys)} "
+                f"({pct(best[METRIC])} {what}, {_interval(best)}) to {_name(worst, keys)} "
                 f"({pct(worst[METRIC])}, {_interval(worst)}) the 95% intervals overlap: the difference is within "
                 "the seed spread.")
-    tied = [_name(r, several_runs) for r in rows[1:] if _overlap(best, r)]
-    text = (f"Most invariant: {_name(best, several_runs)}, {pct(best[METRIC])} {what} ({_interval(best)}); "
-            f"least: {_name(worst, several_runs)}, {pct(worst[METRIC])} ({_interval(worst)}).")
+    if _overlap(best, worst):  # the ends overlap, yet some models in between are apart from others
+        pairs = "; ".join(f"{_name(a, keys)} ({pct(a[METRIC])}) below {_name(b, keys)} ({pct(b[METRIC])})"
+                          for a, b in apart[:3])
+        return (f"Fewest changes: {_name(best, keys)}, {pct(best[METRIC])} {what} ({_interval(best)}); most: "
+                f"{_name(worst, keys)}, {pct(worst[METRIC])} ({_interval(worst)}): their 95% intervals overlap, "
+                f"but these are apart: {pairs}{'; ...' if len(apart) > 3 else ''}.")
+    tied = [_name(r, keys) for r in rows[1:] if _overlap(best, r)]
+    text = (f"Most invariant: {_name(best, keys)}, {pct(best[METRIC])} {what} ({_interval(best)}); "
+            f"least: {_name(worst, keys)}, {pct(worst[METRIC])} ({_interval(worst)}).")
     if tied:
         verb = "is" if len(tied) == 1 else "are"
-        text += (f" {_names(tied)} {verb} within the seed spread of {_name(best, several_runs)} "
+        text += (f" {_names(tied)} {verb} within the seed spread of {_name(best, keys)} "
                  "(95% intervals overlap).")
     return text
 
 
-def _single(row, what: str, several_runs: bool, measure: dict | None) -> str:
+def _single(row, what: str, keys: list[str], measure: dict | None) -> str:
     worst = f"; at the worst shift {pct(row['worst_flip_rate'])}" if "worst_flip_rate" in row else ""
     spread = "" if measure is not None and not _has_interval(row) else f"; {_interval(row)}"
-    return (f"{_name(row, several_runs)}: {pct(row[METRIC])} {what} (mean over the non-zero shifts{spread}"
+    return (f"{_name(row, keys)}: {pct(row[METRIC])} {what} (mean over the non-zero shifts{spread}"
             f"{worst}).")
 
 
-def _at_chance(chance: pd.DataFrame, several_runs: bool, where: str = "", alone: bool = False) -> str:
+def _at_chance(chance: pd.DataFrame, keys: list[str], where: str = "", alone: bool = False) -> str:
     """The models at chance, named; `alone`: the table's only model (nothing to leave it out of)."""
-    items = [f"{_name(r, several_runs)} ({int(r['n_chance'])} of {int(r['n_seeds'])} seed"
+    items = [f"{_name(r, keys)} ({int(r['n_chance'])} of {int(r['n_seeds'])} seed"
              f"{'s' if r['n_seeds'] > 1 else ''})" for _, r in chance.iterrows()]
     verb = "answers" if len(items) == 1 else "answer"
     text = (f"{_names(items)} {verb} at chance{where}: {'its' if len(items) == 1 else 'their'} flip rate says "
@@ -178,7 +202,7 @@ def answer(table: pd.DataFrame, measure: dict | None = None, transform: str = "t
     with _lo and _hi; worst_flip_rate; run when several folders are compared). `measure`: the protocol of the
     `invlab measure` folder(s) reported (meta.json, kind "measure"), so the words name the images measured;
     `transform`: what the letters underwent (sweep.transform: translate, rotate or scale)."""
-    several_runs = "run" in table and table["run"].nunique() > 1
+    keys = _keys(table)
     what = _what(measure, transform)
     ranked = table[table["n_chance"] == 0].sort_values(METRIC, kind="stable")
     chance = table[table["n_chance"] > 0]
@@ -187,10 +211,13 @@ def answer(table: pd.DataFrame, measure: dict | None = None, transform: str = "t
         if len(table) > 1:
             parts.append("No model can be compared: every one has seeds at chance.")
     elif len(ranked) == 1:
-        parts.append(_single(ranked.iloc[0], what, several_runs, measure))
+        parts.append(_single(ranked.iloc[0], what, keys, measure))
     else:
-        parts.append(_by_head(ranked, what) or _ranking(ranked, what, several_runs))
+        parts.append(_by_head(ranked, what) or _ranking(ranked, what, keys))
     if len(chance):
         where = f" on {_images(measure)}" if measure is not None and ranked.empty else ""
-        parts.append(_at_chance(chance, several_runs, where, alone=len(table) == 1))
+        parts.append(_at_chance(chance, keys, where, alone=len(table) == 1))
+    if measure is not None and measure.get("labels") is False and not ranked.empty:
+        parts.append("The images have no labels, so whether a model answers at chance is not known: one that gives "
+                     "every image the same class changes 0% too.")
     return " ".join(parts)

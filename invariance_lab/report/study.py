@@ -89,14 +89,18 @@ def study_figure(rep: Report, folder: Path, key: str, metric: str) -> tuple[str,
     others = [k for k in study["vary"] if k != key]
     fig = Figure(figsize=(7, 4.5), dpi=DPI)
     ax = fig.subplots()
+    bounded = f"{metric}_lo" in t and f"{metric}_hi" in t  # the interval as the tables show it: cut to the range
     for group, g in t.groupby(["model", *others], sort=False):
         group = group if isinstance(group, tuple) else (group,)
         label = group[0] + "".join(f", {k}={v}" for k, v in zip(others, group[1:]))
+        if "n_chance" in g and (g["n_chance"] > 0).any():  # as the tables' †: its consistency says nothing there
+            label += " († seeds at chance)"
         g = g.sort_values(key)
-        ax.errorbar(g[key].astype(str) if g[key].dtype == object else g[key], g[metric], yerr=g[f"{metric}_ci"],
+        spread = ([g[metric] - g[f"{metric}_lo"], g[f"{metric}_hi"] - g[metric]] if bounded else g[f"{metric}_ci"])
+        ax.errorbar(g[key].astype(str) if g[key].dtype == object else g[key], g[metric], yerr=spread,
                     marker="o", capsize=3, label=label)
     ax.set_xlabel(key)
-    ax.set_ylabel(f"{metric} (mean ± 95% CI over seeds)")
+    ax.set_ylabel(f"{metric} (mean ± 95% CI over seeds{', cut to its range' if bounded else ''})")
     ax.set_title(f"{study['name']}: {metric} against {key}")
     ax.legend(fontsize=7, loc="best")
     fig.tight_layout()

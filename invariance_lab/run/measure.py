@@ -219,7 +219,7 @@ def measure_to_folder(*, images: str | Path, model: str | None = None, model_kwa
         if name is None and checkpoint is not None:  # the checkpoint's own name, which came with the file
             raise InvlabError(f"{weights}: its [name] {quote(label)} cannot name the measure folder (letters, digits, "
                               "'_', '-', '.', at most 100, not starting with '.'); give --name NAME")
-        raise InvlabError(f"--name {quote(label)}: use letters, digits, '_', '-', '.', at most 100 of them, not "
+        raise InvlabError(f"--name {quote(label)}: use ASCII letters, digits, '_', '-', '.', at most 100 of them, not "
                           "starting with '.' (it names the folder)")
     if is_run_folder(images):
         if colour != "grey" or size is not None:

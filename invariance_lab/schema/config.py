@@ -48,7 +48,7 @@ class Config(_Schema):
     @classmethod
     def _name(cls, v: str) -> str:
         if not re.fullmatch(r"[A-Za-z0-9_.-]+", v) or v.startswith("."):
-            raise ValueError("name must use letters, digits, '_', '-', '.' and not start with '.' (it names a folder)")
+            raise ValueError("name must use ASCII letters, digits, '_', '-', '.' and not start with '.' (it names a folder)")
         trouble = not_a_folder_everywhere(v)
         if trouble:
             raise ValueError(f"name names the run's folder (results/<name>/): {trouble}; choose another name")
@@ -87,7 +87,7 @@ class Config(_Schema):
         # the name begins each checkpoint's file name: ".." or ".x" would make checkpoints/..-seed0.pt, hidden
         bad = [k for k in v if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}", k)]
         if bad:
-            raise ValueError(f"model names must use letters, digits, '_', '-', '.' (at most 100), and begin with a "
+            raise ValueError(f"model names must use ASCII letters, digits, '_', '-', '.' (at most 100), and begin with a "
                              f"letter, digit or '_'; got {quote(bad)}")
         twins = same_but_case(v)
         if twins:  # checkpoints/Gap-seed0.pt and gap-seed0.pt: one file on macOS and Windows

@@ -161,3 +161,38 @@ def test_measured_on_a_run_folders_own_images():
     text = answer(table(("mynet", "?", 0.25, None)), measure=protocol)
     assert ("25% of predictions change when the test images of run results/quick/r1 (40 images) are shifted by "
             "dx -3..3 and dy -1..1 with wrap-around") in text
+
+
+def test_a_middle_model_apart_from_the_worst_is_not_called_no_different():
+    """The ends' intervals overlapping said "No model is shown more invariant than another" even where a model in
+    between is clearly apart from the worst (11-13% against 70-90%)."""
+    t = table(("a", "flatten", 0.10, (0.0, 0.75)), ("b", "flatten", 0.12, (0.11, 0.13)),
+              ("c", "flatten", 0.80, (0.70, 0.90)))
+    text = answer(t)
+    assert "No model is shown" not in text
+    assert "their 95% intervals overlap, but these are apart: b (12%) below c (80%)." in text
+
+
+def test_one_seed_words_belong_to_the_model_with_one_seed():
+    """--drop-chance can leave one seed of the most invariant model: "(one seed: no interval ...)" was said after
+    the least invariant one, which had three."""
+    t = table(("gap", "global_avg", 0.001, None), ("only", "flatten", 0.37, (0.26, 0.48)))
+    text = answer(t)
+    assert text.startswith("Fewest changes: gap, 0.1% of predictions change when the letter moves (one seed: no "
+                           "interval); most: only, 37% (95% interval 26–48% over 3 seeds)")
+
+
+def test_a_study_names_each_models_setting_not_the_model_twice():
+    t = table(("conv_only", "flatten", 0.092, (0.05, 0.13)), ("conv_only", "flatten", 0.35, (0.30, 0.40)))
+    t.insert(0, "data.train_shift", [3, 0])  # report/study.py: the varied keys first, no run column
+    text = answer(t)
+    assert "conv_only (data.train_shift=3), 9.2%" in text and "conv_only (data.train_shift=0), 35%" in text
+
+
+def test_unlabelled_images_say_that_at_chance_is_not_known():
+    protocol = dict(mode="canvas", dx=[-3.0, 3.0, 1.0], dy=[0.0, 0.0, 1.0], test_images=10, images="flat",
+                    labels=False)
+    text = answer(table(("const", "?", 0.0, None)), measure=protocol)
+    assert text.endswith("The images have no labels, so whether a model answers at chance is not known: one that "
+                         "gives every image the same class changes 0% too.")
+    assert "no labels" not in answer(table(("const", "?", 0.0, None)), measure={**protocol, "labels": True})

@@ -332,7 +332,7 @@ def bad_inputs(tmp_path, folder):
     (["--model", "custom_models:circular_gap", "--images", "{folder}", "--dx", "-12:0"], "out of its frame"),
     (["--model", "custom_models:circular_gap", "--images", "{folder}", "--colour", "rgb"], "input channels"),
     (["--weights", "{ok}", "--images", "{folder}"], "--model package.module:function is needed"),
-    (["--model", "custom_models:circular_gap", "--images", "{folder}", "--name", ""], "--name '': use letters"),
+    (["--model", "custom_models:circular_gap", "--images", "{folder}", "--name", ""], "--name '': use ASCII letters"),
     (["--model", "custom_models:circular_gap", "--images", "{folder}", "--name", ".x"], "not starting with '.'"),
     (["--model", "custom_models:circular_gap", "--images", "{folder}", "--class-index", "a=99999999999,b=1"],
      "distinct whole numbers from 0 to 9,999,999"),  # an OverflowError traceback

@@ -11,6 +11,7 @@ import torch
 from conftest import ROOT
 from typer.testing import CliRunner
 
+from invariance_lab.report.study import build_study_report, study_figure
 from invariance_lab.cli.main import app
 from invariance_lab.core.errors import InvlabError
 from invariance_lab.store.meta import read_meta
@@ -73,6 +74,14 @@ def test_a_2x2_study_has_4_complete_runs_and_a_report_with_both_keys(tmp_path, o
     res = runner.invoke(app, ["report", str(study), "--plot", str(tmp_path / "figs")])
     assert res.exit_code == 0, res.output
     assert (tmp_path / "figs" / "study_mean_flip_rate_vs_data_train_shift.png").stat().st_size > 1000
+    # the figure's legend marks the models with seeds at chance (†), as the tables do (the bars: tests/report)
+    rep = build_study_report(study)
+    ax = study_figure(rep, study, "data.train_shift", "mean_flip_rate")[1].axes[0]
+    view = rep.views[0].table
+    chance = {f"{m}, train.epochs={e}" for m, e, n in zip(view["model"], view["train.epochs"], view["n_chance"])
+              if n > 0}  # a line per model and value of the other varied key
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert chance and all(("†" in label) == (label.split(" (")[0] in chance) for label in labels), labels
     res = runner.invoke(app, ["status", str(study)])
     assert res.exit_code == 0 and res.output.count("2 done") == 4
 

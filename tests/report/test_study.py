@@ -1,0 +1,23 @@
+"""report/study.py's figure: a metric against a varied key, its error bars the tables' 95% intervals (cut to the
+metric's range, as the tables cut them) and its legend marking the models with seeds at chance (†). The study's
+tables themselves: tests/run/test_study.py."""
+
+from types import SimpleNamespace
+
+import pandas as pd
+
+from invariance_lab.report import study
+
+
+def test_the_error_bars_stop_at_zero_where_the_tables_interval_is_cut(monkeypatch, tmp_path):
+    monkeypatch.setattr(study, "read_study", lambda folder: {"name": "s", "vary": {"data.train_shift": ["0", "3"]}})
+    table = pd.DataFrame(dict(model=["m", "m"], n_chance=[0, 1], mean_flip_rate=[0.35, 0.02],
+                              mean_flip_rate_ci=[0.54, 0.05], mean_flip_rate_lo=[0.0, 0.0],
+                              mean_flip_rate_hi=[0.89, 0.07]))
+    table.insert(0, "data.train_shift", [0, 3])
+    rep = SimpleNamespace(views=[SimpleNamespace(table=table, values=["mean_flip_rate"])])
+    ax = study.study_figure(rep, tmp_path, "data.train_shift", "mean_flip_rate")[1].axes[0]
+    bars = sorted(y for c in ax.collections for seg in c.get_segments() for _, y in seg)
+    assert bars == [0.0, 0.0, 0.07, 0.89]  # from the tables' [lo, hi], not mean ± half-width (-0.19 and -0.03)
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["m († seeds at chance)"]
+    assert "cut to its range" in ax.get_ylabel()
