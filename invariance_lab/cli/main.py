@@ -132,7 +132,10 @@ def polite(fn):
             raise typer.Exit(2)
         except KeyboardInterrupt:
             _exiting()
-            line("interrupted" + RESUMES.get(fn.__name__, ""), err)
+            again = RESUMES.get(fn.__name__, "")
+            if again and kwargs.get("fresh"):  # --fresh starts a new folder each time: without it, the run resumes
+                again = again.replace("run the same command again", "run the same command without --fresh")
+            line("interrupted" + again, err)
             raise typer.Exit(130)
 
     return wrapper

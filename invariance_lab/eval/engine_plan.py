@@ -57,7 +57,9 @@ class Plan:
 
     def run(self, x: torch.Tensor, shifts: list[tuple[int, int]], keep_taps: bool = False):
         """(leaves, {tap: Level}) for the inputs x (N, channels, C, C) and the (row, column) shifts in [0, C)."""
-        n, level, taps = len(x), Level(0, [(0, 0)], x), {}
+        # a copy: a model of your own whose first layer works in place (nn.SiLU(inplace=True)) must not change the
+        # batch that the next model, or brute force, reads (as nn/forward.call copies it)
+        n, level, taps = len(x), Level(0, [(0, 0)], x.clone()), {}
         need = [self._residues(shifts, j) for j in range(self.depth + 1)]
         for step in self.steps:
             if step.kind == "map":

@@ -7,9 +7,10 @@ max-pool and the binomial blur (BlurPool, Zhang 2019), written from the papers' 
 What the choices mean for translations (docs/science.md): padding ``circular`` makes a stride-1 conv commute
 exactly with circular shifts (``torch.roll``); ``zeros`` / ``reflect`` make the border special; ``valid`` pads
 nothing and shrinks the map; ``full`` pads a conv with k-1 zeros on each side, so every pixel meets every kernel
-position and the map grows by k-1 (Kayhan & van Gemert 2020). Padding is explicit (``Pad2d``) so that the blur and the stride-1 max-pool use the
-block's padding mode: a circular network stays circular end to end. Built on these: aps.py (adaptive polyphase
-sampling), downsample.py (the registry of downsampling kinds), block.py (ConvBlock).
+position and the map grows by k-1 (Kayhan & van Gemert 2020). Padding is explicit (``Pad2d``) so that the blur and
+the stride-1 max-pool use the block's padding mode, and a circular network stays circular end to end, unless a
+model's blur_padding pads its blurs otherwise (Zhang 2019's code reflects). Built on these: aps.py (adaptive
+polyphase sampling), downsample.py (the registry of downsampling kinds), block.py (ConvBlock).
 """
 
 from __future__ import annotations
@@ -132,8 +133,9 @@ class MaxPoolS1(nn.Module):
 class BlurPool(nn.Module):
     """Depthwise binomial blur, then subsampling by `stride` (Zhang 2019). stride=1 is a plain blur.
 
-    The blur is padded with the network's padding mode ((size-1)//2 left/top, size//2 right/bottom) so a
-    stride-1 blur keeps the size and a circular network stays circular; output side = ceil(side / stride).
+    The blur is padded with `padding` ((size-1)//2 left/top, size//2 right/bottom) so a stride-1 blur keeps the
+    size: the network's padding mode (a circular network stays circular), or the model's blur_padding where it sets
+    one; output side = ceil(side / stride).
     """
 
     def __init__(self, channels: int, size: int = 3, stride: int = 2, padding: str = "zeros"):

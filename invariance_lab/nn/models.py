@@ -124,6 +124,9 @@ def resolve_spec(spec: dict) -> dict:
                                f"Gemert 2020's strides 1-2-2-2) or left out (every block downsamples); got {first!r}")
     if base.get("blur_padding") is not None:
         choose("blur_padding", base["blur_padding"], BLUR_PADDINGS)
+        blurs = any(stage.blurs for stage in DOWNSAMPLES[base["downsample"]].stages) and base["blur_size"] > 1
+        if not blurs or base["blur_padding"] == base["padding"]:  # the same network: one name, one fingerprint
+            base["blur_padding"] = None
     later = {k: base[k] for k, default in LATER_DEFAULTS.items() if base.get(k, default) != default}
     return {"arch": arch, **{k: base[k] for k in DEFAULTS}, **later}
 

@@ -253,7 +253,10 @@ def html_report(paths: list[str | Path], *, metric: str = "flip_rate", drop_chan
         raise InvlabError(f"the gallery needs at least one image; got {n_images}")
     rep = compare_folders(paths, by="model", drop_chance=drop_chance)
     results = rep.results
-    labels = [r.label for r in results]
+    study = len(paths) == 1 and is_study(paths[0])
+    # a study's runs are named by their varied values (study.build_study_report); the page by the study's folder
+    labels = [f"study {Path(paths[0]).resolve().parent.name}/{Path(paths[0]).name}"] if study else \
+        [r.label for r in results]
     several = len(results) > 1
     named = figures(results, metrics=tuple(dict.fromkeys([metric, "flip_rate", "prob_change"])))
     layer_fig = [(n, f) for n, f in named if n == "layers_vs_depth.png"]
@@ -282,7 +285,7 @@ def html_report(paths: list[str | Path], *, metric: str = "flip_rate", drop_chan
     for view in per_test_set_views(results) + paper_views(results):
         heading = "Beside the paper" if view.key == PAPER_KEY else "Other test sets"
         body += [f"<h2>{heading}</h2>", f'<p class="sub">{e(view.title)}</p>', table_html(view)]
-    if len(paths) == 1 and is_study(paths[0]):
+    if study:
         body.append(study_html(rep, Path(paths[0]), metric))
     body += ["<h2>Plots</h2>", figures_html(named),
              *(("<h2>What was measured</h2>", f"<p>{text_html(MEASURE_QUESTION)}</p>") if measured else

@@ -147,8 +147,11 @@ def metric_vs_shift_figure(results: list[Result], metric: str, axis: str) -> Fig
     ax.set_title(f"{_title_name(metric)} vs {axis}{other}, {_modes(results)}\n{band}", fontsize=11)
     ax.set_ylim(-0.02, 1.02)
     ax.grid(True, alpha=0.35)
-    if len(means) > 8:
-        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    if len(means) > 8:  # below the axes, the figure taller by its rows: beside them a long name ran off the image
+        names = [label(run, model) for run, model in means.index]
+        ncol = 2 if max(map(len, names)) <= 45 else 1
+        fig.set_size_inches(8, 4.8 + 0.19 * math.ceil(len(names) / ncol))
+        ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=ncol, frameon=False)
     else:
         ax.legend(fontsize=9)
     fig.tight_layout()

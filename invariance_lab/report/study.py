@@ -64,7 +64,9 @@ def build_study_report(folder: Path, **options) -> Report:
         for i, key in enumerate(keys):
             t.insert(i, key, [_typed(by_label[label][key]) for label in labels])
         views.append(replace(view, table=t))
-    return replace(rep, views=views)
+    # each run named by its varied values in the plots' legends and the protocol lines, as the tables name it
+    results = [replace(r, label=", ".join(f"{k}={by_label[r.label][k]}" for k in keys)) for r in rep.results]
+    return replace(rep, views=views, results=results)
 
 
 def _typed(text: str):

@@ -238,3 +238,7 @@ def test_commands_run_in_another_program_leave_its_ctrl_c_alone(tmp_path):
     assert res.exit_code == 130 and "interrupted" in res.output, res.output
     assert "run the same command again to resume" in res.output  # what to do next, where the user sees it
     assert signal.getsignal(signal.SIGINT) is before
+    with mock.patch("invariance_lab.cli.run.launch", side_effect=KeyboardInterrupt):  # --fresh: a new folder each time
+        res = runner.invoke(app, ["run", str(ROOT / "configs" / "quick.yaml"), "--results-dir", str(tmp_path),
+                                  "--fresh"])
+    assert res.exit_code == 130 and "run the same command without --fresh to resume" in res.output, res.output

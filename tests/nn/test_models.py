@@ -298,6 +298,17 @@ def test_blur_padding_pads_the_blur_alone_and_leaves_every_other_spec_as_it_was(
     assert check_model(net.factors, 16) == net.features(torch.rand(1, 1, 16, 16)).shape[-1]
 
 
+def test_a_blur_padding_that_changes_nothing_is_left_out_of_the_spec():
+    """No blur (max, stride, blur_size 1) or the network's own padding: the same network, so one spec and one
+    fingerprint (a factorial over blur_padding would otherwise train it again under each name)."""
+    same = [(dict(downsample=d), b) for d in ("max", "stride", "none") for b in ("zeros", "circular", "reflect")]
+    same += [(dict(downsample="blur_max", blur_size=1), "reflect"), (dict(downsample="blur_max"), "zeros"),
+             (dict(downsample="aps_max", padding="circular"), "circular")]
+    for spec, blur_padding in same:
+        assert resolve_spec({**spec, "blur_padding": blur_padding}) == resolve_spec(spec), (spec, blur_padding)
+    assert resolve_spec({"downsample": "blur_max", "blur_padding": "reflect"})["blur_padding"] == "reflect"
+
+
 def test_a_reflect_padded_blur_keeps_a_blank_map_flat_where_a_zero_padded_one_darkens_its_border():
     """What blur_padding is for: after a ReLU with a positive bias a blank background is a constant map; blurred
     with zero padding its border rows fall (a landmark of absolute position, the larger the filter the wider), by

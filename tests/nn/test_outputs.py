@@ -12,7 +12,7 @@ from torch import nn
 
 import invariance_lab as il
 from invariance_lab.core.errors import FactoryError
-from invariance_lab.nn.outputs import check_output
+from invariance_lab.nn.outputs import check_output, check_repeatable
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 SIDE = 12
@@ -81,3 +81,32 @@ def test_a_forward_pass_that_differs_for_the_same_images_is_refused_naming_the_m
 def test_sparse_logits_or_logits_on_another_device_are_refused_naming_the_model(how, words):
     with pytest.raises(FactoryError, match=f"model mine {words}; it must return dense logits"):
         check_output(Net(how=how), images(2), 3, "model mine")
+
+
+def test_half_precision_logits_that_differ_by_their_rounding_are_the_same_logits():
+    """A GPU may sum in another order on the second pass: in float16 that is ~1e-3 of the value, not randomness."""
+    out = torch.tensor([[100.0, -3.0]], dtype=torch.float16)
+    check_repeatable(out, out + torch.tensor([[0.0625, 0.0]], dtype=torch.float16), "model half")  # one unit
+    with pytest.raises(FactoryError, match="model half gives different outputs"):
+        check_repeatable(out, out + torch.tensor([[2.0, 0.0]], dtype=torch.float16), "model half")
+
+
+def test_the_all_shift_engine_gives_a_model_a_copy_too():
+    """The engine runs a certified model's layers on the batch itself: a first layer that works in place
+    (nn.SiLU(inplace=True) on pixels below 0) changed what the next model read."""
+    def first():
+        torch.manual_seed(0)
+        return nn.Sequential(nn.SiLU(inplace=True), nn.Conv2d(1, 4, 3, padding=1, padding_mode="circular"), nn.ReLU(),
+                             nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2))
+
+    def other():
+        torch.manual_seed(1)
+        return nn.Sequential(nn.Conv2d(1, 4, 3, padding=1, padding_mode="circular"), nn.ReLU(), nn.MaxPool2d(2),
+                             nn.Flatten(), nn.Linear(4 * (SIDE // 2) ** 2, 2))
+
+    x = images() - 0.5
+    alone = il.measure({"other": other()}, x, dx=[-2, -1, 0, 1, 2], mode="circular")
+    both = il.measure({"first": first(), "other": other()}, x, dx=[-2, -1, 0, 1, 2], mode="circular")
+    columns = ["dx", "flip_rate", "prob_change"]
+    assert both[both.model == "other"][columns].reset_index(drop=True).equals(alone[columns].reset_index(drop=True))
+    assert alone.prob_change.sum() > 0

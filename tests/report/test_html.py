@@ -336,7 +336,10 @@ def test_study_page_compares_across_the_varied_key(tmp_path):
                               "--set", "seeds=[0]", "--set", "data.test_images=12"])
     assert res.exit_code == 0, res.output
     (study,) = (tmp_path / "quick").glob("study-*")
-    page = Page(html_report([study], n_images=1))
+    text = html_report([study], n_images=1)
+    page = Page(text)
+    assert f"<h1>Translation invariance: study quick/{study.name}</h1>" in text  # not the runs' ids
+    assert "conv_only (data.train_shift=" in text.split('id="answer">')[1].split("</p>")[0]  # which run is which
     assert [(r["data.train_shift"], r["model"].split()[0]) for r in page.body_rows(0)] == [
         ("0", "conv_only"), ("0", "conv_gap"), ("2", "conv_only"), ("2", "conv_gap")]
     (study_plot,) = [img for img in page.images if "against data.train_shift" in img["alt"]]

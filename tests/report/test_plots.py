@@ -230,3 +230,18 @@ def test_a_png_is_written_whole_never_through_a_link_and_a_full_disk_leaves_the_
     with pytest.raises(DiskFullError, match="a.png: the disk is full"):
         plots.save(fig, out, "a.png")
     assert path.read_bytes() == old and sorted(os.listdir(out)) == ["a.png", "b.png"]
+
+
+def test_a_legend_of_many_models_fits_in_the_figure_whatever_their_names(tmp_path, fake_result):
+    """Beside the axes, a 14-model legend with one long name ran off the image's right edge (its † marks with it),
+    or squeezed the plot to a strip."""
+    long = "conv_gap_with_a_really_long_descriptive_name_for_the_lecture_slides_version_two_final_xx"
+    models = (long, *(f"m{i:02d}" for i in range(3, 16)))
+    run = load_result(fake_result(tmp_path / "d" / "r", models=models, chance=[(long, 0), ("m05", 0)]))
+    fig = plots.metric_vs_shift_figure([run], "flip_rate", "dx")
+    fig.canvas.draw()
+    legend = fig.axes[0].get_legend()
+    box, page = legend.get_window_extent(), fig.bbox
+    assert len(legend.get_texts()) == 14 and any("†" in t.get_text() for t in legend.get_texts())
+    assert page.x0 <= box.x0 and box.x1 <= page.x1 and page.y0 <= box.y0 and box.y1 <= page.y1, (box, page)
+    assert fig.axes[0].get_window_extent().width > 0.6 * page.width  # and the plot is not squeezed to make room

@@ -76,6 +76,8 @@ def test_a_2x2_study_has_4_complete_runs_and_a_report_with_both_keys(tmp_path, o
     assert (tmp_path / "figs" / "study_mean_flip_rate_vs_data_train_shift.png").stat().st_size > 1000
     # the figure's legend marks the models with seeds at chance (†), as the tables do (the bars: tests/report)
     rep = build_study_report(study)
+    assert sorted(r.label for r in rep.results) == [f"data.train_shift={a}, train.epochs={b}" for a in (0, 2)
+                                                    for b in (0, 1)]  # the plots' legends name runs so
     ax = study_figure(rep, study, "data.train_shift", "mean_flip_rate")[1].axes[0]
     view = rep.views[0].table
     chance = {f"{m}, train.epochs={e}" for m, e, n in zip(view["model"], view["train.epochs"], view["n_chance"])
