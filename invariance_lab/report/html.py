@@ -126,7 +126,8 @@ th.wrap { min-width: 3.5rem; } td[data-col="run"] { min-width: 9rem; }
 .bleed { width: max-content; max-width: min(100vw - 2.5rem, (100vw + 76rem) / 2 - 2.5rem); }
 tbody th { vertical-align: middle; }
 tr.chance td { background: #fff7e0; }
-.sticky { position: sticky; left: 0; background: #fff; z-index: 1; border-right: 1px solid var(--line); }
+.sticky { position: sticky; left: 0; background: #fff; z-index: 1; border-right: 1px solid var(--line);
+  white-space: normal; overflow-wrap: anywhere; min-width: 6em; max-width: 14em; }  /* a long name wraps */
 th.sticky { background: var(--band); }
 figure { margin: 1rem 0 1.6rem; }
 figure img { display: block; max-width: 100%; height: auto; }

@@ -66,9 +66,14 @@ def _legend(results: list[Result]):
 
 
 def centre_ticks(values: np.ndarray, max_ticks: int = MAX_TICKS) -> np.ndarray:
-    """Tick positions on grid values (the heatmap's cell centres): all of them, or every k-th counted from 0."""
+    """Tick positions on grid values (the heatmap's cell centres): all of them, or every k-th counted from 0; on a
+    sub-pixel grid (a step of 1/m px) on whole pixels, whose short labels do not run together."""
     values = np.sort(np.asarray(values, dtype=float))
     k = max(1, math.ceil(len(values) / max_ticks))
+    step = float(np.min(np.diff(values))) if len(values) > 1 else 1.0
+    per = round(1 / step) if 0 < step < 1 else 1
+    if per > 1 and abs(per * step - 1) < 1e-6 and len(values) > max_ticks:
+        k = per * math.ceil(k / per)
     zero = int(np.argmin(np.abs(values)))  # the reference shift, or the value nearest it
     return values[(np.arange(len(values)) - zero) % k == 0]
 

@@ -245,3 +245,10 @@ def test_a_legend_of_many_models_fits_in_the_figure_whatever_their_names(tmp_pat
     assert len(legend.get_texts()) == 14 and any("†" in t.get_text() for t in legend.get_texts())
     assert page.x0 <= box.x0 and box.x1 <= page.x1 and page.y0 <= box.y0 and box.y1 <= page.y1, (box, page)
     assert fig.axes[0].get_window_extent().width > 0.6 * page.width  # and the plot is not squeezed to make room
+
+
+def test_a_sub_pixel_grid_is_ticked_on_whole_pixels():
+    """dx -3..3 in steps of 0.25: every third value gave ticks -3, -2.25, -1.5, ... whose labels ran together."""
+    assert list(centre_ticks(np.arange(-3, 3.01, 0.25))) == [-3, -2, -1, 0, 1, 2, 3]
+    assert list(centre_ticks(np.arange(-4, 4.01, 0.5))) == [-4, -3, -2, -1, 0, 1, 2, 3, 4]
+    assert list(centre_ticks(np.arange(-2, 2.01, 0.5))) == list(np.arange(-2, 2.01, 0.5))  # 9 values: every one
