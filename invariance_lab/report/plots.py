@@ -296,7 +296,11 @@ def accuracy_consistency_figure(results: list[Result], accuracy: str = "mean_acc
         raise InvlabError("no accuracy in these results (images measured without labels), so there is no "
                           "accuracy-consistency plot; the flip-rate plots still apply.")
     label = _legend(results)
-    fig = new_figure(figsize=(7.5, 5.0), dpi=DPI, layout="constrained")
+    longest = max(len(label(run, model)) for run, model in points)
+    ncols = 1 if longest > 45 else min(len(points), 2 if longest > 20 else 4)
+    # the legend below the axes: the figure taller by its rows, so many models do not squeeze the plot
+    fig = new_figure(figsize=(7.5, 5.0 + 0.19 * max(0, math.ceil(len(points) / ncols) - 2)), dpi=DPI,
+                     layout="constrained")
     ax = fig.add_subplot()
     for i, ((run, model), (x, y, chance)) in enumerate(points.items()):
         color = f"C{i % 10}"
@@ -320,8 +324,7 @@ def accuracy_consistency_figure(results: list[Result], accuracy: str = "mean_acc
     ax.grid(True, alpha=0.35)
     # below the axes, where neither the suptitle nor long run names can collide with it
     handles, names = ax.get_legend_handles_labels()
-    fig.legend(handles, names, fontsize=8, loc="outside lower center", frameon=False,
-               ncols=1 if max(map(len, names)) > 45 else min(len(names), 2 if max(map(len, names)) > 20 else 4))
+    fig.legend(handles, names, fontsize=8, loc="outside lower center", frameon=False, ncols=ncols)
     return fig
 
 

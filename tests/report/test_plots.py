@@ -252,3 +252,14 @@ def test_a_sub_pixel_grid_is_ticked_on_whole_pixels():
     assert list(centre_ticks(np.arange(-3, 3.01, 0.25))) == [-3, -2, -1, 0, 1, 2, 3]
     assert list(centre_ticks(np.arange(-4, 4.01, 0.5))) == [-4, -3, -2, -1, 0, 1, 2, 3, 4]
     assert list(centre_ticks(np.arange(-2, 2.01, 0.5))) == list(np.arange(-2, 2.01, 0.5))  # 9 values: every one
+
+
+def test_the_accuracy_consistency_plot_of_many_models_keeps_its_axes(tmp_path, fake_result):
+    """A one-column legend of 14 models under a figure of fixed height left the axes about 150 px high."""
+    long = "conv_gap_with_a_really_long_descriptive_name_for_the_lecture_slides_version_two_final_xx"
+    run = load_result(fake_result(tmp_path / "d" / "r", models=(long, *(f"m{i:02d}" for i in range(3, 16)))))
+    fig = plots.accuracy_consistency_figure([run])
+    fig.draw_without_rendering()  # the layout, as saving makes it
+    axes, page = fig.axes[0].get_window_extent(), fig.bbox
+    assert axes.height > 0.45 * 5.0 * fig.dpi, (axes.height, page.height)  # as tall as with a short legend
+    assert all(page.y0 <= t.get_window_extent().y0 for t in fig.legends[0].get_texts())
