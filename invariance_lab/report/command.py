@@ -22,7 +22,7 @@ from ..core.columns import METRIC_COLUMNS
 from ..core.errors import ConfigError, InvlabError, choose
 from ..run.writable import output_file, results_folder_of, writable
 from ..store.atomic import write_text
-from ..store.find import newest_run
+from ..store.find import newest_run, read_study
 from ..store.layout import is_study
 from .display import FORMATS
 from .html import GENERATOR, PAGE_HEAD, html_report
@@ -47,9 +47,9 @@ class MadeReport:
 def make_report(paths: list[Path] | None = None, *, by: str = "model", metric: str | None = None,
                 axis: str | None = None, fmt: str = "table", plot: Path | None = None, drop_chance: bool = False,
                 html: Path | None = None, results_dir: Path = Path("results"), force: bool = False) -> MadeReport:
-    """The report of `paths` (default: the newest run in results_dir) as tables, its plots written into `plot`
-    (for a study: the metric against its first varied key) and the whole page written to `html`. fmt is only
-    checked here (before any loading), the caller renders with it. `force`: replace existing files that invlab
+    """The report of `paths` (default: the newest run in results_dir) as tables, its plots written into `plot` (for
+    a study: the metric against each varied key, then its runs' plots) and the whole page written to `html`. fmt is
+    only checked here (before any loading), the caller renders with it. `force`: replace existing files that invlab
     did not make (--force)."""
     choose("table format", fmt, FORMATS)  # before any loading or plotting
     if metric is not None:
@@ -90,11 +90,16 @@ def _plot_folder(plot: Path) -> None:
 
 
 def _figures(rep: Report, results_paths: list[Path], metric: str, by: str) -> list[tuple[str, Figure]]:
-    """The figures --plot writes, named and not yet drawn: for a study, the metric against its first varied key."""
+    """The figures --plot writes, named and not yet drawn: for a study, the metric against each varied key (with
+    --by model; else against the first), then, as for runs, every plot of its runs (named by their varied values),
+    as the HTML page shows them."""
+    runs = figures(rep.results, metrics=tuple(dict.fromkeys([metric, "flip_rate", "prob_change"])))
     if len(results_paths) == 1 and is_study(results_paths[0]):
-        column = f"mean_{metric}" if by == "model" else rep.views[0].values[0]
-        return [study_figure(rep, results_paths[0], rep.views[0].table.columns[0], column)]
-    return figures(rep.results, metrics=tuple(dict.fromkeys([metric, "flip_rate", "prob_change"])))
+        folder = results_paths[0]
+        if by == "model":
+            return [study_figure(rep, folder, key, f"mean_{metric}") for key in read_study(folder)["vary"]] + runs
+        return [study_figure(rep, folder, rep.views[0].table.columns[0], rep.views[0].values[0])] + runs
+    return runs
 
 
 def _plot_target(plot: Path, name: str, force: bool) -> Path:

@@ -2,7 +2,7 @@
 
     invlab run configs/factorial.yaml --vary data.train_shift=0,4 --vary train.epochs=3,6
     invlab report results/factorial/study-<time>            # a column per varied key
-    invlab report results/factorial/study-<time> --plot figs   # a metric against the first varied key
+    invlab report results/factorial/study-<time> --plot figs   # a metric against each varied key, and the runs' plots
 
 Each combination is an ordinary run (results/<name>/<run id>/: resumable, its checkpoints reused by the others
 where the settings are the same, e.g. when only the sweep varies); the study folder beside them,

@@ -74,6 +74,9 @@ def test_a_2x2_study_has_4_complete_runs_and_a_report_with_both_keys(tmp_path, o
     res = runner.invoke(app, ["report", str(study), "--plot", str(tmp_path / "figs")])
     assert res.exit_code == 0, res.output
     assert (tmp_path / "figs" / "study_mean_flip_rate_vs_data_train_shift.png").stat().st_size > 1000
+    # against each varied key, and the runs' own plots, as the HTML page has them (it wrote the first alone)
+    assert {"study_mean_flip_rate_vs_train_epochs.png", "flip_rate_vs_dx.png", "consistency_vs_accuracy.png"} <= \
+        {f.name for f in (tmp_path / "figs").iterdir()}
     # the figure's legend marks the models with seeds at chance (†), as the tables do (the bars: tests/report)
     rep = build_study_report(study)
     assert sorted(r.label for r in rep.results) == [f"data.train_shift={a}, train.epochs={b}" for a in (0, 2)
