@@ -75,7 +75,10 @@ def check_output(model: nn.Module, x: torch.Tensor, num_classes: int | None, wha
     try:  # twice, each on a copy of x (a model may write into its input): the same images must give the same logits
         with torch.random.fork_rng(devices=cuda), torch.no_grad():
             if seed is not None:  # lazy layers draw their weights now (on x's device): from `seed`, not the process
-                torch.manual_seed(seed)
+                torch.random.default_generator.manual_seed(seed)
+                if cuda:  # that device's generator alone: the fork gives back only the generators it forked
+                    with torch.cuda.device(x.device):
+                        torch.cuda.manual_seed(seed)
             out, again = model(x.clone()), model(x.clone())
     except Exception as e:
         hint = _hint(model, x, e, FIXES[fixes])

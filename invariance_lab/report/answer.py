@@ -27,6 +27,7 @@ import math
 import pandas as pd
 
 METRIC = "mean_flip_rate"
+MAX_NAMED = 4  # models at chance named one by one; more are counted
 HEAD_WORDS = {"global_avg": "global average pooling", "global_max": "global max pooling",
               "flatten": "a flatten + dense head"}
 MODE_WORDS = {"canvas": "inside their frame", "circular": "with wrap-around"}  # how `invlab measure` moved them
@@ -81,7 +82,12 @@ def _name(row, keys: list[str]) -> str:
         return str(row["model"])
     if keys == ["run"]:
         return f"{row['model']} ({row['run']})"
-    return f"{row['model']} ({', '.join(f'{k}={row[k]}' for k in keys)})"
+    return f"{row['model']} ({', '.join(f'{k}={_value(row[k])}' for k in keys)})"
+
+
+def _value(v) -> str:
+    """A varied value as the legends write it: 0, not the 0.0 of a column that also holds 1.5."""
+    return str(int(v)) if isinstance(v, float) and v.is_integer() else str(v)
 
 
 def _keys(table: pd.DataFrame) -> list[str]:
@@ -155,8 +161,8 @@ def _ranking(ranked: pd.DataFrame, what: str, keys: list[str]) -> str:
     best, worst = rows[0], rows[-1]
     if not _has_interval(best) or not _has_interval(worst):
         return (f"Fewest changes: {_name(best, keys)}, {pct(best[METRIC])} {what} ({_interval(best)}); most: "
-                f"{_name(worst, keys)}, {pct(worst[METRIC])} ({_interval(worst)}): without an interval for both, "
-                "whether this difference exceeds the seed spread is not known.")
+                f"{_name(worst, keys)}, {pct(worst[METRIC])} ({_interval(worst)}): with one seed there is no "
+                "interval, so whether this difference exceeds the seed spread is not known.")
     apart = [(a, b) for i, a in enumerate(rows) for b in rows[i + 1:] if _has_interval(a) and _has_interval(b)
              and not _overlap(a, b)]
     if not apart:
@@ -169,7 +175,7 @@ def _ranking(ranked: pd.DataFrame, what: str, keys: list[str]) -> str:
                           for a, b in apart[:3])
         return (f"Fewest changes: {_name(best, keys)}, {pct(best[METRIC])} {what} ({_interval(best)}); most: "
                 f"{_name(worst, keys)}, {pct(worst[METRIC])} ({_interval(worst)}): their 95% intervals overlap, "
-                f"but these are apart: {pairs}{'; ...' if len(apart) > 3 else ''}.")
+                f"but these are apart: {pairs}{' (and more)' if len(apart) > 3 else ''}.")
     tied = [_name(r, keys) for r in rows[1:] if _overlap(best, r)]
     text = (f"Most invariant: {_name(best, keys)}, {pct(best[METRIC])} {what} ({_interval(best)}); "
             f"least: {_name(worst, keys)}, {pct(worst[METRIC])} ({_interval(worst)}).")
@@ -191,8 +197,10 @@ def _at_chance(chance: pd.DataFrame, keys: list[str], where: str = "", alone: bo
     """The models at chance, named; `alone`: the table's only model (nothing to leave it out of)."""
     items = [f"{_name(r, keys)} ({int(r['n_chance'])} of {int(r['n_seeds'])} seed"
              f"{'s' if r['n_seeds'] > 1 else ''})" for _, r in chance.iterrows()]
-    verb = "answers" if len(items) == 1 else "answer"
-    text = (f"{_names(items)} {verb} at chance{where}: {'its' if len(items) == 1 else 'their'} flip rate says "
+    if len(items) > MAX_NAMED:  # the table marks each (†): a list this long would push it off the first screen
+        items = [f"{len(items)} models (marked † in the table) have seeds that"]
+    verb = "answers" if len(items) == 1 and len(chance) == 1 else "answer"
+    text = (f"{_names(items)} {verb} at chance{where}: {'its' if len(chance) == 1 else 'their'} flip rate says "
             "nothing about invariance")
     return text + ("." if alone else " and is left out (`invlab report --drop-chance` drops those seeds).")
 
@@ -213,7 +221,14 @@ def answer(table: pd.DataFrame, measure: dict | None = None, transform: str = "t
     elif len(ranked) == 1:
         parts.append(_single(ranked.iloc[0], what, keys, measure))
     else:
-        parts.append(_by_head(ranked, what) or _ranking(ranked, what, keys))
+        measured = ranked[[_has_interval(r) for _, r in ranked.iterrows()]]
+        lone = ranked.drop(measured.index)
+        if len(measured) >= 2 and len(lone):  # one seed (--drop-chance may leave one): ranked apart from the rest
+            parts.append(_by_head(measured, what) or _ranking(measured, what, keys))
+            parts.append("Not ranked, with one seed and so no interval: " + ", ".join(
+                f"{_name(r, keys)} ({pct(r[METRIC])})" for _, r in lone.iterrows()) + ".")
+        else:
+            parts.append(_by_head(ranked, what) or _ranking(ranked, what, keys))
     if len(chance):
         where = f" on {_images(measure)}" if measure is not None and ranked.empty else ""
         parts.append(_at_chance(chance, keys, where, alone=len(table) == 1))

@@ -22,13 +22,13 @@ from ..core.columns import METRIC_COLUMNS
 from ..core.errors import ConfigError, InvlabError, choose
 from ..run.writable import output_file, results_folder_of, writable
 from ..store.atomic import write_text
-from ..store.find import newest_run, read_study
+from ..store.find import newest_run
 from ..store.layout import is_study
 from .display import FORMATS
 from .html import GENERATOR, PAGE_HEAD, html_report
 from .papers import paper_views, per_test_set_views
 from .plots import PNG_MARK, PNG_SIGNATURE, figures, save
-from .study import compare_folders, study_figure
+from .study import compare_folders, study_figure, varied
 from .tables import Report
 
 if TYPE_CHECKING:  # for annotations only: matplotlib is imported when a figure is made
@@ -90,15 +90,13 @@ def _plot_folder(plot: Path) -> None:
 
 
 def _figures(rep: Report, results_paths: list[Path], metric: str, by: str) -> list[tuple[str, Figure]]:
-    """The figures --plot writes, named and not yet drawn: for a study, the metric against each varied key (with
-    --by model; else against the first), then, as for runs, every plot of its runs (named by their varied values),
-    as the HTML page shows them."""
+    """The figures --plot writes, named and not yet drawn: for a study (--by model), the metric against each key
+    that still varies, then, as for runs, every plot of its runs (named by their varied values), as the HTML page
+    shows them."""
     runs = figures(rep.results, metrics=tuple(dict.fromkeys([metric, "flip_rate", "prob_change"])))
-    if len(results_paths) == 1 and is_study(results_paths[0]):
-        folder = results_paths[0]
-        if by == "model":
-            return [study_figure(rep, folder, key, f"mean_{metric}") for key in read_study(folder)["vary"]] + runs
-        return [study_figure(rep, folder, rep.views[0].table.columns[0], rep.views[0].values[0])] + runs
+    if len(results_paths) == 1 and is_study(results_paths[0]) and by == "model":  # the model table has the means
+        return [study_figure(rep, results_paths[0], key, f"mean_{metric}") for key in varied(rep, results_paths[0])]\
+            + runs
     return runs
 
 

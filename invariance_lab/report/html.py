@@ -22,7 +22,6 @@ import pandas as pd
 
 from ..core.errors import InvlabError
 from ..core.versions import __version__
-from ..store.find import read_study
 from ..store.layout import is_study
 from .answer import RULE, answer
 from .certificate import certificates
@@ -33,7 +32,7 @@ from .html_tables import at_chance_rows, notes_html, table_html
 from .papers import PAPER_KEY, paper_views, per_test_set_views
 from .plots import figures, png_bytes
 from .study import DPI as STUDY_DPI
-from .study import compare_folders, study_figure
+from .study import compare_folders, study_figure, varied
 from .tables import Report, build_report
 
 GENERATOR = '<meta name="generator" content="invlab">'  # the page's mark: --html replaces only invlab's pages
@@ -127,7 +126,7 @@ th.wrap { min-width: 3.5rem; } td[data-col="run"] { min-width: 9rem; }
 tbody th { vertical-align: middle; }
 tr.chance td { background: #fff7e0; }
 .sticky { position: sticky; left: 0; background: #fff; z-index: 1; border-right: 1px solid var(--line);
-  white-space: normal; overflow-wrap: anywhere; min-width: 6em; max-width: 14em; }  /* a long name wraps */
+  white-space: normal; overflow-wrap: break-word; min-width: 6em; max-width: 14em; }  /* a long name wraps */
 th.sticky { background: var(--band); }
 figure { margin: 1rem 0 1.6rem; }
 figure img { display: block; max-width: 100%; height: auto; }
@@ -214,7 +213,7 @@ def study_html(rep: Report, folder: Path, metric: str) -> str:
     """A study folder (run/study.py makes it, study.py compares its runs): the model table's mean `metric`
     against each varied key, the figure that `invlab report STUDY --plot` writes."""
     parts = ["<h2>Across the study</h2>"]
-    for key in read_study(folder)["vary"]:
+    for key in varied(rep, folder):
         data = png_bytes(study_figure(rep, folder, key, f"mean_{metric}")[1])
         words = f"mean {metric} against {key}, the study's varied key: one line per model, ± 95% CI over seeds."
         parts.append(plot_html(data, words, STUDY_SMALLEST_PT * STUDY_DPI / 72))
@@ -239,7 +238,8 @@ def _measured(results) -> dict | None:
         return {}
     keys = ("images", "test_images", "dx", "dy", "mode", "transform", "angles", "scales", "all_shifts")
     same = all({k: p.get(k) for k in keys} == {k: protocols[0].get(k) for k in keys} for p in protocols)
-    return protocols[0] if same else {}
+    unlabelled = {"labels": False} if all(p.get("labels") is False for p in protocols) else {}  # the caveat stays
+    return protocols[0] if same else unlabelled
 
 
 TITLES = {"translate": "Translation invariance", "rotate": "Rotation invariance", "scale": "Scale invariance"}
@@ -256,7 +256,7 @@ def html_report(paths: list[str | Path], *, metric: str = "flip_rate", drop_chan
     results = rep.results
     study = len(paths) == 1 and is_study(paths[0])
     # a study's runs are named by their varied values (study.build_study_report); the page by the study's folder
-    labels = [f"study {Path(paths[0]).resolve().parent.name}/{Path(paths[0]).name}"] if study else \
+    labels = [f"study {Path(paths[0]).resolve().parent.name}/{Path(paths[0]).resolve().name}"] if study else \
         [r.label for r in results]
     several = len(results) > 1
     named = figures(results, metrics=tuple(dict.fromkeys([metric, "flip_rate", "prob_change"])))

@@ -78,6 +78,8 @@ def table_html(view: View, chance_rows: list[bool] | None = None) -> str:
             klass = " ".join(c for c in ("num" if n else "", "sticky" if k == sticky else "",
                                          "wrap" if h in (FACTORS, "run") else "") if c)
             body = e(text).replace("/", "/<wbr>") if h == "run" else _cell(text, n or h == FACTORS)
+            if k == sticky:  # a long model name breaks after an underscore, not in the middle of a word
+                body = body.replace("_", "_<wbr>")
             cells.append(f'<td class="{klass}" data-col="{e(h)}">{body}</td>')
         out.append(f"<tr{cls}>" + "".join(cells) + "</tr>")
     out.append("</tbody></table></div>")

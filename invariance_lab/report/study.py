@@ -10,6 +10,7 @@ The figure is built with matplotlib.figure.Figure, not pyplot (as plots.py): no 
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -19,6 +20,7 @@ import pandas as pd
 from ..core.errors import InvlabError, RunFolderError, choose
 from ..store.find import read_study
 from ..store.layout import is_study
+from ..store.meta import read_meta
 from ..run.study import study_runs, study_state
 from .figure import plain_text
 from .plots import save
@@ -55,8 +57,10 @@ def build_study_report(folder: Path, **options) -> Report:
                              f"{'; '.join(missing[:5])}. Run the same `invlab run ... --vary` command again to finish "
                              f"it; `invlab status {folder}` shows each run")
     rep = build_report([path for _, path in runs], **options)
-    by_label = {r.label: values for r, (values, _) in zip(rep.results, runs)}
     keys = list(study["vary"])
+    # each run by its label (<name>/<run id>, as load_result makes it), not by order: --drop-chance may have left a
+    # run out of rep.results, whose seeds rep.dropped still names
+    by_label = {f"{m['name']}/{m['run_id']}": values for values, path in runs if (m := read_meta(path))}
     views = []
     for view in rep.views:
         t = view.table.copy()
@@ -64,9 +68,14 @@ def build_study_report(folder: Path, **options) -> Report:
         for i, key in enumerate(keys):
             t.insert(i, key, [_typed(by_label[label][key]) for label in labels])
         views.append(replace(view, table=t))
-    # each run named by its varied values in the plots' legends and the protocol lines, as the tables name it
-    results = [replace(r, label=", ".join(f"{k}={by_label[r.label][k]}" for k in keys)) for r in rep.results]
-    return replace(rep, views=views, results=results)
+    # each run named by its varied values in the plots' legends, the gallery, the protocol lines and the notes on
+    # seeds at chance, as the tables name it
+    named = {label: ", ".join(f"{k}={_typed(values.get(k, ''))}" for k in keys)
+             for label, values in by_label.items()}
+    results = [replace(r, label=named[r.label]) for r in rep.results]
+    flags, dropped = (f.assign(run=f["run"].map(lambda label: named.get(label, label)))
+                      for f in (rep.flags, rep.dropped))
+    return replace(rep, views=views, results=results, flags=flags, dropped=dropped)
 
 
 def _typed(text: str):
@@ -89,7 +98,9 @@ def study_figure(rep: Report, folder: Path, key: str, metric: str) -> tuple[str,
     choose("column to plot", metric, [c for c in rep.views[0].values])
     study = read_study(folder)
     others = [k for k in study["vary"] if k != key]
-    fig = Figure(figsize=(7, 4.5), dpi=DPI)
+    lines = t.groupby(["model", *others], sort=False).ngroups
+    # more than 8 lines: the legend below the axes, the figure taller by its rows (as plots.metric_vs_shift_figure)
+    fig = Figure(figsize=(7, 4.5 + (0.19 * math.ceil(lines / 2) if lines > 8 else 0)), dpi=DPI)
     ax = fig.subplots()
     bounded = f"{metric}_lo" in t and f"{metric}_hi" in t  # the interval as the tables show it: cut to the range
     for group, g in t.groupby(["model", *others], sort=False):
@@ -102,11 +113,22 @@ def study_figure(rep: Report, folder: Path, key: str, metric: str) -> tuple[str,
         ax.errorbar(g[key].astype(str) if g[key].dtype == object else g[key], g[metric], yerr=spread,
                     marker="o", capsize=3, label=label)
     ax.set_xlabel(key)
-    ax.set_ylabel(f"{metric} (mean ± 95% CI over seeds{', cut to its range' if bounded else ''})")
-    ax.set_title(f"{study['name']}: {metric} against {key}")
-    ax.legend(fontsize=7, loc="best")
+    ax.set_ylabel(f"{metric}\n(mean over seeds)")
+    ax.set_title(f"{study['name']}: {metric} against {key}\nbars: 95% CI over seeds"
+                 f"{', cut to the range of the values' if bounded else ''}", fontsize=10)
+    if lines > 8:
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, frameon=False)
+    else:
+        ax.legend(fontsize=7, loc="best")
     fig.tight_layout()
     return f"study_{metric}_vs_{key.replace('.', '_')}.png", fig
+
+
+def varied(rep: Report, folder: Path) -> list[str]:
+    """The study's varied keys that still take more than one value in the model table (--drop-chance can leave
+    one): a figure against a key that does not vary would be single points."""
+    table = rep.views[0].table
+    return [key for key in read_study(folder)["vary"] if key in table and table[key].nunique() > 1]
 
 
 def plot_study(rep: Report, folder: Path, key: str, metric: str, out_dir: Path) -> Path:

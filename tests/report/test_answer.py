@@ -196,3 +196,24 @@ def test_unlabelled_images_say_that_at_chance_is_not_known():
     assert text.endswith("The images have no labels, so whether a model answers at chance is not known: one that "
                          "gives every image the same class changes 0% too.")
     assert "no labels" not in answer(table(("const", "?", 0.0, None)), measure={**protocol, "labels": True})
+
+
+def test_a_model_with_one_seed_is_set_apart_and_the_others_still_ranked():
+    """One model left with one seed (after --drop-chance) hid the clear difference between the others."""
+    t = table(("gap", "global_avg", 0.004, (0.001, 0.007)), ("flat", "flatten", 0.35, (0.30, 0.40)),
+              ("one", "flatten", 0.60, None))
+    text = answer(t)
+    assert text.startswith("Global average pooling makes the network most invariant")
+    assert text.endswith("Not ranked, with one seed and so no interval: one (60%).")
+
+
+def test_many_models_at_chance_are_counted_not_listed():
+    t = table(("ok", "flatten", 0.2, (0.1, 0.3)), *((f"m{i}", "flatten", 0.0, (0.0, 0.0), 3) for i in range(6)))
+    text = answer(t)
+    assert "6 models (marked † in the table) have seeds that answer at chance" in text and "m3" not in text
+
+
+def test_a_varied_value_reads_as_the_legends_write_it():
+    t = table(("m", "flatten", 0.1, (0.05, 0.15)), ("m", "flatten", 0.5, (0.45, 0.55)))
+    t.insert(0, "data.train_shift", [0.0, 1.5])  # a float column: 0 is read back as 0.0
+    assert "m (data.train_shift=0), 10%" in answer(t) and "m (data.train_shift=1.5)" in answer(t)

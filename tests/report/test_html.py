@@ -345,3 +345,18 @@ def test_study_page_compares_across_the_varied_key(tmp_path):
     (study_plot,) = [img for img in page.images if "against data.train_shift" in img["alt"]]
     decode(study_plot["src"]).verify()
     assert sum(img["src"].startswith("data:image/gif") for img in page.images) == 2  # a gallery per run
+
+
+def test_measure_folders_of_different_images_keep_the_no_labels_caveat():
+    """Two measure folders over different unlabelled images share no protocol, but both lack labels: the answer
+    must still say that being at chance cannot be told."""
+    from types import SimpleNamespace
+
+    from invariance_lab.report.html import _measured
+
+    def result(images, labels=False):
+        return SimpleNamespace(meta=dict(kind="measure", protocol=dict(images=images, labels=labels, mode="canvas")))
+
+    assert _measured([result("f1"), result("f2")]) == {"labels": False}
+    assert _measured([result("f1"), result("f2", labels=True)]) == {}
+    assert _measured([result("f1"), result("f1")])["images"] == "f1"

@@ -20,4 +20,4 @@ def test_the_error_bars_stop_at_zero_where_the_tables_interval_is_cut(monkeypatc
     bars = sorted(y for c in ax.collections for seg in c.get_segments() for _, y in seg)
     assert bars == [0.0, 0.0, 0.07, 0.89]  # from the tables' [lo, hi], not mean ± half-width (-0.19 and -0.03)
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["m († seeds at chance)"]
-    assert "cut to its range" in ax.get_ylabel()
+    assert "cut to the range of the values" in ax.get_title()

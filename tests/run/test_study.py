@@ -81,6 +81,14 @@ def test_a_2x2_study_has_4_complete_runs_and_a_report_with_both_keys(tmp_path, o
     rep = build_study_report(study)
     assert sorted(r.label for r in rep.results) == [f"data.train_shift={a}, train.epochs={b}" for a in (0, 2)
                                                     for b in (0, 1)]  # the plots' legends name runs so
+    assert set(rep.flags["run"]) == {r.label for r in rep.results}  # and the notes on seeds at chance, the gallery
+    # --drop-chance leaves out runs whose seeds are all at chance: every row keeps its own run's values
+    kept = build_study_report(study, drop_chance=True)
+    assert len(kept.views[0].table) < len(rep.views[0].table) and len(kept.dropped)
+    key = ["data.train_shift", "train.epochs", "model"]
+    both = kept.views[0].table.merge(rep.views[0].table, on=key, suffixes=("", "_all"))
+    assert len(both) == len(kept.views[0].table) and (both["mean_flip_rate"] == both["mean_flip_rate_all"]).all()
+    assert set(kept.dropped["run"]) <= {r.label for r in rep.results}
     ax = study_figure(rep, study, "data.train_shift", "mean_flip_rate")[1].axes[0]
     view = rep.views[0].table
     chance = {f"{m}, train.epochs={e}" for m, e, n in zip(view["model"], view["train.epochs"], view["n_chance"])
