@@ -131,3 +131,14 @@ def is_below_chance(correct: int, n: int, n_classes: int, p: float = BELOW_CHANC
     if n_classes < 2 or n < 1 or not 0 <= correct <= n / (2 * n_classes):
         return False
     return _betainc(n - correct, correct + 1, 1.0 - chance_level(n_classes)) < p
+
+
+# Probabilities computed by two engines, or in two batch sizes, agree to ~1e-7 in float32: changes within this of
+# each other are one value, so which shift is "the worst" does not depend on how the numbers were summed.
+TIE = 1e-6
+
+
+def first_max(values: pd.Series, tie: float = TIE):
+    """The index label of the first value (in the series' order) within `tie` of the largest, NaN skipped."""
+    v = values.dropna()
+    return v.index[int(np.argmax((v >= v.max() - tie).to_numpy()))]

@@ -13,10 +13,12 @@ Each glyph also has a "part", used by part-deformation experiments (move one
 piece of a letter relative to the rest). The rule, derived from the strokes and
 not typed in per font: the part is the stroke (a polyline as the font gives it)
 whose points have the largest mean x, i.e. the right-most stroke (the right
-diagonal of A, a bowl of B). A glyph drawn as a single stroke has no separate
-piece, so its part is that stroke's segments whose midpoint lies right of the
-glyph centre (x > 0); if there are none (a straight vertical bar, the sans-serif
-I), it is the bar's lower half (y > 0), the bar being cut in two at the centre.
+diagonal of A in futural, one of its two lines in futuram, whose strokes are
+doubled, but the bottom-right serif in timesr; a bowl of B). A glyph drawn as a
+single stroke has no separate piece, so its part is that stroke's segments whose
+midpoint lies right of the glyph centre (x > 0); if there are none (a straight
+vertical bar, the sans-serif I), it is the bar's lower half (y > 0), the bar
+being cut in two at the centre.
 
 Rendering: a pixel (row i, col j) has its centre at (x = j + 0.5, y = i + 0.5);
 its intensity is clamp(thickness / 2 + 0.5 - d, 0, 1), d the distance from the

@@ -17,7 +17,7 @@ import pandas as pd
 from ..core.columns import (CORRECT_FLIP, CORRECT_FLIP_SUMMARY, CUSTOM, FACTOR_COLUMNS, MAX_COLUMN, METRIC_COLUMNS,
                             REFERENCE, WORST_CASE_COLUMNS,
                             WORST_SHIFT_COLUMNS, grid_columns, table_transform)
-from ..core.stats import is_at_chance
+from ..core.stats import first_max, is_at_chance
 from ..core.errors import InvlabError
 
 ModelKey = tuple[str, int]  # (model name, seed)
@@ -91,8 +91,9 @@ def summarize(table: pd.DataFrame, clean_accuracy: dict[ModelKey, float] | None 
             vals = moved[m].dropna()
             row[f"mean_{m}"] = vals.mean() if len(vals) else np.nan
             row[f"worst_{m}"] = (vals.min() if m == "accuracy" else vals.max()) if len(vals) else np.nan
-        # the first, in table order; none when every shift's value is NaN (pandas' idxmax would fail on them)
-        worst = moved.loc[moved.prob_change.idxmax()] if moved.prob_change.notna().any() else None
+        # the first in table order (within core/stats.TIE of the largest: float noise does not pick it); none when
+        # every shift's value is NaN
+        worst = moved.loc[first_max(moved.prob_change)] if moved.prob_change.notna().any() else None
         row.update(zip(worst_columns, [np.nan] * len(axes) if worst is None else worst[axes]))
         if MAX_COLUMN in moved:
             row[MAX_COLUMN] = moved[MAX_COLUMN].max() if len(moved) else np.nan

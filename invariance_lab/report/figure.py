@@ -10,8 +10,11 @@ plain text.
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeVar
+
+import numpy as np
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -38,3 +41,30 @@ def plain_text(build: Callable[..., Built]) -> Callable[..., Built]:
         with matplotlib.rc_context({"text.parse_math": False}):
             return build(*args, **kwargs)
     return built
+
+
+MAX_TICKS = 9  # heatmap ticks per axis: every grid value when they fit, else every k-th one, through 0
+LEGEND_ROW_INCHES = 0.19  # one row of an 8 pt legend
+
+
+def centre_ticks(values: np.ndarray, max_ticks: int = MAX_TICKS) -> np.ndarray:
+    """Tick positions on grid values (the heatmap's cell centres): all of them, or every k-th counted from 0; on a
+    sub-pixel grid (a step of 1/m px) on whole pixels, whose short labels do not run together."""
+    values = np.sort(np.asarray(values, dtype=float))
+    k = max(1, math.ceil(len(values) / max_ticks))
+    step = float(np.min(np.diff(values))) if len(values) > 1 else 1.0
+    per = round(1 / step) if 0 < step < 1 else 1
+    if per > 1 and abs(per * step - 1) < 1e-6 and len(values) > max_ticks:
+        k = per * math.ceil(k / per)
+    zero = int(np.argmin(np.abs(values)))  # the reference shift, or the value nearest it
+    return values[(np.arange(len(values)) - zero) % k == 0]
+
+
+def legend_below(fig: Figure, ax, size: tuple[float, float]) -> None:
+    """The axes' legend below them, the figure `size` (inches) made taller by its rows: beside the axes, a legend
+    of many entries with a long name ran off the image or squeezed the plot to a strip. Two columns, one when a
+    name is longer than 45 characters."""
+    names = ax.get_legend_handles_labels()[1]
+    ncol = 2 if max(map(len, names)) <= 45 else 1
+    fig.set_size_inches(size[0], size[1] + LEGEND_ROW_INCHES * math.ceil(len(names) / ncol))
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=ncol, frameon=False)

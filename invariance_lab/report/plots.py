@@ -26,7 +26,7 @@ from .tables import (AXES, LAYER_QUANTITIES, LAYER_RANGE, RATE_RANGE, Result, ax
     seed_flags, shift_table)
 from ..core.stats import clip_interval
 from ..core.columns import METRIC_COLUMNS
-from .figure import new_figure, plain_text
+from .figure import LEGEND_ROW_INCHES, centre_ticks, legend_below, new_figure, plain_text
 
 if TYPE_CHECKING:  # for annotations only: matplotlib itself is imported when a figure is made (new_figure)
     from matplotlib.figure import Figure
@@ -46,7 +46,6 @@ METRIC_LABELS = {
 AXIS_LABELS = {"dx": "horizontal shift dx (px, + = right)", "dy": "vertical shift dy (px, + = down)",
                "angle": "rotation angle (degrees, counterclockwise)", "scale": "scale factor (1 = as drawn)"}
 LINESTYLES = ("-", "--", ":", "-.")
-MAX_TICKS = 9  # heatmap ticks per axis: every grid value when they fit, else every k-th one, through 0
 
 
 def _legend(results: list[Result]):
@@ -63,19 +62,6 @@ def _legend(results: list[Result]):
         return text
 
     return label
-
-
-def centre_ticks(values: np.ndarray, max_ticks: int = MAX_TICKS) -> np.ndarray:
-    """Tick positions on grid values (the heatmap's cell centres): all of them, or every k-th counted from 0; on a
-    sub-pixel grid (a step of 1/m px) on whole pixels, whose short labels do not run together."""
-    values = np.sort(np.asarray(values, dtype=float))
-    k = max(1, math.ceil(len(values) / max_ticks))
-    step = float(np.min(np.diff(values))) if len(values) > 1 else 1.0
-    per = round(1 / step) if 0 < step < 1 else 1
-    if per > 1 and abs(per * step - 1) < 1e-6 and len(values) > max_ticks:
-        k = per * math.ceil(k / per)
-    zero = int(np.argmin(np.abs(values)))  # the reference shift, or the value nearest it
-    return values[(np.arange(len(values)) - zero) % k == 0]
 
 
 def _modes(results: list[Result]) -> str:
@@ -152,11 +138,8 @@ def metric_vs_shift_figure(results: list[Result], metric: str, axis: str) -> Fig
     ax.set_title(f"{_title_name(metric)} vs {axis}{other}, {_modes(results)}\n{band}", fontsize=11)
     ax.set_ylim(-0.02, 1.02)
     ax.grid(True, alpha=0.35)
-    if len(means) > 8:  # below the axes, the figure taller by its rows: beside them a long name ran off the image
-        names = [label(run, model) for run, model in means.index]
-        ncol = 2 if max(map(len, names)) <= 45 else 1
-        fig.set_size_inches(8, 4.8 + 0.19 * math.ceil(len(names) / ncol))
-        ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=ncol, frameon=False)
+    if len(means) > 8:
+        legend_below(fig, ax, (8, 4.8))
     else:
         ax.legend(fontsize=9)
     fig.tight_layout()
@@ -299,7 +282,7 @@ def accuracy_consistency_figure(results: list[Result], accuracy: str = "mean_acc
     longest = max(len(label(run, model)) for run, model in points)
     ncols = 1 if longest > 45 else min(len(points), 2 if longest > 20 else 4)
     # the legend below the axes: the figure taller by its rows, so many models do not squeeze the plot
-    fig = new_figure(figsize=(7.5, 5.0 + 0.19 * max(0, math.ceil(len(points) / ncols) - 2)), dpi=DPI,
+    fig = new_figure(figsize=(7.5, 5.0 + LEGEND_ROW_INCHES * max(0, math.ceil(len(points) / ncols) - 2)), dpi=DPI,
                      layout="constrained")
     ax = fig.add_subplot()
     for i, ((run, model), (x, y, chance)) in enumerate(points.items()):

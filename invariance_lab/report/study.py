@@ -10,7 +10,6 @@ The figure is built with matplotlib.figure.Figure, not pyplot (as plots.py): no 
 
 from __future__ import annotations
 
-import math
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -22,7 +21,7 @@ from ..store.find import read_study
 from ..store.layout import is_study
 from ..store.meta import read_meta
 from ..run.study import study_runs, study_state
-from .figure import plain_text
+from .figure import legend_below, plain_text
 from .plots import save
 from .tables import Report, build_report, folder_list
 
@@ -98,9 +97,7 @@ def study_figure(rep: Report, folder: Path, key: str, metric: str) -> tuple[str,
     choose("column to plot", metric, [c for c in rep.views[0].values])
     study = read_study(folder)
     others = [k for k in study["vary"] if k != key]
-    lines = t.groupby(["model", *others], sort=False).ngroups
-    # more than 8 lines: the legend below the axes, the figure taller by its rows (as plots.metric_vs_shift_figure)
-    fig = Figure(figsize=(7, 4.5 + (0.19 * math.ceil(lines / 2) if lines > 8 else 0)), dpi=DPI)
+    fig = Figure(figsize=(7, 4.5), dpi=DPI)
     ax = fig.subplots()
     bounded = f"{metric}_lo" in t and f"{metric}_hi" in t  # the interval as the tables show it: cut to the range
     for group, g in t.groupby(["model", *others], sort=False):
@@ -116,8 +113,8 @@ def study_figure(rep: Report, folder: Path, key: str, metric: str) -> tuple[str,
     ax.set_ylabel(f"{metric}\n(mean over seeds)")
     ax.set_title(f"{study['name']}: {metric} against {key}\nbars: 95% CI over seeds"
                  f"{', cut to the range of the values' if bounded else ''}", fontsize=10)
-    if lines > 8:
-        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, frameon=False)
+    if len(ax.get_legend_handles_labels()[1]) > 8:
+        legend_below(fig, ax, (7, 4.5))
     else:
         ax.legend(fontsize=7, loc="best")
     fig.tight_layout()

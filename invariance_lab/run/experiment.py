@@ -270,8 +270,9 @@ def sweep_experiment(run_dir: Path, sweep: SweepConfig | None = None, *, models:
     say = on_event or (lambda msg: None)
     choose("sweep kind", kind, SWEEP_KINDS)
     check_jobs(jobs, "processes")
-    if layers and kind != "translation":
-        raise InvlabError(f"--layers profiles translations of the whole input; it cannot be combined with --kind {kind}")
+    if (layers or metric) and kind != "translation":  # both read whole inputs moved, not a part
+        raise InvlabError(f"{'--layers' if layers else '--metric ' + str(metric)} measures transformations of the "
+                          f"whole input; it cannot be combined with --kind {kind}")
     if metric is not None:
         choose("--metric", metric, SWEEP_METRICS)
     if (layers or metric) and layer_images < 1:

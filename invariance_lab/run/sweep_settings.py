@@ -85,6 +85,13 @@ def settings_for(cfg, *, dx: Range | None, dy: Range | None, mode: str | None, g
     settings.update({k: v for k, v in dict(mode=mode, grid=grid, subpixel=subpixel).items() if v is not None})
     if kind == "parts" and mode in (None, "canvas"):
         settings["mode"] = "canvas"  # displacements are drawn (sub-pixel allowed), whatever the run's sweep mode
+    if subpixel is not None and settings["mode"] != "circular":  # nothing would read it: refused, not ignored
+        raise ConfigError(f"--subpixel {subpixel} picks how --mode circular shifts by a fraction of a pixel; this "
+                          f"sweep's mode is {settings['mode']} (the letters are drawn at each shift): leave it out")
+    whole = all(float(v).is_integer() for axis in ("dx", "dy") for v in (settings[axis][0], settings[axis][-1]))
+    if subpixel == "fft" and whole and not all_shifts:
+        raise ConfigError("--subpixel fft shifts by fractions of a pixel; every shift of this sweep is a whole pixel "
+                          "(a roll): leave it out, or give fractional steps (--dx -1:1:0.25)")
     try:
         return SweepConfig.model_validate(settings)
     except ValidationError as e:
@@ -105,9 +112,10 @@ def sweep_target(target: Path, *, overrides: list[str] | None = None, dx: Range 
     if target.is_file() or target.suffix in (".yaml", ".yml"):
         cfg = load_config(target, overrides or [])
         check_config_trust(cfg, target, trusted=trust_factory)  # before anything is imported, called or trained
-        # the sweep options are checked before a run is trained for them (the run's config.yaml will be this one)
-        settings_for(cfg, dx=dx, dy=dy, mode=mode, grid=grid, kind=kind, all_shifts=all_shifts, subpixel=subpixel,
-                     transform=transform, angles=angles, scales=scales)
+        # the config's own sweep, checked before a run is trained for it: a finished run that is reused may have
+        # been made with another sweep (runs are matched on their training), which must not replace this one
+        settings = settings_for(cfg, dx=dx, dy=dy, mode=mode, grid=grid, kind=kind, all_shifts=all_shifts,
+                                subpixel=subpixel, transform=transform, angles=angles, scales=scales)
         run_dir = run_for_config(cfg, results_dir=writable(results_dir, "--results-dir", create=False),
                                  progress=progress,
                                  threads=threads, on_event=on_event, factory_dirs=[target.parent])
@@ -116,8 +124,8 @@ def sweep_target(target: Path, *, overrides: list[str] | None = None, dx: Range 
         raise ConfigError("--set applies to a config file; a run folder's settings are fixed")
     else:
         run_dir = target
-    settings = sweep_settings(run_dir, dx=dx, dy=dy, mode=mode, grid=grid, kind=kind, all_shifts=all_shifts,
-                              subpixel=subpixel, transform=transform, angles=angles, scales=scales)
+        settings = sweep_settings(run_dir, dx=dx, dy=dy, mode=mode, grid=grid, kind=kind, all_shifts=all_shifts,
+                                  subpixel=subpixel, transform=transform, angles=angles, scales=scales)
     # a run folder: its own folder, then where its factories came from (imported only if trusted)
     dirs = [target.parent] if run_dir != target else run_factory_dirs(run_dir, require_finished_run(run_dir))
     return sweep_experiment(run_dir, settings, models=models, progress=progress, kind=kind, layers=layers,

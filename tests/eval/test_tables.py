@@ -38,3 +38,16 @@ def test_a_rotate_sweeps_summary_leaves_out_angle_0_and_names_the_worst_angle():
     row = summarize(inv).iloc[0]
     assert row.n_shifts == 2 and row.clean_accuracy == 1.0 and row.mean_accuracy == 0.625
     assert row.worst_angle == -20.0 and "worst_shift_dx" not in row and "angle" not in row
+
+
+def test_the_worst_shift_is_the_first_of_those_equal_within_float_noise():
+    """An exactly invariant model's changes are float noise (~1e-7), whose largest depended on the engine that
+    summed them: two engines named two worst shifts for the same numbers. Within core/stats.TIE they are one
+    value, and the first shift in table order is named; a change larger by more than that still wins."""
+    def table(changes):
+        return pd.DataFrame([dict(model="m", seed=0, dx=dx, dy=0, accuracy=1.0, flip_rate=0.0, prob_change=p,
+                                  neighbor_flip_rate=math.nan) for dx, p in zip((0, 1, 2, 3), changes)])
+
+    for noise in ([0.0, 3e-8, 9e-8, 5e-8], [0.0, 9e-8, 3e-8, 5e-8]):  # the same values summed in another order
+        assert summarize(table(noise), {("m", 0): 1.0}, n_classes=2).worst_shift_dx.iloc[0] == 1
+    assert summarize(table([0.0, 0.1, 0.3, 0.2]), {("m", 0): 1.0}, n_classes=2).worst_shift_dx.iloc[0] == 2

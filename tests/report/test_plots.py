@@ -10,7 +10,8 @@ from matplotlib.figure import Figure
 
 from invariance_lab.report import plots
 from invariance_lab.core.errors import InvlabError
-from invariance_lab.report.plots import (centre_ticks, plot_accuracy_consistency, plot_all, plot_heatmaps,
+from invariance_lab.report.figure import MAX_TICKS, centre_ticks
+from invariance_lab.report.plots import (plot_accuracy_consistency, plot_all, plot_heatmaps,
     plot_layer_profile, plot_metric_vs_shift)
 from invariance_lab.report.tables import load_result
 
@@ -56,7 +57,7 @@ def test_centre_ticks_are_grid_values_through_zero():
     assert centre_ticks(step2).tolist() == step2.tolist()  # 9 values: every one is a tick
     step1 = np.arange(-8, 9, 1.0)
     ticks = centre_ticks(step1)
-    assert 0.0 in ticks and set(ticks) <= set(step1) and len(ticks) <= plots.MAX_TICKS
+    assert 0.0 in ticks and set(ticks) <= set(step1) and len(ticks) <= MAX_TICKS
     assert np.all(np.diff(ticks) == 2.0)
     halves = np.arange(-2, 2.25, 0.25)
     assert 0.0 in centre_ticks(halves) and set(centre_ticks(halves)) <= set(halves)

@@ -1,6 +1,7 @@
 """sweep_settings.py: the command line's sweep options laid over a run's own, as `invlab sweep` does."""
 
 import json
+import re
 
 import pandas as pd
 import pytest
@@ -68,8 +69,27 @@ def test_subpixel_fft_sweeps_fractional_rolls_and_whole_ones_as_before(run_dir):
     assert list(summary.columns[-2:]) == ["robust_accuracy", "consistent_fraction"]
     assert (summary.robust_accuracy <= summary.worst_accuracy).all()
     assert (summary.consistent_fraction <= 1 - summary.worst_flip_rate + 1e-12).all()
-    with pytest.raises(InvlabError, match="subpixel.*mode: circular"):
+    with pytest.raises(InvlabError, match="--subpixel fft picks how --mode circular shifts by a fraction"):
         settings(run_dir, dx=[-1.0, 1.0, 0.5], mode="canvas", subpixel="fft")
+
+
+@pytest.mark.parametrize("options, words", [
+    (dict(dx=[-1.0, 1.0, 0.5], subpixel="bilinear"), "this sweep's mode is canvas (the letters are drawn at each "
+                                                      "shift): leave it out"),
+    (dict(dx=[-1.0, 1.0, 0.5], kind="parts", subpixel="bilinear"), "this sweep's mode is canvas"),
+    (dict(dx=[-2.0, 2.0, 1.0], mode="circular", subpixel="fft"), "every shift of this sweep is a whole pixel"),
+])
+def test_a_subpixel_option_nothing_would_read_is_refused(run_dir, options, words):
+    """Letters drawn at each shift, or whole-pixel rolls (a header then said 'band-limited'): --subpixel changed
+    nothing, and was accepted."""
+    with pytest.raises(InvlabError, match=re.escape(words)):
+        settings(run_dir, **options)
+
+
+def test_a_metric_of_the_whole_input_is_refused_for_a_part_sweep(run_dir):
+    with pytest.raises(InvlabError, match="--metric lie measures transformations of the whole input; it cannot be "
+                                          "combined with --kind parts"):
+        sweep_target(run_dir, kind="parts", metric="lie")
 
 
 def test_angles_mean_rotate_scales_mean_scale_and_the_options_of_two_transforms_clash(run_dir):
@@ -105,3 +125,14 @@ def test_a_config_swept_with_bad_options_is_refused_before_a_run_is_trained(tmp_
     with pytest.raises(InvlabError, match=words):
         sweep_target(quick_config_path, results_dir=tmp_path / "r", **options)
     assert not (tmp_path / "r").exists()  # nothing trained, no folder made
+
+
+def test_a_configs_own_sweep_is_swept_when_its_finished_run_is_reused(run_dir, quick_config_path):
+    """Runs are reused for a config of the same training, whatever sweep they were made with: the sweep made is
+    the config's (here --set sweep.*), not the reused run's canvas sweep, which it silently was."""
+    same = ["train.epochs=0", "seeds=[0]", "data.test_images=12"]  # how untrained_quick_run made the run
+    folder = sweep_target(quick_config_path, overrides=[*same, "sweep.mode=circular", "sweep.dx=[-1, 1]",
+                                                        "sweep.dy=[0, 0]"], results_dir=run_dir.parents[1])
+    assert folder.parent.parent == run_dir  # the finished run, not a new one
+    protocol = json.loads((folder / "meta.json").read_text())["protocol"]
+    assert protocol["mode"] == "circular" and protocol["dx"][:2] == [-1, 1] and protocol["dy"][:2] == [0, 0]
