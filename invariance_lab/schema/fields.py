@@ -114,6 +114,9 @@ def check_range(v: list[float], key: str) -> list[float]:
     if (stop - start) / step > 10_000:
         raise ValueError(f"{key} {quote(v)} has more than 10000 steps; use a larger step")
     values = range_values([start, stop, step])
+    if abs(values[-1] - stop) > 10 ** -DECIMALS:  # the tables and the header would state a stop never swept
+        raise ValueError(f"{key} {quote(v)} does not reach its stop: in steps of {step:g} from {start:g} the last "
+                         f"value is {values[-1]:g}; give that stop, or a step that divides {stop - start:g}")
     if len(set(values)) < len(values):
         raise ValueError(f"{key} step {step:g} is finer than the {DECIMALS} decimals its values are rounded to "
                          f"(two of its values would be the same); use a step of at least 1e-{DECIMALS}")

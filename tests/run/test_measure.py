@@ -627,7 +627,7 @@ def test_cli_rotate_and_scale_measure_the_turned_images(tmp_path, folder, one_th
 
 @pytest.mark.parametrize("args, needle", [
     (["--angles", "-10:10", "--dx", "-1:1"], "--angles and --dx/--dy/--grid/--all-shifts belong to two transforms"),
-    (["--transform", "rotate", "--scales", "0.5:1"], "--transform rotate does not take --scales"),
+    (["--transform", "rotate", "--scales", "0.5:1:0.25"], "--transform rotate does not take --scales"),
     (["--angles", "-10:10", "--layers"], "a rotate measurement cannot take it"),
     (["--angles", "-10:10", "--engine", "allshift"], "--transform rotate turns or scales it, which no roll does"),
     (["--angles", "-10:10", "--mode", "circular"], "so --mode circular does not apply"),

@@ -241,6 +241,8 @@ BAD_INPUTS = [
     ("circular-roll-past-canvas", "sweep:\n  mode: circular\n  dx: [-32, 32]\n", [], ["[sweep.dx]", "|dx| < 32"]),
     ("grid-too-big", "sweep:\n  dx: [-5, 5, 0.001]\n  dy: [-5, 5, 0.001]\n", [], ["[sweep.dx]", "100020001 shifts"]),
     ("dx-too-many-steps", "sweep:\n  dx: [-1000000, 1000000]\n", [], ["[sweep.dx]", "more than 10000 steps"]),
+    ("dx-stop-off-the-grid", "sweep:\n  dx: [-1, 1, 0.3]\n", [], ["[sweep.dx]", "does not reach its stop",
+                                                                  "the last value is 0.8"]),
     # resources
     ("test-images-1e9", "data:\n  test_images: 1000000000\n", [], ["too big to run", "[data.test_images]", "1000000000"]),
     ("train-images-1e8", "data:\n  train_images: 100000000\n", [], ["[data.train_images]", "training images"]),
