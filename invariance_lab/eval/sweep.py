@@ -14,14 +14,16 @@ from __future__ import annotations
 import pandas as pd
 import torch
 
+from ..core.errors import InvlabError, choose
 from ..core.progress import progress_bar
 from ..data.datasets import class_names
-from ..data.shifts import covers_every_roll, grid_points, shift_lines, sweep_inputs, sweep_lines
+from ..data.shifts import SWEEP_KINDS, covers_every_roll, grid_points, shift_lines, sweep_inputs, sweep_lines
 from ..data.transforms import INTERPOLATION
 from ..schema.config import DataConfig, SweepConfig
 from .accumulate import Grid, Inputs, ShiftSums, sweep_result, walk_grid
 from .engine import allshift_sweep, choose_engines, roll_mode, sweep_by_engine
 from .layerwise import profile_layers
+from .lie import SWEEP_METRICS
 from ..nn.forward import probabilities
 from .tables import ModelKey, SweepResult, add_factors, model_words, summarize
 
@@ -161,3 +163,14 @@ def evaluate_layers(models: dict[ModelKey, torch.nn.Module], factors: dict[str, 
                                      progress=progress, engine=plans)
     return add_factors(layers, factors, sweep.mode), add_factors(summary, factors, sweep.mode)
 
+
+def check_sweep_options(kind: str, layers: bool, metric: str | None, layer_images: int) -> None:
+    """The options of a sweep that need no run, checked before one is trained for it (invlab sweep CONFIG)."""
+    choose("sweep kind", kind, SWEEP_KINDS)
+    if (layers or metric) and kind != "translation":  # both read whole inputs moved, not a part
+        raise InvlabError(f"{'--layers' if layers else '--metric ' + str(metric)} measures transformations of the "
+                          f"whole input; it cannot be combined with --kind {kind}")
+    if metric is not None:
+        choose("--metric", metric, SWEEP_METRICS)
+    if (layers or metric) and layer_images < 1:
+        raise InvlabError(f"--layer-images must be at least 1; got {layer_images}")

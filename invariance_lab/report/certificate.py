@@ -39,7 +39,7 @@ def certificate_lines(result: Result) -> list[str]:
         dx, dy = float(w[WORST_SHIFT_COLUMNS[0]]), float(w[WORST_SHIFT_COLUMNS[1]])
         at = inv[(inv.model == model) & (inv.seed == w.seed) & (inv.dx == dx) & (inv.dy == dy)].iloc[0]
         rows = inv[inv.model == model]
-        one = rows.loc[first_max(rows[MAX_COLUMN])]  # another shift may move one image more than the worst mean's
+        one = rows.loc[rows[MAX_COLUMN].idxmax()]  # another shift may move one image more than the worst mean's
         lines.append(f"  {model}: NOT invariant: the shift (dx, dy) = ({dx:g}, {dy:g}) (seed {w.seed}) changes "
                      f"{at.flip_rate:.1%} of predictions and the probabilities by {at.prob_change:.3g} on average "
                      f"(TV), up to {at[MAX_COLUMN]:.3g} for one image there; the largest change of one image at "

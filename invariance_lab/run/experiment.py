@@ -47,11 +47,11 @@ from ..store.claim import run_folder
 from ..store.meta import Meta, run_state
 from ..store.find import (config_digest, finished_runs, require_finished_run, resumable_run, reusable_checkpoints,
     run_difference)
-from ..data.shifts import SWEEP_KINDS, check_sweep
+from ..data.shifts import check_sweep
 from ..eval.engine import engine_protocol
-from ..eval.lie import SWEEP_METRICS, evaluate_lie, lie_protocol
-from ..eval.sweep import (DEFAULT_LAYER_IMAGES, ModelKey, engine_mode, evaluate_layers, evaluate_shifts, protocol,
-    sweep_engines)
+from ..eval.lie import evaluate_lie, lie_protocol
+from ..eval.sweep import (DEFAULT_LAYER_IMAGES, ModelKey, check_sweep_options, engine_mode, evaluate_layers,
+    evaluate_shifts, protocol, sweep_engines)
 from .executors import Resources, check_jobs, worker_threads
 from .scheduler import train_units, wait_elsewhere
 from .sweep_jobs import sweep_in_workers
@@ -268,15 +268,8 @@ def sweep_experiment(run_dir: Path, sweep: SweepConfig | None = None, *, models:
     the Lie derivative (eval/lie.py) of the first `layer_images` test images, per tap too with `layers`.
     """
     say = on_event or (lambda msg: None)
-    choose("sweep kind", kind, SWEEP_KINDS)
+    check_sweep_options(kind, layers, metric, layer_images)
     check_jobs(jobs, "processes")
-    if (layers or metric) and kind != "translation":  # both read whole inputs moved, not a part
-        raise InvlabError(f"{'--layers' if layers else '--metric ' + str(metric)} measures transformations of the "
-                          f"whole input; it cannot be combined with --kind {kind}")
-    if metric is not None:
-        choose("--metric", metric, SWEEP_METRICS)
-    if (layers or metric) and layer_images < 1:
-        raise InvlabError(f"--layer-images must be at least 1; got {layer_images}")
     threads_why = set_threads(threads)
     meta_run = require_finished_run(run_dir)
     cfg = load_config(Path(run_dir) / CONFIG_FILE)

@@ -16,8 +16,8 @@ from pydantic import ValidationError
 
 from ..config.load import load_config
 from ..core.errors import ConfigError
-from ..data.shifts import every_roll
-from ..eval.sweep import DEFAULT_LAYER_IMAGES
+from ..data.shifts import axis_values, every_roll
+from ..eval.sweep import DEFAULT_LAYER_IMAGES, check_sweep_options
 from ..schema.config import SweepConfig
 from ..store.find import require_finished_run, run_factory_dirs
 from ..store.layout import CONFIG_FILE
@@ -85,18 +85,19 @@ def settings_for(cfg, *, dx: Range | None, dy: Range | None, mode: str | None, g
     settings.update({k: v for k, v in dict(mode=mode, grid=grid, subpixel=subpixel).items() if v is not None})
     if kind == "parts" and mode in (None, "canvas"):
         settings["mode"] = "canvas"  # displacements are drawn (sub-pixel allowed), whatever the run's sweep mode
-    if subpixel is not None and settings["mode"] != "circular":  # nothing would read it: refused, not ignored
-        raise ConfigError(f"--subpixel {subpixel} picks how --mode circular shifts by a fraction of a pixel; this "
-                          f"sweep's mode is {settings['mode']} (the letters are drawn at each shift): leave it out")
-    whole = all(float(v).is_integer() for axis in ("dx", "dy") for v in (settings[axis][0], settings[axis][-1]))
-    if subpixel == "fft" and whole and not all_shifts:
-        raise ConfigError("--subpixel fft shifts by fractions of a pixel; every shift of this sweep is a whole pixel "
-                          "(a roll): leave it out, or give fractional steps (--dx -1:1:0.25)")
+    if settings["mode"] != "circular" and subpixel != "fft":  # a run's circular fft does not apply to this sweep
+        settings["subpixel"] = "bilinear"  # (--subpixel fft here is refused by the schema: it needs mode circular)
     try:
-        return SweepConfig.model_validate(settings)
+        sweep = SweepConfig.model_validate(settings)
     except ValidationError as e:
         raise ConfigError("invalid sweep options: " + "; ".join(
             f"{'.'.join(map(str, x['loc'])) or 'sweep'}: {x['msg'].removeprefix('Value error, ')}" for x in e.errors())) from None
+    shifts = axis_values(sweep.dx) + axis_values(sweep.dy)
+    if subpixel == "fft" and sweep.mode == "circular" and all(float(v).is_integer() for v in shifts):
+        raise ConfigError("--subpixel fft shifts by fractions of a pixel; every shift of this sweep is a whole pixel "
+                          "(a roll), which it would not change: leave it out, or give fractional steps "
+                          "(--dx -1:1:0.25)")
+    return sweep
 
 
 def sweep_target(target: Path, *, overrides: list[str] | None = None, dx: Range | None = None,
@@ -109,6 +110,7 @@ def sweep_target(target: Path, *, overrides: list[str] | None = None, dx: Range 
     """Sweep `target` (a run folder, or a YAML config: its newest finished run with the same settings, else a new
     run) over the given settings; returns the sweep folder. Your config's own factories are trusted (importing
     them is what naming the config asks for); a run folder's, or its config.yaml's, only with trust_factory."""
+    check_sweep_options(kind, layers, metric, layer_images)  # before a config's run is trained for the sweep
     if target.is_file() or target.suffix in (".yaml", ".yml"):
         cfg = load_config(target, overrides or [])
         check_config_trust(cfg, target, trusted=trust_factory)  # before anything is imported, called or trained

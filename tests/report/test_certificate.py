@@ -94,3 +94,20 @@ def test_a_saturated_softmax_passes_the_certificate_and_the_layer_profile_shows_
     profile = il.layer_profile(model, x, shifts=[(dx, 0) for dx in range(1, 16)], mode="circular")
     head = profile[profile.layer_name == "head"].iloc[0]
     assert head.mean_pooled_invariance_error > 0.01, head
+
+
+def test_the_largest_change_of_one_image_is_the_largest_not_the_first_near_it():
+    """The worst mean shift is the first within core/stats.TIE of the largest (float noise), but the certificate's
+    'largest change of one image' is a maximum: 1.8e-6 at (2, 0), not the 1.5e-6 at (1, 0) within TIE of it."""
+    from types import SimpleNamespace
+
+    from invariance_lab.report.certificate import certificate_lines
+
+    inv = pd.DataFrame(dict(model="m", seed=0, dx=[0.0, 1.0, 2.0], dy=0.0, flip_rate=0.0,
+                            prob_change=[0.0, 4e-7, 6e-7], max_prob_change=[0.0, 1.5e-6, 1.8e-6]))
+    summary = pd.DataFrame(dict(model=["m"], seed=[0], worst_flip_rate=[0.0], worst_prob_change=[6e-7],
+                                max_prob_change=[1.8e-6], worst_shift_dx=[2.0], worst_shift_dy=[0.0]))
+    result = SimpleNamespace(meta=dict(protocol=dict(all_shifts=True, n_shifts=3, test_images=4)), summary=summary,
+                             invariance=inv)
+    (head, line) = certificate_lines(result)
+    assert "NOT invariant" in line and "the largest change of one image at any shift is 1.8e-06, at (2, 0)" in line

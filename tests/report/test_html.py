@@ -360,3 +360,10 @@ def test_measure_folders_of_different_images_keep_the_no_labels_caveat():
     assert _measured([result("f1"), result("f2")]) == {"labels": False}
     assert _measured([result("f1"), result("f2", labels=True)]) == {}
     assert _measured([result("f1"), result("f1")])["images"] == "f1"
+
+
+def test_a_model_name_may_break_after_its_underscores_in_the_table(page):
+    """The sticky model column wraps a long name (at most 14em) at its underscores, not in the middle of a word."""
+    text = page[0]
+    assert 'data-col="model">conv_<wbr>gap' in text
+    assert "overflow-wrap: break-word; min-width: 6em; max-width: 14em" in text

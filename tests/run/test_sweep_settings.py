@@ -2,9 +2,11 @@
 
 import json
 import re
+import shutil
 
 import pandas as pd
 import pytest
+import yaml
 from conftest import untrained_quick_run
 
 from invariance_lab.config.load import load_config
@@ -69,21 +71,29 @@ def test_subpixel_fft_sweeps_fractional_rolls_and_whole_ones_as_before(run_dir):
     assert list(summary.columns[-2:]) == ["robust_accuracy", "consistent_fraction"]
     assert (summary.robust_accuracy <= summary.worst_accuracy).all()
     assert (summary.consistent_fraction <= 1 - summary.worst_flip_rate + 1e-12).all()
-    with pytest.raises(InvlabError, match="--subpixel fft picks how --mode circular shifts by a fraction"):
+    with pytest.raises(InvlabError, match="subpixel: fft is a circular shift .*use it with mode: circular"):
         settings(run_dir, dx=[-1.0, 1.0, 0.5], mode="canvas", subpixel="fft")
 
 
-@pytest.mark.parametrize("options, words", [
-    (dict(dx=[-1.0, 1.0, 0.5], subpixel="bilinear"), "this sweep's mode is canvas (the letters are drawn at each "
-                                                      "shift): leave it out"),
-    (dict(dx=[-1.0, 1.0, 0.5], kind="parts", subpixel="bilinear"), "this sweep's mode is canvas"),
-    (dict(dx=[-2.0, 2.0, 1.0], mode="circular", subpixel="fft"), "every shift of this sweep is a whole pixel"),
-])
-def test_a_subpixel_option_nothing_would_read_is_refused(run_dir, options, words):
-    """Letters drawn at each shift, or whole-pixel rolls (a header then said 'band-limited'): --subpixel changed
-    nothing, and was accepted."""
-    with pytest.raises(InvlabError, match=re.escape(words)):
-        settings(run_dir, **options)
+@pytest.mark.parametrize("dx", [[-2.0, 2.0, 1.0], [-1.0, 1.0]])
+def test_subpixel_fft_over_whole_pixel_rolls_is_refused(run_dir, dx):
+    """fft changes nothing on whole-pixel rolls, where the sweep's header said 'band-limited'."""
+    with pytest.raises(InvlabError, match=re.escape("every shift of this sweep is a whole pixel")):
+        settings(run_dir, dx=dx, mode="circular", subpixel="fft")
+
+
+def test_a_run_swept_with_fft_can_be_swept_on_the_canvas_and_by_parts(run_dir, tmp_path):
+    """A run whose own sweep is circular with subpixel: fft: a canvas or part sweep of it draws the letters, so
+    the run's fft does not apply (it was refused, and --subpixel bilinear with it)."""
+    run = tmp_path / run_dir.name
+    shutil.copytree(run_dir, run)
+    config = run / "config.yaml"
+    raw = yaml.safe_load(config.read_text())
+    raw["sweep"].update(mode="circular", subpixel="fft", dx=[-1.0, 1.0, 0.5])
+    config.write_text(yaml.safe_dump(raw))
+    for options in (dict(mode="canvas", dx=[-1.0, 1.0, 0.5]), dict(kind="parts"),
+                    dict(mode="canvas", subpixel="bilinear")):
+        assert settings(run, **options).subpixel == "bilinear"
 
 
 def test_a_metric_of_the_whole_input_is_refused_for_a_part_sweep(run_dir):
@@ -118,6 +128,8 @@ def test_a_rotate_sweep_writes_an_angle_column_and_reports_along_it(run_dir):
 
 @pytest.mark.parametrize("options, words", [
     (dict(all_shifts=True, dx=[0.0, 1.0, 1.0]), "leave out --dx"),
+    (dict(kind="parts", metric="lie"), "--metric lie measures transformations of the whole input"),
+    (dict(kind="parts", layers=True), "--layers measures transformations of the whole input"),
     (dict(scales=[1e-10, 1e-10, 1.0]), "which is 0 to the 9 decimals"),
 ])
 def test_a_config_swept_with_bad_options_is_refused_before_a_run_is_trained(tmp_path, quick_config_path, options,
