@@ -48,9 +48,9 @@ def make_report(paths: list[Path] | None = None, *, by: str = "model", metric: s
                 axis: str | None = None, fmt: str = "table", plot: Path | None = None, drop_chance: bool = False,
                 html: Path | None = None, results_dir: Path = Path("results"), force: bool = False) -> MadeReport:
     """The report of `paths` (default: the newest run in results_dir) as tables, its plots written into `plot` (for
-    a study: the metric against each varied key, then its runs' plots) and the whole page written to `html`. fmt is
-    only checked here (before any loading), the caller renders with it. `force`: replace existing files that invlab
-    did not make (--force)."""
+    a study by model: the metric against each key that varies, then its runs' plots) and the whole page written to
+    `html`. fmt is only checked here (before any loading), the caller renders with it. `force`: replace existing
+    files that invlab did not make (--force)."""
     choose("table format", fmt, FORMATS)  # before any loading or plotting
     if metric is not None:
         choose("metric", metric, METRIC_COLUMNS)

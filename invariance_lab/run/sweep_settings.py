@@ -85,18 +85,23 @@ def settings_for(cfg, *, dx: Range | None, dy: Range | None, mode: str | None, g
     settings.update({k: v for k, v in dict(mode=mode, grid=grid, subpixel=subpixel).items() if v is not None})
     if kind == "parts" and mode in (None, "canvas"):
         settings["mode"] = "canvas"  # displacements are drawn (sub-pixel allowed), whatever the run's sweep mode
-    if settings["mode"] != "circular" and subpixel != "fft":  # a run's circular fft does not apply to this sweep
-        settings["subpixel"] = "bilinear"  # (--subpixel fft here is refused by the schema: it needs mode circular)
+    turned = (settings.get("transform") or "translate") != "translate"  # rotate, scale (None: translate)
+    if subpixel is None and (settings["mode"] != "circular" or turned):
+        settings["subpixel"] = "bilinear"  # a run's own circular fft does not apply to a drawn or turned sweep
+    if turned:  # a turned or scaled sweep moves nothing: the run's shifts go
+        settings.update(dx=[0.0, 0.0, 1.0], dy=[0.0, 0.0, 1.0])
     try:
         sweep = SweepConfig.model_validate(settings)
     except ValidationError as e:
         raise ConfigError("invalid sweep options: " + "; ".join(
             f"{'.'.join(map(str, x['loc'])) or 'sweep'}: {x['msg'].removeprefix('Value error, ')}" for x in e.errors())) from None
-    shifts = axis_values(sweep.dx) + axis_values(sweep.dy)
-    if subpixel == "fft" and sweep.mode == "circular" and all(float(v).is_integer() for v in shifts):
-        raise ConfigError("--subpixel fft shifts by fractions of a pixel; every shift of this sweep is a whole pixel "
-                          "(a roll), which it would not change: leave it out, or give fractional steps "
-                          "(--dx -1:1:0.25)")
+    whole = all(float(v).is_integer() for v in axis_values(sweep.dx) + axis_values(sweep.dy))
+    if sweep.subpixel == "fft" and whole:  # fft changes no roll by a whole pixel (the header would say band-limited)
+        if subpixel == "fft":
+            raise ConfigError("--subpixel fft shifts by fractions of a pixel; every shift of this sweep is a whole "
+                              "pixel (a roll), which it would not change: leave it out, or give fractional steps "
+                              "(--dx -1:1:0.25)")
+        sweep = sweep.model_copy(update={"subpixel": "bilinear"})  # the run's own fft, on rolls alone
     return sweep
 
 

@@ -114,9 +114,6 @@ def check_range(v: list[float], key: str) -> list[float]:
     if (stop - start) / step > 10_000:
         raise ValueError(f"{key} {quote(v)} has more than 10000 steps; use a larger step")
     values = range_values([start, stop, step])
-    if abs(values[-1] - stop) > 10 ** -DECIMALS:  # the tables and the header would state a stop never swept
-        raise ValueError(f"{key} {quote(v)} does not reach its stop: in steps of {step:g} from {start:g} the last "
-                         f"value is {values[-1]:g}; give that stop, or a step that divides {stop - start:g}")
     if len(set(values)) < len(values):
         raise ValueError(f"{key} step {step:g} is finer than the {DECIMALS} decimals its values are rounded to "
                          f"(two of its values would be the same); use a step of at least 1e-{DECIMALS}")
@@ -124,7 +121,8 @@ def check_range(v: list[float], key: str) -> list[float]:
 
 
 def parse_range(text: str, option: str) -> list[float]:
-    """'START:STOP[:STEP]' (inclusive) or a single value 'V' -> [start, stop, step], checked like the config."""
+    """'START:STOP[:STEP]' (inclusive) or a single value 'V' -> [start, stop, step], checked like the config, and
+    refused when STOP is not on the grid (`-1:1:0.3` would sweep -1 .. 0.8)."""
     try:
         if not re.fullmatch(r"[0-9eE+\-.:infatyINFATY ]*", text):  # float() also reads '３' and '1_0'
             raise ValueError(text)
@@ -135,6 +133,12 @@ def parse_range(text: str, option: str) -> list[float]:
     if len(values) == 1:
         values = values * 2
     try:
-        return check_range(values, option)
+        start, stop, step = check_range(values, option)
     except ValueError as e:
         raise ConfigError(f"{option} {quote(text)}: {e}") from None
+    last = range_values([start, stop, step])[-1]
+    if abs(last - stop) > 10 ** -DECIMALS:  # the header would state a stop never swept (a typed range: stored
+        # configs and run folders keep theirs as they were swept)
+        raise ConfigError(f"{option} {quote(text)} does not reach its stop: in steps of {step:g} from {start:g} the "
+                          f"last value is {last:g}; give that stop, or a step that divides {stop - start:g}")
+    return [start, stop, step]

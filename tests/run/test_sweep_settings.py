@@ -83,8 +83,9 @@ def test_subpixel_fft_over_whole_pixel_rolls_is_refused(run_dir, dx):
 
 
 def test_a_run_swept_with_fft_can_be_swept_on_the_canvas_and_by_parts(run_dir, tmp_path):
-    """A run whose own sweep is circular with subpixel: fft: a canvas or part sweep of it draws the letters, so
-    the run's fft does not apply (it was refused, and --subpixel bilinear with it)."""
+    """A run whose own sweep is circular with subpixel: fft: a canvas or part sweep of it draws the letters, a rotate
+    sweep turns them, and whole-pixel rolls are rolls, so the run's fft does not apply (they were refused, some
+    with no option that could make them, or kept fft on rolls under a 'band-limited' header)."""
     run = tmp_path / run_dir.name
     shutil.copytree(run_dir, run)
     config = run / "config.yaml"
@@ -92,8 +93,10 @@ def test_a_run_swept_with_fft_can_be_swept_on_the_canvas_and_by_parts(run_dir, t
     raw["sweep"].update(mode="circular", subpixel="fft", dx=[-1.0, 1.0, 0.5])
     config.write_text(yaml.safe_dump(raw))
     for options in (dict(mode="canvas", dx=[-1.0, 1.0, 0.5]), dict(kind="parts"),
-                    dict(mode="canvas", subpixel="bilinear")):
-        assert settings(run, **options).subpixel == "bilinear"
+                    dict(mode="canvas", subpixel="bilinear"), dict(angles=[-10.0, 10.0, 10.0]),
+                    dict(dx=[-2.0, 2.0, 1.0]), dict(all_shifts=True)):  # turned, or rolls alone: no fft either
+        assert settings(run, **options).subpixel == "bilinear", options
+    assert settings(run).subpixel == "fft"  # the run's own fractional sweep keeps it
 
 
 def test_a_metric_of_the_whole_input_is_refused_for_a_part_sweep(run_dir):
