@@ -66,7 +66,7 @@ def check_output(model: nn.Module, x: torch.Tensor, num_classes: int | None, wha
     logits whose probabilities are NaN, naming a NaN or infinite weight when it holds one. With `one_logit` (a
     measurement, not training) a single logit per image stands for two classes (nn/logits.py): the count
     returned is still 1 (logits.class_count gives the classes). `fixes` (FIXES): whose options a failure's hint
-    names, invlab measure's and il.measure's or a config's keys. Two passes must agree (nn/outputs.py); `seed`
+    names, invlab measure's and il.measure's or a config's keys. Two passes must agree (check_repeatable); `seed`
     seeds the forked RNG they run with."""
     shape = tuple(x.shape)
     was = model.training
