@@ -79,6 +79,9 @@ def names(text: str | None, flag: str) -> list[str] | None:
     if not found:
         raise InvlabError(f"{flag} {text!r} names nothing; give comma-separated names (e.g. {flag} a,b), or leave "
                           f"{flag} out for the default")
+    twice = [n for i, n in enumerate(found) if n in found[:i]]
+    if twice:  # it was measured and listed twice (meta.json named the model twice)
+        raise InvlabError(f"{flag} {text!r} names {twice[0]!r} twice; give each name once")
     return found
 
 

@@ -165,6 +165,8 @@ def check_shift_options(mode: str | None, fill: str, subpixel: str, dx, dy, batc
             raise InvlabError(f"--all-shifts measures every roll of the images by itself; leave out {', '.join(given)}")
         if mode not in (None, "circular"):
             raise InvlabError(f"--all-shifts rolls the whole image (--mode circular); leave out --mode {mode}")
+        if subpixel == "fft":  # every roll is a whole pixel, which fft would not change (as invlab sweep says)
+            raise InvlabError("--all-shifts rolls by whole pixels, which --subpixel fft would not change; leave it out")
         return MeasureGrid(transform, {}, "circular", all_shifts=True)
     if transform == "translate":
         given = dict(dx=DEFAULT_DX if dx is None else dx, dy=DEFAULT_DY if dy is None else dy)
@@ -176,6 +178,10 @@ def check_shift_options(mode: str | None, fill: str, subpixel: str, dx, dy, batc
         ranges = {k: check_range(list(v), f"--{k}") for k, v in given.items()}
     except ValueError as e:
         raise InvlabError(str(e)) from None
+    if subpixel == "fft" and transform == "translate" and all(float(v).is_integer() for r in ranges.values()
+                                                              for v in axis_values(r)):
+        raise InvlabError("--subpixel fft shifts by fractions of a pixel; every shift here is a whole pixel (a roll), "
+                          "which it would not change: leave it out, or give fractional steps (--dx -1:1:0.25)")
     return MeasureGrid(transform, ranges, mode or "canvas", grid=grid or "product")
 
 

@@ -75,6 +75,15 @@ def test_a_list_option_that_names_nothing_is_refused(args):
     assert "names nothing" in res.output and args[-2] in res.output
 
 
+@pytest.mark.parametrize("args", [["sweep", "anywhere", "--models", "aps,aps"],
+                                  ["measure", "--images", "anywhere", "--layers", "--taps", "conv1, conv1"]])
+def test_a_list_option_that_names_one_thing_twice_is_refused(args):
+    """`--models aps,aps` swept aps twice and meta.json listed it twice."""
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 2 and "Traceback" not in res.output, res.output
+    assert "twice; give each name once" in res.output and args[-2] in res.output
+
+
 @pytest.mark.parametrize("command", [["run", "configs/quick.yaml"], ["sweep", "results/quick/x"], ["report"],
                                      ["claims", "configs/question_claims.yaml"],
                                      ["measure", "--model", "m:f", "--images", "imgs"]])

@@ -330,6 +330,10 @@ def bad_inputs(tmp_path, folder):
     (["--model", "custom_models:circular_gap", "--images", "{folder}", "--mode", "circular", "--dx", "0.5"],
      "rolls by whole pixels"),
     (["--model", "custom_models:circular_gap", "--images", "{folder}", "--dx", "-12:0"], "out of its frame"),
+    (["--model", "custom_models:circular_gap", "--images", "{folder}", "--mode", "circular", "--subpixel", "fft",
+      "--dx", "-2:2"], "every shift here is a whole pixel"),  # accepted, under a header saying band-limited
+    (["--model", "custom_models:circular_gap", "--images", "{folder}", "--all-shifts", "--subpixel", "fft"],
+     "which --subpixel fft would not change"),
     (["--model", "custom_models:circular_gap", "--images", "{folder}", "--colour", "rgb"], "input channels"),
     (["--weights", "{ok}", "--images", "{folder}"], "--model package.module:function is needed"),
     (["--model", "custom_models:circular_gap", "--images", "{folder}", "--name", ""], "--name '': use ASCII letters"),
