@@ -48,6 +48,17 @@ def sweep_lines(sweep) -> list[list[tuple[float, ...]]]:
     return [[(v,) for v in axis_values(sweep.angles if sweep.transform == "rotate" else sweep.scales)]]
 
 
+# --subpixel fft given where every shift is a whole pixel: a roll, which fft does not change (a header would still
+# say "band-limited"); invlab sweep and invlab measure refuse it with these words
+FFT_ON_ROLLS = ("--subpixel fft shifts by fractions of a pixel; every shift here is a whole pixel (a roll), which it "
+                "would not change: leave it out, or give fractional steps (--dx -1:1:0.25)")
+
+
+def whole_pixels(*ranges: list[float]) -> bool:
+    """Every value of these [start, stop(, step)] ranges is a whole number of pixels."""
+    return all(float(v).is_integer() for r in ranges for v in axis_values(r))
+
+
 def every_roll(side: int) -> list[float]:
     """The [start, stop, step] range of every roll along one axis of `side` px, centred on 0: -15..16 for 32,
     -15..15 for 31."""

@@ -23,7 +23,8 @@ from ..core.environment import environment
 from ..core.errors import DataError, InvlabError, choose, quote
 from ..data.images import Images, open_folder, relabel
 from ..store.run_images import is_run_folder, run_images
-from ..data.shifts import axis_values, covers_every_roll, every_roll, grid_points, value_lines
+from ..data.shifts import (FFT_ON_ROLLS, axis_values, covers_every_roll, every_roll, grid_points, value_lines,
+    whole_pixels)
 from ..data.transforms import FILLS, INTERPOLATION, SUBPIXEL
 from ..eval.class_order import class_order_note
 from ..eval.lie import SWEEP_METRICS, lie_protocol, lie_table
@@ -178,10 +179,8 @@ def check_shift_options(mode: str | None, fill: str, subpixel: str, dx, dy, batc
         ranges = {k: check_range(list(v), f"--{k}") for k, v in given.items()}
     except ValueError as e:
         raise InvlabError(str(e)) from None
-    if subpixel == "fft" and transform == "translate" and all(float(v).is_integer() for r in ranges.values()
-                                                              for v in axis_values(r)):
-        raise InvlabError("--subpixel fft shifts by fractions of a pixel; every shift here is a whole pixel (a roll), "
-                          "which it would not change: leave it out, or give fractional steps (--dx -1:1:0.25)")
+    if subpixel == "fft" and transform == "translate" and whole_pixels(*ranges.values()):
+        raise InvlabError(FFT_ON_ROLLS)
     return MeasureGrid(transform, ranges, mode or "canvas", grid=grid or "product")
 
 

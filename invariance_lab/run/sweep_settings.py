@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from ..config.load import load_config
 from ..core.errors import ConfigError
-from ..data.shifts import axis_values, every_roll
+from ..data.shifts import FFT_ON_ROLLS, every_roll, whole_pixels
 from ..eval.sweep import DEFAULT_LAYER_IMAGES, check_sweep_options
 from ..schema.config import SweepConfig
 from ..store.find import require_finished_run, run_factory_dirs
@@ -95,12 +95,9 @@ def settings_for(cfg, *, dx: Range | None, dy: Range | None, mode: str | None, g
     except ValidationError as e:
         raise ConfigError("invalid sweep options: " + "; ".join(
             f"{'.'.join(map(str, x['loc'])) or 'sweep'}: {x['msg'].removeprefix('Value error, ')}" for x in e.errors())) from None
-    whole = all(float(v).is_integer() for v in axis_values(sweep.dx) + axis_values(sweep.dy))
-    if sweep.subpixel == "fft" and whole:  # fft changes no roll by a whole pixel (the header would say band-limited)
+    if sweep.subpixel == "fft" and whole_pixels(sweep.dx, sweep.dy):
         if subpixel == "fft":
-            raise ConfigError("--subpixel fft shifts by fractions of a pixel; every shift of this sweep is a whole "
-                              "pixel (a roll), which it would not change: leave it out, or give fractional steps "
-                              "(--dx -1:1:0.25)")
+            raise ConfigError(FFT_ON_ROLLS)
         sweep = sweep.model_copy(update={"subpixel": "bilinear"})  # the run's own fft, on rolls alone
     return sweep
 

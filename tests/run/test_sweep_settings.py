@@ -78,7 +78,7 @@ def test_subpixel_fft_sweeps_fractional_rolls_and_whole_ones_as_before(run_dir):
 @pytest.mark.parametrize("dx", [[-2.0, 2.0, 1.0], [-1.0, 1.0]])
 def test_subpixel_fft_over_whole_pixel_rolls_is_refused(run_dir, dx):
     """fft changes nothing on whole-pixel rolls, where the sweep's header said 'band-limited'."""
-    with pytest.raises(InvlabError, match=re.escape("every shift of this sweep is a whole pixel")):
+    with pytest.raises(InvlabError, match=re.escape("every shift here is a whole pixel")):
         settings(run_dir, dx=dx, mode="circular", subpixel="fft")
 
 
