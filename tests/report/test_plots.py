@@ -8,6 +8,7 @@ import pytest
 from matplotlib.collections import PolyCollection
 from matplotlib.figure import Figure
 
+from conftest import write_fake_result
 from invariance_lab.report import plots
 from invariance_lab.core.errors import InvlabError
 from invariance_lab.report.figure import MAX_TICKS, centre_ticks
@@ -22,9 +23,17 @@ def _assert_png(path: Path):
     assert path.stat().st_size > 10_000
 
 
-@pytest.fixture
-def grid_run(tmp_path, fake_result):
-    return load_result(fake_result(tmp_path / "results" / "demo" / "r1", run_id="r1", models=("plain", "blur", "aps")))
+@pytest.fixture(scope="module")
+def grid_run(tmp_path_factory):
+    """Read only: the tests write their plots into folders of their own."""
+    folder = tmp_path_factory.mktemp("grid") / "results" / "demo" / "r1"
+    return load_result(write_fake_result(folder, run_id="r1", models=("plain", "blur", "aps")))
+
+
+@pytest.fixture(scope="module")
+def grid_plots(grid_run, tmp_path_factory):
+    """plot_all of grid_run with the default metrics, drawn once for the two tests that read its files."""
+    return plot_all([grid_run], tmp_path_factory.mktemp("grid_plots") / "plots")
 
 
 @pytest.fixture
@@ -102,8 +111,8 @@ def test_no_heatmap_for_axes_grid_or_1d(tmp_path, fake_result):
     assert plot_heatmaps([axes, line], "flip_rate", tmp_path / "plots") == []
 
 
-def test_plot_all_picks_plots(grid_run, tmp_path):
-    paths = plot_all([grid_run], tmp_path / "plots")
+def test_plot_all_picks_plots(grid_plots):
+    paths = grid_plots
     assert sorted(p.name for p in paths) == sorted([
         "flip_rate_vs_dx.png", "flip_rate_vs_dy.png", "flip_rate_heatmap.png",
         "prob_change_vs_dx.png", "prob_change_vs_dy.png", "prob_change_heatmap.png", "consistency_vs_accuracy.png"])
@@ -184,7 +193,9 @@ def test_accuracy_consistency_clean_accuracy_axis(tmp_path, fake_result, figures
 
 
 def test_accuracy_consistency_without_labels_is_left_out(tmp_path, fake_result):
-    folder = fake_result(tmp_path / "d" / "r")
+    # shifts along x only: the accuracy plot reads summary.csv's mean_accuracy, whatever the grid, and a 2-D grid
+    # would only add heatmaps (of flip rate and probability change) to draw
+    folder = fake_result(tmp_path / "d" / "r", dy=(0, 0, 1))
     summary = folder / "summary.csv"
     import pandas as pd
 
@@ -197,9 +208,9 @@ def test_accuracy_consistency_without_labels_is_left_out(tmp_path, fake_result):
         plot_accuracy_consistency([run], tmp_path / "plots")
 
 
-def test_figures_in_memory_match_written_files(grid_run, tmp_path):
-    named = plots.figures([grid_run], metrics=("flip_rate",))
-    written = plot_all([grid_run], tmp_path / "plots", metrics=("flip_rate",))
+def test_figures_in_memory_match_written_files(grid_run, grid_plots):
+    named = plots.figures([grid_run])  # both metrics, as plot_all drew them for grid_plots
+    written = grid_plots
     assert [name for name, _ in named] == [p.name for p in written]
     png = plots.png_bytes(named[0][1])
     assert png[:4] == b"\x89PNG" and len(png) > 10_000
