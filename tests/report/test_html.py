@@ -12,7 +12,7 @@ from html.parser import HTMLParser
 
 import pytest
 import torch
-from conftest import ROOT
+from conftest import ROOT, write_fake_result
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -174,8 +174,16 @@ def test_model_table_groups_its_columns_by_which_way_is_better(page):
                        "flip mean, correct", "robust acc", "consistent"]
 
 
-def test_columns_a_folder_lacks_are_not_defined(tmp_path, fake_result):
-    text = html_report([fake_result(tmp_path / "demo" / "r1", dx=(-2, 2, 1), dy=(0, 0, 1))])
+@pytest.fixture(scope="module")
+def axes_page(tmp_path_factory):
+    """A fake run over dx -2..2 and dy -1..1 along the axes (few plots: fast) and its page, which tests only read."""
+    folder = write_fake_result(tmp_path_factory.mktemp("axes") / "demo" / "r1", dx=(-2, 2, 1), dy=(-1, 1, 1),
+                               grid="axes")
+    return folder, html_report([folder])
+
+
+def test_columns_a_folder_lacks_are_not_defined(axes_page):
+    text = axes_page[1]  # a fake folder holds none of LATER_MEASURES' columns
     assert re.findall(r"<dt>([^<]*)</dt>", text) == ["accuracy", "flip rate", "probability change (Δp)",
                                                      "step flip", "at chance"]
 
@@ -196,13 +204,12 @@ def test_model_table_numbers_are_reports(tmp_path, fake_result):
     assert 'class="chance"' in text and "at chance" in text
 
 
-def test_page_leads_with_the_answer_then_table_then_plots(tmp_path, fake_result):
+def test_page_leads_with_the_answer_then_table_then_plots(axes_page):
     """The sentence is answer.py's on the model table (so computed, not written in), and comes first."""
     from invariance_lab.report.answer import answer
     from invariance_lab.report.html_elements import text_html
 
-    folder = fake_result(tmp_path / "demo" / "r1", dx=(-2, 2, 1), dy=(-1, 1, 1), grid="axes")  # few plots: fast
-    text = html_report([folder])
+    folder, text = axes_page
     shown = re.search(r'<p class="answer" id="answer">(.*?)</p>', text)[1]
     assert shown == text_html(answer(model_table([load_result(folder)]).drop(columns="run")))
     assert shown.startswith("Most invariant: blur, ")  # the fake's smoother model flips less (conftest)
