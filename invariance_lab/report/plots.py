@@ -26,7 +26,7 @@ from .tables import (AXES, LAYER_QUANTITIES, LAYER_RANGE, RATE_RANGE, Result, ax
     seed_flags, shift_table)
 from ..core.stats import clip_interval
 from ..core.columns import METRIC_COLUMNS
-from .figure import LEGEND_ROW_INCHES, centre_ticks, legend_below, new_figure, plain_text
+from .figure import LEGEND_ROW_INCHES, centre_ticks, legend_below, new_figure, plain_text, tight_layout
 
 if TYPE_CHECKING:  # for annotations only: matplotlib itself is imported when a figure is made (new_figure)
     from matplotlib.figure import Figure
@@ -142,7 +142,7 @@ def metric_vs_shift_figure(results: list[Result], metric: str, axis: str) -> Fig
         legend_below(fig, ax, (8, 4.8))
     else:
         ax.legend(fontsize=9)
-    fig.tight_layout()
+    tight_layout(fig)
     return fig
 
 

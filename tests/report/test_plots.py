@@ -275,3 +275,19 @@ def test_the_accuracy_consistency_plot_of_many_models_keeps_its_axes(tmp_path, f
     axes, page = fig.axes[0].get_window_extent(), fig.bbox
     assert axes.height > 0.45 * 5.0 * fig.dpi, (axes.height, page.height)  # as tall as with a short legend
     assert all(page.y0 <= t.get_window_extent().y0 for t in fig.legends[0].get_texts())
+
+
+def test_a_line_plot_left_without_a_layout_engine_is_the_same_png(grid_run, tmp_path, monkeypatch):
+    """figure.tight_layout drops the placeholder engine fig.tight_layout() leaves, so that savefig draws once: the
+    PNG is the same bytes as with the placeholder, for a legend inside the axes (markers, bands) and for one below
+    them (9 models, one seed: no band; 33 shifts: no markers)."""
+    many = (*(f"m{i}" for i in range(8)), "a_long_model_name_" * 3)
+    one_seed = write_fake_result(tmp_path / "many", models=many, seeds=(0,), dx=(-4, 4, 0.25), dy=(0, 0, 1))
+    cases = [([grid_run], "flip_rate", "dy"), ([load_result(one_seed)], "prob_change", "dx")]
+    fast = [plots.metric_vs_shift_figure(*case) for case in cases]
+    assert all(fig.get_layout_engine() is None for fig in fast)
+    monkeypatch.setattr(plots, "tight_layout", lambda fig: fig.tight_layout())  # matplotlib's, placeholder kept
+    for case, fig in zip(cases, fast):
+        old = plots.metric_vs_shift_figure(*case)
+        assert old.get_layout_engine() is not None  # the path savefig draws twice
+        assert plots.png_bytes(fig) == plots.png_bytes(old), case[1:]
