@@ -100,23 +100,32 @@ class ShiftSums:
         """Add one batch at `shifts`: probs (len(shifts), m, classes), ref_probs (m, classes) the same images at
         the reference, `images` the slice of the test set they are (for the per-image flags); returns the
         predictions (len(shifts), m)."""
-        i = [self.grid.index[p] for p in shifts]
+        i = np.array([self.grid.index[p] for p in shifts], dtype=np.intp)
         pred = probs.argmax(-1)
         tv = tv_distance(probs, ref_probs)  # (len(shifts), m); exactly 0 at the reference
-        s = self.sums
         ref_pred = ref_probs.argmax(-1)
         flipped = pred != ref_pred
         self._grow(images.stop)
+        # the counts and the flags reach the host in one copy each: for a small batch the calls cost more than the
+        # numbers. numpy's indexed += keeps the last entry of a shift given twice in `shifts`.
         if labels is not None:
             right = pred == labels
-            s[i, self.CORRECT] += right.sum(1).cpu().numpy()
-            self.wrong[images] |= (~right).any(0).cpu().numpy()
+            counts = torch.stack([right.sum(1), flipped.sum(1), (flipped & (ref_pred == labels)).sum(1)])
+            flags = torch.stack([(~right).any(0), flipped.any(0)])
+        else:
+            counts, flags = flipped.sum(1)[None], flipped.any(0)[None]
+        counts, flags = counts.cpu().numpy(), flags.cpu().numpy()
+        tvs = torch.stack([tv.sum(1), tv.amax(1)]).double().cpu().numpy()  # float32 per batch, float64 over batches
+        s = self.sums
+        if labels is not None:
+            s[i, self.CORRECT] += counts[0]
+            self.wrong[images] |= flags[0]
             # flips of the images correct at the reference (their number: CORRECT at the reference)
-            s[i, self.CORRECT_FLIPS] += (flipped & (ref_pred == labels)).sum(1).cpu().numpy()
-        self.changed[images] |= flipped.any(0).cpu().numpy()
-        s[i, self.FLIPS] += flipped.sum(1).cpu().numpy()
-        s[i, self.TV_SUM] += tv.sum(1).double().cpu().numpy()  # float32 per batch, float64 over batches
-        s[i, self.TV_MAX] = np.maximum(s[i, self.TV_MAX], tv.amax(1).double().cpu().numpy())
+            s[i, self.CORRECT_FLIPS] += counts[2]
+        self.changed[images] |= flags[-1]
+        s[i, self.FLIPS] += counts[1 if labels is not None else 0]
+        s[i, self.TV_SUM] += tvs[0]
+        s[i, self.TV_MAX] = np.maximum(s[i, self.TV_MAX], tvs[1])
         return pred
 
     def _grow(self, n: int) -> None:

@@ -199,3 +199,52 @@ def test_the_progress_bars_of_brute_force_and_streamed_images_end_at_their_total
     g = Grid(GRIDS[grid])
     assert [(b.total, b.n) for b in BARS] == [(3 * g.evaluations,) * 2, (g.evaluations,) * 2]
     assert g.evaluations >= len(g.shifts)
+
+
+def _add_one_copy_at_a_time(sums: ShiftSums, shifts, probs, ref_probs, labels, images):
+    """ShiftSums.add as it was first written (each sum copied to the host on its own): the reference its
+    batched copies must equal."""
+    from invariance_lab.core.metrics import tv_distance
+
+    i = [sums.grid.index[p] for p in shifts]
+    pred = probs.argmax(-1)
+    tv = tv_distance(probs, ref_probs)
+    s = sums.sums
+    ref_pred = ref_probs.argmax(-1)
+    flipped = pred != ref_pred
+    sums._grow(images.stop)
+    if labels is not None:
+        right = pred == labels
+        s[i, sums.CORRECT] += right.sum(1).cpu().numpy()
+        sums.wrong[images] |= (~right).any(0).cpu().numpy()
+        s[i, sums.CORRECT_FLIPS] += (flipped & (ref_pred == labels)).sum(1).cpu().numpy()
+    sums.changed[images] |= flipped.any(0).cpu().numpy()
+    s[i, sums.FLIPS] += flipped.sum(1).cpu().numpy()
+    s[i, sums.TV_SUM] += tv.sum(1).double().cpu().numpy()
+    s[i, sums.TV_MAX] = np.maximum(s[i, sums.TV_MAX], tv.amax(1).double().cpu().numpy())
+    return pred
+
+
+@pytest.mark.parametrize("labelled", [True, False])
+def test_add_gives_the_sums_of_one_copy_at_a_time(labelled):
+    """Batches in any order, several shifts at once (one given twice), images tied with the reference, a NaN
+    output: every sum and flag, and the predictions, equal the reference implementation's, bit for bit."""
+    grid = Grid(GRIDS["product"])
+    fast, slow = ShiftSums(grid), ShiftSums(grid)
+    g = torch.Generator().manual_seed(5)
+    n = 23
+    labels = torch.randint(0, CLASSES, (n,), generator=g) if labelled else None
+    ref = torch.softmax(torch.randn(n, CLASSES, generator=g), -1)
+    for shifts, images in [([ORIGIN], slice(0, 9)), (grid.shifts[:5], slice(9, 23)), (grid.shifts[3:9], slice(0, 9)),
+                           ([(1.0, 1.0), (2.0, 0.0), (1.0, 1.0)], slice(9, 23)), (grid.shifts[-4:], slice(0, 23))]:
+        m = images.stop - images.start
+        probs = torch.softmax(3 * torch.randn(len(shifts), m, CLASSES, generator=g), -1)
+        probs[:, ::4] = ref[images][::4]  # unchanged images: a distance of exactly 0
+        if images.start == 9 and len(shifts) == 3:
+            probs[1, 2] = float("nan")
+        lab = labels[images] if labelled else None
+        got = fast.add(shifts, probs, ref[images], lab, images)
+        want = _add_one_copy_at_a_time(slow, shifts, probs, ref[images], lab, images)
+        assert torch.equal(got, want)
+    assert np.array_equal(fast.sums, slow.sums, equal_nan=True) and np.isnan(fast.sums).any()
+    assert np.array_equal(fast.wrong, slow.wrong) and np.array_equal(fast.changed, slow.changed)
