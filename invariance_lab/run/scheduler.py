@@ -79,9 +79,6 @@ def train_units(cfg, run_dir: Path, units: list[tuple[str, int]], data: UnitData
                 f"{f', {progress.failed} failed' if progress.failed else ''} of {progress.total}; {progress.eta()}")
     try:
         while pending or inflight or elsewhere:
-            if pending and len(inflight) < cap:
-                batch, pending = pending[:cap - len(inflight)], pending[cap - len(inflight):]
-                inflight.update(zip(backend.submit(batch), batch))
             for handle in [h for h in inflight if h.done()]:
                 task = inflight.pop(handle)
                 try:
@@ -105,6 +102,9 @@ def train_units(cfg, run_dir: Path, units: list[tuple[str, int]], data: UnitData
                 else:  # it stopped without a checkpoint: train it here
                     pending.append(Task(config_text, str(run_dir), *split_key(key), n_threads, executor, dirs))
                     backend = backend or entry.start(run_dir, jobs, resources, len(units))
+            if pending and len(inflight) < cap:  # after collecting: a worker just freed takes its next unit now
+                batch, pending = pending[:cap - len(inflight)], pending[cap - len(inflight):]
+                inflight.update(zip(backend.submit(batch), batch))
             if pending or inflight or elsewhere:
                 _pause(backend if inflight else None)
     except KeyboardInterrupt:

@@ -15,13 +15,16 @@ from functools import partial
 from types import SimpleNamespace
 
 import pytest
+import torch
 import yaml
 from conftest import ROOT, SMALL_RUN
 from typer.testing import CliRunner
 
 from invariance_lab.cli.main import app
+from invariance_lab.config.load import load_config
 from invariance_lab.run import executors, scheduler
 from invariance_lab.run.scheduler import running_elsewhere
+from invariance_lab.run.units import UnitData
 from invariance_lab.run.workers import WorkerDied, WorkerPool
 from invariance_lab.core.errors import RunFolderError
 from invariance_lab.core.processes import process_start
@@ -117,6 +120,46 @@ def test_the_scheduler_waits_on_its_workers_not_a_fixed_pause(monkeypatch):
     scheduler._pause(None)  # no backend that can wait (a cluster's jobs, units running elsewhere)
     assert slept == [scheduler.POLL_S, scheduler.POLL_S]
     backend.close()
+
+
+def test_a_worker_that_frees_up_takes_the_next_unit_before_the_scheduler_waits_again(tmp_path, monkeypatch):
+    # a backend whose oldest unit ends during each wait: the next pending unit is submitted in the same look that
+    # collects the finished one, not after another wait with a worker idle (up to POLL_S a unit)
+    events = []
+
+    class Handle:
+        finished = False
+
+        def done(self):
+            return self.finished
+
+        def result(self):
+            return {"seconds": 0.0, "test_accuracy": 1.0}
+
+    class Backend:
+        def __init__(self, run_dir, jobs, resources, n_units):
+            self.running = []
+
+        def submit(self, tasks):
+            events.append(["submit", *(t.key for t in tasks)])
+            handles = [Handle() for _ in tasks]
+            self.running += handles
+            return handles
+
+        def wait(self, timeout):
+            events.append("wait")
+            self.running.pop(0).finished = True
+
+        def close(self):
+            events.append("close")
+
+    monkeypatch.setitem(executors.EXECUTORS, "processes", executors.Executor("processes", "fake", False, Backend))
+    images = torch.zeros(2, 1, 24, 24)
+    data = UnitData(images, torch.zeros(2, dtype=torch.long), images, torch.zeros(2, dtype=torch.long), ["A", "B"])
+    finished = scheduler.train_units(load_config(ROOT / "configs" / "quick.yaml"), tmp_path,
+                                     [("m", 0), ("m", 1), ("m", 2)], data, jobs=2, threads=1)
+    assert set(finished) == {"m-seed0", "m-seed1", "m-seed2"}
+    assert events == [["submit", "m-seed0", "m-seed1"], "wait", ["submit", "m-seed2"], "wait", "wait", "close"]
 
 
 def test_a_killed_worker_fails_only_its_unit_and_a_rerun_trains_only_that_one(tmp_path):
