@@ -26,6 +26,7 @@ from .units import Task, UnitData, save_unit_data, split_key
 
 Say = Callable[[str], None]
 POLL_S = 0.2  # how often the scheduler looks at its workers
+FIRST_LOOK_S = 0.01  # wait_elsewhere's first pause, doubled at each look up to POLL_S
 
 
 @dataclass
@@ -164,9 +165,10 @@ def wait_elsewhere(run_dir: Path, units: list[tuple[str, int]], say: Say) -> dic
     if elsewhere:
         say(f"waiting for {len(elsewhere)} units still running elsewhere (started by an earlier command): "
             f"{', '.join(elsewhere)}")
-    finished = {}
-    while elsewhere:
-        time.sleep(POLL_S)
+    finished, pause = {}, FIRST_LOOK_S
+    while elsewhere:  # soon at first (a unit about to end is not waited on for a whole POLL_S), then every POLL_S
+        time.sleep(pause)
+        pause = min(2 * pause, POLL_S)
         for key, seconds in _ended_elsewhere(run_dir, elsewhere):
             if seconds is not None:
                 finished[key] = seconds

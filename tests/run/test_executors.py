@@ -220,6 +220,23 @@ def test_a_running_unit_whose_process_is_gone_or_whose_heartbeat_is_in_the_futur
     assert running_elsewhere(tmp_path, "alive_elsewhere-seed0")  # a fresh heartbeat from another host
 
 
+def test_a_unit_running_elsewhere_is_looked_at_soon_then_every_poll_s_until_it_ends(tmp_path, monkeypatch):
+    _unit_state(tmp_path, "alive-seed0", pid=os.getpid(), pid_start=process_start(os.getpid()))
+    slept = []
+
+    def sleep(seconds):  # the other process ends its unit during the seventh pause
+        slept.append(seconds)
+        if len(slept) == 7:
+            (tmp_path / "checkpoints").mkdir()
+            (tmp_path / "checkpoints" / "alive-seed0.pt").write_bytes(b"")
+            _unit_state(tmp_path, "alive-seed0", status="complete", seconds=1.5)
+
+    monkeypatch.setattr(scheduler.time, "sleep", sleep)
+    assert scheduler.wait_elsewhere(tmp_path, [("alive", 0)], lambda msg: None) == {"alive-seed0": 1.5}
+    assert len(slept) == 7 and slept[0] < scheduler.POLL_S and slept == sorted(slept)
+    assert slept[-2:] == [scheduler.POLL_S] * 2  # never more often than that once the unit has run a while
+
+
 def test_a_stopped_submitit_local_job_prints_no_traceback(tmp_path, capfd):
     """submitit-local's controller, a python process of the terminal's process group, ends on Ctrl-C and on a cancel
     (SIGINT both) with a KeyboardInterrupt traceback; the executor starts it with units/submitit/controllers.log as
