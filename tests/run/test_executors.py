@@ -17,7 +17,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 import yaml
-from conftest import ROOT, SMALL_RUN
+from conftest import ROOT
 from typer.testing import CliRunner
 
 from invariance_lab.cli.main import app
@@ -77,6 +77,12 @@ def _dead(dying):
 def net(role, armed):
     return Net(role, armed)
 '''
+
+
+# The killed-worker run's sizes: its units' models, not their training time, decide what happens, so the least
+# training with batches of more than the 2 images of invlab's check (the models act on those) will do.
+LEAST = ["--set", "data.train_images=64", "--set", "train.epochs=1", "--set", "data.test_images=20", "--threads", "1",
+         "--quiet"]
 
 
 def _square_or_die(n):
@@ -175,7 +181,7 @@ def test_a_killed_worker_fails_only_its_unit_and_a_rerun_trains_only_that_one(tm
     results = tmp_path / "r"
     # the real command in its own process: the workers' output (a traceback of theirs) is caught too
     proc = subprocess.run([sys.executable, "-m", "invariance_lab", "run", str(config), "--results-dir", str(results),
-                           *SMALL_RUN, "--jobs", "2"], capture_output=True, text=True, timeout=180)
+                           *LEAST, "--jobs", "2"], capture_output=True, text=True, timeout=180)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 2 and "Traceback" not in out and "BrokenProcessPool" not in out, out
     assert "leaked" not in out, out  # no resource_tracker warning about the dead worker's semaphore
@@ -189,7 +195,7 @@ def test_a_killed_worker_fails_only_its_unit_and_a_rerun_trains_only_that_one(tm
     assert "failed" in res.output and "signal 9" in res.output, res.output
 
     armed.unlink()
-    res = CliRunner().invoke(app, ["run", str(config), "--results-dir", str(results), *SMALL_RUN])
+    res = CliRunner().invoke(app, ["run", str(config), "--results-dir", str(results), *LEAST])
     assert res.exit_code == 0, res.output
     meta = read_meta(run_dir)
     assert meta["trained"] == ["killer-seed0"] and set(meta["reused"]) == {"patient-seed0"}

@@ -20,11 +20,17 @@ from invariance_lab.store.meta import read_meta, run_state
 
 runner = CliRunner()
 SMALL = SMALL_RUN
+# For the runs compared with no other run and whose outcome does not hang on how long a unit trains (the gate holds
+# its unit until the test lets it go, the flaky model fails on its first batch, a submitit job has only to end): the
+# least training that still has batches of 32 images, the shape the flaky unit's error names (the gate and the
+# flaky model act on batches of more than the 2 images of invlab's check).
+LEAST = ["--set", "data.train_images=64", "--set", "train.epochs=1", "--set", "data.test_images=20", "--threads", "1",
+         "--quiet"]
 UNITS = {"conv_only-seed0", "conv_only-seed1", "conv_gap-seed0", "conv_gap-seed1"}
 
 
-def _run(results, *extra, config=ROOT / "configs" / "quick.yaml"):
-    return runner.invoke(app, ["run", str(config), "--results-dir", str(results), *SMALL, *extra])
+def _run(results, *extra, config=ROOT / "configs" / "quick.yaml", sizes=SMALL):
+    return runner.invoke(app, ["run", str(config), "--results-dir", str(results), *sizes, *extra])
 
 
 def _same_tables(a, b):
@@ -102,7 +108,7 @@ def test_ctrl_c_stops_the_workers_and_a_rerun_trains_only_the_missing_units(tmp_
     units = {"conv_only-seed0", "conv_gap-seed0", "gate-seed0"}
     results = tmp_path / "r"
     proc = subprocess.Popen([sys.executable, "-m", "invariance_lab", "run", str(config), "--results-dir",
-                             str(results), *SMALL, "--jobs", "2"],
+                             str(results), *LEAST, "--jobs", "2"],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
                             preexec_fn=_ctrl_c_default)
     waiting = tmp_path / "hold.waiting"
@@ -127,7 +133,7 @@ def test_ctrl_c_stops_the_workers_and_a_rerun_trains_only_the_missing_units(tmp_
     assert res.exit_code == 0 and f"{len(present)} done" in res.output and "missing" in res.output
 
     hold.unlink()
-    res = _run(results, config=config)  # in this process: a rerun's workers are test_sigkill's subject
+    res = _run(results, config=config, sizes=LEAST)  # in this process: a rerun's workers are test_sigkill's subject
     assert res.exit_code == 0, res.output
     assert [p.name for p in (results / "quick").iterdir()] == [run_dir.name]  # resumed in its own folder
     meta = read_meta(run_dir)
@@ -195,7 +201,7 @@ def test_a_failed_unit_is_reported_with_its_log_and_retried_on_rerun(tmp_path, o
     flag = tmp_path / "fail-now"
     flag.write_text("")
     config = _quick_with(tmp_path, "flaky", FLAKY, {"flag": str(flag)})
-    res = _run(tmp_path / "r", "--jobs", "2", config=config)
+    res = _run(tmp_path / "r", "--jobs", "2", config=config, sizes=LEAST)
     assert res.exit_code == 2 and "Traceback" not in res.output
     said = " ".join(res.output.split())
     # the model's own error, inside the message that names the model and the batch (nn/forward.py)
@@ -212,7 +218,7 @@ def test_a_failed_unit_is_reported_with_its_log_and_retried_on_rerun(tmp_path, o
     assert "Traceback" in (run_dir / "units" / "flaky-seed0.log").read_text()
 
     flag.unlink()  # the cause is fixed: the rerun trains only the failed unit
-    res = _run(tmp_path / "r", "--jobs", "2", config=config)
+    res = _run(tmp_path / "r", "--jobs", "2", config=config, sizes=LEAST)
     assert res.exit_code == 0, res.output
     meta = read_meta(run_dir)
     assert meta["status"] == "complete" and meta["trained"] == ["flaky-seed0"]
@@ -247,7 +253,7 @@ def test_the_submitit_local_executor_completes_a_run(tmp_path, one_thread):
     del raw["models"]["conv_only"]
     config = tmp_path / "one_model.yaml"
     config.write_text(yaml.safe_dump(raw, sort_keys=False))
-    res = _run(tmp_path, "--executor", "submitit-local", "--jobs", "2", config=config)
+    res = _run(tmp_path, "--executor", "submitit-local", "--jobs", "2", config=config, sizes=LEAST)
     assert res.exit_code == 0, res.output
     (run_dir,) = (tmp_path / "quick").iterdir()
     meta = read_meta(run_dir)
