@@ -83,7 +83,8 @@ def _start_worker() -> None:
 # What a fork server imports once, before it forks each worker: the code every worker runs (a unit, a sweep share),
 # torch with it. Spawned workers each imported it again, ~1.8 s of CPU per worker on a 2-core machine. Not
 # torch._dynamo: the default optimizer does not import it (optimizer.py), and it would add ~70 MB to every worker.
-WORKER_MODULES = ["invariance_lab.run.units", "invariance_lab.run.sweep_jobs"]
+# fork_server last: it freezes what the others imported (its docstring says why).
+WORKER_MODULES = ["invariance_lab.run.units", "invariance_lab.run.sweep_jobs", "invariance_lab.run.fork_server"]
 
 
 def _worker_context():

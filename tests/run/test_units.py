@@ -1,12 +1,14 @@
 """units: --jobs N trains (model, seed) units in worker processes with the same numbers as --jobs 1; Ctrl-C and a
 killed run resume with only the missing units; a failed unit is reported with its log and retried; invlab status."""
 
+import gc
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from types import SimpleNamespace
 
 import pandas as pd
 import pytest
@@ -15,6 +17,7 @@ from conftest import ROOT, SMALL_RUN
 from typer.testing import CliRunner
 
 from invariance_lab.cli.main import app
+from invariance_lab.run import executors
 from invariance_lab.store.claim import claim
 from invariance_lab.store.meta import read_meta, run_state
 
@@ -170,6 +173,18 @@ def test_sigkill_of_a_jobs_run_then_a_rerun_trains_only_the_missing_units_with_t
     assert {s["status"] for s in states} == {"complete"} and {s["threads"] for s in states} == {1}
     res = runner.invoke(app, ["status", str(run_dir)])
     assert res.exit_code == 0 and "4 done" in res.output
+
+
+def test_the_workers_are_forked_from_a_server_that_froze_what_it_imported(tmp_path):
+    # run/fork_server.py, the fork server's last import: a worker starts with torch's and invlab's objects out of
+    # the garbage collector's reach; the run's own process never imports it (its objects are not frozen)
+    backend = executors.EXECUTORS["processes"].start(tmp_path, 1, executors.Resources(), 1)
+    try:
+        (handle,) = backend.submit([SimpleNamespace(run=gc.get_freeze_count)])  # as a unit's Task.run is called
+        assert handle.result() > 0
+    finally:
+        backend.close()
+    assert "invariance_lab.run.fork_server" not in sys.modules
 
 
 FLAKY = '''
