@@ -251,7 +251,14 @@ def test_a_stopped_submitit_local_job_prints_no_traceback(tmp_path, capfd):
     terminal = os.fstat(2)
     backend = executors.EXECUTORS["submitit-local"].start(tmp_path, 1, executors.Resources(), 1)
     backend.ex.update_parameters(timeout_min=1)
-    (job,) = backend.submit([SimpleNamespace(run=partial(time.sleep, 60))])  # still running when it is stopped
+    # Tests started in the background by a non-interactive shell (as CI may start them) inherit SIGINT ignored, and
+    # a controller started so would too: deaf to the cancel, it ran its job to the timeout (30 s) with nothing in
+    # its log. A signal this process handles is reset to the default in a new program; an ignored one is not.
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        (job,) = backend.submit([SimpleNamespace(run=partial(time.sleep, 60))])  # still running when it is stopped
+    finally:
+        signal.signal(signal.SIGINT, before)
     assert (os.fstat(2).st_dev, os.fstat(2).st_ino) == (terminal.st_dev, terminal.st_ino)
     deadline = time.monotonic() + 60
     try:
