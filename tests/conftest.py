@@ -18,6 +18,15 @@ def pytest_configure(config):
         torch.set_num_threads(1)
 
 
+def pytest_unconfigure(config):
+    """The process is ending: its interpreter's last garbage collection would walk every object the tests left
+    (torch, pandas, matplotlib, fixtures), a second or so of CPU per worker after the last test; frozen, they are
+    skipped (the operating system takes the memory back with the process), as `invlab` does (cli/main._exiting)."""
+    import gc
+
+    gc.freeze()
+
+
 # The slowest files (10 to 30 s each, summed over their tests), started first: with --dist loadfile a worker takes
 # a whole file at a time, so a long file started last keeps one worker busy after the other has finished.
 SLOW_FILES = ["run/test_units.py", "claims/test_claims.py", "report/test_html.py", "run/test_experiment.py",

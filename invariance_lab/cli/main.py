@@ -9,6 +9,7 @@ Bad input (an InvlabError from the library) is printed as one paragraph and exit
 from __future__ import annotations
 
 import functools
+import gc
 import importlib
 import os
 import signal
@@ -156,9 +157,15 @@ def _exiting() -> None:
     """The command is ending: from here on Ctrl-C ends the process at once with exit code 130 (what it has written
     is complete), since raising KeyboardInterrupt would only interrupt the interpreter's exit (torch's atexit
     handlers) with a traceback; an exit that hangs still stops. Only in invlab's own process (main, the `invlab`
-    command's entry point), never in a program that runs the commands itself (CliRunner, a notebook)."""
+    command's entry point), never in a program that runs the commands itself (CliRunner, a notebook).
+
+    gc.freeze(): the interpreter's exit runs one last garbage collection over every object the process holds,
+    about 0.45 s of CPU once torch is imported, after the command's last line; the memory goes back to the system
+    with the process anyway. Frozen objects are still freed when nothing refers to them; files are closed by the
+    commands that write them (store/atomic.py), not left to a collection."""
     if _options.get("own_process"):
         signal.signal(signal.SIGINT, _end_now)
+        gc.freeze()
 
 
 def _end_now(*_) -> None:
