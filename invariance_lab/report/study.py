@@ -18,7 +18,7 @@ import pandas as pd
 
 from ..core.errors import InvlabError, RunFolderError, choose
 from ..store.find import read_study
-from ..store.layout import is_study
+from ..store.layout import META_FILE, is_study
 from ..store.meta import read_meta
 from ..run.study import study_runs, study_state
 from .figure import legend_below, plain_text
@@ -60,6 +60,9 @@ def build_study_report(folder: Path, **options) -> Report:
     # each run by its label (<name>/<run id>, as load_result makes it), not by order: --drop-chance may have left a
     # run out of rep.results, whose seeds rep.dropped still names
     by_label = {f"{m['name']}/{m['run_id']}": values for values, path in runs if (m := read_meta(path))}
+    if len(by_label) < len(runs):  # load_results would name them by their paths, which no varied value matches
+        raise RunFolderError(f"{folder}: two of the study's runs give the same name and run id in their "
+                             f"{META_FILE}; each run of a study is a folder of its own (was one copied over another?)")
     views = []
     for view in rep.views:
         t = view.table.copy()

@@ -21,7 +21,7 @@ import yaml
 
 from ..core.errors import InvlabError, choose
 from ..core.stats import ci_halfwidth, is_at_chance, with_bounds
-from ..store.results import Result, load_result  # noqa: F401  (load_result: part of this API)
+from ..store.results import Result, load_result, load_results  # noqa: F401  (load_result: part of this API)
 from ..store.layout import CONFIG_FILE, SWEEP_DIR, is_study
 from ..core.columns import (CORRECT_FLIP_SUMMARY, FACTOR_COLUMNS, METRIC_COLUMNS, SUMMARY_METRICS, WORST_CASE_COLUMNS,
                             grid_columns)
@@ -301,7 +301,7 @@ def build_report(paths: list[str | Path], *, by: str = "model", metric: str = "f
         raise InvlabError(f"{studies[0]} is a study folder: report.study.compare_folders (what `invlab report` "
                           "calls) compares its runs; or name run folders here")
     _refuse_repeats(paths)
-    results = [load_result(p) for p in paths]
+    results = load_results(paths)
     flags = seed_flags(results)
     dropped = flags[flags["at_chance"]] if drop_chance else flags.iloc[:0]
     if len(dropped):

@@ -9,7 +9,9 @@ edited, is an InvlabError naming the file.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+from collections import Counter
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import NoReturn
 
@@ -203,3 +205,19 @@ def load_result(path: str | Path) -> Result:
     else:
         label = f"{meta['name']}/{meta['run_id']}"
     return Result(path=path, label=label, meta=meta, invariance=invariance, summary=summary, layers=layers, lie=lie)
+
+
+def load_results(paths: list[str | Path]) -> list[Result]:
+    """load_result of each folder, each with a label of its own: folders of one name and run id (a run copied into
+    two results folders) are named by their paths from the nearest folder they share (a/quick/<run id>,
+    b/quick/<run id>), else tables, legends and seed counts would merge them. The paths must be distinct folders."""
+    results = [load_result(p) for p in paths]
+    for whole in (False, True):  # whole paths where a shorter one equals another folder's label (contrived)
+        seen = Counter(r.label for r in results)
+        twice = [r.path.resolve() for r in results if seen[r.label] > 1]
+        if not twice:
+            break
+        base = Path(twice[0].anchor) if whole else Path(os.path.commonpath(twice))
+        results = [replace(r, label=r.path.resolve().relative_to(base).as_posix()) if seen[r.label] > 1 else r
+                   for r in results]
+    return results

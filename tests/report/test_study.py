@@ -2,10 +2,13 @@
 metric's range, as the tables cut them) and its legend marking the models with seeds at chance (†). The study's
 tables themselves: tests/run/test_study.py."""
 
+import json
 from types import SimpleNamespace
 
 import pandas as pd
+import pytest
 
+from invariance_lab.core.errors import RunFolderError
 from invariance_lab.report import study
 
 
@@ -21,3 +24,18 @@ def test_the_error_bars_stop_at_zero_where_the_tables_interval_is_cut(monkeypatc
     assert bars == [0.0, 0.0, 0.07, 0.89]  # from the tables' [lo, hi], not mean ± half-width (-0.19 and -0.03)
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["m († seeds at chance)"]
     assert "cut to the range of the values" in ax.get_title()
+
+
+def test_a_study_whose_two_runs_give_one_name_and_run_id_is_refused_naming_it(tmp_path, fake_result):
+    # study.json names two run folders whose meta.json (edited, or one copied over the other) give the same
+    # <name>/<run id>: the varied values could not be told to them, so it is refused, not a traceback
+    for run in ("20260101-000000", "20260101-000001"):
+        fake_result(tmp_path / "s" / run, name="s", run_id="20260101-000000")
+    folder = tmp_path / "s" / "study-20260101-000002"
+    folder.mkdir()
+    (folder / "study.json").write_text(json.dumps({"name": "s", "vary": {"data.train_shift": ["0", "3"]}, "runs": [
+        {"values": {"data.train_shift": "0"}, "run": "s/20260101-000000"},
+        {"values": {"data.train_shift": "3"}, "run": "s/20260101-000001"}]}))
+    with pytest.raises(RunFolderError, match="two of the study's runs give the same name and run id") as e:
+        study.build_study_report(folder)
+    assert str(folder) in str(e.value)

@@ -1,5 +1,6 @@
 """results.py: a result folder is loaded only when finished and whole; damaged or edited tables are refused."""
 
+import io
 import json
 import os
 import shutil
@@ -15,7 +16,7 @@ from invariance_lab.cli.main import app
 from invariance_lab.core.columns import CORRECT_FLIP_SUMMARY, METRIC_COLUMNS, SUMMARY_METRICS, WORST_CASE_COLUMNS
 from invariance_lab.core.errors import InvlabError, RunFolderError
 from invariance_lab.store.layout import META_FILE
-from invariance_lab.store.results import COLUMN_RULES, FRACTION, load_result
+from invariance_lab.store.results import COLUMN_RULES, FRACTION, load_result, load_results
 
 DAMAGED = "the file is damaged or was not written by invlab"
 
@@ -24,6 +25,26 @@ def test_a_finished_folder_loads_with_its_label(tmp_path, fake_result):
     r = load_result(fake_result(tmp_path / "demo" / "r1"))
     assert r.label == "demo/20260101-000000" and set(r.summary.model) == {"plain", "blur"}
     assert len(r.invariance) == 2 * 3 * 81 and r.layers is None
+
+
+def test_two_copies_of_one_run_are_named_apart_by_their_paths_and_counted_apart(tmp_path, fake_result):
+    # one name and run id in two results folders (a run copied from another machine): the same label would merge
+    # their seeds in every count and end `invlab report --html` in a traceback (a label matching two rows)
+    a = fake_result(tmp_path / "a" / "demo" / "20260101-000000", seeds=(0, 1))
+    b = fake_result(tmp_path / "b" / "demo" / "20260101-000000", seeds=(0, 1, 2), chance=[("plain", 2)])
+    c = fake_result(tmp_path / "c" / "other", name="other", run_id="20260102-000000")
+    results = load_results([a, b, c])
+    assert [r.label for r in results] == ["a/demo/20260101-000000", "b/demo/20260101-000000", "other/20260102-000000"]
+    res = CliRunner().invoke(app, ["report", str(a), str(b), "--format", "csv"])
+    assert res.exit_code == 0, res.output
+    table = [line for line in res.output.splitlines() if line.count(",") > 10]  # the table, not the notes after it
+    rows = pd.read_csv(io.StringIO("\n".join(table)))
+    counts = rows.set_index(["run", "model"])[["n_seeds", "n_chance"]]
+    assert counts.loc[("a/demo/20260101-000000", "plain")].tolist() == [2, 0]
+    assert counts.loc[("b/demo/20260101-000000", "plain")].tolist() == [3, 1]  # its seed 2, of b's alone
+    assert counts.loc[("b/demo/20260101-000000", "blur")].tolist() == [3, 0]
+    res = CliRunner().invoke(app, ["report", str(a), str(b), "--html", str(tmp_path / "page.html")])
+    assert res.exit_code == 0 and "Traceback" not in res.output, res.output
 
 
 @pytest.mark.parametrize("damage, needle", [
