@@ -25,7 +25,7 @@ from ..run.sweep_settings import sweep_target
 from ..schema.config import parse_range
 from ..store.layout import LIE_CSV
 from ..store.results import load_result
-from .options import QUIET, RESULTS_DIR, THREADS, choice, line, names, nonempty, only_with, say
+from .options import QUIET, THREADS, choice, line, names, nonempty, only_with, say
 from .show import show_result
 
 
@@ -48,7 +48,9 @@ def sweep_cli(target: Path = typer.Argument(..., parser=nonempty("target", "resu
               set_: List[str] = typer.Option([], "--set", help="Config override when TARGET is a config file."),
               jobs: int = typer.Option(1, "--jobs", "-j", help="Sweep the models in N shares at once, in worker processes with cores/N torch threads each unless --threads says; the same numbers as --jobs 1."),
               trust_factory: bool = typer.Option(False, "--trust-factory", help="Import the Python modules that build a run folder's own models (factory: in its config.yaml, also when TARGET is that config.yaml); without it invlab refuses and names the file that would run."),
-              threads: Optional[int] = THREADS, results_dir: Path = RESULTS_DIR, quiet: bool = QUIET):
+              threads: Optional[int] = THREADS,
+              results_dir: Optional[Path] = typer.Option(None, "--results-dir", parser=nonempty("--results-dir", "results"), metavar="<path>", help="When TARGET is a config: where its run is found or made (default results). A run folder's sweeps are written inside it."),
+              quiet: bool = QUIET):
     """Evaluate trained models over new shifts without retraining; writes <run>/sweeps/<id>/.
 
     A run's data.test_sets are measured on the same shifts too (not with --kind parts), in the sweep folder's

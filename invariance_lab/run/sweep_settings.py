@@ -20,7 +20,7 @@ from ..data.shifts import FFT_ON_ROLLS, every_roll, whole_pixels
 from ..eval.sweep import DEFAULT_LAYER_IMAGES, check_sweep_options
 from ..schema.config import SweepConfig
 from ..store.find import require_finished_run, run_factory_dirs
-from ..store.layout import CONFIG_FILE
+from ..store.layout import CONFIG_FILE, SWEEP_DIR
 from .experiment import run_for_config, sweep_experiment
 from .trust import check_config_trust
 from .writable import writable
@@ -108,10 +108,11 @@ def sweep_target(target: Path, *, overrides: list[str] | None = None, dx: Range 
                  layer_images: int = DEFAULT_LAYER_IMAGES, all_shifts: bool = False, engine: str = "auto",
                  subpixel: str | None = None, metric: str | None = None, transform: str | None = None,
                  angles: Range | None = None, scales: Range | None = None, jobs: int = 1, trust_factory: bool = False, threads: int | None = None,
-                 results_dir: Path = Path("results"), progress: bool = False, on_event: Say | None = None) -> Path:
+                 results_dir: Path | None = None, progress: bool = False, on_event: Say | None = None) -> Path:
     """Sweep `target` (a run folder, or a YAML config: its newest finished run with the same settings, else a new
     run) over the given settings; returns the sweep folder. Your config's own factories are trusted (importing
-    them is what naming the config asks for); a run folder's, or its config.yaml's, only with trust_factory."""
+    them is what naming the config asks for); a run folder's, or its config.yaml's, only with trust_factory.
+    results_dir: where a config's run is found or made (default results/); a run folder's sweeps go inside it."""
     check_sweep_options(kind, layers, metric, layer_images)  # before a config's run is trained for the sweep
     if target.is_file() or target.suffix in (".yaml", ".yml"):
         cfg = load_config(target, overrides or [])
@@ -120,12 +121,16 @@ def sweep_target(target: Path, *, overrides: list[str] | None = None, dx: Range 
         # been made with another sweep (runs are matched on their training), which must not replace this one
         settings = settings_for(cfg, dx=dx, dy=dy, mode=mode, grid=grid, kind=kind, all_shifts=all_shifts,
                                 subpixel=subpixel, transform=transform, angles=angles, scales=scales)
-        run_dir = run_for_config(cfg, results_dir=writable(results_dir, "--results-dir", create=False),
+        run_dir = run_for_config(cfg, results_dir=writable(results_dir or Path("results"), "--results-dir",
+                                                           create=False),
                                  progress=progress,
                                  threads=threads, on_event=on_event, factory_dirs=[target.parent])
         trust_factory = True  # your config, or one you trusted: importing its factories is what you asked for
     elif overrides:
         raise ConfigError("--set applies to a config file; a run folder's settings are fixed")
+    elif results_dir is not None:  # it would be ignored: the sweep is written inside the run folder
+        raise ConfigError(f"--results-dir applies to a config file (where its run is found or made); a run folder's "
+                          f"sweeps are written inside it ({target / SWEEP_DIR}/<sweep id>). Leave --results-dir out")
     else:
         run_dir = target
         settings = sweep_settings(run_dir, dx=dx, dy=dy, mode=mode, grid=grid, kind=kind, all_shifts=all_shifts,

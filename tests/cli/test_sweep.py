@@ -60,3 +60,13 @@ def test_the_docs_quote_the_shift_option_messages_as_they_are(tmp_path):
         if res.exit_code != 2 or said != message.replace("\\|", "|"):
             stale.append(f"--dx {value!r}: exit {res.exit_code}\n  docs: {message}\n  says: {said}")
     assert not stale, "docs/bad_inputs.md is stale:\n" + "\n".join(stale)
+
+
+def test_results_dir_with_a_run_folder_is_refused_not_ignored(tmp_path_factory, tmp_path):
+    # a run folder's sweep is written inside it: --results-dir would be ignored, the sweep not where it was asked
+    run_dir = untrained_quick_run(tmp_path_factory)
+    res = CliRunner().invoke(app, ["sweep", str(run_dir), "--dx", "0:1", "--results-dir", str(tmp_path / "r")])
+    assert res.exit_code == 2 and "Traceback" not in res.output
+    said = " ".join(res.output.split())
+    assert "--results-dir applies to a config file" in said and f"{run_dir / SWEEP_DIR}/<sweep id>" in said
+    assert not (run_dir / SWEEP_DIR).exists() and not (tmp_path / "r").exists()  # nothing swept, nothing made
