@@ -13,6 +13,7 @@ is a CheckpointError naming it; a run folder whose files disagree with each othe
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -246,10 +247,8 @@ def check_sizes(blob: dict, path: Path) -> None:
                               f"channels are 1 to {MAX_BLOCKS} whole numbers, each from 1 to {top} (the values its "
                               "largest stored tensor holds). The file is damaged or was not written by invlab")
     try:
-        with torch.device("meta"):  # shapes only: a model of any claimed size costs nothing here
-            shapes = {k: tuple(v.shape) for k, v in build_model(
-                blob["factors"], num_classes=len(blob["classes"]), canvas=canvas,
-                in_channels=data_channels(blob["data"])).state_dict().items()}
+        shapes = _model_shapes(json.dumps(blob["factors"], sort_keys=True), len(blob["classes"]), canvas,
+                               data_channels(blob["data"]))
     except (InvlabError, ValueError, KeyError, TypeError, RuntimeError):
         return  # settings that build no model: the real build refuses them as before (check_model runs first)
     have = {k: tuple(v.shape) if isinstance(v, torch.Tensor) else None for k, v in blob["state_dict"].items()}
@@ -259,6 +258,16 @@ def check_sizes(blob: dict, path: Path) -> None:
         raise CheckpointError(f"{path}: its weights do not fit the model its settings describe ({quote(k)}: "
                               f"{quote(have.get(k, 'missing'))} in the file, {quote(shapes.get(k, 'missing'))} "
                               f"in the model; {len(odd)} entries differ)")
+
+
+@functools.lru_cache(maxsize=64)
+def _model_shapes(factors: str, num_classes: int, canvas: int, in_channels: int) -> dict[str, tuple[int, ...]]:
+    """Each weight's shape in the model these settings (factors as sorted JSON) describe, built on torch's meta
+    device (shapes only: a model of any claimed size costs nothing here). Cached: a run's seeds share their
+    settings, and building even on the meta device takes tens of milliseconds."""
+    with torch.device("meta"):
+        model = build_model(json.loads(factors), num_classes=num_classes, canvas=canvas, in_channels=in_channels)
+    return {k: tuple(v.shape) for k, v in model.state_dict().items()}
 
 
 def unit_settings(cfg) -> dict[tuple[str, int], dict]:
