@@ -55,14 +55,12 @@ def build_study_report(folder: Path, **options) -> Report:
         raise RunFolderError(f"{folder}: the study is not finished ({study_state(study)}): no run yet for "
                              f"{'; '.join(missing[:5])}. Run the same `invlab run ... --vary` command again to finish "
                              f"it; `invlab status {folder}` shows each run")
+    _refuse_one_label(folder, [path for _, path in runs])
     rep = build_report([path for _, path in runs], **options)
     keys = list(study["vary"])
     # each run by its label (<name>/<run id>, as load_result makes it), not by order: --drop-chance may have left a
     # run out of rep.results, whose seeds rep.dropped still names
     by_label = {f"{m['name']}/{m['run_id']}": values for values, path in runs if (m := read_meta(path))}
-    if len(by_label) < len(runs):  # load_results would name them by their paths, which no varied value matches
-        raise RunFolderError(f"{folder}: two of the study's runs give the same name and run id in their "
-                             f"{META_FILE}; each run of a study is a folder of its own (was one copied over another?)")
     views = []
     for view in rep.views:
         t = view.table.copy()
@@ -78,6 +76,20 @@ def build_study_report(folder: Path, **options) -> Report:
     flags, dropped = (f.assign(run=f["run"].map(lambda label: named.get(label, label)))
                       for f in (rep.flags, rep.dropped))
     return replace(rep, views=views, results=results, flags=flags, dropped=dropped)
+
+
+def _refuse_one_label(folder: Path, paths: list[Path]) -> None:
+    """Two runs of a study whose meta.json give one name and run id: the report would name them by their paths
+    (store/results.load_results), to which no varied value is tied."""
+    seen: dict[str, Path] = {}
+    for path in paths:
+        meta = read_meta(path)
+        label = f"{meta['name']}/{meta['run_id']}"
+        if label in seen:
+            raise RunFolderError(f"{folder}: its runs {seen[label]} and {path} give the same name and run id "
+                                 f"({label}) in their {META_FILE}; each run of a study is a folder of its own (was "
+                                 "one copied over the other?)")
+        seen[label] = path
 
 
 def _typed(text: str):

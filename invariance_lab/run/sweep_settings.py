@@ -128,13 +128,14 @@ def sweep_target(target: Path, *, overrides: list[str] | None = None, dx: Range 
         trust_factory = True  # your config, or one you trusted: importing its factories is what you asked for
     elif overrides:
         raise ConfigError("--set applies to a config file; a run folder's settings are fixed")
-    elif results_dir is not None:  # it would be ignored: the sweep is written inside the run folder
-        raise ConfigError(f"--results-dir applies to a config file (where its run is found or made); a run folder's "
-                          f"sweeps are written inside it ({target / SWEEP_DIR}/<sweep id>). Leave --results-dir out")
     else:
         run_dir = target
         settings = sweep_settings(run_dir, dx=dx, dy=dy, mode=mode, grid=grid, kind=kind, all_shifts=all_shifts,
                                   subpixel=subpixel, transform=transform, angles=angles, scales=scales)
+        if results_dir is not None:  # (a run folder: sweep_settings read it) it would be ignored
+            raise ConfigError(f"--results-dir applies to a config file (where its run is found or made); a run "
+                              f"folder's sweeps are written inside it ({target / SWEEP_DIR}/<sweep id>). Leave "
+                              "--results-dir out")
     # a run folder: its own folder, then where its factories came from (imported only if trusted)
     dirs = [target.parent] if run_dir != target else run_factory_dirs(run_dir, require_finished_run(run_dir))
     return sweep_experiment(run_dir, settings, models=models, progress=progress, kind=kind, layers=layers,

@@ -10,7 +10,6 @@ edited, is an InvlabError naming the file.
 from __future__ import annotations
 
 import os
-from collections import Counter
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import NoReturn
@@ -209,15 +208,22 @@ def load_result(path: str | Path) -> Result:
 
 def load_results(paths: list[str | Path]) -> list[Result]:
     """load_result of each folder, each with a label of its own: folders of one name and run id (a run copied into
-    two results folders) are named by their paths from the nearest folder they share (a/quick/<run id>,
-    b/quick/<run id>), else tables, legends and seed counts would merge them. The paths must be distinct folders."""
+    two results folders) are named by the shortest ends of their paths, as given, that tell them apart and name
+    no other folder (a/quick/<run id>, b/quick/<run id>); else tables, legends and seed counts would merge them.
+    The paths must be distinct folders (tables.build_report refuses one named twice)."""
     results = [load_result(p) for p in paths]
-    for whole in (False, True):  # whole paths where a shorter one equals another folder's label (contrived)
-        seen = Counter(r.label for r in results)
-        twice = [r.path.resolve() for r in results if seen[r.label] > 1]
-        if not twice:
-            break
-        base = Path(twice[0].anchor) if whole else Path(os.path.commonpath(twice))
-        results = [replace(r, label=r.path.resolve().relative_to(base).as_posix()) if seen[r.label] > 1 else r
-                   for r in results]
+    groups: dict[str, list[int]] = {}
+    for i, r in enumerate(results):
+        groups.setdefault(r.label, []).append(i)
+    taken = {label for label, members in groups.items() if len(members) == 1}
+    for members in (m for m in groups.values() if len(m) > 1):
+        parts = [Path(os.path.abspath(results[i].path)).parts for i in members]
+        for n in range(1, max(map(len, parts)) + 1):
+            # a path shorter than n components is named whole (with its root or drive: no label starts so)
+            labels = [Path(*p[-n:]).as_posix() if n < len(p) else Path(*p).as_posix() for p in parts]
+            if len(set(labels)) == len(labels) and not taken & set(labels):
+                break
+        taken |= set(labels)
+        for i, label in zip(members, labels):
+            results[i] = replace(results[i], label=label)
     return results

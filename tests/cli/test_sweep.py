@@ -70,3 +70,6 @@ def test_results_dir_with_a_run_folder_is_refused_not_ignored(tmp_path_factory, 
     said = " ".join(res.output.split())
     assert "--results-dir applies to a config file" in said and f"{run_dir / SWEEP_DIR}/<sweep id>" in said
     assert not (run_dir / SWEEP_DIR).exists() and not (tmp_path / "r").exists()  # nothing swept, nothing made
+    # a mistyped run folder is named as not found first: the option is not the mistake there
+    res = CliRunner().invoke(app, ["sweep", str(tmp_path / "typo"), "--results-dir", str(tmp_path / "r")])
+    assert res.exit_code == 2 and "folder not found" in res.output and "--results-dir" not in res.output

@@ -35,6 +35,20 @@ def test_two_copies_of_one_run_are_named_apart_by_their_paths_and_counted_apart(
     c = fake_result(tmp_path / "c" / "other", name="other", run_id="20260102-000000")
     results = load_results([a, b, c])
     assert [r.label for r in results] == ["a/demo/20260101-000000", "b/demo/20260101-000000", "other/20260102-000000"]
+    # the shortest ends of the paths as given: a copy inside the other, a folder whose label is what a shorter end
+    # would be (it keeps its own), a link (not where it leads)
+    n = fake_result(tmp_path / "n" / "demo" / "20260101-000000")
+    inner = fake_result(n / "copy" / "demo" / "20260101-000000")
+    ya, yb = (fake_result(tmp_path / "y" / d / "20260101-000000") for d in ("a", "b"))  # both demo/<run id>
+    own = fake_result(tmp_path / "z" / "a" / "20260101-000000", name="a")  # a/<run id>: ya's end of two parts
+    (tmp_path / "link").symlink_to(tmp_path / "a")
+    labels = [r.label for r in load_results([n, inner, ya, yb, own, tmp_path / "link" / "demo" / "20260101-000000",
+                                             b])]
+    assert labels == ["n/demo/20260101-000000", "copy/demo/20260101-000000", "y/a/20260101-000000",
+                      "y/b/20260101-000000", "a/20260101-000000", "link/demo/20260101-000000",
+                      "b/demo/20260101-000000"]
+    assert [r.label for r in load_results([ya, yb, own])] == ["y/a/20260101-000000", "y/b/20260101-000000",
+                                                               "a/20260101-000000"]
     res = CliRunner().invoke(app, ["report", str(a), str(b), "--format", "csv"])
     assert res.exit_code == 0, res.output
     table = [line for line in res.output.splitlines() if line.count(",") > 10]  # the table, not the notes after it
