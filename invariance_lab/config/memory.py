@@ -118,7 +118,7 @@ def _data_memory(data: DataConfig, sweep: SweepConfig, kind: str = "translation"
     return parts
 
 
-def _network_memory(cfg: Config, own: dict[str, tuple] | None = None) -> tuple[int, str]:
+def _network_memory(cfg: Config, own: dict[str, tuple] | None = None, jobs: int = 1) -> tuple[int, str]:
     """Bytes of the networks and their activations, and the keys that scale the larger of the two. Every model x
     seed is held for the sweep, and one trains at a time (its gradients and two Adam moments: 3 more copies of its
     weights; with train.epochs: 0 nothing trains). Training keeps about three maps of a block's input size per
@@ -129,7 +129,9 @@ def _network_memory(cfg: Config, own: dict[str, tuple] | None = None) -> tuple[i
     that; above it for the kinds that keep more (APS, LPS, TIPS, blur, afc). A model of your own (a factory) is
     counted once its code has run (`own`: name -> (peak, made, parameters), nn/maps.py's bytes per image, from
     factory.check_models): training keeps every operation's output for the backward pass and the forward pass's
-    peak besides (made + peak: `python bench/measure_memory.py --runs` measures it), evaluation the peak."""
+    peak besides (made + peak: `python bench/measure_memory.py --runs` measures it), evaluation the peak.
+    jobs: worker processes on this machine (--jobs N): N units train at once, and N shares of the models are swept
+    at once, so the training and evaluation parts are charged N times (at most once per unit)."""
     if cfg.data.source == "folder":
         classes = len(folder_split(cfg.data).classes)
     else:
@@ -158,26 +160,38 @@ def _network_memory(cfg: Config, own: dict[str, tuple] | None = None) -> tuple[i
         largest = max(largest, (params, name))
         train_map, eval_map = max(train_map, (2 * saved, name)), max(eval_map, (2 * widest, name))
     trains = cfg.train.epochs > 0  # train.epochs: 0 measures the networks as they are: no backward pass, no Adam
+    at_once = _workers(cfg, jobs)
     uses = {"train.batch_size": (train_map[0] * min(cfg.train.batch_size, cfg.data.train_images) * trains,
                                  train_map[1]),
             "sweep.batch_size": (eval_map[0] * min(cfg.sweep.batch_size, n_test), eval_map[1]),
             "data.test_images": (eval_map[0] * min(EVAL_BATCH, n_test), eval_map[1])}
     batch_key = max(uses, key=lambda k: uses[k][0])
-    weights, activations = 4 * (total + 3 * largest[0] * trains), 4 * uses[batch_key][0]
+    weights, activations = 4 * (total + 3 * largest[0] * trains * at_once), 4 * uses[batch_key][0] * at_once
+    jobs_key = " and --jobs" if at_once > 1 else ""
 
     def width(name: str) -> str:  # the key that sizes a model: your own model's kwargs, a preset's channels
         return f"models.{name}." + ("kwargs" if "factory" in models.get(name, {}) else "channels")
 
     if weights >= activations:
-        return weights + activations, width(largest[1]) + (" and seeds" if len(cfg.seeds) > 1 else "")
-    return weights + activations, f"{width(uses[batch_key][1])} and {batch_key}"
+        return weights + activations, width(largest[1]) + (" and seeds" if len(cfg.seeds) > 1 else "") + jobs_key
+    return weights + activations, f"{width(uses[batch_key][1])} and {batch_key}{jobs_key}"
 
 
-def memory_estimate(cfg: Config, own: dict[str, tuple] | None = None) -> dict[str, tuple[int, str]]:
+def _workers(cfg: Config, jobs: int) -> int:
+    """Worker processes at work at once: --jobs N, at most one per unit (model x seed)."""
+    return max(1, min(jobs, len(resolved_models(cfg)) * len(cfg.seeds)))
+
+
+def memory_estimate(cfg: Config, own: dict[str, tuple] | None = None, jobs: int = 1) -> dict[str, tuple[int, str]]:
     """Estimated bytes of a run's big allocations, by part, each with the key that scales it; `own`: the sizes
-    of the models of your own (_network_memory), which are left out without it."""
+    of the models of your own (_network_memory), which are left out without it; jobs: worker processes on this
+    machine, each training with its own copy of the run's images (run/units.py reads units/data.pt)."""
     parts = _data_memory(cfg.data, cfg.sweep)
-    parts["networks"] = _network_memory(cfg, own)
+    parts["networks"] = _network_memory(cfg, own, jobs)
+    at_once = _workers(cfg, jobs)
+    if at_once > 1:
+        copy = sum(parts[p][0] for p in ("training images", "test images"))
+        parts["workers' images"] = (copy * at_once, "--jobs")
     return parts
 
 
@@ -213,10 +227,12 @@ def _lookup(obj: Any, key: str) -> Any:
 
 
 def check_resources(cfg: Config, source: str = "<config>", _note: Callable[[str], str] = lambda key: "",
-                    own: dict[str, tuple] | None = None) -> None:
+                    own: dict[str, tuple] | None = None, jobs: int = 1) -> None:
     """Refuse (ConfigError) a run whose estimated memory (memory_estimate) is over memory_limit(). parse_config
-    calls it without `own`; run_experiment again with the sizes of the models of your own, once built."""
-    _refuse_if_over(memory_estimate(cfg, own), source, lambda key: _lookup(cfg, key), _note)
+    calls it without `own`; run_experiment again with the sizes of the models of your own, once built, and with
+    the worker processes --jobs starts on this machine."""
+    _refuse_if_over(memory_estimate(cfg, own, jobs), source,
+                    lambda key: jobs if key == "--jobs" else _lookup(cfg, key), _note)
 
 
 def check_sweep_fits(data: DataConfig, sweep: SweepConfig, source: str = "sweep options",

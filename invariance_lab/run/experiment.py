@@ -88,8 +88,11 @@ def run_experiment(cfg: Config, *, results_dir: Path, progress: bool = False, fr
     factory_files, own_sizes = check_models(factors, num_classes=len(class_names(cfg.data)), canvas=cfg.data.canvas,
                                  train=cfg.train.epochs > 0, dirs=factory_dirs or (),
                                  in_channels=image_channels(cfg.data.colour))
-    if own_sizes:  # the memory check of parse_config again, with your models' feature maps now measured
-        check_resources(cfg, f"config {cfg.name}", own=own_sizes)
+    # the memory check of parse_config again, with your models' feature maps now measured and the workers that
+    # --jobs starts here (slurm's run on machines of their own)
+    here = jobs if executor != "slurm" else 1
+    if own_sizes or here > 1:
+        check_resources(cfg, f"config {cfg.name}", own=own_sizes, jobs=here)
     config_text = to_yaml(cfg)
     digest = config_digest(config_text)
     made_with = trained_with(cfg)

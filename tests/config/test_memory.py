@@ -117,3 +117,30 @@ def test_a_model_of_your_own_is_charged_its_feature_maps_once_built(monkeypatch,
     assert ("grows with models.mine.kwargs = {'channels': 64} and train.batch_size = 64: make your model smaller "
             "(through its kwargs) or lower train.batch_size." in said), said
     assert not (tmp_path / "r").exists()  # refused before the run folder is made
+
+
+JOBS_NET = dict(name="jobs", seeds=[0, 1], data=dict(letters=["A", "B"], canvas=64, size=32, train_images=256,
+                                                      test_images=256),
+                train=dict(epochs=1, batch_size=64), sweep=dict(dx=[0, 0]),
+                models={"g": dict(arch="conv_gap", channels=[32, 32, 32])})
+
+
+def test_jobs_are_charged_a_training_and_a_copy_of_the_images_each_up_to_one_per_unit(monkeypatch, tmp_path):
+    """Each --jobs worker trains a unit with the run's images of its own: this config's summed PSS (every
+    process, shared pages split) peaked at 1.34-1.36 GiB with --jobs 1 and 1.62-1.72 GiB with --jobs 2, a
+    growth of 260-380 MiB, charged 362 MiB here."""
+    cfg = parse_config(JOBS_NET)
+    one, two, eight = (memory_estimate(cfg, jobs=j) for j in (1, 2, 8))
+    assert "workers' images" not in one and two == eight  # two units: at most two workers at once
+    images = one["training images"][0] + one["test images"][0]
+    assert two["workers' images"] == (2 * images, "--jobs")
+    assert 1.9 * one["networks"][0] < two["networks"][0] < 2 * one["networks"][0]  # the weights held once
+    assert two["networks"][1] == "models.g.channels and train.batch_size and --jobs"
+    monkeypatch.setenv(LIMIT_VARIABLE, "0.5")
+    (tmp_path / "jobs.yaml").write_text(yaml.safe_dump(JOBS_NET))
+    args = ["run", str(tmp_path / "jobs.yaml"), "--results-dir", str(tmp_path / "r"), "--quiet"]
+    res = CliRunner().invoke(app, [*args, "--jobs", "2"])
+    assert res.exit_code == 2 and "Traceback" not in res.output, res.output
+    said = " ".join(res.output.split())
+    assert "too big to run" in said and "--jobs = 2: lower them" in said and "workers' images" in said
+    assert not (tmp_path / "r" / "jobs").exists()  # refused before the run folder is made
