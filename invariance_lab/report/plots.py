@@ -202,7 +202,11 @@ def heatmap_figures(results: list[Result], metric: str) -> list[tuple[str, Figur
         mode = r.meta.get("protocol", {}).get("mode", "?")
         fig.suptitle(f"{_title_name(metric)} over (dx, dy), {mode} shift, mean over seeds\n{r.label}",
                      fontsize=11)
-        name = f"{metric}_heatmap.png" if len(grids) == 1 else f"{metric}_heatmap_{_safe(r.label)}.png"
+        name = f"{metric}_heatmap" if len(grids) == 1 else f"{metric}_heatmap_{_safe(r.label)}"
+        # two labels that differ only in characters a file name leaves out ("a+b", "a b") get files of their own
+        taken = {n for n, _ in out}
+        name = next(f"{name}{f'-{k}' if k > 1 else ''}.png" for k in range(1, len(out) + 2)
+                    if f"{name}{f'-{k}' if k > 1 else ''}.png" not in taken)
         out.append((name, fig))
     return out
 

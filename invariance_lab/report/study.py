@@ -85,7 +85,7 @@ def _refuse_one_label(folder: Path, paths: list[Path]) -> None:
     for path in paths:
         meta = read_meta(path)
         label = f"{meta['name']}/{meta['run_id']}"
-        if label in seen:
+        if label in seen and Path(path).resolve() != Path(seen[label]).resolve():  # one folder twice: build_report
             raise RunFolderError(f"{folder}: its runs {seen[label]} and {path} give the same name and run id "
                                  f"({label}) in their {META_FILE}; each run of a study is a folder of its own (was "
                                  "one copied over the other?)")

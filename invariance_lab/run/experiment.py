@@ -88,11 +88,8 @@ def run_experiment(cfg: Config, *, results_dir: Path, progress: bool = False, fr
     factory_files, own_sizes = check_models(factors, num_classes=len(class_names(cfg.data)), canvas=cfg.data.canvas,
                                  train=cfg.train.epochs > 0, dirs=factory_dirs or (),
                                  in_channels=image_channels(cfg.data.colour))
-    # the memory check of parse_config again, with your models' feature maps now measured and the workers that
-    # --jobs starts here (slurm's run on machines of their own)
-    here = jobs if executor != "slurm" else 1
-    if own_sizes or here > 1:
-        check_resources(cfg, f"config {cfg.name}", own=own_sizes, jobs=here)
+    if own_sizes:  # the memory check of parse_config again, with your models' feature maps now measured
+        check_resources(cfg, f"config {cfg.name}", own=own_sizes)
     config_text = to_yaml(cfg)
     digest = config_digest(config_text)
     made_with = trained_with(cfg)
@@ -134,9 +131,14 @@ def run_experiment(cfg: Config, *, results_dir: Path, progress: bool = False, fr
         earlier = {} if fresh else reusable.found
         trained, histories = {}, []
         data, units = UnitData(train_x, train_y, test_x, test_y, classes, *(val or ())), unit_settings(cfg)
-        in_workers = wait_elsewhere(run_dir, list(units), say) if (jobs, executor) == (1, "processes") else train_units(
-            cfg, run_dir, units_to_train(run_dir, units, earlier, meta.data["fingerprints"]), data, jobs=jobs,
-            executor=executor, threads=threads, resources=resources, factory_dirs=factory_dirs, say=say)
+        if (jobs, executor) == (1, "processes"):
+            in_workers = wait_elsewhere(run_dir, list(units), say)
+        else:
+            to_train = units_to_train(run_dir, units, earlier, meta.data["fingerprints"])
+            if executor != "slurm":  # the workers --jobs starts here, for the units left (slurm's run elsewhere)
+                check_resources(cfg, f"config {cfg.name}", own=own_sizes, jobs=jobs, units=len(to_train))
+            in_workers = train_units(cfg, run_dir, to_train, data, jobs=jobs, executor=executor, threads=threads,
+                                     resources=resources, factory_dirs=factory_dirs, say=say)
         if (jobs, executor) != (1, "processes"):  # environment.torch_threads is this process's, not its workers'
             meta.data["worker_threads"] = worker_threads(jobs, threads, executor, resources or Resources())
         started = time.perf_counter()

@@ -9,7 +9,6 @@ edited, is an InvlabError naming the file.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import NoReturn
@@ -217,13 +216,21 @@ def load_results(paths: list[str | Path]) -> list[Result]:
         groups.setdefault(r.label, []).append(i)
     taken = {label for label, members in groups.items() if len(members) == 1}
     for members in (m for m in groups.values() if len(m) > 1):
-        parts = [Path(os.path.abspath(results[i].path)).parts for i in members]
-        for n in range(1, max(map(len, parts)) + 1):
-            # a path shorter than n components is named whole (with its root or drive: no label starts so)
-            labels = [Path(*p[-n:]).as_posix() if n < len(p) else Path(*p).as_posix() for p in parts]
-            if len(set(labels)) == len(labels) and not taken & set(labels):
-                break
+        # as typed, made absolute without resolving: `..` and links stay as the user wrote them
+        labels = _distinct_ends([(Path.cwd() / results[i].path).parts for i in members], taken)
         taken |= set(labels)
         for i, label in zip(members, labels):
             results[i] = replace(results[i], label=label)
     return results
+
+
+def _distinct_ends(paths: list[tuple[str, ...]], taken: set[str]) -> list[str]:
+    """The shortest ends (the last n parts) of the paths that are all different and none in `taken`; a path of
+    fewer parts is named whole (with its root or drive, which no label starts with); then numbered (#2, #3, ...)
+    should whole paths still be alike (two spellings of one folder, which build_report refuses first)."""
+    labels: list[str] = []
+    for n in range(1, max(map(len, paths)) + 1):
+        labels = [Path(*p[-n:]).as_posix() if n < len(p) else Path(*p).as_posix() for p in paths]
+        if len(set(labels)) == len(labels) and not taken & set(labels):
+            return labels
+    return [f"{label} #{k}" for k, label in enumerate(labels, 1)]

@@ -8,7 +8,8 @@ import yaml
 from custom_models import circular_gap
 
 from invariance_lab.config.load import parse_config
-from invariance_lab.config.memory import LIMIT_VARIABLE, MEMORY_CAP, memory_estimate, memory_limit
+from invariance_lab.config.memory import (LIMIT_VARIABLE, MEMORY_CAP, check_resources, memory_estimate,
+                                         memory_limit, workers)
 from invariance_lab.config.models import resolved_models
 from invariance_lab.core.errors import ConfigError
 from invariance_lab.cli.main import app
@@ -125,22 +126,26 @@ JOBS_NET = dict(name="jobs", seeds=[0, 1], data=dict(letters=["A", "B"], canvas=
                 models={"g": dict(arch="conv_gap", channels=[32, 32, 32])})
 
 
-def test_jobs_are_charged_a_training_and_a_copy_of_the_images_each_up_to_one_per_unit(monkeypatch, tmp_path):
+def test_jobs_are_charged_a_training_and_a_copy_of_the_images_each_up_to_one_per_unit_left(monkeypatch, tmp_path):
     """Each --jobs worker trains a unit with the run's images of its own: this config's summed PSS (every
     process, shared pages split) peaked at 1.34-1.36 GiB with --jobs 1 and 1.62-1.72 GiB with --jobs 2, a
-    growth of 260-380 MiB, charged 362 MiB here."""
+    growth of 260-380 MiB, charged 362 MiB here. A unit already trained (a rerun, a resumed run) is not charged;
+    its one model is swept in the command's own process."""
     cfg = parse_config(JOBS_NET)
-    one, two, eight = (memory_estimate(cfg, jobs=j) for j in (1, 2, 8))
-    assert "workers' images" not in one and two == eight  # two units: at most two workers at once
+    assert [workers(cfg, j, units) for j, units in ((1, None), (2, None), (8, None), (2, 1), (2, 0))] == [
+        (1, 1), (2, 1), (2, 1), (1, 1), (1, 1)]
+    one, two = (memory_estimate(cfg, jobs=workers(cfg, j)) for j in (1, 2))
+    assert "workers' images" not in one
     images = one["training images"][0] + one["test images"][0]
     assert two["workers' images"] == (2 * images, "--jobs")
     assert 1.9 * one["networks"][0] < two["networks"][0] < 2 * one["networks"][0]  # the weights held once
     assert two["networks"][1] == "models.g.channels and train.batch_size and --jobs"
     monkeypatch.setenv(LIMIT_VARIABLE, "0.5")
+    check_resources(cfg, "config jobs", jobs=2, units=1)  # one unit left: one worker
     (tmp_path / "jobs.yaml").write_text(yaml.safe_dump(JOBS_NET))
-    args = ["run", str(tmp_path / "jobs.yaml"), "--results-dir", str(tmp_path / "r"), "--quiet"]
-    res = CliRunner().invoke(app, [*args, "--jobs", "2"])
+    res = CliRunner().invoke(app, ["run", str(tmp_path / "jobs.yaml"), "--results-dir", str(tmp_path / "r"),
+                                   "--quiet", "--jobs", "2"])
     assert res.exit_code == 2 and "Traceback" not in res.output, res.output
     said = " ".join(res.output.split())
-    assert "too big to run" in said and "--jobs = 2: lower them" in said and "workers' images" in said
-    assert not (tmp_path / "r" / "jobs").exists()  # refused before the run folder is made
+    assert "too big to run with --jobs 2" in said and "with --jobs 1 it needs about 385 MiB: give --jobs 1" in said
+    assert not list((tmp_path / "r").glob("jobs/*/checkpoints/*.pt"))  # refused before any unit trains

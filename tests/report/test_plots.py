@@ -291,3 +291,16 @@ def test_a_line_plot_left_without_a_layout_engine_is_the_same_png(grid_run, tmp_
         old = plots.metric_vs_shift_figure(*case)
         assert old.get_layout_engine() is not None  # the path savefig draws twice
         assert plots.png_bytes(fig) == plots.png_bytes(old), case[1:]
+
+
+def test_two_runs_whose_labels_differ_only_in_characters_a_file_name_drops_get_a_heatmap_each(tmp_path):
+    # "a+b/..." and "a b/..." (copies of one run, named by their paths) both became flip_rate_heatmap_a_b_...png:
+    # one heatmap overwrote the other, and `--plot` failed on the missing file
+    from dataclasses import replace
+
+    from invariance_lab.store.results import load_result
+
+    r = load_result(write_fake_result(tmp_path / "run", seeds=(0,), dx=(-1, 1, 1), dy=(-1, 1, 1)))
+    figures = plots.heatmap_figures([replace(r, label="a+b/demo/x"), replace(r, label="a b/demo/x")], "flip_rate")
+    assert [name for name, _ in figures] == ["flip_rate_heatmap_a_b_demo_x.png", "flip_rate_heatmap_a_b_demo_x-2.png"]
+    assert [fig._suptitle.get_text().splitlines()[-1] for _, fig in figures] == ["a+b/demo/x", "a b/demo/x"]

@@ -49,6 +49,14 @@ def test_two_copies_of_one_run_are_named_apart_by_their_paths_and_counted_apart(
                       "b/demo/20260101-000000"]
     assert [r.label for r in load_results([ya, yb, own])] == ["y/a/20260101-000000", "y/b/20260101-000000",
                                                                "a/20260101-000000"]
+    # `..` kept as typed: through a link it leads elsewhere, so the resolved folders differ where the text does not
+    (tmp_path / "deep" / "x").mkdir(parents=True)
+    deep_b = fake_result(tmp_path / "deep" / "b" / "demo" / "20260101-000000")
+    (tmp_path / "lnk").symlink_to(tmp_path / "deep" / "x")
+    dotted = tmp_path / "lnk" / ".." / "b" / "demo" / "20260101-000000"
+    assert dotted.resolve() == deep_b.resolve() != b.resolve()
+    assert [r.label for r in load_results([b, dotted])] == [f"{tmp_path.name}/b/demo/20260101-000000",
+                                                            "../b/demo/20260101-000000"]
     res = CliRunner().invoke(app, ["report", str(a), str(b), "--format", "csv"])
     assert res.exit_code == 0, res.output
     table = [line for line in res.output.splitlines() if line.count(",") > 10]  # the table, not the notes after it
