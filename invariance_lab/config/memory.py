@@ -193,11 +193,15 @@ def memory_estimate(cfg: Config, own: dict[str, tuple] | None = None,
     """Estimated bytes of a run's big allocations, by part, each with the key that scales it; `own`: the sizes
     of the models of your own (_network_memory), which are left out without it; jobs: worker processes on this
     machine (workers()), each with images of its own: a training worker the run's images (run/units.py reads
-    units/data.pt), a sweep worker the test images, its sweep inputs and the drawing of them (sweep_jobs.py)."""
+    units/data.pt), a sweep worker the test images, its sweep inputs and the drawing or decoding of them
+    (sweep_jobs.py)."""
     parts = _data_memory(cfg.data, cfg.sweep)
     parts["networks"] = _network_memory(cfg, own, *jobs)
-    train_copy = sum(parts[p][0] for p in ("training images", "test images")) * jobs[0] * (cfg.train.epochs > 0)
-    sweep_copy = sum(parts[p][0] for p in ("test images", "sweep inputs", "letter drawing")) * jobs[1]
+    def copy(*names: str) -> int:  # letters are drawn; a folder's images decoded
+        return sum(parts[p][0] for p in names if p in parts)
+
+    train_copy = copy("training images", "test images") * jobs[0] * (cfg.train.epochs > 0)
+    sweep_copy = copy("test images", "sweep inputs", "letter drawing", "decoding") * jobs[1]
     if max(jobs) > 1:
         parts["workers' images"] = (max(train_copy if jobs[0] > 1 else 0, sweep_copy if jobs[1] > 1 else 0),
                                     "--jobs")
