@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 from pydantic import BaseModel
 
@@ -118,8 +118,8 @@ def _data_memory(data: DataConfig, sweep: SweepConfig, kind: str = "translation"
     return parts
 
 
-def _network_memory(cfg: Config, own: dict[str, tuple] | None = None, train_jobs: int = 1,
-                    sweep_jobs: int = 1) -> tuple[int, str]:
+def _network_memory(cfg: Config, own: dict[str, tuple] | None = None,
+                    at_once: Workers | None = None) -> tuple[int, str]:
     """Bytes of the networks and their activations, and the keys that scale the larger of the two. Every model x
     seed is held for the sweep, and one trains at a time (its gradients and two Adam moments: 3 more copies of its
     weights; with train.epochs: 0 nothing trains). Training keeps about three maps of a block's input size per
@@ -131,8 +131,9 @@ def _network_memory(cfg: Config, own: dict[str, tuple] | None = None, train_jobs
     counted once its code has run (`own`: name -> (peak, made, parameters), nn/maps.py's bytes per image, from
     factory.check_models): training keeps every operation's output for the backward pass and the forward pass's
     peak besides (made + peak: `python bench/measure_memory.py --runs` measures it), evaluation the peak.
-    train_jobs, sweep_jobs: worker processes that train units, or sweep shares of the models, at once on this
-    machine (--jobs N): each charged its own training or evaluation memory (the weights are held once)."""
+    at_once: what --jobs N runs at once on this machine (workers()): each training worker is charged its training
+    (and its test pass), each sweep worker its evaluation; the weights are held once."""
+    at_once = at_once or Workers()
     if cfg.data.source == "folder":
         classes = len(folder_split(cfg.data).classes)
     else:
@@ -161,50 +162,67 @@ def _network_memory(cfg: Config, own: dict[str, tuple] | None = None, train_jobs
         largest = max(largest, (params, name))
         train_map, eval_map = max(train_map, (2 * saved, name)), max(eval_map, (2 * widest, name))
     trains = cfg.train.epochs > 0  # train.epochs: 0 measures the networks as they are: no backward pass, no Adam
+    # (values per worker, workers at once): the test pass runs in each training worker, even with no epochs
     uses = {"train.batch_size": (train_map[0] * min(cfg.train.batch_size, cfg.data.train_images) * trains,
-                                 train_map[1]),
-            "sweep.batch_size": (eval_map[0] * min(cfg.sweep.batch_size, n_test), eval_map[1]),
-            "data.test_images": (eval_map[0] * min(EVAL_BATCH, n_test), eval_map[1])}
-    batch_key = max(uses, key=lambda k: uses[k][0])
-    at_once = train_jobs if batch_key == "train.batch_size" else sweep_jobs
-    weights, activations = 4 * (total + 3 * largest[0] * trains * train_jobs), 4 * uses[batch_key][0] * at_once
-    jobs_key = " and --jobs" if at_once > 1 else ""
+                                 train_map[1], at_once.train),
+            "sweep.batch_size": (eval_map[0] * min(cfg.sweep.batch_size, n_test), eval_map[1], at_once.sweep),
+            "data.test_images": (eval_map[0] * min(EVAL_BATCH, n_test), eval_map[1], at_once.train)}
+    batch_key = max(uses, key=lambda k: uses[k][0] * uses[k][2])
+    many = uses[batch_key][2]
+    weights = 4 * (total + 3 * largest[0] * trains * at_once.train)
+    activations = 4 * uses[batch_key][0] * many
+    jobs_key = " and --jobs" if many > 1 else ""
 
     def width(name: str) -> str:  # the key that sizes a model: your own model's kwargs, a preset's channels
         return f"models.{name}." + ("kwargs" if "factory" in models.get(name, {}) else "channels")
 
     if weights >= activations:
         return weights + activations, width(largest[1]) + (" and seeds" if len(cfg.seeds) > 1 else "") + (
-            " and --jobs" if train_jobs > 1 and trains else "")
+            " and --jobs" if at_once.train > 1 and trains else "")
     return weights + activations, f"{width(uses[batch_key][1])} and {batch_key}{jobs_key}"
 
 
-def workers(cfg: Config, jobs: int, units: int | None = None) -> tuple[int, int]:
-    """(units trained at once, shares of the models swept at once) by --jobs N worker processes: at most one per
-    unit to train (`units`, default every model x seed), and a share per model when there are two models or more
-    (run/sweep_jobs.py; one model is swept in the command's own process)."""
+class Workers(NamedTuple):
+    """What a run does at once on this machine."""
+
+    train: int = 1  # units trained (and their test pass run) at once
+    sweep: int = 1  # shares of the models swept at once
+    copies: int = 0  # worker processes holding a copy of the run's images to train (units/data.pt)
+
+
+def workers(cfg: Config, jobs: int, units: int | None = None, executor: str = "processes",
+            cpu: bool = True) -> Workers:
+    """Workers of a run with --jobs N on this machine (run/experiment.py): units are trained in worker processes
+    unless --jobs 1 with the processes executor (slurm's on machines of their own), at most one per unit left to
+    train (`units`, default every model x seed), each with its copy of the images; the run's sweep is dealt to
+    min(N, models) workers with the processes executor on the CPU when there are two models or more
+    (run/sweep_jobs.py; else it runs in the command's own process)."""
     n_models = len(resolved_models(cfg))
     units = n_models * len(cfg.seeds) if units is None else units
-    return max(1, min(jobs, units)), (min(jobs, n_models) if n_models > 1 else 1)
+    in_workers = (jobs, executor) != (1, "processes") and executor != "slurm"
+    at_once = max(1, min(jobs, units)) if in_workers else 1
+    swept = min(jobs, n_models) if jobs > 1 and executor == "processes" and cpu and n_models > 1 else 1
+    return Workers(at_once, swept, min(jobs, units) if in_workers else 0)
 
 
 def memory_estimate(cfg: Config, own: dict[str, tuple] | None = None,
-                    jobs: tuple[int, int] = (1, 1)) -> dict[str, tuple[int, str]]:
+                    jobs: Workers | None = None) -> dict[str, tuple[int, str]]:
     """Estimated bytes of a run's big allocations, by part, each with the key that scales it; `own`: the sizes
     of the models of your own (_network_memory), which are left out without it; jobs: worker processes on this
     machine (workers()), each with images of its own: a training worker the run's images (run/units.py reads
     units/data.pt), a sweep worker the test images, its sweep inputs and the drawing or decoding of them
     (sweep_jobs.py)."""
+    jobs = jobs or Workers()
     parts = _data_memory(cfg.data, cfg.sweep)
-    parts["networks"] = _network_memory(cfg, own, *jobs)
+    parts["networks"] = _network_memory(cfg, own, jobs)
+
     def copy(*names: str) -> int:  # letters are drawn; a folder's images decoded
         return sum(parts[p][0] for p in names if p in parts)
 
-    train_copy = copy("training images", "test images") * jobs[0] * (cfg.train.epochs > 0)
-    sweep_copy = copy("test images", "sweep inputs", "letter drawing", "decoding") * jobs[1]
-    if max(jobs) > 1:
-        parts["workers' images"] = (max(train_copy if jobs[0] > 1 else 0, sweep_copy if jobs[1] > 1 else 0),
-                                    "--jobs")
+    train_copy = copy("training images", "test images") * jobs.copies
+    sweep_copy = copy("test images", "sweep inputs", "letter drawing", "decoding") * jobs.sweep * (jobs.sweep > 1)
+    if max(train_copy, sweep_copy):  # training and the sweep come one after the other
+        parts["workers' images"] = (max(train_copy, sweep_copy), "--jobs")
     return parts
 
 
@@ -240,22 +258,27 @@ def _lookup(obj: Any, key: str) -> Any:
 
 
 def check_resources(cfg: Config, source: str = "<config>", _note: Callable[[str], str] = lambda key: "",
-                    own: dict[str, tuple] | None = None, jobs: int = 1, units: int | None = None) -> None:
+                    own: dict[str, tuple] | None = None, jobs: int = 1, units: int | None = None,
+                    executor: str = "processes", cpu: bool = True) -> None:
     """Refuse (ConfigError) a run whose estimated memory (memory_estimate) is over memory_limit(). parse_config
     calls it without `own`; run_experiment again with the sizes of the models of your own, once built, and with
     the --jobs worker processes on this machine and the number of units they have to train. A run that fits with
     one worker but not with `jobs` is told the largest --jobs that fits."""
+    def at(j: int) -> Workers:
+        return workers(cfg, j, units, executor, cpu)
+
     if jobs > 1:
-        total = [sum(b for b, _ in memory_estimate(cfg, own, workers(cfg, j, units)).values())
-                 for j in range(1, jobs + 1)]
+        # the estimate stops growing once each unit and each model has a worker: count up to that
+        top = next((j for j in range(1, jobs) if at(j) == at(jobs)), jobs)
+        total = [sum(b for b, _ in memory_estimate(cfg, own, at(j)).values()) for j in range(1, top + 1)]
         limit, rule = memory_limit()
         if total[0] <= limit < total[-1]:
-            fit = max(j for j in range(1, jobs + 1) if total[j - 1] <= limit)
+            fit = max(j for j in range(1, top + 1) if total[j - 1] <= limit)
             raise ConfigError(f"{source}: too big to run with --jobs {jobs}: its workers at once would need about "
                               f"{_size(total[-1])} of memory, over the limit of {_size(limit)} ({rule}); with "
                               f"--jobs {fit} it needs about {_size(total[fit - 1])}: give --jobs {fit}"
                               f"{' (or leave --jobs out)' if fit == 1 else ''}.")
-    _refuse_if_over(memory_estimate(cfg, own, workers(cfg, jobs, units)), source,
+    _refuse_if_over(memory_estimate(cfg, own, at(jobs)), source,
                     lambda key: jobs if key == "--jobs" else _lookup(cfg, key), _note)
 
 

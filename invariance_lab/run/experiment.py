@@ -136,7 +136,8 @@ def run_experiment(cfg: Config, *, results_dir: Path, progress: bool = False, fr
         else:
             to_train = units_to_train(run_dir, units, earlier, meta.data["fingerprints"])
             if executor != "slurm":  # the workers --jobs starts here, for the units left (slurm's run elsewhere)
-                check_resources(cfg, f"config {cfg.name}", own=own_sizes, jobs=jobs, units=len(to_train))
+                check_resources(cfg, f"config {cfg.name}", own=own_sizes, jobs=jobs, units=len(to_train),
+                                executor=executor, cpu=device.type == "cpu")
             in_workers = train_units(cfg, run_dir, to_train, data, jobs=jobs, executor=executor, threads=threads,
                                      resources=resources, factory_dirs=factory_dirs, say=say)
         if (jobs, executor) != (1, "processes"):  # environment.torch_threads is this process's, not its workers'

@@ -132,8 +132,10 @@ def test_jobs_are_charged_a_training_and_a_copy_of_the_images_each_up_to_one_per
     growth of 260-380 MiB, charged 362 MiB here. A unit already trained (a rerun, a resumed run) is not charged;
     its one model is swept in the command's own process."""
     cfg = parse_config(JOBS_NET)
-    assert [workers(cfg, j, units) for j, units in ((1, None), (2, None), (8, None), (2, 1), (2, 0))] == [
-        (1, 1), (2, 1), (2, 1), (1, 1), (1, 1)]
+    assert [tuple(workers(cfg, j, units)) for j, units in ((1, None), (2, None), (8, None), (2, 1), (2, 0))] == [
+        (1, 1, 0), (2, 1, 2), (2, 1, 2), (1, 1, 1), (1, 1, 0)]  # (training, sweep shares, copies of the images)
+    assert tuple(workers(cfg, 1, executor="submitit-local")) == (1, 1, 1)  # a worker even with one job
+    assert tuple(workers(cfg, 4, executor="slurm")) == (1, 1, 0)  # on machines of their own
     one, two = (memory_estimate(cfg, jobs=workers(cfg, j)) for j in (1, 2))
     assert "workers' images" not in one
     images = one["training images"][0] + one["test images"][0]
@@ -142,6 +144,13 @@ def test_jobs_are_charged_a_training_and_a_copy_of_the_images_each_up_to_one_per
     assert two["networks"][1] == "models.g.channels and train.batch_size and --jobs"
     monkeypatch.setenv(LIMIT_VARIABLE, "0.5")
     check_resources(cfg, "config jobs", jobs=2, units=1)  # one unit left: one worker
+    two_models = parse_config({**JOBS_NET, "seeds": [0], "sweep": dict(dx=[0, 0], batch_size=256),
+                               "models": {"g": JOBS_NET["models"]["g"], "h": JOBS_NET["models"]["g"]}})
+    assert tuple(workers(two_models, 2)) == (2, 2, 2) and tuple(workers(two_models, 2, cpu=False)) == (2, 1, 2)
+    assert tuple(workers(two_models, 2, executor="submitit-local")) == (2, 1, 2)  # its sweep: this process
+    # training and the sweep each charged with their own workers: two sweep shares of 256-image batches
+    one_left = memory_estimate(two_models, jobs=workers(two_models, 2, units=1))
+    assert one_left["networks"][1].endswith("sweep.batch_size and --jobs")
     (tmp_path / "jobs.yaml").write_text(yaml.safe_dump(JOBS_NET))
     res = CliRunner().invoke(app, ["run", str(tmp_path / "jobs.yaml"), "--results-dir", str(tmp_path / "r"),
                                    "--quiet", "--jobs", "2"])
