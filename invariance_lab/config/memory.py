@@ -201,8 +201,14 @@ def workers(cfg: Config, jobs: int, units: int | None = None, executor: str = "p
     units = n_models * len(cfg.seeds) if units is None else units
     in_workers = (jobs, executor) != (1, "processes") and executor != "slurm"
     at_once = max(1, min(jobs, units)) if in_workers else 1
-    swept = min(jobs, n_models) if jobs > 1 and executor == "processes" and cpu and n_models > 1 else 1
+    swept = sweep_shares(jobs if executor == "processes" else 1, n_models, cpu)
     return Workers(at_once, swept, min(jobs, units) if in_workers else 0)
+
+
+def sweep_shares(jobs: int, n_models: int, cpu: bool) -> int:
+    """The worker processes a run's sweep is dealt to with --jobs N (run/sweep_jobs.py, a share per model): on the
+    CPU with two models or more; 1 = it runs in the command's own process."""
+    return min(jobs, n_models) if jobs > 1 and cpu and n_models > 1 else 1
 
 
 def memory_estimate(cfg: Config, own: dict[str, tuple] | None = None,

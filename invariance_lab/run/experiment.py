@@ -37,7 +37,7 @@ from ..config.factorial import left_out
 from ..core.errors import InvlabError, choose
 from ..nn.factory import check_models, is_custom, require_trust
 from ..data.folder import image_channels
-from ..config.memory import check_resources, check_sweep_fits
+from ..config.memory import check_resources, check_sweep_fits, sweep_shares
 from ..nn.models import count_parameters
 from ..store.layout import (CONFIG_FILE, INVARIANCE_CSV, LAYERS_CSV, LAYERS_SUMMARY_CSV, LIE_CSV, SUMMARY_CSV,
     SWEEP_DIR, SWEEP_FILE, TRAIN_CSV, checkpoint_path, new_folder, refuse_linked_folders,
@@ -214,12 +214,13 @@ def _evaluate_and_write(folder: Path, meta: Meta, models: dict[ModelKey, torch.n
                                                      "mixed" if tapped else "brute")
     meta.save()
     t0 = time.perf_counter()
-    if jobs > 1 and device.type == "cpu" and len({k[0] for k in models}) > 1:
+    shares = sweep_shares(jobs, len({k[0] for k in models}), device.type == "cpu")  # as the memory check counts
+    if shares > 1:
         run_dir = run_dir or folder
         inv, summary = sweep_in_workers((run_dir / CONFIG_FILE).read_text(), run_dir, list(models), sweep, kind,
                                         engine if isinstance(engine, str) else engine_name, jobs, threads,
                                         factory_dirs)
-        meta.data["sweep_workers"] = min(jobs, len({k[0] for k in models}))
+        meta.data["sweep_workers"] = shares
     else:
         inv, summary = evaluate_shifts(models, factors, data, sweep, device, progress, kind, engine=plans)
     meta.data["timings"]["sweep_s"] = round(time.perf_counter() - t0, 2)
