@@ -204,10 +204,11 @@ def heatmap_figures(results: list[Result], metric: str) -> list[tuple[str, Figur
                      fontsize=11)
         name = f"{metric}_heatmap" if len(grids) == 1 else f"{metric}_heatmap_{_safe(r.label)}"
         # two labels that differ only in characters a file name leaves out ("a+b", "a b") get files of their own
-        taken = {n for n, _ in out}
-        name = next(f"{name}{f'-{k}' if k > 1 else ''}.png" for k in range(1, len(out) + 2)
-                    if f"{name}{f'-{k}' if k > 1 else ''}.png" not in taken)
-        out.append((name, fig))
+        taken, stem, k = {n for n, _ in out}, name, 1
+        while f"{name}.png" in taken:
+            k += 1
+            name = f"{stem}-{k}"
+        out.append((f"{name}.png", fig))
     return out
 
 
