@@ -182,6 +182,9 @@ def _network_memory(cfg: Config, own: dict[str, tuple] | None = None,
     return weights + activations, f"{width(uses[batch_key][1])} and {batch_key}{jobs_key}"
 
 
+SWEPT = ("test images", "sweep inputs", "letter drawing", "decoding")  # the parts a sweep worker draws itself
+
+
 class Workers(NamedTuple):
     """What a run does at once on this machine."""
 
@@ -226,7 +229,7 @@ def memory_estimate(cfg: Config, own: dict[str, tuple] | None = None,
         return sum(parts[p][0] for p in names if p in parts)
 
     train_copy = copy("training images", "test images") * jobs.copies
-    sweep_copy = copy("test images", "sweep inputs", "letter drawing", "decoding") * jobs.sweep * (jobs.sweep > 1)
+    sweep_copy = copy(*SWEPT) * jobs.sweep * (jobs.sweep > 1)
     if max(train_copy, sweep_copy):  # training and the sweep come one after the other
         parts["workers' images"] = (max(train_copy, sweep_copy), "--jobs")
     return parts
@@ -277,15 +280,22 @@ def check_resources(cfg: Config, source: str = "<config>", _note: Callable[[str]
         # the estimate stops growing once each unit and each model has a worker: count up to that
         top = next((j for j in range(1, jobs) if at(j) == at(jobs)), jobs)
         total = [sum(b for b, _ in memory_estimate(cfg, own, at(j)).values()) for j in range(1, top + 1)]
-        limit, rule = memory_limit()
-        if total[0] <= limit < total[-1]:
-            fit = max(j for j in range(1, top + 1) if total[j - 1] <= limit)
-            raise ConfigError(f"{source}: too big to run with --jobs {jobs}: its workers at once would need about "
-                              f"{_size(total[-1])} of memory, over the limit of {_size(limit)} ({rule}); with "
-                              f"--jobs {fit} it needs about {_size(total[fit - 1])}: give --jobs {fit}"
-                              f"{' (or leave --jobs out)' if fit == 1 else ''}.")
+        if total[0] <= memory_limit()[0]:  # else the refusal below names the part to lower
+            refuse_jobs(source, "run", jobs, total)
     _refuse_if_over(memory_estimate(cfg, own, at(jobs)), source,
                     lambda key: jobs if key == "--jobs" else _lookup(cfg, key), _note)
+
+
+def refuse_jobs(source: str, verb: str, jobs: int, total: list[int]) -> None:
+    """Raise ConfigError when --jobs `jobs` needs more than memory_limit(), naming the largest --jobs that fits
+    (total[j - 1]: the estimate with --jobs j, up to where it stops growing; --jobs 1 where none fits)."""
+    limit, rule = memory_limit()
+    if total[-1] > limit:
+        fit = max((j for j in range(1, len(total) + 1) if total[j - 1] <= limit), default=1)
+        raise ConfigError(f"{source}: too big to {verb} with --jobs {jobs}: its workers at once would need about "
+                          f"{_size(total[-1])} of memory, over the limit of {_size(limit)} ({rule}); with "
+                          f"--jobs {fit} it needs about {_size(total[fit - 1])}: give --jobs {fit}"
+                          f"{' (or leave --jobs out)' if fit == 1 else ''}.")
 
 
 def check_sweep_fits(data: DataConfig, sweep: SweepConfig, source: str = "sweep options",

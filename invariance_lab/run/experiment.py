@@ -38,10 +38,10 @@ from ..core.errors import InvlabError, choose
 from ..nn.factory import check_models, is_custom, require_trust
 from ..data.folder import image_channels
 from ..config.memory import check_resources, check_sweep_fits, sweep_shares
+from ..config.sweep_memory import check_sweep_jobs
 from ..nn.models import count_parameters
 from ..store.layout import (CONFIG_FILE, INVARIANCE_CSV, LAYERS_CSV, LAYERS_SUMMARY_CSV, LIE_CSV, SUMMARY_CSV,
-    SWEEP_DIR, SWEEP_FILE, TRAIN_CSV, checkpoint_path, new_folder, refuse_linked_folders,
-    unit_key)
+    SWEEP_DIR, SWEEP_FILE, TRAIN_CSV, checkpoint_path, new_folder, refuse_linked_folders, unit_key)
 from ..store.atomic import write_csv, write_file, write_text
 from ..store.claim import run_folder
 from ..store.meta import Meta, run_state
@@ -309,6 +309,7 @@ def sweep_experiment(run_dir: Path, sweep: SweepConfig | None = None, *, models:
         check_sweep(data, sweep, kind)
         check_sweep_fits(data, sweep, f"invlab sweep {run_dir}", kind=kind)
     device = resolve_device(cfg.device)
+    check_sweep_jobs(cfg, sweep, kind, chosen, jobs, device.type == "cpu", f"invlab sweep {run_dir}")
     for m in chosen:
         if is_custom(factors[m]):  # factory_dirs: the folder of the config that names it (invlab sweep CONFIG)
             require_trust(factors[m], trusted=trust_factory, where=f"{run_dir}: model {m!r}", dirs=factory_dirs or ())

@@ -10,6 +10,9 @@ from conftest import ROOT, untrained_quick_run
 from typer.testing import CliRunner
 
 from invariance_lab.cli.main import app
+from invariance_lab.config.load import load_config
+from invariance_lab.config.memory import LIMIT_VARIABLE, memory_estimate
+from invariance_lab.config.sweep_memory import sweep_estimate
 from invariance_lab.core.columns import LIE_COLUMNS
 from invariance_lab.eval.lie import TRANSFORMS
 from invariance_lab.store.layout import LIE_CSV, META_FILE, SWEEP_DIR, SWEEP_FILE
@@ -73,3 +76,32 @@ def test_results_dir_with_a_run_folder_is_refused_not_ignored(tmp_path_factory, 
     # a mistyped run folder is named as not found first: the option is not the mistake there
     res = CliRunner().invoke(app, ["sweep", str(tmp_path / "typo"), "--results-dir", str(tmp_path / "r")])
     assert res.exit_code == 2 and "folder not found" in res.output and "--results-dir" not in res.output
+
+
+def _files(folder):
+    return {p.relative_to(folder): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_jobs_whose_workers_would_not_fit_are_refused_before_the_sweep_folder(tmp_path_factory, monkeypatch):
+    """Each --jobs worker of a sweep draws the test set and its shifted inputs again and loads its models
+    (config/sweep_memory.py): past the memory limit the sweep is refused, naming --jobs and the largest that fits,
+    with the run folder and its earlier sweeps as they were; the same limit leaves a sweep that runs in the
+    command's own process (--jobs 1, one model) alone."""
+    run_dir = untrained_quick_run(tmp_path_factory)
+    cfg = load_config(run_dir / "config.yaml")
+    run = sum(b for b, _ in memory_estimate(cfg).values())  # parse_config's check of the run's config.yaml
+    one, two = (sum(b for b, _ in sweep_estimate(cfg, cfg.sweep, "translation", list(cfg.models), s).values())
+                for s in (1, 2))
+    assert max(run, one) < two
+    monkeypatch.setenv(LIMIT_VARIABLE, str((max(run, one) + two) / 2 / 2**30))
+    args = ["sweep", str(run_dir), "--quiet", "--threads", "1"]
+    assert CliRunner().invoke(app, args).exit_code == 0  # in this process: fits
+    before = _files(run_dir)
+    res = CliRunner().invoke(app, [*args, "--jobs", "2"])
+    assert res.exit_code == 2 and "Traceback" not in res.output, res.output
+    said = " ".join(res.output.split())
+    assert "too big to sweep with --jobs 2: its workers at once would need about" in said, said
+    assert "give --jobs 1 (or leave --jobs out)." in said, said
+    assert _files(run_dir) == before and len(list((run_dir / SWEEP_DIR).iterdir())) == 1
+    res = CliRunner().invoke(app, [*args, "--jobs", "2", "--models", "conv_gap"])  # one model: no worker
+    assert res.exit_code == 0, res.output

@@ -11,6 +11,7 @@ from invariance_lab.config.load import parse_config
 from invariance_lab.config.memory import (LIMIT_VARIABLE, MEMORY_CAP, check_resources, memory_estimate,
                                          memory_limit, workers)
 from invariance_lab.config.models import resolved_models
+from invariance_lab.config.sweep_memory import check_sweep_jobs, sweep_estimate
 from invariance_lab.core.errors import ConfigError
 from invariance_lab.cli.main import app
 from invariance_lab.nn.factory import check_models
@@ -158,3 +159,31 @@ def test_jobs_are_charged_a_training_and_a_copy_of_the_images_each_up_to_one_per
     said = " ".join(res.output.split())
     assert "too big to run with --jobs 2" in said and "with --jobs 1 it needs about 385 MiB: give --jobs 1" in said
     assert not list((tmp_path / "r").glob("jobs/*/checkpoints/*.pt"))  # refused before any unit trains
+
+
+def test_sweep_jobs_are_charged_each_workers_images_and_refused_past_the_largest_that_fits(monkeypatch):
+    """invlab sweep --jobs N deals the models to min(N, models) workers (run/sweep_jobs.py), each drawing the test
+    set and its shifted inputs again and loading its models: a run of 3000 96 px test images swept over 17 canvas
+    shifts by two models peaked at 606-617 MiB of summed PSS with --jobs 1 and 1169-1243 MiB with --jobs 2, a
+    growth of 552-637 MiB, charged 568 MiB. It is told the largest --jobs that fits, and a sweep run in the
+    command's own process (one model, a GPU) starts no worker to refuse."""
+    cfg = parse_config({**JOBS_NET, "seeds": [0], "models": {m: JOBS_NET["models"]["g"] for m in "ghk"}})
+    one, two, three = (sweep_estimate(cfg, cfg.sweep, "translation", list(cfg.models), s) for s in (1, 2, 3))
+    assert "training images" not in one and "workers' images" not in one  # a sweep trains nothing
+    drawn = sum(one[p][0] for p in ("test images", "sweep inputs", "letter drawing"))
+    assert two["workers' images"] == (2 * drawn, "--jobs") and three["workers' images"] == (3 * drawn, "--jobs")
+    assert 1.9 * one["networks"][0] < two["networks"][0] < 2 * one["networks"][0]  # a sweep batch in each worker
+    total = [sum(b for b, _ in e.values()) for e in (one, two, three)]
+    monkeypatch.setenv(LIMIT_VARIABLE, str((total[1] + total[2]) / 2 / 2**30))  # two workers fit, three do not
+    for jobs in (3, 8):  # eight jobs still start three workers: one a model
+        with pytest.raises(ConfigError) as e:
+            check_sweep_jobs(cfg, cfg.sweep, "translation", list(cfg.models), jobs, True, "invlab sweep r")
+        said = str(e.value)
+        assert said.startswith(f"invlab sweep r: too big to sweep with --jobs {jobs}: its workers") and (
+            "give --jobs 2." in said), said
+    check_sweep_jobs(cfg, cfg.sweep, "translation", list(cfg.models), 2, True, "r")
+    monkeypatch.setenv(LIMIT_VARIABLE, str(total[0] / 2 / 2**30))  # not even one process fits: --jobs 1 it is
+    with pytest.raises(ConfigError, match="give --jobs 1 \\(or leave --jobs out\\)"):
+        check_sweep_jobs(cfg, cfg.sweep, "translation", list(cfg.models), 2, True, "r")
+    for models, cpu in ((["g"], True), (list(cfg.models), False)):  # swept in the command's own process
+        check_sweep_jobs(cfg, cfg.sweep, "translation", models, 8, cpu, "r")
