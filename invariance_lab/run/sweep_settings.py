@@ -15,7 +15,9 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from ..config.load import load_config
-from ..core.errors import ConfigError
+from ..config.sweep_memory import check_sweep_jobs
+from ..core.errors import ConfigError, InvlabError, choose
+from ..core.runtime import resolve_device
 from ..data.shifts import FFT_ON_ROLLS, every_roll, whole_pixels
 from ..eval.sweep import DEFAULT_LAYER_IMAGES, check_sweep_options
 from ..schema.config import SweepConfig
@@ -121,6 +123,16 @@ def sweep_target(target: Path, *, overrides: list[str] | None = None, dx: Range 
         # been made with another sweep (runs are matched on their training), which must not replace this one
         settings = settings_for(cfg, dx=dx, dy=dy, mode=mode, grid=grid, kind=kind, all_shifts=all_shifts,
                                 subpixel=subpixel, transform=transform, angles=angles, scales=scales)
+        # the models named and --jobs' workers, checked before a run is trained for the sweep (sweep_experiment
+        # checks them again on the run it finds or makes)
+        chosen = models or list(cfg.models)
+        for m in chosen:
+            try:
+                choose("model", m, cfg.models)
+            except InvlabError as e:
+                raise ConfigError(f"{target}: {e}") from None
+        check_sweep_jobs(cfg, settings, kind, chosen, jobs, resolve_device(cfg.device).type == "cpu",
+                         f"invlab sweep {target}")
         run_dir = run_for_config(cfg, results_dir=writable(results_dir or Path("results"), "--results-dir",
                                                            create=False),
                                  progress=progress,

@@ -105,3 +105,23 @@ def test_jobs_whose_workers_would_not_fit_are_refused_before_the_sweep_folder(tm
     assert _files(run_dir) == before and len(list((run_dir / SWEEP_DIR).iterdir())) == 1
     res = CliRunner().invoke(app, [*args, "--jobs", "2", "--models", "conv_gap"])  # one model: no worker
     assert res.exit_code == 0, res.output
+
+
+def test_a_config_sweeps_models_and_jobs_are_checked_before_its_run_is_trained(tmp_path, monkeypatch):
+    """invlab sweep CONFIG trains the config's run when it has none: a mistyped --models name, or --jobs whose
+    sweep workers would not fit, is refused first, with no run folder made (not after a training)."""
+    config = ROOT / "configs" / "quick.yaml"
+    results = tmp_path / "results"
+    args = ["sweep", str(config), "--results-dir", str(results), "--quiet", "--threads", "1",
+            "--set", "train.epochs=0", "--set", "data.test_images=12"]
+    res = CliRunner().invoke(app, [*args, "--models", "conv_gapp"])
+    assert res.exit_code == 2 and "unknown model 'conv_gapp'; did you mean 'conv_gap'?" in res.output, res.output
+    assert not results.exists()
+    cfg = load_config(config, ["train.epochs=0", "data.test_images=12"])
+    one, two = (sum(b for b, _ in sweep_estimate(cfg, cfg.sweep, "translation", list(cfg.models), s).values())
+                for s in (1, 2))
+    run = sum(b for b, _ in memory_estimate(cfg).values())
+    monkeypatch.setenv(LIMIT_VARIABLE, str((max(run, one) + two) / 2 / 2**30))
+    res = CliRunner().invoke(app, [*args, "--jobs", "2"])
+    assert res.exit_code == 2 and "too big to sweep with --jobs 2" in " ".join(res.output.split()), res.output
+    assert not results.exists()
