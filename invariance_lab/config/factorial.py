@@ -9,12 +9,14 @@ gives 20 models named `none-flatten-zeros`, `max-global_avg-circular`, ... (each
 factors are written; channels as `c16x32x32`, kernel as `k5`, blur_size as `blur3`, blur_padding as `blur_reflect`),
 merged after the hand-written `models:`. An optional `arch: PRESET` is the base every combination starts from (a
 list of presets is a factor like the others). A combination that cannot be built on the canvas (an odd map for APS,
-no map left, ...) is left out, and `left_out` says which and why: meta.json records it and `invlab run` prints it. A
-hand-written model that cannot be built is refused, as ever (config/load.py's validate).
+no map left, ...) is left out, and so is one that builds the same network as a combination before it (a factor
+the network does not use: blur_padding beside max, say; config/duplicates.py), trained once under the first name;
+`left_out` says which and why: meta.json records it and `invlab run` prints it. A hand-written model that cannot
+be built is refused, as ever (config/load.py's validate), and one that builds a factorial's network is kept.
 
     expansion = expand(cfg.factorial, canvas=32)
     expansion.models     # name -> ModelSpec, in product order
-    expansion.left_out   # name -> why it cannot be built
+    expansion.left_out   # name -> why: it cannot be built, or "the same network as <name kept>: ..."
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from ..core.errors import InvlabError, choose, quote
 from ..nn.models import check_model, resolve_spec
 from ..schema.fields import _Problem
 from ..schema.model import ModelSpec
+from .duplicates import SAME, network_key, same_as
 
 FACTORS = ("arch", "downsample", "head", "padding", "channels", "kernel", "blur_size", "blur_padding")
 MAX_COMBINATIONS = 1000  # models one factorial may make: each is trained once per seed
@@ -38,7 +41,7 @@ _PREFIX = {"channels": "c", "kernel": "k", "blur_size": "blur", "blur_padding": 
 @dataclass
 class Expansion:
     models: dict[str, ModelSpec] = field(default_factory=dict)  # name -> spec, in product order
-    left_out: dict[str, str] = field(default_factory=dict)  # name -> why it cannot be built
+    left_out: dict[str, str] = field(default_factory=dict)  # name -> why: cannot be built, or a duplicate
 
 
 def value_name(factor: str, value: Any) -> str:
@@ -107,21 +110,29 @@ def _check_value(factor: str, value: Any) -> None:
 
 
 def expand(factorial: dict[str, Any] | None, canvas: int) -> Expansion:
-    """Every combination of a checked factorial (check_factorial) as a ModelSpec named by its factors; those that
-    cannot be built on a `canvas` px image are left out, with the reason (models.check_model's message)."""
+    """Every combination of a checked factorial (check_factorial) as a ModelSpec named by its factors. Left out,
+    with the reason: those that cannot be built on a `canvas` px image (models.check_model's message), and those
+    that build the same network as a combination before them in product order (duplicates.same_as), which would
+    train it again under another name."""
     result = Expansion()
     if not factorial:
         return result
     base = {k: v for k, v in factorial.items() if not isinstance(v, list)}  # a single arch: the base
     varied = {k: v for k, v in factorial.items() if isinstance(v, list)}
+    kept: dict[tuple, tuple[str, dict]] = {}  # network_key -> the combination kept for that network
     for combo in itertools.product(*varied.values()):
         values = dict(zip(varied, combo))
         name = "-".join(value_name(k, v) for k, v in values.items())
         spec = ModelSpec.model_validate({**base, **values})
         try:
-            check_model(resolve_spec(spec.model_dump(exclude_none=True)), canvas)
+            factors = resolve_spec(spec.model_dump(exclude_none=True))
+            side = check_model(factors, canvas)
         except ValueError as e:
             result.left_out[name] = str(e)
+            continue
+        first = kept.setdefault(network_key(factors, side), (name, values))
+        if first[1] is not values:
+            result.left_out[name] = same_as(*first, values, factors, side)
             continue
         result.models[name] = spec
     return result
@@ -155,13 +166,21 @@ def expand_into(factorial: dict[str, Any], models: dict[str, ModelSpec], canvas:
 
 
 def left_out(cfg) -> dict[str, str]:
-    """The combinations of cfg's factorial that cannot be built (name -> why); {} without a factorial."""
-    return expand(cfg.factorial, cfg.data.canvas).left_out
+    """The combinations of cfg's factorial left out (name -> why: it cannot be built, or it builds the same network
+    as one kept); {} without a factorial. A name written under models: is a model of the run, not left out."""
+    return {name: why for name, why in expand(cfg.factorial, cfg.data.canvas).left_out.items()
+            if name not in cfg.models}
 
 
 def left_out_note(skipped: dict[str, str], limit: int = 8) -> str:
-    """One paragraph naming the left-out combinations: what `invlab run` prints."""
+    """One paragraph naming the left-out combinations and why: what `invlab run` prints."""
     names = list(skipped)
-    shown = "; ".join(f"{n} ({skipped[n]})" for n in names[:limit])
-    more = f"; and {len(names) - limit} more (meta.json lists them)" if len(names) > limit else ""
-    return f"factorial: {len(names)} combination{'s' * (len(names) != 1)} cannot be built and {'were' if len(names) != 1 else 'was'} left out: {shown}{more}"
+    n, same = len(names), sum(why.startswith(SAME) for why in skipped.values())
+    what = "cannot be built"
+    if same:
+        what = f"{'builds' if n == 1 else 'build'} the same network as another" if same == n else \
+            f"{what} or build the same network as another"
+    shown = "; ".join(f"{name} ({skipped[name]})" for name in names[:limit])
+    more = f"; and {n - limit} more (meta.json lists them)" if n > limit else ""
+    were = "were" if n != 1 else "was"
+    return f"factorial: {n} combination{'s' * (n != 1)} {what} and {were} left out: {shown}{more}"

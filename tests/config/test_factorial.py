@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from invariance_lab.cli.main import app
 from invariance_lab.core.errors import ConfigError
 from invariance_lab.config.load import load_config, parse_config, to_yaml
-from invariance_lab.config.factorial import expand, left_out, value_name
+from invariance_lab.config.factorial import expand, left_out, left_out_note, value_name
 from invariance_lab.store.find import config_digest
 from invariance_lab.config.models import resolved_models
 
@@ -36,9 +36,9 @@ def test_the_product_is_expanded_in_order_and_named_by_its_factors():
 
 def test_numbers_read_in_names_and_a_single_arch_is_the_base():
     assert value_name("channels", [4, 8]) == "c4x8" and value_name("kernel", 5) == "k5"
-    cfg = parse_config(quick(factorial={"arch": "conv_maxpool", "kernel": [3, 5], "blur_size": [2, 3]}))
+    cfg = parse_config(quick(factorial={"arch": "blurpool", "kernel": [3, 5], "blur_size": [2, 3]}))
     assert list(cfg.models) == ["k3-blur2", "k3-blur3", "k5-blur2", "k5-blur3"]
-    assert all(f["downsample"] == "max" and f["arch"] == "conv_maxpool" for f in resolved_models(cfg).values())
+    assert all(f["downsample"] == "blur_max" and f["arch"] == "blurpool" for f in resolved_models(cfg).values())
 
 
 def test_combinations_that_cannot_be_built_are_left_out_and_hand_written_models_come_first():
@@ -93,6 +93,71 @@ def test_configs_without_factorial_keep_their_digest_and_the_resolved_config_rea
     assert config_digest(to_yaml(again)) == config_digest(to_yaml(parse_config(yaml.safe_load(to_yaml(again)))))
 
 
+SAME = "the same network as"
+
+
+@pytest.mark.parametrize("factorial, kept, skipped", [
+    ({"downsample": ["max", "blur_max"], "blur_padding": ["zeros", "reflect"]},
+     ["max-blur_zeros", "blur_max-blur_zeros", "blur_max-blur_reflect"],
+     {"max-blur_reflect": f"{SAME} max-blur_zeros: max does not blur, so blur_padding changes nothing"}),
+    ({"downsample": ["stride", "aps_stride"], "blur_size": [1, 3], "blur_padding": ["zeros", "reflect"]},
+     ["stride-blur1-blur_zeros", "aps_stride-blur1-blur_zeros", "aps_stride-blur3-blur_zeros",
+      "aps_stride-blur3-blur_reflect"],
+     {"stride-blur1-blur_reflect": f"{SAME} stride-blur1-blur_zeros: stride does not blur, so blur_padding changes "
+                                   "nothing",
+      "stride-blur3-blur_zeros": f"{SAME} stride-blur1-blur_zeros: stride does not blur, so blur_size changes nothing",
+      "stride-blur3-blur_reflect": f"{SAME} stride-blur1-blur_zeros: stride does not blur, so blur_size and "
+                                   "blur_padding change nothing",
+      "aps_stride-blur1-blur_reflect": f"{SAME} aps_stride-blur1-blur_zeros: a blur of size 1 pads nothing, so "
+                                       "blur_padding changes nothing"}),
+    ({"kernel": [1, 3], "padding": ["zeros", "circular"]}, ["k1-zeros", "k3-zeros", "k3-circular"],
+     {"k1-circular": f"{SAME} k1-zeros: a 1x1 conv pads nothing, so padding changes nothing"}),
+    ({"downsample": ["blur_stride", "blur_avg"]}, ["blur_stride"],
+     {"blur_avg": f"{SAME} blur_stride: blur_avg builds the same blocks as blur_stride, so downsample changes "
+                  "nothing"}),
+    ({"arch": ["conv_only", "conv_gap"], "head": ["global_avg"]}, ["conv_only-global_avg"],
+     {"conv_gap-global_avg": f"{SAME} conv_only-global_avg: what conv_gap sets otherwise than conv_only is set by "
+                             "the factorial or unused, so arch changes nothing"}),
+    # 24 px halved three times is 3x3, a fourth time 1x1: flatten, global_avg and global_max then agree
+    ({"downsample": ["max"], "channels": [[4, 4, 4], [4, 4, 4, 4]], "head": ["flatten", "global_max"]},
+     ["max-c4x4x4-flatten", "max-c4x4x4-global_max", "max-c4x4x4x4-flatten"],
+     {"max-c4x4x4x4-global_max": f"{SAME} max-c4x4x4x4-flatten: the last feature map is 1x1, where global_max "
+                                 "returns what flatten does, so head changes nothing"}),
+])
+def test_a_combination_building_the_network_of_an_earlier_one_is_left_out_naming_it(factorial, kept, skipped):
+    cfg = parse_config(quick(factorial=factorial))
+    assert list(cfg.models) == kept
+    assert left_out(cfg) == skipped
+
+
+def test_hand_written_models_are_kept_even_as_a_factorials_network():
+    # 'mine' builds max-blur_zeros's network and 'max-blur_reflect' is a name the factorial leaves out: both stay,
+    # and the name under models: is not reported as left out
+    raw = quick(models={"mine": {"downsample": "max", "blur_padding": "reflect"},
+                        "max-blur_reflect": {"downsample": "max", "blur_padding": "reflect"}},
+                factorial={"downsample": ["max"], "blur_padding": ["zeros", "reflect", "circular"]})
+    cfg = parse_config(raw)
+    assert list(cfg.models) == ["mine", "max-blur_reflect", "max-blur_zeros"]
+    assert left_out(cfg) == {"max-blur_circular": f"{SAME} max-blur_zeros: max does not blur, so blur_padding "
+                                                  "changes nothing"}
+    again = parse_config(yaml.safe_load(to_yaml(cfg)))  # a run folder's config.yaml reads back the same models
+    assert list(again.models) == list(cfg.models) and left_out(again) == left_out(cfg)
+
+
+@pytest.mark.parametrize("skipped, words", [
+    ({"a": "block 1 ..."}, "factorial: 1 combination cannot be built and was left out: a (block 1 ...)"),
+    ({"a": f"{SAME} b: x"},
+     f"factorial: 1 combination builds the same network as another and was left out: a ({SAME} b: x)"),
+    ({"a": f"{SAME} b: x", "c": f"{SAME} b: y"},
+     "factorial: 2 combinations build the same network as another and were left out: a ("),
+    ({"a": "block 1 ...", "c": f"{SAME} b: y"},
+     ("factorial: 2 combinations cannot be built or build the same network as another and were left out: "
+      "a (block 1 ...); c (")),
+])
+def test_the_note_says_why_combinations_were_left_out(skipped, words):
+    assert left_out_note(skipped).startswith(words)
+
+
 def test_expand_is_empty_without_a_factorial():
     assert not expand(None, 32).models and not expand(None, 32).left_out
 
@@ -101,13 +166,21 @@ def test_invlab_run_records_and_prints_what_was_left_out(tmp_path, one_thread):
     config = tmp_path / "fact.yaml"
     config.write_text(yaml.safe_dump(quick(
         seeds=[0], data=dict(QUICK["data"], canvas=22, train_images=20, test_images=8), train={"epochs": 0},
-        factorial={"downsample": ["none", "aps_max"], "head": ["global_avg"], "channels": [[4, 8]]}), sort_keys=False))
+        factorial={"downsample": ["none", "aps_max"], "head": ["global_avg"], "channels": [[4, 8]],
+                   "blur_padding": ["zeros", "reflect"]}), sort_keys=False))
     res = CliRunner().invoke(app, ["run", str(config), "--results-dir", str(tmp_path / "r"), "--quiet",
                                    "--threads", "1"])
     assert res.exit_code == 0, res.output
     shown = " ".join(res.output.split())
-    assert "factorial: 1 combination cannot be built and was left out: aps_max-global_avg-c4x8" in shown, shown[-600:]
+    assert ("factorial: 3 combinations cannot be built or build the same network as another and were left out: "
+            "none-global_avg-c4x8-blur_reflect (the same network as none-global_avg-c4x8-blur_zeros: none does not "
+            "blur, so blur_padding changes nothing); aps_max-global_avg-c4x8-blur_zeros (block 2 of 2") in shown, \
+        shown[-900:]
     (run_dir,) = (tmp_path / "r" / "quick").iterdir()
     meta = json.loads((run_dir / "meta.json").read_text())
-    assert list(meta["factorial_left_out"]) == ["aps_max-global_avg-c4x8"]
-    assert list(meta["models"]) == ["none-global_avg-c4x8"]
+    assert list(meta["factorial_left_out"]) == ["none-global_avg-c4x8-blur_reflect",
+                                                "aps_max-global_avg-c4x8-blur_zeros",
+                                                "aps_max-global_avg-c4x8-blur_reflect"]
+    assert meta["factorial_left_out"]["none-global_avg-c4x8-blur_reflect"].startswith(
+        "the same network as none-global_avg-c4x8-blur_zeros")
+    assert list(meta["models"]) == ["none-global_avg-c4x8-blur_zeros"]

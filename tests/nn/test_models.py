@@ -300,7 +300,8 @@ def test_blur_padding_pads_the_blur_alone_and_leaves_every_other_spec_as_it_was(
 
 def test_a_blur_padding_that_changes_nothing_is_left_out_of_the_spec():
     """No blur (max, stride, blur_size 1) or the network's own padding: the same network, so one spec and one
-    fingerprint (a checkpoint made without the key is reused; a factorial still names each value, as blur_size)."""
+    fingerprint (a checkpoint made without the key is reused; a factorial trains the first combination naming such
+    a value and leaves the others out, as for blur_size: invariance_lab/config/duplicates.py)."""
     same = [(dict(downsample=d), b) for d in ("max", "stride", "none") for b in ("zeros", "circular", "reflect")]
     same += [(dict(downsample="blur_max", blur_size=1), "reflect"), (dict(downsample="blur_max"), "zeros"),
              (dict(downsample="aps_max", padding="circular"), "circular")]
