@@ -1,7 +1,8 @@
 """The report as one self-contained HTML page: the question, the protocol, the model table, the plots, the layer
 profile (sweeps made with --layers), and pictures of what the networks saw (gallery.py). CSS is inline and every
 image is a data: URI, so the file opens anywhere, offline, and can be mailed as it is; no script runs in it.
-It reads on a phone (one column, tables that scroll sideways with the model name kept in view) and prints.
+It reads on a phone (one column, tables that scroll sideways with the model name kept in view), shows a run's
+model table whole in a desktop window (1280 px), and prints.
 
 The numbers are tables.py's and the cell texts display.py's, so the page says what `invlab report` prints. This
 module holds the page itself (its words, CSS, plots and study figures); html_tables.py writes the tables,
@@ -115,14 +116,21 @@ dl { margin: 0.4rem 0; } dt { font-weight: 600; } dd { margin: 0 0 0.4rem 1rem; 
 .scroll { overflow-x: auto; -webkit-overflow-scrolling: touch; margin: 0.6rem 0; border: 1px solid var(--line);
           border-radius: 6px; }
 table { border-collapse: collapse; font-size: 0.85rem; font-variant-numeric: tabular-nums; }
-th, td { padding: 0.3rem 0.45rem; border-bottom: 1px solid var(--line); white-space: nowrap; }
+th, td { padding: 0.3rem; border-bottom: 1px solid var(--line); white-space: nowrap; }
 th { background: var(--band); text-align: left; font-weight: 600; vertical-align: bottom; }
 th.group { text-align: center; border-left: 1px solid var(--line); white-space: normal; }  /* wraps, never widens */
 td.num, th.num { text-align: right; }
 td.num, td.wrap, th.wrap { white-space: normal; } td.num span, td.wrap span { white-space: nowrap; }
-th.wrap { min-width: 3.5rem; } td[data-col="run"] { min-width: 9rem; }
-/* a wide table may reach past the text column to the window's right margin (body: max-width 76rem, centred) */
-.bleed { width: max-content; max-width: min(100vw - 2.5rem, (100vw + 76rem) / 2 - 2.5rem); }
+td.num span + span { font-size: 0.92em; }  /* an interval, 12.5 px: a model table fits a 1280 px window */
+th.wrap { min-width: 3.5rem; }
+/* a wide table may reach into the window's margins (--m: body is 76rem at most, centred). It fills the room right
+   of the text's left edge first; if it does not fit there even wrapped, it pushes the spacer aside; wider still,
+   its .scroll box scrolls, never the page. cqw: .bleed's own width (100vw counts a scrollbar); 2px: the borders */
+.bleed { --m: max(0px, (100vw - 76rem) / 2); display: flex; container-type: inline-size;
+         margin: 0.6rem calc(-1 * var(--m)); }
+.bleed::before { content: ""; flex: 0 1 var(--m); }
+.bleed > .scroll { flex: 0 0 auto; max-width: 100%; margin: 0; }
+.bleed table { max-width: calc(100cqw - var(--m) - 2px); }
 tbody th { vertical-align: middle; }
 tr.chance td { background: #fff7e0; }
 .sticky { position: sticky; left: 0; background: #fff; z-index: 1; border-right: 1px solid var(--line);
@@ -151,7 +159,8 @@ td.wrong { color: #a00; font-weight: 600; }
 @media print {
   body { max-width: none; padding: 0; font-size: 10pt; }
   * { -webkit-print-color-adjust: exact; print-color-adjust: exact; }
-  .scroll { overflow: visible; border: none; }
+  .scroll { overflow: visible; border: none; } .bleed { display: block; margin: 0.6rem 0; }
+  .bleed table { max-width: none; }
   table { font-size: 7.5pt; } th, td { white-space: normal; padding: 0.15rem 0.3rem; }
   .sticky { position: static; }
   .plotbox { overflow: visible; } figure img { min-width: 0 !important; }

@@ -46,12 +46,12 @@ def table_html(view: View, chance_rows: list[bool] | None = None) -> str:
     sticky = heads.index("model") if "model" in heads else None
 
     def head(k: int, h: str, extra: str = "") -> str:
-        cls = " ".join(c for c in ("num" if numeric[k] else "", "sticky" if k == sticky else "",
-                                   "wrap" if h in group or h == FACTORS else "") if c)
+        # every head but the model's wraps at its spaces ("at chance"): a column is as wide as its numbers
+        cls = " ".join(c for c in ("num" if numeric[k] else "", "sticky" if k == sticky else "wrap") if c)
         text = " / ".join(FACTOR_COLUMNS) if h == FACTORS else SHORT_HEADERS.get(h, h)  # spaces let it wrap
         return f'<th class="{cls}" data-col="{e(h)}"{extra}>{e(text)}</th>'
 
-    out = ['<div class="scroll bleed"><table>', "<thead>"]
+    out = ['<div class="bleed"><div class="scroll"><table>', "<thead>"]
     if grouped:
         cells, k = [], 0
         while k < len(heads):
@@ -82,7 +82,7 @@ def table_html(view: View, chance_rows: list[bool] | None = None) -> str:
                 body = body.replace("_", "_<wbr>")
             cells.append(f'<td class="{klass}" data-col="{e(h)}">{body}</td>')
         out.append(f"<tr{cls}>" + "".join(cells) + "</tr>")
-    out.append("</tbody></table></div>")
+    out.append("</tbody></table></div></div>")
     return "\n".join(out)
 
 

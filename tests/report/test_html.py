@@ -6,10 +6,12 @@ page is also opened in it at a phone's and a desktop's width (bench/html_screens
 import base64
 import importlib.util
 import io
+import json
 import os
 import re
 from html.parser import HTMLParser
 
+import pandas as pd
 import pytest
 import torch
 from conftest import ROOT, write_fake_result
@@ -308,13 +310,19 @@ def _screenshot_module():
     return module
 
 
-def test_page_renders_in_chromium(page, tmp_path):
+def _browser():
+    """bench/html_screenshot.py and Chromium's path; the test is skipped without a browser, except under CI=true."""
     shots = _screenshot_module()
     if shots.find_browser() is None:
         # CI (.ci/run) installs Chromium: there a missing browser is a failure, not a check quietly left out
         if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
             pytest.fail("CI=true but no Chromium here (.ci/run installs it: apt-get install chromium)")
         pytest.skip("no Chromium here (apt-get install chromium): the browser check is skipped")
+    return shots, shots.find_browser()
+
+
+def test_page_renders_in_chromium(page, tmp_path):
+    shots, _ = _browser()
     # the phone width only (each width is two browser launches): a page that fits 390 px fits wider windows, and
     # `python bench/html_screenshot.py PAGE` checks 390 and 1280 px by hand
     problems, files = shots.check_page(page[1], tmp_path / "shots", widths=(390,))
@@ -374,3 +382,43 @@ def test_a_model_name_may_break_after_its_underscores_in_the_table(page):
     text = page[0]
     assert 'data-col="model">conv_<wbr>gap' in text
     assert "overflow-wrap: break-word; min-width: 6em; max-width: 14em" in text
+
+
+# the factorial config's model names (downsample-head-padding): the longest names a typical model table shows
+FACTORIAL_NAMES = [f"{d}-{h}-{p}" for d in ("none", "max", "stride", "blur_max", "aps_max")
+                   for h in ("flatten", "global_avg") for p in ("zeros", "circular")]
+# reads, once the page has loaded, how wide the page, the model table and the box it scrolls in are
+WIDTH_PROBE = """<script>
+window.addEventListener("load", function () {
+  var doc = document.getElementById("page").contentDocument, table = doc.querySelector("table");
+  var box = table.parentElement, pre = document.createElement("pre");
+  pre.id = "widths";
+  pre.textContent = JSON.stringify({window: doc.defaultView.innerWidth, page: doc.documentElement.scrollWidth,
+                                    box: box.clientWidth, table: box.scrollWidth});
+  document.body.appendChild(pre);
+});
+</script>"""
+
+
+def test_a_factorial_model_table_fits_a_desktop_window(tmp_path, fake_result):
+    """At 1280 px the model table of twenty long-named models, with every column a run writes (the three
+    per-image measures added to the fake folder) and cut intervals, is shown whole: neither the page nor the
+    table's own box scrolls sideways."""
+    folder = fake_result(tmp_path / "factorial" / "r1", models=FACTORIAL_NAMES, dy=(0, 0, 1),
+                         chance=[(m, 2) for m in FACTORIAL_NAMES[::3]])  # seeds at chance: intervals cut at 0, 1
+    summary = pd.read_csv(folder / "summary.csv")
+    summary["mean_flip_rate_correct"] = summary["mean_flip_rate"]
+    summary["robust_accuracy"] = summary["worst_accuracy"]
+    summary["consistent_fraction"] = 1 - summary["worst_flip_rate"]
+    summary.to_csv(folder / "summary.csv", index=False)
+    page = tmp_path / "report.html"
+    page.write_text(html_report([folder], n_images=1), encoding="utf-8")
+    text = page.read_text(encoding="utf-8")
+    assert 'data-col="consistent_fraction"' in text and ", 1]*" in text  # every column; some intervals cut
+    shots, browser = _browser()
+    shown = shots.wrapper(page, tmp_path, 1280, 900, WIDTH_PROBE)
+    dom = shots._chromium(browser, tmp_path / "profile", 1280, 900, "--dump-dom", shown.as_uri())
+    widths = json.loads(re.search(r'<pre id="widths">(.*?)</pre>', dom, re.DOTALL)[1])
+    assert widths["window"] == 1280
+    assert widths["page"] <= widths["window"], widths
+    assert widths["table"] <= widths["box"], widths  # every column in view, none behind a sideways scroll
