@@ -72,9 +72,10 @@ def centre_ticks(values: np.ndarray, max_ticks: int = MAX_TICKS) -> np.ndarray:
 
 
 def legend_below(fig: Figure, ax, size: tuple[float, float]) -> None:
-    """The axes' legend below them, the figure `size` (inches) made taller by its rows: beside the axes, a legend
-    of many entries with a long name ran off the image or squeezed the plot to a strip. Two columns, one when a
-    name is longer than 45 characters."""
+    """The axes' legend below them, the figure `size` (inches) made taller by its rows, so it covers no data:
+    inside the axes, matplotlib's "best" place still covered a curve or band where no corner was free; beside
+    them, a legend of many entries with a long name ran off the image or squeezed the plot to a strip. Two
+    columns, one when a name is longer than 45 characters."""
     names = ax.get_legend_handles_labels()[1]
     ncol = 2 if max(map(len, names)) <= 45 else 1
     fig.set_size_inches(size[0], size[1] + LEGEND_ROW_INCHES * math.ceil(len(names) / ncol))

@@ -32,7 +32,6 @@ from .html_gallery import gallery_html
 from .html_tables import at_chance_rows, notes_html, table_html
 from .papers import PAPER_KEY, paper_views, per_test_set_views
 from .plots import figures, png_bytes
-from .study import DPI as STUDY_DPI
 from .study import compare_folders, study_figure, varied
 from .tables import Report, build_report
 
@@ -62,7 +61,6 @@ CANVAS_LAYERS = (
     "shows the exact equivariance (docs/metrics.md). A blockN.down tap of a network that does not downsample "
     "repeats its block's map.")
 MIN_LABEL_PX = 11  # the smallest text of a plot on screen, px: a plot is never shown smaller than this allows
-STUDY_SMALLEST_PT = 7  # the smallest text of study.plot_study's figure (its legend), pt, drawn at study.DPI
 # the words for a move, a moved image, the reference and an image not moved, per transform (None: folders of
 # several transforms compared)
 MOVES = {"translate": ("shift", "shifted", "(0, 0)", "unshifted"),
@@ -223,9 +221,10 @@ def study_html(rep: Report, folder: Path, metric: str) -> str:
     against each varied key, the figure that `invlab report STUDY --plot` writes."""
     parts = ["<h2>Across the study</h2>"]
     for key in varied(rep, folder):
-        data = png_bytes(study_figure(rep, folder, key, f"mean_{metric}")[1])
+        fig = study_figure(rep, folder, key, f"mean_{metric}")[1]
+        data = png_bytes(fig)  # first: drawing settles the layout
         words = f"mean {metric} against {key}, the study's varied key: one line per model, ± 95% CI over seeds."
-        parts.append(plot_html(data, words, STUDY_SMALLEST_PT * STUDY_DPI / 72))
+        parts.append(plot_html(data, words, smallest_text_px(fig)))
     return "\n".join(parts)
 
 

@@ -138,10 +138,7 @@ def metric_vs_shift_figure(results: list[Result], metric: str, axis: str) -> Fig
     ax.set_title(f"{_title_name(metric)} vs {axis}{other}, {_modes(results)}\n{band}", fontsize=11)
     ax.set_ylim(-0.02, 1.02)
     ax.grid(True, alpha=0.35)
-    if len(means) > 8:
-        legend_below(fig, ax, (8, 4.8))
-    else:
-        ax.legend(fontsize=9)
+    legend_below(fig, ax, (8, 4.8))  # inside the axes, even at its "best" place, it could cover a curve or band
     tight_layout(fig)
     return fig
 

@@ -128,10 +128,7 @@ def study_figure(rep: Report, folder: Path, key: str, metric: str) -> tuple[str,
     ax.set_ylabel(f"{metric}\n(mean over seeds)")
     ax.set_title(f"{study['name']}: {metric} against {key}\nbars: 95% CI over seeds"
                  f"{', cut to the range of the values' if bounded else ''}", fontsize=10)
-    if len(ax.get_legend_handles_labels()[1]) > 8:
-        legend_below(fig, ax, (7, 4.5))
-    else:
-        ax.legend(fontsize=7, loc="best")
+    legend_below(fig, ax, (7, 4.5))  # inside the axes, even at its "best" place, it could cover a point or bar
     fig.tight_layout()
     return f"study_{metric}_vs_{key.replace('.', '_')}.png", fig
 

@@ -279,8 +279,8 @@ def test_the_accuracy_consistency_plot_of_many_models_keeps_its_axes(tmp_path, f
 
 def test_a_line_plot_left_without_a_layout_engine_is_the_same_png(grid_run, tmp_path, monkeypatch):
     """figure.tight_layout drops the placeholder engine fig.tight_layout() leaves, so that savefig draws once: the
-    PNG is the same bytes as with the placeholder, for a legend inside the axes (markers, bands) and for one below
-    them (9 models, one seed: no band; 33 shifts: no markers)."""
+    PNG is the same bytes as with the placeholder, for three models (markers, bands) and for nine (one seed: no
+    band; 33 shifts: no markers)."""
     many = (*(f"m{i}" for i in range(8)), "a_long_model_name_" * 3)
     one_seed = write_fake_result(tmp_path / "many", models=many, seeds=(0,), dx=(-4, 4, 0.25), dy=(0, 0, 1))
     cases = [([grid_run], "flip_rate", "dy"), ([load_result(one_seed)], "prob_change", "dx")]
@@ -304,3 +304,24 @@ def test_two_runs_whose_labels_differ_only_in_characters_a_file_name_drops_get_a
     figures = plots.heatmap_figures([replace(r, label="a+b/demo/x"), replace(r, label="a b/demo/x")], "flip_rate")
     assert [name for name, _ in figures] == ["flip_rate_heatmap_a_b_demo_x.png", "flip_rate_heatmap_a_b_demo_x-2.png"]
     assert [fig._suptitle.get_text().splitlines()[-1] for _, fig in figures] == ["a+b/demo/x", "a b/demo/x"]
+
+
+def _assert_legend_outside_the_data(fig, n_entries: int) -> None:
+    """The axes' legend is drawn whole inside the image, over neither the data area nor the x label."""
+    fig.draw_without_rendering()  # the layout, as saving makes it
+    ax = fig.axes[0]
+    legend = ax.get_legend()
+    box, data, page = legend.get_window_extent(), ax.get_window_extent(), fig.bbox
+    assert len(legend.get_texts()) == n_entries
+    assert not box.overlaps(data), (box, data)
+    assert not box.overlaps(ax.xaxis.label.get_window_extent())
+    assert page.x0 <= box.x0 and box.x1 <= page.x1 and page.y0 <= box.y0 and box.y1 <= page.y1, (box, page)
+
+
+@pytest.mark.parametrize("n_models", [1, 2, 8])
+def test_a_line_plot_legend_covers_no_curve_or_band(tmp_path, fake_result, n_models):
+    """Up to 8 models, the legend sat inside the axes at matplotlib's "best" place, which covers data where no
+    corner is free (a seed at chance widens a band to most of the height): it goes outside the axes."""
+    models = ("plain", "blur", *(f"m{i}" for i in range(6)))[:n_models]
+    run = load_result(fake_result(tmp_path / "d" / "r", models=models, dy=(0, 0, 1), chance=[(models[0], 2)]))
+    _assert_legend_outside_the_data(plots.metric_vs_shift_figure([run], "flip_rate", "dx"), n_models)

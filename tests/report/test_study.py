@@ -39,3 +39,20 @@ def test_a_study_whose_two_runs_give_one_name_and_run_id_is_refused_naming_it(tm
     with pytest.raises(RunFolderError, match=r"give the same name and run id \(s/20260101-000000\)") as e:
         study.build_study_report(folder)
     assert all(str(p) in str(e.value) for p in (folder, tmp_path / "s" / "20260101-000001"))
+
+
+def test_the_study_legend_covers_no_point_or_bar(monkeypatch, tmp_path):
+    """Two models' legend sat inside the axes at matplotlib's "best" place, which covers data where no corner is
+    free: it goes outside the axes."""
+    monkeypatch.setattr(study, "read_study", lambda folder: {"name": "s", "vary": {"data.train_shift": ["0", "3"]}})
+    table = pd.DataFrame(dict(model=["a", "a", "b", "b"], n_chance=[0, 0, 0, 0], mean_flip_rate=[0.9, 0.1, 0.1, 0.9],
+                              mean_flip_rate_ci=[0.1] * 4))
+    table.insert(0, "data.train_shift", [0, 3, 0, 3])
+    rep = SimpleNamespace(views=[SimpleNamespace(table=table, values=["mean_flip_rate"])])
+    fig = study.study_figure(rep, tmp_path, "data.train_shift", "mean_flip_rate")[1]
+    fig.draw_without_rendering()  # the layout, as saving makes it
+    ax = fig.axes[0]
+    box, page = ax.get_legend().get_window_extent(), fig.bbox
+    assert len(ax.get_legend().get_texts()) == 2
+    assert not box.overlaps(ax.get_window_extent()) and not box.overlaps(ax.xaxis.label.get_window_extent())
+    assert page.x0 <= box.x0 and box.x1 <= page.x1 and page.y0 <= box.y0 and box.y1 <= page.y1, (box, page)
