@@ -186,6 +186,21 @@ def test_the_listed_help_of_every_command_is_its_docstring():
         assert load_command(name).name == name
 
 
+def test_a_command_is_built_once_and_keeps_nothing_of_an_earlier_call(tmp_path):
+    """load_command is cached per process: the same object serves every call, and an option given to one call
+    (--format csv) is not the next call's default."""
+    from conftest import write_fake_result
+    from invariance_lab.cli.main import load_command
+
+    folder = write_fake_result(tmp_path / "demo" / "20260101-000000")
+    as_csv = runner.invoke(app, ["report", str(folder), "--format", "csv"])
+    as_table = runner.invoke(app, ["report", str(folder)])
+    assert as_csv.exit_code == 0 and as_table.exit_code == 0, (as_csv.output, as_table.output)
+    assert as_csv.output.startswith("model,") and not as_table.output.startswith("model,")
+    assert runner.invoke(app, ["report", str(folder), "--format", "csv"]).output == as_csv.output
+    assert load_command("report") is load_command("report") and load_command("models") is not load_command("fonts")
+
+
 def test_help_imports_neither_torch_nor_pandas():
     """`invlab --help` answers at once: the commands' modules (and torch, pandas, matplotlib) load when one runs."""
     import subprocess
