@@ -16,8 +16,18 @@ from invariance_lab.nn.models import HEADS, build_model, check_model, resolve_sp
 KINDS = list(DOWNSAMPLES)
 
 
+_BUILT: dict = {}  # (spec, canvas) -> _built's answer: the grids below share many networks, only read
+
+
 def _built(spec: dict, canvas: int):
     """(network_key, what brute force compares), or None where the spec cannot be built on the canvas."""
+    at = (repr(sorted(spec.items())), canvas)
+    if at not in _BUILT:
+        _BUILT[at] = _build(spec, canvas)
+    return _BUILT[at]
+
+
+def _build(spec: dict, canvas: int):
     factors = resolve_spec(spec)
     try:
         side = check_model(factors, canvas)
@@ -28,7 +38,8 @@ def _built(spec: dict, canvas: int):
         net = build_model(factors, num_classes=3, canvas=canvas).eval()
     x = torch.randn(4, 1, canvas, canvas, generator=torch.Generator().manual_seed(1))  # signed: few dead units
     with torch.no_grad():
-        outputs = (net.features(x), net(x))
+        maps = net.features(x)
+        outputs = (maps, net.fc(net.pool(maps)))  # net(x), from the maps already computed
     return network_key(factors, side), (net.state_dict(), outputs)
 
 
