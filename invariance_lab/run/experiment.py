@@ -255,6 +255,18 @@ def run_for_config(cfg: Config, *, results_dir: Path, progress: bool = False, th
                           factory_dirs=factory_dirs)
 
 
+def check_sweep_data(cfg: Config, sweep: SweepConfig, kind: str, source: str) -> list[DataConfig]:
+    """Refuse a sweep that does not apply to the config's data or cannot give useful inputs for it (check_sweep,
+    check_sweep_fits); returns the data.test_sets a translation sweep measures too, each checked as the run's own
+    data is. invlab sweep CONFIG calls it before a run is trained for the sweep (and before --jobs' workers are
+    charged, which would otherwise name --jobs for a shift that blanks the image)."""
+    others = [other_test_set_data(cfg.data, n) for n in (cfg.data.test_sets or {})] if kind == "translation" else []
+    for data in [cfg.data, *others]:
+        check_sweep(data, sweep, kind)
+        check_sweep_fits(data, sweep, source, kind=kind)
+    return others
+
+
 @keeps_threads
 def sweep_experiment(run_dir: Path, sweep: SweepConfig | None = None, *, models: list[str] | None = None,
                      kind: str = "translation", layers: bool = False, layer_images: int = DEFAULT_LAYER_IMAGES,
@@ -303,11 +315,7 @@ def sweep_experiment(run_dir: Path, sweep: SweepConfig | None = None, *, models:
             choose("model", m, factors)
         except InvlabError as e:
             raise InvlabError(f"{run_dir}: {e}") from None
-    # data.test_sets are measured on a translation sweep's grid too: each is checked as the run's own data is
-    others = [other_test_set_data(cfg.data, n) for n in (cfg.data.test_sets or {})] if kind == "translation" else []
-    for data in [cfg.data, *others]:
-        check_sweep(data, sweep, kind)
-        check_sweep_fits(data, sweep, f"invlab sweep {run_dir}", kind=kind)
+    others = check_sweep_data(cfg, sweep, kind, f"invlab sweep {run_dir}")
     device = resolve_device(cfg.device)
     check_sweep_jobs(cfg, sweep, kind, chosen, jobs, device.type == "cpu", f"invlab sweep {run_dir}")
     for m in chosen:

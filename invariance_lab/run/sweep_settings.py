@@ -23,7 +23,7 @@ from ..eval.sweep import DEFAULT_LAYER_IMAGES, check_sweep_options
 from ..schema.config import SweepConfig
 from ..store.find import require_finished_run, run_factory_dirs
 from ..store.layout import CONFIG_FILE, SWEEP_DIR
-from .experiment import run_for_config, sweep_experiment
+from .experiment import check_sweep_data, run_for_config, sweep_experiment
 from .trust import check_config_trust
 from .writable import writable
 
@@ -123,8 +123,10 @@ def sweep_target(target: Path, *, overrides: list[str] | None = None, dx: Range 
         # been made with another sweep (runs are matched on their training), which must not replace this one
         settings = settings_for(cfg, dx=dx, dy=dy, mode=mode, grid=grid, kind=kind, all_shifts=all_shifts,
                                 subpixel=subpixel, transform=transform, angles=angles, scales=scales)
-        # the models named and --jobs' workers, checked before a run is trained for the sweep (sweep_experiment
-        # checks them again on the run it finds or makes)
+        # the sweep against the data (a shift that blanks every image), the models named and --jobs' workers, checked
+        # before a run is trained for the sweep (sweep_experiment checks them again on the run it finds or makes);
+        # the data first, so that a shift that cannot work is named rather than the workers' memory it would need
+        check_sweep_data(cfg, settings, kind, f"invlab sweep {target}")
         chosen = models or list(cfg.models)
         for m in chosen:
             try:

@@ -125,3 +125,19 @@ def test_a_config_sweeps_models_and_jobs_are_checked_before_its_run_is_trained(t
     res = CliRunner().invoke(app, [*args, "--jobs", "2"])
     assert res.exit_code == 2 and "too big to sweep with --jobs 2" in " ".join(res.output.split()), res.output
     assert not results.exists()
+
+
+def test_a_config_sweeps_shift_that_blanks_the_image_is_named_before_jobs_or_training(tmp_path, monkeypatch):
+    """invlab sweep CONFIG --dx far past the canvas: the shift is refused (as on a run folder), before a run is
+    trained, and with --jobs 2 too: its workers' memory is not charged first, which named --jobs ("give --jobs 1")
+    for a sweep that --jobs 1 then refused after training the run."""
+    config = ROOT / "configs" / "quick.yaml"
+    results = tmp_path / "results"
+    args = ["sweep", str(config), "--results-dir", str(results), "--quiet", "--threads", "1",
+            "--set", "train.epochs=0", "--set", "data.test_images=12", "--dx", "-3000:3000:3000"]
+    monkeypatch.setenv(LIMIT_VARIABLE, "2")  # GiB: the inputs drawn on a canvas enlarged by 3000 px need more
+    for jobs in ("2", "1"):
+        res = CliRunner().invoke(app, [*args, "--jobs", jobs])
+        said = " ".join(res.output.split())
+        assert res.exit_code == 2 and "[sweep.dx] a shift of -3000 px moves every letter" in said, said
+        assert "--jobs" not in said and not results.exists(), said
