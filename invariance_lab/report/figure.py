@@ -75,8 +75,11 @@ def legend_below(fig: Figure, ax, size: tuple[float, float]) -> None:
     """The axes' legend below them, the figure `size` (inches) made taller by its rows, so it covers no data:
     inside the axes, matplotlib's "best" place still covered a curve or band where no corner was free; beside
     them, a legend of many entries with a long name ran off the image or squeezed the plot to a strip. Two
-    columns, one when a name is longer than 45 characters."""
+    columns, one when a name is longer than 45 characters or the two columns are wider than the figure (45 wide
+    letters, capitals: two columns of them ran off both sides of a study's 7-inch figure)."""
     names = ax.get_legend_handles_labels()[1]
-    ncol = 2 if max(map(len, names)) <= 45 else 1
-    fig.set_size_inches(size[0], size[1] + LEGEND_ROW_INCHES * math.ceil(len(names) / ncol))
-    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=ncol, frameon=False)
+    for ncol in (2, 1) if max(map(len, names)) <= 45 else (1,):
+        fig.set_size_inches(size[0], size[1] + LEGEND_ROW_INCHES * math.ceil(len(names) / ncol))
+        legend = ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=ncol, frameon=False)
+        if ncol == 1 or legend.get_window_extent().width <= fig.bbox.width:
+            break

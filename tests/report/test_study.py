@@ -56,3 +56,18 @@ def test_the_study_legend_covers_no_point_or_bar(monkeypatch, tmp_path):
     assert len(ax.get_legend().get_texts()) == 2
     assert not box.overlaps(ax.get_window_extent()) and not box.overlaps(ax.xaxis.label.get_window_extent())
     assert page.x0 <= box.x0 and box.x1 <= page.x1 and page.y0 <= box.y0 and box.y1 <= page.y1, (box, page)
+
+
+def test_a_two_column_legend_wider_than_the_figure_takes_one_column(monkeypatch, tmp_path):
+    """Two columns of names of 45 characters or fewer, each of wide letters (capitals), are wider than the study's
+    7-inch figure: they ran off both sides of the image. The legend takes one column then."""
+    names = ["CONV_MAXPOOL_GAP_BLUR_STRIDE_PADDING_CIRCULAR", "CONV_MAXPOOL_GAP_BLUR_STRIDE_PADDING_ZEROS_AB"]
+    monkeypatch.setattr(study, "read_study", lambda folder: {"name": "s", "vary": {"data.train_shift": ["0", "3"]}})
+    table = pd.DataFrame(dict(model=[names[0]] * 2 + [names[1]] * 2, n_chance=[0, 0, 0, 0],
+                              mean_flip_rate=[0.9, 0.1, 0.1, 0.9], mean_flip_rate_ci=[0.1] * 4))
+    table.insert(0, "data.train_shift", [0, 3, 0, 3])
+    rep = SimpleNamespace(views=[SimpleNamespace(table=table, values=["mean_flip_rate"])])
+    fig = study.study_figure(rep, tmp_path, "data.train_shift", "mean_flip_rate")[1]
+    fig.draw_without_rendering()  # the layout, as saving makes it
+    box, page = fig.axes[0].get_legend().get_window_extent(), fig.bbox
+    assert page.x0 <= box.x0 and box.x1 <= page.x1 and page.y0 <= box.y0 and box.y1 <= page.y1, (box, page)
