@@ -291,10 +291,13 @@ def refuse_jobs(source: str, verb: str, jobs: int, total: list[int]) -> None:
     (total[j - 1]: the estimate with --jobs j, up to where it stops growing; --jobs 1 where none fits)."""
     limit, rule = memory_limit()
     if total[-1] > limit:
-        fit = max((j for j in range(1, len(total) + 1) if total[j - 1] <= limit), default=1)
-        raise ConfigError(f"{source}: too big to {verb} with --jobs {jobs}: its workers at once would need about "
-                          f"{_size(total[-1])} of memory, over the limit of {_size(limit)} ({rule}); with "
-                          f"--jobs {fit} it needs about {_size(total[fit - 1])}: give --jobs {fit}"
+        said = (f"{source}: too big to {verb} with --jobs {jobs}: its workers at once would need about "
+                f"{_size(total[-1])} of memory, over the limit of {_size(limit)} ({rule}); ")
+        if total[0] > limit:  # no --jobs fits: say so, not "give --jobs 1" (a sweep in one process is not refused)
+            raise ConfigError(said + f"even one process needs about {_size(total[0])}: leave --jobs out, and lower "
+                              "what each batch holds (sweep.batch_size) or sweep fewer test images")
+        fit = max(j for j in range(1, len(total) + 1) if total[j - 1] <= limit)
+        raise ConfigError(said + f"with --jobs {fit} it needs about {_size(total[fit - 1])}: give --jobs {fit}"
                           f"{' (or leave --jobs out)' if fit == 1 else ''}.")
 
 

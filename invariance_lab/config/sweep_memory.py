@@ -40,6 +40,8 @@ def check_sweep_jobs(cfg: Config, sweep: SweepConfig, kind: str, models: list[st
     """Refuse (ConfigError) a sweep whose --jobs workers would need more than memory_limit(), naming the largest
     --jobs that fits, before anything is written. A sweep that runs in the command's own process (sweep_shares:
     one model, a GPU, --jobs 1) starts no worker and is left to the checks it had (check_sweep_fits)."""
+    models = list(dict.fromkeys(models))  # a name given twice is swept once (run/sweep_jobs.py deals names)
+
     def total(j: int) -> int:
         return sum(b for b, _ in sweep_estimate(cfg, sweep, kind, models, sweep_shares(j, len(models), cpu)).values())
 

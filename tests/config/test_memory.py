@@ -182,8 +182,11 @@ def test_sweep_jobs_are_charged_each_workers_images_and_refused_past_the_largest
         assert said.startswith(f"invlab sweep r: too big to sweep with --jobs {jobs}: its workers") and (
             "give --jobs 2." in said), said
     check_sweep_jobs(cfg, cfg.sweep, "translation", list(cfg.models), 2, True, "r")
-    monkeypatch.setenv(LIMIT_VARIABLE, str(total[0] / 2 / 2**30))  # not even one process fits: --jobs 1 it is
-    with pytest.raises(ConfigError, match="give --jobs 1 \\(or leave --jobs out\\)"):
+    monkeypatch.setenv(LIMIT_VARIABLE, str(total[0] / 2 / 2**30))  # not even one process fits: no --jobs to give
+    with pytest.raises(ConfigError) as e:
         check_sweep_jobs(cfg, cfg.sweep, "translation", list(cfg.models), 2, True, "r")
+    said = str(e.value)
+    assert "even one process needs about" in said and "leave --jobs out" in said and "give --jobs" not in said, said
+    check_sweep_jobs(cfg, cfg.sweep, "translation", ["g", "g"], 2, True, "r")  # one model, named twice: no worker
     for models, cpu in ((["g"], True), (list(cfg.models), False)):  # swept in the command's own process
         check_sweep_jobs(cfg, cfg.sweep, "translation", models, 8, cpu, "r")
