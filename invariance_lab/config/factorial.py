@@ -42,6 +42,7 @@ _PREFIX = {"channels": "c", "kernel": "k", "blur_size": "blur", "blur_padding": 
 class Expansion:
     models: dict[str, ModelSpec] = field(default_factory=dict)  # name -> spec, in product order
     left_out: dict[str, str] = field(default_factory=dict)  # name -> why: cannot be built, or a duplicate
+    duplicates: dict[str, ModelSpec] = field(default_factory=dict)  # name -> spec of each duplicate left out
 
 
 def value_name(factor: str, value: Any) -> str:
@@ -133,23 +134,25 @@ def expand(factorial: dict[str, Any] | None, canvas: int) -> Expansion:
         first = kept.setdefault(network_key(factors, side), (name, values))
         if first[1] is not values:
             result.left_out[name] = same_as(*first, values, factors, side)
+            result.duplicates[name] = spec
             continue
         result.models[name] = spec
     return result
 
 
 def merge(models: dict[str, ModelSpec], expansion: Expansion) -> dict[str, ModelSpec]:
-    """Hand-written models first, then the factorial's. A hand-written model may share a factorial model's name
-    only when it is the same model (as in a run folder's config.yaml, which lists every model resolved); raises
-    _Problem otherwise."""
+    """Hand-written models first, then the factorial's. A hand-written model may share the name of a combination
+    (kept, or left out as a duplicate) only when it is the same model (as in a run folder's config.yaml, which lists
+    every model resolved); raises _Problem otherwise."""
     merged = dict(models)
-    for name, spec in expansion.models.items():
+    for name, spec in {**expansion.duplicates, **expansion.models}.items():
         mine = merged.get(name)
         if mine is not None and resolve_spec(mine.model_dump(exclude_none=True)) != \
                 resolve_spec(spec.model_dump(exclude_none=True)):
             raise _Problem(("models", name), f"model {name!r} is both written under models: and made by factorial: "
                            "with other factors; rename the hand-written one", mine.model_dump(exclude_none=True))
-        merged.setdefault(name, spec)
+        if name in expansion.models:
+            merged.setdefault(name, spec)
     return merged
 
 

@@ -82,6 +82,15 @@ def test_a_name_clash_with_other_factors_is_refused():
         parse_config(raw)
 
 
+def test_a_name_clash_with_a_duplicate_left_out_is_refused_too():
+    # max-blur_reflect is left out as max-blur_zeros's network; a hand-written model of that name with other factors
+    # would stand in the report under a factorial's name for a network the factorial does not make
+    raw = quick(models={"max-blur_reflect": {"downsample": "avg"}},
+                factorial={"downsample": ["max"], "blur_padding": ["zeros", "reflect"]})
+    with pytest.raises(ConfigError, match=r"\[models\.max-blur_reflect\].*both written under models: and made by"):
+        parse_config(raw)
+
+
 def test_configs_without_factorial_keep_their_digest_and_the_resolved_config_reads_back_the_same():
     text = to_yaml(load_config(ROOT / "configs" / "quick.yaml"))
     assert "factorial" not in text  # so every earlier run's fingerprint and digest stay as they were
