@@ -41,10 +41,14 @@ def network_key(factors: dict, side: int) -> tuple:
     """What the network of a resolved spec (nn.models.resolve_spec) is, as a hashable value: two specs with equal
     keys build the same layers and, from one seed, the same weights. `side`: its last map's side
     (nn.models.check_model). Not a factory model's: those are never expanded from a factorial."""
+    kinds = block_downsamples(factors)
     blocks = tuple(_block(kind, factors["kernel"], factors["padding"], factors["blur_size"],
                           factors.get("blur_padding"), factors.get("bias", LATER_DEFAULTS["bias"]))
-                   for kind in block_downsamples(factors))
-    return tuple(factors["channels"]), blocks, side, _head(factors["head"], side)
+                   for kind in kinds)
+    # a kind no block uses (one block under first_stride: 1) still decides the weights: InvNet draws throwaway
+    # blocks of the model's kind first (nn/models._draw_as_before), and some kinds draw more random numbers
+    unused = factors["downsample"] if factors["downsample"] not in kinds else None
+    return tuple(factors["channels"]), blocks, side, _head(factors["head"], side), unused
 
 
 @functools.lru_cache(maxsize=4096)
@@ -99,6 +103,8 @@ def _cause(factor: str, mine: Any, theirs: Any, factors: dict, side: int) -> str
         return f"{kind} does not blur"
     if factor == "blur_padding" and factors["blur_size"] == 1:
         return "a blur of size 1 pads nothing"
+    if factor == "blur_padding" and None in (mine, theirs) and factors["padding"] in (mine, theirs):
+        return f"a blur_padding left out pads the blur with the network's padding, {factors['padding']}"
     if factor == "padding" and factors["kernel"] == 1:
         return "a 1x1 conv pads nothing"
     if factor == "head" and side == 1:

@@ -115,3 +115,12 @@ def test_the_rule_leaves_torchs_random_numbers_alone():
     torch.manual_seed(3)
     network_key(resolve_spec({"downsample": "tips", "kernel": 7}), 4)  # a block not built before: draws weights
     assert torch.equal(torch.rand(3), expected)
+
+
+def test_a_kind_no_block_uses_still_tells_networks_apart(one_thread):
+    # one block under first_stride: 1 downsamples with none whatever the kind, yet the kind's throwaway blocks
+    # (nn/models._draw_as_before) draw other random numbers before the weights: lps and tips are other networks
+    built = {kind: _built({"downsample": kind, "channels": [6], "first_stride": 1, "head": "global_avg"}, 16)
+             for kind in ("none", "lps", "tips", "max")}
+    assert [d for d in _disagreements(built) if d[2] == "rule: same"] == []  # (none and max: the same, kept apart)
+    assert not _same(built["none"][1], built["lps"][1])

@@ -193,3 +193,11 @@ def test_invlab_run_records_and_prints_what_was_left_out(tmp_path, one_thread):
     assert meta["factorial_left_out"]["none-global_avg-c4x8-blur_reflect"].startswith(
         "the same network as none-global_avg-c4x8-blur_zeros")
     assert list(meta["models"]) == ["none-global_avg-c4x8-blur_zeros"]
+
+
+def test_a_blur_padding_left_out_is_named_as_the_networks_padding():
+    skipped = expand({"downsample": ["blur_max"], "padding": ["circular"], "blur_padding": [None, "circular"]},
+                     32).left_out
+    assert skipped == {"blur_max-circular-blur_circular": "the same network as blur_max-circular-blur_None: a "
+                       "blur_padding left out pads the blur with the network's padding, circular, so blur_padding "
+                       "changes nothing"}
