@@ -37,7 +37,7 @@ from ..config.factorial import left_out
 from ..core.errors import InvlabError, choose
 from ..nn.factory import check_models, is_custom, require_trust
 from ..data.folder import image_channels
-from ..config.memory import check_resources, check_sweep_fits, sweep_shares
+from ..config.memory import check_resources, sweep_shares
 from ..config.sweep_memory import check_sweep_jobs
 from ..nn.models import count_parameters
 from ..store.layout import (CONFIG_FILE, INVARIANCE_CSV, LAYERS_CSV, LAYERS_SUMMARY_CSV, LIE_CSV, SUMMARY_CSV,
@@ -47,7 +47,6 @@ from ..store.claim import run_folder
 from ..store.meta import Meta, run_state
 from ..store.find import (config_digest, finished_runs, require_finished_run, resumable_run, reusable_checkpoints,
     run_difference)
-from ..data.shifts import check_sweep
 from ..eval.engine import engine_protocol
 from ..eval.lie import evaluate_lie, lie_protocol
 from ..eval.sweep import (DEFAULT_LAYER_IMAGES, ModelKey, check_sweep_options, engine_mode, evaluate_layers,
@@ -57,7 +56,7 @@ from .scheduler import train_units, wait_elsewhere
 from .sweep_jobs import sweep_in_workers
 from .units import UnitData, train_unit, units_to_train
 from .train import kept_row
-from .test_sets import measure_test_sets, other_test_set_data
+from .test_sets import check_sweep_data, measure_test_sets
 from ..config.models import resolved_models
 
 Say = Callable[[str], None]
@@ -253,18 +252,6 @@ def run_for_config(cfg: Config, *, results_dir: Path, progress: bool = False, th
     say("no finished run with these exact settings: running it first (matching checkpoints are reused)")
     return run_experiment(cfg, results_dir=results_dir, progress=progress, threads=threads, on_event=on_event,
                           factory_dirs=factory_dirs)
-
-
-def check_sweep_data(cfg: Config, sweep: SweepConfig, kind: str, source: str) -> list[DataConfig]:
-    """Refuse a sweep that does not apply to the config's data or cannot give useful inputs for it (check_sweep,
-    check_sweep_fits); returns the data.test_sets a translation sweep measures too, each checked as the run's own
-    data is. invlab sweep CONFIG calls it before a run is trained for the sweep (and before --jobs' workers are
-    charged, which would otherwise name --jobs for a shift that blanks the image)."""
-    others = [other_test_set_data(cfg.data, n) for n in (cfg.data.test_sets or {})] if kind == "translation" else []
-    for data in [cfg.data, *others]:
-        check_sweep(data, sweep, kind)
-        check_sweep_fits(data, sweep, source, kind=kind)
-    return others
 
 
 @keeps_threads

@@ -23,7 +23,8 @@ from ..eval.sweep import DEFAULT_LAYER_IMAGES, check_sweep_options
 from ..schema.config import SweepConfig
 from ..store.find import require_finished_run, run_factory_dirs
 from ..store.layout import CONFIG_FILE, SWEEP_DIR
-from .experiment import check_sweep_data, run_for_config, sweep_experiment
+from .experiment import run_for_config, sweep_experiment
+from .test_sets import check_sweep_data
 from .trust import check_config_trust
 from .writable import writable
 

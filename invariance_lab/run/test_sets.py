@@ -3,6 +3,7 @@ again by each translation sweep of `invlab sweep` with its own grid (sweeps/<id>
 
     measure_test_sets(run_dir, meta, trained, factors, cfg.data, cfg.sweep, device)
     # writes test_sets/<name>/invariance.csv and summary.csv, the same columns as the run's own
+    check_sweep_data(cfg, sweep, kind, source)   # a sweep checked against the data and each test set's
 
 The run's own invariance.csv and summary.csv stay as they are (byte for byte: a config without test_sets writes
 exactly what it wrote before); each test set gets its own folder, named in store/layout.py.
@@ -15,8 +16,10 @@ from pathlib import Path
 
 import torch
 
+from ..config.memory import check_sweep_fits
+from ..data.shifts import check_sweep
 from ..eval.sweep import ModelKey, evaluate_shifts
-from ..schema.config import DataConfig, SweepConfig
+from ..schema.config import Config, DataConfig, SweepConfig
 from ..store.atomic import write_csv
 from ..store.layout import INVARIANCE_CSV, SUMMARY_CSV, TEST_SETS_DIR, other_test_set_dir, refuse_linked_folders
 from ..store.meta import Meta
@@ -47,3 +50,15 @@ def measure_test_sets(folder: Path, meta: Meta, models: dict[ModelKey, torch.nn.
     meta.data["protocol"]["test_sets"] = {name: dict(spec) for name, spec in data.test_sets.items()}
     meta.data["timings"]["test_sets_s"] = round(time.perf_counter() - t0, 2)
     meta.save()
+
+
+def check_sweep_data(cfg: Config, sweep: SweepConfig, kind: str, source: str) -> list[DataConfig]:
+    """Refuse a sweep that does not apply to the config's data or cannot give useful inputs for it (check_sweep,
+    check_sweep_fits); returns the data.test_sets a translation sweep measures too, each checked as the run's own
+    data is. invlab sweep CONFIG calls it before a run is trained for the sweep (and before --jobs' workers are
+    charged, which would otherwise name --jobs for a shift that blanks the image)."""
+    others = [other_test_set_data(cfg.data, n) for n in (cfg.data.test_sets or {})] if kind == "translation" else []
+    for data in [cfg.data, *others]:
+        check_sweep(data, sweep, kind)
+        check_sweep_fits(data, sweep, source, kind=kind)
+    return others
