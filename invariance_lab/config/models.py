@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from ..core.errors import InvlabError
+from ..core.errors import ConfigError, InvlabError, choose
 from ..nn.models import check_model, resolve_spec
 from ..schema.config import Config
 
@@ -14,6 +14,17 @@ from ..schema.config import Config
 def resolved_models(cfg: Config) -> dict[str, dict]:
     """Each model's full factor set (preset, then the factors given beside it)."""
     return {name: resolve_spec(spec.model_dump(exclude_none=True)) for name, spec in cfg.models.items()}
+
+
+def chosen_models(cfg: Config, names: list[str] | None, where: object) -> list[str]:
+    """The models a sweep of `cfg` takes: `names` (each one of cfg's, else a ConfigError naming `where` and the
+    valid names), or every model when None or empty."""
+    for name in names or []:
+        try:
+            choose("model", name, cfg.models)
+        except InvlabError as e:
+            raise ConfigError(f"{where}: {e}") from None
+    return list(names or cfg.models)
 
 
 def model_problems(cfg: Config) -> dict[str, str]:

@@ -34,7 +34,7 @@ from ..core.progress import time_left
 from ..core.runtime import keeps_threads, resolve_device, set_threads
 from ..core.speed import release_freed_memory
 from ..config.factorial import left_out
-from ..core.errors import InvlabError, choose
+from ..core.errors import InvlabError
 from ..nn.factory import check_models, is_custom, require_trust
 from ..data.folder import image_channels
 from ..config.memory import check_resources, sweep_shares
@@ -57,7 +57,7 @@ from .sweep_jobs import sweep_in_workers
 from .units import UnitData, train_unit, units_to_train
 from .train import kept_row
 from .test_sets import check_sweep_data, measure_test_sets
-from ..config.models import resolved_models
+from ..config.models import chosen_models, resolved_models
 
 Say = Callable[[str], None]
 
@@ -296,12 +296,7 @@ def sweep_experiment(run_dir: Path, sweep: SweepConfig | None = None, *, models:
     if kind == "parts" and sweep.mode != "canvas":
         raise InvlabError(f"--kind parts draws the moved part on the canvas; --mode {sweep.mode} does not apply (leave it out)")
     factors = resolved_models(cfg)
-    chosen = list(factors) if not models else models
-    for m in chosen:
-        try:
-            choose("model", m, factors)
-        except InvlabError as e:
-            raise InvlabError(f"{run_dir}: {e}") from None
+    chosen = chosen_models(cfg, models, run_dir)
     others = check_sweep_data(cfg, sweep, kind, f"invlab sweep {run_dir}")
     device = resolve_device(cfg.device)
     check_sweep_jobs(cfg, sweep, kind, chosen, jobs, device.type == "cpu", f"invlab sweep {run_dir}")

@@ -16,7 +16,8 @@ from pydantic import ValidationError
 
 from ..config.load import load_config
 from ..config.sweep_memory import check_sweep_jobs
-from ..core.errors import ConfigError, InvlabError, choose
+from ..config.models import chosen_models
+from ..core.errors import ConfigError
 from ..core.runtime import resolve_device
 from ..data.shifts import FFT_ON_ROLLS, every_roll, whole_pixels
 from ..eval.sweep import DEFAULT_LAYER_IMAGES, check_sweep_options
@@ -128,13 +129,7 @@ def sweep_target(target: Path, *, overrides: list[str] | None = None, dx: Range 
         # before a run is trained for the sweep (sweep_experiment checks them again on the run it finds or makes);
         # the data first, so that a shift that cannot work is named rather than the workers' memory it would need
         check_sweep_data(cfg, settings, kind, f"invlab sweep {target}")
-        chosen = models or list(cfg.models)
-        for m in chosen:
-            try:
-                choose("model", m, cfg.models)
-            except InvlabError as e:
-                raise ConfigError(f"{target}: {e}") from None
-        check_sweep_jobs(cfg, settings, kind, chosen, jobs, resolve_device(cfg.device).type == "cpu",
+        check_sweep_jobs(cfg, settings, kind, chosen_models(cfg, models, target), jobs, resolve_device(cfg.device).type == "cpu",
                          f"invlab sweep {target}")
         run_dir = run_for_config(cfg, results_dir=writable(results_dir or Path("results"), "--results-dir",
                                                            create=False),
