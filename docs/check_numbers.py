@@ -244,7 +244,8 @@ def _period(r, model="maxpool", period=8):
 CHECKS: list[Check] = [
     # README.md: the main run, the anti-aliasing run, the layer profile
     Check("README.md", SQ, "`conv_gap` changes {}% of its predictions on average ({}% at its worst shift: zero "
-          "padding makes the border special), against {}–{}% for the three networks with a flatten + dense head",
+          "padding makes the border special; the letters the frame cuts there flip less often than the others), "
+          "against {}–{}% for the three networks with a flatten + dense head",
           lambda r: [pct(model_mean(r.summary, "conv_gap", "mean_flip_rate")),
                      pct(model_mean(r.summary, "conv_gap", "worst_flip_rate")),
                      *_range(r, FLATTEN, "mean_flip_rate", 100)]),
