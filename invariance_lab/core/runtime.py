@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import torch
@@ -36,9 +36,59 @@ def resolve_device(name: str) -> torch.device:
     except (RuntimeError, TypeError):  # torch's own message lists some 30 device types
         raise InvlabError(f"device {name!r} is not a device torch knows; use cpu, cuda (cuda:0, ...) or auto") from None
     if device.type == "cuda":
-        torch.backends.cudnn.allow_tf32 = False
-        torch.backends.cuda.matmul.allow_tf32 = False
+        tf32_off()
     return device
+
+
+# torch 2.9 and later set TF32 per backend (fp32_precision: "ieee", "tf32", or "none", which follows the global
+# setting) beside the older allow_tf32 flags, and refuse to read either once the two disagree (a "mix of the
+# legacy and new APIs": torch.get_float32_matmul_precision() raises). invlab turns TF32 off with the newer API, and
+# process_state gives back what each of the three readings said (tests/run/test_api.py: a caller on either API, a
+# model that writes either).
+_NEW_TF32_API = hasattr(torch.backends.cuda.matmul, "fp32_precision")
+_MATMUL, _CUDNN = torch.backends.cuda.matmul, torch.backends.cudnn
+
+
+def tf32_off() -> None:
+    """Full float32 in cuDNN convolutions and CUDA matmuls: no TF32."""
+    if _NEW_TF32_API:
+        _MATMUL.fp32_precision = _CUDNN.conv.fp32_precision = "ieee"
+    else:
+        _MATMUL.allow_tf32 = _CUDNN.allow_tf32 = False
+
+
+def _read(get: Callable[[], object]) -> object:
+    try:
+        return get()
+    except RuntimeError:  # the two APIs disagree: torch refuses to say
+        return None
+
+
+def _tf32_state() -> tuple:
+    """(the older flags, the newer per-backend precisions, the global matmul precision)."""
+    legacy = _read(lambda: (_MATMUL.allow_tf32, _CUDNN.allow_tf32))
+    if not _NEW_TF32_API:
+        return legacy, None, None
+    return (legacy, _read(lambda: (_MATMUL.fp32_precision, _CUDNN.conv.fp32_precision)),
+            _read(torch.get_float32_matmul_precision))
+
+
+def _restore_tf32(was: tuple) -> None:
+    """Write back what changed, newer API first: writing a value it already holds still counts as a use."""
+    if _tf32_state() == was:
+        return
+    legacy, new, glob = was
+    if not _NEW_TF32_API:
+        _MATMUL.allow_tf32, _CUDNN.allow_tf32 = legacy
+        return
+    if new is not None:
+        _MATMUL.fp32_precision, _CUDNN.conv.fp32_precision = new
+    if legacy is not None and _tf32_state()[0] != legacy:
+        _MATMUL.allow_tf32, _CUDNN.allow_tf32 = legacy
+    if glob is not None and _tf32_state()[2] != glob:
+        torch.set_float32_matmul_precision(glob)
+    if new is not None and _tf32_state()[1] != new:  # setting the global precision rewrote the backends'
+        _MATMUL.fp32_precision, _CUDNN.conv.fp32_precision = new
 
 
 MAX_THREADS = 1024  # torch threads of one process: far beyond any machine's cores
@@ -139,7 +189,7 @@ def process_state() -> Iterator[None]:
     """Give back torch's thread count, the TF32 flags and torch's RNG (CPU, and CUDA where it was started) as
     they were, whatever the block sets or draws: a library call must not change its caller's process."""
     threads = torch.get_num_threads()
-    tf32 = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    tf32 = _tf32_state()
     rng = torch.random.get_rng_state()
     cuda_rng = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None
     try:
@@ -147,7 +197,7 @@ def process_state() -> Iterator[None]:
     finally:
         if torch.get_num_threads() != threads:
             torch.set_num_threads(threads)
-        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = tf32
+        _restore_tf32(tf32)
         torch.random.set_rng_state(rng)
         if cuda_rng is not None:
             torch.cuda.set_rng_state_all(cuda_rng)

@@ -25,7 +25,7 @@ from torch import nn
 from ..core.progress import progress_bar
 from ..schema.sweep import MAX_SHIFTS
 from ..core.errors import ConfigError, InvlabError, choose, quote
-from ..core.runtime import resolve_device
+from ..core.runtime import resolve_device, tf32_off
 from ..data.images import Images, from_tensor, label_tensor, open_folder
 from ..store.run_images import is_run_folder, run_images
 from ..data.shifts import circular_shift
@@ -160,8 +160,14 @@ def shift_values(v, what: str) -> list[float]:
 
 
 def pick_device(device) -> torch.device:
-    """A device name (cpu, cuda, auto: core/runtime.resolve_device) or a torch.device as it is."""
-    return resolve_device(device) if isinstance(device, str) else torch.device(device)
+    """A device name (cpu, cuda, auto: core/runtime.resolve_device) or a torch.device, which on CUDA turns TF32
+    off as a name does."""
+    if isinstance(device, str):
+        return resolve_device(device)
+    device = torch.device(device)
+    if device.type == "cuda":
+        tf32_off()
+    return device
 
 
 def image_source(images, labels=None, *, colour: str = "grey", size=None) -> Images:
@@ -172,8 +178,7 @@ def image_source(images, labels=None, *, colour: str = "grey", size=None) -> Ima
         if is_run_folder(images):
             src = run_images(images)
         else:
-            size = (size, size) if isinstance(size, int) else size
-            src = open_folder(images, colour=colour, size=tuple(size) if size else None)
+            src = open_folder(images, colour=colour, size=size)  # N, "HxW" or (H, W): images.image_size
     else:
         if size is not None or colour != "grey":
             raise InvlabError("size and colour say how to read a folder of image files; a tensor is measured as it "

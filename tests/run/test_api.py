@@ -155,3 +155,46 @@ def test_numbers_of_numpy_one_path_and_one_override_are_taken_as_meant(small_qui
 def test_summarize_leaves_at_chance_empty_without_labels():
     table = il.summarize(il.measure(Meddler(), images(), dx=[-1, 0, 1], mode="circular"))
     assert table.clean_accuracy.isna().all() and table.at_chance.isna().all()
+
+
+class NewApiMeddler(Meddler):
+    """A model that turns TF32 off with torch's newer per-backend API (torch >= 2.9), as invlab does on CUDA."""
+
+    def forward(self, x):
+        torch.backends.cuda.matmul.fp32_precision = torch.backends.cudnn.conv.fp32_precision = "ieee"
+        return self.fc(self.norm(self.conv(x)).mean(dim=(-2, -1)))
+
+
+@pytest.mark.skipif(not hasattr(torch.backends.cuda.matmul, "fp32_precision"), reason="torch < 2.9")
+@pytest.mark.parametrize("model", [Meddler, NewApiMeddler])
+@pytest.mark.parametrize("precision", ["medium", "high", "highest"])
+def test_a_callers_float32_matmul_precision_reads_back_after_a_measurement(precision, model):
+    """torch >= 2.9 refuses to read the matmul precision once the older allow_tf32 flags and its newer API
+    disagree: il.measure wrote the older flags back (unchanged) on every call, even on the CPU, and a model that
+    writes either API left them disagreeing."""
+    was = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision(precision)
+    flags = torch.backends.cuda.matmul.fp32_precision, torch.backends.cudnn.conv.fp32_precision
+    try:
+        il.measure(model(), images(), dx=[-1, 0, 1], mode="circular", device="cpu")
+        assert torch.get_float32_matmul_precision() == precision
+        assert (torch.backends.cuda.matmul.fp32_precision, torch.backends.cudnn.conv.fp32_precision) == flags
+    finally:
+        torch.set_float32_matmul_precision(was)
+
+
+@pytest.mark.skipif(not hasattr(torch.backends.cuda.matmul, "fp32_precision"), reason="torch < 2.9")
+def test_a_cuda_torch_device_turns_tf32_off_as_the_name_cuda_does():
+    from invariance_lab.eval.stream import pick_device
+
+    flags = torch.backends.cuda.matmul.fp32_precision, torch.backends.cudnn.conv.fp32_precision
+    try:
+        for device in ("cuda", torch.device("cuda")):  # a name needs a GPU; a torch.device is taken as it is
+            if isinstance(device, str) and not torch.cuda.is_available():
+                continue
+            torch.backends.cuda.matmul.fp32_precision = torch.backends.cudnn.conv.fp32_precision = "tf32"
+            assert pick_device(device).type == "cuda"
+            assert (torch.backends.cuda.matmul.fp32_precision, torch.backends.cudnn.conv.fp32_precision) == (
+                "ieee", "ieee")
+    finally:
+        torch.backends.cuda.matmul.fp32_precision, torch.backends.cudnn.conv.fp32_precision = flags
