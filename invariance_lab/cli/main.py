@@ -111,6 +111,16 @@ RESUMES = {"run_cli": ": the units that finished are kept; run the same command 
            "claims_cli": ": the units and sweeps that finished are kept; run the same command again to resume"}
 
 
+def _debug_hint(e: BaseException, command: str) -> str:
+    """Where another exception caused the error (a model's or a factory's own, or one raised in a --jobs worker):
+    how to see its traceback. --debug is the app's option, so it goes before the command: `invlab measure ...
+    --debug` is refused."""
+    cause = e.__cause__
+    if cause is None or isinstance(cause, InvlabError):
+        return ""
+    return f" (`invlab --debug {command.removesuffix('_cli')} ...` shows its traceback)"
+
+
 def polite(fn):
     """Turn InvlabError (and an unreadable or unwritable path) into one paragraph and exit code 2, Ctrl-C into exit
     code 130; with --debug the error's whole traceback, the exception it came from first."""
@@ -123,7 +133,7 @@ def polite(fn):
             if _options["debug"]:
                 err.print(_traceback(e), highlight=False, markup=False, soft_wrap=True)
             elif isinstance(e, InvlabError):
-                error(str(e))
+                error(str(e) + _debug_hint(e, fn.__name__))
             else:  # a path the library could not read or write (--results-dir, a run folder)
                 error(f"{e.strerror or e}: {e.filename or ''}")
             raise typer.Exit(2)

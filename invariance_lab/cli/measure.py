@@ -16,7 +16,7 @@ import typer
 
 from ..core.columns import TRANSFORMS
 from ..core.errors import ConfigError, quote
-from ..data.images import COLOURS
+from ..data.images import COLOURS, image_size
 from ..data.transforms import FILLS, SUBPIXEL
 from ..eval.engine import ENGINE_CHOICES
 from ..eval.lie import SWEEP_METRICS
@@ -185,13 +185,4 @@ def _numbers(text: str | None, option: str) -> list[float] | None:
 
 
 def _size(text: str | None) -> tuple[int, int] | None:
-    if text is None:
-        return None
-    parts = text.lower().split("x")
-    try:
-        hw = [int(p) for p in parts]
-    except ValueError:
-        hw = []
-    if len(hw) not in (1, 2) or min(hw) < 1:
-        raise ConfigError(f"--size {text!r}: expected N or HxW in px, e.g. --size 32 or --size 224x224")
-    return (hw[0], hw[-1])
+    return image_size(text, "--size")

@@ -82,6 +82,9 @@ def label_tensor(labels) -> torch.Tensor:
         y = torch.as_tensor(labels)
     except (TypeError, ValueError, RuntimeError):
         raise InvlabError(f"labels are class indices (whole numbers from 0); got {clip(repr(labels), 80)}") from None
+    if sum(d > 1 for d in y.shape) > 1:  # (N, classes): one-hot or scores, not one index per image
+        raise InvlabError(f"labels are one class index per image, shape (N,); got shape {tuple(y.shape)} (one-hot "
+                          "labels or scores? give labels.argmax(1))")
     y = y.flatten()
     if y.is_floating_point() and bool((y != y.round()).any()) or y.dtype == torch.bool or y.is_complex():
         raise InvlabError(f"labels are class indices (whole numbers from 0); got {clip(repr(labels), 80)}")
@@ -95,11 +98,20 @@ def from_tensor(images, labels=None, classes: list[str] | None = None, describe:
     """A source of an in-memory batch (N, C, H, W) or (N, H, W) (one channel), with optional labels (N,). Float
     pixels are taken as they are; uint8 pixels (0-255, as torchvision and PIL give them) are divided by 255, as
     invlab reads image files; other integer types are refused (their range is not known)."""
-    x = torch.as_tensor(images)
+    try:
+        if isinstance(images, (list, tuple)) and images and all(isinstance(i, torch.Tensor) for i in images):
+            images = torch.stack(list(images))  # a list of images (C, H, W), as a dataset gives them
+        x = torch.as_tensor(images)
+    except (TypeError, ValueError, RuntimeError) as e:
+        raise InvlabError(f"images must be a tensor (N, C, H, W) or (N, H, W), or a list of images of one shape; "
+                          f"got {type(images).__name__} ({clip(e, 160)})") from None
     if x.dim() == 3:
         x = x.unsqueeze(1)
     if x.dim() != 4 or min(x.shape) < 1:
         raise InvlabError(f"images must be a tensor (N, C, H, W) or (N, H, W) with N >= 1; got shape {tuple(x.shape)}")
+    if x.shape[3] in (1, 3, 4) and x.shape[1] > 4:  # a 1-4 px wide image of many channels: (N, H, W, C)
+        raise InvlabError(f"images of shape {tuple(x.shape)} look channels-last (N, H, W, C), as numpy and PIL give "
+                          "them; invlab takes (N, C, H, W): give images.permute(0, 3, 1, 2)")
     if x.dtype == torch.uint8:
         x = x.float().div_(255)
     elif x.dtype == torch.bool:
@@ -215,18 +227,37 @@ def _probe(path: Path) -> tuple[int, int]:
     return size
 
 
-def open_folder(folder: str | Path, *, colour: str = "grey", size: tuple[int, int] | None = None) -> FolderImages:
+def image_size(value, what: str = "size") -> tuple[int, int] | None:
+    """(H, W) px from N, "N", "HxW" (as --size takes it) or (H, W); None for None."""
+    if value is None:
+        return None
+    hw: list = []
+    if isinstance(value, str):
+        try:
+            hw = [int(p) for p in value.lower().split("x")]
+        except ValueError:
+            pass
+    elif isinstance(value, (int, tuple, list)) and not isinstance(value, bool):
+        hw = [value] if isinstance(value, int) else list(value)
+    if (len(hw) not in (1, 2) or not all(isinstance(v, int) and not isinstance(v, bool) for v in hw)
+            or not 1 <= min(hw) <= max(hw) <= MAX_SIDE):
+        raise InvlabError(f"{what} {value!r}: expected N or HxW in px, each 1 .. {MAX_SIDE}, e.g. 32, '224x224' or "
+                          "(224, 224)")
+    return hw[0], hw[-1]
+
+
+def open_folder(folder: str | Path, *, colour: str = "grey", size: int | str | tuple[int, int] | None = None
+                ) -> FolderImages:
     """The images of a folder (layout in the module docstring), every file checked; nothing decoded yet.
 
-    colour: grey (1 channel) or rgb (3); size: (H, W) to resize every image to (bilinear), or None: then every
-    image must have the same size."""
+    colour: grey (1 channel) or rgb (3); size: (H, W), N or "HxW" to resize every image to (bilinear), or None:
+    then every image must have the same size."""
     choose("colour", colour, COLOURS)
     folder = Path(folder)
     if not folder.is_dir():
         raise InvlabError(f"--images {folder}: {'no such folder' if not folder.exists() else 'not a folder'}; give "
                           "a folder of PNG/JPEG images (class subfolders for labels)")
-    if size is not None and (len(size) != 2 or min(size) < 1 or max(size) > MAX_SIDE):
-        raise InvlabError(f"size must be (height, width), each 1 .. {MAX_SIDE} px; got {quote(size)}")
+    size = image_size(size)
     entries = _visible(folder)
     dirs, files = [p for p in entries if p.is_dir()], [p for p in entries if not p.is_dir()]
     if dirs and files:

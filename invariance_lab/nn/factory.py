@@ -149,6 +149,9 @@ def load(path: str, dirs: Iterable[str | Path] = ()) -> Callable:
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as e:
+            if module_name.endswith(".py"):  # a file name where a module name goes: models.py:net
+                raise FactoryError(f"factory {quote(path)}: a factory names a module, as Python imports it, not its "
+                                  f"file: {quote(module_name[:-3] + ':' + function)}") from None
             if e.name and (module_name == e.name or module_name.startswith(e.name + ".")):
                 raise FactoryError(f"factory {quote(path)}: no module named {quote(e.name)} was found; searched "
                                   f"{_where_words(dirs)}. Put {e.name.replace('.', '/')}.py in one of these folders, "

@@ -33,8 +33,8 @@ def call(model: nn.Module, x: torch.Tensor, what: str):
     except Exception as e:  # the model's own (KeyboardInterrupt is not an Exception: Ctrl-C still stops)
         raise FactoryError(f"{what} failed on a batch of shape {tuple(x.shape)} ({type(e).__name__}: {clip(e, 240)}); "
                            f"it had run on the first images, so the failure depends on this batch: its size, the "
-                           f"memory it needs or its values (--debug shows the model's traceback; with --jobs, the "
-                           f"unit's log)") from e
+                           f"memory it needs or its values (with --jobs, the unit's log holds the model's "
+                           f"traceback)") from e
 
 
 def forward(model: nn.Module, x: torch.Tensor, what: str, classes: int | None = None) -> torch.Tensor:

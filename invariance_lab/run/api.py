@@ -40,8 +40,8 @@ def measure(model, images, labels=None, *, dx: Iterable[float] | None = None, dy
     prob_change, neighbor_flip_rate, ...). Accuracy is empty (NaN) without labels.
 
     images: a tensor (N, C, H, W) or (N, H, W) (float pixels as they are, in float32; uint8 divided by 255), a
-    folder of PNG/JPEG files (class subfolders give labels; colour grey | rgb and size (H, W) say how to read them)
-    or a run folder. labels: one class index per image. A model with one logit per image (a sigmoid binary
+    folder of PNG/JPEG files (class subfolders give labels; colour grey | rgb and size, (H, W), N or "HxW", say how to
+    read them) or a run folder. labels: one class index per image. A model with one logit per image (a sigmoid binary
     classifier) is measured as the two logits (0, z) (nn/logits.py). class_index: {class folder: the model's output
     index} for a model with more outputs than the folder has classes (data/images.relabel). dx, dy: the shifts, px
     (every pair with grid product; each axis alone with axes; default dx -8..8, dy 0). mode: canvas (moved inside

@@ -79,6 +79,7 @@ def read_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict | None
         return blob["state_dict"], blob
     if isinstance(blob, dict) and isinstance(blob.get("state_dict"), dict):
         blob = blob["state_dict"]
+    blob = _inner_state_dict(blob, path)
     if not isinstance(blob, dict) or not blob:
         raise CheckpointError(f"{path} holds a {type(blob).__name__}, not a state dict (a mapping of parameter names "
                               "to tensors): save it with torch.save(model.state_dict(), path)")
@@ -90,6 +91,25 @@ def read_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict | None
         raise CheckpointError(f"{path} is not a state dict: entry {quote(bad[0])} holds a {type(bad[1]).__name__}, "
                               "not a tensor; save it with torch.save(model.state_dict(), path)")
     return blob, None
+
+
+def _is_state_dict(value) -> bool:
+    return isinstance(value, dict) and bool(value) and all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in value.items())
+
+
+def _inner_state_dict(blob, path: Path):
+    """A training checkpoint saved as PyTorch's tutorials do, {'epoch': 3, 'model_state_dict': {...},
+    'optimizer_state_dict': {...}, 'loss': ...}: the one entry that is a state dict. Several (a model and its
+    EMA copy) are refused, naming them; anything else is returned as it was."""
+    if not isinstance(blob, dict) or _is_state_dict(blob):
+        return blob
+    inner = [k for k, v in blob.items() if isinstance(k, str) and _is_state_dict(v)]
+    if len(inner) > 1:
+        names = ", ".join(quote(k) for k in inner)
+        raise CheckpointError(f"{path} holds several state dicts ({names}): save the one to measure alone, e.g. "
+                              f"torch.save(checkpoint[{inner[0]!r}], path)")
+    return blob[inner[0]] if inner else blob
 
 
 def _is_torchscript(path: Path) -> bool:
@@ -195,8 +215,19 @@ def load_weights(model: nn.Module, state: dict[str, torch.Tensor], path: str | P
     except (RuntimeError, ValueError, KeyError, TypeError) as e:
         lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
         detail = "; ".join(lines[1:] or lines)
-        hint = ""
-        if all(k.startswith("module.") for k in state):
+        hint, wanted = "", set(model.state_dict())
+        prefix = _common_prefix(state)
+        if prefix == "module.":
             hint = " (every name starts with 'module.': saved from DataParallel; save model.module.state_dict())"
+        elif prefix and {k[len(prefix):] for k in state} == wanted:
+            hint = (f" (every name starts with {prefix!r}, and without it they are the model's: the network was "
+                    f"saved inside a wrapper, as PyTorch Lightning does; save the inner network's state_dict(), or "
+                    f"the same names without {prefix!r})")
         raise CheckpointError(f"--weights {path} does not fit the model: {clip(detail, 400)}{hint}") from None
     return model
+
+
+def _common_prefix(state: dict) -> str:
+    """'module.' when every name starts with it: the first component that all the names share, or ''."""
+    firsts = {k.split(".", 1)[0] for k in state}
+    return f"{firsts.pop()}." if len(firsts) == 1 and all("." in k for k in state) else ""

@@ -134,6 +134,9 @@ def test_a_model_that_fails_after_the_first_check_is_one_paragraph(tmp_path, how
     (folder,) = (tmp_path / "r" / "measure").iterdir()
     assert json.loads((folder / "meta.json").read_text())["status"] == "failed"  # not a complete-looking folder
     assert not (folder / "summary.csv").exists()
+    # the model's own exception caused it: the way to its traceback, with --debug where the app takes it (it said
+    # "--debug shows the model's traceback", and `invlab measure ... --debug` is refused)
+    assert ("`invlab --debug measure ...` shows its traceback" in said) == (how == "oom"), said
     if how == "oom":  # --debug: the model's own traceback, where it raised
         res = invoke("--debug", "measure", "--images", image_folder(tmp_path), "--model", "custom_models:later",
                      "--results-dir", tmp_path / "r", "--quiet")

@@ -128,6 +128,9 @@ def test_module_beside_the_config_and_a_factory_gone_later(tmp_path, one_thread)
     ({"factory": "custom_models:wrong_shape"}, "gave an output of shape (2, 3, 1, 1)"),
     ({"factory": "custom_models:raises"}, "raised RuntimeError when called with kwargs {}: this factory always fails"),
     ({"factory": "no_such_module_here:make"}, "no module named 'no_such_module_here' was found; searched"),
+    # it said "Put custom_models/py.py in one of these folders"
+    ({"factory": "custom_models.py:circular_gap"}, "names a module, as Python imports it, not its file: "
+                                                   "'custom_models:circular_gap'"),
     ({"factory": "custom_models:nope"}, "has no 'nope'"),
     ({"factory": "custom_models:not_a_module"}, "returned str 'a string', not a torch.nn.Module"),
     ({"factory": "custom_models:frozen"}, "has nothing to train: all its"),

@@ -42,6 +42,30 @@ def test_weights_of_another_shape_say_what_differs(tmp_path):
         load_weights(nn.Linear(3, 2), state, tmp_path / "w.pt")
 
 
+def test_a_training_checkpoint_saved_as_pytorchs_tutorial_does_gives_its_model_state_dict(tmp_path):
+    """{'epoch', 'model_state_dict', 'optimizer_state_dict', 'loss'}: it was refused ("entry 'epoch' holds a int")."""
+    model = nn.Linear(3, 2)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    torch.save({"epoch": 3, "model_state_dict": model.state_dict(), "optimizer_state_dict": optimizer.state_dict(),
+                "loss": 0.1}, tmp_path / "tutorial.pt")
+    state, checkpoint = read_weights(tmp_path / "tutorial.pt")
+    assert checkpoint is None and state.keys() == model.state_dict().keys()
+    assert torch.equal(load_weights(nn.Linear(3, 2), state, tmp_path / "tutorial.pt").weight, model.weight)
+    torch.save({"model": model.state_dict(), "ema": model.state_dict(), "step": 9}, tmp_path / "two.pt")
+    with pytest.raises(CheckpointError, match=r"several state dicts \('model', 'ema'\): .*checkpoint\['model'\]"):
+        read_weights(tmp_path / "two.pt")
+
+
+def test_names_inside_a_wrapper_are_named_with_the_way_out(tmp_path):
+    inner = nn.Sequential(nn.Linear(3, 2))
+    torch.save({"state_dict": {f"model.{k}": v for k, v in inner.state_dict().items()}}, tmp_path / "lit.pt")
+    state, _ = read_weights(tmp_path / "lit.pt")
+    with pytest.raises(CheckpointError, match=r"every name starts with 'model\.', and without it they are the "):
+        load_weights(nn.Sequential(nn.Linear(3, 2)), state, tmp_path / "lit.pt")
+    with pytest.raises(CheckpointError, match=r"does not fit the model: (?!.*every name starts)"):
+        load_weights(nn.Linear(3, 2), state, tmp_path / "lit.pt")  # stripped, still not the model's names
+
+
 def _safetensors(path, header: dict | bytes, body: bytes = b"", size: int | None = None, pad: bool = True):
     """A .safetensors file from the format's definition: 8-byte little-endian header length, JSON header (padded
     with spaces to 8 bytes unless pad=False), body; `size` makes it sparse (truncated up to that many bytes)."""
