@@ -35,8 +35,10 @@ def process_gone(record: dict) -> bool | None:
     """Whether the process a record names (this_process's keys) is gone: True or False on this host, None on
     another (or without a pid): only a heartbeat can tell there."""
     pid = record.get("pid")
-    if not isinstance(pid, int) or record.get("host") != socket.gethostname():
+    if not isinstance(pid, int) or isinstance(pid, bool) or record.get("host") != socket.gethostname():
         return None
+    if not 0 < pid < 2**31:  # no process has it: os.kill(0 or -1, 0) signals a group and succeeds, a pid past a C
+        return None  # int overflows; the heartbeat decides, as for another host (it said "still running" forever)
     return not alive(pid, record.get("pid_start"))
 
 

@@ -108,8 +108,8 @@ def train_units(cfg, run_dir: Path, units: list[tuple[str, int]], data: UnitData
                 inflight.update(zip(backend.submit(batch), batch))
             if pending or inflight or elsewhere:
                 _pause(backend if inflight else None)
-    except KeyboardInterrupt:
-        if backend is not None and not entry.detached:
+    except BaseException:  # Ctrl-C, or an error here (a unit state it cannot write, stdout closed): idle workers
+        if backend is not None and not entry.detached:  # left alive would keep this process from exiting
             backend.stop()
         elif entry.detached and inflight:
             say(f"the {len(inflight)} submitted jobs keep running; `invlab status {run_dir}` shows them, and the same "

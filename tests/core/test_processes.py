@@ -18,6 +18,8 @@ def test_this_process_is_alive_and_a_reaped_one_is_gone():
     assert process_gone(dict(pid=dead.pid, pid_start=None, host=socket.gethostname())) is True
     assert process_gone(dict(pid=dead.pid, host="another-host")) is None  # only a heartbeat can tell there
     assert process_gone(dict(pid="1", host=socket.gethostname())) is None
+    for nonsense in (0, -1, 10**20, True):  # os.kill(0 or -1, 0) succeeds: an edited meta.json was "running" forever
+        assert process_gone(dict(pid=nonsense, pid_start=None, host=socket.gethostname())) is None
 
 
 class Kernel32:

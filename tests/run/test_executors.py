@@ -168,6 +168,42 @@ def test_a_worker_that_frees_up_takes_the_next_unit_before_the_scheduler_waits_a
     assert events == [["submit", "m-seed0", "m-seed1"], "wait", ["submit", "m-seed2"], "wait", "wait", "close"]
 
 
+@pytest.mark.parametrize("error", [OSError(28, "No space left on device"), BrokenPipeError(32, "Broken pipe"),
+                                   KeyboardInterrupt()])
+def test_any_error_of_the_scheduler_stops_the_workers(tmp_path, monkeypatch, error):
+    """Only Ctrl-C stopped them: any other error (a unit state it could not write, stdout piped into `head`) was
+    printed, then the command waited forever on its idle workers at exit."""
+    events = []
+
+    class Handle:
+        def done(self):
+            return False
+
+    class Backend:
+        def __init__(self, run_dir, jobs, resources, n_units):
+            pass
+
+        def submit(self, tasks):
+            return [Handle() for _ in tasks]
+
+        def wait(self, timeout):
+            raise error
+
+        def stop(self):
+            events.append("stop")
+
+        def close(self):
+            events.append("close")
+
+    monkeypatch.setitem(executors.EXECUTORS, "processes", executors.Executor("processes", "fake", False, Backend))
+    images = torch.zeros(2, 1, 24, 24)
+    data = UnitData(images, torch.zeros(2, dtype=torch.long), images, torch.zeros(2, dtype=torch.long), ["A", "B"])
+    with pytest.raises(type(error)):
+        scheduler.train_units(load_config(ROOT / "configs" / "quick.yaml"), tmp_path, [("m", 0), ("m", 1)], data,
+                              jobs=2, threads=1)
+    assert events == ["stop"]
+
+
 def test_a_killed_worker_fails_only_its_unit_and_a_rerun_trains_only_that_one(tmp_path):
     armed = tmp_path / "armed"
     armed.write_text("")
