@@ -338,6 +338,7 @@ def write_answers(config: Path, *, overrides: list[str] | None = None, out_file:
     if out_file is None:  # the run folder's own page (out_file was checked before the work)
         # no --out was given: the message names the page itself (--force replaces it, --out writes elsewhere)
         output_file(page, "the run's answers page", "answers.md", marker=ANSWERS_MARK.encode(), starts=TITLE.encode(),
-                    force=force, inside=run_dir)
+                    force=force, inside=run_dir, instead="remove the link and run the same command again (the run "
+                    "and its sweeps are kept and reused), or write the page elsewhere with --out FILE")
     write_text(page, text)  # a temporary file renamed: a half-written page never looks complete
     return answers

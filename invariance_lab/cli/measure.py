@@ -141,8 +141,11 @@ def _class_index(text: str | None) -> dict[str, int] | None:
         return None
     pairs = [p.partition("=") for p in text.split(",")]
     if not all(sep and name.strip() and index.strip().isascii() and index.strip().isdigit() for name, sep, index in pairs):
+        negative = any(sep and index.strip().startswith("-") for _, sep, index in pairs)
         raise ConfigError(f"--class-index {quote(text)}: expected NAME=INDEX[,NAME=INDEX...] (a class folder and "
-                          "the model's output index for it), e.g. --class-index cat=281,dog=207")
+                          "the model's output index for it, a whole number from 0), e.g. --class-index cat=281,dog=207"
+                          + ("; a model's outputs are numbered from 0, so an index is never negative" if negative
+                             else ""))
     names = [name.strip() for name, _, _ in pairs]
     if len(set(names)) != len(names):
         raise ConfigError(f"--class-index {quote(text)}: a class folder is named twice")

@@ -29,6 +29,7 @@ from .models import resolved_models
 
 MEMORY_CAP = 4 * 2**30  # run memory limit: the smaller of this and half the physical memory (memory_limit)
 LIMIT_VARIABLE = "INVLAB_MEMORY_LIMIT"  # GiB: the limit on a machine where the rule's default is too small
+MIN_GIB = 0.001  # the least INVLAB_MEMORY_LIMIT: 1e-10 (0 B) was taken, then blamed on the config's settings
 
 
 def memory_limit() -> tuple[int, str]:
@@ -47,9 +48,10 @@ def memory_limit() -> tuple[int, str]:
             gib = float(given)
         except ValueError:
             gib = math.nan
-        if not (0 < gib < math.inf) or (ram > 0 and gib * 2**30 > ram):
+        if not (MIN_GIB <= gib < math.inf) or (ram > 0 and gib * 2**30 > ram):
             raise ConfigError(f"{LIMIT_VARIABLE}={quote(given)}: the memory limit of a run, in GiB, must be a number "
-                              f"more than 0{f' and at most the physical memory ({_size(ram)})' if ram > 0 else ''}, "
+                              f"from {MIN_GIB:g} (about 1 MiB)"
+                              f"{f' to the physical memory ({_size(ram)})' if ram > 0 else ''}, "
                               "e.g. 16; unset it for the default (the smaller of 4 GiB and half the physical memory)")
         return int(gib * 2**30), f"{LIMIT_VARIABLE}={given}{here}"
     limit = min(MEMORY_CAP, ram // 2) if ram > 0 else MEMORY_CAP

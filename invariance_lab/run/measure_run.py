@@ -33,6 +33,7 @@ from ..store.atomic import write_csv, write_text
 from ..store.checkpoints import load_run_models
 from ..store.find import require_finished_run, run_factory_dirs
 from ..store.layout import CONFIG_FILE, INVARIANCE_CSV, LIE_CSV, MEASURE_FILE, SUMMARY_CSV, new_measure_folder
+from ..store.run_images import is_run_folder
 from ..store.meta import Meta
 from .measure import _match_classes, check_shift_options
 
@@ -64,6 +65,10 @@ def measure_run_to_folder(*, run: str | Path, images: str | Path, dx: list[float
         if is_custom(f):  # the run folder, then where the run found it, as invlab sweep RUN
             require_trust(f, trusted=trust_factory, where=f"{run}: model {name!r}",
                           dirs=run_factory_dirs(run, meta_run))
+    if is_run_folder(images):  # it was read as image files: "holds both files (config.yaml, ...) and subfolders"
+        raise InvlabError(f"--images {images} is a run folder; with --run, --images is a folder of image files (class "
+                          f"folders named like the run's classes). The run's networks on their own test images: "
+                          f"invlab sweep {run}")
     src = open_folder(images, colour=cfg.data.colour, size=(cfg.data.canvas, cfg.data.canvas))
     classes = class_names(cfg.data)
     if src.classes and not set(src.classes) <= set(classes):

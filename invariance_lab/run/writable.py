@@ -85,14 +85,15 @@ def _invlabs(path: Path, kinds: tuple[str, ...]) -> bool:
 
 
 def output_file(path: Path, option: str, example: str, *, marker: bytes, starts: bytes = b"", force: bool = False,
-                inside: Path | None = None, mark: str | None = None) -> Path:
+                inside: Path | None = None, mark: str | None = None, instead: str = "give the file itself") -> Path:
     """A file a command may write (and replace), checked before the work of making it; see the module docstring.
     `inside`: the one results folder this file may lie in (`invlab claims` writes its page into its run);
-    `mark`: the marker in words for the message (default: the marker itself)."""
+    `mark`: the marker in words for the message (default: the marker itself); `instead`: what to do when the path
+    is a link (for a file invlab named itself rather than one given)."""
     path = Path(path)
     if path.is_symlink():
         raise ConfigError(f"{option} {path} is a symbolic link (to {clip(os.readlink(path), 120)}); invlab replaces "
-                          f"the file it is given, never a link or what it points to: give the file itself")
+                          f"the file it is given, never a link or what it points to: {instead}")
     if path.is_dir():
         raise ConfigError(f"{option} {path} is a folder; give the file to write, e.g. {option} {path / example}")
     mode = os.stat(path).st_mode if path.exists() else None

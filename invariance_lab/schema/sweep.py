@@ -56,6 +56,10 @@ class SweepConfig(_Schema):
         if info.field_name == "scales" and max(v[0], v[1]) > MAX_SCALE:  # 1e20 overflowed the drawing to NaN
             raise ValueError(f"scales are factors (1 = as drawn) of at most {int(MAX_SCALE):,}, which already "
                              f"leaves one flat value in any canvas; got {max(v[0], v[1]):g}")
+        if info.field_name == "angles" and v[1] - v[0] >= 360:  # 0:720:90 measured each turn twice
+            raise ValueError(f"a turn by a + 360 degrees is the turn by a, so a range of 360 degrees or more measures "
+                             f"some turns twice and weights them double in every mean; keep stop - start < 360, "
+                             f"e.g. -180:170:10 or 0:350:10; got {v[0]:g} to {v[1]:g}")
         return v
 
     @model_validator(mode="after")

@@ -113,6 +113,8 @@ def refuse_linked_folders(folder: Path, names: tuple[str, ...]) -> None:
     for name in names:
         sub = folder / name
         refuse_link(sub)
+        if sub.exists() and not sub.is_dir():  # a file there: the first write into it failed naming its temp file
+            raise RunFolderError(f"{sub} is a file where invlab keeps a folder ({name}/); move it away and run again")
         if name == TEST_SETS_DIR and sub.is_dir():
             for child in sorted(sub.iterdir()):
                 refuse_link(child)

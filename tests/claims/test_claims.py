@@ -168,6 +168,21 @@ def test_claims_writes_into_its_run_folder_unless_told(answered, tmp_path):
     out = answered[3].parents[2] / "docs" / "answers.md"  # the fixture's page: invlab's, replaced without --force
     res = runner.invoke(app, ["claims", str(config), "--results-dir", str(results), "--out", str(out), "--quiet"])
     assert res.exit_code == 0, res.output
+    # a link planted at the run's own page: refused with what to do (it said "give the file itself", of a file the
+    # user never gave), the link's target untouched
+    target = tmp_path / "notes.txt"
+    target.write_text("mine\n")
+    page.unlink()
+    page.symlink_to(target)
+    try:
+        res = runner.invoke(app, ["claims", str(config), "--results-dir", str(results), "--threads", "1", "--quiet"])
+        said = " ".join(res.output.split())
+        assert res.exit_code == 2 and f"the run's answers page {page} is a symbolic link" in said, res.output
+        assert "remove the link and run the same command again" in said and "--out FILE" in said
+        assert target.read_text() == "mine\n"
+    finally:
+        page.unlink()
+        page.write_text(out.read_text(encoding="utf-8"), encoding="utf-8")
 
 
 def test_a_page_made_with_set_names_the_overrides_in_every_command_that_makes_it_again(answered, tmp_path):

@@ -56,6 +56,15 @@ def test_class_folders_that_are_not_the_runs_classes_are_refused(run_and_images,
     assert res.exit_code == 2 and "--model does not apply" in res.output
 
 
+def test_a_run_folder_given_as_images_is_named_with_the_command_that_measures_its_test_images(run_and_images, tmp_path):
+    run_dir, _ = run_and_images  # it was read as image files: "holds both files (config.yaml, ...) and subfolders"
+    res = CliRunner().invoke(app, ["measure", "--run", str(run_dir), "--images", str(run_dir), "--results-dir",
+                                   str(tmp_path), "--quiet"])
+    said = " ".join(res.output.split())
+    assert res.exit_code == 2 and f"--images {run_dir} is a run folder" in said and f"invlab sweep {run_dir}" in said
+    assert not (tmp_path / "measure").exists()
+
+
 def test_a_rotate_measurement_of_every_checkpoint(run_and_images, tmp_path):
     run_dir, images = run_and_images
     res = CliRunner().invoke(app, ["measure", "--run", str(run_dir), "--images", str(images), "--angles", "-20:20:20",

@@ -64,6 +64,14 @@ def test_a_scale_beyond_a_million_is_refused_before_any_work(scale):
     assert SweepConfig(transform="scale", scales=[1e6, 1e6]).scales[0] == 1e6
 
 
+@pytest.mark.parametrize("angles", [[0, 720, 90], [-180, 180, 90], [-1e9, 1e9, 1e6], [0, 360, 90]])
+def test_angles_spanning_a_whole_turn_are_refused(angles):
+    """A turn by a + 360 is the turn by a: 0:720:90 was measured, each turn counted twice in every mean."""
+    with pytest.raises(ValueError, match="keep stop - start < 360"):
+        SweepConfig.model_validate({"transform": "rotate", "angles": angles})
+    assert axis_values(SweepConfig(transform="rotate", angles=[-180, 170, 10]).angles)[-1] == 170
+
+
 def test_a_step_finer_than_the_rounding_is_refused_for_every_range():
     for key in ("angles", "scales", "dx"):
         with pytest.raises(ConfigError, match=rf"\[sweep.{key}\] {key} step 1e-10 is finer than the 9 decimals"):

@@ -188,6 +188,20 @@ def test_a_resumed_run_refuses_a_folder_that_is_a_link(finished_run, tmp_path, v
     assert read_json(run_dir / "meta.json")["status"] == "interrupted"
 
 
+@pytest.mark.parametrize("folder", ["checkpoints", "units"])
+def test_a_resumed_run_refuses_a_file_where_its_folder_goes_before_training(finished_run, tmp_path, folder):
+    """It trained a unit, then failed naming a temporary file that did not exist (Not a directory: .../checkpoints/
+    .conv_gap-seed0.pt.5dc6159d.tmp), leaving the run failed."""
+    results, run_dir = _interrupted_copy(finished_run, tmp_path, remove=["checkpoints/conv_gap-seed0.pt"])
+    shutil.rmtree(run_dir / folder, ignore_errors=True)
+    (run_dir / folder).write_text("x\n")
+    res = _rerun(results)
+    said = " ".join(res.output.split())
+    assert res.exit_code == 2 and "Traceback" not in res.output, res.output
+    assert f"{run_dir / folder} is a file where invlab keeps a folder ({folder}/)" in said
+    assert read_json(run_dir / "meta.json")["status"] == "interrupted" and (run_dir / folder).read_text() == "x\n"
+
+
 def test_a_sweep_refuses_a_sweeps_folder_that_is_a_link(finished_run, tmp_path):
     run_dir = tmp_path / "quick" / finished_run.name
     shutil.copytree(finished_run, run_dir)
