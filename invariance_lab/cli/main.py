@@ -18,7 +18,7 @@ import traceback
 from typing import NamedTuple
 
 import typer
-from typer.core import TyperCommand, TyperGroup
+from typer.core import TyperCommand, TyperGroup, TyperOption
 
 from ..core.errors import InvlabError, clip, out_of_memory
 from ..core.speed import keep_freed_memory
@@ -81,7 +81,28 @@ class LazyCommands(TyperGroup):
 
     def resolve_command(self, ctx: typer.Context, args: list[str]):
         name, _, rest = super().resolve_command(ctx, args)  # unknown names: click's error, with suggestions
-        return name, load_command(name), rest
+        command = load_command(name)
+        twice = repeated_option(command, rest)
+        if twice:  # click keeps the last value silently: `--dx 0:1 --dx 0:2` measured 0:2 alone
+            ctx.fail(f"{twice} is given twice; it takes one value (give it once)")
+        return name, command, rest
+
+
+def repeated_option(command: TyperCommand, args: list[str]) -> str | None:
+    """The first option of `command` that takes one value and appears twice in `args` (as --opt V or --opt=V),
+    or None. Flags and options that take many values (--set, --vary) may repeat."""
+    single = {o: p for p in command.params if isinstance(p, TyperOption) and not (p.multiple or p.is_flag or p.count)
+              for o in p.opts + p.secondary_opts}
+    seen = set()
+    for arg in args:
+        if arg == "--":  # what follows is arguments, not options
+            break
+        param = single.get(arg.split("=", 1)[0] if arg.startswith("--") else arg)
+        if param is not None and param.name in seen:
+            return "/".join(param.opts)
+        if param is not None:
+            seen.add(param.name)
+    return None
 
 
 app = typer.Typer(cls=LazyCommands, add_completion=True, no_args_is_help=True, pretty_exceptions_enable=False,

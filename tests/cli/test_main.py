@@ -91,6 +91,20 @@ def test_an_error_prints_names_as_they_are_with_control_characters_escaped(tmp_p
     assert res.exit_code == 2 and "\x1b" not in res.output and "a\\x1b[2Jb.yaml" in res.output, res.output
 
 
+def test_an_option_of_one_value_given_twice_is_refused_before_any_work(tmp_path):
+    """click keeps the last value silently: `invlab sweep RUN --dx 0:1 --dx 0:2` measured 0:2 alone."""
+    for args in (["run", str(ROOT / "configs" / "quick.yaml"), "--threads", "1", "--threads", "2"],
+                 ["sweep", str(tmp_path), "--dx", "0:1", "--dy", "0:0", "--dx=0:2"],
+                 ["measure", "--images", str(tmp_path), "--size", "8", "--size=16"]):
+        res = runner.invoke(app, [*args, "--results-dir", str(tmp_path / "r")])
+        option = args[-1].split("=")[0] if "=" in args[-1] else args[-2]
+        assert res.exit_code == 2 and f"{option} is given twice; it takes one value" in res.output, res.output
+        assert not (tmp_path / "r").exists()
+    res = runner.invoke(app, ["run", str(ROOT / "configs" / "quick.yaml"), "--set", "seeds=[0]", "--set", "train.epochs=0", "--quiet",
+                              "--quiet", "--results-dir", str(tmp_path / "r"), "--threads", "1"])  # many values, flags
+    assert res.exit_code == 0, res.output
+
+
 def test_models_lists_presets():
     res = runner.invoke(app, ["models"])
     assert res.exit_code == 0 and "conv_maxpool" in res.output and "strided_conv" in res.output
