@@ -30,7 +30,8 @@ from .rules import (AGREE_TV, ALPHA, APPROX_EQUIVARIANCE, APPROX_FLIP, CIRCULAR,
     MIN_REMOVAL, PART_SPAN, POWER, VERDICTS, check_claim_models)
 from ..schema.config import Config, SweepConfig
 from ..config.load import load_config, to_yaml
-from ..report.display import CLIP_MARK, protocol_lines
+from ..report.display import CLIP_MARK
+from ..report.protocol import protocol_lines
 from ..core.errors import InvlabError
 from ..run.executors import check_jobs
 from ..run.experiment import run_experiment, sweep_experiment

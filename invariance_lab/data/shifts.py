@@ -106,6 +106,24 @@ def previous_on_line(lines: list[list[tuple[float, float]]]) -> dict[tuple[float
     return previous
 
 
+def whole_shifts(images: torch.Tensor) -> dict[str, list[int]]:
+    """{"dx": [lo, hi], "dy": [lo, hi]}: the whole-pixel shifts (positive: right and down) within which the ink of
+    every image (N, C, H, W) stays inside its frame; a canvas shift past them cuts some letters at the frame, so
+    those images are cropped as well as moved. Blank images are left out; {} when all are blank."""
+    ink = images.detach().abs().sum(1) > 0  # (N, H, W)
+    rows, cols = ink.any(2), ink.any(1)
+    inked = rows.any(1)
+    rows, cols = rows[inked], cols[inked]
+    if not len(rows):
+        return {}
+    (h, w), ranges = ink.shape[1:], {}
+    for key, lines, side in (("dx", cols, w), ("dy", rows, h)):
+        first = lines.float().argmax(1)  # the first inked column (row) of each image
+        last = side - 1 - lines.flip(1).float().argmax(1)
+        ranges[key] = [-int(first.min()), int((side - 1 - last).min())]
+    return ranges
+
+
 def circular_shift(images: torch.Tensor, dx: float, dy: float, subpixel: str = "bilinear") -> torch.Tensor:
     """Images rolled by (dx, dy) px: whole pixels by torch.roll; a fraction only with subpixel fft (the band-limited
     shift, transforms.fourier_shift), refused with bilinear (a roll has no bilinear sub-pixel counterpart here)."""

@@ -17,7 +17,8 @@ import torch
 from ..core.errors import InvlabError, choose
 from ..core.progress import progress_bar
 from ..data.datasets import class_names
-from ..data.shifts import SWEEP_KINDS, covers_every_roll, grid_points, shift_lines, sweep_inputs, sweep_lines
+from ..data.shifts import (SWEEP_KINDS, covers_every_roll, grid_points, shift_lines, sweep_inputs, sweep_lines,
+                           whole_shifts)
 from ..data.transforms import INTERPOLATION
 from ..schema.config import DataConfig, SweepConfig
 from .accumulate import Grid, Inputs, ShiftSums, sweep_result, walk_grid
@@ -105,7 +106,18 @@ def protocol(sweep: SweepConfig, data: DataConfig, seeds: list[int], models: lis
         p["all_shifts"] = True  # the whole translation group of the canvas: the summary's worst case is exact
         if p["n_shifts"] > data.canvas ** 2:  # a roll given twice (dx and dx + canvas): the means count it twice
             p["rolls"] = data.canvas ** 2
+    if (kind, sweep.transform, sweep.mode, data.source, data.task) == ("translation", "translate", "canvas", "letters",
+                                                                       "letter"):
+        p["whole"] = _whole_range(data, sweep)  # past it the frame cuts letters: the tables' caption says so
     return p
+
+
+def _whole_range(data: DataConfig, sweep: SweepConfig, chunk: int = 1000) -> dict[str, list[int]]:
+    """data/shifts.whole_shifts of the test letters as the sweep draws them at (0, 0), a chunk at a time."""
+    inputs, labels = sweep_inputs(data, sweep)
+    parts = [whole_shifts(inputs(slice(i, i + chunk), 0.0, 0.0)) for i in range(0, len(labels), chunk)]
+    parts = [q for q in parts if q]
+    return {k: [max(q[k][0] for q in parts), min(q[k][1] for q in parts)] for k in ("dx", "dy")} if parts else {}
 
 
 def sweep_covers_every_roll(sweep: SweepConfig, canvas: int) -> bool:

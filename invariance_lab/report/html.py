@@ -26,7 +26,7 @@ from ..core.versions import __version__
 from ..store.layout import is_study
 from .answer import RULE, answer
 from .certificate import certificates
-from .display import protocol_lines
+from .protocol import protocol_lines
 from .html_elements import e, image, pixel_size, text_html
 from .html_gallery import gallery_html
 from .html_tables import at_chance_rows, notes_html, table_html

@@ -27,7 +27,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError, field_validator, model_validator
+from pydantic import (BaseModel, ConfigDict, StrictInt, StringConstraints, ValidationError, field_validator,
+                      model_validator)
 
 from ..core.errors import DiskFullError, InvlabError, RunFolderError, clip
 from ..core.open_flags import NOFOLLOW, READ
@@ -40,7 +41,7 @@ HEARTBEAT_S = 30.0  # meta.json's heartbeat is refreshed this often while a run 
 
 # ------------------------------------------------------------------------------------------- the meta schema
 class Protocol(BaseModel):
-    """How a table was measured: every printed table states it (display.protocol_lines)."""
+    """How a table was measured: every printed table states it (report/protocol.protocol_lines)."""
 
     model_config = ConfigDict(extra="allow")
     kind: Literal["translation", "parts"] = "translation"
@@ -57,7 +58,7 @@ class Protocol(BaseModel):
     n_shifts: int
     task: Optional[str] = None  # "position" for the paired position probe
     layers: Optional[dict] = None  # {"n_images": N} for sweeps with --layers
-    # what the tables' captions print (report/display.protocol_lines), when a folder has them
+    # what the tables' captions print (report/protocol.protocol_lines), when a folder has them
     engine: Optional[str] = None  # allshift | brute | mixed (eval/engine.engine_protocol)
     engines: Optional[dict[str, str]] = None  # model -> its engine
     engine_notes: Optional[dict[str, Optional[str]]] = None  # model -> why not the all-shift engine
@@ -70,6 +71,9 @@ class Protocol(BaseModel):
     part: Optional[str] = None  # "counter" for outline letters' part displacement
     all_shifts: Optional[bool] = None
     n_classes: Optional[int] = None
+    # canvas shifts of letters: {"dx": [lo, hi], "dy": [lo, hi]}, the whole-pixel shifts within which every test
+    # letter stays whole (data/shifts.whole_shifts); past them the frame cuts some
+    whole: Optional[dict[Literal["dx", "dy"], tuple[StrictInt, StrictInt]]] = None
 
     @field_validator("dx", "dy", "angles", "scales")
     @classmethod
@@ -78,6 +82,13 @@ class Protocol(BaseModel):
         if v is not None and (len(v) not in (2, 3) or not all(math.isfinite(x) for x in v)):
             raise ValueError(f"{info.field_name} must be [start, stop] or [start, stop, step] of finite numbers; "
                              f"got {v}")
+        return v
+
+    @field_validator("whole")
+    @classmethod
+    def _around_zero(cls, v):
+        if v is not None and not all(lo <= 0 <= hi for lo, hi in v.values()):
+            raise ValueError(f"whole must give each axis a range [lo, hi] of shifts with lo <= 0 <= hi; got {v}")
         return v
 
     @model_validator(mode="after")

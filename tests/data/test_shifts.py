@@ -8,7 +8,8 @@ from invariance_lab.data.datasets import draw, glyph_table, reference_letters
 from invariance_lab.core.errors import InvlabError
 from invariance_lab.data.shifts import (CanvasShifts, axis_values, check_sweep, circular_shift, covers_every_roll,
                                         every_roll, grid_points, shift_lines, shifted_inputs, sweep_inputs,
-                                        sweep_lines)
+                                        sweep_lines, whole_shifts)
+from invariance_lab.eval.sweep import protocol
 
 
 def test_axis_values_inclusive_and_fractional():
@@ -167,3 +168,33 @@ def test_whole_pixel_redraws_are_the_reference_moved_and_sub_pixel_ones_also_cha
         assert float((moved - torch.roll(reference, (dy, dx), (-2, -1))).abs().max()) < 1e-5
     ink = draw(table, test, data.canvas, 0.5, 0).sum((1, 2, 3)) / reference.sum((1, 2, 3)) - 1
     assert 0.01 < float(ink.abs().max()) < 0.15
+
+
+@pytest.mark.parametrize("data", [DataConfig(canvas=24, size=12, test_images=60),
+                                  DataConfig(canvas=32, size=14, test_images=40, glyphs="outline",
+                                             fonts=["DejaVu Sans"])], ids=["stroke", "outline"])
+def test_whole_shifts_are_exactly_those_that_cut_no_letter(data):
+    """Brute force: every whole-pixel shift along an axis, the test letters redrawn there (as the sweep draws them);
+    inside the range no letter loses ink, one pixel past either end some letter does. The protocol of a canvas
+    sweep of letters records it (the tables' caption names shifts past it)."""
+    sweep = SweepConfig(dx=[-14, 14], dy=[-14, 14], grid="axes")
+    inputs, labels = sweep_inputs(data, sweep)
+    every = slice(0, len(labels))
+    ink = inputs(every, 0.0, 0.0).flatten(1).sum(1)
+    whole = whole_shifts(inputs(every, 0.0, 0.0))
+    for key in ("dx", "dy"):
+        lo, hi = whole[key]
+        assert -14 < lo < 0 < hi < 14  # one pixel past each end is on the sweep's grid
+        for d in range(lo - 1, hi + 2):
+            moved = inputs(every, float(d), 0.0) if key == "dx" else inputs(every, 0.0, float(d))
+            cut = bool(((ink - moved.flatten(1).sum(1)) > 1e-4 * ink).any())
+            assert cut == (not lo <= d <= hi), (key, d, whole)
+    assert protocol(sweep, data, [0], ["m"])["whole"] == whole
+    assert "whole" not in protocol(SweepConfig(mode="circular", dx=[-2, 2], dy=[0, 0]), data, [0], ["m"])
+
+
+def test_whole_shifts_of_blank_images_and_a_corner_dot():
+    assert whole_shifts(torch.zeros(3, 1, 8, 8)) == {}
+    dot = torch.zeros(2, 1, 8, 8)
+    dot[1, 0, 0, 6] = 1.0  # row 0, column 6: one px of room to the right, none upwards
+    assert whole_shifts(dot) == {"dx": [-6, 1], "dy": [0, 7]}

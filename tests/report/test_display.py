@@ -11,8 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from rich.console import Console
 
-from invariance_lab.report.display import (CHANCE_MARK, CLIP_MARK, brief_tables, cell, protocol_lines, render,
-    to_rich_table)
+from invariance_lab.report.display import CHANCE_MARK, CLIP_MARK, brief_tables, cell, render, to_rich_table
+from invariance_lab.report.protocol import protocol_lines
 from invariance_lab.core.errors import InvlabError
 from invariance_lab.report.tables import build_report, load_result
 from invariance_lab.core.stats import clip_interval
@@ -227,20 +227,6 @@ def test_the_worst_case_columns_are_in_markdown_and_csv_but_not_the_terminal(tmp
     wide = _text(render(rep, "table", wide=True).tables[0])  # --wide shows every column, as its note says
     assert "robust" in wide and "consistent" in wide and "columns shown" not in wide
     assert "4 of the 10 columns shown; --wide shows every one" in _text(table)
-
-
-def test_a_canvas_sweep_of_letters_at_fractions_of_a_pixel_says_the_ink_changes_too(tmp_path, fake_result):
-    """Fractional canvas shifts of drawn letters are more than a translation (docs/metrics.md): the protocol line
-    says so; whole-pixel grids, circular fft shifts and image folders (moved as pixels) do not get the note."""
-    note = "fractional shifts redrawn at a new sampling phase"
-    sub = load_result(fake_result(tmp_path / "demo" / "r1", dx=(-1, 1, 0.5)))
-    (line,) = protocol_lines([sub])
-    assert note in line and "--mode circular --subpixel fft keeps it" in line
-    assert note not in protocol_lines([load_result(fake_result(tmp_path / "demo" / "r2", dx=(-2, 2, 1)))])[0]
-    for extra in ({"mode": "circular", "subpixel": "fft"}, {"images": "imgs", "fill": "zeros",
-                                                          "interpolation": "bilinear"}):
-        sub.meta["protocol"].update(extra)
-        assert note not in protocol_lines([sub])[0]
 
 
 def test_two_folders_fit_an_80_column_terminal_with_their_run_labels_folded(tmp_path, fake_result):
