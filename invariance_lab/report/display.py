@@ -68,10 +68,6 @@ def cell(mean: float, ci: float, lo: float, hi: float, bounds: tuple[float, floa
     return f"{text} ± {show(ci)}", False
 
 
-def _range_words(bounds: tuple[float, float]) -> str:
-    return f"[{bounds[0]:g}, {bounds[1]:g}]" if math.isfinite(bounds[1]) else f"≥ {bounds[0]:g}"
-
-
 def text_rows(view: View) -> tuple[list[str], list[list[str]], list[bool], bool]:
     """(headers, rows of cell text, numeric?, any interval cut) of a view; marks models with seeds at chance."""
     t = view.table
@@ -95,8 +91,9 @@ def text_rows(view: View) -> tuple[list[str], list[list[str]], list[bool], bool]
 
 
 def clip_note(bounds: tuple[float, float]) -> str:
-    return (f"{CLIP_MARK} the 95% interval reaches outside the range {_range_words(bounds)} of the quantity, so it "
-            "is cut there and shown as mean [low, high].")
+    where = (f"outside the range [{bounds[0]:g}, {bounds[1]:g}] of the quantity" if math.isfinite(bounds[1]) else
+             f"below {bounds[0]:g}, the least the quantity can be")  # a layer error: "the range ≥ 0" read oddly
+    return f"{CLIP_MARK} the 95% interval reaches {where}, so it is cut there and shown as mean [low, high]."
 
 
 def seed_notes(flags: pd.DataFrame, dropped: pd.DataFrame | None = None) -> list[str]:

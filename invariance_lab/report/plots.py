@@ -26,7 +26,8 @@ from .tables import (AXES, LAYER_QUANTITIES, LAYER_RANGE, RATE_RANGE, Result, ax
     seed_flags, shift_table)
 from ..core.stats import clip_interval
 from ..core.columns import METRIC_COLUMNS
-from .figure import LEGEND_ROW_INCHES, centre_ticks, legend_below, new_figure, plain_text, tight_layout
+from .figure import (LEGEND_ROW_INCHES, LINESTYLES, centre_ticks, legend_below, line_style, new_figure, plain_text,
+                     tight_layout)
 
 if TYPE_CHECKING:  # for annotations only: matplotlib itself is imported when a figure is made (new_figure)
     from matplotlib.figure import Figure
@@ -45,7 +46,6 @@ METRIC_LABELS = {
 }
 AXIS_LABELS = {"dx": "horizontal shift dx (px, + = right)", "dy": "vertical shift dy (px, + = down)",
                "angle": "rotation angle (degrees, counterclockwise)", "scale": "scale factor (1 = as drawn)"}
-LINESTYLES = ("-", "--", ":", "-.")
 
 
 def _legend(results: list[Result]):
@@ -122,10 +122,8 @@ def metric_vs_shift_figure(results: list[Result], metric: str, axis: str) -> Fig
         y, ci = row.to_numpy(dtype=float), cis.loc[(run, model)].to_numpy(dtype=float)
         keep = ~np.isnan(y)  # runs compared on different shift grids: join each line's own points
         xs, y, ci = x[keep], y[keep], np.nan_to_num(ci[keep])
-        m, k = models.index(model), runs.index(run)
-        style = dict(color=f"C{m % 10}", linestyle=LINESTYLES[(k + m // 10) % len(LINESTYLES)])
-        ax.plot(xs, y, marker="o" if len(xs) <= 25 else None, markersize=3.5, linewidth=1.6,
-                label=label(run, model), **style)
+        style = line_style(models.index(model), runs.index(run), len(models), len(runs), len(xs))
+        ax.plot(xs, y, markersize=3.5, linewidth=1.6, label=label(run, model), **style)
         # every metric is a fraction in [0, 1]: a t-interval over 3 seeds can overshoot it, so the band is cut there
         lo, hi, _ = clip_interval(y, ci, *RATE_RANGE)
         ax.fill_between(xs, lo, hi, color=style["color"], alpha=0.18, linewidth=0)

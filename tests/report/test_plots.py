@@ -11,7 +11,7 @@ from matplotlib.figure import Figure
 from conftest import write_fake_result
 from invariance_lab.report import plots
 from invariance_lab.core.errors import InvlabError
-from invariance_lab.report.figure import MAX_TICKS, centre_ticks
+from invariance_lab.report.figure import MAX_TICKS, centre_ticks, line_style
 from invariance_lab.report.plots import (plot_accuracy_consistency, plot_all, plot_heatmaps,
     plot_layer_profile, plot_metric_vs_shift)
 from invariance_lab.report.tables import load_result
@@ -132,6 +132,24 @@ def test_two_runs_compared_and_heatmap_per_run(grid_run, tmp_path, fake_result):
     _assert_png(plot_metric_vs_shift([grid_run, other], "neighbor_flip_rate", "dy", tmp_path / "p"))
     paths = plot_heatmaps([grid_run, other], "flip_rate", tmp_path / "p")
     assert [p.name for p in paths] == ["flip_rate_heatmap_demo_r1.png", "flip_rate_heatmap_other_r2.png"]
+
+
+def test_every_run_and_model_of_a_comparison_has_a_line_style_of_its_own(tmp_path):
+    """A study of 2 runs x 20 models drew run 0's 11th model and run 1's 1st alike (colour C0, dashes --), so a
+    student could not tell which curve was whose. Every (run, model) pair of up to 8 runs of up to 40 models gets
+    a style of its own (markers past 40 lines), and a model keeps its colour in every run."""
+    for n_runs in range(1, 9):
+        for n_models in range(1, 41):
+            styles = {(k, m): line_style(m, k, n_models, n_runs, 33) for k in range(n_runs) for m in range(n_models)}
+            marks = [(st["color"], st["linestyle"], st["marker"]) for st in styles.values()]
+            assert len(set(marks)) == len(marks), (n_runs, n_models)
+            assert all(styles[k, m]["color"] == styles[0, m]["color"] for k, m in styles)
+    models = tuple(f"m{i}" for i in range(11))  # the smallest comparison the old rule drew two lines of alike
+    results = [load_result(write_fake_result(tmp_path / f"r{k}" / "demo" / "r", name=f"run{k}", models=models,
+                                             dx=(-2, 2, 1), dy=(0, 0, 1))) for k in range(2)]
+    lines = [ln for ln in plots.metric_vs_shift_figure(results, "flip_rate", "dx").axes[0].get_lines()
+             if not ln.get_label().startswith("_")]  # not the reference's vertical line
+    assert len({(ln.get_color(), ln.get_linestyle()) for ln in lines}) == len(lines) == 22
 
 
 def test_names_from_a_folder_are_drawn_as_text_not_parsed_as_formulas(tmp_path, fake_result, figures):
