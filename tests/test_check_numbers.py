@@ -92,6 +92,18 @@ def test_report_tables_in_a_page_are_compared_row_by_row(fake_run, tmp_path, mon
     assert "MISMATCH" in capsys.readouterr().out
 
 
+def test_a_row_of_another_of_the_reports_tables_does_not_pass(tmp_path, fake_result):
+    """The layer report prints three tables (equivariance error, pooled invariance error, normalised variance):
+    a page's equivariance table once held two rows of the normalised-variance table, and they passed."""
+    folder = fake_result(tmp_path / "demo" / "r1" / "sweeps" / "s", kind="sweep", layers=True)
+    r = cn.load_runs([str(folder)])
+    (result,) = r.found.values()
+    first, third = cn.report_rows(result, "layer", 0), cn.report_rows(result, "layer", 2)
+    body = [row for row in third if not row.startswith(("| model", "|---"))]
+    assert body and not any(row in first for row in body)
+    assert cn.report_rows(result, "layer", 9) == set()
+
+
 def test_every_checked_sentence_is_in_its_page():
     """A page reworded without its check leaves that number unchecked (the script says SENTENCE NOT IN PAGE only
     when a maintainer runs it with the runs): each sentence is found in its page now, runs or not."""
