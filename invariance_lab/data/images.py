@@ -82,7 +82,7 @@ def label_tensor(labels) -> torch.Tensor:
         y = torch.as_tensor(labels)
     except (TypeError, ValueError, RuntimeError):
         raise InvlabError(f"labels are class indices (whole numbers from 0); got {clip(repr(labels), 80)}") from None
-    if sum(d > 1 for d in y.shape) > 1:  # (N, classes): one-hot or scores, not one index per image
+    if y.dim() > 1 and (sum(d > 1 for d in y.shape) > 1 or y.shape[-1] > 1):  # (N, classes): one-hot or scores
         raise InvlabError(f"labels are one class index per image, shape (N,); got shape {tuple(y.shape)} (one-hot "
                           "labels or scores? give labels.argmax(1))")
     y = y.flatten()
@@ -109,9 +109,6 @@ def from_tensor(images, labels=None, classes: list[str] | None = None, describe:
         x = x.unsqueeze(1)
     if x.dim() != 4 or min(x.shape) < 1:
         raise InvlabError(f"images must be a tensor (N, C, H, W) or (N, H, W) with N >= 1; got shape {tuple(x.shape)}")
-    if x.shape[3] in (1, 3, 4) and x.shape[1] > 4:  # a 1-4 px wide image of many channels: (N, H, W, C)
-        raise InvlabError(f"images of shape {tuple(x.shape)} look channels-last (N, H, W, C), as numpy and PIL give "
-                          "them; invlab takes (N, C, H, W): give images.permute(0, 3, 1, 2)")
     if x.dtype == torch.uint8:
         x = x.float().div_(255)
     elif x.dtype == torch.bool:
@@ -241,8 +238,8 @@ def image_size(value, what: str = "size") -> tuple[int, int] | None:
         hw = [value] if isinstance(value, int) else list(value)
     if (len(hw) not in (1, 2) or not all(isinstance(v, int) and not isinstance(v, bool) for v in hw)
             or not 1 <= min(hw) <= max(hw) <= MAX_SIDE):
-        raise InvlabError(f"{what} {value!r}: expected N or HxW in px, each 1 .. {MAX_SIDE}, e.g. 32, '224x224' or "
-                          "(224, 224)")
+        examples = "--size 32 or --size 224x224" if what.startswith("--") else "32, '224x224' or (224, 224)"
+        raise InvlabError(f"{what} {value!r}: expected N or HxW in px, each 1 .. {MAX_SIDE}, e.g. {examples}")
     return hw[0], hw[-1]
 
 

@@ -23,7 +23,8 @@ import torch
 from torch import nn
 
 from ..core.progress import progress_bar
-from ..schema.sweep import MAX_SHIFTS
+from ..schema.sweep import MAX_SHIFTS, repeated_turn
+from ..core.channels_last import channels_last_hint
 from ..core.errors import ConfigError, InvlabError, choose, quote
 from ..core.runtime import resolve_device, tf32_off
 from ..data.images import Images, from_tensor, label_tensor, open_folder
@@ -113,6 +114,8 @@ def check_grid(points: list[tuple[float, ...]], shape: tuple[int, int, int], mod
     if len(points) > MAX_SHIFTS:
         raise InvlabError(f"{len(points)} shifts, each a pass over every image; at most {MAX_SHIFTS}: use larger steps")
     if transform != "translate":
+        if transform == "rotate" and repeated_turn([p[0] for p in points], "--angles"):
+            raise InvlabError(repeated_turn([p[0] for p in points], "--angles"))
         if transform == "scale" and min(p[0] for p in points) <= 0:
             raise InvlabError(f"--scales are factors (1 = as the image is) and must be above 0; got "
                               f"{min(p[0] for p in points):g}")
@@ -130,10 +133,12 @@ def check_grid(points: list[tuple[float, ...]], shape: tuple[int, int, int], mod
         for d, side, axis in ((dx, w, "dx"), (dy, h, "dy")):
             if mode == "circular" and abs(d) >= side:
                 raise InvlabError(f"{axis} {d:g}: a roll by {d:g} px of a {side} px image repeats a roll by "
-                                  f"{d - side * round(d / side):g} px; keep |{axis}| < {side}")
+                                  f"{d - side * round(d / side):g} px; keep |{axis}| < {side}"
+                                  + channels_last_hint(tuple(shape)))
             if mode == "canvas" and math.ceil(abs(d)) >= side:
                 raise InvlabError(f"{axis} {d:g}: moves the whole {side} px image out of its frame, leaving only the "
-                                  f"fill; keep |{axis}| < {side - 1 if d != int(d) else side}")
+                                  f"fill; keep |{axis}| < {side - 1 if d != int(d) else side}"
+                                  + channels_last_hint(tuple(shape)))
 
 
 def numbers(v, what: str) -> list[float]:

@@ -160,7 +160,8 @@ def load(path: str, dirs: Iterable[str | Path] = ()) -> Callable:
                               f"{quote(e.name)}, which is not installed ({clip(e)})") from None
         except (Exception, SystemExit) as e:  # the user's module raised while it was imported
             raise FactoryError(f"factory {quote(path)}: importing module {quote(module_name)} "
-                              f"({locate(path, dirs) or 'file unknown'}) raised {type(e).__name__}: {clip(e)}") from None
+                              f"({locate(path, dirs) or 'file unknown'}) raised {type(e).__name__}: "
+                              f"{clip(e)}") from e
     target: Any = module
     for part in function.split("."):
         if not hasattr(target, part):
@@ -185,7 +186,7 @@ def call(path: str, kwargs: dict | None = None, dirs: Iterable[str | Path] = ())
             model = fn(**kwargs)
         except (Exception, SystemExit) as e:
             raise FactoryError(f"factory {quote(path)} raised {type(e).__name__} when called with kwargs "
-                              f"{quote(kwargs)}: {clip(e)}") from None
+                              f"{quote(kwargs)}: {clip(e)}") from e  # its own error: `invlab --debug` shows it
     if not isinstance(model, nn.Module):
         raise FactoryError(f"factory {quote(path)} returned {type(model).__name__} {quote(model, 60)}, not a "
                           f"torch.nn.Module; it must return the network")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..core.channels_last import channels_last_hint
 from ..core.errors import FactoryError, clip
 from .finite import check_logits
 from .logits import class_logits
@@ -83,7 +84,7 @@ def check_output(model: nn.Module, x: torch.Tensor, num_classes: int | None, wha
     except Exception as e:
         hint = _hint(model, x, e, FIXES[fixes])
         raise FactoryError(f"{what} failed on a batch of shape {shape} ({type(e).__name__}: {clip(e, 240)}){hint}; "
-                          f"it must map a batch (N, C, H, W) to logits (N, classes)") from None
+                          f"it must map a batch (N, C, H, W) to logits (N, classes)") from e  # --debug shows it
     finally:
         model.train(was)
     if not isinstance(out, torch.Tensor):
@@ -124,6 +125,8 @@ def _hint(model: nn.Module, x: torch.Tensor, error: Exception, fixes: tuple[str,
         return (f" (its weights are {names}, the images {str(x.dtype).removeprefix('torch.')}: give invlab the "
                 f"model in float32, model.float())")
     text = str(error)
+    if channels_last_hint(tuple(x.shape[1:])):
+        return channels_last_hint(tuple(x.shape[1:]))
     if "channels" in text:
         return f" (the model expects another number of input channels than these images' {x.shape[1]}: {fixes[0]})"
     if "shapes cannot be multiplied" in text or "size mismatch" in text or "must match the size" in text:

@@ -56,10 +56,6 @@ class SweepConfig(_Schema):
         if info.field_name == "scales" and max(v[0], v[1]) > MAX_SCALE:  # 1e20 overflowed the drawing to NaN
             raise ValueError(f"scales are factors (1 = as drawn) of at most {int(MAX_SCALE):,}, which already "
                              f"leaves one flat value in any canvas; got {max(v[0], v[1]):g}")
-        if info.field_name == "angles" and v[1] - v[0] >= 360:  # 0:720:90 measured each turn twice
-            raise ValueError(f"a turn by a + 360 degrees is the turn by a, so a range of 360 degrees or more measures "
-                             f"some turns twice and weights them double in every mean; keep stop - start < 360, "
-                             f"e.g. -180:170:10 or 0:350:10; got {v[0]:g} to {v[1]:g}")
         return v
 
     @model_validator(mode="after")
@@ -68,6 +64,21 @@ class SweepConfig(_Schema):
         if problem:
             raise problem
         return self
+
+
+def repeated_turn(angles: list[float], what: str = "angles") -> str | None:
+    """Why a rotation grid measures one turn twice (a and a + 360k degrees: 0:720:90, -180:180:90), counting it
+    twice in every mean; None when it does not. Checked for a config's sweep (config/limits.shift_problem, as the
+    circular-roll check: a run folder's config too) and for every measurement's grid (eval/stream.check_grid)."""
+    seen: dict[float, float] = {}
+    for a in angles:
+        turn = round(a % 360, DECIMALS) % 360
+        if turn in seen:
+            return (f"{what}: {seen[turn]:g} and {a:g} degrees are one turn (they differ by a multiple of 360), which "
+                    f"would be measured twice and weigh double in every mean; keep the values within one turn, e.g. "
+                    f"-180:170:10 or 0:350:10")
+        seen[turn] = a
+    return None
 
 
 def axis(r: list[float]) -> list[float]:

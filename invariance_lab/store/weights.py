@@ -83,7 +83,8 @@ def read_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict | None
     if not isinstance(blob, dict) or not blob:
         raise CheckpointError(f"{path} holds a {type(blob).__name__}, not a state dict (a mapping of parameter names "
                               "to tensors): save it with torch.save(model.state_dict(), path)")
-    bad = next(((k, v) for k, v in blob.items() if not isinstance(k, str) or not isinstance(v, torch.Tensor)), None)
+    bad = next(((k, v) for k, v in blob.items() if not isinstance(k, str) or not isinstance(v, torch.Tensor)
+                and not k.endswith("_extra_state")), None)  # a module's get_extra_state() may hold anything
     if bad is not None and not isinstance(bad[0], str):
         raise CheckpointError(f"{path} is not a state dict: its key {quote(bad[0])} is not a parameter name "
                               "(a string); save it with torch.save(model.state_dict(), path)")
@@ -102,8 +103,8 @@ def _inner_state_dict(blob, path: Path):
     """A training checkpoint saved as PyTorch's tutorials do, {'epoch': 3, 'model_state_dict': {...},
     'optimizer_state_dict': {...}, 'loss': ...}: the one entry that is a state dict. Several (a model and its
     EMA copy) are refused, naming them; anything else is returned as it was."""
-    if not isinstance(blob, dict) or _is_state_dict(blob):
-        return blob
+    if not isinstance(blob, dict) or any(isinstance(v, torch.Tensor) for v in blob.values()):
+        return blob  # a state dict, its module's _extra_state (a dict) included, is never looked inside
     inner = [k for k, v in blob.items() if isinstance(k, str) and _is_state_dict(v)]
     if len(inner) > 1:
         names = ", ".join(quote(k) for k in inner)
@@ -215,11 +216,11 @@ def load_weights(model: nn.Module, state: dict[str, torch.Tensor], path: str | P
     except (RuntimeError, ValueError, KeyError, TypeError) as e:
         lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
         detail = "; ".join(lines[1:] or lines)
-        hint, wanted = "", set(model.state_dict())
-        prefix = _common_prefix(state)
-        if prefix == "module.":
+        hint, prefix = "", _common_prefix(state)
+        fits = bool(prefix) and {k[len(prefix):] for k in state} == set(model.state_dict())
+        if fits and prefix == "module.":  # a model's own self.module is not DataParallel's: the names must fit
             hint = " (every name starts with 'module.': saved from DataParallel; save model.module.state_dict())"
-        elif prefix and {k[len(prefix):] for k in state} == wanted:
+        elif fits:
             hint = (f" (every name starts with {prefix!r}, and without it they are the model's: the network was "
                     f"saved inside a wrapper, as PyTorch Lightning does; save the inner network's state_dict(), or "
                     f"the same names without {prefix!r})")

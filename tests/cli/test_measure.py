@@ -63,6 +63,17 @@ def test_a_checkpoint_name_that_cannot_name_a_folder_is_blamed_on_the_file_not_o
     assert invoke(*args, "--name", "mine").exit_code == 0
 
 
+@pytest.mark.parametrize("model, kwargs", [("custom_models:raises", "{}"), ("custom_models:flatten_head",
+                                                                           '{"side": 24}')])
+def test_a_models_own_error_says_how_to_see_its_traceback(tmp_path, model, kwargs):
+    """A factory that raises, a forward pass that raises at the first check (built for 24 px, given 16 px): each
+    said nothing of --debug (the errors were raised `from None`), and `invlab measure ... --debug` is refused."""
+    res = invoke("measure", "--images", image_folder(tmp_path), "--model", model, "--model-kwargs", kwargs,
+                 "--results-dir", tmp_path / "r", "--quiet")
+    said = " ".join(res.output.split())
+    assert res.exit_code == 2 and "(`invlab --debug measure ...` shows its traceback)" in said, said
+
+
 def test_debug_shows_the_traceback_instead(tmp_path):
     weights, images = unfit_checkpoint(tmp_path), image_folder(tmp_path)
     res = invoke("--debug", "measure", "--weights", weights, "--images", images, "--results-dir", tmp_path / "r",

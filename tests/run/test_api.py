@@ -198,3 +198,30 @@ def test_a_cuda_torch_device_turns_tf32_off_as_the_name_cuda_does():
                 "ieee", "ieee")
     finally:
         torch.backends.cuda.matmul.fp32_precision, torch.backends.cudnn.conv.fp32_precision = flags
+
+
+class Wide(nn.Module):
+    """A network of 8 input channels: (N, 8, 16, 4) is its input, not a channels-last image."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(8, 2, 3, padding=1, padding_mode="circular")
+
+    def forward(self, x):
+        return self.conv(x).mean(dim=(-2, -1))
+
+
+def test_a_channels_last_batch_is_named_where_it_fails_and_a_meant_shape_is_measured():
+    """(N, H, W, C), as numpy and PIL give images, failed with a message about shifts ("moves the whole 1 px image
+    out of its frame") or the model's channels; a shape such as (N, 8, 16, 4) can be meant, so nothing refuses it
+    up front."""
+    hint = r"looks channels-last \(H, W, C\).*permute\(0, 3, 1, 2\)"
+    x = images().permute(0, 2, 3, 1)  # (6, 8, 8, 1)
+    with pytest.raises(il.InvlabError, match=r"moves the whole 1 px image out of its frame.*" + hint):
+        il.measure(Meddler(), x, dx=[-2, 0, 2])
+    with pytest.raises(il.InvlabError, match=r"a roll by 1 px of a 1 px image.*" + hint):
+        il.measure(Meddler(), x, dx=[0, 1], mode="circular")
+    with pytest.raises(il.InvlabError, match=r"failed on a batch of shape \(2, 8, 8, 3\).*" + hint):
+        il.measure(Meddler(), images().expand(-1, 3, -1, -1).permute(0, 2, 3, 1), dx=[0], mode="circular")
+    table = il.measure(Wide().eval(), torch.rand(6, 8, 16, 4), dx=[0, 1], mode="circular")
+    assert len(table) and table["flip_rate"].notna().all()

@@ -6,7 +6,7 @@ import pytest
 from conftest import ROOT
 
 from invariance_lab.config.load import load_config, parse_config, to_yaml
-from invariance_lab.core.errors import ConfigError
+from invariance_lab.core.errors import ConfigError, InvlabError
 from invariance_lab.data.shifts import axis_values
 from invariance_lab.schema.fields import parse_range
 from invariance_lab.schema.sweep import SweepConfig
@@ -64,12 +64,25 @@ def test_a_scale_beyond_a_million_is_refused_before_any_work(scale):
     assert SweepConfig(transform="scale", scales=[1e6, 1e6]).scales[0] == 1e6
 
 
-@pytest.mark.parametrize("angles", [[0, 720, 90], [-180, 180, 90], [-1e9, 1e9, 1e6], [0, 360, 90]])
-def test_angles_spanning_a_whole_turn_are_refused(angles):
-    """A turn by a + 360 is the turn by a: 0:720:90 was measured, each turn counted twice in every mean."""
-    with pytest.raises(ValueError, match="keep stop - start < 360"):
-        SweepConfig.model_validate({"transform": "rotate", "angles": angles})
-    assert axis_values(SweepConfig(transform="rotate", angles=[-180, 170, 10]).angles)[-1] == 170
+@pytest.mark.parametrize("angles, twice", [([0, 720, 90], "0 and 360"), ([-180, 180, 90], "-180 and 180"),
+                                           ([-1e9, 1e9, 1e6], None), ([0, 360, 90], "0 and 360"),
+                                           ([0, 360, 100], None), ([-180, 180, 100], None), ([10, 10], None)])
+def test_a_rotation_grid_that_measures_one_turn_twice_is_refused(angles, twice):
+    """0:720:90 was measured, each turn counted twice in every mean; a range wider than a turn whose values are
+    all different turns (0:360:100) is fine. Refused for a config's sweep and for every measurement's grid."""
+    from invariance_lab.eval.stream import check_grid
+    from invariance_lab.schema.sweep import repeated_turn
+
+    values = axis_values(angles)
+    if twice is None and len(values) > 1000:
+        values = values[:3]  # -1e9:1e9:1e6 is 2001 angles; whether they repeat a turn is all this asks
+    said = repeated_turn(values)
+    assert (said is None) == (twice is None) and (twice is None or f"{twice} degrees are one turn" in said)
+    if twice:
+        with pytest.raises(ConfigError, match=f"\\[sweep.angles\\] {twice} degrees are one turn"):
+            load_config(ROOT / "configs" / "quick.yaml", ["sweep.transform=rotate", f"sweep.angles={angles}"])
+        with pytest.raises(InvlabError, match=f"--angles: {twice} degrees are one turn"):
+            check_grid([(a,) for a in values], (1, 16, 16), "canvas", transform="rotate")
 
 
 def test_a_step_finer_than_the_rounding_is_refused_for_every_range():

@@ -56,6 +56,27 @@ def test_a_training_checkpoint_saved_as_pytorchs_tutorial_does_gives_its_model_s
         read_weights(tmp_path / "two.pt")
 
 
+class WithExtraState(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 2, 3)
+
+    def get_extra_state(self):
+        return {"scale": torch.ones(1)}
+
+    def set_extra_state(self, state):
+        self.scale = state["scale"]
+
+
+def test_a_state_dict_with_a_modules_extra_state_is_loaded_as_it_is(tmp_path):
+    """Its _extra_state (a dict of tensors) is not a wrapped state dict: looking inside took {'scale': ...} for
+    the weights."""
+    torch.save(WithExtraState().state_dict(), tmp_path / "extra.pt")
+    state, _ = read_weights(tmp_path / "extra.pt")  # it was refused: "entry '_extra_state' holds a dict"
+    assert "conv.weight" in state and "_extra_state" in state
+    assert torch.equal(load_weights(WithExtraState(), state, tmp_path / "extra.pt").scale, torch.ones(1))
+
+
 def test_names_inside_a_wrapper_are_named_with_the_way_out(tmp_path):
     inner = nn.Sequential(nn.Linear(3, 2))
     torch.save({"state_dict": {f"model.{k}": v for k, v in inner.state_dict().items()}}, tmp_path / "lit.pt")
@@ -64,6 +85,13 @@ def test_names_inside_a_wrapper_are_named_with_the_way_out(tmp_path):
         load_weights(nn.Sequential(nn.Linear(3, 2)), state, tmp_path / "lit.pt")
     with pytest.raises(CheckpointError, match=r"does not fit the model: (?!.*every name starts)"):
         load_weights(nn.Linear(3, 2), state, tmp_path / "lit.pt")  # stripped, still not the model's names
+    parallel = {f"module.{k}": v for k, v in inner.state_dict().items()}
+    with pytest.raises(CheckpointError, match="saved from DataParallel; save model.module.state_dict()"):
+        load_weights(nn.Sequential(nn.Linear(3, 2)), parallel, "dp.pt")
+    own = nn.Module()
+    own.module = nn.Sequential(nn.Linear(4, 2))  # a model's own self.module, its weights of another shape
+    with pytest.raises(CheckpointError, match=r"does not fit the model: (?!.*DataParallel)"):
+        load_weights(own, parallel, "own.pt")
 
 
 def _safetensors(path, header: dict | bytes, body: bytes = b"", size: int | None = None, pad: bool = True):
