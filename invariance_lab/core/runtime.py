@@ -42,19 +42,39 @@ def resolve_device(name: str) -> torch.device:
 
 # torch 2.9 and later set TF32 per backend (fp32_precision: "ieee", "tf32", or "none", which follows the global
 # setting) beside the older allow_tf32 flags, and refuse to read either once the two disagree (a "mix of the
-# legacy and new APIs": torch.get_float32_matmul_precision() raises). invlab turns TF32 off with the newer API, and
-# process_state gives back what each of the three readings said (tests/run/test_api.py: a caller on either API, a
-# model that writes either).
+# legacy and new APIs": torch.get_float32_matmul_precision() or torch.backends.cudnn.allow_tf32 raises). invlab
+# turns TF32 off through both, so that every reading agrees, and process_state gives back what each reading said
+# (tests/run/test_api.py: a caller on either API, a model that writes either).
 _NEW_TF32_API = hasattr(torch.backends.cuda.matmul, "fp32_precision")
 _MATMUL, _CUDNN = torch.backends.cuda.matmul, torch.backends.cudnn
+_CUDNN_OPS = [op for op in ("conv", "rnn") if hasattr(_CUDNN, op)] if _NEW_TF32_API else []
 
 
 def tf32_off() -> None:
-    """Full float32 in cuDNN convolutions and CUDA matmuls: no TF32."""
+    """Full float32 in cuDNN and CUDA matmuls, said the same by the older flags, the per-backend precisions and the
+    global matmul precision."""
     if _NEW_TF32_API:
-        _MATMUL.fp32_precision = _CUDNN.conv.fp32_precision = "ieee"
-    else:
-        _MATMUL.allow_tf32 = _CUDNN.allow_tf32 = False
+        torch.set_float32_matmul_precision("highest")
+    _MATMUL.allow_tf32 = _CUDNN.allow_tf32 = False
+    if _NEW_TF32_API:
+        _MATMUL.fp32_precision = "ieee"
+        for op in _CUDNN_OPS:
+            getattr(_CUDNN, op).fp32_precision = "ieee"
+
+
+def _setter(obj, name: str) -> Callable[[object], None]:
+    return lambda value: setattr(obj, name, value)
+
+
+# every reading of the TF32 settings, (get, set), in the order process_state writes them back: the per-backend
+# precisions, then the older flags, then the global matmul precision (setting it rewrites the backends': they go
+# again last)
+_BACKENDS = [(lambda: _MATMUL.fp32_precision, _setter(_MATMUL, "fp32_precision"))] + [
+    ((lambda o=getattr(_CUDNN, op): o.fp32_precision), _setter(getattr(_CUDNN, op), "fp32_precision"))
+    for op in _CUDNN_OPS] if _NEW_TF32_API else []
+_READINGS = _BACKENDS + [(lambda: _MATMUL.allow_tf32, _setter(_MATMUL, "allow_tf32")),
+                         (lambda: _CUDNN.allow_tf32, _setter(_CUDNN, "allow_tf32"))] + (
+    [(torch.get_float32_matmul_precision, torch.set_float32_matmul_precision)] if _NEW_TF32_API else [])
 
 
 def _read(get: Callable[[], object]) -> object:
@@ -64,31 +84,17 @@ def _read(get: Callable[[], object]) -> object:
         return None
 
 
-def _tf32_state() -> tuple:
-    """(the older flags, the newer per-backend precisions, the global matmul precision)."""
-    legacy = _read(lambda: (_MATMUL.allow_tf32, _CUDNN.allow_tf32))
-    if not _NEW_TF32_API:
-        return legacy, None, None
-    return (legacy, _read(lambda: (_MATMUL.fp32_precision, _CUDNN.conv.fp32_precision)),
-            _read(torch.get_float32_matmul_precision))
+def _tf32_state() -> list:
+    """What each reading says (None where torch refuses to say)."""
+    return [_read(get) for get, _ in _READINGS]
 
 
-def _restore_tf32(was: tuple) -> None:
-    """Write back what changed, newer API first: writing a value it already holds still counts as a use."""
-    if _tf32_state() == was:
-        return
-    legacy, new, glob = was
-    if not _NEW_TF32_API:
-        _MATMUL.allow_tf32, _CUDNN.allow_tf32 = legacy
-        return
-    if new is not None:
-        _MATMUL.fp32_precision, _CUDNN.conv.fp32_precision = new
-    if legacy is not None and _tf32_state()[0] != legacy:
-        _MATMUL.allow_tf32, _CUDNN.allow_tf32 = legacy
-    if glob is not None and _tf32_state()[2] != glob:
-        torch.set_float32_matmul_precision(glob)
-    if new is not None and _tf32_state()[1] != new:  # setting the global precision rewrote the backends'
-        _MATMUL.fp32_precision, _CUDNN.conv.fp32_precision = new
+def _restore_tf32(was: list) -> None:
+    """Write back each reading that changed, in _READINGS' order, then the backends' again if the global precision
+    rewrote them: writing a value a flag already holds still counts as a use of its API."""
+    for (get, put), value in [*zip(_READINGS, was), *zip(_BACKENDS, was)]:
+        if value is not None and _read(get) != value:
+            put(value)
 
 
 MAX_THREADS = 1024  # torch threads of one process: far beyond any machine's cores

@@ -2,6 +2,8 @@
 library call that sets threads gives the caller's back."""
 
 import os
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -95,3 +97,47 @@ def test_cuda_asked_for_without_a_gpu_names_both_places_it_is_asked(monkeypatch)
     with pytest.raises(InvlabError, match=r"device cuda was asked for \(the config's `device`, or --device\), but "
                                           r"torch finds no CUDA device here; use auto"):
         runtime.resolve_device("cuda")
+
+
+_TF32_SCENARIOS = r'''
+import random, sys, torch
+from invariance_lab.core import runtime as rt
+M, C = torch.backends.cuda.matmul, torch.backends.cudnn
+rng = random.Random(0)
+def write():  # a caller or a model setting TF32 through either API
+    k = rng.randrange(6)
+    if k == 0: torch.set_float32_matmul_precision(rng.choice(["medium", "high", "highest"]))
+    elif k == 1: M.allow_tf32 = rng.random() < .5
+    elif k == 2: C.allow_tf32 = rng.random() < .5
+    elif k == 3: M.fp32_precision = rng.choice(["ieee", "tf32"])
+    elif k == 4: C.conv.fp32_precision = rng.choice(["ieee", "tf32"])
+    else: C.rnn.fp32_precision = rng.choice(["ieee", "tf32"])
+def read():
+    out = []
+    for f in (lambda: M.allow_tf32, lambda: C.allow_tf32, torch.get_float32_matmul_precision,
+              lambda: M.fp32_precision, lambda: C.conv.fp32_precision, lambda: C.rnn.fp32_precision):
+        try: out.append(f())
+        except RuntimeError: out.append(None)  # the two APIs disagree: torch refuses to say
+    return out
+for case in range(300):
+    for _ in range(rng.randrange(3)): write()
+    before = read()
+    with rt.process_state():
+        rt.tf32_off()
+        inside = read()
+        for _ in range(rng.randrange(3)): write()
+    after = read()
+    assert inside == [False, False, "highest", "ieee", "ieee", "ieee"], (case, inside)
+    assert all(b is None or b == a for b, a in zip(before, after)), (case, before, after)
+print("ok")
+'''
+
+
+@pytest.mark.skipif(not hasattr(torch.backends.cuda.matmul, "fp32_precision"), reason="torch < 2.9")
+def test_tf32_off_agrees_in_both_apis_and_every_reading_comes_back():
+    """300 random states, set by a caller and by a model through torch's older allow_tf32 flags, its per-backend
+    fp32_precision and the global matmul precision (one process, each case starting where the last ended): inside,
+    every reading says full float32 (turning TF32 off through one API left torch.backends.cudnn.allow_tf32
+    unreadable: "a mix of the legacy and new APIs"); after, every reading the caller could make is as it was."""
+    res = subprocess.run([sys.executable, "-c", _TF32_SCENARIOS], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0 and res.stdout.strip() == "ok", res.stderr[-2000:]
