@@ -91,13 +91,13 @@ MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")  # a third mark where colour 
 
 def line_style(m: int, k: int, n_models: int, n_runs: int, points: int) -> dict:
     """The colour, dashes and marker of model m of run k, for a plot of n_runs runs of up to n_models models each:
-    a model keeps its colour (C0-C9) in every run, and each (run, model) pair has a style of its own (a plain
-    k + m // 10 gave run 0's 11th model and run 1's 1st the same colour and dashes). Past the 40 pairs colour and
-    dashes tell apart, markers do (on every line then, at most 12 a line); else dots on lines of 25 points or
-    fewer."""
+    a model keeps its colour (C0-C9) in every run, and each (run, model) pair has a style of its own while runs x
+    ceil(models / 10) <= 32 (a plain k + m // 10 gave run 0's 11th model and run 1's 1st the same colour and
+    dashes). Past 4 of those groups of ten, markers tell them apart (on every line then, at most 12 a line); else
+    dots on lines of 25 points or fewer."""
     groups = -(-n_models // 10)  # ten models to a group of colours
     j = k * groups + m // 10
     style = dict(color=f"C{m % 10}", linestyle=LINESTYLES[j % len(LINESTYLES)])
     if n_runs * groups > len(LINESTYLES):
-        return {**style, "marker": MARKERS[(j // len(LINESTYLES)) % len(MARKERS)], "markevery": max(1, points // 12)}
+        return {**style, "marker": MARKERS[(j // len(LINESTYLES)) % len(MARKERS)], "markevery": -(-points // 12)}
     return {**style, "marker": "o" if points <= 25 else None}

@@ -9,6 +9,7 @@ markdown, the HTML page and the claims' answers all print it.
 from __future__ import annotations
 
 from ..data.ink_stats import battery_words
+from ..data.shifts import axis_values
 from ..eval.engine import ENGINES
 from .tables import Result
 
@@ -95,15 +96,17 @@ def protocol_lines(results: list[Result]) -> list[str]:
 
 def frame_cut_words(p: dict) -> list[str]:
     """Where a canvas sweep's grid goes past the shifts that keep every test letter whole (protocol "whole",
-    data/shifts.whole_shifts): there the frame cuts some letters, so the images are cropped as well as moved."""
+    data/shifts.whole_shifts): there the frame cuts some letters, so the images are cropped as well as moved. Whole
+    pixels only: a fractional shift redraws the letter at another phase, whose extent `whole` does not measure."""
     whole, past = p.get("whole") or {}, []
     for key in ("dx", "dy"):
-        if key in whole and (float(p[key][0]) < whole[key][0] or float(p[key][1]) > whole[key][1]):
+        shifts = [v for v in axis_values(p[key]) if v == int(v)] if key in whole else []
+        if shifts and (min(shifts) < whole[key][0] or max(shifts) > whole[key][1]):
             past.append(f"{key} {whole[key][0]:g}..{whole[key][1]:g}")
     if not past:
         return []
-    return [f"the frame cuts some test letters at shifts past {' and '.join(past)} px (those images are cropped as "
-            "well as moved; within that range every letter stays whole)"]
+    return [f"the frame cuts some test letters at whole-pixel shifts past {' and '.join(past)} px (those images are "
+            "cropped as well as moved; within that range every letter stays whole)"]
 
 
 def engine_words(p: dict) -> str:

@@ -103,8 +103,9 @@ def _inner_state_dict(blob, path: Path):
     """A training checkpoint saved as PyTorch's tutorials do, {'epoch': 3, 'model_state_dict': {...},
     'optimizer_state_dict': {...}, 'loss': ...}: the one entry that is a state dict. Several (a model and its
     EMA copy) are refused, naming them; anything else is returned as it was."""
-    if not isinstance(blob, dict) or any(isinstance(v, torch.Tensor) for v in blob.values()):
-        return blob  # a state dict, its module's _extra_state (a dict) included, is never looked inside
+    if not isinstance(blob, dict) or all(isinstance(v, torch.Tensor) or str(k).endswith("_extra_state")
+                                         for k, v in blob.items()):
+        return blob  # a state dict, its modules' _extra_state (any value) included, is never looked inside
     inner = [k for k, v in blob.items() if isinstance(k, str) and _is_state_dict(v)]
     if len(inner) > 1:
         names = ", ".join(quote(k) for k in inner)

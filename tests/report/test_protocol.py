@@ -6,7 +6,7 @@ import json
 from invariance_lab.store.results import load_result
 from invariance_lab.report.protocol import protocol_lines
 
-CUT = "the frame cuts some test letters at shifts past"
+CUT = "the frame cuts some test letters at whole-pixel shifts past"
 
 
 def test_a_canvas_sweep_of_letters_at_fractions_of_a_pixel_says_the_ink_changes_too(tmp_path, fake_result):
@@ -39,3 +39,15 @@ def test_a_grid_past_the_shifts_that_keep_every_letter_whole_says_the_frame_cuts
     del meta["protocol"]["whole"]  # older folders: no sentence
     (folder / "meta.json").write_text(json.dumps(meta))
     assert CUT not in protocol_lines([load_result(folder)])[0]
+
+
+def test_the_frame_cut_clause_reads_the_shifts_measured_and_whole_pixels_only(tmp_path, fake_result):
+    """-6:8:4 measures -6, -2, 2, 6 (none past 7); a fractional shift redraws the letter at another phase, whose
+    extent `whole` does not measure (7.5 cut none of the main run's letters): both got the clause."""
+    for dx, said in (((-6, 8, 4), False), ((-7.5, 7.5, 0.5), False), ((-8, 8, 0.5), True), ((-7, 9, 2), True)):
+        folder = fake_result(tmp_path / "demo" / f"r{len(str(dx))}{said}", dx=dx)
+        meta = json.loads((folder / "meta.json").read_text())
+        meta["protocol"]["whole"] = {"dx": [-7, 7], "dy": [-7, 7]}
+        (folder / "meta.json").write_text(json.dumps(meta))
+        assert (CUT in protocol_lines([load_result(folder)])[0]) == said, dx
+

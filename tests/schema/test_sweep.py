@@ -81,7 +81,7 @@ def test_a_rotation_grid_that_measures_one_turn_twice_is_refused(angles, twice):
     if twice:
         with pytest.raises(ConfigError, match=f"\\[sweep.angles\\] {twice} degrees are one turn"):
             load_config(ROOT / "configs" / "quick.yaml", ["sweep.transform=rotate", f"sweep.angles={angles}"])
-        with pytest.raises(InvlabError, match=f"--angles: {twice} degrees are one turn"):
+        with pytest.raises(InvlabError, match=f"angles: {twice} degrees are one turn"):
             check_grid([(a,) for a in values], (1, 16, 16), "canvas", transform="rotate")
 
 

@@ -47,7 +47,7 @@ def test_a_training_checkpoint_saved_as_pytorchs_tutorial_does_gives_its_model_s
     model = nn.Linear(3, 2)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     torch.save({"epoch": 3, "model_state_dict": model.state_dict(), "optimizer_state_dict": optimizer.state_dict(),
-                "loss": 0.1}, tmp_path / "tutorial.pt")
+                "loss": torch.tensor(0.1)}, tmp_path / "tutorial.pt")  # the tutorial's loss is a tensor
     state, checkpoint = read_weights(tmp_path / "tutorial.pt")
     assert checkpoint is None and state.keys() == model.state_dict().keys()
     assert torch.equal(load_weights(nn.Linear(3, 2), state, tmp_path / "tutorial.pt").weight, model.weight)
