@@ -26,7 +26,7 @@ from .tables import (AXES, LAYER_QUANTITIES, LAYER_RANGE, RATE_RANGE, Result, ax
     seed_flags, shift_table)
 from ..core.stats import clip_interval
 from ..core.columns import METRIC_COLUMNS
-from .figure import (LEGEND_ROW_INCHES, LINESTYLES, centre_ticks, legend_below, line_style, new_figure, plain_text,
+from .figure import (LEGEND_ROW_INCHES, centre_ticks, legend_below, line_style, new_figure, plain_text,
                      tight_layout)
 
 if TYPE_CHECKING:  # for annotations only: matplotlib itself is imported when a figure is made (new_figure)
@@ -221,11 +221,13 @@ def layer_profile_figure(results: list[Result]) -> Figure:
     axes = fig.subplots(1, len(tables), squeeze=False)[0]
     for ax, (q, (means, cis)) in zip(axes, tables.items()):
         x = np.arange(means.shape[1])
-        for i, ((run, model), row) in enumerate(means.iterrows()):
+        models = list(dict.fromkeys(m for _, m in means.index))  # as metric_vs_shift_figure: a model's colour is
+        runs = list(dict.fromkeys(r for r, _ in means.index))  # its own in every run, the runs differ by dashes
+        for (run, model), row in means.iterrows():
             y, ci = row.to_numpy(dtype=float), np.nan_to_num(cis.loc[(run, model)].to_numpy(dtype=float))
             keep = ~np.isnan(y)  # shallower models have no value at deeper taps
-            style = dict(color=f"C{i % 10}", linestyle=LINESTYLES[(i // 10) % len(LINESTYLES)])
-            ax.plot(x[keep], y[keep], marker="o", markersize=3.5, linewidth=1.6, label=label(run, model), **style)
+            style = line_style(models.index(model), runs.index(run), len(models), len(runs), int(keep.sum()))
+            ax.plot(x[keep], y[keep], markersize=3.5, linewidth=1.6, label=label(run, model), **style)
             lo, hi, _ = clip_interval(y, ci, *LAYER_RANGE)  # errors are >= 0: the band is cut at 0
             ax.fill_between(x[keep], lo[keep], hi[keep], color=style["color"], alpha=0.18, linewidth=0)
         ax.set_xticks(x, list(means.columns), rotation=45, ha="right", fontsize=8)

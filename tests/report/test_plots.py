@@ -150,6 +150,14 @@ def test_every_run_and_model_of_a_comparison_has_a_line_style_of_its_own(tmp_pat
     lines = [ln for ln in plots.metric_vs_shift_figure(results, "flip_rate", "dx").axes[0].get_lines()
              if not ln.get_label().startswith("_")]  # not the reference's vertical line
     assert len({(ln.get_color(), ln.get_linestyle()) for ln in lines}) == len(lines) == 22
+    # the layer profile too (it coloured lines by their order: a model changed colour from one run to the next)
+    swept = [load_result(write_fake_result(tmp_path / f"l{k}" / "demo" / "r" / "sweeps" / "s", name=f"run{k}",
+                                           kind="sweep", layers=True)) for k in range(2)]
+    drawn = [ln for ln in plots.layer_profile_figure(swept).axes[0].get_lines()]
+    styles = {ln.get_label(): (ln.get_color(), ln.get_linestyle()) for ln in drawn}
+    assert len(set(styles.values())) == len(styles) == 4
+    for model in ("plain", "blur"):
+        assert len({c for label, (c, _) in styles.items() if label.endswith(f": {model}")}) == 1
 
 
 def test_names_from_a_folder_are_drawn_as_text_not_parsed_as_formulas(tmp_path, fake_result, figures):
