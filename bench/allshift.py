@@ -29,6 +29,7 @@ import torch
 from invariance_lab.schema.config import DataConfig, TrainConfig
 from invariance_lab.data.datasets import draw, glyph_table, reference_letters, training_set
 from invariance_lab.eval.engine import allshift_plan, allshift_sweep
+from invariance_lab.eval.engine_rules import NotApplicable
 from invariance_lab.core.runtime import resolve_device
 from invariance_lab.nn.downsample import DOWNSAMPLES
 from invariance_lab.nn.models import HEADS, resolve_spec
@@ -122,7 +123,11 @@ def main():
                                    TrainConfig(epochs=args.epochs, batch_size=64), noise=0.0, seed=0, num_classes=2,
                                    canvas=c, device=device)
             model.eval()
-            plan = allshift_plan(model, c)
+            try:
+                plan = allshift_plan(model, c)
+            except NotApplicable as e:  # TIPS: no polyphase decomposition; brute force alone measures it
+                print(f"{kind:<12} {head:<11} the engine does not take it ({str(e)[:60]}...)")
+                continue
             key = {("m", 0): model}
             plans = {("m", 0): plan}
             times = {name: [] for name in ["1024", "17x17", *brute_lines]}
@@ -150,9 +155,9 @@ def main():
         def met(ok: bool) -> str:
             return "met" if ok else "NOT met"
 
-        print(f"targets (max pooling + global average): all 1024 shifts {headline['1024']:.0f}x (>= "
+        print(f"targets (max pooling + global average): all 1024 shifts {headline['1024']:.1f}x (>= "
               f"{TARGETS['all_shifts']:.0f}x: {met(headline['1024'] >= TARGETS['all_shifts'])}), 17x17 grid "
-              f"{headline['17x17']:.0f}x (>= {TARGETS['grid']:.0f}x: {met(headline['17x17'] >= TARGETS['grid'])}); "
+              f"{headline['17x17']:.1f}x (>= {TARGETS['grid']:.0f}x: {met(headline['17x17'] >= TARGETS['grid'])}); "
               f"worst TV difference over every model {worst_tv:.1e} (<= {TARGETS['tv']:g}: "
               f"{met(worst_tv <= TARGETS['tv'])})")
 

@@ -1,6 +1,6 @@
 """Measure a model of your own, train it with invlab, and compare it with the preset conv_gap.
 
-    python examples/measure_your_model.py            # about 1 min on 2 CPU cores
+    python examples/measure_your_model.py            # about 10 s on 2 CPU cores
     python examples/measure_your_model.py --quick    # seconds: tiny data (what tests/run/test_measure.py runs)
 
 The network is defined in this file (small_cnn); invlab trains it from a config that names it as a factory,
