@@ -181,8 +181,8 @@ def shift_problem(data: DataConfig, sweep: SweepConfig) -> _Problem | None:
     c = data.canvas
     if sweep.transform == "scale":
         return scale_problem(data, sweep)
-    if sweep.transform == "rotate" and repeated_turn(axis(sweep.angles)):
-        return _Problem("angles", repeated_turn(axis(sweep.angles)).removeprefix("angles: "), sweep.angles)
+    if sweep.transform == "rotate" and (twice := repeated_turn(axis(sweep.angles))):
+        return _Problem("angles", twice, sweep.angles)
     # a folder's image (or boxes anywhere in theirs) fills its frame; translate_image needs |shift| < side - 1
     height, width = (c - 2, c - 2) if data.source != "letters" else letter_size(data)[:2]
     for key, extent in (("dx", width), ("dy", height)):

@@ -114,8 +114,8 @@ def check_grid(points: list[tuple[float, ...]], shape: tuple[int, int, int], mod
     if len(points) > MAX_SHIFTS:
         raise InvlabError(f"{len(points)} shifts, each a pass over every image; at most {MAX_SHIFTS}: use larger steps")
     if transform != "translate":
-        if transform == "rotate" and repeated_turn([p[0] for p in points]):  # angles, as il.measure names them
-            raise InvlabError(repeated_turn([p[0] for p in points]))
+        if transform == "rotate" and (twice := repeated_turn([p[0] for p in points])):
+            raise InvlabError(f"angles: {twice}")  # as il.measure names them (--angles on the command line)
         if transform == "scale" and min(p[0] for p in points) <= 0:
             raise InvlabError(f"--scales are factors (1 = as the image is) and must be above 0; got "
                               f"{min(p[0] for p in points):g}")

@@ -125,8 +125,8 @@ def _hint(model: nn.Module, x: torch.Tensor, error: Exception, fixes: tuple[str,
         return (f" (its weights are {names}, the images {str(x.dtype).removeprefix('torch.')}: give invlab the "
                 f"model in float32, model.float())")
     text = str(error)
-    if channels_last_hint(tuple(x.shape[1:])):
-        return channels_last_hint(tuple(x.shape[1:]))
+    if hint := channels_last_hint(tuple(x.shape[1:])):
+        return hint
     if "channels" in text:
         return f" (the model expects another number of input channels than these images' {x.shape[1]}: {fixes[0]})"
     if "shapes cannot be multiplied" in text or "size mismatch" in text or "must match the size" in text:

@@ -66,7 +66,7 @@ class SweepConfig(_Schema):
         return self
 
 
-def repeated_turn(angles: list[float], what: str = "angles") -> str | None:
+def repeated_turn(angles: list[float]) -> str | None:
     """Why a rotation grid measures one turn twice (a and a + 360k degrees: 0:720:90, -180:180:90), counting it
     twice in every mean; None when it does not. Checked for a config's sweep (config/limits.shift_problem, as the
     circular-roll check: a run folder's config too) and for every measurement's grid (eval/stream.check_grid)."""
@@ -74,7 +74,7 @@ def repeated_turn(angles: list[float], what: str = "angles") -> str | None:
     for a in angles:
         turn = round(a % 360, DECIMALS) % 360
         if turn in seen:
-            return (f"{what}: {seen[turn]:g} and {a:g} degrees are one turn (they differ by a multiple of 360), which "
+            return (f"{seen[turn]:g} and {a:g} degrees are one turn (they differ by a multiple of 360), which "
                     f"would be measured twice and weigh double in every mean; keep the values within one turn, e.g. "
                     f"-180:170:10 or 0:350:10")
         seen[turn] = a

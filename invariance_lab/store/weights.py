@@ -95,17 +95,17 @@ def read_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict | None
 
 
 def _is_state_dict(value) -> bool:
+    """Parameter names to tensors; a module's _extra_state (from get_extra_state()) may hold anything."""
     return isinstance(value, dict) and bool(value) and all(
-        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in value.items())
+        isinstance(k, str) and (isinstance(v, torch.Tensor) or k.endswith("_extra_state")) for k, v in value.items())
 
 
 def _inner_state_dict(blob, path: Path):
     """A training checkpoint saved as PyTorch's tutorials do, {'epoch': 3, 'model_state_dict': {...},
     'optimizer_state_dict': {...}, 'loss': ...}: the one entry that is a state dict. Several (a model and its
     EMA copy) are refused, naming them; anything else is returned as it was."""
-    if not isinstance(blob, dict) or all(isinstance(v, torch.Tensor) or str(k).endswith("_extra_state")
-                                         for k, v in blob.items()):
-        return blob  # a state dict, its modules' _extra_state (any value) included, is never looked inside
+    if not isinstance(blob, dict) or _is_state_dict(blob):
+        return blob  # a state dict is never looked inside
     inner = [k for k, v in blob.items() if isinstance(k, str) and _is_state_dict(v)]
     if len(inner) > 1:
         names = ", ".join(quote(k) for k in inner)
