@@ -36,6 +36,7 @@ edge, + inside by the even-odd rule (_inside), thickness unused.
 from __future__ import annotations
 
 import math
+import threading
 from functools import lru_cache
 from typing import Sequence
 
@@ -47,13 +48,22 @@ from .glyphs import GlyphTable
 from .outlines import build_outline_table
 
 @lru_cache(maxsize=None)
-def _font_strokes(font: str) -> dict[str, tuple]:
-    """Raw strokes of A-Z in one font: letter -> tuple of polylines of (x, y) in font units."""
+def _hershey():
+    """The process's one reader of the HersheyFonts package, and the lock under which a font is loaded into it.
+    Before it loads a font, a reader lists the fonts the package holds, unpacking the package's whole archive;
+    a reader of its own per font (18 for LATIN_FONTS) did that each time, about a third of a font's load."""
     from HersheyFonts import HersheyFonts  # imported lazily: only needed when glyphs are built
 
-    h = HersheyFonts()
-    h.load_default_font(font)
-    return {c: tuple(tuple((float(x), float(y)) for x, y in s) for s in h.strokes_for_text(c)) for c in LETTERS}
+    return HersheyFonts(), threading.Lock()
+
+
+@lru_cache(maxsize=None)
+def _font_strokes(font: str) -> dict[str, tuple]:
+    """Raw strokes of A-Z in one font: letter -> tuple of polylines of (x, y) in font units."""
+    h, lock = _hershey()
+    with lock:  # loading replaces the reader's glyphs: one font at a time
+        h.load_default_font(font)
+        return {c: tuple(tuple((float(x), float(y)) for x, y in s) for s in h.strokes_for_text(c)) for c in LETTERS}
 
 
 def _glyph_segments(strokes: tuple) -> tuple[list, list, list]:
@@ -96,9 +106,7 @@ def _split_at_y0(t: torch.Tensor) -> torch.Tensor:
 
 def _has_capitals(font: str) -> bool:
     """True if the installed font draws every capital A-Z with at least one stroke."""
-    from HersheyFonts import HersheyFonts
-
-    return font in HersheyFonts().default_font_names and all(_font_strokes(font)[c] for c in LETTERS)
+    return font in _hershey()[0].default_font_names and all(_font_strokes(font)[c] for c in LETTERS)
 
 
 @lru_cache(maxsize=32)
