@@ -178,9 +178,9 @@ def test_model_table_groups_its_columns_by_which_way_is_better(page):
 
 @pytest.fixture(scope="module")
 def axes_page(tmp_path_factory):
-    """A fake run over dx -2..2 and dy -1..1 along the axes (few plots: fast) and its page, which tests only read."""
-    folder = write_fake_result(tmp_path_factory.mktemp("axes") / "demo" / "r1", dx=(-2, 2, 1), dy=(-1, 1, 1),
-                               grid="axes")
+    """A fake run over dx -2..2 at dy 0 (two line plots and the accuracy-consistency plot: fast) and its page, which
+    tests only read."""
+    folder = write_fake_result(tmp_path_factory.mktemp("axes") / "demo" / "r1", dx=(-2, 2, 1), dy=(0, 0, 1))
     return folder, html_report([folder])
 
 
@@ -346,9 +346,11 @@ def test_stills_are_zero_the_ends_and_halvings(spec, want):
 
 
 def test_study_page_compares_across_the_varied_key(tmp_path):
+    # shifts along x only: the runs' plots along dy would be two more line plots to draw, and this page is about
+    # the study's plot and table
     res = runner.invoke(app, ["run", str(ROOT / "configs" / "quick.yaml"), "--vary", "data.train_shift=0,2",
                               "--results-dir", str(tmp_path), "--quiet", "--threads", "1", "--set", "train.epochs=0",
-                              "--set", "seeds=[0]", "--set", "data.test_images=12"])
+                              "--set", "seeds=[0]", "--set", "data.test_images=12", "--set", "sweep.dy=[0,0]"])
     assert res.exit_code == 0, res.output
     (study,) = (tmp_path / "quick").glob("study-*")
     text = html_report([study], n_images=1)

@@ -72,19 +72,20 @@ def test_centre_ticks_are_grid_values_through_zero():
     assert 0.0 in centre_ticks(halves) and set(centre_ticks(halves)) <= set(halves)
 
 
-def test_heatmap_ticks_sit_on_cell_centres(tmp_path, fake_result, figures):
-    # dx, dy in -8..8 step 2: cells are centred on even values, their edges fall on odd ones
+def test_heatmap_ticks_sit_on_cell_centres(tmp_path, fake_result):
+    # dx, dy in -8..8 step 2: cells are centred on even values, their edges fall on odd ones. The figure as
+    # plot_heatmaps writes it, not drawn: its ticks are set when it is built (test_heatmap_written_for_2d_grid
+    # writes one)
     run = load_result(fake_result(tmp_path / "d" / "r", dx=(-8, 8, 2), dy=(-8, 8, 2)))
-    plot_heatmaps([run], "flip_rate", tmp_path / "plots")
-    ax = figures[-1].axes[0]
+    ((_, fig),) = plots.heatmap_figures([run], "flip_rate")
+    ax = fig.axes[0]
     assert list(ax.get_xticks()) == list(range(-8, 9, 2)) and list(ax.get_yticks()) == list(range(-8, 9, 2))
     assert [t.get_text() for t in ax.get_xticklabels()] == [str(v) for v in range(-8, 9, 2)]
 
 
-def test_line_band_is_cut_to_zero_one(tmp_path, fake_result, figures):
+def test_line_band_is_cut_to_zero_one(tmp_path, fake_result):
     run = load_result(fake_result(tmp_path / "d" / "r", chance=[("plain", 2)]))  # plain's seeds disagree widely
-    plot_metric_vs_shift([run], "flip_rate", "dx", tmp_path / "plots")
-    ax = figures[-1].axes[0]
+    ax = plots.metric_vs_shift_figure([run], "flip_rate", "dx").axes[0]  # as plot_metric_vs_shift writes it
     bands = [c for c in ax.collections if isinstance(c, PolyCollection)]
     ys = np.concatenate([p.vertices[:, 1] for c in bands for p in c.get_paths()])
     assert len(bands) == 2 and ys.min() >= 0.0 and ys.max() <= 1.0
@@ -208,10 +209,9 @@ def test_accuracy_consistency_one_point_per_model_and_seed(tmp_path, fake_result
     assert legend == ["plain († 1/3 seeds at chance)", "blur"]
 
 
-def test_accuracy_consistency_clean_accuracy_axis(tmp_path, fake_result, figures):
+def test_accuracy_consistency_clean_accuracy_axis(tmp_path, fake_result):
     run = load_result(fake_result(tmp_path / "d" / "r", models=("plain",)))
-    plot_accuracy_consistency([run], tmp_path / "plots", accuracy="clean_accuracy")
-    ax = figures[-1].axes[0]
+    ax = plots.accuracy_consistency_figure([run], accuracy="clean_accuracy").axes[0]  # as plot_... writes it
     assert sorted(_offsets(ax.collections[0])[:, 0].round(9)) == [0.9, 0.91, 0.92]  # 0.9 + 0.01 * seed
     assert "clean accuracy" in ax.get_xlabel()
     with pytest.raises(InvlabError, match="clean_accuracy"):
