@@ -15,7 +15,9 @@ from invariance_lab.store.layout import SUMMARY_CSV, other_test_set_dir
 from conftest import ROOT
 
 PAPER = ROOT / "configs" / "papers" / "kayhan2020_red_green.yaml"
-REDUCED = ["seeds=[0, 1]", "train.epochs=2", "data.train_images=200", "data.test_images=100", "sweep.dx=[-8, 8, 8]"]
+# The paper's circular network, trained one batch of 40 images (50 less the validation fifth) and measured on 20:
+# the test sets' equality is the network's stride and the boxes' move, whatever the images and the training.
+REDUCED = ["seeds=[0, 1]", "train.epochs=1", "data.train_images=50", "data.test_images=20", "sweep.dx=[-8, 8, 8]"]
 
 
 @pytest.fixture(scope="module")
