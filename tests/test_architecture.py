@@ -2,6 +2,7 @@
 no import circle between modules, no invlab import hidden inside a function, small modules with telling names."""
 
 import ast
+import functools
 import pathlib
 import subprocess
 import sys
@@ -23,8 +24,14 @@ def name_of(path: pathlib.Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def invlab_imports(path: pathlib.Path):
-    """(line, imported module, at module level?) for every import of an invariance_lab module in `path`."""
+@functools.lru_cache(maxsize=None)
+def invlab_imports(path: pathlib.Path) -> tuple:
+    """(line, imported module, at module level?) for every import of an invariance_lab module in `path`; parsed
+    once per process, since two tests read every module's imports (the files do not change during a run)."""
+    return tuple(_invlab_imports(path))
+
+
+def _invlab_imports(path: pathlib.Path):
     tree = ast.parse(path.read_text())
     top = {id(node) for node in tree.body}
     # imports under `if TYPE_CHECKING:` at module level count as module level
