@@ -22,10 +22,13 @@ from invariance_lab.store.meta import read_meta, run_state
 runner = CliRunner()
 # Four units of a fraction of a second each (conftest.SMALL_RUN): time to kill the process between two of them.
 SLOW = SMALL_RUN
+# For the runs compared only with each other, never stopped: the least training with batches of 32 images.
+LEAST = ["--set", "data.train_images=64", "--set", "train.epochs=1", "--set", "data.test_images=20", "--threads", "1",
+         "--quiet"]
 
 
-def _run(results, *extra):
-    return runner.invoke(app, ["run", str(ROOT / "configs" / "quick.yaml"), "--results-dir", str(results), *SLOW,
+def _run(results, *extra, sizes=SLOW):
+    return runner.invoke(app, ["run", str(ROOT / "configs" / "quick.yaml"), "--results-dir", str(results), *sizes,
                                *extra])
 
 
@@ -91,23 +94,26 @@ def test_sigterm_marks_the_run_interrupted_and_it_resumes(tmp_path, one_thread):
     assert sorted(json.loads((run_dir / "meta.json").read_text())["reused"]) == present
 
 
-def test_rerun_reuses_finished_checkpoints_and_fresh_retrains(tmp_path, uninterrupted, one_thread):
+def test_rerun_reuses_finished_checkpoints_and_fresh_retrains(tmp_path, one_thread):
     # a complete run of the same config elsewhere does not count: reuse is within one results folder
-    res = _run(tmp_path)
+    res = _run(tmp_path / "elsewhere", sizes=LEAST)
     assert res.exit_code == 0, res.output
-    first = json.loads(next((tmp_path / "quick").glob("*/meta.json")).read_text())
+    results = tmp_path / "here"
+    res = _run(results, sizes=LEAST)
+    assert res.exit_code == 0, res.output
+    first = json.loads(next((results / "quick").glob("*/meta.json")).read_text())
     assert len(first["trained"]) == 4 and not first["reused"]
-    res = _run(tmp_path)  # the first run is complete: a new folder, every unit reused
+    res = _run(results, sizes=LEAST)  # the first run is complete: a new folder, every unit reused
     assert res.exit_code == 0, res.output
-    folders = sorted((tmp_path / "quick").iterdir())
+    folders = sorted((results / "quick").iterdir())
     assert len(folders) == 2
     second = json.loads((folders[1] / "meta.json").read_text())
     assert len(second["reused"]) == 4 and not second["trained"]
     assert all(str(folders[0]) in src for src in second["reused"].values())
     pd.testing.assert_frame_equal(pd.read_csv(folders[0] / "invariance.csv"), pd.read_csv(folders[1] / "invariance.csv"))
-    res = _run(tmp_path, "--fresh")
+    res = _run(results, "--fresh", sizes=LEAST)
     assert res.exit_code == 0, res.output
-    third = json.loads((sorted((tmp_path / "quick").iterdir())[2] / "meta.json").read_text())
+    third = json.loads((sorted((results / "quick").iterdir())[2] / "meta.json").read_text())
     assert len(third["trained"]) == 4 and not third["reused"]
 
 
