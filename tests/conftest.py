@@ -238,3 +238,65 @@ def frozen_heap():
         yield
     finally:
         gc.unfreeze()
+
+
+# ---------------------------------------------------------------- scripts that need a new python process of their own
+# tests/test_compiler_stack.py (what training and loading import) and tests/core/test_runtime.py (torch's TF32
+# settings, which are the process's) each started a python process that imports torch (~1.7 s of CPU) for a script.
+# A test module registers its script with fresh_script when it is imported; the fixture fresh_process runs every
+# registered script in one new process, once per session (the pytest-xdist workers of a session share it), each in a
+# namespace of its own with its own stdout and a folder of its own (FOLDER), the one marked `first` before the others.
+
+_FRESH_SCRIPTS: dict[str, tuple[bool, str]] = {}  # name -> (first?, code), in the order registered
+
+_FRESH_RUNNER = r'''
+import contextlib, io, json, os, sys, traceback
+scripts, folder = json.loads(sys.stdin.read())
+out = {}
+for name, code in scripts:
+    where = os.path.join(folder, name)
+    os.makedirs(where, exist_ok=True)
+    buf = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(buf):
+            exec(compile(code, name, "exec"), {"__name__": "__main__", "FOLDER": where})
+        out[name] = [0, buf.getvalue(), ""]
+    except BaseException:
+        out[name] = [1, buf.getvalue(), traceback.format_exc()]
+sys.stdout.write(json.dumps(out))
+'''
+
+
+def fresh_script(name: str, code: str, *, first: bool = False) -> None:
+    """Run `code` in the new process of fresh_process, under `name`; `first`: before every other script (one that
+    checks what an interpreter that has run nothing else imports)."""
+    assert not (first and any(f for f, _ in _FRESH_SCRIPTS.values())), "one script only can run first"
+    _FRESH_SCRIPTS[name] = (first, code)
+
+
+@pytest.fixture(scope="session")
+def fresh_process(tmp_path_factory) -> dict:
+    """name -> (0, or 1 if it raised; what it printed; its traceback) of every script registered with
+    fresh_script, run in one new python process."""
+    import hashlib
+    import json
+    import subprocess
+    import sys
+
+    from filelock import FileLock
+
+    scripts = [(name, code) for name, (_, code) in sorted(_FRESH_SCRIPTS.items(), key=lambda kv: not kv[1][0])]
+    key = hashlib.sha256(json.dumps(scripts).encode()).hexdigest()[:16]
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent  # this session's folder, above its workers' own
+    folder = base / f"fresh-{key}"
+    done = folder / "results.json"
+    with FileLock(f"{folder}.lock"):
+        if not done.exists():
+            folder.mkdir(exist_ok=True)
+            res = subprocess.run([sys.executable, "-c", _FRESH_RUNNER], input=json.dumps([scripts, str(folder)]),
+                                 capture_output=True, text=True, timeout=300)
+            assert res.returncode == 0, res.stderr[-4000:]
+            done.write_text(res.stdout)
+    return json.loads(done.read_text())

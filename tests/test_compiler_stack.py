@@ -8,6 +8,8 @@ Python reference ops, on every `invlab sweep`, report or measure."""
 import subprocess
 import sys
 
+from conftest import fresh_script
+
 TRAIN = """
 from invariance_lab.run.train import train_model
 from invariance_lab.nn.models import resolve_spec
@@ -30,16 +32,27 @@ load_checkpoint(path, torch.device('cpu'))
 """
 
 
+def _stages(stages: list[str]) -> str:
+    """A script that runs the stages in turn (their files in FOLDER), printing after each whether torch._dynamo
+    is imported."""
+    return "import sys, torch\n" + "".join(f"{stage}\nprint('torch._dynamo' in sys.modules)\n" for stage in stages)
+
+
+# run first in the new process that conftest.fresh_process shares with another test's script: nothing before it
+fresh_script("compiler_stack", _stages([TRAIN, LOAD]), first=True)
+
+
 def _compiler_stack_after(stages: list[str], folder) -> list[bool]:
     """Whether torch._dynamo is imported after each stage, the stages run in turn in one new process."""
-    code = f"import sys, torch\nFOLDER = {str(folder)!r}\n" + "".join(
-        f"{stage}\nprint('torch._dynamo' in sys.modules)\n" for stage in stages)
+    code = f"FOLDER = {str(folder)!r}\n" + _stages(stages)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     return [line == "True" for line in out.split()]
 
 
-def test_training_and_loading_a_checkpoint_do_not_import_the_compiler_stack(tmp_path):
-    trained, loaded = _compiler_stack_after([TRAIN, LOAD], tmp_path)
+def test_training_and_loading_a_checkpoint_do_not_import_the_compiler_stack(fresh_process, tmp_path):
+    status, out, error = fresh_process["compiler_stack"]
+    assert status == 0, error
+    trained, loaded = [line == "True" for line in out.split()]
     if trained:  # then loading's own effect is seen only in a process of its own
         (loaded,) = _compiler_stack_after([LOAD], tmp_path)
     assert (trained, loaded) == (False, False), f"torch._dynamo imported by training: {trained}, by loading: {loaded}"

@@ -2,11 +2,10 @@
 library call that sets threads gives the caller's back."""
 
 import os
-import subprocess
-import sys
 
 import pytest
 import torch
+from conftest import fresh_script
 
 from invariance_lab.core import runtime
 from invariance_lab.core.errors import InvlabError
@@ -131,13 +130,15 @@ for case in range(300):
     assert all(b is None or b == a for b, a in zip(before, after)), (case, before, after)
 print("ok")
 '''
+if hasattr(torch.backends.cuda.matmul, "fp32_precision"):  # torch >= 2.9
+    fresh_script("tf32", _TF32_SCENARIOS)  # in a process of its own (conftest.fresh_process): the settings are its
 
 
 @pytest.mark.skipif(not hasattr(torch.backends.cuda.matmul, "fp32_precision"), reason="torch < 2.9")
-def test_tf32_off_agrees_in_both_apis_and_every_reading_comes_back():
+def test_tf32_off_agrees_in_both_apis_and_every_reading_comes_back(fresh_process):
     """300 random states, set by a caller and by a model through torch's older allow_tf32 flags, its per-backend
     fp32_precision and the global matmul precision (one process, each case starting where the last ended): inside,
     every reading says full float32 (turning TF32 off through one API left torch.backends.cudnn.allow_tf32
     unreadable: "a mix of the legacy and new APIs"); after, every reading the caller could make is as it was."""
-    res = subprocess.run([sys.executable, "-c", _TF32_SCENARIOS], capture_output=True, text=True, timeout=120)
-    assert res.returncode == 0 and res.stdout.strip() == "ok", res.stderr[-2000:]
+    status, out, error = fresh_process["tf32"]
+    assert status == 0 and out.strip() == "ok", error[-2000:]
