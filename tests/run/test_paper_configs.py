@@ -34,7 +34,7 @@ def test_aps_is_consistent_at_every_circular_shift_before_training_and_the_repor
     """The claim "100% consistency even before training", on the config's own sweep (all 1024 circular shifts of
     the 32 px canvas), untrained, with few images; max pooling beside it moves its probabilities."""
     cfg = load_config(ROOT / "configs" / "papers" / "chaman2021_aps.yaml",
-                      overrides=["seeds=[0, 1]", "train.epochs=0", "data.train_images=20", "data.test_images=40"])
+                      overrides=["seeds=[0, 1]", "train.epochs=0", "data.train_images=20", "data.test_images=10"])
     cfg.models = {m: cfg.models[m] for m in ("baseline", "aps")}
     cfg.paper = {"aps": cfg.paper["aps"]}
     run_dir = run_experiment(cfg, results_dir=tmp_path, threads=1)
