@@ -11,7 +11,7 @@ shifts (torch.roll) of real letter images (data.draw) and of uniform noise:
 * zero padding: a shift that wraps the letter across the border changes the output (the tests can fail).
 
 Untrained APS models, untrained max / stride models with the mean head, and trained stride-1 models are checked
-at all 32 x 32 shifts; trained cases (train_model for 39 steps on letters) use a fixed subsample of 88 shifts.
+at all 32 x 32 shifts; trained cases (train_model for 12 steps on letters) use a fixed subsample of 88 shifts.
 One torch thread: on a shared 2-core machine that is several times faster for these small convolutions.
 """
 
@@ -62,8 +62,11 @@ def factors(downsample: str, head: str = "global_avg", padding: str = "circular"
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-DATA = DataConfig(canvas=C, size=14, train_images=200, test_images=16, fonts=["futural", "futuram", "timesr"])
-TRAIN = TrainConfig(epochs=3, batch_size=16, lr=1e-2)  # 39 Adam steps: most of these nets learn A vs B
+# Trained means weights moved well away from their initialisation (checked in _trained); the exactness claims
+# hold for any weights, so 12 Adam steps (3 epochs of 64 letters) do: a broken circular padding or APS rule
+# still fails every trained case.
+DATA = DataConfig(canvas=C, size=14, train_images=64, test_images=16, fonts=["futural", "futuram", "timesr"])
+TRAIN = TrainConfig(epochs=3, batch_size=16, lr=1e-2)
 
 
 @functools.lru_cache(maxsize=None)
