@@ -16,19 +16,21 @@ from invariance_lab.nn.models import HEADS, build_model, check_model, resolve_sp
 KINDS = list(DOWNSAMPLES)
 
 
-_BUILT: dict = {}  # (spec, canvas) -> _built's answer: the grids below share many networks, only read
+_BUILT: dict = {}  # (resolved spec, canvas) -> _built's answer: the grids below share many networks, only read
 
 
 def _built(spec: dict, canvas: int):
-    """(network_key, what brute force compares), or None where the spec cannot be built on the canvas."""
-    at = (repr(sorted(spec.items())), canvas)
+    """(network_key, what brute force compares), or None where the spec cannot be built on the canvas. Specs that
+    resolve to the same factors (a blur_padding resolve_spec leaves out) share one build: both the key and the
+    network are made from the resolved factors alone."""
+    factors = resolve_spec(spec)
+    at = (repr(sorted(factors.items())), canvas)
     if at not in _BUILT:
-        _BUILT[at] = _build(spec, canvas)
+        _BUILT[at] = _build(factors, canvas)
     return _BUILT[at]
 
 
-def _build(spec: dict, canvas: int):
-    factors = resolve_spec(spec)
+def _build(factors: dict, canvas: int):
     try:
         side = check_model(factors, canvas)
     except ValueError:
