@@ -106,6 +106,13 @@ class _LiveBytes(TorchDispatchMode):
     weakly: a residual block's input while its body runs; a plain chain frees each once the next has run) and of
     its scratch, less `fixed` (parameters, buffers, the input batch); `peak`, their most; `made`, every output."""
 
+    @classmethod
+    def _should_skip_dynamo(cls) -> bool:
+        # False: torch would wrap __torch_dispatch__ in torch._dynamo.disable, whose first call imports torch's
+        # compiler stack (torch._dynamo, sympy: about a second of CPU) into every `invlab measure` and every run of
+        # a model of your own; this mode is never compiled, so there is nothing to disable
+        return False
+
     def __init__(self, fixed: set[int]):
         super().__init__()
         self.fixed, self.held, self.peak, self.made = fixed, {}, 0, 0

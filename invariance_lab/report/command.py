@@ -60,8 +60,9 @@ def make_report(paths: list[Path] | None = None, *, by: str = "model", metric: s
     metric = metric or "flip_rate"
     if html is not None:  # refuse an unwritable page before the work of making it
         output_file(html, "--html", "report.html", marker=GENERATOR.encode(), starts=PAGE_HEAD.encode(), force=force)
-    if plot is not None:
+    if plot is not None:  # a folder invlab may write into, before the work of loading and drawing
         _plot_folder(plot)
+        writable(plot, "--plot", create=False)
     results_paths = list(paths) if paths else [newest_run(results_dir)]
     rep = compare_folders(results_paths, by=by, metric=metric, axis=axis, drop_chance=drop_chance)
     if by == "model":  # a column per test set (data.test_sets) and the paper's numbers beside ours (paper:)

@@ -9,6 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from invariance_lab.cli.main import app
+from invariance_lab.report import command as report_command
 
 runner = CliRunner()
 
@@ -118,12 +119,18 @@ def test_report_plots(quick_run, tmp_path):
     assert pngs and all(p.read_bytes()[:4] == b"\x89PNG" and p.stat().st_size > 10_000 for p in pngs)
 
 
-def test_report_plot_path_that_is_a_file_names_the_option(quick_run, tmp_path):
+def test_report_plot_path_that_is_a_file_names_the_option_before_drawing(quick_run, tmp_path, monkeypatch):
     _, run_dir = quick_run
     blocker = tmp_path / "a_file"
     blocker.write_text("")
+
+    def drawn(*args, **kwargs):
+        raise AssertionError("figures made for a --plot path that is refused")
+
+    monkeypatch.setattr(report_command, "_figures", drawn)
     res = invoke("report", run_dir, "--plot", blocker)
     assert res.exit_code == 2 and "--plot" in res.output and "Traceback" not in res.output, res.output
+    assert "not a writable folder" in res.output and blocker.read_text() == ""
 
 
 @pytest.mark.parametrize("args, needle", [
