@@ -18,6 +18,22 @@ def pytest_configure(config):
         torch.set_num_threads(1)
 
 
+def pytest_collection(session):
+    """Collecting imports every test module, and with them torch, pandas, matplotlib and hypothesis: each of the
+    garbage collector's full collections on the way walked everything imported so far, about 20 of them for 2.5 s
+    of CPU per process, to find next to nothing (imports make little cyclic garbage). Off until the tests run."""
+    import gc
+
+    gc.disable()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtestloop(session):
+    import gc
+
+    gc.enable()
+
+
 def pytest_unconfigure(config):
     """The process is ending: its interpreter's last garbage collection would walk every object the tests left
     (torch, pandas, matplotlib, fixtures), a second or so of CPU per worker after the last test; frozen, they are
@@ -221,21 +237,20 @@ def dead_pid() -> int:
 # ---------------------------------------------------------------- the garbage collector's walks, per test
 
 
-@pytest.fixture
-def frozen_heap():
-    """What the process holds when a test starts (torch's, pandas' and hypothesis's modules, module fixtures,
-    earlier tests' objects) kept out of the garbage collector's full collections during the test (gc.freeze), and
-    given back to it after the test (gc.unfreeze): each full collection walked every one of those objects, 0.03 to
-    0.1 s each, a dozen times in a test of hundreds of hypothesis cases or CLI calls. Left alone when something else
-    froze objects already. Used by the conftest.py of tests/claims, tests/schema and tests/store."""
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    """Every test, its fixtures' setup and teardown included (a module's trained run): what the process holds when
+    it starts (torch's, pandas' and hypothesis's modules, module fixtures, earlier tests' objects) kept out of the
+    garbage collector's full collections (gc.freeze), and given back to it after the test (gc.unfreeze): each full
+    collection walked every one of those objects, 0.03 to 0.1 s each, a dozen times in a test of hundreds of
+    hypothesis cases or CLI calls. Left alone when something else froze objects already."""
     import gc
 
     if gc.get_freeze_count():
-        yield
-        return
+        return (yield)
     gc.freeze()
     try:
-        yield
+        return (yield)
     finally:
         gc.unfreeze()
 
