@@ -17,6 +17,7 @@ transposed input. Where a measurement stopped: docs/bad_inputs.md (Memory).
 from __future__ import annotations
 
 import math
+import sys
 import weakref
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -110,7 +111,8 @@ class _LiveBytes(TorchDispatchMode):
     def _should_skip_dynamo(cls) -> bool:
         # False: torch would wrap __torch_dispatch__ in torch._dynamo.disable, whose first call imports torch's
         # compiler stack (torch._dynamo, sympy: about a second of CPU) into every `invlab measure` and every run of
-        # a model of your own; this mode is never compiled, so there is nothing to disable
+        # a model of your own; without the compiler stack imported no model is compiled, and nothing would be
+        # disabled (a compiled model is measured by _LiveBytesBesideCompiler)
         return False
 
     def __init__(self, fixed: set[int]):
@@ -144,6 +146,18 @@ class _LiveBytes(TorchDispatchMode):
         return out
 
 
+class _LiveBytesBesideCompiler(_LiveBytes):
+    """_LiveBytes where torch's compiler stack is imported: a model compiled with torch.compile would otherwise
+    have the compiler trace __torch_dispatch__ itself, again at every operation (recompiling until its limit, with
+    a warning; ten times slower), where torch's own wrapper (torch._dynamo.disable) keeps it out."""
+
+    @classmethod
+    def _should_skip_dynamo(cls) -> bool:
+        return True
+
+    __torch_dispatch__ = _LiveBytes.__torch_dispatch__  # defined here, so that torch wraps it
+
+
 def _probe(model: nn.Module, x: torch.Tensor, what: str):
     """model(x) for the measurement: a model of your own that fails here (after its checks passed: in inference
     mode, say) is a FactoryError naming it, its own exception chained (--debug shows its traceback)."""
@@ -174,7 +188,8 @@ def feature_map_bytes(models: dict[str, nn.Module], x: torch.Tensor,
         # a TorchScript module takes no hooks: its own output alone is its taps (the dispatch mode sees inside it)
         inner = [] if isinstance(m, torch.jit.ScriptModule) else [s for s in m.modules() if not list(s.children())]
         handles = [s.register_forward_hook(hook) for s in inner]
-        live = _LiveBytes(set(_storages([*m.parameters(), *m.buffers(), x])))
+        mode = _LiveBytesBesideCompiler if "torch._dynamo" in sys.modules else _LiveBytes
+        live = mode(set(_storages([*m.parameters(), *m.buffers(), x])))
         try:
             with live:
                 out = run(m, x, f"model {name}")
