@@ -36,6 +36,7 @@ edge, + inside by the even-odd rule (_inside), thickness unused.
 from __future__ import annotations
 
 import math
+import os
 import threading
 from functools import lru_cache
 from typing import Sequence
@@ -47,6 +48,7 @@ from ..schema.fonts import LATIN_FONTS, LETTERS
 from .glyphs import GlyphTable
 from .outlines import build_outline_table
 
+
 @lru_cache(maxsize=None)
 def _hershey():
     """The process's one reader of the HersheyFonts package, and the lock under which a font is loaded into it.
@@ -55,6 +57,10 @@ def _hershey():
     from HersheyFonts import HersheyFonts  # imported lazily: only needed when glyphs are built
 
     return HersheyFonts(), threading.Lock()
+
+
+# a child forked while another thread loads a font would inherit the lock held, for ever: it makes its own reader
+os.register_at_fork(after_in_child=_hershey.cache_clear)
 
 
 @lru_cache(maxsize=None)

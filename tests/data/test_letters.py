@@ -285,3 +285,24 @@ def test_every_letter_turned_a_quarter_is_rot90_to_float_round_off_and_angle_0_i
                                    atol=1e-5, rtol=0)
     turned = render(*args, angle=30.0)  # ink is kept: a turn moves the strokes, it does not resample them
     torch.testing.assert_close(turned.sum((1, 2, 3)), upright.sum((1, 2, 3)), rtol=0.03, atol=0)
+
+
+def test_a_child_forked_while_a_font_loads_makes_its_own_reader():
+    """The process's one font reader is loaded under a lock (data/letters._hershey): a child forked while another
+    thread held it inherited it held, and its first font load waited for ever."""
+    import os
+    import signal
+
+    from invariance_lab.data import letters
+
+    _, lock = letters._hershey()
+    with lock:  # as another thread loading a font
+        pid = os.fork()
+        if pid == 0:  # the child: a load that hangs is ended by the alarm (exit by signal, not 0)
+            signal.alarm(20)
+            try:
+                os._exit(0 if letters._font_strokes.__wrapped__("timesr")["A"] else 1)
+            except BaseException:
+                os._exit(1)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
