@@ -267,7 +267,6 @@ _FRESH_SCRIPTS: dict[str, tuple[bool, str]] = {}  # name -> (first?, code), in t
 _FRESH_RUNNER = r'''
 import contextlib, io, json, os, sys, traceback
 scripts, folder = json.loads(sys.stdin.read())
-out = {}
 for name, code in scripts:
     where = os.path.join(folder, name)
     os.makedirs(where, exist_ok=True)
@@ -275,10 +274,11 @@ for name, code in scripts:
     try:
         with contextlib.redirect_stdout(buf):
             exec(compile(code, name, "exec"), {"__name__": "__main__", "FOLDER": where})
-        out[name] = [0, buf.getvalue(), ""]
+        out = [0, buf.getvalue(), ""]
     except BaseException:
-        out[name] = [1, buf.getvalue(), traceback.format_exc()]
-sys.stdout.write(json.dumps(out))
+        out = [1, buf.getvalue(), traceback.format_exc()]
+    with open(where + ".json", "w") as f:  # each script's own result, the moment it ends
+        json.dump(out, f)
 '''
 
 
@@ -312,6 +312,14 @@ def fresh_process(tmp_path_factory) -> dict:
             folder.mkdir(exist_ok=True)
             res = subprocess.run([sys.executable, "-c", _FRESH_RUNNER], input=json.dumps([scripts, str(folder)]),
                                  capture_output=True, text=True, timeout=300)
-            assert res.returncode == 0, res.stderr[-4000:]
-            done.write_text(res.stdout)
+            results, ended = {}, False
+            for name, _ in scripts:  # a process that died (os._exit, a crash) fails the script it was running
+                own = folder / f"{name}.json"
+                if own.exists():
+                    results[name] = json.loads(own.read_text())
+                else:
+                    why = "was not run: the process had ended" if ended else \
+                        f"did not finish: the process ended with code {res.returncode}"
+                    results[name], ended = [1, "", f"{name} {why}\n{res.stdout[-2000:]}{res.stderr[-4000:]}"], True
+            done.write_text(json.dumps(results))
     return json.loads(done.read_text())

@@ -131,7 +131,9 @@ for case in range(300):
 print("ok")
 '''
 if hasattr(torch.backends.cuda.matmul, "fp32_precision"):  # torch >= 2.9
-    fresh_script("tf32", _TF32_SCENARIOS)  # in a process of its own (conftest.fresh_process): the settings are its
+    # in the new process of conftest.fresh_process, not the test's: the settings are the process's (the compiler-stack
+    # script that runs there first leaves every TF32 reading at torch's default)
+    fresh_script("tf32", _TF32_SCENARIOS)
 
 
 @pytest.mark.skipif(not hasattr(torch.backends.cuda.matmul, "fp32_precision"), reason="torch < 2.9")
