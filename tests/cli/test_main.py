@@ -51,7 +51,7 @@ def test_run_end_to_end(tmp_path, quick_config_path):
 
 
 def test_runs_are_deterministic_and_never_overwrite(tmp_path, quick_config_path):
-    # two batches of 32 training images: the weights and numbers of a unit are the same whatever its size
+    # the least training (64 images, two batches of 32): bit-for-bit determinism does not depend on the sizes
     least = ["--set", "seeds=[3]", "--set", "data.train_images=64", "--threads", "1"]
     a = run_quick(tmp_path, quick_config_path, *least)
     # --fresh: the second run trains every network again (without it, it would reuse the first run's checkpoints)
