@@ -323,3 +323,17 @@ def fresh_process(tmp_path_factory) -> dict:
                     results[name], ended = [1, "", f"{name} {why}\n{res.stdout[-2000:]}{res.stderr[-4000:]}"], True
             done.write_text(json.dumps(results))
     return json.loads(done.read_text())
+
+
+# ---------------------------------------------------------------- one hand-made run's HTML page, read by several files
+
+
+@pytest.fixture(scope="session")
+def fake_line_page(tmp_path_factory) -> tuple[pathlib.Path, str]:
+    """(folder, page): write_fake_result's run over dx -2..2 at dy 0 (two line plots and the accuracy-consistency
+    plot, no heatmaps: fast) and its html_report page, made once per process, since tests/report/test_html.py and
+    test_papers.py each drew it. Tests only read them."""
+    from invariance_lab.report.html import html_report
+
+    folder = write_fake_result(tmp_path_factory.mktemp("line_page") / "demo" / "r1", dx=(-2, 2, 1), dy=(0, 0, 1))
+    return folder, html_report([folder])

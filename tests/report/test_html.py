@@ -176,12 +176,11 @@ def test_model_table_groups_its_columns_by_which_way_is_better(page):
                        "flip mean, correct", "robust acc", "consistent"]
 
 
-@pytest.fixture(scope="module")
-def axes_page(tmp_path_factory):
+@pytest.fixture
+def axes_page(fake_line_page):
     """A fake run over dx -2..2 at dy 0 (two line plots and the accuracy-consistency plot: fast) and its page, which
-    tests only read."""
-    folder = write_fake_result(tmp_path_factory.mktemp("axes") / "demo" / "r1", dx=(-2, 2, 1), dy=(0, 0, 1))
-    return folder, html_report([folder])
+    tests only read (tests/conftest.py: made once per process)."""
+    return fake_line_page
 
 
 def test_columns_a_folder_lacks_are_not_defined(axes_page):
@@ -190,9 +189,17 @@ def test_columns_a_folder_lacks_are_not_defined(axes_page):
                                                      "step flip", "at chance"]
 
 
-def test_model_table_numbers_are_reports(tmp_path, fake_result):
-    folder = fake_result(tmp_path / "demo" / "r1", chance=[("plain", 2)], dy=(0, 0, 1))  # no heatmaps: fast
-    text = html_report([folder])
+@pytest.fixture(scope="module")
+def chance_sweep_page(tmp_path_factory):
+    """A fake sweep along dx (no heatmaps: fast) with a layer profile, plain's seed 2 at chance, and its page, which
+    tests only read: the model table's numbers and the layer tables are both on it."""
+    folder = write_fake_result(tmp_path_factory.mktemp("chance") / "d" / "r" / "sweeps" / "s", kind="sweep",
+                               layers=True, chance=[("plain", 2)], dy=(0, 0, 1))
+    return folder, html_report([folder])
+
+
+def test_model_table_numbers_are_reports(chance_sweep_page):
+    folder, text = chance_sweep_page
     rows = Page(text).body_rows(0)
     table = model_table([load_result(folder)])
     assert [r["model"] for r in rows] == ["plain †", "blur"]
@@ -286,9 +293,8 @@ def test_parts_that_do_not_apply_are_notes(tmp_path, fake_result):
     assert all(img["src"].startswith("data:image/png") for img in Page(text).images)  # no animation
 
 
-def test_layer_sweep_gets_its_tables_and_figure(tmp_path, fake_result):
-    sweep = fake_result(tmp_path / "d" / "r" / "sweeps" / "s", kind="sweep", layers=True, dy=(0, 0, 1))
-    text = html_report([sweep])
+def test_layer_sweep_gets_its_tables_and_figure(chance_sweep_page):
+    text = chance_sweep_page[1]
     cols = {col for t in Page(text).tables for r in t for _, col, _ in r}
     assert {"block1.conv", "block1.down", "head"} <= cols
     assert "No layer profile" not in text

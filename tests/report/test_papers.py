@@ -101,7 +101,7 @@ def test_a_damaged_config_leaves_the_report_and_a_bad_paper_block_is_named(tmp_p
     assert "Traceback" not in res.output
 
 
-def test_the_html_page_shows_the_test_sets_and_the_paper_beside_ours(tmp_path, fake_result):
+def test_the_html_page_shows_the_test_sets_and_the_paper_beside_ours(tmp_path, fake_result, fake_line_page):
     from invariance_lab.report.html import html_report
 
     folder = fake_result(tmp_path / "run", dy=(0, 0, 1))  # shifts along x only: no heatmaps to draw
@@ -110,7 +110,7 @@ def test_the_html_page_shows_the_test_sets_and_the_paper_beside_ours(tmp_path, f
     assert "<h2>Other test sets</h2>" in page and "<h2>Beside the paper</h2>" in page
     assert page.index("<h2>Beside the paper</h2>") < page.index("<h2>Plots</h2>")  # with the tables, before plots
     assert "91.0 ± 2.5" in page and "60.0 ± 1.0" in page
-    plain = html_report([fake_result(tmp_path / "other", dy=(0, 0, 1))])
+    plain = fake_line_page[1]  # the page of a fake run with neither (tests/conftest.py)
     assert "Other test sets" not in plain and "Beside the paper" not in plain
 
 
