@@ -4,7 +4,10 @@ device, a FIFO or a folder; an existing file invlab did not write needs --force.
 import os
 import stat
 
+import numpy as np
+import pandas as pd
 import pytest
+from conftest import write_fake_result
 from typer.testing import CliRunner
 
 from invariance_lab.cli.main import app
@@ -17,10 +20,17 @@ from invariance_lab.report.plots import PNG_MARK
 runner = CliRunner()
 
 
-@pytest.fixture
-def run(tmp_path, fake_result):
-    # shifts along x only (line plots, no heatmaps): these tests are about the files, not the figures
-    return fake_result(tmp_path / "results" / "demo" / "20260101-000000", dx=(-2, 2, 1), dy=(0, 0, 1))
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """A fake run that the tests only read (each checks that it is left as it was). These tests are about the files,
+    not the figures: shifts along x only and no accuracy (as `invlab measure` writes for images without labels), so
+    two line plots and no heatmap or accuracy-consistency plot to draw."""
+    folder = write_fake_result(tmp_path_factory.mktemp("cmd") / "results" / "demo" / "20260101-000000",
+                               dx=(-2, 2, 1), dy=(0, 0, 1))
+    summary = pd.read_csv(folder / "summary.csv")
+    summary["mean_accuracy"] = np.nan
+    summary.to_csv(folder / "summary.csv", index=False)
+    return folder
 
 
 def _refused(args, *needles):
