@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from conftest import write_fake_result
 from rich.console import Console
 
 from invariance_lab.report.display import CHANCE_MARK, CLIP_MARK, brief_tables, cell, render, to_rich_table
@@ -47,9 +48,11 @@ def assert_shown_in_range(text: str, low: float = 0.0, high: float = 1.0):
     assert checked > 0
 
 
-@pytest.fixture
-def stuck(tmp_path, fake_result):
-    return fake_result(tmp_path / "results" / "demo" / "r1", run_id="r1", chance=[("plain", 2)])
+@pytest.fixture(scope="module")
+def stuck(tmp_path_factory):
+    """Written once for the module: the tests only read it."""
+    return write_fake_result(tmp_path_factory.mktemp("stuck") / "results" / "demo" / "r1", run_id="r1",
+                             chance=[("plain", 2)])
 
 
 def test_a_small_unbounded_quantity_keeps_significant_digits():

@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import write_fake_result
 from typer.testing import CliRunner
 
 from invariance_lab.core.errors import InvlabError
@@ -18,15 +19,23 @@ from invariance_lab.core.columns import METRIC_COLUMNS
 RUN = "demo/20260101-000000"
 
 
-@pytest.fixture
-def run(tmp_path, fake_result):
-    return load_result(fake_result(tmp_path / "results" / "demo" / "20260101-000000"))
+@pytest.fixture(scope="module")
+def run_folder(tmp_path_factory):
+    """Written once for the module: the tests only read it."""
+    return write_fake_result(tmp_path_factory.mktemp("run") / "results" / "demo" / "20260101-000000")
 
 
 @pytest.fixture
-def stuck(tmp_path, fake_result):
-    """Seed 2 of "plain" answers one class for every image: accuracy 0.5, flip rate 0 at every shift."""
-    return fake_result(tmp_path / "results" / "demo" / "20260101-000000", chance=[("plain", 2)])
+def run(run_folder):
+    return load_result(run_folder)  # loaded per test: its tables are each test's own
+
+
+@pytest.fixture(scope="module")
+def stuck(tmp_path_factory):
+    """Seed 2 of "plain" answers one class for every image: accuracy 0.5, flip rate 0 at every shift. Written once
+    for the module: the tests only read it."""
+    return write_fake_result(tmp_path_factory.mktemp("stuck") / "results" / "demo" / "20260101-000000",
+                             chance=[("plain", 2)])
 
 
 def test_load_result_label_and_tables(run):
