@@ -281,3 +281,36 @@ def test_blur_avg_is_blur_stride_by_another_name():
     a, b = nets
     assert all(torch.equal(p, q) for p, q in zip(a.state_dict().values(), b.state_dict().values()))
     assert torch.equal(a(x), b(x))
+
+
+@pytest.mark.parametrize("downsample", DOWNSAMPLES)
+def test_circular_padding_of_channels_last_maps_is_bit_for_bit_f_pad(downsample, monkeypatch):
+    """Pad2d pads a channels-last map that needs no gradient with two torch.cat (layers._wrap): the same values as
+    F.pad, in the map's layout, and a placed circular network (channels last) gives the same bits as with F.pad
+    everywhere, whatever its kernel, blur and batch; where a gradient flows F.pad itself runs."""
+    from invariance_lab.nn.layers import Pad2d
+    from invariance_lab.nn.models import place
+
+    x = torch.rand(5, 6, 7, 9).to(memory_format=torch.channels_last)
+    for amounts in [(1, 1, 1, 1), (0, 1, 0, 1), (2, 2, 2, 2), (1, 2, 1, 2), (3, 1, 0, 4)]:
+        with torch.no_grad():
+            out = Pad2d("circular", *amounts)(x)
+        assert torch.equal(out, F.pad(x, amounts, mode="circular")), amounts
+        assert out.is_contiguous(memory_format=torch.channels_last)  # what the next convolution reads
+    with pytest.raises(RuntimeError):  # more than the side: F.pad's own refusal
+        Pad2d("circular", 8, 8, 8, 8)(x)
+    grad = x.clone().requires_grad_()
+    assert not Pad2d("circular", 1, 1, 1, 1)(grad).is_contiguous(memory_format=torch.channels_last)  # F.pad's
+
+    nets, images = [], [torch.rand(n, 1, c, c) for n, c in ((1, 8), (7, 12), (33, 16))]
+    for kernel, blur in ((3, 3), (2, 1), (5, 5)):
+        torch.manual_seed(0)
+        f = dict(downsample=downsample, head="flatten", padding="circular", channels=[3, 5], kernel=kernel,
+                 blur_size=blur)
+        nets += [(place(create_model(f, num_classes=2, canvas=x.shape[-1]), torch.device("cpu")).eval(), x)
+                 for x in images]
+    with torch.inference_mode():
+        ours = [net(x) for net, x in nets]
+        monkeypatch.setattr(Pad2d, "forward", lambda self, x: F.pad(x, self.amounts, mode=self.mode))
+        theirs = [net(x) for net, x in nets]
+    assert all(torch.equal(a, b) for a, b in zip(ours, theirs))
