@@ -285,23 +285,25 @@ def test_blur_avg_is_blur_stride_by_another_name():
 
 @pytest.mark.parametrize("downsample", DOWNSAMPLES)
 def test_circular_padding_of_channels_last_maps_is_bit_for_bit_f_pad(downsample, monkeypatch):
-    """Pad2d pads a channels-last map that needs no gradient with two torch.cat (layers._wrap): the same values as
-    F.pad, in the map's layout, and a placed circular network (channels last) gives the same bits as with F.pad
-    everywhere, whatever its kernel, blur and batch; where a gradient flows F.pad itself runs."""
-    from invariance_lab.nn.layers import Pad2d
+    """A block pads a channels-last map that needs no gradient for its channels-last conv with two torch.cat
+    (layers.wrap): the same values as F.pad, in the map's layout, and a placed circular network gives the same bits
+    as with F.pad everywhere, whatever its kernel, blur and batch; where a gradient flows F.pad itself runs."""
+    from invariance_lab.nn import block as block_module
+    from invariance_lab.nn.layers import WRAP_MIN, wrap
     from invariance_lab.nn.models import place
 
-    x = torch.rand(5, 6, 7, 9).to(memory_format=torch.channels_last)
+    x = torch.rand(5, 6, 14, 15).to(memory_format=torch.channels_last)
     for amounts in [(1, 1, 1, 1), (0, 1, 0, 1), (2, 2, 2, 2), (1, 2, 1, 2), (3, 1, 0, 4)]:
-        with torch.no_grad():
-            out = Pad2d("circular", *amounts)(x)
+        out = wrap(x, *amounts)
         assert torch.equal(out, F.pad(x, amounts, mode="circular")), amounts
         assert out.is_contiguous(memory_format=torch.channels_last)  # what the next convolution reads
     with pytest.raises(RuntimeError):  # more than the side: F.pad's own refusal
-        Pad2d("circular", 8, 8, 8, 8)(x)
-    grad = x.clone().requires_grad_()
-    assert not Pad2d("circular", 1, 1, 1, 1)(grad).is_contiguous(memory_format=torch.channels_last)  # F.pad's
+        wrap(x, 16, 16, 16, 16)
+    conv = ConvBlock(6, 4, kernel=3, padding="circular", downsample="none").to(memory_format=torch.channels_last)
+    assert x.numel() >= WRAP_MIN and conv._pad(x).is_contiguous(memory_format=torch.channels_last)
+    assert not conv._pad(x.clone().requires_grad_()).is_contiguous(memory_format=torch.channels_last)  # F.pad's
 
+    # the largest networks' maps (33 x 3 x 16 x 16) are padded by wrap, the smaller ones by F.pad
     nets, images = [], [torch.rand(n, 1, c, c) for n, c in ((1, 8), (7, 12), (33, 16))]
     for kernel, blur in ((3, 3), (2, 1), (5, 5)):
         torch.manual_seed(0)
@@ -309,8 +311,11 @@ def test_circular_padding_of_channels_last_maps_is_bit_for_bit_f_pad(downsample,
                  blur_size=blur)
         nets += [(place(create_model(f, num_classes=2, canvas=x.shape[-1]), torch.device("cpu")).eval(), x)
                  for x in images]
+    wrapped = []
+    monkeypatch.setattr(block_module, "wrap", lambda x, *a: wrapped.append(x.shape) or wrap(x, *a))
     with torch.inference_mode():
         ours = [net(x) for net, x in nets]
-        monkeypatch.setattr(Pad2d, "forward", lambda self, x: F.pad(x, self.amounts, mode=self.mode))
+        monkeypatch.setattr(ConvBlock, "_pad", lambda self, x: self.pad(x))
         theirs = [net(x) for net, x in nets]
     assert all(torch.equal(a, b) for a, b in zip(ours, theirs))
+    assert bool(wrapped) == (downsample not in ("tips", "afc"))  # whose maps leave a block in another layout
