@@ -210,7 +210,7 @@ def _poly_activation(m: PolyActivation) -> list[Step]:
 
 
 def _front(block: ConvBlock) -> Callable[[torch.Tensor], torch.Tensor]:
-    return lambda x: block.act(block.conv(block.pad(x)))
+    return lambda x: block.act(block.conv(block.padded(x)))
 
 
 @register_rule(ConvBlock)

@@ -40,7 +40,7 @@ def layer_taps(model: InvNet, x: torch.Tensor) -> list[tuple[str, int, torch.Ten
     """[(name, cumulative stride, activation)] for every tap, in depth order; same arithmetic as model(x)."""
     taps, stride = [], 1
     for i, block in enumerate(model.blocks, 1):
-        a = block.act(block.conv(block.pad(x)))
+        a = block.act(block.conv(block.padded(x)))
         taps.append((f"block{i}.conv", stride * block.conv.stride[0], a))
         x = block.down(a)
         stride *= block.stride  # the block's own (its downsampling kind's registry entry)

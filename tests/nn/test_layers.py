@@ -300,8 +300,8 @@ def test_circular_padding_of_channels_last_maps_is_bit_for_bit_f_pad(downsample,
     with pytest.raises(RuntimeError):  # more than the side: F.pad's own refusal
         wrap(x, 16, 16, 16, 16)
     conv = ConvBlock(6, 4, kernel=3, padding="circular", downsample="none").to(memory_format=torch.channels_last)
-    assert x.numel() >= WRAP_MIN and conv._pad(x).is_contiguous(memory_format=torch.channels_last)
-    assert not conv._pad(x.clone().requires_grad_()).is_contiguous(memory_format=torch.channels_last)  # F.pad's
+    assert x.numel() >= WRAP_MIN and conv.padded(x).is_contiguous(memory_format=torch.channels_last)
+    assert not conv.padded(x.clone().requires_grad_()).is_contiguous(memory_format=torch.channels_last)  # F.pad's
 
     # the largest networks' maps (33 x 3 x 16 x 16) are padded by wrap, the smaller ones by F.pad
     nets, images = [], [torch.rand(n, 1, c, c) for n, c in ((1, 8), (7, 12), (33, 16))]
@@ -315,7 +315,7 @@ def test_circular_padding_of_channels_last_maps_is_bit_for_bit_f_pad(downsample,
     monkeypatch.setattr(block_module, "wrap", lambda x, *a: wrapped.append(x.shape) or wrap(x, *a))
     with torch.inference_mode():
         ours = [net(x) for net, x in nets]
-        monkeypatch.setattr(ConvBlock, "_pad", lambda self, x: self.pad(x))
+        monkeypatch.setattr(ConvBlock, "padded", lambda self, x: self.pad(x))
         theirs = [net(x) for net, x in nets]
     assert all(torch.equal(a, b) for a, b in zip(ours, theirs))
     assert bool(wrapped) == (downsample not in ("tips", "afc"))  # whose maps leave a block in another layout
