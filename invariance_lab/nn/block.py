@@ -57,12 +57,12 @@ class ConvBlock(nn.Module):
         return self.down(self.act(self.conv(self.padded(x))))
 
     def padded(self, x: torch.Tensor) -> torch.Tensor:
-        """self.pad(x): the conv's input (taps and the all-shift engine read it so too). A channels-last map padded
-        circularly for a channels-last conv (a placed network's) where no gradient flows (sweeps, layer profiles,
-        test passes) is padded by layers.wrap, in the map's layout: F.pad wrote it into the default layout, 2-4x
-        the time, which the conv then copied back to channels last, so the conv reads the same numbers in the same
-        layout (the same bits, tested). Where a gradient flows, F.pad: its backward sums a border pixel's
-        gradients in an order of its own, which the weights keep."""
+        """self.pad(x): the conv's input (taps and the all-shift engine read it so too). A channels-last map that
+        needs no gradient (sweeps, layer profiles, test passes), padded circularly for a channels-last conv (a placed
+        network's), is padded by layers.wrap in the map's own layout: F.pad wrote it into the default layout, which
+        the conv then copied back to channels last (docs/speed.md, bench/circular_pad.py). The conv reads the same
+        numbers in the same layout: the same bits (tests/nn/test_layers.py). A map that needs a gradient goes
+        through F.pad, whose backward sums a border pixel's gradients in an order of its own."""
         if (getattr(self.pad, "mode", None) == "circular" and not x.requires_grad and x.numel() >= WRAP_MIN
                 and strictly_channels_last(x) and strictly_channels_last(self.conv.weight)):
             return wrap(x, *self.pad.amounts)
