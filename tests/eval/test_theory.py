@@ -66,7 +66,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 # hold for any weights, so 12 Adam steps (3 epochs of 64 letters) do. Most of these networks still answer one class
 # for every test letter, so their checks rest on the logits (the tolerance and total variation, which a broken
 # circular padding fails in every trained case), not on the predictions; the APS rule's fine points are tested on
-# adversarial inputs in tests/nn/test_aps.py.
+# adversarial inputs in tests/nn/test_aps.py (the inputs: tests/nn/adversarial.py).
 DATA = DataConfig(canvas=C, size=14, train_images=64, test_images=16, fonts=["futural", "futuram", "timesr"])
 TRAIN = TrainConfig(epochs=3, batch_size=16, lr=1e-2)
 
@@ -158,7 +158,7 @@ def test_circular_aps_model_is_exactly_invariant_to_every_circular_shift(downsam
         out = outputs(net, probes(3), SOME_SHIFTS)
     assert_exactly_invariant(out)
     probs = out.softmax(-1)
-    assert (0.5 * (probs - probs[0]).abs().sum(-1)).max().item() <= 1e-6  # total variation (tests/test_aps.py)
+    assert (0.5 * (probs - probs[0]).abs().sum(-1)).max().item() <= 1e-6  # total variation (tests/nn/test_aps.py)
 
 
 # ----------------------------------------------------------------------------------------------- strided models

@@ -8,8 +8,7 @@ import pytest
 import torch
 
 from invariance_lab.nn.afc import PolyActivation, fourier_down2, fourier_up2
-from .test_aps import all_rolls
-from .test_lps import S, assert_exact, logits_at_every_shift, probes, small_net
+from .adversarial import S, all_rolls, assert_exact, logits_at_every_shift, probes, small_net
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

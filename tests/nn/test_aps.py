@@ -19,97 +19,11 @@ import torch.nn.functional as F
 from invariance_lab.nn.aps import TIE_ULPS, APSDown
 from invariance_lab.eval.taps import layer_taps
 from invariance_lab.nn.models import build_model, resolve_spec
+from .adversarial import NETWORK_IMAGES, ROLL_TOL, S, TIES, all_rolls, distance_to_nearest_roll, distinct, images, three_channels, worst_roll_distance
 
-S = 16  # canvas side: 256 circular shifts per image
-ROLL_TOL = 1e-6  # "is a roll": relative l2 distance to the nearest roll (float32 noise is ~1e-7)
 TV_TOL = 1e-6
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-def adversarial() -> dict[str, torch.Tensor]:
-    """Named (1, 1, S, S) images whose polyphase components tie exactly (or are meant to try)."""
-    g = torch.Generator().manual_seed(0)
-    yy, xx = torch.meshgrid(torch.arange(S), torch.arange(S), indexing="ij")
-    blob = torch.tensor([[0.2, 1.0, 0.5], [0.3, 0.9, 0.1], [0.0, 0.4, 0.6]])
-    row = torch.tensor([1.0, 2, 0, 0, 0, 0, 2, 1])  # even / odd samples are mirror images: [1,0,0,2], [2,0,0,1]
-    images = {"blank": torch.zeros(S, S), "constant": torch.full((S, S), 0.7),
-              "checker_1px": ((yy + xx) % 2).float(), "checker_2px": ((yy // 2 + xx // 2) % 2).float(),
-              "stripe_1px": (yy == 5).float(), "stripe_2px": ((yy == 5) | (yy == 6)).float(),
-              "diagonal": (yy == xx).float()}
-    x = torch.zeros(S, S)
-    x[2:4, 2:4] = x[7:9, 9:11] = 1.0  # 2x2 blobs: all four components tie, each with a different spacing
-    images["two_blobs_2x2"] = x
-    for name, (r, c) in {"two_blobs_odd": (8, 6), "two_blobs_even": (9, 9)}.items():
-        x = torch.zeros(S, S)
-        x[1:4, 1:4] = x[r:r + 3, c:c + 3] = blob
-        images[name] = x
-    x = torch.zeros(S, S)
-    x[3, 2:10] = x[4, 2:10] = row
-    images["mirror_row"] = x
-    x = torch.zeros(S, S)
-    x[4:7, 4:7], x[4:7, 9:12] = blob, blob.flip(-1)
-    images["mirror_blobs"] = x
-    x = torch.zeros(S, S)
-    x[0, 0] = x[0, 4] = x[1, 1] = x[1, 7] = 1.0  # component (0,0): dots 2 apart; component (1,1): 3 apart
-    images["dots_2_vs_3"] = x
-    images["sparse_dots"] = (torch.rand(S, S, generator=g) > 0.9).float()
-    images["noise"] = torch.rand(S, S, generator=g)
-    images["blurred_noise"] = F.avg_pool2d(torch.rand(1, S + 6, S + 6, generator=g), 7, 1)[0, :S, :S]
-    return {k: v[None, None] for k, v in images.items()}
-
-
-TIES = ["two_blobs_2x2", "two_blobs_odd", "mirror_row", "dots_2_vs_3"]  # exact ties between non-translates
-# For whole networks and three channels, a subset that keeps each kind of tie (one channel: all of them)
-NETWORK_IMAGES = ["blank", "checker_2px", "two_blobs_2x2", "two_blobs_odd", "mirror_blobs",
-                  "dots_2_vs_3", "blurred_noise"]
-
-
-def all_rolls(x: torch.Tensor) -> torch.Tensor:
-    """(N, C, H, W) -> (H*W*N, C, H, W): every circular shift of every image, shift (0, 0) first."""
-    h, w = x.shape[-2:]
-    return torch.cat([torch.roll(x, (dy, dx), dims=(-2, -1)) for dy in range(h) for dx in range(w)])
-
-
-def distance_to_nearest_roll(out: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
-    """(N,) min over circular shifts r of ||out[n] - roll(ref[n % M], r)|| / ||ref[n % M]||, for out (N, C, h, w)
-    and ref (M, C, h, w), N a multiple of M (out: M images rolled N / M times, as all_rolls makes them).
-
-    All shifts at once through the FFT, in float64: <out, roll(ref, r)> is a circular cross-correlation. The
-    difference of squares resolves distances down to ~1e-8 of ||ref||, far below ROLL_TOL. Each reference is
-    transformed once, not once per roll (the same numbers as transforming it repeated N / M times)."""
-    o, r = out.double(), ref.double()
-    k = o.shape[0] // r.shape[0]
-    spectra = torch.fft.fft2(o).view(k, *r.shape)
-    corr = torch.fft.ifft2(spectra * torch.fft.fft2(r).conj()).real.sum(2).flatten(0, 1)  # (N, h, w)
-    o2, r2 = o.pow(2).sum(dim=(1, 2, 3)), r.pow(2).sum(dim=(1, 2, 3)).repeat(k)
-    d2 = (o2 + r2)[:, None, None] - 2 * corr
-    return d2.amin(dim=(1, 2)).clamp_min(0).sqrt() / r2.sqrt().clamp_min(1e-30)
-
-
-def distinct(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(the distinct images of x, the index of each image of x among them). The rolls of a periodic image (blank,
-    constant, checkerboards, stripes, diagonal) repeat; the modules and networks here compute each image on its
-    own (eval mode), so a repeat's output is the first one's and each distinct image is computed once."""
-    return torch.unique(x, dim=0, return_inverse=True)
-
-
-def worst_roll_distance(f, x: torch.Tensor) -> float:
-    """Largest distance_to_nearest_roll between f(every roll of x) and f(x), over all images of x."""
-    rolls, index = distinct(all_rolls(x))
-    with torch.no_grad():
-        ref, out = f(x), f(rolls)[index]
-    return distance_to_nearest_roll(out, ref).max().item()
-
-
-def images(names=None) -> torch.Tensor:
-    adv = adversarial()
-    return torch.cat([adv[n] for n in (names or adv)])
-
-
-def three_channels(x: torch.Tensor) -> torch.Tensor:
-    """Three channels that tie like the input does: x, x squared, and x moved by one component position."""
-    return torch.cat([x, x * x, torch.roll(x, (2, 0), dims=(-2, -1))], dim=1)
 
 
 # ----------------------------------------------------------------------------------------------- the module

@@ -1,5 +1,5 @@
 """Tests for invariance_lab.nn.layers: filters, the downsampling registry, sizes, refusals, and exact (in)variance
-under circular shifts. APS has its own file, tests/test_aps.py."""
+under circular shifts. APS has its own file, tests/nn/test_aps.py."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from invariance_lab.nn.downsample import (DOWNSAMPLE_KINDS, DOWNSAMPLES, get_dow
     register_downsample)
 from invariance_lab.nn.models import create_model
 from invariance_lab.nn.layers import PADDING_KINDS, BlurPool, LayerConfigError, binomial_filter
-from .test_aps import distinct
+from .adversarial import distinct
 
 SIDE = 32  # every circular-shift test uses 32x32 inputs and all 32*32 shifts
 

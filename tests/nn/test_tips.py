@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from invariance_lab.nn.tips import TIPSDown
-from .test_lps import S, logits_at_every_shift, probes, small_net
+from .adversarial import S, logits_at_every_shift, probes, small_net
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
