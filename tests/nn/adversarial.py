@@ -1,6 +1,7 @@
-"""What the exact-invariance tests of APS, LPS, AFC and circular layers share (test_aps.py, test_lps.py, test_afc.py,
-test_layers.py): 16 x 16 images whose polyphase components tie, every circular roll of them, the distance of an
-output to the nearest roll of a reference, and small circular networks with their logits at every shift."""
+"""What the exact-invariance tests of APS, LPS, AFC, TIPS and circular layers share (test_aps.py, test_lps.py,
+test_afc.py, test_tips.py, test_layers.py): 16 x 16 images whose polyphase components tie, every circular roll of
+them, the distance of an output to the nearest roll of a reference, and small circular networks with their logits
+at every shift."""
 
 from __future__ import annotations
 
@@ -117,8 +118,8 @@ def small_net(downsample: str, trained: bool, seed: int = 0, head: str = "global
             opt.zero_grad()
             loss.backward()
             opt.step()
-        assert not torch.equal(net.state_dict()["blocks.0.conv.weight"], small_net(downsample, False, seed).state_dict()[
-            "blocks.0.conv.weight"]), "training changed nothing"
+        untrained = small_net(downsample, False, seed).state_dict()["blocks.0.conv.weight"]
+        assert not torch.equal(net.state_dict()["blocks.0.conv.weight"], untrained), "training changed nothing"
     return net.eval()
 
 

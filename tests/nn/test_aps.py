@@ -19,7 +19,8 @@ import torch.nn.functional as F
 from invariance_lab.nn.aps import TIE_ULPS, APSDown
 from invariance_lab.eval.taps import layer_taps
 from invariance_lab.nn.models import build_model, resolve_spec
-from .adversarial import NETWORK_IMAGES, ROLL_TOL, S, TIES, all_rolls, distance_to_nearest_roll, distinct, images, three_channels, worst_roll_distance
+from .adversarial import (NETWORK_IMAGES, ROLL_TOL, S, TIES, all_rolls, distance_to_nearest_roll, distinct, images,
+                          three_channels, worst_roll_distance)
 
 TV_TOL = 1e-6
 
