@@ -3,6 +3,7 @@ is gone was killed without a chance to say so (store/meta.run_state, run/study.s
 
     record = this_process()          # {pid, pid_start, host}, kept in meta.json
     process_gone(record)             # True, False, or None on another host (only a heartbeat can tell there)
+    processes_with_env({"SUBMITIT_LOCAL_JOB_ID": "123"})   # pids of this user's processes started with it (Linux)
 """
 
 from __future__ import annotations
@@ -55,6 +56,24 @@ def alive(pid: int, start: str | None) -> bool:
         return False
     now = process_start(pid)
     return start is None or now is None or now == start
+
+
+def processes_with_env(wanted: dict[str, str]) -> list[int]:
+    """The pids of the processes (this user's: another's environment cannot be read) whose environment, as they were
+    started with it, holds every name=value of `wanted`; this process left out. Read from Linux's /proc: [] where
+    there is none (macOS, Windows)."""
+    needles = {f"{k}={v}".encode() for k, v in wanted.items()}
+    found = []
+    for entry in os.listdir("/proc") if os.path.isdir("/proc") else []:
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            environ = Path(f"/proc/{entry}/environ").read_bytes().split(b"\0")
+        except OSError:  # gone meanwhile, or not ours
+            continue
+        if needles <= set(environ):
+            found.append(int(entry))
+    return found
 
 
 def _zombie(pid: int) -> bool:

@@ -11,6 +11,8 @@ handles whose result() is the task's outcome, and can stop them (Ctrl-C) or be c
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
 import sys
 import threading
 import time
@@ -22,6 +24,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from ..core.processes import processes_with_env
 from ..core.runtime import usable_cores
 from ..core.errors import InvlabError, RunFolderError, choose, clip
 from ..core.speed import keep_freed_memory
@@ -40,6 +43,7 @@ def _run_task(task):
 
 
 DEFAULT_TIME_MIN = 60  # --time: minutes per unit's job
+CONTROLLER_EXIT_S = 5.0  # how long a cancelled submitit-local controller gets to end its tasks (it waits 1 s for them)
 
 
 @dataclass
@@ -171,9 +175,28 @@ class _Submitit:
         return jobs
 
     def stop(self) -> None:
-        for job in self.submitted:
-            if not job.done():
-                job.cancel(check=False)
+        """Ctrl-C: cancel every job not done. submitit-local's controller, cancelled, ends the tasks it holds; a
+        cancel that comes while it starts a task ends it before it holds that task, which would train on alone (and
+        write its checkpoint later). Once the controllers are gone, such a task is killed too (Linux: found by
+        the job id submitit gives it in its environment)."""
+        live = [job for job in self.submitted if not job.done()]
+        for job in live:
+            job.cancel(check=False)
+        if self.controllers_log is None or not live:  # slurm: scancel ends the whole job, tasks included
+            return
+        deadline = time.monotonic() + CONTROLLER_EXIT_S
+        for job in live:
+            controller = getattr(job, "_process", None)  # submitit's LocalJob: the controller, a child of this process
+            try:
+                if controller is not None:
+                    controller.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:  # still ending its tasks: the scan below finds what it left
+                pass
+            for pid in processes_with_env({"SUBMITIT_EXECUTOR": "local", "SUBMITIT_LOCAL_JOB_ID": str(job.job_id)}):
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except OSError:  # ended meanwhile
+                    pass
 
     def close(self) -> None:
         pass

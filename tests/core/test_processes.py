@@ -4,6 +4,7 @@ never os.kill(pid, 0), which there sends Ctrl-C to the pid's console group and r
 import os
 import socket
 import subprocess
+import sys
 
 import pytest
 
@@ -73,3 +74,23 @@ def test_on_windows_os_kill_is_never_called(monkeypatch):
 @pytest.mark.skipif(os.name == "nt", reason="the POSIX path")
 def test_a_pid_of_another_user_is_not_called_gone():
     assert processes.alive(1, None) is True  # init: os.kill raises PermissionError for a user, succeeds for root
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="read from Linux's /proc")
+def test_processes_with_env_finds_the_processes_started_with_every_pair_and_no_other():
+    def started(**env):
+        p = subprocess.Popen([sys.executable, "-c", "print(flush=True); import time; time.sleep(30)"],
+                             env={**os.environ, **env}, stdout=subprocess.PIPE)
+        p.stdout.readline()  # it runs python: its environment is its own, not the one it was forked with
+        return p
+
+    tag = f"invlab-{os.getpid()}"
+    both, one, other = started(A_TAG=tag, B_TAG="1"), started(A_TAG=tag), started(A_TAG=tag + "x", B_TAG="1")
+    try:
+        assert processes.processes_with_env({"A_TAG": tag, "B_TAG": "1"}) == [both.pid]
+        assert sorted(processes.processes_with_env({"A_TAG": tag})) == sorted([both.pid, one.pid])
+    finally:
+        for p in (both, one, other):
+            p.kill()
+            p.wait()
+            p.stdout.close()

@@ -27,7 +27,7 @@ from invariance_lab.run.scheduler import running_elsewhere
 from invariance_lab.run.units import UnitData
 from invariance_lab.run.workers import WorkerDied, WorkerPool
 from invariance_lab.core.errors import RunFolderError
-from invariance_lab.core.processes import process_start
+from invariance_lab.core.processes import process_start, processes_with_env
 from invariance_lab.store.layout import CONTROLLER_LOG, submitit_dir
 from invariance_lab.store.meta import read_meta, read_unit_state
 
@@ -279,19 +279,6 @@ def test_a_unit_running_elsewhere_is_looked_at_soon_then_every_poll_s_until_it_e
     assert slept[-2:] == [scheduler.POLL_S] * 2  # never more often than that once the unit has run a while
 
 
-def _kill_tasks_of(folder) -> None:
-    """A cancel that reaches the controller while it starts its task (as here, once the task's log file is there)
-    ends the controller before it has recorded the task, which then sleeps on alone (submitit's race): killed."""
-    for proc in os.listdir("/proc") if os.path.isdir("/proc") else []:
-        try:
-            with open(f"/proc/{proc}/cmdline", "rb") as f:
-                command = f.read()  # submitit's task: `python -u -m submitit.core._submit FOLDER/units/submitit/%j`
-            if b"submitit.core._submit" in command and str(folder).encode() in command and int(proc) != os.getpid():
-                os.kill(int(proc), signal.SIGKILL)
-        except (OSError, ValueError):  # gone meanwhile, or not a process
-            pass
-
-
 def test_a_stopped_submitit_local_job_prints_no_traceback(tmp_path, capfd):
     """submitit-local's controller, a python process of the terminal's process group, ends on Ctrl-C and on a cancel
     (SIGINT both) with a KeyboardInterrupt traceback; the executor starts it with units/submitit/controllers.log as
@@ -317,12 +304,45 @@ def test_a_stopped_submitit_local_job_prints_no_traceback(tmp_path, capfd):
         backend.stop()
     while not job.done() and time.monotonic() < deadline:
         time.sleep(0.01)
-    _kill_tasks_of(tmp_path)
     assert job.done()
+    if os.path.isdir("/proc"):  # no task left sleeping on, whenever the cancel came (the next test plants one)
+        assert processes_with_env({"SUBMITIT_EXECUTOR": "local", "SUBMITIT_LOCAL_JOB_ID": job.job_id}) == []
     time.sleep(0.2)  # the controller's last words, if any, reach the terminal
     err = capfd.readouterr().err
     assert "Traceback" not in err, err
     assert "KeyboardInterrupt" in (submitit_dir(tmp_path) / CONTROLLER_LOG).read_text()  # as the controller said
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="tasks are found through Linux's /proc")
+def test_stop_kills_a_task_its_cancelled_controller_did_not_hold(tmp_path):
+    """A cancel that reaches submitit-local's controller while it starts its task ends the controller before it
+    holds the task, which then trains on alone (seen under load): stop() kills the processes submitit started for
+    its jobs (their job id in the environment); a task of a job that had ended is left alone."""
+    pytest.importorskip("submitit")
+    backend = executors.EXECUTORS["submitit-local"].start(tmp_path, 1, executors.Resources(), 1)
+
+    def task(job_id):
+        env = {**os.environ, "SUBMITIT_EXECUTOR": "local", "SUBMITIT_LOCAL_JOB_ID": job_id}
+        p = subprocess.Popen([sys.executable, "-c", "print(flush=True); import time; time.sleep(60)"], env=env,
+                             stdout=subprocess.PIPE)
+        p.stdout.readline()  # it runs python: its environment is its own, not the one it was forked with
+        return p
+
+    controller = subprocess.Popen([sys.executable, "-c", "pass"])  # a cancelled controller: it ends at once
+    orphan, other = task(str(controller.pid)), task(str(controller.pid + 10**7))  # Linux's pids stop at 2**22
+    ours = SimpleNamespace(job_id=str(controller.pid), _process=controller, done=lambda: False,
+                           cancel=lambda check: None)
+    done = SimpleNamespace(job_id=str(controller.pid + 10**7), done=lambda: True)  # finished: not cancelled or scanned
+    backend.submitted = [ours, done]
+    try:
+        backend.stop()
+        assert orphan.wait(5) == -signal.SIGKILL
+        assert other.poll() is None
+    finally:
+        for p in (orphan, other):
+            p.kill()
+            p.wait()
+            p.stdout.close()
 
 
 def test_a_controllers_log_that_is_a_link_is_refused(tmp_path):
