@@ -21,7 +21,7 @@ from torch import nn
 from ..core.errors import InvlabError, choose
 from ..core.runtime import process_state
 from ..data.images import Images, from_tensor
-from ..nn.outputs import check_output
+from ..nn.outputs import check_materialized, check_output
 from ..nn.forward import call
 from ..nn.logits import class_count
 from ..nn.maps import feature_map_bytes
@@ -77,11 +77,19 @@ def measure_shifts(models: dict[ModelKey, nn.Module], images: Images, lines: lis
 
 
 def named_models(model) -> dict[str, nn.Module]:
+    """{name: module} of il.measure's `model` (a module, named by its class, or a dict name -> module), each one
+    with values to compute with (nn/outputs.check_materialized)."""
     if isinstance(model, nn.Module):
-        return {type(model).__name__: model}
-    if isinstance(model, dict) and model and all(isinstance(m, nn.Module) for m in model.values()):
-        return {str(k): m for k, m in model.items()}
-    raise InvlabError(f"model must be a torch.nn.Module or a dict of name -> nn.Module; got {type(model).__name__}")
+        named = {type(model).__name__: model}
+    elif isinstance(model, dict) and model and all(isinstance(m, nn.Module) for m in model.values()):
+        named = {str(k): m for k, m in model.items()}
+    else:
+        empty = " (an empty dict)" if isinstance(model, dict) and not model else ""
+        raise InvlabError(f"model must be a torch.nn.Module or a dict of name -> nn.Module; got "
+                          f"{type(model).__name__}{empty}")
+    for name, m in named.items():
+        check_materialized(m, f"model {name}")
+    return named
 
 
 def custom_factors(model: nn.Module) -> dict:

@@ -34,7 +34,7 @@ from torch import nn
 
 from ..core.errors import FactoryError, InvlabError, clip, quote
 from .maps import feature_map_bytes
-from .outputs import check_output
+from .outputs import check_materialized, check_output
 from ..schema.model import check_path
 
 # (factory path, the file its module was found in) -> the function, once imported (this process)
@@ -190,6 +190,7 @@ def call(path: str, kwargs: dict | None = None, dirs: Iterable[str | Path] = ())
     if not isinstance(model, nn.Module):
         raise FactoryError(f"factory {quote(path)} returned {type(model).__name__} {quote(model, 60)}, not a "
                           f"torch.nn.Module; it must return the network")
+    check_materialized(model, f"the model from factory {quote(path)}")
     return model
 
 

@@ -30,7 +30,7 @@ def call(model: nn.Module, x: torch.Tensor, what: str):
         return model(x.clone())
     except InvlabError:
         raise
-    except Exception as e:  # the model's own (KeyboardInterrupt is not an Exception: Ctrl-C still stops)
+    except (Exception, SystemExit) as e:  # the model's own, sys.exit() too; Ctrl-C (KeyboardInterrupt) still stops
         raise FactoryError(f"{what} failed on a batch of shape {tuple(x.shape)} ({type(e).__name__}: {clip(e, 240)}); "
                            f"it had run on the first images, so the failure depends on this batch: its size, the "
                            f"memory it needs or its values (with --jobs, the unit's log holds the model's "

@@ -165,7 +165,7 @@ def _probe(model: nn.Module, x: torch.Tensor, what: str):
         return model(x)
     except InvlabError:
         raise
-    except Exception as e:  # the model's own
+    except (Exception, SystemExit) as e:  # the model's own, sys.exit() too
         raise FactoryError(f"{what} failed when the memory its forward pass needs was measured (in inference mode, on "
                            f"a batch of shape {tuple(x.shape)}) ({type(e).__name__}: {clip(e, 240)})") from e
 

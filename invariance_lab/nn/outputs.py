@@ -4,6 +4,7 @@ the images are real, and the same logits for the same images every time. A forwa
 in eval mode (dropout forced on, added noise) or changes a buffer on each call would be measured as a change made by
 the shift.
 
+    check_materialized(model, "model mine")     # a FactoryError for weights on torch's meta device (no values)
     n = check_output(model, x, 2, "model mine", finite=True)   # logits per image, or a FactoryError saying why not
     check_dense(out, x, "model mine")            # a FactoryError for sparse logits, or logits on another device
     check_repeatable(out, again, "model mine")   # a FactoryError when two passes over the same images differ
@@ -11,11 +12,13 @@ the shift.
 
 from __future__ import annotations
 
+from itertools import chain
+
 import torch
 from torch import nn
 
 from ..core.channels_last import channels_last_hint
-from ..core.errors import FactoryError, clip
+from ..core.errors import FactoryError, clip, quote
 from .finite import check_logits
 from .logits import class_logits
 
@@ -59,6 +62,18 @@ def check_repeatable(out: torch.Tensor, again: torch.Tensor, what: str) -> None:
                        f"are the usual causes")
 
 
+def check_materialized(model: nn.Module, what: str) -> None:
+    """A FactoryError for a model holding a parameter or buffer on torch's meta device: a shape without values
+    (built under `with torch.device("meta")`, or by an empty-weights initialiser), which cannot be moved to a
+    device, loaded into by load_state_dict, or computed with."""
+    name = next((n for n, t in chain(model.named_parameters(), model.named_buffers()) if t.is_meta), None)
+    if name is not None:
+        raise FactoryError(f"{what} holds {quote(name)} on torch's meta device: a shape with no values (built under "
+                           f"`with torch.device('meta')` or by an empty-weights initialiser), which invlab cannot "
+                           f"move to a device or compute with; build it on the CPU (--weights, or load_state_dict, "
+                           f"then fills in its values)")
+
+
 def check_output(model: nn.Module, x: torch.Tensor, num_classes: int | None, what: str, *, finite: bool = False,
                  one_logit: bool = False, fixes: str = "measure", seed: int | None = None) -> int:
     """Run `model` (in eval mode, RNG untouched) on the batch `x`; the number of logits it gives per image. An
@@ -81,7 +96,7 @@ def check_output(model: nn.Module, x: torch.Tensor, num_classes: int | None, wha
                     with torch.cuda.device(x.device):
                         torch.cuda.manual_seed(seed)
             out, again = model(x.clone()), model(x.clone())
-    except Exception as e:
+    except (Exception, SystemExit) as e:  # the model's own, sys.exit() too
         hint = _hint(model, x, e, FIXES[fixes])
         raise FactoryError(f"{what} failed on a batch of shape {shape} ({type(e).__name__}: {clip(e, 240)}){hint}; "
                           f"it must map a batch (N, C, H, W) to logits (N, classes)") from e  # --debug shows it

@@ -135,6 +135,7 @@ def test_model_kwargs_nested_too_deep_to_parse_are_one_paragraph(tmp_path):
 @pytest.mark.parametrize("how, words", [("oom", "failed on a batch of shape (4, 1, 12, 12) (OutOfMemoryError"),
                                         ("batch2", "returned a tensor of shape (2, 4)"),
                                         ("nan", "gave NaN or infinite logits"),
+                                        ("exit", "failed on a batch of shape (4, 1, 12, 12) (SystemExit: 0)"),
                                         ("one_class", "returned a tensor of shape (4, 1)")])
 def test_a_model_that_fails_after_the_first_check_is_one_paragraph(tmp_path, how, words):
     res = invoke("measure", "--images", image_folder(tmp_path), "--model", "custom_models:later", "--model-kwargs",
@@ -147,7 +148,7 @@ def test_a_model_that_fails_after_the_first_check_is_one_paragraph(tmp_path, how
     assert not (folder / "summary.csv").exists()
     # the model's own exception caused it: the way to its traceback, with --debug where the app takes it (it said
     # "--debug shows the model's traceback", and `invlab measure ... --debug` is refused)
-    assert ("`invlab --debug measure ...` shows its traceback" in said) == (how == "oom"), said
+    assert ("`invlab --debug measure ...` shows its traceback" in said) == (how in ("oom", "exit")), said
     if how == "oom":  # --debug: the model's own traceback, where it raised
         res = invoke("--debug", "measure", "--images", image_folder(tmp_path), "--model", "custom_models:later",
                      "--results-dir", tmp_path / "r", "--quiet")
@@ -161,6 +162,22 @@ def test_a_factory_that_fails_on_a_training_batch_is_one_paragraph(tmp_path):
     said = " ".join(res.output.split())
     assert res.exit_code == 2 and "Traceback" not in res.output, res.output
     assert "model mine seed 0 failed on a batch of shape" in said and "CUDA out of memory" in said
+
+
+@pytest.mark.parametrize("command", ["measure", "run"])
+def test_a_model_built_on_the_meta_device_is_one_paragraph(tmp_path, command):
+    """It ended `invlab measure` in a traceback (NotImplementedError: Cannot copy out of meta tensor; no data!) and
+    `invlab run` in "Tensor on device meta is not on the expected device cpu"."""
+    if command == "measure":
+        res = invoke("measure", "--images", image_folder(tmp_path), "--model", "custom_models:on_meta", "--dx", "-1:1",
+                     "--results-dir", tmp_path / "r", "--quiet")
+    else:
+        res = invoke("run", ROOT / "configs" / "quick.yaml", "--results-dir", tmp_path / "r", "--quiet", "--set",
+                     'models={mine: {factory: "custom_models:on_meta"}}', "--set", "seeds=[0]")
+    said = " ".join(res.output.split())
+    assert res.exit_code == 2 and "Traceback" not in res.output and said.startswith("error:"), res.output
+    assert "factory 'custom_models:on_meta' holds '0.weight' on torch's meta device" in said
+    assert not (tmp_path / "r").exists()
 
 
 def test_a_model_with_more_outputs_than_class_folders_is_measured_with_their_output_indices(tmp_path):

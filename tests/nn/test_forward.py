@@ -15,6 +15,7 @@ X = torch.rand(4, 1, 8, 8)
 @pytest.mark.parametrize("how, needle", [("oom", "failed on a batch of shape (4, 1, 8, 8) (OutOfMemoryError"),
                                          ("batch2", "returned a tensor of shape (2, 4)"),
                                          ("tuple", "returned tuple"),
+                                         ("exit", "failed on a batch of shape (4, 1, 8, 8) (SystemExit: 0)"),
                                          ("one_class", "returned a tensor of shape (4, 1)")])
 def test_a_later_batch_that_fails_is_a_factory_error_naming_the_model(how, needle):
     model = later(how)

@@ -45,6 +45,8 @@ class Net(nn.Module):
             return out.to_sparse()
         if self.how == "meta":
             return out.to("meta")
+        if self.how == "exit":  # sys.exit() in the model's forward pass: it ended invlab with exit code 0
+            raise SystemExit(0)
         return out
 
 
@@ -110,3 +112,19 @@ def test_the_all_shift_engine_gives_a_model_a_copy_too():
     columns = ["dx", "flip_rate", "prob_change"]
     assert both[both.model == "other"][columns].reset_index(drop=True).equals(alone[columns].reset_index(drop=True))
     assert alone.prob_change.sum() > 0
+
+
+def test_a_model_that_calls_sys_exit_is_a_factory_error_naming_it():
+    with pytest.raises(FactoryError, match=r"model mine failed on a batch of shape \(2, 1, 12, 12\) \(SystemExit: 0\)"):
+        check_output(Net(how="exit"), images(2), 3, "model mine")
+
+
+def test_a_model_on_the_meta_device_is_refused_naming_the_tensor_and_left_as_it_was():
+    with torch.device("meta"):
+        net = Net()
+    for model in (net, {"a": Net(), "b": net}):
+        with pytest.raises(FactoryError, match=r"model (Net|b) holds 'body.0.weight' on torch's meta device"):
+            il.measure(model, images(), dx=[0, 1])
+    assert net.body[0].weight.is_meta and not Net().body[0].weight.is_meta
+    with pytest.raises(il.InvlabError, match=r"got dict \(an empty dict\)"):
+        il.measure({}, images(), dx=[0, 1])
