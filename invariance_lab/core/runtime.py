@@ -19,24 +19,40 @@ from contextlib import contextmanager
 
 import torch
 
-from .errors import InvlabError
+from .errors import InvlabError, clip
 
 
-def resolve_device(name: str) -> torch.device:
-    """cpu, or cuda (for `auto` when torch finds a GPU). On CUDA, TF32 convolutions and matmuls are turned off:
-    their 10-bit mantissa moves feature maps by ~1e-4, which would hide the exact invariance (APS, circular
-    stride-1 networks) that float32 shows to ~1e-7 (docs/science.md)."""
-    if name == "cuda" and not torch.cuda.is_available():
-        raise InvlabError("device cuda was asked for (the config's `device`, or --device), but torch finds no CUDA "
-                          "device here; use auto (a GPU when there is one) or cpu")
+def resolve_device(name) -> torch.device:
+    """cpu, or cuda (for `auto` when torch finds a GPU): a name (cpu, cuda, cuda:1, auto) or a torch.device, each
+    checked here, so that a device this machine lacks is one paragraph, not torch's error at the first tensor. On
+    CUDA, TF32 convolutions and matmuls are turned off: their 10-bit mantissa moves feature maps by ~1e-4, which
+    would hide the exact invariance (APS, circular stride-1 networks) that float32 shows to ~1e-7
+    (docs/science.md)."""
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
+    allowed = "use cpu, cuda (cuda:0, ...) or auto"
     try:
-        device = torch.device(name)
+        device = name if isinstance(name, torch.device) else torch.device(name) if isinstance(name, str) else None
     except (RuntimeError, TypeError):  # torch's own message lists some 30 device types
-        raise InvlabError(f"device {name!r} is not a device torch knows; use cpu, cuda (cuda:0, ...) or auto") from None
+        device = None
+    if device is None:
+        raise InvlabError(f"device {name!r} is not a device torch knows; {allowed}")
     if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise InvlabError(f"device {str(device)} was asked for (the config's `device`, --device or device=), but "
+                              "torch finds no CUDA device here; use auto (a GPU when there is one) or cpu")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise InvlabError(f"device {str(device)} was asked for, but torch finds {torch.cuda.device_count()} CUDA "
+                              f"device(s) here, numbered from 0")
         tf32_off()
+    elif device.type == "meta":
+        raise InvlabError(f"device meta holds shapes without values: nothing can be measured there; {allowed}")
+    elif device.type != "cpu":
+        try:  # another backend (mps, xla, ...): measured there only where this torch can place a tensor on it
+            torch.empty(0, device=device)
+        except (RuntimeError, AssertionError, NotImplementedError) as e:
+            raise InvlabError(f"device {str(device)}: torch cannot place a tensor there ({clip(e, 160)}); "
+                              f"{allowed}") from None
     return device
 
 

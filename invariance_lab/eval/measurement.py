@@ -18,10 +18,11 @@ import pandas as pd
 import torch
 from torch import nn
 
-from ..core.errors import InvlabError, choose
-from ..core.runtime import process_state
+from ..core.errors import InvlabError, choose, quote
+from ..core.runtime import process_state, resolve_device
 from ..data.images import Images, from_tensor
 from ..nn.outputs import check_materialized, check_output
+from ..schema.fields import SEED_MAX
 from ..nn.forward import call
 from ..nn.logits import class_count
 from ..nn.maps import feature_map_bytes
@@ -30,7 +31,7 @@ from .accumulate import ORIGIN, Grid
 from .engine import ENGINE_CHOICES, allshift_sweep, choose_engines, engine_protocol, roll_mode, sweep_by_engine
 from .layerwise import profile_layers
 from .measure_memory import check_measure_memory
-from .stream import Prepare, pick_device, stream_sweep
+from .stream import Prepare, stream_sweep
 from .tables import ModelKey, SweepResult, add_factors
 from .taps import taps_for
 
@@ -174,6 +175,9 @@ class Measurement:
                  factors: dict[str, dict] | None = None, batch_size: int = 256, engine: str = "auto",
                  layers: bool = False, taps: list[str] | None = None, labelled: bool = True, progress: bool = False,
                  layer_images: int | None = None, transform: str = "translate"):
+        if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed <= SEED_MAX:
+            raise InvlabError(f"seed must be a whole number 0 .. {SEED_MAX} (2**32 - 1), as a config's seeds are; "
+                              f"got {quote(seed)}")
         if transform != "translate" and (layers or taps):
             raise InvlabError(f"--layers profiles translations of the whole input, layer by layer; a {transform} "
                               "measurement cannot take it (leave out --layers and --taps, or measure with "
@@ -191,7 +195,7 @@ class Measurement:
     def __enter__(self) -> Measurement:
         with ExitStack() as stack:
             stack.enter_context(process_state())
-            self.device = pick_device(self.device_name)  # inside process_state: cuda's TF32 switch is undone after
+            self.device = resolve_device(self.device_name)  # inside process_state: cuda's TF32 switch is undone after
             stack.enter_context(Modes(self.named, self.device))
             # refused before a batch is decoded: the images' headers give their number and size
             check_measure_memory(self.src, batch_size=self.batch_size, mode=self.mode)

@@ -26,7 +26,6 @@ from ..core.progress import progress_bar
 from ..schema.sweep import MAX_SHIFTS, repeated_turn
 from ..core.channels_last import channels_last_hint
 from ..core.errors import ConfigError, InvlabError, choose, quote
-from ..core.runtime import resolve_device, tf32_off
 from ..data.images import Images, from_tensor, label_tensor, open_folder
 from ..store.run_images import is_run_folder, run_images
 from ..data.shifts import circular_shift
@@ -164,17 +163,6 @@ def shift_values(v, what: str) -> list[float]:
     return vals
 
 
-def pick_device(device) -> torch.device:
-    """A device name (cpu, cuda, auto: core/runtime.resolve_device) or a torch.device, which on CUDA turns TF32
-    off as a name does."""
-    if isinstance(device, str):
-        return resolve_device(device)
-    device = torch.device(device)
-    if device.type == "cuda":
-        tf32_off()
-    return device
-
-
 def image_source(images, labels=None, *, colour: str = "grey", size=None) -> Images:
     """An image source (images.py) of a tensor, a folder of images, a run folder or an Images."""
     if isinstance(images, Images):
@@ -191,6 +179,10 @@ def image_source(images, labels=None, *, colour: str = "grey", size=None) -> Ima
                               "takes before measuring")
         return from_tensor(images, labels)
     if labels is not None:
+        if src.classes:  # the order the files are read in is invlab's: labels given for it would be a guess
+            named = ", ".join(map(str, src.classes[:6])) + (", ..." if len(src.classes) > 6 else "")
+            raise InvlabError(f"{images} labels its images itself, by its classes ({named}), in an order of invlab's "
+                              f"reading; leave out labels (class_index= gives each class the model's output index)")
         y = label_tensor(labels)
         if len(y) != len(src):
             raise InvlabError(f"{len(y)} labels for {len(src)} images; give one label per image, or none")

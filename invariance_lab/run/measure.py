@@ -21,6 +21,7 @@ import yaml
 
 from ..core.environment import environment
 from ..core.errors import DataError, InvlabError, choose, quote
+from ..core.runtime import resolve_device
 from ..data.images import Images, open_folder, relabel
 from ..store.run_images import is_run_folder, run_images
 from ..data.shifts import (FFT_ON_ROLLS, axis_values, covers_every_roll, every_roll, grid_points, value_lines,
@@ -29,7 +30,7 @@ from ..data.transforms import FILLS, INTERPOLATION, SUBPIXEL
 from ..eval.class_order import class_order_note
 from ..eval.lie import SWEEP_METRICS, lie_protocol, lie_table
 from ..eval.measurement import Measurement
-from ..eval.stream import GRIDS, MODES, check_channels, check_grid, pick_device, preparer
+from ..eval.stream import GRIDS, MODES, check_channels, check_grid, preparer
 from ..eval.tables import summarize
 from ..nn.factory import is_custom, locate
 from ..nn.finite import check_weights
@@ -252,7 +253,7 @@ def measure_to_folder(*, images: str | Path, model: str | None = None, model_kwa
     lines = shifts.lines
     points = grid_points(lines)
     check_grid(points, src.shape, mode, subpixel, shifts.transform)
-    device = pick_device(device)
+    device = resolve_device(device)
     net = place(net, device)
     n_first = min(layer_images, len(src))  # the images of the layer profile and of the Lie derivative
     with Measurement({label: net}, src, prepare, lines, mode=mode, device=device, seed=seed, factors={label: factors},

@@ -20,13 +20,14 @@ from ..config.load import load_config
 from ..config.models import resolved_models
 from ..core.environment import environment
 from ..core.errors import DataError, InvlabError
+from ..core.runtime import resolve_device
 from ..data.datasets import class_names
 from ..data.images import open_folder
 from ..data.shifts import grid_points
 from ..data.transforms import INTERPOLATION
 from ..eval.lie import lie_protocol, lie_table
 from ..eval.measurement import Measurement
-from ..eval.stream import check_grid, pick_device, preparer
+from ..eval.stream import check_grid, preparer
 from ..eval.tables import summarize
 from ..nn.factory import is_custom, require_trust
 from ..store.atomic import write_csv, write_text
@@ -81,7 +82,7 @@ def measure_run_to_folder(*, run: str | Path, images: str | Path, dx: list[float
     points = grid_points(lines)
     check_grid(points, src.shape, mode, subpixel, shifts.transform)
     prepare = preparer(mode, fill, None, None, subpixel, shifts.transform)
-    dev = pick_device(device)
+    dev = resolve_device(device)
     loaded = load_run_models(run, cfg, meta_run, list(factors), dev, trust=trust_factory,
                              dirs=run_factory_dirs(run, meta_run))
 

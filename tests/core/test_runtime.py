@@ -91,11 +91,12 @@ def test_a_call_that_sets_threads_gives_them_back():
     assert work() == before + 1 and torch.get_num_threads() == before
 
 
-def test_cuda_asked_for_without_a_gpu_names_both_places_it_is_asked(monkeypatch):
+def test_cuda_asked_for_without_a_gpu_names_every_place_it_is_asked(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    with pytest.raises(InvlabError, match=r"device cuda was asked for \(the config's `device`, or --device\), but "
-                                          r"torch finds no CUDA device here; use auto"):
-        runtime.resolve_device("cuda")
+    for device in ("cuda", "cuda:1", torch.device("cuda")):
+        with pytest.raises(InvlabError, match=r"device cuda(:1)? was asked for \(the config's `device`, --device or "
+                                              r"device=\), but torch finds no CUDA device here; use auto"):
+            runtime.resolve_device(device)
 
 
 _TF32_SCENARIOS = r'''

@@ -2,6 +2,7 @@
 torch's RNG, and the user's model (each submodule's train/eval mode, every parameter's device); loading
 checkpoints, sweeping and reporting leave torch's RNG too."""
 
+import re
 import shutil
 
 import pytest
@@ -9,6 +10,8 @@ import torch
 from torch import nn
 
 import invariance_lab as il
+from invariance_lab.core.errors import InvlabError
+from invariance_lab.core.runtime import resolve_device
 
 SIDE = 8
 
@@ -183,21 +186,36 @@ def test_a_callers_float32_matmul_precision_reads_back_after_a_measurement(preci
         torch.set_float32_matmul_precision(was)
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 @pytest.mark.skipif(not hasattr(torch.backends.cuda.matmul, "fp32_precision"), reason="torch < 2.9")
 def test_a_cuda_torch_device_turns_tf32_off_as_the_name_cuda_does():
-    from invariance_lab.eval.stream import pick_device
-
     flags = torch.backends.cuda.matmul.fp32_precision, torch.backends.cudnn.conv.fp32_precision
     try:
-        for device in ("cuda", torch.device("cuda")):  # a name needs a GPU; a torch.device is taken as it is
-            if isinstance(device, str) and not torch.cuda.is_available():
-                continue
+        for device in ("cuda", torch.device("cuda"), torch.device("cuda", 0)):
             torch.backends.cuda.matmul.fp32_precision = torch.backends.cudnn.conv.fp32_precision = "tf32"
-            assert pick_device(device).type == "cuda"
+            assert resolve_device(device).type == "cuda"
             assert (torch.backends.cuda.matmul.fp32_precision, torch.backends.cudnn.conv.fp32_precision) == (
                 "ieee", "ieee")
     finally:
         torch.backends.cuda.matmul.fp32_precision, torch.backends.cudnn.conv.fp32_precision = flags
+
+
+@pytest.mark.parametrize("device, words", [
+    ("cuda:99" if torch.cuda.is_available() else "cuda:1", "was asked for"),
+    (torch.device("cuda", 99) if torch.cuda.is_available() else torch.device("cuda"), "was asked for"),
+    ("meta", "device meta holds shapes without values"),
+    ("xla", "device xla: torch cannot place a tensor there"),
+    (0, "device 0 is not a device torch knows"),
+    (None, "device None is not a device torch knows"),
+    ("CPU", "device 'CPU' is not a device torch knows")])
+def test_a_device_this_machine_lacks_is_an_invlab_error_and_the_model_stays_where_it_was(device, words):
+    """device= of il.measure took a torch.device or any name as it was: torch's own AssertionError ("Torch not
+    compiled with CUDA enabled"), RuntimeError or NotImplementedError came out of the measurement."""
+    net = Meddler()
+    with pytest.raises(InvlabError, match=re.escape(words)):
+        il.measure(net, images(), dx=[0, 1], device=device)
+    assert next(net.parameters()).device.type == "cpu"
+    assert resolve_device("cpu") == resolve_device(torch.device("cpu")) == torch.device("cpu")
 
 
 class Wide(nn.Module):

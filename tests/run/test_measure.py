@@ -419,6 +419,16 @@ def test_api_reads_folders_and_keeps_the_models_mode(folder, one_thread):
         il.measure("not a model", torch.zeros(2, 1, 8, 8))
     with pytest.raises(InvlabError, match="unknown mode 'roll'"):
         il.measure(model, torch.zeros(2, 1, 8, 8), mode="roll")
+    # labels given beside class folders had replaced the folders' own, in an order of invlab's reading
+    with pytest.raises(InvlabError, match=r"labels its images itself, by its classes \(a, b\).*leave out labels"):
+        il.measure(model, str(folder), [0] * 8, dx=[0, 1])
+    flat = folder.parent / "flat"  # no class folders: labels are the caller's to give
+    if not flat.exists():
+        write_folder(images(2), flat)
+    assert il.measure(model, str(flat), [0, 1], dx=[0, 1]).accuracy.notna().all()
+    for seed in (-1, 2**32, 2**70, True, 1.5):  # 2**70 was blamed on the model (an overflow in its first check)
+        with pytest.raises(InvlabError, match=r"seed must be a whole number 0 \.\. 4294967295"):
+            il.measure(model, torch.zeros(2, 1, 8, 8), dx=[0, 1], seed=seed)
 
 
 def test_the_example_script_runs(tmp_path, capsys, monkeypatch, one_thread):
