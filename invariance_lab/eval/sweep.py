@@ -17,8 +17,8 @@ import torch
 from ..core.errors import InvlabError, choose
 from ..core.progress import progress_bar
 from ..data.datasets import class_names
-from ..data.shifts import (SWEEP_KINDS, covers_every_roll, grid_points, shift_lines, sweep_inputs, sweep_lines,
-                           whole_shifts)
+from ..data.shifts import (SWEEP_KINDS, covers_every_roll, grid_points, roll_count, shift_lines, sweep_inputs,
+                           sweep_lines, whole_shifts)
 from ..data.transforms import INTERPOLATION
 from ..schema.config import DataConfig, SweepConfig
 from .accumulate import Grid, Inputs, ShiftSums, sweep_result, walk_grid
@@ -102,10 +102,13 @@ def protocol(sweep: SweepConfig, data: DataConfig, seeds: list[int], models: lis
         verb = "turned" if sweep.transform == "rotate" else "scaled"
         p["drawing"] = (f"letters drawn {verb} (exact)" if data.source == "letters" and sweep.mode == "canvas" else
                         f"the reference image {verb} as pixels ({INTERPOLATION})")
-    elif kind == "translation" and sweep_covers_every_roll(sweep, data.canvas):
-        p["all_shifts"] = True  # the whole translation group of the canvas: the summary's worst case is exact
-        if p["n_shifts"] > data.canvas ** 2:  # a roll given twice (dx and dx + canvas): the means count it twice
-            p["rolls"] = data.canvas ** 2
+    elif kind == "translation" and sweep.mode == "circular":
+        points = grid_points(shift_lines(sweep.dx, sweep.dy, sweep.grid))
+        rolls = roll_count(points, data.canvas, data.canvas)
+        if rolls == data.canvas ** 2:
+            p["all_shifts"] = True  # the whole translation group of the canvas: the summary's worst case is exact
+        if rolls is not None and rolls < len(points):  # a roll given twice (dx and dx + canvas): counted twice
+            p["rolls"] = rolls
     if (kind, sweep.transform, sweep.mode, data.source, data.task) == ("translation", "translate", "canvas", "letters",
                                                                        "letter"):
         p["whole"] = _whole_range(data, sweep)  # past it the frame cuts letters: the tables' caption says so

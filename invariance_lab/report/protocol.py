@@ -76,6 +76,9 @@ def protocol_lines(results: list[Result]) -> list[str]:
                      ": the whole translation group")
             parts.append(f"every circular shift of the {'images' if 'images' in p else 'canvas'} "
                          f"({p.get('n_shifts')} shifts{rolls})")
+        elif p.get("rolls"):
+            parts.append(f"{p.get('n_shifts')} shifts over {p['rolls']} distinct rolls: a shift and that shift plus "
+                         "or minus the side are one roll, and the means count such a roll twice")
         if "test_images" in p:
             parts.append(f"{p['test_images']} {'' if 'images' in p and 'test' not in p['images'] else 'test '}images")
         if p.get("layers"):

@@ -7,7 +7,7 @@ from invariance_lab.schema.config import DataConfig, SweepConfig
 from invariance_lab.data.datasets import draw, glyph_table, reference_letters
 from invariance_lab.core.errors import InvlabError
 from invariance_lab.data.shifts import (CanvasShifts, axis_values, check_sweep, circular_shift, covers_every_roll,
-                                        every_roll, grid_points, shift_lines, shifted_inputs, sweep_inputs,
+                                        every_roll, grid_points, roll_count, shift_lines, shifted_inputs, sweep_inputs,
                                         sweep_lines, whole_shifts)
 from invariance_lab.eval.sweep import protocol
 
@@ -154,6 +154,8 @@ def test_every_roll_covers_the_translation_group_and_nothing_less_does(height, w
     assert not covers_every_roll(full[1:], height, width)  # one roll missing
     assert not covers_every_roll([(x + width, y) for x, y in full[:-1]] + [(0.5, 0.0)], height, width)  # a fraction
     assert covers_every_roll([(x + width, y - height) for x, y in full], height, width)  # rolls by any multiple
+    assert roll_count(full + [(xs[0] + width, ys[0])], height, width) == height * width  # one roll given twice
+    assert roll_count([(0.0, 0.0), (0.5, 0.0)], height, width) is None  # a fraction: more than the group
 
 
 def test_whole_pixel_redraws_are_the_reference_moved_and_sub_pixel_ones_also_change_the_ink():

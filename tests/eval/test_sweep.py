@@ -112,7 +112,10 @@ def test_summary_columns_are_the_named_vocabulary():
 def test_a_circular_grid_that_gives_a_roll_twice_records_the_distinct_rolls():
     """dx -8..8 on a 16 px canvas: 17 values, 16 rolls (-8 and 8 are one): every roll, and the protocol says how
     many distinct ones there are, since the means count the repeated roll twice."""
+    from types import SimpleNamespace
+
     from invariance_lab.eval.sweep import protocol
+    from invariance_lab.report.protocol import protocol_lines
     from invariance_lab.schema.config import SweepConfig
     from invariance_lab.schema.data import DataConfig
 
@@ -121,3 +124,10 @@ def test_a_circular_grid_that_gives_a_roll_twice_records_the_distinct_rolls():
     assert twice["all_shifts"] is True and twice["n_shifts"] == 289 and twice["rolls"] == 256
     once = protocol(SweepConfig(mode="circular", dx=[-7, 8], dy=[-7, 8]), data, [0], ["m"])
     assert once["all_shifts"] is True and once["n_shifts"] == 256 and "rolls" not in once
+    # along one axis (not every roll of the canvas): the distinct rolls are recorded and the caption says so
+    line = protocol(SweepConfig(mode="circular", dx=[-8, 8], dy=[0, 0]), data, [0], ["m"])
+    assert "all_shifts" not in line and line["n_shifts"] == 17 and line["rolls"] == 16
+    assert ("17 shifts over 16 distinct rolls: a shift and that shift plus or minus the side are one roll, and the "
+            "means count such a roll twice") in protocol_lines([SimpleNamespace(meta={"protocol": line}, label="r")])[0]
+    for sweep in (SweepConfig(mode="circular", dx=[-7, 8], dy=[0, 0]), SweepConfig(mode="canvas", dx=[-8, 8])):
+        assert "rolls" not in protocol(sweep, data, [0], ["m"])
