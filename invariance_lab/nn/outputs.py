@@ -8,6 +8,7 @@ the shift.
     n = check_output(model, x, 2, "model mine", finite=True)   # logits per image, or a FactoryError saying why not
     check_dense(out, x, "model mine")            # a FactoryError for sparse logits, or logits on another device
     check_repeatable(out, again, "model mine")   # a FactoryError when two passes over the same images differ
+    check_independent(out, alone, "model mine")  # a FactoryError when an image alone gets other logits than in x
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from itertools import chain
 
 import torch
 from torch import nn
+from torch.nn.parameter import is_lazy
 
 from ..core.channels_last import channels_last_hint
 from ..core.errors import FactoryError, clip, quote
@@ -40,26 +42,49 @@ def check_dense(out: torch.Tensor, x: torch.Tensor, what: str) -> None:
                            f"must return dense logits (N, classes) on the device of its input (x.device)")
 
 
+def _gap(out: torch.Tensor, other: torch.Tensor) -> str | None:
+    """How far `other` is from `out` ("logits up to 0.2 apart", "another shape"), or None within REPEAT_TOLERANCE
+    of their scale (NaN is left to the finite check, nn/finite.py)."""
+    a, b = out.detach().double(), other.detach().double()
+    if a.shape != b.shape:
+        return "another shape"
+    if not (bool(torch.isfinite(a).all()) and bool(torch.isfinite(b).all())):
+        return None
+    diff = float((a - b).abs().max()) if a.numel() else 0.0
+    # logits in half precision round to ~1e-3 of their value: a sum in another order differs by that much
+    tolerance = max(REPEAT_TOLERANCE, 4 * torch.finfo(out.dtype).eps)
+    if diff <= tolerance * max(1.0, float(a.abs().max()) if a.numel() else 0.0):
+        return None
+    return f"logits up to {diff:.3g} apart"
+
+
 def check_repeatable(out: torch.Tensor, again: torch.Tensor, what: str) -> None:
     """A FactoryError when `again`, the model's logits for the same images a second time (in eval mode), differ
     from `out` by more than REPEAT_TOLERANCE of their scale. NaN is left to the finite check (nn/finite.py)."""
-    a, b = out.detach().double(), again.detach().double()
-    if a.shape != b.shape:
-        gap = "another shape"
-    else:
-        if not (bool(torch.isfinite(a).all()) and bool(torch.isfinite(b).all())):
-            return
-        diff = float((a - b).abs().max()) if a.numel() else 0.0
-        # logits in half precision round to ~1e-3 of their value: a sum in another order differs by that much
-        tolerance = max(REPEAT_TOLERANCE, 4 * torch.finfo(out.dtype).eps)
-        if diff <= tolerance * max(1.0, float(a.abs().max()) if a.numel() else 0.0):
-            return
-        gap = f"logits up to {diff:.3g} apart"
+    gap = _gap(out, again)
+    if gap is None:
+        return
     raise FactoryError(f"{what} gives different outputs for the same images twice in a row ({gap}), so every "
                        f"measurement would count that randomness as a change made by the shift. In eval mode its "
                        f"forward must give the same logits for the same images: dropout forced on "
                        f"(F.dropout(..., training=True)), noise added (torch.randn), or a buffer changed on every call "
                        f"are the usual causes")
+
+
+def check_independent(out: torch.Tensor, alone: torch.Tensor, what: str) -> None:
+    """A FactoryError when `alone`, the model's logits for the batch's first image by itself, differ from that
+    image's row of `out` (the logits of the whole batch) by more than REPEAT_TOLERANCE of their scale: its output
+    depends on the other images of the batch, so every number would depend on the batch size and on which images
+    share a batch."""
+    gap = _gap(out[:1], alone)
+    if gap is None:
+        return
+    raise FactoryError(f"{what} gives an image other logits by itself than in a batch with another image ({gap}): "
+                       f"its output depends on the other images of the batch, so every number would depend on the "
+                       f"batch size and on which images share a batch. A BatchNorm with track_running_stats=False, "
+                       f"or one that stays in training mode when the model is put in eval mode (a train() "
+                       f"override), normalises by the batch's statistics; in eval mode each image's logits must "
+                       f"come from that image alone")
 
 
 def check_materialized(model: nn.Module, what: str) -> None:
@@ -86,6 +111,7 @@ def check_output(model: nn.Module, x: torch.Tensor, num_classes: int | None, wha
     seeds the forked RNG they run with."""
     shape = tuple(x.shape)
     was = model.training
+    buffers = _buffers(model)  # a BatchNorm a train() override keeps training counts these passes: given back
     model.eval()
     cuda = [x.device.index or 0] if x.device.type == "cuda" else []
     try:  # twice, each on a copy of x (a model may write into its input): the same images must give the same logits
@@ -96,12 +122,14 @@ def check_output(model: nn.Module, x: torch.Tensor, num_classes: int | None, wha
                     with torch.cuda.device(x.device):
                         torch.cuda.manual_seed(seed)
             out, again = model(x.clone()), model(x.clone())
+            alone = _alone(model, x) if shape[0] > 1 else None
     except (Exception, SystemExit) as e:  # the model's own, sys.exit() too
         hint = _hint(model, x, e, FIXES[fixes])
         raise FactoryError(f"{what} failed on a batch of shape {shape} ({type(e).__name__}: {clip(e, 240)}){hint}; "
                           f"it must map a batch (N, C, H, W) to logits (N, classes)") from e  # --debug shows it
     finally:
         model.train(was)
+        _restore(model, buffers)
     if not isinstance(out, torch.Tensor):
         raise FactoryError(f"{what} returned {type(out).__name__} for a batch of shape {shape}, not a tensor; it must "
                           f"return the logits (N, classes) alone")
@@ -127,9 +155,35 @@ def check_output(model: nn.Module, x: torch.Tensor, num_classes: int | None, wha
         raise FactoryError(f"{what} returned {out.dtype} values; logits must be floating point")
     check_dense(out, x, what)
     check_repeatable(out, again, what)
+    if isinstance(alone, torch.Tensor) and alone.layout == torch.strided and tuple(alone.shape) == (1, out.shape[1]):
+        check_independent(out, alone, what)
     if finite:
         check_logits(model, class_logits(out) if one_logit else out, what)
     return int(out.shape[1])
+
+
+def _buffers(model: nn.Module) -> dict[str, torch.Tensor]:
+    """A copy of every buffer the model holds (a lazy module's, not yet made, left out)."""
+    return {name: b.detach().clone() for name, b in model.named_buffers() if not is_lazy(b)}
+
+
+@torch.no_grad()
+def _restore(model: nn.Module, saved: dict[str, torch.Tensor]) -> None:
+    """Each buffer of `saved` written back in place, where the model still holds it as it was (shape, dtype)."""
+    now = dict(model.named_buffers())
+    for name, value in saved.items():
+        b = now.get(name)
+        if b is not None and b.shape == value.shape and b.dtype == value.dtype and b.device == value.device:
+            b.copy_(value)
+
+
+def _alone(model: nn.Module, x: torch.Tensor):
+    """The model's output for the batch's first image by itself, or None where it gives none: a model may fail on a
+    batch of one (x.squeeze() drops the batch dimension), which the batches it is measured on may never be."""
+    try:
+        return model(x[:1].clone())
+    except (Exception, SystemExit):
+        return None
 
 
 def _hint(model: nn.Module, x: torch.Tensor, error: Exception, fixes: tuple[str, str]) -> str:

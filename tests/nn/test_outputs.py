@@ -128,3 +128,44 @@ def test_a_model_on_the_meta_device_is_refused_naming_the_tensor_and_left_as_it_
     assert net.body[0].weight.is_meta and not Net().body[0].weight.is_meta
     with pytest.raises(il.InvlabError, match=r"got dict \(an empty dict\)"):
         il.measure({}, images(), dx=[0, 1])
+
+
+class Normed(nn.Module):
+    """conv, BatchNorm, global mean, linear; `how`: 'batch' normalises by the batch's statistics in eval mode too
+    (track_running_stats=False), 'sticky' keeps its BatchNorm training through eval() (a train() override),
+    'squeeze' drops the batch dimension of a batch of one (x.squeeze()), '' is an ordinary network."""
+
+    def __init__(self, how: str = ""):
+        super().__init__()
+        torch.manual_seed(0)
+        self.how, self.conv, self.fc = how, nn.Conv2d(1, 4, 3, padding=1), nn.Linear(4, 3)
+        self.norm = nn.BatchNorm2d(4, track_running_stats=how != "batch")
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if self.how == "sticky":
+            self.norm.training = True
+        return self
+
+    def forward(self, x):
+        features = torch.relu(self.norm(self.conv(x))).mean((2, 3))
+        return self.fc(features.squeeze() if self.how == "squeeze" else features)
+
+
+@pytest.mark.parametrize("how", ["batch", "sticky"])
+def test_a_model_whose_logits_depend_on_the_rest_of_the_batch_is_refused_and_its_statistics_left_alone(how):
+    """Its numbers moved with --batch-size (mean probability change 0.004, 0.003, 0.002 for batches of 256, 4, 1)."""
+    net = Normed(how)
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    with pytest.raises(FactoryError, match=r"model mine gives an image other logits by itself than in a batch with "
+                                           r"another image \(logits up to [0-9.e-]+ apart\).*BatchNorm"):
+        check_output(net, images(2), 3, "model mine")
+    with pytest.raises(FactoryError, match="gives an image other logits by itself"):
+        il.measure(net, images(), dx=[0, 1])
+    after = net.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)  # running statistics and their count as they were
+
+
+@pytest.mark.parametrize("how", ["", "squeeze"])
+def test_a_model_that_computes_each_image_alone_passes_even_if_it_cannot_take_a_batch_of_one(how):
+    assert check_output(Normed(how).eval(), images(2), 3, "model mine") == 3
