@@ -44,6 +44,7 @@ def _run_task(task):
 
 DEFAULT_TIME_MIN = 60  # --time: minutes per unit's job
 CONTROLLER_EXIT_S = 5.0  # how long a cancelled submitit-local controller gets to end its tasks (it waits 1 s for them)
+ORPHAN_WINDOW_S = 0.5  # how long after that a task its controller forked, still starting python, is looked for
 
 
 @dataclass
@@ -178,7 +179,8 @@ class _Submitit:
         """Ctrl-C: cancel every job not done. submitit-local's controller, cancelled, ends the tasks it holds; a
         cancel that comes while it starts a task ends it before it holds that task, which would train on alone (and
         write its checkpoint later). Once the controllers are gone, such a task is killed too (Linux: found by
-        the job id submitit gives it in its environment)."""
+        the job id submitit gives it in its environment; looked for over ORPHAN_WINDOW_S, since a task forked but
+        not yet running python still has its controller's environment)."""
         live = [job for job in self.submitted if not job.done()]
         for job in live:
             job.cancel(check=False)
@@ -192,11 +194,18 @@ class _Submitit:
                     controller.wait(max(0.0, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:  # still ending its tasks: the scan below finds what it left
                 pass
-            for pid in processes_with_env({"SUBMITIT_EXECUTOR": "local", "SUBMITIT_LOCAL_JOB_ID": str(job.job_id)}):
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except OSError:  # ended meanwhile
-                    pass
+        ids = [str(job.job_id) for job in live]
+        end = time.monotonic() + ORPHAN_WINDOW_S
+        while True:
+            for job_id in ids:
+                for pid in processes_with_env({"SUBMITIT_EXECUTOR": "local", "SUBMITIT_LOCAL_JOB_ID": job_id}):
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                    except OSError:  # ended meanwhile
+                        pass
+            if time.monotonic() >= end:
+                return
+            time.sleep(0.05)
 
     def close(self) -> None:
         pass
