@@ -111,6 +111,8 @@ def check_range(v: list[float], key: str) -> list[float]:
         raise ValueError(f"{key} step must be > 0; got {step:g}")
     if stop < start:
         raise ValueError(f"{key} stop ({stop:g}) must be >= start ({start:g})")
+    if not math.isfinite(stop - start):
+        raise ValueError(f"{key} {quote(v)} spans more than a float can hold; give a smaller range")
     if (stop - start) / step > 10_000:
         raise ValueError(f"{key} {quote(v)} has more than 10000 steps; use a larger step")
     values = range_values([start, stop, step])

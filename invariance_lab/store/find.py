@@ -223,6 +223,12 @@ def read_study(path: Path) -> dict:
     if not valid:
         raise RunFolderError(f"{path} is not a study folder (no valid {STUDY_FILE}); give a folder made by "
                              "`invlab run CONFIG --vary KEY=V1,V2`, such as results/<name>/study-<time>")
+    keys = set(raw["vary"])
+    for entry in raw["runs"]:  # the report gives each run a column per varied key: every run has a value for each
+        if set(entry.get("values", {})) != keys:
+            raise RunFolderError(f"{path / STUDY_FILE}: run {quote(entry.get('run'))} gives values for "
+                                 f"{sorted(entry.get('values', {}))}, not for the varied keys {sorted(keys)}; each "
+                                 "run of a study has a value for every key of \"vary\" (the file was edited?)")
     if not raw["runs"]:  # nothing to report or show: `invlab run --vary` lists one run per combination
         raise RunFolderError(f"{path / STUDY_FILE} lists no runs (\"runs\": []); a study made by `invlab run CONFIG "
                              "--vary KEY=V1,V2` lists one run per combination of the varied values. Name a complete "

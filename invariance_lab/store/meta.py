@@ -16,7 +16,6 @@ malformed is a RunFolderError naming the file.
 
 from __future__ import annotations
 
-import math
 import os
 import signal
 import stat
@@ -33,6 +32,7 @@ from pydantic import (BaseModel, ConfigDict, StrictInt, StringConstraints, Valid
 from ..core.errors import DiskFullError, InvlabError, RunFolderError, clip
 from ..core.open_flags import NOFOLLOW, READ
 from ..core.processes import process_gone, this_process
+from ..schema.fields import check_range
 from .atomic import read_json, write_json
 from .layout import META_FILE, unit_state_path
 
@@ -78,10 +78,10 @@ class Protocol(BaseModel):
     @field_validator("dx", "dy", "angles", "scales")
     @classmethod
     def _a_range(cls, v: Optional[list[float]], info) -> Optional[list[float]]:
-        """[start, stop] or [start, stop, step] of finite numbers, as the tables' captions print them."""
-        if v is not None and (len(v) not in (2, 3) or not all(math.isfinite(x) for x in v)):
-            raise ValueError(f"{info.field_name} must be [start, stop] or [start, stop, step] of finite numbers; "
-                             f"got {v}")
+        """[start, stop] or [start, stop, step] of finite numbers, as the tables' captions print them, checked as a
+        config's ranges are (schema/fields.check_range: at most 10000 steps, which the report lists one by one)."""
+        if v is not None:
+            check_range(v, info.field_name)
         return v
 
     @field_validator("whole")

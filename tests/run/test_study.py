@@ -197,6 +197,20 @@ def test_a_study_json_listing_no_runs_is_refused_by_report_and_status(linked_stu
     assert (study / "study.json").read_bytes() == before
 
 
+@pytest.mark.parametrize("values", [{}, {"data.noise": "0"}])
+def test_a_study_run_without_a_value_for_each_varied_key_is_refused(linked_study, tmp_path, values):
+    """The report gives each run a column per varied key: a run without its value ended in a KeyError traceback."""
+    _, _, study = _copy(linked_study, tmp_path)
+    spec = json.loads((study / "study.json").read_text())
+    spec["runs"][0]["values"] = values
+    (study / "study.json").write_text(json.dumps(spec))
+    for command in (["report", str(study)], ["status", str(study)]):
+        res = runner.invoke(app, command)
+        said = " ".join(res.output.split())
+        assert res.exit_code == 2 and "Traceback" not in said, res.output
+        assert "not for the varied keys ['data.train_shift']" in said and str(study / "study.json") in said, said
+
+
 def test_a_study_run_that_names_no_run_folder_is_refused(linked_study, tmp_path):
     _, _, study = _copy(linked_study, tmp_path)
     spec = json.loads((study / "study.json").read_text())

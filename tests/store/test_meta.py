@@ -31,8 +31,13 @@ def test_malformed_meta_is_refused(tmp_path, content, needle):
 
 
 @pytest.mark.parametrize("change, needle", [
-    (dict(dx=[5]), "protocol.dx: Value error, dx must be [start, stop] or [start, stop, step] of finite numbers"),
-    (dict(dy=[0, float("inf")]), "protocol.dy: Value error, dy must be"),
+    (dict(dx=[5]), "protocol.dx: Value error, dx must be [start, stop] or [start, stop, step]; got [5.0]"),
+    (dict(dy=[0, float("inf")]), "protocol.dy: Value error, dy values must be finite numbers"),
+    # the report lists a range's values: 1e-320 steps overflowed, 1e15 of them filled the memory for ever
+    (dict(dx=[0, 1, 1e-320]), "protocol.dx: Value error, dx [0.0, 1.0, 1e-320] has more than 10000 steps"),
+    (dict(dx=[0, 1e9, 1e-6]), "has more than 10000 steps"),
+    (dict(dx=[-1e308, 1e308, 1e308]), "spans more than a float can hold"),
+    (dict(dx=[2, -2, 1]), "dx stop (-2) must be >= start (2)"),
     (dict(engine=["brute"]), "protocol.engine: Input should be a valid string"),
     (dict(transform="rotate"), "angles missing: a rotate protocol gives its grid's ranges"),
 ])
