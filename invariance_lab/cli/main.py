@@ -213,8 +213,20 @@ def _end_now(*_) -> None:
     os._exit(130)
 
 
+def replace_unencodable(*streams) -> None:
+    """Characters a stream's encoding lacks written as '?': on a terminal or pipe that is not UTF-8
+    (PYTHONIOENCODING=ascii, LANG=C on older systems) the tables' ± and Δ would end a finished run in a
+    UnicodeEncodeError traceback, exit 1."""
+    for stream in streams:
+        try:
+            stream.reconfigure(errors="replace")
+        except (AttributeError, ValueError, OSError):  # not a text stream of its own (a wrapper), or closed
+            pass
+
+
 def main() -> None:
     _options["own_process"] = True
+    replace_unencodable(sys.stdout, sys.stderr)  # invlab's own process only: a program that runs it keeps its own
     try:
         app()
     finally:

@@ -29,7 +29,7 @@ from typing import Annotated, Literal, Optional, Union
 from pydantic import (BaseModel, ConfigDict, StrictInt, StringConstraints, ValidationError, field_validator,
                       model_validator)
 
-from ..core.errors import DiskFullError, InvlabError, RunFolderError, clip
+from ..core.errors import DiskFullError, InvlabError, RunFolderError, clip, quote
 from ..core.open_flags import NOFOLLOW, READ
 from ..core.processes import process_gone, this_process
 from ..schema.fields import check_range
@@ -121,6 +121,16 @@ class MetaFile(BaseModel):
     pid: Optional[int] = None
     host: Optional[str] = None
     heartbeat: Optional[str] = None
+
+    @field_validator("name", "run_id")
+    @classmethod
+    def _printable(cls, v: str, info) -> str:
+        """Printed in every table's title and caption: a control character (an escape sequence that clears the
+        screen, a line break) would let the file drive the terminal."""
+        if any(ord(c) < 0x20 or 0x7f <= ord(c) < 0xa0 for c in v):
+            raise ValueError(f"{info.field_name} holds a control character ({quote(v, 60)}); invlab writes names "
+                             f"without them")
+        return v
 
 
 def read_meta(folder: Path) -> dict:

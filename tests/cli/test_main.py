@@ -230,6 +230,21 @@ def test_help_imports_neither_torch_nor_pandas():
     assert res.stdout.strip() == "[]"
 
 
+def test_a_stream_that_is_not_utf8_prints_question_marks_where_it_raised():
+    """`PYTHONIOENCODING=ascii invlab report RUN` printed the run's table up to its first ± and ended in a
+    UnicodeEncodeError traceback, exit 1 (`invlab run` did so after finishing the run)."""
+    import io
+
+    from invariance_lab.cli.main import replace_unencodable
+
+    raw = io.BytesIO()
+    stream = io.TextIOWrapper(raw, encoding="ascii")
+    replace_unencodable(stream, object())  # an object that is no text stream is passed over
+    stream.write("0.500 ± 0.000, Δp")
+    stream.flush()
+    assert raw.getvalue() == b"0.500 ? 0.000, ?p"
+
+
 def test_version_is_the_installed_packages_and_the_citations():
     res = runner.invoke(app, ["--version"])
     assert res.exit_code == 0 and res.output == f"invlab {version('invariance_lab')}\n"

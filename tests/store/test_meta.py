@@ -154,3 +154,14 @@ def test_a_log_tail_reads_the_end_of_a_regular_file_only(tmp_path):
     os.mkfifo(fifo)
     assert log_tail(fifo, 5) == []  # not opened for reading blocked on a writer that never comes
     assert log_tail(tmp_path / "none.log") == []
+
+
+@pytest.mark.parametrize("key, value", [("name", "\x1b[2J\x1b[31mPWN"), ("run_id", "../../x\n"), ("name", "a\x9bb")])
+def test_a_name_with_a_control_character_is_refused_before_it_reaches_the_terminal(tmp_path, key, value):
+    """Every table's title and caption print the name and run id: an escape sequence there cleared the screen."""
+    meta = dict(kind="run", status="complete", name="n", run_id="r", seeds=[0], protocol=PROTOCOL)
+    (tmp_path / META_FILE).write_text(json.dumps({**meta, key: value}))
+    with pytest.raises(RunFolderError, match=f"{key}: Value error, {key} holds a control character"):
+        read_meta(tmp_path)
+    (tmp_path / META_FILE).write_text(json.dumps({**meta, key: "quick-ü.1"}))  # not ASCII, but printable: read
+    assert read_meta(tmp_path)[key] == "quick-ü.1"
