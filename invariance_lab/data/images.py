@@ -145,7 +145,8 @@ class FolderImages(Images):
             with _open_image(path) as im:  # checked again: the file may have changed since open_folder
                 a = image_array(im, mode, self.size)
         except (OSError, ValueError, Image.DecompressionBombError) as e:
-            raise DataError(f"{path}: cannot read this image ({type(e).__name__}: {clip(e)})") from None
+            raise DataError(f"{path}: cannot read this image ({type(e).__name__}: {clip(e)}); remove or replace it") \
+                from None
         t = torch.from_numpy(a.copy())
         return t.unsqueeze(0) if t.dim() == 2 else t.permute(2, 0, 1)
 

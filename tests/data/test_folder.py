@@ -1,7 +1,10 @@
 """data.source: folder — your own images as the data set (data/folder.py)."""
 
 import json
+import re
 import shutil
+import struct
+import zlib
 
 import numpy as np
 import pandas as pd
@@ -12,7 +15,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from invariance_lab.cli.main import app
-from invariance_lab.core.errors import ConfigError
+from invariance_lab.core.errors import ConfigError, DataError
 from invariance_lab.config.load import parse_config
 from invariance_lab.data.datasets import class_names, evaluation_set, glyph_table, training_set
 from invariance_lab.data.folder import folder_split, read_pixels, to_float
@@ -144,6 +147,19 @@ def test_bad_files_are_named(tmp_path, folder, damage, says):
     with pytest.raises(ConfigError) as e:
         _cfg(d)
     assert says in str(e.value) and str(victim) in str(e.value)
+
+
+def test_a_png_whose_pixels_do_not_fit_its_header_is_named_when_decoded(folder, tmp_path):
+    """Pillow's verify reads chunks and checksums, not pixels: a PNG whose header says 64 x 64 over 20 x 20 pixels
+    (checksums recomputed) passes the config's check and is refused, by name, where the images are decoded."""
+    victim = next((folder / "cat").iterdir())
+    raw = victim.read_bytes()
+    header = struct.pack(">II", 64, 64) + raw[24:29]  # IHDR: width, height, then depth, colour type, ...
+    victim.write_bytes(raw[:8] + struct.pack(">I", 13) + b"IHDR" + header
+                       + struct.pack(">I", zlib.crc32(b"IHDR" + header)) + raw[33:])
+    cfg = _cfg(folder)  # verify passes it (docs/bad_inputs.md says where it stops)
+    with pytest.raises(DataError, match=rf"{re.escape(str(victim))}: cannot read this image .*remove or replace it"):
+        training_set(cfg.data, glyph_table(cfg.data))
 
 
 def test_circular_stride_one_global_pool_net_is_exactly_invariant_on_folder_images(folder):
