@@ -109,6 +109,11 @@ def check_range(v: list[float], key: str) -> list[float]:
         raise ValueError(f"{key} values must be finite numbers; got {quote(v)}")
     if step <= 0:
         raise ValueError(f"{key} step must be > 0; got {step:g}")
+    for x in (start, stop):  # the values used are rounded (range_values): 1e-10 would be swept as 0, named 1e-10
+        if f"{x:g}" != f"{round(x, DECIMALS) + 0.0:g}":  # as the tables' captions print a range (report/protocol)
+            raise ValueError(f"{key} {x:g} has more than the {DECIMALS} decimals a range's values are rounded to "
+                             f"(it would be used as {round(x, DECIMALS) + 0.0:g}, and named {x:g}); give at most "
+                             f"{DECIMALS} decimals")
     if stop < start:
         raise ValueError(f"{key} stop ({stop:g}) must be >= start ({start:g})")
     if not math.isfinite(stop - start):

@@ -49,10 +49,9 @@ class SweepConfig(_Schema):
     @classmethod
     def _range(cls, v, info):
         v = check_range(v, info.field_name)
-        if info.field_name == "scales" and range_values(v)[0] <= 0:  # the value used: rounded, 1e-10 is 0
-            rounded = f", which is 0 to the {DECIMALS} decimals a sweep's values are rounded to" if v[0] > 0 else ""
+        if info.field_name == "scales" and range_values(v)[0] <= 0:  # the value used (1e-10, used as 0: check_range)
             raise ValueError(f"scales are factors (1 = as drawn) and must be > 0, at least 1e-{DECIMALS}; got start "
-                             f"{v[0]:g}{rounded}")
+                             f"{v[0]:g}")
         if info.field_name == "scales" and max(v[0], v[1]) > MAX_SCALE:  # 1e20 overflowed the drawing to NaN
             raise ValueError(f"scales are factors (1 = as drawn) of at most {int(MAX_SCALE):,}, which already "
                              f"leaves one flat value in any canvas; got {max(v[0], v[1]):g}")

@@ -2,6 +2,8 @@
 config digest stays the same; fft is a circular shift, so it is refused on the canvas and lets circular sweeps
 take fractional steps."""
 
+import re
+
 import pytest
 from conftest import ROOT
 
@@ -50,8 +52,9 @@ def test_scales_are_checked_as_used_rounded_to_9_decimals(start):
     with pytest.raises(ConfigError) as e:
         parse_config({"sweep": {"transform": "scale", "mode": "circular", "scales": [start, start]}}, "c.yaml")
     message = str(e.value)
-    assert "[sweep.scales]" in message and f"got start {start:g}" in message and "rounded" in message, message
-    with pytest.raises(ValueError, match=f"start {start:g}, which is 0"):  # sweep --scales lays over the run's sweep
+    said = f"scales {start:g} has more than the 9 decimals a range's values are rounded to (it would be used as 0"
+    assert "[sweep.scales]" in message and said in message, message
+    with pytest.raises(ValueError, match=re.escape(said)):  # sweep --scales lays over the run's sweep
         SweepConfig.model_validate({"transform": "scale", "scales": [start, start, 1.0]})
     assert axis_values(SweepConfig(transform="scale", scales=[1e-9, 1e-9]).scales) == [1e-9]  # the least one used
 
@@ -103,5 +106,15 @@ def test_cli_refuses_a_scale_that_rounds_to_0_before_any_folder(tmp_path):
                                    "--set", "sweep.scales=[0.0000000001, 0.0000000001]",
                                    "--set", "sweep.mode=circular"])
     assert res.exit_code == 2 and "Traceback" not in res.output, res.output
-    assert "[sweep.scales]" in res.output and "1e-10, which is 0" in res.output, res.output
+    assert "[sweep.scales]" in res.output and "1e-10 has more than the 9 decimals" in res.output, res.output
     assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("value, used", [("1e-10:1e-10", "0"), ("-1e-320:0", "0"), ("0:1.0000000004", "1")])
+def test_a_shift_past_9_decimals_is_refused_not_swept_as_another_value_named_as_given(value, used):
+    """`invlab sweep RUN --dx 1e-10:1e-10` swept dx = 0 under a caption saying "dx 1e-10"."""
+    from invariance_lab.schema.fields import parse_range
+
+    with pytest.raises(ConfigError, match=rf"has more than the 9 decimals .*\(it would be used as {used}, and named"):
+        parse_range(value, "--dx")
+    assert parse_range("0.1:0.3:0.1", "--dx") == [0.1, 0.3, 0.1] and parse_range("1e-9", "--dx") == [1e-9, 1e-9, 1.0]
