@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from ..core.errors import InvlabError, quote
+from ..core.errors import CheckpointError, InvlabError, quote
 from ..data.folder import data_channels
 from ..nn.factory import TRUST_LIMIT, call, describe, is_custom, require_trust
 from ..nn.models import build_model
@@ -58,8 +58,12 @@ def measured_model(model: str | None, kwargs: dict | None, checkpoint: dict | No
         return seeded_call(own["factory"], own.get("kwargs"), seed), dict(own), name, seed
     if kwargs is not None:
         raise InvlabError("--model-kwargs applies to --model; an invlab preset checkpoint has its own settings")
-    model = build_model(factors, num_classes=len(checkpoint["classes"]), canvas=int(checkpoint["data"]["canvas"]),
-                        in_channels=data_channels(checkpoint["data"]))
+    try:
+        model = build_model(factors, num_classes=len(checkpoint["classes"]), canvas=int(checkpoint["data"]["canvas"]),
+                            in_channels=data_channels(checkpoint["data"]))
+    except InvlabError as e:  # its settings, not your options: named as the file's
+        raise CheckpointError(f"{weights}: the network its settings describe cannot be built ({e}). The file is "
+                              "damaged or was not written by this version of invlab") from None
     return model, factors, name, seed
 
 

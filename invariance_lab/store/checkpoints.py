@@ -37,7 +37,7 @@ from .atomic import write_file
 from .layout import CONFIG_FILE, META_FILE, checkpoint_path, unit_key
 from ..config.models import resolved_models
 from ..schema.data import DataConfig
-from ..schema.fields import MAX_BLOCKS
+from ..schema.fields import MAX_BLOCKS, SEED_MAX
 
 # key -> type every checkpoint must hold (anything else is left alone)
 _FIELDS = dict(state_dict=dict, name=str, seed=int, factors=dict, data=dict, train=dict, classes=list,
@@ -203,6 +203,10 @@ def check_blob(blob, path: Path, expect: dict | None = None) -> dict:
                               f"({type(e).__name__}: {clip(e, 120)})") from None
     if own != blob["fingerprint"]:
         raise CheckpointError(f"{path}: its settings do not match its own fingerprint; the checkpoint was edited")
+    seed = blob["seed"]
+    if isinstance(seed, bool) or not 0 <= seed <= SEED_MAX:
+        raise CheckpointError(f"{path}: [seed] {quote(seed)} is out of range; a checkpoint's seed is a whole number 0 "
+                              f"to {SEED_MAX}, as a config's. The file is damaged or was not written by invlab")
     classes = blob["classes"]  # not in the fingerprint: held to what a run writes, the names of its outputs
     if not classes or not all(isinstance(c, str) and c for c in classes) or len(set(classes)) != len(classes):
         raise CheckpointError(f"{path}: [classes] {quote(classes)} is not a list of distinct class names (strings), "

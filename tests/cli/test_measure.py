@@ -50,6 +50,24 @@ def test_a_checkpoint_that_does_not_fit_its_canvas_is_one_paragraph_and_exit_2(t
     assert not (tmp_path / "r").exists()  # refused before any folder is made, --results-dir included
 
 
+@pytest.mark.parametrize("change, words", [(dict(seed=2**40), "[seed] 1099511627776 is out of range"),
+                                           (dict(downsample="zzz"), "the network its settings describe cannot be "
+                                                                    "built (block 1 of 3 on a 12px canvas: unknown "
+                                                                    "downsample 'zzz'")])
+def test_a_checkpoints_own_settings_that_build_nothing_are_blamed_on_the_file(tmp_path, change, words):
+    """Its seed or factors (fingerprint made to match) were refused in words that read as the user's own options."""
+    path = tmp_path / "edited.pt"
+    model = create_model("conv_gap", num_classes=2, canvas=12)
+    factors = {**model.factors, **{k: v for k, v in change.items() if k != "seed"}}
+    save_checkpoint(path, model, name="edited", seed=change.get("seed", 0), data={"canvas": 12}, train={},
+                    classes=["a", "b"], history=pd.DataFrame({"epoch": [0]}), factors=factors)
+    res = invoke("measure", "--weights", path, "--images", image_folder(tmp_path), "--results-dir", tmp_path / "r",
+                 "--dx", "0:1", "--quiet")
+    said = " ".join(res.output.split())
+    assert res.exit_code == 2 and "Traceback" not in said and said.startswith(f"error: {path}: {words}"), said
+    assert not (tmp_path / "r").exists()
+
+
 @pytest.mark.parametrize("name", ["", "../../elsewhere", "x" * 101])
 def test_a_checkpoint_name_that_cannot_name_a_folder_is_blamed_on_the_file_not_on_name(tmp_path, name):
     path = tmp_path / "named.pt"
