@@ -152,7 +152,17 @@ class FolderImages(Images):
 
 
 def _visible(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if not p.name.startswith("."))
+    """The entries of `folder` but hidden ones, sorted; a name that is not UTF-8 (its bytes from another system's
+    encoding) is refused by name: class names and file names are written into CSV, YAML and JSON files."""
+    found = sorted(p for p in folder.iterdir() if not p.name.startswith("."))
+    for p in found:
+        try:
+            p.name.encode("utf-8")
+        except UnicodeEncodeError:
+            shown = p.name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+            raise DataError(f"{folder}: the name '{shown}' is not UTF-8 (bytes shown as \\x..); rename it "
+                            f"(invlab writes class and file names into its CSV, YAML and JSON files)") from None
+    return found
 
 
 def _regular(path: Path, st: os.stat_result) -> None:

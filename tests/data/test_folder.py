@@ -1,6 +1,7 @@
 """data.source: folder — your own images as the data set (data/folder.py)."""
 
 import json
+import os
 import re
 import shutil
 import struct
@@ -160,6 +161,19 @@ def test_a_png_whose_pixels_do_not_fit_its_header_is_named_when_decoded(folder, 
     cfg = _cfg(folder)  # verify passes it (docs/bad_inputs.md says where it stops)
     with pytest.raises(DataError, match=rf"{re.escape(str(victim))}: cannot read this image .*remove or replace it"):
         training_set(cfg.data, glyph_table(cfg.data))
+
+
+@pytest.mark.parametrize("where", ["class", "file"])
+def test_a_name_that_is_not_utf8_is_refused_naming_it(folder, where):
+    """A folder or file named in another system's encoding gave "[data] 'utf-8' codec can't encode character
+    '\\udcff' in position 1: surrogates not allowed", naming neither."""
+    odd = os.fsdecode(b"dog\xff") if where == "class" else os.fsdecode(b"0\xfe.png")
+    if where == "class":
+        (folder / "dog").rename(folder / odd)
+    else:
+        shutil.copy(next((folder / "dog").iterdir()), folder / "dog" / odd)
+    with pytest.raises(ConfigError, match=r"\[data.path\] .*: the name '(dog\\xff|0\\xfe.png)' is not UTF-8"):
+        _cfg(folder)
 
 
 def test_circular_stride_one_global_pool_net_is_exactly_invariant_on_folder_images(folder):
