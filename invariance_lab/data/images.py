@@ -156,12 +156,10 @@ def _visible(folder: Path) -> list[Path]:
     encoding) is refused by name: class names and file names are written into CSV, YAML and JSON files."""
     found = sorted(p for p in folder.iterdir() if not p.name.startswith("."))
     for p in found:
-        try:
-            p.name.encode("utf-8")
-        except UnicodeEncodeError:
-            shown = p.name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        shown = p.name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        if shown != p.name:  # bytes that are not UTF-8, which Python holds as surrogates
             raise DataError(f"{folder}: the name '{shown}' is not UTF-8 (bytes shown as \\x..); rename it "
-                            f"(invlab writes class and file names into its CSV, YAML and JSON files)") from None
+                            f"(invlab writes class and file names into its CSV, YAML and JSON files)")
     return found
 
 

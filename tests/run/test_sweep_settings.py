@@ -133,7 +133,7 @@ def test_a_rotate_sweep_writes_an_angle_column_and_reports_along_it(run_dir):
     (dict(all_shifts=True, dx=[0.0, 1.0, 1.0]), "leave out --dx"),
     (dict(kind="parts", metric="lie"), "--metric lie measures transformations of the whole input"),
     (dict(kind="parts", layers=True), "--layers measures transformations of the whole input"),
-    (dict(scales=[1e-10, 1e-10, 1.0]), "which is 0 to the 9 decimals"),
+    (dict(scales=[1e-10, 1e-10, 1.0]), "(it would be used as 0, and named 1e-10)"),
 ])
 def test_a_config_swept_with_bad_options_is_refused_before_a_run_is_trained(tmp_path, quick_config_path, options,
                                                                             words):
