@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from ..core.errors import InvlabError, choose, quote
-from ..core.runtime import process_state, resolve_device
+from ..core.runtime import process_state, resolve_device, without_autocast
 from ..data.images import Images, from_tensor
 from ..nn.outputs import check_materialized, check_output
 from ..schema.fields import SEED_MAX
@@ -195,6 +195,7 @@ class Measurement:
     def __enter__(self) -> Measurement:
         with ExitStack() as stack:
             stack.enter_context(process_state())
+            stack.enter_context(without_autocast())  # a caller's torch.autocast would measure in bfloat16
             self.device = resolve_device(self.device_name)  # inside process_state: cuda's TF32 switch is undone after
             stack.enter_context(Modes(self.named, self.device))
             # refused before a batch is decoded: the images' headers give their number and size

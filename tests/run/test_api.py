@@ -5,6 +5,7 @@ checkpoints, sweeping and reporting leave torch's RNG too."""
 import re
 import shutil
 
+import pandas as pd
 import pytest
 import torch
 from torch import nn
@@ -243,3 +244,14 @@ def test_a_channels_last_batch_is_named_where_it_fails_and_a_meant_shape_is_meas
         il.measure(Meddler(), images().expand(-1, 3, -1, -1).permute(0, 2, 3, 1), dx=[0], mode="circular")
     table = il.measure(Wide().eval(), torch.rand(6, 8, 16, 4), dx=[0, 1], mode="circular")
     assert len(table) and table["flip_rate"].notna().all()
+
+
+def test_a_callers_autocast_does_not_change_the_numbers():
+    """Inside torch.autocast("cpu", bfloat16) the measurement ran in bfloat16: probabilities moved by ~1e-4, past
+    the certificate's threshold of 1e-6 (and the caller's autocast is still on after it)."""
+    net = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(128, 2))
+    plain = il.measure(net, images(), dx=range(-2, 3), mode="circular")
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        cast = il.measure(net, images(), dx=range(-2, 3), mode="circular")
+        assert torch.is_autocast_enabled("cpu") and net(images()).dtype == torch.bfloat16
+    pd.testing.assert_frame_equal(plain, cast)
