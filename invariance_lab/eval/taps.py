@@ -109,6 +109,10 @@ def taps_for(model: nn.Module, names: list[str] | None = None) -> Callable[[torc
                 continue
             stride = infer_stride(tuple(x.shape[-2:]), tuple(a.shape[-2:])) if a.dim() == 4 else 1
             taps.append((name, stride, a))
+        if not taps and explicit:  # every named module exists, but none ran in the forward pass
+            raise InvlabError(f"the modules named by --taps ({', '.join(chosen)}) are not called in "
+                              f"{type(model).__name__}'s forward pass, so they give nothing to profile; name modules "
+                              "it calls (print(model) lists them; a module defined but unused gives nothing)")
         if not taps:
             raise InvlabError(f"{type(model).__name__} has no module to tap (no convolution, pooling or "
                               "normalisation module gives a map); name some with --taps")

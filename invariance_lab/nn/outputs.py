@@ -138,8 +138,13 @@ def check_output(model: nn.Module, x: torch.Tensor, num_classes: int | None, wha
     want = f"({shape[0]}, {num_classes})" if num_classes else f"({shape[0]}, classes)"
     if out.dim() != 2 or out.shape[0] != shape[0] or (num_classes and out.shape[1] != num_classes):
         need = f"one logit per class ({num_classes} classes)" if num_classes else "one row of logits per image"
-        if out.dim() > 2 and out.shape[0] == shape[0] and all(s == 1 for s in out.shape[2:]):
+        if out.dim() >= 1 and out.shape[0] != shape[0]:
+            fix = (f"It gave {out.shape[0]} rows for {shape[0]} images: one row per image, in their order (several "
+                   f"views per image, or a reshape to a fixed batch size, give other counts)")
+        elif out.dim() > 2 and out.shape[0] == shape[0] and all(s == 1 for s in out.shape[2:]):
             fix = "Flatten its output (its last dimensions are 1)"
+        elif out.dim() > 2 and out.shape[0] == shape[0] and sum(s != 1 for s in out.shape[1:]) <= 1:
+            fix = "Flatten its output (its other dimensions are 1: output.flatten(1) gives (N, classes))"
         elif out.dim() == 1 and out.shape[0] == shape[0]:
             fix = "Return (N, 1) for one logit per image (.unsqueeze(1)), or one logit per class"
         elif out.dim() == 2 and out.shape[0] == shape[0] and num_classes:

@@ -5,6 +5,8 @@ device, is refused naming the model. (A lazy layer drawn from the seed: tests/cl
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -169,3 +171,23 @@ def test_a_model_whose_logits_depend_on_the_rest_of_the_batch_is_refused_and_its
 @pytest.mark.parametrize("how", ["", "squeeze"])
 def test_a_model_that_computes_each_image_alone_passes_even_if_it_cannot_take_a_batch_of_one(how):
     assert check_output(Normed(how).eval(), images(2), 3, "model mine") == 3
+
+
+class Shaped(nn.Module):
+    """Logits (N, 3) given back as (N, 1, 3) ('middle'), or twice over, (2N, 3) ('twice': two views per image)."""
+
+    def __init__(self, how: str):
+        super().__init__()
+        self.how, self.net = how, Net()
+
+    def forward(self, x):
+        out = self.net(x)
+        return out[:, None, :] if self.how == "middle" else torch.cat([out, out])
+
+
+@pytest.mark.parametrize("how, words", [("middle", "output.flatten(1) gives (N, classes)"),
+                                        ("twice", "It gave 4 rows for 2 images: one row per image")])
+def test_an_output_of_another_shape_is_told_the_fix_that_fits_it(how, words):
+    """Both were told to set their number of outputs, which they had right."""
+    with pytest.raises(FactoryError, match=re.escape(words)):
+        check_output(Shaped(how), images(2), 3, "model mine")

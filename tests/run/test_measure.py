@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from torch import nn
 import yaml
 from conftest import ROOT, RunsCode
 from custom_models import circular_gap, flatten_head, strided
@@ -162,6 +163,17 @@ def test_a_runs_checkpoint_reproduces_its_own_invariance_csv(tmp_path, quick_con
 # ------------------------------------------------------------------------------------------ layers through hooks
 
 
+class Unused(nn.Module):
+    """circular_gap beside a module it defines and never calls."""
+
+    def __init__(self):
+        super().__init__()
+        self.net, self.spare = circular_gap(), nn.Conv2d(1, 1, 3)
+
+    def forward(self, x):
+        return self.net(x)
+
+
 def test_layer_profile_taps_any_model_and_infers_strides(one_thread):
     torch.manual_seed(0)
     x = images(4, side=16)
@@ -175,6 +187,8 @@ def test_layer_profile_taps_any_model_and_infers_strides(one_thread):
     assert set(chosen.layer_name) == {"3", "output"} and set(chosen.dx) == {0.0, 1.0}
     with pytest.raises(InvlabError, match="unknown tap 'conv9'"):
         il.layer_profile(circular_gap(), x, taps=["conv9"])
+    with pytest.raises(InvlabError, match=r"the modules named by --taps \(spare\) are not called in Unused's"):
+        il.layer_profile(Unused(), x, taps=["spare"])  # it had been told to "name some with --taps"
 
 
 def test_cli_layers_and_taps(tmp_path, folder, one_thread):
