@@ -33,14 +33,16 @@ def nonfinite(tensors: Iterable[tuple[str, object]]) -> str | None:
     return None
 
 
-def check_logits(model: nn.Module, logits: torch.Tensor, what: str) -> None:
+def check_logits(model: nn.Module, logits: torch.Tensor, what: str, x: torch.Tensor | None = None) -> None:
     """A FactoryError when the class probabilities of `logits` (model's output on real images) are not all
     finite (a -inf logit is fine: its probability is 0), naming the weight to blame or else the inputs."""
     if bool(torch.isfinite(torch.softmax(logits.detach().float(), dim=1)).all()):
         return
     bad = nonfinite(chain(model.named_parameters(), model.named_buffers()))
-    why = (f"its weight {bad}" if bad else "its weights are all finite, so its forward makes them NaN or its inputs "
-           "overflow it (a --std far below the pixels' spread, or a --mean far from their values?)")
+    pixels = nonfinite([("the images", x)]) if x is not None else None  # x: the batch as the model saw it
+    why = (f"its weight {bad}" if bad else f"the images it was given hold {pixels.split(' holds ', 1)[1]}: give "
+           "images of finite pixels" if pixels else "its weights are all finite, so its forward makes them NaN or its "
+           "inputs overflow it (a --std far below the pixels' spread, or a --mean far from their values?)")
     raise FactoryError(f"{what} gives NaN or infinite logits on the first {len(logits)} images, so every number "
                        f"measured would be NaN: {why}")
 

@@ -163,7 +163,7 @@ def check_output(model: nn.Module, x: torch.Tensor, num_classes: int | None, wha
     if isinstance(alone, torch.Tensor) and alone.layout == torch.strided and tuple(alone.shape) == (1, out.shape[1]):
         check_independent(out, alone, what)
     if finite:
-        check_logits(model, class_logits(out) if one_logit else out, what)
+        check_logits(model, class_logits(out) if one_logit else out, what, x)
     return int(out.shape[1])
 
 

@@ -221,6 +221,9 @@ def load_weights(model: nn.Module, state: dict[str, torch.Tensor], path: str | P
         fits = bool(prefix) and {k[len(prefix):] for k in state} == set(model.state_dict())
         if fits and prefix == "module.":  # a model's own self.module is not DataParallel's: the names must fit
             hint = " (every name starts with 'module.': saved from DataParallel; save model.module.state_dict())"
+        elif fits and prefix == "_orig_mod.":  # torch.compile's wrapper keeps the network as _orig_mod
+            hint = (" (every name starts with '_orig_mod.': saved from a torch.compile'd model; save "
+                    "model._orig_mod.state_dict(), or the same names without '_orig_mod.')")
         elif fits:
             hint = (f" (every name starts with {prefix!r}, and without it they are the model's: the network was "
                     f"saved inside a wrapper, as PyTorch Lightning does; save the inner network's state_dict(), or "

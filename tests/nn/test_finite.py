@@ -31,3 +31,7 @@ def test_nan_logits_are_refused_naming_the_weight_or_else_the_inputs():
         model.bias[1] = float("nan")
     with pytest.raises(FactoryError, match=r"model m gives NaN or infinite logits .* its weight 'bias' holds 1 NaN"):
         check_logits(model, model(torch.zeros(1, 2)), "model m")
+    x = torch.zeros(1, 2)
+    x[0, 1] = float("nan")  # NaN pixels: it had blamed the forward pass ("its weights are all finite, so ...")
+    with pytest.raises(FactoryError, match=r"the images it was given hold 1 NaN value \(of 2\): give images of finite"):
+        check_logits(nn.Linear(2, 2), nn.Linear(2, 2)(x), "model m", x)

@@ -92,6 +92,9 @@ def test_names_inside_a_wrapper_are_named_with_the_way_out(tmp_path):
     own.module = nn.Sequential(nn.Linear(4, 2))  # a model's own self.module, its weights of another shape
     with pytest.raises(CheckpointError, match=r"does not fit the model: (?!.*DataParallel)"):
         load_weights(own, parallel, "own.pt")
+    compiled = {f"_orig_mod.{k}": v for k, v in inner.state_dict().items()}  # torch.compile's wrapper's names
+    with pytest.raises(CheckpointError, match=r"saved from a torch.compile'd model; save model._orig_mod.state_dict"):
+        load_weights(nn.Sequential(nn.Linear(3, 2)), compiled, "compiled.pt")
 
 
 def _safetensors(path, header: dict | bytes, body: bytes = b"", size: int | None = None, pad: bool = True):
