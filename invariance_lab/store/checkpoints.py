@@ -171,6 +171,9 @@ def read_checkpoint(path: Path, device: torch.device, expect: dict | None = None
     """A checkpoint's dict, checked (fields, its own fingerprint, `expect` as load_checkpoint); nothing built."""
     path = Path(path)
     if not path.is_file():
+        if path.exists():  # a folder or a FIFO at its name
+            raise CheckpointError(f"{path} is not a file (a folder or a device where a checkpoint goes); move it "
+                                  "away")
         raise CheckpointError(f"checkpoint not found: {path}; the run folder is incomplete")
     try:
         blob = load_tensors(path, device)

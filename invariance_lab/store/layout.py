@@ -135,6 +135,10 @@ def new_folder(parent: Path, prefix: str = "") -> Path:
             except FileExistsError:
                 continue
     except OSError as e:  # a file where a folder should be, no permission, a full disk
+        blocked = next((p for p in (parent, *parent.parents) if p.exists() and not p.is_dir()), None)
+        if blocked is not None:
+            raise RunFolderError(f"could not create a new folder under {parent}: {blocked} is a file, not a folder; "
+                                 "move it away, or give another --results-dir") from None
         raise RunFolderError(f"could not create a new folder under {parent}: {clip(e)}") from None
     raise RunFolderError(f"could not create a new folder under {parent}")
 

@@ -86,7 +86,8 @@ def _read_csv(path: Path, required: list[str], numeric: list[str], text: tuple[s
     `text` columns are read as strings (a tap named 0 stays "0", not 0.0), an empty cell as NaN. labelled: whether
     the images had labels (accuracies may be empty only without); None when unknown (then they may)."""
     if not path.is_file():
-        raise RunFolderError(f"{path.parent} is not a complete result folder: {path.name} is missing. "
+        what = "is not a file" if path.exists() else "is missing"  # a folder or a FIFO at its name
+        raise RunFolderError(f"{path.parent} is not a complete result folder: {path.name} {what}. "
                              f"A run or sweep folder holds {META_FILE}, {INVARIANCE_CSV} and {SUMMARY_CSV}.")
     try:
         df = pd.read_csv(path, dtype=dict.fromkeys(text, str))

@@ -146,6 +146,9 @@ def test_every_unusable_checkpoint_is_a_checkpoint_error(tmp_path):
     """A caller (or the CLI) can tell a bad checkpoint from other bad input by its class."""
     with pytest.raises(CheckpointError, match="checkpoint not found"):
         load_checkpoint(tmp_path / "nope.pt", CPU)
+    (tmp_path / "dir.pt").mkdir()  # a folder at its name had been "not found"
+    with pytest.raises(CheckpointError, match=r"dir.pt is not a file \(a folder or a device"):
+        load_checkpoint(tmp_path / "dir.pt", CPU)
     (tmp_path / "m.pt").write_bytes(b"")
     with pytest.raises(CheckpointError, match="cannot be loaded"):
         load_checkpoint(tmp_path / "m.pt", CPU)

@@ -20,6 +20,14 @@ def test_new_folders_in_the_same_second_stay_apart(tmp_path):
     assert len(set(made)) == 3 and all(p.is_dir() for p in made)
 
 
+def test_a_file_where_the_results_folder_goes_is_named(tmp_path):
+    """It said "could not create a new folder under res/quick: [Errno 17] File exists"."""
+    (tmp_path / "quick").write_text("mine\n")
+    with pytest.raises(RunFolderError, match=r"quick is a file, not a folder; move it away, or give another"):
+        new_folder(tmp_path / "quick" / "sub")
+    assert (tmp_path / "quick").read_text() == "mine\n"
+
+
 def test_a_new_run_folder_holds_its_config(tmp_path):
     run_dir = new_run_folder(tmp_path, "quick", "seeds: [0]\n")
     assert (run_dir / CONFIG_FILE).read_text() == "seeds: [0]\n" and (run_dir / CHECKPOINT_DIR).is_dir()

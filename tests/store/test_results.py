@@ -27,6 +27,15 @@ def test_a_finished_folder_loads_with_its_label(tmp_path, fake_result):
     assert len(r.invariance) == 2 * 3 * 81 and r.layers is None
 
 
+def test_a_folder_where_a_table_goes_is_named_as_not_a_file(tmp_path, fake_result):
+    """A folder at summary.csv's name had been "summary.csv is missing"."""
+    folder = fake_result(tmp_path / "demo" / "r1")
+    (folder / "summary.csv").unlink()
+    (folder / "summary.csv").mkdir()
+    with pytest.raises(RunFolderError, match="is not a complete result folder: summary.csv is not a file"):
+        load_result(folder)
+
+
 def test_two_copies_of_one_run_are_named_apart_by_their_paths_and_counted_apart(tmp_path, fake_result):
     # one name and run id in two results folders (a run copied from another machine): the same label would merge
     # their seeds in every count and end `invlab report --html` in a traceback (a label matching two rows)
