@@ -9,6 +9,7 @@ the shift.
     check_dense(out, x, "model mine")            # a FactoryError for sparse logits, or logits on another device
     check_repeatable(out, again, "model mine")   # a FactoryError when two passes over the same images differ
     check_independent(out, alone, "model mine")  # a FactoryError when an image alone gets other logits than in x
+    check_not_probabilities(out, "model mine")   # a FactoryError for rows that are probabilities (a final softmax)
 """
 
 from __future__ import annotations
@@ -87,6 +88,21 @@ def check_independent(out: torch.Tensor, alone: torch.Tensor, what: str) -> None
                        f"come from that image alone")
 
 
+def check_not_probabilities(out: torch.Tensor, what: str) -> None:
+    """A FactoryError when `out` (N, classes >= 2) looks like probabilities, every row non-negative and summing to 1
+    (a softmax at the model's end): invlab takes logits and applies the softmax itself, so probabilities would go
+    through a second softmax that squeezes every change (2.4x smaller at two classes). Log-probabilities
+    (log_softmax) are fine: their softmax is the probabilities."""
+    if out.dim() != 2 or out.shape[1] < 2 or not out.numel():
+        return
+    a = out.detach().double()
+    if bool((a >= 0).all()) and bool(((a.sum(dim=1) - 1).abs() <= 1e-3).all()):
+        raise FactoryError(f"{what} gives probabilities, not logits: every row of its output is non-negative and sums "
+                           f"to 1 (a softmax at its end?). invlab applies the softmax itself, so a second one would "
+                           f"squeeze every change it measures; return the logits (drop the final softmax), or "
+                           f"log-probabilities (log_softmax)")
+
+
 def check_materialized(model: nn.Module, what: str) -> None:
     """A FactoryError for a model holding a parameter or buffer on torch's meta device: a shape without values
     (built under `with torch.device("meta")`, or by an empty-weights initialiser), which cannot be moved to a
@@ -162,6 +178,7 @@ def check_output(model: nn.Module, x: torch.Tensor, num_classes: int | None, wha
     check_repeatable(out, again, what)
     if isinstance(alone, torch.Tensor) and alone.layout == torch.strided and tuple(alone.shape) == (1, out.shape[1]):
         check_independent(out, alone, what)
+    check_not_probabilities(out, what)
     if finite:
         check_logits(model, class_logits(out) if one_logit else out, what, x)
     return int(out.shape[1])
