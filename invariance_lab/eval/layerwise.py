@@ -40,6 +40,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ..core.errors import FactoryError
 from ..core.progress import progress_bar
 from ..nn.models import InvNet
 from .accumulate import Inputs
@@ -161,6 +162,10 @@ def profile_layers(models: dict[ModelKey, InvNet], inputs: Inputs, n_images: int
                 for j, ((tap, s, f_ref), (_, _, f)) in enumerate(zip(ref, out)):
                     a = acc.setdefault(j, _Accumulator(len(points), n_images))
                     pooled = _pool(f)
+                    if not bool(torch.isfinite(pooled).all()):  # NaN would pass as "undefined" (nansum) unseen
+                        raise FactoryError(f"model {name} (seed {seed}) gives NaN or infinite values at tap {tap!r} "
+                                           f"on images {c.start}..{c.stop - 1} shifted by ({dx:g}, {dy:g}), so its "
+                                           f"layer profile would be NaN there; measure finite weights and images")
                     inv = _relative(pooled - ref_pooled[j], pooled_norms[j])
                     if f.dim() == 2:  # head: no spatial axis, so the equivariance target is invariance
                         eq = inv

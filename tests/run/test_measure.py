@@ -800,3 +800,22 @@ def test_all_shifts_of_images_too_large_for_one_grid_names_size_not_steps(tmp_pa
     assert res.exit_code == 2 and "Traceback" not in res.output, res.output
     assert "every roll of 320 x 320 px images is 102400 shifts" in " ".join(res.output.split())
     assert "--size" in res.output and not (tmp_path / "r").exists()
+
+
+class NaNLater(nn.Module):
+    """circular_gap whose output turns NaN after its first three calls (the first check's): a layer profile gave
+    NaN in the output's row, with no error, where il.measure refuses the same model."""
+
+    def __init__(self):
+        super().__init__()
+        self.net, self.calls = circular_gap(), 0
+
+    def forward(self, x):
+        self.calls += 1
+        out = self.net(x)
+        return out * float("nan") if self.calls > 3 else out
+
+
+def test_a_layer_profile_that_meets_nan_is_refused_naming_the_tap(one_thread):
+    with pytest.raises(InvlabError, match=r"model NaNLater \(seed 0\) gives NaN or infinite values at tap 'output'"):
+        il.layer_profile(NaNLater(), images(8, side=16), shifts=range(-2, 3), batch_size=4)
