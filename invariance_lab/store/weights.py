@@ -211,7 +211,14 @@ def _whole_numbers(values, most: int) -> bool:
 
 def load_weights(model: nn.Module, state: dict[str, torch.Tensor], path: str | Path) -> nn.Module:
     """model with `state` loaded (strictly: every name and shape must match); a CheckpointError saying what
-    differs."""
+    differs. A complex tensor for a real one is refused: load_state_dict would keep its real part (with a warning)."""
+    own = model.state_dict()
+    lost = next((k for k, v in state.items() if isinstance(v, torch.Tensor) and v.is_complex() and k in own
+                 and not own[k].is_complex()), None)
+    if lost is not None:
+        raise CheckpointError(f"--weights {path}: tensor {quote(lost)} is complex, where the model's is "
+                              f"{str(own[lost].dtype).removeprefix('torch.')}; loading it would drop its imaginary "
+                              f"part. Give the weights the model was trained with")
     try:
         model.load_state_dict(state, strict=True)
     except (RuntimeError, ValueError, KeyError, TypeError) as e:

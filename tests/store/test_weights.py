@@ -304,3 +304,11 @@ def test_an_archive_whose_directory_zipfile_cannot_read_is_refused_by_name(tmp_p
     with pytest.raises(CheckpointError, match=r"odd\.pt is a zip archive whose directory cannot be read "
                                               r"\(UnicodeDecodeError: .*not written by torch\.save"):
         read_weights(tmp_path / "odd.pt")
+
+
+def test_a_complex_tensor_for_a_real_weight_is_refused_not_cut_to_its_real_part():
+    """torch kept the real part with a UserWarning that reached the terminal ("Casting complex values to real")."""
+    model = nn.Linear(3, 2)
+    state = {**model.state_dict(), "weight": model.weight.detach().to(torch.complex64) * 1j}
+    with pytest.raises(CheckpointError, match=r"c.pt: tensor 'weight' is complex, where the model's is float32"):
+        load_weights(model, state, "c.pt")
