@@ -135,7 +135,32 @@ def load_tensors(path: Path, map_location) -> object:
         warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
         # a TorchScript archive: torch refuses it under weights_only, after this warning, and the refusal is ours
         warnings.filterwarnings("ignore", message=".*looks like a TorchScript archive", category=UserWarning)
-        return torch.load(path, map_location=map_location, weights_only=True)
+        try:
+            return torch.load(path, map_location=map_location, weights_only=True)
+        except pickle.UnpicklingError:
+            protocol = _pickle_protocol(Path(path))
+            if protocol is None or protocol < 4:  # an object the safe loader refuses, or not a pickle at all
+                raise
+            raise CheckpointError(f"{path} is a pickle of protocol {protocol} (torch.save(..., pickle_protocol="
+                                  f"{protocol}), or a plain pickle), whose instructions torch's safe loader "
+                                  f"(weights_only) cannot read, and invlab reads no pickle otherwise (loading one "
+                                  f"could run code). Save the weights again: torch.save(model.state_dict(), path)") \
+                from None
+
+
+def _pickle_protocol(path: Path) -> int | None:
+    """The pickle protocol a torch file was written with (the PROTO opcode opening its pickle: data.pkl in a zip
+    archive, the file itself in the legacy format), or None where it opens with none."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(2)
+            if zipfile.is_zipfile(f):
+                with zipfile.ZipFile(f) as z:
+                    name = next((n for n in z.namelist() if n.endswith("data.pkl")), None)
+                    head = z.open(name).read(2) if name else b""
+    except (OSError, zipfile.BadZipFile, KeyError):
+        return None
+    return head[1] if len(head) == 2 and head[0] == 0x80 else None
 
 
 def check_archive(path: Path) -> None:

@@ -312,3 +312,10 @@ def test_a_complex_tensor_for_a_real_weight_is_refused_not_cut_to_its_real_part(
     state = {**model.state_dict(), "weight": model.weight.detach().to(torch.complex64) * 1j}
     with pytest.raises(CheckpointError, match=r"c.pt: tensor 'weight' is complex, where the model's is float32"):
         load_weights(model, state, "c.pt")
+
+
+@pytest.mark.parametrize("protocol", [4, 5])
+def test_weights_saved_with_a_newer_pickle_protocol_are_told_so_not_called_a_pickled_model(tmp_path, protocol):
+    torch.save(nn.Linear(2, 2).state_dict(), tmp_path / "p.pt", pickle_protocol=protocol)
+    with pytest.raises(CheckpointError, match=rf"p.pt is a pickle of protocol {protocol} \(torch.save"):
+        read_weights(tmp_path / "p.pt")
