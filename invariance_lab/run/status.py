@@ -46,6 +46,8 @@ def unit_status(run_dir: Path, meta: dict, log_lines: int = 8) -> list[UnitStatu
         elif now == "failed":
             out.append(UnitStatus(key, "failed", clip(state.get("error") or "", 300),
                                   log_tail(unit_log_path(run_dir, key), log_lines)))
+        elif meta.get("status") == "complete":  # it had finished: its checkpoint was moved or deleted since
+            out.append(UnitStatus(key, "missing", "its checkpoint is gone since the run finished (moved or deleted)"))
         else:
             out.append(UnitStatus(key, "missing", f"stopped ({now})" if now else "not started"))
     return out

@@ -30,6 +30,14 @@ def test_each_sweep_of_a_run_is_listed_with_its_state(tmp_path_factory):
             in " ".join(res.output.split()))
 
 
+def test_a_checkpoint_gone_from_a_finished_run_is_not_called_not_started(tmp_path_factory):
+    run_dir = untrained_quick_run(tmp_path_factory)
+    next((run_dir / "checkpoints").glob("conv_gap-seed0.pt")).unlink()
+    (status,) = folder_status(run_dir)
+    (gone,) = [u for u in status.units if u.key == "conv_gap-seed0"]
+    assert status.state == "complete" and gone.state == "missing" and "gone since the run finished" in gone.detail
+
+
 def test_a_run_without_sweeps_lists_none(tmp_path_factory):
     (status,) = folder_status(untrained_quick_run(tmp_path_factory))
     assert status.sweeps == []
