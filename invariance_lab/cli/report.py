@@ -26,7 +26,7 @@ def report_cli(paths: List[Path] = typer.Argument(None, parser=nonempty("path", 
                plot: Optional[Path] = typer.Option(None, "--plot", parser=nonempty("--plot", "plots"), metavar="<path>", help="Also write PNG plots into this folder."),
                drop_chance: bool = typer.Option(False, "--drop-chance", help="Leave out seeds at chance (clean accuracy within 5 points of 1/classes): their consistency says nothing."),
                html: Optional[Path] = typer.Option(None, "--html", parser=nonempty("--html", "report.html"), metavar="<path>", help="Also write one self-contained HTML page (tables, plots, the test letters as the networks saw them, animations) to this file."),
-               wide: bool = typer.Option(False, "--wide", help="Terminal tables with every column (default: the main ones, to fit 100 columns; markdown and csv always have every column)."),
+               wide: bool = typer.Option(False, "--wide", help="Terminal tables with every column of the report (default: the main ones, to fit 100 columns; markdown and csv always have them all; summary.csv also holds max_prob_change and the worst neighbour and correct-image flips)."),
                results_dir: Path = typer.Option(Path("results"), "--results-dir", parser=nonempty("--results-dir", "results"), metavar="<path>", help="Where to look for the newest run when no folder is given."),
                force: bool = typer.Option(False, "--force", help="Replace an existing --html page or --plot PNG that invlab did not write (without it, only invlab's own files are replaced).")):
     """Compare models (mean ± 95% CI over seeds) across one or more runs and sweeps; optionally plot, or write
