@@ -23,9 +23,10 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
+from pydantic import ValidationError
 
 from ..config.load import load_config
-from ..core.errors import InvlabError
+from ..core.errors import InvlabError, RunFolderError, clip
 from ..data.datasets import class_names
 from ..data.shifts import axis_values, sweep_inputs
 from ..nn.factory import is_custom
@@ -80,13 +81,18 @@ def run_folder(result: Result) -> Path:
     return resolved.parent.parent if resolved.parent.name == SWEEP_DIR else resolved
 
 
-def _sweep_of(protocol: dict):
-    """The SweepConfig and kind of a folder's protocol (meta.json), so the gallery shows what was measured."""
+def _sweep_of(protocol: dict, where: str):
+    """The SweepConfig and kind of a folder's protocol (meta.json), so the gallery shows what was measured: its
+    shifts as the sweep made them (subpixel fft: band-limited; rotate, scale: turned or scaled)."""
     kind = protocol.get("kind", "translation")
     mode = "canvas" if kind == "parts" else protocol["mode"]
-    turned = {k: protocol[k] for k in ("transform", "angles", "scales") if k in protocol}  # rotate, scale sweeps
-    return SweepConfig(mode=mode, dx=protocol["dx"], dy=protocol["dy"], grid=protocol.get("grid", "product"),
-                       **turned), kind
+    kept = {k: protocol[k] for k in ("transform", "angles", "scales", "subpixel") if protocol.get(k) is not None}
+    try:
+        return SweepConfig(mode=mode, dx=protocol["dx"], dy=protocol["dy"], grid=protocol.get("grid", "product"),
+                           **kept), kind
+    except ValidationError as e:  # a protocol edited into a sweep invlab would not make
+        raise RunFolderError(f"{where}: its protocol is not a sweep invlab makes ({clip(e.errors()[0]['msg'], 200)})"
+                             "; the folder was edited") from None
 
 
 def pick_stills(shifts: list[float], k: int = STILLS) -> list[int]:
@@ -142,7 +148,7 @@ def make_gallery(result: Result, n_images: int = 4, *, animate: bool = True) -> 
         raise InvlabError(f"{run_dir} holds no checkpoint for {', '.join(missing)} (seed {seed}): the folder was "
                           "copied without its checkpoints")
     nets = load_run_models(run_dir, cfg, meta_run, models, torch.device("cpu"))
-    sweep, kind = _sweep_of(protocol)
+    sweep, kind = _sweep_of(protocol, result.label)
     axis = "dx" if len(axis_values(sweep.dx)) > 1 or len(axis_values(sweep.dy)) == 1 else "dy"
     axis = {"rotate": "angle", "scale": "scale"}.get(sweep.transform, axis)  # a rotate or scale sweep's one axis
     shifts = axis_values(getattr(sweep, {"angle": "angles", "scale": "scales"}.get(axis, axis)))

@@ -117,6 +117,19 @@ def test_every_image_decodes_and_gifs_move(page, run_dir):
     assert any("consistency" in img["alt"].lower() for img in pngs)  # the accuracy-consistency plot is on it
 
 
+def test_the_gallery_shifts_a_band_limited_sweep_as_it_was_made_and_names_an_edited_one():
+    """A run's `--mode circular --subpixel fft` sweep ended `report --html` in a pydantic traceback: the gallery
+    rebuilt its sweep without subpixel, and fractional rolls need it."""
+    from invariance_lab.core.errors import RunFolderError
+    from invariance_lab.report.gallery import _sweep_of
+
+    fft = dict(mode="circular", grid="product", dx=[-1.0, 1.0, 0.25], dy=[0.0, 0.0, 1.0], subpixel="fft")
+    sweep, kind = _sweep_of(fft, "quick/r/s")
+    assert (sweep.subpixel, sweep.dx, kind) == ("fft", [-1.0, 1.0, 0.25], "translation")
+    with pytest.raises(RunFolderError, match=r"quick/r/s: its protocol is not a sweep invlab makes .* edited"):
+        _sweep_of({**fft, "subpixel": None}, "quick/r/s")
+
+
 def test_factory_model_left_out_of_pictures_not_of_tables(page):
     text = page[0]
     assert "mine is left out of the gallery" in text and "custom_models:circular_gap" in text
