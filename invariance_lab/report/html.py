@@ -177,9 +177,12 @@ def _caption(name: str) -> str:
                 "network at chance is perfectly consistent, so the two are read together.")
     if stem == "layers_vs_depth":
         return "Where invariance comes from: each layer's error against depth, mean over seeds and shifts."
-    m = re.fullmatch(r"(.+)_vs_(dx|dy)", stem)
-    if m:
+    m = re.fullmatch(r"(.+)_vs_(dx|dy|angle|scale)", stem)
+    if m and m[2] in ("dx", "dy"):
         return f"{words.get(m[1], m[1])} against {m[2]} (the other shift 0), mean over seeds with its 95% band."
+    if m:  # a rotate or scale sweep's one axis
+        axis = "the angle turned (degrees)" if m[2] == "angle" else "the scale factor"
+        return f"{words.get(m[1], m[1])} against {axis}, mean over seeds with its 95% band."
     m = re.fullmatch(r"(.+)_heatmap(_.*)?", stem)
     if m:
         run = f": {m[2][1:]}" if m[2] else ""  # one heatmap per run when several are compared
@@ -285,6 +288,8 @@ def html_report(paths: list[str | Path], *, metric: str = "flip_rate", drop_chan
              "consistent because it is right everywhere, or because it gives one answer to everything.</p>"),
             table_html(model_view, at_chance_rows(model_view)), notes_html([model_view], rep),
             f'<p class="note">{e(RULE)}</p>']
+    for view in rep.views[1:]:  # a sweep made with --metric lie: its Lie derivative, model x transform
+        body += ["<h2>Lie derivative</h2>", f'<p class="sub">{e(view.title)}</p>', table_html(view)]
     for text in certificates(results):  # every circular shift: per model, invariant or the shift that breaks it
         if not text.startswith("  "):  # a head, then its models as one list
             body += [f"<p>{e(text)}</p>", "<ul></ul>"]

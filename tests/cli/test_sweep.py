@@ -37,6 +37,10 @@ def test_metric_lie_writes_lie_csv_and_the_report_shows_it(tmp_path_factory):
     report = CliRunner().invoke(app, ["report", str(folder), "--format", "csv"])
     assert report.exit_code == 0, report.output
     assert "lie" in report.output and "translate_x" in report.output and "scale" in report.output
+    from invariance_lab.report.html import html_report
+
+    page = html_report([folder], n_images=1)  # the page had left the Lie derivative out
+    assert "<h2>Lie derivative</h2>" in page and page.count("translate_x") >= 1
 
 
 def test_without_metric_no_lie_csv_and_a_bad_metric_is_refused(tmp_path_factory):

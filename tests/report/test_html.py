@@ -283,6 +283,8 @@ def test_a_rotate_measure_page_is_titled_and_worded_for_rotation(tmp_path):
     assert "Translation invariance" not in text and "are shifted" not in text
     # the definitions measure from angle 0, not from (0, 0)
     assert "the prediction at angle 0;" in text and "(0, 0)" not in text and "neighbouring angles" in text
+    # each plot's caption in words (they had been the bare file names, flip_rate_vs_angle)
+    assert "flip rate against the angle turned (degrees), mean over seeds" in text and "flip_rate_vs_angle" not in text
 
 
 def test_plots_are_never_shown_with_text_below_11_px(page):
