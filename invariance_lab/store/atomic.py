@@ -128,15 +128,17 @@ def append_text(path: Path, text: str) -> None:
     """Append `text` to the regular file `path` (created if missing); a link or anything but a file is refused."""
     path = Path(path)
     refuse_link(path)
+    not_a_file = f"{path} is not a regular file; invlab appends its logs only to files it made. Remove it and run again"
     try:
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | NOFOLLOW | NONBLOCK | BINARY, 0o666)
     except OSError as e:
         refuse_link(path)  # ELOOP: a link planted between the check and the open
+        if path.exists() and not path.is_file():  # a FIFO without a reader (ENXIO), a folder (EISDIR)
+            raise RunFolderError(not_a_file) from None
         raise RunFolderError(f"cannot append to {path}: {e.strerror or e}") from None
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise RunFolderError(f"{path} is not a regular file; invlab appends its logs only to files it made. "
-                                 f"Remove it and run again")
+            raise RunFolderError(not_a_file)
         data = text.encode("utf-8")
         while data:  # unbuffered, so that a full disk is met here and not again when the file is closed
             data = data[os.write(fd, data):]

@@ -88,8 +88,11 @@ def test_appends_go_to_a_regular_file_only(tmp_path):
     assert log.read_text() == "one\ntwo\n"
     fifo = tmp_path / "units" / "b.log"
     os.mkfifo(fifo)
-    with pytest.raises(RunFolderError, match="b.log"):  # and it does not hang waiting for a reader
-        append_text(fifo, "x\n")
+    with pytest.raises(RunFolderError, match="b.log is not a regular file"):  # and no hang waiting for a reader
+        append_text(fifo, "x\n")  # it said "No such device or address ... run again", which failed the same way
+    (tmp_path / "units" / "c.log").mkdir()
+    with pytest.raises(RunFolderError, match="c.log is not a regular file"):
+        append_text(tmp_path / "units" / "c.log", "x\n")
 
 
 def test_csv_bytes_are_those_pandas_writes_to_a_path(tmp_path):
