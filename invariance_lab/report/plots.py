@@ -67,7 +67,10 @@ def _legend(results: list[Result]):
 def _modes(results: list[Result]) -> str:
     modes = dict.fromkeys(r.meta.get("protocol", {}).get("mode", "?") for r in results)
     turned = {r.meta.get("protocol", {}).get("transform") for r in results} - {None}  # rotate, scale sweeps
-    return " / ".join("part displacement" if m == "parts" else f"{m} {'/'.join(turned) or 'shift'}" for m in modes)
+    fft = any(r.meta.get("protocol", {}).get("subpixel") == "fft" for r in results)  # band-limited fractions
+    return " / ".join("part displacement" if m == "parts" else
+                      f"{m} {'/'.join(turned) or 'shift'}{' (band-limited, fft)' if fft and m == 'circular' else ''}"
+                      for m in modes)
 
 
 def _title_name(metric: str) -> str:

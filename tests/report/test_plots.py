@@ -1,6 +1,7 @@
 """plots.py writes real PNGs from hand-made result folders; heatmaps only for 2-D product grids, ticks on the
 swept values; CI bands cut to the quantity's range; accuracy against consistency, one point per model and seed."""
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -351,3 +352,15 @@ def test_a_line_plot_legend_covers_no_curve_or_band(tmp_path, fake_result, n_mod
     models = ("plain", "blur", *(f"m{i}" for i in range(6)))[:n_models]
     run = load_result(fake_result(tmp_path / "d" / "r", models=models, dy=(0, 0, 1), chance=[(models[0], 2)]))
     _assert_legend_outside_the_data(plots.metric_vs_shift_figure([run], "flip_rate", "dx"), n_models)
+
+
+def test_a_band_limited_sweeps_title_says_so(tmp_path, fake_result):
+    """A circular --subpixel fft sweep's plot said only "circular shift" under fractional dx."""
+    folder = fake_result(tmp_path / "d" / "r", models=("plain",), seeds=(0,), mode="circular", dx=(-1, 1, 0.5),
+                         dy=(0, 0, 1))
+    meta = json.loads((folder / "meta.json").read_text())
+    meta["protocol"]["subpixel"] = "fft"
+    (folder / "meta.json").write_text(json.dumps(meta))
+    fig = plots.metric_vs_shift_figure([load_result(folder)], "flip_rate", "dx")
+    words = " ".join(t.get_text() for t in fig.findobj(lambda a: hasattr(a, "get_text") and hasattr(a, "get_fontsize")))
+    assert "circular shift (band-limited, fft)" in words, words
