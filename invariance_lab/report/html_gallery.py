@@ -54,11 +54,12 @@ def gallery_html(result, n_images: int, flags: pd.DataFrame) -> str:
         anim = ""
         if letter.gif:
             size = pixel_size(letter.gif)
-            alt = (f"animation: test image {letter.index} sliding along {g.axis}, each model's probability of "
-                   f"{letter.label}")
+            moving = ("with its moved part sliding along" if g.mode == "parts" else "sliding along") \
+                + f" {g.axis}"
+            alt = f"animation: test image {letter.index} {moving}, each model's probability of {letter.label}"
             anim = (f'<figure style="width:{size[0]}px;max-width:100%">'
                     f'{image(letter.gif, "image/gif", alt, "anim", size, {"data-label-px": f"{label_px:.2f}"})}'
-                    f"<figcaption>Test image {letter.index} ({e(letter.label)}) sliding along {g.axis} over every "
+                    f"<figcaption>Test image {letter.index} ({e(letter.label)}) {moving} over every "
                     f"swept shift; below: p({e(letter.label)}) for each model, a hollow dot where it answers another "
                     "class, dotted line at chance. Orange lines: the canvas centre.</figcaption></figure>")
         out.append(f'<div class="letter"><h4>test image {letter.index}: {e(letter.label)}</h4><div class="pair">'

@@ -10,6 +10,7 @@ import json
 import os
 import re
 from html.parser import HTMLParser
+from types import SimpleNamespace
 
 import pandas as pd
 import pytest
@@ -128,6 +129,25 @@ def test_the_gallery_shifts_a_band_limited_sweep_as_it_was_made_and_names_an_edi
     assert (sweep.subpixel, sweep.dx, kind) == ("fft", [-1.0, 1.0, 0.25], "translation")
     with pytest.raises(RunFolderError, match=r"quick/r/s: its protocol is not a sweep invlab makes .* edited"):
         _sweep_of({**fft, "subpixel": None}, "quick/r/s")
+
+
+@pytest.mark.parametrize("mode, words", [("parts", "Test image 0 (A) with its moved part sliding along dx"),
+                                         ("canvas", "Test image 0 (A) sliding along dx")])
+def test_a_part_displacements_animation_says_only_the_part_moves(monkeypatch, mode, words):
+    """A --kind parts sweep's animations said the test image slid along dx, though one part of it moves."""
+    import numpy as np
+
+    from invariance_lab.report import html_gallery
+    from invariance_lab.report.gallery import Gallery, Letter
+
+    gif = io.BytesIO()
+    Image.new("L", (4, 4)).save(gif, format="GIF")
+    letter = Letter(0, "A", np.zeros((2, 4, 4)), {"m": np.array([0.9, 0.8])}, {"m": np.array([True, True])},
+                    gif.getvalue())
+    gallery = Gallery("quick/r/s", "dx", mode, [0.0, 1.0], [0, 1], 0, ["m"], ["A", "B"], [letter])
+    monkeypatch.setattr(html_gallery, "make_gallery", lambda result, n: gallery)
+    flags = pd.DataFrame({"run": [], "model": [], "seed": [], "at_chance": []})
+    assert words + " over every" in html_gallery.gallery_html(SimpleNamespace(label="quick/r/s"), 1, flags)
 
 
 def test_factory_model_left_out_of_pictures_not_of_tables(page):
