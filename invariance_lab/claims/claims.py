@@ -16,8 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import pandas as pd
-
+from ..core.errors import RunFolderError
 from ..core.stats import clip_interval
 from ..report.tables import LAYER_RANGE, Result, layer_table
 from ..schema.config import Config
@@ -66,7 +65,10 @@ def claim(text: str, experiment: str, rule: str, sources: tuple[str, ...], model
        ("layers",), ("gap_circular", "gmp_circular", "strided_gmp_circular", "maxpool_gap_circular", "gap_zeros"))
 def _equivariance(ev: Evidence) -> Finding:
     r = ev.results["layers"]
-    taps = pd.read_csv(r.path / LAYERS_CSV)
+    if r.layer_shifts is None:  # store/results checks it beside layers_summary.csv
+        raise RunFolderError(f"{r.path}: the layer sweep has no {LAYERS_CSV} (each tap's error at each shift) beside "
+                             "its layers_summary.csv; the folder was edited")
+    taps = r.layer_shifts
     taps = taps[(taps.layer_name != "head") & ((taps.dx != 0) | (taps.dy != 0))]
     means, ci = layer_table([r], "mean_equivariance_error")
     worst, numbers = {}, []

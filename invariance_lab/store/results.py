@@ -16,12 +16,12 @@ from typing import NoReturn
 import numpy as np
 import pandas as pd
 
-from ..core.columns import (CONSISTENT, CORRECT_FLIP, CORRECT_FLIP_SUMMARY, GRID_COLUMNS, LAYER_SUMMARY_COLUMNS,
-                            LIE_COLUMNS, MAX_COLUMN, METRIC_COLUMNS, ROBUST, SUMMARY_METRICS, WORST_CASE_COLUMNS,
+from ..core.columns import (CONSISTENT, CORRECT_FLIP, CORRECT_FLIP_SUMMARY, GRID_COLUMNS, LAYER_COLUMNS,
+                            LAYER_SUMMARY_COLUMNS, LIE_COLUMNS, MAX_COLUMN, METRIC_COLUMNS, ROBUST, SUMMARY_METRICS, WORST_CASE_COLUMNS,
                             WORST_SHIFT_COLUMNS)
 from ..core.errors import InvlabError, RunFolderError, clip, quote
 from ..schema.fields import SEED_MAX
-from .layout import INVARIANCE_CSV, LAYERS_SUMMARY_CSV, LIE_CSV, META_FILE, SUMMARY_CSV, SWEEP_DIR
+from .layout import INVARIANCE_CSV, LAYERS_CSV, LAYERS_SUMMARY_CSV, LIE_CSV, META_FILE, SUMMARY_CSV, SWEEP_DIR
 from .meta import read_meta, run_state, still_running
 
 
@@ -76,6 +76,7 @@ class Result:
     invariance: pd.DataFrame  # tidy: one row per model × seed × shift
     summary: pd.DataFrame  # one row per model × seed
     layers: pd.DataFrame | None = None  # layers_summary.csv when the sweep ran --layers: model × seed × tap
+    layer_shifts: pd.DataFrame | None = None  # layers.csv beside it: model × seed × tap × shift
     lie: pd.DataFrame | None = None  # lie.csv when the sweep ran --metric lie: model × seed × transform × layer
 
 
@@ -189,6 +190,11 @@ def load_result(path: str | Path) -> Result:
         layers = _read_csv(path / LAYERS_SUMMARY_CSV, ["model", "seed", *LAYER_SUMMARY_COLUMNS],
                            ["seed", "layer", "stride", "n_images", "n_shifts", *LAYER_SUMMARY_COLUMNS[-3:]],
                            text=("layer_name",))  # a tap of an nn.Sequential is named 0, 1, ...: text, not numbers
+    layer_shifts = None
+    if layers is not None and (path / LAYERS_CSV).is_file():
+        layer_shifts = _read_csv(path / LAYERS_CSV, ["model", "seed", *LAYER_COLUMNS],
+                                 ["seed", "layer", "stride", "dx", "dy", "n_images", *LAYER_COLUMNS[-2:]],
+                                 text=("layer_name",))
     lie = None
     if (path / LIE_CSV).is_file():  # layer: empty (NaN once read) for the output; a tap's name with --layers
         lie = _read_csv(path / LIE_CSV, LIE_COLUMNS, ["seed", "value"], text=("layer",))
@@ -198,12 +204,43 @@ def load_result(path: str | Path) -> Result:
         if unknown:
             raise InvlabError(f"{path / (INVARIANCE_CSV if name == 'invariance' else SUMMARY_CSV)} names model(s) "
                               f"{quote(sorted(unknown))} that {META_FILE} does not list; the folder was edited")
+    _check_complete(path, meta["protocol"], invariance, summary, layers, layer_shifts)
     resolved = path.resolve()
     if meta["kind"] == "sweep" and resolved.parent.name == SWEEP_DIR:  # the folder layout names run and sweep
         label = f"{meta['name']}/{resolved.parent.parent.name}/{resolved.name}"
     else:
         label = f"{meta['name']}/{meta['run_id']}"
-    return Result(path=path, label=label, meta=meta, invariance=invariance, summary=summary, layers=layers, lie=lie)
+    return Result(path=path, label=label, meta=meta, invariance=invariance, summary=summary, layers=layers,
+                  layer_shifts=layer_shifts, lie=lie)
+
+
+def _pairs(df: pd.DataFrame) -> set[tuple[str, int]]:
+    return set(zip(df["model"].astype(str), df["seed"].astype(int)))
+
+
+def _check_complete(path: Path, protocol: dict, invariance: pd.DataFrame, summary: pd.DataFrame,
+                    layers: pd.DataFrame | None, layer_shifts: pd.DataFrame | None) -> None:
+    """Every model x seed the protocol measured has its rows: a summary row, n_shifts rows of invariance.csv, and
+    as many taps in layers.csv as in layers_summary.csv; a folder with some deleted or relabelled would answer
+    questions (a report, a claim) from part of what it says it measured."""
+    want = {(str(m), int(s)) for m in protocol["models"] for s in protocol["seeds"]}
+    for file, df in ((SUMMARY_CSV, summary), (INVARIANCE_CSV, invariance)):
+        if _pairs(df) != want:
+            odd = sorted(_pairs(df) ^ want)[0]
+            raise RunFolderError(f"{path / file}: model {odd[0]} seed {odd[1]} is {'missing' if odd in want else 'extra'}"
+                                 f"; its {META_FILE} measured models {', '.join(map(str, protocol['models']))} x seeds "
+                                 f"{', '.join(map(str, protocol['seeds']))}, a row each. The folder was edited")
+    rows = invariance.groupby(["model", "seed"]).size()
+    short = rows[rows != protocol["n_shifts"]]
+    if len(short):
+        (m, s), n = short.index[0], int(short.iloc[0])
+        raise RunFolderError(f"{path / INVARIANCE_CSV}: model {m} seed {s} has {n} shifts where {META_FILE} says "
+                             f"{protocol['n_shifts']}; the folder was edited")
+    if layers is not None and layer_shifts is not None:
+        taps, at = layers.groupby(["model", "seed"]).size(), layer_shifts.groupby(["model", "seed"])["layer"].nunique()
+        if not taps.sort_index().equals(at.sort_index()):
+            raise RunFolderError(f"{path / LAYERS_CSV} and {path / LAYERS_SUMMARY_CSV} give other models, seeds or "
+                                 "taps; the folder was edited")
 
 
 def load_results(paths: list[str | Path]) -> list[Result]:

@@ -3,6 +3,7 @@
 import io
 import json
 import os
+import re
 import shutil
 import socket
 
@@ -25,6 +26,34 @@ def test_a_finished_folder_loads_with_its_label(tmp_path, fake_result):
     r = load_result(fake_result(tmp_path / "demo" / "r1"))
     assert r.label == "demo/20260101-000000" and set(r.summary.model) == {"plain", "blur"}
     assert len(r.invariance) == 2 * 3 * 81 and r.layers is None
+
+
+@pytest.mark.parametrize("damage, words", [
+    ("model", "summary.csv: model blur seed 0 is missing; its meta.json measured models plain, blur x seeds 0, 1, 2"),
+    ("seed", "summary.csv: model blur seed 2 is missing"),  # relabelled 7: the first pair that differs
+    ("shift", "invariance.csv: model plain seed 0 has 80 shifts where meta.json says 81"),
+    ("tap", "layers.csv and ")])
+def test_a_folder_with_rows_deleted_or_relabelled_is_refused(tmp_path, fake_result, damage, words):
+    """`invlab claims` answered from what was left (a claim over "767 odd shifts" under "all 1024 circular
+    shifts"), or ended in a KeyError or IndexError traceback where a model's rows were gone."""
+    folder = fake_result(tmp_path / "demo" / "r1", layers=True)
+    summary, inv = pd.read_csv(folder / "summary.csv"), pd.read_csv(folder / "invariance.csv")
+    layers = pd.read_csv(folder / "layers_summary.csv")
+    shifts = layers.drop(columns=["n_shifts"]).merge(pd.DataFrame({"dx": [0.0, 1.0], "dy": [0.0, 0.0]}), how="cross")
+    shifts = shifts.assign(equivariance_error=0.1, pooled_invariance_error=0.1)
+    shifts.to_csv(folder / "layers.csv", index=False)
+    assert load_result(folder).layer_shifts is not None  # as written: complete
+    if damage == "model":
+        summary[summary.model != "blur"].to_csv(folder / "summary.csv", index=False)
+    elif damage == "seed":
+        summary.assign(seed=summary.seed.replace(2, 7)).to_csv(folder / "summary.csv", index=False)
+    elif damage == "shift":
+        inv.drop(index=inv.index[(inv.model == "plain") & (inv.seed == 0)][:1]).to_csv(folder / "invariance.csv",
+                                                                                      index=False)
+    else:
+        shifts[shifts.layer_name != "head"].to_csv(folder / "layers.csv", index=False)
+    with pytest.raises(RunFolderError, match=re.escape(words)):
+        load_result(folder)
 
 
 def test_a_folder_where_a_table_goes_is_named_as_not_a_file(tmp_path, fake_result):
