@@ -23,7 +23,7 @@ from ..data.shifts import turned_inputs
 from ..data.transforms import flat_at_scale
 from ..schema.data import DataConfig
 from ..schema.fields import _Problem
-from ..schema.sweep import SweepConfig, axis, repeated_turn
+from ..schema.sweep import SweepConfig, axis, turn_problem
 
 # ------------------------------------------------------------------------------------------------- canvas
 
@@ -181,7 +181,7 @@ def shift_problem(data: DataConfig, sweep: SweepConfig) -> _Problem | None:
     c = data.canvas
     if sweep.transform == "scale":
         return scale_problem(data, sweep)
-    if sweep.transform == "rotate" and (twice := repeated_turn(axis(sweep.angles))):
+    if sweep.transform == "rotate" and (twice := turn_problem(axis(sweep.angles))):
         return _Problem("angles", twice, sweep.angles)
     # a folder's image (or boxes anywhere in theirs) fills its frame; translate_image needs |shift| < side - 1
     height, width = (c - 2, c - 2) if data.source != "letters" else letter_size(data)[:2]

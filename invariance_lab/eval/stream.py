@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from ..core.progress import progress_bar
-from ..schema.sweep import MAX_SHIFTS, repeated_turn
+from ..schema.sweep import MAX_SHIFTS, turn_problem
 from ..core.channels_last import channels_last_hint
 from ..core.errors import ConfigError, InvlabError, choose, quote
 from ..data.images import Images, from_tensor, label_tensor, open_folder
@@ -113,7 +113,7 @@ def check_grid(points: list[tuple[float, ...]], shape: tuple[int, int, int], mod
     if len(points) > MAX_SHIFTS:
         raise InvlabError(f"{len(points)} shifts, each a pass over every image; at most {MAX_SHIFTS}: use larger steps")
     if transform != "translate":
-        if transform == "rotate" and (twice := repeated_turn([p[0] for p in points])):
+        if transform == "rotate" and (twice := turn_problem([p[0] for p in points])):
             raise InvlabError(f"angles: {twice}")  # as il.measure names them (--angles on the command line)
         if transform == "scale" and min(p[0] for p in points) <= 0:
             raise InvlabError(f"--scales are factors (1 = as the image is) and must be above 0; got "

@@ -65,10 +65,18 @@ class SweepConfig(_Schema):
         return self
 
 
-def repeated_turn(angles: list[float]) -> str | None:
-    """Why a rotation grid measures one turn twice (a and a + 360k degrees: 0:720:90, -180:180:90), counting it
-    twice in every mean; None when it does not. Checked for a config's sweep (config/limits.shift_problem, as the
+MAX_ANGLE = 3600.0  # degrees: ten turns either way, past which a rotation grid's values are refused
+
+
+def turn_problem(angles: list[float]) -> str | None:
+    """Why a rotation grid cannot be measured as given: an angle past MAX_ANGLE (1e300 degrees is a turn that float
+    rounding picks, named 1e+300), or one turn twice (a and a + 360k degrees: 0:720:90, -180:180:90), counted
+    twice in every mean; None when fine. Checked for a config's sweep (config/limits.shift_problem, as the
     circular-roll check: a run folder's config too) and for every measurement's grid (eval/stream.check_grid)."""
+    far = next((a for a in angles if abs(a) > MAX_ANGLE), None)
+    if far is not None:
+        return (f"an angle of {far:g} degrees is past the {MAX_ANGLE:g} (ten turns) invlab turns by: far out, the "
+                f"turn is what float rounding leaves of it; give angles within one turn, e.g. -180:170:10")
     seen: dict[float, float] = {}
     for a in angles:
         turn = round(a % 360, DECIMALS) % 360
