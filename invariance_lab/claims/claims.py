@@ -314,7 +314,8 @@ def judge_all(cfg: Config, results: dict[str, Result]) -> list[tuple[Claim, Find
         chance = ev.at_chance(c.models)
         if chance:
             found.verdict = UNDECIDED
-            found.condition = ("seeds at chance (" + ", ".join(f"{m}: {n}" for m, n in chance.items()) +
+            found.condition = ("seeds at chance (" + ", ".join(f"{m}: {n} seed{'s' if n != 1 else ''}"
+                                                         for m, n in chance.items()) +
                                "): their consistency says nothing. " + found.condition)
         out.append((c, found))
     return out

@@ -1,12 +1,16 @@
 """status.py: a run folder's units and its sweeps, each with its state; a sweep stopped half-way is named."""
 
 import json
+import os
 import shutil
+import socket
+from datetime import datetime
 
 from conftest import untrained_quick_run
 from typer.testing import CliRunner
 
 from invariance_lab.cli.main import app
+from invariance_lab.core.processes import process_start
 from invariance_lab.run.status import folder_status
 from invariance_lab.store.layout import META_FILE, SWEEP_DIR
 
@@ -36,6 +40,20 @@ def test_a_checkpoint_gone_from_a_finished_run_is_not_called_not_started(tmp_pat
     (status,) = folder_status(run_dir)
     (gone,) = [u for u in status.units if u.key == "conv_gap-seed0"]
     assert status.state == "complete" and gone.state == "missing" and "gone since the run finished" in gone.detail
+
+
+def test_a_unit_not_yet_trained_by_a_running_runs_own_process_is_not_called_not_started(tmp_path_factory):
+    """With --jobs 1 the run's own process trains its units and writes no unit state: the one in training said
+    "not started" under a run marked running."""
+    run_dir = untrained_quick_run(tmp_path_factory)
+    meta = json.loads((run_dir / META_FILE).read_text())
+    meta.update(status="running", pid=os.getpid(), pid_start=process_start(os.getpid()), host=socket.gethostname(),
+                heartbeat=datetime.now().isoformat(timespec="seconds"))
+    (run_dir / META_FILE).write_text(json.dumps(meta))
+    next((run_dir / "checkpoints").glob("conv_gap-seed0.pt")).unlink()
+    (status,) = folder_status(run_dir)
+    (waiting,) = [u for u in status.units if u.key == "conv_gap-seed0"]
+    assert status.state == "running" and "the run's own process trains its units" in waiting.detail
 
 
 def test_a_run_without_sweeps_lists_none(tmp_path_factory):
