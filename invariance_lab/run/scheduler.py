@@ -195,4 +195,7 @@ def _outcome_elsewhere(run_dir: Path, key: str) -> str | None:
     now = run_state(state) if state else "missing"
     if now == "running":
         return None
+    if now == "interrupted (process gone)":  # read running, then its process was gone: it may have written its
+        again = read_unit_state(run_dir, key) or {}  # end and exited in between (a unit that finished, not one lost)
+        now = "complete" if again.get("status") == "complete" else now
     return "complete" if now == "complete" and checkpoint_path(run_dir, *split_key(key)).is_file() else now

@@ -279,6 +279,31 @@ def test_a_unit_running_elsewhere_is_looked_at_soon_then_every_poll_s_until_it_e
     assert slept[-2:] == [scheduler.POLL_S] * 2  # never more often than that once the unit has run a while
 
 
+@pytest.mark.parametrize("ends", [True, False])
+def test_a_unit_that_ends_between_reading_its_state_and_checking_its_process_counts_as_finished(tmp_path,
+                                                                                               monkeypatch, ends):
+    """The state read said running; by the time its process was checked, the process had written its end and
+    exited: it read as lost ("process gone"), and a rerun recorded the worker's unit as reused, not trained (one
+    run in ten of tests/run/test_experiment.py's rerun test under load). A process gone for good still reads so."""
+    gone = subprocess.Popen([sys.executable, "-c", ""])
+    gone.wait()
+    _unit_state(tmp_path, "u-seed0", pid=gone.pid)  # running, by a process that is gone by the time it is checked
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints" / "u-seed0.pt").write_bytes(b"")
+    reads = []
+    real = scheduler.read_unit_state
+
+    def read(run_dir, key):  # the process writes its end just after the first read
+        reads.append(key)
+        if len(reads) == 2 and ends:
+            _unit_state(tmp_path, "u-seed0", pid=gone.pid, status="complete", seconds=1.5)
+        return real(run_dir, key)
+
+    monkeypatch.setattr(scheduler, "read_unit_state", read)
+    expected = [("u-seed0", 1.5)] if ends else [("u-seed0", None)]
+    assert scheduler._ended_elsewhere(tmp_path, ["u-seed0"]) == expected
+
+
 def test_a_stopped_submitit_local_job_prints_no_traceback(tmp_path, capfd):
     """submitit-local's controller, a python process of the terminal's process group, ends on Ctrl-C and on a cancel
     (SIGINT both) with a KeyboardInterrupt traceback; the executor starts it with units/submitit/controllers.log as
