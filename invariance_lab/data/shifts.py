@@ -65,16 +65,11 @@ def every_roll(side: int) -> list[float]:
     return [float(-((side - 1) // 2)), float(side // 2), 1.0]
 
 
-def covers_every_roll(points: list[tuple[float, float]], height: int, width: int) -> bool:
-    """Whether whole-pixel (dx, dy) shifts hold every roll of a height x width image (each (dx mod width,
-    dy mod height)): a circular grid over the whole translation group, whose worst case is then exact."""
-    return roll_count(points, height, width) == height * width
-
-
 def roll_count(points: list[tuple[float, float]], height: int, width: int) -> int | None:
-    """How many distinct rolls of a height x width image whole-pixel (dx, dy) shifts give: fewer than the points
-    when two are one roll (dx and dx + width: -8 and 8 on 16 px), which a circular sweep then counts twice in its
-    means. None for sub-pixel (fft) shifts, which are more than the translation group."""
+    """How many distinct rolls of a height x width image whole-pixel (dx, dy) shifts give (each (dx mod width,
+    dy mod height)): height x width when they hold the whole translation group, whose worst case is then exact;
+    fewer than the points when two are one roll (dx and dx + width: -8 and 8 on 16 px), which a circular sweep
+    then counts twice in its means. None for sub-pixel (fft) shifts, which are more than the translation group."""
     if any(v != int(v) for p in points for v in p):
         return None
     return len({(int(dx) % width, int(dy) % height) for dx, dy in points})

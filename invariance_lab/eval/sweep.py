@@ -17,8 +17,8 @@ import torch
 from ..core.errors import InvlabError, choose
 from ..core.progress import progress_bar
 from ..data.datasets import class_names
-from ..data.shifts import (SWEEP_KINDS, covers_every_roll, grid_points, roll_count, shift_lines, sweep_inputs,
-                           sweep_lines, whole_shifts)
+from ..data.shifts import (SWEEP_KINDS, grid_points, roll_count, shift_lines, sweep_inputs, sweep_lines,
+                           whole_shifts)
 from ..data.transforms import INTERPOLATION
 from ..schema.config import DataConfig, SweepConfig
 from .accumulate import Grid, Inputs, ShiftSums, sweep_result, walk_grid
@@ -121,11 +121,6 @@ def _whole_range(data: DataConfig, sweep: SweepConfig) -> dict[str, list[int]]:
     inputs, labels = sweep_inputs(data, sweep)
     return whole_shifts(inputs(slice(0, len(labels)), 0.0, 0.0))
 
-
-def sweep_covers_every_roll(sweep: SweepConfig, canvas: int) -> bool:
-    """Whether a circular sweep's grid holds every roll of the canvas (data/shifts.covers_every_roll)."""
-    return sweep.mode == "circular" and covers_every_roll(grid_points(shift_lines(sweep.dx, sweep.dy, sweep.grid)),
-                                                          canvas, canvas)
 
 
 def sweep_engines(models: dict[ModelKey, torch.nn.Module], data: DataConfig, sweep: SweepConfig,

@@ -6,7 +6,7 @@ import torch
 from invariance_lab.schema.config import DataConfig, SweepConfig
 from invariance_lab.data.datasets import draw, glyph_table, reference_letters
 from invariance_lab.core.errors import InvlabError
-from invariance_lab.data.shifts import (CanvasShifts, axis_values, check_sweep, circular_shift, covers_every_roll,
+from invariance_lab.data.shifts import (CanvasShifts, axis_values, check_sweep, circular_shift,
                                         every_roll, grid_points, roll_count, shift_lines, shifted_inputs, sweep_inputs,
                                         sweep_lines, whole_shifts)
 from invariance_lab.eval.sweep import protocol
@@ -150,10 +150,11 @@ def test_every_roll_covers_the_translation_group_and_nothing_less_does(height, w
     xs, ys = axis_values(every_roll(width)), axis_values(every_roll(height))
     assert len(xs) == width and len(ys) == height and 0.0 in xs and 0.0 in ys
     full = [(x, y) for y in ys for x in xs]
-    assert covers_every_roll(full, height, width)
-    assert not covers_every_roll(full[1:], height, width)  # one roll missing
-    assert not covers_every_roll([(x + width, y) for x, y in full[:-1]] + [(0.5, 0.0)], height, width)  # a fraction
-    assert covers_every_roll([(x + width, y - height) for x, y in full], height, width)  # rolls by any multiple
+    every = height * width
+    assert roll_count(full, height, width) == every
+    assert roll_count(full[1:], height, width) == every - 1  # one roll missing
+    assert roll_count([(x + width, y) for x, y in full[:-1]] + [(0.5, 0.0)], height, width) is None  # a fraction
+    assert roll_count([(x + width, y - height) for x, y in full], height, width) == every  # rolls by any multiple
     assert roll_count(full + [(xs[0] + width, ys[0])], height, width) == height * width  # one roll given twice
     assert roll_count([(0.0, 0.0), (0.5, 0.0)], height, width) is None  # a fraction: more than the group
 
