@@ -75,6 +75,18 @@ def roll_count(points: list[tuple[float, float]], height: int, width: int) -> in
     return len({(int(dx) % width, int(dy) % height) for dx, dy in points})
 
 
+def roll_protocol(points: list[tuple[float, float]], height: int, width: int) -> dict:
+    """meta.json's protocol keys of a circular grid on height x width images: all_shifts when its rolls are the
+    whole translation group (the worst case over the grid is then the exact worst case over every roll), rolls
+    (the distinct ones) when a roll is given twice and counted twice in the means; {} otherwise."""
+    rolls, out = roll_count(points, height, width), {}
+    if rolls == height * width:
+        out["all_shifts"] = True
+    if rolls is not None and rolls < len(points):
+        out["rolls"] = rolls
+    return out
+
+
 def value_lines(xs: list[float], ys: list[float], grid: str) -> list[list[tuple[float, float]]]:
     """The lines of a grid of the values xs (dx) and ys (dy), as shift_lines makes them from ranges."""
     xs, ys = [float(x) + 0.0 for x in xs], [float(y) + 0.0 for y in ys]

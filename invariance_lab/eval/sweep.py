@@ -17,7 +17,7 @@ import torch
 from ..core.errors import InvlabError, choose
 from ..core.progress import progress_bar
 from ..data.datasets import class_names
-from ..data.shifts import (SWEEP_KINDS, grid_points, roll_count, shift_lines, sweep_inputs, sweep_lines,
+from ..data.shifts import (SWEEP_KINDS, grid_points, roll_protocol, shift_lines, sweep_inputs, sweep_lines,
                            whole_shifts)
 from ..data.transforms import INTERPOLATION
 from ..schema.config import DataConfig, SweepConfig
@@ -102,13 +102,8 @@ def protocol(sweep: SweepConfig, data: DataConfig, seeds: list[int], models: lis
         verb = "turned" if sweep.transform == "rotate" else "scaled"
         p["drawing"] = (f"letters drawn {verb} (exact)" if data.source == "letters" and sweep.mode == "canvas" else
                         f"the reference image {verb} as pixels ({INTERPOLATION})")
-    elif kind == "translation" and sweep.mode == "circular":
-        points = grid_points(shift_lines(sweep.dx, sweep.dy, sweep.grid))
-        rolls = roll_count(points, data.canvas, data.canvas)
-        if rolls == data.canvas ** 2:
-            p["all_shifts"] = True  # the whole translation group of the canvas: the summary's worst case is exact
-        if rolls is not None and rolls < len(points):  # a roll given twice (dx and dx + canvas): counted twice
-            p["rolls"] = rolls
+    elif kind == "translation" and sweep.mode == "circular":  # every roll of the canvas, or one given twice
+        p.update(roll_protocol(grid_points(shift_lines(sweep.dx, sweep.dy, sweep.grid)), data.canvas, data.canvas))
     if (kind, sweep.transform, sweep.mode, data.source, data.task) == ("translation", "translate", "canvas", "letters",
                                                                        "letter"):
         p["whole"] = _whole_range(data, sweep)  # past it the frame cuts letters: the tables' caption says so

@@ -24,7 +24,7 @@ from ..core.errors import DataError, InvlabError, choose, quote
 from ..core.runtime import resolve_device
 from ..data.images import Images, open_folder, relabel
 from ..store.run_images import is_run_folder, run_images
-from ..data.shifts import (FFT_ON_ROLLS, axis_values, every_roll, grid_points, roll_count, value_lines,
+from ..data.shifts import (FFT_ON_ROLLS, axis_values, every_roll, grid_points, roll_protocol, value_lines,
     whole_pixels)
 from ..data.transforms import FILLS, INTERPOLATION, SUBPIXEL
 from ..eval.class_order import class_order_note
@@ -125,13 +125,8 @@ class MeasureGrid:
             verb = "turned" if self.transform == "rotate" else "scaled"
             p.update(transform=self.transform, drawing=f"the image {verb} as pixels "
                                                        f"({INTERPOLATION}, {fill} where the source is outside it)")
-        elif self.mode == "circular":
-            points = grid_points(self.lines)
-            rolls = roll_count(points, *shape[-2:])
-            if rolls == shape[-2] * shape[-1]:
-                p["all_shifts"] = True  # the worst case over the grid is the exact worst case over every roll
-            if rolls is not None and rolls < len(points):  # a roll given twice (dx and dx + width): counted twice
-                p["rolls"] = rolls
+        elif self.mode == "circular":  # every roll of the images, or one given twice
+            p.update(roll_protocol(grid_points(self.lines), *shape[-2:]))
         return p
 
 
