@@ -80,8 +80,8 @@ class Protocol(BaseModel):
     def _a_range(cls, v: Optional[list[float]], info) -> Optional[list[float]]:
         """[start, stop] or [start, stop, step] of finite numbers, as the tables' captions print them, checked as a
         config's ranges are (schema/fields.check_range: at most 10000 steps, which the report lists one by one)."""
-        if v is not None:  # one value with a step of 0 ([0, 0, 0]) is one value: its step is never used
-            check_range(v[:2] if len(v) == 3 and v[0] == v[1] and v[2] == 0 else v, info.field_name)
+        if v is not None:
+            check_range(v, info.field_name)
         return v
 
     @field_validator("whole")

@@ -109,7 +109,7 @@ def test_layer_profile_band_is_cut_at_zero(tmp_path, fake_result, figures):
 
 def test_no_heatmap_for_axes_grid_or_1d(tmp_path, fake_result):
     axes = load_result(fake_result(tmp_path / "a" / "r", grid="axes"))
-    line = load_result(fake_result(tmp_path / "b" / "r", dy=(0, 0, 0), dx=(-2, 2, 0.5)))
+    line = load_result(fake_result(tmp_path / "b" / "r", dy=(0, 0, 1), dx=(-2, 2, 0.5)))
     assert plot_heatmaps([axes, line], "flip_rate", tmp_path / "plots") == []
 
 
@@ -123,7 +123,7 @@ def test_plot_all_picks_plots(grid_plots):
 
 
 def test_plot_all_dx_only(tmp_path, fake_result):
-    line = load_result(fake_result(tmp_path / "b" / "r", dy=(0, 0, 0), dx=(-2, 2, 0.5)))
+    line = load_result(fake_result(tmp_path / "b" / "r", dy=(0, 0, 1), dx=(-2, 2, 0.5)))
     paths = plot_all([line], tmp_path / "plots", metrics=("accuracy",))
     assert [p.name for p in paths] == ["accuracy_vs_dx.png", "consistency_vs_accuracy.png"]
     _assert_png(paths[0])

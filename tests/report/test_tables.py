@@ -103,7 +103,7 @@ def test_shift_table_columns_and_values(run):
 
 
 def test_shift_table_fractional_and_several_runs(tmp_path, run, fake_result):
-    other = load_result(fake_result(tmp_path / "o" / "r2", name="o", run_id="r2", dx=(-1, 1, 0.5), dy=(0, 0, 0),
+    other = load_result(fake_result(tmp_path / "o" / "r2", name="o", run_id="r2", dx=(-1, 1, 0.5), dy=(0, 0, 1),
                                     models=("plain",)))
     means, _ = shift_table([run, other], "prob_change", "dx")
     assert 0.5 in means.columns and -0.5 in means.columns
