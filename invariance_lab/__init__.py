@@ -25,7 +25,8 @@ from .core.versions import __version__
 if TYPE_CHECKING:
     from .config.load import load_config, parse_config
     from .core.errors import CheckpointError, ConfigError, DataError, FactoryError, InvlabError, RunFolderError
-    from .data.images import open_folder, write_folder
+    from .data.images import open_folder
+    from .data.write import write_folder
     from .eval.lie import lie_derivative
     from .nn.models import create_model, list_models
     from .report.html import html_report
@@ -47,7 +48,7 @@ _API = {
     "run_images": "store.run_images",
     "build_report": "report.tables", "html_report": "report.html",
     "create_model": "nn.models", "list_models": "nn.models",
-    "open_folder": "data.images", "write_folder": "data.images",
+    "open_folder": "data.images", "write_folder": "data.write",
     "InvlabError": "core.errors", "ConfigError": "core.errors", "DataError": "core.errors",
     "FactoryError": "core.errors", "RunFolderError": "core.errors", "CheckpointError": "core.errors",
 }

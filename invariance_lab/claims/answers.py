@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-import yaml
 
 from .claims import Claim, judge_all
 from .evidence import Finding
@@ -29,7 +28,7 @@ from .protocol import protocol_words
 from .rules import (AGREE_TV, ALPHA, APPROX_EQUIVARIANCE, APPROX_FLIP, CIRCULAR, EXACT_EQUIVARIANCE, EXACT_TV,
     MIN_REMOVAL, PART_SPAN, POWER, VERDICTS, check_claim_models)
 from ..schema.config import Config, SweepConfig
-from ..config.load import load_config, to_yaml
+from ..config.load import load_config, read_yaml, to_yaml
 from ..report.display import CLIP_MARK
 from ..report.protocol import protocol_lines
 from ..core.errors import InvlabError
@@ -116,8 +115,8 @@ def find_sweep(run_dir: Path, plan: SweepPlan, cfg: Config) -> Path | None:
     want = plan.settings(cfg).model_dump(mode="json")
     for folder in sorted((Path(run_dir) / SWEEP_DIR).glob("*"), reverse=True):
         try:
-            meta, spec = read_meta(folder), yaml.safe_load((folder / SWEEP_FILE).read_text())
-        except (InvlabError, OSError, yaml.YAMLError):
+            meta, spec = read_meta(folder), read_yaml(folder / SWEEP_FILE)  # a file, of a config's size, UTF-8 YAML
+        except InvlabError:
             continue
         p = meta.get("protocol", {})
         if (run_state(meta) != "complete" or not isinstance(spec, dict) or spec.get("sweep") != want

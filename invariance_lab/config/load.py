@@ -14,21 +14,20 @@ from __future__ import annotations
 
 import difflib
 from pathlib import Path
-from typing import Any, Callable, Union, get_args, get_origin
+from typing import Any, get_origin
 
 import yaml
 from pydantic import BaseModel, ValidationError
 
 from ..core.errors import ConfigError, quote
 from ..schema.config import Config
-from ..schema.fields import SEED_MAX, _Problem
-from ..schema.safeyaml import TooBig, count_values, cut, load_yaml
+from ..schema.messages import MAX_LISTED, dotted, format_errors, schema_at, shown
+from ..schema.safeyaml import TooBig, count_values, load_yaml
 from .checks import CHECKS
 from .memory import check_resources
 from .models import model_problems, resolved_models
 
 MAX_FILE_BYTES = 2**20  # a config is a few KB
-MAX_LISTED = 12  # problems listed in one message
 MINIMAL_CONFIG = "name: my_experiment\nmodels:\n  conv_gap: {arch: conv_gap}\n"
 
 
@@ -71,100 +70,13 @@ def read_yaml(path: str | Path) -> Any:
 # ------------------------------------------------------------------------------------------------- messages
 
 
-def _schema_at(path: tuple) -> Any:
-    """What the schema has at the key path: a section's class, the models mapping (dict[str, ModelSpec]), a
-    setting's type; None where the path leaves the schema (an unknown key, or a key inside a setting)."""
-    node: Any = Config
-    for part in path:
-        if get_origin(node) is dict:  # any name, then the mapping's value type
-            node = get_args(node)[1]
-        elif isinstance(node, type) and issubclass(node, BaseModel) and part in node.model_fields:
-            node = _unwrap(node.model_fields[part].annotation)
-        else:
-            return None
-    return node
-
-
-def _unwrap(node: Any) -> Any:
-    """X for Optional[X] (a model's kwargs: a section of keys when given)."""
-    args = [a for a in get_args(node) if a is not type(None)] if get_origin(node) is Union else []
-    return args[0] if len(args) == 1 else node
-
-
 def _is_section(path: tuple) -> bool:
     """Whether the schema has a section of keys at `path`. An unknown key counts as one (its error follows),
     except inside a model, all of whose keys are factors."""
-    node = _schema_at(path)
+    node = schema_at(path, Config)
     if node is None:
         return path[0] != "models"
     return get_origin(node) is dict or isinstance(node, type) and issubclass(node, BaseModel)
-
-
-def _dotted(loc: tuple) -> str:
-    parts = [str(p) if str(p) and str(p).isprintable() else repr(str(p)) for p in loc]
-    return ".".join(p if len(p) <= 40 else p[:30] + f"...({len(p)} chars)" for p in parts) or "(top level)"
-
-
-def _shown(text: Any, limit: int = 80) -> str:
-    """User text in a message: as typed when printable, else as a Python string literal; cut to `limit`."""
-    return cut(text, limit) if isinstance(text, str) and text.isprintable() else quote(text, limit)
-
-
-def _message(e: dict) -> str:
-    """The error in words, for the strict-type errors more helpfully than pydantic says it."""
-    kind, v = e["type"], e.get("input")
-    what = {"int_type": "an integer", "float_type": "a number"}.get(kind)
-    if what and isinstance(v, bool):
-        return f"must be {what}, not a boolean"
-    if what and isinstance(v, str):
-        try:
-            float(v.replace("_", ""))
-        except ValueError:  # text, not a quoted number: 1:30, a range written as on the command line, a word
-            return f"must be {what}"
-        return f"must be {what}, written without quotes"
-    if kind == "int_type" and isinstance(v, float):
-        return "must be a whole number (an integer, written without a decimal point or exponent)"
-    if kind == "float_type" and isinstance(v, int):
-        return "is too large: must be a finite number"
-    if kind == "finite_number":
-        return "must be a finite number (not inf or nan)"
-    if kind == "string_type":
-        quoted = " (quote it, e.g. '2024', if it looks like a number or a boolean)" if isinstance(v, (int, float)) \
-            else ""
-        return f"must be a string{quoted}"
-    if kind in ("model_type", "dict_type", "model_attributes_type"):
-        return "must be a section of keys (a mapping such as {key: value})"
-    if kind == "list_type":
-        return "must be a list, e.g. [0, 1]"
-    is_seed = e["loc"][:1] == ("seeds",) or e["loc"][-1:] == ("seed",)
-    if kind in ("less_than_equal", "greater_than_equal") and is_seed:
-        return f"seeds are 32-bit: 0 .. {SEED_MAX} (2**32 - 1)"
-    return e["msg"].removeprefix("Value error, ")
-
-
-def _format_errors(err: ValidationError, source: str, note: Callable[[tuple], str]) -> str:
-    lines = []
-    errors = err.errors()
-    for e in errors[:MAX_LISTED]:
-        loc = tuple(p for p in e["loc"] if not (isinstance(p, str) and p.startswith("function-")))
-        value = e.get("input")
-        problem = (e.get("ctx") or {}).get("error")
-        if isinstance(problem, _Problem):
-            loc, value = loc + problem.key, problem.value
-        path = _dotted(loc)
-        if e["type"] == "extra_forbidden":
-            cls = _schema_at(loc[:-1])
-            valid = list(cls.model_fields) if isinstance(cls, type) and issubclass(cls, BaseModel) else []
-            close = difflib.get_close_matches(str(loc[-1])[:100], valid, n=1)
-            hint = f"; did you mean '{close[0]}'?" if close else "."
-            lines.append(f"[{path}] unknown key{hint} Valid keys here: {', '.join(valid)}{note(loc)}.")
-        else:
-            message = _message(e)
-            got = "" if "got " in message else f" (got {quote(value)})"  # some messages quote the value already
-            lines.append(f"[{path}] {message}{got}{note(loc)}.")
-    if len(errors) > MAX_LISTED:
-        lines.append(f"... and {len(errors) - MAX_LISTED} more problems.")
-    return f"{source}: invalid config.\n" + "\n".join("  " + line for line in lines)
 
 
 def _empty(source: str) -> ConfigError:
@@ -177,7 +89,7 @@ def _empty(source: str) -> ConfigError:
 # ------------------------------------------------------------------------------------------------- --set
 
 
-def _set_dotted(raw: dict, override: str) -> tuple[str, ...]:
+def _setdotted(raw: dict, override: str) -> tuple[str, ...]:
     """Apply one --set KEY.PATH=VALUE to raw (copying the dicts on the path); returns the key path."""
     if not isinstance(override, str) or "=" not in override:
         raise ConfigError(f"--set {quote(override)}: expected KEY.PATH=VALUE, e.g. --set train.epochs=2")
@@ -192,12 +104,12 @@ def _set_dotted(raw: dict, override: str) -> tuple[str, ...]:
         where = tuple(parts[: i + 1])
         child = node.get(part)
         if child is None and not _is_section(where):
-            raise ConfigError(f"--set {quote(override)}: {_dotted(where)} is a single setting, not a section of "
-                              f"keys; set it whole, e.g. --set {_dotted(where)}=VALUE (a list as --set 'seeds=[0, 1]')")
+            raise ConfigError(f"--set {quote(override)}: {dotted(where)} is a single setting, not a section of "
+                              f"keys; set it whole, e.g. --set {dotted(where)}=VALUE (a list as --set 'seeds=[0, 1]')")
         if child is None:
             child = {}
         if not isinstance(child, dict):
-            raise ConfigError(f"--set {quote(override)}: {_dotted(where)} holds a value ({quote(child)}), not a "
+            raise ConfigError(f"--set {quote(override)}: {dotted(where)} holds a value ({quote(child)}), not a "
                               "section of keys, so nothing can be set inside it")
         node[part] = node = dict(child)
     node[parts[-1]] = parsed
@@ -220,9 +132,9 @@ def validate(raw: Any, source: str, overrides: list[str] | None = None) -> Confi
     set_by: dict[tuple, str] = {}
     raw = dict(raw)
     for o in overrides:
-        set_by[_set_dotted(raw, o)] = o
+        set_by[_setdotted(raw, o)] = o
     if overrides:  # a bad value may come from the command line rather than the file: say so
-        source = f"{source} (with --set {' --set '.join(_shown(o) for o in overrides[:8])}" \
+        source = f"{source} (with --set {' --set '.join(shown(o) for o in overrides[:8])}" \
                  f"{' ...' if len(overrides) > 8 else ''})"
     try:
         count_values(raw)
@@ -233,12 +145,12 @@ def validate(raw: Any, source: str, overrides: list[str] | None = None) -> Confi
         """' (from --set K=V)' when the key at loc, or one inside or above it, was given by --set."""
         loc = tuple(str(p) for p in loc)
         hits = [o for path, o in set_by.items() if loc and (path[:len(loc)] == loc or loc[:len(path)] == path)]
-        return f" (from --set {_shown(hits[-1])})" if hits else ""
+        return f" (from --set {shown(hits[-1])})" if hits else ""
 
     try:
         cfg = Config.model_validate(raw, context=CHECKS)
     except ValidationError as err:
-        raise ConfigError(_format_errors(err, source, note)) from None
+        raise ConfigError(format_errors(err, source, Config, note)) from None
     problems = [f"  [models.{name}] {why}{note(('models', name))}" for name, why in model_problems(cfg).items()]
     if problems:
         raise ConfigError(f"{source}: invalid config.\n" + "\n".join(problems[:MAX_LISTED]))

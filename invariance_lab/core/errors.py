@@ -15,6 +15,7 @@ code 2, no traceback. The subclasses say which kind of input was wrong, so a cal
 from __future__ import annotations
 
 import difflib
+import numbers
 from typing import Iterable
 
 # User input quoted in a message is cut to this many characters: a message stays one readable paragraph even
@@ -83,6 +84,14 @@ def choose(what: str, value, choices: Iterable, error: type[Exception] = InvlabE
     close = difflib.get_close_matches(str(value), [str(c) for c in choices], n=1) if isinstance(value, str) else []
     hint = f"; did you mean {close[0]!r}?" if close else ";"
     raise error(f"unknown {what} {quote(value)}{hint} choose one of: {', '.join(map(str, choices))}")
+
+
+def whole(what: str, value, minimum: int = 1, error: type[Exception] = InvlabError) -> int:
+    """`value` as an int if it is a whole number (a Python or numpy integer, not a bool) of at least `minimum`;
+    otherwise raise `error` naming `what` (a Python argument such as batch_size, n_images)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise error(f"{what} must be a whole number of at least {minimum}; got {quote(value)}")
+    return int(value)
 
 
 # what torch's allocators say when memory runs out (CPU: DefaultCPUAllocator; CUDA: torch.cuda.OutOfMemoryError)

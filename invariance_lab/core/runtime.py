@@ -23,11 +23,18 @@ from .errors import InvlabError, clip
 
 
 def resolve_device(name) -> torch.device:
+    """check_device's device, for computing on: on CUDA, TF32 convolutions and matmuls are turned off (their 10-bit
+    mantissa moves feature maps by ~1e-4, which would hide the exact invariance (APS, circular stride-1 networks)
+    that float32 shows to ~1e-7; docs/science.md)."""
+    device = check_device(name)
+    if device.type == "cuda":
+        tf32_off()
+    return device
+
+
+def check_device(name) -> torch.device:
     """cpu, or cuda (for `auto` when torch finds a GPU): a name (cpu, cuda, cuda:1, auto) or a torch.device, each
-    checked here, so that a device this machine lacks is one paragraph, not torch's error at the first tensor. On
-    CUDA, TF32 convolutions and matmuls are turned off: their 10-bit mantissa moves feature maps by ~1e-4, which
-    would hide the exact invariance (APS, circular stride-1 networks) that float32 shows to ~1e-7
-    (docs/science.md)."""
+    checked here, so that a device this machine lacks is one paragraph, not torch's error at the first tensor."""
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     allowed = "use cpu, cuda (cuda:0, ...) or auto"
@@ -44,7 +51,6 @@ def resolve_device(name) -> torch.device:
         if device.index is not None and device.index >= torch.cuda.device_count():
             raise InvlabError(f"device {str(device)} was asked for, but torch finds {torch.cuda.device_count()} CUDA "
                               f"device(s) here, numbered from 0")
-        tf32_off()
     elif device.type == "meta":
         raise InvlabError(f"device meta holds shapes without values: nothing can be measured there; {allowed}")
     elif device.type != "cpu":

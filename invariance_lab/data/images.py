@@ -8,7 +8,7 @@ own test letters. Every source is read a batch at a time, so memory does not gro
 Layout: `DIR/<class>/<image>` gives labels (the class index is the sorted position of the subfolder name, as
 torchvision's ImageFolder); `DIR/<image>` alone means no labels. Names starting with "." are skipped (.DS_Store);
 anything else that is not a .png, .jpg or .jpeg file, and any file Pillow cannot read, is refused by name before
-anything is measured. write_folder saves a tensor of images in the same layout.
+anything is measured. write.write_folder saves a tensor of images in the same layout.
 
 Pixels are read as what they are (pixels.py: 16-bit grey scaled by its range, transparency composited on black,
 a picture held in alpha read as ink = alpha). Refused by name, each a DataError: a FIFO, device or socket (checked
@@ -22,11 +22,11 @@ from __future__ import annotations
 
 import os
 import stat
+import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from ..core.errors import DataError, InvlabError, choose, clip, quote
@@ -172,6 +172,18 @@ def _regular(path: Path, st: os.stat_result) -> None:
                         "the image folder")
 
 
+def _header(Image, f, path: Path):
+    """Image.open without Pillow's own decompression-bomb warning or error (its limit, Image.MAX_IMAGE_PIXELS, is
+    others' to set): a picture that large is refused by invlab's MAX_PIXELS, in invlab's words."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
+            return Image.open(f)
+        except Image.DecompressionBombError as e:
+            raise DataError(f"{path} is too large ({clip(e, 80)}); images of at most {MAX_SIDE} px a side are read: "
+                            "shrink it with an image tool, or move it out of the folder") from None
+
+
 @contextmanager
 def _open_image(path: Path):
     """Pillow's image of a regular file, its header checked (one frame, at most MAX_SIDE a side and MAX_PIXELS)
@@ -186,7 +198,7 @@ def _open_image(path: Path):
     except BaseException:
         os.close(fd)
         raise
-    with f, Image.open(f) as im:
+    with f, _header(Image, f, path) as im:
         frames = getattr(im, "n_frames", 1)
         if frames > 1:
             raise DataError(f"{path} holds {frames} frames (an animated or multi-picture {im.format}); invlab reads "
@@ -261,7 +273,7 @@ def open_folder(folder: str | Path, *, colour: str = "grey", size: int | str | t
     choose("colour", colour, COLOURS)
     folder = Path(folder)
     if not folder.is_dir():
-        raise InvlabError(f"--images {folder}: {'no such folder' if not folder.exists() else 'not a folder'}; give "
+        raise InvlabError(f"images {folder}: {'no such folder' if not folder.exists() else 'not a folder'}; give "
                           "a folder of PNG/JPEG images (class subfolders for labels)")
     size = image_size(size)
     entries = _visible(folder)
@@ -326,25 +338,3 @@ def relabel(src: Images, class_index: dict, option: str = "--class-index") -> No
                         f"to {MAX_OUTPUTS - 1:,}")
     lookup = torch.tensor([class_index[c] for c in src.classes])
     src.labels, src.classes = lookup[src.labels], None  # the model's indices: no longer the folders' count
-
-
-def write_folder(images: torch.Tensor, folder: str | Path, labels=None, classes: list[str] | None = None) -> Path:
-    """Save images (N, C, H, W) with values in [0, 1] as 8-bit PNGs: folder/<class>/<i>.png with labels (class
-    names from `classes`, else the label numbers), folder/<i>.png without. Returns the folder."""
-    Image = _pillow()
-    x = torch.as_tensor(images)
-    x = x.unsqueeze(1) if x.dim() == 3 else x
-    if x.dim() != 4 or x.shape[1] not in (1, 3):
-        raise InvlabError(f"write_folder needs images (N, 1 or 3, H, W); got shape {tuple(x.shape)}")
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    pixels = (x.detach().float().clamp(0, 1) * 255).round().to(torch.uint8).cpu()
-    for i, img in enumerate(pixels):
-        out = folder
-        if labels is not None:
-            label = int(labels[i])
-            out = folder / (classes[label] if classes else str(label))
-            out.mkdir(exist_ok=True)
-        a = img[0].numpy() if img.shape[0] == 1 else img.permute(1, 2, 0).numpy()
-        Image.fromarray(np.ascontiguousarray(a)).save(out / f"{i:05d}.png")  # uint8 (H, W): L; (H, W, 3): RGB
-    return folder

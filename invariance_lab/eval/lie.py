@@ -7,7 +7,8 @@ rotated or scaled by an infinitesimal amount t, with no step size to choose.
     invlab sweep results/quick/<run id> --metric lie [--layers]
 
 Definition (docs/metrics.md): for an image x, the output's Lie derivative is the vector
-    L f(x) = d/dt softmax(f(T_t x)) at t = 0    (K classes; torch.func.jvp, forward-mode: exact, no step size)
+    L f(x) = d/dt softmax(f(T_t x)) at t = 0    (K classes; torch.func.jvp, forward-mode: exact, no step size,
+                                                  where f is differentiable: a tie in a max is a kink, docs/beyond.md)
 and the value of an image is its squared Euclidean norm summed over the K classes, ||L f(x)||^2 (the paper's
 Eq. 4 before its average over images; the paper's code averages .pow(2) over the classes too, which divides by K,
 and its end-to-end script averages .abs(): lie-deriv issue #6). lie.csv's value is the mean over images of it.
@@ -39,7 +40,8 @@ from torch import nn
 from torch.func import jvp
 
 from ..core.columns import LIE_COLUMNS, REFERENCE
-from ..core.errors import InvlabError, choose
+from ..core.errors import InvlabError, choose, whole
+from ..core.runtime import without_autocast
 from ..core.progress import progress_bar
 from ..data.shifts import sweep_inputs
 from ..nn.outputs import check_output
@@ -124,8 +126,7 @@ def _derivative(fn: Callable[[torch.Tensor], tuple], x: torch.Tensor) -> tuple[t
 
 
 def _chunks(n: int, batch_size: int) -> list[slice]:
-    if batch_size < 1:
-        raise InvlabError(f"batch_size must be at least 1; got {batch_size}")
+    whole("batch_size", batch_size)
     return [slice(i, min(i + batch_size, n)) for i in range(0, n, batch_size)]
 
 
@@ -170,9 +171,10 @@ def lie_derivative(model: nn.Module, images: torch.Tensor | str | Path, transfor
     if not isinstance(model, nn.Module):  # il.measure takes a dict of models; this returns one tensor
         raise InvlabError(f"lie_derivative takes one model (an nn.Module); got a {type(model).__name__}: call it "
                           "once per model")
+    whole("batch_size", batch_size)
     images = _images(images)
     out = []
-    with _Eval(model):
+    with _Eval(model), without_autocast():  # a caller's torch.autocast would differentiate in bfloat16
         if len(images):  # a model that fails on the images at all is told so, not blamed on forward mode
             check_output(model, images[:2], None, "the model", one_logit=True, seed=0)  # a lazy layer: seeded
         for c in _chunks(len(images), batch_size):
@@ -193,7 +195,7 @@ def layer_lie_derivative(model: nn.Module, images: torch.Tensor, transform: str 
     tap = taps_for(model, taps)
     num: dict[str, float] = {}
     den: dict[str, float] = {}
-    with _Eval(model):
+    with _Eval(model), without_autocast():
         for c in _chunks(len(images), batch_size):
             x = images[c]
             names = [(name, stride) for name, stride, _ in tap(x)]

@@ -61,6 +61,9 @@ def preparer(mode: str, fill: str = "zeros", mean=None, std=None, subpixel: str 
         raise InvlabError(f"--transform {transform} turns or scales the image about its centre ({INTERPOLATION}, "
                           f"--fill entering where the source is outside it): no roll or shift, so {given} does not "
                           "apply; leave it out")
+    if fill != "zeros" and mode == "circular" and transform == "translate":
+        raise InvlabError(f"fill {fill} says what enters the frame when an image moves inside it (mode canvas); mode "
+                          "circular rolls the image around, and nothing enters: leave fill out")
     if subpixel == "fft" and mode != "circular":
         raise InvlabError("--subpixel fft is a circular shift (the DFT wraps around): use it with --mode circular "
                           f"(canvas shifts are {INTERPOLATION} between whole pixels)")
@@ -144,11 +147,12 @@ def numbers(v, what: str) -> list[float]:
     """A number (numpy's too) or an iterable of numbers as floats; anything else (a string, None, a label) is an
     InvlabError naming `what`, not a TypeError from float()."""
     problem = InvlabError(f"{what} takes numbers (one, or a list or range of them); got {quote(v)}")
-    if isinstance(v, (str, bytes)) or v is None:
+    if isinstance(v, (str, bytes, bool)) or v is None:
         raise problem
     try:
         items = [v] if isinstance(v, Real) else list(v)
-        if any(isinstance(x, (str, bytes)) for x in items):  # float("1") would read a label or a typo as a number
+        # float("1") would read a label or a typo as a number, float(True) a flag as 1
+        if any(isinstance(x, (str, bytes, bool)) for x in items):
             raise problem
         return [float(x) for x in items]
     except (TypeError, ValueError):

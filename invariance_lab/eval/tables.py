@@ -18,7 +18,7 @@ from ..core.columns import (CORRECT_FLIP, CORRECT_FLIP_SUMMARY, CUSTOM, FACTOR_C
                             REFERENCE, WORST_CASE_COLUMNS,
                             WORST_SHIFT_COLUMNS, grid_columns, table_transform)
 from ..core.stats import first_max, is_at_chance
-from ..core.errors import InvlabError
+from ..core.errors import InvlabError, whole
 
 ModelKey = tuple[str, int]  # (model name, seed)
 
@@ -64,6 +64,9 @@ def summarize(table: pd.DataFrame, clean_accuracy: dict[ModelKey, float] | None 
     it both columns are left empty (a report then reads the number of classes from the run's config).
     worst_case: SweepResult.worst_case (default: what il.measure kept in table.attrs), appended as
     robust_accuracy and consistent_fraction; left out when unknown (a table read back from invariance.csv)."""
+    if not isinstance(table, pd.DataFrame):
+        raise InvlabError(f"summarize takes the per-shift table il.measure returns (a pandas DataFrame, or "
+                          f"invariance.csv read back); got a {type(table).__name__}")
     missing = [c for c in ("model", "seed", *METRIC_COLUMNS) if c not in table.columns]
     if missing or table.empty:
         raise InvlabError(f"summarize takes the per-shift table il.measure returns (or invariance.csv read back); "
@@ -72,6 +75,8 @@ def summarize(table: pd.DataFrame, clean_accuracy: dict[ModelKey, float] | None 
         clean_accuracy = _clean_accuracy(table)
     if n_classes is None:
         n_classes = table.attrs.get("n_classes")
+    if n_classes is not None:
+        whole("n_classes", n_classes, minimum=2)  # chance is 1 / n_classes: a classifier tells two or more apart
     if worst_case is None and "worst_case" in table.attrs:
         worst_case = {(m, int(s)): v for k, v in table.attrs["worst_case"].items() for m, _, s in [k.rpartition("/")]}
     axes = list(grid_columns(table))  # dx, dy; a rotate or scale sweep's angle or scale

@@ -21,7 +21,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from ..core.errors import InvlabError, choose
+from ..core.errors import InvlabError, choose, quote
 from ..nn.aps import APSDown
 from ..nn.layers import BlurPool, MaxPoolS1
 from ..nn.models import InvNet
@@ -67,6 +67,8 @@ def default_taps(model: nn.Module) -> list[str]:
 
 def taps_for(model: nn.Module, names: list[str] | None = None) -> Callable[[torch.Tensor], list[Tap]]:
     """tap(x) -> [(name, cumulative stride, activation)] in the order the model runs, for one batch x."""
+    if isinstance(names, (str, bytes)):  # iterated, "output" would be the taps o, u, t, ...
+        raise InvlabError(f"taps is a list of module names; got the string {quote(names)}: give [{quote(names)}]")
     if names is None and isinstance(model, InvNet):
         return lambda x: layer_taps(model, x)
     if isinstance(model, torch.jit.ScriptModule):  # its modules take no hooks: only the output would be profiled

@@ -16,9 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from pydantic import ValidationError
 from torch import nn
 
-from ..core.errors import InvlabError, choose
+from ..core.errors import ConfigError, InvlabError, choose, quote, whole
+from ..schema.messages import format_errors
+from ..schema.model import ModelSpec
 from .block import ConvBlock
 from .downsample import BLUR_PADDINGS, DOWNSAMPLES, get_downsample
 from .factory import build_custom
@@ -223,9 +226,18 @@ class InvNet(nn.Module):
 
 
 def create_model(name_or_spec: str | dict, *, num_classes: int, canvas: int, in_channels: int = 1) -> InvNet:
-    """A network from a preset name (`list_models()`) or a spec dict (a preset and / or factors)."""
-    spec = {"arch": name_or_spec} if isinstance(name_or_spec, str) else name_or_spec
-    return build_model(resolve_spec(spec), num_classes, canvas, in_channels)
+    """A network from a preset name (`list_models()`) or a spec dict (a preset and / or factors), checked as a
+    config's model is: a misspelt factor is a ConfigError naming it, not a default silently built."""
+    if not isinstance(name_or_spec, (str, dict)):
+        raise ConfigError(f"create_model takes a preset name (list_models()) or a dict of factors, e.g. {{'arch': "
+                          f"'conv_gap', 'padding': 'circular'}}; got {quote(name_or_spec)}")
+    for what, value in (("num_classes", num_classes), ("canvas", canvas), ("in_channels", in_channels)):
+        whole(what, value, error=ConfigError)
+    try:
+        spec = ModelSpec.model_validate({"arch": name_or_spec} if isinstance(name_or_spec, str) else name_or_spec)
+    except ValidationError as e:
+        raise ConfigError(format_errors(e, "create_model", ModelSpec, what="model spec")) from None
+    return build_model(resolve_spec(spec.model_dump(exclude_none=True)), num_classes, canvas, in_channels)
 
 
 def build_model(factors: dict, num_classes: int, canvas: int, in_channels: int = 1,

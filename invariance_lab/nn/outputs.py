@@ -213,8 +213,10 @@ def _hint(model: nn.Module, x: torch.Tensor, error: Exception, fixes: tuple[str,
     dtypes = {p.dtype for p in model.parameters() if p.is_floating_point()}
     if dtypes and x.dtype not in dtypes:
         names = ", ".join(sorted(str(d).removeprefix("torch.") for d in dtypes))
-        return (f" (its weights are {names}, the images {str(x.dtype).removeprefix('torch.')}: give invlab the "
-                f"model in float32, model.float())")
+        fix = ("give invlab the model in float32, model.float()" if x.dtype == torch.float32 else
+               "give the images in the model's dtype, images.float()" if dtypes == {torch.float32} else
+               "give the model and the images in float32, model.float() and images.float()")
+        return f" (its weights are {names}, the images {str(x.dtype).removeprefix('torch.')}: {fix})"
     text = str(error)
     if hint := channels_last_hint(tuple(x.shape[1:])):
         return hint

@@ -68,6 +68,7 @@ class Gallery:
     seed: int  # the one seed of each model shown
     models: list[str]
     classes: list[str]
+    n_swept: int  # the values swept along `axis`: `shifts` are all of them, or MAX_FRAMES of them evenly spaced
     letters: list[Letter] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # what was left out, and why
 
@@ -152,13 +153,18 @@ def make_gallery(result: Result, n_images: int = 4, *, animate: bool = True) -> 
     axis = "dx" if len(axis_values(sweep.dx)) > 1 or len(axis_values(sweep.dy)) == 1 else "dy"
     axis = {"rotate": "angle", "scale": "scale"}.get(sweep.transform, axis)  # a rotate or scale sweep's one axis
     shifts = axis_values(getattr(sweep, {"angle": "angles", "scale": "scales"}.get(axis, axis)))
+    other = {"dx": "dy", "dy": "dx"}.get(axis)
+    if other and sweep.grid == "product" and 0.0 not in axis_values(getattr(sweep, other)):  # as tables.shift_table
+        raise InvlabError(f"{result.label} has no shifts with {other} = 0, so there are no pictures along {axis} (they "
+                          f"would show shifts that were not swept)")
+    n_swept = len(shifts)
     if len(shifts) > MAX_FRAMES:
         shifts = [shifts[i] for i in np.round(np.linspace(0, len(shifts) - 1, MAX_FRAMES)).astype(int)]
     inputs, labels = sweep_inputs(cfg.data, sweep, kind, n_images=POOL)
     chosen = _pick_images(labels, n_images)
     classes = class_names(cfg.data)
     gallery = Gallery(result.label, axis, protocol["mode"], shifts, pick_stills(shifts), seed, models, classes,
-                      notes=notes)
+                      n_swept, notes=notes)
     pixels, prob, right = [], {m: [] for m in models}, {m: [] for m in models}
     truth = labels[chosen]
     with torch.inference_mode():

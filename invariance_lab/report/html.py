@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..core.errors import InvlabError
+from ..core.errors import whole
 from ..core.versions import __version__
 from ..store.layout import is_study
 from .answer import RULE, answer
@@ -33,7 +33,7 @@ from .html_tables import at_chance_rows, notes_html, table_html
 from .papers import PAPER_KEY, paper_views, per_test_set_views
 from .plots import figures, png_bytes
 from .study import compare_folders, study_figure, varied
-from .tables import Report, build_report
+from .tables import Report, build_report, folder_list
 
 GENERATOR = '<meta name="generator" content="invlab">'  # the page's mark: --html replaces only invlab's pages
 PAGE_HEAD = '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n' + GENERATOR  # how every page begins
@@ -256,13 +256,13 @@ def _measured(results) -> dict | None:
 TITLES = {"translate": "Translation invariance", "rotate": "Rotation invariance", "scale": "Scale invariance"}
 
 
-def html_report(paths: list[str | Path], *, metric: str = "flip_rate", drop_chance: bool = False,
+def html_report(paths: str | Path | list[str | Path], *, metric: str = "flip_rate", drop_chance: bool = False,
                 n_images: int = N_IMAGES) -> str:
     """The whole page for these run, sweep or measure folders, or one study folder (as `invlab report PATH…
     --html FILE` writes it).
     Parts that do not apply (no layer profile, no checkpoints to draw pictures from) are left out with a note."""
-    if n_images < 1:
-        raise InvlabError(f"the gallery needs at least one image; got {n_images}")
+    whole("n_images (the gallery's images)", n_images)
+    paths = folder_list(paths)
     rep = compare_folders(paths, by="model", drop_chance=drop_chance)
     results = rep.results
     study = len(paths) == 1 and is_study(paths[0])

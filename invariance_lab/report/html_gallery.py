@@ -39,6 +39,8 @@ def gallery_html(result, n_images: int, flags: pd.DataFrame) -> str:
             "probability of the true class; ✗ where it answers another class.</p>")]
     out += [f'<p class="note">{text_html(n)}</p>' for n in g.notes]
     label_px = GIF_FONT_PT * GIF_DPI / 72  # the animation's text in px: the browser probe checks it on screen
+    span = f"every swept {g.axis}" if len(g.shifts) == g.n_swept else \
+        f"{len(g.shifts)} of the {g.n_swept} swept {g.axis} values, evenly spaced"
     for letter in g.letters:
         heads = "".join(f'<th class="num">{g.axis} = {signed(g.shifts[k])}</th>' for k in g.stills)
         h, w = letter.pixels.shape[1:3]
@@ -59,9 +61,9 @@ def gallery_html(result, n_images: int, flags: pd.DataFrame) -> str:
             alt = f"animation: test image {letter.index} {moving}, each model's probability of {letter.label}"
             anim = (f'<figure style="width:{size[0]}px;max-width:100%">'
                     f'{image(letter.gif, "image/gif", alt, "anim", size, {"data-label-px": f"{label_px:.2f}"})}'
-                    f"<figcaption>Test image {letter.index} ({e(letter.label)}) {moving} over every "
-                    f"swept shift; below: p({e(letter.label)}) for each model, a hollow dot where it answers another "
-                    "class, dotted line at chance. Orange lines: the canvas centre.</figcaption></figure>")
+                    f"<figcaption>Test image {letter.index} ({e(letter.label)}) {moving} over {span}; below: "
+                    f"p({e(letter.label)}) for each model, a hollow dot where it answers another class, dotted line at "
+                    "chance. Orange lines: the canvas centre.</figcaption></figure>")
         out.append(f'<div class="letter"><h4>test image {letter.index}: {e(letter.label)}</h4><div class="pair">'
                    f'<div class="scroll"><table><thead><tr><th class="sticky">p({e(letter.label)})</th>{heads}</tr>'
                    f'</thead><tbody><tr><th class="sticky">input</th>{pics}</tr>{"".join(rows)}</tbody></table></div>'

@@ -99,17 +99,18 @@ def protocol_lines(results: list[Result]) -> list[str]:
 
 def frame_cut_words(p: dict) -> list[str]:
     """Where a canvas sweep's grid goes past the shifts that keep every test letter whole (protocol "whole",
-    data/shifts.whole_shifts): there the frame cuts some letters, so the images are cropped as well as moved. Whole
-    pixels only: a fractional shift redraws the letter at another phase, whose extent `whole` does not measure."""
-    whole, past = p.get("whole") or {}, []
+    data/shifts.whole_shifts): there the frame cuts some letters, so the images are cropped as well as moved. `whole`
+    is measured at whole pixels; a fractional shift past it (a letter redrawn at another phase) may be cut, which
+    the words say as such."""
+    whole, cut, maybe = p.get("whole") or {}, [], []
     for key in ("dx", "dy"):
-        shifts = [v for v in axis_values(p[key]) if v == int(v)] if key in whole else []
-        if shifts and (min(shifts) < whole[key][0] or max(shifts) > whole[key][1]):
-            past.append(f"{key} {whole[key][0]:g}..{whole[key][1]:g}")
-    if not past:
-        return []
-    return [f"the frame cuts some test letters at whole-pixel shifts past {' and '.join(past)} px (those images are "
-            "cropped as well as moved; within that range every letter stays whole)"]
+        past = [v for v in axis_values(p[key]) if not whole[key][0] <= v <= whole[key][1]] if key in whole else []
+        if past:
+            (cut if any(v == int(v) for v in past) else maybe).append(f"{key} {whole[key][0]:g}..{whole[key][1]:g}")
+    words = [f"the frame cuts some test letters at whole-pixel shifts past {' and '.join(cut)} px (those images "
+             "are cropped as well as moved; within that range every letter stays whole)"] if cut else []
+    return words + [f"the grid's fractional shifts go past {' and '.join(maybe)} px, the whole-pixel shifts within "
+                    "which every test letter stays whole: past them the frame may cut some letters"] * bool(maybe)
 
 
 def engine_words(p: dict) -> str:

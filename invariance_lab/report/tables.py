@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 
+from ..config.load import read_yaml
 from ..core.errors import InvlabError, choose
 from ..core.stats import ci_halfwidth, is_at_chance, with_bounds
 from ..store.results import Result, load_result, load_results  # noqa: F401  (load_result: part of this API)
@@ -57,10 +57,10 @@ def configured_classes(result: Result) -> int | None:
         return int(written or 2)
     resolved = result.path.resolve()
     run_dir = resolved.parent.parent if resolved.parent.name == SWEEP_DIR else resolved
-    try:
-        data = (yaml.safe_load((run_dir / CONFIG_FILE).read_text()) or {}).get("data") or {}
+    try:  # read_yaml: a regular file of a config's size, UTF-8, YAML of bounded depth
+        data = (read_yaml(run_dir / CONFIG_FILE) or {}).get("data") or {}
         letters = ["top", "bottom"] if data.get("task") == "position" else data.get("letters", ["A", "B"])
-    except (OSError, yaml.YAMLError, AttributeError):  # no config (a copied folder), or not ours
+    except (InvlabError, AttributeError):  # no config (a copied folder), or not ours
         return None
     return len(letters) if isinstance(letters, list) and letters else None
 

@@ -15,15 +15,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from numbers import Real
 
 import pandas as pd
 
-from ..core.errors import InvlabError, choose, quote
+from ..core.errors import InvlabError, choose, quote, whole
 from ..data.images import relabel
-from ..data.shifts import axis_values, grid_points, value_lines
+from ..data.shifts import FFT_ON_ROLLS, axis_values, grid_points, value_lines
 from ..schema.sweep import SWEEP_DEFAULTS
 from ..eval.measurement import Measurement, named_models
-from ..eval.stream import GRIDS, check_channels, check_grid, image_source, preparer, shift_values
+from ..eval.stream import GRIDS, check_channels, check_grid, image_source, numbers, preparer, shift_values
 from ..eval.tables import summarize
 
 __all__ = ["layer_profile", "measure", "summarize"]
@@ -55,8 +56,7 @@ def measure(model, images, labels=None, *, dx: Iterable[float] | None = None, dy
     angle or scale in place of dx, dy; brute force. The models are evaluated in eval mode and given back as they
     were (each submodule's mode, each parameter's device); torch's threads, TF32 flags and RNG are left as found."""
     choose("grid", grid, GRIDS)
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise InvlabError(f"batch_size must be a positive int; got {quote(batch_size)}")
+    whole("batch_size", batch_size)
     models = named_models(model)
     src = image_source(images, labels, colour=colour, size=size)
     if class_index is not None:
@@ -81,7 +81,10 @@ def measure(model, images, labels=None, *, dx: Iterable[float] | None = None, dy
                               f"transform={transform!r} takes {key}")
         values = axis_values(SWEEP_DEFAULTS[key]) if given[key] is None else given[key]
         lines = [[(v,) for v in shift_values(values, key)]]
-    check_grid(grid_points(lines), src.shape, mode, subpixel, transform)
+    points = grid_points(lines)
+    if subpixel == "fft" and transform == "translate" and all(float(v).is_integer() for p in points for v in p):
+        raise InvlabError(FFT_ON_ROLLS)
+    check_grid(points, src.shape, mode, subpixel, transform)
     with Measurement(models, src, prepare, lines, mode=mode, device=device, seed=seed,
                      batch_size=batch_size, engine=engine, progress=progress, transform=transform) as m:
         df = m.shifts()
@@ -92,12 +95,25 @@ def measure(model, images, labels=None, *, dx: Iterable[float] | None = None, dy
 
 
 def _points(shifts) -> list[tuple[float, float]]:
-    """shifts: numbers (dx, with dy = 0) or (dx, dy) pairs."""
-    shifts = list(range(-8, 9) if shifts is None else shifts)
-    pts = [(float(s[0]), float(s[1])) if isinstance(s, (tuple, list)) else (float(s), 0.0) for s in shifts]
+    """shifts: one number or numbers (dx, with dy = 0), or (dx, dy) pairs; distinct and finite."""
+    problem = InvlabError(f"shifts takes numbers (dx, with dy = 0) or (dx, dy) pairs, distinct and finite; got "
+                          f"{quote(shifts)}")
+    items = range(-8, 9) if shifts is None else [shifts] if isinstance(shifts, Real) else shifts
+    if isinstance(items, (str, bytes, bool)):
+        raise problem
+    try:
+        items = list(items)
+    except TypeError:
+        raise problem from None
+    pts = []
+    for s in items:
+        pair = numbers(s, "shifts")  # a label, None or a flag is named as shifts'
+        if len(pair) != (1 if isinstance(s, Real) else 2):
+            raise problem
+        pts.append((pair[0] + 0.0, (pair[1] if len(pair) == 2 else 0.0) + 0.0))
     if not pts or len(set(pts)) != len(pts) or not all(math.isfinite(v) for p in pts for v in p):
-        raise InvlabError(f"shifts must be distinct finite numbers (dx) or (dx, dy) pairs; got {quote(shifts)}")
-    return [(x + 0.0, y + 0.0) for x, y in pts]
+        raise problem
+    return pts
 
 
 def layer_profile(model, images, *, shifts=None, mode: str = "canvas", fill: str = "zeros",
@@ -113,9 +129,8 @@ def layer_profile(model, images, *, shifts=None, mode: str = "canvas", fill: str
     choose("by", by, ("layer", "shift"))
     models = named_models(model)
     src = image_source(images, None, colour=colour, size=size)
-    n = len(src) if n_images is None else min(int(n_images), len(src))
-    if n < 1:
-        raise InvlabError(f"n_images must be at least 1; got {n_images}")
+    n = len(src) if n_images is None else min(whole("n_images", n_images), len(src))
+    whole("batch_size", batch_size)
     mean, std = check_channels(mean, src.shape[0], "mean"), check_channels(std, src.shape[0], "std")
     prepare = preparer(mode, fill, mean, std)
     points = _points(shifts)

@@ -151,14 +151,21 @@ def append_text(path: Path, text: str) -> None:
         os.close(fd)
 
 
+MAX_JSON_BYTES = 16 * 2**20  # meta.json, study.json: a few KB each
+
+
 def read_json(path: Path) -> Any:
     """The JSON in the regular file `path`; anything else (no file, a FIFO or device, bad JSON or UTF-8, nesting too
     deep to decode) is a RunFolderError naming the file."""
     try:
         fd = os.open(path, READ)  # a FIFO at the name must not hang the command
         with os.fdopen(fd, "rb") as f:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode):
                 raise RunFolderError(f"cannot read {path}: it is not a regular file")
+            if info.st_size > MAX_JSON_BYTES:  # a sparse file of gigabytes costs nothing to make, much to read
+                raise RunFolderError(f"cannot read {path}: {info.st_size:,} bytes, where invlab's JSON files take a "
+                                     f"few KB (at most {MAX_JSON_BYTES:,}); it is not invlab's")
             return json.loads(f.read().decode("utf-8"))
     except (OSError, ValueError, RecursionError) as e:  # ValueError: bad JSON and bad UTF-8 alike
         raise RunFolderError(f"cannot read {path}: {clip(e)}") from None

@@ -6,9 +6,8 @@ like a corrupt one. It carries its own settings and the fingerprint of them, and
 each other (an edited checkpoint) and against what the run folder's config.yaml expects (an edited config, a
 swapped or foreign checkpoint). Paths come from layout.py (the run folder's contract). A file that cannot be used
 is a CheckpointError naming it; a run folder whose files disagree with each other is a RunFolderError.
-
     save_checkpoint(checkpoint_path(run_dir, "conv_gap", 0), model, name="conv_gap", seed=0, ...)
-    model, blob = load_checkpoint(path, torch.device("cpu"), expect=dict(factors=..., data=..., train=..., seed=0))
+    model, blob = load_checkpoint(path, "cpu", expect=dict(factors=..., data=..., train=..., seed=0))
 """
 
 from __future__ import annotations
@@ -28,6 +27,7 @@ import torch
 from torch import nn
 
 from ..core.errors import CheckpointError, InvlabError, RunFolderError, clip, quote
+from ..core.runtime import check_device
 from ..nn.factory import is_custom, require_trust
 from ..core.versions import __version__
 from ..data.folder import data_channels
@@ -90,12 +90,13 @@ def _differences(want: dict, have: dict, prefix: str = "") -> list[str]:
     return out
 
 
-def load_checkpoint(path: Path, device: torch.device, expect: dict | None = None,
+def load_checkpoint(path: Path, device: torch.device | str, expect: dict | None = None,
                     trust: bool = False, dirs: Iterable[str | Path] = ()) -> tuple[nn.Module, dict]:
-    """(model in eval mode, the checkpoint's dict). `expect` = the settings (factors, data, train, seed) the
-    caller's config says this unit has: a checkpoint trained with other settings is refused, naming them. A
-    factory model's module is imported only with `trust` (factory.require_trust says why, and which file),
-    searched first in `dirs`."""
+    """(model in eval mode on `device`, a torch.device or a name: cpu, cuda, auto; the checkpoint's dict). `expect` =
+    the settings (factors, data, train, seed) the caller's config says this unit has: a checkpoint trained with
+    other settings is refused, naming them. A factory model's module is imported only with `trust`
+    (factory.require_trust says why, and which file), searched first in `dirs`."""
+    device = check_device(device)
     blob = read_checkpoint(path, device, expect)
     if is_custom(blob["factors"]):
         require_trust(blob["factors"], trusted=trust, where=f"checkpoint {path}", dirs=dirs)

@@ -140,7 +140,8 @@ def read_meta(folder: Path) -> dict:
     if not folder.exists():
         raise RunFolderError(f"folder not found: {folder}")
     if not folder.is_dir() or not path.is_file():
-        raise RunFolderError(f"{folder} is not a run folder (no {META_FILE}); give a folder made by `invlab run`, "
+        raise RunFolderError(f"{folder} is not a run folder ({'a file' if not folder.is_dir() else 'no ' + META_FILE})"
+                             f"; give a folder made by `invlab run`, "
                              f"such as results/<name>/<run id> (`invlab report` also takes its sweeps/<id> and the "
                              f"folders of `invlab measure`, results/measure/<name>-<time>)")
     raw = read_json(path)

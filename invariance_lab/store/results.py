@@ -36,6 +36,9 @@ GRID_COLUMNS_ALL = sorted({c for columns in GRID_COLUMNS.values() for c in colum
 # `invlab measure` on a flat folder); NO_SHIFTS (the summary's means and worsts: a row whose n_shifts is 0).
 MAX_COUNT = 10**12  # images, shifts, taps, strides: far beyond any measurement, far below float64's whole numbers
 MAX_CLASSES = 10**7  # outputs of a classifier: more is not a network invlab measured
+# A table larger than the rows meta.json says it holds could take them (a row of invariance.csv is ~300 bytes,
+# a layers.csv row per tap) is refused before pandas reads it whole: a sparse file of gigabytes costs nothing to make
+MiB, ROW_BYTES, MAX_TAPS = 2**20, 4096, 1000
 FRACTION = (0.0, 1.0 + ROUND_OFF, False, "a fraction from 0 to 1")
 FINITE = (-np.inf, np.inf, False, "a finite number")
 
@@ -81,7 +84,7 @@ class Result:
 
 
 def _read_csv(path: Path, required: list[str], numeric: list[str], text: tuple[str, ...] = (),
-              labelled: bool | None = None) -> pd.DataFrame:
+              labelled: bool | None = None, max_bytes: int | None = None) -> pd.DataFrame:
     """The CSV, checked: its required columns, at least one row, numbers in the `numeric` columns it has (older
     folders lack the later ones) and in every column of COLUMN_RULES, each value of the kind its rule says;
     `text` columns are read as strings (a tap named 0 stays "0", not 0.0), an empty cell as NaN. labelled: whether
@@ -90,6 +93,10 @@ def _read_csv(path: Path, required: list[str], numeric: list[str], text: tuple[s
         what = "is not a file" if path.exists() else "is missing"  # a folder or a FIFO at its name
         raise RunFolderError(f"{path.parent} is not a complete result folder: {path.name} {what}. "
                              f"A run or sweep folder holds {META_FILE}, {INVARIANCE_CSV} and {SUMMARY_CSV}.")
+    size = path.stat().st_size
+    if max_bytes is not None and size > max_bytes:  # a (sparse) file of gigabytes would be read whole first
+        raise RunFolderError(f"{path} is {size:,} bytes, more than the rows its {META_FILE} measured can take "
+                             f"(at most {max_bytes:,}); the folder was edited or is not invlab's")
     try:
         df = pd.read_csv(path, dtype=dict.fromkeys(text, str))
     except (ValueError, UnicodeDecodeError, OSError) as exc:  # ParserError and EmptyDataError are ValueErrors
@@ -179,22 +186,26 @@ def load_result(path: str | Path) -> Result:
     # labels (a folder from before it did: unknown, so its accuracies may be empty)
     labels = meta["protocol"].get("labels")
     labelled = labels if isinstance(labels, bool) else (True if meta["kind"] != "measure" else None)
+    units = len(meta["protocol"]["models"]) * len(meta["protocol"]["seeds"])
+    limit = {"shifts": MiB + units * meta["protocol"]["n_shifts"] * ROW_BYTES, "units": MiB + units * ROW_BYTES}
+    limit["layers"] = MiB + limit["shifts"] * MAX_TAPS
     invariance = _read_csv(path / INVARIANCE_CSV, ["model", "seed", *axes, *METRIC_COLUMNS],
-                           ["seed", *axes, "n_images", *METRIC_COLUMNS, MAX_COLUMN, CORRECT_FLIP], labelled=labelled)
+                           ["seed", *axes, "n_images", *METRIC_COLUMNS, MAX_COLUMN, CORRECT_FLIP], labelled=labelled,
+                           max_bytes=limit["shifts"])
     summary = _read_csv(path / SUMMARY_CSV, ["model", "seed", "downsample", "head", "padding", *SUMMARY_METRICS],
                         ["seed", "n_images", "n_shifts", "n_classes", *SUMMARY_METRICS, *WORST_SHIFT_COLUMNS,
                          *(f"worst_{a}" for a in axes), MAX_COLUMN, *CORRECT_FLIP_SUMMARY, *WORST_CASE_COLUMNS],
-                        labelled=labelled)
+                        labelled=labelled, max_bytes=limit["units"])
     layers = None
     if (path / LAYERS_SUMMARY_CSV).is_file():
         layers = _read_csv(path / LAYERS_SUMMARY_CSV, ["model", "seed", *LAYER_SUMMARY_COLUMNS],
                            ["seed", "layer", "stride", "n_images", "n_shifts", *LAYER_SUMMARY_COLUMNS[-3:]],
-                           text=("layer_name",))  # a tap of an nn.Sequential is named 0, 1, ...: text, not numbers
+                           text=("layer_name",), max_bytes=limit["layers"])  # a tap of an nn.Sequential: 0, 1, ...
     layer_shifts = None
     if layers is not None and (path / LAYERS_CSV).is_file():
         layer_shifts = _read_csv(path / LAYERS_CSV, ["model", "seed", *LAYER_COLUMNS],
                                  ["seed", "layer", "stride", "dx", "dy", "n_images", *LAYER_COLUMNS[-2:]],
-                                 text=("layer_name",))
+                                 text=("layer_name",), max_bytes=limit["layers"])
     lie = None
     if (path / LIE_CSV).is_file():  # layer: empty (NaN once read) for the output; a tap's name with --layers
         lie = _read_csv(path / LIE_CSV, LIE_COLUMNS, ["seed", "value"], text=("layer",))

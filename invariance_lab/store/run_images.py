@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..config.load import load_config
+from ..core.errors import whole
 from ..data.datasets import class_names, evaluation_set, glyph_table
 from ..data.folder import to_float
 from ..data.images import TensorImages, from_tensor
@@ -19,6 +20,8 @@ from .layout import CONFIG_FILE, META_FILE
 def run_images(run_dir: str | Path, n_images: int | None = None) -> TensorImages:
     """A run folder's own test images (the reference images of its sweep, drawn exactly as the run drew them:
     float pixels, not 8-bit files) with their labels and class names."""
+    if n_images is not None:
+        whole("n_images", n_images)
     require_finished_run(Path(run_dir))
     cfg = load_config(Path(run_dir) / CONFIG_FILE)
     x, y = evaluation_set(cfg.data, glyph_table(cfg.data))

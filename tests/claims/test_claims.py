@@ -258,3 +258,21 @@ def test_the_verdict_table_carries_each_verdicts_conditions():
     assert "max pooling + global average (" in cells["5"] and "not for strided conv + global max (" in cells["5"]
     assert "within the pooling window (1 px)" in cells["2"] and "cannot be tested" in cells["2"]
     assert all(len(c.split("** ", 1)) == 2 and len(c.split("** ", 1)[1]) > 20 for c in cells.values()), cells
+
+
+def test_a_sweep_yaml_that_is_not_a_config_file_is_passed_over_not_a_traceback_or_a_hang(tmp_path, fake_result):
+    """find_sweep read sweep.yaml with a bare read_text: bad UTF-8 ended `invlab claims` in a traceback, a FIFO
+    hung it and a link to /dev/zero read until memory ran out. It reads it as a config is read, and passes over a
+    sweep folder whose sweep.yaml cannot be one (the sweep is made again)."""
+    import os
+
+    from invariance_lab.claims.answers import find_sweep
+    from invariance_lab.config.load import load_config
+    from invariance_lab.store.layout import SWEEP_FILE
+
+    cfg = load_config(ROOT / "configs" / "question_claims.yaml")
+    for i, make in enumerate((lambda p: p.write_bytes(b"sweep: caf\xe9\n"), os.mkfifo,
+                              lambda p: p.write_text("sweep: " + "[" * 100_000 + "]" * 100_000))):
+        sweep = fake_result(tmp_path / f"run{i}" / SWEEP_DIR / "s", kind="sweep")
+        make(sweep / SWEEP_FILE)
+        assert find_sweep(tmp_path / f"run{i}", SWEEPS["every_roll"], cfg) is None

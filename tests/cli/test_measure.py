@@ -11,7 +11,7 @@ from conftest import ROOT
 from typer.testing import CliRunner
 
 from invariance_lab.cli.main import app
-from invariance_lab.data.images import write_folder
+from invariance_lab.data.write import write_folder
 from invariance_lab.nn.models import create_model
 from invariance_lab.store.checkpoints import save_checkpoint
 
@@ -35,7 +35,8 @@ def unfit_checkpoint(tmp_path):
 def image_folder(tmp_path):
     path = tmp_path / "imgs"
     pixels = (torch.rand(4, 1, 12, 12, generator=torch.Generator().manual_seed(0)) * 255).round() / 255
-    write_folder(pixels, path, torch.tensor([0, 1, 0, 1]), ["a", "b"])
+    if not path.exists():  # a test may ask twice: the folder is written once (write_folder wants a new one)
+        write_folder(pixels, path, torch.tensor([0, 1, 0, 1]), ["a", "b"])
     return path
 
 

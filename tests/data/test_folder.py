@@ -20,7 +20,7 @@ from invariance_lab.core.errors import ConfigError, DataError
 from invariance_lab.config.load import parse_config
 from invariance_lab.data.datasets import class_names, evaluation_set, glyph_table, training_set
 from invariance_lab.data.folder import folder_split, read_pixels, to_float
-from invariance_lab.data.images import write_folder
+from invariance_lab.data.write import write_folder
 from invariance_lab.nn.models import build_model
 from invariance_lab.data.shifts import sweep_inputs
 from invariance_lab.data.transforms import translate_image

@@ -5,7 +5,8 @@ import torch
 from PIL import Image
 
 from invariance_lab.core.errors import DataError, InvlabError
-from invariance_lab.data.images import from_tensor, image_size, open_folder, relabel, write_folder
+from invariance_lab.data.images import from_tensor, image_size, open_folder, relabel
+from invariance_lab.data.write import write_folder
 
 
 def images(n=6, c=1, side=8, seed=0):
@@ -48,7 +49,7 @@ def test_rgb_and_resizing(tmp_path):
     (lambda d: Image.new("L", (4, 4)).save(d / "anim.png", format="GIF"), "anim.png holds a GIF image"),
     (lambda d: ((d / "a").mkdir(), (d / "b").mkdir(), write_folder(images(1), d / "a")), "class folder .*b holds no images"),
     (lambda d: ((d / "a" / "deeper").mkdir(parents=True),), "a folder inside class folder"),
-    (lambda d: ((d / "a").mkdir(), write_folder(images(1), d)), "both files .* and subfolders"),
+    (lambda d: ((d / "a").mkdir(), Image.new("L", (4, 4)).save(d / "x.png")), "both files .* and subfolders"),
 ])
 def test_bad_folders_are_refused_by_name(tmp_path, make, needle):
     folder = tmp_path / "imgs"
@@ -219,3 +220,24 @@ def test_relabel_gives_each_class_folder_the_models_output_index(tmp_path):
             relabel(open_folder(folder), mapping)
     with pytest.raises(DataError, match="has no class folders"):
         relabel(open_folder(write_folder(x, tmp_path / "flat")), {"cat": 1})
+
+
+@pytest.mark.parametrize("side", [(10000, 9000), (30000, 30000)])
+def test_a_picture_past_pillows_own_limits_gets_invlabs_words_not_pillows_warning(tmp_path, side, recwarn):
+    """Over Image.MAX_IMAGE_PIXELS Pillow warned (printing its source line) before invlab's refusal, and over twice
+    that raised its DecompressionBombError ("could be decompression bomb DOS attack") in place of it."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    w, h = side
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    header = chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0))  # the pixels are never decoded
+    (folder / "big.png").write_bytes(b"\x89PNG\r\n\x1a\n" + header + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+                                     + chunk(b"IEND", b""))
+    with pytest.raises(InvlabError, match="big.png is .*images of at most 4096 px a side are read"):
+        open_folder(folder)
+    assert not [w for w in recwarn if "DecompressionBomb" in type(w.message).__name__]

@@ -8,7 +8,7 @@ from invariance_lab.config.load import load_config, parse_config
 from invariance_lab.core.errors import ConfigError
 from invariance_lab.data.datasets import evaluation_set, glyph_table, training_set
 from invariance_lab.data.folder import folder_split
-from invariance_lab.data.images import write_folder
+from invariance_lab.data.write import write_folder
 from invariance_lab.data.validation import held_out, validation_split
 
 

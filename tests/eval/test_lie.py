@@ -12,7 +12,7 @@ from torch.func import jvp
 
 from invariance_lab.core.columns import LIE_COLUMNS
 from invariance_lab.core.errors import InvlabError
-from invariance_lab.data.images import write_folder
+from invariance_lab.data.write import write_folder
 from invariance_lab.data.transforms import fourier_shift
 from invariance_lab.eval.lie import TRANSFORMS, layer_lie_derivative, lie_derivative, lie_table, transform_images
 from invariance_lab.nn.models import create_model
@@ -163,6 +163,23 @@ def test_bad_inputs_are_refused():
     with pytest.raises(InvlabError, match=r"shapes cannot be multiplied.*another size than these 16 x 16 px") as e:
         lie_derivative(wide, torch.rand(2, 4, 16, 16))
     assert "forward-mode" not in str(e.value)
+
+
+def test_a_callers_autocast_does_not_change_the_values():
+    """Inside torch.autocast("cpu", bfloat16) the derivative had been taken in bfloat16 (values 2x off); it is
+    taken in the model's own float32, for the output and for every tap, and the caller's autocast stays on."""
+    model, x = maxpool_flatten().float(), images().float()
+    plain, layers = lie_derivative(model, x, "rotate"), layer_lie_derivative(model, x, "rotate")
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        cast = lie_derivative(model, x, "rotate")
+        assert layer_lie_derivative(model, x, "rotate") == layers
+        assert torch.is_autocast_enabled("cpu")
+    assert cast.dtype == torch.float32 and torch.equal(cast, plain)
+
+
+def test_images_of_another_dtype_than_the_model_are_told_to_match_it():
+    with pytest.raises(InvlabError, match=r"the images float64: give the images in the model's dtype"):
+        lie_derivative(circular_gap().float(), images())
 
 
 def test_a_folder_of_images_is_read_as_il_measure_reads_it(tmp_path):

@@ -9,7 +9,7 @@ from torch import nn
 
 import invariance_lab as il
 from invariance_lab.core.errors import FactoryError
-from invariance_lab.data.images import write_folder
+from invariance_lab.data.write import write_folder
 from invariance_lab.nn.outputs import check_output
 from invariance_lab.nn.logits import class_count, class_logits
 

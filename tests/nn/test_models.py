@@ -11,7 +11,7 @@ from conftest import ROOT
 
 from invariance_lab.config.load import load_config
 from invariance_lab.config.models import resolved_models
-from invariance_lab.core.errors import InvlabError
+from invariance_lab.core.errors import ConfigError, InvlabError
 from invariance_lab.nn.block import ConvBlock
 from invariance_lab.nn.downsample import DOWNSAMPLES
 from invariance_lab.nn.layers import PADDING_KINDS, BlurPool, Pad2d
@@ -123,6 +123,21 @@ def test_heads_pool_as_registered():
 def test_unknown_names_are_refused_with_the_choices(spec, needle):
     with pytest.raises(InvlabError, match=needle.replace("?", r"\?")):
         create_model(spec, num_classes=2, canvas=32)
+
+
+@pytest.mark.parametrize("spec, kwargs, needle", [
+    # a misspelt factor had built the default (zero padding) without a word
+    ({"arch": "conv_gap", "paddin": "circular"}, {}, "[paddin] unknown key; did you mean 'padding'?"),
+    ({"arch": "conv_gap", "kernel": 0}, {}, "[kernel]"),
+    (["conv_gap"], {}, "create_model takes a preset name (list_models()) or a dict of factors"),
+    ("conv_gap", {"num_classes": 0}, "num_classes must be a whole number of at least 1; got 0"),
+    ("conv_gap", {"canvas": "32"}, "canvas must be a whole number of at least 1; got '32'"),
+    ("conv_gap", {"in_channels": 0}, "in_channels must be a whole number of at least 1; got 0"),
+])
+def test_a_spec_is_checked_as_a_configs_model_is(spec, kwargs, needle):
+    with pytest.raises(ConfigError) as e:
+        create_model(spec, **{"num_classes": 2, "canvas": 32, **kwargs})
+    assert needle in str(e.value)
 
 
 def test_register_preset_checks_its_names(monkeypatch):

@@ -10,7 +10,7 @@ import torch
 from typer.testing import CliRunner
 
 from invariance_lab.cli.main import app
-from invariance_lab.data.images import write_folder
+from invariance_lab.data.write import write_folder
 from invariance_lab.report.certificate import certificates
 from invariance_lab.report.html import html_report
 from invariance_lab.store.results import load_result

@@ -144,10 +144,38 @@ def test_a_part_displacements_animation_says_only_the_part_moves(monkeypatch, mo
     Image.new("L", (4, 4)).save(gif, format="GIF")
     letter = Letter(0, "A", np.zeros((2, 4, 4)), {"m": np.array([0.9, 0.8])}, {"m": np.array([True, True])},
                     gif.getvalue())
-    gallery = Gallery("quick/r/s", "dx", mode, [0.0, 1.0], [0, 1], 0, ["m"], ["A", "B"], [letter])
+    gallery = Gallery("quick/r/s", "dx", mode, [0.0, 1.0], [0, 1], 0, ["m"], ["A", "B"], 2, [letter])
     monkeypatch.setattr(html_gallery, "make_gallery", lambda result, n: gallery)
     flags = pd.DataFrame({"run": [], "model": [], "seed": [], "at_chance": []})
     assert words + " over every" in html_gallery.gallery_html(SimpleNamespace(label="quick/r/s"), 1, flags)
+
+
+def test_a_2d_grid_without_the_other_shift_at_0_has_no_pictures_and_a_subsampled_line_says_so(run_dir, monkeypatch):
+    """The gallery drew dy = 0 for a grid of dy 1..2 (shifts never swept, captioned "every swept shift"); it now
+    refuses such a grid as the 1-D tables do, and an animation of MAX_FRAMES of more values says it is a sample."""
+    from invariance_lab.core.errors import InvlabError
+    from invariance_lab.report import html_gallery
+    from invariance_lab.report.gallery import Gallery, make_gallery
+
+    res = runner.invoke(app, ["sweep", str(run_dir), "--mode", "circular", "--dx", "-2:2", "--dy", "1:2", "--models",
+                              "conv_gap", "--quiet"])
+    assert res.exit_code == 0, res.output
+    (sweep,) = (run_dir / "sweeps").glob("*")
+    with pytest.raises(InvlabError, match="has no shifts with dy = 0, so there are no pictures along dx"):
+        make_gallery(load_result(sweep), 1, animate=False)
+    many = Gallery("quick/r/s", "dx", "canvas", [0.0, 1.0], [0, 1], 0, [], ["A", "B"], 81, [])
+    monkeypatch.setattr(html_gallery, "make_gallery", lambda result, n: many)
+    many.letters.append(SimpleNamespace(index=0, label="A", pixels=torch.zeros(2, 1, 4, 4).numpy(), prob={},
+                                        correct={}, gif=_gif()))
+    flags = pd.DataFrame({"run": [], "model": [], "seed": [], "at_chance": []})
+    assert "over 2 of the 81 swept dx values, evenly spaced;" in html_gallery.gallery_html(
+        SimpleNamespace(label="quick/r/s"), 1, flags)
+
+
+def _gif() -> bytes:
+    out = io.BytesIO()
+    Image.new("L", (4, 4)).save(out, format="GIF")
+    return out.getvalue()
 
 
 def test_factory_model_left_out_of_pictures_not_of_tables(page):
@@ -291,7 +319,7 @@ def test_measure_page_describes_the_images_not_letters(tmp_path, fake_result):
 
 
 def test_a_rotate_measure_page_is_titled_and_worded_for_rotation(tmp_path):
-    from invariance_lab.data.images import write_folder
+    from invariance_lab.data.write import write_folder
 
     pixels = (torch.rand(6, 1, 12, 12, generator=torch.Generator().manual_seed(0)) * 255).round() / 255
     write_folder(pixels, tmp_path / "imgs", torch.tensor([0, 1] * 3), ["a", "b"])

@@ -43,11 +43,14 @@ def test_a_grid_past_the_shifts_that_keep_every_letter_whole_says_the_frame_cuts
 
 def test_the_frame_cut_clause_reads_the_shifts_measured_and_whole_pixels_only(tmp_path, fake_result):
     """-6:8:4 measures -6, -2, 2, 6 (none past 7); a fractional shift redraws the letter at another phase, whose
-    extent `whole` does not measure (7.5 cut none of the main run's letters): both got the clause."""
+    extent `whole` does not measure (7.5 cut none of the main run's letters): both got the clause. A grid whose only
+    shifts past the range are fractional says they may cut letters (it had said nothing)."""
+    maybe = "the grid's fractional shifts go past dx -7..7 px, the whole-pixel shifts within which every test letter"
     for dx, said in (((-6, 8, 4), False), ((-7.5, 7.5, 0.5), False), ((-8, 8, 0.5), True), ((-7, 9, 2), True)):
         folder = fake_result(tmp_path / "demo" / f"r{len(str(dx))}{said}", dx=dx)
         meta = json.loads((folder / "meta.json").read_text())
         meta["protocol"]["whole"] = {"dx": [-7, 7], "dy": [-7, 7]}
         (folder / "meta.json").write_text(json.dumps(meta))
-        assert (CUT in protocol_lines([load_result(folder)])[0]) == said, dx
+        line = protocol_lines([load_result(folder)])[0]
+        assert (CUT in line) == said and (maybe in line) == (dx == (-7.5, 7.5, 0.5)), (dx, line)
 

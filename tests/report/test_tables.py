@@ -264,3 +264,24 @@ def test_the_same_folder_twice_is_refused_however_it_is_named(tmp_path, fake_res
         with pytest.raises(InvlabError, match="are the same folder"):
             build_report([folder, second])
     assert len(build_report([folder]).results) == 1
+
+
+@pytest.mark.parametrize("damage", ["fifo", "latin1", "deep"])
+def test_a_config_yaml_that_cannot_be_a_config_says_nothing_of_the_classes_without_a_hang(tmp_path, damage):
+    """An older folder's summary.csv has no n_classes, so the report read config.yaml's letters with a bare
+    read_text: a FIFO there hung `invlab report`, bad UTF-8 or deep nesting ended it in a traceback. It is read as a
+    config is, and a file that cannot be one says nothing (the classes are then assumed, and the page says so)."""
+    import os
+    from types import SimpleNamespace
+
+    from invariance_lab.report.tables import configured_classes
+
+    folder = tmp_path / "run"
+    folder.mkdir()
+    path = folder / "config.yaml"
+    {"fifo": os.mkfifo, "latin1": lambda p: p.write_bytes(b"data: {letters: [caf\xe9]}\n"),
+     "deep": lambda p: p.write_text("data: " + "[" * 100_000 + "]" * 100_000)}[damage](path)
+    assert configured_classes(SimpleNamespace(meta={"protocol": {}}, path=folder)) is None
+    os.remove(path)
+    path.write_text("data: {letters: [A, B, C]}\n")
+    assert configured_classes(SimpleNamespace(meta={"protocol": {}}, path=folder)) == 3

@@ -138,6 +138,27 @@ def test_loading_checkpoints_sweeping_and_reporting_leave_the_callers_random_num
     (lambda m, x: il.build_report([]), "no folder to report"),
     (lambda m, x: il.html_report([]), "no folder to report"),
     (lambda m, x: il.run_experiment({"name": "x"}, results_dir="r"), "run_experiment takes a Config"),
+    # a flag is not a number, a fill has nothing to fill in a roll, fft changes no whole-pixel roll
+    (lambda m, x: il.measure(m, x, dx=[True]), "dx takes numbers"),
+    (lambda m, x: il.measure(m, x, dx=[0, 1], batch_size=True), "batch_size must be a whole number of at least 1"),
+    (lambda m, x: il.measure(m, x, dx=[0, 1], mode="circular", fill="edge"), "mode circular rolls the image around"),
+    (lambda m, x: il.measure(m, x, dx=[0, 1], mode="circular", subpixel="fft"), "every shift here is a whole pixel"),
+    # layer_profile's arguments, each named: none read character by character, cut short or floored
+    (lambda m, x: il.layer_profile(m, x, shifts="-2:2"), "shifts takes numbers (dx, with dy = 0) or (dx, dy) pairs"),
+    (lambda m, x: il.layer_profile(m, x, shifts=[None]), "shifts takes numbers"),
+    (lambda m, x: il.layer_profile(m, x, shifts=[(1, 2, 3)]), "shifts takes numbers (dx, with dy = 0) or (dx, dy)"),
+    (lambda m, x: il.layer_profile(m, x, shifts=[1], taps="output"),
+     "taps is a list of module names; got the string 'output'"),
+    (lambda m, x: il.layer_profile(m, x, n_images=2.7), "n_images must be a whole number of at least 1; got 2.7"),
+    (lambda m, x: il.layer_profile(m, x, batch_size=0), "batch_size must be a whole number of at least 1; got 0"),
+    (lambda m, x: il.lie_derivative(m, x, batch_size=2.5), "batch_size must be a whole number of at least 1"),
+    (lambda m, x: il.summarize([1, 2]), "summarize takes the per-shift table il.measure returns (a pandas DataFrame"),
+    (lambda m, x: il.summarize(il.measure(m, x, dx=[0, 1]), n_classes=0), "n_classes must be a whole number of at "
+                                                                            "least 2; got 0"),
+    (lambda m, x: il.summarize(il.measure(m, x, dx=[0, 1]), n_classes="2"), "n_classes must be a whole number"),
+    (lambda m, x: il.open_folder("/no/such/dir"), "images /no/such/dir: no such folder"),
+    (lambda m, x: il.load_checkpoint("/no/such.pt", "tpu"), "device 'tpu' is not a device torch knows"),
+    (lambda m, x: il.create_model(5, num_classes=2, canvas=16), "create_model takes a preset name"),
 ])
 def test_a_wrong_argument_is_an_invlab_error_naming_it(call, words):
     """Python callers get the library's one-paragraph errors too, not a TypeError or KeyError from deep inside."""
@@ -154,6 +175,22 @@ def test_numbers_of_numpy_one_path_and_one_override_are_taken_as_meant(small_qui
     assert sorted(set(il.measure(Meddler(), images(), dx=np.int64(2), mode="circular").dx)) == [2.0]
     assert il.build_report(str(small_quick_run)).results[0].path == small_quick_run
     assert il.load_config(small_quick_run / "config.yaml", "train.epochs=3").train.epochs == 3
+
+
+def test_one_shift_is_a_list_of_one_and_one_folder_a_list_of_one_in_every_api_call(small_quick_run):
+    """layer_profile takes one number as measure does; html_report one folder as build_report does; run_images
+    refuses a count below 1 (-1 had sliced off the last image)."""
+    net = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1, padding_mode="circular"), nn.ReLU(), nn.MaxPool2d(2),
+                        nn.Flatten(), nn.Linear(32, 2))
+    one = il.layer_profile(net, images(), shifts=2, mode="circular", by="shift")
+    pd.testing.assert_frame_equal(one, il.layer_profile(net, images(), shifts=[2], mode="circular", by="shift"))
+    assert set(one.dx) == {0.0, 2.0}  # the reference and the one shift
+    assert il.html_report(small_quick_run, n_images=1).startswith("<!DOCTYPE html>")  # had been a TypeError
+    for bad in (-1, 0, 2.5, "all"):
+        with pytest.raises(il.InvlabError, match="n_images must be a whole number of at least 1"):
+            il.run_images(small_quick_run, bad)
+    with pytest.raises(il.InvlabError, match="is not a run folder \\(a file\\)"):
+        il.load_result(small_quick_run / "meta.json")
 
 
 def test_summarize_leaves_at_chance_empty_without_labels():

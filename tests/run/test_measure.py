@@ -22,7 +22,8 @@ from typer.testing import CliRunner
 import invariance_lab as il
 from invariance_lab.cli.main import app
 from invariance_lab.core.errors import InvlabError
-from invariance_lab.data.images import from_tensor, open_folder, write_folder
+from invariance_lab.data.images import from_tensor, open_folder
+from invariance_lab.data.write import write_folder
 from invariance_lab.eval.stream import preparer, stream_sweep
 from invariance_lab.nn.models import create_model
 from invariance_lab.data.shifts import value_lines
@@ -135,7 +136,7 @@ def test_streaming_equals_run_sweep_value_by_value(mode, grid, one_thread):
     x, y = images(10), torch.tensor([0, 1] * 5)
     dx, dy = ([-2.0, -1.0, 0.0, 1.0, 2.0], [-1.0, 0.0, 1.0]) if mode == "circular" else ([-1.5, -0.5, 0.5, 1.5], [0.0, 1.0])
     lines = value_lines(dx, dy, grid)
-    prepare = preparer(mode, "edge", mean=[0.5], std=[0.25])
+    prepare = preparer(mode, "edge" if mode == "canvas" else "zeros", mean=[0.5], std=[0.25])
     ours = stream_sweep(models, from_tensor(x, y), lines, prepare, batch_size=4, device=torch.device("cpu"))
     brute = run_sweep(models, lambda c, a, b: prepare(x[c], a, b), y, lines, batch_size=4, device=torch.device("cpu"))
     pd.testing.assert_frame_equal(ours.table, brute.table, rtol=0, atol=1e-12)

@@ -286,7 +286,7 @@ def test_a_full_disk_while_appending_a_log_names_it(tmp_path, monkeypatch):
 def test_invlab_measure_on_a_full_disk_says_so_in_one_paragraph(tmp_path, full_disk):
     import torch
 
-    from invariance_lab.data.images import write_folder
+    from invariance_lab.data.write import write_folder
 
     pixels = (torch.rand(4, 1, 12, 12, generator=torch.Generator().manual_seed(0)) * 255).round() / 255
     write_folder(pixels, tmp_path / "imgs", torch.tensor([0, 1, 0, 1]), ["a", "b"])
@@ -308,3 +308,14 @@ def test_a_folder_where_a_file_goes_is_refused_by_its_own_name(tmp_path):
     with pytest.raises(RunFolderError, match=r"conv_gap-seed0\.pt is a folder where invlab writes a file"):
         write_file(target, lambda f: f.write(b"x"), binary=True)
     assert (target / "inside").is_dir() and [p.name for p in tmp_path.iterdir()] == [target.name]  # no temporary
+
+
+def test_a_json_file_of_gigabytes_is_refused_by_its_size_before_it_is_read(tmp_path):
+    """A sparse meta.json of 3 GB (`truncate -s 3G`: nothing on disk) was read whole: 6.6 GB of memory, 17 s."""
+    from invariance_lab.store.atomic import MAX_JSON_BYTES, read_json
+
+    path = tmp_path / "meta.json"
+    with open(path, "wb") as f:
+        f.truncate(3 * 2**30)
+    with pytest.raises(RunFolderError, match=f"3,221,225,472 bytes, .* \\(at most {MAX_JSON_BYTES:,}\\)"):
+        read_json(path)

@@ -45,6 +45,17 @@ def test_round_trip_is_exact_and_plain(tmp_path):
     assert not list(tmp_path.glob(".*tmp"))  # the temporary file was renamed
 
 
+def test_a_device_is_taken_by_name_and_one_this_machine_lacks_is_named_not_blamed_on_the_file(tmp_path):
+    path = tmp_path / "m.pt"
+    model = _save(path)
+    loaded, _ = load_checkpoint(path, "cpu")  # a name, as il.measure takes it (had been an AttributeError)
+    x = torch.rand(2, 1, 16, 16)
+    assert torch.equal(model(x), loaded(x))
+    if not torch.cuda.is_available():  # had been "truncated or not a checkpoint"
+        with pytest.raises(InvlabError, match="device cuda was asked for .* torch finds no CUDA device here"):
+            load_checkpoint(path, torch.device("cuda"))
+
+
 @pytest.mark.parametrize("planted", [".m.pt.tmp", "m.pt"])  # the old temporary name; the checkpoint's own name
 def test_a_checkpoint_is_never_written_through_a_link(tmp_path, planted):
     victim = tmp_path / "home" / "notes.txt"

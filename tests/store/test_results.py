@@ -28,6 +28,17 @@ def test_a_finished_folder_loads_with_its_label(tmp_path, fake_result):
     assert len(r.invariance) == 2 * 3 * 81 and r.layers is None
 
 
+
+@pytest.mark.parametrize("name, size", [("summary.csv", 2**31), ("invariance.csv", 2**31), ("layers.csv", 2**36)])
+def test_a_table_larger_than_its_rows_can_take_is_refused_before_it_is_read(tmp_path, fake_result, name, size):
+    """A sparse summary.csv of 2 GB (nothing on disk) was read whole by pandas: 4.5 GB of memory."""
+    folder = fake_result(tmp_path / "demo" / "r1", layers=True)
+    with open(folder / name, "ab") as f:
+        f.truncate(size)
+    with pytest.raises(RunFolderError, match=f"{name} is {size:,} bytes, more than the rows its meta.json"):
+        load_result(folder)
+    load_result(fake_result(tmp_path / "demo" / "r2", layers=True))  # the folder as written loads
+
 @pytest.mark.parametrize("damage, words", [
     ("model", "summary.csv: model blur seed 0 is missing; its meta.json measured models plain, blur x seeds 0, 1, 2"),
     ("seed", "summary.csv: model blur seed 2 is missing"),  # relabelled 7: the first pair that differs

@@ -200,7 +200,7 @@ def _measure(tmp_path, weights):
     from typer.testing import CliRunner
 
     from invariance_lab.cli.main import app
-    from invariance_lab.data.images import write_folder
+    from invariance_lab.data.write import write_folder
 
     write_folder(torch.rand(4, 1, 8, 8).mul(255).round() / 255, tmp_path / "imgs", torch.tensor([0, 1, 0, 1]),
                  ["a", "b"])
