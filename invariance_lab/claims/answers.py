@@ -28,7 +28,7 @@ from .protocol import protocol_words
 from .rules import (AGREE_TV, ALPHA, APPROX_EQUIVARIANCE, APPROX_FLIP, CIRCULAR, EXACT_EQUIVARIANCE, EXACT_TV,
     MIN_REMOVAL, PART_SPAN, POWER, VERDICTS, check_claim_models)
 from ..schema.config import Config, SweepConfig
-from ..config.load import load_config, read_yaml, to_yaml
+from ..config.load import aliased_yaml, load_config, read_yaml, to_yaml
 from ..report.display import CLIP_MARK
 from ..report.protocol import protocol_lines
 from ..core.errors import InvlabError
@@ -40,7 +40,7 @@ from ..store.layout import ANSWERS_FILE, CONFIG_FILE, SWEEP_DIR, SWEEP_FILE
 from ..store.meta import read_meta, run_state
 from ..run.writable import output_file, writable
 from ..store.atomic import write_text
-from ..store.find import config_digest, finished_runs, require_finished_run
+from ..store.find import config_digest, finished_runs, require_finished_run, same_config
 from ..data.shifts import every_roll
 
 Say = Callable[[str], None]
@@ -101,8 +101,8 @@ def claims_run(cfg: Config, *, results_dir: Path, progress: bool = False, thread
     say = on_event or (lambda msg: None)
     check_claim_models(cfg)  # before any training: the claims read these models, and claim 2 their letters' parts
     check_parts(cfg.data)
-    digest = config_digest(to_yaml(cfg))
-    done = [f for f, m in finished_runs(Path(results_dir), cfg.name) if m.get("config_digest") == digest]
+    digests = (config_digest(to_yaml(cfg)), config_digest(aliased_yaml(cfg)))  # aliased: a run made before
+    done = [f for f, m in finished_runs(Path(results_dir), cfg.name) if same_config(m, digests)]
     if done:
         say(f"using the finished run {done[-1]}")
         return done[-1]

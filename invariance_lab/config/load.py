@@ -172,8 +172,28 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
     return parse_config(read_yaml(path), str(Path(path)), overrides)
 
 
-def to_yaml(cfg: Config) -> str:
-    """The resolved config (models with every factor filled in), as saved in a run folder."""
+class _Plain(yaml.SafeDumper):
+    """YAML without anchors and aliases: models sharing a default list (channels) had been written `&id001` and
+    `*id001`, so the config.yaml of a run read back (its lists no longer shared) gave other text, another digest,
+    and `invlab run RUN/config.yaml` started a new run instead of resuming that one."""
+
+    def ignore_aliases(self, data) -> bool:
+        return True
+
+
+def _resolved(cfg: Config) -> dict:
     d = cfg.model_dump(mode="json")
     d["models"] = resolved_models(cfg)
-    return yaml.safe_dump(d, sort_keys=False)
+    return d
+
+
+def to_yaml(cfg: Config) -> str:
+    """The resolved config (models with every factor filled in), as saved in a run folder: the same text for a
+    config and for the config.yaml it writes, read back."""
+    return yaml.dump(_resolved(cfg), Dumper=_Plain, sort_keys=False)
+
+
+def aliased_yaml(cfg: Config) -> str:
+    """to_yaml as invlab wrote it before it left out aliases: the text whose digest older run folders and studies
+    record (the same text unless models share a list), so that they are still found and resumed."""
+    return yaml.safe_dump(_resolved(cfg), sort_keys=False)

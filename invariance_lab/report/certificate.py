@@ -40,7 +40,8 @@ def certificate_lines(result: Result) -> list[str]:
         at = inv[(inv.model == model) & (inv.seed == w.seed) & (inv.dx == dx) & (inv.dy == dy)].iloc[0]
         rows = inv[inv.model == model]
         one = rows.loc[rows[MAX_COLUMN].idxmax()]  # another shift may move one image more than the worst mean's
-        lines.append(f"  {model}: NOT invariant: the shift (dx, dy) = ({dx:g}, {dy:g}) (seed {w.seed}) changes "
+        lines.append(f"  {model}: NOT invariant: the shift that moves the probabilities most on average, (dx, dy) = "
+                     f"({dx:g}, {dy:g}) (seed {w.seed}), changes "
                      f"{at.flip_rate:.1%} of predictions and the probabilities by {at.prob_change:.3g} on average "
                      f"(TV), up to {at[MAX_COLUMN]:.3g} for one image there; the largest change of one image at "
                      f"any shift is {one[MAX_COLUMN]:.3g}, at ({float(one.dx):g}, {float(one.dy):g}) (seed {one.seed})")

@@ -248,5 +248,12 @@ def brief_tables(result: Result, title: str) -> list[Table]:
         mean, ci = layer_table([result])
         view = wide_view("equivariance error per layer (mean over shifts, ± 95% CI over seeds)", mean, ci,
                          seed_counts(flags), LAYER_RANGE)
-        tables.append(to_rich_table(replace(view, table=view.table.drop(columns="run")), caption, flags))
+        canvas = [CANVAS_LAYERS] if result.meta.get("protocol", {}).get("mode") == "canvas" else []
+        tables.append(to_rich_table(replace(view, table=view.table.drop(columns="run")), canvas + caption, flags))
     return tables
+
+
+# under a canvas-mode layer profile, whose errors an equivariant network has too (docs/measure.md, step 3)
+CANVAS_LAYERS = ("canvas mode: each tap's map is compared with the reference map moved and filled with zeros where "
+                 "the frame lets new pixels in, so a convolution's bias on the blank border counts as error even for "
+                 "an equivariant network; --mode circular measures equivariance itself")

@@ -23,10 +23,9 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
-from pydantic import ValidationError
 
 from ..config.load import load_config
-from ..core.errors import InvlabError, RunFolderError, clip
+from ..core.errors import ConfigError, InvlabError, RunFolderError, clip
 from ..data.datasets import class_names
 from ..data.shifts import axis_values, sweep_inputs
 from ..nn.factory import is_custom
@@ -91,9 +90,9 @@ def _sweep_of(protocol: dict, where: str):
     try:
         return SweepConfig(mode=mode, dx=protocol["dx"], dy=protocol["dy"], grid=protocol.get("grid", "product"),
                            **kept), kind
-    except ValidationError as e:  # a protocol edited into a sweep invlab would not make
-        raise RunFolderError(f"{where}: its protocol is not a sweep invlab makes ({clip(e.errors()[0]['msg'], 200)})"
-                             "; the folder was edited") from None
+    except ConfigError as e:  # a protocol edited into a sweep invlab would not make
+        raise RunFolderError(f"{where}: its protocol is not a sweep invlab makes "
+                             f"({clip(str(e).splitlines()[1].strip(), 200)}); the folder was edited") from None
 
 
 def pick_stills(shifts: list[float], k: int = STILLS) -> list[int]:

@@ -24,7 +24,7 @@ import yaml
 
 from ..store.checkpoints import load_checkpoint, load_run_models, trained_with, unit_fingerprints, unit_settings
 from ..schema.config import Config, DataConfig, SweepConfig
-from ..config.load import load_config, to_yaml
+from ..config.load import aliased_yaml, load_config, to_yaml
 from ..data.datasets import class_names, evaluation_set, glyph_table, training_set
 from ..data.ink import ink_baselines
 from ..data.ink_stats import battery_words
@@ -91,10 +91,11 @@ def run_experiment(cfg: Config, *, results_dir: Path, progress: bool = False, fr
         check_resources(cfg, f"config {cfg.name}", own=own_sizes)
     config_text = to_yaml(cfg)
     digest = config_digest(config_text)
+    digests = tuple(dict.fromkeys((digest, config_digest(aliased_yaml(cfg)))))  # a folder made before finds it too
     made_with = trained_with(cfg)
-    run_dir, old, held = run_folder(results_dir, cfg.name, digest, config_text, fresh=fresh, trained_with=made_with,
+    run_dir, old, held = run_folder(results_dir, cfg.name, digests, config_text, fresh=fresh, trained_with=made_with,
                                     reuse_old=reuse_old)  # held: no other process resumes it meanwhile
-    stale = None if fresh or old else resumable_run(results_dir, cfg.name, digest)
+    stale = None if fresh or old else resumable_run(results_dir, cfg.name, digests)
     if stale is not None:  # made with other versions, or held by another process that resumes it now
         other = run_difference(stale[1], made_with)
         say(f"not resuming {stale[0]}: " + (f"it was made with {other}; starting a new folder (`invlab run "
@@ -150,7 +151,10 @@ def run_experiment(cfg: Config, *, results_dir: Path, progress: bool = False, fr
             model, hist, source = _reuse(path, earlier.get(fp), settings, device,
                                          say if key not in in_workers else lambda msg: None, factory_dirs or ())
             if model is None:
+                meta.data["training"] = key  # `invlab status`: the unit this process trains now
+                meta.save()
                 model, hist = train_unit(cfg, name, seed, settings, data, device, run_dir, progress, factory_dirs or ())
+                del meta.data["training"]
                 meta.data["trained"].append(key)
                 now = time.perf_counter()
                 say(f"trained {name} seed {seed}: test accuracy {kept_row(hist).test_accuracy:.3f} "

@@ -48,9 +48,12 @@ def unit_status(run_dir: Path, meta: dict, log_lines: int = 8) -> list[UnitStatu
                                   log_tail(unit_log_path(run_dir, key), log_lines)))
         elif meta.get("status") == "complete":  # it had finished: its checkpoint was moved or deleted since
             out.append(UnitStatus(key, "missing", "its checkpoint is gone since the run finished (moved or deleted)"))
+        elif now is None and run_state(meta) == "running" and meta.get("training") == key:  # --jobs 1: here
+            out.append(UnitStatus(key, "running", f"in the run's own process, pid {meta.get('pid')} on "
+                                                  f"{meta.get('host')}"))
         elif now is None and run_state(meta) == "running":  # --jobs 1 trains in the run's process, with no unit state
             out.append(UnitStatus(key, "missing", "no checkpoint yet: the run's own process trains its units one "
-                                                  "after another, this one or a later one"))
+                                                  "after another, and has not come to this one"))
         else:
             out.append(UnitStatus(key, "missing", f"stopped ({now})" if now else "not started"))
     return out

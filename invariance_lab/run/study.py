@@ -23,7 +23,7 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
-from ..config.load import load_config, to_yaml
+from ..config.load import aliased_yaml, load_config, to_yaml
 from ..core.errors import ConfigError, InvlabError, RunFolderError, quote
 from ..core.processes import process_gone, this_process
 from ..core.runtime import resolve_device
@@ -125,7 +125,7 @@ def study_configs(config: Path, overrides: list[str], vary: dict[str, list[str]]
 
 
 def _digest(configs: list[tuple[dict, Config]]) -> str:
-    text = json.dumps([[values, to_yaml(cfg)] for values, cfg in configs], sort_keys=True)
+    text = json.dumps([[values, aliased_yaml(cfg)] for values, cfg in configs], sort_keys=True)  # as studies had
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, field_validator, model_serializer, model_validator
+from pydantic import Field, ValidationError, field_validator, model_serializer, model_validator
 
+from ..core.errors import ConfigError
 from .fields import BIG, DECIMALS, Float, Int, _Problem, _Schema, check_range, range_values, without_defaults
+from .messages import format_errors
 
 MAX_SHIFTS = 100_000  # shifts in one sweep grid: each is a forward pass over the whole test set
 # Fields added after runs were fingerprinted (store/find.py hashes the whole config, sweep included): written only
@@ -40,6 +42,17 @@ class SweepConfig(_Schema):
     # scale sweep `angles` or `scales` instead of dx, dy (drawn letters exactly, by the renderer; pixels bilinear)
     angles: list[Float] = [-40, 40, 10]  # rotate: [start, stop(, step)] degrees, counterclockwise on screen
     scales: list[Float] = [0.8, 1.2, 0.1]  # scale: [start, stop(, step)] factors about the letter's centre, 1 = as is
+
+    def __new__(cls, *args, **values):
+        """SweepConfig(...) in Python is checked as a config's sweep: section is: a bad value is a ConfigError naming
+        the key and what it takes, not pydantic's ValidationError. Here, not in __init__: pydantic calls a custom
+        __init__ for a sweep inside a Config too (with any keys, and losing their paths), never __new__ with keys."""
+        if values:
+            try:
+                cls.model_validate(values)
+            except ValidationError as e:
+                raise ConfigError(format_errors(e, "SweepConfig(...)", cls, what="sweep")) from None
+        return super().__new__(cls)
 
     @model_serializer(mode="wrap")
     def _drop_defaults(self, handler):

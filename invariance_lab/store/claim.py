@@ -75,8 +75,8 @@ def claim(folder: Path) -> Claim | None:
     return Claim(fd)
 
 
-def claimed_resume(results_dir: Path, name: str, digest: str, **find) -> tuple[tuple[Path, dict] | None,
-                                                                               Claim | None]:
+def claimed_resume(results_dir: Path, name: str, digest: str | tuple[str, ...],
+                   **find) -> tuple[tuple[Path, dict] | None, Claim | None]:
     """(store/find.resumable_run's folder and meta, its claim), or (None, None): a folder another live process
     holds (two reruns started at once: the first resumes it) is passed over, and a folder's state is read again
     once it is held (the process that held it may have finished it)."""
@@ -94,7 +94,7 @@ def claimed_resume(results_dir: Path, name: str, digest: str, **find) -> tuple[t
         passed.add(found[0])
 
 
-def run_folder(results_dir: Path, name: str, digest: str, config_text: str, *, fresh: bool,
+def run_folder(results_dir: Path, name: str, digest: str | tuple[str, ...], config_text: str, *, fresh: bool,
                **find) -> tuple[Path, dict | None, Claim]:
     """(the folder a run works in, the meta.json of the stopped run it resumes or None, its claim): the newest
     stopped run of this config no live process holds (claimed_resume; its config.yaml written again, restoring an

@@ -70,7 +70,12 @@ def config_digest(config_text: str) -> str:
     return hashlib.sha256(config_text.encode()).hexdigest()[:16]
 
 
-def resumable_run(results_dir: Path, name: str, digest: str, *, trained_with: dict | None = None,
+def same_config(meta: dict, digest: str | tuple[str, ...]) -> bool:
+    """Whether a run's meta.json records this config's digest (or one of its digests: config/load.aliased_yaml's)."""
+    return meta.get("config_digest") in ((digest,) if isinstance(digest, str) else digest)
+
+
+def resumable_run(results_dir: Path, name: str, digest: str | tuple[str, ...], *, trained_with: dict | None = None,
                   reuse_old: bool = False, skip=frozenset()) -> tuple[Path, dict] | None:
     """The newest run of this exact config that stopped before finishing and whose process is gone; with
     `trained_with`, only one made with the same (run_difference), unless `reuse_old`. Folders in `skip` are
@@ -78,7 +83,7 @@ def resumable_run(results_dir: Path, name: str, digest: str, *, trained_with: di
     for folder, meta in reversed(all_runs(results_dir, name)):
         if folder in skip:
             continue
-        if meta.get("config_digest") == digest and run_state(meta) in ("interrupted", "failed",
+        if same_config(meta, digest) and run_state(meta) in ("interrupted", "failed",
                                                                        "interrupted (process gone)"):
             if trained_with is None or reuse_old or run_difference(meta, trained_with) is None:
                 return folder, meta

@@ -308,7 +308,8 @@ def test_all_shifts_certifies_aps_and_names_the_shift_that_breaks_max_pooling(ci
     out = " ".join(res.output.split())
     assert "engine: all-shift" in out and "aps: invariant" in out
     dx, dy = summary.loc["maxpool", ["worst_shift_dx", "worst_shift_dy"]]
-    assert f"maxpool: NOT invariant: the shift (dx, dy) = ({dx:g}, {dy:g})" in out
+    assert (f"maxpool: NOT invariant: the shift that moves the probabilities most on average, (dx, dy) = "
+            f"({dx:g}, {dy:g})") in out
     # and the one image moved most, wherever it is: the largest max_prob_change of any shift and seed
     inv = pd.read_csv(folder / "invariance.csv")
     rows = inv[inv.model == "maxpool"]

@@ -185,6 +185,10 @@ def test_brief_tables_add_the_layer_profile(tmp_path, fake_result):
     assert "equivariance error per layer" in text and "block1.down" in text
     assert "0.100 [0, 0.530]*" in text  # cut at 0, the only end a layer error has
     assert "reaches below 0, the least the quantity can be" in text  # it said "outside the range ≥ 0"
+    # canvas mode: an equivariant network's error there has a reason of its own, said under the table
+    assert "canvas mode: each tap's map is compared with the reference map moved and filled with zeros" in text
+    circular = fake_result(tmp_path / "d" / "r" / "sweeps" / "c", kind="sweep", layers=True, mode="circular")
+    assert "canvas mode: each tap's map" not in _text(brief_tables(load_result(circular), "sweep")[1])
 
 
 def test_protocol_line(stuck):

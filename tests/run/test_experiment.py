@@ -189,3 +189,35 @@ def test_a_rerun_with_one_job_waits_for_a_unit_that_an_earlier_commands_worker_s
     assert checkpoint.read_bytes() == kept  # the worker's, not trained again here
     meta = read_meta(run_dir)
     assert meta["trained"] == [key] and meta["timings"]["train_s"][key] == 1.5  # the worker's seconds
+
+
+def test_a_run_folders_own_config_yaml_resumes_it_and_a_folder_of_the_older_digest_is_found(tmp_path, one_thread):
+    """Models sharing a default list (channels) were written to config.yaml as YAML aliases (&id001, *id001), so
+    the file read back gave other text and another digest: `invlab run RUN/config.yaml` started a new folder
+    instead of resuming RUN. A folder whose meta.json records the aliased text's digest (made before) is resumed."""
+    from invariance_lab.config.load import aliased_yaml, load_config
+    from invariance_lab.store.find import config_digest
+
+    given = ["--set", "models={a: {arch: conv_gap}, b: {arch: conv_only}}", "--set", "train.epochs=0",
+             "--set", "seeds=[0]", "--set", "data.test_images=12"]
+    res = runner.invoke(app, ["run", str(ROOT / "configs" / "quick.yaml"), "--results-dir", str(tmp_path), *given,
+                              "--threads", "1", "--quiet"])
+    assert res.exit_code == 0, res.output
+    (run,) = (tmp_path / "quick").iterdir()
+    assert "&id" not in (run / "config.yaml").read_text()
+
+    def stop(digest=None):  # as a run stopped before its last unit: meta.json says so, a checkpoint is missing
+        meta = json.loads((run / "meta.json").read_text())
+        meta.update(status="interrupted", **({"config_digest": digest} if digest else {}))
+        (run / "meta.json").write_text(json.dumps(meta))
+        (run / "checkpoints" / "a-seed0.pt").unlink()
+
+    old = config_digest(aliased_yaml(load_config(ROOT / "configs" / "quick.yaml", [g for g in given if g != "--set"])))
+    for config, digest in ((ROOT / "configs" / "quick.yaml", old), (run / "config.yaml", None)):
+        stop(digest)
+        args = given if config.name == "quick.yaml" else []
+        res = runner.invoke(app, ["run", str(config), "--results-dir", str(tmp_path), *args, "--threads", "1",
+                                  "--quiet"])
+        assert res.exit_code == 0, res.output
+        assert [p.name for p in (tmp_path / "quick").iterdir()] == [run.name], config  # resumed: no new folder
+        assert json.loads((run / "meta.json").read_text())["trained"] == ["a-seed0"]

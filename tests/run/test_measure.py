@@ -717,7 +717,8 @@ def wide_folder(tmp_path_factory):
 
 
 @pytest.mark.parametrize("model, verdict", [("circular_gap", "circular_gap: invariant (seed 0)"),
-                                            ("strided", "strided: NOT invariant: the shift (dx, dy) = ")])
+                                            ("strided", "strided: NOT invariant: the shift that moves the "
+                                                        "probabilities most on average, (dx, dy) = ")])
 def test_all_shifts_measures_every_roll_of_the_images_and_certifies(tmp_path, wide_folder, model, verdict, one_thread):
     res = invoke("measure", "--images", wide_folder, "--model", f"custom_models:{model}", "--all-shifts",
                  "--results-dir", tmp_path)

@@ -54,6 +54,31 @@ def test_a_unit_not_yet_trained_by_a_running_runs_own_process_is_not_called_not_
     (status,) = folder_status(run_dir)
     (waiting,) = [u for u in status.units if u.key == "conv_gap-seed0"]
     assert status.state == "running" and "the run's own process trains its units" in waiting.detail
+    meta["training"] = "conv_gap-seed0"  # what the run's process writes while it trains that unit
+    (run_dir / META_FILE).write_text(json.dumps(meta))
+    (status,) = folder_status(run_dir)
+    (training,) = [u for u in status.units if u.key == "conv_gap-seed0"]
+    assert training.state == "running" and f"in the run's own process, pid {os.getpid()}" in training.detail
+
+
+def test_a_jobs_1_run_records_the_unit_it_trains_while_it_trains_it(tmp_path, monkeypatch):
+    """`invlab status` showed the unit a --jobs 1 run was training as missing: nothing on disk said which it was."""
+    import invariance_lab.run.experiment as experiment
+    from conftest import ROOT
+    from invariance_lab.config.load import load_config
+
+    seen = []
+    real = experiment.train_unit
+
+    def watched(cfg, name, seed, *args):
+        seen.append(json.loads((next((tmp_path / "quick").iterdir()) / META_FILE).read_text()).get("training"))
+        return real(cfg, name, seed, *args)
+
+    monkeypatch.setattr(experiment, "train_unit", watched)
+    cfg = load_config(ROOT / "configs" / "quick.yaml", ["train.epochs=0", "seeds=[0]", "data.test_images=12"])
+    run_dir = experiment.run_experiment(cfg, results_dir=tmp_path, threads=1)
+    assert seen == ["conv_only-seed0", "conv_gap-seed0"]
+    assert "training" not in json.loads((run_dir / META_FILE).read_text())
 
 
 def test_a_run_without_sweeps_lists_none(tmp_path_factory):

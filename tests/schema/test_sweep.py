@@ -131,3 +131,19 @@ def test_a_shift_past_9_decimals_is_refused_not_swept_as_another_value_named_as_
         parse_range(value, "--dx")
     assert parse_range("0.1:0.3:0.1", "--dx") == [0.1, 0.3, 0.1] and parse_range("1e-9", "--dx") == [1e-9, 1e-9, 1.0]
     assert parse_range("0:1.0000000004", "--dx")[1] == 1.0000000004  # used as 1, and named 1 (as printed)
+
+
+@pytest.mark.parametrize("values, words", [
+    (dict(mode="roll"), "[mode] Input should be 'canvas' or 'circular' (got 'roll')"),
+    (dict(dx=4), "[dx] must be a list, e.g. [0, 1] (got 4)"),
+    (dict(dxx=[1, 2]), "[dxx] unknown key; did you mean 'dx'?"),
+])
+def test_a_sweep_built_in_python_is_refused_as_a_configs_sweep_section_is(values, words):
+    """il.SweepConfig(...) raised pydantic's ValidationError (its text and URL), which `except il.InvlabError`
+    missed; inside a whole config the same value still names its key path under sweep."""
+    with pytest.raises(ConfigError) as e:
+        SweepConfig(**values)
+    assert str(e.value).startswith("SweepConfig(...): invalid sweep.") and words in str(e.value)
+    with pytest.raises(ConfigError, match=r"\[sweep\.") as e:
+        parse_config({"name": "x", "models": {"m": {"arch": "conv_gap"}}, "sweep": values})
+    assert SweepConfig(mode="circular", dx=[-4, 4]).dx == [-4.0, 4.0, 1.0]
