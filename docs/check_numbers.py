@@ -249,9 +249,9 @@ def _period(r, model="maxpool", period=8):
 
 CHECKS: list[Check] = [
     # README.md: the main run, the anti-aliasing run, the layer profile
-    Check("README.md", SQ, "`conv_gap` changes {}% of its predictions on average ({}% at its worst shift: zero "
-          "padding makes the border special; the letters the frame cuts there flip less often than the others), "
-          "against {}–{}% for the three networks with a flatten + dense head",
+    Check("README.md", SQ, "`conv_gap` changes {}% of its predictions on average ({}% at its worst shift, dy = ±8: "
+          "zero padding makes the border special; the frame also cuts 31% of the letters at those shifts, and they "
+          "make 25 of the 106 flips there), against {}–{}% for the three networks with a flatten + dense head",
           lambda r: [pct(model_mean(r.summary, "conv_gap", "mean_flip_rate")),
                      pct(model_mean(r.summary, "conv_gap", "worst_flip_rate")),
                      *_range(r, FLATTEN, "mean_flip_rate", 100)]),
@@ -286,9 +286,12 @@ CHECKS: list[Check] = [
                      pct(model_mean(r.summary, "conv_gap", "mean_flip_rate")),
                      pct(r.summary.loc[r.summary["model"] == "conv_gap", "worst_flip_rate"].max())]),
     # docs/results.md, the main result
-    Check("docs/results.md", SQ, "`conv_gap` changes its prediction for {}% of images on average and at most {}%",
+    Check("docs/results.md", SQ, "`conv_gap` changes its prediction for {}% of images on average and for {}% at its "
+          "worst shift (mean over seeds; {}% in seed 0)",
           lambda r: [pct(model_mean(r.summary, "conv_gap", "mean_flip_rate")),
-                     pct(model_mean(r.summary, "conv_gap", "worst_flip_rate"))]),
+                     pct(model_mean(r.summary, "conv_gap", "worst_flip_rate")),
+                     pct(r.summary.loc[(r.summary["model"] == "conv_gap") & (r.summary["seed"] == 0),
+                                       "worst_flip_rate"].iloc[0])]),
     Check("docs/results.md", SQ, "its accuracy stays between {} and {} at every horizontal shift",
           lambda r: [axis_means(r.invariance, "conv_gap", "accuracy", "dx").min(),
                      axis_means(r.invariance, "conv_gap", "accuracy", "dx").max()]),
