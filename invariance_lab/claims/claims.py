@@ -316,7 +316,8 @@ def judge_all(cfg: Config, results: dict[str, Result]) -> list[tuple[Claim, Find
             found.verdict = UNDECIDED
             found.condition = ("seeds at chance (" + ", ".join(f"{m}: {n} seed{'s' if n != 1 else ''}"
                                                          for m, n in chance.items()) +
-                               "): their consistency says nothing. " + found.condition)
+                               "): their consistency says nothing. " + found.condition[:1].upper()
+                               + found.condition[1:])
         out.append((c, found))
     return out
 

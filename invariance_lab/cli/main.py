@@ -129,7 +129,11 @@ def _start(debug: bool = typer.Option(False, "--debug", help="Show the traceback
 # run_experiment resumes the interrupted run folder and reuses every finished unit; claims: its run, and its finished
 # sweeps, likewise)
 RESUMES = {"run_cli": ": the units that finished are kept; run the same command again to resume",
-           "claims_cli": ": the units and sweeps that finished are kept; run the same command again to resume"}
+           "claims_cli": ": the units and sweeps that finished are kept; run the same command again to resume",
+           "sweep_cli": ": the sweep folder is left unfinished; run the same command again for a new one (the "
+                        "unfinished one can be deleted)",
+           "measure_cli": ": the measure folder is left unfinished; run the same command again for a new one (the "
+                          "unfinished one can be deleted)"}
 
 
 def _debug_hint(e: BaseException, command: str) -> str:

@@ -92,7 +92,7 @@ def measure_cli(images: Path = typer.Option(..., "--images", parser=nonempty("--
         device=device,
         progress=not quiet, on_event=say(quiet), engine=engine, trust_factory=trust_factory, subpixel=subpixel,
         metric=metric)
-    _print(folder, "measure: per model (one trained network)")
+    _print(folder, "measure: per model (one network)")
 
 
 def _measure_run(run: Path, images: Path, *, quiet: bool, results_dir: Path, others: dict, **options) -> None:

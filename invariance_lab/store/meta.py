@@ -133,6 +133,14 @@ class MetaFile(BaseModel):
         return v
 
 
+def _runs_inside(folder: Path) -> list[str]:
+    """The names of the last few folders inside `folder` that hold a meta.json (none when it is not a folder)."""
+    try:
+        return sorted(p.name for p in folder.iterdir() if (p / META_FILE).is_file())[-3:] if folder.is_dir() else []
+    except OSError:
+        return []
+
+
 def read_meta(folder: Path) -> dict:
     """meta.json of a run or sweep folder, checked against MetaFile; a RunFolderError naming the file if not."""
     folder = Path(folder)
@@ -140,10 +148,13 @@ def read_meta(folder: Path) -> dict:
     if not folder.exists():
         raise RunFolderError(f"folder not found: {folder}")
     if not folder.is_dir() or not path.is_file():
+        inside = _runs_inside(folder)  # results/<name> given for one of its runs
         raise RunFolderError(f"{folder} is not a run folder ({'a file' if not folder.is_dir() else 'no ' + META_FILE})"
-                             f"; give a folder made by `invlab run`, "
-                             f"such as results/<name>/<run id> (`invlab report` also takes its sweeps/<id> and the "
-                             f"folders of `invlab measure`, results/measure/<name>-<time>)")
+                             + (f"; it holds the folders {', '.join(inside)}: give one of them, e.g. "
+                                f"{folder / inside[-1]}" if inside else
+                                "; give a folder made by `invlab run`, such as results/<name>/<run id> (`invlab "
+                                "report` also takes its sweeps/<id> and the folders of `invlab measure`, "
+                                "results/measure/<name>-<time>)"))
     raw = read_json(path)
     if not isinstance(raw, dict):
         raise RunFolderError(f"{path} is not an invlab meta.json: it holds a JSON {type(raw).__name__}, not an "

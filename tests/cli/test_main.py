@@ -290,3 +290,6 @@ def test_commands_run_in_another_program_leave_its_ctrl_c_alone(tmp_path):
         res = runner.invoke(app, ["run", str(ROOT / "configs" / "quick.yaml"), "--results-dir", str(tmp_path),
                                   "--fresh"])
     assert res.exit_code == 130 and "run the same command without --fresh to resume" in res.output, res.output
+    with mock.patch("invariance_lab.cli.sweep.sweep_target", side_effect=KeyboardInterrupt):  # it said "interrupted"
+        res = runner.invoke(app, ["sweep", str(ROOT / "configs" / "quick.yaml"), "--results-dir", str(tmp_path)])
+    assert res.exit_code == 130 and "the sweep folder is left unfinished; run the same command again" in res.output

@@ -165,3 +165,18 @@ def test_a_name_with_a_control_character_is_refused_before_it_reaches_the_termin
         read_meta(tmp_path)
     (tmp_path / META_FILE).write_text(json.dumps({**meta, key: "quick-ü.1"}))  # not ASCII, but printable: read
     assert read_meta(tmp_path)[key] == "quick-ü.1"
+
+
+def test_a_name_folder_given_for_a_run_names_the_runs_inside_it(tmp_path):
+    """`invlab report results/seed_question` (the name, not a run of it) got the generic "not a run folder"."""
+    from conftest import stopped_or_finished_run
+
+    from invariance_lab.core.errors import RunFolderError
+    from invariance_lab.store.meta import read_meta
+
+    for run_id in ("20260101-000000", "20260102-000000"):
+        stopped_or_finished_run(tmp_path / "quick" / run_id)
+    with pytest.raises(RunFolderError, match=r"quick is not a run folder \(no meta.json\); it holds the folders "
+                                             r"20260101-000000, 20260102-000000: give one of them, e\.g\. .*quick/2026"
+                                             r"0102-000000"):
+        read_meta(tmp_path / "quick")
