@@ -89,7 +89,7 @@ def _empty(source: str) -> ConfigError:
 # ------------------------------------------------------------------------------------------------- --set
 
 
-def _setdotted(raw: dict, override: str) -> tuple[str, ...]:
+def _set_dotted(raw: dict, override: str) -> tuple[str, ...]:
     """Apply one --set KEY.PATH=VALUE to raw (copying the dicts on the path); returns the key path."""
     if not isinstance(override, str) or "=" not in override:
         raise ConfigError(f"--set {quote(override)}: expected KEY.PATH=VALUE, e.g. --set train.epochs=2")
@@ -132,7 +132,7 @@ def validate(raw: Any, source: str, overrides: list[str] | None = None) -> Confi
     set_by: dict[tuple, str] = {}
     raw = dict(raw)
     for o in overrides:
-        set_by[_setdotted(raw, o)] = o
+        set_by[_set_dotted(raw, o)] = o
     if overrides:  # a bad value may come from the command line rather than the file: say so
         source = f"{source} (with --set {' --set '.join(shown(o) for o in overrides[:8])}" \
                  f"{' ...' if len(overrides) > 8 else ''})"

@@ -107,7 +107,7 @@ def _points(shifts) -> list[tuple[float, float]]:
         raise problem from None
     pts = []
     for s in items:
-        pair = numbers(s, "shifts")  # a label, None or a flag is named as shifts'
+        pair = numbers(s, "shifts")  # a label, None or a flag: an InvlabError naming shifts
         if len(pair) != (1 if isinstance(s, Real) else 2):
             raise problem
         pts.append((pair[0] + 0.0, (pair[1] if len(pair) == 2 else 0.0) + 0.0))

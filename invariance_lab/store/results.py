@@ -36,8 +36,8 @@ GRID_COLUMNS_ALL = sorted({c for columns in GRID_COLUMNS.values() for c in colum
 # `invlab measure` on a flat folder); NO_SHIFTS (the summary's means and worsts: a row whose n_shifts is 0).
 MAX_COUNT = 10**12  # images, shifts, taps, strides: far beyond any measurement, far below float64's whole numbers
 MAX_CLASSES = 10**7  # outputs of a classifier: more is not a network invlab measured
-# A table larger than the rows meta.json says it holds could take them (a row of invariance.csv is ~300 bytes,
-# a layers.csv row per tap) is refused before pandas reads it whole: a sparse file of gigabytes costs nothing to make
+# A table larger than its rows could be (meta.json's models x seeds x shifts at ~300 bytes a row of invariance.csv,
+# a row per tap in layers.csv) is refused before pandas reads it whole: a sparse file of gigabytes costs nothing
 MiB, ROW_BYTES, MAX_TAPS = 2**20, 4096, 1000
 FRACTION = (0.0, 1.0 + ROUND_OFF, False, "a fraction from 0 to 1")
 FINITE = (-np.inf, np.inf, False, "a finite number")
