@@ -29,14 +29,13 @@ from .gallery import pick_stills
 from .certificate import certificates
 from .papers import per_test_set_views
 from .protocol import protocol_lines
-from .tables import (LAYER_RANGE, RATE_RANGE, Report, Result, View, layer_table, model_table, seed_counts, seed_flags,
-    wide_view)
+from .tables import (CHANCE_MARK, LAYER_RANGE, RATE_RANGE, Report, Result, View, layer_table, model_table,
+                     seed_counts, seed_flags, wide_view)
 from ..core.stats import CHANCE_MARGIN
 from ..core.columns import FACTOR_COLUMNS, WORST_CASE_COLUMNS
 
 FORMATS = ("table", "markdown", "csv")
 CLIP_MARK = "*"  # after a cut interval: "0.840 [0.322, 1]*"
-CHANCE_MARK = "†"  # after the name of a model with seeds at chance
 # Short headers for the terminal, where width is scarce, and the HTML page (markdown and csv keep the column
 # names).
 SHORT_HEADERS = {"clean_accuracy": "clean acc", "mean_accuracy": "acc mean", "worst_accuracy": "acc worst",

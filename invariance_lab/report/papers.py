@@ -25,7 +25,7 @@ from ..schema.test_sets import OWN
 from ..store.layout import CONFIG_FILE
 from ..store.results import Result
 from ..store.test_sets import load_test_sets, other_test_sets
-from .tables import RATE_RANGE, View
+from .tables import CHANCE_MARK, RATE_RANGE, View
 
 PRINTED = 0.05  # half of a paper's last printed digit (one decimal of a percentage)
 PAPER_HEAD = ("ours beside the paper (config paper:), in %: ours the mean ± 95% CI over seeds, the paper's mean ± "
@@ -104,11 +104,19 @@ def paper_rows(result: Result, paper: dict) -> list[dict]:
             lo, hi = max(0.0, mean - half), min(100.0, mean + half)
             theirs, std = published(value)
             inside = "–" if math.isnan(half) else "yes" if lo - PRINTED <= theirs <= hi + PRINTED else "no"
+            if inside != "–" and _all_at_chance(result.summary, model):
+                inside += f" {CHANCE_MARK}"  # a network at chance agrees with any consistency: the "yes" says nothing
             rows.append(dict(run=result.label, model=model, test_set=test_set or OWN, metric=metric,
                              n_seeds=len(x), ours=_pm(mean, half, cut=True), paper=_pm(theirs, std),
                              difference=f"{mean - theirs:+.1f}", in_ci=inside))
             means.append((mean, theirs))
     return _ranked(rows, means) if comparison(paper) == "order" else rows
+
+
+def _all_at_chance(summary: pd.DataFrame, model: str) -> bool:
+    """Whether every seed of `model` in the run's own table is at chance (summary.csv's at_chance)."""
+    flags = summary.loc[summary["model"].astype(str) == model, "at_chance"] if "at_chance" in summary else []
+    return len(flags) > 0 and bool((flags == True).all())  # noqa: E712 (empty cells: unknown, not at chance)
 
 
 def _ranked(rows: list[dict], means: list[tuple[float, float]]) -> list[dict]:

@@ -30,6 +30,7 @@ AXES = ("dx", "dy", "angle", "scale")  # a translate sweep's two axes; a rotate 
 BY = ("model", "shift", "layer")
 RATE_RANGE = (0.0, 1.0)  # every metric of invariance.csv and summary.csv is a fraction
 LAYER_RANGE = (0.0, math.inf)  # layer errors and normalised variance are >= 0 and can exceed 1
+CHANCE_MARK = "†"  # after the name of a model with seeds at chance (and a paper row all of whose seeds are)
 # The model table: clean accuracy and accuracy under shift beside every consistency metric (a model at chance
 # is perfectly consistent), all but the worst neighbour flip, which adds width and little information.
 MODEL_METRICS = [m for m in SUMMARY_METRICS if m != "worst_neighbor_flip_rate"]

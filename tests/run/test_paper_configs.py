@@ -47,4 +47,5 @@ def test_aps_is_consistent_at_every_circular_shift_before_training_and_the_repor
     assert (aps["max_prob_change"] <= INVARIANT_TV).all() and (baseline["max_prob_change"] > 1e-3).all()
     (view,) = paper_views([load_result(run_dir)])
     row = view.table.set_index("model").loc["aps"]
-    assert (row["ours"], row["paper"], row["in_ci"]) == ("100.0 ± 0.0", "100.0", "yes")
+    # every seed at chance (one class for every image): the agreement is marked, since it says nothing
+    assert (row["ours"], row["paper"], row["in_ci"]) == ("100.0 ± 0.0", "100.0", "yes †")
