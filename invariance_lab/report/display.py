@@ -240,7 +240,8 @@ def brief_tables(result: Result, title: str) -> list[Table]:
     df = model_table([result]).drop(columns="run")
     keep = ["model", *FACTOR_COLUMNS, "n_seeds", "n_chance"]
     keep += [f"{m}{s}" for m in TERMINAL_METRICS for s in ("", "_ci", "_lo", "_hi")]
-    caption = protocol_lines([result]) + ["every column: invlab report FOLDER --wide (or --format markdown)"]
+    caption = protocol_lines([result]) + ["every column: invlab report FOLDER --wide (or --format markdown); what each "
+                                          "means: docs/metrics.md"]
     tables = [to_rich_table(View(title, df[keep], TERMINAL_METRICS, RATE_RANGE), caption, flags, hide=("n_chance",))]
     tables += [to_rich_table(view, [], flags.head(0)) for view in per_test_set_views([result])]  # notes: above
     if result.layers is not None:

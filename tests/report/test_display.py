@@ -181,6 +181,7 @@ def test_brief_table_has_accuracy_under_shift_and_chance(stuck):
 def test_brief_tables_add_the_layer_profile(tmp_path, fake_result):
     folder = fake_result(tmp_path / "d" / "r" / "sweeps" / "s", kind="sweep", layers=True)
     model, layers = brief_tables(load_result(folder), "sweep")
+    assert "what each means: docs/metrics.md" in " ".join(_text(model).split())  # where the terms are defined
     text = _text(layers)
     assert "equivariance error per layer" in text and "block1.down" in text
     assert "0.100 [0, 0.530]*" in text  # cut at 0, the only end a layer error has
