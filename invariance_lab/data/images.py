@@ -42,7 +42,8 @@ _NOT_REGULAR = ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a charac
                 (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"), (stat.S_ISDIR, "a folder"))
 
 
-def _pillow():
+def pillow():
+    """PIL.Image, imported where images are read or written (images.py, write.py)."""
     try:
         from PIL import Image
     except ImportError:  # Pillow comes with matplotlib, one of invlab's requirements
@@ -139,7 +140,7 @@ class FolderImages(Images):
         return self._cache[1]
 
     def _read(self, path: Path) -> torch.Tensor:
-        Image = _pillow()
+        Image = pillow()
         mode, _ = COLOURS[self.colour]
         try:
             with _open_image(path) as im:  # checked again: the file may have changed since open_folder
@@ -189,7 +190,7 @@ def _open_image(path: Path):
     """Pillow's image of a regular file, its header checked (one frame, at most MAX_SIDE a side and MAX_PIXELS)
     before anything is decoded. The file is stat'ed before it is opened (a FIFO is never opened) and fstat'ed once
     open (O_NONBLOCK: a FIFO swapped in between cannot block either)."""
-    Image = _pillow()
+    Image = pillow()
     _regular(path, os.stat(path))
     fd = os.open(path, READ)
     try:
@@ -237,7 +238,7 @@ def _probe(path: Path) -> tuple[int, int]:
         raise
     except Exception as e:  # Pillow raises many kinds for damaged files
         # an unidentified file's message names Pillow's file object (<_io.BufferedReader name=3>), not the file
-        why = ("no image format Pillow knows" if isinstance(e, _pillow().UnidentifiedImageError)
+        why = ("no image format Pillow knows" if isinstance(e, pillow().UnidentifiedImageError)
                else f"{type(e).__name__}: {clip(e)}")
         raise DataError(f"{path} is not a readable image ({why}); remove or replace it") from None
     if fmt not in FORMATS:

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from ..core.errors import DataError, quote
-from .images import _pillow
+from .images import pillow
 
 TOLERANCE = 1e-6  # float round-off past 0 or 1 (a resampled image) is clamped; anything further is refused
 
@@ -65,7 +65,7 @@ def write_folder(images: torch.Tensor, folder: str | Path, labels=None, classes:
     """Save images (N, C, H, W) (float pixels in [0, 1], or uint8) as 8-bit PNGs: folder/<class>/<i>.png with
     labels (class names from `classes`, else the label numbers), folder/<i>.png without. `folder` must be new or
     empty. Returns the folder."""
-    Image = _pillow()
+    Image = pillow()
     pixels = _pixels(images)
     subfolders = None if labels is None else _class_folders(labels, classes, len(pixels))
     folder = Path(folder)
