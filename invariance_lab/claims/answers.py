@@ -231,7 +231,9 @@ def _intro(a: Answers, config: str) -> str:
                "architecture" if shift == 0 else f"letters moved by up to {shift:g} px in training, so some of a "
                "network's invariance may be learned from the data")
     return ("*How do max pooling, strides and global pooling make a CNN invariant to translation?* The question's "
-            "author and its two answers made six claims. Each is tested here by experiment on the lab's letters "
+            "author and its two answers made six claims; padding, the fourth part of invlab's question, is not among "
+            "them (docs/results.md's position probe and docs/studies.md's factorial show what it does). Each claim is "
+            "tested here by experiment on the lab's letters "
             f"({protocol_words(a.cfg)['letters']}, {a.cfg.data.canvas} px canvas, {trained}), "
             f"{len(a.cfg.seeds)} seeds per network; numbers are mean ± "
             "95% CI over seeds. TV is the total-variation change of the softmax output (for two classes, the change "

@@ -31,13 +31,13 @@ from ..data.parts import candidates, strokes, with_part, without_part
 from ..store.atomic import read_json, refuse_link, write_csv, write_json
 from ..store.checkpoints import load_run_models
 from ..store.find import require_finished_run
-from ..store.layout import CONFIG_FILE
+from ..store.layout import CONFIG_FILE, META_FILE as META, PART_FOCUS_DIR as FOLDER, PART_IMAGES_CSV as IMAGES_CSV, \
+    PART_PARTS_CSV as PARTS_CSV
 from .rules import PART_SPAN
 
 PART_MODELS = ("conv_only", "conv_maxpool", "strided_conv", "gap_circular", "maxpool_gap_circular")
 DISTANCES = tuple(range(1, PART_SPAN + 1))  # max(|dx|, |dy|) of the displacement, px: 1 within a 2x2 pool
 REMOVED = 0  # the distance column of the removal control's rows
-FOLDER, IMAGES_CSV, PARTS_CSV, META = "part_focus", "images.csv", "parts.csv", "meta.json"
 VERSION = 3  # of the files' layout and the choice rule: a folder of another version is made again
 
 

@@ -10,6 +10,8 @@ and only here; every other module asks this one.
         summary.csv        per model x seed
         test_sets/<name>/  data.test_sets measured after training: invariance.csv, summary.csv (schema/test_sets.py)
         sweeps/<id>/       re-sweeps: sweep.yaml, meta.json, invariance.csv, summary.csv [, layers*.csv] [, lie.csv]
+        part_focus/        `invlab claims`' part experiment: meta.json, images.csv, parts.csv
+        answers.md         `invlab claims`' answers page (unless --out names another)
         units/             units trained by workers (--jobs, --executor; run/units.py): <key>.json (state,
                            heartbeat), <key>.log, data.pt (the images, while workers run), submitit/ (cluster jobs)
 
@@ -58,6 +60,9 @@ SUBMITIT_DIR = "submitit"  # units/submitit/: submitit's job files and logs (--e
 CONTROLLER_LOG = "controllers.log"
 STUDY_FILE = "study.json"  # results/<name>/study-<time>/study.json: a study's overrides and its run folders
 STUDY_PREFIX = "study-"
+PART_FOCUS_DIR = "part_focus"  # <run>/part_focus/: `invlab claims`' part experiment (claims/part_focus.py)
+PART_IMAGES_CSV = "images.csv"  # part_focus/images.csv: per model x seed x image x displacement
+PART_PARTS_CSV = "parts.csv"  # part_focus/parts.csv: per glyph, the part chosen and its removal control
 ANSWERS_FILE = "answers.md"  # <run>/answers.md: the page `invlab claims` writes by default
 LOCK_FILE = ".lock"  # <run or study>/.lock: locked by the live process that works there (store/claim.py)
 
