@@ -39,7 +39,7 @@ from ..store.results import Result, load_result
 from ..store.layout import ANSWERS_FILE, CONFIG_FILE, SWEEP_DIR, SWEEP_FILE
 from ..store.meta import read_meta, run_state
 from ..run.writable import output_file, writable
-from ..store.atomic import write_text
+from ..store.atomic import write_page
 from ..store.find import config_digest, finished_runs, require_finished_run, same_config
 from ..data.shifts import every_roll
 
@@ -181,7 +181,7 @@ def _minutes(seconds: float) -> str:
 def _where(path: Path) -> str:
     try:
         return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
+    except (ValueError, OSError):  # elsewhere, or the current folder was deleted while claims ran
         return str(path)
 
 
@@ -337,10 +337,12 @@ def write_answers(config: Path, *, overrides: list[str] | None = None, out_file:
     text = render_answers(answers, config=invocation(config, overrides), wall_s=time.perf_counter() - t0,
                           load=(load0, os.getloadavg()[0]), since=since)
     page = answers_page(run_dir, out_file)
-    if out_file is None:  # the run folder's own page (out_file was checked before the work)
+    if out_file is not None:  # checked again: a file of someone else's may have come to that name meanwhile
+        output_file(out_file, "--out", "answers.md", marker=ANSWERS_MARK.encode(), starts=TITLE.encode(), force=force)
+    else:  # the run folder's own page
         # no --out was given: the message names the page itself (--force replaces it, --out writes elsewhere)
         output_file(page, "the run's answers page", "answers.md", marker=ANSWERS_MARK.encode(), starts=TITLE.encode(),
                     force=force, inside=run_dir, instead="remove the link and run the same command again (the run "
                     "and its sweeps are kept and reused), or write the page elsewhere with --out FILE")
-    write_text(page, text)  # a temporary file renamed: a half-written page never looks complete
+    write_page(page, text)  # a temporary file renamed: a half-written page never looks complete
     return answers

@@ -21,6 +21,7 @@ import typer
 from typer.core import TyperCommand, TyperGroup, TyperOption
 
 from ..core.errors import InvlabError, clip, out_of_memory
+from ..core.processes import terminate_as_interrupt
 from ..core.speed import keep_freed_memory
 from ..core.versions import __version__
 from .options import err, error, line
@@ -232,6 +233,13 @@ def main() -> None:
     _options["own_process"] = True
     replace_unencodable(sys.stdout, sys.stderr)  # invlab's own process only: a program that runs it keeps its own
     try:
-        app()
+        os.getcwd()
+    except FileNotFoundError:  # torch's MKL ends the process with a "FATAL ERROR" when it loads from there
+        error("the current folder no longer exists (it was deleted or moved while the shell was in it), and torch "
+              "cannot load from there; cd to a folder that exists and run again")
+        sys.exit(2)
+    try:
+        with terminate_as_interrupt():  # `kill` ends every command as Ctrl-C does: what it was writing is cleaned up
+            app()
     finally:
         _exiting()

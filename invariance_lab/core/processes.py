@@ -4,13 +4,17 @@ is gone was killed without a chance to say so (store/meta.run_state, run/study.s
     record = this_process()          # {pid, pid_start, host}, kept in meta.json
     process_gone(record)             # True, False, or None on another host (only a heartbeat can tell there)
     processes_with_env({"SUBMITIT_LOCAL_JOB_ID": "123"})   # pids of this user's processes started with it (Linux)
+    with terminate_as_interrupt(): ...   # SIGTERM (kill, a cluster's cancel) ends the block as Ctrl-C does
 """
 
 from __future__ import annotations
 
 import ctypes
 import os
+import signal
 import socket
+import threading
+from contextlib import contextmanager
 from pathlib import Path
 
 STILL_ACTIVE = 259  # Windows: GetExitCodeProcess's code for a process that has not exited
@@ -100,3 +104,22 @@ def alive_on_windows(pid: int, kernel32=None) -> bool:
         return bool(kernel32.GetExitCodeProcess(handle, ctypes.byref(code))) and code.value == STILL_ACTIVE
     finally:
         kernel32.CloseHandle(handle)
+
+
+@contextmanager
+def terminate_as_interrupt():
+    """Treat SIGTERM like Ctrl-C inside the block, so that what the block cleans up on KeyboardInterrupt (a run
+    marked interrupted, a temporary folder removed) is cleaned up on `kill` too. Main thread only: signals are
+    delivered there; the handler before is put back when the block ends."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    before = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, before)

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from ..core.columns import METRIC_COLUMNS
 from ..core.errors import ConfigError, InvlabError, choose
 from ..run.writable import output_file, results_folder_of, writable
-from ..store.atomic import write_text
+from ..store.atomic import write_page
 from ..store.find import newest_run
 from ..store.layout import is_study
 from .display import FORMATS
@@ -77,8 +77,10 @@ def make_report(paths: list[Path] | None = None, *, by: str = "model", metric: s
     if html is not None:
         t0 = time.perf_counter()
         page = html_report(results_paths, metric=metric, drop_chance=drop_chance)
-        write_text(html, page)  # a temporary file renamed: a half-written page never looks complete
-        made.html, made.html_bytes, made.html_seconds = html, len(page.encode()), time.perf_counter() - t0
+        # checked again: a file of someone else's may have come to that name while the page was made
+        output_file(html, "--html", "report.html", marker=GENERATOR.encode(), starts=PAGE_HEAD.encode(), force=force)
+        write_page(html, page)  # a temporary file renamed: a half-written page never looks complete
+        made.html, made.html_bytes, made.html_seconds = html, html.stat().st_size, time.perf_counter() - t0
     return made
 
 

@@ -28,30 +28,65 @@ from typing import IO, Any
 
 import pandas as pd
 
-from ..core.errors import DiskFullError, RunFolderError, clip
+from ..core.errors import DiskFullError, InvlabError, RunFolderError, clip
 from ..core.open_flags import BINARY, NOFOLLOW, NONBLOCK, READ
 
 # O_NOFOLLOW and O_NONBLOCK are POSIX; where they are missing (Windows) the lstat checks below still refuse links
 DISK_FULL = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}  # no space left; the user's quota reached
 
 
-def disk_full(e: BaseException | None) -> OSError | None:
-    """The OSError saying the disk (or quota) is full that `e` is or came from, else None: torch.save words its
-    writer's OSError as a RuntimeError, with the OSError as its context."""
+def _os_error(e: BaseException | None, errnos=None) -> OSError | None:
+    """The OSError (of one of `errnos`, or any) that `e` is or came from, else None: torch.save words its writer's
+    OSError as a RuntimeError, with the OSError as its context."""
     seen = set()
     while e is not None and id(e) not in seen:
-        if isinstance(e, OSError) and e.errno in DISK_FULL:
+        if isinstance(e, OSError) and (errnos is None or e.errno in errnos):
             return e
         seen.add(id(e))
         e = e.__cause__ or e.__context__
     return None
 
 
+def disk_full(e: BaseException | None) -> OSError | None:
+    """The OSError saying the disk (or quota) is full that `e` is or came from, else None."""
+    return _os_error(e, DISK_FULL)
+
+
 def _full_disk_error(path: Path, full: OSError) -> DiskFullError:
     return DiskFullError(f"cannot write {path}: the disk is full ({full.strerror or 'no space left on device'}); "
-                          f"no half-written file was left (invlab writes a temporary file beside it and renames it "
-                          f"only when complete: an older {path.name} is kept as it was). Free some space, or write "
-                          f"to another disk, and run again")
+                          f"{_KEPT.format(name=path.name)}. Free some space, or write to another disk, and run again")
+
+
+_KEPT = ("no half-written file was left (invlab writes a temporary file beside it and renames it only when "
+         "complete: an older {name} is kept as it was)")
+# what to do about an error writing a file, by errno (the rest: the system's words alone)
+_WRITE_ADVICE = {errno.EFBIG: "the file is larger than this process may write (a file-size limit, `ulimit -f`, or "
+                              "the file system's largest file); raise the limit or write to another disk",
+                 errno.EACCES: "make its folder writable, or write elsewhere",
+                 errno.EPERM: "make its folder writable, or write elsewhere",
+                 errno.EROFS: "the file system is read-only; write elsewhere",
+                 errno.ENOENT: "its folder is gone (moved or deleted while invlab ran); run again where it exists"}
+
+
+def _write_error(path: Path, e: BaseException) -> InvlabError | None:
+    """The one-paragraph error for `e`, raised while writing `path`, naming `path` (not the temporary file the
+    system named); None for what is no error of writing (a KeyboardInterrupt, invlab's own errors)."""
+    if isinstance(e, UnicodeEncodeError):
+        return RunFolderError(f"cannot write {path}: its text holds {clip(repr(e.object[e.start:e.end]), 40)}, which "
+                              f"is not valid UTF-8 (a file or folder name whose bytes are not UTF-8); rename it and "
+                              f"run again")
+    if not isinstance(e, (OSError, RuntimeError)):
+        return None
+    full = disk_full(e)
+    if full is not None:
+        return _full_disk_error(path, full)
+    cause = _os_error(e)
+    if cause is None:
+        return None
+    advice = _WRITE_ADVICE.get(cause.errno, "run again when the cause is mended")
+    error = DiskFullError if cause.errno == errno.EFBIG else RunFolderError
+    return error(f"cannot write {path}: {cause.strerror or cause}; {_KEPT.format(name=path.name)}. {advice[0].upper()}"
+                 f"{advice[1:]}")
 
 
 def refuse_link(path: Path) -> None:
@@ -74,11 +109,21 @@ def _refuse_folder(path: Path) -> None:
                              "Move it away and run again")
 
 
+TMP_EXTRA = 14  # bytes the temporary name adds to a file's own: ".", ".", 8 hex digits, ".tmp"
+NAME_MAX = 255  # bytes of one file name on the usual file systems (ext4, APFS, NTFS)
+
+
+def _short(name: str) -> str:
+    """`name`, cut so that the temporary name stays a legal one (a 250-byte --html name is)."""
+    raw = os.fsencode(name)
+    return name if len(raw) <= NAME_MAX - TMP_EXTRA else os.fsdecode(raw[:NAME_MAX - TMP_EXTRA])
+
+
 def _temporary(path: Path) -> tuple[int, Path]:
     """A new file beside `path` under a name nobody else has: created exclusively, never through a link."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | NOFOLLOW | BINARY
     for _ in range(100):
-        tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+        tmp = path.with_name(f".{_short(path.name)}.{secrets.token_hex(4)}.tmp")
         try:
             return os.open(tmp, flags, 0o666), tmp  # 0o666 less the umask, like any file open() creates
         except FileExistsError:
@@ -87,16 +132,15 @@ def _temporary(path: Path) -> tuple[int, Path]:
 
 
 def write_file(path: Path, write: Callable[[IO], Any], *, binary: bool = False) -> None:
-    """Write `path` whole: `write(f)` fills a temporary file, which is then renamed over `path`."""
+    """Write `path` whole: `write(f)` fills a temporary file, which is then renamed over `path`. An error of
+    writing (a full disk, a file-size limit, a folder made read-only or moved away) names `path` itself."""
     path = Path(path)
     refuse_link(path)
     _refuse_folder(path)
     try:
         fd, tmp = _temporary(path)
-    except OSError as e:
-        if disk_full(e):  # no room even for an empty file (no free inodes)
-            raise _full_disk_error(path, e) from None
-        raise
+    except OSError as e:  # no room even for an empty file (no free inodes), a folder not writable
+        raise (_write_error(path, e) or e) from None
     try:
         with (os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", encoding="utf-8", newline="")) as f:
             write(f)
@@ -104,9 +148,9 @@ def write_file(path: Path, write: Callable[[IO], Any], *, binary: bool = False) 
         os.replace(tmp, path)
     except BaseException as e:
         tmp.unlink(missing_ok=True)
-        full = disk_full(e)
-        if full is not None:
-            raise _full_disk_error(path, full) from None
+        error = _write_error(path, e)
+        if error is not None:
+            raise error from None
         raise
 
 
@@ -114,6 +158,12 @@ def write_text(path: Path, text: str) -> None:
     if not isinstance(text, str):
         raise TypeError(f"write_text needs a str, not {type(text).__name__}")
     write_file(path, lambda f: f.write(text))
+
+
+def write_page(path: Path, text: str) -> None:
+    """A page for people to read (the HTML report, the answers page): a folder name whose bytes are not UTF-8 (held
+    as surrogates, as Python decodes such names) is written with them escaped, `\\udcff`, not refused."""
+    write_text(path, text.encode("utf-8", "backslashreplace").decode("utf-8"))
 
 
 def write_json(path: Path, obj) -> None:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ..core.errors import RunFolderError
 from ..core.open_flags import BINARY, NOFOLLOW
-from .atomic import refuse_link, write_text
+from .atomic import disk_full, refuse_link, write_text
 from .find import resumable_run
 from .layout import CONFIG_FILE, LOCK_FILE, RESUME_FOLDERS, new_run_folder, refuse_linked_folders
 
@@ -58,6 +58,10 @@ def claim(folder: Path) -> Claim | None:
     try:
         fd = os.open(path, os.O_RDWR | os.O_CREAT | NOFOLLOW | BINARY, 0o666)
     except OSError as e:  # a folder it cannot write (read-only, immutable), or a folder at the name
+        if disk_full(e):  # no free inode for the empty lock file: the advice below would be wrong
+            raise RunFolderError(f"{folder}: cannot create its lock file {LOCK_FILE}: the disk is full "
+                                 f"({e.strerror or e}). Free some space, or use another --results-dir, and run "
+                                 "again") from None
         raise RunFolderError(f"{folder}: cannot open its lock file {LOCK_FILE} ({e.strerror or e}); invlab works only "
                              f"in a folder it can write, with {LOCK_FILE} a plain file. Make the folder writable (or "
                              "remove what is at that name), or start a new folder: --fresh, or another "

@@ -17,7 +17,6 @@ malformed is a RunFolderError naming the file.
 from __future__ import annotations
 
 import os
-import signal
 import stat
 import threading
 import time
@@ -31,7 +30,7 @@ from pydantic import (BaseModel, ConfigDict, StrictInt, StringConstraints, Valid
 
 from ..core.errors import DiskFullError, InvlabError, RunFolderError, clip, quote
 from ..core.open_flags import NOFOLLOW, READ
-from ..core.processes import process_gone, this_process
+from ..core.processes import process_gone, terminate_as_interrupt, this_process
 from ..schema.fields import check_range
 from .atomic import read_json, write_json
 from .layout import META_FILE, unit_state_path
@@ -240,7 +239,7 @@ class Meta:
         beat = threading.Thread(target=self._beat, args=(stop,), daemon=True)
         beat.start()
         try:
-            with _terminate_as_interrupt():
+            with terminate_as_interrupt():
                 yield self
         except KeyboardInterrupt:  # Ctrl-C, and SIGTERM
             self.finish("interrupted", stop)
@@ -312,20 +311,3 @@ def log_tail(path: Path, lines: int = 8) -> list[str]:
 
 def _now() -> str:
     return datetime.now().isoformat(timespec="seconds")
-
-
-@contextmanager
-def _terminate_as_interrupt():
-    """Treat SIGTERM like Ctrl-C inside the block (main thread only: signals are delivered there)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum, frame):
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    before = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, before)

@@ -96,3 +96,18 @@ def test_the_page_words_the_letters_and_shifts_that_ran():
     assert protocol_words(other)["canvas_shifts"] == "canvas shifts of -4..4 step 2 px in x"
     assert pct(float("nan")) == MISSING and "nan" not in MISSING and pct(0.125) == "12.5%"
     assert ratio(float("nan")) == ZERO_MAPS and "nan" not in ZERO_MAPS and ratio(0.01234, ".2g") == "0.012"
+
+
+def test_a_folder_is_named_as_given_when_the_current_folder_was_deleted_meanwhile(tmp_path, monkeypatch):
+    """Deleted while `invlab claims` trained, the current folder ended the finished work in "error: No such file or
+    directory: " (no path), with no answers page."""
+    from invariance_lab.claims.answers import _where
+
+    run = tmp_path / "results" / "question_claims" / "20260101-000000"
+    run.mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+    assert _where(run) == os.path.join("results", "question_claims", "20260101-000000")
+    (tmp_path / "here").mkdir()
+    monkeypatch.chdir(tmp_path / "here")
+    (tmp_path / "here").rmdir()
+    assert _where(run) == str(run)

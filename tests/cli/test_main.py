@@ -293,3 +293,15 @@ def test_commands_run_in_another_program_leave_its_ctrl_c_alone(tmp_path):
     with mock.patch("invariance_lab.cli.sweep.sweep_target", side_effect=KeyboardInterrupt):  # it said "interrupted"
         res = runner.invoke(app, ["sweep", str(ROOT / "configs" / "quick.yaml"), "--results-dir", str(tmp_path)])
     assert res.exit_code == 130 and "the sweep folder is left unfinished; run the same command again" in res.output
+
+
+def test_a_deleted_current_folder_is_named_before_torch_loads(tmp_path):
+    """torch's MKL ended every command run from a deleted folder with "Intel oneMKL FATAL ERROR: Cannot load
+    libtorch_cpu.so", whatever the command."""
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    code = "import sys; from invariance_lab.cli.main import main; sys.argv = ['invlab', 'models']; main()"
+    res = subprocess.run(["sh", "-c", f'cd "{gone}" && rmdir "{gone}" && exec "$0" -c "$1"', sys.executable, code],
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 2 and res.stderr.startswith("error: the current folder no longer exists"), res.stderr
+    assert "cd to a folder that exists" in res.stderr and "FATAL" not in res.stderr + res.stdout

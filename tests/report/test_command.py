@@ -129,3 +129,43 @@ def test_by_layer_without_a_profile_names_both_commands_that_make_one(run):
     """A measure folder's user is pointed at `invlab measure --layers` too (it named `invlab sweep RUN_DIR` alone)."""
     _refused([run, "--by", "layer"], "no layer profile in these results", "invlab sweep RUN_DIR --layers",
              "invlab measure ... --layers")
+
+
+def test_a_file_that_comes_to_the_html_name_while_the_page_is_made_is_not_replaced(run, tmp_path, monkeypatch):
+    """The page was checked only before the work of making it: a file written there meanwhile was replaced."""
+    page, real = tmp_path / "page.html", command.html_report
+
+    def slow(*args, **kwargs):
+        made = real(*args, **kwargs)
+        page.write_text("<p>my notes, saved while the page was made</p>\n")
+        return made
+
+    monkeypatch.setattr(command, "html_report", slow)
+    with pytest.raises(ConfigError, match=f"--html {page} exists and was not written by invlab"):
+        make_report([run], html=page)
+    assert page.read_text() == "<p>my notes, saved while the page was made</p>\n" and os.listdir(tmp_path) == [page.name]
+
+
+# `invlab report RUN --plot FIGS` in its own process, sent SIGTERM when its PNGs are drawn into the temporary
+# folder but not yet placed: SIGTERM is Ctrl-C to every command, so the temporary folder is removed
+TERMINATED_REPORT = """
+import os, signal, sys
+from importlib.metadata import entry_points
+from invariance_lab.report import command
+command._place = lambda *a: os.kill(os.getpid(), signal.SIGTERM)
+(invlab,) = [e for e in entry_points(group="console_scripts") if e.name == "invlab"]
+sys.argv = ["invlab", "report", sys.argv[1], "--plot", sys.argv[2]]
+invlab.load()()
+"""
+
+
+def test_sigterm_ends_a_report_as_ctrl_c_does_and_leaves_no_temporary_folder(run, tmp_path):
+    import subprocess
+    import sys
+
+    figs = tmp_path / "figs"
+    figs.mkdir()
+    res = subprocess.run([sys.executable, "-c", TERMINATED_REPORT, str(run), str(figs)], capture_output=True,
+                         text=True, timeout=120)
+    assert res.returncode == 130 and "interrupted" in res.stderr and "Traceback" not in res.stderr, res.stderr
+    assert os.listdir(figs) == []  # the drawn PNGs' temporary folder (.invlab-plots-*) was left behind

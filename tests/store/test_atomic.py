@@ -319,3 +319,60 @@ def test_a_json_file_of_gigabytes_is_refused_by_its_size_before_it_is_read(tmp_p
         f.truncate(3 * 2**30)
     with pytest.raises(RunFolderError, match=f"3,221,225,472 bytes, .* \\(at most {MAX_JSON_BYTES:,}\\)"):
         read_json(path)
+
+
+@pytest.fixture
+def file_size_limit():
+    """This process may write files of at most 4 KiB (`ulimit -f`; Python ignores SIGXFSZ, so a write past it is
+    EFBIG); the limit before is put back."""
+    resource = pytest.importorskip("resource")
+    before = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (4096, before[1]))
+    yield
+    resource.setrlimit(resource.RLIMIT_FSIZE, before)
+
+
+def test_a_file_size_limit_is_an_error_naming_the_file_not_a_traceback(tmp_path, file_size_limit):
+    import torch
+
+    from invariance_lab.core.errors import DiskFullError
+
+    write_text(tmp_path / "a.csv", "old\n")
+    with pytest.raises(DiskFullError, match=rf"cannot write {tmp_path / 'a.csv'}: File too large; no half-written"):
+        write_csv(tmp_path / "a.csv", pd.DataFrame({"x": range(10000)}))
+    # torch.save words the writer's EFBIG as a RuntimeError ("unexpected pos"), which ended `invlab run` in a traceback
+    with pytest.raises(DiskFullError, match=r"b\.pt: File too large; .*`ulimit -f`"):
+        write_file(tmp_path / "b.pt", lambda f: torch.save({"w": torch.zeros(10000)}, f), binary=True)
+    assert sorted(os.listdir(tmp_path)) == ["a.csv"] and (tmp_path / "a.csv").read_text() == "old\n"
+
+
+@pytest.mark.parametrize("code, advice", [(13, "make its folder writable"), (2, "its folder is gone"),
+                                          (30, "read-only; write elsewhere"), (5, "run again when the cause")])
+def test_an_error_writing_names_the_file_itself_not_its_temporary_name(tmp_path, code, advice):
+    # the system names the temporary file (.a.json.1f2e3d4c.tmp), which the user never asked for
+    def fail(f):
+        raise OSError(code, os.strerror(code), str(tmp_path / ".a.json.1f2e3d4c.tmp"))
+
+    with pytest.raises(RunFolderError) as e:
+        write_file(tmp_path / "a.json", fail)
+    said = str(e.value)
+    assert said.startswith(f"cannot write {tmp_path / 'a.json'}: {os.strerror(code)}; ") and advice in said.lower(), said
+    assert ".tmp" not in said.replace("a temporary file", "") and os.listdir(tmp_path) == []
+
+
+def test_a_name_of_up_to_255_bytes_is_written_though_its_temporary_name_would_be_longer(tmp_path):
+    for name in ["h" * 250 + ".html", "é" * 125 + ".md"]:  # 255 and 253 bytes: the temporary name is cut
+        write_text(tmp_path / name, "page")
+        assert (tmp_path / name).read_text() == "page"
+    assert len(os.listdir(tmp_path)) == 2
+
+
+def test_a_name_whose_bytes_are_not_utf8_is_escaped_in_a_page_and_refused_in_a_file_read_back(tmp_path):
+    from invariance_lab.store.atomic import write_page
+
+    folder = os.fsdecode(b"bad\xffname")  # how Python holds a folder name that is not UTF-8: "bad\udcffname"
+    write_page(tmp_path / "page.html", f"<p>{folder}</p>")
+    assert (tmp_path / "page.html").read_text(encoding="utf-8") == "<p>bad\\udcffname</p>"
+    with pytest.raises(RunFolderError, match=r"config\.yaml: its text holds '\\udcff', which is not valid UTF-8"):
+        write_text(tmp_path / "config.yaml", f"path: {folder}\n")
+    assert sorted(os.listdir(tmp_path)) == ["page.html"]

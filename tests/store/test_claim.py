@@ -2,6 +2,7 @@
 once both resumed the same folder (found stopped by both before either wrote meta.json), trained the same units
 and overwrote each other's meta.json; the second now passes over a folder the first holds."""
 
+import os
 import socket
 import subprocess
 import sys
@@ -85,3 +86,16 @@ def test_a_lock_that_cannot_be_opened_is_a_run_folder_error_saying_what_to_do(tm
     said = str(e.value)
     assert f"{tmp_path}: cannot open its lock file {LOCK_FILE} (Is a directory)" in said
     assert "a folder it can write" in said and "--fresh" in said
+
+
+def test_a_full_disk_at_the_lock_file_says_so_not_to_make_the_folder_writable(tmp_path, monkeypatch):
+    import errno
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "open", full)
+    with pytest.raises(RunFolderError, match=rf"cannot create its lock file {LOCK_FILE}: the disk is full") as e:
+        claim(tmp_path)
+    monkeypatch.undo()
+    assert "writable" not in str(e.value) and "Free some space" in str(e.value)
