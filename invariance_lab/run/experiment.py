@@ -45,8 +45,8 @@ from ..store.layout import (CONFIG_FILE, INVARIANCE_CSV, LAYERS_CSV, LAYERS_SUMM
 from ..store.atomic import write_csv, write_file, write_text
 from ..store.claim import run_folder
 from ..store.meta import Meta, run_state
-from ..store.find import (config_digest, finished_runs, require_finished_run, resumable_run, reusable_checkpoints,
-    run_difference)
+from ..store.find import (config_digest, finished_runs, live_run, require_finished_run, resumable_run,
+                          reusable_checkpoints, run_difference)
 from ..eval.engine import engine_protocol
 from ..eval.lie import evaluate_lie, lie_protocol
 from ..eval.sweep import (DEFAULT_LAYER_IMAGES, ModelKey, check_sweep_options, engine_mode, evaluate_layers,
@@ -103,7 +103,10 @@ def run_experiment(cfg: Config, *, results_dir: Path, progress: bool = False, fr
     if old is not None:
         say(f"resuming {run_dir} ({run_state(old)}): finished units are kept")
     else:
-        say(f"run folder: {run_dir}")
+        busy = None if fresh else live_run(results_dir, cfg.name, digests, exclude=run_dir)
+        say(f"run folder: {run_dir}" + ("" if busy is None else f" ({busy[0]} is running this config now, process "
+            f"{busy[1].get('pid')}: this run reuses the checkpoints it has finished and trains the others itself; "
+            "stop this one and run again when that one ends to reuse them all)"))
     history = [] if old is None else old.get("attempts", []) + [dict(state=run_state(old), started=old.get("started"))]
     meta = Meta(run_dir, kind="run", name=cfg.name, run_id=run_dir.name, config_digest=digest, device=str(device),
                 seeds=cfg.seeds, protocol=protocol(cfg.sweep, cfg.data, cfg.seeds, list(factors)),

@@ -75,6 +75,14 @@ def same_config(meta: dict, digest: str | tuple[str, ...]) -> bool:
     return meta.get("config_digest") in ((digest,) if isinstance(digest, str) else digest)
 
 
+def live_run(results_dir: Path, name: str, digest: str | tuple[str, ...], exclude: Path) -> tuple[Path, dict] | None:
+    """The newest run of this exact config that a live process is running now, other than `exclude`: a second
+    `invlab run` of the config makes a folder of its own beside it, and says so."""
+    live = [(f, m) for f, m in all_runs(results_dir, name)
+            if f != exclude and same_config(m, digest) and run_state(m) == "running"]
+    return live[-1] if live else None
+
+
 def resumable_run(results_dir: Path, name: str, digest: str | tuple[str, ...], *, trained_with: dict | None = None,
                   reuse_old: bool = False, skip=frozenset()) -> tuple[Path, dict] | None:
     """The newest run of this exact config that stopped before finishing and whose process is gone; with

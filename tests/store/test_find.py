@@ -1,6 +1,7 @@
 """find.py: finding runs under a results folder (finished, resumable, reusable checkpoints) and refusing a
 folder that is not a finished run or a study, with a RunFolderError."""
 
+import os
 import socket
 
 import pytest
@@ -172,3 +173,39 @@ def test_run_refuses_another_versions_checkpoints_with_a_message_and_reuses_them
     again = read_meta(run_experiment(cfg, results_dir=results, reuse_old=True, threads=1))
     assert again["reuse_old"] is True and len(again["reused"]) == 4 and set(again["reused_old"]) == set(again["reused"])
     assert all(r["trained_with"]["invlab"] == "0.0.9" for r in again["reused_old"].values())
+
+
+def test_live_run_finds_the_config_a_live_process_is_running_and_nothing_else(tmp_path):
+    from invariance_lab.core.processes import this_process
+    from invariance_lab.store.find import live_run
+
+    live = dict(status="running", config_digest="d", **this_process())
+    _meta(tmp_path / "x" / "a", **live, started="2026-01-01T00:00:00")
+    _meta(tmp_path / "x" / "b", **dict(live, pid=_dead_pid()), started="2026-01-02T00:00:00")  # its process gone
+    _meta(tmp_path / "x" / "c", config_digest="d")  # finished
+    _meta(tmp_path / "x" / "e", **dict(live, config_digest="other"))  # another config
+    assert live_run(tmp_path, "x", ("old", "d"), exclude=tmp_path / "x" / "new")[0] == tmp_path / "x" / "a"
+    assert live_run(tmp_path, "x", "d", exclude=tmp_path / "x" / "a") is None
+
+
+def test_a_run_of_a_config_another_process_is_running_says_so(tmp_path, small_quick_run, one_thread):
+    """Two `invlab run` of one config each trained into a folder of its own without a word."""
+    import shutil
+
+    from conftest import ROOT
+    from invariance_lab.config.load import load_config
+    from invariance_lab.core.processes import this_process
+    from invariance_lab.run.experiment import run_experiment
+
+    results = tmp_path / "r"
+    busy = results / "quick" / small_quick_run.name
+    shutil.copytree(small_quick_run, busy)
+    meta = {k: v for k, v in read_meta(busy).items() if k != "finished"}
+    write_json(busy / META_FILE, dict(meta, status="running", **this_process()))  # as if this process ran it
+    cfg = load_config(ROOT / "configs" / "quick.yaml", overrides=[
+        "data.train_images=400", "train.epochs=2", "data.test_images=20"])
+    said = []
+    new = read_meta(run_experiment(cfg, results_dir=results, on_event=said.append, threads=1))
+    assert len(new["reused"]) == 4 and not new["trained"]  # its finished checkpoints reused, nothing trained again
+    (notice,) = [s for s in said if s.startswith("run folder:")]
+    assert f"({busy} is running this config now, process {os.getpid()}: " in notice and "run again" in notice
