@@ -19,7 +19,7 @@ from ..core.errors import RunFolderError
 from ..core.open_flags import BINARY, NOFOLLOW
 from .atomic import disk_full, refuse_link, write_text
 from .find import resumable_run
-from .layout import CONFIG_FILE, LOCK_FILE, RESUME_FOLDERS, new_run_folder, refuse_linked_folders
+from .layout import CONFIG_FILE, LOCK_FILE, RESUME_FOLDERS, new_run_folder, refuse_linked_folders, remove_new_folder
 
 try:
     import fcntl
@@ -110,7 +110,11 @@ def run_folder(results_dir: Path, name: str, digest: str | tuple[str, ...], conf
             write_text(found[0] / CONFIG_FILE, config_text)
             return found[0], found[1], held
         run_dir = new_run_folder(results_dir, name, config_text)
-        return run_dir, None, claim(run_dir) or Claim(None)
+        try:
+            return run_dir, None, claim(run_dir) or Claim(None)
+        except BaseException:  # its lock cannot be made (a full disk): the folder made just now goes too
+            remove_new_folder(run_dir)
+            raise
     except BaseException:
         if held is not None:
             held.release()

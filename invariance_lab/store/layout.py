@@ -30,6 +30,7 @@ meta.json's schema and the process status live in meta.py, finding runs in find.
 
 from __future__ import annotations
 
+import shutil
 from datetime import datetime
 from pathlib import Path
 
@@ -151,9 +152,19 @@ def new_folder(parent: Path, prefix: str = "") -> Path:
 def new_run_folder(results_dir: Path, name: str, config_text: str) -> Path:
     """results_dir/<name>/<new run id>/ with its checkpoints/ folder and config.yaml."""
     run_dir = new_folder(Path(results_dir) / name)
-    (run_dir / CHECKPOINT_DIR).mkdir()
-    write_text(run_dir / CONFIG_FILE, config_text)
+    try:
+        (run_dir / CHECKPOINT_DIR).mkdir()
+        write_text(run_dir / CONFIG_FILE, config_text)
+    except BaseException:  # a full disk: no folder left that looks like a run but holds no meta.json
+        remove_new_folder(run_dir)
+        raise
     return run_dir
+
+
+def remove_new_folder(folder: Path) -> None:
+    """Remove a folder this process made a moment ago (and what it put there) when it cannot be completed; links
+    inside are removed, never followed."""
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def new_measure_folder(results_dir: Path, name: str) -> Path:

@@ -99,3 +99,22 @@ def test_a_full_disk_at_the_lock_file_says_so_not_to_make_the_folder_writable(tm
         claim(tmp_path)
     monkeypatch.undo()
     assert "writable" not in str(e.value) and "Free some space" in str(e.value)
+
+
+@pytest.mark.parametrize("fails", ["config", "lock"])
+def test_a_new_run_folder_that_cannot_be_completed_is_not_left_behind(tmp_path, monkeypatch, fails):
+    """A full disk after the folder was made left one with checkpoints/ (or config.yaml and .lock) and no meta.json,
+    which `invlab status` then did not count as a run."""
+    import errno
+
+    from invariance_lab.store import claim as claim_module
+    from invariance_lab.store import layout
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(layout if fails == "config" else claim_module, "write_text" if fails == "config" else "claim",
+                        full)
+    with pytest.raises(OSError):
+        claim_module.run_folder(tmp_path, "quick", "d", "name: quick\n", fresh=False)
+    assert os.listdir(tmp_path / "quick") == []
