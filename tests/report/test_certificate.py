@@ -115,3 +115,32 @@ def test_the_largest_change_of_one_image_is_the_largest_not_the_first_near_it():
                              invariance=inv)
     (head, line) = certificate_lines(result)
     assert "NOT invariant" in line and "the largest change of one image at any shift is 1.8e-06, at (2, 0)" in line
+
+
+@pytest.mark.parametrize("broken", ["flip", "probability"])
+def test_a_model_is_invariant_only_when_every_seed_is(broken):
+    """Invariant means at any shift, for any seed: one seed in three that flips a prediction (or moves an image's
+    probabilities past INVARIANT_TV) makes the model NOT invariant, at that seed's shift."""
+    from types import SimpleNamespace
+
+    from invariance_lab.core.columns import INVARIANT_TV
+    from invariance_lab.report.certificate import certificate_lines
+
+    # flip: a prediction on the decision boundary flips while no probability moves past INVARIANT_TV
+    bad = dict(flip=(0.25, INVARIANT_TV / 4, INVARIANT_TV / 2),
+               probability=(0.0, 2 * INVARIANT_TV, 10 * INVARIANT_TV))[broken]
+    inv = pd.DataFrame(dict(model="m", seed=[0, 0, 1, 1, 2, 2], dx=[0.0, 1.0] * 3, dy=0.0,
+                            flip_rate=[0.0, 0.0, 0.0, 0.0, 0.0, bad[0]],
+                            prob_change=[0.0, 1e-8, 0.0, 1e-8, 0.0, bad[1]],
+                            max_prob_change=[0.0, 1e-8, 0.0, 1e-8, 0.0, bad[2]]))
+    summary = pd.DataFrame(dict(model="m", seed=[0, 1, 2], worst_flip_rate=[0.0, 0.0, bad[0]],
+                                worst_prob_change=[1e-8, 1e-8, bad[1]], max_prob_change=[1e-8, 1e-8, bad[2]],
+                                worst_shift_dx=1.0, worst_shift_dy=0.0))
+    result = SimpleNamespace(meta=dict(protocol=dict(all_shifts=True, n_shifts=2, test_images=4)), summary=summary,
+                             invariance=inv)
+    (head, line) = certificate_lines(result)
+    assert line.startswith("  m: NOT invariant: "), line
+    assert broken == "flip" or "(dx, dy) = (1, 0) (seed 2)" in line, line  # a flip at a change within core/stats.TIE
+    # of the others' is named by the largest change of one image alone
+    intact = SimpleNamespace(meta=result.meta, summary=summary[summary.seed < 2], invariance=inv[inv.seed < 2])
+    assert certificate_lines(intact)[1].startswith("  m: invariant (all 2 seeds)")

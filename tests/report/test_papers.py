@@ -120,3 +120,13 @@ def test_our_interval_is_cut_at_0_and_100_percent_as_the_model_table_cuts_it():
     assert _pm(0.8975, 1.57, cut=True) == "0.9 [0, 2.5]" and _pm(99.67, 1.5, cut=True) == "99.7 [98.2, 100]"
     assert _pm(29.4, 3.6, cut=True) == "29.4 ± 3.6" and _pm(73.7, 1.0) == "73.7 ± 1.0"  # the paper's std: as printed
     assert _pm(float("nan"), 1.0) == "–" and _pm(100.0, None) == "100.0"
+
+
+def test_in_our_interval_holds_to_its_ends_and_no_further(tmp_path, fake_result):
+    """Ours is 91.0 ± 2.484 (t(0.975, 2) * 1.0 / sqrt(3)), so [88.52, 93.48], widened by half the paper's printed
+    digit (0.05): 93.5 and 88.5 lie inside it, 93.6 and 88.4 do not (a halved interval would leave 93.5 out)."""
+    values = {"93.5": "yes", "88.5": "yes", "93.6": "no", "88.4": "no"}
+    for i, (value, inside) in enumerate(values.items()):
+        r = _with_test_set_and_paper(fake_result(tmp_path / f"run{i}"), {"plain": {"clean_accuracy": float(value)}})
+        (view,) = paper_views([r])
+        assert view.table.set_index(["model", "test_set"]).loc[("plain", "default"), "in_ci"] == inside, value

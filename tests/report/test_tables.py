@@ -285,3 +285,16 @@ def test_a_config_yaml_that_cannot_be_a_config_says_nothing_of_the_classes_witho
     os.remove(path)
     path.write_text("data: {letters: [A, B, C]}\n")
     assert configured_classes(SimpleNamespace(meta={"protocol": {}}, path=folder)) == 3
+
+
+def test_model_table_takes_the_mean_over_seeds_not_another_centre(tmp_path, fake_result):
+    """Seeds' flip rates 0.01, 0.02, 0.30: the mean is 0.11, the median 0.02 (the fixture's seeds are symmetric,
+    so there the two agree)."""
+    folder = fake_result(tmp_path / "demo" / "r1", run_id="r1", models=("a",))
+    summary = pd.read_csv(folder / "summary.csv")
+    summary["mean_flip_rate"] = [0.01, 0.02, 0.30]
+    summary.to_csv(folder / "summary.csv", index=False)
+    (row,) = model_table([load_result(folder)]).to_dict("records")
+    assert row["mean_flip_rate"] == pytest.approx(0.11)
+    assert row["mean_flip_rate_ci"] == pytest.approx(4.3027 * pd.Series([0.01, 0.02, 0.30]).std() / math.sqrt(3),
+                                                     abs=1e-5)

@@ -48,9 +48,12 @@ def test_a_protocol_the_tables_cannot_state_is_refused(tmp_path, change, needle)
         read_meta(tmp_path)
 
 
-def test_a_rotate_protocol_needs_no_shifts():
+def test_a_rotate_protocol_needs_no_shifts_and_a_translation_does():
     protocol = {k: v for k, v in PROTOCOL.items() if k not in ("dx", "dy")}
-    Protocol.model_validate({**protocol, "transform": "rotate", "angles": [-40, 40, 10]})
+    rotate = Protocol.model_validate({**protocol, "transform": "rotate", "angles": [-40, 40, 10]})
+    assert rotate.angles == [-40, 40, 10] and rotate.dx is None and rotate.dy is None
+    with pytest.raises(ValueError, match="dx"):  # the same protocol as a translation states no grid
+        Protocol.model_validate(protocol)
 
 
 def test_random_bytes_meta_is_refused(tmp_path):

@@ -43,6 +43,7 @@ def test_a_table_larger_than_its_rows_can_take_is_refused_before_it_is_read(tmp_
     ("model", "summary.csv: model blur seed 0 is missing; its meta.json measured models plain, blur x seeds 0, 1, 2"),
     ("seed", "summary.csv: model blur seed 2 is missing"),  # relabelled 7: the first pair that differs
     ("shift", "invariance.csv: model plain seed 0 has 80 shifts where meta.json says 81"),
+    ("extra shift", "invariance.csv: model plain seed 0 has 82 shifts where meta.json says 81"),
     ("tap", "layers.csv and ")])
 def test_a_folder_with_rows_deleted_or_relabelled_is_refused(tmp_path, fake_result, damage, words):
     """`invlab claims` answered from what was left (a claim over "767 odd shifts" under "all 1024 circular
@@ -61,6 +62,9 @@ def test_a_folder_with_rows_deleted_or_relabelled_is_refused(tmp_path, fake_resu
     elif damage == "shift":
         inv.drop(index=inv.index[(inv.model == "plain") & (inv.seed == 0)][:1]).to_csv(folder / "invariance.csv",
                                                                                       index=False)
+    elif damage == "extra shift":  # a row of a shift the protocol never swept
+        extra = inv[(inv.model == "plain") & (inv.seed == 0)].iloc[:1].assign(dx=99.0)
+        pd.concat([inv, extra]).to_csv(folder / "invariance.csv", index=False)
     else:
         shifts[shifts.layer_name != "head"].to_csv(folder / "layers.csv", index=False)
     with pytest.raises(RunFolderError, match=re.escape(words)):
@@ -197,6 +201,8 @@ IMPOSSIBLE = [
     ("summary.csv", "mean_flip_rate", "nan", "a fraction from 0 to 1 (it is empty only in a row whose n_shifts"),
     ("invariance.csv", "flip_rate", "nan", "a fraction from 0 to 1 (invlab writes one in every row)"),
     ("invariance.csv", "flip_rate", "", "a fraction from 0 to 1 (invlab writes one in every row)"),
+    ("invariance.csv", "prob_change", "-1e-06", "a fraction from 0 to 1"),  # no round-off below 0: a sum of
+    ("invariance.csv", "prob_change", "1.001", "a fraction from 0 to 1"),  # |differences| is never negative
     ("invariance.csv", "dx", "inf", "a finite number"),
     ("invariance.csv", "dx", "nan", "a finite number"),
     ("summary.csv", "seed", "-1", "a whole number from 0 to 4,294,967,295"),
