@@ -103,3 +103,15 @@ def test_turn_image_turns_counterclockwise_and_fills_with_zeros():
     up = turn_image(x, angle=90)
     assert up[0, 0].argmax() == 1 * 9 + 4  # now above it: row 1, column 4
     assert turn_image(torch.ones(1, 1, 9, 9), angle=45)[0, 0, 0, 0] == 0  # a corner comes from outside
+
+
+def test_turn_image_edge_fill_repeats_the_border_pixel_and_reflect_mirrors_the_inside():
+    """fill="edge" (grid_sample's border) gives a corner of a 45 degree turn the value of the border it is clamped
+    to; reflect mirrors the frame back in, so the blank inside shows there; zeros gives 0."""
+    x = torch.zeros(1, 1, 10, 10)
+    x[..., 0, :] = x[..., -1, :] = x[..., :, 0] = x[..., :, -1] = 0.7  # a border of 0.7 about a blank inside
+    corners = lambda y: y[0, 0, [0, 0, -1, -1], [0, -1, 0, -1]]  # noqa: E731
+    edge, reflect = corners(turn_image(x, angle=45, fill="edge")), corners(turn_image(x, angle=45, fill="reflect"))
+    torch.testing.assert_close(edge, torch.full((4,), 0.7), atol=1e-6, rtol=0)
+    assert (reflect < 0.5).all()
+    assert not corners(turn_image(x, angle=45, fill="zeros")).any()

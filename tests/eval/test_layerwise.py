@@ -172,3 +172,38 @@ def test_cli_sweep_bad_layer_options_exit_2(tiny_run, args, needle):
 def test_report_by_layer_needs_a_layer_sweep(tiny_run):
     res = runner.invoke(app, ["report", str(tiny_run), "--by", "layer"])
     assert res.exit_code == 2 and "--layers" in res.output, res.output
+
+
+def test_the_summary_means_are_over_the_moved_shifts_only():
+    """mean_*_error is the mean over the shifts other than the reference (0, 0), whose error is 0 by construction
+    and would dilute it, of the per-shift rows that are defined (NaN: no target at that stride)."""
+    images = torch.rand(6, 1, 12, 12)
+    points = [(0.0, 0.0), (1.0, 0.0), (2.0, 0.0), (-2.0, 2.0), (3.0, -1.0), (4.0, -4.0)]
+    table, summary = profile({("mp", 0): tiny(arch="conv_maxpool_gap")}, images, points)
+    moved = table[(table.dx != 0) | (table.dy != 0)].groupby("layer")
+    at_reference = table[(table.dx == 0) & (table.dy == 0)]
+    assert (at_reference.equivariance_error == 0).all() and (at_reference.pooled_invariance_error == 0).all()
+    s = summary.set_index("layer")
+    assert (s.n_shifts == len(points) - 1).all()
+    assert table.equivariance_error.isna().any()  # odd shifts at stride 2, and not multiples of 4 at stride 4
+    for col in ("equivariance_error", "pooled_invariance_error"):
+        expect = moved[col].mean()  # pandas skips NaN
+        assert expect.notna().all() and (expect > 1e-3).all()
+        np.testing.assert_allclose(s[f"mean_{col}"], expect, rtol=1e-12)
+
+
+def test_an_image_whose_reference_is_zero_is_left_out_of_the_average():
+    """A blank image through a network without biases gives 0 at every tap: its errors are undefined (0 / 0) and
+    it is left out of the per-shift averages, not counted as an image with no error (which would dilute them)."""
+    m = tiny(arch="conv_maxpool_gap")
+    with torch.no_grad():
+        for block in m.blocks:
+            block.conv.bias.zero_()
+    images = torch.rand(5, 1, 12, 12)
+    with_blank = torch.cat([images, torch.zeros(1, 1, 12, 12)])
+    points = [(0.0, 0.0), (1.0, 0.0), (2.0, 1.0), (-2.0, -2.0)]
+    plain, _ = profile({("m", 0): m}, images, points, batch_size=6)
+    blank, _ = profile({("m", 0): m}, with_blank, points, batch_size=6)
+    assert (plain.pooled_invariance_error[plain.dx != 0] > 1e-3).all()
+    for col in ("equivariance_error", "pooled_invariance_error"):
+        np.testing.assert_allclose(blank[col], plain[col], rtol=1e-12)

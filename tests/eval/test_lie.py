@@ -217,3 +217,24 @@ def test_a_model_that_changes_a_buffer_in_forward_is_told_so_not_blamed_on_forwa
     with pytest.raises(InvlabError, match=r"changes a tensor it holds in place during forward") as e:
         lie_derivative(Counting(), torch.rand(3, 1, 8, 8))
     assert "one has none" not in str(e.value)
+
+
+def test_a_tap_with_no_stride_is_measured_by_its_spatial_mean():
+    """A conv padded 2 on a 16 px image gives 18 px, a map no stride fits (taps.infer_stride 0): its target is the
+    invariance of its spatial mean, which a full convolution keeps exactly (its sum is sum(x) * sum(kernel) + bias,
+    and a band-limited shift keeps sum(x)). Measuring the map itself instead would give ~0.4, not ~0."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=2), GlobalAverage(), nn.Linear(4, 3)).double()
+    for tr in ("translate_x", "translate_y"):
+        assert layer_lie_derivative(model, images(), tr, taps=["0"])["0"] < 1e-12
+
+
+def test_a_tap_that_is_zero_on_every_image_is_nan_not_invariant():
+    """A dead layer has no scale to compare its derivative with: NaN, not 0 (which would read as invariant)."""
+    torch.manual_seed(0)
+    model = circular_gap()
+    with torch.no_grad():
+        model[0].weight.zero_()
+        model[0].bias.zero_()
+    values = layer_lie_derivative(model, images(), "translate_x", taps=["0", "output"])
+    assert math.isnan(values["0"]) and not math.isnan(values["output"])

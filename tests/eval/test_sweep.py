@@ -131,3 +131,16 @@ def test_a_circular_grid_that_gives_a_roll_twice_records_the_distinct_rolls():
             "means count such a roll twice") in protocol_lines([SimpleNamespace(meta={"protocol": line}, label="r")])[0]
     for sweep in (SweepConfig(mode="circular", dx=[-7, 8], dy=[0, 0]), SweepConfig(mode="canvas", dx=[-8, 8])):
         assert "rolls" not in protocol(sweep, data, [0], ["m"])
+
+
+def test_the_correct_flip_rate_is_summarised_by_its_mean_and_highest_over_the_moved_shifts():
+    """mean_flip_rate_correct is the mean over the non-zero shifts (defined ones: NaN where no image was correct),
+    worst_flip_rate_correct the highest; the per-shift values differ, so a mean is neither the max nor diluted by
+    (0, 0)."""
+    t = pd.DataFrame(dict(model="m", seed=0, downsample="none", head="flatten", padding="zeros", mode="canvas",
+                          dx=[0.0, 1.0, 2.0, 3.0, 4.0], dy=0.0, n_images=10, accuracy=[1.0, 0.8, 0.6, 0.7, 0.9],
+                          flip_rate=[0.0, 0.2, 0.4, 0.3, 0.1], prob_change=[0.0, 0.1, 0.3, 0.2, 0.1],
+                          neighbor_flip_rate=[np.nan, 0.2, 0.2, 0.1, 0.1], max_prob_change=0.5,
+                          flip_rate_correct=[0.0, 0.1, 0.5, np.nan, 0.3]))
+    s = summarize(t, {("m", 0): 1.0}).iloc[0]
+    assert s.mean_flip_rate_correct == pytest.approx(0.3) and s.worst_flip_rate_correct == pytest.approx(0.5)

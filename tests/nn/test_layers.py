@@ -14,7 +14,7 @@ from invariance_lab.nn.block import ConvBlock
 from invariance_lab.nn.downsample import (DOWNSAMPLE_KINDS, DOWNSAMPLES, get_downsample, make_downsample,
     register_downsample)
 from invariance_lab.nn.models import create_model
-from invariance_lab.nn.layers import PADDING_KINDS, BlurPool, LayerConfigError, binomial_filter
+from invariance_lab.nn.layers import PADDING_KINDS, BlurPool, LayerConfigError, MaxPoolS1, binomial_filter
 from .adversarial import distinct
 
 SIDE = 32  # every circular-shift test uses 32x32 inputs and all 32*32 shifts
@@ -319,3 +319,13 @@ def test_circular_padding_of_channels_last_maps_is_bit_for_bit_f_pad(downsample,
         theirs = [net(x) for net, x in nets]
     assert all(torch.equal(a, b) for a, b in zip(ours, theirs))
     assert bool(wrapped) == (downsample not in ("tips", "afc"))  # whose maps leave a block in another layout
+
+
+def test_the_stride_1_max_pool_pads_one_pixel_right_and_bottom_in_the_networks_mode():
+    """MaxPoolS1 keeps the size by padding right/bottom (output (i, j) = max of x[i:i+2, j:j+2]), not left/top,
+    with the padding's own fill ('full' pads only convs k-1: here zeros); 'valid' pads nothing and shrinks by 1."""
+    x = torch.randn(2, 3, 5, 6, generator=torch.Generator().manual_seed(0))  # negative values: zero fill matters
+    fills = [("zeros", "constant"), ("circular", "circular"), ("reflect", "reflect"), ("full", "constant")]
+    for padding, mode in fills:
+        assert torch.equal(MaxPoolS1(padding)(x), F.max_pool2d(F.pad(x, (0, 1, 0, 1), mode=mode), 2, 1)), padding
+    assert torch.equal(MaxPoolS1("valid")(x), F.max_pool2d(x, 2, 1))

@@ -46,3 +46,39 @@ def test_lps_trains_through_a_gumbel_softmax_mix_and_keeps_one_component_in_eval
     assert all(any(torch.equal(kept[n], comps[n, k]) for k in range(4)) for n in range(3))
     with pytest.raises(ValueError, match="even"):
         down(torch.rand(1, 2, 5, 5))
+
+
+def scored_by_mean() -> LPSDown:
+    """An LPS whose score of a component >= 0 is its mean: both score convs pass the centre tap through."""
+    down = LPSDown(1, blur_size=1).eval()
+    with torch.no_grad():
+        for conv in (down.score[1], down.score[4]):
+            conv.weight.zero_()
+            conv.weight[0, 0, 1, 1] = 1.0
+            conv.bias.zero_()
+    return down
+
+
+def test_in_eval_mode_the_component_with_the_highest_score_is_kept():
+    """The paper's rule: the argmax of the scores (not the argmin). Components (0, 0), (0, 1), (1, 0), (1, 1) of
+    sample 0 hold 0.1, 0.4, 0.9, 0.2 (scores those), of sample 1 0.3, 0.8, 0.1, 0.5."""
+    x = torch.empty(2, 1, 4, 4)
+    for n, values in enumerate([(0.1, 0.4, 0.9, 0.2), (0.3, 0.8, 0.1, 0.5)]):
+        for (i, j), v in zip([(0, 0), (0, 1), (1, 0), (1, 1)], values):
+            x[n, :, i::2, j::2] = v
+    x += 0.01 * torch.rand(2, 1, 4, 4, generator=torch.Generator().manual_seed(0))  # no two components alike
+    kept = scored_by_mean()(x)
+    assert torch.equal(kept[0], x[0, :, 1::2, 0::2]) and torch.equal(kept[1], x[1, :, 0::2, 1::2])
+
+
+def test_the_score_decides_beyond_the_tolerance_and_content_within_it():
+    """Scores within TIE_ULPS units of the map's precision (float32: 2**-23) times the sample's largest |hidden
+    value| tie, and then the content decides (component 0 holds the larger value): a score 1 ulp higher does not
+    win by that, one 16 ulps higher does, unless the hidden values are 8 times larger (the tolerance with them)."""
+    down = LPSDown(1, blur_size=1).eval()
+    comps = torch.zeros(1, 4, 1, 2, 2)
+    comps[0, 0, 0, 0, 0], comps[0, 1, 0, 1, 1] = 1.0, 0.5
+    for ulps, scale, winner in [(0, 1.0, 0), (1, 1.0, 0), (16, 1.0, 1), (16, 8.0, 0)]:
+        logits = torch.tensor([[0.25, 0.25 + ulps * 2 ** -23, 0.0, 0.0]], dtype=torch.float64)
+        hidden = torch.full((1, 4, 1, 2, 2), scale)
+        assert down.choose(comps, logits, hidden).item() == winner, (ulps, scale)
