@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 from invariance_lab.claims.part_tests import judge_pair, paired, way
-from invariance_lab.claims.rules import FAILS, HOLDS, UNDECIDED, UNTESTED
+from invariance_lab.claims.rules import FAILS, HOLDS, MIN_REMOVAL, UNDECIDED, UNTESTED
 from invariance_lab.core.stats import t_cdf, t_quantile
 
 
@@ -82,3 +82,36 @@ def test_one_image_is_no_test():
     found = paired(_images([0.05], [0.01]), "max", "none", 1)
     assert found.n == 1 and found.p == 1.0 and found.mde == math.inf
     assert judge_pair(found, {"max": 0.2, "none": 0.2}) == UNDECIDED
+
+
+def _two_sided_p(t, df, points=200_001):
+    """P(|T| >= |t|) for Student's t by integrating its density (independent of core.stats.t_cdf)."""
+    x = np.linspace(0.0, abs(t), points)
+    log_c = math.lgamma((df + 1) / 2) - math.lgamma(df / 2) - 0.5 * math.log(df * math.pi)
+    density = np.exp(log_c - (df + 1) / 2 * np.log1p(x * x / df))
+    return 1.0 - 2.0 * float(np.sum((density[1:] + density[:-1]) / 2 * np.diff(x)))
+
+
+def test_the_p_value_is_two_sided_either_way():
+    """A small effect (t about 1.3 with 7 degrees of freedom): p is both tails, about 0.24, not one tail's 0.12,
+    and the same whether max pooling's change is lower or higher."""
+    d = np.array([0.012, -0.004, 0.009, 0.001, -0.006, 0.015, 0.003, -0.002])
+    base = np.full(len(d), 0.05)
+    t = d.mean() / (d.std(ddof=1) / math.sqrt(len(d)))
+    expected = _two_sided_p(t, len(d) - 1)
+    assert 0.2 < expected < 0.3
+    lower, higher = (paired(_images(base, base - sign * d), "max", "none", 1) for sign in (1, -1))
+    assert lower.diff > 0 > higher.diff
+    for found in (lower, higher):
+        assert math.isclose(found.p, expected, rel_tol=1e-6), (found.p, expected)
+
+
+def test_a_pair_is_untested_when_removing_the_part_changes_nothing_for_the_base_network():
+    """The removal control covers both networks: a part that only the network without pooling ignores decides
+    nothing either."""
+    base = np.full(50, 0.03)
+    found = paired(_images(base, base - 0.02 + np.linspace(-1e-3, 1e-3, 50)), "max", "none", 1)
+    assert judge_pair(found, {"max": 0.3, "none": 0.4}) == HOLDS
+    assert judge_pair(found, {"max": 0.3, "none": 0.0}) == UNTESTED
+    assert judge_pair(found, {"max": 0.3, "none": MIN_REMOVAL}) == HOLDS  # at least 5%: tested
+    assert judge_pair(found, {"max": 0.3, "none": 0.049}) == UNTESTED

@@ -20,3 +20,11 @@ def test_one_seed_has_no_interval_and_its_value_decides():
     one = Stat.of([0.04])
     assert math.isnan(one.lo) and within_flip(one) is True
     assert within_flip(Stat.of([0.06])) is False
+
+
+def test_an_interval_that_reaches_the_threshold_exactly_is_within_it():
+    """'At most 5%': an interval whose upper end is exactly 5% is within (a strict < would call it undecided), and
+    one whose lower end is exactly 5% holds the threshold, so it is not wholly above."""
+    assert within_flip(Stat(0.03, 0.02, 0.01, APPROX_FLIP)) is True
+    assert within_flip(Stat(0.07, 0.02, APPROX_FLIP, 0.09)) is None
+    assert within_flip(Stat(APPROX_FLIP, math.nan, math.nan, math.nan)) is True  # one seed at exactly 5%
