@@ -48,6 +48,7 @@ def sweep_cli(target: Path = typer.Argument(..., parser=nonempty("target", "resu
               set_: List[str] = typer.Option([], "--set", help="Config override when TARGET is a config file."),
               jobs: int = typer.Option(1, "--jobs", "-j", help="Sweep the models in N shares at once, in worker processes with cores/N torch threads each unless --threads says; the same numbers as --jobs 1."),
               trust_factory: bool = typer.Option(False, "--trust-factory", help="Import the Python modules that build a run folder's own models (factory: in its config.yaml, also when TARGET is that config.yaml); without it invlab refuses and names the file that would run."),
+              device: Optional[str] = choice(None, "--device", ("cpu", "cuda", "auto"), "Where the sweep computes: cpu, cuda or auto (cuda when torch finds one). Default: the run's own device setting, so a run trained on a GPU is swept on a machine without one with --device cpu."),
               threads: Optional[int] = THREADS,
               results_dir: Optional[Path] = typer.Option(None, "--results-dir", parser=nonempty("--results-dir", "results"), metavar="<path>", help="When TARGET is a config: where its run is found or made (default results). A run folder's sweeps are written inside it."),
               quiet: bool = QUIET):
@@ -64,7 +65,7 @@ def sweep_cli(target: Path = typer.Argument(..., parser=nonempty("target", "resu
         layer_images=layer_images, all_shifts=all_shifts, engine=engine, subpixel=subpixel, metric=metric, jobs=jobs,
         transform=transform, angles=parse_range(angles, "--angles") if angles is not None else None,
         scales=parse_range(scales, "--scales") if scales is not None else None,
-        trust_factory=trust_factory,
+        trust_factory=trust_factory, device=device,
         threads=threads, results_dir=results_dir, progress=not quiet, on_event=say(quiet))
     result = load_result(folder)
     show_result(result, "sweep: mean ± 95% CI over seeds")

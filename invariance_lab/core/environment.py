@@ -46,11 +46,15 @@ def _versions() -> tuple:
     return tuple(versions)
 
 
-def environment(threads_why: str | None = None) -> dict:
+def environment(threads_why: str | None = None, device=None) -> dict:
     """Versions, CPU and thread count (and why that many: runtime.set_threads): what a bit-for-bit reproduction
-    needs to match (README, Reproducibility)."""
+    needs to match (README, Reproducibility); on a CUDA `device`, the GPU and the CUDA and cuDNN versions too."""
     import torch
 
+    gpu = {}
+    if device is not None and torch.device(device).type == "cuda":
+        gpu = dict(gpu=torch.cuda.get_device_name(device), cuda=torch.version.cuda,
+                   cudnn=torch.backends.cudnn.version())
     return dict(python=platform.python_version(), platform=platform.platform(), versions=dict(_versions()),
                 git_commit=git_commit(), cpu=cpu_model(), cpu_threads=os.cpu_count(),
-                torch_threads=torch.get_num_threads(), **({"threads_why": threads_why} if threads_why else {}))
+                torch_threads=torch.get_num_threads(), **({"threads_why": threads_why} if threads_why else {}), **gpu)

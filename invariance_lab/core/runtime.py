@@ -232,6 +232,19 @@ def process_state() -> Iterator[None]:
 
 
 @contextmanager
+def exact_on(device: torch.device) -> Iterator[None]:
+    """TF32 off for the block where it computes on CUDA (torch's default runs convolutions in TF32, ~1e-4 relative:
+    an exactly invariant network would not measure ~0), the caller's flags and the rest of process_state given back
+    after; nothing on other devices."""
+    if torch.device(device).type != "cuda":
+        yield
+        return
+    with process_state():
+        tf32_off()
+        yield
+
+
+@contextmanager
 def without_autocast() -> Iterator[None]:
     """The block computes in the models' own precision even inside a caller's torch.autocast (bfloat16 on the CPU
     moved measured probabilities by ~1e-4, past the certificate's 1e-6): autocast off on the CPU, and on CUDA where

@@ -41,7 +41,7 @@ from torch.func import jvp
 
 from ..core.columns import LIE_COLUMNS, REFERENCE
 from ..core.errors import InvlabError, choose, whole
-from ..core.runtime import without_autocast
+from ..core.runtime import exact_on, without_autocast
 from ..core.progress import progress_bar
 from ..data.shifts import sweep_inputs
 from ..nn.outputs import check_output
@@ -130,14 +130,15 @@ def _chunks(n: int, batch_size: int) -> list[slice]:
     return [slice(i, min(i + batch_size, n)) for i in range(0, n, batch_size)]
 
 
-def _images(images) -> torch.Tensor:
-    """A float tensor (N, C, H, W) as it is (its dtype kept); uint8 pixels, (N, H, W) tensors, a folder of image
-    files or a run folder read whole, as il.measure reads them (eval/stream.image_source)."""
+def _images(images, model: nn.Module) -> torch.Tensor:
+    """A float tensor (N, C, H, W) as it is (its dtype and device kept); uint8 pixels, (N, H, W) tensors, a folder
+    of image files or a run folder read whole, as il.measure reads them (eval/stream.image_source), and put on the
+    model's device (a folder is read into memory, on the CPU)."""
     if isinstance(images, torch.Tensor) and images.is_floating_point() and images.dim() == 3:
         images = images.unsqueeze(1)  # (N, H, W): one channel, as il.measure reads it (the dtype kept)
     if isinstance(images, (str, Path)) or isinstance(images, torch.Tensor) and not images.is_floating_point():
         src = image_source(images)
-        images = src(slice(0, len(src)))
+        images = src(slice(0, len(src))).to(next(model.parameters(), torch.empty(0)).device)
     if not isinstance(images, torch.Tensor) or images.dim() != 4 or not images.is_floating_point():
         shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
         raise InvlabError(f"the Lie derivative takes images as a float tensor (N, C, H, W) or a folder of images; "
@@ -165,16 +166,16 @@ def lie_derivative(model: nn.Module, images: torch.Tensor | str | Path, transfor
     """Per image (N,): ||d/dt softmax(model(T_t x)) at t = 0||^2, summed over the classes (module docstring).
 
     images: a float tensor (N, C, H, W), or a folder of image files or a run folder (read as il.measure reads
-    them). The model runs in eval mode (its own mode restored after) on the images' device and dtype; lie.csv's
-    value is this tensor's mean. transform: translate_x, translate_y (t px), rotate (t radians), scale (factor e^t)."""
+    them, onto the model's device). The model runs in eval mode (its own mode restored after) on the images' device
+    and dtype, without TF32 on CUDA; lie.csv's value is this tensor's mean. transform: translate_x, translate_y (t px), rotate (t radians), scale (factor e^t)."""
     choose("Lie derivative transform", transform, TRANSFORMS)
     if not isinstance(model, nn.Module):  # il.measure takes a dict of models; this returns one tensor
         raise InvlabError(f"lie_derivative takes one model (an nn.Module); got a {type(model).__name__}: call it "
                           "once per model")
     whole("batch_size", batch_size)
-    images = _images(images)
+    images = _images(images, model)
     out = []
-    with _Eval(model), without_autocast():  # a caller's torch.autocast would differentiate in bfloat16
+    with _Eval(model), without_autocast(), exact_on(images.device):  # autocast: bfloat16; TF32: ~1e-4
         if len(images):  # a model that fails on the images at all is told so, not blamed on forward mode
             check_output(model, images[:2], None, "the model", one_logit=True, seed=0)  # a lazy layer: seeded
         for c in _chunks(len(images), batch_size):
@@ -191,11 +192,11 @@ def layer_lie_derivative(model: nn.Module, images: torch.Tensor, transform: str 
     block<i>.conv, block<i>.down, head; another model's convolution, pooling and normalisation modules, or those
     named in `taps`), in depth order; NaN for a tap that is 0 on every image."""
     choose("Lie derivative transform", transform, TRANSFORMS)
-    images = _images(images)
+    images = _images(images, model)
     tap = taps_for(model, taps)
     num: dict[str, float] = {}
     den: dict[str, float] = {}
-    with _Eval(model), without_autocast():
+    with _Eval(model), without_autocast(), exact_on(images.device):
         for c in _chunks(len(images), batch_size):
             x = images[c]
             names = [(name, stride) for name, stride, _ in tap(x)]

@@ -110,7 +110,7 @@ def run_experiment(cfg: Config, *, results_dir: Path, progress: bool = False, fr
     history = [] if old is None else old.get("attempts", []) + [dict(state=run_state(old), started=old.get("started"))]
     meta = Meta(run_dir, kind="run", name=cfg.name, run_id=run_dir.name, config_digest=digest, device=str(device),
                 seeds=cfg.seeds, protocol=protocol(cfg.sweep, cfg.data, cfg.seeds, list(factors)),
-                environment=environment(threads_why), models={}, fingerprints=unit_fingerprints(cfg), trained=[], reused={},
+                environment=environment(threads_why, device), models={}, fingerprints=unit_fingerprints(cfg), trained=[], reused={},
                 trained_with=made_with, reuse_old=reuse_old, reused_old={},  # reused_old: store/find.py
                 attempts=history, timings={"train_s": {}})
     if cfg.factorial is not None:  # the combinations that cannot be built (invlab run prints them)
@@ -225,7 +225,7 @@ def _evaluate_and_write(folder: Path, meta: Meta, models: dict[ModelKey, torch.n
         run_dir = run_dir or folder
         inv, summary = sweep_in_workers((run_dir / CONFIG_FILE).read_text(), run_dir, list(models), sweep, kind,
                                         engine if isinstance(engine, str) else engine_name, jobs, threads,
-                                        factory_dirs)
+                                        factory_dirs, device=str(device))
         meta.data["sweep_workers"] = shares
     else:
         inv, summary = evaluate_shifts(models, factors, data, sweep, device, progress, kind, engine=plans)
@@ -266,7 +266,8 @@ def sweep_experiment(run_dir: Path, sweep: SweepConfig | None = None, *, models:
                      kind: str = "translation", layers: bool = False, layer_images: int = DEFAULT_LAYER_IMAGES,
                      progress: bool = False, threads: int | None = None, on_event: Say | None = None,
                      trust_factory: bool = False, engine: str = "auto",
-                     factory_dirs: list[Path] | None = None, jobs: int = 1, metric: str | None = None) -> Path:
+                     factory_dirs: list[Path] | None = None, jobs: int = 1, metric: str | None = None,
+                     device: str | None = None) -> Path:
     """Evaluate a finished run's checkpoints over `sweep` (default: the run's own); writes <run>/sweeps/<id>/.
 
     kind "parts" moves only each letter's part (a stroke letter's right-most stroke, an outline letter's right-most
@@ -278,7 +279,9 @@ def sweep_experiment(run_dir: Path, sweep: SweepConfig | None = None, *, models:
     all-shift engine, engine.py, for each model it applies to in a circular sweep; brute force for the rest),
     allshift (refuse where it does not apply) or brute (one forward pass per shift: the check). jobs > 1 sweeps
     shares of the models in worker processes (sweep_jobs.py), with the same tables. metric "lie" adds lie.csv,
-    the Lie derivative (eval/lie.py) of the first `layer_images` test images, per tap too with `layers`.
+    the Lie derivative (eval/lie.py) of the first `layer_images` test images, per tap too with `layers`. device:
+    where the sweep computes (cpu, cuda, auto), default the run's own `device` (a run trained on a GPU is swept on a
+    machine without one with device="cpu").
     """
     say = on_event or (lambda msg: None)
     check_sweep_options(kind, layers, metric, layer_images)
@@ -305,7 +308,7 @@ def sweep_experiment(run_dir: Path, sweep: SweepConfig | None = None, *, models:
     factors = resolved_models(cfg)
     chosen = chosen_models(cfg, models, run_dir)
     others = check_sweep_data(cfg, sweep, kind, f"invlab sweep {run_dir}")
-    device = resolve_device(cfg.device)
+    device = resolve_device(cfg.device if device is None else device)
     check_sweep_jobs(cfg, sweep, kind, chosen, jobs, device.type == "cpu", f"invlab sweep {run_dir}")
     for m in chosen:
         if is_custom(factors[m]):  # factory_dirs: the folder of the config that names it (invlab sweep CONFIG)
@@ -328,7 +331,7 @@ def sweep_experiment(run_dir: Path, sweep: SweepConfig | None = None, *, models:
     meta = Meta(folder, kind="sweep", name=cfg.name, run_id=Path(run_dir).name, sweep_id=folder.name,
                 run=str(run_dir), device=str(device), seeds=cfg.seeds, protocol=proto,
                 fingerprints={k: v for k, v in meta_run["fingerprints"].items()},
-                environment=environment(threads_why), timings={}, run_environment=meta_run.get("environment"))
+                environment=environment(threads_why, device), timings={}, run_environment=meta_run.get("environment"))
     say(f"sweep folder: {folder}")
     with meta.recording():
         _evaluate_and_write(folder, meta, loaded, {m: factors[m] for m in chosen}, cfg.data, sweep, device, progress,

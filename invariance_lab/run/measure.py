@@ -288,7 +288,7 @@ def measure_to_folder(*, images: str | Path, model: str | None = None, model_kwa
         if is_custom(factors):
             info["factory_file"] = locate(factors["factory"]) or "?"
         meta = Meta(folder, kind="measure", name="measure", run_id=folder.name, device=str(device), seeds=[seed],
-                    protocol=proto, models={label: info}, environment=environment(), timings={})
+                    protocol=proto, models={label: info}, environment=environment(device=device), timings={})
         with meta.recording():
             t0 = time.perf_counter()
             inv = m.shifts()

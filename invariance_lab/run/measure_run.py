@@ -110,7 +110,7 @@ def measure_run_to_folder(*, run: str | Path, images: str | Path, dx: list[float
     if mode == "canvas":
         proto.update(fill=fill, interpolation=INTERPOLATION)
     meta = Meta(folder, kind="measure", name="measure", run_id=folder.name, device=str(dev), seeds=cfg.seeds,
-                protocol=proto, models={m: dict(f) for m, f in factors.items()}, environment=environment(),
+                protocol=proto, models={m: dict(f) for m, f in factors.items()}, environment=environment(device=dev),
                 timings={}, run=str(run), fingerprints=meta_run.get("fingerprints", {}))
     with meta.recording():
         t0, tables, summaries, lies = time.perf_counter(), [], [], []

@@ -38,13 +38,14 @@ class SweepTask:
     sweep: dict  # SweepConfig as a dict
     kind: str
     engine: str
+    device: str  # where the share is swept: the sweep's device (--device, else the run's)
     threads: int | None
     factory_dirs: tuple[str, ...] = ()
 
     def run(self) -> tuple[pd.DataFrame, pd.DataFrame]:
         set_threads(self.threads)
         cfg = parse_config(yaml.safe_load(self.config_text), f"{self.run_dir}/config.yaml")
-        settings, device = unit_settings(cfg), resolve_device(cfg.device)
+        settings, device = unit_settings(cfg), resolve_device(self.device)
         models = {}
         for name, seed in self.models:
             # a factory from the folders the sweep itself imported it from
@@ -73,11 +74,13 @@ def _in_order(tables: list[pd.DataFrame], keys: list[tuple[str, int]]) -> pd.Dat
 
 
 def sweep_in_workers(config_text: str, run_dir: Path, keys: list[tuple[str, int]], sweep, kind: str, engine: str,
-                     jobs: int, threads: int | None, factory_dirs=()) -> tuple[pd.DataFrame, pd.DataFrame]:
+                     jobs: int, threads: int | None, factory_dirs=(), *,
+                     device: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(invariance table, summary table) of the run's models, swept `jobs` shares at a time in worker processes
     with cores // jobs torch threads each unless `threads` says. Ctrl-C stops the workers."""
     per_worker = worker_threads(jobs, threads, "processes", Resources())
-    tasks = [SweepTask(config_text, str(run_dir), share, sweep.model_dump(mode="json"), kind, engine, per_worker,
+    tasks = [SweepTask(config_text, str(run_dir), share, sweep.model_dump(mode="json"), kind, engine, device,
+                       per_worker,
                        tuple(str(d) for d in factory_dirs)) for share in shares(keys, jobs)]
     backend = EXECUTORS["processes"].start(run_dir, jobs, None, len(tasks))
     try:

@@ -111,12 +111,14 @@ def sweep_target(target: Path, *, overrides: list[str] | None = None, dx: Range 
                  models: list[str] | None = None, kind: str = "translation", layers: bool = False,
                  layer_images: int = DEFAULT_LAYER_IMAGES, all_shifts: bool = False, engine: str = "auto",
                  subpixel: str | None = None, metric: str | None = None, transform: str | None = None,
-                 angles: Range | None = None, scales: Range | None = None, jobs: int = 1, trust_factory: bool = False, threads: int | None = None,
-                 results_dir: Path | None = None, progress: bool = False, on_event: Say | None = None) -> Path:
+                 angles: Range | None = None, scales: Range | None = None, jobs: int = 1, trust_factory: bool = False,
+                 threads: int | None = None, results_dir: Path | None = None, progress: bool = False,
+                 on_event: Say | None = None, device: str | None = None) -> Path:
     """Sweep `target` (a run folder, or a YAML config: its newest finished run with the same settings, else a new
     run) over the given settings; returns the sweep folder. Your config's own factories are trusted (importing
     them is what naming the config asks for); a run folder's, or its config.yaml's, only with trust_factory.
-    results_dir: where a config's run is found or made (default results/); a run folder's sweeps go inside it."""
+    results_dir: where a config's run is found or made (default results/); a run folder's sweeps go inside it.
+    device: where the sweep computes (default the run's own `device`; a config's run is trained on the config's)."""
     check_sweep_options(kind, layers, metric, layer_images)  # before a config's run is trained for the sweep
     if target.is_file() or target.suffix in (".yaml", ".yml"):
         cfg = load_config(target, overrides or [])
@@ -129,7 +131,8 @@ def sweep_target(target: Path, *, overrides: list[str] | None = None, dx: Range 
         # before a run is trained for the sweep (sweep_experiment checks them again on the run it finds or makes);
         # the data first, so that a shift that cannot work is named rather than the workers' memory it would need
         check_sweep_data(cfg, settings, kind, f"invlab sweep {target}")
-        check_sweep_jobs(cfg, settings, kind, chosen_models(cfg, models, target), jobs, resolve_device(cfg.device).type == "cpu",
+        check_sweep_jobs(cfg, settings, kind, chosen_models(cfg, models, target), jobs,
+                         resolve_device(cfg.device if device is None else device).type == "cpu",
                          f"invlab sweep {target}")
         run_dir = run_for_config(cfg, results_dir=writable(results_dir or Path("results"), "--results-dir",
                                                            create=False),
@@ -150,4 +153,4 @@ def sweep_target(target: Path, *, overrides: list[str] | None = None, dx: Range 
     dirs = [target.parent] if run_dir != target else run_factory_dirs(run_dir, require_finished_run(run_dir))
     return sweep_experiment(run_dir, settings, models=models, progress=progress, kind=kind, layers=layers,
                             layer_images=layer_images, threads=threads, on_event=on_event, engine=engine,
-                            trust_factory=trust_factory, factory_dirs=dirs, jobs=jobs, metric=metric)
+                            trust_factory=trust_factory, factory_dirs=dirs, jobs=jobs, metric=metric, device=device)

@@ -71,7 +71,8 @@ def _own_rng(train):
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
             torch.random.default_generator.manual_seed(seed)
             if device.type == "cuda":
-                torch.cuda.manual_seed(seed)
+                with torch.cuda.device(device):  # manual_seed seeds the current device, which cuda:1 need not be
+                    torch.cuda.manual_seed(seed)
             return train(*args, seed=seed, device=device, **kwargs)
     return seeded
 

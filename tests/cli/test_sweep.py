@@ -145,3 +145,28 @@ def test_a_config_sweeps_shift_that_blanks_the_image_is_named_before_jobs_or_tra
         said = " ".join(res.output.split())
         assert res.exit_code == 2 and "[sweep.dx] a shift of -3000 px moves every letter" in said, said
         assert "--jobs" not in said and not results.exists(), said
+
+
+def test_device_sweeps_a_run_made_for_a_gpu_on_a_machine_without_one(tmp_path_factory, tmp_path):
+    """A run whose config says `device: cuda` could not be swept where torch finds no GPU: the run's own device was
+    the only one, and `--set` applies to configs only. --device says where the sweep computes (the workers of
+    --jobs too)."""
+    runner = CliRunner()
+    import shutil
+
+    import torch
+
+    run = tmp_path / "quick" / "gpu-run"
+    shutil.copytree(untrained_quick_run(tmp_path_factory), run)
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    (run / "config.yaml").write_text(yaml.safe_dump({**config, "device": "cuda"}, sort_keys=False))
+    if not torch.cuda.is_available():
+        refused = runner.invoke(app, ["sweep", str(run), "--dx", "0:1", "--quiet"])
+        assert refused.exit_code == 2 and "torch finds no CUDA device here" in refused.output, refused.output
+        assert not (run / SWEEP_DIR).exists()
+    # in two workers, which read the run's config.yaml: they take --device too
+    res = runner.invoke(app, ["sweep", str(run), "--dx", "0:1", "--device", "cpu", "--jobs", "2", "--quiet"])
+    assert res.exit_code == 0, res.output
+    (folder,) = (run / SWEEP_DIR).iterdir()
+    meta = json.loads((folder / META_FILE).read_text())
+    assert meta["device"] == "cpu" and meta["sweep_workers"] == 2 and len(load_result(folder).summary) == 2

@@ -238,3 +238,35 @@ def test_a_tap_that_is_zero_on_every_image_is_nan_not_invariant():
         model[0].bias.zero_()
     values = layer_lie_derivative(model, images(), "translate_x", taps=["0", "output"])
     assert math.isnan(values["0"]) and not math.isnan(values["output"])
+
+
+def test_exact_on_turns_tf32_off_on_cuda_only_and_gives_the_callers_flags_back():
+    """The Lie derivative ran CUDA convolutions in TF32 (torch's default, ~1e-4 relative), so an exactly invariant
+    network did not measure ~0; the flags are plain settings, readable without a GPU."""
+    from invariance_lab.core.runtime import exact_on
+
+    cudnn = torch.backends.cudnn
+    before = cudnn.allow_tf32
+    try:
+        cudnn.allow_tf32 = True
+        with exact_on(torch.device("cpu")):
+            assert cudnn.allow_tf32  # the CPU has no TF32: nothing to change
+        with exact_on(torch.device("cuda", 0)):
+            assert not cudnn.allow_tf32
+        assert cudnn.allow_tf32
+    finally:
+        cudnn.allow_tf32 = before
+
+
+def test_a_folder_of_images_is_read_onto_the_models_device_and_measured_there(tmp_path, monkeypatch):
+    """A folder is read on the CPU: a CUDA model met CPU images ("failed on a batch of shape ...")."""
+    from invariance_lab.eval import lie
+
+    write_folder(torch.rand(4, 1, 8, 8, generator=torch.Generator().manual_seed(0)), tmp_path / "imgs",
+                 torch.tensor([0, 1, 0, 1]), ["a", "b"])
+    seen = []
+    real = lie.exact_on
+    monkeypatch.setattr(lie, "exact_on", lambda device: seen.append(device) or real(device))
+    torch.manual_seed(0)
+    values = lie.lie_derivative(circular_gap().float(), tmp_path / "imgs")
+    assert values.shape == (4,) and seen == [torch.device("cpu")]
