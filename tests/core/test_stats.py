@@ -9,8 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from invariance_lab.core.errors import InvlabError
-from invariance_lab.core.stats import (CHANCE_MARGIN, ci_halfwidth, clip_interval, is_at_chance, is_below_chance,
-                                       t_quantile, with_bounds)
+from invariance_lab.core.stats import (CHANCE_MARGIN, ci_halfwidth, clip_interval, first_max, is_at_chance,
+                                       is_below_chance, t_quantile, with_bounds)
 
 
 def test_t_quantile_matches_tables_and_closed_forms():
@@ -81,3 +81,19 @@ def test_far_below_chance_needs_both_the_threshold_and_the_binomial_test():
     assert not is_below_chance(0, 4, 2) and not is_below_chance(49_000, 100_000, 2)
     assert not is_below_chance(1, 10, 3)  # P(X <= 1) = 0.104 for Binomial(10, 1/3)
     assert not is_below_chance(8, 8, 2) and not is_below_chance(0, 0, 2) and not is_below_chance(0, 100, 1)
+
+
+def test_t_quantile_refuses_a_probability_of_0_or_1_and_no_degrees_of_freedom():
+    """Catches the argument check removed: p = 1 or df = 0 returned a number (a bogus interval) instead of raising."""
+    for p, df in ((0.0, 3), (1.0, 3), (0.975, 0)):
+        with pytest.raises(ValueError, match="0 < p < 1 and df > 0"):
+            t_quantile(p, df)
+
+
+def test_first_max_is_the_first_value_within_the_tie_of_the_largest_nan_skipped():
+    """Catches first_max taking the plain argmax (a 4e-7 float-summing difference would pick the worst shift) or a
+    tie band on the wrong side of the maximum (then no value qualifies and the first label is returned)."""
+    values = pd.Series([np.nan, 0.1, 0.3, 0.3 + 4e-7], index=["nan", "low", "first", "last"])
+    assert first_max(values) == "first"
+    assert first_max(pd.Series([0.3, 0.3 + 1e-6], index=["a", "b"])) == "b"  # 1e-6 apart: beyond the tie
+    assert first_max(pd.Series([0.3, 0.3 + 1e-6], index=["a", "b"]), tie=1e-5) == "a"

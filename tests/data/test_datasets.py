@@ -169,3 +169,39 @@ def test_test_letters_depend_on_the_data_seed_and_differ_from_the_training_lette
     train_x, _ = train()
     test_x = draw_letters(table(), a, C)
     assert not torch.equal(train_x[:10], test_x[:10])
+
+
+# ----------------------------------------------------------------------------------------------- mutation audit
+def test_test_letters_are_not_the_training_letters_when_both_sets_are_the_same_size():
+    """Catches the test letters drawn from the training stream: with as many test as training images the test set
+    was the training set, image for image."""
+    data = cfg(train_images=12, test_images=12)
+    train_x, _ = training_set(data, table())
+    test_x = draw_letters(table(), make_test_letters(data), C)
+    assert not any(torch.equal(train_x[i], test_x[i]) for i in range(12))
+
+
+def test_a_scaled_letter_is_drawn_with_its_pen_scaled_too():
+    """Catches draw(scale=s) scaling the height alone: a scale sweep's letters kept their pen width."""
+    import dataclasses
+
+    batch = make_test_letters(cfg(test_images=6))
+    grown = dataclasses.replace(batch, height=batch.height * 1.5, thickness=batch.thickness * 1.5)
+    assert torch.equal(draw_letters(table(), batch, C, scale=1.5), draw_letters(table(), grown, C))
+
+
+def test_size_jitter_draws_heights_on_both_sides_of_the_size():
+    """Catches a one-sided jitter: heights uniform in size x [1 - j, 1 + j], not only above the size."""
+    data = cfg(test_images=60, size_jitter=0.2)
+    h = make_test_letters(data).height
+    assert (h >= 14 * 0.8 - 1e-4).all() and (h <= 14 * 1.2 + 1e-4).all()
+    assert (h < 14 * 0.95).any() and (h > 14 * 1.05).any()
+
+
+def test_roll_each_moves_image_i_by_dx_along_columns_and_dy_along_rows():
+    """Catches roll_each's axes swapped (offsets are (dx, dy), as everywhere in invlab)."""
+    from invariance_lab.data.datasets import roll_each
+
+    x = torch.arange(2 * 16.0).reshape(2, 1, 4, 4)
+    out = roll_each(x, torch.tensor([[1.0, 0.0], [0.0, -1.0]]))
+    assert torch.equal(out[0], torch.roll(x[0], 1, -1)) and torch.equal(out[1], torch.roll(x[1], -1, -2))

@@ -326,3 +326,32 @@ def test_a_rotate_sweep_turns_the_folder_image_as_pixels_with_the_fill(folder):
                                rtol=0)
     turned = inputs(slice(0, 4), 45.0)
     assert (turned[..., 0, 0] > 0).all()  # the corner comes from outside: the edge fill, not zeros
+
+
+def test_a_random_split_keeps_a_training_image_of_every_class_whatever_the_test_fraction(folder):
+    """Catches the test share not capped at all but one image: test_fraction 0.96 of 10 sent every image of every
+    class to the test side, leaving nothing to train on."""
+    split = folder_split(_cfg(folder, test_fraction=0.96).data)
+    assert torch.bincount(split.train.labels).tolist() == [1, 1, 1]
+    assert torch.bincount(split.test.labels).tolist() == [9, 9, 9]
+
+
+def test_to_bytes_rounds_to_the_nearest_level_and_round_trips_every_8_bit_value():
+    """Catches truncation for rounding: k / 255 in float32 times 255 can land just under k, and became k - 1."""
+    from invariance_lab.data.folder import to_bytes
+
+    levels = torch.arange(256, dtype=torch.uint8)
+    assert torch.equal(to_bytes(to_float(levels.clone())), levels)
+    assert to_bytes(torch.tensor([0.5, 0.6 / 255, 254.6 / 255, -0.1, 1.2])).tolist() == [128, 1, 255, 0, 255]
+
+
+def test_training_offsets_of_a_given_split_follow_the_data_seed(tmp_path):
+    """Catches the training offsets drawn from a constant seed: with train/ and test/ given (no split to draw),
+    data.seed still moves the training images."""
+    write_folder(_images(6), tmp_path / "d" / "train", torch.tensor([0, 1] * 3), ["a", "b"])
+    write_folder(_images(4, seed=1), tmp_path / "d" / "test", torch.tensor([0, 1] * 2), ["a", "b"])
+    moved = {s: training_set(_cfg(tmp_path / "d", train_shift=2, train_mode="circular", seed=s).data, None)[0]
+             for s in (0, 3)}
+    assert torch.equal(moved[3], training_set(_cfg(tmp_path / "d", train_shift=2, train_mode="circular",
+                                                   seed=3).data, None)[0])
+    assert not torch.equal(moved[0], moved[3])

@@ -207,3 +207,14 @@ def test_the_pool_is_drawn_in_smaller_chunks_on_larger_canvases_with_the_same_le
         monkeypatch.setattr(datasets, "pool_chunk", lambda canvas: chunk)
         chosen[chunk] = training_set(data, glyph_table(data))[0]
     assert torch.equal(chosen[4096], chosen[7])
+
+
+def test_statistics_of_8_bit_pixels_are_those_of_the_same_image_as_floats():
+    """Catches uint8 pixels of an image folder taken as 0-255 (ink_stats._grey): peak and mean_inked 255 times
+    too large, against the module's rule that they count as value / 255."""
+    x = torch.zeros(2, 3, 6, 6, dtype=torch.uint8)
+    x[0, :, 1:4, 2] = 255
+    x[1, 1, 2:5, 1:3] = 128
+    got, want = ink_statistics(x), ink_statistics(x.float() / 255)
+    for k in STATISTICS:
+        assert torch.allclose(got[k], want[k]), k

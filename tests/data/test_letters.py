@@ -306,3 +306,11 @@ def test_a_child_forked_while_a_font_loads_makes_its_own_reader():
                 os._exit(1)
     _, status = os.waitpid(pid, 0)
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
+
+
+def test_a_duplicate_letter_or_font_is_refused():
+    """Catches the duplicate check removed: letters [A, A] made two classes of one letter (a 50% ceiling)."""
+    with pytest.raises(InvlabError, match="duplicate letter"):
+        load_glyphs(["A", "B", "A"], ["futural"])
+    with pytest.raises(InvlabError, match="duplicate font"):
+        load_glyphs(["A", "B"], ["futural", "futural"])

@@ -212,3 +212,39 @@ def test_invlab_fonts_lists_the_outline_fonts_that_draw_letters():
     listed = font_names()["outline"]
     assert "DejaVu Sans" in listed and "cmr10" in listed
     assert "cmex10" in outline_fonts() and "cmex10" not in listed and "STIXSizeOneSym" not in listed
+
+
+def test_a_filled_glyph_has_no_strokes_and_only_its_own_part_as_candidate(table):
+    """Catches an outline table's contours taken for strokes (parts.strokes): its part is a counter, not a stroke."""
+    from invariance_lab.data.parts import candidates, strokes
+
+    assert all(strokes(table, g) == [] and candidates(table, g) == [()] for g in range(table.part.shape[0]))
+
+
+def test_a_filled_glyph_keeps_its_aspect_ratio_at_unit_height(table):
+    """Catches the outline's x normalised by its own width: every filled letter squeezed or stretched to a square."""
+    from invariance_lab.data.outlines import _glyph_polygons
+
+    for g in range(table.part.shape[0]):
+        letter, font = table.letters[g // len(table.fonts)], table.fonts[g % len(table.fonts)]
+        pts = [p for poly in _glyph_polygons(font_file(font), letter) for p in poly]
+        aspect = (max(x for x, _ in pts) - min(x for x, _ in pts)) / (max(y for _, y in pts) - min(y for _, y in pts))
+        seg = table.segments[g][table.mask[g]]
+        xs, ys = seg[:, 0::2], seg[:, 1::2]
+        assert float(ys.max() - ys.min()) == pytest.approx(1.0, abs=1e-5)
+        assert float(xs.max() - xs.min()) == pytest.approx(aspect, abs=1e-4), (letter, font)
+
+
+def test_the_part_contour_is_the_right_most_hole_the_lower_on_a_tie_never_an_island():
+    """Catches the part rule's order or parity changed: the hole whose box centre is right-most moves (the lower,
+    larger y, on a tie), and a contour inside a hole (an island, inside two contours) is not a hole."""
+    from invariance_lab.data.outlines import _part_contour
+
+    def square(x0, y0, x1, y1):
+        return ((x0, y0), (x1, y0), (x1, y1), (x0, y1))
+
+    outer = square(0, 0, 10, 10)
+    assert _part_contour((outer,)) is None
+    assert _part_contour((outer, square(1, 6, 3, 9), square(6, 1, 9, 3))) == 2  # right-most, though higher
+    assert _part_contour((outer, square(6, 1, 9, 3), square(6, 6, 9, 9))) == 2  # same x: the lower one
+    assert _part_contour((outer, square(1, 1, 9, 9), square(7, 4, 8, 5))) == 1  # index 2 is an island in 1

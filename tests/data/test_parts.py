@@ -108,3 +108,19 @@ def test_candidates_are_parts_not_letters_and_with_part_refuses_a_whole_glyph():
         assert torch.equal(chosen.part[g], mine)
     with pytest.raises(InvlabError, match="no rest to move against"):
         with_part(table, [tuple(strokes(table, 0))] + [()] * (table.part.shape[0] - 1))
+
+
+def test_with_part_refuses_strokes_the_glyph_does_not_have():
+    """Catches the stroke check removed: an unknown stroke index gave an empty part, a parts sweep moving nothing."""
+    table = D.glyph_table(TABLE_DATA)
+    with pytest.raises(InvlabError, match="is not among them"):
+        with_part(table, [(99,)] + [()] * (table.part.shape[0] - 1))
+
+
+def test_a_candidate_is_never_the_whole_glyph_even_when_any_share_is_allowed():
+    """Catches the whole glyph listed as a candidate part (nothing left for the part to move against)."""
+    table = D.glyph_table(TABLE_DATA)
+    for g in range(table.part.shape[0]):
+        every = len(strokes(table, g))  # candidates of any size and any share: the whole glyph is among the sets
+        assert all(len(c) < every for c in candidates(table, g, most=every, share=1.0)), g
+

@@ -32,3 +32,21 @@ def test_sixteen_bit_modes_divide_by_the_16_bit_range_and_resize_on_floats():
 def test_eight_bit_modes_are_read_as_pillow_converts_them():
     im = Image.fromarray(np.arange(64, dtype=np.uint8).reshape(8, 8))
     assert np.array_equal(image_array(im, "L", None), np.asarray(im, dtype=np.float32) / 255)
+
+
+def _three_colours_half_seen() -> Image.Image:
+    """Opaque red, green at half alpha, transparent blue: colours that differ, so not a picture held in alpha."""
+    rgba = np.array([[[255, 0, 0, 255], [0, 255, 0, 128], [0, 0, 255, 0]]], dtype=np.uint8)
+    return Image.fromarray(rgba, "RGBA")
+
+
+def test_transparent_colours_are_composited_over_black():
+    """Catches the compositing dropped: a half-transparent or invisible pixel read as its full colour."""
+    a = image_array(_three_colours_half_seen(), "RGB", None)
+    assert np.allclose(a[0], [[1, 0, 0], [0, 128 / 255, 0], [0, 0, 0]], atol=1e-6)
+
+
+def test_transparent_colours_read_as_grey_with_pillows_weights():
+    """Catches the grey of a composited image taken as the channels' plain mean, not ITU-R 601-2 as Pillow's L."""
+    a = image_array(_three_colours_half_seen(), "L", None)
+    assert np.allclose(a[0], [0.299, 0.587 * 128 / 255, 0.0], atol=1e-6)

@@ -7,7 +7,8 @@ from invariance_lab.schema.config import DataConfig, SweepConfig
 from invariance_lab.data.datasets import draw, glyph_table, reference_letters
 from invariance_lab.core.errors import InvlabError
 from invariance_lab.data.shifts import (CanvasShifts, axis_values, check_sweep, circular_shift,
-                                        every_roll, grid_points, roll_count, shift_lines, shifted_inputs, sweep_inputs,
+                                        every_roll, grid_points, part_inputs, roll_count, roll_protocol, shift_lines,
+                                        shifted_inputs, sweep_inputs,
                                         sweep_lines, whole_shifts)
 from invariance_lab.eval.sweep import protocol
 
@@ -201,3 +202,42 @@ def test_whole_shifts_of_blank_images_and_a_corner_dot():
     dot = torch.zeros(2, 1, 8, 8)
     dot[1, 0, 0, 6] = 1.0  # row 0, column 6: one px of room to the right, none upwards
     assert whole_shifts(dot) == {"dx": [-6, 1], "dy": [0, 7]}
+
+
+# ------------------------------------------------------------------------------ mutation audit
+def test_roll_protocol_names_the_whole_group_and_counts_rolls_only_when_one_is_given_twice():
+    """Catches 'rolls' recorded for every circular grid (<= for <): meta.json would claim a roll counted twice."""
+    every = [(x, y) for y in axis_values(every_roll(4)) for x in axis_values(every_roll(6))]
+    assert roll_protocol(every, 4, 6) == {"all_shifts": True}
+    assert roll_protocol(every + [(every[0][0] + 6, every[0][1])], 4, 6) == {"all_shifts": True, "rolls": 24}
+    assert roll_protocol(every[:5], 4, 6) == {}
+    assert roll_protocol([(-3.0, 0.0), (3.0, 0.0)], 4, 6) == {"rolls": 1}  # -3 and 3 are one roll on 6 px
+    assert roll_protocol([(0.0, 0.0), (0.5, 0.0)], 4, 6) == {}  # a fraction: not rolls
+
+
+def test_a_canvas_sweep_to_a_fractional_extreme_serves_it_on_both_sides():
+    """Catches the canvas margin rounded down (int, not ceil): a sweep to +-2.5 px refused its own end points."""
+    data = DataConfig(canvas=16, size=8, test_images=4)
+    table, test = glyph_table(data), reference_letters(data)
+    inputs = shifted_inputs(table, test, data.canvas, "canvas", max_shift=2.5)
+    for dx, dy in ((2.5, 0.0), (-2.5, 2.5)):
+        assert float((inputs(slice(0, 4), dx, dy) - draw(table, test, data.canvas, dx, dy)).abs().max()) < 1e-5
+
+
+def test_a_canvas_sweep_wider_along_dy_than_dx_serves_its_dy_extremes():
+    """Catches the canvas margin taken from dx alone: a grid along dy past dx's range was refused."""
+    data = DataConfig(canvas=16, size=8, test_images=4)
+    inputs, _ = sweep_inputs(data, SweepConfig(dx=[-1, 1], dy=[-3, 3], grid="axes"))
+    table, test = glyph_table(data), reference_letters(data)
+    for dy in (-3.0, 3.0):
+        assert float((inputs(slice(0, 4), 0.0, dy) - draw(table, test, data.canvas, 0.0, dy)).abs().max()) < 1e-5
+
+
+def test_part_inputs_move_the_part_by_dx_along_x_and_dy_along_y():
+    """Catches the part offset's axes swapped: a parts sweep along dx moved the part vertically."""
+    data = DataConfig(canvas=16, size=8, test_images=4)
+    table, test = glyph_table(data), reference_letters(data)
+    got = part_inputs(table, test, data.canvas)(slice(0, 4), 2.0, 0.0)
+    along_x = draw(table, test, data.canvas, part_offset=torch.tensor([[2.0, 0.0]]).expand(4, 2))
+    along_y = draw(table, test, data.canvas, part_offset=torch.tensor([[0.0, 2.0]]).expand(4, 2))
+    assert torch.equal(got, along_x) and not torch.equal(got, along_y)

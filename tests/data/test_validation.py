@@ -61,3 +61,24 @@ def test_an_image_folder_val_folder_is_the_validation_set(tmp_path):
     assert train_x is x and len(val_x) == 6 and torch.bincount(val_y).tolist() == [3, 3]  # all training kept
     with pytest.raises(ConfigError, match=r"\[data.val_fraction\].*has a val/ folder"):
         parse_config({**config, "data": {**config["data"], "val_fraction": 0.2}})
+
+
+def test_held_out_holds_out_at_least_one_and_keeps_at_least_one_image_of_every_class():
+    """Catches the bounds on the held-out count removed: a small fraction held out nothing of a class, a large one
+    held out every training image of a class."""
+    labels = torch.tensor([0, 0, 0, 0, 1, 1])
+    for fraction in (0.01, 0.9):
+        kept, out = held_out(labels, fraction, seed=0)
+        assert torch.bincount(labels[out], minlength=2).tolist() == ([1, 1] if fraction < 0.5 else [3, 1])
+        assert torch.bincount(labels[kept], minlength=2).min() >= 1
+
+
+def test_a_split_that_holds_out_nothing_is_refused():
+    """Catches the empty-validation-set check removed: one image per class left best_val with no images."""
+    from types import SimpleNamespace
+
+    from invariance_lab.core.errors import DataError
+
+    data = SimpleNamespace(val_fraction=0.5, seed=0, source="letters")
+    with pytest.raises(DataError, match="holds out no image"):
+        validation_split(data, torch.zeros(2, 1, 4, 4), torch.tensor([0, 1]))

@@ -141,3 +141,71 @@ def test_a_best_val_run_records_the_kept_epoch_in_its_checkpoint(tmp_path, quick
     # the sweep measured the kept weights: its clean accuracy is the kept epoch's test accuracy
     summary = pd.read_csv(run_dir / SUMMARY_CSV)
     assert summary.clean_accuracy.iloc[0] == csv.test_accuracy[csv.val_loss.idxmin()]
+
+
+# --------------------------------------------------------------------------- mutation audit: seeds, ties, noise, losses
+def test_the_seed_sets_the_initial_weights(one_thread):
+    """Catches the weights' initialisation seeded with a constant instead of the unit's seed (seeds would then
+    differ only by batch order, and their spread would not measure the initialisation)."""
+    cfg = TrainConfig(epochs=0)
+    (a, _), (b, _), (c, _) = _train(cfg, seed=0), _train(cfg, seed=0), _train(cfg, seed=1)
+    assert all(torch.equal(p, q) for p, q in zip(a.state_dict().values(), b.state_dict().values()))
+    assert not torch.equal(a.fc.weight, c.fc.weight)
+    assert not torch.equal(a.blocks[0].conv.weight, c.blocks[0].conv.weight)
+
+
+def test_the_seed_sets_the_batch_order_apart_from_the_initial_weights(one_thread):
+    """Catches the batch order drawn from a constant seed, or not shuffled at all: from the same initial weights
+    (the global RNG seeded alike, around _own_rng), two seeds must train on different batches."""
+    x, y = _task()
+    cfg = TrainConfig(epochs=1, batch_size=16, lr=0.02)
+
+    def trained(seed):
+        torch.manual_seed(7)  # the same initial weights for every seed: only the batch order can differ
+        model, _ = train_model.__wrapped__(FACTORS, x, y, x, y, cfg, noise=0.0, seed=seed, num_classes=2,
+                                           canvas=8, device=torch.device("cpu"))
+        return model.fc.weight.detach().clone()
+
+    with torch.random.fork_rng(devices=[]):
+        a, again, b = trained(0), trained(0), trained(1)
+    assert torch.equal(a, again) and not torch.equal(a, b)
+
+
+def test_a_tie_in_validation_loss_keeps_the_first_epoch_and_patience_counts_from_it(one_thread):
+    """Catches '<=' for '<' in the best-epoch rule: on a tie the first epoch is kept (train_model's docstring),
+    and patience stops that many epochs after it. lr 1e-30 leaves every weight as it was: every epoch ties."""
+    _, hist = _with_val(TrainConfig(epochs=4, batch_size=16, lr=1e-30, select="best_val"))
+    assert hist.val_loss.nunique() == 1 and len(hist) == 4  # the premise: four equal validation losses
+    assert hist.attrs[EPOCH_KEPT] == 1
+    _, stopped = _with_val(TrainConfig(epochs=6, batch_size=16, lr=1e-30, patience=2))
+    assert list(stopped.epoch) == [1, 2, 3]
+
+
+def test_training_noise_is_drawn_from_the_seed_and_changes_the_weights(one_thread):
+    """Catches data.noise ignored in training (x unchanged) and noise that does not follow the seed."""
+    x, y = _task()
+    cfg = TrainConfig(epochs=1, batch_size=16, lr=0.02)
+
+    def trained(noise):
+        model, _ = train_model(FACTORS, x, y, x, y, cfg, noise=noise, seed=0, num_classes=2, canvas=8,
+                               device=torch.device("cpu"))
+        return model.fc.weight.detach().clone()
+
+    clean, noisy, again = trained(0.0), trained(0.5), trained(0.5)
+    assert torch.equal(noisy, again) and not torch.equal(clean, noisy)
+
+
+def test_validation_loss_and_accuracy_are_the_mean_cross_entropy_and_hit_rate_of_the_final_weights(one_thread):
+    """Catches a validation loss summed or averaged wrongly (train.csv's val_loss is the mean cross-entropy per
+    image) and train_loss not a per-image mean; lr 1e-30 keeps the weights, so the epoch's losses are the model's."""
+    x, y = _task()
+    vx, vy = x[:40], 1 - y[:40]
+    model, hist = train_model(FACTORS, x, y, x, y, TrainConfig(epochs=1, batch_size=16, lr=1e-30), noise=0.0,
+                              seed=0, num_classes=2, canvas=8, device=torch.device("cpu"), val=(vx, vy))
+    with torch.no_grad():
+        val_logits, train_logits = model(vx), model(x)
+    expect = torch.nn.functional.cross_entropy(val_logits, vy).item()
+    assert hist.val_loss.iloc[-1] == pytest.approx(expect, rel=1e-5)
+    assert hist.val_accuracy.iloc[-1] == pytest.approx(float((val_logits.argmax(1) == vy).float().mean()))
+    assert hist.train_loss.iloc[-1] == pytest.approx(torch.nn.functional.cross_entropy(train_logits, y).item(),
+                                                     rel=1e-5)

@@ -305,3 +305,46 @@ def test_options_that_would_be_ignored_or_contradict_are_refused(tmp_path, args,
     assert res.exit_code == 2 and "Traceback" not in res.output, res.output
     assert words in " ".join(res.output.split())
     assert not any(tmp_path.iterdir())  # the results folder given to _run: nothing written
+
+
+# --------------------------------------------------------------------------- mutation audit: keys, resumes, data cache
+def test_split_key_takes_the_seed_after_the_last_seed_marker():
+    """Catches the key split at the first '-seed': a model named 'conv-seed9' lost its name and seed on resume."""
+    from invariance_lab.run.units import split_key
+    from invariance_lab.store.layout import unit_key
+
+    assert split_key("conv_gap-seed1") == ("conv_gap", 1)
+    assert split_key(unit_key("conv-seed9", 12)) == ("conv-seed9", 12)
+
+
+def test_units_to_train_skips_earlier_runs_and_retrains_only_missing_or_damaged_checkpoints(tmp_path):
+    """Catches a unit of an earlier run's fingerprint trained again, and a damaged checkpoint taken as done."""
+    from invariance_lab.run.units import units_to_train
+    from invariance_lab.store.layout import checkpoint_path
+
+    settings = {("m", 0): {}, ("m", 1): {}, ("m", 2): {}}
+    fingerprints = {"m-seed0": "f0", "m-seed1": "f1", "m-seed2": "f2"}
+    damaged = checkpoint_path(tmp_path, "m", 1)
+    damaged.parent.mkdir(parents=True)
+    damaged.write_bytes(b"not a checkpoint")
+    assert units_to_train(tmp_path, settings, {"f0": tmp_path / "earlier"}, fingerprints) == [("m", 1), ("m", 2)]
+
+
+def test_unit_data_written_again_is_read_again_not_served_from_the_cache(tmp_path):
+    """Catches the worker's data cache keyed on the path alone: a rerun's new units/data.pt read as the old one."""
+    import torch
+
+    from invariance_lab.run.units import UnitData, load_unit_data, save_unit_data
+    from invariance_lab.store.layout import unit_data_path
+
+    def data(v):
+        x = torch.full((2, 1, 4, 4), float(v))
+        return UnitData(x, torch.tensor([0, 1]), x, torch.tensor([0, 1]), ["a", "b"])
+
+    save_unit_data(tmp_path, data(1))
+    assert float(load_unit_data(tmp_path).train_x[0, 0, 0, 0]) == 1.0
+    save_unit_data(tmp_path, data(2))
+    path = unit_data_path(tmp_path)
+    stat = path.stat()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # a later write, on a coarse clock too
+    assert float(load_unit_data(tmp_path).train_x[0, 0, 0, 0]) == 2.0
