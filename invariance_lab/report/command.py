@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..core.columns import METRIC_COLUMNS
-from ..core.errors import ConfigError, InvlabError, choose
+from ..core.errors import ConfigError, InvlabError, RunFolderError, choose
 from ..run.writable import output_file, results_folder_of, writable
 from ..store.atomic import write_page
 from ..store.find import newest_run
@@ -73,7 +73,11 @@ def make_report(paths: list[Path] | None = None, *, by: str = "model", metric: s
         for name, _ in named:  # every file it would replace, checked before the work of drawing
             _plot_target(plot, name, force)
         with tempfile.TemporaryDirectory(dir=writable(plot, "--plot"), prefix=".invlab-plots-") as tmp:
-            made.plots = _place([save(fig, tmp, name) for name, fig in named], plot, force)
+            try:
+                drawn = [save(fig, tmp, name) for name, fig in named]
+            except RunFolderError as e:  # a full disk: the PNG named where it goes, not in the temporary folder
+                raise type(e)(str(e).replace(str(Path(tmp)), str(plot))) from None
+            made.plots = _place(drawn, plot, force)
     if html is not None:
         t0 = time.perf_counter()
         page = html_report(results_paths, metric=metric, drop_chance=drop_chance)

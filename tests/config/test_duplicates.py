@@ -128,3 +128,12 @@ def test_a_kind_no_block_uses_still_tells_networks_apart(one_thread):
              for kind in ("none", "lps", "tips", "max")}
     assert _disagreements(built, only_same=True) == []  # (none and max: the same, kept apart)
     assert not _same(built["none"][1], built["lps"][1])
+
+
+def test_networks_of_other_widths_are_not_duplicates():
+    """Catches the channel widths left out of the key: [8, 16] would be dropped as the network of [4, 8]."""
+    from invariance_lab.config.factorial import expand
+    kept = expand({"arch": "conv_gap", "channels": [[4, 8], [8, 16]]}, 32)
+    assert list(kept.models) == ["c4x8", "c8x16"] and kept.left_out == {}
+    narrow, wide = (resolve_spec({"arch": "conv_gap", "channels": c}) for c in ([4, 8], [8, 16]))
+    assert network_key(narrow, check_model(narrow, 32)) != network_key(wide, check_model(wide, 32))

@@ -201,3 +201,29 @@ def test_a_blur_padding_left_out_is_named_as_the_networks_padding():
     assert skipped == {"blur_max-circular-blur_circular": "the same network as blur_max-circular-blur_None: a "
                        "blur_padding left out pads the blur with the network's padding, circular, so blur_padding "
                        "changes nothing"}
+
+
+def test_a_factorial_of_exactly_the_most_combinations_is_accepted():
+    """Catches an off-by-one in MAX_COMBINATIONS: 1000 models is allowed, 1100 not."""
+    from invariance_lab.config.factorial import MAX_COMBINATIONS, check_factorial
+    from invariance_lab.schema.fields import _Problem
+    most = {"channels": [[k] for k in range(1, 21)], "kernel": list(range(1, 11)), "blur_size": list(range(1, 6))}
+    assert MAX_COMBINATIONS == 1000 and check_factorial(most) == most  # 20 x 10 x 5
+    with pytest.raises(_Problem, match="factorial makes 1050 models"):
+        check_factorial({**most, "channels": [[k] for k in range(1, 22)]})
+
+
+def test_the_left_out_note_lists_up_to_the_limit_without_a_count_of_none_more():
+    """Catches "and 0 more" when exactly `limit` combinations were left out."""
+    eight = {f"m{i}": "too deep" for i in range(8)}
+    assert "more" not in left_out_note(eight) and "m7 (too deep)" in left_out_note(eight)
+    nine = {**eight, "m8": "too deep"}
+    assert left_out_note(nine).endswith("; and 1 more (meta.json lists them)") and "m8" not in left_out_note(nine)
+
+
+def test_an_empty_factorial_is_refused():
+    """Catches `factorial: {}` accepted as a factorial that makes nothing."""
+    from invariance_lab.config.factorial import check_factorial
+    from invariance_lab.schema.fields import _Problem
+    with pytest.raises(_Problem, match="factorial must be a mapping of factor -> list of values"):
+        check_factorial({})

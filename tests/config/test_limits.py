@@ -58,3 +58,48 @@ def test_a_scale_of_a_folder_image_beyond_its_pixels_is_refused():
     for scales in ([0.01, 0.01], [40, 40]):
         assert "leaves one flat value" in str(scale_problem(folder, SweepConfig(transform="scale", scales=scales)))
     assert scale_problem(folder, SweepConfig(transform="scale", scales=[0.5, 2, 0.5])) is None
+
+
+def test_a_circular_roll_of_half_the_canvas_is_allowed_for_training():
+    """Catches train_shift = canvas/2 refused in circular mode, where the doc allows train_shift <= canvas/2."""
+    cfg = parse_config({**BASE, "data": {**BASE["data"], "train_mode": "circular", "train_shift": 12},
+                        "sweep": {"mode": "circular"}})
+    assert cfg.data.train_shift == 12
+    with pytest.raises(ConfigError, match=r"\[data.train_shift\]"):
+        parse_config({**BASE, "data": {**BASE["data"], "train_mode": "circular", "train_shift": 13},
+                      "sweep": {"mode": "circular"}})
+
+
+def test_a_canvas_shift_reaching_the_blank_limit_is_refused():
+    """Catches a shift of exactly canvas/2 + half the image allowed (off by one: it leaves no pixel to see)."""
+    from invariance_lab.config.limits import shift_problem
+    from invariance_lab.schema.data import DataConfig
+    from invariance_lab.schema.sweep import SweepConfig
+
+    folder = DataConfig.model_construct(source="folder", canvas=32)  # an image fills 30 px: limit 16 + 15 = 31
+    problem = shift_problem(folder, SweepConfig(mode="canvas", dx=[-31, 31, 1], dy=[0, 0, 1]))
+    assert problem is not None and "the useful shifts are below 31 px" in str(problem)
+    assert shift_problem(folder, SweepConfig(mode="canvas", dx=[-30, 30, 1], dy=[0, 0, 1])) is None
+
+
+def _folder_data(monkeypatch, **fields):
+    """A folder DataConfig whose folder_split is stubbed: 10 training and 5 test images."""
+    from types import SimpleNamespace
+
+    from invariance_lab.config import limits
+    from invariance_lab.schema.data import DataConfig
+
+    split = SimpleNamespace(train=SimpleNamespace(n=10), test=SimpleNamespace(n=5), digest="d1")
+    monkeypatch.setattr(limits, "folder_split", lambda data: split)
+    return DataConfig.model_construct(**{"source": "folder", "path": "imgs", "canvas": 32, "folder_digest": None,
+                                         "train_images": 10, "test_images": 5, **fields})
+
+
+@pytest.mark.parametrize("mode, shift, refused", [("canvas", 15.5, False), ("canvas", 16, True),
+                                                  ("circular", 16, False), ("circular", 2.5, True),
+                                                  ("circular", 17, True)])
+def test_a_folders_training_offset_is_bounded_as_for_letters(monkeypatch, mode, shift, refused):
+    """Catches a folder's train_shift of canvas/2 allowed in canvas mode, or a fractional roll in circular mode."""
+    from invariance_lab.config.limits import folder_problem
+    problem = folder_problem(_folder_data(monkeypatch, train_mode=mode, train_shift=shift))
+    assert (problem is not None and problem.key == ("train_shift",)) == refused, problem

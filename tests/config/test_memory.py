@@ -191,3 +191,44 @@ def test_sweep_jobs_are_charged_each_workers_images_and_refused_past_the_largest
     check_sweep_jobs(cfg, cfg.sweep, "translation", ["g", "g"], 2, True, "r")  # one model, named twice: no worker
     for models, cpu in ((["g"], True), (list(cfg.models), False)):  # swept in the command's own process
         check_sweep_jobs(cfg, cfg.sweep, "translation", models, 8, cpu, "r")
+
+
+def test_the_default_limit_is_half_the_physical_memory_when_that_is_under_the_cap(monkeypatch):
+    """Catches the limit taken as the whole physical memory instead of the smaller of 4 GiB and half of it."""
+    import os
+    monkeypatch.delenv(LIMIT_VARIABLE, raising=False)
+    pages = {"SC_PAGE_SIZE": 4096, "SC_PHYS_PAGES": 2**30 // 4096 * 3}  # a 3 GiB machine
+    monkeypatch.setattr(os, "sysconf", lambda name: pages[name])
+    assert memory_limit()[0] == 3 * 2**29  # 1.5 GiB
+    pages["SC_PHYS_PAGES"] = 2**30 // 4096 * 64  # 64 GiB: the cap
+    assert memory_limit()[0] == MEMORY_CAP
+
+
+def test_a_run_needing_exactly_the_limit_is_accepted(monkeypatch):
+    """Catches a run refused when its estimate equals the limit (only more than the limit is too big)."""
+    from invariance_lab.config import memory
+    monkeypatch.setattr(memory, "memory_limit", lambda: (1000, "a test's limit"))
+    memory._refuse_if_over({"a": (600, "data.canvas"), "b": (400, "data.size")}, "x", lambda key: 1)
+    with pytest.raises(ConfigError, match=r"x: too big to run. \[data.canvas\]"):
+        memory._refuse_if_over({"a": (601, "data.canvas"), "b": (400, "data.size")}, "x", lambda key: 1)
+
+
+def test_circular_training_and_the_position_task_are_charged_their_extra_copies():
+    """Catches the copy circular training rolls, or the position task's 4 test sets, left out of the estimate."""
+    from invariance_lab.config.memory import _data_memory
+    base = {**NET, "models": {"g": dict(arch="conv_gap")}, "data": {**NET["data"], "canvas": 32, "size": 12}}
+    plain = parse_config(base)
+    rolled = parse_config({**base, "data": {**base["data"], "train_mode": "circular"}, "sweep": {"mode": "circular"}})
+    pair = parse_config({**base, "data": {**base["data"], "task": "position", "size": 8},
+                         "sweep": {"mode": "circular"}})
+    image = 4 * 32 * 32
+    assert _data_memory(plain.data, plain.sweep)["training images"][0] == 64 * image
+    assert _data_memory(rolled.data, rolled.sweep)["training images"][0] == 2 * 64 * image
+    assert _data_memory(plain.data, plain.sweep)["test images"][0] == 64 * image
+    assert _data_memory(pair.data, pair.sweep)["test images"][0] == 4 * 64 * image
+
+
+def test_sizes_change_unit_at_each_power_of_1024():
+    """Catches a size of exactly 1 KiB or 1 GiB written in the smaller unit ("1.02e+03 B")."""
+    from invariance_lab.config.memory import _size
+    assert (_size(1023), _size(1024), _size(1536), _size(2**30)) == ("1.02e+03 B", "1 KiB", "1.5 KiB", "1 GiB")

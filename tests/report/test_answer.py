@@ -217,3 +217,40 @@ def test_a_varied_value_reads_as_the_legends_write_it():
     t = table(("m", "flatten", 0.1, (0.05, 0.15)), ("m", "flatten", 0.5, (0.45, 0.55)))
     t.insert(0, "data.train_shift", [0.0, 1.5])  # a float column: 0 is read back as 0.0
     assert "m (data.train_shift=0), 10%" in answer(t) and "m (data.train_shift=1.5)" in answer(t)
+
+
+def test_intervals_that_touch_at_one_end_overlap():
+    """Catches a strict comparison in the overlap rule: intervals sharing an end are not apart."""
+    t = table(("a", "global_avg", 0.10, (0.05, 0.25)), ("b", "global_avg", 0.30, (0.25, 0.35)))
+    assert answer(t).startswith("No model is shown more invariant than another")
+
+
+def test_at_most_three_apart_pairs_are_listed_and_more_are_said():
+    """Catches a changed cap on the pairs listed when the ends overlap, or a lost "(and more)"."""
+    wide = table(("a", "flatten", 0.10, (0.0, 0.95)), ("b", "flatten", 0.12, (0.11, 0.13)),
+                 ("c", "flatten", 0.80, (0.70, 0.90)), ("d", "flatten", 0.90, (0.85, 0.96)))
+    text = answer(wide)  # apart: b-c, b-d (two pairs)
+    assert "these are apart: b (12%) below c (80%); b (12%) below d (90%)." in text and "(and more)" not in text
+    three = table(("a", "flatten", 0.10, (0.0, 0.95)), ("b", "flatten", 0.12, (0.11, 0.13)),
+                  ("e", "flatten", 0.50, (0.45, 0.55)), ("c", "flatten", 0.80, (0.70, 0.90)))
+    text = answer(three)  # apart: b-e, b-c, e-c (three pairs: all listed, no "and more")
+    assert text.count(" below ") == 3 and "(and more)" not in text
+    four = table(("a", "flatten", 0.10, (0.0, 0.95)), ("b", "flatten", 0.12, (0.11, 0.13)),
+                 ("e", "flatten", 0.50, (0.45, 0.55)), ("c", "flatten", 0.80, (0.70, 0.90)),
+                 ("d", "flatten", 0.92, (0.91, 0.93)))
+    text = answer(four)
+    assert text.count(" below ") == 3 and text.endswith("(and more).")
+
+
+def test_one_other_model_is_named_as_one_head():
+    """Catches "heads" said of a single other model in the head sentence."""
+    t = table(("gap", "global_avg", 0.004, (0.001, 0.007)), ("flat", "flatten", 0.35, (0.30, 0.40)))
+    assert "against 35% for the flatten + dense head (means over seeds" in answer(t)
+
+
+def test_a_measure_with_ranked_models_does_not_repeat_the_images_for_those_at_chance():
+    """Catches the images named again in the at-chance sentence when the ranking already named them."""
+    protocol = dict(mode="canvas", dx=[-3.0, 3.0, 1.0], dy=[0.0, 0.0, 1.0], test_images=12, images="imgs")
+    text = answer(table(("ok", "?", 0.2, None), ("stuck", "?", 0.0, None, 1)), measure=protocol)
+    assert "stuck (1 of 1 seed) answers at chance: its flip rate" in text
+    assert text.count("the 12 images of imgs") == 1

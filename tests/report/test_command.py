@@ -169,3 +169,18 @@ def test_sigterm_ends_a_report_as_ctrl_c_does_and_leaves_no_temporary_folder(run
                          text=True, timeout=120)
     assert res.returncode == 130 and "interrupted" in res.stderr and "Traceback" not in res.stderr, res.stderr
     assert os.listdir(figs) == []  # the drawn PNGs' temporary folder (.invlab-plots-*) was left behind
+
+
+def test_a_full_disk_while_plots_are_drawn_names_the_png_where_it_goes(run, tmp_path, monkeypatch):
+    """The message named figs/.invlab-plots-qmpj4tts/flip_rate_vs_dx.png, a temporary folder the user never made."""
+    from invariance_lab.core.errors import DiskFullError
+
+    def full(fig, folder, name):  # what store/atomic.write_file raises on a full disk, naming the path it writes
+        raise DiskFullError(f"cannot write {os.path.join(folder, name)}: the disk is full (No space left on device)")
+
+    monkeypatch.setattr(command, "save", full)
+    figs = tmp_path / "figs"
+    with pytest.raises(DiskFullError) as e:
+        make_report([run], plot=figs)
+    assert str(e.value).startswith(f"cannot write {figs / 'flip_rate_vs_dx.png'}: the disk is full"), str(e.value)
+    assert ".invlab-plots" not in str(e.value) and os.listdir(figs) == []

@@ -246,3 +246,63 @@ def test_two_folders_fit_an_80_column_terminal_with_their_run_labels_folded(tmp_
     lines = _lines(table, 80)  # rich crops what does not fit: the last column's heading must still be there
     assert max(map(len, lines)) <= 80 and "Δp" in lines[3] and lines[1].endswith("┓"), "\n".join(lines[:6])
     assert "0000_and" in "".join(lines).replace(" ", "").replace("│", "")  # the long label is there, folded
+
+
+def _flags(*rows):
+    """seed_flags rows: (run, model, seed, clean_accuracy, n_classes, at_chance, assumed, class_order)."""
+    return pd.DataFrame(rows, columns=["run", "model", "seed", "clean_accuracy", "n_classes", "at_chance", "assumed",
+                                       "class_order"])
+
+
+def test_an_interval_is_cut_only_when_its_printed_ends_leave_the_range():
+    """Catches the cut judged on unrounded numbers: 0.500 ± 0.500 as printed stays in [0, 1], so it is not cut."""
+    assert cell(0.5004, 0.4998, 0.0006, 1.0, (0, 1)) == ("0.500 ± 0.500", False)
+
+
+def test_the_chance_footnote_states_the_chance_level_and_margin():
+    """Catches a wrong chance level (1/n_classes) or margin (5 points) in the footnote of seeds at chance."""
+    from invariance_lab.report.display import seed_notes
+    notes = seed_notes(_flags(("r", "m", 0, 0.26, 4, True, False, ""), ("r", "m", 1, 0.9, 4, False, False, ""),
+                              ("r", "k", 0, 0.52, 2, True, False, "")))
+    (note,) = notes
+    assert "within 5 points of chance (1/n_classes = 0.500 or 0.250)" in note
+    assert "m seed 0 (clean accuracy 0.260); k seed 0 (clean accuracy 0.520)" in note
+
+
+def test_the_dropped_seeds_note_counts_one_seed_in_the_singular():
+    """Catches "1 seeds" in the --drop-chance note."""
+    from invariance_lab.report.display import seed_notes
+    one = _flags(("r", "m", 2, 0.5, 2, True, False, ""))
+    assert seed_notes(_flags(), one) == ["--drop-chance left out 1 seed at chance: m seed 2 (clean accuracy 0.500)."]
+    two = _flags(("r", "m", 1, 0.5, 2, True, False, ""), ("r", "m", 2, 0.5, 2, True, False, ""))
+    assert seed_notes(_flags(), two)[0].startswith("--drop-chance left out 2 seeds at chance: m seeds 1, 2 ")
+
+
+def test_seed_notes_name_the_run_when_several_are_compared():
+    """Catches the run left out of the seed list (or a class-order note) when two folders hold the same model."""
+    from invariance_lab.report.display import seed_notes
+    (note,) = seed_notes(_flags(("a/1", "m", 0, 0.5, 2, True, False, ""), ("b/2", "m", 1, 0.5, 2, True, False, "")))
+    assert "a/1 m seed 0 (clean accuracy 0.500); b/2 m seed 1 (clean accuracy 0.500)" in note
+    notes = seed_notes(_flags(("a/1", "m", 0, 0.1, 2, False, False, "far below chance"),
+                              ("b/2", "m", 0, 0.9, 2, False, False, "")))
+    assert notes == ["m (a/1): far below chance"]
+
+
+def test_a_run_of_unknown_class_count_is_footnoted_as_assumed():
+    """Catches the note saying 2 classes were assumed going missing."""
+    from invariance_lab.report.display import seed_notes
+    notes = seed_notes(_flags(("old/1", "m", 0, 0.9, 2, False, True, ""), ("old/1", "m", 1, 0.9, 2, False, True, "")))
+    assert notes == ["number of classes unknown for old/1 (summary.csv has no n_classes and no config.yaml says): "
+                     "2 assumed, chance = 0.5."]
+
+
+def test_a_terminal_layer_table_keeps_the_first_and_last_taps():
+    """Catches the evenly spaced pick of layer taps dropping the last (deepest) one."""
+    from invariance_lab.report.display import TERMINAL_VALUES, for_terminal
+    from invariance_lab.report.tables import LAYER_RANGE, View
+    taps = [f"t{i}" for i in range(10)]
+    table = pd.DataFrame({"model": ["m"], "n_seeds": [1], "n_chance": [0],
+                          **{f"{t}{s}": [0.1] for t in taps for s in ("", "_ci", "_lo", "_hi")}})
+    shown, note = for_terminal(View("layers", table, taps, LAYER_RANGE))
+    assert shown.values[0] == "t0" and shown.values[-1] == "t9" and len(set(shown.values)) == TERMINAL_VALUES
+    assert note.startswith("7 of the 10 columns shown")

@@ -493,3 +493,19 @@ def test_a_factorial_model_table_fits_a_desktop_window(tmp_path, fake_result):
     assert widths["window"] == 1280
     assert widths["page"] <= widths["window"], widths
     assert widths["table"] <= widths["box"], widths  # every column in view, none behind a sideways scroll
+
+
+def test_gallery_images_take_the_classes_in_turn_each_the_earliest():
+    """Catches the gallery picking other items than the earliest of each class, taken in turn (A, B, A, B)."""
+    import torch
+
+    from invariance_lab.report.gallery import _pick_images
+    labels = torch.tensor([1, 1, 0, 1, 0, 0, 1])
+    assert _pick_images(labels, 4) == [2, 0, 4, 1]
+    assert _pick_images(torch.tensor([0, 0, 0]), 2) == [0, 1]  # one class: its earliest items
+
+
+def test_gallery_captions_sign_their_shifts():
+    """Catches a caption writing a shift of +2 as "2" (which way the letter moved)."""
+    from invariance_lab.report.gallery import signed
+    assert (signed(2.0), signed(-0.5), signed(0.0)) == ("+2", "-0.5", "0")

@@ -364,3 +364,58 @@ def test_a_band_limited_sweeps_title_says_so(tmp_path, fake_result):
     fig = plots.metric_vs_shift_figure([load_result(folder)], "flip_rate", "dx")
     words = " ".join(t.get_text() for t in fig.findobj(lambda a: hasattr(a, "get_text") and hasattr(a, "get_fontsize")))
     assert "circular shift (band-limited, fft)" in words, words
+
+
+def _band_ends(band, x: float) -> tuple[float, float]:
+    """(lowest, highest) y of a fill_between band at x."""
+    v = np.concatenate([p.vertices for p in band.get_paths()])
+    at = v[np.isclose(v[:, 0], x), 1]
+    return float(at.min()), float(at.max())
+
+
+def test_a_line_plot_draws_the_asked_metric_along_the_asked_axis_with_its_95_band(tmp_path, fake_result):
+    """Catches the line plot drawing another metric or axis, or a band that is not mean ± the 95% half-width."""
+    from invariance_lab.core.stats import clip_interval
+    from invariance_lab.report.tables import shift_table
+    run = load_result(fake_result(tmp_path / "d" / "r", models=("plain",), dx=(-1, 1, 1), dy=(-3, 3, 1)))
+    ax = plots.metric_vs_shift_figure([run], "accuracy", "dy").axes[0]
+    means, cis = shift_table([run], "accuracy", "dy")
+    (line,) = [ln for ln in ax.lines if ln.get_label() == "plain"]
+    assert list(line.get_xdata()) == [-3, -2, -1, 0, 1, 2, 3]
+    assert np.allclose(line.get_ydata(), means.iloc[0].to_numpy(float))
+    lo, hi, _ = clip_interval(means.iloc[0].to_numpy(float), cis.iloc[0].to_numpy(float), 0.0, 1.0)
+    (band,) = [c for c in ax.collections if isinstance(c, PolyCollection)]
+    assert cis.iloc[0].max() > 0.001  # the seeds differ: a band of some width
+    for x, want_lo, want_hi in zip(line.get_xdata(), lo, hi):
+        assert _band_ends(band, x) == pytest.approx((want_lo, want_hi))
+    assert ax.get_ylabel().startswith("accuracy\n") and ax.get_xlabel() == plots.AXIS_LABELS["dy"]
+    assert ax.get_title().startswith("accuracy vs dy (dx = 0)") and "band = 95% CI" in ax.get_title()
+
+
+def test_a_line_plot_of_one_seed_says_it_has_no_interval(tmp_path, fake_result):
+    """Catches the title promising a 95% band where one seed gives none."""
+    run = load_result(fake_result(tmp_path / "d" / "r", models=("plain",), seeds=(0,), dy=(0, 0, 1)))
+    title = plots.metric_vs_shift_figure([run], "flip_rate", "dx").axes[0].get_title()
+    assert "one seed: no interval" in title and "95% CI" not in title
+
+
+def test_a_heatmap_puts_dx_across_and_dy_down_and_keeps_zero_on_the_scale(tmp_path, fake_result):
+    """Catches a transposed heatmap (dx drawn as dy) or a colour scale that leaves out 0, the invariant ideal."""
+    from dataclasses import replace
+    run = load_result(fake_result(tmp_path / "d" / "r", models=("plain",), dx=(-2, 2, 1), dy=(-1, 1, 1)))
+    inv = run.invariance.assign(flip_rate=0.5 + 0.1 * run.invariance["dx"])  # grows to the right, 0.3..0.7
+    ((_, fig),) = plots.heatmap_figures([replace(run, invariance=inv)], "flip_rate")
+    mesh = fig.axes[0].collections[0]
+    grid = np.asarray(mesh.get_array()).reshape(3, 5)  # rows dy -1..1, columns dx -2..2
+    assert np.allclose(grid, np.tile([0.3, 0.4, 0.5, 0.6, 0.7], (3, 1)))
+    assert mesh.get_clim() == pytest.approx((0.0, 0.7))
+
+
+def test_each_layer_panel_draws_its_own_quantity(tmp_path, fake_result):
+    """Catches every panel of the layer profile drawing the equivariance error."""
+    from invariance_lab.report.tables import LAYER_QUANTITIES, layer_table
+    run = load_result(fake_result(tmp_path / "d" / "r" / "sweeps" / "s", kind="sweep", layers=True, models=("m",)))
+    fig = plots.layer_profile_figure([run])
+    for ax, q in zip(fig.axes, LAYER_QUANTITIES):
+        means, _ = layer_table([run], q)
+        assert np.allclose(ax.lines[0].get_ydata(), means.iloc[0].to_numpy(float)), q

@@ -298,3 +298,48 @@ def test_model_table_takes_the_mean_over_seeds_not_another_centre(tmp_path, fake
     assert row["mean_flip_rate"] == pytest.approx(0.11)
     assert row["mean_flip_rate_ci"] == pytest.approx(4.3027 * pd.Series([0.01, 0.02, 0.30]).std() / math.sqrt(3),
                                                      abs=1e-5)
+
+
+def _hand_result(label="h/1", *, layers=None, invariance=None, summary=None, meta=None):
+    """A Result built in memory: only the tables a test reads."""
+    from invariance_lab.store.results import Result
+    return Result(path=None, label=label, meta=meta or {}, invariance=invariance, summary=summary, layers=layers)
+
+
+def test_layer_columns_follow_depth_then_hooked_taps_whatever_the_file_order():
+    """Catches taps out of depth order (conv before down, head last) or a hooked tap of one's own dropped."""
+    from invariance_lab.report.tables import layer_table
+    names = ["head", "block2.down", "block1.down", "mine.relu", "block2.conv", "block1.conv"]
+    layers = pd.DataFrame(dict(model="m", seed=0, layer_name=names, mean_equivariance_error=np.arange(6) / 10))
+    means, _ = layer_table([_hand_result(layers=layers)])
+    assert list(means.columns) == ["block1.conv", "block1.down", "block2.conv", "block2.down", "head", "mine.relu"]
+    assert means.loc[("h/1", "m"), "head"] == 0.0 and means.loc[("h/1", "m"), "mine.relu"] == pytest.approx(0.3)
+
+
+def test_a_model_with_a_class_order_note_is_not_flagged_at_chance():
+    """Catches a model far below chance (classes learned in another order) counted as at chance."""
+    summary = pd.DataFrame(dict(model=["swapped", "stuck"], seed=[0, 0], clean_accuracy=[0.02, 0.5], n_classes=2))
+    flags = seed_flags([_hand_result(summary=summary, meta={"class_order": {"swapped": "classes swapped"}})])
+    assert flags.set_index("model")["at_chance"].to_dict() == {"swapped": False, "stuck": True}
+
+
+def test_shift_columns_are_in_increasing_order_across_runs():
+    """Catches shift columns left in first-seen order when runs compared have different grids."""
+    def inv(xs):
+        return pd.DataFrame(dict(model="m", seed=0, dx=[float(x) for x in xs], dy=0.0, flip_rate=0.1))
+
+    runs = [_hand_result("a/1", invariance=inv([0, 2])), _hand_result("b/1", invariance=inv([-2, 0, 2]))]
+    means, _ = shift_table(runs, "flip_rate", "dx")
+    assert list(means.columns) == [-2.0, 0.0, 2.0]
+
+
+def test_by_shift_views_only_the_axes_that_vary(tmp_path, fake_result):
+    """Catches a view along an axis held at one value (dy = 0 only): a one-column table of nothing."""
+    rep = build_report([fake_result(tmp_path / "d" / "r", dx=(-2, 2, 1), dy=(0, 0, 1))], by="shift")
+    assert [v.key for v in rep.views] == [("axis", "dx")]
+
+
+def test_an_axis_without_by_shift_is_refused():
+    """Catches --axis silently ignored under --by model."""
+    with pytest.raises(InvlabError, match="--axis dx picks the axis of --by shift"):
+        build_report(["anywhere"], by="model", axis="dx")

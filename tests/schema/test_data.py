@@ -27,3 +27,18 @@ def test_a_bad_gain_is_refused_naming_its_key(data, words):
     with pytest.raises(ConfigError) as e:
         parse_config({"data": data})
     assert "[data.gain]" in str(e.value) and words in str(e.value), str(e.value)
+
+
+@pytest.mark.parametrize("key, fine, beyond", [("test_images", 1, 0), ("train_shift", 0, -0.5),
+                                               ("test_fraction", None, 0.0), ("train_images", 2, 1)])
+def test_data_bounds_accept_the_edge_and_refuse_past_it(key, fine, beyond):
+    """Catches an off-by-one bound: one test image is a test set, a negative offset or an empty test share is not."""
+    from pydantic import ValidationError
+
+    from invariance_lab.schema.data import DataConfig
+    extra = {"source": "folder", "path": "imgs"} if key == "test_fraction" else {}
+    if fine is not None:  # a folder's config is completed only by parse_config: its refusal alone is checked here
+        assert getattr(DataConfig.model_validate({**extra, key: fine}), key) == fine
+    with pytest.raises(ValidationError) as e:
+        DataConfig.model_validate({**extra, key: beyond})
+    assert e.value.errors()[0]["loc"] == (key,)

@@ -147,3 +147,26 @@ def test_a_sweep_built_in_python_is_refused_as_a_configs_sweep_section_is(values
     with pytest.raises(ConfigError, match=r"\[sweep\.") as e:
         parse_config({"name": "x", "models": {"m": {"arch": "conv_gap"}}, "sweep": values})
     assert SweepConfig(mode="circular", dx=[-4, 4]).dx == [-4.0, 4.0, 1.0]
+
+
+def test_a_sweep_batch_holds_at_least_one_image():
+    """Catches sweep.batch_size 0 accepted (a sweep that never advances)."""
+    from pydantic import ValidationError
+
+    from invariance_lab.schema.sweep import SweepConfig
+    assert SweepConfig.model_validate({"batch_size": 1}).batch_size == 1
+    with pytest.raises(ValidationError) as e:
+        SweepConfig.model_validate({"batch_size": 0})
+    assert e.value.errors()[0]["loc"] == ("batch_size",)
+
+
+def test_a_grid_of_exactly_the_most_shifts_is_accepted_and_axes_grids_count_one_line_each():
+    """Catches an off-by-one at MAX_SHIFTS, or an axes grid counted as the product of its axes."""
+    from invariance_lab.schema.fields import _Problem
+    from invariance_lab.schema.sweep import MAX_SHIFTS, SweepConfig, grid_problem
+    assert MAX_SHIFTS == 100_000
+    assert grid_problem(SweepConfig(dx=[0, 999, 1], dy=[0, 99, 1])) is None  # 1000 x 100
+    too_many = SweepConfig.model_construct(mode="canvas", transform="translate", subpixel=None, grid="product",
+                                           dx=[0, 999, 1], dy=[0, 100, 1])
+    assert isinstance(grid_problem(too_many), _Problem) and "has 101000 shifts" in str(grid_problem(too_many))
+    assert grid_problem(SweepConfig(grid="axes", dx=[0, 999, 1], dy=[0, 999, 1])) is None  # 1999 shifts

@@ -144,3 +144,15 @@ def test_cli_refuses_betas_of_the_wrong_length_before_any_folder(tmp_path):
     assert res.exit_code == 2 and "Traceback" not in res.output, res.output
     assert "[train.optimizer_kwargs.betas]" in res.output and "[0.9, 0.9, 0.9]" in res.output, res.output
     assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("key, fine, beyond", [("test_every", 0, -1), ("weight_decay", 0.0, -0.1),
+                                               ("patience", None, 0), ("epochs", 0, -1)])
+def test_train_bounds_accept_the_edge_and_refuse_past_it(key, fine, beyond):
+    """Catches an off-by-one bound: test_every 0 means "the last epoch only"; patience 0 or a negative decay is no
+    setting."""
+    from pydantic import ValidationError
+    assert getattr(TrainConfig.model_validate({key: fine}), key) == fine
+    with pytest.raises(ValidationError) as e:
+        TrainConfig.model_validate({key: beyond})
+    assert e.value.errors()[0]["loc"] == (key,)
