@@ -4,6 +4,8 @@ refusal comes before any work (no run folder is made)."""
 
 import os
 
+import pytest
+
 from conftest import ROOT
 from typer.testing import CliRunner
 
@@ -111,3 +113,79 @@ def test_a_folder_is_named_as_given_when_the_current_folder_was_deleted_meanwhil
     monkeypatch.chdir(tmp_path / "here")
     (tmp_path / "here").rmdir()
     assert _where(run) == str(run)
+
+
+# ------------------------------------------------------------ what a mutation audit found untested
+
+def _claims_sweep(run, run_id, plan, cfg, *, status="complete", models=None, engine="brute", kind=None,
+                  sweep=None, layers=True):
+    """A hand-made sweep folder of `run` as sweep_experiment writes it: sweep.yaml and meta.json."""
+    import yaml
+    from conftest import PROTOCOL, stopped_or_finished_run
+
+    from invariance_lab.store.layout import SWEEP_DIR, SWEEP_FILE
+
+    folder = run / SWEEP_DIR / run_id
+    stopped_or_finished_run(folder, kind="sweep", status=status, protocol=dict(
+        PROTOCOL, engine=engine, layers={"n_images": PROTOCOL["test_images"]} if layers else None))
+    spec = dict(sweep=sweep or plan.settings(cfg).model_dump(mode="json"), models=list(models or plan.models),
+                kind=kind or plan.kind, layers=layers)
+    (folder / SWEEP_FILE).write_text(yaml.safe_dump(spec))
+    return folder
+
+
+def test_find_sweep_reuses_only_a_complete_sweep_made_with_the_plans_settings_the_newest_first(tmp_path):
+    """A failed sweep, one of other shifts, kind, engine or models, or without the layer profile was reused for a
+    claim's numbers; and the oldest of two good ones was taken."""
+    from invariance_lab.claims.answers import SWEEPS, find_sweep
+    from invariance_lab.config.load import load_config
+
+    cfg, plan, run = load_config(ROOT / "configs" / "question_claims.yaml"), SWEEPS["layers"], tmp_path / "run"
+    other = dict(plan.settings(cfg).model_dump(mode="json"), dx=[-1.0, 1.0, 1.0])
+    faults = [dict(status="failed"), dict(models=plan.models[:-1]), dict(engine="allshift"), dict(kind="parts"),
+              dict(sweep=other), dict(layers=False)]
+    for i, fault in enumerate(faults):
+        _claims_sweep(run, f"2026010{i + 2}-000000", plan, cfg, **fault)
+        assert find_sweep(run, plan, cfg) is None, fault
+    good = [_claims_sweep(run, f"2026010{i}-000000", plan, cfg, models=[*plan.models, "extra"]) for i in (0, 1)]
+    assert find_sweep(run, plan, cfg) == good[1]  # a superset of the models will do; the newest
+
+
+def test_claims_reuse_the_newest_finished_run_of_the_config_also_under_its_older_digest(tmp_path, monkeypatch):
+    """claims_run took the oldest finished run, or missed one recorded under the config's aliased (older) digest."""
+    from conftest import stopped_or_finished_run
+
+    import invariance_lab.claims.answers as answers
+    from invariance_lab.claims.answers import claims_run
+    from invariance_lab.config.load import load_config
+    from invariance_lab.store.find import config_digest
+
+    cfg = load_config(ROOT / "configs" / "question_claims.yaml")
+    monkeypatch.setattr(answers, "aliased_yaml", lambda cfg: "the text an older invlab wrote")  # models sharing a list
+    digest = config_digest("the text an older invlab wrote")
+    monkeypatch.setattr(answers, "run_experiment", lambda *a, **k: pytest.fail("trained instead of reusing the run"))
+    for run_id, day in (("b", "01"), ("a", "02")):
+        stopped_or_finished_run(tmp_path / cfg.name / run_id, config_digest=digest, finished=f"2026-01-{day}T00:00:00")
+    stopped_or_finished_run(tmp_path / cfg.name / "c", config_digest="other", finished="2026-01-03T00:00:00")
+    assert claims_run(cfg, results_dir=tmp_path) == tmp_path / cfg.name / "a"
+
+
+def test_the_pages_commands_quote_the_config_and_overrides_for_the_shell():
+    """A path or --set value with a space, unquoted, made the page's commands run another config."""
+    from invariance_lab.claims.answers import invocation
+
+    assert invocation("my configs/c.yaml", ["data.letters=[A, B]"]) == "'my configs/c.yaml' --set 'data.letters=[A, B]'"
+
+
+def test_the_timing_line_counts_this_invocations_training_and_says_when_the_run_was_reused():
+    """The page counted the training time of every unit (reused ones too) and called a reused run made now."""
+    from types import SimpleNamespace
+
+    from invariance_lab.claims.answers import _timing
+
+    meta = dict(started="2026-01-01T00:00:00", trained=["m-seed0"], reused={"n-seed0": "x"},
+                timings=dict(train_s={"m-seed0": 10.0, "n-seed0": 500.0}, sweep_s=3.0, total_s=20.0))
+    a = SimpleNamespace(results={"run": SimpleNamespace(meta=meta)}, reused={})
+    now = _timing(a, 30.0, None, "2026-01-01T00:00:00")
+    assert "1 networks trained (10 s), 1 reused from earlier runs" in now and "made earlier" not in now
+    assert "made earlier and reused (1 networks trained (10 s)" in _timing(a, 30.0, None, "2026-02-01T00:00:00")

@@ -156,3 +156,13 @@ def test_layer_images_without_what_it_sizes_is_refused_not_ignored(command, tmp_
     said = " ".join(res.output.split())
     assert res.exit_code == 2 and "Traceback" not in res.output, res.output
     assert "--layer-images 5 sets how many images --layers or --metric lie use" in said, said
+
+
+def test_an_error_keeps_its_line_breaks_and_tabs_and_writes_out_other_control_characters(capsys):
+    """error() had escaped a message's line breaks (one unreadable line), or shown() its tabs as \\x09."""
+    from invariance_lab.cli.options import error, shown
+
+    assert shown("a\tb\x1b[2J\x9b") == "a\tb\\x1b[2J\\x9b"
+    error("first line\nsecond \x1b]0;title\x07line")
+    said = capsys.readouterr().err
+    assert "error: first line\nsecond \\x1b]0;title\\x07line" in said and "\x1b]" not in said

@@ -821,3 +821,43 @@ class NaNLater(nn.Module):
 def test_a_layer_profile_that_meets_nan_is_refused_naming_the_tap(one_thread):
     with pytest.raises(InvlabError, match=r"model NaNLater \(seed 0\) gives NaN or infinite values at tap 'output'"):
         il.layer_profile(NaNLater(), images(8, side=16), shifts=range(-2, 3), batch_size=4)
+
+
+# ------------------------------------------------------------ what a mutation audit found untested
+
+def test_sizes_of_work_that_do_nothing_are_refused_before_a_folder_is_made(tmp_path, folder):
+    """--layer-images 0, --batch-size 0 and --taps without --layers were taken (an empty profile, a silent no-op)."""
+    from invariance_lab.run.measure import measure_to_folder
+
+    for kwargs, needle in [(dict(layer_images=0), "--layer-images must be at least 1; got 0"),
+                           (dict(batch_size=0), "--batch-size must be at least 1; got 0"),
+                           (dict(taps=["conv"]), "--taps names the modules of the layer profile: give --layers too")]:
+        with pytest.raises(InvlabError, match=re.escape(needle)):
+            measure_to_folder(images=folder, model="custom_models:circular_gap", results_dir=tmp_path, **kwargs)
+    assert not (tmp_path / "measure").exists()
+
+
+def test_a_run_folder_given_as_images_refuses_colour_and_size(tmp_path, folder):
+    """A run folder's letters are grey images of its canvas: --colour rgb or --size were ignored without a word."""
+    from invariance_lab.run.measure import measure_to_folder
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "meta.json").write_text("{}")
+    (run / "config.yaml").write_text("")
+    for kwargs in (dict(colour="rgb"), dict(size=(8, 8))):
+        with pytest.raises(InvlabError, match="is a run folder: .* leave out --colour and --size"):
+            measure_to_folder(images=run, model="custom_models:circular_gap", results_dir=tmp_path, **kwargs)
+    assert not (tmp_path / "measure").exists()
+
+
+def test_meta_json_says_whether_the_measured_images_had_labels(tmp_path, folder, one_thread):
+    """An unlabelled folder was recorded as labelled, so the report read its empty accuracy as measured."""
+    from invariance_lab.run.measure import measure_to_folder
+
+    flat = tmp_path / "flat"
+    write_folder(images(2), flat)
+    for src, labelled in ((flat, False), (folder, True)):
+        out = measure_to_folder(images=src, model="custom_models:circular_gap", dx=[0, 1, 1],
+                                results_dir=tmp_path / str(labelled))
+        assert load_result(out).meta["protocol"]["labels"] is labelled

@@ -99,3 +99,51 @@ def test_all_shifts_rolls_every_checkpoint_over_the_runs_canvas(run_and_images, 
     assert p["all_shifts"] is True and p["mode"] == "circular" and p["n_shifts"] == canvas * canvas
     assert p["dx"] == p["dy"] == every_roll(canvas)
     assert len(r.invariance) == canvas * canvas * len(r.summary)  # every model and seed at every roll
+
+
+# ------------------------------------------------------------ what a mutation audit found untested
+
+def test_a_folder_of_one_class_is_labelled_by_its_name_and_rows_go_model_by_model(run_and_images, tmp_path):
+    """B/ alone was labelled by position (output 0, A): the same images scored as A/ and as B/ must add up to 1.
+    Also: rows model by model with seeds within, as a run's own tables, and the run's fingerprints recorded."""
+    import json
+    import shutil
+
+    run_dir, images = run_and_images
+    accuracy = {}
+    for name in ("A", "B"):
+        shutil.copytree(images / "B", tmp_path / name / name)
+        folder = measure_run_to_folder(run=run_dir, images=tmp_path / name, dx=[0, 0, 1], results_dir=tmp_path / "r")
+        r = load_result(folder)
+        accuracy[name] = r.summary.set_index(["model", "seed"])["clean_accuracy"]
+    assert ((accuracy["A"] + accuracy["B"]) - 1).abs().max() < 1e-9, accuracy
+    assert list(zip(r.summary.model, r.summary.seed)) == [("conv_only", 0), ("conv_only", 1), ("conv_gap", 0),
+                                                          ("conv_gap", 1)]
+    assert r.meta["fingerprints"] == json.loads((run_dir / "meta.json").read_text())["fingerprints"]
+
+
+def test_images_of_another_size_are_read_at_the_runs_canvas(run_and_images, tmp_path):
+    """Images were read at their own size: a flattening network refused them, a pooling one saw other letters."""
+    run_dir, images = run_and_images
+    for png in images.glob("*/*.png"):
+        (tmp_path / "big" / png.parent.name).mkdir(parents=True, exist_ok=True)
+        Image.open(png).resize((48, 48)).save(tmp_path / "big" / png.parent.name / png.name)
+    folder = measure_run_to_folder(run=run_dir, images=tmp_path / "big", dx=[0, 0, 1], results_dir=tmp_path / "r")
+    assert set(load_result(folder).summary["n_images"]) == {12}
+
+
+def test_an_unfinished_run_is_refused_saying_its_state(run_and_images, tmp_path):
+    """A failed run's checkpoints were measured as if the run were finished."""
+    import json
+    import shutil
+
+    from invariance_lab.core.errors import RunFolderError
+
+    run_dir, images = run_and_images
+    stopped = tmp_path / "quick" / run_dir.name
+    shutil.copytree(run_dir, stopped)
+    meta = json.loads((stopped / "meta.json").read_text())
+    (stopped / "meta.json").write_text(json.dumps(dict(meta, status="failed")))
+    with pytest.raises(RunFolderError, match=r"is not a finished run \(status: failed\)"):
+        measure_run_to_folder(run=stopped, images=images, dx=[0, 0, 1], results_dir=tmp_path / "r")
+    assert not (tmp_path / "r").exists()

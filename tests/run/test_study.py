@@ -302,3 +302,39 @@ def test_a_study_running_on_another_host_is_resumed_when_no_process_holds_it(lin
     assert res.exit_code == 0, res.output
     assert len(list((results / "quick").glob("study-*"))) == 1
     assert json.loads((study / "study.json").read_text())["status"] == "complete"
+
+
+# ------------------------------------------------------------ what a mutation audit found untested
+
+def test_more_combinations_than_a_study_holds_are_refused():
+    """--vary making 289 runs (17 x 17) was accepted: hundreds of trainings started from one typo'd range."""
+    from invariance_lab.run.study import MAX_COMBINATIONS
+
+    values = ",".join(str(v) for v in range(17))
+    with pytest.raises(InvlabError, match=f"makes 289 combinations \\(at most {MAX_COMBINATIONS} runs"):
+        parse_vary([f"data.train_shift={values}", f"train.epochs={values}"])
+    assert len(combinations(parse_vary([f"data.train_shift={values}", "train.epochs=1,2"]))) == 34
+
+
+def test_a_resumed_study_runs_again_a_combination_whose_finished_run_is_gone(tmp_path):
+    """study.json's "complete" was trusted without its run folder: a deleted or damaged run was kept as finished."""
+    from conftest import stopped_or_finished_run
+
+    from invariance_lab.run.study import run_study
+
+    ran = []
+
+    def run(cfg):  # a stand-in for run_experiment: a finished run folder beside the study, or a failure
+        ran.append(cfg.data.train_shift)
+        if len(ran) == 2:
+            raise RuntimeError("stopped")
+        folder = tmp_path / "quick" / f"run{len(ran)}"
+        stopped_or_finished_run(folder)
+        return folder
+
+    args = dict(overrides=[], vary=["data.train_shift=0,1"], results_dir=tmp_path, run=run)
+    with pytest.raises(RuntimeError):
+        run_study(ROOT / "configs" / "quick.yaml", **args)
+    shutil.rmtree(tmp_path / "quick" / "run1")  # the first combination's finished run, gone
+    study = run_study(ROOT / "configs" / "quick.yaml", **args)
+    assert ran == [0, 1, 0, 1] and json.loads((study / "study.json").read_text())["status"] == "complete"

@@ -248,3 +248,85 @@ def test_huge_or_mismatched_sizes_are_refused_before_anything_is_built(tmp_path,
     with pytest.raises(CheckpointError, match=needle) as e:
         load_checkpoint(path, CPU)
     assert str(path) in str(e.value)
+
+
+# --- what a mutation audit found untested ----------------------------------------------------------------------
+
+def test_the_fingerprint_covers_every_setting_that_changes_the_weights():
+    """A fingerprint blind to train or seed let a checkpoint of other epochs or another seed be reused as this one."""
+    base = fingerprint({"arch": "conv_gap"}, DATA, TRAIN, 0)
+    assert base == fingerprint({"arch": "conv_gap"}, dict(DATA), dict(TRAIN), 0)  # the same settings: the same
+    others = [fingerprint({"arch": "conv_only"}, DATA, TRAIN, 0),
+              fingerprint({"arch": "conv_gap"}, dict(DATA, canvas=24), TRAIN, 0),
+              fingerprint({"arch": "conv_gap"}, DATA, dict(epochs=2), 0),
+              fingerprint({"arch": "conv_gap"}, DATA, TRAIN, 1)]
+    assert len({base, *others}) == 5
+
+
+def test_a_loaded_checkpoint_is_in_eval_mode_and_leaves_the_callers_random_numbers_alone(tmp_path):
+    """A model returned in training mode (dropout, batch statistics) or a load that drew from the caller's generator
+    changes the numbers measured after it."""
+    path = tmp_path / "m.pt"
+    _save(path)
+    torch.manual_seed(7)
+    want = torch.rand(3)
+    torch.manual_seed(7)
+    model, _ = load_checkpoint(path, CPU)
+    assert torch.equal(torch.rand(3), want)
+    assert not any(m.training for m in model.modules())
+
+
+def test_a_factory_checkpoint_is_refused_without_trust_before_anything_is_imported(tmp_path, monkeypatch):
+    """load_checkpoint without trust imported and called a checkpoint's factory: code from a file, run on its say."""
+    import invariance_lab.store.checkpoints as checkpoints
+
+    path = tmp_path / "f.pt"
+    model = build_model({"factory": "custom_models:circular_gap", "kwargs": {}}, num_classes=2, canvas=16)
+    save_checkpoint(path, model, name="f", seed=0, data=DATA, train=TRAIN, classes=["A", "B"],
+                    history=pd.DataFrame(dict(epoch=[1])), factors={"factory": "custom_models:circular_gap"})
+
+    def never(*args, **kwargs):
+        raise AssertionError("the factory was built without trust")
+
+    monkeypatch.setattr(checkpoints, "build_model", never)
+    with pytest.raises(InvlabError, match="names factory .*pass --trust-factory") as e:
+        load_checkpoint(path, CPU)
+    assert str(path) in str(e.value)
+
+
+def test_a_seed_out_of_range_is_refused_even_with_a_matching_fingerprint(tmp_path):
+    """A checkpoint's seed is held to a config's range (0 to SEED_MAX); a crafted one above it was accepted."""
+    from invariance_lab.schema.fields import SEED_MAX
+
+    path = tmp_path / "m.pt"
+    _save(path)
+    blob = torch.load(path, weights_only=True)
+    for seed in (SEED_MAX + 1, -1):
+        blob.update(seed=seed, fingerprint=fingerprint(blob["factors"], blob["data"], blob["train"], seed))
+        torch.save(blob, path)
+        with pytest.raises(CheckpointError, match=rf"\[seed\] {seed} is out of range"):
+            load_checkpoint(path, CPU)
+
+
+def test_trained_with_records_torchs_major_and_minor_version_only():
+    """Reuse compares torch's major.minor (numerics change between minor releases), not one component or the patch."""
+    from conftest import ROOT
+    from invariance_lab.config.load import load_config
+    from invariance_lab.store.checkpoints import trained_with
+
+    recorded = trained_with(load_config(ROOT / "configs" / "quick.yaml"))["torch"]
+    assert len(recorded.split(".")) == 2 and torch.__version__.startswith(recorded + ".")
+
+
+def test_a_trusted_factory_checkpoint_missing_a_weight_is_refused_not_half_loaded(tmp_path):
+    """Loaded non-strictly, a factory model (whose sizes are not checked beforehand) kept a random weight silently."""
+    path = tmp_path / "f.pt"
+    model = build_model({"factory": "custom_models:circular_gap", "kwargs": {}}, num_classes=2, canvas=16)
+    save_checkpoint(path, model, name="f", seed=0, data=DATA, train=TRAIN, classes=["A", "B"],
+                    history=pd.DataFrame(dict(epoch=[1])), factors={"factory": "custom_models:circular_gap"})
+    assert not load_checkpoint(path, CPU, trust=True)[0].training
+    blob = torch.load(path, weights_only=True)
+    blob["state_dict"].pop(next(iter(blob["state_dict"])))  # not in the fingerprint: the file stays consistent
+    torch.save(blob, path)
+    with pytest.raises(CheckpointError, match="its weights do not fit the model its settings describe"):
+        load_checkpoint(path, CPU, trust=True)

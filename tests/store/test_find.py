@@ -209,3 +209,50 @@ def test_a_run_of_a_config_another_process_is_running_says_so(tmp_path, small_qu
     assert len(new["reused"]) == 4 and not new["trained"]  # its finished checkpoints reused, nothing trained again
     (notice,) = [s for s in said if s.startswith("run folder:")]
     assert f"({busy} is running this config now, process {os.getpid()}: " in notice and "run again" in notice
+
+
+# ------------------------------------------------------------ what a mutation audit found untested
+
+def test_newest_started_run_is_the_one_started_last_not_the_one_finished_last(tmp_path):
+    """`invlab status` with no folder showed an older run that finished late instead of the run just started."""
+    from invariance_lab.store.find import newest_started_run
+
+    _meta(tmp_path / "x" / "a", started="2026-01-01T00:00:00", finished="2026-01-05T00:00:00")
+    _meta(tmp_path / "x" / "b", status="interrupted", started="2026-01-03T00:00:00")
+    assert newest_started_run(tmp_path) == tmp_path / "x" / "b"
+
+
+def test_a_run_that_reused_old_checkpoints_is_not_resumed_as_of_this_version(tmp_path):
+    """A run recording this version but holding units reused with --reuse-old was resumed without it."""
+    m = _meta(tmp_path / "x" / "c", status="interrupted", config_digest="d", trained_with=OURS,
+              reused_old={"m-seed0": dict(source="elsewhere", trained_with=dict(OURS, invlab="0.0.9"))})
+    assert "reused with --reuse-old" in run_difference(m, OURS)
+    assert resumable_run(tmp_path, "x", "d", trained_with=OURS) is None
+    assert resumable_run(tmp_path, "x", "d", trained_with=OURS, reuse_old=True)[0].name == "c"
+
+
+def test_a_unit_kept_from_a_resumed_attempt_is_not_recorded_as_reused_from_an_old_checkpoint(tmp_path):
+    """note() recorded a unit as reused from another version's file though it came from somewhere else."""
+    from invariance_lab.store.find import Reusable
+
+    found = Reusable(old={"abc": dict(source="/elsewhere/m-seed0.pt", differs="invlab '0.0.9'")})
+    record = {}
+    found.note(record, "m-seed0", "abc", RESUMED)
+    found.note(record, "m-seed0", "abc", "/another/m-seed0.pt")
+    assert record == {}
+    found.note(record, "m-seed0", "abc", "/elsewhere/m-seed0.pt")
+    assert record["m-seed0"]["source"] == "/elsewhere/m-seed0.pt"
+
+
+def test_a_relative_factory_file_in_meta_json_is_not_searched_in_the_current_folder(tmp_path, monkeypatch):
+    """A run folder's meta.json naming factory_file "mod.py" made a sweep import the current folder's mod.py."""
+    from invariance_lab.store.find import run_factory_dirs
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "here").mkdir()
+    (tmp_path / "here" / "mod.py").write_text("")
+    run = tmp_path / "run"
+    meta = dict(models={"m": dict(factory_file="here/mod.py"),
+                        "n": dict(factory_file=str(tmp_path / "here" / "mod.py"))})
+    assert run_factory_dirs(run, meta) == [run, tmp_path / "here"]
+    assert run_factory_dirs(run, dict(models={"m": dict(factory_file="here/mod.py")})) == [run]

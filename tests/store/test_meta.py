@@ -183,3 +183,30 @@ def test_a_name_folder_given_for_a_run_names_the_runs_inside_it(tmp_path):
                                              r"20260101-000000, 20260102-000000: give one of them, e\.g\. .*quick/2026"
                                              r"0102-000000"):
         read_meta(tmp_path / "quick")
+
+
+def test_a_heartbeat_from_the_future_reads_as_gone():
+    """A heartbeat an hour ahead (an edited or copied meta.json) kept a dead run "running", blocking its resume."""
+    ahead = (datetime.now() + timedelta(hours=1)).isoformat(timespec="seconds")
+    assert run_state(dict(status="running", pid=1, host="elsewhere", heartbeat=ahead)) == "interrupted (process gone)"
+    near = (datetime.now() + timedelta(seconds=5)).isoformat(timespec="seconds")  # another host's clock, a bit ahead
+    assert run_state(dict(status="running", pid=1, host="elsewhere", heartbeat=near)) == "running"
+
+
+def test_a_resumed_meta_keeps_when_the_run_first_started(tmp_path):
+    """A resume overwrote `started`, so the run sorted, and was reported, as started at the resume."""
+    meta = Meta(tmp_path, data=dict(started="2026-01-01T00:00:00"), kind="run", name="x", run_id="r",
+                protocol=PROTOCOL, seeds=[0])
+    assert meta.data["started"] == "2026-01-01T00:00:00" and read_meta(tmp_path)["started"] == "2026-01-01T00:00:00"
+
+
+def test_a_unit_whose_worker_died_is_recorded_failed_with_its_cause(tmp_path):
+    """record_unit_failure left a killed unit's state "running", so status showed it running and no cause."""
+    from invariance_lab.store.meta import record_unit_failure
+
+    record_unit_failure(tmp_path, "m-seed0", "killed (out of memory)")
+    state = read_unit_state(tmp_path, "m-seed0")
+    assert state["status"] == "failed" and state["error"] == "killed (out of memory)" and state["key"] == "m-seed0"
+    (tmp_path / "units" / "m-seed0.json").write_text(json.dumps(dict(key="m-seed0", status="running", pid=1)))
+    record_unit_failure(tmp_path, "m-seed0", "killed")
+    assert run_state(read_unit_state(tmp_path, "m-seed0")) == "failed"

@@ -319,3 +319,21 @@ def test_weights_saved_with_a_newer_pickle_protocol_are_told_so_not_called_a_pic
     torch.save(nn.Linear(2, 2).state_dict(), tmp_path / "p.pt", pickle_protocol=protocol)
     with pytest.raises(CheckpointError, match=rf"p.pt is a pickle of protocol {protocol} \(torch.save"):
         read_weights(tmp_path / "p.pt")
+
+
+def test_an_edited_invlab_checkpoint_given_as_weights_is_refused(tmp_path):
+    """read_weights took an invlab checkpoint's state dict without checking it against its own fingerprint."""
+    import pandas as pd
+
+    from invariance_lab.nn.models import build_model, resolve_spec
+    from invariance_lab.store.checkpoints import save_checkpoint
+
+    model = build_model(resolve_spec({"arch": "conv_gap", "channels": [4]}), num_classes=2, canvas=16)
+    path = tmp_path / "m.pt"
+    save_checkpoint(path, model, name="m", seed=0, data=dict(canvas=16), train={}, classes=["A", "B"],
+                    history=pd.DataFrame(dict(epoch=[1])))
+    assert read_weights(path)[1]["name"] == "m"
+    blob = torch.load(path, weights_only=True)
+    torch.save(dict(blob, seed=3), path)  # settings edited, fingerprint left alone
+    with pytest.raises(CheckpointError, match="do not match its own fingerprint; the checkpoint was edited"):
+        read_weights(path)
