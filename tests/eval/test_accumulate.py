@@ -248,3 +248,14 @@ def test_add_gives_the_sums_of_one_copy_at_a_time(labelled):
         assert torch.equal(got, want)
     assert np.array_equal(fast.sums, slow.sums, equal_nan=True) and np.isnan(fast.sums).any()
     assert np.array_equal(fast.wrong, slow.wrong) and np.array_equal(fast.changed, slow.changed)
+
+
+def test_a_zero_std_and_a_roll_by_the_whole_side_are_refused():
+    """Catches `s < 0` (a zero std divides every pixel by 0) and `abs(d) > side` (a roll by the side is no roll)."""
+    from invariance_lab.core.errors import InvlabError
+    from invariance_lab.eval.stream import check_grid, preparer
+    with pytest.raises(InvlabError, match="std must be positive"):
+        preparer("circular", std=[0.0])
+    check_grid([(7.0, 0.0), (-7.0, 0.0)], (1, 8, 8), "circular")
+    with pytest.raises(InvlabError, match="repeats a roll by 0 px"):
+        check_grid([(8.0, 0.0)], (1, 8, 8), "circular")

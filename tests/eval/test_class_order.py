@@ -50,3 +50,44 @@ def test_the_confusion_is_counted_at_the_reference_position_and_the_note_only_be
     assert "would be 1.000" in note
     assert class_order_note(Brightest(), src, prepare, 0.5, 2, 3, torch.device("cpu")) is None
     assert class_order_note(Brightest(), from_tensor(x), prepare, float("nan"), 2, 3, torch.device("cpu")) is None
+
+
+def test_a_note_lists_only_classes_with_images_and_cuts_long_lists():
+    """Catches a class without images named in the note, and a cut list of classes without its ellipsis."""
+    from invariance_lab.eval.class_order import SHOWN
+    counts = torch.tensor([[0, 9, 0], [0, 0, 0], [9, 0, 0]])  # class b has no images
+    note = order_note(counts, ["a", "b", "c"])
+    assert "a → output 0" in note and "b → output" not in note
+    k = SHOWN + 2
+    cycle = torch.zeros(k, k, dtype=torch.long)
+    for i in range(k):
+        cycle[i, (i + 1) % k] = 5
+    assert "…" in order_note(cycle, [f"c{i}" for i in range(k)])
+
+
+def test_no_note_for_a_nan_accuracy():
+    """Catches a NaN clean accuracy (NaN logits) reaching round(): no note, no pass over the images."""
+    src = from_tensor(torch.rand(4, 1, 4, 4), labels=torch.tensor([0, 1, 0, 1]))
+    assert class_order_note(nn.Identity(), src, lambda b, dx, dy: b, float("nan"), 2, 4, torch.device("cpu")) is None
+
+
+class _Logits(nn.Module):
+    def __init__(self, k: int):
+        super().__init__()
+        self.fc = nn.Linear(16, k)
+
+    def forward(self, x):
+        return self.fc(x.flatten(1))
+
+
+def test_labels_must_be_below_the_number_of_classes_a_model_gives():
+    """Catches `> n` for `>= n` and a single logit counted as one class: one logit stands for classes 0 and 1."""
+    import pytest
+    from invariance_lab.core.errors import InvlabError
+    from invariance_lab.eval.measurement import check_outputs
+    torch.manual_seed(0)
+    same = lambda b, dx, dy: b  # noqa: E731
+    x, cpu = torch.rand(2, 1, 4, 4), torch.device("cpu")
+    assert check_outputs({"one": _Logits(1)}, from_tensor(x, labels=torch.tensor([0, 1])), same, cpu) == {"one": 1}
+    with pytest.raises(InvlabError, match="labels must be class indices below 2"):
+        check_outputs({"two": _Logits(2)}, from_tensor(x, labels=torch.tensor([0, 2])), same, cpu)

@@ -342,3 +342,123 @@ def test_circular_sweeps_of_a_config_take_the_engine(circular_run):
     assert p["engine"] == "allshift" and p["layers"]["engine"] == "allshift" and "all_shifts" not in p
     res, folder = sweep(circular_run, "--dx", "-1:1")  # the run's canvas mode
     assert json.loads((folder / "meta.json").read_text())["protocol"]["engine"] == "brute"
+
+
+# ----------------------------------------------------------------------------------------------- mutation audit
+
+
+def _circ(cin: int, cout: int, **kw) -> nn.Conv2d:
+    return nn.Conv2d(cin, cout, 3, padding=1, padding_mode="circular", **kw)
+
+
+def test_a_layer_that_shrinks_the_map_is_refused_by_the_trace():
+    """Catches a removed size check in _trace: a circular conv without padding (8 -> 6) is no map step."""
+    net = nn.Sequential(nn.Conv2d(1, 2, 3, padding_mode="circular"), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
+                        nn.Flatten(), nn.Linear(2, 2)).eval()
+    assert "does not commute with circular shifts" in why_not(net, 8)
+
+
+def test_an_invnet_subclass_with_its_own_forward_is_left_to_brute_force():
+    """Catches a removed check that InvNet's forward/features/pool are InvNet's own."""
+    base = model(factors("max", "global_avg"), 8, "untrained")
+
+    class Flipped(type(base)):
+        def forward(self, x):
+            return super().forward(torch.flip(x, dims=(-1,)))
+
+    net = Flipped.__new__(Flipped)
+    net.__dict__.update(base.__dict__)
+    assert "changes InvNet's forward pass" in why_not(net, 8)
+
+
+def test_a_pooled_head_larger_than_one_pixel_is_run_per_shift():
+    """Catches AdaptiveAvgPool2d(2) taken as roll-invariant: only output size 1 pools every position alike."""
+    torch.manual_seed(0)
+    net = nn.Sequential(_circ(1, 3), nn.ReLU(), nn.MaxPool2d(2), nn.AdaptiveAvgPool2d(2), nn.Flatten(),
+                        nn.Linear(12, 2)).eval()
+    x, shifts = torch.rand(2, 1, 8, 8), [(dx, dy) for dx in range(8) for dy in range(8)]
+    with torch.no_grad():
+        want = torch.stack([net(circular_shift(x, dx, dy)) for dx, dy in shifts])
+    assert (allshift_plan(net, 8).logits(x, shifts) - want).abs().max() < 1e-5
+
+
+@pytest.mark.parametrize("layers, reason", [
+    ([_circ(1, 2), nn.ReLU()], "no head after its feature layers"),
+    ([nn.AvgPool2d(2), nn.Flatten(), nn.Linear(16, 2)], "without a Conv2d"),
+])
+def test_sequential_models_the_engine_cannot_read_say_why(layers, reason):
+    """Catches the removed 'no head' and 'no Conv2d' refusals (an IndexError instead of brute force)."""
+    net = nn.Sequential(*layers).eval()
+    assert reason in why_not(net, 8)
+    assert choose_engines({("m", 0): net}, 8, "circular", "auto") == {("m", 0): None}
+
+
+def test_the_engine_does_not_write_into_the_callers_batch():
+    """Catches the dropped x.clone() in Plan.run: a first layer working in place would change the batch."""
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.ReLU(inplace=True), _circ(1, 2), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                        nn.Linear(2, 2)).eval()
+    x = torch.randn(2, 1, 8, 8)
+    before = x.clone()
+    allshift_plan(net, 8).logits(x, [(1, 0), (0, 3)])
+    assert torch.equal(x, before)
+
+
+def test_a_chunk_never_exceeds_the_batch_size():
+    """Catches chunk() ignoring batch_size: the engine must not take more images at once than asked."""
+    plan = allshift_plan(model(factors("max", "global_avg"), 8, "untrained"), 8)
+    assert plan.chunk(3, 64) == 3 and plan.chunk(1, 64) == 1
+
+
+@pytest.mark.parametrize("layer, word", [(nn.BatchNorm2d(1), "BatchNorm2d"), (nn.Dropout(0.5), "Dropout")])
+def test_layers_in_training_mode_are_refused(layer, word):
+    """Catches removed training-mode checks: batch statistics or random drops are no function of one image."""
+    net = nn.Sequential(layer, _circ(1, 2), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(2, 2))
+    net.eval()
+    assert why_not(net, 8) is None
+    layer.train()
+    assert f"{word} in training mode" in why_not(net, 8) and "model.eval()" in why_not(net, 8)
+
+
+def test_a_one_logit_model_is_measured_as_two_classes_by_the_engine():
+    """Catches allshift_sweep without class_logits: a softmax of one logit is 1, so no shift would change it."""
+    torch.manual_seed(0)
+    net = nn.Sequential(_circ(1, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(48, 1)).eval()
+    d = letters(8)
+    inputs = lambda c, dx, dy: circular_shift(d["x"][c], dx, dy)  # noqa: E731
+    lines = every_shift(8)
+    brute = run_sweep({("one", 0): net}, inputs, d["y"], lines, 8, CPU)
+    fast = allshift_sweep(choose_engines({("one", 0): net}, 8, "circular", "allshift"), inputs, d["y"], lines, 8, CPU)
+    assert fast.table["prob_change"].max() > 1e-3
+    assert_same(brute, fast)
+
+
+def test_sub_pixel_rotate_and_scale_sweeps_are_not_rolls():
+    """Catches roll_mode missing a fractional shift and plan_for accepting sub-pixel, rotate or scale sweeps."""
+    from invariance_lab.eval.engine import SUBPIXEL_MODE, plan_for, roll_mode
+    from invariance_lab.eval.engine_rules import NotApplicable
+    assert roll_mode("circular", [(0.0, 0.0), (0.5, 0.0)]) == SUBPIXEL_MODE
+    assert roll_mode("circular", [(1.0, 0.0), (2.0, -1.0)]) == "circular"
+    net = model(factors("max", "global_avg"), 8, "untrained")
+    for mode, words in ((SUBPIXEL_MODE, "whole-pixel"), ("rotate", "turns or scales"), ("scale", "turns or scales")):
+        with pytest.raises(NotApplicable, match=words):  # the reason names what the sweep does instead of rolling
+            plan_for(net, 8, mode)
+
+
+def test_a_model_whose_seeds_took_different_engines_is_mixed():
+    """Catches engine_protocol reporting one seed's engine for a model whose seeds differ."""
+    net = model(factors("max", "global_avg"), 8, "untrained")
+    plans = {("a", 0): allshift_plan(net, 8), ("a", 1): None}
+    out = engine_protocol(plans, {("a", 0): net, ("a", 1): net}, 8, "circular")
+    assert out["engines"] == {"a": "mixed"} and out["engine"] == "mixed"
+
+
+def test_images_that_are_not_square_are_left_to_brute_force():
+    """Catches measure_engines planning a C x C roll for H x W images: the engine rolls square maps only."""
+    from invariance_lab.eval.measurement import measure_engines
+    net = model(factors("max", "global_avg"), 8, "untrained")
+    plans, protocol = measure_engines({("m", 0): net}, (1, 8, 12), "circular")
+    assert plans == {("m", 0): None} and protocol["engine"] == "brute"
+    assert "not square" in protocol["engine_notes"]["m"]
+    with pytest.raises(InvlabError, match="square"):
+        measure_engines({("m", 0): net}, (1, 8, 12), "circular", "allshift")

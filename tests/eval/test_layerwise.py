@@ -207,3 +207,51 @@ def test_an_image_whose_reference_is_zero_is_left_out_of_the_average():
     assert (plain.pooled_invariance_error[plain.dx != 0] > 1e-3).all()
     for col in ("equivariance_error", "pooled_invariance_error"):
         np.testing.assert_allclose(blank[col], plain[col], rtol=1e-12)
+
+
+# ----------------------------------------------------------------------------------------------- taps (mutation audit)
+
+
+def test_infer_stride_allows_less_than_one_step_of_slack():
+    """Catches `> s` for `>= s`: 34 -> 16 is two pixels off stride 2, a whole step, so no stride fits."""
+    from invariance_lab.eval.taps import infer_stride
+    assert infer_stride((31, 31), (16, 16)) == 2 and infer_stride((33, 33), (16, 16)) == 2
+    assert infer_stride((34, 34), (16, 16)) == 0
+
+
+def _tiny(inplace_input: bool = False) -> torch.nn.Module:
+    torch.manual_seed(0)
+    layers = [torch.nn.ReLU(inplace=True)] if inplace_input else []
+    return torch.nn.Sequential(*layers, torch.nn.Conv2d(1, 2, 3, padding=1), torch.nn.ReLU(inplace=True),
+                               torch.nn.Flatten(), torch.nn.Linear(32, 2)).eval()
+
+
+def test_a_tap_keeps_the_modules_output_before_an_in_place_relu():
+    """Catches the hook keeping the output itself: the in-place ReLU after the conv would zero its negatives."""
+    from invariance_lab.eval.taps import taps_for
+    net, x = _tiny(), torch.randn(2, 1, 4, 4)
+    with torch.no_grad():
+        want = net[0](x)
+        taps = taps_for(net)(x)
+    assert [t[0] for t in taps] == ["0", "output"]  # the logits are tapped by default
+    assert want.min() < 0 and torch.equal(taps[0][2], want)
+
+
+def test_tapping_does_not_write_into_the_callers_batch():
+    """Catches taps_for calling model(x) without a copy: a first in-place layer would change the batch."""
+    from invariance_lab.eval.taps import taps_for
+    x = torch.randn(2, 1, 4, 4)
+    before = x.clone()
+    with torch.no_grad():
+        taps_for(_tiny(inplace_input=True))(x)
+    assert torch.equal(x, before)
+
+
+def test_a_named_tap_of_another_shape_is_refused():
+    """Catches a named 3-D tap skipped silently: a tap the user names must be profiled or refused."""
+    from invariance_lab.core.errors import InvlabError
+    from invariance_lab.eval.taps import taps_for
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3, padding=1), torch.nn.Flatten(2), torch.nn.Flatten(1),
+                              torch.nn.Linear(32, 2)).eval()
+    with pytest.raises(InvlabError, match="only maps"):
+        taps_for(net, ["1"])(torch.rand(1, 1, 4, 4))

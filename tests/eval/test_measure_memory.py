@@ -213,3 +213,14 @@ def test_the_feature_maps_and_the_layer_profile_count_one_after_the_other(monkey
                                           "inputs 16 KiB, network feature maps 7.81 KiB; the feature maps and the "
                                           "layer profile one after the other: the larger counted\\)"):
         check_measure_memory(src, batch_size=8, mode="circular", maps=(1000, 3000), layer_images=8)
+
+
+def test_engine_only_feature_maps_are_capped_at_the_engines_chunk_memory():
+    """Catches engine_only ignored: the all-shift engine sizes its chunks to ENGINE_MEMORY, so no more is charged."""
+    from invariance_lab.eval.engine_plan import ENGINE_MEMORY
+    src = from_tensor(torch.zeros(300, 1, 4, 4))
+    maps = (8 * 2**20, 0)  # 8 MiB per image: 256 images are 2 GiB
+    brute = measure_memory.measure_memory(src, batch_size=256, mode="circular", maps=maps)
+    fast = measure_memory.measure_memory(src, batch_size=256, mode="circular", maps=maps, engine_only=True)
+    assert brute["network feature maps"] == 256 * maps[0]
+    assert fast["network feature maps"] == ENGINE_MEMORY

@@ -55,3 +55,20 @@ def test_afc_blocks_use_the_polynomial_activation_and_halve_the_map():
     net = small_net("afc", False)
     assert all(isinstance(b.act, PolyActivation) for b in net.blocks)
     assert net.blocks[0](all_rolls(torch.rand(1, 1, S, S))[:2]).shape == (2, 4, S // 2, S // 2)
+
+
+def test_fourier_down2_keeps_a_band_limited_signal_at_its_scale():
+    """Catches a lost m/n factor in _down2: a signal within the band is just subsampled, a constant kept."""
+    t = torch.arange(8, dtype=torch.float64)
+    x = (2.0 + torch.cos(2 * torch.pi * t / 8))[None, :] * torch.ones(8, 1, dtype=torch.float64)  # |k| <= 1 < 8/4
+    assert torch.allclose(fourier_down2(x), x[::2, ::2], atol=1e-12)
+
+
+def test_poly_activation_applies_c0_plus_c1_x_plus_c2_x_squared():
+    """Catches the coefficients read in the wrong order: on a constant map the activation is the polynomial."""
+    act = PolyActivation(2)
+    with torch.no_grad():
+        act.coef.copy_(torch.tensor([[1.0, 2.0, 3.0], [0.5, -1.0, 0.25]]))
+    out = act(torch.full((1, 2, 4, 4), 0.5))
+    assert torch.allclose(out[0, 0], torch.full((4, 4), 1 + 2 * 0.5 + 3 * 0.25), atol=1e-5)
+    assert torch.allclose(out[0, 1], torch.full((4, 4), 0.5 - 0.5 + 0.25 * 0.25), atol=1e-5)

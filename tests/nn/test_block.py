@@ -108,3 +108,10 @@ def test_the_in_place_relu_gives_the_numbers_of_a_separate_one(downsample):
         for (name, a), b in zip(block.named_parameters(), separate.parameters()):
             assert (a.grad is None and b.grad is None) or torch.equal(a.grad, b.grad), name  # lps's scores: eval
         block.zero_grad(), separate.zero_grad()
+
+
+def test_make_downsample_refuses_an_unknown_padding():
+    """Catches make_downsample no longer checking `padding`: max pooling ignores it, so a typo would pass silently."""
+    from invariance_lab.nn.downsample import make_downsample
+    with pytest.raises(LayerConfigError, match="circular"):
+        make_downsample("max", 4, "circluar", 3)

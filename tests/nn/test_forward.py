@@ -32,3 +32,13 @@ def test_logits_pass_through_unchanged():
     with torch.no_grad():
         assert torch.equal(forward(model, X[:2], "m"), model(X[:2]))
         assert torch.equal(probabilities(model, X[:2], "m"), torch.softmax(model(X[:2]).float(), dim=1))
+
+
+def test_sparse_logits_are_refused():
+    """Catches forward() without check_dense: a model returning sparse logits must be a FactoryError."""
+    class Sparse(torch.nn.Module):
+        def forward(self, x):
+            return x.flatten(1)[:, :2].to_sparse()
+
+    with pytest.raises(FactoryError, match="dense"):
+        forward(Sparse(), X, "model sparse")

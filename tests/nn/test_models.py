@@ -382,3 +382,13 @@ def test_outputs_do_not_depend_on_the_batch_they_are_computed_in(config, one_thr
             for batch in (32, 64, 128):
                 parts = torch.cat([model(x[i:i + batch]) for i in range(0, len(x), batch)])
                 assert torch.equal(parts, whole), (name, batch, float((parts - whole).abs().max()))
+
+
+def test_a_heads_roll_invariant_flag_matches_its_pooling():
+    """Catches global_max (or another head) flagged wrongly: the engine pools once per leaf only when pool is
+    invariant to every circular shift, so the flag must say exactly that (flatten: not)."""
+    h = torch.rand(2, 3, 4, 4, generator=torch.Generator().manual_seed(0))
+    for name, head in HEADS.items():
+        same = all(torch.allclose(head.pool(torch.roll(h, (dy, dx), dims=(-2, -1))), head.pool(h), atol=1e-6)
+                   for dy in range(4) for dx in range(4))
+        assert head.roll_invariant == same, name

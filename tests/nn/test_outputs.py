@@ -198,3 +198,34 @@ def test_a_model_that_ends_in_a_softmax_is_refused_and_log_probabilities_are_not
     with pytest.raises(FactoryError, match=r"model mine gives probabilities, not logits: every row .* sums to 1"):
         check_output(nn.Sequential(Net(), nn.Softmax(dim=1)), images(2), 3, "model mine")
     assert check_output(nn.Sequential(Net(), nn.LogSoftmax(dim=1)), images(2), 3, "model mine") == 3
+
+
+class _OneLogit(nn.Module):
+    def __init__(self, value: float = 0.0):
+        super().__init__()
+        self.value = value
+
+    def forward(self, x):
+        return x.flatten(1)[:, :1] * 0 + self.value
+
+
+def test_one_logit_stands_for_two_classes_only():
+    """Catches one_logit accepted for any num_classes: one logit means a binary classifier, not three classes."""
+    x = torch.rand(2, 1, SIDE, SIDE)
+    assert check_output(_OneLogit(), x, 2, "model m", one_logit=True) == 1
+    with pytest.raises(FactoryError, match=re.escape("(2, 3)")):
+        check_output(_OneLogit(), x, 3, "model m", one_logit=True)
+
+
+def test_a_minus_infinite_single_logit_is_a_finite_probability():
+    """Catches the finite check run on the raw single logit: -inf is class 0 with probability 1, not NaN."""
+    x = torch.rand(2, 1, SIDE, SIDE)
+    assert check_output(_OneLogit(float("-inf")), x, 2, "model m", finite=True, one_logit=True) == 1
+
+
+def test_repeatability_tolerance_scales_with_the_largest_logit():
+    """Catches the tolerance scaled by the sum of the logits: a gap of 0.01 at logits of 100 is randomness."""
+    out = torch.full((4, 50), 100.0)
+    with pytest.raises(FactoryError, match="different outputs"):
+        check_repeatable(out, out + 0.01, "model m")
+    check_repeatable(out, out + 1e-4, "model m")  # within 1e-5 of the scale: a sum in another order

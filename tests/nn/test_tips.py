@@ -35,3 +35,20 @@ def test_tips_network_is_not_invariant_to_one_pixel_nor_to_stride_multiples(trai
     if trained:  # weights away from uniform (40 steps): even shifts by the total stride move the quadrants too
         assert change[0, 4] > 1e-4 and change[4, 0] > 1e-4
     assert (change.flatten()[1:] > 1e-5).float().mean() > 0.7
+
+
+def test_tips_refuses_a_map_odd_along_one_side():
+    """Catches `h % 2 and w % 2`: a 6 x 5 map must be refused with the reason, not crash in torch.stack."""
+    from invariance_lab.nn.layers import LayerConfigError
+    with pytest.raises(LayerConfigError, match="even feature map"):
+        TIPSDown(2)(torch.rand(1, 2, 6, 5))
+
+
+def test_tips_weights_pad_as_the_network_does():
+    """Catches TIPS's depthwise conv padded with zeros in a circular network: its weights read the wrapped border."""
+    torch.manual_seed(0)
+    down, x = TIPSDown(2, "circular"), torch.rand(1, 2, 6, 6)
+    padded = torch.nn.functional.pad(x, (1, 1, 1, 1), mode="circular")
+    q = torch.nn.functional.adaptive_avg_pool2d(torch.relu(down.conv1(padded)), 2)
+    want = torch.softmax(down.conv2(q).flatten(2), dim=-1)
+    assert torch.allclose(down.weights(x), want, atol=1e-6)
