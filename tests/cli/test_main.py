@@ -305,3 +305,14 @@ def test_a_deleted_current_folder_is_named_before_torch_loads(tmp_path):
                          capture_output=True, text=True, timeout=60)
     assert res.returncode == 2 and res.stderr.startswith("error: the current folder no longer exists"), res.stderr
     assert "cd to a folder that exists" in res.stderr and "FATAL" not in res.stderr + res.stdout
+
+
+def test_every_command_takes_sigterm_as_ctrl_c():
+    """invlab's own process runs the app under terminate_as_interrupt: a `kill` ends any command through its
+    Ctrl-C path (polite's "interrupted", exit 130, what it was writing cleaned up), not at once mid-write."""
+    code = ("import os, signal, sys, time\n"
+            "import invariance_lab.cli.main as m\n"
+            "m.app = lambda: (os.kill(os.getpid(), signal.SIGTERM), time.sleep(30))\n"
+            "try:\n    m.main()\nexcept KeyboardInterrupt:\n    print('interrupted'); sys.exit(130)\n")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 130 and res.stdout.strip() == "interrupted", (res.returncode, res.stdout, res.stderr)

@@ -146,29 +146,20 @@ def test_a_file_that_comes_to_the_html_name_while_the_page_is_made_is_not_replac
     assert page.read_text() == "<p>my notes, saved while the page was made</p>\n" and os.listdir(tmp_path) == [page.name]
 
 
-# `invlab report RUN --plot FIGS` in its own process, sent SIGTERM when its PNGs are drawn into the temporary
-# folder but not yet placed: SIGTERM is Ctrl-C to every command, so the temporary folder is removed
-TERMINATED_REPORT = """
-import os, signal, sys
-from importlib.metadata import entry_points
-from invariance_lab.report import command
-command._place = lambda *a: os.kill(os.getpid(), signal.SIGTERM)
-(invlab,) = [e for e in entry_points(group="console_scripts") if e.name == "invlab"]
-sys.argv = ["invlab", "report", sys.argv[1], "--plot", sys.argv[2]]
-invlab.load()()
-"""
+def test_sigterm_while_plots_are_placed_leaves_no_temporary_folder(run, tmp_path, monkeypatch):
+    """`invlab report --plot` killed (SIGTERM) once its PNGs were drawn into the temporary folder left that folder
+    behind, exit -15: every command now runs under core/processes.terminate_as_interrupt (cli/main.main), which
+    makes SIGTERM a KeyboardInterrupt, so the folder is removed on the way out."""
+    import signal
 
-
-def test_sigterm_ends_a_report_as_ctrl_c_does_and_leaves_no_temporary_folder(run, tmp_path):
-    import subprocess
-    import sys
+    from invariance_lab.core.processes import terminate_as_interrupt
 
     figs = tmp_path / "figs"
-    figs.mkdir()
-    res = subprocess.run([sys.executable, "-c", TERMINATED_REPORT, str(run), str(figs)], capture_output=True,
-                         text=True, timeout=120)
-    assert res.returncode == 130 and "interrupted" in res.stderr and "Traceback" not in res.stderr, res.stderr
-    assert os.listdir(figs) == []  # the drawn PNGs' temporary folder (.invlab-plots-*) was left behind
+    monkeypatch.setattr(command, "_place", lambda *a: os.kill(os.getpid(), signal.SIGTERM))
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(KeyboardInterrupt), terminate_as_interrupt():
+        make_report([run], plot=figs)
+    assert os.listdir(figs) == [] and signal.getsignal(signal.SIGTERM) is before
 
 
 def test_a_full_disk_while_plots_are_drawn_names_the_png_where_it_goes(run, tmp_path, monkeypatch):
