@@ -167,7 +167,8 @@ def lie_derivative(model: nn.Module, images: torch.Tensor | str | Path, transfor
 
     images: a float tensor (N, C, H, W), or a folder of image files or a run folder (read as il.measure reads
     them, onto the model's device). The model runs in eval mode (its own mode restored after) on the images' device
-    and dtype, without TF32 on CUDA; lie.csv's value is this tensor's mean. transform: translate_x, translate_y (t px), rotate (t radians), scale (factor e^t)."""
+    and dtype, without TF32 on CUDA; lie.csv's value is this tensor's mean. transform: translate_x, translate_y
+    (t px), rotate (t radians), scale (factor e^t)."""
     choose("Lie derivative transform", transform, TRANSFORMS)
     if not isinstance(model, nn.Module):  # il.measure takes a dict of models; this returns one tensor
         raise InvlabError(f"lie_derivative takes one model (an nn.Module); got a {type(model).__name__}: call it "
